@@ -1,0 +1,342 @@
+//! From the boot protocol's entry to the kernel running at its link address.
+//!
+//! Runs with the MMU off, at whatever 4 KiB-aligned physical address the loader
+//! chose. Every address is computed PC-relatively (`adrp`/`adr`), never loaded
+//! from memory, so the code works wherever it sits. The steps:
+//!
+//! 1. `__pi_primary_entry` (assembly): note the boot registers, enable FP/SIMD
+//!    (compiled Rust may use it), zero `.bss` and the table pool, set up a stack.
+//! 2. [`create_boot_tables`]: map the image at `KIMAGE_VADDR` with per-segment
+//!    permissions and the DTB at `FIXMAP_DTB` in TTBR1, and the one page of
+//!    `.idmap.text` at VA = PA in TTBR0. Table pages come from the pool the linker
+//!    reserved inside the image, never from memory past its end.
+//! 3. `__pi_enable_mmu` (assembly, identity-mapped): turn the MMU on and jump to
+//!    `splitmap_kernel_main` at its link address.
+
+use core::arch::global_asm;
+
+use crate::addr::PhysAddr;
+use crate::layout::{DTB_MAX_SIZE, FIXMAP_DTB, KIMAGE_VADDR, PAGE_SIZE};
+use crate::pgtable::{self, Attrs, Granularity, MAIR_VALUE, TableAccess, TableAlloc};
+
+/// TCR_EL1: 48-bit VAs in both halves (T0SZ = T1SZ = 16), 4 KiB granules
+/// (TG0 = 0b00, TG1 = 0b10), walks inner shareable and write-back cacheable.
+/// IPS is filled in at run time from ID_AA64MMFR0_EL1.PARange.
+pub const TCR_VALUE: u64 = 16 // T0SZ
+    | (1 << 8) | (1 << 10) | (3 << 12) // IRGN0, ORGN0 = WBWA; SH0 = inner
+    | (16 << 16) // T1SZ
+    | (1 << 24) | (1 << 26) | (3 << 28) // IRGN1, ORGN1 = WBWA; SH1 = inner
+    | (2 << 30); // TG1 = 4 KiB
+
+/// TCR_EL1.EPD0: no walks through TTBR0. Set once the identity page is left.
+pub const TCR_EPD0: u64 = 1 << 7;
+
+/// SCTLR_EL1 with the MMU on: M (MMU), C (data cache), SA (SP alignment check),
+/// I (instruction cache), WXN (writable implies execute-never), plus the bits
+/// that are RES1 in ARMv8.0 (11, 20, 22, 23, 28, 29).
+pub const SCTLR_MMU_ON: u64 = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19)
+    | (1 << 11) | (1 << 20) | (1 << 22) | (1 << 23) | (1 << 28) | (1 << 29);
+
+unsafe extern "C" {
+    // Linker-script symbols (kernel/linker.ld). Only their addresses are used.
+    static _text: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static _end: u8;
+    static __pool_start: u8;
+    static __pool_end: u8;
+    static __idmap_text_start: u8;
+}
+
+/// The address of a linker symbol as the running code sees it: before the MMU
+/// is on that is its physical address, because the reference is PC-relative.
+macro_rules! here {
+    ($sym:ident) => {
+        &raw const $sym as u64
+    };
+}
+
+/// Table pages carved from the pool inside the image.
+///
+/// The kernel keeps allocating from the same pool after the MMU is on (for the
+/// linear map and device mappings), reaching pages through the image mapping.
+#[derive(Debug)]
+pub struct EarlyPool {
+    start: u64,
+    next: u64,
+    end: u64,
+    /// Added to a table's PA to reach it from the running code: 0 while the MMU
+    /// is off, `kimage_voffset` afterwards.
+    va_offset: u64,
+}
+
+impl EarlyPool {
+    /// A pool over `[start, end)` of which `used` pages are handed out already,
+    /// reached at `pa + va_offset`.
+    ///
+    /// # Safety
+    /// `[start, end)` must be page-aligned memory reserved for page tables, its
+    /// first `used` pages allocated by an earlier pool over the same range, the
+    /// rest unused by anything else, and all of it reachable at `pa + va_offset`.
+    pub const unsafe fn resume(start: PhysAddr, end: PhysAddr, used: u64, va_offset: u64) -> Self {
+        EarlyPool { start: start.raw(), next: start.raw() + used * PAGE_SIZE, end: end.raw(), va_offset }
+    }
+
+    /// Pages handed out so far.
+    pub const fn used(&self) -> u64 {
+        (self.next - self.start) / PAGE_SIZE
+    }
+
+    /// Pages the pool holds in all.
+    pub const fn capacity(&self) -> u64 {
+        (self.end - self.start) / PAGE_SIZE
+    }
+
+    /// Whether `pa` lies inside the pool.
+    pub const fn contains(&self, pa: PhysAddr) -> bool {
+        self.start <= pa.raw() && pa.raw() < self.end
+    }
+}
+
+// SAFETY: `resume`'s contract makes every pool page reachable at `pa + va_offset`
+// and owned by the pool; the mapper only passes pages the pool handed out (or
+// the roots, which are pool pages too).
+unsafe impl TableAccess for EarlyPool {
+    fn table_ptr(&self, pa: PhysAddr) -> *mut u64 {
+        pa.raw().wrapping_add(self.va_offset) as *mut u64
+    }
+}
+
+impl TableAlloc for EarlyPool {
+    fn alloc_table(&mut self) -> Option<PhysAddr> {
+        if self.end - self.next < PAGE_SIZE {
+            return None;
+        }
+        let pa = PhysAddr::new(self.next);
+        self.next += PAGE_SIZE;
+        let page = self.table_ptr(pa);
+        for i in 0..pgtable::ENTRIES {
+            // SAFETY: the page is inside the pool (checked above), reachable at
+            // `page` and not yet handed out. Volatile stores: a plain loop would
+            // become a call to `memset`, which lives outside this crate.
+            unsafe { page.add(i).write_volatile(0) };
+        }
+        Some(pa)
+    }
+}
+
+/// What the early code hands to the assembly that turns the MMU on.
+#[repr(C)]
+pub struct BootTables {
+    /// Root of the kernel half (image, DTB window).
+    pub ttbr1: u64,
+    /// Root of the identity map of `.idmap.text`.
+    pub ttbr0: u64,
+    /// Pool pages used so far.
+    pub pool_used: u64,
+}
+
+/// Why the early mapping failed. There is no console yet, so the assembly
+/// parks the CPU; the code is left in x0 for a debugger.
+#[repr(u64)]
+enum EarlyError {
+    PoolTooSmall = 1,
+    Map = 2,
+}
+
+impl From<pgtable::MapError> for EarlyError {
+    fn from(_: pgtable::MapError) -> Self {
+        EarlyError::Map
+    }
+}
+
+/// Builds the boot page tables. Called from `__pi_primary_entry` with the MMU
+/// off; returns 0 on success, an [`EarlyError`] code otherwise.
+///
+/// # Safety
+/// MMU off, `.bss` and the pool zeroed, `out` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __pi_create_boot_tables(dtb_pa: u64, out: *mut BootTables) -> u64 {
+    match create_boot_tables(dtb_pa) {
+        Ok(tables) => {
+            // SAFETY: the caller passes a pointer to its stack frame.
+            unsafe { out.write(tables) };
+            0
+        }
+        Err(e) => e as u64,
+    }
+}
+
+fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
+    // SAFETY: the linker reserves [__pool_start, __pool_end) for tables, page
+    // aligned, and the MMU is off so physical addresses are used as they are.
+    let mut pool = unsafe { EarlyPool::resume(PhysAddr::new(here!(__pool_start)), PhysAddr::new(here!(__pool_end)), 0, 0) };
+    let ttbr1 = pool.alloc_table().ok_or(EarlyError::PoolTooSmall)?;
+    let ttbr0 = pool.alloc_table().ok_or(EarlyError::PoolTooSmall)?;
+
+    // The image at its link address, whatever its physical address. VA and PA
+    // need not agree modulo 2 MiB: the mapper falls back to pages.
+    let voffset = KIMAGE_VADDR.wrapping_sub(here!(_text));
+    let segments = [
+        (here!(_text), here!(__text_end), Attrs::TEXT),
+        (here!(__text_end), here!(__rodata_end), Attrs::RODATA),
+        (here!(__rodata_end), here!(_end), Attrs::DATA),
+    ];
+    for (start, end, attrs) in segments {
+        let va = start.wrapping_add(voffset);
+        pgtable::map(&mut pool, ttbr1, va, PhysAddr::new(start), end - start, attrs, Granularity::LargestBlocks)?;
+    }
+
+    // The DTB, read-only, so the kernel can parse it before the linear map exists.
+    if dtb_pa != 0 {
+        let base = dtb_pa & !(PAGE_SIZE - 1);
+        let end = (dtb_pa + dtb_size(dtb_pa) + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+        pgtable::map(&mut pool, ttbr1, FIXMAP_DTB, PhysAddr::new(base), end - base, Attrs::RODATA, Granularity::PagesOnly)?;
+    }
+
+    // The page that turns the MMU on must be mapped where it runs.
+    let idmap = here!(__idmap_text_start);
+    pgtable::map(&mut pool, ttbr0, idmap, PhysAddr::new(idmap), PAGE_SIZE, Attrs::TEXT, Granularity::PagesOnly)?;
+
+    #[cfg(feature = "relacheck-canary")]
+    core::hint::black_box(&canary::RELACHECK_CANARY);
+
+    Ok(BootTables { ttbr1: ttbr1.raw(), ttbr0: ttbr0.raw(), pool_used: pool.used() })
+}
+
+/// How much of the DTB to map: its header's `totalsize` capped at the protocol's
+/// 2 MiB, or one page when the magic is wrong (the kernel reports that itself).
+fn dtb_size(dtb_pa: u64) -> u64 {
+    const FDT_MAGIC: u32 = 0xd00d_feed;
+    if dtb_pa % 8 != 0 {
+        return PAGE_SIZE;
+    }
+    let header = dtb_pa as *const u32;
+    // SAFETY: the boot protocol puts a DTB at x0 (8-byte aligned, checked above);
+    // reading its first two words is what any loader expects the kernel to do.
+    let (magic, size) = unsafe { (u32::from_be(header.read_volatile()), u32::from_be(header.add(1).read_volatile())) };
+    if magic != FDT_MAGIC {
+        return PAGE_SIZE;
+    }
+    if (size as u64) < DTB_MAX_SIZE { size as u64 } else { DTB_MAX_SIZE }
+}
+
+#[cfg(feature = "relacheck-canary")]
+mod canary {
+    /// A table of pointers: linked statically, each entry is an absolute address
+    /// (R_AARCH64_ABS64), which is wrong before the MMU is on.
+    #[unsafe(no_mangle)]
+    pub static RELACHECK_CANARY: [&u8; 1] = [&TARGET];
+    static TARGET: u8 = 0;
+}
+
+global_asm!(
+    r#"
+    .section .text.pi.entry, "ax"
+    .global __pi_primary_entry
+__pi_primary_entry:
+    mov     x19, x0                     // DTB physical address
+    orr     x20, x1, x2                 // booting.rst: x1-x3 must be zero;
+    orr     x20, x20, x3                // the kernel warns if they are not
+
+    mov     x0, #(3 << 20)              // CPACR_EL1.FPEN: no FP/SIMD traps,
+    msr     cpacr_el1, x0               // compiled Rust may use q registers
+    isb
+
+    adrp    x0, __bss_start             // zero .bss, the table pool and the
+    add     x0, x0, :lo12:__bss_start   // boot stack: the protocol does not
+    adrp    x1, _end                    // promise zeroed memory past the file
+    add     x1, x1, :lo12:_end
+0:  stp     xzr, xzr, [x0], #16
+    cmp     x0, x1
+    b.lo    0b
+
+    adrp    x0, __boot_stack_end
+    add     x0, x0, :lo12:__boot_stack_end
+    mov     sp, x0
+
+    sub     sp, sp, #32
+    mov     x0, x19
+    mov     x1, sp
+    bl      __pi_create_boot_tables
+    cbnz    x0, 9f
+    ldp     x21, x22, [sp]              // x21 = TTBR1 root, x22 = TTBR0 root
+    ldr     x23, [sp, #16]              // x23 = pool pages used
+    add     sp, sp, #32
+
+    // Everything from .bss to _end was written with the MMU off, straight to
+    // memory; drop any stale cache lines so cacheable reads see those writes.
+    adrp    x0, __bss_start
+    add     x0, x0, :lo12:__bss_start
+    adrp    x1, _end
+    add     x1, x1, :lo12:_end
+    mrs     x2, ctr_el0                 // DminLine: log2(words) of the
+    ubfx    x2, x2, #16, #4             // smallest data cache line
+    mov     x3, #4
+    lsl     x2, x3, x2
+    sub     x3, x2, #1
+    bic     x0, x0, x3
+1:  dc      ivac, x0
+    add     x0, x0, x2
+    cmp     x0, x1
+    b.lo    1b
+    dsb     sy
+    b       __pi_enable_mmu
+
+9:  wfe                                 // no console yet: park, code in x0
+    b       9b
+
+    .section .idmap.text, "ax"
+    .global __pi_enable_mmu
+__pi_enable_mmu:
+    movz    x0, #({mair} & 0xffff)
+    movk    x0, #(({mair} >> 16) & 0xffff), lsl #16
+    msr     mair_el1, x0
+    movz    x0, #({tcr} & 0xffff)
+    movk    x0, #(({tcr} >> 16) & 0xffff), lsl #16
+    mrs     x1, id_aa64mmfr0_el1        // IPS = PARange: output addresses as
+    bfi     x0, x1, #32, #3             // wide as the CPU supports
+    msr     tcr_el1, x0
+    msr     ttbr0_el1, x22
+    msr     ttbr1_el1, x21
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    movz    x0, #({sctlr} & 0xffff)
+    movk    x0, #(({sctlr} >> 16) & 0xffff), lsl #16
+    msr     sctlr_el1, x0
+    isb
+    ic      iallu                       // discard instructions fetched
+    dsb     nsh                         // before the MMU was on
+    isb
+
+    // Now at VA = PA in TTBR0. Compute the link-time addresses from the
+    // physical ones: voffset = KIMAGE_VADDR - PA(_text).
+    movz    x1, #(({kimage} >> 48) & 0xffff), lsl #48
+    movk    x1, #(({kimage} >> 32) & 0xffff), lsl #32
+    movk    x1, #(({kimage} >> 16) & 0xffff), lsl #16
+    movk    x1, #({kimage} & 0xffff)
+    adrp    x0, _text
+    add     x0, x0, :lo12:_text
+    sub     x24, x1, x0                 // x24 = kimage_voffset
+    adrp    x2, __boot_stack_end
+    add     x2, x2, :lo12:__boot_stack_end
+    add     x2, x2, x24
+    mov     sp, x2
+    adrp    x8, splitmap_kernel_main
+    add     x8, x8, :lo12:splitmap_kernel_main
+    add     x8, x8, x24
+    mov     x1, x0                      // x1 = image PA
+    mov     x0, x19                     // x0 = DTB PA
+    mov     x2, x23                     // x2 = pool pages used
+    mov     x3, x20                     // x3 = x1|x2|x3 at entry
+    mov     x29, xzr                    // end of the frame-pointer chain
+    mov     x30, xzr
+    br      x8
+"#,
+    mair = const MAIR_VALUE,
+    tcr = const TCR_VALUE,
+    sctlr = const SCTLR_MMU_ON,
+    kimage = const KIMAGE_VADDR,
+);

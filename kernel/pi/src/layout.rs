@@ -1,0 +1,48 @@
+//! The kernel's virtual memory layout: every fixed address lives here.
+//!
+//! 4 KiB granule, 48-bit virtual addresses. TTBR1 translates the upper half
+//! (`0xffff_…`); TTBR0 only ever holds the identity page of the MMU switch.
+
+/// Size of a translation granule and of a page.
+pub const PAGE_SIZE: u64 = 4096;
+/// Number of virtual address bits per half (T1SZ = 64 - 48).
+pub const VA_BITS: u32 = 48;
+
+/// Start of the linear map of all RAM. The lowest half of the kernel half, as in
+/// Linux ≥ 5.4, so that `va = pa - PHYS_OFFSET + PAGE_OFFSET` never overflows for
+/// up to 128 TiB of RAM.
+pub const PAGE_OFFSET: u64 = 0xffff_0000_0000_0000;
+/// End (exclusive) of the linear map.
+pub const LINEAR_END: u64 = 0xffff_8000_0000_0000;
+
+/// Module region: 2 GiB right below the image, so that by default a module's
+/// `bl` reaches the kernel text without a veneer.
+pub const MODULES_VADDR: u64 = 0xffff_8000_0000_0000;
+/// Size of the module region.
+pub const MODULES_SIZE: u64 = 2 << 30;
+
+/// The kernel image's link address. It does not depend on where the image sits
+/// in RAM: that is the whole point of splitting text from the linear map.
+pub const KIMAGE_VADDR: u64 = MODULES_VADDR + MODULES_SIZE;
+
+/// Device tree window: the boot protocol caps the DTB at 2 MiB; 4 MiB leaves room
+/// for an unaligned start. Mapped read-only by the early code.
+pub const FIXMAP_DTB: u64 = 0xffff_ffff_fe00_0000;
+/// Size of the device tree window.
+pub const FIXMAP_DTB_SIZE: u64 = 4 << 20;
+/// Largest DTB the boot protocol allows.
+pub const DTB_MAX_SIZE: u64 = 2 << 20;
+
+/// MMIO window for device registers (UART, later GIC): Device-nGnRE, never
+/// executable. It shares its level-0 and level-1 tables with the DTB window.
+pub const MMIO_BASE: u64 = 0xffff_ffff_f000_0000;
+/// End (exclusive) of the MMIO window.
+pub const MMIO_END: u64 = FIXMAP_DTB;
+
+// The regions must not overlap and must keep their order.
+const _: () = assert!(PAGE_OFFSET < LINEAR_END && LINEAR_END <= MODULES_VADDR);
+const _: () = assert!(MODULES_VADDR + MODULES_SIZE <= KIMAGE_VADDR);
+const _: () = assert!(KIMAGE_VADDR < MMIO_BASE && MMIO_END <= FIXMAP_DTB);
+// The image needs 2 MiB alignment of its link address so that 2 MiB blocks stay
+// possible whenever the loader picks a 2 MiB-aligned PA.
+const _: () = assert!(KIMAGE_VADDR % (2 << 20) == 0);

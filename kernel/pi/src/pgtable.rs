@@ -1,0 +1,456 @@
+//! Stage-1 translation tables: descriptor encoding, one mapper, one walker.
+//!
+//! 4 KiB granule, four levels (0 to 3). The geometry is data ([`level_shift`]), not
+//! scattered shifts, so other granules can be added without touching the logic.
+//!
+//! The same code builds the early tables before the MMU is on (tables reached by
+//! their physical address) and the linear map afterwards (tables reached through
+//! the image or the linear map): [`TableAccess`] says how a table page is reached.
+//! Nothing here panics, allocates or touches a system register: it is pure logic,
+//! safe to run at any address, and unit-tested on the host.
+
+use crate::addr::PhysAddr;
+
+/// Entries per table page.
+pub const ENTRIES: usize = 512;
+/// The deepest level; its entries are pages.
+pub const LAST_LEVEL: usize = 3;
+/// The shallowest level that may hold a block (1 GiB blocks at level 1).
+pub const FIRST_BLOCK_LEVEL: usize = 1;
+
+/// log2 of the bytes one entry covers at `level`: 512 GiB, 1 GiB, 2 MiB, 4 KiB.
+/// Each level resolves 9 bits (512 entries of 8 bytes fill one 4 KiB page).
+/// A `match` rather than an array so that no bounds check, and so no panic path,
+/// reaches the early code.
+pub const fn level_shift(level: usize) -> u32 {
+    match level {
+        0 => 39,
+        1 => 30,
+        2 => 21,
+        _ => 12,
+    }
+}
+
+/// Bytes mapped by one entry at `level`.
+pub const fn level_size(level: usize) -> u64 {
+    1 << level_shift(level)
+}
+
+/// Size of a table page (one granule).
+pub const TABLE_SIZE: u64 = level_size(LAST_LEVEL);
+
+// Descriptor bits (ARM ARM D8.3, VMSAv8-64 descriptor formats).
+const VALID: u64 = 1 << 0;
+/// At levels 0-2: the entry points to a table. At level 3 it must be set for a page.
+const TABLE_OR_PAGE: u64 = 1 << 1;
+const ATTR_INDEX_SHIFT: u32 = 2;
+/// AP[2]: read-only at every exception level.
+const AP_READ_ONLY: u64 = 1 << 7;
+/// SH = 0b11: inner shareable.
+const INNER_SHAREABLE: u64 = 3 << 8;
+/// Access flag: set up front so no access-flag faults are taken.
+const ACCESS_FLAG: u64 = 1 << 10;
+/// Privileged execute-never.
+const PXN: u64 = 1 << 53;
+/// Unprivileged execute-never: EL0 never runs kernel memory.
+const UXN: u64 = 1 << 54;
+/// Output address bits [47:12].
+const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
+
+/// MAIR_EL1 attribute index of Device-nGnRE memory.
+pub const MAIR_IDX_DEVICE: u64 = 0;
+/// MAIR_EL1 attribute index of Normal write-back cacheable memory.
+pub const MAIR_IDX_NORMAL: u64 = 1;
+/// MAIR_EL1 value matching the indices above: 0x04 = Device-nGnRE,
+/// 0xff = Normal, inner and outer write-back, read- and write-allocate.
+pub const MAIR_VALUE: u64 = (0x04 << (8 * MAIR_IDX_DEVICE)) | (0xff << (8 * MAIR_IDX_NORMAL));
+
+/// What a mapping permits. Nothing is ever writable and executable at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prot {
+    /// Kernel text.
+    ReadExec,
+    /// Read-only data.
+    ReadOnly,
+    /// Data, stacks, the linear map, devices.
+    ReadWrite,
+}
+
+/// Memory type of a mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemType {
+    /// Cacheable RAM.
+    Normal,
+    /// Device registers: Device-nGnRE, never executable.
+    Device,
+}
+
+/// Attributes of a leaf mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attrs {
+    /// Permissions.
+    pub prot: Prot,
+    /// Memory type.
+    pub mem: MemType,
+}
+
+impl Attrs {
+    /// Kernel text.
+    pub const TEXT: Attrs = Attrs { prot: Prot::ReadExec, mem: MemType::Normal };
+    /// Read-only data.
+    pub const RODATA: Attrs = Attrs { prot: Prot::ReadOnly, mem: MemType::Normal };
+    /// Writable data, never executable.
+    pub const DATA: Attrs = Attrs { prot: Prot::ReadWrite, mem: MemType::Normal };
+    /// Device registers.
+    pub const DEVICE: Attrs = Attrs { prot: Prot::ReadWrite, mem: MemType::Device };
+
+    /// The descriptor bits (everything but the output address and type bits).
+    const fn bits(self) -> u64 {
+        let index = match self.mem {
+            MemType::Normal => MAIR_IDX_NORMAL,
+            MemType::Device => MAIR_IDX_DEVICE,
+        };
+        let exec = matches!((self.prot, self.mem), (Prot::ReadExec, MemType::Normal));
+        let read_only = !matches!(self.prot, Prot::ReadWrite);
+        (index << ATTR_INDEX_SHIFT)
+            | INNER_SHAREABLE
+            | ACCESS_FLAG
+            | UXN
+            | if exec { 0 } else { PXN }
+            | if read_only { AP_READ_ONLY } else { 0 }
+    }
+}
+
+/// Permissions as decoded from a live descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodedProt {
+    /// AP[2] clear.
+    pub write: bool,
+    /// PXN clear.
+    pub exec: bool,
+    /// AttrIndx names Device memory.
+    pub device: bool,
+}
+
+impl DecodedProt {
+    /// `rwx`-style string: `r-x`, `r--`, `rw-` (or `rwx`, which must never appear).
+    pub const fn as_str(self) -> &'static str {
+        match (self.write, self.exec) {
+            (false, true) => "r-x",
+            (false, false) => "r--",
+            (true, false) => "rw-",
+            (true, true) => "rwx",
+        }
+    }
+}
+
+/// One decoded table entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// Translation fault.
+    Invalid,
+    /// Points to the next-level table.
+    Table(PhysAddr),
+    /// A block (levels 1-2) or page (level 3) mapping.
+    Leaf {
+        /// Output address.
+        pa: PhysAddr,
+        /// Permissions and type.
+        prot: DecodedProt,
+    },
+}
+
+impl Entry {
+    /// Decodes `raw` found at `level`.
+    pub const fn decode(raw: u64, level: usize) -> Entry {
+        if raw & VALID == 0 {
+            return Entry::Invalid;
+        }
+        let pa = PhysAddr::new(raw & ADDR_MASK);
+        let table_bit = raw & TABLE_OR_PAGE != 0;
+        if level < LAST_LEVEL && table_bit {
+            return Entry::Table(pa);
+        }
+        if level == LAST_LEVEL && !table_bit {
+            // A level-3 entry without bit 1 is reserved and faults like an invalid one.
+            return Entry::Invalid;
+        }
+        let prot = DecodedProt {
+            write: raw & AP_READ_ONLY == 0,
+            exec: raw & PXN == 0,
+            device: (raw >> ATTR_INDEX_SHIFT) & 7 == MAIR_IDX_DEVICE,
+        };
+        Entry::Leaf { pa, prot }
+    }
+}
+
+/// Encodes a table descriptor.
+pub const fn table_descriptor(next: PhysAddr) -> u64 {
+    (next.raw() & ADDR_MASK) | TABLE_OR_PAGE | VALID
+}
+
+/// Encodes a leaf descriptor (block at levels 1-2, page at level 3).
+pub const fn leaf_descriptor(pa: PhysAddr, level: usize, attrs: Attrs) -> u64 {
+    let kind = if level == LAST_LEVEL { TABLE_OR_PAGE } else { 0 };
+    (pa.raw() & ADDR_MASK) | attrs.bits() | kind | VALID
+}
+
+/// How table pages are reached from the code that is running.
+///
+/// # Safety
+/// For every table page handed out by the implementor (and every root passed to
+/// the functions below), `table_ptr` must return a pointer to its 512 entries,
+/// valid for reads and writes and not aliased by any Rust reference.
+pub unsafe trait TableAccess {
+    /// Pointer to the first entry of the table page at `pa`.
+    fn table_ptr(&self, pa: PhysAddr) -> *mut u64;
+}
+
+/// Where new table pages come from.
+pub trait TableAlloc: TableAccess {
+    /// A zeroed table page, or `None` when none is left.
+    fn alloc_table(&mut self) -> Option<PhysAddr>;
+}
+
+/// Why a mapping was refused. Nothing was changed for the part of the range at
+/// and after the reported address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// `va`, `pa` or `len` is not a multiple of the page size, or `len` is zero.
+    Misaligned,
+    /// Something is already mapped at this address: live entries are never
+    /// rewritten (that would need break-before-make).
+    AlreadyMapped {
+        /// First virtual address found mapped.
+        va: u64,
+    },
+    /// No table page was left.
+    OutOfTables,
+}
+
+/// Descriptors written or found, by size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MapCounts {
+    /// 1 GiB blocks.
+    pub blocks_1g: u64,
+    /// 2 MiB blocks.
+    pub blocks_2m: u64,
+    /// 4 KiB pages.
+    pub pages_4k: u64,
+    /// Table pages allocated (by [`map`]) or visited below the root (by [`count`]).
+    pub tables: u64,
+}
+
+impl MapCounts {
+    fn add_leaf(&mut self, level: usize) {
+        match level {
+            1 => self.blocks_1g += 1,
+            2 => self.blocks_2m += 1,
+            _ => self.pages_4k += 1,
+        }
+    }
+}
+
+/// Shape limits for [`map`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Granularity {
+    /// Largest block that fits: 1 GiB, then 2 MiB, then 4 KiB.
+    LargestBlocks,
+    /// 4 KiB pages only.
+    PagesOnly,
+}
+
+/// Reads entry `index` of the table at `table`.
+fn read_entry<A: TableAccess + ?Sized>(mem: &A, table: PhysAddr, index: usize) -> u64 {
+    let base = mem.table_ptr(table);
+    // SAFETY: `TableAccess` guarantees 512 valid entries behind `base`, and
+    // `index` < 512 because callers mask it with `ENTRIES - 1`. Volatile because
+    // the hardware walker reads the same memory.
+    unsafe { base.add(index & (ENTRIES - 1)).read_volatile() }
+}
+
+/// Writes entry `index` of the table at `table` with a single 64-bit store, so
+/// the walker sees either the old or the new descriptor, never a mix.
+fn write_entry<A: TableAccess + ?Sized>(mem: &A, table: PhysAddr, index: usize, raw: u64) {
+    let base = mem.table_ptr(table);
+    // SAFETY: as in `read_entry`.
+    unsafe { base.add(index & (ENTRIES - 1)).write_volatile(raw) }
+}
+
+const fn index_at(va: u64, level: usize) -> usize {
+    ((va >> level_shift(level)) as usize) & (ENTRIES - 1)
+}
+
+/// Maps `[va, va + len)` to `[pa, pa + len)` below `root`, using at each level the
+/// largest block whose virtual address, physical address and remaining length are
+/// all aligned to it (unless `granularity` forbids blocks), and allocating a
+/// next-level table only when no block fits. This is the descent of Linux's
+/// `__create_pgd_mapping`, written once for every caller.
+///
+/// Returns what was written. The caller makes the new entries visible to the
+/// walker (DSB) before relying on them.
+///
+/// # Errors
+/// - [`MapError::Misaligned`]: an argument is not page-aligned or `len` is zero.
+/// - [`MapError::AlreadyMapped`]: an entry in the way is already valid.
+/// - [`MapError::OutOfTables`]: the allocator ran dry.
+pub fn map<A: TableAlloc + ?Sized>(
+    mem: &mut A,
+    root: PhysAddr,
+    va: u64,
+    pa: PhysAddr,
+    len: u64,
+    attrs: Attrs,
+    granularity: Granularity,
+) -> Result<MapCounts, MapError> {
+    let page = level_size(LAST_LEVEL);
+    if len == 0 || va % page != 0 || !pa.is_aligned(page) || len % page != 0 {
+        return Err(MapError::Misaligned);
+    }
+    let mut counts = MapCounts::default();
+    map_level(mem, root, 0, va, pa, len, attrs, granularity, &mut counts)?;
+    Ok(counts)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn map_level<A: TableAlloc + ?Sized>(
+    mem: &mut A,
+    table: PhysAddr,
+    level: usize,
+    mut va: u64,
+    mut pa: PhysAddr,
+    mut len: u64,
+    attrs: Attrs,
+    granularity: Granularity,
+    counts: &mut MapCounts,
+) -> Result<(), MapError> {
+    let size = level_size(level);
+    while len > 0 {
+        let index = index_at(va, level);
+        // Bytes from `va` to the end of this entry's span.
+        let span_left = size - (va & (size - 1));
+        let chunk = if len < span_left { len } else { span_left };
+        let raw = read_entry(mem, table, index);
+
+        let blocks_allowed = level >= FIRST_BLOCK_LEVEL && granularity == Granularity::LargestBlocks;
+        let whole_entry = chunk == size && pa.is_aligned(size);
+        if level == LAST_LEVEL || (blocks_allowed && whole_entry) {
+            if Entry::decode(raw, level) != Entry::Invalid {
+                return Err(MapError::AlreadyMapped { va });
+            }
+            write_entry(mem, table, index, leaf_descriptor(pa, level, attrs));
+            counts.add_leaf(level);
+        } else {
+            let next = match Entry::decode(raw, level) {
+                Entry::Table(next) => next,
+                Entry::Invalid => {
+                    let next = mem.alloc_table().ok_or(MapError::OutOfTables)?;
+                    // The new table is zeroed, so publishing it maps nothing yet.
+                    write_entry(mem, table, index, table_descriptor(next));
+                    counts.tables += 1;
+                    next
+                }
+                Entry::Leaf { .. } => return Err(MapError::AlreadyMapped { va }),
+            };
+            map_level(mem, next, level + 1, va, pa, chunk, attrs, granularity, counts)?;
+        }
+        va = va.wrapping_add(chunk);
+        pa = pa.add(chunk);
+        len -= chunk;
+    }
+    Ok(())
+}
+
+/// One table visited by [`walk`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkStep {
+    /// Level of the table.
+    pub level: usize,
+    /// Physical address of the table page.
+    pub table: PhysAddr,
+    /// Index used in it.
+    pub index: usize,
+    /// The raw descriptor found.
+    pub raw: u64,
+}
+
+/// Where a walk ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// The physical address `va` translates to.
+    pub pa: PhysAddr,
+    /// Level of the leaf descriptor.
+    pub level: usize,
+    /// Bytes mapped by the leaf (1 GiB, 2 MiB or 4 KiB).
+    pub size: u64,
+    /// Its permissions.
+    pub prot: DecodedProt,
+}
+
+/// The path of a table walk, as the MMU would take it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Walk {
+    steps: [Option<WalkStep>; 4],
+    /// The translation, or `None` for a translation fault.
+    pub translation: Option<Translation>,
+}
+
+impl Walk {
+    /// The tables visited, root first.
+    pub fn steps(&self) -> impl Iterator<Item = &WalkStep> {
+        self.steps.iter().flatten()
+    }
+}
+
+/// Walks the tables below `root` for `va`.
+pub fn walk<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64) -> Walk {
+    let mut result = Walk { steps: [None; 4], translation: None };
+    let mut table = root;
+    for level in 0..=LAST_LEVEL {
+        let index = index_at(va, level);
+        let raw = read_entry(mem, table, index);
+        result.steps[level] = Some(WalkStep { level, table, index, raw });
+        match Entry::decode(raw, level) {
+            Entry::Invalid => break,
+            Entry::Table(next) => table = next,
+            Entry::Leaf { pa, prot } => {
+                let size = level_size(level);
+                let pa = pa.align_down(size).add(va & (size - 1));
+                result.translation = Some(Translation { pa, level, size, prot });
+                break;
+            }
+        }
+    }
+    result
+}
+
+/// Counts the leaf descriptors (and the table pages holding them) that map any
+/// part of `[va, va + len)` below `root`.
+pub fn count<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64, len: u64) -> MapCounts {
+    let mut counts = MapCounts::default();
+    if len > 0 {
+        count_level(mem, root, 0, va, len, &mut counts);
+    }
+    counts
+}
+
+fn count_level<A: TableAccess + ?Sized>(mem: &A, table: PhysAddr, level: usize, mut va: u64, mut len: u64, counts: &mut MapCounts) {
+    let size = level_size(level);
+    while len > 0 {
+        let span_left = size - (va & (size - 1));
+        let chunk = if len < span_left { len } else { span_left };
+        match Entry::decode(read_entry(mem, table, index_at(va, level)), level) {
+            Entry::Invalid => {}
+            Entry::Leaf { .. } => counts.add_leaf(level),
+            Entry::Table(next) => {
+                counts.tables += 1;
+                count_level(mem, next, level + 1, va, chunk, counts);
+            }
+        }
+        va = va.wrapping_add(chunk);
+        len -= chunk;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+//! Memory after the MMU is on: how live tables are reached, the frame
+//! allocator over all free RAM (below the image too), and the heap.
+
+use buddy_system_allocator::{FrameAllocator, LockedHeap};
+use pi::addr::PhysAddr;
+use pi::boot::EarlyPool;
+use pi::layout::PAGE_SIZE;
+use pi::pgtable::{TableAccess, TableAlloc};
+use spin::Mutex;
+
+use crate::ranges::{PhysRange, RangeList};
+
+#[global_allocator]
+static HEAP: LockedHeap<32> = LockedHeap::empty();
+
+/// Free frames, handed out one 4 KiB page at a time.
+static FRAMES: Mutex<Frames> = Mutex::new(Frames { alloc: FrameAllocator::new(), free: 0 });
+
+struct Frames {
+    alloc: FrameAllocator<32>,
+    /// Frames currently free: the allocator does not count them itself.
+    free: u64,
+}
+
+/// Reaches any live table page: pool pages through the image mapping, any
+/// other page through the linear map.
+pub struct LiveTables;
+
+// SAFETY: table pages are either inside the image (mapped rw at their image
+// address) or RAM frames (mapped rw in the linear map); callers that write
+// hold the `TABLES` lock, the only writer.
+unsafe impl TableAccess for LiveTables {
+    fn table_ptr(&self, pa: PhysAddr) -> *mut u64 {
+        match pa.to_kimg() {
+            Some(kimg) => kimg.as_ptr(),
+            None => pa.to_linear().as_ptr(),
+        }
+    }
+}
+
+/// Page tables being extended after boot: pages from the image's pool.
+pub struct KernelTables {
+    pool: EarlyPool,
+}
+
+/// The one writer of the live kernel tables.
+pub static TABLES: Mutex<Option<KernelTables>> = Mutex::new(None);
+
+impl KernelTables {
+    /// Continues the early pool.
+    pub fn new(pool: EarlyPool) -> Self {
+        KernelTables { pool }
+    }
+
+    /// (pages used, pages in the pool).
+    pub fn pool_usage(&self) -> (u64, u64) {
+        (self.pool.used(), self.pool.capacity())
+    }
+}
+
+// SAFETY: delegates to `LiveTables`, which reaches every table page.
+unsafe impl TableAccess for KernelTables {
+    fn table_ptr(&self, pa: PhysAddr) -> *mut u64 {
+        LiveTables.table_ptr(pa)
+    }
+}
+
+impl TableAlloc for KernelTables {
+    fn alloc_table(&mut self) -> Option<PhysAddr> {
+        self.pool.alloc_table()
+    }
+}
+
+/// Hands the heap its memory.
+///
+/// # Safety
+/// `range` must be RAM mapped in the linear map and used by nothing else, ever.
+pub unsafe fn init_heap(range: PhysRange) {
+    let start = range.start.to_linear().raw() as usize;
+    // SAFETY: the caller gives us this memory for good.
+    unsafe { HEAP.lock().init(start, range.size() as usize) };
+}
+
+/// Gives every page of `free` to the frame allocator.
+pub fn init_frames(free: &RangeList) {
+    let mut frames = FRAMES.lock();
+    for r in free.iter() {
+        let r = r.shrink_to_pages(PAGE_SIZE);
+        if r.size() > 0 {
+            frames.alloc.add_frame(frame_number(r.start), frame_number(r.end));
+            frames.free += r.size() / PAGE_SIZE;
+        }
+    }
+}
+
+fn frame_number(pa: PhysAddr) -> usize {
+    (pa.raw() / PAGE_SIZE) as usize
+}
+
+/// One free 4 KiB frame.
+pub fn alloc_frame() -> Option<PhysAddr> {
+    let mut frames = FRAMES.lock();
+    let n = frames.alloc.alloc(1)?;
+    frames.free -= 1;
+    Some(PhysAddr::new(n as u64 * PAGE_SIZE))
+}
+
+/// Returns a frame from [`alloc_frame`].
+pub fn free_frame(pa: PhysAddr) {
+    let mut frames = FRAMES.lock();
+    frames.alloc.dealloc(frame_number(pa), 1);
+    frames.free += 1;
+}
+
+/// Frames free now.
+pub fn free_frames() -> u64 {
+    FRAMES.lock().free
+}

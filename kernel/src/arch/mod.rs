@@ -1,0 +1,14 @@
+//! Everything that touches the hardware. Thin on purpose: the logic it drives
+//! lives in the host-tested modules of the crate and in `pi`.
+
+pub mod console;
+pub mod cpu;
+pub mod entry;
+pub mod exceptions;
+pub mod memory;
+mod panic;
+pub mod pl011;
+pub mod psci;
+pub mod selftest;
+pub mod shell;
+pub mod state;

@@ -1,0 +1,18 @@
+//! A panic prints its message and location, then powers off. The host tool
+//! recognises the `kernel panic:` line and reports a failure.
+
+use core::panic::PanicInfo;
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    aarch64_cpu::registers::DAIF.set(0b1111 << 6);
+    super::console::force_unlock();
+    crate::println!("\nkernel panic: {}", info.message());
+    if let Some(at) = info.location() {
+        crate::println!("  at {}:{}:{}", at.file(), at.line(), at.column());
+    }
+    crate::println!("splitmap: halted");
+    super::psci::system_off(super::state::try_get().and_then(|k| k.dtb.psci))
+}
+
+use aarch64_cpu::registers::Writeable;

@@ -1,0 +1,152 @@
+//! The in-kernel test suite (`test [FILTER]`): claims about the live machine,
+//! each checked against the page tables the MMU uses or against memory itself.
+
+use pi::addr::PhysAddr;
+use pi::layout::{FIXMAP_DTB, KIMAGE_VADDR, PAGE_SIZE};
+use pi::pgtable::{self, Translation};
+
+use super::console::Console;
+use super::memory::{self, LiveTables};
+use super::{cpu, state};
+use crate::linear;
+use crate::report::{TestResult, check, run_ktap};
+
+type Test = fn() -> TestResult;
+
+const TESTS: &[(&str, Test)] = &[
+    ("text_va_is_kimage_vaddr", text_va_is_kimage_vaddr),
+    ("image_maps_to_its_load_address", image_maps_to_its_load_address),
+    ("linear_map_reaches_every_ram_range", linear_map_reaches_every_ram_range),
+    ("linear_map_is_never_executable", linear_map_is_never_executable),
+    ("frame_below_image_is_usable", frame_below_image_is_usable),
+    ("text_is_not_writable", text_is_not_writable),
+    ("rodata_is_read_only", rodata_is_read_only),
+    ("data_is_not_executable", data_is_not_executable),
+    ("dtb_window_is_read_only", dtb_window_is_read_only),
+    ("linear_map_uses_minimum_tables", linear_map_uses_minimum_tables),
+    ("ttbr0_is_disabled", ttbr0_is_disabled),
+];
+
+/// Runs the suite (or the tests whose names contain `filter`); returns failures.
+pub fn run(filter: Option<&str>) -> usize {
+    run_ktap(&mut Console, TESTS, filter, |t| t()).unwrap_or(0)
+}
+
+unsafe extern "C" {
+    static _text: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+}
+
+fn translate(va: u64) -> Option<Translation> {
+    pgtable::walk(&LiveTables, cpu::ttbr1_root(), va).translation
+}
+
+fn text_va_is_kimage_vaddr() -> TestResult {
+    // The image is linked at KIMAGE_VADDR and, wherever it was loaded, runs there.
+    check(&raw const _text as u64 == KIMAGE_VADDR, "_text is not at KIMAGE_VADDR", &raw const _text as u64)?;
+    let here = text_va_is_kimage_vaddr as *const () as u64;
+    check(here >= KIMAGE_VADDR && here < &raw const __text_end as u64, "running code is outside the image text", here)
+}
+
+fn image_maps_to_its_load_address() -> TestResult {
+    let image = state::get().image;
+    let t = translate(KIMAGE_VADDR).ok_or(crate::report::TestFailure { message: "KIMAGE_VADDR unmapped", value: KIMAGE_VADDR })?;
+    check(t.pa == image.start, "KIMAGE_VADDR does not map to the load address", t.pa.raw())
+}
+
+/// Reads a word through the linear map with a volatile load.
+fn read_linear(pa: PhysAddr) -> u64 {
+    // SAFETY: `pa` is in a /memory range, so the linear map covers it (checked
+    // by the caller through a walk first); reading RAM has no side effects.
+    unsafe { pa.to_linear().as_ptr::<u64>().read_volatile() }
+}
+
+fn linear_map_reaches_every_ram_range() -> TestResult {
+    for r in state::get().dtb.memory.iter() {
+        let r = r.shrink_to_pages(PAGE_SIZE);
+        for pa in [r.start, PhysAddr::new(r.end.raw() - PAGE_SIZE)] {
+            let va = pa.to_linear().raw();
+            let t = translate(va).ok_or(crate::report::TestFailure { message: "RAM page not in the linear map", value: pa.raw() })?;
+            check(t.pa == pa, "linear map translates to the wrong PA", t.pa.raw())?;
+            let _ = read_linear(pa);
+        }
+    }
+    // The image is reachable through both mappings, and they show the same bytes.
+    let image_pa = state::get().image.start;
+    // SAFETY: KIMAGE_VADDR maps the image header, readable text.
+    let via_image = unsafe { (KIMAGE_VADDR as *const u64).read_volatile() };
+    check(read_linear(image_pa) == via_image, "image and its linear alias differ", image_pa.raw())
+}
+
+fn linear_map_is_never_executable() -> TestResult {
+    for r in state::get().dtb.memory.iter() {
+        let t = translate(r.start.to_linear().raw()).ok_or(crate::report::TestFailure { message: "unmapped", value: r.start.raw() })?;
+        check(!t.prot.exec, "linear map is executable", r.start.raw())?;
+    }
+    Ok(())
+}
+
+fn frame_below_image_is_usable() -> TestResult {
+    let image = state::get().image.start;
+    let below = super::shell::frames_below(&state::get().free_at_boot, image);
+    check(below > 0, "no free RAM below the image to test with", image.raw())?;
+    // Take frames until one lies below the image; give them all back after.
+    let mut taken = alloc::vec::Vec::new();
+    let mut found = None;
+    while let Some(pa) = memory::alloc_frame() {
+        if pa < image {
+            found = Some(pa);
+            break;
+        }
+        taken.push(pa);
+    }
+    let result = match found {
+        Some(pa) => {
+            let p = pa.to_linear().as_ptr::<u64>();
+            let pattern = 0x5a5a_0000_0000_0000 | pa.raw();
+            // SAFETY: the frame is ours (just allocated) and linear-mapped rw.
+            let back = unsafe {
+                p.write_volatile(pattern);
+                p.read_volatile()
+            };
+            memory::free_frame(pa);
+            check(back == pattern, "frame below the image did not read back", pa.raw())
+        }
+        None => check(false, "allocator handed out no frame below the image", image.raw()),
+    };
+    taken.into_iter().for_each(memory::free_frame);
+    result
+}
+
+fn text_is_not_writable() -> TestResult {
+    let t = translate(KIMAGE_VADDR).ok_or(crate::report::TestFailure { message: "text unmapped", value: KIMAGE_VADDR })?;
+    check(!t.prot.write && t.prot.exec, "text is not r-x", KIMAGE_VADDR)
+}
+
+fn rodata_is_read_only() -> TestResult {
+    let va = &raw const __text_end as u64;
+    let t = translate(va).ok_or(crate::report::TestFailure { message: "rodata unmapped", value: va })?;
+    check(!t.prot.write && !t.prot.exec, "rodata is not r--", va)
+}
+
+fn data_is_not_executable() -> TestResult {
+    let va = &raw const __rodata_end as u64;
+    let t = translate(va).ok_or(crate::report::TestFailure { message: "data unmapped", value: va })?;
+    check(t.prot.write && !t.prot.exec, "data is not rw-", va)
+}
+
+fn dtb_window_is_read_only() -> TestResult {
+    let t = translate(FIXMAP_DTB).ok_or(crate::report::TestFailure { message: "DTB window unmapped", value: FIXMAP_DTB })?;
+    check(!t.prot.write && !t.prot.exec, "DTB window is not r--", FIXMAP_DTB)
+}
+
+fn linear_map_uses_minimum_tables() -> TestResult {
+    let k = state::get();
+    let minimum = linear::minimum_tables(&k.dtb.memory, pi::addr::phys_offset());
+    check(k.linear.tables == minimum, "linear map used more table pages than the minimum", k.linear.tables)
+}
+
+fn ttbr0_is_disabled() -> TestResult {
+    check(cpu::ttbr0_disabled(), "TCR_EL1.EPD0 is clear: TTBR0 still walks", 0)
+}

@@ -1,0 +1,183 @@
+//! The shell's commands, run against the live machine.
+
+use pi::addr::PhysAddr;
+use pi::layout::{FIXMAP_DTB, KIMAGE_VADDR, MODULES_SIZE, MODULES_VADDR, PAGE_OFFSET, PAGE_SIZE};
+use pi::pgtable::{self, MapCounts};
+
+use super::console::{self, Console};
+use super::memory::{self, LiveTables, TABLES};
+use super::{cpu, psci, selftest, state};
+use crate::report::{LayoutRow, write_walk};
+use crate::shell::{COMMANDS, Command, Echo, LineEditor, parse};
+use crate::{linear, println};
+
+/// Prompt, at the start of a line.
+const PROMPT: &str = "splitmap> ";
+
+/// Reads lines and runs them, forever.
+pub fn run() -> ! {
+    let mut editor = LineEditor::new();
+    crate::print!("{PROMPT}");
+    loop {
+        let Some(byte) = console::try_read() else {
+            core::hint::spin_loop();
+            continue;
+        };
+        match editor.feed(byte) {
+            Echo::None => {}
+            Echo::Byte(b) => console::put_bytes(&[b]),
+            Echo::Erase => console::put_bytes(b"\x08 \x08"),
+            Echo::Bell => console::put_bytes(b"\x07"),
+            Echo::Enter => {
+                println!();
+                let line = editor.take_line();
+                execute(line.as_str());
+                crate::print!("{PROMPT}");
+            }
+        }
+    }
+}
+
+fn execute(line: &str) {
+    match parse(line) {
+        Ok(Command::Empty) => {}
+        Ok(Command::Help) => help(),
+        Ok(Command::Layout) => layout(),
+        Ok(Command::Walk(va)) => walk(va),
+        Ok(Command::Mem) => mem(),
+        Ok(Command::Bootargs) => bootargs(),
+        Ok(Command::Test(filter)) => {
+            selftest::run(filter);
+        }
+        Ok(Command::Poweroff) => {
+            println!("splitmap: powering off");
+            psci::system_off(state::get().dtb.psci)
+        }
+        Err(e) => println!("error: {e}"),
+    }
+}
+
+fn help() {
+    println!("commands:");
+    for (name, args, what) in COMMANDS {
+        let width = name.len() + if args.is_empty() { 0 } else { args.len() + 1 };
+        crate::print!("  {name}");
+        if !args.is_empty() {
+            crate::print!(" {args}");
+        }
+        println!("{:pad$} {what}", "", pad = 16usize.saturating_sub(width));
+    }
+    println!("numbers are hex with 0x, or decimal. Ctrl-A X leaves QEMU.");
+}
+
+unsafe extern "C" {
+    static _text: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __bss_start: u8;
+    static __pool_start: u8;
+    static __pool_end: u8;
+    static __boot_stack_start: u8;
+    static __boot_stack_end: u8;
+}
+
+/// A region of the image: its rows' VA range.
+fn image_regions() -> [(&'static str, u64, u64); 6] {
+    let a = |p: *const u8| p as u64;
+    [
+        ("text", a(&raw const _text), a(&raw const __text_end)),
+        ("rodata", a(&raw const __text_end), a(&raw const __rodata_end)),
+        ("data", a(&raw const __rodata_end), a(&raw const __bss_start)),
+        ("bss", a(&raw const __bss_start), a(&raw const __pool_start)),
+        ("pgtables", a(&raw const __pool_start), a(&raw const __pool_end)),
+        ("stack", a(&raw const __boot_stack_start), a(&raw const __boot_stack_end)),
+    ]
+}
+
+/// Permissions of the first page of `[va, …)` as the MMU sees them.
+fn prot_at(va: u64) -> &'static str {
+    match pgtable::walk(&LiveTables, cpu::ttbr1_root(), va).translation {
+        Some(t) => t.prot.as_str(),
+        None => "---",
+    }
+}
+
+fn row(name: &str, va: u64, end: u64, pa: Option<(u64, u64)>) -> LayoutRow<'_> {
+    let map: MapCounts = pgtable::count(&LiveTables, cpu::ttbr1_root(), va, end - va);
+    LayoutRow { name, va: (va, end), pa, prot: prot_at(va), map }
+}
+
+fn layout() {
+    let k = state::get();
+    let voffset = pi::addr::kimage_voffset();
+    for (name, start, end) in image_regions() {
+        println!("{}", row(name, start, end, Some((start - voffset, end - voffset))));
+    }
+    let offset = pi::addr::phys_offset();
+    for r in k.dtb.memory.iter() {
+        let r = r.shrink_to_pages(PAGE_SIZE);
+        let va = linear::linear_va(r.start.raw(), offset);
+        println!("{}", row("linear", va, va + r.size(), Some((r.start.raw(), r.end.raw()))));
+    }
+    println!("{}", row("modules", MODULES_VADDR, MODULES_VADDR + MODULES_SIZE, None));
+    if let Some(uart) = k.dtb.uart {
+        let base = uart.regs.start.align_down(PAGE_SIZE).raw();
+        let size = (uart.regs.end.raw() - base).next_multiple_of(PAGE_SIZE);
+        let va = k.uart_va & !(PAGE_SIZE - 1);
+        println!("{}", row("mmio", va, va + size, Some((base, base + size))));
+    }
+    let dtb_base = k.dtb_range.start.align_down(PAGE_SIZE).raw();
+    let dtb_size = (k.dtb_range.end.raw() - dtb_base).next_multiple_of(PAGE_SIZE);
+    println!("{}", row("dtb", FIXMAP_DTB, FIXMAP_DTB + dtb_size, Some((dtb_base, dtb_base + dtb_size))));
+    let (used, total) = TABLES.lock().as_ref().map_or((0, 0), |t| t.pool_usage());
+    println!(
+        "# linear map: {} table pages (minimum for this RAM: {}); table pool: {used}/{total} pages used; text at KIMAGE_VADDR={KIMAGE_VADDR:#x}",
+        k.linear.tables,
+        linear::minimum_tables(&k.dtb.memory, offset)
+    );
+}
+
+fn walk(va: u64) {
+    if va < PAGE_OFFSET {
+        println!("error: {va:#x} is in the lower half (TTBR0), which is disabled after boot; try a kernel address such as {PAGE_OFFSET:#x}");
+        return;
+    }
+    let w = pgtable::walk(&LiveTables, cpu::ttbr1_root(), va);
+    let _ = write_walk(&mut Console, va, &w);
+}
+
+fn mem() {
+    let k = state::get();
+    for r in k.dtb.memory.iter() {
+        println!("ram      pa={:#x}-{:#x} size={} MiB", r.start.raw(), r.end.raw(), r.size() >> 20);
+    }
+    for r in k.reserved.iter().flatten() {
+        println!("reserved pa={:#x}-{:#x} {}", r.range.start.raw(), r.range.end.raw(), r.what);
+    }
+    let below = frames_below(&k.free_at_boot, k.image.start);
+    let free = memory::free_frames();
+    println!(
+        "free     frames={free} ({} MiB) below-image={below} ({} MiB at boot)",
+        free * PAGE_SIZE >> 20,
+        below * PAGE_SIZE >> 20
+    );
+}
+
+/// Frames of `free` that lie below `limit`.
+pub fn frames_below(free: &crate::ranges::RangeList, limit: PhysAddr) -> u64 {
+    free.iter()
+        .map(|r| {
+            let r = r.shrink_to_pages(PAGE_SIZE);
+            let end = r.end.min(limit);
+            if end > r.start { (end.raw() - r.start.raw()) / PAGE_SIZE } else { 0 }
+        })
+        .sum()
+}
+
+fn bootargs() {
+    let k = state::get();
+    println!("cmdline: {}", k.dtb.bootargs);
+    println!("loglevel={} nokaslr={}", k.bootargs.loglevel, k.bootargs.nokaslr);
+    crate::bootargs::parse(k.dtb.bootargs, |issue| println!("warning: {issue}"));
+}
+

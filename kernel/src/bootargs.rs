@@ -1,0 +1,136 @@
+//! The kernel command line (`/chosen/bootargs`): `key=value` and bare flags,
+//! separated by spaces. Unknown keys are reported, not fatal; a malformed value
+//! is rejected with its key named and the default kept.
+
+use core::fmt;
+
+use log::LevelFilter;
+
+/// Settings taken from the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootArgs {
+    /// `loglevel=`: `off`, `error`, `warn`, `info`, `debug`, `trace` or 0-5.
+    pub loglevel: LevelFilter,
+    /// `nokaslr`: keep the image at its link address (KASLR is not built yet,
+    /// so this is the only behaviour for now).
+    pub nokaslr: bool,
+}
+
+impl Default for BootArgs {
+    fn default() -> Self {
+        BootArgs { loglevel: LevelFilter::Info, nokaslr: false }
+    }
+}
+
+/// A problem with one word of the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootArgIssue<'a> {
+    /// A key we do not know (ignored).
+    Unknown(&'a str),
+    /// A known key with a value we cannot use (default kept).
+    BadValue {
+        /// The key.
+        key: &'a str,
+        /// The value given.
+        value: &'a str,
+        /// What would have been accepted.
+        expected: &'static str,
+    },
+}
+
+impl fmt::Display for BootArgIssue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BootArgIssue::Unknown(word) => write!(f, "unknown boot argument '{word}' ignored"),
+            BootArgIssue::BadValue { key, value, expected } => {
+                write!(f, "boot argument {key}={value} rejected: expected {expected}; default kept")
+            }
+        }
+    }
+}
+
+/// Keys other components own (the stage-0 loader, later issues): accepted
+/// silently so they are not reported as unknown.
+const FOREIGN_KEYS: &[&str] = &["splitmap.load", "kaslr.seed", "kaslr.window", "kaslr.align", "module.region", "rodata"];
+
+/// Parses `line`, calling `issue` for every word it cannot use.
+pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> BootArgs {
+    let mut args = BootArgs::default();
+    for word in line.split_ascii_whitespace() {
+        let (key, value) = match word.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (word, None),
+        };
+        match (key, value) {
+            ("loglevel", Some(v)) => match parse_level(v) {
+                Some(level) => args.loglevel = level,
+                None => issue(BootArgIssue::BadValue {
+                    key,
+                    value: v,
+                    expected: "off, error, warn, info, debug, trace or 0-5",
+                }),
+            },
+            ("nokaslr", None) => args.nokaslr = true,
+            _ if FOREIGN_KEYS.contains(&key) => {}
+            _ => issue(BootArgIssue::Unknown(word)),
+        }
+    }
+    args
+}
+
+fn parse_level(value: &str) -> Option<LevelFilter> {
+    const LEVELS: [LevelFilter; 6] =
+        [LevelFilter::Off, LevelFilter::Error, LevelFilter::Warn, LevelFilter::Info, LevelFilter::Debug, LevelFilter::Trace];
+    if let Ok(n) = value.parse::<usize>() {
+        return LEVELS.get(n).copied();
+    }
+    LEVELS.into_iter().find(|l| l.as_str().eq_ignore_ascii_case(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(line: &str) -> (BootArgs, Vec<String>) {
+        let mut issues = Vec::new();
+        let args = parse(line, |i| issues.push(i.to_string()));
+        (args, issues)
+    }
+
+    #[test]
+    fn known_keys() {
+        // (command line, loglevel, nokaslr)
+        let rows = [
+            ("", LevelFilter::Info, false),
+            ("loglevel=debug", LevelFilter::Debug, false),
+            ("loglevel=TRACE nokaslr", LevelFilter::Trace, true),
+            ("  loglevel=2   ", LevelFilter::Warn, false),
+            ("loglevel=0", LevelFilter::Off, false),
+        ];
+        for (line, level, nokaslr) in rows {
+            let (args, issues) = run(line);
+            assert_eq!((args.loglevel, args.nokaslr), (level, nokaslr), "{line:?}");
+            assert!(issues.is_empty(), "{line:?}: {issues:?}");
+        }
+    }
+
+    #[test]
+    fn problems_are_named_and_defaults_kept() {
+        let (args, issues) = run("loglevel=loud frob nokaslr=1 kaslr.seed=0x1");
+        assert_eq!(args.loglevel, LevelFilter::Info);
+        assert!(!args.nokaslr);
+        assert_eq!(issues.len(), 3, "{issues:?}");
+        assert!(issues[0].contains("loglevel=loud rejected"));
+        assert!(issues[1].contains("'frob'"));
+        assert!(issues[2].contains("'nokaslr=1'"));
+        let (_, issues) = run("loglevel=6");
+        assert_eq!(issues.len(), 1);
+    }
+
+    #[test]
+    fn very_long_lines_are_fine() {
+        let line = "x ".repeat(10_000);
+        let (_, issues) = run(&line);
+        assert_eq!(issues.len(), 10_000);
+    }
+}

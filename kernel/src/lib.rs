@@ -1,0 +1,21 @@
+//! The splitmap kernel.
+//!
+//! Pure logic (device tree reading, range arithmetic, the shell's parsing and
+//! the reports) builds and is tested on the host; everything that touches the
+//! hardware lives under `arch` and builds only for `aarch64-unknown-none`.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+extern crate alloc;
+
+pub mod bootargs;
+pub mod dtb;
+pub mod linear;
+pub mod ranges;
+pub mod report;
+pub mod shell;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod arch;

@@ -1,0 +1,172 @@
+//! The linear map: all RAM at `PAGE_OFFSET + (pa - PHYS_OFFSET)`, built from the
+//! largest blocks that fit, never executable, independent of where the image is.
+//!
+//! `PHYS_OFFSET` is the lowest RAM address rounded down to 1 GiB, so VA and PA
+//! agree modulo 1 GiB and every 1 GiB-aligned GiB of RAM becomes one level-1
+//! block. Memory below the image is mapped like any other: the image has its
+//! own mapping and no longer decides where the linear map starts.
+
+use pi::addr::PhysAddr;
+use pi::layout::{LINEAR_END, PAGE_OFFSET, PAGE_SIZE};
+use pi::pgtable::{self, Attrs, Granularity, MapCounts, MapError, TableAlloc, level_size};
+
+use crate::ranges::{MAX_RANGES, RangeList};
+
+/// Linear-map alignment of `PHYS_OFFSET`: the level-1 block size.
+pub const PHYS_OFFSET_ALIGN: u64 = 1 << 30;
+
+/// `PHYS_OFFSET` for this RAM: its lowest address rounded down to 1 GiB.
+pub fn phys_offset(ram: &RangeList) -> PhysAddr {
+    ram.iter().next().map_or(PhysAddr::new(0), |r| r.start.align_down(PHYS_OFFSET_ALIGN))
+}
+
+/// The linear-map address of `pa` for a given `PHYS_OFFSET`.
+pub fn linear_va(pa: u64, phys_offset: PhysAddr) -> u64 {
+    PAGE_OFFSET + (pa - phys_offset.raw())
+}
+
+/// Why the linear map could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinearError {
+    /// RAM reaches beyond the 128 TiB the linear map spans.
+    TooMuchRam(u64),
+    /// The mapper refused.
+    Map(MapError),
+}
+
+/// Maps every RAM range (page-aligned inward) below `root`.
+///
+/// # Errors
+/// [`LinearError`]; ranges mapped before the failure stay mapped.
+pub fn build<A: TableAlloc + ?Sized>(mem: &mut A, root: PhysAddr, ram: &RangeList) -> Result<MapCounts, LinearError> {
+    let offset = phys_offset(ram);
+    let mut total = MapCounts::default();
+    for range in ram.iter() {
+        let r = range.shrink_to_pages(PAGE_SIZE);
+        if r.size() == 0 {
+            continue;
+        }
+        if r.end.raw() - offset.raw() > LINEAR_END - PAGE_OFFSET {
+            return Err(LinearError::TooMuchRam(r.end.raw()));
+        }
+        let c = pgtable::map(mem, root, linear_va(r.start.raw(), offset), r.start, r.size(), Attrs::DATA, Granularity::LargestBlocks)
+            .map_err(LinearError::Map)?;
+        total.blocks_1g += c.blocks_1g;
+        total.blocks_2m += c.blocks_2m;
+        total.pages_4k += c.pages_4k;
+        total.tables += c.tables;
+    }
+    Ok(total)
+}
+
+/// The fewest table pages (below the root) any mapper needs for this RAM,
+/// computed from span arithmetic rather than by mapping: a 512 GiB span touched
+/// needs a level-1 table; a 1 GiB or 2 MiB span touched but not covered whole
+/// needs a table one level down. Ranges are disjoint and non-adjacent (a
+/// [`RangeList`] keeps them so), so only the ends of a range can touch a span
+/// partially.
+pub fn minimum_tables(ram: &RangeList, phys_offset: PhysAddr) -> u64 {
+    let mut level1 = SpanSet::new();
+    let mut level2 = SpanSet::new();
+    let mut level3 = SpanSet::new();
+    for range in ram.iter() {
+        let r = range.shrink_to_pages(PAGE_SIZE);
+        if r.size() == 0 {
+            continue;
+        }
+        let (start, end) = (linear_va(r.start.raw(), phys_offset), linear_va(r.end.raw(), phys_offset));
+        let l0 = level_size(0);
+        for span in start / l0..=(end - 1) / l0 {
+            level1.insert(span);
+        }
+        for (set, size) in [(&mut level2, level_size(1)), (&mut level3, level_size(2))] {
+            let (first, last) = (start / size, (end - 1) / size);
+            if start % size != 0 || end < (first + 1) * size {
+                set.insert(first);
+            }
+            if end % size != 0 {
+                set.insert(last);
+            }
+        }
+    }
+    (level1.len + level2.len + level3.len) as u64
+}
+
+/// A tiny set of span numbers (two per range at most, plus level-0 spans).
+struct SpanSet {
+    items: [u64; 4 * MAX_RANGES],
+    len: usize,
+}
+
+impl SpanSet {
+    fn new() -> Self {
+        SpanSet { items: [0; 4 * MAX_RANGES], len: 0 }
+    }
+
+    fn insert(&mut self, span: u64) {
+        if !self.items[..self.len].contains(&span) && self.len < self.items.len() {
+            self.items[self.len] = span;
+            self.len += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ranges::PhysRange;
+    use pi::pgtable::{TableAccess, TABLE_SIZE, ENTRIES};
+
+    struct HostTables(Vec<Box<[u64; ENTRIES]>>);
+    const BASE: u64 = 0x7000_0000_0000;
+    // SAFETY: every PA handed out indexes a live boxed page owned by the Vec.
+    unsafe impl TableAccess for HostTables {
+        fn table_ptr(&self, pa: PhysAddr) -> *mut u64 {
+            self.0[((pa.raw() - BASE) / TABLE_SIZE) as usize].as_ptr() as *mut u64
+        }
+    }
+    impl TableAlloc for HostTables {
+        fn alloc_table(&mut self) -> Option<PhysAddr> {
+            self.0.push(Box::new([0; ENTRIES]));
+            Some(PhysAddr::new(BASE + (self.0.len() as u64 - 1) * TABLE_SIZE))
+        }
+    }
+
+    const GIB: u64 = 1 << 30;
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn builder_meets_the_minimum_for_many_layouts() {
+        // RAM layouts: QEMU virt sizes, odd sizes, several nodes, a hole, above 4 GiB.
+        let layouts: &[&[(u64, u64)]] = &[
+            &[(GIB, 512 * MIB)],
+            &[(GIB, GIB)],
+            &[(GIB, 1536 * MIB)],
+            &[(GIB, 3000 * MIB)],
+            &[(GIB, 4 * GIB)],
+            &[(GIB, 6 * GIB)],
+            &[(GIB + 0x1000, GIB)],
+            &[(GIB, 512 * MIB), (GIB + 768 * MIB, 256 * MIB + 0x3000)],
+            &[(0x8000_0000, GIB), (0x1_0000_0000 + 2 * MIB, 5 * MIB)],
+            &[(GIB + 100 * MIB, 7 * MIB + 0x1000), (3 * GIB, 10 * GIB)],
+        ];
+        for layout in layouts {
+            let mut ram = RangeList::new();
+            for &(start, size) in *layout {
+                ram.insert(PhysRange::new(start, size).unwrap()).unwrap();
+            }
+            let mut tables = HostTables(Vec::new());
+            let root = tables.alloc_table().unwrap();
+            let counts = build(&mut tables, root, &ram).unwrap();
+            assert_eq!(counts.tables, minimum_tables(&ram, phys_offset(&ram)), "{layout:x?}");
+        }
+    }
+
+    #[test]
+    fn phys_offset_rounds_down_to_a_gib() {
+        let mut ram = RangeList::new();
+        ram.insert(PhysRange::new(0x4020_0000, GIB).unwrap()).unwrap();
+        assert_eq!(phys_offset(&ram), PhysAddr::new(0x4000_0000));
+        assert_eq!(linear_va(0x4020_0000, phys_offset(&ram)), PAGE_OFFSET + 0x20_0000);
+    }
+}
