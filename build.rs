@@ -1,0 +1,59 @@
+//! Cross-builds the kernel for aarch64, checks its early code, and makes the
+//! artifacts the host tool boots: the Image, the ELF (symbols, for gdb), the
+//! initrd and the stage-0 loader (placeholders until those issues land).
+//! Their paths reach the host tool as SPLITMAP_IMAGE, SPLITMAP_ELF,
+//! SPLITMAP_INITRD and SPLITMAP_BOOT.
+
+use std::env;
+use std::fs;
+use std::path::PathBuf;
+
+#[path = "src/kbuild.rs"]
+mod kbuild;
+#[path = "src/relacheck.rs"]
+mod relacheck;
+
+fn main() {
+    for path in ["kernel", "src/kbuild.rs", "src/relacheck.rs", "Cargo.toml", "Cargo.lock", "rust-toolchain.toml"] {
+        println!("cargo:rerun-if-changed={path}");
+    }
+    let workspace = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let target_root = env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), PathBuf::from);
+    let cargo = PathBuf::from(env::var_os("CARGO").expect("CARGO"));
+
+    let built = kbuild::cargo_build(&cargo, &workspace, &target_root.join("kernel"), "splitmap-kernel", &[])
+        .unwrap_or_else(|e| fail(&e));
+    let pi = built.kernel_rlib("pi").unwrap_or_else(|| fail("the build produced no aarch64 pi .rlib"));
+    let rlib = fs::read(pi).unwrap_or_else(|e| fail(&format!("{}: {e}", pi.display())));
+    if let Err(errors) = relacheck::check_archive(&rlib) {
+        fail(&format!("relacheck: the early code (kernel/pi) is not position-independent:\n  {}", errors.join("\n  ")));
+    }
+    let (_, elf) = built
+        .executables
+        .iter()
+        .find(|(name, _)| name == "splitmap-kernel")
+        .unwrap_or_else(|| fail("the build produced no kernel executable"));
+
+    let out = target_root.join("splitmap");
+    fs::create_dir_all(&out).unwrap_or_else(|e| fail(&format!("{}: {e}", out.display())));
+    let elf_bytes = fs::read(elf).unwrap_or_else(|e| fail(&format!("{}: {e}", elf.display())));
+    let image = kbuild::make_image(&elf_bytes).unwrap_or_else(|e| fail(&e));
+    let paths = [
+        ("SPLITMAP_IMAGE", out.join("Image"), image),
+        ("SPLITMAP_ELF", out.join("splitmap.elf"), elf_bytes),
+        ("SPLITMAP_INITRD", out.join("initrd.cpio"), kbuild::empty_initrd()),
+        ("SPLITMAP_BOOT", out.join("boot.bin"), Vec::new()),
+    ];
+    for (var, path, bytes) in paths {
+        // Rewrite only when changed, so tools watching mtimes stay quiet.
+        if fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
+            fs::write(&path, &bytes).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
+        }
+        println!("cargo:rustc-env={var}={}", path.display());
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1);
+}

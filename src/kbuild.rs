@@ -1,0 +1,145 @@
+//! Cross-building the kernel for `aarch64-unknown-none` and turning it into a
+//! Linux arm64 Image. Used by build.rs (through `#[path]`) and by tests that
+//! build variants, so both run exactly the same steps.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use object::{Object, ObjectSegment};
+
+/// The kernel's target.
+pub const KERNEL_TARGET: &str = "aarch64-unknown-none";
+/// Cargo profile for the kernel (release, with symbols), from the root Cargo.toml.
+pub const KERNEL_PROFILE: &str = "kernel";
+
+/// What a nested `cargo build` produced.
+#[derive(Debug, Default)]
+pub struct Built {
+    /// (binary name, path) of each executable.
+    pub executables: Vec<(String, PathBuf)>,
+    /// (library name, path) of each `.rlib`.
+    pub rlibs: Vec<(String, PathBuf)>,
+}
+
+impl Built {
+    /// The `.rlib` of library `name` built for the kernel target (the same
+    /// crate may also be built for the host, as a build-dependency).
+    pub fn kernel_rlib(&self, name: &str) -> Option<&Path> {
+        let dir = format!("/{KERNEL_TARGET}/");
+        self.rlibs.iter().find(|(n, p)| n == name && p.to_string_lossy().contains(&dir)).map(|(_, p)| p.as_path())
+    }
+}
+
+/// Runs `cargo build -p PACKAGE` for the kernel target in its own target
+/// directory (a nested cargo on the outer one would wait for its lock forever).
+///
+/// # Errors
+/// Cargo's diagnostics when the build fails.
+pub fn cargo_build(cargo: &Path, workspace: &Path, target_dir: &Path, package: &str, features: &[&str]) -> Result<Built, String> {
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace)
+        .args(["build", "--package", package, "--target", KERNEL_TARGET, "--profile", KERNEL_PROFILE])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .args(["--message-format", "json-render-diagnostics"]);
+    if !features.is_empty() {
+        cmd.arg("--features").arg(features.join(","));
+    }
+    // The outer cargo's settings are for the host build: flags, wrappers (clippy
+    // sets one) and the outer target directory must not leak into this one.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let outer = key.starts_with("CARGO_") && key != "CARGO_HOME";
+        if outer || key.starts_with("RUSTC") || key.starts_with("RUSTFLAGS") || key.starts_with("RUSTDOC") || key.starts_with("__CARGO") {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    let output = cmd.output().map_err(|e| format!("cannot run {}: {e}", cargo.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "building {package} for {KERNEL_TARGET} failed:\n{}\n(did scripts/setup.sh run? it adds the {KERNEL_TARGET} target)",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let mut built = Built::default();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let name = msg["target"]["name"].as_str().unwrap_or_default().to_string();
+        if let Some(exe) = msg["executable"].as_str() {
+            built.executables.push((name.clone(), PathBuf::from(exe)));
+        }
+        for file in msg["filenames"].as_array().into_iter().flatten().filter_map(|f| f.as_str()) {
+            if file.ends_with(".rlib") {
+                built.rlibs.push((name.clone(), PathBuf::from(file)));
+            }
+        }
+    }
+    Ok(built)
+}
+
+/// Offset of the header's `image_size` field.
+pub const HEADER_IMAGE_SIZE: usize = 16;
+/// Offset of the header's `flags` field.
+pub const HEADER_FLAGS: usize = 24;
+/// Offset of the header's magic, `ARM\x64`.
+pub const HEADER_MAGIC: usize = 56;
+
+/// Lays the ELF's loadable segments out as the flat Image a boot loader loads:
+/// byte 0 is `_text` (the header), each segment at its offset from there.
+/// Memory that is only allocated (.bss, the table pool, the boot stack) is not
+/// in the file; the header's `image_size` tells the loader to leave room.
+///
+/// # Errors
+/// If the ELF cannot be read or the result is not a valid Image.
+pub fn make_image(elf: &[u8]) -> Result<Vec<u8>, String> {
+    let file = object::File::parse(elf).map_err(|e| format!("kernel ELF: {e}"))?;
+    let segments: Vec<_> = file.segments().filter(|s| s.size() > 0).collect();
+    let base = segments.iter().map(|s| s.address()).min().ok_or("kernel ELF has no loadable segment")?;
+    let mut image = Vec::new();
+    for segment in &segments {
+        let data = segment.data().map_err(|e| format!("kernel ELF segment: {e}"))?;
+        if data.is_empty() {
+            continue;
+        }
+        let at = (segment.address() - base) as usize;
+        if image.len() < at + data.len() {
+            image.resize(at + data.len(), 0);
+        }
+        image[at..at + data.len()].copy_from_slice(data);
+    }
+    check_header(&image)?;
+    Ok(image)
+}
+
+/// Checks the 64-byte arm64 Image header (Documentation/arch/arm64/booting.rst).
+///
+/// # Errors
+/// What is wrong with it.
+pub fn check_header(image: &[u8]) -> Result<(), String> {
+    let u64_at = |off: usize| image.get(off..off + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+    if image.get(HEADER_MAGIC..HEADER_MAGIC + 4) != Some(b"ARM\x64") {
+        return Err("Image header: magic ARM\\x64 missing at offset 56".into());
+    }
+    let size = u64_at(HEADER_IMAGE_SIZE).unwrap_or(0);
+    if size < image.len() as u64 {
+        return Err(format!("Image header: image_size {size:#x} is smaller than the file ({:#x})", image.len()));
+    }
+    if u64_at(HEADER_FLAGS).unwrap_or(0) & (1 << 3) == 0 {
+        return Err("Image header: flags bit 3 (place anywhere) is clear".into());
+    }
+    Ok(())
+}
+
+/// An empty cpio (newc) archive: just the `TRAILER!!!` entry. The initrd until
+/// modules exist.
+pub fn empty_initrd() -> Vec<u8> {
+    let name = b"TRAILER!!!\0";
+    let mut out = format!("070701{}", "00000000".repeat(11)).into_bytes();
+    out.extend_from_slice(format!("{:08X}00000000", name.len()).as_bytes());
+    out.extend_from_slice(name);
+    out.resize(out.len().next_multiple_of(4), 0);
+    out
+}
