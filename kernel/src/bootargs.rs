@@ -18,7 +18,10 @@ pub struct BootArgs {
 
 impl Default for BootArgs {
     fn default() -> Self {
-        BootArgs { loglevel: LevelFilter::Info, nokaslr: false }
+        BootArgs {
+            loglevel: LevelFilter::Info,
+            nokaslr: false,
+        }
     }
 }
 
@@ -43,7 +46,10 @@ impl fmt::Display for BootArgIssue<'_> {
         match self {
             BootArgIssue::Unknown(word) => write!(f, "unknown boot argument '{word}' ignored"),
             BootArgIssue::BadValue { key, value, expected } => {
-                write!(f, "boot argument {key}={value} rejected: expected {expected}; default kept")
+                write!(
+                    f,
+                    "boot argument {key}={value} rejected: expected {expected}; default kept"
+                )
             }
         }
     }
@@ -51,7 +57,14 @@ impl fmt::Display for BootArgIssue<'_> {
 
 /// Keys other components own (the stage-0 loader, later issues): accepted
 /// silently so they are not reported as unknown.
-const FOREIGN_KEYS: &[&str] = &["splitmap.load", "kaslr.seed", "kaslr.window", "kaslr.align", "module.region", "rodata"];
+const FOREIGN_KEYS: &[&str] = &[
+    "splitmap.load",
+    "kaslr.seed",
+    "kaslr.window",
+    "kaslr.align",
+    "module.region",
+    "rodata",
+];
 
 /// Parses `line`, calling `issue` for every word it cannot use.
 pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> BootArgs {
@@ -79,8 +92,14 @@ pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> Boot
 }
 
 fn parse_level(value: &str) -> Option<LevelFilter> {
-    const LEVELS: [LevelFilter; 6] =
-        [LevelFilter::Off, LevelFilter::Error, LevelFilter::Warn, LevelFilter::Info, LevelFilter::Debug, LevelFilter::Trace];
+    const LEVELS: [LevelFilter; 6] = [
+        LevelFilter::Off,
+        LevelFilter::Error,
+        LevelFilter::Warn,
+        LevelFilter::Info,
+        LevelFilter::Debug,
+        LevelFilter::Trace,
+    ];
     if let Ok(n) = value.parse::<usize>() {
         return LEVELS.get(n).copied();
     }

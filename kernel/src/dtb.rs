@@ -76,11 +76,17 @@ pub enum DtbError {
 impl fmt::Display for DtbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DtbError::BadMagic(m) => write!(f, "no device tree: magic is {m:#010x}, expected 0xd00dfeed (x0 must hold the DTB's address)"),
+            DtbError::BadMagic(m) => write!(
+                f,
+                "no device tree: magic is {m:#010x}, expected 0xd00dfeed (x0 must hold the DTB's address)"
+            ),
             DtbError::BadSize(s) => write!(f, "device tree totalsize {s:#x} is outside 40 bytes..2 MiB"),
             DtbError::Malformed => write!(f, "device tree structure block is malformed"),
             DtbError::TooDeep => write!(f, "device tree nests deeper than {MAX_DEPTH} levels"),
-            DtbError::BadCells(node) => write!(f, "device tree node {node} has an unsupported #address-cells/#size-cells"),
+            DtbError::BadCells(node) => write!(
+                f,
+                "device tree node {node} has an unsupported #address-cells/#size-cells"
+            ),
             DtbError::BadReg(node) => write!(f, "device tree node {node} has a malformed reg property"),
             DtbError::TooManyRanges(what) => write!(f, "device tree lists too many {what} ranges"),
             DtbError::NoMemory => write!(f, "device tree has no /memory node with a non-empty reg"),
@@ -98,7 +104,11 @@ const FDT_MAGIC: u32 = 0xd00d_feed;
 /// # Errors
 /// [`DtbError::BadMagic`] or [`DtbError::BadSize`].
 pub fn header_totalsize(header: &[u8]) -> Result<u64, DtbError> {
-    let word = |i: usize| header.get(i..i + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let word = |i: usize| {
+        header
+            .get(i..i + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
     let magic = word(0).unwrap_or(0);
     if magic != FDT_MAGIC {
         return Err(DtbError::BadMagic(magic));
@@ -148,7 +158,7 @@ struct Wanted<'dt> {
 pub fn parse(blob: &[u8]) -> Result<BootInfo<'_>, DtbError> {
     let size = totalsize(blob)?;
     let blob = &blob[..size as usize];
-    if blob.as_ptr() as usize % 4 != 0 {
+    if !(blob.as_ptr() as usize).is_multiple_of(4) {
         return Err(DtbError::Malformed);
     }
     // SAFETY: `blob` is 4-byte aligned and exactly `totalsize` long, which is
@@ -205,7 +215,13 @@ pub fn parse(blob: &[u8]) -> Result<BootInfo<'_>, DtbError> {
 
     // stdout-path is "PATH[:OPTIONS]", where PATH may be an alias.
     let stdout = wanted.stdout_path.map(|p| p.split(':').next().unwrap_or(""));
-    let stdout = stdout.map(|p| if p.starts_with('/') { p } else { aliases.iter().find(|a| a.0 == p).map_or(p, |a| a.1) });
+    let stdout = stdout.map(|p| {
+        if p.starts_with('/') {
+            p
+        } else {
+            aliases.iter().find(|a| a.0 == p).map_or(p, |a| a.1)
+        }
+    });
 
     // Pass 2: nodes found by path or by type, at end of node when all their
     // properties are known.
@@ -219,25 +235,30 @@ pub fn parse(blob: &[u8]) -> Result<BootInfo<'_>, DtbError> {
             })?;
             Ok(first)
         };
-        if path.len() == 2 && frame.is_memory {
-            if let Some(reg) = frame.reg {
-                for_each_reg(reg, parent, "memory", |r| info.memory.insert(r).map_err(|TooManyRanges| DtbError::TooManyRanges("memory")))?;
-            }
-        }
-        if path.len() == 3 && path[1] == "reserved-memory" {
-            if let Some(reg) = frame.reg {
-                for_each_reg(reg, parent, "reserved-memory", |r| {
-                    info.reserved.insert(r).map_err(|TooManyRanges| DtbError::TooManyRanges("reserved"))
+        if path.len() == 2 && frame.is_memory
+            && let Some(reg) = frame.reg {
+                for_each_reg(reg, parent, "memory", |r| {
+                    info.memory
+                        .insert(r)
+                        .map_err(|TooManyRanges| DtbError::TooManyRanges("memory"))
                 })?;
             }
-        }
-        if let Some(stdout) = stdout {
-            if path_matches(path, stdout) {
-                if let Some(regs) = reg_of("stdout-path")? {
-                    info.uart = Some(Uart { regs, pl011: frame.is_pl011 });
-                }
+        if path.len() == 3 && path[1] == "reserved-memory"
+            && let Some(reg) = frame.reg {
+                for_each_reg(reg, parent, "reserved-memory", |r| {
+                    info.reserved
+                        .insert(r)
+                        .map_err(|TooManyRanges| DtbError::TooManyRanges("reserved"))
+                })?;
             }
-        }
+        if let Some(stdout) = stdout
+            && path_matches(path, stdout)
+                && let Some(regs) = reg_of("stdout-path")? {
+                    info.uart = Some(Uart {
+                        regs,
+                        pl011: frame.is_pl011,
+                    });
+                }
         Ok(())
     })?;
 
@@ -273,13 +294,17 @@ fn for_each_reg(
         return Err(DtbError::BadCells(what));
     }
     let entry = 4 * (ac + sc);
-    if reg.is_empty() || reg.len() % entry != 0 {
+    if reg.is_empty() || !reg.len().is_multiple_of(entry) {
         return Err(DtbError::BadReg(what));
     }
     for chunk in reg.chunks_exact(entry) {
         let (addr, size) = chunk.split_at(4 * ac);
         let addr = be_number(addr).ok_or(DtbError::BadReg(what))?;
-        let size = if sc == 0 { 0 } else { be_number(size).ok_or(DtbError::BadReg(what))? };
+        let size = if sc == 0 {
+            0
+        } else {
+            be_number(size).ok_or(DtbError::BadReg(what))?
+        };
         let range = PhysRange::new(addr, size).ok_or(DtbError::BadReg(what))?;
         if range.size() > 0 {
             f(range)?;
@@ -315,7 +340,8 @@ fn read_memreserve(blob: &[u8], tree: &DevTree<'_>, out: &mut RangeList) -> Resu
             return Ok(());
         }
         let range = PhysRange::new(addr, size).ok_or(DtbError::BadReg("/memreserve/"))?;
-        out.insert(range).map_err(|TooManyRanges| DtbError::TooManyRanges("reserved"))?;
+        out.insert(range)
+            .map_err(|TooManyRanges| DtbError::TooManyRanges("reserved"))?;
         off += 16;
     }
 }
@@ -341,7 +367,11 @@ fn walk_nodes<'dt>(
 type PropFn<'a, 'dt> = dyn FnMut(&[&'dt str], &Frame<'dt>, &'dt str, &'dt [u8]) -> Result<(), DtbError> + 'a;
 type NodeFn<'a, 'dt> = dyn FnMut(&[&'dt str], &Frame<'dt>, &Frame<'dt>) -> Result<(), DtbError> + 'a;
 
-fn walk_tokens<'dt>(tree: &DevTree<'dt>, prop: &mut PropFn<'_, 'dt>, node: &mut NodeFn<'_, 'dt>) -> Result<(), DtbError> {
+fn walk_tokens<'dt>(
+    tree: &DevTree<'dt>,
+    prop: &mut PropFn<'_, 'dt>,
+    node: &mut NodeFn<'_, 'dt>,
+) -> Result<(), DtbError> {
     let strings = tree.off_dt_strings();
     let buf = tree.buf();
     let mut frames = [Frame::default(); MAX_DEPTH];
@@ -356,7 +386,13 @@ fn walk_tokens<'dt>(tree: &DevTree<'dt>, prop: &mut PropFn<'_, 'dt>, node: &mut 
                 }
                 let name = core::str::from_utf8(n.name).map_err(|_| DtbError::Malformed)?;
                 // Defaults from the devicetree specification: 2 address cells, 1 size cell.
-                frames[depth] = Frame { address_cells: 2, size_cells: 1, reg: None, is_memory: false, is_pl011: false };
+                frames[depth] = Frame {
+                    address_cells: 2,
+                    size_cells: 1,
+                    reg: None,
+                    is_memory: false,
+                    is_pl011: false,
+                };
                 names[depth] = name;
                 depth += 1;
             }
@@ -378,8 +414,12 @@ fn walk_tokens<'dt>(tree: &DevTree<'dt>, prop: &mut PropFn<'_, 'dt>, node: &mut 
                 let value = p.prop_buf;
                 let frame = &mut frames[depth - 1];
                 match name {
-                    "#address-cells" => frame.address_cells = be_number(value).ok_or(DtbError::BadCells("#address-cells"))? as u32,
-                    "#size-cells" => frame.size_cells = be_number(value).ok_or(DtbError::BadCells("#size-cells"))? as u32,
+                    "#address-cells" => {
+                        frame.address_cells = be_number(value).ok_or(DtbError::BadCells("#address-cells"))? as u32
+                    }
+                    "#size-cells" => {
+                        frame.size_cells = be_number(value).ok_or(DtbError::BadCells("#size-cells"))? as u32
+                    }
                     "reg" => frame.reg = Some(value),
                     "device_type" => frame.is_memory = cstr(value) == "memory",
                     "compatible" => frame.is_pl011 = value.split(|&b| b == 0).any(|c| c == b"arm,pl011"),

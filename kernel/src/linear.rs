@@ -17,7 +17,9 @@ pub const PHYS_OFFSET_ALIGN: u64 = 1 << 30;
 
 /// `PHYS_OFFSET` for this RAM: its lowest address rounded down to 1 GiB.
 pub fn phys_offset(ram: &RangeList) -> PhysAddr {
-    ram.iter().next().map_or(PhysAddr::new(0), |r| r.start.align_down(PHYS_OFFSET_ALIGN))
+    ram.iter()
+        .next()
+        .map_or(PhysAddr::new(0), |r| r.start.align_down(PHYS_OFFSET_ALIGN))
 }
 
 /// The linear-map address of `pa` for a given `PHYS_OFFSET`.
@@ -49,8 +51,16 @@ pub fn build<A: TableAlloc + ?Sized>(mem: &mut A, root: PhysAddr, ram: &RangeLis
         if r.end.raw() - offset.raw() > LINEAR_END - PAGE_OFFSET {
             return Err(LinearError::TooMuchRam(r.end.raw()));
         }
-        let c = pgtable::map(mem, root, linear_va(r.start.raw(), offset), r.start, r.size(), Attrs::DATA, Granularity::LargestBlocks)
-            .map_err(LinearError::Map)?;
+        let c = pgtable::map(
+            mem,
+            root,
+            linear_va(r.start.raw(), offset),
+            r.start,
+            r.size(),
+            Attrs::DATA,
+            Granularity::LargestBlocks,
+        )
+        .map_err(LinearError::Map)?;
         total.blocks_1g += c.blocks_1g;
         total.blocks_2m += c.blocks_2m;
         total.pages_4k += c.pages_4k;
@@ -74,7 +84,10 @@ pub fn minimum_tables(ram: &RangeList, phys_offset: PhysAddr) -> u64 {
         if r.size() == 0 {
             continue;
         }
-        let (start, end) = (linear_va(r.start.raw(), phys_offset), linear_va(r.end.raw(), phys_offset));
+        let (start, end) = (
+            linear_va(r.start.raw(), phys_offset),
+            linear_va(r.end.raw(), phys_offset),
+        );
         let l0 = level_size(0);
         for span in start / l0..=(end - 1) / l0 {
             level1.insert(span);
@@ -100,7 +113,10 @@ struct SpanSet {
 
 impl SpanSet {
     fn new() -> Self {
-        SpanSet { items: [0; 4 * MAX_RANGES], len: 0 }
+        SpanSet {
+            items: [0; 4 * MAX_RANGES],
+            len: 0,
+        }
     }
 
     fn insert(&mut self, span: u64) {
@@ -115,7 +131,7 @@ impl SpanSet {
 mod tests {
     use super::*;
     use crate::ranges::PhysRange;
-    use pi::pgtable::{TableAccess, TABLE_SIZE, ENTRIES};
+    use pi::pgtable::{ENTRIES, TABLE_SIZE, TableAccess};
 
     struct HostTables(Vec<Box<[u64; ENTRIES]>>);
     const BASE: u64 = 0x7000_0000_0000;

@@ -19,7 +19,10 @@ impl PhysRange {
     /// `[start, start + size)`, or `None` if that wraps around.
     pub fn new(start: u64, size: u64) -> Option<Self> {
         let end = start.checked_add(size)?;
-        Some(PhysRange { start: PhysAddr::new(start), end: PhysAddr::new(end) })
+        Some(PhysRange {
+            start: PhysAddr::new(start),
+            end: PhysAddr::new(end),
+        })
     }
 
     /// Bytes in the range.
@@ -36,7 +39,10 @@ impl PhysRange {
     pub fn shrink_to_pages(&self, page: u64) -> PhysRange {
         let start = self.start.raw().next_multiple_of(page);
         let end = self.end.raw() & !(page - 1);
-        PhysRange { start: PhysAddr::new(start), end: PhysAddr::new(end.max(start)) }
+        PhysRange {
+            start: PhysAddr::new(start),
+            end: PhysAddr::new(end.max(start)),
+        }
     }
 }
 
@@ -76,7 +82,13 @@ impl fmt::Debug for RangeList {
 impl RangeList {
     /// An empty list.
     pub const fn new() -> Self {
-        RangeList { items: [PhysRange { start: PhysAddr::new(0), end: PhysAddr::new(0) }; MAX_RANGES], len: 0 }
+        RangeList {
+            items: [PhysRange {
+                start: PhysAddr::new(0),
+                end: PhysAddr::new(0),
+            }; MAX_RANGES],
+            len: 0,
+        }
     }
 
     /// The ranges, lowest first.
@@ -142,12 +154,18 @@ impl RangeList {
                     continue;
                 }
                 if h.start > cursor {
-                    out.insert(PhysRange { start: cursor, end: h.start })?;
+                    out.insert(PhysRange {
+                        start: cursor,
+                        end: h.start,
+                    })?;
                 }
                 cursor = cursor.max(h.end);
             }
             if cursor < r.end {
-                out.insert(PhysRange { start: cursor, end: r.end })?;
+                out.insert(PhysRange {
+                    start: cursor,
+                    end: r.end,
+                })?;
             }
         }
         Ok(out)
@@ -164,7 +182,10 @@ mod tests {
     use super::*;
 
     fn r(start: u64, end: u64) -> PhysRange {
-        PhysRange { start: PhysAddr::new(start), end: PhysAddr::new(end) }
+        PhysRange {
+            start: PhysAddr::new(start),
+            end: PhysAddr::new(end),
+        }
     }
 
     fn list(ranges: &[(u64, u64)]) -> RangeList {
@@ -180,6 +201,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)] // table-driven rows read best spelled out
     fn insert_sorts_and_merges() {
         // (inserted in this order, expected list)
         let rows: &[(&[(u64, u64)], &[(u64, u64)])] = &[
@@ -212,10 +234,18 @@ mod tests {
     #[test]
     fn subtract_punches_holes() {
         let ram = list(&[(0x4000_0000, 0x8000_0000), (0x1_0000_0000, 0x1_4000_0000)]);
-        let holes = list(&[(0x3000_0000, 0x4000_1000), (0x4020_0000, 0x4060_0000), (0x7fff_f000, 0x1_0000_1000)]);
+        let holes = list(&[
+            (0x3000_0000, 0x4000_1000),
+            (0x4020_0000, 0x4060_0000),
+            (0x7fff_f000, 0x1_0000_1000),
+        ]);
         assert_eq!(
             pairs(&ram.subtract(&holes).unwrap()),
-            [(0x4000_1000, 0x4020_0000), (0x4060_0000, 0x7fff_f000), (0x1_0000_1000, 0x1_4000_0000)]
+            [
+                (0x4000_1000, 0x4020_0000),
+                (0x4060_0000, 0x7fff_f000),
+                (0x1_0000_1000, 0x1_4000_0000)
+            ]
         );
         assert_eq!(ram.subtract(&RangeList::new()).unwrap(), ram);
     }

@@ -28,7 +28,11 @@ impl fmt::Display for LayoutRow<'_> {
             write!(f, " pa={start:#x}-{end:#x}")?;
         }
         let m = &self.map;
-        write!(f, " prot={} map=1G:{},2M:{},4K:{}", self.prot, m.blocks_1g, m.blocks_2m, m.pages_4k)
+        write!(
+            f,
+            " prot={} map=1G:{},2M:{},4K:{}",
+            self.prot, m.blocks_1g, m.blocks_2m, m.pages_4k
+        )
     }
 }
 
@@ -36,7 +40,14 @@ impl fmt::Display for LayoutRow<'_> {
 /// `=> pa=0x… level=N size=1G|2M|4K prot=…` (or `=> fault: …`).
 pub fn write_walk(out: &mut dyn Write, va: u64, walk: &Walk) -> fmt::Result {
     for step in walk.steps() {
-        writeln!(out, "L{} table={:#x} [{:3}] = {:#018x}", step.level, step.table.raw(), step.index, step.raw)?;
+        writeln!(
+            out,
+            "L{} table={:#x} [{:3}] = {:#018x}",
+            step.level,
+            step.table.raw(),
+            step.index,
+            step.raw
+        )?;
     }
     match walk.translation {
         Some(t) => writeln!(
@@ -49,7 +60,10 @@ pub fn write_walk(out: &mut dyn Write, va: u64, walk: &Walk) -> fmt::Result {
         ),
         None => {
             let level = walk.steps().last().map_or(0, |s| s.level);
-            writeln!(out, "=> fault: {va:#x} is not mapped (translation fault at level {level})")
+            writeln!(
+                out,
+                "=> fault: {va:#x} is not mapped (translation fault at level {level})"
+            )
         }
     }
 }
@@ -77,12 +91,21 @@ pub struct TestFailure {
 
 /// Fails with `message` and `value` unless `cond` holds.
 pub fn check(cond: bool, message: &'static str, value: u64) -> TestResult {
-    if cond { Ok(()) } else { Err(TestFailure { message, value }) }
+    if cond {
+        Ok(())
+    } else {
+        Err(TestFailure { message, value })
+    }
 }
 
 /// Runs the tests whose names contain `filter` and prints KTAP, then the
 /// closing line `N passed, N failed`. Returns the number failed.
-pub fn run_ktap<T>(out: &mut dyn Write, tests: &[(&str, T)], filter: Option<&str>, run: impl Fn(&T) -> TestResult) -> Result<usize, fmt::Error> {
+pub fn run_ktap<T>(
+    out: &mut dyn Write,
+    tests: &[(&str, T)],
+    filter: Option<&str>,
+    run: impl Fn(&T) -> TestResult,
+) -> Result<usize, fmt::Error> {
     let selected = || tests.iter().filter(|(name, _)| filter.is_none_or(|f| name.contains(f)));
     writeln!(out, "KTAP version 1")?;
     writeln!(out, "1..{}", selected().count())?;
@@ -115,14 +138,28 @@ mod tests {
             va: (0xffff_0000_0000_0000, 0xffff_0000_6000_0000),
             pa: Some((0x4000_0000, 0xa000_0000)),
             prot: "rw-",
-            map: MapCounts { blocks_1g: 1, blocks_2m: 256, pages_4k: 0, tables: 2 },
+            map: MapCounts {
+                blocks_1g: 1,
+                blocks_2m: 256,
+                pages_4k: 0,
+                tables: 2,
+            },
         };
         assert_eq!(
             row.to_string(),
             "linear   va=0xffff000000000000-0xffff000060000000 pa=0x40000000-0xa0000000 prot=rw- map=1G:1,2M:256,4K:0"
         );
-        let row = LayoutRow { name: "modules", pa: None, prot: "---", map: MapCounts::default(), ..row };
-        assert!(row.to_string().starts_with("modules  va=0xffff000000000000-0xffff000060000000 prot=---"));
+        let row = LayoutRow {
+            name: "modules",
+            pa: None,
+            prot: "---",
+            map: MapCounts::default(),
+            ..row
+        };
+        assert!(
+            row.to_string()
+                .starts_with("modules  va=0xffff000000000000-0xffff000060000000 prot=---")
+        );
     }
 
     #[test]
@@ -137,6 +174,9 @@ mod tests {
         );
         let mut out = String::new();
         run_ktap(&mut out, &tests, Some("alpha"), |ok| check(*ok, "wrong", 7)).unwrap();
-        assert!(out.ends_with("1..2\nok 1 alpha\nok 2 alphabet\n2 passed, 0 failed\n"), "{out}");
+        assert!(
+            out.ends_with("1..2\nok 1 alpha\nok 2 alphabet\n2 passed, 0 failed\n"),
+            "{out}"
+        );
     }
 }

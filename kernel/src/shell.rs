@@ -36,7 +36,11 @@ impl Default for LineEditor {
 impl LineEditor {
     /// An empty line.
     pub const fn new() -> Self {
-        LineEditor { buf: [0; LINE_MAX], len: 0, after_cr: false }
+        LineEditor {
+            buf: [0; LINE_MAX],
+            len: 0,
+            after_cr: false,
+        }
     }
 
     /// Takes one byte from the terminal.
@@ -64,7 +68,10 @@ impl LineEditor {
 
     /// The completed line; the editor is empty again afterwards.
     pub fn take_line(&mut self) -> LineBuf {
-        let line = LineBuf { buf: self.buf, len: self.len };
+        let line = LineBuf {
+            buf: self.buf,
+            len: self.len,
+        };
         self.len = 0;
         line
     }
@@ -107,11 +114,27 @@ pub enum Command<'a> {
 /// One line of `help`: name, arguments, what it does.
 pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("help", "", "list commands"),
-    ("layout", "", "memory regions: VA and PA ranges, permissions, descriptors per block size"),
-    ("walk", "VA", "walk the page tables for a virtual address, level by level"),
-    ("mem", "", "RAM, reserved ranges, free frames (and how many lie below the image)"),
+    (
+        "layout",
+        "",
+        "memory regions: VA and PA ranges, permissions, descriptors per block size",
+    ),
+    (
+        "walk",
+        "VA",
+        "walk the page tables for a virtual address, level by level",
+    ),
+    (
+        "mem",
+        "",
+        "RAM, reserved ranges, free frames (and how many lie below the image)",
+    ),
     ("bootargs", "", "the kernel command line and what was made of it"),
-    ("test", "[FILTER]", "run the in-kernel test suite (KTAP), optionally only names containing FILTER"),
+    (
+        "test",
+        "[FILTER]",
+        "run the in-kernel test suite (KTAP), optionally only names containing FILTER",
+    ),
     ("poweroff", "", "power off through PSCI (QEMU exits 0)"),
 ];
 
@@ -132,7 +155,10 @@ impl core::fmt::Display for ParseError<'_> {
             ParseError::Unknown(word) => write!(f, "unknown command '{word}'; type 'help' for the list"),
             ParseError::Usage(usage) => write!(f, "usage: {usage}"),
             ParseError::BadNumber(word) => {
-                write!(f, "'{word}' is not a 64-bit number; use hex with 0x (0xffff000000000000) or decimal")
+                write!(
+                    f,
+                    "'{word}' is not a 64-bit number; use hex with 0x (0xffff000000000000) or decimal"
+                )
             }
         }
     }
@@ -144,10 +170,18 @@ impl core::fmt::Display for ParseError<'_> {
 /// A [`ParseError`] naming what is wrong.
 pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
     let mut words = line.split_ascii_whitespace();
-    let Some(name) = words.next() else { return Ok(Command::Empty) };
+    let Some(name) = words.next() else {
+        return Ok(Command::Empty);
+    };
     let arg = words.next();
     let extra = words.next().is_some();
-    let no_args = |cmd, usage| if arg.is_some() { Err(ParseError::Usage(usage)) } else { Ok(cmd) };
+    let no_args = |cmd, usage| {
+        if arg.is_some() {
+            Err(ParseError::Usage(usage))
+        } else {
+            Ok(cmd)
+        }
+    };
     match name {
         "help" => no_args(Command::Help, "help"),
         "layout" => no_args(Command::Layout, "layout"),
@@ -237,8 +271,14 @@ mod tests {
             ("walk 0xffff_8000_8000_0000", Ok(Command::Walk(0xffff_8000_8000_0000))),
             ("walk 4096", Ok(Command::Walk(4096))),
             ("walk", Err(ParseError::Usage("walk VA (e.g. walk 0xffff000000000000)"))),
-            ("walk 0x1 2", Err(ParseError::Usage("walk VA (e.g. walk 0xffff000000000000)"))),
-            ("walk 0x1_0000_0000_0000_0000", Err(ParseError::BadNumber("0x1_0000_0000_0000_0000"))),
+            (
+                "walk 0x1 2",
+                Err(ParseError::Usage("walk VA (e.g. walk 0xffff000000000000)")),
+            ),
+            (
+                "walk 0x1_0000_0000_0000_0000",
+                Err(ParseError::BadNumber("0x1_0000_0000_0000_0000")),
+            ),
             ("walk zz", Err(ParseError::BadNumber("zz"))),
             ("test", Ok(Command::Test(None))),
             ("test linear", Ok(Command::Test(Some("linear")))),

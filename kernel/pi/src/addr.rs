@@ -9,6 +9,15 @@
 //! - [`PhysAddr::to_kimg`] / [`KimgVirt::to_phys`]: `va = pa + kimage_voffset`,
 //!   valid only inside the image.
 //!
+//! Each conversion is explicit (compiled, not run: the offsets are set at boot):
+//!
+//! ```no_run
+//! use pi::addr::{KimgVirt, LinearVirt, PhysAddr};
+//! fn wants_linear(_: LinearVirt) {}
+//! let pa: PhysAddr = KimgVirt::new(0xffff_8000_8000_0000).to_phys();
+//! wants_linear(pa.to_linear());
+//! ```
+//!
 //! Passing a kernel-image address where a linear one is expected does not compile:
 //!
 //! ```compile_fail
@@ -121,15 +130,17 @@ impl PhysAddr {
     /// The linear-map address of this physical address.
     pub fn to_linear(self) -> LinearVirt {
         let va = self.0.wrapping_sub(phys_offset().0).wrapping_add(PAGE_OFFSET);
-        debug_assert!((PAGE_OFFSET..LINEAR_END).contains(&va), "{self:?} outside the linear map");
+        debug_assert!(
+            (PAGE_OFFSET..LINEAR_END).contains(&va),
+            "{self:?} outside the linear map"
+        );
         LinearVirt(va)
     }
 
     /// The kernel-image address of this physical address. Only addresses inside
     /// the loaded image have one.
     pub fn to_kimg(self) -> Option<KimgVirt> {
-        let inside = (KIMAGE_PA_START.load(Ordering::Relaxed)..KIMAGE_PA_END.load(Ordering::Relaxed))
-            .contains(&self.0);
+        let inside = (KIMAGE_PA_START.load(Ordering::Relaxed)..KIMAGE_PA_END.load(Ordering::Relaxed)).contains(&self.0);
         inside.then(|| KimgVirt(self.0.wrapping_add(kimage_voffset())))
     }
 }
@@ -170,7 +181,11 @@ mod tests {
     #[test]
     fn conversions_round_trip() {
         set_phys_offset(PhysAddr::new(0x4000_0000));
-        set_kimage(PhysAddr::new(0x4020_0000), PhysAddr::new(0x4040_0000), 0xffff_8000_8000_0000 - 0x4020_0000);
+        set_kimage(
+            PhysAddr::new(0x4020_0000),
+            PhysAddr::new(0x4040_0000),
+            0xffff_8000_8000_0000 - 0x4020_0000,
+        );
         let pa = PhysAddr::new(0x4123_4567);
         assert_eq!(pa.to_linear().raw(), 0xffff_0000_0123_4567);
         assert_eq!(pa.to_linear().to_phys(), pa);

@@ -34,8 +34,17 @@ pub const TCR_EPD0: u64 = 1 << 7;
 /// SCTLR_EL1 with the MMU on: M (MMU), C (data cache), SA (SP alignment check),
 /// I (instruction cache), WXN (writable implies execute-never), plus the bits
 /// that are RES1 in ARMv8.0 (11, 20, 22, 23, 28, 29).
-pub const SCTLR_MMU_ON: u64 = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19)
-    | (1 << 11) | (1 << 20) | (1 << 22) | (1 << 23) | (1 << 28) | (1 << 29);
+pub const SCTLR_MMU_ON: u64 = (1 << 0)
+    | (1 << 2)
+    | (1 << 3)
+    | (1 << 12)
+    | (1 << 19)
+    | (1 << 11)
+    | (1 << 20)
+    | (1 << 22)
+    | (1 << 23)
+    | (1 << 28)
+    | (1 << 29);
 
 unsafe extern "C" {
     // Linker-script symbols (kernel/linker.ld). Only their addresses are used.
@@ -79,7 +88,12 @@ impl EarlyPool {
     /// first `used` pages allocated by an earlier pool over the same range, the
     /// rest unused by anything else, and all of it reachable at `pa + va_offset`.
     pub const unsafe fn resume(start: PhysAddr, end: PhysAddr, used: u64, va_offset: u64) -> Self {
-        EarlyPool { start: start.raw(), next: start.raw() + used * PAGE_SIZE, end: end.raw(), va_offset }
+        EarlyPool {
+            start: start.raw(),
+            next: start.raw() + used * PAGE_SIZE,
+            end: end.raw(),
+            va_offset,
+        }
     }
 
     /// Pages handed out so far.
@@ -170,7 +184,14 @@ pub unsafe extern "C" fn __pi_create_boot_tables(dtb_pa: u64, out: *mut BootTabl
 fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     // SAFETY: the linker reserves [__pool_start, __pool_end) for tables, page
     // aligned, and the MMU is off so physical addresses are used as they are.
-    let mut pool = unsafe { EarlyPool::resume(PhysAddr::new(here!(__pool_start)), PhysAddr::new(here!(__pool_end)), 0, 0) };
+    let mut pool = unsafe {
+        EarlyPool::resume(
+            PhysAddr::new(here!(__pool_start)),
+            PhysAddr::new(here!(__pool_end)),
+            0,
+            0,
+        )
+    };
     let ttbr1 = pool.alloc_table().ok_or(EarlyError::PoolTooSmall)?;
     let ttbr0 = pool.alloc_table().ok_or(EarlyError::PoolTooSmall)?;
 
@@ -184,41 +205,78 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     ];
     for (start, end, attrs) in segments {
         let va = start.wrapping_add(voffset);
-        pgtable::map(&mut pool, ttbr1, va, PhysAddr::new(start), end - start, attrs, Granularity::LargestBlocks)?;
+        pgtable::map(
+            &mut pool,
+            ttbr1,
+            va,
+            PhysAddr::new(start),
+            end - start,
+            attrs,
+            Granularity::LargestBlocks,
+        )?;
     }
 
     // The DTB, read-only, so the kernel can parse it before the linear map exists.
     if dtb_pa != 0 {
         let base = dtb_pa & !(PAGE_SIZE - 1);
         let end = (dtb_pa + dtb_size(dtb_pa) + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
-        pgtable::map(&mut pool, ttbr1, FIXMAP_DTB, PhysAddr::new(base), end - base, Attrs::RODATA, Granularity::PagesOnly)?;
+        pgtable::map(
+            &mut pool,
+            ttbr1,
+            FIXMAP_DTB,
+            PhysAddr::new(base),
+            end - base,
+            Attrs::RODATA,
+            Granularity::PagesOnly,
+        )?;
     }
 
     // The page that turns the MMU on must be mapped where it runs.
     let idmap = here!(__idmap_text_start);
-    pgtable::map(&mut pool, ttbr0, idmap, PhysAddr::new(idmap), PAGE_SIZE, Attrs::TEXT, Granularity::PagesOnly)?;
+    pgtable::map(
+        &mut pool,
+        ttbr0,
+        idmap,
+        PhysAddr::new(idmap),
+        PAGE_SIZE,
+        Attrs::TEXT,
+        Granularity::PagesOnly,
+    )?;
 
     #[cfg(feature = "relacheck-canary")]
     core::hint::black_box(&canary::RELACHECK_CANARY);
 
-    Ok(BootTables { ttbr1: ttbr1.raw(), ttbr0: ttbr0.raw(), pool_used: pool.used() })
+    Ok(BootTables {
+        ttbr1: ttbr1.raw(),
+        ttbr0: ttbr0.raw(),
+        pool_used: pool.used(),
+    })
 }
 
 /// How much of the DTB to map: its header's `totalsize` capped at the protocol's
 /// 2 MiB, or one page when the magic is wrong (the kernel reports that itself).
 fn dtb_size(dtb_pa: u64) -> u64 {
     const FDT_MAGIC: u32 = 0xd00d_feed;
-    if dtb_pa % 8 != 0 {
+    if !dtb_pa.is_multiple_of(8) {
         return PAGE_SIZE;
     }
     let header = dtb_pa as *const u32;
     // SAFETY: the boot protocol puts a DTB at x0 (8-byte aligned, checked above);
     // reading its first two words is what any loader expects the kernel to do.
-    let (magic, size) = unsafe { (u32::from_be(header.read_volatile()), u32::from_be(header.add(1).read_volatile())) };
+    let (magic, size) = unsafe {
+        (
+            u32::from_be(header.read_volatile()),
+            u32::from_be(header.add(1).read_volatile()),
+        )
+    };
     if magic != FDT_MAGIC {
         return PAGE_SIZE;
     }
-    if (size as u64) < DTB_MAX_SIZE { size as u64 } else { DTB_MAX_SIZE }
+    if (size as u64) < DTB_MAX_SIZE {
+        size as u64
+    } else {
+        DTB_MAX_SIZE
+    }
 }
 
 #[cfg(feature = "relacheck-canary")]

@@ -45,4 +45,4 @@ const _: () = assert!(MODULES_VADDR + MODULES_SIZE <= KIMAGE_VADDR);
 const _: () = assert!(KIMAGE_VADDR < MMIO_BASE && MMIO_END <= FIXMAP_DTB);
 // The image needs 2 MiB alignment of its link address so that 2 MiB blocks stay
 // possible whenever the loader picks a 2 MiB-aligned PA.
-const _: () = assert!(KIMAGE_VADDR % (2 << 20) == 0);
+const _: () = assert!(KIMAGE_VADDR.is_multiple_of(2 << 20));

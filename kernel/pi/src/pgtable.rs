@@ -96,13 +96,25 @@ pub struct Attrs {
 
 impl Attrs {
     /// Kernel text.
-    pub const TEXT: Attrs = Attrs { prot: Prot::ReadExec, mem: MemType::Normal };
+    pub const TEXT: Attrs = Attrs {
+        prot: Prot::ReadExec,
+        mem: MemType::Normal,
+    };
     /// Read-only data.
-    pub const RODATA: Attrs = Attrs { prot: Prot::ReadOnly, mem: MemType::Normal };
+    pub const RODATA: Attrs = Attrs {
+        prot: Prot::ReadOnly,
+        mem: MemType::Normal,
+    };
     /// Writable data, never executable.
-    pub const DATA: Attrs = Attrs { prot: Prot::ReadWrite, mem: MemType::Normal };
+    pub const DATA: Attrs = Attrs {
+        prot: Prot::ReadWrite,
+        mem: MemType::Normal,
+    };
     /// Device registers.
-    pub const DEVICE: Attrs = Attrs { prot: Prot::ReadWrite, mem: MemType::Device };
+    pub const DEVICE: Attrs = Attrs {
+        prot: Prot::ReadWrite,
+        mem: MemType::Device,
+    };
 
     /// The descriptor bits (everything but the output address and type bits).
     const fn bits(self) -> u64 {
@@ -304,7 +316,7 @@ pub fn map<A: TableAlloc + ?Sized>(
     granularity: Granularity,
 ) -> Result<MapCounts, MapError> {
     let page = level_size(LAST_LEVEL);
-    if len == 0 || va % page != 0 || !pa.is_aligned(page) || len % page != 0 {
+    if len == 0 || !va.is_multiple_of(page) || !pa.is_aligned(page) || !len.is_multiple_of(page) {
         return Err(MapError::Misaligned);
     }
     let mut counts = MapCounts::default();
@@ -404,12 +416,20 @@ impl Walk {
 
 /// Walks the tables below `root` for `va`.
 pub fn walk<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64) -> Walk {
-    let mut result = Walk { steps: [None; 4], translation: None };
+    let mut result = Walk {
+        steps: [None; 4],
+        translation: None,
+    };
     let mut table = root;
     for level in 0..=LAST_LEVEL {
         let index = index_at(va, level);
         let raw = read_entry(mem, table, index);
-        result.steps[level] = Some(WalkStep { level, table, index, raw });
+        result.steps[level] = Some(WalkStep {
+            level,
+            table,
+            index,
+            raw,
+        });
         match Entry::decode(raw, level) {
             Entry::Invalid => break,
             Entry::Table(next) => table = next,
@@ -434,7 +454,14 @@ pub fn count<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64, len: u64
     counts
 }
 
-fn count_level<A: TableAccess + ?Sized>(mem: &A, table: PhysAddr, level: usize, mut va: u64, mut len: u64, counts: &mut MapCounts) {
+fn count_level<A: TableAccess + ?Sized>(
+    mem: &A,
+    table: PhysAddr,
+    level: usize,
+    mut va: u64,
+    mut len: u64,
+    counts: &mut MapCounts,
+) {
     let size = level_size(level);
     while len > 0 {
         let span_left = size - (va & (size - 1));

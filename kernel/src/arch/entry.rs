@@ -38,7 +38,12 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
     // SAFETY: the early code took `pool_used` pages of this pool; the rest is
     // untouched and mapped rw in the image mapping at `pa + kimage_voffset`.
     let pool = unsafe {
-        EarlyPool::resume(kimg_to_phys(&raw const __pool_start), kimg_to_phys(&raw const __pool_end), pool_used, addr::kimage_voffset())
+        EarlyPool::resume(
+            kimg_to_phys(&raw const __pool_start),
+            kimg_to_phys(&raw const __pool_end),
+            pool_used,
+            addr::kimage_voffset(),
+        )
     };
     *TABLES.lock() = Some(KernelTables::new(pool));
 
@@ -61,7 +66,7 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
     info!(
         "{} MiB RAM, {} MiB free, linear map 1G:{} 2M:{} 4K:{} in {} table pages",
         dt.memory.total() >> 20,
-        memory::free_frames() * PAGE_SIZE >> 20,
+        (memory::free_frames() * PAGE_SIZE) >> 20,
         linear_counts.blocks_1g,
         linear_counts.blocks_2m,
         linear_counts.pages_4k,
@@ -89,7 +94,10 @@ fn record_image(image_pa: PhysAddr) -> PhysRange {
     let va = &raw const _text as u64;
     let size = &raw const _end as u64 - va;
     addr::set_kimage(image_pa, image_pa.add(size), va.wrapping_sub(image_pa.raw()));
-    PhysRange { start: image_pa, end: image_pa.add(size) }
+    PhysRange {
+        start: image_pa,
+        end: image_pa.add(size),
+    }
 }
 
 /// Parses the DTB the early code mapped at `FIXMAP_DTB`. Without a device tree
@@ -157,7 +165,11 @@ fn map_linear(ram: &RangeList) -> pgtable::MapCounts {
 
 /// Reserves what is in use (image, DTB, initrd, the DTB's own reservations and
 /// the heap) and returns the reservations and the RAM left for frames.
-fn reserve(dt: &BootInfo<'_>, image: PhysRange, dtb_range: PhysRange) -> ([Option<Reservation>; MAX_RESERVATIONS], RangeList) {
+fn reserve(
+    dt: &BootInfo<'_>,
+    image: PhysRange,
+    dtb_range: PhysRange,
+) -> ([Option<Reservation>; MAX_RESERVATIONS], RangeList) {
     let mut list: [Option<Reservation>; MAX_RESERVATIONS] = [None; MAX_RESERVATIONS];
     let mut n = 0;
     let mut add = |range: PhysRange, what: &'static str| {
@@ -178,20 +190,35 @@ fn reserve(dt: &BootInfo<'_>, image: PhysRange, dtb_range: PhysRange) -> ([Optio
         // Whole pages: a frame must not share a page with anything reserved.
         let page_start = r.range.start.align_down(PAGE_SIZE);
         let page_end = PhysAddr::new(r.range.end.raw().next_multiple_of(PAGE_SIZE));
-        holes.insert(PhysRange { start: page_start, end: page_end }).expect("too many reservations");
+        holes
+            .insert(PhysRange {
+                start: page_start,
+                end: page_end,
+            })
+            .expect("too many reservations");
     }
     let free = dt.memory.subtract(&holes).expect("too many free ranges");
 
     // The heap: the top of the highest free range, leaving low memory (below
     // the image too) to the frame allocator.
-    let heap_from = free.iter().rev().find(|r| r.shrink_to_pages(PAGE_SIZE).size() >= 2 * HEAP_SIZE).expect("no room for the heap");
+    let heap_from = free
+        .iter()
+        .rev()
+        .find(|r| r.shrink_to_pages(PAGE_SIZE).size() >= 2 * HEAP_SIZE)
+        .expect("no room for the heap");
     let top = heap_from.shrink_to_pages(PAGE_SIZE).end;
-    let heap = PhysRange { start: PhysAddr::new(top.raw() - HEAP_SIZE), end: top };
+    let heap = PhysRange {
+        start: PhysAddr::new(top.raw() - HEAP_SIZE),
+        end: top,
+    };
     // SAFETY: `heap` is free RAM (not reserved, inside a /memory range, so
     // linear-mapped) and is removed from the frame allocator's share below.
     unsafe { memory::init_heap(heap) };
     if let Some(slot) = list.iter_mut().find(|r| r.is_none()) {
-        *slot = Some(Reservation { range: heap, what: "heap" });
+        *slot = Some(Reservation {
+            range: heap,
+            what: "heap",
+        });
     }
     holes.insert(heap).expect("too many reservations");
     let free = dt.memory.subtract(&holes).expect("too many free ranges");

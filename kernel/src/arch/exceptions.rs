@@ -29,10 +29,22 @@ pub fn install() {
 /// The 16 vectors: {current EL with SP0, current EL with SPx, lower EL
 /// AArch64, lower EL AArch32} x {synchronous, IRQ, FIQ, SError}.
 const VECTOR_NAMES: [&str; 16] = [
-    "sync (EL1t)", "irq (EL1t)", "fiq (EL1t)", "serror (EL1t)",
-    "sync", "irq", "fiq", "serror",
-    "sync (EL0)", "irq (EL0)", "fiq (EL0)", "serror (EL0)",
-    "sync (EL0/32)", "irq (EL0/32)", "fiq (EL0/32)", "serror (EL0/32)",
+    "sync (EL1t)",
+    "irq (EL1t)",
+    "fiq (EL1t)",
+    "serror (EL1t)",
+    "sync",
+    "irq",
+    "fiq",
+    "serror",
+    "sync (EL0)",
+    "irq (EL0)",
+    "fiq (EL0)",
+    "serror (EL0)",
+    "sync (EL0/32)",
+    "irq (EL0/32)",
+    "fiq (EL0/32)",
+    "serror (EL0/32)",
 ];
 
 /// Name of an exception class (ESR_EL1.EC).
@@ -76,11 +88,19 @@ extern "C" fn splitmap_exception(frame: &Frame, vector: u64) -> ! {
     let ec = (esr >> 26) & 0x3f;
     let name = VECTOR_NAMES.get(vector as usize).copied().unwrap_or("?");
     crate::println!("\nexception: {name}: {} (EC {ec:#04x})", class_name(ec));
-    crate::println!("  ESR={esr:#018x} ELR={:#018x} FAR={far:#018x} SPSR={:#x}", frame.elr, frame.spsr);
+    crate::println!(
+        "  ESR={esr:#018x} ELR={:#018x} FAR={far:#018x} SPSR={:#x}",
+        frame.elr,
+        frame.spsr
+    );
     if matches!(ec, 0x20 | 0x21 | 0x24 | 0x25) {
         let fsc = esr & 0x3f;
         let level = fsc & 3;
-        let wnr = if ec >= 0x24 && esr & (1 << 6) != 0 { " on write" } else { "" };
+        let wnr = if ec >= 0x24 && esr & (1 << 6) != 0 {
+            " on write"
+        } else {
+            ""
+        };
         crate::println!("  {} at level {level}{wnr}", fault_status(fsc));
     }
     panic!("unhandled exception: {}", class_name(ec));

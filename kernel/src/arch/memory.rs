@@ -14,7 +14,10 @@ use crate::ranges::{PhysRange, RangeList};
 static HEAP: LockedHeap<32> = LockedHeap::empty();
 
 /// Free frames, handed out one 4 KiB page at a time.
-static FRAMES: Mutex<Frames> = Mutex::new(Frames { alloc: FrameAllocator::new(), free: 0 });
+static FRAMES: Mutex<Frames> = Mutex::new(Frames {
+    alloc: FrameAllocator::new(),
+    free: 0,
+});
 
 struct Frames {
     alloc: FrameAllocator<32>,

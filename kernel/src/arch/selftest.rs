@@ -44,15 +44,30 @@ fn translate(va: u64) -> Option<Translation> {
 
 fn text_va_is_kimage_vaddr() -> TestResult {
     // The image is linked at KIMAGE_VADDR and, wherever it was loaded, runs there.
-    check(&raw const _text as u64 == KIMAGE_VADDR, "_text is not at KIMAGE_VADDR", &raw const _text as u64)?;
+    check(
+        &raw const _text as u64 == KIMAGE_VADDR,
+        "_text is not at KIMAGE_VADDR",
+        &raw const _text as u64,
+    )?;
     let here = text_va_is_kimage_vaddr as *const () as u64;
-    check(here >= KIMAGE_VADDR && here < &raw const __text_end as u64, "running code is outside the image text", here)
+    check(
+        here >= KIMAGE_VADDR && here < &raw const __text_end as u64,
+        "running code is outside the image text",
+        here,
+    )
 }
 
 fn image_maps_to_its_load_address() -> TestResult {
     let image = state::get().image;
-    let t = translate(KIMAGE_VADDR).ok_or(crate::report::TestFailure { message: "KIMAGE_VADDR unmapped", value: KIMAGE_VADDR })?;
-    check(t.pa == image.start, "KIMAGE_VADDR does not map to the load address", t.pa.raw())
+    let t = translate(KIMAGE_VADDR).ok_or(crate::report::TestFailure {
+        message: "KIMAGE_VADDR unmapped",
+        value: KIMAGE_VADDR,
+    })?;
+    check(
+        t.pa == image.start,
+        "KIMAGE_VADDR does not map to the load address",
+        t.pa.raw(),
+    )
 }
 
 /// Reads a word through the linear map with a volatile load.
@@ -67,7 +82,10 @@ fn linear_map_reaches_every_ram_range() -> TestResult {
         let r = r.shrink_to_pages(PAGE_SIZE);
         for pa in [r.start, PhysAddr::new(r.end.raw() - PAGE_SIZE)] {
             let va = pa.to_linear().raw();
-            let t = translate(va).ok_or(crate::report::TestFailure { message: "RAM page not in the linear map", value: pa.raw() })?;
+            let t = translate(va).ok_or(crate::report::TestFailure {
+                message: "RAM page not in the linear map",
+                value: pa.raw(),
+            })?;
             check(t.pa == pa, "linear map translates to the wrong PA", t.pa.raw())?;
             let _ = read_linear(pa);
         }
@@ -76,12 +94,19 @@ fn linear_map_reaches_every_ram_range() -> TestResult {
     let image_pa = state::get().image.start;
     // SAFETY: KIMAGE_VADDR maps the image header, readable text.
     let via_image = unsafe { (KIMAGE_VADDR as *const u64).read_volatile() };
-    check(read_linear(image_pa) == via_image, "image and its linear alias differ", image_pa.raw())
+    check(
+        read_linear(image_pa) == via_image,
+        "image and its linear alias differ",
+        image_pa.raw(),
+    )
 }
 
 fn linear_map_is_never_executable() -> TestResult {
     for r in state::get().dtb.memory.iter() {
-        let t = translate(r.start.to_linear().raw()).ok_or(crate::report::TestFailure { message: "unmapped", value: r.start.raw() })?;
+        let t = translate(r.start.to_linear().raw()).ok_or(crate::report::TestFailure {
+            message: "unmapped",
+            value: r.start.raw(),
+        })?;
         check(!t.prot.exec, "linear map is executable", r.start.raw())?;
     }
     Ok(())
@@ -120,31 +145,47 @@ fn frame_below_image_is_usable() -> TestResult {
 }
 
 fn text_is_not_writable() -> TestResult {
-    let t = translate(KIMAGE_VADDR).ok_or(crate::report::TestFailure { message: "text unmapped", value: KIMAGE_VADDR })?;
+    let t = translate(KIMAGE_VADDR).ok_or(crate::report::TestFailure {
+        message: "text unmapped",
+        value: KIMAGE_VADDR,
+    })?;
     check(!t.prot.write && t.prot.exec, "text is not r-x", KIMAGE_VADDR)
 }
 
 fn rodata_is_read_only() -> TestResult {
     let va = &raw const __text_end as u64;
-    let t = translate(va).ok_or(crate::report::TestFailure { message: "rodata unmapped", value: va })?;
+    let t = translate(va).ok_or(crate::report::TestFailure {
+        message: "rodata unmapped",
+        value: va,
+    })?;
     check(!t.prot.write && !t.prot.exec, "rodata is not r--", va)
 }
 
 fn data_is_not_executable() -> TestResult {
     let va = &raw const __rodata_end as u64;
-    let t = translate(va).ok_or(crate::report::TestFailure { message: "data unmapped", value: va })?;
+    let t = translate(va).ok_or(crate::report::TestFailure {
+        message: "data unmapped",
+        value: va,
+    })?;
     check(t.prot.write && !t.prot.exec, "data is not rw-", va)
 }
 
 fn dtb_window_is_read_only() -> TestResult {
-    let t = translate(FIXMAP_DTB).ok_or(crate::report::TestFailure { message: "DTB window unmapped", value: FIXMAP_DTB })?;
+    let t = translate(FIXMAP_DTB).ok_or(crate::report::TestFailure {
+        message: "DTB window unmapped",
+        value: FIXMAP_DTB,
+    })?;
     check(!t.prot.write && !t.prot.exec, "DTB window is not r--", FIXMAP_DTB)
 }
 
 fn linear_map_uses_minimum_tables() -> TestResult {
     let k = state::get();
     let minimum = linear::minimum_tables(&k.dtb.memory, pi::addr::phys_offset());
-    check(k.linear.tables == minimum, "linear map used more table pages than the minimum", k.linear.tables)
+    check(
+        k.linear.tables == minimum,
+        "linear map used more table pages than the minimum",
+        k.linear.tables,
+    )
 }
 
 fn ttbr0_is_disabled() -> TestResult {

@@ -90,7 +90,11 @@ fn image_regions() -> [(&'static str, u64, u64); 6] {
         ("data", a(&raw const __rodata_end), a(&raw const __bss_start)),
         ("bss", a(&raw const __bss_start), a(&raw const __pool_start)),
         ("pgtables", a(&raw const __pool_start), a(&raw const __pool_end)),
-        ("stack", a(&raw const __boot_stack_start), a(&raw const __boot_stack_end)),
+        (
+            "stack",
+            a(&raw const __boot_stack_start),
+            a(&raw const __boot_stack_end),
+        ),
     ]
 }
 
@@ -104,7 +108,13 @@ fn prot_at(va: u64) -> &'static str {
 
 fn row(name: &str, va: u64, end: u64, pa: Option<(u64, u64)>) -> LayoutRow<'_> {
     let map: MapCounts = pgtable::count(&LiveTables, cpu::ttbr1_root(), va, end - va);
-    LayoutRow { name, va: (va, end), pa, prot: prot_at(va), map }
+    LayoutRow {
+        name,
+        va: (va, end),
+        pa,
+        prot: prot_at(va),
+        map,
+    }
 }
 
 fn layout() {
@@ -117,7 +127,10 @@ fn layout() {
     for r in k.dtb.memory.iter() {
         let r = r.shrink_to_pages(PAGE_SIZE);
         let va = linear::linear_va(r.start.raw(), offset);
-        println!("{}", row("linear", va, va + r.size(), Some((r.start.raw(), r.end.raw()))));
+        println!(
+            "{}",
+            row("linear", va, va + r.size(), Some((r.start.raw(), r.end.raw())))
+        );
     }
     println!("{}", row("modules", MODULES_VADDR, MODULES_VADDR + MODULES_SIZE, None));
     if let Some(uart) = k.dtb.uart {
@@ -128,7 +141,15 @@ fn layout() {
     }
     let dtb_base = k.dtb_range.start.align_down(PAGE_SIZE).raw();
     let dtb_size = (k.dtb_range.end.raw() - dtb_base).next_multiple_of(PAGE_SIZE);
-    println!("{}", row("dtb", FIXMAP_DTB, FIXMAP_DTB + dtb_size, Some((dtb_base, dtb_base + dtb_size))));
+    println!(
+        "{}",
+        row(
+            "dtb",
+            FIXMAP_DTB,
+            FIXMAP_DTB + dtb_size,
+            Some((dtb_base, dtb_base + dtb_size))
+        )
+    );
     let (used, total) = TABLES.lock().as_ref().map_or((0, 0), |t| t.pool_usage());
     println!(
         "# linear map: {} table pages (minimum for this RAM: {}); table pool: {used}/{total} pages used; text at KIMAGE_VADDR={KIMAGE_VADDR:#x}",
@@ -139,7 +160,9 @@ fn layout() {
 
 fn walk(va: u64) {
     if va < PAGE_OFFSET {
-        println!("error: {va:#x} is in the lower half (TTBR0), which is disabled after boot; try a kernel address such as {PAGE_OFFSET:#x}");
+        println!(
+            "error: {va:#x} is in the lower half (TTBR0), which is disabled after boot; try a kernel address such as {PAGE_OFFSET:#x}"
+        );
         return;
     }
     let w = pgtable::walk(&LiveTables, cpu::ttbr1_root(), va);
@@ -149,17 +172,27 @@ fn walk(va: u64) {
 fn mem() {
     let k = state::get();
     for r in k.dtb.memory.iter() {
-        println!("ram      pa={:#x}-{:#x} size={} MiB", r.start.raw(), r.end.raw(), r.size() >> 20);
+        println!(
+            "ram      pa={:#x}-{:#x} size={} MiB",
+            r.start.raw(),
+            r.end.raw(),
+            r.size() >> 20
+        );
     }
     for r in k.reserved.iter().flatten() {
-        println!("reserved pa={:#x}-{:#x} {}", r.range.start.raw(), r.range.end.raw(), r.what);
+        println!(
+            "reserved pa={:#x}-{:#x} {}",
+            r.range.start.raw(),
+            r.range.end.raw(),
+            r.what
+        );
     }
     let below = frames_below(&k.free_at_boot, k.image.start);
     let free = memory::free_frames();
     println!(
         "free     frames={free} ({} MiB) below-image={below} ({} MiB at boot)",
-        free * PAGE_SIZE >> 20,
-        below * PAGE_SIZE >> 20
+        (free * PAGE_SIZE) >> 20,
+        (below * PAGE_SIZE) >> 20
     );
 }
 
@@ -169,7 +202,11 @@ pub fn frames_below(free: &crate::ranges::RangeList, limit: PhysAddr) -> u64 {
         .map(|r| {
             let r = r.shrink_to_pages(PAGE_SIZE);
             let end = r.end.min(limit);
-            if end > r.start { (end.raw() - r.start.raw()) / PAGE_SIZE } else { 0 }
+            if end > r.start {
+                (end.raw() - r.start.raw()) / PAGE_SIZE
+            } else {
+                0
+            }
         })
         .sum()
 }
@@ -180,4 +217,3 @@ fn bootargs() {
     println!("loglevel={} nokaslr={}", k.bootargs.loglevel, k.bootargs.nokaslr);
     crate::bootargs::parse(k.dtb.bootargs, |issue| println!("warning: {issue}"));
 }
-

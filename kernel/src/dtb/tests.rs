@@ -1,4 +1,5 @@
 //! Device trees built with vm-fdt (an independent FDT writer), read back.
+#![allow(clippy::type_complexity)] // table-driven rows read best spelled out
 
 use super::*;
 use vm_fdt::{FdtReserveEntry, FdtWriter};
@@ -41,7 +42,11 @@ fn reg_cells(ac: u32, entries: &[(u64, u64)]) -> Vec<u32> {
 }
 
 fn build(t: &Tree) -> Vec<u8> {
-    let rsv: Vec<_> = t.memreserve.iter().map(|&(a, s)| FdtReserveEntry::new(a, s).unwrap()).collect();
+    let rsv: Vec<_> = t
+        .memreserve
+        .iter()
+        .map(|&(a, s)| FdtReserveEntry::new(a, s).unwrap())
+        .collect();
     let mut w = FdtWriter::new_with_mem_reserv(&rsv).unwrap();
     let root = w.begin_node("").unwrap();
     w.property_u32("#address-cells", t.address_cells).unwrap();
@@ -57,8 +62,11 @@ fn build(t: &Tree) -> Vec<u8> {
     let aliases = w.begin_node("aliases").unwrap();
     w.property_string("serial0", "/pl011@9000000").unwrap();
     w.end_node(aliases).unwrap();
-    let groups: Vec<Vec<(u64, u64)>> =
-        if t.split_memory_nodes { t.ram.iter().map(|r| vec![*r]).collect() } else { vec![t.ram.clone()] };
+    let groups: Vec<Vec<(u64, u64)>> = if t.split_memory_nodes {
+        t.ram.iter().map(|r| vec![*r]).collect()
+    } else {
+        vec![t.ram.clone()]
+    };
     for g in groups.iter().filter(|g| !g.is_empty()) {
         let m = w.begin_node(&format!("memory@{:x}", g[0].0)).unwrap();
         w.property_string("device_type", "memory").unwrap();
@@ -77,8 +85,10 @@ fn build(t: &Tree) -> Vec<u8> {
         w.end_node(rm).unwrap();
     }
     let uart = w.begin_node("pl011@9000000").unwrap();
-    w.property_string_list("compatible", vec!["arm,pl011".into(), "arm,primecell".into()]).unwrap();
-    w.property_array_u32("reg", &reg_cells(t.address_cells, &[(0x900_0000, 0x1000)])).unwrap();
+    w.property_string_list("compatible", vec!["arm,pl011".into(), "arm,primecell".into()])
+        .unwrap();
+    w.property_array_u32("reg", &reg_cells(t.address_cells, &[(0x900_0000, 0x1000)]))
+        .unwrap();
     w.end_node(uart).unwrap();
     let psci = w.begin_node("psci").unwrap();
     w.property_string("method", "hvc").unwrap();
@@ -95,7 +105,18 @@ fn aligned(bytes: &[u8]) -> Vec<u32> {
     words
 }
 
-fn parse_tree(t: &Tree) -> Result<(Vec<(u64, u64)>, Vec<(u64, u64)>, Option<(u64, u64)>, Option<Uart>, Option<PsciConduit>), DtbError> {
+fn parse_tree(
+    t: &Tree,
+) -> Result<
+    (
+        Vec<(u64, u64)>,
+        Vec<(u64, u64)>,
+        Option<(u64, u64)>,
+        Option<Uart>,
+        Option<PsciConduit>,
+    ),
+    DtbError,
+> {
     let blob = build(t);
     let words = aligned(&blob);
     // SAFETY: reinterpreting initialised u32s as bytes.
@@ -104,7 +125,13 @@ fn parse_tree(t: &Tree) -> Result<(Vec<(u64, u64)>, Vec<(u64, u64)>, Option<(u64
     assert_eq!(info.bootargs, "loglevel=debug foo");
     assert_eq!(info.totalsize, blob.len() as u64);
     let pairs = |l: &RangeList| l.iter().map(|r| (r.start.raw(), r.size())).collect::<Vec<_>>();
-    Ok((pairs(&info.memory), pairs(&info.reserved), info.initrd.map(|r| (r.start.raw(), r.end.raw())), info.uart, info.psci))
+    Ok((
+        pairs(&info.memory),
+        pairs(&info.reserved),
+        info.initrd.map(|r| (r.start.raw(), r.end.raw())),
+        info.uart,
+        info.psci,
+    ))
 }
 
 #[test]
@@ -113,7 +140,13 @@ fn reads_qemu_like_tree() {
     assert_eq!(ram, [(0x4000_0000, 0x4000_0000)]);
     assert!(reserved.is_empty());
     assert_eq!(initrd, None);
-    assert_eq!(uart, Some(Uart { regs: PhysRange::new(0x900_0000, 0x1000).unwrap(), pl011: true }));
+    assert_eq!(
+        uart,
+        Some(Uart {
+            regs: PhysRange::new(0x900_0000, 0x1000).unwrap(),
+            pl011: true
+        })
+    );
     assert_eq!(psci, Some(PsciConduit::Hvc));
 }
 
@@ -121,15 +154,35 @@ fn reads_qemu_like_tree() {
 fn several_memory_nodes_and_ranges() {
     // (RAM as listed, split into one node each?, expected merged ranges)
     let rows: &[(&[(u64, u64)], bool, &[(u64, u64)])] = &[
-        (&[(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x4000_0000)], false, &[(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x4000_0000)]),
-        (&[(0x1_0000_0000, 0x4000_0000), (0x4000_0000, 0x2000_0000)], true, &[(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x4000_0000)]),
+        (
+            &[(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x4000_0000)],
+            false,
+            &[(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x4000_0000)],
+        ),
+        (
+            &[(0x1_0000_0000, 0x4000_0000), (0x4000_0000, 0x2000_0000)],
+            true,
+            &[(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x4000_0000)],
+        ),
         // Adjacent NUMA nodes merge into one range.
-        (&[(0x4000_0000, 0x4000_0000), (0x8000_0000, 0x4000_0000)], true, &[(0x4000_0000, 0x8000_0000)]),
+        (
+            &[(0x4000_0000, 0x4000_0000), (0x8000_0000, 0x4000_0000)],
+            true,
+            &[(0x4000_0000, 0x8000_0000)],
+        ),
         // Zero-size entries are ignored.
-        (&[(0x4000_0000, 0x4000_0000), (0x9000_0000, 0)], false, &[(0x4000_0000, 0x4000_0000)]),
+        (
+            &[(0x4000_0000, 0x4000_0000), (0x9000_0000, 0)],
+            false,
+            &[(0x4000_0000, 0x4000_0000)],
+        ),
     ];
     for (ram, split, expected) in rows {
-        let t = Tree { ram: ram.to_vec(), split_memory_nodes: *split, ..Tree::default() };
+        let t = Tree {
+            ram: ram.to_vec(),
+            split_memory_nodes: *split,
+            ..Tree::default()
+        };
         assert_eq!(parse_tree(&t).unwrap().0, *expected, "{ram:x?}");
     }
 }
@@ -149,23 +202,52 @@ fn reservations_and_initrd() {
 
 #[test]
 fn stdout_path_forms() {
-    for path in ["/pl011@9000000", "/pl011@9000000:115200n8", "serial0", "serial0:115200", "/pl011"] {
-        let t = Tree { stdout_path: path, ..Tree::default() };
+    for path in [
+        "/pl011@9000000",
+        "/pl011@9000000:115200n8",
+        "serial0",
+        "serial0:115200",
+        "/pl011",
+    ] {
+        let t = Tree {
+            stdout_path: path,
+            ..Tree::default()
+        };
         assert!(parse_tree(&t).unwrap().3.is_some(), "{path}");
     }
-    let t = Tree { stdout_path: "/nothing@0", ..Tree::default() };
+    let t = Tree {
+        stdout_path: "/nothing@0",
+        ..Tree::default()
+    };
     assert_eq!(parse_tree(&t).unwrap().3, None);
 }
 
 #[test]
 fn bad_input_is_refused_with_a_reason() {
-    assert_eq!(parse_tree(&Tree { ram: vec![], ..Tree::default() }).unwrap_err(), DtbError::NoMemory);
-    assert_eq!(parse_tree(&Tree { address_cells: 3, ..Tree::default() }).unwrap_err(), DtbError::BadCells("memory"));
+    assert_eq!(
+        parse_tree(&Tree {
+            ram: vec![],
+            ..Tree::default()
+        })
+        .unwrap_err(),
+        DtbError::NoMemory
+    );
+    assert_eq!(
+        parse_tree(&Tree {
+            address_cells: 3,
+            ..Tree::default()
+        })
+        .unwrap_err(),
+        DtbError::BadCells("memory")
+    );
     let blob = build(&Tree::default());
     let words = aligned(&blob);
     // SAFETY: reinterpreting initialised u32s as bytes.
     let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
-    assert_eq!(parse(&bytes[..blob.len() - 8]).unwrap_err(), DtbError::BadSize(blob.len() as u64));
+    assert_eq!(
+        parse(&bytes[..blob.len() - 8]).unwrap_err(),
+        DtbError::BadSize(blob.len() as u64)
+    );
     let mut bad = words.clone();
     bad[0] = 0;
     // SAFETY: as above.

@@ -18,7 +18,10 @@ struct HostTables {
 
 impl HostTables {
     fn new(limit: usize) -> (Self, PhysAddr) {
-        let mut tables = HostTables { pages: Vec::new(), limit: limit + 1 };
+        let mut tables = HostTables {
+            pages: Vec::new(),
+            limit: limit + 1,
+        };
         let root = tables.alloc_table().unwrap();
         (tables, root)
     }
@@ -49,8 +52,16 @@ fn map_linear(ram: &[(u64, u64)]) -> (HostTables, PhysAddr, MapCounts) {
     let (mut tables, root) = HostTables::new(64);
     let mut total = MapCounts::default();
     for &(start, size) in ram {
-        let c = map(&mut tables, root, LINEAR + start, PhysAddr::new(start), size, Attrs::DATA, Granularity::LargestBlocks)
-            .expect("map");
+        let c = map(
+            &mut tables,
+            root,
+            LINEAR + start,
+            PhysAddr::new(start),
+            size,
+            Attrs::DATA,
+            Granularity::LargestBlocks,
+        )
+        .expect("map");
         total.blocks_1g += c.blocks_1g;
         total.blocks_2m += c.blocks_2m;
         total.pages_4k += c.pages_4k;
@@ -60,7 +71,12 @@ fn map_linear(ram: &[(u64, u64)]) -> (HostTables, PhysAddr, MapCounts) {
 }
 
 fn counts(g: u64, m: u64, k: u64, tables: u64) -> MapCounts {
-    MapCounts { blocks_1g: g, blocks_2m: m, pages_4k: k, tables }
+    MapCounts {
+        blocks_1g: g,
+        blocks_2m: m,
+        pages_4k: k,
+        tables,
+    }
 }
 
 #[test]
@@ -93,7 +109,10 @@ fn block_choice_for_ram_layouts() {
             seen.blocks_2m += c.blocks_2m;
             seen.pages_4k += c.pages_4k;
         }
-        assert_eq!((seen.blocks_1g, seen.blocks_2m, seen.pages_4k), (got.blocks_1g, got.blocks_2m, got.pages_4k));
+        assert_eq!(
+            (seen.blocks_1g, seen.blocks_2m, seen.pages_4k),
+            (got.blocks_1g, got.blocks_2m, got.pages_4k)
+        );
     }
 }
 
@@ -137,7 +156,10 @@ fn minimum_shape(ram: &[(u64, u64)]) -> MapCounts {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 16
     }
     fn below(&mut self, n: u64) -> u64 {
@@ -167,7 +189,11 @@ fn random_layouts_use_the_minimum_shape() {
                 assert_eq!(t.pa, PhysAddr::new(pa + 8));
                 assert_eq!(t.prot.as_str(), "rw-");
             }
-            assert_eq!(walk(&tables, root, LINEAR + start + size).translation, None, "gap after {start:#x}");
+            assert_eq!(
+                walk(&tables, root, LINEAR + start + size).translation,
+                None,
+                "gap after {start:#x}"
+            );
         }
     }
 }
@@ -181,7 +207,10 @@ fn walk_reports_each_level_and_the_leaf() {
     assert_eq!(w.steps().count(), 2);
     let w = walk(&tables, root, LINEAR + 2 * GIB + 3 * MIB + 5);
     let t = w.translation.unwrap();
-    assert_eq!((t.level, t.size, t.pa), (2, 2 * MIB, PhysAddr::new(2 * GIB + 3 * MIB + 5)));
+    assert_eq!(
+        (t.level, t.size, t.pa),
+        (2, 2 * MIB, PhysAddr::new(2 * GIB + 3 * MIB + 5))
+    );
     let levels: Vec<usize> = w.steps().map(|s| s.level).collect();
     assert_eq!(levels, [0, 1, 2]);
     assert_eq!(walk(&tables, root, LINEAR).translation, None);
@@ -191,11 +220,26 @@ fn walk_reports_each_level_and_the_leaf() {
 fn permissions_encode_and_decode() {
     let (mut tables, root) = HostTables::new(8);
     let va = crate::layout::KIMAGE_VADDR;
-    for (i, (attrs, want)) in
-        [(Attrs::TEXT, "r-x"), (Attrs::RODATA, "r--"), (Attrs::DATA, "rw-"), (Attrs::DEVICE, "rw-")].into_iter().enumerate()
+    for (i, (attrs, want)) in [
+        (Attrs::TEXT, "r-x"),
+        (Attrs::RODATA, "r--"),
+        (Attrs::DATA, "rw-"),
+        (Attrs::DEVICE, "rw-"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let page_va = va + i as u64 * 4096;
-        map(&mut tables, root, page_va, PhysAddr::new(0x4000_0000), 4096, attrs, Granularity::PagesOnly).unwrap();
+        map(
+            &mut tables,
+            root,
+            page_va,
+            PhysAddr::new(0x4000_0000),
+            4096,
+            attrs,
+            Granularity::PagesOnly,
+        )
+        .unwrap();
         let t = walk(&tables, root, page_va).translation.unwrap();
         assert_eq!(t.prot.as_str(), want);
         assert_eq!(t.prot.device, attrs.mem == MemType::Device);
@@ -207,11 +251,20 @@ fn permissions_encode_and_decode() {
 fn known_descriptor_encodings() {
     // Independent encodings worked out from the ARM ARM bit positions.
     // 1 GiB RW block at 0x4000_0000, Normal (AttrIndx 1), inner shareable, AF, PXN, UXN.
-    assert_eq!(leaf_descriptor(PhysAddr::new(0x4000_0000), 1, Attrs::DATA), 0x0060_0000_4000_0705);
+    assert_eq!(
+        leaf_descriptor(PhysAddr::new(0x4000_0000), 1, Attrs::DATA),
+        0x0060_0000_4000_0705
+    );
     // Text page: AP[2] set, PXN clear, UXN set, bit 1 set for a level-3 page.
-    assert_eq!(leaf_descriptor(PhysAddr::new(0x4020_0000), 3, Attrs::TEXT), 0x0040_0000_4020_0787);
+    assert_eq!(
+        leaf_descriptor(PhysAddr::new(0x4020_0000), 3, Attrs::TEXT),
+        0x0040_0000_4020_0787
+    );
     // Device page: AttrIndx 0, PXN and UXN.
-    assert_eq!(leaf_descriptor(PhysAddr::new(0x0900_0000), 3, Attrs::DEVICE), 0x0060_0000_0900_0703);
+    assert_eq!(
+        leaf_descriptor(PhysAddr::new(0x0900_0000), 3, Attrs::DEVICE),
+        0x0060_0000_0900_0703
+    );
     assert_eq!(table_descriptor(PhysAddr::new(0x4123_4000)), 0x4123_4003);
 }
 
@@ -219,19 +272,52 @@ fn known_descriptor_encodings() {
 fn refuses_rather_than_overwrites() {
     let (mut tables, root) = HostTables::new(8);
     let va = LINEAR + GIB;
-    map(&mut tables, root, va, PhysAddr::new(GIB), 2 * MIB, Attrs::DATA, Granularity::LargestBlocks).unwrap();
+    map(
+        &mut tables,
+        root,
+        va,
+        PhysAddr::new(GIB),
+        2 * MIB,
+        Attrs::DATA,
+        Granularity::LargestBlocks,
+    )
+    .unwrap();
     let before = walk(&tables, root, va);
     assert_eq!(
-        map(&mut tables, root, va, PhysAddr::new(0), 4096, Attrs::TEXT, Granularity::LargestBlocks),
+        map(
+            &mut tables,
+            root,
+            va,
+            PhysAddr::new(0),
+            4096,
+            Attrs::TEXT,
+            Granularity::LargestBlocks
+        ),
         Err(MapError::AlreadyMapped { va })
     );
     assert_eq!(walk(&tables, root, va), before, "the live entry is unchanged");
     assert_eq!(
-        map(&mut tables, root, va + 1, PhysAddr::new(0), 4096, Attrs::DATA, Granularity::LargestBlocks),
+        map(
+            &mut tables,
+            root,
+            va + 1,
+            PhysAddr::new(0),
+            4096,
+            Attrs::DATA,
+            Granularity::LargestBlocks
+        ),
         Err(MapError::Misaligned)
     );
     assert_eq!(
-        map(&mut tables, root, va, PhysAddr::new(0), 0, Attrs::DATA, Granularity::LargestBlocks),
+        map(
+            &mut tables,
+            root,
+            va,
+            PhysAddr::new(0),
+            0,
+            Attrs::DATA,
+            Granularity::LargestBlocks
+        ),
         Err(MapError::Misaligned)
     );
 }
@@ -239,13 +325,30 @@ fn refuses_rather_than_overwrites() {
 #[test]
 fn out_of_tables_is_an_error() {
     let (mut tables, root) = HostTables::new(2);
-    let r = map(&mut tables, root, LINEAR + GIB + 4096, PhysAddr::new(GIB + 4096), 4096, Attrs::DATA, Granularity::LargestBlocks);
+    let r = map(
+        &mut tables,
+        root,
+        LINEAR + GIB + 4096,
+        PhysAddr::new(GIB + 4096),
+        4096,
+        Attrs::DATA,
+        Granularity::LargestBlocks,
+    );
     assert_eq!(r, Err(MapError::OutOfTables));
 }
 
 #[test]
 fn pages_only_never_uses_blocks() {
     let (mut tables, root) = HostTables::new(8);
-    let c = map(&mut tables, root, LINEAR + GIB, PhysAddr::new(GIB), 4 * MIB, Attrs::DATA, Granularity::PagesOnly).unwrap();
+    let c = map(
+        &mut tables,
+        root,
+        LINEAR + GIB,
+        PhysAddr::new(GIB),
+        4 * MIB,
+        Attrs::DATA,
+        Granularity::PagesOnly,
+    )
+    .unwrap();
     assert_eq!(c, counts(0, 0, 1024, 4));
 }

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what splitmap needs on a fresh Debian machine: QEMU for arm64 and the
+# Rust target and components the build uses. Safe to run again.
+set -euo pipefail
+
+need_sudo() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+if ! command -v qemu-system-aarch64 >/dev/null 2>&1; then
+    echo "setup: installing QEMU (qemu-system-arm provides qemu-system-aarch64)"
+    need_sudo apt-get update -qq
+    need_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-arm
+fi
+
+# Automatic toolchain installs may be off (RUSTUP_AUTO_INSTALL=0): add what
+# rust-toolchain.toml names explicitly, for the toolchain it pins.
+cd "$(dirname "$0")/.."
+toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+rustup target add --toolchain "$toolchain" aarch64-unknown-none
+rustup component add --toolchain "$toolchain" clippy rustfmt
+
+qemu-system-aarch64 --version | head -n 1
+echo "setup: done. 'cargo run' boots splitmap; 'cargo test' runs every test."
