@@ -14,7 +14,14 @@ mod kbuild;
 mod relacheck;
 
 fn main() {
-    for path in ["kernel", "src/kbuild.rs", "src/relacheck.rs", "Cargo.toml", "Cargo.lock", "rust-toolchain.toml"] {
+    for path in [
+        "kernel",
+        "src/kbuild.rs",
+        "src/relacheck.rs",
+        "Cargo.toml",
+        "Cargo.lock",
+        "rust-toolchain.toml",
+    ] {
         println!("cargo:rerun-if-changed={path}");
     }
     let workspace = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -23,10 +30,15 @@ fn main() {
 
     let built = kbuild::cargo_build(&cargo, &workspace, &target_root.join("kernel"), "splitmap-kernel", &[])
         .unwrap_or_else(|e| fail(&e));
-    let pi = built.kernel_rlib("pi").unwrap_or_else(|| fail("the build produced no aarch64 pi .rlib"));
+    let pi = built
+        .kernel_rlib("pi")
+        .unwrap_or_else(|| fail("the build produced no aarch64 pi .rlib"));
     let rlib = fs::read(pi).unwrap_or_else(|e| fail(&format!("{}: {e}", pi.display())));
     if let Err(errors) = relacheck::check_archive(&rlib) {
-        fail(&format!("relacheck: the early code (kernel/pi) is not position-independent:\n  {}", errors.join("\n  ")));
+        fail(&format!(
+            "relacheck: the early code (kernel/pi) is not position-independent:\n  {}",
+            errors.join("\n  ")
+        ));
     }
     let (_, elf) = built
         .executables

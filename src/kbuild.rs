@@ -26,7 +26,10 @@ impl Built {
     /// crate may also be built for the host, as a build-dependency).
     pub fn kernel_rlib(&self, name: &str) -> Option<&Path> {
         let dir = format!("/{KERNEL_TARGET}/");
-        self.rlibs.iter().find(|(n, p)| n == name && p.to_string_lossy().contains(&dir)).map(|(_, p)| p.as_path())
+        self.rlibs
+            .iter()
+            .find(|(n, p)| n == name && p.to_string_lossy().contains(&dir))
+            .map(|(_, p)| p.as_path())
     }
 }
 
@@ -35,10 +38,24 @@ impl Built {
 ///
 /// # Errors
 /// Cargo's diagnostics when the build fails.
-pub fn cargo_build(cargo: &Path, workspace: &Path, target_dir: &Path, package: &str, features: &[&str]) -> Result<Built, String> {
+pub fn cargo_build(
+    cargo: &Path,
+    workspace: &Path,
+    target_dir: &Path,
+    package: &str,
+    features: &[&str],
+) -> Result<Built, String> {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
-        .args(["build", "--package", package, "--target", KERNEL_TARGET, "--profile", KERNEL_PROFILE])
+        .args([
+            "build",
+            "--package",
+            package,
+            "--target",
+            KERNEL_TARGET,
+            "--profile",
+            KERNEL_PROFILE,
+        ])
         .arg("--target-dir")
         .arg(target_dir)
         .args(["--message-format", "json-render-diagnostics"]);
@@ -50,11 +67,18 @@ pub fn cargo_build(cargo: &Path, workspace: &Path, target_dir: &Path, package: &
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
         let outer = key.starts_with("CARGO_") && key != "CARGO_HOME";
-        if outer || key.starts_with("RUSTC") || key.starts_with("RUSTFLAGS") || key.starts_with("RUSTDOC") || key.starts_with("__CARGO") {
+        if outer
+            || key.starts_with("RUSTC")
+            || key.starts_with("RUSTFLAGS")
+            || key.starts_with("RUSTDOC")
+            || key.starts_with("__CARGO")
+        {
             cmd.env_remove(key.as_ref());
         }
     }
-    let output = cmd.output().map_err(|e| format!("cannot run {}: {e}", cargo.display()))?;
+    let output = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", cargo.display()))?;
     if !output.status.success() {
         return Err(format!(
             "building {package} for {KERNEL_TARGET} failed:\n{}\n(did scripts/setup.sh run? it adds the {KERNEL_TARGET} target)",
@@ -63,7 +87,9 @@ pub fn cargo_build(cargo: &Path, workspace: &Path, target_dir: &Path, package: &
     }
     let mut built = Built::default();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         if msg["reason"] != "compiler-artifact" {
             continue;
         }
@@ -71,7 +97,12 @@ pub fn cargo_build(cargo: &Path, workspace: &Path, target_dir: &Path, package: &
         if let Some(exe) = msg["executable"].as_str() {
             built.executables.push((name.clone(), PathBuf::from(exe)));
         }
-        for file in msg["filenames"].as_array().into_iter().flatten().filter_map(|f| f.as_str()) {
+        for file in msg["filenames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str())
+        {
             if file.ends_with(".rlib") {
                 built.rlibs.push((name.clone(), PathBuf::from(file)));
             }
@@ -97,7 +128,11 @@ pub const HEADER_MAGIC: usize = 56;
 pub fn make_image(elf: &[u8]) -> Result<Vec<u8>, String> {
     let file = object::File::parse(elf).map_err(|e| format!("kernel ELF: {e}"))?;
     let segments: Vec<_> = file.segments().filter(|s| s.size() > 0).collect();
-    let base = segments.iter().map(|s| s.address()).min().ok_or("kernel ELF has no loadable segment")?;
+    let base = segments
+        .iter()
+        .map(|s| s.address())
+        .min()
+        .ok_or("kernel ELF has no loadable segment")?;
     let mut image = Vec::new();
     for segment in &segments {
         let data = segment.data().map_err(|e| format!("kernel ELF segment: {e}"))?;
@@ -119,13 +154,20 @@ pub fn make_image(elf: &[u8]) -> Result<Vec<u8>, String> {
 /// # Errors
 /// What is wrong with it.
 pub fn check_header(image: &[u8]) -> Result<(), String> {
-    let u64_at = |off: usize| image.get(off..off + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+    let u64_at = |off: usize| {
+        image
+            .get(off..off + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+    };
     if image.get(HEADER_MAGIC..HEADER_MAGIC + 4) != Some(b"ARM\x64") {
         return Err("Image header: magic ARM\\x64 missing at offset 56".into());
     }
     let size = u64_at(HEADER_IMAGE_SIZE).unwrap_or(0);
     if size < image.len() as u64 {
-        return Err(format!("Image header: image_size {size:#x} is smaller than the file ({:#x})", image.len()));
+        return Err(format!(
+            "Image header: image_size {size:#x} is smaller than the file ({:#x})",
+            image.len()
+        ));
     }
     if u64_at(HEADER_FLAGS).unwrap_or(0) & (1 << 3) == 0 {
         return Err("Image header: flags bit 3 (place anywhere) is clear".into());

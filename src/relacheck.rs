@@ -32,8 +32,10 @@ const R_AARCH64_LD64_GOT_LO12_NC: u32 = 312;
 
 /// Relocations that store an absolute address (or reach one through the GOT).
 fn is_absolute(r_type: u32) -> bool {
-    matches!(r_type, R_AARCH64_ABS64 | R_AARCH64_ABS32 | R_AARCH64_ABS16 | R_AARCH64_ADR_GOT_PAGE | R_AARCH64_LD64_GOT_LO12_NC)
-        || (R_AARCH64_MOVW_UABS_G0..=R_AARCH64_MOVW_SABS_G2).contains(&r_type)
+    matches!(
+        r_type,
+        R_AARCH64_ABS64 | R_AARCH64_ABS32 | R_AARCH64_ABS16 | R_AARCH64_ADR_GOT_PAGE | R_AARCH64_LD64_GOT_LO12_NC
+    ) || (R_AARCH64_MOVW_UABS_G0..=R_AARCH64_MOVW_SABS_G2).contains(&r_type)
 }
 
 fn type_name(r_type: u32) -> String {
@@ -95,7 +97,9 @@ pub fn check_objects(objects: &[(String, &[u8])]) -> Result<(), Vec<String>> {
         }
     }
     let Some(&root) = defined.get(EARLY_ENTRY) else {
-        return Err(vec![format!("the early entry point {EARLY_ENTRY} is not defined in the early code")]);
+        return Err(vec![format!(
+            "the early entry point {EARLY_ENTRY} is not defined in the early code"
+        )]);
     };
 
     let mut reached = HashSet::from([root]);
@@ -103,9 +107,13 @@ pub fn check_objects(objects: &[(String, &[u8])]) -> Result<(), Vec<String>> {
     let mut errors = Vec::new();
     while let Some((obj, section_index)) = queue.pop() {
         let file = &files[obj];
-        let Ok(section) = file.section_by_index(section_index) else { continue };
+        let Ok(section) = file.section_by_index(section_index) else {
+            continue;
+        };
         for (offset, reloc) in section.relocations() {
-            let RelocationFlags::Elf { r_type } = reloc.flags() else { continue };
+            let RelocationFlags::Elf { r_type } = reloc.flags() else {
+                continue;
+            };
             let target = match reloc.target() {
                 RelocationTarget::Symbol(index) => file.symbol_by_index(index).ok(),
                 _ => None,
@@ -114,7 +122,10 @@ pub fn check_objects(objects: &[(String, &[u8])]) -> Result<(), Vec<String>> {
             let target_desc = match (&target_name, &target) {
                 (Some(n), _) => demangle(n),
                 (None, Some(s)) => match s.section() {
-                    SymbolSection::Section(i) => file.section_by_index(i).and_then(|s| s.name().map(str::to_owned)).unwrap_or_default(),
+                    SymbolSection::Section(i) => file
+                        .section_by_index(i)
+                        .and_then(|s| s.name().map(str::to_owned))
+                        .unwrap_or_default(),
                     _ => "?".into(),
                 },
                 _ => "?".into(),
@@ -159,7 +170,14 @@ fn containing_symbol(file: &object::File<'_>, section: SectionIndex, offset: u64
         .filter(|s| s.address() <= offset && (offset < s.address() + s.size().max(1) || s.size() == 0))
         .max_by_key(|s| s.address())
         .and_then(|s| s.name().ok().map(demangle))
-        .unwrap_or_else(|| format!("<{}>", file.section_by_index(section).and_then(|s| s.name().map(str::to_owned)).unwrap_or_default()))
+        .unwrap_or_else(|| {
+            format!(
+                "<{}>",
+                file.section_by_index(section)
+                    .and_then(|s| s.name().map(str::to_owned))
+                    .unwrap_or_default()
+            )
+        })
 }
 
 fn demangle(name: &str) -> String {

@@ -26,7 +26,9 @@ fn absolute_reference_fails_the_check_and_is_named() {
     let errors = check_archive(&build_pi(&["relacheck-canary"], "pi-canary")).expect_err("the canary must be caught");
     eprintln!("{}", errors.join("\n"));
     assert!(
-        errors.iter().any(|e| e.contains("R_AARCH64_ABS64") && e.contains("RELACHECK_CANARY")),
+        errors
+            .iter()
+            .any(|e| e.contains("R_AARCH64_ABS64") && e.contains("RELACHECK_CANARY")),
         "errors do not name the canary: {errors:#?}"
     );
 }
