@@ -1,12 +1,12 @@
 //! Cross-builds the kernel for aarch64, checks its early code, and makes the
 //! artifacts the host tool boots: the Image, the ELF (symbols, for gdb), the
-//! initrd and the stage-0 loader (placeholders until those issues land).
+//! initrd (an empty cpio until modules land) and the stage-0 loader.
 //! Their paths reach the host tool as SPLITMAP_IMAGE, SPLITMAP_ELF,
 //! SPLITMAP_INITRD and SPLITMAP_BOOT.
 
 use std::env;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[path = "src/kbuild.rs"]
 mod kbuild;
@@ -28,8 +28,9 @@ fn main() {
     let target_root = env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), PathBuf::from);
     let cargo = PathBuf::from(env::var_os("CARGO").expect("CARGO"));
 
-    let built = kbuild::cargo_build(&cargo, &workspace, &target_root.join("kernel"), "splitmap-kernel", &[])
-        .unwrap_or_else(|e| fail(&e));
+    let nested = target_root.join("kernel");
+    let built =
+        kbuild::cargo_build(&cargo, &workspace, &nested, "splitmap-kernel", &[], &[]).unwrap_or_else(|e| fail(&e));
     let pi = built
         .kernel_rlib("pi")
         .unwrap_or_else(|| fail("the build produced no aarch64 pi .rlib"));
@@ -50,18 +51,44 @@ fn main() {
     fs::create_dir_all(&out).unwrap_or_else(|e| fail(&format!("{}: {e}", out.display())));
     let elf_bytes = fs::read(elf).unwrap_or_else(|e| fail(&format!("{}: {e}", elf.display())));
     let image = kbuild::make_image(&elf_bytes).unwrap_or_else(|e| fail(&e));
+    kbuild::check_header(&image).unwrap_or_else(|e| fail(&e));
+    let image_path = out.join("Image");
+    write_if_changed(&image_path, &image);
+
+    // The stage-0 loader embeds the Image, so it is built second.
+    let boot = kbuild::cargo_build(
+        &cargo,
+        &workspace,
+        &nested,
+        "splitmap-boot",
+        &[],
+        &[("SPLITMAP_KERNEL_IMAGE", &image_path)],
+    )
+    .unwrap_or_else(|e| fail(&e));
+    let (_, boot_elf) = boot
+        .executables
+        .iter()
+        .find(|(name, _)| name == "splitmap-boot")
+        .unwrap_or_else(|| fail("no stage-0 loader built"));
+    let boot_bytes = fs::read(boot_elf).unwrap_or_else(|e| fail(&format!("{}: {e}", boot_elf.display())));
+    let boot_image = kbuild::make_image(&boot_bytes).unwrap_or_else(|e| fail(&e));
+
     let paths = [
-        ("SPLITMAP_IMAGE", out.join("Image"), image),
+        ("SPLITMAP_IMAGE", image_path, image),
         ("SPLITMAP_ELF", out.join("splitmap.elf"), elf_bytes),
         ("SPLITMAP_INITRD", out.join("initrd.cpio"), kbuild::empty_initrd()),
-        ("SPLITMAP_BOOT", out.join("boot.bin"), Vec::new()),
+        ("SPLITMAP_BOOT", out.join("boot.bin"), boot_image),
     ];
     for (var, path, bytes) in paths {
-        // Rewrite only when changed, so tools watching mtimes stay quiet.
-        if fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
-            fs::write(&path, &bytes).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
-        }
+        write_if_changed(&path, &bytes);
         println!("cargo:rustc-env={var}={}", path.display());
+    }
+}
+
+/// Rewrites `path` only when its bytes change, so nothing rebuilds for nothing.
+fn write_if_changed(path: &Path, bytes: &[u8]) {
+    if fs::read(path).ok().as_deref() != Some(bytes) {
+        fs::write(path, bytes).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
     }
 }
 

@@ -12,7 +12,7 @@ fn build_pi(features: &[&str], dir: &str) -> Vec<u8> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir);
     let cargo = std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from);
-    let built = cargo_build(&cargo, workspace, &target_dir, "splitmap-pi", features).expect("build pi");
+    let built = cargo_build(&cargo, workspace, &target_dir, "splitmap-pi", features, &[]).expect("build pi");
     std::fs::read(built.kernel_rlib("pi").expect("pi rlib")).expect("read rlib")
 }
 

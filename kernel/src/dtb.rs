@@ -50,6 +50,11 @@ pub struct BootInfo<'dt> {
     pub uart: Option<Uart>,
     /// `/psci` `method`.
     pub psci: Option<PsciConduit>,
+    /// `/chosen/kaslr-seed`: exactly 8 bytes (for the kernel's KASLR).
+    pub kaslr_seed: Option<u64>,
+    /// `/chosen/rng-seed`, folded to 64 bits (for the stage-0 loader's random
+    /// placement, so physical and virtual randomisation stay independent).
+    pub rng_seed: Option<u64>,
 }
 
 /// Why the device tree was refused.
@@ -173,6 +178,8 @@ pub fn parse(blob: &[u8]) -> Result<BootInfo<'_>, DtbError> {
         bootargs: "",
         uart: None,
         psci: None,
+        kaslr_seed: None,
+        rng_seed: None,
     };
     read_memreserve(blob, &tree, &mut info.reserved)?;
 
@@ -183,6 +190,8 @@ pub fn parse(blob: &[u8]) -> Result<BootInfo<'_>, DtbError> {
         match (path, name) {
             (["", "chosen"], "stdout-path") => wanted.stdout_path = Some(cstr(value)),
             (["", "chosen"], "bootargs") => info.bootargs = cstr(value),
+            (["", "chosen"], "kaslr-seed") => info.kaslr_seed = value.try_into().ok().map(u64::from_be_bytes),
+            (["", "chosen"], "rng-seed") => info.rng_seed = fold_seed(value),
             (["", "chosen"], "linux,initrd-start") => {
                 let start = be_number(value).unwrap_or(0);
                 let end = info.initrd.map_or(start, |r| r.end.raw());
@@ -235,30 +244,35 @@ pub fn parse(blob: &[u8]) -> Result<BootInfo<'_>, DtbError> {
             })?;
             Ok(first)
         };
-        if path.len() == 2 && frame.is_memory
-            && let Some(reg) = frame.reg {
-                for_each_reg(reg, parent, "memory", |r| {
-                    info.memory
-                        .insert(r)
-                        .map_err(|TooManyRanges| DtbError::TooManyRanges("memory"))
-                })?;
-            }
-        if path.len() == 3 && path[1] == "reserved-memory"
-            && let Some(reg) = frame.reg {
-                for_each_reg(reg, parent, "reserved-memory", |r| {
-                    info.reserved
-                        .insert(r)
-                        .map_err(|TooManyRanges| DtbError::TooManyRanges("reserved"))
-                })?;
-            }
+        if path.len() == 2
+            && frame.is_memory
+            && let Some(reg) = frame.reg
+        {
+            for_each_reg(reg, parent, "memory", |r| {
+                info.memory
+                    .insert(r)
+                    .map_err(|TooManyRanges| DtbError::TooManyRanges("memory"))
+            })?;
+        }
+        if path.len() == 3
+            && path[1] == "reserved-memory"
+            && let Some(reg) = frame.reg
+        {
+            for_each_reg(reg, parent, "reserved-memory", |r| {
+                info.reserved
+                    .insert(r)
+                    .map_err(|TooManyRanges| DtbError::TooManyRanges("reserved"))
+            })?;
+        }
         if let Some(stdout) = stdout
             && path_matches(path, stdout)
-                && let Some(regs) = reg_of("stdout-path")? {
-                    info.uart = Some(Uart {
-                        regs,
-                        pl011: frame.is_pl011,
-                    });
-                }
+            && let Some(regs) = reg_of("stdout-path")?
+        {
+            info.uart = Some(Uart {
+                regs,
+                pl011: frame.is_pl011,
+            });
+        }
         Ok(())
     })?;
 
@@ -320,6 +334,18 @@ fn be_number(bytes: &[u8]) -> Option<u64> {
         8 => Some(u64::from_be_bytes(bytes.try_into().ok()?)),
         _ => None,
     }
+}
+
+/// Folds seed bytes into 64 bits (XOR of big-endian 8-byte chunks), or `None`
+/// for an empty property.
+fn fold_seed(bytes: &[u8]) -> Option<u64> {
+    (!bytes.is_empty()).then(|| {
+        bytes.chunks(8).fold(0, |acc, chunk| {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            acc ^ u64::from_be_bytes(word)
+        })
+    })
 }
 
 /// A property value as a string, up to its first NUL.

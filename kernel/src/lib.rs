@@ -7,15 +7,16 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[cfg(all(target_arch = "aarch64", target_os = "none", feature = "machine"))]
 extern crate alloc;
 
 pub mod bootargs;
 pub mod dtb;
 pub mod linear;
+pub mod pl011;
 pub mod ranges;
 pub mod report;
 pub mod shell;
 
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[cfg(all(target_arch = "aarch64", target_os = "none", feature = "machine"))]
 pub mod arch;

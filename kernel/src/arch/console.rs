@@ -4,7 +4,7 @@ use core::fmt::{self, Write};
 
 use spin::Mutex;
 
-use super::pl011::Pl011;
+use crate::pl011::Pl011;
 
 static CONSOLE: Mutex<Option<Pl011>> = Mutex::new(None);
 

@@ -9,8 +9,9 @@ use pi::pgtable::{self, Attrs, Granularity};
 
 use super::memory::{self, KernelTables, TABLES};
 use super::state::{self, Kernel, MAX_RESERVATIONS, Reservation};
-use super::{console, cpu, exceptions, pl011::Pl011, shell};
+use super::{console, cpu, exceptions, shell};
 use crate::dtb::{self, BootInfo};
+use crate::pl011::Pl011;
 use crate::ranges::{PhysRange, RangeList};
 use crate::{bootargs, linear};
 

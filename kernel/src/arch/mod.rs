@@ -7,7 +7,6 @@ pub mod entry;
 pub mod exceptions;
 pub mod memory;
 mod panic;
-pub mod pl011;
 pub mod psci;
 pub mod selftest;
 pub mod shell;

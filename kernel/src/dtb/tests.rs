@@ -54,6 +54,9 @@ fn build(t: &Tree) -> Vec<u8> {
     let chosen = w.begin_node("chosen").unwrap();
     w.property_string("bootargs", "loglevel=debug foo").unwrap();
     w.property_string("stdout-path", t.stdout_path).unwrap();
+    w.property_u64("kaslr-seed", 0x0123_4567_89ab_cdef).unwrap();
+    w.property("rng-seed", &[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 3, 0xff])
+        .unwrap();
     if let Some((s, e)) = t.initrd {
         w.property_u64("linux,initrd-start", s).unwrap();
         w.property_u32("linux,initrd-end", e as u32).unwrap();
@@ -123,6 +126,8 @@ fn parse_tree(
     let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
     let info = parse(bytes)?;
     assert_eq!(info.bootargs, "loglevel=debug foo");
+    assert_eq!(info.kaslr_seed, Some(0x0123_4567_89ab_cdef));
+    assert_eq!(info.rng_seed, Some(1 ^ 3 ^ 0xff00_0000_0000_0000));
     assert_eq!(info.totalsize, blob.len() as u64);
     let pairs = |l: &RangeList| l.iter().map(|r| (r.start.raw(), r.size())).collect::<Vec<_>>();
     Ok((

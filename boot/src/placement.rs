@@ -1,0 +1,282 @@
+//! Where the kernel Image goes: the user's request, checked against RAM and
+//! everything already in memory, or a random 4 KiB slot.
+
+use core::fmt;
+
+use kernel::ranges::{PhysRange, RangeList};
+use pi::layout::PAGE_SIZE;
+
+/// The bootarg the host tool sets for `--load-addr`.
+pub const LOAD_KEY: &str = "splitmap.load";
+
+/// What was asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Exactly this physical address.
+    At(u64),
+    /// A random 4 KiB-aligned address where the image fits.
+    Random,
+}
+
+/// Something in memory the image must not overwrite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Busy {
+    /// Where.
+    pub range: PhysRange,
+    /// What: `dtb`, `initrd`, `stage-0 loader`, `reserved`.
+    pub what: &'static str,
+}
+
+/// Why a placement was refused. Printed after `stage0: error: `.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlacementError<'a> {
+    /// `splitmap.load=` holds something that is neither a number nor `random`.
+    BadValue(&'a str),
+    /// Not a multiple of 4 KiB.
+    Unaligned(u64),
+    /// `[pa, pa + size)` is not inside one RAM range.
+    OutsideRam {
+        /// Requested address.
+        pa: u64,
+        /// Bytes the image needs.
+        size: u64,
+    },
+    /// `[pa, pa + size)` overlaps something in use.
+    Overlaps {
+        /// Requested address.
+        pa: u64,
+        /// What it hits.
+        busy: Busy,
+    },
+    /// `random` without randomness in the device tree.
+    NoSeed,
+    /// No free slot large enough.
+    NoRoom(u64),
+}
+
+impl fmt::Display for PlacementError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlacementError::BadValue(v) => write!(f, "{LOAD_KEY}={v}: expected a physical address (0x…) or 'random'"),
+            PlacementError::Unaligned(pa) => write!(f, "load address {pa:#x} is not 4 KiB-aligned"),
+            PlacementError::OutsideRam { pa, size } => {
+                write!(
+                    f,
+                    "load address {pa:#x}: the image ({size:#x} bytes) does not fit inside RAM there"
+                )
+            }
+            PlacementError::Overlaps { pa, busy } => write!(
+                f,
+                "load address {pa:#x}: the image would overlap the {} at {:#x}-{:#x}",
+                busy.what,
+                busy.range.start.raw(),
+                busy.range.end.raw()
+            ),
+            PlacementError::NoSeed => write!(f, "random placement needs /chosen/rng-seed in the device tree"),
+            PlacementError::NoRoom(size) => write!(f, "no free RAM slot fits the image ({size:#x} bytes)"),
+        }
+    }
+}
+
+/// Finds `splitmap.load=` in the command line (the last one wins).
+///
+/// # Errors
+/// [`PlacementError::BadValue`] for a value that is neither a number nor `random`.
+pub fn parse_request(bootargs: &str) -> Result<Option<Request>, PlacementError<'_>> {
+    let mut request = None;
+    for word in bootargs.split_ascii_whitespace() {
+        if let Some(value) = word.strip_prefix(LOAD_KEY).and_then(|v| v.strip_prefix('=')) {
+            request = Some(match value {
+                "random" => Request::Random,
+                _ => Request::At(kernel::shell::parse_u64(value).ok_or(PlacementError::BadValue(value))?),
+            });
+        }
+    }
+    Ok(request)
+}
+
+/// Checks that an image of `size` bytes may go at `pa`.
+///
+/// # Errors
+/// The first rule broken: alignment, RAM, then overlaps.
+pub fn check(pa: u64, size: u64, ram: &RangeList, busy: &[Busy]) -> Result<(), PlacementError<'static>> {
+    if !pa.is_multiple_of(PAGE_SIZE) {
+        return Err(PlacementError::Unaligned(pa));
+    }
+    let image = PhysRange::new(pa, size).ok_or(PlacementError::OutsideRam { pa, size })?;
+    if !ram.covers(image) {
+        return Err(PlacementError::OutsideRam { pa, size });
+    }
+    match busy
+        .iter()
+        .find(|b| b.range.start < image.end && image.start < b.range.end)
+    {
+        Some(&busy) => Err(PlacementError::Overlaps { pa, busy }),
+        None => Ok(()),
+    }
+}
+
+/// A uniformly chosen 4 KiB-aligned address where `size` bytes fit in RAM
+/// without touching anything busy. `seed` picks the slot.
+///
+/// # Errors
+/// [`PlacementError::NoRoom`] if there is no such slot.
+pub fn random_slot(seed: u64, size: u64, ram: &RangeList, busy: &[Busy]) -> Result<u64, PlacementError<'static>> {
+    let mut holes = RangeList::new();
+    for b in busy {
+        let start = b.range.start.align_down(PAGE_SIZE).raw();
+        let end = b.range.end.raw().next_multiple_of(PAGE_SIZE);
+        holes
+            .insert(PhysRange::new(start, end - start).ok_or(PlacementError::NoRoom(size))?)
+            .map_err(|_| PlacementError::NoRoom(size))?;
+    }
+    let free = ram.subtract(&holes).map_err(|_| PlacementError::NoRoom(size))?;
+    // Slots of each free range: addresses a with a + size <= end.
+    let slots_in = |r: &PhysRange| {
+        let r = r.shrink_to_pages(PAGE_SIZE);
+        if r.size() >= size {
+            (r.size() - size) / PAGE_SIZE + 1
+        } else {
+            0
+        }
+    };
+    let total: u64 = free.iter().map(slots_in).sum();
+    if total == 0 {
+        return Err(PlacementError::NoRoom(size));
+    }
+    let mut pick = seed % total;
+    for r in free.iter() {
+        let n = slots_in(r);
+        if pick < n {
+            return Ok(r.shrink_to_pages(PAGE_SIZE).start.raw() + pick * PAGE_SIZE);
+        }
+        pick -= n;
+    }
+    Err(PlacementError::NoRoom(size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+    const GIB: u64 = 1 << 30;
+
+    fn ram(ranges: &[(u64, u64)]) -> RangeList {
+        let mut l = RangeList::new();
+        ranges
+            .iter()
+            .for_each(|&(s, n)| l.insert(PhysRange::new(s, n).unwrap()).unwrap());
+        l
+    }
+
+    fn busy(start: u64, size: u64, what: &'static str) -> Busy {
+        Busy {
+            range: PhysRange::new(start, size).unwrap(),
+            what,
+        }
+    }
+
+    #[test]
+    fn requests() {
+        assert_eq!(parse_request("console=x"), Ok(None));
+        assert_eq!(
+            parse_request("splitmap.load=0x40200000"),
+            Ok(Some(Request::At(0x4020_0000)))
+        );
+        assert_eq!(parse_request("a splitmap.load=random b"), Ok(Some(Request::Random)));
+        assert_eq!(
+            parse_request("splitmap.load=1 splitmap.load=0x2000"),
+            Ok(Some(Request::At(0x2000)))
+        );
+        assert_eq!(
+            parse_request("splitmap.load=banana"),
+            Err(PlacementError::BadValue("banana"))
+        );
+        assert!(PlacementError::BadValue("x").to_string().contains("random"));
+    }
+
+    #[test]
+    fn checks_in_order() {
+        let r = ram(&[(GIB, GIB)]);
+        let b = [
+            busy(GIB + 128 * MIB, MIB, "dtb"),
+            busy(GIB + MIB, MIB, "stage-0 loader"),
+        ];
+        let size = 0x69000;
+        // (address, expected)
+        let rows = [
+            (GIB + 2 * MIB, Ok(())),
+            (GIB + 0x123_4000, Ok(())),
+            (2 * GIB - size, Ok(())),
+            (GIB + 0x1234, Err(PlacementError::Unaligned(GIB + 0x1234))),
+            (
+                2 * GIB - size + PAGE_SIZE,
+                Err(PlacementError::OutsideRam {
+                    pa: 2 * GIB - size + PAGE_SIZE,
+                    size,
+                }),
+            ),
+            (0, Err(PlacementError::OutsideRam { pa: 0, size })),
+            (
+                GIB + 128 * MIB - PAGE_SIZE,
+                Err(PlacementError::Overlaps {
+                    pa: GIB + 128 * MIB - PAGE_SIZE,
+                    busy: b[0],
+                }),
+            ),
+            (
+                GIB + MIB,
+                Err(PlacementError::Overlaps {
+                    pa: GIB + MIB,
+                    busy: b[1],
+                }),
+            ),
+            (
+                u64::MAX & !0xfff,
+                Err(PlacementError::OutsideRam {
+                    pa: u64::MAX & !0xfff,
+                    size,
+                }),
+            ),
+        ];
+        for (pa, expected) in rows {
+            assert_eq!(check(pa, size, &r, &b), expected, "{pa:#x}");
+        }
+    }
+
+    #[test]
+    fn random_slots_are_valid_and_cover_the_space() {
+        let r = ram(&[(GIB, 64 * MIB), (4 * GIB, 8 * MIB)]);
+        let b = [
+            busy(GIB + MIB, MIB, "stage-0 loader"),
+            busy(GIB + 32 * MIB + 5, 100, "dtb"),
+        ];
+        let size = 0x69000;
+        for seed in 0..5_000u64 {
+            let pa = random_slot(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), size, &r, &b).unwrap();
+            check(pa, size, &r, &b).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        }
+        // Slots per free piece, (piece - size) / 4 KiB + 1: [1G, 1G+1M) 152,
+        // [1G+2M, 1G+32M) 7576, [1G+32M+4K, 1G+64M) 8087, [4G, 4G+8M) 1944.
+        let total = 152 + 7576 + 8087 + 1944;
+        assert_eq!(random_slot(0, size, &r, &b), Ok(GIB), "first slot");
+        assert_eq!(
+            random_slot(151, size, &r, &b),
+            Ok(GIB + MIB - size),
+            "last slot below the loader"
+        );
+        assert_eq!(
+            random_slot(152, size, &r, &b),
+            Ok(GIB + 2 * MIB),
+            "first slot above the loader"
+        );
+        assert_eq!(
+            random_slot(total - 1, size, &r, &b),
+            Ok(4 * GIB + 8 * MIB - size),
+            "last slot"
+        );
+        assert_eq!(random_slot(total, size, &r, &b), Ok(GIB), "wraps around");
+        assert_eq!(random_slot(1, 16 * GIB, &r, &b), Err(PlacementError::NoRoom(16 * GIB)));
+    }
+}
