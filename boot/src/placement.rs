@@ -233,9 +233,9 @@ mod tests {
                 }),
             ),
             (
-                u64::MAX & !0xfff,
+                !0xfff,
                 Err(PlacementError::OutsideRam {
-                    pa: u64::MAX & !0xfff,
+                    pa: !0xfff,
                     size,
                 }),
             ),
