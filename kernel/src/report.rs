@@ -80,13 +80,15 @@ pub fn size_name(size: u64) -> &'static str {
 /// Outcome of one in-kernel test.
 pub type TestResult = Result<(), TestFailure>;
 
-/// Why a test failed.
+/// Why a test did not pass.
 #[derive(Clone, Copy, Debug)]
 pub struct TestFailure {
-    /// What went wrong.
+    /// What went wrong, or why the test does not apply.
     pub message: &'static str,
     /// A value to show with it (an address, a count).
     pub value: u64,
+    /// The test does not apply to this machine (reported as `# SKIP`).
+    pub skipped: bool,
 }
 
 /// Fails with `message` and `value` unless `cond` holds.
@@ -94,12 +96,26 @@ pub fn check(cond: bool, message: &'static str, value: u64) -> TestResult {
     if cond {
         Ok(())
     } else {
-        Err(TestFailure { message, value })
+        Err(TestFailure {
+            message,
+            value,
+            skipped: false,
+        })
     }
 }
 
+/// The test does not apply here, for `reason`.
+pub fn skip(reason: &'static str) -> TestResult {
+    Err(TestFailure {
+        message: reason,
+        value: 0,
+        skipped: true,
+    })
+}
+
 /// Runs the tests whose names contain `filter` and prints KTAP, then the
-/// closing line `N passed, N failed`. Returns the number failed.
+/// closing line `N passed, N failed` (and `, N skipped` if any). Returns the
+/// number failed.
 pub fn run_ktap<T>(
     out: &mut dyn Write,
     tests: &[(&str, T)],
@@ -109,12 +125,16 @@ pub fn run_ktap<T>(
     let selected = || tests.iter().filter(|(name, _)| filter.is_none_or(|f| name.contains(f)));
     writeln!(out, "KTAP version 1")?;
     writeln!(out, "1..{}", selected().count())?;
-    let (mut passed, mut failed) = (0, 0);
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for (n, (name, test)) in selected().enumerate() {
         match run(test) {
             Ok(()) => {
                 passed += 1;
                 writeln!(out, "ok {} {name}", n + 1)?;
+            }
+            Err(e) if e.skipped => {
+                skipped += 1;
+                writeln!(out, "ok {} {name} # SKIP {}", n + 1, e.message)?;
             }
             Err(e) => {
                 failed += 1;
@@ -123,7 +143,11 @@ pub fn run_ktap<T>(
             }
         }
     }
-    writeln!(out, "{passed} passed, {failed} failed")?;
+    if skipped > 0 {
+        writeln!(out, "{passed} passed, {failed} failed, {skipped} skipped")?;
+    } else {
+        writeln!(out, "{passed} passed, {failed} failed")?;
+    }
     Ok(failed)
 }
 
@@ -164,18 +188,26 @@ mod tests {
 
     #[test]
     fn ktap_report() {
-        let tests = [("alpha", true), ("beta", false), ("alphabet", true)];
+        let tests = [("alpha", Some(true)), ("beta", Some(false)), ("alphabet", Some(true))];
         let mut out = String::new();
-        let failed = run_ktap(&mut out, &tests, None, |ok| check(*ok, "wrong", 7)).unwrap();
+        let failed = run_ktap(&mut out, &tests, None, |ok| check(ok.unwrap(), "wrong", 7)).unwrap();
         assert_eq!(failed, 1);
         assert_eq!(
             out,
             "KTAP version 1\n1..3\nok 1 alpha\n# beta: wrong (0x7)\nnot ok 2 beta\nok 3 alphabet\n2 passed, 1 failed\n"
         );
         let mut out = String::new();
-        run_ktap(&mut out, &tests, Some("alpha"), |ok| check(*ok, "wrong", 7)).unwrap();
+        run_ktap(&mut out, &tests, Some("alpha"), |ok| check(ok.unwrap(), "wrong", 7)).unwrap();
         assert!(
             out.ends_with("1..2\nok 1 alpha\nok 2 alphabet\n2 passed, 0 failed\n"),
+            "{out}"
+        );
+        let tests = [("a", Some(true)), ("b", None)];
+        let mut out = String::new();
+        let run = |t: &Option<bool>| t.map_or_else(|| skip("not here"), |ok| check(ok, "wrong", 7));
+        assert_eq!(run_ktap(&mut out, &tests, None, run).unwrap(), 0);
+        assert!(
+            out.ends_with("ok 1 a\nok 2 b # SKIP not here\n1 passed, 0 failed, 1 skipped\n"),
             "{out}"
         );
     }

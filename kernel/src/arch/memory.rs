@@ -108,7 +108,15 @@ pub fn alloc_frame() -> Option<PhysAddr> {
     Some(PhysAddr::new(n as u64 * PAGE_SIZE))
 }
 
-/// Returns a frame from [`alloc_frame`].
+/// The frame at `pa`, if it is free.
+pub fn alloc_frame_at(pa: PhysAddr) -> Option<PhysAddr> {
+    let mut frames = FRAMES.lock();
+    frames.alloc.alloc_at(frame_number(pa), 1)?;
+    frames.free -= 1;
+    Some(pa)
+}
+
+/// Returns a frame from [`alloc_frame`] or [`alloc_frame_at`].
 pub fn free_frame(pa: PhysAddr) {
     let mut frames = FRAMES.lock();
     frames.alloc.dealloc(frame_number(pa), 1);

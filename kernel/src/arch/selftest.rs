@@ -9,7 +9,7 @@ use super::console::Console;
 use super::memory::{self, LiveTables};
 use super::{cpu, state};
 use crate::linear;
-use crate::report::{TestResult, check, run_ktap};
+use crate::report::{TestFailure, TestResult, check, run_ktap, skip};
 
 type Test = fn() -> TestResult;
 
@@ -38,6 +38,14 @@ unsafe extern "C" {
     static __rodata_end: u8;
 }
 
+fn fail(message: &'static str, value: u64) -> TestFailure {
+    TestFailure {
+        message,
+        value,
+        skipped: false,
+    }
+}
+
 fn translate(va: u64) -> Option<Translation> {
     pgtable::walk(&LiveTables, cpu::ttbr1_root(), va).translation
 }
@@ -59,10 +67,7 @@ fn text_va_is_kimage_vaddr() -> TestResult {
 
 fn image_maps_to_its_load_address() -> TestResult {
     let image = state::get().image;
-    let t = translate(KIMAGE_VADDR).ok_or(crate::report::TestFailure {
-        message: "KIMAGE_VADDR unmapped",
-        value: KIMAGE_VADDR,
-    })?;
+    let t = translate(KIMAGE_VADDR).ok_or(fail("KIMAGE_VADDR unmapped", KIMAGE_VADDR))?;
     check(
         t.pa == image.start,
         "KIMAGE_VADDR does not map to the load address",
@@ -82,10 +87,7 @@ fn linear_map_reaches_every_ram_range() -> TestResult {
         let r = r.shrink_to_pages(PAGE_SIZE);
         for pa in [r.start, PhysAddr::new(r.end.raw() - PAGE_SIZE)] {
             let va = pa.to_linear().raw();
-            let t = translate(va).ok_or(crate::report::TestFailure {
-                message: "RAM page not in the linear map",
-                value: pa.raw(),
-            })?;
+            let t = translate(va).ok_or(fail("RAM page not in the linear map", pa.raw()))?;
             check(t.pa == pa, "linear map translates to the wrong PA", t.pa.raw())?;
             let _ = read_linear(pa);
         }
@@ -103,10 +105,7 @@ fn linear_map_reaches_every_ram_range() -> TestResult {
 
 fn linear_map_is_never_executable() -> TestResult {
     for r in state::get().dtb.memory.iter() {
-        let t = translate(r.start.to_linear().raw()).ok_or(crate::report::TestFailure {
-            message: "unmapped",
-            value: r.start.raw(),
-        })?;
+        let t = translate(r.start.to_linear().raw()).ok_or(fail("unmapped", r.start.raw()))?;
         check(!t.prot.exec, "linear map is executable", r.start.raw())?;
     }
     Ok(())
@@ -114,67 +113,51 @@ fn linear_map_is_never_executable() -> TestResult {
 
 fn frame_below_image_is_usable() -> TestResult {
     let image = state::get().image.start;
-    let below = super::shell::frames_below(&state::get().free_at_boot, image);
-    check(below > 0, "no free RAM below the image to test with", image.raw())?;
-    // Take frames until one lies below the image; give them all back after.
-    let mut taken = alloc::vec::Vec::new();
-    let mut found = None;
-    while let Some(pa) = memory::alloc_frame() {
-        if pa < image {
-            found = Some(pa);
-            break;
-        }
-        taken.push(pa);
+    // Free frames below the image, highest first (closest to the image).
+    let below = state::get().free_at_boot.iter().rev().flat_map(|r| {
+        let r = r.shrink_to_pages(PAGE_SIZE);
+        let end = r.end.min(image);
+        (0..end.raw().saturating_sub(r.start.raw()) / PAGE_SIZE)
+            .map(move |i| PhysAddr::new(end.raw() - (i + 1) * PAGE_SIZE))
+    });
+    let mut candidates = below.take(64).peekable();
+    if candidates.peek().is_none() {
+        return skip("the image sits at the bottom of RAM: nothing below it");
     }
-    let result = match found {
-        Some(pa) => {
-            let p = pa.to_linear().as_ptr::<u64>();
-            let pattern = 0x5a5a_0000_0000_0000 | pa.raw();
-            // SAFETY: the frame is ours (just allocated) and linear-mapped rw.
-            let back = unsafe {
-                p.write_volatile(pattern);
-                p.read_volatile()
-            };
-            memory::free_frame(pa);
-            check(back == pattern, "frame below the image did not read back", pa.raw())
-        }
-        None => check(false, "allocator handed out no frame below the image", image.raw()),
+    // The allocator must hand out a frame there when asked for it.
+    let pa = candidates
+        .find_map(memory::alloc_frame_at)
+        .ok_or(fail("allocator refused every frame below the image", image.raw()))?;
+    let p = pa.to_linear().as_ptr::<u64>();
+    let pattern = 0x5a5a_0000_0000_0000 | pa.raw();
+    // SAFETY: the frame is ours (just allocated) and linear-mapped rw.
+    let back = unsafe {
+        p.write_volatile(pattern);
+        p.read_volatile()
     };
-    taken.into_iter().for_each(memory::free_frame);
-    result
+    memory::free_frame(pa);
+    check(back == pattern, "frame below the image did not read back", pa.raw())
 }
 
 fn text_is_not_writable() -> TestResult {
-    let t = translate(KIMAGE_VADDR).ok_or(crate::report::TestFailure {
-        message: "text unmapped",
-        value: KIMAGE_VADDR,
-    })?;
+    let t = translate(KIMAGE_VADDR).ok_or(fail("text unmapped", KIMAGE_VADDR))?;
     check(!t.prot.write && t.prot.exec, "text is not r-x", KIMAGE_VADDR)
 }
 
 fn rodata_is_read_only() -> TestResult {
     let va = &raw const __text_end as u64;
-    let t = translate(va).ok_or(crate::report::TestFailure {
-        message: "rodata unmapped",
-        value: va,
-    })?;
+    let t = translate(va).ok_or(fail("rodata unmapped", va))?;
     check(!t.prot.write && !t.prot.exec, "rodata is not r--", va)
 }
 
 fn data_is_not_executable() -> TestResult {
     let va = &raw const __rodata_end as u64;
-    let t = translate(va).ok_or(crate::report::TestFailure {
-        message: "data unmapped",
-        value: va,
-    })?;
+    let t = translate(va).ok_or(fail("data unmapped", va))?;
     check(t.prot.write && !t.prot.exec, "data is not rw-", va)
 }
 
 fn dtb_window_is_read_only() -> TestResult {
-    let t = translate(FIXMAP_DTB).ok_or(crate::report::TestFailure {
-        message: "DTB window unmapped",
-        value: FIXMAP_DTB,
-    })?;
+    let t = translate(FIXMAP_DTB).ok_or(fail("DTB window unmapped", FIXMAP_DTB))?;
     check(!t.prot.write && !t.prot.exec, "DTB window is not r--", FIXMAP_DTB)
 }
 
