@@ -31,20 +31,13 @@ pub const TCR_VALUE: u64 = 16 // T0SZ
 /// TCR_EL1.EPD0: no walks through TTBR0. Set once the identity page is left.
 pub const TCR_EPD0: u64 = 1 << 7;
 
+/// SCTLR_EL1 bits that are RES1 in ARMv8.0 (11, 20, 22, 23, 28, 29): the value
+/// with everything off.
+pub const SCTLR_RES1: u64 = (1 << 11) | (1 << 20) | (1 << 22) | (1 << 23) | (1 << 28) | (1 << 29);
+
 /// SCTLR_EL1 with the MMU on: M (MMU), C (data cache), SA (SP alignment check),
-/// I (instruction cache), WXN (writable implies execute-never), plus the bits
-/// that are RES1 in ARMv8.0 (11, 20, 22, 23, 28, 29).
-pub const SCTLR_MMU_ON: u64 = (1 << 0)
-    | (1 << 2)
-    | (1 << 3)
-    | (1 << 12)
-    | (1 << 19)
-    | (1 << 11)
-    | (1 << 20)
-    | (1 << 22)
-    | (1 << 23)
-    | (1 << 28)
-    | (1 << 29);
+/// I (instruction cache), WXN (writable implies execute-never).
+pub const SCTLR_MMU_ON: u64 = SCTLR_RES1 | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19);
 
 unsafe extern "C" {
     // Linker-script symbols (kernel/linker.ld). Only their addresses are used.
@@ -297,6 +290,25 @@ __pi_primary_entry:
     orr     x20, x1, x2                 // booting.rst: x1-x3 must be zero;
     orr     x20, x20, x3                // the kernel warns if they are not
 
+    mrs     x0, CurrentEL               // booting.rst allows EL2 entry: this
+    cmp     x0, #(2 << 2)               // kernel runs at EL1, so drop there
+    b.ne    2f
+    mov     x0, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64
+    msr     hcr_el2, x0
+    mov     x0, #0x33ff                 // CPTR_EL2: no FP/SIMD traps to EL2
+    msr     cptr_el2, x0
+    mov     x0, #3                      // CNTHCTL_EL2: EL1 may use the
+    msr     cnthctl_el2, x0             // physical counter and timer
+    msr     cntvoff_el2, xzr
+    movz    x0, #({sctlr_off} & 0xffff) // SCTLR_EL1: MMU and caches off,
+    movk    x0, #(({sctlr_off} >> 16) & 0xffff), lsl #16 // RES1 bits set
+    msr     sctlr_el1, x0
+    mov     x0, #0x3c5                  // SPSR_EL2: EL1h, interrupts masked
+    msr     spsr_el2, x0
+    adr     x0, 2f
+    msr     elr_el2, x0
+    eret
+2:
     mov     x0, #(3 << 20)              // CPACR_EL1.FPEN: no FP/SIMD traps,
     msr     cpacr_el1, x0               // compiled Rust may use q registers
     isb
@@ -396,5 +408,6 @@ __pi_enable_mmu:
     mair = const MAIR_VALUE,
     tcr = const TCR_VALUE,
     sctlr = const SCTLR_MMU_ON,
+    sctlr_off = const SCTLR_RES1,
     kimage = const KIMAGE_VADDR,
 );
