@@ -1,0 +1,350 @@
+//! The QEMU command line for a boot. Pure: options in, arguments out, so what
+//! a learner sees with `-v` is exactly what the tests check.
+
+use std::path::{Path, PathBuf};
+
+/// Paths the build produced (see build.rs).
+#[derive(Clone, Debug)]
+pub struct Artifacts {
+    /// The kernel as a Linux arm64 Image.
+    pub image: PathBuf,
+    /// The kernel ELF, with symbols.
+    pub elf: PathBuf,
+    /// The initrd (a cpio archive).
+    pub initrd: PathBuf,
+    /// The stage-0 loader.
+    pub boot: PathBuf,
+}
+
+impl Artifacts {
+    /// The artifacts this host tool was built with.
+    pub fn built() -> Self {
+        Artifacts {
+            image: env!("SPLITMAP_IMAGE").into(),
+            elf: env!("SPLITMAP_ELF").into(),
+            initrd: env!("SPLITMAP_INITRD").into(),
+            boot: env!("SPLITMAP_BOOT").into(),
+        }
+    }
+}
+
+/// Where the kernel Image goes in RAM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadAddr {
+    /// This physical address (the stage-0 loader checks it).
+    At(u64),
+    /// A random 4 KiB-aligned address, picked by the stage-0 loader.
+    Random,
+}
+
+/// How the serial console is connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Console {
+    /// The terminal: `-nographic` (Ctrl-A X quits).
+    Interactive,
+    /// Pipes, for scripted sessions and tests.
+    Piped,
+}
+
+/// Everything that shapes one boot.
+#[derive(Clone, Debug)]
+pub struct Boot {
+    /// RAM in bytes.
+    pub mem: u64,
+    /// CPUs.
+    pub smp: u32,
+    /// Kernel command line given by the user.
+    pub append: String,
+    /// Add `nokaslr`.
+    pub nokaslr: bool,
+    /// Add `kaslr.seed=`.
+    pub kaslr_seed: Option<u64>,
+    /// Boot through the stage-0 loader at this address.
+    pub load_addr: Option<LoadAddr>,
+    /// Wait for gdb on :1234.
+    pub gdb: bool,
+    /// A device tree to use instead of QEMU's.
+    pub dtb: Option<PathBuf>,
+    /// Extra QEMU arguments, verbatim.
+    pub extra: Vec<String>,
+    /// Console wiring.
+    pub console: Console,
+}
+
+impl Default for Boot {
+    fn default() -> Self {
+        Boot {
+            mem: 1 << 30,
+            smp: 1,
+            append: String::new(),
+            nokaslr: false,
+            kaslr_seed: None,
+            load_addr: None,
+            gdb: false,
+            dtb: None,
+            extra: Vec::new(),
+            console: Console::Interactive,
+        }
+    }
+}
+
+/// The QEMU binary.
+pub const QEMU: &str = "qemu-system-aarch64";
+
+/// The kernel command line: the user's words, then the options' own.
+pub fn kernel_cmdline(boot: &Boot) -> String {
+    let mut words: Vec<String> = boot.append.split_whitespace().map(str::to_owned).collect();
+    if boot.nokaslr {
+        words.push("nokaslr".into());
+    }
+    if let Some(seed) = boot.kaslr_seed {
+        words.push(format!("kaslr.seed={seed:#x}"));
+    }
+    match boot.load_addr {
+        Some(LoadAddr::At(pa)) => words.push(format!("splitmap.load={pa:#x}")),
+        Some(LoadAddr::Random) => words.push("splitmap.load=random".into()),
+        None => {}
+    }
+    words.join(" ")
+}
+
+/// QEMU's arguments (without the program name).
+pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
+    let mut args: Vec<String> = vec!["-machine".into(), "virt".into(), "-cpu".into(), "cortex-a72".into()];
+    args.extend([
+        "-m".into(),
+        format!("{}M", boot.mem >> 20),
+        "-smp".into(),
+        boot.smp.to_string(),
+    ]);
+    // No network: splitmap has no driver, and Debian's QEMU without recommends
+    // lacks the default NIC's option ROM.
+    args.extend(["-nic".into(), "none".into(), "-no-reboot".into()]);
+    match boot.console {
+        Console::Interactive => args.push("-nographic".into()),
+        Console::Piped => args.extend(["-display", "none", "-serial", "stdio", "-monitor", "none"].map(String::from)),
+    }
+    let kernel = match boot.load_addr {
+        // The loader reports a refused address through semihosting's exit code.
+        Some(_) => {
+            args.extend(["-semihosting-config".into(), "enable=on,target=native".into()]);
+            &artifacts.boot
+        }
+        None => &artifacts.image,
+    };
+    args.extend(["-kernel".into(), path(kernel)]);
+    if non_empty(&artifacts.initrd) {
+        args.extend(["-initrd".into(), path(&artifacts.initrd)]);
+    }
+    let cmdline = kernel_cmdline(boot);
+    if !cmdline.is_empty() {
+        args.extend(["-append".into(), cmdline]);
+    }
+    if let Some(dtb) = &boot.dtb {
+        args.extend(["-dtb".into(), path(dtb)]);
+    }
+    if boot.gdb {
+        args.extend(["-s".into(), "-S".into()]);
+    }
+    args.extend(boot.extra.iter().cloned());
+    args
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn non_empty(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.len() > 0)
+}
+
+/// Reads a size such as `512M`, `1536M`, `4G`, `6g` or a number of bytes.
+///
+/// # Errors
+/// A message saying what is accepted.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_uppercase()),
+        _ => (t, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => return Err(format!("size '{text}': unit must be K, M or G")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("size '{text}' is not a number with an optional K, M or G"))?;
+    let bytes = n.checked_mul(1 << shift).ok_or(format!("size '{text}' is too large"))?;
+    if bytes < 128 << 20 || bytes % (1 << 20) != 0 {
+        return Err(format!(
+            "size '{text}': RAM must be a whole number of MiB, at least 128M"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads `random` or a physical address (hex with `0x`, or decimal).
+///
+/// # Errors
+/// A message saying what is accepted.
+pub fn parse_load_addr(text: &str) -> Result<LoadAddr, String> {
+    if text == "random" {
+        return Ok(LoadAddr::Random);
+    }
+    parse_number(text)
+        .map(LoadAddr::At)
+        .ok_or(format!("load address '{text}': expected 0x… or 'random'"))
+}
+
+/// Reads hex (with or without `0x`) for `--kaslr-seed`.
+///
+/// # Errors
+/// A message saying what is accepted.
+pub fn parse_seed(text: &str) -> Result<u64, String> {
+    let hex = text.strip_prefix("0x").unwrap_or(text);
+    u64::from_str_radix(hex, 16).map_err(|_| format!("seed '{text}': expected up to 16 hex digits"))
+}
+
+fn parse_number(text: &str) -> Option<u64> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16).ok(),
+        None => text.replace('_', "").parse().ok(),
+    }
+}
+
+/// The command line as a shell would take it, for `-v`.
+pub fn shell_quoted(program: &str, args: &[String]) -> String {
+    let quote = |a: &str| {
+        if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_=.,:/+@%".contains(c)) {
+            a.to_string()
+        } else {
+            format!("'{}'", a.replace('\'', r"'\''"))
+        }
+    };
+    std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifacts() -> Artifacts {
+        Artifacts {
+            image: "/k/Image".into(),
+            elf: "/k/splitmap.elf".into(),
+            initrd: "/nonexistent/initrd.cpio".into(),
+            boot: "/k/boot.bin".into(),
+        }
+    }
+
+    #[test]
+    fn command_lines() {
+        // (options, arguments that must appear in order, arguments that must not appear)
+        let rows: Vec<(Boot, Vec<&str>, Vec<&str>)> = vec![
+            (
+                Boot::default(),
+                vec!["-m", "1024M", "-nographic", "-kernel", "/k/Image"],
+                vec!["-append", "-S", "-initrd"],
+            ),
+            (
+                Boot {
+                    mem: 6 << 30,
+                    console: Console::Piped,
+                    ..Boot::default()
+                },
+                vec!["-m", "6144M", "-serial", "stdio", "-monitor", "none"],
+                vec!["-nographic"],
+            ),
+            (
+                Boot {
+                    load_addr: Some(LoadAddr::At(0x4123_4000)),
+                    append: "loglevel=debug".into(),
+                    ..Boot::default()
+                },
+                vec![
+                    "-semihosting-config",
+                    "-kernel",
+                    "/k/boot.bin",
+                    "-append",
+                    "loglevel=debug splitmap.load=0x41234000",
+                ],
+                vec!["/k/Image"],
+            ),
+            (
+                Boot {
+                    nokaslr: true,
+                    kaslr_seed: Some(0xabc),
+                    gdb: true,
+                    ..Boot::default()
+                },
+                vec!["-append", "nokaslr kaslr.seed=0xabc", "-s", "-S"],
+                vec![],
+            ),
+            (
+                Boot {
+                    extra: vec!["-numa".into(), "node".into()],
+                    dtb: Some("/t/x.dtb".into()),
+                    ..Boot::default()
+                },
+                vec!["-dtb", "/t/x.dtb", "-numa", "node"],
+                vec![],
+            ),
+        ];
+        for (boot, present, absent) in rows {
+            let args = qemu_args(&boot, &artifacts());
+            let mut at = 0;
+            for want in &present {
+                let found = args[at..]
+                    .iter()
+                    .position(|a| a == want)
+                    .unwrap_or_else(|| panic!("{want} missing or out of order in {args:?}"));
+                at += found + 1;
+            }
+            for not in &absent {
+                assert!(!args.iter().any(|a| a == not), "{not} present in {args:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        let rows = [
+            ("512M", Ok(512 << 20)),
+            ("1G", Ok(1 << 30)),
+            ("1536m", Ok(1536 << 20)),
+            ("6G", Ok(6 << 30)),
+            ("1073741824", Ok(1 << 30)),
+        ];
+        for (text, want) in rows {
+            assert_eq!(parse_size(text), want, "{text}");
+        }
+        for bad in ["", "G", "1T", "-1G", "64M", "1.5G", "1000000"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn load_addresses_and_seeds() {
+        assert_eq!(parse_load_addr("random"), Ok(LoadAddr::Random));
+        assert_eq!(parse_load_addr("0x4020_0000"), Ok(LoadAddr::At(0x4020_0000)));
+        assert_eq!(parse_load_addr("1075838976"), Ok(LoadAddr::At(0x4020_0000)));
+        assert!(parse_load_addr("somewhere").is_err());
+        assert_eq!(parse_seed("0xdeadbeef"), Ok(0xdead_beef));
+        assert_eq!(parse_seed("ff"), Ok(0xff));
+        assert!(parse_seed("xyz").is_err());
+    }
+
+    #[test]
+    fn quoting() {
+        let args = vec!["-append".to_string(), "a b".to_string(), "it's".to_string()];
+        assert_eq!(shell_quoted("qemu", &args), r"qemu -append 'a b' 'it'\''s'");
+    }
+}

@@ -1,0 +1,242 @@
+//! Scripted sessions: boot, type lines at the prompt, collect everything the
+//! kernel prints, and say how it ended. Works without a terminal (CI).
+
+use std::io::{Read, Write};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The shell's prompt, at the start of a line.
+pub const PROMPT: &str = "splitmap> ";
+/// The first line the kernel prints when it panics.
+pub const PANIC_MARKER: &str = "kernel panic:";
+/// What the stage-0 loader prints before refusing a load address.
+pub const STAGE0_ERROR: &str = "stage0: error:";
+
+/// How a scripted session ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The kernel powered off after the script: success.
+    PoweredOff,
+    /// The kernel panicked.
+    Panic,
+    /// The stage-0 loader refused to place the kernel.
+    LoaderRefused(String),
+    /// No power-off within the time limit; QEMU was killed.
+    Timeout(Duration),
+    /// QEMU ended in another way.
+    QemuFailed(ExitStatus),
+}
+
+impl Outcome {
+    /// Whether this is a clean power-off.
+    pub fn success(&self) -> bool {
+        matches!(self, Outcome::PoweredOff)
+    }
+
+    /// One line for stderr.
+    pub fn reason(&self) -> String {
+        match self {
+            Outcome::PoweredOff => "kernel powered off".into(),
+            Outcome::Panic => "kernel panic".into(),
+            Outcome::LoaderRefused(why) => format!("the stage-0 loader refused: {why}"),
+            Outcome::Timeout(t) => format!("timeout after {} s", t.as_secs()),
+            Outcome::QemuFailed(status) => format!("qemu exited with {status}"),
+        }
+    }
+}
+
+/// Everything a session printed, and how it ended.
+#[derive(Debug)]
+pub struct Transcript {
+    /// The console output, as received.
+    pub output: String,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Finds prompts in a stream that arrives in arbitrary pieces.
+#[derive(Default)]
+pub struct PromptCounter {
+    scanned: usize,
+    /// Prompts seen so far.
+    pub seen: usize,
+}
+
+impl PromptCounter {
+    /// Looks at what `output` gained since the last call; returns the number of
+    /// new prompts. A prompt counts when it starts a line.
+    pub fn update(&mut self, output: &str) -> usize {
+        let before = self.seen;
+        while let Some(found) = output[self.scanned..].find(PROMPT) {
+            let at = self.scanned + found;
+            let line_start = at == 0 || matches!(output.as_bytes()[at - 1], b'\n' | b'\r');
+            self.scanned = at + PROMPT.len();
+            if line_start {
+                self.seen += 1;
+            }
+        }
+        // Keep a possible partial prompt at the end for the next call.
+        self.scanned = self.scanned.max(output.len().saturating_sub(PROMPT.len() - 1));
+        while !output.is_char_boundary(self.scanned) {
+            self.scanned -= 1;
+        }
+        self.seen - before
+    }
+}
+
+/// The lines to type: the script, then `poweroff` unless it ends with one.
+pub fn with_poweroff(lines: &[String]) -> Vec<String> {
+    let mut all = lines.to_vec();
+    if all.last().map(|l| l.trim()) != Some("poweroff") {
+        all.push("poweroff".into());
+    }
+    all
+}
+
+/// Runs `qemu` (set up with piped serial on stdio), typing `lines` one per
+/// prompt. Everything received is also passed to `echo` as it arrives.
+///
+/// # Errors
+/// If QEMU cannot be started.
+pub fn run(
+    mut qemu: Command,
+    lines: &[String],
+    timeout: Duration,
+    mut echo: impl FnMut(&[u8]),
+) -> std::io::Result<Transcript> {
+    let mut child = qemu.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+
+    let script = with_poweroff(lines);
+    let mut next = 0;
+    let mut prompts = PromptCounter::default();
+    let mut bytes = Vec::new();
+    let deadline = Instant::now() + timeout;
+    let timed_out = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => {
+                echo(&chunk);
+                bytes.extend_from_slice(&chunk);
+                let text = String::from_utf8_lossy(&bytes);
+                for _ in 0..prompts.update(&text) {
+                    if let Some(line) = script.get(next) {
+                        // A closed stdin means QEMU is going away; the exit
+                        // status will tell why.
+                        let _ = stdin.write_all(format!("{line}\r").as_bytes());
+                        let _ = stdin.flush();
+                        next += 1;
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => break true,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break false,
+        }
+    };
+    let status = if timed_out {
+        let _ = child.kill();
+        None
+    } else {
+        Some(child.wait()?)
+    };
+    drop(stdin);
+    let _ = child.wait();
+    let _ = reader.join();
+
+    let output = String::from_utf8_lossy(&bytes).into_owned();
+    let outcome = judge(&output, status, timeout);
+    Ok(Transcript { output, outcome })
+}
+
+/// Decides how a session ended from what it printed and QEMU's status
+/// (`None` after a timeout).
+pub fn judge(output: &str, status: Option<ExitStatus>, timeout: Duration) -> Outcome {
+    let line_starting = |marker: &str| output.lines().find(|l| l.trim_start_matches('\r').starts_with(marker));
+    if line_starting(PANIC_MARKER).is_some() {
+        return Outcome::Panic;
+    }
+    if let Some(line) = line_starting(STAGE0_ERROR) {
+        return Outcome::LoaderRefused(line.trim_start_matches('\r')[STAGE0_ERROR.len()..].trim().to_string());
+    }
+    match status {
+        None => Outcome::Timeout(timeout),
+        Some(s) if s.success() => Outcome::PoweredOff,
+        Some(s) => Outcome::QemuFailed(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompts_in_pieces() {
+        // (chunks as they arrive, prompts counted after each)
+        let rows: &[(&[&str], &[usize])] = &[
+            (&["splitmap> "], &[1]),
+            (&["boot\nsplit", "map> "], &[0, 1]),
+            (
+                &["splitmap: image pa=0x0\n", "splitmap> help\r\n", "x\r\nsplitmap> "],
+                &[0, 1, 1],
+            ),
+            (&["not a splitmap> prompt\n"], &[0]),
+            (&["splitmap>", " \r\nsplitmap> \r\nsplitmap> "], &[0, 3]),
+        ];
+        for (chunks, counts) in rows {
+            let mut text = String::new();
+            let mut p = PromptCounter::default();
+            let got: Vec<usize> = chunks
+                .iter()
+                .map(|c| {
+                    text.push_str(c);
+                    p.update(&text)
+                })
+                .collect();
+            assert_eq!(got, *counts, "{chunks:?}");
+        }
+    }
+
+    #[test]
+    fn poweroff_is_added_once() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(with_poweroff(&s(&["layout"])), s(&["layout", "poweroff"]));
+        assert_eq!(with_poweroff(&s(&["poweroff"])), s(&["poweroff"]));
+        assert_eq!(with_poweroff(&[]), s(&["poweroff"]));
+    }
+
+    #[test]
+    fn outcomes() {
+        use std::os::unix::process::ExitStatusExt;
+        let ok = Some(ExitStatus::from_raw(0));
+        let t = Duration::from_secs(5);
+        assert!(judge("splitmap> poweroff\n", ok, t).success());
+        assert!(matches!(
+            judge("x\nkernel panic: boom\nsplitmap: halted\n", ok, t),
+            Outcome::Panic
+        ));
+        assert!(matches!(judge("hello", None, t), Outcome::Timeout(_)));
+        assert!(matches!(
+            judge("", Some(ExitStatus::from_raw(1 << 8)), t),
+            Outcome::QemuFailed(_)
+        ));
+        match judge(
+            "stage0: error: load address 0x1 is not 4 KiB-aligned\r\n",
+            Some(ExitStatus::from_raw(1 << 8)),
+            t,
+        ) {
+            Outcome::LoaderRefused(why) => assert_eq!(why, "load address 0x1 is not 4 KiB-aligned"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
