@@ -89,10 +89,10 @@ pub fn check_objects(objects: &[(String, &[u8])]) -> Result<(), Vec<String>> {
     let mut defined: HashMap<String, (usize, SectionIndex)> = HashMap::new();
     for (i, file) in files.iter().enumerate() {
         for sym in file.symbols() {
-            if let (SymbolSection::Section(section), Ok(name)) = (sym.section(), sym.name()) {
-                if sym.is_global() || name == EARLY_ENTRY {
-                    defined.insert(name.to_string(), (i, section));
-                }
+            if let (SymbolSection::Section(section), Ok(name)) = (sym.section(), sym.name())
+                && (sym.is_global() || name == EARLY_ENTRY)
+            {
+                defined.insert(name.to_string(), (i, section));
             }
         }
     }
@@ -146,11 +146,8 @@ pub fn check_objects(objects: &[(String, &[u8])]) -> Result<(), Vec<String>> {
                 _ => None,
             };
             match next {
-                Some(next) => {
-                    if reached.insert(next) {
-                        queue.push(next);
-                    }
-                }
+                Some(next) if reached.insert(next) => queue.push(next),
+                Some(_) => {} // Already reached.
                 None if matches!(r_type, R_AARCH64_CALL26 | R_AARCH64_JUMP26) => errors.push(format!(
                     "{} in {} calls {target_desc}, which is outside the early code and unchecked",
                     type_name(r_type),
