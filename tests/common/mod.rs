@@ -1,0 +1,171 @@
+//! Helpers for the QEMU tests: run the real `splitmap` binary, parse what the
+//! shell prints. Formats follow DESIGN §8 (layout rows, boot line, KTAP).
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::process::Command;
+
+pub const GIB: u64 = 1 << 30;
+pub const MIB: u64 = 1 << 20;
+/// QEMU `virt` puts RAM here.
+pub const RAM_BASE: u64 = 0x4000_0000;
+/// The kernel's link address (kernel/pi/src/layout.rs).
+pub const KIMAGE_VADDR: u64 = 0xffff_8000_8000_0000;
+/// The linear map's base (kernel/pi/src/layout.rs).
+pub const PAGE_OFFSET: u64 = 0xffff_0000_0000_0000;
+
+/// One run of `splitmap`.
+pub struct Run {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `splitmap ARGS` to completion.
+pub fn splitmap(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_splitmap"))
+        .args(args)
+        .output()
+        .expect("run splitmap");
+    Run {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Boots with `options`, types `cmds`, and insists on a clean power-off.
+pub fn session(options: &[&str], cmds: &[&str]) -> String {
+    let mut args = vec!["run", "--timeout", "120"];
+    args.extend_from_slice(options);
+    for c in cmds {
+        args.extend(["--cmd", c]);
+    }
+    let run = splitmap(&args);
+    assert!(
+        run.success,
+        "splitmap {args:?} failed: {}\n--- output:\n{}",
+        run.stderr, run.stdout
+    );
+    run.stdout
+}
+
+pub fn hex(text: &str) -> u64 {
+    u64::from_str_radix(text.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("not hex: {text}"))
+}
+
+fn range(text: &str) -> (u64, u64) {
+    let (a, b) = text.split_once('-').unwrap_or_else(|| panic!("not a range: {text}"));
+    (hex(a), hex(b))
+}
+
+/// `splitmap: image pa=0x… va=0x… kaslr=0x… (SOURCE)` → (pa, va).
+pub fn boot_line(out: &str) -> (u64, u64) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("splitmap: image "))
+        .expect("boot line");
+    let field = |key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(hex)
+            .unwrap_or_else(|| panic!("{key} in {line}"))
+    };
+    (field("pa="), field("va="))
+}
+
+/// One `layout` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub name: String,
+    pub va: (u64, u64),
+    pub pa: Option<(u64, u64)>,
+    pub prot: String,
+    /// (1G, 2M, 4K) descriptors.
+    pub map: (u64, u64, u64),
+}
+
+/// Parses every layout row in `out`.
+pub fn layout_rows(out: &str) -> Vec<Row> {
+    out.lines()
+        .filter(|l| l.split_whitespace().nth(1).is_some_and(|w| w.starts_with("va=")))
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            let name = words.next().unwrap().to_string();
+            let mut row = Row {
+                name,
+                va: (0, 0),
+                pa: None,
+                prot: String::new(),
+                map: (0, 0, 0),
+            };
+            for w in words {
+                if let Some(v) = w.strip_prefix("va=") {
+                    row.va = range(v);
+                } else if let Some(v) = w.strip_prefix("pa=") {
+                    row.pa = Some(range(v));
+                } else if let Some(v) = w.strip_prefix("prot=") {
+                    row.prot = v.to_string();
+                } else if let Some(v) = w.strip_prefix("map=") {
+                    let n: Vec<u64> = v
+                        .split(',')
+                        .map(|kv| kv.split(':').nth(1).unwrap().parse().unwrap())
+                        .collect();
+                    row.map = (n[0], n[1], n[2]);
+                }
+            }
+            row
+        })
+        .collect()
+}
+
+pub fn row<'a>(rows: &'a [Row], name: &str) -> &'a Row {
+    rows.iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no {name} row in {rows:#?}"))
+}
+
+/// The KTAP closing line `N passed, N failed[, N skipped]` → (passed, failed).
+pub fn ktap_totals(out: &str) -> (u64, u64) {
+    let line = out
+        .lines()
+        .find(|l| {
+            let w: Vec<&str> = l.split(", ").collect();
+            w.len() >= 2 && w[0].ends_with(" passed") && w[1].ends_with(" failed")
+        })
+        .unwrap_or_else(|| panic!("no closing KTAP line in:\n{out}"));
+    let num = |part: &str| part.split_whitespace().next().unwrap().parse::<u64>().unwrap();
+    let parts: Vec<&str> = line.split(", ").collect();
+    (num(parts[0]), num(parts[1]))
+}
+
+/// The minimum descriptors for a linear map of `[start, start + size)` when
+/// VA and PA agree modulo 1 GiB, from arithmetic: (1G, 2M, 4K).
+pub fn expected_linear_descriptors(start: u64, size: u64) -> (u64, u64, u64) {
+    let end = start + size;
+    let gigs = (end / GIB).saturating_sub(start.div_ceil(GIB));
+    let two_megs = (end / (2 * MIB)).saturating_sub(start.div_ceil(2 * MIB)) - gigs * 512;
+    let pages = size / 4096 - (gigs * 512 + two_megs) * 512;
+    (gigs, two_megs, pages)
+}
+
+/// The kernel Image's `image_size` header field: bytes it needs in RAM.
+pub fn image_size() -> u64 {
+    let image = splitmap(&["build"])
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("image: ").map(str::to_owned))
+        .unwrap();
+    let bytes = std::fs::read(image).unwrap();
+    u64::from_le_bytes(bytes[16..24].try_into().unwrap())
+}
+
+/// Runs `f` on each case, a few at a time (QEMU uses one host core per boot).
+pub fn in_parallel<T: Sync>(cases: &[T], f: impl Fn(&T) + Sync) {
+    for chunk in cases.chunks(3) {
+        std::thread::scope(|s| {
+            for case in chunk {
+                s.spawn(|| f(case));
+            }
+        });
+    }
+}
