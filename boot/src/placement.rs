@@ -232,13 +232,7 @@ mod tests {
                     busy: b[1],
                 }),
             ),
-            (
-                !0xfff,
-                Err(PlacementError::OutsideRam {
-                    pa: !0xfff,
-                    size,
-                }),
-            ),
+            (!0xfff, Err(PlacementError::OutsideRam { pa: !0xfff, size })),
         ];
         for (pa, expected) in rows {
             assert_eq!(check(pa, size, &r, &b), expected, "{pa:#x}");
