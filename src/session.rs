@@ -22,6 +22,13 @@ pub enum Outcome {
     Panic,
     /// The stage-0 loader refused to place the kernel.
     LoaderRefused(String),
+    /// QEMU exited before the whole script was typed (no prompt came back).
+    EndedEarly {
+        /// Lines typed before it ended.
+        typed: usize,
+        /// Lines in the script, `poweroff` included.
+        of: usize,
+    },
     /// No power-off within the time limit; QEMU was killed.
     Timeout(Duration),
     /// QEMU ended in another way.
@@ -40,6 +47,11 @@ impl Outcome {
             Outcome::PoweredOff => "kernel powered off".into(),
             Outcome::Panic => "kernel panic".into(),
             Outcome::LoaderRefused(why) => format!("the stage-0 loader refused: {why}"),
+            Outcome::EndedEarly { typed, of } => {
+                format!(
+                    "qemu exited after {typed} of {of} script lines: the kernel stopped without powering off on request"
+                )
+            }
             Outcome::Timeout(t) => format!("timeout after {} s", t.as_secs()),
             Outcome::QemuFailed(status) => format!("qemu exited with {status}"),
         }
@@ -155,7 +167,13 @@ pub fn run(
     let _ = reader.join();
 
     let output = String::from_utf8_lossy(&bytes).into_owned();
-    let outcome = judge(&output, status, timeout);
+    let outcome = match judge(&output, status, timeout) {
+        Outcome::PoweredOff if next < script.len() => Outcome::EndedEarly {
+            typed: next,
+            of: script.len(),
+        },
+        outcome => outcome,
+    };
     Ok(Transcript { output, outcome })
 }
 

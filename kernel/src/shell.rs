@@ -109,7 +109,33 @@ pub enum Command<'a> {
     Test(Option<&'a str>),
     /// `poweroff`
     Poweroff,
+    /// `crash KIND`
+    Crash(CrashKind),
 }
+
+/// Faults `crash` triggers on purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashKind {
+    /// Load from address 0 (TTBR0 is off: a translation fault).
+    Null,
+    /// Store to kernel text (a permission fault).
+    WriteText,
+    /// Branch into writable data (an instruction abort: data is never executable).
+    ExecData,
+    /// `brk` (a breakpoint exception).
+    Brk,
+    /// `udf` (an undefined instruction).
+    Undef,
+}
+
+/// `crash` kinds by name.
+pub const CRASH_KINDS: &[(&str, CrashKind)] = &[
+    ("null", CrashKind::Null),
+    ("write-text", CrashKind::WriteText),
+    ("exec-data", CrashKind::ExecData),
+    ("brk", CrashKind::Brk),
+    ("undef", CrashKind::Undef),
+];
 
 /// One line of `help`: name, arguments, what it does.
 pub const COMMANDS: &[(&str, &str, &str)] = &[
@@ -134,6 +160,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "test",
         "[FILTER]",
         "run the in-kernel test suite (KTAP), optionally only names containing FILTER",
+    ),
+    (
+        "crash",
+        "KIND",
+        "fault on purpose: null, write-text, exec-data, brk, undef (the kernel halts)",
     ),
     ("poweroff", "", "power off through PSCI (QEMU exits 0)"),
 ];
@@ -194,9 +225,19 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         },
         "test" if !extra => Ok(Command::Test(arg)),
         "test" => Err(ParseError::Usage("test [FILTER]")),
+        "crash" => match (arg, extra) {
+            (Some(kind), false) => CRASH_KINDS
+                .iter()
+                .find(|(name, _)| *name == kind)
+                .map(|&(_, k)| Command::Crash(k))
+                .ok_or(ParseError::Usage(CRASH_USAGE)),
+            _ => Err(ParseError::Usage(CRASH_USAGE)),
+        },
         _ => Err(ParseError::Unknown(name)),
     }
 }
+
+const CRASH_USAGE: &str = "crash null|write-text|exec-data|brk|undef (stack-overflow needs guard pages, not built yet)";
 
 /// Reads `0x`-prefixed hex or decimal, with optional `_` separators.
 pub fn parse_u64(word: &str) -> Option<u64> {
@@ -284,6 +325,10 @@ mod tests {
             ("test linear", Ok(Command::Test(Some("linear")))),
             ("mem now", Err(ParseError::Usage("mem"))),
             ("frobnicate", Err(ParseError::Unknown("frobnicate"))),
+            ("crash null", Ok(Command::Crash(CrashKind::Null))),
+            ("crash exec-data", Ok(Command::Crash(CrashKind::ExecData))),
+            ("crash", Err(ParseError::Usage(CRASH_USAGE))),
+            ("crash stack-overflow", Err(ParseError::Usage(CRASH_USAGE))),
         ];
         for (line, expected) in rows {
             assert_eq!(parse(line), *expected, "{line:?}");

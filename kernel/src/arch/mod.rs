@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod cpu;
+pub mod crash;
 pub mod entry;
 pub mod exceptions;
 pub mod memory;

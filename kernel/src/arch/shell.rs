@@ -53,6 +53,7 @@ fn execute(line: &str) {
             println!("splitmap: powering off");
             psci::system_off(state::get().dtb.psci)
         }
+        Ok(Command::Crash(kind)) => super::crash::crash(kind),
         Err(e) => println!("error: {e}"),
     }
 }
