@@ -16,8 +16,8 @@ static DATA_WORD: AtomicU32 = AtomicU32::new(0xd503_201f);
 pub fn crash(kind: CrashKind) -> ! {
     crate::println!("crash: {kind:?}");
     match kind {
-        // SAFETY (all arms): each access is meant to fault; the exception
-        // handler halts the kernel, so no state is left behind to corrupt.
+        // SAFETY: each access here is meant to fault; the exception handler
+        // halts the kernel, so no state is left behind to corrupt.
         CrashKind::Null => unsafe {
             let _ = core::ptr::read_volatile(core::ptr::null::<u64>());
         },
