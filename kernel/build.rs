@@ -14,5 +14,8 @@ fn main() {
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
         println!("cargo:rustc-link-arg-bins=-T{}", path.display());
         println!("cargo:rustc-link-arg-bins=--gc-sections");
+        for arg in ["-pie", "--no-dynamic-linker", "-znotext", "-zpack-relative-relocs"] {
+            println!("cargo:rustc-link-arg-bins={arg}");
+        }
     }
 }
