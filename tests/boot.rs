@@ -5,7 +5,10 @@ mod common;
 use common::*;
 
 fn check_boot(mem: &str, ram_size: u64) {
-    let out = session(&["--mem", mem], &["layout", "walk 0xffff000000000000", "test"]);
+    let out = session(
+        &["--mem", mem, "--nokaslr"],
+        &["layout", "walk 0xffff000000000000", "test"],
+    );
 
     let (pa, va) = boot_line(&out);
     assert_eq!(va, KIMAGE_VADDR, "text VA is the link address");

@@ -12,7 +12,10 @@ fn ram_end(mem: u64) -> u64 {
 /// Boots at `load` (an address, or "random") and checks the promise.
 fn check_load(mem: u64, load: &str) {
     let mem_arg = format!("{}M", mem >> 20);
-    let out = session(&["--mem", &mem_arg, "--load-addr", load], &["layout", "test"]);
+    let out = session(
+        &["--mem", &mem_arg, "--load-addr", load, "--nokaslr"],
+        &["layout", "test"],
+    );
     let (pa, va) = boot_line(&out);
     let placed = out
         .lines()

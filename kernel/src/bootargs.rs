@@ -8,19 +8,27 @@ use log::LevelFilter;
 
 /// Settings taken from the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BootArgs {
+pub struct BootArgs<'a> {
     /// `loglevel=`: `off`, `error`, `warn`, `info`, `debug`, `trace` or 0-5.
     pub loglevel: LevelFilter,
-    /// `nokaslr`: keep the image at its link address (KASLR is not built yet,
-    /// so this is the only behaviour for now).
+    /// `nokaslr`: keep the image at its link address.
     pub nokaslr: bool,
+    /// `kaslr.seed=`: the KASLR seed, ahead of every other source.
+    pub kaslr_seed: Option<u64>,
+    /// `kaslr.window=0xSTART-0xEND`, checked by `kaslr::window_from_args`.
+    pub kaslr_window: Option<&'a str>,
+    /// `kaslr.align=4K|64K|2M`, checked likewise.
+    pub kaslr_align: Option<&'a str>,
 }
 
-impl Default for BootArgs {
+impl Default for BootArgs<'_> {
     fn default() -> Self {
         BootArgs {
             loglevel: LevelFilter::Info,
             nokaslr: false,
+            kaslr_seed: None,
+            kaslr_window: None,
+            kaslr_align: None,
         }
     }
 }
@@ -67,7 +75,7 @@ const FOREIGN_KEYS: &[&str] = &[
 ];
 
 /// Parses `line`, calling `issue` for every word it cannot use.
-pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> BootArgs {
+pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> BootArgs<'a> {
     let mut args = BootArgs::default();
     for word in line.split_ascii_whitespace() {
         let (key, value) = match word.split_once('=') {
@@ -84,6 +92,16 @@ pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> Boot
                 }),
             },
             ("nokaslr", None) => args.nokaslr = true,
+            ("kaslr.seed", Some(v)) => match crate::shell::parse_u64(v) {
+                Some(seed) => args.kaslr_seed = Some(seed),
+                None => issue(BootArgIssue::BadValue {
+                    key,
+                    value: v,
+                    expected: "a 64-bit number (0x…)",
+                }),
+            },
+            ("kaslr.window", Some(v)) => args.kaslr_window = Some(v),
+            ("kaslr.align", Some(v)) => args.kaslr_align = Some(v),
             _ if FOREIGN_KEYS.contains(&key) => {}
             _ => issue(BootArgIssue::Unknown(word)),
         }
@@ -110,7 +128,7 @@ fn parse_level(value: &str) -> Option<LevelFilter> {
 mod tests {
     use super::*;
 
-    fn run(line: &str) -> (BootArgs, Vec<String>) {
+    fn run(line: &str) -> (BootArgs<'_>, Vec<String>) {
         let mut issues = Vec::new();
         let args = parse(line, |i| issues.push(i.to_string()));
         (args, issues)
@@ -135,7 +153,7 @@ mod tests {
 
     #[test]
     fn problems_are_named_and_defaults_kept() {
-        let (args, issues) = run("loglevel=loud frob nokaslr=1 kaslr.seed=0x1");
+        let (args, issues) = run("loglevel=loud frob nokaslr=1 kaslr.align=2M");
         assert_eq!(args.loglevel, LevelFilter::Info);
         assert!(!args.nokaslr);
         assert_eq!(issues.len(), 3, "{issues:?}");
@@ -144,6 +162,17 @@ mod tests {
         assert!(issues[2].contains("'nokaslr=1'"));
         let (_, issues) = run("loglevel=6");
         assert_eq!(issues.len(), 1);
+    }
+
+    #[test]
+    fn kaslr_keys() {
+        let (args, issues) = run("kaslr.seed=0x1234 kaslr.window=0xffff900000000000-0xffff910000000000 kaslr.align=4K");
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(args.kaslr_seed, Some(0x1234));
+        assert_eq!(args.kaslr_window, Some("0xffff900000000000-0xffff910000000000"));
+        assert_eq!(args.kaslr_align, Some("4K"));
+        let (args, issues) = run("kaslr.seed=zz");
+        assert_eq!((args.kaslr_seed, issues.len()), (None, 1));
     }
 
     #[test]

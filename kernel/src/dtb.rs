@@ -50,8 +50,9 @@ pub struct BootInfo<'dt> {
     pub uart: Option<Uart>,
     /// `/psci` `method`.
     pub psci: Option<PsciConduit>,
-    /// `/chosen/kaslr-seed`: exactly 8 bytes (for the kernel's KASLR).
-    pub kaslr_seed: Option<u64>,
+    /// `/chosen/kaslr-seed`: exactly 8 bytes (for the kernel's KASLR), and
+    /// where its value sits in the blob, so the kernel can zero it.
+    pub kaslr_seed: Option<(u64, usize)>,
     /// `/chosen/rng-seed`, folded to 64 bits (for the stage-0 loader's random
     /// placement, so physical and virtual randomisation stay independent).
     pub rng_seed: Option<u64>,
@@ -190,7 +191,10 @@ pub fn parse(blob: &[u8]) -> Result<BootInfo<'_>, DtbError> {
         match (path, name) {
             (["", "chosen"], "stdout-path") => wanted.stdout_path = Some(cstr(value)),
             (["", "chosen"], "bootargs") => info.bootargs = cstr(value),
-            (["", "chosen"], "kaslr-seed") => info.kaslr_seed = value.try_into().ok().map(u64::from_be_bytes),
+            (["", "chosen"], "kaslr-seed") => {
+                let offset = value.as_ptr() as usize - blob.as_ptr() as usize;
+                info.kaslr_seed = value.try_into().ok().map(|b| (u64::from_be_bytes(b), offset));
+            }
             (["", "chosen"], "rng-seed") => info.rng_seed = fold_seed(value),
             (["", "chosen"], "linux,initrd-start") => {
                 let start = be_number(value).unwrap_or(0);

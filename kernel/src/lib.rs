@@ -12,9 +12,11 @@ extern crate alloc;
 
 pub mod bootargs;
 pub mod dtb;
+pub mod kaslr;
 pub mod linear;
 pub mod pl011;
 pub mod ranges;
+pub mod relr;
 pub mod report;
 pub mod shell;
 

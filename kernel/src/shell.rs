@@ -109,6 +109,8 @@ pub enum Command<'a> {
     Test(Option<&'a str>),
     /// `poweroff`
     Poweroff,
+    /// `kaslr`
+    Kaslr,
     /// `crash KIND`
     Crash(CrashKind),
 }
@@ -156,6 +158,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "RAM, reserved ranges, free frames (and how many lie below the image)",
     ),
     ("bootargs", "", "the kernel command line and what was made of it"),
+    (
+        "kaslr",
+        "",
+        "where KASLR put the image: seed source, offset, window, alignment, slots, entropy",
+    ),
     (
         "test",
         "[FILTER]",
@@ -218,6 +225,7 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "layout" => no_args(Command::Layout, "layout"),
         "mem" => no_args(Command::Mem, "mem"),
         "bootargs" => no_args(Command::Bootargs, "bootargs"),
+        "kaslr" => no_args(Command::Kaslr, "kaslr"),
         "poweroff" => no_args(Command::Poweroff, "poweroff"),
         "walk" => match (arg, extra) {
             (Some(va), false) => parse_u64(va).map(Command::Walk).ok_or(ParseError::BadNumber(va)),

@@ -99,6 +99,11 @@ impl EarlyPool {
         (self.end - self.start) / PAGE_SIZE
     }
 
+    /// The pool is now reached at `pa + va_offset` (after the image moved).
+    pub fn set_va_offset(&mut self, va_offset: u64) {
+        self.va_offset = va_offset;
+    }
+
     /// Whether `pa` lies inside the pool.
     pub const fn contains(&self, pa: PhysAddr) -> bool {
         self.start <= pa.raw() && pa.raw() < self.end
@@ -191,12 +196,7 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     // The image at its link address, whatever its physical address. VA and PA
     // need not agree modulo 2 MiB: the mapper falls back to pages.
     let voffset = KIMAGE_VADDR.wrapping_sub(here!(_text));
-    let segments = [
-        (here!(_text), here!(__text_end), Attrs::TEXT),
-        (here!(__text_end), here!(__rodata_end), Attrs::RODATA),
-        (here!(__rodata_end), here!(_end), Attrs::DATA),
-    ];
-    for (start, end, attrs) in segments {
+    for (start, end, attrs) in image_segments() {
         let va = start.wrapping_add(voffset);
         pgtable::map(
             &mut pool,
@@ -244,6 +244,18 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
         ttbr0: ttbr0.raw(),
         pool_used: pool.used(),
     })
+}
+
+/// The image's segments `(start, end, permissions)` at the addresses the
+/// running code sees: physical before the MMU is on, virtual after. Each is
+/// page-aligned by the linker script.
+#[inline(always)]
+pub fn image_segments() -> [(u64, u64, Attrs); 3] {
+    [
+        (here!(_text), here!(__text_end), Attrs::TEXT),
+        (here!(__text_end), here!(__rodata_end), Attrs::RODATA),
+        (here!(__rodata_end), here!(_end), Attrs::DATA),
+    ]
 }
 
 /// How much of the DTB to map: its header's `totalsize` capped at the protocol's

@@ -373,6 +373,52 @@ fn map_level<A: TableAlloc + ?Sized>(
     Ok(())
 }
 
+/// Removes the leaf mappings of `[va, va + len)` below `root`; returns how many
+/// leaves were cleared. Tables stay (they may still map other ranges). The
+/// caller invalidates the TLB afterwards.
+///
+/// # Errors
+/// - [`MapError::Misaligned`]: not page-aligned, or a block reaches outside the
+///   range (splitting it would need break-before-make); nothing was cleared
+///   from that block on.
+pub fn unmap<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64, len: u64) -> Result<u64, MapError> {
+    let page = level_size(LAST_LEVEL);
+    if !va.is_multiple_of(page) || !len.is_multiple_of(page) {
+        return Err(MapError::Misaligned);
+    }
+    let mut cleared = 0;
+    unmap_level(mem, root, 0, va, len, &mut cleared)?;
+    Ok(cleared)
+}
+
+fn unmap_level<A: TableAccess + ?Sized>(
+    mem: &A,
+    table: PhysAddr,
+    level: usize,
+    mut va: u64,
+    mut len: u64,
+    cleared: &mut u64,
+) -> Result<(), MapError> {
+    let size = level_size(level);
+    while len > 0 {
+        let span_left = size - (va & (size - 1));
+        let chunk = if len < span_left { len } else { span_left };
+        let index = index_at(va, level);
+        match Entry::decode(read_entry(mem, table, index), level) {
+            Entry::Invalid => {}
+            Entry::Table(next) => unmap_level(mem, next, level + 1, va, chunk, cleared)?,
+            Entry::Leaf { .. } if chunk == size => {
+                write_entry(mem, table, index, 0);
+                *cleared += 1;
+            }
+            Entry::Leaf { .. } => return Err(MapError::Misaligned),
+        }
+        va = va.wrapping_add(chunk);
+        len -= chunk;
+    }
+    Ok(())
+}
+
 /// One table visited by [`walk`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WalkStep {

@@ -39,3 +39,18 @@ pub fn park() -> ! {
         aarch64_cpu::asm::wfe();
     }
 }
+
+/// Invalidates every TLB entry of this translation regime, after removing
+/// mappings.
+pub fn flush_tlb() {
+    // SAFETY: TLB invalidation has no memory-safety preconditions.
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi vmalle1is",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+}

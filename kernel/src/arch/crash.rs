@@ -4,7 +4,9 @@
 use core::arch::asm;
 use core::sync::atomic::AtomicU32;
 
-use pi::layout::KIMAGE_VADDR;
+unsafe extern "C" {
+    static _text: u8;
+}
 
 use crate::shell::CrashKind;
 
@@ -22,7 +24,7 @@ pub fn crash(kind: CrashKind) -> ! {
             let _ = core::ptr::read_volatile(core::ptr::null::<u64>());
         },
         // SAFETY: as above.
-        CrashKind::WriteText => unsafe { core::ptr::write_volatile(KIMAGE_VADDR as *mut u64, 0) },
+        CrashKind::WriteText => unsafe { core::ptr::write_volatile(&raw const _text as *mut u64, 0) },
         // SAFETY: as above.
         CrashKind::ExecData => unsafe {
             let target: extern "C" fn() = core::mem::transmute(&raw const DATA_WORD);

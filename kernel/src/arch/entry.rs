@@ -6,10 +6,11 @@ use pi::addr::{self, KimgVirt, PhysAddr};
 use pi::boot::EarlyPool;
 use pi::layout::{FIXMAP_DTB, MMIO_BASE, MMIO_END, PAGE_SIZE};
 use pi::pgtable::{self, Attrs, Granularity};
+use spin::Once;
 
 use super::memory::{self, KernelTables, TABLES};
 use super::state::{self, Kernel, MAX_RESERVATIONS, Reservation};
-use super::{console, cpu, exceptions, shell};
+use super::{console, cpu, exceptions, kaslr, shell};
 use crate::dtb::{self, BootInfo};
 use crate::pl011::Pl011;
 use crate::ranges::{PhysRange, RangeList};
@@ -48,20 +49,54 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
     };
     *TABLES.lock() = Some(KernelTables::new(pool));
 
+    let (dt, _) = read_device_tree(dtb_pa);
+    LINEAR_COUNTS.call_once(|| map_linear(&dt.memory));
+    let args = bootargs::parse(dt.bootargs, |_| {});
+    let decision = kaslr::decide(&dt, &args, dtb_pa, image);
+    // SAFETY: the linear map is built and nothing stored so far holds an
+    // image address; `kernel_continue` takes only plain numbers.
+    unsafe { kaslr::apply(decision, image, kernel_continue, [dtb_pa, image_pa, boot_regs]) };
+    kernel_continue(dtb_pa, image_pa, boot_regs)
+}
+
+/// Descriptors the linear map was built with (before any move).
+static LINEAR_COUNTS: Once<pgtable::MapCounts> = Once::new();
+
+/// The rest of boot, at the image's final address (after a KASLR move, or at
+/// the link address).
+extern "C" fn kernel_continue(dtb_pa: u64, image_pa: u64, boot_regs: u64) -> ! {
+    exceptions::install();
+    let image = PhysRange {
+        start: PhysAddr::new(image_pa),
+        end: PhysAddr::new(image_pa + image_size()),
+    };
+    kaslr::unmap_link_address(image.size());
     let (dt, dtb_range) = read_device_tree(dtb_pa);
     let uart_va = start_console(&dt);
     let args = bootargs::parse(dt.bootargs, |issue| warn!("{issue}"));
     console::init_log(args.loglevel);
+    let k = kaslr::get();
     crate::println!(
-        "splitmap: image pa={:#x} va={:#x} kaslr=0x0 (disabled)",
+        "splitmap: image pa={:#x} va={:#x} kaslr={:#x} ({})",
         image.start.raw(),
-        &raw const _text as u64
+        &raw const _text as u64,
+        k.offset,
+        k.source.map_or("disabled", |s| s.name())
     );
+    match k.off {
+        Some(kaslr::Off::NoSeed) => warn!("KASLR off: no seed (kaslr.seed=, /chosen/kaslr-seed or RNDR)"),
+        Some(kaslr::Off::BadWindow) => {
+            if let Err(e) = crate::kaslr::window_from_args(args.kaslr_window, args.kaslr_align, image.size()) {
+                log::error!("{e}; KASLR off");
+            }
+        }
+        _ => {}
+    }
     if boot_regs != 0 {
         warn!("boot protocol: x1-x3 should be zero at entry (x1|x2|x3 = {boot_regs:#x})");
     }
 
-    let linear_counts = map_linear(&dt.memory);
+    let linear_counts = *LINEAR_COUNTS.get().expect("linear map built");
     let (reserved, free) = reserve(&dt, image, dtb_range);
     memory::init_frames(&free);
     info!(
@@ -84,6 +119,10 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
         free_at_boot: free,
     });
     shell::run()
+}
+
+fn image_size() -> u64 {
+    &raw const _end as u64 - &raw const _text as u64
 }
 
 fn kimg_to_phys(p: *const u8) -> PhysAddr {

@@ -55,6 +55,11 @@ impl KernelTables {
         KernelTables { pool }
     }
 
+    /// The image (and the pool in it) is now mapped `voffset` above its PA.
+    pub fn rebase(&mut self, voffset: u64) {
+        self.pool.set_va_offset(voffset);
+    }
+
     /// (pages used, pages in the pool).
     pub fn pool_usage(&self) -> (u64, u64) {
         (self.pool.used(), self.pool.capacity())

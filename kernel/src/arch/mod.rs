@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod crash;
 pub mod entry;
 pub mod exceptions;
+pub mod kaslr;
 pub mod memory;
 mod panic;
 pub mod psci;

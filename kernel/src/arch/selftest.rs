@@ -14,8 +14,19 @@ use crate::report::{TestFailure, TestResult, check, run_ktap, skip};
 type Test = fn() -> TestResult;
 
 const TESTS: &[(&str, Test)] = &[
-    ("text_va_is_kimage_vaddr", text_va_is_kimage_vaddr),
+    (
+        "text_va_is_link_address_plus_kaslr_offset",
+        text_va_is_link_address_plus_kaslr_offset,
+    ),
     ("image_maps_to_its_load_address", image_maps_to_its_load_address),
+    (
+        "link_address_is_unmapped_after_a_move",
+        link_address_is_unmapped_after_a_move,
+    ),
+    (
+        "relocated_pointers_point_into_the_running_image",
+        relocated_pointers_point_into_the_running_image,
+    ),
     ("linear_map_reaches_every_ram_range", linear_map_reaches_every_ram_range),
     ("linear_map_is_never_executable", linear_map_is_never_executable),
     ("frame_below_image_is_usable", frame_below_image_is_usable),
@@ -50,16 +61,18 @@ fn translate(va: u64) -> Option<Translation> {
     pgtable::walk(&LiveTables, cpu::ttbr1_root(), va).translation
 }
 
-fn text_va_is_kimage_vaddr() -> TestResult {
-    // The image is linked at KIMAGE_VADDR and, wherever it was loaded, runs there.
+fn text() -> u64 {
+    &raw const _text as u64
+}
+
+fn text_va_is_link_address_plus_kaslr_offset() -> TestResult {
+    // Linked at KIMAGE_VADDR; wherever it was loaded, it runs there plus the
+    // KASLR offset (zero with nokaslr).
+    let expected = KIMAGE_VADDR + super::kaslr::get().offset;
+    check(text() == expected, "_text is not at KIMAGE_VADDR + offset", text())?;
+    let here = text_va_is_link_address_plus_kaslr_offset as *const () as u64;
     check(
-        &raw const _text as u64 == KIMAGE_VADDR,
-        "_text is not at KIMAGE_VADDR",
-        &raw const _text as u64,
-    )?;
-    let here = text_va_is_kimage_vaddr as *const () as u64;
-    check(
-        here >= KIMAGE_VADDR && here < &raw const __text_end as u64,
+        here >= text() && here < &raw const __text_end as u64,
         "running code is outside the image text",
         here,
     )
@@ -67,12 +80,33 @@ fn text_va_is_kimage_vaddr() -> TestResult {
 
 fn image_maps_to_its_load_address() -> TestResult {
     let image = state::get().image;
-    let t = translate(KIMAGE_VADDR).ok_or(fail("KIMAGE_VADDR unmapped", KIMAGE_VADDR))?;
+    let t = translate(text()).ok_or(fail("the image's text is unmapped", text()))?;
+    check(t.pa == image.start, "text does not map to the load address", t.pa.raw())
+}
+
+fn link_address_is_unmapped_after_a_move() -> TestResult {
+    if super::kaslr::get().offset == 0 {
+        return skip("KASLR is off: the image is at its link address");
+    }
     check(
-        t.pa == image.start,
-        "KIMAGE_VADDR does not map to the load address",
-        t.pa.raw(),
+        translate(KIMAGE_VADDR).is_none(),
+        "the link address still maps the image",
+        KIMAGE_VADDR,
     )
+}
+
+fn relocated_pointers_point_into_the_running_image() -> TestResult {
+    // TESTS holds function pointers: link-time addresses the move relocated.
+    let text_end = &raw const __text_end as u64;
+    for (_, test) in TESTS {
+        let f = *test as usize as u64;
+        check(
+            f >= text() && f < text_end,
+            "a function pointer in data points outside the running text",
+            f,
+        )?;
+    }
+    Ok(())
 }
 
 /// Reads a word through the linear map with a volatile load.
@@ -94,8 +128,8 @@ fn linear_map_reaches_every_ram_range() -> TestResult {
     }
     // The image is reachable through both mappings, and they show the same bytes.
     let image_pa = state::get().image.start;
-    // SAFETY: KIMAGE_VADDR maps the image header, readable text.
-    let via_image = unsafe { (KIMAGE_VADDR as *const u64).read_volatile() };
+    // SAFETY: `_text` is the image header, mapped readable.
+    let via_image = unsafe { (text() as *const u64).read_volatile() };
     check(
         read_linear(image_pa) == via_image,
         "image and its linear alias differ",
@@ -140,8 +174,8 @@ fn frame_below_image_is_usable() -> TestResult {
 }
 
 fn text_is_not_writable() -> TestResult {
-    let t = translate(KIMAGE_VADDR).ok_or(fail("text unmapped", KIMAGE_VADDR))?;
-    check(!t.prot.write && t.prot.exec, "text is not r-x", KIMAGE_VADDR)
+    let t = translate(text()).ok_or(fail("text unmapped", text()))?;
+    check(!t.prot.write && t.prot.exec, "text is not r-x", text())
 }
 
 fn rodata_is_read_only() -> TestResult {

@@ -46,6 +46,7 @@ fn execute(line: &str) {
         Ok(Command::Walk(va)) => walk(va),
         Ok(Command::Mem) => mem(),
         Ok(Command::Bootargs) => bootargs(),
+        Ok(Command::Kaslr) => kaslr(),
         Ok(Command::Test(filter)) => {
             selftest::run(filter);
         }
@@ -153,9 +154,10 @@ fn layout() {
     );
     let (used, total) = TABLES.lock().as_ref().map_or((0, 0), |t| t.pool_usage());
     println!(
-        "# linear map: {} table pages (minimum for this RAM: {}); table pool: {used}/{total} pages used; text at KIMAGE_VADDR={KIMAGE_VADDR:#x}",
+        "# linear map: {} table pages (minimum for this RAM: {}); table pool: {used}/{total} pages used; text at KIMAGE_VADDR={KIMAGE_VADDR:#x} + kaslr {:#x}",
         k.linear.tables,
-        linear::minimum_tables(&k.dtb.memory, offset)
+        linear::minimum_tables(&k.dtb.memory, offset),
+        super::kaslr::get().offset
     );
 }
 
@@ -217,4 +219,37 @@ fn bootargs() {
     println!("cmdline: {}", k.dtb.bootargs);
     println!("loglevel={} nokaslr={}", k.bootargs.loglevel, k.bootargs.nokaslr);
     crate::bootargs::parse(k.dtb.bootargs, |issue| println!("warning: {issue}"));
+}
+
+fn kaslr() {
+    let k = super::kaslr::get();
+    let source = match (k.source, k.off) {
+        (Some(s), _) => s.name(),
+        (None, Some(super::kaslr::Off::NoKaslr)) => "disabled (nokaslr)",
+        (None, Some(super::kaslr::Off::BadWindow)) => "disabled (window refused)",
+        _ => "disabled (no seed)",
+    };
+    let image_size = state::get().image.size();
+    println!(
+        "source={source} offset={:#x} text={:#x}",
+        k.offset,
+        KIMAGE_VADDR + k.offset
+    );
+    let align = match k.window.align {
+        0x1000 => "4K",
+        0x10000 => "64K",
+        _ => "2M",
+    };
+    let tenths = crate::kaslr::entropy_tenths(k.slots);
+    println!(
+        "window={:#x}-{:#x} align={align} slots={} entropy={}.{} bits",
+        k.window.start,
+        k.window.end,
+        k.slots,
+        tenths / 10,
+        tenths % 10
+    );
+    println!("image={image_size:#x} bytes relocations={}", k.relocations);
+    let dtb_seed = state::get().dtb.kaslr_seed.map_or(0, |(seed, _)| seed);
+    println!("dtb /chosen/kaslr-seed now={dtb_seed:#x}");
 }

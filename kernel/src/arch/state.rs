@@ -28,7 +28,7 @@ pub struct Kernel {
     /// Where the DTB blob sits.
     pub dtb_range: PhysRange,
     /// The parsed command line.
-    pub bootargs: BootArgs,
+    pub bootargs: BootArgs<'static>,
     /// Descriptors the linear map was built with.
     pub linear: MapCounts,
     /// UART registers' virtual address.

@@ -126,7 +126,13 @@ fn parse_tree(
     let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
     let info = parse(bytes)?;
     assert_eq!(info.bootargs, "loglevel=debug foo");
-    assert_eq!(info.kaslr_seed, Some(0x0123_4567_89ab_cdef));
+    let (seed, at) = info.kaslr_seed.unwrap();
+    assert_eq!(seed, 0x0123_4567_89ab_cdef);
+    assert_eq!(
+        bytes[at..at + 8],
+        seed.to_be_bytes(),
+        "the offset locates the value in the blob"
+    );
     assert_eq!(info.rng_seed, Some(1 ^ 3 ^ 0xff00_0000_0000_0000));
     assert_eq!(info.totalsize, blob.len() as u64);
     let pairs = |l: &RangeList| l.iter().map(|r| (r.start.raw(), r.size())).collect::<Vec<_>>();

@@ -352,3 +352,40 @@ fn pages_only_never_uses_blocks() {
     .unwrap();
     assert_eq!(c, counts(0, 0, 1024, 4));
 }
+
+#[test]
+fn unmap_clears_exactly_the_range() {
+    let (mut tables, root) = HostTables::new(8);
+    let va = crate::layout::KIMAGE_VADDR;
+    map(
+        &mut tables,
+        root,
+        va,
+        PhysAddr::new(GIB),
+        16 * 4096,
+        Attrs::DATA,
+        Granularity::PagesOnly,
+    )
+    .unwrap();
+    assert_eq!(unmap(&tables, root, va + 4096, 8 * 4096), Ok(8));
+    assert!(walk(&tables, root, va).translation.is_some());
+    for i in 1..9 {
+        assert_eq!(walk(&tables, root, va + i * 4096).translation, None, "page {i}");
+    }
+    assert!(walk(&tables, root, va + 9 * 4096).translation.is_some());
+    // A block is never split: half of a 2 MiB block is refused.
+    let lin = LINEAR + GIB;
+    map(
+        &mut tables,
+        root,
+        lin,
+        PhysAddr::new(GIB),
+        2 * MIB,
+        Attrs::DATA,
+        Granularity::LargestBlocks,
+    )
+    .unwrap();
+    assert_eq!(unmap(&tables, root, lin, MIB), Err(MapError::Misaligned));
+    assert_eq!(unmap(&tables, root, lin, 2 * MIB), Ok(1));
+    assert_eq!(walk(&tables, root, lin).translation, None);
+}

@@ -1,0 +1,134 @@
+//! KASLR: seed sources in order, reproducible placements, the window and the
+//! alignment respected, bad windows refused, and the kernel's own tests
+//! passing wherever it lands.
+
+mod common;
+use common::*;
+
+/// `kaslr=0x… (SOURCE)` from the boot line.
+fn kaslr_field(out: &str) -> (u64, String) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("splitmap: image "))
+        .expect("boot line");
+    let field = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("kaslr="))
+        .expect("kaslr=");
+    let source = line
+        .rsplit_once('(')
+        .map(|(_, s)| s.trim_end_matches(')').to_string())
+        .unwrap();
+    (hex(field), source)
+}
+
+/// `key=value` from the `kaslr` command's output.
+fn kaslr_value<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .flat_map(|l| l.split_whitespace())
+        .find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {key}= in:\n{out}"))
+}
+
+#[test]
+fn same_seed_same_place_different_seeds_different_places() {
+    let seeds = ["0x1", "0x1", "0xdeadbeef", "0x123456789abcdef"];
+    let vas: Vec<u64> = seeds
+        .iter()
+        .map(|seed| {
+            let out = session(&["--kaslr-seed", seed], &["test"]);
+            let (_, va) = boot_line(&out);
+            let (offset, source) = kaslr_field(&out);
+            assert_eq!(source, "bootarg");
+            assert_eq!(va, KIMAGE_VADDR + offset);
+            assert_eq!(ktap_totals(&out).1, 0, "seed {seed}:\n{out}");
+            va
+        })
+        .collect();
+    assert_eq!(vas[0], vas[1], "same seed, same VA");
+    assert!(vas[1] != vas[2] && vas[2] != vas[3] && vas[1] != vas[3], "{vas:x?}");
+}
+
+#[test]
+fn placements_stay_in_the_window_with_the_alignment() {
+    let window = "0xffff900000000000-0xffff900040000000";
+    for (align, step) in [("4K", 0x1000u64), ("64K", 0x10000), ("2M", 0x20_0000)] {
+        for seed in ["0x5", "0x77777", "0xfedcba9876543210"] {
+            let append = format!("kaslr.window={window} kaslr.align={align}");
+            let out = session(&["--kaslr-seed", seed, "--append", &append], &["kaslr", "layout"]);
+            let (_, va) = boot_line(&out);
+            let text = row(&layout_rows(&out), "text").clone();
+            assert_eq!(text.va.0, va);
+            let image_end = va + image_size();
+            assert!(
+                va >= 0xffff_9000_0000_0000 && image_end <= 0xffff_9000_4000_0000,
+                "{va:#x} outside {window}"
+            );
+            assert_eq!(va % step, 0, "{va:#x} not {align}-aligned");
+            assert_eq!(kaslr_value(&out, "align"), align);
+            // Slots in the window, computed here: (end - size - start) / step + 1.
+            let slots = (0x4000_0000 - image_size()) / step + 1;
+            assert_eq!(kaslr_value(&out, "slots").parse::<u64>().unwrap(), slots);
+        }
+    }
+}
+
+#[test]
+fn nokaslr_stays_at_the_link_address_without_relocating() {
+    let out = session(&["--nokaslr"], &["kaslr"]);
+    assert_eq!(boot_line(&out).1, KIMAGE_VADDR);
+    assert_eq!(kaslr_field(&out), (0, "disabled".to_string()));
+    assert_eq!(
+        kaslr_value(&out, "relocations"),
+        "0",
+        "a nokaslr boot applies no relocation"
+    );
+}
+
+#[test]
+fn qemu_dtb_seed_is_used_and_zeroed() {
+    let out = session(&[], &["kaslr", "test"]);
+    let (offset, source) = kaslr_field(&out);
+    assert_eq!(source, "dtb");
+    assert!(offset != 0);
+    assert_eq!(kaslr_value(&out, "now"), "0x0", "the DTB's seed is zeroed after use");
+    assert!(kaslr_value(&out, "relocations").parse::<u64>().unwrap() > 0);
+    assert_eq!(ktap_totals(&out).1, 0, "{out}");
+}
+
+#[test]
+fn rndr_is_the_fallback_and_no_seed_means_off() {
+    let no_dtb_seed = ["--qemu-arg=-machine", "--qemu-arg=virt,dtb-randomness=off"];
+    let mut with_rng = no_dtb_seed.to_vec();
+    with_rng.extend(["--qemu-arg=-cpu", "--qemu-arg=max"]);
+    let out = session(&with_rng, &["test"]);
+    assert_eq!(kaslr_field(&out).1, "rndr");
+    assert_eq!(ktap_totals(&out).1, 0, "{out}");
+    let out = session(&no_dtb_seed, &["kaslr"]);
+    assert_eq!(kaslr_field(&out), (0, "disabled".to_string()));
+    assert!(out.contains("KASLR off: no seed"), "said clearly:\n{out}");
+}
+
+#[test]
+fn bad_windows_are_refused_and_kaslr_is_off() {
+    for (append, message) in [
+        (
+            "kaslr.window=0xffff000000000000-0xffff000100000000",
+            "leaves the image area",
+        ),
+        ("kaslr.window=0xffff900000000000-0xffff900000001000", "no aligned slot"),
+        ("kaslr.align=3M", "expected 4K, 64K or 2M"),
+    ] {
+        let out = session(&["--append", append], &["test"]);
+        assert!(
+            out.lines().any(|l| l.starts_with("[ERROR]") && l.contains(message)),
+            "{append}:\n{out}"
+        );
+        assert_eq!(
+            boot_line(&out).1,
+            KIMAGE_VADDR,
+            "{append}: falls back to the link address"
+        );
+        assert_eq!(ktap_totals(&out).1, 0);
+    }
+}
