@@ -4,3 +4,4 @@ pub mod kbuild;
 pub mod qemu;
 pub mod relacheck;
 pub mod session;
+pub mod sweep;

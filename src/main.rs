@@ -24,6 +24,10 @@ struct Cli {
 enum Cmd {
     /// Boot in QEMU `virt` with the serial console on this terminal (the default).
     Run(RunArgs),
+    /// Boot many times with different KASLR seeds and show where the image lands:
+    /// distinct placements, coverage, a chi-squared uniformity test and an SVG
+    /// histogram.
+    Sweep(SweepArgs),
     /// Print the paths of the built artifacts: image, elf, initrd (an empty cpio
     /// until modules land) and boot (the stage-0 loader behind --load-addr).
     Build,
@@ -71,6 +75,29 @@ struct RunArgs {
     qemu_args: Vec<String>,
 }
 
+#[derive(Args)]
+struct SweepArgs {
+    /// Number of boots.
+    #[arg(long, default_value_t = 200)]
+    boots: u64,
+    /// KASLR window, 0xSTART-0xEND (default: the kernel's, the middle half of
+    /// the area above KIMAGE_VADDR).
+    #[arg(long, value_name = "0xSTART-0xEND")]
+    window: Option<String>,
+    /// Placement alignment: 4K, 64K or 2M (default 2M).
+    #[arg(long)]
+    align: Option<String>,
+    /// Boots run at once (default: the number of CPUs).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Histogram bins.
+    #[arg(long, default_value_t = 20)]
+    bins: u64,
+    /// Where to write the SVG histogram.
+    #[arg(long, default_value = "sweep.svg")]
+    svg: PathBuf,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli
@@ -88,6 +115,13 @@ fn main() -> ExitCode {
             println!("boot: {}", a.boot.display());
             ExitCode::SUCCESS
         }
+        Cmd::Sweep(args) => match sweep(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("splitmap: {message}");
+                ExitCode::from(1)
+            }
+        },
         Cmd::Run(args) => match run(args) {
             Ok(code) => code,
             Err(message) => {
@@ -151,4 +185,137 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
         eprintln!("splitmap: {}", transcript.outcome.reason());
         Ok(ExitCode::from(1))
     }
+}
+
+fn sweep(args: SweepArgs) -> Result<(), String> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use splitmap::sweep::{self as stats, Slots};
+
+    let artifacts = Artifacts::built();
+    let image = std::fs::read(&artifacts.image).map_err(|e| format!("{}: {e}", artifacts.image.display()))?;
+    let image_size = u64::from_le_bytes(image[16..24].try_into().map_err(|_| "Image too short")?);
+    // The same rules the kernel applies, so a window it would refuse is refused here.
+    let window = kernel::kaslr::window_from_args(args.window.as_deref(), args.align.as_deref(), image_size)
+        .map_err(|e| e.to_string())?;
+    let slots = Slots {
+        first: window.start.next_multiple_of(window.align),
+        align: window.align,
+        count: window.slots(image_size),
+    };
+    let mut append = Vec::new();
+    if let Some(w) = &args.window {
+        append.push(format!("kaslr.window={w}"));
+    }
+    if let Some(a) = &args.align {
+        append.push(format!("kaslr.align={a}"));
+    }
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+
+    // A progress bar on a terminal only: in a log it would be noise.
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let started = std::time::Instant::now();
+    let next = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let results = Mutex::new(Vec::new());
+    let failure = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= args.boots || failure.lock().unwrap().is_some() {
+                        break;
+                    }
+                    let boot = Boot {
+                        append: append.join(" "),
+                        kaslr_seed: Some(stats::seed(i)),
+                        console: Console::Piped,
+                        ..Boot::default()
+                    };
+                    let mut command = Command::new(qemu::QEMU);
+                    command.args(qemu::qemu_args(&boot, &artifacts));
+                    let va = session::run(command, &[], Duration::from_secs(60), |_| {})
+                        .map_err(|e| e.to_string())
+                        .and_then(|t| {
+                            if t.outcome.success() {
+                                Ok(t)
+                            } else {
+                                Err(t.outcome.reason())
+                            }
+                        })
+                        .and_then(|t| boot_line_va(&t.output).ok_or("no boot line".to_string()));
+                    match va {
+                        Ok(va) => results.lock().unwrap().push(va),
+                        Err(e) => *failure.lock().unwrap() = Some(format!("boot {i}: {e}")),
+                    }
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if progress {
+                        let filled = (n * 30 / args.boots) as usize;
+                        eprint!(
+                            "\rsweep: [{}{}] {n}/{}",
+                            "#".repeat(filled),
+                            ".".repeat(30 - filled),
+                            args.boots
+                        );
+                    }
+                }
+            });
+        }
+    });
+    if progress {
+        eprintln!();
+    }
+    if let Some(e) = failure.into_inner().unwrap() {
+        return Err(e);
+    }
+    let vas = results.into_inner().unwrap();
+    let summary = stats::summarise(&vas, slots, args.bins);
+    let tenths = kernel::kaslr::entropy_tenths(slots.count);
+    println!(
+        "sweep: {} boots in {:.1} s ({jobs} jobs)",
+        summary.boots,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "window {:#x}-{:#x} align {:#x}: {} slots, {}.{} bits",
+        window.start,
+        window.end,
+        window.align,
+        slots.count,
+        tenths / 10,
+        tenths % 10
+    );
+    println!(
+        "placements: {} distinct (expected {:.1}), min {:#x}, max {:#x}, off the slot grid {}",
+        summary.distinct, summary.expected_distinct, summary.min, summary.max, summary.off_grid
+    );
+    let bins: Vec<String> = summary.histogram.iter().map(u64::to_string).collect();
+    println!("histogram ({} bins, low to high): {}", bins.len(), bins.join(" "));
+    println!(
+        "chi2 = {:.2} with {} dof, p = {:.3} (uniform placement is not rejected at p > 0.01)",
+        summary.chi2, summary.dof, summary.p_value
+    );
+    std::fs::write(&args.svg, stats::svg(&summary, slots)).map_err(|e| format!("{}: {e}", args.svg.display()))?;
+    println!("svg: {}", args.svg.display());
+    if summary.off_grid > 0 {
+        return Err(format!(
+            "{} placements were outside the window's slots",
+            summary.off_grid
+        ));
+    }
+    Ok(())
+}
+
+/// The `va=` of the boot line.
+fn boot_line_va(output: &str) -> Option<u64> {
+    let line = output
+        .lines()
+        .find(|l| l.trim_start_matches('\r').starts_with("splitmap: image "))?;
+    let va = line.split_whitespace().find_map(|w| w.strip_prefix("va=0x"))?;
+    u64::from_str_radix(va, 16).ok()
 }

@@ -132,3 +132,47 @@ fn bad_windows_are_refused_and_kaslr_is_off() {
         assert_eq!(ktap_totals(&out).1, 0);
     }
 }
+
+#[test]
+fn sweep_reports_the_distribution() {
+    let svg = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sweep.svg");
+    let svg_arg = svg.display().to_string();
+    // 16 slots of 2 MiB: 40 boots must stay on them and cover most.
+    let window = "0xffff900000000000-0xffff900002000000";
+    let run = splitmap(&[
+        "sweep", "--boots", "40", "--window", window, "--align", "2M", "--bins", "8", "--svg", &svg_arg,
+    ]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    let line = |prefix: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix}"))
+            .to_string()
+    };
+    let slots = (0x200_0000 - image_size()) / 0x20_0000 + 1;
+    assert!(
+        line("window ").contains(&format!(": {slots} slots")),
+        "{}",
+        line("window ")
+    );
+    let placements = line("placements: ");
+    assert!(placements.ends_with("off the slot grid 0"), "{placements}");
+    let distinct: u64 = placements["placements: ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(distinct <= slots && distinct >= slots / 2, "{placements}");
+    let histogram: u64 = line("histogram")
+        .rsplit(": ")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(histogram, 40);
+    assert!(line("chi2 = ").contains("dof"));
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+}

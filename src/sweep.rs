@@ -1,0 +1,295 @@
+//! `splitmap sweep`: boot many times with different KASLR seeds and look at
+//! where the image landed. The statistics and the picture are pure functions,
+//! tested here; the boots are in main.rs.
+
+use std::fmt::Write;
+
+/// A reproducible stream of seeds (SplitMix64): boot `i` gets `seed(i)`.
+pub fn seed(i: u64) -> u64 {
+    let mut z = i.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The placements a window allows: `slots` text addresses `first + k * align`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slots {
+    /// Lowest possible text VA.
+    pub first: u64,
+    /// Step between placements.
+    pub align: u64,
+    /// How many.
+    pub count: u64,
+}
+
+/// What a sweep found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Boots.
+    pub boots: u64,
+    /// Distinct text VAs seen.
+    pub distinct: u64,
+    /// Distinct placements expected from `boots` uniform draws over the slots:
+    /// `S * (1 - (1 - 1/S)^N)`.
+    pub expected_distinct: f64,
+    /// Lowest and highest text VA seen.
+    pub min: u64,
+    /// Highest text VA seen.
+    pub max: u64,
+    /// Placements per bin, bins covering the slots evenly.
+    pub histogram: Vec<u64>,
+    /// Pearson's χ² of the histogram against uniform placement.
+    pub chi2: f64,
+    /// Its degrees of freedom (bins - 1).
+    pub dof: u64,
+    /// P(χ² ≥ observed) under uniformity.
+    pub p_value: f64,
+    /// Placements off the slot grid or outside it (must be 0).
+    pub off_grid: u64,
+}
+
+/// Summarises `vas` (one text VA per boot) against the `slots` the window has,
+/// in `bins` histogram bins (fewer if there are fewer slots).
+pub fn summarise(vas: &[u64], slots: Slots, bins: u64) -> Summary {
+    let bins = bins.clamp(1, slots.count.max(1));
+    let mut histogram = vec![0u64; bins as usize];
+    let mut off_grid = 0;
+    for &va in vas {
+        let Some(delta) = va.checked_sub(slots.first) else {
+            off_grid += 1;
+            continue;
+        };
+        let k = delta / slots.align;
+        if delta % slots.align != 0 || k >= slots.count {
+            off_grid += 1;
+            continue;
+        }
+        histogram[(u128::from(k) * u128::from(bins) / u128::from(slots.count)) as usize] += 1;
+    }
+    let n = (vas.len() as u64 - off_grid) as f64;
+    // Expected count of bin b: N * (slots falling in b) / S.
+    let slots_in = |b: u64| {
+        let lo = (u128::from(b) * u128::from(slots.count)).div_ceil(u128::from(bins));
+        let hi = (u128::from(b + 1) * u128::from(slots.count)).div_ceil(u128::from(bins));
+        (hi - lo) as f64
+    };
+    let chi2 = (0..bins)
+        .map(|b| {
+            let expected = n * slots_in(b) / slots.count as f64;
+            let diff = histogram[b as usize] as f64 - expected;
+            if expected > 0.0 { diff * diff / expected } else { 0.0 }
+        })
+        .sum();
+    let dof = bins - 1;
+    let mut sorted = vas.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let s = slots.count as f64;
+    Summary {
+        boots: vas.len() as u64,
+        distinct: sorted.len() as u64,
+        expected_distinct: s * (1.0 - (1.0 - 1.0 / s).powf(vas.len() as f64)),
+        min: sorted.first().copied().unwrap_or(0),
+        max: sorted.last().copied().unwrap_or(0),
+        histogram,
+        chi2,
+        dof,
+        p_value: chi2_survival(chi2, dof),
+        off_grid,
+    }
+}
+
+/// P(X ≥ x) for X ~ χ²(k): the regularised upper incomplete gamma Q(k/2, x/2).
+pub fn chi2_survival(x: f64, k: u64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    upper_gamma_q(k as f64 / 2.0, x / 2.0)
+}
+
+/// Q(a, x), by the series for x < a + 1 and the continued fraction otherwise
+/// (the classic split: each converges fast on its side).
+fn upper_gamma_q(a: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 1.0;
+    }
+    let log_prefix = a * x.ln() - x - ln_gamma(a);
+    if x < a + 1.0 {
+        // P(a, x) = e^{-x} x^a / Γ(a) · Σ x^n / (a (a+1) … (a+n))
+        let (mut term, mut sum, mut ap) = (1.0 / a, 1.0 / a, a);
+        for _ in 0..1000 {
+            ap += 1.0;
+            term *= x / ap;
+            sum += term;
+            if term.abs() < sum.abs() * 1e-15 {
+                break;
+            }
+        }
+        1.0 - sum * log_prefix.exp()
+    } else {
+        // Lentz's method for the continued fraction of Q.
+        let tiny = 1e-300;
+        let mut b = x + 1.0 - a;
+        let mut c = 1.0 / tiny;
+        let mut d = 1.0 / b;
+        let mut h = d;
+        for i in 1..1000 {
+            let an = -(i as f64) * (i as f64 - a);
+            b += 2.0;
+            d = an * d + b;
+            if d.abs() < tiny {
+                d = tiny;
+            }
+            c = b + an / c;
+            if c.abs() < tiny {
+                c = tiny;
+            }
+            d = 1.0 / d;
+            let delta = d * c;
+            h *= delta;
+            if (delta - 1.0).abs() < 1e-15 {
+                break;
+            }
+        }
+        log_prefix.exp() * h
+    }
+}
+
+/// ln Γ(x) for x > 0 (Lanczos, g = 7, 9 terms).
+fn ln_gamma(x: f64) -> f64 {
+    const G: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let t = x + 7.5;
+    let series: f64 = G[0] + (1..9).map(|i| G[i] / (x + i as f64)).sum::<f64>();
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + series.ln()
+}
+
+/// The histogram as an SVG bar chart, window start to end left to right.
+pub fn svg(summary: &Summary, slots: Slots) -> String {
+    let (w, h, margin) = (640.0, 240.0, 40.0);
+    let bins = summary.histogram.len().max(1) as f64;
+    let top = summary.histogram.iter().copied().max().unwrap_or(1).max(1) as f64;
+    let expected = summary.boots.saturating_sub(summary.off_grid) as f64 / bins;
+    let bar = (w - 2.0 * margin) / bins;
+    let y = |count: f64| h - margin - (h - 2.0 * margin) * count / top.max(expected);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="monospace" font-size="11">"#
+    );
+    let _ = writeln!(out, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    for (i, &count) in summary.histogram.iter().enumerate() {
+        let x = margin + bar * i as f64;
+        let top_y = y(count as f64);
+        let _ = writeln!(
+            out,
+            r##"<rect x="{x:.1}" y="{top_y:.1}" width="{:.1}" height="{:.1}" fill="#4a7ab0"><title>{count}</title></rect>"##,
+            (bar - 1.0).max(0.5),
+            h - margin - top_y
+        );
+    }
+    let ey = y(expected);
+    let _ = writeln!(
+        out,
+        r#"<line x1="{margin}" y1="{ey:.1}" x2="{}" y2="{ey:.1}" stroke="red" stroke-dasharray="4 3"/>"#,
+        w - margin
+    );
+    let end = slots.first + (slots.count - 1) * slots.align;
+    let _ = writeln!(out, r#"<text x="{margin}" y="{}">{:#x}</text>"#, h - 20.0, slots.first);
+    let _ = writeln!(
+        out,
+        r#"<text x="{}" y="{}" text-anchor="end">{end:#x}</text>"#,
+        w - margin,
+        h - 20.0
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="{margin}" y="20">{} boots, {} bins, chi2={:.2} (dof {}), p={:.3}; dashed: uniform</text>"#,
+        summary.boots,
+        summary.histogram.len(),
+        summary.chi2,
+        summary.dof,
+        summary.p_value
+    );
+    out.push_str("</svg>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chi2_p_values_match_tables() {
+        // (x, dof, p) from standard χ² tables.
+        for (x, k, p) in [
+            (3.841, 1, 0.05),
+            (18.307, 10, 0.05),
+            (30.144, 19, 0.05),
+            (36.191, 19, 0.01),
+            (19.0, 19, 0.4566),
+        ] {
+            let got = chi2_survival(x, k);
+            assert!((got - p).abs() < 5e-4, "chi2 {x} dof {k}: {got} vs {p}");
+        }
+        assert!((chi2_survival(0.0, 5) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn uniform_placements_pass_and_skewed_ones_fail() {
+        let slots = Slots {
+            first: 0xffff_9000_0000_0000,
+            align: 0x20_0000,
+            count: 512,
+        };
+        let uniform: Vec<u64> = (0..4000)
+            .map(|i| slots.first + (seed(i) % slots.count) * slots.align)
+            .collect();
+        let s = summarise(&uniform, slots, 16);
+        assert_eq!((s.boots, s.off_grid, s.dof), (4000, 0, 15));
+        assert!(s.p_value > 0.001, "uniform draws look uniform: {s:?}");
+        assert!(
+            (s.distinct as f64 - s.expected_distinct).abs() < 20.0,
+            "{} vs {}",
+            s.distinct,
+            s.expected_distinct
+        );
+        // Everything in the lower half: χ² explodes.
+        let skewed: Vec<u64> = (0..4000).map(|i| slots.first + (seed(i) % 256) * slots.align).collect();
+        assert!(summarise(&skewed, slots, 16).p_value < 1e-9);
+        // Off the grid: counted, not binned.
+        let off = summarise(
+            &[slots.first + 1, slots.first - 0x20_0000, slots.first + 512 * 0x20_0000],
+            slots,
+            16,
+        );
+        assert_eq!(off.off_grid, 3);
+    }
+
+    #[test]
+    fn svg_has_a_bar_per_bin() {
+        let slots = Slots {
+            first: 0x1000,
+            align: 0x1000,
+            count: 100,
+        };
+        let s = summarise(&(0..100).map(|i| 0x1000 + i * 0x1000).collect::<Vec<_>>(), slots, 10);
+        let picture = svg(&s, slots);
+        assert!(picture.starts_with("<svg") && picture.trim_end().ends_with("</svg>"));
+        assert_eq!(picture.matches("fill=\"#4a7ab0\"").count(), 10);
+    }
+}
