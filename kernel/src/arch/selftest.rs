@@ -30,6 +30,10 @@ const TESTS: &[(&str, Test)] = &[
     ("linear_map_reaches_every_ram_range", linear_map_reaches_every_ram_range),
     ("linear_map_is_never_executable", linear_map_is_never_executable),
     ("frame_below_image_is_usable", frame_below_image_is_usable),
+    (
+        "frames_past_those_above_the_image_come_from_below",
+        frames_past_those_above_the_image_come_from_below,
+    ),
     ("text_is_not_writable", text_is_not_writable),
     ("rodata_is_read_only", rodata_is_read_only),
     ("data_is_not_executable", data_is_not_executable),
@@ -171,6 +175,38 @@ fn frame_below_image_is_usable() -> TestResult {
     };
     memory::free_frame(pa);
     check(back == pattern, "frame below the image did not read back", pa.raw())
+}
+
+/// With the image near the top of RAM: take one frame more than lie above
+/// it; by counting, at least one must come from below.
+fn frames_past_those_above_the_image_come_from_below() -> TestResult {
+    const MAX_ABOVE: u64 = 16 * 1024;
+    let image = state::get().image;
+    let free = &state::get().free_at_boot;
+    let above: u64 = free
+        .iter()
+        .map(|r| r.shrink_to_pages(PAGE_SIZE))
+        .filter(|r| r.start >= image.end)
+        .map(|r| r.size() / PAGE_SIZE)
+        .sum();
+    if above > MAX_ABOVE {
+        return skip("the image is not near the top of RAM");
+    }
+    if super::shell::frames_below(free, image.start) == 0 {
+        return skip("nothing below the image");
+    }
+    let mut taken = alloc::vec::Vec::new();
+    for _ in 0..=above {
+        match memory::alloc_frame() {
+            Some(pa) => taken.push(pa),
+            None => break,
+        }
+    }
+    let below = taken.iter().filter(|&&pa| pa < image.start).count() as u64;
+    let got = taken.len() as u64;
+    taken.into_iter().for_each(memory::free_frame);
+    check(got == above + 1, "the allocator ran dry", got)?;
+    check(below >= 1, "no frame came from below the image", below)
 }
 
 fn text_is_not_writable() -> TestResult {
