@@ -58,3 +58,56 @@ fn unknown_crash_kind_is_an_error() {
     let out = session(&[], &["crash sideways"]);
     assert!(out.lines().any(|l| l.starts_with("error: usage: crash null|")), "{out}");
 }
+
+#[test]
+fn peek_reads_or_reports_the_fault_and_the_shell_goes_on() {
+    // First, where things are (nokaslr: the text is at KIMAGE_VADDR).
+    let out = session(&["--nokaslr"], &["layout"]);
+    let rows = layout_rows(&out);
+    let mmio = row(&rows, "mmio").va.0;
+    let (image_pa, _) = boot_line(&out);
+    let linear_alias = PAGE_OFFSET + (image_pa - RAM_BASE);
+    let peeks = [
+        format!("peek {KIMAGE_VADDR:#x}"),
+        format!("peek {linear_alias:#x}"),
+        "peek 0x1000".to_string(),
+        "peek 0xffff7fff00000000 8".to_string(),
+        format!("peek {:#x} 32", mmio + 0xfe0),
+        "help".to_string(),
+    ];
+    let cmds: Vec<&str> = peeks.iter().map(String::as_str).collect();
+    let out = session(&["--nokaslr"], &cmds);
+    let answers: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("0x") || l.starts_with("fault at "))
+        .collect();
+    // The first 8 bytes of the Image file, read here on the host: code0, code1.
+    let image_path = splitmap(&["build"])
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("image: ").map(str::to_owned))
+        .unwrap();
+    let head = u64::from_le_bytes(std::fs::read(image_path).unwrap()[..8].try_into().unwrap());
+    assert_eq!(
+        answers[0],
+        format!("{KIMAGE_VADDR:#x}: {head:#x} (64-bit)"),
+        "text through the image mapping"
+    );
+    assert_eq!(
+        answers[1],
+        format!("{linear_alias:#x}: {head:#x} (64-bit)"),
+        "the same bytes through the linear map"
+    );
+    assert_eq!(
+        answers[2], "fault at 0x1000: translation fault at level 0",
+        "TTBR0 is off"
+    );
+    assert!(
+        answers[3].starts_with("fault at 0xffff7fff00000000: translation fault"),
+        "{}",
+        answers[3]
+    );
+    // PL011 UARTPeriphID0 reads 0x11 (ARM PL011 TRM).
+    assert_eq!(answers[4], format!("{:#x}: 0x11 (32-bit)", mmio + 0xfe0));
+    assert!(out.contains("commands:"), "the shell still answers");
+}

@@ -12,6 +12,7 @@ extern crate alloc;
 
 pub mod bootargs;
 pub mod dtb;
+pub mod extable;
 pub mod kaslr;
 pub mod linear;
 pub mod pl011;

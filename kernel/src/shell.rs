@@ -111,6 +111,8 @@ pub enum Command<'a> {
     Poweroff,
     /// `kaslr`
     Kaslr,
+    /// `peek VA [WIDTH]`: read 8, 16, 32 or 64 bits.
+    Peek(u64, u8),
     /// `crash KIND`
     Crash(CrashKind),
 }
@@ -233,6 +235,23 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         },
         "test" if !extra => Ok(Command::Test(arg)),
         "test" => Err(ParseError::Usage("test [FILTER]")),
+        "peek" => {
+            let mut words = line.split_ascii_whitespace().skip(1);
+            let usage = ParseError::Usage("peek VA [8|16|32|64] (e.g. peek 0xffff000000000000)");
+            let va = words.next().ok_or(usage)?;
+            let va = parse_u64(va).ok_or(ParseError::BadNumber(va))?;
+            let width = match words.next() {
+                None | Some("64") => 64,
+                Some("32") => 32,
+                Some("16") => 16,
+                Some("8") => 8,
+                Some(_) => return Err(usage),
+            };
+            if words.next().is_some() {
+                return Err(usage);
+            }
+            Ok(Command::Peek(va, width))
+        }
         "crash" => match (arg, extra) {
             (Some(kind), false) => CRASH_KINDS
                 .iter()
@@ -334,6 +353,17 @@ mod tests {
             ("mem now", Err(ParseError::Usage("mem"))),
             ("frobnicate", Err(ParseError::Unknown("frobnicate"))),
             ("crash null", Ok(Command::Crash(CrashKind::Null))),
+            ("peek 0x10", Ok(Command::Peek(0x10, 64))),
+            ("peek 0x10 8", Ok(Command::Peek(0x10, 8))),
+            (
+                "peek 0x10 12",
+                Err(ParseError::Usage("peek VA [8|16|32|64] (e.g. peek 0xffff000000000000)")),
+            ),
+            (
+                "peek",
+                Err(ParseError::Usage("peek VA [8|16|32|64] (e.g. peek 0xffff000000000000)")),
+            ),
+            ("peek zz", Err(ParseError::BadNumber("zz"))),
             ("crash exec-data", Ok(Command::Crash(CrashKind::ExecData))),
             ("crash", Err(ParseError::Usage(CRASH_USAGE))),
             ("crash stack-overflow", Err(ParseError::Usage(CRASH_USAGE))),

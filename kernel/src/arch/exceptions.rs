@@ -81,11 +81,36 @@ pub fn fault_status(fsc: u64) -> &'static str {
     }
 }
 
+unsafe extern "C" {
+    static __start_ex_table: crate::extable::Entry;
+    static __stop_ex_table: crate::extable::Entry;
+}
+
+/// The exception table, at the address it runs at.
+fn extable() -> &'static [crate::extable::Entry] {
+    let start = &raw const __start_ex_table;
+    // SAFETY: the linker script brackets the `__ex_table` entries with these
+    // symbols; the table is in rodata, mapped and never written.
+    unsafe { core::slice::from_raw_parts(start, (&raw const __stop_ex_table).offset_from(start) as usize) }
+}
+
+/// Called by the vector stub. Returns only if an exception-table fixup
+/// applies: the stub then restores the registers (with the new ELR) and
+/// returns from the exception.
 #[unsafe(no_mangle)]
-extern "C" fn splitmap_exception(frame: &Frame, vector: u64) -> ! {
+extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
     let esr = ESR_EL1.get();
     let far = FAR_EL1.get();
     let ec = (esr >> 26) & 0x3f;
+    // A synchronous abort taken at EL1 by an instruction the table knows.
+    if vector == 4 && matches!(ec, 0x25 | 0x21 | 0x26) {
+        let table = extable();
+        if let Some(fixup) = crate::extable::search(table, table.as_ptr() as u64, frame.elr) {
+            super::peek::record_fault(esr, far);
+            frame.elr = fixup;
+            return;
+        }
+    }
     let name = VECTOR_NAMES.get(vector as usize).copied().unwrap_or("?");
     crate::println!("\nexception: {name}: {} (EC {ec:#04x})", class_name(ec));
     crate::println!(
@@ -147,6 +172,27 @@ __exception_common:
     str     x3, [sp, #(32 * 8)]
     mov     x0, sp
     bl      splitmap_exception
-    brk     #0
+    // Fixed up: restore everything (ELR may have changed) and return.
+    ldr     x3, [sp, #(32 * 8)]
+    ldp     x30, x2, [sp, #(30 * 8)]
+    msr     elr_el1, x2
+    msr     spsr_el1, x3
+    ldp     x0, x1, [sp, #(0 * 8)]
+    ldp     x2, x3, [sp, #(2 * 8)]
+    ldp     x4, x5, [sp, #(4 * 8)]
+    ldp     x6, x7, [sp, #(6 * 8)]
+    ldp     x8, x9, [sp, #(8 * 8)]
+    ldp     x10, x11, [sp, #(10 * 8)]
+    ldp     x12, x13, [sp, #(12 * 8)]
+    ldp     x14, x15, [sp, #(14 * 8)]
+    ldp     x16, x17, [sp, #(16 * 8)]
+    ldp     x18, x19, [sp, #(18 * 8)]
+    ldp     x20, x21, [sp, #(20 * 8)]
+    ldp     x22, x23, [sp, #(22 * 8)]
+    ldp     x24, x25, [sp, #(24 * 8)]
+    ldp     x26, x27, [sp, #(26 * 8)]
+    ldp     x28, x29, [sp, #(28 * 8)]
+    add     sp, sp, #(33 * 8)
+    eret
 "#
 );

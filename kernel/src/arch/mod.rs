@@ -9,6 +9,7 @@ pub mod exceptions;
 pub mod kaslr;
 pub mod memory;
 mod panic;
+pub mod peek;
 pub mod psci;
 pub mod selftest;
 pub mod shell;

@@ -47,6 +47,10 @@ fn execute(line: &str) {
         Ok(Command::Mem) => mem(),
         Ok(Command::Bootargs) => bootargs(),
         Ok(Command::Kaslr) => kaslr(),
+        Ok(Command::Peek(va, width)) => match super::peek::peek(va, width) {
+            Ok(value) => println!("{va:#x}: {value:#x} ({width}-bit)"),
+            Err(reason) => println!("fault at {va:#x}: {reason}"),
+        },
         Ok(Command::Test(filter)) => {
             selftest::run(filter);
         }

@@ -1,0 +1,102 @@
+//! `peek`: loads that may fault. Each load instruction has an exception-table
+//! entry; a fault on it resumes at the entry's fixup, which reports failure,
+//! and the handler records why.
+
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use aarch64_cpu::registers::{DAIF, Readable, Writeable};
+
+use super::exceptions::fault_status;
+
+/// ESR and FAR of the last fault a fixup absorbed.
+static LAST_ESR: AtomicU64 = AtomicU64::new(0);
+static LAST_FAR: AtomicU64 = AtomicU64::new(0);
+
+/// Called by the exception handler when it applies a fixup.
+pub fn record_fault(esr: u64, far: u64) {
+    LAST_ESR.store(esr, Ordering::Relaxed);
+    LAST_FAR.store(far, Ordering::Relaxed);
+}
+
+unsafe extern "C" {
+    /// Load `width` bits from `va`: x0 = value, x1 = 0, or x1 = 1 on a fault.
+    fn splitmap_peek8(va: u64) -> Peeked;
+    fn splitmap_peek16(va: u64) -> Peeked;
+    fn splitmap_peek32(va: u64) -> Peeked;
+    fn splitmap_peek64(va: u64) -> Peeked;
+}
+
+#[repr(C)]
+struct Peeked {
+    value: u64,
+    faulted: u64,
+}
+
+/// Why a peek faulted, from the recorded ESR.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultReason {
+    esr: u64,
+}
+
+impl core::fmt::Display for FaultReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let fsc = self.esr & 0x3f;
+        match fsc {
+            0x21 => write!(f, "{}", fault_status(fsc)),
+            _ => write!(f, "{} at level {}", fault_status(fsc), fsc & 3),
+        }
+    }
+}
+
+/// Reads `width` (8, 16, 32 or 64) bits at `va`, or says why it faulted.
+pub fn peek(va: u64, width: u8) -> Result<u64, FaultReason> {
+    // Interrupts stay masked (they are never unmasked yet); keep it that way
+    // explicitly so nothing else can fault in between and overwrite the record.
+    let daif = DAIF.get();
+    DAIF.set(daif | (0b1111 << 6));
+    // SAFETY: each routine is one load with an exception-table entry: a fault
+    // resumes at its fixup instead of being fatal, and nothing is written.
+    let r = unsafe {
+        match width {
+            8 => splitmap_peek8(va),
+            16 => splitmap_peek16(va),
+            32 => splitmap_peek32(va),
+            _ => splitmap_peek64(va),
+        }
+    };
+    let esr = LAST_ESR.load(Ordering::Relaxed);
+    DAIF.set(daif);
+    if r.faulted == 0 {
+        Ok(r.value)
+    } else {
+        Err(FaultReason { esr })
+    }
+}
+
+// Each routine: the load (label 1) has an entry pointing at the fixup (label 2).
+global_asm!(
+    r#"
+    .macro peek name, load
+    .section .text.\name, "ax"
+    .global \name
+\name:
+1:  \load
+    mov     x1, #0
+    ret
+2:  mov     x0, #0
+    mov     x1, #1
+    ret
+    .pushsection __ex_table, "a"
+    .balign 4
+    .long   1b - .
+    .long   2b - .
+    .popsection
+    .endm
+
+    peek splitmap_peek8,  "ldrb w0, [x0]"
+    peek splitmap_peek16, "ldrh w0, [x0]"
+    peek splitmap_peek32, "ldr w0, [x0]"
+    peek splitmap_peek64, "ldr x0, [x0]"
+"#
+);
