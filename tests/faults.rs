@@ -54,6 +54,43 @@ fn crash_kinds_are_decoded_and_halt() {
 }
 
 #[test]
+fn stack_overflow_hits_the_guard_page_and_is_reported() {
+    let run = splitmap(&[
+        "run",
+        "--timeout",
+        "60",
+        "--cmd",
+        "layout",
+        "--cmd",
+        "crash stack-overflow",
+        "--cmd",
+        "help",
+    ]);
+    assert!(!run.success);
+    assert!(run.stderr.contains("splitmap: kernel panic"), "{}", run.stderr);
+    let guard = row(&layout_rows(&run.stdout), "guard").va;
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("kernel stack overflow: "))
+        .expect("reported as a stack overflow");
+    let far = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("FAR="))
+        .map(hex)
+        .unwrap();
+    assert!(
+        (guard.0..guard.1).contains(&far),
+        "{far:#x} not in the guard {guard:x?}"
+    );
+    assert!(
+        !run.stdout.contains("exception: "),
+        "not a recursive fault:\n{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn unknown_crash_kind_is_an_error() {
     let out = session(&[], &["crash sideways"]);
     assert!(out.lines().any(|l| l.starts_with("error: usage: crash null|")), "{out}");

@@ -130,6 +130,10 @@ pub enum CrashKind {
     Brk,
     /// `udf` (an undefined instruction).
     Undef,
+    /// Unbounded recursion into the guard page below the kernel stack.
+    StackOverflow,
+    /// Branch into the linear map (never executable).
+    ExecLinear,
 }
 
 /// `crash` kinds by name.
@@ -139,6 +143,8 @@ pub const CRASH_KINDS: &[(&str, CrashKind)] = &[
     ("exec-data", CrashKind::ExecData),
     ("brk", CrashKind::Brk),
     ("undef", CrashKind::Undef),
+    ("stack-overflow", CrashKind::StackOverflow),
+    ("exec-linear", CrashKind::ExecLinear),
 ];
 
 /// One line of `help`: name, arguments, what it does.
@@ -173,7 +179,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "crash",
         "KIND",
-        "fault on purpose: null, write-text, exec-data, brk, undef (the kernel halts)",
+        "fault on purpose: null, write-text, exec-data, exec-linear, brk, undef, stack-overflow (the kernel halts)",
     ),
     ("poweroff", "", "power off through PSCI (QEMU exits 0)"),
 ];
@@ -264,7 +270,7 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
     }
 }
 
-const CRASH_USAGE: &str = "crash null|write-text|exec-data|brk|undef (stack-overflow needs guard pages, not built yet)";
+const CRASH_USAGE: &str = "crash null|write-text|exec-data|exec-linear|brk|undef|stack-overflow";
 
 /// Reads `0x`-prefixed hex or decimal, with optional `_` separators.
 pub fn parse_u64(word: &str) -> Option<u64> {
@@ -366,7 +372,8 @@ mod tests {
             ("peek zz", Err(ParseError::BadNumber("zz"))),
             ("crash exec-data", Ok(Command::Crash(CrashKind::ExecData))),
             ("crash", Err(ParseError::Usage(CRASH_USAGE))),
-            ("crash stack-overflow", Err(ParseError::Usage(CRASH_USAGE))),
+            ("crash stack-overflow", Ok(Command::Crash(CrashKind::StackOverflow))),
+            ("crash sideways", Err(ParseError::Usage(CRASH_USAGE))),
         ];
         for (line, expected) in rows {
             assert_eq!(parse(line), *expected, "{line:?}");

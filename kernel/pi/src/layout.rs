@@ -39,10 +39,24 @@ pub const MMIO_BASE: u64 = 0xffff_ffff_f000_0000;
 /// End (exclusive) of the MMIO window.
 pub const MMIO_END: u64 = FIXMAP_DTB;
 
+/// Kernel stacks, each below an unmapped guard page so that running off the
+/// end faults instead of corrupting memory. Above the DTB window, at the top of
+/// the address space.
+pub const STACKS_VADDR: u64 = 0xffff_ffff_ff00_0000;
+/// Size of the stack area.
+pub const STACKS_SIZE: u64 = 16 << 20;
+/// One stack slot: the guard half (unmapped) below the stack half.
+pub const STACK_SLOT: u64 = 128 << 10;
+/// Usable bytes of a kernel stack.
+pub const KERNEL_STACK_SIZE: u64 = 64 << 10;
+
 // The regions must not overlap and must keep their order.
 const _: () = assert!(PAGE_OFFSET < LINEAR_END && LINEAR_END <= MODULES_VADDR);
 const _: () = assert!(MODULES_VADDR + MODULES_SIZE <= KIMAGE_VADDR);
 const _: () = assert!(KIMAGE_VADDR < MMIO_BASE && MMIO_END <= FIXMAP_DTB);
+const _: () =
+    assert!(FIXMAP_DTB + FIXMAP_DTB_SIZE <= STACKS_VADDR && STACKS_VADDR.checked_add(STACKS_SIZE - 1).is_some());
+const _: () = assert!(KERNEL_STACK_SIZE < STACK_SLOT);
 // The image needs 2 MiB alignment of its link address so that 2 MiB blocks stay
 // possible whenever the loader picks a 2 MiB-aligned PA.
 const _: () = assert!(KIMAGE_VADDR.is_multiple_of(2 << 20));

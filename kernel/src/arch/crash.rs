@@ -30,10 +30,30 @@ pub fn crash(kind: CrashKind) -> ! {
             let target: extern "C" fn() = core::mem::transmute(&raw const DATA_WORD);
             target();
         },
+        CrashKind::ExecLinear => {
+            // The image's first page through its linear alias: the same bytes
+            // as the text, but the linear map is never executable.
+            let image = super::state::get().image.start;
+            // SAFETY: as above.
+            unsafe {
+                let target: extern "C" fn() = core::mem::transmute(image.to_linear().as_ptr::<u8>());
+                target();
+            }
+        }
+        CrashKind::StackOverflow => {
+            core::hint::black_box(recurse(0));
+        }
         // SAFETY: as above.
         CrashKind::Brk => unsafe { asm!("brk #0x1234") },
         // SAFETY: as above.
         CrashKind::Undef => unsafe { asm!("udf #0") },
     }
     panic!("crash {kind:?} did not fault");
+}
+
+/// Recurses with 1 KiB frames until the stack runs into its guard page.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 128]);
+    recurse(depth + 1).wrapping_add(frame[(depth % 128) as usize])
 }

@@ -10,7 +10,7 @@ use spin::Once;
 
 use super::memory::{self, KernelTables, TABLES};
 use super::state::{self, Kernel, MAX_RESERVATIONS, Reservation};
-use super::{console, cpu, exceptions, kaslr, shell};
+use super::{console, cpu, exceptions, kaslr, shell, stack};
 use crate::dtb::{self, BootInfo};
 use crate::pl011::Pl011;
 use crate::ranges::{PhysRange, RangeList};
@@ -118,6 +118,10 @@ extern "C" fn kernel_continue(dtb_pa: u64, image_pa: u64, boot_regs: u64) -> ! {
         reserved,
         free_at_boot: free,
     });
+    stack::switch_to_kernel_stack(run_shell)
+}
+
+extern "C" fn run_shell() -> ! {
     shell::run()
 }
 

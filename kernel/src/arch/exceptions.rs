@@ -102,8 +102,20 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
     let esr = ESR_EL1.get();
     let far = FAR_EL1.get();
     let ec = (esr >> 26) & 0x3f;
+    // The kernel runs on SP_EL0 after boot (vector 0), on SP_EL1 before (4).
+    let sync_at_el1 = vector == 0 || vector == 4;
+    let (guard_start, guard_end) = super::stack::guard();
+    if sync_at_el1 && ec == 0x25 && (guard_start..guard_end).contains(&far) {
+        crate::println!("\nkernel stack overflow: FAR={far:#018x} is in the guard page below the kernel stack");
+        crate::println!(
+            "  ELR={:#018x} (link-time {:#018x})",
+            frame.elr,
+            frame.elr - super::kaslr::get().offset
+        );
+        panic!("kernel stack overflow");
+    }
     // A synchronous abort taken at EL1 by an instruction the table knows.
-    if vector == 4 && matches!(ec, 0x25 | 0x21 | 0x26) {
+    if sync_at_el1 && matches!(ec, 0x25 | 0x21 | 0x26) {
         let table = extable();
         if let Some(fixup) = crate::extable::search(table, table.as_ptr() as u64, frame.elr) {
             super::peek::record_fault(esr, far);

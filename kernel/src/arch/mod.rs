@@ -13,4 +13,5 @@ pub mod peek;
 pub mod psci;
 pub mod selftest;
 pub mod shell;
+pub mod stack;
 pub mod state;

@@ -40,6 +40,10 @@ const TESTS: &[(&str, Test)] = &[
     ("dtb_window_is_read_only", dtb_window_is_read_only),
     ("linear_map_uses_minimum_tables", linear_map_uses_minimum_tables),
     ("ttbr0_is_disabled", ttbr0_is_disabled),
+    (
+        "kernel_stack_sits_above_an_unmapped_guard",
+        kernel_stack_sits_above_an_unmapped_guard,
+    ),
 ];
 
 /// Runs the suite (or the tests whose names contain `filter`); returns failures.
@@ -243,4 +247,24 @@ fn linear_map_uses_minimum_tables() -> TestResult {
 
 fn ttbr0_is_disabled() -> TestResult {
     check(cpu::ttbr0_disabled(), "TCR_EL1.EPD0 is clear: TTBR0 still walks", 0)
+}
+
+fn kernel_stack_sits_above_an_unmapped_guard() -> TestResult {
+    let (guard_start, guard_end) = super::stack::guard();
+    let (stack_start, stack_end) = super::stack::stack();
+    let sp: u64;
+    // SAFETY: reads the stack pointer, nothing else.
+    unsafe { core::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    check(
+        (stack_start..stack_end).contains(&sp),
+        "not running on the kernel stack",
+        sp,
+    )?;
+    check(
+        translate(guard_end - PAGE_SIZE).is_none() && translate(guard_start).is_none(),
+        "the guard is mapped",
+        guard_start,
+    )?;
+    let t = translate(stack_start).ok_or(fail("the stack is unmapped", stack_start))?;
+    check(t.prot.as_str() == "rw-", "the stack is not rw-", stack_start)
 }

@@ -139,6 +139,10 @@ fn layout() {
         );
     }
     println!("{}", row("modules", MODULES_VADDR, MODULES_VADDR + MODULES_SIZE, None));
+    let (guard_start, guard_end) = super::stack::guard();
+    let (stack_start, stack_end) = super::stack::stack();
+    println!("{}", row("guard", guard_start, guard_end, None));
+    println!("{}", row("stack", stack_start, stack_end, None));
     if let Some(uart) = k.dtb.uart {
         let base = uart.regs.start.align_down(PAGE_SIZE).raw();
         let size = (uart.regs.end.raw() - base).next_multiple_of(PAGE_SIZE);
