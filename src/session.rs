@@ -77,22 +77,20 @@ pub struct PromptCounter {
 
 impl PromptCounter {
     /// Looks at what `output` gained since the last call; returns the number of
-    /// new prompts. A prompt counts when it starts a line.
-    pub fn update(&mut self, output: &str) -> usize {
+    /// new prompts. A prompt counts when it starts a line. Only the new bytes
+    /// (and a possible partial prompt before them) are scanned.
+    pub fn update(&mut self, output: &[u8]) -> usize {
         let before = self.seen;
-        while let Some(found) = output[self.scanned..].find(PROMPT) {
+        let prompt = PROMPT.as_bytes();
+        while let Some(found) = output[self.scanned..].windows(prompt.len()).position(|w| w == prompt) {
             let at = self.scanned + found;
-            let line_start = at == 0 || matches!(output.as_bytes()[at - 1], b'\n' | b'\r');
-            self.scanned = at + PROMPT.len();
-            if line_start {
+            if at == 0 || matches!(output[at - 1], b'\n' | b'\r') {
                 self.seen += 1;
             }
+            self.scanned = at + prompt.len();
         }
         // Keep a possible partial prompt at the end for the next call.
-        self.scanned = self.scanned.max(output.len().saturating_sub(PROMPT.len() - 1));
-        while !output.is_char_boundary(self.scanned) {
-            self.scanned -= 1;
-        }
+        self.scanned = self.scanned.max(output.len().saturating_sub(prompt.len() - 1));
         self.seen - before
     }
 }
@@ -141,8 +139,7 @@ pub fn run(
             Ok(chunk) => {
                 echo(&chunk);
                 bytes.extend_from_slice(&chunk);
-                let text = String::from_utf8_lossy(&bytes);
-                for _ in 0..prompts.update(&text) {
+                for _ in 0..prompts.update(&bytes) {
                     if let Some(line) = script.get(next) {
                         // A closed stdin means QEMU is going away; the exit
                         // status will tell why.
@@ -218,7 +215,7 @@ mod tests {
                 .iter()
                 .map(|c| {
                     text.push_str(c);
-                    p.update(&text)
+                    p.update(text.as_bytes())
                 })
                 .collect();
             assert_eq!(got, *counts, "{chunks:?}");
