@@ -148,3 +148,40 @@ fn peek_reads_or_reports_the_fault_and_the_shell_goes_on() {
     assert_eq!(answers[4], format!("{:#x}: 0x11 (32-bit)", mmio + 0xfe0));
     assert!(out.contains("commands:"), "the shell still answers");
 }
+
+#[test]
+fn the_image_alias_is_writable_by_default_and_read_only_with_rodata_full() {
+    // Default: pure 1 GiB blocks, the alias is writable (the write puts back
+    // the word it read), and the shell goes on.
+    let out = session(&[], &["layout", "crash write-alias", "test image_alias"]);
+    assert!(
+        out.contains("crash: no fault: the linear alias of the text is writable"),
+        "{out}"
+    );
+    assert_eq!(row(&layout_rows(&out), "linear").map, (1, 0, 0));
+    assert_eq!(ktap_totals(&out), (1, 0));
+
+    // rodata=full: only the covering block is split, the alias write faults.
+    let run = splitmap(&[
+        "run",
+        "--append",
+        "rodata=full",
+        "--cmd",
+        "layout",
+        "--cmd",
+        "test",
+        "--cmd",
+        "crash write-alias",
+    ]);
+    assert!(!run.success);
+    let linear = row(&layout_rows(&run.stdout), "linear").clone();
+    // Text and rodata fit inside one 2 MiB block: 511 blocks + 512 pages, two tables more.
+    assert_eq!(linear.map, (0, 511, 512), "{}", run.stdout);
+    assert!(run.stdout.contains("the split cost 2 table pages"), "{}", run.stdout);
+    assert_eq!(ktap_totals(&run.stdout).1, 0, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("permission fault at level 3 on write"),
+        "{}",
+        run.stdout
+    );
+}

@@ -19,6 +19,10 @@ pub struct BootArgs<'a> {
     pub kaslr_window: Option<&'a str>,
     /// `kaslr.align=4K|64K|2M`, checked likewise.
     pub kaslr_align: Option<&'a str>,
+    /// `rodata=full`: make the linear alias of text and rodata read-only too,
+    /// splitting the linear-map block that covers it (Linux's name; `on` and
+    /// `off` keep the alias writable, the default).
+    pub rodata_full: bool,
 }
 
 impl Default for BootArgs<'_> {
@@ -29,6 +33,7 @@ impl Default for BootArgs<'_> {
             kaslr_seed: None,
             kaslr_window: None,
             kaslr_align: None,
+            rodata_full: false,
         }
     }
 }
@@ -102,6 +107,13 @@ pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> Boot
             },
             ("kaslr.window", Some(v)) => args.kaslr_window = Some(v),
             ("kaslr.align", Some(v)) => args.kaslr_align = Some(v),
+            ("rodata", Some("full")) => args.rodata_full = true,
+            ("rodata", Some("on" | "off")) => args.rodata_full = false,
+            ("rodata", Some(v)) => issue(BootArgIssue::BadValue {
+                key,
+                value: v,
+                expected: "full, on or off",
+            }),
             _ if FOREIGN_KEYS.contains(&key) => {}
             _ => issue(BootArgIssue::Unknown(word)),
         }

@@ -134,6 +134,8 @@ pub enum CrashKind {
     StackOverflow,
     /// Branch into the linear map (never executable).
     ExecLinear,
+    /// Rewrite a word of text through its linear alias (faults with `rodata=full`).
+    WriteAlias,
 }
 
 /// `crash` kinds by name.
@@ -145,6 +147,7 @@ pub const CRASH_KINDS: &[(&str, CrashKind)] = &[
     ("undef", CrashKind::Undef),
     ("stack-overflow", CrashKind::StackOverflow),
     ("exec-linear", CrashKind::ExecLinear),
+    ("write-alias", CrashKind::WriteAlias),
 ];
 
 /// One line of `help`: name, arguments, what it does.
@@ -179,7 +182,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "crash",
         "KIND",
-        "fault on purpose: null, write-text, exec-data, exec-linear, brk, undef, stack-overflow (the kernel halts)",
+        "fault on purpose: null, write-text, write-alias, exec-data, exec-linear, brk, undef, stack-overflow",
     ),
     ("poweroff", "", "power off through PSCI (QEMU exits 0)"),
 ];
@@ -270,7 +273,7 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
     }
 }
 
-const CRASH_USAGE: &str = "crash null|write-text|exec-data|exec-linear|brk|undef|stack-overflow";
+const CRASH_USAGE: &str = "crash null|write-text|write-alias|exec-data|exec-linear|brk|undef|stack-overflow";
 
 /// Reads `0x`-prefixed hex or decimal, with optional `_` separators.
 pub fn parse_u64(word: &str) -> Option<u64> {

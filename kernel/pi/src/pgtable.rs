@@ -419,6 +419,78 @@ fn unmap_level<A: TableAccess + ?Sized>(
     Ok(())
 }
 
+/// Builds, detached from the live tree, the next-level table that can replace
+/// the `level` block mapping `[block_va, +size)` to `block_pa`: the same
+/// translation, with `[inner_va, inner_va + inner_len)` (inside the block)
+/// mapped in pages with `inner`, and the rest in the largest blocks with
+/// `outer`. The caller swaps it in with break-before-make. Returns the new
+/// table and what it holds.
+///
+/// # Errors
+/// [`MapError::Misaligned`] if the inner range is not page-aligned or not
+/// inside the block; [`MapError::OutOfTables`] if the allocator runs dry.
+#[allow(clippy::too_many_arguments)]
+pub fn build_split<A: TableAlloc + ?Sized>(
+    mem: &mut A,
+    level: usize,
+    block_va: u64,
+    block_pa: PhysAddr,
+    inner_va: u64,
+    inner_len: u64,
+    inner: Attrs,
+    outer: Attrs,
+) -> Result<(PhysAddr, MapCounts), MapError> {
+    let size = level_size(level);
+    let page = level_size(LAST_LEVEL);
+    let inside = inner_va >= block_va && inner_va - block_va + inner_len <= size;
+    if level == LAST_LEVEL
+        || !inside
+        || inner_len == 0
+        || !inner_va.is_multiple_of(page)
+        || !inner_len.is_multiple_of(page)
+    {
+        return Err(MapError::Misaligned);
+    }
+    let table = mem.alloc_table().ok_or(MapError::OutOfTables)?;
+    let mut counts = MapCounts {
+        tables: 1,
+        ..MapCounts::default()
+    };
+    let pa_of = |va: u64| block_pa.add(va - block_va);
+    let pieces = [
+        (block_va, inner_va - block_va, outer, Granularity::LargestBlocks),
+        (inner_va, inner_len, inner, Granularity::PagesOnly),
+        (
+            inner_va + inner_len,
+            block_va + size - (inner_va + inner_len),
+            outer,
+            Granularity::LargestBlocks,
+        ),
+    ];
+    for (va, len, attrs, granularity) in pieces {
+        if len > 0 {
+            map_level(
+                mem,
+                table,
+                level + 1,
+                va,
+                pa_of(va),
+                len,
+                attrs,
+                granularity,
+                &mut counts,
+            )?;
+        }
+    }
+    Ok((table, counts))
+}
+
+/// Writes entry `index` of the table at `table` (one 64-bit store). For
+/// break-before-make sequences, whose barriers the caller provides.
+pub fn set_entry<A: TableAccess + ?Sized>(mem: &A, table: PhysAddr, index: usize, raw: u64) {
+    write_entry(mem, table, index, raw);
+}
+
 /// One table visited by [`walk`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WalkStep {

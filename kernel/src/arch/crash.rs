@@ -14,10 +14,21 @@ use crate::shell::CrashKind;
 /// jump into. It holds `nop`, which would run if data were executable.
 static DATA_WORD: AtomicU32 = AtomicU32::new(0xd503_201f);
 
-/// Triggers `kind`.
-pub fn crash(kind: CrashKind) -> ! {
+/// Triggers `kind`; returns only when the access is allowed (`write-alias`
+/// without `rodata=full`).
+pub fn crash(kind: CrashKind) {
     crate::println!("crash: {kind:?}");
     match kind {
+        CrashKind::WriteAlias => {
+            // Writes back the word it read, so without rodata=full nothing
+            // changes and the shell goes on.
+            let alias = super::state::get().image.start.to_linear().as_ptr::<u64>();
+            // SAFETY: the image's first word through the linear map: the same
+            // value goes back, so the text is unchanged if the write is allowed.
+            unsafe { alias.write_volatile(alias.read_volatile()) };
+            crate::println!("crash: no fault: the linear alias of the text is writable (boot with rodata=full)");
+            return;
+        }
         // SAFETY: each access here is meant to fault; the exception handler
         // halts the kernel, so no state is left behind to corrupt.
         CrashKind::Null => unsafe {

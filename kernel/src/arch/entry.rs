@@ -96,6 +96,9 @@ extern "C" fn kernel_continue(dtb_pa: u64, image_pa: u64, boot_regs: u64) -> ! {
         warn!("boot protocol: x1-x3 should be zero at entry (x1|x2|x3 = {boot_regs:#x})");
     }
 
+    if args.rodata_full {
+        super::rodata::protect_image_alias();
+    }
     let linear_counts = *LINEAR_COUNTS.get().expect("linear map built");
     let (reserved, free) = reserve(&dt, image, dtb_range);
     memory::init_frames(&free);

@@ -11,6 +11,7 @@ pub mod memory;
 mod panic;
 pub mod peek;
 pub mod psci;
+pub mod rodata;
 pub mod selftest;
 pub mod shell;
 pub mod stack;

@@ -41,6 +41,10 @@ const TESTS: &[(&str, Test)] = &[
     ("linear_map_uses_minimum_tables", linear_map_uses_minimum_tables),
     ("ttbr0_is_disabled", ttbr0_is_disabled),
     (
+        "image_alias_is_read_only_exactly_with_rodata_full",
+        image_alias_is_read_only_exactly_with_rodata_full,
+    ),
+    (
         "kernel_stack_sits_above_an_unmapped_guard",
         kernel_stack_sits_above_an_unmapped_guard,
     ),
@@ -267,4 +271,21 @@ fn kernel_stack_sits_above_an_unmapped_guard() -> TestResult {
     )?;
     let t = translate(stack_start).ok_or(fail("the stack is unmapped", stack_start))?;
     check(t.prot.as_str() == "rw-", "the stack is not rw-", stack_start)
+}
+
+fn image_alias_is_read_only_exactly_with_rodata_full() -> TestResult {
+    let full = state::get().bootargs.rodata_full;
+    let (start, end) = super::rodata::protected_range();
+    for pa in [start, PhysAddr::new(end.raw() - PAGE_SIZE)] {
+        let t = translate(pa.to_linear().raw()).ok_or(fail("image alias unmapped", pa.raw()))?;
+        check(
+            t.prot.write != full,
+            "alias protection does not match rodata=",
+            pa.raw(),
+        )?;
+        check(!t.prot.exec, "the alias is executable", pa.raw())?;
+    }
+    // Just outside the protected range the linear map is ordinary data.
+    let after = translate(end.to_linear().raw()).ok_or(fail("data alias unmapped", end.raw()))?;
+    check(after.prot.write, "the alias of data is read-only", end.raw())
 }

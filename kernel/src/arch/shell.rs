@@ -167,6 +167,13 @@ fn layout() {
         linear::minimum_tables(&k.dtb.memory, offset),
         super::kaslr::get().offset
     );
+    match super::rodata::split_cost() {
+        Some(c) => println!(
+            "# rodata=full: the linear alias of text+rodata is r--; the split cost {} table pages (2M:{},4K:{})",
+            c.tables, c.blocks_2m, c.pages_4k
+        ),
+        None => println!("# rodata=full is off: the linear alias of text+rodata is writable data (rw-)"),
+    }
 }
 
 fn walk(va: u64) {

@@ -389,3 +389,61 @@ fn unmap_clears_exactly_the_range() {
     assert_eq!(unmap(&tables, root, lin, 2 * MIB), Ok(1));
     assert_eq!(walk(&tables, root, lin).translation, None);
 }
+
+#[test]
+fn split_keeps_the_translation_and_protects_only_the_inner_range() {
+    let (mut tables, root) = HostTables::new(16);
+    // A 1 GiB block, split so that 3 pages at 1 GiB + 2 MiB + 4 KiB become read-only.
+    let va = LINEAR + GIB;
+    map(
+        &mut tables,
+        root,
+        va,
+        PhysAddr::new(GIB),
+        GIB,
+        Attrs::DATA,
+        Granularity::LargestBlocks,
+    )
+    .unwrap();
+    let inner = va + 2 * MIB + 4096;
+    let (table, c) = build_split(
+        &mut tables,
+        1,
+        va,
+        PhysAddr::new(GIB),
+        inner,
+        3 * 4096,
+        Attrs::RODATA,
+        Attrs::DATA,
+    )
+    .unwrap();
+    // One level-2 table, one level-3 table; 511 2 MiB blocks, 512 pages.
+    assert_eq!(c, counts(0, 511, 512, 2));
+    let step = walk(&tables, root, va).steps().last().copied().unwrap();
+    set_entry(&tables, step.table, step.index, table_descriptor(table));
+    for (probe, prot, size) in [
+        (va, "rw-", 2 * MIB),
+        (inner - 4096, "rw-", 4096),
+        (inner, "r--", 4096),
+        (inner + 2 * 4096, "r--", 4096),
+        (inner + 3 * 4096, "rw-", 4096),
+        (va + GIB - 1, "rw-", 2 * MIB),
+    ] {
+        let t = walk(&tables, root, probe).translation.unwrap();
+        assert_eq!(t.pa, PhysAddr::new(probe - LINEAR), "{probe:#x}");
+        assert_eq!((t.prot.as_str(), t.size), (prot, size), "{probe:#x}");
+    }
+    assert_eq!(
+        build_split(
+            &mut tables,
+            1,
+            va,
+            PhysAddr::new(GIB),
+            va - 4096,
+            4096,
+            Attrs::RODATA,
+            Attrs::DATA
+        ),
+        Err(MapError::Misaligned)
+    );
+}
