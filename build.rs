@@ -50,7 +50,8 @@ fn main() {
     let out = target_root.join("splitmap");
     fs::create_dir_all(&out).unwrap_or_else(|e| fail(&format!("{}: {e}", out.display())));
     let elf_bytes = fs::read(elf).unwrap_or_else(|e| fail(&format!("{}: {e}", elf.display())));
-    let image = kbuild::make_image(&elf_bytes).unwrap_or_else(|e| fail(&e));
+    let mut image = kbuild::make_image(&elf_bytes).unwrap_or_else(|e| fail(&e));
+    kbuild::embed_symbols(&elf_bytes, &mut image).unwrap_or_else(|e| fail(&e));
     kbuild::check_header(&image).unwrap_or_else(|e| fail(&e));
     let image_path = out.join("Image");
     write_if_changed(&image_path, &image);

@@ -178,6 +178,53 @@ pub fn check_header(image: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Fills the reserved `.ksyms` section of `image` (the flat Image of `elf`)
+/// with the kernel's function symbols, in the format kernel/src/ksyms.rs reads.
+///
+/// # Errors
+/// If the section is missing or too small.
+pub fn embed_symbols(elf: &[u8], image: &mut [u8]) -> Result<usize, String> {
+    use object::{ObjectSection, ObjectSymbol, SymbolKind};
+    let file = object::File::parse(elf).map_err(|e| format!("kernel ELF: {e}"))?;
+    let text = file.symbol_by_name("_text").ok_or("no _text symbol")?.address();
+    let section = file
+        .section_by_name(".ksyms")
+        .ok_or("no .ksyms section: see kernel/linker.ld.in")?;
+    let mut symbols: Vec<(u32, u32, String)> = file
+        .symbols()
+        .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0 && s.address() >= text)
+        .filter_map(|s| {
+            let name = format!("{:#}", rustc_demangle::demangle(s.name().ok()?));
+            Some(((s.address() - text) as u32, s.size() as u32, name))
+        })
+        .collect();
+    symbols.sort();
+    symbols.dedup_by_key(|s| s.0);
+    let mut table = b"KSYM".to_vec();
+    table.extend((symbols.len() as u32).to_le_bytes());
+    let names_at = table.len() + 16 * symbols.len();
+    let mut names = Vec::new();
+    for (start, size, name) in &symbols {
+        for v in [*start, *size, (names_at + names.len()) as u32, name.len() as u32] {
+            table.extend(v.to_le_bytes());
+        }
+        names.extend(name.bytes());
+    }
+    table.extend(names);
+    if table.len() as u64 > section.size() {
+        return Err(format!(
+            ".ksyms needs {} bytes; raise KSYMS_SIZE in kernel/linker.ld.in",
+            table.len()
+        ));
+    }
+    let at = (section.address() - text) as usize;
+    image
+        .get_mut(at..at + table.len())
+        .ok_or(".ksyms is outside the Image file")?
+        .copy_from_slice(&table);
+    Ok(symbols.len())
+}
+
 /// An empty cpio (newc) archive: just the `TRAILER!!!` entry. The initrd until
 /// modules exist.
 pub fn empty_initrd() -> Vec<u8> {

@@ -185,3 +185,40 @@ fn the_image_alias_is_writable_by_default_and_read_only_with_rodata_full() {
         run.stdout
     );
 }
+
+#[test]
+fn exceptions_print_a_symbolised_backtrace_with_link_time_addresses() {
+    use object::{Object, ObjectSymbol};
+    let run = splitmap(&["run", "--timeout", "60", "--cmd", "crash null"]);
+    assert!(!run.success);
+    let (_, text) = boot_line(&run.stdout);
+    let offset = text - KIMAGE_VADDR;
+    let frames: Vec<&str> = run.stdout.lines().filter(|l| l.trim_start().starts_with('#')).collect();
+    assert!(frames.len() >= 2, "{}", run.stdout);
+    // The ELF on the host, read independently: each frame's link-time address
+    // must fall inside the symbol the kernel named.
+    let elf_path = splitmap(&["build"])
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("elf: ").map(str::to_owned))
+        .unwrap();
+    let elf_bytes = std::fs::read(elf_path).unwrap();
+    let elf = object::File::parse(&*elf_bytes).unwrap();
+    for frame in &frames {
+        let words: Vec<&str> = frame.split_whitespace().collect();
+        let (runtime, link) = (hex(words[1]), hex(words[3].trim_end_matches(')')));
+        assert_eq!(runtime - offset, link, "{frame}");
+        let name = words[4].rsplit_once('+').unwrap().0;
+        let symbol = elf
+            .symbols()
+            .find(|s| s.size() > 0 && (s.address()..s.address() + s.size()).contains(&link))
+            .unwrap_or_else(|| panic!("no ELF symbol covers {link:#x}"));
+        let elf_name = format!("{:#}", rustc_demangle::demangle(symbol.name().unwrap()));
+        assert_eq!(elf_name, name, "{frame}");
+    }
+    assert!(
+        frames[0].contains(" kernel::arch::crash::crash+0x"),
+        "the fault is in crash(): {}",
+        frames[0]
+    );
+}

@@ -86,11 +86,7 @@ fn ten_thousand_random_lines() {
     );
     // One prompt per line typed, plus the first; help answered at the end.
     let prompts = t.output.matches(&format!("\n{PROMPT}")).count() + usize::from(t.output.starts_with(PROMPT));
-    assert!(
-        prompts > lines.len(),
-        "{prompts} prompts for {} lines",
-        lines.len() + 1
-    );
+    assert!(prompts > lines.len(), "{prompts} prompts for {} lines", lines.len() + 1);
     let tail = &t.output[t.output.rfind("help\r\n").expect("help typed last")..];
     assert!(tail.contains("commands:"), "{tail}");
 }

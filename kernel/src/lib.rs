@@ -14,6 +14,7 @@ pub mod bootargs;
 pub mod dtb;
 pub mod extable;
 pub mod kaslr;
+pub mod ksyms;
 pub mod linear;
 pub mod pl011;
 pub mod ranges;

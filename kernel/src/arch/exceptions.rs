@@ -140,6 +140,7 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
         };
         crate::println!("  {} at level {level}{wnr}", fault_status(fsc));
     }
+    super::backtrace::print(frame.elr, frame.x[29]);
     panic!("unhandled exception: {}", class_name(ec));
 }
 

@@ -1,6 +1,7 @@
 //! Everything that touches the hardware. Thin on purpose: the logic it drives
 //! lives in the host-tested modules of the crate and in `pi`.
 
+pub mod backtrace;
 pub mod console;
 pub mod cpu;
 pub mod crash;
