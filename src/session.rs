@@ -109,9 +109,28 @@ pub fn with_poweroff(lines: &[String]) -> Vec<String> {
 ///
 /// # Errors
 /// If QEMU cannot be started.
-pub fn run(
+pub fn run(qemu: Command, lines: &[String], timeout: Duration, echo: impl FnMut(&[u8])) -> std::io::Result<Transcript> {
+    run_typing(qemu, lines, Typing::LinePerPrompt, timeout, echo)
+}
+
+/// How a script is typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Typing {
+    /// One line each time the prompt appears, as a person types.
+    LinePerPrompt,
+    /// Everything at once at the first prompt, as a paste: the console must
+    /// not lose a character.
+    Burst,
+}
+
+/// [`run`], typing the script as `typing` says.
+///
+/// # Errors
+/// If QEMU cannot be started.
+pub fn run_typing(
     mut qemu: Command,
     lines: &[String],
+    typing: Typing,
     timeout: Duration,
     mut echo: impl FnMut(&[u8]),
 ) -> std::io::Result<Transcript> {
@@ -139,7 +158,14 @@ pub fn run(
             Ok(chunk) => {
                 echo(&chunk);
                 bytes.extend_from_slice(&chunk);
-                for _ in 0..prompts.update(&bytes) {
+                let new_prompts = prompts.update(&bytes);
+                if typing == Typing::Burst && new_prompts > 0 && next == 0 {
+                    let all: String = script.iter().map(|l| format!("{l}\r")).collect();
+                    let _ = stdin.write_all(all.as_bytes());
+                    let _ = stdin.flush();
+                    next = script.len();
+                }
+                for _ in 0..new_prompts {
                     if let Some(line) = script.get(next) {
                         // A closed stdin means QEMU is going away; the exit
                         // status will tell why.

@@ -107,11 +107,7 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
     let (guard_start, guard_end) = super::stack::guard();
     if sync_at_el1 && ec == 0x25 && (guard_start..guard_end).contains(&far) {
         crate::println!("\nkernel stack overflow: FAR={far:#018x} is in the guard page below the kernel stack");
-        crate::println!(
-            "  ELR={:#018x} (link-time {:#018x})",
-            frame.elr,
-            frame.elr - super::kaslr::get().offset
-        );
+        super::backtrace::print(frame.elr, frame.x[29]);
         panic!("kernel stack overflow");
     }
     // A synchronous abort taken at EL1 by an instruction the table knows.

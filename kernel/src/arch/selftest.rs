@@ -40,6 +40,7 @@ const TESTS: &[(&str, Test)] = &[
     ("dtb_window_is_read_only", dtb_window_is_read_only),
     ("linear_map_uses_minimum_tables", linear_map_uses_minimum_tables),
     ("ttbr0_is_disabled", ttbr0_is_disabled),
+    ("wxn_is_on", wxn_is_on),
     (
         "image_alias_is_read_only_exactly_with_rodata_full",
         image_alias_is_read_only_exactly_with_rodata_full,
@@ -288,4 +289,14 @@ fn image_alias_is_read_only_exactly_with_rodata_full() -> TestResult {
     // Just outside the protected range the linear map is ordinary data.
     let after = translate(end.to_linear().raw()).ok_or(fail("data alias unmapped", end.raw()))?;
     check(after.prot.write, "the alias of data is read-only", end.raw())
+}
+
+fn wxn_is_on() -> TestResult {
+    use aarch64_cpu::registers::{Readable, SCTLR_EL1};
+    // SCTLR_EL1.WXN: the MMU itself treats any writable page as never executable.
+    check(
+        SCTLR_EL1.get() & (1 << 19) != 0,
+        "SCTLR_EL1.WXN is clear",
+        SCTLR_EL1.get(),
+    )
 }
