@@ -53,12 +53,26 @@ pub struct BootInfo<'dt> {
     /// `/chosen/kaslr-seed`: exactly 8 bytes (for the kernel's KASLR), and
     /// where its value sits in the blob, so the kernel can zero it.
     pub kaslr_seed: Option<(u64, usize)>,
+    /// Nodes that were malformed and ignored (the first few), for the kernel
+    /// to report once it has a console.
+    pub problems: [Option<DtbError>; MAX_PROBLEMS],
     /// `/chosen/rng-seed`, folded to 64 bits (for the stage-0 loader's random
     /// placement, so physical and virtual randomisation stay independent).
     pub rng_seed: Option<u64>,
 }
 
-/// Why the device tree was refused.
+/// How many ignored-node problems [`BootInfo`] keeps.
+pub const MAX_PROBLEMS: usize = 4;
+
+impl BootInfo<'_> {
+    fn problem(&mut self, e: DtbError) {
+        if let Some(slot) = self.problems.iter_mut().find(|p| p.is_none()) {
+            *slot = Some(e);
+        }
+    }
+}
+
+/// Why the device tree (or one of its nodes) was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DtbError {
     /// No FDT magic at the address in x0.
@@ -75,7 +89,7 @@ pub enum DtbError {
     BadReg(&'static str),
     /// More ranges than a [`RangeList`] holds.
     TooManyRanges(&'static str),
-    /// No usable `/memory` node.
+    /// No usable `/memory` node (reported by the kernel, not by [`parse`]).
     NoMemory,
 }
 
@@ -181,6 +195,7 @@ pub fn parse(blob: &[u8]) -> Result<BootInfo<'_>, DtbError> {
         psci: None,
         kaslr_seed: None,
         rng_seed: None,
+        problems: [None; MAX_PROBLEMS],
     };
     read_memreserve(blob, &tree, &mut info.reserved)?;
 
@@ -248,41 +263,58 @@ pub fn parse(blob: &[u8]) -> Result<BootInfo<'_>, DtbError> {
             })?;
             Ok(first)
         };
+        // A malformed RAM or reserved-memory node is ignored and reported:
+        // the rest of the tree is still good.
         if path.len() == 2
             && frame.is_memory
             && let Some(reg) = frame.reg
         {
-            for_each_reg(reg, parent, "memory", |r| {
-                info.memory
+            let mut found = RangeList::new();
+            match for_each_reg(reg, parent, "memory", |r| {
+                found
                     .insert(r)
                     .map_err(|TooManyRanges| DtbError::TooManyRanges("memory"))
-            })?;
+            }) {
+                Ok(()) => {
+                    for r in found.iter() {
+                        if info.memory.insert(*r).is_err() {
+                            info.problem(DtbError::TooManyRanges("memory"));
+                        }
+                    }
+                }
+                Err(e) => info.problem(e),
+            }
         }
         if path.len() == 3
             && path[1] == "reserved-memory"
             && let Some(reg) = frame.reg
-        {
-            for_each_reg(reg, parent, "reserved-memory", |r| {
+            && let Err(e) = for_each_reg(reg, parent, "reserved-memory", |r| {
                 info.reserved
                     .insert(r)
                     .map_err(|TooManyRanges| DtbError::TooManyRanges("reserved"))
-            })?;
+            })
+        {
+            info.problem(e);
         }
         if let Some(stdout) = stdout
             && path_matches(path, stdout)
-            && let Some(regs) = reg_of("stdout-path")?
         {
-            info.uart = Some(Uart {
-                regs,
-                pl011: frame.is_pl011,
-            });
+            match reg_of("stdout-path") {
+                Ok(Some(regs)) => {
+                    info.uart = Some(Uart {
+                        regs,
+                        pl011: frame.is_pl011,
+                    })
+                }
+                Ok(None) => {}
+                Err(e) => info.problem(e),
+            }
         }
         Ok(())
     })?;
 
-    if info.memory.is_empty() || info.memory.total() == 0 {
-        return Err(DtbError::NoMemory);
-    }
+    // No RAM is not a parse error: the kernel reports it on the console
+    // (which the tree may still describe) and stops.
     Ok(info)
 }
 
@@ -444,12 +476,8 @@ fn walk_tokens<'dt>(
                 let value = p.prop_buf;
                 let frame = &mut frames[depth - 1];
                 match name {
-                    "#address-cells" => {
-                        frame.address_cells = be_number(value).ok_or(DtbError::BadCells("#address-cells"))? as u32
-                    }
-                    "#size-cells" => {
-                        frame.size_cells = be_number(value).ok_or(DtbError::BadCells("#size-cells"))? as u32
-                    }
+                    "#address-cells" => frame.address_cells = be_number(value).map_or(0, |n| n as u32),
+                    "#size-cells" => frame.size_cells = be_number(value).map_or(u32::MAX, |n| n as u32),
                     "reg" => frame.reg = Some(value),
                     "device_type" => frame.is_memory = cstr(value) == "memory",
                     "compatible" => frame.is_pl011 = value.split(|&b| b == 0).any(|c| c == b"arm,pl011"),

@@ -50,12 +50,17 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
     *TABLES.lock() = Some(KernelTables::new(pool));
 
     let (dt, _) = read_device_tree(dtb_pa);
-    LINEAR_COUNTS.call_once(|| map_linear(&dt.memory));
-    let args = bootargs::parse(dt.bootargs, |_| {});
-    let decision = kaslr::decide(&dt, &args, dtb_pa, image);
-    // SAFETY: the linear map is built and nothing stored so far holds an
-    // image address; `kernel_continue` takes only plain numbers.
-    unsafe { kaslr::apply(decision, image, kernel_continue, [dtb_pa, image_pa, boot_regs]) };
+    if dt.memory.is_empty() {
+        // Nothing to map; `kernel_continue` reports it once there is a console.
+        kaslr::record_without_ram();
+    } else {
+        LINEAR_COUNTS.call_once(|| map_linear(&dt.memory));
+        let args = bootargs::parse(dt.bootargs, |_| {});
+        let decision = kaslr::decide(&dt, &args, dtb_pa, image);
+        // SAFETY: the linear map is built and nothing stored so far holds an
+        // image address; `kernel_continue` takes only plain numbers.
+        unsafe { kaslr::apply(decision, image, kernel_continue, [dtb_pa, image_pa, boot_regs]) };
+    }
     kernel_continue(dtb_pa, image_pa, boot_regs)
 }
 
@@ -91,6 +96,12 @@ extern "C" fn kernel_continue(dtb_pa: u64, image_pa: u64, boot_regs: u64) -> ! {
             }
         }
         _ => {}
+    }
+    for problem in dt.problems.iter().flatten() {
+        warn!("{problem}; node ignored");
+    }
+    if dt.memory.is_empty() {
+        panic!("{}", crate::dtb::DtbError::NoMemory);
     }
     if boot_regs != 0 {
         warn!("boot protocol: x1-x3 should be zero at entry (x1|x2|x3 = {boot_regs:#x})");

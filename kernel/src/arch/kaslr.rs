@@ -130,6 +130,20 @@ pub fn decide(dt: &BootInfo<'_>, args: &BootArgs<'_>, dtb_pa: u64, image: PhysRa
     k
 }
 
+/// Records "KASLR off" when there is no RAM to build a linear map in (boot
+/// reports that and stops).
+pub fn record_without_ram() {
+    let window = Window::default_window();
+    KASLR.call_once(|| Kaslr {
+        offset: 0,
+        source: None,
+        off: Some(Off::NoSeed),
+        window,
+        slots: 0,
+        relocations: 0,
+    });
+}
+
 /// Records `k`, and if it moves the image, moves it and continues in
 /// `next(x0, x1, x2)` at the new address. Returns only if there is no move.
 ///

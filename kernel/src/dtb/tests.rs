@@ -125,6 +125,12 @@ fn parse_tree(
     // SAFETY: reinterpreting initialised u32s as bytes.
     let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
     let info = parse(bytes)?;
+    if let Some(problem) = info.problems[0] {
+        return Err(problem);
+    }
+    if info.memory.is_empty() {
+        return Err(DtbError::NoMemory);
+    }
     assert_eq!(info.bootargs, "loglevel=debug foo");
     let (seed, at) = info.kaslr_seed.unwrap();
     assert_eq!(seed, 0x0123_4567_89ab_cdef);
@@ -265,4 +271,38 @@ fn bad_input_is_refused_with_a_reason() {
     let bad = unsafe { core::slice::from_raw_parts(bad.as_ptr() as *const u8, blob.len()) };
     assert_eq!(parse(bad).unwrap_err(), DtbError::BadMagic(0));
     assert!(DtbError::NoMemory.to_string().contains("/memory"));
+}
+
+#[test]
+fn a_malformed_ram_node_is_reported_and_the_others_kept() {
+    let mut w = FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.property_u32("#size-cells", 2).unwrap();
+    for (name, reg) in [
+        (
+            "memory@40000000",
+            &[0u8, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0][..],
+        ),
+        ("memory@100000000", &[0, 0, 0, 1, 0][..]),
+    ] {
+        let m = w.begin_node(name).unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property("reg", reg).unwrap();
+        w.end_node(m).unwrap();
+    }
+    w.end_node(root).unwrap();
+    let blob = w.finish().unwrap();
+    let words = aligned(&blob);
+    // SAFETY: reinterpreting initialised u32s as bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
+    let info = parse(bytes).unwrap();
+    assert_eq!(info.problems[0], Some(DtbError::BadReg("memory")));
+    assert_eq!(
+        info.memory
+            .iter()
+            .map(|r| (r.start.raw(), r.size()))
+            .collect::<Vec<_>>(),
+        [(0x4000_0000, 0x4000_0000)]
+    );
 }
