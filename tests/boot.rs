@@ -93,13 +93,7 @@ fn build_prints_artifacts_and_the_image_header_is_valid() {
     assert!(run.success);
     let keys: Vec<&str> = run.stdout.lines().map(|l| l.split(": ").next().unwrap()).collect();
     assert_eq!(keys, ["image", "elf", "initrd", "boot"]);
-    let path = |key: &str| {
-        run.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_owned))
-            .unwrap()
-    };
-    let image = std::fs::read(path("image")).unwrap();
+    let image = artifact("image");
     let u64_at = |off: usize| u64::from_le_bytes(image[off..off + 8].try_into().unwrap());
     assert_eq!(&image[56..60], b"ARM\x64", "magic");
     assert_eq!(u64_at(8), 0, "text_offset");
@@ -111,6 +105,6 @@ fn build_prints_artifacts_and_the_image_header_is_valid() {
     );
     // code0 is a branch (B imm26: top six bits 000101).
     assert_eq!(u32::from_le_bytes(image[0..4].try_into().unwrap()) >> 26, 0b000101);
-    let elf = std::fs::read(path("elf")).unwrap();
+    let elf = artifact("elf");
     assert_eq!(&elf[..4], b"\x7fELF");
 }

@@ -119,12 +119,7 @@ fn peek_reads_or_reports_the_fault_and_the_shell_goes_on() {
         .filter(|l| l.starts_with("0x") || l.starts_with("fault at "))
         .collect();
     // The first 8 bytes of the Image file, read here on the host: code0, code1.
-    let image_path = splitmap(&["build"])
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("image: ").map(str::to_owned))
-        .unwrap();
-    let head = u64::from_le_bytes(std::fs::read(image_path).unwrap()[..8].try_into().unwrap());
+    let head = u64::from_le_bytes(artifact("image")[..8].try_into().unwrap());
     assert_eq!(
         answers[0],
         format!("{KIMAGE_VADDR:#x}: {head:#x} (64-bit)"),
@@ -197,12 +192,7 @@ fn exceptions_print_a_symbolised_backtrace_with_link_time_addresses() {
     assert!(frames.len() >= 2, "{}", run.stdout);
     // The ELF on the host, read independently: each frame's link-time address
     // must fall inside the symbol the kernel named.
-    let elf_path = splitmap(&["build"])
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("elf: ").map(str::to_owned))
-        .unwrap();
-    let elf_bytes = std::fs::read(elf_path).unwrap();
+    let elf_bytes = artifact("elf");
     let elf = object::File::parse(&*elf_bytes).unwrap();
     for frame in &frames {
         let words: Vec<&str> = frame.split_whitespace().collect();

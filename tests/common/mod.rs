@@ -148,15 +148,20 @@ pub fn expected_linear_descriptors(start: u64, size: u64) -> (u64, u64, u64) {
     (gigs, two_megs, pages)
 }
 
-/// The kernel Image's `image_size` header field: bytes it needs in RAM.
-pub fn image_size() -> u64 {
-    let image = splitmap(&["build"])
+/// The contents of an artifact `splitmap build` lists (`image`, `elf`, …).
+pub fn artifact(key: &str) -> Vec<u8> {
+    let prefix = format!("{key}: ");
+    let path = splitmap(&["build"])
         .stdout
         .lines()
-        .find_map(|l| l.strip_prefix("image: ").map(str::to_owned))
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
         .unwrap();
-    let bytes = std::fs::read(image).unwrap();
-    u64::from_le_bytes(bytes[16..24].try_into().unwrap())
+    std::fs::read(path).unwrap()
+}
+
+/// The kernel Image's `image_size` header field: bytes it needs in RAM.
+pub fn image_size() -> u64 {
+    u64::from_le_bytes(artifact("image")[16..24].try_into().unwrap())
 }
 
 /// Runs `f` on each case, a few at a time (QEMU uses one host core per boot).
