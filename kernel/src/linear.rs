@@ -131,22 +131,7 @@ impl SpanSet {
 mod tests {
     use super::*;
     use crate::ranges::PhysRange;
-    use pi::pgtable::{ENTRIES, TABLE_SIZE, TableAccess};
-
-    struct HostTables(Vec<Box<[u64; ENTRIES]>>);
-    const BASE: u64 = 0x7000_0000_0000;
-    // SAFETY: every PA handed out indexes a live boxed page owned by the Vec.
-    unsafe impl TableAccess for HostTables {
-        fn table_ptr(&self, pa: PhysAddr) -> *mut u64 {
-            self.0[((pa.raw() - BASE) / TABLE_SIZE) as usize].as_ptr() as *mut u64
-        }
-    }
-    impl TableAlloc for HostTables {
-        fn alloc_table(&mut self) -> Option<PhysAddr> {
-            self.0.push(Box::new([0; ENTRIES]));
-            Some(PhysAddr::new(BASE + (self.0.len() as u64 - 1) * TABLE_SIZE))
-        }
-    }
+    use pi::pgtable::host::HostTables;
 
     const GIB: u64 = 1 << 30;
     const MIB: u64 = 1 << 20;
@@ -171,8 +156,7 @@ mod tests {
             for &(start, size) in *layout {
                 ram.insert(PhysRange::new(start, size).unwrap()).unwrap();
             }
-            let mut tables = HostTables(Vec::new());
-            let root = tables.alloc_table().unwrap();
+            let (mut tables, root) = HostTables::new(64);
             let counts = build(&mut tables, root, &ram).unwrap();
             assert_eq!(counts.tables, minimum_tables(&ram, phys_offset(&ram)), "{layout:x?}");
         }

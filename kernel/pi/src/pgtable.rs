@@ -597,5 +597,7 @@ fn count_level<A: TableAccess + ?Sized>(
     }
 }
 
+#[cfg(any(test, feature = "host-tables"))]
+pub mod host;
 #[cfg(test)]
 mod tests;

@@ -1,50 +1,14 @@
 //! Host tests for the mapper and walker. Table pages live in host memory under
 //! made-up physical addresses; expected shapes come from independent arithmetic.
 
+use super::host::HostTables;
 use super::*;
 use std::collections::BTreeSet;
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 const KIB: u64 = 1 << 10;
-/// Made-up physical address of the first host table page.
-const TABLE_BASE: u64 = 0x7000_0000_0000;
 const LINEAR: u64 = crate::layout::PAGE_OFFSET;
-
-struct HostTables {
-    pages: Vec<Box<[u64; ENTRIES]>>,
-    limit: usize,
-}
-
-impl HostTables {
-    fn new(limit: usize) -> (Self, PhysAddr) {
-        let mut tables = HostTables {
-            pages: Vec::new(),
-            limit: limit + 1,
-        };
-        let root = tables.alloc_table().unwrap();
-        (tables, root)
-    }
-}
-
-// SAFETY: every PA handed out indexes a live boxed page owned by `pages`; tests
-// hold no references into them while the mapper runs.
-unsafe impl TableAccess for HostTables {
-    fn table_ptr(&self, pa: PhysAddr) -> *mut u64 {
-        let index = ((pa.raw() - TABLE_BASE) / TABLE_SIZE) as usize;
-        self.pages[index].as_ptr() as *mut u64
-    }
-}
-
-impl TableAlloc for HostTables {
-    fn alloc_table(&mut self) -> Option<PhysAddr> {
-        if self.pages.len() == self.limit {
-            return None;
-        }
-        self.pages.push(Box::new([0; ENTRIES]));
-        Some(PhysAddr::new(TABLE_BASE + (self.pages.len() as u64 - 1) * TABLE_SIZE))
-    }
-}
 
 /// Maps each RAM range at its linear address (`PAGE_OFFSET + pa`, i.e. a
 /// PHYS_OFFSET of 0) and returns the summed counts.
