@@ -179,6 +179,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "[FILTER]",
         "run the in-kernel test suite (KTAP), optionally only names containing FILTER",
     ),
+    ("peek", "VA [8|16|32|64]", "read memory; a fault is reported, not fatal"),
     (
         "crash",
         "KIND",
@@ -382,6 +383,32 @@ mod tests {
             assert_eq!(parse(line), *expected, "{line:?}");
         }
         assert!(ParseError::Unknown("x").to_string().contains("help"));
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        let lines = [
+            "help",
+            "layout",
+            "walk 0",
+            "mem",
+            "bootargs",
+            "kaslr",
+            "test",
+            "peek 0",
+            "crash null",
+            "poweroff",
+        ];
+        for line in lines {
+            assert!(!matches!(parse(line), Err(_) | Ok(Command::Empty)), "{line}");
+            let name = line.split(' ').next().unwrap();
+            assert!(COMMANDS.iter().any(|(n, _, _)| *n == name), "help does not list {name}");
+        }
+        assert_eq!(
+            COMMANDS.len(),
+            lines.len(),
+            "a command in help that the parser does not know"
+        );
     }
 
     #[test]

@@ -71,7 +71,7 @@ fn help() {
         if !args.is_empty() {
             crate::print!(" {args}");
         }
-        println!("{:pad$} {what}", "", pad = 16usize.saturating_sub(width));
+        println!("{:pad$} {what}", "", pad = 20usize.saturating_sub(width));
     }
     println!("numbers are hex with 0x, or decimal. Ctrl-A X leaves QEMU.");
 }
