@@ -97,7 +97,7 @@ fn image_regions() -> [(&'static str, u64, u64); 6] {
         ("bss", a(&raw const __bss_start), a(&raw const __pool_start)),
         ("pgtables", a(&raw const __pool_start), a(&raw const __pool_end)),
         (
-            "stack",
+            "bootstack",
             a(&raw const __boot_stack_start),
             a(&raw const __boot_stack_end),
         ),
