@@ -15,7 +15,11 @@ fn check_boot(mem: &str, ram_size: u64) {
     assert_eq!(pa, RAM_BASE + 2 * MIB, "QEMU's -kernel placement");
 
     let rows = layout_rows(&out);
-    let mut names: Vec<&str> = rows.iter().filter(|r| r.name != "linear").map(|r| r.name.as_str()).collect();
+    let mut names: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.name != "linear")
+        .map(|r| r.name.as_str())
+        .collect();
     let before = names.len();
     names.sort_unstable();
     names.dedup();
