@@ -1,4 +1,6 @@
 //! The splitmap host tool: builds the kernel and runs it under QEMU.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod kbuild;
 pub mod qemu;

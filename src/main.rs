@@ -1,4 +1,6 @@
 //! `splitmap`: build the kernel and run it under QEMU. `cargo run` = `splitmap run`.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::io::Write;
 use std::path::PathBuf;

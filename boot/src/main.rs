@@ -2,6 +2,8 @@
 //! finish, at the address it is linked at (see build.rs), so plain absolute
 //! addresses are fine here, unlike in the kernel's early code.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(target_os = "none")]
 mod machine {
