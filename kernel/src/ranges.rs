@@ -256,3 +256,58 @@ mod tests {
         assert_eq!(r(0x1001, 0x1fff).shrink_to_pages(0x1000).size(), 0);
     }
 }
+
+/// The physical address width for ID_AA64MMFR0_EL1.PARange (ARM ARM D19):
+/// 32, 36, 40, 42, 44, 48 or 52 bits.
+pub fn pa_bits(parange: u64) -> u32 {
+    match parange & 0xf {
+        0 => 32,
+        1 => 36,
+        2 => 40,
+        3 => 42,
+        4 => 44,
+        5 => 48,
+        _ => 52,
+    }
+}
+
+impl RangeList {
+    /// The parts of `self` below `2^bits`, and whether anything was cut off
+    /// (RAM the CPU cannot address must not be mapped).
+    pub fn below_pa_bits(&self, bits: u32) -> (RangeList, bool) {
+        let limit = 1u64.checked_shl(bits).unwrap_or(u64::MAX);
+        let mut kept = RangeList::new();
+        let mut cut = false;
+        for r in self.iter() {
+            if r.end.raw() > limit {
+                cut = true;
+            }
+            if r.start.raw() < limit {
+                let end = PhysAddr::new(r.end.raw().min(limit));
+                // Fewer or equal ranges than `self`: cannot overflow.
+                let _ = kept.insert(PhysRange { start: r.start, end });
+            }
+        }
+        (kept, cut)
+    }
+}
+
+#[cfg(test)]
+mod pa_tests {
+    use super::*;
+
+    #[test]
+    fn ram_beyond_the_pa_size_is_cut_off() {
+        let mut ram = RangeList::new();
+        ram.insert(PhysRange::new(0x4000_0000, 0x4000_0000).unwrap()).unwrap();
+        ram.insert(PhysRange::new(0xff_c000_0000, 0x8000_0000).unwrap())
+            .unwrap(); // crosses 2^40
+        ram.insert(PhysRange::new(0x100_0000_0000, 0x1000).unwrap()).unwrap(); // above 2^40
+        let (kept, cut) = ram.below_pa_bits(40);
+        assert!(cut);
+        let pairs: Vec<_> = kept.iter().map(|r| (r.start.raw(), r.end.raw())).collect();
+        assert_eq!(pairs, [(0x4000_0000, 0x8000_0000), (0xff_c000_0000, 0x100_0000_0000)]);
+        assert_eq!(ram.below_pa_bits(48), (ram, false));
+        assert_eq!((pa_bits(2), pa_bits(5), pa_bits(6)), (40, 48, 52));
+    }
+}

@@ -49,7 +49,8 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
     };
     *TABLES.lock() = Some(KernelTables::new(pool));
 
-    let (dt, _) = read_device_tree(dtb_pa);
+    let (mut dt, _) = read_device_tree(dtb_pa);
+    dt.memory = addressable(&dt.memory).0;
     if dt.memory.is_empty() {
         // Nothing to map; `kernel_continue` reports it once there is a console.
         kaslr::record_without_ram();
@@ -76,7 +77,7 @@ extern "C" fn kernel_continue(dtb_pa: u64, image_pa: u64, boot_regs: u64) -> ! {
         end: PhysAddr::new(image_pa + image_size()),
     };
     kaslr::unmap_link_address(image.size());
-    let (dt, dtb_range) = read_device_tree(dtb_pa);
+    let (mut dt, dtb_range) = read_device_tree(dtb_pa);
     let uart_va = start_console(&dt);
     let args = bootargs::parse(dt.bootargs, |issue| warn!("{issue}"));
     console::init_log(args.loglevel);
@@ -100,6 +101,14 @@ extern "C" fn kernel_continue(dtb_pa: u64, image_pa: u64, boot_regs: u64) -> ! {
     for problem in dt.problems.iter().flatten() {
         warn!("{problem}; node ignored");
     }
+    let (ram, cut) = addressable(&dt.memory);
+    if cut {
+        warn!(
+            "RAM beyond this CPU's {}-bit physical address space ignored",
+            pa_width()
+        );
+    }
+    dt.memory = ram;
     if dt.memory.is_empty() {
         panic!("{}", crate::dtb::DtbError::NoMemory);
     }
@@ -137,6 +146,17 @@ extern "C" fn kernel_continue(dtb_pa: u64, image_pa: u64, boot_regs: u64) -> ! {
 
 extern "C" fn run_shell() -> ! {
     shell::run()
+}
+
+/// This CPU's physical address width.
+fn pa_width() -> u32 {
+    use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, Readable};
+    crate::ranges::pa_bits(ID_AA64MMFR0_EL1.get())
+}
+
+/// The RAM this CPU can address, and whether some was cut off.
+fn addressable(ram: &RangeList) -> (RangeList, bool) {
+    ram.below_pa_bits(pa_width())
 }
 
 fn image_size() -> u64 {
