@@ -1,6 +1,6 @@
 //! Cross-builds the kernel for aarch64, checks its early code, and makes the
 //! artifacts the host tool boots: the Image, the ELF (symbols, for gdb), the
-//! initrd (an empty cpio until modules land) and the stage-0 loader.
+//! initrd (a cpio of the sample modules) and the stage-0 loader.
 //! Their paths reach the host tool as SPLITMAP_IMAGE, SPLITMAP_ELF,
 //! SPLITMAP_INITRD and SPLITMAP_BOOT.
 
@@ -77,13 +77,41 @@ fn main() {
     let paths = [
         ("SPLITMAP_IMAGE", image_path, image),
         ("SPLITMAP_ELF", out.join("splitmap.elf"), elf_bytes),
-        ("SPLITMAP_INITRD", out.join("initrd.cpio"), kbuild::empty_initrd()),
+        (
+            "SPLITMAP_INITRD",
+            out.join("initrd.cpio"),
+            initrd(&cargo, &workspace, &nested, &out),
+        ),
         ("SPLITMAP_BOOT", out.join("boot.bin"), boot_image),
     ];
     for (var, path, bytes) in paths {
         write_if_changed(&path, &bytes);
         println!("cargo:rustc-env={var}={}", path.display());
     }
+}
+
+/// The sample modules (modules/*), each partially linked into NAME.ko, packed
+/// into a cpio initrd.
+fn initrd(cargo: &Path, workspace: &Path, nested: &Path, out: &Path) -> Vec<u8> {
+    let rustc = PathBuf::from(env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()));
+    let host = env::var("HOST").expect("HOST");
+    let mut files = Vec::new();
+    // One entry per sample module crate in modules/.
+    const MODULES: &[(&str, &str)] = &[("splitmap-module-hello", "hello")];
+    for &(package, name) in MODULES {
+        let built = kbuild::cargo_build(cargo, workspace, nested, package, &[], &[]).unwrap_or_else(|e| fail(&e));
+        let lib = built
+            .staticlibs
+            .iter()
+            .find(|(_, p)| p.to_string_lossy().contains(kbuild::KERNEL_TARGET))
+            .unwrap_or_else(|| fail(&format!("{package} built no static library")));
+        let object = out.join(format!("{name}.ko"));
+        kbuild::link_module(&rustc, &host, &lib.1, &object).unwrap_or_else(|e| fail(&e));
+        let bytes = fs::read(&object).unwrap_or_else(|e| fail(&format!("{}: {e}", object.display())));
+        files.push((format!("{name}.ko"), bytes));
+    }
+    let entries: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), &b[..])).collect();
+    kbuild::cpio(&entries)
 }
 
 /// Rewrites `path` only when its bytes change, so nothing rebuilds for nothing.

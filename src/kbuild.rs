@@ -19,6 +19,8 @@ pub struct Built {
     pub executables: Vec<(String, PathBuf)>,
     /// (library name, path) of each `.rlib`.
     pub rlibs: Vec<(String, PathBuf)>,
+    /// (library name, path) of each static library (`.a`).
+    pub staticlibs: Vec<(String, PathBuf)>,
 }
 
 impl Built {
@@ -109,6 +111,8 @@ pub fn cargo_build(
         {
             if file.ends_with(".rlib") {
                 built.rlibs.push((name.clone(), PathBuf::from(file)));
+            } else if file.ends_with(".a") {
+                built.staticlibs.push((name.clone(), PathBuf::from(file)));
             }
         }
     }
@@ -225,13 +229,84 @@ pub fn embed_symbols(elf: &[u8], image: &mut [u8]) -> Result<usize, String> {
     Ok(symbols.len())
 }
 
-/// An empty cpio (newc) archive: just the `TRAILER!!!` entry. The initrd until
-/// modules exist.
-pub fn empty_initrd() -> Vec<u8> {
-    let name = b"TRAILER!!!\0";
-    let mut out = format!("070701{}", "00000000".repeat(11)).into_bytes();
-    out.extend_from_slice(format!("{:08X}00000000", name.len()).as_bytes());
-    out.extend_from_slice(name);
-    out.resize(out.len().next_multiple_of(4), 0);
+/// Partially links a module's static library into one relocatable object
+/// (`rust-lld -r`), keeping only what `init_module`/`exit_module` reach and no
+/// debug info: the only undefined symbols left are kernel exports.
+///
+/// # Errors
+/// If rust-lld cannot be found or fails.
+pub fn link_module(rustc: &Path, host: &str, staticlib: &Path, out: &Path) -> Result<(), String> {
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("{}: {e}", rustc.display()))?;
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
+    let lld = Path::new(&sysroot).join("lib/rustlib").join(host).join("bin/rust-lld");
+    let output = Command::new(&lld)
+        .args([
+            "-flavor",
+            "gnu",
+            "-r",
+            "--gc-sections",
+            "--strip-debug",
+            "-u",
+            "init_module",
+            "-u",
+            "exit_module",
+        ])
+        .arg(staticlib)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .map_err(|e| format!("{}: {e}", lld.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "rust-lld -r {}: {}",
+            staticlib.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// A cpio archive in the "newc" format the kernel reads (kernel/src/cpio.rs):
+/// each file a 110-byte ASCII header, its name and its data, 4-byte aligned,
+/// then the `TRAILER!!!` entry.
+pub fn cpio(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let trailer: (&str, &[u8]) = ("TRAILER!!!", &[]);
+    for (i, (name, data)) in files.iter().chain(std::iter::once(&trailer)).enumerate() {
+        let mode = if data.is_empty() && *name == "TRAILER!!!" {
+            0
+        } else {
+            0o100644
+        };
+        // magic, ino, mode, uid, gid, nlink, mtime, filesize, devmajor,
+        // devminor, rdevmajor, rdevminor, namesize, check
+        let fields = [
+            i as u32 + 1,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len() as u32,
+            0,
+            0,
+            0,
+            0,
+            name.len() as u32 + 1,
+            0,
+        ];
+        out.extend_from_slice(b"070701");
+        for f in fields {
+            out.extend_from_slice(format!("{f:08X}").as_bytes());
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.resize(out.len().next_multiple_of(4), 0);
+        out.extend_from_slice(data);
+        out.resize(out.len().next_multiple_of(4), 0);
+    }
     out
 }

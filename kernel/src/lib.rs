@@ -11,6 +11,7 @@
 extern crate alloc;
 
 pub mod bootargs;
+pub mod cpio;
 pub mod dtb;
 pub mod extable;
 pub mod kaslr;

@@ -111,6 +111,8 @@ pub enum Command<'a> {
     Poweroff,
     /// `kaslr`
     Kaslr,
+    /// `modules`: what the initrd holds.
+    Modules,
     /// `peek VA [WIDTH]`: read 8, 16, 32 or 64 bits.
     Peek(u64, u8),
     /// `crash KIND`
@@ -181,6 +183,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     ("peek", "VA [8|16|32|64]", "read memory; a fault is reported, not fatal"),
     (
+        "modules",
+        "",
+        "the modules in the initrd (loading them comes with the module loader)",
+    ),
+    (
         "crash",
         "KIND",
         "fault on purpose: null, write-text, write-alias, exec-data, exec-linear, brk, undef, stack-overflow",
@@ -238,6 +245,7 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "mem" => no_args(Command::Mem, "mem"),
         "bootargs" => no_args(Command::Bootargs, "bootargs"),
         "kaslr" => no_args(Command::Kaslr, "kaslr"),
+        "modules" => no_args(Command::Modules, "modules"),
         "poweroff" => no_args(Command::Poweroff, "poweroff"),
         "walk" => match (arg, extra) {
             (Some(va), false) => parse_u64(va).map(Command::Walk).ok_or(ParseError::BadNumber(va)),
@@ -396,6 +404,7 @@ mod tests {
             "kaslr",
             "test",
             "peek 0",
+            "modules",
             "crash null",
             "poweroff",
         ];

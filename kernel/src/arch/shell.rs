@@ -47,6 +47,7 @@ fn execute(line: &str) {
         Ok(Command::Mem) => mem(),
         Ok(Command::Bootargs) => bootargs(),
         Ok(Command::Kaslr) => kaslr(),
+        Ok(Command::Modules) => modules(),
         Ok(Command::Peek(va, width)) => match super::peek::peek(va, width) {
             Ok(value) => println!("{va:#x}: {value:#x} ({width}-bit)"),
             Err(reason) => println!("fault at {va:#x}: {reason}"),
@@ -267,4 +268,31 @@ fn kaslr() {
     println!("image={image_size:#x} bytes relocations={}", k.relocations);
     let dtb_seed = state::get().dtb.kaslr_seed.map_or(0, |(seed, _)| seed);
     println!("dtb /chosen/kaslr-seed now={dtb_seed:#x}");
+}
+
+fn modules() {
+    let Some(initrd) = state::get().dtb.initrd else {
+        println!("error: no initrd: `splitmap run` passes one with -initrd");
+        return;
+    };
+    // SAFETY: the initrd is RAM named by the device tree, reserved at boot
+    // (nothing else writes it) and mapped in the linear map.
+    let archive =
+        unsafe { core::slice::from_raw_parts(initrd.start.to_linear().as_ptr::<u8>(), initrd.size() as usize) };
+    for file in crate::cpio::files(archive) {
+        match file {
+            Ok(f) => {
+                // ELF64 little-endian, ET_REL (1), EM_AARCH64 (183).
+                let elf =
+                    f.data.len() > 20 && f.data.starts_with(b"\x7fELF\x02\x01") && f.data[16..20] == [1, 0, 183, 0];
+                println!(
+                    "{} size={} {}",
+                    f.name,
+                    f.data.len(),
+                    if elf { "elf=rel/aarch64" } else { "elf=no" }
+                );
+            }
+            Err(e) => println!("error: {e}"),
+        }
+    }
 }

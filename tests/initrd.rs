@@ -1,0 +1,40 @@
+//! The initrd: build.rs packs the sample modules into a cpio (newc) archive,
+//! QEMU passes it, the kernel lists it.
+
+mod common;
+use common::*;
+
+#[test]
+fn the_kernel_reads_what_the_build_packs() {
+    let files: Vec<(&str, &[u8])> = vec![("a.ko", b"\x7fELF"), ("empty", b""), ("odd-sized.bin", &[7; 13])];
+    let archive = splitmap::kbuild::cpio(&files);
+    let read: Vec<(String, Vec<u8>)> = kernel::cpio::files(&archive)
+        .map(|f| f.map(|f| (f.name.to_string(), f.data.to_vec())).unwrap())
+        .collect();
+    let want: Vec<(String, Vec<u8>)> = files.iter().map(|(n, d)| (n.to_string(), d.to_vec())).collect();
+    assert_eq!(read, want);
+    // Truncated or foreign archives are errors, not panics.
+    assert!(kernel::cpio::files(&archive[..archive.len() / 2]).any(|f| f.is_err()));
+    assert!(matches!(kernel::cpio::files(b"not a cpio archive at all, long enough to hold a header of 110 bytes............................................").next(), Some(Err(kernel::cpio::CpioError::BadMagic(0)))));
+}
+
+#[test]
+fn modules_lists_the_initrd() {
+    // The archive on the host, read by hand: the header's filesize field
+    // (hex, at offset 54) of the entry named hello.ko.
+    let initrd = artifact("initrd");
+    let name_at = initrd
+        .windows(9)
+        .position(|w| w == b"hello.ko\0")
+        .expect("hello.ko in the initrd");
+    let header = &initrd[name_at - 110..name_at];
+    assert_eq!(&header[..6], b"070701");
+    let size = u64::from_str_radix(std::str::from_utf8(&header[54..62]).unwrap(), 16).unwrap();
+
+    let out = session(&[], &["modules"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("hello.ko "))
+        .expect("modules lists hello.ko");
+    assert_eq!(line, format!("hello.ko size={size} elf=rel/aarch64"));
+}
