@@ -17,6 +17,7 @@ pub mod extable;
 pub mod kaslr;
 pub mod ksyms;
 pub mod linear;
+pub mod module;
 pub mod pl011;
 pub mod ranges;
 pub mod relr;

@@ -1,0 +1,5 @@
+//! Loadable modules: the pure half (relocation encoding, PLT veneers, PLT
+//! counting), tested on the host. The loader that uses it comes next.
+
+pub mod plt;
+pub mod reloc;

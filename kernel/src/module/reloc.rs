@@ -1,0 +1,299 @@
+//! AArch64 ELF relocations (ELF for the Arm 64-bit Architecture, "Static
+//! AArch64 relocations"): what each one computes and how it is written into
+//! the instruction or data word at the place P. `S + A` is the target.
+
+use core::fmt;
+
+/// Relocation types our modules use.
+pub mod types {
+    /// `S + A`, 64-bit data.
+    pub const ABS64: u32 = 257;
+    /// `S + A - P`, 64-bit data.
+    pub const PREL64: u32 = 260;
+    /// `S + A - P`, 32-bit data (signed).
+    pub const PREL32: u32 = 261;
+    /// `Page(S + A) - Page(P)`, ADRP, checked to ±4 GiB.
+    pub const ADR_PREL_PG_HI21: u32 = 275;
+    /// Same, unchecked.
+    pub const ADR_PREL_PG_HI21_NC: u32 = 276;
+    /// `(S + A) & 0xfff`, ADD immediate.
+    pub const ADD_ABS_LO12_NC: u32 = 277;
+    /// `(S + A) & 0xfff`, LDRB/STRB offset.
+    pub const LDST8_ABS_LO12_NC: u32 = 278;
+    /// `S + A - P`, B, ±128 MiB.
+    pub const JUMP26: u32 = 282;
+    /// `S + A - P`, BL, ±128 MiB.
+    pub const CALL26: u32 = 283;
+    /// `((S + A) & 0xfff) >> 1`, LDRH/STRH offset.
+    pub const LDST16_ABS_LO12_NC: u32 = 284;
+    /// `((S + A) & 0xfff) >> 2`, 32-bit LDR/STR offset.
+    pub const LDST32_ABS_LO12_NC: u32 = 285;
+    /// `((S + A) & 0xfff) >> 3`, 64-bit LDR/STR offset.
+    pub const LDST64_ABS_LO12_NC: u32 = 286;
+    /// `((S + A) & 0xfff) >> 4`, 128-bit LDR/STR offset.
+    pub const LDST128_ABS_LO12_NC: u32 = 299;
+}
+
+/// Why a relocation could not be applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelocError {
+    /// A type the loader does not handle.
+    Unsupported(u32),
+    /// The value does not fit the field (a branch out of reach, a PREL32 beyond ±2 GiB).
+    Overflow(u32),
+    /// The place is too short for the field, or a branch target is not 4-aligned.
+    BadPlace(u32),
+}
+
+impl fmt::Display for RelocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RelocError::Unsupported(t) => write!(f, "unsupported relocation type {t}"),
+            RelocError::Overflow(t) => write!(f, "relocation type {t} overflows its field"),
+            RelocError::BadPlace(t) => write!(f, "relocation type {t} at a bad place"),
+        }
+    }
+}
+
+/// Reach of a 26-bit branch: ±128 MiB.
+pub const BRANCH26_RANGE: i64 = 128 << 20;
+
+/// Whether a B/BL at `p` reaches `target`.
+pub fn branch26_reaches(p: u64, target: u64) -> bool {
+    let delta = target.wrapping_sub(p) as i64;
+    delta % 4 == 0 && (-BRANCH26_RANGE..BRANCH26_RANGE).contains(&delta)
+}
+
+fn page(x: u64) -> u64 {
+    x & !0xfff
+}
+
+/// B/BL with its 26-bit word offset replaced.
+fn with_imm26(insn: u32, delta: i64) -> u32 {
+    (insn & 0xfc00_0000) | (((delta >> 2) as u32) & 0x03ff_ffff)
+}
+
+/// ADRP with its 21-bit page offset replaced (immlo bits 30:29, immhi 23:5).
+fn with_adrp_imm(insn: u32, pages: i64) -> u32 {
+    let imm = pages as u32 & 0x1f_ffff;
+    (insn & 0x9f00_001f) | ((imm & 3) << 29) | ((imm >> 2) << 5)
+}
+
+/// ADD/LDR/STR (unsigned immediate) with its 12-bit field replaced.
+fn with_imm12(insn: u32, imm: u64) -> u32 {
+    (insn & 0xffc0_03ff) | (((imm & 0xfff) as u32) << 10)
+}
+
+/// Applies relocation `r_type` at `place` (the bytes at address `p`) for the
+/// target `s_plus_a`.
+///
+/// # Errors
+/// A [`RelocError`]; `place` is unchanged then.
+pub fn apply(r_type: u32, place: &mut [u8], p: u64, s_plus_a: u64) -> Result<(), RelocError> {
+    use types::*;
+    let bad = RelocError::BadPlace(r_type);
+    let word = |place: &[u8]| {
+        place
+            .get(..4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or(bad)
+    };
+    let put32 = |place: &mut [u8], v: u32| {
+        place
+            .get_mut(..4)
+            .ok_or(bad)
+            .map(|b| b.copy_from_slice(&v.to_le_bytes()))
+    };
+    match r_type {
+        ABS64 => place
+            .get_mut(..8)
+            .ok_or(bad)
+            .map(|b| b.copy_from_slice(&s_plus_a.to_le_bytes())),
+        PREL64 => place
+            .get_mut(..8)
+            .ok_or(bad)
+            .map(|b| b.copy_from_slice(&s_plus_a.wrapping_sub(p).to_le_bytes())),
+        PREL32 => {
+            let delta = s_plus_a.wrapping_sub(p) as i64;
+            if delta < i64::from(i32::MIN) || delta > i64::from(i32::MAX) {
+                return Err(RelocError::Overflow(r_type));
+            }
+            put32(place, delta as i32 as u32)
+        }
+        CALL26 | JUMP26 => {
+            if !branch26_reaches(p, s_plus_a) {
+                return Err(if !s_plus_a.wrapping_sub(p).is_multiple_of(4) {
+                    bad
+                } else {
+                    RelocError::Overflow(r_type)
+                });
+            }
+            let insn = word(place)?;
+            put32(place, with_imm26(insn, s_plus_a.wrapping_sub(p) as i64))
+        }
+        ADR_PREL_PG_HI21 | ADR_PREL_PG_HI21_NC => {
+            let pages = (page(s_plus_a).wrapping_sub(page(p)) as i64) >> 12;
+            if r_type == ADR_PREL_PG_HI21 && !(-(1 << 20)..(1 << 20)).contains(&pages) {
+                return Err(RelocError::Overflow(r_type));
+            }
+            let insn = word(place)?;
+            put32(place, with_adrp_imm(insn, pages))
+        }
+        ADD_ABS_LO12_NC | LDST8_ABS_LO12_NC | LDST16_ABS_LO12_NC | LDST32_ABS_LO12_NC | LDST64_ABS_LO12_NC
+        | LDST128_ABS_LO12_NC => {
+            let shift = match r_type {
+                LDST16_ABS_LO12_NC => 1,
+                LDST32_ABS_LO12_NC => 2,
+                LDST64_ABS_LO12_NC => 3,
+                LDST128_ABS_LO12_NC => 4,
+                _ => 0,
+            };
+            let insn = word(place)?;
+            put32(place, with_imm12(insn, (s_plus_a & 0xfff) >> shift))
+        }
+        other => Err(RelocError::Unsupported(other)),
+    }
+}
+
+/// Bytes of one PLT veneer.
+pub const VENEER_SIZE: u64 = 12;
+
+/// The veneer at `at` that jumps to `target` from anywhere within ±4 GiB:
+/// `adrp x16, target; add x16, x16, :lo12:target; br x16` (x16 is IP0, the
+/// register the procedure-call standard gives to veneers).
+pub fn veneer(at: u64, target: u64) -> Option<[u32; 3]> {
+    const ADRP_X16: u32 = 0x9000_0010;
+    const ADD_X16_X16: u32 = 0x9100_0210;
+    const BR_X16: u32 = 0xd61f_0200;
+    let pages = (page(target).wrapping_sub(page(at)) as i64) >> 12;
+    if !(-(1 << 20)..(1 << 20)).contains(&pages) {
+        return None;
+    }
+    Some([with_adrp_imm(ADRP_X16, pages), with_imm12(ADD_X16_X16, target), BR_X16])
+}
+
+/// Where a veneer at `at` jumps: the inverse of [`veneer`], read the way the
+/// CPU executes the three instructions.
+pub fn veneer_target(at: u64, insns: [u32; 3]) -> Option<u64> {
+    let [adrp, add, br] = insns;
+    if adrp & 0x9f00_001f != 0x9000_0010 || add & 0xffc0_03ff != 0x9100_0210 || br != 0xd61f_0200 {
+        return None;
+    }
+    let imm = ((adrp >> 29) & 3) | (((adrp >> 5) & 0x7_ffff) << 2);
+    let pages = ((imm << 11) as i32 >> 11) as i64; // sign-extend 21 bits
+    let base = page(at).wrapping_add((pages << 12) as u64);
+    Some(base + u64::from((add >> 10) & 0xfff))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::types::*;
+    use super::*;
+
+    fn patched(r_type: u32, insn: u32, p: u64, target: u64) -> Result<u32, RelocError> {
+        let mut place = insn.to_le_bytes();
+        apply(r_type, &mut place, p, target)?;
+        Ok(u32::from_le_bytes(place))
+    }
+
+    #[test]
+    fn instruction_encodings() {
+        // Worked out by hand from the A64 encodings (ARM ARM C6):
+        // (type, instruction with a zero field, P, S+A, result)
+        let p = 0xffff_8000_0000_1000u64;
+        let rows: &[(u32, u32, u64, u64, u32)] = &[
+            // bl +0x1000: imm26 = 0x400.
+            (CALL26, 0x9400_0000, p, p + 0x1000, 0x9400_0400),
+            // b -4: imm26 = 0x3ffffff.
+            (JUMP26, 0x1400_0000, p, p - 4, 0x17ff_ffff),
+            // bl to the last word in reach: +128 MiB - 4.
+            (CALL26, 0x9400_0000, p, p + (128 << 20) - 4, 0x95ff_ffff),
+            // adrp x0, one page up: immlo = 1.
+            (ADR_PREL_PG_HI21, 0x9000_0000, p, p + 0x1234, 0xb000_0000),
+            // adrp x1, 5 pages down: imm = -5 = 0x1ffffb: immlo 3, immhi 0x7fffe.
+            (ADR_PREL_PG_HI21, 0x9000_0001, p, p - 0x5000, 0xf0ff_ffc1),
+            // add x0, x0, #0x234.
+            (ADD_ABS_LO12_NC, 0x9100_0000, p, 0x1234, 0x9108_d000),
+            // ldr x2, [x3, #0x238]: imm12 = 0x238 >> 3 = 0x47.
+            (LDST64_ABS_LO12_NC, 0xf940_0062, p, 0xabc_d238, 0xf941_1c62),
+            // ldr w2, [x3, #0x238]: imm12 = 0x8e.
+            (LDST32_ABS_LO12_NC, 0xb940_0062, p, 0x238, 0xb942_3862),
+            // ldrb w2, [x3, #0x7]
+            (LDST8_ABS_LO12_NC, 0x3940_0062, p, 0x1007, 0x3940_1c62),
+        ];
+        for &(t, insn, p, target, want) in rows {
+            assert_eq!(
+                patched(t, insn, p, target),
+                Ok(want),
+                "type {t} target {target:#x}: got {:#x?}",
+                patched(t, insn, p, target)
+            );
+        }
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        let p = 0xffff_8000_0000_0000u64;
+        assert_eq!(
+            patched(CALL26, 0x9400_0000, p, p + (128 << 20)),
+            Err(RelocError::Overflow(CALL26))
+        );
+        assert_eq!(
+            patched(JUMP26, 0x1400_0000, p, p - (128 << 20) - 4),
+            Err(RelocError::Overflow(JUMP26))
+        );
+        assert_eq!(
+            patched(CALL26, 0x9400_0000, p, p + 2),
+            Err(RelocError::BadPlace(CALL26))
+        );
+        assert_eq!(
+            patched(ADR_PREL_PG_HI21, 0x9000_0000, p, p + (4 << 30)),
+            Err(RelocError::Overflow(ADR_PREL_PG_HI21))
+        );
+        assert!(
+            patched(ADR_PREL_PG_HI21_NC, 0x9000_0000, p, p + (4 << 30)).is_ok(),
+            "_NC is not checked"
+        );
+        assert_eq!(patched(999, 0, p, p), Err(RelocError::Unsupported(999)));
+        let mut short = [0u8; 2];
+        assert_eq!(apply(CALL26, &mut short, p, p), Err(RelocError::BadPlace(CALL26)));
+    }
+
+    #[test]
+    fn data_relocations() {
+        let p = 0xffff_8000_0000_1000u64;
+        let mut place = [0u8; 8];
+        apply(ABS64, &mut place, p, 0xffff_8000_1234_5678).unwrap();
+        assert_eq!(u64::from_le_bytes(place), 0xffff_8000_1234_5678);
+        apply(PREL64, &mut place, p, p - 16).unwrap();
+        assert_eq!(u64::from_le_bytes(place) as i64, -16);
+        let mut place = [0u8; 4];
+        apply(PREL32, &mut place, p, p + 0x7fff_fff0).unwrap();
+        assert_eq!(i32::from_le_bytes(place), 0x7fff_fff0);
+        assert_eq!(
+            apply(PREL32, &mut place, p, p + (2 << 30)),
+            Err(RelocError::Overflow(PREL32))
+        );
+    }
+
+    #[test]
+    fn veneers_decode_back_to_their_target() {
+        let at = 0xffff_8000_0000_0ff4u64;
+        // Fixed encodings: adrp x16, +0x12345 pages; add x16, x16, #0x678; br x16.
+        let target = (at & !0xfff) + (0x12345 << 12) + 0x678;
+        let v = veneer(at, target).unwrap();
+        // adrp: immlo = 0x12345 & 3 = 1 (bit 29), immhi = 0x12345 >> 2 = 0x48d1 (bits 23:5).
+        assert_eq!(v, [0xb009_1a30, 0x9119_e210, 0xd61f_0200]);
+        for target in [
+            at + 8,
+            at - (1 << 30) + 0x10,
+            at + (4 << 30) - 0x1000,
+            at - (4 << 30) + 0x1000,
+        ] {
+            let v = veneer(at, target).unwrap();
+            assert_eq!(veneer_target(at, v), Some(target), "{target:#x}");
+        }
+        assert_eq!(veneer(at, at + (4 << 30) + 0x1000), None, "beyond ADRP's reach");
+        assert_eq!(veneer_target(at, [0, 0, 0]), None);
+    }
+}
