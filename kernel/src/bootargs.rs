@@ -23,6 +23,10 @@ pub struct BootArgs<'a> {
     /// splitting the linear-map block that covers it (Linux's name; `on` and
     /// `off` keep the alias writable, the default).
     pub rodata_full: bool,
+    /// `module.region=far`: load modules at the far end of the module region,
+    /// out of `bl` reach of the kernel, so calls go through PLT veneers
+    /// (`near`, the default, keeps them in reach).
+    pub module_far: bool,
 }
 
 impl Default for BootArgs<'_> {
@@ -34,6 +38,7 @@ impl Default for BootArgs<'_> {
             kaslr_window: None,
             kaslr_align: None,
             rodata_full: false,
+            module_far: false,
         }
     }
 }
@@ -113,6 +118,13 @@ pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> Boot
                 key,
                 value: v,
                 expected: "full, on or off",
+            }),
+            ("module.region", Some("near")) => args.module_far = false,
+            ("module.region", Some("far")) => args.module_far = true,
+            ("module.region", Some(v)) => issue(BootArgIssue::BadValue {
+                key,
+                value: v,
+                expected: "near or far",
             }),
             _ if FOREIGN_KEYS.contains(&key) => {}
             _ => issue(BootArgIssue::Unknown(word)),

@@ -113,6 +113,12 @@ pub enum Command<'a> {
     Kaslr,
     /// `modules`: what the initrd holds.
     Modules,
+    /// `insmod NAME`
+    Insmod(&'a str),
+    /// `rmmod NAME`
+    Rmmod(&'a str),
+    /// `lsmod`
+    Lsmod,
     /// `peek VA [WIDTH]`: read 8, 16, 32 or 64 bits.
     Peek(u64, u8),
     /// `crash KIND`
@@ -182,10 +188,21 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "run the in-kernel test suite (KTAP), optionally only names containing FILTER",
     ),
     ("peek", "VA [8|16|32|64]", "read memory; a fault is reported, not fatal"),
+    ("modules", "", "the modules in the initrd"),
     (
-        "modules",
+        "insmod",
+        "NAME",
+        "load a module from the initrd and run its init_module",
+    ),
+    (
+        "rmmod",
+        "NAME",
+        "run a module's exit_module and free everything it took",
+    ),
+    (
+        "lsmod",
         "",
-        "the modules in the initrd (loading them comes with the module loader)",
+        "loaded modules: base, size, PLT veneers used, direct branches, distance from the kernel",
     ),
     (
         "crash",
@@ -246,6 +263,15 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "bootargs" => no_args(Command::Bootargs, "bootargs"),
         "kaslr" => no_args(Command::Kaslr, "kaslr"),
         "modules" => no_args(Command::Modules, "modules"),
+        "lsmod" => no_args(Command::Lsmod, "lsmod"),
+        "insmod" => match (arg, extra) {
+            (Some(name), false) => Ok(Command::Insmod(name)),
+            _ => Err(ParseError::Usage("insmod NAME (see `modules`)")),
+        },
+        "rmmod" => match (arg, extra) {
+            (Some(name), false) => Ok(Command::Rmmod(name)),
+            _ => Err(ParseError::Usage("rmmod NAME (see `lsmod`)")),
+        },
         "poweroff" => no_args(Command::Poweroff, "poweroff"),
         "walk" => match (arg, extra) {
             (Some(va), false) => parse_u64(va).map(Command::Walk).ok_or(ParseError::BadNumber(va)),
@@ -405,6 +431,9 @@ mod tests {
             "test",
             "peek 0",
             "modules",
+            "insmod hello",
+            "rmmod hello",
+            "lsmod",
             "crash null",
             "poweroff",
         ];

@@ -113,6 +113,22 @@ pub fn alloc_frame() -> Option<PhysAddr> {
     Some(PhysAddr::new(n as u64 * PAGE_SIZE))
 }
 
+/// `count` contiguous frames (rounded up to a power of two by the buddy
+/// allocator; [`free_frames_at`] takes the same count back).
+pub fn alloc_frames(count: u64) -> Option<PhysAddr> {
+    let mut frames = FRAMES.lock();
+    let n = frames.alloc.alloc(count as usize)?;
+    frames.free -= (count as usize).next_power_of_two() as u64;
+    Some(PhysAddr::new(n as u64 * PAGE_SIZE))
+}
+
+/// Returns frames from [`alloc_frames`].
+pub fn free_frames_at(pa: PhysAddr, count: u64) {
+    let mut frames = FRAMES.lock();
+    frames.alloc.dealloc(frame_number(pa), count as usize);
+    frames.free += (count as usize).next_power_of_two() as u64;
+}
+
 /// The frame at `pa`, if it is free.
 pub fn alloc_frame_at(pa: PhysAddr) -> Option<PhysAddr> {
     let mut frames = FRAMES.lock();

@@ -9,6 +9,7 @@ pub mod entry;
 pub mod exceptions;
 pub mod kaslr;
 pub mod memory;
+pub mod module;
 mod panic;
 pub mod peek;
 pub mod psci;

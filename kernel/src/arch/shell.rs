@@ -48,6 +48,16 @@ fn execute(line: &str) {
         Ok(Command::Bootargs) => bootargs(),
         Ok(Command::Kaslr) => kaslr(),
         Ok(Command::Modules) => modules(),
+        Ok(Command::Insmod(name)) => match super::module::insmod(name) {
+            Ok(line) => println!("{line}"),
+            Err(e) => println!("error: insmod {e}"),
+        },
+        Ok(Command::Rmmod(name)) => {
+            if let Err(e) = super::module::rmmod(name) {
+                println!("error: rmmod {e}");
+            }
+        }
+        Ok(Command::Lsmod) => super::module::lsmod().iter().for_each(|l| println!("{l}")),
         Ok(Command::Peek(va, width)) => match super::peek::peek(va, width) {
             Ok(value) => println!("{va:#x}: {value:#x} ({width}-bit)"),
             Err(reason) => println!("fault at {va:#x}: {reason}"),

@@ -1,0 +1,115 @@
+//! Modules from the initrd: loaded, called, unloaded, with veneers exactly
+//! when the kernel is out of a branch's reach.
+
+mod common;
+use common::*;
+
+/// `free frames=N` from `mem`, each time it appears.
+fn free_frames(out: &str) -> Vec<u64> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("free     frames="))
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// The `lsmod` line for `hello`: (plt, direct, distance).
+fn hello_line(out: &str) -> (u64, u64, u64) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("hello base="))
+        .expect("a hello line");
+    let field = |key: &str| line.split_whitespace().find_map(|w| w.strip_prefix(key)).unwrap();
+    (
+        field("plt=").parse().unwrap(),
+        field("direct=").parse().unwrap(),
+        hex(field("distance=")),
+    )
+}
+
+#[test]
+fn near_modules_call_the_kernel_directly() {
+    let out = session(&[], &["mem", "insmod hello", "lsmod", "rmmod hello", "lsmod", "mem"]);
+    assert!(
+        out.lines().any(|l| l == "hello: loaded"),
+        "init_module ran and called splitmap_log:\n{out}"
+    );
+    assert!(out.lines().any(|l| l == "hello: unloading"), "exit_module ran:\n{out}");
+    let (plt, direct, distance) = hello_line(&out);
+    assert_eq!(
+        (plt, direct),
+        (0, 2),
+        "both calls to splitmap_log reach the kernel directly"
+    );
+    assert!(distance < 128 << 20, "{distance:#x} is within bl reach");
+    let after_rmmod = out.split("splitmap> lsmod").nth(2).unwrap();
+    assert!(
+        !after_rmmod.lines().any(|l| l.starts_with("hello ")),
+        "lsmod is empty after rmmod"
+    );
+    let free = free_frames(&out);
+    assert_eq!(free[0], free[1], "rmmod gives back every frame");
+}
+
+#[test]
+fn far_modules_go_through_one_veneer_per_target() {
+    let out = session(&["--append", "module.region=far"], &["insmod hello", "lsmod"]);
+    let (plt, direct, distance) = hello_line(&out);
+    // Two calls to the same export share one veneer (Linux's counting rule).
+    assert_eq!((plt, direct), (1, 0));
+    assert!(distance >= 128 << 20, "{distance:#x} is out of bl reach");
+    assert!(
+        out.lines().any(|l| l == "hello: loaded"),
+        "the call through the veneer arrived:\n{out}"
+    );
+}
+
+#[test]
+fn modules_load_at_the_link_address_too() {
+    let out = session(&["--nokaslr"], &["insmod hello", "lsmod"]);
+    let (_, direct, _) = hello_line(&out);
+    assert_eq!(direct, 2);
+}
+
+#[test]
+fn a_hundred_loads_and_unloads_leak_nothing() {
+    let mut cmds = vec!["mem"];
+    for _ in 0..100 {
+        cmds.extend(["insmod hello", "rmmod hello"]);
+    }
+    cmds.extend(["mem", "lsmod"]);
+    let out = session(&[], &cmds);
+    assert_eq!(out.lines().filter(|l| *l == "hello: loaded").count(), 100);
+    assert_eq!(out.lines().filter(|l| *l == "hello: unloading").count(), 100);
+    let free = free_frames(&out);
+    assert_eq!(free[0], free[1], "free frames back where they started");
+    assert!(!out.contains("error:"), "{out}");
+}
+
+#[test]
+fn bad_requests_are_errors_and_change_nothing() {
+    let out = session(
+        &[],
+        &[
+            "insmod hello",
+            "insmod hello",
+            "insmod nope",
+            "rmmod nope",
+            "insmod",
+            "lsmod",
+        ],
+    );
+    for want in [
+        "error: insmod hello is already loaded",
+        "error: insmod no module nope in the initrd",
+        "error: rmmod nope is not loaded",
+        "error: usage: insmod NAME",
+    ] {
+        assert!(out.lines().any(|l| l.starts_with(want)), "{want}:\n{out}");
+    }
+    let last = out.rsplit("splitmap> lsmod").next().unwrap();
+    assert_eq!(
+        last.lines().filter(|l| l.starts_with("hello base=")).count(),
+        1,
+        "still exactly one hello"
+    );
+}
