@@ -90,8 +90,8 @@ fn main() {
     }
 }
 
-/// The sample modules (modules/*), each partially linked into NAME.ko, packed
-/// into a cpio initrd.
+/// The sample modules (modules/*), each partially linked into NAME.ko, plus
+/// broken copies of hello for the loader's refusals, packed into a cpio initrd.
 fn initrd(cargo: &Path, workspace: &Path, nested: &Path, out: &Path) -> Vec<u8> {
     let rustc = PathBuf::from(env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()));
     let host = env::var("HOST").expect("HOST");
@@ -108,6 +108,9 @@ fn initrd(cargo: &Path, workspace: &Path, nested: &Path, out: &Path) -> Vec<u8> 
         let object = out.join(format!("{name}.ko"));
         kbuild::link_module(&rustc, &host, &lib.1, &object).unwrap_or_else(|e| fail(&e));
         let bytes = fs::read(&object).unwrap_or_else(|e| fail(&format!("{}: {e}", object.display())));
+        if name == "hello" {
+            files.extend(kbuild::broken_variants(name, &bytes).unwrap_or_else(|e| fail(&e)));
+        }
         files.push((format!("{name}.ko"), bytes));
     }
     let entries: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), &b[..])).collect();

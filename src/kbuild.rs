@@ -269,6 +269,40 @@ pub fn link_module(rustc: &Path, host: &str, staticlib: &Path, out: &Path) -> Re
     Ok(())
 }
 
+/// Broken copies of a module, put in the initrd so that anyone (and the tests)
+/// can watch the loader refuse them and change nothing: cut in half, a
+/// relocation type nobody supports, and an import the kernel does not export.
+///
+/// # Errors
+/// If the module is not the ELF relocatable object the build just made.
+pub fn broken_variants(name: &str, ko: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(ko).map_err(|e| format!("{name}.ko: {e}"))?;
+    let mut variants = vec![(format!("{name}-truncated.ko"), ko[..ko.len() / 2].to_vec())];
+
+    // The first RELA entry of an allocated section: its r_info's low 32 bits
+    // are the type. 0x3ff is not an AArch64 relocation type.
+    let rela = file
+        .sections()
+        .find(|s| s.name().is_ok_and(|n| n.starts_with(".rela.text")))
+        .and_then(|s| s.file_range())
+        .ok_or(format!("{name}.ko has no .rela.text section"))?;
+    let mut bad_reloc = ko.to_vec();
+    let r_info = rela.0 as usize + 8;
+    bad_reloc[r_info..r_info + 4].copy_from_slice(&0x3ffu32.to_le_bytes());
+    variants.push((format!("{name}-badreloc.ko"), bad_reloc));
+
+    // The export's name in the string table, changed by one letter.
+    let at = ko
+        .windows(13)
+        .position(|w| w == b"splitmap_log\0")
+        .ok_or(format!("{name}.ko imports no splitmap_log"))?;
+    let mut undefined = ko.to_vec();
+    undefined[at + 11] = b'x';
+    variants.push((format!("{name}-undefined.ko"), undefined));
+    Ok(variants)
+}
+
 /// A cpio archive in the "newc" format the kernel reads (kernel/src/cpio.rs):
 /// each file a 110-byte ASCII header, its name and its data, 4-byte aligned,
 /// then the `TRAILER!!!` entry.

@@ -113,3 +113,47 @@ fn bad_requests_are_errors_and_change_nothing() {
         "still exactly one hello"
     );
 }
+
+#[test]
+fn broken_modules_are_refused_by_name_and_change_nothing() {
+    // build.rs puts broken copies of hello in the initrd (src/kbuild.rs, broken_variants).
+    let out = session(
+        &[],
+        &[
+            "mem",
+            "insmod hello-truncated",
+            "insmod hello-badreloc",
+            "insmod hello-undefined",
+            "lsmod",
+            "mem",
+            "insmod hello",
+        ],
+    );
+    let errors: Vec<&str> = out.lines().filter(|l| l.starts_with("error: insmod ")).collect();
+    assert_eq!(errors.len(), 3, "{out}");
+    assert!(
+        errors[0].starts_with("error: insmod hello-truncated: not an ELF file"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].contains("unsupported relocation type 1023 in .text"),
+        "{}",
+        errors[1]
+    );
+    assert!(errors[2].ends_with("undefined symbol splitmap_lox"), "{}", errors[2]);
+    let free = free_frames(&out);
+    assert_eq!(free[0], free[1], "a refused load frees everything it took");
+    let lsmod = out
+        .split("splitmap> lsmod")
+        .nth(1)
+        .unwrap()
+        .split("splitmap> ")
+        .next()
+        .unwrap();
+    assert!(!lsmod.contains("base="), "nothing half-loaded: {lsmod}");
+    assert!(
+        out.lines().any(|l| l == "hello: loaded"),
+        "the intact module still loads"
+    );
+}

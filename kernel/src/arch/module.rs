@@ -169,7 +169,14 @@ pub fn insmod(name: &str) -> Result<String, String> {
     if MODULES.lock().iter().any(|m| m.name == name) {
         return Err(alloc::format!("{name} is already loaded"));
     }
-    let data = initrd_file(name)?;
+    let packed = initrd_file(name)?;
+    // cpio aligns file data to 4 bytes only; ELF headers want 8.
+    let mut words = alloc::vec![0u64; packed.len().div_ceil(8)];
+    // SAFETY: `words` holds at least `packed.len()` bytes; u64s have no invalid bit patterns.
+    let data = unsafe {
+        core::ptr::copy_nonoverlapping(packed.as_ptr(), words.as_mut_ptr().cast::<u8>(), packed.len());
+        core::slice::from_raw_parts(words.as_ptr().cast::<u8>(), packed.len())
+    };
     let file = ElfFile64::<LittleEndian>::parse(data).map_err(|e| alloc::format!("{name}: not an ELF file: {e}"))?;
     let header = file.elf_header();
     if header.e_type(LittleEndian) != elf::ET_REL || header.e_machine(LittleEndian) != elf::EM_AARCH64 {
@@ -263,10 +270,17 @@ pub fn insmod(name: &str) -> Result<String, String> {
                 }
             }
             result.map_err(|e| {
+                let what = match symbol.name() {
+                    Ok(n) if !n.is_empty() => n,
+                    _ => symbol
+                        .section_index()
+                        .and_then(|i| file.section_by_index(i).ok())
+                        .and_then(|s| s.name().ok())
+                        .unwrap_or("?"),
+                };
                 undo(alloc::format!(
-                    "{name}: {e} in {} (symbol {})",
-                    s.name().unwrap_or("?"),
-                    symbol.name().unwrap_or("?")
+                    "{name}: {e} in {} (against {what})",
+                    s.name().unwrap_or("?")
                 ))
             })?;
         }
