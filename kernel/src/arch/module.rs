@@ -84,6 +84,85 @@ pub unsafe extern "C" fn splitmap_log(message: *const u8, len: usize) {
 }
 crate::export!(splitmap_log);
 
+/// A shell command a module registered: its handler gets the rest of the line.
+struct ModuleCommand {
+    name: String,
+    handler: extern "C" fn(*const u8, usize),
+}
+
+static COMMANDS: Mutex<Vec<ModuleCommand>> = Mutex::new(Vec::new());
+
+/// Kernel export: add shell command `name`; 0 on success, -1 if the name is taken.
+///
+/// # Safety
+/// `name` must point to `len` readable bytes; `handler` must stay callable
+/// until the command is unregistered (rmmod does that at the latest).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn splitmap_register_command(
+    name: *const u8,
+    len: usize,
+    handler: extern "C" fn(*const u8, usize),
+) -> i32 {
+    // SAFETY: the caller's contract.
+    let bytes = unsafe { core::slice::from_raw_parts(name, len) };
+    let Ok(name) = core::str::from_utf8(bytes) else {
+        return -1;
+    };
+    let builtin = crate::shell::COMMANDS.iter().any(|(n, _, _)| *n == name);
+    let mut commands = COMMANDS.lock();
+    if builtin || name.is_empty() || commands.iter().any(|c| c.name == name) {
+        return -1;
+    }
+    commands.push(ModuleCommand {
+        name: name.to_string(),
+        handler,
+    });
+    0
+}
+crate::export!(splitmap_register_command);
+
+/// Kernel export: remove shell command `name` (if registered).
+///
+/// # Safety
+/// `name` must point to `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn splitmap_unregister_command(name: *const u8, len: usize) {
+    // SAFETY: the caller's contract.
+    let bytes = unsafe { core::slice::from_raw_parts(name, len) };
+    COMMANDS.lock().retain(|c| c.name.as_bytes() != bytes);
+}
+crate::export!(splitmap_unregister_command);
+
+/// Runs module command `word` with the whole `line`; false if there is none.
+pub fn run_command(word: &str, line: &str) -> bool {
+    let handler = COMMANDS.lock().iter().find(|c| c.name == word).map(|c| c.handler);
+    match handler {
+        Some(h) => {
+            let rest = line.trim_start()[word.len()..].trim();
+            h(rest.as_ptr(), rest.len());
+            true
+        }
+        None => false,
+    }
+}
+
+/// (command, module) for every module command, for `help`.
+pub fn commands() -> Vec<(String, String)> {
+    let modules = MODULES.lock();
+    COMMANDS
+        .lock()
+        .iter()
+        .map(|c| {
+            let at = c.handler as usize as u64;
+            let owner = modules
+                .iter()
+                .find(|m| (m.base..m.base + m.size).contains(&at))
+                .map_or("?", |m| m.name.as_str());
+            (c.name.clone(), owner.to_string())
+        })
+        .collect()
+}
+
 fn initrd_file(name: &str) -> Result<&'static [u8], String> {
     let initrd = state::get().dtb.initrd.ok_or("no initrd")?;
     // SAFETY: the initrd is reserved RAM, mapped in the linear map, never written.
@@ -369,6 +448,10 @@ fn place_va(size: u64) -> u64 {
 }
 
 fn unload(m: Loaded) {
+    // Whatever the module left registered goes with it.
+    COMMANDS
+        .lock()
+        .retain(|c| !(m.base..m.base + m.size).contains(&(c.handler as usize as u64)));
     let _ = pgtable::unmap(&memory::LiveTables, cpu::ttbr1_root(), m.base, m.size);
     cpu::flush_tlb();
     memory::free_frames_at(m.frames, m.order_pages);

@@ -70,6 +70,7 @@ fn execute(line: &str) {
             psci::system_off(state::get().dtb.psci)
         }
         Ok(Command::Crash(kind)) => super::crash::crash(kind),
+        Err(crate::shell::ParseError::Unknown(word)) if super::module::run_command(word, line) => {}
         Err(e) => println!("error: {e}"),
     }
 }
@@ -83,6 +84,9 @@ fn help() {
             crate::print!(" {args}");
         }
         println!("{:pad$} {what}", "", pad = 20usize.saturating_sub(width));
+    }
+    for (name, module) in super::module::commands() {
+        println!("  {name:<20} (from module {module})");
     }
     println!("numbers are hex with 0x, or decimal. Ctrl-A X leaves QEMU.");
 }

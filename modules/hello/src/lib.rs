@@ -1,4 +1,5 @@
-//! The smallest splitmap module: logs when it is loaded and unloaded.
+//! The smallest splitmap module: logs when it is loaded and unloaded, and
+//! adds a `hello` shell command while it is loaded.
 //!
 //! A module is an ELF relocatable object. Its only undefined symbols are
 //! kernel exports, resolved by the module loader; `init_module` and
@@ -10,6 +11,17 @@
 unsafe extern "C" {
     /// Kernel export: print a line on the console.
     fn splitmap_log(message: *const u8, len: usize);
+    /// Kernel export: add a shell command; 0 on success.
+    fn splitmap_register_command(name: *const u8, len: usize, handler: extern "C" fn(*const u8, usize)) -> i32;
+    /// Kernel export: remove a shell command.
+    fn splitmap_unregister_command(name: *const u8, len: usize);
+}
+
+const COMMAND: &str = "hello";
+
+/// The `hello` shell command.
+extern "C" fn hello_command(_args: *const u8, _len: usize) {
+    log("hello from a module");
 }
 
 fn log(message: &str) {
@@ -22,13 +34,16 @@ fn log(message: &str) {
 #[unsafe(no_mangle)]
 pub extern "C" fn init_module() -> i32 {
     log("hello: loaded");
-    0
+    // SAFETY: a valid string and a handler that lives as long as the module.
+    unsafe { splitmap_register_command(COMMAND.as_ptr(), COMMAND.len(), hello_command) }
 }
 
 /// Called before the module is unloaded.
 #[unsafe(no_mangle)]
 pub extern "C" fn exit_module() {
     log("hello: unloading");
+    // SAFETY: a valid string.
+    unsafe { splitmap_unregister_command(COMMAND.as_ptr(), COMMAND.len()) }
 }
 
 #[cfg(target_os = "none")]
