@@ -97,7 +97,7 @@ fn initrd(cargo: &Path, workspace: &Path, nested: &Path, out: &Path) -> Vec<u8> 
     let host = env::var("HOST").expect("HOST");
     let mut files = Vec::new();
     // One entry per sample module crate in modules/.
-    const MODULES: &[(&str, &str)] = &[("splitmap-module-hello", "hello")];
+    const MODULES: &[(&str, &str)] = &[("splitmap-module-hello", "hello"), ("splitmap-module-data", "data")];
     for &(package, name) in MODULES {
         let built = kbuild::cargo_build(cargo, workspace, nested, package, &[], &[]).unwrap_or_else(|e| fail(&e));
         let lib = built

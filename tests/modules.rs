@@ -208,3 +208,37 @@ fn a_module_adds_a_shell_command_and_rmmod_takes_it_away() {
         "help lists it:\n{out}"
     );
 }
+
+#[test]
+fn pointer_tables_in_module_data_are_relocated() {
+    use object::{Object, ObjectSection, RelocationFlags, SectionFlags};
+    // data.ko, parsed here: its allocated data really holds ABS64 relocations.
+    let build = splitmap(&["build"]).stdout;
+    let initrd = build.lines().find_map(|l| l.strip_prefix("initrd: ")).unwrap();
+    let bytes = std::fs::read(std::path::Path::new(initrd).with_file_name("data.ko")).unwrap();
+    let file = object::File::parse(&*bytes).unwrap();
+    let abs64_in_allocated = file
+        .sections()
+        .filter(|s| matches!(s.flags(), SectionFlags::Elf { sh_flags } if sh_flags & 2 != 0))
+        .flat_map(|s| s.relocations().collect::<Vec<_>>())
+        .filter(|(_, r)| r.flags() == RelocationFlags::Elf { r_type: 257 })
+        .count();
+    assert!(
+        abs64_in_allocated >= 6,
+        "three function pointers and three string pointers: {abs64_in_allocated}"
+    );
+    for region in ["module.region=near", "module.region=far"] {
+        let out = session(&["--append", region], &["insmod data"]);
+        let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("data: ")).collect();
+        assert_eq!(
+            lines,
+            [
+                "data: one",
+                "data: two",
+                "data: three",
+                "data: function and string tables relocated"
+            ],
+            "{region}:\n{out}"
+        );
+    }
+}
