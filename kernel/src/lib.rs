@@ -7,7 +7,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-#[cfg(all(target_arch = "aarch64", target_os = "none", feature = "machine"))]
+// The host always has an allocator; on the machine only the kernel proper
+// does (stage-0 builds this crate without one).
+#[cfg(any(not(target_os = "none"), feature = "machine"))]
 extern crate alloc;
 
 pub mod bootargs;

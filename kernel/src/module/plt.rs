@@ -2,11 +2,15 @@
 //! Linux arm64 does (arch/arm64/kernel/module-plts.c, `count_plts`), so a load
 //! never runs out of slots.
 //!
-//! Only CALL26/JUMP26 can need a veneer, and only when the target is outside
-//! the section being relocated: a branch to the same section moves with it and
-//! stays in reach (if a section is larger than a branch's reach, no veneer
-//! placement could help anyway). Identical (type, symbol, addend) triples share
-//! one veneer, so they are sorted and counted once.
+//! Counting is per relocated executable section. Only CALL26/JUMP26 can need a
+//! veneer, and only when the target is outside the section being relocated: a
+//! branch to the same section moves with it and stays in reach (if a section
+//! is larger than a branch's reach, no veneer placement could help anyway).
+//! The section's relocations are sorted by (type, symbol, addend) so that
+//! identical branches sit next to each other and count once; a non-zero addend
+//! always counts (Linux does not bother deduplicating those: they do not occur
+//! in practice). Two sections calling the same export count twice: the loader
+//! shares veneers more eagerly than that, so it never needs more than counted.
 
 use super::reloc::types::{CALL26, JUMP26};
 
@@ -23,22 +27,18 @@ pub struct Branch {
     pub same_section: bool,
 }
 
-/// Slots to reserve for `relocations` (sorted and deduplicated in place).
+/// Slots to reserve for the `relocations` of one executable section (sorted
+/// in place, as Linux sorts them).
 pub fn count(relocations: &mut [Branch]) -> usize {
     relocations.sort_unstable_by_key(|r| (r.r_type, r.symbol, r.addend));
-    let mut count = 0;
-    let mut previous: Option<(u32, u32, i64)> = None;
-    for r in relocations.iter() {
-        if !matches!(r.r_type, CALL26 | JUMP26) || r.same_section {
-            continue;
-        }
-        let key = (r.r_type, r.symbol, r.addend);
-        if previous != Some(key) {
-            count += 1;
-        }
-        previous = Some(key);
-    }
-    count
+    let key = |r: &Branch| (r.r_type, r.symbol, r.addend);
+    (0..relocations.len())
+        .filter(|&i| {
+            let r = &relocations[i];
+            let duplicate = i > 0 && key(&relocations[i - 1]) == key(r);
+            matches!(r.r_type, CALL26 | JUMP26) && !r.same_section && (r.addend != 0 || !duplicate)
+        })
+        .count()
 }
 
 #[cfg(test)]
@@ -67,6 +67,8 @@ mod tests {
                 vec![b(CALL26, 7, 0, false), b(CALL26, 7, 8, false), b(JUMP26, 7, 0, false)],
                 3,
             ),
+            // A non-zero addend counts every time, duplicate or not.
+            (vec![b(CALL26, 7, 8, false), b(CALL26, 7, 8, false)], 2),
             // Branches within the section, and non-branches, need none.
             (
                 vec![

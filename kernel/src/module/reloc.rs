@@ -45,12 +45,39 @@ pub enum RelocError {
     BadPlace(u32),
 }
 
+/// The ABI's name for relocation type `r_type`, for the ones we know.
+pub fn type_name(r_type: u32) -> Option<&'static str> {
+    use types::*;
+    Some(match r_type {
+        ABS64 => "R_AARCH64_ABS64",
+        258 => "R_AARCH64_ABS32",
+        PREL64 => "R_AARCH64_PREL64",
+        PREL32 => "R_AARCH64_PREL32",
+        ADR_PREL_PG_HI21 => "R_AARCH64_ADR_PREL_PG_HI21",
+        ADR_PREL_PG_HI21_NC => "R_AARCH64_ADR_PREL_PG_HI21_NC",
+        ADD_ABS_LO12_NC => "R_AARCH64_ADD_ABS_LO12_NC",
+        LDST8_ABS_LO12_NC => "R_AARCH64_LDST8_ABS_LO12_NC",
+        JUMP26 => "R_AARCH64_JUMP26",
+        CALL26 => "R_AARCH64_CALL26",
+        LDST16_ABS_LO12_NC => "R_AARCH64_LDST16_ABS_LO12_NC",
+        LDST32_ABS_LO12_NC => "R_AARCH64_LDST32_ABS_LO12_NC",
+        LDST64_ABS_LO12_NC => "R_AARCH64_LDST64_ABS_LO12_NC",
+        LDST128_ABS_LO12_NC => "R_AARCH64_LDST128_ABS_LO12_NC",
+        _ => return None,
+    })
+}
+
 impl fmt::Display for RelocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (RelocError::Unsupported(t) | RelocError::Overflow(t) | RelocError::BadPlace(t)) = *self;
         match self {
-            RelocError::Unsupported(t) => write!(f, "unsupported relocation type {t}"),
-            RelocError::Overflow(t) => write!(f, "relocation type {t} overflows its field"),
-            RelocError::BadPlace(t) => write!(f, "relocation type {t} at a bad place"),
+            RelocError::Unsupported(_) => write!(f, "unsupported relocation type {t}")?,
+            RelocError::Overflow(_) => write!(f, "relocation type {t} overflows its field")?,
+            RelocError::BadPlace(_) => write!(f, "relocation type {t} at a bad place")?,
+        }
+        match type_name(t) {
+            Some(name) => write!(f, " ({name})"),
+            None => Ok(()),
         }
     }
 }

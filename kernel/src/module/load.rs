@@ -1,0 +1,398 @@
+//! Laying out and linking a module: everything `insmod` does that is not
+//! touching memory or page tables, so the host can test it, fuzz it and
+//! compare it with what `rust-lld` makes of the same object.
+//!
+//! A module is an AArch64 ELF relocatable object. Its allocated sections go
+//! into three page-aligned areas, in this order: text (`r-x`, the PLT veneers
+//! after it), rodata (`r--`), data and bss (`rw-`). [`Module::parse`] checks
+//! the file and fixes the layout, so the caller knows how much memory to take
+//! before anything is written; [`Module::link`] fills an image of that size for
+//! a chosen base address. Either fails with a message and no other effect.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use object::elf;
+use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
+use object::{
+    LittleEndian, Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SectionIndex, SectionKind,
+    SymbolSection,
+};
+
+use super::plt::{self, Branch};
+use super::reloc::{self, types};
+
+/// Page size of the module areas.
+pub const PAGE: u64 = 4096;
+
+/// Largest module image we lay out (sections, veneers and padding).
+pub const MAX_SIZE: u64 = 16 << 20;
+
+/// A module's bytes, copied to 8-byte alignment (the ELF reader wants aligned
+/// headers; files in a cpio archive are only 4-byte aligned).
+pub struct Aligned {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Aligned {
+    /// A copy of `bytes`.
+    pub fn new(bytes: &[u8]) -> Self {
+        let mut words = alloc::vec![0u64; bytes.len().div_ceil(8)];
+        for (word, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            *word = u64::from_le_bytes(b);
+        }
+        Aligned {
+            words,
+            len: bytes.len(),
+        }
+    }
+
+    /// The bytes, 8-byte aligned.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `words` owns at least `len` initialised bytes (little-endian
+        // words hold them in file order); u8 has no alignment or validity needs.
+        unsafe { core::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+/// The three areas of a module image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Area {
+    /// Code and PLT veneers: `r-x`.
+    Text,
+    /// Read-only data: `r--`.
+    Rodata,
+    /// Data and bss: `rw-`, never executable.
+    Data,
+}
+
+/// An allocated section's place in the image.
+#[derive(Clone, Copy, Debug)]
+pub struct Placed {
+    /// Its index in the ELF file.
+    pub index: SectionIndex,
+    /// Offset from the image base.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A checked module with its layout fixed.
+pub struct Module<'d> {
+    file: ElfFile64<'d, LittleEndian>,
+    placed: Vec<Placed>,
+    /// Sizes of the text (with the veneers), rodata and data areas, each a
+    /// multiple of [`PAGE`].
+    areas: [u64; 3],
+    plt_at: u64,
+    /// Veneer slots reserved, counted as Linux counts them.
+    pub plt_slots: usize,
+}
+
+/// What linking did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Linked {
+    /// Veneers written.
+    pub plt: usize,
+    /// Branches that reached their target without one.
+    pub direct: usize,
+    /// Address of `init_module`, if the module has one.
+    pub init: Option<u64>,
+    /// Address of `exit_module`, if the module has one.
+    pub exit: Option<u64>,
+}
+
+fn area_of(kind: SectionKind) -> Option<Area> {
+    match kind {
+        SectionKind::Text => Some(Area::Text),
+        SectionKind::ReadOnlyData | SectionKind::ReadOnlyString | SectionKind::ReadOnlyDataWithRel => {
+            Some(Area::Rodata)
+        }
+        SectionKind::Data | SectionKind::UninitializedData => Some(Area::Data),
+        _ => None,
+    }
+}
+
+fn too_large() -> String {
+    format!("larger than {} MiB", MAX_SIZE >> 20)
+}
+
+/// `x` rounded up to `align`, within [`MAX_SIZE`].
+fn round_up(x: u64, align: u64) -> Result<u64, String> {
+    x.checked_next_multiple_of(align)
+        .filter(|&v| v <= MAX_SIZE)
+        .ok_or_else(too_large)
+}
+
+impl<'d> Module<'d> {
+    /// Checks `data` (8-byte aligned, see [`Aligned`]) and lays it out.
+    ///
+    /// # Errors
+    /// Why the file cannot be a module: not ELF, not an AArch64 relocatable
+    /// object, a section outside the file, an alignment above a page, too large.
+    pub fn parse(data: &'d [u8]) -> Result<Self, String> {
+        let file = ElfFile64::<LittleEndian>::parse(data).map_err(|e| format!("not an ELF file: {e}"))?;
+        let header = file.elf_header();
+        if header.e_type(LittleEndian) != elf::ET_REL || header.e_machine(LittleEndian) != elf::EM_AARCH64 {
+            return Err("not an AArch64 relocatable object".into());
+        }
+        // Every section with contents must lie inside the file, so a cut-off
+        // file fails here rather than losing relocations silently.
+        for s in file.sections() {
+            if s.elf_section_header().sh_type(LittleEndian) != elf::SHT_NOBITS && s.data().is_err() {
+                return Err(format!(
+                    "section {} lies outside the file (truncated?)",
+                    s.name().unwrap_or("?")
+                ));
+            }
+        }
+
+        let mut ends = [0u64; 3];
+        let mut placed: [Vec<Placed>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+        for s in file.sections() {
+            let Some(area) = area_of(s.kind()) else { continue };
+            if s.size() == 0 {
+                continue;
+            }
+            let align = s.align().max(1);
+            if align > PAGE {
+                return Err(format!(
+                    "section {} wants {align}-byte alignment (at most a page)",
+                    s.name().unwrap_or("?")
+                ));
+            }
+            let offset = round_up(ends[area as usize], align)?;
+            ends[area as usize] = offset
+                .checked_add(s.size())
+                .filter(|&e| e <= MAX_SIZE)
+                .ok_or_else(too_large)?;
+            placed[area as usize].push(Placed {
+                index: s.index(),
+                offset,
+                size: s.size(),
+            });
+        }
+
+        // Veneers go after the text, as many as Linux would count.
+        let mut plt_slots = 0usize;
+        for p in &placed[Area::Text as usize] {
+            let section = file.section_by_index(p.index).map_err(|e| format!("{e}"))?;
+            let mut branches: Vec<Branch> = section
+                .relocations()
+                .filter_map(|(_, r)| {
+                    let (RelocationFlags::Elf { r_type }, RelocationTarget::Symbol(sym)) = (r.flags(), r.target())
+                    else {
+                        return None;
+                    };
+                    let defined_in = file.symbol_by_index(sym).ok().and_then(|s| s.section_index());
+                    Some(Branch {
+                        r_type,
+                        symbol: sym.0 as u32,
+                        addend: r.addend(),
+                        same_section: defined_in == Some(p.index),
+                    })
+                })
+                .collect();
+            plt_slots += plt::count(&mut branches);
+        }
+        let plt_at = round_up(ends[0], 16)?;
+        let veneers = (plt_slots as u64)
+            .checked_mul(reloc::VENEER_SIZE)
+            .ok_or_else(too_large)?;
+        let areas = [
+            round_up(plt_at.checked_add(veneers).ok_or_else(too_large)?, PAGE)?,
+            round_up(ends[1], PAGE)?,
+            round_up(ends[2], PAGE)?,
+        ];
+        if areas.iter().sum::<u64>() > MAX_SIZE {
+            return Err(too_large());
+        }
+        let bases = [0, areas[0], areas[0] + areas[1]];
+        let placed = placed
+            .into_iter()
+            .enumerate()
+            .flat_map(|(area, list)| {
+                list.into_iter().map(move |p| Placed {
+                    offset: bases[area] + p.offset,
+                    ..p
+                })
+            })
+            .collect();
+        Ok(Module {
+            file,
+            placed,
+            areas,
+            plt_at,
+            plt_slots,
+        })
+    }
+
+    /// Bytes of the whole image.
+    pub fn size(&self) -> u64 {
+        self.areas.iter().sum()
+    }
+
+    /// (offset, size, area) of each area in the image, in order.
+    pub fn areas(&self) -> [(u64, u64, Area); 3] {
+        let [text, rodata, data] = self.areas;
+        [
+            (0, text, Area::Text),
+            (text, rodata, Area::Rodata),
+            (text + rodata, data, Area::Data),
+        ]
+    }
+
+    /// Every allocated section with its name and place.
+    pub fn sections(&self) -> impl Iterator<Item = (&'d str, Placed)> + '_ {
+        self.placed.iter().map(|p| {
+            let name = self.file.section_by_index(p.index).ok().and_then(|s| s.name().ok());
+            (name.unwrap_or("?"), *p)
+        })
+    }
+
+    fn offset_of(&self, index: SectionIndex) -> Option<u64> {
+        self.placed.iter().find(|p| p.index == index).map(|p| p.offset)
+    }
+
+    /// Address of a defined symbol `name` once the image is at `base`.
+    pub fn symbol(&self, name: &str, base: u64) -> Option<u64> {
+        self.file.symbols().find(|s| s.name() == Ok(name)).and_then(|s| {
+            let offset = self.offset_of(s.section_index()?)?;
+            Some(base.wrapping_add(offset).wrapping_add(s.address()))
+        })
+    }
+
+    /// Fills `image` (zeroed, [`Module::size`] bytes, to run at `base`):
+    /// copies the sections and applies every relocation, importing undefined
+    /// symbols through `import`. A branch that cannot reach its target goes
+    /// through a veneer.
+    ///
+    /// # Errors
+    /// The first relocation that cannot be applied, named with its section
+    /// and symbol; `image` is then garbage and must not be used.
+    pub fn link(&self, image: &mut [u8], base: u64, import: impl Fn(&str) -> Option<u64>) -> Result<Linked, String> {
+        if image.len() as u64 != self.size() {
+            return Err(format!("image is {:#x} bytes, not {:#x}", image.len(), self.size()));
+        }
+        for p in &self.placed {
+            let section = self.file.section_by_index(p.index).map_err(|e| format!("{e}"))?;
+            if section.kind() == SectionKind::UninitializedData {
+                continue;
+            }
+            let bytes = section.data().map_err(|e| format!("{e}"))?;
+            let at = p.offset as usize;
+            image[at..at + bytes.len()].copy_from_slice(bytes);
+        }
+
+        let mut linked = Linked::default();
+        let mut veneers: Vec<u64> = Vec::new();
+        for p in &self.placed {
+            let section = self.file.section_by_index(p.index).map_err(|e| format!("{e}"))?;
+            let section_name = section.name().unwrap_or("?");
+            for (offset, r) in section.relocations() {
+                let RelocationFlags::Elf { r_type } = r.flags() else {
+                    return Err(format!("a non-ELF relocation in {section_name}"));
+                };
+                let RelocationTarget::Symbol(index) = r.target() else {
+                    return Err(format!("relocation type {r_type} without a symbol in {section_name}"));
+                };
+                let symbol = self.file.symbol_by_index(index).map_err(|e| format!("{e}"))?;
+                let symbol_name = match symbol.name() {
+                    Ok(n) if !n.is_empty() => n,
+                    _ => symbol
+                        .section_index()
+                        .and_then(|i| self.file.section_by_index(i).ok())
+                        .and_then(|s| s.name().ok())
+                        .unwrap_or("?"),
+                };
+                let target = match symbol.section() {
+                    SymbolSection::Section(i) => {
+                        let at = self.offset_of(i).ok_or_else(|| {
+                            format!("{section_name} refers to {symbol_name}, which is not in a loaded section")
+                        })?;
+                        base.wrapping_add(at).wrapping_add(symbol.address())
+                    }
+                    SymbolSection::Absolute => symbol.address(),
+                    SymbolSection::Undefined => {
+                        import(symbol_name).ok_or_else(|| format!("undefined symbol {symbol_name}"))?
+                    }
+                    _ => return Err(format!("symbol {symbol_name} has no usable section")),
+                };
+                let s_plus_a = target.wrapping_add_signed(r.addend());
+                let width = if matches!(r_type, types::ABS64 | types::PREL64) {
+                    8
+                } else {
+                    4
+                };
+                let start = offset
+                    .checked_add(width)
+                    .filter(|&end| end <= p.size)
+                    .map(|_| (p.offset + offset) as usize)
+                    .ok_or_else(|| format!("relocation at {offset:#x} runs past the end of {section_name}"))?;
+                let end = (p.offset + p.size) as usize;
+                let place = base.wrapping_add(p.offset + offset);
+                let mut result = reloc::apply(r_type, &mut image[start..end], place, s_plus_a);
+                if matches!(r_type, types::CALL26 | types::JUMP26) {
+                    if result.is_ok() {
+                        linked.direct += 1;
+                    } else if result == Err(reloc::RelocError::Overflow(r_type)) {
+                        let veneer = self
+                            .veneer(image, base, &mut veneers, s_plus_a)
+                            .map_err(|e| format!("{e} in {section_name} (against {symbol_name})"))?;
+                        linked.plt = veneers.len();
+                        result = reloc::apply(r_type, &mut image[start..end], place, veneer);
+                    }
+                }
+                result.map_err(|e| format!("{e} in {section_name} (against {symbol_name})"))?;
+            }
+        }
+        linked.init = self.symbol("init_module", base);
+        linked.exit = self.symbol("exit_module", base);
+        Ok(linked)
+    }
+
+    /// The address of a veneer to `target`: the one already written for it,
+    /// or a new one in the next free slot.
+    fn veneer(&self, image: &mut [u8], base: u64, written: &mut Vec<u64>, target: u64) -> Result<u64, String> {
+        let slot = match written.iter().position(|&t| t == target) {
+            Some(slot) => slot,
+            None if written.len() < self.plt_slots => {
+                written.push(target);
+                written.len() - 1
+            }
+            None => return Err("more PLT slots needed than counted".into()),
+        };
+        let at = self.plt_at + slot as u64 * reloc::VENEER_SIZE;
+        let insns = reloc::veneer(base.wrapping_add(at), target)
+            .ok_or_else(|| format!("{target:#x} is beyond a veneer's reach"))?;
+        for (i, insn) in insns.iter().enumerate() {
+            let at = at as usize + 4 * i;
+            image[at..at + 4].copy_from_slice(&insn.to_le_bytes());
+        }
+        Ok(base.wrapping_add(at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_copy_keeps_the_bytes() {
+        let bytes: Vec<u8> = (0..13).collect();
+        let a = Aligned::new(&bytes[1..]);
+        assert_eq!(a.bytes(), &bytes[1..]);
+        assert_eq!(a.bytes().as_ptr() as usize % 8, 0);
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        assert!(Module::parse(&[]).err().unwrap().starts_with("not an ELF file"));
+        let a = Aligned::new(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
+        assert!(Module::parse(a.bytes()).is_err());
+    }
+}
