@@ -95,9 +95,17 @@ fn main() {
 fn initrd(cargo: &Path, workspace: &Path, nested: &Path, out: &Path) -> Vec<u8> {
     let rustc = PathBuf::from(env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()));
     let host = env::var("HOST").expect("HOST");
+    let lld = kbuild::rust_lld(&rustc, &host).unwrap_or_else(|e| fail(&e));
+    // The tests link modules with it too, to compare with the kernel's loader.
+    println!("cargo:rustc-env=SPLITMAP_RUST_LLD={}", lld.display());
     let mut files = Vec::new();
     // One entry per sample module crate in modules/.
-    const MODULES: &[(&str, &str)] = &[("splitmap-module-hello", "hello"), ("splitmap-module-data", "data")];
+    const MODULES: &[(&str, &str)] = &[
+        ("splitmap-module-hello", "hello"),
+        ("splitmap-module-data", "data"),
+        ("splitmap-module-farcalls", "farcalls"),
+        ("splitmap-module-pingpong", "pingpong"),
+    ];
     for &(package, name) in MODULES {
         let built = kbuild::cargo_build(cargo, workspace, nested, package, &[], &[]).unwrap_or_else(|e| fail(&e));
         let lib = built
@@ -106,7 +114,7 @@ fn initrd(cargo: &Path, workspace: &Path, nested: &Path, out: &Path) -> Vec<u8> 
             .find(|(_, p)| p.to_string_lossy().contains(kbuild::KERNEL_TARGET))
             .unwrap_or_else(|| fail(&format!("{package} built no static library")));
         let object = out.join(format!("{name}.ko"));
-        kbuild::link_module(&rustc, &host, &lib.1, &object).unwrap_or_else(|e| fail(&e));
+        kbuild::link_module(&lld, &lib.1, &object).unwrap_or_else(|e| fail(&e));
         let bytes = fs::read(&object).unwrap_or_else(|e| fail(&format!("{}: {e}", object.display())));
         if name == "hello" {
             files.extend(kbuild::broken_variants(name, &bytes).unwrap_or_else(|e| fail(&e)));

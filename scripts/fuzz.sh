@@ -6,7 +6,10 @@
 # debug_assert on malformed structure blocks whose read is bounds-checked in
 # release, which is what the kernel runs (see docs/fuzzing.md).
 set -uo pipefail
-cd "$(dirname "$0")/../fuzz"
+cd "$(dirname "$0")/.."
+# The module target starts from the real sample modules, which the build makes.
+cargo build --quiet || exit 1
+cd fuzz
 runs=${1:-200000}
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz || exit 1
 failed=0

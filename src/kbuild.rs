@@ -229,31 +229,46 @@ pub fn embed_symbols(elf: &[u8], image: &mut [u8]) -> Result<usize, String> {
     Ok(symbols.len())
 }
 
-/// Partially links a module's static library into one relocatable object
-/// (`rust-lld -r`), keeping only what `init_module`/`exit_module` reach and no
-/// debug info: the only undefined symbols left are kernel exports.
+/// The `rust-lld` that ships with the toolchain running `rustc`.
 ///
 /// # Errors
-/// If rust-lld cannot be found or fails.
-pub fn link_module(rustc: &Path, host: &str, staticlib: &Path, out: &Path) -> Result<(), String> {
+/// If `rustc` cannot be run.
+pub fn rust_lld(rustc: &Path, host: &str) -> Result<PathBuf, String> {
     let sysroot = Command::new(rustc)
         .args(["--print", "sysroot"])
         .output()
         .map_err(|e| format!("{}: {e}", rustc.display()))?;
     let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
-    let lld = Path::new(&sysroot).join("lib/rustlib").join(host).join("bin/rust-lld");
-    let output = Command::new(&lld)
+    Ok(Path::new(&sysroot).join("lib/rustlib").join(host).join("bin/rust-lld"))
+}
+
+/// Sections a module does not need: debug info, and the LLVM bitcode that
+/// the prebuilt `core` carries (over a megabyte once `core::fmt` is in).
+/// `--strip-debug` does nothing under `-r`; a discarding script does.
+const MODULE_DISCARDS: &str = "SECTIONS {\n  /DISCARD/ : { *(.debug_*) *(.llvmbc) *(.llvmcmd) *(.comment) }\n}\n";
+
+/// Partially links a module's static library into one relocatable object
+/// (`rust-lld -r`), keeping only what `init_module`/`exit_module` reach: the
+/// only undefined symbols left are kernel exports.
+///
+/// # Errors
+/// If rust-lld fails.
+pub fn link_module(lld: &Path, staticlib: &Path, out: &Path) -> Result<(), String> {
+    let script = out.with_file_name("module-discards.ld");
+    std::fs::write(&script, MODULE_DISCARDS).map_err(|e| format!("{}: {e}", script.display()))?;
+    let output = Command::new(lld)
         .args([
             "-flavor",
             "gnu",
             "-r",
             "--gc-sections",
-            "--strip-debug",
             "-u",
             "init_module",
             "-u",
             "exit_module",
         ])
+        .arg("-T")
+        .arg(&script)
         .arg(staticlib)
         .arg("-o")
         .arg(out)

@@ -4,14 +4,19 @@
 mod common;
 use common::*;
 
-/// From hello.ko itself, parsed here on the host: (all CALL26/JUMP26 branches,
-/// branches to kernel exports, distinct exports branched to).
-fn hello_branches() -> (u64, u64, u64) {
+/// Branches in module `name`.ko, parsed here on the host.
+struct Branches {
+    /// Every CALL26/JUMP26.
+    all: u64,
+    /// Those to kernel exports.
+    to_kernel: u64,
+    /// Distinct exports branched to.
+    exports: u64,
+}
+
+fn branches(name: &str) -> Branches {
     use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget};
-    // build.rs writes hello.ko next to the initrd.
-    let build = splitmap(&["build"]).stdout;
-    let initrd = build.lines().find_map(|l| l.strip_prefix("initrd: ")).unwrap();
-    let bytes = std::fs::read(std::path::Path::new(initrd).with_file_name("hello.ko")).unwrap();
+    let bytes = module_file(name);
     let file = object::File::parse(&*bytes).unwrap();
     let (mut all, mut to_kernel) = (0, 0);
     let mut exports = std::collections::BTreeSet::new();
@@ -30,7 +35,35 @@ fn hello_branches() -> (u64, u64, u64) {
             }
         }
     }
-    (all, to_kernel, exports.len() as u64)
+    Branches {
+        all,
+        to_kernel,
+        exports: exports.len() as u64,
+    }
+}
+
+/// A module's `lsmod` line, as numbers.
+#[derive(Debug)]
+struct Line {
+    plt: u64,
+    slots: u64,
+    direct: u64,
+    distance: u64,
+}
+
+/// The last `lsmod` line for module `name`.
+fn module_line(out: &str, name: &str) -> Line {
+    let line = out
+        .lines()
+        .rfind(|l| l.starts_with(&format!("{name} base=")))
+        .unwrap_or_else(|| panic!("no {name} line:\n{out}"));
+    let field = |key: &str| line.split_whitespace().find_map(|w| w.strip_prefix(key)).unwrap();
+    Line {
+        plt: field("plt=").parse().unwrap(),
+        slots: field("slots=").parse().unwrap(),
+        direct: field("direct=").parse().unwrap(),
+        distance: hex(field("distance=")),
+    }
 }
 
 /// `free frames=N` from `mem`, each time it appears.
@@ -41,20 +74,6 @@ fn free_frames(out: &str) -> Vec<u64> {
         .collect()
 }
 
-/// The `lsmod` line for `hello`: (plt, direct, distance).
-fn hello_line(out: &str) -> (u64, u64, u64) {
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("hello base="))
-        .expect("a hello line");
-    let field = |key: &str| line.split_whitespace().find_map(|w| w.strip_prefix(key)).unwrap();
-    (
-        field("plt=").parse().unwrap(),
-        field("direct=").parse().unwrap(),
-        hex(field("distance=")),
-    )
-}
-
 #[test]
 fn near_modules_call_the_kernel_directly() {
     let out = session(&[], &["mem", "insmod hello", "lsmod", "rmmod hello", "lsmod", "mem"]);
@@ -63,10 +82,13 @@ fn near_modules_call_the_kernel_directly() {
         "init_module ran and called splitmap_log:\n{out}"
     );
     assert!(out.lines().any(|l| l == "hello: unloading"), "exit_module ran:\n{out}");
-    let (plt, direct, distance) = hello_line(&out);
-    let (branches, _, _) = hello_branches();
-    assert_eq!((plt, direct), (0, branches), "every branch reaches its target directly");
-    assert!(distance < 128 << 20, "{distance:#x} is within bl reach");
+    let line = module_line(&out, "hello");
+    assert_eq!(
+        (line.plt, line.direct),
+        (0, branches("hello").all),
+        "every branch reaches directly"
+    );
+    assert!(line.distance < 128 << 20, "{:#x} is within bl reach", line.distance);
     let after_rmmod = out.split("splitmap> lsmod").nth(2).unwrap();
     assert!(
         !after_rmmod.lines().any(|l| l.starts_with("hello ")),
@@ -78,28 +100,54 @@ fn near_modules_call_the_kernel_directly() {
 
 #[test]
 fn far_modules_go_through_one_veneer_per_target() {
-    let out = session(&["--append", "module.region=far"], &["insmod hello", "lsmod"]);
-    let (plt, direct, distance) = hello_line(&out);
-    // One veneer per export called, however often (Linux's counting rule);
-    // branches inside the module still reach directly.
-    let (branches, to_kernel, exports) = hello_branches();
+    let mut cmds = vec![];
+    for m in MODULES {
+        cmds.push(format!("insmod {m}"));
+    }
+    cmds.push("lsmod".into());
+    let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    let out = session(&["--append", "module.region=far"], &cmds);
+    assert!(!out.contains("error:"), "{out}");
+    for m in MODULES {
+        let line = module_line(&out, m);
+        // One veneer per export called, however often (Linux's counting rule);
+        // branches inside the module, across its sections too, reach directly.
+        let b = branches(m);
+        assert_eq!(
+            (line.plt, line.direct),
+            (b.exports, b.all - b.to_kernel),
+            "{m}: {line:?}"
+        );
+        assert!(line.plt <= line.slots, "{m}: never more veneers than counted: {line:?}");
+        assert!(
+            line.distance >= 128 << 20,
+            "{m}: {:#x} is out of bl reach",
+            line.distance
+        );
+    }
+    let far = branches("farcalls");
+    assert!(far.exports >= 8, "farcalls calls every export");
     assert!(
-        to_kernel > exports,
-        "hello calls some export twice, so sharing is tested"
+        far.to_kernel > far.exports,
+        "and some from several places, so sharing is tested"
     );
-    assert_eq!((plt, direct), (exports, branches - to_kernel));
-    assert!(distance >= 128 << 20, "{distance:#x} is out of bl reach");
-    assert!(
-        out.lines().any(|l| l == "hello: loaded"),
-        "the call through the veneer arrived:\n{out}"
-    );
+    for (m, greeting) in [
+        ("hello", "hello: loaded"),
+        ("farcalls", "farcalls: loaded"),
+        ("pingpong", "pingpong: loaded; 27 takes 111 steps"),
+        ("data", "data: pointer, offset and string tables relocated"),
+    ] {
+        assert!(
+            out.lines().any(|l| l == greeting),
+            "{m}: the calls through veneers arrived:\n{out}"
+        );
+    }
 }
 
 #[test]
 fn modules_load_at_the_link_address_too() {
     let out = session(&["--nokaslr"], &["insmod hello", "lsmod"]);
-    let (_, direct, _) = hello_line(&out);
-    assert_eq!(direct, hello_branches().0);
+    assert_eq!(module_line(&out, "hello").direct, branches("hello").all);
 }
 
 #[test]
@@ -210,23 +258,21 @@ fn a_module_adds_a_shell_command_and_rmmod_takes_it_away() {
 }
 
 #[test]
-fn pointer_tables_in_module_data_are_relocated() {
+fn pointer_and_offset_tables_in_module_data_are_relocated() {
     use object::{Object, ObjectSection, RelocationFlags, SectionFlags};
-    // data.ko, parsed here: its allocated data really holds ABS64 relocations.
-    let build = splitmap(&["build"]).stdout;
-    let initrd = build.lines().find_map(|l| l.strip_prefix("initrd: ")).unwrap();
-    let bytes = std::fs::read(std::path::Path::new(initrd).with_file_name("data.ko")).unwrap();
+    // data.ko, parsed here: its allocated sections really hold ABS64, PREL32
+    // and PREL64 relocations.
+    let bytes = module_file("data");
     let file = object::File::parse(&*bytes).unwrap();
-    let abs64_in_allocated = file
-        .sections()
-        .filter(|s| matches!(s.flags(), SectionFlags::Elf { sh_flags } if sh_flags & 2 != 0))
-        .flat_map(|s| s.relocations().collect::<Vec<_>>())
-        .filter(|(_, r)| r.flags() == RelocationFlags::Elf { r_type: 257 })
-        .count();
-    assert!(
-        abs64_in_allocated >= 6,
-        "three function pointers and three string pointers: {abs64_in_allocated}"
-    );
+    let in_allocated = |r_type| {
+        file.sections()
+            .filter(|s| matches!(s.flags(), SectionFlags::Elf { sh_flags } if sh_flags & 2 != 0))
+            .flat_map(|s| s.relocations().collect::<Vec<_>>())
+            .filter(|(_, r)| r.flags() == RelocationFlags::Elf { r_type })
+            .count()
+    };
+    assert!(in_allocated(257) >= 6, "three function and three string pointers");
+    assert_eq!((in_allocated(261), in_allocated(260)), (1, 1), "one PREL32, one PREL64");
     for region in ["module.region=near", "module.region=far"] {
         let out = session(&["--append", region], &["insmod data"]);
         let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("data: ")).collect();
@@ -236,9 +282,50 @@ fn pointer_tables_in_module_data_are_relocated() {
                 "data: one",
                 "data: two",
                 "data: three",
-                "data: function and string tables relocated"
+                "data: pointer, offset and string tables relocated"
             ],
             "{region}:\n{out}"
         );
     }
+}
+
+#[test]
+fn modules_add_tests_to_the_suite_and_rmmod_takes_back_what_they_leave() {
+    let out = session(
+        &["--append", "module.region=far"],
+        &[
+            "insmod farcalls",
+            "insmod pingpong",
+            "test",
+            "pingpong 27",
+            "farcalls",
+            "farcalls leak",
+            "rmmod farcalls",
+            "rmmod pingpong",
+            "pingpong 27",
+            "test pingpong",
+        ],
+    );
+    let ktap = out.split("splitmap> test\n").nth(1).unwrap();
+    for name in ["farcalls_heap_blocks_round_trip", "pingpong_calls_cross_sections"] {
+        assert!(
+            ktap.lines().any(|l| l.starts_with("ok ") && l.ends_with(name)),
+            "{name} ran and passed:\n{ktap}"
+        );
+    }
+    let (_, failed) = ktap_totals(ktap);
+    assert_eq!(failed, 0, "{ktap}");
+    for want in [
+        "pingpong: 27 takes 111 steps",
+        "farcalls: heap round trip ok",
+        "farcalls: leaked 4096 bytes",
+        "farcalls: unloading",
+        "rmmod: farcalls left 0 registration(s) and 1 allocation(s) (4096 bytes); taken back",
+        "rmmod: pingpong left 2 registration(s) and 0 allocation(s) (0 bytes); taken back",
+        "error: unknown command 'pingpong'",
+    ] {
+        assert!(out.lines().any(|l| l.starts_with(want)), "{want}:\n{out}");
+    }
+    let last = out.rsplit("splitmap> test pingpong").next().unwrap();
+    assert!(last.contains("1..0"), "the module's test left with it:\n{last}");
 }

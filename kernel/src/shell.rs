@@ -202,7 +202,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "lsmod",
         "",
-        "loaded modules: base, size, PLT veneers used, direct branches, distance from the kernel",
+        "loaded modules: base, size, PLT veneers used and slots counted, direct branches, distance from the kernel",
     ),
     (
         "crash",

@@ -174,3 +174,14 @@ pub fn in_parallel<T: Sync>(cases: &[T], f: impl Fn(&T) + Sync) {
         });
     }
 }
+
+/// Module `name`.ko as build.rs made it (next to the initrd).
+pub fn module_file(name: &str) -> Vec<u8> {
+    let build = splitmap(&["build"]).stdout;
+    let initrd = build.lines().find_map(|l| l.strip_prefix("initrd: ")).unwrap();
+    let path = std::path::Path::new(initrd).with_file_name(format!("{name}.ko"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every sample module in modules/.
+pub const MODULES: [&str; 4] = ["hello", "data", "farcalls", "pingpong"];

@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod crash;
 pub mod entry;
 pub mod exceptions;
+pub mod exports;
 pub mod kaslr;
 pub mod memory;
 pub mod module;

@@ -16,8 +16,7 @@ use pi::layout::PAGE_SIZE;
 use pi::pgtable::{self, Attrs, Granularity};
 use spin::Mutex;
 
-use super::{cpu, memory, state};
-use crate::module::exports::{self, Export};
+use super::{cpu, exports, memory, state};
 use crate::module::load::{self, Area, Module};
 
 /// A loaded module.
@@ -28,6 +27,7 @@ struct Loaded {
     frames: PhysAddr,
     order_pages: u64,
     plt: usize,
+    slots: usize,
     direct: usize,
     exit: Option<u64>,
 }
@@ -36,8 +36,6 @@ static MODULES: Mutex<Vec<Loaded>> = Mutex::new(Vec::new());
 
 unsafe extern "C" {
     static _text: u8;
-    static __start_kexports: Export;
-    static __stop_kexports: Export;
 }
 
 fn splitmap_text() -> u64 {
@@ -54,106 +52,17 @@ fn far() -> bool {
     state::get().bootargs.module_far
 }
 
-/// A kernel export by name.
-fn export(name: &str) -> Option<u64> {
-    let start = &raw const __start_kexports;
-    // SAFETY: the linker brackets the export entries with these symbols.
-    let table = unsafe { core::slice::from_raw_parts(start, (&raw const __stop_kexports).offset_from(start) as usize) };
-    (0..table.len()).find_map(|i| {
-        let (function, name_at) = exports::addresses(table, start as u64, i)?;
-        // SAFETY: names are NUL-terminated strings in rodata, emitted by `export!`.
-        let entry = unsafe { core::ffi::CStr::from_ptr(name_at as *const core::ffi::c_char) };
-        (entry.to_bytes() == name.as_bytes()).then_some(function)
-    })
-}
-
-/// Kernel export: print a line from a module.
-///
-/// # Safety
-/// `message` must point to `len` readable bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn splitmap_log(message: *const u8, len: usize) {
-    // SAFETY: the caller passes a pointer and length of its own string.
-    let bytes = unsafe { core::slice::from_raw_parts(message, len) };
-    crate::println!("{}", core::str::from_utf8(bytes).unwrap_or("(not UTF-8)"));
-}
-crate::export!(splitmap_log);
-
-/// A shell command a module registered: its handler gets the rest of the line.
-struct ModuleCommand {
-    name: String,
-    handler: extern "C" fn(*const u8, usize),
-}
-
-static COMMANDS: Mutex<Vec<ModuleCommand>> = Mutex::new(Vec::new());
-
-/// Kernel export: add shell command `name`; 0 on success, -1 if the name is taken.
-///
-/// # Safety
-/// `name` must point to `len` readable bytes; `handler` must stay callable
-/// until the command is unregistered (rmmod does that at the latest).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn splitmap_register_command(
-    name: *const u8,
-    len: usize,
-    handler: extern "C" fn(*const u8, usize),
-) -> i32 {
-    // SAFETY: the caller's contract.
-    let bytes = unsafe { core::slice::from_raw_parts(name, len) };
-    let Ok(name) = core::str::from_utf8(bytes) else {
-        return -1;
-    };
-    let builtin = crate::shell::COMMANDS.iter().any(|(n, _, _)| *n == name);
-    let mut commands = COMMANDS.lock();
-    if builtin || name.is_empty() || commands.iter().any(|c| c.name == name) {
-        return -1;
-    }
-    commands.push(ModuleCommand {
-        name: name.to_string(),
-        handler,
-    });
-    0
-}
-crate::export!(splitmap_register_command);
-
-/// Kernel export: remove shell command `name` (if registered).
-///
-/// # Safety
-/// `name` must point to `len` readable bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn splitmap_unregister_command(name: *const u8, len: usize) {
-    // SAFETY: the caller's contract.
-    let bytes = unsafe { core::slice::from_raw_parts(name, len) };
-    COMMANDS.lock().retain(|c| c.name.as_bytes() != bytes);
-}
-crate::export!(splitmap_unregister_command);
-
-/// Runs module command `word` with the whole `line`; false if there is none.
-pub fn run_command(word: &str, line: &str) -> bool {
-    let handler = COMMANDS.lock().iter().find(|c| c.name == word).map(|c| c.handler);
-    match handler {
-        Some(h) => {
-            let rest = line.trim_start()[word.len()..].trim();
-            h(rest.as_ptr(), rest.len());
-            true
-        }
-        None => false,
-    }
-}
-
 /// (command, module) for every module command, for `help`.
 pub fn commands() -> Vec<(String, String)> {
     let modules = MODULES.lock();
-    COMMANDS
-        .lock()
-        .iter()
-        .map(|c| {
-            let at = c.handler as usize as u64;
-            let owner = modules
+    exports::commands()
+        .into_iter()
+        .map(|(command, owner)| {
+            let module = modules
                 .iter()
-                .find(|m| (m.base..m.base + m.size).contains(&at))
+                .find(|m| m.base == owner)
                 .map_or("?", |m| m.name.as_str());
-            (c.name.clone(), owner.to_string())
+            (command, module.to_string())
         })
         .collect()
 }
@@ -194,7 +103,7 @@ pub fn insmod(name: &str) -> Result<String, String> {
         core::slice::from_raw_parts_mut(buffer, size as usize)
     };
     let base = place_va(size);
-    let linked = module.link(image, base, export).map_err(undo)?;
+    let linked = module.link(image, base, exports::find).map_err(undo)?;
 
     {
         let mut guard = memory::TABLES.lock();
@@ -240,6 +149,7 @@ pub fn insmod(name: &str) -> Result<String, String> {
         frames,
         order_pages: pages,
         plt: linked.plt,
+        slots: module.plt_slots,
         direct: linked.direct,
         exit: linked.exit,
     };
@@ -247,10 +157,10 @@ pub fn insmod(name: &str) -> Result<String, String> {
         // SAFETY: `init` is the module's `extern "C" fn() -> i32`, mapped r-x
         // and relocated above.
         let f: extern "C" fn() -> i32 = unsafe { core::mem::transmute(init as usize) };
-        let code = f();
+        let code = exports::enter(base, || f());
         if code != 0 {
             loaded.exit = None;
-            unload(loaded);
+            unload(&loaded);
             return Err(alloc::format!("{name}: init_module returned {code}"));
         }
     }
@@ -272,18 +182,27 @@ fn place_va(size: u64) -> u64 {
     }
 }
 
-fn unload(m: Loaded) {
-    // Whatever the module left registered goes with it.
-    COMMANDS
-        .lock()
-        .retain(|c| !(m.base..m.base + m.size).contains(&(c.handler as usize as u64)));
+/// Unmaps and frees module `m`, taking back whatever it left registered or
+/// allocated; a note if it left anything.
+fn unload(m: &Loaded) -> Option<String> {
+    let left = exports::forget(m.base);
     let _ = pgtable::unmap(&memory::LiveTables, cpu::ttbr1_root(), m.base, m.size);
     cpu::flush_tlb();
     memory::free_frames_at(m.frames, m.order_pages);
+    (left.registrations + left.allocations > 0).then(|| {
+        alloc::format!(
+            "rmmod: {} left {} registration(s) and {} allocation(s) ({} bytes); taken back",
+            m.name,
+            left.registrations,
+            left.allocations,
+            left.bytes
+        )
+    })
 }
 
-/// Runs `exit_module` and removes module `name`, freeing all it took.
-pub fn rmmod(name: &str) -> Result<(), String> {
+/// Runs `exit_module` and removes module `name`, freeing all it took; a note
+/// if the module left something behind.
+pub fn rmmod(name: &str) -> Result<Option<String>, String> {
     let mut list = MODULES.lock();
     let i = list
         .iter()
@@ -294,22 +213,21 @@ pub fn rmmod(name: &str) -> Result<(), String> {
     if let Some(exit) = m.exit {
         // SAFETY: the module's `extern "C" fn()`, still mapped.
         let f: extern "C" fn() = unsafe { core::mem::transmute(exit as usize) };
-        f();
+        exports::enter(m.base, || f());
     }
-    unload(m);
-    Ok(())
+    Ok(unload(&m))
 }
 
 fn describe(m: &Loaded) -> String {
     let distance = splitmap_text() - m.base;
     alloc::format!(
-        "{} base={:#x} size={:#x} plt={} direct={} distance={:#x}",
+        "{} base={:#x} size={:#x} plt={} slots={} direct={} distance={distance:#x}",
         m.name,
         m.base,
         m.size,
         m.plt,
+        m.slots,
         m.direct,
-        distance
     )
 }
 

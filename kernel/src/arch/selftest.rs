@@ -51,9 +51,43 @@ const TESTS: &[(&str, Test)] = &[
     ),
 ];
 
-/// Runs the suite (or the tests whose names contain `filter`); returns failures.
+/// The kernel's own test names (modules cannot take them).
+pub fn names() -> alloc::vec::Vec<&'static str> {
+    TESTS.iter().map(|(name, _)| *name).collect()
+}
+
+/// A test in the suite: the kernel's own, or one a module registered.
+#[derive(Clone, Copy)]
+enum Entry {
+    Kernel(Test),
+    Module { owner: u64, test: extern "C" fn() -> i32 },
+}
+
+/// Runs the suite, module tests last (or the tests whose names contain
+/// `filter`); returns failures.
 pub fn run(filter: Option<&str>) -> usize {
-    run_ktap(&mut Console, TESTS, filter, |t| t()).unwrap_or(0)
+    let from_modules = super::exports::tests();
+    let entries: alloc::vec::Vec<(&str, Entry)> = TESTS
+        .iter()
+        .map(|&(name, test)| (name, Entry::Kernel(test)))
+        .chain(from_modules.iter().map(|(name, owner, test)| {
+            (
+                name.as_str(),
+                Entry::Module {
+                    owner: *owner,
+                    test: *test,
+                },
+            )
+        }))
+        .collect();
+    run_ktap(&mut Console, &entries, filter, |entry| match *entry {
+        Entry::Kernel(test) => test(),
+        Entry::Module { owner, test } => {
+            let code = super::exports::enter(owner, || test());
+            check(code == 0, "the module's test returned non-zero", code as u64)
+        }
+    })
+    .unwrap_or(0)
 }
 
 unsafe extern "C" {

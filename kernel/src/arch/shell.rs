@@ -52,11 +52,11 @@ fn execute(line: &str) {
             Ok(line) => println!("{line}"),
             Err(e) => println!("error: insmod {e}"),
         },
-        Ok(Command::Rmmod(name)) => {
-            if let Err(e) = super::module::rmmod(name) {
-                println!("error: rmmod {e}");
-            }
-        }
+        Ok(Command::Rmmod(name)) => match super::module::rmmod(name) {
+            Ok(Some(note)) => println!("{note}"),
+            Ok(None) => {}
+            Err(e) => println!("error: rmmod {e}"),
+        },
         Ok(Command::Lsmod) => super::module::lsmod().iter().for_each(|l| println!("{l}")),
         Ok(Command::Peek(va, width)) => match super::peek::peek(va, width) {
             Ok(value) => println!("{va:#x}: {value:#x} ({width}-bit)"),
@@ -70,7 +70,7 @@ fn execute(line: &str) {
             psci::system_off(state::get().dtb.psci)
         }
         Ok(Command::Crash(kind)) => super::crash::crash(kind),
-        Err(crate::shell::ParseError::Unknown(word)) if super::module::run_command(word, line) => {}
+        Err(crate::shell::ParseError::Unknown(word)) if super::exports::run_command(word, line) => {}
         Err(e) => println!("error: {e}"),
     }
 }
