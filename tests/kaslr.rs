@@ -176,3 +176,72 @@ fn sweep_reports_the_distribution() {
     assert!(line("chi2 = ").contains("dof"));
     assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
 }
+
+/// (direct, plt) module windows from `kaslr`, and the image span.
+fn module_windows(out: &str) -> ((u64, u64), (u64, u64), (u64, u64)) {
+    let span = |key| {
+        let (a, b) = kaslr_value(out, key).split_once('-').unwrap();
+        (hex(a), hex(b))
+    };
+    let text = hex(kaslr_value(out, "text"));
+    let size = hex(kaslr_value(out, "image"));
+    (span("direct"), span("plt"), (text, text + size))
+}
+
+/// The base of module `name` from `lsmod`.
+fn module_base(out: &str, name: &str) -> u64 {
+    let line = out
+        .lines()
+        .rfind(|l| l.starts_with(&format!("{name} base=")))
+        .unwrap_or_else(|| panic!("no {name} in lsmod:\n{out}"));
+    hex(line.split_whitespace().find_map(|w| w.strip_prefix("base=")).unwrap())
+}
+
+#[test]
+fn module_windows_are_randomised_around_the_image_like_linux() {
+    let cmds = ["kaslr", "insmod farcalls", "lsmod"];
+    let runs: Vec<_> = ["0x1", "0x1", "0xdeadbeef"]
+        .iter()
+        .map(|seed| {
+            let out = session(&["--kaslr-seed", seed], &cmds);
+            let (direct, plt, image) = module_windows(&out);
+            assert_eq!(direct.1 - direct.0, 128 << 20, "{out}");
+            assert_eq!(plt.1 - plt.0, 2 << 30, "{out}");
+            assert!(
+                direct.0 <= image.0 && image.1 <= direct.1,
+                "the image is in the direct window"
+            );
+            assert!(
+                plt.0 <= direct.0 && direct.1 <= plt.1,
+                "the direct window is in the PLT window"
+            );
+            let base = module_base(&out, "farcalls");
+            assert!(direct.0 <= base && base < direct.1, "{base:#x} in {direct:x?}");
+            assert!(kaslr_value(&out, "entropy").parse::<f64>().is_ok());
+            (direct, plt, base)
+        })
+        .collect();
+    assert_eq!(runs[0], runs[1], "same seed, same windows");
+    assert!(runs[1].0 != runs[2].0 && runs[1].1 != runs[2].1, "{runs:x?}");
+
+    // Far: in the PLT window, out of a branch's reach of the whole image.
+    let out = session(&["--kaslr-seed", "0xdeadbeef", "--append", "module.region=far"], &cmds);
+    let (_, plt, image) = module_windows(&out);
+    let base = module_base(&out, "farcalls");
+    assert!(plt.0 <= base && base < plt.1);
+    assert!(
+        base + 0x2000 + (128 << 20) <= image.0 || base >= image.1 + (128 << 20),
+        "{base:#x}"
+    );
+}
+
+#[test]
+fn without_kaslr_the_module_windows_end_where_the_image_ends() {
+    let out = session(&["--nokaslr"], &["kaslr", "layout"]);
+    let (direct, plt, image) = module_windows(&out);
+    assert_eq!(direct, (image.1 - (128 << 20), image.1));
+    assert_eq!(plt, (image.1 - (2 << 30), image.1));
+    let modules = row(&layout_rows(&out), "modules").clone();
+    assert_eq!(modules.va, plt, "layout shows the PLT window");
+    assert!(!out.contains("modules entropy"), "nothing random without KASLR");
+}

@@ -253,6 +253,19 @@ pub struct MapCounts {
     pub tables: u64,
 }
 
+impl core::ops::Add for MapCounts {
+    type Output = MapCounts;
+
+    fn add(self, o: MapCounts) -> MapCounts {
+        MapCounts {
+            blocks_1g: self.blocks_1g + o.blocks_1g,
+            blocks_2m: self.blocks_2m + o.blocks_2m,
+            pages_4k: self.pages_4k + o.pages_4k,
+            tables: self.tables + o.tables,
+        }
+    }
+}
+
 impl MapCounts {
     fn add_leaf(&mut self, level: usize) {
         match level {

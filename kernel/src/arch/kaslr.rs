@@ -25,6 +25,7 @@ use super::memory::{LiveTables, TABLES};
 use crate::bootargs::BootArgs;
 use crate::dtb::BootInfo;
 use crate::kaslr::{SeedSource, Window, choose_seed, window_from_args};
+use crate::module::region::{self, Span, Windows};
 use crate::ranges::PhysRange;
 use crate::relr;
 
@@ -54,6 +55,10 @@ pub struct Kaslr {
     pub slots: u64,
     /// Relocations applied by the move.
     pub relocations: u64,
+    /// Where the image runs (text VA to the end of bss).
+    pub image: Span,
+    /// The module windows around it.
+    pub modules: Windows,
 }
 
 static KASLR: Once<Kaslr> = Once::new();
@@ -84,6 +89,14 @@ fn rndr() -> Option<u64> {
     (ok != 0).then_some(value)
 }
 
+/// The image at its link address.
+fn link_span(size: u64) -> Span {
+    Span {
+        start: KIMAGE_VADDR,
+        end: KIMAGE_VADDR + size,
+    }
+}
+
 /// Chooses the offset from the seed sources and the window, zeroing the DTB's
 /// seed once read (as Linux does, so it is not reused).
 pub fn decide(dt: &BootInfo<'_>, args: &BootArgs<'_>, dtb_pa: u64, image: PhysRange) -> Kaslr {
@@ -104,6 +117,8 @@ pub fn decide(dt: &BootInfo<'_>, args: &BootArgs<'_>, dtb_pa: u64, image: PhysRa
         window: *window.as_ref().unwrap_or(&default),
         slots: 0,
         relocations: 0,
+        image: link_span(size),
+        modules: region::windows(link_span(size), None),
     };
     k.slots = k.window.slots(size);
     if args.nokaslr {
@@ -123,6 +138,11 @@ pub fn decide(dt: &BootInfo<'_>, args: &BootArgs<'_>, dtb_pa: u64, image: PhysRa
             Some((seed, source)) => {
                 k.source = Some(source);
                 k.offset = k.window.pick(seed, size).map_or(0, |va| va - KIMAGE_VADDR);
+                k.image = Span {
+                    start: KIMAGE_VADDR + k.offset,
+                    end: KIMAGE_VADDR + k.offset + size,
+                };
+                k.modules = region::windows(k.image, Some(seed));
             }
             None => k.off = Some(Off::NoSeed),
         }
@@ -141,6 +161,8 @@ pub fn record_without_ram() {
         window,
         slots: 0,
         relocations: 0,
+        image: link_span(0),
+        modules: region::windows(link_span(0), None),
     });
 }
 

@@ -2,11 +2,12 @@
 //!
 //! A module is an ELF relocatable object, laid out and linked by
 //! `crate::module::load` straight into frames through their linear alias, then
-//! mapped (text `r-x`, rodata `r--`, data `rw-`) in the module region: the 2 GiB below the running image,
-//! so every module stays within ADRP reach of the kernel whatever KASLR did.
-//! `module.region=near` (default) puts modules in the top 128 MiB, where a
-//! `bl` reaches the kernel directly; `far` puts them at the bottom, where
-//! calls into the kernel need veneers. Any failure undoes everything.
+//! mapped (text `r-x`, rodata `r--`, data `rw-`) in the module windows that
+//! `crate::module::region` placed around the running image: the 128 MiB direct
+//! window by default (`module.region=near`), where a `bl` reaches the kernel;
+//! the parts of the 2 GiB PLT window out of that reach with
+//! `module.region=far`, where calls into the kernel need veneers. Any failure
+//! undoes everything.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -18,6 +19,7 @@ use spin::Mutex;
 
 use super::{cpu, exports, memory, state};
 use crate::module::load::{self, Area, Module};
+use crate::module::region::{self, Span};
 
 /// A loaded module.
 struct Loaded {
@@ -40,12 +42,6 @@ unsafe extern "C" {
 
 fn splitmap_text() -> u64 {
     &raw const _text as u64
-}
-
-/// Module region: `[start, end)`, the 2 GiB below the image.
-fn region() -> (u64, u64) {
-    let end = splitmap_text();
-    (end - (2 << 30), end)
 }
 
 fn far() -> bool {
@@ -102,7 +98,12 @@ pub fn insmod(name: &str) -> Result<String, String> {
         core::ptr::write_bytes(buffer, 0, size as usize);
         core::slice::from_raw_parts_mut(buffer, size as usize)
     };
-    let base = place_va(size);
+    let window = if far() {
+        "far part of the PLT window"
+    } else {
+        "module windows"
+    };
+    let base = place_va(size).ok_or_else(|| undo(alloc::format!("no room for {size:#x} bytes in the {window}")))?;
     let linked = module.link(image, base, exports::find).map_err(undo)?;
 
     {
@@ -169,17 +170,19 @@ pub fn insmod(name: &str) -> Result<String, String> {
     Ok(line)
 }
 
-/// Picks the module's virtual address in the region: near the top (in `bl`
-/// reach of the kernel) or at the bottom (`module.region=far`), after modules
-/// already there.
-fn place_va(size: u64) -> u64 {
-    let (start, end) = region();
-    let used: u64 = MODULES.lock().iter().map(|m| m.size + PAGE_SIZE).sum();
-    if far() {
-        start + used
-    } else {
-        end - (64 << 20) - used - size
-    }
+/// Picks the module's virtual address in the module windows (see
+/// `crate::module::region`).
+fn place_va(size: u64) -> Option<u64> {
+    let k = super::kaslr::get();
+    let loaded: Vec<Span> = MODULES
+        .lock()
+        .iter()
+        .map(|m| Span {
+            start: m.base,
+            end: m.base + m.size,
+        })
+        .collect();
+    region::place(&k.modules, k.image, &loaded, size, far())
 }
 
 /// Unmaps and frees module `m`, taking back whatever it left registered or
@@ -219,7 +222,7 @@ pub fn rmmod(name: &str) -> Result<Option<String>, String> {
 }
 
 fn describe(m: &Loaded) -> String {
-    let distance = splitmap_text() - m.base;
+    let distance = m.base.abs_diff(splitmap_text());
     alloc::format!(
         "{} base={:#x} size={:#x} plt={} slots={} direct={} distance={distance:#x}",
         m.name,

@@ -1,7 +1,9 @@
 //! The shell's commands, run against the live machine.
 
 use pi::addr::PhysAddr;
-use pi::layout::{FIXMAP_DTB, KIMAGE_VADDR, MODULES_SIZE, MODULES_VADDR, PAGE_OFFSET, PAGE_SIZE};
+use pi::layout::{FIXMAP_DTB, KIMAGE_VADDR, PAGE_OFFSET, PAGE_SIZE};
+
+use crate::module::region;
 use pi::pgtable::{self, MapCounts};
 
 use super::console::{self, Console};
@@ -153,7 +155,12 @@ fn layout() {
             row("linear", va, va + r.size(), Some((r.start.raw(), r.end.raw())))
         );
     }
-    println!("{}", row("modules", MODULES_VADDR, MODULES_VADDR + MODULES_SIZE, None));
+    // The PLT window surrounds the image: count only what modules mapped.
+    let (plt, image) = (super::kaslr::get().modules.plt, super::kaslr::get().image);
+    let mut modules = row("modules", plt.start, plt.end, None);
+    let count = |start: u64, end: u64| pgtable::count(&LiveTables, cpu::ttbr1_root(), start, end - start);
+    modules.map = count(plt.start, image.start) + count(image.end, plt.end);
+    println!("{modules}");
     let (guard_start, guard_end) = super::stack::guard();
     let (stack_start, stack_end) = super::stack::stack();
     println!("{}", row("guard", guard_start, guard_end, None));
@@ -280,6 +287,23 @@ fn kaslr() {
         tenths % 10
     );
     println!("image={image_size:#x} bytes relocations={}", k.relocations);
+    let (direct, plt) = (k.modules.direct, k.modules.plt);
+    println!(
+        "modules direct={:#x}-{:#x} plt={:#x}-{:#x}",
+        direct.start, direct.end, plt.start, plt.end
+    );
+    if k.source.is_some() {
+        // Linux's random_bounding_box: one choice per page of slack.
+        let bits = |choices| {
+            let t = crate::kaslr::entropy_tenths(choices);
+            alloc::format!("{}.{}", t / 10, t % 10)
+        };
+        println!(
+            "modules entropy direct={} bits plt={} bits",
+            bits(region::bounding_box_choices(region::DIRECT_SIZE, k.image)),
+            bits(region::bounding_box_choices(region::PLT_SIZE, direct))
+        );
+    }
     let dtb_seed = state::get().dtb.kaslr_seed.map_or(0, |(seed, _)| seed);
     println!("dtb /chosen/kaslr-seed now={dtb_seed:#x}");
 }

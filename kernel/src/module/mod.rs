@@ -6,4 +6,5 @@ pub mod exports;
 #[cfg(any(not(target_os = "none"), feature = "machine"))]
 pub mod load;
 pub mod plt;
+pub mod region;
 pub mod reloc;
