@@ -66,6 +66,10 @@ struct RunArgs {
     /// Wait for gdb on localhost:1234 before the first instruction.
     #[arg(long)]
     gdb: bool,
+    /// Count instructions exactly (QEMU -icount): `kaslr` then shows how many
+    /// the relocation took. Slower.
+    #[arg(long)]
+    icount: bool,
     /// Print the QEMU command line before running it.
     #[arg(short, long)]
     verbose: bool,
@@ -144,6 +148,7 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
         kaslr_seed: args.kaslr_seed.as_deref().map(qemu::parse_seed).transpose()?,
         load_addr: args.load_addr.as_deref().map(qemu::parse_load_addr).transpose()?,
         gdb: args.gdb,
+        icount: args.icount,
         dtb: args.dtb,
         extra: args.qemu_args,
         console: if scripted { Console::Piped } else { Console::Interactive },

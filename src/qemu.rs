@@ -63,6 +63,9 @@ pub struct Boot {
     pub load_addr: Option<LoadAddr>,
     /// Wait for gdb on :1234.
     pub gdb: bool,
+    /// Count instructions exactly (`-icount shift=0`): one instruction is one
+    /// nanosecond of guest time, and the PMU counts retired instructions.
+    pub icount: bool,
     /// A device tree to use instead of QEMU's.
     pub dtb: Option<PathBuf>,
     /// Extra QEMU arguments, verbatim.
@@ -81,6 +84,7 @@ impl Default for Boot {
             kaslr_seed: None,
             load_addr: None,
             gdb: false,
+            icount: false,
             dtb: None,
             extra: Vec::new(),
             console: Console::Interactive,
@@ -145,6 +149,9 @@ pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
     }
     if boot.gdb {
         args.extend(["-s".into(), "-S".into()]);
+    }
+    if boot.icount {
+        args.extend(["-icount".into(), "shift=0".into()]);
     }
     args.extend(boot.extra.iter().cloned());
     args
@@ -286,6 +293,14 @@ mod tests {
                     ..Boot::default()
                 },
                 vec!["-append", "nokaslr kaslr.seed=0xabc", "-s", "-S"],
+                vec![],
+            ),
+            (
+                Boot {
+                    icount: true,
+                    ..Boot::default()
+                },
+                vec!["-icount", "shift=0"],
                 vec![],
             ),
             (

@@ -245,3 +245,25 @@ fn without_kaslr_the_module_windows_end_where_the_image_ends() {
     assert_eq!(modules.va, plt, "layout shows the PLT window");
     assert!(!out.contains("modules entropy"), "nothing random without KASLR");
 }
+
+#[test]
+fn icount_shows_the_instructions_spent_relocating() {
+    let out = session(&["--icount", "--kaslr-seed", "0x5"], &["kaslr"]);
+    let relocations: u64 = kaslr_value(&out, "relocations").parse().unwrap();
+    let instructions: u64 = kaslr_value(&out, "instructions").parse().unwrap();
+    assert!(relocations > 100, "{out}");
+    // At least a load, an add, a store and a cache clean per site; and far
+    // from unbounded.
+    assert!(
+        (4 * relocations..200 * relocations).contains(&instructions),
+        "{instructions} instructions for {relocations} relocations"
+    );
+    let out = session(&["--icount", "--nokaslr"], &["kaslr"]);
+    assert_eq!(kaslr_value(&out, "relocations"), "0", "nokaslr relocates nothing");
+    assert!(!out.contains("instructions="), "and counts nothing:\n{out}");
+    let out = session(&["--kaslr-seed", "0x5"], &["kaslr"]);
+    assert!(
+        !out.contains("instructions="),
+        "without -icount TCG has no such counter:\n{out}"
+    );
+}

@@ -27,6 +27,20 @@ pub fn linear_va(pa: u64, phys_offset: PhysAddr) -> u64 {
     PAGE_OFFSET + (pa - phys_offset.raw())
 }
 
+/// How many 1 GiB-aligned places the linear map could start at, if its base
+/// were randomised as Linux did until v6.16 (`memstart_offset_seed`): the
+/// linear area's size minus the span of RAM, in 1 GiB steps. splitmap keeps
+/// the base fixed; `kaslr` shows what randomising it would give.
+pub fn randomisation_choices(ram: &RangeList) -> u64 {
+    let Some(last) = ram.iter().last() else {
+        return 0;
+    };
+    let span = (last.end.raw() - phys_offset(ram).raw()).next_multiple_of(PHYS_OFFSET_ALIGN);
+    (LINEAR_END - PAGE_OFFSET)
+        .checked_sub(span)
+        .map_or(0, |room| room / PHYS_OFFSET_ALIGN + 1)
+}
+
 /// Why the linear map could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinearError {
@@ -160,6 +174,19 @@ mod tests {
             let counts = build(&mut tables, root, &ram).unwrap();
             assert_eq!(counts.tables, minimum_tables(&ram, phys_offset(&ram)), "{layout:x?}");
         }
+    }
+
+    #[test]
+    fn linear_base_choices_are_the_slack_in_gib_steps() {
+        let area = (LINEAR_END - PAGE_OFFSET) / GIB;
+        let mut ram = RangeList::new();
+        assert_eq!(randomisation_choices(&ram), 0, "no RAM, nothing to place");
+        // 1 GiB at 1 GiB: one GiB used, the rest is slack.
+        ram.insert(PhysRange::new(GIB, GIB).unwrap()).unwrap();
+        assert_eq!(randomisation_choices(&ram), area);
+        // A second range 10 GiB up: the span counts, holes included, rounded up.
+        ram.insert(PhysRange::new(11 * GIB, MIB).unwrap()).unwrap();
+        assert_eq!(randomisation_choices(&ram), area - 11 + 1);
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct Kaslr {
     pub slots: u64,
     /// Relocations applied by the move.
     pub relocations: u64,
+    /// Instructions the relocation pass took, if the PMU counts them.
+    pub relocation_insns: Option<u64>,
     /// Where the image runs (text VA to the end of bss).
     pub image: Span,
     /// The module windows around it.
@@ -117,6 +119,7 @@ pub fn decide(dt: &BootInfo<'_>, args: &BootArgs<'_>, dtb_pa: u64, image: PhysRa
         window: *window.as_ref().unwrap_or(&default),
         slots: 0,
         relocations: 0,
+        relocation_insns: None,
         image: link_span(size),
         modules: region::windows(link_span(size), None),
     };
@@ -161,6 +164,7 @@ pub fn record_without_ram() {
         window,
         slots: 0,
         relocations: 0,
+        relocation_insns: None,
         image: link_span(0),
         modules: region::windows(link_span(0), None),
     });
@@ -204,6 +208,7 @@ pub unsafe fn apply(mut k: Kaslr, image: PhysRange, next: extern "C" fn(u64, u64
         let start = &raw const __relr_start;
         core::slice::from_raw_parts(start, (&raw const __relr_end).offset_from(start) as usize)
     };
+    let counter = super::pmu::Instructions::start();
     relr::for_each_site(entries, |site| {
         let p = image.start.add(site - KIMAGE_VADDR).to_linear().as_ptr::<u64>();
         // SAFETY: each RELR site is a word inside the image (the linker says
@@ -225,6 +230,7 @@ pub unsafe fn apply(mut k: Kaslr, image: PhysRange, next: extern "C" fn(u64, u64
             options(nostack, preserves_flags)
         )
     };
+    k.relocation_insns = counter.map(super::pmu::Instructions::stop);
 
     KASLR.call_once(|| k);
     let voffset = addr::kimage_voffset() + offset;

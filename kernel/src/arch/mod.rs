@@ -13,6 +13,7 @@ pub mod memory;
 pub mod module;
 mod panic;
 pub mod peek;
+pub mod pmu;
 pub mod psci;
 pub mod rodata;
 pub mod selftest;

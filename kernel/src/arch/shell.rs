@@ -286,7 +286,13 @@ fn kaslr() {
         tenths / 10,
         tenths % 10
     );
-    println!("image={image_size:#x} bytes relocations={}", k.relocations);
+    match k.relocation_insns {
+        Some(n) => println!(
+            "image={image_size:#x} bytes relocations={} instructions={n}",
+            k.relocations
+        ),
+        None => println!("image={image_size:#x} bytes relocations={}", k.relocations),
+    }
     let (direct, plt) = (k.modules.direct, k.modules.plt);
     println!(
         "modules direct={:#x}-{:#x} plt={:#x}-{:#x}",
@@ -304,6 +310,15 @@ fn kaslr() {
             bits(region::bounding_box_choices(region::PLT_SIZE, direct))
         );
     }
+    // Linux randomised the linear map's base too, until v6.16; splitmap keeps
+    // it fixed, and shows what that would give with this RAM.
+    let choices = crate::linear::randomisation_choices(&state::get().dtb.memory);
+    let t = crate::kaslr::entropy_tenths(choices);
+    println!(
+        "linear base=fixed ({choices} 1G-aligned places would give {}.{} bits)",
+        t / 10,
+        t % 10
+    );
     let dtb_seed = state::get().dtb.kaslr_seed.map_or(0, |(seed, _)| seed);
     println!("dtb /chosen/kaslr-seed now={dtb_seed:#x}");
 }
