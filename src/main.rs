@@ -76,6 +76,11 @@ struct RunArgs {
     /// Boot with this device tree instead of QEMU's.
     #[arg(long, value_name = "FILE")]
     dtb: Option<PathBuf>,
+    /// Hand the kernel this device tree exactly as it is, even broken (QEMU's
+    /// -dtb fixes trees up and refuses bad ones): it goes in RAM raw and the
+    /// stage-0 loader passes it on.
+    #[arg(long, value_name = "FILE", conflicts_with = "dtb")]
+    raw_dtb: Option<PathBuf>,
     /// Pass an argument to QEMU verbatim (repeatable), e.g. --qemu-arg=-numa.
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
     qemu_args: Vec<String>,
@@ -150,6 +155,7 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
         gdb: args.gdb,
         icount: args.icount,
         dtb: args.dtb,
+        raw_dtb: args.raw_dtb,
         extra: args.qemu_args,
         console: if scripted { Console::Piped } else { Console::Interactive },
     };

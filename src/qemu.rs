@@ -66,8 +66,11 @@ pub struct Boot {
     /// Count instructions exactly (`-icount shift=0`): one instruction is one
     /// nanosecond of guest time, and the PMU counts retired instructions.
     pub icount: bool,
-    /// A device tree to use instead of QEMU's.
+    /// A device tree to use instead of QEMU's (QEMU still fixes it up).
     pub dtb: Option<PathBuf>,
+    /// A device tree for the kernel exactly as it is, broken or not: QEMU
+    /// loads it raw at [`RAW_DTB_PA`] and the stage-0 loader hands it over.
+    pub raw_dtb: Option<PathBuf>,
     /// Extra QEMU arguments, verbatim.
     pub extra: Vec<String>,
     /// Console wiring.
@@ -86,11 +89,16 @@ impl Default for Boot {
             gdb: false,
             icount: false,
             dtb: None,
+            raw_dtb: None,
             extra: Vec::new(),
             console: Console::Interactive,
         }
     }
 }
+
+/// Where `--raw-dtb` puts its file: RAM base + 96 MiB on `virt`, clear of
+/// stage-0 (+1 MiB), the kernel (+2 MiB) and QEMU's initrd (+128 MiB).
+pub const RAW_DTB_PA: u64 = 0x4600_0000;
 
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-aarch64";
@@ -108,6 +116,9 @@ pub fn kernel_cmdline(boot: &Boot) -> String {
         Some(LoadAddr::At(pa)) => words.push(format!("splitmap.load={pa:#x}")),
         Some(LoadAddr::Random) => words.push("splitmap.load=random".into()),
         None => {}
+    }
+    if boot.raw_dtb.is_some() {
+        words.push(format!("splitmap.dtb={RAW_DTB_PA:#x}"));
     }
     words.join(" ")
 }
@@ -128,13 +139,13 @@ pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
         Console::Interactive => args.push("-nographic".into()),
         Console::Piped => args.extend(["-display", "none", "-serial", "stdio", "-monitor", "none"].map(String::from)),
     }
-    let kernel = match boot.load_addr {
+    let kernel = match (&boot.load_addr, &boot.raw_dtb) {
+        (None, None) => &artifacts.image,
         // The loader reports a refused address through semihosting's exit code.
-        Some(_) => {
+        _ => {
             args.extend(["-semihosting-config".into(), "enable=on,target=native".into()]);
             &artifacts.boot
         }
-        None => &artifacts.image,
     };
     args.extend(["-kernel".into(), path(kernel)]);
     if non_empty(&artifacts.initrd) {
@@ -146,6 +157,12 @@ pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
     }
     if let Some(dtb) = &boot.dtb {
         args.extend(["-dtb".into(), path(dtb)]);
+    }
+    if let Some(raw) = &boot.raw_dtb {
+        args.extend([
+            "-device".into(),
+            format!("loader,file={},addr={RAW_DTB_PA:#x},force-raw=on", path(raw)),
+        ]);
     }
     if boot.gdb {
         args.extend(["-s".into(), "-S".into()]);
@@ -301,6 +318,21 @@ mod tests {
                     ..Boot::default()
                 },
                 vec!["-icount", "shift=0"],
+                vec![],
+            ),
+            (
+                Boot {
+                    raw_dtb: Some("/t/broken.dtb".into()),
+                    ..Boot::default()
+                },
+                vec![
+                    "-kernel",
+                    "/k/boot.bin",
+                    "-append",
+                    "splitmap.dtb=0x46000000",
+                    "-device",
+                    "loader,file=/t/broken.dtb,addr=0x46000000,force-raw=on",
+                ],
                 vec![],
             ),
             (

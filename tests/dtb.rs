@@ -1,13 +1,20 @@
-//! Device trees QEMU would never generate, passed with `-dtb`: malformed nodes
-//! are reported by name and ignored, the rest of the tree still boots.
+//! Device trees QEMU would never generate. Passed with `-dtb`, QEMU fixes
+//! them up (it rewrites /memory, refuses blobs it cannot parse); passed with
+//! `--raw-dtb`, the kernel gets them exactly as written. Malformed nodes are
+//! reported by name and ignored; a tree the kernel cannot use at all is
+//! reported on QEMU virt's UART (the early console) and the run ends.
 
 mod common;
 use common::*;
 use vm_fdt::{FdtReserveEntry, FdtWriter};
 
-/// A minimal tree for QEMU `virt` (QEMU fills /memory's reg and /chosen's
-/// bootargs), plus whatever `extra` adds.
+/// A minimal tree for QEMU `virt`, plus whatever `extra` adds.
 fn tree(stdout: bool, extra: impl FnOnce(&mut FdtWriter)) -> Vec<u8> {
+    tree_with_memory(stdout, &[0x4000_0000, 0x4000_0000], extra)
+}
+
+/// The same with `/memory`'s `reg` as given (none if empty).
+fn tree_with_memory(stdout: bool, reg: &[u64], extra: impl FnOnce(&mut FdtWriter)) -> Vec<u8> {
     // A /memreserve/ entry that overlaps RAM the kernel must not hand out.
     let mut w = FdtWriter::new_with_mem_reserv(&[FdtReserveEntry::new(0x5000_0000, 0x1_0000).unwrap()]).unwrap();
     let root = w.begin_node("").unwrap();
@@ -18,10 +25,12 @@ fn tree(stdout: bool, extra: impl FnOnce(&mut FdtWriter)) -> Vec<u8> {
         w.property_string("stdout-path", "/pl011@9000000").unwrap();
     }
     w.end_node(chosen).unwrap();
-    let memory = w.begin_node("memory").unwrap();
-    w.property_string("device_type", "memory").unwrap();
-    w.property_array_u64("reg", &[0x4000_0000, 0x4000_0000]).unwrap();
-    w.end_node(memory).unwrap();
+    if !reg.is_empty() {
+        let memory = w.begin_node("memory").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u64("reg", reg).unwrap();
+        w.end_node(memory).unwrap();
+    }
     let uart = w.begin_node("pl011@9000000").unwrap();
     w.property_string("compatible", "arm,pl011").unwrap();
     w.property_array_u64("reg", &[0x900_0000, 0x1000]).unwrap();
@@ -78,13 +87,118 @@ fn malformed_nodes_are_named_and_ignored() {
 }
 
 #[test]
-fn no_console_in_the_tree_ends_the_run_instead_of_hanging() {
+fn no_console_in_the_tree_falls_back_to_qemu_virts_uart() {
     let dtb = write("no-stdout.dtb", &tree(false, |_| {}));
-    let run = splitmap(&["run", "--timeout", "30", "--dtb", &dtb, "--cmd", "help"]);
-    assert!(!run.success);
+    let out = session(&["--dtb", &dtb], &["help"]);
     assert!(
-        run.stderr.contains("qemu exited after 0 of"),
-        "a clear reason, not a timeout: {}",
-        run.stderr
+        out.lines().any(|l| l.starts_with("[WARN ]")
+            && l.ends_with("no PL011 at /chosen/stdout-path; console on QEMU virt's UART at 0x9000000")),
+        "{out}"
     );
+    assert!(out.contains("commands:"), "the shell answers:\n{out}");
+}
+
+/// Boots with `blob` handed to the kernel as it is; the run's output.
+fn raw(name: &str, blob: &[u8], cmds: &[&str]) -> Run {
+    let dtb = write(name, blob);
+    let mut args = vec!["run", "--timeout", "30", "--raw-dtb", &dtb];
+    for c in cmds {
+        args.extend(["--cmd", c]);
+    }
+    splitmap(&args)
+}
+
+#[test]
+fn a_raw_tree_boots_as_written() {
+    let run = raw("raw-good.dtb", &tree(true, |_| {}), &["mem"]);
+    assert!(run.success, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("stage0: handing the kernel the device tree at 0x46000000 as it is")
+    );
+    assert!(
+        run.stdout.contains("reserved pa=0x46000000-"),
+        "the raw tree is reserved:\n{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn unusable_raw_trees_are_explained_on_the_early_console() {
+    let good = tree(true, |_| {});
+    let mut garbage = b"this is not a device tree".to_vec();
+    garbage.resize(64, 0);
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        (
+            "raw-no-memory.dtb",
+            tree_with_memory(true, &[], |_| {}),
+            "kernel panic: device tree has no /memory node with a non-empty reg",
+        ),
+        (
+            "raw-truncated.dtb",
+            good[..good.len() / 2].to_vec(),
+            "kernel panic: the device tree at 0x46000000 is unusable: device tree structure block is malformed",
+        ),
+        (
+            "raw-garbage.dtb",
+            garbage,
+            "kernel panic: the device tree at 0x46000000 is unusable: no device tree: magic is 0x74686973",
+        ),
+        (
+            // No console named either: the message still gets out.
+            "raw-truncated-no-stdout.dtb",
+            {
+                let t = tree(false, |_| {});
+                t[..t.len() / 2].to_vec()
+            },
+            "kernel panic: the device tree at 0x46000000 is unusable:",
+        ),
+    ];
+    in_parallel(&cases, |(name, blob, want)| {
+        let run = raw(name, blob, &["help"]);
+        assert!(!run.success, "{name}: the run fails");
+        assert!(
+            run.stdout.lines().any(|l| l.starts_with(want)),
+            "{name}: {want}\n{}{}",
+            run.stdout,
+            run.stderr
+        );
+        assert!(run.stderr.contains("kernel panic"), "{name}: {}", run.stderr);
+    });
+}
+
+#[test]
+fn odd_memory_ranges_are_reported_and_the_rest_used() {
+    let reg = [
+        0x4000_0000,
+        0x4000_0000, // 1 GiB, good
+        0x9000_0000,
+        0, // zero-sized
+        0x6000_0000,
+        0x1000_0000, // inside the first: overlapping
+        0x1_0000_0000_0000,
+        0x4000_0000, // beyond a cortex-a72's 44-bit physical addresses
+    ];
+    let run = raw(
+        "raw-odd-memory.dtb",
+        &tree_with_memory(true, &reg, |_| {}),
+        &["mem", "test"],
+    );
+    assert!(run.success, "{}{}", run.stdout, run.stderr);
+    let warnings: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("[WARN ]")).collect();
+    for want in [
+        "device tree memory range at 0x90000000 has size 0; ignored",
+        "device tree memory ranges overlap at 0x60000000-0x70000000; merged",
+        "RAM beyond this CPU's 44-bit physical address space ignored",
+    ] {
+        assert!(warnings.iter().any(|w| w.ends_with(want)), "{want}: {warnings:?}");
+    }
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("ram      pa=0x40000000-0x80000000")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(ktap_totals(&run.stdout).1, 0, "{}", run.stdout);
 }

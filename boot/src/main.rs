@@ -105,6 +105,21 @@ mod machine {
         };
         add(me, "stage-0 loader");
         add(PhysRange::new(dtb_pa, size).unwrap_or_default(), "dtb");
+        let kernel_dtb = match placement::parse_raw_dtb(dt.bootargs) {
+            Ok(Some(raw)) => {
+                add(
+                    PhysRange::new(raw, placement::RAW_DTB_ROOM).unwrap_or_default(),
+                    "raw dtb",
+                );
+                let _ = writeln!(out, "stage0: handing the kernel the device tree at {raw:#x} as it is");
+                raw
+            }
+            Ok(None) => dtb_pa,
+            Err(e) => {
+                let _ = writeln!(out, "stage0: error: {e}");
+                exit(1)
+            }
+        };
         if let Some(initrd) = dt.initrd {
             add(initrd, "initrd");
         }
@@ -140,7 +155,7 @@ mod machine {
         // which is part of stage-0 itself.
         unsafe {
             core::ptr::copy_nonoverlapping(KERNEL.as_ptr(), pa as *mut u8, KERNEL.len());
-            enter(pa, dtb_pa, KERNEL.len() as u64)
+            enter(pa, kernel_dtb, KERNEL.len() as u64)
         }
     }
 

@@ -9,6 +9,14 @@ use pi::layout::PAGE_SIZE;
 /// The bootarg the host tool sets for `--load-addr`.
 pub const LOAD_KEY: &str = "splitmap.load";
 
+/// The bootarg the host tool sets for `--raw-dtb`: the physical address of a
+/// device tree to hand the kernel instead of QEMU's.
+pub const DTB_KEY: &str = "splitmap.dtb";
+
+/// Room kept for a raw device tree: the boot protocol's 2 MiB cap, since its
+/// own header may be the very thing that is broken.
+pub const RAW_DTB_ROOM: u64 = 2 << 20;
+
 /// What was asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -32,6 +40,8 @@ pub struct Busy {
 pub enum PlacementError<'a> {
     /// `splitmap.load=` holds something that is neither a number nor `random`.
     BadValue(&'a str),
+    /// `splitmap.dtb=` holds something that is not a number.
+    BadDtb(&'a str),
     /// Not a multiple of 4 KiB.
     Unaligned(u64),
     /// `[pa, pa + size)` is not inside one RAM range.
@@ -58,6 +68,7 @@ impl fmt::Display for PlacementError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PlacementError::BadValue(v) => write!(f, "{LOAD_KEY}={v}: expected a physical address (0x…) or 'random'"),
+            PlacementError::BadDtb(v) => write!(f, "{DTB_KEY}={v}: expected a physical address (0x…)"),
             PlacementError::Unaligned(pa) => write!(f, "load address {pa:#x} is not 4 KiB-aligned"),
             PlacementError::OutsideRam { pa, size } => {
                 write!(
@@ -78,21 +89,37 @@ impl fmt::Display for PlacementError<'_> {
     }
 }
 
+/// The value of the last `key=` in the command line.
+fn last_value<'a>(bootargs: &'a str, key: &str) -> Option<&'a str> {
+    bootargs
+        .split_ascii_whitespace()
+        .rev()
+        .find_map(|word| word.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+}
+
 /// Finds `splitmap.load=` in the command line (the last one wins).
 ///
 /// # Errors
 /// [`PlacementError::BadValue`] for a value that is neither a number nor `random`.
 pub fn parse_request(bootargs: &str) -> Result<Option<Request>, PlacementError<'_>> {
-    let mut request = None;
-    for word in bootargs.split_ascii_whitespace() {
-        if let Some(value) = word.strip_prefix(LOAD_KEY).and_then(|v| v.strip_prefix('=')) {
-            request = Some(match value {
-                "random" => Request::Random,
-                _ => Request::At(kernel::shell::parse_u64(value).ok_or(PlacementError::BadValue(value))?),
-            });
-        }
-    }
-    Ok(request)
+    last_value(bootargs, LOAD_KEY)
+        .map(|value| match value {
+            "random" => Ok(Request::Random),
+            _ => kernel::shell::parse_u64(value)
+                .map(Request::At)
+                .ok_or(PlacementError::BadValue(value)),
+        })
+        .transpose()
+}
+
+/// Finds `splitmap.dtb=` in the command line (the last one wins).
+///
+/// # Errors
+/// [`PlacementError::BadDtb`] for a value that is not a number.
+pub fn parse_raw_dtb(bootargs: &str) -> Result<Option<u64>, PlacementError<'_>> {
+    last_value(bootargs, DTB_KEY)
+        .map(|value| kernel::shell::parse_u64(value).ok_or(PlacementError::BadDtb(value)))
+        .transpose()
 }
 
 /// Checks that an image of `size` bytes may go at `pa`.
@@ -185,6 +212,9 @@ mod tests {
             Ok(Some(Request::At(0x4020_0000)))
         );
         assert_eq!(parse_request("a splitmap.load=random b"), Ok(Some(Request::Random)));
+        assert_eq!(parse_raw_dtb("splitmap.dtb=0x46000000 x"), Ok(Some(0x4600_0000)));
+        assert_eq!(parse_raw_dtb("splitmap.load=0x1000"), Ok(None));
+        assert_eq!(parse_raw_dtb("splitmap.dtb=here"), Err(PlacementError::BadDtb("here")));
         assert_eq!(
             parse_request("splitmap.load=1 splitmap.load=0x2000"),
             Ok(Some(Request::At(0x2000)))

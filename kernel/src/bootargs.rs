@@ -73,10 +73,11 @@ impl fmt::Display for BootArgIssue<'_> {
     }
 }
 
-/// Keys other components own (the stage-0 loader, later issues): accepted
+/// Keys other components own (the stage-0 loader) or read early: accepted
 /// silently so they are not reported as unknown.
 const FOREIGN_KEYS: &[&str] = &[
     "splitmap.load",
+    "splitmap.dtb",
     "kaslr.seed",
     "kaslr.window",
     "kaslr.align",

@@ -91,6 +91,21 @@ pub enum DtbError {
     TooManyRanges(&'static str),
     /// No usable `/memory` node (reported by the kernel, not by [`parse`]).
     NoMemory,
+    /// A memory range of size zero (at this address).
+    EmptyRange(u64),
+    /// Memory ranges that overlap (this much of them).
+    Overlap(u64, u64),
+}
+
+impl DtbError {
+    /// What the kernel does about it, when it is a problem in one node.
+    pub fn consequence(&self) -> &'static str {
+        match self {
+            DtbError::EmptyRange(_) => "ignored",
+            DtbError::Overlap(..) => "merged",
+            _ => "node ignored",
+        }
+    }
 }
 
 impl fmt::Display for DtbError {
@@ -110,6 +125,8 @@ impl fmt::Display for DtbError {
             DtbError::BadReg(node) => write!(f, "device tree node {node} has a malformed reg property"),
             DtbError::TooManyRanges(what) => write!(f, "device tree lists too many {what} ranges"),
             DtbError::NoMemory => write!(f, "device tree has no /memory node with a non-empty reg"),
+            DtbError::EmptyRange(at) => write!(f, "device tree memory range at {at:#x} has size 0"),
+            DtbError::Overlap(start, end) => write!(f, "device tree memory ranges overlap at {start:#x}-{end:#x}"),
         }
     }
 }
@@ -258,7 +275,9 @@ pub fn parse(blob: &[u8]) -> Result<BootInfo<'_>, DtbError> {
             let Some(reg) = frame.reg else { return Ok(None) };
             let mut first = None;
             for_each_reg(reg, parent, what, |r| {
-                first.get_or_insert(r);
+                if r.size() > 0 {
+                    first.get_or_insert(r);
+                }
                 Ok(())
             })?;
             Ok(first)
@@ -270,7 +289,21 @@ pub fn parse(blob: &[u8]) -> Result<BootInfo<'_>, DtbError> {
             && let Some(reg) = frame.reg
         {
             let mut found = RangeList::new();
+            let mut notes: [Option<DtbError>; 2] = [None; 2];
             match for_each_reg(reg, parent, "memory", |r| {
+                if r.size() == 0 {
+                    notes[0].get_or_insert(DtbError::EmptyRange(r.start.raw()));
+                    return Ok(());
+                }
+                if let Some(o) = info
+                    .memory
+                    .iter()
+                    .chain(found.iter())
+                    .find(|m| m.start < r.end && r.start < m.end)
+                {
+                    let (start, end) = (o.start.max(r.start), o.end.min(r.end));
+                    notes[1].get_or_insert(DtbError::Overlap(start.raw(), end.raw()));
+                }
                 found
                     .insert(r)
                     .map_err(|TooManyRanges| DtbError::TooManyRanges("memory"))
@@ -284,6 +317,7 @@ pub fn parse(blob: &[u8]) -> Result<BootInfo<'_>, DtbError> {
                 }
                 Err(e) => info.problem(e),
             }
+            notes.into_iter().flatten().for_each(|n| info.problem(n));
         }
         if path.len() == 3
             && path[1] == "reserved-memory"
@@ -355,10 +389,8 @@ fn for_each_reg(
         } else {
             be_number(size).ok_or(DtbError::BadReg(what))?
         };
-        let range = PhysRange::new(addr, size).ok_or(DtbError::BadReg(what))?;
-        if range.size() > 0 {
-            f(range)?;
-        }
+        // Empty ranges too: the caller decides whether they matter.
+        f(PhysRange::new(addr, size).ok_or(DtbError::BadReg(what))?)?;
     }
     Ok(())
 }

@@ -49,7 +49,10 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
     };
     *TABLES.lock() = Some(KernelTables::new(pool));
 
-    let (mut dt, _) = read_device_tree(dtb_pa);
+    let mut dt = match read_device_tree(dtb_pa) {
+        Ok((dt, _)) => dt,
+        Err(e) => unusable_device_tree(dtb_pa, e),
+    };
     dt.memory = addressable(&dt.memory).0;
     if dt.memory.is_empty() {
         // Nothing to map; `kernel_continue` reports it once there is a console.
@@ -77,10 +80,13 @@ extern "C" fn kernel_continue(dtb_pa: u64, image_pa: u64, boot_regs: u64) -> ! {
         end: PhysAddr::new(image_pa + image_size()),
     };
     kaslr::unmap_link_address(image.size());
-    let (mut dt, dtb_range) = read_device_tree(dtb_pa);
-    let uart_va = start_console(&dt);
+    let (mut dt, dtb_range) = read_device_tree(dtb_pa).unwrap_or_else(|e| unusable_device_tree(dtb_pa, e));
+    let uart_va = start_console(dt.uart.filter(|u| u.pl011).map(|u| u.regs));
     let args = bootargs::parse(dt.bootargs, |issue| warn!("{issue}"));
     console::init_log(args.loglevel);
+    if !dt.uart.is_some_and(|u| u.pl011) {
+        warn!("no PL011 at /chosen/stdout-path; console on QEMU virt's UART at {EARLY_UART_PA:#x}");
+    }
     let k = kaslr::get();
     crate::println!(
         "splitmap: image pa={:#x} va={:#x} kaslr={:#x} ({})",
@@ -99,7 +105,7 @@ extern "C" fn kernel_continue(dtb_pa: u64, image_pa: u64, boot_regs: u64) -> ! {
         _ => {}
     }
     for problem in dt.problems.iter().flatten() {
-        warn!("{problem}; node ignored");
+        warn!("{problem}; {}", problem.consequence());
     }
     let (ram, cut) = addressable(&dt.memory);
     if cut {
@@ -181,39 +187,47 @@ fn record_image(image_pa: PhysAddr) -> PhysRange {
 /// Parses the DTB the early code mapped at `FIXMAP_DTB`. Without a device tree
 /// there is no console to complain on, so a bad one powers off (the host sees
 /// QEMU exit without a prompt).
-fn read_device_tree(dtb_pa: u64) -> (BootInfo<'static>, PhysRange) {
+fn read_device_tree(dtb_pa: u64) -> Result<(BootInfo<'static>, PhysRange), dtb::DtbError> {
     let va = FIXMAP_DTB + (dtb_pa & (PAGE_SIZE - 1));
     // SAFETY: the early code mapped at least the DTB's first page read-only at
     // FIXMAP_DTB (the header is 8-byte aligned, so its 8 bytes share that page),
     // and the mapping is never removed.
     let head = unsafe { core::slice::from_raw_parts(va as *const u8, 8) };
-    let parsed = dtb::header_totalsize(head).ok().and_then(|size| {
-        // SAFETY: as above; the early code mapped the whole `totalsize`, which
-        // `header_totalsize` checked against the protocol's 2 MiB cap.
-        let blob = unsafe { core::slice::from_raw_parts(va as *const u8, size as usize) };
-        dtb::parse(blob).ok().map(|info| (info, size))
-    });
-    match parsed {
-        Some((info, size)) => (info, PhysRange::new(dtb_pa, size).unwrap_or_default()),
-        None => super::psci::system_off(None),
-    }
+    let size = dtb::header_totalsize(head)?;
+    // SAFETY: as above; the early code mapped the whole `totalsize`, which
+    // `header_totalsize` checked against the protocol's 2 MiB cap.
+    let blob = unsafe { core::slice::from_raw_parts(va as *const u8, size as usize) };
+    let info = dtb::parse(blob)?;
+    Ok((info, PhysRange::new(dtb_pa, size).unwrap_or_default()))
 }
 
-/// Maps the UART from `/chosen/stdout-path` into the MMIO window and makes it
-/// the console. Returns its virtual address.
-fn start_console(dt: &BootInfo<'_>) -> u64 {
-    let Some(uart) = dt.uart.filter(|u| u.pl011) else {
-        // No console we can drive: nothing can be shown, so stop.
-        super::psci::system_off(dt.psci)
-    };
-    let base = uart.regs.start.align_down(PAGE_SIZE);
-    let size = (uart.regs.end.raw() - base.raw()).next_multiple_of(PAGE_SIZE);
+/// QEMU virt's first PL011: the console when the device tree names none, or
+/// cannot be read at all (Linux's `earlycon=pl011,0x9000000`). splitmap only
+/// runs on `virt`, so this is where a user is looking.
+const EARLY_UART_PA: u64 = 0x0900_0000;
+
+/// A device tree the kernel cannot read: say why on the early console, stop.
+fn unusable_device_tree(dtb_pa: u64, e: dtb::DtbError) -> ! {
+    start_console(None);
+    panic!("the device tree at {dtb_pa:#x} is unusable: {e}")
+}
+
+/// Maps the console UART (`regs`, or QEMU virt's if `None`) into the MMIO
+/// window and makes it the console. Returns its virtual address.
+fn start_console(regs: Option<PhysRange>) -> u64 {
+    let regs = regs.unwrap_or(PhysRange {
+        start: PhysAddr::new(EARLY_UART_PA),
+        end: PhysAddr::new(EARLY_UART_PA + PAGE_SIZE),
+    });
+    let base = regs.start.align_down(PAGE_SIZE);
+    let size = (regs.end.raw() - base.raw()).next_multiple_of(PAGE_SIZE);
     let va = MMIO_BASE;
     if va + size > MMIO_END {
-        super::psci::system_off(dt.psci)
+        // A UART that does not fit the window: nothing can be shown.
+        super::psci::system_off(None)
     }
     map_kernel(va, base, size, Attrs::DEVICE, Granularity::PagesOnly);
-    let regs = va + (uart.regs.start.raw() - base.raw());
+    let regs = va + (regs.start.raw() - base.raw());
     // SAFETY: the PL011's registers were just mapped as Device memory at `regs`
     // and the console is their only user.
     console::init(unsafe { Pl011::new(regs as *mut u32) });

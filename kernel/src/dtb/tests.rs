@@ -187,12 +187,6 @@ fn several_memory_nodes_and_ranges() {
             true,
             &[(0x4000_0000, 0x8000_0000)],
         ),
-        // Zero-size entries are ignored.
-        (
-            &[(0x4000_0000, 0x4000_0000), (0x9000_0000, 0)],
-            false,
-            &[(0x4000_0000, 0x4000_0000)],
-        ),
     ];
     for (ram, split, expected) in rows {
         let t = Tree {
@@ -202,6 +196,35 @@ fn several_memory_nodes_and_ranges() {
         };
         assert_eq!(parse_tree(&t).unwrap().0, *expected, "{ram:x?}");
     }
+}
+
+#[test]
+fn empty_and_overlapping_memory_ranges_are_reported_and_handled() {
+    let t = Tree {
+        ram: vec![(0x4000_0000, 0x4000_0000), (0x9000_0000, 0), (0x6000_0000, 0x1000_0000)],
+        ..Tree::default()
+    };
+    let blob = build(&t);
+    let words = aligned(&blob);
+    // SAFETY: reinterpreting initialised u32s as bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
+    let info = parse(bytes).unwrap();
+    let problems: Vec<DtbError> = info.problems.iter().flatten().copied().collect();
+    assert_eq!(
+        problems,
+        [
+            DtbError::EmptyRange(0x9000_0000),
+            DtbError::Overlap(0x6000_0000, 0x7000_0000)
+        ]
+    );
+    assert_eq!(problems[0].consequence(), "ignored");
+    assert_eq!(problems[1].consequence(), "merged");
+    let memory: Vec<(u64, u64)> = info.memory.iter().map(|r| (r.start.raw(), r.size())).collect();
+    assert_eq!(
+        memory,
+        [(0x4000_0000, 0x4000_0000)],
+        "the empty one dropped, the overlap merged"
+    );
 }
 
 #[test]
