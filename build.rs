@@ -16,6 +16,9 @@ mod relacheck;
 fn main() {
     for path in [
         "kernel",
+        "boot",
+        "modules",
+        ".cargo",
         "src/kbuild.rs",
         "src/relacheck.rs",
         "Cargo.toml",

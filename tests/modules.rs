@@ -329,3 +329,26 @@ fn modules_add_tests_to_the_suite_and_rmmod_takes_back_what_they_leave() {
     let last = out.rsplit("splitmap> test pingpong").next().unwrap();
     assert!(last.contains("1..0"), "the module's test left with it:\n{last}");
 }
+
+#[test]
+fn a_module_panic_stops_the_kernel_naming_the_module() {
+    let run = splitmap(&[
+        "run",
+        "--timeout",
+        "30",
+        "--cmd",
+        "insmod farcalls",
+        "--cmd",
+        "farcalls panic",
+    ]);
+    assert!(!run.success, "a panic is a failed run");
+    let base = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("farcalls base="))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    let want = format!("kernel panic: module at {base} panicked: farcalls: asked to panic");
+    assert!(run.stdout.lines().any(|l| l == want), "{want}\n{}", run.stdout);
+    assert!(run.stderr.contains("kernel panic"), "{}", run.stderr);
+}

@@ -69,6 +69,19 @@ pub unsafe extern "C" fn splitmap_log(message: *const u8, len: usize) {
 }
 crate::export!(splitmap_log);
 
+/// Kernel export: a module panicked. It can be trusted neither to go on nor
+/// to be unloaded, so the kernel stops, saying which module and why.
+///
+/// # Safety
+/// `message` must point to `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn splitmap_panic(message: *const u8, len: usize) -> ! {
+    // SAFETY: the caller's contract.
+    let message = unsafe { module_str(message, len) }.unwrap_or("(not UTF-8)");
+    panic!("module at {:#x} panicked: {message}", current())
+}
+crate::export!(splitmap_panic);
+
 /// Something a module registered by name: a shell command or a test.
 struct Registered<F> {
     name: String,

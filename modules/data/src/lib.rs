@@ -8,15 +8,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-unsafe extern "C" {
-    /// Kernel export: print a line on the console.
-    fn splitmap_log(message: *const u8, len: usize);
-}
-
-fn log(message: &str) {
-    // SAFETY: a valid string for the duration of the call.
-    unsafe { splitmap_log(message.as_ptr(), message.len()) }
-}
+use splitmap::log;
 
 #[inline(never)]
 fn one() -> u32 {
@@ -111,11 +103,3 @@ pub extern "C" fn init_module() -> i32 {
 /// Nothing to undo.
 #[unsafe(no_mangle)]
 pub extern "C" fn exit_module() {}
-
-#[cfg(target_os = "none")]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-    loop {
-        core::hint::spin_loop();
-    }
-}

@@ -7,55 +7,42 @@
 //! `slots=` counted before loading.
 //!
 //! It also registers a test in the kernel's `test` suite, and a command
-//! `farcalls [leak]`; `leak` allocates a block and never frees it, so that
-//! `rmmod` has something to take back.
+//! `farcalls [leak|panic]`; `leak` allocates a block and never frees it, so
+//! that `rmmod` has something to take back.
 #![cfg_attr(target_os = "none", no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-unsafe extern "C" {
-    fn splitmap_log(message: *const u8, len: usize);
-    fn splitmap_alloc(size: usize, align: usize) -> *mut u8;
-    fn splitmap_free(block: *mut u8);
-    fn splitmap_free_frames() -> u64;
-    fn splitmap_register_command(name: *const u8, len: usize, handler: extern "C" fn(*const u8, usize)) -> i32;
-    fn splitmap_unregister_command(name: *const u8, len: usize);
-    fn splitmap_register_test(name: *const u8, len: usize, test: extern "C" fn() -> i32) -> i32;
-    fn splitmap_unregister_test(name: *const u8, len: usize);
-}
+use splitmap::log;
 
 const COMMAND: &str = "farcalls";
 const TEST: &str = "farcalls_heap_blocks_round_trip";
-
-fn log(message: &str) {
-    // SAFETY: a valid string for the duration of the call.
-    unsafe { splitmap_log(message.as_ptr(), message.len()) }
-}
 
 /// Allocates blocks of several sizes, fills each with its own pattern, checks
 /// every byte and frees them. True if all of that worked.
 fn heap_round_trip() -> bool {
     const SIZES: [(usize, usize); 3] = [(24, 8), (4096, 4096), (100_000, 16)];
-    let mut blocks = [core::ptr::null_mut::<u8>(); SIZES.len()];
+    let mut blocks = [None, None, None];
+    let mut ok = true;
     for (i, &(size, align)) in SIZES.iter().enumerate() {
-        // SAFETY: any size and power-of-two alignment may be asked for.
-        blocks[i] = unsafe { splitmap_alloc(size, align) };
-        if blocks[i].is_null() || !(blocks[i] as usize).is_multiple_of(align) {
-            return false;
-        }
+        let Some(block) = splitmap::alloc(size, align) else {
+            ok = false;
+            break;
+        };
+        ok &= (block.as_ptr() as usize).is_multiple_of(align);
         // SAFETY: the block holds `size` bytes and is ours.
-        unsafe { core::ptr::write_bytes(blocks[i], i as u8 + 1, size) };
+        unsafe { core::ptr::write_bytes(block.as_ptr(), i as u8 + 1, size) };
+        blocks[i] = Some(block);
     }
-    let intact = SIZES.iter().enumerate().all(|(i, &(size, _))| {
-        // SAFETY: written above, still allocated.
-        let bytes = unsafe { core::slice::from_raw_parts(blocks[i], size) };
-        bytes.iter().all(|&b| b == i as u8 + 1)
-    });
-    for block in blocks {
-        // SAFETY: each block came from splitmap_alloc and is freed once.
-        unsafe { splitmap_free(block) };
+    for (i, block) in blocks.into_iter().enumerate() {
+        if let Some(block) = block {
+            // SAFETY: written above and still ours: `SIZES[i].0` bytes.
+            let bytes = unsafe { core::slice::from_raw_parts(block.as_ptr(), SIZES[i].0) };
+            ok &= bytes.iter().all(|&b| b == i as u8 + 1);
+            splitmap::free(block);
+        }
     }
-    intact
+    ok
 }
 
 /// The registered test: 0 passes.
@@ -63,18 +50,21 @@ extern "C" fn heap_test() -> i32 {
     if heap_round_trip() { 0 } else { 1 }
 }
 
-/// `farcalls`: run the heap round trip; `farcalls leak`: leave a block behind.
+/// `farcalls`: run the heap round trip; `farcalls leak`: leave a block
+/// behind; `farcalls panic`: panic (the kernel stops, naming the module).
 extern "C" fn command(args: *const u8, len: usize) {
     // SAFETY: the kernel passes the rest of the command line.
-    let args = unsafe { core::slice::from_raw_parts(args, len) };
+    let args = unsafe { splitmap::command_args(args, len) };
     if args == b"leak" {
-        // SAFETY: a valid size and alignment; the block is deliberately kept.
-        let block = unsafe { splitmap_alloc(4096, 8) };
-        log(if block.is_null() {
-            "farcalls: no memory"
-        } else {
+        // Deliberately never freed: rmmod takes it back.
+        let block = splitmap::alloc(4096, 8);
+        log(if block.is_some() {
             "farcalls: leaked 4096 bytes"
+        } else {
+            "farcalls: no memory"
         });
+    } else if args == b"panic" {
+        panic!("farcalls: asked to panic");
     } else if heap_round_trip() {
         log("farcalls: heap round trip ok");
     } else {
@@ -85,25 +75,16 @@ extern "C" fn command(args: *const u8, len: usize) {
 #[unsafe(no_mangle)]
 pub extern "C" fn init_module() -> i32 {
     log("farcalls: loaded");
-    // SAFETY: reads a counter.
-    let before = unsafe { splitmap_free_frames() };
+    let before = splitmap::free_frames();
     if !heap_round_trip() {
         log("farcalls: heap round trip FAILED");
         return -1;
     }
-    // SAFETY: reads a counter.
-    let after = unsafe { splitmap_free_frames() };
-    if after < before {
+    if splitmap::free_frames() < before {
         log("farcalls: the heap kept frames after a round trip");
     }
-    // SAFETY: valid strings; the functions live as long as the module, and
-    // exit_module unregisters them (if init fails, the kernel takes back
-    // whatever was registered).
-    let registered = unsafe {
-        splitmap_register_command(COMMAND.as_ptr(), COMMAND.len(), command) == 0
-            && splitmap_register_test(TEST.as_ptr(), TEST.len(), heap_test) == 0
-    };
-    if !registered {
+    // If init fails, the kernel takes back whatever was registered.
+    if splitmap::register_command(COMMAND, command).is_err() || splitmap::register_test(TEST, heap_test).is_err() {
         log("farcalls: a name is already taken");
         return -1;
     }
@@ -112,18 +93,7 @@ pub extern "C" fn init_module() -> i32 {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn exit_module() {
-    // SAFETY: valid strings.
-    unsafe {
-        splitmap_unregister_command(COMMAND.as_ptr(), COMMAND.len());
-        splitmap_unregister_test(TEST.as_ptr(), TEST.len());
-    }
+    splitmap::unregister_command(COMMAND);
+    splitmap::unregister_test(TEST);
     log("farcalls: unloading");
-}
-
-#[cfg(target_os = "none")]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-    loop {
-        core::hint::spin_loop();
-    }
 }

@@ -11,19 +11,10 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-unsafe extern "C" {
-    fn splitmap_log(message: *const u8, len: usize);
-    fn splitmap_register_command(name: *const u8, len: usize, handler: extern "C" fn(*const u8, usize)) -> i32;
-    fn splitmap_register_test(name: *const u8, len: usize, test: extern "C" fn() -> i32) -> i32;
-}
+use splitmap::log;
 
 const COMMAND: &str = "pingpong";
 const TEST: &str = "pingpong_calls_cross_sections";
-
-fn log(message: &str) {
-    // SAFETY: a valid string for the duration of the call.
-    unsafe { splitmap_log(message.as_ptr(), message.len()) }
-}
 
 /// Steps from an even `n` down to 1.
 #[inline(never)]
@@ -96,7 +87,7 @@ const LIMIT: u64 = 1_000_000_000;
 extern "C" fn command(args: *const u8, len: usize) {
     use core::fmt::Write;
     // SAFETY: the kernel passes the rest of the command line.
-    let args = unsafe { core::slice::from_raw_parts(args, len) };
+    let args = unsafe { splitmap::command_args(args, len) };
     let n = core::str::from_utf8(args).ok().and_then(|s| s.parse::<u64>().ok());
     let mut line = Line { bytes: [0; 64], len: 0 };
     let _ = match n {
@@ -112,20 +103,9 @@ pub extern "C" fn init_module() -> i32 {
         log("pingpong: wrong step counts");
         return -1;
     }
-    // SAFETY: valid strings and functions that live as long as the module;
-    // rmmod takes them back (this module has no exit_module on purpose).
-    let registered = unsafe {
-        splitmap_register_command(COMMAND.as_ptr(), COMMAND.len(), command) == 0
-            && splitmap_register_test(TEST.as_ptr(), TEST.len(), test) == 0
-    };
+    // rmmod takes these back (this module has no exit_module on purpose).
+    let registered =
+        splitmap::register_command(COMMAND, command).is_ok() && splitmap::register_test(TEST, test).is_ok();
     log("pingpong: loaded; 27 takes 111 steps");
     if registered { 0 } else { -1 }
-}
-
-#[cfg(target_os = "none")]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-    loop {
-        core::hint::spin_loop();
-    }
 }
