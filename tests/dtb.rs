@@ -202,3 +202,56 @@ fn odd_memory_ranges_are_reported_and_the_rest_used() {
     );
     assert_eq!(ktap_totals(&run.stdout).1, 0, "{}", run.stdout);
 }
+
+/// QEMU's own device tree for `virt` with 1 GiB, as `-machine dumpdtb=` writes it.
+fn qemu_dtb() -> Vec<u8> {
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-virt.dtb");
+    let out = std::process::Command::new("qemu-system-aarch64")
+        .arg("-machine")
+        .arg(format!("virt,dumpdtb={}", path.display()))
+        .args(["-cpu", "cortex-a72", "-m", "1024M", "-nic", "none", "-display", "none"])
+        .output()
+        .expect("run qemu-system-aarch64");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(&path).unwrap()
+}
+
+#[test]
+fn qemus_own_tree_boots_raw_and_fails_clearly_once_mutated() {
+    let dtb = qemu_dtb();
+    let run = raw("qemu-virt.dtb", &dtb, &["mem"]);
+    assert!(run.success, "QEMU's tree as it is boots:\n{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("ram      pa=0x40000000-0x80000000"),
+        "{}",
+        run.stdout
+    );
+
+    // The structure block's offset is at 8 in the header; cut the file inside it.
+    let structure = u32::from_be_bytes(dtb[8..12].try_into().unwrap()) as usize;
+    let mut wrong_magic = dtb.clone();
+    wrong_magic[0] ^= 0xff;
+    let cases = [
+        (
+            "qemu-cut.dtb",
+            dtb[..structure + 64].to_vec(),
+            "is unusable: device tree structure block is malformed",
+        ),
+        (
+            "qemu-magic.dtb",
+            wrong_magic,
+            "is unusable: no device tree: magic is 0x2f0dfeed",
+        ),
+    ];
+    in_parallel(&cases, |(name, blob, want)| {
+        let run = raw(name, blob, &["help"]);
+        assert!(!run.success, "{name}");
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with("kernel panic:") && l.contains(want)),
+            "{name}: {want}\n{}",
+            run.stdout
+        );
+    });
+}

@@ -352,3 +352,46 @@ fn a_module_panic_stops_the_kernel_naming_the_module() {
     assert!(run.stdout.lines().any(|l| l == want), "{want}\n{}", run.stdout);
     assert!(run.stderr.contains("kernel panic"), "{}", run.stderr);
 }
+
+#[test]
+fn every_sample_loads_runs_and_unloads_near_and_far() {
+    let cmds = [
+        "mem",
+        "insmod hello",
+        "hello",
+        "insmod data",
+        "insmod farcalls",
+        "farcalls",
+        "insmod pingpong",
+        "pingpong 97",
+        "lsmod",
+        "rmmod hello",
+        "rmmod data",
+        "rmmod farcalls",
+        "rmmod pingpong",
+        "lsmod",
+        "mem",
+    ];
+    let regions = ["module.region=near", "module.region=far"];
+    in_parallel(&regions, |region| {
+        let out = session(&["--append", region], &cmds);
+        assert!(!out.contains("error:"), "{region}:\n{out}");
+        for want in [
+            "hello from a module",
+            "data: pointer, offset and string tables relocated",
+            "farcalls: heap round trip ok",
+            "pingpong: 97 takes 118 steps",
+        ] {
+            assert!(out.lines().any(|l| l == want), "{region}: {want}\n{out}");
+        }
+        for m in MODULES {
+            let line = module_line(&out, m);
+            assert!(line.plt <= line.slots, "{region} {m}: {line:?}");
+            assert_eq!(line.plt == 0, *region == "module.region=near", "{region} {m}: {line:?}");
+        }
+        let last = out.rsplit("splitmap> lsmod").next().unwrap();
+        assert!(!last.contains("base="), "{region}: all unloaded:\n{last}");
+        let free = free_frames(&out);
+        assert_eq!(free[0], free[1], "{region}: every frame back");
+    });
+}
