@@ -267,3 +267,57 @@ fn icount_shows_the_instructions_spent_relocating() {
         "without -icount TCG has no such counter:\n{out}"
     );
 }
+
+#[test]
+fn kaslr_linear_on_moves_the_linear_map_by_whole_gib() {
+    let seeds = ["0x5", "0x5", "0x77"];
+    let linear_vas: Vec<u64> = seeds
+        .iter()
+        .map(|seed| {
+            let out = session(
+                &["--kaslr-seed", seed, "--append", "kaslr.linear=on rodata=full"],
+                &["kaslr", "layout", "test", "insmod hello"],
+            );
+            let linear = row(&layout_rows(&out), "linear").clone();
+            assert_eq!(linear.pa.unwrap().0, RAM_BASE, "{out}");
+            let shift = linear.va.0 - PAGE_OFFSET;
+            assert!(shift > 0 && shift.is_multiple_of(GIB), "{shift:#x}");
+            let reported = out
+                .lines()
+                .find_map(|l| l.strip_prefix("linear base=random offset="))
+                .and_then(|l| l.split_whitespace().next())
+                .unwrap_or_else(|| panic!("{out}"));
+            assert_eq!(hex(reported), shift, "kaslr and layout agree");
+            assert_eq!(
+                ktap_totals(&out).1,
+                0,
+                "the in-kernel tests hold with a moved linear map:\n{out}"
+            );
+            assert!(out.lines().any(|l| l == "hello: loaded"), "{out}");
+            linear.va.0
+        })
+        .collect();
+    assert_eq!(linear_vas[0], linear_vas[1], "same seed, same linear base");
+    assert_ne!(linear_vas[1], linear_vas[2], "different seeds, different bases");
+
+    // The walk of a linear address follows the moved map.
+    let va = format!("{:#x}", linear_vas[0] + 0x1234);
+    let out = session(
+        &["--kaslr-seed", "0x5", "--append", "kaslr.linear=on"],
+        &[&format!("walk {va}")],
+    );
+    assert!(
+        out.lines().any(|l| l == "=> pa=0x40001234 level=1 size=1G prot=rw-"),
+        "{out}"
+    );
+
+    // Without KASLR, or by default, the base stays put.
+    for options in [
+        &["--nokaslr", "--append", "kaslr.linear=on"][..],
+        &["--kaslr-seed", "0x5"][..],
+    ] {
+        let out = session(options, &["kaslr", "layout"]);
+        assert_eq!(row(&layout_rows(&out), "linear").va.0, PAGE_OFFSET, "{options:?}");
+        assert!(out.contains("linear base=fixed"), "{out}");
+    }
+}

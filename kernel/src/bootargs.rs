@@ -19,6 +19,9 @@ pub struct BootArgs<'a> {
     pub kaslr_window: Option<&'a str>,
     /// `kaslr.align=4K|64K|2M`, checked likewise.
     pub kaslr_align: Option<&'a str>,
+    /// `kaslr.linear=on`: randomise the linear map's base too (an experiment,
+    /// off by default; Linux did this until v6.16).
+    pub kaslr_linear: bool,
     /// `rodata=full`: make the linear alias of text and rodata read-only too,
     /// splitting the linear-map block that covers it (Linux's name; `on` and
     /// `off` keep the alias writable, the default).
@@ -37,6 +40,7 @@ impl Default for BootArgs<'_> {
             kaslr_seed: None,
             kaslr_window: None,
             kaslr_align: None,
+            kaslr_linear: false,
             rodata_full: false,
             module_far: false,
         }
@@ -81,6 +85,7 @@ const FOREIGN_KEYS: &[&str] = &[
     "kaslr.seed",
     "kaslr.window",
     "kaslr.align",
+    "kaslr.linear",
     "module.region",
     "rodata",
 ];
@@ -113,6 +118,13 @@ pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> Boot
             },
             ("kaslr.window", Some(v)) => args.kaslr_window = Some(v),
             ("kaslr.align", Some(v)) => args.kaslr_align = Some(v),
+            ("kaslr.linear", Some("on")) => args.kaslr_linear = true,
+            ("kaslr.linear", Some("off")) => args.kaslr_linear = false,
+            ("kaslr.linear", Some(v)) => issue(BootArgIssue::BadValue {
+                key,
+                value: v,
+                expected: "on or off",
+            }),
             ("rodata", Some("full")) => args.rodata_full = true,
             ("rodata", Some("on" | "off")) => args.rodata_full = false,
             ("rodata", Some(v)) => issue(BootArgIssue::BadValue {
@@ -198,6 +210,12 @@ mod tests {
         assert_eq!(args.kaslr_align, Some("4K"));
         let (args, issues) = run("kaslr.seed=zz");
         assert_eq!((args.kaslr_seed, issues.len()), (None, 1));
+        assert!(!args.kaslr_linear, "off by default");
+        assert!(run("kaslr.linear=on").0.kaslr_linear);
+        let (args, issues) = run("kaslr.linear=on kaslr.linear=maybe");
+        assert!(args.kaslr_linear, "a bad value changes nothing");
+        assert_eq!(issues.len(), 1);
+        assert!(issues[0].contains("kaslr.linear"), "{issues:?}");
     }
 
     #[test]

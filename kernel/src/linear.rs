@@ -22,9 +22,11 @@ pub fn phys_offset(ram: &RangeList) -> PhysAddr {
         .map_or(PhysAddr::new(0), |r| r.start.align_down(PHYS_OFFSET_ALIGN))
 }
 
-/// The linear-map address of `pa` for a given `PHYS_OFFSET`.
+/// The linear-map address of `pa` for a given `PHYS_OFFSET`. Wrapping, as in
+/// Linux: a randomised `PHYS_OFFSET` (see [`randomised_phys_offset`]) may lie
+/// below physical address 0.
 pub fn linear_va(pa: u64, phys_offset: PhysAddr) -> u64 {
-    PAGE_OFFSET + (pa - phys_offset.raw())
+    PAGE_OFFSET.wrapping_add(pa.wrapping_sub(phys_offset.raw()))
 }
 
 /// How many 1 GiB-aligned places the linear map could start at, if its base
@@ -41,6 +43,16 @@ pub fn randomisation_choices(ram: &RangeList) -> u64 {
         .map_or(0, |room| room / PHYS_OFFSET_ALIGN + 1)
 }
 
+/// `PHYS_OFFSET` moved down by a random number of 1 GiB steps (`random` mod
+/// [`randomisation_choices`]), so the linear map starts that much higher: the
+/// `kaslr.linear=on` experiment, Linux's `memstart_addr` randomisation. It may
+/// wrap below 0; only differences with it are ever taken.
+pub fn randomised_phys_offset(ram: &RangeList, random: u64) -> PhysAddr {
+    let choices = randomisation_choices(ram).max(1);
+    let steps = random % choices;
+    PhysAddr::new(phys_offset(ram).raw().wrapping_sub(steps * PHYS_OFFSET_ALIGN))
+}
+
 /// Why the linear map could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinearError {
@@ -50,19 +62,24 @@ pub enum LinearError {
     Map(MapError),
 }
 
-/// Maps every RAM range (page-aligned inward) below `root`.
+/// Maps every RAM range (page-aligned inward) below `root`, at
+/// `linear_va(pa, offset)`.
 ///
 /// # Errors
 /// [`LinearError`]; ranges mapped before the failure stay mapped.
-pub fn build<A: TableAlloc + ?Sized>(mem: &mut A, root: PhysAddr, ram: &RangeList) -> Result<MapCounts, LinearError> {
-    let offset = phys_offset(ram);
+pub fn build<A: TableAlloc + ?Sized>(
+    mem: &mut A,
+    root: PhysAddr,
+    ram: &RangeList,
+    offset: PhysAddr,
+) -> Result<MapCounts, LinearError> {
     let mut total = MapCounts::default();
     for range in ram.iter() {
         let r = range.shrink_to_pages(PAGE_SIZE);
         if r.size() == 0 {
             continue;
         }
-        if r.end.raw() - offset.raw() > LINEAR_END - PAGE_OFFSET {
+        if r.end.raw().wrapping_sub(offset.raw()) > LINEAR_END - PAGE_OFFSET {
             return Err(LinearError::TooMuchRam(r.end.raw()));
         }
         let c = pgtable::map(
@@ -171,7 +188,7 @@ mod tests {
                 ram.insert(PhysRange::new(start, size).unwrap()).unwrap();
             }
             let (mut tables, root) = HostTables::new(64);
-            let counts = build(&mut tables, root, &ram).unwrap();
+            let counts = build(&mut tables, root, &ram, phys_offset(&ram)).unwrap();
             assert_eq!(counts.tables, minimum_tables(&ram, phys_offset(&ram)), "{layout:x?}");
         }
     }
@@ -187,6 +204,28 @@ mod tests {
         // A second range 10 GiB up: the span counts, holes included, rounded up.
         ram.insert(PhysRange::new(11 * GIB, MIB).unwrap()).unwrap();
         assert_eq!(randomisation_choices(&ram), area - 11 + 1);
+    }
+
+    #[test]
+    fn a_randomised_base_keeps_ram_inside_the_linear_area_with_minimum_tables() {
+        let mut ram = RangeList::new();
+        ram.insert(PhysRange::new(GIB, 3 * GIB + 5 * MIB).unwrap()).unwrap();
+        ram.insert(PhysRange::new(6 * GIB, GIB).unwrap()).unwrap();
+        let choices = randomisation_choices(&ram);
+        let end = ram.iter().last().unwrap().end.raw();
+        for random in [0, 1, 511, 512, choices - 1, choices, 0x1234_5678_9abc_def0] {
+            let offset = randomised_phys_offset(&ram, random);
+            let shift = linear_va(GIB, offset) - PAGE_OFFSET;
+            assert_eq!(shift % GIB, 0, "VA and PA still agree modulo 1 GiB");
+            assert_eq!(shift / GIB, random % choices);
+            assert!(linear_va(end - 1, offset) < LINEAR_END, "{random:#x}: RAM fits");
+            let (mut tables, root) = HostTables::new(64);
+            let counts = build(&mut tables, root, &ram, offset).unwrap();
+            assert_eq!(counts.tables, minimum_tables(&ram, offset), "{random:#x}");
+        }
+        // The last choice puts the end of RAM's last GiB at the end of the area.
+        let last = randomised_phys_offset(&ram, choices - 1);
+        assert_eq!(linear_va(end.next_multiple_of(GIB), last), LINEAR_END);
     }
 
     #[test]

@@ -58,9 +58,10 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
         // Nothing to map; `kernel_continue` reports it once there is a console.
         kaslr::record_without_ram();
     } else {
-        LINEAR_COUNTS.call_once(|| map_linear(&dt.memory));
         let args = bootargs::parse(dt.bootargs, |_| {});
-        let decision = kaslr::decide(&dt, &args, dtb_pa, image);
+        let (phys_offset, linear_random) = kaslr::linear_phys_offset(&dt, &args);
+        LINEAR_COUNTS.call_once(|| map_linear(&dt.memory, phys_offset));
+        let decision = kaslr::decide(&dt, &args, dtb_pa, image, linear_random);
         // SAFETY: the linear map is built and nothing stored so far holds an
         // image address; `kernel_continue` takes only plain numbers.
         unsafe { kaslr::apply(decision, image, kernel_continue, [dtb_pa, image_pa, boot_regs]) };
@@ -245,12 +246,13 @@ fn map_kernel(va: u64, pa: PhysAddr, size: u64, attrs: Attrs, granularity: Granu
     cpu::publish_tables();
 }
 
-/// Builds the linear map of all RAM.
-fn map_linear(ram: &RangeList) -> pgtable::MapCounts {
-    addr::set_phys_offset(linear::phys_offset(ram));
+/// Builds the linear map of all RAM for `phys_offset`.
+fn map_linear(ram: &RangeList, phys_offset: PhysAddr) -> pgtable::MapCounts {
+    addr::set_phys_offset(phys_offset);
     let mut tables = TABLES.lock();
     let tables = tables.as_mut().expect("tables set up first");
-    let counts = linear::build(tables, cpu::ttbr1_root(), ram).unwrap_or_else(|e| panic!("linear map: {e:?}"));
+    let counts =
+        linear::build(tables, cpu::ttbr1_root(), ram, phys_offset).unwrap_or_else(|e| panic!("linear map: {e:?}"));
     cpu::publish_tables();
     counts
 }

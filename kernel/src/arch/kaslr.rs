@@ -61,6 +61,8 @@ pub struct Kaslr {
     pub image: Span,
     /// The module windows around it.
     pub modules: Windows,
+    /// Whether the linear map's base was randomised (`kaslr.linear=on`).
+    pub linear_random: bool,
 }
 
 static KASLR: Once<Kaslr> = Once::new();
@@ -99,9 +101,35 @@ fn link_span(size: u64) -> Span {
     }
 }
 
+/// The linear map's `PHYS_OFFSET`: RAM's first GiB, or with `kaslr.linear=on`
+/// (and KASLR on, with a seed) that moved down by a random number of GiB, so
+/// the linear map starts higher. Reads the seed sources without consuming
+/// them: [`decide`] zeroes the DTB's seed once the linear map exists. True if
+/// randomised.
+pub fn linear_phys_offset(dt: &BootInfo<'_>, args: &BootArgs<'_>) -> (PhysAddr, bool) {
+    let fixed = crate::linear::phys_offset(&dt.memory);
+    if !args.kaslr_linear || args.nokaslr {
+        return (fixed, false);
+    }
+    let dtb_seed = dt.kaslr_seed.map(|(seed, _)| seed);
+    let rndr = if args.kaslr_seed.or(dtb_seed).is_some() {
+        None
+    } else {
+        rndr()
+    };
+    match choose_seed(args.kaslr_seed, dtb_seed, rndr) {
+        // A draw of its own, so the linear base says nothing about the image's.
+        Some((seed, _)) => (
+            crate::linear::randomised_phys_offset(&dt.memory, region::mix(seed, 3)),
+            true,
+        ),
+        None => (fixed, false),
+    }
+}
+
 /// Chooses the offset from the seed sources and the window, zeroing the DTB's
 /// seed once read (as Linux does, so it is not reused).
-pub fn decide(dt: &BootInfo<'_>, args: &BootArgs<'_>, dtb_pa: u64, image: PhysRange) -> Kaslr {
+pub fn decide(dt: &BootInfo<'_>, args: &BootArgs<'_>, dtb_pa: u64, image: PhysRange, linear_random: bool) -> Kaslr {
     let size = image.size();
     let dtb_seed = dt.kaslr_seed.map(|(seed, at)| {
         let p = PhysAddr::new(dtb_pa + at as u64).to_linear().as_ptr::<[u8; 8]>();
@@ -122,6 +150,7 @@ pub fn decide(dt: &BootInfo<'_>, args: &BootArgs<'_>, dtb_pa: u64, image: PhysRa
         relocation_insns: None,
         image: link_span(size),
         modules: region::windows(link_span(size), None),
+        linear_random,
     };
     k.slots = k.window.slots(size);
     if args.nokaslr {
@@ -167,6 +196,7 @@ pub fn record_without_ram() {
         relocation_insns: None,
         image: link_span(0),
         modules: region::windows(link_span(0), None),
+        linear_random: false,
     });
 }
 

@@ -310,15 +310,26 @@ fn kaslr() {
             bits(region::bounding_box_choices(region::PLT_SIZE, direct))
         );
     }
-    // Linux randomised the linear map's base too, until v6.16; splitmap keeps
-    // it fixed, and shows what that would give with this RAM.
-    let choices = crate::linear::randomisation_choices(&state::get().dtb.memory);
+    // Linux randomised the linear map's base too, until v6.16; here that is
+    // the `kaslr.linear=on` experiment.
+    let memory = &state::get().dtb.memory;
+    let choices = crate::linear::randomisation_choices(memory);
     let t = crate::kaslr::entropy_tenths(choices);
-    println!(
-        "linear base=fixed ({choices} 1G-aligned places would give {}.{} bits)",
-        t / 10,
-        t % 10
-    );
+    if k.linear_random {
+        let first = crate::linear::phys_offset(memory).raw();
+        let offset = crate::linear::linear_va(first, pi::addr::phys_offset()) - PAGE_OFFSET;
+        println!(
+            "linear base=random offset={offset:#x} ({choices} 1G-aligned places, {}.{} bits)",
+            t / 10,
+            t % 10
+        );
+    } else {
+        println!(
+            "linear base=fixed ({choices} 1G-aligned places would give {}.{} bits with kaslr.linear=on)",
+            t / 10,
+            t % 10
+        );
+    }
     let dtb_seed = state::get().dtb.kaslr_seed.map_or(0, |(seed, _)| seed);
     println!("dtb /chosen/kaslr-seed now={dtb_seed:#x}");
 }
