@@ -180,7 +180,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "kaslr",
         "",
-        "where KASLR put the image: seed source, offset, window, alignment, slots, entropy",
+        "where KASLR put the image (source, offset, window, alignment, slots, entropy), the module windows, the linear base",
     ),
     (
         "test",
