@@ -27,7 +27,7 @@ struct Loaded {
     base: u64,
     size: u64,
     frames: PhysAddr,
-    order_pages: u64,
+    pages: u64,
     plt: usize,
     slots: usize,
     direct: usize,
@@ -148,7 +148,7 @@ pub fn insmod(name: &str) -> Result<String, String> {
         base,
         size,
         frames,
-        order_pages: pages,
+        pages,
         plt: linked.plt,
         slots: module.plt_slots,
         direct: linked.direct,
@@ -191,7 +191,7 @@ fn unload(m: &Loaded) -> Option<String> {
     let left = exports::forget(m.base);
     let _ = pgtable::unmap(&memory::LiveTables, cpu::ttbr1_root(), m.base, m.size);
     cpu::flush_tlb();
-    memory::free_frames_at(m.frames, m.order_pages);
+    memory::free_frames_at(m.frames, m.pages);
     (left.registrations + left.allocations > 0).then(|| {
         alloc::format!(
             "rmmod: {} left {} registration(s) and {} allocation(s) ({} bytes); taken back",
