@@ -154,10 +154,8 @@ impl<'d> Module<'d> {
         let mut ends = [0u64; 3];
         let mut placed: [Vec<Placed>; 3] = [Vec::new(), Vec::new(), Vec::new()];
         for s in file.sections() {
+            // Empty sections are placed too: symbols may be defined in them.
             let Some(area) = area_of(s.kind()) else { continue };
-            if s.size() == 0 {
-                continue;
-            }
             let align = s.align().max(1);
             if align > PAGE {
                 return Err(format!(
@@ -208,8 +206,10 @@ impl<'d> Module<'d> {
             round_up(ends[1], PAGE)?,
             round_up(ends[2], PAGE)?,
         ];
-        if areas.iter().sum::<u64>() > MAX_SIZE {
-            return Err(too_large());
+        match areas.iter().sum::<u64>() {
+            0 => return Err("nothing to load: no allocated sections".into()),
+            total if total > MAX_SIZE => return Err(too_large()),
+            _ => {}
         }
         let bases = [0, areas[0], areas[0] + areas[1]];
         let placed = placed
@@ -387,6 +387,34 @@ mod tests {
         let a = Aligned::new(&bytes[1..]);
         assert_eq!(a.bytes(), &bytes[1..]);
         assert_eq!(a.bytes().as_ptr() as usize % 8, 0);
+    }
+
+    /// A 64-byte ELF header and nothing else: `e_type`, `e_machine` as given.
+    fn bare_header(e_type: u16, e_machine: u16) -> Aligned {
+        let mut h = [0u8; 64];
+        h[..8].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
+        h[16..18].copy_from_slice(&e_type.to_le_bytes());
+        h[18..20].copy_from_slice(&e_machine.to_le_bytes());
+        h[20..24].copy_from_slice(&1u32.to_le_bytes()); // EV_CURRENT
+        h[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+        h[58..60].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
+        Aligned::new(&h)
+    }
+
+    #[test]
+    fn an_object_with_nothing_to_load_is_refused() {
+        let empty = bare_header(elf::ET_REL, elf::EM_AARCH64);
+        assert_eq!(
+            Module::parse(empty.bytes()).err().as_deref(),
+            Some("nothing to load: no allocated sections")
+        );
+        let executable = bare_header(elf::ET_EXEC, elf::EM_AARCH64);
+        assert_eq!(
+            Module::parse(executable.bytes()).err().as_deref(),
+            Some("not an AArch64 relocatable object")
+        );
+        let x86 = bare_header(elf::ET_REL, elf::EM_X86_64);
+        assert!(Module::parse(x86.bytes()).is_err());
     }
 
     #[test]
