@@ -155,7 +155,7 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
         gdb: args.gdb,
         icount: args.icount,
         dtb: args.dtb,
-        raw_dtb: args.raw_dtb,
+        raw_dtb: args.raw_dtb.as_deref().map(qemu::check_raw_dtb).transpose()?,
         extra: args.qemu_args,
         console: if scripted { Console::Piped } else { Console::Interactive },
     };

@@ -226,6 +226,23 @@ pub fn parse_load_addr(text: &str) -> Result<LoadAddr, String> {
 
 /// Reads hex (with or without `0x`) for `--kaslr-seed`.
 ///
+/// Checks a `--raw-dtb` file: it must exist and fit the boot protocol's 2 MiB.
+///
+/// # Errors
+/// What is wrong with it.
+pub fn check_raw_dtb(path: &Path) -> Result<PathBuf, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("--raw-dtb {}: {e}", path.display()))?
+        .len();
+    if size > 2 << 20 {
+        return Err(format!(
+            "--raw-dtb {}: {size} bytes; the boot protocol caps a device tree at 2 MiB",
+            path.display()
+        ));
+    }
+    Ok(path.to_path_buf())
+}
+
 /// # Errors
 /// A message saying what is accepted.
 pub fn parse_seed(text: &str) -> Result<u64, String> {
@@ -376,6 +393,24 @@ mod tests {
         for bad in ["", "G", "1T", "-1G", "64M", "1.5G", "1000000"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn raw_device_trees_must_exist_and_fit_2_mib() {
+        let dir = std::env::temp_dir().join(format!("splitmap-raw-dtb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = dir.join("ok.dtb");
+        std::fs::write(&ok, vec![0u8; 2 << 20]).unwrap();
+        assert_eq!(check_raw_dtb(&ok), Ok(ok.clone()));
+        let big = dir.join("big.dtb");
+        std::fs::write(&big, vec![0u8; (2 << 20) + 1]).unwrap();
+        assert!(
+            check_raw_dtb(&big)
+                .unwrap_err()
+                .ends_with("caps a device tree at 2 MiB")
+        );
+        assert!(check_raw_dtb(&dir.join("missing.dtb")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
