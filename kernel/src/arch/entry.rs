@@ -82,10 +82,11 @@ extern "C" fn kernel_continue(dtb_pa: u64, image_pa: u64, boot_regs: u64) -> ! {
     };
     kaslr::unmap_link_address(image.size());
     let (mut dt, dtb_range) = read_device_tree(dtb_pa).unwrap_or_else(|e| unusable_device_tree(dtb_pa, e));
-    let uart_va = start_console(dt.uart.filter(|u| u.pl011).map(|u| u.regs));
+    let uart = dt.uart.filter(|u| u.pl011).map(|u| u.regs);
+    let uart_va = start_console(uart);
     let args = bootargs::parse(dt.bootargs, |issue| warn!("{issue}"));
     console::init_log(args.loglevel);
-    if !dt.uart.is_some_and(|u| u.pl011) {
+    if uart.is_none() {
         warn!("no PL011 at /chosen/stdout-path; console on QEMU virt's UART at {EARLY_UART_PA:#x}");
     }
     let k = kaslr::get();

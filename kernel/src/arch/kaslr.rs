@@ -101,6 +101,17 @@ fn link_span(size: u64) -> Span {
     }
 }
 
+/// The seed and its source, in order of preference; RNDR is read only when
+/// no other source has one.
+fn seed(args: &BootArgs<'_>, dtb_seed: Option<u64>) -> Option<(u64, SeedSource)> {
+    let rndr = if args.kaslr_seed.or(dtb_seed).is_some() {
+        None
+    } else {
+        rndr()
+    };
+    choose_seed(args.kaslr_seed, dtb_seed, rndr)
+}
+
 /// The linear map's `PHYS_OFFSET`: RAM's first GiB, or with `kaslr.linear=on`
 /// (and KASLR on, with a seed) that moved down by a random number of GiB, so
 /// the linear map starts higher. Reads the seed sources without consuming
@@ -111,13 +122,7 @@ pub fn linear_phys_offset(dt: &BootInfo<'_>, args: &BootArgs<'_>) -> (PhysAddr, 
     if !args.kaslr_linear || args.nokaslr {
         return (fixed, false);
     }
-    let dtb_seed = dt.kaslr_seed.map(|(seed, _)| seed);
-    let rndr = if args.kaslr_seed.or(dtb_seed).is_some() {
-        None
-    } else {
-        rndr()
-    };
-    match choose_seed(args.kaslr_seed, dtb_seed, rndr) {
+    match seed(args, dt.kaslr_seed.map(|(seed, _)| seed)) {
         // A draw of its own, so the linear base says nothing about the image's.
         Some((seed, _)) => (
             crate::linear::randomised_phys_offset(&dt.memory, region::mix(seed, 3)),
@@ -158,15 +163,7 @@ pub fn decide(dt: &BootInfo<'_>, args: &BootArgs<'_>, dtb_pa: u64, image: PhysRa
     } else if window.is_err() {
         k.off = Some(Off::BadWindow);
     } else {
-        match choose_seed(
-            args.kaslr_seed,
-            dtb_seed,
-            if args.kaslr_seed.or(dtb_seed).is_some() {
-                None
-            } else {
-                rndr()
-            },
-        ) {
+        match seed(args, dtb_seed) {
             Some((seed, source)) => {
                 k.source = Some(source);
                 k.offset = k.window.pick(seed, size).map_or(0, |va| va - KIMAGE_VADDR);

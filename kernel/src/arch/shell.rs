@@ -2,13 +2,12 @@
 
 use pi::addr::PhysAddr;
 use pi::layout::{FIXMAP_DTB, KIMAGE_VADDR, PAGE_OFFSET, PAGE_SIZE};
-
-use crate::module::region;
 use pi::pgtable::{self, MapCounts};
 
 use super::console::{self, Console};
 use super::memory::{self, LiveTables, TABLES};
 use super::{cpu, psci, selftest, state};
+use crate::module::region;
 use crate::report::{LayoutRow, write_walk};
 use crate::shell::{COMMANDS, Command, Echo, LineEditor, parse};
 use crate::{linear, println};
@@ -156,10 +155,16 @@ fn layout() {
         );
     }
     // The PLT window surrounds the image: count only what modules mapped.
-    let (plt, image) = (super::kaslr::get().modules.plt, super::kaslr::get().image);
-    let mut modules = row("modules", plt.start, plt.end, None);
+    let placed = super::kaslr::get();
+    let (plt, image) = (placed.modules.plt, placed.image);
     let count = |start: u64, end: u64| pgtable::count(&LiveTables, cpu::ttbr1_root(), start, end - start);
-    modules.map = count(plt.start, image.start) + count(image.end, plt.end);
+    let modules = LayoutRow {
+        name: "modules",
+        va: (plt.start, plt.end),
+        pa: None,
+        prot: prot_at(plt.start),
+        map: count(plt.start, image.start) + count(image.end, plt.end),
+    };
     println!("{modules}");
     let (guard_start, guard_end) = super::stack::guard();
     let (stack_start, stack_end) = super::stack::stack();

@@ -35,6 +35,11 @@ unsafe extern "C" {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Taken;
 
+/// A registration export's answer: 0 is success.
+fn registered(code: i32) -> Result<(), Taken> {
+    if code == 0 { Ok(()) } else { Err(Taken) }
+}
+
 /// Prints `message` on the console, as a line.
 #[inline(always)]
 pub fn log(message: &str) {
@@ -82,10 +87,7 @@ pub fn free_frames() -> u64 {
 pub fn register_command(name: &'static str, handler: CommandFn) -> Result<(), Taken> {
     // SAFETY: a valid string; `handler` is module code, which stays mapped
     // until rmmod, and rmmod unregisters it first.
-    match unsafe { splitmap_register_command(name.as_ptr(), name.len(), handler) } {
-        0 => Ok(()),
-        _ => Err(Taken),
-    }
+    registered(unsafe { splitmap_register_command(name.as_ptr(), name.len(), handler) })
 }
 
 /// Removes shell command `name`, if registered.
@@ -99,10 +101,7 @@ pub fn unregister_command(name: &str) {
 #[inline(always)]
 pub fn register_test(name: &'static str, test: TestFn) -> Result<(), Taken> {
     // SAFETY: as for `register_command`.
-    match unsafe { splitmap_register_test(name.as_ptr(), name.len(), test) } {
-        0 => Ok(()),
-        _ => Err(Taken),
-    }
+    registered(unsafe { splitmap_register_test(name.as_ptr(), name.len(), test) })
 }
 
 /// Removes test `name`, if registered.
