@@ -8,8 +8,14 @@ the real output, in the same order. A block may show only some of the lines
 (an excerpt); a line `...` stands for any number of lines. Durations
 (`5.2 s`) are not compared.
 
-    scripts/check-docs.py            # check every document
-    scripts/check-docs.py README.md  # check one
+    scripts/check-docs.py                     # check every document
+    scripts/check-docs.py README.md           # check one
+    scripts/check-docs.py --update [FILE...]  # and re-paste what changed
+
+`--update` replaces each stale line with the next real line of the same shape
+(the same text once numbers are ignored): `text va=0x… map=…` takes the new
+addresses, `ok 18 name` the new number. Numbers quoted in the prose around a
+block, and addresses inside the commands themselves, are still yours to fix.
 
 A block right after `<!-- not checked: WHY -->` is skipped.
 
@@ -27,6 +33,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DURATION = re.compile(r"\d+(\.\d+)? s\b")
+NUMBER = re.compile(r"0x[0-9a-fA-F]+|\d+")
 
 
 def transcripts(path):
@@ -69,8 +76,14 @@ def normal(line):
     return DURATION.sub("# s", line.rstrip())
 
 
-def check(path):
+def shape(line):
+    return NUMBER.sub("#", line.strip())
+
+
+def check(path, update):
+    """Stale pasted lines in `path`, re-pasted from a fresh run if `update`."""
     problems = 0
+    text = path.read_text().splitlines(keepends=True)
     for number, command, pasted in transcripts(path):
         real = [normal(line) for line in run(command)]
         at = 0
@@ -80,20 +93,31 @@ def check(path):
             want = normal(line)
             try:
                 at = real.index(want, at) + 1
+                continue
             except ValueError:
-                problems += 1
-                first = want.split()[0] if want.split() else ""
-                alike = [r for r in real if r.split()[:1] == [first]]
-                print(f"{path.relative_to(ROOT)}:{line_number}: no longer printed by `{command}` (line {number}):")
-                print(f"    pasted: {line}")
-                for r in alike[:3]:
-                    print(f"    now:    {r}")
+                pass
+            problems += 1
+            alike = [i for i in range(at, len(real)) if shape(real[i]) == shape(want)]
+            print(f"{path.relative_to(ROOT)}:{line_number}: no longer printed by `{command}` (line {number}):")
+            print(f"    pasted: {line}")
+            if alike:
+                print(f"    now:    {real[alike[0]]}")
+                at = alike[0] + 1
+                if update:
+                    text[line_number - 1] = run(command)[alike[0]].rstrip() + "\n"
+    if update:
+        path.write_text("".join(text))
     return problems
 
 
 def main():
-    paths = [ROOT / p for p in sys.argv[1:]] or [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    problems = sum(check(p) for p in paths)
+    args = sys.argv[1:]
+    update = "--update" in args
+    paths = [ROOT / p for p in args if p != "--update"] or [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    problems = sum(check(p, update) for p in paths)
+    if problems and update:
+        print(f"check-docs: re-pasted what changed in {problems} line(s); check the prose around them and run again")
+        return 1
     if problems:
         print(f"check-docs: {problems} pasted line(s) are out of date")
         return 1

@@ -21,7 +21,7 @@ use pi::pgtable::{self, Granularity};
 use spin::Once;
 
 use super::cpu;
-use super::memory::{LiveTables, TABLES};
+use super::memory::TABLES;
 use crate::bootargs::BootArgs;
 use crate::dtb::BootInfo;
 use crate::kaslr::{SeedSource, Window, choose_seed, window_from_args};
@@ -289,8 +289,7 @@ pub fn unmap_link_address(image_size: u64) {
         return;
     }
     let size = image_size.next_multiple_of(pi::layout::PAGE_SIZE);
-    if let Err(e) = pgtable::unmap(&LiveTables, cpu::ttbr1_root(), KIMAGE_VADDR, size) {
+    if let Err(e) = super::memory::unmap(KIMAGE_VADDR, size) {
         panic!("KASLR: cannot unmap the link address: {e:?}");
     }
-    cpu::flush_tlb();
 }

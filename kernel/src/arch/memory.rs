@@ -5,7 +5,7 @@ use buddy_system_allocator::{FrameAllocator, LockedHeap};
 use pi::addr::PhysAddr;
 use pi::boot::EarlyPool;
 use pi::layout::PAGE_SIZE;
-use pi::pgtable::{TableAccess, TableAlloc};
+use pi::pgtable::{self, MapError, TableAccess, TableAlloc};
 use spin::Mutex;
 
 use crate::ranges::{PhysRange, RangeList};
@@ -41,18 +41,30 @@ unsafe impl TableAccess for LiveTables {
     }
 }
 
-/// Page tables being extended after boot: pages from the image's pool.
+/// Page tables being extended after boot: pages from the image's pool while
+/// it lasts, then frames, so modules and stacks are never refused for want of
+/// table pages. Table pages are never freed: an unmapped range keeps its
+/// tables, and the next mapping there reuses them.
 pub struct KernelTables {
     pool: EarlyPool,
+    from_frames: u64,
 }
 
 /// The one writer of the live kernel tables.
 pub static TABLES: Mutex<Option<KernelTables>> = Mutex::new(None);
 
+/// Where the kernel's table pages came from: the image's pool, then frames.
+#[derive(Clone, Copy)]
+pub struct TableUsage {
+    pub pool_used: u64,
+    pub pool_size: u64,
+    pub from_frames: u64,
+}
+
 impl KernelTables {
     /// Continues the early pool.
     pub fn new(pool: EarlyPool) -> Self {
-        KernelTables { pool }
+        KernelTables { pool, from_frames: 0 }
     }
 
     /// The image (and the pool in it) is now mapped `voffset` above its PA.
@@ -60,9 +72,12 @@ impl KernelTables {
         self.pool.set_va_offset(voffset);
     }
 
-    /// (pages used, pages in the pool).
-    pub fn pool_usage(&self) -> (u64, u64) {
-        (self.pool.used(), self.pool.capacity())
+    pub fn usage(&self) -> TableUsage {
+        TableUsage {
+            pool_used: self.pool.used(),
+            pool_size: self.pool.capacity(),
+            from_frames: self.from_frames,
+        }
     }
 }
 
@@ -75,8 +90,28 @@ unsafe impl TableAccess for KernelTables {
 
 impl TableAlloc for KernelTables {
     fn alloc_table(&mut self) -> Option<PhysAddr> {
-        self.pool.alloc_table()
+        if let Some(pa) = self.pool.alloc_table() {
+            return Some(pa);
+        }
+        // Before `init_frames` there are none, and the pool is all there is.
+        let pa = alloc_frame()?;
+        // SAFETY: a free frame is ours and mapped rw in the linear map.
+        unsafe { core::ptr::write_bytes(pa.to_linear().as_ptr::<u8>(), 0, PAGE_SIZE as usize) };
+        self.from_frames += 1;
+        Some(pa)
     }
+}
+
+/// Removes the kernel mappings of `[va, va + len)` (page-aligned), under the
+/// tables' lock, and flushes the TLB. Returns the entries cleared.
+pub fn unmap(va: u64, len: u64) -> Result<u64, MapError> {
+    let cleared = {
+        let tables = TABLES.lock();
+        let tables = tables.as_ref().expect("tables set up at boot");
+        pgtable::unmap(tables, super::cpu::ttbr1_root(), va, len)
+    };
+    super::cpu::flush_tlb();
+    cleared
 }
 
 /// Hands the heap its memory.

@@ -127,8 +127,7 @@ pub fn insmod(name: &str) -> Result<String, String> {
                 )
             {
                 drop(guard);
-                let _ = pgtable::unmap(&memory::LiveTables, cpu::ttbr1_root(), base, size);
-                cpu::flush_tlb();
+                let _ = memory::unmap(base, size);
                 return Err(undo(alloc::format!("cannot map at {base:#x}: {e:?}")));
             }
         }
@@ -189,8 +188,7 @@ fn place_va(size: u64) -> Option<u64> {
 /// allocated; a note if it left anything.
 fn unload(m: &Loaded) -> Option<String> {
     let left = exports::forget(m.base);
-    let _ = pgtable::unmap(&memory::LiveTables, cpu::ttbr1_root(), m.base, m.size);
-    cpu::flush_tlb();
+    let _ = memory::unmap(m.base, m.size);
     memory::free_frames_at(m.frames, m.pages);
     (left.registrations + left.allocations > 0).then(|| {
         alloc::format!(

@@ -2,7 +2,7 @@
 //! each checked against the page tables the MMU uses or against memory itself.
 
 use pi::addr::PhysAddr;
-use pi::layout::{FIXMAP_DTB, KIMAGE_VADDR, PAGE_SIZE};
+use pi::layout::{FIXMAP_DTB, KIMAGE_VADDR, LINEAR_END, PAGE_OFFSET, PAGE_SIZE};
 use pi::pgtable::{self, Translation};
 
 use super::console::Console;
@@ -49,6 +49,7 @@ const TESTS: &[(&str, Test)] = &[
         "kernel_stack_sits_above_an_unmapped_guard",
         kernel_stack_sits_above_an_unmapped_guard,
     ),
+    ("tables_outgrow_the_image_pool", tables_outgrow_the_image_pool),
 ];
 
 /// The kernel's own test names (modules cannot take them).
@@ -332,5 +333,88 @@ fn wxn_is_on() -> TestResult {
         SCTLR_EL1.get() & (1 << 19) != 0,
         "SCTLR_EL1.WXN is clear",
         SCTLR_EL1.get(),
+    )
+}
+
+/// Maps one page into each of enough empty GiB of the linear area (past the
+/// end of RAM, or before its start when `kaslr.linear=on` put RAM at the top)
+/// that the image's table pool must run out, then unmaps them: the tables
+/// past the pool come from frames, and the mappings work.
+fn tables_outgrow_the_image_pool() -> TestResult {
+    const GIB: u64 = 1 << 30;
+    let usage = || memory::TABLES.lock().as_ref().expect("tables set up at boot").usage();
+    let before = usage();
+    // An empty GiB needs at least a level-3 table of its own.
+    let count = before.pool_size - before.pool_used + 1;
+    let ram = &state::get().dtb.memory;
+    let (Some(lowest), Some(highest)) = (ram.iter().map(|r| r.start).min(), ram.iter().map(|r| r.end).max()) else {
+        return skip("no RAM ranges");
+    };
+    let ram_start = lowest.to_linear().raw() / GIB * GIB;
+    let ram_end = PhysAddr::new(highest.raw() - PAGE_SIZE)
+        .to_linear()
+        .raw()
+        .next_multiple_of(GIB);
+    let first = if LINEAR_END - ram_end >= count * GIB {
+        ram_end
+    } else if ram_start - PAGE_OFFSET >= count * GIB {
+        ram_start - count * GIB
+    } else {
+        return skip("no empty GiB in the linear area");
+    };
+    let vas = (0..count).map(|i| first + i * GIB);
+
+    let frame = memory::alloc_frame().ok_or(fail("no free frame", 0))?;
+    let pattern = 0x7ab1_e000_0000_0000 | frame.raw();
+    // SAFETY: the frame is ours (just allocated) and linear-mapped rw.
+    unsafe { frame.to_linear().as_ptr::<u64>().write_volatile(pattern) };
+    let mut mapped = 0;
+    let mut result = Ok(());
+    {
+        let mut tables = memory::TABLES.lock();
+        let tables = tables.as_mut().expect("tables set up at boot");
+        for va in vas.clone() {
+            let attrs = pgtable::Attrs::DATA;
+            if pgtable::map(
+                tables,
+                cpu::ttbr1_root(),
+                va,
+                frame,
+                PAGE_SIZE,
+                attrs,
+                pgtable::Granularity::PagesOnly,
+            )
+            .is_err()
+            {
+                result = Err(fail("could not map a page: no table page left", va));
+                break;
+            }
+            mapped += 1;
+        }
+    }
+    cpu::publish_tables();
+    for va in vas.clone().take(mapped) {
+        // SAFETY: `va` was just mapped rw to `frame`, which holds `pattern`.
+        let back = unsafe { (va as *const u64).read_volatile() };
+        if result.is_ok() && back != pattern {
+            result = Err(fail("a page mapped with a frame table reads wrong", va));
+        }
+    }
+    let after = usage();
+    for va in vas.clone().take(mapped) {
+        let _ = memory::unmap(va, PAGE_SIZE);
+    }
+    memory::free_frame(frame);
+    result?;
+    check(
+        after.pool_used == after.pool_size,
+        "the pool did not run out",
+        after.pool_used,
+    )?;
+    check(after.from_frames > 0, "no table came from frames", 0)?;
+    check(
+        vas.clone().all(|va| translate(va).is_none()),
+        "a test page is still mapped",
+        first,
     )
 }

@@ -187,11 +187,14 @@ fn layout() {
             Some((dtb_base, dtb_base + dtb_size))
         )
     );
-    let (used, total) = TABLES.lock().as_ref().map_or((0, 0), |t| t.pool_usage());
+    let tables = TABLES.lock().as_ref().expect("tables set up at boot").usage();
     println!(
-        "# linear map: {} table pages (minimum for this RAM: {}); table pool: {used}/{total} pages used; text at KIMAGE_VADDR={KIMAGE_VADDR:#x} + kaslr {:#x}",
+        "# linear map: {} table pages (minimum for this RAM: {}); table pool: {}/{} pages used, {} more tables from frames; text at KIMAGE_VADDR={KIMAGE_VADDR:#x} + kaslr {:#x}",
         k.linear.tables,
         linear::minimum_tables(&k.dtb.memory, offset),
+        tables.pool_used,
+        tables.pool_size,
+        tables.from_frames,
         super::kaslr::get().offset
     );
     match super::rodata::split_cost() {
