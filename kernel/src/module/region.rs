@@ -244,6 +244,39 @@ mod tests {
         }
     }
 
+    /// The lowest image any KASLR window allows (at `KIMAGE_VADDR`, the top of
+    /// the module area) and the highest (just under the MMIO window): the
+    /// windows stay inside the kernel half, still hold the image, and a far
+    /// module still finds a place out of reach.
+    #[test]
+    fn windows_hold_at_both_ends_of_the_kernel_half() {
+        let size = IMAGE.size();
+        let lowest = Span {
+            start: pi::layout::KIMAGE_VADDR,
+            end: pi::layout::KIMAGE_VADDR + size,
+        };
+        let highest = Span {
+            start: MMIO_BASE - size,
+            end: MMIO_BASE,
+        };
+        for image in [lowest, highest] {
+            for seed in core::iter::once(None).chain((0..200).map(Some)) {
+                let w = windows(image, seed);
+                assert!(w.hold(image), "{image:x?} {seed:?}: {w:x?}");
+                assert!(
+                    w.plt.start >= MODULES_VADDR && w.plt.end <= MMIO_BASE,
+                    "{seed:?}: {w:x?}"
+                );
+                let at = place(&w, image, &[], 0x2000, true).expect("a far place");
+                let m = Span {
+                    start: at,
+                    end: at + 0x2000,
+                };
+                assert!(w.plt.contains(m) && !in_direct_reach(m, image), "{seed:?}: {m:x?}");
+            }
+        }
+    }
+
     #[test]
     fn near_modules_reach_the_image_and_skip_what_is_taken() {
         let w = windows(IMAGE, Some(42));
