@@ -5,7 +5,7 @@ use buddy_system_allocator::{FrameAllocator, LockedHeap};
 use pi::addr::PhysAddr;
 use pi::boot::EarlyPool;
 use pi::layout::PAGE_SIZE;
-use pi::pgtable::{self, MapError, TableAccess, TableAlloc};
+use pi::pgtable::{self, Attrs, Granularity, MapError, TableAccess, TableAlloc};
 use spin::Mutex;
 
 use crate::ranges::{PhysRange, RangeList};
@@ -100,6 +100,26 @@ impl TableAlloc for KernelTables {
         self.from_frames += 1;
         Some(pa)
     }
+}
+
+/// Maps `[va, va + len)` to `pa` with 4 KiB pages, under the tables' lock, and
+/// makes the new entries visible to the table walker.
+pub fn map_pages(va: u64, pa: PhysAddr, len: u64, attrs: Attrs) -> Result<(), MapError> {
+    let mapped = {
+        let mut tables = TABLES.lock();
+        let tables = tables.as_mut().expect("tables set up at boot");
+        pgtable::map(
+            tables,
+            super::cpu::ttbr1_root(),
+            va,
+            pa,
+            len,
+            attrs,
+            Granularity::PagesOnly,
+        )
+    };
+    super::cpu::publish_tables();
+    mapped.map(|_| ())
 }
 
 /// Removes the kernel mappings of `[va, va + len)` (page-aligned), under the

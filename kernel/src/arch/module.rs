@@ -14,10 +14,10 @@ use alloc::vec::Vec;
 
 use pi::addr::PhysAddr;
 use pi::layout::PAGE_SIZE;
-use pi::pgtable::{self, Attrs, Granularity};
+use pi::pgtable::Attrs;
 use spin::Mutex;
 
-use super::{cpu, exports, memory, state};
+use super::{exports, memory, state};
 use crate::module::load::{self, Area, Module};
 use crate::module::region::{self, Span};
 
@@ -106,33 +106,19 @@ pub fn insmod(name: &str) -> Result<String, String> {
     let base = place_va(size).ok_or_else(|| undo(alloc::format!("no room for {size:#x} bytes in the {window}")))?;
     let linked = module.link(image, base, exports::find).map_err(undo)?;
 
-    {
-        let mut guard = memory::TABLES.lock();
-        let tables = guard.as_mut().expect("tables");
-        for (offset, len, area) in module.areas() {
-            let attrs = match area {
-                Area::Text => Attrs::TEXT,
-                Area::Rodata => Attrs::RODATA,
-                Area::Data => Attrs::DATA,
-            };
-            if len > 0
-                && let Err(e) = pgtable::map(
-                    tables,
-                    cpu::ttbr1_root(),
-                    base + offset,
-                    frames.add(offset),
-                    len,
-                    attrs,
-                    Granularity::PagesOnly,
-                )
-            {
-                drop(guard);
-                let _ = memory::unmap(base, size);
-                return Err(undo(alloc::format!("cannot map at {base:#x}: {e:?}")));
-            }
+    for (offset, len, area) in module.areas() {
+        let attrs = match area {
+            Area::Text => Attrs::TEXT,
+            Area::Rodata => Attrs::RODATA,
+            Area::Data => Attrs::DATA,
+        };
+        if len > 0
+            && let Err(e) = memory::map_pages(base + offset, frames.add(offset), len, attrs)
+        {
+            let _ = memory::unmap(base, size);
+            return Err(undo(alloc::format!("cannot map at {base:#x}: {e:?}")));
         }
     }
-    cpu::publish_tables();
     // The text was written as data: make it visible to instruction fetch.
     let [(_, text, _), ..] = module.areas();
     for line in (0..text).step_by(64) {

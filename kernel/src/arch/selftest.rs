@@ -370,29 +370,13 @@ fn tables_outgrow_the_image_pool() -> TestResult {
     unsafe { frame.to_linear().as_ptr::<u64>().write_volatile(pattern) };
     let mut mapped = 0;
     let mut result = Ok(());
-    {
-        let mut tables = memory::TABLES.lock();
-        let tables = tables.as_mut().expect("tables set up at boot");
-        for va in vas.clone() {
-            let attrs = pgtable::Attrs::DATA;
-            if pgtable::map(
-                tables,
-                cpu::ttbr1_root(),
-                va,
-                frame,
-                PAGE_SIZE,
-                attrs,
-                pgtable::Granularity::PagesOnly,
-            )
-            .is_err()
-            {
-                result = Err(fail("could not map a page: no table page left", va));
-                break;
-            }
-            mapped += 1;
+    for va in vas.clone() {
+        if memory::map_pages(va, frame, PAGE_SIZE, pgtable::Attrs::DATA).is_err() {
+            result = Err(fail("could not map a page: no table page left", va));
+            break;
         }
+        mapped += 1;
     }
-    cpu::publish_tables();
     for va in vas.clone().take(mapped) {
         // SAFETY: `va` was just mapped rw to `frame`, which holds `pattern`.
         let back = unsafe { (va as *const u64).read_volatile() };

@@ -7,10 +7,9 @@
 //! reported as what it is.
 
 use pi::layout::{KERNEL_STACK_SIZE, PAGE_SIZE, STACK_SLOT, STACKS_VADDR};
-use pi::pgtable::{self, Attrs, Granularity};
+use pi::pgtable::Attrs;
 
-use super::cpu;
-use super::memory::{self, TABLES};
+use super::memory;
 
 unsafe extern "C" {
     static __boot_stack_end: u8;
@@ -32,21 +31,10 @@ pub fn switch_to_kernel_stack(next: extern "C" fn() -> !) -> ! {
     let (start, end) = stack();
     for va in (start..end).step_by(PAGE_SIZE as usize) {
         let pa = memory::alloc_frame().expect("frames for the kernel stack");
-        let mut tables = TABLES.lock();
-        let tables = tables.as_mut().expect("tables set up first");
-        if let Err(e) = pgtable::map(
-            tables,
-            cpu::ttbr1_root(),
-            va,
-            pa,
-            PAGE_SIZE,
-            Attrs::DATA,
-            Granularity::PagesOnly,
-        ) {
+        if let Err(e) = memory::map_pages(va, pa, PAGE_SIZE, Attrs::DATA) {
             panic!("cannot map the kernel stack at {va:#x}: {e:?}");
         }
     }
-    cpu::publish_tables();
     let exception_stack = &raw const __boot_stack_end as u64;
     // SAFETY: `end` tops a freshly mapped stack and `exception_stack` the boot
     // stack, which nothing uses after this (the frames on it are abandoned);
