@@ -239,12 +239,9 @@ fn start_console(regs: Option<PhysRange>) -> u64 {
 /// Maps into the live kernel tables, or panics with the reason: boot-time
 /// mappings either succeed or the kernel cannot go on.
 fn map_kernel(va: u64, pa: PhysAddr, size: u64, attrs: Attrs, granularity: Granularity) {
-    let mut tables = TABLES.lock();
-    let tables = tables.as_mut().expect("tables set up first");
-    if let Err(e) = pgtable::map(tables, cpu::ttbr1_root(), va, pa, size, attrs, granularity) {
+    if let Err(e) = memory::map(va, pa, size, attrs, granularity) {
         panic!("cannot map {va:#x} -> {pa:?} ({size:#x} bytes): {e:?}");
     }
-    cpu::publish_tables();
 }
 
 /// Builds the linear map of all RAM for `phys_offset`.

@@ -17,10 +17,9 @@
 use aarch64_cpu::registers::{ID_AA64ISAR0_EL1, Readable};
 use pi::addr::{self, PhysAddr};
 use pi::layout::KIMAGE_VADDR;
-use pi::pgtable::{self, Granularity};
+use pi::pgtable::Granularity;
 use spin::Once;
 
-use super::cpu;
 use super::memory::TABLES;
 use crate::bootargs::BootArgs;
 use crate::dtb::BootInfo;
@@ -209,25 +208,12 @@ pub unsafe fn apply(mut k: Kaslr, image: PhysRange, next: extern "C" fn(u64, u64
         return;
     }
     let offset = k.offset;
-    {
-        let mut tables = TABLES.lock();
-        let tables = tables.as_mut().expect("tables set up first");
-        for (start, end, attrs) in pi::boot::image_segments() {
-            let pa = PhysAddr::new(start - addr::kimage_voffset());
-            if let Err(e) = pgtable::map(
-                tables,
-                cpu::ttbr1_root(),
-                start + offset,
-                pa,
-                end - start,
-                attrs,
-                Granularity::LargestBlocks,
-            ) {
-                panic!("KASLR: cannot map the image at {:#x}: {e:?}", start + offset);
-            }
+    for (start, end, attrs) in pi::boot::image_segments() {
+        let pa = PhysAddr::new(start - addr::kimage_voffset());
+        if let Err(e) = super::memory::map(start + offset, pa, end - start, attrs, Granularity::LargestBlocks) {
+            panic!("KASLR: cannot map the image at {:#x}: {e:?}", start + offset);
         }
     }
-    cpu::publish_tables();
 
     // SAFETY: the linker brackets the RELR list with these symbols; it is in
     // rodata, mapped and never written.

@@ -102,21 +102,13 @@ impl TableAlloc for KernelTables {
     }
 }
 
-/// Maps `[va, va + len)` to `pa` with 4 KiB pages, under the tables' lock, and
-/// makes the new entries visible to the table walker.
-pub fn map_pages(va: u64, pa: PhysAddr, len: u64, attrs: Attrs) -> Result<(), MapError> {
+/// Maps `[va, va + len)` to `pa` in the live kernel tables, under their lock,
+/// and makes the new entries visible to the table walker.
+pub fn map(va: u64, pa: PhysAddr, len: u64, attrs: Attrs, granularity: Granularity) -> Result<(), MapError> {
     let mapped = {
         let mut tables = TABLES.lock();
         let tables = tables.as_mut().expect("tables set up at boot");
-        pgtable::map(
-            tables,
-            super::cpu::ttbr1_root(),
-            va,
-            pa,
-            len,
-            attrs,
-            Granularity::PagesOnly,
-        )
+        pgtable::map(tables, super::cpu::ttbr1_root(), va, pa, len, attrs, granularity)
     };
     super::cpu::publish_tables();
     mapped.map(|_| ())

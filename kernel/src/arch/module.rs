@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 
 use pi::addr::PhysAddr;
 use pi::layout::PAGE_SIZE;
-use pi::pgtable::Attrs;
+use pi::pgtable::{Attrs, Granularity};
 use spin::Mutex;
 
 use super::{exports, memory, state};
@@ -113,7 +113,7 @@ pub fn insmod(name: &str) -> Result<String, String> {
             Area::Data => Attrs::DATA,
         };
         if len > 0
-            && let Err(e) = memory::map_pages(base + offset, frames.add(offset), len, attrs)
+            && let Err(e) = memory::map(base + offset, frames.add(offset), len, attrs, Granularity::PagesOnly)
         {
             let _ = memory::unmap(base, size);
             return Err(undo(alloc::format!("cannot map at {base:#x}: {e:?}")));

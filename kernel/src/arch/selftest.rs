@@ -371,7 +371,15 @@ fn tables_outgrow_the_image_pool() -> TestResult {
     let mut mapped = 0;
     let mut result = Ok(());
     for va in vas.clone() {
-        if memory::map_pages(va, frame, PAGE_SIZE, pgtable::Attrs::DATA).is_err() {
+        if memory::map(
+            va,
+            frame,
+            PAGE_SIZE,
+            pgtable::Attrs::DATA,
+            pgtable::Granularity::PagesOnly,
+        )
+        .is_err()
+        {
             result = Err(fail("could not map a page: no table page left", va));
             break;
         }

@@ -7,7 +7,7 @@
 //! reported as what it is.
 
 use pi::layout::{KERNEL_STACK_SIZE, PAGE_SIZE, STACK_SLOT, STACKS_VADDR};
-use pi::pgtable::Attrs;
+use pi::pgtable::{Attrs, Granularity};
 
 use super::memory;
 
@@ -31,7 +31,7 @@ pub fn switch_to_kernel_stack(next: extern "C" fn() -> !) -> ! {
     let (start, end) = stack();
     for va in (start..end).step_by(PAGE_SIZE as usize) {
         let pa = memory::alloc_frame().expect("frames for the kernel stack");
-        if let Err(e) = memory::map_pages(va, pa, PAGE_SIZE, Attrs::DATA) {
+        if let Err(e) = memory::map(va, pa, PAGE_SIZE, Attrs::DATA, Granularity::PagesOnly) {
             panic!("cannot map the kernel stack at {va:#x}: {e:?}");
         }
     }
