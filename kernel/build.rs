@@ -11,7 +11,23 @@ fn main() {
     let script = template.replace("@KIMAGE_VADDR@", &format!("{:#x}", pi::layout::KIMAGE_VADDR));
     let path = out.join("linker.ld");
     fs::write(&path, script).expect("write linker.ld");
-    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+    // Two names for the configurations the crate is built in, so modules say
+    // which half they belong to in one word: `kernel_proper` is the kernel
+    // itself on the machine (registers, exception vectors, the allocator);
+    // `with_alloc` is wherever a heap exists (the kernel proper and the host,
+    // not the stage-0 loader, which reuses only the pure logic).
+    println!("cargo::rustc-check-cfg=cfg(kernel_proper)");
+    println!("cargo::rustc-check-cfg=cfg(with_alloc)");
+    let on_machine = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none");
+    let machine_feature = env::var_os("CARGO_FEATURE_MACHINE").is_some();
+    let aarch64 = env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("aarch64");
+    if on_machine && aarch64 && machine_feature {
+        println!("cargo::rustc-cfg=kernel_proper");
+    }
+    if !on_machine || machine_feature {
+        println!("cargo::rustc-cfg=with_alloc");
+    }
+    if on_machine {
         println!("cargo:rustc-link-arg-bins=-T{}", path.display());
         println!("cargo:rustc-link-arg-bins=--gc-sections");
         for arg in ["-pie", "--no-dynamic-linker", "-znotext", "-zpack-relative-relocs"] {

@@ -210,7 +210,7 @@ fn sweep(args: SweepArgs) -> Result<(), String> {
     let image = std::fs::read(&artifacts.image).map_err(|e| format!("{}: {e}", artifacts.image.display()))?;
     let image_size = u64::from_le_bytes(image[16..24].try_into().map_err(|_| "Image too short")?);
     // The same rules the kernel applies, so a window it would refuse is refused here.
-    let window = kernel::kaslr::window_from_args(args.window.as_deref(), args.align.as_deref(), image_size)
+    let window = kernel::kaslr::window::window_from_args(args.window.as_deref(), args.align.as_deref(), image_size)
         .map_err(|e| e.to_string())?;
     let slots = Slots {
         first: window.start.next_multiple_of(window.align),
@@ -288,7 +288,7 @@ fn sweep(args: SweepArgs) -> Result<(), String> {
     }
     let vas = results.into_inner().unwrap();
     let summary = stats::summarise(&vas, slots, args.bins);
-    let tenths = kernel::kaslr::entropy_tenths(slots.count);
+    let tenths = kernel::kaslr::window::entropy_tenths(slots.count);
     println!(
         "sweep: {} boots in {:.1} s ({jobs} jobs)",
         summary.boots,

@@ -47,8 +47,8 @@ fn crash_kinds_are_decoded_and_halt() {
         );
         assert!(run.stdout.lines().any(|l| l == "splitmap: halted"));
         assert!(
-            !run.stdout.contains("commands:"),
-            "{kind}: nothing runs after the fault"
+            !run.stdout.lines().any(|l| l.trim_end() == "commands:"),
+            "{kind}: nothing runs after the fault (help's first line is absent)"
         );
     });
 }
@@ -207,7 +207,7 @@ fn exceptions_print_a_symbolised_backtrace_with_link_time_addresses() {
         assert_eq!(elf_name, name, "{frame}");
     }
     assert!(
-        frames[0].contains(" kernel::arch::crash::crash+0x"),
+        frames[0].contains(" kernel::shell::crash::crash+0x"),
         "the fault is in crash(): {}",
         frames[0]
     );

@@ -8,14 +8,14 @@ use common::*;
 fn the_kernel_reads_what_the_build_packs() {
     let files: Vec<(&str, &[u8])> = vec![("a.ko", b"\x7fELF"), ("empty", b""), ("odd-sized.bin", &[7; 13])];
     let archive = splitmap::kbuild::cpio(&files);
-    let read: Vec<(String, Vec<u8>)> = kernel::cpio::files(&archive)
+    let read: Vec<(String, Vec<u8>)> = kernel::boot::cpio::files(&archive)
         .map(|f| f.map(|f| (f.name.to_string(), f.data.to_vec())).unwrap())
         .collect();
     let want: Vec<(String, Vec<u8>)> = files.iter().map(|(n, d)| (n.to_string(), d.to_vec())).collect();
     assert_eq!(read, want);
     // Truncated or foreign archives are errors, not panics.
-    assert!(kernel::cpio::files(&archive[..archive.len() / 2]).any(|f| f.is_err()));
-    assert!(matches!(kernel::cpio::files(b"not a cpio archive at all, long enough to hold a header of 110 bytes............................................").next(), Some(Err(kernel::cpio::CpioError::BadMagic(0)))));
+    assert!(kernel::boot::cpio::files(&archive[..archive.len() / 2]).any(|f| f.is_err()));
+    assert!(matches!(kernel::boot::cpio::files(b"not a cpio archive at all, long enough to hold a header of 110 bytes............................................").next(), Some(Err(kernel::boot::cpio::CpioError::BadMagic(0)))));
 }
 
 #[test]

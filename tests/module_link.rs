@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::process::Command;
 
 use kernel::module::load::{Aligned, Module};
-use kernel::module::reloc;
+use kernel::module::{plt, reloc};
 use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget};
 
 const BASE: u64 = 0xffff_8000_7000_0000;
@@ -186,7 +186,7 @@ fn far_from_the_kernel_every_export_gets_one_veneer() {
         for at in (0..text as usize).step_by(4) {
             let word = |i: usize| u32::from_le_bytes(image[at + 4 * i..at + 4 * i + 4].try_into().unwrap());
             if at + 12 <= text as usize
-                && let Some(t) = reloc::veneer_target(far + at as u64, [word(0), word(1), word(2)])
+                && let Some(t) = plt::veneer_target(far + at as u64, [word(0), word(1), word(2)])
             {
                 reached.insert(t);
             }

@@ -10,9 +10,9 @@ mod machine {
     use core::arch::{asm, global_asm};
     use core::fmt::Write;
 
-    use kernel::dtb;
-    use kernel::pl011::Pl011;
-    use kernel::ranges::PhysRange;
+    use kernel::boot::dtb;
+    use kernel::console::pl011::Pl011;
+    use kernel::mm::ranges::PhysRange;
     use stage0::placement::{self, Busy, Request};
 
     /// The kernel Image, embedded by the build (src/kbuild.rs).
@@ -58,17 +58,10 @@ mod machine {
 
     struct Uart(Option<Pl011>);
 
+    /// The console, if the device tree names one: text to nowhere otherwise.
     impl Write for Uart {
         fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            if let Some(uart) = self.0.as_mut() {
-                for b in s.bytes() {
-                    if b == b'\n' {
-                        uart.put(b'\r');
-                    }
-                    uart.put(b);
-                }
-            }
-            Ok(())
+            self.0.as_mut().map_or(Ok(()), |uart| uart.write_str(s))
         }
     }
 
@@ -91,7 +84,7 @@ mod machine {
         let mut busy = [Busy {
             range: PhysRange::default(),
             what: "",
-        }; 3 + kernel::ranges::MAX_RANGES];
+        }; 3 + kernel::mm::ranges::MAX_RANGES];
         let mut n = 0;
         let mut add = |range: PhysRange, what| {
             if n < busy.len() {

@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use kernel::ranges::{PhysRange, RangeList};
+use kernel::mm::ranges::{PhysRange, RangeList};
 use pi::layout::PAGE_SIZE;
 
 /// The bootarg the host tool sets for `--load-addr`.
@@ -105,7 +105,7 @@ pub fn parse_request(bootargs: &str) -> Result<Option<Request>, PlacementError<'
     last_value(bootargs, LOAD_KEY)
         .map(|value| match value {
             "random" => Ok(Request::Random),
-            _ => kernel::shell::parse_u64(value)
+            _ => kernel::num::parse_u64(value)
                 .map(Request::At)
                 .ok_or(PlacementError::BadValue(value)),
         })
@@ -118,7 +118,7 @@ pub fn parse_request(bootargs: &str) -> Result<Option<Request>, PlacementError<'
 /// [`PlacementError::BadDtb`] for a value that is not a number.
 pub fn parse_raw_dtb(bootargs: &str) -> Result<Option<u64>, PlacementError<'_>> {
     last_value(bootargs, DTB_KEY)
-        .map(|value| kernel::shell::parse_u64(value).ok_or(PlacementError::BadDtb(value)))
+        .map(|value| kernel::num::parse_u64(value).ok_or(PlacementError::BadDtb(value)))
         .transpose()
 }
 

@@ -51,7 +51,7 @@ fn parse(bytes: &[u8]) {
     }
     // SAFETY: reinterpreting initialised u32s as bytes, within the vector.
     let blob = unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), bytes.len()) };
-    if let Ok(info) = kernel::dtb::parse(blob) {
+    if let Ok(info) = kernel::boot::dtb::parse(blob) {
         // Whatever was found is consistent: sorted, disjoint RAM ranges.
         let ranges: Vec<_> = info.memory.iter().collect();
         assert!(ranges.windows(2).all(|w| w[0].end < w[1].start));

@@ -2,7 +2,8 @@
 //! and a finished line is always printable ASCII no longer than the buffer.
 #![no_main]
 
-use kernel::shell::{Echo, LINE_MAX, LineEditor, parse};
+use kernel::shell::editor::{Echo, LINE_MAX, LineEditor};
+use kernel::shell::parse::parse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,30 +1,28 @@
-//! The splitmap kernel.
+//! The splitmap kernel, one folder per subsystem, in the order a boot meets
+//! them: `boot` → `mm` → `kaslr` → `module` → `shell`, with `console`,
+//! `debug` and `arch` (the CPU itself) beside them.
 //!
-//! Pure logic (device tree reading, range arithmetic, the shell's parsing and
-//! the reports) builds and is tested on the host; everything that touches the
-//! hardware lives under `arch` and builds only for `aarch64-unknown-none`.
+//! Each subsystem keeps its pure logic (device tree reading, range
+//! arithmetic, page-table building, KASLR arithmetic, module linking, the
+//! shell's parsing and reports) in files that build and are tested on the
+//! host, and its target-only half — what touches registers, live page tables
+//! or linker symbols — in files gated on `cfg(kernel_proper)` next to them
+//! (kernel/build.rs defines that name: the kernel itself on aarch64).
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 // The host always has an allocator; on the machine only the kernel proper
 // does (stage-0 builds this crate without one).
-#[cfg(any(not(target_os = "none"), feature = "machine"))]
+#[cfg(with_alloc)]
 extern crate alloc;
 
-pub mod bootargs;
-pub mod cpio;
-pub mod dtb;
-pub mod extable;
-pub mod kaslr;
-pub mod ksyms;
-pub mod linear;
-pub mod module;
-pub mod pl011;
-pub mod ranges;
-pub mod relr;
-pub mod report;
-pub mod shell;
-
-#[cfg(all(target_arch = "aarch64", target_os = "none", feature = "machine"))]
 pub mod arch;
+pub mod boot;
+pub mod console;
+pub mod debug;
+pub mod kaslr;
+pub mod mm;
+pub mod module;
+pub mod num;
+pub mod shell;

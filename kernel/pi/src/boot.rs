@@ -112,9 +112,15 @@ impl EarlyPool {
 
 // SAFETY: `resume`'s contract makes every pool page reachable at `pa + va_offset`
 // and owned by the pool; the mapper only passes pages the pool handed out (or
-// the roots, which are pool pages too).
+// the roots, which are pool pages too). Both pointers come from that address,
+// not from `self`; the pages' one writer is whoever holds `&mut` of the pool
+// (the early code, then the kernel's locked tables that own it).
 unsafe impl TableAccess for EarlyPool {
-    fn table_ptr(&self, pa: PhysAddr) -> *mut u64 {
+    fn table_ptr(&self, pa: PhysAddr) -> *const u64 {
+        pa.raw().wrapping_add(self.va_offset) as *const u64
+    }
+
+    fn table_ptr_mut(&mut self, pa: PhysAddr) -> *mut u64 {
         pa.raw().wrapping_add(self.va_offset) as *mut u64
     }
 }
@@ -126,7 +132,7 @@ impl TableAlloc for EarlyPool {
         }
         let pa = PhysAddr::new(self.next);
         self.next += PAGE_SIZE;
-        let page = self.table_ptr(pa);
+        let page = self.table_ptr_mut(pa);
         for i in 0..pgtable::ENTRIES {
             // SAFETY: the page is inside the pool (checked above), reachable at
             // `page` and not yet handed out. Volatile stores: a plain loop would

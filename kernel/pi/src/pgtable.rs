@@ -209,13 +209,70 @@ pub const fn leaf_descriptor(pa: PhysAddr, level: usize, attrs: Attrs) -> u64 {
 
 /// How table pages are reached from the code that is running.
 ///
+/// Reading a table needs `&self`; writing one needs `&mut self`. So every
+/// function of this module that writes entries ([`map`], [`unmap`],
+/// [`build_split`], [`set_entry`]) takes `&mut A`, and only the holder of the
+/// implementor's exclusive borrow (in the kernel: the holder of the tables'
+/// lock) can change a table; [`walk`] and [`count`] take `&A`.
+///
+/// A shared borrow is not enough to unmap:
+///
+/// ```compile_fail
+/// # use pi::addr::PhysAddr;
+/// # use pi::pgtable::{self, TableAccess};
+/// # struct Page([u64; 512]);
+/// # // SAFETY: the one page is reached at every PA, through `self`.
+/// # unsafe impl TableAccess for Page {
+/// #     fn table_ptr(&self, _: PhysAddr) -> *const u64 { self.0.as_ptr() }
+/// #     fn table_ptr_mut(&mut self, _: PhysAddr) -> *mut u64 { self.0.as_mut_ptr() }
+/// # }
+/// let page = Page([0; 512]);
+/// pgtable::unmap(&page, PhysAddr::new(0), 0, 4096);
+/// ```
+///
+/// An exclusive one is:
+///
+/// ```
+/// # use pi::addr::PhysAddr;
+/// # use pi::pgtable::{self, TableAccess};
+/// # struct Page([u64; 512]);
+/// # // SAFETY: the one page is reached at every PA, through `self`.
+/// # unsafe impl TableAccess for Page {
+/// #     fn table_ptr(&self, _: PhysAddr) -> *const u64 { self.0.as_ptr() }
+/// #     fn table_ptr_mut(&mut self, _: PhysAddr) -> *mut u64 { self.0.as_mut_ptr() }
+/// # }
+/// let mut page = Page([0; 512]);
+/// assert_eq!(pgtable::unmap(&mut page, PhysAddr::new(0), 0, 4096), Ok(0));
+/// ```
+///
 /// # Safety
-/// For every table page handed out by the implementor (and every root passed to
-/// the functions below), `table_ptr` must return a pointer to its 512 entries,
-/// valid for reads and writes and not aliased by any Rust reference.
+/// The functions of this module call these methods only with a `pa` that is
+/// the root they were given or a table page reached from it (the next-level
+/// address in a table descriptor, or a page from [`TableAlloc::alloc_table`]).
+/// For every such `pa` the implementor guarantees:
+///
+/// - `table_ptr(pa)` returns a pointer, 8-byte aligned, to the [`ENTRIES`]
+///   entries of that table page, valid for reads for as long as the `&self`
+///   borrow it was obtained through lasts.
+/// - `table_ptr_mut(pa)` returns such a pointer valid for reads *and writes* for
+///   as long as the `&mut self` borrow it was obtained through lasts. If the
+///   pages are memory that `self` owns, the pointer must be derived from a
+///   mutable borrow of it, never from a shared one.
+/// - While either pointer is in use, no Rust reference (`&` or `&mut`) to those
+///   entries exists and nothing else writes them. Writes happen only through
+///   `table_ptr_mut`, so the implementor must make sure that whoever can get
+///   `&mut self` is the only writer of its pages: no other value that reaches
+///   the same pages may be mutably borrowed at the same time (one owner, or a
+///   lock around the only such value, ensures it). Readers outside Rust, such
+///   as the MMU's table walker, are allowed: entries are read and written with
+///   single volatile 64-bit accesses.
 pub unsafe trait TableAccess {
-    /// Pointer to the first entry of the table page at `pa`.
-    fn table_ptr(&self, pa: PhysAddr) -> *mut u64;
+    /// Pointer to the first entry of the table page at `pa`, for reading.
+    fn table_ptr(&self, pa: PhysAddr) -> *const u64;
+
+    /// Pointer to the first entry of the table page at `pa`, for reading and
+    /// writing.
+    fn table_ptr_mut(&mut self, pa: PhysAddr) -> *mut u64;
 }
 
 /// Where new table pages come from.
@@ -288,17 +345,19 @@ pub enum Granularity {
 /// Reads entry `index` of the table at `table`.
 fn read_entry<A: TableAccess + ?Sized>(mem: &A, table: PhysAddr, index: usize) -> u64 {
     let base = mem.table_ptr(table);
-    // SAFETY: `TableAccess` guarantees 512 valid entries behind `base`, and
-    // `index` < 512 because callers mask it with `ENTRIES - 1`. Volatile because
-    // the hardware walker reads the same memory.
+    // SAFETY: `TableAccess` guarantees 512 entries behind `base`, valid for
+    // reads while `mem` stays borrowed, and `index` is masked below 512.
+    // Volatile because the hardware walker reads the same memory.
     unsafe { base.add(index & (ENTRIES - 1)).read_volatile() }
 }
 
 /// Writes entry `index` of the table at `table` with a single 64-bit store, so
 /// the walker sees either the old or the new descriptor, never a mix.
-fn write_entry<A: TableAccess + ?Sized>(mem: &A, table: PhysAddr, index: usize, raw: u64) {
-    let base = mem.table_ptr(table);
-    // SAFETY: as in `read_entry`.
+fn write_entry<A: TableAccess + ?Sized>(mem: &mut A, table: PhysAddr, index: usize, raw: u64) {
+    let base = mem.table_ptr_mut(table);
+    // SAFETY: `TableAccess` guarantees 512 entries behind `base`, valid for
+    // writes while `mem` stays mutably borrowed (it is, until this store), and
+    // `index` is masked below 512. Volatile, as in `read_entry`.
     unsafe { base.add(index & (ENTRIES - 1)).write_volatile(raw) }
 }
 
@@ -394,7 +453,7 @@ fn map_level<A: TableAlloc + ?Sized>(
 /// - [`MapError::Misaligned`]: not page-aligned, or a block reaches outside the
 ///   range (splitting it would need break-before-make); nothing was cleared
 ///   from that block on.
-pub fn unmap<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64, len: u64) -> Result<u64, MapError> {
+pub fn unmap<A: TableAccess + ?Sized>(mem: &mut A, root: PhysAddr, va: u64, len: u64) -> Result<u64, MapError> {
     let page = level_size(LAST_LEVEL);
     if !va.is_multiple_of(page) || !len.is_multiple_of(page) {
         return Err(MapError::Misaligned);
@@ -405,7 +464,7 @@ pub fn unmap<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64, len: u64
 }
 
 fn unmap_level<A: TableAccess + ?Sized>(
-    mem: &A,
+    mem: &mut A,
     table: PhysAddr,
     level: usize,
     mut va: u64,
@@ -500,7 +559,7 @@ pub fn build_split<A: TableAlloc + ?Sized>(
 
 /// Writes entry `index` of the table at `table` (one 64-bit store). For
 /// break-before-make sequences, whose barriers the caller provides.
-pub fn set_entry<A: TableAccess + ?Sized>(mem: &A, table: PhysAddr, index: usize, raw: u64) {
+pub fn set_entry<A: TableAccess + ?Sized>(mem: &mut A, table: PhysAddr, index: usize, raw: u64) {
     write_entry(mem, table, index, raw);
 }
 

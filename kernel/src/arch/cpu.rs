@@ -1,7 +1,11 @@
-//! Small CPU operations: barriers, TLB maintenance, translation registers.
+//! Small CPU operations: barriers, TLB and cache maintenance, translation
+//! registers, the CPU's random numbers and its physical address width, and
+//! switching stacks.
 
 use aarch64_cpu::asm::barrier;
-use aarch64_cpu::registers::{DAIF, Readable, TCR_EL1, TTBR0_EL1, TTBR1_EL1, Writeable};
+use aarch64_cpu::registers::{
+    DAIF, ID_AA64ISAR0_EL1, ID_AA64MMFR0_EL1, Readable, TCR_EL1, TTBR0_EL1, TTBR1_EL1, Writeable,
+};
 use pi::addr::PhysAddr;
 
 /// Makes page-table stores visible to the table walker before they are used.
@@ -32,6 +36,26 @@ pub fn ttbr1_root() -> PhysAddr {
     PhysAddr::new(TTBR1_EL1.get() & 0x0000_ffff_ffff_fffe)
 }
 
+/// This CPU's physical address width (ID_AA64MMFR0_EL1.PARange).
+pub fn pa_bits() -> u32 {
+    crate::mm::ranges::pa_bits(ID_AA64MMFR0_EL1.get())
+}
+
+/// A random number from RNDR, if the CPU has FEAT_RNG and it delivers.
+pub fn rndr() -> Option<u64> {
+    if (ID_AA64ISAR0_EL1.get() >> 60) & 0xf == 0 {
+        return None;
+    }
+    let value: u64;
+    let ok: u64;
+    // SAFETY: RNDR (s3_3_c2_c4_0) exists (checked above) and only reads; a
+    // failure sets NZCV to 0b0100, seen through `cset`.
+    unsafe {
+        core::arch::asm!("mrs {v}, s3_3_c2_c4_0", "cset {ok}, ne", v = out(reg) value, ok = out(reg) ok, options(nomem, nostack))
+    };
+    (ok != 0).then_some(value)
+}
+
 /// Masks interrupts and waits forever.
 pub fn park() -> ! {
     DAIF.set(0b1111 << 6);
@@ -53,4 +77,80 @@ pub fn flush_tlb() {
             options(nostack, preserves_flags)
         )
     };
+}
+
+/// Cleans the data-cache line holding `p` to the point of unification, where
+/// instruction fetch sees it.
+pub fn clean_to_pou(p: *const u8) {
+    // SAFETY: cache maintenance by VA on a mapped address changes no memory
+    // contents; callers pass addresses they just wrote.
+    unsafe { core::arch::asm!("dc cvau, {p}", p = in(reg) p, options(nostack, preserves_flags)) };
+}
+
+/// Discards every instruction-cache line, after the data written as code has
+/// been cleaned with [`clean_to_pou`].
+pub fn invalidate_icache() {
+    // SAFETY: cache maintenance only.
+    unsafe {
+        core::arch::asm!(
+            "dsb ish",
+            "ic iallu",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// Makes `len` bytes of code written as data at `start` safe to execute.
+pub fn sync_icache(start: *const u8, len: usize) {
+    // The smallest data-cache line the architecture allows is 16 bytes;
+    // stepping by it cleans every line whatever this CPU's size is.
+    for offset in (0..len).step_by(16) {
+        clean_to_pou(start.wrapping_add(offset));
+    }
+    invalidate_icache();
+}
+
+/// The stacks to continue on: `exception` becomes SP_EL1; with `kernel`, the
+/// code runs on SP_EL0 from then on (PSTATE.SPSel = 0), else on SP_EL1 too.
+pub struct Stacks {
+    /// Top of the stack exceptions are taken on.
+    pub exception: u64,
+    /// Top of the stack the code runs on, if not the exception stack.
+    pub kernel: Option<u64>,
+}
+
+/// Continues in `next(args)` on fresh `stacks`, with an empty frame-record
+/// chain (so backtraces end there).
+///
+/// # Safety
+/// Both stack tops must be mapped, writable and unused; nothing on the
+/// current stack may be used again; `next` must be code mapped executable.
+pub unsafe fn continue_on(stacks: Stacks, next: u64, args: [u64; 3]) -> ! {
+    let (sp_el0, spsel) = match stacks.kernel {
+        Some(top) => (top, 0u64),
+        None => (0, 1),
+    };
+    // SAFETY: the caller's contract; SPSel is written last, so the new SP_EL1
+    // is set while it is still the stack pointer in use.
+    unsafe {
+        core::arch::asm!(
+            "mov sp, {exception}",
+            "msr sp_el0, {sp_el0}",
+            "msr spsel, {spsel}",
+            "mov x29, xzr",
+            "mov x30, xzr",
+            "br x16",
+            exception = in(reg) stacks.exception,
+            sp_el0 = in(reg) sp_el0,
+            spsel = in(reg) spsel,
+            // x16 (IP0), not a register the allocator might make x30.
+            in("x16") next,
+            in("x0") args[0],
+            in("x1") args[1],
+            in("x2") args[2],
+            options(noreturn),
+        )
+    }
 }

@@ -1,22 +1,22 @@
-//! Everything that touches the hardware. Thin on purpose: the logic it drives
-//! lives in the host-tested modules of the crate and in `pi`.
+//! The CPU: system registers, barriers and cache/TLB maintenance, exception
+//! entry and its decoding, the exception table, fault-tolerant loads, PSCI,
+//! the PMU, the panic handler and the linker-script symbols. Everything else
+//! the kernel does lives with its subsystem.
 
-pub mod backtrace;
-pub mod console;
+pub mod esr;
+pub mod extable;
+
+#[cfg(kernel_proper)]
 pub mod cpu;
-pub mod crash;
-pub mod entry;
+#[cfg(kernel_proper)]
 pub mod exceptions;
-pub mod exports;
-pub mod kaslr;
-pub mod memory;
-pub mod module;
+#[cfg(kernel_proper)]
 mod panic;
+#[cfg(kernel_proper)]
 pub mod peek;
+#[cfg(kernel_proper)]
 pub mod pmu;
+#[cfg(kernel_proper)]
 pub mod psci;
-pub mod rodata;
-pub mod selftest;
-pub mod shell;
-pub mod stack;
-pub mod state;
+#[cfg(kernel_proper)]
+pub mod sections;

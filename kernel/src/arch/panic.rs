@@ -3,16 +3,16 @@
 
 use core::panic::PanicInfo;
 
+use aarch64_cpu::registers::Writeable;
+
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
     aarch64_cpu::registers::DAIF.set(0b1111 << 6);
-    super::console::force_unlock();
+    crate::console::force_unlock();
     crate::println!("\nkernel panic: {}", info.message());
     if let Some(at) = info.location() {
         crate::println!("  at {}:{}:{}", at.file(), at.line(), at.column());
     }
     crate::println!("splitmap: halted");
-    super::psci::system_off(super::state::try_get().and_then(|k| k.dtb.psci))
+    super::psci::system_off(crate::boot::state::try_get().and_then(|k| k.boot.dt.psci))
 }
-
-use aarch64_cpu::registers::Writeable;

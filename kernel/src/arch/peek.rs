@@ -7,15 +7,15 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use aarch64_cpu::registers::{DAIF, Readable, Writeable};
 
-use super::exceptions::fault_status;
+use super::esr::Syndrome;
 
 /// ESR and FAR of the last fault a fixup absorbed.
 static LAST_ESR: AtomicU64 = AtomicU64::new(0);
 static LAST_FAR: AtomicU64 = AtomicU64::new(0);
 
 /// Called by the exception handler when it applies a fixup.
-pub fn record_fault(esr: u64, far: u64) {
-    LAST_ESR.store(esr, Ordering::Relaxed);
+pub fn record_fault(esr: Syndrome, far: u64) {
+    LAST_ESR.store(esr.0, Ordering::Relaxed);
     LAST_FAR.store(far, Ordering::Relaxed);
 }
 
@@ -33,24 +33,9 @@ struct Peeked {
     faulted: u64,
 }
 
-/// Why a peek faulted, from the recorded ESR.
-#[derive(Clone, Copy, Debug)]
-pub struct FaultReason {
-    esr: u64,
-}
-
-impl core::fmt::Display for FaultReason {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let fsc = self.esr & 0x3f;
-        match fsc {
-            0x21 => write!(f, "{}", fault_status(fsc)),
-            _ => write!(f, "{} at level {}", fault_status(fsc), fsc & 3),
-        }
-    }
-}
-
-/// Reads `width` (8, 16, 32 or 64) bits at `va`, or says why it faulted.
-pub fn peek(va: u64, width: u8) -> Result<u64, FaultReason> {
+/// Reads `width` (8, 16, 32 or 64) bits at `va`, or says why it faulted
+/// (the syndrome prints as the reason).
+pub fn peek(va: u64, width: u8) -> Result<u64, Syndrome> {
     // Interrupts stay masked (they are never unmasked yet); keep it that way
     // explicitly so nothing else can fault in between and overwrite the record.
     let daif = DAIF.get();
@@ -70,7 +55,7 @@ pub fn peek(va: u64, width: u8) -> Result<u64, FaultReason> {
     if r.faulted == 0 {
         Ok(r.value)
     } else {
-        Err(FaultReason { esr })
+        Err(Syndrome(esr))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use smccc::{Hvc, Smc, psci};
 
-use crate::dtb::PsciConduit;
+use crate::boot::dtb::PsciConduit;
 
 /// Powers the machine off (QEMU exits with status 0). Falls back to parking
 /// the CPU if the firmware refuses, so this never returns either way.

@@ -1,7 +1,16 @@
-//! The kernel's export table, as modules see it: each entry is two 32-bit
-//! offsets, from the entry's own fields to the function and to its
-//! NUL-terminated name. Offsets need no relocation, so the table is right
-//! wherever KASLR puts the image (the same idea as the exception table).
+//! What the kernel offers modules and what it keeps of them.
+//!
+//! The export table: each entry is two 32-bit offsets, from the entry's own
+//! fields to the function and to its NUL-terminated name. Offsets need no
+//! relocation, so the table is right wherever KASLR puts the image (the same
+//! idea as the exception table).
+//!
+//! The registries: shell commands and tests that modules add, each recorded
+//! with the module it came from, so `rmmod` can take back what a module's
+//! `exit_module` forgot. The `extern "C"` side is `module::abi`.
+
+#[cfg(with_alloc)]
+use alloc::{string::String, vec::Vec};
 
 /// One entry, as `export!` emits it.
 #[repr(C)]
@@ -45,9 +54,129 @@ macro_rules! export {
     };
 }
 
+/// Something a module registered by name: a shell command or a test.
+#[cfg(with_alloc)]
+struct Registered<F> {
+    name: String,
+    owner: u64,
+    function: F,
+}
+
+/// Why a registration was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The name is empty.
+    Empty,
+    /// The kernel has one of that name.
+    Builtin,
+    /// A module registered that name already.
+    Taken,
+}
+
+/// The registry of one kind, with the rules both kinds share: names are
+/// non-empty, unique, and not taken by the kernel itself.
+#[cfg(with_alloc)]
+pub struct Registry<F: Copy>(spin::Mutex<Vec<Registered<F>>>);
+
+#[cfg(with_alloc)]
+impl<F: Copy> Default for Registry<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(with_alloc)]
+impl<F: Copy> Registry<F> {
+    /// An empty registry.
+    pub const fn new() -> Self {
+        Registry(spin::Mutex::new(Vec::new()))
+    }
+
+    /// Adds `name` for module `owner` unless a `builtin` or another module
+    /// has it.
+    ///
+    /// # Errors
+    /// [`Refused`], and nothing changes.
+    pub fn add(&self, name: &str, owner: u64, function: F, builtin: &[&str]) -> Result<(), Refused> {
+        let mut list = self.0.lock();
+        if name.is_empty() {
+            return Err(Refused::Empty);
+        }
+        if builtin.contains(&name) {
+            return Err(Refused::Builtin);
+        }
+        if list.iter().any(|r| r.name == name) {
+            return Err(Refused::Taken);
+        }
+        list.push(Registered {
+            name: name.into(),
+            owner,
+            function,
+        });
+        Ok(())
+    }
+
+    /// Removes `name`, if registered (a name that is not UTF-8 never is).
+    pub fn remove(&self, name: &[u8]) {
+        self.0.lock().retain(|r| r.name.as_bytes() != name);
+    }
+
+    /// The owner and function registered as `name`.
+    pub fn find(&self, name: &str) -> Option<(u64, F)> {
+        self.0
+            .lock()
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| (r.owner, r.function))
+    }
+
+    /// (name, owner, function) of every registration, oldest first.
+    pub fn list(&self) -> Vec<(String, u64, F)> {
+        self.0
+            .lock()
+            .iter()
+            .map(|r| (r.name.clone(), r.owner, r.function))
+            .collect()
+    }
+
+    /// Drops what module `owner` registered; how many there were.
+    pub fn forget(&self, owner: u64) -> usize {
+        let mut list = self.0.lock();
+        let before = list.len();
+        list.retain(|r| r.owner != owner);
+        before - list.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registrations_are_unique_and_never_shadow_the_kernel() {
+        let r: Registry<u8> = Registry::new();
+        assert_eq!(r.add("hello", 0x1000, 1, &["help"]), Ok(()));
+        assert_eq!(r.add("hello", 0x2000, 2, &["help"]), Err(Refused::Taken));
+        assert_eq!(r.add("help", 0x2000, 2, &["help"]), Err(Refused::Builtin));
+        assert_eq!(r.add("", 0x2000, 2, &["help"]), Err(Refused::Empty));
+        assert_eq!(r.find("hello"), Some((0x1000, 1)), "a refusal changes nothing");
+        assert_eq!(r.find("help"), None);
+    }
+
+    #[test]
+    fn forget_takes_back_one_modules_registrations_only() {
+        let r: Registry<u8> = Registry::new();
+        for (name, owner) in [("a", 1), ("b", 2), ("c", 1)] {
+            r.add(name, owner, 0, &[]).unwrap();
+        }
+        assert_eq!(r.forget(1), 2);
+        assert_eq!(r.forget(1), 0);
+        let left: Vec<_> = r.list().into_iter().map(|(n, owner, _)| (n, owner)).collect();
+        assert_eq!(left, [("b".to_string(), 2)]);
+        r.remove(b"b");
+        r.remove(b"\xff");
+        assert!(r.list().is_empty());
+    }
 
     #[test]
     fn offsets_are_from_each_field() {

@@ -20,7 +20,7 @@ use object::{
     SymbolSection,
 };
 
-use super::plt::{self, Branch};
+use super::plt::{self, Branch, Plt};
 use super::reloc::{self, types};
 
 /// Page size of the module areas.
@@ -198,9 +198,7 @@ impl<'d> Module<'d> {
             plt_slots += plt::count(&mut branches);
         }
         let plt_at = round_up(ends[0], 16)?;
-        let veneers = (plt_slots as u64)
-            .checked_mul(reloc::VENEER_SIZE)
-            .ok_or_else(too_large)?;
+        let veneers = (plt_slots as u64).checked_mul(plt::VENEER_SIZE).ok_or_else(too_large)?;
         let areas = [
             round_up(plt_at.checked_add(veneers).ok_or_else(too_large)?, PAGE)?,
             round_up(ends[1], PAGE)?,
@@ -289,7 +287,7 @@ impl<'d> Module<'d> {
         }
 
         let mut linked = Linked::default();
-        let mut veneers: Vec<u64> = Vec::new();
+        let mut plt = Plt::new(self.plt_at, self.plt_slots);
         for p in &self.placed {
             let section = self.file.section_by_index(p.index).map_err(|e| format!("{e}"))?;
             let section_name = section.name().unwrap_or("?");
@@ -340,10 +338,10 @@ impl<'d> Module<'d> {
                     if result.is_ok() {
                         linked.direct += 1;
                     } else if result == Err(reloc::RelocError::Overflow(r_type)) {
-                        let veneer = self
-                            .veneer(image, base, &mut veneers, s_plus_a)
+                        let veneer = plt
+                            .veneer_to(image, base, s_plus_a)
                             .map_err(|e| format!("{e} in {section_name} (against {symbol_name})"))?;
-                        linked.plt = veneers.len();
+                        linked.plt = plt.used();
                         result = reloc::apply(r_type, &mut image[start..end], place, veneer);
                     }
                 }
@@ -353,27 +351,6 @@ impl<'d> Module<'d> {
         linked.init = self.symbol("init_module", base);
         linked.exit = self.symbol("exit_module", base);
         Ok(linked)
-    }
-
-    /// The address of a veneer to `target`: the one already written for it,
-    /// or a new one in the next free slot.
-    fn veneer(&self, image: &mut [u8], base: u64, written: &mut Vec<u64>, target: u64) -> Result<u64, String> {
-        let slot = match written.iter().position(|&t| t == target) {
-            Some(slot) => slot,
-            None if written.len() < self.plt_slots => {
-                written.push(target);
-                written.len() - 1
-            }
-            None => return Err("more PLT slots needed than counted".into()),
-        };
-        let at = self.plt_at + slot as u64 * reloc::VENEER_SIZE;
-        let insns = reloc::veneer(base.wrapping_add(at), target)
-            .ok_or_else(|| format!("{target:#x} is beyond a veneer's reach"))?;
-        for (i, insn) in insns.iter().enumerate() {
-            let at = at as usize + 4 * i;
-            image[at..at + 4].copy_from_slice(&insn.to_le_bytes());
-        }
-        Ok(base.wrapping_add(at))
     }
 }
 

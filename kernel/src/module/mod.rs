@@ -1,10 +1,17 @@
-//! Loadable modules: the pure half (layout and linking, relocation encoding,
-//! PLT veneers and their counting), tested and fuzzed on the host. The kernel
-//! side (`arch::module`) only takes memory, maps it and runs the entry points.
+//! Loadable modules. The pure half — ELF layout and linking (`load`),
+//! relocation encoding (`reloc`), PLT veneers (`plt`), the module windows
+//! (`region`), the export table and what modules register (`exports`) — is
+//! tested and fuzzed on the host. On the machine, `insmod` takes frames,
+//! maps and runs modules and `abi` is the kernel's side of their calls.
 
 pub mod exports;
-#[cfg(any(not(target_os = "none"), feature = "machine"))]
+#[cfg(with_alloc)]
 pub mod load;
 pub mod plt;
 pub mod region;
 pub mod reloc;
+
+#[cfg(kernel_proper)]
+pub mod abi;
+#[cfg(kernel_proper)]
+pub mod insmod;

@@ -1,6 +1,7 @@
-//! How many PLT veneers a module may need, counted before loading exactly as
-//! Linux arm64 does (arch/arm64/kernel/module-plts.c, `count_plts`), so a load
-//! never runs out of slots.
+//! PLT veneers, all of them: how many a module may need, counted before
+//! loading exactly as Linux arm64 does (arch/arm64/kernel/module-plts.c,
+//! `count_plts`), so a load never runs out of slots; how one is encoded; and
+//! how they are written while a module is linked, one per target.
 //!
 //! Counting is per relocated executable section. Only CALL26/JUMP26 can need a
 //! veneer, and only when the target is outside the section being relocated: a
@@ -12,7 +13,11 @@
 //! in practice). Two sections calling the same export count twice: the loader
 //! shares veneers more eagerly than that, so it never needs more than counted.
 
+#[cfg(with_alloc)]
+use alloc::{format, string::String, vec::Vec};
+
 use super::reloc::types::{CALL26, JUMP26};
+use super::reloc::{page, with_adrp_imm, with_imm12};
 
 /// A relocation as the counter sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -39,6 +44,87 @@ pub fn count(relocations: &mut [Branch]) -> usize {
             matches!(r.r_type, CALL26 | JUMP26) && !r.same_section && (r.addend != 0 || !duplicate)
         })
         .count()
+}
+
+/// Bytes of one PLT veneer.
+pub const VENEER_SIZE: u64 = 12;
+
+/// The veneer at `at` that jumps to `target` from anywhere within ±4 GiB:
+/// `adrp x16, target; add x16, x16, :lo12:target; br x16` (x16 is IP0, the
+/// register the procedure-call standard gives to veneers).
+pub fn veneer(at: u64, target: u64) -> Option<[u32; 3]> {
+    const ADRP_X16: u32 = 0x9000_0010;
+    const ADD_X16_X16: u32 = 0x9100_0210;
+    const BR_X16: u32 = 0xd61f_0200;
+    let pages = (page(target).wrapping_sub(page(at)) as i64) >> 12;
+    if !(-(1 << 20)..(1 << 20)).contains(&pages) {
+        return None;
+    }
+    Some([with_adrp_imm(ADRP_X16, pages), with_imm12(ADD_X16_X16, target), BR_X16])
+}
+
+/// Where a veneer at `at` jumps: the inverse of [`veneer`], read the way the
+/// CPU executes the three instructions.
+pub fn veneer_target(at: u64, insns: [u32; 3]) -> Option<u64> {
+    let [adrp, add, br] = insns;
+    if adrp & 0x9f00_001f != 0x9000_0010 || add & 0xffc0_03ff != 0x9100_0210 || br != 0xd61f_0200 {
+        return None;
+    }
+    let imm = ((adrp >> 29) & 3) | (((adrp >> 5) & 0x7_ffff) << 2);
+    let pages = ((imm << 11) as i32 >> 11) as i64; // sign-extend 21 bits
+    let base = page(at).wrapping_add((pages << 12) as u64);
+    Some(base + u64::from((add >> 10) & 0xfff))
+}
+
+/// The veneers of one module being linked: `slots` of them from image offset
+/// `at`, one written per distinct target, shared by every branch to it.
+#[cfg(with_alloc)]
+pub struct Plt {
+    at: u64,
+    slots: usize,
+    written: Vec<u64>,
+}
+
+#[cfg(with_alloc)]
+impl Plt {
+    /// Room for `slots` veneers from image offset `at`.
+    pub fn new(at: u64, slots: usize) -> Self {
+        Plt {
+            at,
+            slots,
+            written: Vec::new(),
+        }
+    }
+
+    /// Veneers written so far.
+    pub fn used(&self) -> usize {
+        self.written.len()
+    }
+
+    /// The address of the veneer to `target` in `image`, which runs at
+    /// `base`: the one already written for it, or a new one in the next slot.
+    ///
+    /// # Errors
+    /// Every slot is taken (the count was wrong), or `target` is beyond a
+    /// veneer's reach.
+    pub fn veneer_to(&mut self, image: &mut [u8], base: u64, target: u64) -> Result<u64, String> {
+        let slot = match self.written.iter().position(|&t| t == target) {
+            Some(slot) => slot,
+            None if self.written.len() < self.slots => {
+                self.written.push(target);
+                self.written.len() - 1
+            }
+            None => return Err("more PLT slots needed than counted".into()),
+        };
+        let at = self.at + slot as u64 * VENEER_SIZE;
+        let insns =
+            veneer(base.wrapping_add(at), target).ok_or_else(|| format!("{target:#x} is beyond a veneer's reach"))?;
+        for (i, insn) in insns.iter().enumerate() {
+            let at = at as usize + 4 * i;
+            image[at..at + 4].copy_from_slice(&insn.to_le_bytes());
+        }
+        Ok(base.wrapping_add(at))
+    }
 }
 
 #[cfg(test)]
@@ -92,5 +178,48 @@ mod tests {
         for (mut relocations, slots) in rows {
             assert_eq!(count(&mut relocations), slots, "{relocations:?}");
         }
+    }
+
+    #[test]
+    fn veneers_decode_back_to_their_target() {
+        let at = 0xffff_8000_0000_0ff4u64;
+        // Fixed encodings: adrp x16, +0x12345 pages; add x16, x16, #0x678; br x16.
+        let target = (at & !0xfff) + (0x12345 << 12) + 0x678;
+        let v = veneer(at, target).unwrap();
+        // adrp: immlo = 0x12345 & 3 = 1 (bit 29), immhi = 0x12345 >> 2 = 0x48d1 (bits 23:5).
+        assert_eq!(v, [0xb009_1a30, 0x9119_e210, 0xd61f_0200]);
+        for target in [
+            at + 8,
+            at - (1 << 30) + 0x10,
+            at + (4 << 30) - 0x1000,
+            at - (4 << 30) + 0x1000,
+        ] {
+            let v = veneer(at, target).unwrap();
+            assert_eq!(veneer_target(at, v), Some(target), "{target:#x}");
+        }
+        assert_eq!(veneer(at, at + (4 << 30) + 0x1000), None, "beyond ADRP's reach");
+        assert_eq!(veneer_target(at, [0, 0, 0]), None);
+    }
+
+    #[test]
+    fn one_veneer_per_target_and_never_more_than_counted() {
+        let mut image = vec![0u8; 0x100];
+        let mut plt = Plt::new(0x40, 2);
+        let base = 0xffff_8000_0000_0000;
+        let (a, b) = (base + (1 << 30), base + (2 << 30));
+        let first = plt.veneer_to(&mut image, base, a).unwrap();
+        assert_eq!(plt.veneer_to(&mut image, base, a), Ok(first), "shared");
+        let second = plt.veneer_to(&mut image, base, b).unwrap();
+        assert_eq!(second, first + VENEER_SIZE);
+        assert_eq!(plt.used(), 2);
+        let word = |at: u64, i: usize| {
+            let o = (at - base) as usize + 4 * i;
+            u32::from_le_bytes(image[o..o + 4].try_into().unwrap())
+        };
+        assert_eq!(veneer_target(second, [0, 1, 2].map(|i| word(second, i))), Some(b));
+        assert!(
+            plt.veneer_to(&mut image, base, base + (3 << 30)).is_err(),
+            "a third target"
+        );
     }
 }

@@ -14,30 +14,13 @@
 
 use pi::layout::{MMIO_BASE, MODULES_VADDR, PAGE_SIZE};
 
+use crate::kaslr::seed::{Stream, draw};
+pub use crate::mm::ranges::Span;
+
 /// Size of the direct window: a 26-bit branch's reach.
 pub const DIRECT_SIZE: u64 = 128 << 20;
 /// Size of the PLT window: what a veneer can reach for certain.
 pub const PLT_SIZE: u64 = 2 << 30;
-
-/// A half-open VA range `[start, end)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span {
-    /// First byte.
-    pub start: u64,
-    /// One past the last byte.
-    pub end: u64,
-}
-
-impl Span {
-    /// Bytes in the span.
-    pub fn size(&self) -> u64 {
-        self.end - self.start
-    }
-
-    fn contains(&self, other: Span) -> bool {
-        self.start <= other.start && other.end <= self.end
-    }
-}
 
 /// The two module windows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,25 +69,16 @@ pub fn windows(image: Span, seed: Option<u64>) -> Windows {
             plt: window_at(image.end - PLT_SIZE, PLT_SIZE),
         };
     };
-    // Two independent draws from the one seed (the image placement used the
-    // seed itself): a SplitMix64 step each.
+    // Two draws of their own: the image placement used the seed itself.
     let direct = window_at(
-        bounding_box(DIRECT_SIZE, image, mix(seed, 1)).unwrap_or(image.start),
+        bounding_box(DIRECT_SIZE, image, draw(seed, Stream::DirectModules)).unwrap_or(image.start),
         DIRECT_SIZE,
     );
     let plt = window_at(
-        bounding_box(PLT_SIZE, direct, mix(seed, 2)).unwrap_or(direct.start),
+        bounding_box(PLT_SIZE, direct, draw(seed, Stream::PltModules)).unwrap_or(direct.start),
         PLT_SIZE,
     );
     Windows { direct, plt }
-}
-
-/// SplitMix64 of `seed` and `stream`: well-mixed, cheap, reproducible.
-pub fn mix(seed: u64, stream: u64) -> u64 {
-    let mut z = seed.wrapping_add(stream.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// The lowest `size`-byte place in `zone` that overlaps neither `image` nor

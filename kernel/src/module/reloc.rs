@@ -91,7 +91,7 @@ pub fn branch26_reaches(p: u64, target: u64) -> bool {
     delta % 4 == 0 && (-BRANCH26_RANGE..BRANCH26_RANGE).contains(&delta)
 }
 
-fn page(x: u64) -> u64 {
+pub(super) fn page(x: u64) -> u64 {
     x & !0xfff
 }
 
@@ -101,13 +101,13 @@ fn with_imm26(insn: u32, delta: i64) -> u32 {
 }
 
 /// ADRP with its 21-bit page offset replaced (immlo bits 30:29, immhi 23:5).
-fn with_adrp_imm(insn: u32, pages: i64) -> u32 {
+pub(super) fn with_adrp_imm(insn: u32, pages: i64) -> u32 {
     let imm = pages as u32 & 0x1f_ffff;
     (insn & 0x9f00_001f) | ((imm & 3) << 29) | ((imm >> 2) << 5)
 }
 
 /// ADD/LDR/STR (unsigned immediate) with its 12-bit field replaced.
-fn with_imm12(insn: u32, imm: u64) -> u32 {
+pub(super) fn with_imm12(insn: u32, imm: u64) -> u32 {
     (insn & 0xffc0_03ff) | (((imm & 0xfff) as u32) << 10)
 }
 
@@ -180,36 +180,6 @@ pub fn apply(r_type: u32, place: &mut [u8], p: u64, s_plus_a: u64) -> Result<(),
         }
         other => Err(RelocError::Unsupported(other)),
     }
-}
-
-/// Bytes of one PLT veneer.
-pub const VENEER_SIZE: u64 = 12;
-
-/// The veneer at `at` that jumps to `target` from anywhere within ±4 GiB:
-/// `adrp x16, target; add x16, x16, :lo12:target; br x16` (x16 is IP0, the
-/// register the procedure-call standard gives to veneers).
-pub fn veneer(at: u64, target: u64) -> Option<[u32; 3]> {
-    const ADRP_X16: u32 = 0x9000_0010;
-    const ADD_X16_X16: u32 = 0x9100_0210;
-    const BR_X16: u32 = 0xd61f_0200;
-    let pages = (page(target).wrapping_sub(page(at)) as i64) >> 12;
-    if !(-(1 << 20)..(1 << 20)).contains(&pages) {
-        return None;
-    }
-    Some([with_adrp_imm(ADRP_X16, pages), with_imm12(ADD_X16_X16, target), BR_X16])
-}
-
-/// Where a veneer at `at` jumps: the inverse of [`veneer`], read the way the
-/// CPU executes the three instructions.
-pub fn veneer_target(at: u64, insns: [u32; 3]) -> Option<u64> {
-    let [adrp, add, br] = insns;
-    if adrp & 0x9f00_001f != 0x9000_0010 || add & 0xffc0_03ff != 0x9100_0210 || br != 0xd61f_0200 {
-        return None;
-    }
-    let imm = ((adrp >> 29) & 3) | (((adrp >> 5) & 0x7_ffff) << 2);
-    let pages = ((imm << 11) as i32 >> 11) as i64; // sign-extend 21 bits
-    let base = page(at).wrapping_add((pages << 12) as u64);
-    Some(base + u64::from((add >> 10) & 0xfff))
 }
 
 #[cfg(test)]
@@ -301,26 +271,5 @@ mod tests {
             apply(PREL32, &mut place, p, p + (2 << 30)),
             Err(RelocError::Overflow(PREL32))
         );
-    }
-
-    #[test]
-    fn veneers_decode_back_to_their_target() {
-        let at = 0xffff_8000_0000_0ff4u64;
-        // Fixed encodings: adrp x16, +0x12345 pages; add x16, x16, #0x678; br x16.
-        let target = (at & !0xfff) + (0x12345 << 12) + 0x678;
-        let v = veneer(at, target).unwrap();
-        // adrp: immlo = 0x12345 & 3 = 1 (bit 29), immhi = 0x12345 >> 2 = 0x48d1 (bits 23:5).
-        assert_eq!(v, [0xb009_1a30, 0x9119_e210, 0xd61f_0200]);
-        for target in [
-            at + 8,
-            at - (1 << 30) + 0x10,
-            at + (4 << 30) - 0x1000,
-            at - (4 << 30) + 0x1000,
-        ] {
-            let v = veneer(at, target).unwrap();
-            assert_eq!(veneer_target(at, v), Some(target), "{target:#x}");
-        }
-        assert_eq!(veneer(at, at + (4 << 30) + 0x1000), None, "beyond ADRP's reach");
-        assert_eq!(veneer_target(at, [0, 0, 0]), None);
     }
 }

@@ -30,12 +30,26 @@ impl HostTables {
     }
 }
 
-// SAFETY: every PA handed out indexes a live boxed page owned by `pages`; tests
-// hold no references into them while the mapper runs.
+impl HostTables {
+    /// Index in `pages` of the page at `pa` (panics, on the host only, for a PA
+    /// that was never handed out).
+    fn index(pa: PhysAddr) -> usize {
+        ((pa.raw() - TABLE_BASE) / TABLE_SIZE) as usize
+    }
+}
+
+// SAFETY: every PA handed out indexes a live boxed page (512 `u64`s, so 8-byte
+// aligned) owned by `pages`, which nothing else can reach: the read pointer is
+// derived from `&self`, the write pointer from `&mut self.pages[i]`, so each is
+// valid for as long as the borrow of `self` it came from. `pages` is private and
+// no reference into a page is ever handed out.
 unsafe impl TableAccess for HostTables {
-    fn table_ptr(&self, pa: PhysAddr) -> *mut u64 {
-        let index = ((pa.raw() - TABLE_BASE) / TABLE_SIZE) as usize;
-        self.pages[index].as_ptr() as *mut u64
+    fn table_ptr(&self, pa: PhysAddr) -> *const u64 {
+        self.pages[Self::index(pa)].as_ptr()
+    }
+
+    fn table_ptr_mut(&mut self, pa: PhysAddr) -> *mut u64 {
+        self.pages[Self::index(pa)].as_mut_ptr()
     }
 }
 

@@ -331,7 +331,7 @@ fn unmap_clears_exactly_the_range() {
         Granularity::PagesOnly,
     )
     .unwrap();
-    assert_eq!(unmap(&tables, root, va + 4096, 8 * 4096), Ok(8));
+    assert_eq!(unmap(&mut tables, root, va + 4096, 8 * 4096), Ok(8));
     assert!(walk(&tables, root, va).translation.is_some());
     for i in 1..9 {
         assert_eq!(walk(&tables, root, va + i * 4096).translation, None, "page {i}");
@@ -349,8 +349,8 @@ fn unmap_clears_exactly_the_range() {
         Granularity::LargestBlocks,
     )
     .unwrap();
-    assert_eq!(unmap(&tables, root, lin, MIB), Err(MapError::Misaligned));
-    assert_eq!(unmap(&tables, root, lin, 2 * MIB), Ok(1));
+    assert_eq!(unmap(&mut tables, root, lin, MIB), Err(MapError::Misaligned));
+    assert_eq!(unmap(&mut tables, root, lin, 2 * MIB), Ok(1));
     assert_eq!(walk(&tables, root, lin).translation, None);
 }
 
@@ -384,7 +384,7 @@ fn split_keeps_the_translation_and_protects_only_the_inner_range() {
     // One level-2 table, one level-3 table; 511 2 MiB blocks, 512 pages.
     assert_eq!(c, counts(0, 511, 512, 2));
     let step = walk(&tables, root, va).steps().last().copied().unwrap();
-    set_entry(&tables, step.table, step.index, table_descriptor(table));
+    set_entry(&mut tables, step.table, step.index, table_descriptor(table));
     for (probe, prot, size) in [
         (va, "rw-", 2 * MIB),
         (inner - 4096, "rw-", 4096),

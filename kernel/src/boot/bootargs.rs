@@ -1,0 +1,239 @@
+//! The kernel command line (`/chosen/bootargs`): `key=value` and bare flags,
+//! separated by spaces. Unknown keys are reported, not fatal; a malformed value
+//! is rejected with its key named and the default kept.
+
+use core::fmt;
+
+use log::LevelFilter;
+
+/// Settings taken from the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootArgs<'a> {
+    /// `loglevel=`: `off`, `error`, `warn`, `info`, `debug`, `trace` or 0-5.
+    pub loglevel: LevelFilter,
+    /// `nokaslr`: keep the image at its link address.
+    pub nokaslr: bool,
+    /// `kaslr.seed=`: the KASLR seed, ahead of every other source.
+    pub kaslr_seed: Option<u64>,
+    /// `kaslr.window=0xSTART-0xEND`, checked by `kaslr::window_from_args`.
+    pub kaslr_window: Option<&'a str>,
+    /// `kaslr.align=4K|64K|2M`, checked likewise.
+    pub kaslr_align: Option<&'a str>,
+    /// `kaslr.linear=on`: randomise the linear map's base too (an experiment,
+    /// off by default; Linux did this until v6.16).
+    pub kaslr_linear: bool,
+    /// `rodata=full`: make the linear alias of text and rodata read-only too,
+    /// splitting the linear-map block that covers it (Linux's name; `on` and
+    /// `off` keep the alias writable, the default).
+    pub rodata_full: bool,
+    /// `module.region=far`: load modules at the far end of the module region,
+    /// out of `bl` reach of the kernel, so calls go through PLT veneers
+    /// (`near`, the default, keeps them in reach).
+    pub module_far: bool,
+}
+
+impl Default for BootArgs<'_> {
+    fn default() -> Self {
+        BootArgs {
+            loglevel: LevelFilter::Info,
+            nokaslr: false,
+            kaslr_seed: None,
+            kaslr_window: None,
+            kaslr_align: None,
+            kaslr_linear: false,
+            rodata_full: false,
+            module_far: false,
+        }
+    }
+}
+
+/// A problem with one word of the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootArgIssue<'a> {
+    /// A key we do not know (ignored).
+    Unknown(&'a str),
+    /// A known key with a value we cannot use (default kept).
+    BadValue {
+        /// The key.
+        key: &'a str,
+        /// The value given.
+        value: &'a str,
+    },
+}
+
+/// What each key that takes a value accepts. Looked up when an issue is
+/// printed, not stored in it: issues found before the KASLR move are printed
+/// after it, and must not hold addresses of the image's old mapping.
+const EXPECTED: &[(&str, &str)] = &[
+    ("loglevel", "off, error, warn, info, debug, trace or 0-5"),
+    ("kaslr.seed", "a 64-bit number (0x…)"),
+    ("kaslr.linear", "on or off"),
+    ("rodata", "full, on or off"),
+    ("module.region", "near or far"),
+];
+
+fn expected(key: &str) -> &'static str {
+    EXPECTED
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or("another value", |(_, e)| e)
+}
+
+impl fmt::Display for BootArgIssue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BootArgIssue::Unknown(word) => write!(f, "unknown boot argument '{word}' ignored"),
+            BootArgIssue::BadValue { key, value } => {
+                write!(
+                    f,
+                    "boot argument {key}={value} rejected: expected {}; default kept",
+                    expected(key)
+                )
+            }
+        }
+    }
+}
+
+/// Keys other components own (the stage-0 loader) or read early: accepted
+/// silently so they are not reported as unknown.
+const FOREIGN_KEYS: &[&str] = &[
+    "splitmap.load",
+    "splitmap.dtb",
+    "kaslr.seed",
+    "kaslr.window",
+    "kaslr.align",
+    "kaslr.linear",
+    "module.region",
+    "rodata",
+];
+
+/// Parses `line`, calling `issue` for every word it cannot use.
+pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> BootArgs<'a> {
+    let mut args = BootArgs::default();
+    for word in line.split_ascii_whitespace() {
+        let (key, value) = match word.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (word, None),
+        };
+        match (key, value) {
+            ("loglevel", Some(v)) => match parse_level(v) {
+                Some(level) => args.loglevel = level,
+                None => issue(BootArgIssue::BadValue { key, value: v }),
+            },
+            ("nokaslr", None) => args.nokaslr = true,
+            ("kaslr.seed", Some(v)) => match crate::num::parse_u64(v) {
+                Some(seed) => args.kaslr_seed = Some(seed),
+                None => issue(BootArgIssue::BadValue { key, value: v }),
+            },
+            ("kaslr.window", Some(v)) => args.kaslr_window = Some(v),
+            ("kaslr.align", Some(v)) => args.kaslr_align = Some(v),
+            ("kaslr.linear", Some("on")) => args.kaslr_linear = true,
+            ("kaslr.linear", Some("off")) => args.kaslr_linear = false,
+            ("kaslr.linear", Some(v)) => issue(BootArgIssue::BadValue { key, value: v }),
+            ("rodata", Some("full")) => args.rodata_full = true,
+            ("rodata", Some("on" | "off")) => args.rodata_full = false,
+            ("rodata", Some(v)) => issue(BootArgIssue::BadValue { key, value: v }),
+            ("module.region", Some("near")) => args.module_far = false,
+            ("module.region", Some("far")) => args.module_far = true,
+            ("module.region", Some(v)) => issue(BootArgIssue::BadValue { key, value: v }),
+            _ if FOREIGN_KEYS.contains(&key) => {}
+            _ => issue(BootArgIssue::Unknown(word)),
+        }
+    }
+    args
+}
+
+fn parse_level(value: &str) -> Option<LevelFilter> {
+    const LEVELS: [LevelFilter; 6] = [
+        LevelFilter::Off,
+        LevelFilter::Error,
+        LevelFilter::Warn,
+        LevelFilter::Info,
+        LevelFilter::Debug,
+        LevelFilter::Trace,
+    ];
+    if let Ok(n) = value.parse::<usize>() {
+        return LEVELS.get(n).copied();
+    }
+    LEVELS.into_iter().find(|l| l.as_str().eq_ignore_ascii_case(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(line: &str) -> (BootArgs<'_>, Vec<String>) {
+        let mut issues = Vec::new();
+        let args = parse(line, |i| issues.push(i.to_string()));
+        (args, issues)
+    }
+
+    #[test]
+    fn known_keys() {
+        // (command line, loglevel, nokaslr)
+        let rows = [
+            ("", LevelFilter::Info, false),
+            ("loglevel=debug", LevelFilter::Debug, false),
+            ("loglevel=TRACE nokaslr", LevelFilter::Trace, true),
+            ("  loglevel=2   ", LevelFilter::Warn, false),
+            ("loglevel=0", LevelFilter::Off, false),
+        ];
+        for (line, level, nokaslr) in rows {
+            let (args, issues) = run(line);
+            assert_eq!((args.loglevel, args.nokaslr), (level, nokaslr), "{line:?}");
+            assert!(issues.is_empty(), "{line:?}: {issues:?}");
+        }
+    }
+
+    #[test]
+    fn problems_are_named_and_defaults_kept() {
+        let (args, issues) = run("loglevel=loud frob nokaslr=1 kaslr.align=2M");
+        assert_eq!(args.loglevel, LevelFilter::Info);
+        assert!(!args.nokaslr);
+        assert_eq!(issues.len(), 3, "{issues:?}");
+        assert!(issues[0].contains("loglevel=loud rejected"));
+        assert!(issues[1].contains("'frob'"));
+        assert!(issues[2].contains("'nokaslr=1'"));
+        let (_, issues) = run("loglevel=6");
+        assert_eq!(issues.len(), 1);
+    }
+
+    #[test]
+    fn kaslr_keys() {
+        let (args, issues) = run("kaslr.seed=0x1234 kaslr.window=0xffff900000000000-0xffff910000000000 kaslr.align=4K");
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(args.kaslr_seed, Some(0x1234));
+        assert_eq!(args.kaslr_window, Some("0xffff900000000000-0xffff910000000000"));
+        assert_eq!(args.kaslr_align, Some("4K"));
+        let (args, issues) = run("kaslr.seed=zz");
+        assert_eq!((args.kaslr_seed, issues.len()), (None, 1));
+        assert!(!args.kaslr_linear, "off by default");
+        assert!(run("kaslr.linear=on").0.kaslr_linear);
+        let (args, issues) = run("kaslr.linear=on kaslr.linear=maybe");
+        assert!(args.kaslr_linear, "a bad value changes nothing");
+        assert_eq!(issues.len(), 1);
+        assert!(issues[0].contains("kaslr.linear"), "{issues:?}");
+    }
+
+    #[test]
+    fn every_bad_value_says_what_would_do() {
+        for line in [
+            "loglevel=x",
+            "kaslr.seed=x",
+            "kaslr.linear=x",
+            "rodata=x",
+            "module.region=x",
+        ] {
+            let (_, issues) = run(line);
+            assert_eq!(issues.len(), 1, "{line}");
+            assert!(!issues[0].contains("another value"), "{line}: {issues:?}");
+        }
+    }
+
+    #[test]
+    fn very_long_lines_are_fine() {
+        let line = "x ".repeat(10_000);
+        let (_, issues) = run(&line);
+        assert_eq!(issues.len(), 10_000);
+    }
+}

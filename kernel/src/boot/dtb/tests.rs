@@ -1,0 +1,331 @@
+//! Device trees built with vm-fdt (an independent FDT writer), read back.
+#![allow(clippy::type_complexity)] // table-driven rows read best spelled out
+
+use super::*;
+use vm_fdt::{FdtReserveEntry, FdtWriter};
+
+struct Tree {
+    ram: Vec<(u64, u64)>,
+    memreserve: Vec<(u64, u64)>,
+    reserved_memory: Vec<(u64, u64)>,
+    initrd: Option<(u64, u64)>,
+    stdout_path: &'static str,
+    address_cells: u32,
+    split_memory_nodes: bool,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree {
+            ram: vec![(0x4000_0000, 0x4000_0000)],
+            memreserve: vec![],
+            reserved_memory: vec![],
+            initrd: None,
+            stdout_path: "/pl011@9000000",
+            address_cells: 2,
+            split_memory_nodes: false,
+        }
+    }
+}
+
+fn reg_cells(ac: u32, entries: &[(u64, u64)]) -> Vec<u32> {
+    let mut cells = Vec::new();
+    for &(a, s) in entries {
+        if ac == 2 {
+            cells.push((a >> 32) as u32);
+        }
+        cells.push(a as u32);
+        cells.push((s >> 32) as u32);
+        cells.push(s as u32);
+    }
+    cells
+}
+
+fn build(t: &Tree) -> Vec<u8> {
+    let rsv: Vec<_> = t
+        .memreserve
+        .iter()
+        .map(|&(a, s)| FdtReserveEntry::new(a, s).unwrap())
+        .collect();
+    let mut w = FdtWriter::new_with_mem_reserv(&rsv).unwrap();
+    let root = w.begin_node("").unwrap();
+    w.property_u32("#address-cells", t.address_cells).unwrap();
+    w.property_u32("#size-cells", 2).unwrap();
+    let chosen = w.begin_node("chosen").unwrap();
+    w.property_string("bootargs", "loglevel=debug foo").unwrap();
+    w.property_string("stdout-path", t.stdout_path).unwrap();
+    w.property_u64("kaslr-seed", 0x0123_4567_89ab_cdef).unwrap();
+    w.property("rng-seed", &[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 3, 0xff])
+        .unwrap();
+    if let Some((s, e)) = t.initrd {
+        w.property_u64("linux,initrd-start", s).unwrap();
+        w.property_u32("linux,initrd-end", e as u32).unwrap();
+    }
+    w.end_node(chosen).unwrap();
+    let aliases = w.begin_node("aliases").unwrap();
+    w.property_string("serial0", "/pl011@9000000").unwrap();
+    w.end_node(aliases).unwrap();
+    let groups: Vec<Vec<(u64, u64)>> = if t.split_memory_nodes {
+        t.ram.iter().map(|r| vec![*r]).collect()
+    } else {
+        vec![t.ram.clone()]
+    };
+    for g in groups.iter().filter(|g| !g.is_empty()) {
+        let m = w.begin_node(&format!("memory@{:x}", g[0].0)).unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u32("reg", &reg_cells(t.address_cells, g)).unwrap();
+        w.end_node(m).unwrap();
+    }
+    if !t.reserved_memory.is_empty() {
+        let rm = w.begin_node("reserved-memory").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        for (i, r) in t.reserved_memory.iter().enumerate() {
+            let n = w.begin_node(&format!("area@{i}")).unwrap();
+            w.property_array_u32("reg", &reg_cells(2, &[*r])).unwrap();
+            w.end_node(n).unwrap();
+        }
+        w.end_node(rm).unwrap();
+    }
+    let uart = w.begin_node("pl011@9000000").unwrap();
+    w.property_string_list("compatible", vec!["arm,pl011".into(), "arm,primecell".into()])
+        .unwrap();
+    w.property_array_u32("reg", &reg_cells(t.address_cells, &[(0x900_0000, 0x1000)]))
+        .unwrap();
+    w.end_node(uart).unwrap();
+    let psci = w.begin_node("psci").unwrap();
+    w.property_string("method", "hvc").unwrap();
+    w.end_node(psci).unwrap();
+    w.end_node(root).unwrap();
+    w.finish().unwrap()
+}
+
+/// fdt-rs wants a 4-byte aligned buffer; a Vec<u8> promises only 1.
+fn aligned(bytes: &[u8]) -> Vec<u32> {
+    let mut words = vec![0u32; bytes.len().div_ceil(4)];
+    // SAFETY: `words` has at least `bytes.len()` bytes and u8 has no alignment.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), words.as_mut_ptr() as *mut u8, bytes.len()) };
+    words
+}
+
+fn parse_tree(
+    t: &Tree,
+) -> Result<
+    (
+        Vec<(u64, u64)>,
+        Vec<(u64, u64)>,
+        Option<(u64, u64)>,
+        Option<Uart>,
+        Option<PsciConduit>,
+    ),
+    DtbError,
+> {
+    let blob = build(t);
+    let words = aligned(&blob);
+    // SAFETY: reinterpreting initialised u32s as bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
+    let info = parse(bytes)?;
+    if let Some(problem) = info.problems[0] {
+        return Err(problem);
+    }
+    if info.memory.is_empty() {
+        return Err(DtbError::NoMemory);
+    }
+    assert_eq!(info.bootargs, "loglevel=debug foo");
+    let (seed, at) = info.kaslr_seed.unwrap();
+    assert_eq!(seed, 0x0123_4567_89ab_cdef);
+    assert_eq!(
+        bytes[at..at + 8],
+        seed.to_be_bytes(),
+        "the offset locates the value in the blob"
+    );
+    assert_eq!(info.rng_seed, Some(1 ^ 3 ^ 0xff00_0000_0000_0000));
+    assert_eq!(info.totalsize, blob.len() as u64);
+    let pairs = |l: &RangeList| l.iter().map(|r| (r.start.raw(), r.size())).collect::<Vec<_>>();
+    Ok((
+        pairs(&info.memory),
+        pairs(&info.reserved),
+        info.initrd.map(|r| (r.start.raw(), r.end.raw())),
+        info.uart,
+        info.psci,
+    ))
+}
+
+#[test]
+fn reads_qemu_like_tree() {
+    let (ram, reserved, initrd, uart, psci) = parse_tree(&Tree::default()).unwrap();
+    assert_eq!(ram, [(0x4000_0000, 0x4000_0000)]);
+    assert!(reserved.is_empty());
+    assert_eq!(initrd, None);
+    assert_eq!(
+        uart,
+        Some(Uart {
+            regs: PhysRange::new(0x900_0000, 0x1000).unwrap(),
+            pl011: true
+        })
+    );
+    assert_eq!(psci, Some(PsciConduit::Hvc));
+}
+
+#[test]
+fn several_memory_nodes_and_ranges() {
+    // (RAM as listed, split into one node each?, expected merged ranges)
+    let rows: &[(&[(u64, u64)], bool, &[(u64, u64)])] = &[
+        (
+            &[(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x4000_0000)],
+            false,
+            &[(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x4000_0000)],
+        ),
+        (
+            &[(0x1_0000_0000, 0x4000_0000), (0x4000_0000, 0x2000_0000)],
+            true,
+            &[(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x4000_0000)],
+        ),
+        // Adjacent NUMA nodes merge into one range.
+        (
+            &[(0x4000_0000, 0x4000_0000), (0x8000_0000, 0x4000_0000)],
+            true,
+            &[(0x4000_0000, 0x8000_0000)],
+        ),
+    ];
+    for (ram, split, expected) in rows {
+        let t = Tree {
+            ram: ram.to_vec(),
+            split_memory_nodes: *split,
+            ..Tree::default()
+        };
+        assert_eq!(parse_tree(&t).unwrap().0, *expected, "{ram:x?}");
+    }
+}
+
+#[test]
+fn empty_and_overlapping_memory_ranges_are_reported_and_handled() {
+    let t = Tree {
+        ram: vec![(0x4000_0000, 0x4000_0000), (0x9000_0000, 0), (0x6000_0000, 0x1000_0000)],
+        ..Tree::default()
+    };
+    let blob = build(&t);
+    let words = aligned(&blob);
+    // SAFETY: reinterpreting initialised u32s as bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
+    let info = parse(bytes).unwrap();
+    let problems: Vec<DtbError> = info.problems.iter().flatten().copied().collect();
+    assert_eq!(
+        problems,
+        [
+            DtbError::EmptyRange(0x9000_0000),
+            DtbError::Overlap(0x6000_0000, 0x7000_0000)
+        ]
+    );
+    assert_eq!(problems[0].consequence(), "ignored");
+    assert_eq!(problems[1].consequence(), "merged");
+    let memory: Vec<(u64, u64)> = info.memory.iter().map(|r| (r.start.raw(), r.size())).collect();
+    assert_eq!(
+        memory,
+        [(0x4000_0000, 0x4000_0000)],
+        "the empty one dropped, the overlap merged"
+    );
+}
+
+#[test]
+fn reservations_and_initrd() {
+    let t = Tree {
+        memreserve: vec![(0x4800_0000, 0x1000)],
+        reserved_memory: vec![(0x5000_0000, 0x10_0000)],
+        initrd: Some((0x4400_0000, 0x4410_0000)),
+        ..Tree::default()
+    };
+    let (_, reserved, initrd, _, _) = parse_tree(&t).unwrap();
+    assert_eq!(reserved, [(0x4800_0000, 0x1000), (0x5000_0000, 0x10_0000)]);
+    assert_eq!(initrd, Some((0x4400_0000, 0x4410_0000)));
+}
+
+#[test]
+fn stdout_path_forms() {
+    for path in [
+        "/pl011@9000000",
+        "/pl011@9000000:115200n8",
+        "serial0",
+        "serial0:115200",
+        "/pl011",
+    ] {
+        let t = Tree {
+            stdout_path: path,
+            ..Tree::default()
+        };
+        assert!(parse_tree(&t).unwrap().3.is_some(), "{path}");
+    }
+    let t = Tree {
+        stdout_path: "/nothing@0",
+        ..Tree::default()
+    };
+    assert_eq!(parse_tree(&t).unwrap().3, None);
+}
+
+#[test]
+fn bad_input_is_refused_with_a_reason() {
+    assert_eq!(
+        parse_tree(&Tree {
+            ram: vec![],
+            ..Tree::default()
+        })
+        .unwrap_err(),
+        DtbError::NoMemory
+    );
+    assert_eq!(
+        parse_tree(&Tree {
+            address_cells: 3,
+            ..Tree::default()
+        })
+        .unwrap_err(),
+        DtbError::BadCells(Node::Memory)
+    );
+    let blob = build(&Tree::default());
+    let words = aligned(&blob);
+    // SAFETY: reinterpreting initialised u32s as bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
+    assert_eq!(
+        parse(&bytes[..blob.len() - 8]).unwrap_err(),
+        DtbError::BadSize(blob.len() as u64)
+    );
+    let mut bad = words.clone();
+    bad[0] = 0;
+    // SAFETY: as above.
+    let bad = unsafe { core::slice::from_raw_parts(bad.as_ptr() as *const u8, blob.len()) };
+    assert_eq!(parse(bad).unwrap_err(), DtbError::BadMagic(0));
+    assert!(DtbError::NoMemory.to_string().contains("/memory"));
+}
+
+#[test]
+fn a_malformed_ram_node_is_reported_and_the_others_kept() {
+    let mut w = FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.property_u32("#size-cells", 2).unwrap();
+    for (name, reg) in [
+        (
+            "memory@40000000",
+            &[0u8, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0][..],
+        ),
+        ("memory@100000000", &[0, 0, 0, 1, 0][..]),
+    ] {
+        let m = w.begin_node(name).unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property("reg", reg).unwrap();
+        w.end_node(m).unwrap();
+    }
+    w.end_node(root).unwrap();
+    let blob = w.finish().unwrap();
+    let words = aligned(&blob);
+    // SAFETY: reinterpreting initialised u32s as bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
+    let info = parse(bytes).unwrap();
+    assert_eq!(info.problems[0], Some(DtbError::BadReg(Node::Memory)));
+    assert_eq!(
+        info.memory
+            .iter()
+            .map(|r| (r.start.raw(), r.size()))
+            .collect::<Vec<_>>(),
+        [(0x4000_0000, 0x4000_0000)]
+    );
+}

@@ -1,0 +1,146 @@
+//! Everything the bootloader handed over, read once per boot into one value
+//! the boot phases take in order: the device tree (RAM, reservations, initrd,
+//! console, PSCI, seeds), the command line in it, and what was wrong with
+//! either, kept to be reported once there is a console.
+//!
+//! The value crosses the KASLR move, so it holds no address of the image:
+//! its strings point into the DTB window (which the move leaves alone) and
+//! its problems are enums and numbers, never messages from rodata.
+
+use super::bootargs::{self, BootArgIssue, BootArgs};
+use super::dtb::{self, DeviceTree, DtbError};
+use crate::mm::ranges::PhysRange;
+
+/// How many boot-argument problems are kept (the rest are only counted).
+pub const MAX_ARG_ISSUES: usize = 8;
+
+/// The boot's inputs, read and checked.
+#[derive(Clone, Copy, Debug)]
+pub struct BootInfo<'dt> {
+    /// The device tree's findings, RAM cut to what the CPU can address.
+    pub dt: DeviceTree<'dt>,
+    /// Where the DTB blob sits.
+    pub dtb: PhysRange,
+    /// The parsed command line.
+    pub args: BootArgs<'dt>,
+    /// The first command-line problems, in order.
+    pub arg_issues: [Option<BootArgIssue<'dt>>; MAX_ARG_ISSUES],
+    /// All command-line problems, kept or not.
+    pub arg_issue_count: usize,
+    /// RAM beyond the CPU's physical address width was dropped.
+    pub ram_cut: bool,
+    /// x1|x2|x3 at entry, which the boot protocol wants zero.
+    pub boot_regs: u64,
+}
+
+impl<'dt> BootInfo<'dt> {
+    /// Reads the DTB `blob` found at `dtb_pa`, for a CPU with `pa_bits` of
+    /// physical address.
+    ///
+    /// # Errors
+    /// A [`DtbError`] if the tree cannot be read at all; problems in single
+    /// nodes or words are kept in the value instead.
+    pub fn read(blob: &'dt [u8], dtb_pa: u64, pa_bits: u32, boot_regs: u64) -> Result<Self, DtbError> {
+        let mut dt = dtb::parse(blob)?;
+        let (ram, ram_cut) = dt.memory.below_pa_bits(pa_bits);
+        dt.memory = ram;
+        let mut arg_issues = [None; MAX_ARG_ISSUES];
+        let mut arg_issue_count = 0;
+        let args = bootargs::parse(dt.bootargs, |issue| {
+            if let Some(slot) = arg_issues.get_mut(arg_issue_count) {
+                *slot = Some(issue);
+            }
+            arg_issue_count += 1;
+        });
+        Ok(BootInfo {
+            dtb: PhysRange::new(dtb_pa, dt.totalsize).unwrap_or_default(),
+            dt,
+            args,
+            arg_issues,
+            arg_issue_count,
+            ram_cut,
+            boot_regs,
+        })
+    }
+
+    /// The command-line problems kept, in order.
+    pub fn arg_issues(&self) -> impl Iterator<Item = &BootArgIssue<'dt>> {
+        self.arg_issues.iter().flatten()
+    }
+
+    /// Command-line problems beyond those kept.
+    pub fn arg_issues_dropped(&self) -> usize {
+        self.arg_issue_count.saturating_sub(MAX_ARG_ISSUES)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_fdt::FdtWriter;
+
+    use crate::module::load::Aligned;
+
+    /// A tree with RAM at 1 GiB and at 2^40, and `bootargs`.
+    fn tree(bootargs: &str) -> Vec<u8> {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let chosen = w.begin_node("chosen").unwrap();
+        w.property_string("bootargs", bootargs).unwrap();
+        w.end_node(chosen).unwrap();
+        let memory = w.begin_node("memory@40000000").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u64("reg", &[0x4000_0000, 1 << 30, 1 << 40, 1 << 30])
+            .unwrap();
+        w.end_node(memory).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    /// Reads `tree(bootargs)` from an aligned copy, as the kernel would.
+    fn read(bootargs: &str, pa_bits: u32, check: impl FnOnce(BootInfo<'_>, usize)) {
+        let blob = tree(bootargs);
+        let copy = Aligned::new(&blob);
+        check(
+            BootInfo::read(copy.bytes(), 0x4820_0000, pa_bits, 0).unwrap(),
+            blob.len(),
+        );
+    }
+
+    #[test]
+    fn one_read_gives_ram_arguments_and_their_problems() {
+        read("nokaslr frob loglevel=loud", 48, |info, len| {
+            assert!(info.args.nokaslr);
+            let issues: Vec<String> = info.arg_issues().map(|i| i.to_string()).collect();
+            assert_eq!(issues.len(), 2, "{issues:?}");
+            assert!(issues[0].contains("'frob'") && issues[1].contains("loglevel=loud"));
+            assert_eq!(info.dt.memory.total(), 2 << 30);
+            assert!(!info.ram_cut);
+            assert_eq!(info.dtb.start.raw(), 0x4820_0000);
+            assert_eq!(info.dtb.size(), len as u64);
+        });
+    }
+
+    #[test]
+    fn ram_past_the_cpus_reach_is_cut_and_said() {
+        read("", 40, |info, _| {
+            assert!(info.ram_cut);
+            assert_eq!(info.dt.memory.total(), 1 << 30);
+        });
+    }
+
+    #[test]
+    fn many_problems_keep_the_first_and_count_the_rest() {
+        read(&"x ".repeat(MAX_ARG_ISSUES + 5), 48, |info, _| {
+            assert_eq!(info.arg_issues().count(), MAX_ARG_ISSUES);
+            assert_eq!(info.arg_issues_dropped(), 5);
+        });
+    }
+
+    #[test]
+    fn an_unreadable_tree_is_an_error() {
+        assert!(BootInfo::read(&[0; 64], 0, 48, 0).is_err());
+    }
+}

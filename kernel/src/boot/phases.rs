@@ -1,0 +1,285 @@
+//! The kernel proper's boot, one forward pass. The early code (kernel/pi)
+//! enters [`splitmap_kernel_main`] at the link address with the MMU on, and
+//! the phases run in this order:
+//!
+//! 1. exception vectors, TTBR0 off, the address types told where the image
+//!    is, the early table pool resumed;
+//! 2. the device tree and command line read into one [`BootInfo`] — the only
+//!    full parse of either in a boot (the `bootargs` command shows what it
+//!    found);
+//! 3. KASLR decided (`kaslr::decide`), the linear map built at the base it
+//!    chose, the DTB's seed zeroed so it is not reused;
+//! 4. the image moved (`kaslr::relocate`), continuing in [`after_move`] at
+//!    the new address — or straight there, when it stays;
+//! 5. the link address unmapped, the console started, everything the boot
+//!    info holds against the machine reported, `rodata=full`, reservations,
+//!    frames and heap;
+//! 6. onto the kernel stack and into the shell.
+//!
+//! The boot info and the KASLR decision cross the move in statics: neither
+//! holds an address of the image (see `boot::info`), so both read the same
+//! from the new mapping.
+
+use log::{error, info, warn};
+use pi::addr::{self, KimgVirt, PhysAddr};
+use pi::boot::EarlyPool;
+use pi::layout::{FIXMAP_DTB, MMIO_BASE, MMIO_END, PAGE_SIZE};
+use pi::pgtable::{self, Attrs, Granularity};
+use spin::Once;
+
+use super::dtb::{self, DtbError};
+use super::info::BootInfo;
+use super::state::{self, Kernel};
+use crate::arch::{cpu, exceptions, psci, sections};
+use crate::console::{self, pl011::Pl011};
+use crate::kaslr::decide::{self, Kaslr, Placement};
+use crate::kaslr::{relocate, seed};
+use crate::mm::ranges::PhysRange;
+use crate::mm::{frames, reserve, rodata, stack, tables};
+
+/// Heap size: enough for the frame allocator's bookkeeping and the shell.
+const HEAP_SIZE: u64 = 4 << 20;
+
+/// The boot's inputs, read once before the move and used after it.
+static BOOT_INFO: Once<BootInfo<'static>> = Once::new();
+
+/// Descriptors the linear map was built with (before any move).
+static LINEAR_COUNTS: Once<pgtable::MapCounts> = Once::new();
+
+/// Entered from `__pi_enable_mmu` (kernel/pi/src/boot.rs) at the link address.
+///
+/// # Safety
+/// Only the early code calls this, once, with the MMU on and the boot tables
+/// live: `dtb_pa` from x0 at entry, `image_pa` where `_text` is loaded,
+/// `pool_used` pages of the table pool taken, `boot_regs` = x1|x2|x3 at entry.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_used: u64, boot_regs: u64) -> ! {
+    exceptions::install();
+    cpu::disable_ttbr0();
+    let image = record_image(PhysAddr::new(image_pa));
+    let pool = sections::pool();
+    // SAFETY: the early code took `pool_used` pages of this pool; the rest is
+    // untouched and mapped rw in the image mapping at `pa + kimage_voffset`.
+    let pool = unsafe {
+        EarlyPool::resume(
+            KimgVirt::new(pool.start).to_phys(),
+            KimgVirt::new(pool.end).to_phys(),
+            pool_used,
+            addr::kimage_voffset(),
+        )
+    };
+    *tables::TABLES.lock() = Some(tables::KernelTables::new(pool));
+
+    let info = read_boot_info(dtb_pa, boot_regs).unwrap_or_else(|e| unusable_device_tree(dtb_pa, e));
+    let info = BOOT_INFO.call_once(|| info);
+    if info.dt.memory.is_empty() {
+        // Nothing to map or move; `after_move` reports it once there is a console.
+        // SAFETY: no move: `apply` only records the decision.
+        unsafe { relocate::apply(decide::without_ram(), image, after_move, [image_pa, 0, 0]) };
+    } else {
+        let dtb_seed = info.dt.kaslr_seed.map(|(seed, _)| seed);
+        let seed = seed::choose_seed(info.args.kaslr_seed, dtb_seed, cpu::rndr);
+        let k = decide::decide(&info.args, seed, image.size(), &info.dt.memory);
+        LINEAR_COUNTS.call_once(|| map_linear(&info.dt.memory, k.linear.phys_offset));
+        zero_dtb_seed(info);
+        // SAFETY: the linear map is built and nothing stored so far holds an
+        // image address; `after_move` takes only plain numbers.
+        unsafe { relocate::apply(k, image, after_move, [image_pa, 0, 0]) };
+    }
+    after_move(image_pa, 0, 0)
+}
+
+/// The rest of boot, at the image's final address (after a KASLR move, or at
+/// the link address).
+extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
+    exceptions::install();
+    relocate::unmap_link_address();
+    let image = PhysRange {
+        start: PhysAddr::new(image_pa),
+        end: PhysAddr::new(image_pa + sections::image().size()),
+    };
+    let info = *BOOT_INFO.get().expect("boot info read before the move");
+    let uart = info.dt.uart.filter(|u| u.pl011).map(|u| u.regs);
+    let uart_va = start_console(uart);
+    console::init_log(info.args.loglevel);
+    report(&info, uart.is_some(), image);
+    if info.dt.memory.is_empty() {
+        panic!("{}", DtbError::NoMemory);
+    }
+
+    if info.args.rodata_full {
+        rodata::protect_image_alias();
+    }
+    let linear_counts = *LINEAR_COUNTS.get().expect("linear map built");
+    let reserved = reserve::reserve(&info.dt, image, info.dtb, HEAP_SIZE)
+        .unwrap_or_else(|e| panic!("cannot set RAM aside for the kernel: {e:?}"));
+    // SAFETY: the heap is free RAM (inside a /memory range, so linear-mapped,
+    // and reserved so the frame allocator never hands it out).
+    unsafe { frames::init_heap(reserved.heap) };
+    frames::init_frames(&reserved.free);
+    info!(
+        "{} MiB RAM, {} MiB free, linear map 1G:{} 2M:{} 4K:{} in {} table pages",
+        info.dt.memory.total() >> 20,
+        (frames::free_frames() * PAGE_SIZE) >> 20,
+        linear_counts.blocks_1g,
+        linear_counts.blocks_2m,
+        linear_counts.pages_4k,
+        linear_counts.tables
+    );
+    state::set(Kernel {
+        image,
+        boot: info,
+        linear: linear_counts,
+        uart_va,
+        reserved,
+    });
+    stack::switch_to_kernel_stack(run_shell)
+}
+
+extern "C" fn run_shell() -> ! {
+    crate::shell::commands::run()
+}
+
+/// Says, once there is a console, what boot made of its inputs: problems in
+/// the command line and the tree, and where the image went.
+fn report(info: &BootInfo<'_>, named_uart: bool, image: PhysRange) {
+    for issue in info.arg_issues() {
+        warn!("{issue}");
+    }
+    if info.arg_issues_dropped() > 0 {
+        warn!("{} more boot argument problems not shown", info.arg_issues_dropped());
+    }
+    if !named_uart {
+        warn!("no PL011 at /chosen/stdout-path; console on QEMU virt's UART at {EARLY_UART_PA:#x}");
+    }
+    let (k, _) = relocate::get();
+    crate::println!(
+        "splitmap: image pa={:#x} va={:#x} kaslr={:#x} ({})",
+        image.start.raw(),
+        sections::text().start,
+        k.offset,
+        k.source().map_or("disabled", |s| s.name())
+    );
+    report_kaslr_off(&k);
+    for problem in info.dt.problems.iter().flatten() {
+        warn!("{problem}; {}", problem.consequence());
+    }
+    if info.ram_cut {
+        warn!(
+            "RAM beyond this CPU's {}-bit physical address space ignored",
+            cpu::pa_bits()
+        );
+    }
+    if info.boot_regs != 0 {
+        warn!(
+            "boot protocol: x1-x3 should be zero at entry (x1|x2|x3 = {:#x})",
+            info.boot_regs
+        );
+    }
+}
+
+fn report_kaslr_off(k: &Kaslr<'_>) {
+    match k.placement {
+        Placement::NoSeed => warn!("KASLR off: no seed (kaslr.seed=, /chosen/kaslr-seed or RNDR)"),
+        Placement::BadWindow(e) => error!("{e}; KASLR off"),
+        Placement::NoKaslr | Placement::Random(_) => {}
+    }
+}
+
+/// Tells the address types where the image is: `[_text, _end)` at `image_pa`.
+fn record_image(image_pa: PhysAddr) -> PhysRange {
+    let image = sections::image();
+    addr::set_kimage(
+        image_pa,
+        image_pa.add(image.size()),
+        image.start.wrapping_sub(image_pa.raw()),
+    );
+    PhysRange {
+        start: image_pa,
+        end: image_pa.add(image.size()),
+    }
+}
+
+/// The DTB as the early code mapped it, read-only, at `FIXMAP_DTB` (the
+/// mapping stays for good); `len` bytes from its start.
+///
+/// # Safety
+/// The early code must have mapped at least `len` bytes of the DTB at
+/// `dtb_pa` (the header's 8 bytes always; all of `totalsize` once checked).
+unsafe fn dtb_window(dtb_pa: u64, len: u64) -> &'static [u8] {
+    let va = FIXMAP_DTB + (dtb_pa & (PAGE_SIZE - 1));
+    // SAFETY: the caller's contract; nothing writes the window.
+    unsafe { core::slice::from_raw_parts(va as *const u8, len as usize) }
+}
+
+/// Reads the DTB the early code mapped at `FIXMAP_DTB`, and the command line
+/// in it.
+fn read_boot_info(dtb_pa: u64, boot_regs: u64) -> Result<BootInfo<'static>, DtbError> {
+    // SAFETY: the header is 8-byte aligned, so its first 8 bytes share the
+    // first mapped page.
+    let size = dtb::header_totalsize(unsafe { dtb_window(dtb_pa, 8) })?;
+    // SAFETY: the early code mapped the whole `totalsize`, which
+    // `header_totalsize` checked against the protocol's 2 MiB cap.
+    let blob = unsafe { dtb_window(dtb_pa, size) };
+    BootInfo::read(blob, dtb_pa, cpu::pa_bits(), boot_regs)
+}
+
+/// `/chosen/kaslr-seed` as the DTB holds it now (zero once boot consumed it).
+pub fn dtb_seed_now(info: &BootInfo<'_>) -> Option<u64> {
+    let (_, at) = info.dt.kaslr_seed?;
+    // SAFETY: `at` is inside the blob, whose whole `totalsize` is mapped.
+    let blob = unsafe { dtb_window(info.dtb.start.raw(), info.dtb.size()) };
+    Some(u64::from_be_bytes(blob.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Zeroes `/chosen/kaslr-seed` so the seed is not reused (as Linux does),
+/// through the linear map: the DTB window is read-only.
+fn zero_dtb_seed(info: &BootInfo<'_>) {
+    if let Some((_, at)) = info.dt.kaslr_seed {
+        let p = info.dtb.start.add(at as u64).to_linear().as_ptr::<[u8; 8]>();
+        // SAFETY: the DTB is RAM, mapped writable in the linear map (just
+        // built), and no reference into that word is held while it is cleared.
+        unsafe { p.write_volatile([0; 8]) };
+    }
+}
+
+/// QEMU virt's first PL011: the console when the device tree names none, or
+/// cannot be read at all (Linux's `earlycon=pl011,0x9000000`). splitmap only
+/// runs on `virt`, so this is where a user is looking.
+const EARLY_UART_PA: u64 = 0x0900_0000;
+
+/// A device tree the kernel cannot read: say why on the early console, stop.
+fn unusable_device_tree(dtb_pa: u64, e: DtbError) -> ! {
+    start_console(None);
+    panic!("the device tree at {dtb_pa:#x} is unusable: {e}")
+}
+
+/// Maps the console UART (`regs`, or QEMU virt's if `None`) into the MMIO
+/// window and makes it the console. Returns its virtual address.
+fn start_console(regs: Option<PhysRange>) -> u64 {
+    let regs = regs.unwrap_or(PhysRange {
+        start: PhysAddr::new(EARLY_UART_PA),
+        end: PhysAddr::new(EARLY_UART_PA + PAGE_SIZE),
+    });
+    let base = regs.start.align_down(PAGE_SIZE);
+    let size = (regs.end.raw() - base.raw()).next_multiple_of(PAGE_SIZE);
+    let va = MMIO_BASE;
+    if va + size > MMIO_END {
+        // A UART that does not fit the window: nothing can be shown.
+        psci::system_off(None)
+    }
+    if let Err(e) = tables::map(va, base, size, Attrs::DEVICE, Granularity::PagesOnly) {
+        panic!("cannot map the console at {va:#x}: {e:?}");
+    }
+    let regs = va + (regs.start.raw() - base.raw());
+    // SAFETY: the PL011's registers were just mapped as Device memory at `regs`
+    // and the console is their only user.
+    console::init(unsafe { Pl011::new(regs as *mut u32) });
+    regs
+}
+
+/// Builds the linear map of all RAM for `phys_offset`.
+fn map_linear(ram: &crate::mm::ranges::RangeList, phys_offset: PhysAddr) -> pgtable::MapCounts {
+    addr::set_phys_offset(phys_offset);
+    tables::build_linear(ram, phys_offset).unwrap_or_else(|e| panic!("linear map: {e:?}"))
+}

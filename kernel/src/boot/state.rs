@@ -1,0 +1,43 @@
+//! What boot learned and set up, kept for the shell and the tests. Written
+//! once, at the end of boot.
+
+use pi::pgtable::MapCounts;
+use spin::Once;
+
+use super::info::BootInfo;
+use crate::mm::ranges::PhysRange;
+use crate::mm::reserve::Reserved;
+
+/// The machine as boot found and set it up.
+pub struct Kernel {
+    /// The image in RAM, `[_text, _end)`.
+    pub image: PhysRange,
+    /// The device tree and command line, as read at boot.
+    pub boot: BootInfo<'static>,
+    /// Descriptors the linear map was built with.
+    pub linear: MapCounts,
+    /// UART registers' virtual address.
+    pub uart_va: u64,
+    /// What boot reserved, and the RAM it gave the frame allocator.
+    pub reserved: Reserved,
+}
+
+static KERNEL: Once<Kernel> = Once::new();
+
+/// Records the boot state (first call wins).
+pub fn set(kernel: Kernel) -> &'static Kernel {
+    KERNEL.call_once(|| kernel)
+}
+
+/// The boot state.
+///
+/// # Panics
+/// Before boot has finished, which no shell command can observe.
+pub fn get() -> &'static Kernel {
+    KERNEL.get().expect("boot state read before boot finished")
+}
+
+/// The boot state, if boot got that far.
+pub fn try_get() -> Option<&'static Kernel> {
+    KERNEL.get()
+}

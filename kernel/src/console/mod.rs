@@ -1,0 +1,10 @@
+//! The console: a polled PL011 driver (`pl011`, also the stage-0 loader's
+//! console) and, on the machine, the terminal on top of it (`print!`,
+//! `println!`, the `log` backend and the shell's input).
+
+pub mod pl011;
+
+#[cfg(kernel_proper)]
+mod terminal;
+#[cfg(kernel_proper)]
+pub use terminal::*;

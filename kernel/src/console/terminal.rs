@@ -1,0 +1,97 @@
+//! The terminal on the console UART: `print!`/`println!`, the `log` backend
+//! and the bytes the shell reads.
+
+use core::fmt::{self, Write};
+
+use spin::Mutex;
+
+use super::pl011::Pl011;
+
+static CONSOLE: Mutex<Option<Pl011>> = Mutex::new(None);
+
+/// Installs the UART as the console.
+pub fn init(uart: Pl011) {
+    *CONSOLE.lock() = Some(uart);
+}
+
+/// Whether a console exists yet.
+pub fn ready() -> bool {
+    CONSOLE.lock().is_some()
+}
+
+/// A `fmt::Write` on the console, turning `\n` into `\r\n`.
+pub struct Console;
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match CONSOLE.lock().as_mut() {
+            Some(uart) => uart.write_str(s),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads a byte if one is waiting.
+pub fn try_read() -> Option<u8> {
+    CONSOLE.lock().as_mut().and_then(Pl011::get)
+}
+
+/// Writes raw bytes (echo, bell), no newline translation.
+pub fn put_bytes(bytes: &[u8]) {
+    if let Some(uart) = CONSOLE.lock().as_mut() {
+        bytes.iter().for_each(|&b| uart.put(b));
+    }
+}
+
+/// Takes the console away from whoever holds it: used by the panic path,
+/// which must print even if the panic happened while printing.
+pub fn force_unlock() {
+    if CONSOLE.is_locked() {
+        // SAFETY: only called on the panic path with interrupts masked and one
+        // CPU, after which the interrupted holder never runs again.
+        unsafe { CONSOLE.force_unlock() };
+    }
+}
+
+/// Prints to the console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        let _ = core::fmt::Write::write_fmt(&mut $crate::console::Console, format_args!($($arg)*));
+    }};
+}
+
+/// Prints a line to the console.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::print!("\n") };
+    ($($arg:tt)*) => {{
+        let _ = core::fmt::Write::write_fmt(&mut $crate::console::Console, format_args!("{}\n", format_args!($($arg)*)));
+    }};
+}
+
+struct Logger;
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            crate::println!("[{:<5}] {}", record.level(), record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: Logger = Logger;
+
+/// Routes `log` to the console at `level`.
+pub fn init_log(level: log::LevelFilter) {
+    // A second call only fails with "already set", which leaves the first
+    // logger in place: nothing to report.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+}

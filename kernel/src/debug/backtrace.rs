@@ -1,0 +1,50 @@
+//! Names for addresses, and the frame-pointer walk behind backtraces.
+
+use super::ksyms;
+use crate::arch::sections;
+use crate::kaslr::relocate;
+use crate::mm::stack;
+
+/// Prints one line for `addr`: runtime VA, link-time address (for addr2line
+/// on the ELF, whatever KASLR did) and `symbol+offset`.
+pub fn print_frame(depth: usize, addr: u64) {
+    let text = sections::text().start;
+    let link = addr.wrapping_sub(relocate::get().0.offset);
+    match addr
+        .checked_sub(text)
+        .and_then(|off| ksyms::lookup(sections::ksyms(), off))
+    {
+        Some(f) => crate::println!(
+            "  #{depth:<2} {addr:#018x} (link {link:#018x}) {}+{:#x}",
+            f.name,
+            f.offset
+        ),
+        None => crate::println!("  #{depth:<2} {addr:#018x} (link {link:#018x}) ?"),
+    }
+}
+
+/// Whether a frame record at `fp` lies on a kernel stack (so reading it is safe).
+fn on_a_stack(fp: u64) -> bool {
+    let on = |s: crate::mm::ranges::Span| (s.start..s.end - 16).contains(&fp);
+    fp.is_multiple_of(16) && (on(stack::STACK) || on(sections::boot_stack()))
+}
+
+/// Prints the call chain: the faulting PC, then each return address found by
+/// following frame records (`[fp] = caller's fp`, `[fp + 8] = return address`).
+pub fn print(pc: u64, mut fp: u64) {
+    crate::println!("backtrace:");
+    print_frame(0, pc);
+    for depth in 1..32 {
+        if !on_a_stack(fp) {
+            break;
+        }
+        // SAFETY: `fp` is 16-aligned inside a mapped kernel stack (checked).
+        let (next, lr) = unsafe { ((fp as *const u64).read(), (fp as *const u64).add(1).read()) };
+        if lr == 0 {
+            break;
+        }
+        // The return address is the instruction after the call.
+        print_frame(depth, lr - 4);
+        fp = next;
+    }
+}

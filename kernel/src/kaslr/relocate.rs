@@ -1,0 +1,103 @@
+//! Moving the running kernel to its randomised address.
+//!
+//! The image is linked at `KIMAGE_VADDR` as a position-independent executable;
+//! the linker leaves a RELR list of every word that holds a link-time address.
+//! A nokaslr boot touches none of them. Otherwise, once the linear map exists:
+//!
+//! 1. map the image a second time at `KIMAGE_VADDR + offset`;
+//! 2. add `offset` to every RELR site, writing through the linear map (the
+//!    image mapping of rodata is read-only);
+//! 3. jump to the same code at the new address, with the stack moved too;
+//! 4. unmap the link address, so the image is only where KASLR put it.
+//!
+//! Between 2 and 3 the code still runs at the link address while pointers in
+//! data already point at the new one; both mappings are live, so either works.
+//! Nothing written at run time before the move holds an image address.
+
+use pi::addr::{self, PhysAddr};
+use pi::layout::{KIMAGE_VADDR, PAGE_SIZE};
+use pi::pgtable::Granularity;
+use spin::Once;
+
+use super::decide::Kaslr;
+use super::relr;
+use crate::arch::{cpu, pmu, sections};
+use crate::mm::ranges::PhysRange;
+use crate::mm::tables::{self, TABLES};
+
+/// What the move cost.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Moved {
+    /// Relocations applied.
+    pub relocations: u64,
+    /// Instructions the relocation pass took, if the PMU counts them.
+    pub instructions: Option<u64>,
+}
+
+static DECISION: Once<(Kaslr<'static>, Moved)> = Once::new();
+
+/// The boot's decision and what carrying it out cost.
+///
+/// # Panics
+/// Before [`apply`], which nothing after boot can observe.
+pub fn get() -> (Kaslr<'static>, Moved) {
+    *DECISION.get().expect("KASLR decided at boot")
+}
+
+/// Records `k`, and if it moves the image, moves it and continues in
+/// `next(args)` at the new address. Returns only if there is no move.
+///
+/// # Safety
+/// Called once, from the boot path at the link address, after the linear map
+/// is built and before anything stores an image address at run time.
+pub unsafe fn apply(k: Kaslr<'static>, image: PhysRange, next: extern "C" fn(u64, u64, u64) -> !, args: [u64; 3]) {
+    if !k.moves() {
+        DECISION.call_once(|| (k, Moved::default()));
+        return;
+    }
+    let offset = k.offset;
+    for (start, end, attrs) in pi::boot::image_segments() {
+        let pa = PhysAddr::new(start - addr::kimage_voffset());
+        if let Err(e) = tables::map(start + offset, pa, end - start, attrs, Granularity::LargestBlocks) {
+            panic!("KASLR: cannot map the image at {:#x}: {e:?}", start + offset);
+        }
+    }
+
+    let mut moved = Moved::default();
+    let counter = pmu::Instructions::start();
+    relr::for_each_site(sections::relr(), |site| {
+        let p = image.start.add(site - KIMAGE_VADDR).to_linear().as_ptr::<u64>();
+        // SAFETY: each RELR site is a word inside the image (the linker says
+        // so), reached through the linear map, which is writable.
+        unsafe { p.write_volatile(p.read_volatile().wrapping_add(offset)) };
+        // Relocated words may be fetched as instructions (literal pools).
+        cpu::clean_to_pou(p.cast());
+        moved.relocations += 1;
+    });
+    cpu::invalidate_icache();
+    moved.instructions = counter.map(pmu::Instructions::stop);
+
+    DECISION.call_once(|| (k, moved));
+    let voffset = addr::kimage_voffset() + offset;
+    addr::set_kimage(image.start, image.end, voffset);
+    TABLES.lock().as_mut().expect("tables set up first").rebase(voffset);
+    let stacks = cpu::Stacks {
+        exception: sections::boot_stack().end + offset,
+        kernel: None,
+    };
+    // SAFETY: `next` and the boot stack in the new mapping, which maps the
+    // same memory as the old one; nothing on the old stack is used again.
+    unsafe { cpu::continue_on(stacks, next as usize as u64 + offset, args) }
+}
+
+/// After a move, removes the image's mapping at its link address.
+pub fn unmap_link_address() {
+    let (k, _) = get();
+    if !k.moves() {
+        return;
+    }
+    let size = k.image.size().next_multiple_of(PAGE_SIZE);
+    if let Err(e) = tables::unmap(KIMAGE_VADDR, size) {
+        panic!("KASLR: cannot unmap the link address: {e:?}");
+    }
+}

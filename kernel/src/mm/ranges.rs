@@ -1,0 +1,334 @@
+//! Physical address ranges: RAM from the device tree, reserved regions, and
+//! what is left for the frame allocator. Fixed capacity, no allocation: the
+//! lists are built before the heap exists.
+
+use core::fmt;
+
+use pi::addr::PhysAddr;
+
+/// `[start, end)` in physical memory.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct PhysRange {
+    /// First byte.
+    pub start: PhysAddr,
+    /// One past the last byte.
+    pub end: PhysAddr,
+}
+
+impl PhysRange {
+    /// `[start, start + size)`, or `None` if that wraps around.
+    pub fn new(start: u64, size: u64) -> Option<Self> {
+        let end = start.checked_add(size)?;
+        Some(PhysRange {
+            start: PhysAddr::new(start),
+            end: PhysAddr::new(end),
+        })
+    }
+
+    /// Bytes in the range.
+    pub fn size(&self) -> u64 {
+        self.end.raw() - self.start.raw()
+    }
+
+    /// Whether `pa` lies inside.
+    pub fn contains(&self, pa: PhysAddr) -> bool {
+        self.start <= pa && pa < self.end
+    }
+
+    /// The largest page-aligned range inside this one (may be empty).
+    pub fn shrink_to_pages(&self, page: u64) -> PhysRange {
+        let start = self.start.raw().next_multiple_of(page);
+        let end = self.end.raw() & !(page - 1);
+        PhysRange {
+            start: PhysAddr::new(start),
+            end: PhysAddr::new(end.max(start)),
+        }
+    }
+}
+
+impl fmt::Debug for PhysRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}-{:#x}", self.start.raw(), self.end.raw())
+    }
+}
+
+/// A half-open virtual address range `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+impl Span {
+    /// Bytes in the span.
+    pub fn size(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// Whether `other` lies inside.
+    pub fn contains(&self, other: Span) -> bool {
+        self.start <= other.start && other.end <= self.end
+    }
+}
+
+/// How many ranges a list holds at most. QEMU `virt` has one RAM node (or one per
+/// NUMA node); 32 leaves room for reservations and the holes they punch.
+pub const MAX_RANGES: usize = 32;
+
+/// The list is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooManyRanges;
+
+/// A sorted list of disjoint, non-adjacent ranges.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RangeList {
+    items: [PhysRange; MAX_RANGES],
+    len: usize,
+}
+
+impl Default for RangeList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for RangeList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl RangeList {
+    /// An empty list.
+    pub const fn new() -> Self {
+        RangeList {
+            items: [PhysRange {
+                start: PhysAddr::new(0),
+                end: PhysAddr::new(0),
+            }; MAX_RANGES],
+            len: 0,
+        }
+    }
+
+    /// The ranges, lowest first.
+    pub fn iter(&self) -> core::slice::Iter<'_, PhysRange> {
+        self.items[..self.len].iter()
+    }
+
+    /// Number of ranges.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Total bytes.
+    pub fn total(&self) -> u64 {
+        self.iter().map(PhysRange::size).sum()
+    }
+
+    /// Adds `range`, merging it with any range it overlaps or touches, so the
+    /// list stays sorted, disjoint and non-adjacent (adjacent RAM nodes become
+    /// one range, which lets the linear map use the largest blocks across them).
+    ///
+    /// # Errors
+    /// [`TooManyRanges`] if the list is full; the list is then unchanged.
+    pub fn insert(&mut self, range: PhysRange) -> Result<(), TooManyRanges> {
+        if range.start >= range.end {
+            return Ok(());
+        }
+        let mut merged = range;
+        // Ranges entirely before and entirely after the merged one stay.
+        let first = self.items[..self.len].partition_point(|r| r.end < merged.start);
+        let mut last = first;
+        while last < self.len && self.items[last].start <= merged.end {
+            merged.start = merged.start.min(self.items[last].start);
+            merged.end = merged.end.max(self.items[last].end);
+            last += 1;
+        }
+        let removed = last - first;
+        if removed == 0 && self.len == MAX_RANGES {
+            return Err(TooManyRanges);
+        }
+        // Replace items[first..last] with the merged range.
+        self.items.copy_within(last..self.len, first + 1);
+        self.items[first] = merged;
+        self.len = self.len + 1 - removed;
+        Ok(())
+    }
+
+    /// The parts of `self` not covered by `holes`.
+    ///
+    /// # Errors
+    /// [`TooManyRanges`] if the holes split the list into more pieces than fit.
+    pub fn subtract(&self, holes: &RangeList) -> Result<RangeList, TooManyRanges> {
+        let mut out = RangeList::new();
+        for r in self.iter() {
+            let mut cursor = r.start;
+            for h in holes.iter() {
+                if h.end <= cursor || h.start >= r.end {
+                    continue;
+                }
+                if h.start > cursor {
+                    out.insert(PhysRange {
+                        start: cursor,
+                        end: h.start,
+                    })?;
+                }
+                cursor = cursor.max(h.end);
+            }
+            if cursor < r.end {
+                out.insert(PhysRange {
+                    start: cursor,
+                    end: r.end,
+                })?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether some range covers `[start, end)` entirely.
+    pub fn covers(&self, range: PhysRange) -> bool {
+        self.iter().any(|r| r.start <= range.start && range.end <= r.end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(start: u64, end: u64) -> PhysRange {
+        PhysRange {
+            start: PhysAddr::new(start),
+            end: PhysAddr::new(end),
+        }
+    }
+
+    fn list(ranges: &[(u64, u64)]) -> RangeList {
+        let mut l = RangeList::new();
+        for &(s, e) in ranges {
+            l.insert(r(s, e)).unwrap();
+        }
+        l
+    }
+
+    fn pairs(l: &RangeList) -> Vec<(u64, u64)> {
+        l.iter().map(|r| (r.start.raw(), r.end.raw())).collect()
+    }
+
+    #[test]
+    #[allow(clippy::type_complexity)] // table-driven rows read best spelled out
+    fn insert_sorts_and_merges() {
+        // (inserted in this order, expected list)
+        let rows: &[(&[(u64, u64)], &[(u64, u64)])] = &[
+            (&[(30, 40), (10, 20)], &[(10, 20), (30, 40)]),
+            (&[(10, 20), (20, 30)], &[(10, 30)]),
+            (&[(10, 20), (15, 25)], &[(10, 25)]),
+            (&[(10, 20), (30, 40), (5, 50)], &[(5, 50)]),
+            (&[(10, 20), (30, 40), (19, 31)], &[(10, 40)]),
+            (&[(10, 20), (0, 0)], &[(10, 20)]),
+        ];
+        for (inserted, expected) in rows {
+            assert_eq!(pairs(&list(inserted)), *expected, "inserting {inserted:?}");
+        }
+    }
+
+    #[test]
+    fn full_list_refuses_and_stays_unchanged() {
+        let mut l = RangeList::new();
+        for i in 0..MAX_RANGES as u64 {
+            l.insert(r(i * 10, i * 10 + 5)).unwrap();
+        }
+        let before = l;
+        assert_eq!(l.insert(r(1000, 1005)), Err(TooManyRanges));
+        assert_eq!(l, before);
+        // Merging into an existing range still works when full.
+        l.insert(r(5, 10)).unwrap();
+        assert_eq!(l.len(), MAX_RANGES - 1);
+    }
+
+    #[test]
+    fn subtract_punches_holes() {
+        let ram = list(&[(0x4000_0000, 0x8000_0000), (0x1_0000_0000, 0x1_4000_0000)]);
+        let holes = list(&[
+            (0x3000_0000, 0x4000_1000),
+            (0x4020_0000, 0x4060_0000),
+            (0x7fff_f000, 0x1_0000_1000),
+        ]);
+        assert_eq!(
+            pairs(&ram.subtract(&holes).unwrap()),
+            [
+                (0x4000_1000, 0x4020_0000),
+                (0x4060_0000, 0x7fff_f000),
+                (0x1_0000_1000, 0x1_4000_0000)
+            ]
+        );
+        assert_eq!(ram.subtract(&RangeList::new()).unwrap(), ram);
+    }
+
+    #[test]
+    fn shrink_to_pages() {
+        assert_eq!(r(0x1001, 0x3fff).shrink_to_pages(0x1000), r(0x2000, 0x3000));
+        assert_eq!(r(0x1001, 0x1fff).shrink_to_pages(0x1000).size(), 0);
+    }
+}
+
+/// The physical address width for ID_AA64MMFR0_EL1.PARange (ARM ARM D19):
+/// 32, 36, 40, 42, 44, 48 or 52 bits.
+pub fn pa_bits(parange: u64) -> u32 {
+    match parange & 0xf {
+        0 => 32,
+        1 => 36,
+        2 => 40,
+        3 => 42,
+        4 => 44,
+        5 => 48,
+        _ => 52,
+    }
+}
+
+impl RangeList {
+    /// The parts of `self` below `2^bits`, and whether anything was cut off
+    /// (RAM the CPU cannot address must not be mapped).
+    pub fn below_pa_bits(&self, bits: u32) -> (RangeList, bool) {
+        let limit = 1u64.checked_shl(bits).unwrap_or(u64::MAX);
+        let mut kept = RangeList::new();
+        let mut cut = false;
+        for r in self.iter() {
+            if r.end.raw() > limit {
+                cut = true;
+            }
+            if r.start.raw() < limit {
+                let end = PhysAddr::new(r.end.raw().min(limit));
+                // Fewer or equal ranges than `self`: cannot overflow.
+                let _ = kept.insert(PhysRange { start: r.start, end });
+            }
+        }
+        (kept, cut)
+    }
+}
+
+#[cfg(test)]
+mod pa_tests {
+    use super::*;
+
+    #[test]
+    fn ram_beyond_the_pa_size_is_cut_off() {
+        let mut ram = RangeList::new();
+        ram.insert(PhysRange::new(0x4000_0000, 0x4000_0000).unwrap()).unwrap();
+        ram.insert(PhysRange::new(0xff_c000_0000, 0x8000_0000).unwrap())
+            .unwrap(); // crosses 2^40
+        ram.insert(PhysRange::new(0x100_0000_0000, 0x1000).unwrap()).unwrap(); // above 2^40
+        let (kept, cut) = ram.below_pa_bits(40);
+        assert!(cut);
+        let pairs: Vec<_> = kept.iter().map(|r| (r.start.raw(), r.end.raw())).collect();
+        assert_eq!(pairs, [(0x4000_0000, 0x8000_0000), (0xff_c000_0000, 0x100_0000_0000)]);
+        assert_eq!(ram.below_pa_bits(48), (ram, false));
+        assert_eq!((pa_bits(2), pa_bits(5), pa_bits(6)), (40, 48, 52));
+    }
+}

@@ -1,0 +1,189 @@
+//! What boot takes out of RAM before the frame allocator gets the rest: the
+//! image, the DTB, the initrd, the tree's own reservations, and the heap. Pure,
+//! so which pages end up free is tested on the host.
+
+use pi::addr::PhysAddr;
+use pi::layout::PAGE_SIZE;
+
+use super::ranges::{PhysRange, RangeList};
+use crate::boot::dtb::DeviceTree;
+
+/// A reserved range and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    /// The range.
+    pub range: PhysRange,
+    /// `image`, `dtb`, `initrd`, `memreserve`, `heap`.
+    pub what: &'static str,
+}
+
+/// How many reservations `mem` lists at most.
+pub const MAX_RESERVATIONS: usize = 16;
+
+/// RAM split between what is taken and what is free.
+#[derive(Clone, Copy, Debug)]
+pub struct Reserved {
+    /// Reservations, in the order found (the heap last).
+    pub list: [Option<Reservation>; MAX_RESERVATIONS],
+    /// The heap: the top `heap_size` bytes of the highest free range that can
+    /// spare twice that, so low memory (below the image too) stays frames.
+    pub heap: PhysRange,
+    /// Whole pages left for the frame allocator.
+    pub free: RangeList,
+}
+
+/// Why RAM could not be split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReserveError {
+    /// More holes or free ranges than a [`RangeList`] holds.
+    TooManyRanges,
+    /// No free range can hold the heap.
+    NoRoomForHeap,
+}
+
+/// Reserves the `image`, the DTB at `dtb`, what the tree `dt` names, and a
+/// heap of `heap_size` bytes; the rest of RAM is free, in whole pages (a frame
+/// never shares a page with anything reserved).
+///
+/// # Errors
+/// [`ReserveError`]: the kernel cannot go on without a heap.
+pub fn reserve(
+    dt: &DeviceTree<'_>,
+    image: PhysRange,
+    dtb: PhysRange,
+    heap_size: u64,
+) -> Result<Reserved, ReserveError> {
+    let mut list = [None; MAX_RESERVATIONS];
+    let found = [(image, "image"), (dtb, "dtb")]
+        .into_iter()
+        .chain(dt.initrd.map(|r| (r, "initrd")))
+        .chain(dt.reserved.iter().map(|&r| (r, "memreserve")));
+    // The last slot is the heap's.
+    for (slot, (range, what)) in list[..MAX_RESERVATIONS - 1].iter_mut().zip(found) {
+        *slot = Some(Reservation { range, what });
+    }
+
+    let mut holes = RangeList::new();
+    for r in list.iter().flatten() {
+        let pages = PhysRange {
+            start: r.range.start.align_down(PAGE_SIZE),
+            end: PhysAddr::new(r.range.end.raw().next_multiple_of(PAGE_SIZE)),
+        };
+        holes.insert(pages).map_err(|_| ReserveError::TooManyRanges)?;
+    }
+    let free = dt.memory.subtract(&holes).map_err(|_| ReserveError::TooManyRanges)?;
+    let top = free
+        .iter()
+        .rev()
+        .map(|r| r.shrink_to_pages(PAGE_SIZE))
+        .find(|r| r.size() >= 2 * heap_size)
+        .ok_or(ReserveError::NoRoomForHeap)?
+        .end;
+    let heap = PhysRange {
+        start: PhysAddr::new(top.raw() - heap_size),
+        end: top,
+    };
+    if let Some(slot) = list.iter_mut().find(|r| r.is_none()) {
+        *slot = Some(Reservation {
+            range: heap,
+            what: "heap",
+        });
+    }
+    holes.insert(heap).map_err(|_| ReserveError::TooManyRanges)?;
+    let free = dt.memory.subtract(&holes).map_err(|_| ReserveError::TooManyRanges)?;
+    Ok(Reserved { list, heap, free })
+}
+
+/// Whole frames of `free` that lie below `limit`.
+pub fn frames_below(free: &RangeList, limit: PhysAddr) -> u64 {
+    free.iter()
+        .map(|r| {
+            let r = r.shrink_to_pages(PAGE_SIZE);
+            let end = r.end.min(limit);
+            if end > r.start {
+                (end.raw() - r.start.raw()) / PAGE_SIZE
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn range(start: u64, size: u64) -> PhysRange {
+        PhysRange::new(start, size).unwrap()
+    }
+
+    /// 1 GiB of RAM at 1 GiB, as on QEMU virt, with an initrd.
+    fn machine() -> DeviceTree<'static> {
+        let mut dt = crate::boot::dtb::DeviceTree::empty();
+        dt.memory.insert(range(0x4000_0000, 1 << 30)).unwrap();
+        dt.initrd = Some(range(0x4800_0000, 0xb414));
+        dt
+    }
+
+    #[test]
+    fn the_heap_takes_the_top_and_frames_get_the_rest_in_whole_pages() {
+        let dt = machine();
+        let image = range(0x4020_0000, 0x88000);
+        let dtb = range(0x4820_0000, 0x100000);
+        let r = reserve(&dt, image, dtb, 4 * MIB).unwrap();
+        let names: Vec<_> = r.list.iter().flatten().map(|r| r.what).collect();
+        assert_eq!(names, ["image", "dtb", "initrd", "heap"]);
+        assert_eq!(r.heap, range(0x8000_0000 - 4 * MIB, 4 * MIB));
+        // Nothing free overlaps a reservation, and the initrd's partial last
+        // page is not free either.
+        for free in r.free.iter() {
+            for taken in r.list.iter().flatten() {
+                assert!(
+                    free.end <= taken.range.start || taken.range.end <= free.start,
+                    "{free:?}"
+                );
+            }
+            assert!(free.start.is_aligned(PAGE_SIZE) && free.end.is_aligned(PAGE_SIZE));
+        }
+        assert!(
+            !r.free
+                .iter()
+                .any(|f| f.start.raw() <= 0x4800_b000 && 0x4800_b000 < f.end.raw())
+        );
+        // Below the image: the 2 MiB from the RAM base.
+        assert_eq!(frames_below(&r.free, image.start), 2 * MIB / PAGE_SIZE);
+        let total: u64 = r.free.iter().map(|f| f.size()).sum();
+        assert_eq!(total, (1 << 30) - 0x88000 - 0x100000 - 0xc000 - 4 * MIB);
+    }
+
+    #[test]
+    fn tree_reservations_are_listed_and_kept_out() {
+        let mut dt = machine();
+        dt.reserved.insert(range(0x5000_0000, 0x1000)).unwrap();
+        let r = reserve(&dt, range(0x4020_0000, 0x88000), range(0x4820_0000, 0x1000), 4 * MIB).unwrap();
+        assert!(r.list.iter().flatten().any(|x| x.what == "memreserve"));
+        assert_eq!(
+            frames_below(&r.free, PhysAddr::new(0x5000_1000)) - frames_below(&r.free, PhysAddr::new(0x5000_0000)),
+            0
+        );
+    }
+
+    #[test]
+    fn no_room_for_the_heap_is_an_error() {
+        let mut dt = DeviceTree::empty();
+        dt.memory.insert(range(0x4000_0000, 6 * MIB)).unwrap();
+        let e = reserve(&dt, range(0x4000_0000, 0x88000), range(0x4050_0000, 0x1000), 4 * MIB);
+        assert_eq!(e.unwrap_err(), ReserveError::NoRoomForHeap);
+    }
+
+    #[test]
+    fn frames_below_counts_whole_pages_only() {
+        let mut free = RangeList::new();
+        free.insert(range(0x1000, 0x3800)).unwrap();
+        assert_eq!(frames_below(&free, PhysAddr::new(0x10_0000)), 3);
+        assert_eq!(frames_below(&free, PhysAddr::new(0x2000)), 1);
+        assert_eq!(frames_below(&free, PhysAddr::new(0x1000)), 0);
+    }
+}

@@ -1,0 +1,87 @@
+//! `rodata=full`: make the linear alias of the kernel's text and rodata
+//! read-only too.
+//!
+//! The image mapping already protects text (`r-x`) and rodata (`r--`), but the
+//! same bytes are reachable through the linear map, which is one writable
+//! 1 GiB block by default. Linux's default (`rodata=full`) maps the whole
+//! linear map with pages to protect that alias; splitmap keeps pure blocks by
+//! default and, when asked, splits only the block that covers the alias. The
+//! cost is the table pages `layout` reports.
+
+use pi::addr::{KimgVirt, PhysAddr};
+use pi::pgtable::{self, Attrs, Entry, MapCounts, level_size, table_descriptor};
+use spin::Once;
+
+use super::tables::TABLES;
+use crate::arch::cpu;
+
+static SPLIT: Once<MapCounts> = Once::new();
+
+/// What the split cost, if `rodata=full` was applied.
+pub fn split_cost() -> Option<MapCounts> {
+    SPLIT.get().copied()
+}
+
+/// `[start, end)` physical of the image's text and rodata.
+pub fn protected_range() -> (PhysAddr, PhysAddr) {
+    let segments = pi::boot::image_segments();
+    (
+        KimgVirt::new(segments[0].0).to_phys(),
+        KimgVirt::new(segments[1].1).to_phys(),
+    )
+}
+
+/// Splits the linear-map blocks covering the alias of text and rodata and maps
+/// that alias read-only. Must run while nothing else touches the linear map
+/// (boot, before the heap and frames are handed out): each split passes
+/// through a moment where the block is unmapped (break-before-make).
+pub fn protect_image_alias() {
+    let (start, end) = protected_range();
+    let mut total = MapCounts::default();
+    let mut va = start.to_linear().raw();
+    let alias_end = end.to_linear().raw();
+    let root = cpu::ttbr1_root();
+    while va < alias_end {
+        let mut tables = TABLES.lock();
+        let tables = tables.as_mut().expect("tables set up first");
+        let walk = pgtable::walk(tables, root, va);
+        let (Some(t), Some(step)) = (walk.translation, walk.steps().last().copied()) else {
+            panic!("rodata=full: the image alias at {va:#x} is not in the linear map");
+        };
+        let block_va = va & !(t.size - 1);
+        let chunk_end = alias_end.min(block_va + t.size);
+        if t.level == pgtable::LAST_LEVEL {
+            // Pages already: a permission change needs no break-before-make.
+            let pa = t.pa.align_down(t.size);
+            pgtable::set_entry(
+                tables,
+                step.table,
+                step.index,
+                pgtable::leaf_descriptor(pa, t.level, Attrs::RODATA),
+            );
+        } else {
+            let block_pa = t.pa.align_down(t.size);
+            let (table, counts) = pgtable::build_split(
+                tables,
+                t.level,
+                block_va,
+                block_pa,
+                va,
+                chunk_end - va,
+                Attrs::RODATA,
+                Attrs::DATA,
+            )
+            .unwrap_or_else(|e| panic!("rodata=full: cannot split the block at {block_va:#x}: {e:?}"));
+            debug_assert!(matches!(Entry::decode(step.raw, t.level), Entry::Leaf { .. }));
+            // Break: unmap the block and make every CPU forget it; make: install
+            // the table that maps the same memory.
+            pgtable::set_entry(tables, step.table, step.index, 0);
+            cpu::flush_tlb();
+            pgtable::set_entry(tables, step.table, step.index, table_descriptor(table));
+            total = total + counts;
+        }
+        cpu::flush_tlb();
+        va = chunk_end.max(va + level_size(pgtable::LAST_LEVEL));
+    }
+    SPLIT.call_once(|| total);
+}

@@ -1,0 +1,149 @@
+//! The live kernel page tables after the MMU is on: how table pages are
+//! reached, where new ones come from, and the one lock under which every
+//! mapping is made, published and removed.
+
+use pi::addr::PhysAddr;
+use pi::boot::EarlyPool;
+use pi::layout::PAGE_SIZE;
+use pi::pgtable::{self, Attrs, Granularity, MapCounts, MapError, TableAccess, TableAlloc, Walk};
+use spin::Mutex;
+
+use super::frames::alloc_frame;
+use super::linear::{self, LinearError};
+use super::ranges::RangeList;
+use crate::arch::cpu;
+
+/// Where a live table page is: pool pages through the image mapping, any
+/// other page (a frame) through the linear map. Both mappings are rw.
+fn live_table(pa: PhysAddr) -> *mut u64 {
+    match pa.to_kimg() {
+        Some(kimg) => kimg.as_ptr(),
+        None => pa.to_linear().as_ptr(),
+    }
+}
+
+/// Page tables being extended after boot: pages from the image's pool while
+/// it lasts, then frames, so modules and stacks are never refused for want of
+/// table pages. Table pages are never freed: an unmapped range keeps its
+/// tables, and the next mapping there reuses them.
+pub struct KernelTables {
+    pool: EarlyPool,
+    from_frames: u64,
+}
+
+/// The one writer of the live kernel tables.
+pub static TABLES: Mutex<Option<KernelTables>> = Mutex::new(None);
+
+/// Where the kernel's table pages came from: the image's pool, then frames.
+#[derive(Clone, Copy)]
+pub struct TableUsage {
+    pub pool_used: u64,
+    pub pool_size: u64,
+    pub from_frames: u64,
+}
+
+impl KernelTables {
+    /// Continues the early pool.
+    pub fn new(pool: EarlyPool) -> Self {
+        KernelTables { pool, from_frames: 0 }
+    }
+
+    /// The image (and the pool in it) is now mapped `voffset` above its PA.
+    pub fn rebase(&mut self, voffset: u64) {
+        self.pool.set_va_offset(voffset);
+    }
+
+    pub fn usage(&self) -> TableUsage {
+        TableUsage {
+            pool_used: self.pool.used(),
+            pool_size: self.pool.capacity(),
+            from_frames: self.from_frames,
+        }
+    }
+}
+
+// SAFETY: every table page is either in the image's pool or a RAM frame, and
+// `live_table` reaches both through rw mappings. Neither is memory a Rust
+// reference points into, and `TABLES` is the only `KernelTables`: a `&mut`
+// to it (the only way to write) means holding its lock.
+unsafe impl TableAccess for KernelTables {
+    fn table_ptr(&self, pa: PhysAddr) -> *const u64 {
+        live_table(pa)
+    }
+
+    fn table_ptr_mut(&mut self, pa: PhysAddr) -> *mut u64 {
+        live_table(pa)
+    }
+}
+
+impl TableAlloc for KernelTables {
+    fn alloc_table(&mut self) -> Option<PhysAddr> {
+        if let Some(pa) = self.pool.alloc_table() {
+            return Some(pa);
+        }
+        // Before `init_frames` there are none, and the pool is all there is.
+        let pa = alloc_frame()?;
+        // SAFETY: a free frame is ours and mapped rw in the linear map.
+        unsafe { core::ptr::write_bytes(pa.to_linear().as_ptr::<u8>(), 0, PAGE_SIZE as usize) };
+        self.from_frames += 1;
+        Some(pa)
+    }
+}
+
+/// The walk the MMU would do for `va`, read from the live tables.
+pub fn walk(va: u64) -> Walk {
+    pgtable::walk(
+        TABLES.lock().as_ref().expect("tables set up at boot"),
+        cpu::ttbr1_root(),
+        va,
+    )
+}
+
+/// Descriptors of each size that map `[va, va + len)` in the live tables.
+pub fn count(va: u64, len: u64) -> MapCounts {
+    pgtable::count(
+        TABLES.lock().as_ref().expect("tables set up at boot"),
+        cpu::ttbr1_root(),
+        va,
+        len,
+    )
+}
+
+/// Maps `[va, va + len)` to `pa` in the live kernel tables, under their lock,
+/// and makes the new entries visible to the table walker.
+pub fn map(va: u64, pa: PhysAddr, len: u64, attrs: Attrs, granularity: Granularity) -> Result<(), MapError> {
+    let mapped = {
+        let mut tables = TABLES.lock();
+        let tables = tables.as_mut().expect("tables set up at boot");
+        pgtable::map(tables, cpu::ttbr1_root(), va, pa, len, attrs, granularity)
+    };
+    cpu::publish_tables();
+    mapped.map(|_| ())
+}
+
+/// Removes the kernel mappings of `[va, va + len)` (page-aligned), under the
+/// tables' lock, and flushes the TLB. Returns the entries cleared.
+pub fn unmap(va: u64, len: u64) -> Result<u64, MapError> {
+    let cleared = {
+        let mut tables = TABLES.lock();
+        let tables = tables.as_mut().expect("tables set up at boot");
+        pgtable::unmap(tables, cpu::ttbr1_root(), va, len)
+    };
+    cpu::flush_tlb();
+    cleared
+}
+
+/// Builds the linear map of all `ram` for `phys_offset` in the live tables,
+/// under their lock, and publishes it.
+///
+/// # Errors
+/// What `linear::build` refused; ranges mapped before it stay mapped.
+pub fn build_linear(ram: &RangeList, phys_offset: PhysAddr) -> Result<MapCounts, LinearError> {
+    let built = {
+        let mut tables = TABLES.lock();
+        let tables = tables.as_mut().expect("tables set up first");
+        linear::build(tables, cpu::ttbr1_root(), ram, phys_offset)
+    };
+    cpu::publish_tables();
+    built
+}

@@ -1,0 +1,255 @@
+//! The kernel's side of module calls: every export is an `extern "C"`
+//! function listed with `export!` in the relative export table.
+//!
+//! Whatever a module registers or allocates is recorded with the module it
+//! came from, so `rmmod` can take it all back even if the module's
+//! `exit_module` forgets: the kernel knows which module it is running because
+//! it only ever enters one through its entry points, its commands and its
+//! tests ([`enter`]).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::alloc::Layout;
+
+use spin::Mutex;
+
+use super::exports::{self, Registry};
+use crate::arch::sections;
+use crate::mm::frames;
+
+/// The address of kernel export `name`.
+pub fn find(name: &str) -> Option<u64> {
+    let table = sections::kexports();
+    (0..table.len()).find_map(|i| {
+        let (function, name_at) = exports::addresses(table, table.as_ptr() as u64, i)?;
+        // SAFETY: names are NUL-terminated strings in rodata, emitted by `export!`.
+        let entry = unsafe { core::ffi::CStr::from_ptr(name_at as *const core::ffi::c_char) };
+        (entry.to_bytes() == name.as_bytes()).then_some(function)
+    })
+}
+
+/// The module being run (its base address), while the kernel is inside one.
+static CURRENT: Mutex<Option<u64>> = Mutex::new(None);
+
+/// Runs `f` as module `base`: what it registers or allocates is its own.
+pub fn enter<R>(base: u64, f: impl FnOnce() -> R) -> R {
+    let outer = CURRENT.lock().replace(base);
+    let result = f();
+    *CURRENT.lock() = outer;
+    result
+}
+
+fn current() -> u64 {
+    CURRENT.lock().unwrap_or(0)
+}
+
+/// A string a module passed as (pointer, length).
+///
+/// # Safety
+/// `at` must point to `len` readable bytes that outlive the result's use.
+unsafe fn module_str<'a>(at: *const u8, len: usize) -> Option<&'a str> {
+    // SAFETY: the caller's contract.
+    core::str::from_utf8(unsafe { core::slice::from_raw_parts(at, len) }).ok()
+}
+
+/// Kernel export: print a line from a module.
+///
+/// # Safety
+/// `message` must point to `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn splitmap_log(message: *const u8, len: usize) {
+    // SAFETY: the caller's contract.
+    crate::println!("{}", unsafe { module_str(message, len) }.unwrap_or("(not UTF-8)"));
+}
+crate::export!(splitmap_log);
+
+/// Kernel export: a module panicked. It can be trusted neither to go on nor
+/// to be unloaded, so the kernel stops, saying which module and why.
+///
+/// # Safety
+/// `message` must point to `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn splitmap_panic(message: *const u8, len: usize) -> ! {
+    // SAFETY: the caller's contract.
+    let message = unsafe { module_str(message, len) }.unwrap_or("(not UTF-8)");
+    panic!("module at {:#x} panicked: {message}", current())
+}
+crate::export!(splitmap_panic);
+
+/// A module's shell command: its handler gets the rest of the line.
+type CommandFn = extern "C" fn(*const u8, usize);
+/// A module's test: 0 passes, anything else fails with that value.
+type TestFn = extern "C" fn() -> i32;
+
+static COMMANDS: Registry<CommandFn> = Registry::new();
+static TESTS: Registry<TestFn> = Registry::new();
+
+/// Registers `name` (`len` bytes at `at`) for the running module: 0, or -1 if
+/// refused.
+///
+/// # Safety
+/// `at` must point to `len` readable bytes.
+unsafe fn register<F: Copy>(registry: &Registry<F>, at: *const u8, len: usize, function: F, builtin: &[&str]) -> i32 {
+    // SAFETY: the caller's contract.
+    match unsafe { module_str(at, len) } {
+        Some(name) if registry.add(name, current(), function, builtin).is_ok() => 0,
+        _ => -1,
+    }
+}
+
+/// Kernel export: add shell command `name`; 0 on success, -1 if the name is
+/// taken (by the kernel or another module) or not UTF-8.
+///
+/// # Safety
+/// `name` must point to `len` readable bytes; `handler` must stay callable
+/// until the command is unregistered (rmmod does that at the latest).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn splitmap_register_command(name: *const u8, len: usize, handler: CommandFn) -> i32 {
+    let builtin: Vec<&str> = crate::shell::parse::COMMANDS.iter().map(|(n, _, _)| *n).collect();
+    // SAFETY: the caller's contract.
+    unsafe { register(&COMMANDS, name, len, handler, &builtin) }
+}
+crate::export!(splitmap_register_command);
+
+/// Kernel export: remove shell command `name` (if registered).
+///
+/// # Safety
+/// `name` must point to `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn splitmap_unregister_command(name: *const u8, len: usize) {
+    // SAFETY: the caller's contract.
+    COMMANDS.remove(unsafe { core::slice::from_raw_parts(name, len) })
+}
+crate::export!(splitmap_unregister_command);
+
+/// Kernel export: add test `name` to the `test` suite; 0 on success, -1 if
+/// the name is taken or not UTF-8.
+///
+/// # Safety
+/// As for [`splitmap_register_command`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn splitmap_register_test(name: *const u8, len: usize, test: TestFn) -> i32 {
+    let builtin = crate::shell::selftest::names();
+    // SAFETY: the caller's contract.
+    unsafe { register(&TESTS, name, len, test, &builtin) }
+}
+crate::export!(splitmap_register_test);
+
+/// Kernel export: remove test `name` (if registered).
+///
+/// # Safety
+/// `name` must point to `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn splitmap_unregister_test(name: *const u8, len: usize) {
+    // SAFETY: the caller's contract.
+    TESTS.remove(unsafe { core::slice::from_raw_parts(name, len) })
+}
+crate::export!(splitmap_unregister_test);
+
+/// A block a module allocated and has not freed yet.
+struct Allocation {
+    at: usize,
+    layout: Layout,
+    owner: u64,
+}
+
+static ALLOCATIONS: Mutex<Vec<Allocation>> = Mutex::new(Vec::new());
+
+/// Kernel export: `size` bytes aligned to `align` (a power of two) from the
+/// kernel heap, or null if that is impossible.
+#[unsafe(no_mangle)]
+pub extern "C" fn splitmap_alloc(size: usize, align: usize) -> *mut u8 {
+    let Ok(layout) = Layout::from_size_align(size, align) else {
+        return core::ptr::null_mut();
+    };
+    if size == 0 {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: the layout is valid and not zero-sized.
+    let at = unsafe { alloc::alloc::alloc(layout) };
+    if !at.is_null() {
+        ALLOCATIONS.lock().push(Allocation {
+            at: at as usize,
+            layout,
+            owner: current(),
+        });
+    }
+    at
+}
+crate::export!(splitmap_alloc);
+
+/// Kernel export: return a block from [`splitmap_alloc`]. A pointer the
+/// kernel did not hand out is ignored (and reported), never freed.
+#[unsafe(no_mangle)]
+pub extern "C" fn splitmap_free(at: *mut u8) {
+    let mut list = ALLOCATIONS.lock();
+    match list.iter().position(|a| a.at == at as usize) {
+        Some(i) => {
+            let a = list.swap_remove(i);
+            // SAFETY: allocated by `splitmap_alloc` with this layout, freed once.
+            unsafe { alloc::alloc::dealloc(a.at as *mut u8, a.layout) };
+        }
+        None => log::warn!("splitmap_free: {at:p} was not allocated by splitmap_alloc; ignored"),
+    }
+}
+crate::export!(splitmap_free);
+
+/// Kernel export: free page frames right now.
+#[unsafe(no_mangle)]
+pub extern "C" fn splitmap_free_frames() -> u64 {
+    frames::free_frames()
+}
+crate::export!(splitmap_free_frames);
+
+/// Runs module command `word` with the whole `line`; false if there is none.
+pub fn run_command(word: &str, line: &str) -> bool {
+    match COMMANDS.find(word) {
+        Some((owner, handler)) => {
+            let rest = line.trim_start()[word.len()..].trim();
+            enter(owner, || handler(rest.as_ptr(), rest.len()));
+            true
+        }
+        None => false,
+    }
+}
+
+/// (command, owner's base) for every module command.
+pub fn commands() -> Vec<(String, u64)> {
+    COMMANDS.list().into_iter().map(|(n, owner, _)| (n, owner)).collect()
+}
+
+/// (test, owner's base, function) for every module test.
+pub fn tests() -> Vec<(String, u64, TestFn)> {
+    TESTS.list()
+}
+
+/// What [`forget`] took back from a module.
+#[derive(Default)]
+pub struct Leftovers {
+    /// Commands and tests still registered.
+    pub registrations: usize,
+    /// Blocks still allocated.
+    pub allocations: usize,
+    /// Bytes in those blocks.
+    pub bytes: usize,
+}
+
+/// Unregisters and frees whatever module `owner` left behind.
+pub fn forget(owner: u64) -> Leftovers {
+    let mut left = Leftovers {
+        registrations: COMMANDS.forget(owner) + TESTS.forget(owner),
+        ..Leftovers::default()
+    };
+    let mut list = ALLOCATIONS.lock();
+    list.retain(|a| {
+        if a.owner != owner {
+            return true;
+        }
+        left.allocations += 1;
+        left.bytes += a.layout.size();
+        // SAFETY: allocated by `splitmap_alloc` with this layout; dropped from the list.
+        unsafe { alloc::alloc::dealloc(a.at as *mut u8, a.layout) };
+        false
+    });
+    left
+}

@@ -1,0 +1,215 @@
+//! Loading modules from the initrd: `insmod`, `rmmod`, `lsmod`.
+//!
+//! A module is an ELF relocatable object, laid out and linked by
+//! `module::load` straight into frames through their linear alias, then
+//! mapped (text `r-x`, rodata `r--`, data `rw-`) in the module windows that
+//! `module::region` placed around the running image: the 128 MiB direct
+//! window by default (`module.region=near`), where a `bl` reaches the kernel;
+//! the parts of the 2 GiB PLT window out of that reach with
+//! `module.region=far`, where calls into the kernel need veneers. Any failure
+//! undoes everything.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use pi::addr::PhysAddr;
+use pi::layout::PAGE_SIZE;
+use pi::pgtable::{Attrs, Granularity};
+use spin::Mutex;
+
+use super::abi;
+use super::load::{self, Area, Module};
+use super::region::{self, Span};
+use crate::arch::{cpu, sections};
+use crate::boot::{cpio, state};
+use crate::kaslr::relocate;
+use crate::mm::{frames, tables};
+
+/// A loaded module.
+struct Loaded {
+    name: String,
+    base: u64,
+    size: u64,
+    frames: PhysAddr,
+    pages: u64,
+    plt: usize,
+    slots: usize,
+    direct: usize,
+    exit: Option<u64>,
+}
+
+static MODULES: Mutex<Vec<Loaded>> = Mutex::new(Vec::new());
+
+fn far() -> bool {
+    state::get().boot.args.module_far
+}
+
+/// (command, module) for every module command, for `help`.
+pub fn commands() -> Vec<(String, String)> {
+    let modules = MODULES.lock();
+    abi::commands()
+        .into_iter()
+        .map(|(command, owner)| {
+            let module = modules
+                .iter()
+                .find(|m| m.base == owner)
+                .map_or("?", |m| m.name.as_str());
+            (command, module.to_string())
+        })
+        .collect()
+}
+
+fn initrd_file(name: &str) -> Result<&'static [u8], String> {
+    let initrd = state::get().boot.dt.initrd.ok_or("no initrd")?;
+    // SAFETY: the initrd is reserved RAM, mapped in the linear map, never written.
+    let archive =
+        unsafe { core::slice::from_raw_parts(initrd.start.to_linear().as_ptr::<u8>(), initrd.size() as usize) };
+    let wanted = alloc::format!("{name}.ko");
+    cpio::files(archive)
+        .filter_map(Result::ok)
+        .find(|f| f.name == wanted || f.name == name)
+        .map(|f| f.data)
+        .ok_or_else(|| alloc::format!("no module {name} in the initrd (see `modules`)"))
+}
+
+/// Loads module `name` from the initrd and runs its `init_module`.
+pub fn insmod(name: &str) -> Result<String, String> {
+    if MODULES.lock().iter().any(|m| m.name == name) {
+        return Err(alloc::format!("{name} is already loaded"));
+    }
+    let copy = load::Aligned::new(initrd_file(name)?);
+    let module = Module::parse(copy.bytes()).map_err(|e| alloc::format!("{name}: {e}"))?;
+    let size = module.size();
+
+    // Contiguous frames, so the image is one buffer in the linear map.
+    let pages = size / PAGE_SIZE;
+    let frames = frames::alloc_frames(pages).ok_or_else(|| alloc::format!("{name}: no {pages} free frames"))?;
+    let undo = |msg: String| {
+        frames::free_frames_at(frames, pages);
+        alloc::format!("{name}: {msg}")
+    };
+    let buffer = frames.to_linear().as_ptr::<u8>();
+    // SAFETY: the frames are ours, mapped rw in the linear map, `size` bytes.
+    let image = unsafe {
+        core::ptr::write_bytes(buffer, 0, size as usize);
+        core::slice::from_raw_parts_mut(buffer, size as usize)
+    };
+    let window = if far() {
+        "far part of the PLT window"
+    } else {
+        "module windows"
+    };
+    let base = place_va(size).ok_or_else(|| undo(alloc::format!("no room for {size:#x} bytes in the {window}")))?;
+    let linked = module.link(image, base, abi::find).map_err(undo)?;
+
+    for (offset, len, area) in module.areas() {
+        let attrs = match area {
+            Area::Text => Attrs::TEXT,
+            Area::Rodata => Attrs::RODATA,
+            Area::Data => Attrs::DATA,
+        };
+        if len > 0
+            && let Err(e) = tables::map(base + offset, frames.add(offset), len, attrs, Granularity::PagesOnly)
+        {
+            let _ = tables::unmap(base, size);
+            return Err(undo(alloc::format!("cannot map at {base:#x}: {e:?}")));
+        }
+    }
+    // The text was written as data: make it visible to instruction fetch.
+    let [(_, text, _), ..] = module.areas();
+    cpu::sync_icache(buffer, text as usize);
+
+    let mut loaded = Loaded {
+        name: name.to_string(),
+        base,
+        size,
+        frames,
+        pages,
+        plt: linked.plt,
+        slots: module.plt_slots,
+        direct: linked.direct,
+        exit: linked.exit,
+    };
+    if let Some(init) = linked.init {
+        // SAFETY: `init` is the module's `extern "C" fn() -> i32`, mapped r-x
+        // and relocated above.
+        let f: extern "C" fn() -> i32 = unsafe { core::mem::transmute(init as usize) };
+        let code = abi::enter(base, || f());
+        if code != 0 {
+            loaded.exit = None;
+            unload(&loaded);
+            return Err(alloc::format!("{name}: init_module returned {code}"));
+        }
+    }
+    let line = describe(&loaded);
+    MODULES.lock().push(loaded);
+    Ok(line)
+}
+
+/// Picks the module's virtual address in the module windows (see
+/// `module::region`).
+fn place_va(size: u64) -> Option<u64> {
+    let (k, _) = relocate::get();
+    let loaded: Vec<Span> = MODULES
+        .lock()
+        .iter()
+        .map(|m| Span {
+            start: m.base,
+            end: m.base + m.size,
+        })
+        .collect();
+    region::place(&k.modules, k.image, &loaded, size, far())
+}
+
+/// Unmaps and frees module `m`, taking back whatever it left registered or
+/// allocated; a note if it left anything.
+fn unload(m: &Loaded) -> Option<String> {
+    let left = abi::forget(m.base);
+    let _ = tables::unmap(m.base, m.size);
+    frames::free_frames_at(m.frames, m.pages);
+    (left.registrations + left.allocations > 0).then(|| {
+        alloc::format!(
+            "rmmod: {} left {} registration(s) and {} allocation(s) ({} bytes); taken back",
+            m.name,
+            left.registrations,
+            left.allocations,
+            left.bytes
+        )
+    })
+}
+
+/// Runs `exit_module` and removes module `name`, freeing all it took; a note
+/// if the module left something behind.
+pub fn rmmod(name: &str) -> Result<Option<String>, String> {
+    let mut list = MODULES.lock();
+    let i = list
+        .iter()
+        .position(|m| m.name == name)
+        .ok_or_else(|| alloc::format!("{name} is not loaded"))?;
+    let m = list.remove(i);
+    drop(list);
+    if let Some(exit) = m.exit {
+        // SAFETY: the module's `extern "C" fn()`, still mapped.
+        let f: extern "C" fn() = unsafe { core::mem::transmute(exit as usize) };
+        abi::enter(m.base, || f());
+    }
+    Ok(unload(&m))
+}
+
+fn describe(m: &Loaded) -> String {
+    let distance = m.base.abs_diff(sections::text().start);
+    alloc::format!(
+        "{} base={:#x} size={:#x} plt={} slots={} direct={} distance={distance:#x}",
+        m.name,
+        m.base,
+        m.size,
+        m.plt,
+        m.slots,
+        m.direct,
+    )
+}
+
+/// One line per loaded module.
+pub fn lsmod() -> Vec<String> {
+    MODULES.lock().iter().map(describe).collect()
+}

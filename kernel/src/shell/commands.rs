@@ -1,0 +1,287 @@
+//! The shell on the machine: the read-run loop, and one function per command,
+//! each run against the live page tables and boot state.
+
+use pi::layout::{FIXMAP_DTB, KIMAGE_VADDR, PAGE_OFFSET, PAGE_SIZE};
+use pi::pgtable::MapCounts;
+
+use super::editor::{Echo, LineEditor};
+use super::parse::{COMMANDS, Command, ParseError, parse};
+use super::report::{KaslrReport, LayoutRow, write_walk};
+use super::{crash, selftest};
+use crate::arch::{peek, psci, sections};
+use crate::boot::{cpio, phases, state};
+use crate::console::{self, Console};
+use crate::kaslr::relocate;
+use crate::mm::reserve::frames_below;
+use crate::mm::tables::{self, TABLES};
+use crate::mm::{frames, linear, rodata, stack};
+use crate::module::{abi, insmod};
+use crate::println;
+
+/// Prompt, at the start of a line.
+const PROMPT: &str = "splitmap> ";
+
+/// Reads lines and runs them, forever.
+pub fn run() -> ! {
+    let mut editor = LineEditor::new();
+    crate::print!("{PROMPT}");
+    loop {
+        let Some(byte) = console::try_read() else {
+            core::hint::spin_loop();
+            continue;
+        };
+        match editor.feed(byte) {
+            Echo::None => {}
+            Echo::Byte(b) => console::put_bytes(&[b]),
+            Echo::Erase => console::put_bytes(b"\x08 \x08"),
+            Echo::Bell => console::put_bytes(b"\x07"),
+            Echo::Enter => {
+                println!();
+                let line = editor.take_line();
+                execute(line.as_str());
+                crate::print!("{PROMPT}");
+            }
+        }
+    }
+}
+
+fn execute(line: &str) {
+    match parse(line) {
+        Ok(Command::Empty) => {}
+        Ok(Command::Help) => help(),
+        Ok(Command::Layout) => layout(),
+        Ok(Command::Walk(va)) => walk(va),
+        Ok(Command::Mem) => mem(),
+        Ok(Command::Bootargs) => bootargs(),
+        Ok(Command::Kaslr) => kaslr(),
+        Ok(Command::Modules) => modules(),
+        Ok(Command::Insmod(name)) => match insmod::insmod(name) {
+            Ok(line) => println!("{line}"),
+            Err(e) => println!("error: insmod {e}"),
+        },
+        Ok(Command::Rmmod(name)) => match insmod::rmmod(name) {
+            Ok(Some(note)) => println!("{note}"),
+            Ok(None) => {}
+            Err(e) => println!("error: rmmod {e}"),
+        },
+        Ok(Command::Lsmod) => insmod::lsmod().iter().for_each(|l| println!("{l}")),
+        Ok(Command::Peek(va, width)) => match peek::peek(va, width) {
+            Ok(value) => println!("{va:#x}: {value:#x} ({width}-bit)"),
+            Err(reason) => println!("fault at {va:#x}: {reason}"),
+        },
+        Ok(Command::Test(filter)) => {
+            selftest::run(filter);
+        }
+        Ok(Command::Poweroff) => {
+            println!("splitmap: powering off");
+            psci::system_off(state::get().boot.dt.psci)
+        }
+        Ok(Command::Crash(kind)) => crash::crash(kind),
+        Err(ParseError::Unknown(word)) if abi::run_command(word, line) => {}
+        Err(e) => println!("error: {e}"),
+    }
+}
+
+fn help() {
+    println!("commands:");
+    for (name, args, what) in COMMANDS {
+        let width = name.len() + if args.is_empty() { 0 } else { args.len() + 1 };
+        crate::print!("  {name}");
+        if !args.is_empty() {
+            crate::print!(" {args}");
+        }
+        println!("{:pad$} {what}", "", pad = 20usize.saturating_sub(width));
+    }
+    for (name, module) in insmod::commands() {
+        println!("  {name:<20} (from module {module})");
+    }
+    println!("numbers are hex with 0x, or decimal. Ctrl-A X leaves QEMU.");
+}
+
+/// The image's regions, as `layout` names them.
+fn image_regions() -> [(&'static str, crate::mm::ranges::Span); 6] {
+    [
+        ("text", sections::text()),
+        ("rodata", sections::rodata()),
+        ("data", sections::data()),
+        ("bss", sections::bss()),
+        ("pgtables", sections::pool()),
+        ("bootstack", sections::boot_stack()),
+    ]
+}
+
+/// Permissions of the first page of `[va, …)` as the MMU sees them.
+fn prot_at(va: u64) -> &'static str {
+    match tables::walk(va).translation {
+        Some(t) => t.prot.as_str(),
+        None => "---",
+    }
+}
+
+fn row(name: &str, va: u64, end: u64, pa: Option<(u64, u64)>) -> LayoutRow<'_> {
+    let map: MapCounts = tables::count(va, end - va);
+    LayoutRow {
+        name,
+        va: (va, end),
+        pa,
+        prot: prot_at(va),
+        map,
+    }
+}
+
+fn layout() {
+    let k = state::get();
+    let voffset = pi::addr::kimage_voffset();
+    for (name, span) in image_regions() {
+        let (start, end) = (span.start, span.end);
+        println!("{}", row(name, start, end, Some((start - voffset, end - voffset))));
+    }
+    let offset = pi::addr::phys_offset();
+    for r in k.boot.dt.memory.iter() {
+        let r = r.shrink_to_pages(PAGE_SIZE);
+        let va = linear::linear_va(r.start.raw(), offset);
+        println!(
+            "{}",
+            row("linear", va, va + r.size(), Some((r.start.raw(), r.end.raw())))
+        );
+    }
+    // The PLT window surrounds the image: count only what modules mapped.
+    let (placed, _) = relocate::get();
+    let (plt, image) = (placed.modules.plt, placed.image);
+    let count = |start: u64, end: u64| tables::count(start, end - start);
+    let modules = LayoutRow {
+        name: "modules",
+        va: (plt.start, plt.end),
+        pa: None,
+        prot: prot_at(plt.start),
+        map: count(plt.start, image.start) + count(image.end, plt.end),
+    };
+    println!("{modules}");
+    println!("{}", row("guard", stack::GUARD.start, stack::GUARD.end, None));
+    println!("{}", row("stack", stack::STACK.start, stack::STACK.end, None));
+    if let Some(uart) = k.boot.dt.uart {
+        let base = uart.regs.start.align_down(PAGE_SIZE).raw();
+        let size = (uart.regs.end.raw() - base).next_multiple_of(PAGE_SIZE);
+        let va = k.uart_va & !(PAGE_SIZE - 1);
+        println!("{}", row("mmio", va, va + size, Some((base, base + size))));
+    }
+    let dtb_base = k.boot.dtb.start.align_down(PAGE_SIZE).raw();
+    let dtb_size = (k.boot.dtb.end.raw() - dtb_base).next_multiple_of(PAGE_SIZE);
+    println!(
+        "{}",
+        row(
+            "dtb",
+            FIXMAP_DTB,
+            FIXMAP_DTB + dtb_size,
+            Some((dtb_base, dtb_base + dtb_size))
+        )
+    );
+    let tables = TABLES.lock().as_ref().expect("tables set up at boot").usage();
+    println!(
+        "# linear map: {} table pages (minimum for this RAM: {}); table pool: {}/{} pages used, {} more tables from frames; text at KIMAGE_VADDR={KIMAGE_VADDR:#x} + kaslr {:#x}",
+        k.linear.tables,
+        linear::minimum_tables(&k.boot.dt.memory, offset),
+        tables.pool_used,
+        tables.pool_size,
+        tables.from_frames,
+        placed.offset
+    );
+    match rodata::split_cost() {
+        Some(c) => println!(
+            "# rodata=full: the linear alias of text+rodata is r--; the split cost {} table pages (2M:{},4K:{})",
+            c.tables, c.blocks_2m, c.pages_4k
+        ),
+        None => println!("# rodata=full is off: the linear alias of text+rodata is writable data (rw-)"),
+    }
+}
+
+fn walk(va: u64) {
+    if va < PAGE_OFFSET {
+        println!(
+            "error: {va:#x} is in the lower half (TTBR0), which is disabled after boot; try a kernel address such as {PAGE_OFFSET:#x}"
+        );
+        return;
+    }
+    let w = tables::walk(va);
+    let _ = write_walk(&mut Console, va, &w);
+}
+
+fn mem() {
+    let k = state::get();
+    for r in k.boot.dt.memory.iter() {
+        println!(
+            "ram      pa={:#x}-{:#x} size={} MiB",
+            r.start.raw(),
+            r.end.raw(),
+            r.size() >> 20
+        );
+    }
+    for r in k.reserved.list.iter().flatten() {
+        println!(
+            "reserved pa={:#x}-{:#x} {}",
+            r.range.start.raw(),
+            r.range.end.raw(),
+            r.what
+        );
+    }
+    let below = frames_below(&k.reserved.free, k.image.start);
+    let free = frames::free_frames();
+    println!(
+        "free     frames={free} ({} MiB) below-image={below} ({} MiB at boot)",
+        (free * PAGE_SIZE) >> 20,
+        (below * PAGE_SIZE) >> 20
+    );
+}
+
+fn bootargs() {
+    let info = &state::get().boot;
+    println!("cmdline: {}", info.dt.bootargs);
+    println!("loglevel={} nokaslr={}", info.args.loglevel, info.args.nokaslr);
+    for issue in info.arg_issues() {
+        println!("warning: {issue}");
+    }
+    if info.arg_issues_dropped() > 0 {
+        println!("warning: {} more problems not shown", info.arg_issues_dropped());
+    }
+}
+
+fn kaslr() {
+    let (k, moved) = relocate::get();
+    let boot = &state::get().boot;
+    let report = KaslrReport {
+        k: &k,
+        image_size: state::get().image.size(),
+        relocations: moved.relocations,
+        instructions: moved.instructions,
+        ram: &boot.dt.memory,
+        dtb_seed_now: phases::dtb_seed_now(boot).unwrap_or(0),
+    };
+    crate::print!("{report}");
+}
+
+fn modules() {
+    let Some(initrd) = state::get().boot.dt.initrd else {
+        println!("error: no initrd: `splitmap run` passes one with -initrd");
+        return;
+    };
+    // SAFETY: the initrd is RAM named by the device tree, reserved at boot
+    // (nothing else writes it) and mapped in the linear map.
+    let archive =
+        unsafe { core::slice::from_raw_parts(initrd.start.to_linear().as_ptr::<u8>(), initrd.size() as usize) };
+    for file in cpio::files(archive) {
+        match file {
+            Ok(f) => {
+                // ELF64 little-endian, ET_REL (1), EM_AARCH64 (183).
+                let elf =
+                    f.data.len() > 20 && f.data.starts_with(b"\x7fELF\x02\x01") && f.data[16..20] == [1, 0, 183, 0];
+                println!(
+                    "{} size={} {}",
+                    f.name,
+                    f.data.len(),
+                    if elf { "elf=rel/aarch64" } else { "elf=no" }
+                );
+            }
+            Err(e) => println!("error: {e}"),
+        }
+    }
+}

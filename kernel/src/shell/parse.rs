@@ -1,0 +1,306 @@
+//! Shell lines into commands: every command `help` lists, and every refusal
+//! a user can get from a typo. The commands run in `shell::commands`.
+
+use crate::num::parse_u64;
+
+/// A parsed command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// Blank line.
+    Empty,
+    /// `help`
+    Help,
+    /// `layout`
+    Layout,
+    /// `walk VA`
+    Walk(u64),
+    /// `mem`
+    Mem,
+    /// `bootargs`
+    Bootargs,
+    /// `test [FILTER]`
+    Test(Option<&'a str>),
+    /// `poweroff`
+    Poweroff,
+    /// `kaslr`
+    Kaslr,
+    /// `modules`: what the initrd holds.
+    Modules,
+    /// `insmod NAME`
+    Insmod(&'a str),
+    /// `rmmod NAME`
+    Rmmod(&'a str),
+    /// `lsmod`
+    Lsmod,
+    /// `peek VA [WIDTH]`: read 8, 16, 32 or 64 bits.
+    Peek(u64, u8),
+    /// `crash KIND`
+    Crash(CrashKind),
+}
+
+/// Faults `crash` triggers on purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashKind {
+    /// Load from address 0 (TTBR0 is off: a translation fault).
+    Null,
+    /// Store to kernel text (a permission fault).
+    WriteText,
+    /// Branch into writable data (an instruction abort: data is never executable).
+    ExecData,
+    /// `brk` (a breakpoint exception).
+    Brk,
+    /// `udf` (an undefined instruction).
+    Undef,
+    /// Unbounded recursion into the guard page below the kernel stack.
+    StackOverflow,
+    /// Branch into the linear map (never executable).
+    ExecLinear,
+    /// Rewrite a word of text through its linear alias (faults with `rodata=full`).
+    WriteAlias,
+}
+
+/// `crash` kinds by name.
+pub const CRASH_KINDS: &[(&str, CrashKind)] = &[
+    ("null", CrashKind::Null),
+    ("write-text", CrashKind::WriteText),
+    ("exec-data", CrashKind::ExecData),
+    ("brk", CrashKind::Brk),
+    ("undef", CrashKind::Undef),
+    ("stack-overflow", CrashKind::StackOverflow),
+    ("exec-linear", CrashKind::ExecLinear),
+    ("write-alias", CrashKind::WriteAlias),
+];
+
+/// One line of `help`: name, arguments, what it does.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    ("help", "", "list commands"),
+    (
+        "layout",
+        "",
+        "memory regions: VA and PA ranges, permissions, descriptors per block size",
+    ),
+    (
+        "walk",
+        "VA",
+        "walk the page tables for a virtual address, level by level",
+    ),
+    (
+        "mem",
+        "",
+        "RAM, reserved ranges, free frames (and how many lie below the image)",
+    ),
+    ("bootargs", "", "the kernel command line and what was made of it"),
+    (
+        "kaslr",
+        "",
+        "where KASLR put the image (source, offset, window, alignment, slots, entropy), the module windows, the linear base",
+    ),
+    (
+        "test",
+        "[FILTER]",
+        "run the in-kernel test suite (KTAP), optionally only names containing FILTER",
+    ),
+    ("peek", "VA [8|16|32|64]", "read memory; a fault is reported, not fatal"),
+    ("modules", "", "the modules in the initrd"),
+    (
+        "insmod",
+        "NAME",
+        "load a module from the initrd and run its init_module",
+    ),
+    (
+        "rmmod",
+        "NAME",
+        "run a module's exit_module and free everything it took",
+    ),
+    (
+        "lsmod",
+        "",
+        "loaded modules: base, size, PLT veneers used and slots counted, direct branches, distance from the kernel",
+    ),
+    (
+        "crash",
+        "KIND",
+        "fault on purpose: null, write-text, write-alias, exec-data, exec-linear, brk, undef, stack-overflow",
+    ),
+    ("poweroff", "", "power off through PSCI (QEMU exits 0)"),
+];
+
+/// Why a line was not a command. Printed after `error: `.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError<'a> {
+    /// The first word is not a command.
+    Unknown(&'a str),
+    /// A command got the wrong arguments; the text says what it takes.
+    Usage(&'static str),
+    /// A number could not be read.
+    BadNumber(&'a str),
+}
+
+impl core::fmt::Display for ParseError<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ParseError::Unknown(word) => write!(f, "unknown command '{word}'; type 'help' for the list"),
+            ParseError::Usage(usage) => write!(f, "usage: {usage}"),
+            ParseError::BadNumber(word) => {
+                write!(
+                    f,
+                    "'{word}' is not a 64-bit number; use hex with 0x (0xffff000000000000) or decimal"
+                )
+            }
+        }
+    }
+}
+
+/// Parses one line.
+///
+/// # Errors
+/// A [`ParseError`] naming what is wrong.
+pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
+    let mut words = line.split_ascii_whitespace();
+    let Some(name) = words.next() else {
+        return Ok(Command::Empty);
+    };
+    let arg = words.next();
+    let extra = words.next().is_some();
+    let no_args = |cmd, usage| {
+        if arg.is_some() {
+            Err(ParseError::Usage(usage))
+        } else {
+            Ok(cmd)
+        }
+    };
+    match name {
+        "help" => no_args(Command::Help, "help"),
+        "layout" => no_args(Command::Layout, "layout"),
+        "mem" => no_args(Command::Mem, "mem"),
+        "bootargs" => no_args(Command::Bootargs, "bootargs"),
+        "kaslr" => no_args(Command::Kaslr, "kaslr"),
+        "modules" => no_args(Command::Modules, "modules"),
+        "lsmod" => no_args(Command::Lsmod, "lsmod"),
+        "insmod" => match (arg, extra) {
+            (Some(name), false) => Ok(Command::Insmod(name)),
+            _ => Err(ParseError::Usage("insmod NAME (see `modules`)")),
+        },
+        "rmmod" => match (arg, extra) {
+            (Some(name), false) => Ok(Command::Rmmod(name)),
+            _ => Err(ParseError::Usage("rmmod NAME (see `lsmod`)")),
+        },
+        "poweroff" => no_args(Command::Poweroff, "poweroff"),
+        "walk" => match (arg, extra) {
+            (Some(va), false) => parse_u64(va).map(Command::Walk).ok_or(ParseError::BadNumber(va)),
+            _ => Err(ParseError::Usage("walk VA (e.g. walk 0xffff000000000000)")),
+        },
+        "test" if !extra => Ok(Command::Test(arg)),
+        "test" => Err(ParseError::Usage("test [FILTER]")),
+        "peek" => {
+            let mut words = line.split_ascii_whitespace().skip(1);
+            let usage = ParseError::Usage("peek VA [8|16|32|64] (e.g. peek 0xffff000000000000)");
+            let va = words.next().ok_or(usage)?;
+            let va = parse_u64(va).ok_or(ParseError::BadNumber(va))?;
+            let width = match words.next() {
+                None | Some("64") => 64,
+                Some("32") => 32,
+                Some("16") => 16,
+                Some("8") => 8,
+                Some(_) => return Err(usage),
+            };
+            if words.next().is_some() {
+                return Err(usage);
+            }
+            Ok(Command::Peek(va, width))
+        }
+        "crash" => match (arg, extra) {
+            (Some(kind), false) => CRASH_KINDS
+                .iter()
+                .find(|(name, _)| *name == kind)
+                .map(|&(_, k)| Command::Crash(k))
+                .ok_or(ParseError::Usage(CRASH_USAGE)),
+            _ => Err(ParseError::Usage(CRASH_USAGE)),
+        },
+        _ => Err(ParseError::Unknown(name)),
+    }
+}
+
+const CRASH_USAGE: &str = "crash null|write-text|write-alias|exec-data|exec-linear|brk|undef|stack-overflow";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands() {
+        let rows: &[(&str, Result<Command<'_>, ParseError<'_>>)] = &[
+            ("", Ok(Command::Empty)),
+            ("   ", Ok(Command::Empty)),
+            ("help", Ok(Command::Help)),
+            (" layout ", Ok(Command::Layout)),
+            ("walk 0xffff000000000000", Ok(Command::Walk(0xffff_0000_0000_0000))),
+            ("walk 0xffff_8000_8000_0000", Ok(Command::Walk(0xffff_8000_8000_0000))),
+            ("walk 4096", Ok(Command::Walk(4096))),
+            ("walk", Err(ParseError::Usage("walk VA (e.g. walk 0xffff000000000000)"))),
+            (
+                "walk 0x1 2",
+                Err(ParseError::Usage("walk VA (e.g. walk 0xffff000000000000)")),
+            ),
+            (
+                "walk 0x1_0000_0000_0000_0000",
+                Err(ParseError::BadNumber("0x1_0000_0000_0000_0000")),
+            ),
+            ("walk zz", Err(ParseError::BadNumber("zz"))),
+            ("test", Ok(Command::Test(None))),
+            ("test linear", Ok(Command::Test(Some("linear")))),
+            ("mem now", Err(ParseError::Usage("mem"))),
+            ("frobnicate", Err(ParseError::Unknown("frobnicate"))),
+            ("crash null", Ok(Command::Crash(CrashKind::Null))),
+            ("peek 0x10", Ok(Command::Peek(0x10, 64))),
+            ("peek 0x10 8", Ok(Command::Peek(0x10, 8))),
+            (
+                "peek 0x10 12",
+                Err(ParseError::Usage("peek VA [8|16|32|64] (e.g. peek 0xffff000000000000)")),
+            ),
+            (
+                "peek",
+                Err(ParseError::Usage("peek VA [8|16|32|64] (e.g. peek 0xffff000000000000)")),
+            ),
+            ("peek zz", Err(ParseError::BadNumber("zz"))),
+            ("crash exec-data", Ok(Command::Crash(CrashKind::ExecData))),
+            ("crash", Err(ParseError::Usage(CRASH_USAGE))),
+            ("crash stack-overflow", Ok(Command::Crash(CrashKind::StackOverflow))),
+            ("crash sideways", Err(ParseError::Usage(CRASH_USAGE))),
+        ];
+        for (line, expected) in rows {
+            assert_eq!(parse(line), *expected, "{line:?}");
+        }
+        assert!(ParseError::Unknown("x").to_string().contains("help"));
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        let lines = [
+            "help",
+            "layout",
+            "walk 0",
+            "mem",
+            "bootargs",
+            "kaslr",
+            "test",
+            "peek 0",
+            "modules",
+            "insmod hello",
+            "rmmod hello",
+            "lsmod",
+            "crash null",
+            "poweroff",
+        ];
+        for line in lines {
+            assert!(!matches!(parse(line), Err(_) | Ok(Command::Empty)), "{line}");
+            let name = line.split(' ').next().unwrap();
+            assert!(COMMANDS.iter().any(|(n, _, _)| *n == name), "help does not list {name}");
+        }
+        assert_eq!(
+            COMMANDS.len(),
+            lines.len(),
+            "a command in help that the parser does not know"
+        );
+    }
+}

@@ -1,0 +1,369 @@
+//! Text formats that scripts parse: `layout` rows, `walk` lines, the `kaslr`
+//! report and the KTAP test report. Kept here, away from the hardware, so the
+//! formats are unit-tested.
+
+use core::fmt::{self, Write};
+
+use pi::layout::{KIMAGE_VADDR, PAGE_OFFSET};
+use pi::pgtable::{MapCounts, Walk};
+
+use crate::kaslr::decide::{Kaslr, Placement};
+use crate::kaslr::window::entropy_tenths;
+use crate::mm::linear;
+use crate::mm::ranges::RangeList;
+use crate::module::region;
+
+/// One row of `layout`.
+#[derive(Clone, Copy, Debug)]
+pub struct LayoutRow<'a> {
+    /// Region name: `text`, `rodata`, `data`, `linear`, …
+    pub name: &'a str,
+    /// `[start, end)` virtual.
+    pub va: (u64, u64),
+    /// `[start, end)` physical, where the region maps 1:1 onto one range.
+    pub pa: Option<(u64, u64)>,
+    /// `r-x`, `r--`, `rw-`, or `---` when nothing is mapped.
+    pub prot: &'a str,
+    /// Descriptors found in the live tables for the range.
+    pub map: MapCounts,
+}
+
+impl fmt::Display for LayoutRow<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<8} va={:#x}-{:#x}", self.name, self.va.0, self.va.1)?;
+        if let Some((start, end)) = self.pa {
+            write!(f, " pa={start:#x}-{end:#x}")?;
+        }
+        let m = &self.map;
+        write!(
+            f,
+            " prot={} map=1G:{},2M:{},4K:{}",
+            self.prot, m.blocks_1g, m.blocks_2m, m.pages_4k
+        )
+    }
+}
+
+/// Writes a page-table walk: one line per level, then the result line
+/// `=> pa=0x… level=N size=1G|2M|4K prot=…` (or `=> fault: …`).
+pub fn write_walk(out: &mut dyn Write, va: u64, walk: &Walk) -> fmt::Result {
+    for step in walk.steps() {
+        writeln!(
+            out,
+            "L{} table={:#x} [{:3}] = {:#018x}",
+            step.level,
+            step.table.raw(),
+            step.index,
+            step.raw
+        )?;
+    }
+    match walk.translation {
+        Some(t) => writeln!(
+            out,
+            "=> pa={:#x} level={} size={} prot={}",
+            t.pa.raw(),
+            t.level,
+            size_name(t.size),
+            t.prot.as_str()
+        ),
+        None => {
+            let level = walk.steps().last().map_or(0, |s| s.level);
+            writeln!(
+                out,
+                "=> fault: {va:#x} is not mapped (translation fault at level {level})"
+            )
+        }
+    }
+}
+
+/// `1G`, `2M` or `4K`.
+pub fn size_name(size: u64) -> &'static str {
+    match size {
+        0x4000_0000 => "1G",
+        0x20_0000 => "2M",
+        _ => "4K",
+    }
+}
+
+/// What `kaslr` prints: `key=value` lines, one topic a line.
+pub struct KaslrReport<'a> {
+    /// The boot's decision.
+    pub k: &'a Kaslr<'a>,
+    /// The image's size in bytes.
+    pub image_size: u64,
+    /// Relocations the move applied.
+    pub relocations: u64,
+    /// Instructions they took, if the PMU counted them (`--icount`).
+    pub instructions: Option<u64>,
+    /// RAM, for what randomising the linear base would give.
+    pub ram: &'a RangeList,
+    /// `/chosen/kaslr-seed` as the DTB holds it now.
+    pub dtb_seed_now: u64,
+}
+
+/// `N.N`: entropy in bits, to a tenth, of `choices` equally likely ones.
+struct Bits(u64);
+
+impl fmt::Display for Bits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = entropy_tenths(self.0);
+        write!(f, "{}.{}", t / 10, t % 10)
+    }
+}
+
+impl fmt::Display for KaslrReport<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let k = self.k;
+        let source = match k.placement {
+            Placement::Random(s) => s.name(),
+            Placement::NoKaslr => "disabled (nokaslr)",
+            Placement::BadWindow(_) => "disabled (window refused)",
+            Placement::NoSeed => "disabled (no seed)",
+        };
+        writeln!(
+            f,
+            "source={source} offset={:#x} text={:#x}",
+            k.offset,
+            KIMAGE_VADDR + k.offset
+        )?;
+        let align = match k.window.align {
+            0x1000 => "4K",
+            0x10000 => "64K",
+            _ => "2M",
+        };
+        writeln!(
+            f,
+            "window={:#x}-{:#x} align={align} slots={} entropy={} bits",
+            k.window.start,
+            k.window.end,
+            k.slots,
+            Bits(k.slots)
+        )?;
+        write!(f, "image={:#x} bytes relocations={}", self.image_size, self.relocations)?;
+        match self.instructions {
+            Some(n) => writeln!(f, " instructions={n}")?,
+            None => writeln!(f)?,
+        }
+        let (direct, plt) = (k.modules.direct, k.modules.plt);
+        writeln!(
+            f,
+            "modules direct={:#x}-{:#x} plt={:#x}-{:#x}",
+            direct.start, direct.end, plt.start, plt.end
+        )?;
+        if k.source().is_some() {
+            // Linux's random_bounding_box: one choice per page of slack.
+            writeln!(
+                f,
+                "modules entropy direct={} bits plt={} bits",
+                Bits(region::bounding_box_choices(region::DIRECT_SIZE, k.image)),
+                Bits(region::bounding_box_choices(region::PLT_SIZE, direct))
+            )?;
+        }
+        // Linux randomised the linear map's base too, until v6.16; here that
+        // is the `kaslr.linear=on` experiment.
+        let choices = linear::randomisation_choices(self.ram);
+        if k.linear.random {
+            let first = linear::fixed_phys_offset(self.ram).raw();
+            let offset = linear::linear_va(first, k.linear.phys_offset) - PAGE_OFFSET;
+            writeln!(
+                f,
+                "linear base=random offset={offset:#x} ({choices} 1G-aligned places, {} bits)",
+                Bits(choices)
+            )?;
+        } else {
+            writeln!(
+                f,
+                "linear base=fixed ({choices} 1G-aligned places would give {} bits with kaslr.linear=on)",
+                Bits(choices)
+            )?;
+        }
+        writeln!(f, "dtb /chosen/kaslr-seed now={:#x}", self.dtb_seed_now)
+    }
+}
+
+/// Outcome of one in-kernel test.
+pub type TestResult = Result<(), TestFailure>;
+
+/// Why a test did not pass.
+#[derive(Clone, Copy, Debug)]
+pub struct TestFailure {
+    /// What went wrong, or why the test does not apply.
+    pub message: &'static str,
+    /// A value to show with it (an address, a count).
+    pub value: u64,
+    /// The test does not apply to this machine (reported as `# SKIP`).
+    pub skipped: bool,
+}
+
+/// Fails with `message` and `value` unless `cond` holds.
+pub fn check(cond: bool, message: &'static str, value: u64) -> TestResult {
+    if cond {
+        Ok(())
+    } else {
+        Err(TestFailure {
+            message,
+            value,
+            skipped: false,
+        })
+    }
+}
+
+/// The test does not apply here, for `reason`.
+pub fn skip(reason: &'static str) -> TestResult {
+    Err(TestFailure {
+        message: reason,
+        value: 0,
+        skipped: true,
+    })
+}
+
+/// Runs the tests whose names contain `filter` and prints KTAP, then the
+/// closing line `N passed, N failed` (and `, N skipped` if any). Returns the
+/// number failed.
+pub fn run_ktap<T>(
+    out: &mut dyn Write,
+    tests: &[(&str, T)],
+    filter: Option<&str>,
+    run: impl Fn(&T) -> TestResult,
+) -> Result<usize, fmt::Error> {
+    let selected = || tests.iter().filter(|(name, _)| filter.is_none_or(|f| name.contains(f)));
+    writeln!(out, "KTAP version 1")?;
+    writeln!(out, "1..{}", selected().count())?;
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    for (n, (name, test)) in selected().enumerate() {
+        match run(test) {
+            Ok(()) => {
+                passed += 1;
+                writeln!(out, "ok {} {name}", n + 1)?;
+            }
+            Err(e) if e.skipped => {
+                skipped += 1;
+                writeln!(out, "ok {} {name} # SKIP {}", n + 1, e.message)?;
+            }
+            Err(e) => {
+                failed += 1;
+                writeln!(out, "# {name}: {} ({:#x})", e.message, e.value)?;
+                writeln!(out, "not ok {} {name}", n + 1)?;
+            }
+        }
+    }
+    if skipped > 0 {
+        writeln!(out, "{passed} passed, {failed} failed, {skipped} skipped")?;
+    } else {
+        writeln!(out, "{passed} passed, {failed} failed")?;
+    }
+    Ok(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::bootargs;
+    use crate::kaslr::decide::decide;
+    use crate::kaslr::seed::SeedSource;
+    use crate::mm::ranges::PhysRange;
+
+    /// `kaslr` for 1 GiB of RAM at 1 GiB and an image of `size` bytes.
+    fn kaslr_report(line: &str, seed: Option<(u64, SeedSource)>, size: u64) -> String {
+        let mut ram = RangeList::new();
+        ram.insert(PhysRange::new(0x4000_0000, 1 << 30).unwrap()).unwrap();
+        let k = decide(&bootargs::parse(line, |_| {}), seed, size, &ram);
+        KaslrReport {
+            k: &k,
+            image_size: size,
+            relocations: 282,
+            instructions: Some(15644),
+            ram: &ram,
+            dtb_seed_now: 0,
+        }
+        .to_string()
+    }
+
+    /// The README's session (`--kaslr-seed 0x5 --icount`), rebuilt from the
+    /// same inputs on the host: the text the kernel printed there.
+    #[test]
+    fn kaslr_report_matches_a_real_session() {
+        let text = kaslr_report("kaslr.seed=0x5", Some((5, SeedSource::Bootarg)), 0x88000);
+        let expected = "\
+source=bootarg offset=0x1fffdca00000 text=0xffffa0005ca00000
+window=0xffffa0005c000000-0xffffe00014000000 align=2M slots=33553856 entropy=24.9 bits
+image=0x88000 bytes relocations=282 instructions=15644
+modules direct=0xffffa000587ea000-0xffffa000607ea000 plt=0xffffa00026d4e000-0xffffa000a6d4e000
+modules entropy direct=14.9 bits plt=18.9 bits
+linear base=fixed (131072 1G-aligned places would give 17.0 bits with kaslr.linear=on)
+dtb /chosen/kaslr-seed now=0x0
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn kaslr_report_says_why_it_is_off() {
+        let off = kaslr_report("nokaslr", None, 0x88000);
+        assert!(
+            off.starts_with("source=disabled (nokaslr) offset=0x0 text=0xffff800080000000\n"),
+            "{off}"
+        );
+        assert!(!off.contains("modules entropy"), "no module entropy without KASLR");
+        let refused = kaslr_report("kaslr.align=3M", Some((5, SeedSource::Dtb)), 0x88000);
+        assert!(refused.starts_with("source=disabled (window refused)"), "{refused}");
+        assert!(kaslr_report("", None, 0x88000).starts_with("source=disabled (no seed)"));
+        let linear = kaslr_report("kaslr.linear=on", Some((5, SeedSource::Dtb)), 0x88000);
+        assert!(linear.contains("linear base=random offset=0x"), "{linear}");
+    }
+
+    #[test]
+    fn layout_row_format() {
+        let row = LayoutRow {
+            name: "linear",
+            va: (0xffff_0000_0000_0000, 0xffff_0000_6000_0000),
+            pa: Some((0x4000_0000, 0xa000_0000)),
+            prot: "rw-",
+            map: MapCounts {
+                blocks_1g: 1,
+                blocks_2m: 256,
+                pages_4k: 0,
+                tables: 2,
+            },
+        };
+        assert_eq!(
+            row.to_string(),
+            "linear   va=0xffff000000000000-0xffff000060000000 pa=0x40000000-0xa0000000 prot=rw- map=1G:1,2M:256,4K:0"
+        );
+        let row = LayoutRow {
+            name: "modules",
+            pa: None,
+            prot: "---",
+            map: MapCounts::default(),
+            ..row
+        };
+        assert!(
+            row.to_string()
+                .starts_with("modules  va=0xffff000000000000-0xffff000060000000 prot=---")
+        );
+    }
+
+    #[test]
+    fn ktap_report() {
+        let tests = [("alpha", Some(true)), ("beta", Some(false)), ("alphabet", Some(true))];
+        let mut out = String::new();
+        let failed = run_ktap(&mut out, &tests, None, |ok| check(ok.unwrap(), "wrong", 7)).unwrap();
+        assert_eq!(failed, 1);
+        assert_eq!(
+            out,
+            "KTAP version 1\n1..3\nok 1 alpha\n# beta: wrong (0x7)\nnot ok 2 beta\nok 3 alphabet\n2 passed, 1 failed\n"
+        );
+        let mut out = String::new();
+        run_ktap(&mut out, &tests, Some("alpha"), |ok| check(ok.unwrap(), "wrong", 7)).unwrap();
+        assert!(
+            out.ends_with("1..2\nok 1 alpha\nok 2 alphabet\n2 passed, 0 failed\n"),
+            "{out}"
+        );
+        let tests = [("a", Some(true)), ("b", None)];
+        let mut out = String::new();
+        let run = |t: &Option<bool>| t.map_or_else(|| skip("not here"), |ok| check(ok, "wrong", 7));
+        assert_eq!(run_ktap(&mut out, &tests, None, run).unwrap(), 0);
+        assert!(
+            out.ends_with("ok 1 a\nok 2 b # SKIP not here\n1 passed, 0 failed, 1 skipped\n"),
+            "{out}"
+        );
+    }
+}

@@ -1,0 +1,410 @@
+//! The in-kernel test suite (`test [FILTER]`): claims about the live machine,
+//! each checked against the page tables the MMU uses or against memory itself.
+
+use pi::addr::PhysAddr;
+use pi::layout::{FIXMAP_DTB, KIMAGE_VADDR, LINEAR_END, PAGE_OFFSET, PAGE_SIZE};
+use pi::pgtable::{self, Translation};
+
+use super::report::{TestFailure, TestResult, check, run_ktap, skip};
+use crate::arch::{cpu, sections};
+use crate::boot::state;
+use crate::console::Console;
+use crate::kaslr::relocate;
+use crate::mm::reserve::frames_below;
+use crate::mm::tables;
+use crate::mm::{frames, linear, rodata, stack};
+use crate::module::abi;
+
+type Test = fn() -> TestResult;
+
+const TESTS: &[(&str, Test)] = &[
+    (
+        "text_va_is_link_address_plus_kaslr_offset",
+        text_va_is_link_address_plus_kaslr_offset,
+    ),
+    ("image_maps_to_its_load_address", image_maps_to_its_load_address),
+    (
+        "link_address_is_unmapped_after_a_move",
+        link_address_is_unmapped_after_a_move,
+    ),
+    (
+        "relocated_pointers_point_into_the_running_image",
+        relocated_pointers_point_into_the_running_image,
+    ),
+    ("linear_map_reaches_every_ram_range", linear_map_reaches_every_ram_range),
+    ("linear_map_is_never_executable", linear_map_is_never_executable),
+    ("frame_below_image_is_usable", frame_below_image_is_usable),
+    (
+        "frames_past_those_above_the_image_come_from_below",
+        frames_past_those_above_the_image_come_from_below,
+    ),
+    ("text_is_not_writable", text_is_not_writable),
+    ("rodata_is_read_only", rodata_is_read_only),
+    ("data_is_not_executable", data_is_not_executable),
+    ("dtb_window_is_read_only", dtb_window_is_read_only),
+    ("linear_map_uses_minimum_tables", linear_map_uses_minimum_tables),
+    ("ttbr0_is_disabled", ttbr0_is_disabled),
+    ("wxn_is_on", wxn_is_on),
+    (
+        "image_alias_is_read_only_exactly_with_rodata_full",
+        image_alias_is_read_only_exactly_with_rodata_full,
+    ),
+    (
+        "kernel_stack_sits_above_an_unmapped_guard",
+        kernel_stack_sits_above_an_unmapped_guard,
+    ),
+    ("tables_outgrow_the_image_pool", tables_outgrow_the_image_pool),
+];
+
+/// The kernel's own test names (modules cannot take them).
+pub fn names() -> alloc::vec::Vec<&'static str> {
+    TESTS.iter().map(|(name, _)| *name).collect()
+}
+
+/// A test in the suite: the kernel's own, or one a module registered.
+#[derive(Clone, Copy)]
+enum Entry {
+    Kernel(Test),
+    Module { owner: u64, test: extern "C" fn() -> i32 },
+}
+
+/// Runs the suite, module tests last (or the tests whose names contain
+/// `filter`); returns failures.
+pub fn run(filter: Option<&str>) -> usize {
+    let from_modules = abi::tests();
+    let entries: alloc::vec::Vec<(&str, Entry)> = TESTS
+        .iter()
+        .map(|&(name, test)| (name, Entry::Kernel(test)))
+        .chain(from_modules.iter().map(|(name, owner, test)| {
+            (
+                name.as_str(),
+                Entry::Module {
+                    owner: *owner,
+                    test: *test,
+                },
+            )
+        }))
+        .collect();
+    run_ktap(&mut Console, &entries, filter, |entry| match *entry {
+        Entry::Kernel(test) => test(),
+        Entry::Module { owner, test } => {
+            let code = abi::enter(owner, || test());
+            check(code == 0, "the module's test returned non-zero", code as u64)
+        }
+    })
+    .unwrap_or(0)
+}
+
+fn fail(message: &'static str, value: u64) -> TestFailure {
+    TestFailure {
+        message,
+        value,
+        skipped: false,
+    }
+}
+
+fn translate(va: u64) -> Option<Translation> {
+    tables::walk(va).translation
+}
+
+fn text() -> u64 {
+    sections::text().start
+}
+
+fn text_va_is_link_address_plus_kaslr_offset() -> TestResult {
+    // Linked at KIMAGE_VADDR; wherever it was loaded, it runs there plus the
+    // KASLR offset (zero with nokaslr).
+    let expected = KIMAGE_VADDR + relocate::get().0.offset;
+    check(text() == expected, "_text is not at KIMAGE_VADDR + offset", text())?;
+    let here = text_va_is_link_address_plus_kaslr_offset as *const () as u64;
+    check(
+        here >= text() && here < sections::text().end,
+        "running code is outside the image text",
+        here,
+    )
+}
+
+fn image_maps_to_its_load_address() -> TestResult {
+    let image = state::get().image;
+    let t = translate(text()).ok_or(fail("the image's text is unmapped", text()))?;
+    check(t.pa == image.start, "text does not map to the load address", t.pa.raw())
+}
+
+fn link_address_is_unmapped_after_a_move() -> TestResult {
+    if relocate::get().0.offset == 0 {
+        return skip("KASLR is off: the image is at its link address");
+    }
+    check(
+        translate(KIMAGE_VADDR).is_none(),
+        "the link address still maps the image",
+        KIMAGE_VADDR,
+    )
+}
+
+fn relocated_pointers_point_into_the_running_image() -> TestResult {
+    // TESTS holds function pointers: link-time addresses the move relocated.
+    let text_end = sections::text().end;
+    for (_, test) in TESTS {
+        let f = *test as usize as u64;
+        check(
+            f >= text() && f < text_end,
+            "a function pointer in data points outside the running text",
+            f,
+        )?;
+    }
+    Ok(())
+}
+
+/// Reads a word through the linear map with a volatile load.
+fn read_linear(pa: PhysAddr) -> u64 {
+    // SAFETY: `pa` is in a /memory range, so the linear map covers it (checked
+    // by the caller through a walk first); reading RAM has no side effects.
+    unsafe { pa.to_linear().as_ptr::<u64>().read_volatile() }
+}
+
+fn linear_map_reaches_every_ram_range() -> TestResult {
+    for r in state::get().boot.dt.memory.iter() {
+        let r = r.shrink_to_pages(PAGE_SIZE);
+        for pa in [r.start, PhysAddr::new(r.end.raw() - PAGE_SIZE)] {
+            let va = pa.to_linear().raw();
+            let t = translate(va).ok_or(fail("RAM page not in the linear map", pa.raw()))?;
+            check(t.pa == pa, "linear map translates to the wrong PA", t.pa.raw())?;
+            let _ = read_linear(pa);
+        }
+    }
+    // The image is reachable through both mappings, and they show the same bytes.
+    let image_pa = state::get().image.start;
+    // SAFETY: `_text` is the image header, mapped readable.
+    let via_image = unsafe { (text() as *const u64).read_volatile() };
+    check(
+        read_linear(image_pa) == via_image,
+        "image and its linear alias differ",
+        image_pa.raw(),
+    )
+}
+
+fn linear_map_is_never_executable() -> TestResult {
+    for r in state::get().boot.dt.memory.iter() {
+        let t = translate(r.start.to_linear().raw()).ok_or(fail("unmapped", r.start.raw()))?;
+        check(!t.prot.exec, "linear map is executable", r.start.raw())?;
+    }
+    Ok(())
+}
+
+fn frame_below_image_is_usable() -> TestResult {
+    let image = state::get().image.start;
+    // Free frames below the image, highest first (closest to the image).
+    let below = state::get().reserved.free.iter().rev().flat_map(|r| {
+        let r = r.shrink_to_pages(PAGE_SIZE);
+        let end = r.end.min(image);
+        (0..end.raw().saturating_sub(r.start.raw()) / PAGE_SIZE)
+            .map(move |i| PhysAddr::new(end.raw() - (i + 1) * PAGE_SIZE))
+    });
+    let mut candidates = below.take(64).peekable();
+    if candidates.peek().is_none() {
+        return skip("the image sits at the bottom of RAM: nothing below it");
+    }
+    // The allocator must hand out a frame there when asked for it.
+    let pa = candidates
+        .find_map(frames::alloc_frame_at)
+        .ok_or(fail("allocator refused every frame below the image", image.raw()))?;
+    let p = pa.to_linear().as_ptr::<u64>();
+    let pattern = 0x5a5a_0000_0000_0000 | pa.raw();
+    // SAFETY: the frame is ours (just allocated) and linear-mapped rw.
+    let back = unsafe {
+        p.write_volatile(pattern);
+        p.read_volatile()
+    };
+    frames::free_frame(pa);
+    check(back == pattern, "frame below the image did not read back", pa.raw())
+}
+
+/// With the image near the top of RAM: take one frame more than lie above
+/// it; by counting, at least one must come from below.
+fn frames_past_those_above_the_image_come_from_below() -> TestResult {
+    const MAX_ABOVE: u64 = 16 * 1024;
+    let image = state::get().image;
+    let free = &state::get().reserved.free;
+    let above: u64 = free
+        .iter()
+        .map(|r| r.shrink_to_pages(PAGE_SIZE))
+        .filter(|r| r.start >= image.end)
+        .map(|r| r.size() / PAGE_SIZE)
+        .sum();
+    if above > MAX_ABOVE {
+        return skip("the image is not near the top of RAM");
+    }
+    if frames_below(free, image.start) == 0 {
+        return skip("nothing below the image");
+    }
+    let mut taken = alloc::vec::Vec::new();
+    for _ in 0..=above {
+        match frames::alloc_frame() {
+            Some(pa) => taken.push(pa),
+            None => break,
+        }
+    }
+    let below = taken.iter().filter(|&&pa| pa < image.start).count() as u64;
+    let got = taken.len() as u64;
+    taken.into_iter().for_each(frames::free_frame);
+    check(got == above + 1, "the allocator ran dry", got)?;
+    check(below >= 1, "no frame came from below the image", below)
+}
+
+fn text_is_not_writable() -> TestResult {
+    let t = translate(text()).ok_or(fail("text unmapped", text()))?;
+    check(!t.prot.write && t.prot.exec, "text is not r-x", text())
+}
+
+fn rodata_is_read_only() -> TestResult {
+    let va = sections::text().end;
+    let t = translate(va).ok_or(fail("rodata unmapped", va))?;
+    check(!t.prot.write && !t.prot.exec, "rodata is not r--", va)
+}
+
+fn data_is_not_executable() -> TestResult {
+    let va = sections::rodata().end;
+    let t = translate(va).ok_or(fail("data unmapped", va))?;
+    check(t.prot.write && !t.prot.exec, "data is not rw-", va)
+}
+
+fn dtb_window_is_read_only() -> TestResult {
+    let t = translate(FIXMAP_DTB).ok_or(fail("DTB window unmapped", FIXMAP_DTB))?;
+    check(!t.prot.write && !t.prot.exec, "DTB window is not r--", FIXMAP_DTB)
+}
+
+fn linear_map_uses_minimum_tables() -> TestResult {
+    let k = state::get();
+    let minimum = linear::minimum_tables(&k.boot.dt.memory, pi::addr::phys_offset());
+    check(
+        k.linear.tables == minimum,
+        "linear map used more table pages than the minimum",
+        k.linear.tables,
+    )
+}
+
+fn ttbr0_is_disabled() -> TestResult {
+    check(cpu::ttbr0_disabled(), "TCR_EL1.EPD0 is clear: TTBR0 still walks", 0)
+}
+
+fn kernel_stack_sits_above_an_unmapped_guard() -> TestResult {
+    let (guard_start, guard_end) = (stack::GUARD.start, stack::GUARD.end);
+    let (stack_start, stack_end) = (stack::STACK.start, stack::STACK.end);
+    let sp: u64;
+    // SAFETY: reads the stack pointer, nothing else.
+    unsafe { core::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    check(
+        (stack_start..stack_end).contains(&sp),
+        "not running on the kernel stack",
+        sp,
+    )?;
+    check(
+        translate(guard_end - PAGE_SIZE).is_none() && translate(guard_start).is_none(),
+        "the guard is mapped",
+        guard_start,
+    )?;
+    let t = translate(stack_start).ok_or(fail("the stack is unmapped", stack_start))?;
+    check(t.prot.as_str() == "rw-", "the stack is not rw-", stack_start)
+}
+
+fn image_alias_is_read_only_exactly_with_rodata_full() -> TestResult {
+    let full = state::get().boot.args.rodata_full;
+    let (start, end) = rodata::protected_range();
+    for pa in [start, PhysAddr::new(end.raw() - PAGE_SIZE)] {
+        let t = translate(pa.to_linear().raw()).ok_or(fail("image alias unmapped", pa.raw()))?;
+        check(
+            t.prot.write != full,
+            "alias protection does not match rodata=",
+            pa.raw(),
+        )?;
+        check(!t.prot.exec, "the alias is executable", pa.raw())?;
+    }
+    // Just outside the protected range the linear map is ordinary data.
+    let after = translate(end.to_linear().raw()).ok_or(fail("data alias unmapped", end.raw()))?;
+    check(after.prot.write, "the alias of data is read-only", end.raw())
+}
+
+fn wxn_is_on() -> TestResult {
+    use aarch64_cpu::registers::{Readable, SCTLR_EL1};
+    // SCTLR_EL1.WXN: the MMU itself treats any writable page as never executable.
+    check(
+        SCTLR_EL1.get() & (1 << 19) != 0,
+        "SCTLR_EL1.WXN is clear",
+        SCTLR_EL1.get(),
+    )
+}
+
+/// Maps one page into each of enough empty GiB of the linear area (past the
+/// end of RAM, or before its start when `kaslr.linear=on` put RAM at the top)
+/// that the image's table pool must run out, then unmaps them: the tables
+/// past the pool come from frames, and the mappings work.
+fn tables_outgrow_the_image_pool() -> TestResult {
+    const GIB: u64 = 1 << 30;
+    let usage = || tables::TABLES.lock().as_ref().expect("tables set up at boot").usage();
+    let before = usage();
+    // An empty GiB needs at least a level-3 table of its own.
+    let count = before.pool_size - before.pool_used + 1;
+    let ram = &state::get().boot.dt.memory;
+    let (Some(lowest), Some(highest)) = (ram.iter().map(|r| r.start).min(), ram.iter().map(|r| r.end).max()) else {
+        return skip("no RAM ranges");
+    };
+    let ram_start = lowest.to_linear().raw() / GIB * GIB;
+    let ram_end = PhysAddr::new(highest.raw() - PAGE_SIZE)
+        .to_linear()
+        .raw()
+        .next_multiple_of(GIB);
+    let first = if LINEAR_END - ram_end >= count * GIB {
+        ram_end
+    } else if ram_start - PAGE_OFFSET >= count * GIB {
+        ram_start - count * GIB
+    } else {
+        return skip("no empty GiB in the linear area");
+    };
+    let vas = (0..count).map(|i| first + i * GIB);
+
+    let frame = frames::alloc_frame().ok_or(fail("no free frame", 0))?;
+    let pattern = 0x7ab1_e000_0000_0000 | frame.raw();
+    // SAFETY: the frame is ours (just allocated) and linear-mapped rw.
+    unsafe { frame.to_linear().as_ptr::<u64>().write_volatile(pattern) };
+    let mut mapped = 0;
+    let mut result = Ok(());
+    for va in vas.clone() {
+        if tables::map(
+            va,
+            frame,
+            PAGE_SIZE,
+            pgtable::Attrs::DATA,
+            pgtable::Granularity::PagesOnly,
+        )
+        .is_err()
+        {
+            result = Err(fail("could not map a page: no table page left", va));
+            break;
+        }
+        mapped += 1;
+    }
+    for va in vas.clone().take(mapped) {
+        // SAFETY: `va` was just mapped rw to `frame`, which holds `pattern`.
+        let back = unsafe { (va as *const u64).read_volatile() };
+        if result.is_ok() && back != pattern {
+            result = Err(fail("a page mapped with a frame table reads wrong", va));
+        }
+    }
+    let after = usage();
+    for va in vas.clone().take(mapped) {
+        let _ = tables::unmap(va, PAGE_SIZE);
+    }
+    frames::free_frame(frame);
+    result?;
+    check(
+        after.pool_used == after.pool_size,
+        "the pool did not run out",
+        after.pool_used,
+    )?;
+    check(after.from_frames > 0, "no table came from frames", 0)?;
+    check(
+        vas.clone().all(|va| translate(va).is_none()),
+        "a test page is still mapped",
+        first,
+    )
+}
