@@ -68,7 +68,7 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
             addr::kimage_voffset(),
         )
     };
-    *tables::TABLES.lock() = Some(tables::KernelTables::new(pool));
+    tables::init(pool);
 
     let info = read_boot_info(dtb_pa, boot_regs).unwrap_or_else(|e| unusable_device_tree(dtb_pa, e));
     let info = BOOT_INFO.call_once(|| info);

@@ -97,35 +97,18 @@ mod tests {
             (0x180, 4, "tiny"),
         ]);
         assert_eq!(count(&table), 3);
-        assert_eq!(
-            lookup(&table, 0x40),
-            Some(Found {
-                name: "boot",
-                offset: 0
-            })
-        );
-        assert_eq!(
-            lookup(&table, 0x5f),
-            Some(Found {
-                name: "boot",
-                offset: 0x1f
-            })
-        );
-        assert_eq!(lookup(&table, 0x60), None, "between symbols");
-        assert_eq!(
-            lookup(&table, 0x17c),
-            Some(Found {
-                name: "kernel::shell::run",
-                offset: 0x7c
-            })
-        );
-        assert_eq!(
-            lookup(&table, 0x183),
-            Some(Found {
-                name: "tiny",
-                offset: 3
-            })
-        );
+        // (text offset, symbol, offset into it); None between symbols.
+        let rows = [
+            (0x40, Some(("boot", 0))),
+            (0x5f, Some(("boot", 0x1f))),
+            (0x60, None),
+            (0x17c, Some(("kernel::shell::run", 0x7c))),
+            (0x183, Some(("tiny", 3))),
+        ];
+        for (at, expected) in rows {
+            let expected = expected.map(|(name, offset)| Found { name, offset });
+            assert_eq!(lookup(&table, at), expected, "{at:#x}");
+        }
         assert_eq!(lookup(&table, 0x10), None, "before the first");
         assert_eq!(lookup(&[0u8; 64], 0x40), None, "an unfilled table");
         assert_eq!(count(&table[..20]), 0, "a truncated table is empty");

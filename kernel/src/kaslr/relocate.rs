@@ -23,7 +23,7 @@ use super::decide::Kaslr;
 use super::relr;
 use crate::arch::{cpu, pmu, sections};
 use crate::mm::ranges::PhysRange;
-use crate::mm::tables::{self, TABLES};
+use crate::mm::tables;
 
 /// What the move cost.
 #[derive(Clone, Copy, Debug, Default)]
@@ -80,7 +80,7 @@ pub unsafe fn apply(k: Kaslr<'static>, image: PhysRange, next: extern "C" fn(u64
     DECISION.call_once(|| (k, moved));
     let voffset = addr::kimage_voffset() + offset;
     addr::set_kimage(image.start, image.end, voffset);
-    TABLES.lock().as_mut().expect("tables set up first").rebase(voffset);
+    tables::locked(|tables, _| tables.rebase(voffset));
     let stacks = cpu::Stacks {
         exception: sections::boot_stack().end + offset,
         kernel: None,

@@ -12,7 +12,7 @@ use pi::addr::{KimgVirt, PhysAddr};
 use pi::pgtable::{self, Attrs, Entry, MapCounts, level_size, table_descriptor};
 use spin::Once;
 
-use super::tables::TABLES;
+use super::tables;
 use crate::arch::cpu;
 
 static SPLIT: Once<MapCounts> = Once::new();
@@ -40,48 +40,48 @@ pub fn protect_image_alias() {
     let mut total = MapCounts::default();
     let mut va = start.to_linear().raw();
     let alias_end = end.to_linear().raw();
-    let root = cpu::ttbr1_root();
-    while va < alias_end {
-        let mut tables = TABLES.lock();
-        let tables = tables.as_mut().expect("tables set up first");
-        let walk = pgtable::walk(tables, root, va);
-        let (Some(t), Some(step)) = (walk.translation, walk.steps().last().copied()) else {
-            panic!("rodata=full: the image alias at {va:#x} is not in the linear map");
-        };
-        let block_va = va & !(t.size - 1);
-        let chunk_end = alias_end.min(block_va + t.size);
-        if t.level == pgtable::LAST_LEVEL {
-            // Pages already: a permission change needs no break-before-make.
-            let pa = t.pa.align_down(t.size);
-            pgtable::set_entry(
-                tables,
-                step.table,
-                step.index,
-                pgtable::leaf_descriptor(pa, t.level, Attrs::RODATA),
-            );
-        } else {
-            let block_pa = t.pa.align_down(t.size);
-            let (table, counts) = pgtable::build_split(
-                tables,
-                t.level,
-                block_va,
-                block_pa,
-                va,
-                chunk_end - va,
-                Attrs::RODATA,
-                Attrs::DATA,
-            )
-            .unwrap_or_else(|e| panic!("rodata=full: cannot split the block at {block_va:#x}: {e:?}"));
-            debug_assert!(matches!(Entry::decode(step.raw, t.level), Entry::Leaf { .. }));
-            // Break: unmap the block and make every CPU forget it; make: install
-            // the table that maps the same memory.
-            pgtable::set_entry(tables, step.table, step.index, 0);
+    // One hold of the tables' lock for the whole split.
+    tables::locked(|tables, root| {
+        while va < alias_end {
+            let walk = pgtable::walk(tables, root, va);
+            let (Some(t), Some(step)) = (walk.translation, walk.steps().last().copied()) else {
+                panic!("rodata=full: the image alias at {va:#x} is not in the linear map");
+            };
+            let block_va = va & !(t.size - 1);
+            let chunk_end = alias_end.min(block_va + t.size);
+            if t.level == pgtable::LAST_LEVEL {
+                // Pages already: a permission change needs no break-before-make.
+                let pa = t.pa.align_down(t.size);
+                pgtable::set_entry(
+                    tables,
+                    step.table,
+                    step.index,
+                    pgtable::leaf_descriptor(pa, t.level, Attrs::RODATA),
+                );
+            } else {
+                let block_pa = t.pa.align_down(t.size);
+                let (table, counts) = pgtable::build_split(
+                    tables,
+                    t.level,
+                    block_va,
+                    block_pa,
+                    va,
+                    chunk_end - va,
+                    Attrs::RODATA,
+                    Attrs::DATA,
+                )
+                .unwrap_or_else(|e| panic!("rodata=full: cannot split the block at {block_va:#x}: {e:?}"));
+                debug_assert!(matches!(Entry::decode(step.raw, t.level), Entry::Leaf { .. }));
+                // Break: unmap the block and make every CPU forget it; make: install
+                // the table that maps the same memory.
+                pgtable::set_entry(tables, step.table, step.index, 0);
+                cpu::flush_tlb();
+                pgtable::set_entry(tables, step.table, step.index, table_descriptor(table));
+                total = total + counts;
+            }
             cpu::flush_tlb();
-            pgtable::set_entry(tables, step.table, step.index, table_descriptor(table));
-            total = total + counts;
+            va = chunk_end.max(va + level_size(pgtable::LAST_LEVEL));
         }
-        cpu::flush_tlb();
-        va = chunk_end.max(va + level_size(pgtable::LAST_LEVEL));
-    }
+    });
     SPLIT.call_once(|| total);
 }

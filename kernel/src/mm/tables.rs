@@ -32,7 +32,12 @@ pub struct KernelTables {
 }
 
 /// The one writer of the live kernel tables.
-pub static TABLES: Mutex<Option<KernelTables>> = Mutex::new(None);
+static TABLES: Mutex<Option<KernelTables>> = Mutex::new(None);
+
+/// Takes over the tables the early code built, and the rest of its pool.
+pub fn init(pool: EarlyPool) {
+    *TABLES.lock() = Some(KernelTables::new(pool));
+}
 
 /// Where the kernel's table pages came from: the image's pool, then frames.
 #[derive(Clone, Copy)]
@@ -90,33 +95,32 @@ impl TableAlloc for KernelTables {
     }
 }
 
+/// Runs `f` on the live tables and their root, under the tables' lock. Only
+/// one `KernelTables` exists, so the `&mut` it gets is the lock's.
+pub fn locked<R>(f: impl FnOnce(&mut KernelTables, PhysAddr) -> R) -> R {
+    let mut tables = TABLES.lock();
+    f(tables.as_mut().expect("tables set up at boot"), cpu::ttbr1_root())
+}
+
 /// The walk the MMU would do for `va`, read from the live tables.
 pub fn walk(va: u64) -> Walk {
-    pgtable::walk(
-        TABLES.lock().as_ref().expect("tables set up at boot"),
-        cpu::ttbr1_root(),
-        va,
-    )
+    locked(|tables, root| pgtable::walk(tables, root, va))
 }
 
 /// Descriptors of each size that map `[va, va + len)` in the live tables.
 pub fn count(va: u64, len: u64) -> MapCounts {
-    pgtable::count(
-        TABLES.lock().as_ref().expect("tables set up at boot"),
-        cpu::ttbr1_root(),
-        va,
-        len,
-    )
+    locked(|tables, root| pgtable::count(tables, root, va, len))
+}
+
+/// Where the kernel's table pages came from so far.
+pub fn usage() -> TableUsage {
+    locked(|tables, _| tables.usage())
 }
 
 /// Maps `[va, va + len)` to `pa` in the live kernel tables, under their lock,
 /// and makes the new entries visible to the table walker.
 pub fn map(va: u64, pa: PhysAddr, len: u64, attrs: Attrs, granularity: Granularity) -> Result<(), MapError> {
-    let mapped = {
-        let mut tables = TABLES.lock();
-        let tables = tables.as_mut().expect("tables set up at boot");
-        pgtable::map(tables, cpu::ttbr1_root(), va, pa, len, attrs, granularity)
-    };
+    let mapped = locked(|tables, root| pgtable::map(tables, root, va, pa, len, attrs, granularity));
     cpu::publish_tables();
     mapped.map(|_| ())
 }
@@ -124,11 +128,7 @@ pub fn map(va: u64, pa: PhysAddr, len: u64, attrs: Attrs, granularity: Granulari
 /// Removes the kernel mappings of `[va, va + len)` (page-aligned), under the
 /// tables' lock, and flushes the TLB. Returns the entries cleared.
 pub fn unmap(va: u64, len: u64) -> Result<u64, MapError> {
-    let cleared = {
-        let mut tables = TABLES.lock();
-        let tables = tables.as_mut().expect("tables set up at boot");
-        pgtable::unmap(tables, cpu::ttbr1_root(), va, len)
-    };
+    let cleared = locked(|tables, root| pgtable::unmap(tables, root, va, len));
     cpu::flush_tlb();
     cleared
 }
@@ -139,11 +139,7 @@ pub fn unmap(va: u64, len: u64) -> Result<u64, MapError> {
 /// # Errors
 /// What `linear::build` refused; ranges mapped before it stay mapped.
 pub fn build_linear(ram: &RangeList, phys_offset: PhysAddr) -> Result<MapCounts, LinearError> {
-    let built = {
-        let mut tables = TABLES.lock();
-        let tables = tables.as_mut().expect("tables set up first");
-        linear::build(tables, cpu::ttbr1_root(), ram, phys_offset)
-    };
+    let built = locked(|tables, root| linear::build(tables, root, ram, phys_offset));
     cpu::publish_tables();
     built
 }

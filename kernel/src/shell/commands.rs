@@ -13,7 +13,7 @@ use crate::boot::{cpio, phases, state};
 use crate::console::{self, Console};
 use crate::kaslr::relocate;
 use crate::mm::reserve::frames_below;
-use crate::mm::tables::{self, TABLES};
+use crate::mm::tables;
 use crate::mm::{frames, linear, rodata, stack};
 use crate::module::{abi, insmod};
 use crate::println;
@@ -176,7 +176,7 @@ fn layout() {
             Some((dtb_base, dtb_base + dtb_size))
         )
     );
-    let tables = TABLES.lock().as_ref().expect("tables set up at boot").usage();
+    let tables = tables::usage();
     println!(
         "# linear map: {} table pages (minimum for this RAM: {}); table pool: {}/{} pages used, {} more tables from frames; text at KIMAGE_VADDR={KIMAGE_VADDR:#x} + kaslr {:#x}",
         k.linear.tables,

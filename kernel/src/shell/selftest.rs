@@ -340,7 +340,7 @@ fn wxn_is_on() -> TestResult {
 /// past the pool come from frames, and the mappings work.
 fn tables_outgrow_the_image_pool() -> TestResult {
     const GIB: u64 = 1 << 30;
-    let usage = || tables::TABLES.lock().as_ref().expect("tables set up at boot").usage();
+    let usage = tables::usage;
     let before = usage();
     // An empty GiB needs at least a level-3 table of its own.
     let count = before.pool_size - before.pool_used + 1;
