@@ -224,8 +224,6 @@ pub fn parse_load_addr(text: &str) -> Result<LoadAddr, String> {
         .ok_or(format!("load address '{text}': expected 0x… or 'random'"))
 }
 
-/// Reads hex (with or without `0x`) for `--kaslr-seed`.
-///
 /// Checks a `--raw-dtb` file: it must exist and fit the boot protocol's 2 MiB.
 ///
 /// # Errors
@@ -243,11 +241,20 @@ pub fn check_raw_dtb(path: &Path) -> Result<PathBuf, String> {
     Ok(path.to_path_buf())
 }
 
+/// Reads hex (with or without `0x`) for `--kaslr-seed`. Zero is refused: the
+/// kernel takes a zero seed as no seed and would pick its own.
+///
 /// # Errors
 /// A message saying what is accepted.
 pub fn parse_seed(text: &str) -> Result<u64, String> {
     let hex = text.strip_prefix("0x").unwrap_or(text);
-    u64::from_str_radix(hex, 16).map_err(|_| format!("seed '{text}': expected up to 16 hex digits"))
+    match u64::from_str_radix(hex, 16) {
+        Ok(0) => Err(format!(
+            "seed '{text}': 0 means no seed: use --nokaslr, or a non-zero seed"
+        )),
+        Ok(seed) => Ok(seed),
+        Err(_) => Err(format!("seed '{text}': expected up to 16 hex digits")),
+    }
 }
 
 fn parse_number(text: &str) -> Option<u64> {
@@ -422,6 +429,8 @@ mod tests {
         assert_eq!(parse_seed("0xdeadbeef"), Ok(0xdead_beef));
         assert_eq!(parse_seed("ff"), Ok(0xff));
         assert!(parse_seed("xyz").is_err());
+        let zero = parse_seed("0x0").unwrap_err();
+        assert!(zero.contains("0 means no seed"), "{zero}");
     }
 
     #[test]

@@ -38,13 +38,9 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
     let ec = esr.class();
     // The kernel runs on SP_EL0 after boot (vector 0), on SP_EL1 before (4).
     let sync_at_el1 = vector == 0 || vector == 4;
-    let guard = crate::mm::stack::GUARD;
-    if sync_at_el1 && ec == class::DATA_ABORT && (guard.start..guard.end).contains(&far) {
-        crate::println!("\nkernel stack overflow: FAR={far:#018x} is in the guard page below the kernel stack");
-        backtrace::print(frame.elr, frame.x[29]);
-        panic!("kernel stack overflow");
-    }
-    // A synchronous abort taken at EL1 by an instruction the table knows.
+    // A synchronous abort taken at EL1 by an instruction the table knows
+    // (`peek`): reported by the fixup, whatever the address — the guard page
+    // included, which only an overflowing stack makes fatal.
     if sync_at_el1 && matches!(ec, class::DATA_ABORT | class::INSTRUCTION_ABORT | class::SP_ALIGNMENT) {
         let table = sections::ex_table();
         if let Some(fixup) = extable::search(table, table.as_ptr() as u64, frame.elr) {
@@ -52,6 +48,12 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
             frame.elr = fixup;
             return;
         }
+    }
+    let guard = crate::mm::stack::GUARD;
+    if sync_at_el1 && ec == class::DATA_ABORT && (guard.start..guard.end).contains(&far) {
+        crate::println!("\nkernel stack overflow: FAR={far:#018x} is in the guard page below the kernel stack");
+        backtrace::print(frame.elr, frame.x[29]);
+        panic!("kernel stack overflow");
     }
     let name = VECTOR_NAMES.get(vector as usize).copied().unwrap_or("?");
     crate::println!("\nexception: {name}: {} (EC {ec:#04x})", class_name(ec));

@@ -47,6 +47,27 @@ impl Default for BootArgs<'_> {
     }
 }
 
+/// Every setting, as `key=value` words in command-line order (what `bootargs`
+/// shows): `loglevel=INFO nokaslr=false kaslr.seed=none …`.
+impl fmt::Display for BootArgs<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "loglevel={} nokaslr={}", self.loglevel, self.nokaslr)?;
+        match self.kaslr_seed {
+            Some(seed) => write!(f, " kaslr.seed={seed:#x}")?,
+            None => write!(f, " kaslr.seed=none")?,
+        }
+        write!(
+            f,
+            " kaslr.window={} kaslr.align={} kaslr.linear={} rodata={} module.region={}",
+            self.kaslr_window.unwrap_or("default"),
+            self.kaslr_align.unwrap_or("default"),
+            if self.kaslr_linear { "on" } else { "off" },
+            if self.rodata_full { "full" } else { "on" },
+            if self.module_far { "far" } else { "near" },
+        )
+    }
+}
+
 /// A problem with one word of the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BootArgIssue<'a> {
@@ -66,7 +87,7 @@ pub enum BootArgIssue<'a> {
 /// after it, and must not hold addresses of the image's old mapping.
 const EXPECTED: &[(&str, &str)] = &[
     ("loglevel", "off, error, warn, info, debug, trace or 0-5"),
-    ("kaslr.seed", "a 64-bit number (0x…)"),
+    ("kaslr.seed", "a non-zero 64-bit number (0x…); 0 means no seed"),
     ("kaslr.linear", "on or off"),
     ("rodata", "full, on or off"),
     ("module.region", "near or far"),
@@ -122,8 +143,9 @@ pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> Boot
             },
             ("nokaslr", None) => args.nokaslr = true,
             ("kaslr.seed", Some(v)) => match crate::num::parse_u64(v) {
-                Some(seed) => args.kaslr_seed = Some(seed),
-                None => issue(BootArgIssue::BadValue { key, value: v }),
+                // Zero is no seed: say so rather than quietly use another source.
+                Some(seed) if seed != 0 => args.kaslr_seed = Some(seed),
+                _ => issue(BootArgIssue::BadValue { key, value: v }),
             },
             ("kaslr.window", Some(v)) => args.kaslr_window = Some(v),
             ("kaslr.align", Some(v)) => args.kaslr_align = Some(v),
@@ -207,6 +229,9 @@ mod tests {
         assert_eq!(args.kaslr_align, Some("4K"));
         let (args, issues) = run("kaslr.seed=zz");
         assert_eq!((args.kaslr_seed, issues.len()), (None, 1));
+        let (args, issues) = run("kaslr.seed=0");
+        assert_eq!(args.kaslr_seed, None, "zero is no seed");
+        assert!(issues[0].contains("0 means no seed"), "{issues:?}");
         assert!(!args.kaslr_linear, "off by default");
         assert!(run("kaslr.linear=on").0.kaslr_linear);
         let (args, issues) = run("kaslr.linear=on kaslr.linear=maybe");
@@ -228,6 +253,21 @@ mod tests {
             assert_eq!(issues.len(), 1, "{line}");
             assert!(!issues[0].contains("another value"), "{line}: {issues:?}");
         }
+    }
+
+    #[test]
+    fn every_setting_is_shown() {
+        let (args, _) = run("");
+        assert_eq!(
+            args.to_string(),
+            "loglevel=INFO nokaslr=false kaslr.seed=none kaslr.window=default kaslr.align=default kaslr.linear=off rodata=on module.region=near"
+        );
+        let (args, _) =
+            run("nokaslr kaslr.seed=0x5 kaslr.align=4K kaslr.linear=on rodata=full module.region=far loglevel=debug");
+        assert_eq!(
+            args.to_string(),
+            "loglevel=DEBUG nokaslr=true kaslr.seed=0x5 kaslr.window=default kaslr.align=4K kaslr.linear=on rodata=full module.region=far"
+        );
     }
 
     #[test]

@@ -145,10 +145,14 @@ pub fn window_from_args<'a>(
     if w.slots(size) == 0 {
         return Err(WindowError::TooSmall(w.start, w.end));
     }
-    // The image is already mapped at its link address while it moves, so the
-    // two places must not overlap (moving by zero is no move at all).
+    // The image is already mapped at its link address while it moves, so no
+    // slot may overlap it except the link address itself (moving by zero is
+    // no move at all). Slots only grow from the first, so checking the lowest
+    // one that moves checks them all.
     let first = w.start.next_multiple_of(w.align);
-    if first != KIMAGE_VADDR && first < KIMAGE_VADDR + size {
+    let lowest_move = if first == KIMAGE_VADDR { first + w.align } else { first };
+    let moves_exist = lowest_move.checked_add(size).is_some_and(|end| end <= w.end);
+    if moves_exist && lowest_move < KIMAGE_VADDR + size {
         return Err(WindowError::OverlapsLinkAddress(w.start, w.end));
     }
     Ok(w)
@@ -254,6 +258,34 @@ mod tests {
     }
 
     #[test]
+    fn every_slot_of_an_accepted_window_is_a_valid_move() {
+        // Windows at and just past the link address, at each alignment.
+        for align in ["4K", "64K", "2M"] {
+            for start in [
+                KIMAGE_VADDR,
+                KIMAGE_VADDR + 0x1000,
+                KIMAGE_VADDR + SIZE,
+                KIMAGE_VADDR + 2 * MIB,
+            ] {
+                let window = format!("{start:#x}-{:#x}", start + 64 * MIB);
+                let Ok(w) = window_from_args(Some(&window), Some(align), SIZE) else {
+                    continue;
+                };
+                for slot in 0..w.slots(SIZE) {
+                    let va = w.pick(slot, SIZE).unwrap();
+                    assert!(
+                        va == KIMAGE_VADDR || va >= KIMAGE_VADDR + SIZE,
+                        "{window} {align}: slot {slot} at {va:#x} overlaps the link address"
+                    );
+                }
+            }
+        }
+        // A window of exactly the link address is fine: the image stays.
+        let here = format!("{KIMAGE_VADDR:#x}-{:#x}", KIMAGE_VADDR + SIZE);
+        assert!(window_from_args(Some(&here), Some("4K"), SIZE).is_ok());
+    }
+
+    #[test]
     fn window_arguments() {
         let ok = window_from_args(Some("0xffff900000000000-0xffff900040000000"), Some("64K"), SIZE).unwrap();
         assert_eq!(
@@ -282,6 +314,18 @@ mod tests {
             (
                 Some("0xffff800080001000-0xffff800090000000"),
                 Some("4K"),
+                "overlaps the image at its link address",
+            ),
+            // Starting at the link address: slot 0 stays, but the next ones
+            // (4K and 64K steps) would overlap the image still mapped there.
+            (
+                Some("0xffff800080000000-0xffff800090000000"),
+                Some("4K"),
+                "overlaps the image at its link address",
+            ),
+            (
+                Some("0xffff800080000000-0xffff800090000000"),
+                Some("64K"),
                 "overlaps the image at its link address",
             ),
         ];

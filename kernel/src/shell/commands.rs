@@ -1,12 +1,12 @@
 //! The shell on the machine: the read-run loop, and one function per command,
 //! each run against the live page tables and boot state.
 
-use pi::layout::{FIXMAP_DTB, KIMAGE_VADDR, PAGE_OFFSET, PAGE_SIZE};
+use pi::layout::{FIXMAP_DTB, KIMAGE_VADDR, PAGE_SIZE};
 use pi::pgtable::MapCounts;
 
 use super::editor::{Echo, LineEditor};
 use super::parse::{COMMANDS, Command, ParseError, parse};
-use super::report::{KaslrReport, LayoutRow, write_walk};
+use super::report::{KaslrReport, LayoutRow, WalkRefusal, write_walk};
 use super::{crash, selftest};
 use crate::arch::{peek, psci, sections};
 use crate::boot::{cpio, phases, state};
@@ -37,8 +37,10 @@ pub fn run() -> ! {
             Echo::Bell => console::put_bytes(b"\x07"),
             Echo::Enter => {
                 println!();
-                let line = editor.take_line();
-                execute(line.as_str());
+                match editor.take_line() {
+                    Ok(line) => execute(line.as_str()),
+                    Err(e) => println!("error: {e}"),
+                }
                 crate::print!("{PROMPT}");
             }
         }
@@ -196,14 +198,12 @@ fn layout() {
 }
 
 fn walk(va: u64) {
-    if va < PAGE_OFFSET {
-        println!(
-            "error: {va:#x} is in the lower half (TTBR0), which is disabled after boot; try a kernel address such as {PAGE_OFFSET:#x}"
-        );
-        return;
+    match WalkRefusal::of(va) {
+        Some(refusal) => println!("error: {refusal}"),
+        None => {
+            let _ = write_walk(&mut Console, va, &tables::walk(va));
+        }
     }
-    let w = tables::walk(va);
-    let _ = write_walk(&mut Console, va, &w);
 }
 
 fn mem() {
@@ -236,7 +236,7 @@ fn mem() {
 fn bootargs() {
     let info = &state::get().boot;
     println!("cmdline: {}", info.dt.bootargs);
-    println!("loglevel={} nokaslr={}", info.args.loglevel, info.args.nokaslr);
+    println!("{}", info.args);
     for issue in info.arg_issues() {
         println!("warning: {issue}");
     }

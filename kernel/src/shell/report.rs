@@ -75,6 +75,41 @@ pub fn write_walk(out: &mut dyn Write, va: u64, walk: &Walk) -> fmt::Result {
     }
 }
 
+/// Why `walk` does not walk an address: only the kernel half has live tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalkRefusal {
+    /// A lower-half address: TTBR0's, switched off after boot.
+    LowerHalf(u64),
+    /// Neither half: bits 63:48 are not all copies of bit 47.
+    NonCanonical(u64),
+}
+
+impl WalkRefusal {
+    /// The refusal for `va`, if any (48-bit virtual addresses).
+    pub fn of(va: u64) -> Option<WalkRefusal> {
+        match va >> 48 {
+            0xffff => None,
+            0 => Some(WalkRefusal::LowerHalf(va)),
+            _ => Some(WalkRefusal::NonCanonical(va)),
+        }
+    }
+}
+
+impl fmt::Display for WalkRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            WalkRefusal::LowerHalf(va) => write!(
+                f,
+                "{va:#x} is in the lower half (TTBR0), which is disabled after boot; try a kernel address such as {PAGE_OFFSET:#x}"
+            ),
+            WalkRefusal::NonCanonical(va) => write!(
+                f,
+                "{va:#x} is not canonical: with 48-bit virtual addresses, bits 63:48 must all be 0 (lower half, TTBR0) or all 1 (kernel half, TTBR1); any other address faults before a table is read"
+            ),
+        }
+    }
+}
+
 /// `1G`, `2M` or `4K`.
 pub fn size_name(size: u64) -> &'static str {
     match size {
@@ -309,6 +344,22 @@ dtb /chosen/kaslr-seed now=0x0
         assert!(kaslr_report("", None, 0x88000).starts_with("source=disabled (no seed)"));
         let linear = kaslr_report("kaslr.linear=on", Some((5, SeedSource::Dtb)), 0x88000);
         assert!(linear.contains("linear base=random offset=0x"), "{linear}");
+    }
+
+    #[test]
+    fn walk_refuses_the_lower_half_and_non_canonical_addresses() {
+        assert_eq!(WalkRefusal::of(0xffff_0000_0000_0000), None);
+        assert_eq!(WalkRefusal::of(u64::MAX), None);
+        assert_eq!(WalkRefusal::of(0x1000), Some(WalkRefusal::LowerHalf(0x1000)));
+        assert_eq!(
+            WalkRefusal::of(0x0000_ffff_ffff_ffff),
+            Some(WalkRefusal::LowerHalf(0x0000_ffff_ffff_ffff))
+        );
+        for va in [0x0001_0000_0000_0000, 0xfffe_ffff_ffff_ffff, 0x8000_0000_0000_0000] {
+            let refusal = WalkRefusal::of(va).unwrap();
+            assert_eq!(refusal, WalkRefusal::NonCanonical(va));
+            assert!(refusal.to_string().contains("not canonical"), "{va:#x}");
+        }
     }
 
     #[test]

@@ -1,0 +1,87 @@
+//! Bad input gets a clear error and changes nothing: shell lines, boot
+//! arguments and KASLR windows that used to kill the kernel, run something
+//! else than was typed, or fail silently.
+
+mod common;
+use common::*;
+
+/// The kernel stack's guard page (kernel/pi/src/layout.rs: STACKS_VADDR).
+const GUARD: u64 = 0xffff_ffff_ff00_0000;
+
+#[test]
+fn odd_shell_lines_are_refused_or_reported_and_the_shell_goes_on() {
+    let long = format!("help {}", "x".repeat(300));
+    let arrows = "\u{1b}[A\u{1b}[Dlsmod";
+    let out = session(
+        &["--nokaslr"],
+        &[
+            &format!("peek {GUARD:#x}"),
+            &long,
+            "walk 0x0001000000000000",
+            "walk 0x1000",
+            arrows,
+            "help",
+        ],
+    );
+    // A peek in the guard page is a fault like any other, not an "overflow".
+    assert!(
+        out.contains(&format!("fault at {GUARD:#x}: translation fault at level 3")),
+        "{out}"
+    );
+    assert!(!out.contains("kernel stack overflow"), "{out}");
+    // A line longer than the buffer runs nothing, not its first 256 bytes.
+    assert!(out.contains("error: line too long (max 256 characters)"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.trim_end() == "commands:").count(),
+        1,
+        "only the last line ran help:\n{out}"
+    );
+    assert!(out.contains("error: 0x1000000000000 is not canonical"), "{out}");
+    assert!(out.contains("error: 0x1000 is in the lower half (TTBR0)"), "{out}");
+    // Arrow keys are consumed; what follows them runs (lsmod: nothing loaded).
+    assert!(!out.contains("unknown command"), "{out}");
+    assert!(!out.contains("[A"), "an escape sequence was typed as text:\n{out}");
+}
+
+#[test]
+fn boot_argument_problems_are_printed_at_boot_and_bootargs_shows_every_setting() {
+    let out = session(
+        &["--nokaslr", "--append", "frob loglevel=loud kaslr.seed=0 rodata=full"],
+        &["bootargs"],
+    );
+    let boot = out.split("splitmap> ").next().unwrap();
+    for warning in [
+        "[WARN ] unknown boot argument 'frob' ignored",
+        "[WARN ] boot argument loglevel=loud rejected",
+        "[WARN ] boot argument kaslr.seed=0 rejected: expected a non-zero 64-bit number (0x…); 0 means no seed",
+    ] {
+        assert!(boot.contains(warning), "not said at boot: {warning}\n{boot}");
+    }
+    assert!(
+        out.contains("loglevel=INFO nokaslr=true kaslr.seed=none kaslr.window=default kaslr.align=default kaslr.linear=off rodata=full module.region=near"),
+        "{out}"
+    );
+    assert!(out.contains("warning: unknown boot argument 'frob' ignored"), "{out}");
+}
+
+#[test]
+fn a_zero_seed_is_refused_by_the_host_tool() {
+    let run = splitmap(&["run", "--kaslr-seed", "0", "--cmd", "help"]);
+    assert!(!run.success);
+    assert!(run.stderr.contains("0 means no seed"), "{}", run.stderr);
+}
+
+#[test]
+fn a_window_whose_later_slots_overlap_the_link_address_is_refused_by_name() {
+    // Slot 0 is the link address itself; at 4K or 64K steps, the slots after
+    // it overlap the image still mapped there while it moves.
+    for align in ["4K", "64K"] {
+        let window = format!("kaslr.window={KIMAGE_VADDR:#x}-0xffff800090000000 kaslr.align={align}");
+        let out = session(&["--kaslr-seed", "0x3", "--append", &window], &["kaslr"]);
+        assert!(
+            out.contains("overlaps the image at its link address") && out.contains("KASLR off"),
+            "{align}: {out}"
+        );
+        assert!(out.contains("source=disabled (window refused)"), "{align}: {out}");
+    }
+}
