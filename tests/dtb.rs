@@ -255,3 +255,147 @@ fn qemus_own_tree_boots_raw_and_fails_clearly_once_mutated() {
         );
     });
 }
+
+/// A `/reserved-memory` child per range.
+fn reserved_memory(w: &mut FdtWriter, ranges: &[(u64, u64)]) {
+    let rm = w.begin_node("reserved-memory").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.property_u32("#size-cells", 2).unwrap();
+    w.property_null("ranges").unwrap();
+    for (i, &(start, size)) in ranges.iter().enumerate() {
+        let node = w.begin_node(&format!("r{i}@{start:x}")).unwrap();
+        w.property_array_u64("reg", &[start, size]).unwrap();
+        w.end_node(node).unwrap();
+    }
+    w.end_node(rm).unwrap();
+}
+
+#[test]
+fn thirty_two_memory_ranges_boot_and_every_one_is_used() {
+    // 32 ranges of 16 MiB with 1 MiB gaps from the RAM base: the image (at
+    // +2 MiB) and the raw tree (at 0x46000000) both fall inside one.
+    let reg: Vec<u64> = (0..32).flat_map(|i| [RAM_BASE + i * 17 * MIB, 16 * MIB]).collect();
+    let run = raw(
+        "raw-32-ranges.dtb",
+        &tree_with_memory(true, &reg, |_| {}),
+        &["mem", "test linear"],
+    );
+    assert!(run.success, "{}{}", run.stdout, run.stderr);
+    let ram = run.stdout.lines().filter(|l| l.starts_with("ram      ")).count();
+    assert_eq!(ram, 32, "{}", run.stdout);
+    assert_eq!(ktap_totals(&run.stdout).1, 0, "{}", run.stdout);
+}
+
+#[test]
+fn every_reservation_is_honoured_however_many() {
+    // Twenty reservations, the last the top 16 MiB of RAM, where the heap
+    // would otherwise go.
+    let top = (RAM_BASE + GIB - 16 * MIB, 16 * MIB);
+    let mut ranges: Vec<(u64, u64)> = (0..19).map(|i| (0x5800_0000 + i * 0x10_0000, 0x1000)).collect();
+    ranges.push(top);
+    let run = raw(
+        "raw-20-reservations.dtb",
+        &tree(true, |w| reserved_memory(w, &ranges)),
+        &["mem"],
+    );
+    assert!(run.success, "{}{}", run.stdout, run.stderr);
+    let listed = run.stdout.lines().filter(|l| l.ends_with(" memreserve")).count();
+    assert!(listed >= 20, "every reservation is listed:\n{}", run.stdout);
+    let heap = run.stdout.lines().find(|l| l.ends_with(" heap")).expect("a heap line");
+    let (start, end) = heap
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("pa="))
+        .and_then(|r| r.split_once('-'))
+        .map(|(a, b)| (hex(a), hex(b)))
+        .unwrap();
+    assert!(
+        end <= top.0 || start >= top.0 + top.1,
+        "the heap {heap} is in a reservation"
+    );
+}
+
+#[test]
+fn a_reservation_up_to_the_top_of_the_address_space_is_kept() {
+    // [RAM top - 16 MiB, 2^64): its end does not fit in 64 bits.
+    let start = RAM_BASE + GIB - 16 * MIB;
+    let run = raw(
+        "raw-reserve-to-2-64.dtb",
+        &tree(true, |w| reserved_memory(w, &[(start, start.wrapping_neg())])),
+        &["mem"],
+    );
+    assert!(run.success, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(&format!("reserved pa={start:#x}-")),
+        "{}",
+        run.stdout
+    );
+    let heap = run.stdout.lines().find(|l| l.ends_with(" heap")).expect("heap");
+    assert!(!heap.contains("pa=0x7f"), "the heap took the reserved top: {heap}");
+}
+
+#[test]
+fn an_initrd_outside_ram_is_reported_and_not_used() {
+    let blob = tree(true, |w| {
+        // A second /chosen is merged by path; put the properties in one of
+        // its own instead.
+        let chosen = w.begin_node("chosen").unwrap();
+        w.property_u64("linux,initrd-start", 0x1_0000_0000).unwrap();
+        w.property_u64("linux,initrd-end", 0x1_0010_0000).unwrap();
+        w.end_node(chosen).unwrap();
+    });
+    let run = raw("raw-initrd-outside.dtb", &blob, &["modules", "insmod hello"]);
+    assert!(run.success, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("initrd at 0x100000000-0x100100000 is outside RAM; ignored"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("error: no initrd"), "{}", run.stdout);
+}
+
+#[test]
+fn a_uart_too_large_for_the_mmio_window_falls_back_to_the_early_console() {
+    let blob = tree(false, |w| {
+        let chosen = w.begin_node("chosen").unwrap();
+        w.property_string("stdout-path", "/pl011@9000000").unwrap();
+        w.end_node(chosen).unwrap();
+        let uart = w.begin_node("pl011@9000000").unwrap();
+        w.property_string("compatible", "arm,pl011").unwrap();
+        w.property_array_u64("reg", &[0x900_0000, 0x1000_0000]).unwrap();
+        w.end_node(uart).unwrap();
+    });
+    let run = raw("raw-huge-uart.dtb", &blob, &["help"]);
+    assert!(run.success, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("do not fit the MMIO window"), "{}", run.stdout);
+    assert!(run.stdout.contains("commands:"), "{}", run.stdout);
+}
+
+#[test]
+fn a_tree_outside_ram_keeps_its_seed_and_boots() {
+    // RAM around the raw tree at 0x46000000, not under it.
+    let ram = [RAM_BASE, 0x600_0000, 0x4620_0000, 0x39e0_0000];
+    let blob = tree_with_memory(true, &ram, |w| {
+        let chosen = w.begin_node("chosen").unwrap();
+        w.property_u64("kaslr-seed", 0x1234_5678).unwrap();
+        w.end_node(chosen).unwrap();
+    });
+    let run = raw("raw-tree-outside-ram.dtb", &blob, &["kaslr"]);
+    assert!(run.success, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("source=dtb"), "{}", run.stdout);
+    assert!(run.stdout.contains("outside RAM"), "{}", run.stdout);
+}
+
+#[test]
+fn a_kernel_outside_the_described_ram_is_named_not_a_silent_fault() {
+    // RAM from 0x48000000 only: the image at 0x40200000 is outside it.
+    let blob = tree_with_memory(true, &[0x4800_0000, 0x3800_0000], |_| {});
+    let run = raw("raw-image-outside-ram.dtb", &blob, &["help"]);
+    assert!(!run.success);
+    assert!(
+        run.stdout.contains("kernel panic: the kernel image at 0x40200000-")
+            && run.stdout.contains("is not inside the RAM"),
+        "{}",
+        run.stdout
+    );
+}

@@ -9,6 +9,7 @@ use aarch64_cpu::registers::Writeable;
 fn panic(info: &PanicInfo<'_>) -> ! {
     aarch64_cpu::registers::DAIF.set(0b1111 << 6);
     crate::console::force_unlock();
+    crate::boot::phases::panic_console();
     crate::println!("\nkernel panic: {}", info.message());
     if let Some(at) = info.location() {
         crate::println!("  at {}:{}:{}", at.file(), at.line(), at.column());

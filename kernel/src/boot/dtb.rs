@@ -15,6 +15,18 @@ use crate::mm::ranges::{PhysRange, RangeList, TooManyRanges};
 /// Deepest node nesting we follow (QEMU's trees are 4 deep).
 const MAX_DEPTH: usize = 16;
 
+/// RAM ranges kept from `/memory` nodes (after merging); more are reported
+/// and ignored.
+pub const MAX_MEMORY_RANGES: usize = 32;
+/// Reserved ranges (`/memreserve/` and `/reserved-memory`, after merging);
+/// a tree with more is refused: ignoring one could hand reserved RAM out.
+pub const MAX_RESERVED_RANGES: usize = 28;
+
+// RAM with every reservation punched out — the tree's and the kernel's own
+// four (image, DTB, initrd, heap) — must fit one RangeList: each hole splits
+// at most one range in two.
+const _: () = assert!(MAX_MEMORY_RANGES + MAX_RESERVED_RANGES + 4 <= crate::mm::ranges::MAX_RANGES);
+
 /// How PSCI calls reach the firmware.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PsciConduit {
@@ -144,6 +156,7 @@ impl DtbError {
     pub fn consequence(&self) -> &'static str {
         match self {
             DtbError::EmptyRange(_) => "ignored",
+            DtbError::TooManyRanges(Node::Memory) => "those past the limit ignored",
             DtbError::Overlap(..) => "merged",
             _ => "node ignored",
         }
@@ -165,8 +178,13 @@ impl fmt::Display for DtbError {
                 "device tree node {node} has an unsupported #address-cells/#size-cells"
             ),
             DtbError::BadReg(node) => write!(f, "device tree node {node} has a malformed reg property"),
-            DtbError::TooManyRanges(Node::Memory) => write!(f, "device tree lists too many memory ranges"),
-            DtbError::TooManyRanges(_) => write!(f, "device tree lists too many reserved ranges"),
+            DtbError::TooManyRanges(Node::Memory) => {
+                write!(f, "device tree lists more than {MAX_MEMORY_RANGES} memory ranges")
+            }
+            DtbError::TooManyRanges(_) => write!(
+                f,
+                "device tree lists more than {MAX_RESERVED_RANGES} reserved ranges, which splitmap cannot all honour"
+            ),
             DtbError::NoMemory => write!(f, "device tree has no /memory node with a non-empty reg"),
             DtbError::EmptyRange(at) => write!(f, "device tree memory range at {at:#x} has size 0"),
             DtbError::Overlap(start, end) => write!(f, "device tree memory ranges overlap at {start:#x}-{end:#x}"),
@@ -324,7 +342,7 @@ pub fn parse(blob: &[u8]) -> Result<DeviceTree<'_>, DtbError> {
             && let Some(reg) = frame.reg
         {
             let mut found = RangeList::new();
-            let mut notes: [Option<DtbError>; 2] = [None; 2];
+            let mut notes: [Option<DtbError>; 3] = [None; 3];
             match for_each_reg(reg, parent, Node::Memory, |r| {
                 if r.size() == 0 {
                     notes[0].get_or_insert(DtbError::EmptyRange(r.start.raw()));
@@ -339,14 +357,15 @@ pub fn parse(blob: &[u8]) -> Result<DeviceTree<'_>, DtbError> {
                     let (start, end) = (o.start.max(r.start), o.end.min(r.end));
                     notes[1].get_or_insert(DtbError::Overlap(start.raw(), end.raw()));
                 }
-                found
-                    .insert(r)
-                    .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::Memory))
+                if found.insert_up_to(r, MAX_MEMORY_RANGES).is_err() {
+                    notes[2].get_or_insert(DtbError::TooManyRanges(Node::Memory));
+                }
+                Ok(())
             }) {
                 Ok(()) => {
                     for r in found.iter() {
-                        if info.memory.insert(*r).is_err() {
-                            info.problem(DtbError::TooManyRanges(Node::Memory));
+                        if info.memory.insert_up_to(*r, MAX_MEMORY_RANGES).is_err() {
+                            notes[2].get_or_insert(DtbError::TooManyRanges(Node::Memory));
                         }
                     }
                 }
@@ -357,13 +376,17 @@ pub fn parse(blob: &[u8]) -> Result<DeviceTree<'_>, DtbError> {
         if path.len() == 3
             && path[1] == "reserved-memory"
             && let Some(reg) = frame.reg
-            && let Err(e) = for_each_reg(reg, parent, Node::ReservedMemory, |r| {
-                info.reserved
-                    .insert(r)
-                    .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::ReservedMemory))
-            })
         {
-            info.problem(e);
+            match for_each_reg(reg, parent, Node::ReservedMemory, |r| {
+                info.reserved
+                    .insert_up_to(r, MAX_RESERVED_RANGES)
+                    .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::ReservedMemory))
+            }) {
+                // Ignoring a reservation could hand reserved RAM out: refuse.
+                Err(e @ DtbError::TooManyRanges(_)) => return Err(e),
+                Err(e) => info.problem(e),
+                Ok(()) => {}
+            }
         }
         if let Some(stdout) = stdout
             && path_matches(path, stdout)
@@ -425,7 +448,7 @@ fn for_each_reg(
             be_number(size).ok_or(DtbError::BadReg(what))?
         };
         // Empty ranges too: the caller decides whether they matter.
-        f(PhysRange::new(addr, size).ok_or(DtbError::BadReg(what))?)?;
+        f(PhysRange::saturating(addr, size))?;
     }
     Ok(())
 }
@@ -468,9 +491,8 @@ fn read_memreserve(blob: &[u8], tree: &DevTree<'_>, out: &mut RangeList) -> Resu
         if addr == 0 && size == 0 {
             return Ok(());
         }
-        let range = PhysRange::new(addr, size).ok_or(DtbError::BadReg(Node::Memreserve))?;
-        out.insert(range)
-            .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::ReservedMemory))?;
+        out.insert_up_to(PhysRange::saturating(addr, size), MAX_RESERVED_RANGES)
+            .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::Memreserve))?;
         off += 16;
     }
 }

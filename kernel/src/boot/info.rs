@@ -29,6 +29,8 @@ pub struct BootInfo<'dt> {
     pub arg_issue_count: usize,
     /// RAM beyond the CPU's physical address width was dropped.
     pub ram_cut: bool,
+    /// The initrd the tree named, dropped because RAM does not hold it all.
+    pub initrd_outside_ram: Option<PhysRange>,
     /// x1|x2|x3 at entry, which the boot protocol wants zero.
     pub boot_regs: u64,
 }
@@ -44,6 +46,11 @@ impl<'dt> BootInfo<'dt> {
         let mut dt = dtb::parse(blob)?;
         let (ram, ram_cut) = dt.memory.below_pa_bits(pa_bits);
         dt.memory = ram;
+        // Every address from the tree is checked against RAM before use.
+        let initrd_outside_ram = dt.initrd.filter(|&r| !dt.memory.covers(r));
+        if initrd_outside_ram.is_some() {
+            dt.initrd = None;
+        }
         let mut arg_issues = [None; MAX_ARG_ISSUES];
         let mut arg_issue_count = 0;
         let args = bootargs::parse(dt.bootargs, |issue| {
@@ -59,6 +66,7 @@ impl<'dt> BootInfo<'dt> {
             arg_issues,
             arg_issue_count,
             ram_cut,
+            initrd_outside_ram,
             boot_regs,
         })
     }
@@ -66,6 +74,12 @@ impl<'dt> BootInfo<'dt> {
     /// The command-line problems kept, in order.
     pub fn arg_issues(&self) -> impl Iterator<Item = &BootArgIssue<'dt>> {
         self.arg_issues.iter().flatten()
+    }
+
+    /// Whether the DTB blob itself lies in RAM (and so in the linear map):
+    /// a bootloader may leave it anywhere.
+    pub fn dtb_in_ram(&self) -> bool {
+        self.dt.memory.covers(self.dtb)
     }
 
     /// Command-line problems beyond those kept.
@@ -83,12 +97,21 @@ mod tests {
 
     /// A tree with RAM at 1 GiB and at 2^40, and `bootargs`.
     fn tree(bootargs: &str) -> Vec<u8> {
+        tree_with_initrd(bootargs, None)
+    }
+
+    /// The same, with an initrd at `[start, end)`.
+    fn tree_with_initrd(bootargs: &str, initrd: Option<(u64, u64)>) -> Vec<u8> {
         let mut w = FdtWriter::new().unwrap();
         let root = w.begin_node("").unwrap();
         w.property_u32("#address-cells", 2).unwrap();
         w.property_u32("#size-cells", 2).unwrap();
         let chosen = w.begin_node("chosen").unwrap();
         w.property_string("bootargs", bootargs).unwrap();
+        if let Some((start, end)) = initrd {
+            w.property_u64("linux,initrd-start", start).unwrap();
+            w.property_u64("linux,initrd-end", end).unwrap();
+        }
         w.end_node(chosen).unwrap();
         let memory = w.begin_node("memory@40000000").unwrap();
         w.property_string("device_type", "memory").unwrap();
@@ -137,6 +160,24 @@ mod tests {
             assert_eq!(info.arg_issues().count(), MAX_ARG_ISSUES);
             assert_eq!(info.arg_issues_dropped(), 5);
         });
+    }
+
+    #[test]
+    fn an_initrd_or_dtb_outside_ram_is_caught_before_use() {
+        let inside = (0x4800_0000, 0x4810_0000);
+        let straddling = (0x7ff0_0000, 0x8010_0000);
+        for (initrd, kept) in [(inside, true), (straddling, false)] {
+            let blob = tree_with_initrd("", Some(initrd));
+            let copy = Aligned::new(&blob);
+            let info = BootInfo::read(copy.bytes(), 0x4820_0000, 48, 0).unwrap();
+            assert_eq!(info.dt.initrd.is_some(), kept, "{initrd:x?}");
+            assert_eq!(info.initrd_outside_ram.is_none(), kept, "{initrd:x?}");
+            assert!(info.dtb_in_ram());
+        }
+        let blob = tree("");
+        let copy = Aligned::new(&blob);
+        let info = BootInfo::read(copy.bytes(), 0x3000_0000, 48, 0).unwrap();
+        assert!(!info.dtb_in_ram(), "RAM starts at 1 GiB");
     }
 
     #[test]

@@ -72,6 +72,14 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
 
     let info = read_boot_info(dtb_pa, boot_regs).unwrap_or_else(|e| unusable_device_tree(dtb_pa, e));
     let info = BOOT_INFO.call_once(|| info);
+    if !info.dt.memory.is_empty() && !info.dt.memory.covers(image) {
+        // The linear map, which KASLR writes through, would not reach it.
+        panic!(
+            "the kernel image at {:#x}-{:#x} is not inside the RAM the device tree describes",
+            image.start.raw(),
+            image.end.raw()
+        );
+    }
     if info.dt.memory.is_empty() {
         // Nothing to map or move; `after_move` reports it once there is a console.
         // SAFETY: no move: `apply` only records the decision.
@@ -99,10 +107,10 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         end: PhysAddr::new(image_pa + sections::image().size()),
     };
     let info = *BOOT_INFO.get().expect("boot info read before the move");
-    let uart = info.dt.uart.filter(|u| u.pl011).map(|u| u.regs);
-    let uart_va = start_console(uart);
+    let named = info.dt.uart.filter(|u| u.pl011).map(|u| u.regs);
+    let console = start_console(named);
     console::init_log(info.args.loglevel);
-    report(&info, uart.is_some(), image);
+    report(&info, named, console, image);
     if info.dt.memory.is_empty() {
         panic!("{}", DtbError::NoMemory);
     }
@@ -130,7 +138,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         image,
         boot: info,
         linear: linear_counts,
-        uart_va,
+        console,
         reserved,
     });
     stack::switch_to_kernel_stack(run_shell)
@@ -142,15 +150,22 @@ extern "C" fn run_shell() -> ! {
 
 /// Says, once there is a console, what boot made of its inputs: problems in
 /// the command line and the tree, and where the image went.
-fn report(info: &BootInfo<'_>, named_uart: bool, image: PhysRange) {
+fn report(info: &BootInfo<'_>, named: Option<PhysRange>, console: Console, image: PhysRange) {
     for issue in info.arg_issues() {
         warn!("{issue}");
     }
     if info.arg_issues_dropped() > 0 {
         warn!("{} more boot argument problems not shown", info.arg_issues_dropped());
     }
-    if !named_uart {
-        warn!("no PL011 at /chosen/stdout-path; console on QEMU virt's UART at {EARLY_UART_PA:#x}");
+    match named {
+        None => warn!("no PL011 at /chosen/stdout-path; console on QEMU virt's UART at {EARLY_UART_PA:#x}"),
+        Some(regs) if regs != console.regs => warn!(
+            "the console UART's registers at {:#x} ({:#x} bytes) do not fit the MMIO window ({:#x} bytes); console on QEMU virt's UART at {EARLY_UART_PA:#x}",
+            regs.start.raw(),
+            regs.size(),
+            MMIO_END - MMIO_BASE
+        ),
+        Some(_) => {}
     }
     let (k, _) = relocate::get();
     crate::println!(
@@ -168,6 +183,19 @@ fn report(info: &BootInfo<'_>, named_uart: bool, image: PhysRange) {
         warn!(
             "RAM beyond this CPU's {}-bit physical address space ignored",
             cpu::pa_bits()
+        );
+    }
+    if let Some(r) = info.initrd_outside_ram {
+        warn!(
+            "initrd at {:#x}-{:#x} is outside RAM; ignored",
+            r.start.raw(),
+            r.end.raw()
+        );
+    }
+    if info.dt.kaslr_seed.is_some() && !info.dtb_in_ram() {
+        warn!(
+            "the device tree at {:#x} is outside RAM: /chosen/kaslr-seed could not be zeroed",
+            info.dtb.start.raw()
         );
     }
     if info.boot_regs != 0 {
@@ -233,9 +261,12 @@ pub fn dtb_seed_now(info: &BootInfo<'_>) -> Option<u64> {
 }
 
 /// Zeroes `/chosen/kaslr-seed` so the seed is not reused (as Linux does),
-/// through the linear map: the DTB window is read-only.
+/// through the linear map: the DTB window is read-only. A tree outside RAM
+/// has no linear alias and keeps its seed (boot says so).
 fn zero_dtb_seed(info: &BootInfo<'_>) {
-    if let Some((_, at)) = info.dt.kaslr_seed {
+    if let Some((_, at)) = info.dt.kaslr_seed
+        && info.dtb_in_ram()
+    {
         let p = info.dtb.start.add(at as u64).to_linear().as_ptr::<[u8; 8]>();
         // SAFETY: the DTB is RAM, mapped writable in the linear map (just
         // built), and no reference into that word is held while it is cleared.
@@ -254,28 +285,70 @@ fn unusable_device_tree(dtb_pa: u64, e: DtbError) -> ! {
     panic!("the device tree at {dtb_pa:#x} is unusable: {e}")
 }
 
-/// Maps the console UART (`regs`, or QEMU virt's if `None`) into the MMIO
-/// window and makes it the console. Returns its virtual address.
-fn start_console(regs: Option<PhysRange>) -> u64 {
-    let regs = regs.unwrap_or(PhysRange {
-        start: PhysAddr::new(EARLY_UART_PA),
-        end: PhysAddr::new(EARLY_UART_PA + PAGE_SIZE),
-    });
-    let base = regs.start.align_down(PAGE_SIZE);
-    let size = (regs.end.raw() - base.raw()).next_multiple_of(PAGE_SIZE);
-    let va = MMIO_BASE;
-    if va + size > MMIO_END {
-        // A UART that does not fit the window: nothing can be shown.
+/// QEMU virt's UART, one page.
+const EARLY_UART: PhysRange = PhysRange {
+    start: PhysAddr::new(EARLY_UART_PA),
+    end: PhysAddr::new(EARLY_UART_PA + PAGE_SIZE),
+};
+
+/// The UART the console runs on: its registers, and where they are mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Console {
+    /// The registers, physical.
+    pub regs: PhysRange,
+    /// Their virtual address in the MMIO window.
+    pub va: u64,
+}
+
+/// Whole pages holding `regs`, if they fit the MMIO window.
+fn mmio_pages(regs: PhysRange) -> Option<PhysRange> {
+    let pages = regs.expand_to_pages(PAGE_SIZE);
+    (pages.size() <= MMIO_END - MMIO_BASE).then_some(pages)
+}
+
+/// Maps the console UART (`regs`, or QEMU virt's if `None` or if `regs` do
+/// not fit the MMIO window) and makes it the console.
+fn start_console(regs: Option<PhysRange>) -> Console {
+    let regs = regs.filter(|&r| mmio_pages(r).is_some()).unwrap_or(EARLY_UART);
+    let pages = mmio_pages(regs).unwrap_or(EARLY_UART);
+    if tables::map(
+        MMIO_BASE,
+        pages.start,
+        pages.size(),
+        Attrs::DEVICE,
+        Granularity::PagesOnly,
+    )
+    .is_err()
+    {
+        // The window is empty at boot, so this cannot happen; and without a
+        // console nothing could be said about it.
         psci::system_off(None)
     }
-    if let Err(e) = tables::map(va, base, size, Attrs::DEVICE, Granularity::PagesOnly) {
-        panic!("cannot map the console at {va:#x}: {e:?}");
-    }
-    let regs = va + (regs.start.raw() - base.raw());
-    // SAFETY: the PL011's registers were just mapped as Device memory at `regs`
+    let va = MMIO_BASE + (regs.start.raw() - pages.start.raw());
+    // SAFETY: the PL011's registers were just mapped as Device memory at `va`
     // and the console is their only user.
-    console::init(unsafe { Pl011::new(regs as *mut u32) });
-    regs
+    console::init(unsafe { Pl011::new(va as *mut u32) });
+    Console { regs, va }
+}
+
+/// Starts the early console on QEMU virt's UART for a panic that comes before
+/// any console, if the page tables are free to take the mapping (a panic
+/// while they were being changed cannot print, and powers off as before).
+pub fn panic_console() {
+    if console::ready() {
+        return;
+    }
+    if tables::try_map(
+        MMIO_BASE,
+        EARLY_UART.start,
+        PAGE_SIZE,
+        Attrs::DEVICE,
+        Granularity::PagesOnly,
+    ) {
+        // SAFETY: QEMU virt's PL011 was just mapped as Device memory there,
+        // and there is no other console to share it with.
+        console::init(unsafe { Pl011::new(MMIO_BASE as *mut u32) });
+    }
 }
 
 /// Builds the linear map of all RAM for `phys_offset`.

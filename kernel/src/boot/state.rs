@@ -16,8 +16,8 @@ pub struct Kernel {
     pub boot: BootInfo<'static>,
     /// Descriptors the linear map was built with.
     pub linear: MapCounts,
-    /// UART registers' virtual address.
-    pub uart_va: u64,
+    /// The console UART.
+    pub console: super::phases::Console,
     /// What boot reserved, and the RAM it gave the frame allocator.
     pub reserved: Reserved,
 }

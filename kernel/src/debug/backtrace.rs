@@ -9,7 +9,7 @@ use crate::mm::stack;
 /// on the ELF, whatever KASLR did) and `symbol+offset`.
 pub fn print_frame(depth: usize, addr: u64) {
     let text = sections::text().start;
-    let link = addr.wrapping_sub(relocate::get().0.offset);
+    let link = addr.wrapping_sub(relocate::offset());
     match addr
         .checked_sub(text)
         .and_then(|off| ksyms::lookup(sections::ksyms(), off))

@@ -44,6 +44,12 @@ pub fn get() -> (Kaslr<'static>, Moved) {
     *DECISION.get().expect("KASLR decided at boot")
 }
 
+/// The image's offset from its link address: 0 until the decision is made
+/// (so a fault that early is still symbolised).
+pub fn offset() -> u64 {
+    DECISION.get().map_or(0, |(k, _)| k.offset)
+}
+
 /// Records `k`, and if it moves the image, moves it and continues in
 /// `next(args)` at the new address. Returns only if there is no move.
 ///

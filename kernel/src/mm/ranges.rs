@@ -25,6 +25,26 @@ impl PhysRange {
         })
     }
 
+    /// `[start, start + size)`, ending at the top of the address space if it
+    /// would run past it (a device tree may describe a range ending at 2^64,
+    /// whose end does not fit in 64 bits; no RAM reaches that far).
+    pub fn saturating(start: u64, size: u64) -> Self {
+        PhysRange {
+            start: PhysAddr::new(start),
+            end: PhysAddr::new(start.saturating_add(size)),
+        }
+    }
+
+    /// The whole pages that hold any of this range (at most up to the last
+    /// page boundary of the address space).
+    pub fn expand_to_pages(&self, page: u64) -> PhysRange {
+        let top = !(page - 1); // the last page boundary below 2^64
+        PhysRange {
+            start: self.start.align_down(page),
+            end: PhysAddr::new(self.end.raw().checked_next_multiple_of(page).unwrap_or(top)),
+        }
+    }
+
     /// Bytes in the range.
     pub fn size(&self) -> u64 {
         self.end.raw() - self.start.raw()
@@ -37,7 +57,9 @@ impl PhysRange {
 
     /// The largest page-aligned range inside this one (may be empty).
     pub fn shrink_to_pages(&self, page: u64) -> PhysRange {
-        let start = self.start.raw().next_multiple_of(page);
+        let Some(start) = self.start.raw().checked_next_multiple_of(page) else {
+            return PhysRange::default();
+        };
         let end = self.end.raw() & !(page - 1);
         PhysRange {
             start: PhysAddr::new(start),
@@ -74,8 +96,9 @@ impl Span {
 }
 
 /// How many ranges a list holds at most. QEMU `virt` has one RAM node (or one per
-/// NUMA node); 32 leaves room for reservations and the holes they punch.
-pub const MAX_RANGES: usize = 32;
+/// NUMA node); the device tree reader caps RAM and reservations so that RAM
+/// with every reservation punched out still fits (see `boot::dtb`).
+pub const MAX_RANGES: usize = 64;
 
 /// The list is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,6 +182,21 @@ impl RangeList {
         self.items.copy_within(last..self.len, first + 1);
         self.items[first] = merged;
         self.len = self.len + 1 - removed;
+        Ok(())
+    }
+
+    /// Like [`insert`](Self::insert), but refused if the list would then
+    /// hold more than `limit` ranges.
+    ///
+    /// # Errors
+    /// [`TooManyRanges`]; the list is then unchanged.
+    pub fn insert_up_to(&mut self, range: PhysRange, limit: usize) -> Result<(), TooManyRanges> {
+        let mut grown = *self;
+        grown.insert(range)?;
+        if grown.len() > limit {
+            return Err(TooManyRanges);
+        }
+        *self = grown;
         Ok(())
     }
 

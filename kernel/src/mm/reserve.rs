@@ -6,7 +6,7 @@ use pi::addr::PhysAddr;
 use pi::layout::PAGE_SIZE;
 
 use super::ranges::{PhysRange, RangeList};
-use crate::boot::dtb::DeviceTree;
+use crate::boot::dtb::{DeviceTree, MAX_RESERVED_RANGES};
 
 /// A reserved range and why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,8 +17,8 @@ pub struct Reservation {
     pub what: &'static str,
 }
 
-/// How many reservations `mem` lists at most.
-pub const MAX_RESERVATIONS: usize = 16;
+/// Room for every reservation: the tree's, and the kernel's own four.
+pub const MAX_RESERVATIONS: usize = MAX_RESERVED_RANGES + 4;
 
 /// RAM split between what is taken and what is free.
 #[derive(Clone, Copy, Debug)]
@@ -58,18 +58,17 @@ pub fn reserve(
         .into_iter()
         .chain(dt.initrd.map(|r| (r, "initrd")))
         .chain(dt.reserved.iter().map(|&r| (r, "memreserve")));
-    // The last slot is the heap's.
+    // The last slot is the heap's; the tree's reservations are capped so
+    // that the others always fit.
     for (slot, (range, what)) in list[..MAX_RESERVATIONS - 1].iter_mut().zip(found) {
         *slot = Some(Reservation { range, what });
     }
 
     let mut holes = RangeList::new();
     for r in list.iter().flatten() {
-        let pages = PhysRange {
-            start: r.range.start.align_down(PAGE_SIZE),
-            end: PhysAddr::new(r.range.end.raw().next_multiple_of(PAGE_SIZE)),
-        };
-        holes.insert(pages).map_err(|_| ReserveError::TooManyRanges)?;
+        holes
+            .insert(r.range.expand_to_pages(PAGE_SIZE))
+            .map_err(|_| ReserveError::TooManyRanges)?;
     }
     let free = dt.memory.subtract(&holes).map_err(|_| ReserveError::TooManyRanges)?;
     let top = free

@@ -125,6 +125,20 @@ pub fn map(va: u64, pa: PhysAddr, len: u64, attrs: Attrs, granularity: Granulari
     mapped.map(|_| ())
 }
 
+/// [`map`] for the panic path: does nothing and says so (false) if the
+/// tables are not set up yet or are locked by whoever panicked.
+pub fn try_map(va: u64, pa: PhysAddr, len: u64, attrs: Attrs, granularity: Granularity) -> bool {
+    let Some(mut tables) = TABLES.try_lock() else {
+        return false;
+    };
+    let Some(tables) = tables.as_mut() else {
+        return false;
+    };
+    let mapped = pgtable::map(tables, cpu::ttbr1_root(), va, pa, len, attrs, granularity);
+    cpu::publish_tables();
+    mapped.is_ok()
+}
+
 /// Removes the kernel mappings of `[va, va + len)` (page-aligned), under the
 /// tables' lock, and flushes the TLB. Returns the entries cleared.
 pub fn unmap(va: u64, len: u64) -> Result<u64, MapError> {

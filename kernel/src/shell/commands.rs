@@ -161,12 +161,12 @@ fn layout() {
     println!("{modules}");
     println!("{}", row("guard", stack::GUARD.start, stack::GUARD.end, None));
     println!("{}", row("stack", stack::STACK.start, stack::STACK.end, None));
-    if let Some(uart) = k.boot.dt.uart {
-        let base = uart.regs.start.align_down(PAGE_SIZE).raw();
-        let size = (uart.regs.end.raw() - base).next_multiple_of(PAGE_SIZE);
-        let va = k.uart_va & !(PAGE_SIZE - 1);
-        println!("{}", row("mmio", va, va + size, Some((base, base + size))));
-    }
+    let uart = k.console.regs.expand_to_pages(PAGE_SIZE);
+    let va = k.console.va & !(PAGE_SIZE - 1);
+    println!(
+        "{}",
+        row("mmio", va, va + uart.size(), Some((uart.start.raw(), uart.end.raw())))
+    );
     let dtb_base = k.boot.dtb.start.align_down(PAGE_SIZE).raw();
     let dtb_size = (k.boot.dtb.end.raw() - dtb_base).next_multiple_of(PAGE_SIZE);
     println!(

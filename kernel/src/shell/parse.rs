@@ -89,7 +89,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "",
         "RAM, reserved ranges, free frames (and how many lie below the image)",
     ),
-    ("bootargs", "", "the kernel command line and what was made of it"),
+    (
+        "bootargs",
+        "",
+        "the kernel command line, every setting made of it, and its problems",
+    ),
     (
         "kaslr",
         "",

@@ -329,3 +329,73 @@ fn a_malformed_ram_node_is_reported_and_the_others_kept() {
         [(0x4000_0000, 0x4000_0000)]
     );
 }
+
+/// Parses `t`, problems and all.
+fn parse_with_problems(t: &Tree) -> Result<(Vec<(u64, u64)>, Vec<(u64, u64)>, Vec<DtbError>), DtbError> {
+    let blob = build(t);
+    let words = aligned(&blob);
+    // SAFETY: reinterpreting initialised u32s as bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
+    let info = parse(bytes)?;
+    let pairs = |l: &RangeList| l.iter().map(|r| (r.start.raw(), r.size())).collect::<Vec<_>>();
+    Ok((
+        pairs(&info.memory),
+        pairs(&info.reserved),
+        info.problems.iter().flatten().copied().collect(),
+    ))
+}
+
+#[test]
+fn memory_ranges_past_the_limit_are_reported_and_the_first_kept() {
+    let ram: Vec<(u64, u64)> = (0..MAX_MEMORY_RANGES as u64 + 3)
+        .map(|i| (0x4000_0000 + i * 0x200_0000, 0x100_0000))
+        .collect();
+    let (memory, _, problems) = parse_with_problems(&Tree {
+        ram: ram.clone(),
+        ..Tree::default()
+    })
+    .unwrap();
+    assert_eq!(memory, ram[..MAX_MEMORY_RANGES]);
+    assert_eq!(problems, [DtbError::TooManyRanges(Node::Memory)]);
+    assert!(problems[0].to_string().contains(&MAX_MEMORY_RANGES.to_string()));
+}
+
+#[test]
+fn more_reservations_than_can_be_honoured_refuse_the_tree() {
+    let reserved: Vec<(u64, u64)> = (0..MAX_RESERVED_RANGES as u64 + 1)
+        .map(|i| (0x5000_0000 + i * 0x2000, 0x1000))
+        .collect();
+    let all_kept = parse_with_problems(&Tree {
+        reserved_memory: reserved[..MAX_RESERVED_RANGES].to_vec(),
+        ..Tree::default()
+    })
+    .unwrap();
+    assert_eq!(all_kept.1.len(), MAX_RESERVED_RANGES);
+    for t in [
+        Tree {
+            reserved_memory: reserved.clone(),
+            ..Tree::default()
+        },
+        Tree {
+            memreserve: reserved.clone(),
+            ..Tree::default()
+        },
+    ] {
+        let e = parse_with_problems(&t).unwrap_err();
+        assert!(matches!(e, DtbError::TooManyRanges(_)), "{e:?}");
+        assert!(e.to_string().contains("cannot all honour"), "{e}");
+    }
+}
+
+#[test]
+fn a_reservation_to_the_top_of_the_address_space_is_kept() {
+    // (vm-fdt will not write such a /memreserve/ entry; it shares the reader.)
+    let start = 0x7f00_0000u64;
+    let (_, reserved, problems) = parse_with_problems(&Tree {
+        reserved_memory: vec![(start, start.wrapping_neg())],
+        ..Tree::default()
+    })
+    .unwrap();
+    assert_eq!(reserved, [(start, u64::MAX - start)], "saturated at the top");
+    assert!(problems.is_empty(), "{problems:?}");
+}
