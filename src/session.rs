@@ -12,6 +12,8 @@ pub const PROMPT: &str = "splitmap> ";
 pub const PANIC_MARKER: &str = "kernel panic:";
 /// What the stage-0 loader prints before refusing a load address.
 pub const STAGE0_ERROR: &str = "stage0: error:";
+/// What the kernel prints before halting when it cannot power off.
+pub const CANNOT_POWER_OFF: &str = "splitmap: power-off is unavailable";
 
 /// How a scripted session ended.
 #[derive(Debug)]
@@ -31,6 +33,8 @@ pub enum Outcome {
     },
     /// No power-off within the time limit; QEMU was killed.
     Timeout(Duration),
+    /// The kernel halted because it cannot power off; QEMU was stopped.
+    CannotPowerOff,
     /// QEMU ended in another way.
     QemuFailed(ExitStatus),
 }
@@ -53,6 +57,10 @@ impl Outcome {
                 )
             }
             Outcome::Timeout(t) => format!("timeout after {} s", t.as_secs()),
+            Outcome::CannotPowerOff => {
+                "the kernel halted: PSCI cannot power it off here, so QEMU was stopped (interactively, Ctrl-A X leaves QEMU)"
+                    .into()
+            }
             Outcome::QemuFailed(status) => format!("qemu exited with {status}"),
         }
     }
@@ -152,12 +160,26 @@ pub fn run_typing(
     let mut prompts = PromptCounter::default();
     let mut bytes = Vec::new();
     let deadline = Instant::now() + timeout;
+    let mut halted_at = None;
     let timed_out = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(chunk) => {
                 echo(&chunk);
                 bytes.extend_from_slice(&chunk);
+                // Halted for good once that line is complete: nothing more
+                // will come. (Only the new bytes, and a marker's length
+                // before them, need looking at.)
+                if halted_at.is_none() {
+                    let from = bytes.len().saturating_sub(chunk.len() + CANNOT_POWER_OFF.len());
+                    halted_at = bytes[from..]
+                        .windows(CANNOT_POWER_OFF.len())
+                        .position(|w| w == CANNOT_POWER_OFF.as_bytes())
+                        .map(|at| from + at);
+                }
+                if halted_at.is_some_and(|at| bytes[at..].contains(&b'\n')) {
+                    break true;
+                }
                 let new_prompts = prompts.update(&bytes);
                 if typing == Typing::Burst && new_prompts > 0 && next == 0 {
                     let all: String = script.iter().map(|l| format!("{l}\r")).collect();
@@ -206,6 +228,9 @@ pub fn judge(output: &str, status: Option<ExitStatus>, timeout: Duration) -> Out
     let line_starting = |marker: &str| output.lines().find(|l| l.trim_start_matches('\r').starts_with(marker));
     if line_starting(PANIC_MARKER).is_some() {
         return Outcome::Panic;
+    }
+    if line_starting(CANNOT_POWER_OFF).is_some() {
+        return Outcome::CannotPowerOff;
     }
     if let Some(line) = line_starting(STAGE0_ERROR) {
         return Outcome::LoaderRefused(line.trim_start_matches('\r')[STAGE0_ERROR.len()..].trim().to_string());

@@ -163,3 +163,29 @@ fn memory_below_the_image_is_free_and_used() {
     // frame_below_image_is_usable and frames_past_those_above_the_image_come_from_below
     assert_eq!(ktap_totals(&out), (2, 0), "{out}");
 }
+
+#[test]
+fn a_raw_tree_address_outside_ram_is_refused_by_stage0() {
+    for dtb in ["0x1000", "0x200000000", "0x46000004"] {
+        let run = splitmap(&[
+            "run",
+            "--load-addr",
+            "0x40200000",
+            "--append",
+            &format!("splitmap.dtb={dtb}"),
+            "--timeout",
+            "60",
+            "--cmd",
+            "help",
+        ]);
+        assert!(!run.success, "{dtb}");
+        assert!(
+            run.stdout.contains(&format!(
+                "stage0: error: splitmap.dtb={dtb}: the device tree there is not in RAM"
+            )),
+            "{dtb}: {}",
+            run.stdout
+        );
+        assert!(run.stderr.contains("the stage-0 loader refused"), "{}", run.stderr);
+    }
+}

@@ -15,6 +15,11 @@ fn tree(stdout: bool, extra: impl FnOnce(&mut FdtWriter)) -> Vec<u8> {
 
 /// The same with `/memory`'s `reg` as given (none if empty).
 fn tree_with_memory(stdout: bool, reg: &[u64], extra: impl FnOnce(&mut FdtWriter)) -> Vec<u8> {
+    tree_with_psci(stdout, reg, "hvc", extra)
+}
+
+/// The same with `/psci`'s `method` as given.
+fn tree_with_psci(stdout: bool, reg: &[u64], method: &str, extra: impl FnOnce(&mut FdtWriter)) -> Vec<u8> {
     // A /memreserve/ entry that overlaps RAM the kernel must not hand out.
     let mut w = FdtWriter::new_with_mem_reserv(&[FdtReserveEntry::new(0x5000_0000, 0x1_0000).unwrap()]).unwrap();
     let root = w.begin_node("").unwrap();
@@ -37,7 +42,7 @@ fn tree_with_memory(stdout: bool, reg: &[u64], extra: impl FnOnce(&mut FdtWriter
     w.end_node(uart).unwrap();
     let psci = w.begin_node("psci").unwrap();
     w.property_string("compatible", "arm,psci-0.2").unwrap();
-    w.property_string("method", "hvc").unwrap();
+    w.property_string("method", method).unwrap();
     w.end_node(psci).unwrap();
     extra(&mut w);
     w.end_node(root).unwrap();
@@ -398,4 +403,33 @@ fn a_kernel_outside_the_described_ram_is_named_not_a_silent_fault() {
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn psci_over_a_conduit_with_nothing_behind_it_halts_with_a_reason() {
+    // QEMU virt has no EL3 firmware: `smc` is an undefined instruction there.
+    let blob = tree_with_psci(true, &[RAM_BASE, GIB], "smc", |_| {});
+    let run = raw("raw-psci-smc.dtb", &blob, &["help"]);
+    assert!(
+        run.stdout.contains("PSCI does not answer over smc"),
+        "warned at boot:\n{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("commands:"), "the shell works:\n{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("splitmap: power-off is unavailable: PSCI does not answer over smc; halted"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("exception:"), "no fault loop:\n{}", run.stdout);
+    assert!(!run.success, "the run could not power off");
+    assert!(run.stderr.contains("PSCI cannot power it off here"), "{}", run.stderr);
+
+    // A panic there halts once, too (it used to fault again in `smc`).
+    let run = raw("raw-psci-smc.dtb", &blob, &["crash brk"]);
+    assert!(run.stderr.contains("kernel panic"), "{}", run.stderr);
+    let faults = run.stdout.lines().filter(|l| l.starts_with("exception:")).count();
+    assert_eq!(faults, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("power-off is unavailable"), "{}", run.stdout);
 }

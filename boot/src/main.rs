@@ -100,6 +100,15 @@ mod machine {
         add(PhysRange::new(dtb_pa, size).unwrap_or_default(), "dtb");
         let kernel_dtb = match placement::parse_raw_dtb(dt.bootargs) {
             Ok(Some(raw)) => {
+                let checked = placement::check_raw_dtb(raw, &dt.memory, || {
+                    // SAFETY: `check_raw_dtb` calls this only once the 8
+                    // bytes at `raw` are known to be RAM (MMU off: usable as is).
+                    unsafe { (raw as *const [u8; 8]).read() }
+                });
+                if let Err(e) = checked {
+                    let _ = writeln!(out, "stage0: error: {e}");
+                    exit(1)
+                }
                 add(
                     PhysRange::new(raw, placement::RAW_DTB_ROOM).unwrap_or_default(),
                     "raw dtb",

@@ -62,6 +62,8 @@ pub enum PlacementError<'a> {
     NoSeed,
     /// No free slot large enough.
     NoRoom(u64),
+    /// `splitmap.dtb=` names an address whose tree is not all in RAM.
+    RawDtbOutsideRam(u64),
 }
 
 impl fmt::Display for PlacementError<'_> {
@@ -85,6 +87,10 @@ impl fmt::Display for PlacementError<'_> {
             ),
             PlacementError::NoSeed => write!(f, "random placement needs /chosen/rng-seed in the device tree"),
             PlacementError::NoRoom(size) => write!(f, "no free RAM slot fits the image ({size:#x} bytes)"),
+            PlacementError::RawDtbOutsideRam(pa) => write!(
+                f,
+                "{DTB_KEY}={pa:#x}: the device tree there is not in RAM (or not 8-byte aligned)"
+            ),
         }
     }
 }
@@ -120,6 +126,29 @@ pub fn parse_raw_dtb(bootargs: &str) -> Result<Option<u64>, PlacementError<'_>> 
     last_value(bootargs, DTB_KEY)
         .map(|value| kernel::num::parse_u64(value).ok_or(PlacementError::BadDtb(value)))
         .transpose()
+}
+
+/// Checks a raw device tree at `pa` before anything reads it: its 8-byte
+/// header must be in RAM (`header` reads it then) and, if it is a device tree
+/// header, the whole tree it describes too. What is not a device tree at all
+/// still goes to the kernel, which explains it on its early console: that is
+/// what `--raw-dtb` is for.
+///
+/// # Errors
+/// [`PlacementError::RawDtbOutsideRam`].
+pub fn check_raw_dtb(
+    pa: u64,
+    ram: &RangeList,
+    header: impl FnOnce() -> [u8; 8],
+) -> Result<(), PlacementError<'static>> {
+    let in_ram = |size| PhysRange::new(pa, size).is_some_and(|r| ram.covers(r));
+    if !pa.is_multiple_of(8) || !in_ram(8) {
+        return Err(PlacementError::RawDtbOutsideRam(pa));
+    }
+    match kernel::boot::dtb::header_totalsize(&header()) {
+        Ok(size) if !in_ram(size) => Err(PlacementError::RawDtbOutsideRam(pa)),
+        _ => Ok(()),
+    }
 }
 
 /// Checks that an image of `size` bytes may go at `pa`.
@@ -201,6 +230,30 @@ mod tests {
         Busy {
             range: PhysRange::new(start, size).unwrap(),
             what,
+        }
+    }
+
+    #[test]
+    fn a_raw_tree_must_lie_in_ram() {
+        let ram = ram(&[(GIB, GIB)]);
+        let header = |size: u32| {
+            let mut h = [0u8; 8];
+            h[..4].copy_from_slice(&0xd00d_feedu32.to_be_bytes());
+            h[4..].copy_from_slice(&size.to_be_bytes());
+            move || h
+        };
+        assert_eq!(check_raw_dtb(0x4600_0000, &ram, header(0x1000)), Ok(()));
+        assert_eq!(
+            check_raw_dtb(0x4600_0000, &ram, || [0; 8]),
+            Ok(()),
+            "garbage is the kernel's to explain"
+        );
+        for (pa, size) in [(0x1000, 0x1000), (0x7fff_f000, 0x2000), (0x4600_0004, 0x100)] {
+            assert_eq!(
+                check_raw_dtb(pa, &ram, header(size)),
+                Err(PlacementError::RawDtbOutsideRam(pa)),
+                "{pa:#x}"
+            );
         }
     }
 

@@ -61,6 +61,9 @@ pub fn fault_status(fsc: u64) -> &'static str {
 
 /// Exception classes the kernel treats specially.
 pub mod class {
+    /// Unknown reason: an undefined instruction (also `hvc`/`smc` with no
+    /// exception level behind them).
+    pub const UNKNOWN: u64 = 0x00;
     /// Instruction abort taken without a change of exception level.
     pub const INSTRUCTION_ABORT: u64 = 0x21;
     /// Data abort taken without a change of exception level.

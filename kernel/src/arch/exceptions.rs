@@ -38,10 +38,15 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
     let ec = esr.class();
     // The kernel runs on SP_EL0 after boot (vector 0), on SP_EL1 before (4).
     let sync_at_el1 = vector == 0 || vector == 4;
-    // A synchronous abort taken at EL1 by an instruction the table knows
-    // (`peek`): reported by the fixup, whatever the address — the guard page
-    // included, which only an overflowing stack makes fatal.
-    if sync_at_el1 && matches!(ec, class::DATA_ABORT | class::INSTRUCTION_ABORT | class::SP_ALIGNMENT) {
+    // A synchronous exception taken at EL1 by an instruction the table knows:
+    // a `peek` load (reported by the fixup, whatever the address — the guard
+    // page included, which only an overflowing stack makes fatal), or a PSCI
+    // call over a conduit with nothing behind it (an undefined instruction).
+    let coverable = matches!(
+        ec,
+        class::DATA_ABORT | class::INSTRUCTION_ABORT | class::SP_ALIGNMENT | class::UNKNOWN
+    );
+    if sync_at_el1 && coverable {
         let table = sections::ex_table();
         if let Some(fixup) = extable::search(table, table.as_ptr() as u64, frame.elr) {
             super::peek::record_fault(esr, far);

@@ -15,5 +15,5 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         crate::println!("  at {}:{}:{}", at.file(), at.line(), at.column());
     }
     crate::println!("splitmap: halted");
-    super::psci::system_off(crate::boot::state::try_get().and_then(|k| k.boot.dt.psci))
+    super::psci::system_off(crate::boot::phases::psci_conduit())
 }

@@ -1,17 +1,102 @@
 //! Power control through PSCI, over the conduit the device tree names.
+//!
+//! Each call goes through a routine whose `hvc`/`smc` has an exception-table
+//! entry: on a machine with no firmware behind the conduit (QEMU `virt`
+//! without EL3 takes `smc` as an undefined instruction) the call reports it
+//! instead of faulting, so `poweroff` and the panic path can say power-off is
+//! unavailable and halt, rather than fault, panic and try again forever.
+//! (The `smccc` crate's calls are plain inline `hvc`/`smc`, which an
+//! exception table cannot cover; hence these few lines of our own.)
 
-use smccc::{Hvc, Smc, psci};
+use core::arch::global_asm;
 
 use crate::boot::dtb::PsciConduit;
 
-/// Powers the machine off (QEMU exits with status 0). Falls back to parking
-/// the CPU if the firmware refuses, so this never returns either way.
-pub fn system_off(conduit: Option<PsciConduit>) -> ! {
-    let _ = match conduit {
-        Some(PsciConduit::Smc) => psci::system_off::<Smc>(),
-        // QEMU `virt` without EL2/EL3 firmware answers HVC; try it when the
-        // tree said nothing.
-        Some(PsciConduit::Hvc) | None => psci::system_off::<Hvc>(),
+/// PSCI_VERSION: the firmware's PSCI version, major in bits 31:16.
+const PSCI_VERSION: u64 = 0x8400_0000;
+/// SYSTEM_OFF: does not return if it works.
+const SYSTEM_OFF: u64 = 0x8400_0008;
+
+#[repr(C)]
+struct Answer {
+    /// x0 after the call.
+    value: u64,
+    /// 1 if the conduit instruction trapped.
+    trapped: u64,
+}
+
+unsafe extern "C" {
+    fn splitmap_psci_hvc(function: u64) -> Answer;
+    fn splitmap_psci_smc(function: u64) -> Answer;
+}
+
+/// QEMU `virt` without EL2/EL3 firmware answers HVC: the conduit to try when
+/// the tree names none.
+fn conduit_or_default(conduit: Option<PsciConduit>) -> PsciConduit {
+    conduit.unwrap_or(PsciConduit::Hvc)
+}
+
+/// The conduit's name, as the device tree spells it.
+pub fn name(conduit: Option<PsciConduit>) -> &'static str {
+    match conduit_or_default(conduit) {
+        PsciConduit::Hvc => "hvc",
+        PsciConduit::Smc => "smc",
+    }
+}
+
+/// Calls `function` over `conduit`: x0 afterwards, or `None` if nothing
+/// answers there (the instruction trapped).
+fn call(conduit: Option<PsciConduit>, function: u64) -> Option<u64> {
+    // SAFETY: a PSCI function ID in x0 with no other arguments; the call
+    // writes no memory of ours, and a trap is caught by the exception table.
+    let answer = unsafe {
+        match conduit_or_default(conduit) {
+            PsciConduit::Hvc => splitmap_psci_hvc(function),
+            PsciConduit::Smc => splitmap_psci_smc(function),
+        }
     };
+    (answer.trapped == 0).then_some(answer.value)
+}
+
+/// The firmware's PSCI version (major, minor), if it answers over `conduit`.
+pub fn version(conduit: Option<PsciConduit>) -> Option<(u16, u16)> {
+    let v = call(conduit, PSCI_VERSION)?;
+    // A negative (32-bit) answer is an error code, not a version.
+    ((v as u32 as i32) >= 0).then_some(((v >> 16) as u16, v as u16))
+}
+
+/// Powers the machine off (QEMU exits with status 0). If the firmware does
+/// not answer or refuses, says so and parks the CPU: never returns.
+pub fn system_off(conduit: Option<PsciConduit>) -> ! {
+    let _ = call(conduit, SYSTEM_OFF);
+    crate::println!(
+        "splitmap: power-off is unavailable: PSCI does not answer over {}; halted (Ctrl-A X leaves QEMU)",
+        name(conduit)
+    );
     super::cpu::park()
 }
+
+// Each routine: the conduit instruction (label 1) has an exception-table
+// entry pointing at the fixup (label 2).
+global_asm!(
+    r#"
+    .macro psci_call name, insn
+    .section .text.\name, "ax"
+    .global \name
+\name:
+1:  \insn
+    mov     x1, #0
+    ret
+2:  mov     x1, #1
+    ret
+    .pushsection __ex_table, "a"
+    .balign 4
+    .long   1b - .
+    .long   2b - .
+    .popsection
+    .endm
+
+    psci_call splitmap_psci_hvc, "hvc #0"
+    psci_call splitmap_psci_smc, "smc #0"
+"#
+);

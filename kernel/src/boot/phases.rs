@@ -198,6 +198,12 @@ fn report(info: &BootInfo<'_>, named: Option<PhysRange>, console: Console, image
             info.dtb.start.raw()
         );
     }
+    if psci::version(info.dt.psci).is_none() {
+        warn!(
+            "PSCI does not answer over {} (nothing behind the conduit the device tree names): poweroff will halt instead",
+            psci::name(info.dt.psci)
+        );
+    }
     if info.boot_regs != 0 {
         warn!(
             "boot protocol: x1-x3 should be zero at entry (x1|x2|x3 = {:#x})",
@@ -250,6 +256,11 @@ fn read_boot_info(dtb_pa: u64, boot_regs: u64) -> Result<BootInfo<'static>, DtbE
     // `header_totalsize` checked against the protocol's 2 MiB cap.
     let blob = unsafe { dtb_window(dtb_pa, size) };
     BootInfo::read(blob, dtb_pa, cpu::pa_bits(), boot_regs)
+}
+
+/// The PSCI conduit the device tree names, once it has been read.
+pub fn psci_conduit() -> Option<dtb::PsciConduit> {
+    BOOT_INFO.get().and_then(|info| info.dt.psci)
 }
 
 /// `/chosen/kaslr-seed` as the DTB holds it now (zero once boot consumed it).
