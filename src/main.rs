@@ -2,9 +2,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use std::io::Write;
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -37,7 +37,7 @@ enum Cmd {
 
 #[derive(Args)]
 struct RunArgs {
-    /// RAM size: 512M, 1G, 1536M, 4G, 6G, …
+    /// RAM size: 512M, 1G, 1536M, 4G, 6G, … (a bare number is MiB, as in QEMU)
     #[arg(long, default_value = "1G")]
     mem: String,
     /// Number of CPUs (only the boot CPU runs for now).
@@ -60,7 +60,8 @@ struct RunArgs {
     /// when the kernel powers off (`poweroff` is sent last if missing).
     #[arg(long = "cmd", value_name = "LINE")]
     cmds: Vec<String>,
-    /// Give up after this many seconds (default 60 with --cmd, none otherwise).
+    /// Give up after this many seconds (default 60 with --cmd, none otherwise;
+    /// 0 means none).
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
     /// Wait for gdb on localhost:1234 before the first instruction.
@@ -143,7 +144,37 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: RunArgs) -> Result<ExitCode, String> {
+fn run(mut args: RunArgs) -> Result<ExitCode, String> {
+    check_script(&args.cmds)?;
+    if args.raw_dtb.is_some() {
+        let ignored: Vec<&str> = [
+            (!args.append.is_empty(), "--append"),
+            (args.nokaslr, "--nokaslr"),
+            (args.kaslr_seed.is_some(), "--kaslr-seed"),
+        ]
+        .into_iter()
+        .filter_map(|(given, name)| given.then_some(name))
+        .collect();
+        if !ignored.is_empty() {
+            return Err(format!(
+                "--raw-dtb hands the kernel the tree as written, its /chosen/bootargs included: {} would be ignored; put them in the tree's bootargs instead",
+                ignored.join(", ")
+            ));
+        }
+    }
+    // Lines piped in are a script: typed one per prompt, then `poweroff`, so
+    // the end of the input ends the session instead of leaving QEMU waiting.
+    if args.cmds.is_empty() && !std::io::stdin().is_terminal() {
+        let mut input = String::new();
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .map_err(|e| format!("reading standard input: {e}"))?;
+        args.cmds = input.lines().map(str::to_string).collect();
+        if args.cmds.is_empty() {
+            args.cmds.push("poweroff".into());
+        }
+        check_script(&args.cmds)?;
+    }
     let scripted = !args.cmds.is_empty();
     let boot = Boot {
         mem: qemu::parse_size(&args.mem)?,
@@ -170,22 +201,20 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
             artifacts.elf.display()
         );
     }
-    let mut command = Command::new(qemu::QEMU);
-    command.args(&qemu_args);
+    let command = qemu::command(&qemu_args);
     let not_found = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => format!("{} not found: run scripts/setup.sh", qemu::QEMU),
         _ => format!("cannot start {}: {e}", qemu::QEMU),
     };
 
     if !scripted {
-        let status = command.status().map_err(not_found)?;
-        return Ok(if status.success() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        });
+        return interactive(command).map_err(not_found);
     }
-    let timeout = Duration::from_secs(args.timeout.unwrap_or(60));
+    let timeout = match args.timeout {
+        Some(0) => Duration::MAX,
+        Some(secs) => Duration::from_secs(secs),
+        None => Duration::from_secs(60),
+    };
     let mut stdout = std::io::stdout();
     let transcript = session::run(command, &args.cmds, timeout, |bytes| {
         let _ = stdout.write_all(bytes);
@@ -198,6 +227,49 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
         eprintln!("splitmap: {}", transcript.outcome.reason());
         Ok(ExitCode::from(1))
     }
+}
+
+/// Refuses a script with lines after `poweroff`: they could never run.
+fn check_script(cmds: &[String]) -> Result<(), String> {
+    match cmds.iter().position(|c| c.trim() == "poweroff") {
+        Some(at) if at + 1 < cmds.len() => Err(format!(
+            "--cmd '{}' comes after poweroff, which ends the session",
+            cmds[at + 1]
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Runs QEMU on this terminal. Its output is passed through as it comes and
+/// watched for a kernel panic, which makes the run fail like a scripted one.
+fn interactive(mut command: Command) -> std::io::Result<ExitCode> {
+    let mut child = command.stdout(Stdio::piped()).spawn()?;
+    let mut from_qemu = child.stdout.take().expect("piped stdout");
+    let mut stdout = std::io::stdout();
+    let mut tail: Vec<u8> = Vec::new();
+    let mut panicked = false;
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = from_qemu.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        let _ = stdout.write_all(&buf[..n]);
+        let _ = stdout.flush();
+        // Keep a marker's length of what came before, to see one split in two.
+        tail.extend_from_slice(&buf[..n]);
+        let marker = session::PANIC_MARKER.as_bytes();
+        panicked |= tail.windows(marker.len()).any(|w| w == marker);
+        tail.drain(..tail.len().saturating_sub(marker.len()));
+    }
+    let status = child.wait()?;
+    Ok(if panicked {
+        eprintln!("splitmap: kernel panic");
+        ExitCode::from(1)
+    } else if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn sweep(args: SweepArgs) -> Result<(), String> {
@@ -250,8 +322,7 @@ fn sweep(args: SweepArgs) -> Result<(), String> {
                         console: Console::Piped,
                         ..Boot::default()
                     };
-                    let mut command = Command::new(qemu::QEMU);
-                    command.args(qemu::qemu_args(&boot, &artifacts));
+                    let command = qemu::command(&qemu::qemu_args(&boot, &artifacts));
                     let va = session::run(command, &[], Duration::from_secs(60), |_| {})
                         .map_err(|e| e.to_string())
                         .and_then(|t| {

@@ -2,6 +2,7 @@
 //! a learner sees with `-v` is exactly what the tests check.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Paths the build produced (see build.rs).
 #[derive(Clone, Debug)]
@@ -182,15 +183,17 @@ fn non_empty(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.len() > 0)
 }
 
-/// Reads a size such as `512M`, `1536M`, `4G`, `6g` or a number of bytes.
+/// Reads a size such as `512M`, `1536M`, `4G`, `6g`, `1024` (MiB, as QEMU
+/// reads a bare number) or `1073741824B`.
 ///
 /// # Errors
 /// A message saying what is accepted.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
+    // A bare number is MiB, as QEMU's -m reads it.
     let (digits, unit) = match t.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_uppercase()),
-        _ => (t, 'B'),
+        _ => (t, 'M'),
     };
     let shift = match unit {
         'B' => 0,
@@ -222,6 +225,27 @@ pub fn parse_load_addr(text: &str) -> Result<LoadAddr, String> {
     parse_number(text)
         .map(LoadAddr::At)
         .ok_or(format!("load address '{text}': expected 0x… or 'random'"))
+}
+
+/// A QEMU command with `args` that dies with this process, however it ends
+/// (SIGTERM, SIGHUP, even SIGKILL): QEMU would otherwise keep running, and
+/// keep holding the gdb port.
+pub fn command(args: &[String]) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(QEMU);
+    command.args(args);
+    // SAFETY: runs in the child between fork and exec, and only makes one
+    // async-signal-safe system call.
+    unsafe {
+        command.pre_exec(|| {
+            // The child gets SIGKILL when the thread that forked it ends.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
 }
 
 /// Checks a `--raw-dtb` file: it must exist and fit the boot protocol's 2 MiB.
@@ -392,12 +416,13 @@ mod tests {
             ("1G", Ok(1 << 30)),
             ("1536m", Ok(1536 << 20)),
             ("6G", Ok(6 << 30)),
-            ("1073741824", Ok(1 << 30)),
+            ("1024", Ok(1 << 30)),
+            ("1073741824B", Ok(1 << 30)),
         ];
         for (text, want) in rows {
             assert_eq!(parse_size(text), want, "{text}");
         }
-        for bad in ["", "G", "1T", "-1G", "64M", "1.5G", "1000000"] {
+        for bad in ["", "G", "1T", "-1G", "64M", "1.5G", "1000000B", "64"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
     }

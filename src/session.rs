@@ -159,11 +159,15 @@ pub fn run_typing(
     let mut next = 0;
     let mut prompts = PromptCounter::default();
     let mut bytes = Vec::new();
-    let deadline = Instant::now() + timeout;
+    // No deadline when the timeout is too long to add (`--timeout 0`).
+    let deadline = Instant::now().checked_add(timeout);
     let mut halted_at = None;
     let timed_out = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
+        let received = match deadline {
+            Some(deadline) => rx.recv_timeout(deadline.saturating_duration_since(Instant::now())),
+            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        match received {
             Ok(chunk) => {
                 echo(&chunk);
                 bytes.extend_from_slice(&chunk);

@@ -22,11 +22,14 @@ use crate::pgtable::{self, Attrs, Granularity, MAIR_VALUE, TableAccess, TableAll
 /// TCR_EL1: 48-bit VAs in both halves (T0SZ = T1SZ = 16), 4 KiB granules
 /// (TG0 = 0b00, TG1 = 0b10), walks inner shareable and write-back cacheable.
 /// IPS is filled in at run time from ID_AA64MMFR0_EL1.PARange.
-pub const TCR_VALUE: u64 = 16 // T0SZ
+pub const TCR_VALUE: u64 = TSZ // T0SZ
     | (1 << 8) | (1 << 10) | (3 << 12) // IRGN0, ORGN0 = WBWA; SH0 = inner
-    | (16 << 16) // T1SZ
+    | (TSZ << 16) // T1SZ
     | (1 << 24) | (1 << 26) | (3 << 28) // IRGN1, ORGN1 = WBWA; SH1 = inner
     | (2 << 30); // TG1 = 4 KiB
+
+/// TnSZ: the bits of a virtual address above the translated ones.
+const TSZ: u64 = 64 - crate::layout::VA_BITS as u64;
 
 /// TCR_EL1.EPD0: no walks through TTBR0. Set once the identity page is left.
 pub const TCR_EPD0: u64 = 1 << 7;
@@ -202,7 +205,7 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     // The image at its link address, whatever its physical address. VA and PA
     // need not agree modulo 2 MiB: the mapper falls back to pages.
     let voffset = KIMAGE_VADDR.wrapping_sub(here!(_text));
-    for (start, end, attrs) in image_segments() {
+    for Segment { start, end, attrs } in image_segments() {
         let va = start.wrapping_add(voffset);
         pgtable::map(
             &mut pool,
@@ -252,15 +255,26 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     })
 }
 
-/// The image's segments `(start, end, permissions)` at the addresses the
-/// running code sees: physical before the MMU is on, virtual after. Each is
-/// page-aligned by the linker script.
+/// One segment of the image, mapped with one set of permissions.
+#[derive(Clone, Copy)]
+pub struct Segment {
+    /// First byte, page-aligned by the linker script.
+    pub start: u64,
+    /// One past the last byte, page-aligned too.
+    pub end: u64,
+    /// Text `r-x`, rodata `r--`, or data (with bss, pool and boot stack) `rw-`.
+    pub attrs: Attrs,
+}
+
+/// The image's segments (text, rodata, data) at the addresses the running
+/// code sees: physical before the MMU is on, virtual after.
 #[inline(always)]
-pub fn image_segments() -> [(u64, u64, Attrs); 3] {
+pub fn image_segments() -> [Segment; 3] {
+    let segment = |start, end, attrs| Segment { start, end, attrs };
     [
-        (here!(_text), here!(__text_end), Attrs::TEXT),
-        (here!(__text_end), here!(__rodata_end), Attrs::RODATA),
-        (here!(__rodata_end), here!(_end), Attrs::DATA),
+        segment(here!(_text), here!(__text_end), Attrs::TEXT),
+        segment(here!(__text_end), here!(__rodata_end), Attrs::RODATA),
+        segment(here!(__rodata_end), here!(_end), Attrs::DATA),
     ]
 }
 

@@ -15,6 +15,42 @@ pub struct Entry {
     pub fixup: i32,
 }
 
+/// Emits `extern "C"` routine `$name`, which runs the one instruction
+/// `$insn` under the exception table and returns x1 = 0 if it completed, or
+/// x0 = 0 and x1 = 1 if it took an exception (a fault, or an undefined
+/// instruction) — as a `#[repr(C)]` pair of `u64`s. What the instruction
+/// does to x0 is its result.
+#[cfg(kernel_proper)]
+macro_rules! covered_routine {
+    ($name:literal, $insn:literal) => {
+        core::arch::global_asm!(concat!(
+            ".section .text.",
+            $name,
+            ", \"ax\"\n",
+            ".global ",
+            $name,
+            "\n",
+            $name,
+            ":\n",
+            "1: ",
+            $insn,
+            "\n",
+            "    mov x1, #0\n",
+            "    ret\n",
+            "2:  mov x0, #0\n",
+            "    mov x1, #1\n",
+            "    ret\n",
+            ".pushsection __ex_table, \"a\"\n",
+            ".balign 4\n",
+            ".long 1b - .\n",
+            ".long 2b - .\n",
+            ".popsection\n",
+        ));
+    };
+}
+#[cfg(kernel_proper)]
+pub(crate) use covered_routine;
+
 /// The fixup address for a fault at `pc`, given the table and the address it
 /// is mapped at.
 pub fn search(table: &[Entry], table_addr: u64, pc: u64) -> Option<u64> {

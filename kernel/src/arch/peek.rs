@@ -2,7 +2,6 @@
 //! entry; a fault on it resumes at the entry's fixup, which reports failure,
 //! and the handler records why.
 
-use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use aarch64_cpu::registers::{DAIF, Readable, Writeable};
@@ -59,29 +58,7 @@ pub fn peek(va: u64, width: u8) -> Result<u64, Syndrome> {
     }
 }
 
-// Each routine: the load (label 1) has an entry pointing at the fixup (label 2).
-global_asm!(
-    r#"
-    .macro peek name, load
-    .section .text.\name, "ax"
-    .global \name
-\name:
-1:  \load
-    mov     x1, #0
-    ret
-2:  mov     x0, #0
-    mov     x1, #1
-    ret
-    .pushsection __ex_table, "a"
-    .balign 4
-    .long   1b - .
-    .long   2b - .
-    .popsection
-    .endm
-
-    peek splitmap_peek8,  "ldrb w0, [x0]"
-    peek splitmap_peek16, "ldrh w0, [x0]"
-    peek splitmap_peek32, "ldr w0, [x0]"
-    peek splitmap_peek64, "ldr x0, [x0]"
-"#
-);
+super::extable::covered_routine!("splitmap_peek8", "ldrb w0, [x0]");
+super::extable::covered_routine!("splitmap_peek16", "ldrh w0, [x0]");
+super::extable::covered_routine!("splitmap_peek32", "ldr w0, [x0]");
+super::extable::covered_routine!("splitmap_peek64", "ldr x0, [x0]");

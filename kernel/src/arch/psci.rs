@@ -8,8 +8,6 @@
 //! (The `smccc` crate's calls are plain inline `hvc`/`smc`, which an
 //! exception table cannot cover; hence these few lines of our own.)
 
-use core::arch::global_asm;
-
 use crate::boot::dtb::PsciConduit;
 
 /// PSCI_VERSION: the firmware's PSCI version, major in bits 31:16.
@@ -76,27 +74,5 @@ pub fn system_off(conduit: Option<PsciConduit>) -> ! {
     super::cpu::park()
 }
 
-// Each routine: the conduit instruction (label 1) has an exception-table
-// entry pointing at the fixup (label 2).
-global_asm!(
-    r#"
-    .macro psci_call name, insn
-    .section .text.\name, "ax"
-    .global \name
-\name:
-1:  \insn
-    mov     x1, #0
-    ret
-2:  mov     x1, #1
-    ret
-    .pushsection __ex_table, "a"
-    .balign 4
-    .long   1b - .
-    .long   2b - .
-    .popsection
-    .endm
-
-    psci_call splitmap_psci_hvc, "hvc #0"
-    psci_call splitmap_psci_smc, "smc #0"
-"#
-);
+super::extable::covered_routine!("splitmap_psci_hvc", "hvc #0");
+super::extable::covered_routine!("splitmap_psci_smc", "smc #0");

@@ -62,7 +62,7 @@ pub unsafe fn apply(k: Kaslr<'static>, image: PhysRange, next: extern "C" fn(u64
         return;
     }
     let offset = k.offset;
-    for (start, end, attrs) in pi::boot::image_segments() {
+    for pi::boot::Segment { start, end, attrs } in pi::boot::image_segments() {
         let pa = PhysAddr::new(start - addr::kimage_voffset());
         if let Err(e) = tables::map(start + offset, pa, end - start, attrs, Granularity::LargestBlocks) {
             panic!("KASLR: cannot map the image at {:#x}: {e:?}", start + offset);

@@ -24,11 +24,8 @@ pub fn split_cost() -> Option<MapCounts> {
 
 /// `[start, end)` physical of the image's text and rodata.
 pub fn protected_range() -> (PhysAddr, PhysAddr) {
-    let segments = pi::boot::image_segments();
-    (
-        KimgVirt::new(segments[0].0).to_phys(),
-        KimgVirt::new(segments[1].1).to_phys(),
-    )
+    let [text, rodata, _] = pi::boot::image_segments();
+    (KimgVirt::new(text.start).to_phys(), KimgVirt::new(rodata.end).to_phys())
 }
 
 /// Splits the linear-map blocks covering the alias of text and rodata and maps

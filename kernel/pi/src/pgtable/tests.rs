@@ -43,6 +43,11 @@ fn counts(g: u64, m: u64, k: u64, tables: u64) -> MapCounts {
     }
 }
 
+/// Maps `[va, va + len)` to `pa` as data with the largest blocks, which must work.
+fn map_data(tables: &mut HostTables, root: PhysAddr, va: u64, pa: PhysAddr, len: u64) -> MapCounts {
+    map(tables, root, va, pa, len, Attrs::DATA, Granularity::LargestBlocks).unwrap()
+}
+
 #[test]
 fn block_choice_for_ram_layouts() {
     // (RAM ranges, expected 1G/2M/4K descriptors and table pages below the root)
@@ -236,16 +241,7 @@ fn known_descriptor_encodings() {
 fn refuses_rather_than_overwrites() {
     let (mut tables, root) = HostTables::new(8);
     let va = LINEAR + GIB;
-    map(
-        &mut tables,
-        root,
-        va,
-        PhysAddr::new(GIB),
-        2 * MIB,
-        Attrs::DATA,
-        Granularity::LargestBlocks,
-    )
-    .unwrap();
+    map_data(&mut tables, root, va, PhysAddr::new(GIB), 2 * MIB);
     let before = walk(&tables, root, va);
     assert_eq!(
         map(
@@ -339,16 +335,7 @@ fn unmap_clears_exactly_the_range() {
     assert!(walk(&tables, root, va + 9 * 4096).translation.is_some());
     // A block is never split: half of a 2 MiB block is refused.
     let lin = LINEAR + GIB;
-    map(
-        &mut tables,
-        root,
-        lin,
-        PhysAddr::new(GIB),
-        2 * MIB,
-        Attrs::DATA,
-        Granularity::LargestBlocks,
-    )
-    .unwrap();
+    map_data(&mut tables, root, lin, PhysAddr::new(GIB), 2 * MIB);
     assert_eq!(unmap(&mut tables, root, lin, MIB), Err(MapError::Misaligned));
     assert_eq!(unmap(&mut tables, root, lin, 2 * MIB), Ok(1));
     assert_eq!(walk(&tables, root, lin).translation, None);
@@ -359,16 +346,7 @@ fn split_keeps_the_translation_and_protects_only_the_inner_range() {
     let (mut tables, root) = HostTables::new(16);
     // A 1 GiB block, split so that 3 pages at 1 GiB + 2 MiB + 4 KiB become read-only.
     let va = LINEAR + GIB;
-    map(
-        &mut tables,
-        root,
-        va,
-        PhysAddr::new(GIB),
-        GIB,
-        Attrs::DATA,
-        Granularity::LargestBlocks,
-    )
-    .unwrap();
+    map_data(&mut tables, root, va, PhysAddr::new(GIB), GIB);
     let inner = va + 2 * MIB + 4096;
     let (table, c) = build_split(
         &mut tables,

@@ -1,0 +1,145 @@
+//! The host tool keeps its word: QEMU never outlives it, the end of piped
+//! input ends the session, a panic is a failure however the session was run,
+//! and options it cannot honour are refused before QEMU starts.
+
+mod common;
+use common::*;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The direct children of process `pid`, from every thread's list.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return vec![];
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has exited: only its exit status is left for the parent.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn qemu_dies_with_the_tool_even_on_sigkill() {
+    // `-S`: QEMU starts paused, so the session can only end by a kill.
+    let mut tool = Command::new(env!("CARGO_BIN_EXE_splitmap"))
+        .args(["run", "--timeout", "0", "--qemu-arg=-S", "--cmd", "help"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut qemu = vec![];
+    wait_until("QEMU to start", || {
+        qemu = children(tool.id());
+        !qemu.is_empty()
+    });
+    tool.kill().unwrap(); // SIGKILL: no handler of ours runs
+    tool.wait().unwrap();
+    wait_until("QEMU to die with the tool", || qemu.iter().all(|&pid| !alive(pid)));
+}
+
+#[test]
+fn piped_input_is_typed_and_its_end_powers_off() {
+    let mut tool = Command::new(env!("CARGO_BIN_EXE_splitmap"))
+        .args(["run", "--nokaslr"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tool.stdin.take().unwrap().write_all(b"help\nmem\n").unwrap();
+    let out = tool.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("commands:") && stdout.contains("ram      pa="),
+        "{stdout}"
+    );
+    assert!(stdout.contains("splitmap: powering off"), "{stdout}");
+}
+
+#[test]
+fn a_panic_in_a_terminal_session_fails_the_run() {
+    // `script` gives the tool a terminal, as a person at a keyboard has.
+    let tool = env!("CARGO_BIN_EXE_splitmap");
+    let mut script = Command::new("script")
+        .args(["-qec", &format!("{tool} run --nokaslr"), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    script.stdin.take().unwrap().write_all(b"crash null\r").unwrap();
+    let out = script.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("kernel panic:"), "{stdout}");
+    assert!(!out.status.success(), "a panic must fail the run:\n{stdout}");
+}
+
+#[test]
+fn a_zero_timeout_means_none() {
+    let run = splitmap(&["run", "--nokaslr", "--timeout", "0", "--cmd", "help"]);
+    assert!(run.success, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("commands:"));
+}
+
+#[test]
+fn a_bare_memory_size_is_mib_as_in_qemu() {
+    let out = session(&["--nokaslr", "--mem", "1024"], &["mem"]);
+    assert!(out.contains("size=1024 MiB"), "{out}");
+}
+
+#[test]
+fn options_that_cannot_be_honoured_are_refused_before_qemu_starts() {
+    let after = splitmap(&["run", "--cmd", "poweroff", "--cmd", "layout"]);
+    assert!(!after.success);
+    assert!(
+        after.stderr.contains("'layout' comes after poweroff"),
+        "{}",
+        after.stderr
+    );
+    assert!(after.stdout.is_empty(), "QEMU must not start:\n{}", after.stdout);
+
+    let dtb = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("host-tool.dtb");
+    std::fs::write(&dtb, [0u8; 64]).unwrap();
+    let dtb = dtb.display().to_string();
+    for extra in [
+        &["--append", "loglevel=debug"][..],
+        &["--nokaslr"],
+        &["--kaslr-seed", "0x5"],
+    ] {
+        let mut args = vec!["run", "--raw-dtb", &dtb, "--cmd", "help"];
+        args.extend_from_slice(extra);
+        let run = splitmap(&args);
+        assert!(!run.success, "{extra:?}");
+        assert!(
+            run.stderr.contains(extra[0]) && run.stderr.contains("would be ignored"),
+            "{extra:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "QEMU must not start:\n{}", run.stdout);
+    }
+}
