@@ -189,3 +189,14 @@ fn a_raw_tree_address_outside_ram_is_refused_by_stage0() {
         assert!(run.stderr.contains("the stage-0 loader refused"), "{}", run.stderr);
     }
 }
+
+#[test]
+fn the_in_kernel_tests_hold_at_the_lowest_load_addresses() {
+    // One and two frames below the image: boot's own frames may take them all.
+    for load in ["0x40001000", "0x40002000", "0x40011000"] {
+        let out = session(&["--load-addr", load, "--nokaslr"], &["test"]);
+        let (passed, failed) = ktap_totals(&out);
+        assert_eq!(failed, 0, "{load}:\n{out}");
+        assert!(passed > 0, "{load}");
+    }
+}

@@ -2,7 +2,7 @@
 //! each checked against the page tables the MMU uses or against memory itself.
 
 use pi::addr::PhysAddr;
-use pi::layout::{FIXMAP_DTB, KIMAGE_VADDR, LINEAR_END, PAGE_OFFSET, PAGE_SIZE};
+use pi::layout::{FIXMAP_DTB, KERNEL_STACK_SIZE, KIMAGE_VADDR, LINEAR_END, PAGE_OFFSET, PAGE_SIZE};
 use pi::pgtable::{self, Translation};
 
 use super::report::{TestFailure, TestResult, check, run_ktap, skip};
@@ -200,14 +200,21 @@ fn frame_below_image_is_usable() -> TestResult {
         (0..end.raw().saturating_sub(r.start.raw()) / PAGE_SIZE)
             .map(move |i| PhysAddr::new(end.raw() - (i + 1) * PAGE_SIZE))
     });
-    let mut candidates = below.take(64).peekable();
-    if candidates.peek().is_none() {
+    let at_boot = frames_below(&state::get().reserved.free, image);
+    if at_boot == 0 {
         return skip("the image sits at the bottom of RAM: nothing below it");
     }
+    // Boot itself takes frames once the allocator has them: the kernel stack
+    // and page tables past the image's pool. With the image near the bottom
+    // of RAM those may be all the frames below it; any more must be free.
+    let taken_by_boot = KERNEL_STACK_SIZE / PAGE_SIZE + tables::usage().from_frames;
     // The allocator must hand out a frame there when asked for it.
-    let pa = candidates
-        .find_map(frames::alloc_frame_at)
-        .ok_or(fail("allocator refused every frame below the image", image.raw()))?;
+    let Some(pa) = below.take((taken_by_boot + 64) as usize).find_map(frames::alloc_frame_at) else {
+        if at_boot <= taken_by_boot {
+            return skip("boot's own frames (kernel stack, page tables) took every frame below the image");
+        }
+        return Err(fail("allocator refused every frame below the image", image.raw()));
+    };
     let p = pa.to_linear().as_ptr::<u64>();
     let pattern = 0x5a5a_0000_0000_0000 | pa.raw();
     // SAFETY: the frame is ours (just allocated) and linear-mapped rw.
