@@ -30,9 +30,12 @@ enum Cmd {
     /// distinct placements, coverage, a chi-squared uniformity test and an SVG
     /// histogram.
     Sweep(SweepArgs),
-    /// Print the paths of the built artifacts: image, elf, initrd (an empty cpio
-    /// until modules land) and boot (the stage-0 loader behind --load-addr).
+    /// Print the paths of the built artifacts: image, elf, initrd (a cpio of
+    /// the sample modules) and boot (the stage-0 loader behind --load-addr).
     Build,
+    /// Pack the `.ko` files of a folder into an initrd (a newc cpio archive),
+    /// for `run --initrd`: your own modules, or modified ones.
+    Initrd(InitrdArgs),
 }
 
 #[derive(Args)]
@@ -82,9 +85,22 @@ struct RunArgs {
     /// stage-0 loader passes it on.
     #[arg(long, value_name = "FILE", conflicts_with = "dtb")]
     raw_dtb: Option<PathBuf>,
+    /// Use this initrd (a newc cpio, see `splitmap initrd`) instead of the
+    /// one with the sample modules.
+    #[arg(long, value_name = "FILE")]
+    initrd: Option<PathBuf>,
     /// Pass an argument to QEMU verbatim (repeatable), e.g. --qemu-arg=-numa.
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
     qemu_args: Vec<String>,
+}
+
+#[derive(Args)]
+struct InitrdArgs {
+    /// The folder whose `*.ko` files go in, by name.
+    dir: PathBuf,
+    /// The archive to write.
+    #[arg(short, long, default_value = "initrd.cpio")]
+    output: PathBuf,
 }
 
 #[derive(Args)]
@@ -127,6 +143,16 @@ fn main() -> ExitCode {
             println!("boot: {}", a.boot.display());
             ExitCode::SUCCESS
         }
+        Cmd::Initrd(args) => match initrd(&args) {
+            Ok(names) => {
+                println!("initrd: {} ({})", args.output.display(), names.join(", "));
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("splitmap: {message}");
+                ExitCode::from(1)
+            }
+        },
         Cmd::Sweep(args) => match sweep(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
@@ -190,7 +216,11 @@ fn run(mut args: RunArgs) -> Result<ExitCode, String> {
         extra: args.qemu_args,
         console: if scripted { Console::Piped } else { Console::Interactive },
     };
-    let artifacts = Artifacts::built();
+    let mut artifacts = Artifacts::built();
+    if let Some(initrd) = args.initrd {
+        std::fs::metadata(&initrd).map_err(|e| format!("--initrd {}: {e}", initrd.display()))?;
+        artifacts.initrd = initrd;
+    }
     let qemu_args = qemu::qemu_args(&boot, &artifacts);
     if args.verbose {
         eprintln!("{}", qemu::shell_quoted(qemu::QEMU, &qemu_args));
@@ -227,6 +257,31 @@ fn run(mut args: RunArgs) -> Result<ExitCode, String> {
         eprintln!("splitmap: {}", transcript.outcome.reason());
         Ok(ExitCode::from(1))
     }
+}
+
+/// Writes the `.ko` files of `args.dir` into a cpio archive; their names.
+fn initrd(args: &InitrdArgs) -> Result<Vec<String>, String> {
+    let dir = &args.dir;
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+        if path.extension().is_some_and(|e| e == "ko") {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            files.push((name, bytes));
+        }
+    }
+    if files.is_empty() {
+        return Err(format!("{}: no .ko files", dir.display()));
+    }
+    files.sort();
+    let entries: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    std::fs::write(&args.output, splitmap::kbuild::cpio(&entries))
+        .map_err(|e| format!("{}: {e}", args.output.display()))?;
+    Ok(files.into_iter().map(|(n, _)| n).collect())
 }
 
 /// Refuses a script with lines after `poweroff`: they could never run.

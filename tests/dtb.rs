@@ -433,3 +433,104 @@ fn psci_over_a_conduit_with_nothing_behind_it_halts_with_a_reason() {
     assert_eq!(faults, 1, "{}", run.stdout);
     assert!(run.stdout.contains("power-off is unavailable"), "{}", run.stdout);
 }
+
+/// SplitMix64, for choosing mutations reproducibly.
+fn mix(z: u64) -> u64 {
+    let z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Mutant `i` of `dtb`: one structural edit chosen from the seed — a header
+/// field, a cut, a token, a property's length or name offset, a cell count,
+/// or a few bytes of the structure block.
+fn dtb_mutant(dtb: &[u8], seed: u64, i: u64) -> (String, Vec<u8>) {
+    let r = mix(seed ^ i.wrapping_mul(0x1000_0001));
+    let mut b = dtb.to_vec();
+    let be32 = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+    let (off_struct, size_struct) = (be32(dtb, 8) as usize, be32(dtb, 36) as usize);
+    // A 4-byte aligned word inside the structure block.
+    let word = off_struct + ((r >> 8) as usize % (size_struct / 4)) * 4;
+    let what = match i % 8 {
+        0 => {
+            // One header field (after the magic): totalsize, the offsets,
+            // versions, the sizes.
+            let field = 4 + 4 * ((r >> 16) as usize % 9);
+            let value = [0, 1, 0xffff_ffff, be32(dtb, field) ^ 0x80, be32(dtb, field) + 4][(r >> 32) as usize % 5];
+            b[field..field + 4].copy_from_slice(&value.to_be_bytes());
+            format!("header word at {field} = {value:#x}")
+        }
+        1 => {
+            let len = off_struct + (r >> 8) as usize % (b.len() - off_struct);
+            b.truncate(len);
+            format!("cut at {len}")
+        }
+        2 => {
+            // A token replaced: FDT_BEGIN_NODE, END_NODE, PROP, NOP, END or junk.
+            let token = [1u32, 2, 3, 4, 9, 0x42][(r >> 32) as usize % 6];
+            b[word..word + 4].copy_from_slice(&token.to_be_bytes());
+            format!("word at {word:#x} = token {token}")
+        }
+        3 | 4 => {
+            // The word after a PROP token is its length, the next its name.
+            let props: Vec<usize> = (off_struct..off_struct + size_struct)
+                .step_by(4)
+                .filter(|&at| be32(dtb, at) == 3)
+                .collect();
+            let at = props[(r >> 8) as usize % props.len()] + 4 * (1 + i as usize % 2);
+            let value = [0, 3, 0xffff, 0x7fff_fff0, be32(dtb, at) + 1][(r >> 32) as usize % 5];
+            b[at..at + 4].copy_from_slice(&value.to_be_bytes());
+            format!("property field at {at:#x} = {value:#x}")
+        }
+        5 => {
+            b[word..word + 4].copy_from_slice(&((r >> 32) as u32).to_be_bytes());
+            format!("word at {word:#x} random")
+        }
+        6 => {
+            // A #address-cells or #size-cells value: 0, 3 or huge.
+            let cells: Vec<usize> = (off_struct..off_struct + size_struct)
+                .step_by(4)
+                .filter(|&at| be32(dtb, at) == 3 && be32(dtb, at + 4) == 4)
+                .collect();
+            let at = cells[(r >> 8) as usize % cells.len()] + 12;
+            let value = [0u32, 3, 0xffff_ffff][(r >> 32) as usize % 3];
+            b[at..at + 4].copy_from_slice(&value.to_be_bytes());
+            format!("a cells value at {at:#x} = {value}")
+        }
+        _ => {
+            for k in 0..4 {
+                let at = off_struct + (mix(r + k) as usize % size_struct);
+                b[at] ^= 1 << (mix(r + k + 7) % 8);
+            }
+            "four bit flips".to_string()
+        }
+    };
+    (what, b)
+}
+
+#[test]
+fn mutated_trees_reach_the_prompt_or_stop_with_a_named_error() {
+    let dtb = qemu_dtb();
+    let cases: Vec<(String, String, Vec<u8>)> = (0..40)
+        .map(|i| {
+            let (what, blob) = dtb_mutant(&dtb, 0xd7b, i);
+            (format!("qemu-mutant-{i:02}.dtb"), what, blob)
+        })
+        .collect();
+    in_parallel(&cases, |(name, what, blob)| {
+        let run = raw(name, blob, &["mem"]);
+        let out = &run.stdout;
+        assert!(!out.contains("\nexception:"), "{name} ({what}) faulted:\n{out}");
+        if run.success {
+            assert!(out.contains("splitmap> mem"), "{name} ({what})");
+        } else {
+            let panic = out.lines().find(|l| l.starts_with("kernel panic:"));
+            assert!(
+                panic.is_some_and(|l| l.contains("device tree")),
+                "{name} ({what}): neither the prompt nor a named device-tree error:\n{out}\n{}",
+                run.stderr
+            );
+        }
+    });
+}

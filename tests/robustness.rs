@@ -85,3 +85,25 @@ fn a_window_whose_later_slots_overlap_the_link_address_is_refused_by_name() {
         assert!(out.contains("source=disabled (window refused)"), "{align}: {out}");
     }
 }
+
+#[test]
+fn a_module_is_known_by_its_file_name_without_ko_and_loads_once() {
+    let out = session(
+        &["--nokaslr"],
+        &[
+            "insmod data",
+            "insmod data.ko",
+            "lsmod",
+            "rmmod data.ko",
+            "lsmod",
+            "rmmod data",
+        ],
+    );
+    assert!(out.contains("error: insmod data is already loaded"), "{out}");
+    let listed = out.lines().filter(|l| l.starts_with("data base=")).count();
+    assert_eq!(listed, 2, "insmod's line and one lsmod line:\n{out}");
+    assert!(
+        out.contains("error: rmmod data is not loaded"),
+        "rmmod data.ko removed it:\n{out}"
+    );
+}

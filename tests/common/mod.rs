@@ -2,6 +2,8 @@
 //! shell prints. Formats follow DESIGN §8 (layout rows, boot line, KTAP).
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod mutants;
+
 use std::process::Command;
 
 pub const GIB: u64 = 1 << 30;

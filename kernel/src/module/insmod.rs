@@ -72,8 +72,15 @@ fn initrd_file(name: &str) -> Result<&'static [u8], String> {
         .ok_or_else(|| alloc::format!("no module {name} in the initrd (see `modules`)"))
 }
 
+/// A module's name: its file name without `.ko` (`hello` and `hello.ko` are
+/// the same module).
+fn module_name(name: &str) -> &str {
+    name.strip_suffix(".ko").unwrap_or(name)
+}
+
 /// Loads module `name` from the initrd and runs its `init_module`.
 pub fn insmod(name: &str) -> Result<String, String> {
+    let name = module_name(name);
     if MODULES.lock().iter().any(|m| m.name == name) {
         return Err(alloc::format!("{name} is already loaded"));
     }
@@ -181,6 +188,7 @@ fn unload(m: &Loaded) -> Option<String> {
 /// Runs `exit_module` and removes module `name`, freeing all it took; a note
 /// if the module left something behind.
 pub fn rmmod(name: &str) -> Result<Option<String>, String> {
+    let name = module_name(name);
     let mut list = MODULES.lock();
     let i = list
         .iter()

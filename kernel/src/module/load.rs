@@ -135,6 +135,7 @@ impl<'d> Module<'d> {
     /// Why the file cannot be a module: not ELF, not an AArch64 relocatable
     /// object, a section outside the file, an alignment above a page, too large.
     pub fn parse(data: &'d [u8]) -> Result<Self, String> {
+        super::check::structure(data)?;
         let file = ElfFile64::<LittleEndian>::parse(data).map_err(|e| format!("not an ELF file: {e}"))?;
         let header = file.elf_header();
         if header.e_type(LittleEndian) != elf::ET_REL || header.e_machine(LittleEndian) != elf::EM_AARCH64 {

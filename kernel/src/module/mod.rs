@@ -4,6 +4,8 @@
 //! tested and fuzzed on the host. On the machine, `insmod` takes frames,
 //! maps and runs modules and `abi` is the kernel's side of their calls.
 
+#[cfg(with_alloc)]
+pub mod check;
 pub mod exports;
 #[cfg(with_alloc)]
 pub mod load;

@@ -209,7 +209,10 @@ fn frame_below_image_is_usable() -> TestResult {
     // of RAM those may be all the frames below it; any more must be free.
     let taken_by_boot = KERNEL_STACK_SIZE / PAGE_SIZE + tables::usage().from_frames;
     // The allocator must hand out a frame there when asked for it.
-    let Some(pa) = below.take((taken_by_boot + 64) as usize).find_map(frames::alloc_frame_at) else {
+    let Some(pa) = below
+        .take((taken_by_boot + 64) as usize)
+        .find_map(frames::alloc_frame_at)
+    else {
         if at_boot <= taken_by_boot {
             return skip("boot's own frames (kernel stack, page tables) took every frame below the image");
         }
