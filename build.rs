@@ -108,6 +108,7 @@ fn initrd(cargo: &Path, workspace: &Path, nested: &Path, out: &Path) -> Vec<u8> 
         ("splitmap-module-data", "data"),
         ("splitmap-module-farcalls", "farcalls"),
         ("splitmap-module-pingpong", "pingpong"),
+        ("splitmap-module-faulty", "faulty"),
     ];
     for &(package, name) in MODULES {
         let built = kbuild::cargo_build(cargo, workspace, nested, package, &[], &[]).unwrap_or_else(|e| fail(&e));

@@ -364,11 +364,14 @@ fn every_sample_loads_runs_and_unloads_near_and_far() {
         "farcalls",
         "insmod pingpong",
         "pingpong 97",
+        "insmod faulty",
+        "faulty",
         "lsmod",
         "rmmod hello",
         "rmmod data",
         "rmmod farcalls",
         "rmmod pingpong",
+        "rmmod faulty",
         "lsmod",
         "mem",
     ];
@@ -381,6 +384,7 @@ fn every_sample_loads_runs_and_unloads_near_and_far() {
             "data: pointer, offset and string tables relocated",
             "farcalls: heap round trip ok",
             "pingpong: 97 takes 118 steps",
+            "usage: faulty null|undef|bad-log",
         ] {
             assert!(out.lines().any(|l| l == want), "{region}: {want}\n{out}");
         }
@@ -393,5 +397,69 @@ fn every_sample_loads_runs_and_unloads_near_and_far() {
         assert!(!last.contains("base="), "{region}: all unloaded:\n{last}");
         let free = free_frames(&out);
         assert_eq!(free[0], free[1], "{region}: every frame back");
+    });
+}
+
+#[test]
+fn a_fault_in_module_code_is_contained_and_the_shell_goes_on() {
+    // (kind, where the fault is named: in the module, or in the kernel on
+    // the module's behalf)
+    let cases = [
+        ("null", "faulty::read+0x"),
+        ("undef", "faulty::command+0x"),
+        ("bad-log", "core::str::converts::from_utf8+0x"),
+    ];
+    in_parallel(&cases, |(kind, at)| {
+        let run = format!("faulty {kind}");
+        let out = session(
+            &["--kaslr-seed", "0x77"],
+            &[
+                "mem",
+                "insmod faulty",
+                &run,
+                "lsmod -v",
+                "faulty null",
+                "rmmod faulty",
+                "insmod faulty",
+                "insmod hello",
+                "hello",
+                "rmmod hello",
+                "mem",
+            ],
+        );
+        assert!(out.contains("module fault: the module at 0x"), "{kind}:\n{out}");
+        assert!(!out.contains("kernel panic"), "{kind}:\n{out}");
+        let summary = out
+            .lines()
+            .find(|l| l.starts_with("module faulty faulted: "))
+            .unwrap_or_else(|| panic!("{kind}: no summary:\n{out}"));
+        assert!(summary.contains(at), "{kind}: {summary}");
+        assert!(summary.contains("1 command(s)/test(s) taken away"), "{summary}");
+        if *kind != "bad-log" {
+            // The backtrace names the module's own function.
+            assert!(
+                out.lines()
+                    .any(|l| l.trim_start().starts_with("#0 ") && l.contains(" [faulty]")),
+                "{kind}:\n{out}"
+            );
+        }
+        // Listed as faulted, with what it holds; its command is gone; it
+        // stays; it cannot load twice; other modules work.
+        // insmod printed the first line; lsmod -v the second.
+        let listed = out.lines().filter(|l| l.starts_with("faulty base=")).nth(1).unwrap();
+        assert!(listed.ends_with(" faulted"), "{listed}");
+        let pages: u64 = out
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("holds pages="))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{kind}: lsmod -v:\n{out}"));
+        assert!(out.contains("error: unknown command 'faulty'"), "{kind}:\n{out}");
+        assert!(out.contains("error: rmmod faulty faulted ("), "{kind}:\n{out}");
+        assert!(out.contains("error: insmod faulty is already loaded"), "{kind}:\n{out}");
+        assert!(out.contains("hello from a module"), "{kind}:\n{out}");
+        // The only memory gone is what the faulted module holds.
+        let free = free_frames(&out);
+        assert_eq!(free[0] - free[1], pages, "{kind}: {free:?}");
     });
 }

@@ -186,4 +186,4 @@ pub fn module_file(name: &str) -> Vec<u8> {
 }
 
 /// Every sample module in modules/.
-pub const MODULES: [&str; 4] = ["hello", "data", "farcalls", "pingpong"];
+pub const MODULES: [&str; 5] = ["hello", "data", "farcalls", "pingpong", "faulty"];

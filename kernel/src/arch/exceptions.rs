@@ -8,7 +8,7 @@ use core::arch::global_asm;
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, Readable, VBAR_EL1, Writeable};
 
 use super::esr::{Syndrome, VECTOR_NAMES, class, class_name};
-use super::{extable, sections};
+use super::{extable, recovery, sections};
 use crate::debug::backtrace;
 
 /// Registers saved by the vector stub.
@@ -60,8 +60,35 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
         backtrace::print(frame.elr, frame.x[29]);
         panic!("kernel stack overflow");
     }
+    // A fault in module code (or in the kernel on a module's behalf), under a
+    // recovery point: reported, and the shell goes on (see `recovery`).
+    if vector == 0
+        && recovery::active()
+        && !crate::console::busy()
+        && let Some(module) = crate::module::abi::current()
+    {
+        crate::println!("\nmodule fault: the module at {module:#x} took an exception");
+        report(frame, vector, esr, far);
+        record(Fault {
+            module,
+            syndrome: esr,
+            far,
+            elr: frame.elr,
+        });
+        if recovery::resume_at_point(&mut frame.x, &mut frame.elr).is_some() {
+            return;
+        }
+    }
+    crate::println!();
+    report(frame, vector, esr, far);
+    panic!("unhandled exception: {}", class_name(ec));
+}
+
+/// Prints the exception decoded, and the backtrace.
+fn report(frame: &Frame, vector: u64, esr: Syndrome, far: u64) {
     let name = VECTOR_NAMES.get(vector as usize).copied().unwrap_or("?");
-    crate::println!("\nexception: {name}: {} (EC {ec:#04x})", class_name(ec));
+    let ec = esr.class();
+    crate::println!("exception: {name}: {} (EC {ec:#04x})", class_name(ec));
     crate::println!(
         "  ESR={:#018x} ELR={:#018x} FAR={far:#018x} SPSR={:#x}",
         esr.0,
@@ -72,7 +99,31 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
         crate::println!("  {reason}");
     }
     backtrace::print(frame.elr, frame.x[29]);
-    panic!("unhandled exception: {}", class_name(ec));
+}
+
+/// A fault contained at a recovery point: which module, and what happened.
+#[derive(Clone, Copy, Debug)]
+pub struct Fault {
+    /// The base of the module the kernel was running.
+    pub module: u64,
+    /// ESR_EL1.
+    pub syndrome: Syndrome,
+    /// FAR_EL1.
+    pub far: u64,
+    /// Where it happened.
+    pub elr: u64,
+}
+
+/// The last contained fault, until the shell takes it.
+static LAST_FAULT: spin::Mutex<Option<Fault>> = spin::Mutex::new(None);
+
+fn record(fault: Fault) {
+    *LAST_FAULT.lock() = Some(fault);
+}
+
+/// The fault that ended the last contained call, once.
+pub fn take_fault() -> Option<Fault> {
+    LAST_FAULT.lock().take()
 }
 
 global_asm!(

@@ -1,6 +1,7 @@
 //! The CPU: system registers, barriers and cache/TLB maintenance, exception
-//! entry and its decoding, the exception table, fault-tolerant loads, PSCI,
-//! the PMU, the panic handler and the linker-script symbols. Everything else
+//! entry and its decoding, the exception table, fault-tolerant loads,
+//! recovery points, PSCI, the PMU, the panic handler and the linker-script
+//! symbols. Everything else
 //! the kernel does lives with its subsystem.
 
 pub mod esr;
@@ -18,5 +19,7 @@ pub mod peek;
 pub mod pmu;
 #[cfg(kernel_proper)]
 pub mod psci;
+#[cfg(kernel_proper)]
+pub mod recovery;
 #[cfg(kernel_proper)]
 pub mod sections;

@@ -31,6 +31,12 @@ impl Write for Console {
     }
 }
 
+/// Whether someone is printing right now (so a fault there cannot be
+/// reported and survived).
+pub fn busy() -> bool {
+    CONSOLE.is_locked()
+}
+
 /// Reads a byte if one is waiting.
 pub fn try_read() -> Option<u8> {
     CONSOLE.lock().as_mut().and_then(Pl011::get)

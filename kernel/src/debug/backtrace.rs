@@ -5,6 +5,19 @@ use crate::arch::sections;
 use crate::kaslr::relocate;
 use crate::mm::stack;
 
+/// `symbol+0xOFF` for an address in the kernel's text, or `symbol+0xOFF
+/// [module]` in a loaded module's.
+pub fn symbol(addr: u64) -> Option<alloc::string::String> {
+    let text = sections::text().start;
+    match addr
+        .checked_sub(text)
+        .and_then(|off| ksyms::lookup(sections::ksyms(), off))
+    {
+        Some(f) => Some(alloc::format!("{}+{:#x}", f.name, f.offset)),
+        None => crate::module::insmod::symbolize(addr),
+    }
+}
+
 /// Prints one line for `addr`: runtime VA, link-time address (for addr2line
 /// on the ELF, whatever KASLR did) and `symbol+offset`.
 pub fn print_frame(depth: usize, addr: u64) {
@@ -19,7 +32,10 @@ pub fn print_frame(depth: usize, addr: u64) {
             f.name,
             f.offset
         ),
-        None => crate::println!("  #{depth:<2} {addr:#018x} (link {link:#018x}) ?"),
+        None => match crate::module::insmod::symbolize(addr) {
+            Some(name) => crate::println!("  #{depth:<2} {addr:#018x} {name}"),
+            None => crate::println!("  #{depth:<2} {addr:#018x} (link {link:#018x}) ?"),
+        },
     }
 }
 

@@ -33,6 +33,11 @@ pub unsafe fn init_heap(range: PhysRange) {
     unsafe { HEAP.lock().init(start, range.size() as usize) };
 }
 
+/// Heap bytes allocated right now.
+pub fn heap_in_use() -> usize {
+    HEAP.lock().stats_alloc_actual()
+}
+
 /// Gives every page of `free` to the frame allocator.
 pub fn init_frames(free: &RangeList) {
     let mut frames = FRAMES.lock();

@@ -11,6 +11,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::alloc::Layout;
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use spin::Mutex;
 
 use super::exports::{self, Registry};
@@ -28,19 +30,30 @@ pub fn find(name: &str) -> Option<u64> {
     })
 }
 
-/// The module being run (its base address), while the kernel is inside one.
-static CURRENT: Mutex<Option<u64>> = Mutex::new(None);
+/// The module being run (its base address; 0 for none), while the kernel is
+/// inside one. An atomic, not a lock: the exception handler reads it.
+static CURRENT: AtomicU64 = AtomicU64::new(0);
 
 /// Runs `f` as module `base`: what it registers or allocates is its own.
 pub fn enter<R>(base: u64, f: impl FnOnce() -> R) -> R {
-    let outer = CURRENT.lock().replace(base);
+    let outer = CURRENT.swap(base, Ordering::SeqCst);
     let result = f();
-    *CURRENT.lock() = outer;
+    CURRENT.store(outer, Ordering::SeqCst);
     result
 }
 
-fn current() -> u64 {
-    CURRENT.lock().unwrap_or(0)
+/// The module the kernel is running, if any.
+pub fn current() -> Option<u64> {
+    Some(CURRENT.load(Ordering::SeqCst)).filter(|&base| base != 0)
+}
+
+/// After a contained fault: the abandoned frames never left the module.
+pub fn left_by_fault() {
+    CURRENT.store(0, Ordering::SeqCst);
+}
+
+fn owner() -> u64 {
+    CURRENT.load(Ordering::SeqCst)
 }
 
 /// A string a module passed as (pointer, length).
@@ -58,8 +71,11 @@ unsafe fn module_str<'a>(at: *const u8, len: usize) -> Option<&'a str> {
 /// `message` must point to `len` readable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn splitmap_log(message: *const u8, len: usize) {
+    // Read (and check) the whole message before taking the console's lock:
+    // a bad pointer then faults with no lock held, and can be contained.
     // SAFETY: the caller's contract.
-    crate::println!("{}", unsafe { module_str(message, len) }.unwrap_or("(not UTF-8)"));
+    let message = unsafe { module_str(message, len) }.unwrap_or("(not UTF-8)");
+    crate::println!("{message}");
 }
 crate::export!(splitmap_log);
 
@@ -72,7 +88,7 @@ crate::export!(splitmap_log);
 pub unsafe extern "C" fn splitmap_panic(message: *const u8, len: usize) -> ! {
     // SAFETY: the caller's contract.
     let message = unsafe { module_str(message, len) }.unwrap_or("(not UTF-8)");
-    panic!("module at {:#x} panicked: {message}", current())
+    panic!("module at {:#x} panicked: {message}", owner())
 }
 crate::export!(splitmap_panic);
 
@@ -92,7 +108,7 @@ static TESTS: Registry<TestFn> = Registry::new();
 unsafe fn register<F: Copy>(registry: &Registry<F>, at: *const u8, len: usize, function: F, builtin: &[&str]) -> i32 {
     // SAFETY: the caller's contract.
     match unsafe { module_str(at, len) } {
-        Some(name) if registry.add(name, current(), function, builtin).is_ok() => 0,
+        Some(name) if registry.add(name, owner(), function, builtin).is_ok() => 0,
         _ => -1,
     }
 }
@@ -171,7 +187,7 @@ pub extern "C" fn splitmap_alloc(size: usize, align: usize) -> *mut u8 {
         ALLOCATIONS.lock().push(Allocation {
             at: at as usize,
             layout,
-            owner: current(),
+            owner: owner(),
         });
     }
     at
@@ -232,6 +248,24 @@ pub struct Leftovers {
     pub allocations: usize,
     /// Bytes in those blocks.
     pub bytes: usize,
+}
+
+/// Unregisters the commands and tests of module `owner` (a faulted module,
+/// whose memory stays); how many there were.
+pub fn forget_registrations(owner: u64) -> usize {
+    COMMANDS.forget(owner) + TESTS.forget(owner)
+}
+
+/// Heap bytes all modules hold.
+pub fn allocations_total() -> usize {
+    ALLOCATIONS.lock().iter().map(|a| a.layout.size()).sum()
+}
+
+/// Blocks module `owner` holds from the heap: how many, and their bytes.
+pub fn allocations_of(owner: u64) -> (usize, usize) {
+    let list = ALLOCATIONS.lock();
+    let mine = list.iter().filter(|a| a.owner == owner);
+    (mine.clone().count(), mine.map(|a| a.layout.size()).sum())
 }
 
 /// Unregisters and frees whatever module `owner` left behind.

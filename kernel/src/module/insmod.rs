@@ -36,6 +36,10 @@ struct Loaded {
     slots: usize,
     direct: usize,
     exit: Option<u64>,
+    /// Its functions, for backtraces: (name, offset from base, size).
+    functions: Vec<(String, u64, u64)>,
+    /// Set once the module took a contained fault (a description of it).
+    faulted: Option<String>,
 }
 
 static MODULES: Mutex<Vec<Loaded>> = Mutex::new(Vec::new());
@@ -126,7 +130,7 @@ pub fn insmod(name: &str) -> Result<String, String> {
     let [(_, text, _), ..] = module.areas();
     cpu::sync_icache(buffer, text as usize);
 
-    let mut loaded = Loaded {
+    let loaded = Loaded {
         name: name.to_string(),
         base,
         size,
@@ -136,20 +140,27 @@ pub fn insmod(name: &str) -> Result<String, String> {
         slots: module.plt_slots,
         direct: linked.direct,
         exit: linked.exit,
+        functions: module.functions(),
+        faulted: None,
     };
+    let line = describe(&loaded);
+    // Listed before its first instruction runs, so a fault in `init_module`
+    // finds it (and its memory stays accounted for).
+    MODULES.lock().push(loaded);
     if let Some(init) = linked.init {
         // SAFETY: `init` is the module's `extern "C" fn() -> i32`, mapped r-x
         // and relocated above.
         let f: extern "C" fn() -> i32 = unsafe { core::mem::transmute(init as usize) };
         let code = abi::enter(base, || f());
         if code != 0 {
-            loaded.exit = None;
-            unload(&loaded);
+            let mut list = MODULES.lock();
+            let mut m = list.pop().expect("listed above");
+            drop(list);
+            m.exit = None;
+            unload(&m);
             return Err(alloc::format!("{name}: init_module returned {code}"));
         }
     }
-    let line = describe(&loaded);
-    MODULES.lock().push(loaded);
     Ok(line)
 }
 
@@ -194,6 +205,12 @@ pub fn rmmod(name: &str) -> Result<Option<String>, String> {
         .iter()
         .position(|m| m.name == name)
         .ok_or_else(|| alloc::format!("{name} is not loaded"))?;
+    if let Some(fault) = &list[i].faulted {
+        return Err(alloc::format!(
+            "{name} faulted ({fault}): it stays, holding {} pages (see lsmod -v), since nothing it left half-done can be trusted to be undone",
+            list[i].pages
+        ));
+    }
     let m = list.remove(i);
     drop(list);
     if let Some(exit) = m.exit {
@@ -207,17 +224,87 @@ pub fn rmmod(name: &str) -> Result<Option<String>, String> {
 fn describe(m: &Loaded) -> String {
     let distance = m.base.abs_diff(sections::text().start);
     alloc::format!(
-        "{} base={:#x} size={:#x} plt={} slots={} direct={} distance={distance:#x}",
+        "{} base={:#x} size={:#x} plt={} slots={} direct={} distance={distance:#x}{}",
         m.name,
         m.base,
         m.size,
         m.plt,
         m.slots,
         m.direct,
+        if m.faulted.is_some() { " faulted" } else { "" }
     )
 }
 
-/// One line per loaded module.
-pub fn lsmod() -> Vec<String> {
-    MODULES.lock().iter().map(describe).collect()
+/// One line per loaded module; with `verbose`, what each holds.
+pub fn lsmod(verbose: bool) -> Vec<String> {
+    let modules = MODULES.lock();
+    let mut lines = Vec::new();
+    for m in modules.iter() {
+        lines.push(describe(m));
+        if verbose {
+            let (blocks, bytes) = abi::allocations_of(m.base);
+            lines.push(alloc::format!(
+                "  holds pages={} frames={:#x}-{:#x} heap-blocks={blocks} heap-bytes={bytes}",
+                m.pages,
+                m.frames.raw(),
+                m.frames.raw() + m.pages * PAGE_SIZE
+            ));
+            if let Some(fault) = &m.faulted {
+                lines.push(alloc::format!("  faulted: {fault}"));
+            }
+        }
+    }
+    if verbose {
+        lines.push(alloc::format!(
+            "# kernel heap left behind by frames a module fault abandoned: {} bytes",
+            LEAKED.load(core::sync::atomic::Ordering::Relaxed)
+        ));
+    }
+    lines
+}
+
+/// Heap bytes the abandoned frames of contained faults still hold, leaked
+/// on purpose (see `arch::recovery`).
+static LEAKED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// After a contained fault in module `base`: marks it faulted and takes its
+/// commands and tests away; its memory stays. `leaked` heap bytes were left
+/// by the abandoned frames. The line to print.
+pub fn contain(fault: &crate::arch::exceptions::Fault, leaked: u64) -> String {
+    abi::left_by_fault();
+    LEAKED.fetch_add(leaked, core::sync::atomic::Ordering::Relaxed);
+    let registrations = abi::forget_registrations(fault.module);
+    let mut modules = MODULES.lock();
+    let Some(m) = modules.iter_mut().find(|m| m.base == fault.module) else {
+        return alloc::format!("module fault at {:#x}: no module is loaded there", fault.module);
+    };
+    let at = symbolize_in(m, fault.elr)
+        .or_else(|| crate::debug::backtrace::symbol(fault.elr))
+        .unwrap_or_else(|| alloc::format!("{:#x}", fault.elr));
+    let what = alloc::format!("{} at {at}", fault.syndrome);
+    let line = alloc::format!(
+        "module {} faulted: {what}; {registrations} command(s)/test(s) taken away, {} pages kept, {leaked} bytes of kernel heap left by the abandoned frames",
+        m.name,
+        m.pages
+    );
+    m.faulted = Some(what);
+    line
+}
+
+/// `function+0xOFF [module]` inside `m`, if `addr` is in one of its functions.
+fn symbolize_in(m: &Loaded, addr: u64) -> Option<String> {
+    let offset = addr.checked_sub(m.base)?;
+    let (name, start, _) = m
+        .functions
+        .iter()
+        .find(|(_, start, size)| (*start..start + size.max(&1)).contains(&offset))?;
+    Some(alloc::format!("{name}+{:#x} [{}]", offset - start, m.name))
+}
+
+/// `function+0xOFF [module]` for an address in a loaded module. Never waits:
+/// the exception handler calls it (`None` if the list is busy).
+pub fn symbolize(addr: u64) -> Option<String> {
+    let modules = MODULES.try_lock()?;
+    let m = modules.iter().find(|m| (m.base..m.base + m.size).contains(&addr))?;
+    Some(symbolize_in(m, addr).unwrap_or_else(|| alloc::format!("? [{}]", m.name)))
 }

@@ -257,6 +257,23 @@ impl<'d> Module<'d> {
         self.placed.iter().find(|p| p.index == index).map(|p| p.offset)
     }
 
+    /// The module's functions, demangled, for backtraces: (name, offset in
+    /// the image, size), lowest first.
+    pub fn functions(&self) -> Vec<(String, u64, u64)> {
+        let mut functions: Vec<(String, u64, u64)> = self
+            .file
+            .symbols()
+            .filter(|s| s.kind() == object::SymbolKind::Text && s.is_definition())
+            .filter_map(|s| {
+                let offset = self.offset_of(s.section_index()?)?.checked_add(s.address())?;
+                let name = format!("{:#}", rustc_demangle::demangle(s.name().ok()?));
+                Some((name, offset, s.size()))
+            })
+            .collect();
+        functions.sort_by_key(|f| f.1);
+        functions
+    }
+
     /// Address of a defined symbol `name` once the image is at `base`.
     pub fn symbol(&self, name: &str, base: u64) -> Option<u64> {
         self.file.symbols().find(|s| s.name() == Ok(name)).and_then(|s| {

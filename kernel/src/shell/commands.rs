@@ -8,7 +8,7 @@ use super::editor::{Echo, LineEditor};
 use super::parse::{COMMANDS, Command, ParseError, parse};
 use super::report::{KaslrReport, LayoutRow, WalkRefusal, write_walk};
 use super::{crash, selftest};
-use crate::arch::{peek, psci, sections};
+use crate::arch::{exceptions, peek, psci, recovery, sections};
 use crate::boot::{cpio, phases, state};
 use crate::console::{self, Console};
 use crate::kaslr::relocate;
@@ -38,13 +38,30 @@ pub fn run() -> ! {
             Echo::Enter => {
                 println!();
                 match editor.take_line() {
-                    Ok(line) => execute(line.as_str()),
+                    Ok(line) => run_line(line.as_str()),
                     Err(e) => println!("error: {e}"),
                 }
                 crate::print!("{PROMPT}");
             }
         }
     }
+}
+
+/// Runs `line` from a recovery point: a fault in a module's code ends the
+/// command and the module, not the kernel (see `arch::recovery`).
+fn run_line(line: &str) {
+    let heap = frames::heap_in_use();
+    let modules_heap = abi::allocations_total();
+    if recovery::contained(|| execute(line)).is_ok() {
+        return;
+    }
+    let Some(fault) = exceptions::take_fault() else {
+        return;
+    };
+    // What the heap grew by that no module owns: the abandoned frames' share.
+    let grown = frames::heap_in_use().saturating_sub(heap) as u64;
+    let by_modules = abi::allocations_total().saturating_sub(modules_heap) as u64;
+    println!("{}", insmod::contain(&fault, grown.saturating_sub(by_modules)));
 }
 
 fn execute(line: &str) {
@@ -66,7 +83,7 @@ fn execute(line: &str) {
             Ok(None) => {}
             Err(e) => println!("error: rmmod {e}"),
         },
-        Ok(Command::Lsmod) => insmod::lsmod().iter().for_each(|l| println!("{l}")),
+        Ok(Command::Lsmod(verbose)) => insmod::lsmod(verbose).iter().for_each(|l| println!("{l}")),
         Ok(Command::Peek(va, width)) => match peek::peek(va, width) {
             Ok(value) => println!("{va:#x}: {value:#x} ({width}-bit)"),
             Err(reason) => println!("fault at {va:#x}: {reason}"),

@@ -30,8 +30,8 @@ pub enum Command<'a> {
     Insmod(&'a str),
     /// `rmmod NAME`
     Rmmod(&'a str),
-    /// `lsmod`
-    Lsmod,
+    /// `lsmod [-v]`: with `-v`, what each module holds.
+    Lsmod(bool),
     /// `peek VA [WIDTH]`: read 8, 16, 32 or 64 bits.
     Peek(u64, u8),
     /// `crash KIND`
@@ -118,8 +118,8 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     (
         "lsmod",
-        "",
-        "loaded modules: base, size, PLT veneers used and slots counted, direct branches, distance from the kernel",
+        "[-v]",
+        "loaded modules: base, size, PLT veneers used and slots counted, direct branches, distance from the kernel; faulted ones marked; -v: what each holds",
     ),
     (
         "crash",
@@ -180,7 +180,11 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "bootargs" => no_args(Command::Bootargs, "bootargs"),
         "kaslr" => no_args(Command::Kaslr, "kaslr"),
         "modules" => no_args(Command::Modules, "modules"),
-        "lsmod" => no_args(Command::Lsmod, "lsmod"),
+        "lsmod" => match (arg, extra) {
+            (None, _) => Ok(Command::Lsmod(false)),
+            (Some("-v"), false) => Ok(Command::Lsmod(true)),
+            _ => Err(ParseError::Usage("lsmod [-v]")),
+        },
         "insmod" => match (arg, extra) {
             (Some(name), false) => Ok(Command::Insmod(name)),
             _ => Err(ParseError::Usage("insmod NAME (see `modules`)")),
