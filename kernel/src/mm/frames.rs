@@ -33,6 +33,11 @@ pub unsafe fn init_heap(range: PhysRange) {
     unsafe { HEAP.lock().init(start, range.size() as usize) };
 }
 
+/// Whether the frame allocator or the heap is locked right now.
+pub fn busy() -> bool {
+    FRAMES.is_locked() || HEAP.is_locked()
+}
+
 /// Heap bytes allocated right now.
 pub fn heap_in_use() -> usize {
     HEAP.lock().stats_alloc_actual()

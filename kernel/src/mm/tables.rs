@@ -34,6 +34,11 @@ pub struct KernelTables {
 /// The one writer of the live kernel tables.
 static TABLES: Mutex<Option<KernelTables>> = Mutex::new(None);
 
+/// Whether someone is changing the tables right now.
+pub fn busy() -> bool {
+    TABLES.is_locked()
+}
+
 /// Takes over the tables the early code built, and the rest of its pool.
 pub fn init(pool: EarlyPool) {
     *TABLES.lock() = Some(KernelTables::new(pool));

@@ -34,8 +34,27 @@ pub fn find(name: &str) -> Option<u64> {
 /// inside one. An atomic, not a lock: the exception handler reads it.
 static CURRENT: AtomicU64 = AtomicU64::new(0);
 
+/// The kernel's locks, by name, and whether each is held.
+fn locks() -> [(&'static str, bool); 6] {
+    [
+        ("console", crate::console::busy()),
+        ("page tables", crate::mm::tables::busy()),
+        ("frames and heap", crate::mm::frames::busy()),
+        ("module list", super::insmod::busy()),
+        ("module allocations", ALLOCATIONS.is_locked()),
+        ("registries", COMMANDS.busy() || TESTS.busy()),
+    ]
+}
+
 /// Runs `f` as module `base`: what it registers or allocates is its own.
+///
+/// # Panics
+/// If a kernel lock is held: a fault in the module would leave it held
+/// forever (see `arch::recovery`), so calling a module then is a kernel bug.
 pub fn enter<R>(base: u64, f: impl FnOnce() -> R) -> R {
+    if let Some((lock, _)) = locks().into_iter().find(|&(_, held)| held) {
+        panic!("the kernel entered the module at {base:#x} holding the {lock} lock");
+    }
     let outer = CURRENT.swap(base, Ordering::SeqCst);
     let result = f();
     CURRENT.store(outer, Ordering::SeqCst);

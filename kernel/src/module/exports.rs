@@ -139,6 +139,11 @@ impl<F: Copy> Registry<F> {
             .collect()
     }
 
+    /// Whether the registry is locked right now.
+    pub fn busy(&self) -> bool {
+        self.0.is_locked()
+    }
+
     /// Drops what module `owner` registered; how many there were.
     pub fn forget(&self, owner: u64) -> usize {
         let mut list = self.0.lock();

@@ -44,6 +44,11 @@ struct Loaded {
 
 static MODULES: Mutex<Vec<Loaded>> = Mutex::new(Vec::new());
 
+/// Whether the module list is locked right now.
+pub fn busy() -> bool {
+    MODULES.is_locked()
+}
+
 fn far() -> bool {
     state::get().boot.args.module_far
 }
