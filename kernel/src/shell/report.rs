@@ -305,8 +305,8 @@ mod tests {
         KaslrReport {
             k: &k,
             image_size: size,
-            relocations: 266,
-            instructions: Some(13617),
+            relocations: 347,
+            instructions: Some(17898),
             ram: &ram,
             dtb_seed_now: 0,
         }
@@ -314,16 +314,16 @@ mod tests {
     }
 
     /// A real session (`--kaslr-seed 0x5 --icount`, as in the README, with
-    /// an image of 0x8a000 bytes), rebuilt from the same inputs on the host:
+    /// an image of 0x99000 bytes), rebuilt from the same inputs on the host:
     /// every line but the measured counts follows from the seed and sizes.
     #[test]
     fn kaslr_report_matches_a_real_session() {
-        let text = kaslr_report("kaslr.seed=0x5", Some((5, SeedSource::Bootarg)), 0x8a000);
+        let text = kaslr_report("kaslr.seed=0x5", Some((5, SeedSource::Bootarg)), 0x99000);
         let expected = "\
 source=bootarg offset=0x1fffdca00000 text=0xffffa0005ca00000
 window=0xffffa0005c000000-0xffffe00014000000 align=2M slots=33553856 entropy=24.9 bits
-image=0x8a000 bytes relocations=266 instructions=13617
-modules direct=0xffffa00056671000-0xffffa0005e671000 plt=0xffffa00024bd5000-0xffffa000a4bd5000
+image=0x99000 bytes relocations=347 instructions=17898
+modules direct=0xffffa0005a98e000-0xffffa0006298e000 plt=0xffffa00028ef2000-0xffffa000a8ef2000
 modules entropy direct=14.9 bits plt=18.9 bits
 linear base=fixed (131072 1G-aligned places would give 17.0 bits with kaslr.linear=on)
 dtb /chosen/kaslr-seed now=0x0
