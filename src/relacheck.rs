@@ -19,16 +19,11 @@ use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTar
 /// The early code's first instruction, reached from the Image header.
 pub const EARLY_ENTRY: &str = "__pi_primary_entry";
 
-// AArch64 ELF relocation types (ELF for the Arm 64-bit Architecture, table 5-x).
-const R_AARCH64_ABS64: u32 = 257;
-const R_AARCH64_ABS32: u32 = 258;
-const R_AARCH64_ABS16: u32 = 259;
-const R_AARCH64_MOVW_UABS_G0: u32 = 263;
-const R_AARCH64_MOVW_SABS_G2: u32 = 272;
-const R_AARCH64_JUMP26: u32 = 282;
-const R_AARCH64_CALL26: u32 = 283;
-const R_AARCH64_ADR_GOT_PAGE: u32 = 311;
-const R_AARCH64_LD64_GOT_LO12_NC: u32 = 312;
+// AArch64 ELF relocation types (ELF for the Arm 64-bit Architecture).
+use object::elf::{
+    R_AARCH64_ABS16, R_AARCH64_ABS32, R_AARCH64_ABS64, R_AARCH64_ADR_GOT_PAGE, R_AARCH64_CALL26, R_AARCH64_JUMP26,
+    R_AARCH64_LD64_GOT_LO12_NC, R_AARCH64_MOVW_SABS_G2, R_AARCH64_MOVW_UABS_G0,
+};
 
 /// Relocations that store an absolute address (or reach one through the GOT).
 fn is_absolute(r_type: u32) -> bool {

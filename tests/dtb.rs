@@ -450,6 +450,14 @@ fn dtb_mutant(dtb: &[u8], seed: u64, i: u64) -> (String, Vec<u8>) {
     let mut b = dtb.to_vec();
     let be32 = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
     let (off_struct, size_struct) = (be32(dtb, 8) as usize, be32(dtb, 36) as usize);
+    // Where the structure block has a PROP token whose length passes `len`
+    // (a token word may also be data that happens to look like one: fine).
+    let props = |len: fn(u32) -> bool| -> Vec<usize> {
+        (off_struct..off_struct + size_struct - 8)
+            .step_by(4)
+            .filter(|&at| be32(dtb, at) == 3 && len(be32(dtb, at + 4)))
+            .collect()
+    };
     // A 4-byte aligned word inside the structure block.
     let word = off_struct + ((r >> 8) as usize % (size_struct / 4)) * 4;
     let what = match i % 8 {
@@ -474,10 +482,7 @@ fn dtb_mutant(dtb: &[u8], seed: u64, i: u64) -> (String, Vec<u8>) {
         }
         3 | 4 => {
             // The word after a PROP token is its length, the next its name.
-            let props: Vec<usize> = (off_struct..off_struct + size_struct)
-                .step_by(4)
-                .filter(|&at| be32(dtb, at) == 3)
-                .collect();
+            let props = props(|_| true);
             let at = props[(r >> 8) as usize % props.len()] + 4 * (1 + i as usize % 2);
             let value = [0, 3, 0xffff, 0x7fff_fff0, be32(dtb, at) + 1][(r >> 32) as usize % 5];
             b[at..at + 4].copy_from_slice(&value.to_be_bytes());
@@ -489,10 +494,7 @@ fn dtb_mutant(dtb: &[u8], seed: u64, i: u64) -> (String, Vec<u8>) {
         }
         6 => {
             // A #address-cells or #size-cells value: 0, 3 or huge.
-            let cells: Vec<usize> = (off_struct..off_struct + size_struct)
-                .step_by(4)
-                .filter(|&at| be32(dtb, at) == 3 && be32(dtb, at + 4) == 4)
-                .collect();
+            let cells = props(|len| len == 4);
             let at = cells[(r >> 8) as usize % cells.len()] + 12;
             let value = [0u32, 3, 0xffff_ffff][(r >> 32) as usize % 3];
             b[at..at + 4].copy_from_slice(&value.to_be_bytes());

@@ -13,13 +13,10 @@ pub struct Mutant {
     pub bytes: Vec<u8>,
 }
 
-const SHT_PROGBITS: u32 = 1;
-const SHT_SYMTAB: u32 = 2;
-const SHT_RELA: u32 = 4;
-const SHT_NOBITS: u32 = 8;
-const SHT_REL: u32 = 9;
-const SHF_ALLOC: u64 = 2;
-const SHF_EXECINSTR: u64 = 4;
+use object::elf::{SHT_NOBITS, SHT_PROGBITS, SHT_REL, SHT_RELA, SHT_SYMTAB};
+
+const SHF_ALLOC: u64 = object::elf::SHF_ALLOC as u64;
+const SHF_EXECINSTR: u64 = object::elf::SHF_EXECINSTR as u64;
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes(b[at..at + 2].try_into().unwrap())
