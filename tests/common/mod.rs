@@ -1,5 +1,6 @@
 //! Helpers for the QEMU tests: run the real `splitmap` binary, parse what the
-//! shell prints. Formats follow DESIGN §8 (layout rows, boot line, KTAP).
+//! shell prints: the formats the README documents (layout rows, the boot
+//! line, KTAP).
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod mutants;

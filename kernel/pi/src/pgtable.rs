@@ -323,6 +323,12 @@ impl core::ops::Add for MapCounts {
     }
 }
 
+impl core::ops::AddAssign for MapCounts {
+    fn add_assign(&mut self, o: MapCounts) {
+        *self = *self + o;
+    }
+}
+
 impl MapCounts {
     fn add_leaf(&mut self, level: usize) {
         match level {

@@ -93,7 +93,7 @@ pub fn build<A: TableAlloc + ?Sized>(
             Granularity::LargestBlocks,
         )
         .map_err(LinearError::Map)?;
-        total = total + c;
+        total += c;
     }
     Ok(total)
 }

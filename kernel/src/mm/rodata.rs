@@ -74,7 +74,7 @@ pub fn protect_image_alias() {
                 pgtable::set_entry(tables, step.table, step.index, 0);
                 cpu::flush_tlb();
                 pgtable::set_entry(tables, step.table, step.index, table_descriptor(table));
-                total = total + counts;
+                total += counts;
             }
             cpu::flush_tlb();
             va = chunk_end.max(va + level_size(pgtable::LAST_LEVEL));

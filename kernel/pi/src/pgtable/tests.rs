@@ -26,10 +26,7 @@ fn map_linear(ram: &[(u64, u64)]) -> (HostTables, PhysAddr, MapCounts) {
             Granularity::LargestBlocks,
         )
         .expect("map");
-        total.blocks_1g += c.blocks_1g;
-        total.blocks_2m += c.blocks_2m;
-        total.pages_4k += c.pages_4k;
-        total.tables += c.tables;
+        total += c;
     }
     (tables, root, total)
 }
@@ -74,9 +71,7 @@ fn block_choice_for_ram_layouts() {
         let mut seen = MapCounts::default();
         for &(start, size) in *ram {
             let c = count(&tables, root, LINEAR + start, size);
-            seen.blocks_1g += c.blocks_1g;
-            seen.blocks_2m += c.blocks_2m;
-            seen.pages_4k += c.pages_4k;
+            seen += c;
         }
         assert_eq!(
             (seen.blocks_1g, seen.blocks_2m, seen.pages_4k),
