@@ -1,19 +1,49 @@
 //! Names for addresses, and the frame-pointer walk behind backtraces.
 
+use alloc::string::String;
+use core::fmt;
+
 use super::ksyms;
 use crate::arch::sections;
 use crate::kaslr::relocate;
 use crate::mm::stack;
 
-/// `symbol+0xOFF` for an address in the kernel's text, or `symbol+0xOFF
-/// [module]` in a loaded module's.
-pub fn symbol(addr: u64) -> Option<alloc::string::String> {
+/// A function an address is in.
+pub struct Symbol {
+    /// Its demangled name.
+    pub name: String,
+    /// Bytes from its start.
+    pub offset: u64,
+    /// The section it is in.
+    pub section: String,
+    /// The module it belongs to (`None`: the kernel).
+    pub module: Option<String>,
+}
+
+/// `name+0xOFF`, and ` [module]` for a module's.
+impl fmt::Display for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}+{:#x}", self.name, self.offset)?;
+        match &self.module {
+            Some(module) => write!(f, " [{module}]"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The function `addr` is in: the kernel's, or a loaded module's.
+pub fn symbol(addr: u64) -> Option<Symbol> {
     let text = sections::text().start;
     match addr
         .checked_sub(text)
         .and_then(|off| ksyms::lookup(sections::ksyms(), off))
     {
-        Some(f) => Some(alloc::format!("{}+{:#x}", f.name, f.offset)),
+        Some(f) => Some(Symbol {
+            name: f.name.into(),
+            offset: f.offset,
+            section: ".text".into(),
+            module: None,
+        }),
         None => crate::module::insmod::symbolize(addr),
     }
 }
@@ -33,7 +63,7 @@ pub fn print_frame(depth: usize, addr: u64) {
             f.offset
         ),
         None => match crate::module::insmod::symbolize(addr) {
-            Some(name) => crate::println!("  #{depth:<2} {addr:#018x} {name}"),
+            Some(symbol) => crate::println!("  #{depth:<2} {addr:#018x} {symbol}"),
             None => crate::println!("  #{depth:<2} {addr:#018x} (link {link:#018x}) ?"),
         },
     }

@@ -69,6 +69,21 @@ pub fn lookup(table: &[u8], text_offset: u64) -> Option<Found<'_>> {
     })
 }
 
+/// Where function `name` starts (offset from `_text`) and its size.
+pub fn find(table: &[u8], name: &str) -> Option<(u64, u64)> {
+    (0..count(table)).find_map(|i| {
+        let at = HEADER + i * RECORD;
+        let (start, size, name_at, name_len) = (
+            u32_at(table, at)?,
+            u32_at(table, at + 4)?,
+            u32_at(table, at + 8)?,
+            u32_at(table, at + 12)?,
+        );
+        let this = table.get(name_at as usize..(name_at + name_len) as usize)?;
+        (this == name.as_bytes()).then_some((u64::from(start), u64::from(size)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +125,8 @@ mod tests {
             assert_eq!(lookup(&table, at), expected, "{at:#x}");
         }
         assert_eq!(lookup(&table, 0x10), None, "before the first");
+        assert_eq!(find(&table, "kernel::shell::run"), Some((0x100, 0x80)));
+        assert_eq!(find(&table, "kernel::shell"), None, "whole names only");
         assert_eq!(lookup(&[0u8; 64], 0x40), None, "an unfilled table");
         assert_eq!(count(&table[..20]), 0, "a truncated table is empty");
     }

@@ -47,6 +47,8 @@ pub struct Kaslr<'a> {
     pub offset: u64,
     /// Moved or not, and why.
     pub placement: Placement<'a>,
+    /// The seed the placement came from (`kaslr.seed=` replays it).
+    pub seed: Option<u64>,
     /// The window in force (the default one if the arguments were refused).
     pub window: Window,
     /// Placements the window allows for this image.
@@ -89,6 +91,7 @@ pub fn decide<'a>(args: &BootArgs<'a>, seed: Option<(u64, SeedSource)>, image_si
     let mut k = Kaslr {
         offset: 0,
         placement: Placement::NoSeed,
+        seed: None,
         window: *window.as_ref().unwrap_or(&Window::default_window()),
         slots: 0,
         image: at_link_address(image_size),
@@ -101,6 +104,7 @@ pub fn decide<'a>(args: &BootArgs<'a>, seed: Option<(u64, SeedSource)>, image_si
         (false, Err(e), _) => Placement::BadWindow(e),
         (false, Ok(_), None) => Placement::NoSeed,
         (false, Ok(w), Some((seed, source))) => {
+            k.seed = Some(seed);
             if let Some(text) = w.pick(seed, image_size) {
                 k.offset = text - KIMAGE_VADDR;
                 k.image = Span {
@@ -169,6 +173,7 @@ mod tests {
     fn a_seed_moves_the_image_into_its_window_and_the_modules_with_it() {
         let k = run("", SEED);
         assert_eq!(k.placement, Placement::Random(SeedSource::Dtb));
+        assert_eq!(k.seed, Some(0x5), "the seed is kept, to replay the boot");
         assert!(k.moves());
         assert_eq!(k.image.start, KIMAGE_VADDR + k.offset);
         assert!(k.image.start >= k.window.start && k.image.end <= k.window.end);

@@ -52,7 +52,7 @@ impl Window {
     }
 }
 
-/// `floor(10 * log2(slots))`: the entropy in tenths of a bit, without floats.
+/// `round(10 * log2(slots))`: the entropy in tenths of a bit, without floats.
 pub fn entropy_tenths(slots: u64) -> u64 {
     if slots == 0 {
         return 0;
@@ -61,7 +61,7 @@ pub fn entropy_tenths(slots: u64) -> u64 {
     // The fraction, one binary digit per squaring of the mantissa in [1, 2) (Q32).
     let mut mantissa = (u128::from(slots) << 32) >> whole;
     let mut fraction = 0u64;
-    for _ in 0..10 {
+    for _ in 0..20 {
         mantissa = (mantissa * mantissa) >> 32;
         fraction <<= 1;
         if mantissa >= 2 << 32 {
@@ -69,7 +69,8 @@ pub fn entropy_tenths(slots: u64) -> u64 {
             fraction |= 1;
         }
     }
-    whole * 10 + fraction * 10 / 1024
+    // Rounded, not truncated: 24.99998 bits is 25.0, not 24.9.
+    whole * 10 + ((fraction * 10 + (1 << 19)) >> 20)
 }
 
 /// A bad `kaslr.*` value.
@@ -244,17 +245,20 @@ mod tests {
         for (slots, tenths) in [
             (1, 0),
             (2, 10),
-            (3, 15),
+            (3, 16),
             (1024, 100),
-            (1536, 105),
+            (1536, 106),
             (32 << 20, 250),
-            (u64::MAX, 639),
+            (u64::MAX, 640),
         ] {
             assert_eq!(entropy_tenths(slots), tenths, "{slots}");
         }
-        // The default window at 2 MiB: 64 TiB / 2 MiB = 2^25 slots, less the partial last one.
+        // The default window at 2 MiB: 64 TiB / 2 MiB = 2^25 slots, less the
+        // partial last one: 24.99998 bits, which rounds to 25.0.
         let slots = Window::default_window().slots(SIZE);
-        assert_eq!(entropy_tenths(slots), 249);
+        assert_eq!(entropy_tenths(slots), 250);
+        assert_eq!(entropy_tenths((1 << 25) - 1), 250);
+        assert_eq!(entropy_tenths(3 << 20), 216, "21.58 bits");
     }
 
     #[test]

@@ -22,6 +22,7 @@ use super::load::{self, Area, Module};
 use super::region::{self, Span};
 use crate::arch::{cpu, sections};
 use crate::boot::{cpio, state};
+use crate::debug::backtrace::Symbol;
 use crate::kaslr::relocate;
 use crate::mm::{frames, tables};
 
@@ -36,8 +37,8 @@ struct Loaded {
     slots: usize,
     direct: usize,
     exit: Option<u64>,
-    /// Its functions, for backtraces: (name, offset from base, size).
-    functions: Vec<(String, u64, u64)>,
+    /// Its functions, for backtraces and `sym`.
+    functions: Vec<load::Function>,
     /// Set once the module took a contained fault (a description of it).
     faulted: Option<String>,
 }
@@ -285,7 +286,7 @@ pub fn contain(fault: &crate::arch::exceptions::Fault, leaked: u64) -> String {
     };
     let at = symbolize_in(m, fault.elr)
         .or_else(|| crate::debug::backtrace::symbol(fault.elr))
-        .unwrap_or_else(|| alloc::format!("{:#x}", fault.elr));
+        .map_or_else(|| alloc::format!("{:#x}", fault.elr), |s| s.to_string());
     let what = alloc::format!("{} at {at}", fault.syndrome);
     let line = alloc::format!(
         "module {} faulted: {what}; {registrations} command(s)/test(s) taken away, {} pages kept, {leaked} bytes of kernel heap left by the abandoned frames",
@@ -296,20 +297,43 @@ pub fn contain(fault: &crate::arch::exceptions::Fault, leaked: u64) -> String {
     line
 }
 
-/// `function+0xOFF [module]` inside `m`, if `addr` is in one of its functions.
-fn symbolize_in(m: &Loaded, addr: u64) -> Option<String> {
+/// The function of `m` that `addr` is in.
+fn symbolize_in(m: &Loaded, addr: u64) -> Option<Symbol> {
     let offset = addr.checked_sub(m.base)?;
-    let (name, start, _) = m
+    let f = m
         .functions
         .iter()
-        .find(|(_, start, size)| (*start..start + size.max(&1)).contains(&offset))?;
-    Some(alloc::format!("{name}+{:#x} [{}]", offset - start, m.name))
+        .find(|f| (f.offset..f.offset + f.size.max(1)).contains(&offset))?;
+    Some(Symbol {
+        name: f.name.clone(),
+        offset: offset - f.offset,
+        section: f.section.clone(),
+        module: Some(m.name.clone()),
+    })
 }
 
-/// `function+0xOFF [module]` for an address in a loaded module. Never waits:
-/// the exception handler calls it (`None` if the list is busy).
-pub fn symbolize(addr: u64) -> Option<String> {
+/// The module function an address is in. Never waits: the exception
+/// handler calls it (`None` if the list is busy).
+pub fn symbolize(addr: u64) -> Option<Symbol> {
     let modules = MODULES.try_lock()?;
     let m = modules.iter().find(|m| (m.base..m.base + m.size).contains(&addr))?;
-    Some(symbolize_in(m, addr).unwrap_or_else(|| alloc::format!("? [{}]", m.name)))
+    symbolize_in(m, addr)
+}
+
+/// Where module function `name` starts, in the first loaded module that has it.
+pub fn find_function(name: &str) -> Option<u64> {
+    MODULES
+        .lock()
+        .iter()
+        .find_map(|m| m.functions.iter().find(|f| f.name == name).map(|f| m.base + f.offset))
+}
+
+/// The virtual address of `pa` in each loaded module whose frames hold it.
+pub fn aliases_of(pa: PhysAddr) -> Vec<u64> {
+    MODULES
+        .lock()
+        .iter()
+        .filter(|m| (m.frames.raw()..m.frames.raw() + m.pages * PAGE_SIZE).contains(&pa.raw()))
+        .map(|m| m.base + (pa.raw() - m.frames.raw()))
+        .collect()
 }

@@ -93,6 +93,19 @@ pub struct Module<'d> {
     pub plt_slots: usize,
 }
 
+/// A function defined in a module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Function {
+    /// Demangled, without the hash.
+    pub name: String,
+    /// Where it starts, from the module image's base.
+    pub offset: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The section it is in.
+    pub section: String,
+}
+
 /// What linking did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Linked {
@@ -257,20 +270,25 @@ impl<'d> Module<'d> {
         self.placed.iter().find(|p| p.index == index).map(|p| p.offset)
     }
 
-    /// The module's functions, demangled, for backtraces: (name, offset in
-    /// the image, size), lowest first.
-    pub fn functions(&self) -> Vec<(String, u64, u64)> {
-        let mut functions: Vec<(String, u64, u64)> = self
+    /// The module's functions, demangled, lowest first: for backtraces and
+    /// `sym`.
+    pub fn functions(&self) -> Vec<Function> {
+        let mut functions: Vec<Function> = self
             .file
             .symbols()
             .filter(|s| s.kind() == object::SymbolKind::Text && s.is_definition())
             .filter_map(|s| {
-                let offset = self.offset_of(s.section_index()?)?.checked_add(s.address())?;
-                let name = format!("{:#}", rustc_demangle::demangle(s.name().ok()?));
-                Some((name, offset, s.size()))
+                let index = s.section_index()?;
+                let section = self.file.section_by_index(index).ok()?.name().ok()?.into();
+                Some(Function {
+                    name: format!("{:#}", rustc_demangle::demangle(s.name().ok()?)),
+                    offset: self.offset_of(index)?.checked_add(s.address())?,
+                    size: s.size(),
+                    section,
+                })
             })
             .collect();
-        functions.sort_by_key(|f| f.1);
+        functions.sort_by_key(|f| f.offset);
         functions
     }
 

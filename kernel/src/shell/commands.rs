@@ -1,20 +1,20 @@
 //! The shell on the machine: the read-run loop, and one function per command,
 //! each run against the live page tables and boot state.
 
-use pi::layout::{FIXMAP_DTB, KIMAGE_VADDR, PAGE_SIZE};
+use pi::layout::{KIMAGE_VADDR, PAGE_SIZE};
 use pi::pgtable::MapCounts;
 
 use super::editor::{Echo, LineEditor};
-use super::parse::{COMMANDS, Command, ParseError, parse};
+use super::parse::{COMMANDS, Command, ParseError, Symbol, parse};
 use super::report::{KaslrReport, LayoutRow, WalkRefusal, write_walk};
-use super::{crash, selftest};
-use crate::arch::{exceptions, peek, psci, recovery, sections};
+use super::{crash, explore, selftest};
+use crate::arch::{exceptions, peek, psci, recovery};
 use crate::boot::{cpio, phases, state};
 use crate::console::{self, Console};
 use crate::kaslr::relocate;
 use crate::mm::reserve::frames_below;
 use crate::mm::tables;
-use crate::mm::{frames, linear, rodata, stack};
+use crate::mm::{frames, linear, rodata};
 use crate::module::{abi, insmod};
 use crate::println;
 
@@ -96,6 +96,10 @@ fn execute(line: &str) {
             psci::system_off(state::get().boot.dt.psci)
         }
         Ok(Command::Crash(kind)) => crash::crash(kind),
+        Ok(Command::Va2pa(va)) => explore::va2pa(va),
+        Ok(Command::Pa2va(pa)) => explore::pa2va(pa),
+        Ok(Command::Sym(Symbol::At(addr))) => explore::sym_at(addr),
+        Ok(Command::Sym(Symbol::Named(name))) => explore::sym_named(name),
         Err(ParseError::Unknown(word)) if abi::run_command(word, line) => {}
         Err(e) => println!("error: {e}"),
     }
@@ -118,17 +122,6 @@ fn help() {
 }
 
 /// The image's regions, as `layout` names them.
-fn image_regions() -> [(&'static str, crate::mm::ranges::Span); 6] {
-    [
-        ("text", sections::text()),
-        ("rodata", sections::rodata()),
-        ("data", sections::data()),
-        ("bss", sections::bss()),
-        ("pgtables", sections::pool()),
-        ("bootstack", sections::boot_stack()),
-    ]
-}
-
 /// Permissions of the first page of `[va, …)` as the MMU sees them.
 fn prot_at(va: u64) -> &'static str {
     match tables::walk(va).translation {
@@ -150,51 +143,26 @@ fn row(name: &str, va: u64, end: u64, pa: Option<(u64, u64)>) -> LayoutRow<'_> {
 
 fn layout() {
     let k = state::get();
-    let voffset = pi::addr::kimage_voffset();
-    for (name, span) in image_regions() {
-        let (start, end) = (span.start, span.end);
-        println!("{}", row(name, start, end, Some((start - voffset, end - voffset))));
+    let (placed, _) = relocate::get();
+    for region in explore::regions() {
+        let (start, end) = (region.va.start, region.va.end);
+        if region.name == "modules" {
+            // The PLT window surrounds the image: count only what modules mapped.
+            let image = placed.image;
+            let map = tables::count(start, image.start - start) + tables::count(image.end, end - image.end);
+            let modules = LayoutRow {
+                name: "modules",
+                va: (start, end),
+                pa: None,
+                prot: prot_at(start),
+                map,
+            };
+            println!("{modules}");
+        } else {
+            println!("{}", row(region.name, start, end, region.pa));
+        }
     }
     let offset = pi::addr::phys_offset();
-    for r in k.boot.dt.memory.iter() {
-        let r = r.shrink_to_pages(PAGE_SIZE);
-        let va = linear::linear_va(r.start.raw(), offset);
-        println!(
-            "{}",
-            row("linear", va, va + r.size(), Some((r.start.raw(), r.end.raw())))
-        );
-    }
-    // The PLT window surrounds the image: count only what modules mapped.
-    let (placed, _) = relocate::get();
-    let (plt, image) = (placed.modules.plt, placed.image);
-    let count = |start: u64, end: u64| tables::count(start, end - start);
-    let modules = LayoutRow {
-        name: "modules",
-        va: (plt.start, plt.end),
-        pa: None,
-        prot: prot_at(plt.start),
-        map: count(plt.start, image.start) + count(image.end, plt.end),
-    };
-    println!("{modules}");
-    println!("{}", row("guard", stack::GUARD.start, stack::GUARD.end, None));
-    println!("{}", row("stack", stack::STACK.start, stack::STACK.end, None));
-    let uart = k.console.regs.expand_to_pages(PAGE_SIZE);
-    let va = k.console.va & !(PAGE_SIZE - 1);
-    println!(
-        "{}",
-        row("mmio", va, va + uart.size(), Some((uart.start.raw(), uart.end.raw())))
-    );
-    let dtb_base = k.boot.dtb.start.align_down(PAGE_SIZE).raw();
-    let dtb_size = (k.boot.dtb.end.raw() - dtb_base).next_multiple_of(PAGE_SIZE);
-    println!(
-        "{}",
-        row(
-            "dtb",
-            FIXMAP_DTB,
-            FIXMAP_DTB + dtb_size,
-            Some((dtb_base, dtb_base + dtb_size))
-        )
-    );
     let tables = tables::usage();
     println!(
         "# linear map: {} table pages (minimum for this RAM: {}); table pool: {}/{} pages used, {} more tables from frames; text at KIMAGE_VADDR={KIMAGE_VADDR:#x} + kaslr {:#x}",

@@ -11,4 +11,6 @@ pub mod commands;
 #[cfg(kernel_proper)]
 mod crash;
 #[cfg(kernel_proper)]
+mod explore;
+#[cfg(kernel_proper)]
 pub mod selftest;

@@ -36,6 +36,21 @@ pub enum Command<'a> {
     Peek(u64, u8),
     /// `crash KIND`
     Crash(CrashKind),
+    /// `va2pa VA`
+    Va2pa(u64),
+    /// `pa2va PA`
+    Pa2va(u64),
+    /// `sym ADDR|NAME`
+    Sym(Symbol<'a>),
+}
+
+/// What `sym` looks up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Symbol<'a> {
+    /// The function an address is in.
+    At(u64),
+    /// Where a function starts.
+    Named(&'a str),
 }
 
 /// Faults `crash` triggers on purpose.
@@ -126,6 +141,21 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "KIND",
         "fault on purpose: null, write-text, write-alias, exec-data, exec-linear, brk, undef, stack-overflow",
     ),
+    (
+        "va2pa",
+        "VA",
+        "the physical address a virtual one maps to, and its region",
+    ),
+    (
+        "pa2va",
+        "PA",
+        "every virtual address that maps a physical one: linear map, image, module, device",
+    ),
+    (
+        "sym",
+        "ADDR|NAME",
+        "the kernel or module function an address is in, or where one starts",
+    ),
     ("poweroff", "", "power off through PSCI (QEMU exits 0)"),
 ];
 
@@ -194,6 +224,23 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
             _ => Err(ParseError::Usage("rmmod NAME (see `lsmod`)")),
         },
         "poweroff" => no_args(Command::Poweroff, "poweroff"),
+        "va2pa" => match (arg, extra) {
+            (Some(va), false) => parse_u64(va).map(Command::Va2pa).ok_or(ParseError::BadNumber(va)),
+            _ => Err(ParseError::Usage("va2pa VA (e.g. va2pa 0xffff000000001000)")),
+        },
+        "pa2va" => match (arg, extra) {
+            (Some(pa), false) => parse_u64(pa).map(Command::Pa2va).ok_or(ParseError::BadNumber(pa)),
+            _ => Err(ParseError::Usage("pa2va PA (e.g. pa2va 0x40200000)")),
+        },
+        "sym" => match (arg, extra) {
+            (Some(word), false) => Ok(Command::Sym(match parse_u64(word) {
+                Some(addr) => Symbol::At(addr),
+                None => Symbol::Named(word),
+            })),
+            _ => Err(ParseError::Usage(
+                "sym ADDR|NAME (e.g. sym kernel::shell::commands::run)",
+            )),
+        },
         "walk" => match (arg, extra) {
             (Some(va), false) => parse_u64(va).map(Command::Walk).ok_or(ParseError::BadNumber(va)),
             _ => Err(ParseError::Usage("walk VA (e.g. walk 0xffff000000000000)")),
@@ -275,6 +322,29 @@ mod tests {
             ("crash", Err(ParseError::Usage(CRASH_USAGE))),
             ("crash stack-overflow", Ok(Command::Crash(CrashKind::StackOverflow))),
             ("crash sideways", Err(ParseError::Usage(CRASH_USAGE))),
+            ("va2pa 0x1000", Ok(Command::Va2pa(0x1000))),
+            ("pa2va 0x40200000", Ok(Command::Pa2va(0x4020_0000))),
+            (
+                "va2pa",
+                Err(ParseError::Usage("va2pa VA (e.g. va2pa 0xffff000000001000)")),
+            ),
+            ("pa2va zz", Err(ParseError::BadNumber("zz"))),
+            (
+                "sym 0xffff800080001000",
+                Ok(Command::Sym(Symbol::At(0xffff_8000_8000_1000))),
+            ),
+            (
+                "sym kernel::shell::commands::run",
+                Ok(Command::Sym(Symbol::Named("kernel::shell::commands::run"))),
+            ),
+            (
+                "sym a b",
+                Err(ParseError::Usage(
+                    "sym ADDR|NAME (e.g. sym kernel::shell::commands::run)",
+                )),
+            ),
+            ("lsmod -v", Ok(Command::Lsmod(true))),
+            ("lsmod -x", Err(ParseError::Usage("lsmod [-v]"))),
         ];
         for (line, expected) in rows {
             assert_eq!(parse(line), *expected, "{line:?}");
@@ -298,6 +368,9 @@ mod tests {
             "rmmod hello",
             "lsmod",
             "crash null",
+            "va2pa 0",
+            "pa2va 0",
+            "sym 0",
             "poweroff",
         ];
         for line in lines {

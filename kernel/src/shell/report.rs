@@ -154,12 +154,12 @@ impl fmt::Display for KaslrReport<'_> {
             Placement::BadWindow(_) => "disabled (window refused)",
             Placement::NoSeed => "disabled (no seed)",
         };
-        writeln!(
-            f,
-            "source={source} offset={:#x} text={:#x}",
-            k.offset,
-            KIMAGE_VADDR + k.offset
-        )?;
+        write!(f, "source={source}")?;
+        match k.seed {
+            Some(seed) => write!(f, " seed={seed:#x}")?,
+            None => write!(f, " seed=none")?,
+        }
+        writeln!(f, " offset={:#x} text={:#x}", k.offset, KIMAGE_VADDR + k.offset)?;
         let align = match k.window.align {
             0x1000 => "4K",
             0x10000 => "64K",
@@ -320,11 +320,11 @@ mod tests {
     fn kaslr_report_matches_a_real_session() {
         let text = kaslr_report("kaslr.seed=0x5", Some((5, SeedSource::Bootarg)), 0x99000);
         let expected = "\
-source=bootarg offset=0x1fffdca00000 text=0xffffa0005ca00000
-window=0xffffa0005c000000-0xffffe00014000000 align=2M slots=33553856 entropy=24.9 bits
+source=bootarg seed=0x5 offset=0x1fffdca00000 text=0xffffa0005ca00000
+window=0xffffa0005c000000-0xffffe00014000000 align=2M slots=33553856 entropy=25.0 bits
 image=0x99000 bytes relocations=347 instructions=17898
 modules direct=0xffffa0005a98e000-0xffffa0006298e000 plt=0xffffa00028ef2000-0xffffa000a8ef2000
-modules entropy direct=14.9 bits plt=18.9 bits
+modules entropy direct=15.0 bits plt=18.9 bits
 linear base=fixed (131072 1G-aligned places would give 17.0 bits with kaslr.linear=on)
 dtb /chosen/kaslr-seed now=0x0
 ";
@@ -335,7 +335,7 @@ dtb /chosen/kaslr-seed now=0x0
     fn kaslr_report_says_why_it_is_off() {
         let off = kaslr_report("nokaslr", None, 0x88000);
         assert!(
-            off.starts_with("source=disabled (nokaslr) offset=0x0 text=0xffff800080000000\n"),
+            off.starts_with("source=disabled (nokaslr) seed=none offset=0x0 text=0xffff800080000000\n"),
             "{off}"
         );
         assert!(!off.contains("modules entropy"), "no module entropy without KASLR");

@@ -1,0 +1,168 @@
+//! "What is at this address, and why?": the regions of the kernel's address
+//! space as `layout` lists them, and the commands that answer from the live
+//! tables — `va2pa`, `pa2va`, `sym`.
+
+use alloc::vec::Vec;
+
+use pi::addr::PhysAddr;
+use pi::layout::{FIXMAP_DTB, PAGE_SIZE};
+
+use super::report::WalkRefusal;
+use crate::arch::sections;
+use crate::boot::state;
+use crate::debug::{backtrace, ksyms};
+use crate::kaslr::relocate;
+use crate::mm::ranges::Span;
+use crate::mm::{linear, stack, tables};
+use crate::module::insmod;
+use crate::println;
+
+/// A region of the kernel's address space.
+pub struct Region {
+    /// `text`, `linear`, `modules`, `mmio`, …
+    pub name: &'static str,
+    /// Its virtual addresses.
+    pub va: Span,
+    /// The physical range it maps 1:1, if it does.
+    pub pa: Option<(u64, u64)>,
+}
+
+/// Every region, in `layout`'s order, from the live state.
+pub fn regions() -> Vec<Region> {
+    let k = state::get();
+    let mut out = Vec::new();
+    let voffset = pi::addr::kimage_voffset();
+    let image = [
+        ("text", sections::text()),
+        ("rodata", sections::rodata()),
+        ("data", sections::data()),
+        ("bss", sections::bss()),
+        ("pgtables", sections::pool()),
+        ("bootstack", sections::boot_stack()),
+    ];
+    for (name, va) in image {
+        out.push(Region {
+            name,
+            va,
+            pa: Some((va.start - voffset, va.end - voffset)),
+        });
+    }
+    let offset = pi::addr::phys_offset();
+    for r in k.boot.dt.memory.iter() {
+        let r = r.shrink_to_pages(PAGE_SIZE);
+        let start = linear::linear_va(r.start.raw(), offset);
+        out.push(Region {
+            name: "linear",
+            va: Span {
+                start,
+                end: start + r.size(),
+            },
+            pa: Some((r.start.raw(), r.end.raw())),
+        });
+    }
+    out.push(Region {
+        name: "modules",
+        va: relocate::get().0.modules.plt,
+        pa: None,
+    });
+    out.push(Region {
+        name: "guard",
+        va: stack::GUARD,
+        pa: None,
+    });
+    out.push(Region {
+        name: "stack",
+        va: stack::STACK,
+        pa: None,
+    });
+    let uart = k.console.regs.expand_to_pages(PAGE_SIZE);
+    let start = k.console.va & !(PAGE_SIZE - 1);
+    out.push(Region {
+        name: "mmio",
+        va: Span {
+            start,
+            end: start + uart.size(),
+        },
+        pa: Some((uart.start.raw(), uart.end.raw())),
+    });
+    let dtb = k.boot.dtb.expand_to_pages(PAGE_SIZE);
+    out.push(Region {
+        name: "dtb",
+        va: Span {
+            start: FIXMAP_DTB,
+            end: FIXMAP_DTB + dtb.size(),
+        },
+        pa: Some((dtb.start.raw(), dtb.end.raw())),
+    });
+    out
+}
+
+/// The region `va` is in (the image's own rows before the module windows
+/// around it), or `none`.
+fn region_of(regions: &[Region], va: u64) -> &'static str {
+    regions
+        .iter()
+        .find(|r| (r.va.start..r.va.end).contains(&va))
+        .map_or("none", |r| r.name)
+}
+
+/// `va2pa VA`: `va=0x… pa=0x… region=NAME`, from a walk of the live tables.
+pub fn va2pa(va: u64) {
+    if let Some(refusal) = WalkRefusal::of(va) {
+        println!("error: {refusal}");
+        return;
+    }
+    let region = region_of(&regions(), va);
+    match tables::walk(va).translation {
+        Some(t) => println!("va={va:#x} pa={:#x} region={region}", t.pa.raw()),
+        None => println!("error: {va:#x} is not mapped (region={region}); `walk {va:#x}` shows where the walk stops"),
+    }
+}
+
+/// `pa2va PA`: one `pa=0x… va=0x… region=NAME` line for every virtual
+/// address that maps `pa` — each checked by walking the live tables.
+pub fn pa2va(pa: u64) {
+    let regions = regions();
+    let mut candidates: Vec<u64> = regions
+        .iter()
+        .filter_map(|r| {
+            let (start, end) = r.pa?;
+            (start..end).contains(&pa).then(|| r.va.start + (pa - start))
+        })
+        .collect();
+    candidates.extend(insmod::aliases_of(PhysAddr::new(pa)));
+    let mut found = 0;
+    for va in candidates {
+        if tables::walk(va).translation.is_some_and(|t| t.pa.raw() == pa) {
+            println!("pa={pa:#x} va={va:#x} region={}", region_of(&regions, va));
+            found += 1;
+        }
+    }
+    if found == 0 {
+        println!("error: no virtual address maps {pa:#x} (RAM, the image, modules, the UART and the DTB are mapped)");
+    }
+}
+
+/// `sym ADDR`: `0xADDR NAME+0xOFF section=SECTION [module]`.
+pub fn sym_at(addr: u64) {
+    match backtrace::symbol(addr) {
+        Some(s) => match &s.module {
+            Some(module) => println!("{addr:#x} {}+{:#x} section={} [{module}]", s.name, s.offset, s.section),
+            None => println!("{addr:#x} {}+{:#x} section={}", s.name, s.offset, s.section),
+        },
+        None => println!("error: no function at {addr:#x}: not in the kernel's text or a module's"),
+    }
+}
+
+/// `sym NAME`: where function `NAME` starts, in the kernel or a module.
+pub fn sym_named(name: &str) {
+    let text = sections::text().start;
+    if let Some((offset, _)) = ksyms::find(sections::ksyms(), name) {
+        sym_at(text + offset);
+        return;
+    }
+    match insmod::find_function(name) {
+        Some(addr) => sym_at(addr),
+        None => println!("error: no function named {name} in the kernel or a loaded module"),
+    }
+}

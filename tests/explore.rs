@@ -1,0 +1,103 @@
+//! The explorer commands answer from the live tables, and agree with
+//! independent sources: `va2pa` with `walk`, `pa2va` with `va2pa` (every
+//! alias maps back), `sym` with the kernel ELF's own symbol table read here.
+
+mod common;
+use common::*;
+
+use object::{Object, ObjectSymbol};
+
+/// `key=0x…` in `line`.
+fn field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+        .map(hex)
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+}
+
+#[test]
+fn va2pa_agrees_with_walk_and_pa2va_maps_back() {
+    let out = session(&["--kaslr-seed", "0x33"], &["layout"]);
+    let rows = layout_rows(&out);
+    // The first page of every mapped region, and one inside the linear map.
+    let mut vas: Vec<u64> = rows.iter().filter(|r| r.prot != "---").map(|r| r.va.0).collect();
+    vas.push(row(&rows, "linear").va.0 + 0x1234_5678);
+    let mut cmds = vec![];
+    for va in &vas {
+        cmds.push(format!("va2pa {va:#x}"));
+        cmds.push(format!("walk {va:#x}"));
+    }
+    let text_pa = row(&rows, "text").pa.unwrap().0;
+    cmds.push(format!("pa2va {text_pa:#x}"));
+    cmds.push("va2pa 0xffffffffff000000".into());
+    let refs: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    let out = session(&["--kaslr-seed", "0x33"], &refs);
+    let answers: Vec<&str> = out.lines().filter(|l| l.starts_with("va=")).collect();
+    let walks: Vec<&str> = out.lines().filter(|l| l.starts_with("=> pa=")).collect();
+    assert_eq!(answers.len(), vas.len(), "{out}");
+    for ((va, answer), walked) in vas.iter().zip(&answers).zip(&walks) {
+        assert_eq!(field(answer, "va="), *va);
+        assert_eq!(field(answer, "pa="), field(walked, "pa="), "{answer} vs {walked}");
+    }
+    // The image's first byte has two names: the image mapping and the linear map.
+    let aliases: Vec<&str> = out.lines().filter(|l| l.starts_with("pa=")).collect();
+    let regions: Vec<&str> = aliases.iter().filter_map(|l| l.split_whitespace().last()).collect();
+    assert_eq!(regions, ["region=text", "region=linear"], "{aliases:?}");
+    assert_eq!(field(aliases[0], "va="), row(&rows, "text").va.0);
+    assert!(
+        out.contains("error: 0xffffffffff000000 is not mapped (region=guard)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn sym_agrees_with_the_kernel_elf_and_names_module_functions() {
+    // The ELF's own symbol table, demangled here.
+    let elf = artifact("elf");
+    let file = object::File::parse(&*elf).unwrap();
+    let name = "kernel::shell::commands::run";
+    let link = file
+        .symbols()
+        .find(|s| format!("{:#}", rustc_demangle::demangle(s.name().unwrap_or(""))) == name)
+        .map(|s| s.address())
+        .expect("the ELF has the shell's loop");
+    let out = session(
+        &["--kaslr-seed", "0x44"],
+        &[
+            &format!("sym {name}"),
+            "insmod hello",
+            "sym hello::hello_command",
+            "sym nothing::by::this::name",
+        ],
+    );
+    let (_, text) = boot_line(&out);
+    let slide = text - KIMAGE_VADDR;
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!(" {name}+")))
+        .expect("sym line");
+    assert_eq!(line, format!("{:#x} {name}+0x0 section=.text", link + slide));
+    let module = out.lines().find(|l| l.ends_with(" [hello]")).expect("a module symbol");
+    assert!(module.contains(" hello::hello_command+0x0 section=.text"), "{module}");
+    assert!(
+        out.contains("error: no function named nothing::by::this::name"),
+        "{out}"
+    );
+
+    // And back: an address inside each function names it, with the offset.
+    let addr = hex(line.split_whitespace().next().unwrap()) + 0x10;
+    let in_module = hex(module.split_whitespace().next().unwrap()) + 4;
+    let out = session(
+        &["--kaslr-seed", "0x44"],
+        &[
+            "insmod hello",
+            &format!("sym {addr:#x}"),
+            &format!("sym {in_module:#x}"),
+        ],
+    );
+    assert!(out.contains(&format!("{addr:#x} {name}+0x10 section=.text")), "{out}");
+    assert!(
+        out.contains(&format!("{in_module:#x} hello::hello_command+0x4 section=")),
+        "{out}"
+    );
+}
