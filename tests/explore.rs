@@ -101,3 +101,80 @@ fn sym_agrees_with_the_kernel_elf_and_names_module_functions() {
         "{out}"
     );
 }
+
+/// A `ptdump` line: (va start, va end, pa start, block size, leaves, prot as
+/// `walk` prints it).
+fn ptdump_line(line: &str) -> (u64, u64, u64, u64, u64, String) {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let (va0, va1) = w[0].split_once('-').unwrap();
+    let pa0 = hex(w[2].strip_prefix("pa=").unwrap().split('-').next().unwrap());
+    let blk = match w[3].strip_prefix("blk=").unwrap() {
+        "1G" => 1 << 30,
+        "2M" => 2 << 20,
+        _ => 4 << 10,
+    };
+    let n = w[4].strip_prefix("n=").unwrap().parse().unwrap();
+    let prot = match (w[6], w[7]) {
+        ("ap=ro", "x=kernel") => "r-x",
+        ("ap=ro", "x=never") => "r--",
+        ("ap=rw", "x=never") => "rw-",
+        other => panic!("unexpected attributes {other:?} in {line}"),
+    };
+    (hex(va0), hex(va1), pa0, blk, n, prot.to_string())
+}
+
+#[test]
+fn ptdump_agrees_with_walk_and_with_layout() {
+    for options in [&["--kaslr-seed", "0x55"][..], &["--nokaslr", "--append", "rodata=full"]] {
+        let out = session(options, &["layout", "ptdump"]);
+        let rows = layout_rows(&out);
+        let runs: Vec<_> = out
+            .lines()
+            .filter(|l| l.starts_with("0x") && l.contains(" blk="))
+            .map(ptdump_line)
+            .collect();
+        assert!(runs.len() >= 6, "{out}");
+        // Every run's first and last leaf, walked.
+        let mut cmds = vec![];
+        for (va0, va1, _, blk, _, _) in &runs {
+            cmds.push(format!("walk {va0:#x}"));
+            cmds.push(format!("walk {:#x}", va1 - blk));
+        }
+        let refs: Vec<&str> = cmds.iter().map(String::as_str).collect();
+        let walked = session(options, &refs);
+        let results: Vec<&str> = walked.lines().filter(|l| l.starts_with("=> ")).collect();
+        assert_eq!(results.len(), 2 * runs.len(), "{walked}");
+        for (i, (va0, va1, pa0, blk, n, prot)) in runs.iter().enumerate() {
+            assert_eq!((va1 - va0) / blk, *n, "run {i}: leaves times block size");
+            for (at, result) in [(0, results[2 * i]), (va1 - va0 - blk, results[2 * i + 1])] {
+                let size = match *blk {
+                    0x4000_0000 => "1G",
+                    0x20_0000 => "2M",
+                    _ => "4K",
+                };
+                let want = format!("=> pa={:#x} level=", pa0 + at);
+                assert!(result.starts_with(&want), "run {i} at +{at:#x}: {result} (want {want})");
+                assert!(
+                    result.ends_with(&format!("size={size} prot={prot}")),
+                    "run {i}: {result}"
+                );
+            }
+        }
+        // Leaves per block size inside each mapped layout row match its counts.
+        for row in rows.iter().filter(|r| r.prot != "---" && r.name != "modules") {
+            let (mut g, mut m, mut k) = (0, 0, 0);
+            for (va0, va1, _, blk, _, _) in &runs {
+                let (start, end) = ((*va0).max(row.va.0), (*va1).min(row.va.1.next_multiple_of(4096)));
+                if start < end {
+                    let leaves = (end - start).div_ceil(*blk);
+                    match *blk {
+                        0x4000_0000 => g += leaves,
+                        0x20_0000 => m += leaves,
+                        _ => k += leaves,
+                    }
+                }
+            }
+            assert_eq!((g, m, k), row.map, "{options:?}: row {}", row.name);
+        }
+    }
+}

@@ -640,39 +640,73 @@ pub fn walk<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64) -> Walk {
     result
 }
 
-/// Counts the leaf descriptors (and the table pages holding them) that map any
-/// part of `[va, va + len)` below `root`.
-pub fn count<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64, len: u64) -> MapCounts {
-    let mut counts = MapCounts::default();
-    if len > 0 {
-        count_level(mem, root, 0, va, len, &mut counts);
-    }
-    counts
+/// What a descent over a range of the tables meets, in address order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visited {
+    /// A table descriptor, followed.
+    Table,
+    /// A block or page descriptor.
+    Leaf {
+        /// The virtual address the leaf starts at (aligned to its size).
+        va: u64,
+        /// The physical address it maps there.
+        pa: PhysAddr,
+        /// Its level: 1 (1 GiB), 2 (2 MiB) or 3 (4 KiB).
+        level: usize,
+        /// The raw descriptor, attributes and all.
+        raw: u64,
+    },
 }
 
-fn count_level<A: TableAccess + ?Sized>(
+/// Calls `f` for every table and leaf descriptor that maps any of
+/// `[va, va + len)` below `root`, lowest address first. Invalid entries are
+/// skipped without a call.
+pub fn visit<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64, len: u64, f: &mut impl FnMut(Visited)) {
+    if len > 0 {
+        visit_level(mem, root, 0, va, len, f);
+    }
+}
+
+fn visit_level<A: TableAccess + ?Sized>(
     mem: &A,
     table: PhysAddr,
     level: usize,
     mut va: u64,
     mut len: u64,
-    counts: &mut MapCounts,
+    f: &mut impl FnMut(Visited),
 ) {
     let size = level_size(level);
     while len > 0 {
         let span_left = size - (va & (size - 1));
         let chunk = if len < span_left { len } else { span_left };
-        match Entry::decode(read_entry(mem, table, index_at(va, level)), level) {
+        let raw = read_entry(mem, table, index_at(va, level));
+        match Entry::decode(raw, level) {
             Entry::Invalid => {}
-            Entry::Leaf { .. } => counts.add_leaf(level),
+            Entry::Leaf { pa, .. } => f(Visited::Leaf {
+                va: va & !(size - 1),
+                pa,
+                level,
+                raw,
+            }),
             Entry::Table(next) => {
-                counts.tables += 1;
-                count_level(mem, next, level + 1, va, chunk, counts);
+                f(Visited::Table);
+                visit_level(mem, next, level + 1, va, chunk, f);
             }
         }
         va = va.wrapping_add(chunk);
         len -= chunk;
     }
+}
+
+/// Descriptors of each size, and table pages below the root, that map any of
+/// `[va, va + len)`.
+pub fn count<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64, len: u64) -> MapCounts {
+    let mut counts = MapCounts::default();
+    visit(mem, root, va, len, &mut |v| match v {
+        Visited::Table => counts.tables += 1,
+        Visited::Leaf { level, .. } => counts.add_leaf(level),
+    });
+    counts
 }
 
 #[cfg(any(test, feature = "host-tables"))]

@@ -119,6 +119,8 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         rodata::protect_image_alias();
     }
     let linear_counts = *LINEAR_COUNTS.get().expect("linear map built");
+    // What the tables hold now: `rodata=full` may have split a block.
+    let linear_now = tables::linear_now(&info.dt.memory);
     let reserved = reserve::reserve(&info.dt, image, info.dtb, HEAP_SIZE)
         .unwrap_or_else(|e| panic!("cannot set RAM aside for the kernel: {e:?}"));
     // SAFETY: the heap is free RAM (inside a /memory range, so linear-mapped,
@@ -129,10 +131,10 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         "{} MiB RAM, {} MiB free, linear map 1G:{} 2M:{} 4K:{} in {} table pages",
         info.dt.memory.total() >> 20,
         (frames::free_frames() * PAGE_SIZE) >> 20,
-        linear_counts.blocks_1g,
-        linear_counts.blocks_2m,
-        linear_counts.pages_4k,
-        linear_counts.tables
+        linear_now.blocks_1g,
+        linear_now.blocks_2m,
+        linear_now.pages_4k,
+        linear_now.tables
     );
     state::set(Kernel {
         image,

@@ -3,6 +3,7 @@
 //! kernel stack and `rodata=full`.
 
 pub mod linear;
+pub mod ptdump;
 pub mod ranges;
 pub mod reserve;
 

@@ -117,6 +117,18 @@ pub fn count(va: u64, len: u64) -> MapCounts {
     locked(|tables, root| pgtable::count(tables, root, va, len))
 }
 
+/// The linear map as the live tables hold it now (after `rodata=full`
+/// split a block, say): descriptors of each size and table pages, each
+/// table counted once however many RAM ranges share it.
+pub fn linear_now(ram: &RangeList) -> MapCounts {
+    let offset = pi::addr::phys_offset();
+    let (Some(first), Some(last)) = (ram.iter().next(), ram.iter().last()) else {
+        return MapCounts::default();
+    };
+    let start = linear::linear_va(first.start.raw(), offset);
+    count(start, linear::linear_va(last.end.raw(), offset) - start)
+}
+
 /// Where the kernel's table pages came from so far.
 pub fn usage() -> TableUsage {
     locked(|tables, _| tables.usage())

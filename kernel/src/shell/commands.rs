@@ -100,6 +100,7 @@ fn execute(line: &str) {
         Ok(Command::Pa2va(pa)) => explore::pa2va(pa),
         Ok(Command::Sym(Symbol::At(addr))) => explore::sym_at(addr),
         Ok(Command::Sym(Symbol::Named(name))) => explore::sym_named(name),
+        Ok(Command::Ptdump(part)) => explore::ptdump(part),
         Err(ParseError::Unknown(word)) if abi::run_command(word, line) => {}
         Err(e) => println!("error: {e}"),
     }
@@ -166,7 +167,7 @@ fn layout() {
     let tables = tables::usage();
     println!(
         "# linear map: {} table pages (minimum for this RAM: {}); table pool: {}/{} pages used, {} more tables from frames; text at KIMAGE_VADDR={KIMAGE_VADDR:#x} + kaslr {:#x}",
-        k.linear.tables,
+        tables::linear_now(&k.boot.dt.memory).tables,
         linear::minimum_tables(&k.boot.dt.memory, offset),
         tables.pool_used,
         tables.pool_size,

@@ -5,15 +5,16 @@
 use alloc::vec::Vec;
 
 use pi::addr::PhysAddr;
-use pi::layout::{FIXMAP_DTB, PAGE_SIZE};
+use pi::layout::{FIXMAP_DTB, LINEAR_END, PAGE_OFFSET, PAGE_SIZE};
 
+use super::parse::Part;
 use super::report::WalkRefusal;
 use crate::arch::sections;
 use crate::boot::state;
 use crate::debug::{backtrace, ksyms};
 use crate::kaslr::relocate;
 use crate::mm::ranges::Span;
-use crate::mm::{linear, stack, tables};
+use crate::mm::{linear, ptdump, stack, tables};
 use crate::module::insmod;
 use crate::println;
 
@@ -140,6 +141,33 @@ pub fn pa2va(pa: u64) {
     }
     if found == 0 {
         println!("error: no virtual address maps {pa:#x} (RAM, the image, modules, the UART and the DTB are mapped)");
+    }
+}
+
+/// `ptdump [PART]`: one line per run of like leaves, lowest address first.
+pub fn ptdump(part: Part) {
+    let (k, _) = relocate::get();
+    let spans = match part {
+        Part::All => [Some((PAGE_OFFSET, 0u64.wrapping_sub(PAGE_OFFSET))), None],
+        Part::Linear => [Some((PAGE_OFFSET, LINEAR_END - PAGE_OFFSET)), None],
+        Part::Image => [Some((k.image.start, k.image.size())), None],
+        // The PLT window around the image, less the image itself.
+        Part::Modules => [
+            Some((k.modules.plt.start, k.image.start - k.modules.plt.start)),
+            Some((k.image.end, k.modules.plt.end - k.image.end)),
+        ],
+    };
+    let mut runs = 0;
+    tables::locked(|tables, root| {
+        for (va, len) in spans.into_iter().flatten() {
+            ptdump::runs(tables, root, va, len, |run| {
+                println!("{run}");
+                runs += 1;
+            });
+        }
+    });
+    if runs == 0 {
+        println!("# nothing mapped there");
     }
 }
 

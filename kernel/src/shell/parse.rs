@@ -42,6 +42,21 @@ pub enum Command<'a> {
     Pa2va(u64),
     /// `sym ADDR|NAME`
     Sym(Symbol<'a>),
+    /// `ptdump [linear|image|modules|all]`
+    Ptdump(Part),
+}
+
+/// What `ptdump` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The linear map.
+    Linear,
+    /// The kernel image.
+    Image,
+    /// The module windows.
+    Modules,
+    /// The whole kernel half.
+    All,
 }
 
 /// What `sym` looks up.
@@ -156,6 +171,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "ADDR|NAME",
         "the kernel or module function an address is in, or where one starts",
     ),
+    (
+        "ptdump",
+        "[linear|image|modules|all]",
+        "the live tables as runs of like mappings: VA and PA ranges, block size, attributes",
+    ),
     ("poweroff", "", "power off through PSCI (QEMU exits 0)"),
 ];
 
@@ -231,6 +251,13 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "pa2va" => match (arg, extra) {
             (Some(pa), false) => parse_u64(pa).map(Command::Pa2va).ok_or(ParseError::BadNumber(pa)),
             _ => Err(ParseError::Usage("pa2va PA (e.g. pa2va 0x40200000)")),
+        },
+        "ptdump" => match (arg, extra) {
+            (None | Some("all"), false) => Ok(Command::Ptdump(Part::All)),
+            (Some("linear"), false) => Ok(Command::Ptdump(Part::Linear)),
+            (Some("image"), false) => Ok(Command::Ptdump(Part::Image)),
+            (Some("modules"), false) => Ok(Command::Ptdump(Part::Modules)),
+            _ => Err(ParseError::Usage("ptdump [linear|image|modules|all]")),
         },
         "sym" => match (arg, extra) {
             (Some(word), false) => Ok(Command::Sym(match parse_u64(word) {
@@ -344,6 +371,12 @@ mod tests {
                 )),
             ),
             ("lsmod -v", Ok(Command::Lsmod(true))),
+            ("ptdump", Ok(Command::Ptdump(Part::All))),
+            ("ptdump image", Ok(Command::Ptdump(Part::Image))),
+            (
+                "ptdump sideways",
+                Err(ParseError::Usage("ptdump [linear|image|modules|all]")),
+            ),
             ("lsmod -x", Err(ParseError::Usage("lsmod [-v]"))),
         ];
         for (line, expected) in rows {
@@ -371,6 +404,7 @@ mod tests {
             "va2pa 0",
             "pa2va 0",
             "sym 0",
+            "ptdump",
             "poweroff",
         ];
         for line in lines {
