@@ -178,3 +178,74 @@ fn ptdump_agrees_with_walk_and_with_layout() {
         }
     }
 }
+
+#[test]
+fn x_dumps_what_the_image_file_holds_and_stops_at_a_fault() {
+    let out = session(
+        &["--nokaslr"],
+        &[
+            &format!("x {KIMAGE_VADDR:#x} 8 32"),
+            &format!("x {:#x} 2 8", KIMAGE_VADDR + 0x38),
+            "x 0xffffffffff00fff8 4",
+            "x 0xfffffffff0000018 1 32",
+            "x 0xfffffffff0000018 1 32 force",
+        ],
+    );
+    // The Image file on the host: its first 32 bytes as little-endian words,
+    // then the "ARM\x64" magic at 0x38.
+    let image = artifact("image");
+    let word = |i: usize| u32::from_le_bytes(image[4 * i..4 * i + 4].try_into().unwrap());
+    let want = |first: usize| {
+        (first..first + 4)
+            .map(|i| format!("{:08x}", word(i)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(out.contains(&format!("{KIMAGE_VADDR:#x}: {}", want(0))), "{out}");
+    assert!(out.contains(&format!("{:#x}: {}", KIMAGE_VADDR + 16, want(4))), "{out}");
+    assert!(
+        out.contains(&format!("{:#x}: 41 52", KIMAGE_VADDR + 0x38)),
+        "ARM magic:\n{out}"
+    );
+    assert!(
+        out.contains("fault at 0xffffffffff00fff8: translation fault at level 3"),
+        "{out}"
+    );
+    assert!(out.contains("error: 0xfffffffff0000018 is device memory"), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("0xfffffffff0000018: ")),
+        "forced:\n{out}"
+    );
+}
+
+#[test]
+fn help_names_usage_and_an_example_that_works_for_every_command() {
+    let out = session(&["--nokaslr"], &["help"]);
+    let names: Vec<&str> = out
+        .lines()
+        .skip_while(|l| l.trim_end() != "commands:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(names.len() >= 19, "{names:?}");
+    let asks: Vec<String> = names.iter().map(|n| format!("help {n}")).collect();
+    let refs: Vec<&str> = asks.iter().map(String::as_str).collect();
+    let out = session(&["--nokaslr"], &refs);
+    let examples: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("example: ")).collect();
+    assert_eq!(examples.len(), names.len(), "{out}");
+    for name in &names {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("usage: {name}"))),
+            "{name}:\n{out}"
+        );
+    }
+    // Every example runs (all but those that end the session), in order.
+    let runnable: Vec<&str> = examples
+        .iter()
+        .copied()
+        .filter(|e| !e.starts_with("crash") && *e != "poweroff")
+        .collect();
+    let out = session(&["--nokaslr"], &runnable);
+    assert!(!out.contains("error:"), "{out}");
+}

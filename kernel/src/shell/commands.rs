@@ -5,7 +5,7 @@ use pi::layout::{KIMAGE_VADDR, PAGE_SIZE};
 use pi::pgtable::MapCounts;
 
 use super::editor::{Echo, LineEditor};
-use super::parse::{COMMANDS, Command, ParseError, Symbol, parse};
+use super::parse::{COMMANDS, Command, ParseError, Symbol, help_for, parse};
 use super::report::{KaslrReport, LayoutRow, WalkRefusal, write_walk};
 use super::{crash, explore, selftest};
 use crate::arch::{exceptions, peek, psci, recovery};
@@ -67,7 +67,8 @@ fn run_line(line: &str) {
 fn execute(line: &str) {
     match parse(line) {
         Ok(Command::Empty) => {}
-        Ok(Command::Help) => help(),
+        Ok(Command::Help(None)) => help(),
+        Ok(Command::Help(Some(name))) => help_command(name),
         Ok(Command::Layout) => layout(),
         Ok(Command::Walk(va)) => walk(va),
         Ok(Command::Mem) => mem(),
@@ -101,8 +102,26 @@ fn execute(line: &str) {
         Ok(Command::Sym(Symbol::At(addr))) => explore::sym_at(addr),
         Ok(Command::Sym(Symbol::Named(name))) => explore::sym_named(name),
         Ok(Command::Ptdump(part)) => explore::ptdump(part),
+        Ok(Command::Examine(x)) => explore::examine(x),
         Err(ParseError::Unknown(word)) if abi::run_command(word, line) => {}
         Err(e) => println!("error: {e}"),
+    }
+}
+
+fn help_command(name: &str) {
+    match help_for(name) {
+        Some(help) => {
+            match help.usage {
+                (name, "") => println!("usage: {name}"),
+                (name, args) => println!("usage: {name} {args}"),
+            }
+            println!("  {}", help.what);
+            println!("example: {}", help.example);
+        }
+        None => match insmod::commands().into_iter().find(|(n, _)| n == name) {
+            Some((_, module)) => println!("{name}: a command of module {module}; its module says how to use it"),
+            None => println!("error: no command {name}; type 'help' for the list"),
+        },
     }
 }
 

@@ -7,9 +7,11 @@ use alloc::vec::Vec;
 use pi::addr::PhysAddr;
 use pi::layout::{FIXMAP_DTB, LINEAR_END, PAGE_OFFSET, PAGE_SIZE};
 
-use super::parse::Part;
+use alloc::string::String;
+
+use super::parse::{Examine, Part};
 use super::report::WalkRefusal;
-use crate::arch::sections;
+use crate::arch::{peek, sections};
 use crate::boot::state;
 use crate::debug::{backtrace, ksyms};
 use crate::kaslr::relocate;
@@ -169,6 +171,50 @@ pub fn ptdump(part: Part) {
     if runs == 0 {
         println!("# nothing mapped there");
     }
+}
+
+/// `x VA [COUNT] [WIDTH] [force]`: lines of `0xVA: v v v v`, 16 bytes a
+/// line, each value read through the exception table; a fault ends the dump
+/// with `fault at 0x…: REASON`.
+pub fn examine(x: Examine) {
+    let bytes = u64::from(x.width / 8);
+    if !x.force
+        && let Some(device) = (0..x.count)
+            .map(|i| x.va.wrapping_add(i * bytes))
+            .find(|&va| tables::walk(va).steps().last().is_some_and(|s| is_device(s.raw)))
+    {
+        println!(
+            "error: {device:#x} is device memory, where a read can change the device (reading the UART's data register takes a typed byte); add `force` to read it anyway"
+        );
+        return;
+    }
+    let per_line = 16 / bytes;
+    let mut line = String::new();
+    for i in 0..x.count {
+        let va = x.va.wrapping_add(i * bytes);
+        if i % per_line == 0 {
+            if !line.is_empty() {
+                println!("{line}");
+            }
+            line = alloc::format!("{va:#x}:");
+        }
+        match peek::peek(va, x.width) {
+            Ok(v) => line.push_str(&alloc::format!(" {v:0width$x}", width = 2 * bytes as usize)),
+            Err(reason) => {
+                if !line.ends_with(':') {
+                    println!("{line}");
+                }
+                println!("fault at {va:#x}: {reason}");
+                return;
+            }
+        }
+    }
+    println!("{line}");
+}
+
+/// Whether a leaf descriptor maps device memory (AttrIndx).
+fn is_device(raw: u64) -> bool {
+    raw & 1 == 1 && (raw >> 2) & 7 == pi::pgtable::MAIR_IDX_DEVICE
 }
 
 /// `sym ADDR`: `0xADDR NAME+0xOFF section=SECTION [module]`.

@@ -8,8 +8,8 @@ use crate::num::parse_u64;
 pub enum Command<'a> {
     /// Blank line.
     Empty,
-    /// `help`
-    Help,
+    /// `help [COMMAND]`
+    Help(Option<&'a str>),
     /// `layout`
     Layout,
     /// `walk VA`
@@ -44,7 +44,27 @@ pub enum Command<'a> {
     Sym(Symbol<'a>),
     /// `ptdump [linear|image|modules|all]`
     Ptdump(Part),
+    /// `x VA [COUNT] [WIDTH] [force]`: a hexdump.
+    Examine(Examine),
 }
+
+/// What `x` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Examine {
+    /// First address.
+    pub va: u64,
+    /// How many values.
+    pub count: u64,
+    /// Bits per value: 8, 16, 32 or 64.
+    pub width: u8,
+    /// Read device memory too (reads there can have side effects).
+    pub force: bool,
+}
+
+/// Most values `x` reads at once.
+pub const EXAMINE_MAX: u64 = 1024;
+
+const X_USAGE: &str = "x VA [COUNT] [8|16|32|64] [force] (e.g. x 0xffff800080000000 16 32)";
 
 /// What `ptdump` shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,12 +192,62 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "the kernel or module function an address is in, or where one starts",
     ),
     (
+        "x",
+        "VA [COUNT] [WIDTH] [force]",
+        "hexdump COUNT values of WIDTH bits (8 of 64 by default); a fault is reported; device memory only with force",
+    ),
+    (
         "ptdump",
         "[linear|image|modules|all]",
         "the live tables as runs of like mappings: VA and PA ranges, block size, attributes",
     ),
     ("poweroff", "", "power off through PSCI (QEMU exits 0)"),
 ];
+
+/// An example of each command, for `help COMMAND`.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    ("help", "help walk"),
+    ("layout", "layout"),
+    ("walk", "walk 0xffff000000001234"),
+    ("mem", "mem"),
+    ("bootargs", "bootargs"),
+    ("kaslr", "kaslr"),
+    ("test", "test linear"),
+    ("peek", "peek 0xfffffffffe000000 32"),
+    ("modules", "modules"),
+    ("insmod", "insmod hello"),
+    ("rmmod", "rmmod hello"),
+    ("lsmod", "lsmod -v"),
+    ("crash", "crash null"),
+    ("va2pa", "va2pa 0xffff000000001000"),
+    ("pa2va", "pa2va 0x40200000"),
+    ("sym", "sym kernel::shell::commands::run"),
+    ("x", "x 0xfffffffffe000000 16 8"),
+    ("ptdump", "ptdump image"),
+    ("poweroff", "poweroff"),
+];
+
+/// What `help COMMAND` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Help {
+    /// `walk VA`: the name and its arguments.
+    pub usage: (&'static str, &'static str),
+    /// What it does.
+    pub what: &'static str,
+    /// A line that runs it.
+    pub example: &'static str,
+}
+
+/// `help COMMAND` for a kernel command.
+pub fn help_for(name: &str) -> Option<Help> {
+    let &(name, args, what) = COMMANDS.iter().find(|(n, _, _)| *n == name)?;
+    let example = EXAMPLES.iter().find(|(n, _)| *n == name).map_or(name, |(_, e)| *e);
+    Some(Help {
+        usage: (name, args),
+        what,
+        example,
+    })
+}
 
 /// Why a line was not a command. Printed after `error: `.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,7 +294,8 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         }
     };
     match name {
-        "help" => no_args(Command::Help, "help"),
+        "help" if !extra => Ok(Command::Help(arg)),
+        "help" => Err(ParseError::Usage("help [COMMAND]")),
         "layout" => no_args(Command::Layout, "layout"),
         "mem" => no_args(Command::Mem, "mem"),
         "bootargs" => no_args(Command::Bootargs, "bootargs"),
@@ -291,6 +362,37 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
             }
             Ok(Command::Peek(va, width))
         }
+        "x" => {
+            let mut words = line.split_ascii_whitespace().skip(1).peekable();
+            let usage = ParseError::Usage(X_USAGE);
+            let va = words.next().ok_or(usage)?;
+            let va = parse_u64(va).ok_or(ParseError::BadNumber(va))?;
+            let mut x = Examine {
+                va,
+                count: 8,
+                width: 64,
+                force: false,
+            };
+            if let Some(count) = words.next_if(|w| *w != "force") {
+                x.count = parse_u64(count)
+                    .filter(|n| (1..=EXAMINE_MAX).contains(n))
+                    .ok_or(usage)?;
+            }
+            if let Some(width) = words.next_if(|w| *w != "force") {
+                x.width = match width {
+                    "64" => 64,
+                    "32" => 32,
+                    "16" => 16,
+                    "8" => 8,
+                    _ => return Err(usage),
+                };
+            }
+            x.force = words.next_if(|w| *w == "force").is_some();
+            if words.next().is_some() {
+                return Err(usage);
+            }
+            Ok(Command::Examine(x))
+        }
         "crash" => match (arg, extra) {
             (Some(kind), false) => CRASH_KINDS
                 .iter()
@@ -314,7 +416,9 @@ mod tests {
         let rows: &[(&str, Result<Command<'_>, ParseError<'_>>)] = &[
             ("", Ok(Command::Empty)),
             ("   ", Ok(Command::Empty)),
-            ("help", Ok(Command::Help)),
+            ("help", Ok(Command::Help(None))),
+            ("help walk", Ok(Command::Help(Some("walk")))),
+            ("help walk x", Err(ParseError::Usage("help [COMMAND]"))),
             (" layout ", Ok(Command::Layout)),
             ("walk 0xffff000000000000", Ok(Command::Walk(0xffff_0000_0000_0000))),
             ("walk 0xffff_8000_8000_0000", Ok(Command::Walk(0xffff_8000_8000_0000))),
@@ -372,6 +476,37 @@ mod tests {
             ),
             ("lsmod -v", Ok(Command::Lsmod(true))),
             ("ptdump", Ok(Command::Ptdump(Part::All))),
+            (
+                "x 0x10",
+                Ok(Command::Examine(Examine {
+                    va: 0x10,
+                    count: 8,
+                    width: 64,
+                    force: false,
+                })),
+            ),
+            (
+                "x 0x10 4 8 force",
+                Ok(Command::Examine(Examine {
+                    va: 0x10,
+                    count: 4,
+                    width: 8,
+                    force: true,
+                })),
+            ),
+            (
+                "x 0x10 force",
+                Ok(Command::Examine(Examine {
+                    va: 0x10,
+                    count: 8,
+                    width: 64,
+                    force: true,
+                })),
+            ),
+            ("x 0x10 0", Err(ParseError::Usage(X_USAGE))),
+            ("x 0x10 2000", Err(ParseError::Usage(X_USAGE))),
+            ("x 0x10 4 12", Err(ParseError::Usage(X_USAGE))),
+            ("x 0x10 4 8 force now", Err(ParseError::Usage(X_USAGE))),
             ("ptdump image", Ok(Command::Ptdump(Part::Image))),
             (
                 "ptdump sideways",
@@ -383,6 +518,20 @@ mod tests {
             assert_eq!(parse(line), *expected, "{line:?}");
         }
         assert!(ParseError::Unknown("x").to_string().contains("help"));
+    }
+
+    #[test]
+    fn every_command_has_an_example_that_runs_it() {
+        for (name, _, _) in COMMANDS {
+            let (_, example) = EXAMPLES
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("no example for {name}"));
+            assert!(example.split(' ').next() == Some(name), "{example}");
+            assert!(!matches!(parse(example), Err(_) | Ok(Command::Empty)), "{example}");
+        }
+        assert_eq!(EXAMPLES.len(), COMMANDS.len());
+        assert!(help_for("walk").is_some() && help_for("frobnicate").is_none());
     }
 
     #[test]
@@ -405,6 +554,7 @@ mod tests {
             "pa2va 0",
             "sym 0",
             "ptdump",
+            "x 0",
             "poweroff",
         ];
         for line in lines {
