@@ -249,3 +249,31 @@ fn help_names_usage_and_an_example_that_works_for_every_command() {
     let out = session(&["--nokaslr"], &runnable);
     assert!(!out.contains("error:"), "{out}");
 }
+
+#[test]
+fn loglevel_debug_shows_each_boot_phase_and_dmesg_replays_the_boot() {
+    let out = session(&["--kaslr-seed", "0x9", "--append", "loglevel=debug"], &["dmesg"]);
+    let (boot, rest) = out.split_once("splitmap> dmesg\n").expect("dmesg typed");
+    for phase in [
+        "[DEBUG] early code: MMU on",
+        "[DEBUG] device tree at ",
+        "[DEBUG] linear map built: PHYS_OFFSET=",
+        "[DEBUG] KASLR: moving the image by ",
+        "relocations applied; link address unmapped",
+        "[DEBUG] frames: ",
+        "[DEBUG] initrd at ",
+        "[DEBUG] switching to the kernel stack",
+    ] {
+        assert!(boot.contains(phase), "boot does not say {phase:?}:\n{boot}");
+    }
+    // The phases before the console came up are shown once it is, in order.
+    let early = boot.find("[DEBUG] early code").unwrap();
+    assert!(early < boot.find("splitmap: image").unwrap(), "{boot}");
+    // dmesg prints what boot printed: from the first kernel line to the prompt.
+    let kernel_boot = &boot[early..boot.rfind("splitmap> ").unwrap_or(boot.len())];
+    let replay = rest.split("splitmap> ").next().unwrap();
+    assert_eq!(replay, kernel_boot);
+    // At the default level, the phases are kept quiet.
+    let quiet = session(&["--kaslr-seed", "0x9"], &["dmesg"]);
+    assert!(!quiet.contains("[DEBUG]"), "{quiet}");
+}

@@ -20,7 +20,7 @@
 //! holds an address of the image (see `boot::info`), so both read the same
 //! from the new mapping.
 
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 use pi::addr::{self, KimgVirt, PhysAddr};
 use pi::boot::EarlyPool;
 use pi::layout::{FIXMAP_DTB, MMIO_BASE, MMIO_END, PAGE_SIZE};
@@ -56,6 +56,8 @@ static LINEAR_COUNTS: Once<pgtable::MapCounts> = Once::new();
 pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_used: u64, boot_regs: u64) -> ! {
     exceptions::install();
     cpu::disable_ttbr0();
+    // Messages go to the boot log until there is a console, which shows them.
+    console::init_log(log::LevelFilter::Info);
     let image = record_image(PhysAddr::new(image_pa));
     let pool = sections::pool();
     // SAFETY: the early code took `pool_used` pages of this pool; the rest is
@@ -72,6 +74,19 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
 
     let info = read_boot_info(dtb_pa, boot_regs).unwrap_or_else(|e| unusable_device_tree(dtb_pa, e));
     let info = BOOT_INFO.call_once(|| info);
+    log::set_max_level(info.args.loglevel);
+    debug!(
+        "early code: MMU on, image mapped at the link address {:#x} from pa={image_pa:#x}, {pool_used} of {} pool pages used",
+        sections::text().start,
+        sections::pool().size() / PAGE_SIZE
+    );
+    debug!(
+        "device tree at {dtb_pa:#x}: {} bytes, {} RAM ranges ({} MiB), bootargs '{}'",
+        info.dtb.size(),
+        info.dt.memory.len(),
+        info.dt.memory.total() >> 20,
+        info.dt.bootargs
+    );
     if !info.dt.memory.is_empty() && !info.dt.memory.covers(image) {
         // The linear map, which KASLR writes through, would not reach it.
         panic!(
@@ -88,8 +103,20 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
         let dtb_seed = info.dt.kaslr_seed.map(|(seed, _)| seed);
         let seed = seed::choose_seed(info.args.kaslr_seed, dtb_seed, cpu::rndr);
         let k = decide::decide(&info.args, seed, image.size(), &info.dt.memory);
-        LINEAR_COUNTS.call_once(|| map_linear(&info.dt.memory, k.linear.phys_offset));
+        let counts = *LINEAR_COUNTS.call_once(|| map_linear(&info.dt.memory, k.linear.phys_offset));
+        debug!(
+            "linear map built: PHYS_OFFSET={:#x}{}, 1G:{} 2M:{} 4K:{} in {} table pages",
+            k.linear.phys_offset.raw(),
+            if k.linear.random { " (random)" } else { "" },
+            counts.blocks_1g,
+            counts.blocks_2m,
+            counts.pages_4k,
+            counts.tables
+        );
         zero_dtb_seed(info);
+        if k.moves() {
+            debug!("KASLR: moving the image by {:#x} to {:#x}", k.offset, k.image.start);
+        }
         // SAFETY: the linear map is built and nothing stored so far holds an
         // image address; `after_move` takes only plain numbers.
         unsafe { relocate::apply(k, image, after_move, [image_pa, 0, 0]) };
@@ -107,9 +134,16 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         end: PhysAddr::new(image_pa + sections::image().size()),
     };
     let info = *BOOT_INFO.get().expect("boot info read before the move");
+    let (k, moved) = relocate::get();
+    if k.moves() {
+        debug!(
+            "KASLR: running at {:#x}; {} relocations applied; link address unmapped",
+            sections::text().start,
+            moved.relocations
+        );
+    }
     let named = info.dt.uart.filter(|u| u.pl011).map(|u| u.regs);
     let console = start_console(named);
-    console::init_log(info.args.loglevel);
     report(&info, named, console, image);
     if info.dt.memory.is_empty() {
         panic!("{}", DtbError::NoMemory);
@@ -127,6 +161,15 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     // and reserved so the frame allocator never hands it out).
     unsafe { frames::init_heap(reserved.heap) };
     frames::init_frames(&reserved.free);
+    debug!(
+        "frames: {} free; heap at {:#x}-{:#x}",
+        frames::free_frames(),
+        reserved.heap.start.raw(),
+        reserved.heap.end.raw()
+    );
+    if let Some(initrd) = info.dt.initrd {
+        debug!("initrd at {:#x}-{:#x}", initrd.start.raw(), initrd.end.raw());
+    }
     info!(
         "{} MiB RAM, {} MiB free, linear map 1G:{} 2M:{} 4K:{} in {} table pages",
         info.dt.memory.total() >> 20,
@@ -143,10 +186,15 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         console,
         reserved,
     });
+    debug!(
+        "switching to the kernel stack at {:#x} (exceptions stay on the boot stack)",
+        stack::STACK.start
+    );
     stack::switch_to_kernel_stack(run_shell)
 }
 
 extern "C" fn run_shell() -> ! {
+    console::end_boot_log();
     crate::shell::commands::run()
 }
 

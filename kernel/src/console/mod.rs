@@ -2,6 +2,7 @@
 //! console) and, on the machine, the terminal on top of it (`print!`,
 //! `println!`, the `log` backend and the shell's input).
 
+pub mod bootlog;
 pub mod pl011;
 
 #[cfg(kernel_proper)]

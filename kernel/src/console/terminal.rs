@@ -1,17 +1,42 @@
-//! The terminal on the console UART: `print!`/`println!`, the `log` backend
-//! and the bytes the shell reads.
+//! The terminal on the console UART: `print!`/`println!`, the `log` backend,
+//! the bytes the shell reads, and the boot log: everything printed until the
+//! shell starts is kept (`dmesg`), and what is printed before the console
+//! exists is shown as soon as it does.
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use spin::Mutex;
 
+use super::bootlog::BootLog;
 use super::pl011::Pl011;
 
 static CONSOLE: Mutex<Option<Pl011>> = Mutex::new(None);
 
-/// Installs the UART as the console.
+/// What boot printed, until the shell starts.
+static BOOT_LOG: Mutex<BootLog> = Mutex::new(BootLog::new());
+static BOOTING: AtomicBool = AtomicBool::new(true);
+
+/// Installs the UART as the console, and shows what was printed before it.
 pub fn init(uart: Pl011) {
-    *CONSOLE.lock() = Some(uart);
+    let mut console = CONSOLE.lock();
+    let uart = console.insert(uart);
+    let _ = uart.write_str(BOOT_LOG.lock().as_str());
+}
+
+/// Boot is over: the boot log keeps what it has, for `dmesg`.
+pub fn end_boot_log() {
+    BOOTING.store(false, Ordering::SeqCst);
+}
+
+/// Prints the boot log again (`dmesg`).
+pub fn print_boot_log() {
+    let log = BOOT_LOG.lock();
+    let mut console = Console;
+    let _ = console.write_str(log.as_str());
+    if log.dropped() > 0 {
+        let _ = writeln!(console, "# {} more bytes of boot output were not kept", log.dropped());
+    }
 }
 
 /// Whether a console exists yet.
@@ -24,6 +49,9 @@ pub struct Console;
 
 impl Write for Console {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        if BOOTING.load(Ordering::SeqCst) {
+            BOOT_LOG.lock().push(s);
+        }
         match CONSOLE.lock().as_mut() {
             Some(uart) => uart.write_str(s),
             None => Ok(()),
@@ -34,7 +62,7 @@ impl Write for Console {
 /// Whether someone is printing right now (so a fault there cannot be
 /// reported and survived).
 pub fn busy() -> bool {
-    CONSOLE.is_locked()
+    CONSOLE.is_locked() || BOOT_LOG.is_locked()
 }
 
 /// Reads a byte if one is waiting.
@@ -56,6 +84,10 @@ pub fn force_unlock() {
         // SAFETY: only called on the panic path with interrupts masked and one
         // CPU, after which the interrupted holder never runs again.
         unsafe { CONSOLE.force_unlock() };
+    }
+    if BOOT_LOG.is_locked() {
+        // SAFETY: as above.
+        unsafe { BOOT_LOG.force_unlock() };
     }
 }
 
@@ -94,7 +126,7 @@ impl log::Log for Logger {
 
 static LOGGER: Logger = Logger;
 
-/// Routes `log` to the console at `level`.
+/// Routes `log` to the console (the boot log until there is one) at `level`.
 pub fn init_log(level: log::LevelFilter) {
     // A second call only fails with "already set", which leaves the first
     // logger in place: nothing to report.

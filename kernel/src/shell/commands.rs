@@ -103,6 +103,7 @@ fn execute(line: &str) {
         Ok(Command::Sym(Symbol::Named(name))) => explore::sym_named(name),
         Ok(Command::Ptdump(part)) => explore::ptdump(part),
         Ok(Command::Examine(x)) => explore::examine(x),
+        Ok(Command::Dmesg) => console::print_boot_log(),
         Err(ParseError::Unknown(word)) if abi::run_command(word, line) => {}
         Err(e) => println!("error: {e}"),
     }

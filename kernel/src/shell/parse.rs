@@ -46,6 +46,8 @@ pub enum Command<'a> {
     Ptdump(Part),
     /// `x VA [COUNT] [WIDTH] [force]`: a hexdump.
     Examine(Examine),
+    /// `dmesg`: the boot log again.
+    Dmesg,
 }
 
 /// What `x` reads.
@@ -145,6 +147,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "the kernel command line, every setting made of it, and its problems",
     ),
     (
+        "dmesg",
+        "",
+        "what boot printed, again (loglevel=debug shows each boot phase)",
+    ),
+    (
         "kaslr",
         "",
         "where KASLR put the image (source, offset, window, alignment, slots, entropy), the module windows, the linear base",
@@ -212,6 +219,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("mem", "mem"),
     ("bootargs", "bootargs"),
     ("kaslr", "kaslr"),
+    ("dmesg", "dmesg"),
     ("test", "test linear"),
     ("peek", "peek 0xfffffffffe000000 32"),
     ("modules", "modules"),
@@ -300,6 +308,7 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "mem" => no_args(Command::Mem, "mem"),
         "bootargs" => no_args(Command::Bootargs, "bootargs"),
         "kaslr" => no_args(Command::Kaslr, "kaslr"),
+        "dmesg" => no_args(Command::Dmesg, "dmesg"),
         "modules" => no_args(Command::Modules, "modules"),
         "lsmod" => match (arg, extra) {
             (None, _) => Ok(Command::Lsmod(false)),
@@ -555,6 +564,7 @@ mod tests {
             "sym 0",
             "ptdump",
             "x 0",
+            "dmesg",
             "poweroff",
         ];
         for line in lines {

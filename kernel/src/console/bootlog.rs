@@ -1,0 +1,74 @@
+//! The boot log: everything the kernel printed until the shell started, kept
+//! so `dmesg` can show it again — and, before there is a console at all, the
+//! only place early messages can go until the console shows them. Fixed
+//! size: it fills before the heap exists.
+
+/// Bytes kept.
+pub const SIZE: usize = 16 << 10;
+
+/// The first [`SIZE`] bytes of the boot's output.
+pub struct BootLog {
+    bytes: [u8; SIZE],
+    len: usize,
+    /// Bytes that did not fit.
+    dropped: usize,
+}
+
+impl Default for BootLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BootLog {
+    /// An empty log.
+    pub const fn new() -> Self {
+        BootLog {
+            bytes: [0; SIZE],
+            len: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Adds `text`, as much of it as fits (whole characters only).
+    pub fn push(&mut self, text: &str) {
+        let room = SIZE - self.len;
+        let mut take = text.len().min(room);
+        while !text.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.bytes[self.len..self.len + take].copy_from_slice(&text.as_bytes()[..take]);
+        self.len += take;
+        self.dropped += text.len() - take;
+    }
+
+    /// What was kept.
+    pub fn as_str(&self) -> &str {
+        // Only whole characters of `&str`s were copied in.
+        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+    }
+
+    /// Bytes that did not fit.
+    pub fn dropped(&self) -> usize {
+        self.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_start_and_counts_the_rest() {
+        let mut log = Box::new(BootLog::new());
+        log.push("x");
+        assert_eq!(log.as_str(), "x");
+        // Two-byte characters into an odd number of free bytes: the last
+        // byte stays free rather than hold half a character.
+        let long = "é".repeat(SIZE);
+        log.push(&long);
+        assert_eq!(log.as_str().len(), SIZE - 1);
+        assert!(log.as_str().ends_with('é'));
+        assert_eq!(log.dropped(), long.len() - (SIZE - 2));
+    }
+}
