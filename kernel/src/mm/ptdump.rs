@@ -89,10 +89,15 @@ impl fmt::Display for Size {
     }
 }
 
-impl fmt::Display for Run {
+/// A leaf descriptor's attributes, as `ptdump` and `walk` print them:
+/// `attr=normal ap=rw x=never ng=0 cont=0`.
+pub struct Attributes(pub u64);
+
+impl fmt::Display for Attributes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bit = |n: u32| (self.raw >> n) & 1;
-        let attr = match (self.raw >> 2) & 7 {
+        let raw = self.0;
+        let bit = |n: u32| (raw >> n) & 1;
+        let attr = match (raw >> 2) & 7 {
             i if i == MAIR_IDX_NORMAL => "normal",
             i if i == MAIR_IDX_DEVICE => "device",
             _ => "other",
@@ -105,9 +110,15 @@ impl fmt::Display for Run {
             _ => "ro+el0",
         };
         let x = if bit(53) == 1 { "never" } else { "kernel" };
+        write!(f, "attr={attr} ap={ap} x={x} ng={} cont={}", bit(11), bit(52))
+    }
+}
+
+impl fmt::Display for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:#x}-{:#x} {} pa={:#x}-{:#x} blk={} n={} attr={attr} ap={ap} x={x} ng={} cont={}",
+            "{:#x}-{:#x} {} pa={:#x}-{:#x} blk={} n={} {}",
             self.va,
             self.va.wrapping_add(self.size),
             Size(self.size),
@@ -115,8 +126,7 @@ impl fmt::Display for Run {
             self.pa.raw() + self.size,
             Size(level_size(self.level)),
             self.leaves,
-            bit(11),
-            bit(52)
+            Attributes(self.raw)
         )
     }
 }

@@ -207,6 +207,7 @@ fn walk(va: u64) {
     match WalkRefusal::of(va) {
         Some(refusal) => println!("error: {refusal}"),
         None => {
+            explore::say_region(va);
             let _ = write_walk(&mut Console, va, &tables::walk(va));
         }
     }

@@ -109,6 +109,18 @@ fn region_of(regions: &[Region], va: u64) -> &'static str {
         .map_or("none", |r| r.name)
 }
 
+/// The first line of `walk VA`: which region the address is in, and for
+/// the gaps that are holes on purpose, why.
+pub fn say_region(va: u64) {
+    match region_of(&regions(), va) {
+        "guard" => {
+            println!("# region=guard: never mapped, so a stack overflow faults here instead of corrupting memory")
+        }
+        "none" => println!("# region=none: a hole between the regions `layout` lists"),
+        region => println!("# region={region}"),
+    }
+}
+
 /// `va2pa VA`: `va=0x… pa=0x… region=NAME`, from a walk of the live tables.
 pub fn va2pa(va: u64) {
     if let Some(refusal) = WalkRefusal::of(va) {

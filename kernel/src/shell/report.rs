@@ -5,11 +5,12 @@
 use core::fmt::{self, Write};
 
 use pi::layout::{KIMAGE_VADDR, PAGE_OFFSET};
-use pi::pgtable::{MapCounts, Walk};
+use pi::pgtable::{self, Entry, MapCounts, Walk};
 
 use crate::kaslr::decide::{Kaslr, Placement};
 use crate::kaslr::window::entropy_tenths;
 use crate::mm::linear;
+use crate::mm::ptdump::Attributes;
 use crate::mm::ranges::RangeList;
 use crate::module::region;
 
@@ -47,14 +48,30 @@ impl fmt::Display for LayoutRow<'_> {
 /// `=> pa=0x… level=N size=1G|2M|4K prot=…` (or `=> fault: …`).
 pub fn write_walk(out: &mut dyn Write, va: u64, walk: &Walk) -> fmt::Result {
     for step in walk.steps() {
-        writeln!(
+        write!(
             out,
-            "L{} table={:#x} [{:3}] = {:#018x}",
+            "L{} table={:#x} [{:3}] = {:#018x} ",
             step.level,
             step.table.raw(),
             step.index,
             step.raw
         )?;
+        match Entry::decode(step.raw, step.level) {
+            Entry::Invalid => writeln!(out, "invalid")?,
+            Entry::Table(next) => writeln!(out, "table next={:#x}", next.raw())?,
+            Entry::Leaf { pa, .. } => writeln!(
+                out,
+                "{} {} pa={:#x} {}",
+                if step.level == pgtable::LAST_LEVEL {
+                    "page"
+                } else {
+                    "block"
+                },
+                size_name(pgtable::level_size(step.level)),
+                pa.raw(),
+                Attributes(step.raw)
+            )?,
+        }
     }
     match walk.translation {
         Some(t) => writeln!(
@@ -344,6 +361,42 @@ dtb /chosen/kaslr-seed now=0x0
         assert!(kaslr_report("", None, 0x88000).starts_with("source=disabled (no seed)"));
         let linear = kaslr_report("kaslr.linear=on", Some((5, SeedSource::Dtb)), 0x88000);
         assert!(linear.contains("linear base=random offset=0x"), "{linear}");
+    }
+
+    #[test]
+    fn a_walk_decodes_every_descriptor_and_ends_with_the_result() {
+        use pi::addr::PhysAddr;
+        use pi::pgtable::host::HostTables;
+        use pi::pgtable::{Attrs, Granularity, map, walk};
+        let (mut tables, root) = HostTables::new(8);
+        let va = PAGE_OFFSET + (1 << 30);
+        map(
+            &mut tables,
+            root,
+            va,
+            PhysAddr::new(1 << 30),
+            1 << 30,
+            Attrs::DATA,
+            Granularity::LargestBlocks,
+        )
+        .unwrap();
+        let mut out = String::new();
+        write_walk(&mut out, va + 0x1234, &walk(&tables, root, va + 0x1234)).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(
+            lines[0].starts_with("L0 table=") && lines[0].contains(" table next=0x"),
+            "{out}"
+        );
+        assert!(
+            lines[1].ends_with(" block 1G pa=0x40000000 attr=normal ap=rw x=never ng=0 cont=0"),
+            "{out}"
+        );
+        assert_eq!(lines[2], "=> pa=0x40001234 level=1 size=1G prot=rw-");
+        let mut out = String::new();
+        write_walk(&mut out, va + (1 << 30), &walk(&tables, root, va + (1 << 30))).unwrap();
+        assert!(out.lines().nth(1).unwrap().ends_with(" invalid"), "{out}");
+        assert!(out.ends_with("is not mapped (translation fault at level 1)\n"), "{out}");
     }
 
     #[test]
