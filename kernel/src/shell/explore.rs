@@ -34,6 +34,13 @@ pub struct Region {
 pub fn regions() -> Vec<Region> {
     let k = state::get();
     let mut out = Vec::new();
+    let mut add = |name, start: u64, end: u64, pa: Option<(u64, u64)>| {
+        out.push(Region {
+            name,
+            va: Span { start, end },
+            pa,
+        });
+    };
     let voffset = pi::addr::kimage_voffset();
     let image = [
         ("text", sections::text()),
@@ -44,59 +51,33 @@ pub fn regions() -> Vec<Region> {
         ("bootstack", sections::boot_stack()),
     ];
     for (name, va) in image {
-        out.push(Region {
-            name,
-            va,
-            pa: Some((va.start - voffset, va.end - voffset)),
-        });
+        add(name, va.start, va.end, Some((va.start - voffset, va.end - voffset)));
     }
     let offset = pi::addr::phys_offset();
     for r in k.boot.dt.memory.iter() {
         let r = r.shrink_to_pages(PAGE_SIZE);
         let start = linear::linear_va(r.start.raw(), offset);
-        out.push(Region {
-            name: "linear",
-            va: Span {
-                start,
-                end: start + r.size(),
-            },
-            pa: Some((r.start.raw(), r.end.raw())),
-        });
+        add("linear", start, start + r.size(), Some((r.start.raw(), r.end.raw())));
     }
-    out.push(Region {
-        name: "modules",
-        va: relocate::get().0.modules.plt,
-        pa: None,
-    });
-    out.push(Region {
-        name: "guard",
-        va: stack::GUARD,
-        pa: None,
-    });
-    out.push(Region {
-        name: "stack",
-        va: stack::STACK,
-        pa: None,
-    });
+    let plt = relocate::get().0.modules.plt;
+    add("modules", plt.start, plt.end, None);
+    add("guard", stack::GUARD.start, stack::GUARD.end, None);
+    add("stack", stack::STACK.start, stack::STACK.end, None);
     let uart = k.console.regs.expand_to_pages(PAGE_SIZE);
     let start = k.console.va & !(PAGE_SIZE - 1);
-    out.push(Region {
-        name: "mmio",
-        va: Span {
-            start,
-            end: start + uart.size(),
-        },
-        pa: Some((uart.start.raw(), uart.end.raw())),
-    });
+    add(
+        "mmio",
+        start,
+        start + uart.size(),
+        Some((uart.start.raw(), uart.end.raw())),
+    );
     let dtb = k.boot.dtb.expand_to_pages(PAGE_SIZE);
-    out.push(Region {
-        name: "dtb",
-        va: Span {
-            start: FIXMAP_DTB,
-            end: FIXMAP_DTB + dtb.size(),
-        },
-        pa: Some((dtb.start.raw(), dtb.end.raw())),
-    });
+    add(
+        "dtb",
+        FIXMAP_DTB,
+        FIXMAP_DTB + dtb.size(),
+        Some((dtb.start.raw(), dtb.end.raw())),
+    );
     out
 }
 

@@ -238,43 +238,25 @@ fn refuses_rather_than_overwrites() {
     let va = LINEAR + GIB;
     map_data(&mut tables, root, va, PhysAddr::new(GIB), 2 * MIB);
     let before = walk(&tables, root, va);
-    assert_eq!(
-        map(
+    // (va, len, attrs, refusal): over a live entry, misaligned, empty.
+    let rows = [
+        (va, 4096, Attrs::TEXT, MapError::AlreadyMapped { va }),
+        (va + 1, 4096, Attrs::DATA, MapError::Misaligned),
+        (va, 0, Attrs::DATA, MapError::Misaligned),
+    ];
+    for (at, len, attrs, refusal) in rows {
+        let r = map(
             &mut tables,
             root,
-            va,
+            at,
             PhysAddr::new(0),
-            4096,
-            Attrs::TEXT,
-            Granularity::LargestBlocks
-        ),
-        Err(MapError::AlreadyMapped { va })
-    );
-    assert_eq!(walk(&tables, root, va), before, "the live entry is unchanged");
-    assert_eq!(
-        map(
-            &mut tables,
-            root,
-            va + 1,
-            PhysAddr::new(0),
-            4096,
-            Attrs::DATA,
-            Granularity::LargestBlocks
-        ),
-        Err(MapError::Misaligned)
-    );
-    assert_eq!(
-        map(
-            &mut tables,
-            root,
-            va,
-            PhysAddr::new(0),
-            0,
-            Attrs::DATA,
-            Granularity::LargestBlocks
-        ),
-        Err(MapError::Misaligned)
-    );
+            len,
+            attrs,
+            Granularity::LargestBlocks,
+        );
+        assert_eq!(r, Err(refusal), "{at:#x} +{len:#x}");
+        assert_eq!(walk(&tables, root, va), before, "the live entry is unchanged");
+    }
 }
 
 #[test]
