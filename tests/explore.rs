@@ -277,3 +277,79 @@ fn loglevel_debug_shows_each_boot_phase_and_dmesg_replays_the_boot() {
     let quiet = session(&["--kaslr-seed", "0x9"], &["dmesg"]);
     assert!(!quiet.contains("[DEBUG]"), "{quiet}");
 }
+
+#[test]
+fn lsmod_v_lists_sections_with_their_permissions_and_veneers_with_their_targets() {
+    let out = session(
+        &["--kaslr-seed", "0x66", "--append", "module.region=far"],
+        &[
+            "insmod hello",
+            "lsmod -v",
+            "sym splitmap_log",
+            "sym splitmap_register_command",
+        ],
+    );
+    let sections: Vec<&str> = out.lines().filter(|l| l.starts_with("  section ")).collect();
+    assert!(
+        sections
+            .iter()
+            .any(|l| l.contains(".text.init_module") && l.ends_with("prot=r-x")),
+        "{out}"
+    );
+    assert!(
+        sections
+            .iter()
+            .any(|l| l.contains(".rodata") && l.ends_with("prot=r--")),
+        "{out}"
+    );
+    let veneers: Vec<&str> = out.lines().filter(|l| l.starts_with("  veneer ")).collect();
+    let plt = out
+        .lines()
+        .find(|l| l.starts_with("hello base="))
+        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("plt=")))
+        .map(|n| n.parse::<usize>().unwrap())
+        .unwrap();
+    assert_eq!(veneers.len(), plt, "{out}");
+    // Each export's veneer leads where `sym` says the export is.
+    for export in ["splitmap_log", "splitmap_register_command"] {
+        let at = out
+            .lines()
+            .find(|l| l.ends_with(&format!(" {export}+0x0 section=.text")))
+            .and_then(|l| l.split_whitespace().next())
+            .map(hex)
+            .unwrap_or_else(|| panic!("sym {export}:\n{out}"));
+        assert!(
+            veneers.iter().any(|v| v.contains(&format!("-> {at:#x} {export}+0x0"))),
+            "{export} at {at:#x}: {veneers:?}"
+        );
+    }
+}
+
+#[test]
+fn a_random_boot_says_how_to_replay_it_and_the_replay_lands_in_the_same_place() {
+    let first = session(&["--load-addr", "random"], &["kaslr"]);
+    let line = |out: &str, marker: &str| {
+        out.lines()
+            .find(|l| l.contains(marker))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no {marker:?} in\n{out}"))
+    };
+    let word_after = |l: &str, key: &str| {
+        l.split(key)
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let seed = word_after(&line(&first, "] KASLR seed "), "--kaslr-seed ");
+    let load = word_after(&line(&first, "stage0: --load-addr"), "--load-addr ");
+    assert_eq!(hex(&seed), hex(&word_after(&line(&first, "source=dtb seed="), "seed=")));
+    let again = session(&["--load-addr", &load, "--kaslr-seed", &seed], &["kaslr"]);
+    assert_eq!(
+        boot_line(&again),
+        boot_line(&first),
+        "same PA and VA:\n{first}\n{again}"
+    );
+}

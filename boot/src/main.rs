@@ -152,6 +152,9 @@ mod machine {
             out,
             "stage0: kernel Image ({image_size:#x} bytes) at pa={pa:#x} ({why})"
         );
+        if why == "random" {
+            let _ = writeln!(out, "stage0: --load-addr {pa:#x} replays this placement");
+        }
         // SAFETY: `check`/`random_slot` proved [pa, pa + image_size) is RAM that
         // holds nothing in use, and it does not overlap the embedded Image,
         // which is part of stage-0 itself.

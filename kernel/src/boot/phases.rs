@@ -226,6 +226,14 @@ fn report(info: &BootInfo<'_>, named: Option<PhysRange>, console: Console, image
         k.source().map_or("disabled", |s| s.name())
     );
     report_kaslr_off(&k);
+    if let (Some(seed), Some(source)) = (k.seed, k.source())
+        && source != crate::kaslr::seed::SeedSource::Bootarg
+    {
+        info!(
+            "KASLR seed {seed:#x} from {}: --kaslr-seed {seed:#x} replays this placement",
+            source.name()
+        );
+    }
     for problem in info.dt.problems.iter().flatten() {
         warn!("{problem}; {}", problem.consequence());
     }

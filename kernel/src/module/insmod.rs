@@ -17,9 +17,9 @@ use pi::layout::PAGE_SIZE;
 use pi::pgtable::{Attrs, Granularity};
 use spin::Mutex;
 
-use super::abi;
 use super::load::{self, Area, Module};
 use super::region::{self, Span};
+use super::{abi, plt};
 use crate::arch::{cpu, sections};
 use crate::boot::{cpio, state};
 use crate::debug::backtrace::Symbol;
@@ -39,6 +39,10 @@ struct Loaded {
     exit: Option<u64>,
     /// Its functions, for backtraces and `sym`.
     functions: Vec<load::Function>,
+    /// Its sections: (name, offset from base, size).
+    sections: Vec<(String, u64, u64)>,
+    /// Where its veneers start, from base.
+    plt_at: u64,
     /// Set once the module took a contained fault (a description of it).
     faulted: Option<String>,
 }
@@ -147,6 +151,11 @@ pub fn insmod(name: &str) -> Result<String, String> {
         direct: linked.direct,
         exit: linked.exit,
         functions: module.functions(),
+        sections: module
+            .sections()
+            .map(|(name, p)| (name.to_string(), p.offset, p.size))
+            .collect(),
+        plt_at: module.plt_offset(),
         faulted: None,
     };
     let line = describe(&loaded);
@@ -258,6 +267,15 @@ pub fn lsmod(verbose: bool) -> Vec<String> {
             if let Some(fault) = &m.faulted {
                 lines.push(alloc::format!("  faulted: {fault}"));
             }
+            for (name, offset, size) in &m.sections {
+                let va = m.base + offset;
+                let prot = tables::walk(va).translation.map_or("---", |t| t.prot.as_str());
+                lines.push(alloc::format!(
+                    "  section {name} va={va:#x}-{:#x} prot={prot}",
+                    va + size
+                ));
+            }
+            lines.extend((0..m.plt as u64).map(|slot| veneer_line(m.base + m.plt_at + slot * plt::VENEER_SIZE)));
         }
     }
     if verbose {
@@ -267,6 +285,20 @@ pub fn lsmod(verbose: bool) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// `  veneer 0xAT -> 0xTARGET NAME`, decoded from the three instructions the
+/// slot holds now.
+fn veneer_line(at: u64) -> String {
+    // Mapped r-x and ours: the slot is inside a loaded module's text.
+    let insn = |i: u64| crate::arch::peek::peek(at + 4 * i, 32).unwrap_or(0) as u32;
+    match plt::veneer_target(at, [insn(0), insn(1), insn(2)]) {
+        Some(target) => {
+            let name = crate::debug::backtrace::symbol(target).map_or_else(|| "?".into(), |s| s.to_string());
+            alloc::format!("  veneer {at:#x} -> {target:#x} {name}")
+        }
+        None => alloc::format!("  veneer {at:#x}: not a veneer"),
+    }
 }
 
 /// Heap bytes the abandoned frames of contained faults still hold, leaked

@@ -258,6 +258,11 @@ impl<'d> Module<'d> {
         ]
     }
 
+    /// Where the PLT veneers start, from the image's base.
+    pub fn plt_offset(&self) -> u64 {
+        self.plt_at
+    }
+
     /// Every allocated section with its name and place.
     pub fn sections(&self) -> impl Iterator<Item = (&'d str, Placed)> + '_ {
         self.placed.iter().map(|p| {

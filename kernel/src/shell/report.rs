@@ -322,8 +322,8 @@ mod tests {
         KaslrReport {
             k: &k,
             image_size: size,
-            relocations: 481,
-            instructions: Some(23033),
+            relocations: 475,
+            instructions: Some(23011),
             ram: &ram,
             dtb_seed_now: 0,
         }
@@ -339,7 +339,7 @@ mod tests {
         let expected = "\
 source=bootarg seed=0x5 offset=0x1fffdca00000 text=0xffffa0005ca00000
 window=0xffffa0005c000000-0xffffe00014000000 align=2M slots=33553856 entropy=25.0 bits
-image=0xa2000 bytes relocations=481 instructions=23033
+image=0xa2000 bytes relocations=475 instructions=23011
 modules direct=0xffffa0005b840000-0xffffa00063840000 plt=0xffffa00029da4000-0xffffa000a9da4000
 modules entropy direct=15.0 bits plt=18.9 bits
 linear base=fixed (131072 1G-aligned places would give 17.0 bits with kaslr.linear=on)
