@@ -7,10 +7,15 @@ need_sudo() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-if ! command -v qemu-system-aarch64 >/dev/null 2>&1; then
-    echo "setup: installing QEMU (qemu-system-arm provides qemu-system-aarch64)"
+# QEMU (qemu-system-arm provides qemu-system-aarch64) and gdb-multiarch (for
+# `splitmap gdb`), from Debian's packages.
+missing=()
+command -v qemu-system-aarch64 >/dev/null 2>&1 || missing+=(qemu-system-arm)
+command -v gdb-multiarch >/dev/null 2>&1 || missing+=(gdb-multiarch)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
     need_sudo apt-get update -qq
-    need_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-arm
+    need_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
 # Automatic toolchain installs may be off (RUSTUP_AUTO_INSTALL=0): add what

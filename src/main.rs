@@ -33,6 +33,10 @@ enum Cmd {
     /// Print the paths of the built artifacts: image, elf, initrd (a cpio of
     /// the sample modules) and boot (the stage-0 loader behind --load-addr).
     Build,
+    /// Attach gdb-multiarch to a kernel started with `run --gdb`, with the
+    /// kernel's symbols loaded where KASLR put it and each loaded module's at
+    /// its sections (scripts/gdb/splitmap.py: sm-boot, sm-symbols, sm-kaslr).
+    Gdb(GdbArgs),
     /// Pack the `.ko` files of a folder into an initrd (a newc cpio archive),
     /// for `run --initrd`: your own modules, or modified ones.
     Initrd(InitrdArgs),
@@ -67,9 +71,13 @@ struct RunArgs {
     /// 0 means none).
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
-    /// Wait for gdb on localhost:1234 before the first instruction.
+    /// Wait for gdb before the first instruction; attach with `splitmap gdb`
+    /// in another terminal. No timeout unless --timeout says one.
     #[arg(long)]
     gdb: bool,
+    /// The port QEMU waits for gdb on.
+    #[arg(long, value_name = "PORT", default_value_t = 1234)]
+    gdb_port: u16,
     /// Count instructions exactly (QEMU -icount): `kaslr` then shows how many
     /// the relocation took. Slower.
     #[arg(long)]
@@ -92,6 +100,22 @@ struct RunArgs {
     /// Pass an argument to QEMU verbatim (repeatable), e.g. --qemu-arg=-numa.
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
     qemu_args: Vec<String>,
+}
+
+#[derive(Args)]
+struct GdbArgs {
+    /// The port `run --gdb` waits on.
+    #[arg(long, value_name = "PORT", default_value_t = 1234)]
+    gdb_port: u16,
+    /// Where the `.ko` files of the loaded modules are (default: the samples).
+    #[arg(long, value_name = "DIR")]
+    modules: Option<PathBuf>,
+    /// Run the -ex commands and exit, as gdb -batch does (for scripts and tests).
+    #[arg(long)]
+    batch: bool,
+    /// A gdb command to run once attached and booted (repeatable).
+    #[arg(long = "ex", short = 'x', value_name = "COMMAND", allow_hyphen_values = true)]
+    commands: Vec<String>,
 }
 
 #[derive(Args)]
@@ -143,6 +167,13 @@ fn main() -> ExitCode {
             println!("boot: {}", a.boot.display());
             ExitCode::SUCCESS
         }
+        Cmd::Gdb(args) => match gdb(&args) {
+            Ok(code) => code,
+            Err(message) => {
+                eprintln!("splitmap: {message}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Initrd(args) => match initrd(&args) {
             Ok(names) => {
                 println!("initrd: {} ({})", args.output.display(), names.join(", "));
@@ -209,7 +240,7 @@ fn run(mut args: RunArgs) -> Result<ExitCode, String> {
         nokaslr: args.nokaslr,
         kaslr_seed: args.kaslr_seed.as_deref().map(qemu::parse_seed).transpose()?,
         load_addr: args.load_addr.as_deref().map(qemu::parse_load_addr).transpose()?,
-        gdb: args.gdb,
+        gdb: args.gdb.then_some(args.gdb_port),
         icount: args.icount,
         dtb: args.dtb,
         raw_dtb: args.raw_dtb.as_deref().map(qemu::check_raw_dtb).transpose()?,
@@ -225,10 +256,9 @@ fn run(mut args: RunArgs) -> Result<ExitCode, String> {
     if args.verbose {
         eprintln!("{}", qemu::shell_quoted(qemu::QEMU, &qemu_args));
     }
-    if boot.gdb {
+    if let Some(port) = boot.gdb {
         eprintln!(
-            "splitmap: QEMU waits for gdb: gdb-multiarch {} -ex 'target remote :1234'",
-            artifacts.elf.display()
+            "splitmap: QEMU waits for gdb on port {port}: run `splitmap gdb --gdb-port {port}` (cargo run -- gdb) in another terminal"
         );
     }
     let command = qemu::command(&qemu_args);
@@ -243,6 +273,8 @@ fn run(mut args: RunArgs) -> Result<ExitCode, String> {
     let timeout = match args.timeout {
         Some(0) => Duration::MAX,
         Some(secs) => Duration::from_secs(secs),
+        // Someone at a debugger takes the time they take.
+        None if boot.gdb.is_some() => Duration::MAX,
         None => Duration::from_secs(60),
     };
     let mut stdout = std::io::stdout();
@@ -257,6 +289,49 @@ fn run(mut args: RunArgs) -> Result<ExitCode, String> {
         eprintln!("splitmap: {}", transcript.outcome.reason());
         Ok(ExitCode::from(1))
     }
+}
+
+/// Starts gdb-multiarch on the kernel's ELF, attached to `run --gdb`, with
+/// splitmap's gdb commands loaded and the kernel run up to where it says
+/// where it is (`sm-boot`), so breakpoints follow KASLR.
+fn gdb(args: &GdbArgs) -> Result<ExitCode, String> {
+    let artifacts = Artifacts::built();
+    let modules = args
+        .modules
+        .clone()
+        .or_else(|| artifacts.initrd.parent().map(PathBuf::from))
+        .unwrap_or_default();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gdb/splitmap.py");
+    let mut command = Command::new("gdb-multiarch");
+    command
+        .env("SPLITMAP_ELF", &artifacts.elf)
+        .env("SPLITMAP_MODULES", &modules)
+        .arg("-q");
+    if args.batch {
+        command.args(["-nx", "-batch"]);
+    }
+    for setup in [
+        "set confirm off".to_string(),
+        "set breakpoint pending on".to_string(),
+        format!("file {}", artifacts.elf.display()),
+        format!("source {script}"),
+        format!("target remote 127.0.0.1:{}", args.gdb_port),
+        "sm-boot".to_string(),
+    ]
+    .iter()
+    .chain(&args.commands)
+    {
+        command.args(["-ex", setup]);
+    }
+    let status = command.status().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "gdb-multiarch not found: run scripts/setup.sh".to_string(),
+        _ => format!("cannot start gdb-multiarch: {e}"),
+    })?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Writes the `.ko` files of `args.dir` into a cpio archive; their names.

@@ -62,8 +62,8 @@ pub struct Boot {
     pub kaslr_seed: Option<u64>,
     /// Boot through the stage-0 loader at this address.
     pub load_addr: Option<LoadAddr>,
-    /// Wait for gdb on :1234.
-    pub gdb: bool,
+    /// Wait for gdb on this TCP port before the first instruction.
+    pub gdb: Option<u16>,
     /// Count instructions exactly (`-icount shift=0`): one instruction is one
     /// nanosecond of guest time, and the PMU counts retired instructions.
     pub icount: bool,
@@ -87,7 +87,7 @@ impl Default for Boot {
             nokaslr: false,
             kaslr_seed: None,
             load_addr: None,
-            gdb: false,
+            gdb: None,
             icount: false,
             dtb: None,
             raw_dtb: None,
@@ -165,8 +165,8 @@ pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
             format!("loader,file={},addr={RAW_DTB_PA:#x},force-raw=on", path(raw)),
         ]);
     }
-    if boot.gdb {
-        args.extend(["-s".into(), "-S".into()]);
+    if let Some(port) = boot.gdb {
+        args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}"), "-S".into()]);
     }
     if boot.icount {
         args.extend(["-icount".into(), "shift=0".into()]);
@@ -354,10 +354,16 @@ mod tests {
                 Boot {
                     nokaslr: true,
                     kaslr_seed: Some(0xabc),
-                    gdb: true,
+                    gdb: Some(1234),
                     ..Boot::default()
                 },
-                vec!["-append", "nokaslr kaslr.seed=0xabc", "-s", "-S"],
+                vec![
+                    "-append",
+                    "nokaslr kaslr.seed=0xabc",
+                    "-gdb",
+                    "tcp:127.0.0.1:1234",
+                    "-S",
+                ],
                 vec![],
             ),
             (

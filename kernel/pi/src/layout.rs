@@ -33,6 +33,11 @@ pub const FIXMAP_DTB_SIZE: u64 = 4 << 20;
 /// Largest DTB the boot protocol allows.
 pub const DTB_MAX_SIZE: u64 = 2 << 20;
 
+/// One page a debugger reads to find the running kernel: its KASLR offset
+/// and loaded modules (`debug::record`). Just above the DTB window, at an
+/// address no boot can move.
+pub const DEBUG_RECORD_VA: u64 = FIXMAP_DTB + FIXMAP_DTB_SIZE;
+
 /// MMIO window for device registers (UART, later GIC): Device-nGnRE, never
 /// executable. It shares its level-0 and level-1 tables with the DTB window.
 pub const MMIO_BASE: u64 = 0xffff_ffff_f000_0000;

@@ -145,6 +145,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     let named = info.dt.uart.filter(|u| u.pl011).map(|u| u.regs);
     let console = start_console(named);
     report(&info, named, console, image);
+    crate::debug::record::publish(k.offset, sections::text().start, image_pa);
     if info.dt.memory.is_empty() {
         panic!("{}", DtbError::NoMemory);
     }

@@ -5,3 +5,5 @@ pub mod ksyms;
 
 #[cfg(kernel_proper)]
 pub mod backtrace;
+#[cfg(kernel_proper)]
+pub mod record;

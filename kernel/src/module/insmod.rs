@@ -162,6 +162,8 @@ pub fn insmod(name: &str) -> Result<String, String> {
     // Listed before its first instruction runs, so a fault in `init_module`
     // finds it (and its memory stays accounted for).
     MODULES.lock().push(loaded);
+    // A debugger learns of it before its first instruction runs.
+    publish();
     if let Some(init) = linked.init {
         // SAFETY: `init` is the module's `extern "C" fn() -> i32`, mapped r-x
         // and relocated above.
@@ -173,6 +175,7 @@ pub fn insmod(name: &str) -> Result<String, String> {
             drop(list);
             m.exit = None;
             unload(&m);
+            publish();
             return Err(alloc::format!("{name}: init_module returned {code}"));
         }
     }
@@ -233,7 +236,26 @@ pub fn rmmod(name: &str) -> Result<Option<String>, String> {
         let f: extern "C" fn() = unsafe { core::mem::transmute(exit as usize) };
         abi::enter(m.base, || f());
     }
-    Ok(unload(&m))
+    let note = unload(&m);
+    publish();
+    Ok(note)
+}
+
+/// Tells the debug record which modules are loaded, and where each of their
+/// sections is (as `add-symbol-file -s` pairs).
+fn publish() {
+    let modules = MODULES.lock();
+    let list: Vec<(&str, u64, String)> = modules
+        .iter()
+        .map(|m| {
+            let mut args = String::new();
+            for (section, offset, _) in &m.sections {
+                args.push_str(&alloc::format!("-s {section} {:#x} ", m.base + offset));
+            }
+            (m.name.as_str(), m.base, args)
+        })
+        .collect();
+    crate::debug::record::modules(&list);
 }
 
 fn describe(m: &Loaded) -> String {

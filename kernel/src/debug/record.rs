@@ -1,0 +1,137 @@
+//! The debug record: one page at a fixed address (`DEBUG_RECORD_VA`) that
+//! tells a debugger where the running kernel is — whatever KASLR chose — and
+//! where each loaded module's sections are. `scripts/gdb/splitmap.py` reads
+//! it: a watchpoint on `magic` stops gdb the moment boot has filled it in,
+//! so the slide is learned in the same boot; `generation` changes on every
+//! `insmod` and `rmmod`.
+//!
+//! Layout (little-endian u64s unless said): magic `"SPLITMAP"`, version,
+//! KASLR offset, text VA, image PA, generation, module count, then up to
+//! [`MAX_MODULES`] entries of: name (32 bytes, NUL-padded), base, and a
+//! pointer and length to a string of `-s SECTION ADDRESS` pairs, the
+//! arguments gdb's `add-symbol-file` wants.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use pi::addr::KimgVirt;
+use pi::layout::{DEBUG_RECORD_VA, PAGE_SIZE};
+use pi::pgtable::{Attrs, Granularity};
+use spin::Mutex;
+
+use crate::mm::tables;
+
+/// `"SPLITMAP"`, written last.
+const MAGIC: u64 = u64::from_le_bytes(*b"SPLITMAP");
+const VERSION: u64 = 1;
+/// Modules the record lists.
+pub const MAX_MODULES: usize = 16;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ModuleEntry {
+    name: [u8; 32],
+    base: u64,
+    sections: u64,
+    sections_len: u64,
+}
+
+#[repr(C, align(4096))]
+struct Record {
+    magic: u64,
+    version: u64,
+    kaslr_offset: u64,
+    text: u64,
+    image_pa: u64,
+    generation: u64,
+    modules: u64,
+    module: [ModuleEntry; MAX_MODULES],
+}
+
+const _: () = assert!(core::mem::size_of::<Record>() as u64 == PAGE_SIZE);
+
+/// The page itself, in the image's bss; written only through its fixed
+/// address, where a debugger's watchpoint sees the writes.
+static mut RECORD: Record = Record {
+    magic: 0,
+    version: 0,
+    kaslr_offset: 0,
+    text: 0,
+    image_pa: 0,
+    generation: 0,
+    modules: 0,
+    module: [ModuleEntry {
+        name: [0; 32],
+        base: 0,
+        sections: 0,
+        sections_len: 0,
+    }; MAX_MODULES],
+};
+
+/// The strings the module entries point to, kept alive here.
+static STRINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn record() -> *mut Record {
+    DEBUG_RECORD_VA as *mut Record
+}
+
+/// Maps the record at its fixed address and fills it in for this boot.
+pub fn publish(kaslr_offset: u64, text: u64, image_pa: u64) {
+    let pa = KimgVirt::new(&raw const RECORD as u64).to_phys();
+    if let Err(e) = tables::map(DEBUG_RECORD_VA, pa, PAGE_SIZE, Attrs::DATA, Granularity::PagesOnly) {
+        log::warn!("debug record: cannot map it at {DEBUG_RECORD_VA:#x}: {e:?}");
+        return;
+    }
+    let r = record();
+    // SAFETY: the record's page was just mapped rw at `r`; boot runs on one
+    // CPU and nothing else writes it.
+    unsafe {
+        (&raw mut (*r).version).write_volatile(VERSION);
+        (&raw mut (*r).kaslr_offset).write_volatile(kaslr_offset);
+        (&raw mut (*r).text).write_volatile(text);
+        (&raw mut (*r).image_pa).write_volatile(image_pa);
+        (&raw mut (*r).magic).write_volatile(MAGIC);
+    }
+}
+
+/// Lists the loaded modules: (name, base, `add-symbol-file` section args).
+pub fn modules(list: &[(&str, u64, String)]) {
+    let r = record();
+    // SAFETY: as in `publish`, if it was published; if not, nothing is mapped
+    // there and nothing is written.
+    if unsafe { (&raw const (*r).magic).read_volatile() } != MAGIC {
+        return;
+    }
+    let mut strings = STRINGS.lock();
+    strings.clear();
+    for (i, (name, base, args)) in list.iter().take(MAX_MODULES).enumerate() {
+        let mut entry = ModuleEntry {
+            name: [0; 32],
+            base: *base,
+            sections: 0,
+            sections_len: args.len() as u64,
+        };
+        let n = name.len().min(31);
+        entry.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+        strings.push(args.clone());
+        entry.sections = strings[i].as_ptr() as u64;
+        // SAFETY: as above; `i` < MAX_MODULES.
+        unsafe { (&raw mut (*r).module[i]).write_volatile(entry) };
+    }
+    // SAFETY: as above.
+    unsafe {
+        (&raw mut (*r).modules).write_volatile(list.len().min(MAX_MODULES) as u64);
+        let generation = (&raw const (*r).generation).read_volatile();
+        (&raw mut (*r).generation).write_volatile(generation + 1);
+    }
+    splitmap_modules_changed();
+}
+
+/// Called once the record lists the modules anew: a debugger's breakpoint
+/// here reloads module symbols (as Linux's `lx-symbols` breaks in
+/// `do_init_module`). Does nothing else.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn splitmap_modules_changed() {
+    core::hint::black_box(());
+}

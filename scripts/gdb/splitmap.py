@@ -1,0 +1,131 @@
+"""gdb commands for splitmap, loaded by `splitmap gdb`.
+
+The kernel publishes where it runs in a page at a fixed address, the debug
+record (kernel/src/debug/record.rs): its KASLR offset, and every loaded
+module's sections. These commands read it, so symbols follow KASLR and
+modules without a second boot:
+
+  sm-boot      run until boot has published the record, then load symbols
+  sm-symbols   load the kernel's symbols at the running address and each
+               loaded module's at its sections' addresses (like lx-symbols);
+               re-run by itself after every insmod and rmmod
+  sm-kaslr     what the record says: offset, text, image PA, modules
+
+`splitmap gdb` sets SPLITMAP_ELF (the kernel with symbols) and
+SPLITMAP_MODULES (the folder of NAME.ko files) in gdb's environment.
+"""
+
+import os
+import struct
+
+import gdb
+
+RECORD = 0xFFFFFFFFFE400000
+MAGIC = int.from_bytes(b"SPLITMAP", "little")
+MAX_MODULES = 16
+ENTRY = 32 + 3 * 8  # name, base, sections pointer, sections length
+
+
+def u64(addr):
+    return struct.unpack("<Q", bytes(gdb.selected_inferior().read_memory(addr, 8)))[0]
+
+
+def record():
+    """The record as a dict, or None before boot has published it."""
+    try:
+        if u64(RECORD) != MAGIC:
+            return None
+    except gdb.MemoryError:
+        return None
+    fields = ["magic", "version", "offset", "text", "image_pa", "generation", "count"]
+    r = {name: u64(RECORD + 8 * i) for i, name in enumerate(fields)}
+    inferior = gdb.selected_inferior()
+    modules = []
+    for i in range(min(r["count"], MAX_MODULES)):
+        at = RECORD + 8 * len(fields) + i * ENTRY
+        name = bytes(inferior.read_memory(at, 32)).split(b"\0")[0].decode()
+        base, pointer, length = (u64(at + 32 + 8 * k) for k in range(3))
+        sections = bytes(inferior.read_memory(pointer, length)).decode() if length else ""
+        modules.append((name, base, sections))
+    r["modules"] = modules
+    return r
+
+
+class Boot(gdb.Command):
+    """Runs until the kernel has published where it runs (a watchpoint on the
+    debug record), then loads its symbols there: breakpoints on kernel
+    functions then hit whatever KASLR chose."""
+
+    def __init__(self):
+        super().__init__("sm-boot", gdb.COMMAND_RUNNING)
+
+    def invoke(self, arg, from_tty):
+        if record() is None:
+            watch = gdb.Breakpoint(f"*(unsigned long long *){RECORD:#x}", gdb.BP_WATCHPOINT, internal=True)
+            while record() is None:
+                gdb.execute("continue", to_string=True)
+            watch.delete()
+        gdb.execute("sm-symbols")
+
+
+class Symbols(gdb.Command):
+    """Loads the kernel's symbols at the running address and each loaded
+    module's at its sections (add-symbol-file -s), from the debug record."""
+
+    def __init__(self):
+        super().__init__("sm-symbols", gdb.COMMAND_FILES)
+
+    def invoke(self, arg, from_tty):
+        r = record()
+        if r is None:
+            raise gdb.GdbError("the kernel has not published its debug record yet: run sm-boot")
+        elf = os.environ["SPLITMAP_ELF"]
+        gdb.execute(f"symbol-file -o {r['offset']:#x} {elf}", to_string=True)
+        loaded = []
+        for name, base, sections in r["modules"]:
+            ko = os.path.join(os.environ.get("SPLITMAP_MODULES", ""), name + ".ko")
+            if os.path.exists(ko) and sections:
+                gdb.execute(f"add-symbol-file {ko} {sections}", to_string=True)
+                loaded.append(name)
+        print(f"splitmap: kernel symbols at offset {r['offset']:#x}"
+              + (f"; modules: {', '.join(loaded)}" if loaded else ""))
+        watch_modules()
+
+
+class ModulesChanged(gdb.Breakpoint):
+    """A breakpoint that never stops: each time the kernel has listed the
+    modules anew, it reloads their symbols and lets the kernel go on."""
+
+    def stop(self):
+        gdb.execute("sm-symbols", to_string=True)
+        return False
+
+
+HOOK = None
+
+
+def watch_modules():
+    global HOOK
+    if HOOK is None:
+        HOOK = ModulesChanged("splitmap_modules_changed", internal=True)
+
+
+class Kaslr(gdb.Command):
+    """Prints what the debug record says: KASLR offset, text, image PA and the
+    loaded modules."""
+
+    def __init__(self):
+        super().__init__("sm-kaslr", gdb.COMMAND_STATUS)
+
+    def invoke(self, arg, from_tty):
+        r = record()
+        if r is None:
+            raise gdb.GdbError("the kernel has not published its debug record yet: run sm-boot")
+        print(f"offset={r['offset']:#x} text={r['text']:#x} image_pa={r['image_pa']:#x}")
+        for name, base, _ in r["modules"]:
+            print(f"module {name} base={base:#x}")
+
+
+Boot()
+Symbols()
+Kaslr()
