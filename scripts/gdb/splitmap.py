@@ -62,6 +62,7 @@ class Boot(gdb.Command):
     def invoke(self, arg, from_tty):
         if record() is None:
             watch = gdb.Breakpoint(f"*(unsigned long long *){RECORD:#x}", gdb.BP_WATCHPOINT, internal=True)
+            watch.silent = True
             while record() is None:
                 gdb.execute("continue", to_string=True)
             watch.delete()

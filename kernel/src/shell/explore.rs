@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 
 use pi::addr::PhysAddr;
-use pi::layout::{FIXMAP_DTB, LINEAR_END, PAGE_OFFSET, PAGE_SIZE};
+use pi::layout::{DEBUG_RECORD_VA, FIXMAP_DTB, LINEAR_END, PAGE_OFFSET, PAGE_SIZE};
 
 use alloc::string::String;
 
@@ -78,6 +78,7 @@ pub fn regions() -> Vec<Region> {
         FIXMAP_DTB + dtb.size(),
         Some((dtb.start.raw(), dtb.end.raw())),
     );
+    add("debug", DEBUG_RECORD_VA, DEBUG_RECORD_VA + PAGE_SIZE, None);
     out
 }
 
