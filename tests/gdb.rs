@@ -53,6 +53,10 @@ fn breakpoints_follow_kaslr_and_modules() {
         "--ex",
         "bt 1",
         "--ex",
+        "sm-walk 0xffff000000001234",
+        "--ex",
+        "sm-layout",
+        "--ex",
         "break init_module",
         "--ex",
         "continue",
@@ -74,6 +78,22 @@ fn breakpoints_follow_kaslr_and_modules() {
     let offset = text - KIMAGE_VADDR;
     assert!(
         gdb.stdout.contains(&format!("offset={offset:#x} text={text:#x}")),
+        "{}",
+        gdb.stdout
+    );
+    // gdb's own walk of the live tables agrees with the kernel's va2pa.
+    let va2pa = console
+        .lines()
+        .find(|l| l.starts_with("va=0xffff000000001000 "))
+        .expect("va2pa ran");
+    let pa = hex(va2pa.split_whitespace().nth(1).unwrap().strip_prefix("pa=").unwrap());
+    assert!(
+        gdb.stdout.contains(&format!("=> pa={:#x} level=1 size=1G", pa + 0x234)),
+        "{}",
+        gdb.stdout
+    );
+    assert!(
+        gdb.stdout.contains(&format!("image    va={text:#x}-")),
         "{}",
         gdb.stdout
     );

@@ -10,6 +10,10 @@ modules without a second boot:
                loaded module's at its sections' addresses (like lx-symbols);
                re-run by itself after every insmod and rmmod
   sm-kaslr     what the record says: offset, text, image PA, modules
+  sm-layout    where this boot put things: image, linear map, module windows,
+               the fixed windows, each loaded module
+  sm-walk VA   the page-table walk for VA, read by gdb from the live tables
+               (through the linear map, which maps every table page)
 
 `splitmap gdb` sets SPLITMAP_ELF (the kernel with symbols) and
 SPLITMAP_MODULES (the folder of NAME.ko files) in gdb's environment.
@@ -23,6 +27,15 @@ import gdb
 RECORD = 0xFFFFFFFFFE400000
 MAGIC = int.from_bytes(b"SPLITMAP", "little")
 MAX_MODULES = 16
+FIELDS = ["magic", "version", "offset", "text", "image_pa", "generation", "count",
+          "phys_offset", "ttbr1", "image_end", "plt_start", "plt_end"]
+PAGE_OFFSET = 0xFFFF000000000000
+# The fixed windows (kernel/pi/src/layout.rs).
+FIXED = [("mmio", 0xFFFFFFFFF0000000, 0xFFFFFFFFFE000000),
+         ("dtb", 0xFFFFFFFFFE000000, 0xFFFFFFFFFE400000),
+         ("debug", RECORD, RECORD + 0x1000),
+         ("guard", 0xFFFFFFFFFF000000, 0xFFFFFFFFFF010000),
+         ("stack", 0xFFFFFFFFFF010000, 0xFFFFFFFFFF020000)]
 ENTRY = 32 + 3 * 8  # name, base, sections pointer, sections length
 
 
@@ -37,7 +50,7 @@ def record():
             return None
     except gdb.MemoryError:
         return None
-    fields = ["magic", "version", "offset", "text", "image_pa", "generation", "count"]
+    fields = FIELDS
     r = {name: u64(RECORD + 8 * i) for i, name in enumerate(fields)}
     inferior = gdb.selected_inferior()
     modules = []
@@ -127,6 +140,63 @@ class Kaslr(gdb.Command):
             print(f"module {name} base={base:#x}")
 
 
+class Layout(gdb.Command):
+    """Prints where this boot put things, from the debug record: one
+    `NAME va=0xSTART-0xEND` line a region, as the kernel's `layout` names them."""
+
+    def __init__(self):
+        super().__init__("sm-layout", gdb.COMMAND_STATUS)
+
+    def invoke(self, arg, from_tty):
+        r = record()
+        if r is None:
+            raise gdb.GdbError("the kernel has not published its debug record yet: run sm-boot")
+        print(f"image    va={r['text']:#x}-{r['image_end']:#x} pa={r['image_pa']:#x}")
+        print(f"linear   va={PAGE_OFFSET:#x}- pa={r['phys_offset']:#x}- (PHYS_OFFSET)")
+        print(f"modules  va={r['plt_start']:#x}-{r['plt_end']:#x}")
+        for name, start, end in FIXED:
+            print(f"{name:<8} va={start:#x}-{end:#x}")
+        for name, base, _ in r["modules"]:
+            print(f"module   va={base:#x} {name}")
+
+
+LEVEL_SIZE = {0: 1 << 39, 1: 1 << 30, 2: 1 << 21, 3: 1 << 12}
+
+
+class Walk(gdb.Command):
+    """sm-walk VA: the table walk the MMU does for VA, from the live tables,
+    ending as the kernel's `walk` does: `=> pa=0x… level=N size=…`."""
+
+    def __init__(self):
+        super().__init__("sm-walk", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        r = record()
+        if r is None:
+            raise gdb.GdbError("the kernel has not published its debug record yet: run sm-boot")
+        va = int(gdb.parse_and_eval(arg)) & 0xFFFFFFFFFFFFFFFF
+        if va >> 48 != 0xFFFF:
+            raise gdb.GdbError(f"{va:#x} is not a kernel address (TTBR1 maps 0xffff...)")
+        table = r["ttbr1"]
+        for level in range(4):
+            index = (va >> (39 - 9 * level)) & 511
+            # Every table page is RAM, which the linear map covers.
+            entry = u64(PAGE_OFFSET + table - r["phys_offset"] + 8 * index)
+            print(f"L{level} table={table:#x} [{index:3}] = {entry:#018x}")
+            if entry & 1 == 0:
+                print(f"=> fault: {va:#x} is not mapped (translation fault at level {level})")
+                return
+            out = entry & 0x0000FFFFFFFFF000
+            if level == 3 or entry & 2 == 0:
+                size = LEVEL_SIZE[level]
+                name = {1 << 30: "1G", 1 << 21: "2M", 1 << 12: "4K"}[size]
+                print(f"=> pa={out + (va & (size - 1)):#x} level={level} size={name}")
+                return
+            table = out
+
+
 Boot()
 Symbols()
 Kaslr()
+Layout()
+Walk()

@@ -145,7 +145,14 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     let named = info.dt.uart.filter(|u| u.pl011).map(|u| u.regs);
     let console = start_console(named);
     report(&info, named, console, image);
-    crate::debug::record::publish(k.offset, sections::text().start, image_pa);
+    crate::debug::record::publish(&crate::debug::record::Boot {
+        kaslr_offset: k.offset,
+        image: (sections::image().start, sections::image().end),
+        image_pa,
+        phys_offset: addr::phys_offset().raw(),
+        ttbr1: cpu::ttbr1_root().raw(),
+        plt: (k.modules.plt.start, k.modules.plt.end),
+    });
     if info.dt.memory.is_empty() {
         panic!("{}", DtbError::NoMemory);
     }

@@ -6,7 +6,9 @@
 //! `insmod` and `rmmod`.
 //!
 //! Layout (little-endian u64s unless said): magic `"SPLITMAP"`, version,
-//! KASLR offset, text VA, image PA, generation, module count, then up to
+//! KASLR offset, text VA, image PA, generation, module count, PHYS_OFFSET,
+//! the root table's PA (TTBR1), the image's end VA, the PLT module window
+//! (start, end), then up to
 //! [`MAX_MODULES`] entries of: name (32 bytes, NUL-padded), base, and a
 //! pointer and length to a string of `-s SECTION ADDRESS` pairs, the
 //! arguments gdb's `add-symbol-file` wants.
@@ -45,6 +47,11 @@ struct Record {
     image_pa: u64,
     generation: u64,
     modules: u64,
+    phys_offset: u64,
+    ttbr1: u64,
+    image_end: u64,
+    plt_start: u64,
+    plt_end: u64,
     module: [ModuleEntry; MAX_MODULES],
 }
 
@@ -60,6 +67,11 @@ static mut RECORD: Record = Record {
     image_pa: 0,
     generation: 0,
     modules: 0,
+    phys_offset: 0,
+    ttbr1: 0,
+    image_end: 0,
+    plt_start: 0,
+    plt_end: 0,
     module: [ModuleEntry {
         name: [0; 32],
         base: 0,
@@ -75,8 +87,24 @@ fn record() -> *mut Record {
     DEBUG_RECORD_VA as *mut Record
 }
 
+/// Where this boot put things, for the record.
+pub struct Boot {
+    /// Text VA minus the link address.
+    pub kaslr_offset: u64,
+    /// The image's first and last-plus-one VA.
+    pub image: (u64, u64),
+    /// Where the image is in RAM.
+    pub image_pa: u64,
+    /// The linear map's `PHYS_OFFSET`.
+    pub phys_offset: u64,
+    /// The kernel tables' root.
+    pub ttbr1: u64,
+    /// The PLT module window.
+    pub plt: (u64, u64),
+}
+
 /// Maps the record at its fixed address and fills it in for this boot.
-pub fn publish(kaslr_offset: u64, text: u64, image_pa: u64) {
+pub fn publish(boot: &Boot) {
     let pa = KimgVirt::new(&raw const RECORD as u64).to_phys();
     if let Err(e) = tables::map(DEBUG_RECORD_VA, pa, PAGE_SIZE, Attrs::DATA, Granularity::PagesOnly) {
         log::warn!("debug record: cannot map it at {DEBUG_RECORD_VA:#x}: {e:?}");
@@ -87,9 +115,14 @@ pub fn publish(kaslr_offset: u64, text: u64, image_pa: u64) {
     // CPU and nothing else writes it.
     unsafe {
         (&raw mut (*r).version).write_volatile(VERSION);
-        (&raw mut (*r).kaslr_offset).write_volatile(kaslr_offset);
-        (&raw mut (*r).text).write_volatile(text);
-        (&raw mut (*r).image_pa).write_volatile(image_pa);
+        (&raw mut (*r).kaslr_offset).write_volatile(boot.kaslr_offset);
+        (&raw mut (*r).text).write_volatile(boot.image.0);
+        (&raw mut (*r).image_pa).write_volatile(boot.image_pa);
+        (&raw mut (*r).phys_offset).write_volatile(boot.phys_offset);
+        (&raw mut (*r).ttbr1).write_volatile(boot.ttbr1);
+        (&raw mut (*r).image_end).write_volatile(boot.image.1);
+        (&raw mut (*r).plt_start).write_volatile(boot.plt.0);
+        (&raw mut (*r).plt_end).write_volatile(boot.plt.1);
         (&raw mut (*r).magic).write_volatile(MAGIC);
     }
 }
