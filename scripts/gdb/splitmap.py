@@ -64,6 +64,14 @@ def record():
     return r
 
 
+def need_record():
+    """The record, or a gdb error saying how to get one."""
+    r = record()
+    if r is None:
+        raise gdb.GdbError("the kernel has not published its debug record yet: run sm-boot")
+    return r
+
+
 class Boot(gdb.Command):
     """Runs until the kernel has published where it runs (a watchpoint on the
     debug record), then loads its symbols there: breakpoints on kernel
@@ -90,9 +98,7 @@ class Symbols(gdb.Command):
         super().__init__("sm-symbols", gdb.COMMAND_FILES)
 
     def invoke(self, arg, from_tty):
-        r = record()
-        if r is None:
-            raise gdb.GdbError("the kernel has not published its debug record yet: run sm-boot")
+        r = need_record()
         elf = os.environ["SPLITMAP_ELF"]
         gdb.execute(f"symbol-file -o {r['offset']:#x} {elf}", to_string=True)
         loaded = []
@@ -132,9 +138,7 @@ class Kaslr(gdb.Command):
         super().__init__("sm-kaslr", gdb.COMMAND_STATUS)
 
     def invoke(self, arg, from_tty):
-        r = record()
-        if r is None:
-            raise gdb.GdbError("the kernel has not published its debug record yet: run sm-boot")
+        r = need_record()
         print(f"offset={r['offset']:#x} text={r['text']:#x} image_pa={r['image_pa']:#x}")
         for name, base, _ in r["modules"]:
             print(f"module {name} base={base:#x}")
@@ -148,9 +152,7 @@ class Layout(gdb.Command):
         super().__init__("sm-layout", gdb.COMMAND_STATUS)
 
     def invoke(self, arg, from_tty):
-        r = record()
-        if r is None:
-            raise gdb.GdbError("the kernel has not published its debug record yet: run sm-boot")
+        r = need_record()
         print(f"image    va={r['text']:#x}-{r['image_end']:#x} pa={r['image_pa']:#x}")
         print(f"linear   va={PAGE_OFFSET:#x}- pa={r['phys_offset']:#x}- (PHYS_OFFSET)")
         print(f"modules  va={r['plt_start']:#x}-{r['plt_end']:#x}")
@@ -171,9 +173,7 @@ class Walk(gdb.Command):
         super().__init__("sm-walk", gdb.COMMAND_DATA)
 
     def invoke(self, arg, from_tty):
-        r = record()
-        if r is None:
-            raise gdb.GdbError("the kernel has not published its debug record yet: run sm-boot")
+        r = need_record()
         va = int(gdb.parse_and_eval(arg)) & 0xFFFFFFFFFFFFFFFF
         if va >> 48 != 0xFFFF:
             raise gdb.GdbError(f"{va:#x} is not a kernel address (TTBR1 maps 0xffff...)")
