@@ -353,3 +353,29 @@ fn a_random_boot_says_how_to_replay_it_and_the_replay_lands_in_the_same_place() 
         "same PA and VA:\n{first}\n{again}"
     );
 }
+
+#[test]
+fn layout_gives_each_loaded_module_area_a_row_with_its_own_permissions() {
+    let out = session(&["--kaslr-seed", "0x77"], &["insmod data", "layout"]);
+    let rows = layout_rows(&out);
+    let text = row(&rows, "data:text");
+    let rodata = row(&rows, "data:rodata");
+    assert_eq!((text.prot.as_str(), rodata.prot.as_str()), ("r-x", "r--"), "{out}");
+    let base = out
+        .lines()
+        .find(|l| l.starts_with("data base="))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(|w| hex(w.strip_prefix("base=").unwrap()))
+        .unwrap();
+    assert_eq!(text.va.0, base);
+    // The module's own mapping, walked: the row's PA is what the MMU uses.
+    let walked = session(
+        &["--kaslr-seed", "0x77"],
+        &["insmod data", &format!("va2pa {:#x}", rodata.va.0)],
+    );
+    let answer = walked.lines().find(|l| l.starts_with("va=")).expect("va2pa");
+    assert!(
+        answer.contains(&format!("pa={:#x}", rodata.pa.unwrap().0)),
+        "{answer} vs {rodata:?}"
+    );
+}

@@ -43,6 +43,8 @@ struct Loaded {
     sections: Vec<(String, u64, u64)>,
     /// Where its veneers start, from base.
     plt_at: u64,
+    /// Its text, rodata and data areas: (offset from base, size).
+    areas: [(u64, u64); 3],
     /// Set once the module took a contained fault (a description of it).
     faulted: Option<String>,
 }
@@ -156,6 +158,7 @@ pub fn insmod(name: &str) -> Result<String, String> {
             .map(|(name, p)| (name.to_string(), p.offset, p.size))
             .collect(),
         plt_at: module.plt_offset(),
+        areas: module.areas().map(|(offset, size, _)| (offset, size)),
         faulted: None,
     };
     let line = describe(&loaded);
@@ -307,6 +310,38 @@ pub fn lsmod(verbose: bool) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// A loaded module's area, as a `layout` row.
+pub struct AreaRow {
+    /// `NAME:text`, `NAME:rodata` or `NAME:data`.
+    pub name: String,
+    /// Its virtual addresses.
+    pub va: Span,
+    /// The frames behind it.
+    pub pa: (u64, u64),
+}
+
+/// One row per area of each loaded module that has any bytes.
+pub fn layout_rows() -> Vec<AreaRow> {
+    let modules = MODULES.lock();
+    let mut rows = Vec::new();
+    for m in modules.iter() {
+        for ((offset, size), area) in m.areas.iter().zip(["text", "rodata", "data"]) {
+            if *size > 0 {
+                let pa = m.frames.raw() + offset;
+                rows.push(AreaRow {
+                    name: alloc::format!("{}:{area}", m.name),
+                    va: Span {
+                        start: m.base + offset,
+                        end: m.base + offset + size,
+                    },
+                    pa: (pa, pa + size),
+                });
+            }
+        }
+    }
+    rows
 }
 
 /// `  veneer 0xAT -> 0xTARGET NAME`, decoded from the three instructions the

@@ -179,6 +179,10 @@ fn layout() {
                 map,
             };
             println!("{modules}");
+            // Each loaded module's areas, with the permissions they have.
+            for area in insmod::layout_rows() {
+                println!("{}", row(&area.name, area.va.start, area.va.end, Some(area.pa)));
+            }
         } else {
             println!("{}", row(region.name, start, end, region.pa));
         }
