@@ -16,7 +16,7 @@ use crate::boot::state;
 use crate::debug::{backtrace, ksyms};
 use crate::kaslr::relocate;
 use crate::mm::ranges::Span;
-use crate::mm::{linear, ptdump, stack, tables};
+use crate::mm::{linear, ptdump, rodata, stack, tables};
 use crate::module::insmod;
 use crate::println;
 
@@ -54,10 +54,20 @@ pub fn regions() -> Vec<Region> {
         add(name, va.start, va.end, Some((va.start - voffset, va.end - voffset)));
     }
     let offset = pi::addr::phys_offset();
+    // With `rodata=full` the image's alias is read-only inside its range:
+    // a row of its own, so each row has one permission.
+    let alias = rodata::split_cost().map(|_| rodata::protected_range());
     for r in k.boot.dt.memory.iter() {
         let r = r.shrink_to_pages(PAGE_SIZE);
-        let start = linear::linear_va(r.start.raw(), offset);
-        add("linear", start, start + r.size(), Some((r.start.raw(), r.end.raw())));
+        let mut cuts = [r.start.raw(), r.end.raw(), r.end.raw(), r.end.raw()];
+        if let Some((from, to)) = alias.filter(|(from, _)| r.contains(*from)) {
+            cuts[1] = from.raw();
+            cuts[2] = to.raw().min(r.end.raw());
+        }
+        for pair in cuts.windows(2).filter(|p| p[0] < p[1]) {
+            let start = linear::linear_va(pair[0], offset);
+            add("linear", start, start + (pair[1] - pair[0]), Some((pair[0], pair[1])));
+        }
     }
     let plt = relocate::get().0.modules.plt;
     add("modules", plt.start, plt.end, None);
