@@ -59,14 +59,15 @@ pub fn regions() -> Vec<Region> {
     let alias = rodata::split_cost().map(|_| rodata::protected_range());
     for r in k.boot.dt.memory.iter() {
         let r = r.shrink_to_pages(PAGE_SIZE);
-        let mut cuts = [r.start.raw(), r.end.raw(), r.end.raw(), r.end.raw()];
-        if let Some((from, to)) = alias.filter(|(from, _)| r.contains(*from)) {
-            cuts[1] = from.raw();
-            cuts[2] = to.raw().min(r.end.raw());
-        }
-        for pair in cuts.windows(2).filter(|p| p[0] < p[1]) {
-            let start = linear::linear_va(pair[0], offset);
-            add("linear", start, start + (pair[1] - pair[0]), Some((pair[0], pair[1])));
+        let (start, end) = (r.start.raw(), r.end.raw());
+        let (from, to) = alias
+            .filter(|(from, _)| r.contains(*from))
+            .map_or((end, end), |(from, to)| (from.raw(), to.raw().min(end)));
+        for (lo, hi) in [(start, from), (from, to), (to, end)] {
+            if lo < hi {
+                let va = linear::linear_va(lo, offset);
+                add("linear", va, va + (hi - lo), Some((lo, hi)));
+            }
         }
     }
     let plt = relocate::get().0.modules.plt;
