@@ -379,3 +379,17 @@ fn layout_gives_each_loaded_module_area_a_row_with_its_own_permissions() {
         "{answer} vs {rodata:?}"
     );
 }
+
+#[test]
+fn the_arrow_keys_recall_lines_and_tab_completes_names() {
+    // What a terminal sends: Tab, and ESC [ A for the Up arrow.
+    let out = common::session(&["--nokaslr"], &["lay\t", "mem", "\x1b[A", "help wa\t", "\x1b[A\x1b[A"]);
+    let layout_rows = common::layout_rows(&out);
+    assert!(!layout_rows.is_empty(), "`lay` + Tab ran layout:\n{out}");
+    assert_eq!(
+        out.matches("\nram ").count(),
+        3,
+        "mem ran three times, twice from the history:\n{out}"
+    );
+    assert!(out.contains("usage: walk VA"), "`help wa` + Tab ran help walk:\n{out}");
+}

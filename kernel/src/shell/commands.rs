@@ -35,6 +35,21 @@ pub fn run() -> ! {
             Echo::Byte(b) => console::put_bytes(&[b]),
             Echo::Erase => console::put_bytes(b"\x08 \x08"),
             Echo::Bell => console::put_bytes(b"\x07"),
+            Echo::Rewrite { erase, from } => {
+                for _ in 0..erase {
+                    console::put_bytes(b"\x08");
+                }
+                // ESC [K: erase to the end of the line, where the old text was.
+                crate::print!("\x1b[K{}", &editor.text()[from..]);
+            }
+            Echo::Choices => {
+                println!();
+                for word in editor.choices() {
+                    crate::print!("{word}  ");
+                }
+                println!();
+                crate::print!("{PROMPT}{}", editor.text());
+            }
             Echo::Enter => {
                 println!();
                 match editor.take_line() {

@@ -1,8 +1,20 @@
-//! The shell's line editor: bytes from the terminal in, echo out, one line
-//! at a time. Printable ASCII only, so the parser only ever sees UTF-8.
+//! The shell's line editor: bytes from the terminal in, what to echo out,
+//! one line at a time. Printable ASCII only, so the parser only ever sees
+//! UTF-8. Up and Down walk the history; Tab completes command names and the
+//! arguments named in `help` (see `complete`).
+//!
+//! Not `noline`: its editor starts every line by asking the terminal where
+//! the cursor is (`ESC [6n`) and waits for the answer, which a script piping
+//! commands into QEMU's serial port never sends; and it swallows the first
+//! typed byte that is not that answer.
+
+use super::complete::{self, Completion};
 
 /// Longest command line kept; further characters are refused with a bell.
 pub const LINE_MAX: usize = 256;
+
+/// Lines the history keeps (the oldest is dropped first).
+pub const HISTORY_MAX: usize = 16;
 
 /// What the terminal should see after one input byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,14 +27,19 @@ pub enum Echo {
     Erase,
     /// The line is full or the byte is not allowed: ring the bell.
     Bell,
-    /// The line is complete: print a newline, then run [`LineEditor::line`].
+    /// The line is complete: print a newline, then run [`LineEditor::take_line`].
     Enter,
+    /// The line changed beyond the cursor's reach: erase `erase` characters
+    /// left of the cursor, then print [`LineEditor::text`] from byte `from`.
+    Rewrite { erase: usize, from: usize },
+    /// Tab found several words: print [`LineEditor::choices`] on a line of
+    /// their own, then the prompt and the line again.
+    Choices,
 }
 
-/// A line being typed.
+/// A line being typed, and the lines typed before.
 pub struct LineEditor {
-    buf: [u8; LINE_MAX],
-    len: usize,
+    line: LineBuf,
     /// The previous byte was CR, so an LF right after it is the same Enter.
     after_cr: bool,
     /// More was typed than the buffer holds: the line is refused at Enter.
@@ -30,6 +47,13 @@ pub struct LineEditor {
     /// Inside a terminal escape sequence (an arrow key, say), which is
     /// consumed whole rather than typed as text.
     escape: Escape,
+    /// Earlier lines, oldest first; `history[..kept]` are valid.
+    history: [LineBuf; HISTORY_MAX],
+    kept: usize,
+    /// Which history line is shown (0 = the newest), if Up was pressed; the
+    /// line being typed before that waits in `draft`.
+    shown: Option<usize>,
+    draft: LineBuf,
 }
 
 /// Where the editor is in an escape sequence: `ESC`, then `[` or `O` and
@@ -60,14 +84,17 @@ impl Default for LineEditor {
 }
 
 impl LineEditor {
-    /// An empty line.
+    /// An empty line and no history.
     pub const fn new() -> Self {
         LineEditor {
-            buf: [0; LINE_MAX],
-            len: 0,
+            line: LineBuf::EMPTY,
             after_cr: false,
             overflowed: false,
             escape: Escape::None,
+            history: [LineBuf::EMPTY; HISTORY_MAX],
+            kept: 0,
+            shown: None,
+            draft: LineBuf::EMPTY,
         }
     }
 
@@ -80,6 +107,14 @@ impl LineEditor {
                 return Echo::None;
             }
             (Escape::Sequence, 0x20..=0x3f) => return Echo::None,
+            (Escape::Sequence, b'A') => {
+                self.escape = Escape::None;
+                return self.older();
+            }
+            (Escape::Sequence, b'B') => {
+                self.escape = Escape::None;
+                return self.newer();
+            }
             (Escape::Sequence, 0x40..=0x7e) | (Escape::Started, 0x40..=0x7e) => {
                 self.escape = Escape::None;
                 return Echo::None;
@@ -92,22 +127,19 @@ impl LineEditor {
             b'\r' => Echo::Enter,
             b'\n' if after_cr => Echo::None,
             b'\n' => Echo::Enter,
+            b'\t' => self.complete(),
             0x1b => {
                 self.escape = Escape::Started;
                 Echo::None
             }
-            0x08 | 0x7f if self.len > 0 => {
-                self.len -= 1;
+            0x08 | 0x7f if self.line.len > 0 => {
+                self.line.len -= 1;
                 Echo::Erase
             }
             0x08 | 0x7f => Echo::None,
             // Printable ASCII only: other control bytes and non-UTF-8 input
             // never reach the parser.
-            0x20..=0x7e if self.len < LINE_MAX => {
-                self.buf[self.len] = byte;
-                self.len += 1;
-                Echo::Byte(byte)
-            }
+            0x20..=0x7e if self.line.push(&[byte]) => Echo::Byte(byte),
             0x20..=0x7e => {
                 self.overflowed = true;
                 Echo::Bell
@@ -116,35 +148,122 @@ impl LineEditor {
         }
     }
 
+    /// The line as typed so far.
+    pub fn text(&self) -> &str {
+        self.line.as_str()
+    }
+
+    /// The words Tab could complete the line with.
+    pub fn choices(&self) -> impl Iterator<Item = &'static str> + '_ {
+        complete::choices(self.text())
+    }
+
     /// The completed line, or [`LineTooLong`] if more was typed than fits;
-    /// the editor is empty again afterwards.
+    /// the editor is empty again afterwards, and the line is in the history.
     ///
     /// # Errors
     /// [`LineTooLong`]: running what fits would run a different command.
     pub fn take_line(&mut self) -> Result<LineBuf, LineTooLong> {
-        let line = LineBuf {
-            buf: self.buf,
-            len: self.len,
-        };
-        self.len = 0;
+        let line = core::mem::replace(&mut self.line, LineBuf::EMPTY);
         self.escape = Escape::None;
+        self.shown = None;
         if core::mem::take(&mut self.overflowed) {
             return Err(LineTooLong);
         }
+        self.remember(&line);
         Ok(line)
+    }
+
+    /// Keeps `line` unless it is blank or repeats the newest one.
+    fn remember(&mut self, line: &LineBuf) {
+        let newest = self.kept.checked_sub(1).map(|i| self.history[i].as_str());
+        if line.as_str().trim().is_empty() || newest == Some(line.as_str()) {
+            return;
+        }
+        if self.kept == HISTORY_MAX {
+            self.history.rotate_left(1);
+            self.kept -= 1;
+        }
+        self.history[self.kept] = *line;
+        self.kept += 1;
+    }
+
+    /// Up: the line before the one shown.
+    fn older(&mut self) -> Echo {
+        let next = self.shown.map_or(0, |i| i + 1);
+        if next >= self.kept {
+            return Echo::Bell;
+        }
+        if self.shown.is_none() {
+            self.draft = self.line;
+        }
+        self.show(Some(next))
+    }
+
+    /// Down: the line after the one shown, and after the newest, the draft.
+    fn newer(&mut self) -> Echo {
+        match self.shown {
+            None => Echo::Bell,
+            Some(0) => self.show(None),
+            Some(i) => self.show(Some(i - 1)),
+        }
+    }
+
+    fn show(&mut self, shown: Option<usize>) -> Echo {
+        let erase = self.line.len;
+        self.shown = shown;
+        self.line = match shown {
+            Some(i) => self.history[self.kept - 1 - i],
+            None => self.draft,
+        };
+        self.overflowed = false;
+        Echo::Rewrite { erase, from: 0 }
+    }
+
+    fn complete(&mut self) -> Echo {
+        let from = self.line.len;
+        match complete::complete(self.text()) {
+            Completion::Nothing => Echo::Bell,
+            Completion::Choices => Echo::Choices,
+            Completion::Extend { text, word_done } => {
+                let space: &[u8] = if word_done { b" " } else { b"" };
+                if self.line.push(text.as_bytes()) && self.line.push(space) {
+                    Echo::Rewrite { erase: 0, from }
+                } else {
+                    self.line.len = from;
+                    Echo::Bell
+                }
+            }
+        }
     }
 }
 
-/// A finished line.
+/// A line of at most [`LINE_MAX`] printable ASCII bytes.
+#[derive(Clone, Copy)]
 pub struct LineBuf {
     buf: [u8; LINE_MAX],
     len: usize,
 }
 
 impl LineBuf {
+    const EMPTY: LineBuf = LineBuf {
+        buf: [0; LINE_MAX],
+        len: 0,
+    };
+
     /// The text (printable ASCII by construction).
     pub fn as_str(&self) -> &str {
         core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+
+    /// Appends `bytes` if they fit; whether they did.
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        let Some(room) = self.buf.get_mut(self.len..self.len + bytes.len()) else {
+            return false;
+        };
+        room.copy_from_slice(bytes);
+        self.len += bytes.len();
+        true
     }
 }
 
@@ -190,6 +309,99 @@ mod tests {
         for (bytes, lines) in rows {
             assert_eq!(type_bytes(bytes).0, *lines, "{bytes:?}");
         }
+    }
+
+    /// What a terminal shows of the line after `echo`, given the line before.
+    fn screen_after(screen: &mut String, echo: Echo, ed: &LineEditor) {
+        match echo {
+            Echo::Byte(b) => screen.push(b as char),
+            Echo::Erase => {
+                screen.pop();
+            }
+            Echo::Rewrite { erase, from } => {
+                screen.truncate(screen.len() - erase);
+                screen.push_str(&ed.text()[from..]);
+            }
+            // The prompt and the whole line are printed again.
+            Echo::Choices => *screen = ed.text().to_string(),
+            Echo::Enter => screen.clear(),
+            Echo::None | Echo::Bell => {}
+        }
+    }
+
+    /// Types `bytes`; the lines run, and checks after each byte that the
+    /// terminal shows exactly the editor's line.
+    fn type_on_screen(ed: &mut LineEditor, bytes: &[u8]) -> Vec<String> {
+        let mut screen = ed.text().to_string();
+        let mut lines = Vec::new();
+        for &b in bytes {
+            let echo = ed.feed(b);
+            if echo == Echo::Enter {
+                lines.push(ed.take_line().map(|l| l.as_str().to_string()).unwrap_or_default());
+            }
+            screen_after(&mut screen, echo, ed);
+            assert_eq!(screen, ed.text(), "after {b:#x} in {bytes:?}");
+        }
+        lines
+    }
+
+    const UP: &[u8] = b"\x1b[A";
+    const DOWN: &[u8] = b"\x1b[B";
+
+    #[test]
+    fn up_and_down_walk_the_history_and_come_back_to_the_draft() {
+        let mut ed = LineEditor::new();
+        type_on_screen(&mut ed, b"mem\rkaslr\r\r  \rkaslr\r");
+        let typed = [UP, UP, b"\r"].concat();
+        assert_eq!(
+            type_on_screen(&mut ed, &typed),
+            ["mem"],
+            "blank and repeated lines are not kept"
+        );
+        let typed = [b"wa", UP, UP, UP, UP, DOWN, DOWN, DOWN, b"lk\r"].concat();
+        assert_eq!(type_on_screen(&mut ed, &typed), ["walk"], "the draft comes back");
+        let typed = [UP, b" 0x1\r", UP, b"\x7f2\r"].concat();
+        assert_eq!(
+            type_on_screen(&mut ed, &typed),
+            ["walk 0x1", "walk 0x2"],
+            "a recalled line can be edited"
+        );
+        assert_eq!(ed.feed(DOWN[0]), Echo::None);
+        assert_eq!(
+            (ed.feed(DOWN[1]), ed.feed(DOWN[2])),
+            (Echo::None, Echo::Bell),
+            "nothing newer"
+        );
+    }
+
+    #[test]
+    fn the_history_keeps_the_newest_lines() {
+        let mut ed = LineEditor::new();
+        for i in 0..HISTORY_MAX + 5 {
+            type_on_screen(&mut ed, format!("peek {i}\r").as_bytes());
+        }
+        let all_the_way_up = [UP.repeat(HISTORY_MAX + 3), b"\r".to_vec()].concat();
+        assert_eq!(type_on_screen(&mut ed, &all_the_way_up), ["peek 5"]);
+    }
+
+    #[test]
+    fn tab_completes_in_place() {
+        let mut ed = LineEditor::new();
+        assert_eq!(type_on_screen(&mut ed, b"lay\t\r"), ["layout "]);
+        assert_eq!(type_on_screen(&mut ed, b"crash wr\ta\t\r"), ["crash write-alias "]);
+        assert_eq!(type_on_screen(&mut ed, b"zz\t\x7f\x7f\r"), [""]);
+        type_on_screen(&mut ed, b"p");
+        assert_eq!(ed.feed(b'\t'), Echo::Choices);
+        assert_eq!(
+            ed.choices().collect::<Vec<_>>(),
+            ["peek", "pa2va", "ptdump", "poweroff"]
+        );
+        // A completion that would not fit rings the bell and changes nothing.
+        let mut ed = LineEditor::new();
+        let long = [b"help".to_vec(), vec![b' '; LINE_MAX - 7], b"wa".to_vec()].concat();
+        type_on_screen(&mut ed, &long);
+        assert_eq!(ed.feed(b'\t'), Echo::Bell, "`lk ` does not fit");
+        assert_eq!(ed.text().len(), LINE_MAX - 1);
     }
 
     #[test]

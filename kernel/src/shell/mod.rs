@@ -2,6 +2,7 @@
 //! the text formats scripts read (`report`), and — on the machine — the
 //! commands themselves, the in-kernel test suite and `crash`.
 
+mod complete;
 pub mod editor;
 pub mod parse;
 pub mod report;

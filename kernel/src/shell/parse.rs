@@ -81,6 +81,14 @@ pub enum Part {
     All,
 }
 
+/// `ptdump` parts by name.
+pub const PARTS: &[(&str, Part)] = &[
+    ("linear", Part::Linear),
+    ("image", Part::Image),
+    ("modules", Part::Modules),
+    ("all", Part::All),
+];
+
 /// What `sym` looks up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Symbol<'a> {
@@ -333,10 +341,12 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
             _ => Err(ParseError::Usage("pa2va PA (e.g. pa2va 0x40200000)")),
         },
         "ptdump" => match (arg, extra) {
-            (None | Some("all"), false) => Ok(Command::Ptdump(Part::All)),
-            (Some("linear"), false) => Ok(Command::Ptdump(Part::Linear)),
-            (Some("image"), false) => Ok(Command::Ptdump(Part::Image)),
-            (Some("modules"), false) => Ok(Command::Ptdump(Part::Modules)),
+            (None, false) => Ok(Command::Ptdump(Part::All)),
+            (Some(word), false) => PARTS
+                .iter()
+                .find(|(name, _)| *name == word)
+                .map(|&(_, part)| Command::Ptdump(part))
+                .ok_or(ParseError::Usage("ptdump [linear|image|modules|all]")),
             _ => Err(ParseError::Usage("ptdump [linear|image|modules|all]")),
         },
         "sym" => match (arg, extra) {
