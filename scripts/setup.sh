@@ -7,11 +7,13 @@ need_sudo() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# QEMU (qemu-system-arm provides qemu-system-aarch64) and gdb-multiarch (for
-# `splitmap gdb`), from Debian's packages.
+# QEMU (qemu-system-arm provides qemu-system-aarch64), gdb-multiarch (for
+# `splitmap gdb`) and dtc (device-tree-compiler: the tests compare the
+# kernel's `dtb` with it), from Debian's packages.
 missing=()
 command -v qemu-system-aarch64 >/dev/null 2>&1 || missing+=(qemu-system-arm)
 command -v gdb-multiarch >/dev/null 2>&1 || missing+=(gdb-multiarch)
+command -v dtc >/dev/null 2>&1 || missing+=(device-tree-compiler)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     need_sudo apt-get update -qq

@@ -393,3 +393,55 @@ fn the_arrow_keys_recall_lines_and_tab_completes_names() {
     );
     assert!(out.contains("usage: walk VA"), "`help wa` + Tab ran help walk:\n{out}");
 }
+
+/// Source lines as both printers write them, without indentation, blank
+/// lines, dtc's header or splitmap's decoded-range comments; the two seeds
+/// differ from boot to boot (and the kernel zeroes kaslr-seed once read).
+fn dts_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split(" //").next().unwrap_or(l).trim())
+        .filter(|l| !l.is_empty() && *l != "/dts-v1/;")
+        .map(|l| match l.split(" = ").next() {
+            Some(seed @ ("rng-seed" | "kaslr-seed")) => format!("{seed} = …"),
+            _ => l.to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn dtb_prints_the_tree_qemu_made_as_dtc_decodes_it() {
+    // QEMU writes the tree it would hand over, /chosen filled in, and exits.
+    let dumped = std::env::temp_dir().join(format!("splitmap-dtb-{}.dtb", std::process::id()));
+    let machine = format!("virt,dumpdtb={}", dumped.display());
+    common::splitmap(&[
+        "run",
+        "--nokaslr",
+        "--qemu-arg=-machine",
+        &format!("--qemu-arg={machine}"),
+        "--cmd",
+        "poweroff",
+    ]);
+    let dtc = std::process::Command::new("dtc")
+        .args(["-q", "-I", "dtb", "-O", "dts"])
+        .arg(&dumped)
+        .output()
+        .expect("dtc (device-tree-compiler) is missing: run scripts/setup.sh");
+    let _ = std::fs::remove_file(&dumped);
+    let expected = String::from_utf8(dtc.stdout).unwrap();
+    assert!(expected.contains("memory@40000000"), "dtc printed:\n{expected}");
+
+    let out = common::session(&["--nokaslr"], &["dtb", "dtb /memory", "dtb /nothing", "dtb memory"]);
+    let answers: Vec<&str> = out.split("splitmap> ").collect();
+    let whole = answers.iter().find(|a| a.starts_with("dtb\n")).expect("the dtb answer");
+    assert_eq!(dts_lines(&whole["dtb\n".len()..]), dts_lines(&expected));
+    assert!(
+        out.contains("reg = <0x00 0x40000000 0x00 0x40000000>; // 0x40000000-0x80000000\n"),
+        "/memory's reg decoded:\n{out}"
+    );
+    assert!(
+        out.contains("\n/memory@40000000 {\n"),
+        "found without its unit address:\n{out}"
+    );
+    assert!(out.contains("error: no node /nothing in the device tree"), "{out}");
+    assert!(out.contains("error: usage: dtb [PATH]"), "{out}");
+}

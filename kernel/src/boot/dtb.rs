@@ -71,6 +71,8 @@ pub struct DeviceTree<'dt> {
     /// `/chosen/rng-seed`, folded to 64 bits (for the stage-0 loader's random
     /// placement, so physical and virtual randomisation stay independent).
     pub rng_seed: Option<u64>,
+    /// The blob itself, `totalsize` bytes (for `dtb`, which prints it).
+    pub blob: &'dt [u8],
 }
 
 /// How many ignored-node problems [`DeviceTree`] keeps.
@@ -90,6 +92,7 @@ impl DeviceTree<'_> {
             kaslr_seed: None,
             rng_seed: None,
             problems: [None; MAX_PROBLEMS],
+            blob: &[],
         }
     }
 
@@ -254,20 +257,18 @@ struct Wanted<'dt> {
 /// # Errors
 /// Any [`DtbError`]; nothing is half-returned.
 pub fn parse(blob: &[u8]) -> Result<DeviceTree<'_>, DtbError> {
-    let size = totalsize(blob)?;
-    let blob = &blob[..size as usize];
-    if !(blob.as_ptr() as usize).is_multiple_of(4) {
-        return Err(DtbError::Malformed);
-    }
-    // SAFETY: `blob` is 4-byte aligned and exactly `totalsize` long, which is
-    // what `DevTree::new` requires; fdt-rs bounds-checks every read inside it.
-    let tree = unsafe { DevTree::new(blob) }.map_err(|_| DtbError::Malformed)?;
-
+    let tree = checked_tree(blob)?;
+    let blob = tree.buf();
     let mut info = DeviceTree {
-        totalsize: size,
+        totalsize: blob.len() as u64,
+        blob,
         ..DeviceTree::empty()
     };
-    read_memreserve(blob, &tree, &mut info.reserved)?;
+    for entry in memreserve(blob, &tree) {
+        info.reserved
+            .insert_up_to(entry?, MAX_RESERVED_RANGES)
+            .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::Memreserve))?;
+    }
 
     // Pass 1: /chosen and /aliases, which name other nodes.
     let mut wanted = Wanted::default();
@@ -480,21 +481,32 @@ fn cstr(value: &[u8]) -> &str {
     core::str::from_utf8(&value[..end]).unwrap_or("")
 }
 
-/// The `/memreserve/` block: (address, size) pairs of big-endian u64, ended by
-/// a pair of zeros.
-fn read_memreserve(blob: &[u8], tree: &DevTree<'_>, out: &mut RangeList) -> Result<(), DtbError> {
-    let mut off = tree.off_mem_rsvmap();
-    loop {
-        let entry = blob.get(off..off + 16).ok_or(DtbError::Malformed)?;
-        let addr = be_number(&entry[..8]).unwrap_or(0);
-        let size = be_number(&entry[8..]).unwrap_or(0);
-        if addr == 0 && size == 0 {
-            return Ok(());
-        }
-        out.insert_up_to(PhysRange::saturating(addr, size), MAX_RESERVED_RANGES)
-            .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::Memreserve))?;
-        off += 16;
+/// The tree in `blob`, cut to the header's `totalsize`.
+fn checked_tree(blob: &[u8]) -> Result<DevTree<'_>, DtbError> {
+    let blob = &blob[..totalsize(blob)? as usize];
+    if !(blob.as_ptr() as usize).is_multiple_of(4) {
+        return Err(DtbError::Malformed);
     }
+    // SAFETY: `blob` is 4-byte aligned and exactly `totalsize` long, which is
+    // what `DevTree::new` requires; fdt-rs bounds-checks every read inside it.
+    unsafe { DevTree::new(blob) }.map_err(|_| DtbError::Malformed)
+}
+
+/// The `/memreserve/` block: (address, size) pairs of big-endian u64, ended by
+/// a pair of zeros; an error if the blob ends first.
+fn memreserve<'a>(blob: &'a [u8], tree: &DevTree<'_>) -> impl Iterator<Item = Result<PhysRange, DtbError>> + 'a {
+    let mut entries = blob.get(tree.off_mem_rsvmap()..).unwrap_or_default().chunks(16);
+    core::iter::from_fn(move || match entries.next() {
+        Some(entry) if entry.len() == 16 => {
+            let (addr, size) = (be_number(&entry[..8])?, be_number(&entry[8..])?);
+            (addr != 0 || size != 0).then(|| Ok(PhysRange::saturating(addr, size)))
+        }
+        _ => Some(Err(DtbError::Malformed)),
+    })
+    .scan(false, |failed, entry| {
+        // Nothing after the first error.
+        (!core::mem::replace(failed, entry.is_err())).then_some(entry)
+    })
 }
 
 /// Calls `prop(path, frame, name, value)` for every property, with `path` the
@@ -580,5 +592,6 @@ fn walk_tokens<'dt>(
     Ok(())
 }
 
+pub mod source;
 #[cfg(test)]
 mod tests;

@@ -119,6 +119,7 @@ fn execute(line: &str) {
         Ok(Command::Ptdump(part)) => explore::ptdump(part),
         Ok(Command::Examine(x)) => explore::examine(x),
         Ok(Command::Dmesg) => console::print_boot_log(),
+        Ok(Command::Dtb(path)) => dtb(path),
         Err(ParseError::Unknown(word)) if abi::run_command(word, line) => {}
         Err(e) => println!("error: {e}"),
     }
@@ -229,6 +230,16 @@ fn walk(va: u64) {
             explore::say_region(va);
             let _ = write_walk(&mut Console, va, &tables::walk(va));
         }
+    }
+}
+
+/// The device tree the kernel read, as source, from the window boot mapped.
+fn dtb(path: &str) {
+    use crate::boot::dtb::source::{SourceError, write_source};
+    match write_source(state::get().boot.dt.blob, path, &mut Console) {
+        Ok(()) | Err(SourceError::Write) => {}
+        Err(SourceError::NoSuchNode) => println!("error: no node {path} in the device tree (`dtb` shows them all)"),
+        Err(SourceError::Malformed) => println!("error: the device tree no longer parses"),
     }
 }
 

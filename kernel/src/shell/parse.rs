@@ -48,6 +48,8 @@ pub enum Command<'a> {
     Examine(Examine),
     /// `dmesg`: the boot log again.
     Dmesg,
+    /// `dtb [PATH]`: the device tree as source, from `PATH` down.
+    Dtb(&'a str),
 }
 
 /// What `x` reads.
@@ -65,6 +67,8 @@ pub struct Examine {
 
 /// Most values `x` reads at once.
 pub const EXAMINE_MAX: u64 = 1024;
+
+const DTB_USAGE: &str = "dtb [PATH] (a path from the root, e.g. dtb /chosen or dtb /memory)";
 
 const X_USAGE: &str = "x VA [COUNT] [8|16|32|64] [force] (e.g. x 0xffff800080000000 16 32)";
 
@@ -160,6 +164,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "what boot printed, again (loglevel=debug shows each boot phase)",
     ),
     (
+        "dtb",
+        "[PATH]",
+        "the device tree the kernel read, as source: the node at PATH (default /) and all below it",
+    ),
+    (
         "kaslr",
         "",
         "where KASLR put the image (source, offset, window, alignment, slots, entropy), the module windows, the linear base",
@@ -228,6 +237,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("bootargs", "bootargs"),
     ("kaslr", "kaslr"),
     ("dmesg", "dmesg"),
+    ("dtb", "dtb /chosen"),
     ("test", "test linear"),
     ("peek", "peek 0xfffffffffe000000 32"),
     ("modules", "modules"),
@@ -317,6 +327,11 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "bootargs" => no_args(Command::Bootargs, "bootargs"),
         "kaslr" => no_args(Command::Kaslr, "kaslr"),
         "dmesg" => no_args(Command::Dmesg, "dmesg"),
+        "dtb" => match (arg, extra) {
+            (None, _) => Ok(Command::Dtb("/")),
+            (Some(path), false) if path.starts_with('/') => Ok(Command::Dtb(path)),
+            _ => Err(ParseError::Usage(DTB_USAGE)),
+        },
         "modules" => no_args(Command::Modules, "modules"),
         "lsmod" => match (arg, extra) {
             (None, _) => Ok(Command::Lsmod(false)),
@@ -532,6 +547,10 @@ mod tests {
                 Err(ParseError::Usage("ptdump [linear|image|modules|all]")),
             ),
             ("lsmod -x", Err(ParseError::Usage("lsmod [-v]"))),
+            ("dtb", Ok(Command::Dtb("/"))),
+            ("dtb /chosen", Ok(Command::Dtb("/chosen"))),
+            ("dtb chosen", Err(ParseError::Usage(DTB_USAGE))),
+            ("dtb / /chosen", Err(ParseError::Usage(DTB_USAGE))),
         ];
         for (line, expected) in rows {
             assert_eq!(parse(line), *expected, "{line:?}");
@@ -575,6 +594,7 @@ mod tests {
             "ptdump",
             "x 0",
             "dmesg",
+            "dtb",
             "poweroff",
         ];
         for line in lines {

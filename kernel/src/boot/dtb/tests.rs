@@ -399,3 +399,78 @@ fn a_reservation_to_the_top_of_the_address_space_is_kept() {
     assert_eq!(reserved, [(start, u64::MAX - start)], "saturated at the top");
     assert!(problems.is_empty(), "{problems:?}");
 }
+
+fn source(blob: &[u8], path: &str) -> Result<String, source::SourceError> {
+    let words = aligned(blob);
+    // SAFETY: `words` holds `blob.len()` initialised bytes.
+    let blob = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
+    let mut text = String::new();
+    source::write_source(blob, path, &mut text).map(|()| text)
+}
+
+#[test]
+fn the_tree_prints_as_source_with_reg_ranges_decoded() {
+    let blob = build(&Tree {
+        memreserve: vec![(0x5000_0000, 0x1_0000)],
+        reserved_memory: vec![(0x6000_0000, 0x20_0000)],
+        ..Tree::default()
+    });
+    let text = source(&blob, "/").unwrap();
+    let expected = [
+        "/memreserve/ 0x0000000050000000 0x0000000000010000;",
+        "/ {",
+        "  #address-cells = <0x02>;",
+        "  #size-cells = <0x02>;",
+        "  chosen {",
+        "    bootargs = \"loglevel=debug foo\";",
+        "    stdout-path = \"/pl011@9000000\";",
+        "    kaslr-seed = <0x1234567 0x89abcdef>;",
+        "    rng-seed = [00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 03 ff];",
+        "  };",
+        "  aliases {",
+        "    serial0 = \"/pl011@9000000\";",
+        "  };",
+        "  memory@40000000 {",
+        "    device_type = \"memory\";",
+        "    reg = <0x00 0x40000000 0x00 0x40000000>; // 0x40000000-0x80000000",
+        "  };",
+        "  reserved-memory {",
+        "    #address-cells = <0x02>;",
+        "    #size-cells = <0x02>;",
+        "    area@0 {",
+        "      reg = <0x00 0x60000000 0x00 0x200000>; // 0x60000000-0x60200000",
+        "    };",
+        "  };",
+        "  pl011@9000000 {",
+        "    compatible = \"arm,pl011\\0arm,primecell\";",
+        "    reg = <0x00 0x9000000 0x00 0x1000>; // 0x9000000-0x9001000",
+        "  };",
+        "  psci {",
+        "    method = \"hvc\";",
+        "  };",
+        "};",
+    ];
+    assert_eq!(text.lines().collect::<Vec<_>>(), expected);
+}
+
+#[test]
+fn one_node_prints_by_its_path_with_or_without_the_unit_address() {
+    let blob = build(&Tree::default());
+    let uart = ["/pl011@9000000 {", "  compatible = \"arm,pl011\\0arm,primecell\";"];
+    for path in ["/pl011@9000000", "/pl011", "/pl011/"] {
+        let text = source(&blob, path).unwrap();
+        assert_eq!(text.lines().take(2).collect::<Vec<_>>(), uart, "{path}");
+        assert_eq!(text.lines().last(), Some("};"), "{path}");
+    }
+    assert_eq!(source(&blob, "/psci").unwrap(), "/psci {\n  method = \"hvc\";\n};\n");
+    for missing in ["/nothing", "/pl011@9000001", "/chosen/psci"] {
+        assert_eq!(
+            source(&blob, missing),
+            Err(source::SourceError::NoSuchNode),
+            "{missing}"
+        );
+    }
+    let mut broken = blob.clone();
+    broken[4..8].copy_from_slice(&8u32.to_be_bytes());
+    assert_eq!(source(&broken, "/"), Err(source::SourceError::Malformed));
+}

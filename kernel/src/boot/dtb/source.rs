@@ -1,0 +1,232 @@
+//! The device tree as source text, the way `dtc -I dtb -O dts` writes it: one
+//! property a line, values guessed as strings, 32-bit cells or bytes as dtc
+//! guesses them (so the two can be compared line by line). Each
+//! `reg` also gets its ranges decoded, from the parent's `#address-cells` and
+//! `#size-cells`: `// 0x40000000-0x80000000`.
+
+use core::fmt::{self, Write};
+
+use fdt_rs::base::parse::ParsedTok;
+use fdt_rs::prelude::FallibleIterator;
+
+use super::{DtbError, MAX_DEPTH, be_number, cstr, path_matches};
+
+/// Why [`write_source`] printed nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceError {
+    /// The blob did not tokenise (boot read it, so this means it changed).
+    Malformed,
+    /// No node has that path.
+    NoSuchNode,
+    /// The console refused the text.
+    Write,
+}
+
+impl From<fmt::Error> for SourceError {
+    fn from(_: fmt::Error) -> Self {
+        SourceError::Write
+    }
+}
+
+/// Writes the node at `path` (`/` for the whole tree; a component may omit
+/// its unit address, as in `/memory`) and everything below it to `out`.
+/// The whole tree starts with the `/memreserve/` entries.
+///
+/// # Errors
+/// [`SourceError::NoSuchNode`] if no node is at `path`; nothing is written then.
+pub fn write_source(blob: &[u8], path: &str, out: &mut impl Write) -> Result<(), SourceError> {
+    let tree = super::checked_tree(blob).map_err(|_: DtbError| SourceError::Malformed)?;
+    let whole = path.trim_end_matches('/').is_empty();
+    if whole {
+        for entry in super::memreserve(blob, &tree) {
+            let r = entry.map_err(|_| SourceError::Malformed)?;
+            writeln!(out, "/memreserve/ {:#018x} {:#018x};", r.start.raw(), r.size())?;
+        }
+    }
+    let strings = tree.off_dt_strings();
+    let mut names: [&str; MAX_DEPTH] = [""; MAX_DEPTH];
+    // (#address-cells, #size-cells) each open node sets for its children.
+    let mut cells = [(2u32, 1u32); MAX_DEPTH];
+    let mut depth = 0;
+    // The depth at which the wanted node was opened, while inside it.
+    let mut inside: Option<usize> = None;
+    let mut found = false;
+    let mut tokens = tree.parse_iter();
+    while let Some(tok) = tokens.next().map_err(|_| SourceError::Malformed)? {
+        match tok {
+            ParsedTok::BeginNode(n) => {
+                if depth == MAX_DEPTH {
+                    return Err(SourceError::Malformed);
+                }
+                names[depth] = core::str::from_utf8(n.name).map_err(|_| SourceError::Malformed)?;
+                cells[depth] = (2, 1);
+                depth += 1;
+                let here = &names[..depth];
+                if inside.is_none() && (if whole { depth == 1 } else { path_matches(here, path) }) {
+                    inside = Some(depth);
+                    found = true;
+                    // The node's own full path, unit addresses included.
+                    for name in &here[1..] {
+                        write!(out, "/{name}")?;
+                    }
+                    writeln!(out, "{} {{", if whole { "/" } else { "" })?;
+                } else if let Some(top) = inside {
+                    writeln!(out, "{:indent$}{} {{", "", names[depth - 1], indent = 2 * (depth - top))?;
+                }
+            }
+            ParsedTok::EndNode => {
+                let Some(open) = depth.checked_sub(1) else {
+                    return Err(SourceError::Malformed);
+                };
+                if let Some(top) = inside {
+                    writeln!(out, "{:indent$}}};", "", indent = 2 * (depth - top))?;
+                    if depth == top {
+                        inside = None;
+                    }
+                }
+                depth = open;
+            }
+            ParsedTok::Prop(p) => {
+                let Some(node) = depth.checked_sub(1) else {
+                    return Err(SourceError::Malformed);
+                };
+                let name_at = strings.checked_add(p.name_offset).ok_or(SourceError::Malformed)?;
+                let name = cstr(tree.buf().get(name_at..).ok_or(SourceError::Malformed)?);
+                let value = p.prop_buf;
+                match name {
+                    "#address-cells" => cells[node].0 = be_number(value).map_or(0, |n| n as u32),
+                    "#size-cells" => cells[node].1 = be_number(value).map_or(0, |n| n as u32),
+                    _ => {}
+                }
+                if let Some(top) = inside {
+                    write!(out, "{:indent$}", "", indent = 2 * (depth + 1 - top))?;
+                    write_property(out, name, value)?;
+                    if name == "reg" && node > 0 {
+                        write_reg_ranges(out, value, cells[node - 1])?;
+                    }
+                    writeln!(out)?;
+                }
+            }
+            ParsedTok::Nop => {}
+        }
+    }
+    if found { Ok(()) } else { Err(SourceError::NoSuchNode) }
+}
+
+/// `name = value;` as dtc guesses the value's type, or `name;` if empty.
+fn write_property(out: &mut impl Write, name: &str, value: &[u8]) -> fmt::Result {
+    if value.is_empty() {
+        return write!(out, "{name};");
+    }
+    write!(out, "{name} = ")?;
+    if is_string_list(value) {
+        out.write_char('"')?;
+        for &b in &value[..value.len() - 1] {
+            match b {
+                0 => out.write_str("\\0")?,
+                b'"' | b'\\' => write!(out, "\\{}", b as char)?,
+                0x20..=0x7e => out.write_char(b as char)?,
+                _ => write!(out, "\\{}", ESCAPES.iter().find(|e| e.0 == b).map_or('?', |e| e.1))?,
+            }
+        }
+        out.write_char('"')?;
+    } else if value.len().is_multiple_of(4) {
+        out.write_char('<')?;
+        for (i, cell) in value.chunks_exact(4).enumerate() {
+            let cell = u32::from_be_bytes([cell[0], cell[1], cell[2], cell[3]]);
+            write!(out, "{}{cell:#04x}", if i == 0 { "" } else { " " })?;
+        }
+        out.write_char('>')?;
+    } else {
+        out.write_char('[')?;
+        for (i, b) in value.iter().enumerate() {
+            write!(out, "{}{b:02x}", if i == 0 { "" } else { " " })?;
+        }
+        out.write_char(']')?;
+    }
+    out.write_char(';')
+}
+
+/// Control characters a string may hold, and their escapes.
+const ESCAPES: [(u8, char); 7] = [
+    (0x07, 'a'),
+    (0x08, 'b'),
+    (b'\t', 't'),
+    (b'\n', 'n'),
+    (0x0b, 'v'),
+    (0x0c, 'f'),
+    (b'\r', 'r'),
+];
+
+/// dtc's guess: a string (list) if it ends in NUL, holds only printable
+/// characters, escapable controls and NULs, and at most half of it is NULs.
+fn is_string_list(value: &[u8]) -> bool {
+    let nuls = value.iter().filter(|&&b| b == 0).count();
+    value.last() == Some(&0)
+        && nuls <= value.len() - nuls
+        && value
+            .iter()
+            .all(|&b| b == 0 || (0x20..=0x7e).contains(&b) || ESCAPES.iter().any(|e| e.0 == b))
+}
+
+/// ` // START-END, …` for a `reg` whose parent uses 1 or 2 cells for
+/// addresses and sizes; nothing for other shapes (PCI, CPUs without sizes).
+fn write_reg_ranges(out: &mut impl Write, reg: &[u8], (address_cells, size_cells): (u32, u32)) -> fmt::Result {
+    let (ac, sc) = (address_cells as usize, size_cells as usize);
+    let entry = 4 * (ac + sc);
+    if !(1..=2).contains(&ac) || !(1..=2).contains(&sc) || !reg.len().is_multiple_of(entry) {
+        return Ok(());
+    }
+    out.write_str(" //")?;
+    for (i, chunk) in reg.chunks_exact(entry).enumerate() {
+        let (addr, size) = chunk.split_at(4 * ac);
+        let (addr, size) = (be_number(addr).unwrap_or(0), be_number(size).unwrap_or(0));
+        let sep = if i == 0 { " " } else { ", " };
+        write!(out, "{sep}{addr:#x}-{:#x}", addr.saturating_add(size))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prop(name: &str, value: &[u8]) -> String {
+        let mut s = String::new();
+        write_property(&mut s, name, value).unwrap();
+        s
+    }
+
+    #[test]
+    fn values_print_as_dtc_guesses_them() {
+        assert_eq!(prop("dma-coherent", b""), "dma-coherent;");
+        assert_eq!(
+            prop("compatible", b"arm,pl011\0arm,primecell\0"),
+            r#"compatible = "arm,pl011\0arm,primecell";"#
+        );
+        assert_eq!(prop("bootargs", b"say \"hi\"\t\\\0"), r#"bootargs = "say \"hi\"\t\\";"#);
+        assert_eq!(prop("s", b"ab\0\0"), r#"s = "ab\0";"#);
+        assert_eq!(prop("reg", &[0, 0, 0, 0, 0x40, 0, 0, 0]), "reg = <0x00 0x40000000>;");
+        assert_eq!(prop("x", &[0, 0, 0, 0x0f, 0, 0, 0x80, 0]), "x = <0x0f 0x8000>;");
+        // Not strings: more NULs than text, a missing NUL, a control byte.
+        assert_eq!(prop("a", b"a\0\0\0"), "a = <0x61000000>;");
+        assert_eq!(prop("b", b"abc"), "b = [61 62 63];");
+        assert_eq!(prop("c", b"a\x01\0"), "c = [61 01 00];");
+        assert_eq!(prop("d", b"\0abc"), "d = <0x616263>;");
+    }
+
+    #[test]
+    fn reg_ranges_follow_the_parents_cells() {
+        let reg = |value: &[u8], cells| {
+            let mut s = String::new();
+            write_reg_ranges(&mut s, value, cells).unwrap();
+            s
+        };
+        let two_two = [0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0];
+        assert_eq!(reg(&two_two, (2, 2)), " // 0x40000000-0x80000000");
+        assert_eq!(reg(&two_two, (1, 1)), " // 0x0-0x40000000, 0x0-0x40000000");
+        assert_eq!(reg(&two_two, (3, 2)), "", "PCI addresses are not ranges");
+        assert_eq!(reg(&[0, 0, 0, 1], (1, 0)), "", "a CPU's reg has no size");
+        assert_eq!(reg(&two_two[..12], (2, 2)), "", "a partial entry");
+    }
+}
