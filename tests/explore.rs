@@ -310,6 +310,22 @@ fn lsmod_v_lists_sections_with_their_permissions_and_veneers_with_their_targets(
         .map(|n| n.parse::<usize>().unwrap())
         .unwrap();
     assert_eq!(veneers.len(), plt, "{out}");
+    // The words shown are adrp x16 / add x16, x16, #imm / br x16, and they
+    // lead where the line says (decoded here from the ARM ARM encodings).
+    for v in &veneers {
+        let words: Vec<u64> = v.rsplit_once("words=").unwrap().1.split(',').map(hex).collect();
+        let (at, target) = (
+            hex(v.split_whitespace().nth(1).unwrap()),
+            hex(v.split_whitespace().nth(3).unwrap()),
+        );
+        assert_eq!(words[0] & 0x9f00_001f, 0x9000_0010, "adrp x16: {v}");
+        assert_eq!(words[1] & 0xffc0_03ff, 0x9100_0210, "add x16, x16, #imm: {v}");
+        assert_eq!(words[2], 0xd61f_0200, "br x16: {v}");
+        let pages = ((words[0] >> 29) & 3) | (((words[0] >> 5) & 0x7ffff) << 2);
+        let pages = ((pages << 43) as i64 >> 43) as u64; // 21-bit signed
+        let page = (at & !0xfff).wrapping_add(pages << 12);
+        assert_eq!(page + ((words[1] >> 10) & 0xfff), target, "{v}");
+    }
     // Each export's veneer leads where `sym` says the export is.
     for export in ["splitmap_log", "splitmap_register_command"] {
         let at = out

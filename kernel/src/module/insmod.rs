@@ -344,17 +344,19 @@ pub fn layout_rows() -> Vec<AreaRow> {
     rows
 }
 
-/// `  veneer 0xAT -> 0xTARGET NAME`, decoded from the three instructions the
-/// slot holds now.
+/// `  veneer 0xAT -> 0xTARGET NAME words=0xADRP,0xADD,0xBR`, decoded from
+/// the three instructions the slot holds now.
 fn veneer_line(at: u64) -> String {
     // Mapped r-x and ours: the slot is inside a loaded module's text.
     let insn = |i: u64| crate::arch::peek::peek(at + 4 * i, 32).unwrap_or(0) as u32;
-    match plt::veneer_target(at, [insn(0), insn(1), insn(2)]) {
+    let words = [insn(0), insn(1), insn(2)];
+    let [adrp, add, br] = words;
+    match plt::veneer_target(at, words) {
         Some(target) => {
             let name = crate::debug::backtrace::symbol(target).map_or_else(|| "?".into(), |s| s.to_string());
-            alloc::format!("  veneer {at:#x} -> {target:#x} {name}")
+            alloc::format!("  veneer {at:#x} -> {target:#x} {name} words={adrp:#010x},{add:#010x},{br:#010x}")
         }
-        None => alloc::format!("  veneer {at:#x}: not a veneer"),
+        None => alloc::format!("  veneer {at:#x}: not a veneer, words={adrp:#010x},{add:#010x},{br:#010x}"),
     }
 }
 
