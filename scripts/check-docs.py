@@ -17,7 +17,10 @@ the real output, in the same order. A block may show only some of the lines
 addresses, `ok 18 name` the new number. Numbers quoted in the prose around a
 block, and addresses inside the commands themselves, are still yours to fix.
 
-A block right after `<!-- not checked: WHY -->` is skipped.
+A block right after `<!-- not checked: WHY -->` is skipped. A block right
+after `<!-- beside: cargo run -- … -->` runs that command at the same time,
+in the background: `run --gdb` beside the `gdb` that attaches to it (the one
+with `run --gdb` starts first; the other once its `--gdb-port` listens).
 
 Prints each pasted line a fresh run no longer prints, with the real line that
 has the same first word (usually the new value), and exits 1 if there is any.
@@ -28,22 +31,26 @@ kernel change, and re-pasting them is a deliberate step.
 import pathlib
 import re
 import shlex
+import socket
 import subprocess
 import sys
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DURATION = re.compile(r"\d+(\.\d+)? s\b")
 NUMBER = re.compile(r"0x[0-9a-fA-F]+|\d+")
+BESIDE = re.compile(r"<!-- beside: (.*?) -->")
 
 
 def transcripts(path):
-    """(line number, command, [(line number, pasted line)]) for each `$ cargo run` in a block.
+    """(line number, command, [(line number, pasted line)], beside) for each
+    `$ cargo run` in a block; `beside` is the command to run at the same time.
 
     A block right after a line containing `<!-- not checked` is skipped (say why
     in the comment: a file the reader makes by hand, say).
     """
     lines = path.read_text().splitlines()
-    in_block, skip, current = False, False, None
+    in_block, skip, beside, current = False, False, None, None
     for number, line in enumerate(lines, 1):
         if line.startswith("```"):
             if in_block and current and not skip:
@@ -51,6 +58,8 @@ def transcripts(path):
             previous = next((l for l in reversed(lines[: number - 1]) if l.strip()), "")
             in_block, current = not in_block, None
             skip = in_block and "<!-- not checked" in previous
+            found = BESIDE.search(previous) if in_block else None
+            beside = found.group(1) if found else None
             continue
         if not in_block:
             continue
@@ -58,18 +67,46 @@ def transcripts(path):
             if current and not skip:
                 yield current
             command = line[2:]
-            current = (number, command, []) if command.startswith("cargo run -- ") else None
+            current = (number, command, [], beside) if command.startswith("cargo run -- ") else None
         elif current is not None:
             current[2].append((number, line))
 
 
-def run(command, cache={}):
-    if command not in cache:
-        words = shlex.split(command)
-        words[:3] = ["cargo", "run", "-q", "--"]
-        done = subprocess.run(words, cwd=ROOT, capture_output=True, text=True, timeout=300)
-        cache[command] = (done.stdout + done.stderr).splitlines()
-    return cache[command]
+def cargo_run(command):
+    words = shlex.split(command)
+    words[:3] = ["cargo", "run", "-q", "--"]
+    return words
+
+
+def run(command, beside=None, cache={}):
+    key = (command, beside)
+    if key not in cache:
+        if beside is None:
+            done = subprocess.run(cargo_run(command), cwd=ROOT, capture_output=True, text=True, timeout=300)
+            cache[key] = (done.stdout + done.stderr).splitlines()
+        else:
+            cache[key] = run_beside(command, beside)
+    return cache[key]
+
+
+def run_beside(command, beside):
+    """`command`'s output, run with `beside` at the same time: the one that
+    says `run --gdb` first, the other once QEMU listens on the gdb port."""
+    server, client = (command, beside) if " run --gdb" in command else (beside, command)
+    port = int(re.search(r"--gdb-port (\d+)", server).group(1))
+    background = subprocess.Popen(cargo_run(server), cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and background.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    done = subprocess.run(cargo_run(client), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    served = background.communicate(timeout=300)[0]
+    output = served if command == server else done.stdout + done.stderr
+    return output.replace("\r", "").splitlines()
 
 
 def normal(line):
@@ -84,8 +121,8 @@ def check(path, update):
     """Stale pasted lines in `path`, re-pasted from a fresh run if `update`."""
     problems = 0
     text = path.read_text().splitlines(keepends=True)
-    for number, command, pasted in transcripts(path):
-        real = [normal(line) for line in run(command)]
+    for number, command, pasted, beside in transcripts(path):
+        real = [normal(line) for line in run(command, beside)]
         at = 0
         for line_number, line in pasted:
             if line.strip() in ("", "..."):
@@ -104,7 +141,7 @@ def check(path, update):
                 print(f"    now:    {real[alike[0]]}")
                 at = alike[0] + 1
                 if update:
-                    text[line_number - 1] = run(command)[alike[0]].rstrip() + "\n"
+                    text[line_number - 1] = run(command, beside)[alike[0]].rstrip() + "\n"
     if update:
         path.write_text("".join(text))
     return problems

@@ -113,6 +113,11 @@ struct GdbArgs {
     /// Run the -ex commands and exit, as gdb -batch does (for scripts and tests).
     #[arg(long)]
     batch: bool,
+    /// Stay at the first instruction with the symbols at the physical
+    /// address the image runs at before the MMU is on (`sm-early`), instead
+    /// of running to where boot has moved the kernel (`sm-boot`).
+    #[arg(long)]
+    early: bool,
     /// A gdb command to run once attached and booted (repeatable).
     #[arg(long = "ex", short = 'x', value_name = "COMMAND", allow_hyphen_values = true)]
     commands: Vec<String>,
@@ -316,7 +321,7 @@ fn gdb(args: &GdbArgs) -> Result<ExitCode, String> {
         format!("file {}", artifacts.elf.display()),
         format!("source {script}"),
         format!("target remote 127.0.0.1:{}", args.gdb_port),
-        "sm-boot".to_string(),
+        if args.early { "sm-early" } else { "sm-boot" }.to_string(),
     ]
     .iter()
     .chain(&args.commands)

@@ -14,22 +14,11 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-#[test]
-fn breakpoints_follow_kaslr_and_modules() {
-    let port = free_port();
-    // A seed of the test's own, different every run: nothing may depend on it.
-    let seed = format!("{:#x}", (std::process::id() as u64) << 21 | 0x5);
-    let port_arg = port.to_string();
+/// `splitmap run --gdb` on `port` with `args`, once QEMU listens there.
+fn run_waiting_for_gdb(port: u16, args: &[&str]) -> std::process::Child {
     let run = Command::new(env!("CARGO_BIN_EXE_splitmap"))
-        .args(["run", "--gdb", "--gdb-port", &port_arg, "--kaslr-seed", &seed])
-        .args([
-            "--cmd",
-            "va2pa 0xffff000000001000",
-            "--cmd",
-            "insmod hello",
-            "--cmd",
-            "hello",
-        ])
+        .args(["run", "--gdb", "--gdb-port", &port.to_string()])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -39,6 +28,28 @@ fn breakpoints_follow_kaslr_and_modules() {
         assert!(Instant::now() < deadline, "QEMU never listened on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    run
+}
+
+#[test]
+fn breakpoints_follow_kaslr_and_modules() {
+    let port = free_port();
+    // A seed of the test's own, different every run: nothing may depend on it.
+    let seed = format!("{:#x}", (std::process::id() as u64) << 21 | 0x5);
+    let run = run_waiting_for_gdb(
+        port,
+        &[
+            "--kaslr-seed",
+            &seed,
+            "--cmd",
+            "va2pa 0xffff000000001000",
+            "--cmd",
+            "insmod hello",
+            "--cmd",
+            "hello",
+        ],
+    );
+    let port_arg = port.to_string();
     let gdb = splitmap(&[
         "gdb",
         "--gdb-port",
@@ -119,4 +130,80 @@ fn breakpoints_follow_kaslr_and_modules() {
         "{frames:?}"
     );
     assert!(console.contains("hello from a module"), "{console}");
+}
+
+/// Before the MMU is on, the code runs at the physical address the loader
+/// chose: `gdb --early` puts the symbols there, found by itself when QEMU
+/// loaded the image, or given when a loader copies it later.
+#[test]
+fn early_code_breaks_at_its_physical_address() {
+    let image_size = image_size();
+    let seed = format!("{:#x}", (std::process::id() as u64) << 21 | 0x7);
+    for (load, at) in [(None, 0x4020_0000u64), (Some("0x41234000"), 0x4123_4000)] {
+        let port = free_port();
+        let mut options = vec!["--kaslr-seed", &seed, "--cmd", "kaslr"];
+        options.extend(load.map(|pa| ["--load-addr", pa]).into_iter().flatten());
+        let run = run_waiting_for_gdb(port, &options);
+        let port = port.to_string();
+        let given = format!("sm-early {at:#x}");
+        let mut args = vec!["gdb", "--gdb-port", &port, "--early", "--batch"];
+        if load.is_some() {
+            args.extend(["--ex", &given]);
+        }
+        for ex in [
+            "break pi::boot::create_boot_tables",
+            "continue",
+            "bt 1",
+            "p/x $pc",
+            "sm-boot",
+            "sm-kaslr",
+            "detach",
+        ] {
+            args.extend(["--ex", ex]);
+        }
+        let gdb = splitmap(&args);
+        let out = run.wait_with_output().unwrap();
+        let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        assert!(
+            gdb.success && out.status.success(),
+            "gdb: {}\n{}\nrun: {console}",
+            gdb.stdout,
+            gdb.stderr
+        );
+        let pc = gdb
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("$1 = "))
+            .map(hex)
+            .unwrap_or_else(|| panic!("{}", gdb.stdout));
+        assert!(
+            (at..at + image_size).contains(&pc),
+            "pc {pc:#x} in the image at {at:#x}: {}",
+            gdb.stdout
+        );
+        assert!(
+            gdb.stdout.contains(&format!("splitmap: early symbols at pa={at:#x}")),
+            "{}",
+            gdb.stdout
+        );
+        assert!(
+            gdb.stdout.contains("#0  pi::boot::create_boot_tables"),
+            "{}",
+            gdb.stdout
+        );
+        if load.is_some() {
+            assert!(
+                gdb.stderr.contains("the kernel image is not in memory yet"),
+                "stage-0 copies the image after the first instruction: {}",
+                gdb.stderr
+            );
+        }
+        // And sm-boot then follows the kernel to where KASLR put it.
+        let (_, text) = boot_line(&console);
+        assert!(
+            gdb.stdout.contains(&format!("text={text:#x} image_pa={at:#x}")),
+            "{}",
+            gdb.stdout
+        );
+    }
 }

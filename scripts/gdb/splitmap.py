@@ -5,6 +5,9 @@ record (kernel/src/debug/record.rs): its KASLR offset, and every loaded
 module's sections. These commands read it, so symbols follow KASLR and
 modules without a second boot:
 
+  sm-early [PA]  load the kernel's symbols at the physical address it runs
+               at before the MMU is on (found in QEMU's loaded images or
+               below the PC, or given): break on the early code by name
   sm-boot      run until boot has published the record, then load symbols
   sm-symbols   load the kernel's symbols at the running address and each
                loaded module's at its sections' addresses (like lx-symbols);
@@ -30,6 +33,12 @@ MAX_MODULES = 16
 FIELDS = ["magic", "version", "offset", "text", "image_pa", "generation", "count",
           "phys_offset", "ttbr1", "image_end", "plt_start", "plt_end"]
 PAGE_OFFSET = 0xFFFF000000000000
+# The kernel's link address (kernel/pi/src/layout.rs), where _text is.
+KIMAGE_VADDR = 0xFFFF800080000000
+MASK64 = (1 << 64) - 1
+# The arm64 Image header (Documentation/arch/arm64/booting.rst): image_size
+# at 16, the magic "ARM\x64" at 56.
+IMAGE_MAGIC = b"ARM\x64"
 # The fixed windows (kernel/pi/src/layout.rs).
 FIXED = [("mmio", 0xFFFFFFFFF0000000, 0xFFFFFFFFFE000000),
          ("dtb", 0xFFFFFFFFFE000000, 0xFFFFFFFFFE400000),
@@ -82,12 +91,66 @@ class Boot(gdb.Command):
 
     def invoke(self, arg, from_tty):
         if record() is None:
-            watch = gdb.Breakpoint(f"*(unsigned long long *){RECORD:#x}", gdb.BP_WATCHPOINT, internal=True)
+            # The expression is C, whatever frame (Rust, say) gdb stopped in.
+            language = gdb.parameter("language")
+            gdb.execute("set language c", to_string=True)
+            try:
+                watch = gdb.Breakpoint(f"*(unsigned long long *){RECORD:#x}", gdb.BP_WATCHPOINT, internal=True)
+            finally:
+                gdb.execute(f"set language {language}", to_string=True)
             watch.silent = True
             while record() is None:
                 gdb.execute("continue", to_string=True)
             watch.delete()
         gdb.execute("sm-symbols")
+
+
+def image_size():
+    """Bytes the image takes in memory, as its header says (`_end - _text`)."""
+    return int(gdb.parse_and_eval("(unsigned long)&_end - (unsigned long)&_text"))
+
+
+def holds_kernel(pa):
+    """Whether an Image header of this kernel's size is at physical `pa`."""
+    try:
+        header = bytes(gdb.selected_inferior().read_memory(pa, 64))
+    except gdb.MemoryError:
+        return False
+    return header[56:60] == IMAGE_MAGIC and struct.unpack("<Q", header[16:24])[0] == image_size()
+
+
+def find_image():
+    """The physical address of the kernel image, before the MMU is on: the
+    start of the image the PC is in, or one QEMU loaded (`info roms`)."""
+    pc = int(gdb.parse_and_eval("$pc")) & MASK64
+    candidates = []
+    if pc < 1 << 48:  # MMU off: the PC is a physical address
+        page = pc & ~0xFFF
+        candidates += [page - k * 0x1000 for k in range(image_size() // 0x1000) if page >= k * 0x1000]
+    roms = gdb.execute("monitor info roms", to_string=True)
+    candidates += [int(word[5:], 16) for word in roms.split() if word.startswith("addr=")]
+    for pa in candidates:
+        if holds_kernel(pa):
+            return pa
+    raise gdb.GdbError("the kernel image is not in memory yet (a loader copies it there later): "
+                       "give its physical address, `sm-early 0x…`, or stop in its first instructions first")
+
+
+class Early(gdb.Command):
+    """sm-early [PA]: loads the kernel's symbols at the physical address the
+    image runs at before the MMU is on (PA, or where find_image finds it), so
+    `break pi::boot::create_boot_tables` hits in the early code. sm-boot (or
+    sm-symbols) moves them to the virtual addresses once the MMU is on."""
+
+    def __init__(self):
+        super().__init__("sm-early", gdb.COMMAND_FILES)
+
+    def invoke(self, arg, from_tty):
+        pa = int(gdb.parse_and_eval(arg)) & MASK64 if arg.strip() else find_image()
+        offset = (pa - KIMAGE_VADDR) & MASK64
+        gdb.execute(f"symbol-file -o {offset:#x} {os.environ['SPLITMAP_ELF']}", to_string=True)
+        print(f"splitmap: early symbols at pa={pa:#x}: the code runs there until the MMU is on; "
+              "sm-boot moves the symbols to where KASLR puts the kernel")
 
 
 class Symbols(gdb.Command):
@@ -195,6 +258,7 @@ class Walk(gdb.Command):
             table = out
 
 
+Early()
 Boot()
 Symbols()
 Kaslr()
