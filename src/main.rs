@@ -519,7 +519,8 @@ fn sweep(args: SweepArgs) -> Result<(), String> {
         "chi2 = {:.2} with {} dof, p = {:.3} (uniform placement is not rejected at p > 0.01)",
         summary.chi2, summary.dof, summary.p_value
     );
-    std::fs::write(&args.svg, stats::svg(&summary, slots)).map_err(|e| format!("{}: {e}", args.svg.display()))?;
+    std::fs::write(&args.svg, stats::svg(&summary, slots, window.start, window.end))
+        .map_err(|e| format!("{}: {e}", args.svg.display()))?;
     println!("svg: {}", args.svg.display());
     if summary.off_grid > 0 {
         return Err(format!(

@@ -178,52 +178,127 @@ fn ln_gamma(x: f64) -> f64 {
     0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + series.ln()
 }
 
-/// The histogram as an SVG bar chart, window start to end left to right.
-pub fn svg(summary: &Summary, slots: Slots) -> String {
-    let (w, h, margin) = (640.0, 240.0, 40.0);
-    let bins = summary.histogram.len().max(1) as f64;
-    let top = summary.histogram.iter().copied().max().unwrap_or(1).max(1) as f64;
-    let expected = summary.boots.saturating_sub(summary.off_grid) as f64 / bins;
-    let bar = (w - 2.0 * margin) / bins;
-    let y = |count: f64| h - margin - (h - 2.0 * margin) * count / top.max(expected);
+/// A step for about `ticks` ticks from 0 to `top`: 1, 2 or 5 times a power of ten.
+fn tick_step(top: f64, ticks: f64) -> f64 {
+    let raw = (top / ticks).max(1.0);
+    let power = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|&s| s >= raw)
+        .unwrap_or(raw)
+}
+
+/// The histogram as an SVG bar chart: x is the text VA across the whole
+/// window (`window_start..window_end`: its last stretch holds no slot, since
+/// the image must fit), y is boots per bin, the dashed line what uniform
+/// placement expects.
+pub fn svg(summary: &Summary, slots: Slots, window_start: u64, window_end: u64) -> String {
+    let (w, h) = (720.0, 330.0);
+    let (left, right, top_margin, bottom) = (70.0, 30.0, 40.0, 75.0);
+    let (plot_w, plot_h) = (w - left - right, h - top_margin - bottom);
+    let bins = summary.histogram.len().max(1) as u64;
+    let expected = summary.boots.saturating_sub(summary.off_grid) as f64 / bins as f64;
+    let highest = summary.histogram.iter().copied().max().unwrap_or(0) as f64;
+    let step = tick_step(highest.max(expected), 5.0);
+    let y_top = (highest.max(expected) / step).ceil().max(1.0) * step;
+    let span = window_end.saturating_sub(window_start).max(1) as f64;
+    let x = |va: u64| left + plot_w * va.saturating_sub(window_start) as f64 / span;
+    let y = |count: f64| top_margin + plot_h * (1.0 - count / y_top);
+    // Bin b holds slots [lo, hi): the same split `summarise` uses.
+    let slot_va = |k: u128| slots.first + (k as u64) * slots.align;
+    let bin_edge = |b: u64| (u128::from(b) * u128::from(slots.count)).div_ceil(u128::from(bins));
+
     let mut out = String::new();
     let _ = writeln!(
         out,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="monospace" font-size="11">"#
     );
     let _ = writeln!(out, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    for (i, &count) in summary.histogram.iter().enumerate() {
-        let x = margin + bar * i as f64;
-        let top_y = y(count as f64);
+    let _ = writeln!(
+        out,
+        r#"<text x="{left}" y="20">{} boots, {} bins, chi2={:.2} (dof {}), p={:.3}</text>"#,
+        summary.boots, bins, summary.chi2, summary.dof, summary.p_value
+    );
+    // Past the last slot the image would cross the window's end.
+    let no_slots = slot_va(u128::from(slots.count.saturating_sub(1))) + slots.align;
+    if no_slots < window_end {
         let _ = writeln!(
             out,
-            r##"<rect x="{x:.1}" y="{top_y:.1}" width="{:.1}" height="{:.1}" fill="#4a7ab0"><title>{count}</title></rect>"##,
-            (bar - 1.0).max(0.5),
-            h - margin - top_y
+            r##"<rect x="{:.1}" y="{top_margin}" width="{:.1}" height="{plot_h}" fill="#eeeeee"><title>no slot: the image would cross the window's end</title></rect>"##,
+            x(no_slots),
+            x(window_end) - x(no_slots)
+        );
+    }
+    for (b, &count) in summary.histogram.iter().enumerate() {
+        let (x0, x1) = (x(slot_va(bin_edge(b as u64))), x(slot_va(bin_edge(b as u64 + 1))));
+        let _ = writeln!(
+            out,
+            r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#4a7ab0"><title>{count}</title></rect>"##,
+            y(count as f64),
+            (x1 - x0 - 1.0).max(0.5),
+            plot_h + top_margin - y(count as f64)
         );
     }
     let ey = y(expected);
     let _ = writeln!(
         out,
-        r#"<line x1="{margin}" y1="{ey:.1}" x2="{}" y2="{ey:.1}" stroke="red" stroke-dasharray="4 3"/>"#,
-        w - margin
+        r#"<line x1="{left}" y1="{ey:.1}" x2="{:.1}" y2="{ey:.1}" stroke="red" stroke-dasharray="4 3"/>"#,
+        x(no_slots)
     );
-    let end = slots.first + (slots.count - 1) * slots.align;
-    let _ = writeln!(out, r#"<text x="{margin}" y="{}">{:#x}</text>"#, h - 20.0, slots.first);
+    // Axes, ticks and their labels.
+    let (x_axis, y_axis) = (top_margin + plot_h, left);
     let _ = writeln!(
         out,
-        r#"<text x="{}" y="{}" text-anchor="end">{end:#x}</text>"#,
-        w - margin,
-        h - 20.0
+        r#"<path d="M{y_axis} {top_margin} V{x_axis} H{:.1}" fill="none" stroke="black"/>"#,
+        x(window_end)
+    );
+    let mut tick = 0.0;
+    while tick <= y_top {
+        let ty = y(tick);
+        let _ = writeln!(
+            out,
+            r#"<line x1="{}" y1="{ty:.1}" x2="{y_axis}" y2="{ty:.1}" stroke="black"/><text x="{}" y="{:.1}" text-anchor="end">{tick}</text>"#,
+            y_axis - 4.0,
+            y_axis - 7.0,
+            ty + 4.0
+        );
+        tick += step;
+    }
+    for (va, anchor) in [
+        (window_start, "start"),
+        (window_start + (window_end - window_start) / 2, "middle"),
+        (window_end, "end"),
+    ] {
+        let tx = x(va);
+        let _ = writeln!(
+            out,
+            r#"<line x1="{tx:.1}" y1="{x_axis}" x2="{tx:.1}" y2="{}" stroke="black"/><text x="{tx:.1}" y="{}" text-anchor="{anchor}">{va:#x}</text>"#,
+            x_axis + 4.0,
+            x_axis + 16.0
+        );
+    }
+    let grey = if x(window_end) - x(no_slots) >= 1.0 {
+        " (grey: no slot)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        r#"<text x="{:.1}" y="{}" text-anchor="middle">text VA, across the whole KASLR window{grey}</text>"#,
+        left + plot_w / 2.0,
+        x_axis + 34.0
     );
     let _ = writeln!(
         out,
-        r#"<text x="{margin}" y="20">{} boots, {} bins, chi2={:.2} (dof {}), p={:.3}; dashed: uniform</text>"#,
-        summary.boots,
-        summary.histogram.len(),
-        summary.chi2,
-        summary.dof,
-        summary.p_value
+        r#"<text x="{:.1}" y="{}" text-anchor="middle">dashed red: boots per bin if placement is uniform</text>"#,
+        left + plot_w / 2.0,
+        x_axis + 52.0
+    );
+    let _ = writeln!(
+        out,
+        r#"<text transform="translate(18 {:.1}) rotate(-90)" text-anchor="middle">boots per bin</text>"#,
+        top_margin + plot_h / 2.0
     );
     out.push_str("</svg>\n");
     out
@@ -288,8 +363,45 @@ mod tests {
             count: 100,
         };
         let s = summarise(&(0..100).map(|i| 0x1000 + i * 0x1000).collect::<Vec<_>>(), slots, 10);
-        let picture = svg(&s, slots);
+        let picture = svg(&s, slots, 0x1000, 0x80000);
         assert!(picture.starts_with("<svg") && picture.trim_end().ends_with("</svg>"));
         assert_eq!(picture.matches("fill=\"#4a7ab0\"").count(), 10);
+        for label in ["boots per bin", "text VA", ">0x1000<", ">0x80000<", ">0<", ">10<"] {
+            assert!(picture.contains(label), "{label} in {picture}");
+        }
+    }
+
+    #[test]
+    fn the_x_axis_spans_the_window_and_the_bars_end_at_the_last_slot() {
+        // 100 slots of 4 KiB from 0x1000, in a window to 0x80000: the last
+        // slot is 0x64000, the rest of the window holds none.
+        let slots = Slots {
+            first: 0x1000,
+            align: 0x1000,
+            count: 100,
+        };
+        let s = summarise(&[0x1000, 0x64000], slots, 10);
+        let picture = svg(&s, slots, 0x1000, 0x80000);
+        let number = |text: &str, key: &str| -> f64 {
+            let at = text.find(key).unwrap() + key.len();
+            text[at..].split('"').next().unwrap().parse().unwrap()
+        };
+        let axis = picture.lines().find(|l| l.starts_with("<path")).unwrap();
+        let bars: Vec<&str> = picture.lines().filter(|l| l.contains("#4a7ab0")).collect();
+        let last = bars.last().unwrap();
+        let bars_end = number(last, " x=\"") + number(last, " width=\"");
+        let axis_end: f64 = axis
+            .rsplit_once(" H")
+            .unwrap()
+            .1
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(axis_end, 690.0, "the axis ends at the window's end");
+        let slot_end = 70.0 + 620.0 * (0x65000 - 0x1000) as f64 / (0x80000 - 0x1000) as f64;
+        assert!((bars_end + 1.0 - slot_end).abs() < 0.2, "{bars_end} vs {slot_end}");
+        assert!(picture.contains("no slot"), "the slot-less end is marked");
     }
 }
