@@ -8,12 +8,14 @@ need_sudo() {
 }
 
 # QEMU (qemu-system-arm provides qemu-system-aarch64), gdb-multiarch (for
-# `splitmap gdb`) and dtc (device-tree-compiler: the tests compare the
-# kernel's `dtb` with it), from Debian's packages.
+# `splitmap gdb`), and for the tests: dtc (device-tree-compiler), which the
+# kernel's `dtb` is compared with, and Chromium, which opens `splitmap map`'s
+# HTML page. All from Debian's packages.
 missing=()
 command -v qemu-system-aarch64 >/dev/null 2>&1 || missing+=(qemu-system-arm)
 command -v gdb-multiarch >/dev/null 2>&1 || missing+=(gdb-multiarch)
 command -v dtc >/dev/null 2>&1 || missing+=(device-tree-compiler)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     need_sudo apt-get update -qq

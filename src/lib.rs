@@ -3,6 +3,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod kbuild;
+pub mod map;
 pub mod qemu;
 pub mod relacheck;
 pub mod session;

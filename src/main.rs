@@ -37,6 +37,11 @@ enum Cmd {
     /// kernel's symbols loaded where KASLR put it and each loaded module's at
     /// its sections (scripts/gdb/splitmap.py: sm-boot, sm-symbols, sm-kaslr).
     Gdb(GdbArgs),
+    /// Draw one boot's address spaces: the kernel's virtual addresses beside
+    /// physical memory, a band for every mapping between them (SVG), the same
+    /// as an HTML page that shows each region's table walk, or the layout as
+    /// a Start/End/Size/Use table (Markdown), by the extension of -o.
+    Map(MapArgs),
     /// Pack the `.ko` files of a folder into an initrd (a newc cpio archive),
     /// for `run --initrd`: your own modules, or modified ones.
     Initrd(InitrdArgs),
@@ -124,6 +129,20 @@ struct GdbArgs {
 }
 
 #[derive(Args)]
+struct MapArgs {
+    /// FILE.svg, FILE.html or FILE.md.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// Draw from a saved transcript (`run --cmd layout --cmd ptdump --cmd
+    /// mem --cmd kaslr` and any `walk`s) instead of booting.
+    #[arg(long, value_name = "TRANSCRIPT")]
+    from: Option<PathBuf>,
+    /// How to boot; each --cmd runs before the map's own (e.g. --cmd "insmod hello").
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
 struct InitrdArgs {
     /// The folder whose `*.ko` files go in, by name.
     dir: PathBuf,
@@ -196,6 +215,16 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Cmd::Map(args) => match map(args) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("splitmap: {message}");
+                ExitCode::from(1)
+            }
+        },
         Cmd::Run(args) => match run(args) {
             Ok(code) => code,
             Err(message) => {
@@ -238,26 +267,8 @@ fn run(mut args: RunArgs) -> Result<ExitCode, String> {
         check_script(&args.cmds)?;
     }
     let scripted = !args.cmds.is_empty();
-    let boot = Boot {
-        mem: qemu::parse_size(&args.mem)?,
-        smp: args.smp,
-        append: args.append,
-        nokaslr: args.nokaslr,
-        kaslr_seed: args.kaslr_seed.as_deref().map(qemu::parse_seed).transpose()?,
-        load_addr: args.load_addr.as_deref().map(qemu::parse_load_addr).transpose()?,
-        gdb: args.gdb.then_some(args.gdb_port),
-        icount: args.icount,
-        dtb: args.dtb,
-        raw_dtb: args.raw_dtb.as_deref().map(qemu::check_raw_dtb).transpose()?,
-        extra: args.qemu_args,
-        console: if scripted { Console::Piped } else { Console::Interactive },
-    };
-    let mut artifacts = Artifacts::built();
-    if let Some(initrd) = args.initrd {
-        std::fs::metadata(&initrd).map_err(|e| format!("--initrd {}: {e}", initrd.display()))?;
-        artifacts.initrd = initrd;
-    }
-    let qemu_args = qemu::qemu_args(&boot, &artifacts);
+    let console = if scripted { Console::Piped } else { Console::Interactive };
+    let (boot, qemu_args) = boot_of(&args, console)?;
     if args.verbose {
         eprintln!("{}", qemu::shell_quoted(qemu::QEMU, &qemu_args));
     }
@@ -294,6 +305,106 @@ fn run(mut args: RunArgs) -> Result<ExitCode, String> {
         eprintln!("splitmap: {}", transcript.outcome.reason());
         Ok(ExitCode::from(1))
     }
+}
+
+/// The boot `args` describe, and QEMU's arguments for it.
+fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), String> {
+    let boot = Boot {
+        mem: qemu::parse_size(&args.mem)?,
+        smp: args.smp,
+        append: args.append.clone(),
+        nokaslr: args.nokaslr,
+        kaslr_seed: args.kaslr_seed.as_deref().map(qemu::parse_seed).transpose()?,
+        load_addr: args.load_addr.as_deref().map(qemu::parse_load_addr).transpose()?,
+        gdb: args.gdb.then_some(args.gdb_port),
+        icount: args.icount,
+        dtb: args.dtb.clone(),
+        raw_dtb: args.raw_dtb.as_deref().map(qemu::check_raw_dtb).transpose()?,
+        extra: args.qemu_args.clone(),
+        console,
+    };
+    let mut artifacts = Artifacts::built();
+    if let Some(initrd) = &args.initrd {
+        std::fs::metadata(initrd).map_err(|e| format!("--initrd {}: {e}", initrd.display()))?;
+        artifacts.initrd = initrd.clone();
+    }
+    let qemu_args = qemu::qemu_args(&boot, &artifacts);
+    Ok((boot, qemu_args))
+}
+
+/// Boots as `args` says, types `args.cmds`, and returns what the console
+/// printed; an error unless the kernel powered off cleanly.
+fn transcript_of(args: &RunArgs) -> Result<String, String> {
+    let (_, qemu_args) = boot_of(args, Console::Piped)?;
+    let timeout = Duration::from_secs(args.timeout.unwrap_or(120));
+    let t = session::run(qemu::command(&qemu_args), &args.cmds, timeout, |_| {})
+        .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
+    if !t.outcome.success() {
+        return Err(format!("the boot failed: {}\n{}", t.outcome.reason(), t.output));
+    }
+    Ok(t.output.replace('\r', ""))
+}
+
+/// `splitmap map`: boots (or reads a transcript), then draws; a line saying what it wrote.
+fn map(mut args: MapArgs) -> Result<String, String> {
+    use splitmap::map::{self, draw, page, table};
+
+    let kind = args.output.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if !["svg", "html", "md"].contains(&kind) {
+        return Err(format!(
+            "-o {}: say FILE.svg, FILE.html or FILE.md",
+            args.output.display()
+        ));
+    }
+    let user_cmds = args.run.cmds.clone();
+    let transcript = match &args.from {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("--from {}: {e}", path.display()))?,
+        None => {
+            args.run
+                .cmds
+                .extend(["layout", "ptdump", "mem", "kaslr"].map(String::from));
+            transcript_of(&args.run)?
+        }
+    };
+    let mut model = map::parse(&transcript)?;
+    if kind == "html" && args.from.is_none() {
+        // The same boot again (its seed and load address replayed), walking
+        // the first address of every region.
+        if !args.run.nokaslr && args.run.kaslr_seed.is_none() {
+            args.run.kaslr_seed = model.kaslr.seed.map(|seed| format!("{seed:#x}"));
+        }
+        if args.run.load_addr.as_deref() == Some("random") {
+            let pa = model.regions.iter().find(|r| r.name == "text").and_then(|r| r.pa);
+            args.run.load_addr = pa.map(|(pa, _)| format!("{pa:#x}"));
+        }
+        args.run.cmds = user_cmds;
+        args.run.cmds.push("layout".into());
+        let starts: std::collections::BTreeSet<u64> = model.regions.iter().map(|r| r.va.0).collect();
+        args.run.cmds.extend(starts.iter().map(|va| format!("walk {va:#x}")));
+        let replay = map::parse(&transcript_of(&args.run)?)?;
+        if replay.regions != model.regions {
+            return Err("the second boot (for the walks) did not lay out the same: is the boot reproducible?".into());
+        }
+        model.walks = replay.walks;
+    }
+    let title = match (model.kaslr.source.as_str(), model.kaslr.seed) {
+        (_, Some(seed)) => format!("splitmap: KASLR offset {:#x} (seed {seed:#x})", model.kaslr.offset),
+        ("", None) => "splitmap".to_string(),
+        (source, None) => format!("splitmap: KASLR {source}, offset {:#x}", model.kaslr.offset),
+    };
+    let text = match kind {
+        "svg" => draw::svg(&model, &title),
+        "html" => page::html(&model, &title),
+        _ => table::markdown(&model),
+    };
+    std::fs::write(&args.output, text).map_err(|e| format!("{}: {e}", args.output.display()))?;
+    Ok(format!(
+        "map: {} regions, {} mappings, {} pieces of physical memory -> {}",
+        model.regions.len(),
+        model.runs.len(),
+        model.pieces().len(),
+        args.output.display()
+    ))
 }
 
 /// Starts gdb-multiarch on the kernel's ELF, attached to `run --gdb`, with

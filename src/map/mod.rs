@@ -1,0 +1,365 @@
+//! `splitmap map`: a picture of one boot's address spaces, drawn from what
+//! the shell printed (`layout`, `ptdump`, `mem`, `kaslr`, and `walk` for the
+//! HTML page). This file reads a transcript into a [`Model`]; `draw` makes the
+//! SVG, `page` the HTML page and `table` the Start/End/Size/Use table.
+
+pub mod draw;
+pub mod page;
+pub mod table;
+
+use std::collections::BTreeMap;
+
+/// A half-open address range.
+pub type Span = (u64, u64);
+
+/// One `layout` row: a region of the kernel's virtual address space.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// `text`, `linear`, `hello:text`, …
+    pub name: String,
+    pub va: Span,
+    /// Where it maps, if it maps one physical range.
+    pub pa: Option<Span>,
+    /// `r-x`, `rw-`, …
+    pub prot: String,
+    /// Descriptors per block size, as `layout` prints them: `1G:0,2M:0,4K:60`.
+    pub map: String,
+}
+
+/// One `ptdump` line: a run of leaf descriptors with the same attributes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub va: Span,
+    pub pa: Span,
+    /// `1G`, `2M`, `4K`.
+    pub blk: String,
+    /// How many descriptors.
+    pub n: u64,
+    /// `normal` or `device`.
+    pub attr: String,
+    /// `rw` or `ro`.
+    pub ap: String,
+    /// Executable by the kernel.
+    pub exec: bool,
+}
+
+impl Run {
+    /// `4K×60 ro x`: what a band between the two columns is labelled with.
+    pub fn label(&self) -> String {
+        let exec = if self.exec { " x" } else { "" };
+        let device = if self.attr == "device" { " device" } else { "" };
+        format!("{}×{} {}{exec}{device}", self.blk, self.n, self.ap)
+    }
+}
+
+/// Where KASLR put things (`kaslr`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Kaslr {
+    /// `source=…`, up to the seed.
+    pub source: String,
+    pub seed: Option<u64>,
+    pub offset: u64,
+    /// The window the image's text may land in, and its entropy.
+    pub window: Option<(Span, String)>,
+    /// The modules' direct-branch window and their PLT window.
+    pub direct: Option<Span>,
+    pub plt: Option<Span>,
+}
+
+/// Everything a map is drawn from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Model {
+    pub regions: Vec<Region>,
+    pub runs: Vec<Run>,
+    /// RAM, from `mem`.
+    pub ram: Vec<Span>,
+    /// Reserved physical ranges, with what they hold (`image`, `dtb`, …).
+    pub reserved: Vec<(Span, String)>,
+    pub kaslr: Kaslr,
+    /// `walk VA` answers, by VA.
+    pub walks: BTreeMap<u64, Vec<String>>,
+}
+
+/// A piece of physical address space in the right-hand column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub pa: Span,
+    /// `image`, `free`, `device`, …
+    pub name: String,
+}
+
+impl Model {
+    /// The regions drawn as boxes in the virtual column, lowest first: every
+    /// `layout` row but `modules`, which is a window (drawn as one) holding
+    /// the loaded modules' own rows.
+    pub fn boxes(&self) -> Vec<&Region> {
+        let mut boxes: Vec<&Region> = self.regions.iter().filter(|r| r.name != "modules").collect();
+        boxes.sort_by_key(|r| r.va);
+        boxes
+    }
+
+    /// Physical memory as pieces, lowest first: RAM cut by the reservations
+    /// (the rest `free`), and each device range a `ptdump` run maps.
+    pub fn pieces(&self) -> Vec<Piece> {
+        let mut pieces = Vec::new();
+        for &(start, end) in &self.ram {
+            let mut inside: Vec<&(Span, String)> = self
+                .reserved
+                .iter()
+                .filter(|((s, e), _)| *s < end && *e > start)
+                .collect();
+            inside.sort_by_key(|(span, _)| *span);
+            let mut at = start;
+            for ((s, e), name) in inside {
+                let (s, e) = ((*s).max(start), (*e).min(end));
+                if s > at {
+                    pieces.push(Piece {
+                        pa: (at, s),
+                        name: "free".into(),
+                    });
+                }
+                if e > at.max(s) {
+                    pieces.push(Piece {
+                        pa: (at.max(s), e),
+                        name: name.clone(),
+                    });
+                }
+                at = at.max(e);
+            }
+            if at < end {
+                pieces.push(Piece {
+                    pa: (at, end),
+                    name: "free".into(),
+                });
+            }
+        }
+        for run in self.runs.iter().filter(|r| r.attr == "device") {
+            if !pieces.iter().any(|p| p.pa.0 <= run.pa.0 && run.pa.1 <= p.pa.1) {
+                pieces.push(Piece {
+                    pa: run.pa,
+                    name: "device".into(),
+                });
+            }
+        }
+        pieces.sort_by_key(|p| p.pa);
+        pieces
+    }
+}
+
+fn hex(word: &str) -> Option<u64> {
+    u64::from_str_radix(word.strip_prefix("0x")?.replace('_', "").as_str(), 16).ok()
+}
+
+fn span(word: &str) -> Option<Span> {
+    let (a, b) = word.split_once('-')?;
+    Some((hex(a)?, hex(b)?))
+}
+
+/// The value of `key=` among `words`.
+fn field<'a>(words: &[&'a str], key: &str) -> Option<&'a str> {
+    words.iter().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Reads a transcript of `layout`, `ptdump`, `mem`, `kaslr` and `walk`
+/// answers (any order, other lines ignored).
+///
+/// # Errors
+/// If it has no `layout` rows: there is nothing to draw.
+pub fn parse(transcript: &str) -> Result<Model, String> {
+    let mut model = Model::default();
+    let mut walking: Option<u64> = None;
+    for line in transcript.lines().map(|l| l.trim_end_matches('\r')) {
+        if let Some(command) = line.strip_prefix("splitmap> ") {
+            walking = command.strip_prefix("walk ").and_then(|va| hex(va.trim()));
+            if let Some(va) = walking {
+                // A later walk of the same address replaces an earlier one.
+                model.walks.insert(va, Vec::new());
+            }
+            continue;
+        }
+        if let Some(va) = walking {
+            model.walks.entry(va).or_default().push(line.to_string());
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(&first) = words.first() else { continue };
+        if let (Some(va), Some(prot), Some(map)) = (
+            field(&words, "va").and_then(span),
+            field(&words, "prot"),
+            field(&words, "map"),
+        ) {
+            model.regions.push(Region {
+                name: first.to_string(),
+                va,
+                pa: field(&words, "pa").and_then(span),
+                prot: prot.to_string(),
+                map: map.to_string(),
+            });
+        } else if let (Some(va), Some(pa), Some(blk), Some(n), Some(attr), Some(ap), Some(x)) = (
+            span(first),
+            field(&words, "pa").and_then(span),
+            field(&words, "blk"),
+            field(&words, "n").and_then(|n| n.parse().ok()),
+            field(&words, "attr"),
+            field(&words, "ap"),
+            field(&words, "x"),
+        ) {
+            model.runs.push(Run {
+                va,
+                pa,
+                blk: blk.to_string(),
+                n,
+                attr: attr.to_string(),
+                ap: ap.to_string(),
+                exec: x == "kernel",
+            });
+        } else if first == "ram" {
+            model.ram.extend(field(&words, "pa").and_then(span));
+        } else if first == "reserved"
+            && let (Some(pa), Some(name)) = (field(&words, "pa").and_then(span), words.get(2))
+        {
+            model.reserved.push((pa, name.to_string()));
+        } else if let Some(source) = field(&words, "source") {
+            model.kaslr.source = source.to_string();
+            model.kaslr.seed = field(&words, "seed").and_then(hex);
+            model.kaslr.offset = field(&words, "offset").and_then(hex).unwrap_or(0);
+        } else if let Some(window) = field(&words, "window").and_then(span) {
+            let entropy = line.split_once("entropy=").map_or("", |(_, e)| e);
+            model.kaslr.window = Some((window, entropy.to_string()));
+        } else if first == "modules" && words.get(1).is_some_and(|w| w.starts_with("direct=0x")) {
+            model.kaslr.direct = field(&words, "direct").and_then(span);
+            model.kaslr.plt = field(&words, "plt").and_then(span);
+        }
+    }
+    if model.regions.is_empty() {
+        return Err("the transcript has no `layout` rows: nothing to draw".into());
+    }
+    Ok(model)
+}
+
+const UNITS: [(u64, &str); 4] = [(1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+
+/// Exactly: `676 KiB`, `1 GiB`; when no unit gives a short whole number,
+/// about that many of the largest unit, and the exact bytes in hex.
+pub fn size(bytes: u64) -> String {
+    for (unit, name) in UNITS {
+        if bytes >= unit && bytes.is_multiple_of(unit) && bytes / unit < 10_000 {
+            return format!("{} {name}", bytes / unit);
+        }
+    }
+    format!("{}, {bytes:#x} bytes", about(bytes))
+}
+
+/// About how big: `≈ 125.3 MiB`.
+pub fn about(bytes: u64) -> String {
+    match UNITS.iter().find(|(unit, _)| bytes >= *unit) {
+        Some((unit, name)) => format!("≈ {:.1} {name}", bytes as f64 / *unit as f64),
+        None => format!("{bytes} bytes"),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A real session: `--kaslr-seed 0x2a --append module.region=far`, then
+    /// `insmod hello`, `layout`, `ptdump`, `mem`, `kaslr`, `walk` (excerpts).
+    pub const SESSION: &str = "\
+splitmap> layout
+text     va=0xffffa00061400000-0xffffa0006143c000 pa=0x40200000-0x4023c000 prot=r-x map=1G:0,2M:0,4K:60
+rodata   va=0xffffa0006143c000-0xffffa00061450000 pa=0x4023c000-0x40250000 prot=r-- map=1G:0,2M:0,4K:20
+data     va=0xffffa00061450000-0xffffa00061451000 pa=0x40250000-0x40251000 prot=rw- map=1G:0,2M:0,4K:1
+linear   va=0xffff000000000000-0xffff000040000000 pa=0x40000000-0x80000000 prot=rw- map=1G:1,2M:0,4K:0
+modules  va=0xffffa00010114000-0xffffa00090114000 prot=r-x map=1G:0,2M:0,4K:2
+hello:text va=0xffffa00010114000-0xffffa00010115000 pa=0x402b6000-0x402b7000 prot=r-x map=1G:0,2M:0,4K:1
+guard    va=0xffffffffff000000-0xffffffffff010000 prot=--- map=1G:0,2M:0,4K:0
+stack    va=0xffffffffff010000-0xffffffffff020000 prot=rw- map=1G:0,2M:0,4K:16
+mmio     va=0xfffffffff0000000-0xfffffffff0001000 pa=0x9000000-0x9001000 prot=rw- map=1G:0,2M:0,4K:1
+# linear map: 1 table pages (minimum for this RAM: 1)
+splitmap> ptdump
+0xffff000000000000-0xffff000040000000 1G pa=0x40000000-0x80000000 blk=1G n=1 attr=normal ap=rw x=never ng=0 cont=0
+0xffffa00061400000-0xffffa0006143c000 240K pa=0x40200000-0x4023c000 blk=4K n=60 attr=normal ap=ro x=kernel ng=0 cont=0
+0xfffffffff0000000-0xfffffffff0001000 4K pa=0x9000000-0x9001000 blk=4K n=1 attr=device ap=rw x=never ng=0 cont=0
+splitmap> mem
+ram      pa=0x40000000-0x80000000 size=1024 MiB
+reserved pa=0x40200000-0x402a9000 image
+reserved pa=0x48200000-0x48300000 dtb
+reserved pa=0x48000000-0x4800bf44 initrd
+reserved pa=0x7fc00000-0x80000000 heap
+free     frames=260665 (1018 MiB) below-image=512 (2 MiB at boot)
+splitmap> kaslr
+source=bootarg seed=0x2a offset=0x1fffe1400000 text=0xffffa00061400000
+window=0xffffa0005c000000-0xffffe00014000000 align=2M slots=33553856 entropy=25.0 bits
+image=0xa9000 bytes relocations=589
+modules direct=0xffffa0005e513000-0xffffa00066513000 plt=0xffffa00010114000-0xffffa00090114000
+splitmap> walk 0xffffa00061400000
+L0 table=0x40293000 [320] = 0x0000000040294003 table
+=> pa=0x40200000 level=3 size=4K prot=r-x
+splitmap> poweroff
+";
+
+    #[test]
+    fn a_session_reads_into_regions_runs_memory_and_kaslr() {
+        let m = parse(SESSION).unwrap();
+        assert_eq!(m.regions.len(), 9);
+        assert_eq!(m.regions[5].name, "hello:text");
+        assert_eq!(m.regions[6].pa, None, "the guard maps nothing");
+        assert_eq!(m.runs.len(), 3);
+        assert_eq!(m.runs[1].label(), "4K×60 ro x");
+        assert_eq!(m.runs[2].label(), "4K×1 rw device");
+        assert_eq!(m.ram, [(0x4000_0000, 0x8000_0000)]);
+        assert_eq!(m.reserved[2], ((0x4800_0000, 0x4800_bf44), "initrd".into()));
+        assert_eq!(m.kaslr.seed, Some(0x2a));
+        assert_eq!(m.kaslr.offset, 0x1fffe1400000);
+        assert_eq!(m.kaslr.window.as_ref().unwrap().1, "25.0 bits");
+        assert_eq!(m.kaslr.plt, Some((0xffffa00010114000, 0xffffa00090114000)));
+        assert_eq!(m.walks[&0xffffa00061400000].len(), 2);
+        assert!(parse("splitmap> mem\n").is_err());
+    }
+
+    #[test]
+    fn physical_memory_is_cut_into_reserved_free_and_device_pieces() {
+        let m = parse(SESSION).unwrap();
+        let pieces = m.pieces();
+        let pieces: Vec<(Span, &str)> = pieces.iter().map(|p| (p.pa, p.name.as_str())).collect();
+        assert_eq!(
+            pieces,
+            [
+                ((0x900_0000, 0x900_1000), "device"),
+                ((0x4000_0000, 0x4020_0000), "free"),
+                ((0x4020_0000, 0x402a_9000), "image"),
+                ((0x402a_9000, 0x4800_0000), "free"),
+                ((0x4800_0000, 0x4800_bf44), "initrd"),
+                ((0x4800_bf44, 0x4820_0000), "free"),
+                ((0x4820_0000, 0x4830_0000), "dtb"),
+                ((0x4830_0000, 0x7fc0_0000), "free"),
+                ((0x7fc0_0000, 0x8000_0000), "heap"),
+            ]
+        );
+        let names: Vec<&str> = m.boxes().iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "linear",
+                "hello:text",
+                "text",
+                "rodata",
+                "data",
+                "mmio",
+                "guard",
+                "stack"
+            ],
+            "lowest first, the modules window left out"
+        );
+    }
+
+    #[test]
+    fn sizes_are_exact() {
+        assert_eq!(size(0xa9000), "676 KiB");
+        assert_eq!(size(1 << 30), "1 GiB");
+        assert_eq!(size(0x8000_0000_0000), "128 TiB");
+        assert_eq!(size(0xbf44), "≈ 47.8 KiB, 0xbf44 bytes");
+        assert_eq!(size(0x7d57000), "≈ 125.3 MiB, 0x7d57000 bytes");
+        assert_eq!(about(0x9c40_0000_0000), "≈ 156.2 TiB");
+    }
+}

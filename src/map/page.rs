@@ -1,0 +1,85 @@
+//! The map as one self-contained HTML page: the SVG, and a panel that shows,
+//! for the region under the pointer (or clicked), its ranges, permissions,
+//! descriptors and the table walk of its first address. No network resources.
+
+use serde_json::{Value, json};
+
+use super::{Model, draw};
+
+/// The page for `model`.
+pub fn html(model: &Model, title: &str) -> String {
+    let regions: serde_json::Map<String, Value> = model
+        .regions
+        .iter()
+        .map(|r| {
+            let walk = model.walks.get(&r.va.0).cloned().unwrap_or_default();
+            let value = json!({
+                "va": format!("{:#x}-{:#x}", r.va.0, r.va.1),
+                "pa": r.pa.map(|pa| format!("{:#x}-{:#x}", pa.0, pa.1)),
+                "prot": r.prot,
+                "map": r.map,
+                "walk": walk,
+            });
+            (r.name.clone(), value)
+        })
+        .collect();
+    // `<` escaped so no string can close the script element.
+    let data = Value::Object(regions).to_string().replace('<', "\\u003c");
+    let title = draw::escape(title);
+    let svg = draw::svg(model, "");
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ font-family: monospace; margin: 16px; }}
+#panel {{ position: sticky; top: 0; background: #fffbe6; border: 1px solid #ccc; padding: 8px; white-space: pre; min-height: 9em; }}
+g[data-region] {{ cursor: pointer; }}
+g[data-region]:hover rect {{ stroke-width: 3; }}
+</style>
+</head>
+<body>
+<h1>{title}</h1>
+<div id="panel">Point at a region of the virtual column (or click it) to see its walk.</div>
+{svg}
+<script>
+const REGIONS = {data};
+function show(name) {{
+  const r = REGIONS[name];
+  if (!r) return;
+  const walk = r.walk.length ? r.walk.join("\n") : "(no walk of it in the transcript)";
+  document.getElementById("panel").textContent =
+    name + "  va=" + r.va + (r.pa ? "  pa=" + r.pa : "") + "  prot=" + r.prot + "  map=" + r.map +
+    "\n\nwalk of its first address:\n" + walk;
+}}
+for (const g of document.querySelectorAll("g[data-region]")) {{
+  g.addEventListener("mouseenter", () => show(g.dataset.region));
+  g.addEventListener("click", () => show(g.dataset.region));
+}}
+if (location.hash) show(decodeURIComponent(location.hash.slice(1)));
+</script>
+</body>
+</html>
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::map::{parse, tests::SESSION};
+
+    #[test]
+    fn the_page_carries_each_regions_walk_and_nothing_from_the_network() {
+        let page = html(&parse(SESSION).unwrap(), "t");
+        assert!(page.contains(r#""text":{"map":"1G:0,2M:0,4K:60""#), "{page}");
+        assert!(page.contains("=> pa=0x40200000 level=3 size=4K prot=r-x"));
+        assert!(
+            !page.contains("http://") || page.matches("http://").count() == 1,
+            "only the SVG namespace"
+        );
+        assert!(!page.contains("https://") && !page.contains("src="));
+    }
+}

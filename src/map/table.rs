@@ -1,0 +1,67 @@
+//! The layout as a Start/End/Size/Use table in Markdown, as Linux's
+//! `Documentation/arch/arm64/memory.rst` gives it, made from `layout`.
+
+use std::fmt::Write;
+
+use super::{Model, size};
+
+/// What a `layout` row is for.
+fn purpose(name: &str) -> String {
+    let what = match name {
+        "linear" => "linear map: all RAM at `PAGE_OFFSET + (pa - PHYS_OFFSET)`",
+        "modules" => "module window: loaded modules, within branch-and-veneer reach of the kernel",
+        "text" => "kernel text",
+        "rodata" => "kernel read-only data",
+        "data" => "kernel data",
+        "bss" => "kernel bss",
+        "pgtables" => "the early page-table pool",
+        "bootstack" => "the boot stack (exceptions run on it)",
+        "mmio" => "device registers (the UART)",
+        "dtb" => "the device tree the bootloader passed",
+        "debug" => "the debug record (where `splitmap gdb` learns the layout)",
+        "guard" => "unmapped guard: a stack overflow faults here",
+        "stack" => "the kernel stack",
+        other => return format!("module area `{other}`"),
+    };
+    what.to_string()
+}
+
+/// The table, one row per `layout` row, lowest address first.
+pub fn markdown(model: &Model) -> String {
+    let mut rows: Vec<_> = model.regions.iter().collect();
+    // A window before what it holds.
+    rows.sort_by_key(|r| (r.va.0, std::cmp::Reverse(r.va.1)));
+    let mut out = String::from("| Start | End | Size | Use |\n|---|---|---|---|\n");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| `{:#x}` | `{:#x}` | {} | {} (`{}`) |",
+            r.va.0,
+            r.va.1,
+            size(r.va.1 - r.va.0),
+            purpose(&r.name),
+            r.prot
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::map::{parse, tests::SESSION};
+
+    #[test]
+    fn a_row_per_region_lowest_first() {
+        let table = markdown(&parse(SESSION).unwrap());
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 2 + 9);
+        assert!(
+            lines[2].starts_with("| `0xffff000000000000` | `0xffff000040000000` | 1 GiB | linear map"),
+            "{table}"
+        );
+        assert!(lines[3].contains("module window"), "{table}");
+        assert!(lines[4].contains("module area `hello:text`"), "{table}");
+        assert!(lines[10].contains("the kernel stack (`rw-`)"), "{table}");
+    }
+}
