@@ -102,16 +102,8 @@ fn initrd(cargo: &Path, workspace: &Path, nested: &Path, out: &Path) -> Vec<u8> 
     // The tests link modules with it too, to compare with the kernel's loader.
     println!("cargo:rustc-env=SPLITMAP_RUST_LLD={}", lld.display());
     let mut files = Vec::new();
-    // One entry per sample module crate in modules/.
-    const MODULES: &[(&str, &str)] = &[
-        ("splitmap-module-hello", "hello"),
-        ("splitmap-module-data", "data"),
-        ("splitmap-module-farcalls", "farcalls"),
-        ("splitmap-module-pingpong", "pingpong"),
-        ("splitmap-module-faulty", "faulty"),
-    ];
-    for &(package, name) in MODULES {
-        let built = kbuild::cargo_build(cargo, workspace, nested, package, &[], &[]).unwrap_or_else(|e| fail(&e));
+    for (package, name) in module_crates(workspace) {
+        let built = kbuild::cargo_build(cargo, workspace, nested, &package, &[], &[]).unwrap_or_else(|e| fail(&e));
         let lib = built
             .staticlibs
             .iter()
@@ -121,12 +113,41 @@ fn initrd(cargo: &Path, workspace: &Path, nested: &Path, out: &Path) -> Vec<u8> 
         kbuild::link_module(&lld, &lib.1, &object).unwrap_or_else(|e| fail(&e));
         let bytes = fs::read(&object).unwrap_or_else(|e| fail(&format!("{}: {e}", object.display())));
         if name == "hello" {
-            files.extend(kbuild::broken_variants(name, &bytes).unwrap_or_else(|e| fail(&e)));
+            files.extend(kbuild::broken_variants(&name, &bytes).unwrap_or_else(|e| fail(&e)));
         }
         files.push((format!("{name}.ko"), bytes));
     }
     let entries: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), &b[..])).collect();
     kbuild::cpio(&entries)
+}
+
+/// Every module crate in modules/ (a folder whose Cargo.toml builds a
+/// `staticlib`): (package name, module name = its `[lib]` name), by module
+/// name. A copy of modules/hello with both names changed is a new module.
+fn module_crates(workspace: &Path) -> Vec<(String, String)> {
+    let folders = fs::read_dir(workspace.join("modules")).unwrap_or_else(|e| fail(&format!("modules/: {e}")));
+    let mut found = Vec::new();
+    for folder in folders.flatten() {
+        let Ok(manifest) = fs::read_to_string(folder.path().join("Cargo.toml")) else {
+            continue;
+        };
+        if !manifest.contains("\"staticlib\"") {
+            continue;
+        }
+        // The first `name = "…"` after a section's header.
+        let name_in = |section: &str| {
+            manifest.split(section).nth(1)?.lines().find_map(|line| {
+                let value = line.trim().strip_prefix("name")?.trim_start().strip_prefix('=')?.trim();
+                Some(value.strip_prefix('"')?.strip_suffix('"')?.to_string())
+            })
+        };
+        match (name_in("[package]"), name_in("[lib]")) {
+            (Some(package), Some(name)) => found.push((package, name)),
+            _ => fail(&format!("{}: no [package] or [lib] name", folder.path().display())),
+        }
+    }
+    found.sort_by(|a, b| a.1.cmp(&b.1));
+    found
 }
 
 /// Rewrites `path` only when its bytes change, so nothing rebuilds for nothing.
