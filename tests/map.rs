@@ -18,15 +18,20 @@ fn boot(seed: &str) -> [&str; 4] {
     ["--kaslr-seed", seed, "--append", "module.region=far"]
 }
 
+/// `splitmap map -o FILE` of that boot with `hello` loaded; what it wrote.
+fn map_of_boot(seed: &str, file: &std::path::Path) -> String {
+    let mut args = vec!["map", "-o", file.to_str().unwrap(), "--cmd", "insmod hello"];
+    args.extend(boot(seed));
+    let map = splitmap(&args);
+    assert!(map.success, "{}{}", map.stdout, map.stderr);
+    std::fs::read_to_string(file).unwrap()
+}
+
 #[test]
 fn the_svg_has_every_layout_row_of_the_boot_and_renders() {
     let seed = format!("{:#x}", (std::process::id() as u64) << 21 | 0x9);
     let svg = temp("boot.svg");
-    let mut args = vec!["map", "-o", svg.to_str().unwrap(), "--cmd", "insmod hello"];
-    args.extend(boot(&seed));
-    let map = splitmap(&args);
-    assert!(map.success, "{}{}", map.stdout, map.stderr);
-    let picture = std::fs::read_to_string(&svg).unwrap();
+    let picture = map_of_boot(&seed, &svg);
 
     // The same boot, asked directly.
     let out = session(&boot(&seed), &["insmod hello", "layout", "mem"]);
@@ -125,10 +130,7 @@ fn a_saved_transcript_draws_the_same_map_and_the_table_lists_every_row() {
 fn the_page_shows_the_kernels_own_walk_of_a_region_in_a_browser() {
     let seed = format!("{:#x}", (std::process::id() as u64) << 21 | 0xb);
     let page = temp("page.html");
-    let mut args = vec!["map", "-o", page.to_str().unwrap(), "--cmd", "insmod hello"];
-    args.extend(boot(&seed));
-    let map = splitmap(&args);
-    assert!(map.success, "{}{}", map.stdout, map.stderr);
+    map_of_boot(&seed, &page);
 
     // The kernel's walk of the text, in a boot of its own.
     let out = session(&boot(&seed), &["insmod hello", "layout"]);
