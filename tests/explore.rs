@@ -461,3 +461,54 @@ fn dtb_prints_the_tree_qemu_made_as_dtc_decodes_it() {
     assert!(out.contains("error: no node /nothing in the device tree"), "{out}");
     assert!(out.contains("error: usage: dtb [PATH]"), "{out}");
 }
+
+/// `phases` under --icount: one line per phase whose counts add up to the
+/// total, and relocating under KASLR shows up in the kaslr phase.
+#[test]
+fn phases_add_up_and_show_what_kaslr_costs() {
+    let phases = |options: &[&str]| -> Vec<(String, u64)> {
+        let mut args = vec!["--icount"];
+        args.extend_from_slice(options);
+        let out = common::session(&args, &["phases"]);
+        out.lines()
+            .filter_map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                let count = words
+                    .iter()
+                    .find_map(|w| w.strip_prefix("instructions="))?
+                    .parse()
+                    .ok()?;
+                Some((words[if words[0] == "phase" { 1 } else { 0 }].to_string(), count))
+            })
+            .collect()
+    };
+    let fixed = phases(&["--nokaslr"]);
+    let moved = phases(&["--kaslr-seed", "0x5"]);
+    let names: Vec<&str> = fixed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "early",
+            "devicetree",
+            "linear",
+            "kaslr",
+            "console",
+            "frames",
+            "shell",
+            "total"
+        ]
+    );
+    for run in [&fixed, &moved] {
+        let sum: u64 = run[..7].iter().map(|(_, c)| c).sum();
+        assert_eq!(sum, run[7].1, "{run:?}");
+    }
+    assert!(
+        moved[3].1 > fixed[3].1 + 10_000,
+        "relocating costs instructions: {moved:?} vs {fixed:?}"
+    );
+    let out = common::session(&["--nokaslr"], &["phases"]);
+    assert!(
+        out.contains("phases: not counted"),
+        "without --icount nothing is counted:\n{out}"
+    );
+}

@@ -341,6 +341,20 @@ __pi_primary_entry:
     msr     elr_el2, x0
     eret
 2:
+    mrs     x0, id_aa64dfr0_el1         // With a PMU, count retired
+    ubfx    x0, x0, #8, #4              // instructions from here on in event
+    cbz     x0, 3f                      // counter 1 (INST_RETIRED, 0x08): the
+    cmp     x0, #0xf                    // kernel's `phases` command reports
+    b.eq    3f                          // what each boot phase cost
+    mov     x0, #0x08
+    msr     pmevtyper1_el0, x0
+    msr     pmevcntr1_el0, xzr
+    mrs     x0, pmcr_el0
+    orr     x0, x0, #1                  // PMCR_EL0.E
+    msr     pmcr_el0, x0
+    mov     x0, #2
+    msr     pmcntenset_el0, x0
+3:
     mov     x0, #(3 << 20)              // CPACR_EL1.FPEN: no FP/SIMD traps,
     msr     cpacr_el1, x0               // compiled Rust may use q registers
     isb

@@ -5,6 +5,7 @@
 //! keeps what it found for the shell.
 
 pub mod bootargs;
+pub mod cost;
 pub mod cpio;
 pub mod dtb;
 pub mod info;

@@ -27,10 +27,11 @@ use pi::layout::{FIXMAP_DTB, MMIO_BASE, MMIO_END, PAGE_SIZE};
 use pi::pgtable::{self, Attrs, Granularity};
 use spin::Once;
 
+use super::cost::{self, Phase};
 use super::dtb::{self, DtbError};
 use super::info::BootInfo;
 use super::state::{self, Kernel};
-use crate::arch::{cpu, exceptions, psci, sections};
+use crate::arch::{cpu, exceptions, pmu, psci, sections};
 use crate::console::{self, pl011::Pl011};
 use crate::kaslr::decide::{self, Kaslr, Placement};
 use crate::kaslr::{relocate, seed};
@@ -54,6 +55,7 @@ static LINEAR_COUNTS: Once<pgtable::MapCounts> = Once::new();
 /// `pool_used` pages of the table pool taken, `boot_regs` = x1|x2|x3 at entry.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_used: u64, boot_regs: u64) -> ! {
+    mark(Phase::Early);
     exceptions::install();
     cpu::disable_ttbr0();
     // Messages go to the boot log until there is a console, which shows them.
@@ -74,6 +76,7 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
 
     let info = read_boot_info(dtb_pa, boot_regs).unwrap_or_else(|e| unusable_device_tree(dtb_pa, e));
     let info = BOOT_INFO.call_once(|| info);
+    mark(Phase::DeviceTree);
     log::set_max_level(info.args.loglevel);
     debug!(
         "early code: MMU on, image mapped at the link address {:#x} from pa={image_pa:#x}, {pool_used} of {} pool pages used",
@@ -104,6 +107,7 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
         let seed = seed::choose_seed(info.args.kaslr_seed, dtb_seed, cpu::rndr);
         let k = decide::decide(&info.args, seed, image.size(), &info.dt.memory);
         let counts = *LINEAR_COUNTS.call_once(|| map_linear(&info.dt.memory, k.linear.phys_offset));
+        mark(Phase::Linear);
         debug!(
             "linear map built: PHYS_OFFSET={:#x}{}, 1G:{} 2M:{} 4K:{} in {} table pages",
             k.linear.phys_offset.raw(),
@@ -134,6 +138,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         end: PhysAddr::new(image_pa + sections::image().size()),
     };
     let info = *BOOT_INFO.get().expect("boot info read before the move");
+    mark(Phase::Kaslr);
     let (k, moved) = relocate::get();
     if k.moves() {
         debug!(
@@ -156,6 +161,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     if info.dt.memory.is_empty() {
         panic!("{}", DtbError::NoMemory);
     }
+    mark(Phase::Console);
 
     if info.args.rodata_full {
         rodata::protect_image_alias();
@@ -169,6 +175,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     // and reserved so the frame allocator never hands it out).
     unsafe { frames::init_heap(reserved.heap) };
     frames::init_frames(&reserved.free);
+    mark(Phase::Frames);
     debug!(
         "frames: {} free; heap at {:#x}-{:#x}",
         frames::free_frames(),
@@ -202,6 +209,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
 }
 
 extern "C" fn run_shell() -> ! {
+    mark(Phase::Shell);
     console::end_boot_log();
     crate::shell::commands::run()
 }
@@ -322,6 +330,11 @@ fn read_boot_info(dtb_pa: u64, boot_regs: u64) -> Result<BootInfo<'static>, DtbE
     // `header_totalsize` checked against the protocol's 2 MiB cap.
     let blob = unsafe { dtb_window(dtb_pa, size) };
     BootInfo::read(blob, dtb_pa, cpu::pa_bits(), boot_regs)
+}
+
+/// Notes the end of `phase` with the instructions retired so far.
+fn mark(phase: Phase) {
+    cost::mark(phase, pmu::boot_clock());
 }
 
 /// The PSCI conduit the device tree names, once it has been read.

@@ -87,7 +87,7 @@ mod tests {
             ("lay", extend("out", true)),
             ("", Completion::Choices),
             ("l", Completion::Choices), // layout, lsmod
-            ("p", Completion::Choices), // peek, pa2va, ptdump, poweroff
+            ("p", Completion::Choices), // phases, peek, pa2va, ptdump, poweroff
             ("po", extend("weroff", true)),
             ("in", extend("smod", true)),
             ("va2pa", extend("", true)),
@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn choices_are_the_matching_words() {
         let words: Vec<_> = choices("p").collect();
-        assert_eq!(words, ["peek", "pa2va", "ptdump", "poweroff"]);
+        assert_eq!(words, ["phases", "peek", "pa2va", "ptdump", "poweroff"]);
         assert_eq!(choices("crash s").collect::<Vec<_>>(), ["stack-overflow"]);
         assert_eq!(choices("").count(), COMMANDS.len());
     }

@@ -394,7 +394,7 @@ mod tests {
         assert_eq!(ed.feed(b'\t'), Echo::Choices);
         assert_eq!(
             ed.choices().collect::<Vec<_>>(),
-            ["peek", "pa2va", "ptdump", "poweroff"]
+            ["phases", "peek", "pa2va", "ptdump", "poweroff"]
         );
         // A completion that would not fit rings the bell and changes nothing.
         let mut ed = LineEditor::new();

@@ -50,6 +50,8 @@ pub enum Command<'a> {
     Dmesg,
     /// `dtb [PATH]`: the device tree as source, from `PATH` down.
     Dtb(&'a str),
+    /// `phases`: what each boot phase cost in instructions.
+    Phases,
 }
 
 /// What `x` reads.
@@ -164,6 +166,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "what boot printed, again (loglevel=debug shows each boot phase)",
     ),
     (
+        "phases",
+        "",
+        "instructions each boot phase took, and in all to the first prompt (needs --icount under QEMU)",
+    ),
+    (
         "dtb",
         "[PATH]",
         "the device tree the kernel read, as source: the node at PATH (default /) and all below it",
@@ -238,6 +245,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("kaslr", "kaslr"),
     ("dmesg", "dmesg"),
     ("dtb", "dtb /chosen"),
+    ("phases", "phases"),
     ("test", "test linear"),
     ("peek", "peek 0xfffffffffe000000 32"),
     ("modules", "modules"),
@@ -327,6 +335,7 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "bootargs" => no_args(Command::Bootargs, "bootargs"),
         "kaslr" => no_args(Command::Kaslr, "kaslr"),
         "dmesg" => no_args(Command::Dmesg, "dmesg"),
+        "phases" => no_args(Command::Phases, "phases"),
         "dtb" => match (arg, extra) {
             (None, _) => Ok(Command::Dtb("/")),
             (Some(path), false) if path.starts_with('/') => Ok(Command::Dtb(path)),
@@ -595,6 +604,7 @@ mod tests {
             "x 0",
             "dmesg",
             "dtb",
+            "phases",
             "poweroff",
         ];
         for line in lines {
