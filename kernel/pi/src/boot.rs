@@ -4,8 +4,10 @@
 //! chose. Every address is computed PC-relatively (`adrp`/`adr`), never loaded
 //! from memory, so the code works wherever it sits. The steps:
 //!
-//! 1. `__pi_primary_entry` (assembly): note the boot registers, enable FP/SIMD
-//!    (compiled Rust may use it), zero `.bss` and the table pool, set up a stack.
+//! 1. `__pi_primary_entry` (assembly): note the boot registers, start counting
+//!    instructions (for `phases`), enable FP/SIMD (compiled Rust may use it),
+//!    zero `.bss` (only: table pages are zeroed as they are handed out), set up
+//!    a stack.
 //! 2. [`create_boot_tables`]: map the image at `KIMAGE_VADDR` with per-segment
 //!    permissions and the DTB at `FIXMAP_DTB` in TTBR1, and the one page of
 //!    `.idmap.text` at VA = PA in TTBR0. Table pages come from the pool the linker
@@ -359,11 +361,11 @@ __pi_primary_entry:
     msr     cpacr_el1, x0               // compiled Rust may use q registers
     isb
 
-    adrp    x0, __bss_start             // zero .bss, the table pool and the
-    add     x0, x0, :lo12:__bss_start   // boot stack: the protocol does not
-    adrp    x1, _end                    // promise zeroed memory past the file
-    add     x1, x1, :lo12:_end
-0:  stp     xzr, xzr, [x0], #16
+    adrp    x0, __bss_start             // zero .bss: the protocol does not
+    add     x0, x0, :lo12:__bss_start   // promise zeroed memory past the
+    adrp    x1, __pool_start            // file. Table pages are zeroed as
+    add     x1, x1, :lo12:__pool_start  // they are handed out, and the stack
+0:  stp     xzr, xzr, [x0], #16         // needs nothing
     cmp     x0, x1
     b.lo    0b
 
@@ -380,15 +382,27 @@ __pi_primary_entry:
     ldr     x23, [sp, #16]              // x23 = pool pages used
     add     sp, sp, #32
 
-    // Everything from .bss to _end was written with the MMU off, straight to
-    // memory; drop any stale cache lines so cacheable reads see those writes.
+    // .bss, the table pages handed out and the boot stack were written with
+    // the MMU off, straight to memory; drop any stale cache lines there so
+    // cacheable reads see those writes. (The rest of the pool is written
+    // only later, through the cache.)
     adrp    x0, __bss_start
     add     x0, x0, :lo12:__bss_start
-    adrp    x1, _end
-    add     x1, x1, :lo12:_end
-    mrs     x2, ctr_el0                 // DminLine: log2(words) of the
-    ubfx    x2, x2, #16, #4             // smallest data cache line
-    mov     x3, #4
+    adrp    x1, __pool_start
+    add     x1, x1, :lo12:__pool_start
+    add     x1, x1, x23, lsl #12
+    bl      8f
+    adrp    x0, __boot_stack_start
+    add     x0, x0, :lo12:__boot_stack_start
+    adrp    x1, __boot_stack_end
+    add     x1, x1, :lo12:__boot_stack_end
+    bl      8f
+    dsb     sy
+    b       __pi_enable_mmu
+
+8:  mrs     x2, ctr_el0                 // invalidate [x0, x1) by line.
+    ubfx    x2, x2, #16, #4             // DminLine: log2(words) of the
+    mov     x3, #4                      // smallest data cache line
     lsl     x2, x3, x2
     sub     x3, x2, #1
     bic     x0, x0, x3
@@ -396,8 +410,7 @@ __pi_primary_entry:
     add     x0, x0, x2
     cmp     x0, x1
     b.lo    1b
-    dsb     sy
-    b       __pi_enable_mmu
+    ret
 
 9:  wfe                                 // no console yet: park, code in x0
     b       9b

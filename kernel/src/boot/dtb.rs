@@ -246,182 +246,285 @@ struct Frame<'dt> {
     is_pl011: bool,
 }
 
-/// What to look for by path, found in a first pass over `/chosen` and `/aliases`.
-#[derive(Default)]
-struct Wanted<'dt> {
-    stdout_path: Option<&'dt str>,
-}
-
 /// Parses `blob`, which must start with an FDT header and be 4-byte aligned.
+///
+/// One pass over the tree reads everything; a second, cheaper one runs only
+/// when `/chosen/stdout-path` comes after the node it names.
 ///
 /// # Errors
 /// Any [`DtbError`]; nothing is half-returned.
 pub fn parse(blob: &[u8]) -> Result<DeviceTree<'_>, DtbError> {
     let tree = checked_tree(blob)?;
     let blob = tree.buf();
-    let mut info = DeviceTree {
-        totalsize: blob.len() as u64,
-        blob,
-        ..DeviceTree::empty()
+    let mut reader = Reader {
+        info: DeviceTree {
+            totalsize: blob.len() as u64,
+            blob,
+            ..DeviceTree::empty()
+        },
+        stdout_path: None,
+        aliases: [(b"", ""); 8],
+        target: None,
+        uart_found: false,
+        only_uart: false,
+        pl011s: [None; MAX_KEPT_UARTS],
     };
     for entry in memreserve(blob, &tree) {
-        info.reserved
+        reader
+            .info
+            .reserved
             .insert_up_to(entry?, MAX_RESERVED_RANGES)
             .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::Memreserve))?;
     }
-
-    // Pass 1: /chosen and /aliases, which name other nodes.
-    let mut wanted = Wanted::default();
-    let mut aliases: [(&str, &str); 8] = [("", ""); 8];
-    walk(&tree, |path, _frame, name, value| {
-        match (path, name) {
-            (["", "chosen"], "stdout-path") => wanted.stdout_path = Some(cstr(value)),
-            (["", "chosen"], "bootargs") => info.bootargs = cstr(value),
-            (["", "chosen"], "kaslr-seed") => {
-                let offset = value.as_ptr() as usize - blob.as_ptr() as usize;
-                info.kaslr_seed = value.try_into().ok().map(|b| (u64::from_be_bytes(b), offset));
-            }
-            (["", "chosen"], "rng-seed") => info.rng_seed = fold_seed(value),
-            (["", "chosen"], "linux,initrd-start") => {
-                let start = be_number(value).unwrap_or(0);
-                let end = info.initrd.map_or(start, |r| r.end.raw());
-                info.initrd = PhysRange::new(start, end.saturating_sub(start));
-            }
-            (["", "chosen"], "linux,initrd-end") => {
-                let start = info.initrd.map_or(0, |r| r.start.raw());
-                let end = be_number(value).unwrap_or(0);
-                info.initrd = PhysRange::new(start, end.saturating_sub(start));
-            }
-            (["", "aliases"], alias) => {
-                if let Some(slot) = aliases.iter_mut().find(|a| a.0.is_empty()) {
-                    *slot = (alias, cstr(value));
-                }
-            }
-            (["", "psci"], "method") => {
-                info.psci = match cstr(value) {
-                    "hvc" => Some(PsciConduit::Hvc),
-                    "smc" => Some(PsciConduit::Smc),
-                    _ => None,
-                }
-            }
-            _ => {}
+    walk_tokens(&tree, &mut reader)?;
+    if reader.stdout_path.is_some() && !reader.uart_found {
+        // `stdout-path` came after its node (or named an alias): look among
+        // the PL011s the walk kept, and walk again only if it is not one.
+        reader.target = reader.stdout().map(|path| (path, path_depth(path)));
+        reader.uart_from_kept();
+        if !reader.uart_found {
+            reader.only_uart = true;
+            walk_tokens(&tree, &mut reader)?;
         }
-        Ok(())
-    })?;
+    }
+    let mut info = reader.info;
     if info.initrd.is_some_and(|r| r.size() == 0) {
         info.initrd = None;
     }
-
-    // stdout-path is "PATH[:OPTIONS]", where PATH may be an alias.
-    let stdout = wanted.stdout_path.map(|p| p.split(':').next().unwrap_or(""));
-    let stdout = stdout.map(|p| {
-        if p.starts_with('/') {
-            p
-        } else {
-            aliases.iter().find(|a| a.0 == p).map_or(p, |a| a.1)
-        }
-    });
-
-    // Pass 2: nodes found by path or by type, at end of node when all their
-    // properties are known.
-    walk_nodes(&tree, |path, frame, parent| {
-        let reg_of = |what: Node| -> Result<Option<PhysRange>, DtbError> {
-            let Some(reg) = frame.reg else { return Ok(None) };
-            let mut first = None;
-            for_each_reg(reg, parent, what, |r| {
-                if r.size() > 0 {
-                    first.get_or_insert(r);
-                }
-                Ok(())
-            })?;
-            Ok(first)
-        };
-        // A malformed RAM or reserved-memory node is ignored and reported:
-        // the rest of the tree is still good.
-        if path.len() == 2
-            && frame.is_memory
-            && let Some(reg) = frame.reg
-        {
-            let mut found = RangeList::new();
-            let mut notes: [Option<DtbError>; 3] = [None; 3];
-            match for_each_reg(reg, parent, Node::Memory, |r| {
-                if r.size() == 0 {
-                    notes[0].get_or_insert(DtbError::EmptyRange(r.start.raw()));
-                    return Ok(());
-                }
-                if let Some(o) = info
-                    .memory
-                    .iter()
-                    .chain(found.iter())
-                    .find(|m| m.start < r.end && r.start < m.end)
-                {
-                    let (start, end) = (o.start.max(r.start), o.end.min(r.end));
-                    notes[1].get_or_insert(DtbError::Overlap(start.raw(), end.raw()));
-                }
-                if found.insert_up_to(r, MAX_MEMORY_RANGES).is_err() {
-                    notes[2].get_or_insert(DtbError::TooManyRanges(Node::Memory));
-                }
-                Ok(())
-            }) {
-                Ok(()) => {
-                    for r in found.iter() {
-                        if info.memory.insert_up_to(*r, MAX_MEMORY_RANGES).is_err() {
-                            notes[2].get_or_insert(DtbError::TooManyRanges(Node::Memory));
-                        }
-                    }
-                }
-                Err(e) => info.problem(e),
-            }
-            notes.into_iter().flatten().for_each(|n| info.problem(n));
-        }
-        if path.len() == 3
-            && path[1] == "reserved-memory"
-            && let Some(reg) = frame.reg
-        {
-            match for_each_reg(reg, parent, Node::ReservedMemory, |r| {
-                info.reserved
-                    .insert_up_to(r, MAX_RESERVED_RANGES)
-                    .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::ReservedMemory))
-            }) {
-                // Ignoring a reservation could hand reserved RAM out: refuse.
-                Err(e @ DtbError::TooManyRanges(_)) => return Err(e),
-                Err(e) => info.problem(e),
-                Ok(()) => {}
-            }
-        }
-        if let Some(stdout) = stdout
-            && path_matches(path, stdout)
-        {
-            match reg_of(Node::StdoutPath) {
-                Ok(Some(regs)) => {
-                    info.uart = Some(Uart {
-                        regs,
-                        pl011: frame.is_pl011,
-                    })
-                }
-                Ok(None) => {}
-                Err(e) => info.problem(e),
-            }
-        }
-        Ok(())
-    })?;
-
     // No RAM is not a parse error: the kernel reports it on the console
     // (which the tree may still describe) and stops.
     Ok(info)
 }
 
+/// What the walk has found so far.
+struct Reader<'dt> {
+    info: DeviceTree<'dt>,
+    /// `/chosen/stdout-path`, as written.
+    stdout_path: Option<&'dt str>,
+    /// `/aliases`: (name, path).
+    aliases: [(&'dt [u8], &'dt str); 8],
+    /// The console's node path and its depth, once known.
+    target: Option<(&'dt str, usize)>,
+    /// The node `stdout-path` names was seen (with or without a `reg`).
+    uart_found: bool,
+    /// The second walk, for the UART alone.
+    only_uart: bool,
+    /// PL011 nodes with a `reg`, shallow enough to keep, in case `stdout-path`
+    /// comes after them: (path below the root, its length, node, parent).
+    pl011s: [Option<KeptNode<'dt>>; MAX_KEPT_UARTS],
+}
+
+/// How many PL011 nodes the first walk keeps (QEMU's `virt` has one).
+const MAX_KEPT_UARTS: usize = 4;
+/// How deep a kept node may be, below the root.
+const MAX_KEPT_DEPTH: usize = 4;
+
+/// A node kept for later: its path below the root, the path's length, and
+/// the node's and its parent's frames.
+type KeptNode<'dt> = ([&'dt [u8]; MAX_KEPT_DEPTH], usize, Frame<'dt>, Frame<'dt>);
+
+impl<'dt> Reader<'dt> {
+    /// The console's node path: stdout-path is "PATH[:OPTIONS]", where PATH
+    /// may be an alias.
+    fn stdout(&self) -> Option<&'dt str> {
+        let path = self.stdout_path?.split(':').next().unwrap_or("");
+        if path.starts_with('/') {
+            return Some(path);
+        }
+        Some(
+            self.aliases
+                .iter()
+                .find(|a| a.0 == path.as_bytes())
+                .map_or(path, |a| a.1),
+        )
+    }
+
+    /// A property of a child of the root, of that `kind`.
+    fn prop(&mut self, kind: Kind, name: Name, name_bytes: &'dt [u8], value: &'dt [u8]) {
+        let info = &mut self.info;
+        match (kind, name) {
+            (Kind::Chosen, Name::StdoutPath) => {
+                self.stdout_path = Some(cstr(value));
+                // A full path can be looked for from here on; an alias waits
+                // for the second walk, when every alias is known.
+                self.target = self.stdout().filter(|p| p.starts_with('/')).map(|p| (p, path_depth(p)));
+            }
+            (Kind::Chosen, Name::Bootargs) => info.bootargs = cstr(value),
+            (Kind::Chosen, Name::KaslrSeed) => {
+                let offset = value.as_ptr() as usize - info.blob.as_ptr() as usize;
+                info.kaslr_seed = value.try_into().ok().map(|b| (u64::from_be_bytes(b), offset));
+            }
+            (Kind::Chosen, Name::RngSeed) => info.rng_seed = fold_seed(value),
+            (Kind::Chosen, Name::InitrdStart) => {
+                let start = be_number(value).unwrap_or(0);
+                let end = info.initrd.map_or(start, |r| r.end.raw());
+                info.initrd = PhysRange::new(start, end.saturating_sub(start));
+            }
+            (Kind::Chosen, Name::InitrdEnd) => {
+                let start = info.initrd.map_or(0, |r| r.start.raw());
+                let end = be_number(value).unwrap_or(0);
+                info.initrd = PhysRange::new(start, end.saturating_sub(start));
+            }
+            (Kind::Aliases, _) => {
+                if let Some(slot) = self.aliases.iter_mut().find(|a| a.0.is_empty()) {
+                    *slot = (name_bytes, cstr(value));
+                }
+            }
+            (Kind::Psci, Name::Method) => {
+                info.psci = match cbytes(value) {
+                    b"hvc" => Some(PsciConduit::Hvc),
+                    b"smc" => Some(PsciConduit::Smc),
+                    _ => None,
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The end of the node at `path`, all its properties known. A malformed
+    /// RAM or reserved-memory node is ignored and reported: the rest of the
+    /// tree is still good.
+    fn node_end(
+        &mut self,
+        path: &[&'dt [u8]],
+        kind: Kind,
+        frame: &Frame<'dt>,
+        parent: &Frame<'dt>,
+    ) -> Result<(), DtbError> {
+        if !self.only_uart {
+            if path.len() == 2
+                && frame.is_memory
+                && let Some(reg) = frame.reg
+            {
+                self.memory(reg, parent);
+            }
+            if path.len() == 3
+                && kind == Kind::ReservedMemory
+                && let Some(reg) = frame.reg
+            {
+                let info = &mut self.info;
+                match for_each_reg(reg, parent, Node::ReservedMemory, |r| {
+                    info.reserved
+                        .insert_up_to(r, MAX_RESERVED_RANGES)
+                        .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::ReservedMemory))
+                }) {
+                    // Ignoring a reservation could hand reserved RAM out: refuse.
+                    Err(e @ DtbError::TooManyRanges(_)) => return Err(e),
+                    Err(e) => info.problem(e),
+                    Ok(()) => {}
+                }
+            }
+        }
+        if !self.uart_found
+            && let Some((stdout, depth)) = self.target
+            && path.len() == depth
+            && path_matches(path, stdout)
+        {
+            self.uart_found = true;
+            self.uart(frame, parent);
+        } else if !self.uart_found
+            && !self.only_uart
+            && frame.is_pl011
+            && frame.reg.is_some()
+            && path.len() <= MAX_KEPT_DEPTH + 1
+            && let Some(slot) = self.pl011s.iter_mut().find(|k| k.is_none())
+        {
+            let mut below_root = [&b""[..]; MAX_KEPT_DEPTH];
+            below_root[..path.len() - 1].copy_from_slice(&path[1..]);
+            *slot = Some((below_root, path.len() - 1, *frame, *parent));
+        }
+        Ok(())
+    }
+
+    /// The UART `target` names, if the first walk kept it.
+    fn uart_from_kept(&mut self) {
+        let Some((stdout, depth)) = self.target else { return };
+        let kept = self.pl011s.iter().flatten().find(|(below, len, _, _)| {
+            let mut path = [&b""[..]; MAX_KEPT_DEPTH + 1];
+            path[1..=*len].copy_from_slice(&below[..*len]);
+            len + 1 == depth && path_matches(&path[..=*len], stdout)
+        });
+        if let Some(&(_, _, frame, parent)) = kept {
+            self.uart_found = true;
+            self.uart(&frame, &parent);
+        }
+    }
+
+    /// A `/memory` node's `reg`, merged into RAM.
+    fn memory(&mut self, reg: &[u8], parent: &Frame<'dt>) {
+        let info = &mut self.info;
+        let mut found = RangeList::new();
+        let mut notes: [Option<DtbError>; 3] = [None; 3];
+        match for_each_reg(reg, parent, Node::Memory, |r| {
+            if r.size() == 0 {
+                notes[0].get_or_insert(DtbError::EmptyRange(r.start.raw()));
+                return Ok(());
+            }
+            if let Some(o) = info
+                .memory
+                .iter()
+                .chain(found.iter())
+                .find(|m| m.start < r.end && r.start < m.end)
+            {
+                let (start, end) = (o.start.max(r.start), o.end.min(r.end));
+                notes[1].get_or_insert(DtbError::Overlap(start.raw(), end.raw()));
+            }
+            if found.insert_up_to(r, MAX_MEMORY_RANGES).is_err() {
+                notes[2].get_or_insert(DtbError::TooManyRanges(Node::Memory));
+            }
+            Ok(())
+        }) {
+            Ok(()) => {
+                for r in found.iter() {
+                    if info.memory.insert_up_to(*r, MAX_MEMORY_RANGES).is_err() {
+                        notes[2].get_or_insert(DtbError::TooManyRanges(Node::Memory));
+                    }
+                }
+            }
+            Err(e) => info.problem(e),
+        }
+        notes.into_iter().flatten().for_each(|n| info.problem(n));
+    }
+
+    /// The node `stdout-path` names: its first non-empty `reg` range.
+    fn uart(&mut self, frame: &Frame<'dt>, parent: &Frame<'dt>) {
+        let Some(reg) = frame.reg else { return };
+        let mut first = None;
+        let found = for_each_reg(reg, parent, Node::StdoutPath, |r| {
+            if r.size() > 0 {
+                first.get_or_insert(r);
+            }
+            Ok(())
+        });
+        match (found, first) {
+            (Ok(()), Some(regs)) => {
+                self.info.uart = Some(Uart {
+                    regs,
+                    pl011: frame.is_pl011,
+                })
+            }
+            (Ok(()), None) => {}
+            (Err(e), _) => self.info.problem(e),
+        }
+    }
+}
+
 /// Whether the node at `path` (components, root first as "") is `wanted`, a
 /// full path whose components may omit the unit address.
-fn path_matches(path: &[&str], wanted: &str) -> bool {
-    let mut parts = wanted.split('/').filter(|p| !p.is_empty());
-    for node in &path[1..] {
+fn path_matches<N: AsRef<[u8]>>(path: &[N], wanted: &str) -> bool {
+    let mut parts = wanted.split('/').filter(|p| !p.is_empty()).map(str::as_bytes);
+    for node in path.iter().skip(1).map(AsRef::as_ref) {
         match parts.next() {
-            Some(p) if p == *node || node.split('@').next() == Some(p) => {}
+            Some(p) if p == node || node.split(|&b| b == b'@').next() == Some(p) => {}
             _ => return false,
         }
     }
     parts.next().is_none() && path.len() > 1
+}
+
+/// How many components the node at `wanted` has, the root included.
+fn path_depth(wanted: &str) -> usize {
+    1 + wanted.split('/').filter(|p| !p.is_empty()).count()
 }
 
 /// Calls `f` for each `(address, size)` entry of a `reg` property, sized by the
@@ -477,8 +580,13 @@ fn fold_seed(bytes: &[u8]) -> Option<u64> {
 
 /// A property value as a string, up to its first NUL.
 fn cstr(value: &[u8]) -> &str {
+    core::str::from_utf8(cbytes(value)).unwrap_or("")
+}
+
+/// The bytes up to the first NUL.
+fn cbytes(value: &[u8]) -> &[u8] {
     let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
-    core::str::from_utf8(&value[..end]).unwrap_or("")
+    &value[..end]
 }
 
 /// The tree in `blob`, cut to the header's `totalsize`.
@@ -509,36 +617,101 @@ fn memreserve<'a>(blob: &'a [u8], tree: &DevTree<'_>) -> impl Iterator<Item = Re
     })
 }
 
-/// Calls `prop(path, frame, name, value)` for every property, with `path` the
-/// node's components from the root ("").
-fn walk<'dt>(
-    tree: &DevTree<'dt>,
-    mut prop: impl FnMut(&[&'dt str], &Frame<'dt>, &'dt str, &'dt [u8]) -> Result<(), DtbError>,
-) -> Result<(), DtbError> {
-    walk_tokens(tree, &mut prop, &mut |_, _, _| Ok(()))
+/// The children of the root the kernel reads, told apart once per node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Chosen,
+    Aliases,
+    Psci,
+    ReservedMemory,
+    Other,
 }
 
-/// Calls `node(path, frame, parent)` at the end of every node but the root,
-/// once all its properties are known.
-fn walk_nodes<'dt>(
-    tree: &DevTree<'dt>,
-    mut node: impl FnMut(&[&'dt str], &Frame<'dt>, &Frame<'dt>) -> Result<(), DtbError>,
-) -> Result<(), DtbError> {
-    walk_tokens(tree, &mut |_, _, _, _| Ok(()), &mut node)
+impl Kind {
+    fn of(name: &[u8]) -> Kind {
+        match name {
+            b"chosen" => Kind::Chosen,
+            b"aliases" => Kind::Aliases,
+            b"psci" => Kind::Psci,
+            b"reserved-memory" => Kind::ReservedMemory,
+            _ => Kind::Other,
+        }
+    }
 }
 
-type PropFn<'a, 'dt> = dyn FnMut(&[&'dt str], &Frame<'dt>, &'dt str, &'dt [u8]) -> Result<(), DtbError> + 'a;
-type NodeFn<'a, 'dt> = dyn FnMut(&[&'dt str], &Frame<'dt>, &Frame<'dt>) -> Result<(), DtbError> + 'a;
+/// Property names the kernel acts on; the rest are `Other`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Name {
+    AddressCells,
+    SizeCells,
+    Reg,
+    DeviceType,
+    Compatible,
+    StdoutPath,
+    Bootargs,
+    KaslrSeed,
+    RngSeed,
+    InitrdStart,
+    InitrdEnd,
+    Method,
+    Other,
+}
 
-fn walk_tokens<'dt>(
-    tree: &DevTree<'dt>,
-    prop: &mut PropFn<'_, 'dt>,
-    node: &mut NodeFn<'_, 'dt>,
-) -> Result<(), DtbError> {
-    let strings = tree.off_dt_strings();
+impl Name {
+    fn of(name: &[u8]) -> Name {
+        match name {
+            b"#address-cells" => Name::AddressCells,
+            b"#size-cells" => Name::SizeCells,
+            b"reg" => Name::Reg,
+            b"device_type" => Name::DeviceType,
+            b"compatible" => Name::Compatible,
+            b"stdout-path" => Name::StdoutPath,
+            b"bootargs" => Name::Bootargs,
+            b"kaslr-seed" => Name::KaslrSeed,
+            b"rng-seed" => Name::RngSeed,
+            b"linux,initrd-start" => Name::InitrdStart,
+            b"linux,initrd-end" => Name::InitrdEnd,
+            b"method" => Name::Method,
+            _ => Name::Other,
+        }
+    }
+}
+
+/// Property names by their offset in the strings block: a tree names a few
+/// dozen properties hundreds of times, so each offset is read and compared
+/// once and then found in this direct-mapped table.
+struct Names<'dt> {
+    strings: &'dt [u8],
+    seen: [(usize, Name, &'dt [u8]); 64],
+}
+
+impl<'dt> Names<'dt> {
+    fn new(strings: &'dt [u8]) -> Self {
+        Names {
+            strings,
+            seen: [(usize::MAX, Name::Other, b""); 64],
+        }
+    }
+
+    fn get(&mut self, offset: usize) -> Result<(Name, &'dt [u8]), DtbError> {
+        let slot = &mut self.seen[offset % 64];
+        if slot.0 != offset {
+            let bytes = cbytes(self.strings.get(offset..).ok_or(DtbError::Malformed)?);
+            *slot = (offset, Name::of(bytes), bytes);
+        }
+        Ok((slot.1, slot.2))
+    }
+}
+
+/// Walks every token once: `reader.prop` for each property, with the path of
+/// its node; `reader.node_end` at the end of every node but the root.
+fn walk_tokens<'dt>(tree: &DevTree<'dt>, reader: &mut Reader<'dt>) -> Result<(), DtbError> {
     let buf = tree.buf();
+    let mut names = Names::new(buf.get(tree.off_dt_strings()..).ok_or(DtbError::Malformed)?);
     let mut frames = [Frame::default(); MAX_DEPTH];
-    let mut names: [&str; MAX_DEPTH] = [""; MAX_DEPTH];
+    let mut path: [&[u8]; MAX_DEPTH] = [b""; MAX_DEPTH];
+    // The kind of the child of the root the walk is in.
+    let mut kind = Kind::Other;
     let mut depth = 0usize;
     let mut tokens = tree.parse_iter();
     while let Some(tok) = tokens.next().map_err(|_| DtbError::Malformed)? {
@@ -547,7 +720,6 @@ fn walk_tokens<'dt>(
                 if depth == MAX_DEPTH {
                     return Err(DtbError::TooDeep);
                 }
-                let name = core::str::from_utf8(n.name).map_err(|_| DtbError::Malformed)?;
                 // Defaults from the devicetree specification: 2 address cells, 1 size cell.
                 frames[depth] = Frame {
                     address_cells: 2,
@@ -556,7 +728,10 @@ fn walk_tokens<'dt>(
                     is_memory: false,
                     is_pl011: false,
                 };
-                names[depth] = name;
+                path[depth] = n.name;
+                if depth == 1 {
+                    kind = Kind::of(n.name);
+                }
                 depth += 1;
             }
             ParsedTok::EndNode => {
@@ -565,26 +740,27 @@ fn walk_tokens<'dt>(
                 }
                 depth -= 1;
                 if depth > 0 {
-                    node(&names[..=depth], &frames[depth], &frames[depth - 1])?;
+                    reader.node_end(&path[..=depth], kind, &frames[depth], &frames[depth - 1])?;
                 }
             }
             ParsedTok::Prop(p) => {
                 if depth == 0 {
                     return Err(DtbError::Malformed);
                 }
-                let name_at = strings.checked_add(p.name_offset).ok_or(DtbError::Malformed)?;
-                let name = cstr(buf.get(name_at..).ok_or(DtbError::Malformed)?);
+                let (name, name_bytes) = names.get(p.name_offset)?;
                 let value = p.prop_buf;
                 let frame = &mut frames[depth - 1];
                 match name {
-                    "#address-cells" => frame.address_cells = be_number(value).map_or(0, |n| n as u32),
-                    "#size-cells" => frame.size_cells = be_number(value).map_or(u32::MAX, |n| n as u32),
-                    "reg" => frame.reg = Some(value),
-                    "device_type" => frame.is_memory = cstr(value) == "memory",
-                    "compatible" => frame.is_pl011 = value.split(|&b| b == 0).any(|c| c == b"arm,pl011"),
+                    Name::AddressCells => frame.address_cells = be_number(value).map_or(0, |n| n as u32),
+                    Name::SizeCells => frame.size_cells = be_number(value).map_or(u32::MAX, |n| n as u32),
+                    Name::Reg => frame.reg = Some(value),
+                    Name::DeviceType => frame.is_memory = cbytes(value) == b"memory",
+                    Name::Compatible => frame.is_pl011 = value.split(|&b| b == 0).any(|c| c == b"arm,pl011"),
                     _ => {}
                 }
-                prop(&names[..depth], &frames[depth - 1], name, value)?;
+                if depth == 2 && !reader.only_uart {
+                    reader.prop(kind, name, name_bytes, value);
+                }
             }
             ParsedTok::Nop => {}
         }

@@ -474,3 +474,70 @@ fn one_node_prints_by_its_path_with_or_without_the_unit_address() {
     broken[4..8].copy_from_slice(&8u32.to_be_bytes());
     assert_eq!(source(&broken, "/"), Err(source::SourceError::Malformed));
 }
+
+/// A tree whose `/chosen` comes last, as QEMU writes it, with a PL011 near
+/// the root and another UART six levels down.
+fn tree_with_chosen_last(stdout_path: &str) -> Vec<u8> {
+    let mut w = FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.property_u32("#size-cells", 2).unwrap();
+    let memory = w.begin_node("memory@40000000").unwrap();
+    w.property_string("device_type", "memory").unwrap();
+    w.property_array_u32("reg", &reg_cells(2, &[(0x4000_0000, 0x4000_0000)]))
+        .unwrap();
+    w.end_node(memory).unwrap();
+    let uart = w.begin_node("pl011@9000000").unwrap();
+    w.property_string("compatible", "arm,pl011").unwrap();
+    w.property_array_u32("reg", &reg_cells(2, &[(0x900_0000, 0x1000)]))
+        .unwrap();
+    w.end_node(uart).unwrap();
+    let mut open = Vec::new();
+    for level in ["soc", "a", "b", "c", "d"] {
+        open.push(w.begin_node(level).unwrap());
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+    }
+    let deep = w.begin_node("serial@a000000").unwrap();
+    w.property_string("compatible", "ns16550a").unwrap();
+    w.property_array_u32("reg", &reg_cells(2, &[(0xa00_0000, 0x100)]))
+        .unwrap();
+    w.end_node(deep).unwrap();
+    for node in open.into_iter().rev() {
+        w.end_node(node).unwrap();
+    }
+    let aliases = w.begin_node("aliases").unwrap();
+    w.property_string("serial0", "/pl011@9000000").unwrap();
+    w.property_string("serial1", "/soc/a/b/c/d/serial@a000000").unwrap();
+    w.end_node(aliases).unwrap();
+    let chosen = w.begin_node("chosen").unwrap();
+    w.property_string("stdout-path", stdout_path).unwrap();
+    w.end_node(chosen).unwrap();
+    w.end_node(root).unwrap();
+    w.finish().unwrap()
+}
+
+#[test]
+fn stdout_path_after_its_node_is_still_found() {
+    // (stdout-path, the UART it names): by path or alias, kept from the
+    // first walk (the PL011) or found by a second (the deep non-PL011).
+    let rows = [
+        ("/pl011@9000000", Some((0x900_0000, true))),
+        ("serial0:115200n8", Some((0x900_0000, true))),
+        ("/soc/a/b/c/d/serial@a000000", Some((0xa00_0000, false))),
+        ("serial1", Some((0xa00_0000, false))),
+        ("/soc/a/b/c/d/serial", Some((0xa00_0000, false))),
+        ("/nothing", None),
+        ("serial7", None),
+    ];
+    for (path, expected) in rows {
+        let blob = tree_with_chosen_last(path);
+        let words = aligned(&blob);
+        // SAFETY: reinterpreting initialised u32s as bytes.
+        let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
+        let info = parse(bytes).unwrap();
+        let uart = info.uart.map(|u| (u.regs.start.raw(), u.pl011));
+        assert_eq!(uart, expected, "{path}");
+        assert_eq!(info.memory.total(), 1 << 30, "{path}");
+    }
+}
