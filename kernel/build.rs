@@ -27,10 +27,16 @@ fn main() {
     if !on_machine || machine_feature {
         println!("cargo::rustc-cfg=with_alloc");
     }
+    // `splitmap bench` links the same objects statically too, to show what
+    // linking as a PIE costs: SPLITMAP_STATIC_LINK=1 leaves out the PIE flags
+    // (that kernel has no relocations, so it can only run with nokaslr).
+    println!("cargo:rerun-if-env-changed=SPLITMAP_STATIC_LINK");
+    let pie = env::var_os("SPLITMAP_STATIC_LINK").is_none();
     if on_machine {
         println!("cargo:rustc-link-arg-bins=-T{}", path.display());
         println!("cargo:rustc-link-arg-bins=--gc-sections");
-        for arg in ["-pie", "--no-dynamic-linker", "-znotext", "-zpack-relative-relocs"] {
+        let pie_flags = ["-pie", "--no-dynamic-linker", "-znotext", "-zpack-relative-relocs"];
+        for arg in pie_flags.iter().filter(|_| pie) {
             println!("cargo:rustc-link-arg-bins={arg}");
         }
     }

@@ -8,7 +8,7 @@ use super::editor::{Echo, LineEditor};
 use super::parse::{COMMANDS, Command, ParseError, Symbol, help_for, parse};
 use super::report::{KaslrReport, LayoutRow, WalkRefusal, write_walk};
 use super::{crash, explore, selftest};
-use crate::arch::{exceptions, peek, psci, recovery};
+use crate::arch::{exceptions, peek, pmu, psci, recovery};
 use crate::boot::{cpio, phases, state};
 use crate::console::{self, Console};
 use crate::kaslr::relocate;
@@ -90,10 +90,19 @@ fn execute(line: &str) {
         Ok(Command::Bootargs) => bootargs(),
         Ok(Command::Kaslr) => kaslr(),
         Ok(Command::Modules) => modules(),
-        Ok(Command::Insmod(name)) => match insmod::insmod(name) {
-            Ok(line) => println!("{line}"),
-            Err(e) => println!("error: insmod {e}"),
-        },
+        Ok(Command::Insmod(name)) => {
+            // With --icount, what loading cost (`splitmap bench` reads it).
+            let counter = pmu::Instructions::start();
+            let loaded = insmod::insmod(name);
+            let spent = counter.map(pmu::Instructions::stop);
+            match loaded {
+                Ok(line) => match spent {
+                    Some(n) => println!("{line} instructions={n}"),
+                    None => println!("{line}"),
+                },
+                Err(e) => println!("error: insmod {e}"),
+            }
+        }
         Ok(Command::Rmmod(name)) => match insmod::rmmod(name) {
             Ok(Some(note)) => println!("{note}"),
             Ok(None) => {}

@@ -1,0 +1,394 @@
+//! `splitmap bench`: the numbers behind the 2015 thread's open questions
+//! ("If we're doing this for performance it would be good to see numbers";
+//! "Isn't this gain somewhat offset by having to build the kernel as a
+//! PIE?"). The boots are in main.rs; this file reads what they printed,
+//! computes what needs no boot, and writes the tables.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// What `phases` printed: (phase, instructions), in order, and the total.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Phases {
+    pub phases: Vec<(String, u64)>,
+    pub total: u64,
+}
+
+/// Reads `phases` output; `None` if nothing was counted.
+pub fn parse_phases(output: &str) -> Option<Phases> {
+    let mut phases = Vec::new();
+    let mut total = None;
+    for line in output.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let count = words.iter().find_map(|w| w.strip_prefix("instructions="));
+        match (words.first(), words.get(1), count.and_then(|c| c.parse().ok())) {
+            (Some(&"phase"), Some(name), Some(n)) => phases.push((name.to_string(), n)),
+            (Some(&"total"), _, Some(n)) => total = Some(n),
+            _ => {}
+        }
+    }
+    Some(Phases { phases, total: total? })
+}
+
+/// Least, middle and greatest of some samples.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+/// The spread of `samples` (NaN-free by construction: durations).
+pub fn spread(samples: &[Duration]) -> Spread {
+    let mut s: Vec<f64> = samples.iter().map(Duration::as_secs_f64).collect();
+    s.sort_by(f64::total_cmp);
+    let median = match s.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    };
+    Spread {
+        min: s.first().copied().unwrap_or(0.0),
+        median,
+        max: s.last().copied().unwrap_or(0.0),
+    }
+}
+
+/// A *null kernel*: a valid arm64 Image whose first instructions power the
+/// machine off through PSCI (SYSTEM_OFF over HVC, QEMU `virt`'s conduit), the
+/// floor any kernel's boot is measured against.
+pub fn null_kernel() -> Vec<u8> {
+    let mut image = vec![0u8; 4096];
+    let mut put = |offset: usize, word: u32| image[offset..offset + 4].copy_from_slice(&word.to_le_bytes());
+    put(0, 0x1400_0010); // code0: b +0x40, past the header
+    put(0x40, 0x5280_0100); // movz w0, #0x0008
+    put(0x44, 0x72b0_8000); // movk w0, #0x8400, lsl #16: SYSTEM_OFF = 0x84000008
+    put(0x48, 0xd400_0002); // hvc #0
+    put(0x4c, 0x1400_0000); // b . (if the call returns)
+    image[16..24].copy_from_slice(&4096u64.to_le_bytes()); // image_size
+    image[24..32].copy_from_slice(&((1u64 << 1) | (1 << 3)).to_le_bytes()); // 4 KiB pages, anywhere
+    image[56..60].copy_from_slice(b"ARM\x64");
+    image
+}
+
+/// The linear map of `ram` bytes at a 1 GiB-aligned base, built with the
+/// host-tested mapper: (table pages, leaf descriptors, levels walked per
+/// translation, bytes one TLB entry covers).
+pub fn linear_cost(ram: u64, largest_blocks: bool) -> (u64, u64, u64, u64) {
+    use pi::addr::PhysAddr;
+    use pi::layout::PAGE_OFFSET;
+    use pi::pgtable::host::HostTables;
+    use pi::pgtable::{Attrs, Granularity, map};
+
+    let granularity = if largest_blocks {
+        Granularity::LargestBlocks
+    } else {
+        Granularity::PagesOnly
+    };
+    let (mut tables, root) = HostTables::new(1 << 16);
+    let counts = map(
+        &mut tables,
+        root,
+        PAGE_OFFSET,
+        PhysAddr::new(1 << 30),
+        ram,
+        Attrs::DATA,
+        granularity,
+    )
+    .expect("the host tables hold a linear map");
+    let (levels, reach) = if counts.blocks_1g > 0 && counts.blocks_2m == 0 && counts.pages_4k == 0 {
+        (2, 1 << 30)
+    } else if counts.pages_4k == 0 {
+        (3, 2 << 20)
+    } else {
+        (4, 4096)
+    };
+    // The root counts too: it is a page the map needs.
+    let descriptors = counts.blocks_1g + counts.blocks_2m + counts.pages_4k;
+    (counts.tables + 1, descriptors, levels, reach)
+}
+
+/// One module loaded one way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleLoad {
+    pub name: String,
+    pub far: bool,
+    /// Relocations in the `.ko`'s allocated sections: what the loader applies.
+    pub relocations: u64,
+    /// Veneer slots counted before loading, and veneers written.
+    pub slots: u64,
+    pub veneers: u64,
+    /// Distinct kernel symbols the module branches to (from the `.ko`).
+    pub far_targets: u64,
+    /// Instructions `insmod` took, `init_module` included.
+    pub instructions: u64,
+}
+
+/// The `.ko`'s relocations in allocated sections, and the distinct undefined
+/// symbols its `CALL26`/`JUMP26` relocations name (what needs a veneer when
+/// the module is far from the kernel).
+pub fn ko_stats(ko: &[u8]) -> Result<(u64, u64), String> {
+    use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SectionFlags};
+    let file = object::File::parse(ko).map_err(|e| e.to_string())?;
+    let mut relocations = 0;
+    let mut targets = std::collections::BTreeSet::new();
+    for section in file.sections() {
+        let allocated = matches!(section.flags(), SectionFlags::Elf { sh_flags } if sh_flags & u64::from(object::elf::SHF_ALLOC) != 0);
+        if !allocated {
+            continue;
+        }
+        for (_, reloc) in section.relocations() {
+            relocations += 1;
+            let RelocationFlags::Elf { r_type } = reloc.flags() else {
+                continue;
+            };
+            if !matches!(r_type, object::elf::R_AARCH64_CALL26 | object::elf::R_AARCH64_JUMP26) {
+                continue;
+            }
+            if let RelocationTarget::Symbol(index) = reloc.target()
+                && let Ok(symbol) = file.symbol_by_index(index)
+                && symbol.is_undefined()
+            {
+                targets.insert(symbol.name().unwrap_or("").to_string());
+            }
+        }
+    }
+    Ok((relocations, targets.len() as u64))
+}
+
+/// The same kernel linked as a PIE (what ships) and statically.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pie {
+    /// `.text` bytes: (PIE, static).
+    pub text: (u64, u64),
+    /// Image bytes: (PIE, static).
+    pub image: (u64, u64),
+    /// Instructions to the prompt with `nokaslr`: (PIE, static).
+    pub instructions: (u64, u64),
+    /// The PIE's `.relr.dyn` bytes and the relocations they encode.
+    pub relr_bytes: u64,
+    pub relocations: u64,
+    /// Instructions the KASLR move and relocation took, and that boot's total.
+    pub relocating: u64,
+    pub kaslr_total: u64,
+}
+
+/// Blocks and guest instructions in a QEMU `-d in_asm` log.
+pub fn translated(log: &str) -> (u64, u64) {
+    let blocks = log.lines().filter(|l| l.starts_with("IN:")).count() as u64;
+    let instructions = log.lines().filter(|l| l.starts_with("0x")).count() as u64;
+    (blocks, instructions)
+}
+
+/// Bytes of the named section in an ELF file.
+pub fn section_size(elf: &[u8], name: &str) -> Result<u64, String> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(elf).map_err(|e| e.to_string())?;
+    Ok(file.section_by_name(name).map_or(0, |s| s.size()))
+}
+
+/// Everything one bench run measured.
+#[derive(Clone, Debug, Default)]
+pub struct Results {
+    /// (RAM, KASLR on, phases).
+    pub boots: Vec<(String, bool, Phases)>,
+    /// Wall time of the null kernel and of splitmap, and how many pairs.
+    pub wall: Option<(Spread, Spread, usize)>,
+    /// Blocks and instructions QEMU translated for each: (null, splitmap).
+    pub translated: Option<((u64, u64), (u64, u64))>,
+    /// (RAM bytes, largest blocks, tables, descriptors, levels, reach).
+    pub linear: Vec<(u64, bool, u64, u64, u64, u64)>,
+    pub modules: Vec<ModuleLoad>,
+    pub pie: Option<Pie>,
+    /// Where and when it ran.
+    pub machine: String,
+}
+
+fn ratio(a: u64, b: u64) -> String {
+    if b == 0 {
+        "n/a".into()
+    } else {
+        format!("{:.2}", a as f64 / b as f64)
+    }
+}
+
+impl Results {
+    /// The Markdown tables, one section per question.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        if !self.boots.is_empty() {
+            out.push_str("| RAM | KASLR |");
+            let phases = &self.boots[0].2.phases;
+            for (name, _) in phases {
+                let _ = write!(out, " {name} |");
+            }
+            out.push_str(" total |\n|---|---|");
+            out.push_str(&"---:|".repeat(phases.len() + 1));
+            out.push('\n');
+            for (ram, kaslr, p) in &self.boots {
+                let _ = write!(out, "| {ram} | {} |", if *kaslr { "on" } else { "off" });
+                for (_, n) in &p.phases {
+                    let _ = write!(out, " {n} |");
+                }
+                let _ = writeln!(out, " **{}** |", p.total);
+            }
+            out.push('\n');
+        }
+        if let Some((null, kernel, pairs)) = &self.wall {
+            out.push_str("| boot (wall time, s) | min | median | max |\n|---|---:|---:|---:|\n");
+            for (name, s) in [
+                ("null kernel (PSCI off at once)", null),
+                ("splitmap to the prompt and off", kernel),
+            ] {
+                let _ = writeln!(out, "| {name} | {:.3} | {:.3} | {:.3} |", s.min, s.median, s.max);
+            }
+            let _ = writeln!(
+                out,
+                "\nRatio of medians: **{:.2}** ({pairs} interleaved pairs).\n",
+                kernel.median / null.median
+            );
+        }
+        if let Some(((null_blocks, null_insns), (blocks, insns))) = self.translated {
+            let _ = writeln!(
+                out,
+                "QEMU translated {null_blocks} blocks ({null_insns} instructions) for the null kernel and {blocks} blocks ({insns} instructions) for splitmap's boot and power-off (`-d in_asm`).\n"
+            );
+        }
+        if !self.linear.is_empty() {
+            out.push_str(
+                "| RAM | mapped with | table pages | descriptors | levels per walk | one TLB entry covers (computed) |\n|---|---|---:|---:|---:|---:|\n",
+            );
+            for (ram, largest, tables, descriptors, levels, reach) in &self.linear {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {tables} | {descriptors} | {levels} | {} |",
+                    crate::map::size(*ram),
+                    if *largest { "largest blocks" } else { "4 KiB pages" },
+                    crate::map::size(*reach)
+                );
+            }
+            out.push('\n');
+        }
+        if let Some(p) = &self.pie {
+            out.push_str("| the same kernel | linked as a PIE (ships) | linked statically |\n|---|---:|---:|\n");
+            for (what, (a, b)) in [
+                ("`.text` bytes", p.text),
+                ("Image bytes", p.image),
+                ("instructions to the prompt (`nokaslr`)", p.instructions),
+            ] {
+                let _ = writeln!(out, "| {what} | {a} | {b} |");
+            }
+            let _ = writeln!(
+                out,
+                "\nRelocation data: RELR, **{} bytes** for {} relocations. A KASLR boot spends **{}** instructions moving and relocating the image, {:.1} % of its {}.\n",
+                p.relr_bytes,
+                p.relocations,
+                p.relocating,
+                100.0 * p.relocating as f64 / p.kaslr_total.max(1) as f64,
+                p.kaslr_total
+            );
+        }
+        if !self.modules.is_empty() {
+            out.push_str(
+                "| module | loaded | relocations | slots counted | veneers written | distinct far targets | veneers / targets | insmod instructions |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+            );
+            for m in &self.modules {
+                let per = if m.far {
+                    ratio(m.veneers, m.far_targets)
+                } else {
+                    "—".into()
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {per} | {} |",
+                    m.name,
+                    if m.far { "far" } else { "near" },
+                    m.relocations,
+                    m.slots,
+                    m.veneers,
+                    m.far_targets,
+                    m.instructions
+                );
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The same as JSON, for scripts.
+    pub fn json(&self) -> Value {
+        let spread = |s: &Spread| json!({"min": s.min, "median": s.median, "max": s.max});
+        json!({
+            "machine": self.machine,
+            "boots": self.boots.iter().map(|(ram, kaslr, p)| json!({
+                "ram": ram, "kaslr": kaslr, "total": p.total,
+                "phases": p.phases.iter().map(|(n, c)| json!({"phase": n, "instructions": c})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "wall": self.wall.as_ref().map(|(null, kernel, pairs)| json!({
+                "null_kernel_s": spread(null), "splitmap_s": spread(kernel), "pairs": pairs,
+                "ratio_of_medians": kernel.median / null.median,
+            })),
+            "translated": self.translated.map(|((nb, ni), (kb, ki))| json!({
+                "null_kernel": {"blocks": nb, "instructions": ni},
+                "splitmap": {"blocks": kb, "instructions": ki},
+            })),
+            "linear": self.linear.iter().map(|(ram, largest, tables, descriptors, levels, reach)| json!({
+                "ram": ram, "largest_blocks": largest, "table_pages": tables, "descriptors": descriptors,
+                "levels_per_walk": levels, "tlb_entry_covers": reach,
+            })).collect::<Vec<_>>(),
+            "pie": self.pie.as_ref().map(|p| json!({
+                "text_bytes": {"pie": p.text.0, "static": p.text.1},
+                "image_bytes": {"pie": p.image.0, "static": p.image.1},
+                "instructions_to_prompt_nokaslr": {"pie": p.instructions.0, "static": p.instructions.1},
+                "relr_bytes": p.relr_bytes, "relocations": p.relocations,
+                "relocating_instructions": p.relocating, "kaslr_boot_instructions": p.kaslr_total,
+            })),
+            "modules": self.modules.iter().map(|m| json!({
+                "module": m.name, "far": m.far, "relocations": m.relocations, "slots": m.slots,
+                "veneers": m.veneers, "far_targets": m.far_targets, "insmod_instructions": m.instructions,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_read_back() {
+        let out = "splitmap> phases\nphase early      instructions=10 share=10.0%\nphase shell      instructions=90 share=90.0%\ntotal instructions=100 (from …)\n";
+        let p = parse_phases(out).unwrap();
+        assert_eq!(p.phases, [("early".to_string(), 10), ("shell".to_string(), 90)]);
+        assert_eq!(p.total, 100);
+        assert_eq!(parse_phases("phases: not counted"), None);
+    }
+
+    #[test]
+    fn spreads_and_the_null_kernel() {
+        let ms = |v: u64| Duration::from_millis(v);
+        let s = spread(&[ms(30), ms(10), ms(20), ms(40)]);
+        assert_eq!((s.min, s.median, s.max), (0.01, 0.025, 0.04));
+        let image = null_kernel();
+        assert_eq!(&image[56..60], b"ARM\x64");
+        assert_eq!(
+            u32::from_le_bytes(image[0..4].try_into().unwrap()) >> 26,
+            0b000101,
+            "code0 is a branch"
+        );
+    }
+
+    #[test]
+    fn blocks_cost_a_fraction_of_pages() {
+        // 4 GiB at 1 GiB: one level-1 table (and the root), four 1 GiB blocks.
+        assert_eq!(linear_cost(4 << 30, true), (2, 4, 2, 1 << 30));
+        // The same in pages: 2048 level-3 tables, 4 level-2, 1 level-1, the root.
+        let (tables, descriptors, levels, reach) = linear_cost(4 << 30, false);
+        assert_eq!(
+            (tables, descriptors, levels, reach),
+            (2048 + 4 + 1 + 1, 1 << 20, 4, 4096)
+        );
+    }
+}
