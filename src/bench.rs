@@ -73,21 +73,43 @@ pub fn null_kernel() -> Vec<u8> {
     image
 }
 
-/// The linear map of `ram` bytes at a 1 GiB-aligned base, built with the
-/// host-tested mapper: (table pages, leaf descriptors, levels walked per
-/// translation, bytes one TLB entry covers).
-pub fn linear_cost(ram: u64, largest_blocks: bool) -> (u64, u64, u64, u64) {
+/// A translation granule by name.
+pub const GRANULES: [(&str, pi::pgtable::Granule); 3] = [
+    ("4K", pi::pgtable::Granule::K4),
+    ("16K", pi::pgtable::Granule::K16),
+    ("64K", pi::pgtable::Granule::K64),
+];
+
+/// What a linear map costs in one granule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearCost {
+    /// Table pages, the root included.
+    pub tables: u64,
+    /// Bytes those pages take.
+    pub table_bytes: u64,
+    /// Leaf descriptors.
+    pub descriptors: u64,
+    /// Table levels one translation reads.
+    pub levels: u64,
+    /// Bytes one leaf (so one TLB entry) covers, the largest used.
+    pub reach: u64,
+}
+
+/// The linear map of `ram` bytes of RAM at 1 GiB (QEMU `virt`'s base), in
+/// `granule`, with its largest blocks or pages only, built with the kernel's
+/// own mapper on host tables.
+pub fn linear_cost(granule: pi::pgtable::Granule, ram: u64, largest_blocks: bool) -> LinearCost {
     use pi::addr::PhysAddr;
     use pi::layout::PAGE_OFFSET;
     use pi::pgtable::host::HostTables;
-    use pi::pgtable::{Attrs, Granularity, map};
+    use pi::pgtable::{Attrs, Granularity, LAST_LEVEL, map};
 
     let granularity = if largest_blocks {
         Granularity::LargestBlocks
     } else {
         Granularity::PagesOnly
     };
-    let (mut tables, root) = HostTables::new(1 << 16);
+    let (mut tables, root) = HostTables::with_granule(granule, 1 << 16);
     let counts = map(
         &mut tables,
         root,
@@ -98,16 +120,22 @@ pub fn linear_cost(ram: u64, largest_blocks: bool) -> (u64, u64, u64, u64) {
         granularity,
     )
     .expect("the host tables hold a linear map");
-    let (levels, reach) = if counts.blocks_1g > 0 && counts.blocks_2m == 0 && counts.pages_4k == 0 {
-        (2, 1 << 30)
-    } else if counts.pages_4k == 0 {
-        (3, 2 << 20)
+    // The deepest level a leaf sits at decides the walk's length and reach.
+    let deepest = if counts.pages > 0 {
+        LAST_LEVEL
+    } else if counts.blocks_l2 > 0 {
+        2
     } else {
-        (4, 4096)
+        1
     };
-    // The root counts too: it is a page the map needs.
-    let descriptors = counts.blocks_1g + counts.blocks_2m + counts.pages_4k;
-    (counts.tables + 1, descriptors, levels, reach)
+    let tables = counts.tables + 1;
+    LinearCost {
+        tables,
+        table_bytes: tables * granule.page_size(),
+        descriptors: counts.blocks_l1 + counts.blocks_l2 + counts.pages,
+        levels: (deepest - granule.first_level() + 1) as u64,
+        reach: granule.level_size(deepest),
+    }
 }
 
 /// One module loaded one way.
@@ -198,8 +226,8 @@ pub struct Results {
     pub wall: Option<(Spread, Spread, usize)>,
     /// Blocks and instructions QEMU translated for each: (null, splitmap).
     pub translated: Option<((u64, u64), (u64, u64))>,
-    /// (RAM bytes, largest blocks, tables, descriptors, levels, reach).
-    pub linear: Vec<(u64, bool, u64, u64, u64, u64)>,
+    /// (granule, RAM bytes, largest blocks, cost).
+    pub linear: Vec<(&'static str, u64, bool, LinearCost)>,
     pub modules: Vec<ModuleLoad>,
     pub pie: Option<Pie>,
     /// Where and when it ran.
@@ -258,15 +286,19 @@ impl Results {
         }
         if !self.linear.is_empty() {
             out.push_str(
-                "| RAM | mapped with | table pages | descriptors | levels per walk | one TLB entry covers (computed) |\n|---|---|---:|---:|---:|---:|\n",
+                "| granule | RAM | mapped with | table pages | table bytes | descriptors | levels per walk | one TLB entry covers (computed) |\n|---|---|---|---:|---:|---:|---:|---:|\n",
             );
-            for (ram, largest, tables, descriptors, levels, reach) in &self.linear {
+            for (granule, ram, largest, c) in &self.linear {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {tables} | {descriptors} | {levels} | {} |",
+                    "| {granule} | {} | {} | {} | {} KiB | {} | {} | {} |",
                     crate::map::size(*ram),
-                    if *largest { "largest blocks" } else { "4 KiB pages" },
-                    crate::map::size(*reach)
+                    if *largest { "largest blocks" } else { "pages" },
+                    c.tables,
+                    c.table_bytes >> 10,
+                    c.descriptors,
+                    c.levels,
+                    crate::map::size(c.reach)
                 );
             }
             out.push('\n');
@@ -334,9 +366,10 @@ impl Results {
                 "null_kernel": {"blocks": nb, "instructions": ni},
                 "splitmap": {"blocks": kb, "instructions": ki},
             })),
-            "linear": self.linear.iter().map(|(ram, largest, tables, descriptors, levels, reach)| json!({
-                "ram": ram, "largest_blocks": largest, "table_pages": tables, "descriptors": descriptors,
-                "levels_per_walk": levels, "tlb_entry_covers": reach,
+            "linear": self.linear.iter().map(|(granule, ram, largest, c)| json!({
+                "granule": granule, "ram": ram, "largest_blocks": largest, "table_pages": c.tables,
+                "table_bytes": c.table_bytes, "descriptors": c.descriptors,
+                "levels_per_walk": c.levels, "tlb_entry_covers": c.reach,
             })).collect::<Vec<_>>(),
             "pie": self.pie.as_ref().map(|p| json!({
                 "text_bytes": {"pie": p.text.0, "static": p.text.1},
@@ -382,13 +415,21 @@ mod tests {
 
     #[test]
     fn blocks_cost_a_fraction_of_pages() {
-        // 4 GiB at 1 GiB: one level-1 table (and the root), four 1 GiB blocks.
-        assert_eq!(linear_cost(4 << 30, true), (2, 4, 2, 1 << 30));
+        use pi::pgtable::Granule;
+        // 4 GiB at 1 GiB in 4 KiB: the root and one level-1 table, four 1 GiB blocks.
+        let c = linear_cost(Granule::K4, 4 << 30, true);
+        assert_eq!((c.tables, c.descriptors, c.levels, c.reach), (2, 4, 2, 1 << 30));
         // The same in pages: 2048 level-3 tables, 4 level-2, 1 level-1, the root.
-        let (tables, descriptors, levels, reach) = linear_cost(4 << 30, false);
+        let c = linear_cost(Granule::K4, 4 << 30, false);
         assert_eq!(
-            (tables, descriptors, levels, reach),
+            (c.tables, c.descriptors, c.levels, c.reach),
             (2048 + 4 + 1 + 1, 1 << 20, 4, 4096)
         );
+        // 64 KiB: the walk starts at level 1; eight 512 MiB blocks in one level-2 table.
+        let c = linear_cost(Granule::K64, 4 << 30, true);
+        assert_eq!((c.tables, c.table_bytes, c.descriptors, c.levels), (2, 128 << 10, 8, 2));
+        // 16 KiB: 128 blocks of 32 MiB, three levels read.
+        let c = linear_cost(Granule::K16, 4 << 30, true);
+        assert_eq!((c.tables, c.descriptors, c.levels, c.reach), (3, 128, 3, 32 << 20));
     }
 }

@@ -557,12 +557,12 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
         results.translated = Some((null_translated, kernel_translated));
     }
     if wanted("linear") {
-        for gib in [1u64, 4, 8] {
-            for largest in [true, false] {
-                let (tables, descriptors, levels, reach) = bench::linear_cost(gib << 30, largest);
-                results
-                    .linear
-                    .push((gib << 30, largest, tables, descriptors, levels, reach));
+        for (name, granule) in bench::GRANULES {
+            for gib in [1u64, 4, 8] {
+                for largest in [true, false] {
+                    let cost = bench::linear_cost(granule, gib << 30, largest);
+                    results.linear.push((name, gib << 30, largest, cost));
+                }
             }
         }
     }

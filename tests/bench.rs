@@ -38,8 +38,8 @@ fn the_quick_bench_fills_every_table_with_numbers() {
     );
     assert_eq!(
         v["linear"].as_array().unwrap().len(),
-        6,
-        "1, 4 and 8 GiB, in blocks and in pages"
+        18,
+        "three granules; 1, 4 and 8 GiB; in blocks and in pages"
     );
     let pie = &v["pie"];
     assert!(

@@ -3,8 +3,10 @@
 //! 4 KiB granule, 48-bit virtual addresses. TTBR1 translates the upper half
 //! (`0xffff_…`); TTBR0 only ever holds the identity page of the MMU switch.
 
+/// The translation granule the kernel is built for.
+pub const GRANULE: crate::pgtable::Granule = crate::pgtable::Granule::K4;
 /// Size of a translation granule and of a page.
-pub const PAGE_SIZE: u64 = 4096;
+pub const PAGE_SIZE: u64 = GRANULE.page_size();
 /// Number of virtual address bits per half (T1SZ = 64 - 48).
 pub const VA_BITS: u32 = 48;
 

@@ -1,7 +1,10 @@
 //! Stage-1 translation tables: descriptor encoding, one mapper, one walker.
 //!
-//! 4 KiB granule, four levels (0 to 3). The geometry is data ([`level_shift`]), not
-//! scattered shifts, so other granules can be added without touching the logic.
+//! The shape of the tables (page size, bits per level, the first level, which
+//! levels may hold blocks) is the table owner's [`Granule`], asked through
+//! [`TableAccess::granule`]; the logic is the same for every granule. The
+//! kernel uses [`crate::layout::GRANULE`], and the free functions
+//! ([`level_shift`], [`level_size`], [`ENTRIES`]) describe that one.
 //!
 //! The same code builds the early tables before the MMU is on (tables reached by
 //! their physical address) and the linear map afterwards (tables reached through
@@ -10,34 +13,28 @@
 //! safe to run at any address, and unit-tested on the host.
 
 use crate::addr::PhysAddr;
+use crate::layout::GRANULE;
 
-/// Entries per table page.
-pub const ENTRIES: usize = 512;
-/// The deepest level; its entries are pages.
-pub const LAST_LEVEL: usize = 3;
-/// The shallowest level that may hold a block (1 GiB blocks at level 1).
-pub const FIRST_BLOCK_LEVEL: usize = 1;
+mod granule;
+pub use granule::{Granule, LAST_LEVEL};
 
-/// log2 of the bytes one entry covers at `level`: 512 GiB, 1 GiB, 2 MiB, 4 KiB.
-/// Each level resolves 9 bits (512 entries of 8 bytes fill one 4 KiB page).
-/// A `match` rather than an array so that no bounds check, and so no panic path,
-/// reaches the early code.
+/// Entries per table page of the kernel's granule.
+pub const ENTRIES: usize = GRANULE.entries();
+/// The shallowest level that may hold a block in the kernel's granule.
+pub const FIRST_BLOCK_LEVEL: usize = GRANULE.first_block_level();
+
+/// log2 of the bytes one entry covers at `level`, in the kernel's granule.
 pub const fn level_shift(level: usize) -> u32 {
-    match level {
-        0 => 39,
-        1 => 30,
-        2 => 21,
-        _ => 12,
-    }
+    GRANULE.level_shift(level)
 }
 
-/// Bytes mapped by one entry at `level`.
+/// Bytes mapped by one entry at `level`, in the kernel's granule.
 pub const fn level_size(level: usize) -> u64 {
-    1 << level_shift(level)
+    GRANULE.level_size(level)
 }
 
 /// Size of a table page (one granule).
-pub const TABLE_SIZE: u64 = level_size(LAST_LEVEL);
+pub const TABLE_SIZE: u64 = GRANULE.page_size();
 
 // Descriptor bits (ARM ARM D8.3, VMSAv8-64 descriptor formats).
 const VALID: u64 = 1 << 0;
@@ -136,7 +133,7 @@ impl Attrs {
 /// Permissions as decoded from a live descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecodedProt {
-    /// AP[2] clear.
+    /// AP\[2\] clear.
     pub write: bool,
     /// PXN clear.
     pub exec: bool,
@@ -251,7 +248,7 @@ pub const fn leaf_descriptor(pa: PhysAddr, level: usize, attrs: Attrs) -> u64 {
 /// address in a table descriptor, or a page from [`TableAlloc::alloc_table`]).
 /// For every such `pa` the implementor guarantees:
 ///
-/// - `table_ptr(pa)` returns a pointer, 8-byte aligned, to the [`ENTRIES`]
+/// - `table_ptr(pa)` returns a pointer, 8-byte aligned, to the [`Granule::entries`]
 ///   entries of that table page, valid for reads for as long as the `&self`
 ///   borrow it was obtained through lasts.
 /// - `table_ptr_mut(pa)` returns such a pointer valid for reads *and writes* for
@@ -267,6 +264,11 @@ pub const fn leaf_descriptor(pa: PhysAddr, level: usize, attrs: Attrs) -> u64 {
 ///   as the MMU's table walker, are allowed: entries are read and written with
 ///   single volatile 64-bit accesses.
 pub unsafe trait TableAccess {
+    /// The granule the tables are built in (the kernel's, unless said).
+    fn granule(&self) -> Granule {
+        GRANULE
+    }
+
     /// Pointer to the first entry of the table page at `pa`, for reading.
     fn table_ptr(&self, pa: PhysAddr) -> *const u64;
 
@@ -297,15 +299,16 @@ pub enum MapError {
     OutOfTables,
 }
 
-/// Descriptors written or found, by size.
+/// Descriptors written or found, by level (their sizes are the granule's:
+/// with 4 KiB pages, 1 GiB blocks, 2 MiB blocks and 4 KiB pages).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MapCounts {
-    /// 1 GiB blocks.
-    pub blocks_1g: u64,
-    /// 2 MiB blocks.
-    pub blocks_2m: u64,
-    /// 4 KiB pages.
-    pub pages_4k: u64,
+    /// Blocks at level 1.
+    pub blocks_l1: u64,
+    /// Blocks at level 2.
+    pub blocks_l2: u64,
+    /// Pages (level 3).
+    pub pages: u64,
     /// Table pages allocated (by [`map`]) or visited below the root (by [`count`]).
     pub tables: u64,
 }
@@ -315,9 +318,9 @@ impl core::ops::Add for MapCounts {
 
     fn add(self, o: MapCounts) -> MapCounts {
         MapCounts {
-            blocks_1g: self.blocks_1g + o.blocks_1g,
-            blocks_2m: self.blocks_2m + o.blocks_2m,
-            pages_4k: self.pages_4k + o.pages_4k,
+            blocks_l1: self.blocks_l1 + o.blocks_l1,
+            blocks_l2: self.blocks_l2 + o.blocks_l2,
+            pages: self.pages + o.pages,
             tables: self.tables + o.tables,
         }
     }
@@ -332,9 +335,9 @@ impl core::ops::AddAssign for MapCounts {
 impl MapCounts {
     fn add_leaf(&mut self, level: usize) {
         match level {
-            1 => self.blocks_1g += 1,
-            2 => self.blocks_2m += 1,
-            _ => self.pages_4k += 1,
+            1 => self.blocks_l1 += 1,
+            2 => self.blocks_l2 += 1,
+            _ => self.pages += 1,
         }
     }
 }
@@ -342,33 +345,33 @@ impl MapCounts {
 /// Shape limits for [`map`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Granularity {
-    /// Largest block that fits: 1 GiB, then 2 MiB, then 4 KiB.
+    /// Largest block that fits (with 4 KiB pages: 1 GiB, then 2 MiB, then pages).
     LargestBlocks,
-    /// 4 KiB pages only.
+    /// Pages only.
     PagesOnly,
 }
 
 /// Reads entry `index` of the table at `table`.
 fn read_entry<A: TableAccess + ?Sized>(mem: &A, table: PhysAddr, index: usize) -> u64 {
+    let entries = mem.granule().entries();
     let base = mem.table_ptr(table);
-    // SAFETY: `TableAccess` guarantees 512 entries behind `base`, valid for
-    // reads while `mem` stays borrowed, and `index` is masked below 512.
-    // Volatile because the hardware walker reads the same memory.
-    unsafe { base.add(index & (ENTRIES - 1)).read_volatile() }
+    // SAFETY: `TableAccess` guarantees a table page of the granule's entries
+    // behind `base`, valid for reads while `mem` stays borrowed, and `index`
+    // is masked below that count. Volatile because the hardware walker reads
+    // the same memory.
+    unsafe { base.add(index & (entries - 1)).read_volatile() }
 }
 
 /// Writes entry `index` of the table at `table` with a single 64-bit store, so
 /// the walker sees either the old or the new descriptor, never a mix.
 fn write_entry<A: TableAccess + ?Sized>(mem: &mut A, table: PhysAddr, index: usize, raw: u64) {
+    let entries = mem.granule().entries();
     let base = mem.table_ptr_mut(table);
-    // SAFETY: `TableAccess` guarantees 512 entries behind `base`, valid for
-    // writes while `mem` stays mutably borrowed (it is, until this store), and
-    // `index` is masked below 512. Volatile, as in `read_entry`.
-    unsafe { base.add(index & (ENTRIES - 1)).write_volatile(raw) }
-}
-
-const fn index_at(va: u64, level: usize) -> usize {
-    ((va >> level_shift(level)) as usize) & (ENTRIES - 1)
+    // SAFETY: `TableAccess` guarantees a table page of the granule's entries
+    // behind `base`, valid for writes while `mem` stays mutably borrowed (it
+    // is, until this store), and `index` is masked below that count.
+    // Volatile, as in `read_entry`.
+    unsafe { base.add(index & (entries - 1)).write_volatile(raw) }
 }
 
 /// Maps `[va, va + len)` to `[pa, pa + len)` below `root`, using at each level the
@@ -393,12 +396,13 @@ pub fn map<A: TableAlloc + ?Sized>(
     attrs: Attrs,
     granularity: Granularity,
 ) -> Result<MapCounts, MapError> {
-    let page = level_size(LAST_LEVEL);
+    let g = mem.granule();
+    let page = g.page_size();
     if len == 0 || !va.is_multiple_of(page) || !pa.is_aligned(page) || !len.is_multiple_of(page) {
         return Err(MapError::Misaligned);
     }
     let mut counts = MapCounts::default();
-    map_level(mem, root, 0, va, pa, len, attrs, granularity, &mut counts)?;
+    map_level(mem, root, g.first_level(), va, pa, len, attrs, granularity, &mut counts)?;
     Ok(counts)
 }
 
@@ -414,15 +418,16 @@ fn map_level<A: TableAlloc + ?Sized>(
     granularity: Granularity,
     counts: &mut MapCounts,
 ) -> Result<(), MapError> {
-    let size = level_size(level);
+    let g = mem.granule();
+    let size = g.level_size(level);
     while len > 0 {
-        let index = index_at(va, level);
+        let index = g.index(va, level);
         // Bytes from `va` to the end of this entry's span.
         let span_left = size - (va & (size - 1));
         let chunk = if len < span_left { len } else { span_left };
         let raw = read_entry(mem, table, index);
 
-        let blocks_allowed = level >= FIRST_BLOCK_LEVEL && granularity == Granularity::LargestBlocks;
+        let blocks_allowed = g.block_allowed(level) && granularity == Granularity::LargestBlocks;
         let whole_entry = chunk == size && pa.is_aligned(size);
         if level == LAST_LEVEL || (blocks_allowed && whole_entry) {
             if Entry::decode(raw, level) != Entry::Invalid {
@@ -460,12 +465,12 @@ fn map_level<A: TableAlloc + ?Sized>(
 ///   range (splitting it would need break-before-make); nothing was cleared
 ///   from that block on.
 pub fn unmap<A: TableAccess + ?Sized>(mem: &mut A, root: PhysAddr, va: u64, len: u64) -> Result<u64, MapError> {
-    let page = level_size(LAST_LEVEL);
-    if !va.is_multiple_of(page) || !len.is_multiple_of(page) {
+    let g = mem.granule();
+    if !va.is_multiple_of(g.page_size()) || !len.is_multiple_of(g.page_size()) {
         return Err(MapError::Misaligned);
     }
     let mut cleared = 0;
-    unmap_level(mem, root, 0, va, len, &mut cleared)?;
+    unmap_level(mem, root, g.first_level(), va, len, &mut cleared)?;
     Ok(cleared)
 }
 
@@ -477,11 +482,12 @@ fn unmap_level<A: TableAccess + ?Sized>(
     mut len: u64,
     cleared: &mut u64,
 ) -> Result<(), MapError> {
-    let size = level_size(level);
+    let g = mem.granule();
+    let size = g.level_size(level);
     while len > 0 {
         let span_left = size - (va & (size - 1));
         let chunk = if len < span_left { len } else { span_left };
-        let index = index_at(va, level);
+        let index = g.index(va, level);
         match Entry::decode(read_entry(mem, table, index), level) {
             Entry::Invalid => {}
             Entry::Table(next) => unmap_level(mem, next, level + 1, va, chunk, cleared)?,
@@ -518,8 +524,9 @@ pub fn build_split<A: TableAlloc + ?Sized>(
     inner: Attrs,
     outer: Attrs,
 ) -> Result<(PhysAddr, MapCounts), MapError> {
-    let size = level_size(level);
-    let page = level_size(LAST_LEVEL);
+    let g = mem.granule();
+    let size = g.level_size(level);
+    let page = g.page_size();
     let inside = inner_va >= block_va && inner_va - block_va + inner_len <= size;
     if level == LAST_LEVEL
         || !inside
@@ -616,9 +623,10 @@ pub fn walk<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64) -> Walk {
         steps: [None; 4],
         translation: None,
     };
+    let g = mem.granule();
     let mut table = root;
-    for level in 0..=LAST_LEVEL {
-        let index = index_at(va, level);
+    for level in g.first_level()..=LAST_LEVEL {
+        let index = g.index(va, level);
         let raw = read_entry(mem, table, index);
         result.steps[level] = Some(WalkStep {
             level,
@@ -630,7 +638,7 @@ pub fn walk<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64) -> Walk {
             Entry::Invalid => break,
             Entry::Table(next) => table = next,
             Entry::Leaf { pa, prot } => {
-                let size = level_size(level);
+                let size = g.level_size(level);
                 let pa = pa.align_down(size).add(va & (size - 1));
                 result.translation = Some(Translation { pa, level, size, prot });
                 break;
@@ -663,7 +671,7 @@ pub enum Visited {
 /// skipped without a call.
 pub fn visit<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64, len: u64, f: &mut impl FnMut(Visited)) {
     if len > 0 {
-        visit_level(mem, root, 0, va, len, f);
+        visit_level(mem, root, mem.granule().first_level(), va, len, f);
     }
 }
 
@@ -675,11 +683,12 @@ fn visit_level<A: TableAccess + ?Sized>(
     mut len: u64,
     f: &mut impl FnMut(Visited),
 ) {
-    let size = level_size(level);
+    let g = mem.granule();
+    let size = g.level_size(level);
     while len > 0 {
         let span_left = size - (va & (size - 1));
         let chunk = if len < span_left { len } else { span_left };
-        let raw = read_entry(mem, table, index_at(va, level));
+        let raw = read_entry(mem, table, g.index(va, level));
         match Entry::decode(raw, level) {
             Entry::Invalid => {}
             Entry::Leaf { pa, .. } => f(Visited::Leaf {

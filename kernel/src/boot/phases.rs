@@ -112,9 +112,9 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
             "linear map built: PHYS_OFFSET={:#x}{}, 1G:{} 2M:{} 4K:{} in {} table pages",
             k.linear.phys_offset.raw(),
             if k.linear.random { " (random)" } else { "" },
-            counts.blocks_1g,
-            counts.blocks_2m,
-            counts.pages_4k,
+            counts.blocks_l1,
+            counts.blocks_l2,
+            counts.pages,
             counts.tables
         );
         zero_dtb_seed(info);
@@ -189,9 +189,9 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         "{} MiB RAM, {} MiB free, linear map 1G:{} 2M:{} 4K:{} in {} table pages",
         info.dt.memory.total() >> 20,
         (frames::free_frames() * PAGE_SIZE) >> 20,
-        linear_now.blocks_1g,
-        linear_now.blocks_2m,
-        linear_now.pages_4k,
+        linear_now.blocks_l1,
+        linear_now.blocks_l2,
+        linear_now.pages,
         linear_now.tables
     );
     state::set(Kernel {

@@ -227,7 +227,7 @@ fn layout() {
     match rodata::split_cost() {
         Some(c) => println!(
             "# rodata=full: the linear alias of text+rodata is r--; the split cost {} table pages (2M:{},4K:{})",
-            c.tables, c.blocks_2m, c.pages_4k
+            c.tables, c.blocks_l2, c.pages
         ),
         None => println!("# rodata=full is off: the linear alias of text+rodata is writable data (rw-)"),
     }

@@ -39,7 +39,7 @@ impl fmt::Display for LayoutRow<'_> {
         write!(
             f,
             " prot={} map=1G:{},2M:{},4K:{}",
-            self.prot, m.blocks_1g, m.blocks_2m, m.pages_4k
+            self.prot, m.blocks_l1, m.blocks_l2, m.pages
         )
     }
 }
@@ -323,7 +323,7 @@ mod tests {
             k: &k,
             image_size: size,
             relocations: 597,
-            instructions: Some(28404),
+            instructions: Some(28908),
             ram: &ram,
             dtb_seed_now: 0,
         }
@@ -339,7 +339,7 @@ mod tests {
         let expected = "\
 source=bootarg seed=0x5 offset=0x1fffdca00000 text=0xffffa0005ca00000
 window=0xffffa0005c000000-0xffffe00014000000 align=2M slots=33553856 entropy=25.0 bits
-image=0xac000 bytes relocations=597 instructions=28404
+image=0xac000 bytes relocations=597 instructions=28908
 modules direct=0xffffa0005be44000-0xffffa00063e44000 plt=0xffffa0002a3a8000-0xffffa000aa3a8000
 modules entropy direct=15.0 bits plt=18.9 bits
 linear base=fixed (131072 1G-aligned places would give 17.0 bits with kaslr.linear=on)
@@ -423,9 +423,9 @@ dtb /chosen/kaslr-seed now=0x0
             pa: Some((0x4000_0000, 0xa000_0000)),
             prot: "rw-",
             map: MapCounts {
-                blocks_1g: 1,
-                blocks_2m: 256,
-                pages_4k: 0,
+                blocks_l1: 1,
+                blocks_l2: 256,
+                pages: 0,
                 tables: 2,
             },
         };

@@ -4,52 +4,64 @@
 extern crate std;
 
 use std::boxed::Box;
+use std::vec;
 use std::vec::Vec;
 
-use super::{ENTRIES, TABLE_SIZE, TableAccess, TableAlloc};
+use super::{Granule, TableAccess, TableAlloc};
 use crate::addr::PhysAddr;
 
 /// Made-up physical address of the first host table page.
 const TABLE_BASE: u64 = 0x7000_0000_0000;
 
-/// Up to `limit` table pages on the host heap.
+/// Up to `limit` table pages of one granule on the host heap.
 pub struct HostTables {
-    pages: Vec<Box<[u64; ENTRIES]>>,
+    pages: Vec<Box<[u64]>>,
     limit: usize,
+    granule: Granule,
 }
 
 impl HostTables {
-    /// A root table plus room for `limit` more; returns the tables and the root.
+    /// A root table plus room for `limit` more, in the kernel's granule;
+    /// returns the tables and the root.
     pub fn new(limit: usize) -> (Self, PhysAddr) {
+        Self::with_granule(crate::layout::GRANULE, limit)
+    }
+
+    /// The same in any granule.
+    pub fn with_granule(granule: Granule, limit: usize) -> (Self, PhysAddr) {
         let mut tables = HostTables {
             pages: Vec::new(),
             limit: limit + 1,
+            granule,
         };
         let root = tables.alloc_table().expect("room for the root");
         (tables, root)
     }
-}
 
-impl HostTables {
     /// Index in `pages` of the page at `pa` (panics, on the host only, for a PA
     /// that was never handed out).
-    fn index(pa: PhysAddr) -> usize {
-        ((pa.raw() - TABLE_BASE) / TABLE_SIZE) as usize
+    fn index(&self, pa: PhysAddr) -> usize {
+        ((pa.raw() - TABLE_BASE) / self.granule.page_size()) as usize
     }
 }
 
-// SAFETY: every PA handed out indexes a live boxed page (512 `u64`s, so 8-byte
-// aligned) owned by `pages`, which nothing else can reach: the read pointer is
+// SAFETY: every PA handed out indexes a live boxed page (the granule's count
+// of `u64`s, so 8-byte aligned) owned by `pages`, which nothing else can reach: the read pointer is
 // derived from `&self`, the write pointer from `&mut self.pages[i]`, so each is
 // valid for as long as the borrow of `self` it came from. `pages` is private and
 // no reference into a page is ever handed out.
 unsafe impl TableAccess for HostTables {
+    fn granule(&self) -> Granule {
+        self.granule
+    }
+
     fn table_ptr(&self, pa: PhysAddr) -> *const u64 {
-        self.pages[Self::index(pa)].as_ptr()
+        self.pages[self.index(pa)].as_ptr()
     }
 
     fn table_ptr_mut(&mut self, pa: PhysAddr) -> *mut u64 {
-        self.pages[Self::index(pa)].as_mut_ptr()
+        let i = self.index(pa);
+        self.pages[i].as_mut_ptr()
     }
 }
 
@@ -58,7 +70,9 @@ impl TableAlloc for HostTables {
         if self.pages.len() == self.limit {
             return None;
         }
-        self.pages.push(Box::new([0; ENTRIES]));
-        Some(PhysAddr::new(TABLE_BASE + (self.pages.len() as u64 - 1) * TABLE_SIZE))
+        self.pages.push(vec![0; self.granule.entries()].into_boxed_slice());
+        Some(PhysAddr::new(
+            TABLE_BASE + (self.pages.len() as u64 - 1) * self.granule.page_size(),
+        ))
     }
 }

@@ -33,9 +33,9 @@ fn map_linear(ram: &[(u64, u64)]) -> (HostTables, PhysAddr, MapCounts) {
 
 fn counts(g: u64, m: u64, k: u64, tables: u64) -> MapCounts {
     MapCounts {
-        blocks_1g: g,
-        blocks_2m: m,
-        pages_4k: k,
+        blocks_l1: g,
+        blocks_l2: m,
+        pages: k,
         tables,
     }
 }
@@ -74,8 +74,8 @@ fn block_choice_for_ram_layouts() {
             seen += c;
         }
         assert_eq!(
-            (seen.blocks_1g, seen.blocks_2m, seen.pages_4k),
-            (got.blocks_1g, got.blocks_2m, got.pages_4k)
+            (seen.blocks_l1, seen.blocks_l2, seen.pages),
+            (got.blocks_l1, got.blocks_l2, got.pages)
         );
     }
 }
@@ -98,16 +98,16 @@ fn minimum_shape(ram: &[(u64, u64)]) -> MapCounts {
             let g = pa & !(GIB - 1);
             let m = pa & !(2 * MIB - 1);
             if covers(GIB, g) {
-                c.blocks_1g += 1;
+                c.blocks_l1 += 1;
                 pa = g + GIB;
             } else if covers(2 * MIB, m) {
                 l2_tables.insert(g);
-                c.blocks_2m += 1;
+                c.blocks_l2 += 1;
                 pa = m + 2 * MIB;
             } else {
                 l2_tables.insert(g);
                 l3_tables.insert(m);
-                c.pages_4k += 1;
+                c.pages += 1;
                 pa += 4 * KIB;
             }
         }
@@ -365,4 +365,93 @@ fn split_keeps_the_translation_and_protects_only_the_inner_range() {
         ),
         Err(MapError::Misaligned)
     );
+}
+
+/// Maps `size` bytes of RAM from `start` at `PAGE_OFFSET + start` in `granule`.
+fn map_in(granule: Granule, start: u64, size: u64, granularity: Granularity) -> (HostTables, PhysAddr, MapCounts) {
+    let (mut tables, root) = HostTables::with_granule(granule, 4096);
+    let c = map(
+        &mut tables,
+        root,
+        LINEAR + start,
+        PhysAddr::new(start),
+        size,
+        Attrs::DATA,
+        granularity,
+    )
+    .expect("map");
+    (tables, root, c)
+}
+
+#[test]
+fn every_granule_maps_with_its_own_largest_blocks() {
+    // (granule, RAM from 1 GiB, level-1 blocks, level-2 blocks, pages, tables below the root)
+    let rows = [
+        // 4 KiB: a 1 GiB block needs only the level-1 table.
+        (Granule::K4, GIB, 1, 0, 0, 1),
+        // 16 KiB: 32 blocks of 32 MiB, under a level-1 and a level-2 table.
+        (Granule::K16, GIB, 0, 32, 0, 2),
+        // 64 KiB: the walk starts at level 1; two 512 MiB blocks in one level-2 table.
+        (Granule::K64, GIB, 0, 2, 0, 1),
+        (Granule::K64, GIB + 512 * MIB, 0, 3, 0, 1),
+        // 64 KiB at a 64 KiB-aligned edge: pages up to the next 512 MiB.
+        (Granule::K64, 512 * MIB - 64 * KIB, 0, 0, 8191, 2),
+    ];
+    for (g, size, l1, l2, pages, tables) in rows {
+        let start = if pages > 0 { GIB + 64 * KIB } else { GIB };
+        let (_, _, c) = map_in(g, start, size, Granularity::LargestBlocks);
+        assert_eq!(c, counts(l1, l2, pages, tables), "{g:?} {size:#x}");
+    }
+}
+
+#[test]
+fn walks_end_at_the_granules_block_and_page_sizes() {
+    for (g, block, levels) in [
+        (Granule::K4, GIB, 2),
+        (Granule::K16, 32 * MIB, 3),
+        (Granule::K64, 512 * MIB, 2),
+    ] {
+        let (tables, root, _) = map_in(g, GIB, GIB, Granularity::LargestBlocks);
+        // In the last block of the GiB.
+        let offset = GIB - block + 0x1234;
+        let va = LINEAR + GIB + offset;
+        let w = walk(&tables, root, va);
+        let t = w.translation.expect("mapped");
+        assert_eq!((t.pa.raw(), t.size), (GIB + offset, block), "{g:?}");
+        assert_eq!(w.steps().count(), levels, "{g:?}: levels read");
+        assert_eq!(w.steps().next().unwrap().level, g.first_level(), "{g:?}");
+
+        let (tables, root, c) = map_in(g, GIB, GIB, Granularity::PagesOnly);
+        assert_eq!(c.pages, GIB / g.page_size(), "{g:?}");
+        let t = walk(&tables, root, va).translation.expect("mapped");
+        assert_eq!((t.level, t.size), (LAST_LEVEL, g.page_size()), "{g:?}");
+        assert_eq!(
+            count(&tables, root, LINEAR + GIB, GIB),
+            c,
+            "{g:?}: count agrees with map"
+        );
+    }
+}
+
+#[test]
+fn other_granules_refuse_what_is_only_4k_aligned_and_unmap_whole_blocks() {
+    let (mut tables, root) = HostTables::with_granule(Granule::K64, 16);
+    let four_k = map(
+        &mut tables,
+        root,
+        LINEAR,
+        PhysAddr::new(GIB + 4096),
+        64 * KIB,
+        Attrs::DATA,
+        Granularity::LargestBlocks,
+    );
+    assert_eq!(four_k, Err(MapError::Misaligned));
+    let (mut tables, root, _) = map_in(Granule::K16, GIB, GIB, Granularity::LargestBlocks);
+    assert_eq!(unmap(&mut tables, root, LINEAR + GIB, 32 * MIB), Ok(1));
+    assert_eq!(
+        unmap(&mut tables, root, LINEAR + GIB + 32 * MIB, 16 * KIB),
+        Err(MapError::Misaligned),
+        "half a block"
+    );
+    assert!(walk(&tables, root, LINEAR + GIB).translation.is_none());
 }
