@@ -8,7 +8,20 @@ fn main() {
     println!("cargo:rerun-if-changed=pi/src/layout.rs");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let template = fs::read_to_string("linker.ld.in").expect("read linker.ld.in");
-    let script = template.replace("@KIMAGE_VADDR@", &format!("{:#x}", pi::layout::KIMAGE_VADDR));
+    // The granule: this crate's feature (a build-dependency's features are
+    // its own, so pi's GRANULE here is always 4 KiB). Fewer, larger table
+    // pages in the bigger granules: each maps more.
+    let (page_size, pool_pages) = if env::var_os("CARGO_FEATURE_GRANULE_64K").is_some() {
+        (64 << 10, 16)
+    } else if env::var_os("CARGO_FEATURE_GRANULE_16K").is_some() {
+        (16 << 10, 32)
+    } else {
+        (4 << 10, 64)
+    };
+    let script = template
+        .replace("@KIMAGE_VADDR@", &format!("{:#x}", pi::layout::KIMAGE_VADDR))
+        .replace("@PAGE_SIZE@", &page_size.to_string())
+        .replace("@POOL_PAGES@", &pool_pages.to_string());
     let path = out.join("linker.ld");
     fs::write(&path, script).expect("write linker.ld");
     // Two names for the configurations the crate is built in, so modules say

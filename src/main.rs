@@ -111,6 +111,14 @@ struct RunArgs {
     /// Pass an argument to QEMU verbatim (repeatable), e.g. --qemu-arg=-numa.
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
     qemu_args: Vec<String>,
+    /// Translation granule the kernel is built for: 4k, 16k or 64k (the
+    /// first run of a granule builds it, under target/granule-NAME/).
+    #[arg(long, value_name = "4k|16k|64k", default_value = "4k")]
+    granule: String,
+    /// The CPU QEMU emulates (default cortex-a72; `max` with --granule 16k,
+    /// since the Cortex-A72 has no 16 KiB granule).
+    #[arg(long, value_name = "NAME")]
+    cpu: Option<String>,
 }
 
 #[derive(Args)]
@@ -349,8 +357,16 @@ fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), Stri
         raw_dtb: args.raw_dtb.as_deref().map(qemu::check_raw_dtb).transpose()?,
         extra: args.qemu_args.clone(),
         console,
+        cpu: args.cpu.clone().unwrap_or_else(|| {
+            let cpu = if args.granule.eq_ignore_ascii_case("16k") {
+                qemu::CPU_FOR_16K
+            } else {
+                qemu::DEFAULT_CPU
+            };
+            cpu.to_string()
+        }),
     };
-    let mut artifacts = Artifacts::built();
+    let mut artifacts = Artifacts::for_granule(&args.granule)?;
     if let Some(initrd) = &args.initrd {
         std::fs::metadata(initrd).map_err(|e| format!("--initrd {}: {e}", initrd.display()))?;
         artifacts.initrd = initrd.clone();

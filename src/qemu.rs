@@ -18,7 +18,7 @@ pub struct Artifacts {
 }
 
 impl Artifacts {
-    /// The artifacts this host tool was built with.
+    /// The artifacts this host tool was built with (4 KiB pages).
     pub fn built() -> Self {
         Artifacts {
             image: env!("SPLITMAP_IMAGE").into(),
@@ -26,6 +26,64 @@ impl Artifacts {
             initrd: env!("SPLITMAP_INITRD").into(),
             boot: env!("SPLITMAP_BOOT").into(),
         }
+    }
+
+    /// The kernel (and the stage-0 loader that embeds it) built for
+    /// `granule`, "4k", "16k" or "64k", under target/granule-NAME/; the
+    /// initrd is the same for every granule. The first call per granule
+    /// builds it (about as long as the kernel's own build); later ones only
+    /// check it is current.
+    ///
+    /// # Errors
+    /// An unknown granule, or a failed build.
+    pub fn for_granule(granule: &str) -> Result<Self, String> {
+        let granule = granule.to_ascii_lowercase();
+        let feature = match granule.as_str() {
+            "4k" => return Ok(Self::built()),
+            "16k" => "granule-16k",
+            "64k" => "granule-64k",
+            other => return Err(format!("--granule {other}: say 4k, 16k or 64k")),
+        };
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = workspace.join("target").join(format!("granule-{granule}"));
+        let cargo = std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from);
+        let executable = |built: crate::kbuild::Built, name: &str| -> Result<Vec<u8>, String> {
+            let (_, path) = built
+                .executables
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| format!("the {granule} build made no {name}"))?;
+            std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        let kernel = crate::kbuild::cargo_build(&cargo, workspace, &dir, "splitmap-kernel", &[feature], &[])?;
+        let elf = executable(kernel, "splitmap-kernel")?;
+        let mut image = crate::kbuild::make_image(&elf)?;
+        crate::kbuild::embed_symbols(&elf, &mut image)?;
+        crate::kbuild::check_header(&image)?;
+        let write = |name: &str, bytes: &[u8]| -> Result<PathBuf, String> {
+            let path = dir.join(name);
+            if std::fs::read(&path).ok().as_deref() != Some(bytes) {
+                std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            Ok(path)
+        };
+        let image_path = write("Image", &image)?;
+        let elf_path = write("splitmap.elf", &elf)?;
+        let boot = crate::kbuild::cargo_build(
+            &cargo,
+            workspace,
+            &dir,
+            "splitmap-boot",
+            &[],
+            &[("SPLITMAP_KERNEL_IMAGE", &image_path)],
+        )?;
+        let boot_image = crate::kbuild::make_image(&executable(boot, "splitmap-boot")?)?;
+        Ok(Artifacts {
+            image: image_path,
+            elf: elf_path,
+            initrd: Self::built().initrd,
+            boot: write("boot.bin", &boot_image)?,
+        })
     }
 }
 
@@ -76,7 +134,15 @@ pub struct Boot {
     pub extra: Vec<String>,
     /// Console wiring.
     pub console: Console,
+    /// The CPU QEMU emulates.
+    pub cpu: String,
 }
+
+/// QEMU's CPU unless told otherwise. It lacks the 16 KiB granule (as does
+/// `cortex-a57`), so 16 KiB kernels get [`CPU_FOR_16K`].
+pub const DEFAULT_CPU: &str = "cortex-a72";
+/// A CPU with every granule: QEMU's `max` (TGran4 = 1, TGran16 = 2, TGran64 = 0).
+pub const CPU_FOR_16K: &str = "max";
 
 impl Default for Boot {
     fn default() -> Self {
@@ -93,6 +159,7 @@ impl Default for Boot {
             raw_dtb: None,
             extra: Vec::new(),
             console: Console::Interactive,
+            cpu: DEFAULT_CPU.into(),
         }
     }
 }
@@ -126,7 +193,7 @@ pub fn kernel_cmdline(boot: &Boot) -> String {
 
 /// QEMU's arguments (without the program name).
 pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
-    let mut args: Vec<String> = vec!["-machine".into(), "virt".into(), "-cpu".into(), "cortex-a72".into()];
+    let mut args: Vec<String> = vec!["-machine".into(), "virt".into(), "-cpu".into(), boot.cpu.clone()];
     args.extend([
         "-m".into(),
         format!("{}M", boot.mem >> 20),

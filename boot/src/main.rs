@@ -81,6 +81,7 @@ mod machine {
         let mut out = Uart(dt.uart.map(|u| unsafe { Pl011::new(u.regs.start.raw() as *mut u32) }));
 
         let image_size = u64::from_le_bytes(KERNEL[16..24].try_into().unwrap_or_default()).max(KERNEL.len() as u64);
+        let page = placement::image_page_size(KERNEL);
         let mut busy = [Busy {
             range: PhysRange::default(),
             what: "",
@@ -130,14 +131,16 @@ mod machine {
 
         let first_ram = dt.memory.iter().next().map_or(0, |r| r.start.raw());
         let placed = match placement::parse_request(dt.bootargs) {
-            Ok(Some(Request::At(pa))) => placement::check(pa, image_size, &dt.memory, busy).map(|()| (pa, "requested")),
+            Ok(Some(Request::At(pa))) => {
+                placement::check(pa, image_size, page, &dt.memory, busy).map(|()| (pa, "requested"))
+            }
             Ok(Some(Request::Random)) => match dt.rng_seed {
-                Some(seed) => placement::random_slot(seed, image_size, &dt.memory, busy).map(|pa| (pa, "random")),
+                Some(seed) => placement::random_slot(seed, image_size, page, &dt.memory, busy).map(|pa| (pa, "random")),
                 None => Err(placement::PlacementError::NoSeed),
             },
             Ok(None) => {
                 let pa = first_ram + (2 << 20);
-                placement::check(pa, image_size, &dt.memory, busy).map(|()| (pa, "default: RAM base + 2 MiB"))
+                placement::check(pa, image_size, page, &dt.memory, busy).map(|()| (pa, "default: RAM base + 2 MiB"))
             }
             Err(e) => Err(e),
         };

@@ -1,10 +1,10 @@
 //! Where the kernel Image goes: the user's request, checked against RAM and
-//! everything already in memory, or a random 4 KiB slot.
+//! everything already in memory, or a random page-aligned slot (the page
+//! size the Image's header names).
 
 use core::fmt;
 
 use kernel::mm::ranges::{PhysRange, RangeList};
-use pi::layout::PAGE_SIZE;
 
 /// The bootarg the host tool sets for `--load-addr`.
 pub const LOAD_KEY: &str = "splitmap.load";
@@ -42,8 +42,13 @@ pub enum PlacementError<'a> {
     BadValue(&'a str),
     /// `splitmap.dtb=` holds something that is not a number.
     BadDtb(&'a str),
-    /// Not a multiple of 4 KiB.
-    Unaligned(u64),
+    /// Not a multiple of the Image's page size.
+    Unaligned {
+        /// Requested address.
+        pa: u64,
+        /// The page size the Image was built for.
+        page: u64,
+    },
     /// `[pa, pa + size)` is not inside one RAM range.
     OutsideRam {
         /// Requested address.
@@ -71,7 +76,12 @@ impl fmt::Display for PlacementError<'_> {
         match self {
             PlacementError::BadValue(v) => write!(f, "{LOAD_KEY}={v}: expected a physical address (0x…) or 'random'"),
             PlacementError::BadDtb(v) => write!(f, "{DTB_KEY}={v}: expected a physical address (0x…)"),
-            PlacementError::Unaligned(pa) => write!(f, "load address {pa:#x} is not 4 KiB-aligned"),
+            PlacementError::Unaligned { pa, page } => write!(
+                f,
+                "load address {pa:#x} is not {} KiB-aligned (the Image is built for {} KiB pages)",
+                page >> 10,
+                page >> 10
+            ),
             PlacementError::OutsideRam { pa, size } => {
                 write!(
                     f,
@@ -151,13 +161,29 @@ pub fn check_raw_dtb(
     }
 }
 
-/// Checks that an image of `size` bytes may go at `pa`.
+/// The page size an Image needs, from its header's flags (bits 1-2: 1 = 4 KiB,
+/// 2 = 16 KiB, 3 = 64 KiB; 0, unspecified, is 4 KiB), so the loader aligns a
+/// kernel of any granule right.
+pub fn image_page_size(header: &[u8]) -> u64 {
+    let flags = header
+        .get(24..32)
+        .and_then(|f| f.try_into().ok())
+        .map_or(0, u64::from_le_bytes);
+    match (flags >> 1) & 3 {
+        2 => 16 << 10,
+        3 => 64 << 10,
+        _ => 4 << 10,
+    }
+}
+
+/// Checks that an image of `size` bytes, built for `page`-byte pages, may go
+/// at `pa`.
 ///
 /// # Errors
 /// The first rule broken: alignment, RAM, then overlaps.
-pub fn check(pa: u64, size: u64, ram: &RangeList, busy: &[Busy]) -> Result<(), PlacementError<'static>> {
-    if !pa.is_multiple_of(PAGE_SIZE) {
-        return Err(PlacementError::Unaligned(pa));
+pub fn check(pa: u64, size: u64, page: u64, ram: &RangeList, busy: &[Busy]) -> Result<(), PlacementError<'static>> {
+    if !pa.is_multiple_of(page) {
+        return Err(PlacementError::Unaligned { pa, page });
     }
     let image = PhysRange::new(pa, size).ok_or(PlacementError::OutsideRam { pa, size })?;
     if !ram.covers(image) {
@@ -172,16 +198,22 @@ pub fn check(pa: u64, size: u64, ram: &RangeList, busy: &[Busy]) -> Result<(), P
     }
 }
 
-/// A uniformly chosen 4 KiB-aligned address where `size` bytes fit in RAM
+/// A uniformly chosen `page`-aligned address where `size` bytes fit in RAM
 /// without touching anything busy. `seed` picks the slot.
 ///
 /// # Errors
 /// [`PlacementError::NoRoom`] if there is no such slot.
-pub fn random_slot(seed: u64, size: u64, ram: &RangeList, busy: &[Busy]) -> Result<u64, PlacementError<'static>> {
+pub fn random_slot(
+    seed: u64,
+    size: u64,
+    page: u64,
+    ram: &RangeList,
+    busy: &[Busy],
+) -> Result<u64, PlacementError<'static>> {
     let mut holes = RangeList::new();
     for b in busy {
-        let start = b.range.start.align_down(PAGE_SIZE).raw();
-        let end = b.range.end.raw().next_multiple_of(PAGE_SIZE);
+        let start = b.range.start.align_down(page).raw();
+        let end = b.range.end.raw().next_multiple_of(page);
         holes
             .insert(PhysRange::new(start, end - start).ok_or(PlacementError::NoRoom(size))?)
             .map_err(|_| PlacementError::NoRoom(size))?;
@@ -189,9 +221,9 @@ pub fn random_slot(seed: u64, size: u64, ram: &RangeList, busy: &[Busy]) -> Resu
     let free = ram.subtract(&holes).map_err(|_| PlacementError::NoRoom(size))?;
     // Slots of each free range: addresses a with a + size <= end.
     let slots_in = |r: &PhysRange| {
-        let r = r.shrink_to_pages(PAGE_SIZE);
+        let r = r.shrink_to_pages(page);
         if r.size() >= size {
-            (r.size() - size) / PAGE_SIZE + 1
+            (r.size() - size) / page + 1
         } else {
             0
         }
@@ -204,7 +236,7 @@ pub fn random_slot(seed: u64, size: u64, ram: &RangeList, busy: &[Busy]) -> Resu
     for r in free.iter() {
         let n = slots_in(r);
         if pick < n {
-            return Ok(r.shrink_to_pages(PAGE_SIZE).start.raw() + pick * PAGE_SIZE);
+            return Ok(r.shrink_to_pages(page).start.raw() + pick * page);
         }
         pick -= n;
     }
@@ -214,6 +246,7 @@ pub fn random_slot(seed: u64, size: u64, ram: &RangeList, busy: &[Busy]) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pi::layout::PAGE_SIZE;
 
     const MIB: u64 = 1 << 20;
     const GIB: u64 = 1 << 30;
@@ -292,7 +325,13 @@ mod tests {
             (GIB + 2 * MIB, Ok(())),
             (GIB + 0x123_4000, Ok(())),
             (2 * GIB - size, Ok(())),
-            (GIB + 0x1234, Err(PlacementError::Unaligned(GIB + 0x1234))),
+            (
+                GIB + 0x1234,
+                Err(PlacementError::Unaligned {
+                    pa: GIB + 0x1234,
+                    page: 4096,
+                }),
+            ),
             (
                 2 * GIB - size + PAGE_SIZE,
                 Err(PlacementError::OutsideRam {
@@ -318,7 +357,7 @@ mod tests {
             (!0xfff, Err(PlacementError::OutsideRam { pa: !0xfff, size })),
         ];
         for (pa, expected) in rows {
-            assert_eq!(check(pa, size, &r, &b), expected, "{pa:#x}");
+            assert_eq!(check(pa, size, 4096, &r, &b), expected, "{pa:#x}");
         }
     }
 
@@ -331,29 +370,59 @@ mod tests {
         ];
         let size = 0x69000;
         for seed in 0..5_000u64 {
-            let pa = random_slot(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), size, &r, &b).unwrap();
-            check(pa, size, &r, &b).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            let pa = random_slot(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), size, 4096, &r, &b).unwrap();
+            check(pa, size, 4096, &r, &b).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         }
         // Slots per free piece, (piece - size) / 4 KiB + 1: [1G, 1G+1M) 152,
         // [1G+2M, 1G+32M) 7576, [1G+32M+4K, 1G+64M) 8087, [4G, 4G+8M) 1944.
         let total = 152 + 7576 + 8087 + 1944;
-        assert_eq!(random_slot(0, size, &r, &b), Ok(GIB), "first slot");
+        assert_eq!(random_slot(0, size, 4096, &r, &b), Ok(GIB), "first slot");
         assert_eq!(
-            random_slot(151, size, &r, &b),
+            random_slot(151, size, 4096, &r, &b),
             Ok(GIB + MIB - size),
             "last slot below the loader"
         );
         assert_eq!(
-            random_slot(152, size, &r, &b),
+            random_slot(152, size, 4096, &r, &b),
             Ok(GIB + 2 * MIB),
             "first slot above the loader"
         );
         assert_eq!(
-            random_slot(total - 1, size, &r, &b),
+            random_slot(total - 1, size, 4096, &r, &b),
             Ok(4 * GIB + 8 * MIB - size),
             "last slot"
         );
-        assert_eq!(random_slot(total, size, &r, &b), Ok(GIB), "wraps around");
-        assert_eq!(random_slot(1, 16 * GIB, &r, &b), Err(PlacementError::NoRoom(16 * GIB)));
+        assert_eq!(random_slot(total, size, 4096, &r, &b), Ok(GIB), "wraps around");
+        assert_eq!(
+            random_slot(1, 16 * GIB, 4096, &r, &b),
+            Err(PlacementError::NoRoom(16 * GIB))
+        );
+    }
+
+    #[test]
+    fn the_images_page_size_sets_the_alignment() {
+        let header = |flags: u64| {
+            let mut h = [0u8; 64];
+            h[24..32].copy_from_slice(&flags.to_le_bytes());
+            h
+        };
+        let pages = [(0b1010, 4 << 10), (0b1100, 16 << 10), (0b1110, 64 << 10), (0, 4 << 10)];
+        for (flags, page) in pages {
+            assert_eq!(image_page_size(&header(flags)), page, "{flags:#b}");
+        }
+        let mut r = RangeList::new();
+        r.insert(PhysRange::new(GIB, GIB).unwrap()).unwrap();
+        let e = check(GIB + 0x1000, 0x10000, 64 << 10, &r, &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "load address 0x40001000 is not 64 KiB-aligned (the Image is built for 64 KiB pages)"
+        );
+        for seed in 0..50 {
+            assert!(
+                random_slot(seed * 7919, 0x10000, 64 << 10, &r, &[])
+                    .unwrap()
+                    .is_multiple_of(64 << 10)
+            );
+        }
     }
 }

@@ -30,9 +30,10 @@ mod image {
         flags = const FLAGS,
     );
 
-    /// Image flags: bit 0 = 0 little-endian; bits 1-2 = 1 4 KiB pages; bit 3 = 1
-    /// the image may be placed anywhere in RAM (not just near the start).
-    const FLAGS: u64 = (1 << 1) | (1 << 3);
+    /// Image flags: bit 0 = 0 little-endian; bits 1-2 the page size (1 = 4 KiB,
+    /// 2 = 16 KiB, 3 = 64 KiB); bit 3 = 1 the image may be placed anywhere in
+    /// RAM (not just near the start).
+    const FLAGS: u64 = (pi::layout::GRANULE.image_flag() << 1) | (1 << 3);
 }
 
 #[cfg(not(target_os = "none"))]

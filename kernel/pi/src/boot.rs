@@ -21,14 +21,14 @@ use crate::addr::PhysAddr;
 use crate::layout::{DTB_MAX_SIZE, FIXMAP_DTB, KIMAGE_VADDR, PAGE_SIZE};
 use crate::pgtable::{self, Attrs, Granularity, MAIR_VALUE, TableAccess, TableAlloc};
 
-/// TCR_EL1: 48-bit VAs in both halves (T0SZ = T1SZ = 16), 4 KiB granules
-/// (TG0 = 0b00, TG1 = 0b10), walks inner shareable and write-back cacheable.
-/// IPS is filled in at run time from ID_AA64MMFR0_EL1.PARange.
+/// TCR_EL1: 48-bit VAs in both halves (T0SZ = T1SZ = 16), the build's
+/// granule in both (TG0, TG1), walks inner shareable and write-back
+/// cacheable. IPS is filled in at run time from ID_AA64MMFR0_EL1.PARange.
 pub const TCR_VALUE: u64 = TSZ // T0SZ
     | (1 << 8) | (1 << 10) | (3 << 12) // IRGN0, ORGN0 = WBWA; SH0 = inner
     | (TSZ << 16) // T1SZ
     | (1 << 24) | (1 << 26) | (3 << 28) // IRGN1, ORGN1 = WBWA; SH1 = inner
-    | (2 << 30); // TG1 = 4 KiB
+    | crate::layout::GRANULE.tcr_tg();
 
 /// TnSZ: the bits of a virtual address above the translated ones.
 const TSZ: u64 = 64 - crate::layout::VA_BITS as u64;
@@ -165,6 +165,8 @@ pub struct BootTables {
 enum EarlyError {
     PoolTooSmall = 1,
     Map = 2,
+    /// The CPU lacks the granule the kernel was built for.
+    Granule = 3,
 }
 
 impl From<pgtable::MapError> for EarlyError {
@@ -191,6 +193,17 @@ pub unsafe extern "C" fn __pi_create_boot_tables(dtb_pa: u64, out: *mut BootTabl
 }
 
 fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
+    // QEMU does not fault on a granule the CPU lacks: it walks with another
+    // one. So this check is the only guard, and with no console yet it speaks
+    // through the early UART.
+    let mmfr0: u64;
+    // SAFETY: ID_AA64MMFR0_EL1 is always readable at EL1.
+    unsafe { core::arch::asm!("mrs {}, id_aa64mmfr0_el1", out(reg) mmfr0, options(nomem, nostack)) };
+    if !crate::layout::GRANULE.supported_by(mmfr0) {
+        early_uart::refuse_granule(mmfr0);
+        return Err(EarlyError::Granule);
+    }
+
     // SAFETY: the linker reserves [__pool_start, __pool_end) for tables, page
     // aligned, and the MMU is off so physical addresses are used as they are.
     let mut pool = unsafe {
@@ -246,6 +259,55 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
         Attrs::TEXT,
         Granularity::PagesOnly,
     )?;
+
+    /// The one thing the early code ever prints, before the device tree is read:
+    /// on QEMU `virt`'s PL011, at its fixed address (elsewhere nothing shows, and
+    /// the CPU still parks). The last line is the one the host tool watches for
+    /// to end a session that cannot power off.
+    mod early_uart {
+        use crate::layout::GRANULE;
+
+        /// QEMU `virt`'s PL011 (data register; the flag register is at +0x18).
+        const UART: u64 = 0x0900_0000;
+
+        fn put(byte: u8) {
+            let data = UART as *mut u32;
+            let flags = (UART + 0x18) as *const u32;
+            // SAFETY: with the MMU off these are Device accesses to the PL011's
+            // registers; nothing else drives the UART this early. TXFF (bit 5)
+            // set means the FIFO is full: wait.
+            unsafe {
+                while flags.read_volatile() & (1 << 5) != 0 {}
+                data.write_volatile(u32::from(byte));
+            }
+        }
+
+        fn write(text: &str) {
+            for &b in text.as_bytes() {
+                if b == b'\n' {
+                    put(b'\r');
+                }
+                put(b);
+            }
+        }
+
+        /// Says which granule the CPU lacks, and what to do.
+        pub fn refuse_granule(mmfr0: u64) {
+            let (field, value) = GRANULE.cpu_field(mmfr0);
+            write("\nkernel panic: this kernel is built for ");
+            write(GRANULE.name());
+            write(" pages, which this CPU cannot use (ID_AA64MMFR0_EL1.");
+            write(field);
+            write(" = 0x");
+            put(b"0123456789abcdef"[(value & 0xf) as usize]);
+            write(
+                "): run it on a CPU that has them (QEMU: -cpu max; splitmap run --cpu max) or build it for another granule\n",
+            );
+            write(
+                "splitmap: power-off is unavailable: the device tree is not read yet; halted (Ctrl-A X leaves QEMU)\n",
+            );
+        }
+    }
 
     #[cfg(feature = "relacheck-canary")]
     core::hint::black_box(&canary::RELACHECK_CANARY);
@@ -390,7 +452,7 @@ __pi_primary_entry:
     add     x0, x0, :lo12:__bss_start
     adrp    x1, __pool_start
     add     x1, x1, :lo12:__pool_start
-    add     x1, x1, x23, lsl #12
+    add     x1, x1, x23, lsl #{page_shift}
     bl      8f
     adrp    x0, __boot_stack_start
     add     x0, x0, :lo12:__boot_stack_start
@@ -468,5 +530,6 @@ __pi_enable_mmu:
     tcr = const TCR_VALUE,
     sctlr = const SCTLR_MMU_ON,
     sctlr_off = const SCTLR_RES1,
+    page_shift = const crate::layout::GRANULE.page_shift(),
     kimage = const KIMAGE_VADDR,
 );

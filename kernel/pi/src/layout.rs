@@ -1,9 +1,19 @@
 //! The kernel's virtual memory layout: every fixed address lives here.
 //!
-//! 4 KiB granule, 48-bit virtual addresses. TTBR1 translates the upper half
-//! (`0xffff_…`); TTBR0 only ever holds the identity page of the MMU switch.
+//! 48-bit virtual addresses, in the granule chosen at build time ([`GRANULE`]).
+//! TTBR1 translates the upper half (`0xffff_…`); TTBR0 only ever holds the
+//! identity page of the MMU switch. The addresses below are the same in every
+//! granule (each is a multiple of 64 KiB, most of 2 MiB).
 
+/// The translation granule the kernel is built for: a build-time choice
+/// (features `granule-16k`, `granule-64k`; 4 KiB otherwise).
+#[cfg(feature = "granule-64k")]
+pub const GRANULE: crate::pgtable::Granule = crate::pgtable::Granule::K64;
 /// The translation granule the kernel is built for.
+#[cfg(all(feature = "granule-16k", not(feature = "granule-64k")))]
+pub const GRANULE: crate::pgtable::Granule = crate::pgtable::Granule::K16;
+/// The translation granule the kernel is built for.
+#[cfg(not(any(feature = "granule-16k", feature = "granule-64k")))]
 pub const GRANULE: crate::pgtable::Granule = crate::pgtable::Granule::K4;
 /// Size of a translation granule and of a page.
 pub const PAGE_SIZE: u64 = GRANULE.page_size();

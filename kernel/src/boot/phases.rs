@@ -37,6 +37,7 @@ use crate::kaslr::decide::{self, Kaslr, Placement};
 use crate::kaslr::{relocate, seed};
 use crate::mm::ranges::PhysRange;
 use crate::mm::{frames, reserve, rodata, stack, tables};
+use crate::shell::report::Leaves;
 
 /// Heap size: enough for the frame allocator's bookkeeping and the shell.
 const HEAP_SIZE: u64 = 4 << 20;
@@ -109,12 +110,10 @@ pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_u
         let counts = *LINEAR_COUNTS.call_once(|| map_linear(&info.dt.memory, k.linear.phys_offset));
         mark(Phase::Linear);
         debug!(
-            "linear map built: PHYS_OFFSET={:#x}{}, 1G:{} 2M:{} 4K:{} in {} table pages",
+            "linear map built: PHYS_OFFSET={:#x}{}, {} in {} table pages",
             k.linear.phys_offset.raw(),
             if k.linear.random { " (random)" } else { "" },
-            counts.blocks_l1,
-            counts.blocks_l2,
-            counts.pages,
+            Leaves(counts, " "),
             counts.tables
         );
         zero_dtb_seed(info);
@@ -186,12 +185,10 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         debug!("initrd at {:#x}-{:#x}", initrd.start.raw(), initrd.end.raw());
     }
     info!(
-        "{} MiB RAM, {} MiB free, linear map 1G:{} 2M:{} 4K:{} in {} table pages",
+        "{} MiB RAM, {} MiB free, linear map {} in {} table pages",
         info.dt.memory.total() >> 20,
         (frames::free_frames() * PAGE_SIZE) >> 20,
-        linear_now.blocks_l1,
-        linear_now.blocks_l2,
-        linear_now.pages,
+        Leaves(linear_now, " "),
         linear_now.tables
     );
     state::set(Kernel {

@@ -38,7 +38,10 @@ struct ModuleEntry {
     sections_len: u64,
 }
 
-#[repr(C, align(4096))]
+// One page of the build's granule: page-aligned so it maps alone.
+#[cfg_attr(not(any(feature = "granule-16k", feature = "granule-64k")), repr(C, align(4096)))]
+#[cfg_attr(all(feature = "granule-16k", not(feature = "granule-64k")), repr(C, align(16384)))]
+#[cfg_attr(feature = "granule-64k", repr(C, align(65536)))]
 struct Record {
     magic: u64,
     version: u64,

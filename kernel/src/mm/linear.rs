@@ -7,8 +7,8 @@
 //! own mapping and no longer decides where the linear map starts.
 
 use pi::addr::PhysAddr;
-use pi::layout::{LINEAR_END, PAGE_OFFSET, PAGE_SIZE};
-use pi::pgtable::{self, Attrs, Granularity, MapCounts, MapError, TableAlloc, level_size};
+use pi::layout::{GRANULE, LINEAR_END, PAGE_OFFSET, PAGE_SIZE};
+use pi::pgtable::{self, Attrs, Granularity, LAST_LEVEL, MapCounts, MapError, TableAlloc};
 
 use super::ranges::{MAX_RANGES, RangeList};
 
@@ -105,9 +105,9 @@ pub fn build<A: TableAlloc + ?Sized>(
 /// [`RangeList`] keeps them so), so only the ends of a range can touch a span
 /// partially.
 pub fn minimum_tables(ram: &RangeList, phys_offset: PhysAddr) -> u64 {
-    let mut level1 = SpanSet::new();
-    let mut level2 = SpanSet::new();
-    let mut level3 = SpanSet::new();
+    // One set per level below the root: the spans of the level above that
+    // need a table at this one.
+    let mut needed = [SpanSet::new(), SpanSet::new(), SpanSet::new()];
     for range in ram.iter() {
         let r = range.shrink_to_pages(PAGE_SIZE);
         if r.size() == 0 {
@@ -117,12 +117,19 @@ pub fn minimum_tables(ram: &RangeList, phys_offset: PhysAddr) -> u64 {
             linear_va(r.start.raw(), phys_offset),
             linear_va(r.end.raw(), phys_offset),
         );
-        let l0 = level_size(0);
-        for span in start / l0..=(end - 1) / l0 {
-            level1.insert(span);
-        }
-        for (set, size) in [(&mut level2, level_size(1)), (&mut level3, level_size(2))] {
+        for level in GRANULE.first_level() + 1..=LAST_LEVEL {
+            let set = &mut needed[level - 1];
+            let size = GRANULE.level_size(level - 1);
             let (first, last) = (start / size, (end - 1) / size);
+            if !GRANULE.block_allowed(level - 1) {
+                // No block above: every span touched needs a table here.
+                for span in first..=last {
+                    set.insert(span);
+                }
+                continue;
+            }
+            // A block covers whole spans; only the partial ones at the ends
+            // need a table.
             if start % size != 0 || end < (first + 1) * size {
                 set.insert(first);
             }
@@ -131,7 +138,7 @@ pub fn minimum_tables(ram: &RangeList, phys_offset: PhysAddr) -> u64 {
             }
         }
     }
-    (level1.len + level2.len + level3.len) as u64
+    needed.iter().map(|s| s.len as u64).sum()
 }
 
 /// A tiny set of span numbers (two per range at most, plus level-0 spans).

@@ -23,8 +23,9 @@ use object::{
 use super::plt::{self, Branch, Plt};
 use super::reloc::{self, types};
 
-/// Page size of the module areas.
-pub const PAGE: u64 = 4096;
+/// Page size of the module areas: the kernel's, since each area is mapped
+/// with its own permissions.
+pub const PAGE: u64 = pi::layout::PAGE_SIZE;
 
 /// Largest module image we lay out (sections, veneers and padding).
 pub const MAX_SIZE: u64 = 16 << 20;

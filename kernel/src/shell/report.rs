@@ -4,7 +4,7 @@
 
 use core::fmt::{self, Write};
 
-use pi::layout::{KIMAGE_VADDR, PAGE_OFFSET};
+use pi::layout::{GRANULE, KIMAGE_VADDR, PAGE_OFFSET};
 use pi::pgtable::{self, Entry, MapCounts, Walk};
 
 use crate::kaslr::decide::{Kaslr, Placement};
@@ -35,12 +35,29 @@ impl fmt::Display for LayoutRow<'_> {
         if let Some((start, end)) = self.pa {
             write!(f, " pa={start:#x}-{end:#x}")?;
         }
-        let m = &self.map;
-        write!(
-            f,
-            " prot={} map=1G:{},2M:{},4K:{}",
-            self.prot, m.blocks_l1, m.blocks_l2, m.pages
-        )
+        write!(f, " prot={} map={}", self.prot, Leaves(self.map, ","))
+    }
+}
+
+/// The leaf descriptors of `MapCounts` by size, in the granule's sizes and
+/// separated by the `&str`: `1G:1,2M:0,4K:0` with 4 KiB pages, `512M:2,64K:0`
+/// with 64 KiB (levels that cannot hold a block are left out).
+pub struct Leaves(pub MapCounts, pub &'static str);
+
+impl fmt::Display for Leaves {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Leaves(m, sep) = self;
+        for level in GRANULE.first_block_level()..=pgtable::LAST_LEVEL {
+            let count = [m.blocks_l1, m.blocks_l1, m.blocks_l2, m.pages][level];
+            let first = level == GRANULE.first_block_level();
+            write!(
+                f,
+                "{}{}:{count}",
+                if first { "" } else { sep },
+                size_name(GRANULE.level_size(level))
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -127,12 +144,18 @@ impl fmt::Display for WalkRefusal {
     }
 }
 
-/// `1G`, `2M` or `4K`.
+/// A block or page size by name: `1G`, `512M`, `32M`, `2M`, `64K`, `16K`
+/// or `4K` (the ones the granules use), else `?`.
 pub fn size_name(size: u64) -> &'static str {
     match size {
         0x4000_0000 => "1G",
+        0x2000_0000 => "512M",
+        0x200_0000 => "32M",
         0x20_0000 => "2M",
-        _ => "4K",
+        0x1_0000 => "64K",
+        0x4000 => "16K",
+        0x1000 => "4K",
+        _ => "?",
     }
 }
 

@@ -44,6 +44,60 @@ impl Granule {
         1 << self.page_shift
     }
 
+    /// TCR_EL1's TG0 and TG1 fields for this granule (their encodings differ).
+    pub const fn tcr_tg(self) -> u64 {
+        let (tg0, tg1): (u64, u64) = match self.page_shift {
+            12 => (0b00, 0b10),
+            14 => (0b10, 0b01),
+            _ => (0b01, 0b11),
+        };
+        (tg0 << 14) | (tg1 << 30)
+    }
+
+    /// The Image header's page-size field (flags bits 1-2): 1, 2 or 3.
+    pub const fn image_flag(self) -> u64 {
+        match self.page_shift {
+            12 => 1,
+            14 => 2,
+            _ => 3,
+        }
+    }
+
+    /// Its name: `4K`, `16K` or `64K`.
+    pub const fn name(self) -> &'static str {
+        match self.page_shift {
+            12 => "4K",
+            14 => "16K",
+            _ => "64K",
+        }
+    }
+
+    /// log2 of the page size.
+    pub const fn page_shift(self) -> u32 {
+        self.page_shift
+    }
+
+    /// The `ID_AA64MMFR0_EL1` field that says whether a CPU has this granule
+    /// (for stage 1): its name and its value in `mmfr0`.
+    pub const fn cpu_field(self, mmfr0: u64) -> (&'static str, u64) {
+        match self.page_shift {
+            12 => ("TGran4", (mmfr0 >> 28) & 0xf),
+            14 => ("TGran16", (mmfr0 >> 20) & 0xf),
+            _ => ("TGran64", (mmfr0 >> 24) & 0xf),
+        }
+    }
+
+    /// Whether a CPU whose `ID_AA64MMFR0_EL1` reads `mmfr0` can translate
+    /// with this granule. Mind the encodings: TGran4 and TGran64 read 0 when
+    /// supported and 0xF when not; TGran16 reads 0 when *not* supported.
+    pub const fn supported_by(self, mmfr0: u64) -> bool {
+        let (_, value) = self.cpu_field(mmfr0);
+        match self.page_shift {
+            14 => value == 1 || value == 2,
+            _ => value != 0xf,
+        }
+    }
+
     /// Bits each full level resolves: a table page holds 8-byte entries.
     pub const fn bits_per_level(self) -> u32 {
         self.page_shift - 3
@@ -128,6 +182,20 @@ mod tests {
         assert_eq!(Granule::K64.bits_at(1), 6, "64 KiB: 64 entries at level 1");
         assert!(!Granule::K64.block_allowed(1) && Granule::K64.block_allowed(2));
         assert!(!Granule::K4.block_allowed(0) && !Granule::K4.block_allowed(3));
+    }
+
+    #[test]
+    fn cpu_support_reads_each_fields_own_encoding() {
+        // QEMU's cortex-a72 (0x1124: TGran4 = 0, TGran64 = 0, TGran16 = 0)
+        // and `max` (TGran4 = 1, TGran64 = 0, TGran16 = 2).
+        let a72 = 0x0000_0000_0000_1124u64;
+        let max = 0x0000_0000_1020_1125u64;
+        assert!(Granule::K4.supported_by(a72) && Granule::K64.supported_by(a72));
+        assert!(!Granule::K16.supported_by(a72), "{:?}", Granule::K16.cpu_field(a72));
+        assert!(Granule::K4.supported_by(max) && Granule::K16.supported_by(max) && Granule::K64.supported_by(max));
+        let no_64k = 0x0f00_0000u64;
+        assert!(!Granule::K64.supported_by(no_64k) && Granule::K4.supported_by(no_64k));
+        assert_eq!(Granule::K16.cpu_field(max), ("TGran16", 2));
     }
 
     #[test]
