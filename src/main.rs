@@ -32,7 +32,7 @@ enum Cmd {
     Sweep(SweepArgs),
     /// Print the paths of the built artifacts: image, elf, initrd (a cpio of
     /// the sample modules) and boot (the stage-0 loader behind --load-addr).
-    Build,
+    Build(BuildArgs),
     /// Attach gdb-multiarch to a kernel started with `run --gdb`, with the
     /// kernel's symbols loaded where KASLR put it and each loaded module's at
     /// its sections (scripts/gdb/splitmap.py: sm-boot, sm-symbols, sm-kaslr).
@@ -126,6 +126,9 @@ struct GdbArgs {
     /// The port `run --gdb` waits on.
     #[arg(long, value_name = "PORT", default_value_t = 1234)]
     gdb_port: u16,
+    /// The granule the running kernel was built for (its symbols differ).
+    #[arg(long, value_name = "4k|16k|64k", default_value = "4k")]
+    granule: String,
     /// Where the `.ko` files of the loaded modules are (default: the samples).
     #[arg(long, value_name = "DIR")]
     modules: Option<PathBuf>,
@@ -154,6 +157,13 @@ struct MapArgs {
     /// How to boot; each --cmd runs before the map's own (e.g. --cmd "insmod hello").
     #[command(flatten)]
     run: RunArgs,
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// Build for this translation granule: 4k, 16k or 64k.
+    #[arg(long, value_name = "4k|16k|64k", default_value = "4k")]
+    granule: String,
 }
 
 #[derive(Args)]
@@ -200,6 +210,9 @@ struct SweepArgs {
     /// Where to write the SVG histogram.
     #[arg(long, default_value = "sweep.svg")]
     svg: PathBuf,
+    /// Sweep a kernel built for this granule: 4k, 16k or 64k.
+    #[arg(long, value_name = "4k|16k|64k", default_value = "4k")]
+    granule: String,
 }
 
 fn main() -> ExitCode {
@@ -211,14 +224,19 @@ fn main() -> ExitCode {
             None => unreachable!("`run` parses as the run command"),
         });
     match command {
-        Cmd::Build => {
-            let a = Artifacts::built();
-            println!("image: {}", a.image.display());
-            println!("elf: {}", a.elf.display());
-            println!("initrd: {}", a.initrd.display());
-            println!("boot: {}", a.boot.display());
-            ExitCode::SUCCESS
-        }
+        Cmd::Build(args) => match Artifacts::for_granule(&args.granule) {
+            Ok(a) => {
+                println!("image: {}", a.image.display());
+                println!("elf: {}", a.elf.display());
+                println!("initrd: {}", a.initrd.display());
+                println!("boot: {}", a.boot.display());
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("splitmap: {message}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Gdb(args) => match gdb(&args) {
             Ok(code) => code,
             Err(message) => {
@@ -722,7 +740,7 @@ fn pie_cost(out_dir: &std::path::Path) -> Result<splitmap::bench::Pie, String> {
 /// splitmap's gdb commands loaded and the kernel run up to where it says
 /// where it is (`sm-boot`), so breakpoints follow KASLR.
 fn gdb(args: &GdbArgs) -> Result<ExitCode, String> {
-    let artifacts = Artifacts::built();
+    let artifacts = Artifacts::for_granule(&args.granule)?;
     let modules = args
         .modules
         .clone()
@@ -835,7 +853,8 @@ fn sweep(args: SweepArgs) -> Result<(), String> {
 
     use splitmap::sweep::{self as stats, Slots};
 
-    let artifacts = Artifacts::built();
+    let artifacts = Artifacts::for_granule(&args.granule)?;
+    let cpu = if args.granule.eq_ignore_ascii_case("16k") { qemu::CPU_FOR_16K } else { qemu::DEFAULT_CPU };
     let image = std::fs::read(&artifacts.image).map_err(|e| format!("{}: {e}", artifacts.image.display()))?;
     let image_size = u64::from_le_bytes(image[16..24].try_into().map_err(|_| "Image too short")?);
     // The same rules the kernel applies, so a window it would refuse is refused here.
@@ -877,6 +896,7 @@ fn sweep(args: SweepArgs) -> Result<(), String> {
                         append: append.join(" "),
                         kaslr_seed: Some(stats::seed(i)),
                         console: Console::Piped,
+                        cpu: cpu.to_string(),
                         ..Boot::default()
                     };
                     let command = qemu::command(&qemu::qemu_args(&boot, &artifacts));

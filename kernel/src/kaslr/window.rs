@@ -80,6 +80,8 @@ pub enum WindowError<'a> {
     Syntax(&'a str),
     /// Not 4K, 64K or 2M.
     Align(&'a str),
+    /// Finer than the kernel's pages: the image is mapped page by page.
+    AlignBelowPage(&'a str),
     /// Outside `[KIMAGE_VADDR, KASLR_AREA_END)`: it would overlap the
     /// linear map, the modules or the MMIO window.
     OutsideArea(u64, u64),
@@ -94,6 +96,11 @@ impl fmt::Display for WindowError<'_> {
         match self {
             WindowError::Syntax(v) => write!(f, "kaslr.window={v}: expected 0xSTART-0xEND"),
             WindowError::Align(v) => write!(f, "kaslr.align={v}: expected 4K, 64K or 2M"),
+            WindowError::AlignBelowPage(v) => write!(
+                f,
+                "kaslr.align={v}: finer than this kernel's {} pages",
+                pi::layout::GRANULE.name()
+            ),
             WindowError::OutsideArea(s, e) => write!(
                 f,
                 "kaslr.window={s:#x}-{e:#x} leaves the image area {KIMAGE_VADDR:#x}-{KASLR_AREA_END:#x} (it would overlap the modules, linear map or MMIO regions)"
@@ -127,6 +134,9 @@ pub fn window_from_args<'a>(
             "2M" | "2m" => 2 << 20,
             _ => return Err(WindowError::Align(a)),
         };
+        if w.align < pi::layout::PAGE_SIZE {
+            return Err(WindowError::AlignBelowPage(a));
+        }
     }
     if let Some(text) = window {
         let (s, e) = text.split_once('-').ok_or(WindowError::Syntax(text))?;
