@@ -854,7 +854,11 @@ fn sweep(args: SweepArgs) -> Result<(), String> {
     use splitmap::sweep::{self as stats, Slots};
 
     let artifacts = Artifacts::for_granule(&args.granule)?;
-    let cpu = if args.granule.eq_ignore_ascii_case("16k") { qemu::CPU_FOR_16K } else { qemu::DEFAULT_CPU };
+    let cpu = if args.granule.eq_ignore_ascii_case("16k") {
+        qemu::CPU_FOR_16K
+    } else {
+        qemu::DEFAULT_CPU
+    };
     let image = std::fs::read(&artifacts.image).map_err(|e| format!("{}: {e}", artifacts.image.display()))?;
     let image_size = u64::from_le_bytes(image[16..24].try_into().map_err(|_| "Image too short")?);
     // The same rules the kernel applies, so a window it would refuse is refused here.

@@ -512,3 +512,32 @@ fn phases_add_up_and_show_what_kaslr_costs() {
         "without --icount nothing is counted:\n{out}"
     );
 }
+
+/// The linear map marks aligned runs contiguous (16 × 2 MiB, 16 × 4 KiB with
+/// 4 KiB pages); `layout` counts them, `ptdump` shows the bit on each
+/// descriptor, and `rodata=full` breaks the run it splits.
+#[test]
+fn contiguous_runs_in_layout_are_the_descriptors_ptdump_marks() {
+    for options in [
+        vec!["--nokaslr", "--mem", "512M"],
+        vec!["--nokaslr", "--mem", "512M", "--append", "rodata=full"],
+        vec!["--append", "rodata=full"],
+    ] {
+        let out = common::session(&options, &["layout", "ptdump linear"]);
+        let in_layout: u64 = common::layout_rows(&out)
+            .iter()
+            .filter(|r| r.name == "linear")
+            .map(|r| r.cont)
+            .sum();
+        let in_ptdump: u64 = out
+            .lines()
+            .filter(|l| l.starts_with("0xffff0000") && l.ends_with("cont=1"))
+            .map(|l| {
+                let n = l.split_whitespace().find_map(|w| w.strip_prefix("n=")).unwrap();
+                n.parse::<u64>().unwrap() / 16
+            })
+            .sum();
+        assert!(in_layout > 0, "{options:?}\n{out}");
+        assert_eq!(in_layout, in_ptdump, "{options:?}\n{out}");
+    }
+}

@@ -85,6 +85,8 @@ pub struct Row {
     pub prot: String,
     /// (1G, 2M, 4K) descriptors.
     pub map: (u64, u64, u64),
+    /// Runs of them marked contiguous (`+cont:N`).
+    pub cont: u64,
 }
 
 /// Parses every layout row in `out`.
@@ -100,6 +102,7 @@ pub fn layout_rows(out: &str) -> Vec<Row> {
                 pa: None,
                 prot: String::new(),
                 map: (0, 0, 0),
+                cont: 0,
             };
             for w in words {
                 if let Some(v) = w.strip_prefix("va=") {
@@ -109,6 +112,8 @@ pub fn layout_rows(out: &str) -> Vec<Row> {
                 } else if let Some(v) = w.strip_prefix("prot=") {
                     row.prot = v.to_string();
                 } else if let Some(v) = w.strip_prefix("map=") {
+                    let (v, cont) = v.split_once("+cont:").unwrap_or((v, "0"));
+                    row.cont = cont.parse().unwrap();
                     let n: Vec<u64> = v
                         .split(',')
                         .map(|kv| kv.split(':').nth(1).unwrap().parse().unwrap())

@@ -138,11 +138,25 @@ impl TableAlloc for EarlyPool {
         let pa = PhysAddr::new(self.next);
         self.next += PAGE_SIZE;
         let page = self.table_ptr_mut(pa);
-        for i in 0..pgtable::ENTRIES {
-            // SAFETY: the page is inside the pool (checked above), reachable at
-            // `page` and not yet handed out. Volatile stores: a plain loop would
-            // become a call to `memset`, which lives outside this crate.
-            unsafe { page.add(i).write_volatile(0) };
+        // SAFETY: the page is inside the pool (checked above), page-aligned,
+        // reachable at `page` and not yet handed out; the loop stores exactly
+        // PAGE_SIZE bytes from it, 64 a turn. Assembly, because a plain loop
+        // would become a call to `memset`, which lives outside this crate, and
+        // because pairs of zero registers are the cheapest stores there are
+        // with the MMU off (where `dc zva` faults).
+        unsafe {
+            core::arch::asm!(
+                "0:",
+                "stp xzr, xzr, [{p}], #16",
+                "stp xzr, xzr, [{p}], #16",
+                "stp xzr, xzr, [{p}], #16",
+                "stp xzr, xzr, [{p}], #16",
+                "subs {n}, {n}, #1",
+                "b.ne 0b",
+                p = inout(reg) page => _,
+                n = inout(reg) PAGE_SIZE / 64 => _,
+                options(nostack),
+            );
         }
         Some(pa)
     }

@@ -47,6 +47,9 @@ const AP_READ_ONLY: u64 = 1 << 7;
 const INNER_SHAREABLE: u64 = 3 << 8;
 /// Access flag: set up front so no access-flag faults are taken.
 const ACCESS_FLAG: u64 = 1 << 10;
+/// Contiguous: this entry is one of an aligned run of like entries (see
+/// [`Granule::contiguous_entries`]) that one TLB entry may cover.
+pub const CONTIGUOUS: u64 = 1 << 52;
 /// Privileged execute-never.
 const PXN: u64 = 1 << 53;
 /// Unprivileged execute-never: EL0 never runs kernel memory.
@@ -311,6 +314,8 @@ pub struct MapCounts {
     pub pages: u64,
     /// Table pages allocated (by [`map`]) or visited below the root (by [`count`]).
     pub tables: u64,
+    /// Runs of leaves marked with the contiguous bit.
+    pub contiguous: u64,
 }
 
 impl core::ops::Add for MapCounts {
@@ -322,6 +327,7 @@ impl core::ops::Add for MapCounts {
             blocks_l2: self.blocks_l2 + o.blocks_l2,
             pages: self.pages + o.pages,
             tables: self.tables + o.tables,
+            contiguous: self.contiguous + o.contiguous,
         }
     }
 }
@@ -349,6 +355,16 @@ pub enum Granularity {
     LargestBlocks,
     /// Pages only.
     PagesOnly,
+    /// The largest blocks, and the contiguous bit on every aligned run of
+    /// like leaves (the linear map): it saves no descriptor, but one TLB
+    /// entry may cover the run.
+    Contiguous,
+}
+
+impl Granularity {
+    fn blocks(self) -> bool {
+        self != Granularity::PagesOnly
+    }
 }
 
 /// Reads entry `index` of the table at `table`.
@@ -427,9 +443,37 @@ fn map_level<A: TableAlloc + ?Sized>(
         let chunk = if len < span_left { len } else { span_left };
         let raw = read_entry(mem, table, index);
 
-        let blocks_allowed = g.block_allowed(level) && granularity == Granularity::LargestBlocks;
+        let blocks_allowed = g.block_allowed(level) && granularity.blocks();
         let whole_entry = chunk == size && pa.is_aligned(size);
         if level == LAST_LEVEL || (blocks_allowed && whole_entry) {
+            // A whole aligned run left to map here: write it at once, every
+            // entry marked, or none (a run must be all alike).
+            let run = g.contiguous_entries(level) as u64;
+            let run_bytes = run * size;
+            if granularity == Granularity::Contiguous
+                && run > 0
+                && va.is_multiple_of(run_bytes)
+                && pa.is_aligned(run_bytes)
+                && len >= run_bytes
+            {
+                for i in 0..run as usize {
+                    if Entry::decode(read_entry(mem, table, index + i), level) != Entry::Invalid {
+                        return Err(MapError::AlreadyMapped {
+                            va: va + i as u64 * size,
+                        });
+                    }
+                }
+                for i in 0..run as usize {
+                    let descriptor = leaf_descriptor(pa.add(i as u64 * size), level, attrs) | CONTIGUOUS;
+                    write_entry(mem, table, index + i, descriptor);
+                    counts.add_leaf(level);
+                }
+                counts.contiguous += 1;
+                va = va.wrapping_add(run_bytes);
+                pa = pa.add(run_bytes);
+                len -= run_bytes;
+                continue;
+            }
             if Entry::decode(raw, level) != Entry::Invalid {
                 return Err(MapError::AlreadyMapped { va });
             }
@@ -507,8 +551,8 @@ fn unmap_level<A: TableAccess + ?Sized>(
 /// the `level` block mapping `[block_va, +size)` to `block_pa`: the same
 /// translation, with `[inner_va, inner_va + inner_len)` (inside the block)
 /// mapped in pages with `inner`, and the rest in the largest blocks with
-/// `outer`. The caller swaps it in with break-before-make. Returns the new
-/// table and what it holds.
+/// `outer` (contiguous runs marked, as in the linear map). The caller swaps it
+/// in with break-before-make. Returns the new table and what it holds.
 ///
 /// # Errors
 /// [`MapError::Misaligned`] if the inner range is not page-aligned or not
@@ -543,13 +587,13 @@ pub fn build_split<A: TableAlloc + ?Sized>(
     };
     let pa_of = |va: u64| block_pa.add(va - block_va);
     let pieces = [
-        (block_va, inner_va - block_va, outer, Granularity::LargestBlocks),
+        (block_va, inner_va - block_va, outer, Granularity::Contiguous),
         (inner_va, inner_len, inner, Granularity::PagesOnly),
         (
             inner_va + inner_len,
             block_va + size - (inner_va + inner_len),
             outer,
-            Granularity::LargestBlocks,
+            Granularity::Contiguous,
         ),
     ];
     for (va, len, attrs, granularity) in pieces {
@@ -568,6 +612,21 @@ pub fn build_split<A: TableAlloc + ?Sized>(
         }
     }
     Ok((table, counts))
+}
+
+/// Entry `index` of the table at `table`, raw.
+pub fn entry<A: TableAccess + ?Sized>(mem: &A, table: PhysAddr, index: usize) -> u64 {
+    read_entry(mem, table, index)
+}
+
+/// The entries of the contiguous run that entry `index` of a `level` table
+/// belongs to: its first index and how many (1 when it is in no run).
+pub fn run_of<A: TableAccess + ?Sized>(mem: &A, table: PhysAddr, index: usize, level: usize) -> (usize, usize) {
+    let run = mem.granule().contiguous_entries(level);
+    if run == 0 || read_entry(mem, table, index) & CONTIGUOUS == 0 {
+        return (index, 1);
+    }
+    (index & !(run - 1), run)
 }
 
 /// Writes entry `index` of the table at `table` (one 64-bit store). For
@@ -710,10 +769,18 @@ fn visit_level<A: TableAccess + ?Sized>(
 /// Descriptors of each size, and table pages below the root, that map any of
 /// `[va, va + len)`.
 pub fn count<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64, len: u64) -> MapCounts {
+    let g = mem.granule();
     let mut counts = MapCounts::default();
     visit(mem, root, va, len, &mut |v| match v {
         Visited::Table => counts.tables += 1,
-        Visited::Leaf { level, .. } => counts.add_leaf(level),
+        Visited::Leaf { level, raw, va, .. } => {
+            counts.add_leaf(level);
+            // A run counts once, at its first entry.
+            let run_bytes = g.contiguous_entries(level) as u64 * g.level_size(level);
+            if raw & CONTIGUOUS != 0 && run_bytes > 0 && va.is_multiple_of(run_bytes) {
+                counts.contiguous += 1;
+            }
+        }
     });
     counts
 }

@@ -90,7 +90,7 @@ pub fn build<A: TableAlloc + ?Sized>(
             r.start,
             r.size(),
             Attrs::DATA,
-            Granularity::LargestBlocks,
+            Granularity::Contiguous,
         )
         .map_err(LinearError::Map)?;
         total += c;

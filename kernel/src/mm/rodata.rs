@@ -17,6 +17,9 @@ use crate::arch::cpu;
 
 static SPLIT: Once<MapCounts> = Once::new();
 
+/// The longest contiguous run of any granule (128 pages of 16 KiB).
+const MAX_RUN: usize = 128;
+
 /// What the split cost, if `rodata=full` was applied.
 pub fn split_cost() -> Option<MapCounts> {
     SPLIT.get().copied()
@@ -46,6 +49,25 @@ pub fn protect_image_alias() {
             };
             let block_va = va & !(t.size - 1);
             let chunk_end = alias_end.min(block_va + t.size);
+            // An entry in a contiguous run cannot change alone: the run must
+            // first stop being one, through break-before-make of all of it.
+            let (first, n) = pgtable::run_of(tables, step.table, step.index, t.level);
+            if n > 1 {
+                let mut raws = [0u64; MAX_RUN];
+                for (i, raw) in raws.iter_mut().enumerate().take(n) {
+                    *raw = pgtable::entry(tables, step.table, first + i);
+                    pgtable::set_entry(tables, step.table, first + i, 0);
+                }
+                cpu::flush_tlb();
+                for (i, raw) in raws.iter().enumerate().take(n) {
+                    pgtable::set_entry(tables, step.table, first + i, raw & !pgtable::CONTIGUOUS);
+                }
+                cpu::flush_tlb();
+            }
+            let step = pgtable::WalkStep {
+                raw: pgtable::entry(tables, step.table, step.index),
+                ..step
+            };
             if t.level == pgtable::LAST_LEVEL {
                 // Pages already: a permission change needs no break-before-make.
                 let pa = t.pa.align_down(t.size);

@@ -41,21 +41,26 @@ impl fmt::Display for LayoutRow<'_> {
 
 /// The leaf descriptors of `MapCounts` by size, in the granule's sizes and
 /// separated by the `&str`: `1G:1,2M:0,4K:0` with 4 KiB pages, `512M:2,64K:0`
-/// with 64 KiB (levels that cannot hold a block are left out).
+/// with 64 KiB (levels that cannot hold a block are left out), then
+/// `+cont:N` if N runs of them carry the contiguous bit.
 pub struct Leaves(pub MapCounts, pub &'static str);
 
 impl fmt::Display for Leaves {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Leaves(m, sep) = self;
+        // Pieces written one by one: this line is printed during boot, whose
+        // every instruction `phases` counts.
         for level in GRANULE.first_block_level()..=pgtable::LAST_LEVEL {
-            let count = [m.blocks_l1, m.blocks_l1, m.blocks_l2, m.pages][level];
-            let first = level == GRANULE.first_block_level();
-            write!(
-                f,
-                "{}{}:{count}",
-                if first { "" } else { sep },
-                size_name(GRANULE.level_size(level))
-            )?;
+            if level != GRANULE.first_block_level() {
+                f.write_str(sep)?;
+            }
+            f.write_str(size_name(GRANULE.level_size(level)))?;
+            f.write_str(":")?;
+            fmt::Display::fmt(&[m.blocks_l1, m.blocks_l1, m.blocks_l2, m.pages][level], f)?;
+        }
+        if m.contiguous > 0 {
+            f.write_str("+cont:")?;
+            fmt::Display::fmt(&m.contiguous, f)?;
         }
         Ok(())
     }
@@ -345,8 +350,8 @@ mod tests {
         KaslrReport {
             k: &k,
             image_size: size,
-            relocations: 597,
-            instructions: Some(28908),
+            relocations: 600,
+            instructions: Some(27844),
             ram: &ram,
             dtb_seed_now: 0,
         }
@@ -354,16 +359,16 @@ mod tests {
     }
 
     /// A real session (`--kaslr-seed 0x5 --icount`, as in the README, with
-    /// an image of 0xac000 bytes), rebuilt from the same inputs on the host:
+    /// an image of 0xad000 bytes), rebuilt from the same inputs on the host:
     /// every line but the measured counts follows from the seed and sizes.
     #[test]
     fn kaslr_report_matches_a_real_session() {
-        let text = kaslr_report("kaslr.seed=0x5", Some((5, SeedSource::Bootarg)), 0xac000);
+        let text = kaslr_report("kaslr.seed=0x5", Some((5, SeedSource::Bootarg)), 0xad000);
         let expected = "\
 source=bootarg seed=0x5 offset=0x1fffdca00000 text=0xffffa0005ca00000
 window=0xffffa0005c000000-0xffffe00014000000 align=2M slots=33553856 entropy=25.0 bits
-image=0xac000 bytes relocations=597 instructions=28908
-modules direct=0xffffa0005be44000-0xffffa00063e44000 plt=0xffffa0002a3a8000-0xffffa000aa3a8000
+image=0xad000 bytes relocations=600 instructions=27844
+modules direct=0xffffa0005b61a000-0xffffa0006361a000 plt=0xffffa00029b7e000-0xffffa000a9b7e000
 modules entropy direct=15.0 bits plt=18.9 bits
 linear base=fixed (131072 1G-aligned places would give 17.0 bits with kaslr.linear=on)
 dtb /chosen/kaslr-seed now=0x0
@@ -450,11 +455,12 @@ dtb /chosen/kaslr-seed now=0x0
                 blocks_l2: 256,
                 pages: 0,
                 tables: 2,
+                contiguous: 16,
             },
         };
         assert_eq!(
             row.to_string(),
-            "linear   va=0xffff000000000000-0xffff000060000000 pa=0x40000000-0xa0000000 prot=rw- map=1G:1,2M:256,4K:0"
+            "linear   va=0xffff000000000000-0xffff000060000000 pa=0x40000000-0xa0000000 prot=rw- map=1G:1,2M:256,4K:0+cont:16"
         );
         let row = LayoutRow {
             name: "modules",

@@ -153,6 +153,20 @@ impl Granule {
         if self.page_shift == 12 { 1 } else { 2 }
     }
 
+    /// How many aligned, like entries at `level` form a run the contiguous
+    /// bit may mark (one TLB entry then covers the run), or 0 where there
+    /// is none: 4 KiB: 16 pages (64 KiB), 16 × 2 MiB (32 MiB); 16 KiB: 128
+    /// pages (2 MiB), 32 × 32 MiB (1 GiB); 64 KiB: 32 pages (2 MiB), 32 ×
+    /// 512 MiB (16 GiB).
+    pub const fn contiguous_entries(self, level: usize) -> usize {
+        match (self.page_shift, level) {
+            (12, 2 | 3) => 16,
+            (14, 3) => 128,
+            (14, 2) | (16, 2 | 3) => 32,
+            _ => 0,
+        }
+    }
+
     /// Whether `level` may hold a block.
     pub const fn block_allowed(self, level: usize) -> bool {
         level >= self.first_block_level() && level < LAST_LEVEL
@@ -182,6 +196,12 @@ mod tests {
         assert_eq!(Granule::K64.bits_at(1), 6, "64 KiB: 64 entries at level 1");
         assert!(!Granule::K64.block_allowed(1) && Granule::K64.block_allowed(2));
         assert!(!Granule::K4.block_allowed(0) && !Granule::K4.block_allowed(3));
+        // Contiguous runs, as bytes: the sizes the architecture names.
+        let run = |g: Granule, l| g.contiguous_entries(l) as u64 * g.level_size(l);
+        assert_eq!((run(Granule::K4, 3), run(Granule::K4, 2)), (64 << 10, 32 << 20));
+        assert_eq!((run(Granule::K16, 3), run(Granule::K16, 2)), (2 << 20, 1 << 30));
+        assert_eq!((run(Granule::K64, 3), run(Granule::K64, 2)), (2 << 20, 16 << 30));
+        assert_eq!(Granule::K4.contiguous_entries(1), 0);
     }
 
     #[test]

@@ -37,6 +37,7 @@ fn counts(g: u64, m: u64, k: u64, tables: u64) -> MapCounts {
         blocks_l2: m,
         pages: k,
         tables,
+        contiguous: 0,
     }
 }
 
@@ -337,7 +338,16 @@ fn split_keeps_the_translation_and_protects_only_the_inner_range() {
     )
     .unwrap();
     // One level-2 table, one level-3 table; 511 2 MiB blocks, 512 pages.
-    assert_eq!(c, counts(0, 511, 512, 2));
+    // Contiguous runs: 31 of the 32 runs of 16 blocks (the first holds the
+    // split block), and of the pages the 31 runs of 16 from page 16 on (the
+    // first 16 hold the read-only ones).
+    assert_eq!(
+        c,
+        MapCounts {
+            contiguous: 31 + 31,
+            ..counts(0, 511, 512, 2)
+        }
+    );
     let step = walk(&tables, root, va).steps().last().copied().unwrap();
     set_entry(&mut tables, step.table, step.index, table_descriptor(table));
     for (probe, prot, size) in [
@@ -454,4 +464,64 @@ fn other_granules_refuse_what_is_only_4k_aligned_and_unmap_whole_blocks() {
         "half a block"
     );
     assert!(walk(&tables, root, LINEAR + GIB).translation.is_none());
+}
+
+#[test]
+fn the_contiguous_bit_marks_every_aligned_run_and_nothing_else() {
+    // 4 KiB: RAM from 1 GiB + 2 MiB - 64 KiB to 1 GiB + 66 MiB: 16 pages
+    // (one run), then 2 MiB blocks (one run of 16 from 1 GiB + 32 MiB; the
+    // 15 before it are not aligned to a run), then 16 pages (one run).
+    let start = GIB + 2 * MIB - 64 * KIB;
+    let size = 64 * KIB + 64 * MIB + 64 * KIB;
+    let (tables, root, c) = map_in(Granule::K4, start, size, Granularity::Contiguous);
+    assert_eq!((c.blocks_l2, c.pages, c.contiguous), (32, 32, 3), "{c:?}");
+    assert_eq!(
+        count(&tables, root, LINEAR + start, size),
+        c,
+        "count finds the same runs"
+    );
+    let bit = |va: u64| walk(&tables, root, va).steps().last().unwrap().raw & CONTIGUOUS != 0;
+    assert!(bit(LINEAR + start) && bit(LINEAR + GIB + 32 * MIB) && !bit(LINEAR + GIB + 2 * MIB));
+    // The same without asking: no bit anywhere.
+    let (_, _, plain) = map_in(Granule::K4, start, size, Granularity::LargestBlocks);
+    assert_eq!(plain, MapCounts { contiguous: 0, ..c });
+    // 64 KiB: 32 × 512 MiB = 16 GiB runs; 8 GiB from 16 GiB has none, pages
+    // at the start make 32-page runs.
+    let (_, _, c) = map_in(
+        Granule::K64,
+        16 * GIB - 2 * MIB,
+        2 * MIB + 8 * GIB,
+        Granularity::Contiguous,
+    );
+    assert_eq!((c.blocks_l2, c.pages, c.contiguous), (16, 32, 1), "{c:?}");
+}
+
+#[test]
+fn a_run_is_written_whole_or_not_at_all() {
+    let (mut tables, root) = HostTables::new(16);
+    // One page in the middle of a future run.
+    map(
+        &mut tables,
+        root,
+        LINEAR + 5 * 4096,
+        PhysAddr::new(GIB + 5 * 4096),
+        4096,
+        Attrs::DATA,
+        Granularity::PagesOnly,
+    )
+    .unwrap();
+    let e = map(
+        &mut tables,
+        root,
+        LINEAR,
+        PhysAddr::new(GIB),
+        64 * KIB,
+        Attrs::DATA,
+        Granularity::Contiguous,
+    );
+    assert_eq!(e, Err(MapError::AlreadyMapped { va: LINEAR + 5 * 4096 }));
+    assert!(
+        walk(&tables, root, LINEAR).translation.is_none(),
+        "nothing of the run was written"
+    );
 }
