@@ -220,8 +220,8 @@ pub fn section_size(elf: &[u8], name: &str) -> Result<u64, String> {
 /// Everything one bench run measured.
 #[derive(Clone, Debug, Default)]
 pub struct Results {
-    /// (RAM, KASLR on, phases).
-    pub boots: Vec<(String, bool, Phases)>,
+    /// (granule, RAM, KASLR on, phases).
+    pub boots: Vec<(String, String, bool, Phases)>,
     /// Wall time of the null kernel and of splitmap, and how many pairs.
     pub wall: Option<(Spread, Spread, usize)>,
     /// Blocks and instructions QEMU translated for each: (null, splitmap).
@@ -247,16 +247,16 @@ impl Results {
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         if !self.boots.is_empty() {
-            out.push_str("| RAM | KASLR |");
-            let phases = &self.boots[0].2.phases;
+            out.push_str("| granule | RAM | KASLR |");
+            let phases = &self.boots[0].3.phases;
             for (name, _) in phases {
                 let _ = write!(out, " {name} |");
             }
-            out.push_str(" total |\n|---|---|");
+            out.push_str(" total |\n|---|---|---|");
             out.push_str(&"---:|".repeat(phases.len() + 1));
             out.push('\n');
-            for (ram, kaslr, p) in &self.boots {
-                let _ = write!(out, "| {ram} | {} |", if *kaslr { "on" } else { "off" });
+            for (granule, ram, kaslr, p) in &self.boots {
+                let _ = write!(out, "| {granule} | {ram} | {} |", if *kaslr { "on" } else { "off" });
                 for (_, n) in &p.phases {
                     let _ = write!(out, " {n} |");
                 }
@@ -286,12 +286,19 @@ impl Results {
         }
         if !self.linear.is_empty() {
             out.push_str(
-                "| granule | RAM | mapped with | table pages | table bytes | descriptors | levels per walk | one TLB entry covers (computed) |\n|---|---|---|---:|---:|---:|---:|---:|\n",
+                "| granule | RAM | mapped with | table pages | fewest possible | table bytes | descriptors | levels per walk | one TLB entry covers (computed) |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n",
             );
             for (granule, ram, largest, c) in &self.linear {
+                // RAM at 1 GiB is aligned to every block: the largest-block
+                // map of the same RAM is the fewest tables any map can use.
+                let fewest = self
+                    .linear
+                    .iter()
+                    .find(|(g, r, l, _)| g == granule && r == ram && *l)
+                    .map_or(c.tables, |(_, _, _, best)| best.tables);
                 let _ = writeln!(
                     out,
-                    "| {granule} | {} | {} | {} | {} KiB | {} | {} | {} |",
+                    "| {granule} | {} | {} | {} | {fewest} | {} KiB | {} | {} | {} |",
                     crate::map::size(*ram),
                     if *largest { "largest blocks" } else { "pages" },
                     c.tables,
@@ -354,8 +361,8 @@ impl Results {
         let spread = |s: &Spread| json!({"min": s.min, "median": s.median, "max": s.max});
         json!({
             "machine": self.machine,
-            "boots": self.boots.iter().map(|(ram, kaslr, p)| json!({
-                "ram": ram, "kaslr": kaslr, "total": p.total,
+            "boots": self.boots.iter().map(|(granule, ram, kaslr, p)| json!({
+                "granule": granule, "ram": ram, "kaslr": kaslr, "total": p.total,
                 "phases": p.phases.iter().map(|(n, c)| json!({"phase": n, "instructions": c})).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "wall": self.wall.as_ref().map(|(null, kernel, pairs)| json!({

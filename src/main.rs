@@ -522,11 +522,18 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
         } else {
             &["512M", "1G", "4G", "8G"]
         };
-        for mem in sizes {
-            for kaslr in [false, true] {
-                let out = transcript_of(&bench_boot(mem, kaslr, "", &["phases"]))?;
-                let phases = bench::parse_phases(&out).ok_or_else(|| format!("no phases counted in:\n{out}"))?;
-                results.boots.push((mem.to_string(), kaslr, phases));
+        let granules: &[&str] = if args.quick { &["4k"] } else { &["4k", "16k", "64k"] };
+        for granule in granules {
+            for mem in sizes {
+                for kaslr in [false, true] {
+                    let mut run = bench_boot(mem, kaslr, "", &["phases"]);
+                    run.granule = granule.to_string();
+                    let out = transcript_of(&run)?;
+                    let phases = bench::parse_phases(&out).ok_or_else(|| format!("no phases counted in:\n{out}"))?;
+                    results
+                        .boots
+                        .push((granule.to_uppercase(), mem.to_string(), kaslr, phases));
+                }
             }
         }
     }
