@@ -61,6 +61,8 @@ fn the_linear_map_uses_the_granules_largest_blocks() {
         let linear = out.lines().find(|l| l.starts_with("linear ")).unwrap();
         assert!(linear.contains(&format!("map=512M:{blocks},64K:0")), "{linear}");
         assert!(out.contains("=> pa=0x40001234 level=2 size=512M"), "{out}");
+        // 64 KiB pages with 48-bit VAs have no level 0: the walk starts at 1.
+        assert!(out.contains("\nL1 table=") && !out.contains("\nL0 table="), "{out}");
         assert!(
             out.contains("# linear map: 1 table pages (minimum for this RAM: 1)"),
             "{out}"
