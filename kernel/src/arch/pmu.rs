@@ -9,21 +9,24 @@ pub struct Instructions;
 
 const INST_RETIRED: u64 = 0x08;
 
+/// Whether the CPU has a PMU (ID_AA64DFR0_EL1.PMUVer neither 0 nor 0xF):
+/// without one, every PMU register access is undefined.
+fn pmu_present() -> bool {
+    let dfr0: u64;
+    // SAFETY: ID_AA64DFR0_EL1 is always readable at EL1.
+    unsafe { core::arch::asm!("mrs {}, id_aa64dfr0_el1", out(reg) dfr0, options(nomem, nostack)) };
+    !matches!((dfr0 >> 8) & 0xf, 0 | 0xf)
+}
+
 impl Instructions {
     /// Starts counting from zero, if the CPU counts instructions.
     pub fn start() -> Option<Instructions> {
-        let events: u64;
-        // SAFETY: PMCEID0_EL0 is readable at EL1 whenever a PMU is present;
-        // ID_AA64DFR0_EL1.PMUVer says whether one is.
-        unsafe {
-            let dfr0: u64;
-            core::arch::asm!("mrs {}, id_aa64dfr0_el1", out(reg) dfr0, options(nomem, nostack));
-            let version = (dfr0 >> 8) & 0xf;
-            if version == 0 || version == 0xf {
-                return None;
-            }
-            core::arch::asm!("mrs {}, pmceid0_el0", out(reg) events, options(nomem, nostack));
+        if !pmu_present() {
+            return None;
         }
+        let events: u64;
+        // SAFETY: PMCEID0_EL0 is readable at EL1 when a PMU is present.
+        unsafe { core::arch::asm!("mrs {}, pmceid0_el0", out(reg) events, options(nomem, nostack)) };
         if events & (1 << INST_RETIRED) == 0 {
             return None;
         }
@@ -69,15 +72,12 @@ impl Instructions {
 /// early code could start counting them (event counter 1, which
 /// `__pi_primary_entry` programs before anything else; it is never stopped).
 pub fn boot_clock() -> Option<u64> {
-    // SAFETY: ID_AA64DFR0_EL1 is always readable at EL1; the PMU registers
-    // are read only when it says a PMU is present.
+    if !pmu_present() {
+        return None;
+    }
+    // SAFETY: the PMU's enable and counter registers are readable at EL1
+    // when a PMU is present.
     unsafe {
-        let dfr0: u64;
-        core::arch::asm!("mrs {}, id_aa64dfr0_el1", out(reg) dfr0, options(nomem, nostack));
-        let version = (dfr0 >> 8) & 0xf;
-        if version == 0 || version == 0xf {
-            return None;
-        }
         let (enabled, count): (u64, u64);
         core::arch::asm!(
             "mrs {enabled}, pmcntenset_el0",

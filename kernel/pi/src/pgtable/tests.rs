@@ -13,7 +13,12 @@ const LINEAR: u64 = crate::layout::PAGE_OFFSET;
 /// Maps each RAM range at its linear address (`PAGE_OFFSET + pa`, i.e. a
 /// PHYS_OFFSET of 0) and returns the summed counts.
 fn map_linear(ram: &[(u64, u64)]) -> (HostTables, PhysAddr, MapCounts) {
-    let (mut tables, root) = HostTables::new(64);
+    map_ranges(Granule::K4, ram, Granularity::LargestBlocks)
+}
+
+/// The same in any granule and granularity.
+fn map_ranges(granule: Granule, ram: &[(u64, u64)], granularity: Granularity) -> (HostTables, PhysAddr, MapCounts) {
+    let (mut tables, root) = HostTables::with_granule(granule, 4096);
     let mut total = MapCounts::default();
     for &(start, size) in ram {
         let c = map(
@@ -23,7 +28,7 @@ fn map_linear(ram: &[(u64, u64)]) -> (HostTables, PhysAddr, MapCounts) {
             PhysAddr::new(start),
             size,
             Attrs::DATA,
-            Granularity::LargestBlocks,
+            granularity,
         )
         .expect("map");
         total += c;
@@ -379,18 +384,7 @@ fn split_keeps_the_translation_and_protects_only_the_inner_range() {
 
 /// Maps `size` bytes of RAM from `start` at `PAGE_OFFSET + start` in `granule`.
 fn map_in(granule: Granule, start: u64, size: u64, granularity: Granularity) -> (HostTables, PhysAddr, MapCounts) {
-    let (mut tables, root) = HostTables::with_granule(granule, 4096);
-    let c = map(
-        &mut tables,
-        root,
-        LINEAR + start,
-        PhysAddr::new(start),
-        size,
-        Attrs::DATA,
-        granularity,
-    )
-    .expect("map");
-    (tables, root, c)
+    map_ranges(granule, &[(start, size)], granularity)
 }
 
 #[test]
