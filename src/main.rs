@@ -448,11 +448,12 @@ fn map(mut args: MapArgs) -> Result<String, String> {
         }
         model.walks = replay.walks;
     }
-    let title = match (model.kaslr.source.as_str(), model.kaslr.seed) {
-        (_, Some(seed)) => format!("splitmap: KASLR offset {:#x} (seed {seed:#x})", model.kaslr.offset),
-        ("", None) => "splitmap".to_string(),
-        (source, None) => format!("splitmap: KASLR {source}, offset {:#x}", model.kaslr.offset),
+    let kaslr = match (model.kaslr.source.as_str(), model.kaslr.seed) {
+        (_, Some(seed)) => format!("KASLR offset {:#x} (seed {seed:#x})", model.kaslr.offset),
+        ("", None) => "KASLR unknown".to_string(),
+        (source, None) => format!("KASLR {source}, offset {:#x}", model.kaslr.offset),
     };
+    let title = format!("splitmap, {} pages: {kaslr}", model.page_size());
     let text = match kind {
         "svg" => draw::svg(&model, &title),
         "html" => page::html(&model, &title),

@@ -98,6 +98,15 @@ impl Model {
         boxes
     }
 
+    /// The page size the boot used, from `layout`'s `map=` (whose last
+    /// entry is the page): `4K`, `16K` or `64K`.
+    pub fn page_size(&self) -> &str {
+        self.regions
+            .first()
+            .and_then(|r| r.map.split('+').next()?.rsplit(',').next()?.split(':').next())
+            .unwrap_or("4K")
+    }
+
     /// Physical memory as pieces, lowest first: RAM cut by the reservations
     /// (the rest `free`), and each device range a `ptdump` run maps.
     pub fn pieces(&self) -> Vec<Piece> {
@@ -314,6 +323,7 @@ splitmap> poweroff
         assert_eq!(m.kaslr.window.as_ref().unwrap().1, "25.0 bits");
         assert_eq!(m.kaslr.plt, Some((0xffffa00010114000, 0xffffa00090114000)));
         assert_eq!(m.walks[&0xffffa00061400000].len(), 2);
+        assert_eq!(m.page_size(), "4K");
         assert!(parse("splitmap> mem\n").is_err());
     }
 
