@@ -60,10 +60,14 @@ impl Artifacts {
         let mut image = crate::kbuild::make_image(&elf)?;
         crate::kbuild::embed_symbols(&elf, &mut image)?;
         crate::kbuild::check_header(&image)?;
+        // Written beside and renamed into place: another run (tests run in
+        // parallel) may be starting QEMU on the file at this moment.
         let write = |name: &str, bytes: &[u8]| -> Result<PathBuf, String> {
             let path = dir.join(name);
             if std::fs::read(&path).ok().as_deref() != Some(bytes) {
-                std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+                let fresh = dir.join(format!("{name}.{}", std::process::id()));
+                std::fs::write(&fresh, bytes).map_err(|e| format!("{}: {e}", fresh.display()))?;
+                std::fs::rename(&fresh, &path).map_err(|e| format!("{}: {e}", path.display()))?;
             }
             Ok(path)
         };
