@@ -35,7 +35,8 @@ enum Cmd {
     Build(BuildArgs),
     /// Attach gdb-multiarch to a kernel started with `run --gdb`, with the
     /// kernel's symbols loaded where KASLR put it and each loaded module's at
-    /// its sections (scripts/gdb/splitmap.py: sm-boot, sm-symbols, sm-kaslr).
+    /// its sections, or with --early at the physical address it starts at
+    /// (scripts/gdb/splitmap.py: sm-boot, sm-early, sm-symbols, sm-kaslr).
     Gdb(GdbArgs),
     /// Draw one boot's address spaces: the kernel's virtual addresses beside
     /// physical memory, a band for every mapping between them (SVG), the same
@@ -43,10 +44,11 @@ enum Cmd {
     /// a Start/End/Size/Use table (Markdown), by the extension of -o.
     Map(MapArgs),
     /// Measure: instructions from the first one to the prompt, per phase
-    /// (512M to 8G of RAM, KASLR off and on); wall time against a null
-    /// kernel; the linear map in blocks and in pages; what loading each
-    /// module costs, near and far. Prints the tables and writes them as
-    /// Markdown and JSON under target/bench/.
+    /// (each granule, 512M to 8G of RAM, KASLR off and on); wall time against
+    /// a null kernel; the linear map in blocks and in pages; the kernel
+    /// linked as a PIE and statically; what loading each module costs, near
+    /// and far. Prints the tables and writes them as Markdown and JSON under
+    /// target/bench/.
     Bench(BenchArgs),
     /// Pack the `.ko` files of a folder into an initrd (a newc cpio archive),
     /// for `run --initrd`: your own modules, or modified ones.
@@ -61,7 +63,7 @@ struct RunArgs {
     /// Number of CPUs (only the boot CPU runs for now).
     #[arg(long, default_value_t = 1)]
     smp: u32,
-    /// Load the kernel at this physical address (4 KiB-aligned, in RAM), or
+    /// Load the kernel at this physical address (page-aligned, in RAM), or
     /// `random`, through the stage-0 loader. Default: QEMU's own placement.
     #[arg(long, value_name = "PA|random")]
     load_addr: Option<String>,
@@ -89,8 +91,8 @@ struct RunArgs {
     /// The port QEMU waits for gdb on.
     #[arg(long, value_name = "PORT", default_value_t = 1234)]
     gdb_port: u16,
-    /// Count instructions exactly (QEMU -icount): `kaslr` then shows how many
-    /// the relocation took. Slower.
+    /// Count instructions exactly (QEMU -icount): `phases`, `kaslr` and
+    /// `insmod` then say how many boot, the relocation and a load took. Slower.
     #[arg(long)]
     icount: bool,
     /// Print the QEMU command line before running it.
