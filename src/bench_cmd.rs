@@ -1,0 +1,287 @@
+//! `splitmap bench`: the boots behind the tables `src/bench.rs` computes
+//! and writes (part of the binary, since it drives `run`'s options).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use clap::Parser;
+use splitmap::qemu::{self, Artifacts, Console};
+use splitmap::session;
+
+use crate::{BenchArgs, Cli, Cmd, RunArgs, boot_of, transcript_of};
+
+/// A scripted boot's options: `mem` of RAM, KASLR off or with a fixed seed,
+/// `--icount`, typing `cmds`.
+fn bench_boot(mem: &str, kaslr: bool, append: &str, cmds: &[&str]) -> RunArgs {
+    let mut args = Cli::parse_from(["splitmap", "run"]).command;
+    let Some(Cmd::Run(mut run)) = args.take() else {
+        unreachable!("`run` parses as the run command")
+    };
+    run.mem = mem.to_string();
+    run.icount = true;
+    run.nokaslr = !kaslr;
+    run.kaslr_seed = kaslr.then(|| "0x5".to_string());
+    run.append = append.to_string();
+    run.cmds = cmds.iter().map(|c| c.to_string()).collect();
+    run
+}
+
+/// `splitmap bench`.
+pub fn bench(args: &BenchArgs) -> Result<(), String> {
+    use splitmap::bench::{self, ModuleLoad, Results};
+    use std::time::Instant;
+
+    let known = ["instructions", "wall", "linear", "pie", "modules"];
+    if let Some(bad) = args.only.iter().find(|t| !known.contains(&t.as_str())) {
+        return Err(format!("--only {bad}: say one of {}", known.join(", ")));
+    }
+    let wanted = |table: &str| args.only.is_empty() || args.only.iter().any(|t| t == table);
+    let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let qemu_version = Command::new(qemu::QEMU)
+        .arg("--version")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_default();
+    let mut results = Results {
+        machine: format!(
+            "{qemu_version}, TCG, cortex-a72; host {} with {} CPUs",
+            std::env::consts::ARCH,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        ),
+        ..Results::default()
+    };
+
+    if wanted("instructions") {
+        let sizes: &[&str] = if args.quick {
+            &["1G"]
+        } else {
+            &["512M", "1G", "4G", "8G"]
+        };
+        let granules: &[&str] = if args.quick { &["4k"] } else { &["4k", "16k", "64k"] };
+        for granule in granules {
+            for mem in sizes {
+                for kaslr in [false, true] {
+                    let mut run = bench_boot(mem, kaslr, "", &["phases"]);
+                    run.granule = granule.to_string();
+                    let out = transcript_of(&run)?;
+                    let phases = bench::parse_phases(&out).ok_or_else(|| format!("no phases counted in:\n{out}"))?;
+                    results
+                        .boots
+                        .push((granule.to_uppercase(), mem.to_string(), kaslr, phases));
+                }
+            }
+        }
+    }
+    if wanted("wall") {
+        let null = out_dir.join("null-Image");
+        std::fs::write(&null, bench::null_kernel()).map_err(|e| format!("{}: {e}", null.display()))?;
+        let mut run = bench_boot("1G", false, "", &["poweroff"]);
+        run.icount = false;
+        let (_, kernel_args) = boot_of(&run, Console::Piped)?;
+        let artifacts = Artifacts::built();
+        let null_args: Vec<String> = kernel_args
+            .iter()
+            .map(|a| {
+                if *a == artifacts.image.display().to_string() {
+                    null.display().to_string()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        let pairs = if args.quick { 3 } else { 20 };
+        let (mut null_times, mut kernel_times) = (Vec::new(), Vec::new());
+        for _ in 0..pairs {
+            let start = Instant::now();
+            let status = qemu::command(&null_args)
+                .stdout(Stdio::null())
+                .status()
+                .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
+            null_times.push(start.elapsed());
+            if !status.success() {
+                return Err(format!("the null kernel did not power off cleanly: {status}"));
+            }
+            let start = Instant::now();
+            let t = session::run(qemu::command(&kernel_args), &run.cmds, Duration::from_secs(60), |_| {})
+                .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
+            kernel_times.push(start.elapsed());
+            if !t.outcome.success() {
+                return Err(format!("splitmap did not power off cleanly: {}", t.outcome.reason()));
+            }
+        }
+        results.wall = Some((bench::spread(&null_times), bench::spread(&kernel_times), pairs));
+        // Where the time goes under TCG: translating code run for the first time.
+        let log = out_dir.join("in_asm.log");
+        let with_log = |args: &[String]| {
+            let mut args = args.to_vec();
+            args.extend(["-d".into(), "in_asm".into(), "-D".into(), log.display().to_string()]);
+            args
+        };
+        qemu::command(&with_log(&null_args))
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
+        let null_translated = bench::translated(&std::fs::read_to_string(&log).unwrap_or_default());
+        session::run(
+            qemu::command(&with_log(&kernel_args)),
+            &run.cmds,
+            Duration::from_secs(60),
+            |_| {},
+        )
+        .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
+        let kernel_translated = bench::translated(&std::fs::read_to_string(&log).unwrap_or_default());
+        results.translated = Some((null_translated, kernel_translated));
+    }
+    if wanted("linear") {
+        for (name, granule) in bench::GRANULES {
+            for gib in [1u64, 4, 8] {
+                for largest in [true, false] {
+                    let cost = bench::linear_cost(granule, gib << 30, largest);
+                    results.linear.push((name, gib << 30, largest, cost));
+                }
+            }
+        }
+    }
+    if wanted("pie") {
+        results.pie = Some(pie_cost(&out_dir)?);
+    }
+    if wanted("modules") {
+        let names: &[&str] = if args.quick {
+            &["farcalls"]
+        } else {
+            &["hello", "data", "farcalls", "pingpong"]
+        };
+        let dir = Artifacts::built()
+            .initrd
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        for far in [false, true] {
+            let cmds: Vec<String> = names.iter().map(|n| format!("insmod {n}")).collect();
+            let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+            let append = if far { "module.region=far" } else { "" };
+            let out = transcript_of(&bench_boot("1G", false, append, &cmds))?;
+            for name in names {
+                let line = out
+                    .lines()
+                    .find(|l| l.starts_with(&format!("{name} base=")) && l.contains(" instructions="))
+                    .ok_or_else(|| format!("insmod {name} printed no counted line:\n{out}"))?;
+                let field = |key: &str| -> u64 {
+                    line.split_whitespace()
+                        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0)
+                };
+                let ko = dir.join(format!("{name}.ko"));
+                let ko = std::fs::read(&ko).map_err(|e| format!("{}: {e}", ko.display()))?;
+                let (relocations, far_targets) = bench::ko_stats(&ko)?;
+                results.modules.push(ModuleLoad {
+                    name: name.to_string(),
+                    far,
+                    relocations,
+                    slots: field("slots"),
+                    veneers: field("plt"),
+                    far_targets,
+                    instructions: field("instructions"),
+                });
+            }
+        }
+    }
+
+    let markdown = results.markdown();
+    print!("{markdown}");
+    match &args.output {
+        Some(path) => std::fs::write(path, &markdown).map_err(|e| format!("{}: {e}", path.display()))?,
+        None => {
+            let md = out_dir.join("bench.md");
+            let json = out_dir.join("bench.json");
+            std::fs::write(&md, format!("Measured on {}.\n\n{markdown}", results.machine))
+                .map_err(|e| format!("{}: {e}", md.display()))?;
+            std::fs::write(&json, format!("{:#}\n", results.json())).map_err(|e| format!("{}: {e}", json.display()))?;
+            println!("bench: {} and {}", md.display(), json.display());
+        }
+    }
+    Ok(())
+}
+
+/// QEMU's arguments for `run` with `image` in place of the kernel's Image.
+fn with_image(run: &RunArgs, image: &std::path::Path) -> Result<Vec<String>, String> {
+    let (_, args) = boot_of(run, Console::Piped)?;
+    let ours = Artifacts::built().image.display().to_string();
+    Ok(args
+        .into_iter()
+        .map(|a| if a == ours { image.display().to_string() } else { a })
+        .collect())
+}
+
+/// The kernel linked statically as well as a PIE, compared (see
+/// kernel/build.rs, SPLITMAP_STATIC_LINK).
+fn pie_cost(out_dir: &std::path::Path) -> Result<splitmap::bench::Pie, String> {
+    use splitmap::bench::{self, Pie};
+    use splitmap::kbuild;
+
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from);
+    let one = PathBuf::from("1");
+    let built = kbuild::cargo_build(
+        &cargo,
+        &workspace,
+        &out_dir.join("static-kernel"),
+        "splitmap-kernel",
+        &[],
+        &[("SPLITMAP_STATIC_LINK", &one)],
+    )?;
+    let (_, elf) = built
+        .executables
+        .iter()
+        .find(|(name, _)| name == "splitmap-kernel")
+        .ok_or("the static build made no kernel")?;
+    let static_elf = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let mut static_image = kbuild::make_image(&static_elf)?;
+    kbuild::embed_symbols(&static_elf, &mut static_image)?;
+    kbuild::check_header(&static_image)?;
+    let static_path = out_dir.join("static-Image");
+    std::fs::write(&static_path, &static_image).map_err(|e| format!("{}: {e}", static_path.display()))?;
+
+    let artifacts = Artifacts::built();
+    let pie_elf = std::fs::read(&artifacts.elf).map_err(|e| format!("{}: {e}", artifacts.elf.display()))?;
+    let pie_image = std::fs::metadata(&artifacts.image).map_err(|e| e.to_string())?.len();
+    let phases_of = |args: Vec<String>, cmds: &[String]| -> Result<(bench::Phases, String), String> {
+        let t = session::run(qemu::command(&args), cmds, Duration::from_secs(120), |_| {})
+            .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
+        let out = t.output.replace('\r', "");
+        let phases = bench::parse_phases(&out).ok_or_else(|| format!("no phases counted in:\n{out}"))?;
+        Ok((phases, out))
+    };
+    let fixed = bench_boot("1G", false, "", &["phases"]);
+    let (pie, _) = phases_of(with_image(&fixed, &artifacts.image)?, &fixed.cmds)?;
+    let (stat, _) = phases_of(with_image(&fixed, &static_path)?, &fixed.cmds)?;
+    let moving = bench_boot("1G", true, "", &["phases", "kaslr"]);
+    let (moved, out) = phases_of(with_image(&moving, &artifacts.image)?, &moving.cmds)?;
+    let relocations = out
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("relocations="))
+        .and_then(|n| n.parse().ok())
+        .ok_or("`kaslr` said no relocations=")?;
+    let kaslr_phase = |p: &bench::Phases| p.phases.iter().find(|(n, _)| n == "kaslr").map_or(0, |(_, c)| *c);
+    Ok(Pie {
+        text: (
+            bench::section_size(&pie_elf, ".text")?,
+            bench::section_size(&static_elf, ".text")?,
+        ),
+        image: (pie_image, static_image.len() as u64),
+        instructions: (pie.total, stat.total),
+        relr_bytes: bench::section_size(&pie_elf, ".relr.dyn")?,
+        relocations,
+        relocating: kaslr_phase(&moved).saturating_sub(kaslr_phase(&pie)),
+        kaslr_total: moved.total,
+    })
+}
