@@ -22,14 +22,16 @@ fuzz_target!(|input: (&str, Vec<(u64, u64)>, Vec<(u64, u64)>, u64, u64, [u8; 8])
         .map(|range| Busy { range, what: "busy" })
         .collect();
     let size = size % (64 << 20);
+    // An Image of any granule.
+    let page = [4 << 10, 16 << 10, 64 << 10][(seed % 3) as usize];
     let placed = match placement::parse_request(bootargs) {
-        Ok(Some(Request::At(pa))) => placement::check(pa, size, &list, &busy).map(|()| pa),
-        Ok(Some(Request::Random)) => placement::random_slot(seed, size, &list, &busy),
+        Ok(Some(Request::At(pa))) => placement::check(pa, size, page, &list, &busy).map(|()| pa),
+        Ok(Some(Request::Random)) => placement::random_slot(seed, size, page, &list, &busy),
         Ok(None) | Err(_) => return,
     };
     if let Ok(pa) = placed {
         let image = PhysRange::new(pa, size).expect("an accepted image does not wrap");
-        assert!(pa % 4096 == 0);
+        assert!(pa % page == 0);
         assert!(size == 0 || list.covers(image), "{image:?} outside RAM");
         assert!(busy.iter().all(|b| b.range.end <= image.start || image.end <= b.range.start));
     }
