@@ -44,18 +44,10 @@ fn main() {
             errors.join("\n  ")
         ));
     }
-    let (_, elf) = built
-        .executables
-        .iter()
-        .find(|(name, _)| name == "splitmap-kernel")
-        .unwrap_or_else(|| fail("the build produced no kernel executable"));
-
     let out = target_root.join("splitmap");
     fs::create_dir_all(&out).unwrap_or_else(|e| fail(&format!("{}: {e}", out.display())));
-    let elf_bytes = fs::read(elf).unwrap_or_else(|e| fail(&format!("{}: {e}", elf.display())));
-    let mut image = kbuild::make_image(&elf_bytes).unwrap_or_else(|e| fail(&e));
-    kbuild::embed_symbols(&elf_bytes, &mut image).unwrap_or_else(|e| fail(&e));
-    kbuild::check_header(&image).unwrap_or_else(|e| fail(&e));
+    let elf_bytes = built.executable("splitmap-kernel").unwrap_or_else(|e| fail(&e));
+    let image = kbuild::kernel_image(&elf_bytes).unwrap_or_else(|e| fail(&e));
     let image_path = out.join("Image");
     write_if_changed(&image_path, &image);
 
@@ -69,12 +61,7 @@ fn main() {
         &[("SPLITMAP_KERNEL_IMAGE", &image_path)],
     )
     .unwrap_or_else(|e| fail(&e));
-    let (_, boot_elf) = boot
-        .executables
-        .iter()
-        .find(|(name, _)| name == "splitmap-boot")
-        .unwrap_or_else(|| fail("no stage-0 loader built"));
-    let boot_bytes = fs::read(boot_elf).unwrap_or_else(|e| fail(&format!("{}: {e}", boot_elf.display())));
+    let boot_bytes = boot.executable("splitmap-boot").unwrap_or_else(|e| fail(&e));
     let boot_image = kbuild::make_image(&boot_bytes).unwrap_or_else(|e| fail(&e));
 
     let paths = [

@@ -132,7 +132,7 @@ pub fn linear_cost(granule: pi::pgtable::Granule, ram: u64, largest_blocks: bool
     LinearCost {
         tables,
         table_bytes: tables * granule.page_size(),
-        descriptors: counts.blocks_l1 + counts.blocks_l2 + counts.pages,
+        descriptors: counts.leaves(),
         levels: (deepest - granule.first_level() + 1) as u64,
         reach: granule.level_size(deepest),
     }

@@ -9,7 +9,7 @@ use clap::Parser;
 use splitmap::qemu::{self, Artifacts, Console};
 use splitmap::session;
 
-use crate::{BenchArgs, Cli, Cmd, RunArgs, boot_of, transcript_of};
+use crate::{BenchArgs, Cli, Cmd, RunArgs, boot_of, script_output, transcript_of};
 
 /// A scripted boot's options: `mem` of RAM, KASLR off or with a fixed seed,
 /// `--icount`, typing `cmds`.
@@ -52,7 +52,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
         .unwrap_or_default();
     let mut results = Results {
         machine: format!(
-            "{qemu_version}, TCG, cortex-a72; host {} with {} CPUs",
+            "{qemu_version}, TCG, cortex-a72 (max for 16K pages); host {} with {} CPUs",
             std::env::consts::ARCH,
             std::thread::available_parallelism().map_or(1, |n| n.get())
         ),
@@ -86,17 +86,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
         let mut run = bench_boot("1G", false, "", &["poweroff"]);
         run.icount = false;
         let (_, kernel_args) = boot_of(&run, Console::Piped)?;
-        let artifacts = Artifacts::built();
-        let null_args: Vec<String> = kernel_args
-            .iter()
-            .map(|a| {
-                if *a == artifacts.image.display().to_string() {
-                    null.display().to_string()
-                } else {
-                    a.clone()
-                }
-            })
-            .collect();
+        let null_args = with_image(&run, &null)?;
         let pairs = if args.quick { 3 } else { 20 };
         let (mut null_times, mut kernel_times) = (Vec::new(), Vec::new());
         for _ in 0..pairs {
@@ -239,15 +229,8 @@ fn pie_cost(out_dir: &std::path::Path) -> Result<splitmap::bench::Pie, String> {
         &[],
         &[("SPLITMAP_STATIC_LINK", &one)],
     )?;
-    let (_, elf) = built
-        .executables
-        .iter()
-        .find(|(name, _)| name == "splitmap-kernel")
-        .ok_or("the static build made no kernel")?;
-    let static_elf = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
-    let mut static_image = kbuild::make_image(&static_elf)?;
-    kbuild::embed_symbols(&static_elf, &mut static_image)?;
-    kbuild::check_header(&static_image)?;
+    let static_elf = built.executable("splitmap-kernel")?;
+    let static_image = kbuild::kernel_image(&static_elf)?;
     let static_path = out_dir.join("static-Image");
     std::fs::write(&static_path, &static_image).map_err(|e| format!("{}: {e}", static_path.display()))?;
 
@@ -255,9 +238,7 @@ fn pie_cost(out_dir: &std::path::Path) -> Result<splitmap::bench::Pie, String> {
     let pie_elf = std::fs::read(&artifacts.elf).map_err(|e| format!("{}: {e}", artifacts.elf.display()))?;
     let pie_image = std::fs::metadata(&artifacts.image).map_err(|e| e.to_string())?.len();
     let phases_of = |args: Vec<String>, cmds: &[String]| -> Result<(bench::Phases, String), String> {
-        let t = session::run(qemu::command(&args), cmds, Duration::from_secs(120), |_| {})
-            .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
-        let out = t.output.replace('\r', "");
+        let out = script_output(&args, cmds, Duration::from_secs(120))?;
         let phases = bench::parse_phases(&out).ok_or_else(|| format!("no phases counted in:\n{out}"))?;
         Ok((phases, out))
     };

@@ -33,6 +33,31 @@ impl Built {
             .find(|(n, p)| n == name && p.to_string_lossy().contains(&dir))
             .map(|(_, p)| p.as_path())
     }
+
+    /// The bytes of executable `name`.
+    ///
+    /// # Errors
+    /// The build made no such executable, or it cannot be read.
+    pub fn executable(&self, name: &str) -> Result<Vec<u8>, String> {
+        let (_, path) = self
+            .executables
+            .iter()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| format!("the build produced no {name} executable"))?;
+        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// The kernel's Image from its ELF: the flat image, with the symbol table
+/// filled in and the header checked.
+///
+/// # Errors
+/// From [`make_image`], [`embed_symbols`] or [`check_header`].
+pub fn kernel_image(elf: &[u8]) -> Result<Vec<u8>, String> {
+    let mut image = make_image(elf)?;
+    embed_symbols(elf, &mut image)?;
+    check_header(&image)?;
+    Ok(image)
 }
 
 /// Runs `cargo build -p PACKAGE` for the kernel target in its own target

@@ -379,14 +379,10 @@ fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), Stri
         raw_dtb: args.raw_dtb.as_deref().map(qemu::check_raw_dtb).transpose()?,
         extra: args.qemu_args.clone(),
         console,
-        cpu: args.cpu.clone().unwrap_or_else(|| {
-            let cpu = if args.granule.eq_ignore_ascii_case("16k") {
-                qemu::CPU_FOR_16K
-            } else {
-                qemu::DEFAULT_CPU
-            };
-            cpu.to_string()
-        }),
+        cpu: args
+            .cpu
+            .clone()
+            .unwrap_or_else(|| qemu::cpu_for(&args.granule).to_string()),
     };
     let mut artifacts = Artifacts::for_granule(&args.granule)?;
     if let Some(initrd) = &args.initrd {
@@ -401,8 +397,13 @@ fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), Stri
 /// printed; an error unless the kernel powered off cleanly.
 fn transcript_of(args: &RunArgs) -> Result<String, String> {
     let (_, qemu_args) = boot_of(args, Console::Piped)?;
-    let timeout = Duration::from_secs(args.timeout.unwrap_or(120));
-    let t = session::run(qemu::command(&qemu_args), &args.cmds, timeout, |_| {})
+    script_output(&qemu_args, &args.cmds, Duration::from_secs(args.timeout.unwrap_or(120)))
+}
+
+/// Runs QEMU with `qemu_args`, types `cmds`, and returns what the console
+/// printed; an error unless the kernel powered off cleanly.
+fn script_output(qemu_args: &[String], cmds: &[String], timeout: Duration) -> Result<String, String> {
+    let t = session::run(qemu::command(qemu_args), cmds, timeout, |_| {})
         .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
     if !t.outcome.success() {
         return Err(format!("the boot failed: {}\n{}", t.outcome.reason(), t.output));
@@ -591,11 +592,7 @@ fn sweep(args: SweepArgs) -> Result<(), String> {
     use splitmap::sweep::{self as stats, Slots};
 
     let artifacts = Artifacts::for_granule(&args.granule)?;
-    let cpu = if args.granule.eq_ignore_ascii_case("16k") {
-        qemu::CPU_FOR_16K
-    } else {
-        qemu::DEFAULT_CPU
-    };
+    let cpu = qemu::cpu_for(&args.granule);
     let image = std::fs::read(&artifacts.image).map_err(|e| format!("{}: {e}", artifacts.image.display()))?;
     let image_size = u64::from_le_bytes(image[16..24].try_into().map_err(|_| "Image too short")?);
     // The same rules the kernel applies, so a window it would refuse is refused here.

@@ -47,19 +47,9 @@ impl Artifacts {
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
         let dir = workspace.join("target").join(format!("granule-{granule}"));
         let cargo = std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from);
-        let executable = |built: crate::kbuild::Built, name: &str| -> Result<Vec<u8>, String> {
-            let (_, path) = built
-                .executables
-                .iter()
-                .find(|(n, _)| n == name)
-                .ok_or_else(|| format!("the {granule} build made no {name}"))?;
-            std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
-        };
         let kernel = crate::kbuild::cargo_build(&cargo, workspace, &dir, "splitmap-kernel", &[feature], &[])?;
-        let elf = executable(kernel, "splitmap-kernel")?;
-        let mut image = crate::kbuild::make_image(&elf)?;
-        crate::kbuild::embed_symbols(&elf, &mut image)?;
-        crate::kbuild::check_header(&image)?;
+        let elf = kernel.executable("splitmap-kernel")?;
+        let image = crate::kbuild::kernel_image(&elf)?;
         // Written beside and renamed into place: another run (tests run in
         // parallel) may be starting QEMU on the file at this moment.
         let write = |name: &str, bytes: &[u8]| -> Result<PathBuf, String> {
@@ -81,7 +71,7 @@ impl Artifacts {
             &[],
             &[("SPLITMAP_KERNEL_IMAGE", &image_path)],
         )?;
-        let boot_image = crate::kbuild::make_image(&executable(boot, "splitmap-boot")?)?;
+        let boot_image = crate::kbuild::make_image(&boot.executable("splitmap-boot")?)?;
         Ok(Artifacts {
             image: image_path,
             elf: elf_path,
@@ -147,6 +137,16 @@ pub struct Boot {
 pub const DEFAULT_CPU: &str = "cortex-a72";
 /// A CPU with every granule: QEMU's `max` (TGran4 = 1, TGran16 = 2, TGran64 = 0).
 pub const CPU_FOR_16K: &str = "max";
+
+/// The CPU a kernel built for `granule` ("4k", "16k", "64k") runs on unless
+/// told otherwise.
+pub fn cpu_for(granule: &str) -> &'static str {
+    if granule.eq_ignore_ascii_case("16k") {
+        CPU_FOR_16K
+    } else {
+        DEFAULT_CPU
+    }
+}
 
 impl Default for Boot {
     fn default() -> Self {

@@ -100,7 +100,7 @@ fn colour(prot: &str, device: bool) -> &'static str {
     match (device, prot) {
         (true, _) => "#f0ad4e",
         (_, p) if p.contains('x') => "#d9534f",
-        (_, p) if p.starts_with("r-") || p == "ro" => "#5cb85c",
+        (_, p) if p.starts_with("r-") => "#5cb85c",
         (_, "---") => "#bbbbbb",
         _ => "#4a7ab0",
     }
@@ -156,7 +156,7 @@ pub fn svg(model: &Model, title: &str) -> String {
     for run in &model.runs {
         let (a0, a1) = (va.y(run.va.0), va.y(run.va.1).max(va.y(run.va.0) + 1.0));
         let (b0, b1) = (pa.y(run.pa.0), pa.y(run.pa.1).max(pa.y(run.pa.0) + 1.0));
-        let fill = colour(if run.exec { "x" } else { &run.ap }, run.attr == "device");
+        let fill = colour(run.prot(), run.attr == "device");
         let _ = writeln!(
             out,
             r#"<path d="M{} {a0:.1} C{mid} {a0:.1} {mid} {b0:.1} {} {b0:.1} V{b1:.1} C{mid} {b1:.1} {mid} {a1:.1} {} {a1:.1} Z" fill="{fill}" fill-opacity="0.25" stroke="{fill}" stroke-opacity="0.6"><title>{:#x}-{:#x} → {:#x}-{:#x}: {}</title></path>"#,

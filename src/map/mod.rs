@@ -44,6 +44,15 @@ pub struct Run {
 }
 
 impl Run {
+    /// What the run permits, as `layout` writes it: `r-x`, `r--` or `rw-`.
+    pub fn prot(&self) -> &'static str {
+        match (self.ap == "ro", self.exec) {
+            (true, true) => "r-x",
+            (true, false) => "r--",
+            (false, _) => "rw-",
+        }
+    }
+
     /// `4K×60 ro x`: what a band between the two columns is labelled with.
     pub fn label(&self) -> String {
         let exec = if self.exec { " x" } else { "" };
@@ -316,6 +325,7 @@ splitmap> poweroff
         assert_eq!(m.runs.len(), 3);
         assert_eq!(m.runs[1].label(), "4K×60 ro x");
         assert_eq!(m.runs[2].label(), "4K×1 rw device");
+        assert_eq!((m.runs[0].prot(), m.runs[1].prot()), ("rw-", "r-x"));
         assert_eq!(m.ram, [(0x4000_0000, 0x8000_0000)]);
         assert_eq!(m.reserved[2], ((0x4800_0000, 0x4800_bf44), "initrd".into()));
         assert_eq!(m.kaslr.seed, Some(0x2a));

@@ -339,6 +339,21 @@ impl core::ops::AddAssign for MapCounts {
 }
 
 impl MapCounts {
+    /// Leaf descriptors at `level` (none at level 0, which holds no leaf).
+    pub fn at_level(&self, level: usize) -> u64 {
+        match level {
+            1 => self.blocks_l1,
+            2 => self.blocks_l2,
+            LAST_LEVEL => self.pages,
+            _ => 0,
+        }
+    }
+
+    /// Leaf descriptors at every level.
+    pub fn leaves(&self) -> u64 {
+        self.blocks_l1 + self.blocks_l2 + self.pages
+    }
+
     fn add_leaf(&mut self, level: usize) {
         match level {
             1 => self.blocks_l1 += 1,

@@ -56,7 +56,7 @@ impl fmt::Display for Leaves {
             }
             f.write_str(size_name(GRANULE.level_size(level)))?;
             f.write_str(":")?;
-            fmt::Display::fmt(&[m.blocks_l1, m.blocks_l1, m.blocks_l2, m.pages][level], f)?;
+            fmt::Display::fmt(&m.at_level(level), f)?;
         }
         if m.contiguous > 0 {
             f.write_str("+cont:")?;
