@@ -9,27 +9,62 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// What `phases` printed: (phase, instructions), in order, and the total.
+/// What `phases` printed: (phase, cost), in order, and the total. The cost
+/// is in instructions (a boot under `--icount`) or in microseconds of wall
+/// time (without it), as [`Phases::unit`] says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Phases {
     pub phases: Vec<(String, u64)>,
     pub total: u64,
+    /// `instructions` or `us`.
+    pub unit: String,
 }
 
 /// Reads `phases` output; `None` if nothing was counted.
 pub fn parse_phases(output: &str) -> Option<Phases> {
     let mut phases = Vec::new();
     let mut total = None;
+    let mut unit = None;
     for line in output.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let count = words.iter().find_map(|w| w.strip_prefix("instructions="));
-        match (words.first(), words.get(1), count.and_then(|c| c.parse().ok())) {
-            (Some(&"phase"), Some(name), Some(n)) => phases.push((name.to_string(), n)),
-            (Some(&"total"), _, Some(n)) => total = Some(n),
+        let cost = words.iter().find_map(|w| {
+            let (key, value) = w.split_once('=')?;
+            Some((key, value.parse::<u64>().ok()?)).filter(|(key, _)| ["instructions", "us"].contains(key))
+        });
+        match (words.first(), words.get(1), cost) {
+            (Some(&"phase"), Some(name), Some((_, n))) => phases.push((name.to_string(), n)),
+            (Some(&"total"), _, Some((key, n))) => {
+                total = Some(n);
+                unit = Some(key.to_string());
+            }
             _ => {}
         }
     }
-    Some(Phases { phases, total: total? })
+    Some(Phases {
+        phases,
+        total: total?,
+        unit: unit?,
+    })
+}
+
+/// The median of each phase's cost over several boots (all in one unit),
+/// and the median of their totals (which need not be the medians' sum).
+pub fn median_phases(boots: &[Phases]) -> Option<Phases> {
+    let first = boots.first()?;
+    let median = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    Some(Phases {
+        phases: first
+            .phases
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| (name.clone(), median(boots.iter().map(|b| b.phases[i].1).collect())))
+            .collect(),
+        total: median(boots.iter().map(|b| b.total).collect()),
+        unit: first.unit.clone(),
+    })
 }
 
 /// Least, middle and greatest of some samples.
@@ -226,6 +261,11 @@ pub struct Results {
     pub wall: Option<(Spread, Spread, usize)>,
     /// Blocks and instructions QEMU translated for each: (null, splitmap).
     pub translated: Option<((u64, u64), (u64, u64))>,
+    /// Where a boot's time goes, KASLR off then on: instructions per phase
+    /// (one `--icount` boot) and wall time per phase (the median of boots
+    /// without it), and how many boots that was.
+    pub wall_phases: Vec<(bool, Phases, Phases)>,
+    pub wall_phase_boots: usize,
     /// (granule, RAM bytes, largest blocks, cost).
     pub linear: Vec<(&'static str, u64, bool, LinearCost)>,
     pub modules: Vec<ModuleLoad>,
@@ -281,7 +321,42 @@ impl Results {
         if let Some(((null_blocks, null_insns), (blocks, insns))) = self.translated {
             let _ = writeln!(
                 out,
-                "QEMU translated {null_blocks} blocks ({null_insns} instructions) for the null kernel and {blocks} blocks ({insns} instructions) for splitmap's boot and power-off (`-d in_asm`).\n"
+                "QEMU translated {null_blocks} blocks ({null_insns} instructions) for the null kernel and {blocks} blocks ({insns} instructions) for splitmap's boot and power-off (`-d in_asm`)."
+            );
+            if let Some((null, kernel, _)) = &self.wall {
+                let _ = writeln!(
+                    out,
+                    "The difference of the medians over the difference in blocks: **{:.1} µs per translated block**.",
+                    (kernel.median - null.median) * 1e6 / blocks.saturating_sub(null_blocks).max(1) as f64
+                );
+            }
+            out.push('\n');
+        }
+        if !self.wall_phases.is_empty() {
+            out.push_str("| phase |");
+            for (kaslr, _, _) in &self.wall_phases {
+                let k = if *kaslr { "on" } else { "off" };
+                let _ = write!(out, " KASLR {k}: instructions | KASLR {k}: wall µs |");
+            }
+            out.push_str("\n|---|");
+            out.push_str(&"---:|---:|".repeat(self.wall_phases.len()));
+            out.push('\n');
+            let names = self.wall_phases[0].1.phases.iter().map(|(n, _)| n.as_str());
+            for (i, name) in names.enumerate() {
+                let _ = write!(out, "| {name} |");
+                for (_, instructions, micros) in &self.wall_phases {
+                    let _ = write!(out, " {} | {} |", instructions.phases[i].1, micros.phases[i].1);
+                }
+                out.push('\n');
+            }
+            out.push_str("| **to the prompt** |");
+            for (_, instructions, micros) in &self.wall_phases {
+                let _ = write!(out, " **{}** | **{}** |", instructions.total, micros.total);
+            }
+            let _ = writeln!(
+                out,
+                "\n\nWall µs: the median of {} boots without `-icount`, by the generic timer from the first instruction; instructions: one boot with `-icount` (QEMU's clock then follows the instruction count, so the two cannot come from one boot).\n",
+                self.wall_phase_boots
             );
         }
         if !self.linear.is_empty() {
@@ -369,6 +444,13 @@ impl Results {
                 "null_kernel_s": spread(null), "splitmap_s": spread(kernel), "pairs": pairs,
                 "ratio_of_medians": kernel.median / null.median,
             })),
+            "wall_phases": self.wall_phases.iter().map(|(kaslr, instructions, micros)| json!({
+                "kaslr": kaslr, "boots": self.wall_phase_boots,
+                "phases": instructions.phases.iter().zip(&micros.phases).map(|((n, i), (_, us))| json!({
+                    "phase": n, "instructions": i, "wall_us_median": us,
+                })).collect::<Vec<_>>(),
+                "total": {"instructions": instructions.total, "wall_us_median": micros.total},
+            })).collect::<Vec<_>>(),
             "translated": self.translated.map(|((nb, ni), (kb, ki))| json!({
                 "null_kernel": {"blocks": nb, "instructions": ni},
                 "splitmap": {"blocks": kb, "instructions": ki},
@@ -402,8 +484,24 @@ mod tests {
         let out = "splitmap> phases\nphase early      instructions=10 share=10.0%\nphase shell      instructions=90 share=90.0%\ntotal instructions=100 (from …)\n";
         let p = parse_phases(out).unwrap();
         assert_eq!(p.phases, [("early".to_string(), 10), ("shell".to_string(), 90)]);
-        assert_eq!(p.total, 100);
+        assert_eq!((p.total, p.unit.as_str()), (100, "instructions"));
         assert_eq!(parse_phases("phases: not counted"), None);
+        let wall = "phase early      us=700 share=70.0%\nphase shell      us=300 share=30.0%\ntotal us=1000 (…)\n";
+        let w = parse_phases(wall).unwrap();
+        assert_eq!((w.phases[1].1, w.total, w.unit.as_str()), (300, 1000, "us"));
+    }
+
+    #[test]
+    fn medians_phase_by_phase() {
+        let boot = |early, shell| Phases {
+            phases: vec![("early".into(), early), ("shell".into(), shell)],
+            total: early + shell,
+            unit: "us".into(),
+        };
+        let m = median_phases(&[boot(5, 50), boot(9, 10), boot(7, 30)]).unwrap();
+        assert_eq!(m.phases, [("early".to_string(), 7), ("shell".to_string(), 30)]);
+        assert_eq!(m.total, 37, "the median of the totals, not the sum of the medians");
+        assert_eq!(median_phases(&[]), None);
     }
 
     #[test]

@@ -30,7 +30,6 @@ fn bench_boot(mem: &str, kaslr: bool, append: &str, cmds: &[&str]) -> RunArgs {
 /// `splitmap bench`.
 pub fn bench(args: &BenchArgs) -> Result<(), String> {
     use splitmap::bench::{self, ModuleLoad, Results};
-    use std::time::Instant;
 
     let known = ["instructions", "wall", "linear", "pie", "modules"];
     if let Some(bad) = args.only.iter().find(|t| !known.contains(&t.as_str())) {
@@ -71,8 +70,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
                 for kaslr in [false, true] {
                     let mut run = bench_boot(mem, kaslr, "", &["phases"]);
                     run.granule = granule.to_string();
-                    let out = transcript_of(&run)?;
-                    let phases = bench::parse_phases(&out).ok_or_else(|| format!("no phases counted in:\n{out}"))?;
+                    let phases = phases_of(&run)?;
                     results
                         .boots
                         .push((granule.to_uppercase(), mem.to_string(), kaslr, phases));
@@ -87,25 +85,16 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
         run.icount = false;
         let (_, kernel_args) = boot_of(&run, Console::Piped)?;
         let null_args = with_image(&run, &null)?;
+        let out = out_dir.join("wall-boot.txt");
         let pairs = if args.quick { 3 } else { 20 };
         let (mut null_times, mut kernel_times) = (Vec::new(), Vec::new());
         for _ in 0..pairs {
-            let start = Instant::now();
-            let status = qemu::command(&null_args)
-                .stdout(Stdio::null())
-                .status()
-                .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
-            null_times.push(start.elapsed());
-            if !status.success() {
-                return Err(format!("the null kernel did not power off cleanly: {status}"));
+            null_times.push(timed_boot(&null_args, &out)?.0);
+            let (time, printed) = timed_boot(&kernel_args, &out)?;
+            if !printed.contains(session::PROMPT) || !printed.contains("powering off") {
+                return Err(format!("splitmap did not reach the prompt and power off:\n{printed}"));
             }
-            let start = Instant::now();
-            let t = session::run(qemu::command(&kernel_args), &run.cmds, Duration::from_secs(60), |_| {})
-                .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
-            kernel_times.push(start.elapsed());
-            if !t.outcome.success() {
-                return Err(format!("splitmap did not power off cleanly: {}", t.outcome.reason()));
-            }
+            kernel_times.push(time);
         }
         results.wall = Some((bench::spread(&null_times), bench::spread(&kernel_times), pairs));
         // Where the time goes under TCG: translating code run for the first time.
@@ -115,20 +104,22 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
             args.extend(["-d".into(), "in_asm".into(), "-D".into(), log.display().to_string()]);
             args
         };
-        qemu::command(&with_log(&null_args))
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
+        timed_boot(&with_log(&null_args), &out)?;
         let null_translated = bench::translated(&std::fs::read_to_string(&log).unwrap_or_default());
-        session::run(
-            qemu::command(&with_log(&kernel_args)),
-            &run.cmds,
-            Duration::from_secs(60),
-            |_| {},
-        )
-        .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
+        timed_boot(&with_log(&kernel_args), &out)?;
         let kernel_translated = bench::translated(&std::fs::read_to_string(&log).unwrap_or_default());
         results.translated = Some((null_translated, kernel_translated));
+        // And phase by phase: instructions need -icount, wall time needs it off.
+        let boots = if args.quick { 1 } else { 9 };
+        for kaslr in [false, true] {
+            let instructions = phases_of(&bench_boot("1G", kaslr, "", &["phases"]))?;
+            let mut timed = bench_boot("1G", kaslr, "", &["phases"]);
+            timed.icount = false;
+            let micros = (0..boots).map(|_| phases_of(&timed)).collect::<Result<Vec<_>, _>>()?;
+            let micros = bench::median_phases(&micros).expect("at least one boot");
+            results.wall_phases.push((kaslr, instructions, micros));
+        }
+        results.wall_phase_boots = boots;
     }
     if wanted("linear") {
         for (name, granule) in bench::GRANULES {
@@ -202,6 +193,43 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// What `phases` printed in a scripted boot: instructions under
+/// `--icount`, wall time without.
+fn phases_of(run: &RunArgs) -> Result<splitmap::bench::Phases, String> {
+    let out = transcript_of(run)?;
+    let unit = if run.icount { "instructions" } else { "us" };
+    splitmap::bench::parse_phases(&out)
+        .filter(|p| p.unit == unit)
+        .ok_or_else(|| format!("no phases in {unit} in:\n{out}"))
+}
+
+/// One boot for the wall clock, timed from start to exit, with `poweroff`
+/// waiting in its serial input from the start and its output going to the
+/// file `out` (then returned): the same for either kernel, and no round trip
+/// through this process while the clock runs.
+fn timed_boot(args: &[String], out: &std::path::Path) -> Result<(Duration, String), String> {
+    use std::io::Write;
+    let file = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let start = std::time::Instant::now();
+    let mut child = qemu::command(args)
+        .stdin(Stdio::piped())
+        .stdout(file)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
+    // Dropping the pipe after the line is fine: QEMU reads what it holds.
+    let typed = child.stdin.take().map(|mut stdin| stdin.write_all(b"poweroff\r"));
+    let status = child.wait().map_err(|e| format!("{}: {e}", qemu::QEMU))?;
+    let time = start.elapsed();
+    typed
+        .transpose()
+        .map_err(|e| format!("cannot type into {}: {e}", qemu::QEMU))?;
+    let printed = std::fs::read_to_string(out).unwrap_or_default();
+    if !status.success() {
+        return Err(format!("{} exited with {status}:\n{printed}", qemu::QEMU));
+    }
+    Ok((time, printed))
+}
+
 /// QEMU's arguments for `run` with `image` in place of the kernel's Image.
 fn with_image(run: &RunArgs, image: &std::path::Path) -> Result<Vec<String>, String> {
     let (_, args) = boot_of(run, Console::Piped)?;
@@ -237,16 +265,16 @@ fn pie_cost(out_dir: &std::path::Path) -> Result<splitmap::bench::Pie, String> {
     let artifacts = Artifacts::built();
     let pie_elf = std::fs::read(&artifacts.elf).map_err(|e| format!("{}: {e}", artifacts.elf.display()))?;
     let pie_image = std::fs::metadata(&artifacts.image).map_err(|e| e.to_string())?.len();
-    let phases_of = |args: Vec<String>, cmds: &[String]| -> Result<(bench::Phases, String), String> {
+    let phases_with = |args: Vec<String>, cmds: &[String]| -> Result<(bench::Phases, String), String> {
         let out = script_output(&args, cmds, Duration::from_secs(120))?;
         let phases = bench::parse_phases(&out).ok_or_else(|| format!("no phases counted in:\n{out}"))?;
         Ok((phases, out))
     };
     let fixed = bench_boot("1G", false, "", &["phases"]);
-    let (pie, _) = phases_of(with_image(&fixed, &artifacts.image)?, &fixed.cmds)?;
-    let (stat, _) = phases_of(with_image(&fixed, &static_path)?, &fixed.cmds)?;
+    let (pie, _) = phases_with(with_image(&fixed, &artifacts.image)?, &fixed.cmds)?;
+    let (stat, _) = phases_with(with_image(&fixed, &static_path)?, &fixed.cmds)?;
     let moving = bench_boot("1G", true, "", &["phases", "kaslr"]);
-    let (moved, out) = phases_of(with_image(&moving, &artifacts.image)?, &moving.cmds)?;
+    let (moved, out) = phases_with(with_image(&moving, &artifacts.image)?, &moving.cmds)?;
     let relocations = out
         .split_whitespace()
         .find_map(|w| w.strip_prefix("relocations="))

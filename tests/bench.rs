@@ -32,6 +32,17 @@ fn the_quick_bench_fills_every_table_with_numbers() {
         }
     }
     assert!(wall["ratio_of_medians"].as_f64().unwrap().is_finite());
+    let wall_phases = v["wall_phases"].as_array().unwrap();
+    assert_eq!(wall_phases.len(), 2, "KASLR off and on");
+    for boot in wall_phases {
+        let phases = boot["phases"].as_array().unwrap();
+        assert_eq!(phases.len(), 7, "{boot}");
+        for p in phases {
+            assert!(p["instructions"].as_u64().unwrap() > 0, "{p}");
+            assert!(p["wall_us_median"].as_u64().is_some(), "{p}");
+        }
+        assert!(boot["total"]["wall_us_median"].as_u64().unwrap() > 0, "{boot}");
+    }
     assert!(
         v["translated"]["splitmap"]["blocks"].as_u64().unwrap()
             > v["translated"]["null_kernel"]["blocks"].as_u64().unwrap()

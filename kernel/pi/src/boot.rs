@@ -419,6 +419,8 @@ __pi_primary_entry:
     msr     elr_el2, x0
     eret
 2:
+    isb                                 // x25 = the virtual count at the
+    mrs     x25, cntvct_el0             // first instruction at EL1
     mrs     x0, id_aa64dfr0_el1         // With a PMU, count retired
     ubfx    x0, x0, #8, #4              // instructions from here on in event
     cbz     x0, 3f                      // counter 1 (INST_RETIRED, 0x08): the
@@ -536,6 +538,7 @@ __pi_enable_mmu:
     mov     x0, x19                     // x0 = DTB PA
     mov     x2, x23                     // x2 = pool pages used
     mov     x3, x20                     // x3 = x1|x2|x3 at entry
+    mov     x4, x25                     // x4 = the count at entry
     mov     x29, xzr                    // end of the frame-pointer chain
     mov     x30, xzr
     br      x8

@@ -1,12 +1,14 @@
 //! The CPU: system registers, barriers and cache/TLB maintenance, exception
 //! entry and its decoding, the exception table, fault-tolerant loads,
-//! recovery points, PSCI, the PMU, the panic handler and the linker-script
+//! recovery points, PSCI, the PMU and the counter, the panic handler and the linker-script
 //! symbols. Everything else
 //! the kernel does lives with its subsystem.
 
 pub mod esr;
 pub mod extable;
 
+#[cfg(kernel_proper)]
+pub mod counter;
 #[cfg(kernel_proper)]
 pub mod cpu;
 #[cfg(kernel_proper)]

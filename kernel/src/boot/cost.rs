@@ -1,7 +1,9 @@
-//! What boot costs, in retired instructions, phase by phase: boot marks the
-//! end of each phase with the PMU's count since the first instruction
-//! (`arch::pmu::boot_clock`), and `phases` prints the differences. QEMU
-//! counts instructions only with `-icount` (`splitmap run --icount`).
+//! What boot costs, phase by phase: boot marks the end of each phase with the
+//! PMU's count of retired instructions since the first instruction
+//! (`arch::pmu::boot_clock`) and with the generic timer's count
+//! (`arch::counter`), and `phases` prints the differences. QEMU counts
+//! instructions only with `-icount` (`splitmap run --icount`); without it,
+//! `phases` reports wall time.
 
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -52,40 +54,72 @@ impl Phase {
     }
 }
 
-/// The count at the end of each phase (0: not marked or not counted).
-static MARKS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
+/// At the end of each phase: instructions retired since the first one (0:
+/// not counted), and the virtual count.
+static INSTRUCTIONS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
+static TICKS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
+/// The virtual count at the first instruction at EL1.
+static FIRST_TICK: AtomicU64 = AtomicU64::new(0);
 
-/// Notes that `phase` ended with `count` instructions retired since the start.
-pub fn mark(phase: Phase, count: Option<u64>) {
-    MARKS[phase as usize].store(count.unwrap_or(0), Ordering::Relaxed);
+/// Notes the virtual count the early code read at its first instruction.
+pub fn started(ticks: u64) {
+    FIRST_TICK.store(ticks, Ordering::Relaxed);
 }
 
-/// The counts boot marked.
-pub fn marks() -> [u64; 7] {
-    core::array::from_fn(|i| MARKS[i].load(Ordering::Relaxed))
+/// Notes that `phase` ended with `instructions` retired since the start (if
+/// counted) and the virtual count at `ticks`.
+pub fn mark(phase: Phase, instructions: Option<u64>, ticks: u64) {
+    INSTRUCTIONS[phase as usize].store(instructions.unwrap_or(0), Ordering::Relaxed);
+    TICKS[phase as usize].store(ticks, Ordering::Relaxed);
+}
+
+/// What boot marked, for `phases`; `frequency` is the counter's, per second.
+pub fn marks(frequency: u64) -> Report {
+    let load = |a: &[AtomicU64; 7]| core::array::from_fn(|i| a[i].load(Ordering::Relaxed));
+    let first = FIRST_TICK.load(Ordering::Relaxed);
+    let ticks: [u64; 7] = load(&TICKS);
+    Report {
+        instructions: load(&INSTRUCTIONS),
+        micros: ticks.map(|t| t.saturating_sub(first).saturating_mul(1_000_000) / frequency.max(1)),
+    }
 }
 
 /// `phases`: a line per phase with what it cost and its share, then the
-/// total; or why nothing was counted.
-pub struct Report(pub [u64; 7]);
+/// total. The cost is in instructions when the CPU counted them (QEMU with
+/// `-icount`, whose clock then follows the instruction count), and otherwise
+/// in microseconds of the counter, the boot's wall time.
+pub struct Report {
+    /// Instructions retired at the end of each phase (0: not counted).
+    pub instructions: [u64; 7],
+    /// Microseconds since the first instruction at the end of each phase.
+    pub micros: [u64; 7],
+}
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ends = self.0;
-        let total = ends[Phase::Shell as usize];
-        if ends.contains(&0) || ends.windows(2).any(|w| w[1] < w[0]) {
+        let counted = |ends: &[u64; 7]| !ends.contains(&0) && ends.windows(2).all(|w| w[0] <= w[1]);
+        let (ends, unit, what) = if counted(&self.instructions) {
+            (self.instructions, "instructions", "")
+        } else if self.micros.windows(2).all(|w| w[0] <= w[1]) && self.micros[6] > 0 {
+            (
+                self.micros,
+                "us",
+                "; wall time: run with --icount to count instructions",
+            )
+        } else {
             return writeln!(
                 f,
-                "phases: not counted (the CPU counts instructions only with a PMU event for them: under QEMU, run with --icount)"
+                "phases: not counted (the PMU counts instructions only with --icount under QEMU, and the counter did not advance)"
             );
-        }
+        };
+        let total = ends[Phase::Shell as usize];
         let mut start = 0;
         for (phase, end) in Phase::ALL.iter().zip(ends) {
             let cost = end - start;
             let tenths = (cost * 1000 + total / 2) / total;
             writeln!(
                 f,
-                "phase {:<10} instructions={cost} share={}.{}%",
+                "phase {:<10} {unit}={cost} share={}.{}%",
                 phase.name(),
                 tenths / 10,
                 tenths % 10
@@ -94,7 +128,7 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "total instructions={total} (from the first instruction to the first prompt)"
+            "total {unit}={total} (from the first instruction to the first prompt{what})"
         )
     }
 }
@@ -103,9 +137,15 @@ impl fmt::Display for Report {
 mod tests {
     use super::*;
 
+    const ENDS: [u64; 7] = [100, 700, 750, 900, 950, 990, 1000];
+
     #[test]
     fn each_phase_costs_the_difference_to_the_one_before() {
-        let report = Report([100, 700, 750, 900, 950, 990, 1000]).to_string();
+        let report = Report {
+            instructions: ENDS,
+            micros: [1; 7],
+        }
+        .to_string();
         let lines: Vec<&str> = report.lines().collect();
         assert_eq!(lines[0], "phase early      instructions=100 share=10.0%");
         assert_eq!(lines[1], "phase devicetree instructions=600 share=60.0%");
@@ -117,11 +157,29 @@ mod tests {
     }
 
     #[test]
-    fn nothing_counted_says_how_to_count() {
-        assert!(Report([0; 7]).to_string().contains("--icount"));
-        assert!(
-            Report([5, 4, 6, 7, 8, 9, 10]).to_string().contains("not counted"),
-            "a count that went back"
-        );
+    fn without_instructions_the_wall_time() {
+        let report = Report {
+            instructions: [0; 7],
+            micros: ENDS,
+        }
+        .to_string();
+        let lines: Vec<&str> = report.lines().collect();
+        assert_eq!(lines[1], "phase devicetree us=600 share=60.0%");
+        assert!(lines[7].starts_with("total us=1000 "), "{}", lines[7]);
+        assert!(lines[7].contains("--icount"));
+    }
+
+    #[test]
+    fn nothing_counted_says_why() {
+        let nothing = Report {
+            instructions: [0; 7],
+            micros: [0; 7],
+        };
+        assert!(nothing.to_string().contains("--icount"));
+        let back = Report {
+            instructions: [5, 4, 6, 7, 8, 9, 10],
+            micros: [5, 4, 6, 7, 8, 9, 10],
+        };
+        assert!(back.to_string().contains("not counted"), "counts that went back");
     }
 }

@@ -628,14 +628,16 @@ enum Kind {
 }
 
 impl Kind {
+    const NAMED: [(&[u8], Kind); 4] = [
+        (b"chosen", Kind::Chosen),
+        (b"aliases", Kind::Aliases),
+        (b"psci", Kind::Psci),
+        (b"reserved-memory", Kind::ReservedMemory),
+    ];
+
     fn of(name: &[u8]) -> Kind {
-        match name {
-            b"chosen" => Kind::Chosen,
-            b"aliases" => Kind::Aliases,
-            b"psci" => Kind::Psci,
-            b"reserved-memory" => Kind::ReservedMemory,
-            _ => Kind::Other,
-        }
+        let names = Self::NAMED.map(|(n, _)| n);
+        position(&names, name).map_or(Kind::Other, |i| Self::NAMED[i].1)
     }
 }
 
@@ -658,23 +660,35 @@ enum Name {
 }
 
 impl Name {
+    const NAMED: [(&[u8], Name); 12] = [
+        (b"#address-cells", Name::AddressCells),
+        (b"#size-cells", Name::SizeCells),
+        (b"reg", Name::Reg),
+        (b"device_type", Name::DeviceType),
+        (b"compatible", Name::Compatible),
+        (b"stdout-path", Name::StdoutPath),
+        (b"bootargs", Name::Bootargs),
+        (b"kaslr-seed", Name::KaslrSeed),
+        (b"rng-seed", Name::RngSeed),
+        (b"linux,initrd-start", Name::InitrdStart),
+        (b"linux,initrd-end", Name::InitrdEnd),
+        (b"method", Name::Method),
+    ];
+
     fn of(name: &[u8]) -> Name {
-        match name {
-            b"#address-cells" => Name::AddressCells,
-            b"#size-cells" => Name::SizeCells,
-            b"reg" => Name::Reg,
-            b"device_type" => Name::DeviceType,
-            b"compatible" => Name::Compatible,
-            b"stdout-path" => Name::StdoutPath,
-            b"bootargs" => Name::Bootargs,
-            b"kaslr-seed" => Name::KaslrSeed,
-            b"rng-seed" => Name::RngSeed,
-            b"linux,initrd-start" => Name::InitrdStart,
-            b"linux,initrd-end" => Name::InitrdEnd,
-            b"method" => Name::Method,
-            _ => Name::Other,
-        }
+        let names = Self::NAMED.map(|(n, _)| n);
+        position(&names, name).map_or(Name::Other, |i| Self::NAMED[i].1)
     }
+}
+
+/// Where `key` is in `names`. A search of a table rather than a `match` on
+/// byte strings, which compiles to a tree of a hundred-odd branches: under
+/// QEMU's TCG every block of code run for the first time costs microseconds
+/// to translate, so boot's wall time follows its code size (docs/bench.md).
+/// One function for both tables, so the compiler keeps it a loop.
+#[inline(never)]
+fn position(names: &[&[u8]], key: &[u8]) -> Option<usize> {
+    names.iter().position(|n| *n == key)
 }
 
 /// Property names by their offset in the strings block: a tree names a few

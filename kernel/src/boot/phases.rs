@@ -31,7 +31,7 @@ use super::cost::{self, Phase};
 use super::dtb::{self, DtbError};
 use super::info::BootInfo;
 use super::state::{self, Kernel};
-use crate::arch::{cpu, exceptions, pmu, psci, sections};
+use crate::arch::{counter, cpu, exceptions, pmu, psci, sections};
 use crate::console::{self, pl011::Pl011};
 use crate::kaslr::decide::{self, Kaslr, Placement};
 use crate::kaslr::{relocate, seed};
@@ -53,9 +53,17 @@ static LINEAR_COUNTS: Once<pgtable::MapCounts> = Once::new();
 /// # Safety
 /// Only the early code calls this, once, with the MMU on and the boot tables
 /// live: `dtb_pa` from x0 at entry, `image_pa` where `_text` is loaded,
-/// `pool_used` pages of the table pool taken, `boot_regs` = x1|x2|x3 at entry.
+/// `pool_used` pages of the table pool taken, `boot_regs` = x1|x2|x3 at entry,
+/// `first_tick` the virtual count at the first instruction at EL1.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn splitmap_kernel_main(dtb_pa: u64, image_pa: u64, pool_used: u64, boot_regs: u64) -> ! {
+pub unsafe extern "C" fn splitmap_kernel_main(
+    dtb_pa: u64,
+    image_pa: u64,
+    pool_used: u64,
+    boot_regs: u64,
+    first_tick: u64,
+) -> ! {
+    cost::started(first_tick);
     mark(Phase::Early);
     exceptions::install();
     cpu::disable_ttbr0();
@@ -329,9 +337,12 @@ fn read_boot_info(dtb_pa: u64, boot_regs: u64) -> Result<BootInfo<'static>, DtbE
     BootInfo::read(blob, dtb_pa, cpu::pa_bits(), boot_regs)
 }
 
-/// Notes the end of `phase` with the instructions retired so far.
+/// Notes the end of `phase` with the instructions retired so far and the
+/// time. Never inlined: one copy of the register reads for all seven marks
+/// keeps what measuring adds to the code QEMU translates small.
+#[inline(never)]
 fn mark(phase: Phase) {
-    cost::mark(phase, pmu::boot_clock());
+    cost::mark(phase, pmu::boot_clock(), counter::now());
 }
 
 /// The PSCI conduit the device tree names, once it has been read.

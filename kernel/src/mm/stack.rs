@@ -28,11 +28,9 @@ pub const STACK: Span = Span {
 /// Maps the kernel stack and continues in `next` on it, with exceptions on
 /// the boot stack. Never returns.
 pub fn switch_to_kernel_stack(next: extern "C" fn() -> !) -> ! {
-    for va in (STACK.start..STACK.end).step_by(PAGE_SIZE as usize) {
-        let pa = frames::alloc_frame().expect("frames for the kernel stack");
-        if let Err(e) = tables::map(va, pa, PAGE_SIZE, Attrs::DATA, Granularity::PagesOnly) {
-            panic!("cannot map the kernel stack at {va:#x}: {e:?}");
-        }
+    let pa = frames::alloc_frames(KERNEL_STACK_SIZE / PAGE_SIZE).expect("frames for the kernel stack");
+    if let Err(e) = tables::map(STACK.start, pa, KERNEL_STACK_SIZE, Attrs::DATA, Granularity::PagesOnly) {
+        panic!("cannot map the kernel stack at {:#x}: {e:?}", STACK.start);
     }
     let stacks = cpu::Stacks {
         exception: sections::boot_stack().end,

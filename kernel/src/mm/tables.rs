@@ -136,6 +136,7 @@ pub fn usage() -> TableUsage {
 
 /// Maps `[va, va + len)` to `pa` in the live kernel tables, under their lock,
 /// and makes the new entries visible to the table walker.
+#[inline(never)]
 pub fn map(va: u64, pa: PhysAddr, len: u64, attrs: Attrs, granularity: Granularity) -> Result<(), MapError> {
     let mapped = locked(|tables, root| pgtable::map(tables, root, va, pa, len, attrs, granularity));
     cpu::publish_tables();

@@ -50,7 +50,7 @@ pub enum Command<'a> {
     Dmesg,
     /// `dtb [PATH]`: the device tree as source, from `PATH` down.
     Dtb(&'a str),
-    /// `phases`: what each boot phase cost in instructions.
+    /// `phases`: what each boot phase cost, in instructions or wall time.
     Phases,
 }
 
@@ -168,7 +168,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "phases",
         "",
-        "instructions each boot phase took, and in all to the first prompt (needs --icount under QEMU)",
+        "what each boot phase took, and in all to the first prompt: instructions under --icount, else wall time",
     ),
     (
         "dtb",
