@@ -62,7 +62,7 @@ fn breakpoints_follow_kaslr_and_modules() {
         "--ex",
         "continue",
         "--ex",
-        "bt 1",
+        "bt",
         "--ex",
         "sm-walk 0xffff000000001234",
         "--ex",
@@ -113,6 +113,24 @@ fn breakpoints_follow_kaslr_and_modules() {
         gdb.stdout.contains("#0  kernel::shell::explore::va2pa"),
         "{}",
         gdb.stdout
+    );
+    // The backtrace goes on through the recovery point every command runs
+    // from (an assembly routine, with call-frame information for gdb) to
+    // the shell loop.
+    let shell_frames: Vec<&str> = gdb
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("#0  kernel::shell::explore::va2pa"))
+        .take_while(|l| l.starts_with('#'))
+        .collect();
+    let contained = shell_frames
+        .iter()
+        .position(|l| l.contains(" splitmap_contained_call "));
+    assert!(
+        contained.is_some_and(|i| shell_frames[i..]
+            .iter()
+            .any(|l| l.contains("kernel::shell::commands::run"))),
+        "{shell_frames:?}"
     );
     // The module's entry point, from symbols loaded where insmod put it,
     // called from the kernel's insmod.

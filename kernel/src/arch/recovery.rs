@@ -81,10 +81,15 @@ pub fn resume_at_point(x: &mut [u64; 31], elr: &mut u64) -> Option<()> {
 
 core::arch::global_asm!(
     r#"
+    // Call-frame information for gdb (the kernel has no unwind tables, and
+    // gdb's prologue reader stops at the stores to the recovery point), so
+    // a backtrace goes on past this routine to whoever called `contained`.
+    .cfi_sections .debug_frame
     .section .text.splitmap_contained_call, "ax"
     .global splitmap_contained_call
     .type   splitmap_contained_call, %function
 splitmap_contained_call:
+    .cfi_startproc
     stp     x19, x20, [x0, #0]
     stp     x21, x22, [x0, #16]
     stp     x23, x24, [x0, #32]
@@ -98,13 +103,20 @@ splitmap_contained_call:
     stp     d12, d13, [x0, #136]
     stp     d14, d15, [x0, #152]
     stp     x29, x30, [sp, #-16]!
+    .cfi_def_cfa_offset 16
+    .cfi_offset x29, -16
+    .cfi_offset x30, -8
     mov     x29, sp
     mov     x9, x1
     mov     x0, x2
     blr     x9
     ldp     x29, x30, [sp], #16
+    .cfi_def_cfa_offset 0
+    .cfi_restore x29
+    .cfi_restore x30
     mov     x0, #0
     ret
+    .cfi_endproc
     .size   splitmap_contained_call, . - splitmap_contained_call
 
     .section .text.splitmap_contained_resume, "ax"
