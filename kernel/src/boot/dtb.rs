@@ -636,8 +636,7 @@ impl Kind {
     ];
 
     fn of(name: &[u8]) -> Kind {
-        let names = Self::NAMED.map(|(n, _)| n);
-        position(&names, name).map_or(Kind::Other, |i| Self::NAMED[i].1)
+        named(&Self::NAMED, name).unwrap_or(Kind::Other)
     }
 }
 
@@ -676,16 +675,20 @@ impl Name {
     ];
 
     fn of(name: &[u8]) -> Name {
-        let names = Self::NAMED.map(|(n, _)| n);
-        position(&names, name).map_or(Name::Other, |i| Self::NAMED[i].1)
+        named(&Self::NAMED, name).unwrap_or(Name::Other)
     }
 }
 
-/// Where `key` is in `names`. A search of a table rather than a `match` on
+/// What `table` says `key` is. A search of a table rather than a `match` on
 /// byte strings, which compiles to a tree of a hundred-odd branches: under
 /// QEMU's TCG every block of code run for the first time costs microseconds
 /// to translate, so boot's wall time follows its code size (docs/bench.md).
-/// One function for both tables, so the compiler keeps it a loop.
+fn named<T: Copy, const N: usize>(table: &[(&[u8], T); N], key: &[u8]) -> Option<T> {
+    position(&table.map(|(name, _)| name), key).map(|i| table[i].1)
+}
+
+/// Where `key` is in `names`: one function for every table, so the
+/// compiler keeps it a loop instead of unrolling it into each caller.
 #[inline(never)]
 fn position(names: &[&[u8]], key: &[u8]) -> Option<usize> {
     names.iter().position(|n| *n == key)
