@@ -47,7 +47,7 @@ enum Cmd {
     Map(MapArgs),
     /// Measure: instructions from the first one to the prompt, per phase
     /// (each granule, 512M to 8G of RAM, KASLR off and on); wall time against
-    /// a null kernel; the linear map in blocks and in pages; the kernel
+    /// a null kernel, and per phase; the linear map in blocks and in pages; the kernel
     /// linked as a PIE and statically; what loading each module costs, near
     /// and far. Prints the tables and writes them as Markdown and JSON under
     /// target/bench/.
