@@ -186,6 +186,8 @@ def check(path, update):
                 at = alike[0] + 1
                 if update:
                     text[line_number - 1] = run(command, beside)[alike[0]].rstrip() + "\n"
+            else:
+                print("    now:    no line of that shape (words changed): edit it by hand")
     if update:
         path.write_text("".join(text))
     return problems
@@ -197,7 +199,7 @@ def main():
     paths = [ROOT / p for p in args if p != "--update"] or [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     problems = sum(check(p, update) for p in paths)
     if problems and update:
-        print(f"check-docs: re-pasted what changed in {problems} line(s); check the prose around them and run again")
+        print(f"check-docs: {problems} line(s) were out of date; the ones with a line of the same shape now are re-pasted, the rest say so above; check the prose around them and run again")
         return 1
     if problems:
         print(f"check-docs: {problems} pasted line(s) are out of date")
