@@ -60,6 +60,24 @@ pub fn kernel_image(elf: &[u8]) -> Result<Vec<u8>, String> {
     Ok(image)
 }
 
+/// Clears from `cmd`'s environment what the cargo running us set for its own
+/// build: flags, wrappers (clippy sets one) and its target directory must
+/// not leak into a nested cargo's.
+pub fn without_outer_cargo(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let outer = key.starts_with("CARGO_") && key != "CARGO_HOME";
+        if outer
+            || key.starts_with("RUSTC")
+            || key.starts_with("RUSTFLAGS")
+            || key.starts_with("RUSTDOC")
+            || key.starts_with("__CARGO")
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+}
+
 /// Runs `cargo build -p PACKAGE` for the kernel target in its own target
 /// directory (a nested cargo on the outer one would wait for its lock forever).
 ///
@@ -90,20 +108,7 @@ pub fn cargo_build(
     if !features.is_empty() {
         cmd.arg("--features").arg(features.join(","));
     }
-    // The outer cargo's settings are for the host build: flags, wrappers (clippy
-    // sets one) and the outer target directory must not leak into this one.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        let outer = key.starts_with("CARGO_") && key != "CARGO_HOME";
-        if outer
-            || key.starts_with("RUSTC")
-            || key.starts_with("RUSTFLAGS")
-            || key.starts_with("RUSTDOC")
-            || key.starts_with("__CARGO")
-        {
-            cmd.env_remove(key.as_ref());
-        }
-    }
+    without_outer_cargo(&mut cmd);
     for (key, value) in env {
         cmd.env(key, value);
     }

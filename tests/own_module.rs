@@ -69,12 +69,7 @@ fn a_copy_of_hello_under_a_new_name_is_built_and_loads() {
         .current_dir(&tree)
         .args(["run", "--quiet", "--", "run", "--nokaslr"])
         .args(["--cmd", "insmod mine", "--cmd", "mine", "--cmd", "lsmod"]);
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if (key.starts_with("CARGO_") && key != "CARGO_HOME") || key.starts_with("RUSTFLAGS") {
-            cargo.env_remove(key.as_ref());
-        }
-    }
+    splitmap::kbuild::without_outer_cargo(&mut cargo);
     cargo.env("CARGO_TARGET_DIR", work.join("target"));
     let out = cargo.output().expect("run cargo");
     let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
