@@ -196,9 +196,13 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
 /// What `phases` printed in a scripted boot: instructions under
 /// `--icount`, wall time without.
 fn phases_of(run: &RunArgs) -> Result<splitmap::bench::Phases, String> {
-    let out = transcript_of(run)?;
-    let unit = if run.icount { "instructions" } else { "us" };
-    splitmap::bench::parse_phases(&out)
+    phases_in(&transcript_of(run)?, if run.icount { "instructions" } else { "us" })
+}
+
+/// What `phases` printed in `out`, which must be in `unit`: a table of
+/// instructions must not take wall time by mistake, nor the other way round.
+fn phases_in(out: &str, unit: &str) -> Result<splitmap::bench::Phases, String> {
+    splitmap::bench::parse_phases(out)
         .filter(|p| p.unit == unit)
         .ok_or_else(|| format!("no phases in {unit} in:\n{out}"))
 }
@@ -267,8 +271,7 @@ fn pie_cost(out_dir: &std::path::Path) -> Result<splitmap::bench::Pie, String> {
     let pie_image = std::fs::metadata(&artifacts.image).map_err(|e| e.to_string())?.len();
     let phases_with = |args: Vec<String>, cmds: &[String]| -> Result<(bench::Phases, String), String> {
         let out = script_output(&args, cmds, Duration::from_secs(120))?;
-        let phases = bench::parse_phases(&out).ok_or_else(|| format!("no phases counted in:\n{out}"))?;
-        Ok((phases, out))
+        Ok((phases_in(&out, "instructions")?, out))
     };
     let fixed = bench_boot("1G", false, "", &["phases"]);
     let (pie, _) = phases_with(with_image(&fixed, &artifacts.image)?, &fixed.cmds)?;
