@@ -18,6 +18,9 @@ pub struct Phases {
     pub total: u64,
     /// `instructions` or `us`.
     pub unit: String,
+    /// The device tree phase's reading done again at `phases`, by code that
+    /// has run before (`again devicetree`), in the same unit.
+    pub again: Option<u64>,
 }
 
 /// Reads `phases` output; `None` if nothing was counted.
@@ -25,6 +28,7 @@ pub fn parse_phases(output: &str) -> Option<Phases> {
     let mut phases = Vec::new();
     let mut total = None;
     let mut unit = None;
+    let mut again = None;
     for line in output.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         let cost = words.iter().find_map(|w| {
@@ -37,6 +41,7 @@ pub fn parse_phases(output: &str) -> Option<Phases> {
                 total = Some(n);
                 unit = Some(key.to_string());
             }
+            (Some(&"again"), Some(&"devicetree"), Some((_, n))) => again = Some(n),
             _ => {}
         }
     }
@@ -44,6 +49,7 @@ pub fn parse_phases(output: &str) -> Option<Phases> {
         phases,
         total: total?,
         unit: unit?,
+        again,
     })
 }
 
@@ -64,6 +70,7 @@ pub fn median_phases(boots: &[Phases]) -> Option<Phases> {
             .collect(),
         total: median(boots.iter().map(|b| b.total).collect()),
         unit: first.unit.clone(),
+        again: boots.iter().map(|b| b.again).collect::<Option<Vec<_>>>().map(median),
     })
 }
 
@@ -274,6 +281,11 @@ pub struct Results {
     pub machine: String,
 }
 
+/// A count, or a dash where there is none.
+fn count(n: Option<u64>) -> String {
+    n.map_or_else(|| "—".into(), |n| n.to_string())
+}
+
 fn ratio(a: u64, b: u64) -> String {
     if b == 0 {
         "n/a".into()
@@ -348,6 +360,13 @@ impl Results {
                     let _ = write!(out, " {} | {} |", instructions.phases[i].1, micros.phases[i].1);
                 }
                 out.push('\n');
+                if name == "devicetree" {
+                    out.push_str("| devicetree, read again at `phases` |");
+                    for (_, instructions, micros) in &self.wall_phases {
+                        let _ = write!(out, " {} | {} |", count(instructions.again), count(micros.again));
+                    }
+                    out.push('\n');
+                }
             }
             out.push_str("| **to the prompt** |");
             for (_, instructions, micros) in &self.wall_phases {
@@ -450,6 +469,7 @@ impl Results {
                     "phase": n, "instructions": i, "wall_us_median": us,
                 })).collect::<Vec<_>>(),
                 "total": {"instructions": instructions.total, "wall_us_median": micros.total},
+                "devicetree_again": {"instructions": instructions.again, "wall_us_median": micros.again},
             })).collect::<Vec<_>>(),
             "translated": self.translated.map(|((nb, ni), (kb, ki))| json!({
                 "null_kernel": {"blocks": nb, "instructions": ni},
@@ -486,9 +506,11 @@ mod tests {
         assert_eq!(p.phases, [("early".to_string(), 10), ("shell".to_string(), 90)]);
         assert_eq!((p.total, p.unit.as_str()), (100, "instructions"));
         assert_eq!(parse_phases("phases: not counted"), None);
-        let wall = "phase early      us=700 share=70.0%\nphase shell      us=300 share=30.0%\ntotal us=1000 (…)\n";
+        assert_eq!(p.again, None);
+        let wall = "phase early      us=700 share=70.0%\nphase shell      us=300 share=30.0%\ntotal us=1000 (…)\nagain devicetree us=40 (…)\n";
         let w = parse_phases(wall).unwrap();
         assert_eq!((w.phases[1].1, w.total, w.unit.as_str()), (300, 1000, "us"));
+        assert_eq!(w.again, Some(40));
     }
 
     #[test]
@@ -497,10 +519,17 @@ mod tests {
             phases: vec![("early".into(), early), ("shell".into(), shell)],
             total: early + shell,
             unit: "us".into(),
+            again: Some(shell * 2),
         };
         let m = median_phases(&[boot(5, 50), boot(9, 10), boot(7, 30)]).unwrap();
         assert_eq!(m.phases, [("early".to_string(), 7), ("shell".to_string(), 30)]);
         assert_eq!(m.total, 37, "the median of the totals, not the sum of the medians");
+        assert_eq!(m.again, Some(60));
+        let missing = Phases {
+            again: None,
+            ..boot(1, 1)
+        };
+        assert_eq!(median_phases(&[boot(5, 50), missing]).unwrap().again, None);
         assert_eq!(median_phases(&[]), None);
     }
 

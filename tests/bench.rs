@@ -42,6 +42,9 @@ fn the_quick_bench_fills_every_table_with_numbers() {
             assert!(p["wall_us_median"].as_u64().is_some(), "{p}");
         }
         assert!(boot["total"]["wall_us_median"].as_u64().unwrap() > 0, "{boot}");
+        let again = &boot["devicetree_again"];
+        assert!(again["instructions"].as_u64().unwrap() > 0, "{boot}");
+        assert!(again["wall_us_median"].as_u64().is_some(), "{boot}");
     }
     assert!(
         v["translated"]["splitmap"]["blocks"].as_u64().unwrap()

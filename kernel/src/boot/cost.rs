@@ -80,7 +80,36 @@ pub fn marks(frequency: u64) -> Report {
     let ticks: [u64; 7] = load(&TICKS);
     Report {
         instructions: load(&INSTRUCTIONS),
-        micros: ticks.map(|t| t.saturating_sub(first).saturating_mul(1_000_000) / frequency.max(1)),
+        micros: ticks.map(|t| micros(t.saturating_sub(first), frequency)),
+    }
+}
+
+/// `ticks` of a counter running at `frequency` per second, in microseconds.
+pub fn micros(ticks: u64, frequency: u64) -> u64 {
+    ticks.saturating_mul(1_000_000) / frequency.max(1)
+}
+
+/// The device tree phase's reading of the tree and the command line, done
+/// once more at `phases`: the same work by the same code, which has run
+/// before. Under QEMU's TCG that code is translated by now, so next to the
+/// phase's first time this shows what translating it cost (docs/bench.md).
+pub struct Again {
+    /// Instructions it retired, when the CPU counted them (`--icount`).
+    pub instructions: Option<u64>,
+    /// Microseconds it took, by the generic timer.
+    pub micros: u64,
+}
+
+impl fmt::Display for Again {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (unit, cost) = match self.instructions {
+            Some(n) => ("instructions", n),
+            None => ("us", self.micros),
+        };
+        writeln!(
+            f,
+            "again devicetree {unit}={cost} (the same reading of the tree and command line, by code that has run before)"
+        )
     }
 }
 
@@ -167,6 +196,22 @@ mod tests {
         assert_eq!(lines[1], "phase devicetree us=600 share=60.0%");
         assert!(lines[7].starts_with("total us=1000 "), "{}", lines[7]);
         assert!(lines[7].contains("--icount"));
+    }
+
+    #[test]
+    fn again_is_in_instructions_when_counted_else_in_microseconds() {
+        let counted = Again {
+            instructions: Some(70_000),
+            micros: 9,
+        };
+        assert!(counted.to_string().starts_with("again devicetree instructions=70000 ("));
+        let timed = Again {
+            instructions: None,
+            micros: 120,
+        };
+        assert!(timed.to_string().starts_with("again devicetree us=120 ("));
+        assert_eq!(micros(625, 62_500_000), 10);
+        assert_eq!(micros(7, 0), 7_000_000, "a zero frequency divides by one");
     }
 
     #[test]

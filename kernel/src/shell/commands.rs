@@ -129,7 +129,10 @@ fn execute(line: &str) {
         Ok(Command::Examine(x)) => explore::examine(x),
         Ok(Command::Dmesg) => console::print_boot_log(),
         Ok(Command::Dtb(path)) => dtb(path),
-        Ok(Command::Phases) => crate::print!("{}", crate::boot::cost::marks(crate::arch::counter::frequency())),
+        Ok(Command::Phases) => {
+            crate::print!("{}", crate::boot::cost::marks(crate::arch::counter::frequency()));
+            crate::print!("{}", crate::boot::phases::read_boot_info_again());
+        }
         Err(ParseError::Unknown(word)) if abi::run_command(word, line) => {}
         Err(e) => println!("error: {e}"),
     }

@@ -168,7 +168,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "phases",
         "",
-        "what each boot phase took, and in all to the first prompt: instructions under --icount, else wall time",
+        "what each boot phase took, and in all to the first prompt: instructions under --icount, else wall time; then the device tree read again",
     ),
     (
         "dtb",
