@@ -218,4 +218,10 @@ fn exceptions_print_a_symbolised_backtrace_with_link_time_addresses() {
         "the fault is in crash(): {}",
         frames[0]
     );
+    // The chain ends on the first frame of the kernel stack, its record at
+    // the very top of the stack.
+    assert!(
+        frames.last().is_some_and(|f| f.ends_with(" splitmap_first_frame+0x0")),
+        "{frames:?}"
+    );
 }

@@ -116,7 +116,8 @@ fn breakpoints_follow_kaslr_and_modules() {
     );
     // The backtrace goes on through the recovery point every command runs
     // from (an assembly routine, with call-frame information for gdb) to
-    // the shell loop.
+    // the shell loop, and ends on the first frame of the kernel stack,
+    // without a complaint about the stack.
     let shell_frames: Vec<&str> = gdb
         .stdout
         .lines()
@@ -132,6 +133,13 @@ fn breakpoints_follow_kaslr_and_modules() {
             .any(|l| l.contains("kernel::shell::commands::run"))),
         "{shell_frames:?}"
     );
+    assert!(
+        shell_frames
+            .last()
+            .is_some_and(|l| l.contains(" splitmap_first_frame ")),
+        "{shell_frames:?}"
+    );
+    assert!(!gdb.stdout.contains("corrupt stack"), "{}", gdb.stdout);
     // The module's entry point, from symbols loaded where insmod put it,
     // called from the kernel's insmod.
     let frames: Vec<&str> = gdb.stdout.lines().filter(|l| l.starts_with('#')).collect();

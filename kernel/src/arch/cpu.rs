@@ -121,6 +121,47 @@ pub struct Stacks {
     pub kernel: Option<u64>,
 }
 
+/// Like [`continue_on`], but `next` is called from a first frame that says
+/// it is the outermost: `splitmap_first_frame`, whose call-frame information
+/// leaves the return address undefined. gdb's backtrace then ends on that
+/// frame, as the kernel's own does, instead of stopping on "previous frame
+/// inner to this frame (corrupt stack?)" after the last real one.
+///
+/// # Safety
+/// As for [`continue_on`].
+pub unsafe fn start_on(stacks: Stacks, next: extern "C" fn() -> !) -> ! {
+    // SAFETY: the caller's contract; the first frame is kernel code that
+    // calls `next`, passed in x0, and never returns.
+    unsafe {
+        continue_on(
+            stacks,
+            splitmap_first_frame as *const () as u64,
+            [next as usize as u64, 0, 0],
+        )
+    }
+}
+
+unsafe extern "C" {
+    /// Calls the function in x0, which must never return.
+    fn splitmap_first_frame() -> !;
+}
+
+core::arch::global_asm!(
+    r#"
+    .cfi_sections .debug_frame
+    .section .text.splitmap_first_frame, "ax"
+    .global splitmap_first_frame
+    .type   splitmap_first_frame, %function
+splitmap_first_frame:
+    .cfi_startproc
+    .cfi_undefined x30
+    blr     x0
+    udf     #0
+    .cfi_endproc
+    .size   splitmap_first_frame, . - splitmap_first_frame
+"#
+);
+
 /// Continues in `next(args)` on fresh `stacks`, with an empty frame-record
 /// chain (so backtraces end there).
 ///

@@ -71,7 +71,8 @@ pub fn print_frame(depth: usize, addr: u64) {
 
 /// Whether a frame record at `fp` lies on a kernel stack (so reading it is safe).
 fn on_a_stack(fp: u64) -> bool {
-    let on = |s: crate::mm::ranges::Span| (s.start..s.end - 16).contains(&fp);
+    // A record is 16 bytes: the topmost one starts 16 bytes below the top.
+    let on = |s: crate::mm::ranges::Span| (s.start..=s.end - 16).contains(&fp);
     fp.is_multiple_of(16) && (on(stack::STACK) || on(sections::boot_stack()))
 }
 
