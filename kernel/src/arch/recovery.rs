@@ -81,9 +81,10 @@ pub fn resume_at_point(x: &mut [u64; 31], elr: &mut u64) -> Option<()> {
 
 core::arch::global_asm!(
     r#"
-    // Call-frame information for gdb (the kernel has no unwind tables, and
-    // gdb's prologue reader stops at the stores to the recovery point), so
-    // a backtrace goes on past this routine to whoever called `contained`.
+    // Call-frame information for gdb (the compiler writes it for Rust
+    // functions only, and gdb's prologue reader stops at the stores to the
+    // recovery point), so a backtrace goes on past this routine to whoever
+    // called `contained`.
     .cfi_sections .debug_frame
     .section .text.splitmap_contained_call, "ax"
     .global splitmap_contained_call
