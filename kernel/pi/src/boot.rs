@@ -13,7 +13,8 @@
 //!    `.idmap.text` at VA = PA in TTBR0. Table pages come from the pool the linker
 //!    reserved inside the image, never from memory past its end.
 //! 3. `__pi_enable_mmu` (assembly, identity-mapped): turn the MMU on and jump to
-//!    `splitmap_kernel_main` at its link address.
+//!    `splitmap_kernel_main` at its link address, called from the kernel's
+//!    `splitmap_first_frame`, the frame backtraces end on.
 
 use core::arch::global_asm;
 
@@ -531,17 +532,19 @@ __pi_enable_mmu:
     add     x2, x2, :lo12:__boot_stack_end
     add     x2, x2, x24
     mov     sp, x2
-    adrp    x8, splitmap_kernel_main
-    add     x8, x8, :lo12:splitmap_kernel_main
-    add     x8, x8, x24
+    adrp    x16, splitmap_kernel_main
+    add     x16, x16, :lo12:splitmap_kernel_main
+    add     x16, x16, x24
+    adrp    x17, splitmap_first_frame   // which calls x16 and which
+    add     x17, x17, :lo12:splitmap_first_frame
+    add     x17, x17, x24               // debuggers see as the outermost
     mov     x1, x0                      // x1 = image PA
     mov     x0, x19                     // x0 = DTB PA
     mov     x2, x23                     // x2 = pool pages used
     mov     x3, x20                     // x3 = x1|x2|x3 at entry
     mov     x4, x25                     // x4 = the count at entry
     mov     x29, xzr                    // end of the frame-pointer chain
-    mov     x30, xzr
-    br      x8
+    br      x17
 "#,
     mair = const MAIR_VALUE,
     tcr = const TCR_VALUE,

@@ -121,28 +121,13 @@ pub struct Stacks {
     pub kernel: Option<u64>,
 }
 
-/// Like [`continue_on`], but `next` is called from a first frame that says
-/// it is the outermost: `splitmap_first_frame`, whose call-frame information
-/// leaves the return address undefined. gdb's backtrace then ends on that
-/// frame, as the kernel's own does, instead of stopping on "previous frame
-/// inner to this frame (corrupt stack?)" after the last real one.
-///
-/// # Safety
-/// As for [`continue_on`].
-pub unsafe fn start_on(stacks: Stacks, next: extern "C" fn() -> !) -> ! {
-    // SAFETY: the caller's contract; the first frame is kernel code that
-    // calls `next`, passed in x0, and never returns.
-    unsafe {
-        continue_on(
-            stacks,
-            splitmap_first_frame as *const () as u64,
-            [next as usize as u64, 0, 0],
-        )
-    }
-}
-
 unsafe extern "C" {
-    /// Calls the function in x0, which must never return.
+    /// The outermost frame of every call chain: calls the function in x16,
+    /// with x0-x7 as they are, which must never return. Its call-frame
+    /// information leaves the return address undefined, so gdb's backtraces
+    /// end on it, as the kernel's own do (the frame pointer is zero), instead
+    /// of stopping on "previous frame inner to this frame (corrupt stack?)".
+    /// The early code enters Rust through it; [`continue_on`] too.
     fn splitmap_first_frame() -> !;
 }
 
@@ -155,24 +140,29 @@ core::arch::global_asm!(
 splitmap_first_frame:
     .cfi_startproc
     .cfi_undefined x30
-    blr     x0
+    blr     x16
     udf     #0
     .cfi_endproc
     .size   splitmap_first_frame, . - splitmap_first_frame
 "#
 );
 
-/// Continues in `next(args)` on fresh `stacks`, with an empty frame-record
-/// chain (so backtraces end there).
+/// Continues in `next(args)` on fresh `stacks`, called from
+/// `splitmap_first_frame` with an empty frame-record chain, so backtraces
+/// end there. `next` and the first frame run `displacement` bytes above
+/// where they are linked now: after a KASLR move, the image's offset.
 ///
 /// # Safety
 /// Both stack tops must be mapped, writable and unused; nothing on the
-/// current stack may be used again; `next` must be code mapped executable.
-pub unsafe fn continue_on(stacks: Stacks, next: u64, args: [u64; 3]) -> ! {
+/// current stack may be used again; `next` must be the address of code that
+/// never returns, mapped executable `displacement` bytes above, as the first
+/// frame is.
+pub unsafe fn continue_on(stacks: Stacks, next: u64, args: [u64; 3], displacement: u64) -> ! {
     let (sp_el0, spsel) = match stacks.kernel {
         Some(top) => (top, 0u64),
         None => (0, 1),
     };
+    let first_frame = (splitmap_first_frame as *const () as u64).wrapping_add(displacement);
     // SAFETY: the caller's contract; SPSel is written last, so the new SP_EL1
     // is set while it is still the stack pointer in use.
     unsafe {
@@ -181,13 +171,14 @@ pub unsafe fn continue_on(stacks: Stacks, next: u64, args: [u64; 3]) -> ! {
             "msr sp_el0, {sp_el0}",
             "msr spsel, {spsel}",
             "mov x29, xzr",
-            "mov x30, xzr",
-            "br x16",
+            "br x17",
             exception = in(reg) stacks.exception,
             sp_el0 = in(reg) sp_el0,
             spsel = in(reg) spsel,
-            // x16 (IP0), not a register the allocator might make x30.
-            in("x16") next,
+            // IP0 and IP1: registers the allocator cannot hand the stack
+            // values above.
+            in("x16") next.wrapping_add(displacement),
+            in("x17") first_frame,
             in("x0") args[0],
             in("x1") args[1],
             in("x2") args[2],

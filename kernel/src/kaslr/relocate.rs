@@ -93,7 +93,7 @@ pub unsafe fn apply(k: Kaslr<'static>, image: PhysRange, next: extern "C" fn(u64
     };
     // SAFETY: `next` and the boot stack in the new mapping, which maps the
     // same memory as the old one; nothing on the old stack is used again.
-    unsafe { cpu::continue_on(stacks, next as usize as u64 + offset, args) }
+    unsafe { cpu::continue_on(stacks, next as usize as u64, args, offset) }
 }
 
 /// After a move, removes the image's mapping at its link address.

@@ -39,5 +39,5 @@ pub fn switch_to_kernel_stack(next: extern "C" fn() -> !) -> ! {
     // SAFETY: the kernel stack was just mapped; the boot stack is no longer
     // used by anything (the frames on it are abandoned); `next` is kernel code
     // and never returns.
-    unsafe { cpu::start_on(stacks, next) }
+    unsafe { cpu::continue_on(stacks, next as usize as u64, [0; 3], 0) }
 }
