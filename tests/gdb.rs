@@ -58,6 +58,12 @@ fn breakpoints_follow_kaslr_and_modules() {
         "--ex",
         "sm-kaslr",
         "--ex",
+        "break kernel::mm::frames::init_frames",
+        "--ex",
+        "continue",
+        "--ex",
+        "bt",
+        "--ex",
         "break kernel::shell::explore::va2pa",
         "--ex",
         "continue",
@@ -140,6 +146,18 @@ fn breakpoints_follow_kaslr_and_modules() {
         "{shell_frames:?}"
     );
     assert!(!gdb.stdout.contains("corrupt stack"), "{}", gdb.stdout);
+    // So does one during boot, at the address KASLR moved the image to.
+    let boot_frames: Vec<&str> = gdb
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("#0  kernel::mm::frames::init_frames"))
+        .take_while(|l| l.starts_with('#'))
+        .collect();
+    assert!(
+        boot_frames.len() >= 2 && boot_frames.last().is_some_and(|l| l.contains(" splitmap_first_frame ")),
+        "{}",
+        gdb.stdout
+    );
     // The module's entry point, from symbols loaded where insmod put it,
     // called from the kernel's insmod.
     let frames: Vec<&str> = gdb.stdout.lines().filter(|l| l.starts_with('#')).collect();
