@@ -38,7 +38,7 @@ enum Cmd {
     /// Attach gdb-multiarch to a kernel started with `run --gdb`, with the
     /// kernel's symbols loaded where KASLR put it and each loaded module's at
     /// its sections, or with --early at the physical address it starts at
-    /// (scripts/gdb/splitmap.py: sm-boot, sm-early, sm-symbols, sm-kaslr).
+    /// (scripts/gdb/splitmap.py: sm-boot, sm-early, sm-link, sm-symbols, sm-kaslr).
     Gdb(GdbArgs),
     /// Draw one boot's address spaces: the kernel's virtual addresses beside
     /// physical memory, a band for every mapping between them (SVG), the same

@@ -178,9 +178,10 @@ fn breakpoints_follow_kaslr_and_modules() {
 
 /// Before the MMU is on, the code runs at the physical address the loader
 /// chose: `gdb --early` puts the symbols there, found by itself when QEMU
-/// loaded the image, or given when a loader copies it later.
+/// loaded the image, or given when a loader copies it later. Then, until
+/// KASLR moves it, at its link address: `sm-link`.
 #[test]
-fn early_code_breaks_at_its_physical_address() {
+fn early_code_breaks_at_its_physical_address_then_at_its_link_address() {
     let image_size = image_size();
     let seed = format!("{:#x}", (std::process::id() as u64) << 21 | 0x7);
     for (load, at) in [(None, 0x4020_0000u64), (Some("0x41234000"), 0x4123_4000)] {
@@ -199,6 +200,10 @@ fn early_code_breaks_at_its_physical_address() {
             "continue",
             "bt 1",
             "p/x $pc",
+            "sm-link",
+            "break kernel::kaslr::decide::decide",
+            "continue",
+            "bt",
             "sm-boot",
             "sm-kaslr",
             "detach",
@@ -242,6 +247,20 @@ fn early_code_breaks_at_its_physical_address() {
                 gdb.stderr
             );
         }
+        // With the MMU on and before the move, at the link address: KASLR's
+        // choice, called from the early code's entry into Rust.
+        let decide: Vec<&str> = gdb
+            .stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("#0  kernel::kaslr::decide::decide"))
+            .take_while(|l| l.starts_with('#'))
+            .collect();
+        assert!(
+            decide.iter().any(|l| l.contains("::splitmap_kernel_main "))
+                && decide.last().is_some_and(|l| l.contains(" splitmap_first_frame ")),
+            "{}",
+            gdb.stdout
+        );
         // And sm-boot then follows the kernel to where KASLR put it.
         let (_, text) = boot_line(&console);
         assert!(

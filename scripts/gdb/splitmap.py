@@ -8,6 +8,10 @@ modules without a second boot:
   sm-early [PA]  load the kernel's symbols at the physical address it runs
                at before the MMU is on (found in QEMU's loaded images or
                below the PC, or given): break on the early code by name
+  sm-link      load the kernel's symbols at its link address, where it runs
+               from the MMU on until KASLR moves it: break on what runs
+               before the record is published (device tree, linear map,
+               KASLR's choice)
   sm-boot      run until boot has published the record, then load symbols
   sm-symbols   load the kernel's symbols at the running address and each
                loaded module's at its sections' addresses (like lx-symbols);
@@ -153,6 +157,24 @@ class Early(gdb.Command):
               "sm-boot moves the symbols to where KASLR puts the kernel")
 
 
+class Link(gdb.Command):
+    """sm-link: loads the kernel's symbols at its link address. From the
+    moment the MMU is on the kernel runs there, reading the device tree,
+    building the linear map and choosing its KASLR offset, until it moves (or
+    for good, with nokaslr) and only then publishes the record; so with
+    `splitmap gdb --early`, `sm-link` and a breakpoint stop in that code.
+    QEMU matches breakpoints on the virtual PC, so they can be set while the
+    MMU is still off. sm-boot then follows the move."""
+
+    def __init__(self):
+        super().__init__("sm-link", gdb.COMMAND_FILES)
+
+    def invoke(self, arg, from_tty):
+        gdb.execute(f"symbol-file -o 0 {os.environ['SPLITMAP_ELF']}", to_string=True)
+        print(f"splitmap: kernel symbols at the link address {KIMAGE_VADDR:#x}: the code runs there "
+              "from the MMU on until KASLR moves it; sm-boot follows the move")
+
+
 class Symbols(gdb.Command):
     """Loads the kernel's symbols at the running address and each loaded
     module's at its sections (add-symbol-file -s), from the debug record."""
@@ -259,6 +281,7 @@ class Walk(gdb.Command):
 
 
 Early()
+Link()
 Boot()
 Symbols()
 Kaslr()
