@@ -147,6 +147,16 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     let info = *BOOT_INFO.get().expect("boot info read before the move");
     mark(Phase::Kaslr);
     let (k, moved) = relocate::get();
+    // Where the image runs from now on, as early as it is known for good:
+    // a debugger follows from here (sm-boot stops on this).
+    crate::debug::record::publish(&crate::debug::record::Boot {
+        kaslr_offset: k.offset,
+        image: (sections::image().start, sections::image().end),
+        image_pa,
+        phys_offset: addr::phys_offset().raw(),
+        ttbr1: cpu::ttbr1_root().raw(),
+        plt: (k.modules.plt.start, k.modules.plt.end),
+    });
     if k.moves() {
         debug!(
             "KASLR: running at {:#x}; {} relocations applied; link address unmapped",
@@ -157,14 +167,6 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     let named = info.dt.uart.filter(|u| u.pl011).map(|u| u.regs);
     let console = start_console(named);
     report(&info, named, console, image);
-    crate::debug::record::publish(&crate::debug::record::Boot {
-        kaslr_offset: k.offset,
-        image: (sections::image().start, sections::image().end),
-        image_pa,
-        phys_offset: addr::phys_offset().raw(),
-        ttbr1: cpu::ttbr1_root().raw(),
-        plt: (k.modules.plt.start, k.modules.plt.end),
-    });
     if info.dt.memory.is_empty() {
         panic!("{}", DtbError::NoMemory);
     }
