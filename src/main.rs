@@ -141,7 +141,9 @@ struct GdbArgs {
     batch: bool,
     /// Stay at the first instruction with the symbols at the physical
     /// address the image runs at before the MMU is on (`sm-early`), instead
-    /// of running to where boot has moved the kernel (`sm-boot`).
+    /// of running to where boot has moved the kernel (`sm-boot`); `--ex
+    /// sm-link` moves them to the link address, where it runs from the MMU
+    /// on until KASLR moves it.
     #[arg(long)]
     early: bool,
     /// A gdb command to run once attached and booted (repeatable).
