@@ -360,17 +360,14 @@ impl Results {
                     let _ = write!(out, " {} | {} |", instructions.phases[i].1, micros.phases[i].1);
                 }
                 out.push('\n');
-                if name == "devicetree" {
-                    out.push_str("| devicetree, read again at `phases` |");
-                    for (_, instructions, micros) in &self.wall_phases {
-                        let _ = write!(out, " {} | {} |", count(instructions.again), count(micros.again));
-                    }
-                    out.push('\n');
-                }
             }
             out.push_str("| **to the prompt** |");
             for (_, instructions, micros) in &self.wall_phases {
                 let _ = write!(out, " **{}** | **{}** |", instructions.total, micros.total);
+            }
+            out.push_str("\n| devicetree read again at `phases` (not part of boot) |");
+            for (_, instructions, micros) in &self.wall_phases {
+                let _ = write!(out, " {} | {} |", count(instructions.again), count(micros.again));
             }
             let _ = writeln!(
                 out,

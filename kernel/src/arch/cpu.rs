@@ -127,7 +127,8 @@ unsafe extern "C" {
     /// information leaves the return address undefined, so gdb's backtraces
     /// end on it, as the kernel's own do (the frame pointer is zero), instead
     /// of stopping on "previous frame inner to this frame (corrupt stack?)".
-    /// The early code enters Rust through it; [`continue_on`] too.
+    /// The early code enters Rust through it; [`continue_on`] too. Only ever
+    /// jumped to, never called from Rust: x16 would hold anything.
     fn splitmap_first_frame() -> !;
 }
 
@@ -149,20 +150,22 @@ splitmap_first_frame:
 
 /// Continues in `next(args)` on fresh `stacks`, called from
 /// `splitmap_first_frame` with an empty frame-record chain, so backtraces
-/// end there. `next` and the first frame run `displacement` bytes above
-/// where they are linked now: after a KASLR move, the image's offset.
+/// end there. Both run `displacement` bytes above where they run now: after
+/// a KASLR move, the image's offset; else 0.
 ///
 /// # Safety
 /// Both stack tops must be mapped, writable and unused; nothing on the
-/// current stack may be used again; `next` must be the address of code that
-/// never returns, mapped executable `displacement` bytes above, as the first
-/// frame is.
+/// current stack may be used again; `next` must be the address (where the
+/// image runs now) of code that never returns; the image must be mapped
+/// executable `displacement` bytes above where it runs now.
 pub unsafe fn continue_on(stacks: Stacks, next: u64, args: [u64; 3], displacement: u64) -> ! {
     let (sp_el0, spsel) = match stacks.kernel {
         Some(top) => (top, 0u64),
         None => (0, 1),
     };
-    let first_frame = (splitmap_first_frame as *const () as u64).wrapping_add(displacement);
+    // Code addresses are taken PC-relatively (adrp/add: the small code
+    // model), so this is where the first frame is now, as `next` is.
+    let first_frame = splitmap_first_frame as *const () as u64;
     // SAFETY: the caller's contract; SPSel is written last, so the new SP_EL1
     // is set while it is still the stack pointer in use.
     unsafe {
@@ -175,10 +178,9 @@ pub unsafe fn continue_on(stacks: Stacks, next: u64, args: [u64; 3], displacemen
             exception = in(reg) stacks.exception,
             sp_el0 = in(reg) sp_el0,
             spsel = in(reg) spsel,
-            // IP0 and IP1: registers the allocator cannot hand the stack
-            // values above.
+            // x16: what the first frame calls; x17: the first frame.
             in("x16") next.wrapping_add(displacement),
-            in("x17") first_frame,
+            in("x17") first_frame.wrapping_add(displacement),
             in("x0") args[0],
             in("x1") args[1],
             in("x2") args[2],

@@ -91,8 +91,10 @@ pub fn micros(ticks: u64, frequency: u64) -> u64 {
 
 /// The device tree phase's reading of the tree and the command line, done
 /// once more at `phases`: the same work by the same code, which has run
-/// before. Under QEMU's TCG that code is translated by now, so next to the
-/// phase's first time this shows what translating it cost (docs/bench.md).
+/// before. Under QEMU's TCG that code is translated by now if it runs at the
+/// same address, so next to the phase's first time this shows what
+/// translating it cost; after a KASLR move it runs at a new address, which
+/// QEMU translates anew (docs/bench.md).
 pub struct Again {
     /// Instructions it retired, when the CPU counted them (`--icount`).
     pub instructions: Option<u64>,

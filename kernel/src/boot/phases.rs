@@ -147,8 +147,9 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     let info = *BOOT_INFO.get().expect("boot info read before the move");
     mark(Phase::Kaslr);
     let (k, moved) = relocate::get();
-    // Where the image runs from now on, as early as it is known for good:
-    // a debugger follows from here (sm-boot stops on this).
+    // Where the image runs from now on, before anything but the exception
+    // vectors, unmapping the old address and a phase mark: a debugger follows
+    // from here (sm-boot stops on this).
     crate::debug::record::publish(&crate::debug::record::Boot {
         kaslr_offset: k.offset,
         image: (sections::image().start, sections::image().end),
@@ -339,21 +340,25 @@ fn read_boot_info(dtb_pa: u64, boot_regs: u64) -> Result<BootInfo<'static>, DtbE
     BootInfo::read(blob, dtb_pa, cpu::pa_bits(), boot_regs)
 }
 
-/// The device tree phase's reading once more — the same tree, the same
-/// code — for `phases` ([`cost::Again`]).
-pub fn read_boot_info_again() -> cost::Again {
+/// The device tree phase's reading once more — the same tree (but for the
+/// KASLR seed, zeroed after use), the same code — for `phases`
+/// ([`cost::Again`]).
+///
+/// # Errors
+/// Why the tree no longer reads, which would mean something overwrote it.
+pub fn read_boot_info_again() -> Result<cost::Again, DtbError> {
     let info = BOOT_INFO.get().expect("boot info read at boot");
     let counting = pmu::Instructions::start();
     let start = counter::now();
     let again = read_boot_info(info.dtb.start.raw(), info.boot_regs);
     let ticks = counter::now() - start;
     let instructions = counting.map(pmu::Instructions::stop);
-    // The result is thrown away; the reading must still happen.
+    // What was read is thrown away; the reading must still happen.
     core::hint::black_box(&again);
-    cost::Again {
+    again.map(|_| cost::Again {
         instructions,
         micros: cost::micros(ticks, counter::frequency()),
-    }
+    })
 }
 
 /// Notes the end of `phase` with the instructions retired so far and the

@@ -91,8 +91,9 @@ pub unsafe fn apply(k: Kaslr<'static>, image: PhysRange, next: extern "C" fn(u64
         exception: sections::boot_stack().end + offset,
         kernel: None,
     };
-    // SAFETY: `next` and the boot stack in the new mapping, which maps the
-    // same memory as the old one; nothing on the old stack is used again.
+    // SAFETY: the whole image (`next` and the first frame with it) and the
+    // boot stack are mapped `offset` above, the same memory as at the old
+    // address; nothing on the old stack is used again.
     unsafe { cpu::continue_on(stacks, next as usize as u64, args, offset) }
 }
 

@@ -131,7 +131,10 @@ fn execute(line: &str) {
         Ok(Command::Dtb(path)) => dtb(path),
         Ok(Command::Phases) => {
             crate::print!("{}", crate::boot::cost::marks(crate::arch::counter::frequency()));
-            crate::print!("{}", crate::boot::phases::read_boot_info_again());
+            match crate::boot::phases::read_boot_info_again() {
+                Ok(again) => crate::print!("{again}"),
+                Err(e) => println!("again devicetree: {e}"),
+            }
         }
         Err(ParseError::Unknown(word)) if abi::run_command(word, line) => {}
         Err(e) => println!("error: {e}"),
