@@ -31,6 +31,16 @@ fn run_waiting_for_gdb(port: u16, args: &[&str]) -> std::process::Child {
     run
 }
 
+/// The frames of the backtrace gdb printed from a stop in `function`.
+fn backtrace<'a>(gdb_out: &'a str, function: &str) -> Vec<&'a str> {
+    let first = format!("#0  {function}");
+    gdb_out
+        .lines()
+        .skip_while(|l| !l.starts_with(&first))
+        .take_while(|l| l.starts_with('#'))
+        .collect()
+}
+
 #[test]
 fn breakpoints_follow_kaslr_and_modules() {
     let port = free_port();
@@ -124,12 +134,7 @@ fn breakpoints_follow_kaslr_and_modules() {
     // from (an assembly routine, with call-frame information for gdb) to
     // the shell loop, and ends on the first frame of the kernel stack,
     // without a complaint about the stack.
-    let shell_frames: Vec<&str> = gdb
-        .stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("#0  kernel::shell::explore::va2pa"))
-        .take_while(|l| l.starts_with('#'))
-        .collect();
+    let shell_frames = backtrace(&gdb.stdout, "kernel::shell::explore::va2pa");
     let contained = shell_frames
         .iter()
         .position(|l| l.contains(" splitmap_contained_call "));
@@ -147,12 +152,7 @@ fn breakpoints_follow_kaslr_and_modules() {
     );
     assert!(!gdb.stdout.contains("corrupt stack"), "{}", gdb.stdout);
     // So does one during boot, at the address KASLR moved the image to.
-    let boot_frames: Vec<&str> = gdb
-        .stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("#0  kernel::mm::frames::init_frames"))
-        .take_while(|l| l.starts_with('#'))
-        .collect();
+    let boot_frames = backtrace(&gdb.stdout, "kernel::mm::frames::init_frames");
     assert!(
         boot_frames.len() >= 2 && boot_frames.last().is_some_and(|l| l.contains(" splitmap_first_frame ")),
         "{}",
@@ -249,12 +249,7 @@ fn early_code_breaks_at_its_physical_address_then_at_its_link_address() {
         }
         // With the MMU on and before the move, at the link address: KASLR's
         // choice, called from the early code's entry into Rust.
-        let decide: Vec<&str> = gdb
-            .stdout
-            .lines()
-            .skip_while(|l| !l.starts_with("#0  kernel::kaslr::decide::decide"))
-            .take_while(|l| l.starts_with('#'))
-            .collect();
+        let decide = backtrace(&gdb.stdout, "kernel::kaslr::decide::decide");
         assert!(
             decide.iter().any(|l| l.contains("::splitmap_kernel_main "))
                 && decide.last().is_some_and(|l| l.contains(" splitmap_first_frame ")),
