@@ -77,6 +77,11 @@ def record():
     return r
 
 
+def load_kernel_symbols(offset):
+    """The kernel's symbols, `offset` bytes above its link address."""
+    gdb.execute(f"symbol-file -o {offset & MASK64:#x} {os.environ['SPLITMAP_ELF']}", to_string=True)
+
+
 def need_record():
     """The record, or a gdb error saying how to get one."""
     r = record()
@@ -151,8 +156,7 @@ class Early(gdb.Command):
 
     def invoke(self, arg, from_tty):
         pa = int(gdb.parse_and_eval(arg)) & MASK64 if arg.strip() else find_image()
-        offset = (pa - KIMAGE_VADDR) & MASK64
-        gdb.execute(f"symbol-file -o {offset:#x} {os.environ['SPLITMAP_ELF']}", to_string=True)
+        load_kernel_symbols(pa - KIMAGE_VADDR)
         print(f"splitmap: early symbols at pa={pa:#x}: the code runs there until the MMU is on; "
               "sm-boot moves the symbols to where KASLR puts the kernel")
 
@@ -170,7 +174,7 @@ class Link(gdb.Command):
         super().__init__("sm-link", gdb.COMMAND_FILES)
 
     def invoke(self, arg, from_tty):
-        gdb.execute(f"symbol-file -o 0 {os.environ['SPLITMAP_ELF']}", to_string=True)
+        load_kernel_symbols(0)
         print(f"splitmap: kernel symbols at the link address {KIMAGE_VADDR:#x}: the code runs there "
               "from the MMU on until KASLR moves it; sm-boot follows the move")
 
@@ -184,8 +188,7 @@ class Symbols(gdb.Command):
 
     def invoke(self, arg, from_tty):
         r = need_record()
-        elf = os.environ["SPLITMAP_ELF"]
-        gdb.execute(f"symbol-file -o {r['offset']:#x} {elf}", to_string=True)
+        load_kernel_symbols(r["offset"])
         loaded = []
         for name, base, sections in r["modules"]:
             ko = os.path.join(os.environ.get("SPLITMAP_MODULES", ""), name + ".ko")
