@@ -56,6 +56,8 @@ const PXN: u64 = 1 << 53;
 const UXN: u64 = 1 << 54;
 /// Output address bits [47:12].
 const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
+/// The first physical address a descriptor cannot hold.
+const OUTPUT_ADDRESS_END: u64 = 1 << 48;
 
 /// MAIR_EL1 attribute index of Device-nGnRE memory.
 pub const MAIR_IDX_DEVICE: u64 = 0;
@@ -292,6 +294,8 @@ pub trait TableAlloc: TableAccess {
 pub enum MapError {
     /// `va`, `pa` or `len` is not a multiple of the page size, or `len` is zero.
     Misaligned,
+    /// The physical range reaches past the 48 bits a descriptor holds.
+    BeyondOutputAddress,
     /// Something is already mapped at this address: live entries are never
     /// rewritten (that would need break-before-make).
     AlreadyMapped {
@@ -432,6 +436,10 @@ pub fn map<A: TableAlloc + ?Sized>(
     if len == 0 || !va.is_multiple_of(page) || !pa.is_aligned(page) || !len.is_multiple_of(page) {
         return Err(MapError::Misaligned);
     }
+    // Past 2^48 a descriptor would silently drop the high bits.
+    if pa.raw().checked_add(len).is_none_or(|end| end > OUTPUT_ADDRESS_END) {
+        return Err(MapError::BeyondOutputAddress);
+    }
     let mut counts = MapCounts::default();
     map_level(mem, root, g.first_level(), va, pa, len, attrs, granularity, &mut counts)?;
     Ok(counts)
@@ -520,9 +528,10 @@ fn map_level<A: TableAlloc + ?Sized>(
 /// caller invalidates the TLB afterwards.
 ///
 /// # Errors
-/// - [`MapError::Misaligned`]: not page-aligned, or a block reaches outside the
-///   range (splitting it would need break-before-make); nothing was cleared
-///   from that block on.
+/// - [`MapError::Misaligned`]: not page-aligned, or a block or a contiguous
+///   run reaches outside the range (splitting it would need break-before-make;
+///   clearing part of a run would leave the rest marked for a run that no
+///   longer exists); nothing was cleared from that block or run on.
 pub fn unmap<A: TableAccess + ?Sized>(mem: &mut A, root: PhysAddr, va: u64, len: u64) -> Result<u64, MapError> {
     let g = mem.granule();
     if !va.is_multiple_of(g.page_size()) || !len.is_multiple_of(g.page_size()) {
@@ -543,13 +552,22 @@ fn unmap_level<A: TableAccess + ?Sized>(
 ) -> Result<(), MapError> {
     let g = mem.granule();
     let size = g.level_size(level);
+    let (from, total) = (va, len);
+    // Whether the contiguous run holding `va` lies inside `[from, +total)`.
+    let run_inside = |va: u64| {
+        let run = size * g.contiguous_entries(level) as u64;
+        let offset = (va & !(run - 1)).wrapping_sub(from);
+        offset <= total && run <= total - offset
+    };
     while len > 0 {
         let span_left = size - (va & (size - 1));
         let chunk = if len < span_left { len } else { span_left };
         let index = g.index(va, level);
-        match Entry::decode(read_entry(mem, table, index), level) {
+        let raw = read_entry(mem, table, index);
+        match Entry::decode(raw, level) {
             Entry::Invalid => {}
             Entry::Table(next) => unmap_level(mem, next, level + 1, va, chunk, cleared)?,
+            Entry::Leaf { .. } if raw & CONTIGUOUS != 0 && !run_inside(va) => return Err(MapError::Misaligned),
             Entry::Leaf { .. } if chunk == size => {
                 write_entry(mem, table, index, 0);
                 *cleared += 1;
@@ -586,7 +604,7 @@ pub fn build_split<A: TableAlloc + ?Sized>(
     let g = mem.granule();
     let size = g.level_size(level);
     let page = g.page_size();
-    let inside = inner_va >= block_va && inner_va - block_va + inner_len <= size;
+    let inside = inner_va >= block_va && inner_len <= size && inner_va - block_va <= size - inner_len;
     if level == LAST_LEVEL
         || !inside
         || inner_len == 0
@@ -670,7 +688,7 @@ pub struct Translation {
     pub pa: PhysAddr,
     /// Level of the leaf descriptor.
     pub level: usize,
-    /// Bytes mapped by the leaf (1 GiB, 2 MiB or 4 KiB).
+    /// Bytes mapped by the leaf (with 4 KiB pages: 1 GiB, 2 MiB or 4 KiB).
     pub size: u64,
     /// Its permissions.
     pub prot: DecodedProt,
@@ -733,7 +751,7 @@ pub enum Visited {
         va: u64,
         /// The physical address it maps there.
         pa: PhysAddr,
-        /// Its level: 1 (1 GiB), 2 (2 MiB) or 3 (4 KiB).
+        /// Its level (with 4 KiB pages: 1 for 1 GiB, 2 for 2 MiB, 3 for 4 KiB).
         level: usize,
         /// The raw descriptor, attributes and all.
         raw: u64,

@@ -244,18 +244,23 @@ fn refuses_rather_than_overwrites() {
     let va = LINEAR + GIB;
     map_data(&mut tables, root, va, PhysAddr::new(GIB), 2 * MIB);
     let before = walk(&tables, root, va);
-    // (va, len, attrs, refusal): over a live entry, misaligned, empty.
+    // (va, pa, len, attrs, refusal): over a live entry, misaligned, empty,
+    // past what a descriptor holds (which would map 0 instead).
+    let (far, beyond) = (va + 2 * MIB, MapError::BeyondOutputAddress);
     let rows = [
-        (va, 4096, Attrs::TEXT, MapError::AlreadyMapped { va }),
-        (va + 1, 4096, Attrs::DATA, MapError::Misaligned),
-        (va, 0, Attrs::DATA, MapError::Misaligned),
+        (va, 0, 4096, Attrs::TEXT, MapError::AlreadyMapped { va }),
+        (va + 1, 0, 4096, Attrs::DATA, MapError::Misaligned),
+        (va, 0, 0, Attrs::DATA, MapError::Misaligned),
+        (far, 1 << 48, 4096, Attrs::DEVICE, beyond),
+        (far, (1 << 48) - 4096, 8192, Attrs::DATA, beyond),
+        (far, 0u64.wrapping_sub(4096), 4096, Attrs::DATA, beyond),
     ];
-    for (at, len, attrs, refusal) in rows {
+    for (at, pa, len, attrs, refusal) in rows {
         let r = map(
             &mut tables,
             root,
             at,
-            PhysAddr::new(0),
+            PhysAddr::new(pa),
             len,
             attrs,
             Granularity::LargestBlocks,
@@ -367,19 +372,23 @@ fn split_keeps_the_translation_and_protects_only_the_inner_range() {
         assert_eq!(t.pa, PhysAddr::new(probe - LINEAR), "{probe:#x}");
         assert_eq!((t.prot.as_str(), t.size), (prot, size), "{probe:#x}");
     }
-    assert_eq!(
-        build_split(
-            &mut tables,
-            1,
-            va,
-            PhysAddr::new(GIB),
-            va - 4096,
-            4096,
-            Attrs::RODATA,
-            Attrs::DATA
-        ),
-        Err(MapError::Misaligned)
-    );
+    // Outside the block: before it, and a length that would wrap past it.
+    for (inner_va, inner_len) in [(va - 4096, 4096), (va + 4096, 0u64.wrapping_sub(4096))] {
+        assert_eq!(
+            build_split(
+                &mut tables,
+                1,
+                va,
+                PhysAddr::new(GIB),
+                inner_va,
+                inner_len,
+                Attrs::RODATA,
+                Attrs::DATA
+            ),
+            Err(MapError::Misaligned),
+            "{inner_va:#x} +{inner_len:#x}"
+        );
+    }
 }
 
 /// Maps `size` bytes of RAM from `start` at `PAGE_OFFSET + start` in `granule`.
@@ -488,6 +497,25 @@ fn the_contiguous_bit_marks_every_aligned_run_and_nothing_else() {
         Granularity::Contiguous,
     );
     assert_eq!((c.blocks_l2, c.pages, c.contiguous), (16, 32, 1), "{c:?}");
+}
+
+#[test]
+fn a_contiguous_run_is_unmapped_whole_or_not_at_all() {
+    // 16 pages from 1 GiB + 2 MiB - 64 KiB: one run.
+    let start = GIB + 2 * MIB - 64 * KIB;
+    let (mut tables, root, c) = map_in(Granule::K4, start, 64 * KIB, Granularity::Contiguous);
+    assert_eq!(c.contiguous, 1);
+    let va = LINEAR + start;
+    for (at, len) in [(va, 4096), (va + 15 * 4096, 4096), (va - 4096, 8 * 4096)] {
+        assert_eq!(
+            unmap(&mut tables, root, at, len),
+            Err(MapError::Misaligned),
+            "{at:#x} +{len:#x}"
+        );
+    }
+    assert!(walk(&tables, root, va).translation.is_some(), "nothing cleared");
+    assert_eq!(unmap(&mut tables, root, va - 4096, 18 * 4096), Ok(16));
+    assert_eq!(walk(&tables, root, va + 15 * 4096).translation, None);
 }
 
 #[test]
