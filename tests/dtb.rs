@@ -133,7 +133,9 @@ fn unusable_raw_trees_are_explained_on_the_early_console() {
     let good = tree(true, |_| {});
     let mut garbage = b"this is not a device tree".to_vec();
     garbage.resize(64, 0);
-    let cases: [(&str, Vec<u8>, &str); 4] = [
+    let mut no_size = good.clone();
+    no_size[4..8].fill(0);
+    let cases: [(&str, Vec<u8>, &str); 5] = [
         (
             "raw-no-memory.dtb",
             tree_with_memory(true, &[], |_| {}),
@@ -143,6 +145,12 @@ fn unusable_raw_trees_are_explained_on_the_early_console() {
             "raw-truncated.dtb",
             good[..good.len() / 2].to_vec(),
             "kernel panic: the device tree at 0x46000000 is unusable: device tree structure block is malformed",
+        ),
+        (
+            // At a page boundary, a totalsize of 0 once mapped nothing and hung.
+            "raw-totalsize-zero.dtb",
+            no_size,
+            "kernel panic: the device tree at 0x46000000 is unusable: device tree totalsize 0x0 is outside 40 bytes..2 MiB",
         ),
         (
             "raw-garbage.dtb",
@@ -170,6 +178,30 @@ fn unusable_raw_trees_are_explained_on_the_early_console() {
         );
         assert!(run.stderr.contains("kernel panic"), "{name}: {}", run.stderr);
     });
+}
+
+#[test]
+fn entered_without_a_tree_in_x0_the_kernel_says_so() {
+    // QEMU's generic loader starts the CPU at the image itself, past the boot
+    // stub that loads x0, so x0 is 0.
+    let run = splitmap(&[
+        "run",
+        "--timeout",
+        "30",
+        "--qemu-arg=-device",
+        "--qemu-arg=loader,addr=0x40200000,cpu-num=0",
+        "--cmd",
+        "mem",
+    ]);
+    assert!(!run.success);
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with(
+            "kernel panic: the device tree at 0x0 is unusable: x0 (0x0) must hold a device tree's address, 8-byte aligned"
+        )),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
 }
 
 #[test]
@@ -360,20 +392,48 @@ fn an_initrd_outside_ram_is_reported_and_not_used() {
 }
 
 #[test]
-fn a_uart_too_large_for_the_mmio_window_falls_back_to_the_early_console() {
-    let blob = tree(false, |w| {
-        let chosen = w.begin_node("chosen").unwrap();
-        w.property_string("stdout-path", "/pl011@9000000").unwrap();
-        w.end_node(chosen).unwrap();
-        let uart = w.begin_node("pl011@9000000").unwrap();
-        w.property_string("compatible", "arm,pl011").unwrap();
-        w.property_array_u64("reg", &[0x900_0000, 0x1000_0000]).unwrap();
-        w.end_node(uart).unwrap();
+fn a_uart_that_cannot_be_mapped_falls_back_to_the_early_console() {
+    let uart_at = |reg: [u64; 2]| {
+        tree(false, move |w| {
+            let chosen = w.begin_node("chosen").unwrap();
+            w.property_string("stdout-path", "/pl011@9000000").unwrap();
+            w.end_node(chosen).unwrap();
+            let uart = w.begin_node("pl011@9000000").unwrap();
+            w.property_string("compatible", "arm,pl011").unwrap();
+            w.property_array_u64("reg", &reg).unwrap();
+            w.end_node(uart).unwrap();
+        })
+    };
+    // (file, reg, what the warning says): larger than the window; past the
+    // Cortex-A72's 44-bit physical addresses (a descriptor would have cut
+    // the address to 48 bits, or mapped nothing in the last page).
+    let cases = [
+        (
+            "raw-huge-uart.dtb",
+            [0x900_0000, 0x1000_0000],
+            "do not fit the MMIO window",
+        ),
+        (
+            "raw-far-uart.dtb",
+            [0x1_0000_0900_0000, 0x1000],
+            "lie past this CPU's 44-bit physical addresses",
+        ),
+        (
+            "raw-top-uart.dtb",
+            [0xffff_ffff_ffff_f800, 0x100],
+            "lie past this CPU's 44-bit physical addresses",
+        ),
+    ];
+    in_parallel(&cases, |(name, reg, why)| {
+        let run = raw(name, &uart_at(*reg), &["help"]);
+        assert!(run.success, "{name}: {}{}", run.stdout, run.stderr);
+        let warning = format!(
+            "[WARN ] the console UART's registers at {:#x} ({:#x} bytes) {why}",
+            reg[0], reg[1]
+        );
+        assert!(run.stdout.contains(&warning), "{name}: {warning}\n{}", run.stdout);
+        assert!(run.stdout.contains("commands:"), "{name}: {}", run.stdout);
     });
-    let run = raw("raw-huge-uart.dtb", &blob, &["help"]);
-    assert!(run.success, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("do not fit the MMIO window"), "{}", run.stdout);
-    assert!(run.stdout.contains("commands:"), "{}", run.stdout);
 }
 
 #[test]

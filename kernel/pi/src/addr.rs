@@ -94,8 +94,9 @@ address_type!(
     KimgVirt
 );
 
-/// Lowest RAM address rounded down to 1 GiB (so the linear map can use 1 GiB
-/// blocks); set once, before the linear map exists.
+/// Lowest RAM address rounded down to 1 GiB (so the linear map can use the
+/// granule's largest blocks), or below that with `kaslr.linear=on`; set once,
+/// before the linear map exists.
 static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
 /// `image VA - image PA`; set once, right after the MMU is on.
 static KIMAGE_VOFFSET: AtomicU64 = AtomicU64::new(0);

@@ -1,6 +1,6 @@
 //! From the boot protocol's entry to the kernel running at its link address.
 //!
-//! Runs with the MMU off, at whatever 4 KiB-aligned physical address the loader
+//! Runs with the MMU off, at whatever page-aligned physical address the loader
 //! chose. Every address is computed PC-relatively (`adrp`/`adr`), never loaded
 //! from memory, so the code works wherever it sits. The steps:
 //!
@@ -194,7 +194,8 @@ impl From<pgtable::MapError> for EarlyError {
 /// off; returns 0 on success, an [`EarlyError`] code otherwise.
 ///
 /// # Safety
-/// MMU off, `.bss` and the pool zeroed, `out` writable.
+/// MMU off, `.bss` zeroed (pool pages are zeroed as they are handed out),
+/// `out` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __pi_create_boot_tables(dtb_pa: u64, out: *mut BootTables) -> u64 {
     match create_boot_tables(dtb_pa) {
@@ -357,12 +358,14 @@ pub fn image_segments() -> [Segment; 3] {
     ]
 }
 
-/// How much of the DTB to map: its header's `totalsize` capped at the protocol's
-/// 2 MiB, or one page when the magic is wrong (the kernel reports that itself).
+/// How much of the DTB to map: its header's `totalsize` capped at the
+/// protocol's 2 MiB, and never less than the header's first 8 bytes (magic and
+/// `totalsize`), which the kernel reads to say what is wrong with a bad tree.
 fn dtb_size(dtb_pa: u64) -> u64 {
     const FDT_MAGIC: u32 = 0xd00d_feed;
+    const MAGIC_AND_SIZE: u64 = 8;
     if !dtb_pa.is_multiple_of(8) {
-        return PAGE_SIZE;
+        return MAGIC_AND_SIZE;
     }
     let header = dtb_pa as *const u32;
     // SAFETY: the boot protocol puts a DTB at x0 (8-byte aligned, checked above);
@@ -374,13 +377,9 @@ fn dtb_size(dtb_pa: u64) -> u64 {
         )
     };
     if magic != FDT_MAGIC {
-        return PAGE_SIZE;
+        return MAGIC_AND_SIZE;
     }
-    if (size as u64) < DTB_MAX_SIZE {
-        size as u64
-    } else {
-        DTB_MAX_SIZE
-    }
+    u64::from(size).clamp(MAGIC_AND_SIZE, DTB_MAX_SIZE)
 }
 
 #[cfg(feature = "relacheck-canary")]

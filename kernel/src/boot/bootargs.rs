@@ -88,6 +88,8 @@ pub enum BootArgIssue<'a> {
 const EXPECTED: &[(&str, &str)] = &[
     ("loglevel", "off, error, warn, info, debug, trace or 0-5"),
     ("kaslr.seed", "a non-zero 64-bit number (0x…); 0 means no seed"),
+    ("kaslr.window", "0xSTART-0xEND"),
+    ("kaslr.align", "4K, 64K or 2M"),
     ("kaslr.linear", "on or off"),
     ("rodata", "full, on or off"),
     ("module.region", "near or far"),
@@ -115,18 +117,9 @@ impl fmt::Display for BootArgIssue<'_> {
     }
 }
 
-/// Keys other components own (the stage-0 loader) or read early: accepted
-/// silently so they are not reported as unknown.
-const FOREIGN_KEYS: &[&str] = &[
-    "splitmap.load",
-    "splitmap.dtb",
-    "kaslr.seed",
-    "kaslr.window",
-    "kaslr.align",
-    "kaslr.linear",
-    "module.region",
-    "rodata",
-];
+/// Keys the stage-0 loader owns: accepted silently so they are not reported
+/// as unknown.
+const LOADER_KEYS: &[&str] = &["splitmap.load", "splitmap.dtb"];
 
 /// Parses `line`, calling `issue` for every word it cannot use.
 pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> BootArgs<'a> {
@@ -158,7 +151,8 @@ pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> Boot
             ("module.region", Some("near")) => args.module_far = false,
             ("module.region", Some("far")) => args.module_far = true,
             ("module.region", Some(v)) => issue(BootArgIssue::BadValue { key, value: v }),
-            _ if FOREIGN_KEYS.contains(&key) => {}
+            (_, None) if EXPECTED.iter().any(|(k, _)| *k == key) => issue(BootArgIssue::BadValue { key, value: "" }),
+            _ if LOADER_KEYS.contains(&key) => {}
             _ => issue(BootArgIssue::Unknown(word)),
         }
     }
@@ -253,6 +247,23 @@ mod tests {
             assert_eq!(issues.len(), 1, "{line}");
             assert!(!issues[0].contains("another value"), "{line}: {issues:?}");
         }
+    }
+
+    #[test]
+    fn a_key_without_its_value_is_named_not_swallowed() {
+        for key in EXPECTED.iter().map(|(k, _)| *k) {
+            let (args, issues) = run(key);
+            assert_eq!(args.to_string(), run("").0.to_string(), "{key}: nothing set");
+            assert_eq!(
+                issues,
+                [format!(
+                    "boot argument {key}= rejected: expected {}; default kept",
+                    expected(key)
+                )]
+            );
+        }
+        // The stage-0 loader's keys are its business.
+        assert!(run("splitmap.load splitmap.dtb=0x46000000").1.is_empty());
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub enum Phase {
     DeviceTree,
     /// Building the linear map.
     Linear,
-    /// Choosing the KASLR offset, moving the image and relocating it.
+    /// Moving the image to the offset KASLR chose, and relocating it (the
+    /// choice itself is made in `Linear`, with the linear map's base).
     Kaslr,
     /// Starting the console and reporting what boot found.
     Console,

@@ -106,6 +106,9 @@ impl DeviceTree<'_> {
 /// Why the device tree (or one of its nodes) was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DtbError {
+    /// x0 is 0 or not 8-byte aligned, which the boot protocol requires: the
+    /// early code mapped no tree there, so nothing at it is read.
+    BadAddress(u64),
     /// No FDT magic at the address in x0.
     BadMagic(u32),
     /// The header's `totalsize` is below the header size or above the 2 MiB cap.
@@ -169,6 +172,10 @@ impl DtbError {
 impl fmt::Display for DtbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DtbError::BadAddress(pa) => write!(
+                f,
+                "x0 ({pa:#x}) must hold a device tree's address, 8-byte aligned, as the boot protocol says"
+            ),
             DtbError::BadMagic(m) => write!(
                 f,
                 "no device tree: magic is {m:#010x}, expected 0xd00dfeed (x0 must hold the DTB's address)"
@@ -410,6 +417,8 @@ impl<'dt> Reader<'dt> {
                 }) {
                     // Ignoring a reservation could hand reserved RAM out: refuse.
                     Err(e @ DtbError::TooManyRanges(_)) => return Err(e),
+                    // A malformed `reg` names no range to honour: reported and
+                    // skipped, as Linux does.
                     Err(e) => info.problem(e),
                     Ok(()) => {}
                 }

@@ -20,6 +20,8 @@
 //! holds an address of the image (see `boot::info`), so both read the same
 //! from the new mapping.
 
+use core::fmt;
+
 use log::{debug, error, info, warn};
 use pi::addr::{self, KimgVirt, PhysAddr};
 use pi::boot::EarlyPool;
@@ -167,7 +169,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     }
     let named = info.dt.uart.filter(|u| u.pl011).map(|u| u.regs);
     let console = start_console(named);
-    report(&info, named, console, image);
+    report(&info, named, image);
     if info.dt.memory.is_empty() {
         panic!("{}", DtbError::NoMemory);
     }
@@ -224,7 +226,7 @@ extern "C" fn run_shell() -> ! {
 
 /// Says, once there is a console, what boot made of its inputs: problems in
 /// the command line and the tree, and where the image went.
-fn report(info: &BootInfo<'_>, named: Option<PhysRange>, console: Console, image: PhysRange) {
+fn report(info: &BootInfo<'_>, named: Option<PhysRange>, image: PhysRange) {
     for issue in info.arg_issues() {
         warn!("{issue}");
     }
@@ -233,13 +235,15 @@ fn report(info: &BootInfo<'_>, named: Option<PhysRange>, console: Console, image
     }
     match named {
         None => warn!("no PL011 at /chosen/stdout-path; console on QEMU virt's UART at {EARLY_UART_PA:#x}"),
-        Some(regs) if regs != console.regs => warn!(
-            "the console UART's registers at {:#x} ({:#x} bytes) do not fit the MMIO window ({:#x} bytes); console on QEMU virt's UART at {EARLY_UART_PA:#x}",
-            regs.start.raw(),
-            regs.size(),
-            MMIO_END - MMIO_BASE
-        ),
-        Some(_) => {}
+        Some(regs) => {
+            if let Err(why) = mmio_pages(regs) {
+                warn!(
+                    "the console UART's registers at {:#x} ({:#x} bytes) {why}; console on QEMU virt's UART at {EARLY_UART_PA:#x}",
+                    regs.start.raw(),
+                    regs.size(),
+                )
+            }
+        }
     }
     let (k, _) = relocate::get();
     crate::println!(
@@ -331,8 +335,11 @@ unsafe fn dtb_window(dtb_pa: u64, len: u64) -> &'static [u8] {
 /// Reads the DTB the early code mapped at `FIXMAP_DTB`, and the command line
 /// in it.
 fn read_boot_info(dtb_pa: u64, boot_regs: u64) -> Result<BootInfo<'static>, DtbError> {
-    // SAFETY: the header is 8-byte aligned, so its first 8 bytes share the
-    // first mapped page.
+    if dtb_pa == 0 || !dtb_pa.is_multiple_of(8) {
+        return Err(DtbError::BadAddress(dtb_pa));
+    }
+    // SAFETY: the early code maps at least the header's first 8 bytes of any
+    // non-zero x0 (`pi::boot::dtb_size`).
     let size = dtb::header_totalsize(unsafe { dtb_window(dtb_pa, 8) })?;
     // SAFETY: the early code mapped the whole `totalsize`, which
     // `header_totalsize` checked against the protocol's 2 MiB cap.
@@ -422,17 +429,44 @@ pub struct Console {
     pub va: u64,
 }
 
-/// Whole pages holding `regs`, if they fit the MMIO window.
-fn mmio_pages(regs: PhysRange) -> Option<PhysRange> {
-    let pages = regs.expand_to_pages(PAGE_SIZE);
-    (pages.size() <= MMIO_END - MMIO_BASE).then_some(pages)
+/// Why a UART's registers cannot be mapped for the console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unmappable {
+    /// They lie past this CPU's physical address width (in bits).
+    BeyondPa(u32),
+    /// They are larger than the MMIO window.
+    TooLarge,
 }
 
-/// Maps the console UART (`regs`, or QEMU virt's if `None` or if `regs` do
-/// not fit the MMIO window) and makes it the console.
+impl fmt::Display for Unmappable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unmappable::BeyondPa(bits) => write!(f, "lie past this CPU's {bits}-bit physical addresses"),
+            Unmappable::TooLarge => write!(f, "do not fit the MMIO window ({:#x} bytes)", MMIO_END - MMIO_BASE),
+        }
+    }
+}
+
+/// The whole pages holding `regs`, if the CPU can address them and they fit
+/// the MMIO window.
+fn mmio_pages(regs: PhysRange) -> Result<PhysRange, Unmappable> {
+    let bits = cpu::pa_bits();
+    if regs.end.raw() > 1 << bits {
+        return Err(Unmappable::BeyondPa(bits));
+    }
+    let pages = regs.expand_to_pages(PAGE_SIZE);
+    if pages.size() > MMIO_END - MMIO_BASE {
+        return Err(Unmappable::TooLarge);
+    }
+    Ok(pages)
+}
+
+/// Maps the console UART (`regs`, or QEMU virt's if `None` or if `regs`
+/// cannot be mapped) and makes it the console.
 fn start_console(regs: Option<PhysRange>) -> Console {
-    let regs = regs.filter(|&r| mmio_pages(r).is_some()).unwrap_or(EARLY_UART);
-    let pages = mmio_pages(regs).unwrap_or(EARLY_UART);
+    let (regs, pages) = regs
+        .and_then(|r| Some((r, mmio_pages(r).ok()?)))
+        .unwrap_or((EARLY_UART, EARLY_UART));
     if tables::map(
         MMIO_BASE,
         pages.start,
@@ -442,8 +476,9 @@ fn start_console(regs: Option<PhysRange>) -> Console {
     )
     .is_err()
     {
-        // The window is empty at boot, so this cannot happen; and without a
-        // console nothing could be said about it.
+        // The window is empty at boot and `pages` fits it, so only a lack of
+        // table pages could fail this; and without a console nothing could
+        // be said about it.
         psci::system_off(None)
     }
     let va = MMIO_BASE + (regs.start.raw() - pages.start.raw());

@@ -96,7 +96,8 @@ pub fn decide<'a>(args: &BootArgs<'a>, seed: Option<(u64, SeedSource)>, image_si
         slots: 0,
         image: at_link_address(image_size),
         modules: region::windows(at_link_address(image_size), None),
-        linear: linear_base(args, seed.map(|(s, _)| s), ram),
+        // A refused window turns KASLR off, the linear map's part too.
+        linear: linear_base(args, seed.filter(|_| window.is_ok()).map(|(s, _)| s), ram),
     };
     k.slots = k.window.slots(image_size);
     k.placement = match (args.nokaslr, window, seed) {
@@ -120,7 +121,7 @@ pub fn decide<'a>(args: &BootArgs<'a>, seed: Option<(u64, SeedSource)>, image_si
 }
 
 /// The linear map's `PHYS_OFFSET`: RAM's first GiB, or with `kaslr.linear=on`
-/// (and KASLR on, with a seed) that moved down by a random number of GiB, so
+/// (and KASLR on, with a seed and a usable window) that moved down by a random number of GiB, so
 /// the linear map starts higher.
 fn linear_base(args: &BootArgs<'_>, seed: Option<u64>, ram: &RangeList) -> LinearBase {
     match seed {
@@ -208,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn the_linear_base_moves_only_when_asked_with_a_seed_and_kaslr_on() {
+    fn the_linear_base_moves_only_when_asked_with_a_seed_and_kaslr_on_in_a_good_window() {
         let fixed = linear::fixed_phys_offset(&ram());
         assert_eq!(run("", SEED).linear.phys_offset, fixed);
         assert!(!run("", SEED).linear.random);
@@ -219,6 +220,10 @@ mod tests {
         assert!(moved_by != 0 && moved_by.is_multiple_of(1 << 30), "{moved_by:#x}");
         assert!(!run("kaslr.linear=on nokaslr", SEED).linear.random);
         assert!(!run("kaslr.linear=on", None).linear.random);
+        assert!(
+            !run("kaslr.linear=on kaslr.align=3M", SEED).linear.random,
+            "a refused window turns all of KASLR off"
+        );
         // Its own draw: the image offset is the same with or without it.
         assert_eq!(run("kaslr.linear=on", SEED).offset, run("", SEED).offset);
     }

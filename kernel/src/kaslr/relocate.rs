@@ -12,7 +12,12 @@
 //!
 //! Between 2 and 3 the code still runs at the link address while pointers in
 //! data already point at the new one; both mappings are live, so either works.
-//! Nothing written at run time before the move holds an image address.
+//! Step 2 adds `offset` to what each RELR site holds *then*, so a word written
+//! before the move stays right only if it is a RELR site: a static whose
+//! initial value is an image address, as `log`'s logger pointer is (it starts
+//! as `&NopLogger`; `console::init_log` sets it before the move). A pointer
+//! into the image stored before the move anywhere else would keep the link
+//! address, which step 4 unmaps: nothing does that.
 
 use pi::addr::{self, PhysAddr};
 use pi::layout::{KIMAGE_VADDR, PAGE_SIZE};

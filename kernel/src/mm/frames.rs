@@ -1,5 +1,5 @@
 //! Free RAM after boot: the frame allocator over every free page (below the
-//! image too), one 4 KiB frame at a time, and the kernel heap.
+//! image too), one page-sized frame at a time, and the kernel heap.
 
 use buddy_system_allocator::{FrameAllocator, LockedHeap};
 use pi::addr::PhysAddr;
@@ -11,7 +11,7 @@ use super::ranges::{PhysRange, RangeList};
 #[global_allocator]
 static HEAP: LockedHeap<32> = LockedHeap::empty();
 
-/// Free frames, handed out one 4 KiB page at a time.
+/// Free frames, handed out one page (`PAGE_SIZE`) at a time.
 static FRAMES: Mutex<Frames> = Mutex::new(Frames {
     alloc: FrameAllocator::new(),
     free: 0,
@@ -59,7 +59,7 @@ fn frame_number(pa: PhysAddr) -> usize {
     (pa.raw() / PAGE_SIZE) as usize
 }
 
-/// One free 4 KiB frame.
+/// One free frame.
 pub fn alloc_frame() -> Option<PhysAddr> {
     let mut frames = FRAMES.lock();
     let n = frames.alloc.alloc(1)?;

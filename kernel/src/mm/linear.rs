@@ -2,8 +2,9 @@
 //! largest blocks that fit, never executable, independent of where the image is.
 //!
 //! `PHYS_OFFSET` is the lowest RAM address rounded down to 1 GiB, so VA and PA
-//! agree modulo 1 GiB and every 1 GiB-aligned GiB of RAM becomes one level-1
-//! block. Memory below the image is mapped like any other: the image has its
+//! agree modulo 1 GiB, a multiple of every granule's largest block: with 4 KiB
+//! pages each 1 GiB-aligned GiB of RAM becomes one level-1 block, with 16 KiB
+//! and 64 KiB pages 32 MiB and 512 MiB level-2 blocks tile it. Memory below the image is mapped like any other: the image has its
 //! own mapping and no longer decides where the linear map starts.
 
 use pi::addr::PhysAddr;
@@ -12,7 +13,8 @@ use pi::pgtable::{self, Attrs, Granularity, LAST_LEVEL, MapCounts, MapError, Tab
 
 use super::ranges::{MAX_RANGES, RangeList};
 
-/// Linear-map alignment of `PHYS_OFFSET`: the level-1 block size.
+/// Linear-map alignment of `PHYS_OFFSET`: 1 GiB, the largest block with 4 KiB
+/// pages and a multiple of the others' (32 MiB, 512 MiB).
 pub const PHYS_OFFSET_ALIGN: u64 = 1 << 30;
 
 /// `PHYS_OFFSET` for this RAM when it is not randomised: its lowest address

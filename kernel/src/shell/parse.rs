@@ -139,7 +139,11 @@ pub const CRASH_KINDS: &[(&str, CrashKind)] = &[
 
 /// One line of `help`: name, arguments, what it does.
 pub const COMMANDS: &[(&str, &str, &str)] = &[
-    ("help", "", "list commands"),
+    (
+        "help",
+        "[COMMAND]",
+        "list commands, or one command's usage and an example",
+    ),
     (
         "layout",
         "",
