@@ -384,7 +384,7 @@ fn every_sample_loads_runs_and_unloads_near_and_far() {
             "data: pointer, offset and string tables relocated",
             "farcalls: heap round trip ok",
             "pingpong: 97 takes 118 steps",
-            "usage: faulty null|undef|bad-log",
+            "usage: faulty null|undef|bad-log|bad-unregister|exit-null|unregister NAME",
         ] {
             assert!(out.lines().any(|l| l == want), "{region}: {want}\n{out}");
         }
@@ -408,6 +408,9 @@ fn a_fault_in_module_code_is_contained_and_the_shell_goes_on() {
         ("null", "faulty::read+0x"),
         ("undef", "faulty::command+0x"),
         ("bad-log", "core::str::converts::from_utf8+0x"),
+        // Unregistering reads the name before taking the registry's lock:
+        // a fault under it would leave it held, and the kernel would hang.
+        ("bad-unregister", "core::str::converts::from_utf8+0x"),
     ];
     in_parallel(&cases, |(kind, at)| {
         let run = format!("faulty {kind}");
@@ -435,7 +438,7 @@ fn a_fault_in_module_code_is_contained_and_the_shell_goes_on() {
             .unwrap_or_else(|| panic!("{kind}: no summary:\n{out}"));
         assert!(summary.contains(at), "{kind}: {summary}");
         assert!(summary.contains("1 command(s)/test(s) taken away"), "{summary}");
-        if *kind != "bad-log" {
+        if !kind.starts_with("bad-") {
             // The backtrace names the module's own function.
             assert!(
                 out.lines()
@@ -458,8 +461,129 @@ fn a_fault_in_module_code_is_contained_and_the_shell_goes_on() {
         assert!(out.contains("error: rmmod faulty faulted ("), "{kind}:\n{out}");
         assert!(out.contains("error: insmod faulty is already loaded"), "{kind}:\n{out}");
         assert!(out.contains("hello from a module"), "{kind}:\n{out}");
-        // The only memory gone is what the faulted module holds.
+        // The only memory gone is what the faulted module holds (its
+        // contiguous frames came from a buddy allocator: a power of two).
         let free = free_frames(&out);
-        assert_eq!(free[0] - free[1], pages, "{kind}: {free:?}");
+        assert_eq!(free[0] - free[1], pages.next_power_of_two(), "{kind}: {free:?}");
     });
+}
+
+#[test]
+fn a_fault_in_exit_module_leaves_the_module_listed_and_faulted() {
+    let out = session(
+        &[],
+        &[
+            "mem",
+            "insmod faulty",
+            "faulty exit-null",
+            "rmmod faulty",
+            "lsmod -v",
+            "rmmod faulty",
+            "insmod faulty",
+            "insmod hello",
+            "hello",
+            "rmmod hello",
+            "mem",
+        ],
+    );
+    assert!(out.lines().any(|l| l == "faulty: exit_module will fault"), "{out}");
+    assert!(out.contains("module fault: the module at 0x"), "{out}");
+    assert!(!out.contains("kernel panic"), "{out}");
+    let summary = out
+        .lines()
+        .find(|l| l.starts_with("module faulty faulted: "))
+        .unwrap_or_else(|| panic!("the faulting exit found its module:\n{out}"));
+    assert!(summary.contains("faulty::read+0x"), "{summary}");
+    // Still listed, faulted, holding its pages; it cannot be removed or
+    // loaded again, and its place is not given to another module.
+    let listed = out.lines().filter(|l| l.starts_with("faulty base=")).nth(1).unwrap();
+    assert!(listed.ends_with(" faulted"), "{listed}");
+    let pages: u64 = out
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("holds pages="))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("lsmod -v:\n{out}"));
+    assert!(out.contains("error: rmmod faulty faulted ("), "{out}");
+    assert!(out.contains("error: insmod faulty is already loaded"), "{out}");
+    let base = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} base=")))
+            .and_then(|l| l.split_whitespace().next())
+            .map(hex)
+            .unwrap()
+    };
+    assert_ne!(base("hello"), base("faulty"), "{out}");
+    assert!(out.lines().any(|l| l == "hello from a module"), "{out}");
+    assert!(!out.contains("rmmod: hello left"), "hello inherited nothing:\n{out}");
+    let free = free_frames(&out);
+    assert_eq!(
+        free[0] - free[1],
+        pages.next_power_of_two(),
+        "only the faulted module's frames are gone (a buddy allocator's power of two): {free:?}"
+    );
+}
+
+#[test]
+fn a_module_cannot_unregister_another_modules_command() {
+    let out = session(
+        &[],
+        &[
+            "insmod hello",
+            "insmod faulty",
+            "faulty unregister hello",
+            "hello",
+            "rmmod hello",
+            "hello",
+        ],
+    );
+    let answers: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("error: unknown command 'hello'") || *l == "hello from a module")
+        .collect();
+    assert!(
+        answers.len() == 2 && answers[0] == "hello from a module" && answers[1].starts_with("error:"),
+        "hello's command survived faulty's attempt, and left with hello:\n{out}"
+    );
+    assert!(!out.contains("error: rmmod"), "{out}");
+}
+
+#[test]
+fn a_module_file_the_heap_cannot_copy_is_refused_and_changes_nothing() {
+    // An initrd with a file of more than 2 MiB, more than the 4 MiB kernel
+    // heap can hand out in one block, beside an ordinary module.
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("big-module");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut big = module_file("hello");
+    big.resize((2 << 20) + 8, 0);
+    std::fs::write(dir.join("big.ko"), &big).unwrap();
+    std::fs::write(dir.join("hello.ko"), module_file("hello")).unwrap();
+    let initrd = dir.with_extension("cpio").display().to_string();
+    let packed = splitmap(&["initrd", &dir.display().to_string(), "-o", &initrd]);
+    assert!(packed.success, "{}", packed.stderr);
+
+    let out = session(
+        &["--initrd", &initrd],
+        &["mem", "insmod big", "mem", "lsmod", "insmod hello", "hello"],
+    );
+    let refusal = out
+        .lines()
+        .find(|l| l.starts_with("error: insmod big: "))
+        .unwrap_or_else(|| panic!("big.ko was not refused:\n{out}"));
+    assert!(
+        refusal.contains(&format!("the file is {} bytes; a module file is at most", big.len())),
+        "{refusal}"
+    );
+    let free = free_frames(&out);
+    assert_eq!(free[0], free[1], "nothing taken");
+    let lsmod = out
+        .split("splitmap> lsmod")
+        .nth(1)
+        .unwrap()
+        .split("splitmap> ")
+        .next()
+        .unwrap();
+    assert!(!lsmod.contains("base="), "nothing loaded: {lsmod}");
+    assert!(out.lines().any(|l| l == "hello from a module"), "{out}");
 }

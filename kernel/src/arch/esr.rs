@@ -54,9 +54,18 @@ pub fn fault_status(fsc: u64) -> &'static str {
         0x09..=0x0b => "access flag fault",
         0x0d..=0x0f => "permission fault",
         0x10 => "synchronous external abort",
+        0x14..=0x17 => "synchronous external abort on a table walk",
         0x21 => "alignment fault",
         _ => "other fault",
     }
+}
+
+/// The translation table level a fault status code names: its low two bits,
+/// for the kinds that encode one (address size, translation, access flag and
+/// permission faults, external aborts on a table walk); `None` for the rest,
+/// whose low bits mean something else or nothing.
+pub fn fault_level(fsc: u64) -> Option<u64> {
+    matches!(fsc, 0x00..=0x07 | 0x09..=0x0b | 0x0d..=0x0f | 0x14..=0x17).then_some(fsc & 3)
 }
 
 /// Exception classes the kernel treats specially.
@@ -110,8 +119,8 @@ impl fmt::Display for Syndrome {
     }
 }
 
-/// Why an abort happened: the fault status, the table level it names, and
-/// for data aborts whether it was a write (WnR, bit 6).
+/// Why an abort happened: the fault status, the table level it names (if it
+/// names one), and for data aborts whether it was a write (WnR, bit 6).
 #[derive(Clone, Copy, Debug)]
 pub struct AbortReason(Syndrome);
 
@@ -119,9 +128,8 @@ impl fmt::Display for AbortReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let fsc = self.0.fault_status();
         write!(f, "{}", fault_status(fsc))?;
-        // Alignment faults (0x21) name no level.
-        if fsc != 0x21 {
-            write!(f, " at level {}", fsc & 3)?;
+        if let Some(level) = fault_level(fsc) {
+            write!(f, " at level {level}")?;
         }
         if self.0.class() >= 0x24 && self.0.0 & (1 << 6) != 0 {
             write!(f, " on write")?;
@@ -163,6 +171,36 @@ mod tests {
             Syndrome(0x9600_0061).abort_reason().unwrap().to_string(),
             "alignment fault on write"
         );
+    }
+
+    /// A level is printed only where the fault status code encodes one.
+    #[test]
+    fn only_codes_with_a_level_print_one() {
+        let reason = |esr: u64| Syndrome(esr).abort_reason().unwrap().to_string();
+        // A synchronous external abort (0x10) is not at "level 0".
+        assert_eq!(reason(0x9600_0010), "synchronous external abort");
+        assert_eq!(reason(0x8600_0010), "synchronous external abort");
+        // One on a table walk names the walk's level.
+        assert_eq!(
+            reason(0x9600_0016),
+            "synchronous external abort on a table walk at level 2"
+        );
+        assert_eq!(reason(0x9600_0009), "access flag fault at level 1");
+        assert_eq!(reason(0x9600_0001), "address size fault at level 1");
+        // TLB conflict (0x30), and codes with no name, print none.
+        assert_eq!(reason(0x9600_0030), "other fault");
+        assert_eq!(reason(0x9600_0008), "other fault");
+        for fsc in 0..64 {
+            let text = reason(0x9600_0000 | fsc);
+            assert_eq!(
+                text.contains(" at level "),
+                fault_level(fsc).is_some(),
+                "{fsc:#x}: {text}"
+            );
+            if fault_status(fsc) == "other fault" {
+                assert_eq!(fault_level(fsc), None, "{fsc:#x}: a level for a fault we do not name");
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! The EL1 exception vector table and its handler. An exception is a kernel
-//! bug or a deliberate probe: it is decoded (`esr`), printed with a backtrace
-//! and the kernel halts — unless the faulting instruction is in the exception
-//! table, which `peek` relies on.
+//! The EL1 exception vector table and its handler. An exception is decoded
+//! (`esr`) and handled one of three ways: a faulting instruction in the
+//! exception table (a `peek` probe) resumes at its fixup; a fault in a
+//! module's code, or in the kernel on its behalf, is reported and contained
+//! at the shell's recovery point (`recovery`), the module marked faulted;
+//! anything else is a kernel bug, printed with a backtrace, and the kernel
+//! halts.
 
 use core::arch::global_asm;
 
@@ -29,8 +32,9 @@ pub fn install() {
 }
 
 /// Called by the vector stub. Returns only if an exception-table fixup
-/// applies: the stub then restores the registers (with the new ELR) and
-/// returns from the exception.
+/// applies or a module fault is contained: the stub then restores the
+/// registers (with the new ELR, and for a contained fault the recovery
+/// point's registers) and returns from the exception.
 #[unsafe(no_mangle)]
 extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
     let esr = Syndrome(ESR_EL1.get());
@@ -61,7 +65,8 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
         panic!("kernel stack overflow");
     }
     // A fault in module code (or in the kernel on a module's behalf), under a
-    // recovery point: reported, and the shell goes on (see `recovery`).
+    // recovery point: reported, and the shell goes on (see `recovery`). Not
+    // while a kernel lock is held: `abi::current` then says no (and why).
     if vector == 0
         && recovery::active()
         && !crate::console::busy()

@@ -132,12 +132,15 @@ pub fn publish(boot: &Boot) {
 
 /// Lists the loaded modules: (name, base, `add-symbol-file` section args).
 pub fn modules(list: &[(&str, u64, String)]) {
-    let r = record();
-    // SAFETY: as in `publish`, if it was published; if not, nothing is mapped
-    // there and nothing is written.
-    if unsafe { (&raw const (*r).magic).read_volatile() } != MAGIC {
+    // The magic is written last, and only once the page is mapped at
+    // `DEBUG_RECORD_VA`: read it through the image, which maps the same
+    // page always. Without it (mapping failed, or boot has not got there)
+    // the fixed address may be unmapped: no record to update.
+    // SAFETY: `RECORD` is in the image, mapped for good; a volatile read.
+    if unsafe { (&raw const RECORD.magic).read_volatile() } != MAGIC {
         return;
     }
+    let r = record();
     let mut strings = STRINGS.lock();
     strings.clear();
     for (i, (name, base, args)) in list.iter().take(MAX_MODULES).enumerate() {
@@ -151,7 +154,9 @@ pub fn modules(list: &[(&str, u64, String)]) {
         entry.name[..n].copy_from_slice(&name.as_bytes()[..n]);
         strings.push(args.clone());
         entry.sections = strings[i].as_ptr() as u64;
-        // SAFETY: as above; `i` < MAX_MODULES.
+        // SAFETY: the magic says `publish` mapped the page rw at `r`, for
+        // good; `i` < MAX_MODULES; only the shell writes it now, and
+        // holds `STRINGS` while it does.
         unsafe { (&raw mut (*r).module[i]).write_volatile(entry) };
     }
     // SAFETY: as above.

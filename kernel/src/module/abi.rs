@@ -34,7 +34,8 @@ pub fn find(name: &str) -> Option<u64> {
 /// inside one. An atomic, not a lock: the exception handler reads it.
 static CURRENT: AtomicU64 = AtomicU64::new(0);
 
-/// The kernel's locks, by name, and whether each is held.
+/// The kernel's locks, by name, and whether each is held. Every one is read
+/// without waiting (the exception handler asks).
 fn locks() -> [(&'static str, bool); 6] {
     [
         ("console", crate::console::busy()),
@@ -61,9 +62,26 @@ pub fn enter<R>(base: u64, f: impl FnOnce() -> R) -> R {
     result
 }
 
-/// The module the kernel is running, if any.
+/// The module the kernel is running, if any and if a fault now can be
+/// contained: the exception handler's question (`arch::exceptions`).
+///
+/// Containing a fault abandons the frames between the recovery point and the
+/// fault. If one of them holds a kernel lock (an export that read a module's
+/// pointer under it: a kernel bug), the lock stays held for good and the next
+/// taker spins forever, so then the answer is `None`, with a line saying
+/// why: the fault is reported and the kernel stops instead of hanging later.
 pub fn current() -> Option<u64> {
-    Some(CURRENT.load(Ordering::SeqCst)).filter(|&base| base != 0)
+    let base = Some(CURRENT.load(Ordering::SeqCst)).filter(|&base| base != 0)?;
+    if let Some((lock, _)) = locks().into_iter().find(|&(_, held)| held) {
+        // The handler only asks while the console is free (it prints next).
+        if !crate::console::busy() {
+            crate::println!(
+                "\nmodule fault at {base:#x} while the kernel holds the {lock} lock: not contained, since that lock would never be released"
+            );
+        }
+        return None;
+    }
+    Some(base)
 }
 
 /// After a contained fault: the abandoned frames never left the module.
@@ -146,14 +164,31 @@ pub unsafe extern "C" fn splitmap_register_command(name: *const u8, len: usize, 
 }
 crate::export!(splitmap_register_command);
 
-/// Kernel export: remove shell command `name` (if registered).
+/// Unregisters `name` (`len` bytes at `at`) if the running module registered
+/// it: a module cannot take away another's (or the kernel's) command or test.
+///
+/// # Safety
+/// `at` must point to `len` readable bytes.
+unsafe fn unregister<F: Copy>(registry: &Registry<F>, at: *const u8, len: usize) {
+    // Read (and check) the whole name before taking the registry's lock: a
+    // bad pointer then faults with no lock held, and can be contained. The
+    // registry reads the same bytes again under the lock, which cannot fault
+    // now: they were just read, and nothing unmaps module memory while the
+    // module runs. A name that is not UTF-8 was never registered.
+    // SAFETY: the caller's contract.
+    if let Some(name) = unsafe { module_str(at, len) } {
+        registry.remove(name, owner());
+    }
+}
+
+/// Kernel export: remove shell command `name`, if this module registered it.
 ///
 /// # Safety
 /// `name` must point to `len` readable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn splitmap_unregister_command(name: *const u8, len: usize) {
     // SAFETY: the caller's contract.
-    COMMANDS.remove(unsafe { core::slice::from_raw_parts(name, len) })
+    unsafe { unregister(&COMMANDS, name, len) }
 }
 crate::export!(splitmap_unregister_command);
 
@@ -170,14 +205,14 @@ pub unsafe extern "C" fn splitmap_register_test(name: *const u8, len: usize, tes
 }
 crate::export!(splitmap_register_test);
 
-/// Kernel export: remove test `name` (if registered).
+/// Kernel export: remove test `name`, if this module registered it.
 ///
 /// # Safety
 /// `name` must point to `len` readable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn splitmap_unregister_test(name: *const u8, len: usize) {
     // SAFETY: the caller's contract.
-    TESTS.remove(unsafe { core::slice::from_raw_parts(name, len) })
+    unsafe { unregister(&TESTS, name, len) }
 }
 crate::export!(splitmap_unregister_test);
 
@@ -269,8 +304,9 @@ pub struct Leftovers {
     pub bytes: usize,
 }
 
-/// Unregisters the commands and tests of module `owner` (a faulted module,
-/// whose memory stays); how many there were.
+/// Unregisters the commands and tests of module `owner`; how many there
+/// were. Alone for a faulted module (whose memory stays), within [`forget`]
+/// for one being unloaded.
 pub fn forget_registrations(owner: u64) -> usize {
     COMMANDS.forget(owner) + TESTS.forget(owner)
 }
@@ -290,7 +326,7 @@ pub fn allocations_of(owner: u64) -> (usize, usize) {
 /// Unregisters and frees whatever module `owner` left behind.
 pub fn forget(owner: u64) -> Leftovers {
     let mut left = Leftovers {
-        registrations: COMMANDS.forget(owner) + TESTS.forget(owner),
+        registrations: forget_registrations(owner),
         ..Leftovers::default()
     };
     let mut list = ALLOCATIONS.lock();

@@ -79,6 +79,9 @@ pub fn structure(data: &[u8]) -> Result<(), String> {
         if kind == elf::SHT_NOBITS && flags & u64::from(elf::SHF_EXECINSTR) != 0 {
             return Err(format!("section {name} is code but has no contents (NOBITS)"));
         }
+        if flags & u64::from(elf::SHF_ALLOC) != 0 {
+            alignment(h, name)?;
+        }
         if kind == elf::SHT_SYMTAB {
             if symtab.replace(i).is_some() {
                 return Err("more than one symbol table".into());
@@ -112,6 +115,24 @@ pub fn structure(data: &[u8]) -> Result<(), String> {
             return Err(format!("{entry} is defined more than once"));
         }
         entry_point(sections, entry, sym)?;
+    }
+    Ok(())
+}
+
+/// A section the loader places: its `sh_addralign` is 0 or 1 (none) or a
+/// power of two, as the ELF spec requires (the layout rounds offsets up to
+/// it), and code is at least 4-aligned, so every instruction is.
+fn alignment(h: &elf::SectionHeader64<LE>, name: &str) -> Result<(), String> {
+    let align = h.sh_addralign(LE);
+    if align > 1 && !align.is_power_of_two() {
+        return Err(format!(
+            "section {name} wants {align}-byte alignment, which is not a power of two"
+        ));
+    }
+    if h.sh_flags(LE) & u64::from(elf::SHF_EXECINSTR) != 0 && align < 4 {
+        return Err(format!(
+            "section {name} is code aligned to {align} byte(s); instructions need 4"
+        ));
     }
     Ok(())
 }

@@ -116,9 +116,13 @@ impl<F: Copy> Registry<F> {
         Ok(())
     }
 
-    /// Removes `name`, if registered (a name that is not UTF-8 never is).
-    pub fn remove(&self, name: &[u8]) {
-        self.0.lock().retain(|r| r.name.as_bytes() != name);
+    /// Removes `name` if module `owner` registered it: a module takes back
+    /// its own registrations only. Whether it did.
+    pub fn remove(&self, name: &str, owner: u64) -> bool {
+        let mut list = self.0.lock();
+        let before = list.len();
+        list.retain(|r| r.name != name || r.owner != owner);
+        before != list.len()
     }
 
     /// The owner and function registered as `name`.
@@ -178,9 +182,20 @@ mod tests {
         assert_eq!(r.forget(1), 0);
         let left: Vec<_> = r.list().into_iter().map(|(n, owner, _)| (n, owner)).collect();
         assert_eq!(left, [("b".to_string(), 2)]);
-        r.remove(b"b");
-        r.remove(b"\xff");
+        assert!(r.remove("b", 2));
+        assert!(!r.remove("b", 2), "gone already");
         assert!(r.list().is_empty());
+    }
+
+    #[test]
+    fn a_module_removes_only_its_own_registrations() {
+        let r: Registry<u8> = Registry::new();
+        r.add("mine", 1, 7, &[]).unwrap();
+        assert!(!r.remove("mine", 2), "another module's name");
+        assert!(!r.remove("mine", 0), "no module at all");
+        assert_eq!(r.find("mine"), Some((1, 7)), "a refused removal changes nothing");
+        assert!(r.remove("mine", 1));
+        assert_eq!(r.find("mine"), None);
     }
 
     #[test]

@@ -100,7 +100,8 @@ pub fn insmod(name: &str) -> Result<String, String> {
     if MODULES.lock().iter().any(|m| m.name == name) {
         return Err(alloc::format!("{name} is already loaded"));
     }
-    let copy = load::Aligned::new(initrd_file(name)?);
+    // Refused before copying if the kernel heap cannot hold the copy.
+    let copy = load::Aligned::try_new(initrd_file(name)?).map_err(|e| alloc::format!("{name}: {e}"))?;
     let module = Module::parse(copy.bytes()).map_err(|e| alloc::format!("{name}: {e}"))?;
     let size = module.size();
 
@@ -221,24 +222,36 @@ fn unload(m: &Loaded) -> Option<String> {
 /// if the module left something behind.
 pub fn rmmod(name: &str) -> Result<Option<String>, String> {
     let name = module_name(name);
+    let list = MODULES.lock();
+    let m = list
+        .iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| alloc::format!("{name} is not loaded"))?;
+    if let Some(fault) = &m.faulted {
+        return Err(alloc::format!(
+            "{name} faulted ({fault}): it stays, holding {} pages (see lsmod -v), since nothing it left half-done can be trusted to be undone",
+            m.pages
+        ));
+    }
+    let (base, exit) = (m.base, m.exit);
+    drop(list);
+    // It stays listed while `exit_module` runs, as while `init_module` does:
+    // if exit faults, the shell's recovery point ends this call (the rest of
+    // it never runs) and `contain` finds the module and marks it faulted, so
+    // its frames, mapping and heap blocks stay accounted for and its
+    // addresses stay taken.
+    if let Some(exit) = exit {
+        // SAFETY: the module's `extern "C" fn()`, still mapped.
+        let f: extern "C" fn() = unsafe { core::mem::transmute(exit as usize) };
+        abi::enter(base, || f());
+    }
     let mut list = MODULES.lock();
     let i = list
         .iter()
-        .position(|m| m.name == name)
-        .ok_or_else(|| alloc::format!("{name} is not loaded"))?;
-    if let Some(fault) = &list[i].faulted {
-        return Err(alloc::format!(
-            "{name} faulted ({fault}): it stays, holding {} pages (see lsmod -v), since nothing it left half-done can be trusted to be undone",
-            list[i].pages
-        ));
-    }
+        .position(|m| m.base == base)
+        .expect("listed above; only the shell changes the list");
     let m = list.remove(i);
     drop(list);
-    if let Some(exit) = m.exit {
-        // SAFETY: the module's `extern "C" fn()`, still mapped.
-        let f: extern "C" fn() = unsafe { core::mem::transmute(exit as usize) };
-        abi::enter(m.base, || f());
-    }
     let note = unload(&m);
     publish();
     Ok(note)

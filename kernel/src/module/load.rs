@@ -27,8 +27,19 @@ use super::reloc::{self, types};
 /// with its own permissions.
 pub const PAGE: u64 = pi::layout::PAGE_SIZE;
 
-/// Largest module image we lay out (sections, veneers and padding).
+/// Largest module image we lay out (sections, veneers and padding): it goes
+/// in contiguous frames, not in the heap. Only [`MAX_FILE`] bytes of it can
+/// come from the file; the rest is bss (and veneers and padding).
 pub const MAX_SIZE: u64 = 16 << 20;
+
+/// Largest module file `insmod` copies ([`Aligned::try_new`]). The copy lives
+/// in the kernel heap, 4 MiB under a buddy allocator: one block can be at
+/// most half of it, and the kernel's own blocks take from one half, so a
+/// quarter is what a copy can count on. A larger file is refused by name
+/// rather than panicking the kernel when the heap runs out.
+pub const MAX_FILE: usize = 1 << 20;
+
+const _: () = assert!(MAX_FILE as u64 <= MAX_SIZE);
 
 /// A module's bytes, copied to 8-byte alignment (the ELF reader wants aligned
 /// headers; files in a cpio archive are only 4-byte aligned).
@@ -38,9 +49,38 @@ pub struct Aligned {
 }
 
 impl Aligned {
-    /// A copy of `bytes`.
+    /// A copy of `bytes`, however large: for the host's tests and tools. The
+    /// kernel copies a module file with [`Aligned::try_new`].
     pub fn new(bytes: &[u8]) -> Self {
-        let mut words = alloc::vec![0u64; bytes.len().div_ceil(8)];
+        Self::copy(alloc::vec![0u64; bytes.len().div_ceil(8)], bytes)
+    }
+
+    /// A copy of module file `bytes`, if it is at most [`MAX_FILE`] bytes and
+    /// the heap can hold it.
+    ///
+    /// # Errors
+    /// Why not; nothing was allocated then.
+    pub fn try_new(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() > MAX_FILE {
+            return Err(format!(
+                "the file is {} bytes; a module file is at most {} KiB (it is copied into the kernel heap)",
+                bytes.len(),
+                MAX_FILE >> 10
+            ));
+        }
+        let mut words = Vec::new();
+        words.try_reserve_exact(bytes.len().div_ceil(8)).map_err(|_| {
+            format!(
+                "the kernel heap cannot hold a copy of the file ({} bytes) now",
+                bytes.len()
+            )
+        })?;
+        words.resize(bytes.len().div_ceil(8), 0);
+        Ok(Self::copy(words, bytes))
+    }
+
+    /// `bytes` into `words`, which holds exactly enough zeroed words.
+    fn copy(mut words: Vec<u64>, bytes: &[u8]) -> Self {
         for (word, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
             let mut b = [0u8; 8];
             b[..chunk.len()].copy_from_slice(chunk);
@@ -285,12 +325,15 @@ impl<'d> Module<'d> {
             .filter(|s| s.kind() == object::SymbolKind::Text && s.is_definition())
             .filter_map(|s| {
                 let index = s.section_index()?;
-                let section = self.file.section_by_index(index).ok()?.name().ok()?.into();
+                let section = self.file.section_by_index(index).ok()?;
+                // st_size is the file's word: clamped to the section, so a
+                // lookup (`offset + size`) stays inside the module.
+                let size = s.size().min(section.size().saturating_sub(s.address()));
                 Some(Function {
                     name: format!("{:#}", rustc_demangle::demangle(s.name().ok()?)),
                     offset: self.offset_of(index)?.checked_add(s.address())?,
-                    size: s.size(),
-                    section,
+                    size,
+                    section: section.name().ok()?.into(),
                 })
             })
             .collect();
@@ -406,6 +449,24 @@ mod tests {
         let a = Aligned::new(&bytes[1..]);
         assert_eq!(a.bytes(), &bytes[1..]);
         assert_eq!(a.bytes().as_ptr() as usize % 8, 0);
+        let b = Aligned::try_new(&bytes[1..]).unwrap();
+        assert_eq!(b.bytes(), &bytes[1..]);
+        assert_eq!(b.bytes().as_ptr() as usize % 8, 0);
+    }
+
+    #[test]
+    fn a_file_larger_than_the_heap_can_copy_is_refused_by_size() {
+        let largest = alloc::vec![0xa5u8; MAX_FILE];
+        assert_eq!(Aligned::try_new(&largest).unwrap().bytes(), &largest[..]);
+        let larger = alloc::vec![0u8; MAX_FILE + 1];
+        let why = Aligned::try_new(&larger).err().unwrap();
+        assert_eq!(
+            why,
+            format!(
+                "the file is {} bytes; a module file is at most 1024 KiB (it is copied into the kernel heap)",
+                MAX_FILE + 1
+            )
+        );
     }
 
     /// A 64-byte ELF header and nothing else: `e_type`, `e_machine` as given.

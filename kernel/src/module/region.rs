@@ -10,7 +10,8 @@
 //!   direct window, at a random page offset.
 //!
 //! Modules are then placed first-fit from the bottom of a window, skipping the
-//! image and other modules, with an unmapped guard page after each module.
+//! image and other modules, with an unmapped guard page between any two of
+//! them, whichever was placed first.
 
 use pi::layout::{MMIO_BASE, MODULES_VADDR, PAGE_SIZE};
 
@@ -82,7 +83,9 @@ pub fn windows(image: Span, seed: Option<u64>) -> Windows {
 }
 
 /// The lowest `size`-byte place in `zone` that overlaps neither `image` nor
-/// any of `loaded` (each followed by a guard page).
+/// any of `loaded`, and leaves a guard page on both sides of each: the new
+/// module neither starts in the page after one nor ends in the page before
+/// one (a gap left by an unloaded module may be too small for that).
 fn first_fit(zone: Span, image: Span, loaded: &[Span], size: u64) -> Option<u64> {
     let mut at = zone.start;
     loop {
@@ -92,7 +95,7 @@ fn first_fit(zone: Span, image: Span, loaded: &[Span], size: u64) -> Option<u64>
         }
         let clash = core::iter::once(&image)
             .chain(loaded)
-            .find(|t| at < t.end + PAGE_SIZE && t.start < end);
+            .find(|t| at < t.end + PAGE_SIZE && t.start < end + PAGE_SIZE);
         match clash {
             Some(t) => at = t.end + PAGE_SIZE,
             None => return Some(at),
@@ -270,6 +273,30 @@ mod tests {
             assert!(m.end + PAGE_SIZE <= IMAGE.start || m.start >= IMAGE.end + PAGE_SIZE);
             loaded.push(m);
         }
+    }
+
+    /// A gap left by an unloaded module is not used if the new module would
+    /// end right where the next one starts: the guard page is on both sides.
+    #[test]
+    fn a_module_in_a_gap_keeps_a_guard_page_before_the_next() {
+        let w = windows(IMAGE, None);
+        let span = |at: u64, size: u64| Span {
+            start: at,
+            end: at + size,
+        };
+        let a = span(place(&w, IMAGE, &[], 2 * PAGE_SIZE, false).unwrap(), 2 * PAGE_SIZE);
+        let b = span(place(&w, IMAGE, &[a], PAGE_SIZE, false).unwrap(), PAGE_SIZE);
+        assert_eq!(b.start, a.start + 3 * PAGE_SIZE, "after A and its guard page");
+        // A unloaded: C, one page larger than A, fits the gap only by
+        // touching B.
+        let c = span(place(&w, IMAGE, &[b], 3 * PAGE_SIZE, false).unwrap(), 3 * PAGE_SIZE);
+        assert!(
+            c.end + PAGE_SIZE <= b.start || c.start >= b.end + PAGE_SIZE,
+            "C {c:x?} leaves no guard page next to B {b:x?}"
+        );
+        // What does fit the gap still goes there.
+        let d = span(place(&w, IMAGE, &[b], 2 * PAGE_SIZE, false).unwrap(), 2 * PAGE_SIZE);
+        assert_eq!(d, a);
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub enum RelocError {
     Overflow(u32),
     /// The place is too short for the field, or a branch target is not 4-aligned.
     BadPlace(u32),
+    /// A load or store's target is not aligned to its access size: the
+    /// scaled offset field cannot hold its low bits (lld: "improper
+    /// alignment").
+    Misaligned(u32),
 }
 
 /// The ABI's name for relocation type `r_type`, for the ones we know.
@@ -69,11 +73,18 @@ pub fn type_name(r_type: u32) -> Option<&'static str> {
 
 impl fmt::Display for RelocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (RelocError::Unsupported(t) | RelocError::Overflow(t) | RelocError::BadPlace(t)) = *self;
+        let (RelocError::Unsupported(t)
+        | RelocError::Overflow(t)
+        | RelocError::BadPlace(t)
+        | RelocError::Misaligned(t)) = *self;
         match self {
             RelocError::Unsupported(_) => write!(f, "unsupported relocation type {t}")?,
             RelocError::Overflow(_) => write!(f, "relocation type {t} overflows its field")?,
             RelocError::BadPlace(_) => write!(f, "relocation type {t} at a bad place")?,
+            RelocError::Misaligned(_) => write!(
+                f,
+                "improper alignment for relocation type {t}: its target is not aligned to the access size"
+            )?,
         }
         match type_name(t) {
             Some(name) => write!(f, " ({name})"),
@@ -175,6 +186,11 @@ pub fn apply(r_type: u32, place: &mut [u8], p: u64, s_plus_a: u64) -> Result<(),
                 LDST128_ABS_LO12_NC => 4,
                 _ => 0,
             };
+            // The field holds the offset in units of the access size: low
+            // bits it would drop are an error, never silently lost.
+            if s_plus_a & ((1 << shift) - 1) != 0 {
+                return Err(RelocError::Misaligned(r_type));
+            }
             let insn = word(place)?;
             put32(place, with_imm12(insn, (s_plus_a & 0xfff) >> shift))
         }
@@ -254,6 +270,38 @@ mod tests {
         assert_eq!(patched(999, 0, p, p), Err(RelocError::Unsupported(999)));
         let mut short = [0u8; 2];
         assert_eq!(apply(CALL26, &mut short, p, p), Err(RelocError::BadPlace(CALL26)));
+    }
+
+    #[test]
+    fn loads_and_stores_refuse_targets_not_aligned_to_their_size() {
+        let p = 0xffff_8000_0000_1000u64;
+        // (type, instruction, access size)
+        let rows = [
+            (LDST16_ABS_LO12_NC, 0x7940_0062u32, 2u64),
+            (LDST32_ABS_LO12_NC, 0xb940_0062, 4),
+            (LDST64_ABS_LO12_NC, 0xf940_0062, 8),
+            (LDST128_ABS_LO12_NC, 0x3dc0_0062, 16),
+        ];
+        for (t, insn, size) in rows {
+            for off in 1..size {
+                let target = 0xabc_d200 + off;
+                let mut place = insn.to_le_bytes();
+                assert_eq!(
+                    apply(t, &mut place, p, target),
+                    Err(RelocError::Misaligned(t)),
+                    "type {t} target {target:#x}"
+                );
+                assert_eq!(u32::from_le_bytes(place), insn, "a refusal leaves the place as it was");
+            }
+            assert!(patched(t, insn, p, 0xabc_d200 + size).is_ok(), "type {t} aligned");
+        }
+        // Bytes and ADD have no access size: any low bits go in.
+        assert!(patched(LDST8_ABS_LO12_NC, 0x3940_0062, p, 0x1007).is_ok());
+        assert!(patched(ADD_ABS_LO12_NC, 0x9100_0000, p, 0x1235).is_ok());
+        assert_eq!(
+            RelocError::Misaligned(LDST64_ABS_LO12_NC).to_string(),
+            "improper alignment for relocation type 286: its target is not aligned to the access size (R_AARCH64_LDST64_ABS_LO12_NC)"
+        );
     }
 
     #[test]

@@ -174,7 +174,6 @@ fn help() {
     println!("numbers are hex with 0x, or decimal. Ctrl-A X leaves QEMU.");
 }
 
-/// The image's regions, as `layout` names them.
 /// Permissions of the first page of `[va, …)` as the MMU sees them.
 fn prot_at(va: u64) -> &'static str {
     match tables::walk(va).translation {

@@ -90,7 +90,7 @@ pub fn register_command(name: &'static str, handler: CommandFn) -> Result<(), Ta
     registered(unsafe { splitmap_register_command(name.as_ptr(), name.len(), handler) })
 }
 
-/// Removes shell command `name`, if registered.
+/// Removes shell command `name`, if this module registered it.
 #[inline(always)]
 pub fn unregister_command(name: &str) {
     // SAFETY: a valid string.
@@ -104,7 +104,7 @@ pub fn register_test(name: &'static str, test: TestFn) -> Result<(), Taken> {
     registered(unsafe { splitmap_register_test(name.as_ptr(), name.len(), test) })
 }
 
-/// Removes test `name`, if registered.
+/// Removes test `name`, if this module registered it.
 #[inline(always)]
 pub fn unregister_test(name: &str) {
     // SAFETY: a valid string.

@@ -1,16 +1,25 @@
 //! A module with bugs on request: `faulty null` reads address 0, `faulty
-//! undef` runs an undefined instruction, `faulty bad-log` hands the kernel a
-//! pointer to nothing. Each faults inside the module (or inside the kernel
-//! on its behalf); the kernel reports it, marks the module `faulted`, takes
-//! its commands away and returns to the prompt.
+//! undef` runs an undefined instruction, `faulty bad-log` and `faulty
+//! bad-unregister` hand the kernel a pointer to nothing, `faulty exit-null`
+//! makes `exit_module` read address 0 at `rmmod`. Each faults inside the
+//! module (or inside the kernel on its behalf); the kernel reports it, marks
+//! the module `faulted`, takes its commands away and returns to the prompt.
+//! `faulty unregister NAME` tries to take away another module's command,
+//! which the kernel does not allow.
 #![cfg_attr(target_os = "none", no_std)]
+
+use core::sync::atomic::{AtomicBool, Ordering};
 
 const COMMAND: &str = "faulty";
 
 unsafe extern "C" {
-    // The kernel export, declared here to call it with a bad pointer.
+    // The kernel exports, declared here to call them with a bad pointer.
     fn splitmap_log(message: *const u8, len: usize);
+    fn splitmap_unregister_command(name: *const u8, len: usize);
 }
+
+/// Set by `faulty exit-null`: `exit_module` then faults.
+static FAULT_ON_EXIT: AtomicBool = AtomicBool::new(false);
 
 /// Reads one byte at `at`, which the caller knows may fault.
 #[inline(never)]
@@ -32,7 +41,18 @@ extern "C" fn command(args: *const u8, len: usize) {
         b"undef" => unsafe { core::arch::asm!("udf #0x42") },
         // SAFETY: as above: 0x10 is no string.
         b"bad-log" => unsafe { splitmap_log(0x10 as *const u8, 64) },
-        _ => splitmap::log("usage: faulty null|undef|bad-log"),
+        // The length of a registered name, so that a kernel comparing names
+        // would read the bytes, not stop at a length that differs.
+        // SAFETY: as above.
+        b"bad-unregister" => unsafe { splitmap_unregister_command(0x10 as *const u8, COMMAND.len()) },
+        b"exit-null" => {
+            FAULT_ON_EXIT.store(true, Ordering::Relaxed);
+            splitmap::log("faulty: exit_module will fault");
+        }
+        _ => match kind.strip_prefix(b"unregister ").map(core::str::from_utf8) {
+            Some(Ok(name)) => splitmap::unregister_command(name),
+            _ => splitmap::log("usage: faulty null|undef|bad-log|bad-unregister|exit-null|unregister NAME"),
+        },
     }
 }
 
@@ -48,5 +68,8 @@ pub extern "C" fn init_module() -> i32 {
 /// Called before the module is unloaded.
 #[unsafe(no_mangle)]
 pub extern "C" fn exit_module() {
+    if FAULT_ON_EXIT.load(Ordering::Relaxed) {
+        let _ = read(0);
+    }
     splitmap::unregister_command(COMMAND);
 }
