@@ -407,6 +407,15 @@ __pi_primary_entry:
     msr     hcr_el2, x0
     mov     x0, #0x33ff                 // CPTR_EL2: no FP/SIMD traps to EL2
     msr     cptr_el2, x0
+    mrs     x1, id_aa64dfr0_el1         // MDCR_EL2: no PMU or debug traps
+    ubfx    x1, x1, #8, #4              // to EL2, and every PMU counter
+    mov     x0, xzr                     // EL1's (HPMN = PMCR_EL0.N), whatever
+    cbz     x1, 1f                      // firmware left; PMU registers exist
+    cmp     x1, #0xf                    // only if PMUVer is neither 0 nor 0xf
+    b.eq    1f
+    mrs     x0, pmcr_el0
+    ubfx    x0, x0, #11, #5
+1:  msr     mdcr_el2, x0
     mov     x0, #3                      // CNTHCTL_EL2: EL1 may use the
     msr     cnthctl_el2, x0             // physical counter and timer
     msr     cntvoff_el2, xzr
