@@ -144,11 +144,15 @@ def generated(path, update):
             problems += 1
             print(f"{path.relative_to(ROOT)}:{number + 1}: no <!-- end generated --> after it")
             continue
-        if output:
-            run(command)
-            text = (ROOT / output).read_text()
-        else:
-            text = subprocess.run(shlex.split(command), cwd=ROOT, capture_output=True, text=True, timeout=300).stdout
+        words = cargo_run(command) if output else shlex.split(command)
+        done = subprocess.run(words, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            # A failed generator would leave an old file to compare, or no text.
+            problems += 1
+            print(f"{path.relative_to(ROOT)}:{number + 1}: `{command}` failed (exit {done.returncode}); block left as it is")
+            print(done.stderr[-2000:])
+            continue
+        text = (ROOT / output).read_text() if output else done.stdout
         fresh = text.rstrip("\n").splitlines(keepends=True)
         block = "".join(lines[number + 1 : end]).rstrip("\n").splitlines(keepends=True)
         if block != fresh:

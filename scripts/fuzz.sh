@@ -12,8 +12,10 @@ cargo build --quiet || exit 1
 cd fuzz
 runs=${1:-200000}
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz || exit 1
+targets=$(cargo +nightly fuzz list) || exit 1
+[ -n "$targets" ] || { echo "fuzz: no targets listed" >&2; exit 1; }
 failed=0
-for target in $(cargo +nightly fuzz list); do
+for target in $targets; do
     log=$(mktemp)
     if cargo +nightly fuzz run -O "$target" -- -runs="$runs" -max_len=4096 >"$log" 2>&1; then
         echo "fuzz: $target: $(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1)"
