@@ -449,14 +449,7 @@ fn a_fault_in_module_code_is_contained_and_the_shell_goes_on() {
         // Listed as faulted, with what it holds; its command is gone; it
         // stays; it cannot load twice; other modules work.
         // insmod printed the first line; lsmod -v the second.
-        let listed = out.lines().filter(|l| l.starts_with("faulty base=")).nth(1).unwrap();
-        assert!(listed.ends_with(" faulted"), "{listed}");
-        let pages: u64 = out
-            .lines()
-            .find_map(|l| l.trim_start().strip_prefix("holds pages="))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{kind}: lsmod -v:\n{out}"));
+        let pages = faulted_pages(&out);
         assert!(out.contains("error: unknown command 'faulty'"), "{kind}:\n{out}");
         assert!(out.contains("error: rmmod faulty faulted ("), "{kind}:\n{out}");
         assert!(out.contains("error: insmod faulty is already loaded"), "{kind}:\n{out}");
@@ -466,6 +459,18 @@ fn a_fault_in_module_code_is_contained_and_the_shell_goes_on() {
         let free = free_frames(&out);
         assert_eq!(free[0] - free[1], pages.next_power_of_two(), "{kind}: {free:?}");
     });
+}
+
+/// The pages `lsmod -v` (after insmod's line) says faulted `faulty` holds,
+/// once it is listed as faulted.
+fn faulted_pages(out: &str) -> u64 {
+    let listed = out.lines().filter(|l| l.starts_with("faulty base=")).nth(1).unwrap();
+    assert!(listed.ends_with(" faulted"), "{listed}");
+    out.lines()
+        .find_map(|l| l.trim_start().strip_prefix("holds pages="))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("lsmod -v:\n{out}"))
 }
 
 #[test]
@@ -496,14 +501,7 @@ fn a_fault_in_exit_module_leaves_the_module_listed_and_faulted() {
     assert!(summary.contains("faulty::read+0x"), "{summary}");
     // Still listed, faulted, holding its pages; it cannot be removed or
     // loaded again, and its place is not given to another module.
-    let listed = out.lines().filter(|l| l.starts_with("faulty base=")).nth(1).unwrap();
-    assert!(listed.ends_with(" faulted"), "{listed}");
-    let pages: u64 = out
-        .lines()
-        .find_map(|l| l.trim_start().strip_prefix("holds pages="))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("lsmod -v:\n{out}"));
+    let pages = faulted_pages(&out);
     assert!(out.contains("error: rmmod faulty faulted ("), "{out}");
     assert!(out.contains("error: insmod faulty is already loaded"), "{out}");
     let base = |name: &str| {
