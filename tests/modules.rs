@@ -222,16 +222,7 @@ fn broken_modules_are_refused_by_name_and_change_nothing() {
         errors[1]
     );
     assert!(errors[2].ends_with("undefined symbol splitmap_lox"), "{}", errors[2]);
-    let free = free_frames(&out);
-    assert_eq!(free[0], free[1], "a refused load frees everything it took");
-    let lsmod = out
-        .split("splitmap> lsmod")
-        .nth(1)
-        .unwrap()
-        .split("splitmap> ")
-        .next()
-        .unwrap();
-    assert!(!lsmod.contains("base="), "nothing half-loaded: {lsmod}");
+    refused_took_nothing(&out);
     assert!(
         out.lines().any(|l| l == "hello: loaded"),
         "the intact module still loads"
@@ -461,6 +452,21 @@ fn a_fault_in_module_code_is_contained_and_the_shell_goes_on() {
     });
 }
 
+/// A refused `insmod` changed nothing: the first two `mem`s count the same
+/// free frames, and the first `lsmod` lists no module.
+fn refused_took_nothing(out: &str) {
+    let free = free_frames(out);
+    assert_eq!(free[0], free[1], "a refused load frees everything it took");
+    let lsmod = out
+        .split("splitmap> lsmod")
+        .nth(1)
+        .unwrap()
+        .split("splitmap> ")
+        .next()
+        .unwrap();
+    assert!(!lsmod.contains("base="), "nothing half-loaded: {lsmod}");
+}
+
 /// The pages `lsmod -v` (after insmod's line) says faulted `faulty` holds,
 /// once it is listed as faulted.
 fn faulted_pages(out: &str) -> u64 {
@@ -573,15 +579,6 @@ fn a_module_file_the_heap_cannot_copy_is_refused_and_changes_nothing() {
         refusal.contains(&format!("the file is {} bytes; a module file is at most", big.len())),
         "{refusal}"
     );
-    let free = free_frames(&out);
-    assert_eq!(free[0], free[1], "nothing taken");
-    let lsmod = out
-        .split("splitmap> lsmod")
-        .nth(1)
-        .unwrap()
-        .split("splitmap> ")
-        .next()
-        .unwrap();
-    assert!(!lsmod.contains("base="), "nothing loaded: {lsmod}");
+    refused_took_nothing(&out);
     assert!(out.lines().any(|l| l == "hello from a module"), "{out}");
 }
