@@ -215,10 +215,15 @@ fn phases_in(out: &str, unit: &str) -> Result<splitmap::bench::Phases, String> {
         .ok_or_else(|| format!("no phases in {unit} in:\n{out}"))
 }
 
+/// How long one timed boot may take before it counts as hung (a boot takes
+/// tens of milliseconds).
+const TIMED_BOOT_LIMIT: Duration = Duration::from_secs(60);
+
 /// One boot for the wall clock, timed from start to exit, with `poweroff`
 /// waiting in its serial input from the start and its output going to the
 /// file `out` (then returned): the same for either kernel, and no round trip
-/// through this process while the clock runs.
+/// through this process while the clock runs. QEMU is stopped, and the boot
+/// is an error, after [`TIMED_BOOT_LIMIT`].
 fn timed_boot(args: &[String], out: &std::path::Path) -> Result<(Duration, String), String> {
     use std::io::Write;
     let file = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -230,12 +235,43 @@ fn timed_boot(args: &[String], out: &std::path::Path) -> Result<(Duration, Strin
         .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
     // Dropping the pipe after the line is fine: QEMU reads what it holds.
     let typed = child.stdin.take().map(|mut stdin| stdin.write_all(b"poweroff\r"));
-    let status = child.wait().map_err(|e| format!("{}: {e}", qemu::QEMU))?;
+    // A watchdog stops a hung QEMU; waiting in this thread keeps the clock exact.
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let pid = child.id() as libc::pid_t;
+    let watchdog = std::thread::spawn(move || {
+        let hung = finished.recv_timeout(TIMED_BOOT_LIMIT) == Err(std::sync::mpsc::RecvTimeoutError::Timeout);
+        if hung {
+            // SAFETY: a plain system call. `pid` is still our child's: it is
+            // reaped only after this thread is joined below.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        hung
+    });
+    // Wait for the exit without reaping, so the watchdog never signals a
+    // recycled pid.
+    // SAFETY: an all-zero siginfo_t is a valid one, for the call to fill in.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a plain system call, given a valid pointer.
+    let exited = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
     let time = start.elapsed();
+    let wait_error = (exited != 0).then(std::io::Error::last_os_error);
+    let _ = done.send(());
+    let hung = watchdog.join().unwrap_or(false);
+    let status = child.wait().map_err(|e| format!("{}: {e}", qemu::QEMU))?;
+    if let Some(e) = wait_error {
+        return Err(format!("waiting for {}: {e}", qemu::QEMU));
+    }
     typed
         .transpose()
         .map_err(|e| format!("cannot type into {}: {e}", qemu::QEMU))?;
     let printed = std::fs::read_to_string(out).unwrap_or_default();
+    if hung {
+        return Err(format!(
+            "{} did not power off within {} s:\n{printed}",
+            qemu::QEMU,
+            TIMED_BOOT_LIMIT.as_secs()
+        ));
+    }
     if !status.success() {
         return Err(format!("{} exited with {status}:\n{printed}", qemu::QEMU));
     }

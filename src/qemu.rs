@@ -298,9 +298,11 @@ pub fn parse_load_addr(text: &str) -> Result<LoadAddr, String> {
         .ok_or(format!("load address '{text}': expected 0x… or 'random'"))
 }
 
-/// A QEMU command with `args` that dies with this process, however it ends
+/// A QEMU command with `args` that ends with this process, however it ends
 /// (SIGTERM, SIGHUP, even SIGKILL): QEMU would otherwise keep running, and
-/// keep holding the gdb port.
+/// keep holding the gdb port. QEMU is asked to stop with SIGTERM, not
+/// killed: it then gives back the terminal it set to raw mode for
+/// `-nographic`, which a killed QEMU leaves raw (no echo, no line editing).
 pub fn command(args: &[String]) -> Command {
     use std::os::unix::process::CommandExt;
     let mut command = Command::new(QEMU);
@@ -309,8 +311,8 @@ pub fn command(args: &[String]) -> Command {
     // async-signal-safe system call.
     unsafe {
         command.pre_exec(|| {
-            // The child gets SIGKILL when the thread that forked it ends.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            // The child gets SIGTERM when the thread that forked it ends.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

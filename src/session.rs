@@ -24,7 +24,8 @@ pub enum Outcome {
     Panic,
     /// The stage-0 loader refused to place the kernel.
     LoaderRefused(String),
-    /// QEMU exited before the whole script was typed (no prompt came back).
+    /// The kernel powered off before the whole script was typed (a `poweroff`
+    /// in the middle of it, say).
     EndedEarly {
         /// Lines typed before it ended.
         typed: usize,
@@ -53,7 +54,7 @@ impl Outcome {
             Outcome::LoaderRefused(why) => format!("the stage-0 loader refused: {why}"),
             Outcome::EndedEarly { typed, of } => {
                 format!(
-                    "qemu exited after {typed} of {of} script lines: the kernel stopped without powering off on request"
+                    "the kernel powered off after {typed} of {of} script lines, before the rest was typed"
                 )
             }
             Outcome::Timeout(t) => format!("timeout after {} s", t.as_secs()),

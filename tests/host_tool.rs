@@ -1,6 +1,7 @@
-//! The host tool keeps its word: QEMU never outlives it, the end of piped
-//! input ends the session, a panic is a failure however the session was run,
-//! and options it cannot honour are refused before QEMU starts.
+//! The host tool keeps its word: QEMU never outlives it, nor leaves the
+//! terminal raw when it goes with the tool; the end of piped input ends the
+//! session; a panic is a failure however the session was run; and options it
+//! cannot honour are refused before QEMU starts.
 
 mod common;
 use common::*;
@@ -59,6 +60,60 @@ fn qemu_dies_with_the_tool_even_on_sigkill() {
     tool.kill().unwrap(); // SIGKILL: no handler of ours runs
     tool.wait().unwrap();
     wait_until("QEMU to die with the tool", || qemu.iter().all(|&pid| !alive(pid)));
+}
+
+#[test]
+fn a_killed_tool_gives_the_terminal_back() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let echo = |fd: &OwnedFd| {
+        use std::os::fd::AsRawFd;
+        // SAFETY: an all-zero termios is a valid one, for tcgetattr to fill in.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: a plain system call on an open descriptor and a valid pointer.
+        assert_eq!(unsafe { libc::tcgetattr(fd.as_raw_fd(), &mut t) }, 0);
+        t.c_lflag & libc::ECHO != 0
+    };
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills in two descriptors, which are owned from here on.
+    let (master, slave) = unsafe {
+        let made = libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        );
+        assert_eq!(made, 0, "openpty: {}", std::io::Error::last_os_error());
+        (std::fs::File::from_raw_fd(master), OwnedFd::from_raw_fd(slave))
+    };
+    // The tool runs interactively on the terminal, QEMU sets it raw.
+    let mut tool = Command::new(env!("CARGO_BIN_EXE_splitmap"))
+        .args(["run", "--nokaslr"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut master, mut out) = (master, Vec::new());
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = master.read(&mut buf) {
+            out.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&out).contains("splitmap> ") {
+                let _ = seen_tx.send(());
+            }
+        }
+    });
+    seen.recv_timeout(Duration::from_secs(60)).expect("a prompt");
+    assert!(!echo(&slave), "QEMU sets the terminal raw for -nographic");
+    let qemu = children(tool.id());
+    // SAFETY: a plain system call, to our child.
+    unsafe { libc::kill(tool.id() as libc::pid_t, libc::SIGTERM) };
+    tool.wait().unwrap();
+    wait_until("QEMU to end with the tool", || qemu.iter().all(|&pid| !alive(pid)));
+    assert!(echo(&slave), "the terminal is left raw");
 }
 
 #[test]
