@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use splitmap::qemu::{self, Artifacts, Console};
 use splitmap::session;
+use splitmap::watchdog::{self, Watchdog};
 
 use crate::{BenchArgs, Cli, Cmd, RunArgs, boot_of, script_output, transcript_of};
 
@@ -19,6 +20,8 @@ fn bench_boot(mem: &str, kaslr: bool, append: &str, cmds: &[&str]) -> RunArgs {
         unreachable!("`run` parses as the run command")
     };
     run.mem = mem.to_string();
+    // Counting instructions (-icount) slows a boot down several times.
+    run.timeout = Some(120);
     run.icount = true;
     run.nokaslr = !kaslr;
     run.kaslr_seed = kaslr.then(|| "0x5".to_string());
@@ -235,32 +238,13 @@ fn timed_boot(args: &[String], out: &std::path::Path) -> Result<(Duration, Strin
         .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
     // Dropping the pipe after the line is fine: QEMU reads what it holds.
     let typed = child.stdin.take().map(|mut stdin| stdin.write_all(b"poweroff\r"));
-    // A watchdog stops a hung QEMU; waiting in this thread keeps the clock exact.
-    let (done, finished) = std::sync::mpsc::channel::<()>();
-    let pid = child.id() as libc::pid_t;
-    let watchdog = std::thread::spawn(move || {
-        let hung = finished.recv_timeout(TIMED_BOOT_LIMIT) == Err(std::sync::mpsc::RecvTimeoutError::Timeout);
-        if hung {
-            // SAFETY: a plain system call. `pid` is still our child's: it is
-            // reaped only after this thread is joined below.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        hung
-    });
-    // Wait for the exit without reaping, so the watchdog never signals a
-    // recycled pid.
-    // SAFETY: an all-zero siginfo_t is a valid one, for the call to fill in.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: a plain system call, given a valid pointer.
-    let exited = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
+    // Waiting here, unreaped, keeps the clock exact and the watchdog safe.
+    let watchdog = Watchdog::start(child.id(), TIMED_BOOT_LIMIT, libc::SIGKILL);
+    let exited = watchdog::wait_for_exit(child.id());
     let time = start.elapsed();
-    let wait_error = (exited != 0).then(std::io::Error::last_os_error);
-    let _ = done.send(());
-    let hung = watchdog.join().unwrap_or(false);
+    let hung = watchdog.stop();
     let status = child.wait().map_err(|e| format!("{}: {e}", qemu::QEMU))?;
-    if let Some(e) = wait_error {
-        return Err(format!("waiting for {}: {e}", qemu::QEMU));
-    }
+    exited.map_err(|e| format!("waiting for {}: {e}", qemu::QEMU))?;
     typed
         .transpose()
         .map_err(|e| format!("cannot type into {}: {e}", qemu::QEMU))?;

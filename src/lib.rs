@@ -9,3 +9,4 @@ pub mod qemu;
 pub mod relacheck;
 pub mod session;
 pub mod sweep;
+pub mod watchdog;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use splitmap::qemu::{self, Artifacts, Boot, Console};
 use splitmap::session;
+use splitmap::watchdog::Watchdog;
 
 mod bench_cmd;
 
@@ -82,8 +83,9 @@ struct RunArgs {
     /// when the kernel powers off (`poweroff` is sent last if missing).
     #[arg(long = "cmd", value_name = "LINE")]
     cmds: Vec<String>,
-    /// Give up after this many seconds (default 60 with --cmd, none otherwise;
-    /// 0 means none).
+    /// Give up after this many seconds (default 60 with --cmd, none
+    /// interactively or with --gdb; 0 means none). Interactively QEMU is
+    /// stopped and the terminal given back.
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
     /// Wait for gdb before the first instruction; attach with `splitmap gdb`
@@ -342,16 +344,13 @@ fn run(mut args: RunArgs) -> Result<ExitCode, String> {
         _ => format!("cannot start {}: {e}", qemu::QEMU),
     };
 
+    // Someone at a debugger or a keyboard takes the time they take.
+    let default = (scripted && boot.gdb.is_none()).then_some(SCRIPT_TIMEOUT);
+    let limit = time_limit(args.timeout, default);
     if !scripted {
-        return interactive(command).map_err(not_found);
+        return interactive(command, limit).map_err(not_found);
     }
-    let timeout = match args.timeout {
-        Some(0) => Duration::MAX,
-        Some(secs) => Duration::from_secs(secs),
-        // Someone at a debugger takes the time they take.
-        None if boot.gdb.is_some() => Duration::MAX,
-        None => Duration::from_secs(60),
-    };
+    let timeout = limit.unwrap_or(Duration::MAX);
     let mut stdout = std::io::stdout();
     let transcript = session::run(command, &args.cmds, timeout, |bytes| {
         let _ = stdout.write_all(bytes);
@@ -399,7 +398,21 @@ fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), Stri
 /// printed; an error unless the kernel powered off cleanly.
 fn transcript_of(args: &RunArgs) -> Result<String, String> {
     let (_, qemu_args) = boot_of(args, Console::Piped)?;
-    script_output(&qemu_args, &args.cmds, Duration::from_secs(args.timeout.unwrap_or(120)))
+    let limit = time_limit(args.timeout, Some(SCRIPT_TIMEOUT));
+    script_output(&qemu_args, &args.cmds, limit.unwrap_or(Duration::MAX))
+}
+
+/// How long a scripted session may take without `--timeout`.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The time limit `--timeout` sets, or `default` without it: `--timeout 0`
+/// means none, whatever the command.
+fn time_limit(timeout: Option<u64>, default: Option<Duration>) -> Option<Duration> {
+    match timeout {
+        Some(0) => None,
+        Some(secs) => Some(Duration::from_secs(secs)),
+        None => default,
+    }
 }
 
 /// Runs QEMU with `qemu_args`, types `cmds`, and returns what the console
@@ -557,8 +570,11 @@ fn check_script(cmds: &[String]) -> Result<(), String> {
 
 /// Runs QEMU on this terminal. Its output is passed through as it comes and
 /// watched for a kernel panic, which makes the run fail like a scripted one.
-fn interactive(mut command: Command) -> std::io::Result<ExitCode> {
+/// After `limit` QEMU is asked to stop (SIGTERM: it gives the terminal back)
+/// and the run fails.
+fn interactive(mut command: Command, limit: Option<Duration>) -> std::io::Result<ExitCode> {
     let mut child = command.stdout(Stdio::piped()).spawn()?;
+    let watchdog = limit.map(|limit| Watchdog::start(child.id(), limit, libc::SIGTERM));
     let mut from_qemu = child.stdout.take().expect("piped stdout");
     let mut stdout = std::io::stdout();
     let mut tail: Vec<u8> = Vec::new();
@@ -576,9 +592,14 @@ fn interactive(mut command: Command) -> std::io::Result<ExitCode> {
         panicked |= tail.windows(marker.len()).any(|w| w == marker);
         tail.drain(..tail.len().saturating_sub(marker.len()));
     }
+    // QEMU's output ended with it; stand the watchdog down before reaping.
+    let timed_out = watchdog.is_some_and(Watchdog::stop);
     let status = child.wait()?;
     Ok(if panicked {
         eprintln!("splitmap: kernel panic");
+        ExitCode::from(1)
+    } else if timed_out {
+        eprintln!("splitmap: timeout after {} s", limit.unwrap_or_default().as_secs());
         ExitCode::from(1)
     } else if status.success() {
         ExitCode::SUCCESS

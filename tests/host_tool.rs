@@ -62,58 +62,97 @@ fn qemu_dies_with_the_tool_even_on_sigkill() {
     wait_until("QEMU to die with the tool", || qemu.iter().all(|&pid| !alive(pid)));
 }
 
-#[test]
-fn a_killed_tool_gives_the_terminal_back() {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let echo = |fd: &OwnedFd| {
+/// The tool on a fresh terminal, as a person at a keyboard runs it: the
+/// tool, the terminal (to look at its modes), and everything written to it,
+/// as it comes.
+struct OnTerminal {
+    tool: std::process::Child,
+    terminal: std::os::fd::OwnedFd,
+    printed: std::sync::mpsc::Receiver<String>,
+}
+
+impl OnTerminal {
+    fn start(args: &[&str]) -> OnTerminal {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty fills in two descriptors, which are owned from here on.
+        let (master, slave) = unsafe {
+            let made = libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            );
+            assert_eq!(made, 0, "openpty: {}", std::io::Error::last_os_error());
+            (std::fs::File::from_raw_fd(master), OwnedFd::from_raw_fd(slave))
+        };
+        let tool = Command::new(env!("CARGO_BIN_EXE_splitmap"))
+            .args(args)
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave.try_clone().unwrap())
+            .spawn()
+            .unwrap();
+        let (tx, printed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut master = master;
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = master.read(&mut buf) {
+                let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        });
+        OnTerminal {
+            tool,
+            terminal: slave,
+            printed,
+        }
+    }
+
+    /// Everything printed until `text` appears in it.
+    fn until(&self, text: &str) -> String {
+        let mut out = String::new();
+        while !out.contains(text) {
+            match self.printed.recv_timeout(Duration::from_secs(60)) {
+                Ok(more) => out += &more,
+                Err(_) => panic!("no {text:?} in:\n{out}"),
+            }
+        }
+        out
+    }
+
+    /// Whether the terminal echoes what is typed (QEMU turns that off).
+    fn echoes(&self) -> bool {
         use std::os::fd::AsRawFd;
         // SAFETY: an all-zero termios is a valid one, for tcgetattr to fill in.
         let mut t: libc::termios = unsafe { std::mem::zeroed() };
         // SAFETY: a plain system call on an open descriptor and a valid pointer.
-        assert_eq!(unsafe { libc::tcgetattr(fd.as_raw_fd(), &mut t) }, 0);
+        assert_eq!(unsafe { libc::tcgetattr(self.terminal.as_raw_fd(), &mut t) }, 0);
         t.c_lflag & libc::ECHO != 0
-    };
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty fills in two descriptors, which are owned from here on.
-    let (master, slave) = unsafe {
-        let made = libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        );
-        assert_eq!(made, 0, "openpty: {}", std::io::Error::last_os_error());
-        (std::fs::File::from_raw_fd(master), OwnedFd::from_raw_fd(slave))
-    };
-    // The tool runs interactively on the terminal, QEMU sets it raw.
-    let mut tool = Command::new(env!("CARGO_BIN_EXE_splitmap"))
-        .args(["run", "--nokaslr"])
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave.try_clone().unwrap())
-        .spawn()
-        .unwrap();
-    let (seen_tx, seen) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let (mut master, mut out) = (master, Vec::new());
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = master.read(&mut buf) {
-            out.extend_from_slice(&buf[..n]);
-            if String::from_utf8_lossy(&out).contains("splitmap> ") {
-                let _ = seen_tx.send(());
-            }
-        }
-    });
-    seen.recv_timeout(Duration::from_secs(60)).expect("a prompt");
-    assert!(!echo(&slave), "QEMU sets the terminal raw for -nographic");
-    let qemu = children(tool.id());
+    }
+}
+
+#[test]
+fn a_killed_tool_gives_the_terminal_back() {
+    let mut run = OnTerminal::start(&["run", "--nokaslr"]);
+    run.until("splitmap> ");
+    assert!(!run.echoes(), "QEMU sets the terminal raw for -nographic");
+    let qemu = children(run.tool.id());
     // SAFETY: a plain system call, to our child.
-    unsafe { libc::kill(tool.id() as libc::pid_t, libc::SIGTERM) };
-    tool.wait().unwrap();
+    unsafe { libc::kill(run.tool.id() as libc::pid_t, libc::SIGTERM) };
+    run.tool.wait().unwrap();
     wait_until("QEMU to end with the tool", || qemu.iter().all(|&pid| !alive(pid)));
-    assert!(echo(&slave), "the terminal is left raw");
+    assert!(run.echoes(), "the terminal is left raw");
+}
+
+#[test]
+fn a_timeout_ends_an_interactive_run_and_gives_the_terminal_back() {
+    let mut run = OnTerminal::start(&["run", "--nokaslr", "--timeout", "2"]);
+    run.until("splitmap> ");
+    run.until("splitmap: timeout after 2 s");
+    assert_eq!(run.tool.wait().unwrap().code(), Some(1));
+    assert!(run.echoes(), "the terminal is left raw");
 }
 
 #[test]
@@ -159,6 +198,11 @@ fn a_zero_timeout_means_none() {
     let run = splitmap(&["run", "--nokaslr", "--timeout", "0", "--cmd", "help"]);
     assert!(run.success, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("commands:"));
+    // The same for `map`, which boots through the same options.
+    let md = std::env::temp_dir().join(format!("splitmap-timeout-{}.md", std::process::id()));
+    let map = splitmap(&["map", "--nokaslr", "--timeout", "0", "-o", md.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&md);
+    assert!(map.success, "{}{}", map.stdout, map.stderr);
 }
 
 #[test]
