@@ -39,7 +39,8 @@ enum Cmd {
     /// Attach gdb-multiarch to a kernel started with `run --gdb`, with the
     /// kernel's symbols loaded where KASLR put it and each loaded module's at
     /// its sections, or with --early at the physical address it starts at
-    /// (scripts/gdb/splitmap.py: sm-boot, sm-early, sm-link, sm-symbols, sm-kaslr).
+    /// (scripts/gdb/splitmap.py: sm-boot, sm-early, sm-link, sm-symbols, sm-kaslr,
+    /// sm-layout, sm-walk).
     Gdb(GdbArgs),
     /// Draw one boot's address spaces: the kernel's virtual addresses beside
     /// physical memory, a band for every mapping between them (SVG), the same
@@ -183,7 +184,9 @@ struct BenchArgs {
     /// Only these tables: instructions, wall, linear, pie, modules (repeatable).
     #[arg(long, value_name = "TABLE")]
     only: Vec<String>,
-    /// Write the Markdown tables to this file instead of target/bench/ (no JSON).
+    /// Write the Markdown tables to this file (and no JSON) instead of
+    /// target/bench/bench.md and bench.json; the boots' own files (images,
+    /// logs) stay in target/bench/.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
 }
@@ -200,7 +203,7 @@ struct InitrdArgs {
 #[derive(Args)]
 struct SweepArgs {
     /// Number of boots.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     boots: u64,
     /// KASLR window, 0xSTART-0xEND (default: the kernel's, the middle half of
     /// the area above KIMAGE_VADDR).
@@ -212,8 +215,9 @@ struct SweepArgs {
     /// Boots run at once (default: the number of CPUs).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Histogram bins.
-    #[arg(long, default_value_t = 20)]
+    /// Histogram bins (at least 2: the χ² test compares bins; fewer if the
+    /// window has fewer slots).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..))]
     bins: u64,
     /// Where to write the SVG histogram.
     #[arg(long, default_value = "sweep.svg")]
@@ -494,6 +498,19 @@ fn map(mut args: MapArgs) -> Result<String, String> {
 /// where it is (`sm-boot`), so breakpoints follow KASLR.
 fn gdb(args: &GdbArgs) -> Result<ExitCode, String> {
     let artifacts = Artifacts::for_granule(&args.granule)?;
+    // gdb itself would retry for seconds and then fail in our script; say
+    // at once what is missing. (QEMU's stub takes the next connection.)
+    let stub = std::net::SocketAddr::from(([127, 0, 0, 1], args.gdb_port));
+    if std::net::TcpStream::connect_timeout(&stub, Duration::from_secs(2)).is_err() {
+        return Err(format!(
+            "nothing listens on {stub}: start the kernel with `cargo run -- run --gdb{}` first, in another terminal",
+            if args.gdb_port == 1234 {
+                String::new()
+            } else {
+                format!(" --gdb-port {}", args.gdb_port)
+            }
+        ));
+    }
     let modules = args
         .modules
         .clone()
@@ -719,8 +736,11 @@ fn sweep(args: SweepArgs) -> Result<(), String> {
     let bins: Vec<String> = summary.histogram.iter().map(u64::to_string).collect();
     println!("histogram ({} bins, low to high): {}", bins.len(), bins.join(" "));
     println!(
-        "chi2 = {:.2} with {} dof, p = {:.3} (uniform placement is not rejected at p > 0.01)",
-        summary.chi2, summary.dof, summary.p_value
+        "chi2 = {:.2} with {} dof, p = {:.3} ({})",
+        summary.chi2,
+        summary.dof,
+        summary.p_value,
+        summary.verdict()
     );
     std::fs::write(&args.svg, stats::svg(&summary, slots, window.start, window.end))
         .map_err(|e| format!("{}: {e}", args.svg.display()))?;

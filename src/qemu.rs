@@ -344,13 +344,18 @@ pub fn check_raw_dtb(path: &Path) -> Result<PathBuf, String> {
 /// # Errors
 /// A message saying what is accepted.
 pub fn parse_seed(text: &str) -> Result<u64, String> {
-    let hex = text.strip_prefix("0x").unwrap_or(text);
+    let hex = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
     match u64::from_str_radix(hex, 16) {
         Ok(0) => Err(format!(
             "seed '{text}': 0 means no seed: use --nokaslr, or a non-zero seed"
         )),
         Ok(seed) => Ok(seed),
-        Err(_) => Err(format!("seed '{text}': expected up to 16 hex digits")),
+        Err(_) => Err(format!(
+            "seed '{text}': expected 1 to 16 hex digits, with or without 0x"
+        )),
     }
 }
 
@@ -532,6 +537,9 @@ mod tests {
         assert!(parse_load_addr("somewhere").is_err());
         assert_eq!(parse_seed("0xdeadbeef"), Ok(0xdead_beef));
         assert_eq!(parse_seed("ff"), Ok(0xff));
+        assert_eq!(parse_seed("0X5"), Ok(5));
+        assert!(parse_seed("0x").is_err());
+        assert!(parse_seed("0x1ffffffffffffffff").is_err());
         assert!(parse_seed("xyz").is_err());
         let zero = parse_seed("0x0").unwrap_err();
         assert!(zero.contains("0 means no seed"), "{zero}");

@@ -100,6 +100,22 @@ pub fn summarise(vas: &[u64], slots: Slots, bins: u64) -> Summary {
     }
 }
 
+/// The significance level of the uniformity test.
+pub const ALPHA: f64 = 0.01;
+
+impl Summary {
+    /// What the χ² test says about uniform placement, at [`ALPHA`].
+    pub fn verdict(&self) -> String {
+        if self.dof == 0 {
+            "one bin: nothing to test".to_string()
+        } else if self.p_value > ALPHA {
+            format!("uniform placement is not rejected at p > {ALPHA}")
+        } else {
+            format!("uniform placement is rejected: p <= {ALPHA}")
+        }
+    }
+}
+
 /// P(X ≥ x) for X ~ χ²(k): the regularised upper incomplete gamma Q(k/2, x/2).
 pub fn chi2_survival(x: f64, k: u64) -> f64 {
     if k == 0 {
@@ -344,8 +360,11 @@ mod tests {
             s.expected_distinct
         );
         // Everything in the lower half: χ² explodes.
+        assert_eq!(s.verdict(), "uniform placement is not rejected at p > 0.01");
         let skewed: Vec<u64> = (0..4000).map(|i| slots.first + (seed(i) % 256) * slots.align).collect();
-        assert!(summarise(&skewed, slots, 16).p_value < 1e-9);
+        let skewed = summarise(&skewed, slots, 16);
+        assert!(skewed.p_value < 1e-9);
+        assert_eq!(skewed.verdict(), "uniform placement is rejected: p <= 0.01");
         // Off the grid: counted, not binned.
         let off = summarise(
             &[slots.first + 1, slots.first - 0x20_0000, slots.first + 512 * 0x20_0000],

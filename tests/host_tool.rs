@@ -241,4 +241,34 @@ fn options_that_cannot_be_honoured_are_refused_before_qemu_starts() {
         );
         assert!(run.stdout.is_empty(), "QEMU must not start:\n{}", run.stdout);
     }
+
+    // A sweep of no boots, or a histogram of one bin, has nothing to test.
+    for (option, value) in [("--boots", "0"), ("--bins", "1")] {
+        let sweep = splitmap(&["sweep", option, value]);
+        assert!(!sweep.success && sweep.stderr.contains(option), "{}", sweep.stderr);
+    }
+}
+
+#[test]
+fn gdb_with_no_kernel_waiting_says_so_at_once() {
+    // A port nothing listens on: bound and released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let started = Instant::now();
+    let gdb = splitmap(&["gdb", "--batch", "--gdb-port", &port]);
+    assert!(!gdb.success);
+    assert!(
+        gdb.stderr.contains(&format!("nothing listens on 127.0.0.1:{port}"))
+            && gdb.stderr.contains(&format!("run --gdb --gdb-port {port}")),
+        "{}",
+        gdb.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "gdb must not retry for long"
+    );
 }
