@@ -321,10 +321,7 @@ fn run(mut args: RunArgs) -> Result<ExitCode, String> {
     // Lines piped in are a script: typed one per prompt, then `poweroff`, so
     // the end of the input ends the session instead of leaving QEMU waiting.
     if args.cmds.is_empty() && !std::io::stdin().is_terminal() {
-        let mut input = String::new();
-        std::io::stdin()
-            .read_to_string(&mut input)
-            .map_err(|e| format!("reading standard input: {e}"))?;
+        let input = piped_script()?;
         args.cmds = input.lines().map(str::to_string).collect();
         if args.cmds.is_empty() {
             args.cmds.push("poweroff".into());
@@ -367,6 +364,27 @@ fn run(mut args: RunArgs) -> Result<ExitCode, String> {
         eprintln!("splitmap: {}", transcript.outcome.reason());
         Ok(ExitCode::from(1))
     }
+}
+
+/// All of standard input, which is not a terminal. Input that stays open
+/// (a pipe from a program that never closes it) would keep QEMU from
+/// starting without a word: after a moment, say what is awaited.
+fn piped_script() -> Result<String, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut input = String::new();
+        let _ = tx.send(std::io::stdin().read_to_string(&mut input).map(|_| input));
+    });
+    let read = match rx.recv_timeout(Duration::from_secs(2)) {
+        Ok(read) => read,
+        Err(_) => {
+            eprintln!(
+                "splitmap: waiting for standard input to end: it is not a terminal, so its lines are the script to type (close it, or use --cmd)"
+            );
+            rx.recv().map_err(|e| e.to_string())?
+        }
+    };
+    read.map_err(|e| format!("reading standard input: {e}"))
 }
 
 /// The boot `args` describe, and QEMU's arguments for it.

@@ -176,6 +176,28 @@ fn piped_input_is_typed_and_its_end_powers_off() {
 }
 
 #[test]
+fn input_that_stays_open_is_waited_for_out_loud() {
+    use std::io::BufRead;
+    let mut tool = Command::new(env!("CARGO_BIN_EXE_splitmap"))
+        .args(["run", "--nokaslr"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = tool.stdin.take().unwrap();
+    let mut stderr = std::io::BufReader::new(tool.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("waiting for standard input to end"), "{line}");
+    stdin.write_all(b"mem\n").unwrap();
+    drop(stdin);
+    let out = tool.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("ram      pa="), "{stdout}");
+}
+
+#[test]
 fn a_panic_in_a_terminal_session_fails_the_run() {
     // `script` gives the tool a terminal, as a person at a keyboard has.
     let tool = env!("CARGO_BIN_EXE_splitmap");
