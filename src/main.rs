@@ -235,69 +235,34 @@ fn main() -> ExitCode {
             Some(run) => run,
             None => unreachable!("`run` parses as the run command"),
         });
-    match command {
-        Cmd::Build(args) => match Artifacts::for_granule(&args.granule) {
-            Ok(a) => {
-                println!("image: {}", a.image.display());
-                println!("elf: {}", a.elf.display());
-                println!("initrd: {}", a.initrd.display());
-                println!("boot: {}", a.boot.display());
-                ExitCode::SUCCESS
-            }
-            Err(message) => {
-                eprintln!("splitmap: {message}");
-                ExitCode::from(2)
-            }
-        },
-        Cmd::Gdb(args) => match gdb(&args) {
-            Ok(code) => code,
-            Err(message) => {
-                eprintln!("splitmap: {message}");
-                ExitCode::from(2)
-            }
-        },
-        Cmd::Initrd(args) => match initrd(&args) {
-            Ok(names) => {
-                println!("initrd: {} ({})", args.output.display(), names.join(", "));
-                ExitCode::SUCCESS
-            }
-            Err(message) => {
-                eprintln!("splitmap: {message}");
-                ExitCode::from(1)
-            }
-        },
-        Cmd::Sweep(args) => match sweep(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                eprintln!("splitmap: {message}");
-                ExitCode::from(1)
-            }
-        },
-        Cmd::Bench(args) => match bench_cmd::bench(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                eprintln!("splitmap: {message}");
-                ExitCode::from(1)
-            }
-        },
-        Cmd::Map(args) => match map(args) {
-            Ok(summary) => {
-                println!("{summary}");
-                ExitCode::SUCCESS
-            }
-            Err(message) => {
-                eprintln!("splitmap: {message}");
-                ExitCode::from(1)
-            }
-        },
-        Cmd::Run(args) => match run(args) {
-            Ok(code) => code,
-            Err(message) => {
-                eprintln!("splitmap: {message}");
-                ExitCode::from(2)
-            }
-        },
-    }
+    let done = match command {
+        Cmd::Build(args) => Artifacts::for_granule(&args.granule).map(|a| {
+            println!("image: {}", a.image.display());
+            println!("elf: {}", a.elf.display());
+            println!("initrd: {}", a.initrd.display());
+            println!("boot: {}", a.boot.display());
+            ExitCode::SUCCESS
+        }),
+        Cmd::Gdb(args) => gdb(&args),
+        Cmd::Initrd(args) => initrd(&args).map(|names| {
+            println!("initrd: {} ({})", args.output.display(), names.join(", "));
+            ExitCode::SUCCESS
+        }),
+        Cmd::Sweep(args) => sweep(args).map(|()| ExitCode::SUCCESS),
+        Cmd::Bench(args) => bench_cmd::bench(&args).map(|()| ExitCode::SUCCESS),
+        Cmd::Map(args) => map(args).map(|summary| {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }),
+        Cmd::Run(args) => run(args),
+    };
+    // One rule for every command: 0 when it did what was asked, 1 with the
+    // reason on stderr when not (clap's own 2 is for a command line it
+    // cannot read).
+    done.unwrap_or_else(|message| {
+        eprintln!("splitmap: {message}");
+        ExitCode::from(1)
+    })
 }
 
 fn run(mut args: RunArgs) -> Result<ExitCode, String> {
