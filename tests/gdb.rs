@@ -265,3 +265,42 @@ fn early_code_breaks_at_its_physical_address_then_at_its_link_address() {
         );
     }
 }
+
+/// gdb's own walk and layout read the granule from the live TCR_EL1: in a
+/// 64 KiB kernel they agree with the kernel's `walk`, level by level.
+#[test]
+fn the_walk_in_gdb_follows_the_granule() {
+    let port = free_port();
+    let vas = ["0xffff000000001234", "0xffff800080001000", "0xfffffffffe400000"];
+    let mut options = vec!["--granule", "64k", "--nokaslr"];
+    let walks: Vec<String> = vas.iter().map(|va| format!("walk {va}")).collect();
+    for walk in &walks {
+        options.extend(["--cmd", walk]);
+    }
+    let run = run_waiting_for_gdb(port, &options);
+    let port = port.to_string();
+    let sm_walks: Vec<String> = vas.iter().map(|va| format!("sm-walk {va}")).collect();
+    let mut args = vec!["gdb", "--granule", "64k", "--gdb-port", &port, "--batch"];
+    for ex in sm_walks.iter().map(String::as_str).chain(["sm-layout", "detach"]) {
+        args.extend(["--ex", ex]);
+    }
+    let gdb = splitmap(&args);
+    let out = run.wait_with_output().unwrap();
+    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(gdb.success, "gdb: {}\n{}", gdb.stdout, gdb.stderr);
+    // The kernel's lines end `=> pa=… level=N size=… prot=…`; gdb's stop
+    // before `prot` (it does not decode permissions).
+    let kernel: Vec<&str> = console.lines().filter(|l| l.starts_with("=> ")).collect();
+    let ours: Vec<&str> = gdb.stdout.lines().filter(|l| l.starts_with("=> ")).collect();
+    assert_eq!(kernel.len(), vas.len(), "{console}");
+    assert_eq!(ours.len(), vas.len(), "{}", gdb.stdout);
+    for (k, g) in kernel.iter().zip(&ours) {
+        assert!(k.starts_with(&format!("{g} ")), "kernel {k:?} vs gdb {g:?}");
+    }
+    assert!(ours[0].ends_with("level=2 size=512M"), "{ours:?}");
+    assert!(
+        gdb.stdout.contains("debug    va=0xfffffffffe400000-0xfffffffffe410000"),
+        "{}",
+        gdb.stdout
+    );
+}

@@ -43,12 +43,13 @@ MASK64 = (1 << 64) - 1
 # The arm64 Image header (Documentation/arch/arm64/booting.rst): image_size
 # at 16, the magic "ARM\x64" at 56.
 IMAGE_MAGIC = b"ARM\x64"
-# The fixed windows (kernel/pi/src/layout.rs).
+# The fixed windows (kernel/pi/src/layout.rs); the debug record is one page.
 FIXED = [("mmio", 0xFFFFFFFFF0000000, 0xFFFFFFFFFE000000),
          ("dtb", 0xFFFFFFFFFE000000, 0xFFFFFFFFFE400000),
-         ("debug", RECORD, RECORD + 0x1000),
+         ("debug", RECORD, None),
          ("guard", 0xFFFFFFFFFF000000, 0xFFFFFFFFFF010000),
          ("stack", 0xFFFFFFFFFF010000, 0xFFFFFFFFFF020000)]
+VA_BITS = 48
 ENTRY = 32 + 3 * 8  # name, base, sections pointer, sections length
 
 
@@ -80,6 +81,19 @@ def record():
 def load_kernel_symbols(offset):
     """The kernel's symbols, `offset` bytes above its link address."""
     gdb.execute(f"symbol-file -o {offset & MASK64:#x} {os.environ['SPLITMAP_ELF']}", to_string=True)
+
+
+def page_size():
+    """The running kernel's page size, from TCR_EL1.TG1 (the granule of the
+    tables behind TTBR1): 0b01 16K, 0b10 4K, 0b11 64K."""
+    tg1 = (int(gdb.parse_and_eval("$TCR_EL1")) >> 30) & 3
+    if tg1 not in (1, 2, 3):
+        raise gdb.GdbError(f"TCR_EL1.TG1 = {tg1}: the MMU is not set up yet")
+    return {1: 16 << 10, 2: 4 << 10, 3: 64 << 10}[tg1]
+
+
+def size_name(size):
+    return f"{size >> 30}G" if size >= 1 << 30 else f"{size >> 20}M" if size >= 1 << 20 else f"{size >> 10}K"
 
 
 def need_record():
@@ -245,42 +259,46 @@ class Layout(gdb.Command):
         print(f"linear   va={PAGE_OFFSET:#x}- pa={r['phys_offset']:#x}- (PHYS_OFFSET)")
         print(f"modules  va={r['plt_start']:#x}-{r['plt_end']:#x}")
         for name, start, end in FIXED:
-            print(f"{name:<8} va={start:#x}-{end:#x}")
+            print(f"{name:<8} va={start:#x}-{end or start + page_size():#x}")
         for name, base, _ in r["modules"]:
             print(f"module   va={base:#x} {name}")
 
 
-LEVEL_SIZE = {0: 1 << 39, 1: 1 << 30, 2: 1 << 21, 3: 1 << 12}
-
-
 class Walk(gdb.Command):
     """sm-walk VA: the table walk the MMU does for VA, from the live tables,
-    ending as the kernel's `walk` does: `=> pa=0x… level=N size=…`."""
+    ending as the kernel's `walk` does: `=> pa=0x… level=N size=…`. In any
+    granule: a level resolves log2(page size) - 3 bits of the address, and
+    the walk starts at the level that leaves 48 bits covered (0 for 4K and
+    16K pages, 1 for 64K)."""
 
     def __init__(self):
         super().__init__("sm-walk", gdb.COMMAND_DATA)
 
     def invoke(self, arg, from_tty):
         r = need_record()
-        va = int(gdb.parse_and_eval(arg)) & 0xFFFFFFFFFFFFFFFF
-        if va >> 48 != 0xFFFF:
+        va = int(gdb.parse_and_eval(arg)) & MASK64
+        if va >> VA_BITS != 0xFFFF:
             raise gdb.GdbError(f"{va:#x} is not a kernel address (TTBR1 maps 0xffff...)")
+        page = page_size()
+        page_shift = page.bit_length() - 1
+        bits = page_shift - 3
+        levels = -(-(VA_BITS - page_shift) // bits)
         table = r["ttbr1"]
-        for level in range(4):
-            index = (va >> (39 - 9 * level)) & 511
+        for level in range(4 - levels, 4):
+            shift = page_shift + bits * (3 - level)
+            index = ((va & ((1 << VA_BITS) - 1)) >> shift) & ((1 << bits) - 1)
             # Every table page is RAM, which the linear map covers.
             entry = u64(PAGE_OFFSET + table - r["phys_offset"] + 8 * index)
             print(f"L{level} table={table:#x} [{index:3}] = {entry:#018x}")
             if entry & 1 == 0:
                 print(f"=> fault: {va:#x} is not mapped (translation fault at level {level})")
                 return
-            out = entry & 0x0000FFFFFFFFF000
+            size = 1 << shift
             if level == 3 or entry & 2 == 0:
-                size = LEVEL_SIZE[level]
-                name = {1 << 30: "1G", 1 << 21: "2M", 1 << 12: "4K"}[size]
-                print(f"=> pa={out + (va & (size - 1)):#x} level={level} size={name}")
+                out = entry & ((1 << VA_BITS) - 1) & ~(size - 1)
+                print(f"=> pa={out + (va & (size - 1)):#x} level={level} size={size_name(size)}")
                 return
-            table = out
+            table = entry & ((1 << VA_BITS) - 1) & ~(page - 1)
 
 
 Early()
