@@ -434,7 +434,11 @@ __pi_primary_entry:
     ubfx    x0, x0, #8, #4              // instructions from here on in event
     cbz     x0, 3f                      // counter 1 (INST_RETIRED, 0x08): the
     cmp     x0, #0xf                    // kernel's `phases` command reports
-    b.eq    3f                          // what each boot phase cost
+    b.eq    3f                          // what each boot phase cost. The PMU
+    mrs     x0, pmcr_el0                // may have fewer counters than two
+    ubfx    x0, x0, #11, #5             // (PMCR_EL0.N): counter 1 is then
+    cmp     x0, #2                      // not there to program
+    b.lo    3f
     mov     x0, #0x08
     msr     pmevtyper1_el0, x0
     msr     pmevcntr1_el0, xzr

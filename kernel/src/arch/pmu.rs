@@ -2,26 +2,35 @@
 //!
 //! Under QEMU's TCG the event exists only with `-icount` (`splitmap run
 //! --icount`); elsewhere the counter is not offered and [`Instructions::start`]
-//! says so. Event counter 0 is ours: nothing else in the kernel uses the PMU.
+//! says so. Event counter 0 measures one piece of work at a time; counter 1
+//! runs from the first instruction ([`boot_clock`]). Nothing else in the
+//! kernel uses the PMU.
 
 /// A running count.
 pub struct Instructions;
 
 const INST_RETIRED: u64 = 0x08;
 
-/// Whether the CPU has a PMU (ID_AA64DFR0_EL1.PMUVer neither 0 nor 0xF):
-/// without one, every PMU register access is undefined.
-fn pmu_present() -> bool {
+/// How many event counters the PMU has (PMCR_EL0.N), 0 without a PMU
+/// (ID_AA64DFR0_EL1.PMUVer 0 or 0xF), where every PMU register access is
+/// undefined. A counter past N is not there to program either.
+fn counters() -> u64 {
     let dfr0: u64;
     // SAFETY: ID_AA64DFR0_EL1 is always readable at EL1.
     unsafe { core::arch::asm!("mrs {}, id_aa64dfr0_el1", out(reg) dfr0, options(nomem, nostack)) };
-    !matches!((dfr0 >> 8) & 0xf, 0 | 0xf)
+    if matches!((dfr0 >> 8) & 0xf, 0 | 0xf) {
+        return 0;
+    }
+    let pmcr: u64;
+    // SAFETY: PMCR_EL0 is readable at EL1 when a PMU is present.
+    unsafe { core::arch::asm!("mrs {}, pmcr_el0", out(reg) pmcr, options(nomem, nostack)) };
+    (pmcr >> 11) & 0x1f
 }
 
 impl Instructions {
     /// Starts counting from zero, if the CPU counts instructions.
     pub fn start() -> Option<Instructions> {
-        if !pmu_present() {
+        if counters() < 1 {
             return None;
         }
         let events: u64;
@@ -72,7 +81,7 @@ impl Instructions {
 /// early code could start counting them (event counter 1, which
 /// `__pi_primary_entry` programs before anything else; it is never stopped).
 pub fn boot_clock() -> Option<u64> {
-    if !pmu_present() {
+    if counters() < 2 {
         return None;
     }
     // SAFETY: the PMU's enable and counter registers are readable at EL1
