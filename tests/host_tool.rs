@@ -155,15 +155,21 @@ fn a_timeout_ends_an_interactive_run_and_gives_the_terminal_back() {
     assert!(run.echoes(), "the terminal is left raw");
 }
 
-#[test]
-fn piped_input_is_typed_and_its_end_powers_off() {
-    let mut tool = Command::new(env!("CARGO_BIN_EXE_splitmap"))
+/// `splitmap run` with its input, output and errors piped, as a program
+/// drives it.
+fn run_with_piped_input() -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_splitmap"))
         .args(["run", "--nokaslr"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn piped_input_is_typed_and_its_end_powers_off() {
+    let mut tool = run_with_piped_input();
     tool.stdin.take().unwrap().write_all(b"help\nmem\n").unwrap();
     let out = tool.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -178,13 +184,7 @@ fn piped_input_is_typed_and_its_end_powers_off() {
 #[test]
 fn input_that_stays_open_is_waited_for_out_loud() {
     use std::io::BufRead;
-    let mut tool = Command::new(env!("CARGO_BIN_EXE_splitmap"))
-        .args(["run", "--nokaslr"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut tool = run_with_piped_input();
     let mut stdin = tool.stdin.take().unwrap();
     let mut stderr = std::io::BufReader::new(tool.stderr.take().unwrap());
     let mut line = String::new();
