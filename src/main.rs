@@ -213,8 +213,8 @@ struct SweepArgs {
     #[arg(long)]
     align: Option<String>,
     /// Boots run at once (default: the number of CPUs).
-    #[arg(long)]
-    jobs: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    jobs: Option<u64>,
     /// Histogram bins (at least 2: the χ² test compares bins; fewer if the
     /// window has fewer slots).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..))]
@@ -635,8 +635,7 @@ fn sweep(args: SweepArgs) -> Result<(), String> {
     }
     let jobs = args
         .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64));
 
     // A progress bar on a terminal only: in a log it would be noise.
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
