@@ -14,7 +14,7 @@
 //! shares veneers more eagerly than that, so it never needs more than counted.
 
 #[cfg(with_alloc)]
-use alloc::{format, string::String, vec::Vec};
+use alloc::{collections::BTreeMap, format, string::String};
 
 use super::reloc::types::{CALL26, JUMP26};
 use super::reloc::{page, with_adrp_imm, with_imm12};
@@ -82,7 +82,8 @@ pub fn veneer_target(at: u64, insns: [u32; 3]) -> Option<u64> {
 pub struct Plt {
     at: u64,
     slots: usize,
-    written: Vec<u64>,
+    /// The slot of each target a veneer has been written for.
+    written: BTreeMap<u64, usize>,
 }
 
 #[cfg(with_alloc)]
@@ -92,7 +93,7 @@ impl Plt {
         Plt {
             at,
             slots,
-            written: Vec::new(),
+            written: BTreeMap::new(),
         }
     }
 
@@ -103,16 +104,20 @@ impl Plt {
 
     /// The address of the veneer to `target` in `image`, which runs at
     /// `base`: the one already written for it, or a new one in the next slot.
+    /// Finding it is a map lookup, not a scan of every veneer written so
+    /// far: a module with thousands of far targets must not link in their
+    /// square.
     ///
     /// # Errors
     /// Every slot is taken (the count was wrong), or `target` is beyond a
     /// veneer's reach.
     pub fn veneer_to(&mut self, image: &mut [u8], base: u64, target: u64) -> Result<u64, String> {
-        let slot = match self.written.iter().position(|&t| t == target) {
-            Some(slot) => slot,
+        let slot = match self.written.get(&target) {
+            Some(&slot) => slot,
             None if self.written.len() < self.slots => {
-                self.written.push(target);
-                self.written.len() - 1
+                let slot = self.written.len();
+                self.written.insert(target, slot);
+                slot
             }
             None => return Err("more PLT slots needed than counted".into()),
         };
