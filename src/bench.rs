@@ -98,6 +98,16 @@ pub fn spread(samples: &[Duration]) -> Spread {
     }
 }
 
+/// The CPU time one QEMU process used, in seconds (medians, as a bench
+/// reports them): `user` is QEMU's own work (translating guest code and
+/// running it), `system` the host kernel's work for it (starting the
+/// process, mapping guest RAM, its page faults).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuTime {
+    pub user: f64,
+    pub system: f64,
+}
+
 /// A *null kernel*: a valid arm64 Image whose first instructions power the
 /// machine off through PSCI (SYSTEM_OFF over HVC, QEMU `virt`'s conduit), the
 /// floor any kernel's boot is measured against.
@@ -266,6 +276,8 @@ pub struct Results {
     pub boots: Vec<(String, String, bool, Phases)>,
     /// Wall time of the null kernel and of splitmap, and how many pairs.
     pub wall: Option<(Spread, Spread, usize)>,
+    /// The CPU time QEMU used in those boots: (null, splitmap).
+    pub cpu: Option<(CpuTime, CpuTime)>,
     /// Blocks and instructions QEMU translated for each: (null, splitmap).
     pub translated: Option<((u64, u64), (u64, u64))>,
     /// Where a boot's time goes, KASLR off then on: instructions per phase
@@ -328,6 +340,15 @@ impl Results {
                 out,
                 "\nRatio of medians: **{:.2}** ({pairs} interleaved pairs).\n",
                 kernel.median / null.median
+            );
+        }
+        if let Some((null, kernel)) = &self.cpu {
+            out.push_str("| QEMU's CPU time in those boots (ms, median) | user | system |\n|---|---:|---:|\n");
+            for (name, c) in [("null kernel", null), ("splitmap", kernel)] {
+                let _ = writeln!(out, "| {name} | {:.1} | {:.1} |", c.user * 1e3, c.system * 1e3);
+            }
+            out.push_str(
+                "\nUser time is QEMU translating and running guest code; system time is the host kernel working for QEMU (starting it, mapping guest RAM, page faults).\n\n",
             );
         }
         if let Some(((null_blocks, null_insns), (blocks, insns))) = self.translated {
@@ -459,6 +480,10 @@ impl Results {
             "wall": self.wall.as_ref().map(|(null, kernel, pairs)| json!({
                 "null_kernel_s": spread(null), "splitmap_s": spread(kernel), "pairs": pairs,
                 "ratio_of_medians": kernel.median / null.median,
+            })),
+            "qemu_cpu_s_median": self.cpu.as_ref().map(|(null, kernel)| json!({
+                "null_kernel": {"user": (null.user), "system": (null.system)},
+                "splitmap": {"user": (kernel.user), "system": (kernel.system)},
             })),
             "wall_phases": self.wall_phases.iter().map(|(kaslr, instructions, micros)| json!({
                 "kaslr": kaslr, "boots": self.wall_phase_boots,

@@ -90,16 +90,25 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
         let null_args = with_image(&run, &null)?;
         let out = out_dir.join("wall-boot.txt");
         let pairs = if args.quick { 3 } else { 20 };
-        let (mut null_times, mut kernel_times) = (Vec::new(), Vec::new());
+        let (mut null_boots, mut kernel_boots) = (Vec::new(), Vec::new());
         for _ in 0..pairs {
-            null_times.push(timed_boot(&null_args, &out)?.0);
-            let (time, printed) = timed_boot(&kernel_args, &out)?;
-            if !printed.contains(session::PROMPT) || !printed.contains("powering off") {
-                return Err(format!("splitmap did not reach the prompt and power off:\n{printed}"));
+            null_boots.push(timed_boot(&null_args, &out)?);
+            let boot = timed_boot(&kernel_args, &out)?;
+            if !boot.printed.contains(session::PROMPT) || !boot.printed.contains("powering off") {
+                return Err(format!(
+                    "splitmap did not reach the prompt and power off:\n{}",
+                    boot.printed
+                ));
             }
-            kernel_times.push(time);
+            kernel_boots.push(boot);
         }
-        results.wall = Some((bench::spread(&null_times), bench::spread(&kernel_times), pairs));
+        let wall = |boots: &[TimedBoot]| bench::spread(&boots.iter().map(|b| b.wall).collect::<Vec<_>>());
+        let cpu = |boots: &[TimedBoot]| bench::CpuTime {
+            user: bench::spread(&boots.iter().map(|b| b.cpu.0).collect::<Vec<_>>()).median,
+            system: bench::spread(&boots.iter().map(|b| b.cpu.1).collect::<Vec<_>>()).median,
+        };
+        results.wall = Some((wall(&null_boots), wall(&kernel_boots), pairs));
+        results.cpu = Some((cpu(&null_boots), cpu(&kernel_boots)));
         // Where the time goes under TCG: translating code run for the first time.
         let log = out_dir.join("in_asm.log");
         let with_log = |args: &[String]| {
@@ -222,12 +231,20 @@ fn phases_in(out: &str, unit: &str) -> Result<splitmap::bench::Phases, String> {
 /// tens of milliseconds).
 const TIMED_BOOT_LIMIT: Duration = Duration::from_secs(60);
 
+/// One boot for the wall clock: how long it took, the CPU time QEMU used
+/// (user, system), and what it printed.
+struct TimedBoot {
+    wall: Duration,
+    cpu: (Duration, Duration),
+    printed: String,
+}
+
 /// One boot for the wall clock, timed from start to exit, with `poweroff`
 /// waiting in its serial input from the start and its output going to the
-/// file `out` (then returned): the same for either kernel, and no round trip
-/// through this process while the clock runs. QEMU is stopped, and the boot
-/// is an error, after [`TIMED_BOOT_LIMIT`].
-fn timed_boot(args: &[String], out: &std::path::Path) -> Result<(Duration, String), String> {
+/// file `out`: the same for either kernel, and no round trip through this
+/// process while the clock runs. QEMU is stopped, and the boot is an error,
+/// after [`TIMED_BOOT_LIMIT`].
+fn timed_boot(args: &[String], out: &std::path::Path) -> Result<TimedBoot, String> {
     use std::io::Write;
     let file = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let start = std::time::Instant::now();
@@ -241,9 +258,9 @@ fn timed_boot(args: &[String], out: &std::path::Path) -> Result<(Duration, Strin
     // Waiting here, unreaped, keeps the clock exact and the watchdog safe.
     let watchdog = Watchdog::start(child.id(), TIMED_BOOT_LIMIT, libc::SIGKILL);
     let exited = watchdog::wait_for_exit(child.id());
-    let time = start.elapsed();
+    let wall = start.elapsed();
     let hung = watchdog.stop();
-    let status = child.wait().map_err(|e| format!("{}: {e}", qemu::QEMU))?;
+    let (status, cpu) = watchdog::reap_with_cpu_time(child.id()).map_err(|e| format!("{}: {e}", qemu::QEMU))?;
     exited.map_err(|e| format!("waiting for {}: {e}", qemu::QEMU))?;
     typed
         .transpose()
@@ -259,7 +276,7 @@ fn timed_boot(args: &[String], out: &std::path::Path) -> Result<(Duration, Strin
     if !status.success() {
         return Err(format!("{} exited with {status}:\n{printed}", qemu::QEMU));
     }
-    Ok((time, printed))
+    Ok(TimedBoot { wall, cpu, printed })
 }
 
 /// QEMU's arguments for `run` with `image` in place of the kernel's Image.

@@ -1,5 +1,6 @@
 //! A time limit on a child process: a thread that signals it when the time
-//! is up, unless told first that it has ended.
+//! is up, unless told first that it has ended; and the waits that keep the
+//! signal from reaching anyone else (the child stays unreaped until then).
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
@@ -57,4 +58,32 @@ pub fn wait_for_exit(pid: u32) -> std::io::Result<()> {
             return Err(e);
         }
     }
+}
+
+/// Reaps child `pid`, which has exited (see [`wait_for_exit`]): its exit
+/// status and the CPU time it used, (user, system).
+///
+/// # Errors
+/// The system call's.
+pub fn reap_with_cpu_time(pid: u32) -> std::io::Result<(std::process::ExitStatus, (Duration, Duration))> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid one, for the call to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: a plain system call, given valid pointers.
+        let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+        if r == pid as libc::pid_t {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok((
+        std::process::ExitStatus::from_raw(status),
+        (time(usage.ru_utime), time(usage.ru_stime)),
+    ))
 }

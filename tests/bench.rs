@@ -32,6 +32,13 @@ fn the_quick_bench_fills_every_table_with_numbers() {
         }
     }
     assert!(wall["ratio_of_medians"].as_f64().unwrap().is_finite());
+    let cpu = &v["qemu_cpu_s_median"];
+    for key in ["null_kernel", "splitmap"] {
+        for mode in ["user", "system"] {
+            let x = cpu[key][mode].as_f64().unwrap();
+            assert!(x.is_finite() && x > 0.0, "{key}.{mode} = {x}");
+        }
+    }
     let wall_phases = v["wall_phases"].as_array().unwrap();
     assert_eq!(wall_phases.len(), 2, "KASLR off and on");
     for boot in wall_phases {
