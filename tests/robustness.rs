@@ -77,13 +77,27 @@ fn a_window_whose_later_slots_overlap_the_link_address_is_refused_by_name() {
     // it overlap the image still mapped there while it moves.
     for align in ["4K", "64K"] {
         let window = format!("kaslr.window={KIMAGE_VADDR:#x}-0xffff800090000000 kaslr.align={align}");
-        let out = session(&["--kaslr-seed", "0x3", "--append", &window], &["kaslr"]);
+        let out = session(&["--kaslr-seed", "0x3", "--append", &window], &["kaslr", "bootargs"]);
         assert!(
             out.contains("overlaps the image at its link address") && out.contains("KASLR off"),
             "{align}: {out}"
         );
         assert!(out.contains("source=disabled (window refused)"), "{align}: {out}");
+        assert!(
+            out.contains("warning: kaslr.window=0xffff800080000000-0xffff800090000000 overlaps"),
+            "bootargs lists it too: {align}: {out}"
+        );
     }
+}
+
+#[test]
+fn a_bad_kaslr_window_is_reported_under_nokaslr_too() {
+    let out = session(&["--append", "nokaslr kaslr.align=3K"], &["bootargs"]);
+    assert!(
+        out.contains("[WARN ] kaslr.align=3K: expected 4K, 64K or 2M; ignored (nokaslr)"),
+        "{out}"
+    );
+    assert!(out.contains("warning: kaslr.align=3K: expected 4K, 64K or 2M"), "{out}");
 }
 
 #[test]

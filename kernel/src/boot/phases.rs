@@ -302,7 +302,8 @@ fn report_kaslr_off(k: &Kaslr<'_>) {
     match k.placement {
         Placement::NoSeed => warn!("KASLR off: no seed (kaslr.seed=, /chosen/kaslr-seed or RNDR)"),
         Placement::BadWindow(e) => error!("{e}; KASLR off"),
-        Placement::NoKaslr | Placement::Random(_) => {}
+        Placement::NoKaslr(Some(e)) => warn!("{e}; ignored (nokaslr)"),
+        Placement::NoKaslr(None) | Placement::Random(_) => {}
     }
 }
 

@@ -23,8 +23,9 @@ use crate::module::region::{self, Windows};
 pub enum Placement<'a> {
     /// Moved to a random slot of the window, from a seed of this source.
     Random(SeedSource),
-    /// `nokaslr`.
-    NoKaslr,
+    /// `nokaslr`; with what was wrong with `kaslr.window`/`kaslr.align`, if
+    /// anything (nothing is placed, but bad input is still reported).
+    NoKaslr(Option<WindowError<'a>>),
     /// No seed from any source.
     NoSeed,
     /// `kaslr.window`/`kaslr.align` were refused, for this reason.
@@ -61,10 +62,18 @@ pub struct Kaslr<'a> {
     pub linear: LinearBase,
 }
 
-impl Kaslr<'_> {
+impl<'a> Kaslr<'a> {
     /// Whether the image moves away from its link address.
     pub fn moves(&self) -> bool {
         self.offset != 0
+    }
+
+    /// What was wrong with `kaslr.window`/`kaslr.align`, if anything.
+    pub fn window_error(&self) -> Option<WindowError<'a>> {
+        match self.placement {
+            Placement::BadWindow(e) | Placement::NoKaslr(Some(e)) => Some(e),
+            _ => None,
+        }
     }
 
     /// The seed's source, if the image was placed at random.
@@ -101,7 +110,7 @@ pub fn decide<'a>(args: &BootArgs<'a>, seed: Option<(u64, SeedSource)>, image_si
     };
     k.slots = k.window.slots(image_size);
     k.placement = match (args.nokaslr, window, seed) {
-        (true, _, _) => Placement::NoKaslr,
+        (true, window, _) => Placement::NoKaslr(window.err()),
         (false, Err(e), _) => Placement::BadWindow(e),
         (false, Ok(_), None) => Placement::NoSeed,
         (false, Ok(w), Some((seed, source))) => {
@@ -187,7 +196,15 @@ mod tests {
     #[test]
     fn precedence_nokaslr_then_refused_window_then_missing_seed() {
         let bad = "kaslr.align=3M";
-        assert_eq!(run(&format!("nokaslr {bad}"), SEED).placement, Placement::NoKaslr);
+        let line = format!("nokaslr {bad}");
+        let off = run(&line, SEED);
+        assert_eq!(off.placement, Placement::NoKaslr(Some(WindowError::Align("3M"))));
+        assert_eq!(
+            off.window_error(),
+            Some(WindowError::Align("3M")),
+            "reported all the same"
+        );
+        assert_eq!(run("nokaslr", SEED).window_error(), None);
         assert!(matches!(
             run(bad, SEED).placement,
             Placement::BadWindow(WindowError::Align("3M"))
@@ -242,7 +259,7 @@ mod tests {
     #[test]
     fn no_ram_means_no_move() {
         let k = without_ram();
-        assert_eq!(k.placement, Placement::NoKaslr);
+        assert_eq!(k.placement, Placement::NoKaslr(None));
         assert!(!k.moves());
     }
 }

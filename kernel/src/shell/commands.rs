@@ -292,6 +292,11 @@ fn bootargs() {
     for issue in info.arg_issues() {
         println!("warning: {issue}");
     }
+    // The KASLR window's arguments are checked against the layout, not by
+    // the parser: their problem is the decision's.
+    if let Some(e) = relocate::get().0.window_error() {
+        println!("warning: {e}");
+    }
     if info.arg_issues_dropped() > 0 {
         println!("warning: {} more problems not shown", info.arg_issues_dropped());
     }

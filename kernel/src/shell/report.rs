@@ -195,7 +195,7 @@ impl fmt::Display for KaslrReport<'_> {
         let k = self.k;
         let source = match k.placement {
             Placement::Random(s) => s.name(),
-            Placement::NoKaslr => "disabled (nokaslr)",
+            Placement::NoKaslr(_) => "disabled (nokaslr)",
             Placement::BadWindow(_) => "disabled (window refused)",
             Placement::NoSeed => "disabled (no seed)",
         };
