@@ -180,7 +180,7 @@ fn ptdump_agrees_with_walk_and_with_layout() {
 }
 
 #[test]
-fn x_dumps_what_the_image_file_holds_and_stops_at_a_fault() {
+fn x_dumps_what_the_image_file_holds_and_stops_at_a_fault_and_x_and_peek_ask_before_reading_a_device() {
     let out = session(
         &["--nokaslr"],
         &[
@@ -189,6 +189,8 @@ fn x_dumps_what_the_image_file_holds_and_stops_at_a_fault() {
             "x 0xffffffffff00fff8 4",
             "x 0xfffffffff0000018 1 32",
             "x 0xfffffffff0000018 1 32 force",
+            "peek 0xfffffffff0000018 32",
+            "peek 0xfffffffff0000018 32 force",
         ],
     );
     // The Image file on the host: its first 32 bytes as little-endian words,
@@ -211,10 +213,20 @@ fn x_dumps_what_the_image_file_holds_and_stops_at_a_fault() {
         out.contains("fault at 0xffffffffff00fff8: translation fault at level 3"),
         "{out}"
     );
-    assert!(out.contains("error: 0xfffffffff0000018 is device memory"), "{out}");
+    assert_eq!(
+        out.matches("error: 0xfffffffff0000018 is device memory").count(),
+        2,
+        "x and peek:\n{out}"
+    );
     assert!(
-        out.lines().any(|l| l.starts_with("0xfffffffff0000018: ")),
-        "forced:\n{out}"
+        out.lines()
+            .any(|l| l.starts_with("0xfffffffff0000018: ") && !l.ends_with("-bit)")),
+        "x forced:\n{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("0xfffffffff0000018: 0x") && l.ends_with("(32-bit)")),
+        "peek forced:\n{out}"
     );
 }
 

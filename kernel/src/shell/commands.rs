@@ -109,10 +109,7 @@ fn execute(line: &str) {
             Err(e) => println!("error: rmmod {e}"),
         },
         Ok(Command::Lsmod(verbose)) => insmod::lsmod(verbose).iter().for_each(|l| println!("{l}")),
-        Ok(Command::Peek(va, width)) => match peek::peek(va, width) {
-            Ok(value) => println!("{va:#x}: {value:#x} ({width}-bit)"),
-            Err(reason) => println!("fault at {va:#x}: {reason}"),
-        },
+        Ok(Command::Peek(x)) => explore::peek(x),
         Ok(Command::Test(filter)) => {
             selftest::run(filter);
         }

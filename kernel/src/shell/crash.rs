@@ -4,7 +4,7 @@
 use core::arch::asm;
 use core::sync::atomic::AtomicU32;
 
-use super::parse::CrashKind;
+use super::parse::{CRASH_KINDS, CrashKind};
 use crate::arch::sections;
 use crate::boot::state;
 
@@ -17,7 +17,11 @@ static DATA_WORD: AtomicU32 = AtomicU32::new(0xd503_201f);
 // Never inlined: its frame is the one a learner looks for in the backtrace.
 #[inline(never)]
 pub fn crash(kind: CrashKind) {
-    crate::println!("crash: {kind:?}");
+    let name = CRASH_KINDS
+        .iter()
+        .find(|(_, k)| *k == kind)
+        .map_or("?", |(name, _)| name);
+    crate::println!("crash: {name}, on purpose");
     match kind {
         CrashKind::WriteAlias => {
             // Writes back the word it read, so without rodata=full nothing

@@ -182,17 +182,10 @@ pub fn ptdump(part: Part) {
 /// line, each value read through the exception table; a fault ends the dump
 /// with `fault at 0x…: REASON`.
 pub fn examine(x: Examine) {
-    let bytes = u64::from(x.width / 8);
-    if !x.force
-        && let Some(device) = (0..x.count)
-            .map(|i| x.va.wrapping_add(i * bytes))
-            .find(|&va| tables::walk(va).steps().last().is_some_and(|s| is_device(s.raw)))
-    {
-        println!(
-            "error: {device:#x} is device memory, where a read can change the device (reading the UART's data register takes a typed byte); add `force` to read it anyway"
-        );
+    if refused_as_device(&x) {
         return;
     }
+    let bytes = u64::from(x.width / 8);
     let per_line = 16 / bytes;
     let mut line = String::new();
     for i in 0..x.count {
@@ -215,6 +208,36 @@ pub fn examine(x: Examine) {
         }
     }
     println!("{line}");
+}
+
+/// `peek VA [WIDTH] [force]`: `0xVA: 0xVALUE (WIDTH-bit)`, or the fault
+/// (`x` with one value, in its own format).
+pub fn peek(x: Examine) {
+    if refused_as_device(&x) {
+        return;
+    }
+    match peek::peek(x.va, x.width) {
+        Ok(value) => println!("{:#x}: {value:#x} ({}-bit)", x.va, x.width),
+        Err(reason) => println!("fault at {:#x}: {reason}", x.va),
+    }
+}
+
+/// Whether `x` would read device memory without `force`, said if so: a read
+/// there can change the device, so it takes asking twice.
+fn refused_as_device(x: &Examine) -> bool {
+    if x.force {
+        return false;
+    }
+    let bytes = u64::from(x.width / 8);
+    let device = (0..x.count)
+        .map(|i| x.va.wrapping_add(i * bytes))
+        .find(|&va| tables::walk(va).steps().last().is_some_and(|s| is_device(s.raw)));
+    if let Some(va) = device {
+        println!(
+            "error: {va:#x} is device memory, where a read can change the device (reading the UART's data register takes a typed byte); add `force` to read it anyway"
+        );
+    }
+    device.is_some()
 }
 
 /// Whether a leaf descriptor maps device memory (AttrIndx).

@@ -32,8 +32,9 @@ pub enum Command<'a> {
     Rmmod(&'a str),
     /// `lsmod [-v]`: with `-v`, what each module holds.
     Lsmod(bool),
-    /// `peek VA [WIDTH]`: read 8, 16, 32 or 64 bits.
-    Peek(u64, u8),
+    /// `peek VA [WIDTH] [force]`: read 8, 16, 32 or 64 bits (one value:
+    /// `count` is 1).
+    Peek(Examine),
     /// `crash KIND`
     Crash(CrashKind),
     /// `va2pa VA`
@@ -67,12 +68,24 @@ pub struct Examine {
     pub force: bool,
 }
 
+/// A value's width in bits, as `peek` and `x` take it.
+fn parse_width(word: &str) -> Option<u8> {
+    match word {
+        "64" => Some(64),
+        "32" => Some(32),
+        "16" => Some(16),
+        "8" => Some(8),
+        _ => None,
+    }
+}
+
 /// Most values `x` reads at once.
 pub const EXAMINE_MAX: u64 = 1024;
 
 const DTB_USAGE: &str = "dtb [PATH] (a path from the root, e.g. dtb /chosen or dtb /memory)";
 
-const X_USAGE: &str = "x VA [COUNT] [8|16|32|64] [force] (e.g. x 0xffff800080000000 16 32)";
+const X_USAGE: &str = "x VA [COUNT] [8|16|32|64] [force] (e.g. x 0xffff000000000000 16 32)";
+const PEEK_USAGE: &str = "peek VA [8|16|32|64] [force] (e.g. peek 0xffff000000000000)";
 
 /// What `ptdump` shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,7 +202,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "[FILTER]",
         "run the in-kernel test suite (KTAP), optionally only names containing FILTER",
     ),
-    ("peek", "VA [8|16|32|64]", "read memory; a fault is reported, not fatal"),
+    (
+        "peek",
+        "VA [8|16|32|64] [force]",
+        "read memory (device memory only with force); a fault is reported, not fatal",
+    ),
     ("modules", "", "the modules in the initrd"),
     (
         "insmod",
@@ -393,21 +410,24 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "test" if !extra => Ok(Command::Test(arg)),
         "test" => Err(ParseError::Usage("test [FILTER]")),
         "peek" => {
-            let mut words = line.split_ascii_whitespace().skip(1);
-            let usage = ParseError::Usage("peek VA [8|16|32|64] (e.g. peek 0xffff000000000000)");
+            let mut words = line.split_ascii_whitespace().skip(1).peekable();
+            let usage = ParseError::Usage(PEEK_USAGE);
             let va = words.next().ok_or(usage)?;
             let va = parse_u64(va).ok_or(ParseError::BadNumber(va))?;
-            let width = match words.next() {
-                None | Some("64") => 64,
-                Some("32") => 32,
-                Some("16") => 16,
-                Some("8") => 8,
-                Some(_) => return Err(usage),
+            let mut x = Examine {
+                va,
+                count: 1,
+                width: 64,
+                force: false,
             };
+            if let Some(width) = words.next_if(|w| *w != "force") {
+                x.width = parse_width(width).ok_or(usage)?;
+            }
+            x.force = words.next_if(|w| *w == "force").is_some();
             if words.next().is_some() {
                 return Err(usage);
             }
-            Ok(Command::Peek(va, width))
+            Ok(Command::Peek(x))
         }
         "x" => {
             let mut words = line.split_ascii_whitespace().skip(1).peekable();
@@ -426,13 +446,7 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
                     .ok_or(usage)?;
             }
             if let Some(width) = words.next_if(|w| *w != "force") {
-                x.width = match width {
-                    "64" => 64,
-                    "32" => 32,
-                    "16" => 16,
-                    "8" => 8,
-                    _ => return Err(usage),
-                };
+                x.width = parse_width(width).ok_or(usage)?;
             }
             x.force = words.next_if(|w| *w == "force").is_some();
             if words.next().is_some() {
@@ -457,6 +471,15 @@ const CRASH_USAGE: &str = "crash null|write-text|write-alias|exec-data|exec-line
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn peek(va: u64, width: u8, force: bool) -> Examine {
+        Examine {
+            va,
+            count: 1,
+            width,
+            force,
+        }
+    }
 
     #[test]
     fn commands() {
@@ -485,16 +508,13 @@ mod tests {
             ("mem now", Err(ParseError::Usage("mem"))),
             ("frobnicate", Err(ParseError::Unknown("frobnicate"))),
             ("crash null", Ok(Command::Crash(CrashKind::Null))),
-            ("peek 0x10", Ok(Command::Peek(0x10, 64))),
-            ("peek 0x10 8", Ok(Command::Peek(0x10, 8))),
-            (
-                "peek 0x10 12",
-                Err(ParseError::Usage("peek VA [8|16|32|64] (e.g. peek 0xffff000000000000)")),
-            ),
-            (
-                "peek",
-                Err(ParseError::Usage("peek VA [8|16|32|64] (e.g. peek 0xffff000000000000)")),
-            ),
+            ("peek 0x10", Ok(Command::Peek(peek(0x10, 64, false)))),
+            ("peek 0x10 8", Ok(Command::Peek(peek(0x10, 8, false)))),
+            ("peek 0x10 force", Ok(Command::Peek(peek(0x10, 64, true)))),
+            ("peek 0x10 32 force", Ok(Command::Peek(peek(0x10, 32, true)))),
+            ("peek 0x10 12", Err(ParseError::Usage(PEEK_USAGE))),
+            ("peek 0x10 force 8", Err(ParseError::Usage(PEEK_USAGE))),
+            ("peek", Err(ParseError::Usage(PEEK_USAGE))),
             ("peek zz", Err(ParseError::BadNumber("zz"))),
             ("crash exec-data", Ok(Command::Crash(CrashKind::ExecData))),
             ("crash", Err(ParseError::Usage(CRASH_USAGE))),
