@@ -8,7 +8,7 @@ use super::editor::{Echo, LineEditor};
 use super::parse::{COMMANDS, Command, ParseError, Symbol, help_for, parse};
 use super::report::{KaslrReport, LayoutRow, WalkRefusal, write_walk};
 use super::{crash, explore, selftest};
-use crate::arch::{exceptions, peek, pmu, psci, recovery};
+use crate::arch::{exceptions, pmu, psci, recovery};
 use crate::boot::{cpio, phases, state};
 use crate::console::{self, Console};
 use crate::kaslr::relocate;
