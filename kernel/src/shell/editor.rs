@@ -51,9 +51,11 @@ pub struct LineEditor {
     history: [LineBuf; HISTORY_MAX],
     kept: usize,
     /// Which history line is shown (0 = the newest), if Up was pressed; the
-    /// line being typed before that waits in `draft`.
+    /// line being typed before that waits in `draft`, still refused at Enter
+    /// if it had overflowed (`draft_overflowed`) when it comes back.
     shown: Option<usize>,
     draft: LineBuf,
+    draft_overflowed: bool,
 }
 
 /// Where the editor is in an escape sequence: `ESC`, then `[` or `O` and
@@ -95,6 +97,7 @@ impl LineEditor {
             kept: 0,
             shown: None,
             draft: LineBuf::EMPTY,
+            draft_overflowed: false,
         }
     }
 
@@ -196,6 +199,7 @@ impl LineEditor {
         }
         if self.shown.is_none() {
             self.draft = self.line;
+            self.draft_overflowed = self.overflowed;
         }
         self.show(Some(next))
     }
@@ -212,11 +216,10 @@ impl LineEditor {
     fn show(&mut self, shown: Option<usize>) -> Echo {
         let erase = self.line.len;
         self.shown = shown;
-        self.line = match shown {
-            Some(i) => self.history[self.kept - 1 - i],
-            None => self.draft,
+        (self.line, self.overflowed) = match shown {
+            Some(i) => (self.history[self.kept - 1 - i], false),
+            None => (self.draft, self.draft_overflowed),
         };
-        self.overflowed = false;
         Echo::Rewrite { erase, from: 0 }
     }
 
@@ -414,5 +417,12 @@ mod tests {
         assert_eq!(lines[1], "help", "the next line is fine again");
         let exactly = [vec![b'a'; LINE_MAX], b"\r".to_vec()].concat();
         assert_eq!(type_bytes(&exactly).0[0].len(), LINE_MAX, "a full line is not too long");
+        // Up and Down bring an overlong draft back refused, as it was; a
+        // line recalled instead of it is fine.
+        let overlong = [b"mem\rhelp walk".to_vec(), vec![b' '; LINE_MAX], b"x 0 bogus".to_vec()].concat();
+        let (lines, _) = type_bytes(&[overlong.as_slice(), UP, DOWN, b"\r"].concat());
+        assert_eq!(lines[1], LineTooLong.to_string(), "{lines:?}");
+        let (lines, _) = type_bytes(&[overlong.as_slice(), UP, b"\r"].concat());
+        assert_eq!(lines[1], "mem", "{lines:?}");
     }
 }
