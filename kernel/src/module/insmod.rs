@@ -80,10 +80,12 @@ fn initrd_file(name: &str) -> Result<&'static [u8], String> {
     // SAFETY: the initrd is reserved RAM, mapped in the linear map, never written.
     let archive =
         unsafe { core::slice::from_raw_parts(initrd.start.to_linear().as_ptr::<u8>(), initrd.size() as usize) };
+    // Only `NAME.ko`: were `NAME` itself accepted, `hello.ko.ko` (named
+    // `hello.ko`) would find `hello.ko` and load `hello` a second time.
     let wanted = alloc::format!("{name}.ko");
     cpio::files(archive)
         .filter_map(Result::ok)
-        .find(|f| f.name == wanted || f.name == name)
+        .find(|f| f.name == wanted)
         .map(|f| f.data)
         .ok_or_else(|| alloc::format!("no module {name} in the initrd (see `modules`)"))
 }
