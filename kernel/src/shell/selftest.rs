@@ -347,7 +347,9 @@ fn wxn_is_on() -> TestResult {
 /// Maps one page into each of enough empty GiB of the linear area (past the
 /// end of RAM, or before its start when `kaslr.linear=on` put RAM at the top)
 /// that the image's table pool must run out, then unmaps them: the tables
-/// past the pool come from frames, and the mappings work.
+/// past the pool come from frames, and the mappings work. The table pages
+/// stay behind (`mm/tables.rs` never frees one), so the first `test` leaves
+/// the pool full and some frames fewer in `mem`; a second run reuses them.
 fn tables_outgrow_the_image_pool() -> TestResult {
     const GIB: u64 = 1 << 30;
     let usage = tables::usage;
