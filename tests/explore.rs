@@ -68,6 +68,8 @@ fn sym_agrees_with_the_kernel_elf_and_names_module_functions() {
             "insmod hello",
             "sym hello::hello_command",
             "sym nothing::by::this::name",
+            "sym __pi_primary_entry",
+            "sym splitmap_psci_hvc",
         ],
     );
     let (_, text) = boot_line(&out);
@@ -83,6 +85,12 @@ fn sym_agrees_with_the_kernel_elf_and_names_module_functions() {
         out.contains("error: no function named nothing::by::this::name"),
         "{out}"
     );
+    for routine in ["__pi_primary_entry", "splitmap_psci_hvc"] {
+        assert!(
+            out.contains(&format!(" {routine}+0x0 section=.text")),
+            "assembly routines are functions too:\n{out}"
+        );
+    }
 
     // And back: an address inside each function names it, with the offset.
     let addr = hex(line.split_whitespace().next().unwrap()) + 0x10;
@@ -93,7 +101,14 @@ fn sym_agrees_with_the_kernel_elf_and_names_module_functions() {
             "insmod hello",
             &format!("sym {addr:#x}"),
             &format!("sym {in_module:#x}"),
+            &format!("sym {text:#x}"),
         ],
+    );
+    assert!(
+        out.contains(&format!(
+            "error: no function at {text:#x}: the kernel's text there is not a function (the Image header"
+        )),
+        "{out}"
     );
     assert!(out.contains(&format!("{addr:#x} {name}+0x10 section=.text")), "{out}");
     assert!(

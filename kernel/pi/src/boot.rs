@@ -395,6 +395,7 @@ global_asm!(
     r#"
     .section .text.pi.entry, "ax"
     .global __pi_primary_entry
+    .type   __pi_primary_entry, %function
 __pi_primary_entry:
     mov     x19, x0                     // DTB physical address
     orr     x20, x1, x2                 // booting.rst: x1-x3 must be zero;
@@ -505,9 +506,11 @@ __pi_primary_entry:
 
 9:  wfe                                 // no console yet: park, code in x0
     b       9b
+    .size   __pi_primary_entry, . - __pi_primary_entry
 
     .section .idmap.text, "ax"
     .global __pi_enable_mmu
+    .type   __pi_enable_mmu, %function
 __pi_enable_mmu:
     movz    x0, #({mair} & 0xffff)
     movk    x0, #(({mair} >> 16) & 0xffff), lsl #16
@@ -557,6 +560,7 @@ __pi_enable_mmu:
     mov     x4, x25                     // x4 = the count at entry
     mov     x29, xzr                    // end of the frame-pointer chain
     br      x17
+    .size   __pi_enable_mmu, . - __pi_enable_mmu
 "#,
     mair = const MAIR_VALUE,
     tcr = const TCR_VALUE,

@@ -144,13 +144,16 @@ global_asm!(
     .section .text.vectors, "ax"
     .balign 0x800
     .global __exception_vectors
+    .type   __exception_vectors, %function
 __exception_vectors:
     .set i, 0
     .rept 16
     ventry i
     .set i, i + 1
     .endr
+    .size   __exception_vectors, . - __exception_vectors
 
+    .type   __exception_common, %function
 __exception_common:
     stp     x2, x3, [sp, #(2 * 8)]
     stp     x4, x5, [sp, #(4 * 8)]
@@ -194,5 +197,6 @@ __exception_common:
     ldp     x28, x29, [sp, #(28 * 8)]
     add     sp, sp, #(33 * 8)
     eret
+    .size   __exception_common, . - __exception_common
 "#
 );

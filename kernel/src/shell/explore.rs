@@ -252,7 +252,15 @@ pub fn sym_at(addr: u64) {
             Some(module) => println!("{addr:#x} {}+{:#x} section={} [{module}]", s.name, s.offset, s.section),
             None => println!("{addr:#x} {}+{:#x} section={}", s.name, s.offset, s.section),
         },
-        None => println!("error: no function at {addr:#x}: not in the kernel's text or a module's"),
+        None => {
+            let text = sections::text();
+            let why = if (text.start..text.end).contains(&addr) {
+                "the kernel's text there is not a function (the Image header, or padding between functions)"
+            } else {
+                "not in the kernel's text or a module's"
+            };
+            println!("error: no function at {addr:#x}: {why}");
+        }
     }
 }
 
