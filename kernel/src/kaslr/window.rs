@@ -78,6 +78,8 @@ pub fn entropy_tenths(slots: u64) -> u64 {
 pub enum WindowError<'a> {
     /// Not `0xSTART-0xEND`.
     Syntax(&'a str),
+    /// START is not below END.
+    Empty(u64, u64),
     /// Not 4K, 64K or 2M.
     Align(&'a str),
     /// Finer than the kernel's pages: the image is mapped page by page.
@@ -95,6 +97,7 @@ impl fmt::Display for WindowError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WindowError::Syntax(v) => write!(f, "kaslr.window={v}: expected 0xSTART-0xEND"),
+            WindowError::Empty(s, e) => write!(f, "kaslr.window={s:#x}-{e:#x}: the start must be below the end"),
             WindowError::Align(v) => write!(f, "kaslr.align={v}: expected 4K, 64K or 2M"),
             WindowError::AlignBelowPage(v) => write!(
                 f,
@@ -145,7 +148,7 @@ pub fn window_from_args<'a>(
             parse_u64(e).ok_or(WindowError::Syntax(text))?,
         );
         if s >= e {
-            return Err(WindowError::Syntax(text));
+            return Err(WindowError::Empty(s, e));
         }
         if s < KIMAGE_VADDR || e > KASLR_AREA_END {
             return Err(WindowError::OutsideArea(s, e));
@@ -322,8 +325,9 @@ mod tests {
             (
                 Some("0xffff900000000000-0xffff800000000000"),
                 None,
-                "expected 0xSTART-0xEND",
+                "0xffff900000000000-0xffff800000000000: the start must be below the end",
             ),
+            (Some("0x1-0x1"), None, "the start must be below the end"),
             (None, Some("3M"), "expected 4K, 64K or 2M"),
             (
                 Some("0xffff800080001000-0xffff800090000000"),
