@@ -110,6 +110,7 @@ fn peek_reads_or_reports_the_fault_and_the_shell_goes_on() {
         "peek 0x1000".to_string(),
         "peek 0xffff7fff00000000 8".to_string(),
         format!("peek {:#x} 32", mmio + 0xfe0),
+        format!("peek {:#x} 32 force", mmio + 0xfe0),
         "help".to_string(),
     ];
     let cmds: Vec<&str> = peeks.iter().map(String::as_str).collect();
@@ -139,7 +140,12 @@ fn peek_reads_or_reports_the_fault_and_the_shell_goes_on() {
         "{}",
         answers[3]
     );
-    // PL011 UARTPeriphID0 reads 0x11 (ARM PL011 TRM).
+    // Device memory only when asked twice; then PL011 UARTPeriphID0 reads
+    // 0x11 (ARM PL011 TRM).
+    assert!(
+        out.contains(&format!("error: {:#x} is device memory", mmio + 0xfe0)),
+        "{out}"
+    );
     assert_eq!(answers[4], format!("{:#x}: 0x11 (32-bit)", mmio + 0xfe0));
     assert!(out.contains("commands:"), "the shell still answers");
 }

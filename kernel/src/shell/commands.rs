@@ -155,18 +155,27 @@ fn help_command(name: &str) {
     }
 }
 
+/// Where `help` starts each command's description.
+const USAGE_WIDTH: usize = 20;
+
 fn help() {
     println!("commands:");
     for (name, args, what) in COMMANDS {
-        let width = name.len() + if args.is_empty() { 0 } else { args.len() + 1 };
-        crate::print!("  {name}");
-        if !args.is_empty() {
-            crate::print!(" {args}");
+        let usage = match *args {
+            "" => alloc::string::String::from(*name),
+            args => alloc::format!("{name} {args}"),
+        };
+        if usage.len() <= USAGE_WIDTH {
+            println!("  {usage:<USAGE_WIDTH$} {what}");
+        } else {
+            // Too wide for the column: the description goes under it, so
+            // every description still starts in the same column.
+            println!("  {usage}");
+            println!("  {:USAGE_WIDTH$} {what}", "");
         }
-        println!("{:pad$} {what}", "", pad = 20usize.saturating_sub(width));
     }
     for (name, module) in insmod::commands() {
-        println!("  {name:<20} (from module {module})");
+        println!("  {name:<USAGE_WIDTH$} (from module {module})");
     }
     println!("numbers are hex with 0x, or decimal. Ctrl-A X leaves QEMU.");
 }

@@ -84,7 +84,7 @@ pub const EXAMINE_MAX: u64 = 1024;
 
 const DTB_USAGE: &str = "dtb [PATH] (a path from the root, e.g. dtb /chosen or dtb /memory)";
 
-const X_USAGE: &str = "x VA [COUNT] [8|16|32|64] [force] (e.g. x 0xffff000000000000 16 32)";
+const X_USAGE: &str = "x VA [COUNT: 1-1024] [8|16|32|64] [force] (e.g. x 0xffff000000000000 16 32)";
 const PEEK_USAGE: &str = "peek VA [8|16|32|64] [force] (e.g. peek 0xffff000000000000)";
 
 /// What `ptdump` shows.
@@ -395,10 +395,12 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
             _ => Err(ParseError::Usage("ptdump [linear|image|modules|all]")),
         },
         "sym" => match (arg, extra) {
-            (Some(word), false) => Ok(Command::Sym(match parse_u64(word) {
-                Some(addr) => Symbol::At(addr),
-                None => Symbol::Named(word),
-            })),
+            (Some(word), false) => match parse_u64(word) {
+                Some(addr) => Ok(Command::Sym(Symbol::At(addr))),
+                // No symbol's name starts with a digit: this was a number.
+                None if word.starts_with(|c: char| c.is_ascii_digit()) => Err(ParseError::BadNumber(word)),
+                None => Ok(Command::Sym(Symbol::Named(word))),
+            },
             _ => Err(ParseError::Usage(
                 "sym ADDR|NAME (e.g. sym kernel::shell::commands::run)",
             )),
@@ -541,6 +543,14 @@ mod tests {
                     "sym ADDR|NAME (e.g. sym kernel::shell::commands::run)",
                 )),
             ),
+            (
+                "sym 18446744073709551616",
+                Err(ParseError::BadNumber("18446744073709551616")),
+            ),
+            (
+                "sym 0xfffffffffffffffff",
+                Err(ParseError::BadNumber("0xfffffffffffffffff")),
+            ),
             ("lsmod -v", Ok(Command::Lsmod(true))),
             ("ptdump", Ok(Command::Ptdump(Part::All))),
             (
@@ -589,6 +599,7 @@ mod tests {
             assert_eq!(parse(line), *expected, "{line:?}");
         }
         assert!(ParseError::Unknown("x").to_string().contains("help"));
+        assert!(X_USAGE.contains(&format!("COUNT: 1-{EXAMINE_MAX}")), "{X_USAGE}");
     }
 
     #[test]
