@@ -68,6 +68,33 @@ pub struct Examine {
     pub force: bool,
 }
 
+/// `VA [COUNT] [WIDTH] [force]` after the command's name in `line`: `x`'s
+/// arguments, or with `takes_count` false `peek`'s, which reads one value.
+fn examine<'a>(line: &'a str, usage: &'static str, takes_count: bool) -> Result<Examine, ParseError<'a>> {
+    let mut words = line.split_ascii_whitespace().skip(1).peekable();
+    let usage = ParseError::Usage(usage);
+    let va = words.next().ok_or(usage)?;
+    let mut x = Examine {
+        va: parse_u64(va).ok_or(ParseError::BadNumber(va))?,
+        count: if takes_count { 8 } else { 1 },
+        width: 64,
+        force: false,
+    };
+    if takes_count && let Some(count) = words.next_if(|w| *w != "force") {
+        x.count = parse_u64(count)
+            .filter(|n| (1..=EXAMINE_MAX).contains(n))
+            .ok_or(usage)?;
+    }
+    if let Some(width) = words.next_if(|w| *w != "force") {
+        x.width = parse_width(width).ok_or(usage)?;
+    }
+    x.force = words.next_if(|w| *w == "force").is_some();
+    if words.next().is_some() {
+        return Err(usage);
+    }
+    Ok(x)
+}
+
 /// A value's width in bits, as `peek` and `x` take it.
 fn parse_width(word: &str) -> Option<u8> {
     match word {
@@ -411,51 +438,8 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         },
         "test" if !extra => Ok(Command::Test(arg)),
         "test" => Err(ParseError::Usage("test [FILTER]")),
-        "peek" => {
-            let mut words = line.split_ascii_whitespace().skip(1).peekable();
-            let usage = ParseError::Usage(PEEK_USAGE);
-            let va = words.next().ok_or(usage)?;
-            let va = parse_u64(va).ok_or(ParseError::BadNumber(va))?;
-            let mut x = Examine {
-                va,
-                count: 1,
-                width: 64,
-                force: false,
-            };
-            if let Some(width) = words.next_if(|w| *w != "force") {
-                x.width = parse_width(width).ok_or(usage)?;
-            }
-            x.force = words.next_if(|w| *w == "force").is_some();
-            if words.next().is_some() {
-                return Err(usage);
-            }
-            Ok(Command::Peek(x))
-        }
-        "x" => {
-            let mut words = line.split_ascii_whitespace().skip(1).peekable();
-            let usage = ParseError::Usage(X_USAGE);
-            let va = words.next().ok_or(usage)?;
-            let va = parse_u64(va).ok_or(ParseError::BadNumber(va))?;
-            let mut x = Examine {
-                va,
-                count: 8,
-                width: 64,
-                force: false,
-            };
-            if let Some(count) = words.next_if(|w| *w != "force") {
-                x.count = parse_u64(count)
-                    .filter(|n| (1..=EXAMINE_MAX).contains(n))
-                    .ok_or(usage)?;
-            }
-            if let Some(width) = words.next_if(|w| *w != "force") {
-                x.width = parse_width(width).ok_or(usage)?;
-            }
-            x.force = words.next_if(|w| *w == "force").is_some();
-            if words.next().is_some() {
-                return Err(usage);
-            }
-            Ok(Command::Examine(x))
-        }
+        "peek" => examine(line, PEEK_USAGE, false).map(Command::Peek),
+        "x" => examine(line, X_USAGE, true).map(Command::Examine),
         "crash" => match (arg, extra) {
             (Some(kind), false) => CRASH_KINDS
                 .iter()
