@@ -1,7 +1,8 @@
 //! The shell's line editor: bytes from the terminal in, what to echo out,
 //! one line at a time. Printable ASCII only, so the parser only ever sees
 //! UTF-8. Up and Down walk the history; Tab completes command names and the
-//! arguments named in `help` (see `complete`).
+//! arguments named in `help` (see `complete`); Ctrl-U and Ctrl-W cut the
+//! line and the word before the cursor, as in a shell.
 //!
 //! Not `noline`: its editor starts every line by asking the terminal where
 //! the cursor is (`ESC [6n`) and waits for the answer, which a script piping
@@ -140,6 +141,12 @@ impl LineEditor {
                 Echo::Erase
             }
             0x08 | 0x7f => Echo::None,
+            // Ctrl-U: the whole line; Ctrl-W: the word before the cursor.
+            0x15 => self.cut_to(0),
+            0x17 => {
+                let text = self.text();
+                self.cut_to(text.trim_end_matches(' ').trim_end_matches(|c| c != ' ').len())
+            }
             // Printable ASCII only: other control bytes and non-UTF-8 input
             // never reach the parser.
             0x20..=0x7e if self.line.push(&[byte]) => Echo::Byte(byte),
@@ -221,6 +228,20 @@ impl LineEditor {
             None => (self.draft, self.draft_overflowed),
         };
         Echo::Rewrite { erase, from: 0 }
+    }
+
+    /// Cuts the line back to its first `len` bytes. An emptied line is a
+    /// fresh one, overflowed or not before.
+    fn cut_to(&mut self, len: usize) -> Echo {
+        let erase = self.line.len - len;
+        if erase == 0 {
+            return Echo::Bell;
+        }
+        self.line.len = len;
+        if len == 0 {
+            self.overflowed = false;
+        }
+        Echo::Rewrite { erase, from: len }
     }
 
     fn complete(&mut self) -> Echo {
@@ -405,6 +426,20 @@ mod tests {
         type_on_screen(&mut ed, &long);
         assert_eq!(ed.feed(b'\t'), Echo::Bell, "`lk ` does not fit");
         assert_eq!(ed.text().len(), LINE_MAX - 1);
+    }
+
+    #[test]
+    fn ctrl_u_cuts_the_line_and_ctrl_w_the_last_word() {
+        let mut ed = LineEditor::new();
+        assert_eq!(
+            type_on_screen(&mut ed, b"frob nicate\x15walk 0x1  \x17\x17help walk\r"),
+            ["help walk"]
+        );
+        assert_eq!(ed.feed(0x17), Echo::Bell, "nothing to cut");
+        assert_eq!(type_on_screen(&mut ed, b"x 0 \x17\x17\x17mem\r"), ["mem"]);
+        // A line cut to nothing is fresh again, even after overflowing.
+        let overlong = [vec![b'a'; LINE_MAX + 1], b"\x15mem\r".to_vec()].concat();
+        assert_eq!(type_bytes(&overlong).0, ["mem"]);
     }
 
     #[test]
