@@ -104,8 +104,8 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
         }
         let wall = |boots: &[TimedBoot]| bench::spread(&boots.iter().map(|b| b.wall).collect::<Vec<_>>());
         let cpu = |boots: &[TimedBoot]| bench::CpuTime {
-            user: bench::spread(&boots.iter().map(|b| b.cpu.0).collect::<Vec<_>>()).median,
-            system: bench::spread(&boots.iter().map(|b| b.cpu.1).collect::<Vec<_>>()).median,
+            user: bench::spread(&boots.iter().map(|b| b.user).collect::<Vec<_>>()).median,
+            system: bench::spread(&boots.iter().map(|b| b.system).collect::<Vec<_>>()).median,
         };
         results.wall = Some((wall(&null_boots), wall(&kernel_boots), pairs));
         results.cpu = Some((cpu(&null_boots), cpu(&kernel_boots)));
@@ -231,11 +231,12 @@ fn phases_in(out: &str, unit: &str) -> Result<splitmap::bench::Phases, String> {
 /// tens of milliseconds).
 const TIMED_BOOT_LIMIT: Duration = Duration::from_secs(60);
 
-/// One boot for the wall clock: how long it took, the CPU time QEMU used
-/// (user, system), and what it printed.
+/// One boot for the wall clock: how long it took, the CPU time QEMU used,
+/// and what it printed.
 struct TimedBoot {
     wall: Duration,
-    cpu: (Duration, Duration),
+    user: Duration,
+    system: Duration,
     printed: String,
 }
 
@@ -260,8 +261,14 @@ fn timed_boot(args: &[String], out: &std::path::Path) -> Result<TimedBoot, Strin
     let exited = watchdog::wait_for_exit(child.id());
     let wall = start.elapsed();
     let hung = watchdog.stop();
-    let (status, cpu) = watchdog::reap_with_cpu_time(child.id()).map_err(|e| format!("{}: {e}", qemu::QEMU))?;
-    exited.map_err(|e| format!("waiting for {}: {e}", qemu::QEMU))?;
+    if let Err(e) = exited {
+        // Still our unreaped child, so the signal reaches QEMU and no other.
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("waiting for {}: {e}", qemu::QEMU));
+    }
+    let (status, (user, system)) =
+        watchdog::reap_with_cpu_time(child.id()).map_err(|e| format!("{}: {e}", qemu::QEMU))?;
     typed
         .transpose()
         .map_err(|e| format!("cannot type into {}: {e}", qemu::QEMU))?;
@@ -276,7 +283,12 @@ fn timed_boot(args: &[String], out: &std::path::Path) -> Result<TimedBoot, Strin
     if !status.success() {
         return Err(format!("{} exited with {status}:\n{printed}", qemu::QEMU));
     }
-    Ok(TimedBoot { wall, cpu, printed })
+    Ok(TimedBoot {
+        wall,
+        user,
+        system,
+        printed,
+    })
 }
 
 /// QEMU's arguments for `run` with `image` in place of the kernel's Image.

@@ -73,7 +73,7 @@ pub fn reap_with_cpu_time(pid: u32) -> std::io::Result<(std::process::ExitStatus
     loop {
         // SAFETY: a plain system call, given valid pointers.
         let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
-        if r == pid as libc::pid_t {
+        if r != -1 {
             break;
         }
         let e = std::io::Error::last_os_error();
@@ -81,7 +81,7 @@ pub fn reap_with_cpu_time(pid: u32) -> std::io::Result<(std::process::ExitStatus
             return Err(e);
         }
     }
-    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let time = |t: libc::timeval| Duration::from_micros(t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64);
     Ok((
         std::process::ExitStatus::from_raw(status),
         (time(usage.ru_utime), time(usage.ru_stime)),

@@ -27,6 +27,11 @@ fn crash_kinds_are_decoded_and_halt() {
         let run = splitmap(&["run", "--timeout", "60", "--cmd", &cmd, "--cmd", "help"]);
         assert!(!run.success, "{kind}: the run must fail");
         assert!(run.stderr.contains("splitmap: kernel panic"), "{kind}: {}", run.stderr);
+        assert!(
+            run.stdout.lines().any(|l| l == format!("crash: {kind}, on purpose")),
+            "{kind}: the kind as typed:\n{}",
+            run.stdout
+        );
         let exception = run
             .stdout
             .lines()

@@ -270,6 +270,10 @@ fn early_code_breaks_at_its_physical_address_then_at_its_link_address() {
 /// 64 KiB kernel they agree with the kernel's `walk`, level by level.
 #[test]
 fn the_walk_in_gdb_follows_the_granule() {
+    // Built first, so that building the 64K kernel (on first use, minutes
+    // on a slow machine) does not count against QEMU's time to listen.
+    let built = splitmap(&["build", "--granule", "64k"]);
+    assert!(built.success, "{}", built.stderr);
     let port = free_port();
     let vas = ["0xffff000000001234", "0xffff800080001000", "0xfffffffffe400000"];
     let mut options = vec!["--granule", "64k", "--nokaslr"];

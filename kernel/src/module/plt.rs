@@ -114,11 +114,7 @@ impl Plt {
     pub fn veneer_to(&mut self, image: &mut [u8], base: u64, target: u64) -> Result<u64, String> {
         let slot = match self.written.get(&target) {
             Some(&slot) => slot,
-            None if self.written.len() < self.slots => {
-                let slot = self.written.len();
-                self.written.insert(target, slot);
-                slot
-            }
+            None if self.written.len() < self.slots => self.written.len(),
             None => return Err("more PLT slots needed than counted".into()),
         };
         let at = self.at + slot as u64 * VENEER_SIZE;
@@ -128,6 +124,8 @@ impl Plt {
             let at = at as usize + 4 * i;
             image[at..at + 4].copy_from_slice(&insn.to_le_bytes());
         }
+        // Taken only once written: a target out of reach takes no slot.
+        self.written.insert(target, slot);
         Ok(base.wrapping_add(at))
     }
 }

@@ -298,13 +298,13 @@ fn bootargs() {
     for issue in info.arg_issues() {
         println!("warning: {issue}");
     }
+    if info.arg_issues_dropped() > 0 {
+        println!("warning: {} more problems not shown", info.arg_issues_dropped());
+    }
     // The KASLR window's arguments are checked against the layout, not by
     // the parser: their problem is the decision's.
     if let Some(e) = relocate::get().0.window_error() {
         println!("warning: {e}");
-    }
-    if info.arg_issues_dropped() > 0 {
-        println!("warning: {} more problems not shown", info.arg_issues_dropped());
     }
 }
 

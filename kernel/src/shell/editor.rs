@@ -138,6 +138,8 @@ impl LineEditor {
             }
             0x08 | 0x7f if self.line.len > 0 => {
                 self.line.len -= 1;
+                // Nothing typed is left: the line is a fresh one.
+                self.overflowed &= self.line.len > 0;
                 Echo::Erase
             }
             0x08 | 0x7f => Echo::None,
@@ -234,12 +236,10 @@ impl LineEditor {
     /// fresh one, overflowed or not before.
     fn cut_to(&mut self, len: usize) -> Echo {
         let erase = self.line.len - len;
+        self.line.len = len;
+        self.overflowed &= len > 0;
         if erase == 0 {
             return Echo::Bell;
-        }
-        self.line.len = len;
-        if len == 0 {
-            self.overflowed = false;
         }
         Echo::Rewrite { erase, from: len }
     }
@@ -440,6 +440,10 @@ mod tests {
         // A line cut to nothing is fresh again, even after overflowing.
         let overlong = [vec![b'a'; LINE_MAX + 1], b"\x15mem\r".to_vec()].concat();
         assert_eq!(type_bytes(&overlong).0, ["mem"]);
+        let erased = [vec![b'a'; LINE_MAX + 1], vec![0x7f; LINE_MAX], b"\x15mem\r".to_vec()].concat();
+        assert_eq!(type_bytes(&erased).0, ["mem"], "backspaced to nothing, then Ctrl-U");
+        let erased = [vec![b'a'; LINE_MAX + 1], vec![0x7f; LINE_MAX], b"mem\r".to_vec()].concat();
+        assert_eq!(type_bytes(&erased).0, ["mem"], "backspaced to nothing");
     }
 
     #[test]

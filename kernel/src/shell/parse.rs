@@ -111,8 +111,8 @@ pub const EXAMINE_MAX: u64 = 1024;
 
 const DTB_USAGE: &str = "dtb [PATH] (a path from the root, e.g. dtb /chosen or dtb /memory)";
 
-const X_USAGE: &str = "x VA [COUNT: 1-1024] [8|16|32|64] [force] (e.g. x 0xffff000000000000 16 32)";
-const PEEK_USAGE: &str = "peek VA [8|16|32|64] [force] (e.g. peek 0xffff000000000000)";
+const X_USAGE: &str = "x VA [COUNT] [WIDTH] [force] (COUNT 1-1024, WIDTH 8|16|32|64; e.g. x 0xfffffffffe000000 16 8)";
+const PEEK_USAGE: &str = "peek VA [WIDTH] [force] (WIDTH 8|16|32|64; e.g. peek 0xfffffffffe000000 32)";
 
 /// What `ptdump` shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,8 +231,8 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     (
         "peek",
-        "VA [8|16|32|64] [force]",
-        "read memory (device memory only with force); a fault is reported, not fatal",
+        "VA [WIDTH] [force]",
+        "read one value of WIDTH bits (8, 16, 32 or 64; 64 by default); a fault is reported, not fatal; device memory only with force",
     ),
     ("modules", "", "the modules in the initrd"),
     (
@@ -273,7 +273,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "x",
         "VA [COUNT] [WIDTH] [force]",
-        "hexdump COUNT values of WIDTH bits (8 of 64 by default); a fault is reported; device memory only with force",
+        "hexdump COUNT values of WIDTH bits (8 of 64 by default; COUNT up to 1024); a fault is reported; device memory only with force",
     ),
     (
         "ptdump",
@@ -583,7 +583,7 @@ mod tests {
             assert_eq!(parse(line), *expected, "{line:?}");
         }
         assert!(ParseError::Unknown("x").to_string().contains("help"));
-        assert!(X_USAGE.contains(&format!("COUNT: 1-{EXAMINE_MAX}")), "{X_USAGE}");
+        assert!(X_USAGE.contains(&format!("COUNT 1-{EXAMINE_MAX}")), "{X_USAGE}");
     }
 
     #[test]
