@@ -1,6 +1,7 @@
 //! The kernel command line (`/chosen/bootargs`): `key=value` and bare flags,
 //! separated by spaces. Unknown keys are reported, not fatal; a malformed value
-//! is rejected with its key named and the default kept.
+//! is rejected with its key named and ignored (what the key held before stays:
+//! the default, or an earlier word's value).
 
 use core::fmt;
 
@@ -73,7 +74,7 @@ impl fmt::Display for BootArgs<'_> {
 pub enum BootArgIssue<'a> {
     /// A key we do not know (ignored).
     Unknown(&'a str),
-    /// A known key with a value we cannot use (default kept).
+    /// A known key with a value we cannot use (ignored).
     BadValue {
         /// The key.
         key: &'a str,
@@ -109,7 +110,7 @@ impl fmt::Display for BootArgIssue<'_> {
             BootArgIssue::BadValue { key, value } => {
                 write!(
                     f,
-                    "boot argument {key}={value} rejected: expected {}; default kept",
+                    "boot argument {key}={value} rejected: expected {}; ignored",
                     expected(key)
                 )
             }
@@ -202,7 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn problems_are_named_and_defaults_kept() {
+    fn problems_are_named_and_the_values_ignored() {
         let (args, issues) = run("loglevel=loud frob nokaslr=1 kaslr.align=2M");
         assert_eq!(args.loglevel, LevelFilter::Info);
         assert!(!args.nokaslr);
@@ -223,6 +224,9 @@ mod tests {
         assert_eq!(args.kaslr_align, Some("4K"));
         let (args, issues) = run("kaslr.seed=zz");
         assert_eq!((args.kaslr_seed, issues.len()), (None, 1));
+        let (args, issues) = run("kaslr.seed=0x5 kaslr.seed=zz");
+        assert_eq!(args.kaslr_seed, Some(0x5), "an earlier value stays");
+        assert!(issues[0].ends_with("; ignored"), "not 'default kept': {issues:?}");
         let (args, issues) = run("kaslr.seed=0");
         assert_eq!(args.kaslr_seed, None, "zero is no seed");
         assert!(issues[0].contains("0 means no seed"), "{issues:?}");
@@ -257,7 +261,7 @@ mod tests {
             assert_eq!(
                 issues,
                 [format!(
-                    "boot argument {key}= rejected: expected {}; default kept",
+                    "boot argument {key}= rejected: expected {}; ignored",
                     expected(key)
                 )]
             );
