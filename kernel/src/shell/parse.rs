@@ -386,7 +386,8 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "phases" => no_args(Command::Phases, "phases"),
         "dtb" => match (arg, extra) {
             (None, _) => Ok(Command::Dtb("/")),
-            (Some(path), false) if path.starts_with('/') => Ok(Command::Dtb(path)),
+            // No empty node names: `//` is a typo, not the root again.
+            (Some(path), false) if path.starts_with('/') && !path.contains("//") => Ok(Command::Dtb(path)),
             _ => Err(ParseError::Usage(DTB_USAGE)),
         },
         "modules" => no_args(Command::Modules, "modules"),
@@ -536,6 +537,10 @@ mod tests {
                 Err(ParseError::BadNumber("0xfffffffffffffffff")),
             ),
             ("lsmod -v", Ok(Command::Lsmod(true))),
+            ("dtb /psci", Ok(Command::Dtb("/psci"))),
+            ("dtb //", Err(ParseError::Usage(DTB_USAGE))),
+            ("dtb /psci//", Err(ParseError::Usage(DTB_USAGE))),
+            ("dtb psci", Err(ParseError::Usage(DTB_USAGE))),
             ("ptdump", Ok(Command::Ptdump(Part::All))),
             (
                 "x 0x10",
