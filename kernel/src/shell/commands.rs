@@ -35,12 +35,17 @@ pub fn run() -> ! {
             Echo::Byte(b) => console::put_bytes(&[b]),
             Echo::Erase => console::put_bytes(b"\x08 \x08"),
             Echo::Bell => console::put_bytes(b"\x07"),
-            Echo::Rewrite { erase, from } => {
+            Echo::Left => console::put_bytes(b"\x08"),
+            Echo::Right => console::put_bytes(b"\x1b[C"),
+            Echo::Rewrite { erase, from, back } => {
                 for _ in 0..erase {
                     console::put_bytes(b"\x08");
                 }
                 // ESC [K: erase to the end of the line, where the old text was.
                 crate::print!("\x1b[K{}", &editor.text()[from..]);
+                for _ in 0..back {
+                    console::put_bytes(b"\x08");
+                }
             }
             Echo::Choices => {
                 println!();

@@ -1,8 +1,9 @@
 //! The shell's line editor: bytes from the terminal in, what to echo out,
 //! one line at a time. Printable ASCII only, so the parser only ever sees
-//! UTF-8. Up and Down walk the history; Tab completes command names and the
-//! arguments named in `help` (see `complete`); Ctrl-U and Ctrl-W cut the
-//! line and the word before the cursor, as in a shell.
+//! UTF-8. Left and Right move the cursor; Up and Down walk the history; Tab
+//! completes command names and the arguments named in `help` (see
+//! `complete`); Ctrl-U and Ctrl-W cut what is before the cursor and the word
+//! before it, as in a shell.
 //!
 //! Not `noline`: its editor starts every line by asking the terminal where
 //! the cursor is (`ESC [6n`) and waits for the answer, which a script piping
@@ -22,17 +23,26 @@ pub const HISTORY_MAX: usize = 16;
 pub enum Echo {
     /// Nothing.
     None,
-    /// This byte.
+    /// This byte, typed at the end of the line.
     Byte(u8),
-    /// Erase the character left of the cursor ("\x08 \x08").
+    /// Erase the character left of the cursor, at the end of the line
+    /// ("\x08 \x08").
     Erase,
+    /// Move the cursor one place left ("\x08") or right (`ESC [C`).
+    Left,
+    Right,
     /// The line is full or the byte is not allowed: ring the bell.
     Bell,
     /// The line is complete: print a newline, then run [`LineEditor::take_line`].
     Enter,
-    /// The line changed beyond the cursor's reach: erase `erase` characters
-    /// left of the cursor, then print [`LineEditor::text`] from byte `from`.
-    Rewrite { erase: usize, from: usize },
+    /// The line changed beyond the cursor's reach: move left `erase`
+    /// places, erase to the end of the line, print [`LineEditor::text`] from
+    /// byte `from` (where the cursor then is), and move left `back` places.
+    Rewrite {
+        erase: usize,
+        from: usize,
+        back: usize,
+    },
     /// Tab found several words: print [`LineEditor::choices`] on a line of
     /// their own, then the prompt and the line again.
     Choices,
@@ -41,6 +51,8 @@ pub enum Echo {
 /// A line being typed, and the lines typed before.
 pub struct LineEditor {
     line: LineBuf,
+    /// Where the next byte goes: `0..=line.len`.
+    cursor: usize,
     /// The previous byte was CR, so an LF right after it is the same Enter.
     after_cr: bool,
     /// More was typed than the buffer holds: the line is refused at Enter.
@@ -91,6 +103,7 @@ impl LineEditor {
     pub const fn new() -> Self {
         LineEditor {
             line: LineBuf::EMPTY,
+            cursor: 0,
             after_cr: false,
             overflowed: false,
             escape: Escape::None,
@@ -119,6 +132,14 @@ impl LineEditor {
                 self.escape = Escape::None;
                 return self.newer();
             }
+            (Escape::Sequence, b'C') => {
+                self.escape = Escape::None;
+                return self.right();
+            }
+            (Escape::Sequence, b'D') => {
+                self.escape = Escape::None;
+                return self.left();
+            }
             (Escape::Sequence, 0x40..=0x7e) | (Escape::Started, 0x40..=0x7e) => {
                 self.escape = Escape::None;
                 return Echo::None;
@@ -136,22 +157,27 @@ impl LineEditor {
                 self.escape = Escape::Started;
                 Echo::None
             }
-            0x08 | 0x7f if self.line.len > 0 => {
-                self.line.len -= 1;
-                // Nothing typed is left: the line is a fresh one.
-                self.overflowed &= self.line.len > 0;
-                Echo::Erase
-            }
-            0x08 | 0x7f => Echo::None,
-            // Ctrl-U: the whole line; Ctrl-W: the word before the cursor.
-            0x15 => self.cut_to(0),
+            0x08 | 0x7f if self.cursor == 0 => Echo::None,
+            0x08 | 0x7f => self.cut(self.cursor - 1),
+            // Ctrl-U: all before the cursor; Ctrl-W: the word before it.
+            0x15 => self.cut(0),
             0x17 => {
-                let text = self.text();
-                self.cut_to(text.trim_end_matches(' ').trim_end_matches(|c| c != ' ').len())
+                let before = &self.text()[..self.cursor];
+                self.cut(before.trim_end_matches(' ').trim_end_matches(|c| c != ' ').len())
             }
             // Printable ASCII only: other control bytes and non-UTF-8 input
             // never reach the parser.
-            0x20..=0x7e if self.line.push(&[byte]) => Echo::Byte(byte),
+            0x20..=0x7e if self.line.insert(self.cursor, byte) => {
+                self.cursor += 1;
+                match self.line.len - self.cursor {
+                    0 => Echo::Byte(byte),
+                    back => Echo::Rewrite {
+                        erase: 0,
+                        from: self.cursor - 1,
+                        back,
+                    },
+                }
+            }
             0x20..=0x7e => {
                 self.overflowed = true;
                 Echo::Bell
@@ -177,6 +203,7 @@ impl LineEditor {
     /// [`LineTooLong`]: running what fits would run a different command.
     pub fn take_line(&mut self) -> Result<LineBuf, LineTooLong> {
         let line = core::mem::replace(&mut self.line, LineBuf::EMPTY);
+        self.cursor = 0;
         self.escape = Escape::None;
         self.shown = None;
         if core::mem::take(&mut self.overflowed) {
@@ -223,28 +250,55 @@ impl LineEditor {
     }
 
     fn show(&mut self, shown: Option<usize>) -> Echo {
-        let erase = self.line.len;
+        let erase = self.cursor;
         self.shown = shown;
         (self.line, self.overflowed) = match shown {
             Some(i) => (self.history[self.kept - 1 - i], false),
             None => (self.draft, self.draft_overflowed),
         };
-        Echo::Rewrite { erase, from: 0 }
+        self.cursor = self.line.len;
+        Echo::Rewrite {
+            erase,
+            from: 0,
+            back: 0,
+        }
     }
 
-    /// Cuts the line back to its first `len` bytes. An emptied line is a
-    /// fresh one, overflowed or not before.
-    fn cut_to(&mut self, len: usize) -> Echo {
-        let erase = self.line.len - len;
-        self.line.len = len;
-        self.overflowed &= len > 0;
-        if erase == 0 {
+    fn left(&mut self) -> Echo {
+        if self.cursor == 0 {
             return Echo::Bell;
         }
-        Echo::Rewrite { erase, from: len }
+        self.cursor -= 1;
+        Echo::Left
+    }
+
+    fn right(&mut self) -> Echo {
+        if self.cursor == self.line.len {
+            return Echo::Bell;
+        }
+        self.cursor += 1;
+        Echo::Right
+    }
+
+    /// Cuts the line from byte `from` to the cursor. An emptied line is a
+    /// fresh one, overflowed or not before.
+    fn cut(&mut self, from: usize) -> Echo {
+        let erase = self.cursor - from;
+        self.line.remove(from..self.cursor);
+        self.cursor = from;
+        self.overflowed &= self.line.len > 0;
+        match (erase, self.line.len - from) {
+            (0, _) => Echo::Bell,
+            (1, 0) => Echo::Erase,
+            (erase, back) => Echo::Rewrite { erase, from, back },
+        }
     }
 
     fn complete(&mut self) -> Echo {
+        // Only a word being typed at the end of the line is completed.
+        if self.cursor != self.line.len {
+            return Echo::Bell;
+        }
         let from = self.line.len;
         match complete::complete(self.text()) {
             Completion::Nothing => Echo::Bell,
@@ -252,7 +306,12 @@ impl LineEditor {
             Completion::Extend { text, word_done } => {
                 let space: &[u8] = if word_done { b" " } else { b"" };
                 if self.line.push(text.as_bytes()) && self.line.push(space) {
-                    Echo::Rewrite { erase: 0, from }
+                    self.cursor = self.line.len;
+                    Echo::Rewrite {
+                        erase: 0,
+                        from,
+                        back: 0,
+                    }
                 } else {
                     self.line.len = from;
                     Echo::Bell
@@ -288,6 +347,23 @@ impl LineBuf {
         room.copy_from_slice(bytes);
         self.len += bytes.len();
         true
+    }
+
+    /// Puts `byte` in at `at` (at most `len`), if it fits; whether it did.
+    fn insert(&mut self, at: usize, byte: u8) -> bool {
+        if self.len == LINE_MAX {
+            return false;
+        }
+        self.buf.copy_within(at..self.len, at + 1);
+        self.buf[at] = byte;
+        self.len += 1;
+        true
+    }
+
+    /// Takes the bytes in `range` out.
+    fn remove(&mut self, range: core::ops::Range<usize>) {
+        self.buf.copy_within(range.end..self.len, range.start);
+        self.len -= range.len();
     }
 }
 
@@ -335,42 +411,112 @@ mod tests {
         }
     }
 
-    /// What a terminal shows of the line after `echo`, given the line before.
-    fn screen_after(screen: &mut String, echo: Echo, ed: &LineEditor) {
-        match echo {
-            Echo::Byte(b) => screen.push(b as char),
-            Echo::Erase => {
-                screen.pop();
+    /// A terminal's line after the prompt: what it shows, and where its
+    /// cursor is. Printing overwrites and moves right, as on a terminal.
+    #[derive(Default)]
+    struct Screen {
+        text: Vec<u8>,
+        at: usize,
+    }
+
+    impl Screen {
+        fn print(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                match self.text.get_mut(self.at) {
+                    Some(cell) => *cell = b,
+                    None => self.text.push(b),
+                }
+                self.at += 1;
             }
-            Echo::Rewrite { erase, from } => {
-                screen.truncate(screen.len() - erase);
-                screen.push_str(&ed.text()[from..]);
+        }
+
+        /// Shows `echo` as the shell's loop prints it (commands.rs, `run`).
+        fn show(&mut self, echo: Echo, ed: &LineEditor) {
+            match echo {
+                Echo::Byte(b) => self.print(&[b]),
+                // "\x08 \x08" at the end of the line: the blank is nothing.
+                Echo::Erase => {
+                    self.at -= 1;
+                    self.text.truncate(self.at);
+                }
+                Echo::Left => self.at -= 1,
+                Echo::Right => self.at += 1,
+                Echo::Rewrite { erase, from, back } => {
+                    self.at -= erase;
+                    assert_eq!(self.at, from, "the rewrite starts where the cursor is");
+                    self.text.truncate(self.at); // ESC [K
+                    self.print(&ed.text().as_bytes()[from..]);
+                    self.at -= back;
+                }
+                // The prompt and the whole line are printed again.
+                Echo::Choices => {
+                    *self = Screen::default();
+                    self.print(ed.text().as_bytes());
+                }
+                Echo::Enter => *self = Screen::default(),
+                Echo::None | Echo::Bell => {}
             }
-            // The prompt and the whole line are printed again.
-            Echo::Choices => *screen = ed.text().to_string(),
-            Echo::Enter => screen.clear(),
-            Echo::None | Echo::Bell => {}
         }
     }
 
     /// Types `bytes`; the lines run, and checks after each byte that the
-    /// terminal shows exactly the editor's line.
+    /// terminal shows exactly the editor's line, its cursor where the
+    /// editor's is.
     fn type_on_screen(ed: &mut LineEditor, bytes: &[u8]) -> Vec<String> {
-        let mut screen = ed.text().to_string();
+        let mut screen = Screen::default();
+        screen.print(ed.text().as_bytes());
+        screen.at = ed.cursor;
         let mut lines = Vec::new();
         for &b in bytes {
             let echo = ed.feed(b);
             if echo == Echo::Enter {
                 lines.push(ed.take_line().map(|l| l.as_str().to_string()).unwrap_or_default());
             }
-            screen_after(&mut screen, echo, ed);
-            assert_eq!(screen, ed.text(), "after {b:#x} in {bytes:?}");
+            screen.show(echo, ed);
+            assert_eq!(screen.text, ed.text().as_bytes(), "after {b:#x} in {bytes:?}");
+            assert_eq!(screen.at, ed.cursor, "after {b:#x} in {bytes:?}");
         }
         lines
     }
 
     const UP: &[u8] = b"\x1b[A";
     const DOWN: &[u8] = b"\x1b[B";
+    const RIGHT: &[u8] = b"\x1b[C";
+    const LEFT: &[u8] = b"\x1b[D";
+
+    #[test]
+    fn left_and_right_move_the_cursor_and_typing_goes_there() {
+        let mut ed = LineEditor::new();
+        let typed = [b"wlk 0x1".as_slice(), LEFT, LEFT, LEFT, LEFT, LEFT, LEFT, b"a\r"].concat();
+        assert_eq!(type_on_screen(&mut ed, &typed), ["walk 0x1"], "inserted");
+        let typed = [b"helpp walk".as_slice(), &LEFT.repeat(5), b"\x7f\r"].concat();
+        assert_eq!(
+            type_on_screen(&mut ed, &typed),
+            ["help walk"],
+            "deleted before the cursor"
+        );
+        let typed = [b"x 0 bogus".as_slice(), &LEFT.repeat(6), b"\x15mem", RIGHT, b"\r"].concat();
+        assert_eq!(
+            type_on_screen(&mut ed, &typed),
+            ["mem bogus"],
+            "Ctrl-U cuts only before it"
+        );
+        let typed = [b"walk 0x1 0x2".as_slice(), &LEFT.repeat(4), b"\x17\r"].concat();
+        assert_eq!(
+            type_on_screen(&mut ed, &typed),
+            ["walk  0x2"],
+            "Ctrl-W the word before it"
+        );
+        // At either end the cursor goes no further, and Tab completes only at the end.
+        let typed = [LEFT, b"me".as_slice(), RIGHT, LEFT, LEFT, b"\t", RIGHT, RIGHT, b"\t\r"].concat();
+        assert_eq!(type_on_screen(&mut ed, &typed), ["mem "]);
+        assert_eq!(ed.feed(LEFT[0]), Echo::None);
+        assert_eq!((ed.feed(LEFT[1]), ed.feed(LEFT[2])), (Echo::None, Echo::Bell));
+        // Up then Down brings the draft back with the cursor at its end.
+        let mut ed = LineEditor::new();
+        let typed = [b"mem\rwalk 0x".as_slice(), LEFT, LEFT, UP, DOWN, b"1\r"].concat();
+        assert_eq!(type_on_screen(&mut ed, &typed), ["mem", "walk 0x1"]);
+    }
 
     #[test]
     fn up_and_down_walk_the_history_and_come_back_to_the_draft() {
