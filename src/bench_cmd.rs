@@ -39,6 +39,9 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
         return Err(format!("--only {bad}: say one of {}", known.join(", ")));
     }
     let wanted = |table: &str| args.only.is_empty() || args.only.iter().any(|t| t == table);
+    if let Some(path) = &args.output {
+        splitmap::output::check_writable(path)?;
+    }
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let qemu_version = Command::new(qemu::QEMU)
@@ -200,13 +203,12 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
     let markdown = results.markdown();
     print!("{markdown}");
     match &args.output {
-        Some(path) => std::fs::write(path, &markdown).map_err(|e| format!("{}: {e}", path.display()))?,
+        Some(path) => splitmap::output::write_whole(path, &markdown)?,
         None => {
             let md = out_dir.join("bench.md");
             let json = out_dir.join("bench.json");
-            std::fs::write(&md, format!("Measured on {}.\n\n{markdown}", results.machine))
-                .map_err(|e| format!("{}: {e}", md.display()))?;
-            std::fs::write(&json, format!("{:#}\n", results.json())).map_err(|e| format!("{}: {e}", json.display()))?;
+            splitmap::output::write_whole(&md, format!("Measured on {}.\n\n{markdown}", results.machine))?;
+            splitmap::output::write_whole(&json, format!("{:#}\n", results.json()))?;
             println!("bench: {} and {}", md.display(), json.display());
         }
     }

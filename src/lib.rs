@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod kbuild;
 pub mod map;
+pub mod output;
 pub mod qemu;
 pub mod relacheck;
 pub mod session;

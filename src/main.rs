@@ -417,13 +417,20 @@ fn script_output(qemu_args: &[String], cmds: &[String], timeout: Duration) -> Re
 fn map(mut args: MapArgs) -> Result<String, String> {
     use splitmap::map::{self, draw, page, table};
 
-    let kind = args.output.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let kind = args
+        .output
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let kind = kind.as_str();
     if !["svg", "html", "md"].contains(&kind) {
         return Err(format!(
             "-o {}: say FILE.svg, FILE.html or FILE.md",
             args.output.display()
         ));
     }
+    splitmap::output::check_writable(&args.output)?;
     let user_cmds = args.run.cmds.clone();
     let transcript = match &args.from {
         Some(path) => std::fs::read_to_string(path).map_err(|e| format!("--from {}: {e}", path.display()))?,
@@ -466,7 +473,7 @@ fn map(mut args: MapArgs) -> Result<String, String> {
         "html" => page::html(&model, &title),
         _ => table::markdown(&model),
     };
-    std::fs::write(&args.output, text).map_err(|e| format!("{}: {e}", args.output.display()))?;
+    splitmap::output::write_whole(&args.output, text)?;
     Ok(format!(
         "map: {} regions, {} mappings, {} pieces of physical memory -> {}",
         model.regions.len(),
@@ -534,6 +541,7 @@ fn gdb(args: &GdbArgs) -> Result<ExitCode, String> {
 
 /// Writes the `.ko` files of `args.dir` into a cpio archive; their names.
 fn initrd(args: &InitrdArgs) -> Result<Vec<String>, String> {
+    splitmap::output::check_writable(&args.output)?;
     let dir = &args.dir;
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
@@ -552,8 +560,7 @@ fn initrd(args: &InitrdArgs) -> Result<Vec<String>, String> {
     }
     files.sort();
     let entries: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
-    std::fs::write(&args.output, splitmap::kbuild::cpio(&entries))
-        .map_err(|e| format!("{}: {e}", args.output.display()))?;
+    splitmap::output::write_whole(&args.output, splitmap::kbuild::cpio(&entries))?;
     Ok(files.into_iter().map(|(n, _)| n).collect())
 }
 
@@ -614,6 +621,7 @@ fn sweep(args: SweepArgs) -> Result<(), String> {
 
     use splitmap::sweep::{self as stats, Slots};
 
+    splitmap::output::check_writable(&args.svg)?;
     let artifacts = Artifacts::for_granule(&args.granule)?;
     let cpu = qemu::cpu_for(&args.granule);
     let image = std::fs::read(&artifacts.image).map_err(|e| format!("{}: {e}", artifacts.image.display()))?;
@@ -621,6 +629,19 @@ fn sweep(args: SweepArgs) -> Result<(), String> {
     // The same rules the kernel applies, so a window it would refuse is refused here.
     let window = kernel::kaslr::window::window_from_args(args.window.as_deref(), args.align.as_deref(), image_size)
         .map_err(|e| e.to_string())?;
+    // The host's copy of those rules knows 4 KiB pages; the swept kernel's
+    // may be larger, and it refuses placements finer than its pages.
+    let page = splitmap::bench::GRANULES
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(&args.granule))
+        .map_or(4096, |(_, g)| g.page_size());
+    if window.align < page {
+        return Err(format!(
+            "--align {}: finer than the {} kernel's pages",
+            args.align.as_deref().unwrap_or(""),
+            args.granule.to_ascii_uppercase()
+        ));
+    }
     let slots = Slots {
         first: window.start.next_multiple_of(window.align),
         align: window.align,
@@ -724,8 +745,7 @@ fn sweep(args: SweepArgs) -> Result<(), String> {
         summary.p_value,
         summary.verdict()
     );
-    std::fs::write(&args.svg, stats::svg(&summary, slots, window.start, window.end))
-        .map_err(|e| format!("{}: {e}", args.svg.display()))?;
+    splitmap::output::write_whole(&args.svg, stats::svg(&summary, slots, window.start, window.end))?;
     println!("svg: {}", args.svg.display());
     if summary.off_grid > 0 {
         return Err(format!(

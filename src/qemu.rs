@@ -55,9 +55,7 @@ impl Artifacts {
         let write = |name: &str, bytes: &[u8]| -> Result<PathBuf, String> {
             let path = dir.join(name);
             if std::fs::read(&path).ok().as_deref() != Some(bytes) {
-                let fresh = dir.join(format!("{name}.{}", std::process::id()));
-                std::fs::write(&fresh, bytes).map_err(|e| format!("{}: {e}", fresh.display()))?;
-                std::fs::rename(&fresh, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+                crate::output::write_whole(&path, bytes)?;
             }
             Ok(path)
         };

@@ -112,6 +112,14 @@ fn a_cpu_without_the_granule_and_a_misaligned_address_are_refused_by_name() {
         "{}",
         run.stderr
     );
+    // A sweep the kernel would answer with "KASLR off" on every boot.
+    let sweep = splitmap(&["sweep", "--granule", "64k", "--align", "4K", "--boots", "2"]);
+    assert!(
+        !sweep.success && sweep.stderr.contains("--align 4K: finer than the 64K kernel's pages"),
+        "{}",
+        sweep.stderr
+    );
+    assert!(sweep.stdout.is_empty(), "no boot: {}", sweep.stdout);
     let run = splitmap(&["run", "--granule", "8k", "--cmd", "poweroff"]);
     assert!(
         !run.success && run.stderr.contains("--granule 8k: say 4k, 16k or 64k"),

@@ -264,6 +264,24 @@ fn options_that_cannot_be_honoured_are_refused_before_qemu_starts() {
         assert!(run.stdout.is_empty(), "QEMU must not start:\n{}", run.stdout);
     }
 
+    // An output nowhere to be written is refused before the work for it.
+    let nowhere = "/nonexistent/splitmap/out";
+    let modules = env!("CARGO_TARGET_TMPDIR");
+    for args in [
+        &["map", "-o", &format!("{nowhere}.svg")][..],
+        &["sweep", "--boots", "1", "--svg", &format!("{nowhere}.svg")],
+        &["bench", "--only", "linear", "-o", &format!("{nowhere}.md")],
+        &["initrd", modules, "-o", &format!("{nowhere}.cpio")],
+    ] {
+        let run = splitmap(args);
+        assert!(
+            !run.success && run.stderr.contains("cannot write there"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{args:?}: nothing done:\n{}", run.stdout);
+    }
+
     // A sweep of no boots, or a histogram of one bin, has nothing to test;
     // with no boots running at once it would never end.
     for (option, value) in [("--boots", "0"), ("--bins", "1"), ("--jobs", "0")] {
