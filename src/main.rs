@@ -94,7 +94,7 @@ struct RunArgs {
     #[arg(long)]
     gdb: bool,
     /// The port QEMU waits for gdb on.
-    #[arg(long, value_name = "PORT", default_value_t = 1234)]
+    #[arg(long, value_name = "PORT", default_value_t = 1234, value_parser = clap::value_parser!(u16).range(1..))]
     gdb_port: u16,
     /// Count instructions exactly (QEMU -icount): `phases`, `kaslr` and
     /// `insmod` then say how many boot, the relocation and a load took. Slower.
@@ -131,7 +131,7 @@ struct RunArgs {
 #[derive(Args)]
 struct GdbArgs {
     /// The port `run --gdb` waits on.
-    #[arg(long, value_name = "PORT", default_value_t = 1234)]
+    #[arg(long, value_name = "PORT", default_value_t = 1234, value_parser = clap::value_parser!(u16).range(1..))]
     gdb_port: u16,
     /// The granule the running kernel was built for (its symbols differ).
     #[arg(long, value_name = "4k|16k|64k", default_value = "4k")]
@@ -656,7 +656,8 @@ fn sweep(args: SweepArgs) -> Result<(), String> {
     }
     let jobs = args
         .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64));
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64))
+        .min(args.boots);
 
     // A progress bar on a terminal only: in a log it would be noise.
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -264,6 +264,16 @@ fn options_that_cannot_be_honoured_are_refused_before_qemu_starts() {
         assert!(run.stdout.is_empty(), "QEMU must not start:\n{}", run.stdout);
     }
 
+    // QEMU would pick a port of its own, and nothing could attach to it.
+    for args in [&["run", "--gdb", "--gdb-port", "0"][..], &["gdb", "--gdb-port", "0"]] {
+        let zero = splitmap(args);
+        assert!(
+            !zero.success && zero.stderr.contains("invalid value '0' for '--gdb-port"),
+            "{args:?}: {}",
+            zero.stderr
+        );
+    }
+
     // An output nowhere to be written is refused before the work for it.
     let nowhere = "/nonexistent/splitmap/out";
     let modules = env!("CARGO_TARGET_TMPDIR");

@@ -170,7 +170,9 @@ fn hex(word: &str) -> Option<u64> {
 
 fn span(word: &str) -> Option<Span> {
     let (a, b) = word.split_once('-')?;
-    Some((hex(a)?, hex(b)?))
+    let (start, end) = (hex(a)?, hex(b)?);
+    // A range that ends before it starts is no range: the line is not read.
+    (start <= end).then_some((start, end))
 }
 
 /// The value of `key=` among `words`.
@@ -335,6 +337,12 @@ splitmap> poweroff
         assert_eq!(m.walks[&0xffffa00061400000].len(), 2);
         assert_eq!(m.page_size(), "4K");
         assert!(parse("splitmap> mem\n").is_err());
+        // A range that ends before it starts is not read as one.
+        let row = SESSION.lines().find(|l| l.contains(" va=0x")).unwrap();
+        let range = row.split_whitespace().find_map(|w| w.strip_prefix("va=")).unwrap();
+        let (start, end) = range.split_once('-').unwrap();
+        let reversed = SESSION.replace(range, &format!("{end}-{start}"));
+        assert_eq!(parse(&reversed).unwrap().regions.len(), 8, "{reversed}");
     }
 
     #[test]
