@@ -265,7 +265,9 @@ fn main() -> ExitCode {
     })
 }
 
-fn run(mut args: RunArgs) -> Result<ExitCode, String> {
+/// Refuses `run` options that cannot be honoured, before QEMU starts: lines
+/// after `poweroff`, and with `--raw-dtb` options the tree would override.
+fn check_run(args: &RunArgs) -> Result<(), String> {
     check_script(&args.cmds)?;
     if args.raw_dtb.is_some() {
         let ignored: Vec<&str> = [
@@ -283,6 +285,11 @@ fn run(mut args: RunArgs) -> Result<ExitCode, String> {
             ));
         }
     }
+    Ok(())
+}
+
+fn run(mut args: RunArgs) -> Result<ExitCode, String> {
+    check_run(&args)?;
     // Lines piped in are a script: typed one per prompt, then `poweroff`, so
     // the end of the input ends the session instead of leaving QEMU waiting.
     if args.cmds.is_empty() && !std::io::stdin().is_terminal() {
@@ -431,6 +438,15 @@ fn map(mut args: MapArgs) -> Result<String, String> {
         ));
     }
     splitmap::output::check_writable(&args.output)?;
+    if args.from.is_none() {
+        check_run(&args.run)?;
+        if args.run.cmds.iter().any(|c| c.trim() == "poweroff") {
+            return Err(
+                "--cmd poweroff: map types layout, ptdump, mem and kaslr after your lines, and powers off itself"
+                    .into(),
+            );
+        }
+    }
     let user_cmds = args.run.cmds.clone();
     let transcript = match &args.from {
         Some(path) => std::fs::read_to_string(path).map_err(|e| format!("--from {}: {e}", path.display()))?,
@@ -444,8 +460,9 @@ fn map(mut args: MapArgs) -> Result<String, String> {
     let mut model = map::parse(&transcript)?;
     if kind == "html" && args.from.is_none() {
         // The same boot again (its seed and load address replayed), walking
-        // the first address of every region.
-        if !args.run.nokaslr && args.run.kaslr_seed.is_none() {
+        // the first address of every region. A raw tree carries its own seed,
+        // or none (RNDR's then differs, and the replay cannot match).
+        if !args.run.nokaslr && args.run.kaslr_seed.is_none() && args.run.raw_dtb.is_none() {
             args.run.kaslr_seed = model.kaslr.seed.map(|seed| format!("{seed:#x}"));
         }
         if args.run.load_addr.as_deref() == Some("random") {
@@ -458,7 +475,13 @@ fn map(mut args: MapArgs) -> Result<String, String> {
         args.run.cmds.extend(starts.iter().map(|va| format!("walk {va:#x}")));
         let replay = map::parse(&transcript_of(&args.run)?)?;
         if replay.regions != model.regions {
-            return Err("the second boot (for the walks) did not lay out the same: is the boot reproducible?".into());
+            let hint = match args.run.raw_dtb {
+                Some(_) => " (with --raw-dtb, only if the tree has a /chosen/kaslr-seed)",
+                None => "",
+            };
+            return Err(format!(
+                "the second boot (for the walks) did not lay out the same: is the boot reproducible?{hint}"
+            ));
         }
         model.walks = replay.walks;
     }

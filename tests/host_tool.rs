@@ -264,6 +264,19 @@ fn options_that_cannot_be_honoured_are_refused_before_qemu_starts() {
         assert!(run.stdout.is_empty(), "QEMU must not start:\n{}", run.stdout);
     }
 
+    // `map` boots as `run` does, with the same refusals, and types its own
+    // lines after the user's.
+    let md = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("host-tool.md");
+    let md = md.display().to_string();
+    let map = splitmap(&["map", "-o", &md, "--raw-dtb", &dtb, "--nokaslr"]);
+    assert!(
+        !map.success && map.stderr.contains("--nokaslr would be ignored"),
+        "{}",
+        map.stderr
+    );
+    let map = splitmap(&["map", "-o", &md, "--cmd", "poweroff"]);
+    assert!(!map.success && map.stderr.contains("--cmd poweroff"), "{}", map.stderr);
+
     // QEMU would pick a port of its own, and nothing could attach to it.
     for args in [&["run", "--gdb", "--gdb-port", "0"][..], &["gdb", "--gdb-port", "0"]] {
         let zero = splitmap(args);
