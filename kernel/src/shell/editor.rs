@@ -124,23 +124,18 @@ impl LineEditor {
                 return Echo::None;
             }
             (Escape::Sequence, 0x20..=0x3f) => return Echo::None,
-            (Escape::Sequence, b'A') => {
+            // The final byte: the arrow keys, or another key, consumed whole.
+            (Escape::Sequence, 0x40..=0x7e) => {
                 self.escape = Escape::None;
-                return self.older();
+                return match byte {
+                    b'A' => self.older(),
+                    b'B' => self.newer(),
+                    b'C' => self.right(),
+                    b'D' => self.left(),
+                    _ => Echo::None,
+                };
             }
-            (Escape::Sequence, b'B') => {
-                self.escape = Escape::None;
-                return self.newer();
-            }
-            (Escape::Sequence, b'C') => {
-                self.escape = Escape::None;
-                return self.right();
-            }
-            (Escape::Sequence, b'D') => {
-                self.escape = Escape::None;
-                return self.left();
-            }
-            (Escape::Sequence, 0x40..=0x7e) | (Escape::Started, 0x40..=0x7e) => {
+            (Escape::Started, 0x40..=0x7e) => {
                 self.escape = Escape::None;
                 return Echo::None;
             }
