@@ -466,6 +466,22 @@ fn a_kernel_outside_the_described_ram_is_named_not_a_silent_fault() {
 }
 
 #[test]
+fn ram_the_machine_does_not_have_is_named_when_it_is_touched() {
+    // 4 GiB from 1 GiB in the tree; QEMU gives 1 GiB.
+    let blob = tree_with_memory(true, &[0x4000_0000, 0x1_0000_0000], |_| {});
+    let run = raw("raw-ram-not-there.dtb", &blob, &["help"]);
+    assert!(!run.success);
+    assert!(
+        run.stdout.contains("synchronous external abort")
+            && run
+                .stdout
+                .contains("nothing answered at this address: no RAM or device is behind it"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn psci_over_a_conduit_with_nothing_behind_it_halts_with_a_reason() {
     // QEMU virt has no EL3 firmware: `smc` is an undefined instruction there.
     let blob = tree_with_psci(true, &[RAM_BASE, GIB], "smc", |_| {});

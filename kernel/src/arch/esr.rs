@@ -101,6 +101,15 @@ impl Syndrome {
         matches!(self.class(), 0x20 | 0x21 | 0x24 | 0x25)
     }
 
+    /// What a learner should know beyond the reason, for the aborts whose
+    /// cause is not in the tables: an external abort means the tables were
+    /// fine and nothing answered at the physical address.
+    pub fn hint(self) -> Option<&'static str> {
+        (self.is_abort() && self.fault_status() == 0x10).then_some(
+            "nothing answered at this address: no RAM or device is behind it (a device tree can name RAM the machine does not have)",
+        )
+    }
+
     /// What went wrong in an abort, e.g. `permission fault at level 3 on write`;
     /// `None` for other exceptions.
     pub fn abort_reason(self) -> Option<AbortReason> {
@@ -179,6 +188,9 @@ mod tests {
         let reason = |esr: u64| Syndrome(esr).abort_reason().unwrap().to_string();
         // A synchronous external abort (0x10) is not at "level 0".
         assert_eq!(reason(0x9600_0010), "synchronous external abort");
+        assert!(Syndrome(0x9600_0050).hint().unwrap().contains("nothing answered"));
+        assert_eq!(Syndrome(0x9600_0004).hint(), None, "a translation fault is the tables'");
+        assert_eq!(Syndrome(0x9600_0014).hint(), None, "so is an abort on a table walk");
         assert_eq!(reason(0x8600_0010), "synchronous external abort");
         // One on a table walk names the walk's level.
         assert_eq!(

@@ -103,6 +103,9 @@ fn report(frame: &Frame, vector: u64, esr: Syndrome, far: u64) {
     if let Some(reason) = esr.abort_reason() {
         crate::println!("  {reason}");
     }
+    if let Some(hint) = esr.hint() {
+        crate::println!("  {hint}");
+    }
     backtrace::print(frame.elr, frame.x[29]);
 }
 
