@@ -652,17 +652,18 @@ fn sweep(args: SweepArgs) -> Result<(), String> {
     // The same rules the kernel applies, so a window it would refuse is refused here.
     let window = kernel::kaslr::window::window_from_args(args.window.as_deref(), args.align.as_deref(), image_size)
         .map_err(|e| e.to_string())?;
-    // The host's copy of those rules knows 4 KiB pages; the swept kernel's
-    // may be larger, and it refuses placements finer than its pages.
-    let page = splitmap::bench::GRANULES
+    // The host's copy of those rules knows 4 KiB pages; the swept kernel's,
+    // as its Image header says (flags bits 1-2), may be larger, and it
+    // refuses placements finer than its pages.
+    let flags = u64::from_le_bytes(image[24..32].try_into().map_err(|_| "Image too short")?);
+    if let Some((name, granule)) = splitmap::bench::GRANULES
         .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(&args.granule))
-        .map_or(4096, |(_, g)| g.page_size());
-    if window.align < page {
+        .find(|(_, g)| g.image_flag() == (flags >> 1) & 3)
+        && window.align < granule.page_size()
+    {
         return Err(format!(
-            "--align {}: finer than the {} kernel's pages",
-            args.align.as_deref().unwrap_or(""),
-            args.granule.to_ascii_uppercase()
+            "--align {}: finer than the {name} kernel's pages",
+            args.align.as_deref().unwrap_or("")
         ));
     }
     let slots = Slots {
