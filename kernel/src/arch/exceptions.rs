@@ -1,17 +1,26 @@
 //! The EL1 exception vector table and its handler. An exception is decoded
 //! (`esr`) and handled one of three ways: a faulting instruction in the
-//! exception table (a `peek` probe) resumes at its fixup; a fault in a
-//! module's code, or in the kernel on its behalf, is reported and contained
-//! at the shell's recovery point (`recovery`), the module marked faulted;
-//! anything else is a kernel bug, printed with a backtrace, and the kernel
-//! halts.
+//! exception table (a `peek` probe) resumes at its fixup; a fault in
+//! untrusted (module) code, or in the kernel on its behalf, is reported and
+//! returned to the kernel that called it (`recovery`); anything else is a
+//! kernel bug, printed with a backtrace, and the kernel halts.
+//!
+//! The stub keeps SP 16-byte aligned: SCTLR_EL1.SA makes any load or store
+//! through a misaligned SP fault on hardware (TCG does not check), and a
+//! fault in the vector's own first store would nest forever. So the frame is
+//! a multiple of 16 bytes (asserted below), and every entry checks the SP it
+//! was given before its first store: a misaligned one is reported as the
+//! kernel bug it is, on an SP aligned down, instead of faulting or passing
+//! unseen under TCG.
 
 use core::arch::global_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, Readable, VBAR_EL1, Writeable};
 
 use super::esr::{Syndrome, VECTOR_NAMES, class, class_name};
-use super::{extable, recovery, sections};
+use super::recovery::{self, Fault, NotContained};
+use super::{extable, sections};
 use crate::debug::backtrace;
 
 /// Registers saved by the vector stub.
@@ -23,6 +32,34 @@ pub struct Frame {
     pub elr: u64,
     /// SPSR_EL1.
     pub spsr: u64,
+    /// Keeps the frame a multiple of 16 bytes, so SP stays aligned.
+    _pad: u64,
+}
+
+/// Bytes the stub reserves below SP for a [`Frame`].
+const FRAME_SIZE: usize = core::mem::size_of::<Frame>();
+const _: () = assert!(FRAME_SIZE.is_multiple_of(16), "SP must stay 16-byte aligned");
+const _: () = assert!(core::mem::offset_of!(Frame, elr) == 31 * 8 && core::mem::offset_of!(Frame, spsr) == 32 * 8);
+
+/// What the stub reserves: the frame, or with the test-only feature
+/// `misaligned-frame` 8 bytes more, so that the entry check has something
+/// to catch (tests/faults.rs).
+#[cfg(not(feature = "misaligned-frame"))]
+const RESERVED: usize = FRAME_SIZE;
+#[cfg(feature = "misaligned-frame")]
+const RESERVED: usize = FRAME_SIZE + 8;
+
+/// Vector numbers at or above this came through the misaligned-SP path:
+/// `vector - MISALIGNED` is the real vector.
+const MISALIGNED: u64 = 16;
+
+/// The SP each vector last entered with (before the frame), for the
+/// in-kernel test that checks it (`exception_entry_keeps_sp_aligned`).
+static ENTRY_SP: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
+
+/// The SP vector `vector` last entered with (0 if never).
+pub fn entry_sp(vector: usize) -> u64 {
+    ENTRY_SP.get(vector).map_or(0, |sp| sp.load(Ordering::Relaxed))
 }
 
 /// Points VBAR_EL1 at the table.
@@ -39,6 +76,11 @@ pub fn install() {
 extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
     let esr = Syndrome(ESR_EL1.get());
     let far = FAR_EL1.get();
+    if vector >= MISALIGNED {
+        misaligned_entry(frame, vector - MISALIGNED, esr, far);
+    }
+    let entered_with = frame as *const Frame as u64 + RESERVED as u64;
+    ENTRY_SP[vector as usize].store(entered_with, Ordering::Relaxed);
     let ec = esr.class();
     // The kernel runs on SP_EL0 after boot (vector 0), on SP_EL1 before (4).
     let sync_at_el1 = vector == 0 || vector == 4;
@@ -64,29 +106,60 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
         backtrace::print(frame.elr, frame.x[29]);
         panic!("kernel stack overflow");
     }
-    // A fault in module code (or in the kernel on a module's behalf), under a
-    // recovery point: reported, and the shell goes on (see `recovery`). Not
-    // while a kernel lock is held: `abi::current` then says no (and why).
-    if vector == 0
-        && recovery::active()
-        && !crate::console::busy()
-        && let Some(module) = crate::module::abi::current()
-    {
-        crate::println!("\nmodule fault: the module at {module:#x} took an exception");
-        report(frame, vector, esr, far);
-        record(Fault {
-            module,
-            syndrome: esr,
-            far,
-            elr: frame.elr,
-        });
-        if recovery::resume_at_point(&mut frame.x, &mut frame.elr).is_some() {
-            return;
+    // A fault in untrusted code (or in the kernel on its behalf): reported,
+    // and returned to the kernel that called it (see `recovery`). Only from
+    // the kernel's own stack (vector 0): untrusted code never runs on SP_EL1.
+    if vector == 0 {
+        match recovery::containable() {
+            Ok(owner) => {
+                crate::println!("\nmodule fault: the module at {owner:#x} took an exception");
+                report(frame, vector, esr, far);
+                let fault = Fault {
+                    owner,
+                    syndrome: esr,
+                    far,
+                    elr: frame.elr,
+                };
+                recovery::resume_with(fault, &mut frame.x, &mut frame.elr);
+                return;
+            }
+            Err(NotContained::LocksHeld(n)) => {
+                let owner = recovery::owner().unwrap_or(0);
+                // The console's lock may be among them: the panic path takes
+                // the console over and prints this.
+                panic_not_contained(owner, n, frame, vector, esr, far);
+            }
+            Err(NotContained::NoRecoveryPoint) => {}
         }
     }
     crate::println!();
     report(frame, vector, esr, far);
     panic!("unhandled exception: {}", class_name(ec));
+}
+
+/// The vector's entry check found SP misaligned: a kernel bug that hardware
+/// would have turned into an endless fault, reported while it can be.
+fn misaligned_entry(frame: &Frame, vector: u64, esr: Syndrome, far: u64) -> ! {
+    let sp: u64;
+    // SAFETY: reads the scratch register the stub parked the misaligned SP in
+    // (TPIDRRO_EL0: no EL0 code exists to read it).
+    unsafe { core::arch::asm!("mrs {}, tpidrro_el0", out(reg) sp, options(nomem, nostack)) };
+    crate::println!(
+        "\nexception entry: SP={sp:#x} is not 16-byte aligned (SP mod 16 = {}); hardware would fault on the first store",
+        sp % 16
+    );
+    report(frame, vector, esr, far);
+    panic!("exception entered with a misaligned stack pointer");
+}
+
+/// A fault in untrusted code while the kernel holds locks: not contained.
+fn panic_not_contained(owner: u64, held: usize, frame: &Frame, vector: u64, esr: Syndrome, far: u64) -> ! {
+    crate::console::force_unlock();
+    crate::println!(
+        "\nmodule fault at {owner:#x} while the kernel holds {held} lock(s): not contained, since they would never be released"
+    );
+    report(frame, vector, esr, far);
+    panic!("unhandled exception: {}", class_name(esr.class()));
 }
 
 /// Prints the exception decoded, and the backtrace.
@@ -109,38 +182,33 @@ fn report(frame: &Frame, vector: u64, esr: Syndrome, far: u64) {
     backtrace::print(frame.elr, frame.x[29]);
 }
 
-/// A fault contained at a recovery point: which module, and what happened.
-#[derive(Clone, Copy, Debug)]
-pub struct Fault {
-    /// The base of the module the kernel was running.
-    pub module: u64,
-    /// ESR_EL1.
-    pub syndrome: Syndrome,
-    /// FAR_EL1.
-    pub far: u64,
-    /// Where it happened.
-    pub elr: u64,
-}
-
-/// The last contained fault, until the shell takes it.
-static LAST_FAULT: spin::Mutex<Option<Fault>> = spin::Mutex::new(None);
-
-fn record(fault: Fault) {
-    *LAST_FAULT.lock() = Some(fault);
-}
-
-/// The fault that ended the last contained call, once.
-pub fn take_fault() -> Option<Fault> {
-    LAST_FAULT.lock().take()
-}
-
 global_asm!(
     r#"
+    // Each entry reserves the frame, then checks SP's alignment with no
+    // free register (tst cannot take SP): SP += x0; x0 = SP - x0 (the old
+    // SP); test it; then undo both. NZCV is free: SPSR_EL1 saved it.
     .macro ventry index
     .balign 0x80
-    sub     sp, sp, #(33 * 8)
+    sub     sp, sp, #{reserved}
+    add     sp, sp, x0
+    sub     x0, sp, x0
+    tst     x0, #15
+    sub     x0, sp, x0
+    sub     sp, sp, x0
+    b.ne    1f
     stp     x0, x1, [sp, #(0 * 8)]
     mov     x1, #\index
+    b       __exception_common
+    // Misaligned: park x0 and the bad SP in registers no EL0 code uses,
+    // align SP down and report it through vector index + 16.
+1:  msr     tpidr_el0, x0
+    mov     x0, sp
+    msr     tpidrro_el0, x0
+    and     x0, x0, #~15
+    mov     sp, x0
+    mrs     x0, tpidr_el0
+    stp     x0, x1, [sp, #(0 * 8)]
+    mov     x1, #(\index + {misaligned})
     b       __exception_common
     .endm
 
@@ -198,8 +266,10 @@ __exception_common:
     ldp     x24, x25, [sp, #(24 * 8)]
     ldp     x26, x27, [sp, #(26 * 8)]
     ldp     x28, x29, [sp, #(28 * 8)]
-    add     sp, sp, #(33 * 8)
+    add     sp, sp, #{reserved}
     eret
     .size   __exception_common, . - __exception_common
-"#
+"#,
+    reserved = const RESERVED,
+    misaligned = const MISALIGNED,
 );

@@ -6,6 +6,7 @@
 
 pub mod esr;
 pub mod extable;
+pub mod lock;
 
 #[cfg(kernel_proper)]
 pub mod counter;

@@ -1,82 +1,158 @@
-//! Recovery points: how a fault in module code returns to the shell instead
-//! of stopping the kernel (Linux oopses and goes on; so do we, for modules).
+//! Entering untrusted code: how a fault in a module returns to the kernel
+//! that called it instead of stopping the machine (Linux oopses and goes on;
+//! so do we, for modules).
 //!
 //! The design, stated once:
-//! - Each shell command runs through [`contained`], which saves the
-//!   callee-saved registers and the stack pointer (a recovery point) and
-//!   calls the command.
-//! - A synchronous exception taken while a recovery point is active, while
-//!   the kernel is running a module's code (or a kernel export on a module's
-//!   behalf, `module::abi`) and while the console is free, is contained: the
+//! - Every call into module code — `init_module`, `exit_module`, a module's
+//!   command or test — goes through [`run_untrusted`], which saves the
+//!   callee-saved registers and the stack pointer (a recovery point), notes
+//!   whose code runs ([`owner`]), and makes the call.
+//! - A synchronous exception taken while a recovery point is active and no
+//!   kernel lock is held (`arch::lock::held` is 0) is contained: the
 //!   exception handler reports it and returns — not to the faulting
-//!   instruction, but to [`contained`]'s resume path, which restores the
-//!   saved registers and makes the call return `Err`.
-//! - The frames between the recovery point and the fault are abandoned: never
-//!   resumed, never dropped. What they owned (heap blocks, say) is leaked on
-//!   purpose; the shell counts it. Nothing else refers to those frames: no
-//!   kernel lock is held while module code runs (the exports take and drop
-//!   theirs around their own work, and check a module's pointers before
-//!   taking one), and the module is marked faulted so none of its code runs
-//!   again.
+//!   instruction, but to the recovery point, and [`run_untrusted`] returns
+//!   the [`Fault`] to its caller, who marks the module faulted.
+//! - The frames abandoned are the module's and those of the kernel exports
+//!   running for it: never resumed, never dropped. Exports hold no lock
+//!   while they touch a module's memory (they read its pointers before
+//!   taking one) and no heap value across a call into module code, so
+//!   nothing else refers to those frames; the module is marked faulted, so
+//!   none of its code runs again.
+//! - With a lock held, abandoning the frames would leave it held for good:
+//!   the fault is reported and the kernel stops instead of hanging later.
 //! - Any other exception is a kernel bug, decoded and fatal as before.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// Callee-saved state at a recovery point: x19-x30, sp, d8-d15 (AAPCS64).
+use super::esr::Syndrome;
+
+/// A fault contained at a recovery point: whose code, and what happened.
+#[derive(Clone, Copy, Debug)]
+pub struct Fault {
+    /// The owner given to [`run_untrusted`] (a module's base address).
+    pub owner: u64,
+    /// ESR_EL1.
+    pub syndrome: Syndrome,
+    /// FAR_EL1.
+    pub far: u64,
+    /// Where it happened.
+    pub elr: u64,
+}
+
+/// A recovery point: the callee-saved state x19-x30, sp, d8-d15 (AAPCS64)
+/// that the assembly below saves and restores (it knows this layout), then
+/// whose code runs and, once contained, the fault.
 #[repr(C)]
-struct RecoveryPoint([u64; 21]);
+struct RecoveryPoint {
+    saved: [u64; 21],
+    owner: u64,
+    fault: Option<Fault>,
+}
+
+// The resume path finds the saved state at the point's own address.
+const _: () = assert!(core::mem::offset_of!(RecoveryPoint, saved) == 0);
 
 /// The innermost active recovery point (0 if none).
 static ACTIVE: AtomicU64 = AtomicU64::new(0);
 
 unsafe extern "C" {
-    /// Saves the recovery point in `point`, calls `f(data)`; 0 when `f`
+    /// Saves the callee-saved state in `saved`, calls `f(data)`; 0 when `f`
     /// returns, 1 when a contained fault resumed at the point instead.
-    fn splitmap_contained_call(point: *mut RecoveryPoint, f: extern "C" fn(*mut u8), data: *mut u8) -> u64;
+    fn splitmap_contained_call(saved: *mut [u64; 21], f: extern "C" fn(*mut u8), data: *mut u8) -> u64;
     /// Where a contained fault resumes, with x0 = the recovery point.
     fn splitmap_contained_resume();
 }
 
-/// A call that a contained fault ended (`exceptions::take_fault` says which).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Faulted;
-
-/// Runs `f` from a recovery point: [`Faulted`] if a contained fault ended it.
+/// Runs `f`, untrusted code belonging to `owner`, from a recovery point.
 ///
 /// # Errors
-/// [`Faulted`]: `f` did not finish; its frames were abandoned.
-pub fn contained<F: FnOnce()>(f: F) -> Result<(), Faulted> {
-    extern "C" fn trampoline<F: FnOnce()>(data: *mut u8) {
-        // SAFETY: `data` is the `Option<F>` below, alive for the whole call.
-        let f = unsafe { &mut *data.cast::<Option<F>>() };
-        if let Some(f) = f.take() {
-            f();
-        }
+/// The [`Fault`] that ended `f`: it did not finish, and its frames were
+/// abandoned (see the module comment).
+///
+/// # Panics
+/// If a kernel lock is held: a fault in `f` could not be contained, so
+/// entering untrusted code then is a kernel bug.
+pub fn run_untrusted<F: FnOnce() -> R, R>(owner: u64, f: F) -> Result<R, Fault> {
+    struct Call<F, R> {
+        f: Option<F>,
+        result: Option<R>,
     }
-    let mut point = RecoveryPoint([0; 21]);
-    let mut f = Some(f);
+    extern "C" fn trampoline<F: FnOnce() -> R, R>(data: *mut u8) {
+        // SAFETY: `data` is the `Call` below, alive for the whole call.
+        let call = unsafe { &mut *data.cast::<Call<F, R>>() };
+        call.result = call.f.take().map(|f| f());
+    }
+    let held = super::lock::held();
+    assert!(
+        held == 0,
+        "the kernel entered untrusted code at {owner:#x} holding {held} lock(s)"
+    );
+    let mut point = RecoveryPoint {
+        saved: [0; 21],
+        owner,
+        fault: None,
+    };
+    let mut call = Call {
+        f: Some(f),
+        result: None,
+    };
     let outer = ACTIVE.swap(&raw mut point as u64, Ordering::SeqCst);
     // SAFETY: the routine saves and restores exactly the callee-saved state;
-    // `point` and `f` outlive the call; after a resume, the frames in between
-    // are abandoned as the module comment describes.
-    let resumed = unsafe { splitmap_contained_call(&raw mut point, trampoline::<F>, (&raw mut f).cast()) };
+    // `point` and `call` outlive the call; after a resume, the frames in
+    // between are abandoned as the module comment describes.
+    let resumed = unsafe { splitmap_contained_call(&raw mut point.saved, trampoline::<F, R>, (&raw mut call).cast()) };
     ACTIVE.store(outer, Ordering::SeqCst);
-    if resumed == 0 { Ok(()) } else { Err(Faulted) }
+    match (resumed, point.fault, call.result) {
+        (0, _, Some(result)) => Ok(result),
+        (_, Some(fault), _) => Err(fault),
+        _ => unreachable!("a call returns a result or resumes with a fault"),
+    }
 }
 
-/// Whether a recovery point is active.
-pub fn active() -> bool {
-    ACTIVE.load(Ordering::SeqCst) != 0
+/// Whose untrusted code runs right now, if any: what a kernel export asks
+/// to know which module called it.
+pub fn owner() -> Option<u64> {
+    let point = ACTIVE.load(Ordering::SeqCst) as *const RecoveryPoint;
+    // SAFETY: a nonzero ACTIVE points to a live recovery point: it is set by
+    // `run_untrusted` for exactly as long as its frame exists.
+    (!point.is_null()).then(|| unsafe { (*point).owner })
 }
 
-/// Makes the exception return to the active recovery point: the stub
-/// restores `x` and `elr` and erets there. `None` if there is none.
-pub fn resume_at_point(x: &mut [u64; 31], elr: &mut u64) -> Option<()> {
-    let point = ACTIVE.load(Ordering::SeqCst);
-    (point != 0).then(|| {
-        x[0] = point;
-        *elr = splitmap_contained_resume as *const () as u64;
-    })
+/// Why a fault in untrusted code cannot be contained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotContained {
+    /// No untrusted code is running: the fault is the kernel's own.
+    NoRecoveryPoint,
+    /// Kernel locks are held, which abandoning the frames would never release.
+    LocksHeld(usize),
+}
+
+/// Whether a fault now can be contained, and for which owner: the
+/// exception handler's question.
+///
+/// # Errors
+/// [`NotContained`] says why not.
+pub fn containable() -> Result<u64, NotContained> {
+    let owner = owner().ok_or(NotContained::NoRecoveryPoint)?;
+    match super::lock::held() {
+        0 => Ok(owner),
+        held => Err(NotContained::LocksHeld(held)),
+    }
+}
+
+/// Makes the exception return to the active recovery point with `fault`:
+/// the handler's stub restores `x` and `elr` and erets there.
+///
+/// # Panics
+/// If there is no active recovery point ([`containable`] says first).
+pub fn resume_with(fault: Fault, x: &mut [u64; 31], elr: &mut u64) {
+    let point = ACTIVE.load(Ordering::SeqCst) as *mut RecoveryPoint;
+    assert!(!point.is_null(), "no recovery point to resume at");
+    // SAFETY: as in `owner`; the frame that owns the point is suspended below
+    // this handler, so nothing else touches it now.
+    unsafe { (*point).fault = Some(fault) };
+    x[0] = point as u64;
+    *elr = splitmap_contained_resume as *const () as u64;
 }
 
 core::arch::global_asm!(

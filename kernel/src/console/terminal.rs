@@ -6,7 +6,7 @@
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use spin::Mutex;
+use crate::arch::lock::Mutex;
 
 use super::bootlog::BootLog;
 use super::pl011::Pl011;

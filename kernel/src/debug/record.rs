@@ -16,10 +16,10 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::arch::lock::Mutex;
 use pi::addr::KimgVirt;
 use pi::layout::{DEBUG_RECORD_VA, PAGE_SIZE};
 use pi::pgtable::{Attrs, Granularity};
-use spin::Mutex;
 
 use crate::mm::tables;
 

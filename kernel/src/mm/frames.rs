@@ -1,15 +1,40 @@
 //! Free RAM after boot: the frame allocator over every free page (below the
 //! image too), one page-sized frame at a time, and the kernel heap.
 
-use buddy_system_allocator::{FrameAllocator, LockedHeap};
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
+
+use crate::arch::lock::Mutex;
+use buddy_system_allocator::{FrameAllocator, Heap};
 use pi::addr::PhysAddr;
 use pi::layout::PAGE_SIZE;
-use spin::Mutex;
 
 use super::ranges::{PhysRange, RangeList};
 
+/// The kernel heap, behind the kernel's own lock so that holding it counts
+/// (`arch::lock`): a fault inside `alloc` must not be contained.
+struct KernelHeap(Mutex<Heap<32>>);
+
 #[global_allocator]
-static HEAP: LockedHeap<32> = LockedHeap::empty();
+static HEAP: KernelHeap = KernelHeap(Mutex::new(Heap::empty()));
+
+// SAFETY: the buddy heap hands out each block once, aligned as asked, until
+// it is returned; the lock serialises every use of it.
+unsafe impl GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.0
+            .lock()
+            .alloc(layout)
+            .map_or(core::ptr::null_mut(), NonNull::as_ptr)
+    }
+
+    unsafe fn dealloc(&self, at: *mut u8, layout: Layout) {
+        if let Some(at) = NonNull::new(at) {
+            // SAFETY: GlobalAlloc's contract: `at` came from `alloc` with `layout`.
+            unsafe { self.0.lock().dealloc(at, layout) };
+        }
+    }
+}
 
 /// Free frames, handed out one page (`PAGE_SIZE`) at a time.
 static FRAMES: Mutex<Frames> = Mutex::new(Frames {
@@ -30,17 +55,12 @@ struct Frames {
 pub unsafe fn init_heap(range: PhysRange) {
     let start = range.start.to_linear().raw() as usize;
     // SAFETY: the caller gives us this memory for good.
-    unsafe { HEAP.lock().init(start, range.size() as usize) };
-}
-
-/// Whether the frame allocator or the heap is locked right now.
-pub fn busy() -> bool {
-    FRAMES.is_locked() || HEAP.is_locked()
+    unsafe { HEAP.0.lock().init(start, range.size() as usize) };
 }
 
 /// Heap bytes allocated right now.
 pub fn heap_in_use() -> usize {
-    HEAP.lock().stats_alloc_actual()
+    HEAP.0.lock().stats_alloc_actual()
 }
 
 /// Gives every page of `free` to the frame allocator.

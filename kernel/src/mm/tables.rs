@@ -2,11 +2,11 @@
 //! reached, where new ones come from, and the one lock under which every
 //! mapping is made, published and removed.
 
+use crate::arch::lock::Mutex;
 use pi::addr::PhysAddr;
 use pi::boot::EarlyPool;
 use pi::layout::PAGE_SIZE;
 use pi::pgtable::{self, Attrs, Granularity, MapCounts, MapError, TableAccess, TableAlloc, Walk};
-use spin::Mutex;
 
 use super::frames::alloc_frame;
 use super::linear::{self, LinearError};
@@ -33,11 +33,6 @@ pub struct KernelTables {
 
 /// The one writer of the live kernel tables.
 static TABLES: Mutex<Option<KernelTables>> = Mutex::new(None);
-
-/// Whether someone is changing the tables right now.
-pub fn busy() -> bool {
-    TABLES.is_locked()
-}
 
 /// Takes over the tables the early code built, and the rest of its pool.
 pub fn init(pool: EarlyPool) {

@@ -5,17 +5,16 @@
 //! came from, so `rmmod` can take it all back even if the module's
 //! `exit_module` forgets: the kernel knows which module it is running because
 //! it only ever enters one through its entry points, its commands and its
-//! tests ([`enter`]).
+//! tests ([`call`]).
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::alloc::Layout;
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
-use spin::Mutex;
+use crate::arch::lock::Mutex;
 
 use super::exports::{self, Registry};
+use crate::arch::recovery::{self, Fault};
 use crate::arch::sections;
 use crate::mm::frames;
 
@@ -30,67 +29,29 @@ pub fn find(name: &str) -> Option<u64> {
     })
 }
 
-/// The module being run (its base address; 0 for none), while the kernel is
-/// inside one. An atomic, not a lock: the exception handler reads it.
-static CURRENT: AtomicU64 = AtomicU64::new(0);
-
-/// The kernel's locks, by name, and whether each is held. Every one is read
-/// without waiting (the exception handler asks).
-fn locks() -> [(&'static str, bool); 6] {
-    [
-        ("console", crate::console::busy()),
-        ("page tables", crate::mm::tables::busy()),
-        ("frames and heap", crate::mm::frames::busy()),
-        ("module list", super::insmod::busy()),
-        ("module allocations", ALLOCATIONS.is_locked()),
-        ("registries", COMMANDS.busy() || TESTS.busy()),
-    ]
-}
-
-/// Runs `f` as module `base`: what it registers or allocates is its own.
+/// Runs module `base`'s code `f` (an entry point, a command, a test): what
+/// it registers or allocates is its own. A fault in it is contained
+/// (`arch::recovery`): the module is marked faulted, a line says so, and
+/// the fault comes back.
 ///
-/// # Panics
-/// If a kernel lock is held: a fault in the module would leave it held
-/// forever (see `arch::recovery`), so calling a module then is a kernel bug.
-pub fn enter<R>(base: u64, f: impl FnOnce() -> R) -> R {
-    if let Some((lock, _)) = locks().into_iter().find(|&(_, held)| held) {
-        panic!("the kernel entered the module at {base:#x} holding the {lock} lock");
-    }
-    let outer = CURRENT.swap(base, Ordering::SeqCst);
-    let result = f();
-    CURRENT.store(outer, Ordering::SeqCst);
-    result
+/// # Errors
+/// The contained [`Fault`]: `f` did not finish.
+pub fn call<R>(base: u64, f: impl FnOnce() -> R) -> Result<R, Fault> {
+    let heap = frames::heap_in_use();
+    let modules_heap = allocations_total();
+    recovery::run_untrusted(base, f).inspect_err(|fault| {
+        // What the heap grew by that no module owns: the abandoned export
+        // frames' share (none, while exports keep to `arch::recovery`'s rule).
+        let grown = frames::heap_in_use().saturating_sub(heap);
+        let by_modules = allocations_total().saturating_sub(modules_heap);
+        let leaked = grown.saturating_sub(by_modules) as u64;
+        crate::println!("{}", super::insmod::contain(fault, leaked));
+    })
 }
 
-/// The module the kernel is running, if any and if a fault now can be
-/// contained: the exception handler's question (`arch::exceptions`).
-///
-/// Containing a fault abandons the frames between the recovery point and the
-/// fault. If one of them holds a kernel lock (an export that read a module's
-/// pointer under it: a kernel bug), the lock stays held for good and the next
-/// taker spins forever, so then the answer is `None`, with a line saying
-/// why: the fault is reported and the kernel stops instead of hanging later.
-pub fn current() -> Option<u64> {
-    let base = Some(CURRENT.load(Ordering::SeqCst)).filter(|&base| base != 0)?;
-    if let Some((lock, _)) = locks().into_iter().find(|&(_, held)| held) {
-        // The handler only asks while the console is free (it prints next).
-        if !crate::console::busy() {
-            crate::println!(
-                "\nmodule fault at {base:#x} while the kernel holds the {lock} lock: not contained, since that lock would never be released"
-            );
-        }
-        return None;
-    }
-    Some(base)
-}
-
-/// After a contained fault: the abandoned frames never left the module.
-pub fn left_by_fault() {
-    CURRENT.store(0, Ordering::SeqCst);
-}
-
+/// The module whose code the kernel is running (0 for none).
 fn owner() -> u64 {
-    CURRENT.load(Ordering::SeqCst)
+    recovery::owner().unwrap_or(0)
 }
 
 /// A string a module passed as (pointer, length).
@@ -276,7 +237,8 @@ pub fn run_command(word: &str, line: &str) -> bool {
     match COMMANDS.find(word) {
         Some((owner, handler)) => {
             let rest = line.trim_start()[word.len()..].trim();
-            enter(owner, || handler(rest.as_ptr(), rest.len()));
+            // A fault is contained and reported by `call`: the command is over either way.
+            let _ = call(owner, || handler(rest.as_ptr(), rest.len()));
             true
         }
         None => false,

@@ -76,7 +76,7 @@ pub enum Refused {
 /// The registry of one kind, with the rules both kinds share: names are
 /// non-empty, unique, and not taken by the kernel itself.
 #[cfg(with_alloc)]
-pub struct Registry<F: Copy>(spin::Mutex<Vec<Registered<F>>>);
+pub struct Registry<F: Copy>(crate::arch::lock::Mutex<Vec<Registered<F>>>);
 
 #[cfg(with_alloc)]
 impl<F: Copy> Default for Registry<F> {
@@ -89,7 +89,7 @@ impl<F: Copy> Default for Registry<F> {
 impl<F: Copy> Registry<F> {
     /// An empty registry.
     pub const fn new() -> Self {
-        Registry(spin::Mutex::new(Vec::new()))
+        Registry(crate::arch::lock::Mutex::new(Vec::new()))
     }
 
     /// Adds `name` for module `owner` unless a `builtin` or another module
@@ -141,11 +141,6 @@ impl<F: Copy> Registry<F> {
             .iter()
             .map(|r| (r.name.clone(), r.owner, r.function))
             .collect()
-    }
-
-    /// Whether the registry is locked right now.
-    pub fn busy(&self) -> bool {
-        self.0.is_locked()
     }
 
     /// Drops what module `owner` registered; how many there were.

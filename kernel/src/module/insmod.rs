@@ -12,10 +12,10 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
+use crate::arch::lock::Mutex;
 use pi::addr::PhysAddr;
 use pi::layout::PAGE_SIZE;
 use pi::pgtable::{Attrs, Granularity};
-use spin::Mutex;
 
 use super::load::{self, Area, Module};
 use super::region::{self, Span};
@@ -50,11 +50,6 @@ struct Loaded {
 }
 
 static MODULES: Mutex<Vec<Loaded>> = Mutex::new(Vec::new());
-
-/// Whether the module list is locked right now.
-pub fn busy() -> bool {
-    MODULES.is_locked()
-}
 
 fn far() -> bool {
     state::get().boot.args.module_far
@@ -174,7 +169,12 @@ pub fn insmod(name: &str) -> Result<String, String> {
         // SAFETY: `init` is the module's `extern "C" fn() -> i32`, mapped r-x
         // and relocated above.
         let f: extern "C" fn() -> i32 = unsafe { core::mem::transmute(init as usize) };
-        let code = abi::enter(base, || f());
+        let Ok(code) = abi::call(base, || f()) else {
+            // `call` marked it faulted: it stays listed, holding what it took.
+            return Err(alloc::format!(
+                "{name}: init_module faulted; it stays loaded, marked faulted (see lsmod -v)"
+            ));
+        };
         if code != 0 {
             let mut list = MODULES.lock();
             let mut m = list.pop().expect("listed above");
@@ -238,14 +238,17 @@ pub fn rmmod(name: &str) -> Result<Option<String>, String> {
     let (base, exit) = (m.base, m.exit);
     drop(list);
     // It stays listed while `exit_module` runs, as while `init_module` does:
-    // if exit faults, the shell's recovery point ends this call (the rest of
-    // it never runs) and `contain` finds the module and marks it faulted, so
-    // its frames, mapping and heap blocks stay accounted for and its
-    // addresses stay taken.
+    // if exit faults, `contain` finds the module and marks it faulted, so its
+    // frames, mapping and heap blocks stay accounted for and its addresses
+    // stay taken.
     if let Some(exit) = exit {
         // SAFETY: the module's `extern "C" fn()`, still mapped.
         let f: extern "C" fn() = unsafe { core::mem::transmute(exit as usize) };
-        abi::enter(base, || f());
+        if abi::call(base, || f()).is_err() {
+            return Err(alloc::format!(
+                "{name}: exit_module faulted; it stays, marked faulted (see lsmod -v)"
+            ));
+        }
     }
     let mut list = MODULES.lock();
     let i = list
@@ -382,13 +385,12 @@ static LEAKED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::ne
 /// After a contained fault in module `base`: marks it faulted and takes its
 /// commands and tests away; its memory stays. `leaked` heap bytes were left
 /// by the abandoned frames. The line to print.
-pub fn contain(fault: &crate::arch::exceptions::Fault, leaked: u64) -> String {
-    abi::left_by_fault();
+pub fn contain(fault: &crate::arch::recovery::Fault, leaked: u64) -> String {
     LEAKED.fetch_add(leaked, core::sync::atomic::Ordering::Relaxed);
-    let registrations = abi::forget_registrations(fault.module);
+    let registrations = abi::forget_registrations(fault.owner);
     let mut modules = MODULES.lock();
-    let Some(m) = modules.iter_mut().find(|m| m.base == fault.module) else {
-        return alloc::format!("module fault at {:#x}: no module is loaded there", fault.module);
+    let Some(m) = modules.iter_mut().find(|m| m.base == fault.owner) else {
+        return alloc::format!("module fault at {:#x}: no module is loaded there", fault.owner);
     };
     let at = symbolize_in(m, fault.elr)
         .or_else(|| crate::debug::backtrace::symbol(fault.elr))

@@ -8,7 +8,7 @@ use super::editor::{Echo, LineEditor};
 use super::parse::{COMMANDS, Command, ParseError, Symbol, help_for, parse};
 use super::report::{KaslrReport, LayoutRow, WalkRefusal, write_walk};
 use super::{crash, explore, selftest};
-use crate::arch::{exceptions, pmu, psci, recovery};
+use crate::arch::{pmu, psci};
 use crate::boot::{cpio, phases, state};
 use crate::console::{self, Console};
 use crate::kaslr::relocate;
@@ -58,30 +58,13 @@ pub fn run() -> ! {
             Echo::Enter => {
                 println!();
                 match editor.take_line() {
-                    Ok(line) => run_line(line.as_str()),
+                    Ok(line) => execute(line.as_str()),
                     Err(e) => println!("error: {e}"),
                 }
                 crate::print!("{PROMPT}");
             }
         }
     }
-}
-
-/// Runs `line` from a recovery point: a fault in a module's code ends the
-/// command and the module, not the kernel (see `arch::recovery`).
-fn run_line(line: &str) {
-    let heap = frames::heap_in_use();
-    let modules_heap = abi::allocations_total();
-    if recovery::contained(|| execute(line)).is_ok() {
-        return;
-    }
-    let Some(fault) = exceptions::take_fault() else {
-        return;
-    };
-    // What the heap grew by that no module owns: the abandoned frames' share.
-    let grown = frames::heap_in_use().saturating_sub(heap) as u64;
-    let by_modules = abi::allocations_total().saturating_sub(modules_heap) as u64;
-    println!("{}", insmod::contain(&fault, grown.saturating_sub(by_modules)));
 }
 
 fn execute(line: &str) {

@@ -88,8 +88,11 @@ pub fn run(filter: Option<&str>) -> usize {
     run_ktap(&mut Console, &entries, filter, |entry| match *entry {
         Entry::Kernel(test) => test(),
         Entry::Module { owner, test } => {
-            let code = abi::enter(owner, || test());
-            check(code == 0, "the module's test returned non-zero", code as u64)
+            // A fault was contained and reported by `call`; the suite goes on.
+            match abi::call(owner, || test()) {
+                Ok(code) => check(code == 0, "the module's test returned non-zero", code as u64),
+                Err(fault) => check(false, "the module's test faulted", fault.elr),
+            }
         }
     })
     .unwrap_or(0)
