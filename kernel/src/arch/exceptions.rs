@@ -57,9 +57,10 @@ const MISALIGNED: u64 = 16;
 /// in-kernel test that checks it (`exception_entry_keeps_sp_aligned`).
 static ENTRY_SP: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
 
-/// The SP vector `vector` last entered with (0 if never).
-pub fn entry_sp(vector: usize) -> u64 {
-    ENTRY_SP.get(vector).map_or(0, |sp| sp.load(Ordering::Relaxed))
+/// The SP vector `vector` last entered with, once (0 if not since the last
+/// time it was asked).
+pub fn take_entry_sp(vector: usize) -> u64 {
+    ENTRY_SP.get(vector).map_or(0, |sp| sp.swap(0, Ordering::Relaxed))
 }
 
 /// Points VBAR_EL1 at the table.
@@ -145,7 +146,7 @@ fn misaligned_entry(frame: &Frame, vector: u64, esr: Syndrome, far: u64) -> ! {
     // (TPIDRRO_EL0: no EL0 code exists to read it).
     unsafe { core::arch::asm!("mrs {}, tpidrro_el0", out(reg) sp, options(nomem, nostack)) };
     crate::println!(
-        "\nexception entry: SP={sp:#x} is not 16-byte aligned (SP mod 16 = {}); hardware would fault on the first store",
+        "\nexception entry: SP={sp:#x} (after reserving the frame) is not 16-byte aligned (SP mod 16 = {}); hardware would fault on the first store",
         sp % 16
     );
     report(frame, vector, esr, far);

@@ -24,6 +24,10 @@ unsafe extern "C" {
     fn splitmap_peek16(va: u64) -> Peeked;
     fn splitmap_peek32(va: u64) -> Peeked;
     fn splitmap_peek64(va: u64) -> Peeked;
+    /// [`splitmap_peek64`] run on SP_EL1, so that its fault is taken at
+    /// EL1h: the stack the handler itself runs on, as a fault inside the
+    /// handler would be.
+    fn splitmap_peek64_on_sp_el1(va: u64) -> Peeked;
 }
 
 #[repr(C)]
@@ -35,20 +39,41 @@ struct Peeked {
 /// Reads `width` (8, 16, 32 or 64) bits at `va`, or says why it faulted
 /// (the syndrome prints as the reason).
 pub fn peek(va: u64, width: u8) -> Result<u64, Syndrome> {
+    probe(|| match width {
+        // SAFETY: each routine is one load with an exception-table entry: a
+        // fault resumes at its fixup instead of being fatal, and nothing is
+        // written.
+        8 => unsafe { splitmap_peek8(va) },
+        // SAFETY: as above.
+        16 => unsafe { splitmap_peek16(va) },
+        // SAFETY: as above.
+        32 => unsafe { splitmap_peek32(va) },
+        // SAFETY: as above.
+        _ => unsafe { splitmap_peek64(va) },
+    })
+}
+
+/// Reads 64 bits at `va`, or says why it faulted.
+pub fn peek64(va: u64) -> Result<u64, Syndrome> {
+    peek(va, 64)
+}
+
+/// Reads 64 bits at `va` with SP_EL1 selected (PSTATE.SPSel = 1), so that a
+/// fault is an EL1h exception, taken on the stack it interrupted: what a
+/// fault inside the exception handler looks like, without a bug to cause it.
+pub fn peek_on_sp_el1(va: u64) -> Result<u64, Syndrome> {
+    // SAFETY: as `peek`'s loads; the routine selects SP_EL1 only around the
+    // load and uses no stack, and a fault's fixup selects SP_EL0 again.
+    probe(|| unsafe { splitmap_peek64_on_sp_el1(va) })
+}
+
+/// Runs one covered load with interrupts masked.
+fn probe(load: impl FnOnce() -> Peeked) -> Result<u64, Syndrome> {
     // Interrupts stay masked (they are never unmasked yet); keep it that way
     // explicitly so nothing else can fault in between and overwrite the record.
     let daif = DAIF.get();
     DAIF.set(daif | (0b1111 << 6));
-    // SAFETY: each routine is one load with an exception-table entry: a fault
-    // resumes at its fixup instead of being fatal, and nothing is written.
-    let r = unsafe {
-        match width {
-            8 => splitmap_peek8(va),
-            16 => splitmap_peek16(va),
-            32 => splitmap_peek32(va),
-            _ => splitmap_peek64(va),
-        }
-    };
+    let r = load();
     let esr = LAST_ESR.load(Ordering::Relaxed);
     DAIF.set(daif);
     if r.faulted == 0 {
@@ -62,3 +87,27 @@ super::extable::covered_routine!("splitmap_peek8", "ldrb w0, [x0]");
 super::extable::covered_routine!("splitmap_peek16", "ldrh w0, [x0]");
 super::extable::covered_routine!("splitmap_peek32", "ldr w0, [x0]");
 super::extable::covered_routine!("splitmap_peek64", "ldr x0, [x0]");
+
+core::arch::global_asm!(
+    r#"
+    .section .text.splitmap_peek64_on_sp_el1, "ax"
+    .global splitmap_peek64_on_sp_el1
+    .type   splitmap_peek64_on_sp_el1, %function
+splitmap_peek64_on_sp_el1:
+    msr     spsel, #1
+1:  ldr     x0, [x0]
+    msr     spsel, #0
+    mov     x1, #0
+    ret
+2:  msr     spsel, #0
+    mov     x0, #0
+    mov     x1, #1
+    ret
+    .size   splitmap_peek64_on_sp_el1, . - splitmap_peek64_on_sp_el1
+    .pushsection __ex_table, "a"
+    .balign 4
+    .long   1b - .
+    .long   2b - .
+    .popsection
+"#
+);

@@ -6,7 +6,8 @@ use pi::layout::{FIXMAP_DTB, KERNEL_STACK_SIZE, KIMAGE_VADDR, LINEAR_END, PAGE_O
 use pi::pgtable::{self, Translation};
 
 use super::report::{TestFailure, TestResult, check, run_ktap, skip};
-use crate::arch::{cpu, sections};
+use crate::arch::esr::Syndrome;
+use crate::arch::{cpu, exceptions, peek, sections};
 use crate::boot::state;
 use crate::console::Console;
 use crate::kaslr::relocate;
@@ -54,6 +55,7 @@ const TESTS: &[(&str, Test)] = &[
         kernel_stack_sits_above_an_unmapped_guard,
     ),
     ("tables_outgrow_the_image_pool", tables_outgrow_the_image_pool),
+    ("exception_entry_keeps_sp_aligned", exception_entry_keeps_sp_aligned),
 ];
 
 /// The kernel's own test names (modules cannot take them).
@@ -318,6 +320,39 @@ fn kernel_stack_sits_above_an_unmapped_guard() -> TestResult {
     )?;
     let t = translate(stack_start).ok_or(fail("the stack is unmapped", stack_start))?;
     check(t.prot.as_str() == "rw-", "the stack is not rw-", stack_start)
+}
+
+/// Hardware faults a load or store through a misaligned SP (SCTLR_EL1.SA);
+/// TCG does not. So the kernel checks what TCG lets slide: an exception
+/// taken from the kernel stack (EL1t, vector 0) and one taken on the
+/// handler's own stack (EL1h, vector 4, as a fault inside the handler would
+/// be) each enter with SP 16-byte aligned, on the boot stack.
+fn exception_entry_keeps_sp_aligned() -> TestResult {
+    let boot_stack = sections::boot_stack();
+    type Probe = fn(u64) -> Result<u64, Syndrome>;
+    let probes: [(usize, Probe); 2] = [(0, peek::peek64), (4, peek::peek_on_sp_el1)];
+    for (vector, probe) in probes {
+        let _ = exceptions::take_entry_sp(vector);
+        // Nothing is mapped at 0 (TTBR0 walks nothing): a data abort.
+        check(probe(0).is_err(), "a load from 0 did not fault", vector as u64)?;
+        let sp = exceptions::take_entry_sp(vector);
+        check(
+            sp != 0,
+            "the fault did not come through the expected vector",
+            vector as u64,
+        )?;
+        check(
+            sp.is_multiple_of(16),
+            "an exception entered with SP not 16-byte aligned",
+            sp,
+        )?;
+        check(
+            (boot_stack.start..=boot_stack.end).contains(&sp),
+            "an exception entered off the boot stack (SP_EL1)",
+            sp,
+        )?;
+    }
+    Ok(())
 }
 
 fn image_alias_is_read_only_exactly_with_rodata_full() -> TestResult {
