@@ -11,6 +11,7 @@ the real output, in the same order. A block may show only some of the lines
     scripts/check-docs.py                     # check every document
     scripts/check-docs.py README.md           # check one
     scripts/check-docs.py --update [FILE...]  # and re-paste what changed
+    scripts/check-docs.py --paths [FILE...]   # only the paths they name
 
 `--update` replaces each stale line with the next real line of the same shape
 (the same text once numbers are ignored): `text va=0x… map=…` takes the new
@@ -33,8 +34,20 @@ Prints each pasted line a fresh run no longer prints, with the real line that
 has the same first word (usually the new value), and exits 1 if there is any.
 Not part of `cargo test`: addresses and counts in the docs change with every
 kernel change, and re-pasting them is a deliberate step.
+
+`--paths` runs nothing: it checks that every repository path named in
+README.md, docs/, the scripts and the comments of Rust and TOML files
+(`kernel/src/mm/linear.rs`, `modules/*`, `kernel/src/module/{load.rs,plt.rs}`,
+a Markdown link) names something that exists, so a file that moves cannot
+leave its old name behind. It is part of `cargo test`
+(tests/doc_paths.rs). A path counts when it starts with a top-level folder
+of the repository; it is found from the root, or from the crate of the file
+naming it (`src/lib.rs` in a kernel comment), or, starting with `./` or `../`
+or as a link target, from the file's folder. Paths under `target/` are made
+by the build and not checked.
 """
 
+import glob
 import pathlib
 import re
 import shlex
@@ -197,8 +210,89 @@ def check(path, update):
     return problems
 
 
+# What a path starts with: the repository's top-level folders.
+TOP = r"(?:src|kernel|boot|modules|tests|docs|scripts|fuzz|\.ci|\.cargo)/"
+# Not preceded by what would make it part of a longer word, a URL or a path
+# in another tree; `{a,b}` alternatives and `*` globs allowed.
+PATH = re.compile(r"(?<![\w./-])(?:\.\.?/)*" + TOP + r"(?:\{[\w.,*/-]*\}|[\w./*-])*")
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+# Named in the docs, but made by the reader: the guide's own module.
+YOURS = ("modules/mine",)
+
+
+def named_paths(path, text):
+    """(line number, path, folder it is relative to or None) for each path
+    named in `text`: all of a Markdown file or a script, only the comments of
+    Rust and TOML (their code has paths of its own, checked by the build)."""
+    markdown = path.suffix == ".md"
+    for number, line in enumerate(text.splitlines(), 1):
+        if path.suffix in (".rs", ".toml"):
+            at = line.find("//" if path.suffix == ".rs" else "#")
+            if at < 0:
+                continue
+            line = line[at:]
+        for found in PATH.finditer(line):
+            name = found.group(0).rstrip(".,:;")
+            yield number, name, path.parent if name.startswith(("./", "../")) else None
+        if markdown:
+            for found in LINK.finditer(line):
+                target = found.group(1).split("#")[0]
+                if target and ":" not in target:
+                    yield number, target, path.parent
+
+
+def expand(name):
+    """`a/{b,c}.rs` as `a/b.rs` and `a/c.rs`."""
+    found = re.search(r"\{([^{}]*)\}", name)
+    if not found:
+        return [name]
+    head, tail = name[: found.start()], name[found.end() :]
+    return [p for alt in found.group(1).split(",") for p in expand(head + alt + tail)]
+
+
+def exists(name, bases):
+    """Whether every path `name` stands for is found from one of `bases`."""
+    return all(any(glob.glob(str(b / n)) if "*" in n else (b / n).exists() for b in bases) for n in expand(name))
+
+
+def documents():
+    """README.md, docs/ and every source file git would hand a newcomer
+    (tracked, or new and not ignored)."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\n")
+    def wanted(name):
+        top = name.split("/")[0]
+        if name.endswith(".md"):
+            return name == top or top == "docs"
+        return name.endswith((".rs", ".py", ".sh", ".ld", ".ld.in", ".toml")) or top == ".ci"
+
+    return [ROOT / name for name in sorted(set(listed)) if name and wanted(name) and (ROOT / name).is_file()]
+
+
+def check_paths(files):
+    """Paths named in `files` that do not exist; the number of them."""
+    problems = 0
+    for path in files:
+        crate = next((d for d in path.parents if d.is_relative_to(ROOT) and (d / "Cargo.toml").exists()), ROOT)
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        for number, name, folder in named_paths(path, path.read_text(errors="replace")):
+            if name.startswith(YOURS) or exists(name, [folder] if folder else [ROOT, crate]):
+                continue
+            problems += 1
+            print(f"{shown}:{number}: {name} does not exist")
+    return problems
+
+
 def main():
     args = sys.argv[1:]
+    if "--paths" in args:
+        files = [pathlib.Path(p).resolve() for p in args if p != "--paths"] or documents()
+        problems = check_paths(files)
+        if problems:
+            print(f"check-docs: {problems} path(s) named in the docs or comments do not exist; point them where the files are now")
+            return 1
+        print(f"check-docs: every path named in {len(files)} file(s) exists")
+        return 0
     update = "--update" in args
     paths = [ROOT / p for p in args if p != "--update"] or [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     problems = sum(check(p, update) for p in paths)

@@ -213,7 +213,7 @@ pub fn check_header(image: &[u8]) -> Result<(), String> {
 }
 
 /// Fills the reserved `.ksyms` section of `image` (the flat Image of `elf`)
-/// with the kernel's function symbols, in the format kernel/src/ksyms.rs reads.
+/// with the kernel's function symbols, in the format kernel/src/debug/ksyms.rs reads.
 ///
 /// # Errors
 /// If the section is missing or too small.
@@ -348,7 +348,7 @@ pub fn broken_variants(name: &str, ko: &[u8]) -> Result<Vec<(String, Vec<u8>)>, 
     Ok(variants)
 }
 
-/// A cpio archive in the "newc" format the kernel reads (kernel/src/cpio.rs):
+/// A cpio archive in the "newc" format the kernel reads (kernel/src/boot/cpio.rs):
 /// each file a 110-byte ASCII header, its name and its data, 4-byte aligned,
 /// then the `TRAILER!!!` entry.
 pub fn cpio(files: &[(&str, &[u8])]) -> Vec<u8> {

@@ -59,7 +59,7 @@ fn write(name: &str, blob: &[u8]) -> String {
 fn malformed_nodes_are_named_and_ignored() {
     let blob = tree(true, |w| {
         // (QEMU replaces every device_type="memory" node with its own /memory,
-        // so malformed RAM nodes are covered by the host tests of kernel/src/dtb.rs.)
+        // so malformed RAM nodes are covered by the host tests of kernel/src/boot/dtb.rs.)
         // Absurd cells under /reserved-memory.
         let rm = w.begin_node("reserved-memory").unwrap();
         w.property_u32("#address-cells", 7).unwrap();

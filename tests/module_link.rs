@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::process::Command;
 
-use kernel::module::load::{Aligned, Module};
+use kernel::module::check::Malformed;
+use kernel::module::load::{Aligned, LoadError, Module};
+use kernel::module::plt::PltError;
 use kernel::module::{plt, reloc};
 use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget};
 
@@ -201,7 +203,7 @@ fn bad_modules_are_refused_with_the_reason() {
     let ko = module_file("hello");
     let cut = Aligned::new(&ko[..ko.len() - 100]);
     let err = Module::parse(cut.bytes()).err().unwrap();
-    assert!(err.starts_with("not an ELF file"), "{err}");
+    assert!(matches!(err, LoadError::Malformed(Malformed::NotElf(_))), "{err}");
 
     // A section whose contents run past the end of the file: sh_size (at 0x20
     // in its header) made huge.
@@ -217,14 +219,31 @@ fn bad_modules_are_refused_with_the_reason() {
     long[size_at..size_at + 8].copy_from_slice(&0x10_0000u64.to_le_bytes());
     let long = Aligned::new(&long);
     let err = Module::parse(long.bytes()).err().unwrap();
-    assert_eq!(err, "section .text.init_module lies outside the file (truncated?)");
+    assert_eq!(err, LoadError::Truncated(".text.init_module".into()));
+    assert_eq!(
+        err.to_string(),
+        "section .text.init_module lies outside the file (truncated?)"
+    );
 
     let copy = Aligned::new(&ko);
     let module = Module::parse(copy.bytes()).unwrap();
     let mut image = vec![0; module.size() as usize];
     let err = module.link(&mut image, BASE, |_| None).unwrap_err();
-    assert!(err.starts_with("undefined symbol splitmap_"), "{err}");
+    assert!(
+        matches!(&err, LoadError::UndefinedSymbol(s) if s.starts_with("splitmap_")),
+        "{err}"
+    );
     // An export 8 GiB away is beyond even a veneer.
     let err = module.link(&mut image, BASE, |_| Some(BASE + (8 << 30))).unwrap_err();
-    assert!(err.contains("beyond a veneer's reach"), "{err}");
+    assert!(
+        matches!(
+            err,
+            LoadError::Veneer {
+                error: PltError::OutOfReach(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("beyond a veneer's reach"), "{err}");
 }

@@ -12,12 +12,13 @@ fn refusal(bytes: &[u8]) -> Option<String> {
     let copy = Aligned::new(bytes);
     let module = match Module::parse(copy.bytes()) {
         Ok(m) => m,
-        Err(e) => return Some(e),
+        Err(e) => return Some(e.to_string()),
     };
     let mut image = vec![0u8; module.size() as usize];
     module
         .link(&mut image, 0xffff_8000_7800_0000, |_| Some(0xffff_8000_8000_1000))
         .err()
+        .map(|e| e.to_string())
 }
 
 #[test]

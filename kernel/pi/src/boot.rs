@@ -46,7 +46,7 @@ pub const SCTLR_RES1: u64 = (1 << 11) | (1 << 20) | (1 << 22) | (1 << 23) | (1 <
 pub const SCTLR_MMU_ON: u64 = SCTLR_RES1 | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19);
 
 unsafe extern "C" {
-    // Linker-script symbols (kernel/linker.ld). Only their addresses are used.
+    // Linker-script symbols (kernel/linker.ld.in). Only their addresses are used.
     static _text: u8;
     static __text_end: u8;
     static __rodata_end: u8;

@@ -5,8 +5,8 @@
 //! Here every section is either one the loader understands or the file is
 //! refused, naming the section (or symbol) and why.
 
-use alloc::format;
 use alloc::string::String;
+use core::fmt;
 
 use object::elf;
 use object::read::elf::{FileHeader, Rela, SectionHeader, SectionTable, Sym, SymbolTable};
@@ -36,16 +36,211 @@ const UNDERSTOOD: [u32; 7] = [
 ];
 const SHT_LLVM_ADDRSIG: u32 = 0x6fff_4c03;
 
+/// Why a file's structure is refused. Sections are named as the file names
+/// them (`?` if it does not).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Malformed {
+    /// The ELF reader refused the header or the section table.
+    NotElf(object::read::Error),
+    /// A REL section: AArch64 modules use RELA.
+    Rel(String),
+    /// A section type the loader does not understand.
+    UnknownType(String, u32),
+    /// A `.rela*` section that is not RELA.
+    RelaInName(String, u32),
+    /// A `.symtab` that is not a symbol table.
+    NotSymtab(String, u32),
+    /// Code without contents (NOBITS).
+    EmptyCode(String),
+    /// An alignment that is not a power of two.
+    OddAlignment(String, u64),
+    /// Code aligned to less than an instruction.
+    UnalignedCode(String, u64),
+    /// Two symbol tables.
+    TwoSymtabs,
+    /// Table entries of the wrong size.
+    EntrySize {
+        /// The table.
+        section: String,
+        /// Its `sh_entsize`.
+        entsize: u64,
+        /// The size of one `what`.
+        want: u64,
+        /// What an entry is.
+        what: &'static str,
+    },
+    /// A table that is not a whole number of entries.
+    PartialEntry {
+        /// The table.
+        section: String,
+        /// Its size.
+        bytes: u64,
+        /// What an entry is.
+        what: &'static str,
+    },
+    /// A table not 8-byte aligned in the file.
+    UnalignedTable(String),
+    /// A symbol table that does not link to a string table.
+    NoStrtab(String),
+    /// The symbol table cannot be read.
+    BadSymtab(object::read::Error),
+    /// Relocations with no symbol table to name symbols in.
+    NoSymtab(String),
+    /// Relocations linked to another section than the symbol table.
+    WrongSymtab(String, u32),
+    /// Relocations for a section that does not exist.
+    NoTarget(String, usize),
+    /// Relocations for a section that is not loaded with contents.
+    TargetNotLoaded(String, usize),
+    /// A table whose contents lie outside the file.
+    OutsideFile(String),
+    /// A relocation naming a symbol past the end of the symbol table.
+    NoSuchSymbol {
+        /// Which relocation of its section.
+        index: usize,
+        /// The RELA section.
+        section: String,
+        /// The symbol it names.
+        symbol: usize,
+        /// How many there are.
+        symbols: usize,
+    },
+    /// A relocation patching past the end of its section.
+    PastSection {
+        /// Which relocation of its section.
+        index: usize,
+        /// The RELA section.
+        section: String,
+        /// The offset it patches.
+        offset: u64,
+    },
+    /// An entry point the loader cannot call.
+    Entry(&'static str, BadEntry),
+}
+
+/// What is wrong with an entry point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadEntry {
+    /// Defined more than once.
+    Twice,
+    /// Undefined: the module must define it.
+    Undefined,
+    /// An absolute symbol.
+    Absolute,
+    /// In a special section (this index).
+    Special(u16),
+    /// In a section that does not exist.
+    NoSection(u16),
+    /// In a section that is not loaded code.
+    NotCode(u16),
+    /// At an address not 4-aligned.
+    Unaligned(u64),
+    /// Past the end of its section.
+    PastEnd(u64),
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Malformed::*;
+        match self {
+            NotElf(e) => write!(f, "not an ELF file: {e}"),
+            Rel(name) => write!(
+                f,
+                "section {name} holds REL relocations; AArch64 modules use RELA (with addends)"
+            ),
+            UnknownType(name, kind) => write!(
+                f,
+                "section {name} has type {kind:#x}, which the loader does not understand"
+            ),
+            RelaInName(name, kind) => write!(
+                f,
+                "section {name} is named as relocations but has type {kind:#x}, not RELA"
+            ),
+            NotSymtab(name, kind) => write!(f, "section {name} is not a symbol table (type {kind:#x})"),
+            EmptyCode(name) => write!(f, "section {name} is code but has no contents (NOBITS)"),
+            OddAlignment(name, align) => write!(
+                f,
+                "section {name} wants {align}-byte alignment, which is not a power of two"
+            ),
+            UnalignedCode(name, align) => write!(
+                f,
+                "section {name} is code aligned to {align} byte(s); instructions need 4"
+            ),
+            TwoSymtabs => write!(f, "more than one symbol table"),
+            EntrySize {
+                section,
+                entsize,
+                want,
+                what,
+            } => write!(
+                f,
+                "section {section} has {entsize}-byte entries; a {what} is {want} bytes"
+            ),
+            PartialEntry { section, bytes, what } => {
+                write!(f, "section {section} is {bytes} bytes, not a whole number of {what}s")
+            }
+            UnalignedTable(name) => write!(f, "section {name} is not 8-byte aligned in the file"),
+            NoStrtab(name) => write!(f, "symbol table {name} does not link to a string table"),
+            BadSymtab(e) => write!(f, "the symbol table cannot be read: {e}"),
+            NoSymtab(name) => write!(f, "section {name} holds relocations, but there is no symbol table"),
+            WrongSymtab(name, link) => write!(f, "section {name} links to section {link}, not the symbol table"),
+            NoTarget(name, target) => write!(f, "section {name} relocates section {target}, which does not exist"),
+            TargetNotLoaded(name, target) => write!(
+                f,
+                "section {name} relocates section {target}, which is not loaded with contents"
+            ),
+            OutsideFile(name) => write!(f, "section {name} lies outside the file"),
+            NoSuchSymbol {
+                index,
+                section,
+                symbol,
+                symbols,
+            } => write!(
+                f,
+                "relocation {index} in {section} names symbol {symbol}; there are {symbols}"
+            ),
+            PastSection { index, section, offset } => write!(
+                f,
+                "relocation {index} in {section} patches offset {offset:#x}, past the end of its section"
+            ),
+            Entry(entry, why) => match why {
+                BadEntry::Twice => write!(f, "{entry} is defined more than once"),
+                BadEntry::Undefined => write!(f, "{entry} is undefined: a module defines its own entry points"),
+                BadEntry::Absolute => write!(f, "{entry} is an absolute symbol, not code in the module"),
+                BadEntry::Special(i) => write!(f, "{entry} is in special section {i:#x}, not code"),
+                BadEntry::NoSection(i) => write!(f, "{entry} names section {i}, which does not exist"),
+                BadEntry::NotCode(i) => write!(f, "{entry} is in section {i}, which is not loaded code"),
+                BadEntry::Unaligned(at) => write!(f, "{entry} at {at:#x} is not 4-byte aligned"),
+                BadEntry::PastEnd(at) => write!(f, "{entry} at {at:#x} lies past the end of its section"),
+            },
+        }
+    }
+}
+
 /// Checks every section header and the entry points of the ELF file `data`.
 /// Runs before the ELF reader builds its own view, which would refuse some of
 /// these files without naming the section.
 ///
 /// # Errors
-/// The first thing the loader does not understand, named.
-pub fn structure(data: &[u8]) -> Result<(), String> {
-    let not_elf = |e: object::read::Error| format!("not an ELF file: {e}");
-    let header = elf::FileHeader64::<LE>::parse(data).map_err(not_elf)?;
-    let sections: Sections<'_> = header.sections(LE, data).map_err(not_elf)?;
+/// The first thing the loader does not understand, named:
+/// - [`Malformed::NotElf`]: the header or section table cannot be read.
+/// - [`Malformed::Rel`], [`Malformed::UnknownType`],
+///   [`Malformed::RelaInName`], [`Malformed::NotSymtab`],
+///   [`Malformed::EmptyCode`]: a section of a type the loader cannot use.
+/// - [`Malformed::OddAlignment`], [`Malformed::UnalignedCode`]: a loaded
+///   section's alignment.
+/// - [`Malformed::TwoSymtabs`], [`Malformed::NoStrtab`],
+///   [`Malformed::BadSymtab`]: the symbol table.
+/// - [`Malformed::EntrySize`], [`Malformed::PartialEntry`],
+///   [`Malformed::UnalignedTable`], [`Malformed::OutsideFile`]: a table's
+///   shape.
+/// - [`Malformed::NoSymtab`], [`Malformed::WrongSymtab`],
+///   [`Malformed::NoTarget`], [`Malformed::TargetNotLoaded`],
+///   [`Malformed::NoSuchSymbol`], [`Malformed::PastSection`]: relocations.
+/// - [`Malformed::Entry`]: `init_module` or `exit_module`.
+pub fn structure(data: &[u8]) -> Result<(), Malformed> {
+    let header = elf::FileHeader64::<LE>::parse(data).map_err(Malformed::NotElf)?;
+    let sections: Sections<'_> = header.sections(LE, data).map_err(Malformed::NotElf)?;
     let sections = &sections;
     let name_of = |h: &elf::SectionHeader64<LE>| {
         sections
@@ -59,49 +254,40 @@ pub fn structure(data: &[u8]) -> Result<(), String> {
         let (name, kind) = (name_of(h), h.sh_type(LE));
         let flags = h.sh_flags(LE);
         if kind == elf::SHT_REL {
-            return Err(format!(
-                "section {name} holds REL relocations; AArch64 modules use RELA (with addends)"
-            ));
+            return Err(Malformed::Rel(name.into()));
         }
         if !UNDERSTOOD.contains(&kind) && kind != SHT_LLVM_ADDRSIG {
-            return Err(format!(
-                "section {name} has type {kind:#x}, which the loader does not understand"
-            ));
+            return Err(Malformed::UnknownType(name.into(), kind));
         }
         if name.starts_with(".rela") && kind != elf::SHT_RELA {
-            return Err(format!(
-                "section {name} is named as relocations but has type {kind:#x}, not RELA"
-            ));
+            return Err(Malformed::RelaInName(name.into(), kind));
         }
         if name == ".symtab" && kind != elf::SHT_SYMTAB {
-            return Err(format!("section {name} is not a symbol table (type {kind:#x})"));
+            return Err(Malformed::NotSymtab(name.into(), kind));
         }
         if kind == elf::SHT_NOBITS && flags & u64::from(elf::SHF_EXECINSTR) != 0 {
-            return Err(format!("section {name} is code but has no contents (NOBITS)"));
+            return Err(Malformed::EmptyCode(name.into()));
         }
         if flags & u64::from(elf::SHF_ALLOC) != 0 {
             alignment(h, name)?;
         }
         if kind == elf::SHT_SYMTAB {
             if symtab.replace(i).is_some() {
-                return Err("more than one symbol table".into());
+                return Err(Malformed::TwoSymtabs);
             }
             entries(h, name, SYM_SIZE, "symbol")?;
             let link = sections.section(SectionIndex(h.sh_link(LE) as usize));
             if link.map(|s| s.sh_type(LE)) != Ok(elf::SHT_STRTAB) {
-                return Err(format!("symbol table {name} does not link to a string table"));
+                return Err(Malformed::NoStrtab(name.into()));
             }
         }
     }
     let symbols: Symbols<'_> = sections
         .symbols(LE, data, elf::SHT_SYMTAB)
-        .map_err(|e| format!("the symbol table cannot be read: {e}"))?;
+        .map_err(Malformed::BadSymtab)?;
     for h in sections.iter().filter(|h| h.sh_type(LE) == elf::SHT_RELA) {
         let Some(symtab) = symtab else {
-            return Err(format!(
-                "section {} holds relocations, but there is no symbol table",
-                name_of(h)
-            ));
+            return Err(Malformed::NoSymtab(name_of(h).into()));
         };
         relocations(sections, symbols.len(), h, name_of(h), symtab, data)?;
     }
@@ -112,9 +298,9 @@ pub fn structure(data: &[u8]) -> Result<(), String> {
             .filter(|s| symbols.symbol_name(LE, s) == Ok(entry.as_bytes()));
         let Some(sym) = found.next() else { continue };
         if found.next().is_some() {
-            return Err(format!("{entry} is defined more than once"));
+            return Err(Malformed::Entry(entry, BadEntry::Twice));
         }
-        entry_point(sections, entry, sym)?;
+        entry_point(sections, sym).map_err(|why| Malformed::Entry(entry, why))?;
     }
     Ok(())
 }
@@ -122,36 +308,37 @@ pub fn structure(data: &[u8]) -> Result<(), String> {
 /// A section the loader places: its `sh_addralign` is 0 or 1 (none) or a
 /// power of two, as the ELF spec requires (the layout rounds offsets up to
 /// it), and code is at least 4-aligned, so every instruction is.
-fn alignment(h: &elf::SectionHeader64<LE>, name: &str) -> Result<(), String> {
+fn alignment(h: &elf::SectionHeader64<LE>, name: &str) -> Result<(), Malformed> {
     let align = h.sh_addralign(LE);
     if align > 1 && !align.is_power_of_two() {
-        return Err(format!(
-            "section {name} wants {align}-byte alignment, which is not a power of two"
-        ));
+        return Err(Malformed::OddAlignment(name.into(), align));
     }
     if h.sh_flags(LE) & u64::from(elf::SHF_EXECINSTR) != 0 && align < 4 {
-        return Err(format!(
-            "section {name} is code aligned to {align} byte(s); instructions need 4"
-        ));
+        return Err(Malformed::UnalignedCode(name.into(), align));
     }
     Ok(())
 }
 
 /// A table section of `size`-byte entries: whole entries, aligned.
-fn entries(h: &elf::SectionHeader64<LE>, name: &str, size: u64, what: &str) -> Result<u64, String> {
+fn entries(h: &elf::SectionHeader64<LE>, name: &str, size: u64, what: &'static str) -> Result<u64, Malformed> {
     let (entsize, bytes) = (h.sh_entsize(LE), h.sh_size(LE));
     if entsize != size {
-        return Err(format!(
-            "section {name} has {entsize}-byte entries; a {what} is {size} bytes"
-        ));
+        return Err(Malformed::EntrySize {
+            section: name.into(),
+            entsize,
+            want: size,
+            what,
+        });
     }
     if !bytes.is_multiple_of(size) {
-        return Err(format!(
-            "section {name} is {bytes} bytes, not a whole number of {what}s"
-        ));
+        return Err(Malformed::PartialEntry {
+            section: name.into(),
+            bytes,
+            what,
+        });
     }
     if !h.sh_offset(LE).is_multiple_of(8) {
-        return Err(format!("section {name} is not 8-byte aligned in the file"));
+        return Err(Malformed::UnalignedTable(name.into()));
     }
     Ok(bytes / size)
 }
@@ -165,68 +352,138 @@ fn relocations(
     name: &str,
     symtab: usize,
     data: &[u8],
-) -> Result<(), String> {
+) -> Result<(), Malformed> {
     entries(h, name, RELA_SIZE, "relocation")?;
     if h.sh_link(LE) as usize != symtab {
-        return Err(format!(
-            "section {name} links to section {}, not the symbol table",
-            h.sh_link(LE)
-        ));
+        return Err(Malformed::WrongSymtab(name.into(), h.sh_link(LE)));
     }
     let target = h.sh_info(LE) as usize;
     let patched = sections
         .section(SectionIndex(target))
         .ok()
         .filter(|_| target != 0)
-        .ok_or_else(|| format!("section {name} relocates section {target}, which does not exist"))?;
+        .ok_or_else(|| Malformed::NoTarget(name.into(), target))?;
     let alloc = patched.sh_flags(LE) & u64::from(elf::SHF_ALLOC) != 0;
     if !alloc || patched.sh_type(LE) != elf::SHT_PROGBITS {
-        return Err(format!(
-            "section {name} relocates section {target}, which is not loaded with contents"
-        ));
+        return Err(Malformed::TargetNotLoaded(name.into(), target));
     }
     let table: &[elf::Rela64<LE>] = h
         .data_as_array(LE, data)
-        .map_err(|_| format!("section {name} lies outside the file"))?;
-    for (i, r) in table.iter().enumerate() {
-        let sym = r.r_sym(LE, false) as usize;
-        if sym >= nsyms {
-            return Err(format!(
-                "relocation {i} in {name} names symbol {sym}; there are {nsyms}"
-            ));
+        .map_err(|_| Malformed::OutsideFile(name.into()))?;
+    for (index, r) in table.iter().enumerate() {
+        let symbol = r.r_sym(LE, false) as usize;
+        if symbol >= nsyms {
+            return Err(Malformed::NoSuchSymbol {
+                index,
+                section: name.into(),
+                symbol,
+                symbols: nsyms,
+            });
         }
         if r.r_offset(LE) >= patched.sh_size(LE) {
-            return Err(format!(
-                "relocation {i} in {name} patches offset {:#x}, past the end of its section",
-                r.r_offset(LE)
-            ));
+            return Err(Malformed::PastSection {
+                index,
+                section: name.into(),
+                offset: r.r_offset(LE),
+            });
         }
     }
     Ok(())
 }
 
 /// An entry point: a 4-byte aligned instruction inside loaded code.
-fn entry_point(sections: &Sections<'_>, entry: &str, sym: &elf::Sym64<LE>) -> Result<(), String> {
+fn entry_point(sections: &Sections<'_>, sym: &elf::Sym64<LE>) -> Result<(), BadEntry> {
     let shndx = sym.st_shndx(LE);
     match shndx {
-        elf::SHN_UNDEF => return Err(format!("{entry} is undefined: a module defines its own entry points")),
-        elf::SHN_ABS => return Err(format!("{entry} is an absolute symbol, not code in the module")),
-        i if i >= elf::SHN_LORESERVE => return Err(format!("{entry} is in special section {i:#x}, not code")),
+        elf::SHN_UNDEF => return Err(BadEntry::Undefined),
+        elf::SHN_ABS => return Err(BadEntry::Absolute),
+        i if i >= elf::SHN_LORESERVE => return Err(BadEntry::Special(i)),
         _ => {}
     }
     let section = sections
         .section(SectionIndex(shndx.into()))
-        .map_err(|_| format!("{entry} names section {shndx}, which does not exist"))?;
+        .map_err(|_| BadEntry::NoSection(shndx))?;
     let code = u64::from(elf::SHF_ALLOC | elf::SHF_EXECINSTR);
     if section.sh_flags(LE) & code != code || section.sh_type(LE) != elf::SHT_PROGBITS {
-        return Err(format!("{entry} is in section {shndx}, which is not loaded code"));
+        return Err(BadEntry::NotCode(shndx));
     }
     let at = sym.st_value(LE);
     if !at.is_multiple_of(4) {
-        return Err(format!("{entry} at {at:#x} is not 4-byte aligned"));
+        return Err(BadEntry::Unaligned(at));
     }
     if at.checked_add(4).is_none_or(|end| end > section.sh_size(LE)) {
-        return Err(format!("{entry} at {at:#x} lies past the end of its section"));
+        return Err(BadEntry::PastEnd(at));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 64-byte ELF header and `shnum` zeroed section headers after it, the
+    /// last one an empty string table for section names.
+    fn header_with_sections(shnum: u16) -> alloc::vec::Vec<u64> {
+        let mut h = [0u8; 64];
+        h[..8].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
+        h[16..18].copy_from_slice(&elf::ET_REL.to_le_bytes());
+        h[18..20].copy_from_slice(&elf::EM_AARCH64.to_le_bytes());
+        h[20..24].copy_from_slice(&1u32.to_le_bytes());
+        h[40..48].copy_from_slice(&64u64.to_le_bytes()); // e_shoff
+        h[52..54].copy_from_slice(&64u16.to_le_bytes());
+        h[58..60].copy_from_slice(&64u16.to_le_bytes());
+        h[60..62].copy_from_slice(&shnum.to_le_bytes());
+        h[62..64].copy_from_slice(&(shnum - 1).to_le_bytes()); // e_shstrndx
+        let mut words = alloc::vec![0u64; 8 + 8 * usize::from(shnum)];
+        for (w, chunk) in words.iter_mut().zip(h.chunks(8)) {
+            *w = u64::from_le_bytes(chunk.try_into().unwrap());
+        }
+        words[8 * usize::from(shnum)] = u64::from(elf::SHT_STRTAB) << 32;
+        words
+    }
+
+    fn bytes(words: &[u64]) -> alloc::vec::Vec<u8> {
+        words.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn a_file_that_is_no_elf_is_refused_as_such() {
+        let e = structure(&[]).unwrap_err();
+        assert!(matches!(e, Malformed::NotElf(_)), "{e:?}");
+        assert!(e.to_string().starts_with("not an ELF file: "), "{e}");
+    }
+
+    #[test]
+    fn a_section_of_an_unknown_type_is_named() {
+        // Section 1: type 0x70000001 (a processor-specific type).
+        let mut words = header_with_sections(3);
+        words[8 + 8] = 0x7000_0001 << 32;
+        let data = bytes(&words);
+        // The names' string table is empty: the section's name is unknown.
+        let e = structure(&data).unwrap_err();
+        assert_eq!(e, Malformed::UnknownType("?".into(), 0x7000_0001));
+        assert_eq!(
+            e.to_string(),
+            "section ? has type 0x70000001, which the loader does not understand"
+        );
+    }
+
+    #[test]
+    fn entry_point_messages_name_the_entry() {
+        let rows = [
+            (BadEntry::Twice, "init_module is defined more than once"),
+            (
+                BadEntry::Undefined,
+                "init_module is undefined: a module defines its own entry points",
+            ),
+            (
+                BadEntry::Special(0xfff2),
+                "init_module is in special section 0xfff2, not code",
+            ),
+            (BadEntry::Unaligned(0x6), "init_module at 0x6 is not 4-byte aligned"),
+        ];
+        for (why, text) in rows {
+            assert_eq!(Malformed::Entry("init_module", why).to_string(), text);
+        }
+    }
 }

@@ -121,7 +121,7 @@ pub fn insmod(name: &str) -> Result<String, String> {
         "module windows"
     };
     let base = place_va(size).ok_or_else(|| undo(alloc::format!("no room for {size:#x} bytes in the {window}")))?;
-    let linked = module.link(image, base, abi::find).map_err(undo)?;
+    let linked = module.link(image, base, abi::find).map_err(|e| undo(e.to_string()))?;
 
     for (offset, len, area) in module.areas() {
         let attrs = match area {

@@ -14,7 +14,8 @@
 //! shares veneers more eagerly than that, so it never needs more than counted.
 
 #[cfg(with_alloc)]
-use alloc::{collections::BTreeMap, format, string::String};
+use alloc::collections::BTreeMap;
+use core::fmt;
 
 use super::reloc::types::{CALL26, JUMP26};
 use super::reloc::{page, with_adrp_imm, with_imm12};
@@ -76,6 +77,24 @@ pub fn veneer_target(at: u64, insns: [u32; 3]) -> Option<u64> {
     Some(base + u64::from((add >> 10) & 0xfff))
 }
 
+/// Why no veneer could be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PltError {
+    /// Every slot is taken: the count before loading was wrong.
+    OutOfSlots,
+    /// The target (this address) is beyond a veneer's ±4 GiB.
+    OutOfReach(u64),
+}
+
+impl fmt::Display for PltError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PltError::OutOfSlots => write!(f, "more PLT slots needed than counted"),
+            PltError::OutOfReach(target) => write!(f, "{target:#x} is beyond a veneer's reach"),
+        }
+    }
+}
+
 /// The veneers of one module being linked: `slots` of them from image offset
 /// `at`, one written per distinct target, shared by every branch to it.
 #[cfg(with_alloc)]
@@ -109,17 +128,16 @@ impl Plt {
     /// square.
     ///
     /// # Errors
-    /// Every slot is taken (the count was wrong), or `target` is beyond a
-    /// veneer's reach.
-    pub fn veneer_to(&mut self, image: &mut [u8], base: u64, target: u64) -> Result<u64, String> {
+    /// - [`PltError::OutOfSlots`]: every slot is taken (the count was wrong).
+    /// - [`PltError::OutOfReach`]: `target` is beyond a veneer's reach.
+    pub fn veneer_to(&mut self, image: &mut [u8], base: u64, target: u64) -> Result<u64, PltError> {
         let slot = match self.written.get(&target) {
             Some(&slot) => slot,
             None if self.written.len() < self.slots => self.written.len(),
-            None => return Err("more PLT slots needed than counted".into()),
+            None => return Err(PltError::OutOfSlots),
         };
         let at = self.at + slot as u64 * VENEER_SIZE;
-        let insns =
-            veneer(base.wrapping_add(at), target).ok_or_else(|| format!("{target:#x} is beyond a veneer's reach"))?;
+        let insns = veneer(base.wrapping_add(at), target).ok_or(PltError::OutOfReach(target))?;
         for (i, insn) in insns.iter().enumerate() {
             let at = at as usize + 4 * i;
             image[at..at + 4].copy_from_slice(&insn.to_le_bytes());
@@ -220,9 +238,14 @@ mod tests {
             u32::from_le_bytes(image[o..o + 4].try_into().unwrap())
         };
         assert_eq!(veneer_target(second, [0, 1, 2].map(|i| word(second, i))), Some(b));
-        assert!(
-            plt.veneer_to(&mut image, base, base + (3 << 30)).is_err(),
+        assert_eq!(
+            plt.veneer_to(&mut image, base, base + (3 << 30)),
+            Err(PltError::OutOfSlots),
             "a third target"
         );
+        let mut roomy = Plt::new(0x40, 4);
+        let far = base + (8 << 30);
+        assert_eq!(roomy.veneer_to(&mut image, base, far), Err(PltError::OutOfReach(far)));
+        assert_eq!(roomy.used(), 0, "a target out of reach takes no slot");
     }
 }
