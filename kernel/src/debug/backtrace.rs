@@ -31,6 +31,19 @@ impl fmt::Display for Symbol {
     }
 }
 
+/// Names for addresses in loaded modules, lent by the module loader (a layer
+/// above this one) once the shell starts: before then no module is loaded.
+static MODULE_SYMBOLS: spin::Once<fn(u64) -> Option<Symbol>> = spin::Once::new();
+
+/// Lends backtraces and `sym` the loaded modules' names.
+pub fn name_modules_with(symbolize: fn(u64) -> Option<Symbol>) {
+    MODULE_SYMBOLS.call_once(|| symbolize);
+}
+
+fn module_symbol(addr: u64) -> Option<Symbol> {
+    MODULE_SYMBOLS.get().and_then(|symbolize| symbolize(addr))
+}
+
 /// The function `addr` is in: the kernel's, or a loaded module's.
 pub fn symbol(addr: u64) -> Option<Symbol> {
     let text = sections::text().start;
@@ -44,7 +57,7 @@ pub fn symbol(addr: u64) -> Option<Symbol> {
             section: ".text".into(),
             module: None,
         }),
-        None => crate::module::insmod::symbolize(addr),
+        None => module_symbol(addr),
     }
 }
 
@@ -62,7 +75,7 @@ pub fn print_frame(depth: usize, addr: u64) {
             f.name,
             f.offset
         ),
-        None => match crate::module::insmod::symbolize(addr) {
+        None => match module_symbol(addr) {
             Some(symbol) => crate::println!("  #{depth:<2} {addr:#018x} {symbol}"),
             None => crate::println!("  #{depth:<2} {addr:#018x} (link {link:#018x}) ?"),
         },

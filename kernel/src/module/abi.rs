@@ -98,15 +98,49 @@ type TestFn = extern "C" fn() -> i32;
 static COMMANDS: Registry<CommandFn> = Registry::new();
 static TESTS: Registry<TestFn> = Registry::new();
 
+/// The names the kernel keeps for itself, which no module may register:
+/// handed over by the shell (`reserve_names`), which sits above this layer.
+pub struct ReservedNames {
+    /// Whether the shell has a built-in command of this name.
+    pub command: fn(&str) -> bool,
+    /// Whether the kernel has a test of this name.
+    pub test: fn(&str) -> bool,
+}
+
+static RESERVED: spin::Once<ReservedNames> = spin::Once::new();
+
+/// Tells the module registries which names the kernel keeps (once, before
+/// any module loads).
+pub fn reserve_names(names: ReservedNames) {
+    RESERVED.call_once(|| names);
+}
+
+/// Whether the kernel keeps command `name`; every name, until the shell said
+/// which (no module can load before it does).
+fn reserved_command(name: &str) -> bool {
+    RESERVED.get().is_none_or(|r| (r.command)(name))
+}
+
+/// As [`reserved_command`], for tests.
+fn reserved_test(name: &str) -> bool {
+    RESERVED.get().is_none_or(|r| (r.test)(name))
+}
+
 /// Registers `name` (`len` bytes at `at`) for the running module: 0, or -1 if
 /// refused.
 ///
 /// # Safety
 /// `at` must point to `len` readable bytes.
-unsafe fn register<F: Copy>(registry: &Registry<F>, at: *const u8, len: usize, function: F, builtin: &[&str]) -> i32 {
+unsafe fn register<F: Copy>(
+    registry: &Registry<F>,
+    at: *const u8,
+    len: usize,
+    function: F,
+    reserved: fn(&str) -> bool,
+) -> i32 {
     // SAFETY: the caller's contract.
     match unsafe { module_str(at, len) } {
-        Some(name) if registry.add(name, owner(), function, builtin).is_ok() => 0,
+        Some(name) if registry.add(name, owner(), function, reserved).is_ok() => 0,
         _ => -1,
     }
 }
@@ -119,9 +153,8 @@ unsafe fn register<F: Copy>(registry: &Registry<F>, at: *const u8, len: usize, f
 /// until the command is unregistered (rmmod does that at the latest).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn splitmap_register_command(name: *const u8, len: usize, handler: CommandFn) -> i32 {
-    let builtin: Vec<&str> = crate::shell::parse::COMMANDS.iter().map(|(n, _, _)| *n).collect();
     // SAFETY: the caller's contract.
-    unsafe { register(&COMMANDS, name, len, handler, &builtin) }
+    unsafe { register(&COMMANDS, name, len, handler, reserved_command) }
 }
 crate::export!(splitmap_register_command);
 
@@ -160,9 +193,8 @@ crate::export!(splitmap_unregister_command);
 /// As for [`splitmap_register_command`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn splitmap_register_test(name: *const u8, len: usize, test: TestFn) -> i32 {
-    let builtin = crate::shell::selftest::names();
     // SAFETY: the caller's contract.
-    unsafe { register(&TESTS, name, len, test, &builtin) }
+    unsafe { register(&TESTS, name, len, test, reserved_test) }
 }
 crate::export!(splitmap_register_test);
 

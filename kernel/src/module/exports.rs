@@ -92,17 +92,17 @@ impl<F: Copy> Registry<F> {
         Registry(crate::arch::lock::Mutex::new(Vec::new()))
     }
 
-    /// Adds `name` for module `owner` unless a `builtin` or another module
-    /// has it.
+    /// Adds `name` for module `owner` unless the kernel keeps it
+    /// (`reserved`) or another module has it.
     ///
     /// # Errors
     /// [`Refused`], and nothing changes.
-    pub fn add(&self, name: &str, owner: u64, function: F, builtin: &[&str]) -> Result<(), Refused> {
+    pub fn add(&self, name: &str, owner: u64, function: F, reserved: fn(&str) -> bool) -> Result<(), Refused> {
         let mut list = self.0.lock();
         if name.is_empty() {
             return Err(Refused::Empty);
         }
-        if builtin.contains(&name) {
+        if reserved(name) {
             return Err(Refused::Builtin);
         }
         if list.iter().any(|r| r.name == name) {
@@ -156,13 +156,17 @@ impl<F: Copy> Registry<F> {
 mod tests {
     use super::*;
 
+    fn is_help(name: &str) -> bool {
+        name == "help"
+    }
+
     #[test]
     fn registrations_are_unique_and_never_shadow_the_kernel() {
         let r: Registry<u8> = Registry::new();
-        assert_eq!(r.add("hello", 0x1000, 1, &["help"]), Ok(()));
-        assert_eq!(r.add("hello", 0x2000, 2, &["help"]), Err(Refused::Taken));
-        assert_eq!(r.add("help", 0x2000, 2, &["help"]), Err(Refused::Builtin));
-        assert_eq!(r.add("", 0x2000, 2, &["help"]), Err(Refused::Empty));
+        assert_eq!(r.add("hello", 0x1000, 1, is_help), Ok(()));
+        assert_eq!(r.add("hello", 0x2000, 2, is_help), Err(Refused::Taken));
+        assert_eq!(r.add("help", 0x2000, 2, is_help), Err(Refused::Builtin));
+        assert_eq!(r.add("", 0x2000, 2, is_help), Err(Refused::Empty));
         assert_eq!(r.find("hello"), Some((0x1000, 1)), "a refusal changes nothing");
         assert_eq!(r.find("help"), None);
     }
@@ -171,7 +175,7 @@ mod tests {
     fn forget_takes_back_one_modules_registrations_only() {
         let r: Registry<u8> = Registry::new();
         for (name, owner) in [("a", 1), ("b", 2), ("c", 1)] {
-            r.add(name, owner, 0, &[]).unwrap();
+            r.add(name, owner, 0, |_| false).unwrap();
         }
         assert_eq!(r.forget(1), 2);
         assert_eq!(r.forget(1), 0);
@@ -185,7 +189,7 @@ mod tests {
     #[test]
     fn a_module_removes_only_its_own_registrations() {
         let r: Registry<u8> = Registry::new();
-        r.add("mine", 1, 7, &[]).unwrap();
+        r.add("mine", 1, 7, |_| false).unwrap();
         assert!(!r.remove("mine", 2), "another module's name");
         assert!(!r.remove("mine", 0), "no module at all");
         assert_eq!(r.find("mine"), Some((1, 7)), "a refused removal changes nothing");

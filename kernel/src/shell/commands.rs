@@ -23,6 +23,11 @@ const PROMPT: &str = "splitmap> ";
 
 /// Reads lines and runs them, forever.
 pub fn run() -> ! {
+    abi::reserve_names(abi::ReservedNames {
+        command: super::parse::is_builtin,
+        test: selftest::is_kernel_test,
+    });
+    crate::debug::backtrace::name_modules_with(insmod::symbolize);
     let mut editor = LineEditor::new();
     crate::print!("{PROMPT}");
     loop {

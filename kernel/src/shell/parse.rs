@@ -283,6 +283,12 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("poweroff", "", "power off through PSCI (QEMU exits 0)"),
 ];
 
+/// Whether the shell has a built-in command called `name` (modules cannot
+/// take it).
+pub fn is_builtin(name: &str) -> bool {
+    COMMANDS.iter().any(|(n, _, _)| *n == name)
+}
+
 /// An example of each command, for `help COMMAND`.
 pub const EXAMPLES: &[(&str, &str)] = &[
     ("help", "help walk"),

@@ -58,9 +58,9 @@ const TESTS: &[(&str, Test)] = &[
     ("exception_entry_keeps_sp_aligned", exception_entry_keeps_sp_aligned),
 ];
 
-/// The kernel's own test names (modules cannot take them).
-pub fn names() -> alloc::vec::Vec<&'static str> {
-    TESTS.iter().map(|(name, _)| *name).collect()
+/// Whether the kernel has a test called `name` (modules cannot take it).
+pub fn is_kernel_test(name: &str) -> bool {
+    TESTS.iter().any(|(n, _)| *n == name)
 }
 
 /// A test in the suite: the kernel's own, or one a module registered.
