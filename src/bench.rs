@@ -1,7 +1,7 @@
 //! `splitmap bench`: the numbers behind the 2015 thread's open questions
 //! ("If we're doing this for performance it would be good to see numbers";
 //! "Isn't this gain somewhat offset by having to build the kernel as a
-//! PIE?"). The boots are in main.rs; this file reads what they printed,
+//! PIE?"). The boots are in bench_cmd.rs; this file reads what they printed,
 //! computes what needs no boot, and writes the tables.
 
 use std::fmt::Write;

@@ -162,7 +162,9 @@ struct RunArgs {
 }
 
 #[derive(Args)]
-#[command(mut_arg("granule", |granule| granule.help("The granule the running kernel was built for (its symbols differ)")))]
+#[command(mut_arg("granule", |granule| {
+    granule.help("The granule the running kernel was built for (its symbols differ)")
+}))]
 struct GdbArgs {
     /// The port `run --gdb` waits on.
     #[arg(long, value_name = "PORT", default_value_t = 1234, value_parser = clap::value_parser!(u16).range(1..))]
@@ -236,7 +238,9 @@ struct InitrdArgs {
 }
 
 #[derive(Args)]
-#[command(mut_arg("granule", |granule| granule.help("Sweep a kernel built for this granule: 4k, 16k or 64k")))]
+#[command(mut_arg("granule", |granule| {
+    granule.help("Sweep a kernel built for this granule: 4k, 16k or 64k")
+}))]
 struct SweepArgs {
     /// Number of boots.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]

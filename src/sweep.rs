@@ -1,6 +1,6 @@
 //! `splitmap sweep`: boot many times with different KASLR seeds and look at
 //! where the image landed. The statistics and the picture are pure functions,
-//! tested here; the boots are in main.rs.
+//! tested here; the boots are in sweep_cmd.rs.
 
 use std::fmt::Write;
 
