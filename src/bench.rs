@@ -1,7 +1,7 @@
 //! `splitmap bench`: the numbers behind the 2015 thread's open questions
 //! ("If we're doing this for performance it would be good to see numbers";
 //! "Isn't this gain somewhat offset by having to build the kernel as a
-//! PIE?"). The boots are in main.rs; this file reads what they printed,
+//! PIE?"). The boots are in bench_cmd.rs; this file reads what they printed,
 //! computes what needs no boot, and writes the tables.
 
 use std::fmt::Write;
@@ -307,9 +307,23 @@ fn ratio(a: u64, b: u64) -> String {
 }
 
 impl Results {
-    /// The Markdown tables, one section per question.
+    /// The Markdown tables, one section per question; a section without
+    /// figures is left out.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
+        self.instructions_table(&mut out);
+        self.wall_table(&mut out);
+        self.cpu_table(&mut out);
+        self.translated_note(&mut out);
+        self.wall_phases_table(&mut out);
+        self.linear_table(&mut out);
+        self.pie_table(&mut out);
+        self.modules_table(&mut out);
+        out
+    }
+
+    /// The instructions table: one row per boot, a column per phase.
+    fn instructions_table(&self, out: &mut String) {
         if !self.boots.is_empty() {
             out.push_str("| granule | RAM | KASLR |");
             let phases = &self.boots[0].3.phases;
@@ -328,6 +342,10 @@ impl Results {
             }
             out.push('\n');
         }
+    }
+
+    /// Wall time of the null kernel and of splitmap, and their ratio.
+    fn wall_table(&self, out: &mut String) {
         if let Some((null, kernel, pairs)) = &self.wall {
             out.push_str("| boot (wall time, s) | min | median | max |\n|---|---:|---:|---:|\n");
             for (name, s) in [
@@ -342,6 +360,10 @@ impl Results {
                 kernel.median / null.median
             );
         }
+    }
+
+    /// The CPU time QEMU spent on those boots, user and system.
+    fn cpu_table(&self, out: &mut String) {
         if let Some((null, kernel)) = &self.cpu {
             out.push_str("| QEMU's CPU time in those boots (ms, median) | user | system |\n|---|---:|---:|\n");
             for (name, c) in [("null kernel", null), ("splitmap", kernel)] {
@@ -351,6 +373,10 @@ impl Results {
                 "\nUser time is QEMU translating and running guest code; system time is the host kernel working for QEMU (starting it, mapping guest RAM, page faults).\n\n",
             );
         }
+    }
+
+    /// What QEMU translated for each kernel, and the cost per block it suggests.
+    fn translated_note(&self, out: &mut String) {
         if let Some(((null_blocks, null_insns), (blocks, insns))) = self.translated {
             let _ = writeln!(
                 out,
@@ -365,6 +391,10 @@ impl Results {
             }
             out.push('\n');
         }
+    }
+
+    /// Phase by phase, KASLR off and on: instructions beside wall time.
+    fn wall_phases_table(&self, out: &mut String) {
         if !self.wall_phases.is_empty() {
             out.push_str("| phase |");
             for (kaslr, _, _) in &self.wall_phases {
@@ -396,6 +426,10 @@ impl Results {
                 self.wall_phase_boots
             );
         }
+    }
+
+    /// The linear map in the largest blocks and in pages.
+    fn linear_table(&self, out: &mut String) {
         if !self.linear.is_empty() {
             out.push_str(
                 "| granule | RAM | mapped with | table pages | fewest possible | table bytes | descriptors | levels per walk | one TLB entry covers (computed) |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n",
@@ -422,6 +456,10 @@ impl Results {
             }
             out.push('\n');
         }
+    }
+
+    /// The kernel linked as a PIE against statically, and what relocating costs.
+    fn pie_table(&self, out: &mut String) {
         if let Some(p) = &self.pie {
             out.push_str("| the same kernel | linked as a PIE (ships) | linked statically |\n|---|---:|---:|\n");
             for (what, (a, b)) in [
@@ -441,6 +479,10 @@ impl Results {
                 p.kaslr_total
             );
         }
+    }
+
+    /// What loading each module cost, near and far.
+    fn modules_table(&self, out: &mut String) {
         if !self.modules.is_empty() {
             out.push_str(
                 "| module | loaded | relocations | slots counted | veneers written | distinct far targets | veneers / targets | insmod instructions |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
@@ -465,7 +507,6 @@ impl Results {
             }
             out.push('\n');
         }
-        out
     }
 
     /// The same as JSON, for scripts.

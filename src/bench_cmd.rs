@@ -1,16 +1,18 @@
 //! `splitmap bench`: the boots behind the tables `src/bench.rs` computes
 //! and writes (part of the binary, since it drives `run`'s options).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
+use splitmap::bench::{self, ModuleLoad, Phases, Results};
 use splitmap::qemu::{self, Artifacts, Console};
 use splitmap::session;
 use splitmap::watchdog::{self, Watchdog};
 
-use crate::{BenchArgs, Cli, Cmd, RunArgs, boot_of, script_output, transcript_of};
+use crate::boots::{boot_of, script_output, transcript_of};
+use crate::{BenchArgs, Cli, Cmd, RunArgs};
 
 /// A scripted boot's options: `mem` of RAM, KASLR off or with a fixed seed,
 /// `--icount`, typing `cmds`.
@@ -19,12 +21,12 @@ fn bench_boot(mem: &str, kaslr: bool, append: &str, cmds: &[&str]) -> RunArgs {
     let Some(Cmd::Run(mut run)) = args.take() else {
         unreachable!("`run` parses as the run command")
     };
-    run.mem = mem.to_string();
+    run.boot.mem = mem.to_string();
     // Counting instructions (-icount) slows a boot down several times.
     run.timeout = Some(120);
     run.icount = true;
-    run.nokaslr = !kaslr;
-    run.kaslr_seed = kaslr.then(|| "0x5".to_string());
+    run.boot.nokaslr = !kaslr;
+    run.boot.kaslr_seed = kaslr.then(|| "0x5".to_string());
     run.append = append.to_string();
     run.cmds = cmds.iter().map(|c| c.to_string()).collect();
     run
@@ -32,8 +34,6 @@ fn bench_boot(mem: &str, kaslr: bool, append: &str, cmds: &[&str]) -> RunArgs {
 
 /// `splitmap bench`.
 pub fn bench(args: &BenchArgs) -> Result<(), String> {
-    use splitmap::bench::{self, ModuleLoad, Results};
-
     let known = ["instructions", "wall", "linear", "pie", "modules"];
     if let Some(bad) = args.only.iter().find(|t| !known.contains(&t.as_str())) {
         return Err(format!("--only {bad}: say one of {}", known.join(", ")));
@@ -44,6 +44,33 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
     }
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let mut results = Results {
+        machine: machine(),
+        ..Results::default()
+    };
+    if wanted("instructions") {
+        results.boots = instruction_counts(args.quick)?;
+    }
+    if wanted("wall") {
+        wall_against_null(args.quick, &out_dir, &mut results)?;
+        let boots = if args.quick { 1 } else { 9 };
+        results.wall_phases = wall_phases(boots, &results.boots)?;
+        results.wall_phase_boots = boots;
+    }
+    if wanted("linear") {
+        results.linear = linear_costs();
+    }
+    if wanted("pie") {
+        results.pie = Some(pie_cost(&out_dir)?);
+    }
+    if wanted("modules") {
+        results.modules = module_loads(args.quick)?;
+    }
+    write_results(&results, args.output.as_deref(), &out_dir)
+}
+
+/// Where the figures come from: QEMU's version and the host.
+fn machine() -> String {
     let qemu_version = Command::new(qemu::QEMU)
         .arg("--version")
         .output()
@@ -55,154 +82,174 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
                 .to_string()
         })
         .unwrap_or_default();
-    let mut results = Results {
-        machine: format!(
-            "{qemu_version}, TCG, cortex-a72 (max for 16K pages); host {} with {} CPUs",
-            std::env::consts::ARCH,
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        ),
-        ..Results::default()
-    };
+    format!(
+        "{qemu_version}, TCG, cortex-a72 (max for 16K pages); host {} with {} CPUs",
+        std::env::consts::ARCH,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    )
+}
 
-    if wanted("instructions") {
-        let sizes: &[&str] = if args.quick {
-            &["1G"]
-        } else {
-            &["512M", "1G", "4G", "8G"]
-        };
-        let granules: &[&str] = if args.quick { &["4k"] } else { &["4k", "16k", "64k"] };
-        for granule in granules {
-            for mem in sizes {
-                for kaslr in [false, true] {
-                    let mut run = bench_boot(mem, kaslr, "", &["phases"]);
-                    run.granule = granule.to_string();
-                    let phases = phases_of(&run)?;
-                    results
-                        .boots
-                        .push((granule.to_uppercase(), mem.to_string(), kaslr, phases));
-                }
+/// Instructions per phase of a boot to the prompt, for each granule and
+/// size of RAM, KASLR off and on: (granule, RAM, KASLR on, phases).
+fn instruction_counts(quick: bool) -> Result<Vec<(String, String, bool, Phases)>, String> {
+    let sizes: &[&str] = if quick { &["1G"] } else { &["512M", "1G", "4G", "8G"] };
+    let granules: &[&str] = if quick { &["4k"] } else { &["4k", "16k", "64k"] };
+    let mut counts = Vec::new();
+    for granule in granules {
+        for mem in sizes {
+            for kaslr in [false, true] {
+                let mut run = bench_boot(mem, kaslr, "", &["phases"]);
+                run.boot.kernel.granule = granule.to_string();
+                counts.push((granule.to_uppercase(), mem.to_string(), kaslr, phases_of(&run)?));
             }
         }
     }
-    if wanted("wall") {
-        let null = out_dir.join("null-Image");
-        std::fs::write(&null, bench::null_kernel()).map_err(|e| format!("{}: {e}", null.display()))?;
-        let mut run = bench_boot("1G", false, "", &["poweroff"]);
-        run.icount = false;
-        let (_, kernel_args) = boot_of(&run, Console::Piped)?;
-        let null_args = with_image(&run, &null)?;
-        let out = out_dir.join("wall-boot.txt");
-        let pairs = if args.quick { 3 } else { 20 };
-        let (mut null_boots, mut kernel_boots) = (Vec::new(), Vec::new());
-        for _ in 0..pairs {
-            null_boots.push(timed_boot(&null_args, &out)?);
-            let boot = timed_boot(&kernel_args, &out)?;
-            if !boot.printed.contains(session::PROMPT) || !boot.printed.contains("powering off") {
-                return Err(format!(
-                    "splitmap did not reach the prompt and power off:\n{}",
-                    boot.printed
+    Ok(counts)
+}
+
+/// Fills in `results`' wall time of boots to the prompt and off against a
+/// null kernel's, in interleaved pairs, the CPU time QEMU spent on them,
+/// and the code it translated for each.
+fn wall_against_null(quick: bool, out_dir: &Path, results: &mut Results) -> Result<(), String> {
+    let null = out_dir.join("null-Image");
+    std::fs::write(&null, bench::null_kernel()).map_err(|e| format!("{}: {e}", null.display()))?;
+    let mut run = bench_boot("1G", false, "", &["poweroff"]);
+    run.icount = false;
+    let (_, kernel_args) = boot_of(&run, Console::Piped)?;
+    let null_args = with_image(&run, &null)?;
+    let out = out_dir.join("wall-boot.txt");
+    let pairs = if quick { 3 } else { 20 };
+    let (mut null_boots, mut kernel_boots) = (Vec::new(), Vec::new());
+    for _ in 0..pairs {
+        null_boots.push(timed_boot(&null_args, &out)?);
+        let boot = timed_boot(&kernel_args, &out)?;
+        if !boot.printed.contains(session::PROMPT) || !boot.printed.contains("powering off") {
+            return Err(format!(
+                "splitmap did not reach the prompt and power off:\n{}",
+                boot.printed
+            ));
+        }
+        kernel_boots.push(boot);
+    }
+    let wall = |boots: &[TimedBoot]| bench::spread(&boots.iter().map(|b| b.wall).collect::<Vec<_>>());
+    let cpu = |boots: &[TimedBoot]| bench::CpuTime {
+        user: bench::spread(&boots.iter().map(|b| b.user).collect::<Vec<_>>()).median,
+        system: bench::spread(&boots.iter().map(|b| b.system).collect::<Vec<_>>()).median,
+    };
+    results.wall = Some((wall(&null_boots), wall(&kernel_boots), pairs));
+    results.cpu = Some((cpu(&null_boots), cpu(&kernel_boots)));
+    // Where the time goes under TCG: translating code run for the first time.
+    let log = out_dir.join("in_asm.log");
+    let with_log = |args: &[String]| {
+        let mut args = args.to_vec();
+        args.extend(["-d".into(), "in_asm".into(), "-D".into(), log.display().to_string()]);
+        args
+    };
+    timed_boot(&with_log(&null_args), &out)?;
+    let null_translated = bench::translated(&std::fs::read_to_string(&log).unwrap_or_default());
+    timed_boot(&with_log(&kernel_args), &out)?;
+    let kernel_translated = bench::translated(&std::fs::read_to_string(&log).unwrap_or_default());
+    results.translated = Some((null_translated, kernel_translated));
+    Ok(())
+}
+
+/// Phase by phase, KASLR off then on: instructions (from `counted`, the
+/// instructions table, if it has the 4K 1 GiB boot) and the median wall
+/// time of `boots` boots. Instructions need -icount, wall time needs it off.
+fn wall_phases(
+    boots: usize,
+    counted: &[(String, String, bool, Phases)],
+) -> Result<Vec<(bool, Phases, Phases)>, String> {
+    let mut phases = Vec::new();
+    for kaslr in [false, true] {
+        let instructions = match counted
+            .iter()
+            .find(|(g, m, k, _)| g == "4K" && m == "1G" && *k == kaslr)
+        {
+            Some((_, _, _, phases)) => phases.clone(),
+            None => phases_of(&bench_boot("1G", kaslr, "", &["phases"]))?,
+        };
+        let mut timed = bench_boot("1G", kaslr, "", &["phases"]);
+        timed.icount = false;
+        let micros = (0..boots).map(|_| phases_of(&timed)).collect::<Result<Vec<_>, _>>()?;
+        let micros = bench::median_phases(&micros).expect("at least one boot");
+        phases.push((kaslr, instructions, micros));
+    }
+    Ok(phases)
+}
+
+/// The linear map of 1, 4 and 8 GiB in each granule, in the largest blocks
+/// and in pages: (granule, RAM bytes, largest blocks, cost).
+fn linear_costs() -> Vec<(&'static str, u64, bool, bench::LinearCost)> {
+    let mut costs = Vec::new();
+    for (name, granule) in bench::GRANULES {
+        for gib in [1u64, 4, 8] {
+            for largest in [true, false] {
+                costs.push((
+                    name,
+                    gib << 30,
+                    largest,
+                    bench::linear_cost(granule, gib << 30, largest),
                 ));
             }
-            kernel_boots.push(boot);
-        }
-        let wall = |boots: &[TimedBoot]| bench::spread(&boots.iter().map(|b| b.wall).collect::<Vec<_>>());
-        let cpu = |boots: &[TimedBoot]| bench::CpuTime {
-            user: bench::spread(&boots.iter().map(|b| b.user).collect::<Vec<_>>()).median,
-            system: bench::spread(&boots.iter().map(|b| b.system).collect::<Vec<_>>()).median,
-        };
-        results.wall = Some((wall(&null_boots), wall(&kernel_boots), pairs));
-        results.cpu = Some((cpu(&null_boots), cpu(&kernel_boots)));
-        // Where the time goes under TCG: translating code run for the first time.
-        let log = out_dir.join("in_asm.log");
-        let with_log = |args: &[String]| {
-            let mut args = args.to_vec();
-            args.extend(["-d".into(), "in_asm".into(), "-D".into(), log.display().to_string()]);
-            args
-        };
-        timed_boot(&with_log(&null_args), &out)?;
-        let null_translated = bench::translated(&std::fs::read_to_string(&log).unwrap_or_default());
-        timed_boot(&with_log(&kernel_args), &out)?;
-        let kernel_translated = bench::translated(&std::fs::read_to_string(&log).unwrap_or_default());
-        results.translated = Some((null_translated, kernel_translated));
-        // And phase by phase: instructions need -icount, wall time needs it off.
-        let boots = if args.quick { 1 } else { 9 };
-        for kaslr in [false, true] {
-            // The instructions table's 4K, 1 GiB boot is this one, if it ran.
-            let counted = results
-                .boots
-                .iter()
-                .find(|(g, m, k, _)| g == "4K" && m == "1G" && *k == kaslr);
-            let instructions = match counted {
-                Some((_, _, _, phases)) => phases.clone(),
-                None => phases_of(&bench_boot("1G", kaslr, "", &["phases"]))?,
-            };
-            let mut timed = bench_boot("1G", kaslr, "", &["phases"]);
-            timed.icount = false;
-            let micros = (0..boots).map(|_| phases_of(&timed)).collect::<Result<Vec<_>, _>>()?;
-            let micros = bench::median_phases(&micros).expect("at least one boot");
-            results.wall_phases.push((kaslr, instructions, micros));
-        }
-        results.wall_phase_boots = boots;
-    }
-    if wanted("linear") {
-        for (name, granule) in bench::GRANULES {
-            for gib in [1u64, 4, 8] {
-                for largest in [true, false] {
-                    let cost = bench::linear_cost(granule, gib << 30, largest);
-                    results.linear.push((name, gib << 30, largest, cost));
-                }
-            }
         }
     }
-    if wanted("pie") {
-        results.pie = Some(pie_cost(&out_dir)?);
-    }
-    if wanted("modules") {
-        let names: &[&str] = if args.quick {
-            &["farcalls"]
-        } else {
-            &["hello", "data", "farcalls", "pingpong"]
-        };
-        let dir = Artifacts::built()
-            .initrd
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_default();
-        for far in [false, true] {
-            let cmds: Vec<String> = names.iter().map(|n| format!("insmod {n}")).collect();
-            let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
-            let append = if far { "module.region=far" } else { "" };
-            let out = transcript_of(&bench_boot("1G", false, append, &cmds))?;
-            for name in names {
-                let line = out
-                    .lines()
-                    .find(|l| l.starts_with(&format!("{name} base=")) && l.contains(" instructions="))
-                    .ok_or_else(|| format!("insmod {name} printed no counted line:\n{out}"))?;
-                let field = |key: &str| -> u64 {
-                    line.split_whitespace()
-                        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0)
-                };
-                let ko = dir.join(format!("{name}.ko"));
-                let ko = std::fs::read(&ko).map_err(|e| format!("{}: {e}", ko.display()))?;
-                let (relocations, far_targets) = bench::ko_stats(&ko)?;
-                results.modules.push(ModuleLoad {
-                    name: name.to_string(),
-                    far,
-                    relocations,
-                    slots: field("slots"),
-                    veneers: field("plt"),
-                    far_targets,
-                    instructions: field("instructions"),
-                });
-            }
-        }
-    }
+    costs
+}
 
+/// What `insmod` of sample modules cost, loaded near the kernel and far
+/// from it: as the kernel counted it, and the relocations of each `.ko`.
+fn module_loads(quick: bool) -> Result<Vec<ModuleLoad>, String> {
+    let names: &[&str] = if quick {
+        &["farcalls"]
+    } else {
+        &["hello", "data", "farcalls", "pingpong"]
+    };
+    let dir = Artifacts::built()
+        .initrd
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let mut loads = Vec::new();
+    for far in [false, true] {
+        let cmds: Vec<String> = names.iter().map(|n| format!("insmod {n}")).collect();
+        let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+        let append = if far { "module.region=far" } else { "" };
+        let out = transcript_of(&bench_boot("1G", false, append, &cmds))?;
+        for name in names {
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} base=")) && l.contains(" instructions="))
+                .ok_or_else(|| format!("insmod {name} printed no counted line:\n{out}"))?;
+            let field = |key: &str| -> u64 {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            let ko = dir.join(format!("{name}.ko"));
+            let ko = std::fs::read(&ko).map_err(|e| format!("{}: {e}", ko.display()))?;
+            let (relocations, far_targets) = bench::ko_stats(&ko)?;
+            loads.push(ModuleLoad {
+                name: name.to_string(),
+                far,
+                relocations,
+                slots: field("slots"),
+                veneers: field("plt"),
+                far_targets,
+                instructions: field("instructions"),
+            });
+        }
+    }
+    Ok(loads)
+}
+
+/// Prints the tables and writes them to `output`, or without it as
+/// Markdown and JSON under `out_dir`.
+fn write_results(results: &Results, output: Option<&Path>, out_dir: &Path) -> Result<(), String> {
     let markdown = results.markdown();
     print!("{markdown}");
-    match &args.output {
+    match output {
         Some(path) => splitmap::output::write_whole(path, &markdown)?,
         None => {
             let md = out_dir.join("bench.md");
@@ -217,14 +264,14 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
 
 /// What `phases` printed in a scripted boot: instructions under
 /// `--icount`, wall time without.
-fn phases_of(run: &RunArgs) -> Result<splitmap::bench::Phases, String> {
+fn phases_of(run: &RunArgs) -> Result<Phases, String> {
     phases_in(&transcript_of(run)?, if run.icount { "instructions" } else { "us" })
 }
 
 /// What `phases` printed in `out`, which must be in `unit`: a table of
 /// instructions must not take wall time by mistake, nor the other way round.
-fn phases_in(out: &str, unit: &str) -> Result<splitmap::bench::Phases, String> {
-    splitmap::bench::parse_phases(out)
+fn phases_in(out: &str, unit: &str) -> Result<Phases, String> {
+    bench::parse_phases(out)
         .filter(|p| p.unit == unit)
         .ok_or_else(|| format!("no phases in {unit} in:\n{out}"))
 }
@@ -247,7 +294,7 @@ struct TimedBoot {
 /// file `out`: the same for either kernel, and no round trip through this
 /// process while the clock runs. QEMU is stopped, and the boot is an error,
 /// after [`TIMED_BOOT_LIMIT`].
-fn timed_boot(args: &[String], out: &std::path::Path) -> Result<TimedBoot, String> {
+fn timed_boot(args: &[String], out: &Path) -> Result<TimedBoot, String> {
     use std::io::Write;
     let file = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let start = std::time::Instant::now();
@@ -294,7 +341,7 @@ fn timed_boot(args: &[String], out: &std::path::Path) -> Result<TimedBoot, Strin
 }
 
 /// QEMU's arguments for `run` with `image` in place of the kernel's Image.
-fn with_image(run: &RunArgs, image: &std::path::Path) -> Result<Vec<String>, String> {
+fn with_image(run: &RunArgs, image: &Path) -> Result<Vec<String>, String> {
     let (_, args) = boot_of(run, Console::Piped)?;
     let ours = Artifacts::built().image.display().to_string();
     Ok(args
@@ -305,8 +352,8 @@ fn with_image(run: &RunArgs, image: &std::path::Path) -> Result<Vec<String>, Str
 
 /// The kernel linked statically as well as a PIE, compared (see
 /// kernel/build.rs, SPLITMAP_STATIC_LINK).
-fn pie_cost(out_dir: &std::path::Path) -> Result<splitmap::bench::Pie, String> {
-    use splitmap::bench::{self, Pie};
+fn pie_cost(out_dir: &Path) -> Result<bench::Pie, String> {
+    use splitmap::bench::Pie;
     use splitmap::kbuild;
 
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

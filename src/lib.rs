@@ -1,6 +1,7 @@
 //! The splitmap host tool: builds the kernel and runs it under QEMU.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::too_many_lines)]
 
 pub mod bench;
 pub mod kbuild;

@@ -393,102 +393,109 @@ mod tests {
         }
     }
 
-    #[test]
-    fn command_lines() {
-        // (options, arguments that must appear in order, arguments that must not appear)
-        let rows: Vec<(Boot, Vec<&str>, Vec<&str>)> = vec![
-            (
-                Boot::default(),
-                vec!["-m", "1024M", "-nographic", "-kernel", "/k/Image"],
-                vec!["-append", "-S", "-initrd"],
-            ),
-            (
-                Boot {
-                    mem: 6 << 30,
-                    console: Console::Piped,
-                    ..Boot::default()
-                },
-                vec!["-m", "6144M", "-serial", "stdio", "-monitor", "none"],
-                vec!["-nographic"],
-            ),
-            (
-                Boot {
-                    load_addr: Some(LoadAddr::At(0x4123_4000)),
-                    append: "loglevel=debug".into(),
-                    ..Boot::default()
-                },
-                vec![
-                    "-semihosting-config",
-                    "-kernel",
-                    "/k/boot.bin",
-                    "-append",
-                    "loglevel=debug splitmap.load=0x41234000",
-                ],
-                vec!["/k/Image"],
-            ),
-            (
-                Boot {
-                    nokaslr: true,
-                    kaslr_seed: Some(0xabc),
-                    gdb: Some(1234),
-                    ..Boot::default()
-                },
-                vec![
-                    "-append",
-                    "nokaslr kaslr.seed=0xabc",
-                    "-gdb",
-                    "tcp:127.0.0.1:1234",
-                    "-S",
-                ],
-                vec![],
-            ),
-            (
-                Boot {
-                    icount: true,
-                    ..Boot::default()
-                },
-                vec!["-icount", "shift=0"],
-                vec![],
-            ),
-            (
-                Boot {
-                    raw_dtb: Some("/t/broken.dtb".into()),
-                    ..Boot::default()
-                },
-                vec![
-                    "-kernel",
-                    "/k/boot.bin",
-                    "-append",
-                    "splitmap.dtb=0x46000000",
-                    "-device",
-                    "loader,file=/t/broken.dtb,addr=0x46000000,force-raw=on",
-                ],
-                vec![],
-            ),
-            (
-                Boot {
-                    extra: vec!["-numa".into(), "node".into()],
-                    dtb: Some("/t/x.dtb".into()),
-                    ..Boot::default()
-                },
-                vec!["-dtb", "/t/x.dtb", "-numa", "node"],
-                vec![],
-            ),
-        ];
-        for (boot, present, absent) in rows {
-            let args = qemu_args(&boot, &artifacts());
-            let mut at = 0;
-            for want in &present {
-                let found = args[at..]
-                    .iter()
-                    .position(|a| a == want)
-                    .unwrap_or_else(|| panic!("{want} missing or out of order in {args:?}"));
-                at += found + 1;
-            }
-            for not in &absent {
-                assert!(!args.iter().any(|a| a == not), "{not} present in {args:?}");
-            }
+    /// QEMU's arguments for `boot` have `present` in this order and none of `absent`.
+    fn assert_command_line(boot: &Boot, present: &[&str], absent: &[&str]) {
+        let args = qemu_args(boot, &artifacts());
+        let mut at = 0;
+        for want in present {
+            let found = args[at..]
+                .iter()
+                .position(|a| a == want)
+                .unwrap_or_else(|| panic!("{want} missing or out of order in {args:?}"));
+            at += found + 1;
         }
+        for not in absent {
+            assert!(!args.iter().any(|a| a == not), "{not} present in {args:?}");
+        }
+    }
+
+    #[test]
+    fn command_lines_for_each_console() {
+        assert_command_line(
+            &Boot::default(),
+            &["-m", "1024M", "-nographic", "-kernel", "/k/Image"],
+            &["-append", "-S", "-initrd"],
+        );
+        assert_command_line(
+            &Boot {
+                mem: 6 << 30,
+                console: Console::Piped,
+                ..Boot::default()
+            },
+            &["-m", "6144M", "-serial", "stdio", "-monitor", "none"],
+            &["-nographic"],
+        );
+    }
+
+    #[test]
+    fn command_lines_through_stage_0() {
+        assert_command_line(
+            &Boot {
+                load_addr: Some(LoadAddr::At(0x4123_4000)),
+                append: "loglevel=debug".into(),
+                ..Boot::default()
+            },
+            &[
+                "-semihosting-config",
+                "-kernel",
+                "/k/boot.bin",
+                "-append",
+                "loglevel=debug splitmap.load=0x41234000",
+            ],
+            &["/k/Image"],
+        );
+        assert_command_line(
+            &Boot {
+                raw_dtb: Some("/t/broken.dtb".into()),
+                ..Boot::default()
+            },
+            &[
+                "-kernel",
+                "/k/boot.bin",
+                "-append",
+                "splitmap.dtb=0x46000000",
+                "-device",
+                "loader,file=/t/broken.dtb,addr=0x46000000,force-raw=on",
+            ],
+            &[],
+        );
+    }
+
+    #[test]
+    fn command_lines_with_options() {
+        assert_command_line(
+            &Boot {
+                nokaslr: true,
+                kaslr_seed: Some(0xabc),
+                gdb: Some(1234),
+                ..Boot::default()
+            },
+            &[
+                "-append",
+                "nokaslr kaslr.seed=0xabc",
+                "-gdb",
+                "tcp:127.0.0.1:1234",
+                "-S",
+            ],
+            &[],
+        );
+        assert_command_line(
+            &Boot {
+                icount: true,
+                ..Boot::default()
+            },
+            &["-icount", "shift=0"],
+            &[],
+        );
+        assert_command_line(
+            &Boot {
+                extra: vec!["-numa".into(), "node".into()],
+                dtb: Some("/t/x.dtb".into()),
+                ..Boot::default()
+            },
+            &["-dtb", "/t/x.dtb", "-numa", "node"],
+            &[],
+        );
     }
 
     #[test]

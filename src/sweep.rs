@@ -1,6 +1,6 @@
 //! `splitmap sweep`: boot many times with different KASLR seeds and look at
 //! where the image landed. The statistics and the picture are pure functions,
-//! tested here; the boots are in main.rs.
+//! tested here; the boots are in sweep_cmd.rs.
 
 use std::fmt::Write;
 
@@ -205,25 +205,54 @@ fn tick_step(top: f64, ticks: f64) -> f64 {
         .unwrap_or(raw)
 }
 
+/// Where the histogram's plot is on the page and what its axes span: x the
+/// text VA across `window`, y the boots per bin from 0 to `y_top`.
+struct Plot {
+    left: f64,
+    top: f64,
+    width: f64,
+    height: f64,
+    window: (u64, u64),
+    y_top: f64,
+}
+
+impl Plot {
+    fn x(&self, va: u64) -> f64 {
+        let span = self.window.1.saturating_sub(self.window.0).max(1) as f64;
+        self.left + self.width * va.saturating_sub(self.window.0) as f64 / span
+    }
+
+    fn y(&self, count: f64) -> f64 {
+        self.top + self.height * (1.0 - count / self.y_top)
+    }
+
+    /// The x axis's height on the page.
+    fn x_axis(&self) -> f64 {
+        self.top + self.height
+    }
+}
+
 /// The histogram as an SVG bar chart: x is the text VA across the whole
 /// window (`window_start..window_end`: its last stretch holds no slot, since
 /// the image must fit), y is boots per bin, the dashed line what uniform
 /// placement expects.
 pub fn svg(summary: &Summary, slots: Slots, window_start: u64, window_end: u64) -> String {
     let (w, h) = (720.0, 330.0);
-    let (left, right, top_margin, bottom) = (70.0, 30.0, 40.0, 75.0);
-    let (plot_w, plot_h) = (w - left - right, h - top_margin - bottom);
+    let (left, right, top, bottom) = (70.0, 30.0, 40.0, 75.0);
     let bins = summary.histogram.len().max(1) as u64;
     let expected = summary.boots.saturating_sub(summary.off_grid) as f64 / bins as f64;
     let highest = summary.histogram.iter().copied().max().unwrap_or(0) as f64;
     let step = tick_step(highest.max(expected), 5.0);
-    let y_top = (highest.max(expected) / step).ceil().max(1.0) * step;
-    let span = window_end.saturating_sub(window_start).max(1) as f64;
-    let x = |va: u64| left + plot_w * va.saturating_sub(window_start) as f64 / span;
-    let y = |count: f64| top_margin + plot_h * (1.0 - count / y_top);
-    // Bin b holds slots [lo, hi): the same split `summarise` uses.
-    let slot_va = |k: u128| slots.first + (k as u64) * slots.align;
-    let bin_edge = |b: u64| (u128::from(b) * u128::from(slots.count)).div_ceil(u128::from(bins));
+    let plot = Plot {
+        left,
+        top,
+        width: w - left - right,
+        height: h - top - bottom,
+        window: (window_start, window_end),
+        y_top: (highest.max(expected) / step).ceil().max(1.0) * step,
+    };
+    // Past the last slot the image would cross the window's end.
+    let no_slots = slots.first + slots.count.saturating_sub(1) * slots.align + slots.align;
 
     let mut out = String::new();
     let _ = writeln!(
@@ -236,42 +265,67 @@ pub fn svg(summary: &Summary, slots: Slots, window_start: u64, window_end: u64) 
         r#"<text x="{left}" y="20">{} boots, {} bins, chi2={:.2} (dof {}), p={:.3}</text>"#,
         summary.boots, bins, summary.chi2, summary.dof, summary.p_value
     );
-    // Past the last slot the image would cross the window's end.
-    let no_slots = slot_va(u128::from(slots.count.saturating_sub(1))) + slots.align;
     if no_slots < window_end {
         let _ = writeln!(
             out,
-            r##"<rect x="{:.1}" y="{top_margin}" width="{:.1}" height="{plot_h}" fill="#eeeeee"><title>no slot: the image would cross the window's end</title></rect>"##,
-            x(no_slots),
-            x(window_end) - x(no_slots)
+            r##"<rect x="{:.1}" y="{top}" width="{:.1}" height="{}" fill="#eeeeee"><title>no slot: the image would cross the window's end</title></rect>"##,
+            plot.x(no_slots),
+            plot.x(window_end) - plot.x(no_slots),
+            plot.height
         );
     }
-    for (b, &count) in summary.histogram.iter().enumerate() {
-        let (x0, x1) = (x(slot_va(bin_edge(b as u64))), x(slot_va(bin_edge(b as u64 + 1))));
-        let _ = writeln!(
-            out,
-            r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#4a7ab0"><title>{count}</title></rect>"##,
-            y(count as f64),
-            (x1 - x0 - 1.0).max(0.5),
-            plot_h + top_margin - y(count as f64)
-        );
-    }
-    let ey = y(expected);
+    bars(&mut out, &plot, summary, slots);
+    let ey = plot.y(expected);
     let _ = writeln!(
         out,
         r#"<line x1="{left}" y1="{ey:.1}" x2="{:.1}" y2="{ey:.1}" stroke="red" stroke-dasharray="4 3"/>"#,
-        x(no_slots)
+        plot.x(no_slots)
     );
-    // Axes, ticks and their labels.
-    let (x_axis, y_axis) = (top_margin + plot_h, left);
+    axes(&mut out, &plot, step);
+    let grey = if plot.x(window_end) - plot.x(no_slots) >= 1.0 {
+        " (grey: no slot)"
+    } else {
+        ""
+    };
+    captions(&mut out, &plot, grey);
+    out.push_str("</svg>\n");
+    out
+}
+
+/// A bar per bin. Bin b holds the slots `summarise` put in it, and its bar
+/// spans their text VAs.
+fn bars(out: &mut String, plot: &Plot, summary: &Summary, slots: Slots) {
+    let bins = summary.histogram.len().max(1) as u64;
+    let slot_va = |k: u128| slots.first + (k as u64) * slots.align;
+    let bin_edge = |b: u64| (u128::from(b) * u128::from(slots.count)).div_ceil(u128::from(bins));
+    for (b, &count) in summary.histogram.iter().enumerate() {
+        let (x0, x1) = (
+            plot.x(slot_va(bin_edge(b as u64))),
+            plot.x(slot_va(bin_edge(b as u64 + 1))),
+        );
+        let _ = writeln!(
+            out,
+            r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#4a7ab0"><title>{count}</title></rect>"##,
+            plot.y(count as f64),
+            (x1 - x0 - 1.0).max(0.5),
+            plot.height + plot.top - plot.y(count as f64)
+        );
+    }
+}
+
+/// The axes: boots every `step` up the left, the window's start, middle and
+/// end along the bottom.
+fn axes(out: &mut String, plot: &Plot, step: f64) {
+    let (x_axis, y_axis) = (plot.x_axis(), plot.left);
+    let (top, window_start, window_end) = (plot.top, plot.window.0, plot.window.1);
     let _ = writeln!(
         out,
-        r#"<path d="M{y_axis} {top_margin} V{x_axis} H{:.1}" fill="none" stroke="black"/>"#,
-        x(window_end)
+        r#"<path d="M{y_axis} {top} V{x_axis} H{:.1}" fill="none" stroke="black"/>"#,
+        plot.x(window_end)
     );
     let mut tick = 0.0;
-    while tick <= y_top {
-        let ty = y(tick);
+    while tick <= plot.y_top {
+        let ty = plot.y(tick);
         let _ = writeln!(
             out,
             r#"<line x1="{}" y1="{ty:.1}" x2="{y_axis}" y2="{ty:.1}" stroke="black"/><text x="{}" y="{:.1}" text-anchor="end">{tick}</text>"#,
@@ -286,7 +340,7 @@ pub fn svg(summary: &Summary, slots: Slots, window_start: u64, window_end: u64) 
         (window_start + (window_end - window_start) / 2, "middle"),
         (window_end, "end"),
     ] {
-        let tx = x(va);
+        let tx = plot.x(va);
         let _ = writeln!(
             out,
             r#"<line x1="{tx:.1}" y1="{x_axis}" x2="{tx:.1}" y2="{}" stroke="black"/><text x="{tx:.1}" y="{}" text-anchor="{anchor}">{va:#x}</text>"#,
@@ -294,30 +348,29 @@ pub fn svg(summary: &Summary, slots: Slots, window_start: u64, window_end: u64) 
             x_axis + 16.0
         );
     }
-    let grey = if x(window_end) - x(no_slots) >= 1.0 {
-        " (grey: no slot)"
-    } else {
-        ""
-    };
+}
+
+/// What the axes and the dashed line mean; `grey` says what the grey is,
+/// when there is some.
+fn captions(out: &mut String, plot: &Plot, grey: &str) {
+    let x_axis = plot.x_axis();
     let _ = writeln!(
         out,
         r#"<text x="{:.1}" y="{}" text-anchor="middle">text VA, across the whole KASLR window{grey}</text>"#,
-        left + plot_w / 2.0,
+        plot.left + plot.width / 2.0,
         x_axis + 34.0
     );
     let _ = writeln!(
         out,
         r#"<text x="{:.1}" y="{}" text-anchor="middle">dashed red: boots per bin if placement is uniform</text>"#,
-        left + plot_w / 2.0,
+        plot.left + plot.width / 2.0,
         x_axis + 52.0
     );
     let _ = writeln!(
         out,
         r#"<text transform="translate(18 {:.1}) rotate(-90)" text-anchor="middle">boots per bin</text>"#,
-        top_margin + plot_h / 2.0
+        plot.top + plot.height / 2.0
     );
-    out.push_str("</svg>\n");
-    out
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use super::{Model, Span, about, size};
+use super::{Model, Piece, Region, Span, about, size};
 
 const WIDTH: f64 = 1360.0;
 const TOP: f64 = 70.0;
@@ -151,8 +151,21 @@ pub fn svg(model: &Model, title: &str) -> String {
         (VA_X.0 + VA_X.1) / 2.0,
         (PA_X.0 + PA_X.1) / 2.0
     );
+    // Bands first, under the boxes.
+    bands(&mut out, model, &va, &pa);
+    region_boxes(&mut out, &boxes, &va);
+    gaps(&mut out, &va, VA_X);
+    let windows = windows(model);
+    window_bars(&mut out, &windows, &va);
+    piece_boxes(&mut out, &pieces, &pa);
+    gaps(&mut out, &pa, PA_X);
+    legend(&mut out, legend_y, &windows);
+    out.push_str("</svg>\n");
+    out
+}
 
-    // Bands first, under the boxes: one per ptdump run.
+/// A band per `ptdump` run, from its virtual range to its physical one.
+fn bands(out: &mut String, model: &Model, va: &Column, pa: &Column) {
     for run in &model.runs {
         let (a0, a1) = (va.y(run.va.0), va.y(run.va.1).max(va.y(run.va.0) + 1.0));
         let (b0, b1) = (pa.y(run.pa.0), pa.y(run.pa.1).max(pa.y(run.pa.0) + 1.0));
@@ -181,8 +194,10 @@ pub fn svg(model: &Model, title: &str) -> String {
             );
         }
     }
+}
 
-    // The virtual column.
+/// The virtual column: a box per region.
+fn region_boxes(out: &mut String, boxes: &[&Region], va: &Column) {
     for (region, &at) in boxes.iter().zip(&va.boxes) {
         let s = va.stretches[at];
         let device = region.name == "mmio";
@@ -204,13 +219,14 @@ pub fn svg(model: &Model, title: &str) -> String {
             escape(&region.name)
         );
         let head = format!("{} {} {}", region.name, region.prot, region.map);
-        label(&mut out, VA_X.0 - 10.0, s.y, "end", &head, region.va);
+        label(out, VA_X.0 - 10.0, s.y, "end", &head, region.va);
         out.push_str("</g>\n");
     }
-    gaps(&mut out, &va, VA_X);
+}
 
-    // Windows: bars beside the virtual column.
-    let mut windows: Vec<(String, Span, &str)> = Vec::new();
+/// The windows KASLR and module loading choose from, as (what, where, fill).
+fn windows(model: &Model) -> Vec<(String, Span, &'static str)> {
+    let mut windows = Vec::new();
     if let Some((span, entropy)) = &model.kaslr.window {
         windows.push((
             format!(
@@ -235,6 +251,11 @@ pub fn svg(model: &Model, title: &str) -> String {
             "#e67e22",
         ));
     }
+    windows
+}
+
+/// The windows as bars beside the virtual column.
+fn window_bars(out: &mut String, windows: &[(String, Span, &str)], va: &Column) {
     for (i, (_, span, fill)) in windows.iter().enumerate() {
         let x = VA_X.1 + 6.0 + 8.0 * i as f64;
         let (y0, y1) = (va.y(span.0), va.y(span.1));
@@ -246,8 +267,10 @@ pub fn svg(model: &Model, title: &str) -> String {
             span.1
         );
     }
+}
 
-    // The physical column.
+/// The physical column: a box per piece of memory.
+fn piece_boxes(out: &mut String, pieces: &[Piece], pa: &Column) {
     for (piece, &at) in pieces.iter().zip(&pa.boxes) {
         let s = pa.stretches[at];
         let fill = match piece.name.as_str() {
@@ -269,12 +292,14 @@ pub fn svg(model: &Model, title: &str) -> String {
             "device" => "device registers",
             name => name,
         };
-        label(&mut out, PA_X.1 + 10.0, s.y, "start", what, piece.pa);
+        label(out, PA_X.1 + 10.0, s.y, "start", what, piece.pa);
         out.push_str("</g>\n");
     }
-    gaps(&mut out, &pa, PA_X);
+}
 
-    // The legend.
+/// The legend under the columns: the colours, the windows and how to read
+/// the drawing.
+fn legend(out: &mut String, legend_y: f64, windows: &[(String, Span, &str)]) {
     let mut y = legend_y;
     for (text, fill) in [
         ("executable (r-x)", colour("r-x", false)),
@@ -291,7 +316,7 @@ pub fn svg(model: &Model, title: &str) -> String {
         y += 16.0;
     }
     let mut y = legend_y;
-    for (text, _, fill) in &windows {
+    for (text, _, fill) in windows {
         let _ = writeln!(
             out,
             r#"<rect x="380" y="{:.1}" width="5" height="12" fill="{fill}"/><text x="392" y="{y:.1}">{}</text>"#,
@@ -313,8 +338,6 @@ pub fn svg(model: &Model, title: &str) -> String {
             y + 8.0 + 15.0 * i as f64
         );
     }
-    out.push_str("</svg>\n");
-    out
 }
 
 /// The breaks between boxes: a zigzag and the size of what was cut out.

@@ -1,0 +1,69 @@
+//! From `run`'s options to a boot: QEMU's arguments, and the console of a
+//! scripted session (for `run`, `map` and `bench`).
+
+use std::time::Duration;
+
+use splitmap::qemu::{self, Artifacts, Boot, Console};
+use splitmap::session;
+
+use crate::RunArgs;
+
+/// The boot `args` describe, and QEMU's arguments for it.
+pub fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), String> {
+    let shared = &args.boot;
+    let granule = &shared.kernel.granule;
+    let boot = Boot {
+        mem: qemu::parse_size(&shared.mem)?,
+        smp: shared.smp,
+        append: args.append.clone(),
+        nokaslr: shared.nokaslr,
+        kaslr_seed: shared.kaslr_seed.as_deref().map(qemu::parse_seed).transpose()?,
+        load_addr: args.load_addr.as_deref().map(qemu::parse_load_addr).transpose()?,
+        gdb: args.gdb.then_some(args.gdb_port),
+        icount: args.icount,
+        dtb: args.dtb.clone(),
+        raw_dtb: args.raw_dtb.as_deref().map(qemu::check_raw_dtb).transpose()?,
+        extra: args.qemu_args.clone(),
+        console,
+        cpu: shared.cpu.clone().unwrap_or_else(|| qemu::cpu_for(granule).to_string()),
+    };
+    let mut artifacts = Artifacts::for_granule(granule)?;
+    if let Some(initrd) = &args.initrd {
+        std::fs::metadata(initrd).map_err(|e| format!("--initrd {}: {e}", initrd.display()))?;
+        artifacts.initrd = initrd.clone();
+    }
+    let qemu_args = qemu::qemu_args(&boot, &artifacts);
+    Ok((boot, qemu_args))
+}
+
+/// Boots as `args` says, types `args.cmds`, and returns what the console
+/// printed; an error unless the kernel powered off cleanly.
+pub fn transcript_of(args: &RunArgs) -> Result<String, String> {
+    let (_, qemu_args) = boot_of(args, Console::Piped)?;
+    let limit = time_limit(args.timeout, Some(SCRIPT_TIMEOUT));
+    script_output(&qemu_args, &args.cmds, limit.unwrap_or(Duration::MAX))
+}
+
+/// How long a scripted session may take without `--timeout`.
+pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The time limit `--timeout` sets, or `default` without it: `--timeout 0`
+/// means none, whatever the command.
+pub fn time_limit(timeout: Option<u64>, default: Option<Duration>) -> Option<Duration> {
+    match timeout {
+        Some(0) => None,
+        Some(secs) => Some(Duration::from_secs(secs)),
+        None => default,
+    }
+}
+
+/// Runs QEMU with `qemu_args`, types `cmds`, and returns what the console
+/// printed; an error unless the kernel powered off cleanly.
+pub fn script_output(qemu_args: &[String], cmds: &[String], timeout: Duration) -> Result<String, String> {
+    let t = session::run(qemu::command(qemu_args), cmds, timeout, |_| {})
+        .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
+    if !t.outcome.success() {
+        return Err(format!("the boot failed: {}\n{}", t.outcome.reason(), t.output));
+    }
+    Ok(t.output.replace('\r', ""))
+}

@@ -1,0 +1,65 @@
+//! `splitmap gdb`: gdb-multiarch attached to `run --gdb`.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use splitmap::qemu::Artifacts;
+
+use crate::GdbArgs;
+
+/// Starts gdb-multiarch on the kernel's ELF, attached to `run --gdb`, with
+/// splitmap's gdb commands loaded and the kernel run up to where it says
+/// where it is (`sm-boot`), so breakpoints follow KASLR.
+pub fn gdb(args: &GdbArgs) -> Result<ExitCode, String> {
+    let artifacts = Artifacts::for_granule(&args.kernel.granule)?;
+    // gdb itself would retry for seconds and then fail in our script; say
+    // at once what is missing. (QEMU's stub takes the next connection.)
+    let stub = std::net::SocketAddr::from(([127, 0, 0, 1], args.gdb_port));
+    if std::net::TcpStream::connect_timeout(&stub, Duration::from_secs(2)).is_err() {
+        return Err(format!(
+            "nothing listens on {stub}: start the kernel with `cargo run -- run --gdb{}` first, in another terminal",
+            if args.gdb_port == 1234 {
+                String::new()
+            } else {
+                format!(" --gdb-port {}", args.gdb_port)
+            }
+        ));
+    }
+    let modules = args
+        .modules
+        .clone()
+        .or_else(|| artifacts.initrd.parent().map(PathBuf::from))
+        .unwrap_or_default();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gdb/splitmap.py");
+    let mut command = Command::new("gdb-multiarch");
+    command
+        .env("SPLITMAP_ELF", &artifacts.elf)
+        .env("SPLITMAP_MODULES", &modules)
+        .arg("-q");
+    if args.batch {
+        command.args(["-nx", "-batch"]);
+    }
+    for setup in [
+        "set confirm off".to_string(),
+        "set breakpoint pending on".to_string(),
+        format!("file {}", artifacts.elf.display()),
+        format!("source {script}"),
+        format!("target remote 127.0.0.1:{}", args.gdb_port),
+        if args.early { "sm-early" } else { "sm-boot" }.to_string(),
+    ]
+    .iter()
+    .chain(&args.commands)
+    {
+        command.args(["-ex", setup]);
+    }
+    let status = command.status().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "gdb-multiarch not found: run scripts/setup.sh".to_string(),
+        _ => format!("cannot start gdb-multiarch: {e}"),
+    })?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,158 @@
+//! `splitmap run`: one boot, typed into from this terminal or from a script.
+
+use std::io::{IsTerminal, Read, Write};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use splitmap::qemu::{self, Console};
+use splitmap::session;
+use splitmap::watchdog::Watchdog;
+
+use crate::RunArgs;
+use crate::boots::{SCRIPT_TIMEOUT, boot_of, time_limit};
+
+/// `splitmap run`.
+pub fn run(mut args: RunArgs) -> Result<ExitCode, String> {
+    check_run(&args)?;
+    // Lines piped in are a script: typed one per prompt, then `poweroff`, so
+    // the end of the input ends the session instead of leaving QEMU waiting.
+    if args.cmds.is_empty() && !std::io::stdin().is_terminal() {
+        let input = piped_script()?;
+        args.cmds = input.lines().map(str::to_string).collect();
+        if args.cmds.is_empty() {
+            args.cmds.push("poweroff".into());
+        }
+        check_script(&args.cmds)?;
+    }
+    let scripted = !args.cmds.is_empty();
+    let console = if scripted { Console::Piped } else { Console::Interactive };
+    let (boot, qemu_args) = boot_of(&args, console)?;
+    if args.verbose {
+        eprintln!("{}", qemu::shell_quoted(qemu::QEMU, &qemu_args));
+    }
+    if let Some(port) = boot.gdb {
+        eprintln!(
+            "splitmap: QEMU waits for gdb on port {port}: run `splitmap gdb --gdb-port {port}` (cargo run -- gdb) in another terminal"
+        );
+    }
+    let command = qemu::command(&qemu_args);
+    let not_found = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{} not found: run scripts/setup.sh", qemu::QEMU),
+        _ => format!("cannot start {}: {e}", qemu::QEMU),
+    };
+
+    // Someone at a debugger or a keyboard takes the time they take.
+    let default = (scripted && boot.gdb.is_none()).then_some(SCRIPT_TIMEOUT);
+    let limit = time_limit(args.timeout, default);
+    if !scripted {
+        return interactive(command, limit).map_err(not_found);
+    }
+    let timeout = limit.unwrap_or(Duration::MAX);
+    let mut stdout = std::io::stdout();
+    let transcript = session::run(command, &args.cmds, timeout, |bytes| {
+        let _ = stdout.write_all(bytes);
+        let _ = stdout.flush();
+    })
+    .map_err(not_found)?;
+    if transcript.outcome.success() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("splitmap: {}", transcript.outcome.reason());
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// Refuses `run` options that cannot be honoured, before QEMU starts: lines
+/// after `poweroff`, and with `--raw-dtb` options the tree would override.
+pub fn check_run(args: &RunArgs) -> Result<(), String> {
+    check_script(&args.cmds)?;
+    if args.raw_dtb.is_some() {
+        let ignored: Vec<&str> = [
+            (!args.append.is_empty(), "--append"),
+            (args.boot.nokaslr, "--nokaslr"),
+            (args.boot.kaslr_seed.is_some(), "--kaslr-seed"),
+        ]
+        .into_iter()
+        .filter_map(|(given, name)| given.then_some(name))
+        .collect();
+        if !ignored.is_empty() {
+            return Err(format!(
+                "--raw-dtb hands the kernel the tree as written, its /chosen/bootargs included: {} would be ignored; put them in the tree's bootargs instead",
+                ignored.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// All of standard input, which is not a terminal. Input that stays open
+/// (a pipe from a program that never closes it) would keep QEMU from
+/// starting without a word: after a moment, say what is awaited.
+fn piped_script() -> Result<String, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut input = String::new();
+        let _ = tx.send(std::io::stdin().read_to_string(&mut input).map(|_| input));
+    });
+    let read = match rx.recv_timeout(Duration::from_secs(2)) {
+        Ok(read) => read,
+        Err(_) => {
+            eprintln!(
+                "splitmap: waiting for standard input to end: it is not a terminal, so its lines are the script to type (close it, or use --cmd)"
+            );
+            rx.recv().map_err(|e| e.to_string())?
+        }
+    };
+    read.map_err(|e| format!("reading standard input: {e}"))
+}
+
+/// Refuses a script with lines after `poweroff`: they could never run.
+pub fn check_script(cmds: &[String]) -> Result<(), String> {
+    match cmds.iter().position(|c| c.trim() == "poweroff") {
+        Some(at) if at + 1 < cmds.len() => Err(format!(
+            "--cmd '{}' comes after poweroff, which ends the session",
+            cmds[at + 1]
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Runs QEMU on this terminal. Its output is passed through as it comes and
+/// watched for a kernel panic, which makes the run fail like a scripted one.
+/// After `limit` QEMU is asked to stop (SIGTERM: it gives the terminal back)
+/// and the run fails.
+fn interactive(mut command: Command, limit: Option<Duration>) -> std::io::Result<ExitCode> {
+    let mut child = command.stdout(Stdio::piped()).spawn()?;
+    let watchdog = limit.map(|limit| Watchdog::start(child.id(), limit, libc::SIGTERM));
+    let mut from_qemu = child.stdout.take().expect("piped stdout");
+    let mut stdout = std::io::stdout();
+    let mut tail: Vec<u8> = Vec::new();
+    let mut panicked = false;
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = from_qemu.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        let _ = stdout.write_all(&buf[..n]);
+        let _ = stdout.flush();
+        // Keep a marker's length of what came before, to see one split in two.
+        tail.extend_from_slice(&buf[..n]);
+        let marker = session::PANIC_MARKER.as_bytes();
+        panicked |= tail.windows(marker.len()).any(|w| w == marker);
+        tail.drain(..tail.len().saturating_sub(marker.len()));
+    }
+    // QEMU's output ended with it; stand the watchdog down before reaping.
+    let timed_out = watchdog.is_some_and(Watchdog::stop);
+    let status = child.wait()?;
+    Ok(if panicked {
+        eprintln!("splitmap: kernel panic");
+        ExitCode::from(1)
+    } else if timed_out {
+        eprintln!("splitmap: timeout after {} s", limit.unwrap_or_default().as_secs());
+        ExitCode::from(1)
+    } else if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,185 @@
+//! `splitmap sweep`: many boots, and where KASLR put the image in each.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use kernel::kaslr::window::{self, Window};
+use splitmap::qemu::{self, Artifacts, Boot, Console};
+use splitmap::session;
+use splitmap::sweep::{self as stats, Slots, Summary};
+
+use crate::SweepArgs;
+
+/// `splitmap sweep`.
+pub fn sweep(args: &SweepArgs) -> Result<(), String> {
+    splitmap::output::check_writable(&args.svg)?;
+    let granule = &args.kernel.granule;
+    let artifacts = Artifacts::for_granule(granule)?;
+    let image = std::fs::read(&artifacts.image).map_err(|e| format!("{}: {e}", artifacts.image.display()))?;
+    let (window, slots) = placements(args, &image)?;
+    let boot = Boot {
+        append: kaslr_options(args).join(" "),
+        console: Console::Piped,
+        cpu: qemu::cpu_for(granule).to_string(),
+        ..Boot::default()
+    };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64))
+        .min(args.boots);
+
+    let started = Instant::now();
+    let vas = boot_all(args.boots, jobs, &boot, &artifacts)?;
+    let summary = stats::summarise(&vas, slots, args.bins);
+    println!(
+        "sweep: {} boots in {:.1} s ({jobs} jobs)",
+        summary.boots,
+        started.elapsed().as_secs_f64()
+    );
+    print_summary(&summary, &window, slots);
+    splitmap::output::write_whole(&args.svg, stats::svg(&summary, slots, window.start, window.end))?;
+    println!("svg: {}", args.svg.display());
+    if summary.off_grid > 0 {
+        return Err(format!(
+            "{} placements were outside the window's slots",
+            summary.off_grid
+        ));
+    }
+    Ok(())
+}
+
+/// The window `--window` and `--align` ask for and the placements it has
+/// for `image` (a kernel Image), refused as the kernel would refuse it.
+fn placements(args: &SweepArgs, image: &[u8]) -> Result<(Window, Slots), String> {
+    let image_size = u64::from_le_bytes(image[16..24].try_into().map_err(|_| "Image too short")?);
+    // The same rules the kernel applies, so a window it would refuse is refused here.
+    let window = window::window_from_args(args.window.as_deref(), args.align.as_deref(), image_size)
+        .map_err(|e| e.to_string())?;
+    // The host's copy of those rules knows 4 KiB pages; the swept kernel's,
+    // as its Image header says (flags bits 1-2), may be larger, and it
+    // refuses placements finer than its pages.
+    let flags = u64::from_le_bytes(image[24..32].try_into().map_err(|_| "Image too short")?);
+    if let Some((name, granule)) = splitmap::bench::GRANULES
+        .iter()
+        .find(|(_, g)| g.image_flag() == (flags >> 1) & 3)
+        && window.align < granule.page_size()
+    {
+        return Err(format!(
+            "--align {}: finer than the {name} kernel's pages",
+            args.align.as_deref().unwrap_or("")
+        ));
+    }
+    let slots = Slots {
+        first: window.start.next_multiple_of(window.align),
+        align: window.align,
+        count: window.slots(image_size),
+    };
+    Ok((window, slots))
+}
+
+/// The kernel command line that gives every boot the swept window.
+fn kaslr_options(args: &SweepArgs) -> Vec<String> {
+    let mut append = Vec::new();
+    if let Some(w) = &args.window {
+        append.push(format!("kaslr.window={w}"));
+    }
+    if let Some(a) = &args.align {
+        append.push(format!("kaslr.align={a}"));
+    }
+    append
+}
+
+/// Boots `boot` `boots` times, `jobs` at once, boot `i` with the seed
+/// [`stats::seed`]`(i)`; the text VA of each, in no particular order. The
+/// first failure stops the boots not yet started and is the error.
+fn boot_all(boots: u64, jobs: u64, boot: &Boot, artifacts: &Artifacts) -> Result<Vec<u64>, String> {
+    // A progress bar on a terminal only: in a log it would be noise.
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let next = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let results = Mutex::new(Vec::new());
+    let failure = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= boots || failure.lock().unwrap().is_some() {
+                        break;
+                    }
+                    let seeded = Boot {
+                        kaslr_seed: Some(stats::seed(i)),
+                        ..boot.clone()
+                    };
+                    match text_va(&seeded, artifacts) {
+                        Ok(va) => results.lock().unwrap().push(va),
+                        Err(e) => *failure.lock().unwrap() = Some(format!("boot {i}: {e}")),
+                    }
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if progress {
+                        let filled = (n * 30 / boots) as usize;
+                        eprint!(
+                            "\rsweep: [{}{}] {n}/{boots}",
+                            "#".repeat(filled),
+                            ".".repeat(30 - filled)
+                        );
+                    }
+                }
+            });
+        }
+    });
+    if progress {
+        eprintln!();
+    }
+    match failure.into_inner().unwrap() {
+        Some(e) => Err(e),
+        None => Ok(results.into_inner().unwrap()),
+    }
+}
+
+/// One boot to the prompt and off: where its boot line says the text is.
+fn text_va(boot: &Boot, artifacts: &Artifacts) -> Result<u64, String> {
+    let command = qemu::command(&qemu::qemu_args(boot, artifacts));
+    let transcript = session::run(command, &[], Duration::from_secs(60), |_| {}).map_err(|e| e.to_string())?;
+    if !transcript.outcome.success() {
+        return Err(transcript.outcome.reason());
+    }
+    boot_line_va(&transcript.output).ok_or("no boot line".to_string())
+}
+
+/// The `va=` of the boot line.
+fn boot_line_va(output: &str) -> Option<u64> {
+    let line = output
+        .lines()
+        .find(|l| l.trim_start_matches('\r').starts_with("splitmap: image "))?;
+    let va = line.split_whitespace().find_map(|w| w.strip_prefix("va=0x"))?;
+    u64::from_str_radix(va, 16).ok()
+}
+
+/// What the boots found: the window, the placements, the histogram, the test.
+fn print_summary(summary: &Summary, window: &Window, slots: Slots) {
+    let tenths = window::entropy_tenths(slots.count);
+    println!(
+        "window {:#x}-{:#x} align {:#x}: {} slots, {}.{} bits",
+        window.start,
+        window.end,
+        window.align,
+        slots.count,
+        tenths / 10,
+        tenths % 10
+    );
+    println!(
+        "placements: {} distinct (expected {:.1}), min {:#x}, max {:#x}, off the slot grid {}",
+        summary.distinct, summary.expected_distinct, summary.min, summary.max, summary.off_grid
+    );
+    let bins: Vec<String> = summary.histogram.iter().map(u64::to_string).collect();
+    println!("histogram ({} bins, low to high): {}", bins.len(), bins.join(" "));
+    println!(
+        "chi2 = {:.2} with {} dof, p = {:.3} ({})",
+        summary.chi2,
+        summary.dof,
+        summary.p_value,
+        summary.verdict()
+    );
+}
