@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod addr;
+mod asm;
 pub mod layout;
 pub mod pgtable;
 

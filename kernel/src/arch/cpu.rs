@@ -132,19 +132,15 @@ unsafe extern "C" {
     fn splitmap_first_frame() -> !;
 }
 
-core::arch::global_asm!(
+pi::asm_function!(
+    "splitmap_first_frame",
     r#"
     .cfi_sections .debug_frame
-    .section .text.splitmap_first_frame, "ax"
-    .global splitmap_first_frame
-    .type   splitmap_first_frame, %function
-splitmap_first_frame:
     .cfi_startproc
     .cfi_undefined x30
     blr     x16
     udf     #0
     .cfi_endproc
-    .size   splitmap_first_frame, . - splitmap_first_frame
 "#
 );
 

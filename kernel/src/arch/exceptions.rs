@@ -13,7 +13,6 @@
 //! kernel bug it is, on an SP aligned down, instead of faulting or passing
 //! unseen under TCG.
 
-use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, Readable, VBAR_EL1, Writeable};
@@ -183,7 +182,9 @@ fn report(frame: &Frame, vector: u64, esr: Syndrome, far: u64) {
     backtrace::print(frame.elr, frame.x[29]);
 }
 
-global_asm!(
+pi::asm_function!(
+    section = ".text.vectors",
+    "__exception_vectors",
     r#"
     // Each entry reserves the frame, then checks SP's alignment with no
     // free register (tst cannot take SP): SP += x0; x0 = SP - x0 (the old
@@ -213,20 +214,24 @@ global_asm!(
     b       __exception_common
     .endm
 
-    .section .text.vectors, "ax"
+    // VBAR_EL1 takes a 2 KiB-aligned table: at the start of its own
+    // section this pads nothing and aligns the section.
     .balign 0x800
-    .global __exception_vectors
-    .type   __exception_vectors, %function
-__exception_vectors:
     .set i, 0
     .rept 16
     ventry i
     .set i, i + 1
     .endr
-    .size   __exception_vectors, . - __exception_vectors
 
-    .type   __exception_common, %function
-__exception_common:
+    .purgem ventry
+"#,
+    reserved = const RESERVED,
+    misaligned = const MISALIGNED,
+);
+
+pi::asm_function!(
+    "__exception_common",
+    r#"
     stp     x2, x3, [sp, #(2 * 8)]
     stp     x4, x5, [sp, #(4 * 8)]
     stp     x6, x7, [sp, #(6 * 8)]
@@ -269,8 +274,6 @@ __exception_common:
     ldp     x28, x29, [sp, #(28 * 8)]
     add     sp, sp, #{reserved}
     eret
-    .size   __exception_common, . - __exception_common
 "#,
     reserved = const RESERVED,
-    misaligned = const MISALIGNED,
 );

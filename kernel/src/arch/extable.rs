@@ -23,36 +23,24 @@ pub struct Entry {
 #[cfg(kernel_proper)]
 macro_rules! covered_routine {
     ($name:literal, $insn:literal) => {
-        core::arch::global_asm!(concat!(
-            ".section .text.",
+        pi::asm_function!(
             $name,
-            ", \"ax\"\n",
-            ".global ",
-            $name,
-            "\n.type ",
-            $name,
-            ", %function\n",
-            $name,
-            ":\n",
-            "1: ",
-            $insn,
-            "\n",
-            "    mov x1, #0\n",
-            "    ret\n",
-            "2:  mov x0, #0\n",
-            "    mov x1, #1\n",
-            "    ret\n",
-            ".size ",
-            $name,
-            ", . - ",
-            $name,
-            "\n",
-            ".pushsection __ex_table, \"a\"\n",
-            ".balign 4\n",
-            ".long 1b - .\n",
-            ".long 2b - .\n",
-            ".popsection\n",
-        ));
+            concat!(
+                "1: ",
+                $insn,
+                "\n",
+                "    mov x1, #0\n",
+                "    ret\n",
+                "2:  mov x0, #0\n",
+                "    mov x1, #1\n",
+                "    ret\n",
+                ".pushsection __ex_table, \"a\"\n",
+                ".balign 4\n",
+                ".long 1b - .\n",
+                ".long 2b - .\n",
+                ".popsection\n",
+            )
+        );
     };
 }
 #[cfg(kernel_proper)]

@@ -88,12 +88,9 @@ super::extable::covered_routine!("splitmap_peek16", "ldrh w0, [x0]");
 super::extable::covered_routine!("splitmap_peek32", "ldr w0, [x0]");
 super::extable::covered_routine!("splitmap_peek64", "ldr x0, [x0]");
 
-core::arch::global_asm!(
+pi::asm_function!(
+    "splitmap_peek64_on_sp_el1",
     r#"
-    .section .text.splitmap_peek64_on_sp_el1, "ax"
-    .global splitmap_peek64_on_sp_el1
-    .type   splitmap_peek64_on_sp_el1, %function
-splitmap_peek64_on_sp_el1:
     msr     spsel, #1
 1:  ldr     x0, [x0]
     msr     spsel, #0
@@ -103,7 +100,6 @@ splitmap_peek64_on_sp_el1:
     mov     x0, #0
     mov     x1, #1
     ret
-    .size   splitmap_peek64_on_sp_el1, . - splitmap_peek64_on_sp_el1
     .pushsection __ex_table, "a"
     .balign 4
     .long   1b - .

@@ -155,17 +155,13 @@ pub fn resume_with(fault: Fault, x: &mut [u64; 31], elr: &mut u64) {
     *elr = splitmap_contained_resume as *const () as u64;
 }
 
-core::arch::global_asm!(
+// Call-frame information for gdb (the compiler writes it for Rust functions
+// only, and gdb's prologue reader stops at the stores to the recovery point),
+// so a backtrace goes on past this routine to whoever called `run_untrusted`.
+pi::asm_function!(
+    "splitmap_contained_call",
     r#"
-    // Call-frame information for gdb (the compiler writes it for Rust
-    // functions only, and gdb's prologue reader stops at the stores to the
-    // recovery point), so a backtrace goes on past this routine to whoever
-    // called `contained`.
     .cfi_sections .debug_frame
-    .section .text.splitmap_contained_call, "ax"
-    .global splitmap_contained_call
-    .type   splitmap_contained_call, %function
-splitmap_contained_call:
     .cfi_startproc
     stp     x19, x20, [x0, #0]
     stp     x21, x22, [x0, #16]
@@ -194,12 +190,12 @@ splitmap_contained_call:
     mov     x0, #0
     ret
     .cfi_endproc
-    .size   splitmap_contained_call, . - splitmap_contained_call
+"#
+);
 
-    .section .text.splitmap_contained_resume, "ax"
-    .global splitmap_contained_resume
-    .type   splitmap_contained_resume, %function
-splitmap_contained_resume:
+pi::asm_function!(
+    "splitmap_contained_resume",
+    r#"
     ldp     x19, x20, [x0, #0]
     ldp     x21, x22, [x0, #16]
     ldp     x23, x24, [x0, #32]
@@ -214,6 +210,5 @@ splitmap_contained_resume:
     ldp     d14, d15, [x0, #152]
     mov     x0, #1
     ret
-    .size   splitmap_contained_resume, . - splitmap_contained_resume
 "#
 );
