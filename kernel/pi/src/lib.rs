@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod addr;
+pub mod kmap;
 pub mod layout;
 pub mod pgtable;
 

@@ -4,6 +4,7 @@
 
 use pi::addr::PhysAddr;
 use pi::boot::EarlyPool;
+use pi::kmap::{KernelRegion, Mapping, Place};
 use pi::layout::PAGE_SIZE;
 use pi::pgtable::{self, Attrs, Granularity, MapCounts, MapError, TableAccess, TableAlloc, Walk};
 use spin::Mutex;
@@ -141,6 +142,32 @@ pub fn map(va: u64, pa: PhysAddr, len: u64, attrs: Attrs, granularity: Granulari
     let mapped = locked(|tables, root| pgtable::map(tables, root, va, pa, len, attrs, granularity));
     cpu::publish_tables();
     mapped.map(|_| ())
+}
+
+/// Maps `len` bytes from `pa` at the start of `row`'s fixed window, as the
+/// row says; returns the address.
+///
+/// # Panics
+/// If `row` has no fixed window, is never mapped, or `len` does not fit its
+/// window: each a misuse of the table, which callers size from `layout.rs`.
+pub fn map_fixed(row: &KernelRegion, pa: PhysAddr, len: u64) -> Result<u64, MapError> {
+    let (va, m) = fixed(row, len);
+    map(va, pa, len, m.attrs, m.granularity).map(|()| va)
+}
+
+/// [`map_fixed`] for the panic path: does nothing and says so (false) if
+/// the tables are not set up yet or are locked by whoever panicked.
+pub fn try_map_fixed(row: &KernelRegion, pa: PhysAddr, len: u64) -> bool {
+    let (va, m) = fixed(row, len);
+    try_map(va, pa, len, m.attrs, m.granularity)
+}
+
+/// Where `len` bytes of `row`'s fixed window start, and how they are mapped.
+fn fixed(row: &KernelRegion, len: u64) -> (u64, Mapping) {
+    match (row.place, row.mapping) {
+        (Place::Fixed { start, end }, Some(m)) if len <= end - start => (start, m),
+        _ => panic!("{:#x} bytes do not go in kernel map row {}", len, row.name),
+    }
 }
 
 /// [`map`] for the panic path: does nothing and says so (false) if the
