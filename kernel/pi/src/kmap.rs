@@ -9,14 +9,17 @@
 //! address becomes known).
 //!
 //! The early code (`boot.rs`) reads rows only in `const` blocks, through
-//! [`row`]: what reaches its object code is the resulting `Attrs` values,
-//! never this table, whose strings would be absolute addresses.
+//! [`mapping`]: what reaches its object code is the resulting [`Mapping`]
+//! values, never this table, whose strings are absolute addresses (the
+//! build's `relacheck` would refuse them).
 
 use crate::layout::{
     DEBUG_RECORD_VA, FIXMAP_DTB, FIXMAP_DTB_SIZE, KERNEL_STACK_SIZE, LINEAR_END, MMIO_BASE, MMIO_END, PAGE_OFFSET,
     PAGE_SIZE, STACK_SLOT, STACKS_VADDR,
 };
 use crate::pgtable::{Attrs, Granularity};
+use Granularity::{Contiguous, LargestBlocks, PagesOnly};
+use Place::{Fixed, Image};
 
 /// Where a region's virtual addresses are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,9 +97,6 @@ const fn region(name: &'static str, place: Place, mapping: Option<Mapping>, why:
         why,
     }
 }
-
-use Granularity::{Contiguous, LargestBlocks, PagesOnly};
-use Place::{Fixed, Image};
 
 /// Every kernel mapping, lowest address first (the image's rows at their
 /// link address; KASLR moves them and the module window together, between
