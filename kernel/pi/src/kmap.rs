@@ -100,9 +100,11 @@ const fn region(name: &'static str, place: Place, mapping: Option<Mapping>, why:
 
 /// Every kernel mapping, lowest address first (the image's rows at their
 /// link address; KASLR moves them and the module window together, between
-/// the linear map and the MMIO window).
+/// the linear map and the MMIO window). A `static`, so the image holds one
+/// copy, whatever number of places read it: each string in it is a
+/// relocation KASLR applies.
 #[rustfmt::skip]
-pub const KERNEL_MAP: &[KernelRegion] = &[
+pub static KERNEL_MAP: &[KernelRegion] = &[
     // Lower half, hence its own root (TTBR0): the one page that turns the MMU on.
     region("idmap", Place::Identity, mapped(Attrs::TEXT, PagesOnly),
         "the page that turns the MMU on, where it runs (until the kernel runs at its link address)"),
@@ -158,6 +160,31 @@ pub const fn row(name: &str) -> &'static KernelRegion {
 /// not a row).
 pub fn find(name: &str) -> Option<&'static KernelRegion> {
     KERNEL_MAP.iter().find(|r| r.name == name)
+}
+
+/// A fixed window and how it is mapped: what code that maps one needs of
+/// its row, as plain numbers (no pointer into the table to relocate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedWindow {
+    /// First address: where the mapping starts.
+    pub start: u64,
+    /// End of the window (exclusive).
+    pub end: u64,
+    /// How it is mapped.
+    pub mapping: Mapping,
+}
+
+/// Row `name`'s window; in a `const` block, fails the build if the row has
+/// no fixed window or is never mapped.
+pub const fn fixed(name: &str) -> FixedWindow {
+    match *row(name) {
+        KernelRegion {
+            place: Fixed { start, end },
+            mapping: Some(mapping),
+            ..
+        } => FixedWindow { start, end, mapping },
+        _ => panic!("row has no fixed window or is never mapped"),
+    }
 }
 
 /// How row `name` is mapped; fails the build in a `const` block if it never is.

@@ -25,7 +25,7 @@ use core::fmt;
 use log::{debug, error, info, warn};
 use pi::addr::{self, KimgVirt, PhysAddr};
 use pi::boot::EarlyPool;
-use pi::kmap::{self, KernelRegion};
+use pi::kmap::{self, FixedWindow};
 use pi::layout::{FIXMAP_DTB, MMIO_BASE, MMIO_END, PAGE_SIZE};
 use pi::pgtable;
 use spin::Once;
@@ -417,7 +417,7 @@ fn unusable_device_tree(dtb_pa: u64, e: DtbError) -> ! {
 }
 
 /// Where the console's registers are mapped.
-const MMIO: &KernelRegion = kmap::row("mmio");
+const MMIO: FixedWindow = kmap::fixed("mmio");
 
 /// QEMU virt's UART, one page.
 const EARLY_UART: PhysRange = PhysRange {

@@ -108,7 +108,7 @@ pub struct Boot {
 /// Maps the record at its fixed address and fills it in for this boot.
 pub fn publish(boot: &Boot) {
     let pa = KimgVirt::new(&raw const RECORD as u64).to_phys();
-    if let Err(e) = tables::map_fixed(const { pi::kmap::row("debug") }, pa, PAGE_SIZE) {
+    if let Err(e) = tables::map_fixed(const { pi::kmap::fixed("debug") }, pa, PAGE_SIZE) {
         log::warn!("debug record: cannot map it at {DEBUG_RECORD_VA:#x}: {e:?}");
         return;
     }

@@ -30,7 +30,7 @@ const fn window(name: &str) -> Span {
 /// the boot stack. Never returns.
 pub fn switch_to_kernel_stack(next: extern "C" fn() -> !) -> ! {
     let pa = frames::alloc_frames(KERNEL_STACK_SIZE / PAGE_SIZE).expect("frames for the kernel stack");
-    if let Err(e) = tables::map_fixed(const { kmap::row("stack") }, pa, KERNEL_STACK_SIZE) {
+    if let Err(e) = tables::map_fixed(const { kmap::fixed("stack") }, pa, KERNEL_STACK_SIZE) {
         panic!("cannot map the kernel stack at {:#x}: {e:?}", STACK.start);
     }
     let stacks = cpu::Stacks {

@@ -4,7 +4,7 @@
 
 use pi::addr::PhysAddr;
 use pi::boot::EarlyPool;
-use pi::kmap::{KernelRegion, Mapping, Place};
+use pi::kmap::FixedWindow;
 use pi::layout::PAGE_SIZE;
 use pi::pgtable::{self, Attrs, Granularity, MapCounts, MapError, TableAccess, TableAlloc, Walk};
 use spin::Mutex;
@@ -144,30 +144,25 @@ pub fn map(va: u64, pa: PhysAddr, len: u64, attrs: Attrs, granularity: Granulari
     mapped.map(|_| ())
 }
 
-/// Maps `len` bytes from `pa` at the start of `row`'s fixed window, as the
-/// row says; returns the address.
+/// Maps `len` bytes from `pa` at the start of fixed window `w` (a row of
+/// `pi::kmap`), as its row says; returns the address.
 ///
 /// # Panics
-/// If `row` has no fixed window, is never mapped, or `len` does not fit its
-/// window: each a misuse of the table, which callers size from `layout.rs`.
-pub fn map_fixed(row: &KernelRegion, pa: PhysAddr, len: u64) -> Result<u64, MapError> {
-    let (va, m) = fixed(row, len);
-    map(va, pa, len, m.attrs, m.granularity).map(|()| va)
+/// If `len` overflows the window: callers size what they map from
+/// `layout.rs`, so that is a mistake in the kernel, not a run-time condition.
+pub fn map_fixed(w: FixedWindow, pa: PhysAddr, len: u64) -> Result<u64, MapError> {
+    assert!(
+        len <= w.end - w.start,
+        "{len:#x} bytes overflow the window at {:#x}",
+        w.start
+    );
+    map(w.start, pa, len, w.mapping.attrs, w.mapping.granularity).map(|()| w.start)
 }
 
 /// [`map_fixed`] for the panic path: does nothing and says so (false) if
 /// the tables are not set up yet or are locked by whoever panicked.
-pub fn try_map_fixed(row: &KernelRegion, pa: PhysAddr, len: u64) -> bool {
-    let (va, m) = fixed(row, len);
-    try_map(va, pa, len, m.attrs, m.granularity)
-}
-
-/// Where `len` bytes of `row`'s fixed window start, and how they are mapped.
-fn fixed(row: &KernelRegion, len: u64) -> (u64, Mapping) {
-    match (row.place, row.mapping) {
-        (Place::Fixed { start, end }, Some(m)) if len <= end - start => (start, m),
-        _ => panic!("{:#x} bytes do not go in kernel map row {}", len, row.name),
-    }
+pub fn try_map_fixed(w: FixedWindow, pa: PhysAddr, len: u64) -> bool {
+    len <= w.end - w.start && try_map(w.start, pa, len, w.mapping.attrs, w.mapping.granularity)
 }
 
 /// [`map`] for the panic path: does nothing and says so (false) if the
