@@ -39,11 +39,12 @@ fn va2pa_agrees_with_walk_and_pa2va_maps_back() {
         assert_eq!(field(answer, "va="), *va);
         assert_eq!(field(answer, "pa="), field(walked, "pa="), "{answer} vs {walked}");
     }
-    // The image's first byte has two names: the image mapping and the linear map.
+    // The image's first byte has two names, lowest first: the linear map and
+    // the image mapping.
     let aliases: Vec<&str> = out.lines().filter(|l| l.starts_with("pa=")).collect();
     let regions: Vec<&str> = aliases.iter().filter_map(|l| l.split_whitespace().last()).collect();
-    assert_eq!(regions, ["region=text", "region=linear"], "{aliases:?}");
-    assert_eq!(field(aliases[0], "va="), row(&rows, "text").va.0);
+    assert_eq!(regions, ["region=linear", "region=text"], "{aliases:?}");
+    assert_eq!(field(aliases[1], "va="), row(&rows, "text").va.0);
     assert!(
         out.contains("error: 0xffffffffff000000 is not mapped (region=guard)"),
         "{out}"

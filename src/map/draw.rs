@@ -200,7 +200,7 @@ fn bands(out: &mut String, model: &Model, va: &Column, pa: &Column) {
 fn region_boxes(out: &mut String, boxes: &[&Region], va: &Column) {
     for (region, &at) in boxes.iter().zip(&va.boxes) {
         let s = va.stretches[at];
-        let device = region.name == "mmio";
+        let device = region.is_device();
         let _ = writeln!(
             out,
             r#"<g data-region="{}"><rect x="{}" y="{:.1}" width="{}" height="{:.1}" fill="{}" stroke="black"/>"#,
@@ -365,7 +365,7 @@ mod tests {
         let model = parse(SESSION).unwrap();
         let picture = svg(&model, "test");
         for r in &model.regions {
-            if r.name != "modules" {
+            if !r.is_module_window() {
                 assert!(picture.contains(&format!("data-region=\"{}\"", r.name)), "{}", r.name);
                 assert!(
                     picture.contains(&format!("{:#x}-{:#x} (", r.va.0, r.va.1)),

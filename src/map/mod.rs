@@ -97,12 +97,27 @@ pub struct Piece {
     pub name: String,
 }
 
+impl Region {
+    /// Whether it is the module window, which holds the loaded modules' own
+    /// rows rather than being mapped itself.
+    pub fn is_module_window(&self) -> bool {
+        pi::kmap::find(&self.name).is_some_and(|r| r.place == pi::kmap::Place::Modules)
+    }
+
+    /// Whether the kernel maps it as device memory.
+    pub fn is_device(&self) -> bool {
+        pi::kmap::find(&self.name)
+            .and_then(|r| r.mapping)
+            .is_some_and(|m| m.attrs.mem == pi::pgtable::MemType::Device)
+    }
+}
+
 impl Model {
     /// The regions drawn as boxes in the virtual column, lowest first: every
-    /// `layout` row but `modules`, which is a window (drawn as one) holding
-    /// the loaded modules' own rows.
+    /// `layout` row but the module window (drawn as one) holding the loaded
+    /// modules' own rows.
     pub fn boxes(&self) -> Vec<&Region> {
-        let mut boxes: Vec<&Region> = self.regions.iter().filter(|r| r.name != "modules").collect();
+        let mut boxes: Vec<&Region> = self.regions.iter().filter(|r| !r.is_module_window()).collect();
         boxes.sort_by_key(|r| r.va);
         boxes
     }

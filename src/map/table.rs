@@ -5,25 +5,13 @@ use std::fmt::Write;
 
 use super::{Model, size};
 
-/// What a `layout` row is for.
+/// What a `layout` row is for: its row's why in the kernel's map, or
+/// else it is a loaded module's area (`hello:text`).
 fn purpose(name: &str) -> String {
-    let what = match name {
-        "linear" => "linear map: all RAM at `PAGE_OFFSET + (pa - PHYS_OFFSET)`",
-        "modules" => "module window: loaded modules, within branch-and-veneer reach of the kernel",
-        "text" => "kernel text",
-        "rodata" => "kernel read-only data",
-        "data" => "kernel data",
-        "bss" => "kernel bss",
-        "pgtables" => "the early page-table pool",
-        "bootstack" => "the boot stack (exceptions run on it)",
-        "mmio" => "device registers (the UART)",
-        "dtb" => "the device tree the bootloader passed",
-        "debug" => "the debug record (where `splitmap gdb` learns the layout)",
-        "guard" => "unmapped guard: a stack overflow faults here",
-        "stack" => "the kernel stack",
-        other => return format!("module area `{other}`"),
-    };
-    what.to_string()
+    match pi::kmap::find(name) {
+        Some(row) => row.why.to_string(),
+        None => format!("module area `{name}`"),
+    }
 }
 
 /// The table, one row per `layout` row, lowest address first.

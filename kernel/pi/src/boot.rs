@@ -8,10 +8,11 @@
 //!    instructions (for `phases`), enable FP/SIMD (compiled Rust may use it),
 //!    zero `.bss` (only: table pages are zeroed as they are handed out), set up
 //!    a stack.
-//! 2. [`create_boot_tables`]: map the image at `KIMAGE_VADDR` with per-segment
-//!    permissions and the DTB at `FIXMAP_DTB` in TTBR1, and the one page of
-//!    `.idmap.text` at VA = PA in TTBR0. Table pages come from the pool the linker
-//!    reserved inside the image, never from memory past its end.
+//! 2. [`create_boot_tables`]: map the rows of [`kmap::KERNEL_MAP`] that exist
+//!    before the MMU is on, each as its row says: the image at `KIMAGE_VADDR`
+//!    and the DTB at `FIXMAP_DTB` in TTBR1, and the one page of `.idmap.text`
+//!    at VA = PA in TTBR0. Table pages come from the pool the linker reserved
+//!    inside the image, never from memory past its end.
 //! 3. `__pi_enable_mmu` (assembly, identity-mapped): turn the MMU on and jump to
 //!    `splitmap_kernel_main` at its link address, called from the kernel's
 //!    `splitmap_first_frame`, the frame backtraces end on.
@@ -19,8 +20,9 @@
 use core::arch::global_asm;
 
 use crate::addr::PhysAddr;
+use crate::kmap::{self, Mapping};
 use crate::layout::{DTB_MAX_SIZE, FIXMAP_DTB, KIMAGE_VADDR, PAGE_SIZE};
-use crate::pgtable::{self, Attrs, Granularity, MAIR_VALUE, TableAccess, TableAlloc};
+use crate::pgtable::{self, MAIR_VALUE, TableAccess, TableAlloc};
 
 /// TCR_EL1: 48-bit VAs in both halves (T0SZ = T1SZ = 16), the build's
 /// granule in both (TG0, TG1), walks inner shareable and write-back
@@ -233,10 +235,9 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     let ttbr1 = pool.alloc_table().ok_or(EarlyError::PoolTooSmall)?;
     let ttbr0 = pool.alloc_table().ok_or(EarlyError::PoolTooSmall)?;
 
-    // The image at its link address, whatever its physical address. VA and PA
-    // need not agree modulo 2 MiB: the mapper falls back to pages.
+    // The image at its link address, whatever its physical address.
     let voffset = KIMAGE_VADDR.wrapping_sub(here!(_text));
-    for Segment { start, end, attrs } in image_segments() {
+    for Segment { start, end, mapping } in image_segments() {
         let va = start.wrapping_add(voffset);
         pgtable::map(
             &mut pool,
@@ -244,8 +245,8 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
             va,
             PhysAddr::new(start),
             end - start,
-            attrs,
-            Granularity::LargestBlocks,
+            mapping.attrs,
+            mapping.granularity,
         )?;
     }
 
@@ -253,27 +254,29 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     if dtb_pa != 0 {
         let base = dtb_pa & !(PAGE_SIZE - 1);
         let end = (dtb_pa + dtb_size(dtb_pa) + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+        let dtb = const { kmap::mapping("dtb") };
         pgtable::map(
             &mut pool,
             ttbr1,
             FIXMAP_DTB,
             PhysAddr::new(base),
             end - base,
-            Attrs::RODATA,
-            Granularity::PagesOnly,
+            dtb.attrs,
+            dtb.granularity,
         )?;
     }
 
     // The page that turns the MMU on must be mapped where it runs.
     let idmap = here!(__idmap_text_start);
+    let identity = const { kmap::mapping("idmap") };
     pgtable::map(
         &mut pool,
         ttbr0,
         idmap,
         PhysAddr::new(idmap),
         PAGE_SIZE,
-        Attrs::TEXT,
-        Granularity::PagesOnly,
+        identity.attrs,
+        identity.granularity,
     )?;
 
     /// The one thing the early code ever prints, before the device tree is read:
@@ -335,26 +338,31 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     })
 }
 
-/// One segment of the image, mapped with one set of permissions.
+/// One segment of the image, mapped in one call.
 #[derive(Clone, Copy)]
 pub struct Segment {
     /// First byte, page-aligned by the linker script.
     pub start: u64,
     /// One past the last byte, page-aligned too.
     pub end: u64,
-    /// Text `r-x`, rodata `r--`, or data (with bss, pool and boot stack) `rw-`.
-    pub attrs: Attrs,
+    /// Its row's in [`kmap::KERNEL_MAP`]: text's, rodata's, or data's (which
+    /// bss, pool and boot stack share, so blocks may span them).
+    pub mapping: Mapping,
 }
 
 /// The image's segments (text, rodata, data) at the addresses the running
 /// code sees: physical before the MMU is on, virtual after.
 #[inline(always)]
 pub fn image_segments() -> [Segment; 3] {
-    let segment = |start, end, attrs| Segment { start, end, attrs };
+    let segment = |start, end, mapping| Segment { start, end, mapping };
     [
-        segment(here!(_text), here!(__text_end), Attrs::TEXT),
-        segment(here!(__text_end), here!(__rodata_end), Attrs::RODATA),
-        segment(here!(__rodata_end), here!(_end), Attrs::DATA),
+        segment(here!(_text), here!(__text_end), const { kmap::mapping("text") }),
+        segment(
+            here!(__text_end),
+            here!(__rodata_end),
+            const { kmap::mapping("rodata") },
+        ),
+        segment(here!(__rodata_end), here!(_end), const { kmap::mapping("data") }),
     ]
 }
 

@@ -25,8 +25,9 @@ use core::fmt;
 use log::{debug, error, info, warn};
 use pi::addr::{self, KimgVirt, PhysAddr};
 use pi::boot::EarlyPool;
+use pi::kmap::{self, FixedWindow};
 use pi::layout::{FIXMAP_DTB, MMIO_BASE, MMIO_END, PAGE_SIZE};
-use pi::pgtable::{self, Attrs, Granularity};
+use pi::pgtable;
 use spin::Once;
 
 use super::cost::{self, Phase};
@@ -415,6 +416,9 @@ fn unusable_device_tree(dtb_pa: u64, e: DtbError) -> ! {
     panic!("the device tree at {dtb_pa:#x} is unusable: {e}")
 }
 
+/// Where the console's registers are mapped.
+const MMIO: FixedWindow = kmap::fixed("mmio");
+
 /// QEMU virt's UART, one page.
 const EARLY_UART: PhysRange = PhysRange {
     start: PhysAddr::new(EARLY_UART_PA),
@@ -468,21 +472,13 @@ fn start_console(regs: Option<PhysRange>) -> Console {
     let (regs, pages) = regs
         .and_then(|r| Some((r, mmio_pages(r).ok()?)))
         .unwrap_or((EARLY_UART, EARLY_UART));
-    if tables::map(
-        MMIO_BASE,
-        pages.start,
-        pages.size(),
-        Attrs::DEVICE,
-        Granularity::PagesOnly,
-    )
-    .is_err()
-    {
+    let Ok(base) = tables::map_fixed(MMIO, pages.start, pages.size()) else {
         // The window is empty at boot and `pages` fits it, so only a lack of
         // table pages could fail this; and without a console nothing could
         // be said about it.
         psci::system_off(None)
-    }
-    let va = MMIO_BASE + (regs.start.raw() - pages.start.raw());
+    };
+    let va = base + (regs.start.raw() - pages.start.raw());
     // SAFETY: the PL011's registers were just mapped as Device memory at `va`
     // and the console is their only user.
     console::init(unsafe { Pl011::new(va as *mut u32) });
@@ -496,13 +492,7 @@ pub fn panic_console() {
     if console::ready() {
         return;
     }
-    if tables::try_map(
-        MMIO_BASE,
-        EARLY_UART.start,
-        PAGE_SIZE,
-        Attrs::DEVICE,
-        Granularity::PagesOnly,
-    ) {
+    if tables::try_map_fixed(MMIO, EARLY_UART.start, PAGE_SIZE) {
         // SAFETY: QEMU virt's PL011 was just mapped as Device memory there,
         // and there is no other console to share it with.
         console::init(unsafe { Pl011::new(MMIO_BASE as *mut u32) });

@@ -19,7 +19,6 @@ use alloc::vec::Vec;
 use crate::arch::lock::Mutex;
 use pi::addr::KimgVirt;
 use pi::layout::{DEBUG_RECORD_VA, PAGE_SIZE};
-use pi::pgtable::{Attrs, Granularity};
 
 use crate::mm::tables;
 
@@ -109,7 +108,7 @@ pub struct Boot {
 /// Maps the record at its fixed address and fills it in for this boot.
 pub fn publish(boot: &Boot) {
     let pa = KimgVirt::new(&raw const RECORD as u64).to_phys();
-    if let Err(e) = tables::map(DEBUG_RECORD_VA, pa, PAGE_SIZE, Attrs::DATA, Granularity::PagesOnly) {
+    if let Err(e) = tables::map_fixed(const { pi::kmap::fixed("debug") }, pa, PAGE_SIZE) {
         log::warn!("debug record: cannot map it at {DEBUG_RECORD_VA:#x}: {e:?}");
         return;
     }

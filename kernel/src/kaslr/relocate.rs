@@ -21,7 +21,6 @@
 
 use pi::addr::{self, PhysAddr};
 use pi::layout::{KIMAGE_VADDR, PAGE_SIZE};
-use pi::pgtable::Granularity;
 use spin::Once;
 
 use super::decide::Kaslr;
@@ -67,9 +66,9 @@ pub unsafe fn apply(k: Kaslr<'static>, image: PhysRange, next: extern "C" fn(u64
         return;
     }
     let offset = k.offset;
-    for pi::boot::Segment { start, end, attrs } in pi::boot::image_segments() {
+    for pi::boot::Segment { start, end, mapping } in pi::boot::image_segments() {
         let pa = PhysAddr::new(start - addr::kimage_voffset());
-        if let Err(e) = tables::map(start + offset, pa, end - start, attrs, Granularity::LargestBlocks) {
+        if let Err(e) = tables::map(start + offset, pa, end - start, mapping.attrs, mapping.granularity) {
             panic!("KASLR: cannot map the image at {:#x}: {e:?}", start + offset);
         }
     }

@@ -8,10 +8,14 @@
 //! own mapping and no longer decides where the linear map starts.
 
 use pi::addr::PhysAddr;
+use pi::kmap::{self, Mapping};
 use pi::layout::{GRANULE, LINEAR_END, PAGE_OFFSET, PAGE_SIZE};
-use pi::pgtable::{self, Attrs, Granularity, LAST_LEVEL, MapCounts, MapError, TableAlloc};
+use pi::pgtable::{self, LAST_LEVEL, MapCounts, MapError, TableAlloc};
 
 use super::ranges::{MAX_RANGES, RangeList};
+
+/// How every RAM range is mapped.
+const LINEAR: Mapping = kmap::mapping("linear");
 
 /// Linear-map alignment of `PHYS_OFFSET`: 1 GiB, the largest block with 4 KiB
 /// pages and a multiple of the others' (32 MiB, 512 MiB).
@@ -91,8 +95,8 @@ pub fn build<A: TableAlloc + ?Sized>(
             linear_va(r.start.raw(), offset),
             r.start,
             r.size(),
-            Attrs::DATA,
-            Granularity::Contiguous,
+            LINEAR.attrs,
+            LINEAR.granularity,
         )
         .map_err(LinearError::Map)?;
         total += c;

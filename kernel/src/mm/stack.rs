@@ -6,30 +6,31 @@
 //! data abort in the guard page, taken on a stack that still works, and can be
 //! reported as what it is.
 
-use pi::layout::{KERNEL_STACK_SIZE, PAGE_SIZE, STACK_SLOT, STACKS_VADDR};
-use pi::pgtable::{Attrs, Granularity};
+use pi::kmap;
+use pi::layout::{KERNEL_STACK_SIZE, PAGE_SIZE};
 
 use super::ranges::Span;
 use super::{frames, tables};
 use crate::arch::{cpu, sections};
 
 /// The unmapped guard below the kernel stack.
-pub const GUARD: Span = Span {
-    start: STACKS_VADDR,
-    end: STACKS_VADDR + STACK_SLOT - KERNEL_STACK_SIZE,
-};
+pub const GUARD: Span = window("guard");
 
 /// The kernel stack.
-pub const STACK: Span = Span {
-    start: STACKS_VADDR + STACK_SLOT - KERNEL_STACK_SIZE,
-    end: STACKS_VADDR + STACK_SLOT,
-};
+pub const STACK: Span = window("stack");
+
+const fn window(name: &str) -> Span {
+    match kmap::row(name).window() {
+        Some((start, end)) => Span { start, end },
+        None => panic!("the stack rows have fixed windows"),
+    }
+}
 
 /// Maps the kernel stack and continues in `next` on it, with exceptions on
 /// the boot stack. Never returns.
 pub fn switch_to_kernel_stack(next: extern "C" fn() -> !) -> ! {
     let pa = frames::alloc_frames(KERNEL_STACK_SIZE / PAGE_SIZE).expect("frames for the kernel stack");
-    if let Err(e) = tables::map(STACK.start, pa, KERNEL_STACK_SIZE, Attrs::DATA, Granularity::PagesOnly) {
+    if let Err(e) = tables::map_fixed(const { kmap::fixed("stack") }, pa, KERNEL_STACK_SIZE) {
         panic!("cannot map the kernel stack at {:#x}: {e:?}", STACK.start);
     }
     let stacks = cpu::Stacks {

@@ -5,6 +5,7 @@
 use crate::arch::lock::Mutex;
 use pi::addr::PhysAddr;
 use pi::boot::EarlyPool;
+use pi::kmap::FixedWindow;
 use pi::layout::PAGE_SIZE;
 use pi::pgtable::{self, Attrs, Granularity, MapCounts, MapError, TableAccess, TableAlloc, Walk};
 
@@ -136,6 +137,27 @@ pub fn map(va: u64, pa: PhysAddr, len: u64, attrs: Attrs, granularity: Granulari
     let mapped = locked(|tables, root| pgtable::map(tables, root, va, pa, len, attrs, granularity));
     cpu::publish_tables();
     mapped.map(|_| ())
+}
+
+/// Maps `len` bytes from `pa` at the start of fixed window `w` (a row of
+/// `pi::kmap`), as its row says; returns the address.
+///
+/// # Panics
+/// If `len` overflows the window: callers size what they map from
+/// `layout.rs`, so that is a mistake in the kernel, not a run-time condition.
+pub fn map_fixed(w: FixedWindow, pa: PhysAddr, len: u64) -> Result<u64, MapError> {
+    assert!(
+        len <= w.end - w.start,
+        "{len:#x} bytes overflow the window at {:#x}",
+        w.start
+    );
+    map(w.start, pa, len, w.mapping.attrs, w.mapping.granularity).map(|()| w.start)
+}
+
+/// [`map_fixed`] for the panic path: does nothing and says so (false) if
+/// the tables are not set up yet or are locked by whoever panicked.
+pub fn try_map_fixed(w: FixedWindow, pa: PhysAddr, len: u64) -> bool {
+    len <= w.end - w.start && try_map(w.start, pa, len, w.mapping.attrs, w.mapping.granularity)
 }
 
 /// [`map`] for the panic path: does nothing and says so (false) if the

@@ -195,27 +195,32 @@ fn row(name: &str, va: u64, end: u64, pa: Option<(u64, u64)>) -> LayoutRow<'_> {
 fn layout() {
     let k = state::get();
     let (placed, _) = relocate::get();
+    let areas = insmod::layout_rows();
+    let mut rows: alloc::vec::Vec<LayoutRow<'_>> = alloc::vec::Vec::new();
     for region in explore::regions() {
         let (start, end) = (region.va.start, region.va.end);
-        if region.name == "modules" {
+        rows.push(if region.name == "modules" {
             // The PLT window surrounds the image: count only what modules mapped.
             let image = placed.image;
-            let map = tables::count(start, image.start - start) + tables::count(image.end, end - image.end);
-            let modules = LayoutRow {
-                name: "modules",
+            LayoutRow {
+                name: region.name,
                 va: (start, end),
                 pa: None,
                 prot: prot_at(start),
-                map,
-            };
-            println!("{modules}");
-            // Each loaded module's areas, with the permissions they have.
-            for area in insmod::layout_rows() {
-                println!("{}", row(&area.name, area.va.start, area.va.end, Some(area.pa)));
+                map: tables::count(start, image.start - start) + tables::count(image.end, end - image.end),
             }
         } else {
-            println!("{}", row(region.name, start, end, region.pa));
-        }
+            row(region.name, start, end, region.pa)
+        });
+    }
+    // Each loaded module's areas, with the permissions they have.
+    for area in &areas {
+        rows.push(row(&area.name, area.va.start, area.va.end, Some(area.pa)));
+    }
+    // Lowest address first, a window before what it holds.
+    rows.sort_by_key(|r| (r.va.0, core::cmp::Reverse(r.va.1)));
+    for r in &rows {
+        println!("{r}");
     }
     let offset = pi::addr::phys_offset();
     let tables = tables::usage();

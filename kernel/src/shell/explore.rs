@@ -5,7 +5,8 @@
 use alloc::vec::Vec;
 
 use pi::addr::PhysAddr;
-use pi::layout::{DEBUG_RECORD_VA, FIXMAP_DTB, LINEAR_END, PAGE_OFFSET, PAGE_SIZE};
+use pi::kmap::{KERNEL_MAP, Place, Section};
+use pi::layout::{PAGE_OFFSET, PAGE_SIZE};
 
 use alloc::string::String;
 
@@ -15,14 +16,14 @@ use crate::arch::{peek, sections};
 use crate::boot::state;
 use crate::debug::{backtrace, ksyms};
 use crate::kaslr::relocate;
-use crate::mm::ranges::Span;
-use crate::mm::{linear, ptdump, rodata, stack, tables};
+use crate::mm::ranges::{RangeList, Span};
+use crate::mm::{linear, ptdump, rodata, tables};
 use crate::module::insmod;
 use crate::println;
 
 /// A region of the kernel's address space.
 pub struct Region {
-    /// `text`, `linear`, `modules`, `mmio`, …
+    /// Its row's name in `pi::kmap::KERNEL_MAP`.
     pub name: &'static str,
     /// Its virtual addresses.
     pub va: Span,
@@ -30,34 +31,64 @@ pub struct Region {
     pub pa: Option<(u64, u64)>,
 }
 
-/// Every region, in `layout`'s order, from the live state.
+/// Every row of the kernel's map as this boot placed it, lowest address
+/// first: `layout`'s rows, less each module's own.
 pub fn regions() -> Vec<Region> {
     let k = state::get();
     let mut out = Vec::new();
-    let mut add = |name, start: u64, end: u64, pa: Option<(u64, u64)>| {
-        out.push(Region {
-            name,
-            va: Span { start, end },
-            pa,
-        });
-    };
-    let voffset = pi::addr::kimage_voffset();
-    let image = [
-        ("text", sections::text()),
-        ("rodata", sections::rodata()),
-        ("data", sections::data()),
-        ("bss", sections::bss()),
-        ("pgtables", sections::pool()),
-        ("bootstack", sections::boot_stack()),
-    ];
-    for (name, va) in image {
-        add(name, va.start, va.end, Some((va.start - voffset, va.end - voffset)));
+    for row in KERNEL_MAP {
+        let mut add = |start: u64, end: u64, pa: Option<(u64, u64)>| {
+            out.push(Region {
+                name: row.name,
+                va: Span { start, end },
+                pa,
+            });
+        };
+        match row.place {
+            // TTBR0 walks are off once the kernel runs.
+            Place::Identity => {}
+            Place::Linear => linear_rows(&k.boot.dt.memory, add),
+            Place::Modules => {
+                let plt = relocate::get().0.modules.plt;
+                add(plt.start, plt.end, None);
+            }
+            Place::Image(section) => {
+                let va = match section {
+                    Section::Text => sections::text(),
+                    Section::Rodata => sections::rodata(),
+                    Section::Data => sections::data(),
+                    Section::Bss => sections::bss(),
+                    Section::Pool => sections::pool(),
+                    Section::BootStack => sections::boot_stack(),
+                };
+                let voffset = pi::addr::kimage_voffset();
+                add(va.start, va.end, Some((va.start - voffset, va.end - voffset)));
+            }
+            // A window shows what boot mapped in it: a physical range for
+            // the two that map one, all of it for the rest.
+            Place::Fixed { start, end } => {
+                let mapped = match row.name {
+                    "mmio" => Some(k.console.regs.expand_to_pages(PAGE_SIZE)),
+                    "dtb" => Some(k.boot.dtb.expand_to_pages(PAGE_SIZE)),
+                    _ => None,
+                };
+                match mapped {
+                    Some(pa) => add(start, start + pa.size(), Some((pa.start.raw(), pa.end.raw()))),
+                    None => add(start, end, None),
+                }
+            }
+        }
     }
+    out
+}
+
+/// The linear map's rows, one per RAM range. With `rodata=full` the image's
+/// alias is read-only inside its range: a row of its own, so each row has
+/// one permission.
+fn linear_rows(ram: &RangeList, mut add: impl FnMut(u64, u64, Option<(u64, u64)>)) {
     let offset = pi::addr::phys_offset();
-    // With `rodata=full` the image's alias is read-only inside its range:
-    // a row of its own, so each row has one permission.
     let alias = rodata::split_cost().map(|_| rodata::protected_range());
-    for r in k.boot.dt.memory.iter() {
+    for r in ram.iter() {
         let r = r.shrink_to_pages(PAGE_SIZE);
         let (start, end) = (r.start.raw(), r.end.raw());
         let (from, to) = alias
@@ -66,51 +97,29 @@ pub fn regions() -> Vec<Region> {
         for (lo, hi) in [(start, from), (from, to), (to, end)] {
             if lo < hi {
                 let va = linear::linear_va(lo, offset);
-                add("linear", va, va + (hi - lo), Some((lo, hi)));
+                add(va, va + (hi - lo), Some((lo, hi)));
             }
         }
     }
-    let plt = relocate::get().0.modules.plt;
-    add("modules", plt.start, plt.end, None);
-    add("guard", stack::GUARD.start, stack::GUARD.end, None);
-    add("stack", stack::STACK.start, stack::STACK.end, None);
-    let uart = k.console.regs.expand_to_pages(PAGE_SIZE);
-    let start = k.console.va & !(PAGE_SIZE - 1);
-    add(
-        "mmio",
-        start,
-        start + uart.size(),
-        Some((uart.start.raw(), uart.end.raw())),
-    );
-    let dtb = k.boot.dtb.expand_to_pages(PAGE_SIZE);
-    add(
-        "dtb",
-        FIXMAP_DTB,
-        FIXMAP_DTB + dtb.size(),
-        Some((dtb.start.raw(), dtb.end.raw())),
-    );
-    add("debug", DEBUG_RECORD_VA, DEBUG_RECORD_VA + PAGE_SIZE, None);
-    out
 }
 
-/// The region `va` is in (the image's own rows before the module windows
-/// around it), or `none`.
+/// The innermost region `va` is in (the image's rows, not the module window
+/// around them), or `none`.
 fn region_of(regions: &[Region], va: u64) -> &'static str {
     regions
         .iter()
-        .find(|r| (r.va.start..r.va.end).contains(&va))
+        .filter(|r| (r.va.start..r.va.end).contains(&va))
+        .min_by_key(|r| r.va.end - r.va.start)
         .map_or("none", |r| r.name)
 }
 
-/// The first line of `walk VA`: which region the address is in, and for
-/// the gaps that are holes on purpose, why.
+/// The first line of `walk VA`: which region the address is in, and for a
+/// region never mapped as itself (a guard, the module window), why.
 pub fn say_region(va: u64) {
-    match region_of(&regions(), va) {
-        "guard" => {
-            println!("# region=guard: never mapped, so a stack overflow faults here instead of corrupting memory")
-        }
-        "none" => println!("# region=none: a hole between the regions `layout` lists"),
-        region => println!("# region={region}"),
+    match pi::kmap::find(region_of(&regions(), va)) {
+        Some(row) if row.mapping.is_none() => println!("# region={}: {}", row.name, row.why),
+        Some(row) => println!("# region={}", row.name),
+        None => println!("# region=none: a hole between the regions `layout` lists"),
     }
 }
 
@@ -151,12 +160,15 @@ pub fn pa2va(pa: u64) {
     }
 }
 
+/// The linear map's window.
+const LINEAR: Option<(u64, u64)> = pi::kmap::row("linear").window();
+
 /// `ptdump [PART]`: one line per run of like leaves, lowest address first.
 pub fn ptdump(part: Part) {
     let (k, _) = relocate::get();
     let spans = match part {
         Part::All => [Some((PAGE_OFFSET, 0u64.wrapping_sub(PAGE_OFFSET))), None],
-        Part::Linear => [Some((PAGE_OFFSET, LINEAR_END - PAGE_OFFSET)), None],
+        Part::Linear => [LINEAR.map(|(start, end)| (start, end - start)), None],
         Part::Image => [Some((k.image.start, k.image.size())), None],
         // The PLT window around the image, less the image itself.
         Part::Modules => [
