@@ -36,7 +36,7 @@ fn a_path_that_does_not_exist_is_named() {
     let good = dir.join("good.md");
     std::fs::write(
         &good,
-        "`kernel/src/module/{load.rs,check.rs}`, `modules/*`, kernel/src/boot/phases.rs:415:5, \
+        "`kernel/src/module/{load.rs,check.rs}`, `modules/*`, kernel/src/init/phases.rs:415:5, \
          `target/anything.md` [here](good.md)\n",
     )
     .unwrap();

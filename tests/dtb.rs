@@ -103,6 +103,29 @@ fn no_console_in_the_tree_falls_back_to_qemu_virts_uart() {
     assert!(out.contains("commands:"), "the shell answers:\n{out}");
 }
 
+/// The fallback UART comes from the board table, and never from an address
+/// the tree's `/memory` calls RAM: a write there would land in memory. With
+/// nothing to speak through, the kernel powers off instead of guessing.
+#[test]
+fn the_fallback_uart_is_never_where_the_tree_says_ram_is() {
+    // RAM from 0 to 2 GiB: over QEMU virt's UART at 0x9000000 (and over the
+    // 1 GiB at 0x40000000 the machine really has, where the kernel sits).
+    let blob = tree_with_memory(false, &[0, 0x8000_0000], |_| {});
+    let run = raw("ram-over-uart.dtb", &blob, &["help"]);
+    assert!(!run.success, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("powered off after 0 of"),
+        "it powered off, not hung:
+{}",
+        run.stderr
+    );
+    assert!(
+        !run.stdout.contains("splitmap: image") && !run.stdout.contains("console on QEMU virt's UART"),
+        "nothing was written to the 'UART' inside RAM:\n{}",
+        run.stdout
+    );
+}
+
 /// Boots with `blob` handed to the kernel as it is; the run's output.
 fn raw(name: &str, blob: &[u8], cmds: &[&str]) -> Run {
     let dtb = write(name, blob);

@@ -175,6 +175,27 @@ impl KimgVirt {
     }
 }
 
+/// A half-open virtual address range `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+impl Span {
+    /// Bytes in the span.
+    pub fn size(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// Whether `other` lies inside.
+    pub fn contains(&self, other: Span) -> bool {
+        self.start <= other.start && other.end <= self.end
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -218,7 +218,7 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     // SAFETY: ID_AA64MMFR0_EL1 is always readable at EL1.
     unsafe { core::arch::asm!("mrs {}, id_aa64mmfr0_el1", out(reg) mmfr0, options(nomem, nostack)) };
     if !crate::layout::GRANULE.supported_by(mmfr0) {
-        early_uart::refuse_granule(mmfr0);
+        early_uart::refuse_granule(board_uart(dtb_pa), mmfr0);
         return Err(EarlyError::Granule);
     }
 
@@ -280,18 +280,16 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     )?;
 
     /// The one thing the early code ever prints, before the device tree is read:
-    /// on QEMU `virt`'s PL011, at its fixed address (elsewhere nothing shows, and
-    /// the CPU still parks). The last line is the one the host tool watches for
-    /// to end a session that cannot power off.
+    /// on the board's PL011 (`crate::board`; elsewhere nothing shows, and the
+    /// CPU still parks). The last line is the one the host tool watches for to
+    /// end a session that cannot power off.
     mod early_uart {
         use crate::layout::GRANULE;
 
-        /// QEMU `virt`'s PL011 (data register; the flag register is at +0x18).
-        const UART: u64 = 0x0900_0000;
-
-        fn put(byte: u8) {
-            let data = UART as *mut u32;
-            let flags = (UART + 0x18) as *const u32;
+        /// `uart` is a PL011's data register; its flag register is at +0x18.
+        fn put(uart: u64, byte: u8) {
+            let data = uart as *mut u32;
+            let flags = (uart + 0x18) as *const u32;
             // SAFETY: with the MMU off these are Device accesses to the PL011's
             // registers; nothing else drives the UART this early. TXFF (bit 5)
             // set means the FIFO is full: wait.
@@ -301,28 +299,30 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
             }
         }
 
-        fn write(text: &str) {
+        fn write(uart: u64, text: &str) {
             for &b in text.as_bytes() {
                 if b == b'\n' {
-                    put(b'\r');
+                    put(uart, b'\r');
                 }
-                put(b);
+                put(uart, b);
             }
         }
 
         /// Says which granule the CPU lacks, and what to do.
-        pub fn refuse_granule(mmfr0: u64) {
+        pub fn refuse_granule(uart: u64, mmfr0: u64) {
             let (field, value) = GRANULE.cpu_field(mmfr0);
-            write("\nkernel panic: this kernel is built for ");
-            write(GRANULE.name());
-            write(" pages, which this CPU cannot use (ID_AA64MMFR0_EL1.");
-            write(field);
-            write(" = 0x");
-            put(b"0123456789abcdef"[(value & 0xf) as usize]);
+            write(uart, "\nkernel panic: this kernel is built for ");
+            write(uart, GRANULE.name());
+            write(uart, " pages, which this CPU cannot use (ID_AA64MMFR0_EL1.");
+            write(uart, field);
+            write(uart, " = 0x");
+            put(uart, b"0123456789abcdef"[(value & 0xf) as usize]);
             write(
+                uart,
                 "): run it on a CPU that has them (QEMU: -cpu max; splitmap run --cpu max) or build it for another granule\n",
             );
             write(
+                uart,
                 "splitmap: power-off is unavailable: the device tree is not read yet; halted (Ctrl-A X leaves QEMU)\n",
             );
         }
@@ -369,6 +369,21 @@ pub fn image_segments() -> [Segment; 3] {
 /// How much of the DTB to map: its header's `totalsize` capped at the
 /// protocol's 2 MiB, and never less than the header's first 8 bytes (magic and
 /// `totalsize`), which the kernel reads to say what is wrong with a bad tree.
+/// The early UART of the board the device tree at `dtb_pa` names (the
+/// default board's, if it names none or cannot be read).
+fn board_uart(dtb_pa: u64) -> u64 {
+    let tree = (dtb_pa != 0).then(|| {
+        // SAFETY: with the MMU off, the DTB the boot protocol puts at x0 is
+        // readable where it is; `dtb_size` read only its header and caps the
+        // length at the protocol's 2 MiB, and every read below is checked.
+        unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, dtb_size(dtb_pa) as usize) }
+    });
+    crate::board::board(crate::board::of_compatible(
+        tree.and_then(crate::board::root_compatible),
+    ))
+    .early_uart
+}
+
 fn dtb_size(dtb_pa: u64) -> u64 {
     const FDT_MAGIC: u32 = 0xd00d_feed;
     const MAGIC_AND_SIZE: u64 = 8;

@@ -15,6 +15,7 @@
 
 pub mod addr;
 mod asm;
+pub mod board;
 pub mod kmap;
 pub mod layout;
 pub mod pgtable;

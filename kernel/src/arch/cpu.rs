@@ -38,7 +38,7 @@ pub fn ttbr1_root() -> PhysAddr {
 
 /// This CPU's physical address width (ID_AA64MMFR0_EL1.PARange).
 pub fn pa_bits() -> u32 {
-    crate::mm::ranges::pa_bits(ID_AA64MMFR0_EL1.get())
+    super::idregs::pa_bits(ID_AA64MMFR0_EL1.get())
 }
 
 /// A random number from RNDR, if the CPU has FEAT_RNG and it delivers.

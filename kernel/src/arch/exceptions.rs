@@ -20,7 +20,6 @@ use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, Readable, VBAR_EL1, Writeable};
 use super::esr::{Syndrome, VECTOR_NAMES, class, class_name};
 use super::recovery::{self, Fault, NotContained};
 use super::{extable, sections};
-use crate::debug::backtrace;
 
 /// Registers saved by the vector stub.
 #[repr(C)]
@@ -51,6 +50,55 @@ const RESERVED: usize = FRAME_SIZE + 8;
 /// Vector numbers at or above this came through the misaligned-SP path:
 /// `vector - MISALIGNED` is the real vector.
 const MISALIGNED: u64 = 16;
+
+/// What the layers above lend the handler, which sits below them all.
+#[derive(Clone, Copy)]
+pub struct Hooks {
+    /// Prints a backtrace from `pc` and frame pointer `fp`, naming what it
+    /// can (`debug::backtrace`).
+    pub backtrace: fn(pc: u64, fp: u64),
+    /// Frees the console for a report that stops the kernel, whoever held it.
+    pub take_console: fn(),
+}
+
+/// The lent functions' addresses (0: none yet). Addresses, not a `Once`:
+/// they move with the image, so boot lends them again after a KASLR move.
+static BACKTRACE: AtomicU64 = AtomicU64::new(0);
+static TAKE_CONSOLE: AtomicU64 = AtomicU64::new(0);
+
+/// Lends the handler what it cannot know itself: first thing at boot, and
+/// again where the image runs after a KASLR move, before the old mapping
+/// goes.
+pub fn lend(hooks: Hooks) {
+    BACKTRACE.store(hooks.backtrace as usize as u64, Ordering::SeqCst);
+    TAKE_CONSOLE.store(hooks.take_console as usize as u64, Ordering::SeqCst);
+}
+
+fn backtrace(pc: u64, fp: u64) {
+    match BACKTRACE.load(Ordering::SeqCst) {
+        0 => crate::println!("backtrace: not available yet (pc={pc:#x} fp={fp:#x})"),
+        at => {
+            // SAFETY: a nonzero value is a `fn(u64, u64)` that `lend` stored
+            // for the image as it is mapped now.
+            let print: fn(u64, u64) = unsafe { core::mem::transmute(at as usize) };
+            print(pc, fp);
+        }
+    }
+}
+
+fn take_console() {
+    if let at @ 1.. = TAKE_CONSOLE.load(Ordering::SeqCst) {
+        // SAFETY: as in `backtrace`: a `fn()` that `lend` stored.
+        let take: fn() = unsafe { core::mem::transmute(at as usize) };
+        take();
+    }
+}
+
+/// The unmapped guard below the kernel stack: a fault there is a stack overflow.
+const GUARD: (u64, u64) = match pi::kmap::row("guard").window() {
+    Some(window) => window,
+    None => panic!("the guard row has a fixed window"),
+};
 
 /// The SP each vector last entered with (before the frame), for the
 /// in-kernel test that checks it (`exception_entry_keeps_sp_aligned`).
@@ -100,10 +148,9 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
             return;
         }
     }
-    let guard = crate::mm::stack::GUARD;
-    if sync_at_el1 && ec == class::DATA_ABORT && (guard.start..guard.end).contains(&far) {
+    if sync_at_el1 && ec == class::DATA_ABORT && (GUARD.0..GUARD.1).contains(&far) {
         crate::println!("\nkernel stack overflow: FAR={far:#018x} is in the guard page below the kernel stack");
-        backtrace::print(frame.elr, frame.x[29]);
+        backtrace(frame.elr, frame.x[29]);
         panic!("kernel stack overflow");
     }
     // A fault in untrusted code (or in the kernel on its behalf): reported,
@@ -154,7 +201,7 @@ fn misaligned_entry(frame: &Frame, vector: u64, esr: Syndrome, far: u64) -> ! {
 
 /// A fault in untrusted code while the kernel holds locks: not contained.
 fn panic_not_contained(owner: u64, held: usize, frame: &Frame, vector: u64, esr: Syndrome, far: u64) -> ! {
-    crate::console::force_unlock();
+    take_console();
     crate::println!(
         "\nmodule fault at {owner:#x} while the kernel holds {held} lock(s): not contained, since they would never be released"
     );
@@ -179,7 +226,7 @@ fn report(frame: &Frame, vector: u64, esr: Syndrome, far: u64) {
     if let Some(hint) = esr.hint() {
         crate::println!("  {hint}");
     }
-    backtrace::print(frame.elr, frame.x[29]);
+    backtrace(frame.elr, frame.x[29]);
 }
 
 pi::asm_function!(

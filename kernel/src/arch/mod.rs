@@ -1,11 +1,13 @@
 //! The CPU: system registers, barriers and cache/TLB maintenance, exception
-//! entry and its decoding, the exception table, fault-tolerant loads,
-//! recovery points, PSCI, the PMU and the counter, the panic handler and the linker-script
-//! symbols. Everything else
-//! the kernel does lives with its subsystem.
+//! entry and its decoding, the exception table, fault-tolerant loads, the
+//! kernel's lock, recovery points for untrusted code, PSCI, the PMU and the
+//! counter, and the linker-script symbols. Everything else the kernel does
+//! lives with its subsystem.
 
+pub mod conduit;
 pub mod esr;
 pub mod extable;
+pub mod idregs;
 pub mod lock;
 
 #[cfg(kernel_proper)]
@@ -14,8 +16,6 @@ pub mod counter;
 pub mod cpu;
 #[cfg(kernel_proper)]
 pub mod exceptions;
-#[cfg(kernel_proper)]
-mod panic;
 #[cfg(kernel_proper)]
 pub mod peek;
 #[cfg(kernel_proper)]

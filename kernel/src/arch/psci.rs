@@ -8,7 +8,9 @@
 //! (The `smccc` crate's calls are plain inline `hvc`/`smc`, which an
 //! exception table cannot cover; hence these few lines of our own.)
 
-use crate::boot::dtb::PsciConduit;
+use spin::Once;
+
+use super::conduit::PsciConduit;
 
 /// PSCI_VERSION: the firmware's PSCI version, major in bits 31:16.
 const PSCI_VERSION: u64 = 0x8400_0000;
@@ -28,15 +30,23 @@ unsafe extern "C" {
     fn splitmap_psci_smc(function: u64) -> Answer;
 }
 
-/// QEMU `virt` without EL2/EL3 firmware answers HVC: the conduit to try when
-/// the tree names none.
-fn conduit_or_default(conduit: Option<PsciConduit>) -> PsciConduit {
-    conduit.unwrap_or(PsciConduit::Hvc)
+/// The conduit the device tree names, once boot has read it.
+static CONDUIT: Once<Option<PsciConduit>> = Once::new();
+
+/// Uses `conduit` (what the device tree's `/psci` says) from now on.
+pub fn use_conduit(conduit: Option<PsciConduit>) {
+    CONDUIT.call_once(|| conduit);
+}
+
+/// The conduit in use: the tree's, or — before the tree is read, or if it
+/// names none — HVC, which QEMU `virt` without EL2/EL3 firmware answers.
+fn conduit() -> PsciConduit {
+    CONDUIT.get().copied().flatten().unwrap_or(PsciConduit::Hvc)
 }
 
 /// The conduit's name, as the device tree spells it.
-pub fn name(conduit: Option<PsciConduit>) -> &'static str {
-    match conduit_or_default(conduit) {
+pub fn name() -> &'static str {
+    match conduit() {
         PsciConduit::Hvc => "hvc",
         PsciConduit::Smc => "smc",
     }
@@ -44,11 +54,11 @@ pub fn name(conduit: Option<PsciConduit>) -> &'static str {
 
 /// Calls `function` over `conduit`: x0 afterwards, or `None` if nothing
 /// answers there (the instruction trapped).
-fn call(conduit: Option<PsciConduit>, function: u64) -> Option<u64> {
+fn call(function: u64) -> Option<u64> {
     // SAFETY: a PSCI function ID in x0 with no other arguments; the call
     // writes no memory of ours, and a trap is caught by the exception table.
     let answer = unsafe {
-        match conduit_or_default(conduit) {
+        match conduit() {
             PsciConduit::Hvc => splitmap_psci_hvc(function),
             PsciConduit::Smc => splitmap_psci_smc(function),
         }
@@ -56,20 +66,20 @@ fn call(conduit: Option<PsciConduit>, function: u64) -> Option<u64> {
     (answer.trapped == 0).then_some(answer.value)
 }
 
-/// The firmware's PSCI version (major, minor), if it answers over `conduit`.
-pub fn version(conduit: Option<PsciConduit>) -> Option<(u16, u16)> {
-    let v = call(conduit, PSCI_VERSION)?;
+/// The firmware's PSCI version (major, minor), if it answers.
+pub fn version() -> Option<(u16, u16)> {
+    let v = call(PSCI_VERSION)?;
     // A negative (32-bit) answer is an error code, not a version.
     ((v as u32 as i32) >= 0).then_some(((v >> 16) as u16, v as u16))
 }
 
 /// Powers the machine off (QEMU exits with status 0). If the firmware does
 /// not answer or refuses, says so and parks the CPU: never returns.
-pub fn system_off(conduit: Option<PsciConduit>) -> ! {
-    let _ = call(conduit, SYSTEM_OFF);
+pub fn system_off() -> ! {
+    let _ = call(SYSTEM_OFF);
     crate::println!(
         "splitmap: power-off is unavailable: PSCI does not answer over {}; halted (Ctrl-A X leaves QEMU)",
-        name(conduit)
+        name()
     );
     super::cpu::park()
 }

@@ -3,9 +3,9 @@
 //! independent, so each is computed PC-relative (`adrp`) and follows a KASLR
 //! move without relocation.
 
+use pi::addr::Span;
+
 use crate::arch::extable;
-use crate::mm::ranges::Span;
-use crate::module::exports::Export;
 
 mod symbols {
     unsafe extern "C" {
@@ -20,8 +20,6 @@ mod symbols {
         pub static _end: u8;
         pub static __ksyms_start: u8;
         pub static __ksyms_end: u8;
-        pub static __start_kexports: crate::module::exports::Export;
-        pub static __stop_kexports: crate::module::exports::Export;
         pub static __start_ex_table: crate::arch::extable::Entry;
         pub static __stop_ex_table: crate::arch::extable::Entry;
         pub static __relr_start: u64;
@@ -75,11 +73,12 @@ pub fn boot_stack() -> Span {
     span(&raw const __boot_stack_start, &raw const __boot_stack_end)
 }
 
-/// A table the linker brackets with `start` and `end` symbols.
+/// A table the linker brackets with `start` and `end` symbols (each
+/// subsystem declares the symbols of its own tables).
 ///
 /// # Safety
 /// `[start, end)` must be a mapped, never-written array of `T` in the image.
-unsafe fn table<T>(start: *const T, end: *const T) -> &'static [T] {
+pub unsafe fn table<T>(start: *const T, end: *const T) -> &'static [T] {
     // SAFETY: the caller's contract; `end` follows `start` in the same section.
     unsafe { core::slice::from_raw_parts(start, end.offset_from(start) as usize) }
 }
@@ -88,12 +87,6 @@ unsafe fn table<T>(start: *const T, end: *const T) -> &'static [T] {
 pub fn ksyms() -> &'static [u8] {
     // SAFETY: the linker reserves [__ksyms_start, __ksyms_end) in rodata.
     unsafe { table(&raw const __ksyms_start, &raw const __ksyms_end) }
-}
-
-/// The kernel's exports to modules (`export!`).
-pub fn kexports() -> &'static [Export] {
-    // SAFETY: the linker brackets the `.kexports` entries, in rodata.
-    unsafe { table(&raw const __start_kexports, &raw const __stop_kexports) }
 }
 
 /// The exception table: instructions that may fault, and where to resume.

@@ -27,14 +27,7 @@ pub const MAX_RESERVED_RANGES: usize = 28;
 // at most one range in two.
 const _: () = assert!(MAX_MEMORY_RANGES + MAX_RESERVED_RANGES + 4 <= crate::mm::ranges::MAX_RANGES);
 
-/// How PSCI calls reach the firmware.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PsciConduit {
-    /// `hvc #0` (QEMU `virt` without EL2/EL3 firmware).
-    Hvc,
-    /// `smc #0`.
-    Smc,
-}
+pub use crate::arch::conduit::PsciConduit;
 
 /// The console UART named by `/chosen/stdout-path`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -33,6 +33,15 @@ pub struct BootInfo<'dt> {
     pub initrd_outside_ram: Option<PhysRange>,
     /// x1|x2|x3 at entry, which the boot protocol wants zero.
     pub boot_regs: u64,
+    /// The board the root node's `compatible` names (`pi::board`).
+    pub board: usize,
+}
+
+impl BootInfo<'_> {
+    /// The board the tree describes.
+    pub fn board(&self) -> &'static pi::board::Board {
+        pi::board::board(self.board)
+    }
 }
 
 impl<'dt> BootInfo<'dt> {
@@ -68,6 +77,7 @@ impl<'dt> BootInfo<'dt> {
             ram_cut,
             initrd_outside_ram,
             boot_regs,
+            board: pi::board::of_compatible(pi::board::root_compatible(blob)),
         })
     }
 
@@ -92,8 +102,6 @@ impl<'dt> BootInfo<'dt> {
 mod tests {
     use super::*;
     use vm_fdt::FdtWriter;
-
-    use crate::module::load::Aligned;
 
     /// A tree with RAM at 1 GiB and at 2^40, and `bootargs`.
     fn tree(bootargs: &str) -> Vec<u8> {
@@ -120,6 +128,26 @@ mod tests {
         w.end_node(memory).unwrap();
         w.end_node(root).unwrap();
         w.finish().unwrap()
+    }
+
+    /// `bytes`, copied to 8-byte-aligned memory as a loader leaves a DTB.
+    struct Aligned(Vec<u64>, usize);
+
+    impl Aligned {
+        fn new(bytes: &[u8]) -> Self {
+            let mut words = vec![0u64; bytes.len().div_ceil(8)];
+            for (word, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
+                let mut b = [0; 8];
+                b[..chunk.len()].copy_from_slice(chunk);
+                *word = u64::from_ne_bytes(b);
+            }
+            Aligned(words, bytes.len())
+        }
+
+        fn bytes(&self) -> &[u8] {
+            // SAFETY: the words hold at least `self.1` initialised bytes.
+            unsafe { core::slice::from_raw_parts(self.0.as_ptr().cast(), self.1) }
+        }
     }
 
     /// Reads `tree(bootargs)` from an aligned copy, as the kernel would.

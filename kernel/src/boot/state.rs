@@ -5,8 +5,8 @@ use pi::pgtable::MapCounts;
 use spin::Once;
 
 use super::info::BootInfo;
+use crate::boot::reserve::Reserved;
 use crate::mm::ranges::PhysRange;
-use crate::mm::reserve::Reserved;
 
 /// The machine as boot found and set it up.
 pub struct Kernel {
@@ -17,7 +17,7 @@ pub struct Kernel {
     /// Descriptors the linear map was built with.
     pub linear: MapCounts,
     /// The console UART.
-    pub console: super::phases::Console,
+    pub console: crate::console::bringup::Console,
     /// What boot reserved, and the RAM it gave the frame allocator.
     pub reserved: Reserved,
 }

@@ -1,10 +1,15 @@
 //! The console: a polled PL011 driver (`pl011`, also the stage-0 loader's
 //! console) and, on the machine, the terminal on top of it (`print!`,
-//! `println!`, the `log` backend and the shell's input).
+//! `println!`, the `log` backend and the shell's input), its bring-up
+//! (`bringup`: which UART, mapped where) and a panic's last words (`panic`).
 
 pub mod bootlog;
 pub mod pl011;
 
+#[cfg(kernel_proper)]
+pub mod bringup;
+#[cfg(kernel_proper)]
+mod panic;
 #[cfg(kernel_proper)]
 mod terminal;
 #[cfg(kernel_proper)]

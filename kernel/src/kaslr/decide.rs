@@ -11,12 +11,12 @@
 use pi::addr::PhysAddr;
 use pi::layout::KIMAGE_VADDR;
 
+use super::module_windows::{self, Windows};
 use super::seed::{SeedSource, Stream, draw};
 use super::window::{Window, WindowError, window_from_args};
 use crate::boot::bootargs::BootArgs;
 use crate::mm::linear;
 use crate::mm::ranges::{RangeList, Span};
-use crate::module::region::{self, Windows};
 
 /// Whether the image moved, and why not if it did not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +104,7 @@ pub fn decide<'a>(args: &BootArgs<'a>, seed: Option<(u64, SeedSource)>, image_si
         window: *window.as_ref().unwrap_or(&Window::default_window()),
         slots: 0,
         image: at_link_address(image_size),
-        modules: region::windows(at_link_address(image_size), None),
+        modules: module_windows::windows(at_link_address(image_size), None),
         // A refused window turns KASLR off, the linear map's part too.
         linear: linear_base(args, seed.filter(|_| window.is_ok()).map(|(s, _)| s), ram),
     };
@@ -121,7 +121,7 @@ pub fn decide<'a>(args: &BootArgs<'a>, seed: Option<(u64, SeedSource)>, image_si
                     start: text,
                     end: text + image_size,
                 };
-                k.modules = region::windows(k.image, Some(seed));
+                k.modules = module_windows::windows(k.image, Some(seed));
             }
             Placement::Random(source)
         }

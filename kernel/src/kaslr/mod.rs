@@ -4,6 +4,7 @@
 //! (`relocate`).
 
 pub mod decide;
+pub mod module_windows;
 pub mod relr;
 pub mod seed;
 pub mod window;

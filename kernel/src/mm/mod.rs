@@ -5,7 +5,6 @@
 pub mod linear;
 pub mod ptdump;
 pub mod ranges;
-pub mod reserve;
 
 #[cfg(kernel_proper)]
 pub mod frames;

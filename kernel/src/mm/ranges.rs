@@ -74,26 +74,7 @@ impl fmt::Debug for PhysRange {
     }
 }
 
-/// A half-open virtual address range `[start, end)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span {
-    /// First byte.
-    pub start: u64,
-    /// One past the last byte.
-    pub end: u64,
-}
-
-impl Span {
-    /// Bytes in the span.
-    pub fn size(&self) -> u64 {
-        self.end - self.start
-    }
-
-    /// Whether `other` lies inside.
-    pub fn contains(&self, other: Span) -> bool {
-        self.start <= other.start && other.end <= self.end
-    }
-}
+pub use pi::addr::Span;
 
 /// How many ranges a list holds at most. QEMU `virt` has one RAM node (or one per
 /// NUMA node); the device tree reader caps RAM and reservations so that RAM
@@ -316,20 +297,6 @@ mod tests {
     }
 }
 
-/// The physical address width for ID_AA64MMFR0_EL1.PARange (ARM ARM D19):
-/// 32, 36, 40, 42, 44, 48 or 52 bits.
-pub fn pa_bits(parange: u64) -> u32 {
-    match parange & 0xf {
-        0 => 32,
-        1 => 36,
-        2 => 40,
-        3 => 42,
-        4 => 44,
-        5 => 48,
-        _ => 52,
-    }
-}
-
 impl RangeList {
     /// The parts of `self` below `2^bits`, and whether anything was cut off
     /// (RAM the CPU cannot address must not be mapped).
@@ -367,6 +334,5 @@ mod pa_tests {
         let pairs: Vec<_> = kept.iter().map(|r| (r.start.raw(), r.end.raw())).collect();
         assert_eq!(pairs, [(0x4000_0000, 0x8000_0000), (0xff_c000_0000, 0x100_0000_0000)]);
         assert_eq!(ram.below_pa_bits(48), (ram, false));
-        assert_eq!((pa_bits(2), pa_bits(5), pa_bits(6)), (40, 48, 52));
     }
 }

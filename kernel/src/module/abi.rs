@@ -13,14 +13,25 @@ use core::alloc::Layout;
 
 use crate::arch::lock::Mutex;
 
-use super::exports::{self, Registry};
+use super::exports::{self, Export, Registry};
 use crate::arch::recovery::{self, Fault};
 use crate::arch::sections;
 use crate::mm::frames;
 
+unsafe extern "C" {
+    static __start_kexports: Export;
+    static __stop_kexports: Export;
+}
+
+/// The kernel's exports to modules (`export!`).
+fn kexports() -> &'static [Export] {
+    // SAFETY: the linker brackets the `.kexports` entries, in rodata.
+    unsafe { sections::table(&raw const __start_kexports, &raw const __stop_kexports) }
+}
+
 /// The address of kernel export `name`.
 pub fn find(name: &str) -> Option<u64> {
-    let table = sections::kexports();
+    let table = kexports();
     (0..table.len()).find_map(|i| {
         let (function, name_at) = exports::addresses(table, table.as_ptr() as u64, i)?;
         // SAFETY: names are NUL-terminated strings in rodata, emitted by `export!`.

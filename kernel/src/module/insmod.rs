@@ -3,7 +3,7 @@
 //! A module is an ELF relocatable object, laid out and linked by
 //! `module::load` straight into frames through their linear alias, then
 //! mapped (text `r-x`, rodata `r--`, data `rw-`) in the module windows that
-//! `module::region` placed around the running image: the 128 MiB direct
+//! `kaslr::module_windows` placed around the running image: the 128 MiB direct
 //! window by default (`module.region=near`), where a `bl` reaches the kernel;
 //! the parts of the 2 GiB PLT window out of that reach with
 //! `module.region=far`, where calls into the kernel need veneers. Any failure
@@ -18,11 +18,11 @@ use pi::layout::PAGE_SIZE;
 use pi::pgtable::{Attrs, Granularity};
 
 use super::load::{self, Area, Module};
-use super::region::{self, Span};
 use super::{abi, plt};
 use crate::arch::{cpu, sections};
 use crate::boot::{cpio, state};
 use crate::debug::backtrace::Symbol;
+use crate::kaslr::module_windows::{self, Span};
 use crate::kaslr::relocate;
 use crate::mm::{frames, tables};
 
@@ -189,7 +189,7 @@ pub fn insmod(name: &str) -> Result<String, String> {
 }
 
 /// Picks the module's virtual address in the module windows (see
-/// `module::region`).
+/// `kaslr::module_windows`).
 fn place_va(size: u64) -> Option<u64> {
     let (k, _) = relocate::get();
     let loaded: Vec<Span> = MODULES
@@ -200,7 +200,7 @@ fn place_va(size: u64) -> Option<u64> {
             end: m.base + m.size,
         })
         .collect();
-    region::place(&k.modules, k.image, &loaded, size, far())
+    module_windows::place(&k.modules, k.image, &loaded, size, far())
 }
 
 /// Unmaps and frees module `m`, taking back whatever it left registered or

@@ -10,7 +10,6 @@ pub mod exports;
 #[cfg(with_alloc)]
 pub mod load;
 pub mod plt;
-pub mod region;
 pub mod reloc;
 
 #[cfg(kernel_proper)]

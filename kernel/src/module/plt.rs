@@ -150,8 +150,8 @@ impl Plt {
 
 #[cfg(test)]
 mod tests {
-    use super::super::reloc::types::{ABS64, ADR_PREL_PG_HI21};
     use super::*;
+    use crate::module::reloc::types::{ABS64, ADR_PREL_PG_HI21};
 
     fn b(r_type: u32, symbol: u32, addend: i64, same_section: bool) -> Branch {
         Branch {

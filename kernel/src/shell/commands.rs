@@ -9,10 +9,10 @@ use super::parse::{COMMANDS, Command, ParseError, Symbol, help_for, parse};
 use super::report::{KaslrReport, LayoutRow, WalkRefusal, write_walk};
 use super::{crash, explore, selftest};
 use crate::arch::{pmu, psci};
-use crate::boot::{cpio, phases, state};
+use crate::boot::reserve::frames_below;
+use crate::boot::{cpio, state, tree};
 use crate::console::{self, Console};
 use crate::kaslr::relocate;
-use crate::mm::reserve::frames_below;
 use crate::mm::tables;
 use crate::mm::{frames, linear, rodata};
 use crate::module::{abi, insmod};
@@ -23,11 +23,6 @@ const PROMPT: &str = "splitmap> ";
 
 /// Reads lines and runs them, forever.
 pub fn run() -> ! {
-    abi::reserve_names(abi::ReservedNames {
-        command: super::parse::is_builtin,
-        test: selftest::is_kernel_test,
-    });
-    crate::debug::backtrace::name_modules_with(insmod::symbolize);
     let mut editor = LineEditor::new();
     crate::print!("{PROMPT}");
     loop {
@@ -108,7 +103,7 @@ fn execute(line: &str) {
         }
         Ok(Command::Poweroff) => {
             println!("splitmap: powering off");
-            psci::system_off(state::get().boot.dt.psci)
+            psci::system_off()
         }
         Ok(Command::Crash(kind)) => crash::crash(kind),
         Ok(Command::Va2pa(va)) => explore::va2pa(va),
@@ -121,7 +116,7 @@ fn execute(line: &str) {
         Ok(Command::Dtb(path)) => dtb(path),
         Ok(Command::Phases) => {
             crate::print!("{}", crate::boot::cost::marks(crate::arch::counter::frequency()));
-            match crate::boot::phases::read_boot_info_again() {
+            match tree::read_again(&state::get().boot) {
                 Ok(again) => crate::print!("{again}"),
                 Err(e) => println!("again devicetree: {e}"),
             }
@@ -315,7 +310,7 @@ fn kaslr() {
         relocations: moved.relocations,
         instructions: moved.instructions,
         ram: &boot.dt.memory,
-        dtb_seed_now: phases::dtb_seed_now(boot).unwrap_or(0),
+        dtb_seed_now: tree::kaslr_seed_now(boot).unwrap_or(0),
     };
     crate::print!("{report}");
 }

@@ -8,11 +8,11 @@ use pi::layout::{GRANULE, KIMAGE_VADDR, PAGE_OFFSET};
 use pi::pgtable::{self, Entry, MapCounts, Walk};
 
 use crate::kaslr::decide::{Kaslr, Placement};
+use crate::kaslr::module_windows;
 use crate::kaslr::window::entropy_tenths;
 use crate::mm::linear;
 use crate::mm::ptdump::Attributes;
 use crate::mm::ranges::RangeList;
-use crate::module::region;
 
 /// One row of `layout`.
 #[derive(Clone, Copy, Debug)]
@@ -234,8 +234,11 @@ impl fmt::Display for KaslrReport<'_> {
             writeln!(
                 f,
                 "modules entropy direct={} bits plt={} bits",
-                Bits(region::bounding_box_choices(region::DIRECT_SIZE, k.image)),
-                Bits(region::bounding_box_choices(region::PLT_SIZE, direct))
+                Bits(module_windows::bounding_box_choices(
+                    module_windows::DIRECT_SIZE,
+                    k.image
+                )),
+                Bits(module_windows::bounding_box_choices(module_windows::PLT_SIZE, direct))
             )?;
         }
         // Linux randomised the linear map's base too, until v6.16; here that

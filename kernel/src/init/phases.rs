@@ -2,8 +2,9 @@
 //! enters [`splitmap_kernel_main`] at the link address with the MMU on, and
 //! the phases run in this order:
 //!
-//! 1. exception vectors, TTBR0 off, the address types told where the image
-//!    is, the early table pool resumed;
+//! 1. exception vectors (lent backtraces and the console from above), TTBR0
+//!    off, the address types told where the image is, the early table pool
+//!    resumed;
 //! 2. the device tree and command line read into one [`BootInfo`] — the only
 //!    full parse of either in a boot (the `bootargs` command shows what it
 //!    found);
@@ -20,26 +21,24 @@
 //! holds an address of the image (see `boot::info`), so both read the same
 //! from the new mapping.
 
-use core::fmt;
-
 use log::{debug, error, info, warn};
 use pi::addr::{self, KimgVirt, PhysAddr};
 use pi::boot::EarlyPool;
-use pi::kmap::{self, FixedWindow};
-use pi::layout::{FIXMAP_DTB, MMIO_BASE, MMIO_END, PAGE_SIZE};
+use pi::layout::PAGE_SIZE;
 use pi::pgtable;
 use spin::Once;
 
-use super::cost::{self, Phase};
-use super::dtb::{self, DtbError};
-use super::info::BootInfo;
-use super::state::{self, Kernel};
 use crate::arch::{counter, cpu, exceptions, pmu, psci, sections};
-use crate::console::{self, pl011::Pl011};
+use crate::boot::cost::{self, Phase};
+use crate::boot::dtb::DtbError;
+use crate::boot::info::BootInfo;
+use crate::boot::state::{self, Kernel};
+use crate::boot::{reserve, tree};
+use crate::console::{self, bringup::Fallback};
 use crate::kaslr::decide::{self, Kaslr, Placement};
 use crate::kaslr::{relocate, seed};
 use crate::mm::ranges::PhysRange;
-use crate::mm::{frames, reserve, rodata, stack, tables};
+use crate::mm::{frames, rodata, stack, tables};
 use crate::shell::report::Leaves;
 
 /// Heap size: enough for the frame allocator's bookkeeping and the shell.
@@ -68,6 +67,7 @@ pub unsafe extern "C" fn splitmap_kernel_main(
 ) -> ! {
     cost::started(first_tick);
     mark(Phase::Early);
+    lend_to_lower_layers();
     exceptions::install();
     cpu::disable_ttbr0();
     // Messages go to the boot log until there is a console, which shows them.
@@ -86,8 +86,9 @@ pub unsafe extern "C" fn splitmap_kernel_main(
     };
     tables::init(pool);
 
-    let info = read_boot_info(dtb_pa, boot_regs).unwrap_or_else(|e| unusable_device_tree(dtb_pa, e));
+    let info = tree::read(dtb_pa, boot_regs).unwrap_or_else(|e| unusable_device_tree(dtb_pa, e));
     let info = BOOT_INFO.call_once(|| info);
+    psci::use_conduit(info.dt.psci);
     mark(Phase::DeviceTree);
     log::set_max_level(info.args.loglevel);
     debug!(
@@ -127,7 +128,7 @@ pub unsafe extern "C" fn splitmap_kernel_main(
             Leaves(counts, " "),
             counts.tables
         );
-        zero_dtb_seed(info);
+        tree::zero_kaslr_seed(info);
         if k.moves() {
             debug!("KASLR: moving the image by {:#x} to {:#x}", k.offset, k.image.start);
         }
@@ -142,6 +143,7 @@ pub unsafe extern "C" fn splitmap_kernel_main(
 /// the link address).
 extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     exceptions::install();
+    lend_to_lower_layers();
     relocate::unmap_link_address();
     let image = PhysRange {
         start: PhysAddr::new(image_pa),
@@ -168,9 +170,10 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
             moved.relocations
         );
     }
+    console::bringup::know_board(info.board(), &info.dt.memory);
     let named = info.dt.uart.filter(|u| u.pl011).map(|u| u.regs);
-    let console = start_console(named);
-    report(&info, named, image);
+    let (console, fallback) = console::bringup::start(named);
+    report(&info, fallback, image);
     if info.dt.memory.is_empty() {
         panic!("{}", DtbError::NoMemory);
     }
@@ -222,29 +225,37 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
 extern "C" fn run_shell() -> ! {
     mark(Phase::Shell);
     console::end_boot_log();
+    // Modules load only from the shell: what they need to know of it and
+    // what the kernel needs to know of them is settled now.
+    crate::module::abi::reserve_names(crate::module::abi::ReservedNames {
+        command: crate::shell::parse::is_builtin,
+        test: crate::shell::selftest::is_kernel_test,
+    });
+    crate::debug::backtrace::name_modules_with(crate::module::insmod::symbolize);
     crate::shell::commands::run()
+}
+
+/// What the exception handler, which sits below every other layer, borrows
+/// from above: as functions of the image where it runs now (so again after
+/// a KASLR move).
+fn lend_to_lower_layers() {
+    exceptions::lend(exceptions::Hooks {
+        backtrace: crate::debug::backtrace::print,
+        take_console: console::force_unlock,
+    });
 }
 
 /// Says, once there is a console, what boot made of its inputs: problems in
 /// the command line and the tree, and where the image went.
-fn report(info: &BootInfo<'_>, named: Option<PhysRange>, image: PhysRange) {
+fn report(info: &BootInfo<'_>, fallback: Option<Fallback>, image: PhysRange) {
     for issue in info.arg_issues() {
         warn!("{issue}");
     }
     if info.arg_issues_dropped() > 0 {
         warn!("{} more boot argument problems not shown", info.arg_issues_dropped());
     }
-    match named {
-        None => warn!("no PL011 at /chosen/stdout-path; console on QEMU virt's UART at {EARLY_UART_PA:#x}"),
-        Some(regs) => {
-            if let Err(why) = mmio_pages(regs) {
-                warn!(
-                    "the console UART's registers at {:#x} ({:#x} bytes) {why}; console on QEMU virt's UART at {EARLY_UART_PA:#x}",
-                    regs.start.raw(),
-                    regs.size(),
-                )
-            }
-        }
+    if let Some(fallback) = fallback {
+        warn!("{}", fallback.instead(info.board()));
     }
     let (k, _) = relocate::get();
     crate::println!(
@@ -285,10 +296,10 @@ fn report(info: &BootInfo<'_>, named: Option<PhysRange>, image: PhysRange) {
             info.dtb.start.raw()
         );
     }
-    if psci::version(info.dt.psci).is_none() {
+    if psci::version().is_none() {
         warn!(
             "PSCI does not answer over {} (nothing behind the conduit the device tree names): poweroff will halt instead",
-            psci::name(info.dt.psci)
+            psci::name()
         );
     }
     if info.boot_regs != 0 {
@@ -322,54 +333,6 @@ fn record_image(image_pa: PhysAddr) -> PhysRange {
     }
 }
 
-/// The DTB as the early code mapped it, read-only, at `FIXMAP_DTB` (the
-/// mapping stays for good); `len` bytes from its start.
-///
-/// # Safety
-/// The early code must have mapped at least `len` bytes of the DTB at
-/// `dtb_pa` (the header's 8 bytes always; all of `totalsize` once checked).
-unsafe fn dtb_window(dtb_pa: u64, len: u64) -> &'static [u8] {
-    let va = FIXMAP_DTB + (dtb_pa & (PAGE_SIZE - 1));
-    // SAFETY: the caller's contract; nothing writes the window.
-    unsafe { core::slice::from_raw_parts(va as *const u8, len as usize) }
-}
-
-/// Reads the DTB the early code mapped at `FIXMAP_DTB`, and the command line
-/// in it.
-fn read_boot_info(dtb_pa: u64, boot_regs: u64) -> Result<BootInfo<'static>, DtbError> {
-    if dtb_pa == 0 || !dtb_pa.is_multiple_of(8) {
-        return Err(DtbError::BadAddress(dtb_pa));
-    }
-    // SAFETY: the early code maps at least the header's first 8 bytes of any
-    // non-zero x0 (`pi::boot::dtb_size`).
-    let size = dtb::header_totalsize(unsafe { dtb_window(dtb_pa, 8) })?;
-    // SAFETY: the early code mapped the whole `totalsize`, which
-    // `header_totalsize` checked against the protocol's 2 MiB cap.
-    let blob = unsafe { dtb_window(dtb_pa, size) };
-    BootInfo::read(blob, dtb_pa, cpu::pa_bits(), boot_regs)
-}
-
-/// The device tree phase's reading once more — the same tree (but for the
-/// KASLR seed, zeroed after use), the same code — for `phases`
-/// ([`cost::Again`]).
-///
-/// # Errors
-/// Why the tree no longer reads, which would mean something overwrote it.
-pub fn read_boot_info_again() -> Result<cost::Again, DtbError> {
-    let info = BOOT_INFO.get().expect("boot info read at boot");
-    let counting = pmu::Instructions::start();
-    let start = counter::now();
-    let again = read_boot_info(info.dtb.start.raw(), info.boot_regs);
-    let ticks = counter::now() - start;
-    let instructions = counting.map(pmu::Instructions::stop);
-    // What was read is thrown away; the reading must still happen.
-    core::hint::black_box(&again);
-    again.map(|_| cost::Again {
-        instructions,
-        micros: cost::micros(ticks, counter::frequency()),
-    })
-}
-
 /// Notes the end of `phase` with the instructions retired so far and the
 /// time. Never inlined: one copy of the register reads for all seven marks
 /// keeps what measuring adds to the code QEMU translates small.
@@ -378,125 +341,10 @@ fn mark(phase: Phase) {
     cost::mark(phase, pmu::boot_clock(), counter::now());
 }
 
-/// The PSCI conduit the device tree names, once it has been read.
-pub fn psci_conduit() -> Option<dtb::PsciConduit> {
-    BOOT_INFO.get().and_then(|info| info.dt.psci)
-}
-
-/// `/chosen/kaslr-seed` as the DTB holds it now (zero once boot consumed it).
-pub fn dtb_seed_now(info: &BootInfo<'_>) -> Option<u64> {
-    let (_, at) = info.dt.kaslr_seed?;
-    // SAFETY: `at` is inside the blob, whose whole `totalsize` is mapped.
-    let blob = unsafe { dtb_window(info.dtb.start.raw(), info.dtb.size()) };
-    Some(u64::from_be_bytes(blob.get(at..at + 8)?.try_into().ok()?))
-}
-
-/// Zeroes `/chosen/kaslr-seed` so the seed is not reused (as Linux does),
-/// through the linear map: the DTB window is read-only. A tree outside RAM
-/// has no linear alias and keeps its seed (boot says so).
-fn zero_dtb_seed(info: &BootInfo<'_>) {
-    if let Some((_, at)) = info.dt.kaslr_seed
-        && info.dtb_in_ram()
-    {
-        let p = info.dtb.start.add(at as u64).to_linear().as_ptr::<[u8; 8]>();
-        // SAFETY: the DTB is RAM, mapped writable in the linear map (just
-        // built), and no reference into that word is held while it is cleared.
-        unsafe { p.write_volatile([0; 8]) };
-    }
-}
-
-/// QEMU virt's first PL011: the console when the device tree names none, or
-/// cannot be read at all (Linux's `earlycon=pl011,0x9000000`). splitmap only
-/// runs on `virt`, so this is where a user is looking.
-const EARLY_UART_PA: u64 = 0x0900_0000;
-
 /// A device tree the kernel cannot read: say why on the early console, stop.
 fn unusable_device_tree(dtb_pa: u64, e: DtbError) -> ! {
-    start_console(None);
+    let _ = console::bringup::start(None);
     panic!("the device tree at {dtb_pa:#x} is unusable: {e}")
-}
-
-/// Where the console's registers are mapped.
-const MMIO: FixedWindow = kmap::fixed("mmio");
-
-/// QEMU virt's UART, one page.
-const EARLY_UART: PhysRange = PhysRange {
-    start: PhysAddr::new(EARLY_UART_PA),
-    end: PhysAddr::new(EARLY_UART_PA + PAGE_SIZE),
-};
-
-/// The UART the console runs on: its registers, and where they are mapped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Console {
-    /// The registers, physical.
-    pub regs: PhysRange,
-    /// Their virtual address in the MMIO window.
-    pub va: u64,
-}
-
-/// Why a UART's registers cannot be mapped for the console.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Unmappable {
-    /// They lie past this CPU's physical address width (in bits).
-    BeyondPa(u32),
-    /// They are larger than the MMIO window.
-    TooLarge,
-}
-
-impl fmt::Display for Unmappable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unmappable::BeyondPa(bits) => write!(f, "lie past this CPU's {bits}-bit physical addresses"),
-            Unmappable::TooLarge => write!(f, "do not fit the MMIO window ({:#x} bytes)", MMIO_END - MMIO_BASE),
-        }
-    }
-}
-
-/// The whole pages holding `regs`, if the CPU can address them and they fit
-/// the MMIO window.
-fn mmio_pages(regs: PhysRange) -> Result<PhysRange, Unmappable> {
-    let bits = cpu::pa_bits();
-    if regs.end.raw() > 1 << bits {
-        return Err(Unmappable::BeyondPa(bits));
-    }
-    let pages = regs.expand_to_pages(PAGE_SIZE);
-    if pages.size() > MMIO_END - MMIO_BASE {
-        return Err(Unmappable::TooLarge);
-    }
-    Ok(pages)
-}
-
-/// Maps the console UART (`regs`, or QEMU virt's if `None` or if `regs`
-/// cannot be mapped) and makes it the console.
-fn start_console(regs: Option<PhysRange>) -> Console {
-    let (regs, pages) = regs
-        .and_then(|r| Some((r, mmio_pages(r).ok()?)))
-        .unwrap_or((EARLY_UART, EARLY_UART));
-    let Ok(base) = tables::map_fixed(MMIO, pages.start, pages.size()) else {
-        // The window is empty at boot and `pages` fits it, so only a lack of
-        // table pages could fail this; and without a console nothing could
-        // be said about it.
-        psci::system_off(None)
-    };
-    let va = base + (regs.start.raw() - pages.start.raw());
-    // SAFETY: the PL011's registers were just mapped as Device memory at `va`
-    // and the console is their only user.
-    console::init(unsafe { Pl011::new(va as *mut u32) });
-    Console { regs, va }
-}
-
-/// Starts the early console on QEMU virt's UART for a panic that comes before
-/// any console, if the page tables are free to take the mapping (a panic
-/// while they were being changed cannot print, and powers off as before).
-pub fn panic_console() {
-    if console::ready() {
-        return;
-    }
-    if tables::try_map_fixed(MMIO, EARLY_UART.start, PAGE_SIZE) {
-        // SAFETY: QEMU virt's PL011 was just mapped as Device memory there,
-        // and there is no other console to share it with.
-        console::init(unsafe { Pl011::new(MMIO_BASE as *mut u32) });
-    }
 }
 
 /// Builds the linear map of all RAM for `phys_offset`.

@@ -5,8 +5,8 @@
 use pi::addr::PhysAddr;
 use pi::layout::PAGE_SIZE;
 
-use super::ranges::{PhysRange, RangeList};
-use crate::boot::dtb::{DeviceTree, MAX_RESERVED_RANGES};
+use super::dtb::{DeviceTree, MAX_RESERVED_RANGES};
+use crate::mm::ranges::{PhysRange, RangeList};
 
 /// A reserved range and why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

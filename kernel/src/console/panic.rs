@@ -1,19 +1,23 @@
-//! A panic prints its message and location, then powers off. The host tool
-//! recognises the `kernel panic:` line and reports a failure.
+//! A panic's last words: the console taken over from whoever held it (or
+//! started on the board's UART, if there was none yet), the message and its
+//! location, then power-off. The host tool recognises the `kernel panic:`
+//! line and reports a failure.
 
 use core::panic::PanicInfo;
 
 use aarch64_cpu::registers::Writeable;
 
+use crate::arch::psci;
+
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
     aarch64_cpu::registers::DAIF.set(0b1111 << 6);
-    crate::console::force_unlock();
-    crate::boot::phases::panic_console();
+    super::force_unlock();
+    super::bringup::start_for_panic();
     crate::println!("\nkernel panic: {}", info.message());
     if let Some(at) = info.location() {
         crate::println!("  at {}:{}:{}", at.file(), at.line(), at.column());
     }
     crate::println!("splitmap: halted");
-    super::psci::system_off(crate::boot::phases::psci_conduit())
+    psci::system_off()
 }

@@ -15,7 +15,7 @@
 
 use pi::layout::{MMIO_BASE, MODULES_VADDR, PAGE_SIZE};
 
-use crate::kaslr::seed::{Stream, draw};
+use super::seed::{Stream, draw};
 pub use crate::mm::ranges::Span;
 
 /// Size of the direct window: a 26-bit branch's reach.
