@@ -4,10 +4,12 @@
 //! chose. Every address is computed PC-relatively (`adrp`/`adr`), never loaded
 //! from memory, so the code works wherever it sits. The steps:
 //!
-//! 1. `__pi_primary_entry` (assembly): note the boot registers, start counting
-//!    instructions (for `phases`), enable FP/SIMD (compiled Rust may use it),
-//!    zero `.bss` (only: table pages are zeroed as they are handed out), set up
-//!    a stack.
+//! 1. `__pi_primary_entry` (assembly): note the boot registers, put
+//!    SCTLR_EL1 at a known MMU-off value, start counting instructions (for
+//!    `phases`), enable FP/SIMD (compiled Rust may use it), clean and
+//!    invalidate the NOLOAD tail `[__bss_start, _end)` from the data cache,
+//!    zero `.bss` (only: table pages are zeroed as they are handed out), set
+//!    up a stack.
 //! 2. [`create_boot_tables`]: map the rows of [`kmap::KERNEL_MAP`] that exist
 //!    before the MMU is on, each as its row says: the image at `KIMAGE_VADDR`
 //!    and the DTB at `FIXMAP_DTB` in TTBR1, and the one page of `.idmap.text`
@@ -439,6 +441,10 @@ __pi_primary_entry:
 2:
     isb                                 // x25 = the virtual count at the
     mrs     x25, cntvct_el0             // first instruction at EL1
+    movz    x0, #({sctlr_off} & 0xffff) // SCTLR_EL1: MMU and caches off on
+    movk    x0, #(({sctlr_off} >> 16) & 0xffff), lsl #16 // the EL1 path too
+    msr     sctlr_el1, x0               // (after EL2 it is already), so no
+    isb                                 // bit a loader left set leaks in
     mrs     x0, id_aa64dfr0_el1         // With a PMU, count retired
     ubfx    x0, x0, #8, #4              // instructions from here on in event
     cbz     x0, 3f                      // counter 1 (INST_RETIRED, 0x08): the
@@ -460,6 +466,23 @@ __pi_primary_entry:
     mov     x0, #(3 << 20)              // CPACR_EL1.FPEN: no FP/SIMD traps,
     msr     cpacr_el1, x0               // compiled Rust may use q registers
     isb
+
+    // [__bss_start, _end) (.bss, the table pool, the boot stack; one span,
+    // the linker script asserts it) is NOLOAD: past the end of the file, so
+    // a loader that cleaned the file to the point of coherency left whatever
+    // lines the caches hold there, dirty ones too. The stores below go
+    // straight to memory (MMU off: Device-nGnRnE), and an eviction of such a
+    // line later would overwrite them. So clean and invalidate the whole
+    // span first. Clean too, not just invalidate: the first line may be
+    // shared with the end of .data, which the loader cleaned, so writing it
+    // back loses nothing, and dropping it unwritten would be wrong if it
+    // were not.
+    adrp    x0, __bss_start
+    add     x0, x0, :lo12:__bss_start
+    adrp    x1, _end
+    add     x1, x1, :lo12:_end
+    bl      7f
+    dsb     sy                          // done before the first store
 
     adrp    x0, __bss_start             // zero .bss: the protocol does not
     add     x0, x0, :lo12:__bss_start   // promise zeroed memory past the
@@ -485,7 +508,10 @@ __pi_primary_entry:
     // .bss, the table pages handed out and the boot stack were written with
     // the MMU off, straight to memory; drop any stale cache lines there so
     // cacheable reads see those writes. (The rest of the pool is written
-    // only later, through the cache.)
+    // only later, through the cache.) The `dmb sy` orders those
+    // non-cacheable stores before the invalidations, which with the MMU off
+    // nothing else does.
+    dmb     sy
     adrp    x0, __bss_start
     add     x0, x0, :lo12:__bss_start
     adrp    x1, __pool_start
@@ -499,6 +525,18 @@ __pi_primary_entry:
     bl      8f
     dsb     sy
     b       __pi_enable_mmu
+
+7:  mrs     x2, ctr_el0                 // clean and invalidate [x0, x1)
+    ubfx    x2, x2, #16, #4             // to PoC by line. DminLine:
+    mov     x3, #4                      // log2(words) of the smallest
+    lsl     x2, x3, x2                  // data cache line
+    sub     x3, x2, #1
+    bic     x0, x0, x3
+1:  dc      civac, x0
+    add     x0, x0, x2
+    cmp     x0, x1
+    b.lo    1b
+    ret
 
 8:  mrs     x2, ctr_el0                 // invalidate [x0, x1) by line.
     ubfx    x2, x2, #16, #4             // DminLine: log2(words) of the
