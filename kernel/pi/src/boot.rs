@@ -28,7 +28,8 @@ use crate::pgtable::{self, MAIR_VALUE, TableAccess, TableAlloc};
 
 /// TCR_EL1: 48-bit VAs in both halves (T0SZ = T1SZ = 16), the build's
 /// granule in both (TG0, TG1), walks inner shareable and write-back
-/// cacheable. IPS is filled in at run time from ID_AA64MMFR0_EL1.PARange.
+/// cacheable. IPS is filled in at run time: ID_AA64MMFR0_EL1.PARange capped
+/// at [`IPS_MAX`].
 pub const TCR_VALUE: u64 = TSZ // T0SZ
     | (1 << 8) | (1 << 10) | (3 << 12) // IRGN0, ORGN0 = WBWA; SH0 = inner
     | (TSZ << 16) // T1SZ
@@ -37,6 +38,16 @@ pub const TCR_VALUE: u64 = TSZ // T0SZ
 
 /// TnSZ: the bits of a virtual address above the translated ones.
 const TSZ: u64 = 64 - crate::layout::VA_BITS as u64;
+
+/// The widest TCR_EL1.IPS the kernel sets: 0b101, 48-bit physical
+/// addresses. PARange 0b110 (52 bits) would need FEAT_LPA (64 KiB pages) or
+/// FEAT_LPA2 (TCR_EL1.DS) and descriptors that hold PA bits 51:48, which
+/// these do not (`pgtable`'s output addresses are bits 47:12); 0b111 is
+/// reserved. So the early code sets IPS = min(PARange, IPS_MAX).
+pub const IPS_MAX: u64 = 0b101;
+
+/// Where IPS sits in TCR_EL1 (bits 34:32).
+pub const TCR_IPS_SHIFT: u32 = 32;
 
 /// TCR_EL1.EPD0: no walks through TTBR0. Set once the identity page is left.
 pub const TCR_EPD0: u64 = 1 << 7;
@@ -563,8 +574,12 @@ __pi_enable_mmu:
     msr     mair_el1, x0
     movz    x0, #({tcr} & 0xffff)
     movk    x0, #(({tcr} >> 16) & 0xffff), lsl #16
-    mrs     x1, id_aa64mmfr0_el1        // IPS = PARange: output addresses as
-    bfi     x0, x1, #32, #3             // wide as the CPU supports
+    mrs     x1, id_aa64mmfr0_el1        // IPS = min(PARange, {ips_max}):
+    ubfx    x1, x1, #0, #4              // output addresses as wide as the
+    mov     x2, #{ips_max}              // CPU supports, but no wider than
+    cmp     x1, x2                      // 48 bits (see IPS_MAX), as
+    csel    x1, x2, x1, hi              // Linux's tcr_compute_pa_size
+    bfi     x0, x1, #{ips_shift}, #3
     msr     tcr_el1, x0
     msr     ttbr0_el1, x22
     msr     ttbr1_el1, x21
@@ -614,4 +629,6 @@ __pi_enable_mmu:
     sctlr_off = const SCTLR_RES1,
     page_shift = const crate::layout::GRANULE.page_shift(),
     kimage = const KIMAGE_VADDR,
+    ips_max = const IPS_MAX,
+    ips_shift = const TCR_IPS_SHIFT,
 );
