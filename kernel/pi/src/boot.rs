@@ -160,6 +160,15 @@ impl TableAlloc for EarlyPool {
         // would become a call to `memset`, which lives outside this crate, and
         // because pairs of zero registers are the cheapest stores there are
         // with the MMU off (where `dc zva` faults).
+        //
+        // No barrier between these stores and the descriptor that links the
+        // page in. With the MMU off there are no table walks to order them
+        // against, and the stores go straight to memory: the first walk
+        // comes after the `dmb sy`/`dc ivac`/`dsb sy` and the `isb` of
+        // `__pi_primary_entry` and `__pi_enable_mmu`. After the MMU is on the
+        // pool is used only through the kernel's `KernelTables::alloc_table`
+        // (kernel/src/mm/tables.rs), which issues the `dsb ishst` a live
+        // table needs.
         unsafe {
             core::arch::asm!(
                 "0:",
