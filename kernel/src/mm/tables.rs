@@ -87,9 +87,11 @@ impl TableAlloc for KernelTables {
     /// A zeroed table page, its zeroes visible to the table walker.
     ///
     /// The caller links the page into a live table next (`pgtable::map`
-    /// writes the table descriptor right after this returns), and from that
-    /// store on the walker may read the new page: a speculative walk, or one
-    /// for a neighbouring address. Without a barrier the zeroing stores may
+    /// writes the table descriptor right after this returns; a table from
+    /// `pgtable::build_split` is swapped in later, after a TLB flush whose
+    /// `dsb ishst` orders its entries too), and from that store on the
+    /// walker may read the new page: a speculative walk, or one for a
+    /// neighbouring address. Without a barrier the zeroing stores may
     /// still be in flight then, and the walker would see stale entries as
     /// valid ones. So `dsb ishst` after zeroing, before returning, as
     /// Linux's page-table allocation does ("ensure the zeroing is observed
