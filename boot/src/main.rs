@@ -158,48 +158,109 @@ mod machine {
         if why == "random" {
             let _ = writeln!(out, "stage0: --load-addr {pa:#x} replays this placement");
         }
+        // Stage-0 writes the Image with the MMU and caches off, straight to
+        // memory, so the caches may still hold lines of [pa, pa + image_size)
+        // from whatever used that memory before, dirty ones too. Clean and
+        // invalidate them all first (the NOLOAD tail past the file as well,
+        // which the kernel writes with caches off too): written back now,
+        // they land before the copy and are overwritten by it; left, an
+        // eviction later would overwrite the copy.
+        //
         // SAFETY: `check`/`random_slot` proved [pa, pa + image_size) is RAM that
-        // holds nothing in use, and it does not overlap the embedded Image,
-        // which is part of stage-0 itself.
+        // holds nothing in use; cleaning it writes back only what is there.
+        unsafe { dcache_by_line::<true>(pa, image_size) };
+        // SAFETY: that range does not overlap the embedded Image, which is
+        // part of stage-0 itself; KERNEL.len() <= image_size.
+        unsafe { core::ptr::copy_nonoverlapping(KERNEL.as_ptr(), pa as *mut u8, KERNEL.len()) };
+        // The copy's stores were non-cacheable, and with the MMU off nothing
+        // orders them before the invalidation but a `dmb sy`. Then invalidate,
+        // not clean: any line there now is stale (a dirty one written back
+        // would undo the copy).
+        // SAFETY: the same range, which now holds the Image and nothing else
+        // stage-0 needs; barriers and invalidation change no other memory.
         unsafe {
-            core::ptr::copy_nonoverlapping(KERNEL.as_ptr(), pa as *mut u8, KERNEL.len());
-            enter(pa, kernel_dtb, KERNEL.len() as u64)
+            asm!("dmb sy", options(nostack, preserves_flags));
+            dcache_by_line::<false>(pa, image_size);
+            enter(pa, kernel_dtb)
         }
     }
 
-    /// Cleans the copied Image to the point of coherency, invalidates the
-    /// instruction cache and jumps to it with x0 = DTB, x1-x3 = 0 (booting.rst).
+    /// Data-cache maintenance to the point of coherency over [start, start +
+    /// len), line by line: clean and invalidate (`dc civac`) if `CLEAN`, else
+    /// invalidate only (`dc ivac`). Ends with `dsb sy`, so the maintenance is
+    /// complete before anything that follows.
     ///
     /// # Safety
-    /// A kernel Image of `len` bytes must sit at `pa`.
-    unsafe fn enter(pa: u64, dtb_pa: u64, len: u64) -> ! {
-        // SAFETY: cache maintenance by address over the copied Image, then a
-        // branch to its first instruction; nothing returns here.
+    /// The range must be memory stage-0 owns: invalidating drops any data
+    /// that is only in the cache, for whole lines.
+    unsafe fn dcache_by_line<const CLEAN: bool>(start: u64, len: u64) {
+        // SAFETY: the caller owns the range; both instructions only move
+        // cache lines of it to memory or drop them.
+        unsafe {
+            if CLEAN {
+                asm!(
+                    "mrs    {line}, ctr_el0",
+                    "ubfx   {line}, {line}, #16, #4",
+                    "mov    {mask}, #4",
+                    "lsl    {line}, {mask}, {line}", // D-cache line size
+                    "sub    {mask}, {line}, #1",
+                    "bic    {p}, {p}, {mask}",
+                    "2: dc  civac, {p}",
+                    "add    {p}, {p}, {line}",
+                    "cmp    {p}, {end}",
+                    "b.lo   2b",
+                    "dsb    sy",
+                    p = inout(reg) start => _,
+                    end = in(reg) start + len,
+                    line = out(reg) _,
+                    mask = out(reg) _,
+                    options(nostack),
+                )
+            } else {
+                asm!(
+                    "mrs    {line}, ctr_el0",
+                    "ubfx   {line}, {line}, #16, #4",
+                    "mov    {mask}, #4",
+                    "lsl    {line}, {mask}, {line}", // D-cache line size
+                    "sub    {mask}, {line}, #1",
+                    "bic    {p}, {p}, {mask}",
+                    "2: dc  ivac, {p}",
+                    "add    {p}, {p}, {line}",
+                    "cmp    {p}, {end}",
+                    "b.lo   2b",
+                    "dsb    sy",
+                    p = inout(reg) start => _,
+                    end = in(reg) start + len,
+                    line = out(reg) _,
+                    mask = out(reg) _,
+                    options(nostack),
+                )
+            }
+        }
+    }
+
+    /// Invalidates the instruction cache and jumps to the Image at `pa` with
+    /// x0 = DTB, x1-x3 = 0 (booting.rst).
+    ///
+    /// # Safety
+    /// A kernel Image must sit at `pa`, its range already cleaned to the
+    /// point of coherency ([`dcache_by_line`]).
+    unsafe fn enter(pa: u64, dtb_pa: u64) -> ! {
+        // SAFETY: instruction-cache maintenance, then a branch to the Image's
+        // first instruction; nothing returns here.
         unsafe {
             asm!(
-                "mrs    x9, ctr_el0",
-                "ubfx   x9, x9, #16, #4",
-                "mov    x10, #4",
-                "lsl    x9, x10, x9",       // x9 = D-cache line size
-                "sub    x10, x9, #1",
-                "bic    x11, {pa}, x10",
-                "add    x12, {pa}, {len}",
-                "2: dc  civac, x11",
-                "add    x11, x11, x9",
-                "cmp    x11, x12",
-                "b.lo   2b",
-                "dsb    sy",
                 "ic     iallu",
                 "dsb    sy",
                 "isb",
-                "mov    x0, {dtb}",
                 "mov    x1, xzr",
                 "mov    x2, xzr",
                 "mov    x3, xzr",
-                "br     {pa}",
-                pa = in(reg) pa,
-                len = in(reg) len,
-                dtb = in(reg) dtb_pa,
+                "br     x16",
+                // Fixed registers: `pa` must not be one of x0-x3, which
+                // the lines above overwrite.
+                in("x0") dtb_pa,
+                in("x16") pa,
                 options(noreturn),
             )
         }

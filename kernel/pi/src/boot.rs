@@ -4,10 +4,12 @@
 //! chose. Every address is computed PC-relatively (`adrp`/`adr`), never loaded
 //! from memory, so the code works wherever it sits. The steps:
 //!
-//! 1. `__pi_primary_entry` (assembly): note the boot registers, start counting
-//!    instructions (for `phases`), enable FP/SIMD (compiled Rust may use it),
-//!    zero `.bss` (only: table pages are zeroed as they are handed out), set up
-//!    a stack.
+//! 1. `__pi_primary_entry` (assembly): note the boot registers, put
+//!    SCTLR_EL1 at a known MMU-off value, start counting instructions (for
+//!    `phases`), enable FP/SIMD (compiled Rust may use it), clean and
+//!    invalidate the NOLOAD tail `[__bss_start, _end)` from the data cache,
+//!    zero `.bss` (only: table pages are zeroed as they are handed out), set
+//!    up a stack.
 //! 2. [`create_boot_tables`]: map the rows of [`kmap::KERNEL_MAP`] that exist
 //!    before the MMU is on, each as its row says: the image at `KIMAGE_VADDR`
 //!    and the DTB at `FIXMAP_DTB` in TTBR1, and the one page of `.idmap.text`
@@ -26,7 +28,8 @@ use crate::pgtable::{self, MAIR_VALUE, TableAccess, TableAlloc};
 
 /// TCR_EL1: 48-bit VAs in both halves (T0SZ = T1SZ = 16), the build's
 /// granule in both (TG0, TG1), walks inner shareable and write-back
-/// cacheable. IPS is filled in at run time from ID_AA64MMFR0_EL1.PARange.
+/// cacheable. IPS is filled in at run time: ID_AA64MMFR0_EL1.PARange capped
+/// at [`IPS_MAX`].
 pub const TCR_VALUE: u64 = TSZ // T0SZ
     | (1 << 8) | (1 << 10) | (3 << 12) // IRGN0, ORGN0 = WBWA; SH0 = inner
     | (TSZ << 16) // T1SZ
@@ -35,6 +38,16 @@ pub const TCR_VALUE: u64 = TSZ // T0SZ
 
 /// TnSZ: the bits of a virtual address above the translated ones.
 const TSZ: u64 = 64 - crate::layout::VA_BITS as u64;
+
+/// The widest TCR_EL1.IPS the kernel sets: 0b101, 48-bit physical
+/// addresses. PARange 0b110 (52 bits) would need FEAT_LPA (64 KiB pages) or
+/// FEAT_LPA2 (TCR_EL1.DS) and descriptors that hold PA bits 51:48, which
+/// these do not (`pgtable`'s output addresses are bits 47:12); 0b111 is
+/// reserved. So the early code sets IPS = min(PARange, IPS_MAX).
+pub const IPS_MAX: u64 = 0b101;
+
+/// Where IPS sits in TCR_EL1 (bits 34:32).
+pub const TCR_IPS_SHIFT: u32 = 32;
 
 /// TCR_EL1.EPD0: no walks through TTBR0. Set once the identity page is left.
 pub const TCR_EPD0: u64 = 1 << 7;
@@ -147,6 +160,15 @@ impl TableAlloc for EarlyPool {
         // would become a call to `memset`, which lives outside this crate, and
         // because pairs of zero registers are the cheapest stores there are
         // with the MMU off (where `dc zva` faults).
+        //
+        // No barrier between these stores and the descriptor that links the
+        // page in. With the MMU off there are no table walks to order them
+        // against, and the stores go straight to memory: the first walk
+        // comes after the `dmb sy`/`dc ivac`/`dsb sy` and the `isb` of
+        // `__pi_primary_entry` and `__pi_enable_mmu`. After the MMU is on the
+        // pool is used only through the kernel's `KernelTables::alloc_table`
+        // (kernel/src/mm/tables.rs), which issues the `dsb ishst` a live
+        // table needs.
         unsafe {
             core::arch::asm!(
                 "0:",
@@ -454,6 +476,10 @@ __pi_primary_entry:
 2:
     isb                                 // x25 = the virtual count at the
     mrs     x25, cntvct_el0             // first instruction at EL1
+    movz    x0, #({sctlr_off} & 0xffff) // SCTLR_EL1: MMU and caches off on
+    movk    x0, #(({sctlr_off} >> 16) & 0xffff), lsl #16 // the EL1 path too
+    msr     sctlr_el1, x0               // (after EL2 it is already), so no
+    isb                                 // bit a loader left set leaks in
     mrs     x0, id_aa64dfr0_el1         // With a PMU, count retired
     ubfx    x0, x0, #8, #4              // instructions from here on in event
     cbz     x0, 3f                      // counter 1 (INST_RETIRED, 0x08): the
@@ -475,6 +501,23 @@ __pi_primary_entry:
     mov     x0, #(3 << 20)              // CPACR_EL1.FPEN: no FP/SIMD traps,
     msr     cpacr_el1, x0               // compiled Rust may use q registers
     isb
+
+    // [__bss_start, _end) (.bss, the table pool, the boot stack; one span,
+    // the linker script asserts it) is NOLOAD: past the end of the file, so
+    // a loader that cleaned the file to the point of coherency left whatever
+    // lines the caches hold there, dirty ones too. The stores below go
+    // straight to memory (MMU off: Device-nGnRnE), and an eviction of such a
+    // line later would overwrite them. So clean and invalidate the whole
+    // span first. Clean too, not just invalidate: the first line may be
+    // shared with the end of .data, which the loader cleaned, so writing it
+    // back loses nothing, and dropping it unwritten would be wrong if it
+    // were not.
+    adrp    x0, __bss_start
+    add     x0, x0, :lo12:__bss_start
+    adrp    x1, _end
+    add     x1, x1, :lo12:_end
+    bl      7f
+    dsb     sy                          // done before the first store
 
     adrp    x0, __bss_start             // zero .bss: the protocol does not
     add     x0, x0, :lo12:__bss_start   // promise zeroed memory past the
@@ -500,7 +543,10 @@ __pi_primary_entry:
     // .bss, the table pages handed out and the boot stack were written with
     // the MMU off, straight to memory; drop any stale cache lines there so
     // cacheable reads see those writes. (The rest of the pool is written
-    // only later, through the cache.)
+    // only later, through the cache.) The `dmb sy` orders those
+    // non-cacheable stores before the invalidations, which with the MMU off
+    // nothing else does.
+    dmb     sy
     adrp    x0, __bss_start
     add     x0, x0, :lo12:__bss_start
     adrp    x1, __pool_start
@@ -514,6 +560,18 @@ __pi_primary_entry:
     bl      8f
     dsb     sy
     b       __pi_enable_mmu
+
+7:  mrs     x2, ctr_el0                 // clean and invalidate [x0, x1)
+    ubfx    x2, x2, #16, #4             // to PoC by line. DminLine:
+    mov     x3, #4                      // log2(words) of the smallest
+    lsl     x2, x3, x2                  // data cache line
+    sub     x3, x2, #1
+    bic     x0, x0, x3
+1:  dc      civac, x0
+    add     x0, x0, x2
+    cmp     x0, x1
+    b.lo    1b
+    ret
 
 8:  mrs     x2, ctr_el0                 // invalidate [x0, x1) by line.
     ubfx    x2, x2, #16, #4             // DminLine: log2(words) of the
@@ -540,8 +598,12 @@ __pi_enable_mmu:
     msr     mair_el1, x0
     movz    x0, #({tcr} & 0xffff)
     movk    x0, #(({tcr} >> 16) & 0xffff), lsl #16
-    mrs     x1, id_aa64mmfr0_el1        // IPS = PARange: output addresses as
-    bfi     x0, x1, #32, #3             // wide as the CPU supports
+    mrs     x1, id_aa64mmfr0_el1        // IPS = min(PARange, {ips_max}):
+    ubfx    x1, x1, #0, #4              // output addresses as wide as the
+    mov     x2, #{ips_max}              // CPU supports, but no wider than
+    cmp     x1, x2                      // 48 bits (see IPS_MAX), as
+    csel    x1, x2, x1, hi              // Linux's tcr_compute_pa_size
+    bfi     x0, x1, #{ips_shift}, #3
     msr     tcr_el1, x0
     msr     ttbr0_el1, x22
     msr     ttbr1_el1, x21
@@ -591,4 +653,6 @@ __pi_enable_mmu:
     sctlr_off = const SCTLR_RES1,
     page_shift = const crate::layout::GRANULE.page_shift(),
     kimage = const KIMAGE_VADDR,
+    ips_max = const IPS_MAX,
+    ips_shift = const TCR_IPS_SHIFT,
 );

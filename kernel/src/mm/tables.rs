@@ -3,6 +3,7 @@
 //! mapping is made, published and removed.
 
 use crate::arch::lock::Mutex;
+use aarch64_cpu::asm::barrier;
 use pi::addr::PhysAddr;
 use pi::boot::EarlyPool;
 use pi::kmap::FixedWindow;
@@ -83,15 +84,33 @@ unsafe impl TableAccess for KernelTables {
 }
 
 impl TableAlloc for KernelTables {
+    /// A zeroed table page, its zeroes visible to the table walker.
+    ///
+    /// The caller links the page into a live table next (`pgtable::map`
+    /// writes the table descriptor right after this returns; a table from
+    /// `pgtable::build_split` is swapped in later, after a TLB flush whose
+    /// `dsb ishst` orders its entries too), and from that store on the
+    /// walker may read the new page: a speculative walk, or one for a
+    /// neighbouring address. Without a barrier the zeroing stores may
+    /// still be in flight then, and the walker would see stale entries as
+    /// valid ones. So `dsb ishst` after zeroing, before returning, as
+    /// Linux's page-table allocation does ("ensure the zeroing is observed
+    /// by page table walks"). The pool's pages are zeroed by
+    /// `EarlyPool::alloc_table`, which issues no barrier (with the MMU off
+    /// it needs none): this one covers both sources.
     fn alloc_table(&mut self) -> Option<PhysAddr> {
-        if let Some(pa) = self.pool.alloc_table() {
-            return Some(pa);
-        }
-        // Before `init_frames` there are none, and the pool is all there is.
-        let pa = alloc_frame()?;
-        // SAFETY: a free frame is ours and mapped rw in the linear map.
-        unsafe { core::ptr::write_bytes(pa.to_linear().as_ptr::<u8>(), 0, PAGE_SIZE as usize) };
-        self.from_frames += 1;
+        let pa = match self.pool.alloc_table() {
+            Some(pa) => pa,
+            // Before `init_frames` there are none, and the pool is all there is.
+            None => {
+                let pa = alloc_frame()?;
+                // SAFETY: a free frame is ours and mapped rw in the linear map.
+                unsafe { core::ptr::write_bytes(pa.to_linear().as_ptr::<u8>(), 0, PAGE_SIZE as usize) };
+                self.from_frames += 1;
+                pa
+            }
+        };
+        barrier::dsb(barrier::ISHST);
         Some(pa)
     }
 }

@@ -2,7 +2,9 @@
 //! each checked against the page tables the MMU uses or against memory itself.
 
 use pi::addr::PhysAddr;
-use pi::layout::{FIXMAP_DTB, KERNEL_STACK_SIZE, KIMAGE_VADDR, LINEAR_END, PAGE_OFFSET, PAGE_SIZE};
+use pi::layout::{
+    FIXMAP_DTB, KERNEL_STACK_SIZE, KIMAGE_VADDR, LINEAR_END, MMIO_BASE, MMIO_END, PAGE_OFFSET, PAGE_SIZE,
+};
 use pi::pgtable::{self, Translation};
 
 use super::report::{TestFailure, TestResult, check, run_ktap, skip};
@@ -56,6 +58,11 @@ const TESTS: &[(&str, Test)] = &[
     ),
     ("tables_outgrow_the_image_pool", tables_outgrow_the_image_pool),
     ("exception_entry_keeps_sp_aligned", exception_entry_keeps_sp_aligned),
+    (
+        "system_registers_hold_what_boot_wrote",
+        system_registers_hold_what_boot_wrote,
+    ),
+    ("mmio_is_device_memory", mmio_is_device_memory),
 ];
 
 /// Whether the kernel has a test called `name` (modules cannot take it).
@@ -463,4 +470,96 @@ fn tables_outgrow_the_image_pool() -> TestResult {
         "a test page is still mapped",
         first,
     )
+}
+
+/// TCG uses MAIR_EL1, SCTLR_EL1 and TCR_EL1 only as far as it emulates them,
+/// and drops nothing a 32-bit `movz`/`movk` pair failed to load; a real CPU
+/// runs on every bit. So read them back and compare with what pi meant to
+/// write (its constants, an independent source: the assembly only loads
+/// them), and TCR_EL1.IPS with what the ID register allows, capped at 48
+/// bits (`pi::boot::IPS_MAX`).
+fn system_registers_hold_what_boot_wrote() -> TestResult {
+    use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MAIR_EL1, Readable, SCTLR_EL1, TCR_EL1};
+    let mair = MAIR_EL1.get();
+    check(mair == pgtable::MAIR_VALUE, "MAIR_EL1 is not pi's MAIR_VALUE", mair)?;
+
+    // M, A, C, SA, I, WXN, E0E, EE: MMU and caches on, SP alignment checked,
+    // writable never executable, no alignment faults, little-endian.
+    const SCTLR_CHECKED: u64 =
+        (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19) | (1 << 24) | (1 << 25);
+    let sctlr = SCTLR_EL1.get();
+    check(
+        sctlr & SCTLR_CHECKED == pi::boot::SCTLR_MMU_ON & SCTLR_CHECKED,
+        "SCTLR_EL1's M|A|C|SA|I|WXN|E0E|EE differ from pi's SCTLR_MMU_ON",
+        sctlr,
+    )?;
+
+    let tcr = TCR_EL1.get();
+    let ips_field = 0b111 << pi::boot::TCR_IPS_SHIFT;
+    let ips = (tcr & ips_field) >> pi::boot::TCR_IPS_SHIFT;
+    let parange = ID_AA64MMFR0_EL1.get() & 0xf;
+    check(ips <= 0b101, "TCR_EL1.IPS is wider than 48 bits", ips)?;
+    check(
+        ips == parange.min(pi::boot::IPS_MAX),
+        "TCR_EL1.IPS is not min(ID_AA64MMFR0_EL1.PARange, 48 bits)",
+        ips,
+    )?;
+    // Everything else is pi's TCR_VALUE, with EPD0 set since TTBR0 was left.
+    check(
+        tcr & !ips_field & !pi::boot::TCR_EPD0 == pi::boot::TCR_VALUE,
+        "TCR_EL1 is not pi's TCR_VALUE (IPS and EPD0 aside)",
+        tcr,
+    )
+}
+
+/// Device registers must be Device memory and never executable: a real CPU
+/// may read Normal memory speculatively, merge and reorder accesses to it,
+/// and fetch instructions from anything executable, and a device register
+/// read can have side effects; TCG does none of that, so a wrong attribute
+/// would pass unseen. Every leaf in the MMIO window is checked from its raw
+/// descriptor bits (not `Entry::decode`'s reading of them), its memory type
+/// through MAIR_EL1 as the MMU reads it; and the console's page maps to the
+/// registers the device tree named.
+fn mmio_is_device_memory() -> TestResult {
+    use aarch64_cpu::registers::{MAIR_EL1, Readable};
+    // MAIR_EL1 encodings (ARM ARM D19, MAIR_ELx.Attr<n>).
+    const DEVICE_NGNRE: u64 = 0x04;
+    const PXN: u64 = 1 << 53;
+    const UXN: u64 = 1 << 54;
+    let console = state::get().console;
+    check(
+        (MMIO_BASE..MMIO_END).contains(&console.va),
+        "the console is not in the MMIO window",
+        console.va,
+    )?;
+    let t = translate(console.va).ok_or(fail("the console's registers are unmapped", console.va))?;
+    check(
+        t.pa == console.regs.start,
+        "the console's VA maps to the wrong PA",
+        t.pa.raw(),
+    )?;
+
+    let mair = MAIR_EL1.get();
+    let mut leaves = 0u64;
+    let mut bad: Option<(&'static str, u64)> = None;
+    tables::locked(|tables, root| {
+        pgtable::visit(tables, root, MMIO_BASE, MMIO_END - MMIO_BASE, &mut |v| {
+            let pgtable::Visited::Leaf { raw, va, .. } = v else {
+                return;
+            };
+            leaves += 1;
+            let attr = (mair >> (8 * ((raw >> 2) & 7))) & 0xff;
+            if attr != DEVICE_NGNRE {
+                bad = bad.or(Some(("an MMIO page is not Device-nGnRE", va)));
+            }
+            if raw & (PXN | UXN) != PXN | UXN {
+                bad = bad.or(Some(("an MMIO page is executable (PXN or UXN clear)", va)));
+            }
+        })
+    });
+    check(leaves >= 1, "nothing is mapped in the MMIO window", leaves)?;
+    match bad {
+        Some((message, va)) => Err(fail(message, va)),
+        None => Ok(()),
+    }
 }
