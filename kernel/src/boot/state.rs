@@ -1,5 +1,6 @@
 //! What boot learned and set up, kept for the shell and the tests. Written
-//! once, at the end of boot.
+//! once, at the end of boot; the boot sequence hands it to the shell
+//! (`shell::context`), which passes it to each command.
 
 use pi::pgtable::MapCounts;
 use spin::Once;
@@ -29,15 +30,10 @@ pub fn set(kernel: Kernel) -> &'static Kernel {
     KERNEL.call_once(|| kernel)
 }
 
-/// The boot state.
+/// The boot state, for the boot sequence to hand on.
 ///
 /// # Panics
-/// Before boot has finished, which no shell command can observe.
+/// Before boot has finished.
 pub fn get() -> &'static Kernel {
     KERNEL.get().expect("boot state read before boot finished")
-}
-
-/// The boot state, if boot got that far.
-pub fn try_get() -> Option<&'static Kernel> {
-    KERNEL.get()
 }

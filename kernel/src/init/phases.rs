@@ -232,7 +232,12 @@ extern "C" fn run_shell() -> ! {
         test: crate::shell::selftest::is_kernel_test,
     });
     crate::debug::backtrace::name_modules_with(crate::module::insmod::symbolize);
-    crate::shell::commands::run()
+    let (kaslr, moved) = relocate::get();
+    crate::shell::commands::run(crate::shell::context::Context {
+        kernel: state::get(),
+        kaslr,
+        moved,
+    })
 }
 
 /// What the exception handler, which sits below every other layer, borrows

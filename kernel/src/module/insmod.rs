@@ -20,10 +20,10 @@ use pi::pgtable::{Attrs, Granularity};
 use super::load::{self, Area, Module};
 use super::{abi, plt};
 use crate::arch::{cpu, sections};
-use crate::boot::{cpio, state};
+use crate::boot::cpio;
 use crate::debug::backtrace::Symbol;
-use crate::kaslr::module_windows::{self, Span};
-use crate::kaslr::relocate;
+use crate::kaslr::module_windows::{self, Span, Windows};
+use crate::mm::ranges::PhysRange;
 use crate::mm::{frames, tables};
 
 /// A loaded module.
@@ -51,10 +51,6 @@ struct Loaded {
 
 static MODULES: Mutex<Vec<Loaded>> = Mutex::new(Vec::new());
 
-fn far() -> bool {
-    state::get().boot.args.module_far
-}
-
 /// (command, module) for every module command, for `help`.
 pub fn commands() -> Vec<(String, String)> {
     let modules = MODULES.lock();
@@ -70,8 +66,8 @@ pub fn commands() -> Vec<(String, String)> {
         .collect()
 }
 
-fn initrd_file(name: &str) -> Result<&'static [u8], String> {
-    let initrd = state::get().boot.dt.initrd.ok_or("no initrd")?;
+fn initrd_file(initrd: Option<PhysRange>, name: &str) -> Result<&'static [u8], String> {
+    let initrd = initrd.ok_or("no initrd")?;
     // SAFETY: the initrd is reserved RAM, mapped in the linear map, never written.
     let archive =
         unsafe { core::slice::from_raw_parts(initrd.start.to_linear().as_ptr::<u8>(), initrd.size() as usize) };
@@ -91,14 +87,26 @@ fn module_name(name: &str) -> &str {
     name.strip_suffix(".ko").unwrap_or(name)
 }
 
+/// What loading a module depends on, from the boot.
+pub struct Where {
+    /// The initrd the modules are in.
+    pub initrd: Option<PhysRange>,
+    /// The module windows KASLR placed.
+    pub windows: Windows,
+    /// The running image, which no module may overlap.
+    pub image: Span,
+    /// `module.region=far`: only where calls into the kernel need veneers.
+    pub far: bool,
+}
+
 /// Loads module `name` from the initrd and runs its `init_module`.
-pub fn insmod(name: &str) -> Result<String, String> {
+pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
     let name = module_name(name);
     if MODULES.lock().iter().any(|m| m.name == name) {
         return Err(alloc::format!("{name} is already loaded"));
     }
     // Refused before copying if the kernel heap cannot hold the copy.
-    let copy = load::Aligned::try_new(initrd_file(name)?).map_err(|e| alloc::format!("{name}: {e}"))?;
+    let copy = load::Aligned::try_new(initrd_file(at.initrd, name)?).map_err(|e| alloc::format!("{name}: {e}"))?;
     let module = Module::parse(copy.bytes()).map_err(|e| alloc::format!("{name}: {e}"))?;
     let size = module.size();
 
@@ -115,12 +123,12 @@ pub fn insmod(name: &str) -> Result<String, String> {
         core::ptr::write_bytes(buffer, 0, size as usize);
         core::slice::from_raw_parts_mut(buffer, size as usize)
     };
-    let window = if far() {
+    let window = if at.far {
         "far part of the PLT window"
     } else {
         "module windows"
     };
-    let base = place_va(size).ok_or_else(|| undo(alloc::format!("no room for {size:#x} bytes in the {window}")))?;
+    let base = place_va(at, size).ok_or_else(|| undo(alloc::format!("no room for {size:#x} bytes in the {window}")))?;
     let linked = module.link(image, base, abi::find).map_err(|e| undo(e.to_string()))?;
 
     for (offset, len, area) in module.areas() {
@@ -190,8 +198,7 @@ pub fn insmod(name: &str) -> Result<String, String> {
 
 /// Picks the module's virtual address in the module windows (see
 /// `kaslr::module_windows`).
-fn place_va(size: u64) -> Option<u64> {
-    let (k, _) = relocate::get();
+fn place_va(at: &Where, size: u64) -> Option<u64> {
     let loaded: Vec<Span> = MODULES
         .lock()
         .iter()
@@ -200,7 +207,7 @@ fn place_va(size: u64) -> Option<u64> {
             end: m.base + m.size,
         })
         .collect();
-    module_windows::place(&k.modules, k.image, &loaded, size, far())
+    module_windows::place(&at.windows, at.image, &loaded, size, at.far)
 }
 
 /// Unmaps and frees module `m`, taking back whatever it left registered or

@@ -4,15 +4,15 @@
 use pi::layout::{KIMAGE_VADDR, PAGE_SIZE};
 use pi::pgtable::MapCounts;
 
+use super::context::Context;
 use super::editor::{Echo, LineEditor};
 use super::parse::{COMMANDS, Command, ParseError, Symbol, help_for, parse};
 use super::report::{KaslrReport, LayoutRow, WalkRefusal, write_walk};
 use super::{crash, explore, selftest};
 use crate::arch::{pmu, psci};
 use crate::boot::reserve::frames_below;
-use crate::boot::{cpio, state, tree};
+use crate::boot::{cpio, tree};
 use crate::console::{self, Console};
-use crate::kaslr::relocate;
 use crate::mm::tables;
 use crate::mm::{frames, linear, rodata};
 use crate::module::{abi, insmod};
@@ -22,7 +22,7 @@ use crate::println;
 const PROMPT: &str = "splitmap> ";
 
 /// Reads lines and runs them, forever.
-pub fn run() -> ! {
+pub fn run(cx: Context) -> ! {
     let mut editor = LineEditor::new();
     crate::print!("{PROMPT}");
     loop {
@@ -58,7 +58,7 @@ pub fn run() -> ! {
             Echo::Enter => {
                 println!();
                 match editor.take_line() {
-                    Ok(line) => execute(line.as_str()),
+                    Ok(line) => execute(&cx, line.as_str()),
                     Err(e) => println!("error: {e}"),
                 }
                 crate::print!("{PROMPT}");
@@ -67,21 +67,21 @@ pub fn run() -> ! {
     }
 }
 
-fn execute(line: &str) {
+fn execute(cx: &Context, line: &str) {
     match parse(line) {
         Ok(Command::Empty) => {}
         Ok(Command::Help(None)) => help(),
         Ok(Command::Help(Some(name))) => help_command(name),
-        Ok(Command::Layout) => layout(),
-        Ok(Command::Walk(va)) => walk(va),
-        Ok(Command::Mem) => mem(),
-        Ok(Command::Bootargs) => bootargs(),
-        Ok(Command::Kaslr) => kaslr(),
-        Ok(Command::Modules) => modules(),
+        Ok(Command::Layout) => layout(cx),
+        Ok(Command::Walk(va)) => walk(cx, va),
+        Ok(Command::Mem) => mem(cx),
+        Ok(Command::Bootargs) => bootargs(cx),
+        Ok(Command::Kaslr) => kaslr(cx),
+        Ok(Command::Modules) => modules(cx),
         Ok(Command::Insmod(name)) => {
             // With --icount, what loading cost (`splitmap bench` reads it).
             let counter = pmu::Instructions::start();
-            let loaded = insmod::insmod(name);
+            let loaded = insmod::insmod(name, &modules_at(cx));
             let spent = counter.map(pmu::Instructions::stop);
             match loaded {
                 Ok(line) => match spent {
@@ -99,30 +99,40 @@ fn execute(line: &str) {
         Ok(Command::Lsmod(verbose)) => insmod::lsmod(verbose).iter().for_each(|l| println!("{l}")),
         Ok(Command::Peek(x)) => explore::peek(x),
         Ok(Command::Test(filter)) => {
-            selftest::run(filter);
+            selftest::run(cx, filter);
         }
         Ok(Command::Poweroff) => {
             println!("splitmap: powering off");
             psci::system_off()
         }
-        Ok(Command::Crash(kind)) => crash::crash(kind),
-        Ok(Command::Va2pa(va)) => explore::va2pa(va),
-        Ok(Command::Pa2va(pa)) => explore::pa2va(pa),
+        Ok(Command::Crash(kind)) => crash::crash(cx, kind),
+        Ok(Command::Va2pa(va)) => explore::va2pa(cx, va),
+        Ok(Command::Pa2va(pa)) => explore::pa2va(cx, pa),
         Ok(Command::Sym(Symbol::At(addr))) => explore::sym_at(addr),
         Ok(Command::Sym(Symbol::Named(name))) => explore::sym_named(name),
-        Ok(Command::Ptdump(part)) => explore::ptdump(part),
+        Ok(Command::Ptdump(part)) => explore::ptdump(cx, part),
         Ok(Command::Examine(x)) => explore::examine(x),
         Ok(Command::Dmesg) => console::print_boot_log(),
-        Ok(Command::Dtb(path)) => dtb(path),
+        Ok(Command::Dtb(path)) => dtb(cx, path),
         Ok(Command::Phases) => {
             crate::print!("{}", crate::boot::cost::marks(crate::arch::counter::frequency()));
-            match tree::read_again(&state::get().boot) {
+            match tree::read_again(&cx.kernel.boot) {
                 Ok(again) => crate::print!("{again}"),
                 Err(e) => println!("again devicetree: {e}"),
             }
         }
         Err(ParseError::Unknown(word)) if abi::run_command(word, line) => {}
         Err(e) => println!("error: {e}"),
+    }
+}
+
+/// What loading a module depends on, from the boot.
+fn modules_at(cx: &Context) -> insmod::Where {
+    insmod::Where {
+        initrd: cx.kernel.boot.dt.initrd,
+        windows: cx.kaslr.modules,
+        image: cx.kaslr.image,
+        far: cx.kernel.boot.args.module_far,
     }
 }
 
@@ -187,12 +197,11 @@ fn row(name: &str, va: u64, end: u64, pa: Option<(u64, u64)>) -> LayoutRow<'_> {
     }
 }
 
-fn layout() {
-    let k = state::get();
-    let (placed, _) = relocate::get();
+fn layout(cx: &Context) {
+    let (k, placed) = (cx.kernel, &cx.kaslr);
     let areas = insmod::layout_rows();
     let mut rows: alloc::vec::Vec<LayoutRow<'_>> = alloc::vec::Vec::new();
-    for region in explore::regions() {
+    for region in explore::regions(cx) {
         let (start, end) = (region.va.start, region.va.end);
         rows.push(if region.name == "modules" {
             // The PLT window surrounds the image: count only what modules mapped.
@@ -237,28 +246,28 @@ fn layout() {
     }
 }
 
-fn walk(va: u64) {
+fn walk(cx: &Context, va: u64) {
     match WalkRefusal::of(va) {
         Some(refusal) => println!("error: {refusal}"),
         None => {
-            explore::say_region(va);
+            explore::say_region(cx, va);
             let _ = write_walk(&mut Console, va, &tables::walk(va));
         }
     }
 }
 
 /// The device tree the kernel read, as source, from the window boot mapped.
-fn dtb(path: &str) {
+fn dtb(cx: &Context, path: &str) {
     use crate::boot::dtb::source::{SourceError, write_source};
-    match write_source(state::get().boot.dt.blob, path, &mut Console) {
+    match write_source(cx.kernel.boot.dt.blob, path, &mut Console) {
         Ok(()) | Err(SourceError::Write) => {}
         Err(SourceError::NoSuchNode) => println!("error: no node {path} in the device tree (`dtb` shows them all)"),
         Err(SourceError::Malformed) => println!("error: the device tree no longer parses"),
     }
 }
 
-fn mem() {
-    let k = state::get();
+fn mem(cx: &Context) {
+    let k = cx.kernel;
     for r in k.boot.dt.memory.iter() {
         println!(
             "ram      pa={:#x}-{:#x} size={} MiB",
@@ -284,8 +293,8 @@ fn mem() {
     );
 }
 
-fn bootargs() {
-    let info = &state::get().boot;
+fn bootargs(cx: &Context) {
+    let info = &cx.kernel.boot;
     println!("cmdline: {}", info.dt.bootargs);
     println!("{}", info.args);
     for issue in info.arg_issues() {
@@ -296,17 +305,16 @@ fn bootargs() {
     }
     // The KASLR window's arguments are checked against the layout, not by
     // the parser: their problem is the decision's.
-    if let Some(e) = relocate::get().0.window_error() {
+    if let Some(e) = cx.kaslr.window_error() {
         println!("warning: {e}");
     }
 }
 
-fn kaslr() {
-    let (k, moved) = relocate::get();
-    let boot = &state::get().boot;
+fn kaslr(cx: &Context) {
+    let (k, moved, boot) = (&cx.kaslr, &cx.moved, &cx.kernel.boot);
     let report = KaslrReport {
-        k: &k,
-        image_size: state::get().image.size(),
+        k,
+        image_size: cx.kernel.image.size(),
         relocations: moved.relocations,
         instructions: moved.instructions,
         ram: &boot.dt.memory,
@@ -315,8 +323,8 @@ fn kaslr() {
     crate::print!("{report}");
 }
 
-fn modules() {
-    let Some(initrd) = state::get().boot.dt.initrd else {
+fn modules(cx: &Context) {
+    let Some(initrd) = cx.kernel.boot.dt.initrd else {
         println!("error: no initrd: `splitmap run` passes one with -initrd");
         return;
     };

@@ -4,9 +4,9 @@
 use core::arch::asm;
 use core::sync::atomic::AtomicU32;
 
+use super::context::Context;
 use super::parse::{CRASH_KINDS, CrashKind};
 use crate::arch::sections;
-use crate::boot::state;
 
 /// A word of writable data (an atomic, so it lands in .data, not .rodata) to
 /// jump into. It holds `nop`, which would run if data were executable.
@@ -16,7 +16,7 @@ static DATA_WORD: AtomicU32 = AtomicU32::new(0xd503_201f);
 /// without `rodata=full`).
 // Never inlined: its frame is the one a learner looks for in the backtrace.
 #[inline(never)]
-pub fn crash(kind: CrashKind) {
+pub fn crash(cx: &Context, kind: CrashKind) {
     let name = CRASH_KINDS
         .iter()
         .find(|(_, k)| *k == kind)
@@ -26,7 +26,7 @@ pub fn crash(kind: CrashKind) {
         CrashKind::WriteAlias => {
             // Writes back the word it read, so without rodata=full nothing
             // changes and the shell goes on.
-            let alias = state::get().image.start.to_linear().as_ptr::<u64>();
+            let alias = cx.kernel.image.start.to_linear().as_ptr::<u64>();
             // SAFETY: the image's first word through the linear map: the same
             // value goes back, so the text is unchanged if the write is allowed.
             unsafe { alias.write_volatile(alias.read_volatile()) };
@@ -48,7 +48,7 @@ pub fn crash(kind: CrashKind) {
         CrashKind::ExecLinear => {
             // The image's first page through its linear alias: the same bytes
             // as the text, but the linear map is never executable.
-            let image = state::get().image.start;
+            let image = cx.kernel.image.start;
             // SAFETY: as above.
             unsafe {
                 let target: extern "C" fn() = core::mem::transmute(image.to_linear().as_ptr::<u8>());

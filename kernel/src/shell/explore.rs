@@ -10,12 +10,11 @@ use pi::layout::{PAGE_OFFSET, PAGE_SIZE};
 
 use alloc::string::String;
 
+use super::context::Context;
 use super::parse::{Examine, Part};
 use super::report::WalkRefusal;
 use crate::arch::{peek, sections};
-use crate::boot::state;
 use crate::debug::{backtrace, ksyms};
-use crate::kaslr::relocate;
 use crate::mm::ranges::{RangeList, Span};
 use crate::mm::{linear, ptdump, rodata, tables};
 use crate::module::insmod;
@@ -33,8 +32,8 @@ pub struct Region {
 
 /// Every row of the kernel's map as this boot placed it, lowest address
 /// first: `layout`'s rows, less each module's own.
-pub fn regions() -> Vec<Region> {
-    let k = state::get();
+pub fn regions(cx: &Context) -> Vec<Region> {
+    let k = cx.kernel;
     let mut out = Vec::new();
     for row in KERNEL_MAP {
         let mut add = |start: u64, end: u64, pa: Option<(u64, u64)>| {
@@ -49,7 +48,7 @@ pub fn regions() -> Vec<Region> {
             Place::Identity => {}
             Place::Linear => linear_rows(&k.boot.dt.memory, add),
             Place::Modules => {
-                let plt = relocate::get().0.modules.plt;
+                let plt = cx.kaslr.modules.plt;
                 add(plt.start, plt.end, None);
             }
             Place::Image(section) => {
@@ -115,8 +114,8 @@ fn region_of(regions: &[Region], va: u64) -> &'static str {
 
 /// The first line of `walk VA`: which region the address is in, and for a
 /// region never mapped as itself (a guard, the module window), why.
-pub fn say_region(va: u64) {
-    match pi::kmap::find(region_of(&regions(), va)) {
+pub fn say_region(cx: &Context, va: u64) {
+    match pi::kmap::find(region_of(&regions(cx), va)) {
         Some(row) if row.mapping.is_none() => println!("# region={}: {}", row.name, row.why),
         Some(row) => println!("# region={}", row.name),
         None => println!("# region=none: a hole between the regions `layout` lists"),
@@ -124,12 +123,12 @@ pub fn say_region(va: u64) {
 }
 
 /// `va2pa VA`: `va=0x… pa=0x… region=NAME`, from a walk of the live tables.
-pub fn va2pa(va: u64) {
+pub fn va2pa(cx: &Context, va: u64) {
     if let Some(refusal) = WalkRefusal::of(va) {
         println!("error: {refusal}");
         return;
     }
-    let region = region_of(&regions(), va);
+    let region = region_of(&regions(cx), va);
     match tables::walk(va).translation {
         Some(t) => println!("va={va:#x} pa={:#x} region={region}", t.pa.raw()),
         None => println!("error: {va:#x} is not mapped (region={region}); `walk {va:#x}` shows where the walk stops"),
@@ -138,8 +137,8 @@ pub fn va2pa(va: u64) {
 
 /// `pa2va PA`: one `pa=0x… va=0x… region=NAME` line for every virtual
 /// address that maps `pa` — each checked by walking the live tables.
-pub fn pa2va(pa: u64) {
-    let regions = regions();
+pub fn pa2va(cx: &Context, pa: u64) {
+    let regions = regions(cx);
     let mut candidates: Vec<u64> = regions
         .iter()
         .filter_map(|r| {
@@ -164,8 +163,8 @@ pub fn pa2va(pa: u64) {
 const LINEAR: Option<(u64, u64)> = pi::kmap::row("linear").window();
 
 /// `ptdump [PART]`: one line per run of like leaves, lowest address first.
-pub fn ptdump(part: Part) {
-    let (k, _) = relocate::get();
+pub fn ptdump(cx: &Context, part: Part) {
+    let k = &cx.kaslr;
     let spans = match part {
         Part::All => [Some((PAGE_OFFSET, 0u64.wrapping_sub(PAGE_OFFSET))), None],
         Part::Linear => [LINEAR.map(|(start, end)| (start, end - start)), None],

@@ -10,6 +10,8 @@ pub mod report;
 #[cfg(kernel_proper)]
 pub mod commands;
 #[cfg(kernel_proper)]
+pub mod context;
+#[cfg(kernel_proper)]
 mod crash;
 #[cfg(kernel_proper)]
 mod explore;

@@ -7,18 +7,17 @@ use pi::layout::{
 };
 use pi::pgtable::{self, Translation};
 
+use super::context::Context;
 use super::report::{TestFailure, TestResult, check, run_ktap, skip};
 use crate::arch::esr::Syndrome;
 use crate::arch::{cpu, exceptions, peek, sections};
 use crate::boot::reserve::frames_below;
-use crate::boot::state;
 use crate::console::Console;
-use crate::kaslr::relocate;
 use crate::mm::tables;
 use crate::mm::{frames, linear, rodata, stack};
 use crate::module::abi;
 
-type Test = fn() -> TestResult;
+type Test = fn(&Context) -> TestResult;
 
 const TESTS: &[(&str, Test)] = &[
     (
@@ -79,7 +78,7 @@ enum Entry {
 
 /// Runs the suite, module tests last (or the tests whose names contain
 /// `filter`); returns failures.
-pub fn run(filter: Option<&str>) -> usize {
+pub fn run(cx: &Context, filter: Option<&str>) -> usize {
     let from_modules = abi::tests();
     let entries: alloc::vec::Vec<(&str, Entry)> = TESTS
         .iter()
@@ -95,7 +94,7 @@ pub fn run(filter: Option<&str>) -> usize {
         }))
         .collect();
     run_ktap(&mut Console, &entries, filter, |entry| match *entry {
-        Entry::Kernel(test) => test(),
+        Entry::Kernel(test) => test(cx),
         Entry::Module { owner, test } => {
             // A fault was contained and reported by `call`; the suite goes on.
             match abi::call(owner, || test()) {
@@ -123,10 +122,10 @@ fn text() -> u64 {
     sections::text().start
 }
 
-fn text_va_is_link_address_plus_kaslr_offset() -> TestResult {
+fn text_va_is_link_address_plus_kaslr_offset(cx: &Context) -> TestResult {
     // Linked at KIMAGE_VADDR; wherever it was loaded, it runs there plus the
     // KASLR offset (zero with nokaslr).
-    let expected = KIMAGE_VADDR + relocate::get().0.offset;
+    let expected = KIMAGE_VADDR + cx.kaslr.offset;
     check(text() == expected, "_text is not at KIMAGE_VADDR + offset", text())?;
     let here = text_va_is_link_address_plus_kaslr_offset as *const () as u64;
     check(
@@ -136,14 +135,14 @@ fn text_va_is_link_address_plus_kaslr_offset() -> TestResult {
     )
 }
 
-fn image_maps_to_its_load_address() -> TestResult {
-    let image = state::get().image;
+fn image_maps_to_its_load_address(cx: &Context) -> TestResult {
+    let image = cx.kernel.image;
     let t = translate(text()).ok_or(fail("the image's text is unmapped", text()))?;
     check(t.pa == image.start, "text does not map to the load address", t.pa.raw())
 }
 
-fn link_address_is_unmapped_after_a_move() -> TestResult {
-    if relocate::get().0.offset == 0 {
+fn link_address_is_unmapped_after_a_move(cx: &Context) -> TestResult {
+    if cx.kaslr.offset == 0 {
         return skip("KASLR is off: the image is at its link address");
     }
     check(
@@ -153,7 +152,7 @@ fn link_address_is_unmapped_after_a_move() -> TestResult {
     )
 }
 
-fn relocated_pointers_point_into_the_running_image() -> TestResult {
+fn relocated_pointers_point_into_the_running_image(_: &Context) -> TestResult {
     // TESTS holds function pointers: link-time addresses the move relocated.
     let text_end = sections::text().end;
     for (_, test) in TESTS {
@@ -174,8 +173,8 @@ fn read_linear(pa: PhysAddr) -> u64 {
     unsafe { pa.to_linear().as_ptr::<u64>().read_volatile() }
 }
 
-fn linear_map_reaches_every_ram_range() -> TestResult {
-    for r in state::get().boot.dt.memory.iter() {
+fn linear_map_reaches_every_ram_range(cx: &Context) -> TestResult {
+    for r in cx.kernel.boot.dt.memory.iter() {
         let r = r.shrink_to_pages(PAGE_SIZE);
         for pa in [r.start, PhysAddr::new(r.end.raw() - PAGE_SIZE)] {
             let va = pa.to_linear().raw();
@@ -185,7 +184,7 @@ fn linear_map_reaches_every_ram_range() -> TestResult {
         }
     }
     // The image is reachable through both mappings, and they show the same bytes.
-    let image_pa = state::get().image.start;
+    let image_pa = cx.kernel.image.start;
     // SAFETY: `_text` is the image header, mapped readable.
     let via_image = unsafe { (text() as *const u64).read_volatile() };
     check(
@@ -195,24 +194,24 @@ fn linear_map_reaches_every_ram_range() -> TestResult {
     )
 }
 
-fn linear_map_is_never_executable() -> TestResult {
-    for r in state::get().boot.dt.memory.iter() {
+fn linear_map_is_never_executable(cx: &Context) -> TestResult {
+    for r in cx.kernel.boot.dt.memory.iter() {
         let t = translate(r.start.to_linear().raw()).ok_or(fail("unmapped", r.start.raw()))?;
         check(!t.prot.exec, "linear map is executable", r.start.raw())?;
     }
     Ok(())
 }
 
-fn frame_below_image_is_usable() -> TestResult {
-    let image = state::get().image.start;
+fn frame_below_image_is_usable(cx: &Context) -> TestResult {
+    let image = cx.kernel.image.start;
     // Free frames below the image, highest first (closest to the image).
-    let below = state::get().reserved.free.iter().rev().flat_map(|r| {
+    let below = cx.kernel.reserved.free.iter().rev().flat_map(|r| {
         let r = r.shrink_to_pages(PAGE_SIZE);
         let end = r.end.min(image);
         (0..end.raw().saturating_sub(r.start.raw()) / PAGE_SIZE)
             .map(move |i| PhysAddr::new(end.raw() - (i + 1) * PAGE_SIZE))
     });
-    let at_boot = frames_below(&state::get().reserved.free, image);
+    let at_boot = frames_below(&cx.kernel.reserved.free, image);
     if at_boot == 0 {
         return skip("the image sits at the bottom of RAM: nothing below it");
     }
@@ -243,10 +242,10 @@ fn frame_below_image_is_usable() -> TestResult {
 
 /// With the image near the top of RAM: take one frame more than lie above
 /// it; by counting, at least one must come from below.
-fn frames_past_those_above_the_image_come_from_below() -> TestResult {
+fn frames_past_those_above_the_image_come_from_below(cx: &Context) -> TestResult {
     const MAX_ABOVE: u64 = 16 * 1024;
-    let image = state::get().image;
-    let free = &state::get().reserved.free;
+    let image = cx.kernel.image;
+    let free = &cx.kernel.reserved.free;
     let above: u64 = free
         .iter()
         .map(|r| r.shrink_to_pages(PAGE_SIZE))
@@ -273,30 +272,30 @@ fn frames_past_those_above_the_image_come_from_below() -> TestResult {
     check(below >= 1, "no frame came from below the image", below)
 }
 
-fn text_is_not_writable() -> TestResult {
+fn text_is_not_writable(_: &Context) -> TestResult {
     let t = translate(text()).ok_or(fail("text unmapped", text()))?;
     check(!t.prot.write && t.prot.exec, "text is not r-x", text())
 }
 
-fn rodata_is_read_only() -> TestResult {
+fn rodata_is_read_only(_: &Context) -> TestResult {
     let va = sections::text().end;
     let t = translate(va).ok_or(fail("rodata unmapped", va))?;
     check(!t.prot.write && !t.prot.exec, "rodata is not r--", va)
 }
 
-fn data_is_not_executable() -> TestResult {
+fn data_is_not_executable(_: &Context) -> TestResult {
     let va = sections::rodata().end;
     let t = translate(va).ok_or(fail("data unmapped", va))?;
     check(t.prot.write && !t.prot.exec, "data is not rw-", va)
 }
 
-fn dtb_window_is_read_only() -> TestResult {
+fn dtb_window_is_read_only(_: &Context) -> TestResult {
     let t = translate(FIXMAP_DTB).ok_or(fail("DTB window unmapped", FIXMAP_DTB))?;
     check(!t.prot.write && !t.prot.exec, "DTB window is not r--", FIXMAP_DTB)
 }
 
-fn linear_map_uses_minimum_tables() -> TestResult {
-    let k = state::get();
+fn linear_map_uses_minimum_tables(cx: &Context) -> TestResult {
+    let k = cx.kernel;
     let minimum = linear::minimum_tables(&k.boot.dt.memory, pi::addr::phys_offset());
     check(
         k.linear.tables == minimum,
@@ -305,11 +304,11 @@ fn linear_map_uses_minimum_tables() -> TestResult {
     )
 }
 
-fn ttbr0_is_disabled() -> TestResult {
+fn ttbr0_is_disabled(_: &Context) -> TestResult {
     check(cpu::ttbr0_disabled(), "TCR_EL1.EPD0 is clear: TTBR0 still walks", 0)
 }
 
-fn kernel_stack_sits_above_an_unmapped_guard() -> TestResult {
+fn kernel_stack_sits_above_an_unmapped_guard(_: &Context) -> TestResult {
     let (guard_start, guard_end) = (stack::GUARD.start, stack::GUARD.end);
     let (stack_start, stack_end) = (stack::STACK.start, stack::STACK.end);
     let sp: u64;
@@ -334,7 +333,7 @@ fn kernel_stack_sits_above_an_unmapped_guard() -> TestResult {
 /// taken from the kernel stack (EL1t, vector 0) and one taken on the
 /// handler's own stack (EL1h, vector 4, as a fault inside the handler would
 /// be) each enter with SP 16-byte aligned, on the boot stack.
-fn exception_entry_keeps_sp_aligned() -> TestResult {
+fn exception_entry_keeps_sp_aligned(_: &Context) -> TestResult {
     let boot_stack = sections::boot_stack();
     type Probe = fn(u64) -> Result<u64, Syndrome>;
     let probes: [(usize, Probe); 2] = [(0, peek::peek64), (4, peek::peek_on_sp_el1)];
@@ -362,8 +361,8 @@ fn exception_entry_keeps_sp_aligned() -> TestResult {
     Ok(())
 }
 
-fn image_alias_is_read_only_exactly_with_rodata_full() -> TestResult {
-    let full = state::get().boot.args.rodata_full;
+fn image_alias_is_read_only_exactly_with_rodata_full(cx: &Context) -> TestResult {
+    let full = cx.kernel.boot.args.rodata_full;
     let (start, end) = rodata::protected_range();
     for pa in [start, PhysAddr::new(end.raw() - PAGE_SIZE)] {
         let t = translate(pa.to_linear().raw()).ok_or(fail("image alias unmapped", pa.raw()))?;
@@ -379,7 +378,7 @@ fn image_alias_is_read_only_exactly_with_rodata_full() -> TestResult {
     check(after.prot.write, "the alias of data is read-only", end.raw())
 }
 
-fn wxn_is_on() -> TestResult {
+fn wxn_is_on(_: &Context) -> TestResult {
     use aarch64_cpu::registers::{Readable, SCTLR_EL1};
     // SCTLR_EL1.WXN: the MMU itself treats any writable page as never executable.
     check(
@@ -396,13 +395,13 @@ fn wxn_is_on() -> TestResult {
 /// stay behind (`mm/tables.rs` never frees one), so the first `test` leaves
 /// the pool full and some frames fewer in `mem`; a run after that maps one
 /// page through the tables it left, and can only show that they work.
-fn tables_outgrow_the_image_pool() -> TestResult {
+fn tables_outgrow_the_image_pool(cx: &Context) -> TestResult {
     const GIB: u64 = 1 << 30;
     let usage = tables::usage;
     let before = usage();
     // An empty GiB needs at least a level-3 table of its own.
     let count = before.pool_size - before.pool_used + 1;
-    let ram = &state::get().boot.dt.memory;
+    let ram = &cx.kernel.boot.dt.memory;
     let (Some(lowest), Some(highest)) = (ram.iter().map(|r| r.start).min(), ram.iter().map(|r| r.end).max()) else {
         return skip("no RAM ranges");
     };
@@ -478,7 +477,7 @@ fn tables_outgrow_the_image_pool() -> TestResult {
 /// write (its constants, an independent source: the assembly only loads
 /// them), and TCR_EL1.IPS with what the ID register allows, capped at 48
 /// bits (`pi::boot::IPS_MAX`).
-fn system_registers_hold_what_boot_wrote() -> TestResult {
+fn system_registers_hold_what_boot_wrote(_: &Context) -> TestResult {
     use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MAIR_EL1, Readable, SCTLR_EL1, TCR_EL1};
     let mair = MAIR_EL1.get();
     check(mair == pgtable::MAIR_VALUE, "MAIR_EL1 is not pi's MAIR_VALUE", mair)?;
@@ -520,13 +519,13 @@ fn system_registers_hold_what_boot_wrote() -> TestResult {
 /// descriptor bits (not `Entry::decode`'s reading of them), its memory type
 /// through MAIR_EL1 as the MMU reads it; and the console's page maps to the
 /// registers the device tree named.
-fn mmio_is_device_memory() -> TestResult {
+fn mmio_is_device_memory(cx: &Context) -> TestResult {
     use aarch64_cpu::registers::{MAIR_EL1, Readable};
     // MAIR_EL1 encodings (ARM ARM D19, MAIR_ELx.Attr<n>).
     const DEVICE_NGNRE: u64 = 0x04;
     const PXN: u64 = 1 << 53;
     const UXN: u64 = 1 << 54;
-    let console = state::get().console;
+    let console = cx.kernel.console;
     check(
         (MMIO_BASE..MMIO_END).contains(&console.va),
         "the console is not in the MMIO window",
