@@ -1,5 +1,7 @@
 //! One way to write an assembly function, as Linux's `SYM_FUNC_START` /
-//! `SYM_FUNC_END` give it one.
+//! `SYM_FUNC_END` give it one. (The two Image headers — the kernel's in
+//! kernel/src/main.rs, stage-0's in boot/src/main.rs — are not functions
+//! but the bytes a loader reads first, placed by the linker script.)
 
 /// Emits the assembly function `$name` with body `$body` (and `global_asm!`
 /// operands after it): in a section of its own (`.text.NAME`, or the one

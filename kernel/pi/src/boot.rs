@@ -19,8 +19,6 @@
 //!    `splitmap_kernel_main` at its link address, called from the kernel's
 //!    `splitmap_first_frame`, the frame backtraces end on.
 
-use core::arch::global_asm;
-
 use crate::addr::PhysAddr;
 use crate::kmap::{self, Mapping};
 use crate::layout::{DTB_MAX_SIZE, FIXMAP_DTB, KIMAGE_VADDR, PAGE_SIZE};
@@ -436,12 +434,10 @@ mod canary {
     static TARGET: u8 = 0;
 }
 
-global_asm!(
+crate::asm_function!(
+    section = ".text.pi.entry",
+    "__pi_primary_entry",
     r#"
-    .section .text.pi.entry, "ax"
-    .global __pi_primary_entry
-    .type   __pi_primary_entry, %function
-__pi_primary_entry:
     mov     x19, x0                     // DTB physical address
     orr     x20, x1, x2                 // booting.rst: x1-x3 must be zero;
     orr     x20, x20, x3                // the kernel warns if they are not
@@ -587,12 +583,15 @@ __pi_primary_entry:
 
 9:  wfe                                 // no console yet: park, code in x0
     b       9b
-    .size   __pi_primary_entry, . - __pi_primary_entry
+"#,
+    sctlr_off = const SCTLR_RES1,
+    page_shift = const crate::layout::GRANULE.page_shift(),
+);
 
-    .section .idmap.text, "ax"
-    .global __pi_enable_mmu
-    .type   __pi_enable_mmu, %function
-__pi_enable_mmu:
+crate::asm_function!(
+    section = ".idmap.text",
+    "__pi_enable_mmu",
+    r#"
     movz    x0, #({mair} & 0xffff)
     movk    x0, #(({mair} >> 16) & 0xffff), lsl #16
     msr     mair_el1, x0
@@ -645,13 +644,10 @@ __pi_enable_mmu:
     mov     x4, x25                     // x4 = the count at entry
     mov     x29, xzr                    // end of the frame-pointer chain
     br      x17
-    .size   __pi_enable_mmu, . - __pi_enable_mmu
 "#,
     mair = const MAIR_VALUE,
     tcr = const TCR_VALUE,
     sctlr = const SCTLR_MMU_ON,
-    sctlr_off = const SCTLR_RES1,
-    page_shift = const crate::layout::GRANULE.page_shift(),
     kimage = const KIMAGE_VADDR,
     ips_max = const IPS_MAX,
     ips_shift = const TCR_IPS_SHIFT,

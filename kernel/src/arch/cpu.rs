@@ -36,9 +36,12 @@ pub fn ttbr1_root() -> PhysAddr {
     PhysAddr::new(TTBR1_EL1.get() & 0x0000_ffff_ffff_fffe)
 }
 
-/// This CPU's physical address width (ID_AA64MMFR0_EL1.PARange).
+/// The physical address width the kernel uses: this CPU's
+/// (ID_AA64MMFR0_EL1.PARange), at most 48 bits, as the early code caps
+/// TCR_EL1.IPS (`pi::boot::IPS_MAX`): 52-bit addresses need descriptors
+/// this kernel does not write.
 pub fn pa_bits() -> u32 {
-    super::idregs::pa_bits(ID_AA64MMFR0_EL1.get())
+    super::idregs::pa_bits(ID_AA64MMFR0_EL1.get()).min(super::idregs::pa_bits(pi::boot::IPS_MAX))
 }
 
 /// A random number from RNDR, if the CPU has FEAT_RNG and it delivers.
