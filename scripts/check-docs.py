@@ -158,6 +158,10 @@ def generated(path, update):
             print(f"{path.relative_to(ROOT)}:{number + 1}: no <!-- end generated --> after it")
             continue
         words = cargo_run(command) if output else shlex.split(command)
+        if output and output.startswith("target/"):
+            # Build output: a fresh clone has no target/bench/ yet, and the
+            # tool refuses to write into a folder that is not there.
+            (ROOT / output).parent.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(words, cwd=ROOT, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             # A failed generator would leave an old file to compare, or no text.
