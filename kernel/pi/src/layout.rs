@@ -8,13 +8,13 @@
 /// The translation granule the kernel is built for: a build-time choice
 /// (features `granule-16k`, `granule-64k`; 4 KiB otherwise).
 #[cfg(feature = "granule-64k")]
-pub const GRANULE: crate::pgtable::Granule = crate::pgtable::Granule::K64;
+pub const GRANULE: crate::pgtable::granule::Granule = crate::pgtable::granule::Granule::K64;
 /// The translation granule the kernel is built for.
 #[cfg(all(feature = "granule-16k", not(feature = "granule-64k")))]
-pub const GRANULE: crate::pgtable::Granule = crate::pgtable::Granule::K16;
+pub const GRANULE: crate::pgtable::granule::Granule = crate::pgtable::granule::Granule::K16;
 /// The translation granule the kernel is built for.
 #[cfg(not(any(feature = "granule-16k", feature = "granule-64k")))]
-pub const GRANULE: crate::pgtable::Granule = crate::pgtable::Granule::K4;
+pub const GRANULE: crate::pgtable::granule::Granule = crate::pgtable::granule::Granule::K4;
 /// Size of a translation granule and of a page.
 pub const PAGE_SIZE: u64 = GRANULE.page_size();
 /// Number of virtual address bits per half (T1SZ = 64 - 48).

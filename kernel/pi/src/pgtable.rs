@@ -15,7 +15,7 @@
 use crate::addr::PhysAddr;
 use crate::layout::GRANULE;
 
-mod granule;
+pub mod granule;
 pub use granule::{Granule, LAST_LEVEL};
 
 /// Entries per table page of the kernel's granule.

@@ -14,7 +14,7 @@ use core::alloc::Layout;
 use crate::arch::lock::Mutex;
 
 use super::exports::{self, Export, Registry};
-use crate::arch::recovery::{self, Fault};
+use crate::arch::recovery;
 use crate::arch::sections;
 use crate::mm::frames;
 
@@ -37,26 +37,6 @@ pub fn find(name: &str) -> Option<u64> {
         // SAFETY: names are NUL-terminated strings in rodata, emitted by `export!`.
         let entry = unsafe { core::ffi::CStr::from_ptr(name_at as *const core::ffi::c_char) };
         (entry.to_bytes() == name.as_bytes()).then_some(function)
-    })
-}
-
-/// Runs module `base`'s code `f` (an entry point, a command, a test): what
-/// it registers or allocates is its own. A fault in it is contained
-/// (`arch::recovery`): the module is marked faulted, a line says so, and
-/// the fault comes back.
-///
-/// # Errors
-/// The contained [`Fault`]: `f` did not finish.
-pub fn call<R>(base: u64, f: impl FnOnce() -> R) -> Result<R, Fault> {
-    let heap = frames::heap_in_use();
-    let modules_heap = allocations_total();
-    recovery::run_untrusted(base, f).inspect_err(|fault| {
-        // What the heap grew by that no module owns: the abandoned export
-        // frames' share (none, while exports keep to `arch::recovery`'s rule).
-        let grown = frames::heap_in_use().saturating_sub(heap);
-        let by_modules = allocations_total().saturating_sub(modules_heap);
-        let leaked = grown.saturating_sub(by_modules) as u64;
-        crate::println!("{}", super::insmod::contain(fault, leaked));
     })
 }
 
@@ -102,7 +82,7 @@ pub unsafe extern "C" fn splitmap_panic(message: *const u8, len: usize) -> ! {
 crate::export!(splitmap_panic);
 
 /// A module's shell command: its handler gets the rest of the line.
-type CommandFn = extern "C" fn(*const u8, usize);
+pub type CommandFn = extern "C" fn(*const u8, usize);
 /// A module's test: 0 passes, anything else fails with that value.
 type TestFn = extern "C" fn() -> i32;
 
@@ -275,17 +255,9 @@ pub extern "C" fn splitmap_free_frames() -> u64 {
 }
 crate::export!(splitmap_free_frames);
 
-/// Runs module command `word` with the whole `line`; false if there is none.
-pub fn run_command(word: &str, line: &str) -> bool {
-    match COMMANDS.find(word) {
-        Some((owner, handler)) => {
-            let rest = line.trim_start()[word.len()..].trim();
-            // A fault is contained and reported by `call`: the command is over either way.
-            let _ = call(owner, || handler(rest.as_ptr(), rest.len()));
-            true
-        }
-        None => false,
-    }
+/// The module command `word`: its module's base and its handler.
+pub fn command(word: &str) -> Option<(u64, CommandFn)> {
+    COMMANDS.find(word)
 }
 
 /// (command, owner's base) for every module command.

@@ -19,6 +19,7 @@ use pi::pgtable::{Attrs, Granularity};
 
 use super::load::{self, Area, Module};
 use super::{abi, plt};
+use crate::arch::recovery::{self, Fault};
 use crate::arch::{cpu, sections};
 use crate::boot::cpio;
 use crate::debug::backtrace::Symbol;
@@ -177,7 +178,7 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
         // SAFETY: `init` is the module's `extern "C" fn() -> i32`, mapped r-x
         // and relocated above.
         let f: extern "C" fn() -> i32 = unsafe { core::mem::transmute(init as usize) };
-        let Ok(code) = abi::call(base, || f()) else {
+        let Ok(code) = call(base, || f()) else {
             // `call` marked it faulted: it stays listed, holding what it took.
             return Err(alloc::format!(
                 "{name}: init_module faulted; it stays loaded, marked faulted (see lsmod -v)"
@@ -194,6 +195,39 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
         }
     }
     Ok(line)
+}
+
+/// Runs module `base`'s code `f` (an entry point, a command, a test): what
+/// it registers or allocates is its own. A fault in it is contained
+/// (`arch::recovery`): the module is marked faulted, a line says so, and
+/// the fault comes back.
+///
+/// # Errors
+/// The contained [`Fault`]: `f` did not finish.
+pub fn call<R>(base: u64, f: impl FnOnce() -> R) -> Result<R, Fault> {
+    let heap = frames::heap_in_use();
+    let modules_heap = abi::allocations_total();
+    recovery::run_untrusted(base, f).inspect_err(|fault| {
+        // What the heap grew by that no module owns: the abandoned export
+        // frames' share (none, while exports keep to `arch::recovery`'s rule).
+        let grown = frames::heap_in_use().saturating_sub(heap);
+        let by_modules = abi::allocations_total().saturating_sub(modules_heap);
+        let leaked = grown.saturating_sub(by_modules) as u64;
+        crate::println!("{}", contain(fault, leaked));
+    })
+}
+
+/// Runs module command `word` with the whole `line`; false if there is none.
+pub fn run_command(word: &str, line: &str) -> bool {
+    match abi::command(word) {
+        Some((owner, handler)) => {
+            let rest = line.trim_start()[word.len()..].trim();
+            // A fault is contained and reported by `call`: the command is over either way.
+            let _ = call(owner, || handler(rest.as_ptr(), rest.len()));
+            true
+        }
+        None => false,
+    }
 }
 
 /// Picks the module's virtual address in the module windows (see
@@ -251,7 +285,7 @@ pub fn rmmod(name: &str) -> Result<Option<String>, String> {
     if let Some(exit) = exit {
         // SAFETY: the module's `extern "C" fn()`, still mapped.
         let f: extern "C" fn() = unsafe { core::mem::transmute(exit as usize) };
-        if abi::call(base, || f()).is_err() {
+        if call(base, || f()).is_err() {
             return Err(alloc::format!(
                 "{name}: exit_module faulted; it stays, marked faulted (see lsmod -v)"
             ));

@@ -15,7 +15,7 @@ use crate::boot::{cpio, tree};
 use crate::console::{self, Console};
 use crate::mm::tables;
 use crate::mm::{frames, linear, rodata};
-use crate::module::{abi, insmod};
+use crate::module::insmod;
 use crate::println;
 
 /// Prompt, at the start of a line.
@@ -121,7 +121,7 @@ fn execute(cx: &Context, line: &str) {
                 Err(e) => println!("again devicetree: {e}"),
             }
         }
-        Err(ParseError::Unknown(word)) if abi::run_command(word, line) => {}
+        Err(ParseError::Unknown(word)) if insmod::run_command(word, line) => {}
         Err(e) => println!("error: {e}"),
     }
 }

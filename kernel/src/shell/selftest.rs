@@ -15,7 +15,7 @@ use crate::boot::reserve::frames_below;
 use crate::console::Console;
 use crate::mm::tables;
 use crate::mm::{frames, linear, rodata, stack};
-use crate::module::abi;
+use crate::module::{abi, insmod};
 
 type Test = fn(&Context) -> TestResult;
 
@@ -97,7 +97,7 @@ pub fn run(cx: &Context, filter: Option<&str>) -> usize {
         Entry::Kernel(test) => test(cx),
         Entry::Module { owner, test } => {
             // A fault was contained and reported by `call`; the suite goes on.
-            match abi::call(owner, || test()) {
+            match insmod::call(owner, || test()) {
                 Ok(code) => check(code == 0, "the module's test returned non-zero", code as u64),
                 Err(fault) => check(false, "the module's test faulted", fault.elr),
             }
