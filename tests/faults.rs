@@ -264,19 +264,9 @@ fn a_misaligned_exception_frame_is_reported_at_entry() {
         ..Artifacts::built()
     };
     let boot = Boot {
-        mem: 1 << 30,
-        smp: 1,
-        append: String::new(),
         nokaslr: true,
-        kaslr_seed: None,
-        load_addr: None,
-        gdb: None,
-        icount: false,
-        dtb: None,
-        raw_dtb: None,
-        extra: Vec::new(),
         console: Console::Piped,
-        cpu: qemu::DEFAULT_CPU.into(),
+        ..Boot::default()
     };
     let lines = ["peek 0".to_string(), "help".to_string()];
     let command = qemu::command(&qemu::qemu_args(&boot, &artifacts));

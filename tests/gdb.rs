@@ -31,6 +31,16 @@ fn run_waiting_for_gdb(port: u16, args: &[&str]) -> std::process::Child {
     run
 }
 
+/// `splitmap gdb --batch` on `port`, running each of `exs` (`--ex`).
+fn gdb_batch(port: u16, exs: &[&str]) -> Run {
+    let port = port.to_string();
+    let mut args = vec!["gdb", "--gdb-port", &port, "--batch"];
+    for ex in exs {
+        args.extend(["--ex", ex]);
+    }
+    splitmap(&args)
+}
+
 /// The frames of the backtrace gdb printed from a stop in `function`.
 fn backtrace<'a>(gdb_out: &'a str, function: &str) -> Vec<&'a str> {
     let first = format!("#0  {function}");
@@ -59,39 +69,24 @@ fn breakpoints_follow_kaslr_and_modules() {
             "hello",
         ],
     );
-    let port_arg = port.to_string();
-    let gdb = splitmap(&[
-        "gdb",
-        "--gdb-port",
-        &port_arg,
-        "--batch",
-        "--ex",
-        "sm-kaslr",
-        "--ex",
-        "break kernel::mm::frames::init_frames",
-        "--ex",
-        "continue",
-        "--ex",
-        "bt",
-        "--ex",
-        "break kernel::shell::explore::va2pa",
-        "--ex",
-        "continue",
-        "--ex",
-        "bt",
-        "--ex",
-        "sm-walk 0xffff000000001234",
-        "--ex",
-        "sm-layout",
-        "--ex",
-        "break init_module",
-        "--ex",
-        "continue",
-        "--ex",
-        "bt",
-        "--ex",
-        "detach",
-    ]);
+    let gdb = gdb_batch(
+        port,
+        &[
+            "sm-kaslr",
+            "break kernel::mm::frames::init_frames",
+            "continue",
+            "bt",
+            "break kernel::shell::explore::va2pa",
+            "continue",
+            "bt",
+            "sm-walk 0xffff000000001234",
+            "sm-layout",
+            "break init_module",
+            "continue",
+            "bt",
+            "detach",
+        ],
+    );
     let out = run.wait_with_output().unwrap();
     let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert!(gdb.success, "gdb: {}\n{}", gdb.stdout, gdb.stderr);
@@ -323,17 +318,13 @@ fn exception_entry_keeps_sp_aligned_seen_from_gdb() {
             "test exception_entry_keeps_sp_aligned",
         ],
     );
-    let port_arg = port.to_string();
-    let gdb = splitmap(&[
-        "gdb",
-        "--gdb-port",
-        &port_arg,
-        "--batch",
-        "--ex",
-        r#"dprintf __exception_common,"entry sp=%#lx vector=%lu\n",$sp,$x1"#,
-        "--ex",
-        "continue",
-    ]);
+    let gdb = gdb_batch(
+        port,
+        &[
+            r#"dprintf __exception_common,"entry sp=%#lx vector=%lu\n",$sp,$x1"#,
+            "continue",
+        ],
+    );
     let out = run.wait_with_output().unwrap();
     let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert!(out.status.success(), "the run: {console}");

@@ -185,6 +185,31 @@ mod machine {
         }
     }
 
+    /// `dc OP` on every data-cache line of `[start, start + len)`, then
+    /// `dsb sy` (an instruction name must be spelled out in the template).
+    macro_rules! by_line {
+        ($op:literal, $start:expr, $len:expr) => {
+            asm!(
+                "mrs    {line}, ctr_el0",
+                "ubfx   {line}, {line}, #16, #4",
+                "mov    {mask}, #4",
+                "lsl    {line}, {mask}, {line}", // D-cache line size
+                "sub    {mask}, {line}, #1",
+                "bic    {p}, {p}, {mask}",
+                concat!("2: dc  ", $op, ", {p}"),
+                "add    {p}, {p}, {line}",
+                "cmp    {p}, {end}",
+                "b.lo   2b",
+                "dsb    sy",
+                p = inout(reg) $start => _,
+                end = in(reg) $start + $len,
+                line = out(reg) _,
+                mask = out(reg) _,
+                options(nostack),
+            )
+        };
+    }
+
     /// Data-cache maintenance to the point of coherency over [start, start +
     /// len), line by line: clean and invalidate (`dc civac`) if `CLEAN`, else
     /// invalidate only (`dc ivac`). Ends with `dsb sy`, so the maintenance is
@@ -198,43 +223,9 @@ mod machine {
         // cache lines of it to memory or drop them.
         unsafe {
             if CLEAN {
-                asm!(
-                    "mrs    {line}, ctr_el0",
-                    "ubfx   {line}, {line}, #16, #4",
-                    "mov    {mask}, #4",
-                    "lsl    {line}, {mask}, {line}", // D-cache line size
-                    "sub    {mask}, {line}, #1",
-                    "bic    {p}, {p}, {mask}",
-                    "2: dc  civac, {p}",
-                    "add    {p}, {p}, {line}",
-                    "cmp    {p}, {end}",
-                    "b.lo   2b",
-                    "dsb    sy",
-                    p = inout(reg) start => _,
-                    end = in(reg) start + len,
-                    line = out(reg) _,
-                    mask = out(reg) _,
-                    options(nostack),
-                )
+                by_line!("civac", start, len)
             } else {
-                asm!(
-                    "mrs    {line}, ctr_el0",
-                    "ubfx   {line}, {line}, #16, #4",
-                    "mov    {mask}, #4",
-                    "lsl    {line}, {mask}, {line}", // D-cache line size
-                    "sub    {mask}, {line}, #1",
-                    "bic    {p}, {p}, {mask}",
-                    "2: dc  ivac, {p}",
-                    "add    {p}, {p}, {line}",
-                    "cmp    {p}, {end}",
-                    "b.lo   2b",
-                    "dsb    sy",
-                    p = inout(reg) start => _,
-                    end = in(reg) start + len,
-                    line = out(reg) _,
-                    mask = out(reg) _,
-                    options(nostack),
-                )
+                by_line!("ivac", start, len)
             }
         }
     }
