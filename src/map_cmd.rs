@@ -20,13 +20,14 @@ pub fn map(mut args: MapArgs) -> Result<(), String> {
     let transcript = match &args.from {
         Some(path) => std::fs::read_to_string(path).map_err(|e| format!("--from {}: {e}", path.display()))?,
         None => {
-            args.run
-                .cmds
-                .extend(["layout", "ptdump", "mem", "kaslr"].map(String::from));
+            args.run.cmds.extend(map::DRAWN_FROM.map(String::from));
             transcript_of(&args.run)?
         }
     };
     let mut model = map::parse(&transcript)?;
+    if let Some(missing) = model.missing_answers() {
+        return Err(missing);
+    }
     if kind == "html" && args.from.is_none() {
         args.run.cmds = user_cmds;
         model.walks = walks(&model, args.run)?;

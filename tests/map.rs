@@ -121,7 +121,22 @@ fn a_saved_transcript_draws_the_same_map_and_the_table_lists_every_row() {
         "{}",
         refused.stderr
     );
-    for f in [transcript, from, booted, empty] {
+    // A transcript that answered `layout` alone: the map says what it lacks
+    // rather than drawing an empty physical column.
+    let partial = temp("layout-only.txt");
+    let layout_only: String = run
+        .stdout
+        .split_inclusive('\n')
+        .take_while(|l| !l.starts_with("splitmap> ptdump"))
+        .collect();
+    std::fs::write(&partial, layout_only).unwrap();
+    let refused = splitmap(&["map", "--from", partial.to_str().unwrap(), "-o", from.to_str().unwrap()]);
+    assert!(
+        !refused.success && refused.stderr.contains("no answer to `ptdump`, `mem`, `kaslr`"),
+        "{}",
+        refused.stderr
+    );
+    for f in [transcript, from, booted, empty, partial] {
         let _ = std::fs::remove_file(f);
     }
 }

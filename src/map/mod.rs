@@ -195,6 +195,36 @@ fn field<'a>(words: &[&'a str], key: &str) -> Option<&'a str> {
     words.iter().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
+/// The commands whose answers a map is drawn from.
+pub const DRAWN_FROM: [&str; 4] = ["layout", "ptdump", "mem", "kaslr"];
+
+impl Model {
+    /// Which of [`DRAWN_FROM`] the transcript did not answer, said as an
+    /// error: a saved transcript (`--from`) may lack some, and a map drawn
+    /// without them would show an empty column or a KASLR it never saw.
+    pub fn missing_answers(&self) -> Option<String> {
+        let answered = [
+            !self.regions.is_empty(),
+            !self.runs.is_empty(),
+            !self.ram.is_empty(),
+            !self.kaslr.source.is_empty(),
+        ];
+        let missing: Vec<String> = DRAWN_FROM
+            .iter()
+            .zip(answered)
+            .filter(|&(_, answered)| !answered)
+            .map(|(command, _)| format!("`{command}`"))
+            .collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "the transcript has no answer to {}: a map is drawn from {} (type them in the session you save, or let `splitmap map` boot)",
+                missing.join(", "),
+                DRAWN_FROM.join(", ")
+            )
+        })
+    }
+}
+
 /// Reads a transcript of `layout`, `ptdump`, `mem`, `kaslr` and `walk`
 /// answers (any order, other lines ignored).
 ///
@@ -352,6 +382,15 @@ splitmap> poweroff
         assert_eq!(m.walks[&0xffffa00061400000].len(), 2);
         assert_eq!(m.page_size(), "4K");
         assert!(parse("splitmap> mem\n").is_err());
+        assert_eq!(m.missing_answers(), None);
+        // A transcript with `layout` alone names the three it lacks.
+        let layout_only: String = SESSION
+            .lines()
+            .take_while(|l| *l != "splitmap> ptdump")
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let missing = parse(&layout_only).unwrap().missing_answers().unwrap();
+        assert!(missing.contains("no answer to `ptdump`, `mem`, `kaslr`:"), "{missing}");
         // A range that ends before it starts is not read as one.
         let row = SESSION.lines().find(|l| l.contains(" va=0x")).unwrap();
         let range = row.split_whitespace().find_map(|w| w.strip_prefix("va=")).unwrap();
