@@ -4,6 +4,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(clippy::too_many_lines)]
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -184,7 +185,8 @@ struct GdbArgs {
     /// on until KASLR moves it.
     #[arg(long)]
     early: bool,
-    /// A gdb command to run once attached and booted (repeatable).
+    /// A gdb command to run once attached and booted (repeatable): `-ex`, as
+    /// gdb spells it, or `--ex`.
     #[arg(long = "ex", short = 'x', value_name = "COMMAND", allow_hyphen_values = true)]
     commands: Vec<String>,
 }
@@ -266,8 +268,34 @@ struct SweepArgs {
     kernel: KernelArgs,
 }
 
+/// The command line with gdb's own spelling of `--ex`, `-ex` (which clap
+/// would read as `-e -x`), made `--ex` for `splitmap gdb`; a value of an
+/// option that takes one stays as it is.
+fn gdb_spelling(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    if args.get(1).is_none_or(|command| command != "gdb") {
+        return args;
+    }
+    let mut value_next = false;
+    for arg in args.iter_mut().skip(2) {
+        let text = arg.to_string_lossy();
+        let takes_value = ["-x", "--ex", "-ex", "--gdb-port", "--granule", "--modules"].contains(&&*text);
+        if value_next {
+            value_next = false;
+            continue;
+        }
+        value_next = takes_value;
+        if text == "-ex" {
+            *arg = "--ex".into();
+        } else if let Some(command) = text.strip_prefix("-ex=") {
+            *arg = format!("--ex={command}").into();
+        }
+    }
+    args
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(gdb_spelling(std::env::args_os()));
     let command = cli
         .command
         .unwrap_or_else(|| match Cli::parse_from(["splitmap", "run"]).command {
@@ -290,4 +318,40 @@ fn main() -> ExitCode {
         eprintln!("splitmap: {message}");
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spelled(args: &[&str]) -> Vec<String> {
+        gdb_spelling(args.iter().map(OsString::from))
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn gdb_takes_ex_as_gdb_spells_it() {
+        assert_eq!(
+            spelled(&["splitmap", "gdb", "-ex", "bt", "--ex", "-ex", "-ex=info reg", "--batch"]),
+            [
+                "splitmap",
+                "gdb",
+                "--ex",
+                "bt",
+                "--ex",
+                "-ex",
+                "--ex=info reg",
+                "--batch"
+            ]
+        );
+        // Only for gdb: another command's `-ex` is its own business.
+        assert_eq!(spelled(&["splitmap", "run", "-ex"]), ["splitmap", "run", "-ex"]);
+        let cli = Cli::try_parse_from(spelled(&["splitmap", "gdb", "-ex", "bt", "-ex", "info frame"])).unwrap();
+        let Some(Cmd::Gdb(gdb)) = cli.command else {
+            panic!("not the gdb command")
+        };
+        assert_eq!(gdb.commands, ["bt", "info frame"]);
+    }
 }
