@@ -31,9 +31,8 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, String> {
         eprintln!("{}", qemu::shell_quoted(qemu::QEMU, &qemu_args));
     }
     if let Some(port) = boot.gdb {
-        eprintln!(
-            "splitmap: QEMU waits for gdb on port {port}: run `splitmap gdb --gdb-port {port}` (cargo run -- gdb) in another terminal"
-        );
+        check_port_free(port)?;
+        announce_when_listening(port);
     }
     let command = qemu::command(&qemu_args);
     let not_found = |e: std::io::Error| match e.kind() {
@@ -83,6 +82,48 @@ pub fn check_run(args: &RunArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Refuses a `--gdb-port` something already listens on, before QEMU says
+/// so in its own words.
+fn check_port_free(port: u16) -> Result<(), String> {
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(format!("port {port} is in use: pick another with --gdb-port"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Says that QEMU waits for gdb once it does: when it listens on `port`,
+/// not before (a `splitmap gdb` started on the word would find no one).
+fn announce_when_listening(port: u16) {
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !listening(port) {
+            if std::time::Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // QEMU may have put the terminal in raw mode (-nographic) by now.
+        let end = if std::io::stderr().is_terminal() { "\r\n" } else { "\n" };
+        eprint!(
+            "splitmap: QEMU waits for gdb on port {port}: run `splitmap gdb --gdb-port {port}` (cargo run -- gdb) in another terminal{end}"
+        );
+    });
+}
+
+/// Whether a socket listens on 127.0.0.1:`port` (or any address), as the
+/// kernel's table of TCP sockets says: looking, unlike connecting, does not
+/// take QEMU's one gdb connection.
+fn listening(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = [format!("0100007F:{port:04X}"), format!("00000000:{port:04X}")];
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() > 3 && local.iter().any(|l| l == fields[1]) && fields[3] == "0A"
+    })
 }
 
 /// All of standard input, which is not a terminal. Input that stays open

@@ -504,3 +504,49 @@ fn ctrl_c_stops_the_kernel_in_gdb_and_gdb_ends_with_the_tool() {
     let status = run.0.wait().unwrap();
     assert!(status.success(), "{}", console.lock().unwrap());
 }
+
+/// `run --gdb` says QEMU waits for gdb once it listens (gdb started on the
+/// word attaches), and a port in use is refused in the tool's words, not
+/// QEMU's.
+#[test]
+fn run_gdb_says_it_waits_once_qemu_listens_and_refuses_a_busy_port() {
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let refused = splitmap(&["run", "--gdb", "--gdb-port", &port.to_string(), "--cmd", "help"]);
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("port {port} is in use: pick another with --gdb-port")),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("qemu-system"), "{}", refused.stderr);
+    drop(busy);
+
+    let port = free_port();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_splitmap"))
+        .args([
+            "run",
+            "--gdb",
+            "--gdb-port",
+            &port.to_string(),
+            "--nokaslr",
+            "--cmd",
+            "help",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(run.stderr.take().unwrap()), &mut said).unwrap();
+    assert!(said.contains(&format!("QEMU waits for gdb on port {port}")), "{said}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "QEMU listens by the time the tool says it waits"
+    );
+    let gdb = gdb_batch(port, &["detach"]);
+    let out = run.wait_with_output().unwrap();
+    assert!(gdb.success && out.status.success(), "{}{}", gdb.stdout, gdb.stderr);
+}
