@@ -74,13 +74,13 @@ enum Cmd {
 #[derive(Args)]
 struct BootArgs {
     /// RAM size: 512M, 1G, 1536M, 4G, 6G, … (a bare number is MiB, as in QEMU)
-    #[arg(long, default_value = "1G", display_order = 10)]
+    #[arg(long, default_value = "1G", value_parser = size_arg, display_order = 10)]
     mem: String,
     /// Number of CPUs (only the boot CPU runs for now).
     #[arg(long, default_value_t = 1, display_order = 11)]
     smp: u32,
     /// KASLR seed for reproducible experiments (adds kaslr.seed=0xHEX).
-    #[arg(long, value_name = "HEX", display_order = 13)]
+    #[arg(long, value_name = "HEX", value_parser = seed_arg, display_order = 13)]
     kaslr_seed: Option<String>,
     /// Keep the image at its link address (adds nokaslr).
     #[arg(long, display_order = 14)]
@@ -102,7 +102,7 @@ struct BootArgs {
 struct KernelArgs {
     /// Translation granule the kernel is built for: 4k, 16k or 64k (the
     /// first run of a granule builds it, under target/granule-NAME/).
-    #[arg(long, value_name = "4k|16k|64k", default_value = "4k")]
+    #[arg(long, value_name = "4k|16k|64k", default_value = "4k", value_parser = granule_arg)]
     granule: String,
 }
 
@@ -112,7 +112,7 @@ struct RunArgs {
     boot: BootArgs,
     /// Load the kernel at this physical address (page-aligned, in RAM), or
     /// `random`, through the stage-0 loader. Default: QEMU's own placement.
-    #[arg(long, value_name = "PA|random", display_order = 12)]
+    #[arg(long, value_name = "PA|random", value_parser = load_addr_arg, display_order = 12)]
     load_addr: Option<String>,
     /// Extra kernel command line, e.g. "loglevel=debug".
     #[arg(long, value_name = "BOOTARGS", default_value = "", display_order = 15)]
@@ -192,9 +192,15 @@ struct GdbArgs {
 }
 
 #[derive(Args)]
+#[command(
+    mut_arg("gdb", |a| a.hide(true)),
+    mut_arg("gdb_port", |a| a.hide(true)),
+    mut_arg("icount", |a| a.hide(true)),
+    mut_arg("verbose", |a| a.hide(true))
+)]
 struct MapArgs {
     /// FILE.svg, FILE.html or FILE.md.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", value_parser = drawing_arg)]
     output: PathBuf,
     /// Draw from a saved transcript (`run --cmd layout --cmd ptdump --cmd
     /// mem --cmd kaslr` and any `walk`s) instead of booting.
@@ -208,7 +214,7 @@ struct MapArgs {
 #[derive(Args)]
 struct BuildArgs {
     /// Build for this translation granule: 4k, 16k or 64k.
-    #[arg(long, value_name = "4k|16k|64k", default_value = "4k")]
+    #[arg(long, value_name = "4k|16k|64k", default_value = "4k", value_parser = granule_arg)]
     granule: String,
 }
 
@@ -249,10 +255,10 @@ struct SweepArgs {
     boots: u64,
     /// KASLR window, 0xSTART-0xEND (default: the kernel's, the middle half of
     /// the area above KIMAGE_VADDR).
-    #[arg(long, value_name = "0xSTART-0xEND")]
+    #[arg(long, value_name = "0xSTART-0xEND", value_parser = window_arg)]
     window: Option<String>,
     /// Placement alignment: 4K, 64K or 2M (default 2M).
-    #[arg(long)]
+    #[arg(long, value_parser = align_arg)]
     align: Option<String>,
     /// Boots run at once (default: the number of CPUs).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -294,6 +300,58 @@ fn gdb_spelling(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     args
 }
 
+// Values read as the commands will read them, so that clap refuses what
+// cannot be read (exit status 2, with the usage) before anything runs.
+
+fn size_arg(text: &str) -> Result<String, String> {
+    splitmap::qemu::parse_size(text).map(|_| text.to_string())
+}
+
+fn seed_arg(text: &str) -> Result<String, String> {
+    splitmap::qemu::parse_seed(text).map(|_| text.to_string())
+}
+
+fn load_addr_arg(text: &str) -> Result<String, String> {
+    splitmap::qemu::parse_load_addr(text).map(|_| text.to_string())
+}
+
+fn granule_arg(text: &str) -> Result<String, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "4k" | "16k" | "64k" => Ok(text.to_string()),
+        _ => Err("say 4k, 16k or 64k".into()),
+    }
+}
+
+fn drawing_arg(text: &str) -> Result<PathBuf, String> {
+    map_cmd::drawing_kind(std::path::Path::new(text)).map(|_| text.into())
+}
+
+fn window_arg(text: &str) -> Result<String, String> {
+    use kernel::kaslr::window::{WindowError, window_from_args};
+    match window_from_args(Some(text), None, 0) {
+        Err(WindowError::Syntax(_)) => Err("expected 0xSTART-0xEND".into()),
+        _ => Ok(text.to_string()),
+    }
+}
+
+fn align_arg(text: &str) -> Result<String, String> {
+    use kernel::kaslr::window::{WindowError, window_from_args};
+    match window_from_args(None, Some(text), 0) {
+        Err(WindowError::Align(_)) => Err("expected 4K, 64K or 2M".into()),
+        _ => Ok(text.to_string()),
+    }
+}
+
+/// Refuses, with exit status 2, a command line whose options contradict
+/// each other or that asks for what cannot be done, before anything runs.
+fn check_command_line(command: &Cmd) -> Result<(), String> {
+    match command {
+        Cmd::Run(args) => run_cmd::check_run(args),
+        Cmd::Map(args) => map_cmd::check_options(args),
+        _ => Ok(()),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse_from(gdb_spelling(std::env::args_os()));
     let command = cli
@@ -302,6 +360,10 @@ fn main() -> ExitCode {
             Some(run) => run,
             None => unreachable!("`run` parses as the run command"),
         });
+    if let Err(message) = check_command_line(&command) {
+        eprintln!("splitmap: {message}");
+        return ExitCode::from(2);
+    }
     let done = match command {
         Cmd::Build(args) => build_cmd::build(&args).map(|()| ExitCode::SUCCESS),
         Cmd::Gdb(args) => gdb_cmd::gdb(&args),
@@ -312,8 +374,8 @@ fn main() -> ExitCode {
         Cmd::Run(args) => run_cmd::run(args),
     };
     // One rule for every command: 0 when it did what was asked, 1 with the
-    // reason on stderr when not (clap's own 2 is for a command line it
-    // cannot read).
+    // reason on stderr when not (2, clap's and check_command_line's, is for
+    // a command line that cannot be read or is refused).
     done.unwrap_or_else(|message| {
         eprintln!("splitmap: {message}");
         ExitCode::from(1)

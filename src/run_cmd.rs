@@ -62,9 +62,16 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, String> {
 }
 
 /// Refuses `run` options that cannot be honoured, before QEMU starts: lines
-/// after `poweroff`, and with `--raw-dtb` options the tree would override.
+/// after `poweroff`, `--kaslr-seed` with `--nokaslr`, and with `--raw-dtb`
+/// options the tree would override.
 pub fn check_run(args: &RunArgs) -> Result<(), String> {
     check_script(&args.cmds)?;
+    if args.boot.nokaslr && args.boot.kaslr_seed.is_some() {
+        return Err(
+            "--nokaslr keeps the image at its link address, so --kaslr-seed would choose nothing: give one or the other"
+                .into(),
+        );
+    }
     if args.raw_dtb.is_some() {
         let ignored: Vec<&str> = [
             (!args.append.is_empty(), "--append"),
