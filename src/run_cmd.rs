@@ -47,12 +47,8 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, String> {
         return interactive(command, limit).map_err(not_found);
     }
     let timeout = limit.unwrap_or(Duration::MAX);
-    let mut stdout = std::io::stdout();
-    let transcript = session::run(command, &args.cmds, timeout, |bytes| {
-        let _ = stdout.write_all(bytes);
-        let _ = stdout.flush();
-    })
-    .map_err(not_found)?;
+    let mut stdout = Passed::new();
+    let transcript = session::run(command, &args.cmds, timeout, |bytes| stdout.write(bytes)).map_err(not_found)?;
     if transcript.outcome.success() {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -173,7 +169,7 @@ fn interactive(mut command: Command, limit: Option<Duration>) -> std::io::Result
     let mut child = command.stdout(Stdio::piped()).spawn()?;
     let watchdog = limit.map(|limit| Watchdog::start(child.id(), limit, libc::SIGTERM));
     let mut from_qemu = child.stdout.take().expect("piped stdout");
-    let mut stdout = std::io::stdout();
+    let mut stdout = Passed::new();
     let mut tail: Vec<u8> = Vec::new();
     let mut panicked = false;
     let mut buf = [0u8; 4096];
@@ -181,8 +177,7 @@ fn interactive(mut command: Command, limit: Option<Duration>) -> std::io::Result
         if n == 0 {
             break;
         }
-        let _ = stdout.write_all(&buf[..n]);
-        let _ = stdout.flush();
+        stdout.write(&buf[..n]);
         // Keep a marker's length of what came before, to see one split in two.
         tail.extend_from_slice(&buf[..n]);
         let marker = session::PANIC_MARKER.as_bytes();
@@ -203,4 +198,30 @@ fn interactive(mut command: Command, limit: Option<Duration>) -> std::io::Result
     } else {
         ExitCode::from(1)
     })
+}
+
+/// This tool's standard output, where the console goes as it comes: as
+/// the kernel sends it (`\r\n`) to a terminal, with `\n` alone elsewhere
+/// (a file, a pipe), as text files end their lines.
+struct Passed {
+    out: std::io::Stdout,
+    terminal: bool,
+}
+
+impl Passed {
+    fn new() -> Passed {
+        let out = std::io::stdout();
+        let terminal = out.is_terminal();
+        Passed { out, terminal }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let _ = if self.terminal {
+            self.out.write_all(bytes)
+        } else {
+            let lines: Vec<u8> = bytes.iter().copied().filter(|&b| b != b'\r').collect();
+            self.out.write_all(&lines)
+        };
+        let _ = self.out.flush();
+    }
 }

@@ -376,3 +376,17 @@ fn a_command_line_that_cannot_be_read_or_is_refused_exits_2() {
     }
     assert!(help.contains("--kaslr-seed") && help.contains("--cmd"), "{help}");
 }
+
+/// Output sent to a file or a pipe ends its lines with `\n`, as text files
+/// do, not with the `\r\n` the kernel sends a terminal.
+#[test]
+fn redirected_output_has_no_carriage_returns() {
+    let out = Command::new(env!("CARGO_BIN_EXE_splitmap"))
+        .args(["run", "--cmd", "mem"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\nsplitmap> mem\n"), "{text}");
+    assert!(!out.stdout.contains(&b'\r'), "{text:?}");
+}
