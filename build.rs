@@ -80,7 +80,8 @@ fn main() {
     }
 }
 
-/// The sample modules (modules/*), each partially linked into NAME.ko, plus
+/// The sample modules (modules/*), each partially linked into NAME.ko (and,
+/// with its debug info, NAME.ko.debug beside it, for gdb only), plus
 /// broken copies of hello for the loader's refusals, packed into a cpio initrd.
 fn initrd(cargo: &Path, workspace: &Path, nested: &Path, out: &Path) -> Vec<u8> {
     let rustc = PathBuf::from(env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()));

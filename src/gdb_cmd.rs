@@ -1,7 +1,7 @@
 //! `splitmap gdb`: gdb-multiarch attached to `run --gdb`.
 
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, ExitStatus};
 use std::time::Duration;
 
 use splitmap::qemu::Artifacts;
@@ -53,7 +53,7 @@ pub fn gdb(args: &GdbArgs) -> Result<ExitCode, String> {
     {
         command.args(["-ex", setup]);
     }
-    let status = command.status().map_err(|e| match e.kind() {
+    let status = run_owning_ctrl_c(command).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => "gdb-multiarch not found: run scripts/setup.sh".to_string(),
         _ => format!("cannot start gdb-multiarch: {e}"),
     })?;
@@ -62,4 +62,42 @@ pub fn gdb(args: &GdbArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Runs gdb as any gdb runs: Ctrl-C (SIGINT, sent by the terminal to the
+/// whole foreground process group, this tool included) is gdb's, to stop
+/// the kernel and give the prompt back, so this tool ignores it while gdb
+/// runs instead of dying and leaving gdb orphaned, the kernel stopped. And
+/// gdb ends with this tool, however it ends (SIGTERM: gdb detaches and
+/// quits), as QEMU does with `run` (see `qemu::command`).
+fn run_owning_ctrl_c(mut command: Command) -> std::io::Result<ExitStatus> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: a plain system call.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: runs in the child between fork and exec, and only makes
+    // async-signal-safe system calls.
+    unsafe {
+        command.pre_exec(move || {
+            // An ignored signal stays ignored across exec: give gdb the default
+            // back, for it to install its own handler.
+            if libc::signal(libc::SIGINT, libc::SIG_DFL) == libc::SIG_ERR
+                || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The tool may have ended before the line above: then no signal comes.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("splitmap ended before gdb started"));
+            }
+            Ok(())
+        });
+    }
+    // Ignored from before the fork, so that no Ctrl-C can find the tool
+    // with its default action while gdb runs.
+    // SAFETY: a plain system call; nothing else in this process handles SIGINT.
+    let before = unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    let status = command.status();
+    // SAFETY: as above; puts back what was there.
+    unsafe { libc::signal(libc::SIGINT, before) };
+    status
 }

@@ -276,16 +276,39 @@ pub fn rust_lld(rustc: &Path, host: &str) -> Result<PathBuf, String> {
 /// the prebuilt `core` carries (over a megabyte once `core::fmt` is in).
 /// `--strip-debug` does nothing under `-r`; a discarding script does.
 const MODULE_DISCARDS: &str = "SECTIONS {\n  /DISCARD/ : { *(.debug_*) *(.llvmbc) *(.llvmcmd) *(.comment) }\n}\n";
+/// The same for the copy gdb reads (`NAME.ko.debug`): the debug info stays.
+const MODULE_DEBUG_DISCARDS: &str = "SECTIONS {\n  /DISCARD/ : { *(.llvmbc) *(.llvmcmd) *(.comment) }\n}\n";
+
+/// The file beside a module `NAME.ko` that keeps its debug info, for gdb:
+/// `NAME.ko.debug`.
+pub fn debug_copy(ko: &Path) -> PathBuf {
+    let mut name = ko.as_os_str().to_owned();
+    name.push(".debug");
+    PathBuf::from(name)
+}
 
 /// Partially links a module's static library into one relocatable object
 /// (`rust-lld -r`), keeping only what `init_module`/`exit_module` reach: the
-/// only undefined symbols left are kernel exports.
+/// only undefined symbols left are kernel exports. `out` has no debug info
+/// (it goes in the initrd); the same link with it is written beside, to
+/// [`debug_copy`]`(out)`, for gdb: the same sections, under the same names.
 ///
 /// # Errors
 /// If rust-lld fails.
 pub fn link_module(lld: &Path, staticlib: &Path, out: &Path) -> Result<(), String> {
-    let script = out.with_file_name("module-discards.ld");
-    std::fs::write(&script, MODULE_DISCARDS).map_err(|e| format!("{}: {e}", script.display()))?;
+    link_module_with(lld, staticlib, out, "module-discards.ld", MODULE_DISCARDS)?;
+    link_module_with(
+        lld,
+        staticlib,
+        &debug_copy(out),
+        "module-debug-discards.ld",
+        MODULE_DEBUG_DISCARDS,
+    )
+}
+
+fn link_module_with(lld: &Path, staticlib: &Path, out: &Path, script: &str, discards: &str) -> Result<(), String> {
+    let script = out.with_file_name(script);
+    std::fs::write(&script, discards).map_err(|e| format!("{}: {e}", script.display()))?;
     let output = Command::new(lld)
         .args([
             "-flavor",

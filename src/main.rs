@@ -4,6 +4,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(clippy::too_many_lines)]
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -73,13 +74,13 @@ enum Cmd {
 #[derive(Args)]
 struct BootArgs {
     /// RAM size: 512M, 1G, 1536M, 4G, 6G, … (a bare number is MiB, as in QEMU)
-    #[arg(long, default_value = "1G", display_order = 10)]
+    #[arg(long, default_value = "1G", value_parser = size_arg, display_order = 10)]
     mem: String,
     /// Number of CPUs (only the boot CPU runs for now).
     #[arg(long, default_value_t = 1, display_order = 11)]
     smp: u32,
     /// KASLR seed for reproducible experiments (adds kaslr.seed=0xHEX).
-    #[arg(long, value_name = "HEX", display_order = 13)]
+    #[arg(long, value_name = "HEX", value_parser = seed_arg, display_order = 13)]
     kaslr_seed: Option<String>,
     /// Keep the image at its link address (adds nokaslr).
     #[arg(long, display_order = 14)]
@@ -101,7 +102,7 @@ struct BootArgs {
 struct KernelArgs {
     /// Translation granule the kernel is built for: 4k, 16k or 64k (the
     /// first run of a granule builds it, under target/granule-NAME/).
-    #[arg(long, value_name = "4k|16k|64k", default_value = "4k")]
+    #[arg(long, value_name = "4k|16k|64k", default_value = "4k", value_parser = granule_arg)]
     granule: String,
 }
 
@@ -111,7 +112,7 @@ struct RunArgs {
     boot: BootArgs,
     /// Load the kernel at this physical address (page-aligned, in RAM), or
     /// `random`, through the stage-0 loader. Default: QEMU's own placement.
-    #[arg(long, value_name = "PA|random", display_order = 12)]
+    #[arg(long, value_name = "PA|random", value_parser = load_addr_arg, display_order = 12)]
     load_addr: Option<String>,
     /// Extra kernel command line, e.g. "loglevel=debug".
     #[arg(long, value_name = "BOOTARGS", default_value = "", display_order = 15)]
@@ -184,15 +185,22 @@ struct GdbArgs {
     /// on until KASLR moves it.
     #[arg(long)]
     early: bool,
-    /// A gdb command to run once attached and booted (repeatable).
+    /// A gdb command to run once attached and booted (repeatable): `-ex`, as
+    /// gdb spells it, or `--ex`.
     #[arg(long = "ex", short = 'x', value_name = "COMMAND", allow_hyphen_values = true)]
     commands: Vec<String>,
 }
 
 #[derive(Args)]
+#[command(
+    mut_arg("gdb", |a| a.hide(true)),
+    mut_arg("gdb_port", |a| a.hide(true)),
+    mut_arg("icount", |a| a.hide(true)),
+    mut_arg("verbose", |a| a.hide(true))
+)]
 struct MapArgs {
     /// FILE.svg, FILE.html or FILE.md.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", value_parser = drawing_arg)]
     output: PathBuf,
     /// Draw from a saved transcript (`run --cmd layout --cmd ptdump --cmd
     /// mem --cmd kaslr` and any `walk`s) instead of booting.
@@ -206,7 +214,7 @@ struct MapArgs {
 #[derive(Args)]
 struct BuildArgs {
     /// Build for this translation granule: 4k, 16k or 64k.
-    #[arg(long, value_name = "4k|16k|64k", default_value = "4k")]
+    #[arg(long, value_name = "4k|16k|64k", default_value = "4k", value_parser = granule_arg)]
     granule: String,
 }
 
@@ -247,10 +255,10 @@ struct SweepArgs {
     boots: u64,
     /// KASLR window, 0xSTART-0xEND (default: the kernel's, the middle half of
     /// the area above KIMAGE_VADDR).
-    #[arg(long, value_name = "0xSTART-0xEND")]
+    #[arg(long, value_name = "0xSTART-0xEND", value_parser = window_arg)]
     window: Option<String>,
     /// Placement alignment: 4K, 64K or 2M (default 2M).
-    #[arg(long)]
+    #[arg(long, value_parser = align_arg)]
     align: Option<String>,
     /// Boots run at once (default: the number of CPUs).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -266,14 +274,96 @@ struct SweepArgs {
     kernel: KernelArgs,
 }
 
+/// The command line with gdb's own spelling of `--ex`, `-ex` (which clap
+/// would read as `-e -x`), made `--ex` for `splitmap gdb`; a value of an
+/// option that takes one stays as it is.
+fn gdb_spelling(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    if args.get(1).is_none_or(|command| command != "gdb") {
+        return args;
+    }
+    let mut value_next = false;
+    for arg in args.iter_mut().skip(2) {
+        let text = arg.to_string_lossy();
+        let takes_value = ["-x", "--ex", "-ex", "--gdb-port", "--granule", "--modules"].contains(&&*text);
+        if value_next {
+            value_next = false;
+            continue;
+        }
+        value_next = takes_value;
+        if text == "-ex" {
+            *arg = "--ex".into();
+        } else if let Some(command) = text.strip_prefix("-ex=") {
+            *arg = format!("--ex={command}").into();
+        }
+    }
+    args
+}
+
+// Values read as the commands will read them, so that clap refuses what
+// cannot be read (exit status 2, with the usage) before anything runs.
+
+fn size_arg(text: &str) -> Result<String, String> {
+    splitmap::qemu::parse_size(text).map(|_| text.to_string())
+}
+
+fn seed_arg(text: &str) -> Result<String, String> {
+    splitmap::qemu::parse_seed(text).map(|_| text.to_string())
+}
+
+fn load_addr_arg(text: &str) -> Result<String, String> {
+    splitmap::qemu::parse_load_addr(text).map(|_| text.to_string())
+}
+
+fn granule_arg(text: &str) -> Result<String, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "4k" | "16k" | "64k" => Ok(text.to_string()),
+        _ => Err("say 4k, 16k or 64k".into()),
+    }
+}
+
+fn drawing_arg(text: &str) -> Result<PathBuf, String> {
+    map_cmd::drawing_kind(std::path::Path::new(text)).map(|_| text.into())
+}
+
+fn window_arg(text: &str) -> Result<String, String> {
+    use kernel::kaslr::window::{WindowError, window_from_args};
+    match window_from_args(Some(text), None, 0) {
+        Err(WindowError::Syntax(_)) => Err("expected 0xSTART-0xEND".into()),
+        _ => Ok(text.to_string()),
+    }
+}
+
+fn align_arg(text: &str) -> Result<String, String> {
+    use kernel::kaslr::window::{WindowError, window_from_args};
+    match window_from_args(None, Some(text), 0) {
+        Err(WindowError::Align(_)) => Err("expected 4K, 64K or 2M".into()),
+        _ => Ok(text.to_string()),
+    }
+}
+
+/// Refuses, with exit status 2, a command line whose options contradict
+/// each other or that asks for what cannot be done, before anything runs.
+fn check_command_line(command: &Cmd) -> Result<(), String> {
+    match command {
+        Cmd::Run(args) => run_cmd::check_run(args),
+        Cmd::Map(args) => map_cmd::check_options(args),
+        _ => Ok(()),
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(gdb_spelling(std::env::args_os()));
     let command = cli
         .command
         .unwrap_or_else(|| match Cli::parse_from(["splitmap", "run"]).command {
             Some(run) => run,
             None => unreachable!("`run` parses as the run command"),
         });
+    if let Err(message) = check_command_line(&command) {
+        eprintln!("splitmap: {message}");
+        return ExitCode::from(2);
+    }
     let done = match command {
         Cmd::Build(args) => build_cmd::build(&args).map(|()| ExitCode::SUCCESS),
         Cmd::Gdb(args) => gdb_cmd::gdb(&args),
@@ -284,10 +374,46 @@ fn main() -> ExitCode {
         Cmd::Run(args) => run_cmd::run(args),
     };
     // One rule for every command: 0 when it did what was asked, 1 with the
-    // reason on stderr when not (clap's own 2 is for a command line it
-    // cannot read).
+    // reason on stderr when not (2, clap's and check_command_line's, is for
+    // a command line that cannot be read or is refused).
     done.unwrap_or_else(|message| {
         eprintln!("splitmap: {message}");
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spelled(args: &[&str]) -> Vec<String> {
+        gdb_spelling(args.iter().map(OsString::from))
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn gdb_takes_ex_as_gdb_spells_it() {
+        assert_eq!(
+            spelled(&["splitmap", "gdb", "-ex", "bt", "--ex", "-ex", "-ex=info reg", "--batch"]),
+            [
+                "splitmap",
+                "gdb",
+                "--ex",
+                "bt",
+                "--ex",
+                "-ex",
+                "--ex=info reg",
+                "--batch"
+            ]
+        );
+        // Only for gdb: another command's `-ex` is its own business.
+        assert_eq!(spelled(&["splitmap", "run", "-ex"]), ["splitmap", "run", "-ex"]);
+        let cli = Cli::try_parse_from(spelled(&["splitmap", "gdb", "-ex", "bt", "-ex", "info frame"])).unwrap();
+        let Some(Cmd::Gdb(gdb)) = cli.command else {
+            panic!("not the gdb command")
+        };
+        assert_eq!(gdb.commands, ["bt", "info frame"]);
+    }
 }

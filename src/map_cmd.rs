@@ -50,7 +50,7 @@ pub fn map(mut args: MapArgs) -> Result<(), String> {
 }
 
 /// What `-o`'s extension asks for: svg, html or md.
-fn drawing_kind(output: &Path) -> Result<String, String> {
+pub fn drawing_kind(output: &Path) -> Result<String, String> {
     let kind = output
         .extension()
         .and_then(|e| e.to_str())
@@ -60,6 +60,26 @@ fn drawing_kind(output: &Path) -> Result<String, String> {
         return Err(format!("-o {}: say FILE.svg, FILE.html or FILE.md", output.display()));
     }
     Ok(kind)
+}
+
+/// Refuses what map cannot do: `run`'s options that `map --help` does not
+/// list (they would change nothing in a map, or wait for gdb in a boot
+/// nobody watches), and with a boot, what [`check_boot`] refuses.
+pub fn check_options(args: &MapArgs) -> Result<(), String> {
+    let run = &args.run;
+    let given = [
+        (run.gdb, "--gdb"),
+        (run.gdb_port != 1234, "--gdb-port"),
+        (run.icount, "--icount"),
+        (run.verbose, "--verbose"),
+    ];
+    if let Some((_, option)) = given.iter().find(|(given, _)| *given) {
+        return Err(format!("map does not take {option}: it is run's (see map --help)"));
+    }
+    if args.from.is_none() {
+        check_boot(run)?;
+    }
+    Ok(())
 }
 
 /// Refuses, before QEMU starts, what `run` refuses and a `poweroff` of the

@@ -46,6 +46,9 @@ impl Artifacts {
         };
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
         let dir = workspace.join("target").join(format!("granule-{granule}"));
+        if let Some(note) = first_build_note(&granule, &dir) {
+            eprintln!("splitmap: {note}");
+        }
         let cargo = std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from);
         let kernel = crate::kbuild::cargo_build(&cargo, workspace, &dir, "splitmap-kernel", &[feature], &[])?;
         let elf = kernel.executable("splitmap-kernel")?;
@@ -77,6 +80,20 @@ impl Artifacts {
             boot: write("boot.bin", &boot_image)?,
         })
     }
+}
+
+/// What to say before building the kernel for `granule` ("16k", "64k")
+/// under `dir`, the first time only (then it takes as long as the kernel's
+/// own build, tens of seconds that would otherwise pass in silence).
+pub fn first_build_note(granule: &str, dir: &Path) -> Option<String> {
+    if dir.join("Image").exists() {
+        return None;
+    }
+    let kib = granule.trim_end_matches(['k', 'K']);
+    Some(format!(
+        "building the {kib} KiB kernel (the first use of --granule {granule}), under {}…",
+        dir.display()
+    ))
 }
 
 /// Where the kernel Image goes in RAM.
@@ -548,6 +565,17 @@ mod tests {
         assert!(parse_seed("xyz").is_err());
         let zero = parse_seed("0x0").unwrap_err();
         assert!(zero.contains("0 means no seed"), "{zero}");
+    }
+
+    #[test]
+    fn the_first_build_of_a_granule_says_so() {
+        let dir = std::env::temp_dir().join(format!("splitmap-granule-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let note = first_build_note("64k", &dir).unwrap();
+        assert!(note.starts_with("building the 64 KiB kernel"), "{note}");
+        std::fs::write(dir.join("Image"), b"built").unwrap();
+        assert_eq!(first_build_note("64k", &dir), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

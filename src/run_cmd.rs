@@ -31,9 +31,8 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, String> {
         eprintln!("{}", qemu::shell_quoted(qemu::QEMU, &qemu_args));
     }
     if let Some(port) = boot.gdb {
-        eprintln!(
-            "splitmap: QEMU waits for gdb on port {port}: run `splitmap gdb --gdb-port {port}` (cargo run -- gdb) in another terminal"
-        );
+        check_port_free(port)?;
+        announce_when_listening(port);
     }
     let command = qemu::command(&qemu_args);
     let not_found = |e: std::io::Error| match e.kind() {
@@ -48,12 +47,8 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, String> {
         return interactive(command, limit).map_err(not_found);
     }
     let timeout = limit.unwrap_or(Duration::MAX);
-    let mut stdout = std::io::stdout();
-    let transcript = session::run(command, &args.cmds, timeout, |bytes| {
-        let _ = stdout.write_all(bytes);
-        let _ = stdout.flush();
-    })
-    .map_err(not_found)?;
+    let mut stdout = Passed::new();
+    let transcript = session::run(command, &args.cmds, timeout, |bytes| stdout.write(bytes)).map_err(not_found)?;
     if transcript.outcome.success() {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -63,9 +58,16 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, String> {
 }
 
 /// Refuses `run` options that cannot be honoured, before QEMU starts: lines
-/// after `poweroff`, and with `--raw-dtb` options the tree would override.
+/// after `poweroff`, `--kaslr-seed` with `--nokaslr`, and with `--raw-dtb`
+/// options the tree would override.
 pub fn check_run(args: &RunArgs) -> Result<(), String> {
     check_script(&args.cmds)?;
+    if args.boot.nokaslr && args.boot.kaslr_seed.is_some() {
+        return Err(
+            "--nokaslr keeps the image at its link address, so --kaslr-seed would choose nothing: give one or the other"
+                .into(),
+        );
+    }
     if args.raw_dtb.is_some() {
         let ignored: Vec<&str> = [
             (!args.append.is_empty(), "--append"),
@@ -83,6 +85,48 @@ pub fn check_run(args: &RunArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Refuses a `--gdb-port` something already listens on, before QEMU says
+/// so in its own words.
+fn check_port_free(port: u16) -> Result<(), String> {
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(format!("port {port} is in use: pick another with --gdb-port"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Says that QEMU waits for gdb once it does: when it listens on `port`,
+/// not before (a `splitmap gdb` started on the word would find no one).
+fn announce_when_listening(port: u16) {
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !listening(port) {
+            if std::time::Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // QEMU may have put the terminal in raw mode (-nographic) by now.
+        let end = if std::io::stderr().is_terminal() { "\r\n" } else { "\n" };
+        eprint!(
+            "splitmap: QEMU waits for gdb on port {port}: run `splitmap gdb --gdb-port {port}` (cargo run -- gdb) in another terminal{end}"
+        );
+    });
+}
+
+/// Whether a socket listens on 127.0.0.1:`port` (or any address), as the
+/// kernel's table of TCP sockets says: looking, unlike connecting, does not
+/// take QEMU's one gdb connection.
+fn listening(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = [format!("0100007F:{port:04X}"), format!("00000000:{port:04X}")];
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() > 3 && local.iter().any(|l| l == fields[1]) && fields[3] == "0A"
+    })
 }
 
 /// All of standard input, which is not a terminal. Input that stays open
@@ -125,7 +169,7 @@ fn interactive(mut command: Command, limit: Option<Duration>) -> std::io::Result
     let mut child = command.stdout(Stdio::piped()).spawn()?;
     let watchdog = limit.map(|limit| Watchdog::start(child.id(), limit, libc::SIGTERM));
     let mut from_qemu = child.stdout.take().expect("piped stdout");
-    let mut stdout = std::io::stdout();
+    let mut stdout = Passed::new();
     let mut tail: Vec<u8> = Vec::new();
     let mut panicked = false;
     let mut buf = [0u8; 4096];
@@ -133,8 +177,7 @@ fn interactive(mut command: Command, limit: Option<Duration>) -> std::io::Result
         if n == 0 {
             break;
         }
-        let _ = stdout.write_all(&buf[..n]);
-        let _ = stdout.flush();
+        stdout.write(&buf[..n]);
         // Keep a marker's length of what came before, to see one split in two.
         tail.extend_from_slice(&buf[..n]);
         let marker = session::PANIC_MARKER.as_bytes();
@@ -155,4 +198,30 @@ fn interactive(mut command: Command, limit: Option<Duration>) -> std::io::Result
     } else {
         ExitCode::from(1)
     })
+}
+
+/// This tool's standard output, where the console goes as it comes: as
+/// the kernel sends it (`\r\n`) to a terminal, with `\n` alone elsewhere
+/// (a file, a pipe), as text files end their lines.
+struct Passed {
+    out: std::io::Stdout,
+    terminal: bool,
+}
+
+impl Passed {
+    fn new() -> Passed {
+        let out = std::io::stdout();
+        let terminal = out.is_terminal();
+        Passed { out, terminal }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let _ = if self.terminal {
+            self.out.write_all(bytes)
+        } else {
+            let lines: Vec<u8> = bytes.iter().copied().filter(|&b| b != b'\r').collect();
+            self.out.write_all(&lines)
+        };
+        let _ = self.out.flush();
+    }
 }

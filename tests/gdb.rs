@@ -150,16 +150,24 @@ fn breakpoints_follow_kaslr_and_modules() {
     // called from the kernel's insmod through the recovery point every call
     // into a module starts from (an assembly routine, with call-frame
     // information for gdb).
-    let frames: Vec<&str> = gdb
-        .stdout
-        .lines()
-        .skip_while(|l| !(l.starts_with("#0") && l.contains(" in init_module ")))
-        .take_while(|l| l.starts_with('#'))
-        .collect();
-    let entry = frames.iter().position(|l| l.contains(" in init_module "));
+    // With the module's debug info (NAME.ko.debug) the stop is past the
+    // prologue, where a function of the module API may be inlined: then
+    // frame #0 is that function, and #1 `hello::init_module`, with its line.
+    let lines: Vec<&str> = gdb.stdout.lines().collect();
+    let frames: Vec<&str> = lines
+        .split(|l| !l.starts_with('#'))
+        .find(|bt| bt.iter().any(|l| l.contains("init_module (")))
+        .unwrap_or_default()
+        .to_vec();
+    let entry = frames
+        .iter()
+        .position(|l| l.contains("hello::init_module () at modules/hello/src/lib.rs:"));
     let point = frames.iter().position(|l| l.contains(" splitmap_contained_call "));
     let insmod = frames.iter().position(|l| l.contains("kernel::module::insmod"));
-    assert!(entry == Some(0) && point.is_some() && point < insmod, "{frames:?}");
+    assert!(
+        entry.is_some_and(|e| e <= 1) && entry < point && point < insmod,
+        "{frames:?}"
+    );
     assert!(console.contains("hello from a module"), "{console}");
 }
 
@@ -345,4 +353,208 @@ fn exception_entry_keeps_sp_aligned_seen_from_gdb() {
     for (sp, vector) in &entries {
         assert_eq!(sp % 16, 0, "vector {vector} entered with sp={sp:#x}");
     }
+}
+
+/// A module's functions by their Rust path, with source lines: gdb reads
+/// the module's symbols from `NAME.ko.debug`, the copy with debug info the
+/// build writes beside the `NAME.ko` it puts, stripped, in the initrd.
+#[test]
+fn module_functions_by_their_rust_path_with_source_lines() {
+    let port = free_port();
+    let run = run_waiting_for_gdb(port, &["--nokaslr", "--cmd", "insmod hello", "--cmd", "hello"]);
+    let gdb = gdb_batch(
+        port,
+        &["break hello::hello_command", "continue", "bt", "list", "detach"],
+    );
+    let out = run.wait_with_output().unwrap();
+    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(
+        gdb.success && out.status.success(),
+        "gdb: {}\n{}\nrun: {console}",
+        gdb.stdout,
+        gdb.stderr
+    );
+    assert!(!gdb.stdout.contains("not defined"), "{}", gdb.stdout);
+    let frames = backtrace(&gdb.stdout, "hello::hello_command");
+    assert!(
+        frames
+            .first()
+            .is_some_and(|f| f.contains(" at modules/hello/src/lib.rs:")),
+        "{}",
+        gdb.stdout
+    );
+    assert!(
+        frames.iter().any(|f| f.contains("kernel::module::insmod::run_command")),
+        "{frames:?}"
+    );
+    assert!(
+        gdb.stdout.contains(r#"splitmap::log("hello from a module");"#),
+        "`list` shows the module's source: {}",
+        gdb.stdout
+    );
+    // The initrd's copy stays without debug info.
+    let ko = module_file("hello");
+    assert!(!ko.windows(11).any(|w| w == b".debug_info"), "hello.ko is stripped");
+}
+
+/// A child that is killed if the test ends before it does.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What a reader thread has collected so far from a child's output.
+fn collect(from: impl std::io::Read + Send + 'static) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let into = text.clone();
+    std::thread::spawn(move || {
+        let mut from = std::io::BufReader::new(from);
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut from, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
+/// Waits until `text` contains `want`.
+fn wait_for(text: &std::sync::Mutex<String>, want: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !text.lock().unwrap().contains(want) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: no {want:?} in {}",
+            text.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// As in any gdb: `continue`, Ctrl-C, `bt`. The terminal sends SIGINT to
+/// the whole foreground process group, the tool with gdb: the tool lets gdb
+/// have it (gdb stops the kernel), and lives on. And gdb ends with the
+/// tool, however the tool ends, letting the kernel go (the console answers).
+#[test]
+fn ctrl_c_stops_the_kernel_in_gdb_and_gdb_ends_with_the_tool() {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let port = free_port();
+    // Interactively, on a terminal of its own (`script`), the kernel waits
+    // at its prompt for as long as it takes.
+    let run_line = format!(
+        "{} run --gdb --gdb-port {port} --nokaslr --timeout 120",
+        env!("CARGO_BIN_EXE_splitmap")
+    );
+    let mut run = Reaped(
+        Command::new("script")
+            .args(["-qfec", &run_line, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let console = collect(run.0.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "QEMU never listened on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // In a process group of its own, as a shell puts a command.
+    let mut tool = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_splitmap"))
+            .args(["gdb", "--gdb-port", &port.to_string(), "-ex", "continue"])
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let gdb_out = collect(tool.0.stdout.take().unwrap());
+    let gdb_err = collect(tool.0.stderr.take().unwrap());
+    wait_for(&console, "splitmap> ", "the console");
+    let group = tool.0.id() as libc::pid_t;
+    // SAFETY: a plain system call; the group is the tool's, still running.
+    assert_eq!(unsafe { libc::kill(-group, libc::SIGINT) }, 0);
+    wait_for(&gdb_out, "SIGINT", "gdb stops the kernel");
+    let mut to_gdb = tool.0.stdin.take().unwrap();
+    to_gdb.write_all(b"bt\n").unwrap();
+    wait_for(&gdb_out, " splitmap_first_frame ", "gdb's bt");
+    assert!(
+        tool.0.try_wait().unwrap().is_none(),
+        "the tool outlives Ctrl-C: {}{}",
+        gdb_out.lock().unwrap(),
+        gdb_err.lock().unwrap()
+    );
+    // The tool's one child is gdb.
+    let children = std::fs::read_to_string(format!("/proc/{group}/task/{group}/children")).unwrap();
+    let gdb_pid: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    tool.0.kill().unwrap();
+    tool.0.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(format!("/proc/{gdb_pid}/stat")).is_ok_and(|s| !s.contains(") Z ")) {
+        assert!(Instant::now() < deadline, "gdb outlived the tool");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The kernel runs again, and the console answers.
+    let mut to_console = run.0.stdin.take().unwrap();
+    to_console.write_all(b"poweroff\r").unwrap();
+    wait_for(&console, "powering off", "the console after gdb");
+    drop(to_console);
+    let status = run.0.wait().unwrap();
+    assert!(status.success(), "{}", console.lock().unwrap());
+}
+
+/// `run --gdb` says QEMU waits for gdb once it listens (gdb started on the
+/// word attaches), and a port in use is refused in the tool's words, not
+/// QEMU's.
+#[test]
+fn run_gdb_says_it_waits_once_qemu_listens_and_refuses_a_busy_port() {
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let refused = splitmap(&["run", "--gdb", "--gdb-port", &port.to_string(), "--cmd", "help"]);
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("port {port} is in use: pick another with --gdb-port")),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("qemu-system"), "{}", refused.stderr);
+    drop(busy);
+
+    let port = free_port();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_splitmap"))
+        .args([
+            "run",
+            "--gdb",
+            "--gdb-port",
+            &port.to_string(),
+            "--nokaslr",
+            "--cmd",
+            "help",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(run.stderr.take().unwrap()), &mut said).unwrap();
+    assert!(said.contains(&format!("QEMU waits for gdb on port {port}")), "{said}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "QEMU listens by the time the tool says it waits"
+    );
+    let gdb = gdb_batch(port, &["detach"]);
+    let out = run.wait_with_output().unwrap();
+    assert!(gdb.success && out.status.success(), "{}{}", gdb.stdout, gdb.stderr);
 }

@@ -122,7 +122,10 @@ fn a_cpu_without_the_granule_and_a_misaligned_address_are_refused_by_name() {
     assert!(sweep.stdout.is_empty(), "no boot: {}", sweep.stdout);
     let run = splitmap(&["run", "--granule", "8k", "--cmd", "poweroff"]);
     assert!(
-        !run.success && run.stderr.contains("--granule 8k: say 4k, 16k or 64k"),
+        run.code == Some(2)
+            && run
+                .stderr
+                .contains("'8k' for '--granule <4k|16k|64k>': say 4k, 16k or 64k"),
         "{}",
         run.stderr
     );

@@ -336,3 +336,57 @@ fn gdb_with_no_kernel_waiting_says_so_at_once() {
         "gdb must not retry for long"
     );
 }
+
+/// Exit status 2, for every command line that cannot be read or is refused,
+/// before anything runs: as clap's own errors, not 1 as a failed boot.
+#[test]
+fn a_command_line_that_cannot_be_read_or_is_refused_exits_2() {
+    let dtb = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("exit-2.dtb");
+    std::fs::write(&dtb, [0u8; 64]).unwrap();
+    let dtb = dtb.display().to_string();
+    let cases: [(&[&str], &str); 13] = [
+        (&["run", "--mem", "3X"], "size '3X'"),
+        (&["run", "--granule", "8k"], "say 4k, 16k or 64k"),
+        (&["gdb", "--granule", "8k"], "say 4k, 16k or 64k"),
+        (&["run", "--kaslr-seed", "xyz"], "seed 'xyz'"),
+        (&["run", "--load-addr", "here"], "load address 'here'"),
+        (&["map", "-o", "out.png"], "say FILE.svg, FILE.html or FILE.md"),
+        (&["sweep", "--align", "3K"], "expected 4K, 64K or 2M"),
+        (&["sweep", "--window", "low-high"], "expected 0xSTART-0xEND"),
+        (&["run", "--nokaslr", "--kaslr-seed", "0x5"], "give one or the other"),
+        (
+            &["map", "-o", "x.svg", "--nokaslr", "--kaslr-seed", "5"],
+            "give one or the other",
+        ),
+        (&["run", "--cmd", "poweroff", "--cmd", "mem"], "comes after poweroff"),
+        (&["run", "--raw-dtb", &dtb, "--nokaslr"], "would be ignored"),
+        (&["map", "-o", "x.svg", "--icount"], "map does not take --icount"),
+    ];
+    for (args, why) in cases {
+        let run = splitmap(args);
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(why), "{args:?}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{args:?}: nothing runs:\n{}", run.stdout);
+    }
+    // `map --help` lists the options map uses, not run's others.
+    let help = splitmap(&["map", "--help"]).stdout;
+    for option in ["--gdb", "--icount", "--verbose"] {
+        let listed = help.lines().any(|l| l.trim_start().starts_with(option));
+        assert!(!listed, "{option} in map --help:\n{help}");
+    }
+    assert!(help.contains("--kaslr-seed") && help.contains("--cmd"), "{help}");
+}
+
+/// Output sent to a file or a pipe ends its lines with `\n`, as text files
+/// do, not with the `\r\n` the kernel sends a terminal.
+#[test]
+fn redirected_output_has_no_carriage_returns() {
+    let out = Command::new(env!("CARGO_BIN_EXE_splitmap"))
+        .args(["run", "--cmd", "mem"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\nsplitmap> mem\n"), "{text}");
+    assert!(!out.stdout.contains(&b'\r'), "{text:?}");
+}

@@ -23,7 +23,9 @@ modules without a second boot:
                (through the linear map, which maps every table page)
 
 `splitmap gdb` sets SPLITMAP_ELF (the kernel with symbols) and
-SPLITMAP_MODULES (the folder of NAME.ko files) in gdb's environment.
+SPLITMAP_MODULES (the folder of NAME.ko files, and of the NAME.ko.debug
+copies with debug info that the build writes beside its own) in gdb's
+environment.
 """
 
 import os
@@ -205,13 +207,24 @@ class Symbols(gdb.Command):
         load_kernel_symbols(r["offset"])
         loaded = []
         for name, base, sections in r["modules"]:
-            ko = os.path.join(os.environ.get("SPLITMAP_MODULES", ""), name + ".ko")
-            if os.path.exists(ko) and sections:
+            ko = module_file(name)
+            if ko and sections:
                 gdb.execute(f"add-symbol-file {ko} {sections}", to_string=True)
                 loaded.append(name)
         print(f"splitmap: kernel symbols at offset {r['offset']:#x}"
               + (f"; modules: {', '.join(loaded)}" if loaded else ""))
         watch_modules()
+
+
+def module_file(name):
+    """The file to read module `name`'s symbols from: NAME.ko.debug, the
+    copy the build keeps its debug info in (function names by their Rust
+    path, source lines), else NAME.ko itself; None if neither is there."""
+    ko = os.path.join(os.environ.get("SPLITMAP_MODULES", ""), name + ".ko")
+    for path in (ko + ".debug", ko):
+        if os.path.exists(path):
+            return path
+    return None
 
 
 class ModulesChanged(gdb.Breakpoint):

@@ -19,6 +19,8 @@ pub const PAGE_OFFSET: u64 = 0xffff_0000_0000_0000;
 /// One run of `splitmap`.
 pub struct Run {
     pub success: bool,
+    /// The exit code (None when a signal ended it).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -31,6 +33,7 @@ pub fn splitmap(args: &[&str]) -> Run {
         .expect("run splitmap");
     Run {
         success: out.status.success(),
+        code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
