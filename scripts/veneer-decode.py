@@ -13,7 +13,7 @@ import pathlib
 import subprocess
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-EXPORTS = ["splitmap_log", "splitmap_register_command", "splitmap_unregister_command"]
+EXPORTS = ["splitmap_log", "splitmap_register_command_usage", "splitmap_unregister_command"]
 COMMAND = ["cargo", "run", "-q", "--", "run", "--nokaslr", "--append", "module.region=far",
            "--cmd", "insmod hello", "--cmd", "lsmod -v"] + [w for e in EXPORTS for w in ("--cmd", f"sym {e}")]
 

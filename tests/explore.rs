@@ -41,9 +41,26 @@ fn va2pa_agrees_with_walk_and_pa2va_maps_back() {
     }
     // The image's first byte has two names, lowest first: the linear map and
     // the image mapping.
+    // Each with the permissions of that alias.
     let aliases: Vec<&str> = out.lines().filter(|l| l.starts_with("pa=")).collect();
-    let regions: Vec<&str> = aliases.iter().filter_map(|l| l.split_whitespace().last()).collect();
-    assert_eq!(regions, ["region=linear", "region=text"], "{aliases:?}");
+    let regions: Vec<Vec<&str>> = aliases.iter().map(|l| l.split_whitespace().skip(2).collect()).collect();
+    assert_eq!(
+        regions,
+        [["region=linear", "prot=rw-"], ["region=text", "prot=r-x"]],
+        "{aliases:?}"
+    );
+    // Each leaf a walk reaches names the bits its attributes come from.
+    let leaves: Vec<&str> = out.lines().filter(|l| l.contains(" ap=")).collect();
+    assert_eq!(leaves.len(), walks.len(), "{out}");
+    for leaf in leaves {
+        let bits = leaf.rsplit_once(" (").map(|(_, b)| b).unwrap_or("");
+        let names: Vec<&str> = bits
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, ["AttrIndx", "SH", "AF", "AP", "PXN", "UXN"], "{leaf}");
+    }
     assert_eq!(field(aliases[1], "va="), row(&rows, "text").va.0);
     assert!(
         out.contains("error: 0xffffffffff000000 is not mapped (region=guard)"),
@@ -316,7 +333,7 @@ fn lsmod_v_lists_sections_with_their_permissions_and_veneers_with_their_targets(
             "insmod hello",
             "lsmod -v",
             "sym splitmap_log",
-            "sym splitmap_register_command",
+            "sym splitmap_register_command_usage",
         ],
     );
     let sections: Vec<&str> = out.lines().filter(|l| l.starts_with("  section ")).collect();
@@ -357,7 +374,7 @@ fn lsmod_v_lists_sections_with_their_permissions_and_veneers_with_their_targets(
         assert_eq!(page + ((words[1] >> 10) & 0xfff), target, "{v}");
     }
     // Each export's veneer leads where `sym` says the export is.
-    for export in ["splitmap_log", "splitmap_register_command"] {
+    for export in ["splitmap_log", "splitmap_register_command_usage"] {
         let at = out
             .lines()
             .find(|l| l.ends_with(&format!(" {export}+0x0 section=.text")))
@@ -407,6 +424,8 @@ fn layout_gives_each_loaded_module_area_a_row_with_its_own_permissions() {
     let text = row(&rows, "data:text");
     let rodata = row(&rows, "data:rodata");
     assert_eq!((text.prot.as_str(), rodata.prot.as_str()), ("r-x", "r--"), "{out}");
+    // The window they are in has both: its row lists each, not the first page's.
+    assert_eq!(row(&rows, "modules").prot, "r-x,r--", "{out}");
     let base = out
         .lines()
         .find(|l| l.starts_with("data base="))

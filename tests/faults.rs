@@ -237,6 +237,26 @@ fn exceptions_print_a_symbolised_backtrace_with_link_time_addresses() {
     );
 }
 
+/// A branch into the linear map faults at a PC outside every function, with
+/// no frame record of its own: the backtrace names the caller from LR, and
+/// gives no link-time address for a PC outside the image.
+#[test]
+fn a_backtrace_from_outside_the_image_names_the_caller_from_lr() {
+    let run = splitmap(&["run", "--timeout", "60", "--cmd", "crash exec-linear"]);
+    assert!(!run.success);
+    let frames: Vec<&str> = run.stdout.lines().filter(|l| l.trim_start().starts_with('#')).collect();
+    assert!(frames.len() >= 3, "{}", run.stdout);
+    assert!(
+        frames[0].ends_with(" ? (not in the kernel image or a module)") && !frames[0].contains("(link"),
+        "{frames:?}"
+    );
+    assert!(
+        frames[1].contains(" kernel::shell::crash::crash+0x") && frames[1].contains("(from LR"),
+        "crash() called it: {frames:?}"
+    );
+    assert!(frames[2].contains(" kernel::shell::commands::"), "{frames:?}");
+}
+
 /// The exception vector checks SP's alignment before its first store, since
 /// hardware faults a store through a misaligned SP and TCG does not: a
 /// kernel built with the test-only feature `misaligned-frame` (8 bytes too

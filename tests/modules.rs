@@ -231,7 +231,19 @@ fn broken_modules_are_refused_by_name_and_change_nothing() {
 
 #[test]
 fn a_module_adds_a_shell_command_and_rmmod_takes_it_away() {
-    let out = session(&[], &["hello", "insmod hello", "hello", "help", "rmmod hello", "hello"]);
+    let out = session(
+        &[],
+        &[
+            "hello",
+            "insmod hello",
+            "insmod faulty",
+            "hello",
+            "help",
+            "help faulty",
+            "rmmod hello",
+            "hello",
+        ],
+    );
     let answers: Vec<&str> = out
         .lines()
         .filter(|l| l.starts_with("error: unknown command 'hello'") || *l == "hello from a module")
@@ -241,10 +253,27 @@ fn a_module_adds_a_shell_command_and_rmmod_takes_it_away() {
         answers[0].starts_with("error:") && answers[1] == "hello from a module" && answers[2].starts_with("error:"),
         "{answers:?}"
     );
+    // help lists module commands apart, each with its usage and module.
+    let help = out.split("splitmap> help\n").nth(1).unwrap();
+    let modules = help
+        .split("commands from loaded modules")
+        .nth(1)
+        .unwrap_or_else(|| panic!("module commands are marked:\n{help}"));
     assert!(
-        out.lines()
-            .any(|l| l.trim_start().starts_with("hello") && l.ends_with("(from module hello)")),
-        "help lists it:\n{out}"
+        modules
+            .lines()
+            .any(|l| l.starts_with("  hello ") && l.ends_with(" [module hello]")),
+        "help lists it:\n{help}"
+    );
+    assert!(
+        modules.contains("  faulty null|undef|bad-log|bad-unregister|exit-null|unregister NAME\n"),
+        "{help}"
+    );
+    // help NAME: the usage the module registered.
+    let faulty = out.split("splitmap> help faulty\n").nth(1).unwrap();
+    assert!(
+        faulty.starts_with("usage: faulty null|undef|bad-log|bad-unregister|exit-null|unregister NAME\n"),
+        "{faulty}"
     );
 }
 

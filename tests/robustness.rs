@@ -43,6 +43,21 @@ fn odd_shell_lines_are_refused_or_reported_and_the_shell_goes_on() {
     assert!(!out.contains("[A"), "an escape sequence was typed as text:\n{out}");
 }
 
+/// Ctrl-C drops the line being typed, as in a shell: `^C`, a new prompt, and
+/// the next line runs alone; a test filter that matches nothing says so.
+#[test]
+fn ctrl_c_drops_the_line_and_a_test_filter_that_matches_nothing_says_so() {
+    let out = session(&["--nokaslr"], &["crash null\u{3}mem", "test nosuch"]);
+    assert!(out.contains("splitmap> crash null^C\nsplitmap> mem\n"), "{out}");
+    assert!(!out.contains("crash: null"), "the dropped line did not run:\n{out}");
+    assert!(out.lines().any(|l| l.starts_with("ram ")), "mem ran:\n{out}");
+    let ktap = out.split("splitmap> test nosuch\n").nth(1).unwrap();
+    assert!(
+        ktap.contains("1..0\n# no test name contains 'nosuch'; `test` alone runs all "),
+        "{ktap}"
+    );
+}
+
 #[test]
 fn boot_argument_problems_are_printed_at_boot_and_bootargs_shows_every_setting() {
     let out = session(

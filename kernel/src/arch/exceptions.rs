@@ -54,9 +54,9 @@ const MISALIGNED: u64 = 16;
 /// What the layers above lend the handler, which sits below them all.
 #[derive(Clone, Copy)]
 pub struct Hooks {
-    /// Prints a backtrace from `pc` and frame pointer `fp`, naming what it
-    /// can (`debug::backtrace`).
-    pub backtrace: fn(pc: u64, fp: u64),
+    /// Prints a backtrace from `pc`, frame pointer `fp` and link register
+    /// `lr` (x30), naming what it can (`debug::backtrace`).
+    pub backtrace: fn(pc: u64, fp: u64, lr: u64),
     /// Frees the console for a report that stops the kernel, whoever held it.
     pub take_console: fn(),
 }
@@ -74,14 +74,15 @@ pub fn lend(hooks: Hooks) {
     TAKE_CONSOLE.store(hooks.take_console as usize as u64, Ordering::SeqCst);
 }
 
-fn backtrace(pc: u64, fp: u64) {
+fn backtrace(frame: &Frame) {
+    let (pc, fp, lr) = (frame.elr, frame.x[29], frame.x[30]);
     match BACKTRACE.load(Ordering::SeqCst) {
-        0 => crate::println!("backtrace: not available yet (pc={pc:#x} fp={fp:#x})"),
+        0 => crate::println!("backtrace: not available yet (pc={pc:#x} fp={fp:#x} lr={lr:#x})"),
         at => {
-            // SAFETY: a nonzero value is a `fn(u64, u64)` that `lend` stored
-            // for the image as it is mapped now.
-            let print: fn(u64, u64) = unsafe { core::mem::transmute(at as usize) };
-            print(pc, fp);
+            // SAFETY: a nonzero value is a `fn(u64, u64, u64)` that `lend`
+            // stored for the image as it is mapped now.
+            let print: fn(u64, u64, u64) = unsafe { core::mem::transmute(at as usize) };
+            print(pc, fp, lr);
         }
     }
 }
@@ -150,7 +151,7 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
     }
     if sync_at_el1 && ec == class::DATA_ABORT && (GUARD.0..GUARD.1).contains(&far) {
         crate::println!("\nkernel stack overflow: FAR={far:#018x} is in the guard page below the kernel stack");
-        backtrace(frame.elr, frame.x[29]);
+        backtrace(frame);
         panic!("kernel stack overflow");
     }
     // A fault in untrusted code (or in the kernel on its behalf): reported,
@@ -226,7 +227,7 @@ fn report(frame: &Frame, vector: u64, esr: Syndrome, far: u64) {
     if let Some(hint) = esr.hint() {
         crate::println!("  {hint}");
     }
-    backtrace(frame.elr, frame.x[29]);
+    backtrace(frame);
 }
 
 pi::asm_function!(

@@ -62,22 +62,27 @@ pub fn symbol(addr: u64) -> Option<Symbol> {
 }
 
 /// Prints one line for `addr`: runtime VA, link-time address (for addr2line
-/// on the ELF, whatever KASLR did) and `symbol+offset`.
-pub fn print_frame(depth: usize, addr: u64) {
+/// on the ELF, whatever KASLR did) and `symbol+offset`; `note` after it. An
+/// address outside the image has no link-time address, and is said to be.
+fn print_frame(depth: usize, addr: u64, note: &str) {
     let text = sections::text().start;
     let link = addr.wrapping_sub(relocate::offset());
+    let image = sections::image();
     match addr
         .checked_sub(text)
         .and_then(|off| ksyms::lookup(sections::ksyms(), off))
     {
         Some(f) => crate::println!(
-            "  #{depth:<2} {addr:#018x} (link {link:#018x}) {}+{:#x}",
+            "  #{depth:<2} {addr:#018x} (link {link:#018x}) {}+{:#x}{note}",
             f.name,
             f.offset
         ),
         None => match module_symbol(addr) {
-            Some(symbol) => crate::println!("  #{depth:<2} {addr:#018x} {symbol}"),
-            None => crate::println!("  #{depth:<2} {addr:#018x} (link {link:#018x}) ?"),
+            Some(symbol) => crate::println!("  #{depth:<2} {addr:#018x} {symbol}{note}"),
+            None if (image.start..image.end).contains(&addr) => {
+                crate::println!("  #{depth:<2} {addr:#018x} (link {link:#018x}) ?{note}")
+            }
+            None => crate::println!("  #{depth:<2} {addr:#018x} ? (not in the kernel image or a module){note}"),
         },
     }
 }
@@ -89,22 +94,56 @@ fn on_a_stack(fp: u64) -> bool {
     fp.is_multiple_of(16) && (on(stack::STACK) || on(sections::boot_stack()))
 }
 
-/// Prints the call chain: the faulting PC, then each return address found by
+/// The frame record at `fp`: (the caller's fp, the return address), if it
+/// is on a kernel stack.
+fn record(fp: u64) -> Option<(u64, u64)> {
+    // SAFETY: `fp` is 16-aligned inside a mapped kernel stack (checked).
+    on_a_stack(fp).then(|| unsafe { ((fp as *const u64).read(), (fp as *const u64).add(1).read()) })
+}
+
+/// Where the function `addr` is in starts, and its module (`None`: the
+/// kernel); `None` outside every function.
+fn function_of(addr: u64) -> Option<(u64, Option<String>)> {
+    symbol(addr).map(|s| (addr - s.offset, s.module))
+}
+
+/// The caller that only the link register names: the return address in LR
+/// (x30) when frame #0 has no frame record of its own yet — code outside
+/// every function (a branch into data), or a function stopped before its
+/// prologue saved LR. Not when LR is in the same function as `pc` (a call
+/// it made since returned there), nor when the first frame record holds the
+/// same return address (the function saved LR already).
+fn caller_from_lr(pc: u64, fp: u64, lr: u64) -> Option<u64> {
+    let caller = lr.checked_sub(4).filter(|&c| c != 0)?;
+    let function = function_of(caller)?;
+    if function_of(pc).is_some_and(|f| f == function) {
+        return None;
+    }
+    if record(fp).is_some_and(|(_, saved)| saved == lr) {
+        return None;
+    }
+    Some(caller)
+}
+
+/// Prints the call chain: the faulting PC, the caller in LR if frame #0 did
+/// not record it (see [`caller_from_lr`]), then each return address found by
 /// following frame records (`[fp] = caller's fp`, `[fp + 8] = return address`).
-pub fn print(pc: u64, mut fp: u64) {
+pub fn print(pc: u64, mut fp: u64, lr: u64) {
     crate::println!("backtrace:");
-    print_frame(0, pc);
-    for depth in 1..32 {
-        if !on_a_stack(fp) {
-            break;
-        }
-        // SAFETY: `fp` is 16-aligned inside a mapped kernel stack (checked).
-        let (next, lr) = unsafe { ((fp as *const u64).read(), (fp as *const u64).add(1).read()) };
+    print_frame(0, pc, "");
+    let mut depth = 1;
+    if let Some(caller) = caller_from_lr(pc, fp, lr) {
+        print_frame(depth, caller, " (from LR: frame #0 has no frame record)");
+        depth += 1;
+    }
+    while depth < 32 {
+        let Some((next, lr)) = record(fp) else { break };
         if lr == 0 {
             break;
         }
         // The return address is the instruction after the call.
-        print_frame(depth, lr - 4);
+        print_frame(depth, lr - 4, "");
         fp = next;
+        depth += 1;
     }
 }

@@ -149,6 +149,56 @@ pub unsafe extern "C" fn splitmap_register_command(name: *const u8, len: usize, 
 }
 crate::export!(splitmap_register_command);
 
+/// What each module command takes, as registered with
+/// [`splitmap_register_command_usage`]: (command, owner, arguments).
+static USAGES: Mutex<Vec<(String, u64, String)>> = Mutex::new(Vec::new());
+
+/// Kernel export: add shell command `name` as [`splitmap_register_command`]
+/// does, with what it takes for `help NAME` to show (`usage_len` bytes at
+/// `usage`: the arguments after the name, as `help` writes them, e.g.
+/// `null|undef` or `[COUNT]`; empty for none). 0 on success, -1 if the name
+/// is taken or either string is not UTF-8.
+///
+/// # Safety
+/// `name` and `usage` must point to `len` and `usage_len` readable bytes;
+/// `handler` as for [`splitmap_register_command`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn splitmap_register_command_usage(
+    name: *const u8,
+    len: usize,
+    usage: *const u8,
+    usage_len: usize,
+    handler: CommandFn,
+) -> i32 {
+    // Read (and copy) both strings before any lock is taken: a bad pointer
+    // then faults with no lock held, and can be contained.
+    // SAFETY: the caller's contract.
+    let command = unsafe { module_str(name, len) }.map(String::from);
+    // SAFETY: the caller's contract.
+    let usage = unsafe { module_str(usage, usage_len) }.map(String::from);
+    let (Some(command), Some(usage)) = (command, usage) else {
+        return -1;
+    };
+    if COMMANDS.add(&command, owner(), handler, reserved_command).is_err() {
+        return -1;
+    }
+    let mut usages = USAGES.lock();
+    usages.retain(|(n, _, _)| *n != command);
+    usages.push((command, owner(), usage));
+    0
+}
+crate::export!(splitmap_register_command_usage);
+
+/// The arguments module command `name` registered as its usage, if it gave any.
+pub fn usage(name: &str) -> Option<String> {
+    let (owner, _) = COMMANDS.find(name)?;
+    USAGES
+        .lock()
+        .iter()
+        .find(|(n, o, _)| n == name && *o == owner)
+        .map(|(_, _, usage)| usage.clone())
+}
+
 /// Unregisters `name` (`len` bytes at `at`) if the running module registered
 /// it: a module cannot take away another's (or the kernel's) command or test.
 ///
@@ -173,7 +223,11 @@ unsafe fn unregister<F: Copy>(registry: &Registry<F>, at: *const u8, len: usize)
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn splitmap_unregister_command(name: *const u8, len: usize) {
     // SAFETY: the caller's contract.
-    unsafe { unregister(&COMMANDS, name, len) }
+    if let Some(name) = unsafe { module_str(name, len) } {
+        let owner = owner();
+        COMMANDS.remove(name, owner);
+        USAGES.lock().retain(|(n, o, _)| n != name || *o != owner);
+    }
 }
 crate::export!(splitmap_unregister_command);
 
@@ -285,6 +339,7 @@ pub struct Leftovers {
 /// were. Alone for a faulted module (whose memory stays), within [`forget`]
 /// for one being unloaded.
 pub fn forget_registrations(owner: u64) -> usize {
+    USAGES.lock().retain(|(_, o, _)| *o != owner);
     COMMANDS.forget(owner) + TESTS.forget(owner)
 }
 

@@ -7,7 +7,7 @@ use pi::pgtable::MapCounts;
 use super::context::Context;
 use super::editor::{Echo, LineEditor};
 use super::parse::{COMMANDS, Command, ParseError, Symbol, help_for, parse};
-use super::report::{KaslrReport, LayoutRow, WalkRefusal, write_walk};
+use super::report::{KaslrReport, LayoutRow, ProtList, WalkRefusal, write_walk};
 use super::{crash, explore, selftest};
 use crate::arch::{pmu, psci};
 use crate::boot::reserve::frames_below;
@@ -15,7 +15,7 @@ use crate::boot::{cpio, tree};
 use crate::console::{self, Console};
 use crate::mm::tables;
 use crate::mm::{frames, linear, rodata};
-use crate::module::insmod;
+use crate::module::{abi, insmod};
 use crate::println;
 
 /// Prompt, at the start of a line.
@@ -54,6 +54,10 @@ pub fn run(cx: Context) -> ! {
                 }
                 println!();
                 crate::print!("{PROMPT}{}", editor.text());
+            }
+            Echo::Cancel => {
+                println!("^C");
+                crate::print!("{PROMPT}");
             }
             Echo::Enter => {
                 println!();
@@ -139,17 +143,28 @@ fn modules_at(cx: &Context) -> insmod::Where {
 fn help_command(name: &str) {
     match help_for(name) {
         Some(help) => {
-            match help.usage {
-                (name, "") => println!("usage: {name}"),
-                (name, args) => println!("usage: {name} {args}"),
-            }
+            println!("{}", usage_line(help.usage.0, help.usage.1));
             println!("  {}", help.what);
             println!("example: {}", help.example);
         }
         None => match insmod::commands().into_iter().find(|(n, _)| n == name) {
-            Some((_, module)) => println!("{name}: a command of module {module}; its module says how to use it"),
+            Some((_, module)) => match abi::usage(name) {
+                Some(args) => {
+                    println!("{}", usage_line(name, &args));
+                    println!("  a command of module {module} (rmmod {module} removes it)");
+                }
+                None => println!("{name}: a command of module {module}, which registered no usage for it"),
+            },
             None => println!("error: no command {name}; type 'help' for the list"),
         },
+    }
+}
+
+/// `usage: NAME ARGS`, or `usage: NAME` for a command without arguments.
+fn usage_line(name: &str, args: &str) -> alloc::string::String {
+    match args {
+        "" => alloc::format!("usage: {name}"),
+        args => alloc::format!("usage: {name} {args}"),
     }
 }
 
@@ -159,23 +174,34 @@ const USAGE_WIDTH: usize = 20;
 fn help() {
     println!("commands:");
     for (name, args, what) in COMMANDS {
-        let usage = match *args {
-            "" => alloc::string::String::from(*name),
-            args => alloc::format!("{name} {args}"),
-        };
-        if usage.len() <= USAGE_WIDTH {
-            println!("  {usage:<USAGE_WIDTH$} {what}");
-        } else {
-            // Too wide for the column: the description goes under it, so
-            // every description still starts in the same column.
-            println!("  {usage}");
-            println!("  {:USAGE_WIDTH$} {what}", "");
-        }
+        help_row(name, args, what);
     }
-    for (name, module) in insmod::commands() {
-        println!("  {name:<USAGE_WIDTH$} (from module {module})");
+    let from_modules = insmod::commands();
+    if !from_modules.is_empty() {
+        println!("commands from loaded modules (help NAME: its usage; rmmod takes them away):");
+    }
+    for (name, module) in from_modules {
+        let args = abi::usage(&name).unwrap_or_default();
+        help_row(&name, &args, &alloc::format!("[module {module}]"));
     }
     println!("numbers are hex with 0x, or decimal. Ctrl-A X leaves QEMU.");
+}
+
+/// One command of `help`: its usage, then what it does in the same column
+/// for every command.
+fn help_row(name: &str, args: &str, what: &str) {
+    let usage = match args {
+        "" => alloc::string::String::from(name),
+        args => alloc::format!("{name} {args}"),
+    };
+    if usage.len() <= USAGE_WIDTH {
+        println!("  {usage:<USAGE_WIDTH$} {what}");
+    } else {
+        // Too wide for the column: the description goes under it, so
+        // every description still starts in the same column.
+        println!("  {usage}");
+        println!("  {:USAGE_WIDTH$} {what}", "");
+    }
 }
 
 /// Permissions of the first page of `[va, …)` as the MMU sees them.
@@ -200,6 +226,10 @@ fn row(name: &str, va: u64, end: u64, pa: Option<(u64, u64)>) -> LayoutRow<'_> {
 fn layout(cx: &Context) {
     let (k, placed) = (cx.kernel, &cx.kaslr);
     let areas = insmod::layout_rows();
+    // The module window holds areas of different permissions: its row
+    // lists each once (`r-x,r--,rw-`), its areas' rows say which is which.
+    let prots: alloc::vec::Vec<&str> = areas.iter().map(|a| prot_at(a.va.start)).collect();
+    let in_modules = alloc::format!("{}", ProtList(&prots));
     let mut rows: alloc::vec::Vec<LayoutRow<'_>> = alloc::vec::Vec::new();
     for region in explore::regions(cx) {
         let (start, end) = (region.va.start, region.va.end);
@@ -210,7 +240,7 @@ fn layout(cx: &Context) {
                 name: region.name,
                 va: (start, end),
                 pa: None,
-                prot: prot_at(start),
+                prot: &in_modules,
                 map: tables::count(start, image.start - start) + tables::count(image.end, end - image.end),
             }
         } else {

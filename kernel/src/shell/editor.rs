@@ -3,7 +3,7 @@
 //! UTF-8. Left and Right move the cursor; Up and Down walk the history; Tab
 //! completes command names and the arguments named in `help` (see
 //! `complete`); Ctrl-U and Ctrl-W cut what is before the cursor and the word
-//! before it, as in a shell.
+//! before it, and Ctrl-C drops the line being typed, as in a shell.
 //!
 //! Not `noline`: its editor starts every line by asking the terminal where
 //! the cursor is (`ESC [6n`) and waits for the answer, which a script piping
@@ -46,6 +46,8 @@ pub enum Echo {
     /// Tab found several words: print [`LineEditor::choices`] on a line of
     /// their own, then the prompt and the line again.
     Choices,
+    /// Ctrl-C: the line was dropped; print `^C`, a newline and a fresh prompt.
+    Cancel,
 }
 
 /// A line being typed, and the lines typed before.
@@ -148,6 +150,7 @@ impl LineEditor {
             b'\n' if after_cr => Echo::None,
             b'\n' => Echo::Enter,
             b'\t' => self.complete(),
+            0x03 => self.cancel(),
             0x1b => {
                 self.escape = Escape::Started;
                 Echo::None
@@ -206,6 +209,16 @@ impl LineEditor {
         }
         self.remember(&line);
         Ok(line)
+    }
+
+    /// Ctrl-C: drops the line being typed (not kept in the history), and a
+    /// history line shown in its place; the next line starts empty.
+    fn cancel(&mut self) -> Echo {
+        self.line = LineBuf::EMPTY;
+        self.cursor = 0;
+        self.overflowed = false;
+        self.shown = None;
+        Echo::Cancel
     }
 
     /// Keeps `line` unless it is blank or repeats the newest one.
@@ -448,7 +461,7 @@ mod tests {
                     *self = Screen::default();
                     self.print(ed.text().as_bytes());
                 }
-                Echo::Enter => *self = Screen::default(),
+                Echo::Enter | Echo::Cancel => *self = Screen::default(),
                 Echo::None | Echo::Bell => {}
             }
         }
@@ -585,6 +598,25 @@ mod tests {
         assert_eq!(type_bytes(&erased).0, ["mem"], "backspaced to nothing, then Ctrl-U");
         let erased = [vec![b'a'; LINE_MAX + 1], vec![0x7f; LINE_MAX], b"mem\r".to_vec()].concat();
         assert_eq!(type_bytes(&erased).0, ["mem"], "backspaced to nothing");
+    }
+
+    #[test]
+    fn ctrl_c_drops_the_line_being_typed() {
+        let mut ed = LineEditor::new();
+        assert_eq!(type_on_screen(&mut ed, b"crash null\x03mem\r"), ["mem"]);
+        type_on_screen(&mut ed, b"walk 0x1");
+        assert_eq!(ed.feed(0x03), Echo::Cancel, "a shell prints ^C and a new prompt");
+        assert_eq!((ed.text(), ed.cursor), ("", 0));
+        // Not in the history: Up brings back the line run before it.
+        let typed = [b"kaslr\x03".as_slice(), UP, b"\r"].concat();
+        assert_eq!(type_on_screen(&mut ed, &typed), ["mem"]);
+        // A recalled line, dropped, leaves an empty one (the draft too).
+        let typed = [b"x 0".as_slice(), UP, b"\x03\r"].concat();
+        assert_eq!(type_on_screen(&mut ed, &typed), [""]);
+        // An overlong line dropped is not refused later, and Ctrl-C mid-escape
+        // ends the escape.
+        let bytes = [vec![b'a'; LINE_MAX + 1], b"\x03mem\r\x1b[\x03help\r".to_vec()].concat();
+        assert_eq!(type_bytes(&bytes).0, ["mem", "help"]);
     }
 
     #[test]

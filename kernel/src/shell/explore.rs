@@ -135,8 +135,9 @@ pub fn va2pa(cx: &Context, va: u64) {
     }
 }
 
-/// `pa2va PA`: one `pa=0x… va=0x… region=NAME` line for every virtual
-/// address that maps `pa` — each checked by walking the live tables.
+/// `pa2va PA`: one `pa=0x… va=0x… region=NAME prot=PROT` line for every
+/// virtual address that maps `pa` — each checked by walking the live tables,
+/// with the permissions that alias has.
 pub fn pa2va(cx: &Context, pa: u64) {
     let regions = regions(cx);
     let mut candidates: Vec<u64> = regions
@@ -149,8 +150,12 @@ pub fn pa2va(cx: &Context, pa: u64) {
     candidates.extend(insmod::aliases_of(PhysAddr::new(pa)));
     let mut found = 0;
     for va in candidates {
-        if tables::walk(va).translation.is_some_and(|t| t.pa.raw() == pa) {
-            println!("pa={pa:#x} va={va:#x} region={}", region_of(&regions, va));
+        if let Some(t) = tables::walk(va).translation.filter(|t| t.pa.raw() == pa) {
+            println!(
+                "pa={pa:#x} va={va:#x} region={} prot={}",
+                region_of(&regions, va),
+                t.prot.as_str()
+            );
             found += 1;
         }
     }

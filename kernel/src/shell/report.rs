@@ -83,7 +83,7 @@ pub fn write_walk(out: &mut dyn Write, va: u64, walk: &Walk) -> fmt::Result {
             Entry::Table(next) => writeln!(out, "table next={:#x}", next.raw())?,
             Entry::Leaf { pa, .. } => writeln!(
                 out,
-                "{} {} pa={:#x} {}",
+                "{} {} pa={:#x} {} {}",
                 if step.level == pgtable::LAST_LEVEL {
                     "page"
                 } else {
@@ -91,7 +91,8 @@ pub fn write_walk(out: &mut dyn Write, va: u64, walk: &Walk) -> fmt::Result {
                 },
                 size_name(pgtable::level_size(step.level)),
                 pa.raw(),
-                Attributes(step.raw)
+                Attributes(step.raw),
+                LeafBits(step.raw)
             )?,
         }
     }
@@ -111,6 +112,53 @@ pub fn write_walk(out: &mut dyn Write, va: u64, walk: &Walk) -> fmt::Result {
                 "=> fault: {va:#x} is not mapped (translation fault at level {level})"
             )
         }
+    }
+}
+
+/// The attribute bits of a leaf descriptor that `ap=`, `x=` and `attr=` are
+/// decoded from, by their Arm ARM names: `(AttrIndx=N SH=0bNN AF=N
+/// AP=0bNN PXN=N UXN=N)`. AP is AP[2:1] (bits 7:6: 0b10 read-only, 0b01
+/// also EL0), SH bits 9:8, AF bit 10, PXN bit 53 (no kernel execute), UXN
+/// bit 54 (no EL0 execute), AttrIndx bits 4:2 (the MAIR slot).
+pub struct LeafBits(pub u64);
+
+impl fmt::Display for LeafBits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let raw = self.0;
+        write!(
+            f,
+            "(AttrIndx={} SH={:#04b} AF={} AP={:#04b} PXN={} UXN={})",
+            (raw >> 2) & 7,
+            (raw >> 8) & 3,
+            (raw >> 10) & 1,
+            (raw >> 6) & 3,
+            (raw >> 53) & 1,
+            (raw >> 54) & 1
+        )
+    }
+}
+
+/// The permissions of several mappings in one `prot=` field: each distinct
+/// one once, in the order given, joined by `,` (`r-x,r--,rw-`); `---` for
+/// none. For a window that holds areas of different permissions, such as
+/// the module window.
+pub struct ProtList<'a>(pub &'a [&'a str]);
+
+impl fmt::Display for ProtList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mapped = |(i, prot): &(usize, &&str)| **prot != "---" && !self.0[..*i].contains(prot);
+        let mut any = false;
+        for (_, prot) in self.0.iter().enumerate().filter(mapped) {
+            if any {
+                f.write_str(",")?;
+            }
+            f.write_str(prot)?;
+            any = true;
+        }
+        if !any {
+            f.write_str("---")?;
+        }
+        Ok(())
     }
 }
 
@@ -311,6 +359,15 @@ pub fn run_ktap<T>(
     let selected = || tests.iter().filter(|(name, _)| filter.is_none_or(|f| name.contains(f)));
     writeln!(out, "KTAP version 1")?;
     writeln!(out, "1..{}", selected().count())?;
+    if let Some(filter) = filter
+        && selected().count() == 0
+    {
+        writeln!(
+            out,
+            "# no test name contains '{filter}'; `test` alone runs all {}",
+            tests.len()
+        )?;
+    }
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for (n, (name, test)) in selected().enumerate() {
         match run(test) {
@@ -420,7 +477,9 @@ dtb /chosen/kaslr-seed now=0x0
             "{out}"
         );
         assert!(
-            lines[1].ends_with(" block 1G pa=0x40000000 attr=normal ap=rw x=never ng=0 cont=0"),
+            lines[1].ends_with(
+                " block 1G pa=0x40000000 attr=normal ap=rw x=never ng=0 cont=0 (AttrIndx=1 SH=0b11 AF=1 AP=0b00 PXN=1 UXN=1)"
+            ),
             "{out}"
         );
         assert_eq!(lines[2], "=> pa=0x40001234 level=1 size=1G prot=rw-");
@@ -476,6 +535,43 @@ dtb /chosen/kaslr-seed now=0x0
             row.to_string()
                 .starts_with("modules  va=0xffff000000000000-0xffff000060000000 prot=---")
         );
+    }
+
+    #[test]
+    fn leaf_bits_are_named_as_the_arm_arm_names_them() {
+        // Read-only executable text: AP[2] set, PXN clear, UXN set.
+        let raw = 0x0040_0000_4020_0783;
+        assert_eq!(
+            LeafBits(raw).to_string(),
+            "(AttrIndx=0 SH=0b11 AF=1 AP=0b10 PXN=0 UXN=1)"
+        );
+        assert_eq!(
+            LeafBits(0x0060_0000_0900_0407).to_string(),
+            "(AttrIndx=1 SH=0b00 AF=1 AP=0b00 PXN=1 UXN=1)"
+        );
+    }
+
+    #[test]
+    fn a_window_of_mixed_areas_lists_each_permission_once() {
+        let list = |prots: &[&str]| ProtList(prots).to_string();
+        assert_eq!(list(&["r-x", "r--", "r-x", "r--", "rw-"]), "r-x,r--,rw-");
+        assert_eq!(list(&["r--", "---"]), "r--");
+        assert_eq!(list(&[]), "---");
+        assert_eq!(list(&["---"]), "---");
+    }
+
+    #[test]
+    fn ktap_says_when_no_test_matched() {
+        let tests = [("alpha", true), ("beta", true)];
+        let mut out = String::new();
+        run_ktap(&mut out, &tests, Some("nosuch"), |ok| check(*ok, "wrong", 7)).unwrap();
+        assert_eq!(
+            out,
+            "KTAP version 1\n1..0\n# no test name contains 'nosuch'; `test` alone runs all 2\n0 passed, 0 failed\n"
+        );
+        let mut out = String::new();
+        run_ktap(&mut out, &tests, Some("alp"), |ok| check(*ok, "wrong", 7)).unwrap();
+        assert!(!out.contains("# no test"), "{out}");
     }
 
     #[test]

@@ -21,6 +21,13 @@ unsafe extern "C" {
     fn splitmap_free(block: *mut u8);
     fn splitmap_free_frames() -> u64;
     fn splitmap_register_command(name: *const u8, len: usize, handler: CommandFn) -> i32;
+    fn splitmap_register_command_usage(
+        name: *const u8,
+        len: usize,
+        usage: *const u8,
+        usage_len: usize,
+        handler: CommandFn,
+    ) -> i32;
     fn splitmap_unregister_command(name: *const u8, len: usize);
     fn splitmap_register_test(name: *const u8, len: usize, test: TestFn) -> i32;
     fn splitmap_unregister_test(name: *const u8, len: usize);
@@ -82,12 +89,26 @@ pub fn free_frames() -> u64 {
     unsafe { splitmap_free_frames() }
 }
 
-/// Adds shell command `name`, run by `handler` until unregistered or `rmmod`.
+/// Adds shell command `name`, run by `handler` until unregistered or `rmmod`;
+/// `help NAME` says only that a module added it (see [`register_command_usage`]).
 #[inline(always)]
 pub fn register_command(name: &'static str, handler: CommandFn) -> Result<(), Taken> {
     // SAFETY: a valid string; `handler` is module code, which stays mapped
     // until rmmod, and rmmod unregisters it first.
     registered(unsafe { splitmap_register_command(name.as_ptr(), name.len(), handler) })
+}
+
+/// Adds shell command `name` as [`register_command`] does, with `usage`:
+/// what it takes after its name, as the kernel's `help` writes it
+/// (`null|undef`, `[COUNT]`; `""` for nothing). `help` lists it so, and
+/// `help NAME` shows `usage: NAME USAGE`.
+#[inline(always)]
+pub fn register_command_usage(name: &'static str, usage: &'static str, handler: CommandFn) -> Result<(), Taken> {
+    // SAFETY: valid strings, read during the call; `handler` as for
+    // `register_command`.
+    registered(unsafe {
+        splitmap_register_command_usage(name.as_ptr(), name.len(), usage.as_ptr(), usage.len(), handler)
+    })
 }
 
 /// Removes shell command `name`, if this module registered it.

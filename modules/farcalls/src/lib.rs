@@ -84,7 +84,9 @@ pub extern "C" fn init_module() -> i32 {
         log("farcalls: the heap kept frames after a round trip");
     }
     // If init fails, the kernel takes back whatever was registered.
-    if splitmap::register_command(COMMAND, command).is_err() || splitmap::register_test(TEST, heap_test).is_err() {
+    if splitmap::register_command_usage(COMMAND, "[leak|panic]", command).is_err()
+        || splitmap::register_test(TEST, heap_test).is_err()
+    {
         log("farcalls: a name is already taken");
         return -1;
     }

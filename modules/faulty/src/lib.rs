@@ -11,6 +11,8 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 const COMMAND: &str = "faulty";
+/// What `faulty` takes, for `help faulty`.
+const USAGE: &str = "null|undef|bad-log|bad-unregister|exit-null|unregister NAME";
 
 unsafe extern "C" {
     // The kernel exports, declared here to call them with a bad pointer.
@@ -59,7 +61,7 @@ extern "C" fn command(args: *const u8, len: usize) {
 /// Called once the module is loaded; 0 means success.
 #[unsafe(no_mangle)]
 pub extern "C" fn init_module() -> i32 {
-    match splitmap::register_command(COMMAND, command) {
+    match splitmap::register_command_usage(COMMAND, USAGE, command) {
         Ok(()) => 0,
         Err(_) => -1,
     }

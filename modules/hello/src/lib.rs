@@ -17,7 +17,7 @@ extern "C" fn hello_command(_args: *const u8, _len: usize) {
 #[unsafe(no_mangle)]
 pub extern "C" fn init_module() -> i32 {
     splitmap::log("hello: loaded");
-    match splitmap::register_command(COMMAND, hello_command) {
+    match splitmap::register_command_usage(COMMAND, "", hello_command) {
         Ok(()) => 0,
         Err(_) => -1,
     }

@@ -105,7 +105,7 @@ pub extern "C" fn init_module() -> i32 {
     }
     // rmmod takes these back (this module has no exit_module on purpose).
     let registered =
-        splitmap::register_command(COMMAND, command).is_ok() && splitmap::register_test(TEST, test).is_ok();
+        splitmap::register_command_usage(COMMAND, "N", command).is_ok() && splitmap::register_test(TEST, test).is_ok();
     log("pingpong: loaded; 27 takes 111 steps");
     if registered { 0 } else { -1 }
 }
