@@ -135,7 +135,8 @@ pub const GRANULES: [(&str, pi::pgtable::Granule); 3] = [
 /// What a linear map costs in one granule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LinearCost {
-    /// Table pages, the root included.
+    /// Table pages the map adds beyond the root, which every mapping in the
+    /// half shares: the count `layout` prints, so one word means one number.
     pub tables: u64,
     /// Bytes those pages take.
     pub table_bytes: u64,
@@ -180,7 +181,8 @@ pub fn linear_cost(granule: pi::pgtable::Granule, ram: u64, largest_blocks: bool
     } else {
         1
     };
-    let tables = counts.tables + 1;
+    // `map` counts the tables it allocated; the root was there before it.
+    let tables = counts.tables;
     LinearCost {
         tables,
         table_bytes: tables * granule.page_size(),
@@ -432,7 +434,7 @@ impl Results {
     fn linear_table(&self, out: &mut String) {
         if !self.linear.is_empty() {
             out.push_str(
-                "| granule | RAM | mapped with | table pages | fewest possible | table bytes | descriptors | levels per walk | one TLB entry covers (computed) |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n",
+                "| granule | RAM | mapped with | table pages (beyond the root) | fewest possible | table bytes | descriptors | levels per walk | one TLB entry covers (computed) |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n",
             );
             for (granule, ram, largest, c) in &self.linear {
                 // RAM at 1 GiB is aligned to every block: the largest-block
@@ -539,7 +541,7 @@ impl Results {
                 "splitmap": {"blocks": kb, "instructions": ki},
             })),
             "linear": self.linear.iter().map(|(granule, ram, largest, c)| json!({
-                "granule": granule, "ram": ram, "largest_blocks": largest, "table_pages": c.tables,
+                "granule": granule, "ram": ram, "largest_blocks": largest, "table_pages_beyond_root": c.tables,
                 "table_bytes": c.table_bytes, "descriptors": c.descriptors,
                 "levels_per_walk": c.levels, "tlb_entry_covers": c.reach,
             })).collect::<Vec<_>>(),
@@ -613,20 +615,22 @@ mod tests {
     #[test]
     fn blocks_cost_a_fraction_of_pages() {
         use pi::pgtable::Granule;
-        // 4 GiB at 1 GiB in 4 KiB: the root and one level-1 table, four 1 GiB blocks.
+        // 4 GiB at 1 GiB in 4 KiB: one level-1 table below the root, four
+        // 1 GiB blocks; the kernel's `layout` says "1 table pages" for it too.
         let c = linear_cost(Granule::K4, 4 << 30, true);
-        assert_eq!((c.tables, c.descriptors, c.levels, c.reach), (2, 4, 2, 1 << 30));
-        // The same in pages: 2048 level-3 tables, 4 level-2, 1 level-1, the root.
+        assert_eq!((c.tables, c.descriptors, c.levels, c.reach), (1, 4, 2, 1 << 30));
+        // The same in pages: 2048 level-3 tables, 4 level-2, 1 level-1.
         let c = linear_cost(Granule::K4, 4 << 30, false);
         assert_eq!(
             (c.tables, c.descriptors, c.levels, c.reach),
-            (2048 + 4 + 1 + 1, 1 << 20, 4, 4096)
+            (2048 + 4 + 1, 1 << 20, 4, 4096)
         );
-        // 64 KiB: the walk starts at level 1; eight 512 MiB blocks in one level-2 table.
+        // 64 KiB: the walk starts at level 1 (the root); eight 512 MiB
+        // blocks in one level-2 table.
         let c = linear_cost(Granule::K64, 4 << 30, true);
-        assert_eq!((c.tables, c.table_bytes, c.descriptors, c.levels), (2, 128 << 10, 8, 2));
-        // 16 KiB: 128 blocks of 32 MiB, three levels read.
+        assert_eq!((c.tables, c.table_bytes, c.descriptors, c.levels), (1, 64 << 10, 8, 2));
+        // 16 KiB: 128 blocks of 32 MiB, three levels read, two below the root.
         let c = linear_cost(Granule::K16, 4 << 30, true);
-        assert_eq!((c.tables, c.descriptors, c.levels, c.reach), (3, 128, 3, 32 << 20));
+        assert_eq!((c.tables, c.descriptors, c.levels, c.reach), (2, 128, 3, 32 << 20));
     }
 }

@@ -2,20 +2,29 @@
 //! `<!-- check: ARGS => TEXT -->` boots `splitmap ARGS`, which must print
 //! TEXT, and TEXT must contain the answer the guide states in bold, so a
 //! change to the kernel that changes an answer fails here until the guide
-//! says the new one.
+//! says the new one. Each exercise also shows the learner the one
+//! `$ cargo run -- ARGS` line it means, and those ARGS must be the check's:
+//! a visible command that drifts from the checked one would teach an answer
+//! the learner's own run does not print.
 
 mod common;
 use common::*;
 
 use std::path::Path;
 
-/// One exercise: where it is, the stated answer, the command and the text.
+/// One exercise: where it is, the stated answer, the command and the text,
+/// and the `$ cargo run -- …` lines shown to the learner since the exercise
+/// before (exactly one is right).
 struct Exercise {
     at: String,
     answer: String,
     args: Vec<String>,
     expected: String,
+    shown: Vec<Vec<String>>,
 }
+
+/// What a learner types, as the guide prints it.
+const SHOWN: &str = "$ cargo run -- ";
 
 /// Words as a shell splits them: blanks separate, double quotes group.
 fn words(line: &str) -> Vec<String> {
@@ -40,13 +49,22 @@ fn words(line: &str) -> Vec<String> {
 }
 
 fn exercises(chapter: &Path) -> Vec<Exercise> {
-    let text = std::fs::read_to_string(chapter).unwrap();
+    parse(
+        &chapter.display().to_string(),
+        &std::fs::read_to_string(chapter).unwrap(),
+    )
+}
+
+fn parse(name: &str, text: &str) -> Vec<Exercise> {
     let mut found = Vec::new();
     let mut answer: Option<String> = None;
+    let mut shown = Vec::new();
     let mut in_answer = false;
     for (number, line) in text.lines().enumerate() {
-        let at = format!("{}:{}", chapter.display(), number + 1);
-        if line.starts_with("<details>") {
+        let at = format!("{name}:{}", number + 1);
+        if let Some(command) = line.trim_start().strip_prefix(SHOWN) {
+            shown.push(words(command));
+        } else if line.starts_with("<details>") {
             (in_answer, answer) = (true, None);
         } else if line.starts_with("</details>") {
             in_answer = false;
@@ -60,11 +78,48 @@ fn exercises(chapter: &Path) -> Vec<Exercise> {
                     .unwrap_or_else(|| panic!("{at}: no **answer** in the <details> above")),
                 args: words(args),
                 expected: expected.to_string(),
+                shown: std::mem::take(&mut shown),
                 at,
             });
         }
     }
     found
+}
+
+/// Words joined back into a line, quoted where a shell would need it.
+fn line(words: &[String]) -> String {
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| {
+            if w.is_empty() || w.contains(char::is_whitespace) {
+                format!("\"{w}\"")
+            } else {
+                w.clone()
+            }
+        })
+        .collect();
+    quoted.join(" ")
+}
+
+/// Each exercise whose visible command is missing, doubled, or not the one
+/// its check boots, said as the learner would need it fixed.
+fn unlike_their_checks(all: &[Exercise]) -> Vec<String> {
+    all.iter()
+        .filter(|e| e.shown.len() != 1 || e.shown[0] != e.args)
+        .map(|e| {
+            let shown: Vec<String> = e.shown.iter().map(|w| format!("`{SHOWN}{}`", line(w))).collect();
+            format!(
+                "{}: the check boots `{}`, but the exercise shows {}",
+                e.at,
+                line(&e.args),
+                if shown.is_empty() {
+                    "no command".to_string()
+                } else {
+                    shown.join(" and ")
+                }
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -86,6 +141,8 @@ fn every_exercise_answer_is_what_the_kernel_prints() {
         assert!(!found.is_empty(), "{name} has exercises");
         all.extend(found);
     }
+    let unlike = unlike_their_checks(&all);
+    assert!(unlike.is_empty(), "{}", unlike.join("\n"));
     for e in &all {
         assert!(
             e.expected.contains(&e.answer),
@@ -116,4 +173,33 @@ fn check_lines_split_as_a_shell_would() {
         ["run", "--append", "a=1 b=2", "--cmd", "walk 0x1", "--nokaslr"]
     );
     assert_eq!(words(r#"run --append """#), ["run", "--append", ""]);
+}
+
+#[test]
+fn a_shown_command_unlike_its_check_is_caught() {
+    // Chapter 3's first exercise as it once was: the check had `--nokaslr`,
+    // the question did not, and a KASLR boot answers 18/64, not 15/64.
+    let chapter = |shown: &str| {
+        format!(
+            "**1.** How many pages?\n\n```\n{shown}\n```\n\n<details><summary>Answer</summary>\n\n**15/64**.\n\n</details>\n\
+             <!-- check: run --nokaslr --cmd layout => table pool: 15/64 pages used -->\n"
+        )
+    };
+    let right = parse("right.md", &chapter("$ cargo run -- run --nokaslr --cmd layout"));
+    assert_eq!(unlike_their_checks(&right), Vec::<String>::new());
+    let spaced = parse("spaced.md", &chapter("$ cargo run -- run  --nokaslr --cmd \"layout\""));
+    assert_eq!(
+        unlike_their_checks(&spaced),
+        Vec::<String>::new(),
+        "the words count, as a shell splits them"
+    );
+    let wrong = parse("wrong.md", &chapter("$ cargo run -- run --cmd layout"));
+    assert_eq!(
+        unlike_their_checks(&wrong),
+        [
+            "wrong.md:12: the check boots `run --nokaslr --cmd layout`, but the exercise shows `$ cargo run -- run --cmd layout`"
+        ]
+    );
+    let none = parse("none.md", &chapter("cargo run"));
+    assert_eq!(unlike_their_checks(&none).len(), 1, "an exercise must show its command");
 }
