@@ -267,6 +267,11 @@ fn layout(cx: &Context) {
         tables.from_frames,
         placed.offset
     );
+    if rows.iter().any(|r| r.map.contiguous > 0) {
+        println!(
+            "# +cont:N counts runs of leaves marked contiguous, of every size together: not a share of the count before it"
+        );
+    }
     match rodata::split_cost() {
         Some(c) => println!(
             "# rodata=full: the linear alias of text+rodata is r--; the split cost {} table pages (2M:{},4K:{})",
