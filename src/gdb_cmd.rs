@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, ExitStatus};
-use std::time::Duration;
 
 use splitmap::qemu::Artifacts;
 
@@ -14,9 +13,10 @@ use crate::GdbArgs;
 pub fn gdb(args: &GdbArgs) -> Result<ExitCode, String> {
     let artifacts = Artifacts::for_granule(&args.kernel.granule)?;
     // gdb itself would retry for seconds and then fail in our script; say
-    // at once what is missing. (QEMU's stub takes the next connection.)
+    // at once what is missing. Looked up, not connected to: QEMU's stub
+    // takes one connection, and stops the machine for it.
     let stub = std::net::SocketAddr::from(([127, 0, 0, 1], args.gdb_port));
-    if std::net::TcpStream::connect_timeout(&stub, Duration::from_secs(2)).is_err() {
+    if !splitmap::qemu::listening(args.gdb_port) {
         return Err(format!(
             "nothing listens on {stub}: start the kernel with `cargo run -- run --gdb{}` first, in another terminal",
             if args.gdb_port == 1234 {

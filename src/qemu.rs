@@ -397,6 +397,18 @@ pub fn shell_quoted(program: &str, args: &[String]) -> String {
         .join(" ")
 }
 
+/// Whether a socket listens on 127.0.0.1:`port` (or any address), as the
+/// kernel's table of TCP sockets says: looking, unlike connecting, does not
+/// take QEMU's one gdb connection.
+pub fn listening(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = [format!("0100007F:{port:04X}"), format!("00000000:{port:04X}")];
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() > 3 && local.iter().any(|l| l == fields[1]) && fields[3] == "0A"
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

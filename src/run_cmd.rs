@@ -103,7 +103,7 @@ fn check_port_free(port: u16) -> Result<(), String> {
 fn announce_when_listening(port: u16) {
     std::thread::spawn(move || {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while !listening(port) {
+        while !splitmap::qemu::listening(port) {
             if std::time::Instant::now() > deadline {
                 return;
             }
@@ -115,18 +115,6 @@ fn announce_when_listening(port: u16) {
             "splitmap: QEMU waits for gdb on port {port}: run `splitmap gdb --gdb-port {port}` (cargo run -- gdb) in another terminal{end}"
         );
     });
-}
-
-/// Whether a socket listens on 127.0.0.1:`port` (or any address), as the
-/// kernel's table of TCP sockets says: looking, unlike connecting, does not
-/// take QEMU's one gdb connection.
-fn listening(port: u16) -> bool {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let local = [format!("0100007F:{port:04X}"), format!("00000000:{port:04X}")];
-    table.lines().skip(1).any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        fields.len() > 3 && local.iter().any(|l| l == fields[1]) && fields[3] == "0A"
-    })
 }
 
 /// All of standard input, which is not a terminal. Input that stays open

@@ -20,29 +20,49 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// `text` without `//` comments (doc comments included) and `/* */` blocks.
+/// `text` without comments (`//`, doc comments, `/* */`) and without the
+/// contents of string literals (`"…"`, `r#"…"#`), where `//`, `/*` or
+/// `crate::` would be no code at all.
 fn code(text: &str) -> String {
+    let bytes = text.as_bytes();
     let mut out = String::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let line = rest.find("//");
-        let block = rest.find("/*");
-        match (line, block) {
-            (Some(l), b) if b.is_none_or(|b| l < b) => {
-                out.push_str(&rest[..l]);
-                rest = rest[l..].find('\n').map_or("", |n| &rest[l + n..]);
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &text[i..];
+        if rest.starts_with("//") {
+            i += rest.find('\n').unwrap_or(rest.len());
+        } else if rest.starts_with("/*") {
+            i += rest.find("*/").map_or(rest.len(), |e| e + 2);
+        } else if let Some(hashes) = raw_string_start(rest) {
+            let close = format!("\"{}", "#".repeat(hashes));
+            let body = 2 + hashes;
+            i += rest[body..].find(&close).map_or(rest.len(), |e| body + e + close.len());
+            out.push_str("\"\"");
+        } else if rest.starts_with('"') {
+            let mut j = 1;
+            while j < rest.len() && rest.as_bytes()[j] != b'"' {
+                j += if rest.as_bytes()[j] == b'\\' { 2 } else { 1 };
             }
-            (_, Some(b)) => {
-                out.push_str(&rest[..b]);
-                rest = rest[b..].find("*/").map_or("", |e| &rest[b + e + 2..]);
-            }
-            _ => {
-                out.push_str(rest);
-                rest = "";
-            }
+            i += (j + 1).min(rest.len());
+            out.push_str("\"\"");
+        } else if rest.starts_with("'\"'") {
+            // The character '"' opens no string.
+            i += 3;
+        } else {
+            let c = rest.chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
         }
     }
     out
+}
+
+/// `r"`, `r#"`, `r##"`…: how many `#`s a raw string at the start of `text`
+/// has, if one starts there.
+fn raw_string_start(text: &str) -> Option<usize> {
+    let after_r = text.strip_prefix('r')?;
+    let hashes = after_r.chars().take_while(|&c| c == '#').count();
+    after_r[hashes..].starts_with('"').then_some(hashes)
 }
 
 /// The first path segment after every `crate::` in `code`, groups included:
@@ -151,8 +171,9 @@ fn every_folder_is_a_layer() {
 #[test]
 fn the_reader_sees_what_a_file_names() {
     let text = code(
-        "use crate::{mm::tables, boot::{dtb, info}};\n// crate::shell\n/* crate::init */ let x = crate::debug::f();",
+        "use crate::{mm::tables, boot::{dtb, info}};\n// crate::shell\n/* crate::init */ let x = crate::debug::f();\n\
+         let s = \"/* not a comment\"; let t = r#\"crate::init // \"#; let c = '\"'; crate::console::f();",
     );
     let names: Vec<String> = named(&text).into_iter().collect();
-    assert_eq!(names, ["boot", "debug", "mm"]);
+    assert_eq!(names, ["boot", "console", "debug", "mm"]);
 }

@@ -434,6 +434,10 @@ mod canary {
     static TARGET: u8 = 0;
 }
 
+// The assembly loads MAIR, TCR and SCTLR values with `movz`/`movk` of their
+// low 32 bits only.
+const _: () = assert!(MAIR_VALUE >> 32 == 0 && TCR_VALUE >> 32 == 0 && SCTLR_MMU_ON >> 32 == 0);
+
 crate::asm_function!(
     section = ".text.pi.entry",
     "__pi_primary_entry",
@@ -447,6 +451,7 @@ crate::asm_function!(
     b.ne    2f
     mov     x0, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64
     msr     hcr_el2, x0
+    isb                                 // CPTR_EL2's layout follows HCR_EL2.E2H
     mov     x0, #0x33ff                 // CPTR_EL2: no FP/SIMD traps to EL2
     msr     cptr_el2, x0
     mrs     x1, id_aa64dfr0_el1         // MDCR_EL2: no PMU or debug traps

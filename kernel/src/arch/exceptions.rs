@@ -150,6 +150,7 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
         }
     }
     if sync_at_el1 && ec == class::DATA_ABORT && (GUARD.0..GUARD.1).contains(&far) {
+        stopping(frame);
         crate::println!("\nkernel stack overflow: FAR={far:#018x} is in the guard page below the kernel stack");
         backtrace(frame);
         panic!("kernel stack overflow");
@@ -180,14 +181,34 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
             Err(NotContained::NoRecoveryPoint) => {}
         }
     }
+    stopping(frame);
     crate::println!();
     report(frame, vector, esr, far);
     panic!("unhandled exception: {}", class_name(ec));
 }
 
+/// Fatal reports under way: 1 while one is printed; more if the report
+/// itself faulted (a corrupt frame record, say).
+static STOPPING: AtomicU64 = AtomicU64::new(0);
+
+/// Starts a report that ends the kernel: the console is freed from whoever
+/// held it (the code that faulted may have been printing). An exception
+/// taken inside such a report must not report again, and again, down the
+/// boot stack: the second says so in a line and panics, a third powers off
+/// without a word.
+fn stopping(frame: &Frame) {
+    take_console();
+    match STOPPING.fetch_add(1, Ordering::SeqCst) {
+        0 => {}
+        1 => panic!("an exception at {:#x} while reporting an exception", frame.elr),
+        _ => super::psci::system_off(),
+    }
+}
+
 /// The vector's entry check found SP misaligned: a kernel bug that hardware
 /// would have turned into an endless fault, reported while it can be.
 fn misaligned_entry(frame: &Frame, vector: u64, esr: Syndrome, far: u64) -> ! {
+    stopping(frame);
     let sp: u64;
     // SAFETY: reads the scratch register the stub parked the misaligned SP in
     // (TPIDRRO_EL0: no EL0 code exists to read it).
@@ -202,7 +223,7 @@ fn misaligned_entry(frame: &Frame, vector: u64, esr: Syndrome, far: u64) -> ! {
 
 /// A fault in untrusted code while the kernel holds locks: not contained.
 fn panic_not_contained(owner: u64, held: usize, frame: &Frame, vector: u64, esr: Syndrome, far: u64) -> ! {
-    take_console();
+    stopping(frame);
     crate::println!(
         "\nmodule fault at {owner:#x} while the kernel holds {held} lock(s): not contained, since they would never be released"
     );

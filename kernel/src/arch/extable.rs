@@ -20,6 +20,11 @@ pub struct Entry {
 /// x0 = 0 and x1 = 1 if it took an exception (a fault, or an undefined
 /// instruction) — as a `#[repr(C)]` pair of `u64`s. What the instruction
 /// does to x0 is its result.
+///
+/// Fixups belong in such routines only, called as `extern "C"` functions:
+/// the exception stub saves the general registers but not the FP/SIMD ones
+/// its Rust handler may use, which a function call boundary lets it clobber
+/// and the middle of a Rust function would not.
 #[cfg(kernel_proper)]
 macro_rules! covered_routine {
     ($name:literal, $insn:literal) => {

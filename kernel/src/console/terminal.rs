@@ -126,6 +126,11 @@ impl log::Log for Logger {
 
 static LOGGER: Logger = Logger;
 
+// `log` keeps `&LOGGER` from before the KASLR move: its vtable half is
+// relocated, its data half is not (`kaslr::relocate`), which is harmless
+// only while nothing is behind it.
+const _: () = assert!(core::mem::size_of::<Logger>() == 0);
+
 /// Routes `log` to the console (the boot log until there is one) at `level`.
 pub fn init_log(level: log::LevelFilter) {
     // A second call only fails with "already set", which leaves the first

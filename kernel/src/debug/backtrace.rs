@@ -102,9 +102,17 @@ fn record(fp: u64) -> Option<(u64, u64)> {
 }
 
 /// Where the function `addr` is in starts, and its module (`None`: the
-/// kernel); `None` outside every function.
+/// kernel); `None` outside every function. A kernel address is looked up
+/// without allocating: this runs in the exception handler, perhaps with the
+/// heap's lock held by the code that faulted.
 fn function_of(addr: u64) -> Option<(u64, Option<String>)> {
-    symbol(addr).map(|s| (addr - s.offset, s.module))
+    let in_kernel = addr
+        .checked_sub(sections::text().start)
+        .and_then(|off| ksyms::lookup(sections::ksyms(), off));
+    match in_kernel {
+        Some(f) => Some((addr - f.offset, None)),
+        None => module_symbol(addr).map(|s| (addr - s.offset, s.module)),
+    }
 }
 
 /// The caller that only the link register names: the return address in LR

@@ -14,10 +14,14 @@
 //! data already point at the new one; both mappings are live, so either works.
 //! Step 2 adds `offset` to what each RELR site holds *then*, so a word written
 //! before the move stays right only if it is a RELR site: a static whose
-//! initial value is an image address, as `log`'s logger pointer is (it starts
-//! as `&NopLogger`; `console::init_log` sets it before the move). A pointer
-//! into the image stored before the move anywhere else would keep the link
-//! address, which step 4 unmaps: nothing does that.
+//! initial value is an image address, as the vtable half of `log`'s logger
+//! pointer is (it starts as `&NopLogger`; `console::init_log` sets it before
+//! the move). Its data half is no RELR site: it stays right only because the
+//! logger is zero-sized and never read through it (asserted in
+//! `console::terminal`). The exception handler's borrowed functions are
+//! stored before the move too, and lent again after it (`init::phases`).
+//! Any other pointer into the image stored before the move would keep the
+//! link address, which step 4 unmaps.
 
 use pi::addr::{self, PhysAddr};
 use pi::layout::{KIMAGE_VADDR, PAGE_SIZE};
