@@ -702,3 +702,253 @@ fn gaps(out: &mut String, column: &Column, x0: f64) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::map::{parse, tests::SESSION};
+
+    /// The virtual column of `model`, as `svg` lays it out, and its boxes.
+    fn va_column(model: &Model) -> (Vec<&Region>, Column) {
+        let boxes = model.boxes();
+        let mut cuts: Vec<u64> = windows(model).iter().flat_map(|w| [w.span.0, w.span.1]).collect();
+        cuts.extend([PAGE_OFFSET, KIMAGE_VADDR]);
+        let column = Column::new(&boxes.iter().map(|r| r.va).collect::<Vec<_>>(), &cuts);
+        (boxes, column)
+    }
+
+    /// Where the box of region `name` is drawn, top and bottom.
+    fn box_of(boxes: &[&Region], column: &Column, name: &str) -> (f64, f64) {
+        let i = boxes.iter().position(|r| r.name == name).unwrap();
+        let s = column.stretches[column.boxes[i]];
+        (s.y, s.y + s.height)
+    }
+
+    /// `<text …>` elements, as (x, anchor, longest line in characters).
+    fn texts(svg: &str) -> Vec<(f64, String, usize)> {
+        svg.split("<text ")
+            .skip(1)
+            .map(|t| {
+                let attr = |name: &str| {
+                    t.split(&format!("{name}=\""))
+                        .nth(1)
+                        .map(|v| v.split('"').next().unwrap().to_string())
+                };
+                let body = t.split_once('>').unwrap().1.split("</text>").next().unwrap();
+                let longest = body
+                    .split("</tspan>")
+                    .map(|l| l.rsplit('>').next().unwrap().replace("&amp;", "&").chars().count())
+                    .max()
+                    .unwrap_or(0);
+                let x = attr("x").unwrap().parse().unwrap();
+                (x, attr("text-anchor").unwrap_or_else(|| "start".into()), longest)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_region_and_piece_is_labelled_with_its_exact_range() {
+        let model = parse(SESSION).unwrap();
+        let picture = svg(&model, "test");
+        for r in &model.regions {
+            if !r.is_module_window() {
+                assert!(picture.contains(&format!("data-region=\"{}\"", r.name)), "{}", r.name);
+                assert!(picture.contains(&format!(">{}</tspan>", range(r.va))), "{}", r.name);
+            }
+        }
+        for p in model.pieces() {
+            assert!(picture.contains(&format!(">{}</tspan>", range(p.pa))), "{p:?}");
+        }
+        assert_eq!(
+            picture.matches("<title>mapping").count(),
+            model.runs.len(),
+            "a band per run"
+        );
+        assert!(picture.contains("KASLR window"));
+    }
+
+    #[test]
+    fn window_bars_run_as_far_as_their_windows_and_say_their_range() {
+        let model = parse(SESSION).unwrap();
+        let (boxes, va) = va_column(&model);
+        let (text, data) = (box_of(&boxes, &va, "text"), box_of(&boxes, &va, "data"));
+        let mmio = box_of(&boxes, &va, "mmio");
+        for w in windows(&model) {
+            let (y0, y1) = (va.y(w.span.0), va.y(w.span.1));
+            // Each edge inside a gap is where one gap ends and the next begins.
+            for edge in [w.span.0, w.span.1] {
+                let y = va.y(edge);
+                assert!(
+                    va.stretches.iter().any(|s| s.span.0 == edge && s.y == y),
+                    "{}: {edge:#x} starts a stretch",
+                    w.name
+                );
+            }
+            assert!(y0 <= text.0 && y1 > data.1 && y1 < mmio.0, "{}: {y0}..{y1}", w.name);
+        }
+        // The direct window (128 MiB around the image) starts a gap's height
+        // above the image, not a pixel.
+        let direct = windows(&model)
+            .into_iter()
+            .find(|w| w.name == "module direct window")
+            .unwrap();
+        assert!(va.y(direct.span.0) <= text.0 - 16.0);
+        // The 64 TiB KASLR window runs past the image, through two gaps.
+        let kaslr = &windows(&model)[0];
+        assert!(va.y(kaslr.span.1) - data.1 >= 2.0 * 16.0);
+        let picture = svg(&model, "t");
+        for line in [
+            "KASLR window",
+            "≈ 64.0 TiB",
+            "0xffffa0005c000000-",
+            "0xffffe00014000000",
+            "module PLT window",
+            "2 GiB",
+            "module direct window",
+            "128 MiB",
+        ] {
+            assert!(picture.contains(&format!(">{line}</tspan>")), "{line}");
+        }
+        assert!(picture.contains("<title>KASLR window: 0xffffa0005c000000-0xffffe00014000000 (≈ 64.0 TiB)</title>"));
+    }
+
+    #[test]
+    fn page_offset_and_kimage_vaddr_are_marked_and_the_move_said() {
+        let model = parse(SESSION).unwrap();
+        let (boxes, va) = va_column(&model);
+        // KIMAGE_VADDR falls in the gap below the linear map: drawn at the
+        // edge of a gap of its own, above the image it was moved from.
+        assert!(va.stretches.iter().any(|s| s.span.0 == KIMAGE_VADDR));
+        assert!(va.y(KIMAGE_VADDR) < box_of(&boxes, &va, "text").0);
+        assert_eq!(va.y(PAGE_OFFSET), box_of(&boxes, &va, "linear").0);
+        let picture = svg(&model, "t");
+        assert!(picture.contains(r#"data-mark="KIMAGE_VADDR""#) && picture.contains(r#"data-mark="PAGE_OFFSET""#));
+        for line in [
+            "KIMAGE_VADDR",
+            "0xffff800080000000",
+            "text moved by",
+            "0x1fffe1400000",
+            "PAGE_OFFSET",
+            "0xffff000000000000",
+            "= linear start",
+        ] {
+            assert!(picture.contains(&format!(">{line}</tspan>")), "{line}");
+        }
+    }
+
+    #[test]
+    fn frames_in_use_are_drawn_as_used_and_veneers_shown() {
+        let model = parse(SESSION).unwrap();
+        let picture = svg(&model, "t");
+        for line in [
+            "in use: stack 64 KiB",
+            "in use: hello:text 4 KiB",
+            "image: text 240 KiB",
+            "hello: 3 veneers",
+            "0xffffa00010114090-",
+            "0xffffa000101140b4",
+        ] {
+            assert!(picture.contains(&format!(">{line}</tspan>")), "{line}");
+        }
+        assert!(!picture.contains(">free RAM 125"), "no free RAM across the stack");
+        assert!(picture.contains(r#"data-veneers="hello""#));
+    }
+
+    #[test]
+    fn text_is_10_px_or_more_at_the_readmes_width_and_nothing_is_cut() {
+        // With rodata=full, the linear map is three rows; the third's label
+        // is the widest.
+        let full = SESSION.replace(
+            "linear   va=0xffff000000000000-0xffff000040000000 pa=0x40000000-0x80000000 prot=rw- map=1G:1,2M:0,4K:0",
+            "linear   va=0xffff000000000000-0xffff000000200000 pa=0x40000000-0x40200000 prot=rw- map=1G:0,2M:1,4K:0\n\
+             linear   va=0xffff000000200000-0xffff000000260000 pa=0x40200000-0x40260000 prot=r-- map=1G:0,2M:0,4K:96\n\
+             linear   va=0xffff000000260000-0xffff000040000000 pa=0x40260000-0x80000000 prot=rw- map=1G:0,2M:510,4K:416+cont:57",
+        );
+        for session in [SESSION, &full] {
+            let picture = svg(
+                &parse(session).unwrap(),
+                "splitmap, 4K pages: KASLR offset 0x1fffe1400000 (seed 0x2a)",
+            );
+            let width: f64 = picture
+                .split("width=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let sizes: Vec<f64> = picture
+                .split("font-size=\"")
+                .skip(1)
+                .map(|s| s.split('"').next().unwrap().parse().unwrap())
+                .collect();
+            let smallest = sizes.iter().copied().fold(f64::MAX, f64::min);
+            assert!(smallest * README_WIDTH / width >= 10.0, "{smallest} px in {width} px");
+            for (x, anchor, chars) in texts(&picture) {
+                let w = CHAR * chars as f64;
+                let (left, right) = match anchor.as_str() {
+                    "end" => (x - w, x),
+                    "middle" => (x - w / 2.0, x + w / 2.0),
+                    _ => (x, x + w),
+                };
+                assert!(
+                    left >= 0.0 && right <= width,
+                    "a text of {chars} at {x} ({anchor}) in {width}"
+                );
+            }
+            assert!(picture.contains("addresses grow downward"));
+        }
+    }
+
+    #[test]
+    fn labels_on_boxes_meet_wcag_aa() {
+        assert!((contrast("#000000", "#ffffff") - 21.0).abs() < 1e-9);
+        let picture = svg(&parse(SESSION).unwrap(), "t");
+        let mut seen = 0;
+        for group in picture.split("<g data-region=").skip(1) {
+            let fills: Vec<&str> = group
+                .split("fill=\"")
+                .skip(1)
+                .map(|f| f.split('"').next().unwrap())
+                .collect();
+            // The box, then the name on it.
+            let (fill, text) = (fills[0], fills[1]);
+            let ratio = contrast(fill, text);
+            assert!(ratio >= 4.5, "{text} on {fill}: {ratio:.2}");
+            seen += 1;
+        }
+        assert!(seen >= 8);
+    }
+
+    #[test]
+    fn addresses_go_down_the_column_in_order() {
+        let column = Column::new(
+            &[
+                (0x1000, 0x2000),
+                (0x10_0000, 0x20_0000),
+                (1 << 40, (1 << 40) + (1 << 30)),
+            ],
+            &[0x8_0000],
+        );
+        let ys: Vec<f64> = [
+            0,
+            0x1000,
+            0x1800,
+            0x2000,
+            0x8_0000,
+            0x10_0000,
+            0x20_0000,
+            1 << 40,
+            u64::MAX,
+        ]
+        .iter()
+        .map(|&a| column.y(a))
+        .collect();
+        assert!(ys.windows(2).all(|w| w[0] <= w[1]), "{ys:?}");
+        assert_eq!(column.gaps().count(), 3, "the first gap cut in two");
+        assert_eq!(height(4096), 48.0);
+        assert_eq!(height(8192), 53.0);
+        assert!(gap_height(1 << 46) > gap_height(3 << 20));
+    }
+}
