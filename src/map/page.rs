@@ -37,7 +37,8 @@ pub fn html(model: &Model, title: &str) -> String {
 <title>{title}</title>
 <style>
 body {{ font-family: monospace; margin: 16px; }}
-#panel {{ position: sticky; top: 0; background: #fffbe6; border: 1px solid #ccc; padding: 8px; white-space: pre-wrap; min-height: 9em; }}
+/* Of fixed height: what it shows never moves the map under the pointer. */
+#panel {{ position: sticky; top: 0; background: #fffbe6; border: 1px solid #ccc; padding: 8px; white-space: pre-wrap; height: 14em; overflow: auto; }}
 g[data-region], g[data-info] {{ cursor: pointer; }}
 g[data-region]:hover rect, g[data-piece]:hover rect {{ stroke-width: 3; }}
 g[data-info]:hover path {{ fill-opacity: 0.5; stroke-width: 2; }}
