@@ -694,9 +694,9 @@ fn gaps(out: &mut String, column: &Column, x0: f64) {
         let mid = s.y + s.height / 2.0;
         let _ = writeln!(
             out,
-            r##"<path d="M{x0} {:.1} l8 -4 l8 8 l8 -8 l8 8 l8 -4" fill="none" stroke="#888888"/><text x="{:.1}" y="{:.1}" fill="#555555">{}</text>"##,
+            r##"<path d="M{x0} {:.1} l6 -3 l6 6 l6 -6 l6 6 l6 -3" fill="none" stroke="#888888"/><text x="{:.1}" y="{:.1}" fill="#555555">{}</text>"##,
             mid,
-            x0 + 46.0,
+            x0 + 33.0,
             mid + 4.0,
             about(s.span.1 - s.span.0)
         );
