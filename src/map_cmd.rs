@@ -87,9 +87,10 @@ pub fn check_options(args: &MapArgs) -> Result<(), String> {
 fn check_boot(run: &RunArgs) -> Result<(), String> {
     check_run(run)?;
     if run.cmds.iter().any(|c| c.trim() == "poweroff") {
-        return Err(
-            "--cmd poweroff: map types layout, ptdump, mem and kaslr after your lines, and powers off itself".into(),
-        );
+        return Err(format!(
+            "--cmd poweroff: map types {} after your lines, and powers off itself",
+            map::DRAWN_FROM.join(", ")
+        ));
     }
     Ok(())
 }

@@ -43,13 +43,41 @@ fn the_svg_has_every_layout_row_of_the_boot_and_renders() {
             "{} is drawn",
             row.name
         );
-        let range = format!("{:#x}-{:#x} (", row.va.0, row.va.1);
+        let range = format!(">{:#x}-{:#x}</tspan>", row.va.0, row.va.1);
         assert!(picture.contains(&range), "{} labelled {range}", row.name);
     }
+    // A reservation is drawn whole, or cut where a region's frames are.
     for reserved in out.lines().filter(|l| l.starts_with("reserved pa=")) {
         let range = reserved.split_whitespace().nth(1).unwrap().trim_start_matches("pa=");
-        assert!(picture.contains(&format!("{range} (")), "{reserved} is drawn");
+        let (start, end) = range.split_once('-').unwrap();
+        assert!(
+            picture.contains(&format!(">{start}-")) && picture.contains(&format!("-{end}</tspan>")),
+            "{reserved} is drawn"
+        );
     }
+    // The module's pages and the kernel stack's frames are in use, each
+    // drawn with the range `layout` and `ptdump` give it.
+    let hello = row(&rows, "hello:text").pa.unwrap();
+    assert!(
+        picture.contains(&format!(">{:#x}-{:#x}</tspan>", hello.0, hello.1)),
+        "hello's text frames"
+    );
+    assert!(picture.contains(">in use: stack 64 KiB</tspan>"), "the stack's frames");
+    assert!(
+        picture.contains(">hello: 3 veneers</tspan>"),
+        "far from the kernel: veneers"
+    );
+    // Readable at the README's width: 10 px or more once scaled to 880 px.
+    let width: f64 = picture
+        .split("width=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(13.0 * 880.0 / width >= 10.0, "{width} px wide");
 
     // Rendered as a viewer would: a picture of many colours, mostly not blank.
     let tree = resvg::usvg::Tree::from_str(&picture, &resvg::usvg::Options::default()).unwrap();
@@ -161,23 +189,7 @@ fn the_page_shows_the_kernels_own_walk_of_a_region_in_a_browser() {
 
     // Headless Chromium opens the page at #text, as a click on the text box
     // does, and the DOM then holds the panel with that walk.
-    let profile = temp("chromium-profile");
-    let dom = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}#text", page.display()))
-        .output()
-        .expect("chromium is missing: run scripts/setup.sh");
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let dom = dom_of(&format!("file://{}#text", page.display()));
     let panel = dom
         .split("<div id=\"panel\">")
         .nth(1)
@@ -190,6 +202,105 @@ fn the_page_shows_the_kernels_own_walk_of_a_region_in_a_browser() {
         let line = line.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
         assert!(panel.contains(&line), "{line} in the panel:\n{panel}");
     }
-    let _ = std::fs::remove_dir_all(profile);
+
+    // Pointing anywhere at a label is pointing at its box; bands, pieces of
+    // physical memory and window bars each say what they are.
+    let html = std::fs::read_to_string(&page).unwrap();
+    let probed = temp("probed.html");
+    std::fs::write(
+        &probed,
+        html.replace("</body>", &format!("<script>{PROBE}</script>\n</body>")),
+    )
+    .unwrap();
+    let dom = dom_of(&format!("file://{}", probed.display()));
+    let result = dom
+        .split("<pre id=\"probe\">")
+        .nth(1)
+        .unwrap_or("")
+        .split("</pre>")
+        .next()
+        .unwrap_or("");
+    assert!(result.contains("labels ok") && !result.contains("FAIL"), "{result}");
+    for what in ["bands", "pieces", "windows"] {
+        assert!(result.contains(&format!("{what} ok")), "{result}");
+    }
+    assert!(result.contains("window KASLR window"), "{result}");
     let _ = std::fs::remove_file(page);
+    let _ = std::fs::remove_file(probed);
 }
+
+/// The DOM headless Chromium has made of `url` once its scripts ran, in a
+/// window tall enough that the whole map is on screen.
+fn dom_of(url: &str) -> String {
+    let profile = temp("chromium-profile");
+    let dom = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1600,4000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("chromium is missing: run scripts/setup.sh");
+    let _ = std::fs::remove_dir_all(profile);
+    String::from_utf8_lossy(&dom.stdout).into_owned()
+}
+
+/// Points as a mouse would (`elementFromPoint`, then a `mouseover` there)
+/// at many places on each region's and piece's label and at each window's
+/// bar, sends a `mouseover` to each band, and writes what the panel said
+/// into `<pre id="probe">`.
+const PROBE: &str = r#"
+const panel = document.getElementById("panel");
+const log = [];
+function point(x, y) {
+  panel.textContent = "";
+  const e = document.elementFromPoint(x, y);
+  if (e) e.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+  return panel.textContent;
+}
+function grid(r, each) {
+  for (const fx of [0.05, 0.25, 0.5, 0.75, 0.95])
+    for (const fy of [0.1, 0.3, 0.5, 0.7, 0.9]) each(r.left + fx * r.width, r.top + fy * r.height, fx, fy);
+}
+let failed = 0;
+for (const g of document.querySelectorAll("g[data-region]")) {
+  grid(g.querySelector("text[text-anchor=end]").getBoundingClientRect(), (x, y, fx, fy) => {
+    if (!point(x, y).startsWith(g.dataset.region + "  va=")) { failed++; log.push("FAIL label of " + g.dataset.region + " at " + fx + "," + fy); }
+  });
+}
+if (!failed) log.push("labels ok");
+failed = 0;
+for (const g of document.querySelectorAll("g[data-piece]")) {
+  grid(g.querySelector("text").getBoundingClientRect(), (x, y, fx, fy) => {
+    if (point(x, y) !== g.dataset.info) { failed++; log.push("FAIL piece " + g.dataset.piece + " at " + fx + "," + fy); }
+  });
+}
+if (!failed) log.push("pieces ok");
+failed = 0;
+for (const g of document.querySelectorAll("g[data-window]")) {
+  const r = g.querySelector("rect:not(.hit)").getBoundingClientRect();
+  const said = point(r.left + r.width / 2, r.top + r.height / 2);
+  if (!said.startsWith(g.dataset.window + ": 0x")) { failed++; log.push("FAIL window " + g.dataset.window + ": " + said); }
+  else log.push("window " + g.dataset.window);
+}
+if (!failed) log.push("windows ok");
+failed = 0;
+for (const path of document.querySelectorAll("g[data-info] > path[fill-opacity]")) {
+  panel.textContent = "";
+  path.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+  if (!panel.textContent.startsWith("mapping")) { failed++; log.push("FAIL band: " + panel.textContent); }
+}
+if (!failed) log.push("bands ok");
+const pre = document.createElement("pre");
+pre.id = "probe";
+pre.textContent = log.join("\n");
+document.body.appendChild(pre);
+"#;

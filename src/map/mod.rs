@@ -75,6 +75,18 @@ pub struct Kaslr {
     pub plt: Option<Span>,
 }
 
+/// A loaded module, from `lsmod -v`: where it is and the veneers it wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Module {
+    pub name: String,
+    pub base: u64,
+    /// Each veneer's address (a veneer is [`VENEER_BYTES`] long).
+    pub veneers: Vec<u64>,
+}
+
+/// A veneer's size: `adrp x16; add x16; br x16`.
+pub const VENEER_BYTES: u64 = 12;
+
 /// Everything a map is drawn from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Model {
@@ -87,14 +99,21 @@ pub struct Model {
     pub kaslr: Kaslr,
     /// `walk VA` answers, by VA.
     pub walks: BTreeMap<u64, Vec<String>>,
+    /// The loaded modules, from `lsmod -v`.
+    pub modules: Vec<Module>,
 }
 
 /// A piece of physical address space in the right-hand column.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Piece {
     pub pa: Span,
-    /// `image`, `free`, `device`, …
+    /// `image`, `free`, `device`, or the region whose frames these are
+    /// (`text`, `stack`, `hello:text`, …).
     pub name: String,
+    /// What the drawing calls it: `free RAM`, `image: text`, `in use: stack`.
+    pub what: String,
+    /// The region (its `layout` name) that uses these frames, if one does.
+    pub region: Option<String>,
 }
 
 impl Region {
@@ -102,6 +121,14 @@ impl Region {
     /// rows rather than being mapped itself.
     pub fn is_module_window(&self) -> bool {
         pi::kmap::find(&self.name).is_some_and(|r| r.place == pi::kmap::Place::Modules)
+    }
+
+    /// The module whose area it is (`hello` of `hello:text`), if it is one.
+    pub fn module(&self) -> Option<&str> {
+        if pi::kmap::find(&self.name).is_some() {
+            return None;
+        }
+        self.name.split_once(':').map(|(module, _)| module)
     }
 
     /// Whether the kernel maps it as device memory.
@@ -131,39 +158,95 @@ impl Model {
             .unwrap_or("4K")
     }
 
-    /// Physical memory as pieces, lowest first: RAM cut by the reservations
-    /// (the rest `free`), and each device range a `ptdump` run maps.
-    pub fn pieces(&self) -> Vec<Piece> {
-        let mut pieces = Vec::new();
-        for &(start, end) in &self.ram {
-            let mut inside: Vec<&(Span, String)> = self
-                .reserved
+    /// The frames a region other than the linear map uses, as (range,
+    /// region): each `layout` row's `pa=`, then each `ptdump` run of a
+    /// region `layout` gives no `pa=` for (the kernel stack), lowest first.
+    pub fn frames_in_use(&self) -> Vec<(Span, String)> {
+        let linear = |va: u64| {
+            self.regions
                 .iter()
-                .filter(|((s, e), _)| *s < end && *e > start)
-                .collect();
-            inside.sort_by_key(|(span, _)| *span);
-            let mut at = start;
-            for ((s, e), name) in inside {
-                let (s, e) = ((*s).max(start), (*e).min(end));
-                if s > at {
-                    pieces.push(Piece {
-                        pa: (at, s),
-                        name: "free".into(),
-                    });
-                }
-                if e > at.max(s) {
-                    pieces.push(Piece {
-                        pa: (at.max(s), e),
-                        name: name.clone(),
-                    });
-                }
-                at = at.max(e);
+                .any(|r| r.name == "linear" && r.va.0 <= va && va < r.va.1)
+        };
+        let mut used: Vec<(Span, String)> = Vec::new();
+        let overlaps = |used: &[(Span, String)], (s, e): Span| used.iter().any(|((a, b), _)| *a < e && s < *b);
+        for r in self.regions.iter().filter(|r| r.name != "linear" && !r.is_device()) {
+            if let Some(pa) = r.pa
+                && !overlaps(&used, pa)
+            {
+                used.push((pa, r.name.clone()));
             }
-            if at < end {
-                pieces.push(Piece {
-                    pa: (at, end),
-                    name: "free".into(),
-                });
+        }
+        for run in self.runs.iter().filter(|r| r.attr == "normal" && !linear(r.va.0)) {
+            let owner = self
+                .boxes()
+                .into_iter()
+                .find(|r| r.va.0 <= run.va.0 && run.va.0 < r.va.1);
+            if let Some(owner) = owner
+                && !overlaps(&used, run.pa)
+            {
+                used.push((run.pa, owner.name.clone()));
+            }
+        }
+        used.sort();
+        used
+    }
+
+    /// Physical memory as pieces, lowest first: RAM cut by the reservations
+    /// and the frames regions use (the rest `free`), and each device range
+    /// a `ptdump` run maps.
+    pub fn pieces(&self) -> Vec<Piece> {
+        let used = self.frames_in_use();
+        let mut pieces: Vec<Piece> = Vec::new();
+        for &(start, end) in &self.ram {
+            let mut cuts = vec![start, end];
+            for &((s, e), _) in self.reserved.iter().chain(&used) {
+                cuts.extend([s, e].into_iter().filter(|&a| start < a && a < end));
+            }
+            cuts.sort_unstable();
+            cuts.dedup();
+            for pair in cuts.windows(2) {
+                let pa = (pair[0], pair[1]);
+                let within = |list: &[(Span, String)]| {
+                    list.iter()
+                        .find(|((s, e), _)| *s <= pa.0 && pa.1 <= *e)
+                        .map(|(_, name)| name.clone())
+                };
+                let piece = match (within(&used), within(&self.reserved)) {
+                    (Some(region), Some(reserved)) if region == reserved => Piece {
+                        pa,
+                        what: reserved,
+                        name: region.clone(),
+                        region: Some(region),
+                    },
+                    (Some(region), Some(reserved)) => Piece {
+                        pa,
+                        what: format!("{reserved}: {region}"),
+                        name: region.clone(),
+                        region: Some(region),
+                    },
+                    (Some(region), _) => Piece {
+                        pa,
+                        what: format!("in use: {region}"),
+                        name: region.clone(),
+                        region: Some(region),
+                    },
+                    (None, Some(reserved)) => Piece {
+                        pa,
+                        what: reserved.clone(),
+                        name: reserved,
+                        region: None,
+                    },
+                    (None, None) => Piece {
+                        pa,
+                        what: "free RAM".into(),
+                        name: "free".into(),
+                        region: None,
+                    },
+                };
+                match pieces.last_mut() {
+                    Some(last) if last.pa.1 == pa.0 && last.what == piece.what => last.pa.1 = pa.1,
+                    _ => pieces.push(piece),
+                }
             }
         }
         for run in self.runs.iter().filter(|r| r.attr == "device") {
@@ -171,6 +254,8 @@ impl Model {
                 pieces.push(Piece {
                     pa: run.pa,
                     name: "device".into(),
+                    what: "device registers".into(),
+                    region: None,
                 });
             }
         }
@@ -196,7 +281,7 @@ fn field<'a>(words: &[&'a str], key: &str) -> Option<&'a str> {
 }
 
 /// The commands whose answers a map is drawn from.
-pub const DRAWN_FROM: [&str; 4] = ["layout", "ptdump", "mem", "kaslr"];
+pub const DRAWN_FROM: [&str; 5] = ["layout", "ptdump", "mem", "kaslr", "lsmod -v"];
 
 impl Model {
     /// Which of [`DRAWN_FROM`] the transcript did not answer, said as an
@@ -208,6 +293,8 @@ impl Model {
             !self.runs.is_empty(),
             !self.ram.is_empty(),
             !self.kaslr.source.is_empty(),
+            // Needed only for the veneers of the modules `layout` shows.
+            !self.modules.is_empty() || !self.regions.iter().any(|r| r.module().is_some()),
         ];
         let missing: Vec<String> = DRAWN_FROM
             .iter()
@@ -225,8 +312,8 @@ impl Model {
     }
 }
 
-/// Reads a transcript of `layout`, `ptdump`, `mem`, `kaslr` and `walk`
-/// answers (any order, other lines ignored).
+/// Reads a transcript of `layout`, `ptdump`, `mem`, `kaslr`, `lsmod -v`
+/// and `walk` answers (any order, other lines ignored).
 ///
 /// # Errors
 /// If it has no `layout` rows: there is nothing to draw.
@@ -291,6 +378,16 @@ pub fn parse(transcript: &str) -> Result<Model, String> {
         } else if let Some(window) = field(&words, "window").and_then(span) {
             let entropy = line.split_once("entropy=").map_or("", |(_, e)| e);
             model.kaslr.window = Some((window, entropy.to_string()));
+        } else if let (Some(base), Some(_)) = (field(&words, "base").and_then(hex), field(&words, "plt")) {
+            model.modules.push(Module {
+                name: first.to_string(),
+                base,
+                veneers: Vec::new(),
+            });
+        } else if first == "veneer"
+            && let (Some(at), Some(module)) = (words.get(1).and_then(|w| hex(w)), model.modules.last_mut())
+        {
+            module.veneers.push(at);
         } else if first == "modules" && words.get(1).is_some_and(|w| w.starts_with("direct=0x")) {
             model.kaslr.direct = field(&words, "direct").and_then(span);
             model.kaslr.plt = field(&words, "plt").and_then(span);
@@ -315,6 +412,13 @@ pub fn size(bytes: u64) -> String {
     format!("{}, {bytes:#x} bytes", about(bytes))
 }
 
+/// [`size`] when it is short (`288 KiB`), else [`about`] (`≈ 125.3 MiB`):
+/// for a label that also gives the exact range.
+pub fn short_size(bytes: u64) -> String {
+    let exact = size(bytes);
+    if exact.contains(',') { about(bytes) } else { exact }
+}
+
 /// About how big: `≈ 125.3 MiB`.
 pub fn about(bytes: u64) -> String {
     match UNITS.iter().find(|(unit, _)| bytes >= *unit) {
@@ -328,7 +432,8 @@ pub(crate) mod tests {
     use super::*;
 
     /// A real session: `--kaslr-seed 0x2a --append module.region=far`, then
-    /// `insmod hello`, `layout`, `ptdump`, `mem`, `kaslr`, `walk` (excerpts).
+    /// `insmod hello`, `layout`, `ptdump`, `mem`, `kaslr`, `lsmod -v`, `walk`
+    /// (excerpts).
     pub const SESSION: &str = "\
 splitmap> layout
 text     va=0xffffa00061400000-0xffffa0006143c000 pa=0x40200000-0x4023c000 prot=r-x map=1G:0,2M:0,4K:60
@@ -345,6 +450,7 @@ splitmap> ptdump
 0xffff000000000000-0xffff000040000000 1G pa=0x40000000-0x80000000 blk=1G n=1 attr=normal ap=rw x=never ng=0 cont=0
 0xffffa00061400000-0xffffa0006143c000 240K pa=0x40200000-0x4023c000 blk=4K n=60 attr=normal ap=ro x=kernel ng=0 cont=0
 0xfffffffff0000000-0xfffffffff0001000 4K pa=0x9000000-0x9001000 blk=4K n=1 attr=device ap=rw x=never ng=0 cont=0
+0xffffffffff010000-0xffffffffff020000 64K pa=0x48010000-0x48020000 blk=4K n=16 attr=normal ap=rw x=never ng=0 cont=0
 splitmap> mem
 ram      pa=0x40000000-0x80000000 size=1024 MiB
 reserved pa=0x40200000-0x402a9000 image
@@ -357,6 +463,13 @@ source=bootarg seed=0x2a offset=0x1fffe1400000 text=0xffffa00061400000
 window=0xffffa0005c000000-0xffffe00014000000 align=2M slots=33553856 entropy=25.0 bits
 image=0xa9000 bytes relocations=589
 modules direct=0xffffa0005e513000-0xffffa00066513000 plt=0xffffa00010114000-0xffffa00090114000
+splitmap> lsmod -v
+hello base=0xffffa00010114000 size=0x1000 plt=3 slots=5 direct=0 distance=0x4ff96000
+  holds pages=1 frames=0x402b6000-0x402b7000 heap-blocks=0 heap-bytes=0
+  section .text.init_module va=0xffffa00010114048-0xffffa00010114090 prot=r-x
+  veneer 0xffffa00010114090 -> 0xffffa00061405658 splitmap_log+0x0 words=0xf027fcd0,0x91196210,0xd61f0200
+  veneer 0xffffa0001011409c -> 0xffffa00061405b84 splitmap_unregister_command+0x0 words=0xf027fcd0,0x912e1210,0xd61f0200
+  veneer 0xffffa000101140a8 -> 0xffffa000614057dc splitmap_register_command_usage+0x0 words=0xf027fcd0,0x911f7210,0xd61f0200
 splitmap> walk 0xffffa00061400000
 L0 table=0x40293000 [320] = 0x0000000040294003 table
 => pa=0x40200000 level=3 size=4K prot=r-x
@@ -369,7 +482,7 @@ splitmap> poweroff
         assert_eq!(m.regions.len(), 9);
         assert_eq!(m.regions[5].name, "hello:text");
         assert_eq!(m.regions[6].pa, None, "the guard maps nothing");
-        assert_eq!(m.runs.len(), 3);
+        assert_eq!(m.runs.len(), 4);
         assert_eq!(m.runs[1].label(), "4K×60 ro x");
         assert_eq!(m.runs[2].label(), "4K×1 rw device");
         assert_eq!((m.runs[0].prot(), m.runs[1].prot()), ("rw-", "r-x"));
@@ -380,6 +493,9 @@ splitmap> poweroff
         assert_eq!(m.kaslr.window.as_ref().unwrap().1, "25.0 bits");
         assert_eq!(m.kaslr.plt, Some((0xffffa00010114000, 0xffffa00090114000)));
         assert_eq!(m.walks[&0xffffa00061400000].len(), 2);
+        assert_eq!(m.modules.len(), 1);
+        assert_eq!(m.modules[0].base, 0xffffa00010114000);
+        assert_eq!(m.modules[0].veneers[2], 0xffffa000101140a8);
         assert_eq!(m.page_size(), "4K");
         assert!(parse("splitmap> mem\n").is_err());
         assert_eq!(m.missing_answers(), None);
@@ -390,7 +506,17 @@ splitmap> poweroff
             .map(|l| format!("{l}\n"))
             .collect();
         let missing = parse(&layout_only).unwrap().missing_answers().unwrap();
-        assert!(missing.contains("no answer to `ptdump`, `mem`, `kaslr`:"), "{missing}");
+        assert!(
+            missing.contains("no answer to `ptdump`, `mem`, `kaslr`, `lsmod -v`:"),
+            "{missing}"
+        );
+        // Without a module, `lsmod -v` has nothing to say: none is missing.
+        let no_module: String = SESSION
+            .lines()
+            .filter(|l| !l.starts_with("hello") && !l.starts_with("  veneer"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(parse(&no_module).unwrap().missing_answers(), None);
         // A range that ends before it starts is not read as one.
         let row = SESSION.lines().find(|l| l.contains(" va=0x")).unwrap();
         let range = row.split_whitespace().find_map(|w| w.strip_prefix("va=")).unwrap();
@@ -400,21 +526,30 @@ splitmap> poweroff
     }
 
     #[test]
-    fn physical_memory_is_cut_into_reserved_free_and_device_pieces() {
+    fn physical_memory_is_cut_into_reserved_used_free_and_device_pieces() {
         let m = parse(SESSION).unwrap();
         let pieces = m.pieces();
-        let pieces: Vec<(Span, &str)> = pieces.iter().map(|p| (p.pa, p.name.as_str())).collect();
+        let pieces: Vec<(Span, &str)> = pieces.iter().map(|p| (p.pa, p.what.as_str())).collect();
         assert_eq!(
             pieces,
             [
-                ((0x900_0000, 0x900_1000), "device"),
-                ((0x4000_0000, 0x4020_0000), "free"),
-                ((0x4020_0000, 0x402a_9000), "image"),
-                ((0x402a_9000, 0x4800_0000), "free"),
+                ((0x900_0000, 0x900_1000), "device registers"),
+                ((0x4000_0000, 0x4020_0000), "free RAM"),
+                ((0x4020_0000, 0x4023_c000), "image: text"),
+                ((0x4023_c000, 0x4025_0000), "image: rodata"),
+                ((0x4025_0000, 0x4025_1000), "image: data"),
+                ((0x4025_1000, 0x402a_9000), "image"),
+                ((0x402a_9000, 0x402b_6000), "free RAM"),
+                // A module's pages and the kernel stack's frames are in use,
+                // not free RAM.
+                ((0x402b_6000, 0x402b_7000), "in use: hello:text"),
+                ((0x402b_7000, 0x4800_0000), "free RAM"),
                 ((0x4800_0000, 0x4800_bf44), "initrd"),
-                ((0x4800_bf44, 0x4820_0000), "free"),
+                ((0x4800_bf44, 0x4801_0000), "free RAM"),
+                ((0x4801_0000, 0x4802_0000), "in use: stack"),
+                ((0x4802_0000, 0x4820_0000), "free RAM"),
                 ((0x4820_0000, 0x4830_0000), "dtb"),
-                ((0x4830_0000, 0x7fc0_0000), "free"),
+                ((0x4830_0000, 0x7fc0_0000), "free RAM"),
                 ((0x7fc0_0000, 0x8000_0000), "heap"),
             ]
         );

@@ -1,6 +1,8 @@
 //! The map as one self-contained HTML page: the SVG, and a panel that shows,
 //! for the region under the pointer (or clicked), its ranges, permissions,
-//! descriptors and the table walk of its first address. No network resources.
+//! descriptors and the table walk of its first address; for a band, a piece
+//! of physical memory, a window or a marked address, what it is. A label
+//! points as its box does. No network resources.
 
 use serde_json::{Value, json};
 
@@ -35,14 +37,16 @@ pub fn html(model: &Model, title: &str) -> String {
 <title>{title}</title>
 <style>
 body {{ font-family: monospace; margin: 16px; }}
-#panel {{ position: sticky; top: 0; background: #fffbe6; border: 1px solid #ccc; padding: 8px; white-space: pre; min-height: 9em; }}
-g[data-region] {{ cursor: pointer; }}
-g[data-region]:hover rect {{ stroke-width: 3; }}
+/* Of fixed height: what it shows never moves the map under the pointer. */
+#panel {{ position: sticky; top: 0; background: #fffbe6; border: 1px solid #ccc; padding: 8px; white-space: pre-wrap; height: 14em; overflow: auto; }}
+g[data-region], g[data-info] {{ cursor: pointer; }}
+g[data-region]:hover rect, g[data-piece]:hover rect {{ stroke-width: 3; }}
+g[data-info]:hover path {{ fill-opacity: 0.5; stroke-width: 2; }}
 </style>
 </head>
 <body>
 <h1>{title}</h1>
-<div id="panel">Point at a region of the virtual column (or click it) to see its walk.</div>
+<div id="panel">Point at a region of the virtual column or its label (or click it) to see its walk; at a band, a piece of physical memory or a window's bar to see what it is.</div>
 {svg}
 <script>
 const REGIONS = {data};
@@ -54,9 +58,17 @@ function show(name) {{
     name + "  va=" + r.va + (r.pa ? "  pa=" + r.pa : "") + "  prot=" + r.prot + "  map=" + r.map +
     "\n\nwalk of its first address:\n" + walk;
 }}
+function say(text) {{
+  document.getElementById("panel").textContent = text;
+}}
+// "mouseover" bubbles from the label's text and its hit box to the group.
 for (const g of document.querySelectorAll("g[data-region]")) {{
-  g.addEventListener("mouseenter", () => show(g.dataset.region));
+  g.addEventListener("mouseover", () => show(g.dataset.region));
   g.addEventListener("click", () => show(g.dataset.region));
+}}
+for (const g of document.querySelectorAll("g[data-info]")) {{
+  g.addEventListener("mouseover", () => say(g.dataset.info));
+  g.addEventListener("click", () => say(g.dataset.info));
 }}
 if (location.hash) show(decodeURIComponent(location.hash.slice(1)));
 </script>
@@ -81,5 +93,21 @@ mod tests {
             "only the SVG namespace"
         );
         assert!(!page.contains("https://") && !page.contains("src="));
+    }
+
+    #[test]
+    fn bands_pieces_and_windows_say_what_they_are() {
+        let page = html(&parse(SESSION).unwrap(), "t");
+        assert!(page.contains(r#"g[data-info]")) {"#), "a handler for them");
+        assert!(page.contains(
+            "<g data-info=\"mapping (text): va 0xffffa00061400000-0xffffa0006143c000 → pa 0x40200000-0x4023c000: 4K×60 ro x\">"
+        ));
+        // The stack's frames: mapped twice, in the linear map and as the stack.
+        assert!(page.contains(
+            r#"<g data-piece="stack" data-info="in use: stack: pa 0x48010000-0x48020000 (64 KiB); mapped at va 0xffff000000000000-0xffff000040000000 (1G×1 rw), va 0xffffffffff010000-0xffffffffff020000 (4K×16 rw)">"#
+        ));
+        assert!(page.contains(
+            r#"<g data-window="KASLR window" data-info="KASLR window: 0xffffa0005c000000-0xffffe00014000000"#
+        ));
     }
 }
