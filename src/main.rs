@@ -203,7 +203,8 @@ struct MapArgs {
     #[arg(short, long, value_name = "FILE", value_parser = drawing_arg)]
     output: PathBuf,
     /// Draw from a saved transcript (`run --cmd layout --cmd ptdump --cmd
-    /// mem --cmd kaslr` and any `walk`s) instead of booting.
+    /// mem --cmd kaslr`, `--cmd "lsmod -v"` with modules loaded, and any
+    /// `walk`s) instead of booting.
     #[arg(long, value_name = "TRANSCRIPT")]
     from: Option<PathBuf>,
     /// How to boot; each --cmd runs before the map's own (e.g. --cmd "insmod hello").
