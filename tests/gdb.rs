@@ -41,6 +41,20 @@ fn gdb_batch(port: u16, exs: &[&str]) -> Run {
     splitmap(&args)
 }
 
+/// Waits for the `run --gdb` beside `gdb` to end; its console, once both
+/// succeeded.
+fn both_succeeded(run: std::process::Child, gdb: &Run) -> String {
+    let out = run.wait_with_output().unwrap();
+    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(
+        gdb.success && out.status.success(),
+        "gdb: {}\n{}\nrun: {console}",
+        gdb.stdout,
+        gdb.stderr
+    );
+    console
+}
+
 /// The frames of the backtrace gdb printed from a stop in `function`.
 fn backtrace<'a>(gdb_out: &'a str, function: &str) -> Vec<&'a str> {
     let first = format!("#0  {function}");
@@ -206,14 +220,7 @@ fn early_code_breaks_at_its_physical_address_then_at_its_link_address() {
             args.extend(["--ex", ex]);
         }
         let gdb = splitmap(&args);
-        let out = run.wait_with_output().unwrap();
-        let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
-        assert!(
-            gdb.success && out.status.success(),
-            "gdb: {}\n{}\nrun: {console}",
-            gdb.stdout,
-            gdb.stderr
-        );
+        let console = both_succeeded(run, &gdb);
         let pc = gdb
             .stdout
             .lines()
@@ -366,14 +373,7 @@ fn module_functions_by_their_rust_path_with_source_lines() {
         port,
         &["break hello::hello_command", "continue", "bt", "list", "detach"],
     );
-    let out = run.wait_with_output().unwrap();
-    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
-    assert!(
-        gdb.success && out.status.success(),
-        "gdb: {}\n{}\nrun: {console}",
-        gdb.stdout,
-        gdb.stderr
-    );
+    both_succeeded(run, &gdb);
     assert!(!gdb.stdout.contains("not defined"), "{}", gdb.stdout);
     let frames = backtrace(&gdb.stdout, "hello::hello_command");
     assert!(

@@ -68,15 +68,7 @@ fn the_svg_has_every_layout_row_of_the_boot_and_renders() {
         "far from the kernel: veneers"
     );
     // Readable at the README's width: 10 px or more once scaled to 880 px.
-    let width: f64 = picture
-        .split("width=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let width = splitmap::map::draw::width_of(&picture).unwrap();
     assert!(13.0 * 880.0 / width >= 10.0, "{width} px wide");
 
     // Rendered as a viewer would: a picture of many colours, mostly not blank.

@@ -317,6 +317,12 @@ struct Note {
     svg: String,
 }
 
+/// The width an SVG drawing declares (its first `width="…"`), as a viewer
+/// scales it.
+pub fn width_of(svg: &str) -> Option<f64> {
+    svg.split("width=\"").nth(1)?.split('"').next()?.parse().ok()
+}
+
 /// The map of `model` as a self-contained SVG document. Each region's box
 /// is a `<g data-region="NAME">`, which the HTML page makes clickable; a
 /// band, a piece of physical memory, a window and a note each a
@@ -869,15 +875,7 @@ mod tests {
                 &parse(session).unwrap(),
                 "splitmap, 4K pages: KASLR offset 0x1fffe1400000 (seed 0x2a)",
             );
-            let width: f64 = picture
-                .split("width=\"")
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
+            let width = width_of(&picture).unwrap();
             let sizes: Vec<f64> = picture
                 .split("font-size=\"")
                 .skip(1)
