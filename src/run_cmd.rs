@@ -109,10 +109,15 @@ fn announce_when_listening(port: u16) {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        // QEMU may have put the terminal in raw mode (-nographic) by now.
-        let end = if std::io::stderr().is_terminal() { "\r\n" } else { "\n" };
+        // QEMU may have put the terminal in raw mode (-nographic) by now;
+        // there, waiting is left with QEMU's own keys.
+        let (leave, end) = if std::io::stderr().is_terminal() {
+            ("; Ctrl-A X leaves QEMU", "\r\n")
+        } else {
+            ("", "\n")
+        };
         eprint!(
-            "splitmap: QEMU waits for gdb on port {port}: run `splitmap gdb --gdb-port {port}` (cargo run -- gdb) in another terminal{end}"
+            "splitmap: QEMU waits for gdb on port {port}: run `splitmap gdb --gdb-port {port}` (cargo run -- gdb) in another terminal{leave}{end}"
         );
     });
 }

@@ -480,6 +480,8 @@ fn ctrl_c_stops_the_kernel_in_gdb_and_gdb_ends_with_the_tool() {
     );
     let gdb_out = collect(tool.0.stdout.take().unwrap());
     let gdb_err = collect(tool.0.stderr.take().unwrap());
+    // On a terminal, the wait says how to leave it.
+    wait_for(&console, "in another terminal; Ctrl-A X leaves QEMU", "how to leave");
     wait_for(&console, "splitmap> ", "the console");
     let group = tool.0.id() as libc::pid_t;
     // SAFETY: a plain system call; the group is the tool's, still running.
