@@ -349,6 +349,7 @@ fn check_command_line(command: &Cmd) -> Result<(), String> {
     match command {
         Cmd::Run(args) => run_cmd::check_run(args),
         Cmd::Map(args) => map_cmd::check_options(args),
+        Cmd::Sweep(args) => sweep_cmd::check(args),
         _ => Ok(()),
     }
 }

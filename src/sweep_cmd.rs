@@ -11,13 +11,24 @@ use splitmap::sweep::{self as stats, Slots, Summary};
 
 use crate::SweepArgs;
 
+/// Refuses (exit status 2, before any boot) a window or an alignment the
+/// swept kernel would refuse, as `sweep` itself would find it.
+pub fn check(args: &SweepArgs) -> Result<(), String> {
+    placements(args, &swept_image(args)?).map(|_| ())
+}
+
+/// The Image of the kernel `args` sweeps.
+fn swept_image(args: &SweepArgs) -> Result<Vec<u8>, String> {
+    let artifacts = Artifacts::for_granule(&args.kernel.granule)?;
+    std::fs::read(&artifacts.image).map_err(|e| format!("{}: {e}", artifacts.image.display()))
+}
+
 /// `splitmap sweep`.
 pub fn sweep(args: &SweepArgs) -> Result<(), String> {
     splitmap::output::check_writable(&args.svg)?;
     let granule = &args.kernel.granule;
     let artifacts = Artifacts::for_granule(granule)?;
-    let image = std::fs::read(&artifacts.image).map_err(|e| format!("{}: {e}", artifacts.image.display()))?;
-    let (window, slots) = placements(args, &image)?;
+    let (window, slots) = placements(args, &swept_image(args)?)?;
     let boot = Boot {
         append: kaslr_options(args).join(" "),
         console: Console::Piped,
@@ -52,14 +63,18 @@ pub fn sweep(args: &SweepArgs) -> Result<(), String> {
 /// The window `--window` and `--align` ask for and the placements it has
 /// for `image` (a kernel Image), refused as the kernel would refuse it.
 fn placements(args: &SweepArgs, image: &[u8]) -> Result<(Window, Slots), String> {
-    let image_size = u64::from_le_bytes(image[16..24].try_into().map_err(|_| "Image too short")?);
+    let header = |at: usize| {
+        let bytes = image.get(at..at + 8).ok_or("the Image is shorter than its header")?;
+        Ok::<u64, String>(u64::from_le_bytes(bytes.try_into().map_err(|_| "Image too short")?))
+    };
+    let image_size = header(16)?;
     // The same rules the kernel applies, so a window it would refuse is refused here.
     let window = window::window_from_args(args.window.as_deref(), args.align.as_deref(), image_size)
         .map_err(|e| e.to_string())?;
     // The host's copy of those rules knows 4 KiB pages; the swept kernel's,
     // as its Image header says (flags bits 1-2), may be larger, and it
     // refuses placements finer than its pages.
-    let flags = u64::from_le_bytes(image[24..32].try_into().map_err(|_| "Image too short")?);
+    let flags = header(24)?;
     if let Some((name, granule)) = splitmap::bench::GRANULES
         .iter()
         .find(|(_, g)| g.image_flag() == (flags >> 1) & 3)

@@ -344,7 +344,7 @@ fn a_command_line_that_cannot_be_read_or_is_refused_exits_2() {
     let dtb = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("exit-2.dtb");
     std::fs::write(&dtb, [0u8; 64]).unwrap();
     let dtb = dtb.display().to_string();
-    let cases: [(&[&str], &str); 13] = [
+    let cases: [(&[&str], &str); 15] = [
         (&["run", "--mem", "3X"], "size '3X'"),
         (&["run", "--granule", "8k"], "say 4k, 16k or 64k"),
         (&["gdb", "--granule", "8k"], "say 4k, 16k or 64k"),
@@ -353,6 +353,15 @@ fn a_command_line_that_cannot_be_read_or_is_refused_exits_2() {
         (&["map", "-o", "out.png"], "say FILE.svg, FILE.html or FILE.md"),
         (&["sweep", "--align", "3K"], "expected 4K, 64K or 2M"),
         (&["sweep", "--window", "low-high"], "expected 0xSTART-0xEND"),
+        // Read, but refused as the kernel would refuse the window.
+        (
+            &["sweep", "--window", "0xffff900000000000-0xffff900000001000"],
+            "kaslr.window",
+        ),
+        (
+            &["sweep", "--granule", "64k", "--align", "4K"],
+            "finer than the 64K kernel's pages",
+        ),
         (&["run", "--nokaslr", "--kaslr-seed", "0x5"], "give one or the other"),
         (
             &["map", "-o", "x.svg", "--nokaslr", "--kaslr-seed", "5"],
