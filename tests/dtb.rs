@@ -126,6 +126,21 @@ fn the_fallback_uart_is_never_where_the_tree_says_ram_is() {
     );
 }
 
+/// RAM that starts off a page boundary: the kernel maps and uses its whole
+/// pages, and its own tests check those, not the ragged start.
+#[test]
+fn a_ram_base_off_a_page_passes_the_in_kernel_tests() {
+    let blob = tree_with_memory(true, &[0x4000_0800, 0x3fff_f800], |_| {});
+    let run = raw("ram-off-a-page.dtb", &blob, &["test"]);
+    let (passed, failed) = ktap_totals(&run.stdout);
+    assert!(
+        run.success && failed == 0 && passed >= 19,
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+}
+
 /// Boots with `blob` handed to the kernel as it is; the run's output.
 fn raw(name: &str, blob: &[u8], cmds: &[&str]) -> Run {
     let dtb = write(name, blob);

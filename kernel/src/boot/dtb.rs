@@ -122,6 +122,10 @@ pub enum DtbError {
     EmptyRange(u64),
     /// Memory ranges that overlap (this much of them).
     Overlap(u64, u64),
+    /// A `/chosen/kaslr-seed` of this many bytes, not the 8 the kernel reads.
+    BadKaslrSeed(usize),
+    /// A header `version` other than 16 or 17, the layouts this reader knows.
+    BadVersion(u32),
 }
 
 /// The node (or list) a problem is in. Names, not strings: a problem found
@@ -157,6 +161,7 @@ impl DtbError {
             DtbError::EmptyRange(_) => "ignored",
             DtbError::TooManyRanges(Node::Memory) => "those past the limit ignored",
             DtbError::Overlap(..) => "merged",
+            DtbError::BadKaslrSeed(_) => "not used as a seed",
             _ => "node ignored",
         }
     }
@@ -191,6 +196,8 @@ impl fmt::Display for DtbError {
             DtbError::NoMemory => write!(f, "device tree has no /memory node with a non-empty reg"),
             DtbError::EmptyRange(at) => write!(f, "device tree memory range at {at:#x} has size 0"),
             DtbError::Overlap(start, end) => write!(f, "device tree memory ranges overlap at {start:#x}-{end:#x}"),
+            DtbError::BadKaslrSeed(len) => write!(f, "/chosen/kaslr-seed is {len} bytes, not 8"),
+            DtbError::BadVersion(v) => write!(f, "device tree header version {v} is not 16 or 17"),
         }
     }
 }
@@ -353,6 +360,9 @@ impl<'dt> Reader<'dt> {
             (Kind::Chosen, Name::KaslrSeed) => {
                 let offset = value.as_ptr() as usize - info.blob.as_ptr() as usize;
                 info.kaslr_seed = value.try_into().ok().map(|b| (u64::from_be_bytes(b), offset));
+                if info.kaslr_seed.is_none() {
+                    info.problem(DtbError::BadKaslrSeed(value.len()));
+                }
             }
             (Kind::Chosen, Name::RngSeed) => info.rng_seed = fold_seed(value),
             (Kind::Chosen, Name::InitrdStart) => {
@@ -597,6 +607,19 @@ fn checked_tree(blob: &[u8]) -> Result<DevTree<'_>, DtbError> {
     if !(blob.as_ptr() as usize).is_multiple_of(4) {
         return Err(DtbError::Malformed);
     }
+    let word = |at: usize| {
+        blob.get(at..at + 4)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    // What fdt-rs accepts without a word: a version whose layout is not
+    // this one, and a structure or strings block of no bytes.
+    let version = word(20);
+    if !(16..=17).contains(&version) {
+        return Err(DtbError::BadVersion(version));
+    }
+    if word(32) == 0 || word(36) == 0 {
+        return Err(DtbError::Malformed);
+    }
     // SAFETY: `blob` is 4-byte aligned and exactly `totalsize` long, which is
     // what `DevTree::new` requires; fdt-rs bounds-checks every read inside it.
     unsafe { DevTree::new(blob) }.map_err(|_| DtbError::Malformed)
@@ -783,6 +806,10 @@ fn walk_tokens<'dt>(tree: &DevTree<'dt>, reader: &mut Reader<'dt>) -> Result<(),
             }
             ParsedTok::Nop => {}
         }
+    }
+    // Every node ended: a tree whose root is never closed was cut short.
+    if depth != 0 {
+        return Err(DtbError::Malformed);
     }
     Ok(())
 }

@@ -541,3 +541,63 @@ fn stdout_path_after_its_node_is_still_found() {
         assert_eq!(info.memory.total(), 1 << 30, "{path}");
     }
 }
+
+#[test]
+fn a_kaslr_seed_of_another_size_is_reported_not_used() {
+    for len in [4usize, 16] {
+        let mut w = vm_fdt::FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let chosen = w.begin_node("chosen").unwrap();
+        w.property("kaslr-seed", &vec![0x5a; len]).unwrap();
+        w.end_node(chosen).unwrap();
+        let memory = w.begin_node("memory").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u64("reg", &[0x4000_0000, 0x4000_0000]).unwrap();
+        w.end_node(memory).unwrap();
+        w.end_node(root).unwrap();
+        let blob = w.finish().unwrap();
+        let words = aligned(&blob);
+        // SAFETY: reinterpreting initialised u32s as bytes.
+        let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
+        let info = parse(bytes).unwrap();
+        assert_eq!(info.kaslr_seed, None, "{len} bytes");
+        assert!(
+            info.problems.contains(&Some(DtbError::BadKaslrSeed(len))),
+            "{:?}",
+            info.problems
+        );
+        assert_eq!(DtbError::BadKaslrSeed(len).consequence(), "not used as a seed");
+    }
+}
+
+/// Trees that fdt-rs would read without a word but that no loader makes:
+/// each is refused by name.
+#[test]
+fn structurally_wrong_trees_are_refused() {
+    let good = build(&Tree::default());
+    let be32 = |blob: &[u8], at: usize| u32::from_be_bytes(blob[at..at + 4].try_into().unwrap());
+    let with = |at: usize, value: u32| {
+        let mut blob = good.clone();
+        blob[at..at + 4].copy_from_slice(&value.to_be_bytes());
+        blob
+    };
+    let parsed = |blob: &[u8]| {
+        let words = aligned(blob);
+        // SAFETY: reinterpreting initialised u32s as bytes.
+        let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
+        parse(bytes).map(|_| ())
+    };
+    assert_eq!(parsed(&good), Ok(()));
+    for version in [0, 1, 0xffff_ffff] {
+        assert_eq!(parsed(&with(20, version)), Err(DtbError::BadVersion(version)));
+    }
+    assert_eq!(parsed(&with(32, 0)), Err(DtbError::Malformed), "no strings block");
+    assert_eq!(parsed(&with(36, 0)), Err(DtbError::Malformed), "no structure block");
+    // The root's END_NODE, just before FDT_END, made a NOP.
+    let end = (be32(&good, 8) + be32(&good, 36)) as usize;
+    assert_eq!((be32(&good, end - 4), be32(&good, end - 8)), (9, 2));
+    assert_eq!(parsed(&with(end - 8, 4)), Err(DtbError::Malformed), "root never closed");
+    assert!(DtbError::BadVersion(1).to_string().contains("version 1"));
+}
