@@ -361,6 +361,24 @@ fn thirty_two_memory_ranges_boot_and_every_one_is_used() {
     assert_eq!(ktap_totals(&run.stdout).1, 0, "{}", run.stdout);
 }
 
+/// RAM in more pieces than the image's table pool can map (28 ranges of
+/// 4 MiB, each off a 2 MiB boundary, so each needs page tables of its own):
+/// the kernel says so on the early console, by name, instead of dying
+/// silently while it builds the linear map.
+#[test]
+fn ram_in_more_pieces_than_the_table_pool_maps_is_named() {
+    let reg: Vec<u64> = (0..28).flat_map(|i| [RAM_BASE + i * 9 * MIB + 4096, 4 * MIB]).collect();
+    let run = raw("raw-28-ragged.dtb", &tree_with_memory(true, &reg, |_| {}), &["mem"]);
+    assert!(!run.success, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("kernel panic: the linear map of these RAM ranges needs more page-table pages"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+}
+
 #[test]
 fn every_reservation_is_honoured_however_many() {
     // Twenty reservations, the last the top 16 MiB of RAM, where the heap

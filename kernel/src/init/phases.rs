@@ -25,7 +25,7 @@ use log::{debug, error, info, warn};
 use pi::addr::{self, KimgVirt, PhysAddr};
 use pi::boot::EarlyPool;
 use pi::layout::PAGE_SIZE;
-use pi::pgtable;
+use pi::pgtable::{self, MapError};
 use spin::Once;
 
 use crate::arch::{counter, cpu, exceptions, pmu, psci, sections};
@@ -37,6 +37,7 @@ use crate::boot::{reserve, tree};
 use crate::console::{self, bringup::Fallback};
 use crate::kaslr::decide::{self, Kaslr, Placement};
 use crate::kaslr::{relocate, seed};
+use crate::mm::linear::LinearError;
 use crate::mm::ranges::PhysRange;
 use crate::mm::{frames, rodata, stack, tables};
 use crate::shell::report::Leaves;
@@ -355,5 +356,12 @@ fn unusable_device_tree(dtb_pa: u64, e: DtbError) -> ! {
 /// Builds the linear map of all RAM for `phys_offset`.
 fn map_linear(ram: &crate::mm::ranges::RangeList, phys_offset: PhysAddr) -> pgtable::MapCounts {
     addr::set_phys_offset(phys_offset);
-    tables::build_linear(ram, phys_offset).unwrap_or_else(|e| panic!("linear map: {e:?}"))
+    tables::build_linear(ram, phys_offset).unwrap_or_else(|e| match e {
+        LinearError::Map(MapError::OutOfTables) => panic!(
+            "the linear map of these RAM ranges needs more page-table pages than the image's pool holds ({}): {} ranges, and each that starts or ends off a block boundary needs tables of its own",
+            sections::pool().size() / PAGE_SIZE,
+            ram.len()
+        ),
+        e => panic!("linear map: {e:?}"),
+    })
 }

@@ -115,6 +115,38 @@ impl TableAlloc for KernelTables {
     }
 }
 
+/// Table pages the linear map leaves in the pool: the console's mapping,
+/// which comes after it, takes at most one (the MMIO window shares its upper
+/// tables with the device tree's, which the early code mapped); kept so that
+/// a linear map that runs out can still be reported.
+const KEPT_FOR_THE_CONSOLE: u64 = 1;
+
+/// The live tables, as the linear map allocates from them: short of the
+/// pool's last pages (see [`KEPT_FOR_THE_CONSOLE`]). Frames do not exist yet
+/// when the linear map is built, so the pool is all there is.
+struct KeepingForTheConsole<'a>(&'a mut KernelTables);
+
+// SAFETY: the same tables as `KernelTables`', reached the same way, and only
+// through the `&mut` it lends: still the one writer.
+unsafe impl TableAccess for KeepingForTheConsole<'_> {
+    fn table_ptr(&self, pa: PhysAddr) -> *const u64 {
+        self.0.table_ptr(pa)
+    }
+
+    fn table_ptr_mut(&mut self, pa: PhysAddr) -> *mut u64 {
+        self.0.table_ptr_mut(pa)
+    }
+}
+
+impl TableAlloc for KeepingForTheConsole<'_> {
+    fn alloc_table(&mut self) -> Option<PhysAddr> {
+        let pool = &self.0.pool;
+        (pool.capacity() - pool.used() > KEPT_FOR_THE_CONSOLE)
+            .then(|| self.0.alloc_table())
+            .flatten()
+    }
+}
+
 /// Runs `f` on the live tables and their root, under the tables' lock. Only
 /// one `KernelTables` exists, so the `&mut` it gets is the lock's.
 pub fn locked<R>(f: impl FnOnce(&mut KernelTables, PhysAddr) -> R) -> R {
@@ -207,7 +239,10 @@ pub fn unmap(va: u64, len: u64) -> Result<u64, MapError> {
 /// # Errors
 /// What `linear::build` refused; ranges mapped before it stay mapped.
 pub fn build_linear(ram: &RangeList, phys_offset: PhysAddr) -> Result<MapCounts, LinearError> {
-    let built = locked(|tables, root| linear::build(tables, root, ram, phys_offset));
+    let built = locked(|tables, root| {
+        let mut keeping = KeepingForTheConsole(tables);
+        linear::build(&mut keeping, root, ram, phys_offset)
+    });
     cpu::publish_tables();
     built
 }
