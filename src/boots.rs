@@ -21,15 +21,19 @@ pub fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), 
         load_addr: args.load_addr.as_deref().map(qemu::parse_load_addr).transpose()?,
         gdb: args.gdb.then_some(args.gdb_port),
         icount: args.icount,
-        dtb: args.dtb.clone(),
-        raw_dtb: args.raw_dtb.as_deref().map(qemu::check_raw_dtb).transpose()?,
+        dtb: args.dtb.as_deref().map(|p| qemu::check_dtb("--dtb", p)).transpose()?,
+        raw_dtb: args
+            .raw_dtb
+            .as_deref()
+            .map(|p| qemu::check_dtb("--raw-dtb", p))
+            .transpose()?,
         extra: args.qemu_args.clone(),
         console,
         cpu: shared.cpu.clone().unwrap_or_else(|| qemu::cpu_for(granule).to_string()),
     };
     let mut artifacts = Artifacts::for_granule(granule)?;
     if let Some(initrd) = &args.initrd {
-        std::fs::metadata(initrd).map_err(|e| format!("--initrd {}: {e}", initrd.display()))?;
+        splitmap::input::check_file("--initrd", initrd, splitmap::input::INITRD_LIMIT)?;
         artifacts.initrd = initrd.clone();
     }
     let qemu_args = qemu::qemu_args(&boot, &artifacts);

@@ -49,6 +49,11 @@ pub fn gdb(args: &GdbArgs) -> Result<ExitCode, String> {
         if args.early { "sm-early" } else { "sm-boot" }.to_string(),
     ]
     .iter()
+    .chain(
+        (!args.early)
+            .then(|| granule_check(&args.kernel.granule, args.batch))
+            .iter(),
+    )
     .chain(&args.commands)
     {
         command.args(["-ex", setup]);
@@ -62,6 +67,34 @@ pub fn gdb(args: &GdbArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A gdb command (Python) run once `sm-boot` has the MMU on: the granule of
+/// the running kernel's tables (TCR_EL1.TG1) against `granule`, the one
+/// whose ELF gdb loaded. Another granule's kernel has other symbols, so on
+/// a mismatch the symbols are dropped, gdb detaches (the kernel runs on, and
+/// the right `splitmap gdb` can attach again) and says what to pass; with
+/// `--batch` gdb ends with status 1.
+fn granule_check(granule: &str, batch: bool) -> String {
+    let want = granule.to_ascii_lowercase();
+    let end = if batch {
+        "gdb.execute('quit 1')"
+    } else {
+        "raise gdb.GdbError(say)"
+    };
+    let code = [
+        "tg1 = (int(gdb.parse_and_eval('$TCR_EL1')) >> 30) & 3".to_string(),
+        "have = {1: '16k', 2: '4k', 3: '64k'}.get(tg1)".to_string(),
+        format!("if have is not None and have != '{want}':"),
+        format!(
+            "  say = f'splitmap: the running kernel uses {{have[:-1]}} KiB pages (TCR_EL1.TG1 = {{tg1}}), but --granule {want} loaded the symbols of another build: run `splitmap gdb --granule {{have}}` (gdb has detached; the kernel runs on)'"
+        ),
+        "  gdb.execute('symbol-file', to_string=True)".to_string(),
+        "  gdb.execute('detach', to_string=True)".to_string(),
+        "  gdb.write(say + '\\n', gdb.STDERR)".to_string(),
+        format!("  {end}"),
+    ];
+    format!("python exec({:?})", code.join("\n"))
 }
 
 /// Runs gdb as any gdb runs: Ctrl-C (SIGINT, sent by the terminal to the
@@ -100,4 +133,22 @@ fn run_owning_ctrl_c(mut command: Command) -> std::io::Result<ExitStatus> {
     // SAFETY: as above; puts back what was there.
     unsafe { libc::signal(libc::SIGINT, before) };
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_granule_check_is_one_line_of_python_naming_what_to_pass() {
+        let check = granule_check("64K", true);
+        assert!(!check.contains('\n'), "one gdb command: {check}");
+        assert!(check.starts_with("python exec(\""), "{check}");
+        assert!(
+            check.contains("have != '64k'") && check.contains("--granule {have}"),
+            "{check}"
+        );
+        assert!(check.contains("quit 1"));
+        assert!(granule_check("4k", false).contains("raise gdb.GdbError"));
+    }
 }

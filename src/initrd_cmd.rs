@@ -15,7 +15,8 @@ pub fn initrd(args: &InitrdArgs) -> Result<(), String> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            // A `.ko` may be a FIFO or a symlink to a device: read with care.
+            let bytes = splitmap::input::read_file("", &path, splitmap::input::MODULE_LIMIT)?;
             files.push((name, bytes));
         }
     }

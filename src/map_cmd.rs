@@ -18,7 +18,7 @@ pub fn map(mut args: MapArgs) -> Result<(), String> {
     }
     let user_cmds = args.run.cmds.clone();
     let transcript = match &args.from {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("--from {}: {e}", path.display()))?,
+        Some(path) => splitmap::input::read_text("--from", path, splitmap::input::TRANSCRIPT_LIMIT)?,
         None => {
             args.run.cmds.extend(map::DRAWN_FROM.map(String::from));
             transcript_of(&args.run)?
@@ -76,10 +76,10 @@ pub fn check_options(args: &MapArgs) -> Result<(), String> {
     if let Some((_, option)) = given.iter().find(|(given, _)| *given) {
         return Err(format!("map does not take {option}: it is run's (see map --help)"));
     }
-    if args.from.is_none() {
-        check_boot(run)?;
+    match &args.from {
+        Some(from) => splitmap::input::check_file("--from", from, splitmap::input::TRANSCRIPT_LIMIT).map(|_| ()),
+        None => check_boot(run),
     }
-    Ok(())
 }
 
 /// Refuses, before QEMU starts, what `run` refuses and a `poweroff` of the

@@ -163,6 +163,77 @@ pub fn cpu_for(granule: &str) -> &'static str {
     }
 }
 
+/// The CPUs of `qemu-system-aarch64 -cpu help` that have AArch64, and can
+/// so run the kernel; `host` is the machine's own under KVM.
+pub const AARCH64_CPUS: [&str; 9] = [
+    "a64fx",
+    "cortex-a35",
+    "cortex-a53",
+    "cortex-a57",
+    "cortex-a72",
+    "cortex-a76",
+    "neoverse-n1",
+    "max",
+    "host",
+];
+
+/// The 32-bit CPUs (AArch32 or M-profile only) QEMU's `virt` offers.
+const AARCH32_CPUS: [&str; 34] = [
+    "arm1026",
+    "arm1136",
+    "arm1136-r2",
+    "arm1176",
+    "arm11mpcore",
+    "arm926",
+    "arm946",
+    "cortex-a15",
+    "cortex-a7",
+    "cortex-a8",
+    "cortex-a9",
+    "cortex-m0",
+    "cortex-m3",
+    "cortex-m33",
+    "cortex-m4",
+    "cortex-m55",
+    "cortex-m7",
+    "cortex-r5",
+    "cortex-r5f",
+    "pxa250",
+    "pxa255",
+    "pxa260",
+    "pxa261",
+    "pxa262",
+    "pxa270",
+    "pxa270-a0",
+    "pxa270-a1",
+    "pxa270-b0",
+    "pxa270-b1",
+    "pxa270-c0",
+    "pxa270-c5",
+    "sa1100",
+    "sa1110",
+    "ti925t",
+];
+
+/// Refuses a `--cpu` that cannot run an arm64 kernel, before QEMU starts
+/// (a 32-bit core would boot nothing and run into the timeout). Properties
+/// after the name (`max,sve=off`) are QEMU's business.
+///
+/// # Errors
+/// Which CPU, why, and the ones that can.
+pub fn check_cpu(cpu: &str) -> Result<(), String> {
+    let name = cpu.split(',').next().unwrap_or_default();
+    if AARCH64_CPUS.contains(&name) {
+        return Ok(());
+    }
+    let why = if AARCH32_CPUS.contains(&name) {
+        "a 32-bit CPU, without AArch64: it cannot run the arm64 kernel"
+    } else {
+        "not an AArch64 CPU of QEMU's"
+    };
+    Err(format!("--cpu {name}: {why}; say one of {}", AARCH64_CPUS.join(", ")))
+}
+
 impl Default for Boot {
     fn default() -> Self {
         Boot {
@@ -336,17 +407,17 @@ pub fn command(args: &[String]) -> Command {
     command
 }
 
-/// Checks a `--raw-dtb` file: it must exist and fit the boot protocol's 2 MiB.
+/// Checks a `--dtb` or `--raw-dtb` file (`option` says which) before QEMU
+/// gets it: a regular file (a FIFO or `/dev/zero` would hang it or fill its
+/// memory) of at most the boot protocol's 2 MiB.
 ///
 /// # Errors
-/// What is wrong with it.
-pub fn check_raw_dtb(path: &Path) -> Result<PathBuf, String> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| format!("--raw-dtb {}: {e}", path.display()))?
-        .len();
-    if size > 2 << 20 {
+/// What is wrong with it, with the option and the file.
+pub fn check_dtb(option: &str, path: &Path) -> Result<PathBuf, String> {
+    let size = crate::input::check_file(option, path, u64::MAX)?;
+    if size > crate::input::DTB_LIMIT {
         return Err(format!(
-            "--raw-dtb {}: {size} bytes; the boot protocol caps a device tree at 2 MiB",
+            "{option} {}: {size} bytes; the boot protocol caps a device tree at 2 MiB",
             path.display()
         ));
     }
@@ -546,20 +617,45 @@ mod tests {
     }
 
     #[test]
-    fn raw_device_trees_must_exist_and_fit_2_mib() {
+    fn only_cpus_with_aarch64_are_taken() {
+        for cpu in ["cortex-a72", "max", "host", "max,sve=off", CPU_FOR_16K, DEFAULT_CPU] {
+            assert_eq!(check_cpu(cpu), Ok(()), "{cpu}");
+        }
+        let e = check_cpu("cortex-a15").unwrap_err();
+        assert!(e.starts_with("--cpu cortex-a15: a 32-bit CPU, without AArch64"), "{e}");
+        assert!(e.contains("cortex-a53") && e.contains("max"), "{e}");
+        assert!(check_cpu("cortex-m3").unwrap_err().contains("32-bit"));
+        assert!(check_cpu("pentium").unwrap_err().contains("not an AArch64 CPU"));
+    }
+
+    #[test]
+    fn device_trees_must_be_files_that_fit_2_mib() {
         let dir = std::env::temp_dir().join(format!("splitmap-raw-dtb-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let ok = dir.join("ok.dtb");
         std::fs::write(&ok, vec![0u8; 2 << 20]).unwrap();
-        assert_eq!(check_raw_dtb(&ok), Ok(ok.clone()));
+        assert_eq!(check_dtb("--raw-dtb", &ok), Ok(ok.clone()));
         let big = dir.join("big.dtb");
         std::fs::write(&big, vec![0u8; (2 << 20) + 1]).unwrap();
         assert!(
-            check_raw_dtb(&big)
+            check_dtb("--dtb", &big)
                 .unwrap_err()
                 .ends_with("caps a device tree at 2 MiB")
         );
-        assert!(check_raw_dtb(&dir.join("missing.dtb")).is_err());
+        assert!(check_dtb("--raw-dtb", &dir.join("missing.dtb")).is_err());
+        let fifo = dir.join("fifo.dtb");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let e = check_dtb("--dtb", &fifo).unwrap_err();
+        assert!(
+            e.starts_with("--dtb ") && e.ends_with("is a FIFO, not a regular file"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -68,6 +68,10 @@ pub fn check_run(args: &RunArgs) -> Result<(), String> {
                 .into(),
         );
     }
+    check_files(args)?;
+    if let Some(cpu) = &args.boot.cpu {
+        splitmap::qemu::check_cpu(cpu)?;
+    }
     if args.raw_dtb.is_some() {
         let ignored: Vec<&str> = [
             (!args.append.is_empty(), "--append"),
@@ -83,6 +87,21 @@ pub fn check_run(args: &RunArgs) -> Result<(), String> {
                 ignored.join(", ")
             ));
         }
+    }
+    Ok(())
+}
+
+/// Refuses a `--dtb`, `--raw-dtb` or `--initrd` QEMU could not load whole
+/// (a FIFO, a device, too big): QEMU would wait on it or read it forever.
+fn check_files(args: &RunArgs) -> Result<(), String> {
+    if let Some(dtb) = &args.dtb {
+        splitmap::qemu::check_dtb("--dtb", dtb)?;
+    }
+    if let Some(raw) = &args.raw_dtb {
+        splitmap::qemu::check_dtb("--raw-dtb", raw)?;
+    }
+    if let Some(initrd) = &args.initrd {
+        splitmap::input::check_file("--initrd", initrd, splitmap::input::INITRD_LIMIT)?;
     }
     Ok(())
 }

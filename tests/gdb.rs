@@ -560,3 +560,29 @@ fn run_gdb_says_it_waits_once_qemu_listens_and_refuses_a_busy_port() {
     let out = run.wait_with_output().unwrap();
     assert!(gdb.success && out.status.success(), "{}{}", gdb.stdout, gdb.stderr);
 }
+
+/// `splitmap gdb --granule 64k` against a running 4 KiB kernel would load
+/// another build's symbols without a word: it says which granule runs and
+/// what to pass, detaches (the kernel runs on), and fails.
+#[test]
+fn gdb_with_another_granule_says_which_one_runs() {
+    let built = splitmap(&["build", "--granule", "64k"]);
+    assert!(built.success, "{}", built.stderr);
+    let port = free_port();
+    let run = run_waiting_for_gdb(port, &["--cmd", "help"]);
+    let port = port.to_string();
+    let gdb = splitmap(&["gdb", "--granule", "64k", "--gdb-port", &port, "--batch", "--ex", "bt"]);
+    let out = run.wait_with_output().unwrap();
+    assert!(!gdb.success, "gdb: {}\n{}", gdb.stdout, gdb.stderr);
+    assert!(
+        gdb.stderr.contains("the running kernel uses 4 KiB pages")
+            && gdb.stderr.contains("run `splitmap gdb --granule 4k`"),
+        "{}",
+        gdb.stderr
+    );
+    assert!(
+        out.status.success(),
+        "the kernel runs on after gdb detached: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -399,3 +399,102 @@ fn redirected_output_has_no_carriage_returns() {
     assert!(text.contains("\nsplitmap> mem\n"), "{text}");
     assert!(!out.stdout.contains(&b'\r'), "{text:?}");
 }
+
+/// Runs `splitmap ARGS`, killing it if it takes more than 30 seconds (a
+/// file it should have refused may hang it): (exit code, stdout, stderr).
+fn bounded(args: &[&str]) -> (Option<i32>, String, String) {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_splitmap"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run splitmap");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?}: still running after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status.code(), out, err)
+}
+
+/// A file named on the command line that is no regular file (a FIFO, a
+/// device, a symlink to one) or is too big is refused, by name, with exit
+/// status 2, before it is opened: it would hang the tool or QEMU, or fill
+/// their memory. And so is a CPU that cannot run an arm64 kernel.
+#[test]
+fn unreadable_files_and_32_bit_cpus_are_refused_by_name() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("refused-files");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let fifo = fifo.display().to_string();
+    let link = dir.join("zero.dtb");
+    std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+    let link = link.display().to_string();
+    let big = dir.join("big.dtb");
+    std::fs::write(&big, vec![0u8; (2 << 20) + 1]).unwrap();
+    let big = big.display().to_string();
+    let svg = dir.join("x.svg").display().to_string();
+    let cases: [(&[&str], String); 10] = [
+        (
+            &["map", "-o", &svg, "--from", &fifo],
+            format!("--from {fifo}: is a FIFO"),
+        ),
+        (
+            &["map", "-o", &svg, "--from", "/dev/zero"],
+            "--from /dev/zero: is a device".into(),
+        ),
+        (
+            &["map", "-o", &svg, "--from", &link],
+            format!("--from {link}: is a device"),
+        ),
+        (
+            &["run", "--dtb", &fifo, "--timeout", "20"],
+            format!("--dtb {fifo}: is a FIFO"),
+        ),
+        (
+            &["run", "--dtb", &link, "--timeout", "20"],
+            format!("--dtb {link}: is a device"),
+        ),
+        (
+            &["run", "--dtb", &big, "--timeout", "20"],
+            "caps a device tree at 2 MiB".into(),
+        ),
+        (
+            &["run", "--raw-dtb", &fifo, "--timeout", "20"],
+            format!("--raw-dtb {fifo}: is a FIFO"),
+        ),
+        (
+            &["run", "--initrd", &fifo, "--timeout", "20"],
+            format!("--initrd {fifo}: is a FIFO"),
+        ),
+        (
+            &["run", "--cpu", "cortex-a15", "--timeout", "20", "--cmd", "help"],
+            "--cpu cortex-a15: a 32-bit CPU, without AArch64".into(),
+        ),
+        (
+            &["map", "-o", &svg, "--cpu", "cortex-m3", "--timeout", "20"],
+            "--cpu cortex-m3: a 32-bit CPU".into(),
+        ),
+    ];
+    for (args, why) in cases {
+        let (code, out, err) = bounded(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(&why), "{args:?}: want {why:?} in {err}");
+        assert!(out.is_empty(), "{args:?}: nothing runs:\n{out}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -38,3 +38,48 @@ fn modules_lists_the_initrd() {
         .expect("modules lists hello.ko");
     assert_eq!(line, format!("hello.ko size={size} elf=rel/aarch64"));
 }
+
+/// A `.ko` in the folder that is a FIFO or a symlink to `/dev/zero` is
+/// refused by name, not read forever.
+#[test]
+fn initrd_refuses_a_ko_that_is_no_regular_file() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("initrd-odd-ko");
+    let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("initrd-odd.cpio");
+    for (name, make) in [("fifo.ko", "fifo"), ("zero.ko", "link")] {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.ko"), b"\x7fELF").unwrap();
+        let odd = dir.join(name);
+        if make == "fifo" {
+            assert!(Command::new("mkfifo").arg(&odd).status().unwrap().success());
+        } else {
+            std::os::unix::fs::symlink("/dev/zero", &odd).unwrap();
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_splitmap"))
+            .args(["initrd", &dir.display().to_string(), "-o", &out.display().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("initrd with {name} still running after 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let run = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{name}: {err}");
+        assert!(
+            err.contains(&format!("{}: is a", odd.display())) && err.contains("not a regular file"),
+            "{name}: {err}"
+        );
+        assert!(!out.exists(), "{name}: no archive written");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

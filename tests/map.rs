@@ -296,3 +296,19 @@ pre.id = "probe";
 pre.textContent = log.join("\n");
 document.body.appendChild(pre);
 "#;
+
+/// `map --cmd layout`: the user's `layout` and the map's own are both in
+/// the transcript, and the map counts the regions once, as without it.
+#[test]
+fn a_layout_of_your_own_is_not_counted_twice() {
+    let file = temp("own-layout.md");
+    let path = file.to_str().unwrap();
+    let plain = splitmap(&["map", "--nokaslr", "-o", path]);
+    assert!(plain.success, "{}", plain.stderr);
+    let table = std::fs::read_to_string(&file).unwrap();
+    let own = splitmap(&["map", "--nokaslr", "--cmd", "layout", "-o", path]);
+    assert!(own.success, "{}", own.stderr);
+    assert_eq!(own.stdout, plain.stdout, "the same regions, mappings and pieces");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), table);
+    let _ = std::fs::remove_file(file);
+}

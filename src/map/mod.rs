@@ -312,8 +312,27 @@ impl Model {
     }
 }
 
+impl Model {
+    /// Forgets an earlier answer to `command` as it is typed again: the map
+    /// is drawn from the last answer to each command (a `layout` the user
+    /// typed before the map's own is not the map's regions twice).
+    fn forget_answer_to(&mut self, command: &str) {
+        match command.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["layout"] => self.regions.clear(),
+            ["ptdump"] => self.runs.clear(),
+            ["mem"] => {
+                self.ram.clear();
+                self.reserved.clear();
+            }
+            ["lsmod", "-v"] => self.modules.clear(),
+            _ => {}
+        }
+    }
+}
+
 /// Reads a transcript of `layout`, `ptdump`, `mem`, `kaslr`, `lsmod -v`
-/// and `walk` answers (any order, other lines ignored).
+/// and `walk` answers (any order, other lines ignored). A command typed
+/// more than once (after a `splitmap> ` prompt) counts by its last answer.
 ///
 /// # Errors
 /// If it has no `layout` rows: there is nothing to draw.
@@ -322,6 +341,7 @@ pub fn parse(transcript: &str) -> Result<Model, String> {
     let mut walking: Option<u64> = None;
     for line in transcript.lines().map(|l| l.trim_end_matches('\r')) {
         if let Some(command) = line.strip_prefix("splitmap> ") {
+            model.forget_answer_to(command.trim());
             walking = command.strip_prefix("walk ").and_then(|va| hex(va.trim()));
             if let Some(va) = walking {
                 // A later walk of the same address replaces an earlier one.
@@ -475,6 +495,25 @@ L0 table=0x40293000 [320] = 0x0000000040294003 table
 => pa=0x40200000 level=3 size=4K prot=r-x
 splitmap> poweroff
 ";
+
+    /// `map --cmd layout` (and `--from` a session that typed them twice):
+    /// the user's answers come before the map's own, and each command
+    /// counts once, by its last answer.
+    #[test]
+    fn a_command_typed_twice_counts_by_its_last_answer() {
+        let once = parse(SESSION).unwrap();
+        let body = SESSION.trim_end_matches("splitmap> poweroff\n");
+        let twice = parse(&format!("{body}{SESSION}")).unwrap();
+        assert_eq!(twice, once);
+        // The last answer, not the first: an earlier `layout` of other rows
+        // (another boot's, say) is not drawn.
+        let earlier = "splitmap> layout\nold va=0x1000-0x2000 prot=r-- map=1G:0,2M:0,4K:1\n";
+        let m = parse(&format!("{earlier}{SESSION}")).unwrap();
+        assert_eq!(m.regions, once.regions);
+        // Without prompts (rows pasted alone) every row is read.
+        let rows: String = SESSION.lines().skip(1).take(9).map(|l| format!("{l}\n")).collect();
+        assert_eq!(parse(&format!("{rows}{rows}")).unwrap().regions.len(), 18);
+    }
 
     #[test]
     fn a_session_reads_into_regions_runs_memory_and_kaslr() {
