@@ -190,7 +190,9 @@ impl fmt::Display for LoadError {
                 addend,
             } => write!(
                 f,
-                "{section}+{offset:#x}: a branch to kernel export {symbol}{addend:+#x} lands inside it, not at its start"
+                "{section}+{offset:#x}: a branch to kernel export {symbol}{}{:#x} lands inside it, not at its start",
+                if *addend < 0 { '-' } else { '+' },
+                addend.unsigned_abs()
             ),
         }
     }
@@ -734,7 +736,37 @@ mod tests {
     #[test]
     fn messages_read_as_before() {
         let name = || String::from(".text.f");
-        let rows: [(LoadError, &str); 8] = [
+        let rows: [(LoadError, &str); 12] = [
+            (
+                LoadError::Privileged {
+                    section: ".text.command".into(),
+                    offset: 8,
+                    what: Privileged::DaifSet,
+                },
+                ".text.command+0x8: msr daifset masks interrupts, which no watchdog could then interrupt",
+            ),
+            (
+                LoadError::BranchAddend {
+                    section: name(),
+                    offset: 0x10,
+                    symbol: "splitmap_log".into(),
+                    addend: 4,
+                },
+                ".text.f+0x10: a branch to kernel export splitmap_log+0x4 lands inside it, not at its start",
+            ),
+            (
+                LoadError::BranchAddend {
+                    section: name(),
+                    offset: 0x10,
+                    symbol: "splitmap_log".into(),
+                    addend: -4,
+                },
+                ".text.f+0x10: a branch to kernel export splitmap_log-0x4 lands inside it, not at its start",
+            ),
+            (
+                Malformed::Misnamed(".rela.text.g".into(), name()).into(),
+                "section .rela.text.g relocates section .text.f; relocations for .text.f are named .rela.text.f",
+            ),
             (LoadError::TooLarge, "larger than 16 MiB"),
             (
                 LoadError::Truncated(name()),
