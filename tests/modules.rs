@@ -611,3 +611,42 @@ fn a_module_file_the_heap_cannot_copy_is_refused_and_changes_nothing() {
     refused_took_nothing(&out);
     assert!(out.lines().any(|l| l == "hello from a module"), "{out}");
 }
+
+#[test]
+fn hostile_modules_are_refused_by_name_and_offset_and_change_nothing() {
+    // modules/hostile: its command would run `msr daifset, #0xf; wfi`.
+    // A name ending in .ko.ko has no module: `data.ko.ko` is not `data.ko`.
+    let out = session(
+        &[],
+        &[
+            "mem",
+            "insmod hostile",
+            "insmod hostile.ko",
+            "insmod data.ko.ko",
+            "rmmod data.ko.ko",
+            "lsmod",
+            "mem",
+            "insmod data.ko",
+            "lsmod",
+            "rmmod data",
+        ],
+    );
+    let errors: Vec<&str> = out.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 4, "{out}");
+    let scan =
+        "hostile: .text.hostile_command+0x8: msr daifset masks interrupts, which no watchdog could then interrupt";
+    assert_eq!(errors[0], format!("error: insmod {scan}"));
+    assert_eq!(errors[1], format!("error: insmod {scan}"));
+    for (error, command) in errors[2..].iter().zip(["insmod", "rmmod"]) {
+        assert_eq!(
+            *error,
+            format!(
+                "error: {command} data.ko.ko: a module name does not end in .ko (NAME and NAME.ko both mean module NAME)"
+            )
+        );
+    }
+    refused_took_nothing(&out);
+    // `data.ko` is module `data`, in insmod, lsmod and rmmod alike.
+    assert!(out.lines().any(|l| l.starts_with("data base=")), "{out}");
+    assert!(!out.contains("data.ko base="), "{out}");
+}

@@ -167,6 +167,49 @@ pub fn structural(ko: &[u8], seed: u64) -> Vec<Mutant> {
         });
     }
 
+    // Relocations retargeted: a relocation section whose sh_info names
+    // another code section, so its own target would run unrelocated.
+    let code: Vec<usize> = (0..secs.len())
+        .filter(|&i| secs[i].kind == SHT_PROGBITS && secs[i].flags & SHF_EXECINSTR != 0)
+        .collect();
+    for &i in &relas {
+        let s = secs[i].clone();
+        let target = u32_at(ko, s.at + 44) as usize;
+        let Some(&other) = code.iter().find(|&&c| c != target) else {
+            continue;
+        };
+        let n = Some(s.name.trim_start_matches(".rela"));
+        push(
+            format!("{}: sh_info another code section ({})", s.name, secs[other].name),
+            n,
+            &|b| put32(b, s.at + 44, other as u32),
+        );
+    }
+
+    // A branch to a kernel export with an addend: it would land inside the
+    // export. The first CALL26 or JUMP26 to an undefined symbol.
+    let syms = secs[symtab].offset as usize;
+    let branch = (0..secs.len()).filter(|&i| secs[i].kind == SHT_RELA).find_map(|i| {
+        let s = &secs[i];
+        (0..s.size as usize / 24).find_map(|k| {
+            let at = s.offset as usize + k * 24;
+            let info = u64_at(ko, at + 8);
+            let (r_type, sym) = (info & 0xffff_ffff, (info >> 32) as usize);
+            let undefined = u16_at(ko, syms + sym * 24 + 6) == 0 && sym != 0;
+            (matches!(r_type, 282 | 283) && undefined).then(|| (s.name.clone(), at))
+        })
+    });
+    if let Some((name, at)) = branch {
+        let n = Some(name.trim_start_matches(".rela").to_string());
+        for addend in [4i64, -4, 0x100] {
+            push(
+                format!("{name}: a branch to an export with addend {addend}"),
+                n.as_deref(),
+                &|b| put64(b, at + 16, addend as u64),
+            );
+        }
+    }
+
     // The symbol table.
     let st = secs[symtab].clone();
     let n = Some(".symtab");

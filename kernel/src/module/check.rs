@@ -92,6 +92,19 @@ pub enum Malformed {
     NoTarget(String, usize),
     /// Relocations for a section that is not loaded with contents.
     TargetNotLoaded(String, usize),
+    /// Relocations whose name does not agree with the section they patch
+    /// (`.rela.text.foo` patches `.text.foo`): the relocation section and
+    /// the name of its target.
+    Misnamed(String, String),
+    /// Two relocation sections for one section.
+    SecondRelocations {
+        /// The first relocation section for it.
+        first: String,
+        /// The second.
+        second: String,
+        /// The section both patch.
+        target: String,
+    },
     /// A table whose contents lie outside the file.
     OutsideFile(String),
     /// A relocation naming a symbol past the end of the symbol table.
@@ -189,6 +202,14 @@ impl fmt::Display for Malformed {
                 f,
                 "section {name} relocates section {target}, which is not loaded with contents"
             ),
+            Misnamed(name, target) => write!(
+                f,
+                "section {name} relocates section {target}; relocations for {target} are named .rela{target}"
+            ),
+            SecondRelocations { first, second, target } => write!(
+                f,
+                "sections {first} and {second} both relocate {target}; a section has at most one relocation section"
+            ),
             OutsideFile(name) => write!(f, "section {name} lies outside the file"),
             NoSuchSymbol {
                 index,
@@ -236,6 +257,7 @@ impl fmt::Display for Malformed {
 ///   shape.
 /// - [`Malformed::NoSymtab`], [`Malformed::WrongSymtab`],
 ///   [`Malformed::NoTarget`], [`Malformed::TargetNotLoaded`],
+///   [`Malformed::Misnamed`], [`Malformed::SecondRelocations`],
 ///   [`Malformed::NoSuchSymbol`], [`Malformed::PastSection`]: relocations.
 /// - [`Malformed::Entry`]: `init_module` or `exit_module`.
 pub fn structure(data: &[u8]) -> Result<(), Malformed> {
@@ -285,11 +307,15 @@ pub fn structure(data: &[u8]) -> Result<(), Malformed> {
     let symbols: Symbols<'_> = sections
         .symbols(LE, data, elf::SHT_SYMTAB)
         .map_err(Malformed::BadSymtab)?;
+    // Which sections already have their relocations: one section each, so
+    // no relocation section can patch another's code and leave its own
+    // target unrelocated.
+    let mut relocated: alloc::vec::Vec<Option<&str>> = alloc::vec![None; sections.len()];
     for h in sections.iter().filter(|h| h.sh_type(LE) == elf::SHT_RELA) {
         let Some(symtab) = symtab else {
             return Err(Malformed::NoSymtab(name_of(h).into()));
         };
-        relocations(sections, symbols.len(), h, name_of(h), symtab, data)?;
+        relocations(sections, symbols.len(), h, name_of(h), symtab, data, &mut relocated)?;
     }
     for entry in ENTRY_POINTS {
         let mut found = symbols
@@ -344,14 +370,17 @@ fn entries(h: &elf::SectionHeader64<LE>, name: &str, size: u64, what: &'static s
 }
 
 /// A RELA section: whole entries, for the symbol table, patching a section
-/// that is loaded, naming symbols that exist.
-fn relocations(
-    sections: &Sections<'_>,
+/// that is loaded, the only one patching it and named after it, naming
+/// symbols that exist. `relocated` holds, for each section, the relocation
+/// section seen for it so far.
+fn relocations<'d>(
+    sections: &Sections<'d>,
     nsyms: usize,
     h: &elf::SectionHeader64<LE>,
-    name: &str,
+    name: &'d str,
     symtab: usize,
     data: &[u8],
+    relocated: &mut [Option<&'d str>],
 ) -> Result<(), Malformed> {
     entries(h, name, RELA_SIZE, "relocation")?;
     if h.sh_link(LE) as usize != symtab {
@@ -366,6 +395,21 @@ fn relocations(
     let alloc = patched.sh_flags(LE) & u64::from(elf::SHF_ALLOC) != 0;
     if !alloc || patched.sh_type(LE) != elf::SHT_PROGBITS {
         return Err(Malformed::TargetNotLoaded(name.into(), target));
+    }
+    let target_name = sections
+        .section_name(LE, patched)
+        .ok()
+        .and_then(|n| core::str::from_utf8(n).ok())
+        .unwrap_or("?");
+    if let Some(first) = relocated[target].replace(name) {
+        return Err(Malformed::SecondRelocations {
+            first: first.into(),
+            second: name.into(),
+            target: target_name.into(),
+        });
+    }
+    if name.strip_prefix(".rela") != Some(target_name) {
+        return Err(Malformed::Misnamed(name.into(), target_name.into()));
     }
     let table: &[elf::Rela64<LE>] = h
         .data_as_array(LE, data)

@@ -83,9 +83,17 @@ fn initrd_file(initrd: Option<PhysRange>, name: &str) -> Result<&'static [u8], S
 }
 
 /// A module's name: its file name without `.ko` (`hello` and `hello.ko` are
-/// the same module).
-fn module_name(name: &str) -> &str {
-    name.strip_suffix(".ko").unwrap_or(name)
+/// the same module). One spelling in `insmod`, `lsmod` and `rmmod`: a name
+/// may not itself end in `.ko`, so a file `data.ko.ko` is no module (were it
+/// module `data.ko`, `rmmod data.ko` would mean `data`).
+fn module_name(name: &str) -> Result<&str, String> {
+    let bare = name.strip_suffix(".ko").unwrap_or(name);
+    if bare.ends_with(".ko") {
+        return Err(alloc::format!(
+            "{name}: a module name does not end in .ko (NAME and NAME.ko both mean module NAME)"
+        ));
+    }
+    Ok(bare)
 }
 
 /// What loading a module depends on, from the boot.
@@ -102,7 +110,7 @@ pub struct Where {
 
 /// Loads module `name` from the initrd and runs its `init_module`.
 pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
-    let name = module_name(name);
+    let name = module_name(name)?;
     if MODULES.lock().iter().any(|m| m.name == name) {
         return Err(alloc::format!("{name} is already loaded"));
     }
@@ -264,7 +272,7 @@ fn unload(m: &Loaded) -> Option<String> {
 /// Runs `exit_module` and removes module `name`, freeing all it took; a note
 /// if the module left something behind.
 pub fn rmmod(name: &str) -> Result<Option<String>, String> {
-    let name = module_name(name);
+    let name = module_name(name)?;
     let list = MODULES.lock();
     let m = list
         .iter()

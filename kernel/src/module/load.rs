@@ -25,6 +25,7 @@ use object::{
 use super::check::Malformed;
 use super::plt::{self, Branch, Plt, PltError};
 use super::reloc::{self, RelocError, types};
+use super::scan::{self, Privileged};
 
 /// Page size of the module areas: the kernel's, since each area is mapped
 /// with its own permissions.
@@ -109,6 +110,27 @@ pub enum LoadError {
         /// Its symbol.
         symbol: String,
     },
+    /// An instruction a module may not contain (`module::scan`).
+    Privileged {
+        /// The code section it is in.
+        section: String,
+        /// Its offset in that section.
+        offset: u64,
+        /// What it is.
+        what: Privileged,
+    },
+    /// A branch (CALL26, JUMP26) to a kernel export with an addend: it
+    /// would land inside the export, not at its start.
+    BranchAddend {
+        /// The section it patches.
+        section: String,
+        /// The branch's offset in that section.
+        offset: u64,
+        /// The export.
+        symbol: String,
+        /// The addend.
+        addend: i64,
+    },
     /// A branch out of reach that no veneer can help.
     Veneer {
         /// Why.
@@ -160,6 +182,18 @@ impl fmt::Display for LoadError {
             PastSection { offset, section } => write!(f, "relocation at {offset:#x} runs past the end of {section}"),
             Relocation { error, section, symbol } => write!(f, "{error} in {section} (against {symbol})"),
             Veneer { error, section, symbol } => write!(f, "{error} in {section} (against {symbol})"),
+            Privileged { section, offset, what } => write!(f, "{section}+{offset:#x}: {what}"),
+            BranchAddend {
+                section,
+                offset,
+                symbol,
+                addend,
+            } => write!(
+                f,
+                "{section}+{offset:#x}: a branch to kernel export {symbol}{}{:#x} lands inside it, not at its start",
+                if *addend < 0 { '-' } else { '+' },
+                addend.unsigned_abs()
+            ),
         }
     }
 }
@@ -289,6 +323,19 @@ fn area_of(kind: SectionKind) -> Option<Area> {
     }
 }
 
+/// Refuses `code`, the bytes of section `name`, if it holds an instruction
+/// a module may not contain.
+fn scan_code(name: &str, code: &[u8]) -> Result<(), LoadError> {
+    match scan::first_privileged(code) {
+        Some((offset, _, what)) => Err(LoadError::Privileged {
+            section: name.into(),
+            offset,
+            what,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// `x` rounded up to `align`, within [`MAX_SIZE`].
 fn round_up(x: u64, align: u64) -> Result<u64, LoadError> {
     x.checked_next_multiple_of(align)
@@ -308,6 +355,8 @@ impl<'d> Module<'d> {
     /// - [`LoadError::OverAligned`]: an alignment above a page.
     /// - [`LoadError::TooLarge`]: the image would exceed [`MAX_SIZE`].
     /// - [`LoadError::NothingToLoad`]: no allocated sections.
+    /// - [`LoadError::Privileged`]: code holds an instruction a module may
+    ///   not contain (`module::scan`).
     /// - [`LoadError::Elf`]: the ELF reader refused what the checks passed.
     pub fn parse(data: &'d [u8]) -> Result<Self, LoadError> {
         super::check::structure(data)?;
@@ -343,6 +392,17 @@ impl<'d> Module<'d> {
                 offset,
                 size: s.size(),
             });
+        }
+
+        // No instruction in the code that nothing at EL1 could pre-empt or
+        // undo (`module::scan`), before anything is copied; `link` scans
+        // again once relocations have patched it.
+        for s in file.sections() {
+            if s.elf_section_header().sh_flags(LittleEndian) & u64::from(elf::SHF_EXECINSTR) != 0
+                && area_of(s.kind()).is_some()
+            {
+                scan_code(s.name().unwrap_or("?"), s.data()?)?;
+            }
         }
 
         // Veneers go after the text, as many as Linux would count.
@@ -483,6 +543,9 @@ impl<'d> Module<'d> {
     /// - [`LoadError::Relocation`]: a relocation that cannot be applied
     ///   (unsupported, out of range, misaligned).
     /// - [`LoadError::Veneer`]: a branch that even a veneer cannot reach.
+    /// - [`LoadError::BranchAddend`]: a branch into the middle of an export.
+    /// - [`LoadError::Privileged`]: relocated code holds an instruction a
+    ///   module may not contain.
     /// - [`LoadError::Elf`]: the ELF reader refused what parsing passed.
     pub fn link(&self, image: &mut [u8], base: u64, import: impl Fn(&str) -> Option<u64>) -> Result<Linked, LoadError> {
         if image.len() as u64 != self.size() {
@@ -535,6 +598,14 @@ impl<'d> Module<'d> {
                     }
                     SymbolSection::Absolute => symbol.address(),
                     SymbolSection::Undefined => {
+                        if matches!(r_type, types::CALL26 | types::JUMP26) && r.addend() != 0 {
+                            return Err(LoadError::BranchAddend {
+                                section: section_name.into(),
+                                offset,
+                                symbol: symbol_name.into(),
+                                addend: r.addend(),
+                            });
+                        }
                         import(symbol_name).ok_or_else(|| LoadError::UndefinedSymbol(symbol_name.into()))?
                     }
                     _ => return Err(LoadError::UnusableSection(symbol_name.into())),
@@ -576,6 +647,14 @@ impl<'d> Module<'d> {
                     section: section_name.into(),
                     symbol: symbol_name.into(),
                 })?;
+            }
+        }
+        // Relocations patch code too: scan what will run.
+        for p in &self.placed {
+            let section = self.file.section_by_index(p.index)?;
+            if section.elf_section_header().sh_flags(LittleEndian) & u64::from(elf::SHF_EXECINSTR) != 0 {
+                let at = p.offset as usize;
+                scan_code(section.name().unwrap_or("?"), &image[at..at + p.size as usize])?;
             }
         }
         linked.init = self.symbol("init_module", base);
@@ -657,7 +736,37 @@ mod tests {
     #[test]
     fn messages_read_as_before() {
         let name = || String::from(".text.f");
-        let rows: [(LoadError, &str); 8] = [
+        let rows: [(LoadError, &str); 12] = [
+            (
+                LoadError::Privileged {
+                    section: ".text.command".into(),
+                    offset: 8,
+                    what: Privileged::DaifSet,
+                },
+                ".text.command+0x8: msr daifset masks interrupts, which no watchdog could then interrupt",
+            ),
+            (
+                LoadError::BranchAddend {
+                    section: name(),
+                    offset: 0x10,
+                    symbol: "splitmap_log".into(),
+                    addend: 4,
+                },
+                ".text.f+0x10: a branch to kernel export splitmap_log+0x4 lands inside it, not at its start",
+            ),
+            (
+                LoadError::BranchAddend {
+                    section: name(),
+                    offset: 0x10,
+                    symbol: "splitmap_log".into(),
+                    addend: -4,
+                },
+                ".text.f+0x10: a branch to kernel export splitmap_log-0x4 lands inside it, not at its start",
+            ),
+            (
+                Malformed::Misnamed(".rela.text.g".into(), name()).into(),
+                "section .rela.text.g relocates section .text.f; relocations for .text.f are named .rela.text.f",
+            ),
             (LoadError::TooLarge, "larger than 16 MiB"),
             (
                 LoadError::Truncated(name()),

@@ -11,6 +11,7 @@ pub mod exports;
 pub mod load;
 pub mod plt;
 pub mod reloc;
+pub mod scan;
 
 #[cfg(kernel_proper)]
 pub mod abi;
