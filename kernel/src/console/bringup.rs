@@ -5,7 +5,6 @@
 
 use core::fmt;
 
-use pi::addr::PhysAddr;
 use pi::board::Board;
 use pi::kmap::{self, FixedWindow};
 use pi::layout::PAGE_SIZE;
@@ -99,22 +98,15 @@ static BOARD_UART: Once<Option<PhysRange>> = Once::new();
 /// Settles which UART is the fallback, once the tree is read.
 pub fn know_board(board: &Board, ram: &RangeList) {
     BOARD_UART.call_once(|| {
-        let page = page_at(board.early_uart);
+        let page = PhysRange::saturating(board.early_uart, PAGE_SIZE);
         (!ram.iter().any(|r| r.start < page.end && page.start < r.end)).then_some(page)
     });
-}
-
-fn page_at(pa: u64) -> PhysRange {
-    PhysRange {
-        start: PhysAddr::new(pa),
-        end: PhysAddr::new(pa + PAGE_SIZE),
-    }
 }
 
 fn board_uart() -> Option<PhysRange> {
     *BOARD_UART
         .get()
-        .unwrap_or(&Some(page_at(pi::board::board(0).early_uart)))
+        .unwrap_or(&Some(PhysRange::saturating(pi::board::board(0).early_uart, PAGE_SIZE)))
 }
 
 /// Maps the console UART — `named` if the tree names one that can be

@@ -59,12 +59,6 @@ impl Write for Console {
     }
 }
 
-/// Whether someone is printing right now (so a fault there cannot be
-/// reported and survived).
-pub fn busy() -> bool {
-    CONSOLE.is_locked() || BOOT_LOG.is_locked()
-}
-
 /// Reads a byte if one is waiting.
 pub fn try_read() -> Option<u8> {
     CONSOLE.lock().as_mut().and_then(Pl011::get)
@@ -77,17 +71,15 @@ pub fn put_bytes(bytes: &[u8]) {
     }
 }
 
-/// Takes the console away from whoever holds it: used by the panic path,
-/// which must print even if the panic happened while printing.
+/// Takes the console away from whoever holds it: used by the panic path and
+/// by the exception handler's fatal reports, which must print even if the
+/// code that stopped was printing.
 pub fn force_unlock() {
-    if CONSOLE.is_locked() {
-        // SAFETY: only called on the panic path with interrupts masked and one
-        // CPU, after which the interrupted holder never runs again.
-        unsafe { CONSOLE.force_unlock() };
-    }
-    if BOOT_LOG.is_locked() {
-        // SAFETY: as above.
-        unsafe { BOOT_LOG.force_unlock() };
+    // SAFETY: only called on the way to stopping the machine, with
+    // interrupts masked and one CPU: the interrupted holder never runs again.
+    unsafe {
+        CONSOLE.force_unlock();
+        BOOT_LOG.force_unlock();
     }
 }
 
