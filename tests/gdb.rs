@@ -5,13 +5,34 @@
 mod common;
 use common::*;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A TCP port nothing listens on right now.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Whether something listens on `port` of localhost, read from the kernel's
+/// socket table. Not by connecting: QEMU's gdbstub takes one connection, and
+/// a probe that just closed may still hold it when gdb connects.
+fn listening(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = [format!("0100007F:{port:04X}"), format!("00000000:{port:04X}")];
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() > 3 && local.iter().any(|l| l == fields[1]) && fields[3] == "0A"
+    })
+}
+
+/// Waits until QEMU listens on `port`.
+fn wait_until_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !listening(port) {
+        assert!(Instant::now() < deadline, "QEMU never listened on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `splitmap run --gdb` on `port` with `args`, once QEMU listens there.
@@ -23,11 +44,7 @@ fn run_waiting_for_gdb(port: u16, args: &[&str]) -> std::process::Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "QEMU never listened on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_listening(port);
     run
 }
 
@@ -424,15 +441,12 @@ fn collect(from: impl std::io::Read + Send + 'static) -> std::sync::Arc<std::syn
     text
 }
 
-/// Waits until `text` contains `want`.
-fn wait_for(text: &std::sync::Mutex<String>, want: &str, what: &str) {
+/// Waits until `text` contains `want`; if it never does, fails showing
+/// everything `seen` (the console and gdb's output side by side).
+fn wait_for(text: &std::sync::Mutex<String>, want: &str, seen: &dyn Fn() -> String) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !text.lock().unwrap().contains(want) {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: no {want:?} in {}",
-            text.lock().unwrap()
-        );
+        assert!(Instant::now() < deadline, "no {want:?}: {}", seen());
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -462,11 +476,7 @@ fn ctrl_c_stops_the_kernel_in_gdb_and_gdb_ends_with_the_tool() {
             .unwrap(),
     );
     let console = collect(run.0.stdout.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "QEMU never listened on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_listening(port);
     // In a process group of its own, as a shell puts a command.
     let mut tool = Reaped(
         Command::new(env!("CARGO_BIN_EXE_splitmap"))
@@ -480,16 +490,24 @@ fn ctrl_c_stops_the_kernel_in_gdb_and_gdb_ends_with_the_tool() {
     );
     let gdb_out = collect(tool.0.stdout.take().unwrap());
     let gdb_err = collect(tool.0.stderr.take().unwrap());
+    let seen = || {
+        format!(
+            "\n--- console\n{}\n--- gdb\n{}\n--- gdb's stderr\n{}",
+            console.lock().unwrap(),
+            gdb_out.lock().unwrap(),
+            gdb_err.lock().unwrap()
+        )
+    };
     // On a terminal, the wait says how to leave it.
-    wait_for(&console, "in another terminal; Ctrl-A X leaves QEMU", "how to leave");
-    wait_for(&console, "splitmap> ", "the console");
+    wait_for(&console, "in another terminal; Ctrl-A X leaves QEMU", &seen);
+    wait_for(&console, "splitmap> ", &seen);
     let group = tool.0.id() as libc::pid_t;
     // SAFETY: a plain system call; the group is the tool's, still running.
     assert_eq!(unsafe { libc::kill(-group, libc::SIGINT) }, 0);
-    wait_for(&gdb_out, "SIGINT", "gdb stops the kernel");
+    wait_for(&gdb_out, "SIGINT", &seen);
     let mut to_gdb = tool.0.stdin.take().unwrap();
     to_gdb.write_all(b"bt\n").unwrap();
-    wait_for(&gdb_out, " splitmap_first_frame ", "gdb's bt");
+    wait_for(&gdb_out, " splitmap_first_frame ", &seen);
     assert!(
         tool.0.try_wait().unwrap().is_none(),
         "the tool outlives Ctrl-C: {}{}",
@@ -509,7 +527,7 @@ fn ctrl_c_stops_the_kernel_in_gdb_and_gdb_ends_with_the_tool() {
     // The kernel runs again, and the console answers.
     let mut to_console = run.0.stdin.take().unwrap();
     to_console.write_all(b"poweroff\r").unwrap();
-    wait_for(&console, "powering off", "the console after gdb");
+    wait_for(&console, "powering off", &seen);
     drop(to_console);
     let status = run.0.wait().unwrap();
     assert!(status.success(), "{}", console.lock().unwrap());
@@ -552,10 +570,7 @@ fn run_gdb_says_it_waits_once_qemu_listens_and_refuses_a_busy_port() {
     let mut said = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(run.stderr.take().unwrap()), &mut said).unwrap();
     assert!(said.contains(&format!("QEMU waits for gdb on port {port}")), "{said}");
-    assert!(
-        TcpStream::connect(("127.0.0.1", port)).is_ok(),
-        "QEMU listens by the time the tool says it waits"
-    );
+    assert!(listening(port), "QEMU listens by the time the tool says it waits");
     let gdb = gdb_batch(port, &["detach"]);
     let out = run.wait_with_output().unwrap();
     assert!(gdb.success && out.status.success(), "{}{}", gdb.stdout, gdb.stderr);
