@@ -288,6 +288,33 @@ pub trait TableAlloc: TableAccess {
     fn alloc_table(&mut self) -> Option<PhysAddr>;
 }
 
+/// A table page [`unmap_free`] unlinked: it held no valid entry, and the
+/// descriptor that pointed to it is cleared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FreedTable {
+    /// The table page.
+    pub table: PhysAddr,
+    /// The level of its entries (the descriptor that pointed to it was one
+    /// level up).
+    pub level: usize,
+    /// The first virtual address it translated; it translated the granule's
+    /// `level_size(level - 1)` bytes from there.
+    pub va: u64,
+}
+
+/// Where table pages go back to.
+pub trait TableFree: TableAccess {
+    /// Takes back the table page [`unmap_free`] just unlinked.
+    ///
+    /// The descriptor that pointed to it is already cleared (one 64-bit
+    /// store), but a table walk in flight, or a walk cache, may still reach
+    /// the page: this is the break of break-before-make. Before the page is
+    /// written or handed to anyone, the implementor makes the store visible
+    /// to the walker and invalidates what the TLBs cached through it (for
+    /// the `va` range it translated). On the host there is no walker.
+    fn free_table(&mut self, freed: FreedTable);
+}
+
 /// Why a mapping was refused. Nothing was changed for the part of the range at
 /// and after the reported address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -524,8 +551,8 @@ fn map_level<A: TableAlloc + ?Sized>(
 }
 
 /// Removes the leaf mappings of `[va, va + len)` below `root`; returns how many
-/// leaves were cleared. Tables stay (they may still map other ranges). The
-/// caller invalidates the TLB afterwards.
+/// leaves were cleared. Tables stay, even empty ones ([`unmap_free`] frees
+/// those). The caller invalidates the TLB afterwards.
 ///
 /// # Errors
 /// - [`MapError::Misaligned`]: not page-aligned, or a block or a contiguous
@@ -537,18 +564,78 @@ pub fn unmap<A: TableAccess + ?Sized>(mem: &mut A, root: PhysAddr, va: u64, len:
     if !va.is_multiple_of(g.page_size()) || !len.is_multiple_of(g.page_size()) {
         return Err(MapError::Misaligned);
     }
-    let mut cleared = 0;
-    unmap_level(mem, root, g.first_level(), va, len, &mut cleared)?;
-    Ok(cleared)
+    let mut done = Unmapped::default();
+    unmap_level(
+        mem,
+        root,
+        g.first_level(),
+        va,
+        len,
+        NEVER_FREE,
+        &mut done,
+        &mut |_, _| {},
+    )?;
+    Ok(done.leaves)
 }
 
+/// What [`unmap_free`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unmapped {
+    /// Leaf descriptors cleared.
+    pub leaves: u64,
+    /// Table pages unlinked and handed to [`TableFree::free_table`].
+    pub tables: u64,
+}
+
+/// A `first_freeable` no table has: [`unmap`] frees nothing.
+const NEVER_FREE: usize = LAST_LEVEL + 1;
+
+/// [`unmap`], and then every table page at `first_freeable` or deeper that
+/// translates any of `[va, va + len)` and holds no valid entry any more (or
+/// held none already: a table an earlier [`unmap`] left behind) is unlinked,
+/// deepest first, and handed to [`TableFree::free_table`] right after its
+/// descriptor is cleared. The root and every table shallower than
+/// `first_freeable` stay, empty or not: the caller says which levels are
+/// its own to free (the kernel keeps the tables its own mappings hang from).
+///
+/// # Errors
+/// As [`unmap`]. Tables emptied before the refused block or run were
+/// already unlinked and handed back; nothing from it on was touched.
+pub fn unmap_free<A: TableFree + ?Sized>(
+    mem: &mut A,
+    root: PhysAddr,
+    va: u64,
+    len: u64,
+    first_freeable: usize,
+) -> Result<Unmapped, MapError> {
+    let g = mem.granule();
+    if !va.is_multiple_of(g.page_size()) || !len.is_multiple_of(g.page_size()) {
+        return Err(MapError::Misaligned);
+    }
+    let mut done = Unmapped::default();
+    // Never the root: it is no table's entry, and whatever walks starts there.
+    let first = first_freeable.max(g.first_level() + 1);
+    unmap_level(mem, root, g.first_level(), va, len, first, &mut done, &mut |m, f| {
+        m.free_table(f)
+    })?;
+    Ok(done)
+}
+
+/// Whether the table page at `table` (of `level` entries) holds no valid entry.
+fn is_empty<A: TableAccess + ?Sized>(mem: &A, table: PhysAddr, level: usize) -> bool {
+    (0..mem.granule().entries()).all(|i| Entry::decode(read_entry(mem, table, i), level) == Entry::Invalid)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn unmap_level<A: TableAccess + ?Sized>(
     mem: &mut A,
     table: PhysAddr,
     level: usize,
     mut va: u64,
     mut len: u64,
-    cleared: &mut u64,
+    first_freeable: usize,
+    done: &mut Unmapped,
+    free: &mut impl FnMut(&mut A, FreedTable),
 ) -> Result<(), MapError> {
     let g = mem.granule();
     let size = g.level_size(level);
@@ -566,11 +653,27 @@ fn unmap_level<A: TableAccess + ?Sized>(
         let raw = read_entry(mem, table, index);
         match Entry::decode(raw, level) {
             Entry::Invalid => {}
-            Entry::Table(next) => unmap_level(mem, next, level + 1, va, chunk, cleared)?,
+            Entry::Table(next) => {
+                unmap_level(mem, next, level + 1, va, chunk, first_freeable, done, free)?;
+                if level + 1 >= first_freeable && is_empty(mem, next, level + 1) {
+                    // Break: from this store on no new walk reaches `next`;
+                    // `free` makes it visible and invalidates before reuse.
+                    write_entry(mem, table, index, 0);
+                    done.tables += 1;
+                    free(
+                        mem,
+                        FreedTable {
+                            table: next,
+                            level: level + 1,
+                            va: va & !(size - 1),
+                        },
+                    );
+                }
+            }
             Entry::Leaf { .. } if raw & CONTIGUOUS != 0 && !run_inside(va) => return Err(MapError::Misaligned),
             Entry::Leaf { .. } if chunk == size => {
                 write_entry(mem, table, index, 0);
-                *cleared += 1;
+                done.leaves += 1;
             }
             Entry::Leaf { .. } => return Err(MapError::Misaligned),
         }

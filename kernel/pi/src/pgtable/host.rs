@@ -7,7 +7,7 @@ use std::boxed::Box;
 use std::vec;
 use std::vec::Vec;
 
-use super::{Granule, TableAccess, TableAlloc};
+use super::{FreedTable, Granule, TableAccess, TableAlloc, TableFree};
 use crate::addr::PhysAddr;
 
 /// Made-up physical address of the first host table page.
@@ -18,6 +18,10 @@ pub struct HostTables {
     pages: Vec<Box<[u64]>>,
     limit: usize,
     granule: Granule,
+    /// Pages handed back, reused first by `alloc_table`.
+    free: Vec<PhysAddr>,
+    /// Every `free_table` call, in order.
+    pub freed: Vec<FreedTable>,
 }
 
 impl HostTables {
@@ -33,6 +37,8 @@ impl HostTables {
             pages: Vec::new(),
             limit: limit + 1,
             granule,
+            free: Vec::new(),
+            freed: Vec::new(),
         };
         let root = tables.alloc_table().expect("room for the root");
         (tables, root)
@@ -65,8 +71,18 @@ unsafe impl TableAccess for HostTables {
     }
 }
 
+/// What a freed host page is filled with: table descriptors to a page that
+/// was never handed out, so a walk through a freed page panics in `index`
+/// instead of reading stale entries.
+const POISON: u64 = 0x1000 | 0b11;
+
 impl TableAlloc for HostTables {
     fn alloc_table(&mut self) -> Option<PhysAddr> {
+        if let Some(pa) = self.free.pop() {
+            let i = self.index(pa);
+            self.pages[i].fill(0);
+            return Some(pa);
+        }
         if self.pages.len() == self.limit {
             return None;
         }
@@ -74,5 +90,24 @@ impl TableAlloc for HostTables {
         Some(PhysAddr::new(
             TABLE_BASE + (self.pages.len() as u64 - 1) * self.granule.page_size(),
         ))
+    }
+}
+
+impl TableFree for HostTables {
+    /// Poisons the page, so that a walk still reaching it fails, and keeps
+    /// it for the next `alloc_table`. A page freed twice is a bug: panics.
+    fn free_table(&mut self, freed: FreedTable) {
+        assert!(!self.free.contains(&freed.table), "{freed:x?} freed twice");
+        let i = self.index(freed.table);
+        self.pages[i].fill(POISON);
+        self.free.push(freed.table);
+        self.freed.push(freed);
+    }
+}
+
+impl HostTables {
+    /// Table pages handed out and not freed, the root among them.
+    pub fn in_use(&self) -> usize {
+        self.pages.len() - self.free.len()
     }
 }

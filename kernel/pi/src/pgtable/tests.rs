@@ -547,3 +547,156 @@ fn a_run_is_written_whole_or_not_at_all() {
         "nothing of the run was written"
     );
 }
+
+/// One case of [`unmap_free`]: what is mapped, what is unmapped, from which
+/// level tables may go, and what must happen.
+struct FreeCase {
+    what: &'static str,
+    granule: Granule,
+    /// (offset from the base, length, pages only or the largest blocks).
+    mapped: &'static [(u64, u64, Granularity)],
+    /// Ranges a plain `unmap` clears first, leaving their tables empty.
+    plain_first: &'static [(u64, u64)],
+    unmap: (u64, u64),
+    first_freeable: usize,
+    want: Result<Unmapped, MapError>,
+    /// Levels of the tables handed to `free_table`, in order.
+    freed_levels: &'static [usize],
+    /// Table pages still in use afterwards, the root among them.
+    in_use: usize,
+}
+
+/// Aligned to every level of every granule: the module area's start.
+const FREE_BASE: u64 = crate::layout::MODULES_VADDR;
+
+const fn freed(leaves: u64, tables: u64) -> Result<Unmapped, MapError> {
+    Ok(Unmapped { leaves, tables })
+}
+
+const PAGES: Granularity = Granularity::PagesOnly;
+const BLOCKS: Granularity = Granularity::LargestBlocks;
+
+#[test]
+fn unmap_free_frees_exactly_the_tables_left_empty_at_the_levels_allowed() {
+    let k4 = Granule::K4;
+    #[rustfmt::skip]
+    let rows = [
+        FreeCase { what: "the last page of a region: its level-3 and level-2 tables go",
+            granule: k4, mapped: &[(0, 4 * KIB, PAGES)], plain_first: &[], unmap: (0, 4 * KIB),
+            first_freeable: 2, want: freed(1, 2), freed_levels: &[3, 2], in_use: 2 },
+        FreeCase { what: "a neighbouring page keeps its table",
+            granule: k4, mapped: &[(0, 8 * KIB, PAGES)], plain_first: &[], unmap: (0, 4 * KIB),
+            first_freeable: 2, want: freed(1, 0), freed_levels: &[], in_use: 4 },
+        FreeCase { what: "a page under another level-3 table keeps the level-2 table",
+            granule: k4, mapped: &[(0, 4 * KIB, PAGES), (2 * MIB, 4 * KIB, PAGES)], plain_first: &[],
+            unmap: (0, 4 * KIB), first_freeable: 2, want: freed(1, 1), freed_levels: &[3], in_use: 4 },
+        FreeCase { what: "two whole level-3 tables, then their level-2 table",
+            granule: k4, mapped: &[(0, 4 * MIB, PAGES)], plain_first: &[], unmap: (0, 4 * MIB),
+            first_freeable: 2, want: freed(1024, 3), freed_levels: &[3, 3, 2], in_use: 2 },
+        FreeCase { what: "a 2 MiB block keeps the level-2 table it is in",
+            granule: k4, mapped: &[(0, 2 * MIB, BLOCKS), (2 * MIB, 4 * KIB, PAGES)], plain_first: &[],
+            unmap: (2 * MIB, 4 * KIB), first_freeable: 2, want: freed(1, 1), freed_levels: &[3], in_use: 3 },
+        FreeCase { what: "across a 1 GiB line: two level-3 and two level-2 tables",
+            granule: k4, mapped: &[(GIB - 4 * KIB, 8 * KIB, PAGES)], plain_first: &[],
+            unmap: (GIB - 4 * KIB, 8 * KIB), first_freeable: 2, want: freed(2, 4),
+            freed_levels: &[3, 2, 3, 2], in_use: 2 },
+        FreeCase { what: "level 3 only: the level-2 table stays",
+            granule: k4, mapped: &[(0, 4 * KIB, PAGES)], plain_first: &[], unmap: (0, 4 * KIB),
+            first_freeable: 3, want: freed(1, 1), freed_levels: &[3], in_use: 3 },
+        FreeCase { what: "no level allowed: a plain unmap",
+            granule: k4, mapped: &[(0, 4 * KIB, PAGES)], plain_first: &[], unmap: (0, 4 * KIB),
+            first_freeable: LAST_LEVEL + 1, want: freed(1, 0), freed_levels: &[], in_use: 4 },
+        FreeCase { what: "every level allowed: all but the root go",
+            granule: k4, mapped: &[(0, 4 * KIB, PAGES)], plain_first: &[], unmap: (0, 4 * KIB),
+            first_freeable: 0, want: freed(1, 3), freed_levels: &[3, 2, 1], in_use: 1 },
+        FreeCase { what: "tables an earlier plain unmap left empty go too",
+            granule: k4, mapped: &[(0, 4 * KIB, PAGES)], plain_first: &[(0, 4 * KIB)], unmap: (0, 4 * KIB),
+            first_freeable: 2, want: freed(0, 2), freed_levels: &[3, 2], in_use: 2 },
+        FreeCase { what: "nothing mapped, no tables: nothing happens",
+            granule: k4, mapped: &[], plain_first: &[], unmap: (0, 2 * MIB),
+            first_freeable: 2, want: freed(0, 0), freed_levels: &[], in_use: 1 },
+        FreeCase { what: "half a block is refused; the table emptied before it is freed already",
+            granule: k4, mapped: &[(0, 4 * KIB, PAGES), (2 * MIB, 2 * MIB, BLOCKS)], plain_first: &[],
+            unmap: (0, 3 * MIB), first_freeable: 2, want: Err(MapError::Misaligned), freed_levels: &[3],
+            in_use: 3 },
+        FreeCase { what: "16 KiB: a page's level-3 (32 MiB) and level-2 (64 GiB) tables",
+            granule: Granule::K16, mapped: &[(0, 16 * KIB, PAGES)], plain_first: &[], unmap: (0, 16 * KIB),
+            first_freeable: 2, want: freed(1, 2), freed_levels: &[3, 2], in_use: 2 },
+        FreeCase { what: "64 KiB: the walk starts at level 1, so only the root stays",
+            granule: Granule::K64, mapped: &[(0, 64 * KIB, PAGES)], plain_first: &[], unmap: (0, 64 * KIB),
+            first_freeable: 2, want: freed(1, 2), freed_levels: &[3, 2], in_use: 1 },
+        FreeCase { what: "64 KiB: level 1 is the root there, and never freed",
+            granule: Granule::K64, mapped: &[(0, 64 * KIB, PAGES)], plain_first: &[], unmap: (0, 64 * KIB),
+            first_freeable: 0, want: freed(1, 2), freed_levels: &[3, 2], in_use: 1 },
+    ];
+    for case in rows {
+        let what = case.what;
+        let (mut tables, root) = HostTables::with_granule(case.granule, 64);
+        for &(offset, len, granularity) in case.mapped {
+            let pa = PhysAddr::new(GIB + offset);
+            map(&mut tables, root, FREE_BASE + offset, pa, len, Attrs::DATA, granularity).expect(what);
+        }
+        for &(offset, len) in case.plain_first {
+            unmap(&mut tables, root, FREE_BASE + offset, len).expect(what);
+        }
+        let (offset, len) = case.unmap;
+        let got = unmap_free(&mut tables, root, FREE_BASE + offset, len, case.first_freeable);
+        assert_eq!(got, case.want, "{what}");
+        let levels: Vec<usize> = tables.freed.iter().map(|f| f.level).collect();
+        assert_eq!(levels, case.freed_levels, "{what}");
+        assert_eq!(tables.in_use(), case.in_use, "{what}");
+        // Each freed table's span is where it sat: its first VA is aligned
+        // to what its parent entry covered, inside the range unmapped.
+        for f in &tables.freed {
+            let span = case.granule.level_size(f.level - 1);
+            assert!(f.va.is_multiple_of(span), "{what}: {f:x?}");
+            assert!(
+                f.va < FREE_BASE + offset + len && FREE_BASE + offset < f.va + span,
+                "{what}: {f:x?}"
+            );
+        }
+        // No table is lost or dangling: every page still in use is reached
+        // from the root, and no walk reaches a freed (poisoned) page.
+        let reached = count(&tables, root, FREE_BASE, 8 * GIB);
+        assert_eq!(reached.tables as usize, case.in_use - 1, "{what}");
+        // What was mapped outside the range still translates, and the
+        // range does not (a refused unmap left the block in place).
+        let page = case.granule.page_size();
+        for &(m_offset, m_len, _) in case.mapped {
+            for at in (m_offset..m_offset + m_len).step_by(page as usize) {
+                let t = walk(&tables, root, FREE_BASE + at).translation;
+                let inside = at >= offset && at < offset + len;
+                if !inside {
+                    assert_eq!(t.map(|t| t.pa), Some(PhysAddr::new(GIB + at)), "{what}: {at:#x}");
+                } else if got.is_ok() {
+                    assert_eq!(t, None, "{what}: {at:#x}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn freed_tables_are_reused_and_loads_and_unloads_keep_the_count() {
+    // A module's life, a hundred times, at addresses that need a new
+    // level-2 table: afterwards only the root and the level-1 table (kept:
+    // level 2 is the first freed) are in use, every time.
+    let (mut tables, root) = HostTables::new(16);
+    for i in 0..100u64 {
+        let va = FREE_BASE + GIB * (i % 3) + 4 * KIB * i;
+        map(
+            &mut tables,
+            root,
+            va,
+            PhysAddr::new(GIB),
+            3 * 4 * KIB,
+            Attrs::TEXT,
+            PAGES,
+        )
+        .unwrap();
+        assert_eq!(walk(&tables, root, va).translation.unwrap().pa, PhysAddr::new(GIB));
+        assert_eq!(unmap_free(&mut tables, root, va, 3 * 4 * KIB, 2), freed(3, 2));
+        assert_eq!(tables.in_use(), 2, "load {i}");
+    }
+    assert_eq!(tables.freed.len(), 200);
+}
