@@ -650,3 +650,119 @@ fn hostile_modules_are_refused_by_name_and_offset_and_change_nothing() {
     assert!(out.lines().any(|l| l.starts_with("data base=")), "{out}");
     assert!(!out.contains("data.ko base="), "{out}");
 }
+
+/// `tables   module-windows=N from-frames=F freed=R` from `mem`, each time,
+/// as (N, F, R).
+fn table_lines(out: &str) -> Vec<(u64, u64, u64)> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("tables   "))
+        .map(|l| {
+            let field = |key: &str| -> u64 {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(key))
+                    .unwrap_or_else(|| panic!("{key} in {l}"))
+                    .parse()
+                    .unwrap()
+            };
+            (field("module-windows="), field("from-frames="), field("freed="))
+        })
+        .collect()
+}
+
+/// `data.ko` with `bss` more bytes of bss: its empty `.note.GNU-stack`
+/// section made an allocated, writable NOBITS one of that size. Mapped in
+/// pages, such a module needs a level-3 table for every 2 MiB it spans.
+fn data_with_bss(bss: u64) -> Vec<u8> {
+    let mut ko = module_file("data");
+    let u16_at = |b: &[u8], at: usize| u16::from_le_bytes(b[at..at + 2].try_into().unwrap()) as usize;
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
+    let (shoff, shnum, shstrndx) = (u64_at(&ko, 0x28), u16_at(&ko, 0x3c), u16_at(&ko, 0x3e));
+    let names = u64_at(&ko, shoff + shstrndx * 64 + 24);
+    let header = (0..shnum)
+        .map(|i| shoff + i * 64)
+        .find(|&h| ko[names + u32_at(&ko, h)..].starts_with(b".note.GNU-stack\0"))
+        .expect("data.ko has a .note.GNU-stack section");
+    ko[header + 4..header + 8].copy_from_slice(&8u32.to_le_bytes()); // SHT_NOBITS
+    ko[header + 8..header + 16].copy_from_slice(&3u64.to_le_bytes()); // SHF_WRITE | SHF_ALLOC
+    ko[header + 32..header + 40].copy_from_slice(&bss.to_le_bytes());
+    ko[header + 48..header + 56].copy_from_slice(&4096u64.to_le_bytes());
+    ko
+}
+
+/// Fills the module windows as far as RAM allows (48 modules of 15 MiB,
+/// the direct window first, then the PLT window), unloads them in an order
+/// that leaves holes on the way, then loads and unloads small modules near
+/// and far of them: afterwards `mem` counts the table pages of before, the
+/// frames of before, and no table page from frames; `ptdump modules` finds
+/// nothing mapped, `lsmod -v` no module. Before `rmmod` gave table pages
+/// back, the 384 and more level-3 tables stayed (`module-windows=` grew by
+/// them, `free frames=` shrank).
+#[test]
+fn rmmod_gives_back_the_table_pages_of_a_filled_window() {
+    const COUNT: usize = 48;
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bss-modules");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = data_with_bss(15 << 20);
+    for i in 0..COUNT {
+        std::fs::write(dir.join(format!("big{i:02}.ko")), &big).unwrap();
+    }
+    std::fs::write(dir.join("hello.ko"), module_file("hello")).unwrap();
+    let initrd = dir.with_extension("cpio").display().to_string();
+    let packed = splitmap(&["initrd", &dir.display().to_string(), "-o", &initrd]);
+    assert!(packed.success, "{}", packed.stderr);
+
+    let mut cmds = vec!["mem".to_string()];
+    cmds.extend((0..COUNT).map(|i| format!("insmod big{i:02}")));
+    cmds.push("mem".into());
+    // Odd ones first: each leaves a hole between two still mapped.
+    cmds.extend((1..COUNT).step_by(2).map(|i| format!("rmmod big{i:02}")));
+    cmds.push("mem".into());
+    cmds.extend((0..COUNT).step_by(2).map(|i| format!("rmmod big{i:02}")));
+    cmds.push("mem".into());
+    for _ in 0..20 {
+        cmds.extend(["insmod hello".into(), "rmmod hello".into()]);
+    }
+    cmds.extend(["mem".into(), "ptdump modules".into(), "lsmod -v".into()]);
+    let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    let out = session(&["--initrd", &initrd], &cmds);
+    assert!(!out.contains("error:"), "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("big") && l.contains(" base="))
+            .count(),
+        COUNT,
+        "every module loaded:\n{out}"
+    );
+
+    let tables = table_lines(&out);
+    let free = free_frames(&out);
+    let (before, full, half, emptied, after) = (tables[0], tables[1], tables[2], tables[3], tables[4]);
+    // Each module spans more than 7 level-3 tables (15 MiB of bss in 4 KiB pages).
+    assert!(full.0 >= before.0 + 7 * COUNT as u64, "{tables:?}");
+    assert!(
+        full.1 > 0,
+        "the image's pool ran out: tables came from frames too: {tables:?}"
+    );
+    assert!(
+        before.0 < half.0 && half.0 < full.0,
+        "the holes gave tables back: {tables:?}"
+    );
+    for now in [emptied, after] {
+        assert_eq!(now.0, before.0, "table pages back where they started: {tables:?}");
+        assert_eq!(now.1, 0, "no table page from frames is left: {tables:?}");
+    }
+    assert_eq!(emptied.2, full.0 - before.0, "each table freed once: {tables:?}");
+    // hello's tables (one or two, wherever KASLR put the direct window), each time.
+    let per_load = (after.2 - emptied.2) / 20;
+    assert!(per_load > 0 && after.2 - emptied.2 == 20 * per_load, "{tables:?}");
+    assert_eq!(free[0], free[3], "free frames back where they started: {free:?}");
+    assert_eq!(free[0], free[4], "and after hello: {free:?}");
+
+    let ptdump = out.split("splitmap> ptdump modules").nth(1).unwrap();
+    let ptdump = ptdump.split("splitmap> ").next().unwrap();
+    assert_eq!(ptdump.trim(), "# nothing mapped there", "{ptdump}");
+    let lsmod = out.split("splitmap> lsmod -v").nth(1).unwrap();
+    assert!(!lsmod.contains("base="), "no module listed: {lsmod}");
+}

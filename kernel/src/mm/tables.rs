@@ -8,9 +8,12 @@ use pi::addr::PhysAddr;
 use pi::boot::EarlyPool;
 use pi::kmap::FixedWindow;
 use pi::layout::PAGE_SIZE;
-use pi::pgtable::{self, Attrs, Granularity, MapCounts, MapError, TableAccess, TableAlloc, Walk};
+use pi::pgtable::{
+    self, Attrs, FreedTable, Granularity, LAST_LEVEL, MapCounts, MapError, TableAccess, TableAlloc, TableFree,
+    Unmapped, Walk,
+};
 
-use super::frames::alloc_frame;
+use super::frames::{alloc_frame, free_frame};
 use super::linear::{self, LinearError};
 use super::ranges::RangeList;
 use crate::arch::cpu;
@@ -26,11 +29,18 @@ fn live_table(pa: PhysAddr) -> *mut u64 {
 
 /// Page tables being extended after boot: pages from the image's pool while
 /// it lasts, then frames, so modules and stacks are never refused for want of
-/// table pages. Table pages are never freed: an unmapped range keeps its
-/// tables, and the next mapping there reuses them.
+/// table pages. [`unmap_free`] gives back the tables a range leaves empty
+/// (module windows); a plain [`unmap`] keeps them for the next mapping there.
 pub struct KernelTables {
     pool: EarlyPool,
+    /// Table pages from frames, in use now.
     from_frames: u64,
+    /// Pool pages given back, linked through their first entry (a PA, or 0
+    /// at the end): reused before the pool's fresh pages.
+    recycled: Option<PhysAddr>,
+    recycled_count: u64,
+    /// Table pages given back since boot.
+    freed: u64,
 }
 
 /// The one writer of the live kernel tables.
@@ -44,15 +54,25 @@ pub fn init(pool: EarlyPool) {
 /// Where the kernel's table pages came from: the image's pool, then frames.
 #[derive(Clone, Copy)]
 pub struct TableUsage {
+    /// Pool pages in use now (handed out and not given back).
     pub pool_used: u64,
     pub pool_size: u64,
+    /// Table pages from frames in use now.
     pub from_frames: u64,
+    /// Table pages given back since boot (pool and frames).
+    pub freed: u64,
 }
 
 impl KernelTables {
     /// Continues the early pool.
     pub fn new(pool: EarlyPool) -> Self {
-        KernelTables { pool, from_frames: 0 }
+        KernelTables {
+            pool,
+            from_frames: 0,
+            recycled: None,
+            recycled_count: 0,
+            freed: 0,
+        }
     }
 
     /// The image (and the pool in it) is now mapped `voffset` above its PA.
@@ -62,10 +82,27 @@ impl KernelTables {
 
     pub fn usage(&self) -> TableUsage {
         TableUsage {
-            pool_used: self.pool.used(),
+            pool_used: self.pool.used() - self.recycled_count,
             pool_size: self.pool.capacity(),
             from_frames: self.from_frames,
+            freed: self.freed,
         }
+    }
+
+    /// A pool page given back earlier, zeroed (the link word was its only
+    /// non-zero entry).
+    fn reuse_recycled(&mut self) -> Option<PhysAddr> {
+        let pa = self.recycled?;
+        let page = live_table(pa);
+        // SAFETY: a recycled pool page is unlinked (no walk reaches it since
+        // its `free_table`), owned by this list alone, and mapped rw in the
+        // image; its first entry holds the next link.
+        let next = unsafe { page.read_volatile() };
+        self.recycled = (next != 0).then_some(PhysAddr::new(next));
+        self.recycled_count -= 1;
+        // SAFETY: as above; the whole page is ours.
+        unsafe { core::ptr::write_bytes(page.cast::<u8>(), 0, PAGE_SIZE as usize) };
+        Some(pa)
     }
 }
 
@@ -99,7 +136,7 @@ impl TableAlloc for KernelTables {
     /// `EarlyPool::alloc_table`, which issues no barrier (with the MMU off
     /// it needs none): this one covers both sources.
     fn alloc_table(&mut self) -> Option<PhysAddr> {
-        let pa = match self.pool.alloc_table() {
+        let pa = match self.reuse_recycled().or_else(|| self.pool.alloc_table()) {
             Some(pa) => pa,
             // Before `init_frames` there are none, and the pool is all there is.
             None => {
@@ -114,6 +151,50 @@ impl TableAlloc for KernelTables {
         Some(pa)
     }
 }
+
+impl TableFree for KernelTables {
+    /// Break-before-make for a table descriptor: `pgtable::unmap_free` has
+    /// cleared the descriptor (the break); before the page is written or
+    /// handed out, no walk may still reach it. So, as for a leaf: `dsb
+    /// ishst` makes the cleared descriptor visible to the walkers of every
+    /// CPU, `tlbi vmalle1is` drops whatever the TLBs and walk caches hold
+    /// through the old table (a TLBI by VA at `freed.va` would do too, as
+    /// the walk cache entry for the descriptor is tagged with the VAs it
+    /// translates; the whole TLB needs no such argument, and unloading is
+    /// rare), `dsb ish` waits until that is done everywhere, `isb` for this
+    /// CPU's pipeline. Only then is the page reused: a pool page goes on
+    /// the recycled list (its first entry becomes the link), a frame back to
+    /// the frame allocator.
+    fn free_table(&mut self, freed: FreedTable) {
+        cpu::flush_tlb();
+        self.freed += 1;
+        if freed.table.to_kimg().is_some() {
+            let page = live_table(freed.table);
+            let next = self.recycled.map_or(0, PhysAddr::raw);
+            // SAFETY: the page is unlinked and invalidated above, so nothing
+            // but this list reaches it; it is mapped rw in the image.
+            unsafe { page.write_volatile(next) };
+            self.recycled = Some(freed.table);
+            self.recycled_count += 1;
+        } else {
+            free_frame(freed.table);
+            self.from_frames -= 1;
+        }
+    }
+}
+
+/// The shallowest level whose tables [`unmap_free`] gives back: tables of
+/// level-2 and level-3 entries (with 4 KiB pages, those that translate 1 GiB
+/// and 2 MiB). Never the root, and never a level-1 table: one of those
+/// spans 512 GiB with 4 KiB pages and 128 TiB with 16 KiB (all of the
+/// kernel half), so the image, the module windows, the fixed windows and
+/// the MMIO window hang from the same one; the early code built them, and
+/// they are the upper structure every later mapping descends through (with
+/// 64 KiB pages level 1 is the root itself). A level-2 or level-3 table that
+/// is empty maps nothing, and nothing keeps a table's address outside the
+/// tables: every map, unmap, split and walk finds tables from the root,
+/// under the tables' lock, so an empty one can go.
+pub const FIRST_FREEABLE_LEVEL: usize = LAST_LEVEL - 1;
 
 /// Table pages the linear map leaves in the pool: the console's mapping,
 /// which comes after it, takes at most one (the MMIO window shares its upper
@@ -231,6 +312,16 @@ pub fn unmap(va: u64, len: u64) -> Result<u64, MapError> {
     let cleared = locked(|tables, root| pgtable::unmap(tables, root, va, len));
     cpu::flush_tlb();
     cleared
+}
+
+/// [`unmap`], and gives back the table pages the range leaves empty, from
+/// [`FIRST_FREEABLE_LEVEL`] down (each with break-before-make, see
+/// [`KernelTables::free_table`]): `rmmod`'s, so that loading and unloading
+/// modules all over the module windows leaves no table pages behind.
+pub fn unmap_free(va: u64, len: u64) -> Result<Unmapped, MapError> {
+    let done = locked(|tables, root| pgtable::unmap_free(tables, root, va, len, FIRST_FREEABLE_LEVEL));
+    cpu::flush_tlb();
+    done
 }
 
 /// Builds the linear map of all `ram` for `phys_offset` in the live tables,

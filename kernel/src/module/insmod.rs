@@ -149,7 +149,7 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
         if len > 0
             && let Err(e) = tables::map(base + offset, frames.add(offset), len, attrs, Granularity::PagesOnly)
         {
-            let _ = tables::unmap(base, size);
+            let _ = tables::unmap_free(base, size);
             return Err(undo(alloc::format!("cannot map at {base:#x}: {e:?}")));
         }
     }
@@ -256,7 +256,7 @@ fn place_va(at: &Where, size: u64) -> Option<u64> {
 /// allocated; a note if it left anything.
 fn unload(m: &Loaded) -> Option<String> {
     let left = abi::forget(m.base);
-    let _ = tables::unmap(m.base, m.size);
+    let _ = tables::unmap_free(m.base, m.size);
     frames::free_frames_at(m.frames, m.pages);
     (left.registrations + left.allocations > 0).then(|| {
         alloc::format!(

@@ -326,6 +326,17 @@ fn mem(cx: &Context) {
         (free * PAGE_SIZE) >> 20,
         (below * PAGE_SIZE) >> 20
     );
+    // Table pages that translate any of the PLT window (which holds the
+    // direct window and the image): the image's alone when no module is
+    // loaded, and back to that after rmmod (`tables::unmap_free`).
+    let plt = cx.kaslr.modules.plt;
+    let usage = tables::usage();
+    println!(
+        "tables   module-windows={} from-frames={} freed={}",
+        tables::count(plt.start, plt.size()).tables,
+        usage.from_frames,
+        usage.freed
+    );
 }
 
 fn bootargs(cx: &Context) {
