@@ -83,17 +83,9 @@ fn initrd_file(initrd: Option<PhysRange>, name: &str) -> Result<&'static [u8], S
 }
 
 /// A module's name: its file name without `.ko` (`hello` and `hello.ko` are
-/// the same module). One spelling in `insmod`, `lsmod` and `rmmod`: a name
-/// may not itself end in `.ko`, so a file `data.ko.ko` is no module (were it
-/// module `data.ko`, `rmmod data.ko` would mean `data`).
+/// the same module), by the one rule of `module::name`.
 fn module_name(name: &str) -> Result<&str, String> {
-    let bare = name.strip_suffix(".ko").unwrap_or(name);
-    if bare.ends_with(".ko") {
-        return Err(alloc::format!(
-            "{name}: a module name does not end in .ko (NAME and NAME.ko both mean module NAME)"
-        ));
-    }
-    Ok(bare)
+    super::name::of_typed(name).map_err(|e| alloc::format!("{name}: {e}"))
 }
 
 /// What loading a module depends on, from the boot.

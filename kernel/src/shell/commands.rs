@@ -15,7 +15,7 @@ use crate::boot::{cpio, tree};
 use crate::console::{self, Console};
 use crate::mm::tables;
 use crate::mm::{frames, linear, rodata};
-use crate::module::{abi, insmod};
+use crate::module::{self, abi, insmod};
 use crate::println;
 
 /// Prompt, at the start of a line.
@@ -380,17 +380,21 @@ fn modules(cx: &Context) {
         unsafe { core::slice::from_raw_parts(initrd.start.to_linear().as_ptr::<u8>(), initrd.size() as usize) };
     for file in cpio::files(archive) {
         match file {
-            Ok(f) => {
-                // ELF64 little-endian, ET_REL (1), EM_AARCH64 (183).
-                let elf =
-                    f.data.len() > 20 && f.data.starts_with(b"\x7fELF\x02\x01") && f.data[16..20] == [1, 0, 183, 0];
-                println!(
-                    "{} size={} {}",
-                    f.name,
-                    f.data.len(),
-                    if elf { "elf=rel/aarch64" } else { "elf=no" }
-                );
-            }
+            // Listed by the name `insmod` takes; a file it never could load
+            // is a comment saying why (its name escaped: it comes from outside).
+            Ok(f) => match module::name::of_file(f.name) {
+                Ok(name) => {
+                    // ELF64 little-endian, ET_REL (1), EM_AARCH64 (183).
+                    let elf =
+                        f.data.len() > 20 && f.data.starts_with(b"\x7fELF\x02\x01") && f.data[16..20] == [1, 0, 183, 0];
+                    println!(
+                        "{name} size={} {}",
+                        f.data.len(),
+                        if elf { "elf=rel/aarch64" } else { "elf=no" }
+                    );
+                }
+                Err(e) => println!("# {} size={}: no module: {e}", f.name.escape_debug(), f.data.len()),
+            },
             Err(e) => println!("error: {e}"),
         }
     }

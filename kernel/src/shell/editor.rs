@@ -15,6 +15,9 @@ use super::complete::{self, Completion};
 /// Longest command line kept; further characters are refused with a bell.
 pub const LINE_MAX: usize = 256;
 
+// Every module name (`module::name`) can be typed: `insmod NAME.ko` fits a line.
+const _: () = assert!("insmod ".len() + crate::module::name::NAME_MAX + ".ko".len() <= LINE_MAX);
+
 /// Lines the history keeps (the oldest is dropped first).
 pub const HISTORY_MAX: usize = 16;
 
