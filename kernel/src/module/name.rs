@@ -105,7 +105,8 @@ mod tests {
         let long_file = format!("{long}.ko");
         let longer_file = format!("{long}x.ko");
         // (initrd file, what `of_file` says, what `of_typed` says of the same text)
-        let rows: &[(&str, Result<&str, NameError>, Result<&str, NameError>)] = &[
+        type Said<'a> = Result<&'a str, NameError>;
+        let rows: &[(&str, Said<'_>, Said<'_>)] = &[
             ("hello.ko", Ok("hello"), Ok("hello")),
             ("hello-truncated.ko", Ok("hello-truncated"), Ok("hello-truncated")),
             ("hello", Err(NameError::NotKo), Ok("hello")),
