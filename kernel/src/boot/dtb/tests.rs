@@ -622,7 +622,7 @@ fn the_raspi3b_tree_reads_through_soc_ranges_and_an_alias() {
                 .iter()
                 .map(|r| (r.start.raw(), r.size()))
                 .collect::<Vec<_>>(),
-            [(0, 1 << 30)]
+            [(0, 0x3c00_0000)]
         );
         let reserved: Vec<_> = info.reserved.iter().map(|r| (r.start.raw(), r.size())).collect();
         assert_eq!(reserved, [(0, 0x1000), (0x3c00_0000, 0x0400_0000)]);
