@@ -8,6 +8,8 @@
 
 /// Every write to the block carries this in its top byte, or is ignored.
 pub const PASSWORD: u32 = 0x5a00_0000;
+/// The byte the password goes in.
+const PASSWORD_MASK: u32 = 0xff00_0000;
 /// Reset control: WRCFG (bits 5:4) = full reset fires the reset.
 pub const RSTC: u64 = 0x1c;
 /// Reset status: the boot partition, spread over its even bits 0-10.
@@ -32,14 +34,15 @@ pub enum Action {
 }
 
 /// The writes that do `action`, in order, as (register offset, value), given
-/// the registers' values now (`rsts`, `rstc`, password byte read as zero).
+/// the registers' values now (`rsts`, `rstc`; whatever their top byte reads
+/// as is replaced by the password).
 pub fn writes(action: Action, rsts: u32, rstc: u32) -> [(u64, u32); 3] {
     let partition = match action {
         Action::Off => RSTS_PARTITION_HALT,
         Action::Reset => 0,
     };
-    let rsts = (rsts & !PASSWORD & !RSTS_PARTITION_HALT) | partition;
-    let rstc = (rstc & !PASSWORD & !RSTC_WRCFG_MASK) | RSTC_WRCFG_FULL_RESET;
+    let rsts = (rsts & !PASSWORD_MASK & !RSTS_PARTITION_HALT) | partition;
+    let rstc = (rstc & !PASSWORD_MASK & !RSTC_WRCFG_MASK) | RSTC_WRCFG_FULL_RESET;
     [
         (RSTS, PASSWORD | rsts),
         (WDOG, PASSWORD | WDOG_TICKS),
