@@ -178,8 +178,20 @@ fn a_16k_kernel_refuses_itself_on_the_pis_console() {
         .to_string();
     let dtb = concat!(env!("CARGO_MANIFEST_DIR"), "/boot/boards/raspi3b.dtb");
     let mut qemu = std::process::Command::new("qemu-system-aarch64")
-        .args(["-M", "raspi3b", "-m", "1G", "-smp", "4", "-display", "none", "-serial", "stdio"])
-        .args(["-monitor", "none", "-no-reboot", "-kernel", &image, "-dtb", dtb, "-append", "nokaslr"])
+        .args([
+            "-M", "raspi3b", "-m", "1G", "-smp", "4", "-display", "none", "-serial", "stdio",
+        ])
+        .args([
+            "-monitor",
+            "none",
+            "-no-reboot",
+            "-kernel",
+            &image,
+            "-dtb",
+            dtb,
+            "-append",
+            "nokaslr",
+        ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .spawn()
