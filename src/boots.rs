@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use splitmap::machine::{self, Machine};
 use splitmap::qemu::{self, Artifacts, Boot, Console};
 use splitmap::session;
 
@@ -12,9 +13,14 @@ use crate::RunArgs;
 pub fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), String> {
     let shared = &args.boot;
     let granule = &shared.kernel.granule;
-    let boot = Boot {
+    let machine = Machine::parse(&shared.machine)?;
+    let mut boot = Boot {
+        machine,
         mem: qemu::parse_size(&shared.mem)?,
-        smp: shared.smp,
+        smp: shared.smp.unwrap_or(match machine {
+            Machine::Virt => 1,
+            Machine::Raspi3b => machine::RASPI3B_SMP,
+        }),
         append: args.append.clone(),
         nokaslr: shared.nokaslr,
         kaslr_seed: shared.kaslr_seed.as_deref().map(qemu::parse_seed).transpose()?,
@@ -31,6 +37,17 @@ pub fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), 
         console,
         cpu: shared.cpu.clone().unwrap_or_else(|| qemu::cpu_for(granule).to_string()),
     };
+    if machine == Machine::Raspi3b && boot.dtb.is_none() {
+        // QEMU has no tree for the Pi: ours, with a fresh seed each boot
+        // (the one --kaslr-seed gives, none with --nokaslr).
+        let seed = match (boot.nokaslr, boot.kaslr_seed) {
+            (true, _) => 0,
+            (false, Some(seed)) => seed,
+            (false, None) => machine::fresh_seed()?,
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/machines");
+        boot.dtb = Some(machine::write_raspi3b_tree(&dir, seed)?);
+    }
     let mut artifacts = Artifacts::for_granule(granule)?;
     if let Some(initrd) = &args.initrd {
         splitmap::input::check_file("--initrd", initrd, splitmap::input::INITRD_LIMIT)?;

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod input;
 pub mod kbuild;
+pub mod machine;
 pub mod map;
 pub mod output;
 pub mod qemu;

@@ -76,9 +76,9 @@ struct BootArgs {
     /// RAM size: 512M, 1G, 1536M, 4G, 6G, … (a bare number is MiB, as in QEMU)
     #[arg(long, default_value = "1G", value_parser = size_arg, display_order = 10)]
     mem: String,
-    /// Number of CPUs (only the boot CPU runs for now).
-    #[arg(long, default_value_t = 1, display_order = 11)]
-    smp: u32,
+    /// Number of CPUs (only the boot CPU runs for now) [default: 1; 4 on raspi3b]
+    #[arg(long, display_order = 11)]
+    smp: Option<u32>,
     /// KASLR seed for reproducible experiments (adds kaslr.seed=0xHEX).
     #[arg(long, value_name = "HEX", value_parser = seed_arg, display_order = 13)]
     kaslr_seed: Option<String>,
@@ -92,6 +92,10 @@ struct BootArgs {
     /// since the Cortex-A72 has no 16 KiB granule).
     #[arg(long, value_name = "NAME", display_order = 27)]
     cpu: Option<String>,
+    /// The machine: QEMU `virt`, or `raspi3b` (a Raspberry Pi 3: 1 GiB of
+    /// RAM at physical address 0, 4 CPUs, the project's device tree).
+    #[arg(long, value_name = "virt|raspi3b", default_value = "virt", value_parser = machine_arg, display_order = 28)]
+    machine: String,
 }
 
 /// Which kernel: the part of `BootArgs` that `sweep` and `gdb` take too.
@@ -314,6 +318,10 @@ fn seed_arg(text: &str) -> Result<String, String> {
 
 fn load_addr_arg(text: &str) -> Result<String, String> {
     splitmap::qemu::parse_load_addr(text).map(|_| text.to_string())
+}
+
+fn machine_arg(text: &str) -> Result<String, String> {
+    splitmap::machine::Machine::parse(text).map(|_| text.to_string())
 }
 
 fn granule_arg(text: &str) -> Result<String, String> {

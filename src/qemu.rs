@@ -145,6 +145,8 @@ pub struct Boot {
     pub console: Console,
     /// The CPU QEMU emulates.
     pub cpu: String,
+    /// The machine.
+    pub machine: crate::machine::Machine,
 }
 
 /// QEMU's CPU unless told otherwise. It lacks the 16 KiB granule (as does
@@ -250,6 +252,7 @@ impl Default for Boot {
             extra: Vec::new(),
             console: Console::Interactive,
             cpu: DEFAULT_CPU.into(),
+            machine: crate::machine::Machine::Virt,
         }
     }
 }
@@ -283,13 +286,7 @@ pub fn kernel_cmdline(boot: &Boot) -> String {
 
 /// QEMU's arguments (without the program name).
 pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
-    let mut args: Vec<String> = vec!["-machine".into(), "virt".into(), "-cpu".into(), boot.cpu.clone()];
-    args.extend([
-        "-m".into(),
-        format!("{}M", boot.mem >> 20),
-        "-smp".into(),
-        boot.smp.to_string(),
-    ]);
+    let mut args = boot.machine.qemu_args(&boot.cpu, boot.mem, boot.smp);
     // No network: splitmap has no driver, and Debian's QEMU without recommends
     // lacks the default NIC's option ROM.
     args.extend(["-nic".into(), "none".into(), "-no-reboot".into()]);

@@ -69,6 +69,7 @@ pub fn check_run(args: &RunArgs) -> Result<(), String> {
         );
     }
     check_files(args)?;
+    check_machine(args)?;
     if let Some(cpu) = &args.boot.cpu {
         splitmap::qemu::check_cpu(cpu)?;
     }
@@ -86,6 +87,29 @@ pub fn check_run(args: &RunArgs) -> Result<(), String> {
                 "--raw-dtb hands the kernel the tree as written, its /chosen/bootargs included: {} would be ignored; put them in the tree's bootargs instead",
                 ignored.join(", ")
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses what `--machine` cannot do (see `Machine::check`); and on
+/// `raspi3b`, the stage-0 loader's options, which assume `virt`'s RAM.
+fn check_machine(args: &RunArgs) -> Result<(), String> {
+    use splitmap::machine::Machine;
+    let boot = &args.boot;
+    let machine = Machine::parse(&boot.machine)?;
+    let mem = splitmap::qemu::parse_size(&boot.mem)?;
+    machine.check(mem, boot.smp, &boot.kernel.granule, boot.cpu.as_deref())?;
+    if machine == Machine::Raspi3b {
+        for (given, option) in [
+            (args.load_addr.is_some(), "--load-addr"),
+            (args.raw_dtb.is_some(), "--raw-dtb"),
+        ] {
+            if given {
+                return Err(format!(
+                    "{option} goes through the stage-0 loader, which runs on virt only for now: drop it with --machine raspi3b"
+                ));
+            }
         }
     }
     Ok(())

@@ -55,9 +55,16 @@ const fn row(compatible: &str, name: &str, early_uart: u64) -> Board {
 
 /// Every board splitmap knows; the first is the default, used when the
 /// tree names none of them (or cannot be read).
-pub static BOARDS: [Board; 1] = [
+pub static BOARDS: [Board; 3] = [
     // QEMU `virt`: the machine `splitmap run` boots.
     row("linux,dummy-virt", "QEMU virt", 0x0900_0000),
+    // Raspberry Pi 3 (QEMU `raspi3b`, `splitmap run --machine raspi3b`):
+    // the PL011 at bus 0x7e201000, which `/soc`'s `ranges` puts at CPU
+    // 0x3f201000. On this board virt's UART address is RAM.
+    row("raspberrypi,3-model-b", "Raspberry Pi 3", 0x3f20_1000),
+    // The SoC's own entry, for a Pi 3 variant's tree that names no model
+    // splitmap knows.
+    row("brcm,bcm2837", "BCM2837", 0x3f20_1000),
 ];
 
 /// The board a device tree's root `compatible` list names, or the default
@@ -177,6 +184,12 @@ mod tests {
         assert!(!BOARDS[0].is(b"linux,dummy-virt2"));
         assert_eq!(of_compatible(Some(b"vendor,board")), 0);
         assert_eq!(of_compatible(None), 0);
+        // The Pi's tree names the model first, then the SoC.
+        let pi = tree(&[("compatible", b"raspberrypi,3-model-b\0brcm,bcm2837\0")]);
+        assert_eq!(board(of_compatible(root_compatible(&pi))).early_uart, 0x3f20_1000);
+        assert_eq!(board(of_compatible(root_compatible(&pi))).name(), "Raspberry Pi 3");
+        let soc = tree(&[("compatible", b"raspberrypi,3-model-b-plus\0brcm,bcm2837\0")]);
+        assert_eq!(board(of_compatible(root_compatible(&soc))).name(), "BCM2837");
     }
 
     #[test]

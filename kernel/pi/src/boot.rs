@@ -449,8 +449,11 @@ crate::asm_function!(
     mrs     x0, CurrentEL               // booting.rst allows EL2 entry: this
     cmp     x0, #(2 << 2)               // kernel runs at EL1, so drop there
     b.ne    2f
-    mov     x0, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64
-    msr     hcr_el2, x0
+    mov     x0, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64;
+    orr     x0, x0, #(1 << 29)          // .HCD: `hvc` is undefined at EL1,
+    msr     hcr_el2, x0                 // not a call into an EL2 with no
+                                        // vectors (a PSCI probe on a board
+                                        // without PSCI traps, and is caught)
     isb                                 // CPTR_EL2's layout follows HCR_EL2.E2H
     mov     x0, #0x33ff                 // CPTR_EL2: no FP/SIMD traps to EL2
     msr     cptr_el2, x0

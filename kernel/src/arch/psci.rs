@@ -33,37 +33,69 @@ unsafe extern "C" {
 /// The conduit the device tree names, once boot has read it.
 static CONDUIT: Once<Option<PsciConduit>> = Once::new();
 
-/// Uses `conduit` (what the device tree's `/psci` says) from now on.
+/// Uses `conduit` (what the device tree's `/psci` says) from now on; `None`
+/// (a tree without `/psci`, as the Raspberry Pi's) means no PSCI call at all.
 pub fn use_conduit(conduit: Option<PsciConduit>) {
     CONDUIT.call_once(|| conduit);
 }
 
-/// The conduit in use: the tree's, or — before the tree is read, or if it
-/// names none — HVC, which QEMU `virt` without EL2/EL3 firmware answers.
-fn conduit() -> PsciConduit {
-    CONDUIT.get().copied().flatten().unwrap_or(PsciConduit::Hvc)
+/// The conduit in use: the tree's, none if it names none, or — before the
+/// tree is read — HVC, which QEMU `virt` without EL2/EL3 firmware answers
+/// (and which, on a board entered at EL2, the early code made undefined, so
+/// the guess traps and is caught rather than hanging).
+fn conduit() -> Option<PsciConduit> {
+    CONDUIT.get().map_or(Some(PsciConduit::Hvc), |c| *c)
 }
 
-/// The conduit's name, as the device tree spells it.
+/// The conduit's name, as the device tree spells it (`none` without `/psci`).
 pub fn name() -> &'static str {
     match conduit() {
-        PsciConduit::Hvc => "hvc",
-        PsciConduit::Smc => "smc",
+        Some(PsciConduit::Hvc) => "hvc",
+        Some(PsciConduit::Smc) => "smc",
+        None => "none",
     }
 }
 
-/// Calls `function` over `conduit`: x0 afterwards, or `None` if nothing
-/// answers there (the instruction trapped).
+/// Whether there is a conduit to call PSCI over.
+pub fn present() -> bool {
+    conduit().is_some()
+}
+
+/// Calls `function` over `conduit`: x0 afterwards, or `None` if there is no
+/// conduit or nothing answers there (the instruction trapped).
 fn call(function: u64) -> Option<u64> {
+    let conduit = conduit()?;
     // SAFETY: a PSCI function ID in x0 with no other arguments; the call
     // writes no memory of ours, and a trap is caught by the exception table.
     let answer = unsafe {
-        match conduit() {
+        match conduit {
             PsciConduit::Hvc => splitmap_psci_hvc(function),
             PsciConduit::Smc => splitmap_psci_smc(function),
         }
     };
     (answer.trapped == 0).then_some(answer.value)
+}
+
+/// A board's own power control, for a tree without `/psci`: lent by boot
+/// once the tree names the hardware (arch cannot map its registers).
+#[derive(Clone, Copy)]
+pub struct BoardPower {
+    /// Its name, for messages.
+    pub name: &'static str,
+    /// Powers the machine off; returns only if that did not happen.
+    pub off: fn(),
+}
+
+static BOARD_POWER: Once<BoardPower> = Once::new();
+
+/// Uses `power` for `system_off` where there is no PSCI.
+pub fn use_board_power(power: BoardPower) {
+    BOARD_POWER.call_once(|| power);
+}
+
+/// The board's power control, if boot lent one.
+pub fn board_power() -> Option<BoardPower> {
+    BOARD_POWER.get().copied()
 }
 
 /// The firmware's PSCI version (major, minor), if it answers.
@@ -77,10 +109,22 @@ pub fn version() -> Option<(u16, u16)> {
 /// not answer or refuses, says so and parks the CPU: never returns.
 pub fn system_off() -> ! {
     let _ = call(SYSTEM_OFF);
-    crate::println!(
-        "splitmap: power-off is unavailable: PSCI does not answer over {}; halted (Ctrl-A X leaves QEMU)",
-        name()
-    );
+    if let Some(board) = board_power() {
+        (board.off)();
+        crate::println!(
+            "splitmap: power-off through the {} did not happen; halted (Ctrl-A X leaves QEMU)",
+            board.name
+        );
+    } else if present() {
+        crate::println!(
+            "splitmap: power-off is unavailable: PSCI does not answer over {}; halted (Ctrl-A X leaves QEMU)",
+            name()
+        );
+    } else {
+        crate::println!(
+            "splitmap: power-off is unavailable: the device tree names neither PSCI nor a power controller; halted (Ctrl-A X leaves QEMU)"
+        );
+    }
     super::cpu::park()
 }
 

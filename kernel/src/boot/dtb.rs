@@ -55,6 +55,9 @@ pub struct DeviceTree<'dt> {
     pub uart: Option<Uart>,
     /// `/psci` `method`.
     pub psci: Option<PsciConduit>,
+    /// The BCM2835 power-management block (`brcm,bcm2835-pm-wdt`): the
+    /// board's reset and power-off where there is no PSCI (Raspberry Pi).
+    pub power: Option<PhysRange>,
     /// `/chosen/kaslr-seed`: exactly 8 bytes (for the kernel's KASLR), and
     /// where its value sits in the blob, so the kernel can zero it.
     pub kaslr_seed: Option<(u64, usize)>,
@@ -82,6 +85,7 @@ impl DeviceTree<'_> {
             bootargs: "",
             uart: None,
             psci: None,
+            power: None,
             kaslr_seed: None,
             rng_seed: None,
             problems: [None; MAX_PROBLEMS],
@@ -126,6 +130,8 @@ pub enum DtbError {
     BadKaslrSeed(usize),
     /// A header `version` other than 16 or 17, the layouts this reader knows.
     BadVersion(u32),
+    /// A `reg` the CPU cannot reach: an ancestor's `ranges` does not map it.
+    Untranslatable(Node, ranges::Untranslatable),
 }
 
 /// The node (or list) a problem is in. Names, not strings: a problem found
@@ -141,6 +147,8 @@ pub enum Node {
     Memreserve,
     /// The node `/chosen/stdout-path` names.
     StdoutPath,
+    /// The power-management block (`brcm,bcm2835-pm-wdt`).
+    Power,
 }
 
 impl fmt::Display for Node {
@@ -150,6 +158,7 @@ impl fmt::Display for Node {
             Node::ReservedMemory => "reserved-memory",
             Node::Memreserve => "/memreserve/",
             Node::StdoutPath => "stdout-path",
+            Node::Power => "brcm,bcm2835-pm-wdt",
         })
     }
 }
@@ -198,6 +207,18 @@ impl fmt::Display for DtbError {
             DtbError::Overlap(start, end) => write!(f, "device tree memory ranges overlap at {start:#x}-{end:#x}"),
             DtbError::BadKaslrSeed(len) => write!(f, "/chosen/kaslr-seed is {len} bytes, not 8"),
             DtbError::BadVersion(v) => write!(f, "device tree header version {v} is not 16 or 17"),
+            DtbError::Untranslatable(node, why) => {
+                write!(f, "device tree node {node}'s reg does not reach the CPU: ")?;
+                match why {
+                    ranges::Untranslatable::NoRanges(d) => write!(f, "its ancestor at depth {d} has no ranges"),
+                    ranges::Untranslatable::Outside(d) => {
+                        write!(f, "no ranges entry of its ancestor at depth {d} covers it")
+                    }
+                    ranges::Untranslatable::BadRanges(d) => {
+                        write!(f, "its ancestor at depth {d} has a malformed ranges")
+                    }
+                }
+            }
         }
     }
 }
@@ -251,6 +272,20 @@ struct Frame<'dt> {
     is_memory: bool,
     /// `compatible` lists `arm,pl011`.
     is_pl011: bool,
+    /// `compatible` lists `brcm,bcm2835-pm-wdt`.
+    is_pm: bool,
+    /// `ranges`, if present (see [`ranges::translate`]).
+    ranges: Option<&'dt [u8]>,
+}
+
+impl<'dt> Frame<'dt> {
+    fn bus(&self) -> ranges::Bus<'dt> {
+        ranges::Bus {
+            address_cells: self.address_cells,
+            size_cells: self.size_cells,
+            ranges: self.ranges,
+        }
+    }
 }
 
 /// Parses `blob`, which must start with an FDT header and be 4-byte aligned.
@@ -327,14 +362,14 @@ const MAX_KEPT_UARTS: usize = 4;
 const MAX_KEPT_DEPTH: usize = 4;
 
 /// A node kept for later: its path below the root, the path's length, and
-/// the node's and its parent's frames.
-type KeptNode<'dt> = ([&'dt [u8]; MAX_KEPT_DEPTH], usize, Frame<'dt>, Frame<'dt>);
+/// what it says as the console (read while its ancestors were known).
+type KeptNode<'dt> = ([&'dt [u8]; MAX_KEPT_DEPTH], usize, Result<Option<Uart>, DtbError>);
 
 impl<'dt> Reader<'dt> {
     /// The console's node path: stdout-path is "PATH[:OPTIONS]", where PATH
     /// may be an alias.
     fn stdout(&self) -> Option<&'dt str> {
-        let path = self.stdout_path?.split(':').next().unwrap_or("");
+        let (path, _options) = ranges::split_options(self.stdout_path?);
         if path.starts_with('/') {
             return Some(path);
         }
@@ -394,14 +429,18 @@ impl<'dt> Reader<'dt> {
     /// The end of the node at `path`, all its properties known. A malformed
     /// RAM or reserved-memory node is ignored and reported: the rest of the
     /// tree is still good.
-    fn node_end(
-        &mut self,
-        path: &[&'dt [u8]],
-        kind: Kind,
-        frame: &Frame<'dt>,
-        parent: &Frame<'dt>,
-    ) -> Result<(), DtbError> {
+    fn node_end(&mut self, path: &[&'dt [u8]], kind: Kind, frames: &[Frame<'dt>]) -> Result<(), DtbError> {
+        let (frame, parent) = (&frames[frames.len() - 1], &frames[frames.len() - 2]);
         if !self.only_uart {
+            if frame.is_pm
+                && self.info.power.is_none()
+                && let Some(reg) = frame.reg
+            {
+                match first_translated(reg, frames, Node::Power) {
+                    Ok(found) => self.info.power = found,
+                    Err(e) => self.info.problem(e),
+                }
+            }
             if path.len() == 2
                 && frame.is_memory
                 && let Some(reg) = frame.reg
@@ -433,7 +472,7 @@ impl<'dt> Reader<'dt> {
             && path_matches(path, stdout)
         {
             self.uart_found = true;
-            self.uart(frame, parent);
+            self.uart(uart_of(frames));
         } else if !self.uart_found
             && !self.only_uart
             && frame.is_pl011
@@ -443,7 +482,7 @@ impl<'dt> Reader<'dt> {
         {
             let mut below_root = [&b""[..]; MAX_KEPT_DEPTH];
             below_root[..path.len() - 1].copy_from_slice(&path[1..]);
-            *slot = Some((below_root, path.len() - 1, *frame, *parent));
+            *slot = Some((below_root, path.len() - 1, uart_of(frames)));
         }
         Ok(())
     }
@@ -451,14 +490,14 @@ impl<'dt> Reader<'dt> {
     /// The UART `target` names, if the first walk kept it.
     fn uart_from_kept(&mut self) {
         let Some((stdout, depth)) = self.target else { return };
-        let kept = self.pl011s.iter().flatten().find(|(below, len, _, _)| {
+        let kept = self.pl011s.iter().flatten().find(|(below, len, _)| {
             let mut path = [&b""[..]; MAX_KEPT_DEPTH + 1];
             path[1..=*len].copy_from_slice(&below[..*len]);
             len + 1 == depth && path_matches(&path[..=*len], stdout)
         });
-        if let Some(&(_, _, frame, parent)) = kept {
+        if let Some(&(_, _, found)) = kept {
             self.uart_found = true;
-            self.uart(&frame, &parent);
+            self.uart(found);
         }
     }
 
@@ -498,27 +537,50 @@ impl<'dt> Reader<'dt> {
         notes.into_iter().flatten().for_each(|n| info.problem(n));
     }
 
-    /// The node `stdout-path` names: its first non-empty `reg` range.
-    fn uart(&mut self, frame: &Frame<'dt>, parent: &Frame<'dt>) {
-        let Some(reg) = frame.reg else { return };
-        let mut first = None;
-        let found = for_each_reg(reg, parent, Node::StdoutPath, |r| {
-            if r.size() > 0 {
-                first.get_or_insert(r);
-            }
-            Ok(())
-        });
-        match (found, first) {
-            (Ok(()), Some(regs)) => {
-                self.info.uart = Some(Uart {
-                    regs,
-                    pl011: frame.is_pl011,
-                })
-            }
-            (Ok(()), None) => {}
-            (Err(e), _) => self.info.problem(e),
+    /// The node `stdout-path` names, as [`uart_of`] read it.
+    fn uart(&mut self, found: Result<Option<Uart>, DtbError>) {
+        match found {
+            Ok(uart) => self.info.uart = uart.or(self.info.uart),
+            Err(e) => self.info.problem(e),
         }
     }
+}
+
+/// The UART at the last of `frames` (its ancestors before it): its first
+/// non-empty `reg` range, in CPU physical addresses.
+fn uart_of(frames: &[Frame<'_>]) -> Result<Option<Uart>, DtbError> {
+    let frame = &frames[frames.len() - 1];
+    let Some(reg) = frame.reg else { return Ok(None) };
+    Ok(first_translated(reg, frames, Node::StdoutPath)?.map(|regs| Uart {
+        regs,
+        pl011: frame.is_pl011,
+    }))
+}
+
+/// The first non-empty range of `reg`, the property of the last of `frames`,
+/// translated through every ancestor's `ranges` to a CPU physical address.
+fn first_translated(reg: &[u8], frames: &[Frame<'_>], what: Node) -> Result<Option<PhysRange>, DtbError> {
+    let parent = &frames[frames.len() - 2];
+    let mut first = None;
+    for_each_reg(reg, parent, what, |r| {
+        if r.size() > 0 {
+            first.get_or_insert(r);
+        }
+        Ok(())
+    })?;
+    let Some(r) = first else { return Ok(None) };
+    let mut buses = [ranges::Bus {
+        address_cells: 0,
+        size_cells: 0,
+        ranges: None,
+    }; MAX_DEPTH];
+    let ancestors = &frames[..frames.len() - 1];
+    for (bus, frame) in buses.iter_mut().zip(ancestors) {
+        *bus = frame.bus();
+    }
+    let start = ranges::translate(r.start.raw(), r.size(), &buses[..ancestors.len()])
+        .map_err(|why| DtbError::Untranslatable(what, why))?;
+    Ok(Some(PhysRange::saturating(start, r.size())))
 }
 
 /// Whether the node at `path` (components, root first as "") is `wanted`, a
@@ -680,11 +742,12 @@ enum Name {
     InitrdStart,
     InitrdEnd,
     Method,
+    Ranges,
     Other,
 }
 
 impl Name {
-    const NAMED: [(&[u8], Name); 12] = [
+    const NAMED: [(&[u8], Name); 13] = [
         (b"#address-cells", Name::AddressCells),
         (b"#size-cells", Name::SizeCells),
         (b"reg", Name::Reg),
@@ -697,6 +760,7 @@ impl Name {
         (b"linux,initrd-start", Name::InitrdStart),
         (b"linux,initrd-end", Name::InitrdEnd),
         (b"method", Name::Method),
+        (b"ranges", Name::Ranges),
     ];
 
     fn of(name: &[u8]) -> Name {
@@ -769,6 +833,8 @@ fn walk_tokens<'dt>(tree: &DevTree<'dt>, reader: &mut Reader<'dt>) -> Result<(),
                     reg: None,
                     is_memory: false,
                     is_pl011: false,
+                    is_pm: false,
+                    ranges: None,
                 };
                 path[depth] = n.name;
                 if depth == 1 {
@@ -782,7 +848,7 @@ fn walk_tokens<'dt>(tree: &DevTree<'dt>, reader: &mut Reader<'dt>) -> Result<(),
                 }
                 depth -= 1;
                 if depth > 0 {
-                    reader.node_end(&path[..=depth], kind, &frames[depth], &frames[depth - 1])?;
+                    reader.node_end(&path[..=depth], kind, &frames[..=depth])?;
                 }
             }
             ParsedTok::Prop(p) => {
@@ -797,7 +863,11 @@ fn walk_tokens<'dt>(tree: &DevTree<'dt>, reader: &mut Reader<'dt>) -> Result<(),
                     Name::SizeCells => frame.size_cells = be_number(value).map_or(u32::MAX, |n| n as u32),
                     Name::Reg => frame.reg = Some(value),
                     Name::DeviceType => frame.is_memory = cbytes(value) == b"memory",
-                    Name::Compatible => frame.is_pl011 = value.split(|&b| b == 0).any(|c| c == b"arm,pl011"),
+                    Name::Compatible => {
+                        frame.is_pl011 = value.split(|&b| b == 0).any(|c| c == b"arm,pl011");
+                        frame.is_pm = value.split(|&b| b == 0).any(|c| c == b"brcm,bcm2835-pm-wdt");
+                    }
+                    Name::Ranges => frame.ranges = Some(value),
                     _ => {}
                 }
                 if depth == 2 && !reader.only_uart {
@@ -814,6 +884,7 @@ fn walk_tokens<'dt>(tree: &DevTree<'dt>, reader: &mut Reader<'dt>) -> Result<(),
     Ok(())
 }
 
+pub mod ranges;
 pub mod source;
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@ pub mod cost;
 pub mod cpio;
 pub mod dtb;
 pub mod info;
+pub mod power;
 pub mod reserve;
 
 #[cfg(kernel_proper)]

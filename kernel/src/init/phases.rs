@@ -175,6 +175,14 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     let named = info.dt.uart.filter(|u| u.pl011).map(|u| u.regs);
     let (console, fallback) = console::bringup::start(named);
     report(&info, fallback, image);
+    // No `/psci`: the board's own power control, if the tree names one.
+    if info.dt.psci.is_none() {
+        match info.dt.power.map(crate::boot::power::start) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => warn!("the power-management block cannot be mapped ({e:?}): poweroff will halt instead"),
+            None => warn!("the device tree names neither /psci nor a power controller: poweroff will halt instead"),
+        }
+    }
     if info.dt.memory.is_empty() {
         panic!("{}", DtbError::NoMemory);
     }
@@ -302,7 +310,7 @@ fn report(info: &BootInfo<'_>, fallback: Option<Fallback>, image: PhysRange) {
             info.dtb.start.raw()
         );
     }
-    if psci::version().is_none() {
+    if info.dt.psci.is_some() && psci::version().is_none() {
         warn!(
             "PSCI does not answer over {} (nothing behind the conduit the device tree names): poweroff will halt instead",
             psci::name()

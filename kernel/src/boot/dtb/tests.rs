@@ -497,6 +497,9 @@ fn tree_with_chosen_last(stdout_path: &str) -> Vec<u8> {
         open.push(w.begin_node(level).unwrap());
         w.property_u32("#address-cells", 2).unwrap();
         w.property_u32("#size-cells", 2).unwrap();
+        // Each level maps its children's addresses 1:1 onto its parent's
+        // (without `ranges` they would not reach the CPU at all).
+        w.property_null("ranges").unwrap();
     }
     let deep = w.begin_node("serial@a000000").unwrap();
     w.property_string("compatible", "ns16550a").unwrap();
@@ -600,4 +603,111 @@ fn structurally_wrong_trees_are_refused() {
     assert_eq!((be32(&good, end - 4), be32(&good, end - 8)), (9, 2));
     assert_eq!(parsed(&with(end - 8, 4)), Err(DtbError::Malformed), "root never closed");
     assert!(DtbError::BadVersion(1).to_string().contains("version 1"));
+}
+
+/// `blob` parsed from 4-byte-aligned storage.
+fn parse_copy(blob: &[u8], check: impl FnOnce(&DeviceTree<'_>)) {
+    let words = aligned(blob);
+    // SAFETY: reinterpreting initialised u32s as bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
+    check(&parse(bytes).unwrap());
+}
+
+#[test]
+fn the_raspi3b_tree_reads_through_soc_ranges_and_an_alias() {
+    // The tree `splitmap run --machine raspi3b` passes.
+    parse_copy(include_bytes!("../../../../boot/boards/raspi3b.dtb"), |info| {
+        assert_eq!(
+            info.memory
+                .iter()
+                .map(|r| (r.start.raw(), r.size()))
+                .collect::<Vec<_>>(),
+            [(0, 0x3c00_0000)]
+        );
+        let reserved: Vec<_> = info.reserved.iter().map(|r| (r.start.raw(), r.size())).collect();
+        assert_eq!(reserved, [(0, 0x1000), (0x3c00_0000, 0x0400_0000)]);
+        // "serial0:115200n8" → /soc/serial@7e201000, bus 0x7e201000 → CPU 0x3f201000.
+        let uart = info.uart.unwrap();
+        assert_eq!(
+            (uart.regs.start.raw(), uart.regs.size(), uart.pl011),
+            (0x3f20_1000, 0x200, true)
+        );
+        assert_eq!(info.power.map(|r| r.start.raw()), Some(0x3f10_0000));
+        assert_eq!(info.psci, None);
+        assert!(info.problems.iter().all(Option::is_none), "{:?}", info.problems);
+    });
+}
+
+/// A Pi-like tree whose `/soc` has `ranges` (`Some`) or none (`None`).
+fn soc_tree(ranges: Option<&[u32]>) -> Vec<u8> {
+    let mut w = FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    w.property_u32("#address-cells", 1).unwrap();
+    w.property_u32("#size-cells", 1).unwrap();
+    let memory = w.begin_node("memory@0").unwrap();
+    w.property_string("device_type", "memory").unwrap();
+    w.property_array_u32("reg", &[0, 0x4000_0000]).unwrap();
+    w.end_node(memory).unwrap();
+    let chosen = w.begin_node("chosen").unwrap();
+    w.property_string("stdout-path", "/soc/serial@7e201000:115200n8")
+        .unwrap();
+    w.end_node(chosen).unwrap();
+    let soc = w.begin_node("soc").unwrap();
+    w.property_u32("#address-cells", 1).unwrap();
+    w.property_u32("#size-cells", 1).unwrap();
+    if let Some(cells) = ranges {
+        w.property_array_u32("ranges", cells).unwrap();
+    }
+    let uart = w.begin_node("serial@7e201000").unwrap();
+    w.property_string_list("compatible", vec!["arm,pl011".into(), "arm,primecell".into()])
+        .unwrap();
+    w.property_array_u32("reg", &[0x7e20_1000, 0x200]).unwrap();
+    w.end_node(uart).unwrap();
+    let pm = w.begin_node("watchdog@7e100000").unwrap();
+    w.property_string_list(
+        "compatible",
+        vec!["brcm,bcm2835-pm".into(), "brcm,bcm2835-pm-wdt".into()],
+    )
+    .unwrap();
+    w.property_array_u32("reg", &[0x7e10_0000, 0x114]).unwrap();
+    w.end_node(pm).unwrap();
+    w.end_node(soc).unwrap();
+    w.end_node(root).unwrap();
+    w.finish().unwrap()
+}
+
+#[test]
+fn a_reg_is_translated_or_reported_as_unreachable() {
+    parse_copy(&soc_tree(Some(&[0x7e00_0000, 0x3f00_0000, 0x0100_0000])), |info| {
+        assert_eq!(info.uart.map(|u| u.regs.start.raw()), Some(0x3f20_1000));
+        assert_eq!(info.power.map(|r| r.start.raw()), Some(0x3f10_0000));
+    });
+    // Identity `ranges;`: the bus address is the CPU's.
+    parse_copy(&soc_tree(Some(&[])), |info| {
+        assert_eq!(info.uart.map(|u| u.regs.start.raw()), Some(0x7e20_1000));
+    });
+    // No `ranges`: the children do not reach the CPU; no console, and said why.
+    parse_copy(&soc_tree(None), |info| {
+        assert_eq!(info.uart, None);
+        assert_eq!(info.power, None);
+        let said: Vec<String> = info.problems.iter().flatten().map(ToString::to_string).collect();
+        assert!(
+            said.contains(
+                &"device tree node stdout-path's reg does not reach the CPU: its ancestor at depth 1 has no ranges"
+                    .to_string()
+            ),
+            "{said:?}"
+        );
+    });
+    // A window that misses the UART.
+    parse_copy(&soc_tree(Some(&[0x7e00_0000, 0x3f00_0000, 0x1000])), |info| {
+        assert_eq!(info.uart, None);
+        assert!(matches!(
+            info.problems[0],
+            Some(DtbError::Untranslatable(
+                Node::StdoutPath,
+                ranges::Untranslatable::Outside(1)
+            ))
+        ));
+    });
 }
