@@ -668,3 +668,57 @@ fn mutated_trees_reach_the_prompt_or_stop_with_a_named_error() {
         }
     });
 }
+
+/// `stdout-path` naming a "PL011" whose `reg` is no PL011's: unassigned
+/// MMIO (the console's first access faulted before there was a console: a
+/// silent power-off), QEMU virt's PL031 RTC, RAM, and an address off the
+/// block's start (each once a hang or a console writing nowhere). The
+/// kernel reads the PrimeCell ID registers before it trusts the tree, and
+/// falls back to the board's UART, naming the node and the reason.
+#[test]
+fn a_stdout_path_that_is_no_pl011_falls_back_by_name() {
+    let serial_at = |at: u64| {
+        tree(false, move |w| {
+            let chosen = w.begin_node("chosen").unwrap();
+            w.property_string("stdout-path", &format!("/serial@{at:x}:115200n8")).unwrap();
+            w.end_node(chosen).unwrap();
+            let uart = w.begin_node(&format!("serial@{at:x}")).unwrap();
+            w.property_string_list("compatible", vec!["arm,pl011".into(), "arm,primecell".into()])
+                .unwrap();
+            w.property_array_u64("reg", &[at, 0x1000]).unwrap();
+            w.end_node(uart).unwrap();
+        })
+    };
+    let cases = [
+        (
+            "raw-uart-unaligned.dtb",
+            0x900_0004,
+            "is not on a 0x1000-byte boundary, where a PL011's registers start",
+        ),
+        (
+            "raw-uart-unassigned.dtb",
+            0xb00_0000,
+            "does not answer: reading its ID registers at +0xfe0 faulted (synchronous external abort",
+        ),
+        (
+            "raw-uart-rtc.dtb",
+            0x901_0000,
+            "is another PrimeCell: part 0x031 by designer 0x41, not a PL011",
+        ),
+        ("raw-uart-ram.dtb", 0x7000_0000, "is in RAM (the tree's /memory)"),
+    ];
+    in_parallel(&cases, |(name, at, why)| {
+        let run = raw(name, &serial_at(*at), &["help"]);
+        assert!(run.success, "{name}: {}{}", run.stdout, run.stderr);
+        let warning = format!(
+            "[WARN ] the console UART /serial@{at:x} at {at:#x} {why}"
+        );
+        let line = run.stdout.lines().find(|l| l.starts_with(&warning));
+        assert!(
+            line.is_some_and(|l| l.ends_with("; console on QEMU virt's UART at 0x9000000")),
+            "{name}: {warning}\n{}",
+            run.stdout
+        );
+        assert!(run.stdout.contains("commands:"), "{name}: {}", run.stdout);
+    });
+}

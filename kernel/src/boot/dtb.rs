@@ -53,6 +53,8 @@ pub struct DeviceTree<'dt> {
     pub bootargs: &'dt str,
     /// The console.
     pub uart: Option<Uart>,
+    /// The path of the console's node (an alias resolved), for messages.
+    pub uart_node: &'dt str,
     /// `/psci` `method`.
     pub psci: Option<PsciConduit>,
     /// `/chosen/kaslr-seed`: exactly 8 bytes (for the kernel's KASLR), and
@@ -81,6 +83,7 @@ impl DeviceTree<'_> {
             initrd: None,
             bootargs: "",
             uart: None,
+            uart_node: "",
             psci: None,
             kaslr_seed: None,
             rng_seed: None,
@@ -513,7 +516,8 @@ impl<'dt> Reader<'dt> {
                 self.info.uart = Some(Uart {
                     regs,
                     pl011: frame.is_pl011,
-                })
+                });
+                self.info.uart_node = self.stdout().unwrap_or("");
             }
             (Ok(()), None) => {}
             (Err(e), _) => self.info.problem(e),
