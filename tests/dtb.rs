@@ -361,22 +361,41 @@ fn thirty_two_memory_ranges_boot_and_every_one_is_used() {
     assert_eq!(ktap_totals(&run.stdout).1, 0, "{}", run.stdout);
 }
 
-/// RAM in more pieces than the image's table pool can map (28 ranges of
-/// 4 MiB, each off a 2 MiB boundary, so each needs page tables of its own):
-/// the kernel says so on the early console, by name, instead of dying
-/// silently while it builds the linear map.
+/// RAM in more pieces than the image's table pool can map, in each
+/// granule (each range needs a leaf table of its own: 28 ranges of 4 MiB
+/// off a 2 MiB boundary with 4 KiB pages; 20 of 16 MiB, each ending in the
+/// middle of a 32 MiB block, with 16 KiB pages; 20 of 64 MiB, one to a
+/// 512 MiB block, with 64 KiB pages): the kernel says so on the early
+/// console, by name, instead of dying silently while it builds the linear
+/// map.
 #[test]
 fn ram_in_more_pieces_than_the_table_pool_maps_is_named() {
-    let reg: Vec<u64> = (0..28).flat_map(|i| [RAM_BASE + i * 9 * MIB + 4096, 4 * MIB]).collect();
-    let run = raw("raw-28-ragged.dtb", &tree_with_memory(true, &reg, |_| {}), &["mem"]);
-    assert!(!run.success, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout
-            .contains("kernel panic: the linear map of these RAM ranges needs more page-table pages"),
-        "{}{}",
-        run.stdout,
-        run.stderr
-    );
+    let cases: [(&str, Vec<u64>); 3] = [
+        (
+            "4k",
+            (0..28).flat_map(|i| [RAM_BASE + i * 9 * MIB + 4096, 4 * MIB]).collect(),
+        ),
+        ("16k", (0..20).flat_map(|i| [RAM_BASE + i * 32 * MIB, 16 * MIB]).collect()),
+        ("64k", (0..20).flat_map(|i| [RAM_BASE + i * 512 * MIB, 64 * MIB]).collect()),
+    ];
+    in_parallel(&cases, |(granule, reg)| {
+        let name = format!("raw-ragged-{granule}.dtb");
+        let dtb = write(&name, &tree_with_memory(true, reg, |_| {}));
+        let run = splitmap(&[
+            "run", "--granule", granule, "--timeout", "30", "--raw-dtb", &dtb, "--cmd", "mem",
+        ]);
+        assert!(!run.success, "{granule}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout.contains(&format!(
+                "kernel panic: the linear map of these RAM ranges needs more page-table pages than the image's pool holds ({}): {} ranges",
+                match *granule { "4k" => 64, "16k" => 32, _ => 16 },
+                reg.len() / 2
+            )),
+            "{granule}: {}{}",
+            run.stdout,
+            run.stderr
+        );
+    });
 }
 
 #[test]
