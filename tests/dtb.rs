@@ -375,14 +375,28 @@ fn ram_in_more_pieces_than_the_table_pool_maps_is_named() {
             "4k",
             (0..28).flat_map(|i| [RAM_BASE + i * 9 * MIB + 4096, 4 * MIB]).collect(),
         ),
-        ("16k", (0..20).flat_map(|i| [RAM_BASE + i * 32 * MIB, 16 * MIB]).collect()),
-        ("64k", (0..20).flat_map(|i| [RAM_BASE + i * 512 * MIB, 64 * MIB]).collect()),
+        (
+            "16k",
+            (0..20).flat_map(|i| [RAM_BASE + i * 32 * MIB, 16 * MIB]).collect(),
+        ),
+        (
+            "64k",
+            (0..20).flat_map(|i| [RAM_BASE + i * 512 * MIB, 64 * MIB]).collect(),
+        ),
     ];
     in_parallel(&cases, |(granule, reg)| {
         let name = format!("raw-ragged-{granule}.dtb");
         let dtb = write(&name, &tree_with_memory(true, reg, |_| {}));
         let run = splitmap(&[
-            "run", "--granule", granule, "--timeout", "30", "--raw-dtb", &dtb, "--cmd", "mem",
+            "run",
+            "--granule",
+            granule,
+            "--timeout",
+            "30",
+            "--raw-dtb",
+            &dtb,
+            "--cmd",
+            "mem",
         ]);
         assert!(!run.success, "{granule}: {}{}", run.stdout, run.stderr);
         assert!(
@@ -699,7 +713,8 @@ fn a_stdout_path_that_is_no_pl011_falls_back_by_name() {
     let serial_at = |at: u64| {
         tree(false, move |w| {
             let chosen = w.begin_node("chosen").unwrap();
-            w.property_string("stdout-path", &format!("/serial@{at:x}:115200n8")).unwrap();
+            w.property_string("stdout-path", &format!("/serial@{at:x}:115200n8"))
+                .unwrap();
             w.end_node(chosen).unwrap();
             let uart = w.begin_node(&format!("serial@{at:x}")).unwrap();
             w.property_string_list("compatible", vec!["arm,pl011".into(), "arm,primecell".into()])
@@ -729,9 +744,7 @@ fn a_stdout_path_that_is_no_pl011_falls_back_by_name() {
     in_parallel(&cases, |(name, at, why)| {
         let run = raw(name, &serial_at(*at), &["help"]);
         assert!(run.success, "{name}: {}{}", run.stdout, run.stderr);
-        let warning = format!(
-            "[WARN ] the console UART /serial@{at:x} at {at:#x} {why}"
-        );
+        let warning = format!("[WARN ] the console UART /serial@{at:x} at {at:#x} {why}");
         let line = run.stdout.lines().find(|l| l.starts_with(&warning));
         assert!(
             line.is_some_and(|l| l.ends_with("; console on QEMU virt's UART at 0x9000000")),
@@ -739,5 +752,77 @@ fn a_stdout_path_that_is_no_pl011_falls_back_by_name() {
             run.stdout
         );
         assert!(run.stdout.contains("commands:"), "{name}: {}", run.stdout);
+    });
+}
+
+/// Trees wrong in their structure, as the kernel gets them raw: a header
+/// version it does not know, an empty structure or strings block, the
+/// root's END_NODE made a NOP. Each is refused by name on the early console.
+#[test]
+fn structurally_wrong_raw_trees_are_refused_by_name() {
+    let good = tree(true, |_| {});
+    let be32 = |at: usize| u32::from_be_bytes(good[at..at + 4].try_into().unwrap()) as usize;
+    let with = |at: usize, value: u32| {
+        let mut blob = good.clone();
+        blob[at..at + 4].copy_from_slice(&value.to_be_bytes());
+        blob
+    };
+    let end = be32(8) + be32(36);
+    assert_eq!(
+        (be32(end - 4), be32(end - 8)),
+        (9, 2),
+        "FDT_END after the root's END_NODE"
+    );
+    let unusable = "kernel panic: the device tree at 0x46000000 is unusable: ";
+    let malformed = "device tree structure block is malformed";
+    let cases = [
+        (
+            "raw-version-0.dtb",
+            with(20, 0),
+            "device tree header version 0 is not 16 or 17",
+        ),
+        (
+            "raw-version-1.dtb",
+            with(20, 1),
+            "device tree header version 1 is not 16 or 17",
+        ),
+        (
+            "raw-version-max.dtb",
+            with(20, u32::MAX),
+            "device tree header version 4294967295 is not 16 or 17",
+        ),
+        ("raw-no-strings.dtb", with(32, 0), malformed),
+        ("raw-no-structure.dtb", with(36, 0), malformed),
+        ("raw-root-not-closed.dtb", with(end - 8, 4), malformed),
+    ];
+    in_parallel(&cases, |(name, blob, why)| {
+        let run = raw(name, blob, &["help"]);
+        assert!(!run.success, "{name}: {}{}", run.stdout, run.stderr);
+        let want = format!("{unusable}{why}");
+        assert!(
+            run.stdout.lines().any(|l| l.starts_with(&want)),
+            "{name}: {want}\n{}{}",
+            run.stdout,
+            run.stderr
+        );
+    });
+}
+
+/// A `/chosen/kaslr-seed` of 4 or 16 bytes is not the 8 the kernel reads:
+/// named, not silently ignored, and the boot goes on without it.
+#[test]
+fn a_kaslr_seed_of_another_size_is_named_on_the_console() {
+    let cases = [4usize, 16];
+    in_parallel(&cases, |&len| {
+        let blob = tree(true, |w| {
+            let chosen = w.begin_node("chosen").unwrap();
+            w.property("kaslr-seed", &vec![0x5a; len]).unwrap();
+            w.end_node(chosen).unwrap();
+        });
+        let run = raw(&format!("raw-seed-{len}.dtb"), &blob, &["kaslr"]);
+        assert!(run.success, "{len}: {}{}", run.stdout, run.stderr);
+        let want = format!("[WARN ] /chosen/kaslr-seed is {len} bytes, not 8; not used as a seed");
+        assert!(run.stdout.contains(&want), "{want}\n{}", run.stdout);
+        assert!(!run.stdout.contains("source=dtb"), "{}", run.stdout);
     });
 }

@@ -65,7 +65,10 @@ impl fmt::Display for Refusal {
                 "is not on a {BLOCK_ALIGN:#x}-byte boundary, where a PL011's registers start"
             ),
             Refusal::NoDevice(why) => {
-                write!(f, "does not answer: reading its ID registers at +{ID_OFFSET:#x} faulted ({why})")
+                write!(
+                    f,
+                    "does not answer: reading its ID registers at +{ID_OFFSET:#x} faulted ({why})"
+                )
             }
             Refusal::NotPrimeCell(id) => write!(
                 f,
@@ -148,7 +151,10 @@ mod tests {
         // A part number whose high nibble differs.
         let mut part_111 = PL011;
         part_111[1] = 0x11;
-        assert!(matches!(identify(part_111), Err(Refusal::OtherPrimeCell { part: 0x111, .. })));
+        assert!(matches!(
+            identify(part_111),
+            Err(Refusal::OtherPrimeCell { part: 0x111, .. })
+        ));
     }
 
     #[test]
