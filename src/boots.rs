@@ -12,6 +12,7 @@ use crate::RunArgs;
 pub fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), String> {
     let shared = &args.boot;
     let granule = &shared.kernel.granule;
+    let accel = qemu::Accel::parse(&shared.accel)?;
     let boot = Boot {
         mem: qemu::parse_size(&shared.mem)?,
         smp: shared.smp,
@@ -29,7 +30,11 @@ pub fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), 
             .transpose()?,
         extra: args.qemu_args.clone(),
         console,
-        cpu: shared.cpu.clone().unwrap_or_else(|| qemu::cpu_for(granule).to_string()),
+        cpu: shared
+            .cpu
+            .clone()
+            .unwrap_or_else(|| qemu::cpu_for(granule, accel).to_string()),
+        accel,
     };
     let mut artifacts = Artifacts::for_granule(granule)?;
     if let Some(initrd) = &args.initrd {

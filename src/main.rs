@@ -92,6 +92,12 @@ struct BootArgs {
     /// since the Cortex-A72 has no 16 KiB granule).
     #[arg(long, value_name = "NAME", display_order = 27)]
     cpu: Option<String>,
+    /// How QEMU runs the kernel: tcg (translated, any host), kvm (an arm64
+    /// Linux host with /dev/kvm) or hvf (macOS on Apple silicon); kvm and hvf
+    /// run it on the host's own CPU (`-cpu host`) and take neither
+    /// --load-addr, --raw-dtb nor --icount, which need TCG.
+    #[arg(long, value_name = "tcg|kvm|hvf", default_value = "tcg", value_parser = accel_arg, display_order = 28)]
+    accel: String,
 }
 
 /// Which kernel: the part of `BootArgs` that `sweep` and `gdb` take too.
@@ -314,6 +320,10 @@ fn seed_arg(text: &str) -> Result<String, String> {
 
 fn load_addr_arg(text: &str) -> Result<String, String> {
     splitmap::qemu::parse_load_addr(text).map(|_| text.to_string())
+}
+
+fn accel_arg(text: &str) -> Result<String, String> {
+    splitmap::qemu::Accel::parse(text).map(|_| text.to_string())
 }
 
 fn granule_arg(text: &str) -> Result<String, String> {
