@@ -376,9 +376,10 @@ pub fn check_accel(accel: Accel, used: AccelUse<'_>, host: Host) -> Result<(), S
     .collect();
     if !tcg_only.is_empty() {
         return Err(format!(
-            "--accel {name} runs the kernel on the host's own cores, and {} {} TCG (the stage-0 loader behind --load-addr and --raw-dtb reports through semihosting, --icount is TCG's instruction count): drop them or use --accel tcg",
+            "--accel {name} runs the kernel on the host's own cores, and {} {} TCG (the stage-0 loader behind --load-addr and --raw-dtb reports through semihosting, --icount is TCG's instruction count): drop {} or use --accel tcg",
             tcg_only.join(", "),
-            if tcg_only.len() == 1 { "needs" } else { "need" }
+            if tcg_only.len() == 1 { "needs" } else { "need" },
+            if tcg_only.len() == 1 { "it" } else { "them" }
         ));
     }
     if let Some(cpu) = used.cpu
@@ -842,7 +843,7 @@ mod tests {
             let icount = AccelUse { icount: true, ..plain };
             let e = check_accel(Accel::Hvf, icount, host).unwrap_err();
             assert!(
-                e.starts_with("--accel hvf runs the kernel on the host's own cores, and --icount need TCG"),
+                e.starts_with("--accel hvf runs the kernel on the host's own cores, and --icount needs TCG"),
                 "{e}"
             );
         }
