@@ -14,6 +14,7 @@ pub fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), 
     let shared = &args.boot;
     let granule = &shared.kernel.granule;
     let machine = Machine::parse(&shared.machine)?;
+    let accel = qemu::Accel::parse(&shared.accel)?;
     let mut boot = Boot {
         machine,
         mem: qemu::parse_size(&shared.mem)?,
@@ -35,7 +36,11 @@ pub fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), 
             .transpose()?,
         extra: args.qemu_args.clone(),
         console,
-        cpu: shared.cpu.clone().unwrap_or_else(|| qemu::cpu_for(granule).to_string()),
+        cpu: shared
+            .cpu
+            .clone()
+            .unwrap_or_else(|| qemu::cpu_for(granule, accel).to_string()),
+        accel,
     };
     if machine == Machine::Raspi3b && boot.dtb.is_none() {
         // QEMU has no tree for the Pi: ours, with a fresh seed each boot

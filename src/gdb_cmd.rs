@@ -40,20 +40,26 @@ pub fn gdb(args: &GdbArgs) -> Result<ExitCode, String> {
     if args.batch {
         command.args(["-nx", "-batch"]);
     }
+    let check = granule_check(&args.kernel.granule, args.batch, args.early);
+    // The running kernel's granule is known from TCR_EL1 once `sm-boot` has
+    // the MMU on; before it, from the Image header in memory, and checked
+    // first: `sm-early` looks for an image of this build's size.
+    let (before, after) = if args.early {
+        (Some(check), None)
+    } else {
+        (None, Some(check))
+    };
     for setup in [
         "set confirm off".to_string(),
         "set breakpoint pending on".to_string(),
         format!("file {}", artifacts.elf.display()),
         format!("source {script}"),
         format!("target remote 127.0.0.1:{}", args.gdb_port),
-        if args.early { "sm-early" } else { "sm-boot" }.to_string(),
     ]
     .iter()
-    .chain(
-        (!args.early)
-            .then(|| granule_check(&args.kernel.granule, args.batch))
-            .iter(),
-    )
+    .chain(&before)
+    .chain([if args.early { "sm-early" } else { "sm-boot" }.to_string()].iter())
+    .chain(&after)
     .chain(&args.commands)
     {
         command.args(["-ex", setup]);
@@ -69,32 +75,48 @@ pub fn gdb(args: &GdbArgs) -> Result<ExitCode, String> {
     })
 }
 
-/// A gdb command (Python) run once `sm-boot` has the MMU on: the granule of
-/// the running kernel's tables (TCR_EL1.TG1) against `granule`, the one
-/// whose ELF gdb loaded. Another granule's kernel has other symbols, so on
-/// a mismatch the symbols are dropped, gdb detaches (the kernel runs on, and
-/// the right `splitmap gdb` can attach again) and says what to pass; with
-/// `--batch` gdb ends with status 1.
-fn granule_check(granule: &str, batch: bool) -> String {
+/// A gdb command (Python) that compares the running kernel's granule with
+/// `granule`, the one whose ELF gdb loaded: once `sm-boot` has the MMU on,
+/// from its tables' (TCR_EL1.TG1); `early`, at the first instruction, from
+/// the kernel Image's header in memory (`header_granule` in splitmap.py).
+/// Another granule's kernel has other symbols, so on a mismatch the symbols
+/// are dropped, gdb detaches (the kernel runs on, and the right `splitmap
+/// gdb` can attach again) and says what to pass; with `--batch` gdb ends
+/// with status 1.
+fn granule_check(granule: &str, batch: bool, early: bool) -> String {
     let want = granule.to_ascii_lowercase();
     let end = if batch {
         "gdb.execute('quit 1')"
     } else {
         "raise gdb.GdbError(say)"
     };
-    let code = [
-        "tg1 = (int(gdb.parse_and_eval('$TCR_EL1')) >> 30) & 3".to_string(),
-        "have = {1: '16k', 2: '4k', 3: '64k'}.get(tg1)".to_string(),
+    let (have, says, option) = if early {
+        (
+            vec!["have = header_granule()".to_string()],
+            "the kernel in memory was built for {have[:-1]} KiB pages (its Image header says so)",
+            "--early ",
+        )
+    } else {
+        (
+            vec![
+                "tg1 = (int(gdb.parse_and_eval('$TCR_EL1')) >> 30) & 3".to_string(),
+                "have = {1: '16k', 2: '4k', 3: '64k'}.get(tg1)".to_string(),
+            ],
+            "the running kernel uses {have[:-1]} KiB pages (TCR_EL1.TG1 = {tg1})",
+            "",
+        )
+    };
+    let code = have.into_iter().chain([
         format!("if have is not None and have != '{want}':"),
         format!(
-            "  say = f'splitmap: the running kernel uses {{have[:-1]}} KiB pages (TCR_EL1.TG1 = {{tg1}}), but --granule {want} loaded the symbols of another build: run `splitmap gdb --granule {{have}}` (gdb has detached; the kernel runs on)'"
+            "  say = f'splitmap: {says}, but --granule {want} loaded the symbols of another build: run `splitmap gdb {option}--granule {{have}}` (gdb has detached; the kernel runs on)'"
         ),
         "  gdb.execute('symbol-file', to_string=True)".to_string(),
         "  gdb.execute('detach', to_string=True)".to_string(),
         "  gdb.write(say + '\\n', gdb.STDERR)".to_string(),
         format!("  {end}"),
-    ];
-    format!("python exec({:?})", code.join("\n"))
+    ]);
+    format!("python exec({:?})", code.collect::<Vec<_>>().join("\n"))
 }
 
 /// Runs gdb as any gdb runs: Ctrl-C (SIGINT, sent by the terminal to the
@@ -141,14 +163,21 @@ mod tests {
 
     #[test]
     fn the_granule_check_is_one_line_of_python_naming_what_to_pass() {
-        let check = granule_check("64K", true);
+        let check = granule_check("64K", true, false);
         assert!(!check.contains('\n'), "one gdb command: {check}");
         assert!(check.starts_with("python exec(\""), "{check}");
         assert!(
-            check.contains("have != '64k'") && check.contains("--granule {have}"),
+            check.contains("have != '64k'") && check.contains("run `splitmap gdb --granule {have}`"),
             "{check}"
         );
-        assert!(check.contains("quit 1"));
-        assert!(granule_check("4k", false).contains("raise gdb.GdbError"));
+        assert!(check.contains("TCR_EL1") && check.contains("quit 1"));
+        assert!(granule_check("4k", false, false).contains("raise gdb.GdbError"));
+        // Before the MMU is on, the Image header says; the advice keeps --early.
+        let early = granule_check("16k", true, true);
+        assert!(!early.contains('\n') && !early.contains("TCR_EL1"), "{early}");
+        assert!(
+            early.contains("header_granule()") && early.contains("run `splitmap gdb --early --granule {have}`"),
+            "{early}"
+        );
     }
 }

@@ -48,10 +48,10 @@ impl Machine {
         }
     }
 
-    /// QEMU's `-machine`, `-cpu`, `-m` and `-smp` for this machine. `raspi3b`
+    /// QEMU's `-machine`, `-accel`, `-cpu`, `-m` and `-smp` for this machine. `raspi3b`
     /// has its own CPU (QEMU ignores `-cpu` there, so none is passed).
-    pub fn qemu_args(self, cpu: &str, mem: u64, smp: u32) -> Vec<String> {
-        let mut args = vec!["-machine".into(), self.name().into()];
+    pub fn qemu_args(self, accel: &str, cpu: &str, mem: u64, smp: u32) -> Vec<String> {
+        let mut args = vec!["-machine".into(), self.name().into(), "-accel".into(), accel.into()];
         if self == Machine::Virt {
             args.extend(["-cpu".into(), cpu.into()]);
         }
@@ -179,12 +179,23 @@ mod tests {
     #[test]
     fn each_machine_has_its_qemu_arguments() {
         assert_eq!(
-            Machine::Virt.qemu_args("cortex-a72", 1 << 30, 1),
-            ["-machine", "virt", "-cpu", "cortex-a72", "-m", "1024M", "-smp", "1"]
+            Machine::Virt.qemu_args("tcg", "cortex-a72", 1 << 30, 1),
+            [
+                "-machine",
+                "virt",
+                "-accel",
+                "tcg",
+                "-cpu",
+                "cortex-a72",
+                "-m",
+                "1024M",
+                "-smp",
+                "1"
+            ]
         );
         assert_eq!(
-            Machine::Raspi3b.qemu_args("cortex-a72", 1 << 30, 4),
-            ["-machine", "raspi3b", "-m", "1024M", "-smp", "4"]
+            Machine::Raspi3b.qemu_args("tcg", "cortex-a72", 1 << 30, 4),
+            ["-machine", "raspi3b", "-accel", "tcg", "-m", "1024M", "-smp", "4"]
         );
         assert_eq!(Machine::parse("raspi3b"), Ok(Machine::Raspi3b));
         assert!(Machine::parse("raspi4b").is_err());

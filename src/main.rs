@@ -96,6 +96,12 @@ struct BootArgs {
     /// RAM at physical address 0, 4 CPUs, the project's device tree).
     #[arg(long, value_name = "virt|raspi3b", default_value = "virt", value_parser = machine_arg, display_order = 28)]
     machine: String,
+    /// How QEMU runs the kernel: tcg (translated, any host), kvm (an arm64
+    /// Linux host with /dev/kvm) or hvf (macOS on Apple silicon); kvm and hvf
+    /// run it on the host's own CPU (`-cpu host`) and take neither
+    /// --load-addr, --raw-dtb nor --icount, which need TCG.
+    #[arg(long, value_name = "tcg|kvm|hvf", default_value = "tcg", value_parser = accel_arg, display_order = 29)]
+    accel: String,
 }
 
 /// Which kernel: the part of `BootArgs` that `sweep` and `gdb` take too.
@@ -322,6 +328,10 @@ fn load_addr_arg(text: &str) -> Result<String, String> {
 
 fn machine_arg(text: &str) -> Result<String, String> {
     splitmap::machine::Machine::parse(text).map(|_| text.to_string())
+}
+
+fn accel_arg(text: &str) -> Result<String, String> {
+    splitmap::qemu::Accel::parse(text).map(|_| text.to_string())
 }
 
 fn granule_arg(text: &str) -> Result<String, String> {

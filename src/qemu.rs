@@ -147,6 +147,108 @@ pub struct Boot {
     pub cpu: String,
     /// The machine.
     pub machine: crate::machine::Machine,
+    /// How QEMU runs the guest's instructions.
+    pub accel: Accel,
+}
+
+/// How QEMU runs the guest: translating its code (TCG, anywhere), or on the
+/// host's own arm64 cores through the host's hypervisor (KVM on Linux, HVF
+/// on macOS), with the host's CPU (`-cpu host`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Accel {
+    /// QEMU's translator: any host, any emulated CPU.
+    #[default]
+    Tcg,
+    /// Linux's KVM: an arm64 Linux host with `/dev/kvm`.
+    Kvm,
+    /// Apple's Hypervisor.framework: macOS on Apple silicon.
+    Hvf,
+}
+
+/// What the host offers a hypervisor: its CPU architecture and OS (as
+/// `std::env::consts` names them), and whether `/dev/kvm` is there.
+#[derive(Clone, Copy, Debug)]
+pub struct Host {
+    /// "aarch64", "x86_64", …
+    pub arch: &'static str,
+    /// "linux", "macos", …
+    pub os: &'static str,
+    /// Whether `/dev/kvm` exists.
+    pub dev_kvm: bool,
+}
+
+impl Host {
+    /// The machine this tool runs on.
+    pub fn this() -> Host {
+        Host {
+            arch: std::env::consts::ARCH,
+            os: std::env::consts::OS,
+            dev_kvm: Path::new("/dev/kvm").exists(),
+        }
+    }
+}
+
+impl Accel {
+    /// `--accel`'s spelling, QEMU's too.
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+            Accel::Hvf => "hvf",
+        }
+    }
+
+    /// `tcg`, `kvm` or `hvf`.
+    ///
+    /// # Errors
+    /// What to say instead.
+    pub fn parse(text: &str) -> Result<Accel, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "tcg" => Ok(Accel::Tcg),
+            "kvm" => Ok(Accel::Kvm),
+            "hvf" => Ok(Accel::Hvf),
+            _ => Err("say tcg, kvm or hvf".into()),
+        }
+    }
+
+    /// Whether the guest runs on the host's own cores, as the host's CPU.
+    pub fn is_hardware(self) -> bool {
+        self != Accel::Tcg
+    }
+
+    /// Refuses a hypervisor `host` does not have: a guest on the host's own
+    /// cores must be arm64 like them.
+    ///
+    /// # Errors
+    /// What the accelerator needs.
+    pub fn check_host(self, host: Host) -> Result<(), String> {
+        let (can, needs) = match self {
+            Accel::Tcg => (true, ""),
+            Accel::Kvm => (
+                host.arch == "aarch64" && host.os == "linux" && host.dev_kvm,
+                "needs an arm64 Linux host with /dev/kvm",
+            ),
+            Accel::Hvf => (
+                host.arch == "aarch64" && host.os == "macos",
+                "needs macOS on an arm64 host (Apple silicon)",
+            ),
+        };
+        if can {
+            Ok(())
+        } else {
+            Err(format!(
+                "--accel {}: {needs}; this is a {} {} host{}: use --accel tcg (the default)",
+                self.name(),
+                host.arch,
+                host.os,
+                if self == Accel::Kvm && host.arch == "aarch64" && !host.dev_kvm {
+                    " without /dev/kvm"
+                } else {
+                    ""
+                }
+            ))
+        }
+    }
 }
 
 /// QEMU's CPU unless told otherwise. It lacks the 16 KiB granule (as does
@@ -155,10 +257,12 @@ pub const DEFAULT_CPU: &str = "cortex-a72";
 /// A CPU with every granule: QEMU's `max` (TGran4 = 1, TGran16 = 2, TGran64 = 0).
 pub const CPU_FOR_16K: &str = "max";
 
-/// The CPU a kernel built for `granule` ("4k", "16k", "64k") runs on unless
-/// told otherwise.
-pub fn cpu_for(granule: &str) -> &'static str {
-    if granule.eq_ignore_ascii_case("16k") {
+/// The CPU a kernel built for `granule` ("4k", "16k", "64k") runs on under
+/// `accel` unless told otherwise: the host's own under a hypervisor.
+pub fn cpu_for(granule: &str, accel: Accel) -> &'static str {
+    if accel.is_hardware() {
+        "host"
+    } else if granule.eq_ignore_ascii_case("16k") {
         CPU_FOR_16K
     } else {
         DEFAULT_CPU
@@ -236,6 +340,60 @@ pub fn check_cpu(cpu: &str) -> Result<(), String> {
     Err(format!("--cpu {name}: {why}; say one of {}", AARCH64_CPUS.join(", ")))
 }
 
+/// What a boot asks of the accelerator besides the host: the options that
+/// only TCG can honour, by name, and `--cpu`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AccelUse<'a> {
+    /// `--load-addr` (the stage-0 loader).
+    pub load_addr: bool,
+    /// `--raw-dtb` (the stage-0 loader too).
+    pub raw_dtb: bool,
+    /// `--icount`.
+    pub icount: bool,
+    /// `--cpu`, if given.
+    pub cpu: Option<&'a str>,
+}
+
+/// Refuses an `--accel` this boot cannot have, before QEMU starts: under a
+/// hypervisor the guest runs on the host's own cores, so there is no stage-0
+/// loader (it reports through semihosting, which only TCG traps), no
+/// `-icount` (TCG's instruction count) and no other CPU than the host's;
+/// and the host must have the hypervisor. What the options ask is checked
+/// before what the host has, so the answer is the same on every host.
+///
+/// # Errors
+/// Which options, or what the accelerator needs.
+pub fn check_accel(accel: Accel, used: AccelUse<'_>, host: Host) -> Result<(), String> {
+    if !accel.is_hardware() {
+        return Ok(());
+    }
+    let name = accel.name();
+    let tcg_only: Vec<&str> = [
+        (used.load_addr, "--load-addr"),
+        (used.raw_dtb, "--raw-dtb"),
+        (used.icount, "--icount"),
+    ]
+    .into_iter()
+    .filter_map(|(given, option)| given.then_some(option))
+    .collect();
+    if !tcg_only.is_empty() {
+        return Err(format!(
+            "--accel {name} runs the kernel on the host's own cores, and {} {} TCG (the stage-0 loader behind --load-addr and --raw-dtb reports through semihosting, --icount is TCG's instruction count): drop {} or use --accel tcg",
+            tcg_only.join(", "),
+            if tcg_only.len() == 1 { "needs" } else { "need" },
+            if tcg_only.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    if let Some(cpu) = used.cpu
+        && !matches!(cpu.split(',').next(), Some("host" | "max"))
+    {
+        return Err(format!(
+            "--accel {name} runs the kernel on the host's own CPU: --cpu {cpu} cannot be emulated there; leave --cpu out (or say host)"
+        ));
+    }
+    accel.check_host(host)
+}
+
 impl Default for Boot {
     fn default() -> Self {
         Boot {
@@ -253,6 +411,7 @@ impl Default for Boot {
             console: Console::Interactive,
             cpu: DEFAULT_CPU.into(),
             machine: crate::machine::Machine::Virt,
+            accel: Accel::Tcg,
         }
     }
 }
@@ -286,7 +445,7 @@ pub fn kernel_cmdline(boot: &Boot) -> String {
 
 /// QEMU's arguments (without the program name).
 pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
-    let mut args = boot.machine.qemu_args(&boot.cpu, boot.mem, boot.smp);
+    let mut args = boot.machine.qemu_args(boot.accel.name(), &boot.cpu, boot.mem, boot.smp);
     // No network: splitmap has no driver, and Debian's QEMU without recommends
     // lacks the default NIC's option ROM.
     args.extend(["-nic".into(), "none".into(), "-no-reboot".into()]);
@@ -593,6 +752,103 @@ mod tests {
             &["-dtb", "/t/x.dtb", "-numa", "node"],
             &[],
         );
+    }
+
+    #[test]
+    fn the_accelerator_is_on_the_command_line_with_its_cpu() {
+        assert_command_line(
+            &Boot::default(),
+            &["-accel", "tcg", "-cpu", DEFAULT_CPU],
+            &["kvm", "host"],
+        );
+        for accel in [Accel::Kvm, Accel::Hvf] {
+            assert_command_line(
+                &Boot {
+                    accel,
+                    cpu: cpu_for("4k", accel).into(),
+                    ..Boot::default()
+                },
+                &["-accel", accel.name(), "-cpu", "host"],
+                &["tcg", DEFAULT_CPU],
+            );
+        }
+        assert_eq!(cpu_for("16k", Accel::Tcg), CPU_FOR_16K);
+        assert_eq!(cpu_for("16k", Accel::Kvm), "host");
+        assert_eq!(Accel::parse("KVM"), Ok(Accel::Kvm));
+        assert_eq!(Accel::parse("tcg"), Ok(Accel::Tcg));
+        assert!(Accel::parse("xen").is_err());
+    }
+
+    #[test]
+    fn a_hypervisor_the_host_or_the_options_rule_out_is_refused_by_name() {
+        let x86 = Host {
+            arch: "x86_64",
+            os: "linux",
+            dev_kvm: true,
+        };
+        let arm_linux = Host {
+            arch: "aarch64",
+            os: "linux",
+            dev_kvm: true,
+        };
+        let arm_linux_no_kvm = Host {
+            dev_kvm: false,
+            ..arm_linux
+        };
+        let mac = Host {
+            arch: "aarch64",
+            os: "macos",
+            dev_kvm: false,
+        };
+        let plain = AccelUse::default();
+        // TCG runs anywhere, with anything.
+        let all = AccelUse {
+            load_addr: true,
+            raw_dtb: true,
+            icount: true,
+            cpu: Some("cortex-a53"),
+        };
+        assert_eq!(check_accel(Accel::Tcg, all, x86), Ok(()));
+        // Each hypervisor where the host has it, and only there.
+        assert_eq!(check_accel(Accel::Kvm, plain, arm_linux), Ok(()));
+        assert_eq!(check_accel(Accel::Hvf, plain, mac), Ok(()));
+        let e = check_accel(Accel::Kvm, plain, x86).unwrap_err();
+        assert!(
+            e.starts_with("--accel kvm: needs an arm64 Linux host with /dev/kvm; this is a x86_64 linux host"),
+            "{e}"
+        );
+        let e = check_accel(Accel::Kvm, plain, arm_linux_no_kvm).unwrap_err();
+        assert!(e.contains("aarch64 linux host without /dev/kvm"), "{e}");
+        assert!(check_accel(Accel::Kvm, plain, mac).is_err());
+        let e = check_accel(Accel::Hvf, plain, arm_linux).unwrap_err();
+        assert!(
+            e.starts_with("--accel hvf: needs macOS on an arm64 host (Apple silicon)"),
+            "{e}"
+        );
+        assert!(check_accel(Accel::Hvf, plain, x86).is_err());
+        // What only TCG can do is refused first, on any host, every option named.
+        for host in [x86, arm_linux, mac] {
+            let e = check_accel(Accel::Kvm, all, host).unwrap_err();
+            assert!(e.contains("--load-addr, --raw-dtb, --icount need TCG"), "{e}");
+            let icount = AccelUse { icount: true, ..plain };
+            let e = check_accel(Accel::Hvf, icount, host).unwrap_err();
+            assert!(
+                e.starts_with("--accel hvf runs the kernel on the host's own cores, and --icount needs TCG"),
+                "{e}"
+            );
+        }
+        // Under a hypervisor the CPU is the host's.
+        let a72 = AccelUse {
+            cpu: Some("cortex-a72"),
+            ..plain
+        };
+        let e = check_accel(Accel::Kvm, a72, arm_linux).unwrap_err();
+        assert!(e.contains("--cpu cortex-a72 cannot be emulated there"), "{e}");
+        let host_cpu = AccelUse {
+            cpu: Some("host"),
+            ..plain
+        };
+        assert_eq!(check_accel(Accel::Kvm, host_cpu, arm_linux), Ok(()));
     }
 
     #[test]

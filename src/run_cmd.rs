@@ -58,8 +58,9 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, String> {
 }
 
 /// Refuses `run` options that cannot be honoured, before QEMU starts: lines
-/// after `poweroff`, `--kaslr-seed` with `--nokaslr`, and with `--raw-dtb`
-/// options the tree would override.
+/// after `poweroff`, `--kaslr-seed` with `--nokaslr`, an `--accel` the host
+/// or the other options rule out, and with `--raw-dtb` options the tree
+/// would override.
 pub fn check_run(args: &RunArgs) -> Result<(), String> {
     check_script(&args.cmds)?;
     if args.boot.nokaslr && args.boot.kaslr_seed.is_some() {
@@ -73,6 +74,14 @@ pub fn check_run(args: &RunArgs) -> Result<(), String> {
     if let Some(cpu) = &args.boot.cpu {
         splitmap::qemu::check_cpu(cpu)?;
     }
+    let accel = splitmap::qemu::Accel::parse(&args.boot.accel)?;
+    let used = splitmap::qemu::AccelUse {
+        load_addr: args.load_addr.is_some(),
+        raw_dtb: args.raw_dtb.is_some(),
+        icount: args.icount,
+        cpu: args.boot.cpu.as_deref(),
+    };
+    splitmap::qemu::check_accel(accel, used, splitmap::qemu::Host::this())?;
     if args.raw_dtb.is_some() {
         let ignored: Vec<&str> = [
             (!args.append.is_empty(), "--append"),

@@ -32,7 +32,7 @@ pub fn sweep(args: &SweepArgs) -> Result<(), String> {
     let boot = Boot {
         append: kaslr_options(args).join(" "),
         console: Console::Piped,
-        cpu: qemu::cpu_for(granule).to_string(),
+        cpu: qemu::cpu_for(granule, qemu::Accel::Tcg).to_string(),
         ..Boot::default()
     };
     let jobs = args

@@ -361,22 +361,55 @@ fn thirty_two_memory_ranges_boot_and_every_one_is_used() {
     assert_eq!(ktap_totals(&run.stdout).1, 0, "{}", run.stdout);
 }
 
-/// RAM in more pieces than the image's table pool can map (28 ranges of
-/// 4 MiB, each off a 2 MiB boundary, so each needs page tables of its own):
-/// the kernel says so on the early console, by name, instead of dying
-/// silently while it builds the linear map.
+/// RAM in more pieces than the image's table pool can map, in each
+/// granule (each range needs a leaf table of its own: 28 ranges of 4 MiB
+/// off a 2 MiB boundary with 4 KiB pages; 20 of 16 MiB, each ending in the
+/// middle of a 32 MiB block, with 16 KiB pages; 20 of 64 MiB, one to a
+/// 512 MiB block, with 64 KiB pages): the kernel says so on the early
+/// console, by name, instead of dying silently while it builds the linear
+/// map.
 #[test]
 fn ram_in_more_pieces_than_the_table_pool_maps_is_named() {
-    let reg: Vec<u64> = (0..28).flat_map(|i| [RAM_BASE + i * 9 * MIB + 4096, 4 * MIB]).collect();
-    let run = raw("raw-28-ragged.dtb", &tree_with_memory(true, &reg, |_| {}), &["mem"]);
-    assert!(!run.success, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout
-            .contains("kernel panic: the linear map of these RAM ranges needs more page-table pages"),
-        "{}{}",
-        run.stdout,
-        run.stderr
-    );
+    let cases: [(&str, Vec<u64>); 3] = [
+        (
+            "4k",
+            (0..28).flat_map(|i| [RAM_BASE + i * 9 * MIB + 4096, 4 * MIB]).collect(),
+        ),
+        (
+            "16k",
+            (0..20).flat_map(|i| [RAM_BASE + i * 32 * MIB, 16 * MIB]).collect(),
+        ),
+        (
+            "64k",
+            (0..20).flat_map(|i| [RAM_BASE + i * 512 * MIB, 64 * MIB]).collect(),
+        ),
+    ];
+    in_parallel(&cases, |(granule, reg)| {
+        let name = format!("raw-ragged-{granule}.dtb");
+        let dtb = write(&name, &tree_with_memory(true, reg, |_| {}));
+        let run = splitmap(&[
+            "run",
+            "--granule",
+            granule,
+            "--timeout",
+            "30",
+            "--raw-dtb",
+            &dtb,
+            "--cmd",
+            "mem",
+        ]);
+        assert!(!run.success, "{granule}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout.contains(&format!(
+                "kernel panic: the linear map of these RAM ranges needs more page-table pages than the image's pool holds ({}): {} ranges",
+                match *granule { "4k" => 64, "16k" => 32, _ => 16 },
+                reg.len() / 2
+            )),
+            "{granule}: {}{}",
+            run.stdout,
+            run.stderr
+        );
+    });
 }
 
 #[test]
@@ -666,5 +699,130 @@ fn mutated_trees_reach_the_prompt_or_stop_with_a_named_error() {
                 run.stderr
             );
         }
+    });
+}
+
+/// `stdout-path` naming a "PL011" whose `reg` is no PL011's: unassigned
+/// MMIO (the console's first access faulted before there was a console: a
+/// silent power-off), QEMU virt's PL031 RTC, RAM, and an address off the
+/// block's start (each once a hang or a console writing nowhere). The
+/// kernel reads the PrimeCell ID registers before it trusts the tree, and
+/// falls back to the board's UART, naming the node and the reason.
+#[test]
+fn a_stdout_path_that_is_no_pl011_falls_back_by_name() {
+    let serial_at = |at: u64| {
+        tree(false, move |w| {
+            let chosen = w.begin_node("chosen").unwrap();
+            w.property_string("stdout-path", &format!("/serial@{at:x}:115200n8"))
+                .unwrap();
+            w.end_node(chosen).unwrap();
+            let uart = w.begin_node(&format!("serial@{at:x}")).unwrap();
+            w.property_string_list("compatible", vec!["arm,pl011".into(), "arm,primecell".into()])
+                .unwrap();
+            w.property_array_u64("reg", &[at, 0x1000]).unwrap();
+            w.end_node(uart).unwrap();
+        })
+    };
+    let cases = [
+        (
+            "raw-uart-unaligned.dtb",
+            0x900_0004,
+            "is not on a 0x1000-byte boundary, where a PL011's registers start",
+        ),
+        (
+            "raw-uart-unassigned.dtb",
+            0xb00_0000,
+            "does not answer: reading its ID registers at +0xfe0 faulted (synchronous external abort",
+        ),
+        (
+            "raw-uart-rtc.dtb",
+            0x901_0000,
+            "is another PrimeCell: part 0x031 by designer 0x41, not a PL011",
+        ),
+        ("raw-uart-ram.dtb", 0x7000_0000, "is in RAM (the tree's /memory)"),
+    ];
+    in_parallel(&cases, |(name, at, why)| {
+        let run = raw(name, &serial_at(*at), &["help"]);
+        assert!(run.success, "{name}: {}{}", run.stdout, run.stderr);
+        let warning = format!("[WARN ] the console UART /serial@{at:x} at {at:#x} {why}");
+        let line = run.stdout.lines().find(|l| l.starts_with(&warning));
+        assert!(
+            line.is_some_and(|l| l.ends_with("; console on QEMU virt's UART at 0x9000000")),
+            "{name}: {warning}\n{}",
+            run.stdout
+        );
+        assert!(run.stdout.contains("commands:"), "{name}: {}", run.stdout);
+    });
+}
+
+/// Trees wrong in their structure, as the kernel gets them raw: a header
+/// version it does not know, an empty structure or strings block, the
+/// root's END_NODE made a NOP. Each is refused by name on the early console.
+#[test]
+fn structurally_wrong_raw_trees_are_refused_by_name() {
+    let good = tree(true, |_| {});
+    let be32 = |at: usize| u32::from_be_bytes(good[at..at + 4].try_into().unwrap()) as usize;
+    let with = |at: usize, value: u32| {
+        let mut blob = good.clone();
+        blob[at..at + 4].copy_from_slice(&value.to_be_bytes());
+        blob
+    };
+    let end = be32(8) + be32(36);
+    assert_eq!(
+        (be32(end - 4), be32(end - 8)),
+        (9, 2),
+        "FDT_END after the root's END_NODE"
+    );
+    let unusable = "kernel panic: the device tree at 0x46000000 is unusable: ";
+    let malformed = "device tree structure block is malformed";
+    let cases = [
+        (
+            "raw-version-0.dtb",
+            with(20, 0),
+            "device tree header version 0 is not 16 or 17",
+        ),
+        (
+            "raw-version-1.dtb",
+            with(20, 1),
+            "device tree header version 1 is not 16 or 17",
+        ),
+        (
+            "raw-version-max.dtb",
+            with(20, u32::MAX),
+            "device tree header version 4294967295 is not 16 or 17",
+        ),
+        ("raw-no-strings.dtb", with(32, 0), malformed),
+        ("raw-no-structure.dtb", with(36, 0), malformed),
+        ("raw-root-not-closed.dtb", with(end - 8, 4), malformed),
+    ];
+    in_parallel(&cases, |(name, blob, why)| {
+        let run = raw(name, blob, &["help"]);
+        assert!(!run.success, "{name}: {}{}", run.stdout, run.stderr);
+        let want = format!("{unusable}{why}");
+        assert!(
+            run.stdout.lines().any(|l| l.starts_with(&want)),
+            "{name}: {want}\n{}{}",
+            run.stdout,
+            run.stderr
+        );
+    });
+}
+
+/// A `/chosen/kaslr-seed` of 4 or 16 bytes is not the 8 the kernel reads:
+/// named, not silently ignored, and the boot goes on without it.
+#[test]
+fn a_kaslr_seed_of_another_size_is_named_on_the_console() {
+    let cases = [4usize, 16];
+    in_parallel(&cases, |&len| {
+        let blob = tree(true, |w| {
+            let chosen = w.begin_node("chosen").unwrap();
+            w.property("kaslr-seed", &vec![0x5a; len]).unwrap();
+            w.end_node(chosen).unwrap();
+        });
+        let run = raw(&format!("raw-seed-{len}.dtb"), &blob, &["kaslr"]);
+        assert!(run.success, "{len}: {}{}", run.stdout, run.stderr);
+        let want = format!("[WARN ] /chosen/kaslr-seed is {len} bytes, not 8; not used as a seed");
+        assert!(run.stdout.contains(&want), "{want}\n{}", run.stdout);
+        assert!(!run.stdout.contains("source=dtb"), "{}", run.stdout);
     });
 }

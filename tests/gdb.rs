@@ -601,3 +601,42 @@ fn gdb_with_another_granule_says_which_one_runs() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// `splitmap gdb --early --granule 64k` against a 4 KiB kernel stopped at
+/// its first instruction: the MMU is off, so TCR_EL1 says nothing yet; the
+/// kernel Image's header in memory does (its flags name the page size). gdb
+/// says which granule the kernel was built for and what to pass, detaches
+/// (the kernel runs on), and fails, instead of looking for an image of the
+/// other build's size and not finding one.
+#[test]
+fn gdb_early_with_another_granule_says_which_one_runs() {
+    let built = splitmap(&["build", "--granule", "64k"]);
+    assert!(built.success, "{}", built.stderr);
+    let port = free_port();
+    let run = run_waiting_for_gdb(port, &["--cmd", "help"]);
+    let port = port.to_string();
+    let gdb = splitmap(&[
+        "gdb",
+        "--early",
+        "--granule",
+        "64k",
+        "--gdb-port",
+        &port,
+        "--batch",
+        "--ex",
+        "bt",
+    ]);
+    let out = run.wait_with_output().unwrap();
+    assert!(!gdb.success, "gdb: {}\n{}", gdb.stdout, gdb.stderr);
+    assert!(
+        gdb.stderr.contains("the kernel in memory was built for 4 KiB pages")
+            && gdb.stderr.contains("run `splitmap gdb --early --granule 4k`"),
+        "{}",
+        gdb.stderr
+    );
+    assert!(
+        out.status.success(),
+        "the kernel runs on after gdb detached: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -498,3 +498,54 @@ fn unreadable_files_and_32_bit_cpus_are_refused_by_name() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--accel kvm|hvf` is refused by name, with exit status 2 and before QEMU
+/// starts, where the host has no such hypervisor, and with the options only
+/// TCG can honour (on any host: those are checked first).
+#[test]
+fn a_hypervisor_this_host_or_the_options_rule_out_is_refused_by_name() {
+    let host_kvm = std::env::consts::ARCH == "aarch64"
+        && std::env::consts::OS == "linux"
+        && std::path::Path::new("/dev/kvm").exists();
+    let host_hvf = std::env::consts::ARCH == "aarch64" && std::env::consts::OS == "macos";
+    let mut cases: Vec<(&[&str], &str)> = vec![
+        (
+            &["run", "--accel", "kvm", "--load-addr", "0x41000000", "--cmd", "help"],
+            "--accel kvm runs the kernel on the host's own cores, and --load-addr needs TCG",
+        ),
+        (
+            &["run", "--accel", "hvf", "--icount", "--cmd", "help"],
+            "--accel hvf runs the kernel on the host's own cores, and --icount needs TCG",
+        ),
+        (
+            &["run", "--accel", "kvm", "--cpu", "cortex-a72", "--cmd", "help"],
+            "--cpu cortex-a72 cannot be emulated there",
+        ),
+        (
+            &["run", "--accel", "xen"],
+            "invalid value 'xen' for '--accel <tcg|kvm|hvf>'",
+        ),
+    ];
+    if !host_kvm {
+        cases.push((
+            &["run", "--accel", "kvm", "--cmd", "help"],
+            "--accel kvm: needs an arm64 Linux host with /dev/kvm",
+        ));
+        cases.push((
+            &["map", "-o", "target/never.svg", "--accel", "kvm"],
+            "--accel kvm: needs an arm64 Linux host with /dev/kvm",
+        ));
+    }
+    if !host_hvf {
+        cases.push((
+            &["run", "--accel", "hvf", "--cmd", "help"],
+            "--accel hvf: needs macOS on an arm64 host (Apple silicon)",
+        ));
+    }
+    for (args, why) in cases {
+        let (code, out, err) = bounded(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: want {why:?} in {err}");
+        assert!(out.is_empty(), "{args:?}: nothing runs:\n{out}");
+    }
+}

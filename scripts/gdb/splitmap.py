@@ -144,9 +144,9 @@ def holds_kernel(pa):
     return header[56:60] == IMAGE_MAGIC and struct.unpack("<Q", header[16:24])[0] == image_size()
 
 
-def find_image():
-    """The physical address of the kernel image, before the MMU is on: the
-    start of the image the PC is in, or one QEMU loaded (`info roms`)."""
+def image_candidates():
+    """Where a kernel image may be before the MMU is on: the pages below the
+    PC, as far back as this image is long, then what QEMU loaded."""
     pc = int(gdb.parse_and_eval("$pc")) & MASK64
     candidates = []
     if pc < 1 << 48:  # MMU off: the PC is a physical address
@@ -154,11 +154,34 @@ def find_image():
         candidates += [page - k * 0x1000 for k in range(image_size() // 0x1000) if page >= k * 0x1000]
     roms = gdb.execute("monitor info roms", to_string=True)
     candidates += [int(word[5:], 16) for word in roms.split() if word.startswith("addr=")]
-    for pa in candidates:
+    return candidates
+
+
+def find_image():
+    """The physical address of the kernel image, before the MMU is on: the
+    start of the image the PC is in, or one QEMU loaded (`info roms`)."""
+    for pa in image_candidates():
         if holds_kernel(pa):
             return pa
     raise gdb.GdbError("the kernel image is not in memory yet (a loader copies it there later): "
                        "give its physical address, `sm-early 0x…`, or stop in its first instructions first")
+
+
+def header_granule():
+    """The page size ('4k', '16k', '64k') the first Image in memory was built
+    for, from its header's flags (bits 1-2): what tells, before the MMU is
+    on, which build of the kernel runs; None if no Image header is found."""
+    for pa in image_candidates():
+        try:
+            header = bytes(gdb.selected_inferior().read_memory(pa, 64))
+        except gdb.MemoryError:
+            continue
+        flags = struct.unpack("<Q", header[24:32])[0]
+        # Bit 3, placed anywhere in RAM: the kernel's header sets it, and
+        # stage-0's (also an Image, always 4 KiB) does not.
+        if header[56:60] == IMAGE_MAGIC and flags & 8:
+            return {1: "4k", 2: "16k", 3: "64k"}.get((flags >> 1) & 3)
+    return None
 
 
 class Early(gdb.Command):

@@ -53,6 +53,8 @@ pub struct DeviceTree<'dt> {
     pub bootargs: &'dt str,
     /// The console.
     pub uart: Option<Uart>,
+    /// The path of the console's node (an alias resolved), for messages.
+    pub uart_node: &'dt str,
     /// `/psci` `method`.
     pub psci: Option<PsciConduit>,
     /// The BCM2835 power-management block (`brcm,bcm2835-pm-wdt`): the
@@ -84,6 +86,7 @@ impl DeviceTree<'_> {
             initrd: None,
             bootargs: "",
             uart: None,
+            uart_node: "",
             psci: None,
             power: None,
             kaslr_seed: None,
@@ -540,7 +543,11 @@ impl<'dt> Reader<'dt> {
     /// The node `stdout-path` names, as [`uart_of`] read it.
     fn uart(&mut self, found: Result<Option<Uart>, DtbError>) {
         match found {
-            Ok(uart) => self.info.uart = uart.or(self.info.uart),
+            Ok(Some(uart)) => {
+                self.info.uart = Some(uart);
+                self.info.uart_node = self.stdout().unwrap_or("");
+            }
+            Ok(None) => {}
             Err(e) => self.info.problem(e),
         }
     }

@@ -1,7 +1,7 @@
-//! Bringing the console up: the PL011 the device tree names, or else the
-//! board's own UART (`pi::board`), mapped in the MMIO window (its row of
-//! `pi::kmap`); and, for a panic that comes before any console, the
-//! board's UART alone.
+//! Bringing the console up: the PL011 the device tree names, once `probe`
+//! finds one there, or else the board's own UART (`pi::board`), mapped in
+//! the MMIO window (its row of `pi::kmap`); and, for a panic that comes
+//! before any console, the board's UART alone.
 
 use core::fmt;
 
@@ -11,7 +11,8 @@ use pi::layout::PAGE_SIZE;
 use spin::Once;
 
 use super::pl011::Pl011;
-use crate::arch::{cpu, psci};
+use super::probe::{self, Refusal};
+use crate::arch::{cpu, peek, psci};
 use crate::mm::ranges::{PhysRange, RangeList};
 use crate::mm::tables;
 
@@ -34,6 +35,8 @@ pub enum Fallback {
     NoneNamed,
     /// The named UART's registers cannot be mapped.
     Unmappable(PhysRange, Unmappable),
+    /// What the tree calls a PL011 is not one, or may not be touched as one.
+    NotAPl011(PhysRange, Refusal),
 }
 
 /// Why a UART's registers cannot be mapped for the console.
@@ -55,10 +58,11 @@ impl fmt::Display for Unmappable {
 }
 
 impl Fallback {
-    /// What the console runs on instead, for the boot's report.
-    pub fn instead(self, board: &'static Board) -> impl fmt::Display {
-        struct Instead(Fallback, &'static str, u64);
-        impl fmt::Display for Instead {
+    /// What the console runs on instead, for the boot's report; `node` is
+    /// the named UART's path in the tree (text from outside: printed escaped).
+    pub fn instead<'a>(self, board: &'static Board, node: &'a str) -> impl fmt::Display + 'a {
+        struct Instead<'a>(Fallback, &'static str, u64, &'a str);
+        impl fmt::Display for Instead<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 match self.0 {
                     Fallback::NoneNamed => write!(f, "no PL011 at /chosen/stdout-path")?,
@@ -68,11 +72,17 @@ impl Fallback {
                         regs.start.raw(),
                         regs.size()
                     )?,
+                    Fallback::NotAPl011(regs, why) => write!(
+                        f,
+                        "the console UART {} at {:#x} {why}",
+                        self.3.escape_debug(),
+                        regs.start.raw()
+                    )?,
                 }
                 write!(f, "; console on {}'s UART at {:#x}", self.1, self.2)
             }
         }
-        Instead(self, board.name(), board.early_uart)
+        Instead(self, board.name(), board.early_uart, node)
     }
 }
 
@@ -110,33 +120,68 @@ fn board_uart() -> Option<PhysRange> {
 }
 
 /// Maps the console UART — `named` if the tree names one that can be
-/// mapped, else the board's — and makes it the console; why it is not the
-/// named one, if it is not. With neither, there is nothing to speak
-/// through: the machine powers off.
-pub fn start(named: Option<PhysRange>) -> (Console, Option<Fallback>) {
-    let chosen = match named.map(|r| (r, mmio_pages(r))) {
-        Some((regs, Ok(pages))) => Ok((regs, pages)),
-        Some((regs, Err(why))) => Err(Fallback::Unmappable(regs, why)),
+/// mapped, lies outside `ram` and reads as a PL011, else the board's — and
+/// makes it the console; why it is not the named one, if it is not. With
+/// neither, there is nothing to speak through: the machine powers off.
+pub fn start(named: Option<PhysRange>, ram: &RangeList) -> (Console, Option<Fallback>) {
+    let named = match named {
         None => Err(Fallback::NoneNamed),
+        Some(regs) => match mmio_pages(regs) {
+            Err(why) => Err(Fallback::Unmappable(regs, why)),
+            Ok(pages) => probed(regs, pages, ram)
+                .map(|va| (regs, va))
+                .map_err(|why| Fallback::NotAPl011(regs, why)),
+        },
     };
-    let (regs, pages, fallback) = match chosen {
-        Ok((regs, pages)) => (regs, pages, None),
+    let (regs, va, fallback) = match named {
+        Ok((regs, va)) => (regs, va, None),
         Err(why) => match board_uart() {
-            Some(uart) => (uart, uart, Some(why)),
+            Some(uart) => (uart, map_mmio(uart), Some(why)),
             None => psci::system_off(),
         },
     };
-    let Ok(base) = tables::map_fixed(MMIO, pages.start, pages.size()) else {
-        // The window is empty at boot and `pages` fits it, so only a lack of
-        // table pages could fail this; and without a console nothing could
-        // be said about it.
-        psci::system_off()
-    };
-    let va = base + (regs.start.raw() - pages.start.raw());
-    // SAFETY: the PL011's registers were just mapped as Device memory at `va`
-    // and the console is their only user.
+    // SAFETY: the PL011's registers are mapped as Device memory at `va` (a
+    // named one has answered as a PL011) and the console is their only user.
     super::init(unsafe { Pl011::new(va as *mut u32) });
     (Console { regs, va }, fallback)
+}
+
+/// Maps `pages` at the start of the MMIO window; the address of `regs` in it.
+fn map_mmio(pages: PhysRange) -> u64 {
+    match tables::map_fixed(MMIO, pages.start, pages.size()) {
+        Ok(base) => base,
+        // The window is empty at boot (or emptied by `probed`) and `pages`
+        // fits it, so only a lack of table pages could fail this; and
+        // without a console nothing could be said about it.
+        Err(_) => psci::system_off(),
+    }
+}
+
+/// Where the named UART's `regs` (in `pages`) are mapped, once they pass
+/// `probe`'s checks; otherwise the window is left empty again, and why.
+/// Only loads that may fault touch the device until it has answered as a
+/// PL011: nothing is written to what may not be one.
+fn probed(regs: PhysRange, pages: PhysRange, ram: &RangeList) -> Result<u64, Refusal> {
+    probe::before_mapping(regs, pages, ram)?;
+    let va = map_mmio(pages) + (regs.start.raw() - pages.start.raw());
+    let mut ids = [0; probe::ID_REGS];
+    let mut read = Ok(());
+    for (i, id) in ids.iter_mut().enumerate() {
+        match peek::peek(va + probe::ID_OFFSET + 4 * i as u64, 32) {
+            Ok(value) => *id = value as u8,
+            Err(syndrome) => {
+                read = Err(Refusal::NoDevice(syndrome));
+                break;
+            }
+        }
+    }
+    let verdict = read.and_then(|()| probe::identify(ids));
+    if verdict.is_err() {
+        // Nothing else is in the window: clearing it cannot fail, and the
+        // board's UART goes where this was.
+        let _ = tables::unmap(MMIO.start, pages.size());
+    }
+    verdict.map(|()| va)
 }
 
 /// Starts a console on the board's UART for a panic that comes before any

@@ -5,6 +5,7 @@
 
 pub mod bootlog;
 pub mod pl011;
+pub mod probe;
 
 #[cfg(kernel_proper)]
 pub mod bringup;

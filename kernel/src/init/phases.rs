@@ -173,7 +173,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     }
     console::bringup::know_board(info.board(), &info.dt.memory);
     let named = info.dt.uart.filter(|u| u.pl011).map(|u| u.regs);
-    let (console, fallback) = console::bringup::start(named);
+    let (console, fallback) = console::bringup::start(named, &info.dt.memory);
     report(&info, fallback, image);
     // No `/psci`: the board's own power control, if the tree names one.
     if info.dt.psci.is_none() {
@@ -269,7 +269,7 @@ fn report(info: &BootInfo<'_>, fallback: Option<Fallback>, image: PhysRange) {
         warn!("{} more boot argument problems not shown", info.arg_issues_dropped());
     }
     if let Some(fallback) = fallback {
-        warn!("{}", fallback.instead(info.board()));
+        warn!("{}", fallback.instead(info.board(), info.dt.uart_node));
     }
     let (k, _) = relocate::get();
     crate::println!(
@@ -357,7 +357,7 @@ fn mark(phase: Phase) {
 
 /// A device tree the kernel cannot read: say why on the early console, stop.
 fn unusable_device_tree(dtb_pa: u64, e: DtbError) -> ! {
-    let _ = console::bringup::start(None);
+    let _ = console::bringup::start(None, &crate::mm::ranges::RangeList::new());
     panic!("the device tree at {dtb_pa:#x} is unusable: {e}")
 }
 

@@ -545,6 +545,25 @@ fn stdout_path_after_its_node_is_still_found() {
     }
 }
 
+/// The console's node as messages name it: its path, an alias resolved,
+/// the options after `:` dropped; nothing when no node was found.
+#[test]
+fn the_console_node_is_named_by_its_path() {
+    let rows = [
+        ("/pl011@9000000", "/pl011@9000000"),
+        ("serial0:115200n8", "/pl011@9000000"),
+        ("serial1", "/soc/a/b/c/d/serial@a000000"),
+        ("/nothing", ""),
+    ];
+    for (path, node) in rows {
+        let blob = tree_with_chosen_last(path);
+        let words = aligned(&blob);
+        // SAFETY: reinterpreting initialised u32s as bytes.
+        let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
+        assert_eq!(parse(bytes).unwrap().uart_node, node, "{path}");
+    }
+}
+
 #[test]
 fn a_kaslr_seed_of_another_size_is_reported_not_used() {
     for len in [4usize, 16] {
