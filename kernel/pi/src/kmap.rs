@@ -14,7 +14,7 @@
 //! build's `relacheck` would refuse them).
 
 use crate::layout::{
-    DEBUG_RECORD_VA, FIXMAP_DTB, FIXMAP_DTB_SIZE, KERNEL_STACK_SIZE, LINEAR_END, MMIO_BASE, MMIO_END, PAGE_OFFSET,
+    DEBUG_RECORD_VA, FIXMAP_DTB, FIXMAP_DTB_SIZE, GIC_VADDR, KERNEL_STACK_SIZE, LINEAR_END, MMIO_BASE, MMIO_END, PAGE_OFFSET,
     PAGE_SIZE, STACK_SLOT, STACKS_VADDR,
 };
 use crate::pgtable::{Attrs, Granularity};
@@ -127,8 +127,11 @@ pub static KERNEL_MAP: &[KernelRegion] = &[
     region("bootstack", Image(Section::BootStack), mapped(Attrs::DATA, LargestBlocks),
         "the boot stack (exceptions run on it)"),
     // Device-nGnRE, never executable (the attributes see to both).
-    region("mmio", Fixed { start: MMIO_BASE, end: MMIO_END }, mapped(Attrs::DEVICE, PagesOnly),
+    region("mmio", Fixed { start: MMIO_BASE, end: GIC_VADDR }, mapped(Attrs::DEVICE, PagesOnly),
         "device registers (the UART)"),
+    // The upper half of the MMIO window; as Device-nGnRE as the rest.
+    region("gic", Fixed { start: GIC_VADDR, end: MMIO_END }, mapped(Attrs::DEVICE, PagesOnly),
+        "the interrupt controller's registers (distributor, then CPU interface or redistributor)"),
     // Read-only: parsed before the linear map exists; the KASLR seed in it is
     // zeroed through the linear map.
     region("dtb", Fixed { start: FIXMAP_DTB, end: FIXMAP_DTB + FIXMAP_DTB_SIZE }, mapped(Attrs::RODATA, PagesOnly),

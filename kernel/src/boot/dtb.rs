@@ -141,6 +141,8 @@ pub enum Node {
     Memreserve,
     /// The node `/chosen/stdout-path` names.
     StdoutPath,
+    /// The GIC's node.
+    InterruptController,
 }
 
 impl fmt::Display for Node {
@@ -150,6 +152,7 @@ impl fmt::Display for Node {
             Node::ReservedMemory => "reserved-memory",
             Node::Memreserve => "/memreserve/",
             Node::StdoutPath => "stdout-path",
+            Node::InterruptController => "interrupt-controller",
         })
     }
 }
@@ -814,6 +817,7 @@ fn walk_tokens<'dt>(tree: &DevTree<'dt>, reader: &mut Reader<'dt>) -> Result<(),
     Ok(())
 }
 
+pub mod intc;
 pub mod source;
 #[cfg(test)]
 mod tests;

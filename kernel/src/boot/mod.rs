@@ -13,6 +13,8 @@ pub mod info;
 pub mod reserve;
 
 #[cfg(kernel_proper)]
+pub mod gic;
+#[cfg(kernel_proper)]
 pub mod state;
 #[cfg(kernel_proper)]
 pub mod tree;
