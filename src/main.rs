@@ -92,6 +92,10 @@ struct BootArgs {
     /// since the Cortex-A72 has no 16 KiB granule).
     #[arg(long, value_name = "NAME", display_order = 27)]
     cpu: Option<String>,
+    /// The interrupt controller QEMU's `virt` gets: GICv2 or GICv3
+    /// (`-machine virt,gic-version=N`; QEMU's default, GICv2, without it).
+    #[arg(long, value_name = "2|3", value_parser = gic_arg, display_order = 28)]
+    gic: Option<u8>,
 }
 
 /// Which kernel: the part of `BootArgs` that `sweep` and `gdb` take too.
@@ -321,6 +325,10 @@ fn granule_arg(text: &str) -> Result<String, String> {
         "4k" | "16k" | "64k" => Ok(text.to_string()),
         _ => Err("say 4k, 16k or 64k".into()),
     }
+}
+
+fn gic_arg(text: &str) -> Result<u8, String> {
+    splitmap::qemu::parse_gic(text)
 }
 
 fn drawing_arg(text: &str) -> Result<PathBuf, String> {

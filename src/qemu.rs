@@ -145,6 +145,8 @@ pub struct Boot {
     pub console: Console,
     /// The CPU QEMU emulates.
     pub cpu: String,
+    /// `virt`'s GIC version (2 or 3); QEMU's default (2) if `None`.
+    pub gic: Option<u8>,
 }
 
 /// QEMU's CPU unless told otherwise. It lacks the 16 KiB granule (as does
@@ -234,6 +236,20 @@ pub fn check_cpu(cpu: &str) -> Result<(), String> {
     Err(format!("--cpu {name}: {why}; say one of {}", AARCH64_CPUS.join(", ")))
 }
 
+/// `--gic`: 2 or 3, the GIC versions the kernel drives (QEMU's `virt`
+/// also offers 4 and `max`, which the kernel would meet as a GICv3 with
+/// more frames per redistributor than it maps; and `host`, KVM's).
+///
+/// # Errors
+/// What to say instead.
+pub fn parse_gic(text: &str) -> Result<u8, String> {
+    match text {
+        "2" => Ok(2),
+        "3" => Ok(3),
+        _ => Err("say 2 (GICv2, QEMU virt's default) or 3 (GICv3)".into()),
+    }
+}
+
 impl Default for Boot {
     fn default() -> Self {
         Boot {
@@ -250,6 +266,7 @@ impl Default for Boot {
             extra: Vec::new(),
             console: Console::Interactive,
             cpu: DEFAULT_CPU.into(),
+            gic: None,
         }
     }
 }
@@ -283,7 +300,11 @@ pub fn kernel_cmdline(boot: &Boot) -> String {
 
 /// QEMU's arguments (without the program name).
 pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
-    let mut args: Vec<String> = vec!["-machine".into(), "virt".into(), "-cpu".into(), boot.cpu.clone()];
+    let machine = match boot.gic {
+        Some(version) => format!("virt,gic-version={version}"),
+        None => "virt".into(),
+    };
+    let mut args: Vec<String> = vec!["-machine".into(), machine, "-cpu".into(), boot.cpu.clone()];
     args.extend([
         "-m".into(),
         format!("{}M", boot.mem >> 20),
@@ -596,6 +617,21 @@ mod tests {
             &["-dtb", "/t/x.dtb", "-numa", "node"],
             &[],
         );
+    }
+
+    #[test]
+    fn the_gic_version_goes_on_the_machine() {
+        let with = |gic| {
+            let boot = Boot { gic, ..Boot::default() };
+            qemu_args(&boot, &artifacts())[..2].join(" ")
+        };
+        assert_eq!(with(None), "-machine virt");
+        assert_eq!(with(Some(2)), "-machine virt,gic-version=2");
+        assert_eq!(with(Some(3)), "-machine virt,gic-version=3");
+        assert_eq!(parse_gic("3"), Ok(3));
+        for bad in ["4", "max", "", "v3", "03"] {
+            assert!(parse_gic(bad).unwrap_err().starts_with("say 2"), "{bad}");
+        }
     }
 
     #[test]
