@@ -668,3 +668,26 @@ fn mutated_trees_reach_the_prompt_or_stop_with_a_named_error() {
         }
     });
 }
+
+/// A tree without an interrupt controller (QEMU's GIC is there, but the
+/// kernel only knows what the tree says): the kernel boots, says the module
+/// watchdog is unavailable, and module calls run unwatched.
+#[test]
+fn without_a_gic_in_the_tree_module_calls_run_unwatched() {
+    let dtb = write("no-gic.dtb", &tree(true, |_| {}));
+    let out = session(
+        &["--dtb", &dtb],
+        &["irqs", "test timer_tick_arrives", "insmod hello", "hello"],
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("[WARN ]")
+            && l.contains("no interrupts: the device tree names no GICv2 or GICv3 interrupt controller; module calls run without a watchdog")),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: no interrupts on this machine (the device tree names no GICv2 or GICv3 interrupt controller): the module watchdog is unavailable and module calls run unwatched"),
+        "{out}"
+    );
+    assert!(out.contains("ok 1 timer_tick_arrives # SKIP"), "{out}");
+    assert!(out.contains("hello from a module"), "{out}");
+}
