@@ -53,7 +53,17 @@ fn spin_is_ended(options: &[&str]) {
     options.extend(["--append", "module.watchdog=300"]);
     let out = session(
         &options,
-        &["irqs", "insmod spin", "spin", "irqs", "lsmod", "spin", "insmod hello", "hello", "layout"],
+        &[
+            "irqs",
+            "insmod spin",
+            "spin",
+            "irqs",
+            "lsmod",
+            "spin",
+            "insmod hello",
+            "hello",
+            "layout",
+        ],
     );
     let report = out
         .lines()
@@ -61,7 +71,10 @@ fn spin_is_ended(options: &[&str]) {
         .unwrap_or_else(|| panic!("no watchdog report:\n{out}"));
     let pc = hex(report.rsplit("pc=").next().unwrap());
     let (base, size) = module_span(&out, "spin");
-    assert!((base..base + size).contains(&pc), "the PC {pc:#x} is in spin's code:\n{out}");
+    assert!(
+        (base..base + size).contains(&pc),
+        "the PC {pc:#x} is in spin's code:\n{out}"
+    );
     assert!(
         out.lines().any(|l| l.starts_with(
             "module spin faulted: watchdog: no return after 300 ms at spin_forever+0x4 [spin]; 1 command(s)/test(s) taken away"
@@ -80,7 +93,11 @@ fn spin_is_ended(options: &[&str]) {
     let rows = layout_rows(&out);
     let gic: Vec<&Row> = rows.iter().filter(|r| r.name == "gic").collect();
     assert_eq!(gic.len(), 2, "distributor and CPU interface/redistributor:\n{out}");
-    assert_eq!(gic[0].pa.map(|p| p.0), Some(0x0800_0000), "the distributor, from the tree");
+    assert_eq!(
+        gic[0].pa.map(|p| p.0),
+        Some(0x0800_0000),
+        "the distributor, from the tree"
+    );
     assert!(gic.iter().all(|r| r.prot == "rw-"), "{gic:?}");
 }
 
@@ -124,7 +141,8 @@ fn bad_watchdog_settings_are_refused_with_what_would_do() {
     let run = splitmap(&["run", "--gic", "4", "--cmd", "help"]);
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(
-        run.stderr.contains("'--gic <2|3>': say 2 (GICv2, QEMU virt's default) or 3 (GICv3)"),
+        run.stderr
+            .contains("'--gic <2|3>': say 2 (GICv2, QEMU virt's default) or 3 (GICv3)"),
         "{}",
         run.stderr
     );

@@ -14,8 +14,8 @@
 //! build's `relacheck` would refuse them).
 
 use crate::layout::{
-    DEBUG_RECORD_VA, FIXMAP_DTB, FIXMAP_DTB_SIZE, GIC_VADDR, KERNEL_STACK_SIZE, LINEAR_END, MMIO_BASE, MMIO_END, PAGE_OFFSET,
-    PAGE_SIZE, STACK_SLOT, STACKS_VADDR,
+    DEBUG_RECORD_VA, FIXMAP_DTB, FIXMAP_DTB_SIZE, GIC_VADDR, KERNEL_STACK_SIZE, LINEAR_END, MMIO_BASE, MMIO_END,
+    PAGE_OFFSET, PAGE_SIZE, STACK_SLOT, STACKS_VADDR,
 };
 use crate::pgtable::{Attrs, Granularity};
 use Granularity::{Contiguous, LargestBlocks, PagesOnly};

@@ -49,7 +49,10 @@ pub enum GicError {
 impl core::fmt::Display for GicError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            GicError::NoSystemRegisters => write!(f, "the GICv3 system register interface cannot be enabled (ICC_SRE_EL1.SRE stays 0)"),
+            GicError::NoSystemRegisters => write!(
+                f,
+                "the GICv3 system register interface cannot be enabled (ICC_SRE_EL1.SRE stays 0)"
+            ),
             GicError::NotOurRedistributor => write!(f, "the first GICv3 redistributor belongs to another CPU"),
             GicError::Timeout(what) => write!(f, "the GIC did not answer: {what}"),
         }
@@ -143,7 +146,8 @@ pub unsafe fn init(regs: Regs, intid: u32) -> Result<(), GicError> {
             // SAFETY: reads this CPU's affinity.
             unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
             let affinity = (mpidr & 0xff_ffff) | ((mpidr >> 32) & 0xff) << 24;
-            // SAFETY (this block): the caller's contract; GICv3's offsets.
+            // SAFETY: the caller's contract (Device mappings of this GIC's
+            // frames); the offsets are GICv3's.
             unsafe {
                 let typer = u64::from(read32(redist + GICR_TYPER + 4));
                 if typer != affinity {
@@ -152,7 +156,9 @@ pub unsafe fn init(regs: Regs, intid: u32) -> Result<(), GicError> {
                 // Wake the redistributor: ProcessorSleep off, until its
                 // ChildrenAsleep says the interface is awake.
                 write32(redist + GICR_WAKER, read32(redist + GICR_WAKER) & !(1 << 1));
-                wait("GICR_WAKER.ChildrenAsleep stays set", || read32(redist + GICR_WAKER) & (1 << 2) == 0)?;
+                wait("GICR_WAKER.ChildrenAsleep stays set", || {
+                    read32(redist + GICR_WAKER) & (1 << 2) == 0
+                })?;
                 // Affinity routing, both groups (ARE_NS | EnableGrp1A |
                 // EnableGrp1, or with security off ARE | EnableGrp1 |
                 // EnableGrp0), then wait for the write to take (RWP).

@@ -264,7 +264,11 @@ fn start_interrupts(info: &BootInfo<'_>) {
             },
             gic.dist.pages.start.raw(),
             gic.timer,
-            if watchdog == 0 { alloc::format!("off") } else { alloc::format!("{watchdog} ms") }
+            if watchdog == 0 {
+                "off".into()
+            } else {
+                alloc::format!("{watchdog} ms")
+            }
         ),
         Err(why) => warn!("no interrupts: {why}; module calls run without a watchdog"),
     }

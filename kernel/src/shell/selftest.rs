@@ -589,7 +589,11 @@ fn timer_tick_arrives(_: &Context) -> TestResult {
         return skip("no interrupt controller: `irqs` says why");
     }
     let before = irq::timer_count();
-    check(irq::tick_within(1000, 1000), "no timer interrupt within a second", before)?;
+    check(
+        irq::tick_within(1000, 1000),
+        "no timer interrupt within a second",
+        before,
+    )?;
     check(irq::timer_count() > before, "the timer's count did not grow", before)?;
     let daif: u64;
     // SAFETY: reads PSTATE's interrupt masks.

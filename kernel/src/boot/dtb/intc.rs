@@ -306,9 +306,16 @@ mod tests {
             })
         );
         assert_eq!(irqs.virtual_timer, Some(27));
-        let gic400 = tree(Some(("arm,gic-400", &[(1 << 32, 0x1000), (0x2000, 0x2000)])), None, false);
+        let gic400 = tree(
+            Some(("arm,gic-400", &[(1 << 32, 0x1000), (0x2000, 0x2000)])),
+            None,
+            false,
+        );
         let irqs = read(bytes(&gic400));
-        assert_eq!(irqs.gic.map(|g| (g.version, g.dist.start.raw())), Ok((GicVersion::V2, 1 << 32)));
+        assert_eq!(
+            irqs.gic.map(|g| (g.version, g.dist.start.raw())),
+            Ok((GicVersion::V2, 1 << 32))
+        );
         assert_eq!(irqs.virtual_timer, None, "no timer node");
     }
 
@@ -316,11 +323,19 @@ mod tests {
     fn no_gic_or_a_broken_one_is_said() {
         let none = tree(None, Some(&VIRT_TIMER), true);
         assert_eq!(read(bytes(&none)).gic, Err(NoGic::Absent));
-        let other = tree(Some(("brcm,bcm2836-l1-intc", &[(0x4000_0000, 0x100), (0, 1)])), None, true);
+        let other = tree(
+            Some(("brcm,bcm2836-l1-intc", &[(0x4000_0000, 0x100), (0, 1)])),
+            None,
+            true,
+        );
         assert_eq!(read(bytes(&other)).gic, Err(NoGic::Absent));
         let one_frame = tree(Some(("arm,gic-v3", &[(0x0800_0000, 0x10000)])), None, true);
         assert_eq!(read(bytes(&one_frame)).gic, Err(NoGic::BadReg));
-        let empty_frame = tree(Some(("arm,gic-v3", &[(0x0800_0000, 0x10000), (0x080a_0000, 0)])), None, true);
+        let empty_frame = tree(
+            Some(("arm,gic-v3", &[(0x0800_0000, 0x10000), (0x080a_0000, 0)])),
+            None,
+            true,
+        );
         assert_eq!(read(bytes(&empty_frame)).gic, Err(NoGic::BadReg));
         assert_eq!(read(&[0; 64]).gic, Err(NoGic::BadTree));
     }
