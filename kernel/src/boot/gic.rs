@@ -1,13 +1,13 @@
 //! Bringing interrupts up: the GIC and timer interrupt the device tree
-//! names (`dtb::intc`), their registers mapped in the MMIO window's `gic`
-//! row (Device-nGnRE, as the UART's), the GIC enabled for the timer's PPI,
+//! names (`dtb::intc`), their registers mapped in the MMIO window's
+//! `gic-dist` and `gic-cpu` rows (Device-nGnRE, as the UART's), the GIC enabled for the timer's PPI,
 //! and the watchdog over module calls started (`arch::irq`). A machine
 //! without them boots all the same: module calls then run unwatched.
 
 use alloc::string::{String, ToString};
 
 use pi::kmap::{self, FixedWindow};
-use pi::layout::{GIC_CPU_OFFSET, PAGE_SIZE};
+use pi::layout::PAGE_SIZE;
 use spin::Once;
 
 use super::dtb::intc::{self, Gic, GicVersion};
@@ -16,8 +16,8 @@ use crate::arch::{cpu, irq};
 use crate::mm::ranges::PhysRange;
 use crate::mm::tables;
 
-/// The `gic` row's window.
-const WINDOW: FixedWindow = kmap::fixed("gic");
+/// The rows' windows: the distributor's, then the other frame's.
+const WINDOWS: [FixedWindow; 2] = [kmap::fixed("gic-dist"), kmap::fixed("gic-cpu")];
 
 /// One GICv3 redistributor: RD_base and SGI_base, 64 KiB each.
 const REDISTRIBUTOR: u64 = 0x2_0000;
@@ -81,8 +81,8 @@ pub fn state() -> Option<&'static Result<Mapped, String>> {
     STATE.get()
 }
 
-/// Maps the distributor at the window's start and the second frame at
-/// `GIC_CPU_OFFSET`: for GICv3, the region's first redistributor only.
+/// Maps the distributor and the second frame, each at its row's start:
+/// for GICv3, the region's first redistributor only.
 fn map(gic: Gic, timer: u32) -> Result<Mapped, String> {
     if !(16..32).contains(&timer) {
         return Err(alloc::format!(
@@ -93,29 +93,26 @@ fn map(gic: Gic, timer: u32) -> Result<Mapped, String> {
         GicVersion::V2 => gic.cpu,
         GicVersion::V3 => PhysRange::saturating(gic.cpu.start.raw(), gic.cpu.size().min(REDISTRIBUTOR)),
     };
-    let mut at = WINDOW.start;
-    let mut one = |regs: PhysRange| -> Result<Frame, String> {
+    let one = |regs: PhysRange, window: FixedWindow| -> Result<Frame, String> {
         let pages = regs.expand_to_pages(PAGE_SIZE);
         let bits = cpu::pa_bits();
-        if pages.end.raw() > 1 << bits || pages.size() > GIC_CPU_OFFSET {
+        if pages.end.raw() > 1 << bits || pages.size() > window.end - window.start {
             return Err(alloc::format!(
                 "the GIC's registers at {:#x} ({:#x} bytes) cannot be mapped",
                 regs.start.raw(),
                 regs.size()
             ));
         }
-        let window = FixedWindow { start: at, ..WINDOW };
         let base = tables::map_fixed(window, pages.start, pages.size())
             .map_err(|e| alloc::format!("mapping the GIC's registers: {e:?}"))?;
-        at += GIC_CPU_OFFSET;
         Ok(Frame {
             pages,
             va: base,
             regs_va: base + (regs.start.raw() - pages.start.raw()),
         })
     };
-    let dist = one(gic.dist)?;
-    let cpu = one(cpu)?;
+    let dist = one(gic.dist, WINDOWS[0])?;
+    let cpu = one(cpu, WINDOWS[1])?;
     Ok(Mapped {
         version: gic.version,
         dist,
