@@ -41,6 +41,7 @@ pub fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), 
             .clone()
             .unwrap_or_else(|| qemu::cpu_for(granule, accel).to_string()),
         accel,
+        gic: shared.gic,
     };
     if machine == Machine::Raspi3b && boot.dtb.is_none() {
         // QEMU has no tree for the Pi: ours, with a fresh seed each boot

@@ -102,6 +102,10 @@ struct BootArgs {
     /// --load-addr, --raw-dtb nor --icount, which need TCG.
     #[arg(long, value_name = "tcg|kvm|hvf", default_value = "tcg", value_parser = accel_arg, display_order = 29)]
     accel: String,
+    /// The interrupt controller QEMU's `virt` gets: GICv2 or GICv3
+    /// (`-machine virt,gic-version=N`; QEMU's default, GICv2, without it).
+    #[arg(long, value_name = "2|3", value_parser = gic_arg, display_order = 30)]
+    gic: Option<u8>,
 }
 
 /// Which kernel: the part of `BootArgs` that `sweep` and `gdb` take too.
@@ -339,6 +343,10 @@ fn granule_arg(text: &str) -> Result<String, String> {
         "4k" | "16k" | "64k" => Ok(text.to_string()),
         _ => Err("say 4k, 16k or 64k".into()),
     }
+}
+
+fn gic_arg(text: &str) -> Result<u8, String> {
+    splitmap::qemu::parse_gic(text)
 }
 
 fn drawing_arg(text: &str) -> Result<PathBuf, String> {

@@ -149,6 +149,8 @@ pub struct Boot {
     pub machine: crate::machine::Machine,
     /// How QEMU runs the guest's instructions.
     pub accel: Accel,
+    /// `virt`'s GIC version (2 or 3); QEMU's default (2) if `None`.
+    pub gic: Option<u8>,
 }
 
 /// How QEMU runs the guest: translating its code (TCG, anywhere), or on the
@@ -394,6 +396,20 @@ pub fn check_accel(accel: Accel, used: AccelUse<'_>, host: Host) -> Result<(), S
     accel.check_host(host)
 }
 
+/// `--gic`: 2 or 3, the GIC versions the kernel drives (QEMU's `virt`
+/// also offers 4 and `max`, which the kernel would meet as a GICv3 with
+/// more frames per redistributor than it maps; and `host`, KVM's).
+///
+/// # Errors
+/// What to say instead.
+pub fn parse_gic(text: &str) -> Result<u8, String> {
+    match text {
+        "2" => Ok(2),
+        "3" => Ok(3),
+        _ => Err("say 2 (GICv2, QEMU virt's default) or 3 (GICv3)".into()),
+    }
+}
+
 impl Default for Boot {
     fn default() -> Self {
         Boot {
@@ -412,6 +428,7 @@ impl Default for Boot {
             cpu: DEFAULT_CPU.into(),
             machine: crate::machine::Machine::Virt,
             accel: Accel::Tcg,
+            gic: None,
         }
     }
 }
@@ -445,7 +462,9 @@ pub fn kernel_cmdline(boot: &Boot) -> String {
 
 /// QEMU's arguments (without the program name).
 pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
-    let mut args = boot.machine.qemu_args(boot.accel.name(), &boot.cpu, boot.mem, boot.smp);
+    let mut args = boot
+        .machine
+        .qemu_args(boot.accel.name(), boot.gic, &boot.cpu, boot.mem, boot.smp);
     // No network: splitmap has no driver, and Debian's QEMU without recommends
     // lacks the default NIC's option ROM.
     args.extend(["-nic".into(), "none".into(), "-no-reboot".into()]);
@@ -849,6 +868,21 @@ mod tests {
             ..plain
         };
         assert_eq!(check_accel(Accel::Kvm, host_cpu, arm_linux), Ok(()));
+    }
+
+    #[test]
+    fn the_gic_version_goes_on_the_machine() {
+        let with = |gic| {
+            let boot = Boot { gic, ..Boot::default() };
+            qemu_args(&boot, &artifacts())[..2].join(" ")
+        };
+        assert_eq!(with(None), "-machine virt");
+        assert_eq!(with(Some(2)), "-machine virt,gic-version=2");
+        assert_eq!(with(Some(3)), "-machine virt,gic-version=3");
+        assert_eq!(parse_gic("3"), Ok(3));
+        for bad in ["4", "max", "", "v3", "03"] {
+            assert!(parse_gic(bad).unwrap_err().starts_with("say 2"), "{bad}");
+        }
     }
 
     #[test]

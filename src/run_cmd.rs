@@ -102,7 +102,7 @@ pub fn check_run(args: &RunArgs) -> Result<(), String> {
 }
 
 /// Refuses what `--machine` cannot do (see `Machine::check`); and on
-/// `raspi3b`, the stage-0 loader's options, which assume `virt`'s RAM.
+/// `raspi3b`, `--gic` and the stage-0 loader's options, which assume `virt`.
 fn check_machine(args: &RunArgs) -> Result<(), String> {
     use splitmap::machine::Machine;
     let boot = &args.boot;
@@ -110,6 +110,9 @@ fn check_machine(args: &RunArgs) -> Result<(), String> {
     let mem = splitmap::qemu::parse_size(&boot.mem)?;
     machine.check(mem, boot.smp, &boot.kernel.granule, boot.cpu.as_deref())?;
     if machine == Machine::Raspi3b {
+        if boot.gic.is_some() {
+            return Err("--gic picks virt's interrupt controller; raspi3b has no GIC: drop --gic".into());
+        }
         for (given, option) in [
             (args.load_addr.is_some(), "--load-addr"),
             (args.raw_dtb.is_some(), "--raw-dtb"),

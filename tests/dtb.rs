@@ -826,3 +826,26 @@ fn a_kaslr_seed_of_another_size_is_named_on_the_console() {
         assert!(!run.stdout.contains("source=dtb"), "{}", run.stdout);
     });
 }
+
+/// A tree without an interrupt controller (QEMU's GIC is there, but the
+/// kernel only knows what the tree says): the kernel boots, says the module
+/// watchdog is unavailable, and module calls run unwatched.
+#[test]
+fn without_a_gic_in_the_tree_module_calls_run_unwatched() {
+    let dtb = write("no-gic.dtb", &tree(true, |_| {}));
+    let out = session(
+        &["--dtb", &dtb],
+        &["irqs", "test timer_tick_arrives", "insmod hello", "hello"],
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("[INFO ]")
+            && l.contains("no interrupts: the device tree names no GICv2 or GICv3 interrupt controller; module calls run without a watchdog")),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: no interrupts on this machine (the device tree names no GICv2 or GICv3 interrupt controller): the module watchdog is unavailable and module calls run unwatched"),
+        "{out}"
+    );
+    assert!(out.contains("ok 1 timer_tick_arrives # SKIP"), "{out}");
+    assert!(out.contains("hello from a module"), "{out}");
+}

@@ -46,7 +46,9 @@ MASK64 = (1 << 64) - 1
 # at 16, the magic "ARM\x64" at 56.
 IMAGE_MAGIC = b"ARM\x64"
 # The fixed windows (kernel/pi/src/layout.rs); the debug record is one page.
-FIXED = [("mmio", 0xFFFFFFFFF0000000, 0xFFFFFFFFFE000000),
+FIXED = [("mmio", 0xFFFFFFFFF0000000, 0xFFFFFFFFF8000000),
+         ("gic-dist", 0xFFFFFFFFF8000000, 0xFFFFFFFFF9000000),
+         ("gic-cpu", 0xFFFFFFFFF9000000, 0xFFFFFFFFFE000000),
          ("dtb", 0xFFFFFFFFFE000000, 0xFFFFFFFFFE400000),
          ("debug", RECORD, None),
          ("guard", 0xFFFFFFFFFF000000, 0xFFFFFFFFFF010000),

@@ -469,6 +469,15 @@ crate::asm_function!(
     mov     x0, #3                      // CNTHCTL_EL2: EL1 may use the
     msr     cnthctl_el2, x0             // physical counter and timer
     msr     cntvoff_el2, xzr
+    mrs     x0, id_aa64pfr0_el1         // With a GICv3 CPU interface (the
+    ubfx    x0, x0, #24, #4             // GIC field nonzero), ICC_SRE_EL2:
+    cbz     x0, 4f                      // SRE, and Enable so that EL1's
+    mrs     x0, S3_4_C12_C9_5           // ICC_SRE_EL1 does not trap to EL2
+    mov     x1, #0x9                    // (its reset value is UNKNOWN on
+    orr     x0, x0, x1                  // hardware; QEMU's reads as set)
+    msr     S3_4_C12_C9_5, x0
+    isb
+4:
     movz    x0, #({sctlr_off} & 0xffff) // SCTLR_EL1: MMU and caches off,
     movk    x0, #(({sctlr_off} >> 16) & 0xffff), lsl #16 // RES1 bits set
     msr     sctlr_el1, x0

@@ -14,8 +14,8 @@
 //! build's `relacheck` would refuse them).
 
 use crate::layout::{
-    DEBUG_RECORD_VA, FIXMAP_DTB, FIXMAP_DTB_SIZE, KERNEL_STACK_SIZE, LINEAR_END, MMIO_BASE, MMIO_END, PAGE_OFFSET,
-    PAGE_SIZE, STACK_SLOT, STACKS_VADDR,
+    DEBUG_RECORD_VA, FIXMAP_DTB, FIXMAP_DTB_SIZE, GIC_CPU_OFFSET, GIC_VADDR, KERNEL_STACK_SIZE, LINEAR_END, MMIO_BASE,
+    MMIO_END, PAGE_OFFSET, PAGE_SIZE, STACK_SLOT, STACKS_VADDR,
 };
 use crate::pgtable::{Attrs, Granularity};
 use Granularity::{Contiguous, LargestBlocks, PagesOnly};
@@ -127,8 +127,14 @@ pub static KERNEL_MAP: &[KernelRegion] = &[
     region("bootstack", Image(Section::BootStack), mapped(Attrs::DATA, LargestBlocks),
         "the boot stack (exceptions run on it)"),
     // Device-nGnRE, never executable (the attributes see to both).
-    region("mmio", Fixed { start: MMIO_BASE, end: MMIO_END }, mapped(Attrs::DEVICE, PagesOnly),
+    region("mmio", Fixed { start: MMIO_BASE, end: GIC_VADDR }, mapped(Attrs::DEVICE, PagesOnly),
         "device registers (the UART)"),
+    // The upper half of the MMIO window, one row a GIC frame; as
+    // Device-nGnRE as the rest.
+    region("gic-dist", Fixed { start: GIC_VADDR, end: GIC_VADDR + GIC_CPU_OFFSET }, mapped(Attrs::DEVICE, PagesOnly),
+        "the interrupt controller's distributor (GICD)"),
+    region("gic-cpu", Fixed { start: GIC_VADDR + GIC_CPU_OFFSET, end: MMIO_END }, mapped(Attrs::DEVICE, PagesOnly),
+        "the interrupt controller's CPU interface (GICv2 GICC) or this CPU's redistributor (GICv3 GICR)"),
     // Read-only: parsed before the linear map exists; the KASLR seed in it is
     // zeroed through the linear map.
     region("dtb", Fixed { start: FIXMAP_DTB, end: FIXMAP_DTB + FIXMAP_DTB_SIZE }, mapped(Attrs::RODATA, PagesOnly),

@@ -55,6 +55,13 @@ pub const DEBUG_RECORD_VA: u64 = FIXMAP_DTB + FIXMAP_DTB_SIZE;
 pub const MMIO_BASE: u64 = 0xffff_ffff_f000_0000;
 /// End (exclusive) of the MMIO window.
 pub const MMIO_END: u64 = FIXMAP_DTB;
+/// The interrupt controller's part of the MMIO window, its upper half:
+/// the distributor at its start, the CPU interface (GICv2) or this CPU's
+/// redistributor (GICv3) at [`GIC_CPU_OFFSET`] from it.
+pub const GIC_VADDR: u64 = MMIO_BASE + 0x0800_0000;
+/// Where the GIC's second register frame is mapped, from [`GIC_VADDR`]:
+/// past any distributor, a multiple of every granule.
+pub const GIC_CPU_OFFSET: u64 = 16 << 20;
 
 /// Kernel stacks, each below an unmapped guard page so that running off the
 /// end faults instead of corrupting memory. Above the DTB window, at the top of
@@ -71,6 +78,7 @@ pub const KERNEL_STACK_SIZE: u64 = 64 << 10;
 const _: () = assert!(PAGE_OFFSET < LINEAR_END && LINEAR_END <= MODULES_VADDR);
 const _: () = assert!(MODULES_VADDR + MODULES_SIZE <= KIMAGE_VADDR);
 const _: () = assert!(KIMAGE_VADDR < MMIO_BASE && MMIO_END <= FIXMAP_DTB);
+const _: () = assert!(MMIO_BASE < GIC_VADDR && GIC_VADDR + 2 * GIC_CPU_OFFSET <= MMIO_END);
 const _: () =
     assert!(FIXMAP_DTB + FIXMAP_DTB_SIZE <= STACKS_VADDR && STACKS_VADDR.checked_add(STACKS_SIZE - 1).is_some());
 const _: () = assert!(KERNEL_STACK_SIZE < STACK_SLOT);

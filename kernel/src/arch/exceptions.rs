@@ -3,7 +3,9 @@
 //! exception table (a `peek` probe) resumes at its fixup; a fault in
 //! untrusted (module) code, or in the kernel on its behalf, is reported and
 //! returned to the kernel that called it (`recovery`); anything else is a
-//! kernel bug, printed with a backtrace, and the kernel halts.
+//! kernel bug, printed with a backtrace, and the kernel halts. An IRQ is
+//! counted and ended (`irq`); the watchdog's, in module code, ends the call
+//! as a contained fault.
 //!
 //! The stub keeps SP 16-byte aligned: SCTLR_EL1.SA makes any load or store
 //! through a misaligned SP fault on hardware (TCG does not check), and a
@@ -130,6 +132,11 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
     }
     let entered_with = frame as *const Frame as u64 + RESERVED as u64;
     ENTRY_SP[vector as usize].store(entered_with, Ordering::Relaxed);
+    // IRQs, from the kernel's stack (1) or the boot stack (5).
+    if vector == 1 || vector == 5 {
+        irq(frame, vector);
+        return;
+    }
     let ec = esr.class();
     // The kernel runs on SP_EL0 after boot (vector 0), on SP_EL1 before (4).
     let sync_at_el1 = vector == 0 || vector == 4;
@@ -168,6 +175,7 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
                     syndrome: esr,
                     far,
                     elr: frame.elr,
+                    watchdog_ms: None,
                 };
                 recovery::resume_with(fault, &mut frame.x, &mut frame.elr);
                 return;
@@ -185,6 +193,34 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
     crate::println!();
     report(frame, vector, esr, far);
     panic!("unhandled exception: {}", class_name(ec));
+}
+
+/// An interrupt: counted and ended (`irq`). A watchdog that expired in
+/// module code ends the call as a contained fault, as a synchronous fault
+/// there is (from the kernel's stack only, with no kernel lock held);
+/// otherwise it looks again shortly and the code goes on.
+fn irq(frame: &mut Frame, vector: u64) {
+    let super::irq::Event::Expired(ms) = super::irq::handle() else {
+        return;
+    };
+    match recovery::containable() {
+        Ok(owner) if vector == 1 => {
+            crate::println!(
+                "\nmodule fault: the module at {owner:#x} did not return within {ms} ms; stopped at pc={:#x}",
+                frame.elr
+            );
+            backtrace(frame);
+            let fault = Fault {
+                owner,
+                syndrome: Syndrome(0),
+                far: 0,
+                elr: frame.elr,
+                watchdog_ms: Some(ms),
+            };
+            recovery::resume_with(fault, &mut frame.x, &mut frame.elr);
+        }
+        _ => super::irq::look_again_soon(),
+    }
 }
 
 /// Fatal reports under way: 1 while one is printed; more if the report

@@ -17,6 +17,10 @@ pub mod cpu;
 #[cfg(kernel_proper)]
 pub mod exceptions;
 #[cfg(kernel_proper)]
+pub mod gic;
+#[cfg(kernel_proper)]
+pub mod irq;
+#[cfg(kernel_proper)]
 pub mod peek;
 #[cfg(kernel_proper)]
 pub mod pmu;
@@ -26,3 +30,5 @@ pub mod psci;
 pub mod recovery;
 #[cfg(kernel_proper)]
 pub mod sections;
+#[cfg(kernel_proper)]
+pub mod timer;

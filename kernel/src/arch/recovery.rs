@@ -20,6 +20,10 @@
 //!   none of its code runs again.
 //! - With a lock held, abandoning the frames would leave it held for good:
 //!   the fault is reported and the kernel stops instead of hanging later.
+//! - The watchdog's timer interrupt, taken in module code that has run past
+//!   `module.watchdog=` milliseconds, is contained the same way, as a fault
+//!   of its own kind (`Fault::watchdog_ms`); with a lock held it waits
+//!   instead (`arch::irq`).
 //! - Any other exception is a kernel bug, decoded and fatal as before.
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +41,26 @@ pub struct Fault {
     pub far: u64,
     /// Where it happened.
     pub elr: u64,
+    /// Not an exception of its own but the watchdog's: the code ran this
+    /// many milliseconds without returning (`syndrome` and `far` are then 0).
+    pub watchdog_ms: Option<u64>,
+}
+
+impl Fault {
+    /// What happened, in words: the exception decoded, or the watchdog's
+    /// `watchdog: no return after N ms`.
+    pub fn what(&self) -> impl core::fmt::Display + '_ {
+        struct What<'a>(&'a Fault);
+        impl core::fmt::Display for What<'_> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                match self.0.watchdog_ms {
+                    Some(ms) => write!(f, "watchdog: no return after {ms} ms"),
+                    None => write!(f, "{}", self.0.syndrome),
+                }
+            }
+        }
+        What(self)
+    }
 }
 
 /// A recovery point: the callee-saved state x19-x30, sp, d8-d15 (AAPCS64)
@@ -97,10 +121,13 @@ pub fn run_untrusted<F: FnOnce() -> R, R>(owner: u64, f: F) -> Result<R, Fault> 
         result: None,
     };
     let outer = ACTIVE.swap(&raw mut point as u64, Ordering::SeqCst);
+    // IRQs unmasked and the watchdog armed for the call alone (`irq`).
+    let watch = super::irq::watch();
     // SAFETY: the routine saves and restores exactly the callee-saved state;
     // `point` and `call` outlive the call; after a resume, the frames in
     // between are abandoned as the module comment describes.
     let resumed = unsafe { splitmap_contained_call(&raw mut point.saved, trampoline::<F, R>, (&raw mut call).cast()) };
+    drop(watch);
     ACTIVE.store(outer, Ordering::SeqCst);
     match (resumed, point.fault, call.result) {
         (0, _, Some(result)) => Ok(result),

@@ -31,7 +31,15 @@ pub struct BootArgs<'a> {
     /// out of `bl` reach of the kernel, so calls go through PLT veneers
     /// (`near`, the default, keeps them in reach).
     pub module_far: bool,
+    /// `module.watchdog=MS`: how long a call into module code may run
+    /// before it is ended as a contained fault (0: never; needs a GIC).
+    pub module_watchdog_ms: u64,
 }
+
+/// `module.watchdog=`'s default, in milliseconds.
+pub const DEFAULT_WATCHDOG_MS: u64 = 2000;
+/// The longest `module.watchdog=` accepted: an hour.
+pub const MAX_WATCHDOG_MS: u64 = 3_600_000;
 
 impl Default for BootArgs<'_> {
     fn default() -> Self {
@@ -44,6 +52,7 @@ impl Default for BootArgs<'_> {
             kaslr_linear: false,
             rodata_full: false,
             module_far: false,
+            module_watchdog_ms: DEFAULT_WATCHDOG_MS,
         }
     }
 }
@@ -59,12 +68,13 @@ impl fmt::Display for BootArgs<'_> {
         }
         write!(
             f,
-            " kaslr.window={} kaslr.align={} kaslr.linear={} rodata={} module.region={}",
+            " kaslr.window={} kaslr.align={} kaslr.linear={} rodata={} module.region={} module.watchdog={}",
             self.kaslr_window.unwrap_or("default"),
             self.kaslr_align.unwrap_or("default"),
             if self.kaslr_linear { "on" } else { "off" },
             if self.rodata_full { "full" } else { "on" },
             if self.module_far { "far" } else { "near" },
+            self.module_watchdog_ms,
         )
     }
 }
@@ -94,6 +104,10 @@ const EXPECTED: &[(&str, &str)] = &[
     ("kaslr.linear", "on or off"),
     ("rodata", "full, on or off"),
     ("module.region", "near or far"),
+    (
+        "module.watchdog",
+        "milliseconds, 0 to 3600000 (0 turns the watchdog off)",
+    ),
 ];
 
 fn expected(key: &str) -> &'static str {
@@ -152,6 +166,10 @@ pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> Boot
             ("module.region", Some("near")) => args.module_far = false,
             ("module.region", Some("far")) => args.module_far = true,
             ("module.region", Some(v)) => issue(BootArgIssue::BadValue { key, value: v }),
+            ("module.watchdog", Some(v)) => match v.parse::<u64>() {
+                Ok(ms) if ms <= MAX_WATCHDOG_MS => args.module_watchdog_ms = ms,
+                _ => issue(BootArgIssue::BadValue { key, value: v }),
+            },
             (_, None) if EXPECTED.iter().any(|(k, _)| *k == key) => issue(BootArgIssue::BadValue { key, value: "" }),
             _ if LOADER_KEYS.contains(&key) => {}
             _ => issue(BootArgIssue::Unknown(word)),
@@ -246,6 +264,7 @@ mod tests {
             "kaslr.linear=x",
             "rodata=x",
             "module.region=x",
+            "module.watchdog=x",
         ] {
             let (_, issues) = run(line);
             assert_eq!(issues.len(), 1, "{line}");
@@ -275,14 +294,37 @@ mod tests {
         let (args, _) = run("");
         assert_eq!(
             args.to_string(),
-            "loglevel=INFO nokaslr=false kaslr.seed=none kaslr.window=default kaslr.align=default kaslr.linear=off rodata=on module.region=near"
+            "loglevel=INFO nokaslr=false kaslr.seed=none kaslr.window=default kaslr.align=default kaslr.linear=off rodata=on module.region=near module.watchdog=2000"
         );
         let (args, _) =
             run("nokaslr kaslr.seed=0x5 kaslr.align=4K kaslr.linear=on rodata=full module.region=far loglevel=debug");
         assert_eq!(
             args.to_string(),
-            "loglevel=DEBUG nokaslr=true kaslr.seed=0x5 kaslr.window=default kaslr.align=4K kaslr.linear=on rodata=full module.region=far"
+            "loglevel=DEBUG nokaslr=true kaslr.seed=0x5 kaslr.window=default kaslr.align=4K kaslr.linear=on rodata=full module.region=far module.watchdog=2000"
         );
+    }
+
+    #[test]
+    fn module_watchdog_takes_milliseconds() {
+        assert_eq!(run("").0.module_watchdog_ms, DEFAULT_WATCHDOG_MS);
+        assert_eq!(run("module.watchdog=0").0.module_watchdog_ms, 0, "0 is off");
+        assert_eq!(run("module.watchdog=150").0.module_watchdog_ms, 150);
+        assert_eq!(run("module.watchdog=3600000").0.module_watchdog_ms, MAX_WATCHDOG_MS);
+        for bad in ["abc", "-1", "1.5", "0x10", "3600001", "99999999999999999999"] {
+            let (args, issues) = run_owned(&format!("module.watchdog=150 module.watchdog={bad}"));
+            assert_eq!(args, 150, "{bad}: an earlier value stays");
+            assert_eq!(
+                issues,
+                [format!(
+                    "boot argument module.watchdog={bad} rejected: expected milliseconds, 0 to 3600000 (0 turns the watchdog off); ignored"
+                )]
+            );
+        }
+    }
+
+    fn run_owned(line: &str) -> (u64, Vec<String>) {
+        let (args, issues) = run(line);
+        (args.module_watchdog_ms, issues)
     }
 
     #[test]

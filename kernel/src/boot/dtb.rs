@@ -152,6 +152,8 @@ pub enum Node {
     StdoutPath,
     /// The power-management block (`brcm,bcm2835-pm-wdt`).
     Power,
+    /// The GIC's node.
+    InterruptController,
 }
 
 impl fmt::Display for Node {
@@ -162,6 +164,7 @@ impl fmt::Display for Node {
             Node::Memreserve => "/memreserve/",
             Node::StdoutPath => "stdout-path",
             Node::Power => "brcm,bcm2835-pm-wdt",
+            Node::InterruptController => "interrupt-controller",
         })
     }
 }
@@ -891,6 +894,7 @@ fn walk_tokens<'dt>(tree: &DevTree<'dt>, reader: &mut Reader<'dt>) -> Result<(),
     Ok(())
 }
 
+pub mod intc;
 pub mod ranges;
 pub mod source;
 #[cfg(test)]

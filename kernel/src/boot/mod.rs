@@ -14,6 +14,8 @@ pub mod power;
 pub mod reserve;
 
 #[cfg(kernel_proper)]
+pub mod gic;
+#[cfg(kernel_proper)]
 pub mod state;
 #[cfg(kernel_proper)]
 pub mod tree;

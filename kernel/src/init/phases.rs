@@ -217,6 +217,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         Leaves(linear_now, " "),
         linear_now.tables
     );
+    start_interrupts(&info);
     state::set(Kernel {
         image,
         boot: info,
@@ -257,6 +258,29 @@ fn lend_to_lower_layers() {
         backtrace: crate::debug::backtrace::print,
         take_console: console::force_unlock,
     });
+}
+
+/// The GIC and the watchdog over module calls, or why a boot has neither.
+fn start_interrupts(info: &BootInfo<'_>) {
+    let watchdog = info.args.module_watchdog_ms;
+    match crate::boot::gic::start(info.dt.blob, watchdog) {
+        Ok(gic) => debug!(
+            "interrupts: GICv{} at {:#x}, timer INTID {}, module watchdog {}",
+            match gic.version {
+                crate::boot::dtb::intc::GicVersion::V2 => 2,
+                crate::boot::dtb::intc::GicVersion::V3 => 3,
+            },
+            gic.dist.pages.start.raw(),
+            gic.timer,
+            if watchdog == 0 {
+                "off".into()
+            } else {
+                alloc::format!("{watchdog} ms")
+            }
+        ),
+        // A machine may have none: not a problem of the tree, so not a warning.
+        Err(why) => info!("no interrupts: {why}; module calls run without a watchdog"),
+    }
 }
 
 /// Says, once there is a console, what boot made of its inputs: problems in

@@ -436,7 +436,7 @@ pub fn contain(fault: &crate::arch::recovery::Fault, leaked: u64) -> String {
     let at = symbolize_in(m, fault.elr)
         .or_else(|| crate::debug::backtrace::symbol(fault.elr))
         .map_or_else(|| alloc::format!("{:#x}", fault.elr), |s| s.to_string());
-    let what = alloc::format!("{} at {at}", fault.syndrome);
+    let what = alloc::format!("{} at {at}", fault.what());
     let line = alloc::format!(
         "module {} faulted: {what}; {registrations} command(s)/test(s) taken away, {} pages kept, {leaked} bytes of kernel heap left by the abandoned frames",
         m.name,

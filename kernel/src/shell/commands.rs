@@ -118,6 +118,7 @@ fn execute(cx: &Context, line: &str) {
         Ok(Command::Examine(x)) => explore::examine(x),
         Ok(Command::Dmesg) => console::print_boot_log(),
         Ok(Command::Dtb(path)) => dtb(cx, path),
+        Ok(Command::Irqs) => irqs(),
         Ok(Command::Phases) => {
             crate::print!("{}", crate::boot::cost::marks(crate::arch::counter::frequency()));
             match tree::read_again(&cx.kernel.boot) {
@@ -337,6 +338,23 @@ fn mem(cx: &Context) {
         usage.from_frames,
         usage.freed
     );
+}
+
+/// `irqs`: `irq=N name=NAME count=N cpu=0`, one line per source; without a
+/// GIC, why not, and that module calls run unwatched.
+fn irqs() {
+    match crate::boot::gic::state() {
+        Some(Ok(_)) => {
+            for s in crate::arch::irq::sources() {
+                println!("irq={} name={} count={} cpu=0", s.intid, s.name, s.count);
+            }
+        }
+        Some(Err(why)) => println!(
+            "error: no interrupts on this machine ({}): the module watchdog is unavailable and module calls run unwatched; boot a machine with a GICv2 or GICv3 to have it",
+            why
+        ),
+        None => println!("error: interrupts are not set up yet"),
+    }
 }
 
 fn bootargs(cx: &Context) {

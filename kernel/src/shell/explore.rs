@@ -66,8 +66,15 @@ pub fn regions(cx: &Context) -> Vec<Region> {
             // A window shows what boot mapped in it: a physical range for
             // the two that map one, all of it for the rest.
             Place::Fixed { start, end } => {
+                let gic = crate::boot::gic::state().and_then(|s| s.as_ref().ok());
                 let mapped = match row.name {
                     "mmio" => Some(k.console.regs.expand_to_pages(PAGE_SIZE)),
+                    // Nothing is mapped there without a GIC.
+                    "gic-dist" | "gic-cpu" => match gic {
+                        Some(g) if row.name == "gic-dist" => Some(g.dist.pages),
+                        Some(g) => Some(g.cpu.pages),
+                        None => continue,
+                    },
                     "dtb" => Some(k.boot.dtb.expand_to_pages(PAGE_SIZE)),
                     _ => None,
                 };

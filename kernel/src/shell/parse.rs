@@ -53,6 +53,8 @@ pub enum Command<'a> {
     Dtb(&'a str),
     /// `phases`: what each boot phase cost, in instructions or wall time.
     Phases,
+    /// `irqs`: interrupts taken, per source.
+    Irqs,
 }
 
 /// What `x` reads.
@@ -215,6 +217,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "what each boot phase took, and in all to the first prompt: instructions under --icount, else wall time; then the device tree read again",
     ),
     (
+        "irqs",
+        "",
+        "interrupts taken, one line per source (the timer the module watchdog runs on; spurious ones)",
+    ),
+    (
         "dtb",
         "[PATH]",
         "the device tree the kernel read, as source: the node at PATH (default /) and all below it",
@@ -300,6 +307,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("dmesg", "dmesg"),
     ("dtb", "dtb /chosen"),
     ("phases", "phases"),
+    ("irqs", "irqs"),
     ("test", "test linear"),
     ("peek", "peek 0xfffffffffe000000 32"),
     ("modules", "modules"),
@@ -390,6 +398,7 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "kaslr" => no_args(Command::Kaslr, "kaslr"),
         "dmesg" => no_args(Command::Dmesg, "dmesg"),
         "phases" => no_args(Command::Phases, "phases"),
+        "irqs" => no_args(Command::Irqs, "irqs"),
         "dtb" => match (arg, extra) {
             (None, _) => Ok(Command::Dtb("/")),
             // No empty node names: `//` is a typo, not the root again.
@@ -635,6 +644,7 @@ mod tests {
             "dmesg",
             "dtb",
             "phases",
+            "irqs",
             "poweroff",
         ];
         for line in lines {

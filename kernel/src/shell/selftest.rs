@@ -62,6 +62,7 @@ const TESTS: &[(&str, Test)] = &[
         system_registers_hold_what_boot_wrote,
     ),
     ("mmio_is_device_memory", mmio_is_device_memory),
+    ("timer_tick_arrives", timer_tick_arrives),
 ];
 
 /// Whether the kernel has a test called `name` (modules cannot take it).
@@ -576,4 +577,26 @@ fn mmio_is_device_memory(cx: &Context) -> TestResult {
         Some((message, va)) => Err(fail(message, va)),
         None => Ok(()),
     }
+}
+
+/// The GIC and the timer deliver an interrupt: armed 1 ms ahead with IRQs
+/// unmasked, a tick is counted well within a second (by the virtual count,
+/// not by a loop of guessed length), and IRQs are masked again after. The
+/// watchdog over module calls rests on exactly this.
+fn timer_tick_arrives(_: &Context) -> TestResult {
+    use crate::arch::irq;
+    if !irq::ready() {
+        return skip("no interrupt controller: `irqs` says why");
+    }
+    let before = irq::timer_count();
+    check(
+        irq::tick_within(1000, 1000),
+        "no timer interrupt within a second",
+        before,
+    )?;
+    check(irq::timer_count() > before, "the timer's count did not grow", before)?;
+    let daif: u64;
+    // SAFETY: reads PSTATE's interrupt masks.
+    unsafe { core::arch::asm!("mrs {}, daif", out(reg) daif, options(nomem, nostack)) };
+    check(daif & (1 << 7) != 0, "IRQs left unmasked after the wait", daif)
 }

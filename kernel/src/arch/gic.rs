@@ -1,0 +1,231 @@
+//! The GIC, version 2 or 3, as far as one CPU taking one private interrupt
+//! (the timer's PPI) needs it: enabling, acknowledging and ending
+//! interrupts. Where its registers are comes from above (the device tree,
+//! mapped by `boot::gic`); until `init` has run, nothing here touches the
+//! hardware and [`version`] is `None`.
+//!
+//! Register accesses are volatile, through Device-nGnRE mappings: the
+//! device sees them in program order. The `dsb` at the end of `init` makes
+//! every configuration write reach the GIC before any interrupt is
+//! unmasked (TCG would not notice if it did not).
+
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use aarch64_cpu::asm::barrier;
+
+/// Where the registers are mapped.
+#[derive(Clone, Copy, Debug)]
+pub enum Regs {
+    /// GICv2: the distributor's and the CPU interface's mappings.
+    V2 {
+        /// `GICD_*`.
+        dist: u64,
+        /// `GICC_*`.
+        cpu: u64,
+    },
+    /// GICv3: the distributor's and this CPU's redistributor's mappings
+    /// (two 64 KiB frames: RD_base, then SGI_base).
+    V3 {
+        /// `GICD_*`.
+        dist: u64,
+        /// `GICR_*`.
+        redist: u64,
+    },
+}
+
+/// Why the GIC could not be set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicError {
+    /// GICv3: the system register interface stays off (at EL2 nobody set
+    /// ICC_SRE_EL2.Enable, or the CPU has none).
+    NoSystemRegisters,
+    /// GICv3: the first redistributor is not this CPU's.
+    NotOurRedistributor,
+    /// GICv3: the redistributor did not wake, or the distributor did not
+    /// finish a write, in time.
+    Timeout(&'static str),
+}
+
+impl core::fmt::Display for GicError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            GicError::NoSystemRegisters => write!(
+                f,
+                "the GICv3 system register interface cannot be enabled (ICC_SRE_EL1.SRE stays 0)"
+            ),
+            GicError::NotOurRedistributor => write!(f, "the first GICv3 redistributor belongs to another CPU"),
+            GicError::Timeout(what) => write!(f, "the GIC did not answer: {what}"),
+        }
+    }
+}
+
+/// 0 until `init` succeeds, then 2 or 3.
+static VERSION: AtomicU8 = AtomicU8::new(0);
+/// GICv2's CPU interface mapping (acknowledge and EOI go through it).
+static GICC: AtomicU64 = AtomicU64::new(0);
+
+// GICD (both versions).
+const GICD_CTLR: u64 = 0x000;
+const GICD_ISENABLER: u64 = 0x100;
+const GICD_IPRIORITYR: u64 = 0x400;
+// GICC (v2).
+const GICC_CTLR: u64 = 0x000;
+const GICC_PMR: u64 = 0x004;
+const GICC_IAR: u64 = 0x00c;
+const GICC_EOIR: u64 = 0x010;
+// GICR (v3): RD_base, then the SGI_base frame 64 KiB above it.
+const GICR_TYPER: u64 = 0x008;
+const GICR_WAKER: u64 = 0x014;
+const SGI_BASE: u64 = 0x1_0000;
+const GICR_IGROUPR0: u64 = SGI_BASE + 0x080;
+const GICR_ISENABLER0: u64 = SGI_BASE + 0x100;
+const GICR_IPRIORITYR: u64 = SGI_BASE + 0x400;
+
+/// The priority the kernel gives its interrupt, and the mask that lets it
+/// (and anything more urgent) through.
+const PRIORITY: u8 = 0x80;
+const PRIORITY_MASK: u32 = 0xf0;
+
+/// INTIDs 1020-1023 are special: 1023 is "nothing pending" (spurious).
+pub const SPURIOUS: u32 = 1023;
+
+/// How many times to poll a GIC status bit before giving up.
+const POLLS: u32 = 1_000_000;
+
+// SAFETY (for the two helpers): callers pass an address inside a register
+// frame `init`'s caller mapped as Device memory.
+unsafe fn write32(at: u64, value: u32) {
+    // SAFETY: the helpers' contract.
+    unsafe { core::ptr::write_volatile(at as *mut u32, value) }
+}
+unsafe fn read32(at: u64) -> u32 {
+    // SAFETY: the helpers' contract.
+    unsafe { core::ptr::read_volatile(at as *const u32) }
+}
+
+/// Polls until `done` holds, `POLLS` times at most.
+fn wait(what: &'static str, mut done: impl FnMut() -> bool) -> Result<(), GicError> {
+    (0..POLLS).any(|_| done()).then_some(()).ok_or(GicError::Timeout(what))
+}
+
+/// Enables the GIC and private interrupt `intid` (16-31) at this CPU,
+/// with interrupts still masked at the CPU (PSTATE.I): unmasking is the
+/// caller's choice.
+///
+/// # Safety
+/// `regs` are mappings of this machine's GIC registers, as Device memory,
+/// that stay for good.
+pub unsafe fn init(regs: Regs, intid: u32) -> Result<(), GicError> {
+    let bit = 1u32 << (intid % 32);
+    match regs {
+        Regs::V2 { dist, cpu } => {
+            // SAFETY: the caller's contract; the offsets are GICv2's.
+            unsafe {
+                core::ptr::write_volatile((dist + GICD_IPRIORITYR + u64::from(intid)) as *mut u8, PRIORITY);
+                write32(dist + GICD_ISENABLER, bit);
+                write32(dist + GICD_CTLR, 1);
+                write32(cpu + GICC_PMR, PRIORITY_MASK);
+                write32(cpu + GICC_CTLR, 1);
+            }
+            GICC.store(cpu, Ordering::SeqCst);
+        }
+        Regs::V3 { dist, redist } => {
+            // The system register interface first: without it the CPU
+            // interface's registers do not exist.
+            // SAFETY: ICC_SRE_EL1 (S3_0_C12_C12_5): setting SRE only selects
+            // the system register interface for this EL.
+            let sre = unsafe {
+                let mut sre: u64;
+                core::arch::asm!("mrs {0}, S3_0_C12_C12_5", "orr {0}, {0}, #1", "msr S3_0_C12_C12_5, {0}", "isb", "mrs {0}, S3_0_C12_C12_5", out(reg) sre, options(nostack));
+                sre
+            };
+            if sre & 1 == 0 {
+                return Err(GicError::NoSystemRegisters);
+            }
+            let mpidr: u64;
+            // SAFETY: reads this CPU's affinity.
+            unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
+            let affinity = (mpidr & 0xff_ffff) | ((mpidr >> 32) & 0xff) << 24;
+            // SAFETY: the caller's contract (Device mappings of this GIC's
+            // frames); the offsets are GICv3's.
+            unsafe {
+                let typer = u64::from(read32(redist + GICR_TYPER + 4));
+                if typer != affinity {
+                    return Err(GicError::NotOurRedistributor);
+                }
+                // Wake the redistributor: ProcessorSleep off, until its
+                // ChildrenAsleep says the interface is awake.
+                write32(redist + GICR_WAKER, read32(redist + GICR_WAKER) & !(1 << 1));
+                wait("GICR_WAKER.ChildrenAsleep stays set", || {
+                    read32(redist + GICR_WAKER) & (1 << 2) == 0
+                })?;
+                // Affinity routing, both groups (ARE_NS | EnableGrp1A |
+                // EnableGrp1, or with security off ARE | EnableGrp1 |
+                // EnableGrp0), then wait for the write to take (RWP).
+                write32(dist + GICD_CTLR, (1 << 4) | (1 << 1) | 1);
+                wait("GICD_CTLR.RWP stays set", || read32(dist + GICD_CTLR) & (1 << 31) == 0)?;
+                write32(redist + GICR_IGROUPR0, read32(redist + GICR_IGROUPR0) | bit);
+                core::ptr::write_volatile((redist + GICR_IPRIORITYR + u64::from(intid)) as *mut u8, PRIORITY);
+                write32(redist + GICR_ISENABLER0, bit);
+            }
+            // SAFETY: ICC_PMR_EL1 and ICC_IGRPEN1_EL1: the priority mask and
+            // group 1's enable, for this CPU's interface only.
+            unsafe {
+                core::arch::asm!(
+                    "msr S3_0_C4_C6_0, {pmr}",
+                    "msr S3_0_C12_C12_7, {one}",
+                    "isb",
+                    pmr = in(reg) u64::from(PRIORITY_MASK),
+                    one = in(reg) 1u64,
+                    options(nostack)
+                );
+            }
+        }
+    }
+    barrier::dsb(barrier::SY);
+    VERSION.store(if matches!(regs, Regs::V2 { .. }) { 2 } else { 3 }, Ordering::SeqCst);
+    Ok(())
+}
+
+/// 2 or 3 once `init` succeeded.
+pub fn version() -> Option<u8> {
+    match VERSION.load(Ordering::SeqCst) {
+        0 => None,
+        v => Some(v),
+    }
+}
+
+/// Acknowledges the highest-priority pending interrupt: the raw IAR value
+/// (pass it to [`end`]) and its INTID ([`SPURIOUS`] if none).
+pub fn acknowledge() -> (u32, u32) {
+    match version() {
+        Some(2) => {
+            // SAFETY: `init` stored the CPU interface's mapping.
+            let iar = unsafe { read32(GICC.load(Ordering::SeqCst) + GICC_IAR) };
+            (iar, iar & 0x3ff)
+        }
+        Some(_) => {
+            let iar: u64;
+            // SAFETY: ICC_IAR1_EL1 (S3_0_C12_C12_0), enabled by `init`.
+            unsafe { core::arch::asm!("mrs {}, S3_0_C12_C12_0", out(reg) iar, options(nomem, nostack)) };
+            (iar as u32, (iar & 0xff_ffff) as u32)
+        }
+        None => (SPURIOUS, SPURIOUS),
+    }
+}
+
+/// Ends the interrupt [`acknowledge`] returned `iar` for (priority drop and
+/// deactivation: EOImode 0 in both versions). Not for a spurious one.
+pub fn end(iar: u32) {
+    match version() {
+        Some(2) => {
+            // SAFETY: as in `acknowledge`.
+            unsafe { write32(GICC.load(Ordering::SeqCst) + GICC_EOIR, iar) }
+        }
+        Some(_) => {
+            // SAFETY: ICC_EOIR1_EL1 (S3_0_C12_C12_1), for the INTID just acknowledged.
+            unsafe { core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) u64::from(iar), options(nostack)) }
+        }
+        None => {}
+    }
+}

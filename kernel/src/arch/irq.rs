@@ -1,0 +1,213 @@
+//! Interrupts: counting them, and the watchdog over module code that they
+//! exist for.
+//!
+//! The discipline, stated once:
+//! - IRQs are masked (PSTATE.I) everywhere but inside a call into module
+//!   code ([`watch`], taken by `recovery::run_untrusted`) and while a test
+//!   waits for a tick ([`tick_within`]). Kernel code therefore never meets an
+//!   interrupt unless it runs for a module (an export), and the handler
+//!   takes no lock and allocates nothing: it may interrupt a lock holder.
+//! - The handler acknowledges, counts, stops or moves the timer so its
+//!   level-triggered line drops, and only then ends the interrupt (EOI); a
+//!   spurious INTID (1023) is counted and never ended.
+//! - A watchdog that expires is returned to the exception handler, which
+//!   ends the module's call as a contained fault when no kernel lock is
+//!   held, and otherwise calls [`look_again_soon`]: the export holding it
+//!   finishes and the next tick decides.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use super::{counter, gic, timer};
+
+/// The timer's INTID (0 until the GIC is set up with it).
+static TIMER_INTID: AtomicU32 = AtomicU32::new(0);
+/// `module.watchdog=` in milliseconds (0: off).
+static WATCHDOG_MS: AtomicU64 = AtomicU64::new(0);
+/// Interrupts taken, per source.
+static TIMER_COUNT: AtomicU64 = AtomicU64::new(0);
+static SPURIOUS_COUNT: AtomicU64 = AtomicU64::new(0);
+static OTHER_COUNT: AtomicU64 = AtomicU64::new(0);
+/// The virtual count at which the running module call's watchdog expires
+/// (0: none is running).
+static DEADLINE: AtomicU64 = AtomicU64::new(0);
+/// Nested module calls under way (the outermost one is watched).
+static DEPTH: AtomicU32 = AtomicU32::new(0);
+/// Set once the GIC is up: interrupts can be taken.
+static READY: AtomicBool = AtomicBool::new(false);
+
+/// How long after a watchdog found a kernel lock held it looks again.
+const RECHECK_MS: u64 = 10;
+
+/// Makes the timer's interrupt `intid` the watchdog's, over module calls
+/// `watchdog_ms` long at most (0: unwatched). The GIC must be up with it.
+pub fn start(intid: u32, watchdog_ms: u64) {
+    TIMER_INTID.store(intid, Ordering::SeqCst);
+    WATCHDOG_MS.store(watchdog_ms, Ordering::SeqCst);
+    READY.store(true, Ordering::SeqCst);
+}
+
+/// Whether interrupts can be taken (a GIC and the timer were found and set up).
+pub fn ready() -> bool {
+    READY.load(Ordering::SeqCst)
+}
+
+/// The watchdog's period in milliseconds (0: off).
+pub fn watchdog_ms() -> u64 {
+    WATCHDOG_MS.load(Ordering::SeqCst)
+}
+
+/// One interrupt source for `irqs`.
+pub struct Source {
+    /// Its INTID.
+    pub intid: u32,
+    /// What raises it.
+    pub name: &'static str,
+    /// How many times it was taken.
+    pub count: u64,
+}
+
+/// Every source, with its count (`other` only once one was taken).
+pub fn sources() -> impl Iterator<Item = Source> {
+    let timer = Source {
+        intid: TIMER_INTID.load(Ordering::SeqCst),
+        name: "timer",
+        count: TIMER_COUNT.load(Ordering::SeqCst),
+    };
+    let spurious = Source {
+        intid: gic::SPURIOUS,
+        name: "spurious",
+        count: SPURIOUS_COUNT.load(Ordering::SeqCst),
+    };
+    let other = Source {
+        intid: 0,
+        name: "other",
+        count: OTHER_COUNT.load(Ordering::SeqCst),
+    };
+    [timer, spurious].into_iter().chain((other.count > 0).then_some(other))
+}
+
+/// The timer interrupts taken so far.
+pub fn timer_count() -> u64 {
+    TIMER_COUNT.load(Ordering::SeqCst)
+}
+
+/// Masks IRQs at this CPU.
+pub fn mask() {
+    // SAFETY: sets PSTATE.I; touches no memory.
+    unsafe { core::arch::asm!("msr daifset, #2", options(nomem, nostack)) };
+}
+
+/// Unmasks IRQs at this CPU: only where the module comment allows.
+fn unmask() {
+    // SAFETY: clears PSTATE.I; the handler is installed before `ready`.
+    unsafe { core::arch::asm!("msr daifclr, #2", options(nomem, nostack)) };
+}
+
+/// A module call under the watchdog: from [`watch`] until dropped.
+pub struct Watch {
+    outermost: bool,
+}
+
+/// Starts watching a call into module code: the timer armed for the
+/// watchdog's period, IRQs unmasked. Nothing if there is no GIC or the
+/// watchdog is off (the call runs unwatched, IRQs masked); an inner call
+/// leaves the outer one's watch as it is.
+pub fn watch() -> Watch {
+    let outermost = DEPTH.fetch_add(1, Ordering::SeqCst) == 0;
+    let ms = watchdog_ms();
+    if outermost && ready() && ms > 0 {
+        let deadline = timer::after_ms(ms);
+        DEADLINE.store(deadline, Ordering::SeqCst);
+        timer::fire_at(deadline);
+        unmask();
+    }
+    Watch { outermost }
+}
+
+impl Drop for Watch {
+    /// The call ended (returned, or resumed at its recovery point after a
+    /// fault): IRQs masked again, the timer stopped.
+    fn drop(&mut self) {
+        if self.outermost {
+            mask();
+            DEADLINE.store(0, Ordering::SeqCst);
+            if ready() {
+                timer::stop();
+            }
+        }
+        DEPTH.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What an interrupt asks of the exception handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Nothing: counted and ended.
+    Handled,
+    /// The watchdog expired after this many milliseconds.
+    Expired(u64),
+}
+
+/// Takes one interrupt (IRQs masked, as exception entry leaves them).
+pub fn handle() -> Event {
+    let (iar, intid) = gic::acknowledge();
+    if intid >= 1020 {
+        SPURIOUS_COUNT.fetch_add(1, Ordering::SeqCst);
+        return Event::Handled;
+    }
+    let event = if intid == TIMER_INTID.load(Ordering::SeqCst) {
+        TIMER_COUNT.fetch_add(1, Ordering::SeqCst);
+        timer_fired()
+    } else {
+        OTHER_COUNT.fetch_add(1, Ordering::SeqCst);
+        Event::Handled
+    };
+    // The timer is stopped or moved on: its line is down before the EOI.
+    gic::end(iar);
+    event
+}
+
+/// The timer's interrupt: the watchdog's deadline passed, or a test's tick.
+fn timer_fired() -> Event {
+    match DEADLINE.load(Ordering::SeqCst) {
+        0 => {
+            timer::stop();
+            Event::Handled
+        }
+        deadline if counter::now() >= deadline => {
+            timer::stop();
+            Event::Expired(watchdog_ms())
+        }
+        // Early (a tick asked for before the call): wait for the deadline.
+        deadline => {
+            timer::fire_at(deadline);
+            Event::Handled
+        }
+    }
+}
+
+/// The watchdog expired where the call cannot be ended (a kernel lock is
+/// held): look again shortly.
+pub fn look_again_soon() {
+    timer::fire_at(timer::after_ms(RECHECK_MS));
+}
+
+/// Arms the timer `micros` ahead, unmasks IRQs and polls for up to
+/// `limit_ms` until a tick is taken; masks them again. Whether one came.
+/// For the in-kernel test, outside any module call.
+pub fn tick_within(micros: u64, limit_ms: u64) -> bool {
+    if !ready() || DEPTH.load(Ordering::SeqCst) != 0 {
+        return false;
+    }
+    let before = timer_count();
+    let ticks = counter::frequency() * micros / 1_000_000;
+    timer::fire_at(counter::now() + ticks.max(1));
+    let give_up = timer::after_ms(limit_ms);
+    unmask();
+    while timer_count() == before && counter::now() < give_up {
+        core::hint::spin_loop();
+    }
+    mask();
+    timer::stop();
+    timer_count() > before
+}

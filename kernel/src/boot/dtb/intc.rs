@@ -1,0 +1,356 @@
+//! The interrupt controller and the timer's interrupt, from the device tree:
+//! which GIC (`arm,cortex-a15-gic` / `arm,gic-400` are GICv2, `arm,gic-v3`
+//! is GICv3), where its registers are, and which interrupt the EL1 virtual
+//! timer raises (`arm,armv8-timer`'s `interrupts`, third entry). A walk of
+//! its own, apart from `dtb::parse`: only the watchdog needs it, and a tree
+//! without either node is a machine without a watchdog, not a bad tree.
+
+use fdt_rs::base::parse::ParsedTok;
+use fdt_rs::prelude::FallibleIterator;
+
+use super::{Frame, MAX_DEPTH, Node, be_number, cbytes, checked_tree, for_each_reg};
+use crate::mm::ranges::PhysRange;
+
+/// The GIC architectures the kernel drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicVersion {
+    /// Memory-mapped distributor and CPU interface.
+    V2,
+    /// Memory-mapped distributor and redistributors; system-register CPU
+    /// interface.
+    V3,
+}
+
+/// A GIC the kernel can drive: its version and its first two register
+/// frames, as `reg` lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gic {
+    /// v2 or v3.
+    pub version: GicVersion,
+    /// The distributor (`GICD_*`).
+    pub dist: PhysRange,
+    /// GICv2: the CPU interface (`GICC_*`); GICv3: the first redistributor
+    /// region (`GICR_*`, 128 KiB a CPU, the boot CPU's usually first).
+    pub cpu: PhysRange,
+}
+
+/// Why there is no GIC to drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoGic {
+    /// The tree has no node with a GIC's `compatible` (another kind of
+    /// interrupt controller, or none).
+    Absent,
+    /// The GIC node's `reg` does not give two register frames.
+    BadReg,
+    /// The tree itself cannot be read.
+    BadTree,
+}
+
+impl core::fmt::Display for NoGic {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            NoGic::Absent => "the device tree names no GICv2 or GICv3 interrupt controller",
+            NoGic::BadReg => "the device tree's GIC node has no distributor and CPU interface/redistributor in its reg",
+            NoGic::BadTree => "the device tree cannot be read",
+        })
+    }
+}
+
+/// What the tree says about interrupts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interrupts {
+    /// The GIC, or why there is none.
+    pub gic: Result<Gic, NoGic>,
+    /// The INTID of the EL1 virtual timer's interrupt, if the tree has a
+    /// timer node whose third `interrupts` entry reads.
+    pub virtual_timer: Option<u32>,
+}
+
+/// `compatible` entries of the GICs the kernel drives.
+const GICS: [(&[u8], GicVersion); 4] = [
+    (b"arm,cortex-a15-gic", GicVersion::V2),
+    (b"arm,gic-400", GicVersion::V2),
+    (b"arm,cortex-a7-gic", GicVersion::V2),
+    (b"arm,gic-v3", GicVersion::V3),
+];
+
+/// `compatible` entries of the architected timer.
+const TIMERS: [&[u8]; 2] = [b"arm,armv8-timer", b"arm,armv7-timer"];
+
+/// The timer node's `interrupts` entries, in the binding's order: secure
+/// physical, non-secure physical, virtual, hypervisor.
+const VIRTUAL_TIMER_ENTRY: usize = 2;
+
+/// What one node of the walk holds that matters here.
+#[derive(Clone, Copy, Default)]
+struct Seen<'dt> {
+    address_cells: u32,
+    size_cells: u32,
+    reg: Option<&'dt [u8]>,
+    interrupts: Option<&'dt [u8]>,
+    interrupt_cells: Option<u32>,
+    gic: Option<GicVersion>,
+    timer: bool,
+}
+
+/// Reads the GIC and the virtual timer's interrupt from `blob`. Never fails
+/// as a whole: each part says on its own whether it was found.
+pub fn read(blob: &[u8]) -> Interrupts {
+    let none = Interrupts {
+        gic: Err(NoGic::BadTree),
+        virtual_timer: None,
+    };
+    let Ok(tree) = checked_tree(blob) else { return none };
+    let mut seen = [Seen::default(); MAX_DEPTH];
+    let mut depth = 0usize;
+    let mut gic: Result<Gic, NoGic> = Err(NoGic::Absent);
+    let mut gic_cells = 3;
+    let mut timer: Option<&[u8]> = None;
+    let mut tokens = tree.parse_iter();
+    let Some(names) = tree.buf().get(tree.off_dt_strings()..) else {
+        return none;
+    };
+    while let Ok(Some(tok)) = tokens.next() {
+        match tok {
+            ParsedTok::BeginNode(_) => {
+                if depth == MAX_DEPTH {
+                    return none;
+                }
+                // The specification's defaults: 2 address cells, 1 size cell.
+                seen[depth] = Seen {
+                    address_cells: 2,
+                    size_cells: 1,
+                    ..Seen::default()
+                };
+                depth += 1;
+            }
+            ParsedTok::EndNode => {
+                let Some(d) = depth.checked_sub(1) else { return none };
+                depth = d;
+                let node = seen[d];
+                if let (Some(version), Err(NoGic::Absent), Some(parent)) = (node.gic, gic, d.checked_sub(1)) {
+                    gic = gic_regs(version, node.reg, &seen[parent]);
+                    gic_cells = node.interrupt_cells.unwrap_or(3);
+                }
+                if node.timer && timer.is_none() {
+                    timer = node.interrupts;
+                }
+            }
+            ParsedTok::Prop(p) => {
+                let Some(node) = depth.checked_sub(1).map(|d| &mut seen[d]) else {
+                    return none;
+                };
+                let name = cbytes(names.get(p.name_offset..).unwrap_or_default());
+                let value = p.prop_buf;
+                let number = || be_number(value).map(|n| n as u32);
+                match name {
+                    b"#address-cells" => node.address_cells = number().unwrap_or(0),
+                    b"#size-cells" => node.size_cells = number().unwrap_or(u32::MAX),
+                    b"#interrupt-cells" => node.interrupt_cells = number(),
+                    b"reg" => node.reg = Some(value),
+                    b"interrupts" => node.interrupts = Some(value),
+                    b"compatible" => {
+                        for entry in value.split(|&b| b == 0) {
+                            node.gic = node.gic.or(GICS.iter().find(|(c, _)| *c == entry).map(|&(_, v)| v));
+                            node.timer |= TIMERS.contains(&entry);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            ParsedTok::Nop => {}
+        }
+    }
+    Interrupts {
+        gic,
+        virtual_timer: timer.and_then(|t| intid(t, gic_cells, VIRTUAL_TIMER_ENTRY)),
+    }
+}
+
+/// The GIC's first two `reg` ranges, by its parent's cells.
+fn gic_regs(version: GicVersion, reg: Option<&[u8]>, parent: &Seen<'_>) -> Result<Gic, NoGic> {
+    let parent = Frame {
+        address_cells: parent.address_cells,
+        size_cells: parent.size_cells,
+        ..Frame::default()
+    };
+    let mut ranges = [None; 2];
+    let mut n = 0;
+    for_each_reg(reg.ok_or(NoGic::BadReg)?, &parent, Node::InterruptController, |r| {
+        if let Some(slot) = ranges.get_mut(n) {
+            *slot = Some(r);
+        }
+        n += 1;
+        Ok(())
+    })
+    .map_err(|_| NoGic::BadReg)?;
+    match ranges {
+        [Some(dist), Some(cpu)] if dist.size() > 0 && cpu.size() > 0 => Ok(Gic { version, dist, cpu }),
+        _ => Err(NoGic::BadReg),
+    }
+}
+
+/// The INTID entry `index` of an `interrupts` property names, with the GIC
+/// binding's cells: type (0 SPI, 1 PPI), number, flags.
+fn intid(interrupts: &[u8], cells: u32, index: usize) -> Option<u32> {
+    if cells < 2 {
+        return None;
+    }
+    let stride = 4 * cells as usize;
+    let entry = interrupts.get(index * stride..(index + 1) * stride)?;
+    let cell = |i: usize| Some(u32::from_be_bytes(entry.get(4 * i..4 * i + 4)?.try_into().ok()?));
+    let number = cell(1)?;
+    match cell(0)? {
+        // PPIs are INTIDs 16-31, SPIs from 32 (below 1020).
+        1 if number < 16 => Some(16 + number),
+        0 if number < 988 => Some(32 + number),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_fdt::FdtWriter;
+
+    /// A tree like QEMU virt's: a GIC node (if `gic`), a timer (if `timer`).
+    fn tree(gic: Option<(&str, &[(u64, u64)])>, timer: Option<&[u32]>, timer_first: bool) -> Vec<u32> {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let add_timer = |w: &mut FdtWriter| {
+            if let Some(cells) = timer {
+                let t = w.begin_node("timer").unwrap();
+                w.property_string_list("compatible", vec!["arm,armv8-timer".into(), "arm,armv7-timer".into()])
+                    .unwrap();
+                w.property_array_u32("interrupts", cells).unwrap();
+                w.end_node(t).unwrap();
+            }
+        };
+        if timer_first {
+            add_timer(&mut w);
+        }
+        if let Some((compatible, regs)) = gic {
+            let n = w.begin_node("intc@8000000").unwrap();
+            w.property_string("compatible", compatible).unwrap();
+            w.property_u32("#interrupt-cells", 3).unwrap();
+            let cells: Vec<u32> = regs
+                .iter()
+                .flat_map(|&(a, s)| [(a >> 32) as u32, a as u32, (s >> 32) as u32, s as u32])
+                .collect();
+            w.property_array_u32("reg", &cells).unwrap();
+            w.property_null("interrupt-controller").unwrap();
+            w.end_node(n).unwrap();
+        }
+        if !timer_first {
+            add_timer(&mut w);
+        }
+        w.end_node(root).unwrap();
+        let blob = w.finish().unwrap();
+        // fdt-rs wants a 4-byte aligned buffer.
+        let mut words = vec![0u32; blob.len().div_ceil(4)];
+        for (i, chunk) in blob.chunks(4).enumerate() {
+            let mut b = [0; 4];
+            b[..chunk.len()].copy_from_slice(chunk);
+            words[i] = u32::from_ne_bytes(b);
+        }
+        words
+    }
+
+    fn bytes(words: &[u32]) -> &[u8] {
+        // SAFETY: initialised u32s, read as bytes.
+        unsafe { core::slice::from_raw_parts(words.as_ptr().cast(), words.len() * 4) }
+    }
+
+    /// QEMU virt's timer: secure, non-secure, virtual, hypervisor PPIs.
+    const VIRT_TIMER: [u32; 12] = [1, 13, 0xf04, 1, 14, 0xf04, 1, 11, 0xf04, 1, 10, 0xf04];
+
+    fn range(start: u64, size: u64) -> PhysRange {
+        PhysRange::new(start, size).unwrap()
+    }
+
+    #[test]
+    fn qemu_virt_gicv2_and_gicv3() {
+        let v2 = tree(
+            Some((
+                "arm,cortex-a15-gic",
+                &[(0x0800_0000, 0x10000), (0x0801_0000, 0x10000), (0x0803_0000, 0x10000)],
+            )),
+            Some(&VIRT_TIMER),
+            true,
+        );
+        let irqs = read(bytes(&v2));
+        assert_eq!(
+            irqs.gic,
+            Ok(Gic {
+                version: GicVersion::V2,
+                dist: range(0x0800_0000, 0x10000),
+                cpu: range(0x0801_0000, 0x10000),
+            })
+        );
+        // PPI 11, the third entry: INTID 27.
+        assert_eq!(irqs.virtual_timer, Some(27));
+        let v3 = tree(
+            Some(("arm,gic-v3", &[(0x0800_0000, 0x10000), (0x080a_0000, 0xf6_0000)])),
+            Some(&VIRT_TIMER),
+            false,
+        );
+        let irqs = read(bytes(&v3));
+        assert_eq!(
+            irqs.gic,
+            Ok(Gic {
+                version: GicVersion::V3,
+                dist: range(0x0800_0000, 0x10000),
+                cpu: range(0x080a_0000, 0xf6_0000),
+            })
+        );
+        assert_eq!(irqs.virtual_timer, Some(27));
+        let gic400 = tree(
+            Some(("arm,gic-400", &[(1 << 32, 0x1000), (0x2000, 0x2000)])),
+            None,
+            false,
+        );
+        let irqs = read(bytes(&gic400));
+        assert_eq!(
+            irqs.gic.map(|g| (g.version, g.dist.start.raw())),
+            Ok((GicVersion::V2, 1 << 32))
+        );
+        assert_eq!(irqs.virtual_timer, None, "no timer node");
+    }
+
+    #[test]
+    fn no_gic_or_a_broken_one_is_said() {
+        let none = tree(None, Some(&VIRT_TIMER), true);
+        assert_eq!(read(bytes(&none)).gic, Err(NoGic::Absent));
+        let other = tree(
+            Some(("brcm,bcm2836-l1-intc", &[(0x4000_0000, 0x100), (0, 1)])),
+            None,
+            true,
+        );
+        assert_eq!(read(bytes(&other)).gic, Err(NoGic::Absent));
+        let one_frame = tree(Some(("arm,gic-v3", &[(0x0800_0000, 0x10000)])), None, true);
+        assert_eq!(read(bytes(&one_frame)).gic, Err(NoGic::BadReg));
+        let empty_frame = tree(
+            Some(("arm,gic-v3", &[(0x0800_0000, 0x10000), (0x080a_0000, 0)])),
+            None,
+            true,
+        );
+        assert_eq!(read(bytes(&empty_frame)).gic, Err(NoGic::BadReg));
+        assert_eq!(read(&[0; 64]).gic, Err(NoGic::BadTree));
+    }
+
+    #[test]
+    fn timer_interrupts_decode_by_type() {
+        assert_eq!(intid(bytes(&VIRT_TIMER.map(u32::to_be)), 3, 2), Some(27));
+        assert_eq!(intid(bytes(&VIRT_TIMER.map(u32::to_be)), 3, 1), Some(30));
+        // An SPI; a PPI number out of range; too few entries; too few cells.
+        let spi = [0u32, 5, 4].map(u32::to_be);
+        assert_eq!(intid(bytes(&spi), 3, 0), Some(37));
+        assert_eq!(intid(bytes(&[1u32, 16, 4].map(u32::to_be)), 3, 0), None);
+        assert_eq!(intid(bytes(&spi), 3, 2), None);
+        assert_eq!(intid(bytes(&spi), 1, 0), None);
+        let short = tree(None, Some(&VIRT_TIMER[..6]), true);
+        assert_eq!(read(bytes(&short)).virtual_timer, None);
+    }
+}

@@ -1,0 +1,122 @@
+//! Bringing interrupts up: the GIC and timer interrupt the device tree
+//! names (`dtb::intc`), their registers mapped in the MMIO window's
+//! `gic-dist` and `gic-cpu` rows (Device-nGnRE, as the UART's), the GIC enabled for the timer's PPI,
+//! and the watchdog over module calls started (`arch::irq`). A machine
+//! without them boots all the same: module calls then run unwatched.
+
+use alloc::string::{String, ToString};
+
+use pi::kmap::{self, FixedWindow};
+use pi::layout::PAGE_SIZE;
+use spin::Once;
+
+use super::dtb::intc::{self, Gic, GicVersion};
+use crate::arch::gic::{self, Regs};
+use crate::arch::{cpu, irq};
+use crate::mm::ranges::PhysRange;
+use crate::mm::tables;
+
+/// The rows' windows: the distributor's, then the other frame's.
+const WINDOWS: [FixedWindow; 2] = [kmap::fixed("gic-dist"), kmap::fixed("gic-cpu")];
+
+/// One GICv3 redistributor: RD_base and SGI_base, 64 KiB each.
+const REDISTRIBUTOR: u64 = 0x2_0000;
+
+/// The GIC as boot set it up: what `layout` and `irqs` show.
+#[derive(Clone, Copy, Debug)]
+pub struct Mapped {
+    /// Which GIC.
+    pub version: GicVersion,
+    /// The distributor.
+    pub dist: Frame,
+    /// The CPU interface (v2) or the boot CPU's redistributor (v3).
+    pub cpu: Frame,
+    /// The timer's INTID.
+    pub timer: u32,
+}
+
+/// One register frame as mapped.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame {
+    /// The whole pages mapped.
+    pub pages: PhysRange,
+    /// Where they are mapped.
+    pub va: u64,
+    /// Where the registers themselves are (inside the pages).
+    pub regs_va: u64,
+}
+
+/// What boot made of the interrupt controller: set up, or why not.
+static STATE: Once<Result<Mapped, String>> = Once::new();
+
+/// Reads the tree, maps and enables the GIC, and starts the watchdog with
+/// `watchdog_ms`; what came of it (also kept for [`state`]).
+pub fn start(blob: &[u8], watchdog_ms: u64) -> &'static Result<Mapped, String> {
+    STATE.call_once(|| {
+        let found = intc::read(blob);
+        let gic = found.gic.map_err(|e| e.to_string())?;
+        let timer = found
+            .virtual_timer
+            .ok_or_else(|| "the device tree names no arm,armv8-timer interrupt for the virtual timer".to_string())?;
+        let mapped = map(gic, timer)?;
+        let regs = match gic.version {
+            GicVersion::V2 => Regs::V2 {
+                dist: mapped.dist.regs_va,
+                cpu: mapped.cpu.regs_va,
+            },
+            GicVersion::V3 => Regs::V3 {
+                dist: mapped.dist.regs_va,
+                redist: mapped.cpu.regs_va,
+            },
+        };
+        // SAFETY: `map` mapped these registers as Device memory for good.
+        unsafe { gic::init(regs, timer) }.map_err(|e| e.to_string())?;
+        irq::start(timer, watchdog_ms);
+        Ok(mapped)
+    })
+}
+
+/// What [`start`] made of it (`None` before it ran).
+pub fn state() -> Option<&'static Result<Mapped, String>> {
+    STATE.get()
+}
+
+/// Maps the distributor and the second frame, each at its row's start:
+/// for GICv3, the region's first redistributor only.
+fn map(gic: Gic, timer: u32) -> Result<Mapped, String> {
+    if !(16..32).contains(&timer) {
+        return Err(alloc::format!(
+            "the timer's interrupt {timer} is not a private one (16-31)"
+        ));
+    }
+    let cpu = match gic.version {
+        GicVersion::V2 => gic.cpu,
+        GicVersion::V3 => PhysRange::saturating(gic.cpu.start.raw(), gic.cpu.size().min(REDISTRIBUTOR)),
+    };
+    let one = |regs: PhysRange, window: FixedWindow| -> Result<Frame, String> {
+        let pages = regs.expand_to_pages(PAGE_SIZE);
+        let bits = cpu::pa_bits();
+        if pages.end.raw() > 1 << bits || pages.size() > window.end - window.start {
+            return Err(alloc::format!(
+                "the GIC's registers at {:#x} ({:#x} bytes) cannot be mapped",
+                regs.start.raw(),
+                regs.size()
+            ));
+        }
+        let base = tables::map_fixed(window, pages.start, pages.size())
+            .map_err(|e| alloc::format!("mapping the GIC's registers: {e:?}"))?;
+        Ok(Frame {
+            pages,
+            va: base,
+            regs_va: base + (regs.start.raw() - pages.start.raw()),
+        })
+    };
+    let dist = one(gic.dist, WINDOWS[0])?;
+    let cpu = one(cpu, WINDOWS[1])?;
+    Ok(Mapped {
+        version: gic.version,
+        dist,
+        cpu,
+        timer,
+    })
+}

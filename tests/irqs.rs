@@ -1,0 +1,155 @@
+//! Interrupts and the module watchdog, on the machine: a module command
+//! that never returns (`spin`, a branch to itself) is ended by the timer's
+//! interrupt as a contained fault naming the module and the PC, under
+//! GICv2 and GICv3 (entered at EL1, and at EL2 for GICv3), and the shell
+//! goes on; `irqs` counts the ticks; the GIC's registers are mapped as
+//! device memory in their own `layout` row; bad settings are refused.
+
+mod common;
+use common::*;
+
+/// `irqs`' lines after the `n`th `irqs` prompt: (intid, name, count, cpu).
+fn irqs(out: &str, n: usize) -> Vec<(u32, String, u64, u32)> {
+    let after = out.split("splitmap> irqs\n").nth(n + 1).expect("an irqs answer");
+    after
+        .lines()
+        .take_while(|l| l.starts_with("irq="))
+        .map(|l| {
+            let field = |key: &str| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(key))
+                    .unwrap_or_else(|| panic!("no {key} in {l:?}"))
+                    .to_string()
+            };
+            (
+                field("irq=").parse().unwrap(),
+                field("name="),
+                field("count=").parse().unwrap(),
+                field("cpu=").parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn timer_count(lines: &[(u32, String, u64, u32)]) -> u64 {
+    let timer = lines.iter().find(|l| l.1 == "timer").expect("a timer line");
+    assert_eq!((timer.0, timer.3), (27, 0), "the virtual timer's PPI 11 on CPU 0");
+    timer.2
+}
+
+/// The module's base and size, from `lsmod`.
+fn module_span(out: &str, name: &str) -> (u64, u64) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} base=")))
+        .unwrap_or_else(|| panic!("no lsmod line for {name}:\n{out}"));
+    let word = |key: &str| hex(line.split_whitespace().find_map(|w| w.strip_prefix(key)).unwrap());
+    (word("base="), word("size="))
+}
+
+/// Boots with `options`, lets `spin` loop, and checks the watchdog ended it.
+/// Returns the second GIC frame's physical range (CPU interface or
+/// redistributor).
+fn spin_is_ended(options: &[&str]) -> (u64, u64) {
+    let mut options = options.to_vec();
+    options.extend(["--append", "module.watchdog=300"]);
+    let out = session(
+        &options,
+        &[
+            "irqs",
+            "insmod spin",
+            "spin",
+            "irqs",
+            "lsmod",
+            "spin",
+            "insmod hello",
+            "hello",
+            "layout",
+        ],
+    );
+    let report = out
+        .lines()
+        .find(|l| l.starts_with("module fault: ") && l.contains("did not return within 300 ms"))
+        .unwrap_or_else(|| panic!("no watchdog report:\n{out}"));
+    let pc = hex(report.rsplit("pc=").next().unwrap());
+    let (base, size) = module_span(&out, "spin");
+    assert!(
+        (base..base + size).contains(&pc),
+        "the PC {pc:#x} is in spin's code:\n{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with(
+            "module spin faulted: watchdog: no return after 300 ms at spin_forever+0x4 [spin]; 1 command(s)/test(s) taken away"
+        )),
+        "the fault names the module and where it looped:\n{out}"
+    );
+    // The ticks were counted; the shell went on: the module is marked, its
+    // command gone, another module runs.
+    assert_eq!(timer_count(&irqs(&out, 0)), 0, "nothing armed the timer before:\n{out}");
+    assert!(timer_count(&irqs(&out, 1)) >= 1, "{out}");
+    assert!(irqs(&out, 1).iter().any(|l| l.0 == 1023 && l.1 == "spurious"));
+    assert!(out.contains(" faulted\n"), "lsmod marks it:\n{out}");
+    assert!(out.contains("error: unknown command 'spin'"), "{out}");
+    assert!(out.contains("hello from a module"), "{out}");
+    // The GIC's frames: in their own rows, device memory, read-write.
+    let rows = layout_rows(&out);
+    let (dist, cpu) = (row(&rows, "gic-dist"), row(&rows, "gic-cpu"));
+    assert_eq!(
+        dist.pa.map(|p| p.0),
+        Some(0x0800_0000),
+        "the distributor, from the tree"
+    );
+    assert!([dist, cpu].iter().all(|r| r.prot == "rw-"), "{dist:?} {cpu:?}");
+    cpu.pa.unwrap()
+}
+
+#[test]
+fn a_module_that_never_returns_is_ended_by_the_watchdog_under_gicv2() {
+    // QEMU virt's GICv2 CPU interface, from the tree.
+    assert_eq!(spin_is_ended(&["--gic", "2"]).0, 0x0801_0000);
+}
+
+#[test]
+fn a_module_that_never_returns_is_ended_by_the_watchdog_under_gicv3() {
+    // Its first redistributor, RD_base and SGI_base: 128 KiB of the region.
+    assert_eq!(spin_is_ended(&["--gic", "3"]), (0x080a_0000, 0x080c_0000));
+}
+
+/// Entered at EL2, the early code hands EL1 the GICv3 system register
+/// interface (ICC_SRE_EL2) before it drops there.
+#[test]
+fn gicv3_entered_at_el2_works_too() {
+    spin_is_ended(&["--gic", "3", "--qemu-arg=-machine", "--qemu-arg=virt,virtualization=on"]);
+    // Without the option, QEMU virt's default, GICv2, is what boots.
+    assert_eq!(spin_is_ended(&[]).0, 0x0801_0000);
+}
+
+#[test]
+fn the_in_kernel_test_sees_a_tick_under_both_gics() {
+    in_parallel(&["2", "3"], |gic| {
+        let out = session(&["--gic", gic], &["test timer_tick_arrives", "irqs"]);
+        assert!(out.contains("ok 1 timer_tick_arrives"), "{out}");
+        assert_eq!(ktap_totals(&out), (1, 0), "{out}");
+        assert!(timer_count(&irqs(&out, 0)) >= 1, "{out}");
+    });
+}
+
+#[test]
+fn bad_watchdog_settings_are_refused_with_what_would_do() {
+    let out = session(&["--append", "module.watchdog=abc"], &["bootargs"]);
+    assert!(
+        out.contains(
+            "warning: boot argument module.watchdog=abc rejected: expected milliseconds, 0 to 3600000 (0 turns the watchdog off); ignored"
+        ),
+        "{out}"
+    );
+    assert!(out.contains(" module.watchdog=2000"), "the default stays:\n{out}");
+    let run = splitmap(&["run", "--gic", "4", "--cmd", "help"]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("'--gic <2|3>': say 2 (GICv2, QEMU virt's default) or 3 (GICv3)"),
+        "{}",
+        run.stderr
+    );
+}
