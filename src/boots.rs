@@ -30,6 +30,15 @@ pub fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), 
         extra: args.qemu_args.clone(),
         console,
         cpu: shared.cpu.clone().unwrap_or_else(|| qemu::cpu_for(granule).to_string()),
+        uefi: args
+            .uefi
+            .then(|| {
+                splitmap::efi_output::firmware().map(|firmware| qemu::Uefi {
+                    firmware,
+                    rng: !args.no_rng,
+                })
+            })
+            .transpose()?,
     };
     let mut artifacts = Artifacts::for_granule(granule)?;
     if let Some(initrd) = &args.initrd {

@@ -145,6 +145,18 @@ pub struct Boot {
     pub console: Console,
     /// The CPU QEMU emulates.
     pub cpu: String,
+    /// Boot under UEFI firmware (EDK2) through the Image's EFI stub; with
+    /// a virtio RNG (`EFI_RNG_PROTOCOL`) unless `rng` is false.
+    pub uefi: Option<Uefi>,
+}
+
+/// `--uefi`: the firmware, and whether it gets an RNG device.
+#[derive(Clone, Debug)]
+pub struct Uefi {
+    /// The firmware image (`-bios`).
+    pub firmware: PathBuf,
+    /// A virtio RNG, which EDK2 offers as EFI_RNG_PROTOCOL (`--no-rng`: none).
+    pub rng: bool,
 }
 
 /// QEMU's CPU unless told otherwise. It lacks the 16 KiB granule (as does
@@ -247,6 +259,7 @@ impl Default for Boot {
             icount: false,
             dtb: None,
             raw_dtb: None,
+            uefi: None,
             extra: Vec::new(),
             console: Console::Interactive,
             cpu: DEFAULT_CPU.into(),
@@ -283,7 +296,10 @@ pub fn kernel_cmdline(boot: &Boot) -> String {
 
 /// QEMU's arguments (without the program name).
 pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
-    let mut args: Vec<String> = vec!["-machine".into(), "virt".into(), "-cpu".into(), boot.cpu.clone()];
+    // EDK2 puts QEMU's device tree in its configuration table only with
+    // ACPI off; with ACPI the stub would find no tree and refuse.
+    let machine = if boot.uefi.is_some() { "virt,acpi=off" } else { "virt" };
+    let mut args: Vec<String> = vec!["-machine".into(), machine.into(), "-cpu".into(), boot.cpu.clone()];
     args.extend([
         "-m".into(),
         format!("{}M", boot.mem >> 20),
@@ -306,6 +322,12 @@ pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
         }
     };
     args.extend(["-kernel".into(), path(kernel)]);
+    if let Some(uefi) = &boot.uefi {
+        args.extend(["-bios".into(), path(&uefi.firmware)]);
+        if uefi.rng {
+            args.extend(["-device".into(), "virtio-rng-pci".into()]);
+        }
+    }
     if non_empty(&artifacts.initrd) {
         args.extend(["-initrd".into(), path(&artifacts.initrd)]);
     }

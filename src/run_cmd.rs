@@ -44,10 +44,10 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, String> {
     let default = (scripted && boot.gdb.is_none()).then_some(SCRIPT_TIMEOUT);
     let limit = time_limit(args.timeout, default);
     if !scripted {
-        return interactive(command, limit).map_err(not_found);
+        return interactive(command, limit, args.uefi && !args.verbose).map_err(not_found);
     }
     let timeout = limit.unwrap_or(Duration::MAX);
-    let mut stdout = Passed::new();
+    let mut stdout = Passed::new(args.uefi && !args.verbose);
     let transcript = session::run(command, &args.cmds, timeout, |bytes| stdout.write(bytes)).map_err(not_found)?;
     if transcript.outcome.success() {
         Ok(ExitCode::SUCCESS)
@@ -177,11 +177,11 @@ pub fn check_script(cmds: &[String]) -> Result<(), String> {
 /// watched for a kernel panic, which makes the run fail like a scripted one.
 /// After `limit` QEMU is asked to stop (SIGTERM: it gives the terminal back)
 /// and the run fails.
-fn interactive(mut command: Command, limit: Option<Duration>) -> std::io::Result<ExitCode> {
+fn interactive(mut command: Command, limit: Option<Duration>, hide_firmware: bool) -> std::io::Result<ExitCode> {
     let mut child = command.stdout(Stdio::piped()).spawn()?;
     let watchdog = limit.map(|limit| Watchdog::start(child.id(), limit, libc::SIGTERM));
     let mut from_qemu = child.stdout.take().expect("piped stdout");
-    let mut stdout = Passed::new();
+    let mut stdout = Passed::new(hide_firmware);
     let mut tail: Vec<u8> = Vec::new();
     let mut panicked = false;
     let mut buf = [0u8; 4096];
@@ -218,16 +218,31 @@ fn interactive(mut command: Command, limit: Option<Duration>) -> std::io::Result
 struct Passed {
     out: std::io::Stdout,
     terminal: bool,
+    /// Under --uefi without -v: hides the firmware's output.
+    firmware: Option<splitmap::efi_output::FirmwareFilter>,
 }
 
 impl Passed {
-    fn new() -> Passed {
+    fn new(hide_firmware: bool) -> Passed {
         let out = std::io::stdout();
         let terminal = out.is_terminal();
-        Passed { out, terminal }
+        let firmware = hide_firmware.then(splitmap::efi_output::FirmwareFilter::default);
+        Passed {
+            out,
+            terminal,
+            firmware,
+        }
     }
 
     fn write(&mut self, bytes: &[u8]) {
+        let shown;
+        let bytes = match &mut self.firmware {
+            Some(filter) => {
+                shown = filter.feed(bytes);
+                &shown[..]
+            }
+            None => bytes,
+        };
         let _ = if self.terminal {
             self.out.write_all(bytes)
         } else {

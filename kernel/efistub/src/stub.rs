@@ -416,7 +416,9 @@ fn load_initrd(efi: &Efi) -> Option<(u64, u64)> {
         return None;
     }
     let lf = proto as *mut LoadFile2Protocol;
-    let full = &path as *const InitrdPath as *const _;
+    // What LocateDevicePath left of the path (its end node): the file's
+    // path relative to the handle, as LoadFile2 wants it.
+    let full = dp;
     let mut size = 0usize;
     // SAFETY: asking for the size (null buffer).
     let status = unsafe { ((*lf).load_file)(lf, full, false.into(), &mut size, null_mut()) };

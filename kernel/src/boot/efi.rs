@@ -180,14 +180,35 @@ mod tests {
         .concat();
         let kept = kept_ranges(&map, 48).unwrap();
         let got: Vec<_> = kept.iter().map(|r| (r.start.raw(), r.end.raw())).collect();
-        assert_eq!(got, [(0x0400_0000, 0x0401_0000), (0x4010_0000, 0x4012_0000), (0x4013_0000, 0x4013_1000)]);
+        assert_eq!(
+            got,
+            [
+                (0x0400_0000, 0x0401_0000),
+                (0x4010_0000, 0x4012_0000),
+                (0x4013_0000, 0x4013_1000)
+            ]
+        );
         let names: Vec<_> = regions(&map, 48).map(|r| type_name(r.ty)).collect();
-        assert_eq!(names, ["conventional", "runtime-code", "runtime-data", "boot-data", "acpi-reclaim", "mmio"]);
+        assert_eq!(
+            names,
+            [
+                "conventional",
+                "runtime-code",
+                "runtime-data",
+                "boot-data",
+                "acpi-reclaim",
+                "mmio"
+            ]
+        );
     }
 
     #[test]
     fn handover_fields() {
-        let (start, size, desc) = (0x4500_0000u64.to_be_bytes(), 0x900u32.to_be_bytes(), 48u32.to_be_bytes());
+        let (start, size, desc) = (
+            0x4500_0000u64.to_be_bytes(),
+            0x900u32.to_be_bytes(),
+            48u32.to_be_bytes(),
+        );
         let mut h = EfiHandover::default();
         assert_eq!(h.map_range(), None);
         h.set(Field::of(b"linux,uefi-mmap-start").unwrap(), &start);

@@ -194,7 +194,9 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         .zip(efi_map)
         .map(|(h, map)| crate::boot::efi::kept_ranges(map, h.desc_size))
         .transpose()
-        .unwrap_or_else(|_| panic!("cannot set RAM aside for the kernel: the UEFI memory map has too many kept regions"))
+        .unwrap_or_else(|_| {
+            panic!("cannot set RAM aside for the kernel: the UEFI memory map has too many kept regions")
+        })
         .unwrap_or_default();
     let map_range = efi.filter(|_| efi_map.is_some()).and_then(|h| h.map_range());
     let reserved = reserve::reserve_efi(&info.dt, image, info.dtb, HEAP_SIZE, map_range, &kept)

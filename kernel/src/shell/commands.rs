@@ -337,7 +337,9 @@ fn efi(cx: &Context) {
     use crate::boot::efi;
     let k = cx.kernel;
     let Some(h) = k.boot.dt.efi.as_ref() else {
-        println!("error: no UEFI memory map: the kernel was not started by its EFI stub (boot with splitmap run --uefi)");
+        println!(
+            "error: no UEFI memory map: the kernel was not started by its EFI stub (boot with splitmap run --uefi)"
+        );
         return;
     };
     let Some(map) = efi::map_bytes(h, &k.boot.dt.memory) else {
