@@ -31,7 +31,7 @@ impl CmdlineError {
 /// # Errors
 /// [`CmdlineError`] when a character is not printable ASCII or space.
 pub fn from_load_options(raw: &[u8], out: &mut [u8]) -> Result<usize, CmdlineError> {
-    if raw.len() % 2 != 0 {
+    if !raw.len().is_multiple_of(2) {
         return Err(CmdlineError::NotText);
     }
     let mut len = 0;
@@ -148,7 +148,7 @@ mod tests {
     #[test]
     fn not_text_is_refused() {
         assert_eq!(convert("caf\u{e9}"), Err(CmdlineError::NotText));
-        assert_eq!(from_load_options(&[b'a'], &mut [0; 8]), Err(CmdlineError::NotText));
+        assert_eq!(from_load_options(b"a", &mut [0; 8]), Err(CmdlineError::NotText));
         assert_eq!(convert(&"x".repeat(64)), Err(CmdlineError::TooLong));
     }
 

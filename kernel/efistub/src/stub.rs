@@ -83,7 +83,7 @@ impl Efi {
             // UCS-2 string for the firmware's console protocol `out`.
             unsafe {
                 chunk.add(n).write(0);
-                ((*out).output_string)(out, chunk);
+                let _ = ((*out).output_string)(out, chunk);
             }
         };
         for &b in text {
@@ -146,10 +146,8 @@ impl Efi {
 #[unsafe(no_mangle)]
 pub unsafe extern "efiapi" fn __efistub_pe_entry(image: Handle, st: *mut SystemTable) -> Status {
     // SAFETY: the firmware passes its system table.
-    let efi = Efi {
-        st,
-        bs: unsafe { (*st).boot_services },
-    };
+    let bs = unsafe { (*st).boot_services };
+    let efi = Efi { st, bs };
     run(&efi, image)
 }
 
@@ -237,7 +235,7 @@ fn run(efi: &Efi, image: Handle) -> ! {
     let mut map_size = 0usize;
     let (mut key, mut desc_size, mut desc_ver) = (0usize, 0usize, 0u32);
     // SAFETY: asking for the size only (null buffer, size 0).
-    unsafe { ((*efi.bs).get_memory_map)(&mut map_size, null_mut(), &mut key, &mut desc_size, &mut desc_ver) };
+    let _ = unsafe { ((*efi.bs).get_memory_map)(&mut map_size, null_mut(), &mut key, &mut desc_size, &mut desc_ver) };
     // Room for the entries this allocation and the later ones add.
     let map_cap = map_size + 32 * desc_size.max(48);
     let map_pa = efi
