@@ -255,3 +255,19 @@ fn refusals_are_named() {
     assert!(out.contains("efistub: test: the memory map changes"), "{out}");
     boot_line(&out);
 }
+
+#[test]
+fn each_granule_boots_under_uefi() {
+    if !firmware_present() {
+        return;
+    }
+    for granule in ["16k", "64k"] {
+        let out = session(&["--uefi", "--granule", granule], &["test"]);
+        let (pa, _) = boot_line(&out);
+        let page = if granule == "16k" { 16 << 10 } else { 64 << 10 };
+        assert_eq!(pa % page, 0, "{granule}: placed at the Image's own page size");
+        assert_eq!(efi_line(&out).0, pa);
+        let (passed, failed) = ktap_totals(&out);
+        assert!(passed > 0 && failed == 0, "{granule} under UEFI:\n{out}");
+    }
+}
