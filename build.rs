@@ -37,10 +37,14 @@ fn main() {
     let pi = built
         .kernel_rlib("pi")
         .unwrap_or_else(|| fail("the build produced no aarch64 pi .rlib"));
-    let rlib = fs::read(pi).unwrap_or_else(|e| fail(&format!("{}: {e}", pi.display())));
-    if let Err(errors) = relacheck::check_archive(&rlib) {
+    let stub = built
+        .kernel_rlib("efistub")
+        .unwrap_or_else(|| fail("the build produced no aarch64 efistub .rlib"));
+    let read = |p: &Path| fs::read(p).unwrap_or_else(|e| fail(&format!("{}: {e}", p.display())));
+    let (rlib, stub_rlib) = (read(pi), read(stub));
+    if let Err(errors) = relacheck::check_archives(&[&rlib, &stub_rlib]) {
         fail(&format!(
-            "relacheck: the early code (kernel/pi) is not position-independent:\n  {}",
+            "relacheck: the early code (kernel/pi, kernel/efistub) is not position-independent:\n  {}",
             errors.join("\n  ")
         ));
     }

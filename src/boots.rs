@@ -42,6 +42,15 @@ pub fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), 
             .unwrap_or_else(|| qemu::cpu_for(granule, accel).to_string()),
         accel,
         gic: shared.gic,
+        uefi: args
+            .uefi
+            .then(|| {
+                splitmap::efi_output::firmware().map(|firmware| qemu::Uefi {
+                    firmware,
+                    rng: !args.no_rng,
+                })
+            })
+            .transpose()?,
     };
     if machine == Machine::Raspi3b && boot.dtb.is_none() {
         // QEMU has no tree for the Pi: ours, with a fresh seed each boot

@@ -48,13 +48,14 @@ impl Machine {
         }
     }
 
-    /// QEMU's `-machine`, `-accel`, `-cpu`, `-m` and `-smp` for this machine. `raspi3b`
+    /// QEMU's `-machine` (with `properties`, e.g. `gic-version=3`), `-accel`,
+    /// `-cpu`, `-m` and `-smp` for this machine. `raspi3b`
     /// has its own CPU (QEMU ignores `-cpu` there, so none is passed).
-    pub fn qemu_args(self, accel: &str, gic: Option<u8>, cpu: &str, mem: u64, smp: u32) -> Vec<String> {
-        let machine = match gic {
-            Some(version) => format!("{},gic-version={version}", self.name()),
-            None => self.name().into(),
-        };
+    pub fn qemu_args(self, accel: &str, properties: &[String], cpu: &str, mem: u64, smp: u32) -> Vec<String> {
+        let machine = std::iter::once(self.name().to_string())
+            .chain(properties.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(",");
         let mut args = vec!["-machine".into(), machine, "-accel".into(), accel.into()];
         if self == Machine::Virt {
             args.extend(["-cpu".into(), cpu.into()]);
@@ -183,7 +184,7 @@ mod tests {
     #[test]
     fn each_machine_has_its_qemu_arguments() {
         assert_eq!(
-            Machine::Virt.qemu_args("tcg", None, "cortex-a72", 1 << 30, 1),
+            Machine::Virt.qemu_args("tcg", &[], "cortex-a72", 1 << 30, 1),
             [
                 "-machine",
                 "virt",
@@ -198,7 +199,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            Machine::Raspi3b.qemu_args("tcg", None, "cortex-a72", 1 << 30, 4),
+            Machine::Raspi3b.qemu_args("tcg", &[], "cortex-a72", 1 << 30, 4),
             ["-machine", "raspi3b", "-accel", "tcg", "-m", "1024M", "-smp", "4"]
         );
         assert_eq!(Machine::parse("raspi3b"), Ok(Machine::Raspi3b));

@@ -151,6 +151,9 @@ pub struct Boot {
     pub accel: Accel,
     /// `virt`'s GIC version (2 or 3); QEMU's default (2) if `None`.
     pub gic: Option<u8>,
+    /// Boot under UEFI firmware (EDK2) through the Image's EFI stub; with
+    /// a virtio RNG (`EFI_RNG_PROTOCOL`) unless `rng` is false.
+    pub uefi: Option<Uefi>,
 }
 
 /// How QEMU runs the guest: translating its code (TCG, anywhere), or on the
@@ -251,6 +254,15 @@ impl Accel {
             ))
         }
     }
+}
+
+/// `--uefi`: the firmware, and whether it gets an RNG device.
+#[derive(Clone, Debug)]
+pub struct Uefi {
+    /// The firmware image (`-bios`).
+    pub firmware: PathBuf,
+    /// A virtio RNG, which EDK2 offers as EFI_RNG_PROTOCOL (`--no-rng`: none).
+    pub rng: bool,
 }
 
 /// QEMU's CPU unless told otherwise. It lacks the 16 KiB granule (as does
@@ -423,6 +435,7 @@ impl Default for Boot {
             icount: false,
             dtb: None,
             raw_dtb: None,
+            uefi: None,
             extra: Vec::new(),
             console: Console::Interactive,
             cpu: DEFAULT_CPU.into(),
@@ -462,9 +475,18 @@ pub fn kernel_cmdline(boot: &Boot) -> String {
 
 /// QEMU's arguments (without the program name).
 pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
+    // EDK2 puts QEMU's device tree in its configuration table only with
+    // ACPI off; with ACPI the stub would find no tree and refuse.
+    let mut properties = Vec::new();
+    if let Some(version) = boot.gic {
+        properties.push(format!("gic-version={version}"));
+    }
+    if boot.uefi.is_some() {
+        properties.push("acpi=off".to_string());
+    }
     let mut args = boot
         .machine
-        .qemu_args(boot.accel.name(), boot.gic, &boot.cpu, boot.mem, boot.smp);
+        .qemu_args(boot.accel.name(), &properties, &boot.cpu, boot.mem, boot.smp);
     // No network: splitmap has no driver, and Debian's QEMU without recommends
     // lacks the default NIC's option ROM.
     args.extend(["-nic".into(), "none".into(), "-no-reboot".into()]);
@@ -481,6 +503,12 @@ pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
         }
     };
     args.extend(["-kernel".into(), path(kernel)]);
+    if let Some(uefi) = &boot.uefi {
+        args.extend(["-bios".into(), path(&uefi.firmware)]);
+        if uefi.rng {
+            args.extend(["-device".into(), "virtio-rng-pci".into()]);
+        }
+    }
     if non_empty(&artifacts.initrd) {
         args.extend(["-initrd".into(), path(&artifacts.initrd)]);
     }

@@ -44,10 +44,10 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, String> {
     let default = (scripted && boot.gdb.is_none()).then_some(SCRIPT_TIMEOUT);
     let limit = time_limit(args.timeout, default);
     if !scripted {
-        return interactive(command, limit).map_err(not_found);
+        return interactive(command, limit, args.uefi && !args.verbose).map_err(not_found);
     }
     let timeout = limit.unwrap_or(Duration::MAX);
-    let mut stdout = Passed::new();
+    let mut stdout = Passed::new(args.uefi && !args.verbose);
     let transcript = session::run(command, &args.cmds, timeout, |bytes| stdout.write(bytes)).map_err(not_found)?;
     if transcript.outcome.success() {
         Ok(ExitCode::SUCCESS)
@@ -102,7 +102,8 @@ pub fn check_run(args: &RunArgs) -> Result<(), String> {
 }
 
 /// Refuses what `--machine` cannot do (see `Machine::check`); and on
-/// `raspi3b`, `--gic` and the stage-0 loader's options, which assume `virt`.
+/// `raspi3b`, `--gic`, `--uefi` and the stage-0 loader's options, which
+/// assume `virt`.
 fn check_machine(args: &RunArgs) -> Result<(), String> {
     use splitmap::machine::Machine;
     let boot = &args.boot;
@@ -112,6 +113,9 @@ fn check_machine(args: &RunArgs) -> Result<(), String> {
     if machine == Machine::Raspi3b {
         if boot.gic.is_some() {
             return Err("--gic picks virt's interrupt controller; raspi3b has no GIC: drop --gic".into());
+        }
+        if args.uefi {
+            return Err("--uefi boots EDK2 built for virt; raspi3b has no UEFI firmware here: drop --uefi".into());
         }
         for (given, option) in [
             (args.load_addr.is_some(), "--load-addr"),
@@ -213,11 +217,11 @@ pub fn check_script(cmds: &[String]) -> Result<(), String> {
 /// watched for a kernel panic, which makes the run fail like a scripted one.
 /// After `limit` QEMU is asked to stop (SIGTERM: it gives the terminal back)
 /// and the run fails.
-fn interactive(mut command: Command, limit: Option<Duration>) -> std::io::Result<ExitCode> {
+fn interactive(mut command: Command, limit: Option<Duration>, hide_firmware: bool) -> std::io::Result<ExitCode> {
     let mut child = command.stdout(Stdio::piped()).spawn()?;
     let watchdog = limit.map(|limit| Watchdog::start(child.id(), limit, libc::SIGTERM));
     let mut from_qemu = child.stdout.take().expect("piped stdout");
-    let mut stdout = Passed::new();
+    let mut stdout = Passed::new(hide_firmware);
     let mut tail: Vec<u8> = Vec::new();
     let mut panicked = false;
     let mut buf = [0u8; 4096];
@@ -254,16 +258,31 @@ fn interactive(mut command: Command, limit: Option<Duration>) -> std::io::Result
 struct Passed {
     out: std::io::Stdout,
     terminal: bool,
+    /// Under --uefi without -v: hides the firmware's output.
+    firmware: Option<splitmap::efi_output::FirmwareFilter>,
 }
 
 impl Passed {
-    fn new() -> Passed {
+    fn new(hide_firmware: bool) -> Passed {
         let out = std::io::stdout();
         let terminal = out.is_terminal();
-        Passed { out, terminal }
+        let firmware = hide_firmware.then(splitmap::efi_output::FirmwareFilter::default);
+        Passed {
+            out,
+            terminal,
+            firmware,
+        }
     }
 
     fn write(&mut self, bytes: &[u8]) {
+        let shown;
+        let bytes = match &mut self.firmware {
+            Some(filter) => {
+                shown = filter.feed(bytes);
+                &shown[..]
+            }
+            None => bytes,
+        };
         let _ = if self.terminal {
             self.out.write_all(bytes)
         } else {

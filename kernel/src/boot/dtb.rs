@@ -71,6 +71,9 @@ pub struct DeviceTree<'dt> {
     pub rng_seed: Option<u64>,
     /// The blob itself, `totalsize` bytes (for `dtb`, which prints it).
     pub blob: &'dt [u8],
+    /// What the EFI stub (kernel/efistub) handed over in `/chosen`: the UEFI
+    /// memory map and how it placed the image. None without the stub.
+    pub efi: Option<super::efi::EfiHandover<'dt>>,
 }
 
 /// How many ignored-node problems [`DeviceTree`] keeps.
@@ -93,6 +96,7 @@ impl DeviceTree<'_> {
             rng_seed: None,
             problems: [None; MAX_PROBLEMS],
             blob: &[],
+            efi: None,
         }
     }
 
@@ -406,6 +410,10 @@ impl<'dt> Reader<'dt> {
                 }
             }
             (Kind::Chosen, Name::RngSeed) => info.rng_seed = fold_seed(value),
+            (Kind::Chosen, Name::Efi(field)) => {
+                let efi = info.efi.get_or_insert_with(super::efi::EfiHandover::default);
+                efi.set(field, value);
+            }
             (Kind::Chosen, Name::InitrdStart) => {
                 let start = be_number(value).unwrap_or(0);
                 let end = info.initrd.map_or(start, |r| r.end.raw());
@@ -753,6 +761,7 @@ enum Name {
     InitrdEnd,
     Method,
     Ranges,
+    Efi(super::efi::Field),
     Other,
 }
 
@@ -774,7 +783,9 @@ impl Name {
     ];
 
     fn of(name: &[u8]) -> Name {
-        named(&Self::NAMED, name).unwrap_or(Name::Other)
+        named(&Self::NAMED, name)
+            .or_else(|| super::efi::Field::of(name).map(Name::Efi))
+            .unwrap_or(Name::Other)
     }
 }
 

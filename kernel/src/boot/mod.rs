@@ -9,6 +9,7 @@ pub mod bootargs;
 pub mod cost;
 pub mod cpio;
 pub mod dtb;
+pub mod efi;
 pub mod info;
 pub mod power;
 pub mod reserve;

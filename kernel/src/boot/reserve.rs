@@ -17,8 +17,8 @@ pub struct Reservation {
     pub what: &'static str,
 }
 
-/// Room for every reservation: the tree's, and the kernel's own four.
-pub const MAX_RESERVATIONS: usize = MAX_RESERVED_RANGES + 4;
+/// Room for every reservation: the tree's, and the kernel's own five.
+pub const MAX_RESERVATIONS: usize = MAX_RESERVED_RANGES + 5;
 
 /// RAM split between what is taken and what is free.
 #[derive(Clone, Copy, Debug)]
@@ -53,10 +53,30 @@ pub fn reserve(
     dtb: PhysRange,
     heap_size: u64,
 ) -> Result<Reserved, ReserveError> {
+    reserve_efi(dt, image, dtb, heap_size, None, &RangeList::new())
+}
+
+/// [`reserve`] under UEFI: also the memory map the EFI stub handed over
+/// (`efi_map`, kept for the `efi` command) and every region of it the
+/// firmware or the hardware still owns (`kept`: runtime services code and
+/// data, reserved, ACPI, MMIO; `boot::efi::kept_ranges`), none of which may
+/// ever reach the frame allocator or the heap.
+///
+/// # Errors
+/// As [`reserve`].
+pub fn reserve_efi(
+    dt: &DeviceTree<'_>,
+    image: PhysRange,
+    dtb: PhysRange,
+    heap_size: u64,
+    efi_map: Option<PhysRange>,
+    kept: &RangeList,
+) -> Result<Reserved, ReserveError> {
     let mut list = [None; MAX_RESERVATIONS];
     let found = [(image, "image"), (dtb, "dtb")]
         .into_iter()
         .chain(dt.initrd.map(|r| (r, "initrd")))
+        .chain(efi_map.map(|r| (r, "efi-mmap")))
         .chain(dt.reserved.iter().map(|&r| (r, "memreserve")));
     // The last slot is the heap's; the tree's reservations are capped so
     // that the others always fit.
@@ -68,6 +88,11 @@ pub fn reserve(
     for r in list.iter().flatten() {
         holes
             .insert(r.range.expand_to_pages(PAGE_SIZE))
+            .map_err(|_| ReserveError::TooManyRanges)?;
+    }
+    for r in kept.iter() {
+        holes
+            .insert(r.expand_to_pages(PAGE_SIZE))
             .map_err(|_| ReserveError::TooManyRanges)?;
     }
     let free = dt.memory.subtract(&holes).map_err(|_| ReserveError::TooManyRanges)?;
@@ -124,6 +149,30 @@ mod tests {
         dt.memory.insert(range(0x4000_0000, 1 << 30)).unwrap();
         dt.initrd = Some(range(0x4800_0000, 0xb414));
         dt
+    }
+
+    #[test]
+    fn efi_kept_regions_and_the_map_never_become_frames_or_heap() {
+        let dt = machine();
+        let mut kept = RangeList::new();
+        // Runtime services at the top of RAM, where the heap would go.
+        kept.insert(range(0x7fe0_0000, 0x20_0000)).unwrap();
+        kept.insert(range(0x4400_1000, 0x1000)).unwrap();
+        let map = range(0x4500_0000, 0x1200);
+        let image = range(0x4020_0000, 0x88000);
+        let r = reserve_efi(&dt, image, range(0x4820_0000, 0x1000), 4 * MIB, Some(map), &kept).unwrap();
+        let names: Vec<_> = r.list.iter().flatten().map(|r| r.what).collect();
+        assert_eq!(names, ["image", "dtb", "initrd", "efi-mmap", "heap"]);
+        for taken in kept.iter().copied().chain([map.expand_to_pages(PAGE_SIZE)]) {
+            let overlaps = |a: PhysRange| a.start < taken.end && taken.start < a.end;
+            assert!(!overlaps(r.heap), "heap {:?} overlaps {taken:?}", r.heap);
+            for free in r.free.iter() {
+                assert!(!overlaps(*free), "free {free:?} overlaps {taken:?}");
+            }
+        }
+        // Without them the top of RAM is the heap's.
+        let plain = reserve(&dt, image, range(0x4820_0000, 0x1000), 4 * MIB).unwrap();
+        assert!(plain.heap.end > PhysAddr::new(0x7fe0_0000));
     }
 
     #[test]

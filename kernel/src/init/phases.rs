@@ -194,7 +194,20 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     let linear_counts = *LINEAR_COUNTS.get().expect("linear map built");
     // What the tables hold now: `rodata=full` may have split a block.
     let linear_now = tables::linear_now(&info.dt.memory);
-    let reserved = reserve::reserve(&info.dt, image, info.dtb, HEAP_SIZE)
+    // Under UEFI, what the firmware keeps (runtime services, reserved, ACPI)
+    // never reaches the frame allocator, nor does the map itself.
+    let efi = info.dt.efi.as_ref();
+    let efi_map = efi.and_then(|h| crate::boot::efi::map_bytes(h, &info.dt.memory));
+    let kept = efi
+        .zip(efi_map)
+        .map(|(h, map)| crate::boot::efi::kept_ranges(map, h.desc_size))
+        .transpose()
+        .unwrap_or_else(|_| {
+            panic!("cannot set RAM aside for the kernel: the UEFI memory map has too many kept regions")
+        })
+        .unwrap_or_default();
+    let map_range = efi.filter(|_| efi_map.is_some()).and_then(|h| h.map_range());
+    let reserved = reserve::reserve_efi(&info.dt, image, info.dtb, HEAP_SIZE, map_range, &kept)
         .unwrap_or_else(|e| panic!("cannot set RAM aside for the kernel: {e:?}"));
     // SAFETY: the heap is free RAM (inside a /memory range, so linear-mapped,
     // and reserved so the frame allocator never hands it out).
@@ -303,6 +316,17 @@ fn report(info: &BootInfo<'_>, fallback: Option<Fallback>, image: PhysRange) {
         k.offset,
         k.source().map_or("disabled", |s| s.name())
     );
+    if let Some(efi) = &info.dt.efi {
+        crate::println!(
+            "splitmap: efi placed the image at pa={:#x} ({}), --load-addr {:#x} replays it",
+            image.start.raw(),
+            efi.source,
+            image.start.raw()
+        );
+        if let Some(seed) = efi.seed {
+            info!("EFI placement seed {seed:#x}: efistub.seed={seed:#x} replays it under --uefi");
+        }
+    }
     report_kaslr_off(&k);
     if let (Some(seed), Some(source)) = (k.seed, k.source())
         && source != crate::kaslr::seed::SeedSource::Bootarg

@@ -79,6 +79,7 @@ fn execute(cx: &Context, line: &str) {
         Ok(Command::Layout) => layout(cx),
         Ok(Command::Walk(va)) => walk(cx, va),
         Ok(Command::Mem) => mem(cx),
+        Ok(Command::Efi) => efi(cx),
         Ok(Command::Bootargs) => bootargs(cx),
         Ok(Command::Kaslr) => kaslr(cx),
         Ok(Command::Modules) => modules(cx),
@@ -355,6 +356,49 @@ fn irqs() {
         ),
         None => println!("error: interrupts are not set up yet"),
     }
+}
+
+/// One line per region of the UEFI memory map: its type, range, attributes
+/// and `use=`: `kept` (never reaches the frame allocator: runtime services,
+/// reserved, ACPI, MMIO), the kernel's own reservation it overlaps (`image`,
+/// `dtb`, …), or `free` (the frame allocator's, outside RAM or not).
+fn efi(cx: &Context) {
+    use crate::boot::efi;
+    let k = cx.kernel;
+    let Some(h) = k.boot.dt.efi.as_ref() else {
+        println!(
+            "error: no UEFI memory map: the kernel was not started by its EFI stub (boot with splitmap run --uefi)"
+        );
+        return;
+    };
+    let Some(map) = efi::map_bytes(h, &k.boot.dt.memory) else {
+        println!("error: the UEFI memory map the stub named is not inside RAM; nothing to show");
+        return;
+    };
+    for r in efi::regions(map, h.desc_size) {
+        let overlaps = |x: crate::mm::ranges::PhysRange| x.start < r.range.end && r.range.start < x.end;
+        let use_ = if efi::kept(r.ty) {
+            "kept"
+        } else {
+            k.reserved
+                .list
+                .iter()
+                .flatten()
+                .find(|res| overlaps(res.range))
+                .map_or("free", |res| res.what)
+        };
+        println!(
+            "type={} pa={:#x}-{:#x} attr={:#x} use={use_}",
+            efi::type_name(r.ty),
+            r.range.start.raw(),
+            r.range.end.raw(),
+            r.attr
+        );
+    }
+    println!(
+        "map pa={:#x} size={} desc-size={} desc-ver={} seed-source={}",
+        h.mmap_start, h.mmap_size, h.desc_size, h.desc_ver, h.source
+    );
 }
 
 fn bootargs(cx: &Context) {

@@ -16,6 +16,8 @@ pub enum Command<'a> {
     Walk(u64),
     /// `mem`
     Mem,
+    /// `efi`: the UEFI memory map the EFI stub handed over.
+    Efi,
     /// `bootargs`
     Bootargs,
     /// `test [FILTER]`
@@ -202,6 +204,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "RAM, reserved ranges, free frames (and how many lie below the image)",
     ),
     (
+        "efi",
+        "",
+        "the UEFI memory map the kernel received (--uefi): each region's type and what the kernel did with it",
+    ),
+    (
         "bootargs",
         "",
         "the kernel command line, every setting made of it, and its problems",
@@ -302,6 +309,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("layout", "layout"),
     ("walk", "walk 0xffff000000001234"),
     ("mem", "mem"),
+    ("efi", "efi"),
     ("bootargs", "bootargs"),
     ("kaslr", "kaslr"),
     ("dmesg", "dmesg"),
@@ -394,6 +402,7 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "help" => Err(ParseError::Usage("help [COMMAND]")),
         "layout" => no_args(Command::Layout, "layout"),
         "mem" => no_args(Command::Mem, "mem"),
+        "efi" => no_args(Command::Efi, "efi"),
         "bootargs" => no_args(Command::Bootargs, "bootargs"),
         "kaslr" => no_args(Command::Kaslr, "kaslr"),
         "dmesg" => no_args(Command::Dmesg, "dmesg"),
@@ -627,6 +636,7 @@ mod tests {
             "layout",
             "walk 0",
             "mem",
+            "efi",
             "bootargs",
             "kaslr",
             "test",
