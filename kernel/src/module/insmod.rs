@@ -356,10 +356,12 @@ pub fn lsmod(verbose: bool) -> Vec<String> {
         if verbose {
             let (blocks, bytes) = abi::allocations_of(m.base);
             lines.push(alloc::format!(
-                "  holds pages={} frames={:#x}-{:#x} heap-blocks={blocks} heap-bytes={bytes}",
+                "  holds pages={} frames={:#x}-{:#x} heap-blocks={blocks} heap-bytes={bytes} heap-budget={} block-budget={}",
                 m.pages,
                 m.frames.raw(),
-                m.frames.raw() + m.pages * PAGE_SIZE
+                m.frames.raw() + m.pages * PAGE_SIZE,
+                abi::HEAP_BUDGET,
+                abi::BLOCK_BUDGET
             ));
             if let Some(fault) = &m.faulted {
                 lines.push(alloc::format!("  faulted: {fault}"));
