@@ -102,3 +102,61 @@ fn exports_refuse_what_would_exhaust_the_kernel_heap() {
     );
     assert!(out.contains("hello: loaded"), "{out}");
 }
+
+/// The `heap     in-use=N` values `mem` printed, in order.
+fn heap_in_use(out: &str) -> Vec<u64> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("heap     in-use="))
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+/// A contained fault costs the kernel heap a few bytes (the module's fault
+/// record) and no more, however many came before: the abandoned frames own
+/// nothing on the heap. A faulted module stays loaded (its commands gone,
+/// `rmmod` refused), so each fault needs a module of its own: copies of
+/// `faulty` under other names, in an initrd of their own.
+#[test]
+fn contained_faults_leave_no_heap_behind_however_many() {
+    const COPIES: usize = 40;
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("faulty-copies");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let faulty = module_file("faulty");
+    for i in 0..COPIES {
+        std::fs::write(dir.join(format!("f{i:02}.ko")), &faulty).unwrap();
+    }
+    let initrd = dir.with_extension("cpio").display().to_string();
+    let packed = splitmap(&["initrd", &dir.display().to_string(), "-o", &initrd]);
+    assert!(packed.success, "{}", packed.stderr);
+    // Each way of faulting in turn: in the module, and in an export for it.
+    let kinds = ["null", "bad-log", "undef", "bad-unregister"];
+    let mut cmds = vec![];
+    for i in 0..COPIES {
+        cmds.push(format!("insmod f{i:02}"));
+        cmds.push("mem".into());
+        cmds.push(format!("faulty {}", kinds[i % kinds.len()]));
+        cmds.push("mem".into());
+    }
+    let refs: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    let out = session(&["--initrd", &initrd], &refs);
+    assert!(!out.contains("kernel panic"), "{out}");
+    assert_eq!(out.matches(" faulted: ").count(), COPIES, "{out}");
+    let heap = heap_in_use(&out);
+    assert_eq!(heap.len(), 2 * COPIES, "{out}");
+    let per_fault: Vec<u64> = heap.chunks(2).map(|p| p[1] - p[0]).collect();
+    // The fault record: a line of text, rounded up by the buddy heap.
+    assert!(per_fault.iter().all(|&d| d <= 256), "{per_fault:?}");
+    // The same kind of fault costs the same the 10th time as the 1st.
+    for k in 0..kinds.len() {
+        let same: Vec<u64> = per_fault.iter().skip(k).step_by(kinds.len()).copied().collect();
+        assert!(same.iter().all(|&d| d == same[0]), "{}: {same:?}", kinds[k]);
+    }
+    // The kernel's own count of what abandoned frames held: nothing.
+    let leaked: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("bytes of kernel heap left by the abandoned frames"))
+        .collect();
+    assert_eq!(leaked.len(), COPIES, "{out}");
+    assert!(leaked.iter().all(|l| l.contains(", 0 bytes of kernel heap")), "{leaked:#?}");
+}

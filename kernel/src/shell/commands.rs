@@ -326,6 +326,7 @@ fn mem(cx: &Context) {
         (free * PAGE_SIZE) >> 20,
         (below * PAGE_SIZE) >> 20
     );
+    println!("heap     in-use={}", frames::heap_in_use());
 }
 
 fn bootargs(cx: &Context) {
