@@ -11,7 +11,14 @@ use common::*;
 fn rogue(command: &str) -> String {
     let out = session(
         &[],
-        &["insmod rogue", command, "lsmod -v", "insmod hello", "hello", "rmmod hello"],
+        &[
+            "insmod rogue",
+            command,
+            "lsmod -v",
+            "insmod hello",
+            "hello",
+            "rmmod hello",
+        ],
     );
     assert!(!out.contains("kernel panic"), "{command}:\n{out}");
     assert!(out.contains("hello: loaded"), "{command}: the shell went on:\n{out}");
@@ -35,7 +42,8 @@ fn a_stack_overflow_in_module_code_is_a_contained_fault() {
     );
     let line = fault_line(&out);
     assert!(
-        line.contains("stack overflow (FAR=0x") && line.contains("in the guard page below the kernel stack) at rogue_recurse+0x"),
+        line.contains("stack overflow (FAR=0x")
+            && line.contains("in the guard page below the kernel stack) at rogue_recurse+0x"),
         "{line}"
     );
     assert!(out.contains("rogue base=") && out.contains(" faulted\n"), "{out}");
@@ -77,7 +85,10 @@ fn exports_refuse_what_would_exhaust_the_kernel_heap() {
     );
     assert!(!out.contains("kernel panic"), "{out}");
     // 1 MiB of budget in 64 KiB blocks.
-    assert!(out.lines().any(|l| l == "rogue: blocks of 64 KiB before null: 16"), "{out}");
+    assert!(
+        out.lines().any(|l| l == "rogue: blocks of 64 KiB before null: 16"),
+        "{out}"
+    );
     let holds = out.lines().find(|l| l.starts_with("  holds pages=")).unwrap();
     assert!(
         holds.ends_with("heap-blocks=16 heap-bytes=1048576 heap-budget=1048576 block-budget=256"),
@@ -86,13 +97,22 @@ fn exports_refuse_what_would_exhaust_the_kernel_heap() {
     assert!(out.lines().any(|l| l == "rogue: huge: null"), "{out}");
     // -1, refused by its length before a byte of it was read or copied.
     assert!(out.lines().any(|l| l == "rogue: long-name: 1"), "{out}");
-    assert!(out.contains("register_command refused: the name is 3145728 bytes, longer than 32"), "{out}");
+    assert!(
+        out.contains("register_command refused: the name is 3145728 bytes, longer than 32"),
+        "{out}"
+    );
     assert!(out.lines().any(|l| l == "rogue: bad-name: refused"), "{out}");
-    assert!(out.contains("register_command refused: the name has byte 0x1b"), "{out}");
+    assert!(
+        out.contains("register_command refused: the name has byte 0x1b"),
+        "{out}"
+    );
     assert!(!out.contains('\x1b'), "nothing of the name reached the console");
     // rogue has 5 commands of its own: 27 more make 32.
     assert!(out.lines().any(|l| l == "rogue: names registered: 27"), "{out}");
-    assert!(out.contains("the module has 32 registrations of this kind already"), "{out}");
+    assert!(
+        out.contains("the module has 32 registrations of this kind already"),
+        "{out}"
+    );
     assert!(out.contains("  rogue-n0026 "), "help lists the last one:\n{out}");
     assert!(!out.contains("rogue-n0027"), "{out}");
     // rmmod takes back the 16 blocks and 32 commands.
@@ -158,5 +178,8 @@ fn contained_faults_leave_no_heap_behind_however_many() {
         .filter(|l| l.contains("bytes of kernel heap left by the abandoned frames"))
         .collect();
     assert_eq!(leaked.len(), COPIES, "{out}");
-    assert!(leaked.iter().all(|l| l.contains(", 0 bytes of kernel heap")), "{leaked:#?}");
+    assert!(
+        leaked.iter().all(|l| l.contains(", 0 bytes of kernel heap")),
+        "{leaked:#?}"
+    );
 }

@@ -228,7 +228,10 @@ pub fn structural(ko: &[u8], seed: u64) -> Vec<Mutant> {
         if let (Some(at), Some(off)) = (first_branch, not_a_branch) {
             let n = Some(s.name.trim_start_matches(".rela"));
             push(
-                format!("{}: a branch relocation moved onto another instruction (+{off:#x})", s.name),
+                format!(
+                    "{}: a branch relocation moved onto another instruction (+{off:#x})",
+                    s.name
+                ),
                 n,
                 &|b| put64(b, at, off as u64),
             );

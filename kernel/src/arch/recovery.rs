@@ -111,10 +111,11 @@ const _: () = assert!(core::mem::offset_of!(RecoveryPoint, clobbered) == 168);
 static ACTIVE: AtomicU64 = AtomicU64::new(0);
 
 unsafe extern "C" {
-    /// Saves the callee-saved state in `point`, calls `target(a0, a1)`,
+    /// Saves the callee-saved state in `point` (a [`RecoveryPoint`], whose
+    /// layout the assembly knows), calls `target(a0, a1)`,
     /// checks and restores the state; the target's x0. After a contained
     /// fault it returns through `splitmap_contained_resume` instead.
-    fn splitmap_contained_call(point: *mut RecoveryPoint, target: u64, a0: u64, a1: u64) -> u64;
+    fn splitmap_contained_call(point: *mut u64, target: u64, a0: u64, a1: u64) -> u64;
     /// Where a contained fault resumes, with x0 = the recovery point.
     fn splitmap_contained_resume();
 }
@@ -153,7 +154,7 @@ pub unsafe fn run_untrusted(owner: u64, target: u64, args: [u64; 2]) -> Result<u
     // state; `point` outlives the call; the caller vouches for `target`;
     // after a resume, the frames in between are abandoned as the module
     // comment describes.
-    let x0 = unsafe { splitmap_contained_call(&raw mut point, target, args[0], args[1]) };
+    let x0 = unsafe { splitmap_contained_call((&raw mut point).cast(), target, args[0], args[1]) };
     ACTIVE.store(outer, Ordering::SeqCst);
     if let Some(fault) = point.fault {
         return Err(fault);
@@ -214,7 +215,6 @@ pub fn resume_with(fault: Fault, x: &mut [u64; 31], elr: &mut u64) {
     x[0] = point as u64;
     *elr = splitmap_contained_resume as *const () as u64;
 }
-
 
 // Call-frame information for gdb (the compiler writes it for Rust functions
 // only, and gdb's prologue reader stops at the stores to the recovery point),

@@ -231,10 +231,20 @@ mod tests {
         assert_eq!(r.add("hello", 0x2000, 2, is_help), Err(Refused::Taken));
         assert_eq!(r.add("help", 0x2000, 2, is_help), Err(Refused::Builtin));
         assert_eq!(r.add("", 0x2000, 2, is_help), Err(Refused::Empty));
-        assert_eq!(r.add(&"a".repeat(NAME_MAX + 1), 0x2000, 2, is_help), Err(Refused::TooLong(NAME_MAX + 1)));
-        assert_eq!(r.add("bad\x1b[2J", 0x2000, 2, is_help), Err(Refused::NotPrintable(0x1b)));
+        assert_eq!(
+            r.add(&"a".repeat(NAME_MAX + 1), 0x2000, 2, is_help),
+            Err(Refused::TooLong(NAME_MAX + 1))
+        );
+        assert_eq!(
+            r.add("bad\x1b[2J", 0x2000, 2, is_help),
+            Err(Refused::NotPrintable(0x1b))
+        );
         assert_eq!(r.add("two words", 0x2000, 2, is_help), Err(Refused::NotPrintable(b' ')));
-        assert_eq!(r.add(&"a".repeat(NAME_MAX), 0x2000, 2, is_help), Ok(()), "the limit itself is fine");
+        assert_eq!(
+            r.add(&"a".repeat(NAME_MAX), 0x2000, 2, is_help),
+            Ok(()),
+            "the limit itself is fine"
+        );
         assert_eq!(r.find("hello"), Some((0x1000, 1)), "a refusal changes nothing");
         assert_eq!(r.find("help"), None);
     }
@@ -246,7 +256,11 @@ mod tests {
             r.add(&alloc::format!("n{i}"), 1, 0, |_| false).unwrap();
         }
         assert_eq!(r.add("one-more", 1, 0, |_| false), Err(Refused::TooMany));
-        assert_eq!(r.add("one-more", 2, 0, |_| false), Ok(()), "another module has its own count");
+        assert_eq!(
+            r.add("one-more", 2, 0, |_| false),
+            Ok(()),
+            "another module has its own count"
+        );
         assert_eq!(r.list().len(), PER_MODULE + 1);
     }
 

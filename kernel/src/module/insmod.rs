@@ -237,7 +237,13 @@ pub fn run_command(word: &str, line: &str) -> bool {
             // A fault is contained and reported by `call`: the command is over either way.
             // SAFETY: a registered handler, `extern "C" fn(*const u8, usize)`
             // of module `owner`, which stays mapped while registered.
-            let _ = unsafe { call(owner, handler as usize as u64, [rest.as_ptr() as u64, rest.len() as u64]) };
+            let _ = unsafe {
+                call(
+                    owner,
+                    handler as usize as u64,
+                    [rest.as_ptr() as u64, rest.len() as u64],
+                )
+            };
             true
         }
         None => false,

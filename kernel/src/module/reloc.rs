@@ -151,10 +151,26 @@ fn expected_instruction(r_type: u32) -> Option<(u32, u32, &'static str)> {
         ADR_PREL_PG_HI21 | ADR_PREL_PG_HI21_NC => (0x9f00_0000, 0x9000_0000, "an ADRP"),
         ADD_ABS_LO12_NC => (0x7f80_0000, 0x1100_0000, "an ADD (immediate)"),
         LDST8_ABS_LO12_NC => (LDST.0 | SIZE, LDST.1, "a byte load or store (unsigned immediate)"),
-        LDST16_ABS_LO12_NC => (LDST.0 | SIZE, LDST.1 | 0x4000_0000, "a 16-bit load or store (unsigned immediate)"),
-        LDST32_ABS_LO12_NC => (LDST.0 | SIZE, LDST.1 | 0x8000_0000, "a 32-bit load or store (unsigned immediate)"),
-        LDST64_ABS_LO12_NC => (LDST.0 | SIZE, LDST.1 | 0xc000_0000, "a 64-bit load or store (unsigned immediate)"),
-        LDST128_ABS_LO12_NC => (LDST.0 | SIZE | V_OPC1, LDST.1 | V_OPC1, "a 128-bit load or store (unsigned immediate)"),
+        LDST16_ABS_LO12_NC => (
+            LDST.0 | SIZE,
+            LDST.1 | 0x4000_0000,
+            "a 16-bit load or store (unsigned immediate)",
+        ),
+        LDST32_ABS_LO12_NC => (
+            LDST.0 | SIZE,
+            LDST.1 | 0x8000_0000,
+            "a 32-bit load or store (unsigned immediate)",
+        ),
+        LDST64_ABS_LO12_NC => (
+            LDST.0 | SIZE,
+            LDST.1 | 0xc000_0000,
+            "a 64-bit load or store (unsigned immediate)",
+        ),
+        LDST128_ABS_LO12_NC => (
+            LDST.0 | SIZE | V_OPC1,
+            LDST.1 | V_OPC1,
+            "a 128-bit load or store (unsigned immediate)",
+        ),
         _ => return None,
     })
 }
@@ -329,7 +345,10 @@ mod tests {
             }
         }
         let why = RelocError::WrongInstruction(CALL26, add).to_string();
-        assert_eq!(why, "relocation type 283 at 0x91000000, which is not a BL (R_AARCH64_CALL26)");
+        assert_eq!(
+            why,
+            "relocation type 283 at 0x91000000, which is not a BL (R_AARCH64_CALL26)"
+        );
     }
 
     #[test]

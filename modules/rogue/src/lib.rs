@@ -126,7 +126,11 @@ extern "C" fn command(args: *const u8, len: usize) {
         b"alloc-huge" => {
             // SAFETY: as above.
             let null = unsafe { splitmap_alloc(usize::MAX / 4, 16) }.is_null();
-            splitmap::log(if null { "rogue: huge: null" } else { "rogue: huge: granted" });
+            splitmap::log(if null {
+                "rogue: huge: null"
+            } else {
+                "rogue: huge: granted"
+            });
         }
         b"long-name" => {
             let name = &raw mut LONG_NAME;
@@ -138,7 +142,11 @@ extern "C" fn command(args: *const u8, len: usize) {
         }
         b"bad-name" => {
             let refused = splitmap::register_command("bad\x1b[2Jname", command).is_err();
-            splitmap::log(if refused { "rogue: bad-name: refused" } else { "rogue: bad-name: registered" });
+            splitmap::log(if refused {
+                "rogue: bad-name: refused"
+            } else {
+                "rogue: bad-name: registered"
+            });
         }
         b"many-names" => {
             let mut name = *b"rogue-n0000";
