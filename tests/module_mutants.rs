@@ -77,11 +77,15 @@ fn the_new_mutant_classes_are_generated() {
             3,
             "{name}: no branch addends"
         );
+        assert!(
+            count("a branch relocation moved onto another instruction") > 0,
+            "{name}: no moved branch relocations"
+        );
     }
 }
 
 #[test]
-fn retargeted_relocations_and_branches_into_an_export_are_refused_with_the_reason() {
+fn retargeted_and_moved_relocations_and_branches_into_an_export_are_refused_with_the_reason() {
     for name in MODULES {
         for m in structural(&module_file(name), 0x5eed) {
             let why = || refusal(&m.bytes).unwrap();
@@ -96,6 +100,13 @@ fn retargeted_relocations_and_branches_into_an_export_are_refused_with_the_reaso
                 let why = why();
                 assert!(
                     why.contains("lands inside it, not at its start"),
+                    "{name}: {}: {why}",
+                    m.what
+                );
+            } else if m.what.contains("a branch relocation moved onto another instruction") {
+                let why = why();
+                assert!(
+                    why.contains(", which is not a BL") || why.contains(", which is not a B "),
                     "{name}: {}: {why}",
                     m.what
                 );

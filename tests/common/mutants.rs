@@ -210,6 +210,34 @@ pub fn structural(ko: &[u8], seed: u64) -> Vec<Mutant> {
         }
     }
 
+    // A branch relocation moved onto another instruction (r_offset): the
+    // first CALL26 or JUMP26 of each relocation section, onto the first word
+    // of the section it patches that is neither B nor BL. Patching it would
+    // make another instruction than the compiler wrote.
+    for i in (0..secs.len()).filter(|&i| secs[i].kind == SHT_RELA) {
+        let s = &secs[i];
+        let Some(patched) = secs.get(u32_at(ko, s.at + 44) as usize) else {
+            continue;
+        };
+        let first_branch = (0..s.size as usize / 24)
+            .map(|k| s.offset as usize + k * 24)
+            .find(|&at| matches!(u64_at(ko, at + 8) & 0xffff_ffff, 282 | 283));
+        let not_a_branch = (0..patched.size as usize / 4)
+            .map(|w| w * 4)
+            .find(|&off| u32_at(ko, patched.offset as usize + off) & 0x7c00_0000 != 0x1400_0000);
+        if let (Some(at), Some(off)) = (first_branch, not_a_branch) {
+            let n = Some(s.name.trim_start_matches(".rela"));
+            push(
+                format!(
+                    "{}: a branch relocation moved onto another instruction (+{off:#x})",
+                    s.name
+                ),
+                n,
+                &|b| put64(b, at, off as u64),
+            );
+        }
+    }
+
     // The symbol table.
     let st = secs[symtab].clone();
     let n = Some(".symtab");

@@ -20,7 +20,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, Readable, VBAR_EL1, Writeable};
 
 use super::esr::{Syndrome, VECTOR_NAMES, class, class_name};
-use super::recovery::{self, Fault, NotContained};
+use super::recovery::{self, Fault, Kind, NotContained};
 use super::{extable, sections};
 
 /// Registers saved by the vector stub.
@@ -103,6 +103,12 @@ const GUARD: (u64, u64) = match pi::kmap::row("guard").window() {
     None => panic!("the guard row has a fixed window"),
 };
 
+/// Whether `far` is in the guard page below the kernel stack: a data abort
+/// there is a stack overflow.
+pub fn in_stack_guard(far: u64) -> bool {
+    (GUARD.0..GUARD.1).contains(&far)
+}
+
 /// The SP each vector last entered with (before the frame), for the
 /// in-kernel test that checks it (`exception_entry_keeps_sp_aligned`).
 static ENTRY_SP: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
@@ -156,26 +162,30 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
             return;
         }
     }
-    if sync_at_el1 && ec == class::DATA_ABORT && (GUARD.0..GUARD.1).contains(&far) {
-        stopping(frame);
-        crate::println!("\nkernel stack overflow: FAR={far:#018x} is in the guard page below the kernel stack");
-        backtrace(frame);
-        panic!("kernel stack overflow");
-    }
+    let overflow = sync_at_el1 && ec == class::DATA_ABORT && in_stack_guard(far);
     // A fault in untrusted code (or in the kernel on its behalf): reported,
     // and returned to the kernel that called it (see `recovery`). Only from
     // the kernel's own stack (vector 0): untrusted code never runs on SP_EL1.
+    // A stack overflow too: this handler runs on SP_EL1, not on the stack
+    // that overflowed, and the recovery point puts SP_EL0 back where the
+    // call started, so nothing here or after uses the broken stack.
     if vector == 0 {
         match recovery::containable() {
             Ok(owner) => {
-                crate::println!("\nmodule fault: the module at {owner:#x} took an exception");
+                if overflow {
+                    crate::println!(
+                        "\nmodule fault: the module at {owner:#x} overflowed the kernel stack (FAR={far:#018x} is in the guard page below it)"
+                    );
+                } else {
+                    crate::println!("\nmodule fault: the module at {owner:#x} took an exception");
+                }
                 report(frame, vector, esr, far);
                 let fault = Fault {
                     owner,
+                    kind: if overflow { Kind::StackOverflow } else { Kind::Exception },
                     syndrome: esr,
                     far,
                     elr: frame.elr,
-                    watchdog_ms: None,
                 };
                 recovery::resume_with(fault, &mut frame.x, &mut frame.elr);
                 return;
@@ -188,6 +198,12 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
             }
             Err(NotContained::NoRecoveryPoint) => {}
         }
+    }
+    if overflow {
+        stopping(frame);
+        crate::println!("\nkernel stack overflow: FAR={far:#018x} is in the guard page below the kernel stack");
+        backtrace(frame);
+        panic!("kernel stack overflow");
     }
     stopping(frame);
     crate::println!();
@@ -212,10 +228,10 @@ fn irq(frame: &mut Frame, vector: u64) {
             backtrace(frame);
             let fault = Fault {
                 owner,
+                kind: Kind::Watchdog { ms },
                 syndrome: Syndrome(0),
                 far: 0,
                 elr: frame.elr,
-                watchdog_ms: Some(ms),
             };
             recovery::resume_with(fault, &mut frame.x, &mut frame.elr);
         }

@@ -13,7 +13,7 @@ use core::alloc::Layout;
 
 use crate::arch::lock::Mutex;
 
-use super::exports::{self, Export, Registry};
+use super::exports::{self, Export, Refused, Registry};
 use crate::arch::recovery;
 use crate::arch::sections;
 use crate::mm::frames;
@@ -45,25 +45,51 @@ fn owner() -> u64 {
     recovery::owner().unwrap_or(0)
 }
 
-/// A string a module passed as (pointer, length).
+/// A string a module passed as (pointer, length), if it is UTF-8 and at
+/// most `max` bytes long (checked before any byte is read).
 ///
 /// # Safety
 /// `at` must point to `len` readable bytes that outlive the result's use.
-unsafe fn module_str<'a>(at: *const u8, len: usize) -> Option<&'a str> {
+unsafe fn module_str<'a>(at: *const u8, len: usize, max: usize) -> Option<&'a str> {
+    if len > max {
+        return None;
+    }
     // SAFETY: the caller's contract.
     core::str::from_utf8(unsafe { core::slice::from_raw_parts(at, len) }).ok()
 }
 
-/// Kernel export: print a line from a module.
+/// A name a module passed as (pointer, length), checked
+/// (`exports::check_name`): its length before any byte is read.
+///
+/// # Safety
+/// `at` must point to `len` readable bytes that outlive the result's use.
+unsafe fn module_name<'a>(at: *const u8, len: usize) -> Result<&'a str, Refused> {
+    exports::check_name_len(len)?;
+    // SAFETY: the caller's contract; `len` is at most NAME_MAX.
+    exports::check_name(unsafe { core::slice::from_raw_parts(at, len) })
+}
+
+/// The longest line a module may log (bytes): longer ones are not printed.
+pub const LOG_MAX: usize = 4096;
+
+/// The longest usage a module may give a command (bytes).
+pub const USAGE_MAX: usize = 96;
+
+/// Kernel export: print a line from a module (at most [`LOG_MAX`] bytes of
+/// UTF-8; anything else prints a line saying so).
 ///
 /// # Safety
 /// `message` must point to `len` readable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn splitmap_log(message: *const u8, len: usize) {
+    if len > LOG_MAX {
+        crate::println!("(a module logged {len} bytes, more than {LOG_MAX}: not printed)");
+        return;
+    }
     // Read (and check) the whole message before taking the console's lock:
     // a bad pointer then faults with no lock held, and can be contained.
     // SAFETY: the caller's contract.
-    let message = unsafe { module_str(message, len) }.unwrap_or("(not UTF-8)");
+    let message = unsafe { module_str(message, len, LOG_MAX) }.unwrap_or("(not UTF-8)");
     crate::println!("{message}");
 }
 crate::export!(splitmap_log);
@@ -76,7 +102,7 @@ crate::export!(splitmap_log);
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn splitmap_panic(message: *const u8, len: usize) -> ! {
     // SAFETY: the caller's contract.
-    let message = unsafe { module_str(message, len) }.unwrap_or("(not UTF-8)");
+    let message = unsafe { module_str(message, len, LOG_MAX) }.unwrap_or("(not UTF-8, or too long)");
     panic!("module at {:#x} panicked: {message}", owner())
 }
 crate::export!(splitmap_panic);
@@ -117,6 +143,13 @@ fn reserved_test(name: &str) -> bool {
     RESERVED.get().is_none_or(|r| (r.test)(name))
 }
 
+/// Says why a module's registration was refused, and gives the export's
+/// answer to it: -1.
+fn refused(what: &str, why: Refused) -> i32 {
+    log::warn!("module at {:#x}: {what} refused: {why}", owner());
+    -1
+}
+
 /// Registers `name` (`len` bytes at `at`) for the running module: 0, or -1 if
 /// refused.
 ///
@@ -124,20 +157,24 @@ fn reserved_test(name: &str) -> bool {
 /// `at` must point to `len` readable bytes.
 unsafe fn register<F: Copy>(
     registry: &Registry<F>,
+    what: &str,
     at: *const u8,
     len: usize,
     function: F,
     reserved: fn(&str) -> bool,
 ) -> i32 {
     // SAFETY: the caller's contract.
-    match unsafe { module_str(at, len) } {
-        Some(name) if registry.add(name, owner(), function, reserved).is_ok() => 0,
-        _ => -1,
+    let added = unsafe { module_name(at, len) }.and_then(|name| registry.add(name, owner(), function, reserved));
+    match added {
+        Ok(()) => 0,
+        Err(why) => refused(what, why),
     }
 }
 
-/// Kernel export: add shell command `name`; 0 on success, -1 if the name is
-/// taken (by the kernel or another module) or not UTF-8.
+/// Kernel export: add shell command `name`; 0 on success, -1 if refused: the
+/// name is taken (by the kernel or another module), empty, longer than 32
+/// bytes or not printable ASCII without spaces, the module has 32 commands
+/// already, or the kernel heap is full.
 ///
 /// # Safety
 /// `name` must point to `len` readable bytes; `handler` must stay callable
@@ -145,7 +182,7 @@ unsafe fn register<F: Copy>(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn splitmap_register_command(name: *const u8, len: usize, handler: CommandFn) -> i32 {
     // SAFETY: the caller's contract.
-    unsafe { register(&COMMANDS, name, len, handler, reserved_command) }
+    unsafe { register(&COMMANDS, "register_command", name, len, handler, reserved_command) }
 }
 crate::export!(splitmap_register_command);
 
@@ -156,8 +193,9 @@ static USAGES: Mutex<Vec<(String, u64, String)>> = Mutex::new(Vec::new());
 /// Kernel export: add shell command `name` as [`splitmap_register_command`]
 /// does, with what it takes for `help NAME` to show (`usage_len` bytes at
 /// `usage`: the arguments after the name, as `help` writes them, e.g.
-/// `null|undef` or `[COUNT]`; empty for none). 0 on success, -1 if the name
-/// is taken or either string is not UTF-8.
+/// `null|undef` or `[COUNT]`; empty for none; at most 96 bytes of printable
+/// ASCII). 0 on success, -1 if refused as [`splitmap_register_command`]
+/// refuses, or for the usage.
 ///
 /// # Safety
 /// `name` and `usage` must point to `len` and `usage_len` readable bytes;
@@ -170,22 +208,47 @@ pub unsafe extern "C" fn splitmap_register_command_usage(
     usage_len: usize,
     handler: CommandFn,
 ) -> i32 {
-    // Read (and copy) both strings before any lock is taken: a bad pointer
-    // then faults with no lock held, and can be contained.
+    // Read (and check) both strings before any lock is taken: a bad pointer
+    // then faults with no lock held, and can be contained. Lengths are
+    // checked before any byte is read, and every copy is fallible.
     // SAFETY: the caller's contract.
-    let command = unsafe { module_str(name, len) }.map(String::from);
+    let command = match unsafe { module_name(name, len) } {
+        Ok(command) => command,
+        Err(why) => return refused("register_command_usage", why),
+    };
     // SAFETY: the caller's contract.
-    let usage = unsafe { module_str(usage, usage_len) }.map(String::from);
-    let (Some(command), Some(usage)) = (command, usage) else {
+    let usage = unsafe { module_str(usage, usage_len, USAGE_MAX) };
+    let Some(usage) = usage.filter(|u| u.bytes().all(|b| b == b' ' || b.is_ascii_graphic())) else {
+        log::warn!(
+            "module at {:#x}: register_command_usage refused: the usage is not at most {USAGE_MAX} bytes of printable ASCII",
+            owner()
+        );
         return -1;
     };
-    if COMMANDS.add(&command, owner(), handler, reserved_command).is_err() {
-        return -1;
+    let (Some(command_copy), Some(usage)) = (try_string(command), try_string(usage)) else {
+        return refused("register_command_usage", Refused::NoMemory);
+    };
+    let mut usages = USAGES.lock();
+    if usages.try_reserve(1).is_err() {
+        return refused("register_command_usage", Refused::NoMemory);
+    }
+    drop(usages);
+    if let Err(why) = COMMANDS.add(command, owner(), handler, reserved_command) {
+        return refused("register_command_usage", why);
     }
     let mut usages = USAGES.lock();
-    usages.retain(|(n, _, _)| *n != command);
-    usages.push((command, owner(), usage));
+    usages.retain(|(n, _, _)| *n != command_copy);
+    // Reserved above; only the shell thread registers, so still room.
+    usages.push((command_copy, owner(), usage));
     0
+}
+
+/// A copy of `s` on the kernel heap, if it has room.
+fn try_string(s: &str) -> Option<String> {
+    let mut copy = String::new();
+    copy.try_reserve_exact(s.len()).ok()?;
+    copy.push_str(s);
+    Some(copy)
 }
 crate::export!(splitmap_register_command_usage);
 
@@ -210,8 +273,9 @@ unsafe fn unregister<F: Copy>(registry: &Registry<F>, at: *const u8, len: usize)
     // registry reads the same bytes again under the lock, which cannot fault
     // now: they were just read, and nothing unmaps module memory while the
     // module runs. A name that is not UTF-8 was never registered.
-    // SAFETY: the caller's contract.
-    if let Some(name) = unsafe { module_str(at, len) } {
+    // SAFETY: the caller's contract. A name longer than NAME_MAX was never
+    // registered, and is not read.
+    if let Ok(name) = unsafe { module_name(at, len) } {
         registry.remove(name, owner());
     }
 }
@@ -222,8 +286,8 @@ unsafe fn unregister<F: Copy>(registry: &Registry<F>, at: *const u8, len: usize)
 /// `name` must point to `len` readable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn splitmap_unregister_command(name: *const u8, len: usize) {
-    // SAFETY: the caller's contract.
-    if let Some(name) = unsafe { module_str(name, len) } {
+    // SAFETY: the caller's contract; as in `unregister`.
+    if let Ok(name) = unsafe { module_name(name, len) } {
         let owner = owner();
         COMMANDS.remove(name, owner);
         USAGES.lock().retain(|(n, o, _)| n != name || *o != owner);
@@ -232,14 +296,14 @@ pub unsafe extern "C" fn splitmap_unregister_command(name: *const u8, len: usize
 crate::export!(splitmap_unregister_command);
 
 /// Kernel export: add test `name` to the `test` suite; 0 on success, -1 if
-/// the name is taken or not UTF-8.
+/// refused, as [`splitmap_register_command`] refuses.
 ///
 /// # Safety
 /// As for [`splitmap_register_command`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn splitmap_register_test(name: *const u8, len: usize, test: TestFn) -> i32 {
     // SAFETY: the caller's contract.
-    unsafe { register(&TESTS, name, len, test, reserved_test) }
+    unsafe { register(&TESTS, "register_test", name, len, test, reserved_test) }
 }
 crate::export!(splitmap_register_test);
 
@@ -263,23 +327,49 @@ struct Allocation {
 
 static ALLOCATIONS: Mutex<Vec<Allocation>> = Mutex::new(Vec::new());
 
+/// The kernel heap one module may hold through [`splitmap_alloc`], counted
+/// as the heap spends it (a block takes its size rounded up to a power of
+/// two, at least its alignment: the buddy allocator's rule).
+pub const HEAP_BUDGET: usize = 1 << 20;
+
+/// How many blocks one module may hold: each costs a record on the heap too.
+pub const BLOCK_BUDGET: usize = 256;
+
+/// What a block of `layout` costs against [`HEAP_BUDGET`].
+fn charge(layout: Layout) -> usize {
+    layout.size().max(layout.align()).next_power_of_two()
+}
+
 /// Kernel export: `size` bytes aligned to `align` (a power of two) from the
-/// kernel heap, or null if that is impossible.
+/// kernel heap, or null if that is impossible: a size of 0, an alignment
+/// that is not a power of two, more than the module's budget
+/// ([`HEAP_BUDGET`] bytes in at most [`BLOCK_BUDGET`] blocks; `lsmod -v`
+/// shows both) or than the heap has free.
 #[unsafe(no_mangle)]
 pub extern "C" fn splitmap_alloc(size: usize, align: usize) -> *mut u8 {
     let Ok(layout) = Layout::from_size_align(size, align) else {
         return core::ptr::null_mut();
     };
-    if size == 0 {
+    if size == 0 || size > HEAP_BUDGET {
+        return core::ptr::null_mut();
+    }
+    let owner = owner();
+    let mut list = ALLOCATIONS.lock();
+    let (blocks, charged) = list
+        .iter()
+        .filter(|a| a.owner == owner)
+        .fold((0, 0), |(n, bytes), a| (n + 1, bytes + charge(a.layout)));
+    if blocks >= BLOCK_BUDGET || charged + charge(layout) > HEAP_BUDGET || list.try_reserve(1).is_err() {
         return core::ptr::null_mut();
     }
     // SAFETY: the layout is valid and not zero-sized.
     let at = unsafe { alloc::alloc::alloc(layout) };
     if !at.is_null() {
-        ALLOCATIONS.lock().push(Allocation {
+        // Reserved above: no allocation here.
+        list.push(Allocation {
             at: at as usize,
             layout,
-            owner: owner(),
+            owner,
         });
     }
     at

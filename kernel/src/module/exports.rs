@@ -62,19 +62,77 @@ struct Registered<F> {
     function: F,
 }
 
+/// The longest name a module may register (bytes).
+pub const NAME_MAX: usize = 32;
+
+/// How many commands (or tests) one module may register: the registry is
+/// kernel heap, which no module may fill.
+pub const PER_MODULE: usize = 32;
+
 /// Why a registration was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
     /// The name is empty.
     Empty,
+    /// The name is longer than [`NAME_MAX`] bytes (how long it is).
+    TooLong(usize),
+    /// The name has a byte that is not printable ASCII, or a space: a name
+    /// is one word on a command line and is printed as it is.
+    NotPrintable(u8),
     /// The kernel has one of that name.
     Builtin,
     /// A module registered that name already.
     Taken,
+    /// The module has [`PER_MODULE`] registrations of this kind already.
+    TooMany,
+    /// The kernel heap cannot hold the entry.
+    NoMemory,
+}
+
+impl core::fmt::Display for Refused {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Refused::Empty => write!(f, "the name is empty"),
+            Refused::TooLong(len) => write!(f, "the name is {len} bytes, longer than {NAME_MAX}"),
+            Refused::NotPrintable(b) => write!(f, "the name has byte {b:#04x}: only printable ASCII, no space"),
+            Refused::Builtin => write!(f, "the kernel has that name"),
+            Refused::Taken => write!(f, "another module registered that name"),
+            Refused::TooMany => write!(f, "the module has {PER_MODULE} registrations of this kind already"),
+            Refused::NoMemory => write!(f, "the kernel heap is full"),
+        }
+    }
+}
+
+/// `bytes` as a name a module may register: 1 to [`NAME_MAX`] bytes of
+/// printable ASCII other than space. (A module's bytes are read only once
+/// [`check_name_len`] accepted their length.)
+///
+/// # Errors
+/// [`Refused`]: empty, too long or not printable.
+pub fn check_name(bytes: &[u8]) -> Result<&str, Refused> {
+    check_name_len(bytes.len())?;
+    if let Some(&b) = bytes.iter().find(|b| !b.is_ascii_graphic()) {
+        return Err(Refused::NotPrintable(b));
+    }
+    // Printable ASCII is UTF-8.
+    core::str::from_utf8(bytes).map_err(|_| Refused::NotPrintable(0))
+}
+
+/// Whether a name of `len` bytes could be registered, before reading any.
+///
+/// # Errors
+/// [`Refused::Empty`] or [`Refused::TooLong`].
+pub fn check_name_len(len: usize) -> Result<(), Refused> {
+    match len {
+        0 => Err(Refused::Empty),
+        1..=NAME_MAX => Ok(()),
+        _ => Err(Refused::TooLong(len)),
+    }
 }
 
 /// The registry of one kind, with the rules both kinds share: names are
-/// non-empty, unique, and not taken by the kernel itself.
+/// valid ([`check_name`]), unique, not taken by the kernel itself, and at
+/// most [`PER_MODULE`] per module.
 #[cfg(with_alloc)]
 pub struct Registry<F: Copy>(crate::arch::lock::Mutex<Vec<Registered<F>>>);
 
@@ -93,23 +151,29 @@ impl<F: Copy> Registry<F> {
     }
 
     /// Adds `name` for module `owner` unless the kernel keeps it
-    /// (`reserved`) or another module has it.
+    /// (`reserved`) or another module has it. Every allocation is fallible:
+    /// a full heap refuses the name instead of stopping the kernel.
     ///
     /// # Errors
     /// [`Refused`], and nothing changes.
     pub fn add(&self, name: &str, owner: u64, function: F, reserved: fn(&str) -> bool) -> Result<(), Refused> {
-        let mut list = self.0.lock();
-        if name.is_empty() {
-            return Err(Refused::Empty);
-        }
+        check_name(name.as_bytes())?;
         if reserved(name) {
             return Err(Refused::Builtin);
         }
+        let mut copy = String::new();
+        copy.try_reserve_exact(name.len()).map_err(|_| Refused::NoMemory)?;
+        copy.push_str(name);
+        let mut list = self.0.lock();
         if list.iter().any(|r| r.name == name) {
             return Err(Refused::Taken);
         }
+        if list.iter().filter(|r| r.owner == owner).count() >= PER_MODULE {
+            return Err(Refused::TooMany);
+        }
+        list.try_reserve(1).map_err(|_| Refused::NoMemory)?;
         list.push(Registered {
-            name: name.into(),
+            name: copy,
             owner,
             function,
         });
@@ -167,8 +231,45 @@ mod tests {
         assert_eq!(r.add("hello", 0x2000, 2, is_help), Err(Refused::Taken));
         assert_eq!(r.add("help", 0x2000, 2, is_help), Err(Refused::Builtin));
         assert_eq!(r.add("", 0x2000, 2, is_help), Err(Refused::Empty));
+        assert_eq!(
+            r.add(&"a".repeat(NAME_MAX + 1), 0x2000, 2, is_help),
+            Err(Refused::TooLong(NAME_MAX + 1))
+        );
+        assert_eq!(
+            r.add("bad\x1b[2J", 0x2000, 2, is_help),
+            Err(Refused::NotPrintable(0x1b))
+        );
+        assert_eq!(r.add("two words", 0x2000, 2, is_help), Err(Refused::NotPrintable(b' ')));
+        assert_eq!(
+            r.add(&"a".repeat(NAME_MAX), 0x2000, 2, is_help),
+            Ok(()),
+            "the limit itself is fine"
+        );
         assert_eq!(r.find("hello"), Some((0x1000, 1)), "a refusal changes nothing");
         assert_eq!(r.find("help"), None);
+    }
+
+    #[test]
+    fn one_module_registers_at_most_per_module_names() {
+        let r: Registry<u8> = Registry::new();
+        for i in 0..PER_MODULE {
+            r.add(&alloc::format!("n{i}"), 1, 0, |_| false).unwrap();
+        }
+        assert_eq!(r.add("one-more", 1, 0, |_| false), Err(Refused::TooMany));
+        assert_eq!(
+            r.add("one-more", 2, 0, |_| false),
+            Ok(()),
+            "another module has its own count"
+        );
+        assert_eq!(r.list().len(), PER_MODULE + 1);
+    }
+
+    #[test]
+    fn names_are_checked_by_length_before_any_byte() {
+        assert_eq!(check_name_len(3 << 20), Err(Refused::TooLong(3 << 20)));
+        assert_eq!(check_name_len(0), Err(Refused::Empty));
+        assert_eq!(check_name(b"ok-name_1"), Ok("ok-name_1"));
+        assert_eq!(check_name("caf\u{e9}".as_bytes()), Err(Refused::NotPrintable(0xc3)));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use pi::pgtable::{Attrs, Granularity};
 
 use super::load::{self, Area, Module};
 use super::{abi, plt};
-use crate::arch::recovery::{self, Fault};
+use crate::arch::recovery::{self, Fault, Kind};
 use crate::arch::{cpu, sections};
 use crate::boot::cpio;
 use crate::debug::backtrace::Symbol;
@@ -177,8 +177,7 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
     if let Some(init) = linked.init {
         // SAFETY: `init` is the module's `extern "C" fn() -> i32`, mapped r-x
         // and relocated above.
-        let f: extern "C" fn() -> i32 = unsafe { core::mem::transmute(init as usize) };
-        let Ok(code) = call(base, || f()) else {
+        let Ok(code) = (unsafe { call(base, init, [0, 0]) }).map(|x0| x0 as i32) else {
             // `call` marked it faulted: it stays listed, holding what it took.
             return Err(alloc::format!(
                 "{name}: init_module faulted; it stays loaded, marked faulted (see lsmod -v)"
@@ -197,17 +196,22 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
     Ok(line)
 }
 
-/// Runs module `base`'s code `f` (an entry point, a command, a test): what
-/// it registers or allocates is its own. A fault in it is contained
-/// (`arch::recovery`): the module is marked faulted, a line says so, and
-/// the fault comes back.
+/// Calls module `base`'s code at `target` with `args` (an entry point, a
+/// command, a test); its x0. What it registers or allocates is its own. A
+/// fault in it is contained (`arch::recovery`): the module is marked
+/// faulted, a line says so, and the fault comes back.
 ///
 /// # Errors
-/// The contained [`Fault`]: `f` did not finish.
-pub fn call<R>(base: u64, f: impl FnOnce() -> R) -> Result<R, Fault> {
+/// The contained [`Fault`]: the call did not finish, or broke the ABI.
+///
+/// # Safety
+/// As for `recovery::run_untrusted`: `target` is an entry point of module
+/// `base` taking at most the two arguments.
+pub unsafe fn call(base: u64, target: u64, args: [u64; 2]) -> Result<u64, Fault> {
     let heap = frames::heap_in_use();
     let modules_heap = abi::allocations_total();
-    recovery::run_untrusted(base, f).inspect_err(|fault| {
+    // SAFETY: the caller's contract.
+    unsafe { recovery::run_untrusted(base, target, args) }.inspect_err(|fault| {
         // What the heap grew by that no module owns: the abandoned export
         // frames' share (none, while exports keep to `arch::recovery`'s rule).
         let grown = frames::heap_in_use().saturating_sub(heap);
@@ -223,7 +227,15 @@ pub fn run_command(word: &str, line: &str) -> bool {
         Some((owner, handler)) => {
             let rest = line.trim_start()[word.len()..].trim();
             // A fault is contained and reported by `call`: the command is over either way.
-            let _ = call(owner, || handler(rest.as_ptr(), rest.len()));
+            // SAFETY: a registered handler, `extern "C" fn(*const u8, usize)`
+            // of module `owner`, which stays mapped while registered.
+            let _ = unsafe {
+                call(
+                    owner,
+                    handler as usize as u64,
+                    [rest.as_ptr() as u64, rest.len() as u64],
+                )
+            };
             true
         }
         None => false,
@@ -284,8 +296,7 @@ pub fn rmmod(name: &str) -> Result<Option<String>, String> {
     // stay taken.
     if let Some(exit) = exit {
         // SAFETY: the module's `extern "C" fn()`, still mapped.
-        let f: extern "C" fn() = unsafe { core::mem::transmute(exit as usize) };
-        if call(base, || f()).is_err() {
+        if unsafe { call(base, exit, [0, 0]) }.is_err() {
             return Err(alloc::format!(
                 "{name}: exit_module faulted; it stays, marked faulted (see lsmod -v)"
             ));
@@ -343,10 +354,12 @@ pub fn lsmod(verbose: bool) -> Vec<String> {
         if verbose {
             let (blocks, bytes) = abi::allocations_of(m.base);
             lines.push(alloc::format!(
-                "  holds pages={} frames={:#x}-{:#x} heap-blocks={blocks} heap-bytes={bytes}",
+                "  holds pages={} frames={:#x}-{:#x} heap-blocks={blocks} heap-bytes={bytes} heap-budget={} block-budget={}",
                 m.pages,
                 m.frames.raw(),
-                m.frames.raw() + m.pages * PAGE_SIZE
+                m.frames.raw() + m.pages * PAGE_SIZE,
+                abi::HEAP_BUDGET,
+                abi::BLOCK_BUDGET
             ));
             if let Some(fault) = &m.faulted {
                 lines.push(alloc::format!("  faulted: {fault}"));
@@ -436,7 +449,17 @@ pub fn contain(fault: &crate::arch::recovery::Fault, leaked: u64) -> String {
     let at = symbolize_in(m, fault.elr)
         .or_else(|| crate::debug::backtrace::symbol(fault.elr))
         .map_or_else(|| alloc::format!("{:#x}", fault.elr), |s| s.to_string());
-    let what = alloc::format!("{} at {at}", fault.what());
+    let what = match fault.kind {
+        Kind::Exception => alloc::format!("{} at {at}", fault.syndrome),
+        Kind::StackOverflow => alloc::format!(
+            "stack overflow (FAR={:#x} in the guard page below the kernel stack) at {at}",
+            fault.far
+        ),
+        Kind::Clobbered(regs) => alloc::format!(
+            "clobbered {regs}, which AAPCS64 has a callee preserve, returning from {at}; the kernel's values were put back"
+        ),
+        Kind::Watchdog { ms } => alloc::format!("watchdog: no return after {ms} ms at {at}"),
+    };
     let line = alloc::format!(
         "module {} faulted: {what}; {registrations} command(s)/test(s) taken away, {} pages kept, {leaked} bytes of kernel heap left by the abandoned frames",
         m.name,

@@ -47,6 +47,11 @@ pub enum RelocError {
     /// scaled offset field cannot hold its low bits (lld: "improper
     /// alignment").
     Misaligned(u32),
+    /// The place holds an instruction of another kind than the type
+    /// patches (a CALL26 on anything but a BL, say): patching its immediate
+    /// bits would make a different instruction, not the one the compiler
+    /// wrote. (type, the word there.)
+    WrongInstruction(u32, u32),
 }
 
 /// The ABI's name for relocation type `r_type`, for the ones we know.
@@ -76,7 +81,8 @@ impl fmt::Display for RelocError {
         let (RelocError::Unsupported(t)
         | RelocError::Overflow(t)
         | RelocError::BadPlace(t)
-        | RelocError::Misaligned(t)) = *self;
+        | RelocError::Misaligned(t)
+        | RelocError::WrongInstruction(t, _)) = *self;
         match self {
             RelocError::Unsupported(_) => write!(f, "unsupported relocation type {t}")?,
             RelocError::Overflow(_) => write!(f, "relocation type {t} overflows its field")?,
@@ -84,6 +90,11 @@ impl fmt::Display for RelocError {
             RelocError::Misaligned(_) => write!(
                 f,
                 "improper alignment for relocation type {t}: its target is not aligned to the access size"
+            )?,
+            RelocError::WrongInstruction(_, insn) => write!(
+                f,
+                "relocation type {t} at {insn:#010x}, which is not {}",
+                expected_instruction(t).map_or("an instruction it patches", |(_, _, what)| what)
             )?,
         }
         match type_name(t) {
@@ -122,6 +133,59 @@ pub(super) fn with_imm12(insn: u32, imm: u64) -> u32 {
     (insn & 0xffc0_03ff) | (((imm & 0xfff) as u32) << 10)
 }
 
+/// The instruction relocation type `r_type` patches: (mask, value, name),
+/// where `insn & mask == value`; `None` for a data relocation. From the ARM
+/// ARM's encodings: B/BL, ADRP, ADD (immediate), and the loads and stores
+/// with an unsigned immediate (of the access size the type scales by).
+fn expected_instruction(r_type: u32) -> Option<(u32, u32, &'static str)> {
+    use types::*;
+    // Load/store (unsigned immediate): bits 29:27 = 111, 25:24 = 01; size
+    // in 31:30, V (SIMD&FP) in 26, opc in 23:22. A 128-bit access is V=1,
+    // size=00, opc=1x.
+    const LDST: (u32, u32) = (0x3b00_0000, 0x3900_0000);
+    const SIZE: u32 = 0xc000_0000;
+    const V_OPC1: u32 = 0x0480_0000;
+    Some(match r_type {
+        CALL26 => (0xfc00_0000, 0x9400_0000, "a BL"),
+        JUMP26 => (0xfc00_0000, 0x1400_0000, "a B"),
+        ADR_PREL_PG_HI21 | ADR_PREL_PG_HI21_NC => (0x9f00_0000, 0x9000_0000, "an ADRP"),
+        ADD_ABS_LO12_NC => (0x7f80_0000, 0x1100_0000, "an ADD (immediate)"),
+        LDST8_ABS_LO12_NC => (LDST.0 | SIZE, LDST.1, "a byte load or store (unsigned immediate)"),
+        LDST16_ABS_LO12_NC => (
+            LDST.0 | SIZE,
+            LDST.1 | 0x4000_0000,
+            "a 16-bit load or store (unsigned immediate)",
+        ),
+        LDST32_ABS_LO12_NC => (
+            LDST.0 | SIZE,
+            LDST.1 | 0x8000_0000,
+            "a 32-bit load or store (unsigned immediate)",
+        ),
+        LDST64_ABS_LO12_NC => (
+            LDST.0 | SIZE,
+            LDST.1 | 0xc000_0000,
+            "a 64-bit load or store (unsigned immediate)",
+        ),
+        LDST128_ABS_LO12_NC => (
+            LDST.0 | SIZE | V_OPC1,
+            LDST.1 | V_OPC1,
+            "a 128-bit load or store (unsigned immediate)",
+        ),
+        _ => return None,
+    })
+}
+
+/// Whether `insn` is what relocation type `r_type` patches.
+fn patches(r_type: u32, insn: u32) -> bool {
+    let Some((mask, value, _)) = expected_instruction(r_type) else {
+        return true;
+    };
+    // A byte access has size 00, as a 128-bit one does: V=1 with opc=1x
+    // is the 128-bit one.
+    let q = 0x0480_0000;
+    insn & mask == value && (r_type != types::LDST8_ABS_LO12_NC || insn & q != q)
+}
+
 /// Applies relocation `r_type` at `place` (the bytes at address `p`) for the
 /// target `s_plus_a`.
 ///
@@ -131,10 +195,15 @@ pub fn apply(r_type: u32, place: &mut [u8], p: u64, s_plus_a: u64) -> Result<(),
     use types::*;
     let bad = RelocError::BadPlace(r_type);
     let word = |place: &[u8]| {
-        place
+        let insn = place
             .get(..4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or(bad)
+            .ok_or(bad)?;
+        if patches(r_type, insn) {
+            Ok(insn)
+        } else {
+            Err(RelocError::WrongInstruction(r_type, insn))
+        }
     };
     let put32 = |place: &mut [u8], v: u32| {
         place
@@ -242,6 +311,44 @@ mod tests {
                 patched(t, insn, p, target)
             );
         }
+    }
+
+    #[test]
+    fn each_type_patches_only_its_own_kind_of_instruction() {
+        use types::*;
+        let p = 0xffff_8000_7800_0000;
+        let add = 0x9100_0000; // add x0, x0, #0
+        let rows: [(u32, u32, bool); 14] = [
+            (CALL26, 0x9400_0000, true),  // bl
+            (CALL26, 0x1400_0000, false), // b
+            (CALL26, add, false),
+            (JUMP26, 0x1400_0000, true),
+            (JUMP26, 0x9400_0000, false),
+            (ADR_PREL_PG_HI21, 0x9000_0000, true),  // adrp x0
+            (ADR_PREL_PG_HI21, 0x1000_0000, false), // adr x0
+            (ADD_ABS_LO12_NC, add, true),
+            (ADD_ABS_LO12_NC, 0xf940_0000, false), // ldr x0, [x0]
+            (LDST64_ABS_LO12_NC, 0xf940_0000, true),
+            (LDST32_ABS_LO12_NC, 0xf940_0000, false),
+            (LDST8_ABS_LO12_NC, 0x39c0_0000, true),  // ldrsb w0, [x0]
+            (LDST8_ABS_LO12_NC, 0x3dc0_0000, false), // ldr q0, [x0]
+            (LDST128_ABS_LO12_NC, 0x3dc0_0000, true),
+        ];
+        for (r_type, insn, fits) in rows {
+            let mut place = insn.to_le_bytes();
+            let result = apply(r_type, &mut place, p, p + 0x1000);
+            if fits {
+                assert!(result.is_ok(), "{r_type} {insn:#010x}: {result:?}");
+            } else {
+                assert_eq!(result, Err(RelocError::WrongInstruction(r_type, insn)));
+                assert_eq!(place, insn.to_le_bytes(), "unchanged");
+            }
+        }
+        let why = RelocError::WrongInstruction(CALL26, add).to_string();
+        assert_eq!(
+            why,
+            "relocation type 283 at 0x91000000, which is not a BL (R_AARCH64_CALL26)"
+        );
     }
 
     #[test]

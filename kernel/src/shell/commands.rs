@@ -339,6 +339,7 @@ fn mem(cx: &Context) {
         usage.from_frames,
         usage.freed
     );
+    println!("heap     in-use={}", frames::heap_in_use());
 }
 
 /// `irqs`: `irq=N name=NAME count=N cpu=0`, one line per source; without a

@@ -6,6 +6,13 @@
 //! `bl` straight to the export (a CALL26 relocation in the module's own
 //! section), exactly as if the module had declared the export itself: that is
 //! what the PLT counting and the veneers are about.
+//!
+//! The boundary, as the kernel keeps it (docs/design-notes.md): every
+//! length is checked before the kernel reads a byte, names are short and
+//! printable, a module's heap and registrations have budgets, and an entry
+//! point (`init_module`, `exit_module`, a command, a test) must return with
+//! x19-x29, SP and d8-d15 as it found them (AAPCS64): one that does not is
+//! a contained fault, as an exception or a stack overflow in it is.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -38,16 +45,31 @@ unsafe extern "C" {
     fn splitmap_panic(message: *const u8, len: usize) -> !;
 }
 
-/// The name is taken (by the kernel or another module).
+/// The kernel refused the registration: the name is taken (by the kernel or
+/// another module), empty, longer than [`NAME_MAX`] bytes or not printable
+/// ASCII without spaces; the module has [`PER_MODULE`] registrations of the
+/// kind already; or the kernel heap is full. The kernel logs which.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Taken;
+
+/// The longest command or test name the kernel accepts (bytes).
+pub const NAME_MAX: usize = 32;
+/// How many commands, and how many tests, one module may register.
+pub const PER_MODULE: usize = 32;
+/// The kernel heap one module may hold through [`alloc`] (bytes, counted
+/// as the kernel's buddy heap spends them: each block rounded up to a power
+/// of two), in at most [`BLOCK_BUDGET`] blocks. `lsmod -v` shows both.
+pub const HEAP_BUDGET: usize = 1 << 20;
+/// How many blocks one module may hold.
+pub const BLOCK_BUDGET: usize = 256;
 
 /// A registration export's answer: 0 is success.
 fn registered(code: i32) -> Result<(), Taken> {
     if code == 0 { Ok(()) } else { Err(Taken) }
 }
 
-/// Prints `message` on the console, as a line.
+/// Prints `message` on the console, as a line (at most 4096 bytes: a longer
+/// one is not printed, a line says so).
 #[inline(always)]
 pub fn log(message: &str) {
     // SAFETY: the kernel reads `len` bytes at the pointer during the call.
@@ -66,7 +88,10 @@ impl Block {
 }
 
 /// `size` bytes aligned to `align` (a power of two) from the kernel heap, if
-/// the kernel can. Give it back with [`free`]; `rmmod` frees what is left.
+/// the kernel can: `None` for a size of 0, an alignment that is not a power
+/// of two, more than the module's budget ([`HEAP_BUDGET`], [`BLOCK_BUDGET`])
+/// or than the heap has. Give it back with [`free`]; `rmmod` frees what is
+/// left.
 #[inline(always)]
 pub fn alloc(size: usize, align: usize) -> Option<Block> {
     // SAFETY: the kernel checks the size and alignment itself.
