@@ -16,6 +16,8 @@ use super::conduit::PsciConduit;
 const PSCI_VERSION: u64 = 0x8400_0000;
 /// SYSTEM_OFF: does not return if it works.
 const SYSTEM_OFF: u64 = 0x8400_0008;
+/// SYSTEM_RESET: does not return if it works.
+const SYSTEM_RESET: u64 = 0x8400_0009;
 
 #[repr(C)]
 struct Answer {
@@ -73,12 +75,27 @@ pub fn version() -> Option<(u16, u16)> {
     ((v as u32 as i32) >= 0).then_some(((v >> 16) as u16, v as u16))
 }
 
-/// Powers the machine off (QEMU exits with status 0). If the firmware does
+/// Powers the machine off: how a clean session ends (QEMU exits with
+/// status 0, and tells the host tool the guest shut down). If the firmware does
 /// not answer or refuses, says so and parks the CPU: never returns.
 pub fn system_off() -> ! {
     let _ = call(SYSTEM_OFF);
     crate::println!(
         "splitmap: power-off is unavailable: PSCI does not answer over {}; halted (Ctrl-A X leaves QEMU)",
+        name()
+    );
+    super::cpu::park()
+}
+
+/// Resets the machine: how a failure ends (a panic, a fatal report). The
+/// host tool runs QEMU with `-no-reboot`, so QEMU exits, and tells the tool
+/// over its control socket that the guest asked for a reset: a verdict no
+/// console text can forge, unlike the `kernel panic:` line. If the firmware
+/// does not answer, says so in a line of its own and parks the CPU.
+pub fn system_reset() -> ! {
+    let _ = call(SYSTEM_RESET);
+    crate::println!(
+        "splitmap: reset is unavailable: PSCI does not answer over {}; halted (Ctrl-A X leaves QEMU)",
         name()
     );
     super::cpu::park()

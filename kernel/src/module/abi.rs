@@ -54,7 +54,8 @@ unsafe fn module_str<'a>(at: *const u8, len: usize) -> Option<&'a str> {
     core::str::from_utf8(unsafe { core::slice::from_raw_parts(at, len) }).ok()
 }
 
-/// Kernel export: print a line from a module.
+/// Kernel export: print a line from a module, after its name and escaped
+/// ([`LogLine`](super::logline::LogLine)).
 ///
 /// # Safety
 /// `message` must point to `len` readable bytes.
@@ -64,7 +65,9 @@ pub unsafe extern "C" fn splitmap_log(message: *const u8, len: usize) {
     // a bad pointer then faults with no lock held, and can be contained.
     // SAFETY: the caller's contract.
     let message = unsafe { module_str(message, len) }.unwrap_or("(not UTF-8)");
-    crate::println!("{message}");
+    let module = super::insmod::name_of(owner());
+    let module = module.as_deref().unwrap_or("?");
+    crate::println!("{}", super::logline::LogLine { module, message });
 }
 crate::export!(splitmap_log);
 

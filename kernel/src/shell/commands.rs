@@ -12,6 +12,7 @@ use super::{crash, explore, selftest};
 use crate::arch::{pmu, psci};
 use crate::boot::reserve::frames_below;
 use crate::boot::{cpio, tree};
+use crate::console::escape::Escaped;
 use crate::console::{self, Console};
 use crate::mm::tables;
 use crate::mm::{frames, linear, rodata};
@@ -330,10 +331,12 @@ fn mem(cx: &Context) {
 
 fn bootargs(cx: &Context) {
     let info = &cx.kernel.boot;
-    println!("cmdline: {}", info.dt.bootargs);
-    println!("{}", info.args);
+    // The command line is the bootloader's text: escaped, so that none of
+    // it can end this line or pass for a line of the kernel's.
+    println!("cmdline: {}", Escaped(info.dt.bootargs));
+    println!("{}", Escaped(info.args));
     for issue in info.arg_issues() {
-        println!("warning: {issue}");
+        println!("warning: {}", Escaped(issue));
     }
     if info.arg_issues_dropped() > 0 {
         println!("warning: {} more problems not shown", info.arg_issues_dropped());
@@ -375,7 +378,7 @@ fn modules(cx: &Context) {
                     f.data.len() > 20 && f.data.starts_with(b"\x7fELF\x02\x01") && f.data[16..20] == [1, 0, 183, 0];
                 println!(
                     "{} size={} {}",
-                    f.name,
+                    Escaped(f.name),
                     f.data.len(),
                     if elf { "elf=rel/aarch64" } else { "elf=no" }
                 );
