@@ -9,6 +9,7 @@ pub mod kbuild;
 pub mod map;
 pub mod output;
 pub mod qemu;
+pub mod qmp;
 pub mod relacheck;
 pub mod session;
 pub mod sweep;
