@@ -112,7 +112,7 @@ fn board_uart() -> Option<PhysRange> {
 /// Maps the console UART — `named` if the tree names one that can be
 /// mapped, else the board's — and makes it the console; why it is not the
 /// named one, if it is not. With neither, there is nothing to speak
-/// through: the machine resets (a failure, not a clean power-off).
+/// through: the machine powers off.
 pub fn start(named: Option<PhysRange>) -> (Console, Option<Fallback>) {
     let chosen = match named.map(|r| (r, mmio_pages(r))) {
         Some((regs, Ok(pages))) => Ok((regs, pages)),
@@ -123,14 +123,14 @@ pub fn start(named: Option<PhysRange>) -> (Console, Option<Fallback>) {
         Ok((regs, pages)) => (regs, pages, None),
         Err(why) => match board_uart() {
             Some(uart) => (uart, uart, Some(why)),
-            None => psci::system_reset(),
+            None => psci::system_off(),
         },
     };
     let Ok(base) = tables::map_fixed(MMIO, pages.start, pages.size()) else {
         // The window is empty at boot and `pages` fits it, so only a lack of
         // table pages could fail this; and without a console nothing could
         // be said about it.
-        psci::system_reset()
+        psci::system_off()
     };
     let va = base + (regs.start.raw() - pages.start.raw());
     // SAFETY: the PL011's registers were just mapped as Device memory at `va`
