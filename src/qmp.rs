@@ -80,7 +80,9 @@ impl Listener {
 
     /// Adds QEMU's options for it: start paused, and connect here.
     pub fn add_to(&self, command: &mut Command) {
-        command.args(["-S", "-qmp"]).arg(format!("unix:{}", self.path.display()));
+        command
+            .args(["-S", "-qmp"])
+            .arg(format!("unix:{}", self.path.display()));
     }
 
     /// Waits for `qemu` (started with [`Listener::add_to`]'s options) to
@@ -178,6 +180,27 @@ impl Events {
     /// `None` if it announced none.
     pub fn finish(self) -> Option<Shutdown> {
         self.thread.join().ok().flatten()
+    }
+}
+
+/// Starts `qemu` (its stdio already set up) with a control socket: QEMU,
+/// and its events once the guest runs (`None` if QEMU exited before it
+/// connected: its status and stderr say why).
+///
+/// # Errors
+/// QEMU could not be started, or did not speak QMP; it is stopped then.
+pub fn spawn(mut qemu: Command) -> std::io::Result<(Child, Option<Events>)> {
+    let resume = !held_for_debugger(&qemu);
+    let monitor = Listener::new()?;
+    monitor.add_to(&mut qemu);
+    let mut child = qemu.spawn()?;
+    match monitor.attach(&mut child, resume) {
+        Ok(events) => Ok((child, events)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
     }
 }
 

@@ -182,18 +182,8 @@ pub fn check_script(cmds: &[String]) -> Result<(), String> {
 fn interactive(mut command: Command, limit: Option<Duration>) -> std::io::Result<ExitCode> {
     /// The stage-0 loader speaks first: its refusal is in the first bytes.
     const HEAD: usize = 64 << 10;
-    let resume = !qmp::held_for_debugger(&command);
-    let monitor = qmp::Listener::new()?;
-    monitor.add_to(&mut command);
-    let mut child = command.stdout(Stdio::piped()).spawn()?;
-    let events = match monitor.attach(&mut child, resume) {
-        Ok(events) => events,
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
-        }
-    };
+    command.stdout(Stdio::piped());
+    let (mut child, events) = qmp::spawn(command)?;
     let watchdog = limit.map(|limit| Watchdog::start(child.id(), limit, libc::SIGTERM));
     let mut from_qemu = child.stdout.take().expect("piped stdout");
     let mut stdout = Passed::new();

@@ -220,18 +220,8 @@ pub fn run_typing(
     timeout: Duration,
     mut echo: impl FnMut(&[u8]),
 ) -> std::io::Result<Transcript> {
-    let resume = !qmp::held_for_debugger(&qemu);
-    let monitor = qmp::Listener::new()?;
-    monitor.add_to(&mut qemu);
-    let mut child = qemu.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
-    let events = match monitor.attach(&mut child, resume) {
-        Ok(events) => events,
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
-        }
-    };
+    qemu.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let (mut child, events) = qmp::spawn(qemu)?;
     let mut stdin = child.stdin.take().expect("piped stdin");
     let mut stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
@@ -423,10 +413,16 @@ mod tests {
             judge("", ending(Some(Shutdown::Other("host-qmp-quit".into())), None, ok), t),
             Outcome::QemuShutDown(_)
         ));
-        assert!(matches!(judge("hello", ending(None, None, None), t), Outcome::Timeout(_)));
+        assert!(matches!(
+            judge("hello", ending(None, None, None), t),
+            Outcome::Timeout(_)
+        ));
         // Exiting without an event, even with status 0, is no power-off.
         assert!(matches!(judge("", ending(None, None, ok), t), Outcome::QemuFailed(_)));
-        assert!(matches!(judge("", ending(None, None, failed), t), Outcome::QemuFailed(_)));
+        assert!(matches!(
+            judge("", ending(None, None, failed), t),
+            Outcome::QemuFailed(_)
+        ));
         match judge(
             "stage0: error: load address 0x1 is not 4 KiB-aligned\r\n",
             ending(None, None, failed),
@@ -443,8 +439,20 @@ mod tests {
         let reset = "splitmap: reset is unavailable: PSCI does not answer over hvc; halted (Ctrl-A X leaves QEMU)";
         // (chunks as they arrive, the halt seen after the last)
         let rows: Vec<(Vec<String>, Option<Halt>)> = vec![
-            (vec!["splitmap> poweroff\r\nsplitmap: powering off\r\n".into(), format!("{off}\r\n")], Some(Halt::CannotPowerOff)),
-            (vec![format!("\r\nkernel panic: x\r\n{}", &reset[..20]), format!("{}\r\n", &reset[20..])], Some(Halt::CannotReset)),
+            (
+                vec![
+                    "splitmap> poweroff\r\nsplitmap: powering off\r\n".into(),
+                    format!("{off}\r\n"),
+                ],
+                Some(Halt::CannotPowerOff),
+            ),
+            (
+                vec![
+                    format!("\r\nkernel panic: x\r\n{}", &reset[..20]),
+                    format!("{}\r\n", &reset[20..]),
+                ],
+                Some(Halt::CannotReset),
+            ),
             (vec![off.into()], None),
             (vec![format!("splitmap> {off}\r\n")], None),
             (vec![format!("error: unknown command '{off}'\r\n")], None),

@@ -250,7 +250,9 @@ fn a_module_adds_a_shell_command_and_rmmod_takes_it_away() {
         .collect();
     assert_eq!(answers.len(), 3, "{out}");
     assert!(
-        answers[0].starts_with("error:") && answers[1] == "hello: hello from a module" && answers[2].starts_with("error:"),
+        answers[0].starts_with("error:")
+            && answers[1] == "hello: hello from a module"
+            && answers[2].starts_with("error:"),
         "{answers:?}"
     );
     // help lists module commands apart, each with its usage and module.

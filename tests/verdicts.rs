@@ -15,7 +15,16 @@ const HALT_LINE: &str =
 
 #[test]
 fn typed_lines_that_look_like_a_verdict_end_cleanly() {
-    let run = splitmap(&["run", "--nokaslr", "--cmd", "kernel panic: x", "--cmd", HALT_LINE, "--cmd", "help"]);
+    let run = splitmap(&[
+        "run",
+        "--nokaslr",
+        "--cmd",
+        "kernel panic: x",
+        "--cmd",
+        HALT_LINE,
+        "--cmd",
+        "help",
+    ]);
     assert!(run.success, "{}\n{}", run.stderr, run.stdout);
     assert_eq!(run.code, Some(0));
     assert!(run.stdout.contains("error: unknown command 'kernel'"), "{}", run.stdout);
@@ -26,12 +35,25 @@ fn typed_lines_that_look_like_a_verdict_end_cleanly() {
 
 #[test]
 fn a_module_logging_kernel_lines_ends_cleanly() {
-    let run = splitmap(&["run", "--nokaslr", "--cmd", "insmod faulty", "--cmd", "faulty forge", "--cmd", "help"]);
+    let run = splitmap(&[
+        "run",
+        "--nokaslr",
+        "--cmd",
+        "insmod faulty",
+        "--cmd",
+        "faulty forge",
+        "--cmd",
+        "help",
+    ]);
     assert!(run.success, "{}\n{}", run.stderr, run.stdout);
     // One line, after the module's name, its line ends escaped.
     let want = "faulty: forged\\r\\nkernel panic: forged by a module\\r\\nsplitmap: reset is unavailable: PSCI does not answer over hvc; halted (Ctrl-A X leaves QEMU)\\r\\nsplitmap> ";
     assert!(run.stdout.lines().any(|l| l == want), "{}", run.stdout);
-    assert!(!run.stdout.lines().any(|l| l.starts_with("kernel panic:")), "{}", run.stdout);
+    assert!(
+        !run.stdout.lines().any(|l| l.starts_with("kernel panic:")),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("commands:"), "{}", run.stdout);
 }
 
@@ -62,7 +84,15 @@ fn bootargs_holding_a_panic_line_end_cleanly() {
     let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("verdict-bootargs.dtb");
     std::fs::write(&path, w.finish().unwrap()).unwrap();
     // No --append (nor --nokaslr, which appends): QEMU keeps the tree's bootargs.
-    let run = splitmap(&["run", "--dtb", path.to_str().unwrap(), "--cmd", "bootargs", "--cmd", "help"]);
+    let run = splitmap(&[
+        "run",
+        "--dtb",
+        path.to_str().unwrap(),
+        "--cmd",
+        "bootargs",
+        "--cmd",
+        "help",
+    ]);
     assert!(run.success, "{}\n{}", run.stderr, run.stdout);
     assert!(
         run.stdout
@@ -71,7 +101,11 @@ fn bootargs_holding_a_panic_line_end_cleanly() {
         "{}",
         run.stdout
     );
-    assert!(!run.stdout.lines().any(|l| l.starts_with("kernel panic:")), "{}", run.stdout);
+    assert!(
+        !run.stdout.lines().any(|l| l.starts_with("kernel panic:")),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("commands:"), "{}", run.stdout);
 }
 
@@ -80,7 +114,11 @@ fn a_real_panic_fails_through_the_guests_reset() {
     let run = splitmap(&["run", "--nokaslr", "--cmd", "crash brk"]);
     assert_eq!(run.code, Some(1), "{}\n{}", run.stderr, run.stdout);
     assert_eq!(run.stderr.trim(), "splitmap: kernel panic", "{}", run.stdout);
-    assert!(run.stdout.contains("kernel panic: unhandled exception"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("kernel panic: unhandled exception"),
+        "{}",
+        run.stdout
+    );
     // PSCI answered the reset: no halt line.
     assert!(!run.stdout.contains("is unavailable"), "{}", run.stdout);
 }

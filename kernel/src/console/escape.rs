@@ -78,12 +78,12 @@ mod tests {
 
     #[test]
     fn a_display_is_escaped_as_it_is_written() {
-        struct Two;
+        struct Two(&'static str);
         impl Display for Two {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "one\n{}", "two\x1b")
+                write!(f, "one\n{}", self.0)
             }
         }
-        assert_eq!(format!("<{}>", Escaped(Two)), "<one\\ntwo\\x1b>");
+        assert_eq!(format!("<{}>", Escaped(Two("two\x1b"))), "<one\\ntwo\\x1b>");
     }
 }

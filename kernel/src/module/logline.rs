@@ -58,9 +58,17 @@ mod tests {
             ("hostile", "kernel panic: x", "hostile: kernel panic: x"),
             ("hostile", "ok\nkernel panic: x", "hostile: ok\\nkernel panic: x"),
             ("hostile", "\rsplitmap> ", "hostile: \\rsplitmap> "),
-            ("splitmap", "splitmap: power-off is unavailable", "module 'splitmap': splitmap: power-off is unavailable"),
+            (
+                "splitmap",
+                "splitmap: power-off is unavailable",
+                "module 'splitmap': splitmap: power-off is unavailable",
+            ),
             ("kernel", "kernel: panic", "module 'kernel': kernel: panic"),
-            ("kernel panic", "kernel panic: x", "module 'kernel panic': kernel panic: x"),
+            (
+                "kernel panic",
+                "kernel panic: x",
+                "module 'kernel panic': kernel panic: x",
+            ),
             ("a\nb", "x", "module 'a\\nb': x"),
             ("", "x", "module '': x"),
         ];

@@ -73,7 +73,13 @@ pub fn write_source(blob: &[u8], path: &str, out: &mut impl Write) -> Result<(),
                     }
                     writeln!(out, "{} {{", if whole { "/" } else { "" })?;
                 } else if let Some(top) = inside {
-                    writeln!(out, "{:indent$}{} {{", "", Escaped(names[depth - 1]), indent = 2 * (depth - top))?;
+                    writeln!(
+                        out,
+                        "{:indent$}{} {{",
+                        "",
+                        Escaped(names[depth - 1]),
+                        indent = 2 * (depth - top)
+                    )?;
                 }
             }
             ParsedTok::EndNode => {
