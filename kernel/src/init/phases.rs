@@ -255,7 +255,7 @@ fn lend_to_lower_layers() {
 /// the command line and the tree, and where the image went.
 fn report(info: &BootInfo<'_>, fallback: Option<Fallback>, image: PhysRange) {
     for issue in info.arg_issues() {
-        warn!("{}", crate::console::escape::Escaped(issue));
+        warn!("{issue}");
     }
     if info.arg_issues_dropped() > 0 {
         warn!("{} more boot argument problems not shown", info.arg_issues_dropped());

@@ -334,9 +334,10 @@ fn bootargs(cx: &Context) {
     // The command line is the bootloader's text: escaped, so that none of
     // it can end this line or pass for a line of the kernel's.
     println!("cmdline: {}", Escaped(info.dt.bootargs));
-    println!("{}", Escaped(info.args));
+    // Settings and problems escape the command line's words themselves.
+    println!("{}", info.args);
     for issue in info.arg_issues() {
-        println!("warning: {}", Escaped(issue));
+        println!("warning: {issue}");
     }
     if info.arg_issues_dropped() > 0 {
         println!("warning: {} more problems not shown", info.arg_issues_dropped());
