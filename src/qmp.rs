@@ -119,14 +119,18 @@ impl Listener {
         // The greeting, then capabilities: events flow from here on.
         let mut greeting = String::new();
         from_qemu.read_line(&mut greeting)?;
+        // While QEMU is paused nothing can end it but this tool: the guest
+        // has not run yet.
         let mut shutdown = None;
         to_qemu.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")?;
         await_return(&mut from_qemu, &mut shutdown)?;
+        from_qemu.get_ref().set_read_timeout(None)?;
+        // `cont`'s answer is not awaited: once the guest runs, QEMU may be
+        // gone before it is read (the stage-0 loader's refusal exits within
+        // milliseconds). Whatever comes is read below, to the end.
         if resume {
             to_qemu.write_all(b"{\"execute\":\"cont\"}\n")?;
-            await_return(&mut from_qemu, &mut shutdown)?;
         }
-        from_qemu.get_ref().set_read_timeout(None)?;
         let thread = std::thread::spawn(move || {
             // Kept open until QEMU closes it, as it does when it exits.
             let _keep = to_qemu;
@@ -142,7 +146,8 @@ impl Listener {
     }
 }
 
-/// Reads QMP lines up to a command's answer, noting a shutdown on the way.
+/// Reads QMP lines up to a command's answer, noting a shutdown on the way
+/// (none can come before the guest runs; the note costs nothing).
 fn await_return(from_qemu: &mut BufReader<UnixStream>, shutdown: &mut Option<Shutdown>) -> std::io::Result<()> {
     let mut line = String::new();
     loop {
