@@ -11,6 +11,7 @@ pub mod machine;
 pub mod map;
 pub mod output;
 pub mod qemu;
+pub mod qmp;
 pub mod relacheck;
 pub mod session;
 pub mod sweep;

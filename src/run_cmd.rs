@@ -5,6 +5,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use splitmap::qemu::{self, Console};
+use splitmap::qmp;
 use splitmap::session;
 use splitmap::watchdog::Watchdog;
 
@@ -213,41 +214,54 @@ pub fn check_script(cmds: &[String]) -> Result<(), String> {
     }
 }
 
-/// Runs QEMU on this terminal. Its output is passed through as it comes and
-/// watched for a kernel panic, which makes the run fail like a scripted one.
-/// After `limit` QEMU is asked to stop (SIGTERM: it gives the terminal back)
-/// and the run fails.
+/// Runs QEMU on this terminal. Its output is passed through as it comes;
+/// the run ends as a scripted one would be judged ([`session::judge`]): by
+/// QEMU's `SHUTDOWN` event, so a panic fails the run and text that only
+/// looks like one (typed, logged by a module) does not. After `limit` QEMU
+/// is asked to stop (SIGTERM: it gives the terminal back) and the run fails.
 fn interactive(mut command: Command, limit: Option<Duration>, hide_firmware: bool) -> std::io::Result<ExitCode> {
-    let mut child = command.stdout(Stdio::piped()).spawn()?;
+    /// The stage-0 loader speaks first: its refusal is in the first bytes.
+    const HEAD: usize = 64 << 10;
+    command.stdout(Stdio::piped());
+    let (mut child, events) = qmp::spawn(command)?;
     let watchdog = limit.map(|limit| Watchdog::start(child.id(), limit, libc::SIGTERM));
     let mut from_qemu = child.stdout.take().expect("piped stdout");
     let mut stdout = Passed::new(hide_firmware);
-    let mut tail: Vec<u8> = Vec::new();
-    let mut panicked = false;
+    let mut head: Vec<u8> = Vec::new();
+    // Lines are watched for the kernel's halt lines (no PSCI, no event);
+    // only the line not yet ended is kept.
+    let mut line: Vec<u8> = Vec::new();
+    let mut halts = session::HaltWatch::default();
+    let mut halt = None;
     let mut buf = [0u8; 4096];
     while let Ok(n) = from_qemu.read(&mut buf) {
         if n == 0 {
             break;
         }
         stdout.write(&buf[..n]);
-        // Keep a marker's length of what came before, to see one split in two.
-        tail.extend_from_slice(&buf[..n]);
-        let marker = session::PANIC_MARKER.as_bytes();
-        panicked |= tail.windows(marker.len()).any(|w| w == marker);
-        tail.drain(..tail.len().saturating_sub(marker.len()));
+        head.extend_from_slice(&buf[..n.min(HEAD.saturating_sub(head.len()))]);
+        line.extend_from_slice(&buf[..n]);
+        halt = halt.or(halts.update(&line));
+        if let Some(end) = line.iter().rposition(|&b| b == b'\n') {
+            line.drain(..=end);
+            halts = session::HaltWatch::default();
+        }
     }
     // QEMU's output ended with it; stand the watchdog down before reaping.
     let timed_out = watchdog.is_some_and(Watchdog::stop);
     let status = child.wait()?;
-    Ok(if panicked {
-        eprintln!("splitmap: kernel panic");
-        ExitCode::from(1)
-    } else if timed_out {
-        eprintln!("splitmap: timeout after {} s", limit.unwrap_or_default().as_secs());
-        ExitCode::from(1)
-    } else if status.success() {
+    let shutdown = events.and_then(qmp::Events::finish);
+    let ending = session::Ending {
+        // A timeout's SIGTERM makes QEMU announce a shutdown of its own.
+        shutdown: if timed_out { None } else { shutdown },
+        halt,
+        status: (!timed_out).then_some(status),
+    };
+    let outcome = session::judge(&String::from_utf8_lossy(&head), ending, limit.unwrap_or_default());
+    Ok(if outcome.success() {
         ExitCode::SUCCESS
     } else {
+        eprintln!("splitmap: {}", outcome.reason());
         ExitCode::from(1)
     })
 }

@@ -246,11 +246,13 @@ fn a_module_adds_a_shell_command_and_rmmod_takes_it_away() {
     );
     let answers: Vec<&str> = out
         .lines()
-        .filter(|l| l.starts_with("error: unknown command 'hello'") || *l == "hello from a module")
+        .filter(|l| l.starts_with("error: unknown command 'hello'") || *l == "hello: hello from a module")
         .collect();
     assert_eq!(answers.len(), 3, "{out}");
     assert!(
-        answers[0].starts_with("error:") && answers[1] == "hello from a module" && answers[2].starts_with("error:"),
+        answers[0].starts_with("error:")
+            && answers[1] == "hello: hello from a module"
+            && answers[2].starts_with("error:"),
         "{answers:?}"
     );
     // help lists module commands apart, each with its usage and module.
@@ -266,13 +268,13 @@ fn a_module_adds_a_shell_command_and_rmmod_takes_it_away() {
         "help lists it:\n{help}"
     );
     assert!(
-        modules.contains("  faulty null|undef|bad-log|bad-unregister|exit-null|unregister NAME\n"),
+        modules.contains("  faulty null|undef|bad-log|bad-unregister|exit-null|forge|unregister NAME\n"),
         "{help}"
     );
     // help NAME: the usage the module registered.
     let faulty = out.split("splitmap> help faulty\n").nth(1).unwrap();
     assert!(
-        faulty.starts_with("usage: faulty null|undef|bad-log|bad-unregister|exit-null|unregister NAME\n"),
+        faulty.starts_with("usage: faulty null|undef|bad-log|bad-unregister|exit-null|forge|unregister NAME\n"),
         "{faulty}"
     );
 }
@@ -400,11 +402,11 @@ fn every_sample_loads_runs_and_unloads_near_and_far() {
         let out = session(&["--append", region], &cmds);
         assert!(!out.contains("error:"), "{region}:\n{out}");
         for want in [
-            "hello from a module",
+            "hello: hello from a module",
             "data: pointer, offset and string tables relocated",
             "farcalls: heap round trip ok",
             "pingpong: 97 takes 118 steps",
-            "usage: faulty null|undef|bad-log|bad-unregister|exit-null|unregister NAME",
+            "faulty: usage: faulty null|undef|bad-log|bad-unregister|exit-null|forge|unregister NAME",
         ] {
             assert!(out.lines().any(|l| l == want), "{region}: {want}\n{out}");
         }
@@ -548,7 +550,7 @@ fn a_fault_in_exit_module_leaves_the_module_listed_and_faulted() {
             .unwrap()
     };
     assert_ne!(base("hello"), base("faulty"), "{out}");
-    assert!(out.lines().any(|l| l == "hello from a module"), "{out}");
+    assert!(out.lines().any(|l| l == "hello: hello from a module"), "{out}");
     assert!(!out.contains("rmmod: hello left"), "hello inherited nothing:\n{out}");
     let free = free_frames(&out);
     assert_eq!(
@@ -573,10 +575,10 @@ fn a_module_cannot_unregister_another_modules_command() {
     );
     let answers: Vec<&str> = out
         .lines()
-        .filter(|l| l.starts_with("error: unknown command 'hello'") || *l == "hello from a module")
+        .filter(|l| l.starts_with("error: unknown command 'hello'") || *l == "hello: hello from a module")
         .collect();
     assert!(
-        answers.len() == 2 && answers[0] == "hello from a module" && answers[1].starts_with("error:"),
+        answers.len() == 2 && answers[0] == "hello: hello from a module" && answers[1].starts_with("error:"),
         "hello's command survived faulty's attempt, and left with hello:\n{out}"
     );
     assert!(!out.contains("error: rmmod"), "{out}");
@@ -610,7 +612,7 @@ fn a_module_file_the_heap_cannot_copy_is_refused_and_changes_nothing() {
         "{refusal}"
     );
     refused_took_nothing(&out);
-    assert!(out.lines().any(|l| l == "hello from a module"), "{out}");
+    assert!(out.lines().any(|l| l == "hello: hello from a module"), "{out}");
 }
 
 #[test]

@@ -220,3 +220,18 @@ fn a_16k_kernel_refuses_itself_on_the_pis_console() {
         "{said}"
     );
 }
+
+/// A panic on the Pi ends in the board's own reset (no PSCI there): the
+/// tool hears a guest reset and fails the run, with no halt line.
+#[test]
+fn a_panic_resets_the_board_and_fails_the_run() {
+    let run = splitmap(&["run", "--machine", "raspi3b", "--nokaslr", "--cmd", "crash brk"]);
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stderr, run.stdout);
+    assert_eq!(run.stderr.trim(), "splitmap: kernel panic", "{}", run.stdout);
+    assert!(
+        run.stdout.contains("kernel panic: unhandled exception"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("is unavailable"), "{}", run.stdout);
+}

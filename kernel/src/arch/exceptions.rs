@@ -246,14 +246,14 @@ static STOPPING: AtomicU64 = AtomicU64::new(0);
 /// Starts a report that ends the kernel: the console is freed from whoever
 /// held it (the code that faulted may have been printing). An exception
 /// taken inside such a report must not report again, and again, down the
-/// boot stack: the second says so in a line and panics, a third powers off
-/// without a word.
+/// boot stack: the second says so in a line and panics, a third resets the
+/// machine (a failure, as a panic's end is) without a word.
 fn stopping(frame: &Frame) {
     take_console();
     match STOPPING.fetch_add(1, Ordering::SeqCst) {
         0 => {}
         1 => panic!("an exception at {:#x} while reporting an exception", frame.elr),
-        _ => super::psci::system_off(),
+        _ => super::psci::system_reset(),
     }
 }
 

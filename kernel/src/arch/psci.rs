@@ -16,6 +16,8 @@ use super::conduit::PsciConduit;
 const PSCI_VERSION: u64 = 0x8400_0000;
 /// SYSTEM_OFF: does not return if it works.
 const SYSTEM_OFF: u64 = 0x8400_0008;
+/// SYSTEM_RESET: does not return if it works.
+const SYSTEM_RESET: u64 = 0x8400_0009;
 
 #[repr(C)]
 struct Answer {
@@ -84,11 +86,13 @@ pub struct BoardPower {
     pub name: &'static str,
     /// Powers the machine off; returns only if that did not happen.
     pub off: fn(),
+    /// Resets the machine; returns only if that did not happen.
+    pub reset: fn(),
 }
 
 static BOARD_POWER: Once<BoardPower> = Once::new();
 
-/// Uses `power` for `system_off` where there is no PSCI.
+/// Uses `power` for `system_off` and `system_reset` where there is no PSCI.
 pub fn use_board_power(power: BoardPower) {
     BOARD_POWER.call_once(|| power);
 }
@@ -105,7 +109,8 @@ pub fn version() -> Option<(u16, u16)> {
     ((v as u32 as i32) >= 0).then_some(((v >> 16) as u16, v as u16))
 }
 
-/// Powers the machine off (QEMU exits with status 0). If the firmware does
+/// Powers the machine off: how a clean session ends (QEMU exits with
+/// status 0, and tells the host tool the guest shut down). If the firmware does
 /// not answer or refuses, says so and parks the CPU: never returns.
 pub fn system_off() -> ! {
     let _ = call(SYSTEM_OFF);
@@ -123,6 +128,28 @@ pub fn system_off() -> ! {
     } else {
         crate::println!(
             "splitmap: power-off is unavailable: the device tree names neither PSCI nor a power controller; halted (Ctrl-A X leaves QEMU)"
+        );
+    }
+    super::cpu::park()
+}
+
+/// Resets the machine: how a failure ends (a panic, a fatal report). The
+/// host tool runs QEMU with `-no-reboot`, so QEMU exits, and tells the tool
+/// over its control socket that the guest asked for a reset: a verdict no
+/// console text can forge, unlike the `kernel panic:` line. If the firmware
+/// does not answer, says so in a line of its own and parks the CPU.
+pub fn system_reset() -> ! {
+    let _ = call(SYSTEM_RESET);
+    if let Some(board) = board_power() {
+        (board.reset)();
+        crate::println!(
+            "splitmap: reset is unavailable: the {} did not reset the machine; halted (Ctrl-A X leaves QEMU)",
+            board.name
+        );
+    } else {
+        crate::println!(
+            "splitmap: reset is unavailable: PSCI does not answer over {}; halted (Ctrl-A X leaves QEMU)",
+            name()
         );
     }
     super::cpu::park()

@@ -5,6 +5,8 @@
 
 use core::fmt;
 
+use crate::console::escape::Escaped;
+
 use log::LevelFilter;
 
 /// Settings taken from the command line.
@@ -69,8 +71,8 @@ impl fmt::Display for BootArgs<'_> {
         write!(
             f,
             " kaslr.window={} kaslr.align={} kaslr.linear={} rodata={} module.region={} module.watchdog={}",
-            self.kaslr_window.unwrap_or("default"),
-            self.kaslr_align.unwrap_or("default"),
+            Escaped(self.kaslr_window.unwrap_or("default")),
+            Escaped(self.kaslr_align.unwrap_or("default")),
             if self.kaslr_linear { "on" } else { "off" },
             if self.rodata_full { "full" } else { "on" },
             if self.module_far { "far" } else { "near" },
@@ -120,11 +122,14 @@ fn expected(key: &str) -> &'static str {
 impl fmt::Display for BootArgIssue<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BootArgIssue::Unknown(word) => write!(f, "unknown boot argument '{word}' ignored"),
+            // The words are the command line's text: escaped.
+            BootArgIssue::Unknown(word) => write!(f, "unknown boot argument '{}' ignored", Escaped(word)),
             BootArgIssue::BadValue { key, value } => {
                 write!(
                     f,
-                    "boot argument {key}={value} rejected: expected {}; ignored",
+                    "boot argument {}={} rejected: expected {}; ignored",
+                    Escaped(key),
+                    Escaped(value),
                     expected(key)
                 )
             }
@@ -201,6 +206,19 @@ mod tests {
         let mut issues = Vec::new();
         let args = parse(line, |i| issues.push(i.to_string()));
         (args, issues)
+    }
+
+    #[test]
+    fn the_command_lines_words_are_escaped_where_shown() {
+        let (args, issues) = run("fr\x1bob kaslr.window=a\x07b loglevel=\u{e9}");
+        assert_eq!(
+            issues,
+            [
+                "unknown boot argument 'fr\\x1bob' ignored",
+                "boot argument loglevel=\\xc3\\xa9 rejected: expected off, error, warn, info, debug, trace or 0-5; ignored",
+            ]
+        );
+        assert!(args.to_string().contains(" kaslr.window=a\\x07b "), "{args}");
     }
 
     #[test]

@@ -73,7 +73,7 @@ mod machine {
     /// Where the block's registers are mapped.
     static REGS: Once<u64> = Once::new();
 
-    /// Maps the block at `regs` and makes it the machine's power-off.
+    /// Maps the block at `regs` and makes it the machine's power-off and reset.
     ///
     /// # Errors
     /// Why it could not be mapped (a console over the whole MMIO window, or
@@ -88,19 +88,21 @@ mod machine {
         REGS.call_once(|| va + (regs.start.raw() - page.start.raw()));
         psci::use_board_power(BoardPower {
             name: "BCM2835 power-management watchdog",
-            off,
+            off: || fire(Action::Off),
+            reset: || fire(Action::Reset),
         });
         Ok(())
     }
 
-    fn off() {
+    /// Asks the block for `action`; returns only if it did not happen.
+    fn fire(action: Action) {
         let Some(&base) = REGS.get() else { return };
         let reg = |offset: u64| (base + offset) as *mut u32;
         // SAFETY: `base` maps the block's registers as Device memory (`start`);
         // these are 32-bit registers at their documented offsets.
         unsafe {
             let (rsts, rstc) = (reg(RSTS).read_volatile(), reg(RSTC).read_volatile());
-            for (offset, value) in writes(Action::Off, rsts, rstc) {
+            for (offset, value) in writes(action, rsts, rstc) {
                 reg(offset).write_volatile(value);
             }
         }

@@ -2,8 +2,10 @@
 //! console) and, on the machine, the terminal on top of it (`print!`,
 //! `println!`, the `log` backend and the shell's input), its bring-up
 //! (`bringup`: which UART, mapped where) and a panic's last words (`panic`).
+//! Text from outside the kernel is printed through `escape`.
 
 pub mod bootlog;
+pub mod escape;
 pub mod pl011;
 pub mod probe;
 

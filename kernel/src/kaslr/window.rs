@@ -9,6 +9,7 @@ use core::fmt;
 
 use pi::layout::{KIMAGE_VADDR, MMIO_BASE};
 
+use crate::console::escape::Escaped;
 use crate::num::parse_u64;
 
 /// The placement rules in force.
@@ -96,12 +97,14 @@ pub enum WindowError<'a> {
 impl fmt::Display for WindowError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WindowError::Syntax(v) => write!(f, "kaslr.window={v}: expected 0xSTART-0xEND"),
+            // `v` is the command line's text: escaped.
+            WindowError::Syntax(v) => write!(f, "kaslr.window={}: expected 0xSTART-0xEND", Escaped(v)),
             WindowError::Empty(s, e) => write!(f, "kaslr.window={s:#x}-{e:#x}: the start must be below the end"),
-            WindowError::Align(v) => write!(f, "kaslr.align={v}: expected 4K, 64K or 2M"),
+            WindowError::Align(v) => write!(f, "kaslr.align={}: expected 4K, 64K or 2M", Escaped(v)),
             WindowError::AlignBelowPage(v) => write!(
                 f,
-                "kaslr.align={v}: finer than this kernel's {} pages",
+                "kaslr.align={}: finer than this kernel's {} pages",
+                Escaped(v),
                 pi::layout::GRANULE.name()
             ),
             WindowError::OutsideArea(s, e) => write!(

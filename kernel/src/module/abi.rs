@@ -75,8 +75,9 @@ pub const LOG_MAX: usize = 4096;
 /// The longest usage a module may give a command (bytes).
 pub const USAGE_MAX: usize = 96;
 
-/// Kernel export: print a line from a module (at most [`LOG_MAX`] bytes of
-/// UTF-8; anything else prints a line saying so).
+/// Kernel export: print a line from a module, after its name and escaped
+/// ([`LogLine`](super::logline::LogLine)): at most [`LOG_MAX`] bytes of
+/// UTF-8; anything else prints a line saying so.
 ///
 /// # Safety
 /// `message` must point to `len` readable bytes.
@@ -90,7 +91,9 @@ pub unsafe extern "C" fn splitmap_log(message: *const u8, len: usize) {
     // a bad pointer then faults with no lock held, and can be contained.
     // SAFETY: the caller's contract.
     let message = unsafe { module_str(message, len, LOG_MAX) }.unwrap_or("(not UTF-8)");
-    crate::println!("{message}");
+    let module = super::insmod::name_of(owner());
+    let module = module.as_deref().unwrap_or("?");
+    crate::println!("{}", super::logline::LogLine { module, message });
 }
 crate::export!(splitmap_log);
 

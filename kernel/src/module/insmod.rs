@@ -67,6 +67,11 @@ pub fn commands() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The name of the module loaded at `base`, if one is.
+pub fn name_of(base: u64) -> Option<String> {
+    MODULES.lock().iter().find(|m| m.base == base).map(|m| m.name.clone())
+}
+
 fn initrd_file(initrd: Option<PhysRange>, name: &str) -> Result<&'static [u8], String> {
     let initrd = initrd.ok_or("no initrd")?;
     // SAFETY: the initrd is reserved RAM, mapped in the linear map, never written.

@@ -1,7 +1,8 @@
 //! Loadable modules. The pure half — ELF layout and linking (`load`),
 //! relocation encoding (`reloc`), PLT veneers (`plt`), the module windows
 //! (`region`), the export table and what modules register (`exports`), the
-//! module name rule (`name`) — is tested and fuzzed on the host. On the machine, `insmod` takes frames,
+//! module name rule (`name`), how a module's log line is printed
+//! (`logline`) — is tested and fuzzed on the host. On the machine, `insmod` takes frames,
 //! maps and runs modules and `abi` is the kernel's side of their calls.
 
 #[cfg(with_alloc)]
@@ -9,6 +10,7 @@ pub mod check;
 pub mod exports;
 #[cfg(with_alloc)]
 pub mod load;
+pub mod logline;
 pub mod name;
 pub mod plt;
 pub mod reloc;

@@ -12,6 +12,7 @@ use super::{crash, explore, selftest};
 use crate::arch::{pmu, psci};
 use crate::boot::reserve::frames_below;
 use crate::boot::{cpio, tree};
+use crate::console::escape::Escaped;
 use crate::console::{self, Console};
 use crate::mm::tables;
 use crate::mm::{frames, linear, rodata};
@@ -404,7 +405,10 @@ fn efi(cx: &Context) {
 
 fn bootargs(cx: &Context) {
     let info = &cx.kernel.boot;
-    println!("cmdline: {}", info.dt.bootargs);
+    // The command line is the bootloader's text: escaped, so that none of
+    // it can end this line or pass for a line of the kernel's.
+    println!("cmdline: {}", Escaped(info.dt.bootargs));
+    // Settings and problems escape the command line's words themselves.
     println!("{}", info.args);
     for issue in info.arg_issues() {
         println!("warning: {issue}");
@@ -456,7 +460,7 @@ fn modules(cx: &Context) {
                         if elf { "elf=rel/aarch64" } else { "elf=no" }
                     );
                 }
-                Err(e) => println!("# {} size={}: no module: {e}", f.name.escape_debug(), f.data.len()),
+                Err(e) => println!("# {} size={}: no module: {e}", Escaped(f.name), f.data.len()),
             },
             Err(e) => println!("error: {e}"),
         }

@@ -5,20 +5,26 @@
 //! module (or inside the kernel on its behalf); the kernel reports it, marks
 //! the module `faulted`, takes its commands away and returns to the prompt.
 //! `faulty unregister NAME` tries to take away another module's command,
-//! which the kernel does not allow.
+//! which the kernel does not allow. `faulty forge` logs lines that pretend
+//! to be the kernel's (a panic, a halt, a prompt): the kernel prints them
+//! escaped, after the module's name, and the host tool is not fooled.
 #![cfg_attr(target_os = "none", no_std)]
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
 const COMMAND: &str = "faulty";
 /// What `faulty` takes, for `help faulty`.
-const USAGE: &str = "null|undef|bad-log|bad-unregister|exit-null|unregister NAME";
+const USAGE: &str = "null|undef|bad-log|bad-unregister|exit-null|forge|unregister NAME";
 
 unsafe extern "C" {
     // The kernel exports, declared here to call them with a bad pointer.
     fn splitmap_log(message: *const u8, len: usize);
     fn splitmap_unregister_command(name: *const u8, len: usize);
 }
+
+/// `faulty forge`'s line: the kernel's panic, halt and prompt lines, each
+/// after a line end of its own.
+const FORGED: &str = "forged\r\nkernel panic: forged by a module\r\nsplitmap: reset is unavailable: PSCI does not answer over hvc; halted (Ctrl-A X leaves QEMU)\r\nsplitmap> ";
 
 /// Set by `faulty exit-null`: `exit_module` then faults.
 static FAULT_ON_EXIT: AtomicBool = AtomicBool::new(false);
@@ -47,13 +53,14 @@ extern "C" fn command(args: *const u8, len: usize) {
         // would read the bytes, not stop at a length that differs.
         // SAFETY: as above.
         b"bad-unregister" => unsafe { splitmap_unregister_command(0x10 as *const u8, COMMAND.len()) },
+        b"forge" => splitmap::log(FORGED),
         b"exit-null" => {
             FAULT_ON_EXIT.store(true, Ordering::Relaxed);
             splitmap::log("faulty: exit_module will fault");
         }
         _ => match kind.strip_prefix(b"unregister ").map(core::str::from_utf8) {
             Some(Ok(name)) => splitmap::unregister_command(name),
-            _ => splitmap::log("usage: faulty null|undef|bad-log|bad-unregister|exit-null|unregister NAME"),
+            _ => splitmap::log("usage: faulty null|undef|bad-log|bad-unregister|exit-null|forge|unregister NAME"),
         },
     }
 }

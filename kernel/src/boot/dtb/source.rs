@@ -9,6 +9,8 @@ use core::fmt::{self, Write};
 use fdt_rs::base::parse::ParsedTok;
 use fdt_rs::prelude::FallibleIterator;
 
+use crate::console::escape::Escaped;
+
 use super::{DtbError, MAX_DEPTH, be_number, cstr, path_matches};
 
 /// Why [`write_source`] printed nothing.
@@ -67,11 +69,17 @@ pub fn write_source(blob: &[u8], path: &str, out: &mut impl Write) -> Result<(),
                     found = true;
                     // The node's own full path, unit addresses included.
                     for name in &here[1..] {
-                        write!(out, "/{name}")?;
+                        write!(out, "/{}", Escaped(name))?;
                     }
                     writeln!(out, "{} {{", if whole { "/" } else { "" })?;
                 } else if let Some(top) = inside {
-                    writeln!(out, "{:indent$}{} {{", "", names[depth - 1], indent = 2 * (depth - top))?;
+                    writeln!(
+                        out,
+                        "{:indent$}{} {{",
+                        "",
+                        Escaped(names[depth - 1]),
+                        indent = 2 * (depth - top)
+                    )?;
                 }
             }
             ParsedTok::EndNode => {
@@ -115,6 +123,8 @@ pub fn write_source(blob: &[u8], path: &str, out: &mut impl Write) -> Result<(),
 
 /// `name = value;` as dtc guesses the value's type, or `name;` if empty.
 fn write_property(out: &mut impl Write, name: &str, value: &[u8]) -> fmt::Result {
+    // Names are the tree's text: escaped, as values are below.
+    let name = Escaped(name);
     if value.is_empty() {
         return write!(out, "{name};");
     }
