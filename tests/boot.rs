@@ -117,8 +117,12 @@ fn build_prints_artifacts_and_the_image_header_is_valid() {
         0b1010,
         "flags: little-endian, 4 KiB pages, anywhere"
     );
-    // code0 is a branch (B imm26: top six bits 000101).
-    assert_eq!(u32::from_le_bytes(image[0..4].try_into().unwrap()) >> 26, 0b000101);
+    // code0 is "MZ" for the PE/COFF door (`ccmp x18, #0, #0xd, pl`, an
+    // instruction that changes nothing the entry relies on), and code1 the
+    // branch to the entry (B imm26: top six bits 000101).
+    assert_eq!(&image[0..2], b"MZ");
+    assert_eq!(u32::from_le_bytes(image[0..4].try_into().unwrap()), 0xfa40_5a4d);
+    assert_eq!(u32::from_le_bytes(image[4..8].try_into().unwrap()) >> 26, 0b000101);
     let elf = artifact("elf");
     assert_eq!(&elf[..4], b"\x7fELF");
 }

@@ -72,7 +72,7 @@ fn modules_says_which_files_insmod_would_refuse_and_why() {
         ),
         format!("# .ko size={size}: no module: no module name before .ko (insmod NAME loads NAME.ko)"),
         format!(
-            "# \\u{{1b}}[31mred.ko size={size}: no module: a module name is printable ASCII without spaces, as the shell types it; this one has a control character (0x1b) at byte 0"
+            "# \\x1b[31mred.ko size={size}: no module: a module name is printable ASCII without spaces, as the shell types it; this one has a control character (0x1b) at byte 0"
         ),
         "# README size=12: no module: not a .ko file (insmod NAME loads NAME.ko)".to_string(),
     ];
