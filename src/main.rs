@@ -176,11 +176,11 @@ struct RunArgs {
     qemu_args: Vec<String>,
     /// Boot under UEFI firmware (EDK2, `virt,acpi=off`) through the Image's
     /// EFI stub, which places the kernel at a random physical address.
-    #[arg(long, conflicts_with_all = ["load_addr", "raw_dtb"], display_order = 28)]
+    #[arg(long, conflicts_with_all = ["load_addr", "raw_dtb"], display_order = 31)]
     uefi: bool,
     /// With --uefi: no virtio RNG, so the firmware has no EFI_RNG_PROTOCOL
     /// and the stub falls back to its fixed seed.
-    #[arg(long, requires = "uefi", display_order = 29)]
+    #[arg(long, requires = "uefi", display_order = 32)]
     no_rng: bool,
 }
 

@@ -22,7 +22,10 @@ fn rogue(command: &str) -> String {
     );
     assert!(!out.contains("kernel panic"), "{command}:\n{out}");
     assert!(out.contains("hello: loaded"), "{command}: the shell went on:\n{out}");
-    assert!(out.lines().any(|l| l == "hello: hello from a module"), "{command}:\n{out}");
+    assert!(
+        out.lines().any(|l| l == "hello: hello from a module"),
+        "{command}:\n{out}"
+    );
     out
 }
 
