@@ -855,3 +855,33 @@ fn without_a_gic_in_the_tree_module_calls_run_unwatched() {
     assert!(out.contains("ok 1 timer_tick_arrives # SKIP"), "{out}");
     assert!(out.contains("hello from a module"), "{out}");
 }
+
+/// A GIC whose `reg` is shorter than the registers the kernel touches: the
+/// kernel names the frame and boots without interrupts, instead of taking
+/// a data abort while setting the GIC up.
+#[test]
+fn a_gic_reg_too_short_is_named_and_module_calls_run_unwatched() {
+    let dtb = write(
+        "short-gic.dtb",
+        &tree(true, |w| {
+            let gic = w.begin_node("intc@8000000").unwrap();
+            w.property_string("compatible", "arm,cortex-a15-gic").unwrap();
+            w.property_null("interrupt-controller").unwrap();
+            w.property_u32("#interrupt-cells", 3).unwrap();
+            w.property_array_u64("reg", &[0x800_0000, 0x100, 0x801_0000, 0x1000])
+                .unwrap();
+            w.end_node(gic).unwrap();
+            let timer = w.begin_node("timer").unwrap();
+            w.property_string("compatible", "arm,armv8-timer").unwrap();
+            w.property_array_u32("interrupts", &[1, 13, 4, 1, 14, 4, 1, 11, 4, 1, 10, 4])
+                .unwrap();
+            w.end_node(timer).unwrap();
+        }),
+    );
+    let out = session(&["--dtb", &dtb], &["irqs", "insmod hello", "hello"]);
+    assert!(
+        out.contains("the GICv2 distributor's reg at 0x8000000 is 0x100 bytes, fewer than the 0x420 the kernel uses"),
+        "{out}"
+    );
+    assert!(out.contains("hello: hello from a module"), "{out}");
+}

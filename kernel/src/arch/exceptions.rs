@@ -215,12 +215,21 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
 /// module code ends the call as a contained fault, as a synchronous fault
 /// there is (from the kernel's stack only, with no kernel lock held);
 /// otherwise it looks again shortly and the code goes on.
+///
+/// "In module code" means the interrupted instruction is outside the
+/// kernel's text: an export running for the module (kernel text) may hold
+/// heap values or be half-way through a registration, and the call's own
+/// return path (`splitmap_contained_call` after the module returned, then
+/// `run_untrusted`) runs with IRQs still unmasked; abandoning either would
+/// leak or misreport a call that returned. Such an interrupt waits.
 fn irq(frame: &mut Frame, vector: u64) {
     let super::irq::Event::Expired(ms) = super::irq::handle() else {
         return;
     };
+    let text = super::sections::text();
+    let in_kernel_text = (text.start..text.end).contains(&frame.elr);
     match recovery::containable() {
-        Ok(owner) if vector == 1 => {
+        Ok(owner) if vector == 1 && !in_kernel_text => {
             crate::println!(
                 "\nmodule fault: the module at {owner:#x} did not return within {ms} ms; stopped at pc={:#x}",
                 frame.elr

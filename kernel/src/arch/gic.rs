@@ -4,10 +4,12 @@
 //! mapped by `boot::gic`); until `init` has run, nothing here touches the
 //! hardware and [`version`] is `None`.
 //!
-//! Register accesses are volatile, through Device-nGnRE mappings: the
-//! device sees them in program order. The `dsb` at the end of `init` makes
-//! every configuration write reach the GIC before any interrupt is
-//! unmasked (TCG would not notice if it did not).
+//! Register accesses are volatile, through Device-nGnRE mappings, which
+//! keep program order within one peripheral only: the distributor and the
+//! CPU interface (or redistributor) are different ones, so nothing orders
+//! a write to one against a write to the other but a barrier. The `dsb` at
+//! the end of `init` makes every configuration write reach the GIC before
+//! any interrupt is unmasked (TCG would not notice if it did not).
 
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
@@ -80,6 +82,17 @@ const SGI_BASE: u64 = 0x1_0000;
 const GICR_IGROUPR0: u64 = SGI_BASE + 0x080;
 const GICR_ISENABLER0: u64 = SGI_BASE + 0x100;
 const GICR_IPRIORITYR: u64 = SGI_BASE + 0x400;
+
+/// How many bytes of each frame `init` touches for a private interrupt
+/// (INTIDs below 32): (distributor, CPU interface or redistributor), by
+/// version. A tree whose `reg` is shorter is refused before mapping
+/// (`boot::gic`), not met as a data abort at boot.
+pub const fn frame_bytes_used(version: u8) -> (u64, u64) {
+    match version {
+        2 => (GICD_IPRIORITYR + 32, GICC_EOIR + 4),
+        _ => (GICD_CTLR + 4, GICR_IPRIORITYR + 32),
+    }
+}
 
 /// The priority the kernel gives its interrupt, and the mask that lets it
 /// (and anything more urgent) through.
@@ -168,11 +181,20 @@ pub unsafe fn init(regs: Regs, intid: u32) -> Result<(), GicError> {
                 core::ptr::write_volatile((redist + GICR_IPRIORITYR + u64::from(intid)) as *mut u8, PRIORITY);
                 write32(redist + GICR_ISENABLER0, bit);
             }
-            // SAFETY: ICC_PMR_EL1 and ICC_IGRPEN1_EL1: the priority mask and
-            // group 1's enable, for this CPU's interface only.
+            // SAFETY: ICC_CTLR_EL1, ICC_BPR1_EL1, ICC_PMR_EL1 and
+            // ICC_IGRPEN1_EL1, this CPU's interface only. ICC_CTLR_EL1 is
+            // written whole: firmware that used the GIC (EDK2, TF-A) may
+            // have left EOImode = 1, under which `end`'s EOIR write would
+            // only drop the priority and the timer's interrupt would stay
+            // active for good (one tick, then no watchdog). EOImode 0 makes
+            // the EOIR write deactivate too; binary point 0 gives every
+            // priority bit to preemption.
             unsafe {
                 core::arch::asm!(
+                    "msr S3_0_C12_C12_4, xzr",
+                    "msr S3_0_C12_C12_3, xzr",
                     "msr S3_0_C4_C6_0, {pmr}",
+                    "isb",
                     "msr S3_0_C12_C12_7, {one}",
                     "isb",
                     pmr = in(reg) u64::from(PRIORITY_MASK),
@@ -206,8 +228,11 @@ pub fn acknowledge() -> (u32, u32) {
         }
         Some(_) => {
             let iar: u64;
-            // SAFETY: ICC_IAR1_EL1 (S3_0_C12_C12_0), enabled by `init`.
-            unsafe { core::arch::asm!("mrs {}, S3_0_C12_C12_0", out(reg) iar, options(nomem, nostack)) };
+            // SAFETY: ICC_IAR1_EL1 (S3_0_C12_C12_0), enabled by `init`. The
+            // `dsb sy` after it (as Linux's gic_read_iar) keeps later reads
+            // of what the interrupt announced from being satisfied before
+            // the acknowledge; not `nomem`, for the compiler's order too.
+            unsafe { core::arch::asm!("mrs {}, S3_0_C12_C12_0", "dsb sy", out(reg) iar, options(nostack)) };
             (iar as u32, (iar & 0xff_ffff) as u32)
         }
         None => (SPURIOUS, SPURIOUS),

@@ -5,15 +5,19 @@
 //! - IRQs are masked (PSTATE.I) everywhere but inside a call into module
 //!   code ([`watch`], taken by `recovery::run_untrusted`) and while a test
 //!   waits for a tick ([`tick_within`]). Kernel code therefore never meets an
-//!   interrupt unless it runs for a module (an export), and the handler
-//!   takes no lock and allocates nothing: it may interrupt a lock holder.
+//!   interrupt unless it runs for a module (an export). The handler's
+//!   counting takes no lock and allocates nothing, since it may interrupt a
+//!   lock holder; the watchdog's report prints and allocates, which is safe
+//!   only because it runs when `recovery::containable` found no lock held
+//!   and the interrupted code is the module's own, not an export's.
 //! - The handler acknowledges, counts, stops or moves the timer so its
 //!   level-triggered line drops, and only then ends the interrupt (EOI); a
 //!   spurious INTID (1023) is counted and never ended.
 //! - A watchdog that expires is returned to the exception handler, which
 //!   ends the module's call as a contained fault when no kernel lock is
-//!   held, and otherwise calls [`look_again_soon`]: the export holding it
-//!   finishes and the next tick decides.
+//!   held and the interrupted instruction is the module's (not kernel
+//!   text: an export, or the call's own way back), and otherwise calls
+//!   [`look_again_soon`]: the export finishes and the next tick decides.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -93,14 +97,18 @@ pub fn timer_count() -> u64 {
 
 /// Masks IRQs at this CPU.
 pub fn mask() {
-    // SAFETY: sets PSTATE.I; touches no memory.
-    unsafe { core::arch::asm!("msr daifset, #2", options(nomem, nostack)) };
+    // SAFETY: sets PSTATE.I. Not `nomem`: a compiler barrier too, so no
+    // memory access the handler shares moves across the change (as Linux's
+    // local_irq_disable has a "memory" clobber).
+    unsafe { core::arch::asm!("msr daifset, #2", options(nostack)) };
 }
 
 /// Unmasks IRQs at this CPU: only where the module comment allows.
 fn unmask() {
-    // SAFETY: clears PSTATE.I; the handler is installed before `ready`.
-    unsafe { core::arch::asm!("msr daifclr, #2", options(nomem, nostack)) };
+    // SAFETY: clears PSTATE.I; the handler is installed before `ready`. A
+    // compiler barrier too (not `nomem`), so the deadline's store is made
+    // before an interrupt can read it.
+    unsafe { core::arch::asm!("msr daifclr, #2", options(nostack)) };
 }
 
 /// A module call under the watchdog: from [`watch`] until dropped.
@@ -162,7 +170,9 @@ pub fn handle() -> Event {
         OTHER_COUNT.fetch_add(1, Ordering::SeqCst);
         Event::Handled
     };
-    // The timer is stopped or moved on: its line is down before the EOI.
+    // The timer is stopped or moved on, so its level-triggered line drops;
+    // the GIC may still see it high for a moment and pend it again, which
+    // arrives as a tick with nothing due (handled as such).
     gic::end(iar);
     event
 }

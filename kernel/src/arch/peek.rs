@@ -69,8 +69,9 @@ pub fn peek_on_sp_el1(va: u64) -> Result<u64, Syndrome> {
 
 /// Runs one covered load with interrupts masked.
 fn probe(load: impl FnOnce() -> Peeked) -> Result<u64, Syndrome> {
-    // Interrupts stay masked (they are never unmasked yet); keep it that way
-    // explicitly so nothing else can fault in between and overwrite the record.
+    // Mask every exception that can be masked for the load (a peek may run
+    // inside a module's call, where IRQs are unmasked), so nothing else can
+    // fault in between and overwrite the record.
     let daif = DAIF.get();
     DAIF.set(daif | (0b1111 << 6));
     let r = load();

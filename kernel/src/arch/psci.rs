@@ -146,10 +146,14 @@ pub fn system_reset() -> ! {
             "splitmap: reset is unavailable: the {} did not reset the machine; halted (Ctrl-A X leaves QEMU)",
             board.name
         );
-    } else {
+    } else if present() {
         crate::println!(
             "splitmap: reset is unavailable: PSCI does not answer over {}; halted (Ctrl-A X leaves QEMU)",
             name()
+        );
+    } else {
+        crate::println!(
+            "splitmap: reset is unavailable: the device tree names neither PSCI nor a power controller; halted (Ctrl-A X leaves QEMU)"
         );
     }
     super::cpu::park()

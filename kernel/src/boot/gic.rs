@@ -89,6 +89,27 @@ fn map(gic: Gic, timer: u32) -> Result<Mapped, String> {
             "the timer's interrupt {timer} is not a private one (16-31)"
         ));
     }
+    let version = match gic.version {
+        GicVersion::V2 => 2,
+        GicVersion::V3 => 3,
+    };
+    let (dist_used, cpu_used) = crate::arch::gic::frame_bytes_used(version);
+    for (regs, used, what) in [
+        (gic.dist, dist_used, "distributor"),
+        (
+            gic.cpu,
+            cpu_used,
+            if version == 2 { "CPU interface" } else { "redistributor" },
+        ),
+    ] {
+        if regs.size() < used {
+            return Err(alloc::format!(
+                "the GICv{version} {what}'s reg at {:#x} is {:#x} bytes, fewer than the {used:#x} the kernel uses",
+                regs.start.raw(),
+                regs.size()
+            ));
+        }
+    }
     let cpu = match gic.version {
         GicVersion::V2 => gic.cpu,
         GicVersion::V3 => PhysRange::saturating(gic.cpu.start.raw(), gic.cpu.size().min(REDISTRIBUTOR)),

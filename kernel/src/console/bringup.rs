@@ -75,7 +75,7 @@ impl Fallback {
                     Fallback::NotAPl011(regs, why) => write!(
                         f,
                         "the console UART {} at {:#x} {why}",
-                        self.3.escape_debug(),
+                        super::escape::Escaped(self.3),
                         regs.start.raw()
                     )?,
                 }

@@ -383,14 +383,17 @@ crate::export!(splitmap_alloc);
 /// kernel did not hand out is ignored (and reported), never freed.
 #[unsafe(no_mangle)]
 pub extern "C" fn splitmap_free(at: *mut u8) {
+    // Only the caller's own blocks: another module's would break its budget
+    // and leave it a dangling pointer.
+    let caller = owner();
     let mut list = ALLOCATIONS.lock();
-    match list.iter().position(|a| a.at == at as usize) {
+    match list.iter().position(|a| a.at == at as usize && a.owner == caller) {
         Some(i) => {
             let a = list.swap_remove(i);
             // SAFETY: allocated by `splitmap_alloc` with this layout, freed once.
             unsafe { alloc::alloc::dealloc(a.at as *mut u8, a.layout) };
         }
-        None => log::warn!("splitmap_free: {at:p} was not allocated by splitmap_alloc; ignored"),
+        None => log::warn!("splitmap_free: {at:p} was not allocated by this module's splitmap_alloc; ignored"),
     }
 }
 crate::export!(splitmap_free);

@@ -8,9 +8,10 @@ use core::fmt::{self, Display};
 
 use crate::console::escape::Escaped;
 
-/// Names the kernel's own lines start with: a module called so is named
+/// Names the kernel's own lines start with (`error:` is the shell's error
+/// prefix, `efistub:` the EFI stub's): a module called so is named
 /// `module 'NAME'` instead.
-const KERNEL_SPEAKERS: [&str; 3] = ["splitmap", "stage0", "kernel"];
+const KERNEL_SPEAKERS: [&str; 5] = ["splitmap", "stage0", "kernel", "error", "efistub"];
 
 /// Module `module`'s log line `message`, as printed.
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +65,7 @@ mod tests {
                 "module 'splitmap': splitmap: power-off is unavailable",
             ),
             ("kernel", "kernel: panic", "module 'kernel': kernel: panic"),
+            ("error", "unknown command", "module 'error': unknown command"),
             (
                 "kernel panic",
                 "kernel panic: x",
