@@ -4,10 +4,14 @@
 //! timer raises (`arm,armv8-timer`'s `interrupts`, third entry). A walk of
 //! its own, apart from `dtb::parse`: only the watchdog needs it, and a tree
 //! without either node is a machine without a watchdog, not a bad tree.
+//! The GIC's `reg` is translated through every ancestor's `ranges`, as the
+//! console's is (a GIC under `/soc` sits at a bus address, as on the
+//! Raspberry Pi 4).
 
 use fdt_rs::base::parse::ParsedTok;
 use fdt_rs::prelude::FallibleIterator;
 
+use super::ranges::{self, Bus};
 use super::{Frame, MAX_DEPTH, Node, be_number, cbytes, checked_tree, for_each_reg};
 use crate::mm::ranges::PhysRange;
 
@@ -42,6 +46,9 @@ pub enum NoGic {
     Absent,
     /// The GIC node's `reg` does not give two register frames.
     BadReg,
+    /// The GIC's `reg` does not reach the CPU through its ancestors'
+    /// `ranges`.
+    Untranslatable,
     /// The tree itself cannot be read.
     BadTree,
 }
@@ -51,6 +58,7 @@ impl core::fmt::Display for NoGic {
         f.write_str(match self {
             NoGic::Absent => "the device tree names no GICv2 or GICv3 interrupt controller",
             NoGic::BadReg => "the device tree's GIC node has no distributor and CPU interface/redistributor in its reg",
+            NoGic::Untranslatable => "the device tree's GIC registers do not reach the CPU through its parents' ranges",
             NoGic::BadTree => "the device tree cannot be read",
         })
     }
@@ -87,6 +95,7 @@ struct Seen<'dt> {
     address_cells: u32,
     size_cells: u32,
     reg: Option<&'dt [u8]>,
+    ranges: Option<&'dt [u8]>,
     interrupts: Option<&'dt [u8]>,
     interrupt_cells: Option<u32>,
     gic: Option<GicVersion>,
@@ -128,8 +137,8 @@ pub fn read(blob: &[u8]) -> Interrupts {
                 let Some(d) = depth.checked_sub(1) else { return none };
                 depth = d;
                 let node = seen[d];
-                if let (Some(version), Err(NoGic::Absent), Some(parent)) = (node.gic, gic, d.checked_sub(1)) {
-                    gic = gic_regs(version, node.reg, &seen[parent]);
+                if let (Some(version), Err(NoGic::Absent), true) = (node.gic, gic, d > 0) {
+                    gic = gic_regs(version, node.reg, &seen[..d]);
                     gic_cells = node.interrupt_cells.unwrap_or(3);
                 }
                 if node.timer && timer.is_none() {
@@ -148,6 +157,7 @@ pub fn read(blob: &[u8]) -> Interrupts {
                     b"#size-cells" => node.size_cells = number().unwrap_or(u32::MAX),
                     b"#interrupt-cells" => node.interrupt_cells = number(),
                     b"reg" => node.reg = Some(value),
+                    b"ranges" => node.ranges = Some(value),
                     b"interrupts" => node.interrupts = Some(value),
                     b"compatible" => {
                         for entry in value.split(|&b| b == 0) {
@@ -167,27 +177,54 @@ pub fn read(blob: &[u8]) -> Interrupts {
     }
 }
 
-/// The GIC's first two `reg` ranges, by its parent's cells.
-fn gic_regs(version: GicVersion, reg: Option<&[u8]>, parent: &Seen<'_>) -> Result<Gic, NoGic> {
+/// The GIC's first two `reg` ranges, by its parent's cells (the last of
+/// `ancestors`), translated to CPU physical addresses through every
+/// ancestor's `ranges`.
+fn gic_regs(version: GicVersion, reg: Option<&[u8]>, ancestors: &[Seen<'_>]) -> Result<Gic, NoGic> {
+    let parent = &ancestors[ancestors.len() - 1];
     let parent = Frame {
         address_cells: parent.address_cells,
         size_cells: parent.size_cells,
         ..Frame::default()
     };
-    let mut ranges = [None; 2];
+    let mut found = [None; 2];
     let mut n = 0;
     for_each_reg(reg.ok_or(NoGic::BadReg)?, &parent, Node::InterruptController, |r| {
-        if let Some(slot) = ranges.get_mut(n) {
+        if let Some(slot) = found.get_mut(n) {
             *slot = Some(r);
         }
         n += 1;
         Ok(())
     })
     .map_err(|_| NoGic::BadReg)?;
-    match ranges {
-        [Some(dist), Some(cpu)] if dist.size() > 0 && cpu.size() > 0 => Ok(Gic { version, dist, cpu }),
-        _ => Err(NoGic::BadReg),
+    let [Some(dist), Some(cpu)] = found else {
+        return Err(NoGic::BadReg);
+    };
+    if dist.size() == 0 || cpu.size() == 0 {
+        return Err(NoGic::BadReg);
     }
+    let mut buses = [Bus {
+        address_cells: 0,
+        size_cells: 0,
+        ranges: None,
+    }; MAX_DEPTH];
+    for (bus, seen) in buses.iter_mut().zip(ancestors) {
+        *bus = Bus {
+            address_cells: seen.address_cells,
+            size_cells: seen.size_cells,
+            ranges: seen.ranges,
+        };
+    }
+    let cpu_side = |r: PhysRange| {
+        ranges::translate(r.start.raw(), r.size(), &buses[..ancestors.len()])
+            .map(|start| PhysRange::saturating(start, r.size()))
+            .map_err(|_| NoGic::Untranslatable)
+    };
+    Ok(Gic {
+        version,
+        dist: cpu_side(dist)?,
+        cpu: cpu_side(cpu)?,
+    })
 }
 
 /// The INTID entry `index` of an `interrupts` property names, with the GIC
@@ -317,6 +354,53 @@ mod tests {
             Ok((GicVersion::V2, 1 << 32))
         );
         assert_eq!(irqs.virtual_timer, None, "no timer node");
+    }
+
+    /// A GIC under a bus whose `ranges` moves its children (as the
+    /// Raspberry Pi 4's `/soc` does): its registers are where the CPU sees
+    /// them; a bus without `ranges` does not reach the CPU at all.
+    fn gic_on_a_bus(ranges: Option<&[u32]>) -> Vec<u32> {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        let soc = w.begin_node("soc").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        if let Some(r) = ranges {
+            w.property_array_u32("ranges", r).unwrap();
+        }
+        let gic = w.begin_node("interrupt-controller@40041000").unwrap();
+        w.property_string("compatible", "arm,gic-400").unwrap();
+        w.property_array_u32("reg", &[0x4004_1000, 0x1000, 0x4004_2000, 0x2000]).unwrap();
+        w.end_node(gic).unwrap();
+        w.end_node(soc).unwrap();
+        w.end_node(root).unwrap();
+        let blob = w.finish().unwrap();
+        let mut words = vec![0u32; blob.len().div_ceil(4)];
+        for (i, chunk) in blob.chunks(4).enumerate() {
+            let mut b = [0; 4];
+            b[..chunk.len()].copy_from_slice(chunk);
+            words[i] = u32::from_ne_bytes(b);
+        }
+        words
+    }
+
+    #[test]
+    fn a_gic_on_a_bus_is_where_the_cpu_sees_it() {
+        // Bus 0x40000000 is CPU 0xff800000 (child, parent hi/lo, size).
+        let moved = gic_on_a_bus(Some(&[0x4000_0000, 0, 0xff80_0000, 0x80_0000]));
+        assert_eq!(
+            read(bytes(&moved)).gic,
+            Ok(Gic {
+                version: GicVersion::V2,
+                dist: range(0xff84_1000, 0x1000),
+                cpu: range(0xff84_2000, 0x2000),
+            })
+        );
+        assert_eq!(read(bytes(&gic_on_a_bus(None))).gic, Err(NoGic::Untranslatable));
+        let identity = gic_on_a_bus(Some(&[]));
+        assert_eq!(read(bytes(&identity)).gic.map(|g| g.dist.start.raw()), Ok(0x4004_1000));
     }
 
     #[test]
