@@ -549,3 +549,27 @@ fn a_hypervisor_this_host_or_the_options_rule_out_is_refused_by_name() {
         assert!(out.is_empty(), "{args:?}: nothing runs:\n{out}");
     }
 }
+
+/// An output that is no file (a FIFO here; `-o /dev/null` is the same
+/// case) is refused before any work, and stays what it was: writing a new
+/// file and renaming it into place would have replaced the device.
+#[test]
+fn an_output_that_is_no_file_is_refused_and_left_alone() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("output-fifo");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("out.cpio");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let modules = dir.join("modules");
+    std::fs::create_dir_all(&modules).unwrap();
+    let run = splitmap(&[
+        "initrd",
+        &modules.display().to_string(),
+        "-o",
+        &fifo.display().to_string(),
+    ]);
+    assert!(!run.success, "{}", run.stderr);
+    assert!(run.stderr.contains("is a FIFO, not a file"), "{}", run.stderr);
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+}

@@ -372,7 +372,8 @@ mod tests {
         }
         let gic = w.begin_node("interrupt-controller@40041000").unwrap();
         w.property_string("compatible", "arm,gic-400").unwrap();
-        w.property_array_u32("reg", &[0x4004_1000, 0x1000, 0x4004_2000, 0x2000]).unwrap();
+        w.property_array_u32("reg", &[0x4004_1000, 0x1000, 0x4004_2000, 0x2000])
+            .unwrap();
         w.end_node(gic).unwrap();
         w.end_node(soc).unwrap();
         w.end_node(root).unwrap();
