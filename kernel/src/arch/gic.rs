@@ -105,16 +105,7 @@ pub const SPURIOUS: u32 = 1023;
 /// How many times to poll a GIC status bit before giving up.
 const POLLS: u32 = 1_000_000;
 
-// SAFETY (for the two helpers): callers pass an address inside a register
-// frame `init`'s caller mapped as Device memory.
-unsafe fn write32(at: u64, value: u32) {
-    // SAFETY: the helpers' contract.
-    unsafe { core::ptr::write_volatile(at as *mut u32, value) }
-}
-unsafe fn read32(at: u64) -> u32 {
-    // SAFETY: the helpers' contract.
-    unsafe { core::ptr::read_volatile(at as *const u32) }
-}
+use super::mmio::{read32, write8, write32};
 
 /// Polls until `done` holds, `POLLS` times at most.
 fn wait(what: &'static str, mut done: impl FnMut() -> bool) -> Result<(), GicError> {
@@ -134,7 +125,7 @@ pub unsafe fn init(regs: Regs, intid: u32) -> Result<(), GicError> {
         Regs::V2 { dist, cpu } => {
             // SAFETY: the caller's contract; the offsets are GICv2's.
             unsafe {
-                core::ptr::write_volatile((dist + GICD_IPRIORITYR + u64::from(intid)) as *mut u8, PRIORITY);
+                write8(dist + GICD_IPRIORITYR + u64::from(intid), PRIORITY);
                 write32(dist + GICD_ISENABLER, bit);
                 write32(dist + GICD_CTLR, 1);
                 write32(cpu + GICC_PMR, PRIORITY_MASK);
@@ -178,7 +169,7 @@ pub unsafe fn init(regs: Regs, intid: u32) -> Result<(), GicError> {
                 write32(dist + GICD_CTLR, (1 << 4) | (1 << 1) | 1);
                 wait("GICD_CTLR.RWP stays set", || read32(dist + GICD_CTLR) & (1 << 31) == 0)?;
                 write32(redist + GICR_IGROUPR0, read32(redist + GICR_IGROUPR0) | bit);
-                core::ptr::write_volatile((redist + GICR_IPRIORITYR + u64::from(intid)) as *mut u8, PRIORITY);
+                write8(redist + GICR_IPRIORITYR + u64::from(intid), PRIORITY);
                 write32(redist + GICR_ISENABLER0, bit);
             }
             // SAFETY: ICC_CTLR_EL1, ICC_BPR1_EL1, ICC_PMR_EL1 and

@@ -1,6 +1,6 @@
 //! The CPU: system registers, barriers and cache/TLB maintenance, exception
-//! entry and its decoding, the exception table, fault-tolerant loads, the
-//! kernel's lock, recovery points for untrusted code, PSCI, the PMU and the
+//! entry and its decoding, the exception table, fault-tolerant loads,
+//! device registers (`mmio`), the kernel's lock, recovery points for untrusted code, PSCI, the PMU and the
 //! counter, and the linker-script symbols. Everything else the kernel does
 //! lives with its subsystem.
 
@@ -9,6 +9,7 @@ pub mod esr;
 pub mod extable;
 pub mod idregs;
 pub mod lock;
+pub mod mmio;
 
 #[cfg(kernel_proper)]
 pub mod counter;

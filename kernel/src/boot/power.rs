@@ -97,13 +97,13 @@ mod machine {
     /// Asks the block for `action`; returns only if it did not happen.
     fn fire(action: Action) {
         let Some(&base) = REGS.get() else { return };
-        let reg = |offset: u64| (base + offset) as *mut u32;
+        use crate::arch::mmio::{read32, write32};
         // SAFETY: `base` maps the block's registers as Device memory (`start`);
         // these are 32-bit registers at their documented offsets.
         unsafe {
-            let (rsts, rstc) = (reg(RSTS).read_volatile(), reg(RSTC).read_volatile());
+            let (rsts, rstc) = (read32(base + RSTS), read32(base + RSTC));
             for (offset, value) in writes(action, rsts, rstc) {
-                reg(offset).write_volatile(value);
+                write32(base + offset, value);
             }
         }
         // The reset takes the watchdog's countdown (160 µs) on hardware.

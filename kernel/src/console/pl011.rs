@@ -2,7 +2,6 @@
 //! only enable the transmitter and receiver, as Linux's earlycon does.
 
 use core::fmt;
-use core::ptr::{read_volatile, write_volatile};
 
 /// Data register.
 const DR: usize = 0x00;
@@ -40,12 +39,12 @@ impl Pl011 {
 
     fn read(&self, offset: usize) -> u32 {
         // SAFETY: `new`'s contract: the register block is mapped at `base`.
-        unsafe { read_volatile(self.base.byte_add(offset)) }
+        unsafe { crate::arch::mmio::read32(self.base.byte_add(offset) as u64) }
     }
 
     fn write(&mut self, offset: usize, value: u32) {
         // SAFETY: as in `read`.
-        unsafe { write_volatile(self.base.byte_add(offset), value) }
+        unsafe { crate::arch::mmio::write32(self.base.byte_add(offset) as u64, value) }
     }
 
     /// Sends one byte, waiting while the FIFO is full.
