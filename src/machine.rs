@@ -40,6 +40,14 @@ impl Machine {
         }
     }
 
+    /// Where its RAM starts.
+    pub fn ram_base(self) -> u64 {
+        match self {
+            Machine::Virt => 0x4000_0000,
+            Machine::Raspi3b => 0,
+        }
+    }
+
     /// QEMU's name for it.
     pub fn name(self) -> &'static str {
         match self {
