@@ -136,7 +136,7 @@ fn the_64k_granule_boots() {
 
 #[test]
 fn what_the_board_cannot_be_is_refused_by_name() {
-    let rows: [(&[&str], &str); 5] = [
+    let rows: [(&[&str], &str); 4] = [
         (
             &["--granule", "16k"],
             "--granule 16k: the Raspberry Pi 3's Cortex-A53 has no 16 KiB granule",
@@ -144,10 +144,6 @@ fn what_the_board_cannot_be_is_refused_by_name() {
         (&["--mem", "2G"], "--machine raspi3b has 1 GiB of RAM"),
         (&["--smp", "2"], "--machine raspi3b has 4 CPUs"),
         (&["--cpu", "max"], "drop --cpu"),
-        (
-            &["--load-addr", "0x80000"],
-            "--load-addr goes through the stage-0 loader",
-        ),
     ];
     for (options, says) in rows {
         let mut args = vec!["run"];
@@ -234,4 +230,156 @@ fn a_panic_resets_the_board_and_fails_the_run() {
         run.stdout
     );
     assert!(!run.stdout.contains("is unavailable"), "{}", run.stdout);
+}
+
+/// The Pi's tree source with `edit` applied, compiled by dtc into
+/// target/raspi-trees/NAME.dtb; its path.
+fn pi_tree(name: &str, edit: impl FnOnce(String) -> String) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(root.join("boot/boards/raspi3b.dts")).unwrap();
+    let edited = edit(source.clone());
+    assert_ne!(edited, source, "{name}: the edit changed nothing");
+    let dir = root.join("target/raspi-trees");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (dts, dtb) = (dir.join(format!("{name}.dts")), dir.join(format!("{name}.dtb")));
+    std::fs::write(&dts, edited).unwrap();
+    let out = std::process::Command::new("dtc")
+        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .args([&dtb, &dts])
+        .output()
+        .expect("dtc (device-tree-compiler, scripts/setup.sh installs it)");
+    assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    dtb.display().to_string()
+}
+
+fn without_memory(source: String) -> String {
+    let start = source.find("\tmemory@0 {").expect("the tree's /memory");
+    let end = start + source[start..].find("\n\t};\n").unwrap() + "\n\t};\n".len();
+    format!("{}{}", &source[..start], &source[end..])
+}
+
+/// RAM from 256 MiB only: the Image, at 2 MiB, lies below it.
+fn ram_above_the_image(source: String) -> String {
+    source.replace("reg = <0x00000000 0x3c000000>;", "reg = <0x10000000 0x10000000>;")
+}
+
+fn stdout_nowhere(source: String) -> String {
+    source.replace(
+        "stdout-path = \"serial0:115200n8\"",
+        "stdout-path = \"/soc/serial@7e999000\"",
+    )
+}
+
+/// `--raw-dtb` on the Pi: the tree reaches the kernel as written (through
+/// the stage-0 loader, at RAM base + 96 MiB = 0x6000000, inside the Pi's
+/// RAM). What cannot boot stops with the kernel's reason, never a hang.
+#[test]
+fn raw_pi_trees_that_cannot_boot_stop_with_a_named_reason() {
+    let rows: [(&str, fn(String) -> String, &str); 2] = [
+        (
+            "no-memory",
+            without_memory,
+            "kernel panic: device tree has no /memory node with a non-empty reg",
+        ),
+        (
+            // The panic comes before the console: its last words must go
+            // to the Pi's UART, not virt's address (RAM here).
+            "ram-above-image",
+            ram_above_the_image,
+            "kernel panic: the kernel image at 0x200000-",
+        ),
+    ];
+    in_parallel(&rows, |&(name, edit, says)| {
+        let dtb = pi_tree(name, edit);
+        let run = splitmap(&[
+            "run", "--machine", "raspi3b", "--raw-dtb", &dtb, "--timeout", "60", "--cmd", "help",
+        ]);
+        assert_eq!(run.code, Some(1), "{name}: {}\n{}", run.stderr, run.stdout);
+        assert!(
+            run.stdout.contains("stage0: handing the kernel the device tree at 0x6000000 as it is"),
+            "{name}: {}",
+            run.stdout
+        );
+        assert!(run.stdout.contains(says), "{name}: {}", run.stdout);
+        assert!(!run.stdout.contains("splitmap> "), "{name}: {}", run.stdout);
+        assert!(run.stderr.contains("kernel panic"), "{name}: {}", run.stderr);
+        assert!(!run.stderr.contains("timeout"), "{name}: {}", run.stderr);
+    });
+}
+
+/// A `stdout-path` naming no node: the console falls back to the board's
+/// UART and says so, raw or through QEMU's `-dtb` alike.
+#[test]
+fn a_stdout_path_to_nowhere_falls_back_to_the_pis_uart_by_name() {
+    let dtb = pi_tree("stdout-nowhere", stdout_nowhere);
+    for option in ["--raw-dtb", "--dtb"] {
+        let out = pi(&[option, &dtb], &["mem"]);
+        assert!(
+            out.contains("[WARN ] no PL011 at /chosen/stdout-path; console on Raspberry Pi 3's UART at 0x3f201000"),
+            "{option}: {out}"
+        );
+        assert!(out.contains("ram      pa=0x0-0x3c000000"), "{option}: {out}");
+    }
+}
+
+/// Through `-dtb` (not raw), QEMU's `raspi3b` writes `/memory` itself: a
+/// tree without one, or with RAM elsewhere, boots with the board's RAM.
+/// That is why the trees above go raw.
+#[test]
+fn qemu_writes_the_pis_memory_into_a_dtb_tree() {
+    let rows: [(&str, fn(String) -> String); 2] =
+        [("dtb-no-memory", without_memory), ("dtb-ram-above-image", ram_above_the_image)];
+    in_parallel(&rows, |&(name, edit)| {
+        let dtb = pi_tree(name, edit);
+        let out = pi(&["--dtb", &dtb, "--nokaslr"], &["mem"]);
+        assert!(out.contains("ram      pa=0x0-0x3c000000 size=960 MiB"), "{name}: {out}");
+    });
+}
+
+/// The Pi's own tree, raw: boots as written, the tree where stage-0 says.
+#[test]
+fn the_pis_tree_boots_raw() {
+    let tree = concat!(env!("CARGO_MANIFEST_DIR"), "/boot/boards/raspi3b.dtb");
+    let out = pi(&["--raw-dtb", tree], &["mem"]);
+    assert!(out.contains("stage0: handing the kernel the device tree at 0x6000000 as it is"), "{out}");
+    assert!(out.contains("reserved pa=0x6000000-"), "{out}");
+    assert_eq!(boot_line(&out).0, 0x20_0000, "{out}");
+}
+
+/// Where the Pi firmware puts an Image: 0x80000, which runs into stage-0
+/// (at RAM base + 1 MiB); stage-0 moves itself out of the way first.
+#[test]
+fn the_firmwares_load_address_boots_through_stage0() {
+    let out = pi(&["--load-addr", "0x80000", "--nokaslr"], &["layout", "test"]);
+    assert!(out.contains("stage0: moving from 0x100000 to "), "{out}");
+    assert!(
+        out.contains("stage0: kernel Image (") && out.contains(") at pa=0x80000 (requested)"),
+        "{out}"
+    );
+    assert_eq!(boot_line(&out), (0x8_0000, KIMAGE_VADDR), "{out}");
+    let rows = layout_rows(&out);
+    assert_eq!(row(&rows, "text").pa.map(|p| p.0), Some(0x8_0000), "{out}");
+    assert_eq!(row(&rows, "linear").pa.map(|p| p.0), Some(0), "{out}");
+    let (passed, failed) = ktap_totals(&out);
+    assert!(passed > 0 && failed == 0, "{out}");
+}
+
+/// Stage-0's refusals on the Pi end the run through semihosting, as on virt.
+#[test]
+fn stage0_refuses_addresses_outside_the_pis_ram() {
+    for (load, says) in [
+        ("0x3c000000", "does not fit inside RAM"),
+        ("0x80800", "is not 4 KiB-aligned"),
+    ] {
+        let run = splitmap(&[
+            "run", "--machine", "raspi3b", "--load-addr", load, "--timeout", "60", "--cmd", "help",
+        ]);
+        assert_eq!(run.code, Some(1), "{load}: {}", run.stderr);
+        assert!(
+            run.stdout.lines().any(|l| l.starts_with("stage0: error:") && l.contains(says)),
+            "{load}: {}",
+            run.stdout
+        );
+        assert!(run.stderr.contains("the stage-0 loader refused"), "{load}: {}", run.stderr);
+    }
 }
