@@ -409,6 +409,8 @@ fn main() -> ExitCode {
         Cmd::Map(args) => map_cmd::map(args).map(|()| ExitCode::SUCCESS),
         Cmd::Run(args) => run_cmd::run(args),
     };
+    // The seeded device trees of this process's boots (--machine raspi3b).
+    splitmap::machine::remove_trees(&splitmap::machine::trees_dir());
     // One rule for every command: 0 when it did what was asked, 1 with the
     // reason on stderr when not (2, clap's and check_command_line's, is for
     // a command line that cannot be read or is refused).
