@@ -215,6 +215,12 @@ fn a_16k_kernel_refuses_itself_on_the_pis_console() {
         said.contains("this kernel is built for 16K pages, which this CPU cannot use (ID_AA64MMFR0_EL1.TGran16 = 0x0)"),
         "{said}"
     );
+    // The board's CPU is fixed: the hint is another granule, not -cpu.
+    assert!(
+        said.contains("): this board's Cortex-A53 cannot change: build it for 4K or 64K pages"),
+        "{said}"
+    );
+    assert!(!said.contains("-cpu max"), "{said}");
 }
 
 /// A panic on the Pi ends in the board's own reset (no PSCI there): the
