@@ -295,6 +295,10 @@ struct SweepArgs {
     svg: PathBuf,
     #[command(flatten)]
     kernel: KernelArgs,
+    /// The machine every boot runs on: QEMU `virt`, or `raspi3b` (RAM at
+    /// physical address 0; each boot with its own copy of the Pi's tree).
+    #[arg(long, value_name = "virt|raspi3b", default_value = "virt", value_parser = machine_arg)]
+    machine: String,
 }
 
 /// The command line with gdb's own spelling of `--ex`, `-ex` (which clap

@@ -83,7 +83,18 @@ fn boots_with_ram_at_zero_and_kaslr_off() {
 
 #[test]
 fn kaslr_moves_the_image_with_the_trees_seed_and_replays_it() {
-    let seeds = ["0x1", "0x5eed", "0xdeadbeef", "0x123456789abcdef"];
+    let seeds = [
+        "0x1",
+        "0x5eed",
+        "0xdeadbeef",
+        "0x123456789abcdef",
+        "0x2",
+        "0x40000",
+        "0x7fffffff",
+        "0xfedcba9876543210",
+        "0xffffffffffffffff",
+        "0x31",
+    ];
     in_parallel(&seeds, |seed| {
         let out = pi(&["--kaslr-seed", seed], &["layout"]);
         let (pa, va) = boot_line(&out);
@@ -388,4 +399,110 @@ fn stage0_refuses_addresses_outside_the_pis_ram() {
         );
         assert!(run.stderr.contains("the stage-0 loader refused"), "{load}: {}", run.stderr);
     }
+}
+
+/// With KASLR on, the linear map still starts at PA 0 (ptdump's first row)
+/// and PA 0's alias walks to PA 0, while the text runs where the seed says.
+#[test]
+fn ptdump_and_walk_see_pa_zero_with_kaslr_on() {
+    let out = pi(
+        &["--kaslr-seed", "0x5eed"],
+        &["ptdump", "walk 0xffff000000000000", "pa2va 0x0"],
+    );
+    let (pa, va) = boot_line(&out);
+    assert_ne!(va, KIMAGE_VADDR, "{out}");
+    let dump: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.ends_with("> ptdump"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("splitmap>"))
+        .collect();
+    assert!(
+        dump[0].starts_with("0xffff000000000000-0xffff00003c000000 960M pa=0x0-0x3c000000 blk=2M n=480 attr=normal ap=rw"),
+        "{out}"
+    );
+    let text = dump
+        .iter()
+        .find(|l| l.starts_with(&format!("{va:#x}-")))
+        .unwrap_or_else(|| panic!("no ptdump row at the text {va:#x}: {out}"));
+    assert!(text.contains(&format!(" pa={pa:#x}-")) && text.contains("x=kernel"), "{text}");
+    assert!(out.contains("=> pa=0x0 level=2 size=2M prot=rw-"), "{out}");
+    assert!(out.contains("pa=0x0 va=0xffff000000000000 region=linear"), "{out}");
+}
+
+/// `sweep --machine raspi3b`: every boot on the Pi, each with its seed,
+/// every placement on the window's grid.
+#[test]
+fn a_sweep_runs_on_the_pi() {
+    let svg = concat!(env!("CARGO_MANIFEST_DIR"), "/target/raspi-sweep.svg");
+    let run = splitmap(&[
+        "sweep", "--machine", "raspi3b", "--boots", "10", "--jobs", "2", "--bins", "2", "--svg", svg,
+    ]);
+    assert!(run.success, "{}\n{}", run.stderr, run.stdout);
+    assert!(run.stdout.starts_with("sweep: 10 boots on raspi3b in "), "{}", run.stdout);
+    assert!(run.stdout.contains(", off the slot grid 0\n"), "{}", run.stdout);
+    let distinct: u64 = run
+        .stdout
+        .split("placements: ")
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the placements line");
+    assert!(distinct > 1, "{}", run.stdout);
+    let refused = splitmap(&["sweep", "--machine", "raspi3b", "--granule", "16k", "--boots", "1"]);
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(refused.stderr.contains("no 16 KiB granule"), "{}", refused.stderr);
+}
+
+/// `gdb --early` on the Pi: the symbols go where QEMU loaded the Image
+/// (0x200000, found by gdb itself), and the early code stops there.
+#[test]
+fn gdb_early_finds_the_image_on_the_pi() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_splitmap"))
+        .args(["run", "--machine", "raspi3b", "--gdb", "--gdb-port", &port])
+        .args(["--nokaslr", "--timeout", "120", "--cmd", "help"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `splitmap gdb` refuses while nothing listens: retry until QEMU does.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let gdb = loop {
+        let gdb = splitmap(&[
+            "gdb",
+            "--gdb-port",
+            &port,
+            "--early",
+            "--batch",
+            "--ex",
+            "break pi::boot::create_boot_tables",
+            "--ex",
+            "continue",
+            "--ex",
+            "p/x $pc",
+            "--ex",
+            "detach",
+        ]);
+        if !gdb.stderr.contains("nothing listens") || std::time::Instant::now() > deadline {
+            break gdb;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let console = run.wait_with_output().unwrap();
+    assert!(gdb.success, "{}\n{}", gdb.stdout, gdb.stderr);
+    assert!(console.status.success(), "{}", String::from_utf8_lossy(&console.stdout));
+    assert!(gdb.stdout.contains("splitmap: early symbols at pa=0x200000"), "{}", gdb.stdout);
+    let pc = gdb
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("$1 = "))
+        .map(hex)
+        .unwrap_or_else(|| panic!("{}", gdb.stdout));
+    assert!((0x20_0000..0x20_0000 + image_size()).contains(&pc), "{pc:#x}");
 }
