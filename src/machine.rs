@@ -287,7 +287,10 @@ mod tests {
     fn seeded_trees_are_one_per_boot_and_removed_after() {
         let dir = std::env::temp_dir().join(format!("splitmap-trees-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let (a, b) = (write_raspi3b_tree(&dir, 1).unwrap(), write_raspi3b_tree(&dir, 2).unwrap());
+        let (a, b) = (
+            write_raspi3b_tree(&dir, 1).unwrap(),
+            write_raspi3b_tree(&dir, 2).unwrap(),
+        );
         assert_ne!(a, b, "two boots at once, two files");
         assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
         // Left by a process that is gone (no PID is this large), and a file

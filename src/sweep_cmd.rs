@@ -253,7 +253,14 @@ mod tests {
         assert!(pi.windows(2).any(|w| w == ["-smp", "4"]), "{pi:?}");
         assert!(pi.iter().any(|a| a == "-dtb"), "{pi:?}");
         splitmap::machine::remove_trees(&machines::trees_dir());
-        let refused = machine(&sweep_args(&["splitmap", "sweep", "--machine", "raspi3b", "--granule", "16k"]));
+        let refused = machine(&sweep_args(&[
+            "splitmap",
+            "sweep",
+            "--machine",
+            "raspi3b",
+            "--granule",
+            "16k",
+        ]));
         assert!(refused.unwrap_err().contains("no 16 KiB granule"));
     }
 }

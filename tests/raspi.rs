@@ -251,7 +251,7 @@ fn a_panic_resets_the_board_and_fails_the_run() {
 
 /// The Pi's tree source with `edit` applied, compiled by dtc into
 /// target/raspi-trees/NAME.dtb; its path.
-fn pi_tree(name: &str, edit: impl FnOnce(String) -> String) -> String {
+fn pi_tree(name: &str, edit: Edit) -> String {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let source = std::fs::read_to_string(root.join("boot/boards/raspi3b.dts")).unwrap();
     let edited = edit(source.clone());
@@ -268,6 +268,9 @@ fn pi_tree(name: &str, edit: impl FnOnce(String) -> String) -> String {
     assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
     dtb.display().to_string()
 }
+
+/// An edit of the tree's source.
+type Edit = fn(String) -> String;
 
 fn without_memory(source: String) -> String {
     let start = source.find("\tmemory@0 {").expect("the tree's /memory");
@@ -292,7 +295,7 @@ fn stdout_nowhere(source: String) -> String {
 /// RAM). What cannot boot stops with the kernel's reason, never a hang.
 #[test]
 fn raw_pi_trees_that_cannot_boot_stop_with_a_named_reason() {
-    let rows: [(&str, fn(String) -> String, &str); 2] = [
+    let rows: [(&str, Edit, &str); 2] = [
         (
             "no-memory",
             without_memory,
@@ -309,11 +312,20 @@ fn raw_pi_trees_that_cannot_boot_stop_with_a_named_reason() {
     in_parallel(&rows, |&(name, edit, says)| {
         let dtb = pi_tree(name, edit);
         let run = splitmap(&[
-            "run", "--machine", "raspi3b", "--raw-dtb", &dtb, "--timeout", "60", "--cmd", "help",
+            "run",
+            "--machine",
+            "raspi3b",
+            "--raw-dtb",
+            &dtb,
+            "--timeout",
+            "60",
+            "--cmd",
+            "help",
         ]);
         assert_eq!(run.code, Some(1), "{name}: {}\n{}", run.stderr, run.stdout);
         assert!(
-            run.stdout.contains("stage0: handing the kernel the device tree at 0x6000000 as it is"),
+            run.stdout
+                .contains("stage0: handing the kernel the device tree at 0x6000000 as it is"),
             "{name}: {}",
             run.stdout
         );
@@ -344,8 +356,10 @@ fn a_stdout_path_to_nowhere_falls_back_to_the_pis_uart_by_name() {
 /// That is why the trees above go raw.
 #[test]
 fn qemu_writes_the_pis_memory_into_a_dtb_tree() {
-    let rows: [(&str, fn(String) -> String); 2] =
-        [("dtb-no-memory", without_memory), ("dtb-ram-above-image", ram_above_the_image)];
+    let rows: [(&str, Edit); 2] = [
+        ("dtb-no-memory", without_memory),
+        ("dtb-ram-above-image", ram_above_the_image),
+    ];
     in_parallel(&rows, |&(name, edit)| {
         let dtb = pi_tree(name, edit);
         let out = pi(&["--dtb", &dtb, "--nokaslr"], &["mem"]);
@@ -358,7 +372,10 @@ fn qemu_writes_the_pis_memory_into_a_dtb_tree() {
 fn the_pis_tree_boots_raw() {
     let tree = concat!(env!("CARGO_MANIFEST_DIR"), "/boot/boards/raspi3b.dtb");
     let out = pi(&["--raw-dtb", tree], &["mem"]);
-    assert!(out.contains("stage0: handing the kernel the device tree at 0x6000000 as it is"), "{out}");
+    assert!(
+        out.contains("stage0: handing the kernel the device tree at 0x6000000 as it is"),
+        "{out}"
+    );
     assert!(out.contains("reserved pa=0x6000000-"), "{out}");
     assert_eq!(boot_line(&out).0, 0x20_0000, "{out}");
 }
@@ -389,15 +406,29 @@ fn stage0_refuses_addresses_outside_the_pis_ram() {
         ("0x80800", "is not 4 KiB-aligned"),
     ] {
         let run = splitmap(&[
-            "run", "--machine", "raspi3b", "--load-addr", load, "--timeout", "60", "--cmd", "help",
+            "run",
+            "--machine",
+            "raspi3b",
+            "--load-addr",
+            load,
+            "--timeout",
+            "60",
+            "--cmd",
+            "help",
         ]);
         assert_eq!(run.code, Some(1), "{load}: {}", run.stderr);
         assert!(
-            run.stdout.lines().any(|l| l.starts_with("stage0: error:") && l.contains(says)),
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with("stage0: error:") && l.contains(says)),
             "{load}: {}",
             run.stdout
         );
-        assert!(run.stderr.contains("the stage-0 loader refused"), "{load}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("the stage-0 loader refused"),
+            "{load}: {}",
+            run.stderr
+        );
     }
 }
 
@@ -418,14 +449,18 @@ fn ptdump_and_walk_see_pa_zero_with_kaslr_on() {
         .take_while(|l| !l.starts_with("splitmap>"))
         .collect();
     assert!(
-        dump[0].starts_with("0xffff000000000000-0xffff00003c000000 960M pa=0x0-0x3c000000 blk=2M n=480 attr=normal ap=rw"),
+        dump[0]
+            .starts_with("0xffff000000000000-0xffff00003c000000 960M pa=0x0-0x3c000000 blk=2M n=480 attr=normal ap=rw"),
         "{out}"
     );
     let text = dump
         .iter()
         .find(|l| l.starts_with(&format!("{va:#x}-")))
         .unwrap_or_else(|| panic!("no ptdump row at the text {va:#x}: {out}"));
-    assert!(text.contains(&format!(" pa={pa:#x}-")) && text.contains("x=kernel"), "{text}");
+    assert!(
+        text.contains(&format!(" pa={pa:#x}-")) && text.contains("x=kernel"),
+        "{text}"
+    );
     assert!(out.contains("=> pa=0x0 level=2 size=2M prot=rw-"), "{out}");
     assert!(out.contains("pa=0x0 va=0xffff000000000000 region=linear"), "{out}");
 }
@@ -436,10 +471,24 @@ fn ptdump_and_walk_see_pa_zero_with_kaslr_on() {
 fn a_sweep_runs_on_the_pi() {
     let svg = concat!(env!("CARGO_MANIFEST_DIR"), "/target/raspi-sweep.svg");
     let run = splitmap(&[
-        "sweep", "--machine", "raspi3b", "--boots", "10", "--jobs", "2", "--bins", "2", "--svg", svg,
+        "sweep",
+        "--machine",
+        "raspi3b",
+        "--boots",
+        "10",
+        "--jobs",
+        "2",
+        "--bins",
+        "2",
+        "--svg",
+        svg,
     ]);
     assert!(run.success, "{}\n{}", run.stderr, run.stdout);
-    assert!(run.stdout.starts_with("sweep: 10 boots on raspi3b in "), "{}", run.stdout);
+    assert!(
+        run.stdout.starts_with("sweep: 10 boots on raspi3b in "),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains(", off the slot grid 0\n"), "{}", run.stdout);
     let distinct: u64 = run
         .stdout
@@ -497,7 +546,11 @@ fn gdb_early_finds_the_image_on_the_pi() {
     let console = run.wait_with_output().unwrap();
     assert!(gdb.success, "{}\n{}", gdb.stdout, gdb.stderr);
     assert!(console.status.success(), "{}", String::from_utf8_lossy(&console.stdout));
-    assert!(gdb.stdout.contains("splitmap: early symbols at pa=0x200000"), "{}", gdb.stdout);
+    assert!(
+        gdb.stdout.contains("splitmap: early symbols at pa=0x200000"),
+        "{}",
+        gdb.stdout
+    );
     let pc = gdb
         .stdout
         .lines()

@@ -206,7 +206,11 @@ mod machine {
             let clear = &clear[..=busy.len()];
             match placement::random_slot(0, me.size(), 4096, &dt.memory, clear) {
                 Ok(to) => {
-                    let _ = writeln!(out, "stage0: moving from {:#x} to {to:#x}, out of the kernel's way", me.start.raw());
+                    let _ = writeln!(
+                        out,
+                        "stage0: moving from {:#x} to {to:#x}, out of the kernel's way",
+                        me.start.raw()
+                    );
                     // SAFETY: `random_slot` found [to, to + size) RAM clear of
                     // everything in use, this copy of stage-0 included.
                     unsafe { move_self(me, to, dtb_pa) }

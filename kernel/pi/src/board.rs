@@ -64,7 +64,8 @@ const fn row(compatible: &str, name: &str, early_uart: u64, granule_hint: &str) 
 }
 
 /// A Pi's CPU is the SoC's: no `-cpu` gives it another granule.
-const PI_GRANULE_HINT: &str = "this board's Cortex-A53 cannot change: build it for 4K or 64K pages (splitmap run --granule 4k)";
+const PI_GRANULE_HINT: &str =
+    "this board's Cortex-A53 cannot change: build it for 4K or 64K pages (splitmap run --granule 4k)";
 
 /// Every board splitmap knows; the first is the default, used when the
 /// tree names none of them (or cannot be read).
@@ -167,7 +168,11 @@ mod tests {
         let hint = |i: usize| String::from_utf8(board(i).granule_hint().collect()).unwrap();
         assert!(hint(0).contains("-cpu max"), "{}", hint(0));
         for pi in [1, 2] {
-            assert!(!hint(pi).contains("-cpu") && hint(pi).contains("--granule"), "{}", hint(pi));
+            assert!(
+                !hint(pi).contains("-cpu") && hint(pi).contains("--granule"),
+                "{}",
+                hint(pi)
+            );
         }
     }
 
