@@ -769,6 +769,23 @@ mod tests {
             ],
             &[],
         );
+        // On the Pi, RAM starts at 0: the raw tree goes 96 MiB into it.
+        assert_command_line(
+            &Boot {
+                raw_dtb: Some("/t/broken.dtb".into()),
+                machine: crate::machine::Machine::Raspi3b,
+                ..Boot::default()
+            },
+            &[
+                "-kernel",
+                "/k/boot.bin",
+                "-append",
+                "splitmap.dtb=0x6000000",
+                "-device",
+                "loader,file=/t/broken.dtb,addr=0x6000000,force-raw=on",
+            ],
+            &[],
+        );
     }
 
     #[test]
