@@ -60,8 +60,7 @@ pub fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), 
             (false, Some(seed)) => seed,
             (false, None) => machine::fresh_seed()?,
         };
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/machines");
-        boot.dtb = Some(machine::write_raspi3b_tree(&dir, seed)?);
+        boot.dtb = Some(machine::write_raspi3b_tree(&machine::trees_dir(), seed)?);
     }
     let mut artifacts = Artifacts::for_granule(granule)?;
     if let Some(initrd) = &args.initrd {

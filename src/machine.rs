@@ -40,6 +40,14 @@ impl Machine {
         }
     }
 
+    /// Where its RAM starts.
+    pub fn ram_base(self) -> u64 {
+        match self {
+            Machine::Virt => 0x4000_0000,
+            Machine::Raspi3b => 0,
+        }
+    }
+
     /// QEMU's name for it.
     pub fn name(self) -> &'static str {
         match self {
@@ -152,16 +160,57 @@ fn property_value(fdt: &[u8], node: &str, name: &str) -> Option<std::ops::Range<
     }
 }
 
+/// Where the seeded trees go while their boots run.
+pub fn trees_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/machines")
+}
+
 /// Writes the tree a `raspi3b` boot gets (see [`raspi3b_tree`]) where QEMU
-/// can read it: one file per process under `dir`, rewritten on every boot.
+/// can read it: a file of its own per boot (`raspi3b-PID-N.dtb`: a sweep
+/// boots several at once, each with its own seed). [`remove_trees`] deletes
+/// this process's files when it ends; files a process left behind (killed
+/// before it could) are deleted here once that process is gone.
 ///
 /// # Errors
 /// If it cannot be written.
 pub fn write_raspi3b_tree(dir: &Path, seed: u64) -> Result<PathBuf, String> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let path = dir.join(format!("raspi3b-{}.dtb", std::process::id()));
+    remove_orphans(dir);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("raspi3b-{}-{n}.dtb", std::process::id()));
     crate::output::write_whole(&path, &raspi3b_tree(seed)?)?;
     Ok(path)
+}
+
+/// The process that wrote a seeded tree, from its name.
+fn writer(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("raspi3b-")?.strip_suffix(".dtb")?;
+    rest.split('-').next()?.parse().ok()
+}
+
+/// Deletes the seeded trees `dir` holds whose writer `gone` says is gone.
+fn remove_where(dir: &Path, gone: impl Fn(u32) -> bool) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if writer(&name.to_string_lossy()).is_some_and(&gone) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Deletes trees whose writer no longer runs (where /proc says so).
+fn remove_orphans(dir: &Path) {
+    if Path::new("/proc/self").exists() {
+        remove_where(dir, |pid| !Path::new(&format!("/proc/{pid}")).exists());
+    }
+}
+
+/// Deletes the trees this process wrote: its boots are over.
+pub fn remove_trees(dir: &Path) {
+    let me = std::process::id();
+    remove_where(dir, |pid| pid == me);
 }
 
 /// A fresh random seed (from the host's /dev/urandom), never 0.
@@ -232,6 +281,29 @@ mod tests {
         );
         // virt takes them all.
         assert_eq!(Machine::Virt.check(2 << 30, Some(2), "16k", Some("max")), Ok(()));
+    }
+
+    #[test]
+    fn seeded_trees_are_one_per_boot_and_removed_after() {
+        let dir = std::env::temp_dir().join(format!("splitmap-trees-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (a, b) = (
+            write_raspi3b_tree(&dir, 1).unwrap(),
+            write_raspi3b_tree(&dir, 2).unwrap(),
+        );
+        assert_ne!(a, b, "two boots at once, two files");
+        assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        // Left by a process that is gone (no PID is this large), and a file
+        // that is none of these trees: only the first goes on the next write.
+        let orphan = dir.join("raspi3b-4294967295-0.dtb");
+        let other = dir.join("notes.txt");
+        std::fs::write(&orphan, b"x").unwrap();
+        std::fs::write(&other, b"x").unwrap();
+        let c = write_raspi3b_tree(&dir, 3).unwrap();
+        assert!(!orphan.exists() && other.exists() && a.exists() && c.exists());
+        remove_trees(&dir);
+        assert!(!a.exists() && !b.exists() && !c.exists() && other.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

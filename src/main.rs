@@ -295,6 +295,10 @@ struct SweepArgs {
     svg: PathBuf,
     #[command(flatten)]
     kernel: KernelArgs,
+    /// The machine every boot runs on: QEMU `virt`, or `raspi3b` (RAM at
+    /// physical address 0; each boot with its own copy of the Pi's tree).
+    #[arg(long, value_name = "virt|raspi3b", default_value = "virt", value_parser = machine_arg)]
+    machine: String,
 }
 
 /// The command line with gdb's own spelling of `--ex`, `-ex` (which clap
@@ -409,6 +413,8 @@ fn main() -> ExitCode {
         Cmd::Map(args) => map_cmd::map(args).map(|()| ExitCode::SUCCESS),
         Cmd::Run(args) => run_cmd::run(args),
     };
+    // The seeded device trees of this process's boots (--machine raspi3b).
+    splitmap::machine::remove_trees(&splitmap::machine::trees_dir());
     // One rule for every command: 0 when it did what was asked, 1 with the
     // reason on stderr when not (2, clap's and check_command_line's, is for
     // a command line that cannot be read or is refused).

@@ -137,7 +137,7 @@ pub struct Boot {
     /// A device tree to use instead of QEMU's (QEMU still fixes it up).
     pub dtb: Option<PathBuf>,
     /// A device tree for the kernel exactly as it is, broken or not: QEMU
-    /// loads it raw at [`RAW_DTB_PA`] and the stage-0 loader hands it over.
+    /// loads it raw at [`raw_dtb_pa`] and the stage-0 loader hands it over.
     pub raw_dtb: Option<PathBuf>,
     /// Extra QEMU arguments, verbatim.
     pub extra: Vec<String>,
@@ -446,9 +446,12 @@ impl Default for Boot {
     }
 }
 
-/// Where `--raw-dtb` puts its file: RAM base + 96 MiB on `virt`, clear of
-/// stage-0 (+1 MiB), the kernel (+2 MiB) and QEMU's initrd (+128 MiB).
-pub const RAW_DTB_PA: u64 = 0x4600_0000;
+/// Where `--raw-dtb` puts its file: RAM base + 96 MiB (0x46000000 on
+/// `virt`, 0x6000000 on `raspi3b`), inside RAM on both and clear of stage-0
+/// (+1 MiB), the kernel (+2 MiB) and QEMU's initrd (+128 MiB).
+pub fn raw_dtb_pa(machine: crate::machine::Machine) -> u64 {
+    machine.ram_base() + (96 << 20)
+}
 
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-aarch64";
@@ -468,7 +471,7 @@ pub fn kernel_cmdline(boot: &Boot) -> String {
         None => {}
     }
     if boot.raw_dtb.is_some() {
-        words.push(format!("splitmap.dtb={RAW_DTB_PA:#x}"));
+        words.push(format!("splitmap.dtb={:#x}", raw_dtb_pa(boot.machine)));
     }
     words.join(" ")
 }
@@ -522,7 +525,11 @@ pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
     if let Some(raw) = &boot.raw_dtb {
         args.extend([
             "-device".into(),
-            format!("loader,file={},addr={RAW_DTB_PA:#x},force-raw=on", path(raw)),
+            format!(
+                "loader,file={},addr={:#x},force-raw=on",
+                path(raw),
+                raw_dtb_pa(boot.machine)
+            ),
         ]);
     }
     if let Some(port) = boot.gdb {
@@ -759,6 +766,23 @@ mod tests {
                 "splitmap.dtb=0x46000000",
                 "-device",
                 "loader,file=/t/broken.dtb,addr=0x46000000,force-raw=on",
+            ],
+            &[],
+        );
+        // On the Pi, RAM starts at 0: the raw tree goes 96 MiB into it.
+        assert_command_line(
+            &Boot {
+                raw_dtb: Some("/t/broken.dtb".into()),
+                machine: crate::machine::Machine::Raspi3b,
+                ..Boot::default()
+            },
+            &[
+                "-kernel",
+                "/k/boot.bin",
+                "-append",
+                "splitmap.dtb=0x6000000",
+                "-device",
+                "loader,file=/t/broken.dtb,addr=0x6000000,force-raw=on",
             ],
             &[],
         );

@@ -103,8 +103,7 @@ pub fn check_run(args: &RunArgs) -> Result<(), String> {
 }
 
 /// Refuses what `--machine` cannot do (see `Machine::check`); and on
-/// `raspi3b`, `--gic`, `--uefi` and the stage-0 loader's options, which
-/// assume `virt`.
+/// `raspi3b`, `--gic` and `--uefi`, which assume `virt`.
 fn check_machine(args: &RunArgs) -> Result<(), String> {
     use splitmap::machine::Machine;
     let boot = &args.boot;
@@ -117,16 +116,6 @@ fn check_machine(args: &RunArgs) -> Result<(), String> {
         }
         if args.uefi {
             return Err("--uefi boots EDK2 built for virt; raspi3b has no UEFI firmware here: drop --uefi".into());
-        }
-        for (given, option) in [
-            (args.load_addr.is_some(), "--load-addr"),
-            (args.raw_dtb.is_some(), "--raw-dtb"),
-        ] {
-            if given {
-                return Err(format!(
-                    "{option} goes through the stage-0 loader, which runs on virt only for now: drop it with --machine raspi3b"
-                ));
-            }
         }
     }
     Ok(())

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use kernel::kaslr::window::{self, Window};
+use splitmap::machine::{self as machines, Machine};
 use splitmap::qemu::{self, Artifacts, Boot, Console};
 use splitmap::session;
 use splitmap::sweep::{self as stats, Slots, Summary};
@@ -14,7 +15,16 @@ use crate::SweepArgs;
 /// Refuses (exit status 2, before any boot) a window or an alignment the
 /// swept kernel would refuse, as `sweep` itself would find it.
 pub fn check(args: &SweepArgs) -> Result<(), String> {
+    machine(args)?;
     placements(args, &swept_image(args)?).map(|_| ())
+}
+
+/// `--machine`, refused with a granule its CPU lacks (the 16K kernel on
+/// the Pi's Cortex-A53 would refuse every boot).
+fn machine(args: &SweepArgs) -> Result<Machine, String> {
+    let machine = Machine::parse(&args.machine)?;
+    machine.check(splitmap::machine::RASPI3B_MEM, None, &args.kernel.granule, None)?;
+    Ok(machine)
 }
 
 /// The Image of the kernel `args` sweeps.
@@ -29,12 +39,7 @@ pub fn sweep(args: &SweepArgs) -> Result<(), String> {
     let granule = &args.kernel.granule;
     let artifacts = Artifacts::for_granule(granule)?;
     let (window, slots) = placements(args, &swept_image(args)?)?;
-    let boot = Boot {
-        append: kaslr_options(args).join(" "),
-        console: Console::Piped,
-        cpu: qemu::cpu_for(granule, qemu::Accel::Tcg).to_string(),
-        ..Boot::default()
-    };
+    let boot = swept_boot(args)?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64))
@@ -43,8 +48,12 @@ pub fn sweep(args: &SweepArgs) -> Result<(), String> {
     let started = Instant::now();
     let vas = boot_all(args.boots, jobs, &boot, &artifacts)?;
     let summary = stats::summarise(&vas, slots, args.bins);
+    let on = match boot.machine {
+        Machine::Virt => String::new(),
+        other => format!(" on {}", other.name()),
+    };
     println!(
-        "sweep: {} boots in {:.1} s ({jobs} jobs)",
+        "sweep: {} boots{on} in {:.1} s ({jobs} jobs)",
         summary.boots,
         started.elapsed().as_secs_f64()
     );
@@ -58,6 +67,26 @@ pub fn sweep(args: &SweepArgs) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// What every boot of the sweep shares (each adds its seed).
+fn swept_boot(args: &SweepArgs) -> Result<Boot, String> {
+    let machine = machine(args)?;
+    let mut boot = Boot {
+        append: kaslr_options(args).join(" "),
+        console: Console::Piped,
+        cpu: qemu::cpu_for(&args.kernel.granule, qemu::Accel::Tcg).to_string(),
+        machine,
+        ..Boot::default()
+    };
+    if machine == Machine::Raspi3b {
+        // One tree for every boot: its seed stays 0, each boot's seed is
+        // on its command line (kaslr.seed=), which the kernel prefers.
+        boot.mem = machines::RASPI3B_MEM;
+        boot.smp = machines::RASPI3B_SMP;
+        boot.dtb = Some(machines::write_raspi3b_tree(&machines::trees_dir(), 0)?);
+    }
+    Ok(boot)
 }
 
 /// The window `--window` and `--align` ask for and the placements it has
@@ -197,4 +226,41 @@ fn print_summary(summary: &Summary, window: &Window, slots: Slots) {
         summary.p_value,
         summary.verdict()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn sweep_args(line: &[&str]) -> SweepArgs {
+        match crate::Cli::parse_from(line).command {
+            Some(crate::Cmd::Sweep(args)) => args,
+            _ => panic!("{line:?} is no sweep"),
+        }
+    }
+
+    #[test]
+    fn a_sweep_boots_the_machine_it_is_given() {
+        let artifacts = Artifacts::for_granule("4k").unwrap();
+        let virt = qemu::qemu_args(&swept_boot(&sweep_args(&["splitmap", "sweep"])).unwrap(), &artifacts);
+        assert!(virt.windows(2).any(|w| w == ["-machine", "virt"]), "{virt:?}");
+        assert!(!virt.iter().any(|a| a == "-dtb"), "{virt:?}");
+        let boot = swept_boot(&sweep_args(&["splitmap", "sweep", "--machine", "raspi3b"])).unwrap();
+        let pi = qemu::qemu_args(&boot, &artifacts);
+        assert!(pi.windows(2).any(|w| w == ["-machine", "raspi3b"]), "{pi:?}");
+        assert!(pi.windows(2).any(|w| w == ["-smp", "4"]), "{pi:?}");
+        assert!(pi.iter().any(|a| a == "-dtb"), "{pi:?}");
+        splitmap::machine::remove_trees(&machines::trees_dir());
+        let refused = machine(&sweep_args(&[
+            "splitmap",
+            "sweep",
+            "--machine",
+            "raspi3b",
+            "--granule",
+            "16k",
+        ]));
+        assert!(refused.unwrap_err().contains("no 16 KiB granule"));
+    }
 }

@@ -83,7 +83,18 @@ fn boots_with_ram_at_zero_and_kaslr_off() {
 
 #[test]
 fn kaslr_moves_the_image_with_the_trees_seed_and_replays_it() {
-    let seeds = ["0x1", "0x5eed", "0xdeadbeef", "0x123456789abcdef"];
+    let seeds = [
+        "0x1",
+        "0x5eed",
+        "0xdeadbeef",
+        "0x123456789abcdef",
+        "0x2",
+        "0x40000",
+        "0x7fffffff",
+        "0xfedcba9876543210",
+        "0xffffffffffffffff",
+        "0x31",
+    ];
     in_parallel(&seeds, |seed| {
         let out = pi(&["--kaslr-seed", seed], &["layout"]);
         let (pa, va) = boot_line(&out);
@@ -136,7 +147,7 @@ fn the_64k_granule_boots() {
 
 #[test]
 fn what_the_board_cannot_be_is_refused_by_name() {
-    let rows: [(&[&str], &str); 5] = [
+    let rows: [(&[&str], &str); 4] = [
         (
             &["--granule", "16k"],
             "--granule 16k: the Raspberry Pi 3's Cortex-A53 has no 16 KiB granule",
@@ -144,10 +155,6 @@ fn what_the_board_cannot_be_is_refused_by_name() {
         (&["--mem", "2G"], "--machine raspi3b has 1 GiB of RAM"),
         (&["--smp", "2"], "--machine raspi3b has 4 CPUs"),
         (&["--cpu", "max"], "drop --cpu"),
-        (
-            &["--load-addr", "0x80000"],
-            "--load-addr goes through the stage-0 loader",
-        ),
     ];
     for (options, says) in rows {
         let mut args = vec!["run"];
@@ -219,6 +226,12 @@ fn a_16k_kernel_refuses_itself_on_the_pis_console() {
         said.contains("this kernel is built for 16K pages, which this CPU cannot use (ID_AA64MMFR0_EL1.TGran16 = 0x0)"),
         "{said}"
     );
+    // The board's CPU is fixed: the hint is another granule, not -cpu.
+    assert!(
+        said.contains("): this board's Cortex-A53 cannot change: build it for 4K or 64K pages"),
+        "{said}"
+    );
+    assert!(!said.contains("-cpu max"), "{said}");
 }
 
 /// A panic on the Pi ends in the board's own reset (no PSCI there): the
@@ -234,4 +247,315 @@ fn a_panic_resets_the_board_and_fails_the_run() {
         run.stdout
     );
     assert!(!run.stdout.contains("is unavailable"), "{}", run.stdout);
+}
+
+/// The Pi's tree source with `edit` applied, compiled by dtc into
+/// target/raspi-trees/NAME.dtb; its path.
+fn pi_tree(name: &str, edit: Edit) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(root.join("boot/boards/raspi3b.dts")).unwrap();
+    let edited = edit(source.clone());
+    assert_ne!(edited, source, "{name}: the edit changed nothing");
+    let dir = root.join("target/raspi-trees");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (dts, dtb) = (dir.join(format!("{name}.dts")), dir.join(format!("{name}.dtb")));
+    std::fs::write(&dts, edited).unwrap();
+    let out = std::process::Command::new("dtc")
+        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .args([&dtb, &dts])
+        .output()
+        .expect("dtc (device-tree-compiler, scripts/setup.sh installs it)");
+    assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    dtb.display().to_string()
+}
+
+/// An edit of the tree's source.
+type Edit = fn(String) -> String;
+
+fn without_memory(source: String) -> String {
+    let start = source.find("\tmemory@0 {").expect("the tree's /memory");
+    let end = start + source[start..].find("\n\t};\n").unwrap() + "\n\t};\n".len();
+    format!("{}{}", &source[..start], &source[end..])
+}
+
+/// RAM from 256 MiB only: the Image, at 2 MiB, lies below it.
+fn ram_above_the_image(source: String) -> String {
+    source.replace("reg = <0x00000000 0x3c000000>;", "reg = <0x10000000 0x10000000>;")
+}
+
+fn stdout_nowhere(source: String) -> String {
+    source.replace(
+        "stdout-path = \"serial0:115200n8\"",
+        "stdout-path = \"/soc/serial@7e999000\"",
+    )
+}
+
+/// `--raw-dtb` on the Pi: the tree reaches the kernel as written (through
+/// the stage-0 loader, at RAM base + 96 MiB = 0x6000000, inside the Pi's
+/// RAM). What cannot boot stops with the kernel's reason, never a hang.
+#[test]
+fn raw_pi_trees_that_cannot_boot_stop_with_a_named_reason() {
+    let rows: [(&str, Edit, &str); 2] = [
+        (
+            "no-memory",
+            without_memory,
+            "kernel panic: device tree has no /memory node with a non-empty reg",
+        ),
+        (
+            // The panic comes before the console: its last words must go
+            // to the Pi's UART, not virt's address (RAM here).
+            "ram-above-image",
+            ram_above_the_image,
+            "kernel panic: the kernel image at 0x200000-",
+        ),
+    ];
+    in_parallel(&rows, |&(name, edit, says)| {
+        let dtb = pi_tree(name, edit);
+        let run = splitmap(&[
+            "run",
+            "--machine",
+            "raspi3b",
+            "--raw-dtb",
+            &dtb,
+            "--timeout",
+            "60",
+            "--cmd",
+            "help",
+        ]);
+        assert_eq!(run.code, Some(1), "{name}: {}\n{}", run.stderr, run.stdout);
+        assert!(
+            run.stdout
+                .contains("stage0: handing the kernel the device tree at 0x6000000 as it is"),
+            "{name}: {}",
+            run.stdout
+        );
+        assert!(run.stdout.contains(says), "{name}: {}", run.stdout);
+        assert!(!run.stdout.contains("splitmap> "), "{name}: {}", run.stdout);
+        assert!(run.stderr.contains("kernel panic"), "{name}: {}", run.stderr);
+        assert!(!run.stderr.contains("timeout"), "{name}: {}", run.stderr);
+    });
+}
+
+/// A `stdout-path` naming no node: the console falls back to the board's
+/// UART and says so, raw or through QEMU's `-dtb` alike.
+#[test]
+fn a_stdout_path_to_nowhere_falls_back_to_the_pis_uart_by_name() {
+    let dtb = pi_tree("stdout-nowhere", stdout_nowhere);
+    for option in ["--raw-dtb", "--dtb"] {
+        let out = pi(&[option, &dtb], &["mem"]);
+        assert!(
+            out.contains("[WARN ] no PL011 at /chosen/stdout-path; console on Raspberry Pi 3's UART at 0x3f201000"),
+            "{option}: {out}"
+        );
+        assert!(out.contains("ram      pa=0x0-0x3c000000"), "{option}: {out}");
+    }
+}
+
+/// Through `-dtb` (not raw), QEMU's `raspi3b` writes `/memory` itself: a
+/// tree without one, or with RAM elsewhere, boots with the board's RAM.
+/// That is why the trees above go raw.
+#[test]
+fn qemu_writes_the_pis_memory_into_a_dtb_tree() {
+    let rows: [(&str, Edit); 2] = [
+        ("dtb-no-memory", without_memory),
+        ("dtb-ram-above-image", ram_above_the_image),
+    ];
+    in_parallel(&rows, |&(name, edit)| {
+        let dtb = pi_tree(name, edit);
+        let out = pi(&["--dtb", &dtb, "--nokaslr"], &["mem"]);
+        assert!(out.contains("ram      pa=0x0-0x3c000000 size=960 MiB"), "{name}: {out}");
+    });
+}
+
+/// The Pi's own tree, raw: boots as written, the tree where stage-0 says.
+#[test]
+fn the_pis_tree_boots_raw() {
+    let tree = concat!(env!("CARGO_MANIFEST_DIR"), "/boot/boards/raspi3b.dtb");
+    let out = pi(&["--raw-dtb", tree], &["mem"]);
+    assert!(
+        out.contains("stage0: handing the kernel the device tree at 0x6000000 as it is"),
+        "{out}"
+    );
+    assert!(out.contains("reserved pa=0x6000000-"), "{out}");
+    assert_eq!(boot_line(&out).0, 0x20_0000, "{out}");
+}
+
+/// Where the Pi firmware puts an Image: 0x80000, which runs into stage-0
+/// (at RAM base + 1 MiB); stage-0 moves itself out of the way first.
+#[test]
+fn the_firmwares_load_address_boots_through_stage0() {
+    let out = pi(&["--load-addr", "0x80000", "--nokaslr"], &["layout", "test"]);
+    assert!(out.contains("stage0: moving from 0x100000 to "), "{out}");
+    assert!(
+        out.contains("stage0: kernel Image (") && out.contains(") at pa=0x80000 (requested)"),
+        "{out}"
+    );
+    assert_eq!(boot_line(&out), (0x8_0000, KIMAGE_VADDR), "{out}");
+    let rows = layout_rows(&out);
+    assert_eq!(row(&rows, "text").pa.map(|p| p.0), Some(0x8_0000), "{out}");
+    assert_eq!(row(&rows, "linear").pa.map(|p| p.0), Some(0), "{out}");
+    let (passed, failed) = ktap_totals(&out);
+    assert!(passed > 0 && failed == 0, "{out}");
+}
+
+/// Stage-0's refusals on the Pi end the run through semihosting, as on virt.
+#[test]
+fn stage0_refuses_addresses_outside_the_pis_ram() {
+    for (load, says) in [
+        ("0x3c000000", "does not fit inside RAM"),
+        ("0x80800", "is not 4 KiB-aligned"),
+    ] {
+        let run = splitmap(&[
+            "run",
+            "--machine",
+            "raspi3b",
+            "--load-addr",
+            load,
+            "--timeout",
+            "60",
+            "--cmd",
+            "help",
+        ]);
+        assert_eq!(run.code, Some(1), "{load}: {}", run.stderr);
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with("stage0: error:") && l.contains(says)),
+            "{load}: {}",
+            run.stdout
+        );
+        assert!(
+            run.stderr.contains("the stage-0 loader refused"),
+            "{load}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// With KASLR on, the linear map still starts at PA 0 (ptdump's first row)
+/// and PA 0's alias walks to PA 0, while the text runs where the seed says.
+#[test]
+fn ptdump_and_walk_see_pa_zero_with_kaslr_on() {
+    let out = pi(
+        &["--kaslr-seed", "0x5eed"],
+        &["ptdump", "walk 0xffff000000000000", "pa2va 0x0"],
+    );
+    let (pa, va) = boot_line(&out);
+    assert_ne!(va, KIMAGE_VADDR, "{out}");
+    let dump: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.ends_with("> ptdump"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("splitmap>"))
+        .collect();
+    assert!(
+        dump[0]
+            .starts_with("0xffff000000000000-0xffff00003c000000 960M pa=0x0-0x3c000000 blk=2M n=480 attr=normal ap=rw"),
+        "{out}"
+    );
+    let text = dump
+        .iter()
+        .find(|l| l.starts_with(&format!("{va:#x}-")))
+        .unwrap_or_else(|| panic!("no ptdump row at the text {va:#x}: {out}"));
+    assert!(
+        text.contains(&format!(" pa={pa:#x}-")) && text.contains("x=kernel"),
+        "{text}"
+    );
+    assert!(out.contains("=> pa=0x0 level=2 size=2M prot=rw-"), "{out}");
+    assert!(out.contains("pa=0x0 va=0xffff000000000000 region=linear"), "{out}");
+}
+
+/// `sweep --machine raspi3b`: every boot on the Pi, each with its seed,
+/// every placement on the window's grid.
+#[test]
+fn a_sweep_runs_on_the_pi() {
+    let svg = concat!(env!("CARGO_MANIFEST_DIR"), "/target/raspi-sweep.svg");
+    let run = splitmap(&[
+        "sweep",
+        "--machine",
+        "raspi3b",
+        "--boots",
+        "10",
+        "--jobs",
+        "2",
+        "--bins",
+        "2",
+        "--svg",
+        svg,
+    ]);
+    assert!(run.success, "{}\n{}", run.stderr, run.stdout);
+    assert!(
+        run.stdout.starts_with("sweep: 10 boots on raspi3b in "),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains(", off the slot grid 0\n"), "{}", run.stdout);
+    let distinct: u64 = run
+        .stdout
+        .split("placements: ")
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the placements line");
+    assert!(distinct > 1, "{}", run.stdout);
+    let refused = splitmap(&["sweep", "--machine", "raspi3b", "--granule", "16k", "--boots", "1"]);
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(refused.stderr.contains("no 16 KiB granule"), "{}", refused.stderr);
+}
+
+/// `gdb --early` on the Pi: the symbols go where QEMU loaded the Image
+/// (0x200000, found by gdb itself), and the early code stops there.
+#[test]
+fn gdb_early_finds_the_image_on_the_pi() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_splitmap"))
+        .args(["run", "--machine", "raspi3b", "--gdb", "--gdb-port", &port])
+        .args(["--nokaslr", "--timeout", "120", "--cmd", "help"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `splitmap gdb` refuses while nothing listens: retry until QEMU does.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let gdb = loop {
+        let gdb = splitmap(&[
+            "gdb",
+            "--gdb-port",
+            &port,
+            "--early",
+            "--batch",
+            "--ex",
+            "break pi::boot::create_boot_tables",
+            "--ex",
+            "continue",
+            "--ex",
+            "p/x $pc",
+            "--ex",
+            "detach",
+        ]);
+        if !gdb.stderr.contains("nothing listens") || std::time::Instant::now() > deadline {
+            break gdb;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let console = run.wait_with_output().unwrap();
+    assert!(gdb.success, "{}\n{}", gdb.stdout, gdb.stderr);
+    assert!(console.status.success(), "{}", String::from_utf8_lossy(&console.stdout));
+    assert!(
+        gdb.stdout.contains("splitmap: early symbols at pa=0x200000"),
+        "{}",
+        gdb.stdout
+    );
+    let pc = gdb
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("$1 = "))
+        .map(hex)
+        .unwrap_or_else(|| panic!("{}", gdb.stdout));
+    assert!((0x20_0000..0x20_0000 + image_size()).contains(&pc), "{pc:#x}");
 }

@@ -1,6 +1,8 @@
 //! The stage-0 loader binary. Runs with the MMU and caches off from start to
-//! finish, at the address it is linked at (see build.rs), so plain absolute
-//! addresses are fine here, unlike in the kernel's early code.
+//! finish, wherever it was loaded: it is linked at 0 as a PIE (see build.rs)
+//! and its entry adds the load offset to every word the RELR list names
+//! before any compiled code runs, so absolute addresses in data (vtables,
+//! string tables) are right from then on.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -23,6 +25,11 @@ mod machine {
         static _end: u8;
     }
 
+    // The entry relocates stage-0 where it runs, by the difference between
+    // where it runs and where it last relocated itself to (`relocated_at`,
+    // 0 = the link address): a copy that moved itself (`move_self`) carries
+    // its own relocated data with it and adds only the distance moved.
+    // Nothing before `bl stage0_main` may use an absolute address.
     global_asm!(
         r#"
         .section .head.text, "ax"
@@ -34,25 +41,61 @@ mod machine {
         .quad   0, 0, 0
         .ascii  "ARM\x64"
         .long   0
-    0:  adrp    x1, _start          // linked where QEMU puts us? if not,
-        add     x1, x1, :lo12:_start  // no absolute address below is right:
-        ldr     x2, =_start         // park
-        cmp     x1, x2
-        b.ne    9f
-        mov     x19, x0
-        mov     x1, #(3 << 20)      // FP/SIMD on for compiled Rust
+    0:  mov     x19, x0
+        adrp    x20, _start         // where this copy runs (linked at 0)
+        add     x20, x20, :lo12:_start
+        adrp    x1, relocated_at
+        add     x1, x1, :lo12:relocated_at
+        ldr     x21, [x1]
+        str     x20, [x1]
+        sub     x21, x20, x21       // what to add to every site
+        adrp    x1, __relr_start
+        add     x1, x1, :lo12:__relr_start
+        adrp    x2, __relr_end
+        add     x2, x2, :lo12:__relr_end
+        mov     x3, xzr             // next site (offset from _start)
+    1:  cmp     x1, x2
+        b.hs    5f
+        ldr     x4, [x1], #8
+        tbnz    x4, #0, 2f
+        add     x5, x20, x4         // an address: relocate it, go on after it
+        ldr     x6, [x5]
+        add     x6, x6, x21
+        str     x6, [x5]
+        add     x3, x4, #8
+        b       1b
+    2:  add     x5, x20, x3         // a bitmap of the 63 words from x3
+        lsr     x4, x4, #1
+    3:  cbz     x4, 4f
+        tbz     x4, #0, 31f
+        ldr     x6, [x5]
+        add     x6, x6, x21
+        str     x6, [x5]
+    31: add     x5, x5, #8
+        lsr     x4, x4, #1
+        b       3b
+    4:  add     x3, x3, #(63 * 8)
+        b       1b
+    5:  mov     x1, #(3 << 20)      // FP/SIMD on for compiled Rust
         msr     cpacr_el1, x1
         isb
-        ldr     x1, =__bss_start
-        ldr     x2, =__stack_end
-    1:  stp     xzr, xzr, [x1], #16
+        adrp    x1, __bss_start
+        add     x1, x1, :lo12:__bss_start
+        adrp    x2, __stack_end
+        add     x2, x2, :lo12:__stack_end
+    6:  stp     xzr, xzr, [x1], #16
         cmp     x1, x2
-        b.lo    1b
+        b.lo    6b
         mov     sp, x2
         mov     x0, x19
         bl      stage0_main
     9:  wfe
         b       9b
+
+        .section .data, "aw"
+        .balign 8
+    relocated_at:
+        .quad   0
         "#
     );
 
@@ -144,6 +187,40 @@ mod machine {
             }
             Err(e) => Err(e),
         };
+        // A kernel asked for where stage-0 itself sits (the Pi firmware's
+        // 0x80000 runs into stage-0 at 1 MiB): stage-0 moves out of the way
+        // to the lowest slot clear of everything and of that kernel, and
+        // starts again there, where the same request then fits.
+        if let Err(placement::PlacementError::Overlaps { pa, busy: hit }) = placed
+            && hit.range == me
+        {
+            let mut clear = [Busy {
+                range: PhysRange::default(),
+                what: "",
+            }; 4 + kernel::mm::ranges::MAX_RANGES];
+            clear[..busy.len()].copy_from_slice(busy);
+            clear[busy.len()] = Busy {
+                range: PhysRange::new(pa, image_size).unwrap_or_default(),
+                what: "kernel",
+            };
+            let clear = &clear[..=busy.len()];
+            match placement::random_slot(0, me.size(), 4096, &dt.memory, clear) {
+                Ok(to) => {
+                    let _ = writeln!(
+                        out,
+                        "stage0: moving from {:#x} to {to:#x}, out of the kernel's way",
+                        me.start.raw()
+                    );
+                    // SAFETY: `random_slot` found [to, to + size) RAM clear of
+                    // everything in use, this copy of stage-0 included.
+                    unsafe { move_self(me, to, dtb_pa) }
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "stage0: error: {e}");
+                    exit(1)
+                }
+            }
+        }
         let (pa, why) = match placed {
             Ok(p) => p,
             Err(e) => {
@@ -182,6 +259,26 @@ mod machine {
             asm!("dmb sy", options(nostack, preserves_flags));
             dcache_by_line::<false>(pa, image_size);
             enter(pa, kernel_dtb)
+        }
+    }
+
+    /// Copies stage-0, as it is now, to `to` and enters the copy with the
+    /// same device tree; the copy's entry relocates it by the distance moved.
+    ///
+    /// # Safety
+    /// `[to, to + me.size())` must be RAM that nothing uses and that does not
+    /// overlap `me`, this copy.
+    unsafe fn move_self(me: PhysRange, to: u64, dtb_pa: u64) -> ! {
+        let size = me.size();
+        // SAFETY: the caller owns the destination; maintenance as for the
+        // kernel's copy in `stage0_main`, then a branch to the copy's first
+        // instruction (its header's `b`), with x0 the tree.
+        unsafe {
+            dcache_by_line::<true>(to, size);
+            core::ptr::copy_nonoverlapping(me.start.raw() as *const u8, to as *mut u8, size as usize);
+            asm!("dmb sy", options(nostack, preserves_flags));
+            dcache_by_line::<false>(to, size);
+            enter(to, dtb_pa)
         }
     }
 

@@ -15,6 +15,9 @@ pub struct Board {
     name: [u8; 16],
     /// A PL011's physical address, usable before the tree is read.
     pub early_uart: u64,
+    /// What to do about a granule its CPU lacks (the early code's refusal
+    /// ends with it): on `virt` another `-cpu`; a board's own CPU is fixed.
+    granule_hint: [u8; 112],
 }
 
 impl Board {
@@ -22,6 +25,12 @@ impl Board {
     pub fn name(&self) -> &str {
         let len = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
         core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+    }
+
+    /// What to do about a granule this board's CPU lacks, byte by byte (no
+    /// slicing: the early code prints it, and may not reach a panic path).
+    pub fn granule_hint(&self) -> impl Iterator<Item = u8> + '_ {
+        self.granule_hint.iter().copied().take_while(|&b| b != 0)
     }
 
     /// Whether `entry` (one string of a `compatible` list) names this board.
@@ -45,26 +54,36 @@ const fn inline<const N: usize>(text: &str) -> [u8; N] {
     out
 }
 
-const fn row(compatible: &str, name: &str, early_uart: u64) -> Board {
+const fn row(compatible: &str, name: &str, early_uart: u64, granule_hint: &str) -> Board {
     Board {
         compatible: inline(compatible),
         name: inline(name),
         early_uart,
+        granule_hint: inline(granule_hint),
     }
 }
+
+/// A Pi's CPU is the SoC's: no `-cpu` gives it another granule.
+const PI_GRANULE_HINT: &str =
+    "this board's Cortex-A53 cannot change: build it for 4K or 64K pages (splitmap run --granule 4k)";
 
 /// Every board splitmap knows; the first is the default, used when the
 /// tree names none of them (or cannot be read).
 pub static BOARDS: [Board; 3] = [
     // QEMU `virt`: the machine `splitmap run` boots.
-    row("linux,dummy-virt", "QEMU virt", 0x0900_0000),
+    row(
+        "linux,dummy-virt",
+        "QEMU virt",
+        0x0900_0000,
+        "run it on a CPU that has them (QEMU: -cpu max; splitmap run --cpu max) or build it for another granule",
+    ),
     // Raspberry Pi 3 (QEMU `raspi3b`, `splitmap run --machine raspi3b`):
     // the PL011 at bus 0x7e201000, which `/soc`'s `ranges` puts at CPU
     // 0x3f201000. On this board virt's UART address is RAM.
-    row("raspberrypi,3-model-b", "Raspberry Pi 3", 0x3f20_1000),
+    row("raspberrypi,3-model-b", "Raspberry Pi 3", 0x3f20_1000, PI_GRANULE_HINT),
     // The SoC's own entry, for a Pi 3 variant's tree that names no model
     // splitmap knows.
-    row("brcm,bcm2837", "BCM2837", 0x3f20_1000),
+    row("brcm,bcm2837", "BCM2837", 0x3f20_1000, PI_GRANULE_HINT),
 ];
 
 /// The board a device tree's root `compatible` list names, or the default
@@ -143,6 +162,19 @@ pub fn root_compatible(fdt: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_granule_hint_fits_the_board() {
+        let hint = |i: usize| String::from_utf8(board(i).granule_hint().collect()).unwrap();
+        assert!(hint(0).contains("-cpu max"), "{}", hint(0));
+        for pi in [1, 2] {
+            assert!(
+                !hint(pi).contains("-cpu") && hint(pi).contains("--granule"),
+                "{}",
+                hint(pi)
+            );
+        }
+    }
 
     /// A tree whose root holds `props` (name, value), then one child.
     fn tree(props: &[(&str, &[u8])]) -> Vec<u8> {

@@ -238,7 +238,7 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     // SAFETY: ID_AA64MMFR0_EL1 is always readable at EL1.
     unsafe { core::arch::asm!("mrs {}, id_aa64mmfr0_el1", out(reg) mmfr0, options(nomem, nostack)) };
     if !crate::layout::GRANULE.supported_by(mmfr0) {
-        early_uart::refuse_granule(board_uart(dtb_pa), mmfr0);
+        early_uart::refuse_granule(board_of(dtb_pa), mmfr0);
         return Err(EarlyError::Granule);
     }
 
@@ -328,8 +328,9 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
             }
         }
 
-        /// Says which granule the CPU lacks, and what to do.
-        pub fn refuse_granule(uart: u64, mmfr0: u64) {
+        /// Says which granule the CPU lacks, and what to do on `board`.
+        pub fn refuse_granule(board: &crate::board::Board, mmfr0: u64) {
+            let uart = board.early_uart;
             let (field, value) = GRANULE.cpu_field(mmfr0);
             write(uart, "\nkernel panic: this kernel is built for ");
             write(uart, GRANULE.name());
@@ -337,10 +338,9 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
             write(uart, field);
             write(uart, " = 0x");
             put(uart, b"0123456789abcdef"[(value & 0xf) as usize]);
-            write(
-                uart,
-                "): run it on a CPU that has them (QEMU: -cpu max; splitmap run --cpu max) or build it for another granule\n",
-            );
+            write(uart, "): ");
+            board.granule_hint().for_each(|b| put(uart, b));
+            write(uart, "\n");
             write(
                 uart,
                 "splitmap: power-off is unavailable: the device tree is not read yet; halted (Ctrl-A X leaves QEMU)\n",
@@ -389,9 +389,9 @@ pub fn image_segments() -> [Segment; 3] {
 /// How much of the DTB to map: its header's `totalsize` capped at the
 /// protocol's 2 MiB, and never less than the header's first 8 bytes (magic and
 /// `totalsize`), which the kernel reads to say what is wrong with a bad tree.
-/// The early UART of the board the device tree at `dtb_pa` names (the
-/// default board's, if it names none or cannot be read).
-fn board_uart(dtb_pa: u64) -> u64 {
+/// The board the device tree at `dtb_pa` names (the default board, if it
+/// names none or cannot be read).
+fn board_of(dtb_pa: u64) -> &'static crate::board::Board {
     let tree = (dtb_pa != 0).then(|| {
         // SAFETY: with the MMU off, the DTB the boot protocol puts at x0 is
         // readable where it is; `dtb_size` read only its header and caps the
@@ -401,7 +401,6 @@ fn board_uart(dtb_pa: u64) -> u64 {
     crate::board::board(crate::board::of_compatible(
         tree.and_then(crate::board::root_compatible),
     ))
-    .early_uart
 }
 
 fn dtb_size(dtb_pa: u64) -> u64 {

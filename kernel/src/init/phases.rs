@@ -90,6 +90,9 @@ pub unsafe extern "C" fn splitmap_kernel_main(
     let info = tree::read(dtb_pa, boot_regs).unwrap_or_else(|e| unusable_device_tree(dtb_pa, e));
     let info = BOOT_INFO.call_once(|| info);
     psci::use_conduit(info.dt.psci);
+    // Before any panic below: a panic's last words go to this board's UART
+    // (the default board's address may be RAM here, as on the Pi).
+    console::bringup::know_board(info.board(), &info.dt.memory);
     mark(Phase::DeviceTree);
     log::set_max_level(info.args.loglevel);
     debug!(
@@ -171,7 +174,6 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
             moved.relocations
         );
     }
-    console::bringup::know_board(info.board(), &info.dt.memory);
     let named = info.dt.uart.filter(|u| u.pl011).map(|u| u.regs);
     let (console, fallback) = console::bringup::start(named, &info.dt.memory);
     report(&info, fallback, image);
