@@ -54,24 +54,15 @@ pub fn translate(mut addr: u64, size: u64, buses: &[Bus<'_>]) -> Result<u64, Unt
         }
         let end = addr.checked_add(size).ok_or(Untranslatable::Outside(depth))?;
         let found = ranges.chunks_exact(entry).find_map(|e| {
-            let from = cells(&e[..4 * child])?;
-            let to = cells(&e[4 * child..4 * (child + up)])?;
-            let length = cells(&e[4 * (child + up)..])?;
+            let from = super::be_number(&e[..4 * child])?;
+            let to = super::be_number(&e[4 * child..4 * (child + up)])?;
+            let length = super::be_number(&e[4 * (child + up)..])?;
             let covers = from <= addr && from.checked_add(length).is_some_and(|last| end <= last);
             covers.then(|| to.checked_add(addr - from)).flatten()
         });
         addr = found.ok_or(Untranslatable::Outside(depth))?;
     }
     Ok(addr)
-}
-
-/// A big-endian number of one or two cells.
-fn cells(bytes: &[u8]) -> Option<u64> {
-    match bytes.len() {
-        4 => Some(u64::from(u32::from_be_bytes(bytes.try_into().ok()?))),
-        8 => Some(u64::from_be_bytes(bytes.try_into().ok()?)),
-        _ => None,
-    }
 }
 
 /// What follows an `/aliases` name or a path in `stdout-path`: the path (or
