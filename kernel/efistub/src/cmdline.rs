@@ -92,6 +92,11 @@ pub fn number_arg(cmdline: &[u8], name: &[u8]) -> Option<u64> {
     }
 }
 
+/// Whether `word` is one of the words of `cmdline`.
+pub fn has_word(cmdline: &[u8], word: &[u8]) -> bool {
+    cmdline.split(|&b| b == b' ').any(|w| crate::mem::eq(w, word))
+}
+
 /// The value of the first `name=…` word, as bytes.
 pub fn word_arg<'a>(cmdline: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     cmdline
@@ -158,6 +163,8 @@ mod tests {
         assert_eq!(number_arg(b"efistub.seed=12", b"efistub.seed"), Some(12));
         assert_eq!(number_arg(b"efistub.seed=0xz", b"efistub.seed"), None);
         assert_eq!(number_arg(b"x=1", b"efistub.seed"), None);
+        assert!(has_word(b"a nokaslr b", b"nokaslr") && has_word(b"nokaslr", b"nokaslr"));
+        assert!(!has_word(b"nokaslrx kaslr.seed=1", b"nokaslr") && !has_word(b"", b"nokaslr"));
         assert_eq!(
             word_arg(b"a efistub.test=no-alloc", b"efistub.test"),
             Some(&b"no-alloc"[..])

@@ -229,9 +229,19 @@ fn run(efi: &Efi, image: Handle) -> ! {
         (seed, source) = (s, b"efistub.seed\0");
     }
 
-    // A random page-aligned place for the image among conventional memory.
+    // A random page-aligned place for the image among conventional memory;
+    // with `nokaslr`, as Linux's stub, the firmware's own placement when it
+    // is aligned to the image's page size (the image then runs where the
+    // firmware loaded it), else the lowest aligned place.
     let text = &raw const _text as u64;
     let size = (&raw const _end as u64).wrapping_sub(text);
+    let nokaslr = cmdline::has_word(cmd, b"nokaslr");
+    if nokaslr {
+        source = match text.is_multiple_of(PAGE_SIZE) {
+            true => b"firmware\0",
+            false => b"nokaslr\0",
+        };
+    }
     let mut map_size = 0usize;
     let (mut key, mut desc_size, mut desc_ver) = (0usize, 0usize, 0u32);
     // SAFETY: asking for the size only (null buffer, size 0).
@@ -252,28 +262,38 @@ fn run(efi: &Efi, image: Handle) -> ! {
     }
     // SAFETY: the firmware wrote `map_size` bytes of descriptors there.
     let map = unsafe { core::slice::from_raw_parts(map_pa as *const u8, map_size) };
-    let chosen = place::choose(place::regions(map, desc_size), size, PAGE_SIZE, PA_LIMIT, seed);
-    let Some((pa, _slots)) = chosen.filter(|_| !crate::mem::eq(test, b"no-alloc")) else {
-        efi.refuse(b"no conventional memory region can hold the image at a page-aligned address");
+    let pa = if nokaslr && text.is_multiple_of(PAGE_SIZE) {
+        efi.say(b"efistub: nokaslr: the image stays where the firmware loaded it\n");
+        text
+    } else {
+        if nokaslr {
+            efi.say(b"efistub: nokaslr: the firmware's placement is not aligned to the image's page size: the lowest aligned place instead\n");
+            seed = 0;
+        }
+        let chosen = place::choose(place::regions(map, desc_size), size, PAGE_SIZE, PA_LIMIT, seed);
+        let Some((pa, _slots)) = chosen.filter(|_| !crate::mem::eq(test, b"no-alloc")) else {
+            efi.refuse(b"no conventional memory region can hold the image at a page-aligned address");
+        };
+        let mut at = pa;
+        // SAFETY: boot services are live; `at` is the address asked for.
+        let status = unsafe {
+            ((*efi.bs).allocate_pages)(
+                ALLOCATE_ADDRESS,
+                MemoryType::LOADER_CODE,
+                size.div_ceil(4096) as usize,
+                &mut at,
+            )
+        };
+        if status.0 != 0 {
+            efi.say(b"efistub: error: AllocatePages at ");
+            efi.say_hex(pa);
+            efi.refuse(b" failed");
+        }
+        // SAFETY: both ranges are `size` bytes: the image as loaded
+        // (SizeOfImage covers up to _end) and the pages just allocated.
+        unsafe { ((*efi.bs).copy_mem)(pa as *mut u8, text as *const u8, size as usize) };
+        pa
     };
-    let mut at = pa;
-    // SAFETY: boot services are live; `at` is the address asked for.
-    let status = unsafe {
-        ((*efi.bs).allocate_pages)(
-            ALLOCATE_ADDRESS,
-            MemoryType::LOADER_CODE,
-            size.div_ceil(4096) as usize,
-            &mut at,
-        )
-    };
-    if status.0 != 0 {
-        efi.say(b"efistub: error: AllocatePages at ");
-        efi.say_hex(pa);
-        efi.refuse(b" failed");
-    }
-    // SAFETY: both ranges are `size` bytes: the image as loaded (SizeOfImage
-    // covers up to _end) and the pages just allocated.
-    unsafe { ((*efi.bs).copy_mem)(pa as *mut u8, text as *const u8, size as usize) };
 
     // The initrd, if the loader offers one through LoadFile2.
     let initrd = load_initrd(efi);
@@ -290,6 +310,7 @@ fn run(efi: &Efi, image: Handle) -> ! {
     let kaslr_seed = random[1].to_be_bytes();
     let mmap_start = map_pa.to_be_bytes();
     let seed_be = seed.to_be_bytes();
+    let source_is_seed = !nokaslr || !text.is_multiple_of(PAGE_SIZE);
     let (initrd_start, initrd_end) = match initrd {
         Some((start, len)) => (start.to_be_bytes(), (start + len).to_be_bytes()),
         None => ([0; 8], [0; 8]),
@@ -348,16 +369,29 @@ fn run(efi: &Efi, image: Handle) -> ! {
             },
         ];
         // Without the RNG there is no kaslr-seed (the kernel asks RNDR);
-        // without an initrd, no initrd properties.
-        let mut props = props;
-        let mut count = if initrd.is_some() { 10 } else { 8 };
-        if !have_rng {
-            if let Some(&last) = props.get(count - 1) {
-                props[7] = last;
+        // without an initrd, no initrd properties; no seed placed an image
+        // the firmware's placement kept.
+        let wanted = [
+            true,
+            true,
+            true,
+            true,
+            true,
+            source_is_seed,
+            true,
+            have_rng,
+            initrd.is_some(),
+            initrd.is_some(),
+        ];
+        let mut kept = props;
+        let mut count = 0;
+        for (prop, want) in props.iter().zip(wanted) {
+            if let (true, Some(slot)) = (want, kept.get_mut(count)) {
+                *slot = *prop;
+                count += 1;
             }
-            count -= 1;
         }
-        let props = props.get(..count).unwrap_or(&[]);
+        let props = kept.get(..count).unwrap_or(&[]);
         tree_len = fdt::copy_with_chosen(tree, tree_dst, props).unwrap_or_else(|e| efi.refuse(e.message()));
         if stale {
             // Test only: make the map key stale, as a firmware event would.
