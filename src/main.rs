@@ -182,6 +182,17 @@ struct RunArgs {
     /// and the stub falls back to its fixed seed.
     #[arg(long, requires = "uefi", display_order = 32)]
     no_rng: bool,
+    /// With --uefi: the firmware, EDK2 or U-Boot (its `bootefi`, the Image
+    /// loaded from a FAT disk the tool makes; no LoadFile2, so the stub reads
+    /// the initrd named by `initrd=`).
+    #[arg(
+        long,
+        requires = "uefi",
+        value_name = "edk2|u-boot",
+        default_value = "edk2",
+        display_order = 33
+    )]
+    firmware: String,
 }
 
 #[derive(Args)]

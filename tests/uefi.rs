@@ -133,7 +133,10 @@ fn boots_under_edk2_with_kaslr_and_without_and_lists_the_memory_map() {
         let (efi_pa, source, replay) = efi_line(&out);
         assert_eq!((efi_pa, replay), (pa, pa), "the efi line names the image's placement");
         let expected = if kaslr { "rng" } else { "firmware" };
-        assert_eq!(source, expected, "the virtio RNG gives EFI_RNG_PROTOCOL; nokaslr keeps the firmware's placement");
+        assert_eq!(
+            source, expected,
+            "the virtio RNG gives EFI_RNG_PROTOCOL; nokaslr keeps the firmware's placement"
+        );
         assert_eq!(pa % 4096, 0);
         assert_eq!(
             va == KIMAGE_VADDR,
@@ -226,7 +229,10 @@ fn nokaslr_keeps_the_firmwares_placement() {
         kept.push(pa);
         vas.push(va);
     }
-    assert_eq!(kept[0], kept[1], "the firmware loads the image at the same place each time");
+    assert_eq!(
+        kept[0], kept[1],
+        "the firmware loads the image at the same place each time"
+    );
     assert_eq!(vas, [KIMAGE_VADDR; 2], "and the kernel stays at its link address");
     // Where the firmware loaded it, seen from a boot whose stub moved the
     // image away: the firmware's loader-code allocation of the image's size,
@@ -243,8 +249,12 @@ fn nokaslr_keeps_the_firmwares_placement() {
 /// Types the OS must leave alone (UEFI specification): reserved, runtime
 /// services code and data, unusable, ACPI, MMIO, PAL code.
 fn firmware_keeps(ty: &str) -> bool {
-    ty == "reserved" || ty.starts_with("runtime") || ty == "unusable" || ty.starts_with("acpi")
-        || ty.starts_with("mmio") || ty == "pal-code"
+    ty == "reserved"
+        || ty.starts_with("runtime")
+        || ty == "unusable"
+        || ty.starts_with("acpi")
+        || ty.starts_with("mmio")
+        || ty == "pal-code"
 }
 
 #[test]
@@ -284,7 +294,9 @@ fn with_3g_the_image_lands_only_in_conventional_memory() {
         for (_, other, _) in &maps {
             for r in other.iter().filter(|r| r.1 < pa + size && *pa < r.2) {
                 assert!(
-                    r.0 == "conventional" || r.0.starts_with("loader") || !firmware_keeps(&r.0) && r.0.starts_with("boot"),
+                    r.0 == "conventional"
+                        || r.0.starts_with("loader")
+                        || !firmware_keeps(&r.0) && r.0.starts_with("boot"),
                     "pa={pa:#x} overlaps {r:?}"
                 );
             }
@@ -317,7 +329,11 @@ fn runtime_regions_stay_intact_through_a_frame_hungry_run() {
     let mut cmds: Vec<&str> = vec!["efi"];
     cmds.extend(peeks.iter().map(String::as_str));
     cmds.push("test");
-    let insmods: Vec<String> = MODULES.iter().filter(|m| **m != "faulty").map(|m| format!("insmod {m}")).collect();
+    let insmods: Vec<String> = MODULES
+        .iter()
+        .filter(|m| **m != "faulty")
+        .map(|m| format!("insmod {m}"))
+        .collect();
     cmds.extend(insmods.iter().map(String::as_str));
     cmds.extend(peeks.iter().map(String::as_str));
     let out = session(&["--uefi", "--append", "efistub.seed=0xffffffff"], &cmds);
@@ -401,7 +417,16 @@ fn refusals_are_named() {
     );
     // Load options that are not a UTF-16 command line of ASCII: EDK2 widens
     // QEMU's -append byte by byte, so UTF-8's é arrives as two non-ASCII units.
-    let run = splitmap(&["run", "--uefi", "--timeout", "120", "--append", "caf\u{e9}", "--cmd", "help"]);
+    let run = splitmap(&[
+        "run",
+        "--uefi",
+        "--timeout",
+        "120",
+        "--append",
+        "caf\u{e9}",
+        "--cmd",
+        "help",
+    ]);
     assert!(!run.success);
     assert!(
         run.stdout
@@ -447,4 +472,79 @@ fn each_granule_boots_under_uefi() {
         let (passed, failed) = ktap_totals(&out);
         assert!(passed > 0 && failed == 0, "{granule} under UEFI:\n{out}");
     }
+}
+
+fn u_boot_present() -> bool {
+    let present = std::path::Path::new(splitmap::uboot::FIRMWARE).is_file();
+    if !present {
+        eprintln!(
+            "skipped: no U-Boot at {} (scripts/setup.sh installs u-boot-qemu)",
+            splitmap::uboot::FIRMWARE
+        );
+    }
+    present
+}
+
+#[test]
+fn u_boot_bootefi_starts_the_same_image_and_the_fallbacks_run() {
+    if !u_boot_present() {
+        return;
+    }
+    // No virtio RNG: U-Boot's UEFI has no EFI_RNG_PROTOCOL. It never has
+    // LoadFile2: the initrd comes from the `initrd=` file on the disk.
+    let out = session(
+        &["--uefi", "--firmware", "u-boot", "--no-rng"],
+        &["modules", "efi", "test"],
+    );
+    assert!(!out.contains("U-Boot"), "firmware output is hidden without -v:\n{out}");
+    assert!(out.contains("efistub: no EFI_RNG_PROTOCOL"), "{out}");
+    assert!(
+        out.contains("efistub: no LoadFile2 initrd: reading the initrd= file from the boot volume"),
+        "{out}"
+    );
+    let (pa, _) = boot_line(&out);
+    let (efi_pa, source, _) = efi_line(&out);
+    assert_eq!((efi_pa, source.as_str()), (pa, "fallback"));
+    for m in MODULES {
+        assert!(out.lines().any(|l| l.starts_with(&format!("{m} size="))), "{m}:\n{out}");
+    }
+    let regions = efi_regions(&out);
+    let image = regions.iter().find(|r| r.3 == "image").expect("the image's region");
+    assert_eq!((image.0.as_str(), image.1), ("loader-code", pa), "{out}");
+    let (passed, failed) = ktap_totals(&out);
+    assert!(passed > 0 && failed == 0, "in-kernel tests under U-Boot:\n{out}");
+
+    // With a virtio RNG this U-Boot does offer EFI_RNG_PROTOCOL.
+    let out = session(
+        &["--uefi", "--firmware", "u-boot", "--append", "loglevel=debug"],
+        &["bootargs"],
+    );
+    assert_eq!(efi_line(&out).1, "rng", "{out}");
+    assert!(
+        out.lines().any(|l| l == "cmdline: loglevel=debug"),
+        "bootargs reach the kernel through the load options, the stub's initrd= gone:\n{out}"
+    );
+
+    // An initrd= that names no file is refused by name, then the machine is
+    // powered off.
+    let run = splitmap(&[
+        "run",
+        "--uefi",
+        "--firmware",
+        "u-boot",
+        "--timeout",
+        "120",
+        "--append",
+        "initrd=/no/such",
+        "--cmd",
+        "help",
+    ]);
+    assert!(!run.success);
+    assert!(
+        run.stdout
+            .contains("efistub: error: initrd=: no such file on the boot volume"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("efistub: powering off"), "{}", run.stdout);
 }

@@ -92,6 +92,49 @@ pub fn number_arg(cmdline: &[u8], name: &[u8]) -> Option<u64> {
     }
 }
 
+/// The path of the first `initrd=PATH` word of the load options `raw`
+/// (UTF-16LE), as a NUL-terminated UCS-2 file name in `out` for the
+/// firmware's file protocol: `/` becomes the `\\` UEFI paths use, as
+/// Linux's stub does. Returns the units written before the NUL; `None`
+/// without such a word or when it does not fit.
+pub fn initrd_path(raw: &[u8], out: &mut [u16]) -> Option<usize> {
+    const KEY: &[u8] = b"initrd=";
+    let units = raw.chunks_exact(2).map(|p| match p {
+        [lo, hi] => u16::from_le_bytes([*lo, *hi]),
+        _ => 0,
+    });
+    // Position in the current word, or None after a mismatch in it.
+    let mut matched = Some(0usize);
+    let mut len = None::<usize>;
+    for c in units {
+        if c == 0 {
+            break;
+        }
+        let space = matches!(c, 0x20 | 0x09 | 0x0a | 0x0d);
+        match (len, space) {
+            (Some(_), true) => break,
+            (Some(n), false) => {
+                let c = if c == u16::from(b'/') { u16::from(b'\\') } else { c };
+                *out.get_mut(n)? = c;
+                len = Some(n + 1);
+            }
+            (None, true) => matched = Some(0),
+            (None, false) => {
+                matched = match matched {
+                    Some(i) if KEY.get(i).is_some_and(|&k| u16::from(k) == c) => Some(i + 1),
+                    _ => None,
+                };
+                if matched == Some(KEY.len()) {
+                    len = Some(0);
+                }
+            }
+        }
+    }
+    let n = len.filter(|&n| n > 0)?;
+    *out.get_mut(n)? = 0;
+    Some(n)
+}
+
 /// Whether `word` is one of the words of `cmdline`.
 pub fn has_word(cmdline: &[u8], word: &[u8]) -> bool {
     cmdline.split(|&b| b == b' ').any(|w| crate::mem::eq(w, word))
@@ -148,6 +191,23 @@ mod tests {
         assert_eq!(convert("a initrd=x b"), Ok("a b".into()));
         assert_eq!(convert("a  b initrd=\\x"), Ok("a b".into()));
         assert_eq!(convert(""), Ok(String::new()));
+    }
+
+    #[test]
+    fn the_initrd_path_is_a_ucs2_file_name() {
+        let path = |s: &str| {
+            let mut out = [0u16; 16];
+            initrd_path(&utf16(s), &mut out).map(|n| {
+                assert_eq!(out[n], 0, "NUL-terminated");
+                String::from_utf16(&out[..n]).unwrap()
+            })
+        };
+        assert_eq!(path("nokaslr initrd=/boot/initrd x"), Some("\\boot\\initrd".into()));
+        assert_eq!(path("initrd=a\0initrd=b"), Some("a".into()));
+        assert_eq!(path("xinitrd=a initrd=b"), Some("b".into()));
+        assert_eq!(path("initrd= nokaslr"), None);
+        assert_eq!(path("nokaslr"), None);
+        assert_eq!(path("initrd=0123456789abcdef"), None, "too long for the room");
     }
 
     #[test]

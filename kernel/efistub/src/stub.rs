@@ -10,6 +10,7 @@ use core::ffi::c_void;
 use core::ptr::{null, null_mut};
 
 use uefi_raw::protocol::console::SimpleTextOutputProtocol;
+use uefi_raw::protocol::file_system::{FileAttribute, FileMode, FileProtocolV1, SimpleFileSystemProtocol};
 use uefi_raw::protocol::loaded_image::LoadedImageProtocol;
 use uefi_raw::protocol::media::LoadFile2Protocol;
 use uefi_raw::protocol::rng::RngProtocol;
@@ -295,8 +296,21 @@ fn run(efi: &Efi, image: Handle) -> ! {
         pa
     };
 
-    // The initrd, if the loader offers one through LoadFile2.
-    let initrd = load_initrd(efi);
+    // The initrd, if the loader offers one through LoadFile2; else the file
+    // an `initrd=` word names, on the volume the image came from.
+    let initrd = match load_initrd(efi) {
+        Some(initrd) => Some(initrd),
+        None => {
+            // Room for the path, as UCS-2: a page of the firmware's (an
+            // array here would be zeroed by a call to `memset`).
+            let path_pa = efi
+                .alloc_pages(512, MemoryType::LOADER_DATA)
+                .unwrap_or_else(|| efi.refuse(b"no memory for the initrd= path"));
+            // SAFETY: just allocated, 512 bytes, aligned (a page).
+            let path = unsafe { core::slice::from_raw_parts_mut(path_pa as *mut u16, 256) };
+            cmdline::initrd_path(options, path).map(|_| load_initrd_file(efi, li, path))
+        }
+    };
 
     // The tree's new home, in loader data (boot-services data is freed at
     // ExitBootServices).
@@ -461,6 +475,62 @@ fn load_initrd(efi: &Efi) -> Option<(u64, u64)> {
     // SAFETY: `pa` holds `size` bytes allocated for this.
     let status = unsafe { ((*lf).load_file)(lf, full, false.into(), &mut size, pa as *mut c_void) };
     (status.0 == 0).then_some((pa, size as u64))
+}
+
+/// The initrd from the file `path` (NUL-terminated UCS-2) on the volume the
+/// image was loaded from, through EFI_SIMPLE_FILE_SYSTEM_PROTOCOL, as
+/// Linux's stub reads `initrd=` when the loader offers no LoadFile2 (U-Boot's
+/// `bootefi`). A named file that cannot be read is refused: booting without
+/// the initrd asked for would fail later and less clearly.
+fn load_initrd_file(efi: &Efi, li: *const LoadedImageProtocol, path: &[u16]) -> (u64, u64) {
+    efi.say(b"efistub: no LoadFile2 initrd: reading the initrd= file from the boot volume\n");
+    let mut fs: *mut c_void = null_mut();
+    // SAFETY: boot services are live; `li` is the image's loaded-image
+    // protocol; `fs` is written by the firmware.
+    let status = unsafe { ((*efi.bs).handle_protocol)((*li).device_handle, &SimpleFileSystemProtocol::GUID, &mut fs) };
+    if status.0 != 0 || fs.is_null() {
+        efi.refuse(b"initrd=: the volume the kernel came from offers no file system protocol");
+    }
+    let fs = fs as *mut SimpleFileSystemProtocol;
+    let mut root: *mut FileProtocolV1 = null_mut();
+    // SAFETY: `fs` is the firmware's protocol; `root` is written by it.
+    let status = unsafe { ((*fs).open_volume)(fs, &mut root) };
+    if status.0 != 0 || root.is_null() {
+        efi.refuse(b"initrd=: cannot open the boot volume");
+    }
+    let mut file: *mut FileProtocolV1 = null_mut();
+    // SAFETY: `root` is an open directory; `path` is NUL-terminated UCS-2.
+    let status = unsafe { ((*root).open)(root, &mut file, path.as_ptr(), FileMode::READ, FileAttribute::empty()) };
+    if status.0 != 0 || file.is_null() {
+        efi.refuse(b"initrd=: no such file on the boot volume");
+    }
+    // The size: the position at the end (SetPosition to all ones).
+    let mut size = 0u64;
+    // SAFETY: `file` is open for reading.
+    let status = unsafe {
+        let a = ((*file).set_position)(file, u64::MAX);
+        let b = ((*file).get_position)(file, &mut size);
+        let c = ((*file).set_position)(file, 0);
+        (a.0 | b.0 | c.0) == 0
+    };
+    if !status || size == 0 {
+        efi.refuse(b"initrd=: the file is empty or its size unreadable");
+    }
+    let pa = efi
+        .alloc_pages(size, MemoryType::LOADER_DATA)
+        .unwrap_or_else(|| efi.refuse(b"initrd=: no memory for the initrd"));
+    let mut read = size as usize;
+    // SAFETY: `pa` holds `size` bytes allocated for this.
+    let status = unsafe { ((*file).read)(file, &mut read, pa as *mut c_void) };
+    // SAFETY: both are open; closing ends their use.
+    unsafe {
+        ((*file).close)(file);
+        ((*root).close)(root);
+    }
+    if status.0 != 0 || read as u64 != size {
+        efi.refuse(b"initrd=: reading the file failed");
+    }
+    (pa, size)
 }
 
 /// Cleans `[start, start + len)` from the data cache to the point of
