@@ -263,16 +263,17 @@ fn run(efi: &Efi, image: Handle) -> ! {
     }
     // SAFETY: the firmware wrote `map_size` bytes of descriptors there.
     let map = unsafe { core::slice::from_raw_parts(map_pa as *const u8, map_size) };
-    let pa = if nokaslr && text.is_multiple_of(PAGE_SIZE) {
+    // The slot taken and the slots there were, for `sweep --uefi`.
+    let (pa, slot) = if nokaslr && text.is_multiple_of(PAGE_SIZE) {
         efi.say(b"efistub: nokaslr: the image stays where the firmware loaded it\n");
-        text
+        (text, None)
     } else {
         if nokaslr {
             efi.say(b"efistub: nokaslr: the firmware's placement is not aligned to the image's page size: the lowest aligned place instead\n");
             seed = 0;
         }
         let chosen = place::choose(place::regions(map, desc_size), size, PAGE_SIZE, PA_LIMIT, seed);
-        let Some((pa, _slots)) = chosen.filter(|_| !crate::mem::eq(test, b"no-alloc")) else {
+        let Some((pa, index, total)) = chosen.filter(|_| !crate::mem::eq(test, b"no-alloc")) else {
             efi.refuse(b"no conventional memory region can hold the image at a page-aligned address");
         };
         let mut at = pa;
@@ -293,7 +294,7 @@ fn run(efi: &Efi, image: Handle) -> ! {
         // SAFETY: both ranges are `size` bytes: the image as loaded
         // (SizeOfImage covers up to _end) and the pages just allocated.
         unsafe { ((*efi.bs).copy_mem)(pa as *mut u8, text as *const u8, size as usize) };
-        pa
+        (pa, Some((index, total)))
     };
 
     // The initrd, if the loader offers one through LoadFile2; else the file
@@ -324,7 +325,11 @@ fn run(efi: &Efi, image: Handle) -> ! {
     let kaslr_seed = random[1].to_be_bytes();
     let mmap_start = map_pa.to_be_bytes();
     let seed_be = seed.to_be_bytes();
-    let source_is_seed = !nokaslr || !text.is_multiple_of(PAGE_SIZE);
+    let source_is_seed = slot.is_some();
+    let (slot_be, slots_be) = match slot {
+        Some((index, total)) => (index.to_be_bytes(), total.to_be_bytes()),
+        None => ([0; 8], [0; 8]),
+    };
     let (initrd_start, initrd_end) = match initrd {
         Some((start, len)) => (start.to_be_bytes(), (start + len).to_be_bytes()),
         None => ([0; 8], [0; 8]),
@@ -381,6 +386,14 @@ fn run(efi: &Efi, image: Handle) -> ! {
                 name: b"linux,initrd-end",
                 value: &initrd_end,
             },
+            Prop {
+                name: b"splitmap,efi-slot",
+                value: &slot_be,
+            },
+            Prop {
+                name: b"splitmap,efi-slots",
+                value: &slots_be,
+            },
         ];
         // Without the RNG there is no kaslr-seed (the kernel asks RNDR);
         // without an initrd, no initrd properties; no seed placed an image
@@ -396,6 +409,8 @@ fn run(efi: &Efi, image: Handle) -> ! {
             have_rng,
             initrd.is_some(),
             initrd.is_some(),
+            source_is_seed,
+            source_is_seed,
         ];
         let mut kept = props;
         let mut count = 0;
