@@ -304,6 +304,11 @@ struct SweepArgs {
     /// Where to write the SVG histogram.
     #[arg(long, default_value = "sweep.svg")]
     svg: PathBuf,
+    /// Sweep the EFI stub's physical placement under EDK2 instead (boot `i`
+    /// with `efistub.seed=` seed i): the slots are the image's page-aligned
+    /// places in conventional memory, in address order.
+    #[arg(long, conflicts_with_all = ["window", "align"])]
+    uefi: bool,
     #[command(flatten)]
     kernel: KernelArgs,
 }

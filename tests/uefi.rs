@@ -548,3 +548,50 @@ fn u_boot_bootefi_starts_the_same_image_and_the_fallbacks_run() {
     );
     assert!(run.stdout.contains("efistub: powering off"), "{}", run.stdout);
 }
+
+#[test]
+fn sweep_uefi_charts_the_stubs_physical_placements() {
+    if !firmware_present() {
+        return;
+    }
+    let svg = std::env::temp_dir().join(format!("splitmap-sweep-uefi-{}.svg", std::process::id()));
+    let run = splitmap(&[
+        "sweep",
+        "--uefi",
+        "--boots",
+        "9",
+        "--jobs",
+        "3",
+        "--bins",
+        "3",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(run.success, "{}\n{}", run.stderr, run.stdout);
+    let line = |prefix: &str| {
+        run.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{}", run.stdout))
+            .to_string()
+    };
+    assert!(line("sweep: ").starts_with("9 boots under UEFI"));
+    // As many slots as 4 KiB places the image has in 1 GiB, less what the
+    // firmware keeps or uses: most of them, never more.
+    let slots: u64 = line("efi slots: ").split_whitespace().next().unwrap().parse().unwrap();
+    let all = (GIB - image_size()) / 4096 + 1;
+    assert!(slots <= all && slots > all * 3 / 4, "{slots} of {all}");
+    let distinct: u64 = line("placements: ").split_whitespace().next().unwrap().parse().unwrap();
+    assert!(distinct >= 8, "seeds spread over {slots} slots:\n{}", run.stdout);
+    let histogram: u64 = line("histogram (3 bins, low to high slot): ")
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(histogram, 9);
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    let _ = std::fs::remove_file(&svg);
+    assert!(drawn.starts_with("<svg") && drawn.contains("EFI slot: the image's page-aligned places"));
+
+    let refused = splitmap(&["sweep", "--uefi", "--align", "64K"]);
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+}

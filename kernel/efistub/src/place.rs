@@ -130,7 +130,11 @@ mod tests {
             let seed = (i << 20) | 0xdead_0000_0000;
             let (pa, index, total) = choose(map.iter().copied(), size, 0x1000, u64::MAX, seed).unwrap();
             assert_eq!(total, 14 + 2);
-            let expected = if pa < 0x4001_0000 { (pa - 0x4000_0000) >> 12 } else { 14 + ((pa - 0x4002_0000) >> 12) };
+            let expected = if pa < 0x4001_0000 {
+                (pa - 0x4000_0000) >> 12
+            } else {
+                14 + ((pa - 0x4002_0000) >> 12)
+            };
             assert_eq!(index, expected, "slots count in address order");
             assert!(
                 map.iter()
