@@ -595,3 +595,16 @@ fn sweep_uefi_charts_the_stubs_physical_placements() {
     let refused = splitmap(&["sweep", "--uefi", "--align", "64K"]);
     assert_eq!(refused.code, Some(2), "{}", refused.stderr);
 }
+
+#[test]
+fn map_draws_a_boot_under_uefi() {
+    if !firmware_present() {
+        return;
+    }
+    let md = std::env::temp_dir().join(format!("splitmap-map-uefi-{}.md", std::process::id()));
+    let run = splitmap(&["map", "--uefi", "-o", md.to_str().unwrap()]);
+    let table = std::fs::read_to_string(&md).unwrap_or_default();
+    let _ = std::fs::remove_file(&md);
+    assert!(run.success, "{}\n{}", run.stderr, run.stdout);
+    assert!(table.contains("| kernel text (`r-x`) |"), "{table}");
+}
