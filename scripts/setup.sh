@@ -11,13 +11,15 @@ need_sudo() {
 # `splitmap gdb`), and for the tests: dtc (device-tree-compiler), which the
 # kernel's `dtb` is compared with, and Chromium, which opens `splitmap map`'s
 # HTML page; EDK2's firmware for arm64 (qemu-efi-aarch64), which `--uefi` boots
-# the kernel under. All from Debian's packages.
+# the kernel under, and U-Boot for QEMU (u-boot-qemu), whose `bootefi`
+# `--uefi --firmware u-boot` boots it with. All from Debian's packages.
 missing=()
 command -v qemu-system-aarch64 >/dev/null 2>&1 || missing+=(qemu-system-arm)
 command -v gdb-multiarch >/dev/null 2>&1 || missing+=(gdb-multiarch)
 command -v dtc >/dev/null 2>&1 || missing+=(device-tree-compiler)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -f /usr/share/qemu-efi-aarch64/QEMU_EFI.fd ] || missing+=(qemu-efi-aarch64)
+[ -f /usr/lib/u-boot/qemu_arm64/u-boot.bin ] || missing+=(u-boot-qemu)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     need_sudo apt-get update -qq

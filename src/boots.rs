@@ -42,15 +42,7 @@ pub fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), 
             .unwrap_or_else(|| qemu::cpu_for(granule, accel).to_string()),
         accel,
         gic: shared.gic,
-        uefi: args
-            .uefi
-            .then(|| {
-                splitmap::efi_output::firmware().map(|firmware| qemu::Uefi {
-                    firmware,
-                    rng: !args.no_rng,
-                })
-            })
-            .transpose()?,
+        uefi: None,
     };
     if machine == Machine::Raspi3b && boot.dtb.is_none() {
         // QEMU has no tree for the Pi: ours, with a fresh seed each boot
@@ -66,6 +58,9 @@ pub fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), 
     if let Some(initrd) = &args.initrd {
         splitmap::input::check_file("--initrd", initrd, splitmap::input::INITRD_LIMIT)?;
         artifacts.initrd = initrd.clone();
+    }
+    if args.uefi {
+        boot.uefi = Some(uefi_of(args, &boot, &artifacts)?);
     }
     let qemu_args = qemu::qemu_args(&boot, &artifacts);
     Ok((boot, qemu_args))
@@ -101,4 +96,29 @@ pub fn script_output(qemu_args: &[String], cmds: &[String], timeout: Duration) -
         return Err(format!("the boot failed: {}\n{}", t.outcome.reason(), t.output));
     }
     Ok(t.output.replace('\r', ""))
+}
+
+/// `--uefi`'s firmware: EDK2, or U-Boot with its disk written.
+fn uefi_of(args: &RunArgs, boot: &Boot, artifacts: &Artifacts) -> Result<qemu::Uefi, String> {
+    match args.firmware.as_str() {
+        "edk2" => Ok(qemu::Uefi {
+            firmware: splitmap::efi_output::firmware()?,
+            rng: !args.no_rng,
+            disk: None,
+        }),
+        "u-boot" => {
+            let firmware = splitmap::uboot::firmware()?;
+            let initrd = std::fs::metadata(&artifacts.initrd)
+                .is_ok_and(|m| m.len() > 0)
+                .then_some(artifacts.initrd.as_path());
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/u-boot");
+            let disk = splitmap::uboot::write_disk(&root, &artifacts.image, initrd, &qemu::kernel_cmdline(boot))?;
+            Ok(qemu::Uefi {
+                firmware,
+                rng: !args.no_rng,
+                disk: Some(disk),
+            })
+        }
+        other => Err(format!("--firmware {other:?}: say edk2 or u-boot")),
+    }
 }

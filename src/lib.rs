@@ -15,4 +15,5 @@ pub mod qmp;
 pub mod relacheck;
 pub mod session;
 pub mod sweep;
+pub mod uboot;
 pub mod watchdog;

@@ -182,6 +182,17 @@ struct RunArgs {
     /// and the stub falls back to its fixed seed.
     #[arg(long, requires = "uefi", display_order = 32)]
     no_rng: bool,
+    /// With --uefi: the firmware, EDK2 or U-Boot (its `bootefi`, the Image
+    /// loaded from a FAT disk the tool makes; no LoadFile2, so the stub reads
+    /// the initrd named by `initrd=`).
+    #[arg(
+        long,
+        requires = "uefi",
+        value_name = "edk2|u-boot",
+        default_value = "edk2",
+        display_order = 33
+    )]
+    firmware: String,
 }
 
 #[derive(Args)]
@@ -293,6 +304,11 @@ struct SweepArgs {
     /// Where to write the SVG histogram.
     #[arg(long, default_value = "sweep.svg")]
     svg: PathBuf,
+    /// Sweep the EFI stub's physical placement under EDK2 instead (boot `i`
+    /// with `efistub.seed=` seed i): the slots are the image's page-aligned
+    /// places in conventional memory, in address order.
+    #[arg(long, conflicts_with_all = ["window", "align"])]
+    uefi: bool,
     #[command(flatten)]
     kernel: KernelArgs,
     /// The machine every boot runs on: QEMU `virt`, or `raspi3b` (RAM at

@@ -263,6 +263,11 @@ pub struct Uefi {
     pub firmware: PathBuf,
     /// A virtio RNG, which EDK2 offers as EFI_RNG_PROTOCOL (`--no-rng`: none).
     pub rng: bool,
+    /// U-Boot (`--firmware u-boot`): the directory QEMU presents to it as a
+    /// FAT disk, holding the Image, the initrd and the boot script
+    /// (`uboot::write_disk`); the kernel, initrd and command line go there
+    /// instead of to QEMU.
+    pub disk: Option<PathBuf>,
 }
 
 /// QEMU's CPU unless told otherwise. It lacks the 16 KiB granule (as does
@@ -505,18 +510,28 @@ pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
             &artifacts.boot
         }
     };
-    args.extend(["-kernel".into(), path(kernel)]);
+    let disk = boot.uefi.as_ref().and_then(|u| u.disk.as_ref());
+    if let Some(dir) = disk {
+        args.extend([
+            "-drive".into(),
+            format!("if=none,id=uboot,format=raw,readonly=on,file=fat:{}", path(dir)),
+            "-device".into(),
+            "virtio-blk-device,drive=uboot".into(),
+        ]);
+    } else {
+        args.extend(["-kernel".into(), path(kernel)]);
+    }
     if let Some(uefi) = &boot.uefi {
         args.extend(["-bios".into(), path(&uefi.firmware)]);
         if uefi.rng {
             args.extend(["-device".into(), "virtio-rng-pci".into()]);
         }
     }
-    if non_empty(&artifacts.initrd) {
+    if non_empty(&artifacts.initrd) && disk.is_none() {
         args.extend(["-initrd".into(), path(&artifacts.initrd)]);
     }
     let cmdline = kernel_cmdline(boot);
-    if !cmdline.is_empty() {
+    if !cmdline.is_empty() && disk.is_none() {
         args.extend(["-append".into(), cmdline]);
     }
     if let Some(dtb) = &boot.dtb {

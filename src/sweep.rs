@@ -237,6 +237,17 @@ impl Plot {
 /// the image must fit), y is boots per bin, the dashed line what uniform
 /// placement expects.
 pub fn svg(summary: &Summary, slots: Slots, window_start: u64, window_end: u64) -> String {
+    svg_along(
+        summary,
+        slots,
+        window_start,
+        window_end,
+        "text VA, across the whole KASLR window",
+    )
+}
+
+/// [`svg`] with the x axis called `x_caption`.
+pub fn svg_along(summary: &Summary, slots: Slots, window_start: u64, window_end: u64, x_caption: &str) -> String {
     let (w, h) = (720.0, 330.0);
     let (left, right, top, bottom) = (70.0, 30.0, 40.0, 75.0);
     let bins = summary.histogram.len().max(1) as u64;
@@ -287,7 +298,7 @@ pub fn svg(summary: &Summary, slots: Slots, window_start: u64, window_end: u64) 
     } else {
         ""
     };
-    captions(&mut out, &plot, grey);
+    captions(&mut out, &plot, x_caption, grey);
     out.push_str("</svg>\n");
     out
 }
@@ -352,11 +363,11 @@ fn axes(out: &mut String, plot: &Plot, step: f64) {
 
 /// What the axes and the dashed line mean; `grey` says what the grey is,
 /// when there is some.
-fn captions(out: &mut String, plot: &Plot, grey: &str) {
+fn captions(out: &mut String, plot: &Plot, x_caption: &str, grey: &str) {
     let x_axis = plot.x_axis();
     let _ = writeln!(
         out,
-        r#"<text x="{:.1}" y="{}" text-anchor="middle">text VA, across the whole KASLR window{grey}</text>"#,
+        r#"<text x="{:.1}" y="{}" text-anchor="middle">{x_caption}{grey}</text>"#,
         plot.left + plot.width / 2.0,
         x_axis + 34.0
     );

@@ -36,6 +36,9 @@ fn swept_image(args: &SweepArgs) -> Result<Vec<u8>, String> {
 /// `splitmap sweep`.
 pub fn sweep(args: &SweepArgs) -> Result<(), String> {
     splitmap::output::check_writable(&args.svg)?;
+    if args.uefi {
+        return sweep_uefi(args);
+    }
     let granule = &args.kernel.granule;
     let artifacts = Artifacts::for_granule(granule)?;
     let (window, slots) = placements(args, &swept_image(args)?)?;
@@ -46,7 +49,13 @@ pub fn sweep(args: &SweepArgs) -> Result<(), String> {
         .min(args.boots);
 
     let started = Instant::now();
-    let vas = boot_all(args.boots, jobs, &boot, &artifacts)?;
+    let vas = boot_all(args.boots, jobs, |i| {
+        let seeded = Boot {
+            kaslr_seed: Some(stats::seed(i)),
+            ..boot.clone()
+        };
+        text_va(&seeded, &artifacts)
+    })?;
     let summary = stats::summarise(&vas, slots, args.bins);
     let on = match boot.machine {
         Machine::Virt => String::new(),
@@ -134,10 +143,10 @@ fn kaslr_options(args: &SweepArgs) -> Vec<String> {
     append
 }
 
-/// Boots `boot` `boots` times, `jobs` at once, boot `i` with the seed
-/// [`stats::seed`]`(i)`; the text VA of each, in no particular order. The
-/// first failure stops the boots not yet started and is the error.
-fn boot_all(boots: u64, jobs: u64, boot: &Boot, artifacts: &Artifacts) -> Result<Vec<u64>, String> {
+/// Runs `one(i)` for `i` in `0..boots`, `jobs` at once (each a boot); the
+/// results in no particular order. The first failure stops the boots not
+/// yet started and is the error.
+fn boot_all<T: Send>(boots: u64, jobs: u64, one: impl Fn(u64) -> Result<T, String> + Sync) -> Result<Vec<T>, String> {
     // A progress bar on a terminal only: in a log it would be noise.
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let next = AtomicU64::new(0);
@@ -152,11 +161,7 @@ fn boot_all(boots: u64, jobs: u64, boot: &Boot, artifacts: &Artifacts) -> Result
                     if i >= boots || failure.lock().unwrap().is_some() {
                         break;
                     }
-                    let seeded = Boot {
-                        kaslr_seed: Some(stats::seed(i)),
-                        ..boot.clone()
-                    };
-                    match text_va(&seeded, artifacts) {
+                    match one(i) {
                         Ok(va) => results.lock().unwrap().push(va),
                         Err(e) => *failure.lock().unwrap() = Some(format!("boot {i}: {e}")),
                     }
@@ -226,6 +231,119 @@ fn print_summary(summary: &Summary, window: &Window, slots: Slots) {
         summary.p_value,
         summary.verdict()
     );
+}
+
+/// `sweep --uefi`: boot `i` under EDK2 with `efistub.seed=`[`stats::seed`]`(i)`
+/// (reproducible, like the virtual sweep); each boot's `efi` says which slot
+/// the stub took of how many. Every boot must see the same number of slots
+/// (the same firmware and RAM give the same memory map), else the chart
+/// would mix two sets of places.
+fn sweep_uefi(args: &SweepArgs) -> Result<(), String> {
+    let granule = &args.kernel.granule;
+    let artifacts = Artifacts::for_granule(granule)?;
+    let boot = Boot {
+        console: Console::Piped,
+        cpu: qemu::cpu_for(granule, qemu::Accel::Tcg).to_string(),
+        uefi: Some(qemu::Uefi {
+            firmware: splitmap::efi_output::firmware()?,
+            rng: true,
+            disk: None,
+        }),
+        ..Boot::default()
+    };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64))
+        .min(args.boots);
+    let started = Instant::now();
+    let placed = boot_all(args.boots, jobs, |i| {
+        let seeded = Boot {
+            append: format!("efistub.seed={:#x}", stats::seed(i)),
+            ..boot.clone()
+        };
+        efi_placement(&seeded, &artifacts)
+    })?;
+    let total = placed[0].2;
+    if let Some(other) = placed.iter().find(|p| p.2 != total) {
+        return Err(format!(
+            "the boots saw different memory maps ({total} and {} slots): the chart would mix them",
+            other.2
+        ));
+    }
+    let slots = Slots {
+        first: 0,
+        align: 1,
+        count: total,
+    };
+    let indices: Vec<u64> = placed.iter().map(|p| p.1).collect();
+    let summary = stats::summarise(&indices, slots, args.bins);
+    let (low, high) = (
+        placed.iter().map(|p| p.0).min().unwrap_or(0),
+        placed.iter().map(|p| p.0).max().unwrap_or(0),
+    );
+    println!(
+        "sweep: {} boots under UEFI in {:.1} s ({jobs} jobs)",
+        summary.boots,
+        started.elapsed().as_secs_f64()
+    );
+    let tenths = window::entropy_tenths(total);
+    println!(
+        "efi slots: {total} page-aligned places in conventional memory, {}.{} bits",
+        tenths / 10,
+        tenths % 10
+    );
+    println!(
+        "placements: {} distinct (expected {:.1}), pa min {low:#x}, pa max {high:#x}",
+        summary.distinct, summary.expected_distinct
+    );
+    let bins: Vec<String> = summary.histogram.iter().map(u64::to_string).collect();
+    println!("histogram ({} bins, low to high slot): {}", bins.len(), bins.join(" "));
+    println!(
+        "chi2 = {:.2} with {} dof, p = {:.3} ({})",
+        summary.chi2,
+        summary.dof,
+        summary.p_value,
+        summary.verdict()
+    );
+    let svg = stats::svg_along(
+        &summary,
+        slots,
+        0,
+        total,
+        "EFI slot: the image's page-aligned places in conventional memory, low to high",
+    );
+    splitmap::output::write_whole(&args.svg, svg)?;
+    println!("svg: {}", args.svg.display());
+    if summary.off_grid > 0 {
+        return Err(format!("{} slots were outside the count", summary.off_grid));
+    }
+    Ok(())
+}
+
+/// One boot under UEFI to the prompt, `efi`, and off: the image's physical
+/// address, its slot and the number of slots (`placement pa=… slot=… slots=…`).
+fn efi_placement(boot: &Boot, artifacts: &Artifacts) -> Result<(u64, u64, u64), String> {
+    let command = qemu::command(&qemu::qemu_args(boot, artifacts));
+    let transcript =
+        session::run(command, &["efi".to_string()], Duration::from_secs(60), |_| {}).map_err(|e| e.to_string())?;
+    if !transcript.outcome.success() {
+        return Err(transcript.outcome.reason());
+    }
+    let line = transcript
+        .output
+        .lines()
+        .find_map(|l| l.trim_start_matches('\r').strip_prefix("placement "))
+        .ok_or("no placement line in efi's output")?;
+    let field = |key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| match v.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16).ok(),
+                None => v.parse().ok(),
+            })
+            .ok_or(format!("no {key} in: {line}"))
+    };
+    Ok((field("pa=")?, field("slot=")?, field("slots=")?))
 }
 
 #[cfg(test)]

@@ -640,3 +640,38 @@ fn gdb_early_with_another_granule_says_which_one_runs() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Under UEFI (`run --uefi --gdb`) QEMU stops at the firmware's first
+/// instruction; `splitmap gdb` runs through EDK2 and the EFI stub to the
+/// kernel and finds it where the stub put it, physically and virtually.
+#[test]
+fn gdb_finds_the_kernel_the_efi_stub_placed() {
+    if !std::path::Path::new(splitmap::efi_output::FIRMWARE).is_file() {
+        eprintln!("skipped: no EDK2 firmware (scripts/setup.sh installs qemu-efi-aarch64)");
+        return;
+    }
+    let port = free_port();
+    let run = run_waiting_for_gdb(port, &["--uefi", "--cmd", "help"]);
+    let gdb = gdb_batch(
+        port,
+        &[
+            "sm-kaslr",
+            "break kernel::mm::frames::init_frames",
+            "continue",
+            "bt",
+            "detach",
+        ],
+    );
+    let console = both_succeeded(run, &gdb);
+    let (pa, text) = boot_line(&console);
+    assert!(
+        gdb.stdout.contains(&format!("text={text:#x} image_pa={pa:#x}")),
+        "{}",
+        gdb.stdout
+    );
+    assert!(
+        console.contains(&format!("splitmap: efi placed the image at pa={pa:#x}")),
+        "{console}"
+    );
+    assert!(gdb.stdout.contains("kernel::mm::frames::init_frames"), "{}", gdb.stdout);
+}

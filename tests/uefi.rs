@@ -132,7 +132,11 @@ fn boots_under_edk2_with_kaslr_and_without_and_lists_the_memory_map() {
         let (pa, va) = boot_line(&out);
         let (efi_pa, source, replay) = efi_line(&out);
         assert_eq!((efi_pa, replay), (pa, pa), "the efi line names the image's placement");
-        assert_eq!(source, "rng", "the virtio RNG gives EFI_RNG_PROTOCOL");
+        let expected = if kaslr { "rng" } else { "firmware" };
+        assert_eq!(
+            source, expected,
+            "the virtio RNG gives EFI_RNG_PROTOCOL; nokaslr keeps the firmware's placement"
+        );
         assert_eq!(pa % 4096, 0);
         assert_eq!(
             va == KIMAGE_VADDR,
@@ -166,18 +170,192 @@ fn boots_under_edk2_with_kaslr_and_without_and_lists_the_memory_map() {
 }
 
 #[test]
-fn boots_land_at_distinct_physical_addresses() {
+fn twenty_boots_land_at_fifteen_or_more_places_each_passing_test() {
     if !firmware_present() {
         return;
     }
-    let boots: Vec<u32> = (0..6).collect();
-    let placed = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    // Every boot runs the whole in-kernel suite; the virtual KASLR is on
+    // (its seed is the RNG's second 8 bytes). `nokaslr` turns the physical
+    // placement off too (nokaslr_keeps_the_firmwares_placement).
+    let boots: Vec<u32> = (0..20).collect();
+    let placed = std::sync::Mutex::new(Vec::new());
     in_parallel(&boots, |_| {
-        let out = session(&["--uefi", "--nokaslr"], &[]);
-        placed.lock().unwrap().insert(efi_line(&out).0);
+        let out = session(&["--uefi"], &["test"]);
+        let (pa, va) = boot_line(&out);
+        let (efi_pa, source, _) = efi_line(&out);
+        assert_eq!((efi_pa, source.as_str()), (pa, "rng"), "{out}");
+        assert_ne!(va, KIMAGE_VADDR, "KASLR moved the image virtually:\n{out}");
+        let (passed, failed) = ktap_totals(&out);
+        assert!(passed > 0 && failed == 0, "in-kernel tests at pa={pa:#x}:\n{out}");
+        placed.lock().unwrap().push(pa);
     });
-    let placed = placed.into_inner().unwrap();
-    assert!(placed.len() >= 5, "6 boots under the RNG land at {placed:x?}");
+    let placed: std::collections::BTreeSet<u64> = placed.into_inner().unwrap().into_iter().collect();
+    assert!(placed.len() >= 15, "20 boots under the RNG land at {placed:x?}");
+}
+
+#[test]
+fn nokaslr_keeps_the_firmwares_placement() {
+    if !firmware_present() {
+        return;
+    }
+    let size = image_size().next_multiple_of(4096);
+    let runs = [
+        &["--uefi", "--nokaslr"][..],
+        &["--uefi", "--nokaslr"][..],
+        &["--uefi", "--append", "efistub.seed=0x1234"][..],
+    ];
+    let outs = std::sync::Mutex::new(vec![String::new(); runs.len()]);
+    let cases: Vec<usize> = (0..runs.len()).collect();
+    in_parallel(&cases, |&i| {
+        let out = session(runs[i], &["efi", "test"]);
+        outs.lock().unwrap()[i] = out;
+    });
+    let outs = outs.into_inner().unwrap();
+    let (mut kept, mut vas) = (Vec::new(), Vec::new());
+    for out in &outs[..2] {
+        assert!(
+            out.contains("efistub: nokaslr: the image stays where the firmware loaded it"),
+            "{out}"
+        );
+        let (pa, va) = boot_line(out);
+        let (efi_pa, source, _) = efi_line(out);
+        assert_eq!((efi_pa, source.as_str()), (pa, "firmware"));
+        assert!(!out.contains("EFI placement seed"), "no seed placed it:\n{out}");
+        let regions = efi_regions(out);
+        let image = regions.iter().find(|r| r.3 == "image").unwrap();
+        assert_eq!((image.0.as_str(), image.1, image.2), ("loader-code", pa, pa + size));
+        let (passed, failed) = ktap_totals(out);
+        assert!(passed > 0 && failed == 0, "{out}");
+        kept.push(pa);
+        vas.push(va);
+    }
+    assert_eq!(
+        kept[0], kept[1],
+        "the firmware loads the image at the same place each time"
+    );
+    assert_eq!(vas, [KIMAGE_VADDR; 2], "and the kernel stays at its link address");
+    // Where the firmware loaded it, seen from a boot whose stub moved the
+    // image away: the firmware's loader-code allocation of the image's size,
+    // left behind (free), at exactly the address the nokaslr boots ran at.
+    let moved = &outs[2];
+    assert_ne!(boot_line(moved).0, kept[0]);
+    let left = efi_regions(moved)
+        .into_iter()
+        .find(|r| r.0 == "loader-code" && r.3 == "free")
+        .unwrap_or_else(|| panic!("no loader-code region the firmware loaded into:\n{moved}"));
+    assert_eq!((left.1, left.2), (kept[0], kept[0] + size), "{moved}");
+}
+
+/// Types the OS must leave alone (UEFI specification): reserved, runtime
+/// services code and data, unusable, ACPI, MMIO, PAL code.
+fn firmware_keeps(ty: &str) -> bool {
+    ty == "reserved"
+        || ty.starts_with("runtime")
+        || ty == "unusable"
+        || ty.starts_with("acpi")
+        || ty.starts_with("mmio")
+        || ty == "pal-code"
+}
+
+#[test]
+fn with_3g_the_image_lands_only_in_conventional_memory() {
+    if !firmware_present() {
+        return;
+    }
+    let size = image_size().next_multiple_of(4096);
+    let boots: Vec<u32> = (0..6).collect();
+    let maps = std::sync::Mutex::new(Vec::new());
+    in_parallel(&boots, |_| {
+        let out = session(&["--uefi", "--mem", "3G"], &["efi"]);
+        let pa = boot_line(&out).0;
+        assert_eq!(efi_line(&out).0, pa);
+        maps.lock().unwrap().push((pa, efi_regions(&out), out));
+    });
+    let maps = maps.into_inner().unwrap();
+    for (pa, regions, out) in &maps {
+        // EDK2 scatters: runtime regions lie apart, not all in one run at
+        // the top.
+        let runtime: Vec<_> = regions.iter().filter(|r| r.0.starts_with("runtime")).collect();
+        assert!(
+            runtime.windows(2).any(|w| w[0].2 != w[1].1),
+            "runtime regions in more than one place:\n{out}"
+        );
+        // In its own map the image is the stub's allocation, exactly.
+        let image: Vec<_> = regions.iter().filter(|r| r.1 < pa + size && *pa < r.2).collect();
+        assert_eq!(image.len(), 1, "{out}");
+        assert_eq!(
+            (image[0].0.as_str(), image[0].1, image[0].2, image[0].3.as_str()),
+            ("loader-code", *pa, pa + size, "image"),
+            "{out}"
+        );
+        // In every boot's map, where this image went is memory the
+        // firmware gives away: conventional then, or the other boot's own
+        // allocations (loader), never a region the firmware keeps.
+        for (_, other, _) in &maps {
+            for r in other.iter().filter(|r| r.1 < pa + size && *pa < r.2) {
+                assert!(
+                    r.0 == "conventional"
+                        || r.0.starts_with("loader")
+                        || !firmware_keeps(&r.0) && r.0.starts_with("boot"),
+                    "pa={pa:#x} overlaps {r:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn runtime_regions_stay_intact_through_a_frame_hungry_run() {
+    if !firmware_present() {
+        return;
+    }
+    // Their first word of each 64 KiB (arm64 runtime images are 64 KiB
+    // aligned: PE headers, code, variable stores), through the linear map.
+    let probe = session(&["--uefi"], &["efi"]);
+    let runtime: Vec<(u64, u64)> = efi_regions(&probe)
+        .into_iter()
+        .filter(|r| r.0.starts_with("runtime"))
+        .map(|r| (r.1, r.2))
+        .collect();
+    assert!(!runtime.is_empty(), "{probe}");
+    let peeks: Vec<String> = runtime
+        .iter()
+        .flat_map(|&(a, b)| (a..b).step_by(0x10000))
+        .map(|pa| format!("peek {:#x}", PAGE_OFFSET + pa - RAM_BASE))
+        .collect();
+    // Hungry: the in-kernel suite (page tables past the image's pool, every
+    // frame above the image when it sits near the top of RAM: the seed's
+    // low 32 bits all ones pick the highest slot) and every sample module.
+    let mut cmds: Vec<&str> = vec!["efi"];
+    cmds.extend(peeks.iter().map(String::as_str));
+    cmds.push("test");
+    let insmods: Vec<String> = MODULES
+        .iter()
+        .filter(|m| **m != "faulty")
+        .map(|m| format!("insmod {m}"))
+        .collect();
+    cmds.extend(insmods.iter().map(String::as_str));
+    cmds.extend(peeks.iter().map(String::as_str));
+    let out = session(&["--uefi", "--append", "efistub.seed=0xffffffff"], &cmds);
+    let kept: Vec<(u64, u64)> = efi_regions(&out)
+        .into_iter()
+        .filter(|r| r.0.starts_with("runtime"))
+        .map(|r| (r.1, r.2))
+        .collect();
+    assert_eq!(kept, runtime, "the same firmware, the same runtime regions");
+    let values: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("0xffff") && l.ends_with("(64-bit)"))
+        .collect();
+    assert_eq!(values.len(), 2 * peeks.len(), "every peek answered:\n{out}");
+    let (before, after) = values.split_at(peeks.len());
+    assert!(
+        before.iter().filter(|l| !l.contains(": 0x0 ")).count() >= runtime.len(),
+        "the regions hold the firmware's bytes, not zeros:\n{before:#?}"
+    );
+    assert_eq!(before, after, "runtime services regions changed under the kernel");
+    let (passed, failed) = ktap_totals(&out);
+    assert!(passed > 0 && failed == 0, "{out}");
 }
 
 #[test]
@@ -185,8 +363,8 @@ fn efistub_seed_replays_a_placement_and_no_rng_falls_back_saying_so() {
     if !firmware_present() {
         return;
     }
-    let first = session(&["--uefi", "--nokaslr", "--append", "efistub.seed=0x5eed"], &[]);
-    let second = session(&["--uefi", "--nokaslr", "--append", "efistub.seed=0x5eed"], &[]);
+    let first = session(&["--uefi", "--append", "efistub.seed=0x5eed"], &[]);
+    let second = session(&["--uefi", "--append", "efistub.seed=0x5eed"], &[]);
     let (a, source, _) = efi_line(&first);
     assert_eq!(source, "efistub.seed");
     assert_eq!(
@@ -237,6 +415,27 @@ fn refusals_are_named() {
         run.stdout.contains("efistub: powering off"),
         "the stub shuts down instead of hanging"
     );
+    // Load options that are not a UTF-16 command line of ASCII: EDK2 widens
+    // QEMU's -append byte by byte, so UTF-8's é arrives as two non-ASCII units.
+    let run = splitmap(&[
+        "run",
+        "--uefi",
+        "--timeout",
+        "120",
+        "--append",
+        "caf\u{e9}",
+        "--cmd",
+        "help",
+    ]);
+    assert!(!run.success);
+    assert!(
+        run.stdout
+            .contains("efistub: error: the load options are not a UTF-16 command line of printable ASCII"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("efistub: powering off"), "{}", run.stdout);
+    assert!(!run.stdout.contains("splitmap: image"), "the kernel never started");
     // Allocation failure and a stale map key, forced by test-only arguments.
     let run = splitmap(&[
         "run",
@@ -273,4 +472,139 @@ fn each_granule_boots_under_uefi() {
         let (passed, failed) = ktap_totals(&out);
         assert!(passed > 0 && failed == 0, "{granule} under UEFI:\n{out}");
     }
+}
+
+fn u_boot_present() -> bool {
+    let present = std::path::Path::new(splitmap::uboot::FIRMWARE).is_file();
+    if !present {
+        eprintln!(
+            "skipped: no U-Boot at {} (scripts/setup.sh installs u-boot-qemu)",
+            splitmap::uboot::FIRMWARE
+        );
+    }
+    present
+}
+
+#[test]
+fn u_boot_bootefi_starts_the_same_image_and_the_fallbacks_run() {
+    if !u_boot_present() {
+        return;
+    }
+    // No virtio RNG: U-Boot's UEFI has no EFI_RNG_PROTOCOL. It never has
+    // LoadFile2: the initrd comes from the `initrd=` file on the disk.
+    let out = session(
+        &["--uefi", "--firmware", "u-boot", "--no-rng"],
+        &["modules", "efi", "test"],
+    );
+    assert!(!out.contains("U-Boot"), "firmware output is hidden without -v:\n{out}");
+    assert!(out.contains("efistub: no EFI_RNG_PROTOCOL"), "{out}");
+    assert!(
+        out.contains("efistub: no LoadFile2 initrd: reading the initrd= file from the boot volume"),
+        "{out}"
+    );
+    let (pa, _) = boot_line(&out);
+    let (efi_pa, source, _) = efi_line(&out);
+    assert_eq!((efi_pa, source.as_str()), (pa, "fallback"));
+    for m in MODULES {
+        assert!(out.lines().any(|l| l.starts_with(&format!("{m} size="))), "{m}:\n{out}");
+    }
+    let regions = efi_regions(&out);
+    let image = regions.iter().find(|r| r.3 == "image").expect("the image's region");
+    assert_eq!((image.0.as_str(), image.1), ("loader-code", pa), "{out}");
+    let (passed, failed) = ktap_totals(&out);
+    assert!(passed > 0 && failed == 0, "in-kernel tests under U-Boot:\n{out}");
+
+    // With a virtio RNG this U-Boot does offer EFI_RNG_PROTOCOL.
+    let out = session(
+        &["--uefi", "--firmware", "u-boot", "--append", "loglevel=debug"],
+        &["bootargs"],
+    );
+    assert_eq!(efi_line(&out).1, "rng", "{out}");
+    assert!(
+        out.lines().any(|l| l == "cmdline: loglevel=debug"),
+        "bootargs reach the kernel through the load options, the stub's initrd= gone:\n{out}"
+    );
+
+    // An initrd= that names no file is refused by name, then the machine is
+    // powered off.
+    let run = splitmap(&[
+        "run",
+        "--uefi",
+        "--firmware",
+        "u-boot",
+        "--timeout",
+        "120",
+        "--append",
+        "initrd=/no/such",
+        "--cmd",
+        "help",
+    ]);
+    assert!(!run.success);
+    assert!(
+        run.stdout
+            .contains("efistub: error: initrd=: no such file on the boot volume"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("efistub: powering off"), "{}", run.stdout);
+}
+
+#[test]
+fn sweep_uefi_charts_the_stubs_physical_placements() {
+    if !firmware_present() {
+        return;
+    }
+    let svg = std::env::temp_dir().join(format!("splitmap-sweep-uefi-{}.svg", std::process::id()));
+    let run = splitmap(&[
+        "sweep",
+        "--uefi",
+        "--boots",
+        "9",
+        "--jobs",
+        "3",
+        "--bins",
+        "3",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(run.success, "{}\n{}", run.stderr, run.stdout);
+    let line = |prefix: &str| {
+        run.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{}", run.stdout))
+            .to_string()
+    };
+    assert!(line("sweep: ").starts_with("9 boots under UEFI"));
+    // As many slots as 4 KiB places the image has in 1 GiB, less what the
+    // firmware keeps or uses: most of them, never more.
+    let slots: u64 = line("efi slots: ").split_whitespace().next().unwrap().parse().unwrap();
+    let all = (GIB - image_size()) / 4096 + 1;
+    assert!(slots <= all && slots > all * 3 / 4, "{slots} of {all}");
+    let distinct: u64 = line("placements: ").split_whitespace().next().unwrap().parse().unwrap();
+    assert!(distinct >= 8, "seeds spread over {slots} slots:\n{}", run.stdout);
+    let histogram: u64 = line("histogram (3 bins, low to high slot): ")
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(histogram, 9);
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    let _ = std::fs::remove_file(&svg);
+    assert!(drawn.starts_with("<svg") && drawn.contains("EFI slot: the image's page-aligned places"));
+
+    let refused = splitmap(&["sweep", "--uefi", "--align", "64K"]);
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+}
+
+#[test]
+fn map_draws_a_boot_under_uefi() {
+    if !firmware_present() {
+        return;
+    }
+    let md = std::env::temp_dir().join(format!("splitmap-map-uefi-{}.md", std::process::id()));
+    let run = splitmap(&["map", "--uefi", "-o", md.to_str().unwrap()]);
+    let table = std::fs::read_to_string(&md).unwrap_or_default();
+    let _ = std::fs::remove_file(&md);
+    assert!(run.success, "{}\n{}", run.stderr, run.stdout);
+    assert!(table.contains("| kernel text (`r-x`) |"), "{table}");
 }

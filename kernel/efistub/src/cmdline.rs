@@ -92,6 +92,54 @@ pub fn number_arg(cmdline: &[u8], name: &[u8]) -> Option<u64> {
     }
 }
 
+/// The path of the first `initrd=PATH` word of the load options `raw`
+/// (UTF-16LE), as a NUL-terminated UCS-2 file name in `out` for the
+/// firmware's file protocol: `/` becomes the `\\` UEFI paths use, as
+/// Linux's stub does. Returns the units written before the NUL; `None`
+/// without such a word or when it does not fit.
+pub fn initrd_path(raw: &[u8], out: &mut [u16]) -> Option<usize> {
+    const KEY: &[u8] = b"initrd=";
+    let units = raw.chunks_exact(2).map(|p| match p {
+        [lo, hi] => u16::from_le_bytes([*lo, *hi]),
+        _ => 0,
+    });
+    // Position in the current word, or None after a mismatch in it.
+    let mut matched = Some(0usize);
+    let mut len = None::<usize>;
+    for c in units {
+        if c == 0 {
+            break;
+        }
+        let space = matches!(c, 0x20 | 0x09 | 0x0a | 0x0d);
+        match (len, space) {
+            (Some(_), true) => break,
+            (Some(n), false) => {
+                let c = if c == u16::from(b'/') { u16::from(b'\\') } else { c };
+                *out.get_mut(n)? = c;
+                len = Some(n + 1);
+            }
+            (None, true) => matched = Some(0),
+            (None, false) => {
+                matched = match matched {
+                    Some(i) if KEY.get(i).is_some_and(|&k| u16::from(k) == c) => Some(i + 1),
+                    _ => None,
+                };
+                if matched == Some(KEY.len()) {
+                    len = Some(0);
+                }
+            }
+        }
+    }
+    let n = len.filter(|&n| n > 0)?;
+    *out.get_mut(n)? = 0;
+    Some(n)
+}
+
+/// Whether `word` is one of the words of `cmdline`.
+pub fn has_word(cmdline: &[u8], word: &[u8]) -> bool {
+    cmdline.split(|&b| b == b' ').any(|w| crate::mem::eq(w, word))
+}
+
 /// The value of the first `name=…` word, as bytes.
 pub fn word_arg<'a>(cmdline: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     cmdline
@@ -146,6 +194,23 @@ mod tests {
     }
 
     #[test]
+    fn the_initrd_path_is_a_ucs2_file_name() {
+        let path = |s: &str| {
+            let mut out = [0u16; 16];
+            initrd_path(&utf16(s), &mut out).map(|n| {
+                assert_eq!(out[n], 0, "NUL-terminated");
+                String::from_utf16(&out[..n]).unwrap()
+            })
+        };
+        assert_eq!(path("nokaslr initrd=/boot/initrd x"), Some("\\boot\\initrd".into()));
+        assert_eq!(path("initrd=a\0initrd=b"), Some("a".into()));
+        assert_eq!(path("xinitrd=a initrd=b"), Some("b".into()));
+        assert_eq!(path("initrd= nokaslr"), None);
+        assert_eq!(path("nokaslr"), None);
+        assert_eq!(path("initrd=0123456789abcdef"), None, "too long for the room");
+    }
+
+    #[test]
     fn not_text_is_refused() {
         assert_eq!(convert("caf\u{e9}"), Err(CmdlineError::NotText));
         assert_eq!(from_load_options(b"a", &mut [0; 8]), Err(CmdlineError::NotText));
@@ -158,6 +223,8 @@ mod tests {
         assert_eq!(number_arg(b"efistub.seed=12", b"efistub.seed"), Some(12));
         assert_eq!(number_arg(b"efistub.seed=0xz", b"efistub.seed"), None);
         assert_eq!(number_arg(b"x=1", b"efistub.seed"), None);
+        assert!(has_word(b"a nokaslr b", b"nokaslr") && has_word(b"nokaslr", b"nokaslr"));
+        assert!(!has_word(b"nokaslrx kaslr.seed=1", b"nokaslr") && !has_word(b"", b"nokaslr"));
         assert_eq!(
             word_arg(b"a efistub.test=no-alloc", b"efistub.test"),
             Some(&b"no-alloc"[..])

@@ -60,7 +60,8 @@ pub fn slots(start: u64, end: u64, size: u64, align: u64, limit: u64) -> u64 {
 }
 
 /// The address of slot `target` (0-based) counted over all conventional
-/// regions of `map`, and the total number of slots. `seed`'s low 32 bits pick
+/// regions of `map`, `target` itself, and the total number of slots (the
+/// slots are in the map's order, which is address order). `seed`'s low 32 bits pick
 /// the slot: `target = total * seed32 / 2^32`, so every slot is equally likely.
 pub fn choose(
     regions: impl Iterator<Item = Region> + Clone,
@@ -68,7 +69,7 @@ pub fn choose(
     align: u64,
     limit: u64,
     seed: u64,
-) -> Option<(u64, u64)> {
+) -> Option<(u64, u64, u64)> {
     let conventional = regions.filter(|r| r.ty == CONVENTIONAL);
     let total: u64 = conventional
         .clone()
@@ -77,12 +78,13 @@ pub fn choose(
     if total == 0 {
         return None;
     }
-    let mut target = ((u128::from(total) * u128::from(seed as u32)) >> 32) as u64;
+    let index = ((u128::from(total) * u128::from(seed as u32)) >> 32) as u64;
+    let mut target = index;
     for r in conventional {
         let n = slots(r.start, r.end(), size, align, limit);
         if target < n {
             let first = r.start.saturating_add(align - 1) & !(align - 1);
-            return Some((first + (target << align.trailing_zeros()), total));
+            return Some((first + (target << align.trailing_zeros()), index, total));
         }
         target -= n;
     }
@@ -126,8 +128,14 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for i in 0..4096u64 {
             let seed = (i << 20) | 0xdead_0000_0000;
-            let (pa, total) = choose(map.iter().copied(), size, 0x1000, u64::MAX, seed).unwrap();
+            let (pa, index, total) = choose(map.iter().copied(), size, 0x1000, u64::MAX, seed).unwrap();
             assert_eq!(total, 14 + 2);
+            let expected = if pa < 0x4001_0000 {
+                (pa - 0x4000_0000) >> 12
+            } else {
+                14 + ((pa - 0x4002_0000) >> 12)
+            };
+            assert_eq!(index, expected, "slots count in address order");
             assert!(
                 map.iter()
                     .any(|r| r.ty == CONVENTIONAL && r.start <= pa && pa + size <= r.end())

@@ -10,6 +10,7 @@ use core::ffi::c_void;
 use core::ptr::{null, null_mut};
 
 use uefi_raw::protocol::console::SimpleTextOutputProtocol;
+use uefi_raw::protocol::file_system::{FileAttribute, FileMode, FileProtocolV1, SimpleFileSystemProtocol};
 use uefi_raw::protocol::loaded_image::LoadedImageProtocol;
 use uefi_raw::protocol::media::LoadFile2Protocol;
 use uefi_raw::protocol::rng::RngProtocol;
@@ -229,9 +230,19 @@ fn run(efi: &Efi, image: Handle) -> ! {
         (seed, source) = (s, b"efistub.seed\0");
     }
 
-    // A random page-aligned place for the image among conventional memory.
+    // A random page-aligned place for the image among conventional memory;
+    // with `nokaslr`, as Linux's stub, the firmware's own placement when it
+    // is aligned to the image's page size (the image then runs where the
+    // firmware loaded it), else the lowest aligned place.
     let text = &raw const _text as u64;
     let size = (&raw const _end as u64).wrapping_sub(text);
+    let nokaslr = cmdline::has_word(cmd, b"nokaslr");
+    if nokaslr {
+        source = match text.is_multiple_of(PAGE_SIZE) {
+            true => b"firmware\0",
+            false => b"nokaslr\0",
+        };
+    }
     let mut map_size = 0usize;
     let (mut key, mut desc_size, mut desc_ver) = (0usize, 0usize, 0u32);
     // SAFETY: asking for the size only (null buffer, size 0).
@@ -252,31 +263,55 @@ fn run(efi: &Efi, image: Handle) -> ! {
     }
     // SAFETY: the firmware wrote `map_size` bytes of descriptors there.
     let map = unsafe { core::slice::from_raw_parts(map_pa as *const u8, map_size) };
-    let chosen = place::choose(place::regions(map, desc_size), size, PAGE_SIZE, PA_LIMIT, seed);
-    let Some((pa, _slots)) = chosen.filter(|_| !crate::mem::eq(test, b"no-alloc")) else {
-        efi.refuse(b"no conventional memory region can hold the image at a page-aligned address");
+    // The slot taken and the slots there were, for `sweep --uefi`.
+    let (pa, slot) = if nokaslr && text.is_multiple_of(PAGE_SIZE) {
+        efi.say(b"efistub: nokaslr: the image stays where the firmware loaded it\n");
+        (text, None)
+    } else {
+        if nokaslr {
+            efi.say(b"efistub: nokaslr: the firmware's placement is not aligned to the image's page size: the lowest aligned place instead\n");
+            seed = 0;
+        }
+        let chosen = place::choose(place::regions(map, desc_size), size, PAGE_SIZE, PA_LIMIT, seed);
+        let Some((pa, index, total)) = chosen.filter(|_| !crate::mem::eq(test, b"no-alloc")) else {
+            efi.refuse(b"no conventional memory region can hold the image at a page-aligned address");
+        };
+        let mut at = pa;
+        // SAFETY: boot services are live; `at` is the address asked for.
+        let status = unsafe {
+            ((*efi.bs).allocate_pages)(
+                ALLOCATE_ADDRESS,
+                MemoryType::LOADER_CODE,
+                size.div_ceil(4096) as usize,
+                &mut at,
+            )
+        };
+        if status.0 != 0 {
+            efi.say(b"efistub: error: AllocatePages at ");
+            efi.say_hex(pa);
+            efi.refuse(b" failed");
+        }
+        // SAFETY: both ranges are `size` bytes: the image as loaded
+        // (SizeOfImage covers up to _end) and the pages just allocated.
+        unsafe { ((*efi.bs).copy_mem)(pa as *mut u8, text as *const u8, size as usize) };
+        (pa, Some((index, total)))
     };
-    let mut at = pa;
-    // SAFETY: boot services are live; `at` is the address asked for.
-    let status = unsafe {
-        ((*efi.bs).allocate_pages)(
-            ALLOCATE_ADDRESS,
-            MemoryType::LOADER_CODE,
-            size.div_ceil(4096) as usize,
-            &mut at,
-        )
-    };
-    if status.0 != 0 {
-        efi.say(b"efistub: error: AllocatePages at ");
-        efi.say_hex(pa);
-        efi.refuse(b" failed");
-    }
-    // SAFETY: both ranges are `size` bytes: the image as loaded (SizeOfImage
-    // covers up to _end) and the pages just allocated.
-    unsafe { ((*efi.bs).copy_mem)(pa as *mut u8, text as *const u8, size as usize) };
 
-    // The initrd, if the loader offers one through LoadFile2.
-    let initrd = load_initrd(efi);
+    // The initrd, if the loader offers one through LoadFile2; else the file
+    // an `initrd=` word names, on the volume the image came from.
+    let initrd = match load_initrd(efi) {
+        Some(initrd) => Some(initrd),
+        None => {
+            // Room for the path, as UCS-2: a page of the firmware's (an
+            // array here would be zeroed by a call to `memset`).
+            let path_pa = efi
+                .alloc_pages(512, MemoryType::LOADER_DATA)
+                .unwrap_or_else(|| efi.refuse(b"no memory for the initrd= path"));
+            // SAFETY: just allocated, 512 bytes, aligned (a page).
+            let path = unsafe { core::slice::from_raw_parts_mut(path_pa as *mut u16, 256) };
+            cmdline::initrd_path(options, path).map(|_| load_initrd_file(efi, li, path))
+        }
+    };
 
     // The tree's new home, in loader data (boot-services data is freed at
     // ExitBootServices).
@@ -290,6 +325,11 @@ fn run(efi: &Efi, image: Handle) -> ! {
     let kaslr_seed = random[1].to_be_bytes();
     let mmap_start = map_pa.to_be_bytes();
     let seed_be = seed.to_be_bytes();
+    let source_is_seed = slot.is_some();
+    let (slot_be, slots_be) = match slot {
+        Some((index, total)) => (index.to_be_bytes(), total.to_be_bytes()),
+        None => ([0; 8], [0; 8]),
+    };
     let (initrd_start, initrd_end) = match initrd {
         Some((start, len)) => (start.to_be_bytes(), (start + len).to_be_bytes()),
         None => ([0; 8], [0; 8]),
@@ -346,18 +386,41 @@ fn run(efi: &Efi, image: Handle) -> ! {
                 name: b"linux,initrd-end",
                 value: &initrd_end,
             },
+            Prop {
+                name: b"splitmap,efi-slot",
+                value: &slot_be,
+            },
+            Prop {
+                name: b"splitmap,efi-slots",
+                value: &slots_be,
+            },
         ];
         // Without the RNG there is no kaslr-seed (the kernel asks RNDR);
-        // without an initrd, no initrd properties.
-        let mut props = props;
-        let mut count = if initrd.is_some() { 10 } else { 8 };
-        if !have_rng {
-            if let Some(&last) = props.get(count - 1) {
-                props[7] = last;
+        // without an initrd, no initrd properties; no seed placed an image
+        // the firmware's placement kept.
+        let wanted = [
+            true,
+            true,
+            true,
+            true,
+            true,
+            source_is_seed,
+            true,
+            have_rng,
+            initrd.is_some(),
+            initrd.is_some(),
+            source_is_seed,
+            source_is_seed,
+        ];
+        let mut kept = props;
+        let mut count = 0;
+        for (prop, want) in props.iter().zip(wanted) {
+            if let (true, Some(slot)) = (want, kept.get_mut(count)) {
+                *slot = *prop;
+                count += 1;
             }
-            count -= 1;
         }
-        let props = props.get(..count).unwrap_or(&[]);
+        let props = kept.get(..count).unwrap_or(&[]);
         tree_len = fdt::copy_with_chosen(tree, tree_dst, props).unwrap_or_else(|e| efi.refuse(e.message()));
         if stale {
             // Test only: make the map key stale, as a firmware event would.
@@ -427,6 +490,63 @@ fn load_initrd(efi: &Efi) -> Option<(u64, u64)> {
     // SAFETY: `pa` holds `size` bytes allocated for this.
     let status = unsafe { ((*lf).load_file)(lf, full, false.into(), &mut size, pa as *mut c_void) };
     (status.0 == 0).then_some((pa, size as u64))
+}
+
+/// The initrd from the file `path` (NUL-terminated UCS-2) on the volume the
+/// image was loaded from, through EFI_SIMPLE_FILE_SYSTEM_PROTOCOL, as
+/// Linux's stub reads `initrd=` when the loader offers no LoadFile2 (U-Boot's
+/// `bootefi`). A named file that cannot be read is refused: booting without
+/// the initrd asked for would fail later and less clearly.
+fn load_initrd_file(efi: &Efi, li: *const LoadedImageProtocol, path: &[u16]) -> (u64, u64) {
+    efi.say(b"efistub: no LoadFile2 initrd: reading the initrd= file from the boot volume\n");
+    let mut fs: *mut c_void = null_mut();
+    // SAFETY: boot services are live; `li` is the image's loaded-image
+    // protocol; `fs` is written by the firmware.
+    let status = unsafe { ((*efi.bs).handle_protocol)((*li).device_handle, &SimpleFileSystemProtocol::GUID, &mut fs) };
+    if status.0 != 0 || fs.is_null() {
+        efi.refuse(b"initrd=: the volume the kernel came from offers no file system protocol");
+    }
+    let fs = fs as *mut SimpleFileSystemProtocol;
+    let mut root: *mut FileProtocolV1 = null_mut();
+    // SAFETY: `fs` is the firmware's protocol; `root` is written by it.
+    let status = unsafe { ((*fs).open_volume)(fs, &mut root) };
+    if status.0 != 0 || root.is_null() {
+        efi.refuse(b"initrd=: cannot open the boot volume");
+    }
+    let mut file: *mut FileProtocolV1 = null_mut();
+    // SAFETY: `root` is an open directory; `path` is NUL-terminated UCS-2.
+    let status = unsafe { ((*root).open)(root, &mut file, path.as_ptr(), FileMode::READ, FileAttribute::empty()) };
+    if status.0 != 0 || file.is_null() {
+        efi.refuse(b"initrd=: no such file on the boot volume");
+    }
+    // The size: the position at the end (SetPosition to all ones).
+    let mut size = 0u64;
+    // SAFETY: `file` is open for reading.
+    let status = unsafe {
+        let a = ((*file).set_position)(file, u64::MAX);
+        let b = ((*file).get_position)(file, &mut size);
+        let c = ((*file).set_position)(file, 0);
+        (a.0 | b.0 | c.0) == 0
+    };
+    if !status || size == 0 {
+        efi.refuse(b"initrd=: the file is empty or its size unreadable");
+    }
+    let pa = efi
+        .alloc_pages(size, MemoryType::LOADER_DATA)
+        .unwrap_or_else(|| efi.refuse(b"initrd=: no memory for the initrd"));
+    let mut read = size as usize;
+    // SAFETY: `pa` holds `size` bytes allocated for this.
+    let status = unsafe { ((*file).read)(file, &mut read, pa as *mut c_void) };
+    // SAFETY: both are open; closing ends their use. A failed close of a
+    // file only read changes nothing the kernel needs.
+    unsafe {
+        let _ = ((*file).close)(file);
+        let _ = ((*root).close)(root);
+    }
+    if status.0 != 0 || read as u64 != size {
+        efi.refuse(b"initrd=: reading the file failed");
+    }
+    (pa, size)
 }
 
 /// Cleans `[start, start + len)` from the data cache to the point of

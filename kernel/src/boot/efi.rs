@@ -21,6 +21,10 @@ pub enum Field {
     Seed,
     /// `splitmap,efi-seed-source`.
     SeedSource,
+    /// `splitmap,efi-slot`: which of the placements the seed picked.
+    Slot,
+    /// `splitmap,efi-slots`: how many there were.
+    Slots,
 }
 
 impl Field {
@@ -33,6 +37,8 @@ impl Field {
             b"linux,uefi-mmap-desc-ver" => Field::DescVer,
             b"splitmap,efi-seed" => Field::Seed,
             b"splitmap,efi-seed-source" => Field::SeedSource,
+            b"splitmap,efi-slot" => Field::Slot,
+            b"splitmap,efi-slots" => Field::Slots,
             _ => return None,
         })
     }
@@ -51,8 +57,14 @@ pub struct EfiHandover<'dt> {
     pub desc_ver: u64,
     /// The seed that placed the image (`efistub.seed=` replays it).
     pub seed: Option<u64>,
-    /// `rng`, `fallback` or `efistub.seed`.
+    /// `rng`, `fallback`, `efistub.seed`, or with `nokaslr` `firmware` (the
+    /// firmware's placement kept) or `nokaslr` (the lowest aligned place).
     pub source: &'dt str,
+    /// The slot the seed picked among the image's page-aligned places in
+    /// conventional memory, counted in address order (`sweep --uefi`).
+    pub slot: Option<u64>,
+    /// How many such places there were.
+    pub slots: Option<u64>,
 }
 
 impl<'dt> EfiHandover<'dt> {
@@ -69,6 +81,8 @@ impl<'dt> EfiHandover<'dt> {
             Field::DescSize => self.desc_size = number,
             Field::DescVer => self.desc_ver = number,
             Field::Seed => self.seed = Some(number),
+            Field::Slot => self.slot = Some(number),
+            Field::Slots => self.slots = Some(number),
             Field::SeedSource => {
                 let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
                 self.source = core::str::from_utf8(&value[..end]).unwrap_or("?");

@@ -401,6 +401,9 @@ fn efi(cx: &Context) {
         "map pa={:#x} size={} desc-size={} desc-ver={} seed-source={}",
         h.mmap_start, h.mmap_size, h.desc_size, h.desc_ver, h.source
     );
+    if let (Some(slot), Some(slots)) = (h.slot, h.slots) {
+        println!("placement pa={:#x} slot={slot} slots={slots}", k.image.start.raw());
+    }
 }
 
 fn bootargs(cx: &Context) {

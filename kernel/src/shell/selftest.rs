@@ -63,6 +63,10 @@ const TESTS: &[(&str, Test)] = &[
     ),
     ("mmio_is_device_memory", mmio_is_device_memory),
     ("timer_tick_arrives", timer_tick_arrives),
+    (
+        "efi_kept_regions_never_reach_the_frame_allocator",
+        efi_kept_regions_never_reach_the_frame_allocator,
+    ),
 ];
 
 /// Whether the kernel has a test called `name` (modules cannot take it).
@@ -601,4 +605,38 @@ fn timer_tick_arrives(_: &Context) -> TestResult {
     // SAFETY: reads PSTATE's interrupt masks.
     unsafe { core::arch::asm!("mrs {}, daif", out(reg) daif, options(nomem, nostack)) };
     check(daif & (1 << 7) != 0, "IRQs left unmasked after the wait", daif)
+}
+
+/// Under UEFI: no frame of a region the firmware keeps (runtime services
+/// code and data, reserved, ACPI, MMIO) is free — the allocator refuses each
+/// one asked for by address. A frame that only partly overlaps such a region
+/// counts too: handing it out would hand out the firmware's bytes with it.
+fn efi_kept_regions_never_reach_the_frame_allocator(cx: &Context) -> TestResult {
+    use crate::boot::efi;
+    let k = cx.kernel;
+    let Some(h) = k.boot.dt.efi.as_ref() else {
+        return skip("not started by the EFI stub (--uefi)");
+    };
+    let map = efi::map_bytes(h, &k.boot.dt.memory).ok_or(fail("the UEFI memory map is not inside RAM", 0))?;
+    let mut checked = 0u64;
+    // The UEFI specification's types the OS must leave alone (not
+    // `efi::kept`, which this checks): reserved, runtime services code and
+    // data, unusable, ACPI reclaim and NVS, MMIO, MMIO ports, PAL code.
+    let must_keep = |ty: u32| matches!(ty, 0 | 5 | 6 | 8..=13);
+    for r in efi::regions(map, h.desc_size).filter(|r| must_keep(r.ty)) {
+        let first = r.range.start.raw() / PAGE_SIZE;
+        let end = r.range.end.raw().div_ceil(PAGE_SIZE);
+        for frame in first..end {
+            let pa = PhysAddr::new(frame * PAGE_SIZE);
+            if !k.boot.dt.memory.iter().any(|ram| ram.start <= pa && pa < ram.end) {
+                continue;
+            }
+            checked += 1;
+            if let Some(pa) = frames::alloc_frame_at(pa) {
+                frames::free_frame(pa);
+                return Err(fail("a frame of a region the firmware keeps was free", pa.raw()));
+            }
+        }
+    }
+    check(checked > 0, "the map has no kept region inside RAM", 0)
 }
