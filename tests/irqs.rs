@@ -134,6 +134,29 @@ fn the_in_kernel_test_sees_a_tick_under_both_gics() {
     });
 }
 
+/// The watchdog path no module can reach on purpose: the interrupt comes
+/// while the code it would end holds a kernel lock (an export at work). The
+/// in-kernel test holds one in a call run as untrusted code until the
+/// watchdog's interrupt has come and gone, then lets it go: the call must
+/// not end under the lock, and must end at the next look, 10 ms later.
+#[test]
+fn the_watchdog_waits_while_a_kernel_lock_is_held_under_both_gics() {
+    in_parallel(&["2", "3"], |gic| {
+        let out = session(
+            &["--gic", gic, "--append", "module.watchdog=50"],
+            &["test watchdog_waits_while_a_kernel_lock_is_held", "irqs"],
+        );
+        assert!(
+            out.contains("ok 1 watchdog_waits_while_a_kernel_lock_is_held\n"),
+            "{out}"
+        );
+        assert_eq!(ktap_totals(&out), (1, 0), "{out}");
+        assert!(out.contains("did not return within 50 ms"), "{out}");
+        // Once with the lock held (looked again), once to end it.
+        assert!(timer_count(&irqs(&out, 0)) >= 2, "{out}");
+    });
+}
+
 #[test]
 fn bad_watchdog_settings_are_refused_with_what_would_do() {
     let out = session(&["--append", "module.watchdog=abc"], &["bootargs"]);
