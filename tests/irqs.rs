@@ -157,6 +157,37 @@ fn the_watchdog_waits_while_a_kernel_lock_is_held_under_both_gics() {
     });
 }
 
+/// With a watchdog as short as it goes (1 ms), its interrupt can come
+/// while the kernel is still entering or already leaving a module call:
+/// IRQs are unmasked a little before the recovery point is saved and a
+/// little after the code returns. There it must find nothing to resume, and
+/// look again later. Before, it resumed at a recovery point not yet saved
+/// (every register zero): a return to address 0, contained again, for ever.
+/// (Found by the campaign, scripts/campaign.py.)
+#[test]
+fn the_shortest_watchdog_never_resumes_a_call_not_yet_entered() {
+    let mut cmds = vec!["insmod hello", "insmod spin"];
+    for _ in 0..20 {
+        cmds.push("hello");
+    }
+    cmds.extend(["spin", "rmmod spin", "insmod spin", "spin", "lsmod", "irqs"]);
+    let out = session(&["--append", "module.watchdog=1"], &cmds);
+    assert!(!out.contains("kernel panic"), "{out}");
+    assert!(!out.contains("ELR=0x0000000000000000"), "resumed at nothing:\n{out}");
+    assert_eq!(
+        out.lines().filter(|l| *l == "hello: hello from a module").count(),
+        20,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("module spin faulted: watchdog: no return after 1 ms at spin_forever+0x4 [spin]")
+            .count(),
+        2,
+        "{out}"
+    );
+    assert!(!out.contains("module hello faulted"), "{out}");
+}
+
 #[test]
 fn bad_watchdog_settings_are_refused_with_what_would_do() {
     let out = session(&["--append", "module.watchdog=abc"], &["bootargs"]);
