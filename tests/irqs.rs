@@ -134,25 +134,21 @@ fn the_in_kernel_test_sees_a_tick_under_both_gics() {
     });
 }
 
-/// The watchdog path no module can reach on purpose: the interrupt comes
-/// while the code it would end holds a kernel lock (an export at work). The
-/// in-kernel test holds one in a call run as untrusted code until the
-/// watchdog's interrupt has come and gone, then lets it go: the call must
-/// not end under the lock, and must end at the next look, 10 ms later.
+/// The watchdog never ends kernel code running for a module, with a
+/// kernel lock held or without: the in-kernel test runs a kernel function as
+/// untrusted code past the watchdog's expiry holding a lock, then past its
+/// next look without one, and it must return. (Before, the second look
+/// ended it: an export's frame abandoned, with whatever heap it held.)
 #[test]
-fn the_watchdog_waits_while_a_kernel_lock_is_held_under_both_gics() {
+fn the_watchdog_never_ends_kernel_code_under_both_gics() {
     in_parallel(&["2", "3"], |gic| {
         let out = session(
             &["--gic", gic, "--append", "module.watchdog=50"],
-            &["test watchdog_waits_while_a_kernel_lock_is_held", "irqs"],
+            &["test watchdog_never_ends_kernel_code", "irqs"],
         );
-        assert!(
-            out.contains("ok 1 watchdog_waits_while_a_kernel_lock_is_held\n"),
-            "{out}"
-        );
+        assert!(out.contains("ok 1 watchdog_never_ends_kernel_code\n"), "{out}");
         assert_eq!(ktap_totals(&out), (1, 0), "{out}");
-        assert!(out.contains("did not return within 50 ms"), "{out}");
-        // Once with the lock held (looked again), once to end it.
+        assert!(!out.contains("module fault"), "{out}");
         assert!(timer_count(&irqs(&out, 0)) >= 2, "{out}");
     });
 }
@@ -174,18 +170,16 @@ fn the_shortest_watchdog_never_resumes_a_call_not_yet_entered() {
     let out = session(&["--append", "module.watchdog=1"], &cmds);
     assert!(!out.contains("kernel panic"), "{out}");
     assert!(!out.contains("ELR=0x0000000000000000"), "resumed at nothing:\n{out}");
-    assert_eq!(
-        out.lines().filter(|l| *l == "hello: hello from a module").count(),
-        20,
+    // Whether a call as short as hello's ends within 1 ms of TCG's time is
+    // not for this test to say; spin's never does.
+    assert!(
+        out.contains("module spin faulted: watchdog: no return after 1 ms at spin_forever+0x4 [spin]"),
         "{out}"
     );
-    assert_eq!(
-        out.matches("module spin faulted: watchdog: no return after 1 ms at spin_forever+0x4 [spin]")
-            .count(),
-        2,
-        "{out}"
-    );
-    assert!(!out.contains("module hello faulted"), "{out}");
+    // Never ended in the kernel's own code (an export).
+    assert!(!out.contains("no return after 1 ms at kernel::"), "{out}");
+    assert!(!out.contains("no return after 1 ms at <kernel::"), "{out}");
+    assert!(!out.contains("no return after 1 ms at splitmap_"), "{out}");
 }
 
 #[test]

@@ -214,13 +214,18 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
 /// An interrupt: counted and ended (`irq`). A watchdog that expired in
 /// module code ends the call as a contained fault, as a synchronous fault
 /// there is (from the kernel's stack only, with no kernel lock held);
-/// otherwise it looks again shortly and the code goes on.
+/// otherwise it looks again shortly and the code goes on. Never in the
+/// kernel's own text: an export at work for the module may hold heap values
+/// (a formatted log line) that abandoning its frame would leak, once per
+/// fault; exports end, and the next look finds the module's code.
 fn irq(frame: &mut Frame, vector: u64) {
     let super::irq::Event::Expired(ms) = super::irq::handle() else {
         return;
     };
+    let text = sections::text();
+    let in_kernel = (text.start..text.end).contains(&frame.elr);
     match recovery::containable() {
-        Ok(owner) if vector == 1 => {
+        Ok(owner) if vector == 1 && !in_kernel => {
             crate::println!(
                 "\nmodule fault: the module at {owner:#x} did not return within {ms} ms; stopped at pc={:#x}",
                 frame.elr

@@ -31,8 +31,9 @@
 //!   the fault is reported and the kernel stops instead of hanging later.
 //! - The watchdog's timer interrupt, taken in module code that has run past
 //!   `module.watchdog=` milliseconds, is contained the same way, as a fault
-//!   of its own kind ([`Kind::Watchdog`]); with a lock held it waits
-//!   instead (`arch::irq`).
+//!   of its own kind ([`Kind::Watchdog`]); taken in kernel code (an export
+//!   at work for the module, with a lock held or not) or outside the armed
+//!   window, it waits instead (`arch::irq`, `exceptions::irq`).
 //! - Any other exception is a kernel bug, decoded and fatal as before.
 
 use core::fmt;
