@@ -187,6 +187,17 @@ fn timer_fired() -> Event {
     }
 }
 
+/// How long past its deadline the running module call is, in milliseconds
+/// (0 if none runs or it is not yet due).
+pub fn overdue_ms() -> u64 {
+    let deadline = DEADLINE.load(Ordering::SeqCst);
+    let now = counter::now();
+    if deadline == 0 || now < deadline {
+        return 0;
+    }
+    (now - deadline) * 1000 / counter::frequency().max(1)
+}
+
 /// The watchdog expired where the call cannot be ended (a kernel lock is
 /// held): look again shortly.
 pub fn look_again_soon() {
