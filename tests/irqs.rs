@@ -150,6 +150,17 @@ fn the_watchdog_never_ends_kernel_code_under_both_gics() {
         assert_eq!(ktap_totals(&out), (1, 0), "{out}");
         assert!(!out.contains("module fault"), "{out}");
         assert!(timer_count(&irqs(&out, 0)) >= 2, "{out}");
+        // Past the grace (1 s), it is ended in kernel code too: a module
+        // that only loops through exports does not run for ever.
+        let out = session(
+            &["--gic", gic, "--append", "module.watchdog=50"],
+            &["test watchdog_ends_kernel_code_after_its_grace"],
+        );
+        assert!(
+            out.contains("ok 1 watchdog_ends_kernel_code_after_its_grace\n"),
+            "{out}"
+        );
+        assert!(out.contains("did not return within 50 ms"), "{out}");
     });
 }
 

@@ -251,7 +251,7 @@ fn irq(frame: &mut Frame, vector: u64) {
 
 /// How long past the watchdog's deadline kernel code running for a module
 /// (an export) may go on before the call is ended in it anyway.
-const KERNEL_CODE_GRACE_MS: u64 = 1000;
+pub const KERNEL_CODE_GRACE_MS: u64 = 1000;
 
 /// Fatal reports under way: 1 while one is printed; more if the report
 /// itself faulted (a corrupt frame record, say).

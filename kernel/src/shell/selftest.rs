@@ -64,6 +64,10 @@ const TESTS: &[(&str, Test)] = &[
     ("mmio_is_device_memory", mmio_is_device_memory),
     ("timer_tick_arrives", timer_tick_arrives),
     ("watchdog_never_ends_kernel_code", watchdog_never_ends_kernel_code),
+    (
+        "watchdog_ends_kernel_code_after_its_grace",
+        watchdog_ends_kernel_code_after_its_grace,
+    ),
 ];
 
 /// Whether the kernel has a test called `name` (modules cannot take it).
@@ -678,4 +682,47 @@ fn watchdog_never_ends_kernel_code(_: &Context) -> TestResult {
         )),
         Err(fault) => Err(fail("the watchdog ended kernel code running for a module", fault.elr)),
     }
+}
+
+/// Run as untrusted code: kernel code that never returns (an export a
+/// module keeps busy for good).
+extern "C" fn spin_in_kernel_code(_: u64, _: u64) -> u64 {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Kernel code running for a module is not ended by the watchdog for
+/// `exceptions::KERNEL_CODE_GRACE_MS` past the deadline, and then it is: a
+/// module that spends all its time in exports is still ended. Takes the
+/// grace, so runs only with `module.watchdog=` at most 250 ms.
+fn watchdog_ends_kernel_code_after_its_grace(_: &Context) -> TestResult {
+    use crate::arch::exceptions::KERNEL_CODE_GRACE_MS;
+    use crate::arch::recovery::{self, Kind};
+    use crate::arch::{counter, irq};
+    if !irq::ready() {
+        return skip("no interrupt controller: `irqs` says why");
+    }
+    if !(1..=KERNEL_CODE_WATCHDOG_MAX_MS).contains(&irq::watchdog_ms()) {
+        return skip("waits out the grace: runs with module.watchdog=1..250 only");
+    }
+    let start = counter::now();
+    let at = spin_in_kernel_code as *const () as u64;
+    // SAFETY: a kernel function taking two integer arguments; its frame,
+    // abandoned when the watchdog ends it, holds nothing.
+    let ran = unsafe { recovery::run_untrusted(at, at, [0, 0]) };
+    let ms = (counter::now() - start) * 1000 / counter::frequency();
+    let Err(fault) = ran else {
+        return Err(fail("the endless call returned", 0));
+    };
+    check(
+        matches!(fault.kind, Kind::Watchdog { .. }),
+        "not ended by the watchdog",
+        fault.elr,
+    )?;
+    check(
+        ms >= irq::watchdog_ms() + KERNEL_CODE_GRACE_MS,
+        "ended before the grace was over (ms)",
+        ms,
+    )
 }
