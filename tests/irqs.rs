@@ -174,9 +174,7 @@ fn the_watchdog_never_ends_kernel_code_under_both_gics() {
 #[test]
 fn the_shortest_watchdog_never_resumes_a_call_not_yet_entered() {
     let mut cmds = vec!["insmod hello", "insmod spin"];
-    for _ in 0..20 {
-        cmds.push("hello");
-    }
+    cmds.extend(std::iter::repeat_n("hello", 20));
     cmds.extend(["spin", "rmmod spin", "insmod spin", "spin", "lsmod", "irqs"]);
     let out = session(&["--append", "module.watchdog=1"], &cmds);
     assert!(!out.contains("kernel panic"), "{out}");
