@@ -632,9 +632,17 @@ pub fn command(args: &[String]) -> Command {
     command
 }
 
+/// The largest file QEMU's `-dtb` can take for the tree it hands the kernel
+/// to fit the boot protocol's 2 MiB: QEMU makes room for its fixups by
+/// growing the tree to twice the file's size plus 10000 bytes, twice
+/// (`load_device_tree`).
+pub const QEMU_DTB_LIMIT: u64 = crate::input::DTB_LIMIT / 2 - 10_000;
+
 /// Checks a `--dtb` or `--raw-dtb` file (`option` says which) before QEMU
 /// gets it: a regular file (a FIFO or `/dev/zero` would hang it or fill its
-/// memory) of at most the boot protocol's 2 MiB.
+/// memory) of at most the boot protocol's 2 MiB, and for `--dtb` small
+/// enough that what QEMU makes of it still is ([`QEMU_DTB_LIMIT`]; a tree
+/// from QEMU's own `dumpdtb=`, 1 MiB, is not).
 ///
 /// # Errors
 /// What is wrong with it, with the option and the file.
@@ -643,6 +651,14 @@ pub fn check_dtb(option: &str, path: &Path) -> Result<PathBuf, String> {
     if size > crate::input::DTB_LIMIT {
         return Err(format!(
             "{option} {}: {size} bytes; the boot protocol caps a device tree at 2 MiB",
+            path.display()
+        ));
+    }
+    if option == "--dtb" && size > QEMU_DTB_LIMIT {
+        return Err(format!(
+            "--dtb {}: {size} bytes; QEMU grows a tree it is given to twice its size plus 20000 bytes, past the boot protocol's 2 MiB from {} bytes on: pack it (`dtc -I dtb -O dtb -o PACKED {}`) or hand it over as it is with --raw-dtb",
+            path.display(),
+            QEMU_DTB_LIMIT + 1,
             path.display()
         ));
     }
@@ -997,6 +1013,21 @@ mod tests {
                 .ends_with("caps a device tree at 2 MiB")
         );
         assert!(check_dtb("--raw-dtb", &dir.join("missing.dtb")).is_err());
+        // QEMU's -dtb doubles the tree: QEMU's own 1 MiB dump would reach
+        // the kernel as 2 MiB and 20000 bytes.
+        let dumped = dir.join("dumped.dtb");
+        std::fs::write(&dumped, vec![0u8; 1 << 20]).unwrap();
+        let e = check_dtb("--dtb", &dumped).unwrap_err();
+        assert!(
+            e.contains("QEMU grows a tree it is given to twice its size") && e.contains("--raw-dtb"),
+            "{e}"
+        );
+        assert_eq!(check_dtb("--raw-dtb", &dumped), Ok(dumped.clone()));
+        let fits = dir.join("fits.dtb");
+        std::fs::write(&fits, vec![0u8; QEMU_DTB_LIMIT as usize]).unwrap();
+        assert_eq!(check_dtb("--dtb", &fits), Ok(fits.clone()));
+        std::fs::write(&fits, vec![0u8; QEMU_DTB_LIMIT as usize + 1]).unwrap();
+        assert!(check_dtb("--dtb", &fits).is_err());
         let fifo = dir.join("fifo.dtb");
         assert!(
             std::process::Command::new("mkfifo")

@@ -447,8 +447,13 @@ fn unreadable_files_and_32_bit_cpus_are_refused_by_name() {
     let big = dir.join("big.dtb");
     std::fs::write(&big, vec![0u8; (2 << 20) + 1]).unwrap();
     let big = big.display().to_string();
+    // The size of QEMU's own `dumpdtb=` tree: QEMU's -dtb would hand it on
+    // doubled, past 2 MiB, and the kernel would stop (found by the campaign).
+    let dumped = dir.join("dumped.dtb");
+    std::fs::write(&dumped, vec![0u8; 1 << 20]).unwrap();
+    let dumped = dumped.display().to_string();
     let svg = dir.join("x.svg").display().to_string();
-    let cases: [(&[&str], String); 10] = [
+    let cases: [(&[&str], String); 11] = [
         (
             &["map", "-o", &svg, "--from", &fifo],
             format!("--from {fifo}: is a FIFO"),
@@ -472,6 +477,10 @@ fn unreadable_files_and_32_bit_cpus_are_refused_by_name() {
         (
             &["run", "--dtb", &big, "--timeout", "20"],
             "caps a device tree at 2 MiB".into(),
+        ),
+        (
+            &["run", "--dtb", &dumped, "--timeout", "20"],
+            format!("--dtb {dumped}: 1048576 bytes; QEMU grows a tree it is given to twice its size"),
         ),
         (
             &["run", "--raw-dtb", &fifo, "--timeout", "20"],

@@ -447,6 +447,8 @@ fn a_fault_in_module_code_is_contained_and_the_shell_goes_on() {
                 "faulty null",
                 "rmmod faulty",
                 "insmod faulty",
+                "faulty",
+                "rmmod faulty",
                 "insmod hello",
                 "hello",
                 "rmmod hello",
@@ -469,18 +471,31 @@ fn a_fault_in_module_code_is_contained_and_the_shell_goes_on() {
                 "{kind}:\n{out}"
             );
         }
-        // Listed as faulted, with what it holds; its command is gone; it
-        // stays; it cannot load twice; other modules work.
+        // Listed as faulted, with what it holds; its command is gone;
+        // `rmmod` removes it without running its code, and it loads afresh,
+        // its command back; other modules work.
         // insmod printed the first line; lsmod -v the second.
         let pages = faulted_pages(&out);
         assert!(out.contains("error: unknown command 'faulty'"), "{kind}:\n{out}");
-        assert!(out.contains("error: rmmod faulty faulted ("), "{kind}:\n{out}");
-        assert!(out.contains("error: insmod faulty is already loaded"), "{kind}:\n{out}");
+        let removed = out
+            .lines()
+            .find(|l| l.starts_with("rmmod: faulty had faulted ("))
+            .unwrap_or_else(|| panic!("{kind}: rmmod removed it:\n{out}"));
+        assert!(
+            removed.ends_with(&format!(
+                "exit_module not run, since its code is not trusted to run again; its {pages} pages, tables, 0 veneer(s) and records freed"
+            )),
+            "{kind}: {removed}"
+        );
+        assert!(!out.contains("error: insmod"), "{kind}: it loads again:\n{out}");
+        assert!(
+            out.lines().any(|l| l.starts_with("faulty: usage: faulty ")),
+            "{kind}: its command is back:\n{out}"
+        );
         assert!(out.contains("hello from a module"), "{kind}:\n{out}");
-        // The only memory gone is what the faulted module holds (its
-        // contiguous frames came from a buddy allocator: a power of two).
+        // Every frame came back.
         let free = free_frames(&out);
-        assert_eq!(free[0] - free[1], pages.next_power_of_two(), "{kind}: {free:?}");
+        assert_eq!(free[0], free[1], "{kind}: {free:?}");
     });
 }
 
@@ -512,7 +527,7 @@ fn faulted_pages(out: &str) -> u64 {
 }
 
 #[test]
-fn a_fault_in_exit_module_leaves_the_module_listed_and_faulted() {
+fn a_fault_in_exit_module_leaves_the_module_listed_and_faulted_until_rmmod() {
     let out = session(
         &[],
         &[
@@ -521,11 +536,12 @@ fn a_fault_in_exit_module_leaves_the_module_listed_and_faulted() {
             "faulty exit-null",
             "rmmod faulty",
             "lsmod -v",
-            "rmmod faulty",
             "insmod faulty",
             "insmod hello",
             "hello",
             "rmmod hello",
+            "rmmod faulty",
+            "lsmod",
             "mem",
         ],
     );
@@ -537,10 +553,13 @@ fn a_fault_in_exit_module_leaves_the_module_listed_and_faulted() {
         .find(|l| l.starts_with("module faulty faulted: "))
         .unwrap_or_else(|| panic!("the faulting exit found its module:\n{out}"));
     assert!(summary.contains("faulty::read+0x"), "{summary}");
-    // Still listed, faulted, holding its pages; it cannot be removed or
-    // loaded again, and its place is not given to another module.
+    // Still listed, faulted, holding its pages; it cannot be loaded again,
+    // and its place is not given to another module.
     let pages = faulted_pages(&out);
-    assert!(out.contains("error: rmmod faulty faulted ("), "{out}");
+    assert!(
+        out.contains("error: rmmod faulty: exit_module faulted; it stays, marked faulted (see lsmod -v; rmmod faulty again removes it without running its code)"),
+        "{out}"
+    );
     assert!(out.contains("error: insmod faulty is already loaded"), "{out}");
     let base = |name: &str| {
         out.lines()
@@ -552,12 +571,17 @@ fn a_fault_in_exit_module_leaves_the_module_listed_and_faulted() {
     assert_ne!(base("hello"), base("faulty"), "{out}");
     assert!(out.lines().any(|l| l == "hello: hello from a module"), "{out}");
     assert!(!out.contains("rmmod: hello left"), "hello inherited nothing:\n{out}");
-    let free = free_frames(&out);
-    assert_eq!(
-        free[0] - free[1],
-        pages.next_power_of_two(),
-        "only the faulted module's frames are gone (a buddy allocator's power of two): {free:?}"
+    // The second rmmod removes it without running exit_module again: one fault.
+    assert_eq!(out.matches("module fault: the module at 0x").count(), 1, "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("rmmod: faulty had faulted (")
+            && l.ends_with(&format!("its {pages} pages, tables, 0 veneer(s) and records freed"))),
+        "{out}"
     );
+    let last = out.rsplit("splitmap> lsmod").next().unwrap();
+    assert!(!last.contains("base="), "nothing listed:\n{last}");
+    let free = free_frames(&out);
+    assert_eq!(free[0], free[1], "every frame came back: {free:?}");
 }
 
 #[test]

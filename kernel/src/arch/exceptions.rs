@@ -214,22 +214,23 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
 /// An interrupt: counted and ended (`irq`). A watchdog that expired in
 /// module code ends the call as a contained fault, as a synchronous fault
 /// there is (from the kernel's stack only, with no kernel lock held);
-/// otherwise it looks again shortly and the code goes on.
-///
-/// "In module code" means the interrupted instruction is outside the
-/// kernel's text: an export running for the module (kernel text) may hold
-/// heap values or be half-way through a registration, and the call's own
-/// return path (`splitmap_contained_call` after the module returned, then
-/// `run_untrusted`) runs with IRQs still unmasked; abandoning either would
-/// leak or misreport a call that returned. Such an interrupt waits.
+/// otherwise it looks again shortly and the code goes on. Not in the
+/// kernel's own text either, for [`KERNEL_CODE_GRACE_MS`]: an export at
+/// work for the module may hold heap values (a formatted log line) that
+/// abandoning its frame would leak; exports end, and a later look finds the
+/// module's code. A module that spends nearly all its time in exports (a
+/// loop that logs) may never be found in its own code, so past the grace
+/// the call is ended in an export too, with no lock held, and what its
+/// frame held is counted as left behind (`lsmod -v`).
 fn irq(frame: &mut Frame, vector: u64) {
     let super::irq::Event::Expired(ms) = super::irq::handle() else {
         return;
     };
-    let text = super::sections::text();
-    let in_kernel_text = (text.start..text.end).contains(&frame.elr);
+    let text = sections::text();
+    let in_kernel = (text.start..text.end).contains(&frame.elr);
+    let graced = in_kernel && super::irq::overdue_ms() < KERNEL_CODE_GRACE_MS;
     match recovery::containable() {
-        Ok(owner) if vector == 1 && !in_kernel_text => {
+        Ok(owner) if vector == 1 && !graced => {
             crate::println!(
                 "\nmodule fault: the module at {owner:#x} did not return within {ms} ms; stopped at pc={:#x}",
                 frame.elr
@@ -247,6 +248,10 @@ fn irq(frame: &mut Frame, vector: u64) {
         _ => super::irq::look_again_soon(),
     }
 }
+
+/// How long past the watchdog's deadline kernel code running for a module
+/// (an export) may go on before the call is ended in it anyway.
+pub const KERNEL_CODE_GRACE_MS: u64 = 1000;
 
 /// Fatal reports under way: 1 while one is printed; more if the report
 /// itself faulted (a corrupt frame record, say).

@@ -14,10 +14,10 @@
 //!   level-triggered line drops, and only then ends the interrupt (EOI); a
 //!   spurious INTID (1023) is counted and never ended.
 //! - A watchdog that expires is returned to the exception handler, which
-//!   ends the module's call as a contained fault when no kernel lock is
-//!   held and the interrupted instruction is the module's (not kernel
-//!   text: an export, or the call's own way back), and otherwise calls
-//!   [`look_again_soon`]: the export finishes and the next tick decides.
+//!   ends the module's call as a contained fault when it interrupted the
+//!   module's own code with no kernel lock held, and otherwise calls
+//!   [`look_again_soon`]: the export at work finishes and the next tick
+//!   decides.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -39,7 +39,7 @@ static DEPTH: AtomicU32 = AtomicU32::new(0);
 /// Set once the GIC is up: interrupts can be taken.
 static READY: AtomicBool = AtomicBool::new(false);
 
-/// How long after a watchdog found a kernel lock held it looks again.
+/// How long after a watchdog found kernel code running (an export) it looks again.
 const RECHECK_MS: u64 = 10;
 
 /// Makes the timer's interrupt `intid` the watchdog's, over module calls
@@ -194,6 +194,17 @@ fn timer_fired() -> Event {
             Event::Handled
         }
     }
+}
+
+/// How long past its deadline the running module call is, in milliseconds
+/// (0 if none runs or it is not yet due).
+pub fn overdue_ms() -> u64 {
+    let deadline = DEADLINE.load(Ordering::SeqCst);
+    let now = counter::now();
+    if deadline == 0 || now < deadline {
+        return 0;
+    }
+    (now - deadline) * 1000 / counter::frequency().max(1)
 }
 
 /// The watchdog expired where the call cannot be ended (a kernel lock is

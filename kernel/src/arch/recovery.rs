@@ -15,7 +15,8 @@
 //!   them). Any that differ make a contained fault naming them
 //!   ([`Kind::Clobbered`]), and the saved values are put back either way
 //!   before a kernel instruction uses them.
-//! - A synchronous exception taken while a recovery point is active and no
+//! - A synchronous exception taken while a recovery point is armed (its
+//!   state saved, the untrusted code not yet returned) and no
 //!   kernel lock is held (`arch::lock::held` is 0) is contained: the
 //!   exception handler reports it and returns — not to the faulting
 //!   instruction, but to the recovery point, and [`run_untrusted`] returns
@@ -30,8 +31,9 @@
 //!   the fault is reported and the kernel stops instead of hanging later.
 //! - The watchdog's timer interrupt, taken in module code that has run past
 //!   `module.watchdog=` milliseconds, is contained the same way, as a fault
-//!   of its own kind ([`Kind::Watchdog`]); with a lock held it waits
-//!   instead (`arch::irq`).
+//!   of its own kind ([`Kind::Watchdog`]); taken in kernel code (an export
+//!   at work for the module, with a lock held or not) or outside the armed
+//!   window, it waits instead (`arch::irq`, `exceptions::irq`).
 //! - Any other exception is a kernel bug, decoded and fatal as before.
 
 use core::fmt;
@@ -108,6 +110,11 @@ impl fmt::Display for Clobbers {
 struct RecoveryPoint {
     saved: [u64; 21],
     clobbered: u64,
+    /// Nonzero only while the untrusted code runs: set by the assembly once
+    /// `saved` holds the state, cleared as soon as the code returns. An
+    /// exception or the watchdog's interrupt outside that window (IRQs are
+    /// unmasked a little before and after it) finds nothing to resume.
+    armed: u64,
     owner: u64,
     fault: Option<Fault>,
 }
@@ -116,6 +123,7 @@ struct RecoveryPoint {
 // clobber mask after it.
 const _: () = assert!(core::mem::offset_of!(RecoveryPoint, saved) == 0);
 const _: () = assert!(core::mem::offset_of!(RecoveryPoint, clobbered) == 168);
+const _: () = assert!(core::mem::offset_of!(RecoveryPoint, armed) == 176);
 
 /// The innermost active recovery point (0 if none). The assembly reads it
 /// after the untrusted code returns, since no register is trusted then.
@@ -157,6 +165,7 @@ pub unsafe fn run_untrusted(owner: u64, target: u64, args: [u64; 2]) -> Result<u
     let mut point = RecoveryPoint {
         saved: [0; 21],
         clobbered: 0,
+        armed: 0,
         owner,
         fault: None,
     };
@@ -208,6 +217,12 @@ pub enum NotContained {
 /// # Errors
 /// [`NotContained`] says why not.
 pub fn containable() -> Result<u64, NotContained> {
+    let point = ACTIVE.load(Ordering::SeqCst) as *const RecoveryPoint;
+    // SAFETY: as in `owner`; `armed` is written by the assembly of the
+    // same CPU, read volatile.
+    if point.is_null() || unsafe { (&raw const (*point).armed).read_volatile() } == 0 {
+        return Err(NotContained::NoRecoveryPoint);
+    }
     let owner = owner().ok_or(NotContained::NoRecoveryPoint)?;
     match super::lock::held() {
         0 => Ok(owner),
@@ -225,7 +240,12 @@ pub fn resume_with(fault: Fault, x: &mut [u64; 31], elr: &mut u64) {
     assert!(!point.is_null(), "no recovery point to resume at");
     // SAFETY: as in `owner`; the frame that owns the point is suspended below
     // this handler, so nothing else touches it now.
-    unsafe { (*point).fault = Some(fault) };
+    // Disarmed: an interrupt before the caller masks IRQs again finds
+    // nothing to resume.
+    unsafe {
+        (*point).fault = Some(fault);
+        (*point).armed = 0;
+    }
     x[0] = point as u64;
     *elr = splitmap_contained_resume as *const () as u64;
 }
@@ -259,6 +279,8 @@ pi::asm_function!(
     stp     d12, d13, [x0, #136]
     stp     d14, d15, [x0, #152]
     str     xzr, [x0, #168]
+    mov     x9, #1
+    str     x9, [x0, #176]
     stp     x29, x30, [sp, #-16]!
     .cfi_def_cfa_offset 16
     .cfi_offset x29, -16
@@ -270,6 +292,7 @@ pi::asm_function!(
     blr     x9
     adrp    x9, {active}
     ldr     x9, [x9, :lo12:{active}]
+    str     xzr, [x9, #176]
     mov     x12, #0
     .macro  splitmap_check reg, offset, bit
     ldr     x10, [x9, #\offset]

@@ -41,6 +41,22 @@ pub enum ReserveError {
     NoRoomForHeap,
 }
 
+impl core::fmt::Display for ReserveError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ReserveError::TooManyRanges => write!(
+                f,
+                "the reservations split RAM into more than {} ranges",
+                crate::mm::ranges::MAX_RANGES
+            ),
+            ReserveError::NoRoomForHeap => write!(
+                f,
+                "no RAM left free by the reservations (the tree's /memreserve/ entries and /reserved-memory, the image, the tree, the initrd) is a range that can spare the heap"
+            ),
+        }
+    }
+}
+
 /// Reserves the `image`, the DTB at `dtb`, what the tree `dt` names, and a
 /// heap of `heap_size` bytes; the rest of RAM is free, in whole pages (a frame
 /// never shares a page with anything reserved).
@@ -224,6 +240,18 @@ mod tests {
         dt.memory.insert(range(0x4000_0000, 6 * MIB)).unwrap();
         let e = reserve(&dt, range(0x4000_0000, 0x88000), range(0x4050_0000, 0x1000), 4 * MIB);
         assert_eq!(e.unwrap_err(), ReserveError::NoRoomForHeap);
+        // Said in words, not by the variant's name (the panic prints it).
+        assert!(
+            ReserveError::NoRoomForHeap
+                .to_string()
+                .starts_with("no RAM left free by the reservations"),
+            "{}",
+            ReserveError::NoRoomForHeap
+        );
+        assert_eq!(
+            ReserveError::TooManyRanges.to_string(),
+            "the reservations split RAM into more than 64 ranges"
+        );
     }
 
     #[test]

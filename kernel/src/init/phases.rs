@@ -210,7 +210,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         .unwrap_or_default();
     let map_range = efi.filter(|_| efi_map.is_some()).and_then(|h| h.map_range());
     let reserved = reserve::reserve_efi(&info.dt, image, info.dtb, HEAP_SIZE, map_range, &kept)
-        .unwrap_or_else(|e| panic!("cannot set RAM aside for the kernel: {e:?}"));
+        .unwrap_or_else(|e| panic!("cannot set RAM aside for the kernel: {e}"));
     // SAFETY: the heap is free RAM (inside a /memory range, so linear-mapped,
     // and reserved so the frame allocator never hands it out).
     unsafe { frames::init_heap(reserved.heap) };

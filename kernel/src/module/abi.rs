@@ -432,7 +432,7 @@ pub struct Leftovers {
 }
 
 /// Unregisters the commands and tests of module `owner`; how many there
-/// were. Alone for a faulted module (whose memory stays), within [`forget`]
+/// were. Alone for a faulted module (whose memory stays until `rmmod`), within [`forget`]
 /// for one being unloaded.
 pub fn forget_registrations(owner: u64) -> usize {
     USAGES.lock().retain(|(_, o, _)| *o != owner);

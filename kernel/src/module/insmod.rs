@@ -185,7 +185,7 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
         let Ok(code) = (unsafe { call(base, init, [0, 0]) }).map(|x0| x0 as i32) else {
             // `call` marked it faulted: it stays listed, holding what it took.
             return Err(alloc::format!(
-                "{name}: init_module faulted; it stays loaded, marked faulted (see lsmod -v)"
+                "{name}: init_module faulted; it stays loaded, marked faulted (see lsmod -v; rmmod {name} removes it without running its code)"
             ));
         };
         if code != 0 {
@@ -278,32 +278,42 @@ fn unload(m: &Loaded) -> Option<String> {
     })
 }
 
-/// Runs `exit_module` and removes module `name`, freeing all it took; a note
-/// if the module left something behind.
-pub fn rmmod(name: &str) -> Result<Option<String>, String> {
+/// Runs `exit_module` and removes module `name`, freeing all it took; the
+/// lines to print (none if all went as it should).
+///
+/// A faulted module is removed without running its `exit_module`: its code
+/// is not trusted to run again. Nothing the kernel keeps points into it
+/// once it is gone: its commands and tests went when it faulted, `unload`
+/// takes back its heap blocks and usages and unmaps its pages (tables and
+/// veneers with them), and its record (the fault's description, its
+/// symbols, the debug record's entry) goes with its place in the list. The
+/// frames its fault abandoned were never resumed and hold nothing of the
+/// heap (`arch::recovery`), so this is all it had: faults cost nothing
+/// that outlives `rmmod`, however many there are.
+pub fn rmmod(name: &str) -> Result<Vec<String>, String> {
     let name = module_name(name)?;
     let list = MODULES.lock();
     let m = list
         .iter()
         .find(|m| m.name == name)
         .ok_or_else(|| alloc::format!("{name} is not loaded"))?;
-    if let Some(fault) = &m.faulted {
-        return Err(alloc::format!(
-            "{name} faulted ({fault}): it stays, holding {} pages (see lsmod -v), since nothing it left half-done can be trusted to be undone",
-            m.pages
-        ));
-    }
     let (base, exit) = (m.base, m.exit);
+    let faulted = m.faulted.as_ref().map(|fault| {
+        alloc::format!(
+            "rmmod: {name} had faulted ({fault}): exit_module not run, since its code is not trusted to run again; its {} pages, tables, {} veneer(s) and records freed",
+            m.pages, m.plt
+        )
+    });
     drop(list);
     // It stays listed while `exit_module` runs, as while `init_module` does:
     // if exit faults, `contain` finds the module and marks it faulted, so its
     // frames, mapping and heap blocks stay accounted for and its addresses
-    // stay taken.
-    if let Some(exit) = exit {
+    // stay taken (until an `rmmod` of the faulted module).
+    if let (None, Some(exit)) = (&faulted, exit) {
         // SAFETY: the module's `extern "C" fn()`, still mapped.
         if unsafe { call(base, exit, [0, 0]) }.is_err() {
             return Err(alloc::format!(
-                "{name}: exit_module faulted; it stays, marked faulted (see lsmod -v)"
+                "{name}: exit_module faulted; it stays, marked faulted (see lsmod -v; rmmod {name} again removes it without running its code)"
             ));
         }
     }
@@ -315,8 +325,9 @@ pub fn rmmod(name: &str) -> Result<Option<String>, String> {
     let m = list.remove(i);
     drop(list);
     let note = unload(&m);
+    drop(m);
     publish();
-    Ok(note)
+    Ok(faulted.into_iter().chain(note).collect())
 }
 
 /// Tells the debug record which modules are loaded, and where each of their
@@ -442,7 +453,8 @@ fn veneer_line(at: u64) -> String {
 static LEAKED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// After a contained fault in module `base`: marks it faulted and takes its
-/// commands and tests away; its memory stays. `leaked` heap bytes were left
+/// commands and tests away; its memory stays until `rmmod` (which runs none
+/// of its code). `leaked` heap bytes were left
 /// by the abandoned frames. The line to print.
 pub fn contain(fault: &crate::arch::recovery::Fault, leaked: u64) -> String {
     LEAKED.fetch_add(leaked, core::sync::atomic::Ordering::Relaxed);
@@ -466,7 +478,7 @@ pub fn contain(fault: &crate::arch::recovery::Fault, leaked: u64) -> String {
         Kind::Watchdog { ms } => alloc::format!("watchdog: no return after {ms} ms at {at}"),
     };
     let line = alloc::format!(
-        "module {} faulted: {what}; {registrations} command(s)/test(s) taken away, {} pages kept, {leaked} bytes of kernel heap left by the abandoned frames",
+        "module {} faulted: {what}; {registrations} command(s)/test(s) taken away, {} pages kept until rmmod, {leaked} bytes of kernel heap left by the abandoned frames",
         m.name,
         m.pages
     );

@@ -98,8 +98,7 @@ fn execute(cx: &Context, line: &str) {
             }
         }
         Ok(Command::Rmmod(name)) => match insmod::rmmod(name) {
-            Ok(Some(note)) => println!("{note}"),
-            Ok(None) => {}
+            Ok(notes) => notes.iter().for_each(|n| println!("{n}")),
             Err(e) => println!("error: rmmod {e}"),
         },
         Ok(Command::Lsmod(verbose)) => insmod::lsmod(verbose).iter().for_each(|l| println!("{l}")),

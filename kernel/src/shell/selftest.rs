@@ -67,6 +67,11 @@ const TESTS: &[(&str, Test)] = &[
         "efi_kept_regions_never_reach_the_frame_allocator",
         efi_kept_regions_never_reach_the_frame_allocator,
     ),
+    ("watchdog_never_ends_kernel_code", watchdog_never_ends_kernel_code),
+    (
+        "watchdog_ends_kernel_code_after_its_grace",
+        watchdog_ends_kernel_code_after_its_grace,
+    ),
 ];
 
 /// Whether the kernel has a test called `name` (modules cannot take it).
@@ -639,4 +644,123 @@ fn efi_kept_regions_never_reach_the_frame_allocator(cx: &Context) -> TestResult 
         }
     }
     check(checked > 0, "the map has no kept region inside RAM", 0)
+}
+
+/// The longest watchdog [`watchdog_never_ends_kernel_code`] waits out (it
+/// waits two periods): longer ones skip it.
+const KERNEL_CODE_WATCHDOG_MAX_MS: u64 = 250;
+
+/// Held by [`run_kernel_code_past_the_watchdog`] when the watchdog expires.
+static WATCHDOG_LOCK: crate::arch::lock::Mutex<()> = crate::arch::lock::Mutex::new(());
+
+/// What [`run_kernel_code_past_the_watchdog`] returns when it was not ended.
+const WATCHDOG_SURVIVED: u64 = 0x600d;
+
+/// Waits (by the virtual count) until the timer's count passes `before`;
+/// false if ten watchdog periods go by first.
+fn tick_after(before: u64) -> bool {
+    use crate::arch::{counter, irq};
+    let give_up = counter::now() + counter::frequency() * irq::watchdog_ms() * 10 / 1000;
+    while irq::timer_count() == before {
+        if counter::now() > give_up {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
+
+/// Run as untrusted code: what an export at work for a module looks like to
+/// the watchdog. Runs past the watchdog's period holding a kernel lock, then
+/// past its next look without one; returns [`WATCHDOG_SURVIVED`] unless it
+/// was ended (0 if no interrupt came).
+extern "C" fn run_kernel_code_past_the_watchdog(_: u64, _: u64) -> u64 {
+    use crate::arch::irq;
+    let held = WATCHDOG_LOCK.lock();
+    if !tick_after(irq::timer_count()) {
+        return 0;
+    }
+    drop(held);
+    if !tick_after(irq::timer_count()) {
+        return 0;
+    }
+    WATCHDOG_SURVIVED
+}
+
+/// The watchdog never ends kernel code running for a module (an export):
+/// neither with a kernel lock held (abandoning the holder's frame would
+/// leave the lock held for good) nor without (its frame may hold heap
+/// values), however long it runs; it looks again every 10 ms, and ends the
+/// call only in the module's own code (tests/irqs.rs shows that part). Waits
+/// two watchdog periods, so runs only with `module.watchdog=` at most
+/// 250 ms (tests/irqs.rs runs it with 50).
+fn watchdog_never_ends_kernel_code(_: &Context) -> TestResult {
+    use crate::arch::recovery;
+    use crate::arch::{irq, lock};
+    if !irq::ready() {
+        return skip("no interrupt controller: `irqs` says why");
+    }
+    if !(1..=KERNEL_CODE_WATCHDOG_MAX_MS).contains(&irq::watchdog_ms()) {
+        return skip("waits two watchdog periods: runs with module.watchdog=1..250 only");
+    }
+    let before = irq::timer_count();
+    let at = run_kernel_code_past_the_watchdog as *const () as u64;
+    // SAFETY: a kernel function taking two integer arguments, which returns.
+    let ran = unsafe { recovery::run_untrusted(at, at, [0, 0]) };
+    check(lock::held() == 0, "a kernel lock is left held", lock::held() as u64)?;
+    match ran {
+        Ok(WATCHDOG_SURVIVED) => check(
+            irq::timer_count() >= before + 2,
+            "the watchdog did not look twice",
+            irq::timer_count() - before,
+        ),
+        Ok(_) => Err(fail(
+            "no timer interrupt came in ten watchdog periods",
+            irq::watchdog_ms(),
+        )),
+        Err(fault) => Err(fail("the watchdog ended kernel code running for a module", fault.elr)),
+    }
+}
+
+/// Run as untrusted code: kernel code that never returns (an export a
+/// module keeps busy for good).
+extern "C" fn spin_in_kernel_code(_: u64, _: u64) -> u64 {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Kernel code running for a module is not ended by the watchdog for
+/// `exceptions::KERNEL_CODE_GRACE_MS` past the deadline, and then it is: a
+/// module that spends all its time in exports is still ended. Takes the
+/// grace, so runs only with `module.watchdog=` at most 250 ms.
+fn watchdog_ends_kernel_code_after_its_grace(_: &Context) -> TestResult {
+    use crate::arch::exceptions::KERNEL_CODE_GRACE_MS;
+    use crate::arch::recovery::{self, Kind};
+    use crate::arch::{counter, irq};
+    if !irq::ready() {
+        return skip("no interrupt controller: `irqs` says why");
+    }
+    if !(1..=KERNEL_CODE_WATCHDOG_MAX_MS).contains(&irq::watchdog_ms()) {
+        return skip("waits out the grace: runs with module.watchdog=1..250 only");
+    }
+    let start = counter::now();
+    let at = spin_in_kernel_code as *const () as u64;
+    // SAFETY: a kernel function taking two integer arguments; its frame,
+    // abandoned when the watchdog ends it, holds nothing.
+    let ran = unsafe { recovery::run_untrusted(at, at, [0, 0]) };
+    let ms = (counter::now() - start) * 1000 / counter::frequency();
+    let Err(fault) = ran else {
+        return Err(fail("the endless call returned", 0));
+    };
+    check(
+        matches!(fault.kind, Kind::Watchdog { .. }),
+        "not ended by the watchdog",
+        fault.elr,
+    )?;
+    check(
+        ms >= irq::watchdog_ms() + KERNEL_CODE_GRACE_MS,
+        "ended before the grace was over (ms)",
+        ms,
+    )
 }
