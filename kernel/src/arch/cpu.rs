@@ -36,6 +36,16 @@ pub fn ttbr1_root() -> PhysAddr {
     PhysAddr::new(TTBR1_EL1.get() & 0x0000_ffff_ffff_fffe)
 }
 
+/// TTBR1_EL1 as it is: what a secondary loads to share the kernel tables.
+pub fn ttbr1_raw() -> u64 {
+    TTBR1_EL1.get()
+}
+
+/// Where `splitmap_first_frame` is now (a kernel address).
+pub fn first_frame() -> u64 {
+    splitmap_first_frame as *const () as u64
+}
+
 /// The physical address width the kernel uses: this CPU's
 /// (ID_AA64MMFR0_EL1.PARange), at most 48 bits, as the early code caps
 /// TCR_EL1.IPS (`pi::boot::IPS_MAX`): 52-bit addresses need descriptors

@@ -9,6 +9,7 @@ pub mod esr;
 pub mod extable;
 pub mod idregs;
 pub mod lock;
+pub mod percpu;
 
 #[cfg(kernel_proper)]
 pub mod counter;
@@ -30,5 +31,7 @@ pub mod psci;
 pub mod recovery;
 #[cfg(kernel_proper)]
 pub mod sections;
+#[cfg(kernel_proper)]
+pub mod smp;
 #[cfg(kernel_proper)]
 pub mod timer;

@@ -12,6 +12,8 @@ pub mod dtb;
 pub mod efi;
 pub mod info;
 pub mod power;
+#[cfg(kernel_proper)]
+pub mod smp;
 pub mod reserve;
 
 #[cfg(kernel_proper)]

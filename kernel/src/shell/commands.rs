@@ -72,7 +72,8 @@ pub fn run(cx: Context) -> ! {
     }
 }
 
-fn execute(cx: &Context, line: &str) {
+/// Runs one command line: the shell's, or one `on` posted to this CPU.
+pub fn execute(cx: &Context, line: &str) {
     match parse(line) {
         Ok(Command::Empty) => {}
         Ok(Command::Help(None)) => help(),
@@ -121,6 +122,8 @@ fn execute(cx: &Context, line: &str) {
         Ok(Command::Dmesg) => console::print_boot_log(),
         Ok(Command::Dtb(path)) => dtb(cx, path),
         Ok(Command::Irqs) => irqs(),
+        Ok(Command::Cpus) => super::cpus::cpus(),
+        Ok(Command::On(cpu, command)) => super::cpus::on(cx, cpu, command),
         Ok(Command::Phases) => {
             crate::print!("{}", crate::boot::cost::marks(crate::arch::counter::frequency()));
             match tree::read_again(&cx.kernel.boot) {

@@ -12,6 +12,8 @@ pub mod commands;
 #[cfg(kernel_proper)]
 pub mod context;
 #[cfg(kernel_proper)]
+mod cpus;
+#[cfg(kernel_proper)]
 mod crash;
 #[cfg(kernel_proper)]
 mod explore;
