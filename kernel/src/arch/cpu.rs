@@ -100,14 +100,18 @@ pub fn clean_to_pou(p: *const u8) {
     unsafe { core::arch::asm!("dc cvau, {p}", p = in(reg) p, options(nostack, preserves_flags)) };
 }
 
-/// Discards every instruction-cache line, after the data written as code has
-/// been cleaned with [`clean_to_pou`].
+/// Discards every instruction-cache line of every CPU in the inner
+/// shareable domain (`ic ialluis`: broadcast), after the data written as
+/// code has been cleaned with [`clean_to_pou`]: module code and veneers
+/// written on one CPU may be run on any (`on N CMD`). QEMU models no
+/// instruction cache, so no test can tell this from a local `ic iallu`
+/// (docs/design-notes.md).
 pub fn invalidate_icache() {
     // SAFETY: cache maintenance only.
     unsafe {
         core::arch::asm!(
             "dsb ish",
-            "ic iallu",
+            "ic ialluis",
             "dsb ish",
             "isb",
             options(nostack, preserves_flags)

@@ -142,17 +142,21 @@ const POSTED: u32 = 1;
 const DONE: u32 = 2;
 const CLAIMED: u32 = 3;
 
-/// One CPU's mailbox: a command line posted to it, and whether it ran.
+/// One CPU's mailbox: a command line or a function posted to it, and
+/// whether it ran.
 pub struct Mailbox {
     state: AtomicU32,
     len: AtomicUsize,
     line: UnsafeCell<[u8; LINE_MAX]>,
+    /// A `fn(u64) -> u64` to call instead of a line (0: a line).
+    func: AtomicU64,
+    arg: AtomicU64,
+    result: AtomicU64,
 }
 
 // SAFETY: `line` is written only by the poster that moved `state` from IDLE
-// to CLAIMED (one at a time: a compare-exchange) and read
-// only by its CPU while it is POSTED; the release/acquire on `state` orders
-// the bytes.
+// to CLAIMED (one at a time: a compare-exchange) and read only by its CPU
+// while it is POSTED; the release/acquire on `state` orders the bytes.
 unsafe impl Sync for Mailbox {}
 
 static MAILBOXES: [Mailbox; MAX_CPUS] = [const {
@@ -160,6 +164,9 @@ static MAILBOXES: [Mailbox; MAX_CPUS] = [const {
         state: AtomicU32::new(IDLE),
         len: AtomicUsize::new(0),
         line: UnsafeCell::new([0; LINE_MAX]),
+        func: AtomicU64::new(0),
+        arg: AtomicU64::new(0),
+        result: AtomicU64::new(0),
     }
 }; MAX_CPUS];
 
@@ -175,9 +182,41 @@ pub enum PostError {
     TimedOut,
 }
 
-/// Posts `line` to `cpu`'s mailbox, wakes it, and waits (in `WFE`) until it
-/// has run the line, or until the counter passes `deadline`. The CPU must
-/// be online and serving its mailbox.
+/// Claims `cpu`'s mailbox, lets `fill` write it, and hands it over.
+fn post(cpu: usize, fill: impl FnOnce(&Mailbox)) -> Result<(), PostError> {
+    let mb = &MAILBOXES[cpu];
+    // Claimed first, so two posters never write one mailbox; the CPU looks
+    // only for POSTED, so it never reads one half written.
+    mb.state
+        .compare_exchange(IDLE, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
+        .map_err(|_| PostError::Busy)?;
+    fill(mb);
+    mb.state.store(POSTED, Ordering::Release);
+    wake_all();
+    Ok(())
+}
+
+/// Waits (in `WFE`) until `cpu` has done what was posted to it, or until
+/// the counter passes `deadline`; what a posted function returned.
+///
+/// # Errors
+/// [`PostError::TimedOut`].
+pub fn wait_done(cpu: usize, deadline: u64) -> Result<u64, PostError> {
+    let mb = &MAILBOXES[cpu];
+    while mb.state.load(Ordering::Acquire) != DONE {
+        if super::counter::now() > deadline {
+            return Err(PostError::TimedOut);
+        }
+        wait_for_event();
+    }
+    let result = mb.result.load(Ordering::Relaxed);
+    mb.state.store(IDLE, Ordering::Release);
+    Ok(result)
+}
+
+/// Posts `line` to `cpu`'s mailbox, wakes it, and waits until it has run
+/// the line (see [`wait_done`]). The CPU must be online and serving its
+/// mailbox.
 ///
 /// # Errors
 /// [`PostError`]: nothing was posted, or no answer came in time.
@@ -186,43 +225,56 @@ pub fn post_and_wait(cpu: usize, line: &str, deadline: u64) -> Result<(), PostEr
     if bytes.len() > LINE_MAX {
         return Err(PostError::TooLong);
     }
-    let mb = &MAILBOXES[cpu];
-    // Claimed first, so two posters never write one line; the CPU looks
-    // only for POSTED, so it never reads a line half written.
-    mb.state
-        .compare_exchange(IDLE, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
-        .map_err(|_| PostError::Busy)?;
-    // SAFETY: claimed above: nobody else writes `line`, and the CPU reads it
-    // only after the release store of POSTED below.
-    unsafe { (&mut *mb.line.get())[..bytes.len()].copy_from_slice(bytes) };
-    mb.len.store(bytes.len(), Ordering::Relaxed);
-    mb.state.store(POSTED, Ordering::Release);
-    wake_all();
-    while mb.state.load(Ordering::Acquire) != DONE {
-        if super::counter::now() > deadline {
-            return Err(PostError::TimedOut);
-        }
-        wait_for_event();
-    }
-    mb.state.store(IDLE, Ordering::Release);
-    Ok(())
+    post(cpu, |mb| {
+        // SAFETY: claimed by `post`: nobody else writes `line`, and the CPU
+        // reads it only after the release store of POSTED.
+        unsafe { (&mut *mb.line.get())[..bytes.len()].copy_from_slice(bytes) };
+        mb.len.store(bytes.len(), Ordering::Relaxed);
+        mb.func.store(0, Ordering::Relaxed);
+    })?;
+    wait_done(cpu, deadline).map(|_| ())
 }
 
-/// Serves this CPU's mailbox forever: waits for a line, runs it with `run`,
-/// says it is done.
+/// Posts a call of `f(arg)` to `cpu` and returns at once: [`wait_done`]
+/// collects its result. For the in-kernel tests, which need CPUs working
+/// at the same time.
+///
+/// # Errors
+/// [`PostError::Busy`].
+pub fn post_call(cpu: usize, f: fn(u64) -> u64, arg: u64) -> Result<(), PostError> {
+    post(cpu, |mb| {
+        mb.func.store(f as usize as u64, Ordering::Relaxed);
+        mb.arg.store(arg, Ordering::Relaxed);
+    })
+}
+
+/// Serves this CPU's mailbox forever: waits for a line (or a function),
+/// runs it with `run` (or calls it), says it is done.
 pub fn serve(cpu: usize, mut run: impl FnMut(&str)) -> ! {
     let mb = &MAILBOXES[cpu];
     loop {
         while mb.state.load(Ordering::Acquire) != POSTED {
             wait_for_event();
         }
-        let len = mb.len.load(Ordering::Relaxed).min(LINE_MAX);
-        let mut copy = [0u8; LINE_MAX];
-        // SAFETY: POSTED: the poster wrote the line before its release store
-        // and does not write it again until DONE.
-        copy[..len].copy_from_slice(unsafe { &(&*mb.line.get())[..len] });
-        // The poster checked it was a `str`; bytes copied whole.
-        run(core::str::from_utf8(&copy[..len]).unwrap_or(""));
+        let result = match mb.func.load(Ordering::Relaxed) {
+            0 => {
+                let len = mb.len.load(Ordering::Relaxed).min(LINE_MAX);
+                let mut copy = [0u8; LINE_MAX];
+                // SAFETY: POSTED: the poster wrote the line before its
+                // release store and does not write it again until DONE.
+                copy[..len].copy_from_slice(unsafe { &(&*mb.line.get())[..len] });
+                // The poster's line was a `str`, copied whole.
+                run(core::str::from_utf8(&copy[..len]).unwrap_or(""));
+                0
+            }
+            f => {
+                // SAFETY: `post_call` stored a `fn(u64) -> u64` of the image
+                // as it runs now (nothing moves it after boot).
+                let f: fn(u64) -> u64 = unsafe { core::mem::transmute(f as usize) };
+                f(mb.arg.load(Ordering::Relaxed))
+            }
+        };
+        mb.result.store(result, Ordering::Relaxed);
         mb.state.store(DONE, Ordering::Release);
         wake_all();
     }

@@ -37,6 +37,10 @@ pub fn on(cx: &Context, n: usize, command: &str) {
         super::commands::execute(cx, command);
         return;
     }
+    if n == 0 {
+        println!("error: cpu 0 runs the shell and takes no commands from `on`; type the command itself");
+        return;
+    }
     let table = crate::boot::smp::cpus();
     let Some(Some(cpu)) = table.get(n) else {
         println!("error: no cpu {n}; `cpus` lists the CPUs");

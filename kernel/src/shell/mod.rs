@@ -19,3 +19,5 @@ mod crash;
 mod explore;
 #[cfg(kernel_proper)]
 pub mod selftest;
+#[cfg(kernel_proper)]
+mod smptest;
