@@ -97,8 +97,14 @@ fn one_cpu_is_the_default_and_on_refuses_cpus_that_are_not_there() {
     assert_eq!(cpus.len(), 1, "{out}");
     assert_eq!(cpus[0].state, "online");
     assert!(output(&out, "on 1 cpus").starts_with("error: no cpu 1; "), "{out}");
-    assert!(output(&out, "on 0 va2pa 0xffff000000201000").contains("region=linear"), "{out}");
-    assert!(output(&out, "on 1").starts_with("error: usage: on CPU COMMAND"), "{out}");
+    assert!(
+        output(&out, "on 0 va2pa 0xffff000000201000").contains("region=linear"),
+        "{out}"
+    );
+    assert!(
+        output(&out, "on 1").starts_with("error: usage: on CPU COMMAND"),
+        "{out}"
+    );
 }
 
 /// The in-kernel suite passes on a secondary, and the SMP tests pass.
@@ -116,7 +122,10 @@ fn the_in_kernel_tests_pass_on_a_secondary() {
 /// `maxcpus=2`: two CPUs up, the others offline and saying why.
 #[test]
 fn maxcpus_leaves_the_rest_offline_by_name() {
-    let out = session(&["--smp", "4", "--append", "maxcpus=2"], &["cpus", "on 2 cpus", "on 1 cpus"]);
+    let out = session(
+        &["--smp", "4", "--append", "maxcpus=2"],
+        &["cpus", "on 2 cpus", "on 1 cpus"],
+    );
     let cpus = cpus(&out);
     let states: Vec<_> = cpus.iter().map(|c| (c.state.as_str(), c.why.as_deref())).collect();
     assert_eq!(
@@ -146,8 +155,14 @@ fn secondaries_start_at_any_load_address_and_granule() {
     ] {
         let out = session(options, &["cpus", "on 1 va2pa 0xffff000000201000"]);
         let cpus = cpus(&out);
-        assert!(cpus.iter().all(|c| c.state == "online") && cpus.len() == 2, "{options:?}\n{out}");
-        assert!(output(&out, "on 1 va2pa 0xffff000000201000").contains("region=linear"), "{out}");
+        assert!(
+            cpus.iter().all(|c| c.state == "online") && cpus.len() == 2,
+            "{options:?}\n{out}"
+        );
+        assert!(
+            output(&out, "on 1 va2pa 0xffff000000201000").contains("region=linear"),
+            "{out}"
+        );
     }
 }
 
@@ -157,7 +172,15 @@ fn secondaries_start_at_any_load_address_and_granule() {
 fn module_code_runs_and_faults_contained_on_a_secondary() {
     let out = session(
         &["--smp", "4", "--append", "module.region=far"],
-        &["insmod hello", "on 3 hello", "hello", "insmod faulty", "on 2 faulty null", "lsmod", "on 2 cpus"],
+        &[
+            "insmod hello",
+            "on 3 hello",
+            "hello",
+            "insmod faulty",
+            "on 2 faulty null",
+            "lsmod",
+            "on 2 cpus",
+        ],
     );
     assert_eq!(output(&out, "on 3 hello"), "hello: hello from a module\n", "{out}");
     assert_eq!(output(&out, "on 3 hello"), output(&out, "hello"), "{out}");
@@ -242,8 +265,124 @@ fn bad_cpu_nodes_are_named_and_skipped() {
     let seen: Vec<_> = cpus.iter().map(|c| (c.mpidr, c.state.as_str())).collect();
     assert_eq!(seen, [(0, "online"), (2, "online"), (5, "failed")], "{out}");
     assert!(
-        cpus[2].why.as_deref().is_some_and(|w| w.starts_with("PSCI CPU_ON refused it")),
+        cpus[2]
+            .why
+            .as_deref()
+            .is_some_and(|w| w.starts_with("PSCI CPU_ON refused it")),
         "{out}"
     );
-    assert!(output(&out, "on 1 va2pa 0xffff000000201000").contains("region=linear"), "{out}");
+    assert!(
+        output(&out, "on 1 va2pa 0xffff000000201000").contains("region=linear"),
+        "{out}"
+    );
+}
+
+/// The unmap test can fail: a kernel built with the test-only feature
+/// `local-tlbi` invalidates TLBs after an unmap on its own CPU only
+/// (`tlbi vmalle1`), and QEMU keeps a TLB per virtual CPU, so the other
+/// CPUs still read the page and `smp_an_unmap_is_seen_by_every_cpu` says
+/// so. (The same test passes on the real kernel: the test above.)
+#[test]
+fn a_local_only_tlb_invalidation_is_caught() {
+    use splitmap::qemu::{self, Artifacts, Boot, Console};
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = workspace.join("target").join("local-tlbi");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = splitmap::kbuild::cargo_build(
+        std::path::Path::new(&cargo),
+        workspace,
+        &dir,
+        "splitmap-kernel",
+        &["local-tlbi"],
+        &[],
+    )
+    .unwrap();
+    let image = splitmap::kbuild::kernel_image(&built.executable("splitmap-kernel").unwrap()).unwrap();
+    let image_path = dir.join("Image");
+    std::fs::write(&image_path, image).unwrap();
+    let artifacts = Artifacts {
+        image: image_path,
+        ..Artifacts::built()
+    };
+    let boot = Boot {
+        smp: 4,
+        console: Console::Piped,
+        ..Boot::default()
+    };
+    let lines = ["test smp_an_unmap".to_string(), "poweroff".to_string()];
+    let command = qemu::command(&qemu::qemu_args(&boot, &artifacts));
+    let transcript = splitmap::session::run(command, &lines, std::time::Duration::from_secs(60), |_| {}).unwrap();
+    let out = transcript.output.replace('\r', "");
+    assert!(
+        out.contains(
+            "# smp_an_unmap_is_seen_by_every_cpu: a CPU still reads an unmapped page: its TLB was not invalidated"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("not ok 1 smp_an_unmap_is_seen_by_every_cpu"), "{out}");
+}
+
+/// `layout` shows each other CPU's stack above its guard; a CPU left off
+/// has its slot, unmapped.
+#[test]
+fn layout_shows_every_cpus_stack_and_guard() {
+    let out = session(&["--smp", "3", "--append", "maxcpus=2"], &["layout"]);
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} row in\n{out}"))
+            .to_string()
+    };
+    assert!(row("stack.1").contains("prot=rw-"), "{out}");
+    assert!(row("guard.1").contains("prot=---"), "{out}");
+    assert!(row("stack.2").contains("prot=---"), "offline: nothing mapped\n{out}");
+    assert!(!out.contains("stack.3"), "{out}");
+}
+
+/// The Pi's CPUs wait in QEMU's firmware stub on spin-table release words:
+/// written, cleaned to PoC and `SEV`d, they come up; `--smp` is maxcpus.
+#[test]
+fn the_pis_cpus_come_up_through_the_spin_table() {
+    let out = session(
+        &["--machine", "raspi3b", "--smp", "3"],
+        &["cpus", "on 2 va2pa 0xffff000000201000", "va2pa 0xffff000000201000"],
+    );
+    let cpus = cpus(&out);
+    let states: Vec<_> = cpus.iter().map(|c| (c.state.as_str(), c.why.as_deref())).collect();
+    assert_eq!(
+        states,
+        [
+            ("online", None),
+            ("online", None),
+            ("online", None),
+            ("offline", Some("maxcpus=3"))
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        output(&out, "on 2 va2pa 0xffff000000201000"),
+        output(&out, "va2pa 0xffff000000201000")
+    );
+}
+
+/// A secondary that runs its stack out hits its own guard, and the report
+/// says which CPU.
+#[test]
+fn a_stack_overflow_on_a_secondary_hits_its_own_guard() {
+    let run = splitmap(&[
+        "run",
+        "--timeout",
+        "60",
+        "--smp",
+        "3",
+        "--cmd",
+        "on 2 crash stack-overflow",
+    ]);
+    assert!(!run.success, "{}", run.stdout);
+    assert!(run.stdout.contains("kernel stack overflow: FAR="), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("kernel panic: cpu=2 kernel stack overflow"),
+        "{}",
+        run.stdout
+    );
 }

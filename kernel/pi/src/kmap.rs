@@ -323,7 +323,12 @@ mod tests {
         assert_eq!(Some(zero.stack), row("stack").window());
         for cpu in 1..8 {
             let (below, slot) = (stack_slot(cpu - 1), stack_slot(cpu));
-            assert_eq!(slot.guard.0, below.stack.1, "cpu {cpu}'s guard sits right above cpu {}'s stack", cpu - 1);
+            assert_eq!(
+                slot.guard.0,
+                below.stack.1,
+                "cpu {cpu}'s guard sits right above cpu {}'s stack",
+                cpu - 1
+            );
             assert_eq!(slot.guard.1, slot.stack.0);
             assert_eq!(slot.stack.1 - slot.stack.0, KERNEL_STACK_SIZE);
             assert!(slot.guard.1 - slot.guard.0 >= PAGE_SIZE);

@@ -77,8 +77,10 @@ pub fn park() -> ! {
     }
 }
 
-/// Invalidates every TLB entry of this translation regime, after removing
-/// mappings.
+/// Invalidates every TLB entry of this translation regime on every CPU of
+/// the inner shareable domain (`tlbi vmalle1is`, `dsb ish`: broadcast, so a
+/// secondary's TLB drops a mapping CPU 0 removed), after removing mappings.
+#[cfg(not(feature = "local-tlbi"))]
 pub fn flush_tlb() {
     // SAFETY: TLB invalidation has no memory-safety preconditions.
     unsafe {
@@ -86,6 +88,22 @@ pub fn flush_tlb() {
             "dsb ishst",
             "tlbi vmalle1is",
             "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// The test-only local variant (feature `local-tlbi`): other CPUs keep
+/// what their TLBs hold, which `smp_an_unmap_is_seen_by_every_cpu` catches.
+#[cfg(feature = "local-tlbi")]
+pub fn flush_tlb() {
+    // SAFETY: TLB invalidation has no memory-safety preconditions.
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi vmalle1",
+            "dsb nsh",
             "isb",
             options(nostack, preserves_flags)
         )

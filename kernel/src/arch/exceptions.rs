@@ -20,8 +20,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, Readable, VBAR_EL1, Writeable};
 
 use super::esr::{Syndrome, VECTOR_NAMES, class, class_name};
-use super::recovery::{self, Fault, Kind, NotContained};
 use super::percpu::{self, MAX_CPUS};
+use super::recovery::{self, Fault, Kind, NotContained};
 use super::{extable, sections};
 
 /// Registers saved by the vector stub.

@@ -361,7 +361,8 @@ mod tests {
         assert_eq!(run("maxcpus=2").0.maxcpus, Some(2));
         assert!(run("maxcpus=2").0.to_string().ends_with(" maxcpus=2"));
         for bad in ["0", "9", "two", ""] {
-            let (args, issues) = run(&format!("maxcpus={bad}"));
+            let line = format!("maxcpus={bad}");
+            let (args, issues) = run(&line);
             assert_eq!(args.maxcpus, None, "{bad}");
             assert_eq!(
                 issues,

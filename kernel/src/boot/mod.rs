@@ -12,9 +12,9 @@ pub mod dtb;
 pub mod efi;
 pub mod info;
 pub mod power;
+pub mod reserve;
 #[cfg(kernel_proper)]
 pub mod smp;
-pub mod reserve;
 
 #[cfg(kernel_proper)]
 pub mod gic;

@@ -149,7 +149,10 @@ pub fn start_secondaries(tree: &Cpus<'_>, maxcpus: Option<usize>, idle: extern "
     for c in tree.usable().filter(|c| c.mpidr != me) {
         n += 1;
         if n >= MAX_CPUS {
-            warn!("cpu node {}: the kernel starts at most {MAX_CPUS} CPUs; skipped", Text(c.name));
+            warn!(
+                "cpu node {}: the kernel starts at most {MAX_CPUS} CPUs; skipped",
+                Text(c.name)
+            );
             continue;
         }
         let stack = kmap::stack_slot(n).stack;
@@ -165,7 +168,11 @@ pub fn start_secondaries(tree: &Cpus<'_>, maxcpus: Option<usize>, idle: extern "
             match start(n, c.mpidr, c.method) {
                 Ok(()) => info.state = State::Online,
                 Err(why) => {
-                    warn!("cpu {n} ({}, mpidr {:#x}): {why}; going on without it", Text(c.name), c.mpidr);
+                    warn!(
+                        "cpu {n} ({}, mpidr {:#x}): {why}; going on without it",
+                        Text(c.name),
+                        c.mpidr
+                    );
                     info.state = State::Failed;
                     info.why = Some(why);
                 }
@@ -200,7 +207,10 @@ fn start(n: usize, mpidr: u64, method: EnableMethod) -> Result<(), Why> {
     smp::clean_to_poc(record_va, core::mem::size_of::<smp::BootRecord>() as u64);
     let record_pa = pi::addr::KimgVirt::new(record_va).to_phys().raw();
     let entry = smp::entry_pa();
-    debug!("cpu {n}: mpidr {mpidr:#x}, entry pa={entry:#x}, record pa={record_pa:#x}, stack {:#x}-{:#x}", slot.stack.0, slot.stack.1);
+    debug!(
+        "cpu {n}: mpidr {mpidr:#x}, entry pa={entry:#x}, record pa={record_pa:#x}, stack {:#x}-{:#x}",
+        slot.stack.0, slot.stack.1
+    );
     match method {
         EnableMethod::Psci => psci::cpu_on(mpidr, entry, record_pa).map_err(Why::CpuOn)?,
         EnableMethod::SpinTable(release) => {

@@ -257,6 +257,11 @@ fn layout(cx: &Context) {
     for area in &areas {
         rows.push(row(&area.name, area.va.start, area.va.end, Some(area.pa)));
     }
+    // Each other CPU's stack and guard: the template rows' slot N.
+    let slots = super::cpus::stack_rows();
+    for (name, (start, end)) in &slots {
+        rows.push(row(name, *start, *end, None));
+    }
     // Lowest address first, a window before what it holds.
     rows.sort_by_key(|r| (r.va.0, core::cmp::Reverse(r.va.1)));
     for r in &rows {

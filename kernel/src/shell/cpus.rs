@@ -29,6 +29,20 @@ pub fn cpus() {
     }
 }
 
+/// `guard.N` and `stack.N` with their windows, for every numbered CPU but
+/// CPU 0 (whose are the `guard` and `stack` rows themselves).
+pub fn stack_rows() -> alloc::vec::Vec<(alloc::string::String, (u64, u64))> {
+    let mut rows = alloc::vec::Vec::new();
+    for (n, c) in crate::boot::smp::cpus().iter().enumerate().skip(1) {
+        if c.is_some() {
+            let slot = pi::kmap::stack_slot(n);
+            rows.push((alloc::format!("guard.{n}"), slot.guard));
+            rows.push((alloc::format!("stack.{n}"), slot.stack));
+        }
+    }
+    rows
+}
+
 /// Runs `command` on CPU `n`: here if that is this CPU, else through its
 /// mailbox, waiting until it is done. Its output is its own `println!`s,
 /// through the same console.

@@ -14,7 +14,7 @@ use crate::arch::{cpu, exceptions, peek, sections};
 use crate::boot::reserve::frames_below;
 use crate::console::Console;
 use crate::mm::tables;
-use crate::mm::{frames, linear, rodata, stack};
+use crate::mm::{frames, linear, rodata};
 use crate::module::{abi, insmod};
 
 type Test = fn(&Context) -> TestResult;
@@ -370,7 +370,9 @@ fn exception_entry_keeps_sp_aligned(_: &Context) -> TestResult {
     // boot gave it (its record's first SP).
     let top = match crate::arch::percpu::id() {
         0 => sections::boot_stack().end,
-        n => crate::arch::smp::RECORDS[n].sp.load(core::sync::atomic::Ordering::SeqCst),
+        n => crate::arch::smp::RECORDS[n]
+            .sp
+            .load(core::sync::atomic::Ordering::SeqCst),
     };
     type Probe = fn(u64) -> Result<u64, Syndrome>;
     let probes: [(usize, Probe); 2] = [(0, peek::peek64), (4, peek::peek_on_sp_el1)];

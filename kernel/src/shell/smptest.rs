@@ -136,7 +136,7 @@ fn translate(va: u64) -> u64 {
 pub fn smp_every_cpu_walks_to_the_same_pa(cx: &Context) -> TestResult {
     needs_secondaries()?;
     let linear = cx.kernel.image.start.to_linear().raw() + 0x123;
-    let text = translate as usize as u64;
+    let text = translate as *const () as u64;
     for va in [linear, text] {
         let here = translate(va);
         check(here != u64::MAX, "the address does not translate here", va)?;
@@ -185,14 +185,24 @@ pub fn smp_an_unmap_is_seen_by_every_cpu(_: &Context) -> TestResult {
     // SAFETY: the frame is ours (just allocated) and linear-mapped rw.
     unsafe { frame.to_linear().as_ptr::<u64>().write_volatile(pattern) };
     let result = (|| {
-        tables::map(va, frame, PAGE_SIZE, pgtable::Attrs::DATA, pgtable::Granularity::PagesOnly)
-            .map_err(|_| fail("cannot map the test page", va))?;
+        tables::map(
+            va,
+            frame,
+            PAGE_SIZE,
+            pgtable::Attrs::DATA,
+            pgtable::Granularity::PagesOnly,
+        )
+        .map_err(|_| fail("cannot map the test page", va))?;
         for r in on_all(peek_at, va)?.into_iter().flatten() {
             check(r == pattern, "a CPU does not read the mapped page", r)?;
         }
         tables::unmap(va, PAGE_SIZE).map_err(|_| fail("cannot unmap the test page", va))?;
         for r in on_all(peek_at, va)?.into_iter().flatten() {
-            check(r == u64::MAX, "a CPU still reads an unmapped page: its TLB was not invalidated", r)?;
+            check(
+                r == u64::MAX,
+                "a CPU still reads an unmapped page: its TLB was not invalidated",
+                r,
+            )?;
         }
         Ok(())
     })();

@@ -212,7 +212,12 @@ pub fn read<'dt>(blob: &'dt [u8], ram: &RangeList) -> Cpus<'dt> {
 }
 
 /// Whether the node names a CPU the kernel can start, and how.
-fn judge<'dt>(node: &Seen<'dt>, address_cells: u32, ram: &RangeList, so_far: &Cpus<'dt>) -> Result<Cpu<'dt>, Skip<'dt>> {
+fn judge<'dt>(
+    node: &Seen<'dt>,
+    address_cells: u32,
+    ram: &RangeList,
+    so_far: &Cpus<'dt>,
+) -> Result<Cpu<'dt>, Skip<'dt>> {
     let reg = node.reg.ok_or(Skip::NoReg)?;
     if !(1..=2).contains(&address_cells) || reg.len() != 4 * address_cells as usize {
         return Err(Skip::NoReg);
@@ -397,7 +402,9 @@ mod tests {
     fn more_cpus_than_the_kernel_keeps_are_skipped_and_a_bad_tree_lists_none() {
         let regs: Vec<[u32; 1]> = (0..10).map(|i| [i]).collect();
         let names: Vec<String> = (0..10).map(|i| format!("cpu@{i}")).collect();
-        let nodes: Vec<Node<'_>> = (0..10).map(|i| (names[i].as_str(), &regs[i][..], Some("psci"), None)).collect();
+        let nodes: Vec<Node<'_>> = (0..10)
+            .map(|i| (names[i].as_str(), &regs[i][..], Some("psci"), None))
+            .collect();
         let t = tree(1, &nodes);
         let cpus = read(bytes(&t), &ram());
         assert_eq!(cpus.usable().count(), MAX_CPUS);
