@@ -693,6 +693,8 @@ mod tests {
             "dtb",
             "phases",
             "irqs",
+            "cpus",
+            "on 1 cpus",
             "poweroff",
         ];
         for line in lines {
