@@ -219,13 +219,18 @@ fn start(n: usize, mpidr: u64, method: EnableMethod) -> Result<(), Why> {
             spin_table_release(release, entry, record_pa);
         }
     }
-    let deadline = counter::now() + counter::frequency() * REPORT_MS / 1000;
+    let asked = counter::now();
+    let deadline = asked + counter::frequency() * REPORT_MS / 1000;
     while !REPORTED[n].load(Ordering::Acquire) {
         if counter::now() > deadline {
             return Err(Why::NoReport);
         }
         smp::wait_for_event();
     }
+    // What bringing it up cost, from the request to its report (`dmesg`
+    // with loglevel=debug).
+    let us = (counter::now() - asked) * 1_000_000 / counter::frequency().max(1);
+    debug!("cpu {n}: online {us} us after it was started");
     Ok(())
 }
 
