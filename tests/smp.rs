@@ -96,6 +96,9 @@ fn one_cpu_is_the_default_and_on_refuses_cpus_that_are_not_there() {
     let cpus = cpus(&out);
     assert_eq!(cpus.len(), 1, "{out}");
     assert_eq!(cpus[0].state, "online");
+    // QEMU names no enable-method for a lone CPU: the boot CPU needs none,
+    // and nothing is said of it.
+    assert!(!out.contains("cpu node"), "{out}");
     assert!(output(&out, "on 1 cpus").starts_with("error: no cpu 1; "), "{out}");
     assert!(
         output(&out, "on 0 va2pa 0xffff000000201000").contains("region=linear"),

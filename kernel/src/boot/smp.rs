@@ -15,7 +15,7 @@ use log::{debug, warn};
 use pi::kmap::{self, FixedWindow};
 use pi::layout::{KERNEL_STACK_SIZE, PAGE_SIZE};
 
-use super::dtb::cpus::{Cpus, EnableMethod, Text};
+use super::dtb::cpus::{Cpus, EnableMethod, Skip, Text};
 use crate::arch::lock::Mutex;
 use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::{counter, cpu, exceptions, psci, smp};
@@ -137,8 +137,11 @@ pub fn start_secondaries(tree: &Cpus<'_>, maxcpus: Option<usize>, idle: extern "
         why: None,
     });
     for listed in tree.iter() {
-        if let Err(why) = listed.cpu {
-            warn!("cpu node {}: {why}; skipped", Text(listed.name));
+        match listed.cpu {
+            // The boot CPU is running already: it needs no way to start.
+            Err(Skip::NoMethod(mpidr)) if mpidr == me => {}
+            Err(why) => warn!("cpu node {}: {why}; skipped", Text(listed.name)),
+            Ok(_) => {}
         }
     }
     if tree.dropped > 0 {

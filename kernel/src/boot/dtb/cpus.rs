@@ -39,8 +39,9 @@ pub struct Cpu<'dt> {
 pub enum Skip<'dt> {
     /// Its `reg` is missing or not one MPIDR value.
     NoReg,
-    /// No `enable-method` (allowed for the boot CPU only).
-    NoMethod,
+    /// No `enable-method`, for the CPU with this MPIDR (fine for the boot
+    /// CPU, which needs no starting: QEMU `virt` with one CPU names none).
+    NoMethod(u64),
     /// An `enable-method` the kernel does not know.
     UnknownMethod(&'dt [u8]),
     /// `spin-table` without a readable `cpu-release-addr`.
@@ -57,7 +58,7 @@ impl core::fmt::Display for Skip<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Skip::NoReg => f.write_str("its reg is not one MPIDR value"),
-            Skip::NoMethod => f.write_str("it has no enable-method"),
+            Skip::NoMethod(_) => f.write_str("it has no enable-method"),
             Skip::UnknownMethod(m) => write!(f, "enable-method \"{}\" is neither psci nor spin-table", Text(m)),
             Skip::NoReleaseAddr => f.write_str("spin-table without a 64-bit cpu-release-addr"),
             Skip::ReleaseOutsideRam(a) => write!(f, "cpu-release-addr {a:#x} is outside RAM"),
@@ -226,7 +227,7 @@ fn judge<'dt>(
     if so_far.usable().any(|c| c.mpidr == mpidr) {
         return Err(Skip::RepeatedReg(mpidr));
     }
-    let method = match node.method.ok_or(Skip::NoMethod)? {
+    let method = match node.method.ok_or(Skip::NoMethod(mpidr))? {
         b"psci" => EnableMethod::Psci,
         b"spin-table" => {
             let at = node
@@ -388,7 +389,7 @@ mod tests {
                 (b"cpu@3", Err(Skip::RepeatedReg(0))),
                 (b"cpu@4", Err(Skip::NoReleaseAddr)),
                 (b"cpu@5", Err(Skip::NoReg)),
-                (b"cpu@6", Err(Skip::NoMethod)),
+                (b"cpu@6", Err(Skip::NoMethod(6))),
                 (b"cpu@7", Ok(7)),
             ]
         );
