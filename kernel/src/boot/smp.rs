@@ -237,8 +237,14 @@ fn start(n: usize, mpidr: u64, method: EnableMethod) -> Result<(), Why> {
     Ok(())
 }
 
-/// Where a spin-table CPU finds its record: firmware jumps with x0 = 0, so
-/// the entry reads x0 from here when it is 0 (see `spin_table_release`).
+/// Releases a CPU waiting on a spin-table word: its firmware jumps to the
+/// word's value with x0 = 0, so the record's address goes first where the
+/// entry looks when x0 is 0 (`smp::SPIN_TABLE_RECORD`), then the entry's
+/// address into the word; each is cleaned to the point of coherency, since
+/// the waiting CPU reads with its MMU off, and `sev` wakes it from `wfe`.
+/// One at a time: a spin-table CPU that reported in too late to count
+/// could read the next one's record (the boot CPU starts CPUs in turn and
+/// gives each `REPORT_MS`; not guarded further).
 fn spin_table_release(release: pi::addr::PhysAddr, entry: u64, record_pa: u64) {
     smp::SPIN_TABLE_RECORD.store(record_pa, Ordering::SeqCst);
     let word = smp::spin_record_va();
