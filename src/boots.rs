@@ -44,6 +44,14 @@ pub fn boot_of(args: &RunArgs, console: Console) -> Result<(Boot, Vec<String>), 
         gic: shared.gic,
         uefi: None,
     };
+    if machine == Machine::Raspi3b {
+        // QEMU's Pi always has its 4 CPUs: --smp N says how many the
+        // kernel brings up.
+        boot.smp = machine::RASPI3B_SMP;
+        if let Some(n) = shared.smp {
+            boot.append = format!("{} maxcpus={n}", boot.append).trim_start().to_string();
+        }
+    }
     if machine == Machine::Raspi3b && boot.dtb.is_none() {
         // QEMU has no tree for the Pi: ours, with a fresh seed each boot
         // (the one --kaslr-seed gives, none with --nokaslr).

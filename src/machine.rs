@@ -26,6 +26,8 @@ pub const RASPI3B_DTB: &[u8] = include_bytes!("../boot/boards/raspi3b.dtb");
 pub const RASPI3B_MEM: u64 = 1 << 30;
 /// The BCM2837's four cores.
 pub const RASPI3B_SMP: u32 = 4;
+/// The most CPUs `--smp` gives QEMU `virt` (the kernel's `MAX_CPUS`).
+pub const VIRT_MAX_SMP: u32 = 8;
 
 impl Machine {
     /// Reads `--machine`'s value.
@@ -80,7 +82,12 @@ impl Machine {
     /// Which option, and why.
     pub fn check(self, mem: u64, smp: Option<u32>, granule: &str, cpu: Option<&str>) -> Result<(), String> {
         if self == Machine::Virt {
-            return Ok(());
+            return match smp {
+                Some(n) if !(1..=VIRT_MAX_SMP).contains(&n) => Err(format!(
+                    "--smp {n}: the kernel brings up 1 to {VIRT_MAX_SMP} CPUs; say a number in that range"
+                )),
+                _ => Ok(()),
+            };
         }
         if mem != RASPI3B_MEM {
             return Err(format!(
@@ -88,9 +95,9 @@ impl Machine {
                 mem >> 20
             ));
         }
-        if let Some(smp) = smp.filter(|&n| n != RASPI3B_SMP) {
+        if let Some(smp) = smp.filter(|n| !(1..=RASPI3B_SMP).contains(n)) {
             return Err(format!(
-                "--machine raspi3b has {RASPI3B_SMP} CPUs, which QEMU insists on: drop --smp (it is {smp})"
+                "--machine raspi3b has {RASPI3B_SMP} CPUs, which QEMU insists on: --smp takes 1 to {RASPI3B_SMP} there, as maxcpus=N (it is {smp})"
             ));
         }
         if let Some(cpu) = cpu {
@@ -256,6 +263,18 @@ mod tests {
     }
 
     #[test]
+    fn smp_is_one_to_eight_on_virt_and_one_to_four_on_the_pi() {
+        for n in [1, 4, 8] {
+            assert_eq!(Machine::Virt.check(1 << 30, Some(n), "4k", None), Ok(()));
+        }
+        for n in [0, 9] {
+            let e = Machine::Virt.check(1 << 30, Some(n), "4k", None).unwrap_err();
+            assert!(e.contains("1 to 8"), "{e}");
+        }
+        assert_eq!(Machine::Raspi3b.check(1 << 30, Some(2), "4k", None), Ok(()));
+    }
+
+    #[test]
     fn raspi3b_refuses_what_it_cannot_be() {
         let ok = Machine::Raspi3b.check(1 << 30, None, "4k", None);
         assert_eq!(ok, Ok(()));
@@ -264,9 +283,9 @@ mod tests {
         assert!(mem.contains("1 GiB") && mem.contains("2048 MiB"), "{mem}");
         assert!(
             Machine::Raspi3b
-                .check(1 << 30, Some(2), "4k", None)
+                .check(1 << 30, Some(5), "4k", None)
                 .unwrap_err()
-                .contains("drop --smp")
+                .contains("--smp takes 1 to 4")
         );
         assert!(
             Machine::Raspi3b

@@ -76,7 +76,7 @@ struct BootArgs {
     /// RAM size: 512M, 1G, 1536M, 4G, 6G, … (a bare number is MiB, as in QEMU)
     #[arg(long, default_value = "1G", value_parser = size_arg, display_order = 10)]
     mem: String,
-    /// Number of CPUs (only the boot CPU runs for now) [default: 1; 4 on raspi3b]
+    /// CPUs: 1-8 on virt [default: 1]; on raspi3b QEMU always has 4 and this becomes maxcpus=N
     #[arg(long, display_order = 11)]
     smp: Option<u32>,
     /// KASLR seed for reproducible experiments (adds kaslr.seed=0xHEX).

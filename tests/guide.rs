@@ -132,7 +132,7 @@ fn every_exercise_answer_is_what_the_kernel_prints() {
         .filter(|p| p.file_name().unwrap() != "README.md" && p.extension().is_some_and(|e| e == "md"))
         .collect();
     chapters.sort();
-    assert_eq!(chapters.len(), 11, "{chapters:?}");
+    assert_eq!(chapters.len(), 12, "{chapters:?}");
     let mut all = Vec::new();
     for chapter in &chapters {
         let name = chapter.file_name().unwrap().to_str().unwrap();

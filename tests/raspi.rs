@@ -153,7 +153,7 @@ fn what_the_board_cannot_be_is_refused_by_name() {
             "--granule 16k: the Raspberry Pi 3's Cortex-A53 has no 16 KiB granule",
         ),
         (&["--mem", "2G"], "--machine raspi3b has 1 GiB of RAM"),
-        (&["--smp", "2"], "--machine raspi3b has 4 CPUs"),
+        (&["--smp", "5"], "--machine raspi3b has 4 CPUs"),
         (&["--cpu", "max"], "drop --cpu"),
     ];
     for (options, says) in rows {

@@ -150,6 +150,32 @@ pub static KERNEL_MAP: &[KernelRegion] = &[
 /// The kernel stack's first address: the top half of the first stack slot.
 const STACK_START: u64 = STACKS_VADDR + STACK_SLOT - KERNEL_STACK_SIZE;
 
+/// One CPU's stack slot: its unmapped guard and, above it, its kernel stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackSlot {
+    /// `[start, end)` of the guard.
+    pub guard: (u64, u64),
+    /// `[start, end)` of the stack.
+    pub stack: (u64, u64),
+}
+
+/// CPU `cpu`'s stack slot. The `guard` and `stack` rows are the template,
+/// and CPU 0's own; CPU N's (`guard.N`, `stack.N`) are the same rows
+/// `N * STACK_SLOT` higher, mapped as the `stack` row says.
+pub const fn stack_slot(cpu: usize) -> StackSlot {
+    let (Some(guard), Some(stack)) = (row("guard").window(), row("stack").window()) else {
+        panic!("the stack rows have fixed windows")
+    };
+    let up = cpu as u64 * STACK_SLOT;
+    StackSlot {
+        guard: (guard.0 + up, guard.1 + up),
+        stack: (stack.0 + up, stack.1 + up),
+    }
+}
+
+// Every CPU's slot fits the stack area.
+const _: () = assert!(crate::layout::STACK_SLOT * 8 <= crate::layout::STACKS_SIZE);
+
 /// The row named `name`. In a `const` block a missing name fails the build.
 pub const fn row(name: &str) -> &'static KernelRegion {
     let mut i = 0;
@@ -288,6 +314,25 @@ mod tests {
             assert_eq!(find(r.name), Some(r));
         }
         assert_eq!(find("hello:text"), None);
+    }
+
+    #[test]
+    fn stack_slots_follow_the_template_rows_without_overlap() {
+        let zero = stack_slot(0);
+        assert_eq!(Some(zero.guard), row("guard").window());
+        assert_eq!(Some(zero.stack), row("stack").window());
+        for cpu in 1..8 {
+            let (below, slot) = (stack_slot(cpu - 1), stack_slot(cpu));
+            assert_eq!(
+                slot.guard.0,
+                below.stack.1,
+                "cpu {cpu}'s guard sits right above cpu {}'s stack",
+                cpu - 1
+            );
+            assert_eq!(slot.guard.1, slot.stack.0);
+            assert_eq!(slot.stack.1 - slot.stack.0, KERNEL_STACK_SIZE);
+            assert!(slot.guard.1 - slot.guard.0 >= PAGE_SIZE);
+        }
     }
 
     #[test]

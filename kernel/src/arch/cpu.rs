@@ -36,6 +36,16 @@ pub fn ttbr1_root() -> PhysAddr {
     PhysAddr::new(TTBR1_EL1.get() & 0x0000_ffff_ffff_fffe)
 }
 
+/// TTBR1_EL1 as it is: what a secondary loads to share the kernel tables.
+pub fn ttbr1_raw() -> u64 {
+    TTBR1_EL1.get()
+}
+
+/// Where `splitmap_first_frame` is now (a kernel address).
+pub fn first_frame() -> u64 {
+    splitmap_first_frame as *const () as u64
+}
+
 /// The physical address width the kernel uses: this CPU's
 /// (ID_AA64MMFR0_EL1.PARange), at most 48 bits, as the early code caps
 /// TCR_EL1.IPS (`pi::boot::IPS_MAX`): 52-bit addresses need descriptors
@@ -67,8 +77,10 @@ pub fn park() -> ! {
     }
 }
 
-/// Invalidates every TLB entry of this translation regime, after removing
-/// mappings.
+/// Invalidates every TLB entry of this translation regime on every CPU of
+/// the inner shareable domain (`tlbi vmalle1is`, `dsb ish`: broadcast, so a
+/// secondary's TLB drops a mapping CPU 0 removed), after removing mappings.
+#[cfg(not(feature = "local-tlbi"))]
 pub fn flush_tlb() {
     // SAFETY: TLB invalidation has no memory-safety preconditions.
     unsafe {
@@ -76,6 +88,22 @@ pub fn flush_tlb() {
             "dsb ishst",
             "tlbi vmalle1is",
             "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// The test-only local variant (feature `local-tlbi`): other CPUs keep
+/// what their TLBs hold, which `smp_an_unmap_is_seen_by_every_cpu` catches.
+#[cfg(feature = "local-tlbi")]
+pub fn flush_tlb() {
+    // SAFETY: TLB invalidation has no memory-safety preconditions.
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi vmalle1",
+            "dsb nsh",
             "isb",
             options(nostack, preserves_flags)
         )
@@ -90,14 +118,18 @@ pub fn clean_to_pou(p: *const u8) {
     unsafe { core::arch::asm!("dc cvau, {p}", p = in(reg) p, options(nostack, preserves_flags)) };
 }
 
-/// Discards every instruction-cache line, after the data written as code has
-/// been cleaned with [`clean_to_pou`].
+/// Discards every instruction-cache line of every CPU in the inner
+/// shareable domain (`ic ialluis`: broadcast), after the data written as
+/// code has been cleaned with [`clean_to_pou`]: module code and veneers
+/// written on one CPU may be run on any (`on N CMD`). QEMU models no
+/// instruction cache, so no test can tell this from a local `ic iallu`
+/// (docs/design-notes.md).
 pub fn invalidate_icache() {
     // SAFETY: cache maintenance only.
     unsafe {
         core::arch::asm!(
             "dsb ish",
-            "ic iallu",
+            "ic ialluis",
             "dsb ish",
             "isb",
             options(nostack, preserves_flags)

@@ -20,6 +20,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, Readable, VBAR_EL1, Writeable};
 
 use super::esr::{Syndrome, VECTOR_NAMES, class, class_name};
+use super::percpu::{self, MAX_CPUS};
 use super::recovery::{self, Fault, Kind, NotContained};
 use super::{extable, sections};
 
@@ -97,26 +98,23 @@ fn take_console() {
     }
 }
 
-/// The unmapped guard below the kernel stack: a fault there is a stack overflow.
-const GUARD: (u64, u64) = match pi::kmap::row("guard").window() {
-    Some(window) => window,
-    None => panic!("the guard row has a fixed window"),
-};
-
-/// Whether `far` is in the guard page below the kernel stack: a data abort
-/// there is a stack overflow.
+/// Whether `far` is in the guard page below this CPU's kernel stack: a data
+/// abort there is a stack overflow.
 pub fn in_stack_guard(far: u64) -> bool {
-    (GUARD.0..GUARD.1).contains(&far)
+    let (start, end) = pi::kmap::stack_slot(percpu::id()).guard;
+    (start..end).contains(&far)
 }
 
-/// The SP each vector last entered with (before the frame), for the
-/// in-kernel test that checks it (`exception_entry_keeps_sp_aligned`).
-static ENTRY_SP: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
+/// The SP each vector last entered with (before the frame) on each CPU, for
+/// the in-kernel test that checks it (`exception_entry_keeps_sp_aligned`).
+static ENTRY_SP: [[AtomicU64; 16]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; 16] }; MAX_CPUS];
 
-/// The SP vector `vector` last entered with, once (0 if not since the last
-/// time it was asked).
+/// The SP vector `vector` last entered with on this CPU, once (0 if not
+/// since the last time it was asked).
 pub fn take_entry_sp(vector: usize) -> u64 {
-    ENTRY_SP.get(vector).map_or(0, |sp| sp.swap(0, Ordering::Relaxed))
+    ENTRY_SP[percpu::id()]
+        .get(vector)
+        .map_or(0, |sp| sp.swap(0, Ordering::Relaxed))
 }
 
 /// Points VBAR_EL1 at the table.
@@ -137,7 +135,7 @@ extern "C" fn splitmap_exception(frame: &mut Frame, vector: u64) {
         misaligned_entry(frame, vector - MISALIGNED, esr, far);
     }
     let entered_with = frame as *const Frame as u64 + RESERVED as u64;
-    ENTRY_SP[vector as usize].store(entered_with, Ordering::Relaxed);
+    ENTRY_SP[percpu::id()][vector as usize].store(entered_with, Ordering::Relaxed);
     // IRQs, from the kernel's stack (1) or the boot stack (5).
     if vector == 1 || vector == 5 {
         irq(frame, vector);
@@ -253,9 +251,10 @@ fn irq(frame: &mut Frame, vector: u64) {
 /// (an export) may go on before the call is ended in it anyway.
 pub const KERNEL_CODE_GRACE_MS: u64 = 1000;
 
-/// Fatal reports under way: 1 while one is printed; more if the report
-/// itself faulted (a corrupt frame record, say).
-static STOPPING: AtomicU64 = AtomicU64::new(0);
+/// Fatal reports under way on each CPU: 1 while one is printed; more if
+/// the report itself faulted (a corrupt frame record, say). Per CPU: another
+/// CPU's report is no reason to think this one's faulted.
+static STOPPING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// Starts a report that ends the kernel: the console is freed from whoever
 /// held it (the code that faulted may have been printing). An exception
@@ -264,7 +263,7 @@ static STOPPING: AtomicU64 = AtomicU64::new(0);
 /// machine (a failure, as a panic's end is) without a word.
 fn stopping(frame: &Frame) {
     take_console();
-    match STOPPING.fetch_add(1, Ordering::SeqCst) {
+    match STOPPING[percpu::id()].fetch_add(1, Ordering::SeqCst) {
         0 => {}
         1 => panic!("an exception at {:#x} while reporting an exception", frame.elr),
         _ => super::psci::system_reset(),

@@ -13,6 +13,10 @@
 //! - The handler acknowledges, counts, stops or moves the timer so its
 //!   level-triggered line drops, and only then ends the interrupt (EOI); a
 //!   spurious INTID (1023) is counted and never ended.
+//! - Only the boot CPU takes interrupts: the GIC's CPU interface and the
+//!   timer's PPI are set up on CPU 0 alone. Module code that another CPU
+//!   runs (`on N CMD`) runs unwatched there, IRQs masked; [`watch`] arms
+//!   nothing off CPU 0, so no CPU's timer line is left raised unheard.
 //! - A watchdog that expires is returned to the exception handler, which
 //!   ends the module's call as a contained fault when it interrupted the
 //!   module's own code with no kernel lock held, and otherwise calls
@@ -21,6 +25,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use super::percpu::{self, MAX_CPUS};
 use super::{counter, gic, timer};
 
 /// The timer's INTID (0 until the GIC is set up with it).
@@ -31,11 +36,16 @@ static WATCHDOG_MS: AtomicU64 = AtomicU64::new(0);
 static TIMER_COUNT: AtomicU64 = AtomicU64::new(0);
 static SPURIOUS_COUNT: AtomicU64 = AtomicU64::new(0);
 static OTHER_COUNT: AtomicU64 = AtomicU64::new(0);
-/// The virtual count at which the running module call's watchdog expires
-/// (0: none is running).
+/// The virtual count at which CPU 0's running module call's watchdog
+/// expires (0: none is running).
 static DEADLINE: AtomicU64 = AtomicU64::new(0);
-/// Nested module calls under way (the outermost one is watched).
-static DEPTH: AtomicU32 = AtomicU32::new(0);
+/// Nested module calls under way on each CPU (the outermost one on CPU 0
+/// is watched).
+static DEPTH: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+
+fn depth() -> &'static AtomicU32 {
+    &DEPTH[percpu::id()]
+}
 /// Set once the GIC is up: interrupts can be taken.
 static READY: AtomicBool = AtomicBool::new(false);
 
@@ -121,7 +131,7 @@ pub struct Watch {
 /// watchdog is off (the call runs unwatched, IRQs masked); an inner call
 /// leaves the outer one's watch as it is.
 pub fn watch() -> Watch {
-    let outermost = DEPTH.fetch_add(1, Ordering::SeqCst) == 0;
+    let outermost = depth().fetch_add(1, Ordering::SeqCst) == 0 && percpu::id() == 0;
     let ms = watchdog_ms();
     if outermost && ready() && ms > 0 {
         let deadline = timer::after_ms(ms);
@@ -143,7 +153,7 @@ impl Drop for Watch {
                 timer::stop();
             }
         }
-        DEPTH.fetch_sub(1, Ordering::SeqCst);
+        depth().fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -217,7 +227,7 @@ pub fn look_again_soon() {
 /// `limit_ms` until a tick is taken; masks them again. Whether one came.
 /// For the in-kernel test, outside any module call.
 pub fn tick_within(micros: u64, limit_ms: u64) -> bool {
-    if !ready() || DEPTH.load(Ordering::SeqCst) != 0 {
+    if !ready() || percpu::id() != 0 || depth().load(Ordering::SeqCst) != 0 {
         return false;
     }
     let before = timer_count();

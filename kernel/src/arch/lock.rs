@@ -11,21 +11,21 @@
 //! `spin` locks outside this file, and the kernel heap's lock is one of these
 //! (`mm::frames`).
 //!
-//! One CPU today, so the count is one atomic; with several CPUs it becomes a
-//! per-CPU value behind [`held`], and nothing else changes.
+//! The count is per CPU (indexed by `percpu::id`): a lock another CPU
+//! holds says nothing about whether this CPU's frames may be abandoned.
 // The one place the raw spin lock may be named.
 #![allow(clippy::disallowed_types)]
 
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// Locks held (or being taken) right now.
+/// Locks each CPU holds (or is taking) right now.
 #[cfg(not(test))]
-static HELD: AtomicUsize = AtomicUsize::new(0);
+static HELD: [AtomicUsize; super::percpu::MAX_CPUS] = [const { AtomicUsize::new(0) }; super::percpu::MAX_CPUS];
 
 #[cfg(not(test))]
 fn count<R>(f: impl FnOnce(&AtomicUsize) -> R) -> R {
-    f(&HELD)
+    f(&HELD[super::percpu::id()])
 }
 
 // On the host each test thread plays a CPU of its own, as a per-CPU count
@@ -40,7 +40,7 @@ fn count<R>(f: impl FnOnce(&AtomicUsize) -> R) -> R {
     HELD.with(f)
 }
 
-/// How many kernel locks are held right now.
+/// How many kernel locks this CPU holds right now.
 pub fn held() -> usize {
     count(|held| held.load(Ordering::SeqCst))
 }

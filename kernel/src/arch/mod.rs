@@ -10,6 +10,7 @@ pub mod extable;
 pub mod idregs;
 pub mod lock;
 pub mod mmio;
+pub mod percpu;
 
 #[cfg(kernel_proper)]
 pub mod counter;
@@ -31,5 +32,7 @@ pub mod psci;
 pub mod recovery;
 #[cfg(kernel_proper)]
 pub mod sections;
+#[cfg(kernel_proper)]
+pub mod smp;
 #[cfg(kernel_proper)]
 pub mod timer;

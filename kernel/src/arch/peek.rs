@@ -7,15 +7,17 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use aarch64_cpu::registers::{DAIF, Readable, Writeable};
 
 use super::esr::Syndrome;
+use super::percpu::{self, MAX_CPUS};
 
-/// ESR and FAR of the last fault a fixup absorbed.
-static LAST_ESR: AtomicU64 = AtomicU64::new(0);
-static LAST_FAR: AtomicU64 = AtomicU64::new(0);
+/// ESR and FAR of the last fault a fixup absorbed, on each CPU (one CPU's
+/// peek must not read another's fault).
+static LAST_ESR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static LAST_FAR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// Called by the exception handler when it applies a fixup.
 pub fn record_fault(esr: Syndrome, far: u64) {
-    LAST_ESR.store(esr.0, Ordering::Relaxed);
-    LAST_FAR.store(far, Ordering::Relaxed);
+    LAST_ESR[percpu::id()].store(esr.0, Ordering::Relaxed);
+    LAST_FAR[percpu::id()].store(far, Ordering::Relaxed);
 }
 
 unsafe extern "C" {
@@ -75,7 +77,7 @@ fn probe(load: impl FnOnce() -> Peeked) -> Result<u64, Syndrome> {
     let daif = DAIF.get();
     DAIF.set(daif | (0b1111 << 6));
     let r = load();
-    let esr = LAST_ESR.load(Ordering::Relaxed);
+    let esr = LAST_ESR[percpu::id()].load(Ordering::Relaxed);
     DAIF.set(daif);
     if r.faulted == 0 {
         Ok(r.value)

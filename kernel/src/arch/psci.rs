@@ -18,6 +18,8 @@ const PSCI_VERSION: u64 = 0x8400_0000;
 const SYSTEM_OFF: u64 = 0x8400_0008;
 /// SYSTEM_RESET: does not return if it works.
 const SYSTEM_RESET: u64 = 0x8400_0009;
+/// CPU_ON (SMC64): target MPIDR, entry point (physical), context ID.
+const CPU_ON: u64 = 0xc400_0003;
 
 #[repr(C)]
 struct Answer {
@@ -30,6 +32,8 @@ struct Answer {
 unsafe extern "C" {
     fn splitmap_psci_hvc(function: u64) -> Answer;
     fn splitmap_psci_smc(function: u64) -> Answer;
+    fn splitmap_psci_hvc3(function: u64, a1: u64, a2: u64, a3: u64) -> Answer;
+    fn splitmap_psci_smc3(function: u64, a1: u64, a2: u64, a3: u64) -> Answer;
 }
 
 /// The conduit the device tree names, once boot has read it.
@@ -76,6 +80,60 @@ fn call(function: u64) -> Option<u64> {
         }
     };
     (answer.trapped == 0).then_some(answer.value)
+}
+
+/// Why PSCI `CPU_ON` did not start a CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuOnError {
+    /// No conduit, or nothing answers over it.
+    NoPsci,
+    /// The firmware's answer: a PSCI error code.
+    Refused(i32),
+}
+
+impl core::fmt::Display for CpuOnError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CpuOnError::NoPsci => write!(f, "PSCI does not answer over {}", name()),
+            CpuOnError::Refused(code) => {
+                let what = match code {
+                    -1 => "NOT_SUPPORTED",
+                    -2 => "INVALID_PARAMETERS",
+                    -3 => "DENIED",
+                    -4 => "ALREADY_ON",
+                    -5 => "ON_PENDING",
+                    -6 => "INTERNAL_FAILURE",
+                    -9 => "INVALID_ADDRESS",
+                    _ => "an unknown error",
+                };
+                write!(f, "PSCI CPU_ON refused it: {what} ({code})")
+            }
+        }
+    }
+}
+
+/// Asks the firmware to start the CPU whose MPIDR affinity is `mpidr` at
+/// physical address `entry`, with `context` in its x0.
+///
+/// # Errors
+/// [`CpuOnError`]: the CPU was not started.
+pub fn cpu_on(mpidr: u64, entry: u64, context: u64) -> Result<(), CpuOnError> {
+    let conduit = conduit().ok_or(CpuOnError::NoPsci)?;
+    // SAFETY: CPU_ON writes no memory of ours; the caller vouches that
+    // `entry` is code a CPU may start at with `context`; a trap is caught.
+    let answer = unsafe {
+        match conduit {
+            PsciConduit::Hvc => splitmap_psci_hvc3(CPU_ON, mpidr, entry, context),
+            PsciConduit::Smc => splitmap_psci_smc3(CPU_ON, mpidr, entry, context),
+        }
+    };
+    if answer.trapped != 0 {
+        return Err(CpuOnError::NoPsci);
+    }
+    match answer.value as u32 as i32 {
+        0 => Ok(()),
+        code => Err(CpuOnError::Refused(code)),
+    }
 }
 
 /// A board's own power control, for a tree without `/psci`: lent by boot
@@ -161,3 +219,6 @@ pub fn system_reset() -> ! {
 
 super::extable::covered_routine!("splitmap_psci_hvc", "hvc #0");
 super::extable::covered_routine!("splitmap_psci_smc", "smc #0");
+// The same instructions with x1-x3 as the caller passed them.
+super::extable::covered_routine!("splitmap_psci_hvc3", "hvc #0");
+super::extable::covered_routine!("splitmap_psci_smc3", "smc #0");

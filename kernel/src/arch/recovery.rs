@@ -40,6 +40,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::esr::Syndrome;
+use super::percpu::MAX_CPUS;
 
 /// A fault contained at a recovery point: whose code, and what happened.
 #[derive(Clone, Copy, Debug)]
@@ -125,9 +126,16 @@ const _: () = assert!(core::mem::offset_of!(RecoveryPoint, saved) == 0);
 const _: () = assert!(core::mem::offset_of!(RecoveryPoint, clobbered) == 168);
 const _: () = assert!(core::mem::offset_of!(RecoveryPoint, armed) == 176);
 
-/// The innermost active recovery point (0 if none). The assembly reads it
-/// after the untrusted code returns, since no register is trusted then.
-static ACTIVE: AtomicU64 = AtomicU64::new(0);
+/// Each CPU's innermost active recovery point (0 if none), indexed by
+/// `percpu::id`. The assembly reads this CPU's after the untrusted code
+/// returns, since no register but TPIDR_EL1 (which module code cannot
+/// touch: the scanner refuses it) is trusted then.
+static ACTIVE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// This CPU's slot of [`ACTIVE`].
+fn active() -> &'static AtomicU64 {
+    &ACTIVE[super::percpu::id()]
+}
 
 unsafe extern "C" {
     /// Saves the callee-saved state in `point` (a [`RecoveryPoint`], whose
@@ -169,7 +177,7 @@ pub unsafe fn run_untrusted(owner: u64, target: u64, args: [u64; 2]) -> Result<u
         owner,
         fault: None,
     };
-    let outer = ACTIVE.swap(&raw mut point as u64, Ordering::SeqCst);
+    let outer = active().swap(&raw mut point as u64, Ordering::SeqCst);
     // IRQs unmasked and the watchdog armed for the call alone (`irq`).
     let watch = super::irq::watch();
     // SAFETY: the routine saves, checks and restores exactly the callee-saved
@@ -178,7 +186,7 @@ pub unsafe fn run_untrusted(owner: u64, target: u64, args: [u64; 2]) -> Result<u
     // comment describes.
     let x0 = unsafe { splitmap_contained_call((&raw mut point).cast(), target, args[0], args[1]) };
     drop(watch);
-    ACTIVE.store(outer, Ordering::SeqCst);
+    active().store(outer, Ordering::SeqCst);
     if let Some(fault) = point.fault {
         return Err(fault);
     }
@@ -196,7 +204,7 @@ pub unsafe fn run_untrusted(owner: u64, target: u64, args: [u64; 2]) -> Result<u
 /// Whose untrusted code runs right now, if any: what a kernel export asks
 /// to know which module called it.
 pub fn owner() -> Option<u64> {
-    let point = ACTIVE.load(Ordering::SeqCst) as *const RecoveryPoint;
+    let point = active().load(Ordering::SeqCst) as *const RecoveryPoint;
     // SAFETY: a nonzero ACTIVE points to a live recovery point: it is set by
     // `run_untrusted` for exactly as long as its frame exists.
     (!point.is_null()).then(|| unsafe { (*point).owner })
@@ -217,7 +225,7 @@ pub enum NotContained {
 /// # Errors
 /// [`NotContained`] says why not.
 pub fn containable() -> Result<u64, NotContained> {
-    let point = ACTIVE.load(Ordering::SeqCst) as *const RecoveryPoint;
+    let point = active().load(Ordering::SeqCst) as *const RecoveryPoint;
     // SAFETY: as in `owner`; `armed` is written by the assembly of the
     // same CPU, read volatile.
     if point.is_null() || unsafe { (&raw const (*point).armed).read_volatile() } == 0 {
@@ -236,7 +244,7 @@ pub fn containable() -> Result<u64, NotContained> {
 /// # Panics
 /// If there is no active recovery point ([`containable`] says first).
 pub fn resume_with(fault: Fault, x: &mut [u64; 31], elr: &mut u64) {
-    let point = ACTIVE.load(Ordering::SeqCst) as *mut RecoveryPoint;
+    let point = active().load(Ordering::SeqCst) as *mut RecoveryPoint;
     assert!(!point.is_null(), "no recovery point to resume at");
     // SAFETY: as in `owner`; the frame that owns the point is suspended below
     // this handler, so nothing else touches it now.
@@ -255,7 +263,7 @@ pub fn resume_with(fault: Fault, x: &mut [u64; 31], elr: &mut u64) {
 // so a backtrace goes on past this routine to whoever called `run_untrusted`.
 //
 // After the untrusted code returns, only x0 (its result) is used: the point
-// is found again through ACTIVE, each callee-saved register is compared with
+// is found again through this CPU's slot of ACTIVE, each callee-saved register is compared with
 // what it must be (x29 and SP: this routine's own frame, 16 bytes below the
 // saved SP), a bit set for each that differs (the order of
 // `Clobbers::NAMES`), and all are restored from the point before `ret` (x30
@@ -290,8 +298,13 @@ pi::asm_function!(
     mov     x0, x2
     mov     x1, x3
     blr     x9
+    mrs     x10, tpidr_el1          // this CPU's slot of ACTIVE
+    cmp     x10, #({max_cpus} - 1)      // (clamped as percpu::id does)
+    mov     x11, #({max_cpus} - 1)
+    csel    x10, x10, x11, ls
     adrp    x9, {active}
-    ldr     x9, [x9, :lo12:{active}]
+    add     x9, x9, :lo12:{active}
+    ldr     x9, [x9, x10, lsl #3]
     str     xzr, [x9, #176]
     mov     x12, #0
     .macro  splitmap_check reg, offset, bit
@@ -353,6 +366,7 @@ pi::asm_function!(
     .cfi_endproc
 "#,
     active = sym ACTIVE,
+    max_cpus = const MAX_CPUS,
 );
 
 // A contained fault's return from `splitmap_contained_call`: the point's

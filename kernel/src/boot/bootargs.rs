@@ -36,6 +36,9 @@ pub struct BootArgs<'a> {
     /// `module.watchdog=MS`: how long a call into module code may run
     /// before it is ended as a contained fault (0: never; needs a GIC).
     pub module_watchdog_ms: u64,
+    /// `maxcpus=N`: bring up at most N CPUs, the boot CPU included (1 to
+    /// `percpu::MAX_CPUS`; all the device tree lists by default).
+    pub maxcpus: Option<usize>,
 }
 
 /// `module.watchdog=`'s default, in milliseconds.
@@ -55,6 +58,7 @@ impl Default for BootArgs<'_> {
             rodata_full: false,
             module_far: false,
             module_watchdog_ms: DEFAULT_WATCHDOG_MS,
+            maxcpus: None,
         }
     }
 }
@@ -77,7 +81,12 @@ impl fmt::Display for BootArgs<'_> {
             if self.rodata_full { "full" } else { "on" },
             if self.module_far { "far" } else { "near" },
             self.module_watchdog_ms,
-        )
+        )?;
+        // Only when given: a boot without it reads as it always has.
+        match self.maxcpus {
+            Some(n) => write!(f, " maxcpus={n}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -110,6 +119,7 @@ const EXPECTED: &[(&str, &str)] = &[
         "module.watchdog",
         "milliseconds, 0 to 3600000 (0 turns the watchdog off)",
     ),
+    ("maxcpus", "1 to 8 (CPUs brought up, the boot CPU included)"),
 ];
 
 fn expected(key: &str) -> &'static str {
@@ -173,6 +183,10 @@ pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> Boot
             ("module.region", Some(v)) => issue(BootArgIssue::BadValue { key, value: v }),
             ("module.watchdog", Some(v)) => match v.parse::<u64>() {
                 Ok(ms) if ms <= MAX_WATCHDOG_MS => args.module_watchdog_ms = ms,
+                _ => issue(BootArgIssue::BadValue { key, value: v }),
+            },
+            ("maxcpus", Some(v)) => match v.parse::<usize>() {
+                Ok(n) if (1..=crate::arch::percpu::MAX_CPUS).contains(&n) => args.maxcpus = Some(n),
                 _ => issue(BootArgIssue::BadValue { key, value: v }),
             },
             (_, None) if EXPECTED.iter().any(|(k, _)| *k == key) => issue(BootArgIssue::BadValue { key, value: "" }),
@@ -335,6 +349,25 @@ mod tests {
                 issues,
                 [format!(
                     "boot argument module.watchdog={bad} rejected: expected milliseconds, 0 to 3600000 (0 turns the watchdog off); ignored"
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn maxcpus_takes_one_to_eight_and_shows_only_when_given() {
+        assert_eq!(run("").0.maxcpus, None);
+        assert!(!run("").0.to_string().contains("maxcpus"));
+        assert_eq!(run("maxcpus=2").0.maxcpus, Some(2));
+        assert!(run("maxcpus=2").0.to_string().ends_with(" maxcpus=2"));
+        for bad in ["0", "9", "two", ""] {
+            let line = format!("maxcpus={bad}");
+            let (args, issues) = run(&line);
+            assert_eq!(args.maxcpus, None, "{bad}");
+            assert_eq!(
+                issues,
+                [format!(
+                    "boot argument maxcpus={bad} rejected: expected 1 to 8 (CPUs brought up, the boot CPU included); ignored"
                 )]
             );
         }

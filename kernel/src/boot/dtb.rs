@@ -905,6 +905,7 @@ fn walk_tokens<'dt>(tree: &DevTree<'dt>, reader: &mut Reader<'dt>) -> Result<(),
     Ok(())
 }
 
+pub mod cpus;
 pub mod intc;
 pub mod ranges;
 pub mod source;

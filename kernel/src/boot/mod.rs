@@ -13,6 +13,8 @@ pub mod efi;
 pub mod info;
 pub mod power;
 pub mod reserve;
+#[cfg(kernel_proper)]
+pub mod smp;
 
 #[cfg(kernel_proper)]
 pub mod gic;

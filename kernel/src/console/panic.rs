@@ -15,7 +15,12 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     aarch64_cpu::registers::DAIF.set(0b1111 << 6);
     super::force_unlock();
     super::bringup::start_for_panic();
-    crate::println!("\nkernel panic: {}", info.message());
+    // CPU 0's line is as it always was; another CPU's names itself, so a
+    // panic on a secondary is never mistaken for the boot CPU's.
+    match crate::arch::percpu::id() {
+        0 => crate::println!("\nkernel panic: {}", info.message()),
+        cpu => crate::println!("\nkernel panic: cpu={cpu} {}", info.message()),
+    }
     if let Some(at) = info.location() {
         crate::println!("  at {}:{}:{}", at.file(), at.line(), at.column());
     }

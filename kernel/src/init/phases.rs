@@ -66,10 +66,15 @@ pub unsafe extern "C" fn splitmap_kernel_main(
     boot_regs: u64,
     first_tick: u64,
 ) -> ! {
+    // CPU 0, before anything that counts locks or finds a recovery point by
+    // CPU number (TPIDR_EL1's reset value is UNKNOWN).
+    crate::arch::percpu::set_id(0);
     cost::started(first_tick);
     mark(Phase::Early);
     lend_to_lower_layers();
     exceptions::install();
+    // The secondaries turn their MMU on through the same identity page.
+    crate::arch::smp::keep_idmap_root();
     cpu::disable_ttbr0();
     // Messages go to the boot log until there is a console, which shows them.
     console::init_log(log::LevelFilter::Info);
@@ -248,6 +253,9 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
 }
 
 extern "C" fn run_shell() -> ! {
+    let kernel = state::get();
+    let cpus = crate::boot::dtb::cpus::read(kernel.boot.dt.blob, &kernel.boot.dt.memory);
+    crate::boot::smp::start_secondaries(&cpus, kernel.boot.args.maxcpus, serve_mailbox);
     mark(Phase::Shell);
     console::end_boot_log();
     // Modules load only from the shell: what they need to know of it and
@@ -263,6 +271,18 @@ extern "C" fn run_shell() -> ! {
         kaslr,
         moved,
     })
+}
+
+/// Where each secondary goes once it is up: it runs the command lines `on`
+/// posts to it, as the shell would, until the machine stops.
+extern "C" fn serve_mailbox(cpu: u64, _: u64, _: u64) -> ! {
+    let (kaslr, moved) = relocate::get();
+    let cx = crate::shell::context::Context {
+        kernel: state::get(),
+        kaslr,
+        moved,
+    };
+    crate::arch::smp::serve(cpu as usize, |line| crate::shell::commands::execute(&cx, line))
 }
 
 /// What the exception handler, which sits below every other layer, borrows

@@ -72,7 +72,8 @@ pub fn run(cx: Context) -> ! {
     }
 }
 
-fn execute(cx: &Context, line: &str) {
+/// Runs one command line: the shell's, or one `on` posted to this CPU.
+pub fn execute(cx: &Context, line: &str) {
     match parse(line) {
         Ok(Command::Empty) => {}
         Ok(Command::Help(None)) => help(),
@@ -120,6 +121,8 @@ fn execute(cx: &Context, line: &str) {
         Ok(Command::Dmesg) => console::print_boot_log(),
         Ok(Command::Dtb(path)) => dtb(cx, path),
         Ok(Command::Irqs) => irqs(),
+        Ok(Command::Cpus) => super::cpus::cpus(),
+        Ok(Command::On(cpu, command)) => super::cpus::on(cx, cpu, command),
         Ok(Command::Phases) => {
             crate::print!("{}", crate::boot::cost::marks(crate::arch::counter::frequency()));
             match tree::read_again(&cx.kernel.boot) {
@@ -252,6 +255,11 @@ fn layout(cx: &Context) {
     // Each loaded module's areas, with the permissions they have.
     for area in &areas {
         rows.push(row(&area.name, area.va.start, area.va.end, Some(area.pa)));
+    }
+    // Each other CPU's stack and guard: the template rows' slot N.
+    let slots = super::cpus::stack_rows();
+    for (name, (start, end)) in &slots {
+        rows.push(row(name, *start, *end, None));
     }
     // Lowest address first, a window before what it holds.
     rows.sort_by_key(|r| (r.va.0, core::cmp::Reverse(r.va.1)));

@@ -12,8 +12,12 @@ pub mod commands;
 #[cfg(kernel_proper)]
 pub mod context;
 #[cfg(kernel_proper)]
+mod cpus;
+#[cfg(kernel_proper)]
 mod crash;
 #[cfg(kernel_proper)]
 mod explore;
 #[cfg(kernel_proper)]
 pub mod selftest;
+#[cfg(kernel_proper)]
+mod smptest;

@@ -57,6 +57,10 @@ pub enum Command<'a> {
     Phases,
     /// `irqs`: interrupts taken, per source.
     Irqs,
+    /// `cpus`: every CPU, its MPIDR, state and stack.
+    Cpus,
+    /// `on CPU COMMAND`: run a command line on another CPU.
+    On(usize, &'a str),
 }
 
 /// What `x` reads.
@@ -294,6 +298,16 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "[linear|image|modules|all]",
         "the live tables as runs of like mappings: VA and PA ranges, block size, attributes",
     ),
+    (
+        "cpus",
+        "",
+        "every CPU: number, MPIDR, state (online, offline, failed), kernel stack; why, if not online",
+    ),
+    (
+        "on",
+        "CPU COMMAND",
+        "run COMMAND on CPU (a number `cpus` lists) and print its output",
+    ),
     ("poweroff", "", "power off through PSCI (QEMU exits 0)"),
 ];
 
@@ -328,6 +342,8 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("sym", "sym kernel::shell::commands::run"),
     ("x", "x 0xfffffffffe000000 16 8"),
     ("ptdump", "ptdump image"),
+    ("cpus", "cpus"),
+    ("on", "on 1 va2pa 0xffff000000001000"),
     ("poweroff", "poweroff"),
 ];
 
@@ -429,6 +445,18 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
             _ => Err(ParseError::Usage("rmmod NAME (see `lsmod`)")),
         },
         "poweroff" => no_args(Command::Poweroff, "poweroff"),
+        "cpus" => no_args(Command::Cpus, "cpus"),
+        "on" => {
+            let cpu = arg.ok_or(ParseError::Usage(ON_USAGE))?;
+            let n = parse_u64(cpu).ok_or(ParseError::BadNumber(cpu))?;
+            // The words are slices of `line`: the command is what follows
+            // the CPU's number, as typed.
+            let after = cpu.as_ptr() as usize - line.as_ptr() as usize + cpu.len();
+            match line[after..].trim() {
+                "" => Err(ParseError::Usage(ON_USAGE)),
+                command => Ok(Command::On(usize::try_from(n).unwrap_or(usize::MAX), command)),
+            }
+        }
         "va2pa" => match (arg, extra) {
             (Some(va), false) => parse_u64(va).map(Command::Va2pa).ok_or(ParseError::BadNumber(va)),
             _ => Err(ParseError::Usage("va2pa VA (e.g. va2pa 0xffff000000001000)")),
@@ -477,6 +505,8 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
     }
 }
 
+const ON_USAGE: &str = "on CPU COMMAND (e.g. on 1 walk 0xffff000000001000; `cpus` lists the CPUs)";
+
 const CRASH_USAGE: &str = "crash null|write-text|write-alias|exec-data|exec-linear|brk|undef|stack-overflow";
 
 #[cfg(test)]
@@ -501,6 +531,14 @@ mod tests {
             ("help walk", Ok(Command::Help(Some("walk")))),
             ("help walk x", Err(ParseError::Usage("help [COMMAND]"))),
             (" layout ", Ok(Command::Layout)),
+            ("cpus", Ok(Command::Cpus)),
+            ("cpus 1", Err(ParseError::Usage("cpus"))),
+            ("on 2 walk 0x10", Ok(Command::On(2, "walk 0x10"))),
+            ("  on  0x3   peek 0x10  32 ", Ok(Command::On(3, "peek 0x10  32"))),
+            ("on 1 on 2 cpus", Ok(Command::On(1, "on 2 cpus"))),
+            ("on 1", Err(ParseError::Usage(ON_USAGE))),
+            ("on", Err(ParseError::Usage(ON_USAGE))),
+            ("on one walk 0", Err(ParseError::BadNumber("one"))),
             ("walk 0xffff000000000000", Ok(Command::Walk(0xffff_0000_0000_0000))),
             ("walk 0xffff_8000_8000_0000", Ok(Command::Walk(0xffff_8000_8000_0000))),
             ("walk 4096", Ok(Command::Walk(4096))),
@@ -655,6 +693,8 @@ mod tests {
             "dtb",
             "phases",
             "irqs",
+            "cpus",
+            "on 1 cpus",
             "poweroff",
         ];
         for line in lines {

@@ -14,7 +14,7 @@ use crate::arch::{cpu, exceptions, peek, sections};
 use crate::boot::reserve::frames_below;
 use crate::console::Console;
 use crate::mm::tables;
-use crate::mm::{frames, linear, rodata, stack};
+use crate::mm::{frames, linear, rodata};
 use crate::module::{abi, insmod};
 
 type Test = fn(&Context) -> TestResult;
@@ -71,6 +71,22 @@ const TESTS: &[(&str, Test)] = &[
     (
         "watchdog_ends_kernel_code_after_its_grace",
         watchdog_ends_kernel_code_after_its_grace,
+    ),
+    (
+        "smp_counter_sees_every_cpus_increments",
+        super::smptest::smp_counter_sees_every_cpus_increments,
+    ),
+    (
+        "smp_every_cpu_walks_to_the_same_pa",
+        super::smptest::smp_every_cpu_walks_to_the_same_pa,
+    ),
+    (
+        "smp_each_cpu_runs_on_its_own_stack",
+        super::smptest::smp_each_cpu_runs_on_its_own_stack,
+    ),
+    (
+        "smp_an_unmap_is_seen_by_every_cpu",
+        super::smptest::smp_an_unmap_is_seen_by_every_cpu,
     ),
 ];
 
@@ -331,8 +347,9 @@ fn ttbr0_is_disabled(_: &Context) -> TestResult {
 }
 
 fn kernel_stack_sits_above_an_unmapped_guard(_: &Context) -> TestResult {
-    let (guard_start, guard_end) = (stack::GUARD.start, stack::GUARD.end);
-    let (stack_start, stack_end) = (stack::STACK.start, stack::STACK.end);
+    // This CPU's slot: CPU 0's is `stack`/`guard`, another's `stack.N`/`guard.N`.
+    let slot = pi::kmap::stack_slot(crate::arch::percpu::id());
+    let ((guard_start, guard_end), (stack_start, stack_end)) = (slot.guard, slot.stack);
     let sp: u64;
     // SAFETY: reads the stack pointer, nothing else.
     unsafe { core::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
@@ -358,7 +375,14 @@ fn kernel_stack_sits_above_an_unmapped_guard(_: &Context) -> TestResult {
 /// stub itself stops on a misaligned SP before recording anything; this
 /// checks the SP it was given.)
 fn exception_entry_keeps_sp_aligned(_: &Context) -> TestResult {
-    let boot_stack = sections::boot_stack();
+    // CPU 0 takes exceptions on the boot stack; another CPU on the one
+    // boot gave it (its record's first SP).
+    let top = match crate::arch::percpu::id() {
+        0 => sections::boot_stack().end,
+        n => crate::arch::smp::RECORDS[n]
+            .sp
+            .load(core::sync::atomic::Ordering::SeqCst),
+    };
     type Probe = fn(u64) -> Result<u64, Syndrome>;
     let probes: [(usize, Probe); 2] = [(0, peek::peek64), (4, peek::peek_on_sp_el1)];
     for (vector, probe) in probes {
@@ -380,7 +404,7 @@ fn exception_entry_keeps_sp_aligned(_: &Context) -> TestResult {
         // top (16-byte aligned by the linker script): any other value is a
         // frame a return path left behind.
         check(
-            sp == boot_stack.end,
+            sp == top,
             "an exception entered with SP_EL1 away from the boot stack's top",
             sp,
         )?;
@@ -598,6 +622,9 @@ fn timer_tick_arrives(_: &Context) -> TestResult {
     use crate::arch::irq;
     if !irq::ready() {
         return skip("no interrupt controller: `irqs` says why");
+    }
+    if crate::arch::percpu::id() != 0 {
+        return skip("only the boot CPU takes interrupts");
     }
     let before = irq::timer_count();
     check(

@@ -1,0 +1,415 @@
+//! The CPUs the device tree lists under `/cpus`: each `cpu@…` node's `reg`
+//! (its MPIDR affinity) and how it is started (`enable-method`: `psci`, or
+//! `spin-table` with a `cpu-release-addr`). A walk of its own, apart from
+//! `dtb::parse`: only bringing up secondaries needs it, and a bad CPU node
+//! is one CPU left off, not a bad tree. A node that cannot be used is kept
+//! by name with why, so boot can say which CPU it skipped.
+
+use fdt_rs::base::parse::ParsedTok;
+use fdt_rs::prelude::FallibleIterator;
+
+use super::{MAX_DEPTH, be_number, cbytes, checked_tree};
+use crate::arch::percpu::MAX_CPUS;
+use crate::mm::ranges::RangeList;
+use pi::addr::PhysAddr;
+
+/// How a CPU is started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnableMethod {
+    /// PSCI `CPU_ON`, over the tree's `/psci` conduit.
+    Psci,
+    /// The CPU waits in firmware until the 64-bit word at this physical
+    /// address holds where to jump.
+    SpinTable(PhysAddr),
+}
+
+/// One CPU the tree lists and the kernel could start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cpu<'dt> {
+    /// The node's name (`cpu@1`): bytes from the tree, printed escaped.
+    pub name: &'dt [u8],
+    /// MPIDR_EL1's affinity fields, as `reg` gives them (Aff3 at bits 39:32).
+    pub mpidr: u64,
+    /// How to start it.
+    pub method: EnableMethod,
+}
+
+/// Why a CPU node was left off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip<'dt> {
+    /// Its `reg` is missing or not one MPIDR value.
+    NoReg,
+    /// No `enable-method`, for the CPU with this MPIDR (fine for the boot
+    /// CPU, which needs no starting: QEMU `virt` with one CPU names none).
+    NoMethod(u64),
+    /// An `enable-method` the kernel does not know.
+    UnknownMethod(&'dt [u8]),
+    /// `spin-table` without a readable `cpu-release-addr`.
+    NoReleaseAddr,
+    /// A `cpu-release-addr` outside RAM: the kernel could not write it.
+    ReleaseOutsideRam(u64),
+    /// Another node has the same `reg`: two nodes cannot be one CPU.
+    RepeatedReg(u64),
+    /// More CPUs than the kernel keeps ([`MAX_CPUS`]).
+    TooMany,
+}
+
+impl core::fmt::Display for Skip<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Skip::NoReg => f.write_str("its reg is not one MPIDR value"),
+            Skip::NoMethod(_) => f.write_str("it has no enable-method"),
+            Skip::UnknownMethod(m) => write!(f, "enable-method \"{}\" is neither psci nor spin-table", Text(m)),
+            Skip::NoReleaseAddr => f.write_str("spin-table without a 64-bit cpu-release-addr"),
+            Skip::ReleaseOutsideRam(a) => write!(f, "cpu-release-addr {a:#x} is outside RAM"),
+            Skip::RepeatedReg(r) => write!(f, "reg {r:#x} repeats an earlier CPU's"),
+            Skip::TooMany => write!(f, "the kernel starts at most {MAX_CPUS} CPUs"),
+        }
+    }
+}
+
+/// Bytes from the tree, escaped as `console::escape` does text from
+/// outside: printable ASCII as it is, every other byte `\xNN` (device-tree
+/// strings need not be UTF-8, so this works on bytes).
+#[derive(Clone, Copy, Debug)]
+pub struct Text<'a>(pub &'a [u8]);
+
+impl core::fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use core::fmt::Write;
+        for &b in self.0 {
+            match b {
+                b'\\' => f.write_str("\\\\")?,
+                0x20..=0x7e => f.write_char(char::from(b))?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A node under `/cpus`, usable or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listed<'dt> {
+    /// The node's name.
+    pub name: &'dt [u8],
+    /// The CPU, or why it is left off.
+    pub cpu: Result<Cpu<'dt>, Skip<'dt>>,
+}
+
+/// Most nodes kept, usable and not (the rest are counted).
+pub const MAX_LISTED: usize = 2 * MAX_CPUS;
+
+/// The `/cpus` nodes in tree order.
+#[derive(Clone, Copy, Debug)]
+pub struct Cpus<'dt> {
+    listed: [Option<Listed<'dt>>; MAX_LISTED],
+    len: usize,
+    /// Nodes past [`MAX_LISTED`], not kept.
+    pub dropped: usize,
+}
+
+impl<'dt> Cpus<'dt> {
+    const fn empty() -> Self {
+        Cpus {
+            listed: [None; MAX_LISTED],
+            len: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Every kept node, in tree order.
+    pub fn iter(&self) -> impl Iterator<Item = &Listed<'dt>> {
+        self.listed[..self.len].iter().flatten()
+    }
+
+    /// The usable CPUs, in tree order.
+    pub fn usable(&self) -> impl Iterator<Item = Cpu<'dt>> + '_ {
+        self.iter().filter_map(|l| l.cpu.ok())
+    }
+
+    fn push(&mut self, listed: Listed<'dt>) {
+        match self.listed.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Some(listed);
+                self.len += 1;
+            }
+            None => self.dropped += 1,
+        }
+    }
+}
+
+/// What one `cpu` node holds that matters here.
+#[derive(Clone, Copy, Default)]
+struct Seen<'dt> {
+    name: &'dt [u8],
+    reg: Option<&'dt [u8]>,
+    method: Option<&'dt [u8]>,
+    release: Option<&'dt [u8]>,
+    is_cpu: bool,
+}
+
+/// MPIDR_EL1's affinity bits: Aff3 (39:32), Aff2, Aff1, Aff0 (23:0).
+pub const MPIDR_AFFINITY: u64 = 0xff_00ff_ffff;
+
+/// Reads `/cpus` from `blob`; a `cpu-release-addr` must lie in `ram`. A tree
+/// that cannot be read lists no CPU (the boot CPU runs alone).
+pub fn read<'dt>(blob: &'dt [u8], ram: &RangeList) -> Cpus<'dt> {
+    let mut out = Cpus::empty();
+    let Ok(tree) = checked_tree(blob) else { return out };
+    let Some(names) = tree.buf().get(tree.off_dt_strings()..) else {
+        return out;
+    };
+    let mut depth = 0usize;
+    // Whether the walk is inside `/cpus` (depth 1 is the root's children).
+    let mut in_cpus = false;
+    let mut cpus_address_cells = 1u32;
+    let mut node = Seen::default();
+    let mut tokens = tree.parse_iter();
+    while let Ok(Some(tok)) = tokens.next() {
+        match tok {
+            ParsedTok::BeginNode(n) => {
+                if depth == MAX_DEPTH {
+                    return out;
+                }
+                depth += 1;
+                if depth == 2 {
+                    in_cpus = n.name == b"cpus";
+                }
+                if in_cpus && depth == 3 {
+                    node = Seen {
+                        name: n.name,
+                        ..Seen::default()
+                    };
+                }
+            }
+            ParsedTok::EndNode => {
+                if in_cpus && depth == 3 && node.is_cpu {
+                    let cpu = judge(&node, cpus_address_cells, ram, &out);
+                    out.push(Listed { name: node.name, cpu });
+                }
+                let Some(d) = depth.checked_sub(1) else { return out };
+                depth = d;
+            }
+            ParsedTok::Prop(p) => {
+                if !in_cpus {
+                    continue;
+                }
+                let name = cbytes(names.get(p.name_offset..).unwrap_or_default());
+                let value = p.prop_buf;
+                match (depth, name) {
+                    (2, b"#address-cells") => cpus_address_cells = be_number(value).map_or(0, |n| n as u32),
+                    (3, b"device_type") => node.is_cpu = cbytes(value) == b"cpu",
+                    (3, b"reg") => node.reg = Some(value),
+                    (3, b"enable-method") => node.method = Some(cbytes(value)),
+                    (3, b"cpu-release-addr") => node.release = Some(value),
+                    _ => {}
+                }
+            }
+            ParsedTok::Nop => {}
+        }
+    }
+    out
+}
+
+/// Whether the node names a CPU the kernel can start, and how.
+fn judge<'dt>(
+    node: &Seen<'dt>,
+    address_cells: u32,
+    ram: &RangeList,
+    so_far: &Cpus<'dt>,
+) -> Result<Cpu<'dt>, Skip<'dt>> {
+    let reg = node.reg.ok_or(Skip::NoReg)?;
+    if !(1..=2).contains(&address_cells) || reg.len() != 4 * address_cells as usize {
+        return Err(Skip::NoReg);
+    }
+    let mpidr = be_number(reg).ok_or(Skip::NoReg)? & MPIDR_AFFINITY;
+    if so_far.usable().any(|c| c.mpidr == mpidr) {
+        return Err(Skip::RepeatedReg(mpidr));
+    }
+    let method = match node.method.ok_or(Skip::NoMethod(mpidr))? {
+        b"psci" => EnableMethod::Psci,
+        b"spin-table" => {
+            let at = node
+                .release
+                .filter(|r| r.len() == 8)
+                .and_then(be_number)
+                .ok_or(Skip::NoReleaseAddr)?;
+            // The whole 8-byte word in one RAM range.
+            let inside = at.checked_add(7).is_some_and(|last| {
+                ram.iter()
+                    .any(|r| r.contains(PhysAddr::new(at)) && r.contains(PhysAddr::new(last)))
+            });
+            if !inside || !at.is_multiple_of(8) {
+                return Err(Skip::ReleaseOutsideRam(at));
+            }
+            EnableMethod::SpinTable(PhysAddr::new(at))
+        }
+        other => return Err(Skip::UnknownMethod(other)),
+    };
+    if so_far.usable().count() >= MAX_CPUS {
+        return Err(Skip::TooMany);
+    }
+    Ok(Cpu {
+        name: node.name,
+        mpidr,
+        method,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mm::ranges::PhysRange;
+    use vm_fdt::FdtWriter;
+
+    /// One `cpu` node: name, reg cells, enable-method, cpu-release-addr.
+    type Node<'a> = (&'a str, &'a [u32], Option<&'a str>, Option<u64>);
+
+    fn tree(address_cells: u32, nodes: &[Node<'_>]) -> Vec<u32> {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let cpus = w.begin_node("cpus").unwrap();
+        w.property_u32("#address-cells", address_cells).unwrap();
+        w.property_u32("#size-cells", 0).unwrap();
+        for &(name, reg, method, release) in nodes {
+            let n = w.begin_node(name).unwrap();
+            w.property_string("device_type", "cpu").unwrap();
+            w.property_string("compatible", "arm,cortex-a57").unwrap();
+            w.property_array_u32("reg", reg).unwrap();
+            if let Some(m) = method {
+                w.property_string("enable-method", m).unwrap();
+            }
+            if let Some(a) = release {
+                w.property_u64("cpu-release-addr", a).unwrap();
+            }
+            w.end_node(n).unwrap();
+        }
+        // Not a CPU: ignored.
+        let map = w.begin_node("cpu-map").unwrap();
+        w.end_node(map).unwrap();
+        w.end_node(cpus).unwrap();
+        w.end_node(root).unwrap();
+        let blob = w.finish().unwrap();
+        // fdt-rs wants a 4-byte aligned buffer.
+        let mut words = vec![0u32; blob.len().div_ceil(4)];
+        for (i, chunk) in blob.chunks(4).enumerate() {
+            let mut b = [0; 4];
+            b[..chunk.len()].copy_from_slice(chunk);
+            words[i] = u32::from_ne_bytes(b);
+        }
+        words
+    }
+
+    fn bytes(words: &[u32]) -> &[u8] {
+        // SAFETY: u32s viewed as bytes: same memory, byte alignment.
+        unsafe { core::slice::from_raw_parts(words.as_ptr().cast(), words.len() * 4) }
+    }
+
+    fn ram() -> RangeList {
+        let mut r = RangeList::new();
+        r.insert(PhysRange {
+            start: PhysAddr::new(0),
+            end: PhysAddr::new(0x4000_0000),
+        })
+        .unwrap();
+        r
+    }
+
+    #[test]
+    fn qemu_virt_cpus_start_with_psci() {
+        let t = tree(
+            1,
+            &[
+                ("cpu@0", &[0], Some("psci"), None),
+                ("cpu@1", &[1], Some("psci"), None),
+                ("cpu@2", &[2], Some("psci"), None),
+            ],
+        );
+        let cpus = read(bytes(&t), &ram());
+        let usable: Vec<_> = cpus.usable().map(|c| (c.name, c.mpidr, c.method)).collect();
+        assert_eq!(
+            usable,
+            [
+                (&b"cpu@0"[..], 0, EnableMethod::Psci),
+                (b"cpu@1", 1, EnableMethod::Psci),
+                (b"cpu@2", 2, EnableMethod::Psci)
+            ]
+        );
+        assert_eq!(cpus.iter().count(), 3, "cpu-map is no CPU");
+    }
+
+    #[test]
+    fn raspi_cpus_spin_on_release_words_and_two_cell_regs_read() {
+        let t = tree(
+            2,
+            &[
+                ("cpu@0", &[0, 0], Some("spin-table"), Some(0xd8)),
+                ("cpu@1", &[0, 1], Some("spin-table"), Some(0xe0)),
+                ("cpu@100", &[1, 0x100], Some("spin-table"), Some(0xe8)),
+            ],
+        );
+        let cpus = read(bytes(&t), &ram());
+        let usable: Vec<_> = cpus.usable().map(|c| (c.mpidr, c.method)).collect();
+        assert_eq!(
+            usable,
+            [
+                (0, EnableMethod::SpinTable(PhysAddr::new(0xd8))),
+                (1, EnableMethod::SpinTable(PhysAddr::new(0xe0))),
+                (0x1_0000_0100, EnableMethod::SpinTable(PhysAddr::new(0xe8)))
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_cpu_nodes_are_named_and_skipped() {
+        let t = tree(
+            1,
+            &[
+                ("cpu@0", &[0], Some("psci"), None),
+                ("cpu@1", &[1], Some("magic-wand"), None),
+                ("cpu@2", &[2], Some("spin-table"), Some(0x8000_0000)),
+                ("cpu@3", &[0], Some("psci"), None),
+                ("cpu@4", &[4], Some("spin-table"), None),
+                ("cpu@5", &[5, 6], Some("psci"), None),
+                ("cpu@6", &[6], None, None),
+                ("cpu@7", &[7], Some("psci"), None),
+            ],
+        );
+        let cpus = read(bytes(&t), &ram());
+        let all: Vec<_> = cpus.iter().map(|l| (l.name, l.cpu.map(|c| c.mpidr))).collect();
+        assert_eq!(
+            all,
+            [
+                (&b"cpu@0"[..], Ok(0)),
+                (b"cpu@1", Err(Skip::UnknownMethod(b"magic-wand"))),
+                (b"cpu@2", Err(Skip::ReleaseOutsideRam(0x8000_0000))),
+                (b"cpu@3", Err(Skip::RepeatedReg(0))),
+                (b"cpu@4", Err(Skip::NoReleaseAddr)),
+                (b"cpu@5", Err(Skip::NoReg)),
+                (b"cpu@6", Err(Skip::NoMethod(6))),
+                (b"cpu@7", Ok(7)),
+            ]
+        );
+        assert_eq!(
+            Skip::UnknownMethod(b"magic\nwand").to_string(),
+            "enable-method \"magic\\x0awand\" is neither psci nor spin-table"
+        );
+    }
+
+    #[test]
+    fn more_cpus_than_the_kernel_keeps_are_skipped_and_a_bad_tree_lists_none() {
+        let regs: Vec<[u32; 1]> = (0..10).map(|i| [i]).collect();
+        let names: Vec<String> = (0..10).map(|i| format!("cpu@{i}")).collect();
+        let nodes: Vec<Node<'_>> = (0..10)
+            .map(|i| (names[i].as_str(), &regs[i][..], Some("psci"), None))
+            .collect();
+        let t = tree(1, &nodes);
+        let cpus = read(bytes(&t), &ram());
+        assert_eq!(cpus.usable().count(), MAX_CPUS);
+        assert!(cpus.iter().skip(MAX_CPUS).all(|l| l.cpu == Err(Skip::TooMany)));
+        assert_eq!(read(b"not a tree", &ram()).iter().count(), 0);
+    }
+}

@@ -1,0 +1,391 @@
+//! Several CPUs (`--smp N`): every secondary the device tree lists is
+//! started at the physical address of the kernel's secondary entry, walks
+//! the same tables, and runs shell commands posted to it with `on`.
+
+mod common;
+use common::*;
+use vm_fdt::FdtWriter;
+
+/// One line of `cpus`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cpu {
+    n: usize,
+    mpidr: u64,
+    state: String,
+    stack: (u64, u64),
+    why: Option<String>,
+}
+
+/// Every `cpu=` line of the last `cpus` in `out`.
+fn cpus(out: &str) -> Vec<Cpu> {
+    let last = out.rsplit("splitmap> cpus\n").next().unwrap();
+    last.lines()
+        .take_while(|l| l.starts_with("cpu="))
+        .map(|l| {
+            let field = |key: &str| {
+                l.split(' ')
+                    .find_map(|w| w.strip_prefix(key))
+                    .unwrap_or_else(|| panic!("{key} in {l}"))
+                    .to_string()
+            };
+            let (a, b) = field("stack=").split_once('-').map(|(a, b)| (hex(a), hex(b))).unwrap();
+            Cpu {
+                n: field("cpu=").parse().unwrap(),
+                mpidr: hex(&field("mpidr=")),
+                state: field("state="),
+                stack: (a, b),
+                why: l.split_once(" why=").map(|(_, w)| w.to_string()),
+            }
+        })
+        .collect()
+}
+
+/// What `cmd` printed, up to the next prompt.
+fn output<'a>(out: &'a str, cmd: &str) -> &'a str {
+    let after = out
+        .split(&format!("splitmap> {cmd}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `{cmd}` in\n{out}"));
+    &after[..after.find("splitmap> ").unwrap_or(after.len())]
+}
+
+const LINEAR_VA: &str = "0xffff000000201000";
+
+fn four_online(out: &str) {
+    let cpus = cpus(out);
+    assert_eq!(cpus.len(), 4, "{out}");
+    for (i, c) in cpus.iter().enumerate() {
+        assert_eq!((c.n, c.state.as_str(), &c.why), (i, "online", &None), "{out}");
+        assert_eq!(c.stack.1 - c.stack.0, 64 << 10, "{c:?}");
+    }
+    // Distinct MPIDRs, and stacks that neither overlap nor touch: an
+    // unmapped guard lies between each two.
+    for (i, a) in cpus.iter().enumerate() {
+        for b in &cpus[i + 1..] {
+            assert_ne!(a.mpidr, b.mpidr, "{out}");
+            assert!(a.stack.1 < b.stack.0 || b.stack.1 < a.stack.0, "{a:?} {b:?}");
+        }
+    }
+}
+
+/// Every CPU comes up, and every CPU walks the same tables to the same
+/// physical address, KASLR on and off.
+#[test]
+fn four_cpus_come_up_and_walk_the_same_tables() {
+    for kaslr in [&["--kaslr-seed", "0x1234"][..], &["--nokaslr"][..]] {
+        let mut options = vec!["--smp", "4"];
+        options.extend_from_slice(kaslr);
+        let walk = format!("walk {LINEAR_VA}");
+        let va2pa = format!("va2pa {LINEAR_VA}");
+        let on_walk = format!("on 2 {walk}");
+        let on_va2pa = format!("on 3 {va2pa}");
+        let out = session(&options, &["cpus", &walk, &on_walk, &va2pa, &on_va2pa, "on 1 cpus"]);
+        four_online(&out);
+        assert_eq!(output(&out, &walk), output(&out, &on_walk), "{kaslr:?}");
+        assert!(output(&out, &va2pa).contains("region=linear"), "{out}");
+        assert_eq!(output(&out, &va2pa), output(&out, &on_va2pa), "{kaslr:?}");
+        // `cpus` on CPU 1 says what it says on CPU 0.
+        assert_eq!(output(&out, "on 1 cpus"), output(&out, "cpus"));
+    }
+}
+
+/// One CPU, as every boot before: no secondaries, nothing said of them.
+#[test]
+fn one_cpu_is_the_default_and_on_refuses_cpus_that_are_not_there() {
+    let out = session(&[], &["cpus", "on 1 cpus", "on 0 va2pa 0xffff000000201000", "on 1"]);
+    let cpus = cpus(&out);
+    assert_eq!(cpus.len(), 1, "{out}");
+    assert_eq!(cpus[0].state, "online");
+    // QEMU names no enable-method for a lone CPU: the boot CPU needs none,
+    // and nothing is said of it.
+    assert!(!out.contains("cpu node"), "{out}");
+    assert!(output(&out, "on 1 cpus").starts_with("error: no cpu 1; "), "{out}");
+    assert!(
+        output(&out, "on 0 va2pa 0xffff000000201000").contains("region=linear"),
+        "{out}"
+    );
+    assert!(
+        output(&out, "on 1").starts_with("error: usage: on CPU COMMAND"),
+        "{out}"
+    );
+}
+
+/// The in-kernel suite passes on a secondary, and the SMP tests pass.
+#[test]
+fn the_in_kernel_tests_pass_on_a_secondary() {
+    let out = session(&["--smp", "4"], &["on 3 test", "test smp"]);
+    let on3 = output(&out, "on 3 test");
+    assert!(on3.contains("\nok ") || on3.starts_with("KTAP"), "{out}");
+    assert!(!on3.contains("not ok"), "{on3}");
+    let smp = output(&out, "test smp");
+    assert!(smp.contains("ok ") && !smp.contains("not ok"), "{smp}");
+    assert!(smp.matches("\nok ").count() >= 3, "{smp}");
+}
+
+/// `maxcpus=2`: two CPUs up, the others offline and saying why.
+#[test]
+fn maxcpus_leaves_the_rest_offline_by_name() {
+    let out = session(
+        &["--smp", "4", "--append", "maxcpus=2"],
+        &["cpus", "on 2 cpus", "on 1 cpus"],
+    );
+    let cpus = cpus(&out);
+    let states: Vec<_> = cpus.iter().map(|c| (c.state.as_str(), c.why.as_deref())).collect();
+    assert_eq!(
+        states,
+        [
+            ("online", None),
+            ("online", None),
+            ("offline", Some("maxcpus=2")),
+            ("offline", Some("maxcpus=2"))
+        ],
+        "{out}"
+    );
+    assert!(
+        output(&out, "on 2 cpus").starts_with("error: cpu 2 is offline (maxcpus=2)"),
+        "{out}"
+    );
+}
+
+/// The secondaries start wherever stage-0 put the image, and in each
+/// granule.
+#[test]
+fn secondaries_start_at_any_load_address_and_granule() {
+    for options in [
+        &["--smp", "2", "--load-addr", "0x40011000"][..],
+        &["--smp", "2", "--granule", "64k", "--mem", "4G"][..],
+        &["--smp", "2", "--granule", "16k", "--cpu", "max"][..],
+    ] {
+        let out = session(options, &["cpus", "on 1 va2pa 0xffff000000201000"]);
+        let cpus = cpus(&out);
+        assert!(
+            cpus.iter().all(|c| c.state == "online") && cpus.len() == 2,
+            "{options:?}\n{out}"
+        );
+        assert!(
+            output(&out, "on 1 va2pa 0xffff000000201000").contains("region=linear"),
+            "{out}"
+        );
+    }
+}
+
+/// A module loaded on CPU 0 runs on another, far from the kernel too; a
+/// fault in it there is contained, and the module marked faulted.
+#[test]
+fn module_code_runs_and_faults_contained_on_a_secondary() {
+    let out = session(
+        &["--smp", "4", "--append", "module.region=far"],
+        &[
+            "insmod hello",
+            "on 3 hello",
+            "hello",
+            "insmod faulty",
+            "on 2 faulty null",
+            "lsmod",
+            "on 2 cpus",
+        ],
+    );
+    assert_eq!(output(&out, "on 3 hello"), "hello: hello from a module\n", "{out}");
+    assert_eq!(output(&out, "on 3 hello"), output(&out, "hello"), "{out}");
+    let fault = output(&out, "on 2 faulty null");
+    assert!(fault.contains("\nmodule fault: the module at "), "{fault}");
+    assert!(fault.contains("\nmodule faulty faulted: "), "{fault}");
+    assert!(output(&out, "lsmod").contains(" faulted"), "{out}");
+    // CPU 2 goes on serving its mailbox.
+    assert_eq!(cpus(&out.replace("on 2 cpus", "cpus")).len(), 4, "{out}");
+}
+
+/// A panic on a secondary names its CPU and ends the run as a failure.
+#[test]
+fn a_panic_on_a_secondary_names_its_cpu() {
+    let run = splitmap(&["run", "--timeout", "60", "--smp", "2", "--cmd", "on 1 crash null"]);
+    assert!(!run.success, "{}", run.stdout);
+    assert!(run.stdout.contains("kernel panic: cpu=1 "), "{}", run.stdout);
+}
+
+/// A device tree whose CPU nodes are wrong: each bad one is named and
+/// skipped, the rest come up; a CPU that PSCI cannot start is failed by name.
+#[test]
+fn bad_cpu_nodes_are_named_and_skipped() {
+    let mut w = FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.property_u32("#size-cells", 2).unwrap();
+    let chosen = w.begin_node("chosen").unwrap();
+    w.property_string("stdout-path", "/pl011@9000000").unwrap();
+    w.end_node(chosen).unwrap();
+    let memory = w.begin_node("memory").unwrap();
+    w.property_string("device_type", "memory").unwrap();
+    w.property_array_u64("reg", &[0x4000_0000, 0x4000_0000]).unwrap();
+    w.end_node(memory).unwrap();
+    let uart = w.begin_node("pl011@9000000").unwrap();
+    w.property_string("compatible", "arm,pl011").unwrap();
+    w.property_array_u64("reg", &[0x900_0000, 0x1000]).unwrap();
+    w.end_node(uart).unwrap();
+    let psci = w.begin_node("psci").unwrap();
+    w.property_string("compatible", "arm,psci-0.2").unwrap();
+    w.property_string("method", "hvc").unwrap();
+    w.end_node(psci).unwrap();
+    let cpus_node = w.begin_node("cpus").unwrap();
+    w.property_u32("#address-cells", 1).unwrap();
+    w.property_u32("#size-cells", 0).unwrap();
+    for (name, reg, method, release) in [
+        ("cpu@0", 0u32, "psci", None),
+        ("cpu@1", 1, "magic-wand", None),
+        ("cpu@2", 2, "psci", None),
+        ("cpu@3", 2, "psci", None),
+        ("cpu@4", 4, "spin-table", Some(0x1_0000_0000u64)),
+        ("cpu@5", 5, "psci", None),
+    ] {
+        let n = w.begin_node(name).unwrap();
+        w.property_string("device_type", "cpu").unwrap();
+        w.property_string("compatible", "arm,cortex-a57").unwrap();
+        w.property_u32("reg", reg).unwrap();
+        w.property_string("enable-method", method).unwrap();
+        if let Some(a) = release {
+            w.property_u64("cpu-release-addr", a).unwrap();
+        }
+        w.end_node(n).unwrap();
+    }
+    w.end_node(cpus_node).unwrap();
+    w.end_node(root).unwrap();
+    let blob = w.finish().unwrap();
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("smp-bad-cpus.dtb");
+    std::fs::write(&path, blob).unwrap();
+    // QEMU has CPUs 0-3: mpidr 5 is nobody PSCI can start.
+    let out = session(
+        &["--smp", "4", "--dtb", path.to_str().unwrap()],
+        &["cpus", "on 1 va2pa 0xffff000000201000"],
+    );
+    for want in [
+        "cpu node cpu@1: enable-method \"magic-wand\" is neither psci nor spin-table; skipped",
+        "cpu node cpu@3: reg 0x2 repeats an earlier CPU's; skipped",
+        "cpu node cpu@4: cpu-release-addr 0x100000000 is outside RAM; skipped",
+    ] {
+        assert!(out.contains(want), "{want}\n{out}");
+    }
+    let cpus = cpus(&out);
+    let seen: Vec<_> = cpus.iter().map(|c| (c.mpidr, c.state.as_str())).collect();
+    assert_eq!(seen, [(0, "online"), (2, "online"), (5, "failed")], "{out}");
+    assert!(
+        cpus[2]
+            .why
+            .as_deref()
+            .is_some_and(|w| w.starts_with("PSCI CPU_ON refused it")),
+        "{out}"
+    );
+    assert!(
+        output(&out, "on 1 va2pa 0xffff000000201000").contains("region=linear"),
+        "{out}"
+    );
+}
+
+/// The unmap test can fail: a kernel built with the test-only feature
+/// `local-tlbi` invalidates TLBs after an unmap on its own CPU only
+/// (`tlbi vmalle1`), and QEMU keeps a TLB per virtual CPU, so the other
+/// CPUs still read the page and `smp_an_unmap_is_seen_by_every_cpu` says
+/// so. (The same test passes on the real kernel: the test above.)
+#[test]
+fn a_local_only_tlb_invalidation_is_caught() {
+    use splitmap::qemu::{self, Artifacts, Boot, Console};
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = workspace.join("target").join("local-tlbi");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = splitmap::kbuild::cargo_build(
+        std::path::Path::new(&cargo),
+        workspace,
+        &dir,
+        "splitmap-kernel",
+        &["local-tlbi"],
+        &[],
+    )
+    .unwrap();
+    let image = splitmap::kbuild::kernel_image(&built.executable("splitmap-kernel").unwrap()).unwrap();
+    let image_path = dir.join("Image");
+    std::fs::write(&image_path, image).unwrap();
+    let artifacts = Artifacts {
+        image: image_path,
+        ..Artifacts::built()
+    };
+    let boot = Boot {
+        smp: 4,
+        console: Console::Piped,
+        ..Boot::default()
+    };
+    let lines = ["test smp_an_unmap".to_string(), "poweroff".to_string()];
+    let command = qemu::command(&qemu::qemu_args(&boot, &artifacts));
+    let transcript = splitmap::session::run(command, &lines, std::time::Duration::from_secs(60), |_| {}).unwrap();
+    let out = transcript.output.replace('\r', "");
+    assert!(
+        out.contains(
+            "# smp_an_unmap_is_seen_by_every_cpu: a CPU still reads an unmapped page: its TLB was not invalidated"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("not ok 1 smp_an_unmap_is_seen_by_every_cpu"), "{out}");
+}
+
+/// `layout` shows each other CPU's stack above its guard; a CPU left off
+/// has its slot, unmapped.
+#[test]
+fn layout_shows_every_cpus_stack_and_guard() {
+    let out = session(&["--smp", "3", "--append", "maxcpus=2"], &["layout"]);
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} row in\n{out}"))
+            .to_string()
+    };
+    assert!(row("stack.1").contains("prot=rw-"), "{out}");
+    assert!(row("guard.1").contains("prot=---"), "{out}");
+    assert!(row("stack.2").contains("prot=---"), "offline: nothing mapped\n{out}");
+    assert!(!out.contains("stack.3"), "{out}");
+}
+
+/// The Pi's CPUs wait in QEMU's firmware stub on spin-table release words:
+/// written, cleaned to PoC and `SEV`d, they come up; `--smp` is maxcpus.
+#[test]
+fn the_pis_cpus_come_up_through_the_spin_table() {
+    let out = session(
+        &["--machine", "raspi3b", "--smp", "3"],
+        &["cpus", "on 2 va2pa 0xffff000000201000", "va2pa 0xffff000000201000"],
+    );
+    let cpus = cpus(&out);
+    let states: Vec<_> = cpus.iter().map(|c| (c.state.as_str(), c.why.as_deref())).collect();
+    assert_eq!(
+        states,
+        [
+            ("online", None),
+            ("online", None),
+            ("online", None),
+            ("offline", Some("maxcpus=3"))
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        output(&out, "on 2 va2pa 0xffff000000201000"),
+        output(&out, "va2pa 0xffff000000201000")
+    );
+}
+
+/// A secondary that runs its stack out hits its own guard, and the report
+/// says which CPU.
+#[test]
+fn a_stack_overflow_on_a_secondary_hits_its_own_guard() {
+    let run = splitmap(&[
+        "run",
+        "--timeout",
+        "60",
+        "--smp",
+        "3",
+        "--cmd",
+        "on 2 crash stack-overflow",
+    ]);
+    assert!(!run.success, "{}", run.stdout);
+    assert!(run.stdout.contains("kernel stack overflow: FAR="), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("kernel panic: cpu=2 kernel stack overflow"),
+        "{}",
+        run.stdout
+    );
+}
