@@ -289,13 +289,13 @@ fn help_names_usage_and_an_example_that_works_for_every_command() {
     }
     // Every example runs (all but those that end the session, and `efi`,
     // which needs a boot through the EFI stub: tests/uefi.rs runs it), in
-    // order.
+    // order, on two CPUs so `on`'s has another to run on.
     let runnable: Vec<&str> = examples
         .iter()
         .copied()
         .filter(|e| !e.starts_with("crash") && *e != "poweroff" && *e != "efi")
         .collect();
-    let out = session(&["--nokaslr"], &runnable);
+    let out = session(&["--nokaslr", "--smp", "2"], &runnable);
     assert!(!out.contains("error:"), "{out}");
 }
 
