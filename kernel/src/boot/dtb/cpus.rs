@@ -292,21 +292,10 @@ mod tests {
         w.end_node(map).unwrap();
         w.end_node(cpus).unwrap();
         w.end_node(root).unwrap();
-        let blob = w.finish().unwrap();
-        // fdt-rs wants a 4-byte aligned buffer.
-        let mut words = vec![0u32; blob.len().div_ceil(4)];
-        for (i, chunk) in blob.chunks(4).enumerate() {
-            let mut b = [0; 4];
-            b[..chunk.len()].copy_from_slice(chunk);
-            words[i] = u32::from_ne_bytes(b);
-        }
-        words
+        super::super::tests::aligned(&w.finish().unwrap())
     }
 
-    fn bytes(words: &[u32]) -> &[u8] {
-        // SAFETY: u32s viewed as bytes: same memory, byte alignment.
-        unsafe { core::slice::from_raw_parts(words.as_ptr().cast(), words.len() * 4) }
-    }
+    use super::super::tests::as_bytes as bytes;
 
     fn ram() -> RangeList {
         let mut r = RangeList::new();

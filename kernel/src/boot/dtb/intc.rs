@@ -284,21 +284,10 @@ mod tests {
             add_timer(&mut w);
         }
         w.end_node(root).unwrap();
-        let blob = w.finish().unwrap();
-        // fdt-rs wants a 4-byte aligned buffer.
-        let mut words = vec![0u32; blob.len().div_ceil(4)];
-        for (i, chunk) in blob.chunks(4).enumerate() {
-            let mut b = [0; 4];
-            b[..chunk.len()].copy_from_slice(chunk);
-            words[i] = u32::from_ne_bytes(b);
-        }
-        words
+        super::super::tests::aligned(&w.finish().unwrap())
     }
 
-    fn bytes(words: &[u32]) -> &[u8] {
-        // SAFETY: initialised u32s, read as bytes.
-        unsafe { core::slice::from_raw_parts(words.as_ptr().cast(), words.len() * 4) }
-    }
+    use super::super::tests::as_bytes as bytes;
 
     /// QEMU virt's timer: secure, non-secure, virtual, hypervisor PPIs.
     const VIRT_TIMER: [u32; 12] = [1, 13, 0xf04, 1, 14, 0xf04, 1, 11, 0xf04, 1, 10, 0xf04];
@@ -377,14 +366,7 @@ mod tests {
         w.end_node(gic).unwrap();
         w.end_node(soc).unwrap();
         w.end_node(root).unwrap();
-        let blob = w.finish().unwrap();
-        let mut words = vec![0u32; blob.len().div_ceil(4)];
-        for (i, chunk) in blob.chunks(4).enumerate() {
-            let mut b = [0; 4];
-            b[..chunk.len()].copy_from_slice(chunk);
-            words[i] = u32::from_ne_bytes(b);
-        }
-        words
+        super::super::tests::aligned(&w.finish().unwrap())
     }
 
     #[test]

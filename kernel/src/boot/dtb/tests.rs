@@ -100,12 +100,19 @@ fn build(t: &Tree) -> Vec<u8> {
     w.finish().unwrap()
 }
 
-/// fdt-rs wants a 4-byte aligned buffer; a Vec<u8> promises only 1.
-fn aligned(bytes: &[u8]) -> Vec<u32> {
+/// fdt-rs wants a 4-byte aligned buffer; a Vec<u8> promises only 1. (The
+/// device-tree readers' tests all build trees through here.)
+pub(in crate::boot::dtb) fn aligned(bytes: &[u8]) -> Vec<u32> {
     let mut words = vec![0u32; bytes.len().div_ceil(4)];
     // SAFETY: `words` has at least `bytes.len()` bytes and u8 has no alignment.
     unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), words.as_mut_ptr() as *mut u8, bytes.len()) };
     words
+}
+
+/// The bytes of [`aligned`]'s words (a multiple of 4: the tree padded).
+pub(in crate::boot::dtb) fn as_bytes(words: &[u32]) -> &[u8] {
+    // SAFETY: initialised u32s viewed as bytes: same memory, byte alignment.
+    unsafe { core::slice::from_raw_parts(words.as_ptr().cast(), words.len() * 4) }
 }
 
 fn parse_tree(
