@@ -583,7 +583,8 @@ fn clean_to_poc(start: u64, len: u64) {
 /// `efi_enter_kernel` does). The firmware's identity map makes the switch
 /// safe: the instruction after the one that turns the MMU off is fetched from
 /// the same address, now physical. The few lines that run with caches off are
-/// cleaned first, so they are fetched as written.
+/// cleaned first, line by line at the CPU's smallest D-cache line, so they
+/// are fetched as written.
 ///
 /// # Safety
 /// Boot services have exited; the image and the tree are in place and
@@ -598,10 +599,20 @@ unsafe fn enter(image: u64, dtb: u64) -> ! {
             "mov x1, xzr",
             "mov x2, xzr",
             "mov x3, xzr",
+            // Clean [1f, 3f) by the smallest D-cache line (CTR_EL0.DminLine:
+            // 4 << n bytes), which may be as short as 16 bytes.
             "adr x4, 1f",
-            "dc civac, x4",
-            "add x4, x4, #64",
-            "dc civac, x4",
+            "adr x5, 3f",
+            "mrs x6, ctr_el0",
+            "ubfx x6, x6, #16, #4",
+            "mov x7, #4",
+            "lsl x6, x7, x6",
+            "sub x7, x6, #1",
+            "bic x4, x4, x7",
+            "4: dc civac, x4",
+            "add x4, x4, x6",
+            "cmp x4, x5",
+            "b.lo 4b",
             "dsb sy",
             "ic iallu",
             "dsb sy",
@@ -623,6 +634,7 @@ unsafe fn enter(image: u64, dtb: u64) -> ! {
             "msr sctlr_el2, x4",
             "isb",
             "br x19",
+            "3:",
             in("x0") image,
             in("x1") dtb,
             options(noreturn),
