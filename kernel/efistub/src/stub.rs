@@ -117,6 +117,12 @@ impl Efi {
         self.say(b"efistub: error: ");
         self.say(why);
         self.say(b"\nefistub: powering off\n");
+        self.power_off_silently()
+    }
+
+    /// Powers off through the runtime services, printing nothing (for when
+    /// the console may already be gone).
+    fn power_off_silently(&self) -> ! {
         // SAFETY: runtime services stay valid; ResetSystem does not return.
         unsafe {
             let rt = (*self.st).runtime_services;
@@ -434,7 +440,10 @@ fn run(efi: &Efi, image: Handle) -> ! {
             break;
         }
         if attempt == 2 {
-            efi.refuse(b"ExitBootServices failed three times");
+            // After a first ExitBootServices only the memory services may be
+            // called (UEFI 2.10, 7.4): no console to say why, just the
+            // runtime ResetSystem.
+            efi.power_off_silently();
         }
     }
     // Boot services are gone: no console, no allocations. What the kernel
