@@ -292,10 +292,10 @@ mod tests {
         w.end_node(map).unwrap();
         w.end_node(cpus).unwrap();
         w.end_node(root).unwrap();
-        super::super::tests::aligned(&w.finish().unwrap())
+        crate::boot::dtb::tests::aligned(&w.finish().unwrap())
     }
 
-    use super::super::tests::as_bytes as bytes;
+    use crate::boot::dtb::tests::as_bytes as bytes;
 
     fn ram() -> RangeList {
         let mut r = RangeList::new();

@@ -284,10 +284,10 @@ mod tests {
             add_timer(&mut w);
         }
         w.end_node(root).unwrap();
-        super::super::tests::aligned(&w.finish().unwrap())
+        crate::boot::dtb::tests::aligned(&w.finish().unwrap())
     }
 
-    use super::super::tests::as_bytes as bytes;
+    use crate::boot::dtb::tests::as_bytes as bytes;
 
     /// QEMU virt's timer: secure, non-secure, virtual, hypervisor PPIs.
     const VIRT_TIMER: [u32; 12] = [1, 13, 0xf04, 1, 14, 0xf04, 1, 11, 0xf04, 1, 10, 0xf04];
@@ -366,7 +366,7 @@ mod tests {
         w.end_node(gic).unwrap();
         w.end_node(soc).unwrap();
         w.end_node(root).unwrap();
-        super::super::tests::aligned(&w.finish().unwrap())
+        crate::boot::dtb::tests::aligned(&w.finish().unwrap())
     }
 
     #[test]
