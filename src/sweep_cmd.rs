@@ -222,15 +222,7 @@ fn print_summary(summary: &Summary, window: &Window, slots: Slots) {
         "placements: {} distinct (expected {:.1}), min {:#x}, max {:#x}, off the slot grid {}",
         summary.distinct, summary.expected_distinct, summary.min, summary.max, summary.off_grid
     );
-    let bins: Vec<String> = summary.histogram.iter().map(u64::to_string).collect();
-    println!("histogram ({} bins, low to high): {}", bins.len(), bins.join(" "));
-    println!(
-        "chi2 = {:.2} with {} dof, p = {:.3} ({})",
-        summary.chi2,
-        summary.dof,
-        summary.p_value,
-        summary.verdict()
-    );
+    print_spread(summary, "low to high");
 }
 
 /// `sweep --uefi`: boot `i` under EDK2 with `efistub.seed=`[`stats::seed`]`(i)`
@@ -296,15 +288,7 @@ fn sweep_uefi(args: &SweepArgs) -> Result<(), String> {
         "placements: {} distinct (expected {:.1}), pa min {low:#x}, pa max {high:#x}",
         summary.distinct, summary.expected_distinct
     );
-    let bins: Vec<String> = summary.histogram.iter().map(u64::to_string).collect();
-    println!("histogram ({} bins, low to high slot): {}", bins.len(), bins.join(" "));
-    println!(
-        "chi2 = {:.2} with {} dof, p = {:.3} ({})",
-        summary.chi2,
-        summary.dof,
-        summary.p_value,
-        summary.verdict()
-    );
+    print_spread(&summary, "low to high slot");
     let svg = stats::svg_along(
         &summary,
         slots,
@@ -344,6 +328,20 @@ fn efi_placement(boot: &Boot, artifacts: &Artifacts) -> Result<(u64, u64, u64), 
             .ok_or(format!("no {key} in: {line}"))
     };
     Ok((field("pa=")?, field("slot=")?, field("slots=")?))
+}
+
+/// The histogram of where the boots landed (bins ordered as `order` says)
+/// and the chi-squared test of its uniformity: the lines every sweep prints.
+fn print_spread(summary: &Summary, order: &str) {
+    let bins: Vec<String> = summary.histogram.iter().map(u64::to_string).collect();
+    println!("histogram ({} bins, {order}): {}", bins.len(), bins.join(" "));
+    println!(
+        "chi2 = {:.2} with {} dof, p = {:.3} ({})",
+        summary.chi2,
+        summary.dof,
+        summary.p_value,
+        summary.verdict()
+    );
 }
 
 #[cfg(test)]
