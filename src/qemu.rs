@@ -712,8 +712,23 @@ pub fn shell_quoted(program: &str, args: &[String]) -> String {
 /// Whether a socket listens on 127.0.0.1:`port` (or any address), as the
 /// kernel's table of TCP sockets says: looking, unlike connecting, does not
 /// take QEMU's one gdb connection.
+///
+/// The table is read a page at a time, and a socket opened or closed
+/// between two pages can shift a line out of both (other programs' sockets
+/// come and go): a socket missing from one reading is looked for in two
+/// more before it counts as absent.
 pub fn listening(port: u16) -> bool {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    (0..3).any(|attempt| {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        listed_as_listening(&std::fs::read_to_string("/proc/net/tcp").unwrap_or_default(), port)
+    })
+}
+
+/// Whether `table` (the text of /proc/net/tcp) has a socket listening
+/// (state 0A) on 127.0.0.1:`port` or on any address at `port`.
+fn listed_as_listening(table: &str, port: u16) -> bool {
     let local = [format!("0100007F:{port:04X}"), format!("00000000:{port:04X}")];
     table.lines().skip(1).any(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -724,6 +739,15 @@ pub fn listening(port: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listening_socket_is_found_by_port_and_state() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:04D2 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1\n   1: 0100007F:04D3 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  1000        0 2 1\n";
+        assert!(listed_as_listening(table, 1234));
+        // Connected (01), not listening.
+        assert!(!listed_as_listening(table, 1235));
+        assert!(!listed_as_listening(table, 1236));
+    }
 
     fn artifacts() -> Artifacts {
         Artifacts {

@@ -14,22 +14,10 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Whether something listens on `port` of localhost, read from the kernel's
-/// socket table. Not by connecting: QEMU's gdbstub takes one connection, and
-/// a probe that just closed may still hold it when gdb connects.
-fn listening(port: u16) -> bool {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let local = [format!("0100007F:{port:04X}"), format!("00000000:{port:04X}")];
-    table.lines().skip(1).any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        fields.len() > 3 && local.iter().any(|l| l == fields[1]) && fields[3] == "0A"
-    })
-}
-
 /// Waits until QEMU listens on `port`.
 fn wait_until_listening(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !listening(port) {
+    while !splitmap::qemu::listening(port) {
         assert!(Instant::now() < deadline, "QEMU never listened on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -570,7 +558,10 @@ fn run_gdb_says_it_waits_once_qemu_listens_and_refuses_a_busy_port() {
     let mut said = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(run.stderr.take().unwrap()), &mut said).unwrap();
     assert!(said.contains(&format!("QEMU waits for gdb on port {port}")), "{said}");
-    assert!(listening(port), "QEMU listens by the time the tool says it waits");
+    assert!(
+        splitmap::qemu::listening(port),
+        "QEMU listens by the time the tool says it waits"
+    );
     let gdb = gdb_batch(port, &["detach"]);
     let out = run.wait_with_output().unwrap();
     assert!(gdb.success && out.status.success(), "{}{}", gdb.stdout, gdb.stderr);
