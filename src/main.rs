@@ -263,6 +263,18 @@ struct BenchArgs {
     /// Only these tables: instructions, wall, linear, pie, modules (repeatable).
     #[arg(long, value_name = "TABLE")]
     only: Vec<String>,
+    /// Count the instructions table's boots on this machine: QEMU `virt`,
+    /// or `raspi3b` (4K and 64K pages, 1 GiB); only that table.
+    #[arg(long, value_name = "virt|raspi3b", default_value = "virt", value_parser = machine_arg)]
+    machine: String,
+    /// Count the instructions table's boots under UEFI (EDK2 and the
+    /// Image's EFI stub); only that table.
+    #[arg(long)]
+    uefi: bool,
+    /// Count the instructions table's boots with N CPUs, and what bringing
+    /// up each secondary cost; only that table.
+    #[arg(long, value_name = "N")]
+    smp: Option<u32>,
     /// Write the Markdown tables to this file (and no JSON) instead of
     /// target/bench/bench.md and bench.json; the boots' own files (images,
     /// logs) stay in target/bench/.
@@ -404,6 +416,7 @@ fn check_command_line(command: &Cmd) -> Result<(), String> {
         Cmd::Run(args) => run_cmd::check_run(args),
         Cmd::Map(args) => map_cmd::check_options(args),
         Cmd::Sweep(args) => sweep_cmd::check(args),
+        Cmd::Bench(args) => bench_cmd::check(args),
         _ => Ok(()),
     }
 }
