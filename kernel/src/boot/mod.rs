@@ -15,6 +15,7 @@ pub mod power;
 pub mod reserve;
 #[cfg(kernel_proper)]
 pub mod smp;
+pub mod smp_cost;
 
 #[cfg(kernel_proper)]
 pub mod gic;

@@ -18,7 +18,7 @@ use pi::layout::{KERNEL_STACK_SIZE, PAGE_SIZE};
 use super::dtb::cpus::{Cpus, EnableMethod, Skip, Text};
 use crate::arch::lock::Mutex;
 use crate::arch::percpu::{self, MAX_CPUS};
-use crate::arch::{counter, cpu, exceptions, psci, smp};
+use crate::arch::{counter, cpu, exceptions, pmu, psci, smp};
 use crate::mm::{frames, tables};
 
 /// How long a started CPU has to report in, in milliseconds of the counter.
@@ -187,6 +187,7 @@ pub fn start_secondaries(tree: &Cpus<'_>, maxcpus: Option<usize>, idle: extern "
 
 /// Maps CPU `n`'s stacks, starts it, waits for it to report in.
 fn start(n: usize, mpidr: u64, method: EnableMethod) -> Result<(), Why> {
+    let preparing = pmu::boot_clock();
     let slot = kmap::stack_slot(n);
     let window = FixedWindow {
         start: slot.stack.0,
@@ -214,6 +215,9 @@ fn start(n: usize, mpidr: u64, method: EnableMethod) -> Result<(), Why> {
         "cpu {n}: mpidr {mpidr:#x}, entry pa={entry:#x}, record pa={record_pa:#x}, stack {:#x}-{:#x}",
         slot.stack.0, slot.stack.1
     );
+    // What bringing it up costs, from the request to its report (`phases`).
+    let asked = counter::now();
+    let asked_at = pmu::boot_clock();
     match method {
         EnableMethod::Psci => psci::cpu_on(mpidr, entry, record_pa).map_err(Why::CpuOn)?,
         EnableMethod::SpinTable(release) => {
@@ -222,7 +226,6 @@ fn start(n: usize, mpidr: u64, method: EnableMethod) -> Result<(), Why> {
             spin_table_release(release, entry, record_pa);
         }
     }
-    let asked = counter::now();
     let deadline = asked + counter::frequency() * REPORT_MS / 1000;
     while !REPORTED[n].load(Ordering::Acquire) {
         if counter::now() > deadline {
@@ -230,9 +233,15 @@ fn start(n: usize, mpidr: u64, method: EnableMethod) -> Result<(), Why> {
         }
         smp::wait_for_event();
     }
-    // What bringing it up cost, from the request to its report (`dmesg`
-    // with loglevel=debug).
     let us = (counter::now() - asked) * 1_000_000 / counter::frequency().max(1);
+    super::smp_cost::record(
+        n,
+        super::smp_cost::Cost {
+            prepare: asked_at.zip(preparing).map(|(asked, then)| asked - then),
+            instructions: pmu::boot_clock().zip(asked_at).map(|(now, then)| now - then),
+            micros: us,
+        },
+    );
     debug!("cpu {n}: online {us} us after it was started");
     Ok(())
 }

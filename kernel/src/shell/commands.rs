@@ -129,6 +129,7 @@ pub fn execute(cx: &Context, line: &str) {
                 Ok(again) => crate::print!("{again}"),
                 Err(e) => println!("again devicetree: {e}"),
             }
+            crate::print!("{}", crate::boot::smp_cost::report());
         }
         Err(ParseError::Unknown(word)) if insmod::run_command(word, line) => {}
         Err(e) => println!("error: {e}"),
