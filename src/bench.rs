@@ -556,7 +556,11 @@ impl Results {
                 w.ratio.min,
                 w.ratio.median,
                 w.ratio.max,
-                if w.ratio.median <= WALL_RATIO_TARGET { "met" } else { "not met" }
+                if w.ratio.median <= WALL_RATIO_TARGET {
+                    "met"
+                } else {
+                    "not met"
+                }
             );
         }
     }
@@ -836,7 +840,8 @@ mod tests {
         );
         assert_eq!(per_token(&p).map(|x| x.round()), Some(2.0), "700 / 335, from the phase");
         // Before the kernel says it: no tokens, no column value, no error.
-        let before = parse_phases("phase devicetree instructions=700 share=70.0%\ntotal instructions=1000 (…)\n").unwrap();
+        let before =
+            parse_phases("phase devicetree instructions=700 share=70.0%\ntotal instructions=1000 (…)\n").unwrap();
         assert_eq!((before.tokens, per_token(&before)), (None, None));
         assert!(before.secondaries.is_empty());
         // Wall time per token would mix units: none.
@@ -896,17 +901,43 @@ mod tests {
             ..Results::default()
         };
         let md = results.markdown();
-        assert!(md.contains("| machine | granule | RAM | KASLR | early | devicetree | total | tree tokens | devicetree per token |"), "{md}");
-        assert!(md.contains("| virt | 4K | 1G | off | 100 | 600 | **700** | 300 | 2 |"), "{md}");
-        assert!(md.contains("| raspi3b | 4K | 1G | off | 100 | 600 | **700** | — | — |"), "{md}");
+        assert!(
+            md.contains(
+                "| machine | granule | RAM | KASLR | early | devicetree | total | tree tokens | devicetree per token |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| virt | 4K | 1G | off | 100 | 600 | **700** | 300 | 2 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| raspi3b | 4K | 1G | off | 100 | 600 | **700** | — | — |"),
+            "{md}"
+        );
         assert!(md.contains("did not say how many structure tokens"), "{md}");
-        assert!(md.contains("| virt, --smp 2 | 4K | 1G | off | 1 | 3000 | 5000 |"), "{md}");
-        assert!(md.contains("min 1.10, median **1.19**, max 1.50. Target: ≤ 1.20 (met, by the median of the pairs)"), "{md}");
+        assert!(
+            md.contains("| virt, --smp 2 | 4K | 1G | off | 1 | 3000 | 5000 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("min 1.10, median **1.19**, max 1.50. Target: ≤ 1.20 (met, by the median of the pairs)"),
+            "{md}"
+        );
         assert!(md.contains("(15 interleaved pairs)"), "{md}");
-        assert!(md.contains("**701** (4000 instructions) in 20 functions; target ≤ 700 (not met)"), "{md}");
+        assert!(
+            md.contains("**701** (4000 instructions) in 20 functions; target ≤ 700 (not met)"),
+            "{md}"
+        );
         assert!(md.contains("| `walk_tokens` | 40 |"), "{md}");
-        assert!(md.contains("| `f14` | 26 |") && !md.contains("`f15`"), "the top 15 only:\n{md}");
-        assert!(md.contains("| 5 other functions | 115 |"), "25 + 24 + 23 + 22 + 21:\n{md}");
+        assert!(
+            md.contains("| `f14` | 26 |") && !md.contains("`f15`"),
+            "the top 15 only:\n{md}"
+        );
+        assert!(
+            md.contains("| 5 other functions | 115 |"),
+            "25 + 24 + 23 + 22 + 21:\n{md}"
+        );
         let json = results.json();
         assert_eq!(json["prompt_blocks"]["total"], 701);
         assert_eq!(json["wall"]["ratio_by_pair"]["median"], 1.19);

@@ -36,7 +36,10 @@ fn the_quick_bench_fills_every_table_with_numbers() {
     }
     let machines: Vec<&str> = boots.iter().map(|b| b["machine"].as_str().unwrap()).collect();
     assert_eq!(machines[..2], ["virt", "virt"]);
-    assert!(machines[2].contains("32 RAM ranges and 28 reservations"), "{machines:?}");
+    assert!(
+        machines[2].contains("32 RAM ranges and 28 reservations"),
+        "{machines:?}"
+    );
     assert_eq!(machines[3], "raspi3b");
     assert_ne!(
         boots[2]["total"], boots[0]["total"],
@@ -124,7 +127,11 @@ fn with_secondaries_the_bench_says_what_each_cost() {
     let md = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-smp.md");
     let run = splitmap(&["bench", "--quick", "--smp", "3", "-o", md.to_str().unwrap()]);
     assert!(run.success, "{}\n{}", run.stdout, run.stderr);
-    let rows: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("| virt, --smp 3 |")).collect();
+    let rows: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("| virt, --smp 3 |"))
+        .collect();
     // Two boots (KASLR off and on), each a row of phases and a row per
     // secondary (CPUs 1 and 2) with two counts.
     assert_eq!(rows.len(), 2 + 4, "{}", run.stdout);

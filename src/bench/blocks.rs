@@ -152,7 +152,13 @@ mod tests {
         let starts = block_starts(LOG);
         assert_eq!(
             starts,
-            [0x4000_0000, 0x4020_0000, 0x4020_1004, 0xffff_8000_8000_1008, 0xffff_8000_8000_2000]
+            [
+                0x4000_0000,
+                0x4020_0000,
+                0x4020_1004,
+                0xffff_8000_8000_1008,
+                0xffff_8000_8000_2000
+            ]
         );
         let link = 0xffff_8000_8000_0000;
         let symbols = Symbols::new(
@@ -166,7 +172,13 @@ mod tests {
             0x10_0000,
         );
         let at = placement("x\nsplitmap: image pa=0x40200000 va=0xffff800080000000 kaslr=0x0 (disabled)\n").unwrap();
-        assert_eq!(at, Placement { pa: 0x4020_0000, va: link });
+        assert_eq!(
+            at,
+            Placement {
+                pa: 0x4020_0000,
+                va: link
+            }
+        );
         // MMU off at the physical address, MMU on at the virtual one: the
         // same function either way; QEMU's loader below the image is neither.
         assert_eq!(symbols.name(0x4020_1004, at), "__pi_primary_entry");
