@@ -203,11 +203,18 @@ fn a_panic_on_a_secondary_names_its_cpu() {
     assert!(run.stdout.contains("kernel panic: cpu=1 "), "{}", run.stdout);
 }
 
+/// A page of RAM the tree reserves: the spin-table release word of a CPU
+/// that nothing watches.
+const UNWATCHED_RELEASE: u64 = 0x7000_0000;
+
 /// A device tree whose CPU nodes are wrong: each bad one is named and
-/// skipped, the rest come up; a CPU that PSCI cannot start is failed by name.
+/// skipped, the rest come up; a CPU that PSCI cannot start is failed by
+/// name, and so is one that never reports in (CPU 3 waits for PSCI, not on
+/// the spin-table word its node names), after a bounded wait, boot going on.
 #[test]
 fn bad_cpu_nodes_are_named_and_skipped() {
-    let mut w = FdtWriter::new().unwrap();
+    let reserved = vm_fdt::FdtReserveEntry::new(UNWATCHED_RELEASE, 0x1000).unwrap();
+    let mut w = FdtWriter::new_with_mem_reserv(&[reserved]).unwrap();
     let root = w.begin_node("").unwrap();
     w.property_u32("#address-cells", 2).unwrap();
     w.property_u32("#size-cells", 2).unwrap();
@@ -236,6 +243,7 @@ fn bad_cpu_nodes_are_named_and_skipped() {
         ("cpu@3", 2, "psci", None),
         ("cpu@4", 4, "spin-table", Some(0x1_0000_0000u64)),
         ("cpu@5", 5, "psci", None),
+        ("cpu@6", 3, "spin-table", Some(UNWATCHED_RELEASE)),
     ] {
         let n = w.begin_node(name).unwrap();
         w.property_string("device_type", "cpu").unwrap();
@@ -264,9 +272,13 @@ fn bad_cpu_nodes_are_named_and_skipped() {
     ] {
         assert!(out.contains(want), "{want}\n{out}");
     }
+    assert!(
+        out.contains("cpu 3 (cpu@6, mpidr 0x3): did not report in within 1000 ms; going on without it"),
+        "{out}"
+    );
     let cpus = cpus(&out);
     let seen: Vec<_> = cpus.iter().map(|c| (c.mpidr, c.state.as_str())).collect();
-    assert_eq!(seen, [(0, "online"), (2, "online"), (5, "failed")], "{out}");
+    assert_eq!(seen, [(0, "online"), (2, "online"), (5, "failed"), (3, "failed")], "{out}");
     assert!(
         cpus[2]
             .why
@@ -274,6 +286,7 @@ fn bad_cpu_nodes_are_named_and_skipped() {
             .is_some_and(|w| w.starts_with("PSCI CPU_ON refused it")),
         "{out}"
     );
+    assert_eq!(cpus[3].why.as_deref(), Some("did not report in within 1000 ms"), "{out}");
     assert!(
         output(&out, "on 1 va2pa 0xffff000000201000").contains("region=linear"),
         "{out}"
@@ -387,5 +400,58 @@ fn a_stack_overflow_on_a_secondary_hits_its_own_guard() {
         run.stdout.contains("kernel panic: cpu=2 kernel stack overflow"),
         "{}",
         run.stdout
+    );
+}
+
+/// `rmmod` on CPU 0 while CPU 1 runs the module's code: it waits until
+/// CPU 1 has left it (the code ends before the module goes), or, past the
+/// module watchdog's period, refuses and leaves the module loaded; never
+/// frees code another CPU runs. `on N CMD &` returns once CPU N is in the
+/// module's code, and `cpus` says so.
+#[test]
+fn rmmod_waits_for_other_cpus_to_leave_the_modules_code() {
+    let out = session(
+        &["--smp", "2", "--append", "module.watchdog=5000"],
+        &[
+            "insmod spin",
+            "on 1 spin 2500 &",
+            "cpus",
+            "rmmod spin",
+            "lsmod",
+            "insmod spin",
+            "on 1 spin &",
+            "rmmod spin",
+            "lsmod",
+            "cpus",
+        ],
+    );
+    assert!(output(&out, "on 1 spin 2500 &").contains("cpu=1 background=spin 2500"), "{out}");
+    let during = output(&out, "cpus");
+    assert!(during.contains("cpu=1 mpidr=0x1 state=online"), "{out}");
+    assert!(during.lines().any(|l| l.starts_with("cpu=1 ") && l.ends_with(" doing=module:spin")), "{out}");
+    // The first rmmod: CPU 1 finishes its loop, then the module goes.
+    let waited = output(&out, "rmmod spin");
+    let done = waited.find("spin: done").unwrap_or_else(|| panic!("{out}"));
+    let note = waited
+        .find("rmmod: waited ")
+        .unwrap_or_else(|| panic!("rmmod did not wait\n{out}"));
+    assert!(done < note, "the module went before CPU 1 left it\n{out}");
+    assert!(waited.contains(" ms for another CPU to leave spin's code"), "{out}");
+    assert!(!waited.contains("error"), "{out}");
+    assert_eq!(output(&out, "lsmod"), "", "{out}");
+    // The second: CPU 1 never leaves (no watchdog there), so rmmod gives up
+    // after module.watchdog= and the module stays.
+    let second = &out[out.rfind("splitmap> rmmod spin\n").unwrap()..];
+    assert!(
+        second.contains(
+            "error: rmmod spin: cpu 1 still runs its code after 5000 ms (module.watchdog=); spin stays loaded"
+        ),
+        "{out}"
+    );
+    let lsmod = &second[second.find("splitmap> lsmod\n").unwrap()..];
+    assert!(lsmod.contains("\nspin base="), "{out}");
+    assert!(
+        lsmod.lines().any(|l| l.starts_with("cpu=1 ") && l.ends_with(" doing=module:spin")),
+        "{out}"
     );
 }
