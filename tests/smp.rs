@@ -147,26 +147,53 @@ fn maxcpus_leaves_the_rest_offline_by_name() {
     );
 }
 
-/// The secondaries start wherever stage-0 put the image, and in each
-/// granule.
+/// Four CPUs start wherever the image is loaded (one load address only
+/// page-aligned, one 2 MiB-aligned), in each granule, with 1 and 4 GiB,
+/// KASLR on and off, and `rodata=full` (the linear map in pages, split at
+/// boot): every one online, and the in-kernel SMP tests pass (same PA on
+/// every CPU, own stacks, an unmap every CPU sees).
 #[test]
-fn secondaries_start_at_any_load_address_and_granule() {
-    for options in [
-        &["--smp", "2", "--load-addr", "0x40011000"][..],
-        &["--smp", "2", "--granule", "64k", "--mem", "4G"][..],
-        &["--smp", "2", "--granule", "16k", "--cpu", "max"][..],
-    ] {
-        let out = session(options, &["cpus", "on 1 va2pa 0xffff000000201000"]);
+fn secondaries_start_at_any_load_address_granule_and_size() {
+    let cases: [&[&str]; 3] = [
+        &[
+            "--load-addr",
+            "0x40011000",
+            "--mem",
+            "4G",
+            "--append",
+            "rodata=full",
+            "--kaslr-seed",
+            "0x5eed",
+        ],
+        &["--load-addr", "0x50000000", "--granule", "64k", "--nokaslr"],
+        &[
+            "--granule",
+            "16k",
+            "--cpu",
+            "max",
+            "--mem",
+            "4G",
+            "--append",
+            "rodata=full",
+        ],
+    ];
+    in_parallel(&cases, |case| {
+        let mut options = vec!["--smp", "4"];
+        options.extend_from_slice(case);
+        let out = session(&options, &["cpus", "on 3 va2pa 0xffff000000201000", "test smp"]);
         let cpus = cpus(&out);
         assert!(
-            cpus.iter().all(|c| c.state == "online") && cpus.len() == 2,
+            cpus.iter().all(|c| c.state == "online") && cpus.len() == 4,
             "{options:?}\n{out}"
         );
         assert!(
-            output(&out, "on 1 va2pa 0xffff000000201000").contains("region=linear"),
+            output(&out, "on 3 va2pa 0xffff000000201000").contains("region=linear"),
             "{out}"
         );
-    }
+        let smp = output(&out, "test smp");
+        assert!(!smp.contains("not ok") && !smp.contains("# SKIP"), "{options:?}\n{smp}");
+        assert!(smp.matches("\nok ").count() >= 4, "{options:?}\n{smp}");
+    });
 }
 
 /// A module loaded on CPU 0 runs on another, far from the kernel too; a
@@ -278,7 +305,11 @@ fn bad_cpu_nodes_are_named_and_skipped() {
     );
     let cpus = cpus(&out);
     let seen: Vec<_> = cpus.iter().map(|c| (c.mpidr, c.state.as_str())).collect();
-    assert_eq!(seen, [(0, "online"), (2, "online"), (5, "failed"), (3, "failed")], "{out}");
+    assert_eq!(
+        seen,
+        [(0, "online"), (2, "online"), (5, "failed"), (3, "failed")],
+        "{out}"
+    );
     assert!(
         cpus[2]
             .why
@@ -286,7 +317,11 @@ fn bad_cpu_nodes_are_named_and_skipped() {
             .is_some_and(|w| w.starts_with("PSCI CPU_ON refused it")),
         "{out}"
     );
-    assert_eq!(cpus[3].why.as_deref(), Some("did not report in within 1000 ms"), "{out}");
+    assert_eq!(
+        cpus[3].why.as_deref(),
+        Some("did not report in within 1000 ms"),
+        "{out}"
+    );
     assert!(
         output(&out, "on 1 va2pa 0xffff000000201000").contains("region=linear"),
         "{out}"
@@ -425,10 +460,18 @@ fn rmmod_waits_for_other_cpus_to_leave_the_modules_code() {
             "cpus",
         ],
     );
-    assert!(output(&out, "on 1 spin 2500 &").contains("cpu=1 background=spin 2500"), "{out}");
+    assert!(
+        output(&out, "on 1 spin 2500 &").contains("cpu=1 background=spin 2500"),
+        "{out}"
+    );
     let during = output(&out, "cpus");
     assert!(during.contains("cpu=1 mpidr=0x1 state=online"), "{out}");
-    assert!(during.lines().any(|l| l.starts_with("cpu=1 ") && l.ends_with(" doing=module:spin")), "{out}");
+    assert!(
+        during
+            .lines()
+            .any(|l| l.starts_with("cpu=1 ") && l.ends_with(" doing=module:spin")),
+        "{out}"
+    );
     // The first rmmod: CPU 1 finishes its loop, then the module goes.
     let waited = output(&out, "rmmod spin");
     let done = waited.find("spin: done").unwrap_or_else(|| panic!("{out}"));
@@ -451,7 +494,9 @@ fn rmmod_waits_for_other_cpus_to_leave_the_modules_code() {
     let lsmod = &second[second.find("splitmap> lsmod\n").unwrap()..];
     assert!(lsmod.contains("\nspin base="), "{out}");
     assert!(
-        lsmod.lines().any(|l| l.starts_with("cpu=1 ") && l.ends_with(" doing=module:spin")),
+        lsmod
+            .lines()
+            .any(|l| l.starts_with("cpu=1 ") && l.ends_with(" doing=module:spin")),
         "{out}"
     );
 }

@@ -313,7 +313,11 @@ pub fn serve(cpu: usize, mut run: impl FnMut(&str)) -> ! {
             }
         };
         mb.result.store(result, Ordering::Relaxed);
-        let done = if mb.detached.load(Ordering::Relaxed) { IDLE } else { DONE };
+        let done = if mb.detached.load(Ordering::Relaxed) {
+            IDLE
+        } else {
+            DONE
+        };
         mb.state.store(done, Ordering::Release);
         wake_all();
     }

@@ -190,9 +190,11 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
             // Removed by another CPU's rmmod as soon as it was listed.
             Err(CallError::Removing) => return Err(alloc::format!("{name}: removed before init_module ran")),
             // `call` marked it faulted: it stays listed, holding what it took.
-            Err(CallError::Fault(_)) => return Err(alloc::format!(
-                "{name}: init_module faulted; it stays loaded, marked faulted (see lsmod -v; rmmod {name} removes it without running its code)"
-            )),
+            Err(CallError::Fault(_)) => {
+                return Err(alloc::format!(
+                    "{name}: init_module faulted; it stays loaded, marked faulted (see lsmod -v; rmmod {name} removes it without running its code)"
+                ));
+            }
         };
         if code != 0 {
             let mut list = MODULES.lock();

@@ -60,7 +60,8 @@ fn milliseconds(line: &[u8]) -> Option<u64> {
     if line.is_empty() || line.len() > 7 {
         return None;
     }
-    line.iter().try_fold(0u64, |n, &b| b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0')))
+    line.iter()
+        .try_fold(0u64, |n, &b| b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0')))
 }
 
 /// Loops until `ms` milliseconds of the generic timer's counter passed:
