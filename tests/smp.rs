@@ -386,11 +386,23 @@ fn a_local_only_tlb_invalidation_is_caught() {
     assert!(out.contains("not ok 1 smp_an_unmap_is_seen_by_every_cpu"), "{out}");
 }
 
-/// `layout` shows each other CPU's stack above its guard; a CPU left off
-/// has its slot, unmapped.
+/// `layout` shows each other CPU's stack above its guard (and `va2pa` and
+/// `walk` name them); a CPU left off has its slot, unmapped.
 #[test]
 fn layout_shows_every_cpus_stack_and_guard() {
-    let out = session(&["--smp", "3", "--append", "maxcpus=2"], &["layout"]);
+    let out = session(
+        &["--smp", "3", "--append", "maxcpus=2"],
+        &["layout", "va2pa 0xffffffffff030000", "walk 0xffffffffff020000"],
+    );
+    // va2pa and walk name CPU 1's rows as layout does.
+    assert!(
+        output(&out, "va2pa 0xffffffffff030000").contains(" region=stack.1\n"),
+        "{out}"
+    );
+    assert!(
+        output(&out, "walk 0xffffffffff020000").starts_with("# region=guard.1: unmapped guard"),
+        "{out}"
+    );
     let row = |name: &str| {
         out.lines()
             .find(|l| l.split_whitespace().next() == Some(name))
