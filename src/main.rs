@@ -327,6 +327,9 @@ struct SweepArgs {
     /// physical address 0; each boot with its own copy of the Pi's tree).
     #[arg(long, value_name = "virt|raspi3b", default_value = "virt", value_parser = machine_arg)]
     machine: String,
+    /// CPUs every boot brings up, as `run --smp` (1-8 on virt; maxcpus=N on raspi3b).
+    #[arg(long)]
+    smp: Option<u32>,
 }
 
 /// The command line with gdb's own spelling of `--ex`, `-ex` (which clap

@@ -23,7 +23,7 @@ pub fn check(args: &SweepArgs) -> Result<(), String> {
 /// the Pi's Cortex-A53 would refuse every boot).
 fn machine(args: &SweepArgs) -> Result<Machine, String> {
     let machine = Machine::parse(&args.machine)?;
-    machine.check(splitmap::machine::RASPI3B_MEM, None, &args.kernel.granule, None)?;
+    machine.check(splitmap::machine::RASPI3B_MEM, args.smp, &args.kernel.granule, None)?;
     Ok(machine)
 }
 
@@ -88,11 +88,18 @@ fn swept_boot(args: &SweepArgs) -> Result<Boot, String> {
         machine,
         ..Boot::default()
     };
+    if let Some(n) = args.smp {
+        boot.smp = n;
+    }
     if machine == Machine::Raspi3b {
         // One tree for every boot: its seed stays 0, each boot's seed is
-        // on its command line (kaslr.seed=), which the kernel prefers.
+        // on its command line (kaslr.seed=), which the kernel prefers. QEMU's
+        // Pi always has its 4 CPUs: --smp N is how many the kernel starts.
         boot.mem = machines::RASPI3B_MEM;
         boot.smp = machines::RASPI3B_SMP;
+        if let Some(n) = args.smp {
+            boot.append = format!("{} maxcpus={n}", boot.append).trim_start().to_string();
+        }
         boot.dtb = Some(machines::write_raspi3b_tree(&machines::trees_dir(), 0)?);
     }
     Ok(boot)
@@ -378,5 +385,25 @@ mod tests {
             "16k",
         ]));
         assert!(refused.unwrap_err().contains("no 16 KiB granule"));
+        // --smp as run takes it: QEMU's CPUs on virt, maxcpus= on the Pi.
+        let four = qemu::qemu_args(
+            &swept_boot(&sweep_args(&["splitmap", "sweep", "--smp", "4"])).unwrap(),
+            &artifacts,
+        );
+        assert!(four.windows(2).any(|w| w == ["-smp", "4"]), "{four:?}");
+        let boot = swept_boot(&sweep_args(&[
+            "splitmap",
+            "sweep",
+            "--machine",
+            "raspi3b",
+            "--smp",
+            "2",
+        ]))
+        .unwrap();
+        assert_eq!(boot.smp, 4);
+        assert!(boot.append.ends_with("maxcpus=2"), "{}", boot.append);
+        splitmap::machine::remove_trees(&machines::trees_dir());
+        let too_many = machine(&sweep_args(&["splitmap", "sweep", "--smp", "9"]));
+        assert!(too_many.unwrap_err().contains("1 to 8"));
     }
 }

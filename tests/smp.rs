@@ -84,8 +84,21 @@ fn four_cpus_come_up_and_walk_the_same_tables() {
         assert_eq!(output(&out, &walk), output(&out, &on_walk), "{kaslr:?}");
         assert!(output(&out, &va2pa).contains("region=linear"), "{out}");
         assert_eq!(output(&out, &va2pa), output(&out, &on_va2pa), "{kaslr:?}");
-        // `cpus` on CPU 1 says what it says on CPU 0.
-        assert_eq!(output(&out, "on 1 cpus"), output(&out, "cpus"));
+        // `cpus` on CPU 1 says what it says on CPU 0, but for what CPU 1
+        // is doing: running that very line.
+        let doing = |text: &str| -> Vec<String> {
+            text.lines()
+                .map(|l| l.split(" doing=").next().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(doing(output(&out, "on 1 cpus")), doing(output(&out, "cpus")));
+        let here = output(&out, "cpus");
+        assert!(
+            here.contains(" doing=shell\n") && here.matches(" doing=idle\n").count() == 3,
+            "{out}"
+        );
+        let there = output(&out, "on 1 cpus");
+        assert!(there.lines().nth(1).unwrap().ends_with(" doing=command"), "{out}");
     }
 }
 
@@ -147,26 +160,53 @@ fn maxcpus_leaves_the_rest_offline_by_name() {
     );
 }
 
-/// The secondaries start wherever stage-0 put the image, and in each
-/// granule.
+/// Four CPUs start wherever the image is loaded (one load address only
+/// page-aligned, one 2 MiB-aligned), in each granule, with 1 and 4 GiB,
+/// KASLR on and off, and `rodata=full` (the linear map in pages, split at
+/// boot): every one online, and the in-kernel SMP tests pass (same PA on
+/// every CPU, own stacks, an unmap every CPU sees).
 #[test]
-fn secondaries_start_at_any_load_address_and_granule() {
-    for options in [
-        &["--smp", "2", "--load-addr", "0x40011000"][..],
-        &["--smp", "2", "--granule", "64k", "--mem", "4G"][..],
-        &["--smp", "2", "--granule", "16k", "--cpu", "max"][..],
-    ] {
-        let out = session(options, &["cpus", "on 1 va2pa 0xffff000000201000"]);
+fn secondaries_start_at_any_load_address_granule_and_size() {
+    let cases: [&[&str]; 3] = [
+        &[
+            "--load-addr",
+            "0x40011000",
+            "--mem",
+            "4G",
+            "--append",
+            "rodata=full",
+            "--kaslr-seed",
+            "0x5eed",
+        ],
+        &["--load-addr", "0x50000000", "--granule", "64k", "--nokaslr"],
+        &[
+            "--granule",
+            "16k",
+            "--cpu",
+            "max",
+            "--mem",
+            "4G",
+            "--append",
+            "rodata=full",
+        ],
+    ];
+    in_parallel(&cases, |case| {
+        let mut options = vec!["--smp", "4"];
+        options.extend_from_slice(case);
+        let out = session(&options, &["cpus", "on 3 va2pa 0xffff000000201000", "test smp"]);
         let cpus = cpus(&out);
         assert!(
-            cpus.iter().all(|c| c.state == "online") && cpus.len() == 2,
+            cpus.iter().all(|c| c.state == "online") && cpus.len() == 4,
             "{options:?}\n{out}"
         );
         assert!(
-            output(&out, "on 1 va2pa 0xffff000000201000").contains("region=linear"),
+            output(&out, "on 3 va2pa 0xffff000000201000").contains("region=linear"),
             "{out}"
         );
-    }
+        let smp = output(&out, "test smp");
+        assert!(!smp.contains("not ok") && !smp.contains("# SKIP"), "{options:?}\n{smp}");
+        assert!(smp.matches("\nok ").count() >= 4, "{options:?}\n{smp}");
+    });
 }
 
 /// A module loaded on CPU 0 runs on another, far from the kernel too; a
@@ -203,11 +243,18 @@ fn a_panic_on_a_secondary_names_its_cpu() {
     assert!(run.stdout.contains("kernel panic: cpu=1 "), "{}", run.stdout);
 }
 
+/// A page of RAM the tree reserves: the spin-table release word of a CPU
+/// that nothing watches.
+const UNWATCHED_RELEASE: u64 = 0x7000_0000;
+
 /// A device tree whose CPU nodes are wrong: each bad one is named and
-/// skipped, the rest come up; a CPU that PSCI cannot start is failed by name.
+/// skipped, the rest come up; a CPU that PSCI cannot start is failed by
+/// name, and so is one that never reports in (CPU 3 waits for PSCI, not on
+/// the spin-table word its node names), after a bounded wait, boot going on.
 #[test]
 fn bad_cpu_nodes_are_named_and_skipped() {
-    let mut w = FdtWriter::new().unwrap();
+    let reserved = vm_fdt::FdtReserveEntry::new(UNWATCHED_RELEASE, 0x1000).unwrap();
+    let mut w = FdtWriter::new_with_mem_reserv(&[reserved]).unwrap();
     let root = w.begin_node("").unwrap();
     w.property_u32("#address-cells", 2).unwrap();
     w.property_u32("#size-cells", 2).unwrap();
@@ -236,6 +283,7 @@ fn bad_cpu_nodes_are_named_and_skipped() {
         ("cpu@3", 2, "psci", None),
         ("cpu@4", 4, "spin-table", Some(0x1_0000_0000u64)),
         ("cpu@5", 5, "psci", None),
+        ("cpu@6", 3, "spin-table", Some(UNWATCHED_RELEASE)),
     ] {
         let n = w.begin_node(name).unwrap();
         w.property_string("device_type", "cpu").unwrap();
@@ -264,14 +312,27 @@ fn bad_cpu_nodes_are_named_and_skipped() {
     ] {
         assert!(out.contains(want), "{want}\n{out}");
     }
+    assert!(
+        out.contains("cpu 3 (cpu@6, mpidr 0x3): did not report in within 1000 ms; going on without it"),
+        "{out}"
+    );
     let cpus = cpus(&out);
     let seen: Vec<_> = cpus.iter().map(|c| (c.mpidr, c.state.as_str())).collect();
-    assert_eq!(seen, [(0, "online"), (2, "online"), (5, "failed")], "{out}");
+    assert_eq!(
+        seen,
+        [(0, "online"), (2, "online"), (5, "failed"), (3, "failed")],
+        "{out}"
+    );
     assert!(
         cpus[2]
             .why
             .as_deref()
             .is_some_and(|w| w.starts_with("PSCI CPU_ON refused it")),
+        "{out}"
+    );
+    assert_eq!(
+        cpus[3].why.as_deref(),
+        Some("did not report in within 1000 ms"),
         "{out}"
     );
     assert!(
@@ -325,11 +386,23 @@ fn a_local_only_tlb_invalidation_is_caught() {
     assert!(out.contains("not ok 1 smp_an_unmap_is_seen_by_every_cpu"), "{out}");
 }
 
-/// `layout` shows each other CPU's stack above its guard; a CPU left off
-/// has its slot, unmapped.
+/// `layout` shows each other CPU's stack above its guard (and `va2pa` and
+/// `walk` name them); a CPU left off has its slot, unmapped.
 #[test]
 fn layout_shows_every_cpus_stack_and_guard() {
-    let out = session(&["--smp", "3", "--append", "maxcpus=2"], &["layout"]);
+    let out = session(
+        &["--smp", "3", "--append", "maxcpus=2"],
+        &["layout", "va2pa 0xffffffffff030000", "walk 0xffffffffff020000"],
+    );
+    // va2pa and walk name CPU 1's rows as layout does.
+    assert!(
+        output(&out, "va2pa 0xffffffffff030000").contains(" region=stack.1\n"),
+        "{out}"
+    );
+    assert!(
+        output(&out, "walk 0xffffffffff020000").starts_with("# region=guard.1: unmapped guard"),
+        "{out}"
+    );
     let row = |name: &str| {
         out.lines()
             .find(|l| l.split_whitespace().next() == Some(name))
@@ -387,5 +460,68 @@ fn a_stack_overflow_on_a_secondary_hits_its_own_guard() {
         run.stdout.contains("kernel panic: cpu=2 kernel stack overflow"),
         "{}",
         run.stdout
+    );
+}
+
+/// `rmmod` on CPU 0 while CPU 1 runs the module's code: it waits until
+/// CPU 1 has left it (the code ends before the module goes), or, past the
+/// module watchdog's period, refuses and leaves the module loaded; never
+/// frees code another CPU runs. `on N CMD &` returns once CPU N is in the
+/// module's code, and `cpus` says so.
+#[test]
+fn rmmod_waits_for_other_cpus_to_leave_the_modules_code() {
+    let out = session(
+        &["--smp", "2", "--append", "module.watchdog=5000"],
+        &[
+            "insmod spin",
+            "on 1 spin 2500 &",
+            "cpus",
+            "rmmod spin",
+            "lsmod",
+            "insmod spin",
+            "on 1 spin &",
+            "rmmod spin",
+            "lsmod",
+            "cpus",
+        ],
+    );
+    assert!(
+        output(&out, "on 1 spin 2500 &").contains("cpu=1 background=spin 2500"),
+        "{out}"
+    );
+    let during = output(&out, "cpus");
+    assert!(during.contains("cpu=1 mpidr=0x1 state=online"), "{out}");
+    assert!(
+        during
+            .lines()
+            .any(|l| l.starts_with("cpu=1 ") && l.ends_with(" doing=module:spin")),
+        "{out}"
+    );
+    // The first rmmod: CPU 1 finishes its loop, then the module goes.
+    let waited = output(&out, "rmmod spin");
+    let done = waited.find("spin: done").unwrap_or_else(|| panic!("{out}"));
+    let note = waited
+        .find("rmmod: waited ")
+        .unwrap_or_else(|| panic!("rmmod did not wait\n{out}"));
+    assert!(done < note, "the module went before CPU 1 left it\n{out}");
+    assert!(waited.contains(" ms for another CPU to leave spin's code"), "{out}");
+    assert!(!waited.contains("error"), "{out}");
+    assert_eq!(output(&out, "lsmod"), "", "{out}");
+    // The second: CPU 1 never leaves (no watchdog there), so rmmod gives up
+    // after module.watchdog= and the module stays.
+    let second = &out[out.rfind("splitmap> rmmod spin\n").unwrap()..];
+    assert!(
+        second.contains(
+            "error: rmmod spin: cpu 1 still runs its code after 5000 ms (module.watchdog=); spin stays loaded"
+        ),
+        "{out}"
+    );
+    let lsmod = &second[second.find("splitmap> lsmod\n").unwrap()..];
+    assert!(lsmod.contains("\nspin base="), "{out}");
+    assert!(
+        lsmod
+            .lines()
+            .any(|l| l.starts_with("cpu=1 ") && l.ends_with(" doing=module:spin")),
+        "{out}"
     );
 }

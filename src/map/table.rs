@@ -5,12 +5,19 @@ use std::fmt::Write;
 
 use super::{Model, size};
 
-/// What a `layout` row is for: its row's why in the kernel's map, or
-/// else it is a loaded module's area (`hello:text`).
+/// What a `layout` row is for: its row's why in the kernel's map, CPU N's
+/// copy of a template row (`stack.N`, `guard.N`), or else a loaded
+/// module's area (`hello:text`).
 fn purpose(name: &str) -> String {
-    match pi::kmap::find(name) {
-        Some(row) => row.why.to_string(),
-        None => format!("module area `{name}`"),
+    if let Some(row) = pi::kmap::find(name) {
+        return row.why.to_string();
+    }
+    match name.split_once('.') {
+        Some((template, cpu)) if cpu.parse::<usize>().is_ok() && pi::kmap::find(template).is_some() => {
+            let why = pi::kmap::find(template).map_or("", |r| r.why);
+            format!("cpu {cpu}'s: {why}")
+        }
+        _ => format!("module area `{name}`"),
     }
 }
 
@@ -50,6 +57,9 @@ mod tests {
         );
         assert!(lines[3].contains("module window"), "{table}");
         assert!(lines[4].contains("module area `hello:text`"), "{table}");
+        assert_eq!(purpose("stack.2"), format!("cpu 2's: {}", pi::kmap::row("stack").why));
+        assert_eq!(purpose("guard.7"), format!("cpu 7's: {}", pi::kmap::row("guard").why));
+        assert_eq!(purpose("guard.x"), "module area `guard.x`");
         assert!(lines[10].contains("the kernel stack (`rw-`)"), "{table}");
     }
 }

@@ -19,7 +19,7 @@
 //!   QEMU runs one CPU at a time, and `WFE` is where it switches.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::percpu::MAX_CPUS;
 
@@ -141,6 +141,8 @@ const IDLE: u32 = 0;
 const POSTED: u32 = 1;
 const DONE: u32 = 2;
 const CLAIMED: u32 = 3;
+/// Taken by its CPU, which runs it now.
+const RUNNING: u32 = 4;
 
 /// One CPU's mailbox: a command line or a function posted to it, and
 /// whether it ran.
@@ -152,6 +154,9 @@ pub struct Mailbox {
     func: AtomicU64,
     arg: AtomicU64,
     result: AtomicU64,
+    /// Posted by [`post_detached`]: nobody waits, so the CPU frees the
+    /// mailbox itself when it is done.
+    detached: AtomicBool,
 }
 
 // SAFETY: `line` is written only by the poster that moved `state` from IDLE
@@ -167,6 +172,7 @@ static MAILBOXES: [Mailbox; MAX_CPUS] = [const {
         func: AtomicU64::new(0),
         arg: AtomicU64::new(0),
         result: AtomicU64::new(0),
+        detached: AtomicBool::new(false),
     }
 }; MAX_CPUS];
 
@@ -221,6 +227,30 @@ pub fn wait_done(cpu: usize, deadline: u64) -> Result<u64, PostError> {
 /// # Errors
 /// [`PostError`]: nothing was posted, or no answer came in time.
 pub fn post_and_wait(cpu: usize, line: &str, deadline: u64) -> Result<(), PostError> {
+    post_line(cpu, line, false)?;
+    wait_done(cpu, deadline).map(|_| ())
+}
+
+/// Posts `line` to `cpu`'s mailbox and returns once the CPU has taken it
+/// (or `deadline` passed): nobody waits for it to finish, the CPU frees its
+/// mailbox itself when it is done (`on N CMD &`).
+///
+/// # Errors
+/// [`PostError`]: nothing was posted, or the CPU did not take it in time
+/// (it still may).
+pub fn post_detached(cpu: usize, line: &str, deadline: u64) -> Result<(), PostError> {
+    post_line(cpu, line, true)?;
+    let mb = &MAILBOXES[cpu];
+    while mb.state.load(Ordering::Acquire) == POSTED {
+        if super::counter::now() > deadline {
+            return Err(PostError::TimedOut);
+        }
+        wait_for_event();
+    }
+    Ok(())
+}
+
+fn post_line(cpu: usize, line: &str, detached: bool) -> Result<(), PostError> {
     let bytes = line.as_bytes();
     if bytes.len() > LINE_MAX {
         return Err(PostError::TooLong);
@@ -231,8 +261,13 @@ pub fn post_and_wait(cpu: usize, line: &str, deadline: u64) -> Result<(), PostEr
         unsafe { (&mut *mb.line.get())[..bytes.len()].copy_from_slice(bytes) };
         mb.len.store(bytes.len(), Ordering::Relaxed);
         mb.func.store(0, Ordering::Relaxed);
-    })?;
-    wait_done(cpu, deadline).map(|_| ())
+        mb.detached.store(detached, Ordering::Relaxed);
+    })
+}
+
+/// Whether `cpu` is running something posted to its mailbox now.
+pub fn busy(cpu: usize) -> bool {
+    MAILBOXES[cpu].state.load(Ordering::Acquire) == RUNNING
 }
 
 /// Posts a call of `f(arg)` to `cpu` and returns at once: [`wait_done`]
@@ -245,6 +280,7 @@ pub fn post_call(cpu: usize, f: fn(u64) -> u64, arg: u64) -> Result<(), PostErro
     post(cpu, |mb| {
         mb.func.store(f as usize as u64, Ordering::Relaxed);
         mb.arg.store(arg, Ordering::Relaxed);
+        mb.detached.store(false, Ordering::Relaxed);
     })
 }
 
@@ -256,6 +292,8 @@ pub fn serve(cpu: usize, mut run: impl FnMut(&str)) -> ! {
         while mb.state.load(Ordering::Acquire) != POSTED {
             wait_for_event();
         }
+        mb.state.store(RUNNING, Ordering::Release);
+        wake_all();
         let result = match mb.func.load(Ordering::Relaxed) {
             0 => {
                 let len = mb.len.load(Ordering::Relaxed).min(LINE_MAX);
@@ -275,7 +313,12 @@ pub fn serve(cpu: usize, mut run: impl FnMut(&str)) -> ! {
             }
         };
         mb.result.store(result, Ordering::Relaxed);
-        mb.state.store(DONE, Ordering::Release);
+        let done = if mb.detached.load(Ordering::Relaxed) {
+            IDLE
+        } else {
+            DONE
+        };
+        mb.state.store(done, Ordering::Release);
         wake_all();
     }
 }

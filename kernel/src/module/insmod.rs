@@ -19,8 +19,11 @@ use pi::pgtable::{Attrs, Granularity};
 
 use super::load::{self, Area, Module};
 use super::{abi, plt};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::recovery::{self, Fault, Kind};
-use crate::arch::{cpu, sections};
+use crate::arch::{counter, cpu, sections};
 use crate::boot::cpio;
 use crate::debug::backtrace::Symbol;
 use crate::kaslr::module_windows::{self, Span, Windows};
@@ -182,11 +185,16 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
     if let Some(init) = linked.init {
         // SAFETY: `init` is the module's `extern "C" fn() -> i32`, mapped r-x
         // and relocated above.
-        let Ok(code) = (unsafe { call(base, init, [0, 0]) }).map(|x0| x0 as i32) else {
+        let code = match (unsafe { call(base, init, [0, 0]) }).map(|x0| x0 as i32) {
+            Ok(code) => code,
+            // Removed by another CPU's rmmod as soon as it was listed.
+            Err(CallError::Removing) => return Err(alloc::format!("{name}: removed before init_module ran")),
             // `call` marked it faulted: it stays listed, holding what it took.
-            return Err(alloc::format!(
-                "{name}: init_module faulted; it stays loaded, marked faulted (see lsmod -v; rmmod {name} removes it without running its code)"
-            ));
+            Err(CallError::Fault(_)) => {
+                return Err(alloc::format!(
+                    "{name}: init_module faulted; it stays loaded, marked faulted (see lsmod -v; rmmod {name} removes it without running its code)"
+                ));
+            }
         };
         if code != 0 {
             let mut list = MODULES.lock();
@@ -201,29 +209,146 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
     Ok(line)
 }
 
+/// The module whose code each CPU runs now (its base; 0: none), indexed by
+/// `percpu::id`: set by [`call`] before the module's first instruction
+/// runs and put back after its last, so `rmmod` on one CPU knows whether
+/// another runs the code it is about to free.
+static RUNNING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// The module `rmmod` is removing (its base; 0: none), and the CPU
+/// removing it: from the moment it is set no other CPU enters its code.
+///
+/// With `RUNNING` it is a store-then-load on each side, all `SeqCst`:
+/// [`call`] stores its marker then loads `GOING`, `rmmod` stores `GOING`
+/// then loads every marker, so at least one of them sees the other's
+/// store: either the call is refused, or `rmmod` waits for it.
+static GOING: AtomicU64 = AtomicU64::new(0);
+static REMOVER: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Why [`call`] did not return the module's x0.
+#[derive(Clone, Copy, Debug)]
+pub enum CallError {
+    /// The call faulted, contained and reported.
+    Fault(Fault),
+    /// The module is being removed (`rmmod` on another CPU): its code was
+    /// not entered.
+    Removing,
+}
+
+impl CallError {
+    /// Where it happened: the fault's instruction (0 if not entered).
+    pub fn at(&self) -> u64 {
+        match self {
+            CallError::Fault(f) => f.elr,
+            CallError::Removing => 0,
+        }
+    }
+}
+
+/// The loaded module whose code CPU `cpu` runs now, by name (for `cpus`).
+pub fn running_on(cpu: usize) -> Option<String> {
+    match RUNNING.get(cpu)?.load(Ordering::SeqCst) {
+        0 => None,
+        base => Some(name_of(base).unwrap_or_else(|| alloc::format!("{base:#x}"))),
+    }
+}
+
 /// Calls module `base`'s code at `target` with `args` (an entry point, a
 /// command, a test); its x0. What it registers or allocates is its own. A
 /// fault in it is contained (`arch::recovery`): the module is marked
-/// faulted, a line says so, and the fault comes back.
+/// faulted, a line says so, and the fault comes back. While the call runs,
+/// this CPU's `RUNNING` marker names the module.
 ///
 /// # Errors
-/// The contained [`Fault`]: the call did not finish, or broke the ABI.
+/// [`CallError`]: the call did not finish, broke the ABI, or was refused
+/// because the module is being removed (a line says so).
 ///
 /// # Safety
 /// As for `recovery::run_untrusted`: `target` is an entry point of module
 /// `base` taking at most the two arguments.
-pub unsafe fn call(base: u64, target: u64, args: [u64; 2]) -> Result<u64, Fault> {
+pub unsafe fn call(base: u64, target: u64, args: [u64; 2]) -> Result<u64, CallError> {
+    let me = percpu::id();
+    let outer = RUNNING[me].swap(base, Ordering::SeqCst);
+    if GOING.load(Ordering::SeqCst) == base && REMOVER.load(Ordering::SeqCst) != me as u64 {
+        RUNNING[me].store(outer, Ordering::SeqCst);
+        let name = name_of(base).unwrap_or_default();
+        crate::println!("error: {name} is being removed (rmmod on another CPU); its code was not entered");
+        return Err(CallError::Removing);
+    }
     let heap = frames::heap_in_use();
     let modules_heap = abi::allocations_total();
     // SAFETY: the caller's contract.
-    unsafe { recovery::run_untrusted(base, target, args) }.inspect_err(|fault| {
+    let result = unsafe { recovery::run_untrusted(base, target, args) }.inspect_err(|fault| {
         // What the heap grew by that no module owns: the abandoned export
         // frames' share (none, while exports keep to `arch::recovery`'s rule).
         let grown = frames::heap_in_use().saturating_sub(heap);
         let by_modules = abi::allocations_total().saturating_sub(modules_heap);
         let leaked = grown.saturating_sub(by_modules) as u64;
         crate::println!("{}", contain(fault, leaked));
-    })
+    });
+    RUNNING[me].store(outer, Ordering::SeqCst);
+    // `rmmod` may be waiting in `wfe` for this CPU to leave.
+    crate::arch::smp::wake_all();
+    result.map_err(CallError::Fault)
+}
+
+/// The CPUs other than this one that run module `base`'s code now.
+fn cpus_in(base: u64) -> Vec<usize> {
+    let me = percpu::id();
+    (0..MAX_CPUS)
+        .filter(|&n| n != me && RUNNING[n].load(Ordering::SeqCst) == base)
+        .collect()
+}
+
+/// Claims module `base` for removal, then waits (in `wfe`) until no other
+/// CPU runs its code, at most the module watchdog's period
+/// (`module.watchdog=`; its default where the watchdog is off): a CPU still
+/// in it then is running code no watchdog will end (interrupts are CPU
+/// 0's), and freeing that code under it would be the worst answer. How
+/// long it waited, in milliseconds, if another CPU was in it.
+///
+/// # Errors
+/// The line to print: the CPUs still in it, and the module left loaded.
+fn quiesce(name: &str, base: u64) -> Result<Option<u64>, String> {
+    if GOING
+        .compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
+    {
+        return Err(alloc::format!(
+            "{name}: another CPU is removing a module; try again when it is done"
+        ));
+    }
+    REMOVER.store(percpu::id() as u64, Ordering::SeqCst);
+    let limit_ms = match crate::arch::irq::watchdog_ms() {
+        0 => crate::boot::bootargs::DEFAULT_WATCHDOG_MS,
+        ms => ms,
+    };
+    let frequency = counter::frequency().max(1);
+    let start = counter::now();
+    let deadline = start + frequency * limit_ms / 1000;
+    let mut waited = false;
+    loop {
+        let inside = cpus_in(base);
+        if inside.is_empty() {
+            return Ok(waited.then(|| (counter::now() - start) * 1000 / frequency));
+        }
+        waited = true;
+        if counter::now() > deadline {
+            release_going();
+            let cpus: Vec<String> = inside.iter().map(|n| alloc::format!("{n}")).collect();
+            return Err(alloc::format!(
+                "{name}: cpu {} still runs its code after {limit_ms} ms (module.watchdog=); {name} stays loaded, its code untouched; rmmod again once the command there is done",
+                cpus.join(",")
+            ));
+        }
+        crate::arch::smp::wait_for_event();
+    }
+}
+
+/// Ends `rmmod`'s claim: the module's code may be entered again (or it is gone).
+fn release_going() {
+    REMOVER.store(u64::MAX, Ordering::SeqCst);
+    GOING.store(0, Ordering::SeqCst);
 }
 
 /// Runs module command `word` with the whole `line`; false if there is none.
@@ -305,11 +430,22 @@ pub fn rmmod(name: &str) -> Result<Vec<String>, String> {
         )
     });
     drop(list);
+    // No other CPU may be in its code when it goes, nor enter it after.
+    let waited = quiesce(name, base)?;
+    let removed = remove_quiesced(name, base, exit, faulted.is_some());
+    release_going();
+    let waited = waited.map(|ms| alloc::format!("rmmod: waited {ms} ms for another CPU to leave {name}'s code"));
+    removed.map(|note| waited.into_iter().chain(faulted).chain(note).collect())
+}
+
+/// `rmmod`'s part once no other CPU runs the module's code: runs
+/// `exit_module` unless it faulted, and unloads it; `unload`'s note.
+fn remove_quiesced(name: &str, base: u64, exit: Option<u64>, faulted: bool) -> Result<Option<String>, String> {
     // It stays listed while `exit_module` runs, as while `init_module` does:
     // if exit faults, `contain` finds the module and marks it faulted, so its
     // frames, mapping and heap blocks stay accounted for and its addresses
     // stay taken (until an `rmmod` of the faulted module).
-    if let (None, Some(exit)) = (&faulted, exit) {
+    if let (false, Some(exit)) = (faulted, exit) {
         // SAFETY: the module's `extern "C" fn()`, still mapped.
         if unsafe { call(base, exit, [0, 0]) }.is_err() {
             return Err(alloc::format!(
@@ -327,7 +463,7 @@ pub fn rmmod(name: &str) -> Result<Vec<String>, String> {
     let note = unload(&m);
     drop(m);
     publish();
-    Ok(faulted.into_iter().chain(note).collect())
+    Ok(note)
 }
 
 /// Tells the debug record which modules are loaded, and where each of their

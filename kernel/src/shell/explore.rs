@@ -116,13 +116,49 @@ fn region_of(regions: &[Region], va: u64) -> &'static str {
         .iter()
         .filter(|r| (r.va.start..r.va.end).contains(&va))
         .min_by_key(|r| r.va.end - r.va.start)
-        .map_or("none", |r| r.name)
+        .map(|r| r.name)
+        .or_else(|| cpu_slot_of(va))
+        .unwrap_or("none")
+}
+
+/// `guard.N` and `stack.N` for each CPU number (CPU 0's are the `guard`
+/// and `stack` rows themselves), as `layout` names them.
+const SLOT_NAMES: [(&str, &str); crate::arch::percpu::MAX_CPUS] = [
+    ("guard", "stack"),
+    ("guard.1", "stack.1"),
+    ("guard.2", "stack.2"),
+    ("guard.3", "stack.3"),
+    ("guard.4", "stack.4"),
+    ("guard.5", "stack.5"),
+    ("guard.6", "stack.6"),
+    ("guard.7", "stack.7"),
+];
+
+/// The `guard.N` or `stack.N` row `va` is in, for a CPU boot numbered.
+fn cpu_slot_of(va: u64) -> Option<&'static str> {
+    crate::boot::smp::cpus().iter().enumerate().skip(1).find_map(|(n, c)| {
+        c.as_ref()?;
+        let slot = pi::kmap::stack_slot(n);
+        let (guard, stack) = SLOT_NAMES[n];
+        if (slot.guard.0..slot.guard.1).contains(&va) {
+            Some(guard)
+        } else if (slot.stack.0..slot.stack.1).contains(&va) {
+            Some(stack)
+        } else {
+            None
+        }
+    })
 }
 
 /// The first line of `walk VA`: which region the address is in, and for a
 /// region never mapped as itself (a guard, the module window), why.
 pub fn say_region(cx: &Context, va: u64) {
-    match pi::kmap::find(region_of(&regions(cx), va)) {
+    let name = region_of(&regions(cx), va);
+    // CPU N's `guard.N`/`stack.N` are copies of the template rows.
+    let template = name.split_once('.').map_or(name, |(row, _)| row);
+    match pi::kmap::find(template) {
+        Some(row) if row.mapping.is_none() && template != name => println!("# region={name}: {}", row.why),
+        Some(_) if template != name => println!("# region={name}"),
         Some(row) if row.mapping.is_none() => println!("# region={}: {}", row.name, row.why),
         Some(row) => println!("# region={}", row.name),
         None => println!("# region=none: a hole between the regions `layout` lists"),

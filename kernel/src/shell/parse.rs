@@ -59,7 +59,8 @@ pub enum Command<'a> {
     Irqs,
     /// `cpus`: every CPU, its MPIDR, state and stack.
     Cpus,
-    /// `on CPU COMMAND`: run a command line on another CPU.
+    /// `on CPU COMMAND [&]`: run a command line on another CPU (with `&`,
+    /// without waiting for it to finish).
     On(usize, &'a str),
 }
 
@@ -301,12 +302,12 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "cpus",
         "",
-        "every CPU: number, MPIDR, state (online, offline, failed), kernel stack; why, if not online",
+        "every CPU: number, MPIDR, state (online, offline, failed), kernel stack; why, if not online; what it is doing",
     ),
     (
         "on",
-        "CPU COMMAND",
-        "run COMMAND on CPU (a number `cpus` lists) and print its output",
+        "CPU COMMAND [&]",
+        "run COMMAND on CPU (a number `cpus` lists) and print its output; with `&`, without waiting for it",
     ),
     ("poweroff", "", "power off through PSCI (QEMU exits 0)"),
 ];

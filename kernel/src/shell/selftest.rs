@@ -127,7 +127,7 @@ pub fn run(cx: &Context, filter: Option<&str>) -> usize {
             // `owner`, which stays mapped while registered.
             match unsafe { insmod::call(owner, test as usize as u64, [0, 0]) }.map(|x0| x0 as i32) {
                 Ok(code) => check(code == 0, "the module's test returned non-zero", code as u64),
-                Err(fault) => check(false, "the module's test faulted", fault.elr),
+                Err(e) => check(false, "the module's test faulted or was not entered", e.at()),
             }
         }
     })
