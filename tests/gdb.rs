@@ -686,7 +686,14 @@ fn gdb_early_stops_in_the_early_code_where_a_replayed_efi_seed_puts_it() {
     let early = format!("sm-early {pa:#x}");
     let port = port.to_string();
     let mut args = vec!["gdb", "--early", "--gdb-port", &port, "--batch"];
-    for ex in ["sm-early", &early, "break pi::boot::create_boot_tables", "continue", "bt 1", "detach"] {
+    for ex in [
+        "sm-early",
+        &early,
+        "break pi::boot::create_boot_tables",
+        "continue",
+        "bt 1",
+        "detach",
+    ] {
         args.extend(["--ex", ex]);
     }
     let gdb = splitmap(&args);
@@ -695,5 +702,8 @@ fn gdb_early_stops_in_the_early_code_where_a_replayed_efi_seed_puts_it() {
     let said = format!("{}{}", gdb.stdout, gdb.stderr);
     assert!(said.contains("the kernel image is not in memory yet"), "{said}");
     assert!(said.contains(&format!("early symbols at pa={pa:#x}")), "{said}");
-    assert!(gdb.stdout.contains("Breakpoint 1, pi::boot::create_boot_tables"), "{said}");
+    assert!(
+        gdb.stdout.contains("Breakpoint 1, pi::boot::create_boot_tables"),
+        "{said}"
+    );
 }
