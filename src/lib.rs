@@ -13,6 +13,7 @@ pub mod output;
 pub mod qemu;
 pub mod qmp;
 pub mod relacheck;
+pub mod relay;
 pub mod session;
 pub mod sweep;
 pub mod uboot;

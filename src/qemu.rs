@@ -112,6 +112,9 @@ pub enum Console {
     Interactive,
     /// Pipes, for scripted sessions and tests.
     Piped,
+    /// Pipes with QEMU's monitor multiplexed onto them (Ctrl-A X quits),
+    /// for a terminal the tool stands in front of (`crate::relay`).
+    Relayed,
 }
 
 /// Everything that shapes one boot.
@@ -501,6 +504,7 @@ pub fn qemu_args(boot: &Boot, artifacts: &Artifacts) -> Vec<String> {
     match boot.console {
         Console::Interactive => args.push("-nographic".into()),
         Console::Piped => args.extend(["-display", "none", "-serial", "stdio", "-monitor", "none"].map(String::from)),
+        Console::Relayed => args.extend(["-display", "none", "-serial", "mon:stdio"].map(String::from)),
     }
     let kernel = match (&boot.load_addr, &boot.raw_dtb) {
         (None, None) => &artifacts.image,

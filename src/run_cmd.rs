@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use splitmap::qemu::{self, Console};
 use splitmap::qmp;
+use splitmap::relay::InputGate;
 use splitmap::session;
 use splitmap::watchdog::Watchdog;
 
@@ -26,7 +27,14 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, String> {
         check_script(&args.cmds)?;
     }
     let scripted = !args.cmds.is_empty();
-    let console = if scripted { Console::Piped } else { Console::Interactive };
+    // Under --uefi the tool stands between the terminal and the serial
+    // port (`splitmap::relay`): the firmware's terminal queries must not
+    // reach the terminal, nor keys for the shell the firmware.
+    let console = match (scripted, args.uefi) {
+        (true, _) => Console::Piped,
+        (false, false) => Console::Interactive,
+        (false, true) => Console::Relayed,
+    };
     let (boot, qemu_args) = boot_of(&args, console)?;
     if args.verbose {
         eprintln!("{}", qemu::shell_quoted(qemu::QEMU, &qemu_args));
@@ -43,12 +51,15 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, String> {
 
     // Someone at a debugger or a keyboard takes the time they take.
     let default = (scripted && boot.gdb.is_none()).then_some(SCRIPT_TIMEOUT);
+    let firmware = args
+        .uefi
+        .then(|| splitmap::efi_output::FirmwareFilter::new(args.verbose));
     let limit = time_limit(args.timeout, default);
     if !scripted {
-        return interactive(command, limit, args.uefi && !args.verbose).map_err(not_found);
+        return interactive(command, limit, firmware).map_err(not_found);
     }
     let timeout = limit.unwrap_or(Duration::MAX);
-    let mut stdout = Passed::new(args.uefi && !args.verbose);
+    let mut stdout = Passed::new(firmware);
     let transcript = session::run(command, &args.cmds, timeout, |bytes| stdout.write(bytes)).map_err(not_found)?;
     if transcript.outcome.success() {
         Ok(ExitCode::SUCCESS)
@@ -208,14 +219,28 @@ pub fn check_script(cmds: &[String]) -> Result<(), String> {
 /// QEMU's `SHUTDOWN` event, so a panic fails the run and text that only
 /// looks like one (typed, logged by a module) does not. After `limit` QEMU
 /// is asked to stop (SIGTERM: it gives the terminal back) and the run fails.
-fn interactive(mut command: Command, limit: Option<Duration>, hide_firmware: bool) -> std::io::Result<ExitCode> {
+/// Under --uefi (`firmware`) the tool relays the terminal's keys itself
+/// ([`Relay`]).
+fn interactive(
+    mut command: Command,
+    limit: Option<Duration>,
+    firmware: Option<splitmap::efi_output::FirmwareFilter>,
+) -> std::io::Result<ExitCode> {
     /// The stage-0 loader speaks first: its refusal is in the first bytes.
     const HEAD: usize = 64 << 10;
     command.stdout(Stdio::piped());
+    let relayed = firmware.is_some();
+    if relayed {
+        command.stdin(Stdio::piped());
+    }
     let (mut child, events) = qmp::spawn(command)?;
     let watchdog = limit.map(|limit| Watchdog::start(child.id(), limit, libc::SIGTERM));
     let mut from_qemu = child.stdout.take().expect("piped stdout");
-    let mut stdout = Passed::new(hide_firmware);
+    let mut relay = match child.stdin.take() {
+        Some(to_qemu) => Some(Relay::start(to_qemu)?),
+        None => None,
+    };
+    let mut stdout = Passed::new(firmware);
     let mut head: Vec<u8> = Vec::new();
     // Lines are watched for the kernel's halt lines (no PSCI, no event);
     // only the line not yet ended is kept.
@@ -228,6 +253,11 @@ fn interactive(mut command: Command, limit: Option<Duration>, hide_firmware: boo
             break;
         }
         stdout.write(&buf[..n]);
+        if let Some(relay) = &mut relay
+            && stdout.kernel_spoke()
+        {
+            relay.open();
+        }
         head.extend_from_slice(&buf[..n.min(HEAD.saturating_sub(head.len()))]);
         line.extend_from_slice(&buf[..n]);
         halt = halt.or(halts.update(&line));
@@ -237,6 +267,9 @@ fn interactive(mut command: Command, limit: Option<Duration>, hide_firmware: boo
         }
     }
     // QEMU's output ended with it; stand the watchdog down before reaping.
+    // The terminal gets its settings back (the relay dropped) before any
+    // verdict is printed.
+    drop(relay);
     let timed_out = watchdog.is_some_and(Watchdog::stop);
     let status = child.wait()?;
     let shutdown = events.and_then(qmp::Events::finish);
@@ -261,15 +294,15 @@ fn interactive(mut command: Command, limit: Option<Duration>, hide_firmware: boo
 struct Passed {
     out: std::io::Stdout,
     terminal: bool,
-    /// Under --uefi without -v: hides the firmware's output.
+    /// Under --uefi: hides the firmware's output (shown with -v, without
+    /// its escape sequences).
     firmware: Option<splitmap::efi_output::FirmwareFilter>,
 }
 
 impl Passed {
-    fn new(hide_firmware: bool) -> Passed {
+    fn new(firmware: Option<splitmap::efi_output::FirmwareFilter>) -> Passed {
         let out = std::io::stdout();
         let terminal = out.is_terminal();
-        let firmware = hide_firmware.then(splitmap::efi_output::FirmwareFilter::default);
         Passed {
             out,
             terminal,
@@ -293,5 +326,59 @@ impl Passed {
             self.out.write_all(&lines)
         };
         let _ = self.out.flush();
+    }
+
+    /// Whether the kernel has spoken (always, without firmware).
+    fn kernel_spoke(&self) -> bool {
+        self.firmware
+            .as_ref()
+            .is_none_or(splitmap::efi_output::FirmwareFilter::kernel_spoke)
+    }
+}
+
+/// The terminal in raw mode, its keys copied to QEMU's serial through an
+/// [`InputGate`] by a thread of their own (it stays blocked reading the
+/// terminal when QEMU ends; the process's end ends it).
+struct Relay {
+    /// Gives the terminal its settings back when dropped.
+    _raw: splitmap::relay::RawTerminal,
+    to_qemu: std::sync::Arc<std::sync::Mutex<(InputGate, std::process::ChildStdin)>>,
+    opened: bool,
+}
+
+impl Relay {
+    fn start(to_qemu: std::process::ChildStdin) -> std::io::Result<Relay> {
+        use std::os::fd::AsRawFd;
+        let raw = splitmap::relay::RawTerminal::enter(std::io::stdin().as_raw_fd())?;
+        let to_qemu = std::sync::Arc::new(std::sync::Mutex::new((InputGate::default(), to_qemu)));
+        let keys = std::sync::Arc::clone(&to_qemu);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            let mut stdin = std::io::stdin();
+            while let Ok(n @ 1..) = stdin.read(&mut buf) {
+                let mut keys = keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let (gate, qemu) = &mut *keys;
+                let now = gate.typed(&buf[..n]);
+                if qemu.write_all(&now).and_then(|()| qemu.flush()).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Relay {
+            _raw: raw,
+            to_qemu,
+            opened: false,
+        })
+    }
+
+    /// The kernel has spoken: keys held for it go to it.
+    fn open(&mut self) {
+        if std::mem::replace(&mut self.opened, true) {
+            return;
+        }
+        let mut keys = self.to_qemu.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (gate, qemu) = &mut *keys;
+        let held = gate.open();
+        let _ = qemu.write_all(&held).and_then(|()| qemu.flush());
     }
 }

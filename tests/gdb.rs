@@ -666,3 +666,44 @@ fn gdb_finds_the_kernel_the_efi_stub_placed() {
     );
     assert!(gdb.stdout.contains("kernel::mm::frames::init_frames"), "{}", gdb.stdout);
 }
+
+/// `gdb --early` under UEFI: at the reset the firmware has not loaded the
+/// image, so `sm-early` needs the address the stub will place it at, which
+/// `efistub.seed=` replays; there the early code's breakpoints hit (the
+/// stub enters it with the MMU off, so the PC is that physical address).
+#[test]
+fn gdb_early_stops_in_the_early_code_where_a_replayed_efi_seed_puts_it() {
+    if !std::path::Path::new(splitmap::efi_output::FIRMWARE).is_file() {
+        eprintln!("skipped: no EDK2 firmware (scripts/setup.sh installs qemu-efi-aarch64)");
+        return;
+    }
+    let seed = ["--uefi", "--append", "efistub.seed=0x5eed0000c0ffee"];
+    let first = splitmap(&[&["run", "--cmd", "poweroff"][..], &seed].concat());
+    assert!(first.success, "{}", first.stdout);
+    let (pa, _) = boot_line(&first.stdout);
+    let port = free_port();
+    let run = run_waiting_for_gdb(port, &[&seed[..], &["--cmd", "poweroff"]].concat());
+    let early = format!("sm-early {pa:#x}");
+    let port = port.to_string();
+    let mut args = vec!["gdb", "--early", "--gdb-port", &port, "--batch"];
+    for ex in [
+        "sm-early",
+        &early,
+        "break pi::boot::create_boot_tables",
+        "continue",
+        "bt 1",
+        "detach",
+    ] {
+        args.extend(["--ex", ex]);
+    }
+    let gdb = splitmap(&args);
+    let console = both_succeeded(run, &gdb);
+    assert_eq!(boot_line(&console).0, pa, "the seed replays the placement:\n{console}");
+    let said = format!("{}{}", gdb.stdout, gdb.stderr);
+    assert!(said.contains("the kernel image is not in memory yet"), "{said}");
+    assert!(said.contains(&format!("early symbols at pa={pa:#x}")), "{said}");
+    assert!(
+        gdb.stdout.contains("Breakpoint 1, pi::boot::create_boot_tables"),
+        "{said}"
+    );
+}

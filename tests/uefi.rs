@@ -608,3 +608,153 @@ fn map_draws_a_boot_under_uefi() {
     assert!(run.success, "{}\n{}", run.stderr, run.stdout);
     assert!(table.contains("| kernel text (`r-x`) |"), "{table}");
 }
+
+/// `splitmap run OPTIONS` on a terminal of its own (`script`), as a person
+/// at a keyboard runs it, with the test as that person's terminal: what the
+/// tool shows is collected, and every cursor-position query it lets through
+/// (`ESC[6n`) is answered by typing `ESC[24;80R`, as a terminal does.
+struct Terminal {
+    script: std::process::Child,
+    keys: std::process::ChildStdin,
+    screen: std::sync::Arc<std::sync::Mutex<String>>,
+    answered: usize,
+}
+
+impl Terminal {
+    fn run(options: &str) -> Terminal {
+        use std::process::{Command, Stdio};
+        let line = format!("{} run {options}", env!("CARGO_BIN_EXE_splitmap"));
+        let mut script = Command::new("script")
+            .args(["-qfec", &line, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("script (util-linux) runs");
+        let keys = script.stdin.take().unwrap();
+        let mut from = script.stdout.take().unwrap();
+        let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let into = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut from, &mut buf) {
+                into.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Terminal {
+            script,
+            keys,
+            screen,
+            answered: 0,
+        }
+    }
+
+    fn screen(&self) -> String {
+        self.screen.lock().unwrap().clone()
+    }
+
+    /// Waits until the screen shows `want` after its first `after` bytes;
+    /// returns where it ends.
+    fn wait_for(&mut self, want: &str, after: usize) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let screen = self.screen();
+            let queries = screen.matches("\x1b[6n").count();
+            for _ in self.answered..queries {
+                self.type_keys(b"\x1b[24;80R");
+            }
+            self.answered = queries;
+            if let Some(at) = screen.get(after..).and_then(|s| s.find(want)) {
+                return after + at + want.len();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {want:?} on the screen:\n{screen}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn type_keys(&mut self, keys: &[u8]) {
+        use std::io::Write;
+        self.keys.write_all(keys).unwrap();
+        self.keys.flush().unwrap();
+    }
+
+    /// Waits for the tool to end; whether it succeeded.
+    fn ended(&mut self) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.script.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the tool did not end:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.script.kill();
+        let _ = self.script.wait();
+    }
+}
+
+/// Interactively, firmware output stays hidden, the shell answers what is
+/// typed, and Ctrl-A X (QEMU's key, through the tool) leaves: the tool puts
+/// the terminal in raw mode (else Ctrl-A X would wait for a line's end).
+#[test]
+fn interactive_run_hides_edk2_and_ctrl_a_x_leaves() {
+    if !firmware_present() {
+        return;
+    }
+    let mut t = Terminal::run("--uefi --timeout 300");
+    let at = t.wait_for("splitmap> ", 0);
+    t.type_keys(b"help\r");
+    let help = t.wait_for("commands:", at);
+    let at = t.wait_for("splitmap> ", help);
+    t.type_keys(b"\x01x");
+    t.ended();
+    let screen = t.screen();
+    assert!(
+        !screen.contains("UEFI firmware"),
+        "firmware output is hidden without -v:\n{screen}"
+    );
+    assert!(
+        !screen.contains('\x1b') && !screen.contains("error:"),
+        "no escape sequence, no junk typed:\n{screen}"
+    );
+    assert!(screen[at..].contains("QEMU: Terminated"), "{screen}");
+}
+
+/// With -v, U-Boot's output is shown but not its size query (`ESC[6n`): a
+/// terminal would answer it by typing, and an answer late for U-Boot would
+/// reach the kernel's shell as a command. Keys typed while the firmware runs
+/// wait for the kernel: U-Boot would stop its autoboot at them.
+#[test]
+fn interactive_run_under_u_boot_shows_no_query_and_keeps_early_keys_for_the_shell() {
+    if !u_boot_present() {
+        return;
+    }
+    let mut t = Terminal::run("--uefi --firmware u-boot --no-rng -v --timeout 300");
+    let at = t.wait_for("U-Boot", 0);
+    t.type_keys(b"help\r");
+    let help = t.wait_for("commands:", at);
+    let at = t.wait_for("splitmap> ", help);
+    t.type_keys(b"poweroff\r");
+    t.wait_for("splitmap: powering off", at);
+    assert!(t.ended(), "{}", t.screen());
+    let screen = t.screen();
+    assert!(
+        screen.contains("Hit any key to stop autoboot"),
+        "-v shows the firmware:\n{screen}"
+    );
+    assert_eq!(t.answered, 0, "the terminal saw a query:\n{screen}");
+    assert!(!screen.contains("error:"), "junk typed into the shell:\n{screen}");
+    assert_eq!(screen.matches("splitmap> help").count(), 1, "{screen}");
+}

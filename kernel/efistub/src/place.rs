@@ -7,45 +7,7 @@
 //! a large region is chosen in proportion to its size, not as often as a
 //! small one.
 
-/// UEFI memory type EfiConventionalMemory: free for the OS and for allocation.
-pub const CONVENTIONAL: u32 = 7;
-
-/// One UEFI memory map entry, the fields the stub and kernel read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Region {
-    /// EFI_MEMORY_TYPE.
-    pub ty: u32,
-    /// First byte.
-    pub start: u64,
-    /// Number of 4 KiB UEFI pages.
-    pub pages: u64,
-    /// EFI_MEMORY_* attributes.
-    pub attr: u64,
-}
-
-impl Region {
-    /// One past the last byte.
-    pub const fn end(&self) -> u64 {
-        self.start.saturating_add(self.pages.saturating_mul(4096))
-    }
-}
-
-/// The descriptors of a memory map `map` whose entries are `desc_size`
-/// bytes apart (EFI_MEMORY_DESCRIPTOR: type u32, pad, PhysicalStart u64,
-/// VirtualStart u64, NumberOfPages u64, Attribute u64).
-pub fn regions(map: &[u8], desc_size: usize) -> impl Iterator<Item = Region> + Clone + '_ {
-    let step = desc_size.max(40);
-    (0..map.len() / step).filter_map(move |i| {
-        let d = map.get(i * step..i * step + 40)?;
-        let u64_at = |o: usize| Some(u64::from_le_bytes(d.get(o..o + 8)?.try_into().ok()?));
-        Some(Region {
-            ty: u32::from_le_bytes(d.get(0..4)?.try_into().ok()?),
-            start: u64_at(8)?,
-            pages: u64_at(24)?,
-            attr: u64_at(32)?,
-        })
-    })
-}
+pub use pi::efimap::{CONVENTIONAL, Region, regions};
 
 /// Aligned addresses in `[start, end)` at which `size` bytes fit below
 /// `limit`; `align` is a power of two.
@@ -57,6 +19,13 @@ pub fn slots(start: u64, end: u64, size: u64, align: u64, limit: u64) -> u64 {
         Some(last) if last >= first => ((last - first) >> shift) + 1,
         _ => 0,
     }
+}
+
+/// Whether the image can run where the firmware loaded it (`nokaslr`): at
+/// `text`, aligned to `align`, and whole below `limit` (what the kernel can
+/// map, `pi::idregs::pa_limit`).
+pub fn usable_as_loaded(text: u64, size: u64, align: u64, limit: u64) -> bool {
+    text.is_multiple_of(align) && text.checked_add(size).is_some_and(|end| end <= limit)
 }
 
 /// The address of slot `target` (0-based) counted over all conventional
@@ -146,30 +115,29 @@ mod tests {
     }
 
     #[test]
-    fn nothing_fits() {
-        assert_eq!(choose([conv(0, 1)].into_iter(), 0x2000, 0x1000, u64::MAX, 5), None);
+    fn the_cpus_limit_keeps_every_placement_mappable() {
+        // A 40-bit CPU (Cortex-A53) and RAM across the 1 TiB line.
+        let limit = pi::idregs::pa_limit(0x2, pi::pgtable::granule::Granule::K4);
+        let size = 0x5000;
+        // 16 KiB below the line: with 48 bits the image fits 12 ways.
+        let map = [conv((1 << 40) - 0x4000, 16)];
+        assert_eq!(choose(map.iter().copied(), size, 0x1000, limit, 7), None);
+        let wide = pi::idregs::pa_limit(0x5, pi::pgtable::granule::Granule::K4);
+        assert_eq!(
+            choose(map.iter().copied(), size, 0x1000, wide, 0).map(|c| c.2),
+            Some(12)
+        );
+        let map = [conv((1 << 40) - 0x8000, 16)];
+        let (pa, _, total) = choose(map.iter().copied(), size, 0x1000, limit, u64::MAX).unwrap();
+        assert_eq!((pa, total), ((1 << 40) - size, 4));
+        assert!(usable_as_loaded((1 << 40) - size, size, 0x1000, limit));
+        assert!(!usable_as_loaded((1 << 40) - 0x4000, size, 0x1000, limit));
+        assert!(!usable_as_loaded(0x4000_0800, size, 0x1000, limit));
+        assert!(!usable_as_loaded(!0xfff, size, 0x1000, u64::MAX));
     }
 
     #[test]
-    fn regions_read_descriptors() {
-        let mut map = vec![0u8; 48 * 2];
-        map[0] = 7;
-        map[8..16].copy_from_slice(&0x4000_0000u64.to_le_bytes());
-        map[24..32].copy_from_slice(&3u64.to_le_bytes());
-        map[48] = 5;
-        map[48 + 32..48 + 40].copy_from_slice(&(1u64 << 63).to_le_bytes());
-        let r: Vec<_> = regions(&map, 48).collect();
-        assert_eq!(
-            r,
-            [
-                conv(0x4000_0000, 3),
-                Region {
-                    ty: 5,
-                    start: 0,
-                    pages: 0,
-                    attr: 1 << 63
-                }
-            ]
-        );
+    fn nothing_fits() {
+        assert_eq!(choose([conv(0, 1)].into_iter(), 0x2000, 0x1000, u64::MAX, 5), None);
     }
 }

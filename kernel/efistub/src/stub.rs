@@ -34,8 +34,14 @@ const INITRD_MEDIA_GUID: Guid = guid!("5568e427-68fc-4f3d-ac74-ca555231cc68");
 /// reproducible, and said on the boot line (`fallback`).
 const FALLBACK_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// The kernel's page tables hold 48-bit output addresses (pi::boot::IPS_MAX).
-const PA_LIMIT: u64 = 1 << 48;
+/// One past the highest physical address the kernel can map on this CPU:
+/// its PARange, capped by the granule's descriptors (`pi::idregs`).
+fn pa_limit() -> u64 {
+    let mmfr0: u64;
+    // SAFETY: reads an ID register; no memory, no side effects.
+    unsafe { core::arch::asm!("mrs {}, id_aa64mmfr0_el1", out(reg) mmfr0, options(nomem, nostack)) };
+    pi::idregs::pa_limit(mmfr0, pi::layout::GRANULE)
+}
 
 /// Room the tree copy gets beyond the firmware's tree: the new `/chosen`
 /// properties, the command line (at most 1 KiB) among them.
@@ -239,12 +245,15 @@ fn run(efi: &Efi, image: Handle) -> ! {
     // A random page-aligned place for the image among conventional memory;
     // with `nokaslr`, as Linux's stub, the firmware's own placement when it
     // is aligned to the image's page size (the image then runs where the
-    // firmware loaded it), else the lowest aligned place.
+    // firmware loaded it), else the lowest aligned place. Never above what
+    // the kernel can map on this CPU.
     let text = &raw const _text as u64;
     let size = (&raw const _end as u64).wrapping_sub(text);
+    let limit = pa_limit();
     let nokaslr = cmdline::has_word(cmd, b"nokaslr");
+    let stays = nokaslr && place::usable_as_loaded(text, size, PAGE_SIZE, limit);
     if nokaslr {
-        source = match text.is_multiple_of(PAGE_SIZE) {
+        source = match stays {
             true => b"firmware\0",
             false => b"nokaslr\0",
         };
@@ -270,15 +279,15 @@ fn run(efi: &Efi, image: Handle) -> ! {
     // SAFETY: the firmware wrote `map_size` bytes of descriptors there.
     let map = unsafe { core::slice::from_raw_parts(map_pa as *const u8, map_size) };
     // The slot taken and the slots there were, for `sweep --uefi`.
-    let (pa, slot) = if nokaslr && text.is_multiple_of(PAGE_SIZE) {
+    let (pa, slot) = if stays {
         efi.say(b"efistub: nokaslr: the image stays where the firmware loaded it\n");
         (text, None)
     } else {
         if nokaslr {
-            efi.say(b"efistub: nokaslr: the firmware's placement is not aligned to the image's page size: the lowest aligned place instead\n");
+            efi.say(b"efistub: nokaslr: the firmware's placement is not aligned to the image's page size, or not below what the kernel can map: the lowest aligned place instead\n");
             seed = 0;
         }
-        let chosen = place::choose(place::regions(map, desc_size), size, PAGE_SIZE, PA_LIMIT, seed);
+        let chosen = place::choose(place::regions(map, desc_size), size, PAGE_SIZE, limit, seed);
         let Some((pa, index, total)) = chosen.filter(|_| !crate::mem::eq(test, b"no-alloc")) else {
             efi.refuse(b"no conventional memory region can hold the image at a page-aligned address");
         };

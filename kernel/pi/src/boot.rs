@@ -43,6 +43,9 @@ const TSZ: u64 = 64 - crate::layout::VA_BITS as u64;
 /// these do not (`pgtable`'s output addresses are bits 47:12); 0b111 is
 /// reserved. So the early code sets IPS = min(PARange, IPS_MAX).
 pub const IPS_MAX: u64 = 0b101;
+// The EFI stub places the image below `idregs::pa_limit`, which the
+// granule's descriptors cap: the same width as IPS_MAX.
+const _: () = assert!(crate::idregs::pa_bits(IPS_MAX) == crate::layout::GRANULE.output_bits());
 
 /// Where IPS sits in TCR_EL1 (bits 34:32).
 pub const TCR_IPS_SHIFT: u32 = 32;

@@ -16,6 +16,8 @@
 pub mod addr;
 mod asm;
 pub mod board;
+pub mod efimap;
+pub mod idregs;
 pub mod kmap;
 pub mod layout;
 pub mod pgtable;

@@ -98,7 +98,7 @@ impl<'dt> EfiHandover<'dt> {
     }
 }
 
-/// One UEFI memory map entry.
+/// One UEFI memory map entry, its pages as a range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Region {
     /// EFI_MEMORY_TYPE.
@@ -109,16 +109,16 @@ pub struct Region {
     pub attr: u64,
 }
 
-/// The entries of the memory map `map`, `desc_size` bytes apart.
+/// The entries of the memory map `map`, `desc_size` bytes apart, as the
+/// stub read them (`pi::efimap`); an entry whose range does not fit the
+/// address space is left out.
+#[inline]
 pub fn regions(map: &[u8], desc_size: u64) -> impl Iterator<Item = Region> + '_ {
-    let step = (desc_size as usize).max(40);
-    map.chunks_exact(step).filter_map(|d| {
-        let u64_at = |o: usize| u64::from_le_bytes(d[o..o + 8].try_into().unwrap_or_default());
-        let pages = u64_at(24);
+    pi::efimap::regions(map, usize::try_from(desc_size).unwrap_or(usize::MAX)).filter_map(|r| {
         Some(Region {
-            ty: u32::from_le_bytes(d[0..4].try_into().unwrap_or_default()),
-            range: PhysRange::new(u64_at(8), pages.checked_mul(4096)?)?,
-            attr: u64_at(32),
+            ty: r.ty,
+            range: PhysRange::new(r.start, r.pages.checked_mul(4096)?)?,
+            attr: r.attr,
         })
     })
 }
@@ -193,6 +193,12 @@ mod tests {
         ]
         .concat();
         let kept = kept_ranges(&map, 48).unwrap();
+        let wraps = desc(6, 0xffff_ffff_ffff_0000, 0x100, 0);
+        assert_eq!(
+            regions(&wraps, 48).count(),
+            0,
+            "a range past the address space is left out"
+        );
         let got: Vec<_> = kept.iter().map(|r| (r.start.raw(), r.end.raw())).collect();
         assert_eq!(
             got,

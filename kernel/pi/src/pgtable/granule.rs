@@ -98,6 +98,14 @@ impl Granule {
         }
     }
 
+    /// Bits of physical address this granule's descriptors hold as written
+    /// here: 48 for every granule. 52 would need FEAT_LPA (64 KiB: PA bits
+    /// 51:48 in descriptor bits 15:12) or FEAT_LPA2 (TCR_EL1.DS), neither of
+    /// which the mapper writes.
+    pub const fn output_bits(self) -> u32 {
+        48
+    }
+
     /// Bits each full level resolves: a table page holds 8-byte entries.
     pub const fn bits_per_level(self) -> u32 {
         self.page_shift - 3
