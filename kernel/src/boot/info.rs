@@ -8,6 +8,7 @@
 //! its problems are enums and numbers, never messages from rodata.
 
 use super::bootargs::{self, BootArgIssue, BootArgs};
+use super::dtb::cpus::Cpus;
 use super::dtb::{self, DeviceTree, DtbError};
 use crate::mm::ranges::PhysRange;
 
@@ -77,8 +78,14 @@ impl<'dt> BootInfo<'dt> {
             ram_cut,
             initrd_outside_ram,
             boot_regs,
-            board: pi::board::of_compatible(pi::board::root_compatible(blob)),
+            board: pi::board::of_compatible(dt.compatible),
         })
+    }
+
+    /// The CPUs `/cpus` lists, each judged against RAM as the CPU can
+    /// address it (a spin-table release word must be in it).
+    pub fn cpus(&self) -> Cpus<'dt> {
+        self.dt.cpus.judge(&self.dt.memory)
     }
 
     /// The command-line problems kept, in order.
