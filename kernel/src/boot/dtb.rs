@@ -337,6 +337,24 @@ impl<'dt> Frame<'dt> {
         gic: None,
     };
 
+    /// Makes this frame [`Frame::OPENED`], field by field: a node opens
+    /// about once every six tokens, and a copy of the whole constant costs
+    /// a call to `memcpy`.
+    fn open(&mut self) {
+        self.address_cells = 2;
+        self.size_cells = 1;
+        self.reg = None;
+        self.ranges = None;
+        self.interrupts = None;
+        self.interrupt_cells = None;
+        self.is_memory = false;
+        self.is_cpu = false;
+        self.is_pl011 = false;
+        self.is_pm = false;
+        self.is_timer = false;
+        self.gic = None;
+    }
+
     fn bus(&self) -> ranges::Bus<'dt> {
         ranges::Bus {
             address_cells: self.address_cells,
@@ -359,7 +377,10 @@ impl<'dt> Frame<'dt> {
                 self.is_cpu = kind == b"cpu";
             }
             Name::Compatible => {
-                for entry in value.split(|&b| b == 0).filter(|e| !e.is_empty()) {
+                // Only two vendors' devices are known: an entry from another
+                // (QEMU's 32 `virtio,mmio`) is not looked up.
+                let known = |e: &&[u8]| e.starts_with(b"arm,") || e.starts_with(b"brcm,");
+                for entry in value.split(|&b| b == 0).filter(known) {
                     match named(&COMPATIBLE, entry) {
                         Some(Compatible::Pl011) => self.is_pl011 = true,
                         Some(Compatible::PowerManagement) => self.is_pm = true,
@@ -407,13 +428,24 @@ const COMPATIBLE: [(&[u8], Compatible); 8] = [
 /// # Errors
 /// Any [`DtbError`]; nothing is half-returned.
 pub fn parse(blob: &[u8]) -> Result<DeviceTree<'_>, DtbError> {
+    let mut info = DeviceTree::empty();
+    parse_into(blob, &mut info)?;
+    Ok(info)
+}
+
+/// [`parse`], into `info`, which must be [`DeviceTree::empty`]: the boot
+/// reads the tree straight into its [`super::info::BootInfo`], where a
+/// `DeviceTree` returned would be copied (a few KiB, at about one
+/// instruction for every three bytes).
+///
+/// # Errors
+/// As [`parse`]; `info` is then half-filled, to be thrown away.
+pub fn parse_into<'dt>(blob: &'dt [u8], info: &mut DeviceTree<'dt>) -> Result<(), DtbError> {
     let blocks = walk::blocks(blob)?;
+    info.totalsize = blocks.blob.len() as u64;
+    info.blob = blocks.blob;
     let mut reader = Reader {
-        info: DeviceTree {
-            totalsize: blocks.blob.len() as u64,
-            blob: blocks.blob,
-            ..DeviceTree::empty()
-        },
+        info,
         stdout_path: None,
         aliases: [(b"", ""); 8],
         target: None,
@@ -446,18 +478,17 @@ pub fn parse(blob: &[u8]) -> Result<DeviceTree<'_>, DtbError> {
             walk_tokens(&blocks, &mut reader)?;
         }
     }
-    let mut info = reader.info;
-    if info.initrd.is_some_and(|r| r.size() == 0) {
-        info.initrd = None;
+    if reader.info.initrd.is_some_and(|r| r.size() == 0) {
+        reader.info.initrd = None;
     }
     // No RAM is not a parse error: the kernel reports it on the console
     // (which the tree may still describe) and stops.
-    Ok(info)
+    Ok(())
 }
 
 /// What the walk has found so far.
-struct Reader<'dt> {
-    info: DeviceTree<'dt>,
+struct Reader<'r, 'dt> {
+    info: &'r mut DeviceTree<'dt>,
     /// `/chosen/stdout-path`, as written.
     stdout_path: Option<&'dt str>,
     /// `/aliases`: (name, path).
@@ -487,7 +518,7 @@ const MAX_KEPT_DEPTH: usize = 4;
 /// what it says as the console (read while its ancestors were known).
 type KeptNode<'dt> = ([&'dt [u8]; MAX_KEPT_DEPTH], usize, Result<Option<Uart>, DtbError>);
 
-impl<'dt> Reader<'dt> {
+impl<'dt> Reader<'_, 'dt> {
     /// The console's node path: stdout-path is "PATH[:OPTIONS]", where PATH
     /// may be an alias.
     fn stdout(&self) -> Option<&'dt str> {
@@ -503,8 +534,15 @@ impl<'dt> Reader<'dt> {
         )
     }
 
+    /// An `/aliases` entry.
+    fn alias(&mut self, name: &'dt [u8], value: &'dt [u8]) {
+        if let Some(slot) = self.aliases.iter_mut().find(|a| a.0.is_empty()) {
+            *slot = (name, cstr(value));
+        }
+    }
+
     /// A property of a child of the root, of that `kind`.
-    fn prop(&mut self, kind: Kind, name: Name, name_bytes: &'dt [u8], value: &'dt [u8]) {
+    fn prop(&mut self, kind: Kind, name: Name, value: &'dt [u8]) {
         let info = &mut self.info;
         match (kind, name) {
             (Kind::Chosen, Name::StdoutPath) => {
@@ -535,11 +573,6 @@ impl<'dt> Reader<'dt> {
                 let start = info.initrd.map_or(0, |r| r.start.raw());
                 let end = be_number(value).unwrap_or(0);
                 info.initrd = PhysRange::new(start, end.saturating_sub(start));
-            }
-            (Kind::Aliases, _) => {
-                if let Some(slot) = self.aliases.iter_mut().find(|a| a.0.is_empty()) {
-                    *slot = (name_bytes, cstr(value));
-                }
             }
             (Kind::Psci, Name::Method) => {
                 info.psci = match cbytes(value) {
@@ -914,32 +947,41 @@ fn named<T: Copy>(table: &[(&[u8], T)], key: &[u8]) -> Option<T> {
 /// once and then found in this direct-mapped table.
 struct Names<'dt> {
     blocks: Blocks<'dt>,
-    seen: [(u32, Name, &'dt [u8]); 64],
+    seen: [(u32, Name); 64],
 }
 
 impl<'dt> Names<'dt> {
     fn new(blocks: Blocks<'dt>) -> Self {
         Names {
             blocks,
-            seen: [(u32::MAX, Name::Other, b""); 64],
+            seen: [(u32::MAX, Name::Other); 64],
         }
     }
 
-    fn get(&mut self, offset: u32) -> Result<(Name, &'dt [u8]), DtbError> {
-        let slot = &mut self.seen[offset as usize % 64];
-        if slot.0 != offset {
-            let bytes = self.blocks.name(offset)?;
-            *slot = (offset, Name::of(bytes), bytes);
+    #[inline]
+    fn get(&mut self, offset: u32) -> Result<Name, DtbError> {
+        let slot = self.seen[offset as usize % 64];
+        if slot.0 == offset {
+            return Ok(slot.1);
         }
-        Ok((slot.1, slot.2))
+        self.miss(offset)
+    }
+
+    /// A name not in the table (the first time, or one that shares its slot).
+    #[cold]
+    fn miss(&mut self, offset: u32) -> Result<Name, DtbError> {
+        let name = Name::of(self.blocks.name(offset)?);
+        self.seen[offset as usize % 64] = (offset, name);
+        Ok(name)
     }
 }
 
-/// Walks every token once: `reader.prop` for each property of a child of
-/// the root, with the kind of that child; `reader.node_end` at the end of
-/// every node but the root, with the node's path and its ancestors'
-/// frames. The tokens read, for [`TreeSize`].
-fn walk_tokens<'dt>(blocks: &Blocks<'dt>, reader: &mut Reader<'dt>) -> Result<usize, DtbError> {
+/// Walks every token once: the nodes' properties into their frames, and
+/// into `reader` for what a child of the root says (`reader.prop`) or a CPU
+/// node (`reader.cpu`); `reader.node_end` at the end of every node but the
+/// root, with the node's path and its ancestors' frames. The tokens read,
+/// for [`TreeSize`].
+fn walk_tokens<'dt>(blocks: &Blocks<'dt>, reader: &mut Reader<'_, 'dt>) -> Result<usize, DtbError> {
     let mut names = Names::new(*blocks);
     let mut frames = [Frame::OPENED; MAX_DEPTH];
     let mut path: [&[u8]; MAX_DEPTH] = [b""; MAX_DEPTH];
@@ -951,8 +993,16 @@ fn walk_tokens<'dt>(blocks: &Blocks<'dt>, reader: &mut Reader<'dt>) -> Result<us
         // for a property and a node's start, 0..MAX_DEPTH after a node's end.
         let depth = tokens.depth();
         match token {
+            Token::Prop(offset, value) => {
+                let name = names.get(offset)?;
+                // Most properties are no business of the kernel's; an
+                // alias's name is whatever the tree calls it.
+                if name != Name::Other || kind == Kind::Aliases {
+                    prop(reader, &mut frames[depth - 1], depth, kind, name, offset, value, blocks);
+                }
+            }
             Token::Begin(name) => {
-                frames[depth - 1] = Frame::OPENED;
+                frames[depth - 1].open();
                 path[depth - 1] = name;
                 if depth == 2 {
                     kind = Kind::of(name);
@@ -965,28 +1015,39 @@ fn walk_tokens<'dt>(blocks: &Blocks<'dt>, reader: &mut Reader<'dt>) -> Result<us
                     reader.node_end(&path[..=depth], kind, &frames[..=depth])?;
                 }
             }
-            Token::Prop(offset, value) => {
-                let (name, name_bytes) = names.get(offset)?;
-                if name == Name::Other && kind != Kind::Aliases {
-                    continue;
-                }
-                frames[depth - 1].set(name, value);
-                if reader.only_uart {
-                    continue;
-                }
-                match (depth, kind, name) {
-                    (1, _, Name::Compatible) => {
-                        reader.info.compatible = Some(value.strip_suffix(&[0]).unwrap_or(value));
-                    }
-                    (2, Kind::Chosen | Kind::Aliases | Kind::Psci, _) => reader.prop(kind, name, name_bytes, value),
-                    (3, Kind::Cpus, Name::EnableMethod) => reader.cpu.method = Some(cbytes(value)),
-                    (3, Kind::Cpus, Name::CpuReleaseAddr) => reader.cpu.release = Some(value),
-                    _ => {}
-                }
-            }
         }
     }
     Ok(tokens.count())
+}
+
+/// A property the kernel reads, `depth` nodes down, in a child of the root
+/// of `kind`; `offset` is its name's in the strings block.
+#[allow(clippy::too_many_arguments)] // the walk's state, spelled out
+#[inline(never)]
+fn prop<'dt>(
+    reader: &mut Reader<'_, 'dt>,
+    frame: &mut Frame<'dt>,
+    depth: usize,
+    kind: Kind,
+    name: Name,
+    offset: u32,
+    value: &'dt [u8],
+    blocks: &Blocks<'dt>,
+) {
+    frame.set(name, value);
+    if reader.only_uart {
+        return;
+    }
+    match (depth, kind, name) {
+        (1, _, Name::Compatible) => {
+            reader.info.compatible = Some(value.strip_suffix(&[0]).unwrap_or(value));
+        }
+        (2, Kind::Aliases, _) => reader.alias(blocks.name(offset).unwrap_or_default(), value),
+        (2, Kind::Chosen | Kind::Psci, _) => reader.prop(kind, name, value),
+        (3, Kind::Cpus, Name::EnableMethod) => reader.cpu.method = Some(cbytes(value)),
+        (3, Kind::Cpus, Name::CpuReleaseAddr) => reader.cpu.release = Some(value),
+        _ => {}
+    }
 }
 
 pub mod cpus;

@@ -182,12 +182,17 @@ impl<'dt> Tokens<'dt> {
                     if self.depth == MAX_DEPTH {
                         return Err(DtbError::TooDeep);
                     }
-                    let rest = &self.bytes[4 * after..];
-                    let len = rest.iter().position(|&b| b == 0).ok_or(DtbError::Malformed)?;
-                    // The name and its NUL, in whole words.
+                    // The name and its NUL fill whole words: look for the
+                    // NUL a word at a time.
+                    let len = self.words[after..]
+                        .iter()
+                        .enumerate()
+                        .find_map(|(i, word)| Some(4 * i + word.to_ne_bytes().iter().position(|&b| b == 0)?))
+                        .ok_or(DtbError::Malformed)?;
+                    let name = &self.bytes[4 * after..4 * after + len];
                     self.at = after + len / 4 + 1;
                     self.depth += 1;
-                    return Ok(Some(Token::Begin(&rest[..len])));
+                    return Ok(Some(Token::Begin(name)));
                 }
                 FDT_PROP => {
                     if self.depth == 0 {
