@@ -183,12 +183,12 @@ impl fmt::Display for Report {
             "total {unit}={total} (from the first instruction to the first prompt{what})"
         )?;
         let TreeSize { tokens, bytes } = self.tree;
-        if tokens > 0 {
-            let phase = ends[Phase::DeviceTree as usize] - ends[Phase::Early as usize];
+        let phase = ends[Phase::DeviceTree as usize] - ends[Phase::Early as usize];
+        // Nothing when boot noted no tree (zero tokens).
+        if let Some(per_token) = (phase + tokens / 2).checked_div(tokens) {
             writeln!(
                 f,
-                "devicetree tokens={tokens} bytes={bytes} {unit}-per-token={}",
-                (phase + tokens / 2) / tokens
+                "devicetree tokens={tokens} bytes={bytes} {unit}-per-token={per_token}"
             )?;
         }
         Ok(())

@@ -988,7 +988,7 @@ fn walk_tokens<'dt>(blocks: &Blocks<'dt>, reader: &mut Reader<'_, 'dt>) -> Resul
     // The kind of the child of the root the walk is in.
     let mut kind = Kind::Other;
     let mut tokens = Tokens::new(blocks.structure)?;
-    while let Some(token) = tokens.next()? {
+    while let Some(token) = tokens.next_token()? {
         // Nodes open, this one included: the walker keeps it in 1..=MAX_DEPTH
         // for a property and a node's start, 0..MAX_DEPTH after a node's end.
         let depth = tokens.depth();

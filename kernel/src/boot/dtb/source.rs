@@ -50,7 +50,7 @@ pub fn write_source(blob: &[u8], path: &str, out: &mut impl Write) -> Result<(),
     let mut inside: Option<usize> = None;
     let mut found = false;
     let mut tokens = Tokens::new(blocks.structure).map_err(|_| SourceError::Malformed)?;
-    while let Some(token) = tokens.next().map_err(|_| SourceError::Malformed)? {
+    while let Some(token) = tokens.next_token().map_err(|_| SourceError::Malformed)? {
         // Nodes open, this one included (the walker checks the nesting).
         let depth = tokens.depth();
         match token {

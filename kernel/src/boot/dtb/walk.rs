@@ -171,7 +171,7 @@ impl<'dt> Tokens<'dt> {
     /// token value the format does not have, a property or end of node
     /// outside every node, or `FDT_END` with nodes still open;
     /// [`DtbError::TooDeep`] for a node nested deeper than [`MAX_DEPTH`].
-    pub fn next(&mut self) -> Result<Option<Token<'dt>>, DtbError> {
+    pub fn next_token(&mut self) -> Result<Option<Token<'dt>>, DtbError> {
         loop {
             let token = self.word(self.at)?;
             self.count += 1;
@@ -246,7 +246,7 @@ mod tests {
     fn all(block: &[u8]) -> Result<Vec<Token<'_>>, DtbError> {
         let mut tokens = Tokens::new(block)?;
         let mut out = Vec::new();
-        while let Some(t) = tokens.next()? {
+        while let Some(t) = tokens.next_token()? {
             out.push(t);
         }
         Ok(out)
@@ -277,7 +277,7 @@ mod tests {
             ])
         );
         let mut tokens = Tokens::new(block.bytes()).unwrap();
-        while tokens.next().unwrap().is_some() {}
+        while tokens.next_token().unwrap().is_some() {}
         assert_eq!(tokens.count(), 8, "the NOP and the END count");
         assert_eq!(tokens.depth(), 0);
     }
