@@ -44,7 +44,7 @@ fn base_tree() -> &'static [u8] {
 }
 
 fn parse(bytes: &[u8]) {
-    // fdt-rs wants a 4-byte aligned buffer, as the kernel's DTB window is.
+    // The reader wants a 4-byte aligned buffer, as the kernel's DTB window is.
     let mut words = vec![0u32; bytes.len().div_ceil(4)];
     for (i, b) in bytes.iter().enumerate() {
         words[i / 4] |= u32::from(*b) << (8 * (i % 4));

@@ -8,6 +8,8 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+pub use super::dtb::TreeSize;
+
 /// Boot's phases, in the order they run; each ends where the next begins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -61,6 +63,9 @@ static INSTRUCTIONS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
 static TICKS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
 /// The virtual count at the first instruction at EL1.
 static FIRST_TICK: AtomicU64 = AtomicU64::new(0);
+/// The device tree boot read: its structure tokens and bytes (0: not read).
+static TREE_TOKENS: AtomicU64 = AtomicU64::new(0);
+static TREE_BYTES: AtomicU64 = AtomicU64::new(0);
 
 /// Notes the virtual count the early code read at its first instruction.
 pub fn started(ticks: u64) {
@@ -74,6 +79,13 @@ pub fn mark(phase: Phase, instructions: Option<u64>, ticks: u64) {
     TICKS[phase as usize].store(ticks, Ordering::Relaxed);
 }
 
+/// Notes the size of the device tree the `DeviceTree` phase read, so its
+/// cost can be told per token.
+pub fn tree_read(size: TreeSize) {
+    TREE_TOKENS.store(size.tokens, Ordering::Relaxed);
+    TREE_BYTES.store(size.bytes, Ordering::Relaxed);
+}
+
 /// What boot marked, for `phases`; `frequency` is the counter's, per second.
 pub fn marks(frequency: u64) -> Report {
     let load = |a: &[AtomicU64; 7]| core::array::from_fn(|i| a[i].load(Ordering::Relaxed));
@@ -82,6 +94,10 @@ pub fn marks(frequency: u64) -> Report {
     Report {
         instructions: load(&INSTRUCTIONS),
         micros: ticks.map(|t| micros(t.saturating_sub(first), frequency)),
+        tree: TreeSize {
+            tokens: TREE_TOKENS.load(Ordering::Relaxed),
+            bytes: TREE_BYTES.load(Ordering::Relaxed),
+        },
     }
 }
 
@@ -117,14 +133,18 @@ impl fmt::Display for Again {
 }
 
 /// `phases`: a line per phase with what it cost and its share, then the
-/// total. The cost is in instructions when the CPU counted them (QEMU with
-/// `-icount`, whose clock then follows the instruction count), and otherwise
-/// in microseconds of the counter, the boot's wall time.
+/// total, then the device tree's size and what the `devicetree` phase cost
+/// per structure token, so trees of any size compare. The cost is in
+/// instructions when the CPU counted them (QEMU with `-icount`, whose clock
+/// then follows the instruction count), and otherwise in microseconds of the
+/// counter, the boot's wall time.
 pub struct Report {
     /// Instructions retired at the end of each phase (0: not counted).
     pub instructions: [u64; 7],
     /// Microseconds since the first instruction at the end of each phase.
     pub micros: [u64; 7],
+    /// The tree the `devicetree` phase read.
+    pub tree: TreeSize,
 }
 
 impl fmt::Display for Report {
@@ -161,7 +181,17 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "total {unit}={total} (from the first instruction to the first prompt{what})"
-        )
+        )?;
+        let TreeSize { tokens, bytes } = self.tree;
+        let phase = ends[Phase::DeviceTree as usize] - ends[Phase::Early as usize];
+        // Nothing when boot noted no tree (zero tokens).
+        if let Some(per_token) = (phase + tokens / 2).checked_div(tokens) {
+            writeln!(
+                f,
+                "devicetree tokens={tokens} bytes={bytes} {unit}-per-token={per_token}"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -176,6 +206,7 @@ mod tests {
         let report = Report {
             instructions: ENDS,
             micros: [1; 7],
+            tree: TreeSize { tokens: 7, bytes: 96 },
         }
         .to_string();
         let lines: Vec<&str> = report.lines().collect();
@@ -186,6 +217,8 @@ mod tests {
             lines[7],
             "total instructions=1000 (from the first instruction to the first prompt)"
         );
+        // 600 instructions for 7 tokens: 85.7, rounded.
+        assert_eq!(lines[8], "devicetree tokens=7 bytes=96 instructions-per-token=86");
     }
 
     #[test]
@@ -193,12 +226,23 @@ mod tests {
         let report = Report {
             instructions: [0; 7],
             micros: ENDS,
+            tree: TreeSize {
+                tokens: 300,
+                bytes: 4000,
+            },
         }
         .to_string();
         let lines: Vec<&str> = report.lines().collect();
         assert_eq!(lines[1], "phase devicetree us=600 share=60.0%");
         assert!(lines[7].starts_with("total us=1000 "), "{}", lines[7]);
         assert!(lines[7].contains("--icount"));
+        assert_eq!(lines[8], "devicetree tokens=300 bytes=4000 us-per-token=2");
+        let untold = Report {
+            instructions: ENDS,
+            micros: ENDS,
+            tree: TreeSize::default(),
+        };
+        assert_eq!(untold.to_string().lines().count(), 8, "no tree read, no tree line");
     }
 
     #[test]
@@ -222,11 +266,13 @@ mod tests {
         let nothing = Report {
             instructions: [0; 7],
             micros: [0; 7],
+            tree: TreeSize { tokens: 1, bytes: 1 },
         };
         assert!(nothing.to_string().contains("--icount"));
         let back = Report {
             instructions: [5, 4, 6, 7, 8, 9, 10],
             micros: [5, 4, 6, 7, 8, 9, 10],
+            tree: TreeSize { tokens: 1, bytes: 1 },
         };
         assert!(back.to_string().contains("not counted"), "counts that went back");
     }

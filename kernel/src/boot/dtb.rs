@@ -1,16 +1,16 @@
 //! What the kernel needs from the flattened device tree, read once at boot.
 //!
-//! fdt-rs tokenises the blob; this module follows the node structure (paths,
-//! `#address-cells`/`#size-cells`) and collects RAM, reservations, the initrd,
-//! the console and the PSCI conduit. No allocation: it runs before the heap.
+//! `walk` tokenises the blob; this module follows the node structure (paths,
+//! `#address-cells`/`#size-cells`) and collects, in one walk, everything boot
+//! takes from the tree: RAM, reservations, the initrd, the console, the PSCI
+//! conduit or the board's power block, the EFI stub's handover, the
+//! interrupt controller and timer (`intc`) and the CPUs (`cpus`). No
+//! allocation: it runs before the heap.
 
 use core::fmt;
 
-use fdt_rs::base::DevTree;
-use fdt_rs::base::parse::ParsedTok;
-use fdt_rs::prelude::FallibleIterator;
-
 use crate::mm::ranges::{PhysRange, RangeList, TooManyRanges};
+use walk::{Blocks, Token, Tokens};
 
 /// Deepest node nesting we follow (QEMU's trees are 4 deep).
 const MAX_DEPTH: usize = 16;
@@ -74,6 +74,26 @@ pub struct DeviceTree<'dt> {
     /// What the EFI stub (kernel/efistub) handed over in `/chosen`: the UEFI
     /// memory map and how it placed the image. None without the stub.
     pub efi: Option<super::efi::EfiHandover<'dt>>,
+    /// The root node's `compatible` (its first NUL-separated entries, the
+    /// last NUL dropped), which names the board (`pi::board`).
+    pub compatible: Option<&'dt [u8]>,
+    /// The GIC and the virtual timer's interrupt.
+    pub interrupts: intc::Interrupts,
+    /// The `/cpus` nodes as the tree lists them, judged against RAM by
+    /// [`cpus::CpuNodes::judge`] once RAM is known.
+    pub cpus: cpus::CpuNodes<'dt>,
+    /// The tree's size, for the cost of reading it per token (`phases`).
+    pub size: TreeSize,
+}
+
+/// How big a tree is, as its reading goes: every structure token (each
+/// `FDT_NOP` and the `FDT_END` included) and the structure block's bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TreeSize {
+    /// Tokens in the structure block.
+    pub tokens: u64,
+    /// Bytes of the structure block.
+    pub bytes: u64,
 }
 
 /// How many ignored-node problems [`DeviceTree`] keeps.
@@ -97,6 +117,10 @@ impl DeviceTree<'_> {
             problems: [None; MAX_PROBLEMS],
             blob: &[],
             efi: None,
+            compatible: None,
+            interrupts: intc::Interrupts::NONE,
+            cpus: cpus::CpuNodes::EMPTY,
+            size: TreeSize { tokens: 0, bytes: 0 },
         }
     }
 
@@ -117,7 +141,8 @@ pub enum DtbError {
     BadMagic(u32),
     /// The header's `totalsize` is below the header size or above the 2 MiB cap.
     BadSize(u64),
-    /// fdt-rs could not tokenise the structure block.
+    /// The structure block does not tokenise (`walk`), or a block is not
+    /// where the header says.
     Malformed,
     /// Nodes nested deeper than we follow.
     TooDeep,
@@ -278,17 +303,58 @@ struct Frame<'dt> {
     address_cells: u32,
     size_cells: u32,
     reg: Option<&'dt [u8]>,
-    /// `device_type = "memory"`.
-    is_memory: bool,
-    /// `compatible` lists `arm,pl011`.
-    is_pl011: bool,
-    /// `compatible` lists `brcm,bcm2835-pm-wdt`.
-    is_pm: bool,
     /// `ranges`, if present (see [`ranges::translate`]).
     ranges: Option<&'dt [u8]>,
+    /// `interrupts` and `#interrupt-cells`, for the GIC and the timer.
+    interrupts: Option<&'dt [u8]>,
+    interrupt_cells: Option<u32>,
+    /// `device_type = "memory"`.
+    is_memory: bool,
+    /// `device_type = "cpu"`.
+    is_cpu: bool,
+    /// What its `compatible` lists that the kernel knows.
+    is_pl011: bool,
+    is_pm: bool,
+    is_timer: bool,
+    gic: Option<intc::GicVersion>,
 }
 
 impl<'dt> Frame<'dt> {
+    /// A node before its properties: the devicetree specification's
+    /// defaults, 2 address cells and 1 size cell.
+    const OPENED: Frame<'static> = Frame {
+        address_cells: 2,
+        size_cells: 1,
+        reg: None,
+        ranges: None,
+        interrupts: None,
+        interrupt_cells: None,
+        is_memory: false,
+        is_cpu: false,
+        is_pl011: false,
+        is_pm: false,
+        is_timer: false,
+        gic: None,
+    };
+
+    /// Makes this frame [`Frame::OPENED`], field by field: a node opens
+    /// about once every six tokens, and a copy of the whole constant costs
+    /// a call to `memcpy`.
+    fn open(&mut self) {
+        self.address_cells = 2;
+        self.size_cells = 1;
+        self.reg = None;
+        self.ranges = None;
+        self.interrupts = None;
+        self.interrupt_cells = None;
+        self.is_memory = false;
+        self.is_cpu = false;
+        self.is_pl011 = false;
+        self.is_pm = false;
+        self.is_timer = false;
+        self.gic = None;
+    }
+
     fn bus(&self) -> ranges::Bus<'dt> {
         ranges::Bus {
             address_cells: self.address_cells,
@@ -296,39 +362,112 @@ impl<'dt> Frame<'dt> {
             ranges: self.ranges,
         }
     }
+
+    /// Notes a property of this node that some reader needs.
+    fn set(&mut self, name: Name, value: &'dt [u8]) {
+        let number = || be_number(value).map(|n| n as u32);
+        match name {
+            Name::AddressCells => self.address_cells = number().unwrap_or(0),
+            Name::SizeCells => self.size_cells = number().unwrap_or(u32::MAX),
+            Name::Reg => self.reg = Some(value),
+            Name::Ranges => self.ranges = Some(value),
+            Name::DeviceType => {
+                let kind = cbytes(value);
+                self.is_memory = kind == b"memory";
+                self.is_cpu = kind == b"cpu";
+            }
+            Name::Compatible => {
+                // Only two vendors' devices are known: an entry from another
+                // (QEMU's 32 `virtio,mmio`) is not looked up.
+                let known = |e: &&[u8]| e.starts_with(b"arm,") || e.starts_with(b"brcm,");
+                for entry in value.split(|&b| b == 0).filter(known) {
+                    match named(&COMPATIBLE, entry) {
+                        Some(Compatible::Pl011) => self.is_pl011 = true,
+                        Some(Compatible::PowerManagement) => self.is_pm = true,
+                        Some(Compatible::Gic(v)) => self.gic = self.gic.or(Some(v)),
+                        Some(Compatible::Timer) => self.is_timer = true,
+                        None => {}
+                    }
+                }
+            }
+            Name::Interrupts => self.interrupts = Some(value),
+            Name::InterruptCells => self.interrupt_cells = number(),
+            _ => {}
+        }
+    }
 }
 
-/// Parses `blob`, which must start with an FDT header and be 4-byte aligned.
+/// `compatible` entries the kernel acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Compatible {
+    Pl011,
+    PowerManagement,
+    Gic(intc::GicVersion),
+    Timer,
+}
+
+const COMPATIBLE: [(&[u8], Compatible); 8] = [
+    (b"arm,pl011", Compatible::Pl011),
+    (b"brcm,bcm2835-pm-wdt", Compatible::PowerManagement),
+    (b"arm,cortex-a15-gic", Compatible::Gic(intc::GicVersion::V2)),
+    (b"arm,gic-400", Compatible::Gic(intc::GicVersion::V2)),
+    (b"arm,cortex-a7-gic", Compatible::Gic(intc::GicVersion::V2)),
+    (b"arm,gic-v3", Compatible::Gic(intc::GicVersion::V3)),
+    (b"arm,armv8-timer", Compatible::Timer),
+    (b"arm,armv7-timer", Compatible::Timer),
+];
+
+/// Parses `blob`, which must start with an FDT header.
 ///
-/// One pass over the tree reads everything; a second, cheaper one runs only
-/// when `/chosen/stdout-path` comes after the node it names.
+/// One walk over the tree reads everything; a second, for the console
+/// alone, runs only when `/chosen/stdout-path` comes after the node it
+/// names and that node is no PL011 the first walk kept (no tree a board
+/// here passes: QEMU virt's console is a PL011 before `/chosen`, the
+/// Raspberry Pi's a PL011 after it).
 ///
 /// # Errors
 /// Any [`DtbError`]; nothing is half-returned.
 pub fn parse(blob: &[u8]) -> Result<DeviceTree<'_>, DtbError> {
-    let tree = checked_tree(blob)?;
-    let blob = tree.buf();
+    let mut info = DeviceTree::empty();
+    parse_into(blob, &mut info)?;
+    Ok(info)
+}
+
+/// [`parse`], into `info`, which must be [`DeviceTree::empty`]: the boot
+/// reads the tree straight into its [`super::info::BootInfo`], where a
+/// `DeviceTree` returned would be copied (a few KiB, at about one
+/// instruction for every three bytes).
+///
+/// # Errors
+/// As [`parse`]; `info` is then half-filled, to be thrown away.
+pub fn parse_into<'dt>(blob: &'dt [u8], info: &mut DeviceTree<'dt>) -> Result<(), DtbError> {
+    let blocks = walk::blocks(blob)?;
+    info.totalsize = blocks.blob.len() as u64;
+    info.blob = blocks.blob;
     let mut reader = Reader {
-        info: DeviceTree {
-            totalsize: blob.len() as u64,
-            blob,
-            ..DeviceTree::empty()
-        },
+        info,
         stdout_path: None,
         aliases: [(b"", ""); 8],
         target: None,
         uart_found: false,
         only_uart: false,
         pl011s: [None; MAX_KEPT_UARTS],
+        interrupts: intc::Found::new(),
+        cpu: cpus::Seen::default(),
     };
-    for entry in memreserve(blob, &tree) {
+    for entry in memreserve(blocks.memreserve) {
         reader
             .info
             .reserved
             .insert_up_to(entry?, MAX_RESERVED_RANGES)
             .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::Memreserve))?;
     }
-    walk_tokens(&tree, &mut reader)?;
+    let tokens = walk_tokens(&blocks, &mut reader)?;
+    reader.info.size = TreeSize {
+        tokens: tokens as u64,
+        bytes: blocks.structure.len() as u64,
+    };
+    reader.info.interrupts = reader.interrupts.finish();
     if reader.stdout_path.is_some() && !reader.uart_found {
         // `stdout-path` came after its node (or named an alias): look among
         // the PL011s the walk kept, and walk again only if it is not one.
@@ -336,21 +475,20 @@ pub fn parse(blob: &[u8]) -> Result<DeviceTree<'_>, DtbError> {
         reader.uart_from_kept();
         if !reader.uart_found {
             reader.only_uart = true;
-            walk_tokens(&tree, &mut reader)?;
+            walk_tokens(&blocks, &mut reader)?;
         }
     }
-    let mut info = reader.info;
-    if info.initrd.is_some_and(|r| r.size() == 0) {
-        info.initrd = None;
+    if reader.info.initrd.is_some_and(|r| r.size() == 0) {
+        reader.info.initrd = None;
     }
     // No RAM is not a parse error: the kernel reports it on the console
     // (which the tree may still describe) and stops.
-    Ok(info)
+    Ok(())
 }
 
 /// What the walk has found so far.
-struct Reader<'dt> {
-    info: DeviceTree<'dt>,
+struct Reader<'r, 'dt> {
+    info: &'r mut DeviceTree<'dt>,
     /// `/chosen/stdout-path`, as written.
     stdout_path: Option<&'dt str>,
     /// `/aliases`: (name, path).
@@ -364,6 +502,11 @@ struct Reader<'dt> {
     /// PL011 nodes with a `reg`, shallow enough to keep, in case `stdout-path`
     /// comes after them: (path below the root, its length, node, parent).
     pl011s: [Option<KeptNode<'dt>>; MAX_KEPT_UARTS],
+    /// The GIC and the timer's `interrupts`, as found so far.
+    interrupts: intc::Found<'dt>,
+    /// The `/cpus` child being read (its `enable-method` and
+    /// `cpu-release-addr`, which no other node needs).
+    cpu: cpus::Seen<'dt>,
 }
 
 /// How many PL011 nodes the first walk keeps (QEMU's `virt` has one).
@@ -375,7 +518,7 @@ const MAX_KEPT_DEPTH: usize = 4;
 /// what it says as the console (read while its ancestors were known).
 type KeptNode<'dt> = ([&'dt [u8]; MAX_KEPT_DEPTH], usize, Result<Option<Uart>, DtbError>);
 
-impl<'dt> Reader<'dt> {
+impl<'dt> Reader<'_, 'dt> {
     /// The console's node path: stdout-path is "PATH[:OPTIONS]", where PATH
     /// may be an alias.
     fn stdout(&self) -> Option<&'dt str> {
@@ -391,8 +534,15 @@ impl<'dt> Reader<'dt> {
         )
     }
 
+    /// An `/aliases` entry.
+    fn alias(&mut self, name: &'dt [u8], value: &'dt [u8]) {
+        if let Some(slot) = self.aliases.iter_mut().find(|a| a.0.is_empty()) {
+            *slot = (name, cstr(value));
+        }
+    }
+
     /// A property of a child of the root, of that `kind`.
-    fn prop(&mut self, kind: Kind, name: Name, name_bytes: &'dt [u8], value: &'dt [u8]) {
+    fn prop(&mut self, kind: Kind, name: Name, value: &'dt [u8]) {
         let info = &mut self.info;
         match (kind, name) {
             (Kind::Chosen, Name::StdoutPath) => {
@@ -423,11 +573,6 @@ impl<'dt> Reader<'dt> {
                 let start = info.initrd.map_or(0, |r| r.start.raw());
                 let end = be_number(value).unwrap_or(0);
                 info.initrd = PhysRange::new(start, end.saturating_sub(start));
-            }
-            (Kind::Aliases, _) => {
-                if let Some(slot) = self.aliases.iter_mut().find(|a| a.0.is_empty()) {
-                    *slot = (name_bytes, cstr(value));
-                }
             }
             (Kind::Psci, Name::Method) => {
                 info.psci = match cbytes(value) {
@@ -460,6 +605,17 @@ impl<'dt> Reader<'dt> {
                 && let Some(reg) = frame.reg
             {
                 self.memory(reg, parent);
+            }
+            if frame.gic.is_some() || frame.is_timer {
+                self.interrupts.node_end(frames);
+            }
+            if path.len() == 3 && kind == Kind::Cpus && frame.is_cpu {
+                self.info.cpus.push(cpus::Seen {
+                    name: path[2],
+                    reg: frame.reg,
+                    address_cells: parent.address_cells,
+                    ..self.cpu
+                });
             }
             if path.len() == 3
                 && kind == Kind::ReservedMemory
@@ -681,34 +837,10 @@ fn cbytes(value: &[u8]) -> &[u8] {
     &value[..end]
 }
 
-/// The tree in `blob`, cut to the header's `totalsize`.
-fn checked_tree(blob: &[u8]) -> Result<DevTree<'_>, DtbError> {
-    let blob = &blob[..totalsize(blob)? as usize];
-    if !(blob.as_ptr() as usize).is_multiple_of(4) {
-        return Err(DtbError::Malformed);
-    }
-    let word = |at: usize| {
-        blob.get(at..at + 4)
-            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    // What fdt-rs accepts without a word: a version whose layout is not
-    // this one, and a structure or strings block of no bytes.
-    let version = word(20);
-    if !(16..=17).contains(&version) {
-        return Err(DtbError::BadVersion(version));
-    }
-    if word(32) == 0 || word(36) == 0 {
-        return Err(DtbError::Malformed);
-    }
-    // SAFETY: `blob` is 4-byte aligned and exactly `totalsize` long, which is
-    // what `DevTree::new` requires; fdt-rs bounds-checks every read inside it.
-    unsafe { DevTree::new(blob) }.map_err(|_| DtbError::Malformed)
-}
-
 /// The `/memreserve/` block: (address, size) pairs of big-endian u64, ended by
 /// a pair of zeros; an error if the blob ends first.
-fn memreserve<'a>(blob: &'a [u8], tree: &DevTree<'_>) -> impl Iterator<Item = Result<PhysRange, DtbError>> + 'a {
-    let mut entries = blob.get(tree.off_mem_rsvmap()..).unwrap_or_default().chunks(16);
+fn memreserve(block: &[u8]) -> impl Iterator<Item = Result<PhysRange, DtbError>> + '_ {
+    let mut entries = block.chunks(16);
     core::iter::from_fn(move || match entries.next() {
         Some(entry) if entry.len() == 16 => {
             let (addr, size) = (be_number(&entry[..8])?, be_number(&entry[8..])?);
@@ -729,15 +861,17 @@ enum Kind {
     Aliases,
     Psci,
     ReservedMemory,
+    Cpus,
     Other,
 }
 
 impl Kind {
-    const NAMED: [(&[u8], Kind); 4] = [
+    const NAMED: [(&[u8], Kind); 5] = [
         (b"chosen", Kind::Chosen),
         (b"aliases", Kind::Aliases),
         (b"psci", Kind::Psci),
         (b"reserved-memory", Kind::ReservedMemory),
+        (b"cpus", Kind::Cpus),
     ];
 
     fn of(name: &[u8]) -> Kind {
@@ -761,12 +895,16 @@ enum Name {
     InitrdEnd,
     Method,
     Ranges,
+    Interrupts,
+    InterruptCells,
+    EnableMethod,
+    CpuReleaseAddr,
     Efi(super::efi::Field),
     Other,
 }
 
 impl Name {
-    const NAMED: [(&[u8], Name); 13] = [
+    const NAMED: [(&[u8], Name); 17] = [
         (b"#address-cells", Name::AddressCells),
         (b"#size-cells", Name::SizeCells),
         (b"reg", Name::Reg),
@@ -780,6 +918,10 @@ impl Name {
         (b"linux,initrd-end", Name::InitrdEnd),
         (b"method", Name::Method),
         (b"ranges", Name::Ranges),
+        (b"interrupts", Name::Interrupts),
+        (b"#interrupt-cells", Name::InterruptCells),
+        (b"enable-method", Name::EnableMethod),
+        (b"cpu-release-addr", Name::CpuReleaseAddr),
     ];
 
     fn of(name: &[u8]) -> Name {
@@ -793,116 +935,119 @@ impl Name {
 /// byte strings, which compiles to a tree of a hundred-odd branches: under
 /// QEMU's TCG every block of code run for the first time costs microseconds
 /// to translate, so boot's wall time follows its code size (docs/bench.md).
-fn named<T: Copy, const N: usize>(table: &[(&[u8], T); N], key: &[u8]) -> Option<T> {
-    position(&table.map(|(name, _)| name), key).map(|i| table[i].1)
-}
-
-/// Where `key` is in `names`: one function for every table, so the
-/// compiler keeps it a loop instead of unrolling it into each caller.
+/// Never inlined, and over a slice: one loop for each kind of table,
+/// instead of a search unrolled into each caller.
 #[inline(never)]
-fn position(names: &[&[u8]], key: &[u8]) -> Option<usize> {
-    names.iter().position(|n| *n == key)
+fn named<T: Copy>(table: &[(&[u8], T)], key: &[u8]) -> Option<T> {
+    table.iter().find(|(name, _)| *name == key).map(|&(_, value)| value)
 }
 
 /// Property names by their offset in the strings block: a tree names a few
 /// dozen properties hundreds of times, so each offset is read and compared
 /// once and then found in this direct-mapped table.
 struct Names<'dt> {
-    strings: &'dt [u8],
-    seen: [(usize, Name, &'dt [u8]); 64],
+    blocks: Blocks<'dt>,
+    seen: [(u32, Name); 64],
 }
 
 impl<'dt> Names<'dt> {
-    fn new(strings: &'dt [u8]) -> Self {
+    fn new(blocks: Blocks<'dt>) -> Self {
         Names {
-            strings,
-            seen: [(usize::MAX, Name::Other, b""); 64],
+            blocks,
+            seen: [(u32::MAX, Name::Other); 64],
         }
     }
 
-    fn get(&mut self, offset: usize) -> Result<(Name, &'dt [u8]), DtbError> {
-        let slot = &mut self.seen[offset % 64];
-        if slot.0 != offset {
-            let bytes = cbytes(self.strings.get(offset..).ok_or(DtbError::Malformed)?);
-            *slot = (offset, Name::of(bytes), bytes);
+    #[inline]
+    fn get(&mut self, offset: u32) -> Result<Name, DtbError> {
+        let slot = self.seen[offset as usize % 64];
+        if slot.0 == offset {
+            return Ok(slot.1);
         }
-        Ok((slot.1, slot.2))
+        self.miss(offset)
+    }
+
+    /// A name not in the table (the first time, or one that shares its slot).
+    #[cold]
+    fn miss(&mut self, offset: u32) -> Result<Name, DtbError> {
+        let name = Name::of(self.blocks.name(offset)?);
+        self.seen[offset as usize % 64] = (offset, name);
+        Ok(name)
     }
 }
 
-/// Walks every token once: `reader.prop` for each property, with the path of
-/// its node; `reader.node_end` at the end of every node but the root.
-fn walk_tokens<'dt>(tree: &DevTree<'dt>, reader: &mut Reader<'dt>) -> Result<(), DtbError> {
-    let buf = tree.buf();
-    let mut names = Names::new(buf.get(tree.off_dt_strings()..).ok_or(DtbError::Malformed)?);
-    let mut frames = [Frame::default(); MAX_DEPTH];
+/// Walks every token once: the nodes' properties into their frames, and
+/// into `reader` for what a child of the root says (`reader.prop`) or a CPU
+/// node (`reader.cpu`); `reader.node_end` at the end of every node but the
+/// root, with the node's path and its ancestors' frames. The tokens read,
+/// for [`TreeSize`].
+fn walk_tokens<'dt>(blocks: &Blocks<'dt>, reader: &mut Reader<'_, 'dt>) -> Result<usize, DtbError> {
+    let mut names = Names::new(*blocks);
+    let mut frames = [Frame::OPENED; MAX_DEPTH];
     let mut path: [&[u8]; MAX_DEPTH] = [b""; MAX_DEPTH];
     // The kind of the child of the root the walk is in.
     let mut kind = Kind::Other;
-    let mut depth = 0usize;
-    let mut tokens = tree.parse_iter();
-    while let Some(tok) = tokens.next().map_err(|_| DtbError::Malformed)? {
-        match tok {
-            ParsedTok::BeginNode(n) => {
-                if depth == MAX_DEPTH {
-                    return Err(DtbError::TooDeep);
+    let mut tokens = Tokens::new(blocks.structure)?;
+    while let Some(token) = tokens.next_token()? {
+        // Nodes open, this one included: the walker keeps it in 1..=MAX_DEPTH
+        // for a property and a node's start, 0..MAX_DEPTH after a node's end.
+        let depth = tokens.depth();
+        match token {
+            Token::Prop(offset, value) => {
+                let name = names.get(offset)?;
+                // Most properties are no business of the kernel's; an
+                // alias's name is whatever the tree calls it.
+                if name != Name::Other || kind == Kind::Aliases {
+                    prop(reader, &mut frames[depth - 1], depth, kind, name, offset, value, blocks);
                 }
-                // Defaults from the devicetree specification: 2 address cells, 1 size cell.
-                frames[depth] = Frame {
-                    address_cells: 2,
-                    size_cells: 1,
-                    reg: None,
-                    is_memory: false,
-                    is_pl011: false,
-                    is_pm: false,
-                    ranges: None,
-                };
-                path[depth] = n.name;
-                if depth == 1 {
-                    kind = Kind::of(n.name);
-                }
-                depth += 1;
             }
-            ParsedTok::EndNode => {
-                if depth == 0 {
-                    return Err(DtbError::Malformed);
+            Token::Begin(name) => {
+                frames[depth - 1].open();
+                path[depth - 1] = name;
+                if depth == 2 {
+                    kind = Kind::of(name);
+                } else if depth == 3 && kind == Kind::Cpus {
+                    reader.cpu = cpus::Seen::default();
                 }
-                depth -= 1;
+            }
+            Token::End => {
                 if depth > 0 {
                     reader.node_end(&path[..=depth], kind, &frames[..=depth])?;
                 }
             }
-            ParsedTok::Prop(p) => {
-                if depth == 0 {
-                    return Err(DtbError::Malformed);
-                }
-                let (name, name_bytes) = names.get(p.name_offset)?;
-                let value = p.prop_buf;
-                let frame = &mut frames[depth - 1];
-                match name {
-                    Name::AddressCells => frame.address_cells = be_number(value).map_or(0, |n| n as u32),
-                    Name::SizeCells => frame.size_cells = be_number(value).map_or(u32::MAX, |n| n as u32),
-                    Name::Reg => frame.reg = Some(value),
-                    Name::DeviceType => frame.is_memory = cbytes(value) == b"memory",
-                    Name::Compatible => {
-                        frame.is_pl011 = value.split(|&b| b == 0).any(|c| c == b"arm,pl011");
-                        frame.is_pm = value.split(|&b| b == 0).any(|c| c == b"brcm,bcm2835-pm-wdt");
-                    }
-                    Name::Ranges => frame.ranges = Some(value),
-                    _ => {}
-                }
-                if depth == 2 && !reader.only_uart {
-                    reader.prop(kind, name, name_bytes, value);
-                }
-            }
-            ParsedTok::Nop => {}
         }
     }
-    // Every node ended: a tree whose root is never closed was cut short.
-    if depth != 0 {
-        return Err(DtbError::Malformed);
+    Ok(tokens.count())
+}
+
+/// A property the kernel reads, `depth` nodes down, in a child of the root
+/// of `kind`; `offset` is its name's in the strings block.
+#[allow(clippy::too_many_arguments)] // the walk's state, spelled out
+#[inline(never)]
+fn prop<'dt>(
+    reader: &mut Reader<'_, 'dt>,
+    frame: &mut Frame<'dt>,
+    depth: usize,
+    kind: Kind,
+    name: Name,
+    offset: u32,
+    value: &'dt [u8],
+    blocks: &Blocks<'dt>,
+) {
+    frame.set(name, value);
+    if reader.only_uart {
+        return;
     }
-    Ok(())
+    match (depth, kind, name) {
+        (1, _, Name::Compatible) => {
+            reader.info.compatible = Some(value.strip_suffix(&[0]).unwrap_or(value));
+        }
+        (2, Kind::Aliases, _) => reader.alias(blocks.name(offset).unwrap_or_default(), value),
+        (2, Kind::Chosen | Kind::Psci, _) => reader.prop(kind, name, value),
+        (3, Kind::Cpus, Name::EnableMethod) => reader.cpu.method = Some(cbytes(value)),
+        (3, Kind::Cpus, Name::CpuReleaseAddr) => reader.cpu.release = Some(value),
+        _ => {}
+    }
 }
 
 pub mod cpus;
@@ -911,3 +1056,4 @@ pub mod ranges;
 pub mod source;
 #[cfg(test)]
 mod tests;
+pub mod walk;

@@ -10,7 +10,7 @@ use pi::kmap::{self, FixedWindow};
 use pi::layout::PAGE_SIZE;
 use spin::Once;
 
-use super::dtb::intc::{self, Gic, GicVersion};
+use super::dtb::intc::{Gic, GicVersion, Interrupts};
 use crate::arch::gic::{self, Regs};
 use crate::arch::{cpu, irq};
 use crate::mm::ranges::PhysRange;
@@ -49,11 +49,11 @@ pub struct Frame {
 /// What boot made of the interrupt controller: set up, or why not.
 static STATE: Once<Result<Mapped, String>> = Once::new();
 
-/// Reads the tree, maps and enables the GIC, and starts the watchdog with
-/// `watchdog_ms`; what came of it (also kept for [`state`]).
-pub fn start(blob: &[u8], watchdog_ms: u64) -> &'static Result<Mapped, String> {
+/// Maps and enables the GIC the tree named (`found`, read with the rest of
+/// the tree at boot), and starts the watchdog with `watchdog_ms`; what came
+/// of it (also kept for [`state`]).
+pub fn start(found: &Interrupts, watchdog_ms: u64) -> &'static Result<Mapped, String> {
     STATE.call_once(|| {
-        let found = intc::read(blob);
         let gic = found.gic.map_err(|e| e.to_string())?;
         let timer = found
             .virtual_timer

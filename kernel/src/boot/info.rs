@@ -8,6 +8,7 @@
 //! its problems are enums and numbers, never messages from rodata.
 
 use super::bootargs::{self, BootArgIssue, BootArgs};
+use super::dtb::cpus::Cpus;
 use super::dtb::{self, DeviceTree, DtbError};
 use crate::mm::ranges::PhysRange;
 
@@ -52,33 +53,45 @@ impl<'dt> BootInfo<'dt> {
     /// A [`DtbError`] if the tree cannot be read at all; problems in single
     /// nodes or words are kept in the value instead.
     pub fn read(blob: &'dt [u8], dtb_pa: u64, pa_bits: u32, boot_regs: u64) -> Result<Self, DtbError> {
-        let mut dt = dtb::parse(blob)?;
+        // Built in place: the device tree is a few KiB, each copy of it
+        // about a thousand instructions.
+        let mut info = BootInfo {
+            dt: DeviceTree::empty(),
+            dtb: PhysRange::default(),
+            args: BootArgs::default(),
+            arg_issues: [None; MAX_ARG_ISSUES],
+            arg_issue_count: 0,
+            ram_cut: false,
+            initrd_outside_ram: None,
+            boot_regs,
+            board: 0,
+        };
+        dtb::parse_into(blob, &mut info.dt)?;
+        let dt = &mut info.dt;
         let (ram, ram_cut) = dt.memory.below_pa_bits(pa_bits);
         dt.memory = ram;
+        info.ram_cut = ram_cut;
         // Every address from the tree is checked against RAM before use.
-        let initrd_outside_ram = dt.initrd.filter(|&r| !dt.memory.covers(r));
-        if initrd_outside_ram.is_some() {
+        info.initrd_outside_ram = dt.initrd.filter(|&r| !dt.memory.covers(r));
+        if info.initrd_outside_ram.is_some() {
             dt.initrd = None;
         }
-        let mut arg_issues = [None; MAX_ARG_ISSUES];
-        let mut arg_issue_count = 0;
-        let args = bootargs::parse(dt.bootargs, |issue| {
-            if let Some(slot) = arg_issues.get_mut(arg_issue_count) {
+        let (issues, count) = (&mut info.arg_issues, &mut info.arg_issue_count);
+        info.args = bootargs::parse(dt.bootargs, |issue| {
+            if let Some(slot) = issues.get_mut(*count) {
                 *slot = Some(issue);
             }
-            arg_issue_count += 1;
+            *count += 1;
         });
-        Ok(BootInfo {
-            dtb: PhysRange::new(dtb_pa, dt.totalsize).unwrap_or_default(),
-            dt,
-            args,
-            arg_issues,
-            arg_issue_count,
-            ram_cut,
-            initrd_outside_ram,
-            boot_regs,
-            board: pi::board::of_compatible(pi::board::root_compatible(blob)),
-        })
+        info.dtb = PhysRange::new(dtb_pa, dt.totalsize).unwrap_or_default();
+        info.board = pi::board::of_compatible(dt.compatible);
+        Ok(info)
+    }
+
+    /// The CPUs `/cpus` lists, each judged against RAM as the CPU can
+    /// address it (a spin-table release word must be in it).
+    pub fn cpus(&self) -> Cpus<'dt> {
+        self.dt.cpus.judge(&self.dt.memory)
     }
 
     /// The command-line problems kept, in order.

@@ -92,8 +92,9 @@ pub unsafe extern "C" fn splitmap_kernel_main(
     };
     tables::init(pool);
 
-    let info = tree::read(dtb_pa, boot_regs).unwrap_or_else(|e| unusable_device_tree(dtb_pa, e));
-    let info = BOOT_INFO.call_once(|| info);
+    let info =
+        BOOT_INFO.call_once(|| tree::read(dtb_pa, boot_regs).unwrap_or_else(|e| unusable_device_tree(dtb_pa, e)));
+    cost::tree_read(info.dt.size);
     psci::use_conduit(info.dt.psci);
     // Before any panic below: a panic's last words go to this board's UART
     // (the default board's address may be RAM here, as on the Pi).
@@ -254,8 +255,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
 
 extern "C" fn run_shell() -> ! {
     let kernel = state::get();
-    let cpus = crate::boot::dtb::cpus::read(kernel.boot.dt.blob, &kernel.boot.dt.memory);
-    crate::boot::smp::start_secondaries(&cpus, kernel.boot.args.maxcpus, serve_mailbox);
+    crate::boot::smp::start_secondaries(&kernel.boot.cpus(), kernel.boot.args.maxcpus, serve_mailbox);
     mark(Phase::Shell);
     console::end_boot_log();
     // Modules load only from the shell: what they need to know of it and
@@ -298,7 +298,7 @@ fn lend_to_lower_layers() {
 /// The GIC and the watchdog over module calls, or why a boot has neither.
 fn start_interrupts(info: &BootInfo<'_>) {
     let watchdog = info.args.module_watchdog_ms;
-    match crate::boot::gic::start(info.dt.blob, watchdog) {
+    match crate::boot::gic::start(&info.dt.interrupts, watchdog) {
         Ok(gic) => debug!(
             "interrupts: GICv{} at {:#x}, timer INTID {}, module watchdog {}",
             match gic.version {

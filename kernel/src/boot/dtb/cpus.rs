@@ -1,14 +1,12 @@
 //! The CPUs the device tree lists under `/cpus`: each `cpu@…` node's `reg`
 //! (its MPIDR affinity) and how it is started (`enable-method`: `psci`, or
-//! `spin-table` with a `cpu-release-addr`). A walk of its own, apart from
-//! `dtb::parse`: only bringing up secondaries needs it, and a bad CPU node
-//! is one CPU left off, not a bad tree. A node that cannot be used is kept
-//! by name with why, so boot can say which CPU it skipped.
+//! `spin-table` with a `cpu-release-addr`). `dtb::parse`'s one walk keeps
+//! each node as it is written ([`CpuNodes`]); they are judged once RAM is
+//! known ([`CpuNodes::judge`]): a bad CPU node is one CPU left off, not a bad
+//! tree. A node that cannot be used is kept by name with why, so boot can
+//! say which CPU it skipped.
 
-use fdt_rs::base::parse::ParsedTok;
-use fdt_rs::prelude::FallibleIterator;
-
-use super::{MAX_DEPTH, be_number, cbytes, checked_tree};
+use super::be_number;
 use crate::arch::percpu::MAX_CPUS;
 use crate::mm::ranges::RangeList;
 use pi::addr::PhysAddr;
@@ -139,86 +137,75 @@ impl<'dt> Cpus<'dt> {
     }
 }
 
-/// What one `cpu` node holds that matters here.
-#[derive(Clone, Copy, Default)]
-struct Seen<'dt> {
-    name: &'dt [u8],
-    reg: Option<&'dt [u8]>,
-    method: Option<&'dt [u8]>,
-    release: Option<&'dt [u8]>,
-    is_cpu: bool,
+/// What one `cpu` node holds that matters here, as the tree writes it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Seen<'dt> {
+    /// The node's name.
+    pub name: &'dt [u8],
+    /// `reg`.
+    pub reg: Option<&'dt [u8]>,
+    /// `enable-method`, up to its NUL.
+    pub method: Option<&'dt [u8]>,
+    /// `cpu-release-addr`.
+    pub release: Option<&'dt [u8]>,
+    /// `/cpus`' `#address-cells`, which sizes `reg`.
+    pub address_cells: u32,
 }
 
 /// MPIDR_EL1's affinity bits: Aff3 (39:32), Aff2, Aff1, Aff0 (23:0).
 pub const MPIDR_AFFINITY: u64 = 0xff_00ff_ffff;
 
-/// Reads `/cpus` from `blob`; a `cpu-release-addr` must lie in `ram`. A tree
-/// that cannot be read lists no CPU (the boot CPU runs alone).
-pub fn read<'dt>(blob: &'dt [u8], ram: &RangeList) -> Cpus<'dt> {
-    let mut out = Cpus::empty();
-    let Ok(tree) = checked_tree(blob) else { return out };
-    let Some(names) = tree.buf().get(tree.off_dt_strings()..) else {
-        return out;
+/// The nodes under `/cpus` whose `device_type` is `cpu`, in tree order, as
+/// the walk found them.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuNodes<'dt> {
+    nodes: [Seen<'dt>; MAX_LISTED],
+    len: usize,
+    /// Nodes past [`MAX_LISTED`], not kept.
+    dropped: usize,
+}
+
+impl<'dt> CpuNodes<'dt> {
+    /// No CPU nodes.
+    pub const EMPTY: CpuNodes<'static> = CpuNodes {
+        nodes: [Seen {
+            name: b"",
+            reg: None,
+            method: None,
+            release: None,
+            address_cells: 0,
+        }; MAX_LISTED],
+        len: 0,
+        dropped: 0,
     };
-    let mut depth = 0usize;
-    // Whether the walk is inside `/cpus` (depth 1 is the root's children).
-    let mut in_cpus = false;
-    let mut cpus_address_cells = 1u32;
-    let mut node = Seen::default();
-    let mut tokens = tree.parse_iter();
-    while let Ok(Some(tok)) = tokens.next() {
-        match tok {
-            ParsedTok::BeginNode(n) => {
-                if depth == MAX_DEPTH {
-                    return out;
-                }
-                depth += 1;
-                if depth == 2 {
-                    in_cpus = n.name == b"cpus";
-                }
-                if in_cpus && depth == 3 {
-                    node = Seen {
-                        name: n.name,
-                        ..Seen::default()
-                    };
-                }
+
+    /// Keeps one more node (or counts it, past [`MAX_LISTED`]).
+    pub(super) fn push(&mut self, node: Seen<'dt>) {
+        match self.nodes.get_mut(self.len) {
+            Some(slot) => {
+                *slot = node;
+                self.len += 1;
             }
-            ParsedTok::EndNode => {
-                if in_cpus && depth == 3 && node.is_cpu {
-                    let cpu = judge(&node, cpus_address_cells, ram, &out);
-                    out.push(Listed { name: node.name, cpu });
-                }
-                let Some(d) = depth.checked_sub(1) else { return out };
-                depth = d;
-            }
-            ParsedTok::Prop(p) => {
-                if !in_cpus {
-                    continue;
-                }
-                let name = cbytes(names.get(p.name_offset..).unwrap_or_default());
-                let value = p.prop_buf;
-                match (depth, name) {
-                    (2, b"#address-cells") => cpus_address_cells = be_number(value).map_or(0, |n| n as u32),
-                    (3, b"device_type") => node.is_cpu = cbytes(value) == b"cpu",
-                    (3, b"reg") => node.reg = Some(value),
-                    (3, b"enable-method") => node.method = Some(cbytes(value)),
-                    (3, b"cpu-release-addr") => node.release = Some(value),
-                    _ => {}
-                }
-            }
-            ParsedTok::Nop => {}
+            None => self.dropped += 1,
         }
     }
-    out
+
+    /// Each node judged in tree order: a `cpu-release-addr` must lie in
+    /// `ram`.
+    pub fn judge(&self, ram: &RangeList) -> Cpus<'dt> {
+        let mut out = Cpus::empty();
+        for node in &self.nodes[..self.len] {
+            let cpu = judge(node, ram, &out);
+            out.push(Listed { name: node.name, cpu });
+        }
+        out.dropped = self.dropped;
+        out
+    }
 }
 
 /// Whether the node names a CPU the kernel can start, and how.
-fn judge<'dt>(
-    node: &Seen<'dt>,
-    address_cells: u32,
-    ram: &RangeList,
-    so_far: &Cpus<'dt>,
-) -> Result<Cpu<'dt>, Skip<'dt>> {
+fn judge<'dt>(node: &Seen<'dt>, ram: &RangeList, so_far: &Cpus<'dt>) -> Result<Cpu<'dt>, Skip<'dt>> {
+    let address_cells = node.address_cells;
     let reg = node.reg.ok_or(Skip::NoReg)?;
     if !(1..=2).contains(&address_cells) || reg.len() != 4 * address_cells as usize {
         return Err(Skip::NoReg);
@@ -262,6 +249,11 @@ mod tests {
     use super::*;
     use crate::mm::ranges::PhysRange;
     use vm_fdt::FdtWriter;
+
+    /// The `/cpus` of `blob` as `dtb::parse` reads them, judged against `ram`.
+    fn read<'dt>(blob: &'dt [u8], ram: &RangeList) -> Cpus<'dt> {
+        crate::boot::dtb::parse(blob).unwrap().cpus.judge(ram)
+    }
 
     /// One `cpu` node: name, reg cells, enable-method, cpu-release-addr.
     type Node<'a> = (&'a str, &'a [u32], Option<&'a str>, Option<u64>);
@@ -389,7 +381,7 @@ mod tests {
     }
 
     #[test]
-    fn more_cpus_than_the_kernel_keeps_are_skipped_and_a_bad_tree_lists_none() {
+    fn more_cpus_than_the_kernel_keeps_are_skipped() {
         let regs: Vec<[u32; 1]> = (0..10).map(|i| [i]).collect();
         let names: Vec<String> = (0..10).map(|i| format!("cpu@{i}")).collect();
         let nodes: Vec<Node<'_>> = (0..10)
@@ -399,6 +391,5 @@ mod tests {
         let cpus = read(bytes(&t), &ram());
         assert_eq!(cpus.usable().count(), MAX_CPUS);
         assert!(cpus.iter().skip(MAX_CPUS).all(|l| l.cpu == Err(Skip::TooMany)));
-        assert_eq!(read(b"not a tree", &ram()).iter().count(), 0);
     }
 }

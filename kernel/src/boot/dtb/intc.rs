@@ -1,18 +1,15 @@
 //! The interrupt controller and the timer's interrupt, from the device tree:
 //! which GIC (`arm,cortex-a15-gic` / `arm,gic-400` are GICv2, `arm,gic-v3`
 //! is GICv3), where its registers are, and which interrupt the EL1 virtual
-//! timer raises (`arm,armv8-timer`'s `interrupts`, third entry). A walk of
-//! its own, apart from `dtb::parse`: only the watchdog needs it, and a tree
-//! without either node is a machine without a watchdog, not a bad tree.
-//! The GIC's `reg` is translated through every ancestor's `ranges`, as the
-//! console's is (a GIC under `/soc` sits at a bus address, as on the
-//! Raspberry Pi 4).
-
-use fdt_rs::base::parse::ParsedTok;
-use fdt_rs::prelude::FallibleIterator;
+//! timer raises (`arm,armv8-timer`'s `interrupts`, third entry). Read in
+//! `dtb::parse`'s one walk, node by node as each ends; a tree without
+//! either node is a machine without a watchdog, not a bad tree, so nothing
+//! here refuses the tree. The GIC's `reg` is translated through every
+//! ancestor's `ranges`, as the console's is (a GIC under `/soc` sits at a
+//! bus address, as on the Raspberry Pi 4).
 
 use super::ranges::{self, Bus};
-use super::{Frame, MAX_DEPTH, Node, be_number, cbytes, checked_tree, for_each_reg};
+use super::{Frame, MAX_DEPTH, Node, for_each_reg};
 use crate::mm::ranges::PhysRange;
 
 /// The GIC architectures the kernel drives.
@@ -49,8 +46,6 @@ pub enum NoGic {
     /// The GIC's `reg` does not reach the CPU through its ancestors'
     /// `ranges`.
     Untranslatable,
-    /// The tree itself cannot be read.
-    BadTree,
 }
 
 impl core::fmt::Display for NoGic {
@@ -59,7 +54,6 @@ impl core::fmt::Display for NoGic {
             NoGic::Absent => "the device tree names no GICv2 or GICv3 interrupt controller",
             NoGic::BadReg => "the device tree's GIC node has no distributor and CPU interface/redistributor in its reg",
             NoGic::Untranslatable => "the device tree's GIC registers do not reach the CPU through its parents' ranges",
-            NoGic::BadTree => "the device tree cannot be read",
         })
     }
 }
@@ -74,122 +68,66 @@ pub struct Interrupts {
     pub virtual_timer: Option<u32>,
 }
 
-/// `compatible` entries of the GICs the kernel drives.
-const GICS: [(&[u8], GicVersion); 4] = [
-    (b"arm,cortex-a15-gic", GicVersion::V2),
-    (b"arm,gic-400", GicVersion::V2),
-    (b"arm,cortex-a7-gic", GicVersion::V2),
-    (b"arm,gic-v3", GicVersion::V3),
-];
-
-/// `compatible` entries of the architected timer.
-const TIMERS: [&[u8]; 2] = [b"arm,armv8-timer", b"arm,armv7-timer"];
+impl Interrupts {
+    /// What a tree without either node says.
+    pub const NONE: Interrupts = Interrupts {
+        gic: Err(NoGic::Absent),
+        virtual_timer: None,
+    };
+}
 
 /// The timer node's `interrupts` entries, in the binding's order: secure
 /// physical, non-secure physical, virtual, hypervisor.
 const VIRTUAL_TIMER_ENTRY: usize = 2;
 
-/// What one node of the walk holds that matters here.
-#[derive(Clone, Copy, Default)]
-struct Seen<'dt> {
-    address_cells: u32,
-    size_cells: u32,
-    reg: Option<&'dt [u8]>,
-    ranges: Option<&'dt [u8]>,
-    interrupts: Option<&'dt [u8]>,
-    interrupt_cells: Option<u32>,
-    gic: Option<GicVersion>,
-    timer: bool,
+/// What the walk has found so far: the first GIC node (read as it ends, its
+/// ancestors known) and the first timer node's `interrupts`.
+pub(super) struct Found<'dt> {
+    gic: Result<Gic, NoGic>,
+    /// The GIC's `#interrupt-cells`, which size the timer's entries.
+    gic_cells: u32,
+    timer: Option<&'dt [u8]>,
 }
 
-/// Reads the GIC and the virtual timer's interrupt from `blob`. Never fails
-/// as a whole: each part says on its own whether it was found.
-pub fn read(blob: &[u8]) -> Interrupts {
-    let none = Interrupts {
-        gic: Err(NoGic::BadTree),
-        virtual_timer: None,
-    };
-    let Ok(tree) = checked_tree(blob) else { return none };
-    let mut seen = [Seen::default(); MAX_DEPTH];
-    let mut depth = 0usize;
-    let mut gic: Result<Gic, NoGic> = Err(NoGic::Absent);
-    let mut gic_cells = 3;
-    let mut timer: Option<&[u8]> = None;
-    let mut tokens = tree.parse_iter();
-    let Some(names) = tree.buf().get(tree.off_dt_strings()..) else {
-        return none;
-    };
-    while let Ok(Some(tok)) = tokens.next() {
-        match tok {
-            ParsedTok::BeginNode(_) => {
-                if depth == MAX_DEPTH {
-                    return none;
-                }
-                // The specification's defaults: 2 address cells, 1 size cell.
-                seen[depth] = Seen {
-                    address_cells: 2,
-                    size_cells: 1,
-                    ..Seen::default()
-                };
-                depth += 1;
-            }
-            ParsedTok::EndNode => {
-                let Some(d) = depth.checked_sub(1) else { return none };
-                depth = d;
-                let node = seen[d];
-                if let (Some(version), Err(NoGic::Absent), true) = (node.gic, gic, d > 0) {
-                    gic = gic_regs(version, node.reg, &seen[..d]);
-                    gic_cells = node.interrupt_cells.unwrap_or(3);
-                }
-                if node.timer && timer.is_none() {
-                    timer = node.interrupts;
-                }
-            }
-            ParsedTok::Prop(p) => {
-                let Some(node) = depth.checked_sub(1).map(|d| &mut seen[d]) else {
-                    return none;
-                };
-                let name = cbytes(names.get(p.name_offset..).unwrap_or_default());
-                let value = p.prop_buf;
-                let number = || be_number(value).map(|n| n as u32);
-                match name {
-                    b"#address-cells" => node.address_cells = number().unwrap_or(0),
-                    b"#size-cells" => node.size_cells = number().unwrap_or(u32::MAX),
-                    b"#interrupt-cells" => node.interrupt_cells = number(),
-                    b"reg" => node.reg = Some(value),
-                    b"ranges" => node.ranges = Some(value),
-                    b"interrupts" => node.interrupts = Some(value),
-                    b"compatible" => {
-                        for entry in value.split(|&b| b == 0) {
-                            node.gic = node.gic.or(GICS.iter().find(|(c, _)| *c == entry).map(|&(_, v)| v));
-                            node.timer |= TIMERS.contains(&entry);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            ParsedTok::Nop => {}
+impl<'dt> Found<'dt> {
+    pub(super) const fn new() -> Self {
+        Found {
+            gic: Err(NoGic::Absent),
+            gic_cells: 3,
+            timer: None,
         }
     }
-    Interrupts {
-        gic,
-        virtual_timer: timer.and_then(|t| intid(t, gic_cells, VIRTUAL_TIMER_ENTRY)),
+
+    /// The end of the last of `frames` (its ancestors before it), a node
+    /// below the root.
+    pub(super) fn node_end(&mut self, frames: &[Frame<'dt>]) {
+        let (node, ancestors) = frames.split_last().expect("a node below the root");
+        if let (Some(version), Err(NoGic::Absent)) = (node.gic, self.gic) {
+            self.gic = gic_regs(version, node.reg, ancestors);
+            self.gic_cells = node.interrupt_cells.unwrap_or(3);
+        }
+        if node.is_timer && self.timer.is_none() {
+            self.timer = node.interrupts;
+        }
+    }
+
+    /// What the whole tree said.
+    pub(super) fn finish(&self) -> Interrupts {
+        Interrupts {
+            gic: self.gic,
+            virtual_timer: self.timer.and_then(|t| intid(t, self.gic_cells, VIRTUAL_TIMER_ENTRY)),
+        }
     }
 }
 
 /// The GIC's first two `reg` ranges, by its parent's cells (the last of
 /// `ancestors`), translated to CPU physical addresses through every
 /// ancestor's `ranges`.
-fn gic_regs(version: GicVersion, reg: Option<&[u8]>, ancestors: &[Seen<'_>]) -> Result<Gic, NoGic> {
+fn gic_regs(version: GicVersion, reg: Option<&[u8]>, ancestors: &[Frame<'_>]) -> Result<Gic, NoGic> {
     let parent = &ancestors[ancestors.len() - 1];
-    let parent = Frame {
-        address_cells: parent.address_cells,
-        size_cells: parent.size_cells,
-        ..Frame::default()
-    };
     let mut found = [None; 2];
     let mut n = 0;
-    for_each_reg(reg.ok_or(NoGic::BadReg)?, &parent, Node::InterruptController, |r| {
+    for_each_reg(reg.ok_or(NoGic::BadReg)?, parent, Node::InterruptController, |r| {
         if let Some(slot) = found.get_mut(n) {
             *slot = Some(r);
         }
@@ -208,12 +146,8 @@ fn gic_regs(version: GicVersion, reg: Option<&[u8]>, ancestors: &[Seen<'_>]) -> 
         size_cells: 0,
         ranges: None,
     }; MAX_DEPTH];
-    for (bus, seen) in buses.iter_mut().zip(ancestors) {
-        *bus = Bus {
-            address_cells: seen.address_cells,
-            size_cells: seen.size_cells,
-            ranges: seen.ranges,
-        };
+    for (bus, frame) in buses.iter_mut().zip(ancestors) {
+        *bus = frame.bus();
     }
     let cpu_side = |r: PhysRange| {
         ranges::translate(r.start.raw(), r.size(), &buses[..ancestors.len()])
@@ -249,6 +183,11 @@ fn intid(interrupts: &[u8], cells: u32, index: usize) -> Option<u32> {
 mod tests {
     use super::*;
     use vm_fdt::FdtWriter;
+
+    /// What `dtb::parse` reads of the interrupts in `blob`.
+    fn read(blob: &[u8]) -> Interrupts {
+        crate::boot::dtb::parse(blob).unwrap().interrupts
+    }
 
     /// A tree like QEMU virt's: a GIC node (if `gic`), a timer (if `timer`).
     fn tree(gic: Option<(&str, &[(u64, u64)])>, timer: Option<&[u32]>, timer_first: bool) -> Vec<u32> {
@@ -404,7 +343,6 @@ mod tests {
             true,
         );
         assert_eq!(read(bytes(&empty_frame)).gic, Err(NoGic::BadReg));
-        assert_eq!(read(&[0; 64]).gic, Err(NoGic::BadTree));
     }
 
     #[test]

@@ -6,12 +6,10 @@
 
 use core::fmt::{self, Write};
 
-use fdt_rs::base::parse::ParsedTok;
-use fdt_rs::prelude::FallibleIterator;
-
 use crate::console::escape::Escaped;
 
-use super::{DtbError, MAX_DEPTH, be_number, cstr, path_matches};
+use super::walk::{self, Token, Tokens};
+use super::{DtbError, MAX_DEPTH, be_number, path_matches};
 
 /// Why [`write_source`] printed nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,32 +35,28 @@ impl From<fmt::Error> for SourceError {
 /// # Errors
 /// [`SourceError::NoSuchNode`] if no node is at `path`; nothing is written then.
 pub fn write_source(blob: &[u8], path: &str, out: &mut impl Write) -> Result<(), SourceError> {
-    let tree = super::checked_tree(blob).map_err(|_: DtbError| SourceError::Malformed)?;
+    let blocks = walk::blocks(blob).map_err(|_: DtbError| SourceError::Malformed)?;
     let whole = path.trim_end_matches('/').is_empty();
     if whole {
-        for entry in super::memreserve(blob, &tree) {
+        for entry in super::memreserve(blocks.memreserve) {
             let r = entry.map_err(|_| SourceError::Malformed)?;
             writeln!(out, "/memreserve/ {:#018x} {:#018x};", r.start.raw(), r.size())?;
         }
     }
-    let strings = tree.off_dt_strings();
     let mut names: [&str; MAX_DEPTH] = [""; MAX_DEPTH];
     // (#address-cells, #size-cells) each open node sets for its children.
     let mut cells = [(2u32, 1u32); MAX_DEPTH];
-    let mut depth = 0;
     // The depth at which the wanted node was opened, while inside it.
     let mut inside: Option<usize> = None;
     let mut found = false;
-    let mut tokens = tree.parse_iter();
-    while let Some(tok) = tokens.next().map_err(|_| SourceError::Malformed)? {
-        match tok {
-            ParsedTok::BeginNode(n) => {
-                if depth == MAX_DEPTH {
-                    return Err(SourceError::Malformed);
-                }
-                names[depth] = core::str::from_utf8(n.name).map_err(|_| SourceError::Malformed)?;
-                cells[depth] = (2, 1);
-                depth += 1;
+    let mut tokens = Tokens::new(blocks.structure).map_err(|_| SourceError::Malformed)?;
+    while let Some(token) = tokens.next_token().map_err(|_| SourceError::Malformed)? {
+        // Nodes open, this one included (the walker checks the nesting).
+        let depth = tokens.depth();
+        match token {
+            Token::Begin(name) => {
+                names[depth - 1] = core::str::from_utf8(name).map_err(|_| SourceError::Malformed)?;
+                cells[depth - 1] = (2, 1);
                 let here = &names[..depth];
                 if inside.is_none() && (if whole { depth == 1 } else { path_matches(here, path) }) {
                     inside = Some(depth);
@@ -82,25 +76,19 @@ pub fn write_source(blob: &[u8], path: &str, out: &mut impl Write) -> Result<(),
                     )?;
                 }
             }
-            ParsedTok::EndNode => {
-                let Some(open) = depth.checked_sub(1) else {
-                    return Err(SourceError::Malformed);
-                };
+            Token::End => {
+                // `depth` is the closed node's parent's.
                 if let Some(top) = inside {
-                    writeln!(out, "{:indent$}}};", "", indent = 2 * (depth - top))?;
-                    if depth == top {
+                    writeln!(out, "{:indent$}}};", "", indent = 2 * (depth + 1 - top))?;
+                    if depth + 1 == top {
                         inside = None;
                     }
                 }
-                depth = open;
             }
-            ParsedTok::Prop(p) => {
-                let Some(node) = depth.checked_sub(1) else {
-                    return Err(SourceError::Malformed);
-                };
-                let name_at = strings.checked_add(p.name_offset).ok_or(SourceError::Malformed)?;
-                let name = cstr(tree.buf().get(name_at..).ok_or(SourceError::Malformed)?);
-                let value = p.prop_buf;
+            Token::Prop(offset, value) => {
+                let node = depth - 1;
+                let name = blocks.name(offset).map_err(|_| SourceError::Malformed)?;
+                let name = core::str::from_utf8(name).unwrap_or("");
                 match name {
                     "#address-cells" => cells[node].0 = be_number(value).map_or(0, |n| n as u32),
                     "#size-cells" => cells[node].1 = be_number(value).map_or(0, |n| n as u32),
@@ -115,7 +103,6 @@ pub fn write_source(blob: &[u8], path: &str, out: &mut impl Write) -> Result<(),
                     writeln!(out)?;
                 }
             }
-            ParsedTok::Nop => {}
         }
     }
     if found { Ok(()) } else { Err(SourceError::NoSuchNode) }

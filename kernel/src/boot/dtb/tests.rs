@@ -100,7 +100,7 @@ fn build(t: &Tree) -> Vec<u8> {
     w.finish().unwrap()
 }
 
-/// fdt-rs wants a 4-byte aligned buffer; a Vec<u8> promises only 1. (The
+/// The reader wants a 4-byte aligned buffer; a Vec<u8> promises only 1. (The
 /// device-tree readers' tests all build trees through here.)
 pub(in crate::boot::dtb) fn aligned(bytes: &[u8]) -> Vec<u32> {
     let mut words = vec![0u32; bytes.len().div_ceil(4)];
@@ -601,7 +601,7 @@ fn a_kaslr_seed_of_another_size_is_reported_not_used() {
     }
 }
 
-/// Trees that fdt-rs would read without a word but that no loader makes:
+/// Trees that a tokeniser alone would read without a word but that no loader makes:
 /// each is refused by name.
 #[test]
 fn structurally_wrong_trees_are_refused() {
