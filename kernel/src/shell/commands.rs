@@ -125,11 +125,11 @@ pub fn execute(cx: &Context, line: &str) {
         Ok(Command::On(cpu, command)) => super::cpus::on(cx, cpu, command),
         Ok(Command::Phases) => {
             crate::print!("{}", crate::boot::cost::marks(crate::arch::counter::frequency()));
+            crate::print!("{}", crate::boot::smp_cost::report());
             match tree::read_again(&cx.kernel.boot) {
                 Ok(again) => crate::print!("{again}"),
                 Err(e) => println!("again devicetree: {e}"),
             }
-            crate::print!("{}", crate::boot::smp_cost::report());
         }
         Err(ParseError::Unknown(word)) if insmod::run_command(word, line) => {}
         Err(e) => println!("error: {e}"),
