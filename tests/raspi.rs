@@ -283,10 +283,12 @@ fn ram_above_the_image(source: String) -> String {
     source.replace("reg = <0x00000000 0x3c000000>;", "reg = <0x10000000 0x10000000>;")
 }
 
+/// A `stdout-path` to a node the tree lacks, with options, and a byte the
+/// warning must escape (an ESC that would start a terminal sequence).
 fn stdout_nowhere(source: String) -> String {
     source.replace(
         "stdout-path = \"serial0:115200n8\"",
-        "stdout-path = \"/soc/serial@7e999000\"",
+        "stdout-path = \"/soc/serial@7e999000\\x1b[2J:115200n8\"",
     )
 }
 
@@ -336,17 +338,21 @@ fn raw_pi_trees_that_cannot_boot_stop_with_a_named_reason() {
     });
 }
 
-/// A `stdout-path` naming no node: the console falls back to the board's
-/// UART and says so, raw or through QEMU's `-dtb` alike.
+/// A `stdout-path` naming no node: the warning names the path it could not
+/// find (escaped: it is the tree's text), the console falls back to the
+/// board's UART, and the shell answers — raw or through QEMU's `-dtb`.
 #[test]
 fn a_stdout_path_to_nowhere_falls_back_to_the_pis_uart_by_name() {
     let dtb = pi_tree("stdout-nowhere", stdout_nowhere);
     for option in ["--raw-dtb", "--dtb"] {
         let out = pi(&[option, &dtb], &["mem"]);
         assert!(
-            out.contains("[WARN ] no PL011 at /chosen/stdout-path; console on Raspberry Pi 3's UART at 0x3f201000"),
+            out.contains(
+                "[WARN ] /chosen/stdout-path names /soc/serial@7e999000\\x1b[2J, which is not in the device tree; console on Raspberry Pi 3's UART at 0x3f201000"
+            ),
             "{option}: {out}"
         );
+        assert!(!out.contains('\x1b'), "{option}: the tree's ESC reached the terminal: {out}");
         assert!(out.contains("ram      pa=0x0-0x3c000000"), "{option}: {out}");
     }
 }
