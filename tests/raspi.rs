@@ -357,6 +357,34 @@ fn a_stdout_path_to_nowhere_falls_back_to_the_pis_uart_by_name() {
     }
 }
 
+/// cpu@2's release word at 0x3c000000, the first byte past the Pi's RAM
+/// (the VideoCore's share).
+fn release_past_ram(source: String) -> String {
+    source.replace(
+        "cpu-release-addr = <0x0 0x000000e8>;",
+        "cpu-release-addr = <0x0 0x3c000000>;",
+    )
+}
+
+/// A spin-table CPU whose `cpu-release-addr` lies outside RAM is not
+/// released (the kernel would write its entry there): named, skipped, and
+/// the other three come up and the shell answers.
+#[test]
+fn a_release_word_outside_ram_skips_that_cpu_by_name() {
+    let dtb = pi_tree("release-past-ram", release_past_ram);
+    let out = pi(&["--raw-dtb", &dtb], &["cpus"]);
+    assert!(
+        out.contains("[WARN ] cpu node cpu@2: cpu-release-addr 0x3c000000 is outside RAM; skipped"),
+        "{out}"
+    );
+    let online: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("cpu=") && l.contains(" state=online"))
+        .collect();
+    assert_eq!(online.len(), 3, "{out}");
+    assert!(!out.contains("mpidr=0x2 "), "cpu@2 (mpidr 0x2) stays parked: {out}");
+}
+
 /// Through `-dtb` (not raw), QEMU's `raspi3b` writes `/memory` itself: a
 /// tree without one, or with RAM elsewhere, boots with the board's RAM.
 /// That is why the trees above go raw.
