@@ -593,3 +593,70 @@ fn gdb_early_finds_the_image_on_the_pi() {
         .unwrap_or_else(|| panic!("{}", gdb.stdout));
     assert!((0x20_0000..0x20_0000 + image_size()).contains(&pc), "{pc:#x}");
 }
+
+/// `splitmap gdb` (no `--machine`: it reads where this boot put the image
+/// from the kernel's own record) on the Pi with KASLR on: breakpoints land
+/// at the addresses the seed chose, and gdb's walk of the live tables finds
+/// PA 0's linear alias in a 2 MiB block, as the kernel's `va2pa` does.
+#[test]
+fn gdb_follows_kaslr_on_the_pi() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    // A seed of the test's own, different every run: nothing may depend on it.
+    let seed = format!("{:#x}", (std::process::id() as u64) << 21 | 0x5);
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_splitmap"))
+        .args(["run", "--machine", "raspi3b", "--gdb", "--gdb-port", &port])
+        .args(["--kaslr-seed", &seed, "--timeout", "120"])
+        .args(["--cmd", "va2pa 0xffff000000001234"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !splitmap::qemu::listening(port.parse().unwrap()) {
+        assert!(std::time::Instant::now() < deadline, "QEMU never listened on {port}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let gdb = splitmap(&[
+        "gdb",
+        "--gdb-port",
+        &port,
+        "--batch",
+        "--ex",
+        "sm-kaslr",
+        "--ex",
+        "break kernel::shell::explore::va2pa",
+        "--ex",
+        "continue",
+        "--ex",
+        "bt",
+        "--ex",
+        "sm-walk 0xffff000000001234",
+        "--ex",
+        "detach",
+    ]);
+    let out = run.wait_with_output().unwrap();
+    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(gdb.success, "gdb: {}\n{}", gdb.stdout, gdb.stderr);
+    assert!(out.status.success(), "the run: {console}");
+    let (pa, text) = boot_line(&console);
+    assert_eq!(pa, 0x20_0000, "{console}");
+    assert_ne!(text, KIMAGE_VADDR, "{console}");
+    assert!(
+        gdb.stdout
+            .contains(&format!("offset={:#x} text={text:#x} image_pa=0x200000", text - KIMAGE_VADDR)),
+        "{}",
+        gdb.stdout
+    );
+    assert!(
+        gdb.stdout.lines().any(|l| l.starts_with("#0  kernel::shell::explore::va2pa")),
+        "{}",
+        gdb.stdout
+    );
+    assert!(console.contains("va=0xffff000000001234 pa=0x1234 region=linear"), "{console}");
+    assert!(gdb.stdout.contains("=> pa=0x1234 level=2 size=2M"), "{}", gdb.stdout);
+}
