@@ -168,37 +168,24 @@ fn what_the_board_cannot_be_is_refused_by_name() {
     assert_eq!(run.code, Some(2), "{}", run.stderr);
 }
 
-/// The kernel's own refusal, past the tool's: QEMU run directly with a
-/// 16 KiB kernel, on the Pi's tree. The early code finds the board's UART
-/// (0x3f201000) by the tree's root `compatible`; virt's UART address is RAM
-/// here, and a message written there would show nowhere.
-#[test]
-fn a_16k_kernel_refuses_itself_on_the_pis_console() {
+/// QEMU's `raspi3b` run directly on `image` with the Pi's tree, `-no-reboot`
+/// or not, until it exits or has printed `enough` (then it is stopped), or
+/// a minute passes: its exit status if it exited by itself, and its console.
+fn qemu_on_the_pi(
+    image: &str,
+    no_reboot: bool,
+    enough: impl Fn(&str) -> bool + Send + 'static,
+) -> (Option<std::process::ExitStatus>, String) {
     use std::io::Read;
-    let built = splitmap(&["build", "--granule", "16k"]);
-    assert!(built.success, "{}", built.stderr);
-    let image = built
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("image: "))
-        .expect("build prints the image")
-        .to_string();
     let dtb = concat!(env!("CARGO_MANIFEST_DIR"), "/boot/boards/raspi3b.dtb");
-    let mut qemu = std::process::Command::new("qemu-system-aarch64")
-        .args([
-            "-M", "raspi3b", "-m", "1G", "-smp", "4", "-display", "none", "-serial", "stdio",
-        ])
-        .args([
-            "-monitor",
-            "none",
-            "-no-reboot",
-            "-kernel",
-            &image,
-            "-dtb",
-            dtb,
-            "-append",
-            "nokaslr",
-        ])
+    let mut qemu = std::process::Command::new("qemu-system-aarch64");
+    qemu.args(["-M", "raspi3b", "-m", "1G", "-smp", "4", "-display", "none"])
+        .args(["-serial", "stdio", "-monitor", "none", "-kernel", image, "-dtb", dtb])
+        .args(["-append", "nokaslr"]);
+    if no_reboot {
+        qemu.arg("-no-reboot");
+    }
+    let mut qemu = qemu
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -208,30 +195,74 @@ fn a_16k_kernel_refuses_itself_on_the_pis_console() {
     std::thread::spawn(move || {
         let mut seen = Vec::new();
         let mut byte = [0u8; 1];
+        // Until QEMU closes its end (it exited) or enough was said.
         while stdout.read(&mut byte).is_ok_and(|n| n == 1) {
             seen.push(byte[0]);
-            if seen.ends_with(b"Ctrl-A X leaves QEMU)") {
+            if enough(&String::from_utf8_lossy(&seen)) {
                 break;
             }
         }
         let _ = tx.send(String::from_utf8_lossy(&seen).into_owned());
     });
-    // The kernel halts after saying why (it has no tree read to power off
-    // with); QEMU is stopped once the line is out, or after a minute.
     let said = rx.recv_timeout(std::time::Duration::from_secs(60));
-    let _ = qemu.kill();
-    let _ = qemu.wait();
-    let said = said.expect("the refusal within a minute");
-    assert!(
-        said.contains("this kernel is built for 16K pages, which this CPU cannot use (ID_AA64MMFR0_EL1.TGran16 = 0x0)"),
-        "{said}"
-    );
+    let exited = qemu.try_wait().unwrap();
+    let exited = match exited {
+        Some(status) => Some(status),
+        None => {
+            // The output ended or was enough: give an exiting QEMU a moment.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                if let Some(status) = qemu.try_wait().unwrap() {
+                    break Some(status);
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = qemu.kill();
+                    let _ = qemu.wait();
+                    break None;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    };
+    (exited, said.expect("QEMU said something within a minute"))
+}
+
+/// The kernel's own refusal, past the tool's: QEMU run directly with a
+/// 16 KiB kernel, on the Pi's tree. The early code finds the board's UART
+/// (0x3f201000) and its power-management block by the tree's root
+/// `compatible`; virt's UART address is RAM here, and a message written
+/// there would show nowhere. Then, as after any panic, the board resets
+/// through its watchdog: QEMU with `-no-reboot` exits by itself (no park,
+/// no halt line), and without it the machine starts again and refuses again.
+#[test]
+fn a_16k_kernel_refuses_itself_on_the_pis_console_and_resets() {
+    let built = splitmap(&["build", "--granule", "16k"]);
+    assert!(built.success, "{}", built.stderr);
+    let image = built
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("image: "))
+        .expect("build prints the image")
+        .to_string();
+    const REFUSAL: &str =
+        "kernel panic: this kernel is built for 16K pages, which this CPU cannot use (ID_AA64MMFR0_EL1.TGran16 = 0x0)";
+    let (exited, said) = qemu_on_the_pi(&image, true, |said| said.contains("Ctrl-A X leaves QEMU)"));
+    assert!(said.contains(REFUSAL), "{said}");
     // The board's CPU is fixed: the hint is another granule, not -cpu.
     assert!(
         said.contains("): this board's Cortex-A53 cannot change: build it for 4K or 64K pages"),
         "{said}"
     );
     assert!(!said.contains("-cpu max"), "{said}");
+    assert!(!said.contains("halted"), "the watchdog reset, no park: {said}");
+    assert!(
+        exited.is_some_and(|status| status.success()),
+        "QEMU (-no-reboot) exits by itself on the reset: {exited:?}\n{said}"
+    );
+    // A reset, not a power-off: without -no-reboot the board boots again.
+    let (exited, said) = qemu_on_the_pi(&image, false, |said| said.matches(REFUSAL).count() >= 2);
+    assert_eq!(exited, None, "{said}");
+    assert!(said.matches(REFUSAL).count() >= 2, "{said}");
 }
 
 /// A panic on the Pi ends in the board's own reset (no PSCI there): the
@@ -352,7 +383,10 @@ fn a_stdout_path_to_nowhere_falls_back_to_the_pis_uart_by_name() {
             ),
             "{option}: {out}"
         );
-        assert!(!out.contains('\x1b'), "{option}: the tree's ESC reached the terminal: {out}");
+        assert!(
+            !out.contains('\x1b'),
+            "{option}: the tree's ESC reached the terminal: {out}"
+        );
         assert!(out.contains("ram      pa=0x0-0x3c000000"), "{option}: {out}");
     }
 }
@@ -647,16 +681,23 @@ fn gdb_follows_kaslr_on_the_pi() {
     assert_eq!(pa, 0x20_0000, "{console}");
     assert_ne!(text, KIMAGE_VADDR, "{console}");
     assert!(
-        gdb.stdout
-            .contains(&format!("offset={:#x} text={text:#x} image_pa=0x200000", text - KIMAGE_VADDR)),
+        gdb.stdout.contains(&format!(
+            "offset={:#x} text={text:#x} image_pa=0x200000",
+            text - KIMAGE_VADDR
+        )),
         "{}",
         gdb.stdout
     );
     assert!(
-        gdb.stdout.lines().any(|l| l.starts_with("#0  kernel::shell::explore::va2pa")),
+        gdb.stdout
+            .lines()
+            .any(|l| l.starts_with("#0  kernel::shell::explore::va2pa")),
         "{}",
         gdb.stdout
     );
-    assert!(console.contains("va=0xffff000000001234 pa=0x1234 region=linear"), "{console}");
+    assert!(
+        console.contains("va=0xffff000000001234 pa=0x1234 region=linear"),
+        "{console}"
+    );
     assert!(gdb.stdout.contains("=> pa=0x1234 level=2 size=2M"), "{}", gdb.stdout);
 }

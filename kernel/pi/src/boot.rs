@@ -301,8 +301,10 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
 
     /// The one thing the early code ever prints, before the device tree is read:
     /// on the board's PL011 (`crate::board`; elsewhere nothing shows, and the
-    /// CPU still parks). The last line is the one the host tool watches for to
-    /// end a session that cannot power off.
+    /// CPU still parks). Then, as after any panic, the board resets where the
+    /// early code knows how (the Pi's watchdog: the host tool hears a reset,
+    /// QEMU with `-no-reboot` exits); elsewhere the last line is the one the
+    /// host tool watches for to end a session that cannot power off.
     mod early_uart {
         use crate::layout::GRANULE;
 
@@ -341,10 +343,36 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
             write(uart, "): ");
             board.granule_hint().for_each(|b| put(uart, b));
             write(uart, "\n");
-            write(
-                uart,
-                "splitmap: power-off is unavailable: the device tree is not read yet; halted (Ctrl-A X leaves QEMU)\n",
-            );
+            if let Some(pm) = board.early_reset {
+                reset(pm);
+                write(
+                    uart,
+                    "splitmap: reset is unavailable: the BCM2835 power-management watchdog did not reset the machine; halted (Ctrl-A X leaves QEMU)\n",
+                );
+            } else {
+                write(
+                    uart,
+                    "splitmap: power-off is unavailable: the device tree is not read yet; halted (Ctrl-A X leaves QEMU)\n",
+                );
+            }
+        }
+
+        /// Resets the board through its power-management block at `pm`;
+        /// returns only if that did not happen.
+        fn reset(pm: u64) {
+            use crate::pm::{Action, RSTC, RSTS, SETTLE_SPINS, writes};
+            // SAFETY: with the MMU off these are Device accesses to the
+            // block's 32-bit registers at their documented offsets (the
+            // board's row names the block); nothing else drives it this early.
+            unsafe {
+                let read = |offset: u64| ((pm + offset) as *const u32).read_volatile();
+                for (offset, value) in writes(Action::Reset, read(RSTS), read(RSTC)) {
+                    ((pm + offset) as *mut u32).write_volatile(value);
+                }
+            }
+            for _ in 0..SETTLE_SPINS {
+                core::hint::spin_loop();
+            }
         }
     }
 

@@ -74,10 +74,9 @@ impl Fallback {
                 let node = super::escape::Escaped(self.3);
                 match self.0 {
                     Fallback::NoStdoutPath => write!(f, "the device tree has no /chosen/stdout-path")?,
-                    Fallback::NoSuchNode => write!(
-                        f,
-                        "/chosen/stdout-path names {node}, which is not in the device tree"
-                    )?,
+                    Fallback::NoSuchNode => {
+                        write!(f, "/chosen/stdout-path names {node}, which is not in the device tree")?
+                    }
                     Fallback::NoRegs => write!(f, "the console node {node} has no reg the CPU can reach")?,
                     Fallback::NotCompatible => write!(f, "the console node {node} is not an arm,pl011")?,
                     Fallback::Unmappable(regs, why) => write!(
