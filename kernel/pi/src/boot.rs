@@ -361,13 +361,23 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
         /// returns only if that did not happen.
         fn reset(pm: u64) {
             use crate::pm::{Action, RSTC, RSTS, SETTLE_SPINS, writes};
-            // SAFETY: with the MMU off these are Device accesses to the
-            // block's 32-bit registers at their documented offsets (the
-            // board's row names the block); nothing else drives it this early.
-            unsafe {
-                let read = |offset: u64| ((pm + offset) as *const u32).read_volatile();
-                for (offset, value) in writes(Action::Reset, read(RSTS), read(RSTC)) {
-                    ((pm + offset) as *mut u32).write_volatile(value);
+            let read = |offset: u64| {
+                let value: u32;
+                // SAFETY: with the MMU off this is a Device access to one of
+                // the block's 32-bit registers (the board's row names the
+                // block); one `ldr`, as `kernel::arch::mmio` reads registers.
+                unsafe {
+                    core::arch::asm!("ldr {v:w}, [{a}]", a = in(reg) pm + offset, v = out(reg) value, options(nostack, readonly));
+                }
+                value
+            };
+            // In program order: with the MMU off every access is Device-nGnRnE,
+            // so RSTC (which fires the reset) is written last.
+            for (offset, value) in writes(Action::Reset, read(RSTS), read(RSTC)) {
+                // SAFETY: as above, one `str` of the value the block expects
+                // there; nothing else drives it this early.
+                unsafe {
+                    core::arch::asm!("str {v:w}, [{a}]", a = in(reg) pm + offset, v = in(reg) value, options(nostack));
                 }
             }
             for _ in 0..SETTLE_SPINS {
