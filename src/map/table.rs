@@ -5,11 +5,19 @@ use std::fmt::Write;
 
 use super::{Model, size};
 
-/// What a `layout` row is for: its row's why in the kernel's map, or
-/// else it is a loaded module's area (`hello:text`).
+/// What a `layout` row is for: its row's why in the kernel's map (a
+/// secondary CPU's `stack.N` and `guard.N` are the `stack` and `guard` rows'
+/// for CPU N), or else it is a loaded module's area (`hello:text`).
 fn purpose(name: &str) -> String {
-    match pi::kmap::find(name) {
-        Some(row) => row.why.to_string(),
+    if let Some(row) = pi::kmap::find(name) {
+        return row.why.to_string();
+    }
+    let per_cpu = name
+        .split_once('.')
+        .filter(|(_, cpu)| !cpu.is_empty() && cpu.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|(base, cpu)| Some((pi::kmap::find(base)?, cpu)));
+    match per_cpu {
+        Some((row, cpu)) => format!("{}, CPU {cpu}", row.why),
         None => format!("module area `{name}`"),
     }
 }
@@ -51,5 +59,13 @@ mod tests {
         assert!(lines[3].contains("module window"), "{table}");
         assert!(lines[4].contains("module area `hello:text`"), "{table}");
         assert!(lines[10].contains("the kernel stack (`rw-`)"), "{table}");
+    }
+
+    #[test]
+    fn a_secondary_cpus_stack_is_not_a_module_area() {
+        assert_eq!(purpose("stack.3"), format!("{}, CPU 3", purpose("stack")));
+        assert_eq!(purpose("guard.1"), format!("{}, CPU 1", purpose("guard")));
+        assert_eq!(purpose("hello:text"), "module area `hello:text`");
+        assert_eq!(purpose("stack."), "module area `stack.`");
     }
 }
