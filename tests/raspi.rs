@@ -391,6 +391,55 @@ fn a_stdout_path_to_nowhere_falls_back_to_the_pis_uart_by_name() {
     }
 }
 
+fn stdout_to_the_watchdog(source: String) -> String {
+    source.replace(
+        "stdout-path = \"serial0:115200n8\"",
+        "stdout-path = \"/soc/watchdog@7e100000\"",
+    )
+}
+
+fn stdout_to_soc(source: String) -> String {
+    source.replace("stdout-path = \"serial0:115200n8\"", "stdout-path = \"/soc:115200n8\"")
+}
+
+fn stdout_to_a_missing_alias(source: String) -> String {
+    source.replace(
+        "stdout-path = \"serial0:115200n8\"",
+        "stdout-path = \"serial1:115200n8\"",
+    )
+}
+
+/// Each way `stdout-path` can fail to name a PL011 is its own warning, naming
+/// the path (an alias the tree lacks as written), and the shell answers on
+/// the board's UART.
+#[test]
+fn every_stdout_path_that_names_no_pl011_is_told_apart() {
+    let rows: [(&str, Edit, &str); 3] = [
+        (
+            "stdout-watchdog",
+            stdout_to_the_watchdog,
+            "the console node /soc/watchdog@7e100000 is not an arm,pl011",
+        ),
+        (
+            "stdout-soc",
+            stdout_to_soc,
+            "the console node /soc has no reg the CPU can reach",
+        ),
+        (
+            "stdout-alias",
+            stdout_to_a_missing_alias,
+            "/chosen/stdout-path names serial1, which is not in the device tree",
+        ),
+    ];
+    in_parallel(&rows, |&(name, edit, says)| {
+        let dtb = pi_tree(name, edit);
+        let out = pi(&["--raw-dtb", &dtb], &["help"]);
+        let warning = format!("[WARN ] {says}; console on Raspberry Pi 3's UART at 0x3f201000");
+        assert!(out.lines().any(|l| l == warning), "{name}: {warning}\n{out}");
+        assert!(out.contains("commands:"), "{name}: {out}");
+    });
+}
+
 /// cpu@2's release word at 0x3c000000, the first byte past the Pi's RAM
 /// (the VideoCore's share).
 fn release_past_ram(source: String) -> String {
