@@ -97,7 +97,7 @@ fn no_console_in_the_tree_falls_back_to_qemu_virts_uart() {
     let out = session(&["--dtb", &dtb], &["help"]);
     assert!(
         out.lines().any(|l| l.starts_with("[WARN ]")
-            && l.ends_with("no PL011 at /chosen/stdout-path; console on QEMU virt's UART at 0x9000000")),
+            && l.ends_with("the device tree has no /chosen/stdout-path; console on QEMU virt's UART at 0x9000000")),
         "{out}"
     );
     assert!(out.contains("commands:"), "the shell answers:\n{out}");

@@ -168,37 +168,24 @@ fn what_the_board_cannot_be_is_refused_by_name() {
     assert_eq!(run.code, Some(2), "{}", run.stderr);
 }
 
-/// The kernel's own refusal, past the tool's: QEMU run directly with a
-/// 16 KiB kernel, on the Pi's tree. The early code finds the board's UART
-/// (0x3f201000) by the tree's root `compatible`; virt's UART address is RAM
-/// here, and a message written there would show nowhere.
-#[test]
-fn a_16k_kernel_refuses_itself_on_the_pis_console() {
+/// QEMU's `raspi3b` run directly on `image` with the Pi's tree, `-no-reboot`
+/// or not, until it exits or has printed `enough` (then it is stopped), or
+/// a minute passes: its exit status if it exited by itself, and its console.
+fn qemu_on_the_pi(
+    image: &str,
+    no_reboot: bool,
+    enough: impl Fn(&str) -> bool + Send + 'static,
+) -> (Option<std::process::ExitStatus>, String) {
     use std::io::Read;
-    let built = splitmap(&["build", "--granule", "16k"]);
-    assert!(built.success, "{}", built.stderr);
-    let image = built
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("image: "))
-        .expect("build prints the image")
-        .to_string();
     let dtb = concat!(env!("CARGO_MANIFEST_DIR"), "/boot/boards/raspi3b.dtb");
-    let mut qemu = std::process::Command::new("qemu-system-aarch64")
-        .args([
-            "-M", "raspi3b", "-m", "1G", "-smp", "4", "-display", "none", "-serial", "stdio",
-        ])
-        .args([
-            "-monitor",
-            "none",
-            "-no-reboot",
-            "-kernel",
-            &image,
-            "-dtb",
-            dtb,
-            "-append",
-            "nokaslr",
-        ])
+    let mut qemu = std::process::Command::new("qemu-system-aarch64");
+    qemu.args(["-M", "raspi3b", "-m", "1G", "-smp", "4", "-display", "none"])
+        .args(["-serial", "stdio", "-monitor", "none", "-kernel", image, "-dtb", dtb])
+        .args(["-append", "nokaslr"]);
+    if no_reboot {
+        qemu.arg("-no-reboot");
+    }
+    let mut qemu = qemu
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -208,30 +195,74 @@ fn a_16k_kernel_refuses_itself_on_the_pis_console() {
     std::thread::spawn(move || {
         let mut seen = Vec::new();
         let mut byte = [0u8; 1];
+        // Until QEMU closes its end (it exited) or enough was said.
         while stdout.read(&mut byte).is_ok_and(|n| n == 1) {
             seen.push(byte[0]);
-            if seen.ends_with(b"Ctrl-A X leaves QEMU)") {
+            if enough(&String::from_utf8_lossy(&seen)) {
                 break;
             }
         }
         let _ = tx.send(String::from_utf8_lossy(&seen).into_owned());
     });
-    // The kernel halts after saying why (it has no tree read to power off
-    // with); QEMU is stopped once the line is out, or after a minute.
     let said = rx.recv_timeout(std::time::Duration::from_secs(60));
-    let _ = qemu.kill();
-    let _ = qemu.wait();
-    let said = said.expect("the refusal within a minute");
-    assert!(
-        said.contains("this kernel is built for 16K pages, which this CPU cannot use (ID_AA64MMFR0_EL1.TGran16 = 0x0)"),
-        "{said}"
-    );
+    let exited = qemu.try_wait().unwrap();
+    let exited = match exited {
+        Some(status) => Some(status),
+        None => {
+            // The output ended or was enough: give an exiting QEMU a moment.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                if let Some(status) = qemu.try_wait().unwrap() {
+                    break Some(status);
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = qemu.kill();
+                    let _ = qemu.wait();
+                    break None;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    };
+    (exited, said.expect("QEMU said something within a minute"))
+}
+
+/// The kernel's own refusal, past the tool's: QEMU run directly with a
+/// 16 KiB kernel, on the Pi's tree. The early code finds the board's UART
+/// (0x3f201000) and its power-management block by the tree's root
+/// `compatible`; virt's UART address is RAM here, and a message written
+/// there would show nowhere. Then, as after any panic, the board resets
+/// through its watchdog: QEMU with `-no-reboot` exits by itself (no park,
+/// no halt line), and without it the machine starts again and refuses again.
+#[test]
+fn a_16k_kernel_refuses_itself_on_the_pis_console_and_resets() {
+    let built = splitmap(&["build", "--granule", "16k"]);
+    assert!(built.success, "{}", built.stderr);
+    let image = built
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("image: "))
+        .expect("build prints the image")
+        .to_string();
+    const REFUSAL: &str =
+        "kernel panic: this kernel is built for 16K pages, which this CPU cannot use (ID_AA64MMFR0_EL1.TGran16 = 0x0)";
+    let (exited, said) = qemu_on_the_pi(&image, true, |said| said.contains("Ctrl-A X leaves QEMU)"));
+    assert!(said.contains(REFUSAL), "{said}");
     // The board's CPU is fixed: the hint is another granule, not -cpu.
     assert!(
         said.contains("): this board's Cortex-A53 cannot change: build it for 4K or 64K pages"),
         "{said}"
     );
     assert!(!said.contains("-cpu max"), "{said}");
+    assert!(!said.contains("halted"), "the watchdog reset, no park: {said}");
+    assert!(
+        exited.is_some_and(|status| status.success()),
+        "QEMU (-no-reboot) exits by itself on the reset: {exited:?}\n{said}"
+    );
+    // A reset, not a power-off: without -no-reboot the board boots again.
+    let (exited, said) = qemu_on_the_pi(&image, false, |said| said.matches(REFUSAL).count() >= 2);
+    assert_eq!(exited, None, "{said}");
+    assert!(said.matches(REFUSAL).count() >= 2, "{said}");
 }
 
 /// A panic on the Pi ends in the board's own reset (no PSCI there): the
@@ -283,10 +314,12 @@ fn ram_above_the_image(source: String) -> String {
     source.replace("reg = <0x00000000 0x3c000000>;", "reg = <0x10000000 0x10000000>;")
 }
 
+/// A `stdout-path` to a node the tree lacks, with options, and a byte the
+/// warning must escape (an ESC that would start a terminal sequence).
 fn stdout_nowhere(source: String) -> String {
     source.replace(
         "stdout-path = \"serial0:115200n8\"",
-        "stdout-path = \"/soc/serial@7e999000\"",
+        "stdout-path = \"/soc/serial@7e999000\\x1b[2J:115200n8\"",
     )
 }
 
@@ -336,19 +369,103 @@ fn raw_pi_trees_that_cannot_boot_stop_with_a_named_reason() {
     });
 }
 
-/// A `stdout-path` naming no node: the console falls back to the board's
-/// UART and says so, raw or through QEMU's `-dtb` alike.
+/// A `stdout-path` naming no node: the warning names the path it could not
+/// find (escaped: it is the tree's text), the console falls back to the
+/// board's UART, and the shell answers — raw or through QEMU's `-dtb`.
 #[test]
 fn a_stdout_path_to_nowhere_falls_back_to_the_pis_uart_by_name() {
     let dtb = pi_tree("stdout-nowhere", stdout_nowhere);
     for option in ["--raw-dtb", "--dtb"] {
         let out = pi(&[option, &dtb], &["mem"]);
         assert!(
-            out.contains("[WARN ] no PL011 at /chosen/stdout-path; console on Raspberry Pi 3's UART at 0x3f201000"),
+            out.contains(
+                "[WARN ] /chosen/stdout-path names /soc/serial@7e999000\\x1b[2J, which is not in the device tree; console on Raspberry Pi 3's UART at 0x3f201000"
+            ),
             "{option}: {out}"
+        );
+        assert!(
+            !out.contains('\x1b'),
+            "{option}: the tree's ESC reached the terminal: {out}"
         );
         assert!(out.contains("ram      pa=0x0-0x3c000000"), "{option}: {out}");
     }
+}
+
+fn stdout_to_the_watchdog(source: String) -> String {
+    source.replace(
+        "stdout-path = \"serial0:115200n8\"",
+        "stdout-path = \"/soc/watchdog@7e100000\"",
+    )
+}
+
+fn stdout_to_soc(source: String) -> String {
+    source.replace("stdout-path = \"serial0:115200n8\"", "stdout-path = \"/soc:115200n8\"")
+}
+
+fn stdout_to_a_missing_alias(source: String) -> String {
+    source.replace(
+        "stdout-path = \"serial0:115200n8\"",
+        "stdout-path = \"serial1:115200n8\"",
+    )
+}
+
+/// Each way `stdout-path` can fail to name a PL011 is its own warning, naming
+/// the path (an alias the tree lacks as written), and the shell answers on
+/// the board's UART.
+#[test]
+fn every_stdout_path_that_names_no_pl011_is_told_apart() {
+    let rows: [(&str, Edit, &str); 3] = [
+        (
+            "stdout-watchdog",
+            stdout_to_the_watchdog,
+            "the console node /soc/watchdog@7e100000 is not an arm,pl011",
+        ),
+        (
+            "stdout-soc",
+            stdout_to_soc,
+            "the console node /soc has no reg the CPU can reach",
+        ),
+        (
+            "stdout-alias",
+            stdout_to_a_missing_alias,
+            "/chosen/stdout-path names serial1, which is not in the device tree",
+        ),
+    ];
+    in_parallel(&rows, |&(name, edit, says)| {
+        let dtb = pi_tree(name, edit);
+        let out = pi(&["--raw-dtb", &dtb], &["help"]);
+        let warning = format!("[WARN ] {says}; console on Raspberry Pi 3's UART at 0x3f201000");
+        assert!(out.lines().any(|l| l == warning), "{name}: {warning}\n{out}");
+        assert!(out.contains("commands:"), "{name}: {out}");
+    });
+}
+
+/// cpu@2's release word at 0x3c000000, the first byte past the Pi's RAM
+/// (the VideoCore's share).
+fn release_past_ram(source: String) -> String {
+    source.replace(
+        "cpu-release-addr = <0x0 0x000000e8>;",
+        "cpu-release-addr = <0x0 0x3c000000>;",
+    )
+}
+
+/// A spin-table CPU whose `cpu-release-addr` lies outside RAM is not
+/// released (the kernel would write its entry there): named, skipped, and
+/// the other three come up and the shell answers.
+#[test]
+fn a_release_word_outside_ram_skips_that_cpu_by_name() {
+    let dtb = pi_tree("release-past-ram", release_past_ram);
+    let out = pi(&["--raw-dtb", &dtb], &["cpus"]);
+    assert!(
+        out.contains("[WARN ] cpu node cpu@2: cpu-release-addr 0x3c000000 is outside RAM; skipped"),
+        "{out}"
+    );
+    let online: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("cpu=") && l.contains(" state=online"))
+        .collect();
+    assert_eq!(online.len(), 3, "{out}");
+    assert!(!out.contains("mpidr=0x2 "), "cpu@2 (mpidr 0x2) stays parked: {out}");
 }
 
 /// Through `-dtb` (not raw), QEMU's `raspi3b` writes `/memory` itself: a
@@ -558,4 +675,78 @@ fn gdb_early_finds_the_image_on_the_pi() {
         .map(hex)
         .unwrap_or_else(|| panic!("{}", gdb.stdout));
     assert!((0x20_0000..0x20_0000 + image_size()).contains(&pc), "{pc:#x}");
+}
+
+/// `splitmap gdb` (no `--machine`: it reads where this boot put the image
+/// from the kernel's own record) on the Pi with KASLR on: breakpoints land
+/// at the addresses the seed chose, and gdb's walk of the live tables finds
+/// PA 0's linear alias in a 2 MiB block, as the kernel's `va2pa` does.
+#[test]
+fn gdb_follows_kaslr_on_the_pi() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    // A seed of the test's own, different every run: nothing may depend on it.
+    let seed = format!("{:#x}", (std::process::id() as u64) << 21 | 0x5);
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_splitmap"))
+        .args(["run", "--machine", "raspi3b", "--gdb", "--gdb-port", &port])
+        .args(["--kaslr-seed", &seed, "--timeout", "120"])
+        .args(["--cmd", "va2pa 0xffff000000001234"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !splitmap::qemu::listening(port.parse().unwrap()) {
+        assert!(std::time::Instant::now() < deadline, "QEMU never listened on {port}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let gdb = splitmap(&[
+        "gdb",
+        "--gdb-port",
+        &port,
+        "--batch",
+        "--ex",
+        "sm-kaslr",
+        "--ex",
+        "break kernel::shell::explore::va2pa",
+        "--ex",
+        "continue",
+        "--ex",
+        "bt",
+        "--ex",
+        "sm-walk 0xffff000000001234",
+        "--ex",
+        "detach",
+    ]);
+    let out = run.wait_with_output().unwrap();
+    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(gdb.success, "gdb: {}\n{}", gdb.stdout, gdb.stderr);
+    assert!(out.status.success(), "the run: {console}");
+    let (pa, text) = boot_line(&console);
+    assert_eq!(pa, 0x20_0000, "{console}");
+    assert_ne!(text, KIMAGE_VADDR, "{console}");
+    assert!(
+        gdb.stdout.contains(&format!(
+            "offset={:#x} text={text:#x} image_pa=0x200000",
+            text - KIMAGE_VADDR
+        )),
+        "{}",
+        gdb.stdout
+    );
+    assert!(
+        gdb.stdout
+            .lines()
+            .any(|l| l.starts_with("#0  kernel::shell::explore::va2pa")),
+        "{}",
+        gdb.stdout
+    );
+    assert!(
+        console.contains("va=0xffff000000001234 pa=0x1234 region=linear"),
+        "{console}"
+    );
+    assert!(gdb.stdout.contains("=> pa=0x1234 level=2 size=2M"), "{}", gdb.stdout);
 }

@@ -1,8 +1,9 @@
 //! What the kernel must know about a machine before it has read the
 //! machine's device tree, and nothing more: where a UART is, for the early
-//! code's last words and for a console when the tree names none. One row a
-//! board, keyed by the root node's `compatible`; everything else about the
-//! machine comes from the tree.
+//! code's last words and for a console when the tree names none, and how
+//! the early code stops the machine after them. One row a board, keyed by
+//! the root node's `compatible`; everything else about the machine comes
+//! from the tree.
 //!
 //! The early code reads this with the MMU off, so the table holds no
 //! pointers (each would be an absolute address): names are inline bytes.
@@ -15,6 +16,11 @@ pub struct Board {
     name: [u8; 16],
     /// A PL011's physical address, usable before the tree is read.
     pub early_uart: u64,
+    /// The BCM2835 power-management block's physical address (`pi::pm`),
+    /// through which the early code resets the board after a refusal; None
+    /// where power is PSCI's, whose conduit only the tree names (the early
+    /// code then halts, and says so).
+    pub early_reset: Option<u64>,
     /// What to do about a granule its CPU lacks (the early code's refusal
     /// ends with it): on `virt` another `-cpu`; a board's own CPU is fixed.
     granule_hint: [u8; 112],
@@ -54,14 +60,19 @@ const fn inline<const N: usize>(text: &str) -> [u8; N] {
     out
 }
 
-const fn row(compatible: &str, name: &str, early_uart: u64, granule_hint: &str) -> Board {
+const fn row(compatible: &str, name: &str, early_uart: u64, early_reset: Option<u64>, granule_hint: &str) -> Board {
     Board {
         compatible: inline(compatible),
         name: inline(name),
         early_uart,
+        early_reset,
         granule_hint: inline(granule_hint),
     }
 }
+
+/// The BCM2837's power-management block: bus 0x7e100000 at CPU 0x3f100000,
+/// as the Pi's tree has it (`/soc/watchdog@7e100000`).
+const BCM2837_PM: Option<u64> = Some(0x3f10_0000);
 
 /// A Pi's CPU is the SoC's: no `-cpu` gives it another granule.
 const PI_GRANULE_HINT: &str =
@@ -75,15 +86,22 @@ pub static BOARDS: [Board; 3] = [
         "linux,dummy-virt",
         "QEMU virt",
         0x0900_0000,
+        None,
         "run it on a CPU that has them (QEMU: -cpu max; splitmap run --cpu max) or build it for another granule",
     ),
     // Raspberry Pi 3 (QEMU `raspi3b`, `splitmap run --machine raspi3b`):
     // the PL011 at bus 0x7e201000, which `/soc`'s `ranges` puts at CPU
     // 0x3f201000. On this board virt's UART address is RAM.
-    row("raspberrypi,3-model-b", "Raspberry Pi 3", 0x3f20_1000, PI_GRANULE_HINT),
+    row(
+        "raspberrypi,3-model-b",
+        "Raspberry Pi 3",
+        0x3f20_1000,
+        BCM2837_PM,
+        PI_GRANULE_HINT,
+    ),
     // The SoC's own entry, for a Pi 3 variant's tree that names no model
     // splitmap knows.
-    row("brcm,bcm2837", "BCM2837", 0x3f20_1000, PI_GRANULE_HINT),
+    row("brcm,bcm2837", "BCM2837", 0x3f20_1000, BCM2837_PM, PI_GRANULE_HINT),
 ];
 
 /// The board a device tree's root `compatible` list names, or the default

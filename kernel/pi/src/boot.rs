@@ -304,8 +304,10 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
 
     /// The one thing the early code ever prints, before the device tree is read:
     /// on the board's PL011 (`crate::board`; elsewhere nothing shows, and the
-    /// CPU still parks). The last line is the one the host tool watches for to
-    /// end a session that cannot power off.
+    /// CPU still parks). Then, as after any panic, the board resets where the
+    /// early code knows how (the Pi's watchdog: the host tool hears a reset,
+    /// QEMU with `-no-reboot` exits); elsewhere the last line is the one the
+    /// host tool watches for to end a session that cannot power off.
     mod early_uart {
         use crate::layout::GRANULE;
 
@@ -344,10 +346,46 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
             write(uart, "): ");
             board.granule_hint().for_each(|b| put(uart, b));
             write(uart, "\n");
-            write(
-                uart,
-                "splitmap: power-off is unavailable: the device tree is not read yet; halted (Ctrl-A X leaves QEMU)\n",
-            );
+            if let Some(pm) = board.early_reset {
+                reset(pm);
+                write(
+                    uart,
+                    "splitmap: reset is unavailable: the BCM2835 power-management watchdog did not reset the machine; halted (Ctrl-A X leaves QEMU)\n",
+                );
+            } else {
+                write(
+                    uart,
+                    "splitmap: power-off is unavailable: the device tree is not read yet; halted (Ctrl-A X leaves QEMU)\n",
+                );
+            }
+        }
+
+        /// Resets the board through its power-management block at `pm`;
+        /// returns only if that did not happen.
+        fn reset(pm: u64) {
+            use crate::pm::{Action, RSTC, RSTS, SETTLE_SPINS, writes};
+            let read = |offset: u64| {
+                let value: u32;
+                // SAFETY: with the MMU off this is a Device access to one of
+                // the block's 32-bit registers (the board's row names the
+                // block); one `ldr`, as `kernel::arch::mmio` reads registers.
+                unsafe {
+                    core::arch::asm!("ldr {v:w}, [{a}]", a = in(reg) pm + offset, v = out(reg) value, options(nostack, readonly));
+                }
+                value
+            };
+            // In program order: with the MMU off every access is Device-nGnRnE,
+            // so RSTC (which fires the reset) is written last.
+            for (offset, value) in writes(Action::Reset, read(RSTS), read(RSTC)) {
+                // SAFETY: as above, one `str` of the value the block expects
+                // there; nothing else drives it this early.
+                unsafe {
+                    core::arch::asm!("str {v:w}, [{a}]", a = in(reg) pm + offset, v = in(reg) value, options(nostack));
+                }
+            }
+            for _ in 0..SETTLE_SPINS {
+                core::hint::spin_loop();
+            }
         }
     }
 

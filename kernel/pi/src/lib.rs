@@ -21,6 +21,7 @@ pub mod idregs;
 pub mod kmap;
 pub mod layout;
 pub mod pgtable;
+pub mod pm;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod boot;

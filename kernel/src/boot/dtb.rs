@@ -53,8 +53,13 @@ pub struct DeviceTree<'dt> {
     pub bootargs: &'dt str,
     /// The console.
     pub uart: Option<Uart>,
-    /// The path of the console's node (an alias resolved), for messages.
+    /// The path `/chosen/stdout-path` names (an alias resolved, options
+    /// dropped; an alias the tree lacks stays as written), for messages;
+    /// empty without a `stdout-path`.
     pub uart_node: &'dt str,
+    /// Whether the tree has the node `uart_node` names (with or without a
+    /// `reg`).
+    pub uart_node_found: bool,
     /// `/psci` `method`.
     pub psci: Option<PsciConduit>,
     /// The BCM2835 power-management block (`brcm,bcm2835-pm-wdt`): the
@@ -110,6 +115,7 @@ impl DeviceTree<'_> {
             bootargs: "",
             uart: None,
             uart_node: "",
+            uart_node_found: false,
             psci: None,
             power: None,
             kaslr_seed: None,
@@ -478,6 +484,8 @@ pub fn parse_into<'dt>(blob: &'dt [u8], info: &mut DeviceTree<'dt>) -> Result<()
             walk_tokens(&blocks, &mut reader)?;
         }
     }
+    reader.info.uart_node = reader.stdout().unwrap_or("");
+    reader.info.uart_node_found = reader.uart_found;
     if reader.info.initrd.is_some_and(|r| r.size() == 0) {
         reader.info.initrd = None;
     }
@@ -710,10 +718,7 @@ impl<'dt> Reader<'_, 'dt> {
     /// The node `stdout-path` names, as [`uart_of`] read it.
     fn uart(&mut self, found: Result<Option<Uart>, DtbError>) {
         match found {
-            Ok(Some(uart)) => {
-                self.info.uart = Some(uart);
-                self.info.uart_node = self.stdout().unwrap_or("");
-            }
+            Ok(Some(uart)) => self.info.uart = Some(uart),
             Ok(None) => {}
             Err(e) => self.info.problem(e),
         }

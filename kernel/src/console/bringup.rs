@@ -31,8 +31,14 @@ pub struct Console {
 /// Why the console is not the UART the device tree names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fallback {
-    /// `/chosen/stdout-path` names no PL011.
-    NoneNamed,
+    /// The tree has no `/chosen/stdout-path`.
+    NoStdoutPath,
+    /// `/chosen/stdout-path` names a node (or alias) the tree lacks.
+    NoSuchNode,
+    /// The node it names has no `reg` the CPU can reach.
+    NoRegs,
+    /// The node it names is not an `arm,pl011`.
+    NotCompatible,
     /// The named UART's registers cannot be mapped.
     Unmappable(PhysRange, Unmappable),
     /// What the tree calls a PL011 is not one, or may not be touched as one.
@@ -59,25 +65,29 @@ impl fmt::Display for Unmappable {
 
 impl Fallback {
     /// What the console runs on instead, for the boot's report; `node` is
-    /// the named UART's path in the tree (text from outside: printed escaped).
+    /// the path `/chosen/stdout-path` names (text from outside: printed
+    /// escaped).
     pub fn instead<'a>(self, board: &'static Board, node: &'a str) -> impl fmt::Display + 'a {
         struct Instead<'a>(Fallback, &'static str, u64, &'a str);
         impl fmt::Display for Instead<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let node = super::escape::Escaped(self.3);
                 match self.0 {
-                    Fallback::NoneNamed => write!(f, "no PL011 at /chosen/stdout-path")?,
+                    Fallback::NoStdoutPath => write!(f, "the device tree has no /chosen/stdout-path")?,
+                    Fallback::NoSuchNode => {
+                        write!(f, "/chosen/stdout-path names {node}, which is not in the device tree")?
+                    }
+                    Fallback::NoRegs => write!(f, "the console node {node} has no reg the CPU can reach")?,
+                    Fallback::NotCompatible => write!(f, "the console node {node} is not an arm,pl011")?,
                     Fallback::Unmappable(regs, why) => write!(
                         f,
                         "the console UART's registers at {:#x} ({:#x} bytes) {why}",
                         regs.start.raw(),
                         regs.size()
                     )?,
-                    Fallback::NotAPl011(regs, why) => write!(
-                        f,
-                        "the console UART {} at {:#x} {why}",
-                        super::escape::Escaped(self.3),
-                        regs.start.raw()
-                    )?,
+                    Fallback::NotAPl011(regs, why) => {
+                        write!(f, "the console UART {node} at {:#x} {why}", regs.start.raw())?
+                    }
                 }
                 write!(f, "; console on {}'s UART at {:#x}", self.1, self.2)
             }
@@ -121,12 +131,13 @@ fn board_uart() -> Option<PhysRange> {
 
 /// Maps the console UART — `named` if the tree names one that can be
 /// mapped, lies outside `ram` and reads as a PL011, else the board's — and
-/// makes it the console; why it is not the named one, if it is not. With
-/// neither, there is nothing to speak through: the machine powers off.
-pub fn start(named: Option<PhysRange>, ram: &RangeList) -> (Console, Option<Fallback>) {
+/// makes it the console; why it is not the named one, if it is not (`named`
+/// is already why, if the tree names no PL011's registers). With neither,
+/// there is nothing to speak through: the machine powers off.
+pub fn start(named: Result<PhysRange, Fallback>, ram: &RangeList) -> (Console, Option<Fallback>) {
     let named = match named {
-        None => Err(Fallback::NoneNamed),
-        Some(regs) => match mmio_pages(regs) {
+        Err(why) => Err(why),
+        Ok(regs) => match mmio_pages(regs) {
             Err(why) => Err(Fallback::Unmappable(regs, why)),
             Ok(pages) => probed(regs, pages, ram)
                 .map(|va| (regs, va))

@@ -180,7 +180,13 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
             moved.relocations
         );
     }
-    let named = info.dt.uart.filter(|u| u.pl011).map(|u| u.regs);
+    let named = match (info.dt.uart, info.dt.uart_node_found) {
+        (Some(uart), _) if uart.pl011 => Ok(uart.regs),
+        (Some(_), _) => Err(Fallback::NotCompatible),
+        (None, true) => Err(Fallback::NoRegs),
+        (None, false) if info.dt.uart_node.is_empty() => Err(Fallback::NoStdoutPath),
+        (None, false) => Err(Fallback::NoSuchNode),
+    };
     let (console, fallback) = console::bringup::start(named, &info.dt.memory);
     report(&info, fallback, image);
     // No `/psci`: the board's own power control, if the tree names one.
@@ -427,7 +433,7 @@ fn mark(phase: Phase) {
 
 /// A device tree the kernel cannot read: say why on the early console, stop.
 fn unusable_device_tree(dtb_pa: u64, e: DtbError) -> ! {
-    let _ = console::bringup::start(None, &crate::mm::ranges::RangeList::new());
+    let _ = console::bringup::start(Err(Fallback::NoStdoutPath), &crate::mm::ranges::RangeList::new());
     panic!("the device tree at {dtb_pa:#x} is unusable: {e}")
 }
 

@@ -553,22 +553,36 @@ fn stdout_path_after_its_node_is_still_found() {
 }
 
 /// The console's node as messages name it: its path, an alias resolved,
-/// the options after `:` dropped; nothing when no node was found.
+/// the options after `:` dropped; a path or alias the tree lacks as
+/// written, so that the warning can say what was not found.
 #[test]
 fn the_console_node_is_named_by_its_path() {
     let rows = [
-        ("/pl011@9000000", "/pl011@9000000"),
-        ("serial0:115200n8", "/pl011@9000000"),
-        ("serial1", "/soc/a/b/c/d/serial@a000000"),
-        ("/nothing", ""),
+        ("/pl011@9000000", "/pl011@9000000", true),
+        ("serial0:115200n8", "/pl011@9000000", true),
+        ("serial1", "/soc/a/b/c/d/serial@a000000", true),
+        ("/nothing:115200n8", "/nothing", false),
+        ("serial7", "serial7", false),
     ];
-    for (path, node) in rows {
+    for (path, node, found) in rows {
         let blob = tree_with_chosen_last(path);
         let words = aligned(&blob);
         // SAFETY: reinterpreting initialised u32s as bytes.
         let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, blob.len()) };
-        assert_eq!(parse(bytes).unwrap().uart_node, node, "{path}");
+        let info = parse(bytes).unwrap();
+        assert_eq!((info.uart_node, info.uart_node_found), (node, found), "{path}");
     }
+    // No stdout-path: nothing named, nothing found.
+    let mut w = FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    let chosen = w.begin_node("chosen").unwrap();
+    w.property_string("bootargs", "").unwrap();
+    w.end_node(chosen).unwrap();
+    w.end_node(root).unwrap();
+    let blob = w.finish().unwrap();
+    let words = aligned(&blob);
+    let info = parse(&as_bytes(&words)[..blob.len()]).unwrap();
+    assert_eq!((info.uart_node, info.uart_node_found), ("", false));
 }
 
 #[test]
