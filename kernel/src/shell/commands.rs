@@ -122,7 +122,8 @@ pub fn execute(cx: &Context, line: &str) {
         Ok(Command::Dtb(path)) => dtb(cx, path),
         Ok(Command::Irqs) => irqs(),
         Ok(Command::Cpus) => super::cpus::cpus(),
-        Ok(Command::On(cpu, command)) => super::cpus::on(cx, cpu, command),
+        Ok(Command::On(cpu, command)) if cpu == crate::arch::percpu::id() => execute(cx, command),
+        Ok(Command::On(cpu, command)) => super::cpus::on(cpu, command),
         Ok(Command::Phases) => {
             crate::print!("{}", crate::boot::cost::marks(crate::arch::counter::frequency()));
             crate::print!("{}", crate::boot::smp_cost::report());

@@ -1,9 +1,8 @@
 //! `cpus` and `on CPU COMMAND`: the CPUs boot brought up, and running a
 //! command line on one of them through its mailbox (`arch::smp`).
 
-use super::context::Context;
+use crate::arch::counter;
 use crate::arch::smp::{self, PostError};
-use crate::arch::{counter, percpu};
 use crate::boot::smp::{State, Why};
 use crate::println;
 
@@ -57,14 +56,10 @@ pub fn stack_rows() -> alloc::vec::Vec<(alloc::string::String, (u64, u64))> {
     rows
 }
 
-/// Runs `command` on CPU `n`: here if that is this CPU, else through its
-/// mailbox, waiting until it is done. Its output is its own `println!`s,
-/// through the same console.
-pub fn on(cx: &Context, n: usize, command: &str) {
-    if n == percpu::id() {
-        super::commands::execute(cx, command);
-        return;
-    }
+/// Runs `command` on another CPU, `n`, through its mailbox, waiting until
+/// it is done (the shell runs a command for its own CPU itself). Its output
+/// is its own `println!`s, through the same console.
+pub fn on(n: usize, command: &str) {
     if n == 0 {
         println!("error: cpu 0 runs the shell and takes no commands from `on`; type the command itself");
         return;
