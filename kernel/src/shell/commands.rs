@@ -125,7 +125,7 @@ pub fn execute(cx: &Context, line: &str) {
         Ok(Command::On(cpu, command)) => super::cpus::on(cx, cpu, command),
         Ok(Command::Phases) => {
             crate::print!("{}", crate::boot::cost::marks(crate::arch::counter::frequency()));
-            match tree::read_again(&cx.kernel.boot) {
+            match tree::read_again(cx.kernel.boot) {
                 Ok(again) => crate::print!("{again}"),
                 Err(e) => println!("again devicetree: {e}"),
             }
