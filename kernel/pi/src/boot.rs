@@ -724,8 +724,8 @@ crate::asm_function!(
     adrp    x2, __bss_start             // zero .bss: the protocol does not
     add     x2, x2, :lo12:__bss_start   // promise zeroed memory past the
     add     x2, x2, x24                 // file. Now, not with the MMU off:
-    adrp    x3, __pool_start            // through the cache, whatever lines
-    add     x3, x3, :lo12:__pool_start  // it held, so it needs no cache
+    adrp    x3, __bss_end               // through the cache, whatever lines
+    add     x3, x3, :lo12:__bss_end     // it held, so it needs no cache
     add     x3, x3, x24                 // maintenance. 64 bytes a turn (the
 0:  stp     xzr, xzr, [x2], #16         // linker script aligns both ends):
     stp     xzr, xzr, [x2], #16         // 3.5 k instructions for 36 KiB,
