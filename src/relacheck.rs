@@ -10,6 +10,12 @@
 //! error, and so is a call into code outside the early crate, which nobody
 //! checks. Taking the address of an outside symbol PC-relatively is fine (the
 //! early code computes the kernel's entry point that way).
+//!
+//! And from the early entry (not the EFI stub's, which runs with the
+//! firmware's caches on), a reference to `.bss` is an error too: the early
+//! code zeroes `.bss` only once the MMU is on, through the cache, so before
+//! that it holds whatever RAM held, and a store there with the caches off
+//! would be wiped (kernel/pi/src/boot.rs).
 
 use std::collections::{HashMap, HashSet};
 
@@ -120,14 +126,30 @@ pub fn check_objects(objects: &[(String, &[u8])]) -> Result<(), Vec<String>> {
         )]);
     };
 
-    let mut reached = HashSet::from([root]);
-    let mut queue = vec![root];
-    if let Some(&efi) = defined.get(EFI_ENTRY)
-        && reached.insert(efi)
-    {
-        queue.push(efi);
-    }
+    let mut reached = HashSet::new();
     let mut errors = Vec::new();
+    follow(&files, &defined, root, true, &mut reached, &mut errors);
+    if let Some(&efi) = defined.get(EFI_ENTRY) {
+        follow(&files, &defined, efi, false, &mut reached, &mut errors);
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// Follows every relocation from `root` through the objects, adding what it
+/// finds wrong to `errors`; sections in `reached` are not followed again.
+/// With `forbid_bss`, a reference into `.bss` is wrong too.
+fn follow(
+    files: &[object::File<'_>],
+    defined: &HashMap<String, (usize, SectionIndex)>,
+    root: (usize, SectionIndex),
+    forbid_bss: bool,
+    reached: &mut HashSet<(usize, SectionIndex)>,
+    errors: &mut Vec<String>,
+) {
+    if !reached.insert(root) {
+        return;
+    }
+    let mut queue = vec![root];
     while let Some((obj, section_index)) = queue.pop() {
         let file = &files[obj];
         let Ok(section) = file.section_by_index(section_index) else {
@@ -153,6 +175,23 @@ pub fn check_objects(objects: &[(String, &[u8])]) -> Result<(), Vec<String>> {
                 },
                 _ => "?".into(),
             };
+            // Where the reference lands: this object's section, or the one
+            // that defines the symbol.
+            let next = match target.as_ref().map(|s| s.section()) {
+                Some(SymbolSection::Section(i)) => Some((obj, i)),
+                Some(SymbolSection::Undefined) => target_name.and_then(|n| defined.get(n).copied()),
+                _ => None,
+            };
+            let target_section = next.and_then(|(o, i)| files[o].section_by_index(i).ok()?.name().ok());
+            if forbid_bss && target_section.is_some_and(|n| n == ".bss" || n.starts_with(".bss.")) {
+                errors.push(format!(
+                    "{} in {} (section {}, offset {offset:#x}) refers to {target_desc} in .bss: code that runs before the MMU is on must not use .bss, which is zeroed only after",
+                    type_name(r_type),
+                    containing_symbol(file, section_index, offset),
+                    section.name().unwrap_or("?"),
+                ));
+                continue;
+            }
             if is_absolute(r_type) {
                 errors.push(format!(
                     "{} in {} (section {}, offset {offset:#x}) refers to {target_desc}: code that runs before the MMU is on must not use absolute addresses",
@@ -163,11 +202,6 @@ pub fn check_objects(objects: &[(String, &[u8])]) -> Result<(), Vec<String>> {
                 continue;
             }
             // Follow the reference to the section it lands in.
-            let next = match target.as_ref().map(|s| s.section()) {
-                Some(SymbolSection::Section(i)) => Some((obj, i)),
-                Some(SymbolSection::Undefined) => target_name.and_then(|n| defined.get(n).copied()),
-                _ => None,
-            };
             match next {
                 Some(next) if reached.insert(next) => queue.push(next),
                 Some(_) => {} // Already reached.
@@ -180,7 +214,6 @@ pub fn check_objects(objects: &[(String, &[u8])]) -> Result<(), Vec<String>> {
             }
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
 /// The (demangled) name of the symbol in `section` that covers `offset`.

@@ -1,7 +1,9 @@
 //! The early-code relocation check must catch an absolute address in code that
 //! runs before the MMU is on, and name it. The canary feature of kernel/pi adds
 //! exactly such a reference (a table of pointers reached from the boot code);
-//! the check must fail on it and pass on the real early code.
+//! the check must fail on it and pass on the real early code. A second canary
+//! stores to a `.bss` static from the same code, which the check must refuse
+//! too: `.bss` is zeroed only once the MMU is on.
 
 use std::path::{Path, PathBuf};
 
@@ -30,5 +32,16 @@ fn absolute_reference_fails_the_check_and_is_named() {
             .iter()
             .any(|e| e.contains("R_AARCH64_ABS64") && e.contains("RELACHECK_CANARY")),
         "errors do not name the canary: {errors:#?}"
+    );
+}
+
+#[test]
+fn early_bss_store_fails_the_check_and_is_named() {
+    let errors =
+        check_archive(&build_pi(&["relacheck-bss-canary"], "pi-bss-canary")).expect_err("the store must be caught");
+    eprintln!("{}", errors.join("\n"));
+    assert!(
+        errors.iter().any(|e| e.contains("BSS_CANARY") && e.contains(".bss")),
+        "errors do not name the .bss canary: {errors:#?}"
     );
 }

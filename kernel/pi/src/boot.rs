@@ -7,15 +7,16 @@
 //! 1. `__pi_primary_entry` (assembly): note the boot registers, put
 //!    SCTLR_EL1 at a known MMU-off value, start counting instructions (for
 //!    `phases`), enable FP/SIMD (compiled Rust may use it), clean and
-//!    invalidate the NOLOAD tail `[__bss_start, _end)` from the data cache,
-//!    zero `.bss` (only: table pages are zeroed as they are handed out), set
-//!    up a stack.
+//!    invalidate the boot stack from the data cache and set it up.
 //! 2. [`create_boot_tables`]: map the rows of [`kmap::KERNEL_MAP`] that exist
 //!    before the MMU is on, each as its row says: the image at `KIMAGE_VADDR`
 //!    and the DTB at `FIXMAP_DTB` in TTBR1, and the one page of `.idmap.text`
 //!    at VA = PA in TTBR0. Table pages come from the pool the linker reserved
-//!    inside the image, never from memory past its end.
-//! 3. `__pi_enable_mmu` (assembly, identity-mapped): turn the MMU on and jump to
+//!    inside the image, never from memory past its end, each cleaned and
+//!    invalidated before it is zeroed and invalidated again at the end.
+//! 3. `__pi_enable_mmu` (assembly, identity-mapped): turn the MMU on, zero
+//!    `.bss` through the cache (what is written with the MMU off is only
+//!    the stack and the tables: see `EarlyPool::mmu_off`), and jump to
 //!    `splitmap_kernel_main` at its link address, called from the kernel's
 //!    `splitmap_first_frame`, the frame backtraces end on.
 
@@ -92,6 +93,9 @@ pub struct EarlyPool {
     /// Added to a table's PA to reach it from the running code: 0 while the MMU
     /// is off, `kimage_voffset` afterwards.
     va_offset: u64,
+    /// Whether its pages are written with the MMU and caches off (see
+    /// [`EarlyPool::mmu_off`]).
+    caches_off: bool,
 }
 
 impl EarlyPool {
@@ -108,7 +112,31 @@ impl EarlyPool {
             next: start.raw() + used * PAGE_SIZE,
             end: end.raw(),
             va_offset,
+            caches_off: false,
         }
+    }
+
+    /// The pool as the early code takes it, with the MMU off: from its first
+    /// page, reached at its PA, and each page cleaned and invalidated from
+    /// the data cache before it is zeroed.
+    ///
+    /// The pool is NOLOAD, past the end of the file a loader cleans to the
+    /// point of coherency, so the caches may hold lines there, dirty ones
+    /// too. With the MMU off the stores go straight to memory, and an
+    /// eviction of such a line later would overwrite them: so each page is
+    /// cleaned and invalidated (then `dsb sy`) before its first store. Only
+    /// the pages handed out need it; the rest are written later, through
+    /// the cache, by the kernel. After the last store the early code
+    /// invalidates them again ([`EarlyPool::invalidate_taken`]).
+    ///
+    /// # Safety
+    /// As [`EarlyPool::resume`] with nothing used and `va_offset` 0; the MMU
+    /// must be off while the pool is used.
+    pub const unsafe fn mmu_off(start: PhysAddr, end: PhysAddr) -> Self {
+        // SAFETY: the caller's contract is `resume`'s.
+        let mut pool = unsafe { EarlyPool::resume(start, end, 0, 0) };
+        pool.caches_off = true;
+        pool
     }
 
     /// Pages handed out so far.
@@ -147,27 +175,41 @@ unsafe impl TableAccess for EarlyPool {
     }
 }
 
-impl TableAlloc for EarlyPool {
-    fn alloc_table(&mut self) -> Option<PhysAddr> {
+impl EarlyPool {
+    /// A root table: a pool page of which only the entries a walk from
+    /// TTBRn can reach (the granule's first level: 512 with 4 KiB pages,
+    /// 2 with 16 KiB, 64 with 64 KiB) are zeroed, and, with the MMU off,
+    /// maintained; the rest of the page is never used.
+    pub fn alloc_root(&mut self) -> Option<PhysAddr> {
+        self.take(ROOT_BYTES)
+    }
+
+    /// Hands out the next page with its first `bytes` zeroed (a multiple of
+    /// 64, at most a page).
+    fn take(&mut self, bytes: u64) -> Option<PhysAddr> {
         if self.end - self.next < PAGE_SIZE {
             return None;
         }
         let pa = PhysAddr::new(self.next);
         self.next += PAGE_SIZE;
+        if self.caches_off {
+            dcache::clean_invalidate(pa.raw(), bytes);
+        }
         let page = self.table_ptr_mut(pa);
         // SAFETY: the page is inside the pool (checked above), page-aligned,
         // reachable at `page` and not yet handed out; the loop stores exactly
-        // PAGE_SIZE bytes from it, 64 a turn. Assembly, because a plain loop
-        // would become a call to `memset`, which lives outside this crate, and
-        // because pairs of zero registers are the cheapest stores there are
-        // with the MMU off (where `dc zva` faults).
+        // `bytes` (a multiple of 64, at most a page, see `ROOT_BYTES`) from
+        // it, 64 a turn. Assembly, because a plain loop would become a call
+        // to `memset`, which lives outside this crate, and because pairs of
+        // zero registers are the cheapest stores there are with the MMU off
+        // (where `dc zva` faults).
         //
         // No barrier between these stores and the descriptor that links the
         // page in. With the MMU off there are no table walks to order them
         // against, and the stores go straight to memory: the first walk
-        // comes after the `dmb sy`/`dc ivac`/`dsb sy` and the `isb` of
-        // `__pi_primary_entry` and `__pi_enable_mmu`. After the MMU is on the
-        // pool is used only through the kernel's `KernelTables::alloc_table`
+        // comes after `invalidate_taken`'s `dmb sy`/`dc ivac`/`dsb sy` and
+        // the `isb` of `__pi_enable_mmu`. After the MMU is on the pool is
+        // used only through the kernel's `KernelTables::alloc_table`
         // (kernel/src/mm/tables.rs), which issues the `dsb ishst` a live
         // table needs.
         unsafe {
@@ -180,11 +222,90 @@ impl TableAlloc for EarlyPool {
                 "subs {n}, {n}, #1",
                 "b.ne 0b",
                 p = inout(reg) page => _,
-                n = inout(reg) PAGE_SIZE / 64 => _,
+                n = inout(reg) bytes / 64 => _,
                 options(nostack),
             );
         }
         Some(pa)
+    }
+
+    /// With the MMU off: after the last store to the tables, drops whatever
+    /// lines the caches took meanwhile over the pages handed out (a
+    /// speculative fill through another observer's cacheable alias), so the
+    /// walks and cacheable reads that follow see what was stored. The first
+    /// two pages are the roots, of which only [`ROOT_BYTES`] were written.
+    /// `dmb sy` first: with the MMU off nothing else orders the
+    /// non-cacheable stores before the invalidation; `dsb sy` last, so it
+    /// is done before the MMU is on.
+    fn invalidate_taken(&self) {
+        // SAFETY: barriers only.
+        unsafe { core::arch::asm!("dmb sy", options(nostack, preserves_flags)) };
+        for root in 0..2.min(self.used()) {
+            dcache::invalidate(self.start + root * PAGE_SIZE, ROOT_BYTES);
+        }
+        let tables = self.start + 2 * PAGE_SIZE;
+        if self.next > tables {
+            dcache::invalidate(tables, self.next - tables);
+        }
+        // SAFETY: barriers only.
+        unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
+    }
+}
+
+impl TableAlloc for EarlyPool {
+    fn alloc_table(&mut self) -> Option<PhysAddr> {
+        self.take(PAGE_SIZE)
+    }
+}
+
+/// What a walk can read of a root table: the first level's entries, and at
+/// least 64 bytes (what `EarlyPool::take` zeroes a turn; the rest of a
+/// root's page is never used).
+const ROOT_BYTES: u64 = {
+    let g = crate::layout::GRANULE;
+    let bytes = g.entries_at(g.first_level()) as u64 * 8;
+    if bytes < 64 { 64 } else { bytes }
+};
+
+/// Data-cache maintenance to the point of coherency by virtual address
+/// (with the MMU off, the physical one), a line at a time: CTR_EL0.DminLine,
+/// the smallest data cache line of any level.
+mod dcache {
+    fn line() -> u64 {
+        let ctr: u64;
+        // SAFETY: CTR_EL0 is readable at EL1.
+        unsafe { core::arch::asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags)) };
+        4 << ((ctr >> 16) & 0xf)
+    }
+
+    /// `dc civac` over every line that `[start, start + len)` touches, then
+    /// `dsb sy`: done before the next store.
+    pub fn clean_invalidate(start: u64, len: u64) {
+        let line = line();
+        let mut at = start & !(line - 1);
+        while at < start + len {
+            // SAFETY: maintenance by VA changes no memory contents but those
+            // of lines written back, which hold what they held.
+            unsafe { core::arch::asm!("dc civac, {}", in(reg) at, options(nostack, preserves_flags)) };
+            at += line;
+        }
+        // SAFETY: a barrier only.
+        unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
+    }
+
+    /// `dc ivac` over every line that `[start, start + len)` touches; the
+    /// caller orders it with barriers. Only for lines whose cached copies
+    /// hold nothing to keep: `clean_invalidate` made them clean before the
+    /// stores that followed went to memory.
+    pub fn invalidate(start: u64, len: u64) {
+        let line = line();
+        let mut at = start & !(line - 1);
+        while at < start + len {
+            // SAFETY: as in `clean_invalidate`; the lines dropped were clean
+            // (see above), so no store is lost.
+            unsafe { core::arch::asm!("dc ivac, {}", in(reg) at, options(nostack, preserves_flags)) };
+            at += line;
+        }
     }
 }
 
@@ -247,16 +368,10 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
 
     // SAFETY: the linker reserves [__pool_start, __pool_end) for tables, page
     // aligned, and the MMU is off so physical addresses are used as they are.
-    let mut pool = unsafe {
-        EarlyPool::resume(
-            PhysAddr::new(here!(__pool_start)),
-            PhysAddr::new(here!(__pool_end)),
-            0,
-            0,
-        )
-    };
-    let ttbr1 = pool.alloc_table().ok_or(EarlyError::PoolTooSmall)?;
-    let ttbr0 = pool.alloc_table().ok_or(EarlyError::PoolTooSmall)?;
+    let mut pool = unsafe { EarlyPool::mmu_off(PhysAddr::new(here!(__pool_start)), PhysAddr::new(here!(__pool_end))) };
+    // The roots first: `invalidate_taken` knows them as the first two pages.
+    let ttbr1 = pool.alloc_root().ok_or(EarlyError::PoolTooSmall)?;
+    let ttbr0 = pool.alloc_root().ok_or(EarlyError::PoolTooSmall)?;
 
     // The image at its link address, whatever its physical address.
     let voffset = KIMAGE_VADDR.wrapping_sub(here!(_text));
@@ -391,7 +506,10 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
 
     #[cfg(feature = "relacheck-canary")]
     core::hint::black_box(&canary::RELACHECK_CANARY);
+    #[cfg(feature = "relacheck-bss-canary")]
+    bss_canary::BSS_CANARY.store(1, core::sync::atomic::Ordering::Relaxed);
 
+    pool.invalidate_taken();
     Ok(BootTables {
         ttbr1: ttbr1.raw(),
         ttbr0: ttbr0.raw(),
@@ -472,6 +590,13 @@ mod canary {
     #[unsafe(no_mangle)]
     pub static RELACHECK_CANARY: [&u8; 1] = [&TARGET];
     static TARGET: u8 = 0;
+}
+
+#[cfg(feature = "relacheck-bss-canary")]
+mod bss_canary {
+    /// Zero-initialised, so in `.bss`, which holds garbage until the MMU is on.
+    #[unsafe(no_mangle)]
+    pub static BSS_CANARY: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 }
 
 // The assembly loads MAIR, TCR and SCTLR values with `movz`/`movk` of their
@@ -555,94 +680,47 @@ crate::asm_function!(
     msr     cpacr_el1, x0               // compiled Rust may use q registers
     isb
 
-    // [__bss_start, _end) (.bss, the table pool, the boot stack; one span,
-    // the linker script asserts it) is NOLOAD: past the end of the file, so
-    // a loader that cleaned the file to the point of coherency left whatever
-    // lines the caches hold there, dirty ones too. The stores below go
-    // straight to memory (MMU off: Device-nGnRnE), and an eviction of such a
-    // line later would overwrite them. So clean and invalidate the whole
-    // span first. Clean too, not just invalidate: the first line may be
-    // shared with the end of .data, which the loader cleaned, so writing it
-    // back loses nothing, and dropping it unwritten would be wrong if it
-    // were not.
-    adrp    x0, __bss_start
-    add     x0, x0, :lo12:__bss_start
-    adrp    x1, _end
-    add     x1, x1, :lo12:_end
-    bl      7f
-    dsb     sy                          // done before the first store
-
-    adrp    x0, __bss_start             // zero .bss: the protocol does not
-    add     x0, x0, :lo12:__bss_start   // promise zeroed memory past the
-    adrp    x1, __pool_start            // file. Table pages are zeroed as
-    add     x1, x1, :lo12:__pool_start  // they are handed out, and the stack
-0:  stp     xzr, xzr, [x0], #16         // needs nothing
-    cmp     x0, x1
-    b.lo    0b
-
-    adrp    x0, __boot_stack_end
-    add     x0, x0, :lo12:__boot_stack_end
-    mov     sp, x0
-
-    sub     sp, sp, #32
-    mov     x0, x19
-    mov     x1, sp
-    bl      __pi_create_boot_tables
-    cbnz    x0, 9f
-    ldp     x21, x22, [sp]              // x21 = TTBR1 root, x22 = TTBR0 root
-    ldr     x23, [sp, #16]              // x23 = pool pages used
-    add     sp, sp, #32
-
-    // .bss, the table pages handed out and the boot stack were written with
-    // the MMU off, straight to memory; drop any stale cache lines there so
-    // cacheable reads see those writes. (The rest of the pool is written
-    // only later, through the cache.) The `dmb sy` orders those
-    // non-cacheable stores before the invalidations, which with the MMU off
-    // nothing else does.
-    dmb     sy
-    adrp    x0, __bss_start
-    add     x0, x0, :lo12:__bss_start
-    adrp    x1, __pool_start
-    add     x1, x1, :lo12:__pool_start
-    add     x1, x1, x23, lsl #{page_shift}
-    bl      8f
+    // The boot stack is NOLOAD: past the end of the file, so a loader
+    // that cleaned the file to the point of coherency left whatever lines
+    // the caches hold there, dirty ones too. The stores below go straight
+    // to memory (MMU off: Device-nGnRnE), and an eviction of such a line
+    // would overwrite them, under the code that reads them back. So clean
+    // and invalidate the stack first. Nothing reads what is stored there
+    // now once the MMU is on, so no invalidation is needed afterwards.
+    // The table pool is maintained page by page as the tables take it
+    // (`EarlyPool::mmu_off`); `.bss` is zeroed only once the MMU is on,
+    // through the cache (`__pi_enable_mmu`), and the early code never
+    // touches it before (the build's relacheck refuses a reference to
+    // `.bss` from here). Nothing else is written with the MMU off.
     adrp    x0, __boot_stack_start
     add     x0, x0, :lo12:__boot_stack_start
     adrp    x1, __boot_stack_end
     add     x1, x1, :lo12:__boot_stack_end
-    bl      8f
-    dsb     sy
-    b       __pi_enable_mmu
-
-7:  mrs     x2, ctr_el0                 // clean and invalidate [x0, x1)
+    mov     sp, x1
+    mrs     x2, ctr_el0                 // clean and invalidate [x0, x1)
     ubfx    x2, x2, #16, #4             // to PoC by line. DminLine:
     mov     x3, #4                      // log2(words) of the smallest
     lsl     x2, x3, x2                  // data cache line
-    sub     x3, x2, #1
-    bic     x0, x0, x3
 1:  dc      civac, x0
     add     x0, x0, x2
     cmp     x0, x1
     b.lo    1b
-    ret
+    dsb     sy                          // done before the first store
 
-8:  mrs     x2, ctr_el0                 // invalidate [x0, x1) by line.
-    ubfx    x2, x2, #16, #4             // DminLine: log2(words) of the
-    mov     x3, #4                      // smallest data cache line
-    lsl     x2, x3, x2
-    sub     x3, x2, #1
-    bic     x0, x0, x3
-1:  dc      ivac, x0
-    add     x0, x0, x2
-    cmp     x0, x1
-    b.lo    1b
-    ret
+    sub     sp, sp, #32
+    mov     x0, x19
+    mov     x1, sp
+    bl      __pi_create_boot_tables     // which invalidates its tables
+    cbnz    x0, 9f
+    ldp     x21, x22, [sp]              // x21 = TTBR1 root, x22 = TTBR0 root
+    ldr     x23, [sp, #16]              // x23 = pool pages used
+    add     sp, sp, #32
+    b       __pi_enable_mmu
 
 9:  wfe                                 // no console yet: park, code in x0
     b       9b
 "#,
     sctlr_off = const SCTLR_RES1,
-    page_shift = const crate::layout::GRANULE.page_shift(),
 );
 
 crate::asm_function!(
@@ -684,6 +762,18 @@ crate::asm_function!(
     adrp    x0, _text
     add     x0, x0, :lo12:_text
     sub     x24, x1, x0                 // x24 = kimage_voffset
+    adrp    x2, __bss_start             // zero .bss: the protocol does not
+    add     x2, x2, :lo12:__bss_start   // promise zeroed memory past the
+    add     x2, x2, x24                 // file. Now, not with the MMU off:
+    adrp    x3, __bss_end               // through the cache, whatever lines
+    add     x3, x3, :lo12:__bss_end     // it held, so it needs no cache
+    add     x3, x3, x24                 // maintenance. 64 bytes a turn (the
+0:  stp     xzr, xzr, [x2], #16         // linker script aligns both ends):
+    stp     xzr, xzr, [x2], #16         // 3.5 k instructions for 36 KiB,
+    stp     xzr, xzr, [x2], #16         // against 6.9 k 16 bytes a turn
+    stp     xzr, xzr, [x2], #16
+    cmp     x2, x3
+    b.lo    0b
     adrp    x2, __boot_stack_end
     add     x2, x2, :lo12:__boot_stack_end
     add     x2, x2, x24

@@ -385,11 +385,11 @@ impl MapCounts {
         self.blocks_l1 + self.blocks_l2 + self.pages
     }
 
-    fn add_leaf(&mut self, level: usize) {
+    fn add_leaves(&mut self, level: usize, n: u64) {
         match level {
-            1 => self.blocks_l1 += 1,
-            2 => self.blocks_l2 += 1,
-            _ => self.pages += 1,
+            1 => self.blocks_l1 += n,
+            2 => self.blocks_l2 += n,
+            _ => self.pages += n,
         }
     }
 }
@@ -491,46 +491,38 @@ fn map_level<A: TableAlloc + ?Sized>(
         // Bytes from `va` to the end of this entry's span.
         let span_left = size - (va & (size - 1));
         let chunk = if len < span_left { len } else { span_left };
-        let raw = read_entry(mem, table, index);
-
         let blocks_allowed = g.block_allowed(level) && granularity.blocks();
         let whole_entry = chunk == size && pa.is_aligned(size);
-        if level == LAST_LEVEL || (blocks_allowed && whole_entry) {
-            // A whole aligned run left to map here: write it at once, every
-            // entry marked, or none (a run must be all alike).
-            let run = g.contiguous_entries(level) as u64;
-            let run_bytes = run * size;
-            if granularity == Granularity::Contiguous
+        let done = if level == LAST_LEVEL || (blocks_allowed && whole_entry) {
+            // Leaves from `index` on, in one batch: a whole aligned run,
+            // every entry marked; or else as many like entries as this
+            // table and the range hold (with the contiguous bit wanted, only
+            // up to the next run boundary, where a run may start). So the
+            // descent runs once per table, not once per page.
+            let run = g.contiguous_entries(level);
+            let run_bytes = run as u64 * size;
+            let marked = granularity == Granularity::Contiguous
                 && run > 0
                 && va.is_multiple_of(run_bytes)
                 && pa.is_aligned(run_bytes)
-                && len >= run_bytes
-            {
-                for i in 0..run as usize {
-                    if Entry::decode(read_entry(mem, table, index + i), level) != Entry::Invalid {
-                        return Err(MapError::AlreadyMapped {
-                            va: va + i as u64 * size,
-                        });
-                    }
+                && len >= run_bytes;
+            let n = if marked {
+                run
+            } else {
+                let in_table = g.entries_at(level) - index;
+                let mut n = in_table.min((len / size) as usize);
+                if granularity == Granularity::Contiguous && run > 0 {
+                    n = n.min(run - index % run);
                 }
-                for i in 0..run as usize {
-                    let descriptor = leaf_descriptor(pa.add(i as u64 * size), level, attrs) | CONTIGUOUS;
-                    write_entry(mem, table, index + i, descriptor);
-                    counts.add_leaf(level);
-                }
-                counts.contiguous += 1;
-                va = va.wrapping_add(run_bytes);
-                pa = pa.add(run_bytes);
-                len -= run_bytes;
-                continue;
-            }
-            if Entry::decode(raw, level) != Entry::Invalid {
-                return Err(MapError::AlreadyMapped { va });
-            }
-            write_entry(mem, table, index, leaf_descriptor(pa, level, attrs));
-            counts.add_leaf(level);
+                n
+            };
+            let contiguous = if marked { CONTIGUOUS } else { 0 };
+            write_leaves(mem, table, level, index, n, va, pa, attrs, contiguous)?;
+            counts.add_leaves(level, n as u64);
+            counts.contiguous += u64::from(marked);
+            n as u64 * size
         } else {
-            let next = match Entry::decode(raw, level) {
+            let next = match Entry::decode(read_entry(mem, table, index), level) {
                 Entry::Table(next) => next,
                 Entry::Invalid => {
                     let next = mem.alloc_table().ok_or(MapError::OutOfTables)?;
@@ -542,10 +534,43 @@ fn map_level<A: TableAlloc + ?Sized>(
                 Entry::Leaf { .. } => return Err(MapError::AlreadyMapped { va }),
             };
             map_level(mem, next, level + 1, va, pa, chunk, attrs, granularity, counts)?;
-        }
-        va = va.wrapping_add(chunk);
-        pa = pa.add(chunk);
-        len -= chunk;
+            chunk
+        };
+        va = va.wrapping_add(done);
+        pa = pa.add(done);
+        len -= done;
+    }
+    Ok(())
+}
+
+/// Writes `n` leaves at `level` from entry `index` of `table` on, mapping
+/// `va` onwards to `pa` onwards, each with `extra` bits (the contiguous bit,
+/// or none), after checking that none of the entries is valid: a refusal
+/// leaves the batch unwritten.
+#[allow(clippy::too_many_arguments)]
+fn write_leaves<A: TableAccess + ?Sized>(
+    mem: &mut A,
+    table: PhysAddr,
+    level: usize,
+    index: usize,
+    n: usize,
+    va: u64,
+    pa: PhysAddr,
+    attrs: Attrs,
+    extra: u64,
+) -> Result<(), MapError> {
+    let size = mem.granule().level_size(level);
+    if let Some(i) = (0..n).find(|&i| Entry::decode(read_entry(mem, table, index + i), level) != Entry::Invalid) {
+        return Err(MapError::AlreadyMapped {
+            va: va.wrapping_add(i as u64 * size),
+        });
+    }
+    // The output address is the only field that changes along a batch, and
+    // adding to it never carries into the attribute bits above: the batch
+    // ends below 2^48 (`map` checks; `build_split` stays inside a block).
+    let first = leaf_descriptor(pa, level, attrs) | extra;
+    for i in 0..n {
+        write_entry(mem, table, index + i, first + i as u64 * size);
     }
     Ok(())
 }
@@ -910,7 +935,7 @@ pub fn count<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64, len: u64
     visit(mem, root, va, len, &mut |v| match v {
         Visited::Table => counts.tables += 1,
         Visited::Leaf { level, raw, va, .. } => {
-            counts.add_leaf(level);
+            counts.add_leaves(level, 1);
             // A run counts once, at its first entry.
             let run_bytes = g.contiguous_entries(level) as u64 * g.level_size(level);
             if raw & CONTIGUOUS != 0 && run_bytes > 0 && va.is_multiple_of(run_bytes) {

@@ -111,7 +111,8 @@ pub fn reserve_efi(
             .insert(r.expand_to_pages(PAGE_SIZE))
             .map_err(|_| ReserveError::TooManyRanges)?;
     }
-    let free = dt.memory.subtract(&holes).map_err(|_| ReserveError::TooManyRanges)?;
+    let mut free = dt.memory;
+    free.remove_all(&holes).map_err(|_| ReserveError::TooManyRanges)?;
     let top = free
         .iter()
         .rev()
@@ -129,8 +130,8 @@ pub fn reserve_efi(
             what: "heap",
         });
     }
-    holes.insert(heap).map_err(|_| ReserveError::TooManyRanges)?;
-    let free = dt.memory.subtract(&holes).map_err(|_| ReserveError::TooManyRanges)?;
+    // What the heap takes is no longer free (as if it had been a hole).
+    free.remove(heap).map_err(|_| ReserveError::TooManyRanges)?;
     Ok(Reserved { list, heap, free })
 }
 

@@ -13,14 +13,15 @@ use crate::mm::ranges::PhysRange;
 pub struct Kernel {
     /// The image in RAM, `[_text, _end)`.
     pub image: PhysRange,
-    /// The device tree and command line, as read at boot.
-    pub boot: BootInfo<'static>,
+    /// The device tree and command line, as read at boot (kilobytes, kept
+    /// where boot read them).
+    pub boot: &'static BootInfo<'static>,
     /// Descriptors the linear map was built with.
     pub linear: MapCounts,
     /// The console UART.
     pub console: crate::console::bringup::Console,
     /// What boot reserved, and the RAM it gave the frame allocator.
-    pub reserved: Reserved,
+    pub reserved: &'static Reserved,
 }
 
 static KERNEL: Once<Kernel> = Once::new();

@@ -48,6 +48,10 @@ const HEAP_SIZE: u64 = 4 << 20;
 /// The boot's inputs, read once before the move and used after it.
 static BOOT_INFO: Once<BootInfo<'static>> = Once::new();
 
+/// What boot set aside, and the RAM left for frames: kilobytes, built in
+/// place and kept there for the shell.
+static RESERVED: Once<reserve::Reserved> = Once::new();
+
 /// Descriptors the linear map was built with (before any move).
 static LINEAR_COUNTS: Once<pgtable::MapCounts> = Once::new();
 
@@ -92,6 +96,8 @@ pub unsafe extern "C" fn splitmap_kernel_main(
     };
     tables::init(pool);
 
+    // Read straight into its static: the value is kilobytes, and it is
+    // used from there, never copied.
     let info =
         BOOT_INFO.call_once(|| tree::read(dtb_pa, boot_regs).unwrap_or_else(|e| unusable_device_tree(dtb_pa, e)));
     cost::tree_read(info.dt.size);
@@ -159,7 +165,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         start: PhysAddr::new(image_pa),
         end: PhysAddr::new(image_pa + sections::image().size()),
     };
-    let info = *BOOT_INFO.get().expect("boot info read before the move");
+    let info = BOOT_INFO.get().expect("boot info read before the move");
     mark(Phase::Kaslr);
     let (k, moved) = relocate::get();
     // Where the image runs from now on, before anything but the exception
@@ -188,7 +194,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         (None, false) => Err(Fallback::NoSuchNode),
     };
     let (console, fallback) = console::bringup::start(named, &info.dt.memory);
-    report(&info, fallback, image);
+    report(info, fallback, image);
     // No `/psci`: the board's own power control, if the tree names one.
     if info.dt.psci.is_none() {
         match info.dt.power.map(crate::boot::power::start) {
@@ -221,8 +227,10 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         })
         .unwrap_or_default();
     let map_range = efi.filter(|_| efi_map.is_some()).and_then(|h| h.map_range());
-    let reserved = reserve::reserve_efi(&info.dt, image, info.dtb, HEAP_SIZE, map_range, &kept)
-        .unwrap_or_else(|e| panic!("cannot set RAM aside for the kernel: {e}"));
+    let reserved = RESERVED.call_once(|| {
+        reserve::reserve_efi(&info.dt, image, info.dtb, HEAP_SIZE, map_range, &kept)
+            .unwrap_or_else(|e| panic!("cannot set RAM aside for the kernel: {e}"))
+    });
     // SAFETY: the heap is free RAM (inside a /memory range, so linear-mapped,
     // and reserved so the frame allocator never hands it out).
     unsafe { frames::init_heap(reserved.heap) };
@@ -244,7 +252,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         Leaves(linear_now, " "),
         linear_now.tables
     );
-    start_interrupts(&info);
+    start_interrupts(info);
     state::set(Kernel {
         image,
         boot: info,

@@ -181,34 +181,67 @@ impl RangeList {
         Ok(())
     }
 
-    /// The parts of `self` not covered by `holes`.
+    /// The parts of `self` not covered by `holes`, as a new list.
     ///
     /// # Errors
     /// [`TooManyRanges`] if the holes split the list into more pieces than fit.
     pub fn subtract(&self, holes: &RangeList) -> Result<RangeList, TooManyRanges> {
-        let mut out = RangeList::new();
-        for r in self.iter() {
-            let mut cursor = r.start;
-            for h in holes.iter() {
-                if h.end <= cursor || h.start >= r.end {
-                    continue;
-                }
-                if h.start > cursor {
-                    out.insert(PhysRange {
-                        start: cursor,
-                        end: h.start,
-                    })?;
-                }
-                cursor = cursor.max(h.end);
-            }
-            if cursor < r.end {
-                out.insert(PhysRange {
-                    start: cursor,
-                    end: r.end,
-                })?;
+        let mut out = *self;
+        out.remove_all(holes)?;
+        Ok(out)
+    }
+
+    /// Takes every range of `holes` out of the list, in place (a list is a
+    /// kilobyte: no copy of it is returned).
+    ///
+    /// # Errors
+    /// [`TooManyRanges`] if the holes split the list into more pieces than
+    /// fit; the holes before the one refused are taken out.
+    pub fn remove_all(&mut self, holes: &RangeList) -> Result<(), TooManyRanges> {
+        holes.iter().try_for_each(|&hole| self.remove(hole))
+    }
+
+    /// Takes `hole` out of the list, in place: the ranges it overlaps lose
+    /// what it covers (one it falls inside becomes two).
+    ///
+    /// # Errors
+    /// [`TooManyRanges`] if that split does not fit; the list is then
+    /// unchanged.
+    pub fn remove(&mut self, hole: PhysRange) -> Result<(), TooManyRanges> {
+        // items[first..last]: the ranges the hole overlaps.
+        let first = self.items[..self.len].partition_point(|r| r.end <= hole.start);
+        let mut last = first;
+        while last < self.len && self.items[last].start < hole.end {
+            last += 1;
+        }
+        if hole.start >= hole.end || first == last {
+            return Ok(());
+        }
+        // What is left of them: a head before the hole, a tail after it.
+        let head = PhysRange {
+            start: self.items[first].start,
+            end: hole.start,
+        };
+        let tail = PhysRange {
+            start: hole.end,
+            end: self.items[last - 1].end,
+        };
+        let mut left = [head, tail];
+        let mut kept = 0;
+        for piece in [head, tail] {
+            if piece.start < piece.end {
+                left[kept] = piece;
+                kept += 1;
             }
         }
-        Ok(out)
+        let len = self.len - (last - first) + kept;
+        if len > MAX_RANGES {
+            return Err(TooManyRanges);
+        }
+        self.items.copy_within(last..self.len, first + kept);
+        self.items[first..first + kept].copy_from_slice(&left[..kept]);
+        self.len = len;
+        Ok(())
     }
 
     /// Whether some range covers `[start, end)` entirely.
@@ -272,22 +305,56 @@ mod tests {
     }
 
     #[test]
-    fn subtract_punches_holes() {
+    fn remove_all_punches_holes() {
         let ram = list(&[(0x4000_0000, 0x8000_0000), (0x1_0000_0000, 0x1_4000_0000)]);
+        let subtract = |holes: &RangeList| {
+            let mut left = ram;
+            left.remove_all(holes).map(|()| left)
+        };
+        assert_eq!(
+            ram.subtract(&list(&[(0x4000_0000, 0x4000_1000)])),
+            subtract(&list(&[(0x4000_0000, 0x4000_1000)]))
+        );
         let holes = list(&[
             (0x3000_0000, 0x4000_1000),
             (0x4020_0000, 0x4060_0000),
             (0x7fff_f000, 0x1_0000_1000),
         ]);
         assert_eq!(
-            pairs(&ram.subtract(&holes).unwrap()),
+            pairs(&subtract(&holes).unwrap()),
             [
                 (0x4000_1000, 0x4020_0000),
                 (0x4060_0000, 0x7fff_f000),
                 (0x1_0000_1000, 0x1_4000_0000)
             ]
         );
-        assert_eq!(ram.subtract(&RangeList::new()).unwrap(), ram);
+        assert_eq!(subtract(&RangeList::new()).unwrap(), ram);
+    }
+
+    #[test]
+    fn remove_trims_splits_and_refuses_a_split_that_does_not_fit() {
+        let mut l = list(&[(10, 20), (30, 40), (50, 60)]);
+        l.remove(r(15, 35)).unwrap(); // trims two ranges
+        assert_eq!(pairs(&l), [(10, 15), (35, 40), (50, 60)]);
+        l.remove(r(52, 55)).unwrap(); // splits one
+        assert_eq!(pairs(&l), [(10, 15), (35, 40), (50, 52), (55, 60)]);
+        l.remove(r(0, 38)).unwrap(); // swallows one, trims the next
+        assert_eq!(pairs(&l), [(38, 40), (50, 52), (55, 60)]);
+        l.remove(r(40, 50)).unwrap(); // touches, overlaps nothing
+        l.remove(r(45, 45)).unwrap(); // empty
+        assert_eq!(pairs(&l), [(38, 40), (50, 52), (55, 60)]);
+        l.remove(r(0, 100)).unwrap();
+        assert!(l.is_empty());
+
+        let mut full = RangeList::new();
+        for i in 0..MAX_RANGES as u64 {
+            full.insert(r(i * 10, i * 10 + 5)).unwrap();
+        }
+        let before = full;
+        assert_eq!(full.remove(r(1, 2)), Err(TooManyRanges));
+        assert_eq!(full, before);
+        full.remove(r(0, 2)).unwrap(); // a trim needs no room
+        assert_eq!(full.iter().next(), Some(&r(2, 5)));
     }
 
     #[test]

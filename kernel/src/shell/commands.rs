@@ -127,7 +127,7 @@ pub fn execute(cx: &Context, line: &str) {
         Ok(Command::Phases) => {
             crate::print!("{}", crate::boot::cost::marks(crate::arch::counter::frequency()));
             crate::print!("{}", crate::boot::smp_cost::report());
-            match tree::read_again(&cx.kernel.boot) {
+            match tree::read_again(cx.kernel.boot) {
                 Ok(again) => crate::print!("{again}"),
                 Err(e) => println!("again devicetree: {e}"),
             }

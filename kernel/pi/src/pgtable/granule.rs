@@ -151,9 +151,14 @@ impl Granule {
         }
     }
 
+    /// Entries a `level` table holds: `1 << bits_at(level)`.
+    pub const fn entries_at(self, level: usize) -> usize {
+        1 << self.bits_at(level)
+    }
+
     /// The index of `va` in a `level` table.
     pub const fn index(self, va: u64, level: usize) -> usize {
-        ((va >> self.level_shift(level)) & ((1 << self.bits_at(level)) - 1)) as usize
+        ((va >> self.level_shift(level)) & (self.entries_at(level) as u64 - 1)) as usize
     }
 
     /// The shallowest level that may hold a block without LPA2 or 52-bit PAs.

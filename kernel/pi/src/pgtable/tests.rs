@@ -700,3 +700,40 @@ fn freed_tables_are_reused_and_loads_and_unloads_keep_the_count() {
     }
     assert_eq!(tables.freed.len(), 200);
 }
+
+#[test]
+fn pages_are_written_a_table_at_a_time_each_table_whole_or_not_at_all() {
+    // 3 MiB of pages from 1 MiB into a 2 MiB region: two last-level tables,
+    // the second holding a live page 1 MiB + 8 KiB into the range's second
+    // half. The first table is written, the second not at all.
+    let (mut tables, root) = HostTables::new(16);
+    let (va, pa) = (LINEAR + GIB + MIB, GIB + MIB);
+    let live = LINEAR + GIB + 2 * MIB + 8 * KIB;
+    map_data(&mut tables, root, live, PhysAddr::new(0), 4096);
+    let e = map(
+        &mut tables,
+        root,
+        va,
+        PhysAddr::new(pa),
+        3 * MIB,
+        Attrs::DATA,
+        Granularity::PagesOnly,
+    );
+    assert_eq!(e, Err(MapError::AlreadyMapped { va: live }));
+    for (at, mapped) in [
+        (va, true),
+        (va + MIB - 4096, true),
+        (va + MIB, false),
+        (live - 4096, false),
+    ] {
+        let t = walk(&tables, root, at).translation;
+        assert_eq!(t.is_some(), mapped, "{at:#x}");
+        if let Some(t) = t {
+            assert_eq!(t.pa, PhysAddr::new(pa + (at - va)), "each page keeps its own address");
+        }
+    }
+    assert_eq!(
+        walk(&tables, root, live).translation.map(|t| t.pa),
+        Some(PhysAddr::new(0))
+    );
+}
