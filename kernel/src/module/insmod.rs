@@ -20,7 +20,7 @@ use pi::pgtable::{Attrs, Granularity};
 use super::load::{self, Area, Module};
 use super::{abi, plt};
 use crate::arch::recovery::{self, Fault, Kind};
-use crate::arch::{cpu, sections};
+use crate::arch::{cpu, pmu, sections};
 use crate::boot::cpio;
 use crate::debug::backtrace::Symbol;
 use crate::kaslr::module_windows::{self, Span, Windows};
@@ -105,8 +105,22 @@ pub struct Where {
     pub far: bool,
 }
 
+/// A module `insmod` loaded.
+pub struct Inserted {
+    /// Its `lsmod` line.
+    pub line: String,
+    /// Instructions the loader ran, from the start of `insmod` to the call
+    /// of `init_module` (`None` when the CPU does not count them: QEMU
+    /// without `-icount`).
+    pub loader_instructions: Option<u64>,
+}
+
 /// Loads module `name` from the initrd and runs its `init_module`.
-pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
+pub fn insmod(name: &str, at: &Where) -> Result<Inserted, String> {
+    // Counter 1 runs from the first instruction and is never stopped: the
+    // loader's share is a difference of two readings, so the caller can count
+    // the whole of `insmod` with counter 0 at the same time.
+    let started = pmu::boot_clock();
     let name = module_name(name)?;
     if MODULES.lock().iter().any(|m| m.name == name) {
         return Err(alloc::format!("{name} is already loaded"));
@@ -179,6 +193,7 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
     MODULES.lock().push(loaded);
     // A debugger learns of it before its first instruction runs.
     publish();
+    let loader_instructions = started.zip(pmu::boot_clock()).map(|(start, now)| now - start);
     if let Some(init) = linked.init {
         // SAFETY: `init` is the module's `extern "C" fn() -> i32`, mapped r-x
         // and relocated above.
@@ -198,7 +213,10 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
             return Err(alloc::format!("{name}: init_module returned {code}"));
         }
     }
-    Ok(line)
+    Ok(Inserted {
+        line,
+        loader_instructions,
+    })
 }
 
 /// Calls module `base`'s code at `target` with `args` (an entry point, a
