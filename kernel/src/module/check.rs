@@ -10,7 +10,7 @@ use core::fmt;
 
 use object::elf;
 use object::read::elf::{FileHeader, Rela, SectionHeader, SectionTable, Sym, SymbolTable};
-use object::{LittleEndian as LE, SectionIndex};
+use object::{LittleEndian as LE, SectionIndex, SymbolIndex};
 
 type Sections<'d> = SectionTable<'d, elf::FileHeader64<LE>>;
 type Symbols<'d> = SymbolTable<'d, elf::FileHeader64<LE>>;
@@ -260,7 +260,9 @@ impl fmt::Display for Malformed {
 ///   [`Malformed::Misnamed`], [`Malformed::SecondRelocations`],
 ///   [`Malformed::NoSuchSymbol`], [`Malformed::PastSection`]: relocations.
 /// - [`Malformed::Entry`]: `init_module` or `exit_module`.
-pub fn structure(data: &[u8]) -> Result<(), Malformed> {
+///
+/// On success, the symbol of each of [`ENTRY_POINTS`] the file defines.
+pub fn structure(data: &[u8]) -> Result<[Option<SymbolIndex>; 2], Malformed> {
     let header = elf::FileHeader64::<LE>::parse(data).map_err(Malformed::NotElf)?;
     let sections: Sections<'_> = header.sections(LE, data).map_err(Malformed::NotElf)?;
     let sections = &sections;
@@ -317,18 +319,26 @@ pub fn structure(data: &[u8]) -> Result<(), Malformed> {
         };
         relocations(sections, symbols.len(), h, name_of(h), symtab, data, &mut relocated)?;
     }
-    for entry in ENTRY_POINTS {
-        let mut found = symbols
-            .symbols()
-            .iter()
-            .filter(|s| symbols.symbol_name(LE, s) == Ok(entry.as_bytes()));
-        let Some(sym) = found.next() else { continue };
-        if found.next().is_some() {
+    // Each entry point's symbols, found in one pass over the table: (the
+    // first, whether there is a second).
+    let mut found: [Option<(SymbolIndex, bool)>; 2] = [None; 2];
+    for (index, sym) in symbols.symbols().iter().enumerate() {
+        let Ok(name) = symbols.symbol_name(LE, sym) else { continue };
+        if let Some(i) = ENTRY_POINTS.iter().position(|entry| entry.as_bytes() == name) {
+            found[i] = Some(found[i].map_or((SymbolIndex(index), false), |(first, _)| (first, true)));
+        }
+    }
+    let mut entries = [None; 2];
+    for ((entry, found), slot) in ENTRY_POINTS.into_iter().zip(found).zip(&mut entries) {
+        let Some((index, twice)) = found else { continue };
+        if twice {
             return Err(Malformed::Entry(entry, BadEntry::Twice));
         }
+        let sym = symbols.symbol(index).map_err(Malformed::BadSymtab)?;
         entry_point(sections, sym).map_err(|why| Malformed::Entry(entry, why))?;
+        *slot = Some(index);
     }
-    Ok(())
+    Ok(entries)
 }
 
 /// A section the loader places: its `sh_addralign` is 0 or 1 (none) or a

@@ -19,7 +19,7 @@ use object::elf;
 use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
 use object::{
     LittleEndian, Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SectionIndex, SectionKind,
-    SymbolSection,
+    SymbolIndex, SymbolSection,
 };
 
 use super::check::Malformed;
@@ -209,7 +209,7 @@ impl Aligned {
     /// A copy of `bytes`, however large: for the host's tests and tools. The
     /// kernel copies a module file with [`Aligned::try_new`].
     pub fn new(bytes: &[u8]) -> Self {
-        Self::copy(alloc::vec![0u64; bytes.len().div_ceil(8)], bytes)
+        Self::copy(Vec::with_capacity(bytes.len().div_ceil(8)), bytes)
     }
 
     /// A copy of module file `bytes`, if it is at most [`MAX_FILE`] bytes and
@@ -227,16 +227,21 @@ impl Aligned {
         words
             .try_reserve_exact(bytes.len().div_ceil(8))
             .map_err(|_| LoadError::HeapFull(bytes.len()))?;
-        words.resize(bytes.len().div_ceil(8), 0);
         Ok(Self::copy(words, bytes))
     }
 
-    /// `bytes` into `words`, which holds exactly enough zeroed words.
+    /// `bytes` appended to `words`, empty with room for all of them.
     fn copy(mut words: Vec<u64>, bytes: &[u8]) -> Self {
-        for (word, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            *word = u64::from_le_bytes(b);
+        // Whole words as single loads: a copy of a variable-length slice per
+        // word (what a partial last word needs) was a `memcpy` call per 8
+        // bytes, most of the loader's instructions for a 10 KiB module.
+        let whole = bytes.chunks_exact(8);
+        let tail = whole.remainder();
+        words.extend(whole.map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes"))));
+        if !tail.is_empty() {
+            let mut last = [0u8; 8];
+            last[..tail.len()].copy_from_slice(tail);
+            words.push(u64::from_le_bytes(last));
         }
         Aligned {
             words,
@@ -284,6 +289,9 @@ pub struct Module<'d> {
     plt_at: u64,
     /// Veneer slots reserved, counted as Linux counts them.
     pub plt_slots: usize,
+    /// The symbols of `init_module` and `exit_module`, if defined (found by
+    /// `module::check`, which made sure each is loaded code).
+    entries: [Option<SymbolIndex>; 2],
 }
 
 /// A function defined in a module.
@@ -323,12 +331,13 @@ fn area_of(kind: SectionKind) -> Option<Area> {
     }
 }
 
-/// Refuses `code`, the bytes of section `name`, if it holds an instruction
-/// a module may not contain.
-fn scan_code(name: &str, code: &[u8]) -> Result<(), LoadError> {
+/// Refuses `code`, the bytes of section `name()`, if it holds an
+/// instruction a module may not contain. (Names are read only for
+/// errors: each is a search for its end in the string table.)
+fn scan_code<'n>(name: impl FnOnce() -> &'n str, code: &[u8]) -> Result<(), LoadError> {
     match scan::first_privileged(code) {
         Some((offset, _, what)) => Err(LoadError::Privileged {
-            section: name.into(),
+            section: name().into(),
             offset,
             what,
         }),
@@ -359,7 +368,7 @@ impl<'d> Module<'d> {
     ///   not contain (`module::scan`).
     /// - [`LoadError::Elf`]: the ELF reader refused what the checks passed.
     pub fn parse(data: &'d [u8]) -> Result<Self, LoadError> {
-        super::check::structure(data)?;
+        let entries = super::check::structure(data)?;
         let file = ElfFile64::<LittleEndian>::parse(data).map_err(Malformed::NotElf)?;
         let header = file.elf_header();
         if header.e_type(LittleEndian) != elf::ET_REL || header.e_machine(LittleEndian) != elf::EM_AARCH64 {
@@ -401,7 +410,7 @@ impl<'d> Module<'d> {
             if s.elf_section_header().sh_flags(LittleEndian) & u64::from(elf::SHF_EXECINSTR) != 0
                 && area_of(s.kind()).is_some()
             {
-                scan_code(s.name().unwrap_or("?"), s.data()?)?;
+                scan_code(|| s.name().unwrap_or("?"), s.data()?)?;
             }
         }
 
@@ -458,6 +467,7 @@ impl<'d> Module<'d> {
             areas,
             plt_at,
             plt_slots,
+            entries,
         })
     }
 
@@ -518,12 +528,11 @@ impl<'d> Module<'d> {
         functions
     }
 
-    /// Address of a defined symbol `name` once the image is at `base`.
-    pub fn symbol(&self, name: &str, base: u64) -> Option<u64> {
-        self.file.symbols().find(|s| s.name() == Ok(name)).and_then(|s| {
-            let offset = self.offset_of(s.section_index()?)?;
-            Some(base.wrapping_add(offset).wrapping_add(s.address()))
-        })
+    /// Address of defined symbol `index` once the image is at `base`.
+    fn address(&self, index: SymbolIndex, base: u64) -> Option<u64> {
+        let s = self.file.symbol_by_index(index).ok()?;
+        let offset = self.offset_of(s.section_index()?)?;
+        Some(base.wrapping_add(offset).wrapping_add(s.address()))
     }
 
     /// Fills `image` (zeroed, [`Module::size`] bytes, to run at `base`):
@@ -566,21 +575,25 @@ impl<'d> Module<'d> {
 
         let mut linked = Linked::default();
         let mut plt = Plt::new(self.plt_at, self.plt_slots);
+        // Each kernel symbol is imported once, however many relocations name it.
+        let mut imported: Vec<Option<u64>> = alloc::vec![None; self.file.elf_symbol_table().len()];
         for p in &self.placed {
             let section = self.file.section_by_index(p.index)?;
-            let section_name = section.name().unwrap_or("?");
+            // Names are read only for errors (and imports): each is a
+            // search for its end in a string table.
+            let section_name = || String::from(section.name().unwrap_or("?"));
             for (offset, r) in section.relocations() {
                 let RelocationFlags::Elf { r_type } = r.flags() else {
-                    return Err(LoadError::NotElfRelocation(section_name.into()));
+                    return Err(LoadError::NotElfRelocation(section_name()));
                 };
                 let RelocationTarget::Symbol(index) = r.target() else {
                     return Err(LoadError::NoSymbol {
                         r_type,
-                        section: section_name.into(),
+                        section: section_name(),
                     });
                 };
                 let symbol = self.file.symbol_by_index(index)?;
-                let symbol_name = match symbol.name() {
+                let symbol_name = || match symbol.name() {
                     Ok(n) if !n.is_empty() => n,
                     _ => symbol
                         .section_index()
@@ -591,8 +604,8 @@ impl<'d> Module<'d> {
                 let target = match symbol.section() {
                     SymbolSection::Section(i) => {
                         let at = self.offset_of(i).ok_or_else(|| LoadError::NotLoaded {
-                            section: section_name.into(),
-                            symbol: symbol_name.into(),
+                            section: section_name(),
+                            symbol: symbol_name().into(),
                         })?;
                         base.wrapping_add(at).wrapping_add(symbol.address())
                     }
@@ -600,15 +613,22 @@ impl<'d> Module<'d> {
                     SymbolSection::Undefined => {
                         if matches!(r_type, types::CALL26 | types::JUMP26) && r.addend() != 0 {
                             return Err(LoadError::BranchAddend {
-                                section: section_name.into(),
+                                section: section_name(),
                                 offset,
-                                symbol: symbol_name.into(),
+                                symbol: symbol_name().into(),
                                 addend: r.addend(),
                             });
                         }
-                        import(symbol_name).ok_or_else(|| LoadError::UndefinedSymbol(symbol_name.into()))?
+                        match imported[index.0] {
+                            Some(address) => address,
+                            None => {
+                                let name = symbol_name();
+                                let address = import(name).ok_or_else(|| LoadError::UndefinedSymbol(name.into()))?;
+                                *imported[index.0].insert(address)
+                            }
+                        }
                     }
-                    _ => return Err(LoadError::UnusableSection(symbol_name.into())),
+                    _ => return Err(LoadError::UnusableSection(symbol_name().into())),
                 };
                 let s_plus_a = target.wrapping_add_signed(r.addend());
                 let width = if matches!(r_type, types::ABS64 | types::PREL64) {
@@ -622,7 +642,7 @@ impl<'d> Module<'d> {
                     .map(|_| (p.offset + offset) as usize)
                     .ok_or_else(|| LoadError::PastSection {
                         offset,
-                        section: section_name.into(),
+                        section: section_name(),
                     })?;
                 let end = (p.offset + p.size) as usize;
                 let place = base.wrapping_add(p.offset + offset);
@@ -635,8 +655,8 @@ impl<'d> Module<'d> {
                             .veneer_to(image, base, s_plus_a)
                             .map_err(|error| LoadError::Veneer {
                                 error,
-                                section: section_name.into(),
-                                symbol: symbol_name.into(),
+                                section: section_name(),
+                                symbol: symbol_name().into(),
                             })?;
                         linked.plt = plt.used();
                         result = reloc::apply(r_type, &mut image[start..end], place, veneer);
@@ -644,8 +664,8 @@ impl<'d> Module<'d> {
                 }
                 result.map_err(|error| LoadError::Relocation {
                     error,
-                    section: section_name.into(),
-                    symbol: symbol_name.into(),
+                    section: section_name(),
+                    symbol: symbol_name().into(),
                 })?;
             }
         }
@@ -654,11 +674,12 @@ impl<'d> Module<'d> {
             let section = self.file.section_by_index(p.index)?;
             if section.elf_section_header().sh_flags(LittleEndian) & u64::from(elf::SHF_EXECINSTR) != 0 {
                 let at = p.offset as usize;
-                scan_code(section.name().unwrap_or("?"), &image[at..at + p.size as usize])?;
+                scan_code(|| section.name().unwrap_or("?"), &image[at..at + p.size as usize])?;
             }
         }
-        linked.init = self.symbol("init_module", base);
-        linked.exit = self.symbol("exit_module", base);
+        let [init, exit] = self.entries.map(|entry| self.address(entry?, base));
+        linked.init = init;
+        linked.exit = exit;
         Ok(linked)
     }
 }
