@@ -42,6 +42,9 @@ struct Loaded {
     functions: Vec<load::Function>,
     /// Its sections: (name, offset from base, size).
     sections: Vec<(String, u64, u64)>,
+    /// Where its sections are, as `add-symbol-file` arguments (`-s NAME
+    /// ADDRESS ...`), for the debug record.
+    symbol_file_args: String,
     /// Where its veneers start, from base.
     plt_at: u64,
     /// Its text, rodata and data areas: (offset from base, size).
@@ -168,6 +171,10 @@ pub fn insmod(name: &str, at: &Where) -> Result<Inserted, String> {
     let [(_, text, _), ..] = module.areas();
     cpu::sync_icache(buffer, text as usize);
 
+    let sections: Vec<(String, u64, u64)> = module
+        .sections()
+        .map(|(name, p)| (name.to_string(), p.offset, p.size))
+        .collect();
     let loaded = Loaded {
         name: name.to_string(),
         base,
@@ -179,10 +186,8 @@ pub fn insmod(name: &str, at: &Where) -> Result<Inserted, String> {
         direct: linked.direct,
         exit: linked.exit,
         functions: module.functions(),
-        sections: module
-            .sections()
-            .map(|(name, p)| (name.to_string(), p.offset, p.size))
-            .collect(),
+        symbol_file_args: symbol_file_args(base, &sections),
+        sections,
         plt_at: module.plt_offset(),
         areas: module.areas().map(|(offset, size, _)| (offset, size)),
         faulted: None,
@@ -348,19 +353,25 @@ pub fn rmmod(name: &str) -> Result<Vec<String>, String> {
     Ok(faulted.into_iter().chain(note).collect())
 }
 
+/// `-s NAME ADDRESS ` for each of `sections` (name, offset, size) of a
+/// module at `base`: written once per module, into one string.
+fn symbol_file_args(base: u64, sections: &[(String, u64, u64)]) -> String {
+    use core::fmt::Write;
+    // "-s ", " 0x", 16 digits, " ".
+    let mut args = String::with_capacity(sections.iter().map(|(name, ..)| name.len() + 23).sum());
+    for (section, offset, _) in sections {
+        let _ = write!(args, "-s {section} {:#x} ", base + offset);
+    }
+    args
+}
+
 /// Tells the debug record which modules are loaded, and where each of their
 /// sections is (as `add-symbol-file -s` pairs).
 fn publish() {
     let modules = MODULES.lock();
     let list: Vec<(&str, u64, String)> = modules
         .iter()
-        .map(|m| {
-            let mut args = String::new();
-            for (section, offset, _) in &m.sections {
-                args.push_str(&alloc::format!("-s {section} {:#x} ", m.base + offset));
-            }
-            (m.name.as_str(), m.base, args)
-        })
+        .map(|m| (m.name.as_str(), m.base, m.symbol_file_args.clone()))
         .collect();
     crate::debug::record::modules(&list);
 }
