@@ -232,12 +232,24 @@ impl Aligned {
 
     /// `bytes` appended to `words`, empty with room for all of them.
     fn copy(mut words: Vec<u64>, bytes: &[u8]) -> Self {
-        // Whole words as single loads: a copy of a variable-length slice per
-        // word (what a partial last word needs) was a `memcpy` call per 8
-        // bytes, most of the loader's instructions for a 10 KiB module.
-        let whole = bytes.chunks_exact(8);
-        let tail = whole.remainder();
-        words.extend(whole.map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes"))));
+        let (whole, tail) = bytes.split_at(bytes.len() / 8 * 8);
+        // The kernel's target may not assume that an unaligned load works:
+        // from a slice of unknown alignment, every copy (`memcpy` too) goes
+        // a byte at a time, and that was a tenth of loading hello.ko (7,600
+        // instructions for its 2,752 bytes). Files in a cpio archive are
+        // 4-byte aligned: those are copied by 32-bit halves (1,500).
+        match object::pod::slice_from_all_bytes::<u32>(whole) {
+            Ok(halves) => words.extend(
+                halves
+                    .chunks_exact(2)
+                    .map(|h| u64::from(u32::from_le(h[0])) | (u64::from(u32::from_le(h[1])) << 32)),
+            ),
+            Err(()) => words.extend(
+                whole
+                    .chunks_exact(8)
+                    .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes"))),
+            ),
+        }
         if !tail.is_empty() {
             let mut last = [0u8; 8];
             last[..tail.len()].copy_from_slice(tail);
@@ -687,6 +699,20 @@ impl<'d> Module<'d> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whatever the alignment of the file (4-byte aligned ones are copied
+    /// by halves) and however its length ends.
+    #[test]
+    fn aligned_copy_keeps_the_bytes_from_any_alignment() {
+        let words: Vec<u64> = (0..8u64).map(|i| 0x0706_0504_0302_0100 + i * 0x0808_0808_0808_0808).collect();
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        for start in 0..8 {
+            for len in 0..=bytes.len() - start {
+                let file = &bytes[start..start + len];
+                assert_eq!(Aligned::new(file).bytes(), file, "from {start}, {len} bytes");
+            }
+        }
+    }
 
     #[test]
     fn aligned_copy_keeps_the_bytes() {
