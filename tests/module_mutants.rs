@@ -265,7 +265,7 @@ fn function_sizes_from_the_file_are_clamped_to_their_section() {
         assert!(
             f.offset >= start && f.offset + f.size <= start + size,
             "{} {:#x}+{:#x} leaves {} {start:#x}+{size:#x}",
-            f.name,
+            f.name(),
             f.offset,
             f.size,
             f.section

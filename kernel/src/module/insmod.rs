@@ -360,7 +360,9 @@ fn symbol_file_args(base: u64, sections: &[(String, u64, u64)]) -> String {
     // "-s ", " 0x", 16 digits, " ".
     let mut args = String::with_capacity(sections.iter().map(|(name, ..)| name.len() + 23).sum());
     for (section, offset, _) in sections {
-        let _ = write!(args, "-s {section} {:#x} ", base + offset);
+        args.push_str("-s ");
+        args.push_str(section);
+        let _ = write!(args, " {:#x} ", base + offset);
     }
     args
 }
@@ -523,7 +525,7 @@ fn symbolize_in(m: &Loaded, addr: u64) -> Option<Symbol> {
         .iter()
         .find(|f| (f.offset..f.offset + f.size.max(1)).contains(&offset))?;
     Some(Symbol {
-        name: f.name.clone(),
+        name: f.name(),
         offset: offset - f.offset,
         section: f.section.clone(),
         module: Some(m.name.clone()),
@@ -543,7 +545,7 @@ pub fn find_function(name: &str) -> Option<u64> {
     MODULES
         .lock()
         .iter()
-        .find_map(|m| m.functions.iter().find(|f| f.name == name).map(|f| m.base + f.offset))
+        .find_map(|m| m.functions.iter().find(|f| f.name() == name).map(|f| m.base + f.offset))
 }
 
 /// The virtual address of `pa` in each loaded module whose frames hold it.

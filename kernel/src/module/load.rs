@@ -309,14 +309,23 @@ pub struct Module<'d> {
 /// A function defined in a module.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Function {
-    /// Demangled, without the hash.
-    pub name: String,
+    /// Its symbol, as the file names it (mangled): demangled only when
+    /// asked ([`Function::name`]), since most of a module's functions never
+    /// are, and demangling them all was a twentieth of loading hello.ko.
+    pub symbol: String,
     /// Where it starts, from the module image's base.
     pub offset: u64,
     /// Its size in bytes.
     pub size: u64,
     /// The section it is in.
     pub section: String,
+}
+
+impl Function {
+    /// Its name, demangled, without the hash.
+    pub fn name(&self) -> String {
+        format!("{:#}", rustc_demangle::demangle(&self.symbol))
+    }
 }
 
 /// What linking did.
@@ -426,26 +435,29 @@ impl<'d> Module<'d> {
             }
         }
 
-        // Veneers go after the text, as many as Linux would count.
+        // Veneers go after the text, as many as Linux would count. Only
+        // branches can need one: `plt::count` counts nothing else, and
+        // another type never sorts next to a branch as its duplicate.
         let mut plt_slots = 0usize;
+        let mut branches: Vec<Branch> = Vec::new();
         for p in &placed[Area::Text as usize] {
             let section = file.section_by_index(p.index)?;
-            let mut branches: Vec<Branch> = section
-                .relocations()
-                .filter_map(|(_, r)| {
-                    let (RelocationFlags::Elf { r_type }, RelocationTarget::Symbol(sym)) = (r.flags(), r.target())
-                    else {
-                        return None;
-                    };
-                    let defined_in = file.symbol_by_index(sym).ok().and_then(|s| s.section_index());
-                    Some(Branch {
-                        r_type,
-                        symbol: sym.0 as u32,
-                        addend: r.addend(),
-                        same_section: defined_in == Some(p.index),
-                    })
+            branches.clear();
+            branches.extend(section.relocations().filter_map(|(_, r)| {
+                let (RelocationFlags::Elf { r_type }, RelocationTarget::Symbol(sym)) = (r.flags(), r.target()) else {
+                    return None;
+                };
+                if !matches!(r_type, types::CALL26 | types::JUMP26) {
+                    return None;
+                }
+                let defined_in = file.symbol_by_index(sym).ok().and_then(|s| s.section_index());
+                Some(Branch {
+                    r_type,
+                    symbol: sym.0 as u32,
+                    addend: r.addend(),
+                    same_section: defined_in == Some(p.index),
                 })
-                .collect();
+            }));
             plt_slots += plt::count(&mut branches);
         }
         let plt_at = round_up(ends[0], 16)?;
@@ -515,8 +527,7 @@ impl<'d> Module<'d> {
         self.placed.iter().find(|p| p.index == index).map(|p| p.offset)
     }
 
-    /// The module's functions, demangled, lowest first: for backtraces and
-    /// `sym`.
+    /// The module's functions, lowest first: for backtraces and `sym`.
     pub fn functions(&self) -> Vec<Function> {
         let mut functions: Vec<Function> = self
             .file
@@ -529,7 +540,7 @@ impl<'d> Module<'d> {
                 // lookup (`offset + size`) stays inside the module.
                 let size = s.size().min(section.size().saturating_sub(s.address()));
                 Some(Function {
-                    name: format!("{:#}", rustc_demangle::demangle(s.name().ok()?)),
+                    symbol: s.name().ok()?.into(),
                     offset: self.offset_of(index)?.checked_add(s.address())?,
                     size,
                     section: section.name().ok()?.into(),
