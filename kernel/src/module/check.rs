@@ -358,18 +358,32 @@ pub fn structure(data: &[u8]) -> Result<[Option<SymbolIndex>; 2], Malformed> {
 #[derive(Clone, Copy)]
 struct Strings<'d>(&'d [u8]);
 
-impl Strings<'_> {
+impl<'d> Strings<'d> {
+    /// The bytes from `offset` to the end of the table.
+    fn at(self, offset: u32) -> &'d [u8] {
+        self.0.get(offset as usize..).unwrap_or_default()
+    }
+
     /// Whether the name at `offset` starts with `prefix`.
     fn starts_with(self, offset: u32, prefix: &[u8]) -> bool {
-        self.0.get(offset as usize..).is_some_and(|s| s.starts_with(prefix))
+        self.at(offset).starts_with(prefix)
     }
 
     /// Whether the name at `offset` is `name` (as the reader would read it:
-    /// up to a NUL).
+    /// up to a NUL). Byte by byte: most names differ in their first.
     fn is(self, offset: u32, name: &[u8]) -> bool {
-        self.0
-            .get(offset as usize..)
-            .is_some_and(|s| s.starts_with(name) && s.get(name.len()) == Some(&0))
+        let mut rest = self.at(offset).iter();
+        name.iter().all(|b| rest.next() == Some(b)) && rest.next() == Some(&0)
+    }
+
+    /// Whether the names at `a` and `b` are the same, as the reader would
+    /// read them: NUL-terminated, UTF-8.
+    fn same(self, a: u32, b: u32) -> bool {
+        let (a, b) = (self.at(a), self.at(b));
+        match a.iter().zip(b).position(|(x, y)| x != y || *x == 0) {
+            Some(len) => a[len] == 0 && b[len] == 0 && core::str::from_utf8(&a[..len]).is_ok(),
+            None => false,
+        }
     }
 }
 
@@ -474,11 +488,10 @@ fn relocations(
             target: name_of(patched),
         });
     }
-    // Named `.rela` and the name of the section it patches (read once).
-    let target_name = section_name(sections, patched);
+    // Named `.rela` and the name of the section it patches.
     let offset = h.sh_name(LE);
-    if !(names.starts_with(offset, b".rela") && names.is(offset.wrapping_add(5), target_name.as_bytes())) {
-        return Err(Malformed::Misnamed(name(), target_name.into()));
+    if !(names.starts_with(offset, b".rela") && names.same(offset.wrapping_add(5), patched.sh_name(LE))) {
+        return Err(Malformed::Misnamed(name(), name_of(patched)));
     }
     let table: &[elf::Rela64<LE>] = h
         .data_as_array(LE, data)
