@@ -141,9 +141,10 @@ pub fn insmod(name: &str, at: &Where) -> Result<Inserted, String> {
         alloc::format!("{name}: {msg}")
     };
     let buffer = frames.to_linear().as_ptr::<u8>();
-    // SAFETY: the frames are ours, mapped rw in the linear map, `size` bytes.
+    // SAFETY: the frames are ours, mapped rw (Normal memory) in the linear
+    // map, `size` bytes, a whole number of pages.
     let image = unsafe {
-        core::ptr::write_bytes(buffer, 0, size as usize);
+        cpu::zero_pages(buffer, size as usize);
         core::slice::from_raw_parts_mut(buffer, size as usize)
     };
     let window = if at.far {
@@ -527,7 +528,7 @@ fn symbolize_in(m: &Loaded, addr: u64) -> Option<Symbol> {
     Some(Symbol {
         name: f.name(),
         offset: offset - f.offset,
-        section: f.section.clone(),
+        section: m.sections.get(f.section).map_or_else(|| "?".into(), |(name, ..)| name.clone()),
         module: Some(m.name.clone()),
     })
 }

@@ -317,8 +317,8 @@ pub struct Function {
     pub offset: u64,
     /// Its size in bytes.
     pub size: u64,
-    /// The section it is in.
-    pub section: String,
+    /// The section it is in: its place in [`Module::sections`].
+    pub section: usize,
 }
 
 impl Function {
@@ -535,15 +535,16 @@ impl<'d> Module<'d> {
             .filter(|s| s.kind() == object::SymbolKind::Text && s.is_definition())
             .filter_map(|s| {
                 let index = s.section_index()?;
-                let section = self.file.section_by_index(index).ok()?;
+                let section = self.placed.iter().position(|p| p.index == index)?;
+                let placed = self.placed[section];
                 // st_size is the file's word: clamped to the section, so a
                 // lookup (`offset + size`) stays inside the module.
-                let size = s.size().min(section.size().saturating_sub(s.address()));
+                let size = s.size().min(placed.size.saturating_sub(s.address()));
                 Some(Function {
                     symbol: s.name().ok()?.into(),
-                    offset: self.offset_of(index)?.checked_add(s.address())?,
+                    offset: placed.offset.checked_add(s.address())?,
                     size,
-                    section: section.name().ok()?.into(),
+                    section,
                 })
             })
             .collect();
