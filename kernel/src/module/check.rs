@@ -314,7 +314,11 @@ pub fn structure(data: &[u8]) -> Result<[Option<SymbolIndex>; 2], Malformed> {
     // relocation section): one section each, so no relocation section can
     // patch another's code and leave its own target unrelocated.
     let mut relocated: alloc::vec::Vec<Option<usize>> = alloc::vec![None; sections.len()];
-    for (i, h) in sections.iter().enumerate().filter(|(_, h)| h.sh_type(LE) == elf::SHT_RELA) {
+    for (i, h) in sections
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.sh_type(LE) == elf::SHT_RELA)
+    {
         let Some(symtab) = symtab else {
             return Err(Malformed::NoSymtab(name_of(h).into()));
         };
@@ -335,7 +339,10 @@ pub fn structure(data: &[u8]) -> Result<[Option<SymbolIndex>; 2], Malformed> {
         .map_or(Strings(&[]), Strings);
     let mut found: [Option<(SymbolIndex, bool)>; 2] = [None; 2];
     for (index, sym) in symbols.symbols().iter().enumerate() {
-        if let Some(i) = ENTRY_POINTS.iter().position(|entry| strings.is(sym.st_name(LE), entry.as_bytes())) {
+        if let Some(i) = ENTRY_POINTS
+            .iter()
+            .position(|entry| strings.is(sym.st_name(LE), entry.as_bytes()))
+        {
             found[i] = Some(found[i].map_or((SymbolIndex(index), false), |(first, _)| (first, true)));
         }
     }
@@ -481,7 +488,9 @@ fn relocations(
         return Err(Malformed::TargetNotLoaded(name(), target));
     }
     if let Some(first) = relocated[target].replace(rela.index) {
-        let first = sections.section(SectionIndex(first)).map_or_else(|_| "?".into(), name_of);
+        let first = sections
+            .section(SectionIndex(first))
+            .map_or_else(|_| "?".into(), name_of);
         return Err(Malformed::SecondRelocations {
             first,
             second: name(),
@@ -493,9 +502,7 @@ fn relocations(
     if !(names.starts_with(offset, b".rela") && names.same(offset.wrapping_add(5), patched.sh_name(LE))) {
         return Err(Malformed::Misnamed(name(), name_of(patched)));
     }
-    let table: &[elf::Rela64<LE>] = h
-        .data_as_array(LE, data)
-        .map_err(|_| Malformed::OutsideFile(name()))?;
+    let table: &[elf::Rela64<LE>] = h.data_as_array(LE, data).map_err(|_| Malformed::OutsideFile(name()))?;
     for (index, r) in table.iter().enumerate() {
         let symbol = r.r_sym(LE, false) as usize;
         if symbol >= rela.nsyms {

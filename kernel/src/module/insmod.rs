@@ -528,7 +528,10 @@ fn symbolize_in(m: &Loaded, addr: u64) -> Option<Symbol> {
     Some(Symbol {
         name: f.name(),
         offset: offset - f.offset,
-        section: m.sections.get(f.section).map_or_else(|| "?".into(), |(name, ..)| name.clone()),
+        section: m
+            .sections
+            .get(f.section)
+            .map_or_else(|| "?".into(), |(name, ..)| name.clone()),
         module: Some(m.name.clone()),
     })
 }

@@ -716,7 +716,9 @@ mod tests {
     /// by halves) and however its length ends.
     #[test]
     fn aligned_copy_keeps_the_bytes_from_any_alignment() {
-        let words: Vec<u64> = (0..8u64).map(|i| 0x0706_0504_0302_0100 + i * 0x0808_0808_0808_0808).collect();
+        let words: Vec<u64> = (0..8u64)
+            .map(|i| 0x0706_0504_0302_0100 + i * 0x0808_0808_0808_0808)
+            .collect();
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
         for start in 0..8 {
             for len in 0..=bytes.len() - start {

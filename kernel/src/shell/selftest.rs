@@ -580,8 +580,16 @@ fn zeroing_pages_clears_every_byte(_: &Context) -> TestResult {
     let dirty = bytes[..2 * page].iter().position(|&b| b != 0);
     let spilled = bytes[2 * page..].iter().position(|&b| b != 0xa5);
     frames::free_frames_at(pa, 3);
-    check(dirty.is_none(), "a byte was not zeroed (offset)", dirty.unwrap_or(0) as u64)?;
-    check(spilled.is_none(), "a byte past the pages was zeroed (offset)", spilled.unwrap_or(0) as u64)
+    check(
+        dirty.is_none(),
+        "a byte was not zeroed (offset)",
+        dirty.unwrap_or(0) as u64,
+    )?;
+    check(
+        spilled.is_none(),
+        "a byte past the pages was zeroed (offset)",
+        spilled.unwrap_or(0) as u64,
+    )
 }
 
 /// Device registers must be Device memory and never executable: a real CPU
