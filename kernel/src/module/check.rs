@@ -601,6 +601,19 @@ mod tests {
         );
     }
 
+    /// In place, as the ELF reader would read them: up to a NUL, in the
+    /// table, and (for `same`) UTF-8.
+    #[test]
+    fn names_compare_in_place_as_the_reader_reads_them() {
+        let t = Strings(b"\0.rela.text.f\0.text.f\0.text.g\0\xff\0\xff\0.text.f");
+        assert!(t.is(1, b".rela.text.f") && t.starts_with(1, b".rela"));
+        assert!(!t.is(1, b".rela.text") && !t.is(1, b".rela.text.f.x") && !t.is(99, b""));
+        assert!(t.is(0, b"") && !t.is(34, b".text.f"), "no NUL before the end: no name");
+        assert!(t.same(6, 14) && !t.same(6, 22), ".text.f, .text.g");
+        assert!(!t.same(30, 32), "the same bytes, but not UTF-8");
+        assert!(!t.same(14, 34), "no NUL before the end");
+    }
+
     #[test]
     fn entry_point_messages_name_the_entry() {
         let rows = [
