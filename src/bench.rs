@@ -314,6 +314,9 @@ pub struct ModuleLoad {
     pub far_targets: u64,
     /// Instructions `insmod` took, `init_module` included.
     pub instructions: u64,
+    /// Instructions the loader itself ran: from the start of `insmod` to the
+    /// call of `init_module`.
+    pub loader_instructions: u64,
 }
 
 /// The `.ko`'s relocations in allocated sections, and the distinct undefined
@@ -715,7 +718,7 @@ impl Results {
     fn modules_table(&self, out: &mut String) {
         if !self.modules.is_empty() {
             out.push_str(
-                "| module | loaded | relocations | slots counted | veneers written | distinct far targets | veneers / targets | insmod instructions |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+                "| module | loaded | relocations | slots counted | veneers written | distinct far targets | veneers / targets | insmod instructions | loader instructions (to init_module) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
             );
             for m in &self.modules {
                 let per = if m.far {
@@ -725,14 +728,15 @@ impl Results {
                 };
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {} | {per} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {per} | {} | {} |",
                     m.name,
                     if m.far { "far" } else { "near" },
                     m.relocations,
                     m.slots,
                     m.veneers,
                     m.far_targets,
-                    m.instructions
+                    m.instructions,
+                    m.loader_instructions
                 );
             }
             out.push('\n');
@@ -792,6 +796,7 @@ impl Results {
             "modules": self.modules.iter().map(|m| json!({
                 "module": m.name, "far": m.far, "relocations": m.relocations, "slots": m.slots,
                 "veneers": m.veneers, "far_targets": m.far_targets, "insmod_instructions": m.instructions,
+                "loader_instructions": m.loader_instructions,
             })).collect::<Vec<_>>(),
         })
     }

@@ -261,14 +261,14 @@ fn function_sizes_from_the_file_are_clamped_to_their_section() {
     let listed = module.functions();
     assert_eq!(listed.len(), functions.len());
     for f in listed {
-        let &(_, start, size) = sections.iter().find(|(n, ..)| *n == f.section).unwrap();
+        let (section, start, size) = sections[f.section];
         assert!(
             f.offset >= start && f.offset + f.size <= start + size,
             "{} {:#x}+{:#x} leaves {} {start:#x}+{size:#x}",
-            f.name,
+            f.name(),
             f.offset,
             f.size,
-            f.section
+            section
         );
     }
 }

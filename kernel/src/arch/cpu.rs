@@ -137,14 +137,58 @@ pub fn invalidate_icache() {
     };
 }
 
+/// The smallest data-cache line of any cache this CPU's maintenance
+/// reaches, in bytes (CTR_EL0.DminLine, log2 of words): maintenance by
+/// address steps by it, as Linux's does.
+fn dcache_line() -> usize {
+    let ctr: u64;
+    // SAFETY: CTR_EL0 is readable at EL1.
+    unsafe { core::arch::asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags)) };
+    4 << ((ctr >> 16) & 0xf)
+}
+
 /// Makes `len` bytes of code written as data at `start` safe to execute.
 pub fn sync_icache(start: *const u8, len: usize) {
-    // The smallest data-cache line the architecture allows is 16 bytes;
-    // stepping by it cleans every line whatever this CPU's size is.
-    for offset in (0..len).step_by(16) {
-        clean_to_pou(start.wrapping_add(offset));
+    // Every line the bytes touch, at this CPU's line size: stepping by the
+    // smallest the architecture allows (16 bytes) cleaned each 64-byte line
+    // of the Cortex-A72 four times, 1,000 instructions per page of module text.
+    let line = dcache_line();
+    let first = start.wrapping_sub(start as usize % line);
+    let end = start.wrapping_add(len);
+    let mut p = first;
+    while p < end {
+        clean_to_pou(p);
+        p = p.wrapping_add(line);
     }
     invalidate_icache();
+}
+
+/// Zeroes the `len` bytes at `start`, both page-aligned: a block
+/// (DCZID_EL0.BS words, 64 bytes on the Cortex-A72) per `dc zva`, as Linux's
+/// `clear_page` does, or by stores where the CPU prohibits that
+/// (DCZID_EL0.DZP). By stores, zeroing a module's two 4 KiB pages took 3,000
+/// instructions (and a 64 KiB page 24,000).
+///
+/// # Safety
+/// The bytes are writable, no one else's, and mapped as Normal memory: `dc
+/// zva` on Device memory faults on hardware (TCG would not fault; the
+/// linear map, the only caller's, is Normal).
+pub unsafe fn zero_pages(start: *mut u8, len: usize) {
+    let dczid: u64;
+    // SAFETY: DCZID_EL0 is readable at EL1.
+    unsafe { core::arch::asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack, preserves_flags)) };
+    if dczid & 0x10 != 0 {
+        // SAFETY: the caller's contract.
+        unsafe { core::ptr::write_bytes(start, 0, len) };
+        return;
+    }
+    // At most 2 KiB: pages hold whole blocks.
+    let block = 4 << (dczid & 0xf);
+    debug_assert!((start as usize).is_multiple_of(block) && len.is_multiple_of(block));
+    for offset in (0..len).step_by(block) {
+        // SAFETY: the caller's contract; the block is inside the bytes.
+        unsafe { core::arch::asm!("dc zva, {}", in(reg) start.add(offset), options(nostack, preserves_flags)) };
+    }
 }
 
 /// The stacks to continue on: `exception` becomes SP_EL1; with `kernel`, the

@@ -10,7 +10,7 @@ use core::fmt;
 
 use object::elf;
 use object::read::elf::{FileHeader, Rela, SectionHeader, SectionTable, Sym, SymbolTable};
-use object::{LittleEndian as LE, SectionIndex};
+use object::{LittleEndian as LE, SectionIndex, SymbolIndex};
 
 type Sections<'d> = SectionTable<'d, elf::FileHeader64<LE>>;
 type Symbols<'d> = SymbolTable<'d, elf::FileHeader64<LE>>;
@@ -260,35 +260,38 @@ impl fmt::Display for Malformed {
 ///   [`Malformed::Misnamed`], [`Malformed::SecondRelocations`],
 ///   [`Malformed::NoSuchSymbol`], [`Malformed::PastSection`]: relocations.
 /// - [`Malformed::Entry`]: `init_module` or `exit_module`.
-pub fn structure(data: &[u8]) -> Result<(), Malformed> {
+///
+/// On success, the symbol of each of [`ENTRY_POINTS`] the file defines.
+pub fn structure(data: &[u8]) -> Result<[Option<SymbolIndex>; 2], Malformed> {
     let header = elf::FileHeader64::<LE>::parse(data).map_err(Malformed::NotElf)?;
     let sections: Sections<'_> = header.sections(LE, data).map_err(Malformed::NotElf)?;
     let sections = &sections;
-    let name_of = |h: &elf::SectionHeader64<LE>| {
-        sections
-            .section_name(LE, h)
-            .ok()
-            .and_then(|n| core::str::from_utf8(n).ok())
-            .unwrap_or("?")
-    };
+    // Names are read whole (a search for each one's end) only for messages;
+    // the checks compare them in place.
+    let name_of = |h| section_name(sections, h);
+    let names = header
+        .section_strings_index(LE, data)
+        .and_then(|i| sections.section(i))
+        .and_then(|h| h.data(LE, data))
+        .map_or(Strings(&[]), Strings);
     let mut symtab = None;
     for (i, h) in sections.iter().enumerate() {
-        let (name, kind) = (name_of(h), h.sh_type(LE));
+        let (name, kind) = (|| name_of(h), h.sh_type(LE));
         let flags = h.sh_flags(LE);
         if kind == elf::SHT_REL {
-            return Err(Malformed::Rel(name.into()));
+            return Err(Malformed::Rel(name().into()));
         }
         if !UNDERSTOOD.contains(&kind) && kind != SHT_LLVM_ADDRSIG {
-            return Err(Malformed::UnknownType(name.into(), kind));
+            return Err(Malformed::UnknownType(name().into(), kind));
         }
-        if name.starts_with(".rela") && kind != elf::SHT_RELA {
-            return Err(Malformed::RelaInName(name.into(), kind));
+        if kind != elf::SHT_RELA && names.starts_with(h.sh_name(LE), b".rela") && name().starts_with(".rela") {
+            return Err(Malformed::RelaInName(name().into(), kind));
         }
-        if name == ".symtab" && kind != elf::SHT_SYMTAB {
-            return Err(Malformed::NotSymtab(name.into(), kind));
+        if kind != elf::SHT_SYMTAB && names.is(h.sh_name(LE), b".symtab") {
+            return Err(Malformed::NotSymtab(name().into(), kind));
         }
         if kind == elf::SHT_NOBITS && flags & u64::from(elf::SHF_EXECINSTR) != 0 {
-            return Err(Malformed::EmptyCode(name.into()));
+            return Err(Malformed::EmptyCode(name().into()));
         }
         if flags & u64::from(elf::SHF_ALLOC) != 0 {
             alignment(h, name)?;
@@ -300,57 +303,124 @@ pub fn structure(data: &[u8]) -> Result<(), Malformed> {
             entries(h, name, SYM_SIZE, "symbol")?;
             let link = sections.section(SectionIndex(h.sh_link(LE) as usize));
             if link.map(|s| s.sh_type(LE)) != Ok(elf::SHT_STRTAB) {
-                return Err(Malformed::NoStrtab(name.into()));
+                return Err(Malformed::NoStrtab(name().into()));
             }
         }
     }
     let symbols: Symbols<'_> = sections
         .symbols(LE, data, elf::SHT_SYMTAB)
         .map_err(Malformed::BadSymtab)?;
-    // Which sections already have their relocations: one section each, so
-    // no relocation section can patch another's code and leave its own
-    // target unrelocated.
-    let mut relocated: alloc::vec::Vec<Option<&str>> = alloc::vec![None; sections.len()];
-    for h in sections.iter().filter(|h| h.sh_type(LE) == elf::SHT_RELA) {
+    // Which sections already have their relocations (the index of the
+    // relocation section): one section each, so no relocation section can
+    // patch another's code and leave its own target unrelocated.
+    let mut relocated: alloc::vec::Vec<Option<usize>> = alloc::vec![None; sections.len()];
+    for (i, h) in sections
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.sh_type(LE) == elf::SHT_RELA)
+    {
         let Some(symtab) = symtab else {
             return Err(Malformed::NoSymtab(name_of(h).into()));
         };
-        relocations(sections, symbols.len(), h, name_of(h), symtab, data, &mut relocated)?;
+        let rela = RelaSection {
+            index: i,
+            header: h,
+            nsyms: symbols.len(),
+            symtab,
+        };
+        relocations(sections, names, rela, data, &mut relocated)?;
     }
-    for entry in ENTRY_POINTS {
-        let mut found = symbols
-            .symbols()
+    // Each entry point's symbols, found in one pass over the table: (the
+    // first, whether there is a second).
+    let strings = symtab
+        .and_then(|i| sections.section(SectionIndex(i)).ok())
+        .and_then(|h| sections.section(SectionIndex(h.sh_link(LE) as usize)).ok())
+        .and_then(|h| h.data(LE, data).ok())
+        .map_or(Strings(&[]), Strings);
+    let mut found: [Option<(SymbolIndex, bool)>; 2] = [None; 2];
+    for (index, sym) in symbols.symbols().iter().enumerate() {
+        if let Some(i) = ENTRY_POINTS
             .iter()
-            .filter(|s| symbols.symbol_name(LE, s) == Ok(entry.as_bytes()));
-        let Some(sym) = found.next() else { continue };
-        if found.next().is_some() {
+            .position(|entry| strings.is(sym.st_name(LE), entry.as_bytes()))
+        {
+            found[i] = Some(found[i].map_or((SymbolIndex(index), false), |(first, _)| (first, true)));
+        }
+    }
+    let mut entries = [None; 2];
+    for ((entry, found), slot) in ENTRY_POINTS.into_iter().zip(found).zip(&mut entries) {
+        let Some((index, twice)) = found else { continue };
+        if twice {
             return Err(Malformed::Entry(entry, BadEntry::Twice));
         }
+        let sym = symbols.symbol(index).map_err(Malformed::BadSymtab)?;
         entry_point(sections, sym).map_err(|why| Malformed::Entry(entry, why))?;
+        *slot = Some(index);
     }
-    Ok(())
+    Ok(entries)
+}
+
+/// A string table's bytes, to compare names in place: through the ELF
+/// reader, each name is first searched for its end, and for every section
+/// and symbol of a module that was most of this check's instructions.
+#[derive(Clone, Copy)]
+struct Strings<'d>(&'d [u8]);
+
+impl<'d> Strings<'d> {
+    /// The bytes from `offset` to the end of the table.
+    fn at(self, offset: u32) -> &'d [u8] {
+        self.0.get(offset as usize..).unwrap_or_default()
+    }
+
+    /// Whether the name at `offset` starts with `prefix`.
+    fn starts_with(self, offset: u32, prefix: &[u8]) -> bool {
+        self.at(offset).starts_with(prefix)
+    }
+
+    /// Whether the name at `offset` is `name` (as the reader would read it:
+    /// up to a NUL). Byte by byte: most names differ in their first.
+    fn is(self, offset: u32, name: &[u8]) -> bool {
+        let mut rest = self.at(offset).iter();
+        name.iter().all(|b| rest.next() == Some(b)) && rest.next() == Some(&0)
+    }
+
+    /// Whether the names at `a` and `b` are the same, as the reader would
+    /// read them: NUL-terminated, UTF-8.
+    fn same(self, a: u32, b: u32) -> bool {
+        let (a, b) = (self.at(a), self.at(b));
+        match a.iter().zip(b).position(|(x, y)| x != y || *x == 0) {
+            Some(len) => a[len] == 0 && b[len] == 0 && core::str::from_utf8(&a[..len]).is_ok(),
+            None => false,
+        }
+    }
 }
 
 /// A section the loader places: its `sh_addralign` is 0 or 1 (none) or a
 /// power of two, as the ELF spec requires (the layout rounds offsets up to
-/// it), and code is at least 4-aligned, so every instruction is.
-fn alignment(h: &elf::SectionHeader64<LE>, name: &str) -> Result<(), Malformed> {
+/// it), and code is at least 4-aligned, so every instruction is. `name`
+/// names it in a refusal.
+fn alignment<'n>(h: &elf::SectionHeader64<LE>, name: impl FnOnce() -> &'n str) -> Result<(), Malformed> {
     let align = h.sh_addralign(LE);
     if align > 1 && !align.is_power_of_two() {
-        return Err(Malformed::OddAlignment(name.into(), align));
+        return Err(Malformed::OddAlignment(name().into(), align));
     }
     if h.sh_flags(LE) & u64::from(elf::SHF_EXECINSTR) != 0 && align < 4 {
-        return Err(Malformed::UnalignedCode(name.into(), align));
+        return Err(Malformed::UnalignedCode(name().into(), align));
     }
     Ok(())
 }
 
-/// A table section of `size`-byte entries: whole entries, aligned.
-fn entries(h: &elf::SectionHeader64<LE>, name: &str, size: u64, what: &'static str) -> Result<u64, Malformed> {
+/// A table section of `size`-byte entries: whole entries, aligned. `name`
+/// names it in a refusal.
+fn entries<'n>(
+    h: &elf::SectionHeader64<LE>,
+    name: impl FnOnce() -> &'n str,
+    size: u64,
+    what: &'static str,
+) -> Result<u64, Malformed> {
     let (entsize, bytes) = (h.sh_entsize(LE), h.sh_size(LE));
     if entsize != size {
         return Err(Malformed::EntrySize {
-            section: name.into(),
+            section: name().into(),
             entsize,
             want: size,
             what,
@@ -358,76 +428,95 @@ fn entries(h: &elf::SectionHeader64<LE>, name: &str, size: u64, what: &'static s
     }
     if !bytes.is_multiple_of(size) {
         return Err(Malformed::PartialEntry {
-            section: name.into(),
+            section: name().into(),
             bytes,
             what,
         });
     }
     if !h.sh_offset(LE).is_multiple_of(8) {
-        return Err(Malformed::UnalignedTable(name.into()));
+        return Err(Malformed::UnalignedTable(name().into()));
     }
     Ok(bytes / size)
+}
+
+/// A section's name as the reader reads it (`?` if it cannot).
+fn section_name<'d>(sections: &Sections<'d>, h: &elf::SectionHeader64<LE>) -> &'d str {
+    sections
+        .section_name(LE, h)
+        .ok()
+        .and_then(|n| core::str::from_utf8(n).ok())
+        .unwrap_or("?")
+}
+
+/// A RELA section, with what checking it needs to know.
+struct RelaSection<'h> {
+    /// Its index.
+    index: usize,
+    header: &'h elf::SectionHeader64<LE>,
+    /// Symbols in the symbol table.
+    nsyms: usize,
+    /// The symbol table's index.
+    symtab: usize,
 }
 
 /// A RELA section: whole entries, for the symbol table, patching a section
 /// that is loaded, the only one patching it and named after it, naming
 /// symbols that exist. `relocated` holds, for each section, the relocation
 /// section seen for it so far.
-fn relocations<'d>(
-    sections: &Sections<'d>,
-    nsyms: usize,
-    h: &elf::SectionHeader64<LE>,
-    name: &'d str,
-    symtab: usize,
+fn relocations(
+    sections: &Sections<'_>,
+    names: Strings<'_>,
+    rela: RelaSection<'_>,
     data: &[u8],
-    relocated: &mut [Option<&'d str>],
+    relocated: &mut [Option<usize>],
 ) -> Result<(), Malformed> {
-    entries(h, name, RELA_SIZE, "relocation")?;
-    if h.sh_link(LE) as usize != symtab {
-        return Err(Malformed::WrongSymtab(name.into(), h.sh_link(LE)));
+    let h = rela.header;
+    let name_of = |h| String::from(section_name(sections, h));
+    let name = || name_of(h);
+    entries(h, || section_name(sections, h), RELA_SIZE, "relocation")?;
+    if h.sh_link(LE) as usize != rela.symtab {
+        return Err(Malformed::WrongSymtab(name(), h.sh_link(LE)));
     }
     let target = h.sh_info(LE) as usize;
     let patched = sections
         .section(SectionIndex(target))
         .ok()
         .filter(|_| target != 0)
-        .ok_or_else(|| Malformed::NoTarget(name.into(), target))?;
+        .ok_or_else(|| Malformed::NoTarget(name(), target))?;
     let alloc = patched.sh_flags(LE) & u64::from(elf::SHF_ALLOC) != 0;
     if !alloc || patched.sh_type(LE) != elf::SHT_PROGBITS {
-        return Err(Malformed::TargetNotLoaded(name.into(), target));
+        return Err(Malformed::TargetNotLoaded(name(), target));
     }
-    let target_name = sections
-        .section_name(LE, patched)
-        .ok()
-        .and_then(|n| core::str::from_utf8(n).ok())
-        .unwrap_or("?");
-    if let Some(first) = relocated[target].replace(name) {
+    if let Some(first) = relocated[target].replace(rela.index) {
+        let first = sections
+            .section(SectionIndex(first))
+            .map_or_else(|_| "?".into(), name_of);
         return Err(Malformed::SecondRelocations {
-            first: first.into(),
-            second: name.into(),
-            target: target_name.into(),
+            first,
+            second: name(),
+            target: name_of(patched),
         });
     }
-    if name.strip_prefix(".rela") != Some(target_name) {
-        return Err(Malformed::Misnamed(name.into(), target_name.into()));
+    // Named `.rela` and the name of the section it patches.
+    let offset = h.sh_name(LE);
+    if !(names.starts_with(offset, b".rela") && names.same(offset.wrapping_add(5), patched.sh_name(LE))) {
+        return Err(Malformed::Misnamed(name(), name_of(patched)));
     }
-    let table: &[elf::Rela64<LE>] = h
-        .data_as_array(LE, data)
-        .map_err(|_| Malformed::OutsideFile(name.into()))?;
+    let table: &[elf::Rela64<LE>] = h.data_as_array(LE, data).map_err(|_| Malformed::OutsideFile(name()))?;
     for (index, r) in table.iter().enumerate() {
         let symbol = r.r_sym(LE, false) as usize;
-        if symbol >= nsyms {
+        if symbol >= rela.nsyms {
             return Err(Malformed::NoSuchSymbol {
                 index,
-                section: name.into(),
+                section: name(),
                 symbol,
-                symbols: nsyms,
+                symbols: rela.nsyms,
             });
         }
         if r.r_offset(LE) >= patched.sh_size(LE) {
             return Err(Malformed::PastSection {
                 index,
-                section: name.into(),
+                section: name(),
                 offset: r.r_offset(LE),
             });
         }
@@ -510,6 +599,19 @@ mod tests {
             e.to_string(),
             "section ? has type 0x70000001, which the loader does not understand"
         );
+    }
+
+    /// In place, as the ELF reader would read them: up to a NUL, in the
+    /// table, and (for `same`) UTF-8.
+    #[test]
+    fn names_compare_in_place_as_the_reader_reads_them() {
+        let t = Strings(b"\0.rela.text.f\0.text.f\0.text.g\0\xff\0\xff\0.text.f");
+        assert!(t.is(1, b".rela.text.f") && t.starts_with(1, b".rela"));
+        assert!(!t.is(1, b".rela.text") && !t.is(1, b".rela.text.f.x") && !t.is(99, b""));
+        assert!(t.is(0, b"") && !t.is(34, b".text.f"), "no NUL before the end: no name");
+        assert!(t.same(6, 14) && !t.same(6, 22), ".text.f, .text.g");
+        assert!(!t.same(30, 32), "the same bytes, but not UTF-8");
+        assert!(!t.same(14, 34), "no NUL before the end");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::recovery::{self, Fault, Kind};
-use crate::arch::{counter, cpu, sections};
+use crate::arch::{counter, cpu, pmu, sections};
 use crate::boot::cpio;
 use crate::debug::backtrace::Symbol;
 use crate::kaslr::module_windows::{self, Span, Windows};
@@ -45,6 +45,9 @@ struct Loaded {
     functions: Vec<load::Function>,
     /// Its sections: (name, offset from base, size).
     sections: Vec<(String, u64, u64)>,
+    /// Where its sections are, as `add-symbol-file` arguments (`-s NAME
+    /// ADDRESS ...`), for the debug record.
+    symbol_file_args: String,
     /// Where its veneers start, from base.
     plt_at: u64,
     /// Its text, rodata and data areas: (offset from base, size).
@@ -108,8 +111,22 @@ pub struct Where {
     pub far: bool,
 }
 
+/// A module `insmod` loaded.
+pub struct Inserted {
+    /// Its `lsmod` line.
+    pub line: String,
+    /// Instructions the loader ran, from the start of `insmod` to the call
+    /// of `init_module` (`None` when the CPU does not count them: QEMU
+    /// without `-icount`).
+    pub loader_instructions: Option<u64>,
+}
+
 /// Loads module `name` from the initrd and runs its `init_module`.
-pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
+pub fn insmod(name: &str, at: &Where) -> Result<Inserted, String> {
+    // Counter 1 runs from the first instruction and is never stopped: the
+    // loader's share is a difference of two readings, so the caller can count
+    // the whole of `insmod` with counter 0 at the same time.
+    let started = pmu::boot_clock();
     let name = module_name(name)?;
     if MODULES.lock().iter().any(|m| m.name == name) {
         return Err(alloc::format!("{name} is already loaded"));
@@ -127,9 +144,10 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
         alloc::format!("{name}: {msg}")
     };
     let buffer = frames.to_linear().as_ptr::<u8>();
-    // SAFETY: the frames are ours, mapped rw in the linear map, `size` bytes.
+    // SAFETY: the frames are ours, mapped rw (Normal memory) in the linear
+    // map, `size` bytes, a whole number of pages.
     let image = unsafe {
-        core::ptr::write_bytes(buffer, 0, size as usize);
+        cpu::zero_pages(buffer, size as usize);
         core::slice::from_raw_parts_mut(buffer, size as usize)
     };
     let window = if at.far {
@@ -157,6 +175,10 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
     let [(_, text, _), ..] = module.areas();
     cpu::sync_icache(buffer, text as usize);
 
+    let sections: Vec<(String, u64, u64)> = module
+        .sections()
+        .map(|(name, p)| (name.to_string(), p.offset, p.size))
+        .collect();
     let loaded = Loaded {
         name: name.to_string(),
         base,
@@ -168,10 +190,8 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
         direct: linked.direct,
         exit: linked.exit,
         functions: module.functions(),
-        sections: module
-            .sections()
-            .map(|(name, p)| (name.to_string(), p.offset, p.size))
-            .collect(),
+        symbol_file_args: symbol_file_args(base, &sections),
+        sections,
         plt_at: module.plt_offset(),
         areas: module.areas().map(|(offset, size, _)| (offset, size)),
         faulted: None,
@@ -182,6 +202,7 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
     MODULES.lock().push(loaded);
     // A debugger learns of it before its first instruction runs.
     publish();
+    let loader_instructions = started.zip(pmu::boot_clock()).map(|(start, now)| now - start);
     if let Some(init) = linked.init {
         // SAFETY: `init` is the module's `extern "C" fn() -> i32`, mapped r-x
         // and relocated above.
@@ -206,7 +227,10 @@ pub fn insmod(name: &str, at: &Where) -> Result<String, String> {
             return Err(alloc::format!("{name}: init_module returned {code}"));
         }
     }
-    Ok(line)
+    Ok(Inserted {
+        line,
+        loader_instructions,
+    })
 }
 
 /// The module whose code each CPU runs now (its base; 0: none), indexed by
@@ -466,19 +490,27 @@ fn remove_quiesced(name: &str, base: u64, exit: Option<u64>, faulted: bool) -> R
     Ok(note)
 }
 
+/// `-s NAME ADDRESS ` for each of `sections` (name, offset, size) of a
+/// module at `base`: written once per module, into one string.
+fn symbol_file_args(base: u64, sections: &[(String, u64, u64)]) -> String {
+    use core::fmt::Write;
+    // "-s ", " 0x", 16 digits, " ".
+    let mut args = String::with_capacity(sections.iter().map(|(name, ..)| name.len() + 23).sum());
+    for (section, offset, _) in sections {
+        args.push_str("-s ");
+        args.push_str(section);
+        let _ = write!(args, " {:#x} ", base + offset);
+    }
+    args
+}
+
 /// Tells the debug record which modules are loaded, and where each of their
 /// sections is (as `add-symbol-file -s` pairs).
 fn publish() {
     let modules = MODULES.lock();
     let list: Vec<(&str, u64, String)> = modules
         .iter()
-        .map(|m| {
-            let mut args = String::new();
-            for (section, offset, _) in &m.sections {
-                args.push_str(&alloc::format!("-s {section} {:#x} ", m.base + offset));
-            }
-            (m.name.as_str(), m.base, args)
-        })
+        .map(|m| (m.name.as_str(), m.base, m.symbol_file_args.clone()))
         .collect();
     crate::debug::record::modules(&list);
 }
@@ -630,9 +662,12 @@ fn symbolize_in(m: &Loaded, addr: u64) -> Option<Symbol> {
         .iter()
         .find(|f| (f.offset..f.offset + f.size.max(1)).contains(&offset))?;
     Some(Symbol {
-        name: f.name.clone(),
+        name: f.name(),
         offset: offset - f.offset,
-        section: f.section.clone(),
+        section: m
+            .sections
+            .get(f.section)
+            .map_or_else(|| "?".into(), |(name, ..)| name.clone()),
         module: Some(m.name.clone()),
     })
 }
@@ -650,7 +685,7 @@ pub fn find_function(name: &str) -> Option<u64> {
     MODULES
         .lock()
         .iter()
-        .find_map(|m| m.functions.iter().find(|f| f.name == name).map(|f| m.base + f.offset))
+        .find_map(|m| m.functions.iter().find(|f| f.name() == name).map(|f| m.base + f.offset))
 }
 
 /// The virtual address of `pa` in each loaded module whose frames hold it.

@@ -86,13 +86,17 @@ pub fn execute(cx: &Context, line: &str) {
         Ok(Command::Kaslr) => kaslr(cx),
         Ok(Command::Modules) => modules(cx),
         Ok(Command::Insmod(name)) => {
-            // With --icount, what loading cost (`splitmap bench` reads it).
+            // With --icount, what loading cost, and the loader's share of it up
+            // to `init_module` (`splitmap bench` reads both).
             let counter = pmu::Instructions::start();
             let loaded = insmod::insmod(name, &modules_at(cx));
             let spent = counter.map(pmu::Instructions::stop);
             match loaded {
-                Ok(line) => match spent {
-                    Some(n) => println!("{line} instructions={n}"),
+                Ok(insmod::Inserted {
+                    line,
+                    loader_instructions,
+                }) => match spent.zip(loader_instructions) {
+                    Some((n, loader)) => println!("{line} instructions={n} loader_instructions={loader}"),
                     None => println!("{line}"),
                 },
                 Err(e) => println!("error: insmod {e}"),

@@ -62,6 +62,7 @@ const TESTS: &[(&str, Test)] = &[
         system_registers_hold_what_boot_wrote,
     ),
     ("mmio_is_device_memory", mmio_is_device_memory),
+    ("zeroing_pages_clears_every_byte", zeroing_pages_clears_every_byte),
     ("timer_tick_arrives", timer_tick_arrives),
     (
         "efi_kept_regions_never_reach_the_frame_allocator",
@@ -559,6 +560,35 @@ fn system_registers_hold_what_boot_wrote(_: &Context) -> TestResult {
         tcr & !ips_field & !pi::boot::TCR_EPD0 == pi::boot::TCR_VALUE,
         "TCR_EL1 is not pi's TCR_VALUE (IPS and EPD0 aside)",
         tcr,
+    )
+}
+
+/// `cpu::zero_pages` (`dc zva`: how `insmod` zeroes a module's frames)
+/// clears every byte of dirty frames, and not one past them.
+fn zeroing_pages_clears_every_byte(_: &Context) -> TestResult {
+    let Some(pa) = frames::alloc_frames(3) else {
+        return Err(fail("no 3 contiguous free frames", 3));
+    };
+    let (p, page) = (pa.to_linear().as_ptr::<u8>(), PAGE_SIZE as usize);
+    // SAFETY: the frames are ours (just allocated), linear-mapped rw as
+    // Normal memory; the third only written with the pattern and read.
+    let bytes = unsafe {
+        core::ptr::write_bytes(p, 0xa5, 3 * page);
+        cpu::zero_pages(p, 2 * page);
+        core::slice::from_raw_parts(p, 3 * page)
+    };
+    let dirty = bytes[..2 * page].iter().position(|&b| b != 0);
+    let spilled = bytes[2 * page..].iter().position(|&b| b != 0xa5);
+    frames::free_frames_at(pa, 3);
+    check(
+        dirty.is_none(),
+        "a byte was not zeroed (offset)",
+        dirty.unwrap_or(0) as u64,
+    )?;
+    check(
+        spilled.is_none(),
+        "a byte past the pages was zeroed (offset)",
+        spilled.unwrap_or(0) as u64,
     )
 }
 
