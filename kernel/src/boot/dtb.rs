@@ -10,7 +10,7 @@
 use core::fmt;
 
 use crate::mm::ranges::{PhysRange, RangeList, TooManyRanges};
-use walk::{Blocks, Token, Tokens};
+use walk::Blocks;
 
 /// Deepest node nesting we follow (QEMU's trees are 4 deep).
 const MAX_DEPTH: usize = 16;
@@ -318,11 +318,9 @@ struct Frame<'dt> {
     is_memory: bool,
     /// `device_type = "cpu"`.
     is_cpu: bool,
-    /// What its `compatible` lists that the kernel knows.
-    is_pl011: bool,
-    is_pm: bool,
-    is_timer: bool,
-    gic: Option<intc::GicVersion>,
+    /// The first entry of its `compatible` that the kernel knows: a node
+    /// is one device.
+    known: Option<Compatible>,
 }
 
 impl<'dt> Frame<'dt> {
@@ -339,10 +337,7 @@ impl<'dt> Frame<'dt> {
         self.interrupt_cells = None;
         self.is_memory = false;
         self.is_cpu = false;
-        self.is_pl011 = false;
-        self.is_pm = false;
-        self.is_timer = false;
-        self.gic = None;
+        self.known = None;
     }
 
     fn bus(&self) -> ranges::Bus<'dt> {
@@ -354,6 +349,7 @@ impl<'dt> Frame<'dt> {
     }
 
     /// Notes a property of this node that some reader needs.
+    #[inline]
     fn set(&mut self, name: Name, value: &'dt [u8]) {
         let number = || be_number(value).map(|n| n as u32);
         match name {
@@ -366,20 +362,7 @@ impl<'dt> Frame<'dt> {
                 self.is_memory = kind == b"memory";
                 self.is_cpu = kind == b"cpu";
             }
-            Name::Compatible => {
-                // Only two vendors' devices are known: an entry from another
-                // (QEMU's 32 `virtio,mmio`) is not looked up.
-                let known = |e: &&[u8]| e.starts_with(b"arm,") || e.starts_with(b"brcm,");
-                for entry in value.split(|&b| b == 0).filter(known) {
-                    match named(&COMPATIBLE, entry) {
-                        Some(Compatible::Pl011) => self.is_pl011 = true,
-                        Some(Compatible::PowerManagement) => self.is_pm = true,
-                        Some(Compatible::Gic(v)) => self.gic = self.gic.or(Some(v)),
-                        Some(Compatible::Timer) => self.is_timer = true,
-                        None => {}
-                    }
-                }
-            }
+            Name::Compatible => self.known = Compatible::first_in(value),
             Name::Interrupts => self.interrupts = Some(value),
             Name::InterruptCells => self.interrupt_cells = number(),
             _ => {}
@@ -394,6 +377,21 @@ enum Compatible {
     PowerManagement,
     Gic(intc::GicVersion),
     Timer,
+}
+
+impl Compatible {
+    /// The first entry of the `compatible` value `value` the kernel knows.
+    /// Out of line: one node in six has one (QEMU's `virt`).
+    #[inline(never)]
+    fn first_in(value: &[u8]) -> Option<Compatible> {
+        // Only two vendors' devices are known: an entry from another
+        // (QEMU's 32 `virtio,mmio`) is not looked up.
+        let known = |e: &&[u8]| e.starts_with(b"arm,") || e.starts_with(b"brcm,");
+        value
+            .split(|&b| b == 0)
+            .filter(known)
+            .find_map(|entry| named(&COMPATIBLE, entry))
+    }
 }
 
 const COMPATIBLE: [(&[u8], Compatible); 8] = [
@@ -579,11 +577,13 @@ impl<'dt> Reader<'_, 'dt> {
 
     /// The end of the node at `path`, all its properties known. A malformed
     /// RAM or reserved-memory node is ignored and reported: the rest of the
-    /// tree is still good.
+    /// tree is still good. Out of line, to keep [`walk_tokens`]'s loop
+    /// small.
+    #[inline(never)]
     fn node_end(&mut self, path: &[&'dt [u8]], kind: Kind, frames: &[Frame<'dt>]) -> Result<(), DtbError> {
         let (frame, parent) = (&frames[frames.len() - 1], &frames[frames.len() - 2]);
         if !self.only_uart {
-            if frame.is_pm
+            if frame.known == Some(Compatible::PowerManagement)
                 && self.info.power.is_none()
                 && let Some(reg) = frame.reg
             {
@@ -598,7 +598,7 @@ impl<'dt> Reader<'_, 'dt> {
             {
                 self.memory(reg, parent);
             }
-            if frame.gic.is_some() || frame.is_timer {
+            if let Some(Compatible::Gic(_) | Compatible::Timer) = frame.known {
                 self.interrupts.node_end(frames);
             }
             if path.len() == 3 && kind == Kind::Cpus && frame.is_cpu {
@@ -637,7 +637,7 @@ impl<'dt> Reader<'_, 'dt> {
             self.uart(uart_of(frames));
         } else if !self.uart_found
             && !self.only_uart
-            && frame.is_pl011
+            && frame.known == Some(Compatible::Pl011)
             && frame.reg.is_some()
             && path.len() <= MAX_KEPT_DEPTH + 1
             && let Some(slot) = self.pl011s.iter_mut().find(|k| k.is_none())
@@ -716,7 +716,7 @@ fn uart_of(frames: &[Frame<'_>]) -> Result<Option<Uart>, DtbError> {
     let Some(reg) = frame.reg else { return Ok(None) };
     Ok(first_translated(reg, frames, Node::StdoutPath)?.map(|regs| Uart {
         regs,
-        pl011: frame.is_pl011,
+        pl011: frame.known == Some(Compatible::Pl011),
     }))
 }
 
@@ -866,6 +866,19 @@ impl Kind {
     fn of(name: &[u8]) -> Kind {
         named(&Self::NAMED, name).unwrap_or(Kind::Other)
     }
+
+    /// Whether a property `depth` nodes down, in a child of the root of
+    /// this kind, is one [`prop`] reads, beyond what its frame keeps: the
+    /// root's `compatible`, every alias, `/chosen`'s and `/psci`'s known
+    /// properties and those of a CPU node.
+    fn read_by_reader(self, depth: usize, name: Name) -> bool {
+        match (depth, self) {
+            (1, _) => name == Name::Compatible,
+            (2, Kind::Aliases) => true,
+            (2, Kind::Chosen | Kind::Psci) | (3, Kind::Cpus) => name != Name::Other,
+            _ => false,
+        }
+    }
 }
 
 /// Property names the kernel acts on; the rest are `Other`.
@@ -965,61 +978,84 @@ impl<'dt> Names<'dt> {
     }
 }
 
-/// Walks every token once: the nodes' properties into their frames, and
-/// into `reader` for what a child of the root says (`reader.prop`) or a CPU
-/// node (`reader.cpu`); `reader.node_end` at the end of every node but the
-/// root, with the node's path and its ancestors' frames. The tokens read,
-/// for [`TreeSize`].
+/// Walks every token once ([`Walk`]); the tokens read, for [`TreeSize`].
 fn walk_tokens<'dt>(blocks: &Blocks<'dt>, reader: &mut Reader<'_, 'dt>) -> Result<usize, DtbError> {
-    let mut names = Names::new(*blocks);
-    // Each frame is opened (`Frame::open`) when its node begins, before
-    // anything reads it; all zeros is the cheapest start (one `memset`,
-    // where sixteen copies of a constant frame were a `memcpy` each, about
-    // 900 instructions).
-    let mut frames = [Frame::default(); MAX_DEPTH];
-    let mut path: [&[u8]; MAX_DEPTH] = [b""; MAX_DEPTH];
-    // The kind of the child of the root the walk is in.
-    let mut kind = Kind::Other;
-    let mut tokens = Tokens::new(blocks.structure)?;
-    while let Some(token) = tokens.next_token()? {
-        // Nodes open, this one included: the walker keeps it in 1..=MAX_DEPTH
-        // for a property and a node's start, 0..MAX_DEPTH after a node's end.
-        let depth = tokens.depth();
-        match token {
-            Token::Prop(offset, value) => {
-                let name = names.get(offset)?;
-                // Most properties are no business of the kernel's; an
-                // alias's name is whatever the tree calls it.
-                if name != Name::Other || kind == Kind::Aliases {
-                    prop(reader, &mut frames[depth - 1], depth, kind, name, offset, value, blocks);
-                }
-            }
-            Token::Begin(name) => {
-                frames[depth - 1].open();
-                path[depth - 1] = name;
-                if depth == 2 {
-                    kind = Kind::of(name);
-                } else if depth == 3 && kind == Kind::Cpus {
-                    reader.cpu = cpus::Seen::default();
-                }
-            }
-            Token::End => {
-                if depth > 0 {
-                    reader.node_end(&path[..=depth], kind, &frames[..=depth])?;
-                }
-            }
-        }
-    }
-    Ok(tokens.count())
+    let mut walk = Walk {
+        blocks: *blocks,
+        names: Names::new(*blocks),
+        // Each frame is opened (`Frame::open`) when its node begins, before
+        // anything reads it; all zeros is the cheapest start (one `memset`,
+        // where sixteen copies of a constant frame were a `memcpy` each,
+        // about 900 instructions).
+        frames: [Frame::default(); MAX_DEPTH],
+        path: [b""; MAX_DEPTH],
+        kind: Kind::Other,
+        reader,
+    };
+    walk::walk(blocks.structure, &mut walk)
 }
 
-/// A property the kernel reads, `depth` nodes down, in a child of the root
-/// of `kind`; `offset` is its name's in the strings block.
-#[allow(clippy::too_many_arguments)] // the walk's state, spelled out
+/// One walk over the tree: the nodes' properties into their frames, and
+/// into `reader` what a child of the root says (`reader.prop`) or a CPU
+/// node; `reader.node_end` at the end of every node but the root, with the
+/// node's path and its ancestors' frames.
+///
+/// Its three calls are the boot's hottest code (a few hundred tokens, each
+/// through one of them): what every node needs is done inline, everything
+/// rarer in functions of its own, out of line.
+struct Walk<'w, 'r, 'dt> {
+    blocks: Blocks<'dt>,
+    names: Names<'dt>,
+    /// The open nodes', root first.
+    frames: [Frame<'dt>; MAX_DEPTH],
+    path: [&'dt [u8]; MAX_DEPTH],
+    /// The kind of the child of the root the walk is in.
+    kind: Kind,
+    reader: &'w mut Reader<'r, 'dt>,
+}
+
+// `depth` is in 1..=MAX_DEPTH for a property and a node's start, and in
+// 0..MAX_DEPTH after a node's end (`walk::walk` checks).
+impl<'dt> walk::Visit<'dt> for Walk<'_, '_, 'dt> {
+    type Error = DtbError;
+
+    #[inline]
+    fn begin(&mut self, depth: usize, name: &'dt [u8]) -> Result<(), DtbError> {
+        self.frames[depth - 1].open();
+        self.path[depth - 1] = name;
+        if depth == 2 {
+            self.kind = Kind::of(name);
+        } else if depth == 3 && self.kind == Kind::Cpus {
+            self.reader.cpu = cpus::Seen::default();
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn prop(&mut self, depth: usize, offset: u32, value: &'dt [u8]) -> Result<(), DtbError> {
+        let name = self.names.get(offset)?;
+        self.frames[depth - 1].set(name, value);
+        if self.kind.read_by_reader(depth, name) {
+            prop(self.reader, depth, self.kind, name, offset, value, &self.blocks);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn end(&mut self, depth: usize) -> Result<(), DtbError> {
+        if depth > 0 {
+            self.reader.node_end(&self.path[..=depth], self.kind, &self.frames[..=depth])?;
+        }
+        Ok(())
+    }
+}
+
+/// A property the reader takes ([`Kind::read_by_reader`]), `depth` nodes
+/// down, in a child of the root of `kind`; `offset` is its name's in the
+/// strings block.
 #[inline(never)]
 fn prop<'dt>(
     reader: &mut Reader<'_, 'dt>,
-    frame: &mut Frame<'dt>,
     depth: usize,
     kind: Kind,
     name: Name,
@@ -1027,7 +1063,6 @@ fn prop<'dt>(
     value: &'dt [u8],
     blocks: &Blocks<'dt>,
 ) {
-    frame.set(name, value);
     if reader.only_uart {
         return;
     }
