@@ -384,13 +384,21 @@ impl Compatible {
     /// Out of line: one node in six has one (QEMU's `virt`).
     #[inline(never)]
     fn first_in(value: &[u8]) -> Option<Compatible> {
-        // Only two vendors' devices are known: an entry from another
-        // (QEMU's 32 `virtio,mmio`) is not looked up.
-        let known = |e: &&[u8]| e.starts_with(b"arm,") || e.starts_with(b"brcm,");
-        value
-            .split(|&b| b == 0)
-            .filter(known)
-            .find_map(|entry| named(&COMPATIBLE, entry))
+        let mut rest = value;
+        while !rest.is_empty() {
+            let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+            let entry = &rest[..end];
+            // Only two vendors' devices are known, `arm,` and `brcm,`: an
+            // entry that starts with neither letter (QEMU's 32
+            // `virtio,mmio`) is not looked up.
+            if matches!(entry.first(), Some(b'a' | b'b'))
+                && let Some(known) = named(&COMPATIBLE, entry)
+            {
+                return Some(known);
+            }
+            rest = rest.get(end + 1..).unwrap_or_default();
+        }
+        None
     }
 }
 
