@@ -539,6 +539,12 @@ impl<'dt> Reader<'_, 'dt> {
         }
     }
 
+    /// A field the EFI stub set in `/chosen`.
+    fn efi(&mut self, field: super::efi::Field, value: &'dt [u8]) {
+        let efi = self.info.efi.get_or_insert_with(super::efi::EfiHandover::default);
+        efi.set(field, value);
+    }
+
     /// A property of a child of the root, of that `kind`.
     fn prop(&mut self, kind: Kind, name: Name, value: &'dt [u8]) {
         let info = &mut self.info;
@@ -558,10 +564,6 @@ impl<'dt> Reader<'_, 'dt> {
                 }
             }
             (Kind::Chosen, Name::RngSeed) => info.rng_seed = fold_seed(value),
-            (Kind::Chosen, Name::Efi(field)) => {
-                let efi = info.efi.get_or_insert_with(super::efi::EfiHandover::default);
-                efi.set(field, value);
-            }
             (Kind::Chosen, Name::InitrdStart) => {
                 let start = be_number(value).unwrap_or(0);
                 let end = info.initrd.map_or(start, |r| r.end.raw());
@@ -875,16 +877,15 @@ impl Kind {
         named(&Self::NAMED, name).unwrap_or(Kind::Other)
     }
 
-    /// Whether a property `depth` nodes down, in a child of the root of
-    /// this kind, is one [`prop`] reads, beyond what its frame keeps: the
-    /// root's `compatible`, every alias, `/chosen`'s and `/psci`'s known
-    /// properties and those of a CPU node.
-    fn read_by_reader(self, depth: usize, name: Name) -> bool {
-        match (depth, self) {
-            (1, _) => name == Name::Compatible,
-            (2, Kind::Aliases) => true,
-            (2, Kind::Chosen | Kind::Psci) | (3, Kind::Cpus) => name != Name::Other,
-            _ => false,
+    /// How deep the nodes are, in a child of the root of this kind, whose
+    /// properties [`prop`] reads beyond what their frames keep: `/chosen`,
+    /// `/psci` and `/aliases` themselves, the CPU nodes under `/cpus`; 0
+    /// for none.
+    fn reader_depth(self) -> usize {
+        match self {
+            Kind::Chosen | Kind::Psci | Kind::Aliases => 2,
+            Kind::Cpus => 3,
+            Kind::ReservedMemory | Kind::Other => 0,
         }
     }
 }
@@ -909,7 +910,8 @@ enum Name {
     InterruptCells,
     EnableMethod,
     CpuReleaseAddr,
-    Efi(super::efi::Field),
+    /// One the EFI stub sets ([`super::efi::Field`]).
+    Efi,
     Other,
 }
 
@@ -936,7 +938,7 @@ impl Name {
 
     fn of(name: &[u8]) -> Name {
         named(&Self::NAMED, name)
-            .or_else(|| super::efi::Field::of(name).map(Name::Efi))
+            .or_else(|| super::efi::Field::of(name).map(|_| Name::Efi))
             .unwrap_or(Name::Other)
     }
 }
@@ -998,6 +1000,7 @@ fn walk_tokens<'dt>(blocks: &Blocks<'dt>, reader: &mut Reader<'_, 'dt>) -> Resul
         frames: [Frame::default(); MAX_DEPTH],
         path: [b""; MAX_DEPTH],
         kind: Kind::Other,
+        reader_depth: 1,
         reader,
     };
     walk::walk(blocks.structure, &mut walk)
@@ -1019,6 +1022,9 @@ struct Walk<'w, 'r, 'dt> {
     path: [&'dt [u8]; MAX_DEPTH],
     /// The kind of the child of the root the walk is in.
     kind: Kind,
+    /// The depth whose properties [`prop`] reads: 1 (the root's), or
+    /// [`Kind::reader_depth`] inside a child of the root.
+    reader_depth: usize,
     reader: &'w mut Reader<'r, 'dt>,
 }
 
@@ -1033,6 +1039,7 @@ impl<'dt> walk::Visit<'dt> for Walk<'_, '_, 'dt> {
         self.path[depth - 1] = name;
         if depth == 2 {
             self.kind = Kind::of(name);
+            self.reader_depth = self.kind.reader_depth();
         } else if depth == 3 && self.kind == Kind::Cpus {
             self.reader.cpu = cpus::Seen::default();
         }
@@ -1043,7 +1050,9 @@ impl<'dt> walk::Visit<'dt> for Walk<'_, '_, 'dt> {
     fn prop(&mut self, depth: usize, offset: u32, value: &'dt [u8]) -> Result<(), DtbError> {
         let name = self.names.get(offset)?;
         self.frames[depth - 1].set(name, value);
-        if self.kind.read_by_reader(depth, name) {
+        // Most properties are only their frame's business; an alias's
+        // name is whatever the tree calls it.
+        if depth == self.reader_depth && (name != Name::Other || self.kind == Kind::Aliases) {
             prop(self.reader, depth, self.kind, name, offset, value, &self.blocks);
         }
         Ok(())
@@ -1054,11 +1063,16 @@ impl<'dt> walk::Visit<'dt> for Walk<'_, '_, 'dt> {
         if depth > 0 {
             self.reader.node_end(&self.path[..=depth], self.kind, &self.frames[..=depth])?;
         }
+        if depth == 1 {
+            // Back in the root, whose properties should all come before
+            // its children, but are read wherever they are.
+            self.reader_depth = 1;
+        }
         Ok(())
     }
 }
 
-/// A property the reader takes ([`Kind::read_by_reader`]), `depth` nodes
+/// A property the reader may take ([`Walk::reader_depth`]), `depth` nodes
 /// down, in a child of the root of `kind`; `offset` is its name's in the
 /// strings block.
 #[inline(never)]
@@ -1079,6 +1093,13 @@ fn prop<'dt>(
             reader.info.compatible = Some(value.strip_suffix(&[0]).unwrap_or(value));
         }
         (2, Kind::Aliases, _) => reader.alias(blocks.name(offset).unwrap_or_default(), value),
+        (2, Kind::Chosen, Name::Efi) => {
+            // Which field, found again from the name: one of a handful of
+            // properties, where the name table keeps one byte a name.
+            if let Some(field) = blocks.name(offset).ok().and_then(super::efi::Field::of) {
+                reader.efi(field, value);
+            }
+        }
         (2, Kind::Chosen | Kind::Psci, _) => reader.prop(kind, name, value),
         (3, Kind::Cpus, Name::EnableMethod) => reader.cpu.method = Some(cbytes(value)),
         (3, Kind::Cpus, Name::CpuReleaseAddr) => reader.cpu.release = Some(value),
