@@ -948,42 +948,52 @@ impl Name {
 /// QEMU's TCG every block of code run for the first time costs microseconds
 /// to translate, so boot's wall time follows its code size (docs/bench.md).
 /// Never inlined, and over a slice: one loop for each kind of table,
-/// instead of a search unrolled into each caller.
+/// instead of a search unrolled into each caller. Length and first byte
+/// before the bytes: most keys are in no table, and a comparison of the
+/// bytes is a call to `memcmp`.
 #[inline(never)]
 fn named<T: Copy>(table: &[(&[u8], T)], key: &[u8]) -> Option<T> {
-    table.iter().find(|(name, _)| *name == key).map(|&(_, value)| value)
+    table
+        .iter()
+        .find(|(name, _)| name.len() == key.len() && name.first() == key.first() && *name == key)
+        .map(|&(_, value)| value)
 }
 
 /// Property names by their offset in the strings block: a tree names a few
-/// dozen properties hundreds of times, so each offset is read and compared
-/// once and then found in this direct-mapped table.
+/// dozen properties hundreds of times, so each name is read and compared
+/// once, and then found by its offset. QEMU's trees' strings blocks are
+/// 160 (raspi3b) to 500 bytes (virt); a name further in is read every time.
 struct Names<'dt> {
     blocks: Blocks<'dt>,
-    seen: [(u32, Name); 64],
+    seen: [Option<Name>; SEEN_NAMES],
 }
+
+/// Offsets [`Names`] remembers (a byte each).
+const SEEN_NAMES: usize = 512;
 
 impl<'dt> Names<'dt> {
     fn new(blocks: Blocks<'dt>) -> Self {
         Names {
             blocks,
-            seen: [(u32::MAX, Name::Other); 64],
+            seen: [None; SEEN_NAMES],
         }
     }
 
     #[inline]
     fn get(&mut self, offset: u32) -> Result<Name, DtbError> {
-        let slot = self.seen[offset as usize % 64];
-        if slot.0 == offset {
-            return Ok(slot.1);
+        match self.seen.get(offset as usize) {
+            Some(&Some(name)) => Ok(name),
+            _ => self.first_sight(offset),
         }
-        self.miss(offset)
     }
 
-    /// A name not in the table (the first time, or one that shares its slot).
+    /// A name not seen before (or too far in to be remembered).
     #[cold]
-    fn miss(&mut self, offset: u32) -> Result<Name, DtbError> {
+    fn first_sight(&mut self, offset: u32) -> Result<Name, DtbError> {
         let name = Name::of(self.blocks.name(offset)?);
-        self.seen[offset as usize % 64] = (offset, name);
+        if let Some(slot) = self.seen.get_mut(offset as usize) {
+            *slot = Some(name);
+        }
         Ok(name)
     }
 }
