@@ -587,68 +587,95 @@ impl<'dt> Reader<'_, 'dt> {
 
     /// The end of the node at `path`, all its properties known. A malformed
     /// RAM or reserved-memory node is ignored and reported: the rest of the
-    /// tree is still good. Out of line, to keep [`walk_tokens`]'s loop
-    /// small.
-    #[inline(never)]
+    /// tree is still good. Inline, in [`Walk`]'s loop, and only tests: most
+    /// nodes are nothing to the kernel, and what is done for the others is
+    /// out of line.
+    #[inline]
     fn node_end(&mut self, path: &[&'dt [u8]], kind: Kind, frames: &[Frame<'dt>]) -> Result<(), DtbError> {
         let (frame, parent) = (&frames[frames.len() - 1], &frames[frames.len() - 2]);
         if !self.only_uart {
-            if frame.known == Some(Compatible::PowerManagement)
-                && self.info.power.is_none()
-                && let Some(reg) = frame.reg
-            {
-                match first_translated(reg, frames, Node::Power) {
-                    Ok(found) => self.info.power = found,
-                    Err(e) => self.info.problem(e),
-                }
+            match frame.known {
+                Some(Compatible::PowerManagement) if self.info.power.is_none() => self.power(frames),
+                Some(Compatible::Gic(_) | Compatible::Timer) => self.interrupts.node_end(frames),
+                _ => {}
             }
-            if path.len() == 2
-                && frame.is_memory
-                && let Some(reg) = frame.reg
-            {
-                self.memory(reg, parent);
-            }
-            if let Some(Compatible::Gic(_) | Compatible::Timer) = frame.known {
-                self.interrupts.node_end(frames);
-            }
-            if path.len() == 3 && kind == Kind::Cpus && frame.is_cpu {
-                self.info.cpus.push(cpus::Seen {
-                    name: path[2],
-                    reg: frame.reg,
-                    address_cells: parent.address_cells,
-                    ..self.cpu
-                });
-            }
-            if path.len() == 3
-                && kind == Kind::ReservedMemory
-                && let Some(reg) = frame.reg
-            {
-                let info = &mut self.info;
-                match for_each_reg(reg, parent, Node::ReservedMemory, |r| {
-                    info.reserved
-                        .insert_up_to(r, MAX_RESERVED_RANGES)
-                        .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::ReservedMemory))
-                }) {
-                    // Ignoring a reservation could hand reserved RAM out: refuse.
-                    Err(e @ DtbError::TooManyRanges(_)) => return Err(e),
-                    // A malformed `reg` names no range to honour: reported and
-                    // skipped, as Linux does.
-                    Err(e) => info.problem(e),
-                    Ok(()) => {}
-                }
+            match (path.len(), kind, frame.reg) {
+                (2, _, Some(reg)) if frame.is_memory => self.memory(reg, parent),
+                (3, Kind::Cpus, _) if frame.is_cpu => self.cpu_node(path[2], frame, parent),
+                (3, Kind::ReservedMemory, Some(reg)) => self.reserved(reg, parent)?,
+                _ => {}
             }
         }
-        if !self.uart_found
-            && let Some((stdout, depth)) = self.target
-            && path.len() == depth
-            && path_matches(path, stdout)
-        {
+        if !self.uart_found {
+            let console = self.target.is_some_and(|(_, depth)| path.len() == depth) && self.console(path, frames);
+            if !console && !self.only_uart && frame.known == Some(Compatible::Pl011) {
+                self.keep_pl011(path, frames);
+            }
+        }
+        Ok(())
+    }
+
+    /// The power-management block at the last of `frames`.
+    #[inline(never)]
+    fn power(&mut self, frames: &[Frame<'dt>]) {
+        if let Some(reg) = frames[frames.len() - 1].reg {
+            match first_translated(reg, frames, Node::Power) {
+                Ok(found) => self.info.power = found,
+                Err(e) => self.info.problem(e),
+            }
+        }
+    }
+
+    /// A CPU node, named `name`, under `/cpus` (`parent`).
+    #[inline(never)]
+    fn cpu_node(&mut self, name: &'dt [u8], frame: &Frame<'dt>, parent: &Frame<'dt>) {
+        self.info.cpus.push(cpus::Seen {
+            name,
+            reg: frame.reg,
+            address_cells: parent.address_cells,
+            ..self.cpu
+        });
+    }
+
+    /// A `/reserved-memory` child's `reg`.
+    ///
+    /// # Errors
+    /// [`DtbError::TooManyRanges`]: ignoring a reservation could hand
+    /// reserved RAM out.
+    #[inline(never)]
+    fn reserved(&mut self, reg: &[u8], parent: &Frame<'dt>) -> Result<(), DtbError> {
+        let info = &mut self.info;
+        match for_each_reg(reg, parent, Node::ReservedMemory, |r| {
+            info.reserved
+                .insert_up_to(r, MAX_RESERVED_RANGES)
+                .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::ReservedMemory))
+        }) {
+            Err(e @ DtbError::TooManyRanges(_)) => return Err(e),
+            // A malformed `reg` names no range to honour: reported and
+            // skipped, as Linux does.
+            Err(e) => info.problem(e),
+            Ok(()) => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the node at `path`, as deep as the console's, is the one
+    /// `stdout-path` names; if so, it is read as the console.
+    #[inline(never)]
+    fn console(&mut self, path: &[&'dt [u8]], frames: &[Frame<'dt>]) -> bool {
+        let Some((stdout, _)) = self.target else { return false };
+        if path_matches(path, stdout) {
             self.uart_found = true;
             self.uart(uart_of(frames));
-        } else if !self.uart_found
-            && !self.only_uart
-            && frame.known == Some(Compatible::Pl011)
-            && frame.reg.is_some()
+        }
+        self.uart_found
+    }
+
+    /// A PL011 before `stdout-path` is known: kept, if it has a `reg` and
+    /// there is room, in case it is the one.
+    #[inline(never)]
+    fn keep_pl011(&mut self, path: &[&'dt [u8]], frames: &[Frame<'dt>]) {
+        if frames[frames.len() - 1].reg.is_some()
             && path.len() <= MAX_KEPT_DEPTH + 1
             && let Some(slot) = self.pl011s.iter_mut().find(|k| k.is_none())
         {
@@ -656,7 +683,6 @@ impl<'dt> Reader<'_, 'dt> {
             below_root[..path.len() - 1].copy_from_slice(&path[1..]);
             *slot = Some((below_root, path.len() - 1, uart_of(frames)));
         }
-        Ok(())
     }
 
     /// The UART `target` names, if the first walk kept it.
@@ -674,6 +700,7 @@ impl<'dt> Reader<'_, 'dt> {
     }
 
     /// A `/memory` node's `reg`, merged into RAM.
+    #[inline(never)]
     fn memory(&mut self, reg: &[u8], parent: &Frame<'dt>) {
         let info = &mut self.info;
         let mut found = RangeList::new();
