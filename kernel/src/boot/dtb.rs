@@ -1098,7 +1098,8 @@ impl<'dt> walk::Visit<'dt> for Walk<'_, '_, 'dt> {
     #[inline]
     fn end(&mut self, depth: usize) -> Result<(), DtbError> {
         if depth > 0 {
-            self.reader.node_end(&self.path[..=depth], self.kind, &self.frames[..=depth])?;
+            self.reader
+                .node_end(&self.path[..=depth], self.kind, &self.frames[..=depth])?;
         }
         if depth == 1 {
             // Back in the root, whose properties should all come before

@@ -54,7 +54,11 @@ pub fn write_source(blob: &[u8], path: &str, out: &mut impl Write) -> Result<(),
         found: false,
     };
     walk::walk(blocks.structure, &mut source)?;
-    if source.found { Ok(()) } else { Err(SourceError::NoSuchNode) }
+    if source.found {
+        Ok(())
+    } else {
+        Err(SourceError::NoSuchNode)
+    }
 }
 
 impl From<DtbError> for SourceError {
@@ -87,7 +91,13 @@ impl<'dt, W: Write> walk::Visit<'dt> for Source<'_, 'dt, W> {
         self.names[depth - 1] = core::str::from_utf8(name).map_err(|_| SourceError::Malformed)?;
         self.cells[depth - 1] = (2, 1);
         let here = &self.names[..depth];
-        if self.inside.is_none() && (if self.whole { depth == 1 } else { path_matches(here, self.path) }) {
+        if self.inside.is_none()
+            && (if self.whole {
+                depth == 1
+            } else {
+                path_matches(here, self.path)
+            })
+        {
             self.inside = Some(depth);
             self.found = true;
             // The node's own full path, unit addresses included.

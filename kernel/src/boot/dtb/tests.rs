@@ -760,7 +760,10 @@ fn a_node_is_the_first_compatible_entry_the_kernel_knows() {
         (b"arm,pl011\0arm,primecell\0", Some(Compatible::Pl011)),
         // Known entries after unknown ones, of both vendors.
         (b"vendor,uart\0arm,pl011\0", Some(Compatible::Pl011)),
-        (b"brcm,bcm2835-pm\0brcm,bcm2835-pm-wdt\0", Some(Compatible::PowerManagement)),
+        (
+            b"brcm,bcm2835-pm\0brcm,bcm2835-pm-wdt\0",
+            Some(Compatible::PowerManagement),
+        ),
         // The first known wins.
         (b"arm,gic-400\0arm,cortex-a15-gic\0", Some(Compatible::Gic(V2))),
         (b"arm,armv8-timer\0arm,pl011\0", Some(Compatible::Timer)),
@@ -771,6 +774,11 @@ fn a_node_is_the_first_compatible_entry_the_kernel_knows() {
         (b"", None),
     ];
     for &(value, known) in rows {
-        assert_eq!(Compatible::first_in(value), known, "{:?}", String::from_utf8_lossy(value));
+        assert_eq!(
+            Compatible::first_in(value),
+            known,
+            "{:?}",
+            String::from_utf8_lossy(value)
+        );
     }
 }
