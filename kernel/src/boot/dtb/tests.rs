@@ -751,3 +751,34 @@ fn a_reg_is_translated_or_reported_as_unreachable() {
         ));
     });
 }
+
+#[test]
+fn a_node_is_the_first_compatible_entry_the_kernel_knows() {
+    use intc::GicVersion::V2;
+    let rows: &[(&[u8], Option<Compatible>)] = &[
+        (b"virtio,mmio\0", None),
+        (b"arm,pl011\0arm,primecell\0", Some(Compatible::Pl011)),
+        // Known entries after unknown ones, of both vendors.
+        (b"vendor,uart\0arm,pl011\0", Some(Compatible::Pl011)),
+        (
+            b"brcm,bcm2835-pm\0brcm,bcm2835-pm-wdt\0",
+            Some(Compatible::PowerManagement),
+        ),
+        // The first known wins.
+        (b"arm,gic-400\0arm,cortex-a15-gic\0", Some(Compatible::Gic(V2))),
+        (b"arm,armv8-timer\0arm,pl011\0", Some(Compatible::Timer)),
+        // No last NUL, empty entries, a prefix of a known entry, nothing.
+        (b"x\0arm,pl011", Some(Compatible::Pl011)),
+        (b"\0\0arm,pl011\0", Some(Compatible::Pl011)),
+        (b"arm,pl01\0arm,pl0111\0", None),
+        (b"", None),
+    ];
+    for &(value, known) in rows {
+        assert_eq!(
+            Compatible::first_in(value),
+            known,
+            "{:?}",
+            String::from_utf8_lossy(value)
+        );
+    }
+}
