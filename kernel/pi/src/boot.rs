@@ -8,12 +8,16 @@
 //!    SCTLR_EL1 at a known MMU-off value, start counting instructions (for
 //!    `phases`), enable FP/SIMD (compiled Rust may use it), clean and
 //!    invalidate the boot stack from the data cache and set it up.
-//! 2. [`create_boot_tables`]: map the rows of [`kmap::KERNEL_MAP`] that exist
-//!    before the MMU is on, each as its row says: the image at `KIMAGE_VADDR`
-//!    and the DTB at `FIXMAP_DTB` in TTBR1, and the one page of `.idmap.text`
-//!    at VA = PA in TTBR0. Table pages come from the pool the linker reserved
-//!    inside the image, never from memory past its end, each cleaned and
-//!    invalidated before it is zeroed and invalidated again at the end.
+//! 2. [`create_boot_tables`]: map the rows of [`kmap::KERNEL_MAP`] that must
+//!    exist before the MMU is on, each as its row says: the image at
+//!    `KIMAGE_VADDR` in TTBR1, and the one page of `.idmap.text` at VA = PA
+//!    in TTBR0. Table pages come from the pool the linker reserved inside
+//!    the image, never from memory past its end, each cleaned and
+//!    invalidated before it is zeroed and invalidated again at the end. The
+//!    DTB's window is the kernel's to map, once the MMU is on: with the MMU
+//!    off every table page costs that maintenance (with 64 KiB pages, 14 k
+//!    instructions a page, and the window takes two), with it on none. So
+//!    only the DTB's size is read here ([`dtb_size`]) and handed on.
 //! 3. `__pi_enable_mmu` (assembly, identity-mapped): turn the MMU on, zero
 //!    `.bss` through the cache (what is written with the MMU off is only
 //!    the stack and the tables: see `EarlyPool::mmu_off`), and jump to
@@ -22,7 +26,7 @@
 
 use crate::addr::PhysAddr;
 use crate::kmap::{self, Mapping};
-use crate::layout::{DTB_MAX_SIZE, FIXMAP_DTB, KIMAGE_VADDR, PAGE_SIZE};
+use crate::layout::{DTB_MAX_SIZE, KIMAGE_VADDR, PAGE_SIZE};
 use crate::pgtable::{self, MAIR_VALUE, TableAccess, TableAlloc};
 
 /// TCR_EL1: 48-bit VAs in both halves (T0SZ = T1SZ = 16), the build's
@@ -196,6 +200,9 @@ impl EarlyPool {
             dcache::clean_invalidate(pa.raw(), bytes);
         }
         let page = self.table_ptr_mut(pa);
+        if !self.caches_off && zero_by_zva(page, bytes) {
+            return Some(pa);
+        }
         // SAFETY: the page is inside the pool (checked above), page-aligned,
         // reachable at `page` and not yet handed out; the loop stores exactly
         // `bytes` (a multiple of 64, at most a page, see `ROOT_BYTES`) from
@@ -258,6 +265,33 @@ impl TableAlloc for EarlyPool {
     }
 }
 
+/// Zeroes `bytes` (a multiple of 64) from `page` with `dc zva`, a block
+/// of DCZID_EL0.BS words a turn (64 bytes on the Cortex-A72), if the CPU
+/// allows it (DCZID_EL0.DZP clear) and the block divides 64; says whether it
+/// did. Only for Normal memory, so only with the MMU on (with it off,
+/// memory is Device and `dc zva` faults on hardware). With 64 KiB pages a
+/// table page is 1,024 turns of three instructions, against six for the
+/// four `stp` of the loop in `take`: 3 k instructions instead of 6 k.
+fn zero_by_zva(page: *mut u64, bytes: u64) -> bool {
+    let dczid: u64;
+    // SAFETY: DCZID_EL0 is readable at EL1.
+    unsafe { core::arch::asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack, preserves_flags)) };
+    let block = 4u64 << (dczid & 0xf);
+    if dczid & (1 << 4) != 0 || block > 64 {
+        return false;
+    }
+    let mut at = page as u64;
+    let end = at + bytes;
+    while at < end {
+        // SAFETY: the caller's page is Normal memory the pool owns and has
+        // not handed out; each turn zeroes the aligned block at `at`, which
+        // `block` dividing 64 keeps inside `[page, page + bytes)`.
+        unsafe { core::arch::asm!("dc zva, {}", in(reg) at, options(nostack, preserves_flags)) };
+        at += block;
+    }
+    true
+}
+
 /// What a walk can read of a root table: the first level's entries, and at
 /// least 64 bytes (what `EarlyPool::take` zeroes a turn; the rest of a
 /// root's page is never used).
@@ -318,6 +352,9 @@ pub struct BootTables {
     pub ttbr0: u64,
     /// Pool pages used so far.
     pub pool_used: u64,
+    /// Bytes of the DTB for the kernel to map at `FIXMAP_DTB` ([`dtb_size`];
+    /// 0 without a DTB).
+    pub dtb_len: u64,
 }
 
 /// Why the early mapping failed. There is no console yet, so the assembly
@@ -385,22 +422,6 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
             end - start,
             mapping.attrs,
             mapping.granularity,
-        )?;
-    }
-
-    // The DTB, read-only, so the kernel can parse it before the linear map exists.
-    if dtb_pa != 0 {
-        let base = dtb_pa & !(PAGE_SIZE - 1);
-        let end = (dtb_pa + dtb_size(dtb_pa) + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
-        let dtb = const { kmap::mapping("dtb") };
-        pgtable::map(
-            &mut pool,
-            ttbr1,
-            FIXMAP_DTB,
-            PhysAddr::new(base),
-            end - base,
-            dtb.attrs,
-            dtb.granularity,
         )?;
     }
 
@@ -514,6 +535,7 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
         ttbr1: ttbr1.raw(),
         ttbr0: ttbr0.raw(),
         pool_used: pool.used(),
+        dtb_len: if dtb_pa == 0 { 0 } else { dtb_size(dtb_pa) },
     })
 }
 
@@ -545,9 +567,6 @@ pub fn image_segments() -> [Segment; 3] {
     ]
 }
 
-/// How much of the DTB to map: its header's `totalsize` capped at the
-/// protocol's 2 MiB, and never less than the header's first 8 bytes (magic and
-/// `totalsize`), which the kernel reads to say what is wrong with a bad tree.
 /// The board the device tree at `dtb_pa` names (the default board, if it
 /// names none or cannot be read).
 fn board_of(dtb_pa: u64) -> &'static crate::board::Board {
@@ -562,6 +581,9 @@ fn board_of(dtb_pa: u64) -> &'static crate::board::Board {
     ))
 }
 
+/// How much of the DTB to map: its header's `totalsize` capped at the
+/// protocol's 2 MiB, and never less than the header's first 8 bytes (magic and
+/// `totalsize`), which the kernel reads to say what is wrong with a bad tree.
 fn dtb_size(dtb_pa: u64) -> u64 {
     const FDT_MAGIC: u32 = 0xd00d_feed;
     const MAGIC_AND_SIZE: u64 = 8;
@@ -713,7 +735,7 @@ crate::asm_function!(
     bl      __pi_create_boot_tables     // which invalidates its tables
     cbnz    x0, 9f
     ldp     x21, x22, [sp]              // x21 = TTBR1 root, x22 = TTBR0 root
-    ldr     x23, [sp, #16]              // x23 = pool pages used
+    ldp     x23, x26, [sp, #16]         // x23 = pool pages used, x26 = DTB bytes
     add     sp, sp, #32
     b       __pi_enable_mmu
 
@@ -789,6 +811,7 @@ crate::asm_function!(
     mov     x2, x23                     // x2 = pool pages used
     mov     x3, x20                     // x3 = x1|x2|x3 at entry
     mov     x4, x25                     // x4 = the count at entry
+    mov     x5, x26                     // x5 = DTB bytes to map
     mov     x29, xzr                    // end of the frame-pointer chain
     br      x17
 "#,

@@ -61,7 +61,8 @@ static LINEAR_COUNTS: Once<pgtable::MapCounts> = Once::new();
 /// Only the early code calls this, once, with the MMU on and the boot tables
 /// live: `dtb_pa` from x0 at entry, `image_pa` where `_text` is loaded,
 /// `pool_used` pages of the table pool taken, `boot_regs` = x1|x2|x3 at entry,
-/// `first_tick` the virtual count at the first instruction at EL1.
+/// `first_tick` the virtual count at the first instruction at EL1, `dtb_len`
+/// the bytes of the DTB to map (`pi::boot::BootTables::dtb_len`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn splitmap_kernel_main(
     dtb_pa: u64,
@@ -69,12 +70,12 @@ pub unsafe extern "C" fn splitmap_kernel_main(
     pool_used: u64,
     boot_regs: u64,
     first_tick: u64,
+    dtb_len: u64,
 ) -> ! {
     // CPU 0, before anything that counts locks or finds a recovery point by
     // CPU number (TPIDR_EL1's reset value is UNKNOWN).
     crate::arch::percpu::set_id(0);
     cost::started(first_tick);
-    mark(Phase::Early);
     lend_to_lower_layers();
     exceptions::install();
     // The secondaries turn their MMU on through the same identity page.
@@ -95,6 +96,8 @@ pub unsafe extern "C" fn splitmap_kernel_main(
         )
     };
     tables::init(pool);
+    map_dtb(dtb_pa, dtb_len);
+    mark(Phase::Early);
 
     // Read straight into its static: the value is kilobytes, and it is
     // used from there, never copied.
@@ -443,6 +446,23 @@ fn mark(phase: Phase) {
 fn unusable_device_tree(dtb_pa: u64, e: DtbError) -> ! {
     let _ = console::bringup::start(Err(Fallback::NoStdoutPath), &crate::mm::ranges::RangeList::new());
     panic!("the device tree at {dtb_pa:#x} is unusable: {e}")
+}
+
+/// Maps the DTB read-only in its window at `FIXMAP_DTB` (the early code
+/// leaves it to the kernel: see kernel/pi/src/boot.rs), from the page that
+/// holds `dtb_pa` through the one that holds its `len`th byte, so that the
+/// device tree can be read before the linear map exists. Nothing to map
+/// without a DTB (`len` 0), which `tree::read` then refuses.
+fn map_dtb(dtb_pa: u64, len: u64) {
+    if len == 0 {
+        return;
+    }
+    let base = dtb_pa & !(PAGE_SIZE - 1);
+    let end = (dtb_pa + len).next_multiple_of(PAGE_SIZE);
+    let window = const { pi::kmap::fixed("dtb") };
+    if let Err(e) = tables::map_fixed(window, PhysAddr::new(base), end - base) {
+        panic!("cannot map the device tree at {dtb_pa:#x}: {e:?}");
+    }
 }
 
 /// Builds the linear map of all RAM for `phys_offset`.

@@ -79,14 +79,16 @@ pub unsafe fn apply(k: Kaslr<'static>, image: PhysRange, next: extern "C" fn(u64
 
     let mut moved = Moved::default();
     let counter = pmu::Instructions::start();
-    relr::for_each_site(sections::relr(), |site| {
-        let p = image.start.add(site - KIMAGE_VADDR).to_linear().as_ptr::<u64>();
+    // The image's alias in the linear map, which is writable. The closure
+    // takes its numbers by value, so the loop keeps them in registers.
+    let linear = image.start.to_linear();
+    moved.relocations = relr::for_each_site(sections::relr(), move |site| {
+        let p = linear.add(site - KIMAGE_VADDR).as_ptr::<u64>();
         // SAFETY: each RELR site is a word inside the image (the linker says
         // so), reached through the linear map, which is writable.
         unsafe { p.write_volatile(p.read_volatile().wrapping_add(offset)) };
         // Relocated words may be fetched as instructions (literal pools).
         cpu::clean_to_pou(p.cast());
-        moved.relocations += 1;
     });
     cpu::invalidate_icache();
     moved.instructions = counter.map(pmu::Instructions::stop);

