@@ -1086,10 +1086,17 @@ impl<'dt> walk::Visit<'dt> for Walk<'_, '_, 'dt> {
     #[inline]
     fn prop(&mut self, depth: usize, offset: u32, value: &'dt [u8]) -> Result<(), DtbError> {
         let name = self.names.get(offset)?;
+        // A third of the properties are no name the kernel knows: skipped
+        // at once, but for an alias, whose name is whatever the tree calls it.
+        if name == Name::Other {
+            if self.kind == Kind::Aliases && depth == self.reader_depth {
+                prop(self.reader, depth, self.kind, name, offset, value, &self.blocks);
+            }
+            return Ok(());
+        }
         self.frames[depth - 1].set(name, value);
-        // Most properties are only their frame's business; an alias's
-        // name is whatever the tree calls it.
-        if depth == self.reader_depth && (name != Name::Other || self.kind == Kind::Aliases) {
+        // Most of the others are only their frame's business.
+        if depth == self.reader_depth {
             prop(self.reader, depth, self.kind, name, offset, value, &self.blocks);
         }
         Ok(())
