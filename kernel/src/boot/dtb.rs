@@ -703,35 +703,26 @@ impl<'dt> Reader<'_, 'dt> {
     #[inline(never)]
     fn memory(&mut self, reg: &[u8], parent: &Frame<'dt>) {
         let info = &mut self.info;
-        let mut found = RangeList::new();
         let mut notes: [Option<DtbError>; 3] = [None; 3];
-        match for_each_reg(reg, parent, Node::Memory, |r| {
+        // Straight into RAM, not through a list of the node's own (a
+        // kilobyte to clear): `for_each_reg` refuses a `reg` before its
+        // first range, so a node ignored adds nothing.
+        let read = for_each_reg(reg, parent, Node::Memory, |r| {
             if r.size() == 0 {
                 notes[0].get_or_insert(DtbError::EmptyRange(r.start.raw()));
                 return Ok(());
             }
-            if let Some(o) = info
-                .memory
-                .iter()
-                .chain(found.iter())
-                .find(|m| m.start < r.end && r.start < m.end)
-            {
+            if let Some(o) = info.memory.iter().find(|m| m.start < r.end && r.start < m.end) {
                 let (start, end) = (o.start.max(r.start), o.end.min(r.end));
                 notes[1].get_or_insert(DtbError::Overlap(start.raw(), end.raw()));
             }
-            if found.insert_up_to(r, MAX_MEMORY_RANGES).is_err() {
+            if info.memory.insert_up_to(r, MAX_MEMORY_RANGES).is_err() {
                 notes[2].get_or_insert(DtbError::TooManyRanges(Node::Memory));
             }
             Ok(())
-        }) {
-            Ok(()) => {
-                for r in found.iter() {
-                    if info.memory.insert_up_to(*r, MAX_MEMORY_RANGES).is_err() {
-                        notes[2].get_or_insert(DtbError::TooManyRanges(Node::Memory));
-                    }
-                }
-            }
-            Err(e) => info.problem(e),
+        });
+        if let Err(e) = read {
+            info.problem(e);
         }
         notes.into_iter().flatten().for_each(|n| info.problem(n));
     }
@@ -802,7 +793,7 @@ fn path_depth(wanted: &str) -> usize {
 }
 
 /// Calls `f` for each `(address, size)` entry of a `reg` property, sized by the
-/// parent's cells.
+/// parent's cells. A `reg` it refuses is refused before the first call.
 fn for_each_reg(
     reg: &[u8],
     parent: &Frame<'_>,
