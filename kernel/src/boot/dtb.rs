@@ -981,22 +981,17 @@ fn named<T: Copy>(table: &[(&[u8], T)], key: &[u8]) -> Option<T> {
 /// dozen properties hundreds of times, so each name is read and compared
 /// once, and then found by its offset. QEMU's trees' strings blocks are
 /// 160 (raspi3b) to 500 bytes (virt); a name further in is read every time.
-struct Names<'dt> {
+struct Names<'n, 'dt> {
     blocks: Blocks<'dt>,
-    seen: [Option<Name>; SEEN_NAMES],
+    /// The caller's: a table made inside a value is made on the stack and
+    /// copied in (half a kilobyte, about 300 instructions).
+    seen: &'n mut [Option<Name>; SEEN_NAMES],
 }
 
 /// Offsets [`Names`] remembers (a byte each).
 const SEEN_NAMES: usize = 512;
 
-impl<'dt> Names<'dt> {
-    fn new(blocks: Blocks<'dt>) -> Self {
-        Names {
-            blocks,
-            seen: [None; SEEN_NAMES],
-        }
-    }
-
+impl Names<'_, '_> {
     #[inline]
     fn get(&mut self, offset: u32) -> Result<Name, DtbError> {
         match self.seen.get(offset as usize) {
@@ -1020,7 +1015,10 @@ impl<'dt> Names<'dt> {
 fn walk_tokens<'dt>(blocks: &Blocks<'dt>, reader: &mut Reader<'_, 'dt>) -> Result<usize, DtbError> {
     let mut walk = Walk {
         blocks: *blocks,
-        names: Names::new(*blocks),
+        names: Names {
+            blocks: *blocks,
+            seen: &mut [None; SEEN_NAMES],
+        },
         // Each frame is opened (`Frame::open`) when its node begins, before
         // anything reads it; all zeros is the cheapest start (one `memset`,
         // where sixteen copies of a constant frame were a `memcpy` each,
@@ -1044,7 +1042,7 @@ fn walk_tokens<'dt>(blocks: &Blocks<'dt>, reader: &mut Reader<'_, 'dt>) -> Resul
 /// rarer in functions of its own, out of line.
 struct Walk<'w, 'r, 'dt> {
     blocks: Blocks<'dt>,
-    names: Names<'dt>,
+    names: Names<'w, 'dt>,
     /// The open nodes', root first.
     frames: [Frame<'dt>; MAX_DEPTH],
     path: [&'dt [u8]; MAX_DEPTH],
