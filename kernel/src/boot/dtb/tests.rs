@@ -782,3 +782,28 @@ fn a_node_is_the_first_compatible_entry_the_kernel_knows() {
         );
     }
 }
+
+#[test]
+fn a_path_matches_component_by_component_unit_addresses_optional() {
+    let path: [&[u8]; 3] = [b"", b"soc@0", b"serial@7e201000"];
+    for wanted in ["/soc/serial@7e201000", "/soc@0/serial", "/soc/serial", "//soc/serial/"] {
+        assert!(path_matches(&path, wanted), "{wanted}");
+        assert_eq!(path_depth(wanted), 3, "{wanted}");
+    }
+    // Another node, a parent, a child, another parent, a unit address that
+    // differs, a name that only starts the same.
+    for wanted in [
+        "/soc/serial@7e215040",
+        "/soc",
+        "/soc/serial/port",
+        "/bus/serial",
+        "/soc/serial@7e2",
+        "/soc/seri",
+        "/",
+        "",
+    ] {
+        assert!(!path_matches(&path, wanted), "{wanted}");
+    }
+    // The root is no node `stdout-path` can name.
+    assert!(!path_matches(&[b""], "/"));
+}
