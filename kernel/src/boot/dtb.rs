@@ -467,7 +467,7 @@ pub fn parse_into<'dt>(blob: &'dt [u8], info: &mut DeviceTree<'dt>) -> Result<()
     if reader.stdout_path.is_some() && !reader.uart_found {
         // `stdout-path` came after its node (or named an alias): look among
         // the PL011s the walk kept, and walk again only if it is not one.
-        reader.target = reader.stdout().map(|path| (path, path_depth(path)));
+        reader.target = reader.stdout().map(Target::of);
         reader.uart_from_kept();
         if !reader.uart_found {
             reader.only_uart = true;
@@ -491,8 +491,8 @@ struct Reader<'r, 'dt> {
     stdout_path: Option<&'dt str>,
     /// `/aliases`: (name, path).
     aliases: [(&'dt [u8], &'dt str); 8],
-    /// The console's node path and its depth, once known.
-    target: Option<(&'dt str, usize)>,
+    /// The console's node, once its path is known.
+    target: Option<Target<'dt>>,
     /// The node `stdout-path` names was seen (with or without a `reg`).
     uart_found: bool,
     /// The second walk, for the UART alone.
@@ -553,7 +553,7 @@ impl<'dt> Reader<'_, 'dt> {
                 self.stdout_path = Some(cstr(value));
                 // A full path can be looked for from here on; an alias waits
                 // for the second walk, when every alias is known.
-                self.target = self.stdout().filter(|p| p.starts_with('/')).map(|p| (p, path_depth(p)));
+                self.target = self.stdout().filter(|p| p.starts_with('/')).map(Target::of);
             }
             (Kind::Chosen, Name::Bootargs) => info.bootargs = cstr(value),
             (Kind::Chosen, Name::KaslrSeed) => {
@@ -607,7 +607,12 @@ impl<'dt> Reader<'_, 'dt> {
             }
         }
         if !self.uart_found {
-            let console = self.target.is_some_and(|(_, depth)| path.len() == depth) && self.console(path, frames);
+            // Its depth and its own name first: most nodes are told apart
+            // without the whole path.
+            let console = self
+                .target
+                .is_some_and(|t| path.len() == t.depth && component_matches(path[t.depth - 1], t.name))
+                && self.console(path, frames);
             if !console && !self.only_uart && frame.known == Some(Compatible::Pl011) {
                 self.keep_pl011(path, frames);
             }
@@ -663,7 +668,9 @@ impl<'dt> Reader<'_, 'dt> {
     /// `stdout-path` names; if so, it is read as the console.
     #[inline(never)]
     fn console(&mut self, path: &[&'dt [u8]], frames: &[Frame<'dt>]) -> bool {
-        let Some((stdout, _)) = self.target else { return false };
+        let Some(Target { path: stdout, .. }) = self.target else {
+            return false;
+        };
         if path_matches(path, stdout) {
             self.uart_found = true;
             self.uart(uart_of(frames));
@@ -687,7 +694,12 @@ impl<'dt> Reader<'_, 'dt> {
 
     /// The UART `target` names, if the first walk kept it.
     fn uart_from_kept(&mut self) {
-        let Some((stdout, depth)) = self.target else { return };
+        let Some(Target {
+            path: stdout, depth, ..
+        }) = self.target
+        else {
+            return;
+        };
         let kept = self.pl011s.iter().flatten().find(|(below, len, _)| {
             let mut path = [&b""[..]; MAX_KEPT_DEPTH + 1];
             path[1..=*len].copy_from_slice(&below[..*len]);
@@ -785,20 +797,43 @@ fn path_matches<N: AsRef<[u8]>>(path: &[N], wanted: &str) -> bool {
     let mut parts = wanted.as_bytes().rsplit(|&b| b == b'/').filter(|p| !p.is_empty());
     for node in path.iter().skip(1).rev().map(AsRef::as_ref) {
         match parts.next() {
-            Some(p) if p == node || node.split(|&b| b == b'@').next() == Some(p) => {}
+            Some(p) if component_matches(node, p) => {}
             _ => return false,
         }
     }
     parts.next().is_none() && path.len() > 1
 }
 
-/// How many components the node at `wanted` has, the root included.
-fn path_depth(wanted: &str) -> usize {
-    1 + wanted
-        .as_bytes()
-        .split(|&b| b == b'/')
-        .filter(|p| !p.is_empty())
-        .count()
+/// Whether the node named `node` is the path component `part`, which may
+/// omit the unit address. Out of line: it is for the nodes as deep as the
+/// console's, and inline it cost each node's end more than it saved.
+#[inline(never)]
+fn component_matches(node: &[u8], part: &[u8]) -> bool {
+    part == node || node.split(|&b| b == b'@').next() == Some(part)
+}
+
+/// The node `stdout-path` names: its path, its depth (its components, the
+/// root included) and its own name, the path's last component.
+#[derive(Clone, Copy)]
+struct Target<'dt> {
+    path: &'dt str,
+    depth: usize,
+    name: &'dt [u8],
+}
+
+impl<'dt> Target<'dt> {
+    fn of(path: &'dt str) -> Self {
+        let mut target = Target {
+            path,
+            depth: 1,
+            name: b"",
+        };
+        for part in path.as_bytes().split(|&b| b == b'/').filter(|p| !p.is_empty()) {
+            target.depth += 1;
+            target.name = part;
+        }
+        target
+    }
 }
 
 /// Calls `f` for each `(address, size)` entry of a `reg` property, sized by the
