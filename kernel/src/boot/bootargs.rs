@@ -46,20 +46,26 @@ pub const DEFAULT_WATCHDOG_MS: u64 = 2000;
 /// The longest `module.watchdog=` accepted: an hour.
 pub const MAX_WATCHDOG_MS: u64 = 3_600_000;
 
+impl BootArgs<'_> {
+    /// Every setting at its default, as a command line without words leaves
+    /// them; a constant, so a static can start from it.
+    pub const DEFAULT: BootArgs<'static> = BootArgs {
+        loglevel: LevelFilter::Info,
+        nokaslr: false,
+        kaslr_seed: None,
+        kaslr_window: None,
+        kaslr_align: None,
+        kaslr_linear: false,
+        rodata_full: false,
+        module_far: false,
+        module_watchdog_ms: DEFAULT_WATCHDOG_MS,
+        maxcpus: None,
+    };
+}
+
 impl Default for BootArgs<'_> {
     fn default() -> Self {
-        BootArgs {
-            loglevel: LevelFilter::Info,
-            nokaslr: false,
-            kaslr_seed: None,
-            kaslr_window: None,
-            kaslr_align: None,
-            kaslr_linear: false,
-            rodata_full: false,
-            module_far: false,
-            module_watchdog_ms: DEFAULT_WATCHDOG_MS,
-            maxcpus: None,
-        }
+        BootArgs::DEFAULT
     }
 }
 

@@ -467,7 +467,7 @@ pub fn parse_into<'dt>(blob: &'dt [u8], info: &mut DeviceTree<'dt>) -> Result<()
     if reader.stdout_path.is_some() && !reader.uart_found {
         // `stdout-path` came after its node (or named an alias): look among
         // the PL011s the walk kept, and walk again only if it is not one.
-        reader.target = reader.stdout().map(|path| (path, path_depth(path)));
+        reader.target = reader.stdout().map(Target::of);
         reader.uart_from_kept();
         if !reader.uart_found {
             reader.only_uart = true;
@@ -491,8 +491,8 @@ struct Reader<'r, 'dt> {
     stdout_path: Option<&'dt str>,
     /// `/aliases`: (name, path).
     aliases: [(&'dt [u8], &'dt str); 8],
-    /// The console's node path and its depth, once known.
-    target: Option<(&'dt str, usize)>,
+    /// The console's node, once its path is known.
+    target: Option<Target<'dt>>,
     /// The node `stdout-path` names was seen (with or without a `reg`).
     uart_found: bool,
     /// The second walk, for the UART alone.
@@ -553,7 +553,7 @@ impl<'dt> Reader<'_, 'dt> {
                 self.stdout_path = Some(cstr(value));
                 // A full path can be looked for from here on; an alias waits
                 // for the second walk, when every alias is known.
-                self.target = self.stdout().filter(|p| p.starts_with('/')).map(|p| (p, path_depth(p)));
+                self.target = self.stdout().filter(|p| p.starts_with('/')).map(Target::of);
             }
             (Kind::Chosen, Name::Bootargs) => info.bootargs = cstr(value),
             (Kind::Chosen, Name::KaslrSeed) => {
@@ -607,7 +607,12 @@ impl<'dt> Reader<'_, 'dt> {
             }
         }
         if !self.uart_found {
-            let console = self.target.is_some_and(|(_, depth)| path.len() == depth) && self.console(path, frames);
+            // Its depth and its own name first: most nodes are told apart
+            // without the whole path.
+            let console = self
+                .target
+                .is_some_and(|t| path.len() == t.depth && component_matches(path[t.depth - 1], t.name))
+                && self.console(path, frames);
             if !console && !self.only_uart && frame.known == Some(Compatible::Pl011) {
                 self.keep_pl011(path, frames);
             }
@@ -663,7 +668,9 @@ impl<'dt> Reader<'_, 'dt> {
     /// `stdout-path` names; if so, it is read as the console.
     #[inline(never)]
     fn console(&mut self, path: &[&'dt [u8]], frames: &[Frame<'dt>]) -> bool {
-        let Some((stdout, _)) = self.target else { return false };
+        let Some(Target { path: stdout, .. }) = self.target else {
+            return false;
+        };
         if path_matches(path, stdout) {
             self.uart_found = true;
             self.uart(uart_of(frames));
@@ -687,7 +694,12 @@ impl<'dt> Reader<'_, 'dt> {
 
     /// The UART `target` names, if the first walk kept it.
     fn uart_from_kept(&mut self) {
-        let Some((stdout, depth)) = self.target else { return };
+        let Some(Target {
+            path: stdout, depth, ..
+        }) = self.target
+        else {
+            return;
+        };
         let kept = self.pl011s.iter().flatten().find(|(below, len, _)| {
             let mut path = [&b""[..]; MAX_KEPT_DEPTH + 1];
             path[1..=*len].copy_from_slice(&below[..*len]);
@@ -703,35 +715,26 @@ impl<'dt> Reader<'_, 'dt> {
     #[inline(never)]
     fn memory(&mut self, reg: &[u8], parent: &Frame<'dt>) {
         let info = &mut self.info;
-        let mut found = RangeList::new();
         let mut notes: [Option<DtbError>; 3] = [None; 3];
-        match for_each_reg(reg, parent, Node::Memory, |r| {
+        // Straight into RAM, not through a list of the node's own (a
+        // kilobyte to clear): `for_each_reg` refuses a `reg` before its
+        // first range, so a node ignored adds nothing.
+        let read = for_each_reg(reg, parent, Node::Memory, |r| {
             if r.size() == 0 {
                 notes[0].get_or_insert(DtbError::EmptyRange(r.start.raw()));
                 return Ok(());
             }
-            if let Some(o) = info
-                .memory
-                .iter()
-                .chain(found.iter())
-                .find(|m| m.start < r.end && r.start < m.end)
-            {
+            if let Some(o) = info.memory.iter().find(|m| m.start < r.end && r.start < m.end) {
                 let (start, end) = (o.start.max(r.start), o.end.min(r.end));
                 notes[1].get_or_insert(DtbError::Overlap(start.raw(), end.raw()));
             }
-            if found.insert_up_to(r, MAX_MEMORY_RANGES).is_err() {
+            if info.memory.insert_up_to(r, MAX_MEMORY_RANGES).is_err() {
                 notes[2].get_or_insert(DtbError::TooManyRanges(Node::Memory));
             }
             Ok(())
-        }) {
-            Ok(()) => {
-                for r in found.iter() {
-                    if info.memory.insert_up_to(*r, MAX_MEMORY_RANGES).is_err() {
-                        notes[2].get_or_insert(DtbError::TooManyRanges(Node::Memory));
-                    }
-                }
-            }
-            Err(e) => info.problem(e),
+        });
+        if let Err(e) = read {
+            info.problem(e);
         }
         notes.into_iter().flatten().for_each(|n| info.problem(n));
     }
@@ -785,24 +788,56 @@ fn first_translated(reg: &[u8], frames: &[Frame<'_>], what: Node) -> Result<Opti
 
 /// Whether the node at `path` (components, root first as "") is `wanted`, a
 /// full path whose components may omit the unit address.
+///
+/// From the node itself up: its own name is what tells apart the nodes as
+/// deep as the one wanted (a board's dozens of devices under `/soc`). Split
+/// as bytes: `str::split` on a `char` sets up a `memchr` each time, which
+/// cost the Raspberry Pi's tree 1,000 instructions (`--icount`).
 fn path_matches<N: AsRef<[u8]>>(path: &[N], wanted: &str) -> bool {
-    let mut parts = wanted.split('/').filter(|p| !p.is_empty()).map(str::as_bytes);
-    for node in path.iter().skip(1).map(AsRef::as_ref) {
+    let mut parts = wanted.as_bytes().rsplit(|&b| b == b'/').filter(|p| !p.is_empty());
+    for node in path.iter().skip(1).rev().map(AsRef::as_ref) {
         match parts.next() {
-            Some(p) if p == node || node.split(|&b| b == b'@').next() == Some(p) => {}
+            Some(p) if component_matches(node, p) => {}
             _ => return false,
         }
     }
     parts.next().is_none() && path.len() > 1
 }
 
-/// How many components the node at `wanted` has, the root included.
-fn path_depth(wanted: &str) -> usize {
-    1 + wanted.split('/').filter(|p| !p.is_empty()).count()
+/// Whether the node named `node` is the path component `part`, which may
+/// omit the unit address. Out of line: it is for the nodes as deep as the
+/// console's, and inline it cost each node's end more than it saved.
+#[inline(never)]
+fn component_matches(node: &[u8], part: &[u8]) -> bool {
+    part == node || node.split(|&b| b == b'@').next() == Some(part)
+}
+
+/// The node `stdout-path` names: its path, its depth (its components, the
+/// root included) and its own name, the path's last component.
+#[derive(Clone, Copy)]
+struct Target<'dt> {
+    path: &'dt str,
+    depth: usize,
+    name: &'dt [u8],
+}
+
+impl<'dt> Target<'dt> {
+    fn of(path: &'dt str) -> Self {
+        let mut target = Target {
+            path,
+            depth: 1,
+            name: b"",
+        };
+        for part in path.as_bytes().split(|&b| b == b'/').filter(|p| !p.is_empty()) {
+            target.depth += 1;
+            target.name = part;
+        }
+        target
+    }
 }
 
 /// Calls `f` for each `(address, size)` entry of a `reg` property, sized by the
-/// parent's cells.
+/// parent's cells. A `reg` it refuses is refused before the first call.
 fn for_each_reg(
     reg: &[u8],
     parent: &Frame<'_>,
@@ -990,22 +1025,17 @@ fn named<T: Copy>(table: &[(&[u8], T)], key: &[u8]) -> Option<T> {
 /// dozen properties hundreds of times, so each name is read and compared
 /// once, and then found by its offset. QEMU's trees' strings blocks are
 /// 160 (raspi3b) to 500 bytes (virt); a name further in is read every time.
-struct Names<'dt> {
+struct Names<'n, 'dt> {
     blocks: Blocks<'dt>,
-    seen: [Option<Name>; SEEN_NAMES],
+    /// The caller's: a table made inside a value is made on the stack and
+    /// copied in (half a kilobyte, about 300 instructions).
+    seen: &'n mut [Option<Name>; SEEN_NAMES],
 }
 
 /// Offsets [`Names`] remembers (a byte each).
 const SEEN_NAMES: usize = 512;
 
-impl<'dt> Names<'dt> {
-    fn new(blocks: Blocks<'dt>) -> Self {
-        Names {
-            blocks,
-            seen: [None; SEEN_NAMES],
-        }
-    }
-
+impl Names<'_, '_> {
     #[inline]
     fn get(&mut self, offset: u32) -> Result<Name, DtbError> {
         match self.seen.get(offset as usize) {
@@ -1029,7 +1059,10 @@ impl<'dt> Names<'dt> {
 fn walk_tokens<'dt>(blocks: &Blocks<'dt>, reader: &mut Reader<'_, 'dt>) -> Result<usize, DtbError> {
     let mut walk = Walk {
         blocks: *blocks,
-        names: Names::new(*blocks),
+        names: Names {
+            blocks: *blocks,
+            seen: &mut [None; SEEN_NAMES],
+        },
         // Each frame is opened (`Frame::open`) when its node begins, before
         // anything reads it; all zeros is the cheapest start (one `memset`,
         // where sixteen copies of a constant frame were a `memcpy` each,
@@ -1053,7 +1086,7 @@ fn walk_tokens<'dt>(blocks: &Blocks<'dt>, reader: &mut Reader<'_, 'dt>) -> Resul
 /// rarer in functions of its own, out of line.
 struct Walk<'w, 'r, 'dt> {
     blocks: Blocks<'dt>,
-    names: Names<'dt>,
+    names: Names<'w, 'dt>,
     /// The open nodes', root first.
     frames: [Frame<'dt>; MAX_DEPTH],
     path: [&'dt [u8]; MAX_DEPTH],
@@ -1086,10 +1119,17 @@ impl<'dt> walk::Visit<'dt> for Walk<'_, '_, 'dt> {
     #[inline]
     fn prop(&mut self, depth: usize, offset: u32, value: &'dt [u8]) -> Result<(), DtbError> {
         let name = self.names.get(offset)?;
+        // A third of the properties are no name the kernel knows: skipped
+        // at once, but for an alias, whose name is whatever the tree calls it.
+        if name == Name::Other {
+            if self.kind == Kind::Aliases && depth == self.reader_depth {
+                prop(self.reader, depth, self.kind, name, offset, value, &self.blocks);
+            }
+            return Ok(());
+        }
         self.frames[depth - 1].set(name, value);
-        // Most properties are only their frame's business; an alias's
-        // name is whatever the tree calls it.
-        if depth == self.reader_depth && (name != Name::Other || self.kind == Kind::Aliases) {
+        // Most of the others are only their frame's business.
+        if depth == self.reader_depth {
             prop(self.reader, depth, self.kind, name, offset, value, &self.blocks);
         }
         Ok(())

@@ -31,7 +31,7 @@ use spin::Once;
 use crate::arch::{counter, cpu, exceptions, pmu, psci, sections};
 use crate::boot::cost::{self, Phase};
 use crate::boot::dtb::DtbError;
-use crate::boot::info::BootInfo;
+use crate::boot::info::{BootInfo, BootInfoCell};
 use crate::boot::state::{self, Kernel};
 use crate::boot::{reserve, tree};
 use crate::console::{self, bringup::Fallback};
@@ -46,7 +46,7 @@ use crate::shell::report::Leaves;
 const HEAP_SIZE: u64 = 4 << 20;
 
 /// The boot's inputs, read once before the move and used after it.
-static BOOT_INFO: Once<BootInfo<'static>> = Once::new();
+static BOOT_INFO: BootInfoCell = BootInfoCell::new();
 
 /// What boot set aside, and the RAM left for frames: kilobytes, built in
 /// place and kept there for the shell.
@@ -101,8 +101,9 @@ pub unsafe extern "C" fn splitmap_kernel_main(
 
     // Read straight into its static: the value is kilobytes, and it is
     // used from there, never copied.
-    let info =
-        BOOT_INFO.call_once(|| tree::read(dtb_pa, boot_regs).unwrap_or_else(|e| unusable_device_tree(dtb_pa, e)));
+    let info = BOOT_INFO.fill(|info| {
+        tree::read_into(dtb_pa, boot_regs, info).unwrap_or_else(|e| unusable_device_tree(dtb_pa, e));
+    });
     cost::tree_read(info.dt.size);
     psci::use_conduit(info.dt.psci);
     // Before any panic below: a panic's last words go to this board's UART

@@ -782,3 +782,33 @@ fn a_node_is_the_first_compatible_entry_the_kernel_knows() {
         );
     }
 }
+
+#[test]
+fn a_path_matches_component_by_component_unit_addresses_optional() {
+    let path: [&[u8]; 3] = [b"", b"soc@0", b"serial@7e201000"];
+    for wanted in ["/soc/serial@7e201000", "/soc@0/serial", "/soc/serial", "//soc/serial/"] {
+        assert!(path_matches(&path, wanted), "{wanted}");
+        let target = Target::of(wanted);
+        assert_eq!(
+            (target.depth, target.name.starts_with(b"serial")),
+            (3, true),
+            "{wanted}"
+        );
+    }
+    // Another node, a parent, a child, another parent, a unit address that
+    // differs, a name that only starts the same.
+    for wanted in [
+        "/soc/serial@7e215040",
+        "/soc",
+        "/soc/serial/port",
+        "/bus/serial",
+        "/soc/serial@7e2",
+        "/soc/seri",
+        "/",
+        "",
+    ] {
+        assert!(!path_matches(&path, wanted), "{wanted}");
+    }
+    // The root is no node `stdout-path` can name.
+    assert!(!path_matches(&[b""], "/"));
+}

@@ -162,7 +162,13 @@ pub fn walk<'dt, V: Visit<'dt>>(structure: &'dt [u8], visit: &mut V) -> Result<u
                 if depth == 0 {
                     return Err(DtbError::Malformed.into());
                 }
-                let (len, name) = (word(at)? as usize, word(at + 1)?);
+                // The header's two words in one bounds check, the value in
+                // another.
+                let &[len, name]: &[u32; 2] = words
+                    .get(at..at + 2)
+                    .and_then(|header| header.try_into().ok())
+                    .ok_or(DtbError::Malformed)?;
+                let (len, name) = (u32::from_be(len) as usize, u32::from_be(name));
                 let start = 4 * (at + 2);
                 let value = bytes.get(start..start + len).ok_or(DtbError::Malformed)?;
                 at += 2 + len.div_ceil(4);
