@@ -8,17 +8,18 @@
 //!    SCTLR_EL1 at a known MMU-off value, start counting instructions (for
 //!    `phases`), enable FP/SIMD (compiled Rust may use it), clean and
 //!    invalidate the boot stack from the data cache and set it up.
-//! 2. [`create_boot_tables`]: map the rows of [`kmap::KERNEL_MAP`] that must
-//!    exist before the MMU is on, each as its row says: the image at
-//!    `KIMAGE_VADDR` in TTBR1, and the one page of `.idmap.text` at VA = PA
-//!    in TTBR0. Table pages come from the pool the linker reserved inside
-//!    the image, never from memory past its end, each cleaned and
-//!    invalidated before it is zeroed and invalidated again at the end. The
-//!    DTB's window is the kernel's to map, once the MMU is on: with the MMU
-//!    off every table page costs that maintenance (with 64 KiB pages, 14 k
-//!    instructions a page, and the window takes two), with it on none. So
-//!    only the DTB's size is read here ([`dtb_size`]) and handed on.
-//! 3. `__pi_enable_mmu` (assembly, identity-mapped): turn the MMU on, zero
+//! 2. [`create_boot_tables`]: map what must exist before the MMU is on:
+//!    the image at VA = PA in TTBR0, each segment with its row's
+//!    permissions, and an empty root for TTBR1. Table pages come from the
+//!    pool the linker reserved inside the image, never from memory past its
+//!    end, each cleaned and invalidated before it is zeroed and invalidated
+//!    again at the end. Everything else is mapped with the MMU on, where a
+//!    table page costs no maintenance (with 64 KiB pages, 14 k instructions
+//!    a page with the MMU off): the image at its link address
+//!    ([`map_kernel`], step 3) and the DTB's window (the kernel's; only the
+//!    DTB's size is read here, [`dtb_size`], and handed on).
+//! 3. `__pi_enable_mmu` (assembly, identity-mapped): turn the MMU on, map
+//!    the image at its link address ([`map_kernel`], still at VA = PA), zero
 //!    `.bss` through the cache (what is written with the MMU off is only
 //!    the stack and the tables: see `EarlyPool::mmu_off`), and jump to
 //!    `splitmap_kernel_main` at its link address, called from the kernel's
@@ -74,7 +75,6 @@ unsafe extern "C" {
     static _end: u8;
     static __pool_start: u8;
     static __pool_end: u8;
-    static __idmap_text_start: u8;
 }
 
 /// The address of a linker symbol as the running code sees it: before the MMU
@@ -200,38 +200,14 @@ impl EarlyPool {
             dcache::clean_invalidate(pa.raw(), bytes);
         }
         let page = self.table_ptr_mut(pa);
-        if !self.caches_off && zero_by_zva(page, bytes) {
-            return Some(pa);
+        if self.caches_off || !zero_by_zva(page, bytes) {
+            zero_by_pairs(page, bytes);
         }
-        // SAFETY: the page is inside the pool (checked above), page-aligned,
-        // reachable at `page` and not yet handed out; the loop stores exactly
-        // `bytes` (a multiple of 64, at most a page, see `ROOT_BYTES`) from
-        // it, 64 a turn. Assembly, because a plain loop would become a call
-        // to `memset`, which lives outside this crate, and because pairs of
-        // zero registers are the cheapest stores there are with the MMU off
-        // (where `dc zva` faults).
-        //
-        // No barrier between these stores and the descriptor that links the
-        // page in. With the MMU off there are no table walks to order them
-        // against, and the stores go straight to memory: the first walk
-        // comes after `invalidate_taken`'s `dmb sy`/`dc ivac`/`dsb sy` and
-        // the `isb` of `__pi_enable_mmu`. After the MMU is on the pool is
-        // used only through the kernel's `KernelTables::alloc_table`
-        // (kernel/src/mm/tables.rs), which issues the `dsb ishst` a live
-        // table needs.
-        unsafe {
-            core::arch::asm!(
-                "0:",
-                "stp xzr, xzr, [{p}], #16",
-                "stp xzr, xzr, [{p}], #16",
-                "stp xzr, xzr, [{p}], #16",
-                "stp xzr, xzr, [{p}], #16",
-                "subs {n}, {n}, #1",
-                "b.ne 0b",
-                p = inout(reg) page => _,
-                n = inout(reg) bytes / 64 => _,
-                options(nostack),
-            );
+        if !self.caches_off {
+            // With the MMU on the page may be linked into live tables
+            // (`map_kernel`): its zeroes must reach the walker first.
+            // SAFETY: a barrier only.
+            unsafe { core::arch::asm!("dsb ishst", options(nostack, preserves_flags)) };
         }
         Some(pa)
     }
@@ -262,6 +238,40 @@ impl EarlyPool {
 impl TableAlloc for EarlyPool {
     fn alloc_table(&mut self) -> Option<PhysAddr> {
         self.take(PAGE_SIZE)
+    }
+}
+
+/// Zeroes `bytes` (a multiple of 64, at most a page) from `page`, a pool
+/// page [`EarlyPool::take`] is handing out, with pairs of zero registers.
+fn zero_by_pairs(page: *mut u64, bytes: u64) {
+    // SAFETY: the caller's page (inside the pool, page-aligned, reachable
+    // at `page` and not yet handed out); the loop stores exactly
+    // `bytes` (a multiple of 64, at most a page, see `ROOT_BYTES`) from
+    // it, 64 a turn. Assembly, because a plain loop would become a call
+    // to `memset`, which lives outside this crate, and because pairs of
+    // zero registers are the cheapest stores there are with the MMU off
+    // (where `dc zva` faults).
+    //
+    // No barrier between these stores and the descriptor that links the
+    // page in when the MMU is off: there are no table walks to order
+    // them against, and the stores go straight to memory: the first
+    // walk comes after `invalidate_taken`'s `dmb sy`/`dc ivac`/`dsb sy`
+    // and the `isb` of `__pi_enable_mmu`. With the MMU on, `take`
+    // issues the `dsb ishst` a live table needs (and the kernel's
+    // `KernelTables::alloc_table`, kernel/src/mm/tables.rs, its own).
+    unsafe {
+        core::arch::asm!(
+            "0:",
+            "stp xzr, xzr, [{p}], #16",
+            "stp xzr, xzr, [{p}], #16",
+            "stp xzr, xzr, [{p}], #16",
+            "stp xzr, xzr, [{p}], #16",
+            "subs {n}, {n}, #1",
+            "b.ne 0b",
+            p = inout(reg) page => _,
+            n = inout(reg) bytes / 64 => _,
+            options(nostack),
+        );
     }
 }
 
@@ -348,7 +358,7 @@ mod dcache {
 pub struct BootTables {
     /// Root of the kernel half (image, DTB window).
     pub ttbr1: u64,
-    /// Root of the identity map of `.idmap.text`.
+    /// Root of the identity map of the image.
     pub ttbr0: u64,
     /// Pool pages used so far.
     pub pool_used: u64,
@@ -410,33 +420,24 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     let ttbr1 = pool.alloc_root().ok_or(EarlyError::PoolTooSmall)?;
     let ttbr0 = pool.alloc_root().ok_or(EarlyError::PoolTooSmall)?;
 
-    // The image at its link address, whatever its physical address.
-    let voffset = KIMAGE_VADDR.wrapping_sub(here!(_text));
+    // The image where it runs (VA = PA), each segment as at its link
+    // address: enough for `__pi_enable_mmu` to turn the MMU on and for
+    // [`map_kernel`] to build the image's mapping at its link address
+    // with the MMU and caches on, where a table page costs no cache
+    // maintenance (with 64 KiB pages, 14 k instructions a page with the
+    // MMU off, and the image at its link address takes two more pages).
+    // This is also where the secondaries turn their MMU on.
     for Segment { start, end, mapping } in image_segments() {
-        let va = start.wrapping_add(voffset);
         pgtable::map(
             &mut pool,
-            ttbr1,
-            va,
+            ttbr0,
+            start,
             PhysAddr::new(start),
             end - start,
             mapping.attrs,
             mapping.granularity,
         )?;
     }
-
-    // The page that turns the MMU on must be mapped where it runs.
-    let idmap = here!(__idmap_text_start);
-    let identity = const { kmap::mapping("idmap") };
-    pgtable::map(
-        &mut pool,
-        ttbr0,
-        idmap,
-        PhysAddr::new(idmap),
-        PAGE_SIZE,
-        identity.attrs,
-        identity.granularity,
-    )?;
 
     /// The one thing the early code ever prints, before the device tree is read:
     /// on the board's PL011 (`crate::board`; elsewhere nothing shows, and the
@@ -537,6 +538,70 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
         pool_used: pool.used(),
         dtb_len: if dtb_pa == 0 { 0 } else { dtb_size(dtb_pa) },
     })
+}
+
+/// Maps the image at its link address in TTBR1's root `ttbr1`, which the
+/// early code left empty, taking table pages from the pool after its
+/// first `pool_used`; writes the pages used in all to `used`. Called from
+/// `__pi_enable_mmu` with the MMU and caches on, running at VA = PA through
+/// TTBR0's identity map of the image; returns 0 on success, an
+/// [`EarlyError`] code otherwise.
+///
+/// # Safety
+/// MMU on with TTBR0 mapping the image at VA = PA (stack and pool
+/// included) and TTBR1 = `ttbr1`; nothing has used the image's link
+/// address yet; `used` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __pi_map_kernel(ttbr1: u64, pool_used: u64, used: *mut u64) -> u64 {
+    // SAFETY: the pool is the early code's, of which it took `pool_used`
+    // pages; the identity map reaches it at its PA (`va_offset` 0).
+    let mut pool = unsafe {
+        EarlyPool::resume(
+            PhysAddr::new(here!(__pool_start)),
+            PhysAddr::new(here!(__pool_end)),
+            pool_used,
+            0,
+        )
+    };
+    match map_kernel(&mut pool, PhysAddr::new(ttbr1)) {
+        Ok(()) => {
+            // SAFETY: the caller passes a pointer to its stack frame.
+            unsafe { used.write(pool.used()) };
+            0
+        }
+        Err(e) => e as u64,
+    }
+}
+
+/// The image at its link address, whatever its physical address.
+///
+/// TTBR1 is live: its root was installed empty, and the MMU may walk it
+/// (speculatively) from the moment it is on. No break-before-make is
+/// needed, since every descriptor written here replaces an invalid one,
+/// and invalid descriptors are never cached in a TLB; so no TLB
+/// invalidation either. What a live table does need: each new table page
+/// zeroed before the descriptor that links it is visible to the walker
+/// (`EarlyPool::take` issues `dsb ishst` after zeroing a page with the
+/// MMU on), and every descriptor visible before the first access through
+/// TTBR1 (the `dsb ishst` below, and the `isb` in `__pi_enable_mmu`).
+/// Walks are cacheable (TCR_EL1's IRGN1/ORGN1), so the tables written
+/// through the cache need no cleaning.
+fn map_kernel(pool: &mut EarlyPool, ttbr1: PhysAddr) -> Result<(), EarlyError> {
+    let voffset = KIMAGE_VADDR.wrapping_sub(here!(_text));
+    for Segment { start, end, mapping } in image_segments() {
+        pgtable::map(
+            pool,
+            ttbr1,
+            start.wrapping_add(voffset),
+            PhysAddr::new(start),
+            end - start,
+            mapping.attrs,
+            mapping.granularity,
+        )?;
+    }
+    // SAFETY: a barrier only.
+    unsafe { core::arch::asm!("dsb ishst", options(nostack, preserves_flags)) };
+    Ok(())
 }
 
 /// One segment of the image, mapped in one call.
@@ -775,6 +840,20 @@ crate::asm_function!(
     dsb     nsh                         // before the MMU was on
     isb
 
+    // Still at VA = PA, through TTBR0's identity map of the image: map
+    // the image at its link address in TTBR1 (empty until now), with the
+    // caches on. `__pi_map_kernel` ends with `dsb ishst`; the `isb` makes
+    // the first fetch from the link address come after it.
+    mov     x0, x21                     // x0 = TTBR1 root
+    mov     x1, x23                     // x1 = pool pages used
+    sub     sp, sp, #16
+    mov     x2, sp
+    bl      __pi_map_kernel
+    cbnz    x0, 9f
+    ldr     x23, [sp]                   // x23 = pool pages used now
+    add     sp, sp, #16
+    isb
+
     // Now at VA = PA in TTBR0. Compute the link-time addresses from the
     // physical ones: voffset = KIMAGE_VADDR - PA(_text).
     movz    x1, #(({kimage} >> 48) & 0xffff), lsl #48
@@ -814,6 +893,9 @@ crate::asm_function!(
     mov     x5, x26                     // x5 = DTB bytes to map
     mov     x29, xzr                    // end of the frame-pointer chain
     br      x17
+
+9:  wfe                                 // no console yet: park, code in x0
+    b       9b
 "#,
     mair = const MAIR_VALUE,
     tcr = const TCR_VALUE,
