@@ -74,6 +74,7 @@ unsafe extern "C" {
     static __rodata_end: u8;
     static _end: u8;
     static __pool_start: u8;
+    static __pool_loaded_end: u8;
     static __pool_end: u8;
 }
 
@@ -100,6 +101,13 @@ pub struct EarlyPool {
     /// Whether its pages are written with the MMU and caches off (see
     /// [`EarlyPool::mmu_off`]).
     caches_off: bool,
+    /// With the caches off, the pool's pages below this PA are in the
+    /// file: zero, and cleaned to the point of coherency by the loader.
+    /// Tables are taken from them first (at `loaded_next`), the roots and
+    /// the tables past them from `next` on, which starts here. (`start`
+    /// for a resumed pool: none.)
+    loaded_end: u64,
+    loaded_next: u64,
 }
 
 impl EarlyPool {
@@ -117,29 +125,39 @@ impl EarlyPool {
             end: end.raw(),
             va_offset,
             caches_off: false,
+            loaded_end: start.raw(),
+            loaded_next: start.raw(),
         }
     }
 
-    /// The pool as the early code takes it, with the MMU off: from its first
-    /// page, reached at its PA, and each page cleaned and invalidated from
-    /// the data cache before it is zeroed.
-    ///
-    /// The pool is NOLOAD, past the end of the file a loader cleans to the
-    /// point of coherency, so the caches may hold lines there, dirty ones
-    /// too. With the MMU off the stores go straight to memory, and an
-    /// eviction of such a line later would overwrite them: so each page is
-    /// cleaned and invalidated (then `dsb sy`) before its first store. Only
+    /// The pool as the early code takes it, with the MMU off, reached at its
+    /// PA. Its pages below `loaded` are in the file, as the loader left
+    /// them: zero, and cleaned to the point of coherency (the boot
+    /// protocol's promise for the loaded image), so they are handed out as
+    /// tables as they are, first. The roots come from the NOLOAD pages
+    /// that follow (only their first [`ROOT_BYTES`] are used: a whole page
+    /// of the file each would be waste), and so do tables once the loaded
+    /// pages are taken. Every loaded page counts as used from the start.
+    /// NOLOAD pages are past the end of the file, so the caches may hold
+    /// lines there, dirty ones too.
+    /// With the MMU off the stores go straight to memory, and an eviction
+    /// of such a line later would overwrite them: so each such page is
+    /// cleaned and invalidated (then `dsb sy`) before it is zeroed. Only
     /// the pages handed out need it; the rest are written later, through
     /// the cache, by the kernel. After the last store the early code
-    /// invalidates them again ([`EarlyPool::invalidate_taken`]).
+    /// invalidates every page taken ([`EarlyPool::invalidate_taken`]):
+    /// clean lines may still hold what memory held before the stores.
     ///
     /// # Safety
     /// As [`EarlyPool::resume`] with nothing used and `va_offset` 0; the MMU
-    /// must be off while the pool is used.
-    pub const unsafe fn mmu_off(start: PhysAddr, end: PhysAddr) -> Self {
+    /// must be off while the pool is used; `[start, loaded)` is part of the
+    /// image as loaded from the file, all zeros, untouched since.
+    pub const unsafe fn mmu_off(start: PhysAddr, loaded: PhysAddr, end: PhysAddr) -> Self {
         // SAFETY: the caller's contract is `resume`'s.
         let mut pool = unsafe { EarlyPool::resume(start, end, 0, 0) };
         pool.caches_off = true;
+        pool.loaded_end = loaded.raw();
+        pool.next = loaded.raw();
         pool
     }
 
@@ -196,19 +214,19 @@ impl EarlyPool {
         }
         let pa = PhysAddr::new(self.next);
         self.next += PAGE_SIZE;
+        let page = self.table_ptr_mut(pa);
         if self.caches_off {
             dcache::clean_invalidate(pa.raw(), bytes);
+            zero_by_pairs(page, bytes);
+            return Some(pa);
         }
-        let page = self.table_ptr_mut(pa);
-        if self.caches_off || !zero_by_zva(page, bytes) {
+        if !zero_by_zva(page, bytes) {
             zero_by_pairs(page, bytes);
         }
-        if !self.caches_off {
-            // With the MMU on the page may be linked into live tables
-            // (`map_kernel`): its zeroes must reach the walker first.
-            // SAFETY: a barrier only.
-            unsafe { core::arch::asm!("dsb ishst", options(nostack, preserves_flags)) };
-        }
+        // With the MMU on the page may be linked into live tables
+        // (`map_kernel`): its zeroes must reach the walker first.
+        // SAFETY: a barrier only.
+        unsafe { core::arch::asm!("dsb ishst", options(nostack, preserves_flags)) };
         Some(pa)
     }
 
@@ -216,17 +234,20 @@ impl EarlyPool {
     /// lines the caches took meanwhile over the pages handed out (a
     /// speculative fill through another observer's cacheable alias), so the
     /// walks and cacheable reads that follow see what was stored. The first
-    /// two pages are the roots, of which only [`ROOT_BYTES`] were written.
+    /// two pages after the loaded ones are the roots, of which only
+    /// [`ROOT_BYTES`] were written.
     /// `dmb sy` first: with the MMU off nothing else orders the
     /// non-cacheable stores before the invalidation; `dsb sy` last, so it
     /// is done before the MMU is on.
     fn invalidate_taken(&self) {
         // SAFETY: barriers only.
         unsafe { core::arch::asm!("dmb sy", options(nostack, preserves_flags)) };
-        for root in 0..2.min(self.used()) {
-            dcache::invalidate(self.start + root * PAGE_SIZE, ROOT_BYTES);
+        dcache::invalidate(self.start, self.loaded_next - self.start);
+        let roots = self.loaded_end;
+        for root in 0..2.min((self.next - roots) / PAGE_SIZE) {
+            dcache::invalidate(roots + root * PAGE_SIZE, ROOT_BYTES);
         }
-        let tables = self.start + 2 * PAGE_SIZE;
+        let tables = roots + 2 * PAGE_SIZE;
         if self.next > tables {
             dcache::invalidate(tables, self.next - tables);
         }
@@ -237,6 +258,12 @@ impl EarlyPool {
 
 impl TableAlloc for EarlyPool {
     fn alloc_table(&mut self) -> Option<PhysAddr> {
+        if self.loaded_next < self.loaded_end {
+            // In the file: zero already, and no dirty line over it.
+            let pa = PhysAddr::new(self.loaded_next);
+            self.loaded_next += PAGE_SIZE;
+            return Some(pa);
+        }
         self.take(PAGE_SIZE)
     }
 }
@@ -414,9 +441,18 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     }
 
     // SAFETY: the linker reserves [__pool_start, __pool_end) for tables, page
-    // aligned, and the MMU is off so physical addresses are used as they are.
-    let mut pool = unsafe { EarlyPool::mmu_off(PhysAddr::new(here!(__pool_start)), PhysAddr::new(here!(__pool_end))) };
-    // The roots first: `invalidate_taken` knows them as the first two pages.
+    // aligned, its pages up to __pool_loaded_end zeros in the file, and the
+    // MMU is off so physical addresses are used as they are. Nothing runs
+    // this twice on one load of the image.
+    let mut pool = unsafe {
+        EarlyPool::mmu_off(
+            PhysAddr::new(here!(__pool_start)),
+            PhysAddr::new(here!(__pool_loaded_end)),
+            PhysAddr::new(here!(__pool_end)),
+        )
+    };
+    // The roots first: `invalidate_taken` knows them as the first two pages
+    // past the loaded ones.
     let ttbr1 = pool.alloc_root().ok_or(EarlyError::PoolTooSmall)?;
     let ttbr0 = pool.alloc_root().ok_or(EarlyError::PoolTooSmall)?;
 
