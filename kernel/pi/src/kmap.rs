@@ -124,8 +124,8 @@ pub static KERNEL_MAP: &[KernelRegion] = &[
     region("rodata", Image(Section::Rodata), mapped(Attrs::RODATA, LargestBlocks), "kernel read-only data"),
     // From here to the image's end one segment: the rows must agree.
     region("data", Image(Section::Data), mapped(Attrs::DATA, LargestBlocks), "kernel data"),
-    region("bss", Image(Section::Bss), mapped(Attrs::DATA, LargestBlocks), "kernel bss"),
     region("pgtables", Image(Section::Pool), mapped(Attrs::DATA, LargestBlocks), "the early page-table pool"),
+    region("bss", Image(Section::Bss), mapped(Attrs::DATA, LargestBlocks), "kernel bss"),
     region("bootstack", Image(Section::BootStack), mapped(Attrs::DATA, LargestBlocks),
         "the boot stack (exceptions run on it)"),
     // Device-nGnRE, never executable (the attributes see to both).
