@@ -11,17 +11,21 @@ fn main() {
     // The granule: this crate's feature (a build-dependency's features are
     // its own, so pi's GRANULE here is always 4 KiB). Fewer, larger table
     // pages in the bigger granules: each maps more.
-    let (page_size, pool_pages) = if env::var_os("CARGO_FEATURE_GRANULE_64K").is_some() {
-        (64 << 10, 16)
+    // The pool's first pages are in the file (see linker.ld.in): one table
+    // a level below the root for the identity map of the image (3 levels
+    // with 64 KiB pages, 4 with 16 KiB and 4 KiB).
+    let (page_size, pool_pages, loaded_pages) = if env::var_os("CARGO_FEATURE_GRANULE_64K").is_some() {
+        (64 << 10, 16, 2)
     } else if env::var_os("CARGO_FEATURE_GRANULE_16K").is_some() {
-        (16 << 10, 32)
+        (16 << 10, 32, 3)
     } else {
-        (4 << 10, 64)
+        (4 << 10, 64, 3)
     };
     let script = template
         .replace("@KIMAGE_VADDR@", &format!("{:#x}", pi::layout::KIMAGE_VADDR))
         .replace("@PAGE_SIZE@", &page_size.to_string())
-        .replace("@POOL_PAGES@", &pool_pages.to_string());
+        .replace("@POOL_PAGES@", &pool_pages.to_string())
+        .replace("@POOL_LOADED_PAGES@", &loaded_pages.to_string());
     let path = out.join("linker.ld");
     fs::write(&path, script).expect("write linker.ld");
     // Two names for the configurations the crate is built in, so modules say

@@ -8,17 +8,18 @@
 //!    SCTLR_EL1 at a known MMU-off value, start counting instructions (for
 //!    `phases`), enable FP/SIMD (compiled Rust may use it), clean and
 //!    invalidate the boot stack from the data cache and set it up.
-//! 2. [`create_boot_tables`]: map the rows of [`kmap::KERNEL_MAP`] that must
-//!    exist before the MMU is on, each as its row says: the image at
-//!    `KIMAGE_VADDR` in TTBR1, and the one page of `.idmap.text` at VA = PA
-//!    in TTBR0. Table pages come from the pool the linker reserved inside
-//!    the image, never from memory past its end, each cleaned and
-//!    invalidated before it is zeroed and invalidated again at the end. The
-//!    DTB's window is the kernel's to map, once the MMU is on: with the MMU
-//!    off every table page costs that maintenance (with 64 KiB pages, 14 k
-//!    instructions a page, and the window takes two), with it on none. So
-//!    only the DTB's size is read here ([`dtb_size`]) and handed on.
-//! 3. `__pi_enable_mmu` (assembly, identity-mapped): turn the MMU on, zero
+//! 2. [`create_boot_tables`]: map what must exist before the MMU is on:
+//!    the image at VA = PA in TTBR0, each segment with its row's
+//!    permissions, and an empty root for TTBR1. Table pages come from the
+//!    pool the linker reserved inside the image, never from memory past its
+//!    end, each cleaned and invalidated before it is zeroed and invalidated
+//!    again at the end. Everything else is mapped with the MMU on, where a
+//!    table page costs no maintenance (with 64 KiB pages, 14 k instructions
+//!    a page with the MMU off): the image at its link address
+//!    ([`map_kernel`], step 3) and the DTB's window (the kernel's; only the
+//!    DTB's size is read here, [`dtb_size`], and handed on).
+//! 3. `__pi_enable_mmu` (assembly, identity-mapped): turn the MMU on, map
+//!    the image at its link address ([`map_kernel`], still at VA = PA), zero
 //!    `.bss` through the cache (what is written with the MMU off is only
 //!    the stack and the tables: see `EarlyPool::mmu_off`), and jump to
 //!    `splitmap_kernel_main` at its link address, called from the kernel's
@@ -73,8 +74,8 @@ unsafe extern "C" {
     static __rodata_end: u8;
     static _end: u8;
     static __pool_start: u8;
+    static __pool_loaded_end: u8;
     static __pool_end: u8;
-    static __idmap_text_start: u8;
 }
 
 /// The address of a linker symbol as the running code sees it: before the MMU
@@ -100,6 +101,13 @@ pub struct EarlyPool {
     /// Whether its pages are written with the MMU and caches off (see
     /// [`EarlyPool::mmu_off`]).
     caches_off: bool,
+    /// With the caches off, the pool's pages below this PA are in the
+    /// file: zero, and cleaned to the point of coherency by the loader.
+    /// Tables are taken from them first (at `loaded_next`), the roots and
+    /// the tables past them from `next` on, which starts here. (`start`
+    /// for a resumed pool: none.)
+    loaded_end: u64,
+    loaded_next: u64,
 }
 
 impl EarlyPool {
@@ -117,29 +125,39 @@ impl EarlyPool {
             end: end.raw(),
             va_offset,
             caches_off: false,
+            loaded_end: start.raw(),
+            loaded_next: start.raw(),
         }
     }
 
-    /// The pool as the early code takes it, with the MMU off: from its first
-    /// page, reached at its PA, and each page cleaned and invalidated from
-    /// the data cache before it is zeroed.
-    ///
-    /// The pool is NOLOAD, past the end of the file a loader cleans to the
-    /// point of coherency, so the caches may hold lines there, dirty ones
-    /// too. With the MMU off the stores go straight to memory, and an
-    /// eviction of such a line later would overwrite them: so each page is
-    /// cleaned and invalidated (then `dsb sy`) before its first store. Only
+    /// The pool as the early code takes it, with the MMU off, reached at its
+    /// PA. Its pages below `loaded` are in the file, as the loader left
+    /// them: zero, and cleaned to the point of coherency (the boot
+    /// protocol's promise for the loaded image), so they are handed out as
+    /// tables as they are, first. The roots come from the NOLOAD pages
+    /// that follow (only their first [`ROOT_BYTES`] are used: a whole page
+    /// of the file each would be waste), and so do tables once the loaded
+    /// pages are taken. Every loaded page counts as used from the start.
+    /// NOLOAD pages are past the end of the file, so the caches may hold
+    /// lines there, dirty ones too.
+    /// With the MMU off the stores go straight to memory, and an eviction
+    /// of such a line later would overwrite them: so each such page is
+    /// cleaned and invalidated (then `dsb sy`) before it is zeroed. Only
     /// the pages handed out need it; the rest are written later, through
     /// the cache, by the kernel. After the last store the early code
-    /// invalidates them again ([`EarlyPool::invalidate_taken`]).
+    /// invalidates every page taken ([`EarlyPool::invalidate_taken`]):
+    /// clean lines may still hold what memory held before the stores.
     ///
     /// # Safety
     /// As [`EarlyPool::resume`] with nothing used and `va_offset` 0; the MMU
-    /// must be off while the pool is used.
-    pub const unsafe fn mmu_off(start: PhysAddr, end: PhysAddr) -> Self {
+    /// must be off while the pool is used; `[start, loaded)` is part of the
+    /// image as loaded from the file, all zeros, untouched since.
+    pub const unsafe fn mmu_off(start: PhysAddr, loaded: PhysAddr, end: PhysAddr) -> Self {
         // SAFETY: the caller's contract is `resume`'s.
         let mut pool = unsafe { EarlyPool::resume(start, end, 0, 0) };
         pool.caches_off = true;
+        pool.loaded_end = loaded.raw();
+        pool.next = loaded.raw();
         pool
     }
 
@@ -196,43 +214,19 @@ impl EarlyPool {
         }
         let pa = PhysAddr::new(self.next);
         self.next += PAGE_SIZE;
+        let page = self.table_ptr_mut(pa);
         if self.caches_off {
             dcache::clean_invalidate(pa.raw(), bytes);
-        }
-        let page = self.table_ptr_mut(pa);
-        if !self.caches_off && zero_by_zva(page, bytes) {
+            zero_by_pairs(page, bytes);
             return Some(pa);
         }
-        // SAFETY: the page is inside the pool (checked above), page-aligned,
-        // reachable at `page` and not yet handed out; the loop stores exactly
-        // `bytes` (a multiple of 64, at most a page, see `ROOT_BYTES`) from
-        // it, 64 a turn. Assembly, because a plain loop would become a call
-        // to `memset`, which lives outside this crate, and because pairs of
-        // zero registers are the cheapest stores there are with the MMU off
-        // (where `dc zva` faults).
-        //
-        // No barrier between these stores and the descriptor that links the
-        // page in. With the MMU off there are no table walks to order them
-        // against, and the stores go straight to memory: the first walk
-        // comes after `invalidate_taken`'s `dmb sy`/`dc ivac`/`dsb sy` and
-        // the `isb` of `__pi_enable_mmu`. After the MMU is on the pool is
-        // used only through the kernel's `KernelTables::alloc_table`
-        // (kernel/src/mm/tables.rs), which issues the `dsb ishst` a live
-        // table needs.
-        unsafe {
-            core::arch::asm!(
-                "0:",
-                "stp xzr, xzr, [{p}], #16",
-                "stp xzr, xzr, [{p}], #16",
-                "stp xzr, xzr, [{p}], #16",
-                "stp xzr, xzr, [{p}], #16",
-                "subs {n}, {n}, #1",
-                "b.ne 0b",
-                p = inout(reg) page => _,
-                n = inout(reg) bytes / 64 => _,
-                options(nostack),
-            );
+        if !zero_by_zva(page, bytes) {
+            zero_by_pairs(page, bytes);
         }
+        // With the MMU on the page may be linked into live tables
+        // (`map_kernel`): its zeroes must reach the walker first.
+        // SAFETY: a barrier only.
+        unsafe { core::arch::asm!("dsb ishst", options(nostack, preserves_flags)) };
         Some(pa)
     }
 
@@ -240,17 +234,20 @@ impl EarlyPool {
     /// lines the caches took meanwhile over the pages handed out (a
     /// speculative fill through another observer's cacheable alias), so the
     /// walks and cacheable reads that follow see what was stored. The first
-    /// two pages are the roots, of which only [`ROOT_BYTES`] were written.
+    /// two pages after the loaded ones are the roots, of which only
+    /// [`ROOT_BYTES`] were written.
     /// `dmb sy` first: with the MMU off nothing else orders the
     /// non-cacheable stores before the invalidation; `dsb sy` last, so it
     /// is done before the MMU is on.
     fn invalidate_taken(&self) {
         // SAFETY: barriers only.
         unsafe { core::arch::asm!("dmb sy", options(nostack, preserves_flags)) };
-        for root in 0..2.min(self.used()) {
-            dcache::invalidate(self.start + root * PAGE_SIZE, ROOT_BYTES);
+        dcache::invalidate(self.start, self.loaded_next - self.start);
+        let roots = self.loaded_end;
+        for root in 0..2.min((self.next - roots) / PAGE_SIZE) {
+            dcache::invalidate(roots + root * PAGE_SIZE, ROOT_BYTES);
         }
-        let tables = self.start + 2 * PAGE_SIZE;
+        let tables = roots + 2 * PAGE_SIZE;
         if self.next > tables {
             dcache::invalidate(tables, self.next - tables);
         }
@@ -261,7 +258,47 @@ impl EarlyPool {
 
 impl TableAlloc for EarlyPool {
     fn alloc_table(&mut self) -> Option<PhysAddr> {
+        if self.loaded_next < self.loaded_end {
+            // In the file: zero already, and no dirty line over it.
+            let pa = PhysAddr::new(self.loaded_next);
+            self.loaded_next += PAGE_SIZE;
+            return Some(pa);
+        }
         self.take(PAGE_SIZE)
+    }
+}
+
+/// Zeroes `bytes` (a multiple of 64, at most a page) from `page`, a pool
+/// page [`EarlyPool::take`] is handing out, with pairs of zero registers.
+fn zero_by_pairs(page: *mut u64, bytes: u64) {
+    // SAFETY: the caller's page (inside the pool, page-aligned, reachable
+    // at `page` and not yet handed out); the loop stores exactly
+    // `bytes` (a multiple of 64, at most a page, see `ROOT_BYTES`) from
+    // it, 64 a turn. Assembly, because a plain loop would become a call
+    // to `memset`, which lives outside this crate, and because pairs of
+    // zero registers are the cheapest stores there are with the MMU off
+    // (where `dc zva` faults).
+    //
+    // No barrier between these stores and the descriptor that links the
+    // page in when the MMU is off: there are no table walks to order
+    // them against, and the stores go straight to memory: the first
+    // walk comes after `invalidate_taken`'s `dmb sy`/`dc ivac`/`dsb sy`
+    // and the `isb` of `__pi_enable_mmu`. With the MMU on, `take`
+    // issues the `dsb ishst` a live table needs (and the kernel's
+    // `KernelTables::alloc_table`, kernel/src/mm/tables.rs, its own).
+    unsafe {
+        core::arch::asm!(
+            "0:",
+            "stp xzr, xzr, [{p}], #16",
+            "stp xzr, xzr, [{p}], #16",
+            "stp xzr, xzr, [{p}], #16",
+            "stp xzr, xzr, [{p}], #16",
+            "subs {n}, {n}, #1",
+            "b.ne 0b",
+            p = inout(reg) page => _,
+            n = inout(reg) bytes / 64 => _,
+            options(nostack),
+        );
     }
 }
 
@@ -348,7 +385,7 @@ mod dcache {
 pub struct BootTables {
     /// Root of the kernel half (image, DTB window).
     pub ttbr1: u64,
-    /// Root of the identity map of `.idmap.text`.
+    /// Root of the identity map of the image.
     pub ttbr0: u64,
     /// Pool pages used so far.
     pub pool_used: u64,
@@ -404,39 +441,39 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     }
 
     // SAFETY: the linker reserves [__pool_start, __pool_end) for tables, page
-    // aligned, and the MMU is off so physical addresses are used as they are.
-    let mut pool = unsafe { EarlyPool::mmu_off(PhysAddr::new(here!(__pool_start)), PhysAddr::new(here!(__pool_end))) };
-    // The roots first: `invalidate_taken` knows them as the first two pages.
+    // aligned, its pages up to __pool_loaded_end zeros in the file, and the
+    // MMU is off so physical addresses are used as they are. Nothing runs
+    // this twice on one load of the image.
+    let mut pool = unsafe {
+        EarlyPool::mmu_off(
+            PhysAddr::new(here!(__pool_start)),
+            PhysAddr::new(here!(__pool_loaded_end)),
+            PhysAddr::new(here!(__pool_end)),
+        )
+    };
+    // The roots first: `invalidate_taken` knows them as the first two pages
+    // past the loaded ones.
     let ttbr1 = pool.alloc_root().ok_or(EarlyError::PoolTooSmall)?;
     let ttbr0 = pool.alloc_root().ok_or(EarlyError::PoolTooSmall)?;
 
-    // The image at its link address, whatever its physical address.
-    let voffset = KIMAGE_VADDR.wrapping_sub(here!(_text));
+    // The image where it runs (VA = PA), each segment as at its link
+    // address: enough for `__pi_enable_mmu` to turn the MMU on and for
+    // [`map_kernel`] to build the image's mapping at its link address
+    // with the MMU and caches on, where a table page costs no cache
+    // maintenance (with 64 KiB pages, 14 k instructions a page with the
+    // MMU off, and the image at its link address takes two more pages).
+    // This is also where the secondaries turn their MMU on.
     for Segment { start, end, mapping } in image_segments() {
-        let va = start.wrapping_add(voffset);
         pgtable::map(
             &mut pool,
-            ttbr1,
-            va,
+            ttbr0,
+            start,
             PhysAddr::new(start),
             end - start,
             mapping.attrs,
             mapping.granularity,
         )?;
     }
-
-    // The page that turns the MMU on must be mapped where it runs.
-    let idmap = here!(__idmap_text_start);
-    let identity = const { kmap::mapping("idmap") };
-    pgtable::map(
-        &mut pool,
-        ttbr0,
-        idmap,
-        PhysAddr::new(idmap),
-        PAGE_SIZE,
-        identity.attrs,
-        identity.granularity,
-    )?;
 
     /// The one thing the early code ever prints, before the device tree is read:
     /// on the board's PL011 (`crate::board`; elsewhere nothing shows, and the
@@ -537,6 +574,70 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
         pool_used: pool.used(),
         dtb_len: if dtb_pa == 0 { 0 } else { dtb_size(dtb_pa) },
     })
+}
+
+/// Maps the image at its link address in TTBR1's root `ttbr1`, which the
+/// early code left empty, taking table pages from the pool after its
+/// first `pool_used`; writes the pages used in all to `used`. Called from
+/// `__pi_enable_mmu` with the MMU and caches on, running at VA = PA through
+/// TTBR0's identity map of the image; returns 0 on success, an
+/// [`EarlyError`] code otherwise.
+///
+/// # Safety
+/// MMU on with TTBR0 mapping the image at VA = PA (stack and pool
+/// included) and TTBR1 = `ttbr1`; nothing has used the image's link
+/// address yet; `used` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __pi_map_kernel(ttbr1: u64, pool_used: u64, used: *mut u64) -> u64 {
+    // SAFETY: the pool is the early code's, of which it took `pool_used`
+    // pages; the identity map reaches it at its PA (`va_offset` 0).
+    let mut pool = unsafe {
+        EarlyPool::resume(
+            PhysAddr::new(here!(__pool_start)),
+            PhysAddr::new(here!(__pool_end)),
+            pool_used,
+            0,
+        )
+    };
+    match map_kernel(&mut pool, PhysAddr::new(ttbr1)) {
+        Ok(()) => {
+            // SAFETY: the caller passes a pointer to its stack frame.
+            unsafe { used.write(pool.used()) };
+            0
+        }
+        Err(e) => e as u64,
+    }
+}
+
+/// The image at its link address, whatever its physical address.
+///
+/// TTBR1 is live: its root was installed empty, and the MMU may walk it
+/// (speculatively) from the moment it is on. No break-before-make is
+/// needed, since every descriptor written here replaces an invalid one,
+/// and invalid descriptors are never cached in a TLB; so no TLB
+/// invalidation either. What a live table does need: each new table page
+/// zeroed before the descriptor that links it is visible to the walker
+/// (`EarlyPool::take` issues `dsb ishst` after zeroing a page with the
+/// MMU on), and every descriptor visible before the first access through
+/// TTBR1 (the `dsb ishst` below, and the `isb` in `__pi_enable_mmu`).
+/// Walks are cacheable (TCR_EL1's IRGN1/ORGN1), so the tables written
+/// through the cache need no cleaning.
+fn map_kernel(pool: &mut EarlyPool, ttbr1: PhysAddr) -> Result<(), EarlyError> {
+    let voffset = KIMAGE_VADDR.wrapping_sub(here!(_text));
+    for Segment { start, end, mapping } in image_segments() {
+        pgtable::map(
+            pool,
+            ttbr1,
+            start.wrapping_add(voffset),
+            PhysAddr::new(start),
+            end - start,
+            mapping.attrs,
+            mapping.granularity,
+        )?;
+    }
+    // SAFETY: a barrier only.
+    unsafe { core::arch::asm!("dsb ishst", options(nostack, preserves_flags)) };
+    Ok(())
 }
 
 /// One segment of the image, mapped in one call.
@@ -775,6 +876,20 @@ crate::asm_function!(
     dsb     nsh                         // before the MMU was on
     isb
 
+    // Still at VA = PA, through TTBR0's identity map of the image: map
+    // the image at its link address in TTBR1 (empty until now), with the
+    // caches on. `__pi_map_kernel` ends with `dsb ishst`; the `isb` makes
+    // the first fetch from the link address come after it.
+    mov     x0, x21                     // x0 = TTBR1 root
+    mov     x1, x23                     // x1 = pool pages used
+    sub     sp, sp, #16
+    mov     x2, sp
+    bl      __pi_map_kernel
+    cbnz    x0, 9f
+    ldr     x23, [sp]                   // x23 = pool pages used now
+    add     sp, sp, #16
+    isb
+
     // Now at VA = PA in TTBR0. Compute the link-time addresses from the
     // physical ones: voffset = KIMAGE_VADDR - PA(_text).
     movz    x1, #(({kimage} >> 48) & 0xffff), lsl #48
@@ -814,6 +929,9 @@ crate::asm_function!(
     mov     x5, x26                     // x5 = DTB bytes to map
     mov     x29, xzr                    // end of the frame-pointer chain
     br      x17
+
+9:  wfe                                 // no console yet: park, code in x0
+    b       9b
 "#,
     mair = const MAIR_VALUE,
     tcr = const TCR_VALUE,

@@ -105,9 +105,11 @@ const fn region(name: &'static str, place: Place, mapping: Option<Mapping>, why:
 /// relocation KASLR applies.
 #[rustfmt::skip]
 pub static KERNEL_MAP: &[KernelRegion] = &[
-    // Lower half, hence its own root (TTBR0): the one page that turns the MMU on.
+    // Lower half, hence its own root (TTBR0): the image where it runs, each
+    // segment as its own row says (text's attributes here), while the MMU
+    // is turned on and the image's TTBR1 tables built (`pi::boot`).
     region("idmap", Place::Identity, mapped(Attrs::TEXT, PagesOnly),
-        "the page that turns the MMU on, where it runs (until the kernel runs at its link address)"),
+        "the image where it runs, while the MMU is turned on (until the kernel runs at its link address)"),
     // Blocks, and contiguous runs: RAM is the most of the map and one TLB
     // entry should cover as much of it as it can.
     region("linear", Place::Linear, mapped(Attrs::DATA, Contiguous),
@@ -122,8 +124,8 @@ pub static KERNEL_MAP: &[KernelRegion] = &[
     region("rodata", Image(Section::Rodata), mapped(Attrs::RODATA, LargestBlocks), "kernel read-only data"),
     // From here to the image's end one segment: the rows must agree.
     region("data", Image(Section::Data), mapped(Attrs::DATA, LargestBlocks), "kernel data"),
-    region("bss", Image(Section::Bss), mapped(Attrs::DATA, LargestBlocks), "kernel bss"),
     region("pgtables", Image(Section::Pool), mapped(Attrs::DATA, LargestBlocks), "the early page-table pool"),
+    region("bss", Image(Section::Bss), mapped(Attrs::DATA, LargestBlocks), "kernel bss"),
     region("bootstack", Image(Section::BootStack), mapped(Attrs::DATA, LargestBlocks),
         "the boot stack (exceptions run on it)"),
     // Device-nGnRE, never executable (the attributes see to both).

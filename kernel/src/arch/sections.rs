@@ -36,8 +36,8 @@ fn span(start: *const u8, end: *const u8) -> Span {
     }
 }
 
-/// The whole image, `[_text, _end)`: header, text, rodata, data, bss, the
-/// table pool and the boot stack.
+/// The whole image, `[_text, _end)`: header, text, rodata, data, the table
+/// pool, bss (with the debug record's page) and the boot stack.
 pub fn image() -> Span {
     span(&raw const _text, &raw const _end)
 }
@@ -55,12 +55,12 @@ pub fn rodata() -> Span {
 
 /// Initialised data, `rw-`.
 pub fn data() -> Span {
-    span(&raw const __rodata_end, &raw const __bss_start)
+    span(&raw const __rodata_end, &raw const __pool_start)
 }
 
-/// Zeroed data, `rw-`.
+/// Zeroed data, `rw-`, and the debug record's page after it.
 pub fn bss() -> Span {
-    span(&raw const __bss_start, &raw const __pool_start)
+    span(&raw const __bss_start, &raw const __boot_stack_start)
 }
 
 /// The page-table pool the early code starts from.

@@ -15,6 +15,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::lock::Mutex;
 use pi::addr::KimgVirt;
@@ -37,10 +38,8 @@ struct ModuleEntry {
     sections_len: u64,
 }
 
-// One page of the build's granule: page-aligned so it maps alone.
-#[cfg_attr(not(any(feature = "granule-16k", feature = "granule-64k")), repr(C, align(4096)))]
-#[cfg_attr(all(feature = "granule-16k", not(feature = "granule-64k")), repr(C, align(16384)))]
-#[cfg_attr(feature = "granule-64k", repr(C, align(65536)))]
+#[repr(C)]
+#[derive(Clone, Copy)]
 struct Record {
     magic: u64,
     version: u64,
@@ -57,11 +56,24 @@ struct Record {
     module: [ModuleEntry; MAX_MODULES],
 }
 
-const _: () = assert!(core::mem::size_of::<Record>() as u64 == PAGE_SIZE);
+// One page of the build's granule: page-aligned so it maps alone.
+#[cfg_attr(not(any(feature = "granule-16k", feature = "granule-64k")), repr(C, align(4096)))]
+#[cfg_attr(all(feature = "granule-16k", not(feature = "granule-64k")), repr(C, align(16384)))]
+#[cfg_attr(feature = "granule-64k", repr(C, align(65536)))]
+struct RecordPage(Record);
 
-/// The page itself, in the image's bss; written only through its fixed
-/// address, where a debugger's watchpoint sees the writes.
-static mut RECORD: Record = Record {
+const _: () = assert!(core::mem::size_of::<RecordPage>() as u64 == PAGE_SIZE);
+
+/// The page itself, in the image but not in `.bss`: the linker script puts
+/// `.record` in the NOLOAD span after `.bss`, which the early code zeroes
+/// and this page it does not (with 64 KiB pages the page and its alignment
+/// padding were most of `.bss`: 10 k instructions of zeroing at every
+/// boot). So it holds garbage, even a previous boot's record, until
+/// [`publish`] writes the whole record; only [`PUBLISHED`] says it is valid.
+/// Written only through its fixed address, where a debugger's watchpoint
+/// sees the writes.
+#[unsafe(link_section = ".record")]
+static mut RECORD: RecordPage = RecordPage(Record {
     magic: 0,
     version: 0,
     kaslr_offset: 0,
@@ -80,7 +92,11 @@ static mut RECORD: Record = Record {
         sections: 0,
         sections_len: 0,
     }; MAX_MODULES],
-};
+});
+
+/// Set once [`publish`] has mapped the record and written all of it (not
+/// the record's own magic, which may be a previous boot's).
+static PUBLISHED: AtomicBool = AtomicBool::new(false);
 
 /// The strings the module entries point to, kept alive here.
 static STRINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -113,30 +129,44 @@ pub fn publish(boot: &Boot) {
         return;
     }
     let r = record();
+    // All of it, magic 0 first: the page is not zeroed at boot, and a
+    // watchpoint on the magic must see it change to MAGIC only once the
+    // rest is in place.
+    let record = Record {
+        magic: 0,
+        version: VERSION,
+        kaslr_offset: boot.kaslr_offset,
+        text: boot.image.0,
+        image_pa: boot.image_pa,
+        generation: 0,
+        modules: 0,
+        phys_offset: boot.phys_offset,
+        ttbr1: boot.ttbr1,
+        image_end: boot.image.1,
+        plt_start: boot.plt.0,
+        plt_end: boot.plt.1,
+        module: [ModuleEntry {
+            name: [0; 32],
+            base: 0,
+            sections: 0,
+            sections_len: 0,
+        }; MAX_MODULES],
+    };
     // SAFETY: the record's page was just mapped rw at `r`; boot runs on one
     // CPU and nothing else writes it.
     unsafe {
-        (&raw mut (*r).version).write_volatile(VERSION);
-        (&raw mut (*r).kaslr_offset).write_volatile(boot.kaslr_offset);
-        (&raw mut (*r).text).write_volatile(boot.image.0);
-        (&raw mut (*r).image_pa).write_volatile(boot.image_pa);
-        (&raw mut (*r).phys_offset).write_volatile(boot.phys_offset);
-        (&raw mut (*r).ttbr1).write_volatile(boot.ttbr1);
-        (&raw mut (*r).image_end).write_volatile(boot.image.1);
-        (&raw mut (*r).plt_start).write_volatile(boot.plt.0);
-        (&raw mut (*r).plt_end).write_volatile(boot.plt.1);
+        r.write_volatile(record);
         (&raw mut (*r).magic).write_volatile(MAGIC);
     }
+    PUBLISHED.store(true, Ordering::Release);
 }
 
 /// Lists the loaded modules: (name, base, `add-symbol-file` section args).
 pub fn modules(list: &[(&str, u64, String)]) {
-    // The magic is written last, and only once the page is mapped at
-    // `DEBUG_RECORD_VA`: read it through the image, which maps the same
-    // page always. Without it (mapping failed, or boot has not got there)
-    // the fixed address may be unmapped: no record to update.
-    // SAFETY: `RECORD` is in the image, mapped for good; a volatile read.
-    if unsafe { (&raw const RECORD.magic).read_volatile() } != MAGIC {
+    // Without `publish` (mapping failed, or boot has not got there) the
+    // fixed address may be unmapped and the page garbage: no record to
+    // update.
+    if !PUBLISHED.load(Ordering::Acquire) {
         return;
     }
     let r = record();
@@ -153,7 +183,7 @@ pub fn modules(list: &[(&str, u64, String)]) {
         entry.name[..n].copy_from_slice(&name.as_bytes()[..n]);
         strings.push(args.clone());
         entry.sections = strings[i].as_ptr() as u64;
-        // SAFETY: the magic says `publish` mapped the page rw at `r`, for
+        // SAFETY: `PUBLISHED` says `publish` mapped the page rw at `r`, for
         // good; `i` < MAX_MODULES; only the shell writes it now, and
         // holds `STRINGS` while it does.
         unsafe { (&raw mut (*r).module[i]).write_volatile(entry) };
