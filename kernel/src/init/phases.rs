@@ -216,8 +216,15 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         rodata::protect_image_alias();
     }
     let linear_counts = *LINEAR_COUNTS.get().expect("linear map built");
-    // What the tables hold now: `rodata=full` may have split a block.
-    let linear_now = tables::linear_now(&info.dt.memory);
+    // What the tables hold now. Only `rodata=full` changes the linear map
+    // after it is built (it splits the blocks over the image's alias), so
+    // only then is it walked again: with 16 KiB pages, walking 8 GiB of
+    // 32 MiB blocks cost 9 k instructions, 14 % of an 8 GiB boot.
+    let linear_now = if info.args.rodata_full {
+        tables::linear_now(&info.dt.memory)
+    } else {
+        linear_counts
+    };
     // Under UEFI, what the firmware keeps (runtime services, reserved, ACPI)
     // never reaches the frame allocator, nor does the map itself.
     let efi = info.dt.efi.as_ref();
