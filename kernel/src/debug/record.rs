@@ -152,13 +152,16 @@ pub fn publish(boot: &Boot) {
             sections_len: 0,
         }; MAX_MODULES],
     };
+    // Before the magic, which is the last store here: gdb's `sm-boot`
+    // watches the magic and stops after it, and a learner should see this
+    // function there, not an atomic store inlined into it.
+    PUBLISHED.store(true, Ordering::Release);
     // SAFETY: the record's page was just mapped rw at `r`; boot runs on one
     // CPU and nothing else writes it.
     unsafe {
         r.write_volatile(record);
         (&raw mut (*r).magic).write_volatile(MAGIC);
     }
-    PUBLISHED.store(true, Ordering::Release);
 }
 
 /// Lists the loaded modules: (name, base, `add-symbol-file` section args).
