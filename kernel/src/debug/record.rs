@@ -38,6 +38,16 @@ struct ModuleEntry {
     sections_len: u64,
 }
 
+impl ModuleEntry {
+    /// A slot no module fills.
+    const NONE: ModuleEntry = ModuleEntry {
+        name: [0; 32],
+        base: 0,
+        sections: 0,
+        sections_len: 0,
+    };
+}
+
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Record {
@@ -86,12 +96,7 @@ static mut RECORD: RecordPage = RecordPage(Record {
     image_end: 0,
     plt_start: 0,
     plt_end: 0,
-    module: [ModuleEntry {
-        name: [0; 32],
-        base: 0,
-        sections: 0,
-        sections_len: 0,
-    }; MAX_MODULES],
+    module: [ModuleEntry::NONE; MAX_MODULES],
 });
 
 /// Set once [`publish`] has mapped the record and written all of it (not
@@ -145,12 +150,7 @@ pub fn publish(boot: &Boot) {
         image_end: boot.image.1,
         plt_start: boot.plt.0,
         plt_end: boot.plt.1,
-        module: [ModuleEntry {
-            name: [0; 32],
-            base: 0,
-            sections: 0,
-            sections_len: 0,
-        }; MAX_MODULES],
+        module: [ModuleEntry::NONE; MAX_MODULES],
     };
     // Before the magic, which is the last store here: gdb's `sm-boot`
     // watches the magic and stops after it, and a learner should see this
