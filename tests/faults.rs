@@ -263,35 +263,13 @@ fn a_backtrace_from_outside_the_image_names_the_caller_from_lr() {
 /// many reserved per frame) is caught at the first exception, by name.
 #[test]
 fn a_misaligned_exception_frame_is_reported_at_entry() {
-    use splitmap::qemu::{self, Artifacts, Boot, Console};
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = workspace.join("target").join("misaligned-frame");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let built = splitmap::kbuild::cargo_build(
-        std::path::Path::new(&cargo),
-        workspace,
-        &dir,
-        "splitmap-kernel",
-        &["misaligned-frame"],
-        &[],
-    )
-    .unwrap();
-    let image = splitmap::kbuild::kernel_image(&built.executable("splitmap-kernel").unwrap()).unwrap();
-    let image_path = dir.join("Image");
-    std::fs::write(&image_path, image).unwrap();
-    let artifacts = Artifacts {
-        image: image_path,
-        ..Artifacts::built()
-    };
+    use splitmap::qemu::{Boot, Console};
     let boot = Boot {
         nokaslr: true,
         console: Console::Piped,
         ..Boot::default()
     };
-    let lines = ["peek 0".to_string(), "help".to_string()];
-    let command = qemu::command(&qemu::qemu_args(&boot, &artifacts));
-    let transcript = splitmap::session::run(command, &lines, std::time::Duration::from_secs(60), |_| {}).unwrap();
-    let out = transcript.output.replace('\r', "");
+    let out = boot_kernel_with_feature("misaligned-frame", boot, &["peek 0", "help"]);
     let line = out
         .lines()
         .find(|l| l.starts_with("exception entry: SP="))

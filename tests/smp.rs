@@ -348,35 +348,13 @@ fn bad_cpu_nodes_are_named_and_skipped() {
 /// so. (The same test passes on the real kernel: the test above.)
 #[test]
 fn a_local_only_tlb_invalidation_is_caught() {
-    use splitmap::qemu::{self, Artifacts, Boot, Console};
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = workspace.join("target").join("local-tlbi");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let built = splitmap::kbuild::cargo_build(
-        std::path::Path::new(&cargo),
-        workspace,
-        &dir,
-        "splitmap-kernel",
-        &["local-tlbi"],
-        &[],
-    )
-    .unwrap();
-    let image = splitmap::kbuild::kernel_image(&built.executable("splitmap-kernel").unwrap()).unwrap();
-    let image_path = dir.join("Image");
-    std::fs::write(&image_path, image).unwrap();
-    let artifacts = Artifacts {
-        image: image_path,
-        ..Artifacts::built()
-    };
+    use splitmap::qemu::{Boot, Console};
     let boot = Boot {
         smp: 4,
         console: Console::Piped,
         ..Boot::default()
     };
-    let lines = ["test smp_an_unmap".to_string(), "poweroff".to_string()];
-    let command = qemu::command(&qemu::qemu_args(&boot, &artifacts));
-    let transcript = splitmap::session::run(command, &lines, std::time::Duration::from_secs(60), |_| {}).unwrap();
-    let out = transcript.output.replace('\r', "");
+    let out = boot_kernel_with_feature("local-tlbi", boot, &["test smp_an_unmap", "poweroff"]);
     assert!(
         out.contains(
             "# smp_an_unmap_is_seen_by_every_cpu: a CPU still reads an unmapped page: its TLB was not invalidated"

@@ -196,3 +196,33 @@ pub fn module_file(name: &str) -> Vec<u8> {
 
 /// Every sample module in modules/.
 pub const MODULES: [&str; 5] = ["hello", "data", "farcalls", "pingpong", "faulty"];
+
+/// What a kernel built with the test-only cargo `feature` prints when
+/// booted as `boot` says (under target/FEATURE/), typing `lines`: for the
+/// tests that show a check fails when the invariant it guards is broken.
+pub fn boot_kernel_with_feature(feature: &str, boot: splitmap::qemu::Boot, lines: &[&str]) -> String {
+    use splitmap::qemu::{self, Artifacts};
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = workspace.join("target").join(feature);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = splitmap::kbuild::cargo_build(
+        std::path::Path::new(&cargo),
+        workspace,
+        &dir,
+        "splitmap-kernel",
+        &[feature],
+        &[],
+    )
+    .unwrap();
+    let image = splitmap::kbuild::kernel_image(&built.executable("splitmap-kernel").unwrap()).unwrap();
+    let image_path = dir.join("Image");
+    std::fs::write(&image_path, image).unwrap();
+    let artifacts = Artifacts {
+        image: image_path,
+        ..Artifacts::built()
+    };
+    let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let command = qemu::command(&qemu::qemu_args(&boot, &artifacts));
+    let transcript = splitmap::session::run(command, &lines, std::time::Duration::from_secs(60), |_| {}).unwrap();
+    transcript.output.replace('\r', "")
+}
