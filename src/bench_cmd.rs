@@ -302,7 +302,7 @@ fn prompt_blocks(out_dir: &Path) -> Result<bench::blocks::PromptBlocks, String> 
     let cut = cut.ok_or_else(|| format!("no prompt in:\n{}", t.output))?;
     let text = std::fs::read(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let text = String::from_utf8_lossy(&text[..(cut as usize).min(text.len())]).into_owned();
-    let at = blocks::placement(&t.output).ok_or_else(|| format!("no boot line in:\n{}", t.output))?;
+    let at = splitmap::boot_line::placement(&t.output).ok_or_else(|| format!("no boot line in:\n{}", t.output))?;
     let elf = Artifacts::built().elf;
     let symbols = blocks::Symbols::of_elf(&std::fs::read(&elf).map_err(|e| format!("{}: {e}", elf.display()))?)?;
     let starts = blocks::block_starts(&text);

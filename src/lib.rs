@@ -4,6 +4,7 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod bench;
+pub mod boot_line;
 pub mod efi_output;
 pub mod input;
 pub mod kbuild;

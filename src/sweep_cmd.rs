@@ -201,16 +201,9 @@ fn text_va(boot: &Boot, artifacts: &Artifacts) -> Result<u64, String> {
     if !transcript.outcome.success() {
         return Err(transcript.outcome.reason());
     }
-    boot_line_va(&transcript.output).ok_or("no boot line".to_string())
-}
-
-/// The `va=` of the boot line.
-fn boot_line_va(output: &str) -> Option<u64> {
-    let line = output
-        .lines()
-        .find(|l| l.trim_start_matches('\r').starts_with("splitmap: image "))?;
-    let va = line.split_whitespace().find_map(|w| w.strip_prefix("va=0x"))?;
-    u64::from_str_radix(va, 16).ok()
+    splitmap::boot_line::placement(&transcript.output)
+        .map(|at| at.va)
+        .ok_or("no boot line".to_string())
 }
 
 /// What the boots found: the window, the placements, the histogram, the test.

@@ -11,6 +11,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::boot_line::Placement;
+
 /// The first address of each block in a QEMU `-d in_asm` log, in the order
 /// QEMU translated them (a block translated twice, after a TLB flush or at
 /// a second address, counts twice: QEMU paid for it twice).
@@ -29,29 +31,6 @@ pub fn block_starts(log: &str) -> Vec<u64> {
         }
     }
     starts
-}
-
-/// Where the image ran in one boot, from the kernel's boot line
-/// (`splitmap: image pa=0x… va=0x… kaslr=…`): its first byte's physical
-/// address and the virtual address it runs at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Placement {
-    pub pa: u64,
-    pub va: u64,
-}
-
-/// The placement the boot line in `output` states, if there is one.
-pub fn placement(output: &str) -> Option<Placement> {
-    let line = output.lines().find(|l| l.starts_with("splitmap: image pa="))?;
-    let field = |key: &str| {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
-    };
-    Some(Placement {
-        pa: field("pa=")?,
-        va: field("va=")?,
-    })
 }
 
 /// The kernel's function symbols at their link addresses.
@@ -144,6 +123,7 @@ pub const TARGET: u64 = 700;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::boot_line::placement;
 
     const LOG: &str = "----------------\nIN: \n0x40000000:  580000c0  ldr      x0, #0x40000018\n0x40000004:  aa1f03e1  mov      x1, xzr\n\n----------------\nIN: \n0x40200000:  fa405a4d  ccmp     x18, #0, #0xd, pl\n\n----------------\nIN: \n0x40201004:  aa020034  orr      x20, x1, x2\n\n----------------\nIN: splitmap_kernel_main\n0xffff800080001008:  d503201f  nop\n\nIN: \n0xffff800080002000:  d503201f  nop\n";
 
