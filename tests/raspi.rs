@@ -683,49 +683,34 @@ fn gdb_early_finds_the_image_on_the_pi() {
 /// PA 0's linear alias in a 2 MiB block, as the kernel's `va2pa` does.
 #[test]
 fn gdb_follows_kaslr_on_the_pi() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = common::gdb::free_port();
     // A seed of the test's own, different every run: nothing may depend on it.
     let seed = format!("{:#x}", (std::process::id() as u64) << 21 | 0x5);
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_splitmap"))
-        .args(["run", "--machine", "raspi3b", "--gdb", "--gdb-port", &port])
-        .args(["--kaslr-seed", &seed, "--timeout", "120"])
-        .args(["--cmd", "va2pa 0xffff000000001234"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !splitmap::qemu::listening(port.parse().unwrap()) {
-        assert!(std::time::Instant::now() < deadline, "QEMU never listened on {port}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let gdb = splitmap(&[
-        "gdb",
-        "--gdb-port",
-        &port,
-        "--batch",
-        "--ex",
-        "sm-kaslr",
-        "--ex",
-        "break kernel::shell::explore::va2pa",
-        "--ex",
-        "continue",
-        "--ex",
-        "bt",
-        "--ex",
-        "sm-walk 0xffff000000001234",
-        "--ex",
-        "detach",
-    ]);
-    let out = run.wait_with_output().unwrap();
-    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
-    assert!(gdb.success, "gdb: {}\n{}", gdb.stdout, gdb.stderr);
-    assert!(out.status.success(), "the run: {console}");
+    let run = common::gdb::run_waiting_for_gdb(
+        port,
+        &[
+            "--machine",
+            "raspi3b",
+            "--kaslr-seed",
+            &seed,
+            "--timeout",
+            "120",
+            "--cmd",
+            "va2pa 0xffff000000001234",
+        ],
+    );
+    let gdb = common::gdb::gdb_batch(
+        port,
+        &[
+            "sm-kaslr",
+            "break kernel::shell::explore::va2pa",
+            "continue",
+            "bt",
+            "sm-walk 0xffff000000001234",
+            "detach",
+        ],
+    );
+    let console = common::gdb::both_succeeded(run, &gdb);
     let (pa, text) = boot_line(&console);
     assert_eq!(pa, 0x20_0000, "{console}");
     assert_ne!(text, KIMAGE_VADDR, "{console}");

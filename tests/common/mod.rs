@@ -3,6 +3,7 @@
 //! line, KTAP).
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod gdb;
 pub mod mutants;
 
 use std::process::Command;
