@@ -316,12 +316,7 @@ fn options_that_cannot_be_honoured_are_refused_before_qemu_starts() {
 #[test]
 fn gdb_with_no_kernel_waiting_says_so_at_once() {
     // A port nothing listens on: bound and released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = common::gdb::free_port().to_string();
     let started = Instant::now();
     let gdb = splitmap(&["gdb", "--batch", "--gdb-port", &port]);
     assert!(!gdb.success);

@@ -624,45 +624,28 @@ fn a_sweep_runs_on_the_pi() {
 /// (0x200000, found by gdb itself), and the early code stops there.
 #[test]
 fn gdb_early_finds_the_image_on_the_pi() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_splitmap"))
-        .args(["run", "--machine", "raspi3b", "--gdb", "--gdb-port", &port])
-        .args(["--nokaslr", "--timeout", "120", "--cmd", "help"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // `splitmap gdb` refuses while nothing listens: retry until QEMU does.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let gdb = loop {
-        let gdb = splitmap(&[
-            "gdb",
-            "--gdb-port",
-            &port,
-            "--early",
-            "--batch",
-            "--ex",
-            "break pi::boot::create_boot_tables",
-            "--ex",
-            "continue",
-            "--ex",
-            "p/x $pc",
-            "--ex",
-            "detach",
-        ]);
-        if !gdb.stderr.contains("nothing listens") || std::time::Instant::now() > deadline {
-            break gdb;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    let console = run.wait_with_output().unwrap();
-    assert!(gdb.success, "{}\n{}", gdb.stdout, gdb.stderr);
-    assert!(console.status.success(), "{}", String::from_utf8_lossy(&console.stdout));
+    let port = common::gdb::free_port();
+    let run = common::gdb::run_waiting_for_gdb(
+        port,
+        &["--machine", "raspi3b", "--nokaslr", "--timeout", "120", "--cmd", "help"],
+    );
+    let port = port.to_string();
+    let gdb = splitmap(&[
+        "gdb",
+        "--gdb-port",
+        &port,
+        "--early",
+        "--batch",
+        "--ex",
+        "break pi::boot::create_boot_tables",
+        "--ex",
+        "continue",
+        "--ex",
+        "p/x $pc",
+        "--ex",
+        "detach",
+    ]);
+    common::gdb::both_succeeded(run, &gdb);
     assert!(
         gdb.stdout.contains("splitmap: early symbols at pa=0x200000"),
         "{}",
