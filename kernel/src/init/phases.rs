@@ -289,7 +289,7 @@ extern "C" fn run_shell() -> ! {
         command: crate::shell::parse::is_builtin,
         test: crate::shell::selftest::is_kernel_test,
     });
-    crate::debug::backtrace::name_modules_with(crate::module::insmod::symbolize);
+    crate::debug::backtrace::name_modules_with(crate::module::loaded::symbolize);
     let (kaslr, moved) = relocate::get();
     crate::shell::commands::run(crate::shell::context::Context {
         kernel: state::get(),

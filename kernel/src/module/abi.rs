@@ -91,7 +91,7 @@ pub unsafe extern "C" fn splitmap_log(message: *const u8, len: usize) {
     // a bad pointer then faults with no lock held, and can be contained.
     // SAFETY: the caller's contract.
     let message = unsafe { module_str(message, len, LOG_MAX) }.unwrap_or("(not UTF-8)");
-    let module = super::insmod::name_of(owner());
+    let module = super::loaded::name_of(owner());
     let module = module.as_deref().unwrap_or("?");
     crate::println!("{}", super::logline::LogLine { module, message });
 }

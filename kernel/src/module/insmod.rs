@@ -12,12 +12,11 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use crate::arch::lock::Mutex;
-use pi::addr::PhysAddr;
 use pi::layout::PAGE_SIZE;
 use pi::pgtable::{Attrs, Granularity};
 
 use super::load::{self, Area, Module};
+use super::loaded::{self, Loaded, MODULES};
 use super::{abi, plt};
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,38 +24,9 @@ use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::recovery::{self, Fault, Kind};
 use crate::arch::{counter, cpu, pmu, sections};
 use crate::boot::cpio;
-use crate::debug::backtrace::Symbol;
 use crate::kaslr::module_windows::{self, Span, Windows};
 use crate::mm::ranges::PhysRange;
 use crate::mm::{frames, tables};
-
-/// A loaded module.
-struct Loaded {
-    name: String,
-    base: u64,
-    size: u64,
-    frames: PhysAddr,
-    pages: u64,
-    plt: usize,
-    slots: usize,
-    direct: usize,
-    exit: Option<u64>,
-    /// Its functions, for backtraces and `sym`.
-    functions: Vec<load::Function>,
-    /// Its sections: (name, offset from base, size).
-    sections: Vec<(String, u64, u64)>,
-    /// Where its sections are, as `add-symbol-file` arguments (`-s NAME
-    /// ADDRESS ...`), for the debug record.
-    symbol_file_args: String,
-    /// Where its veneers start, from base.
-    plt_at: u64,
-    /// Its text, rodata and data areas: (offset from base, size).
-    areas: [(u64, u64); 3],
-    /// Set once the module took a contained fault (a description of it).
-    faulted: Option<String>,
-}
-
-static MODULES: Mutex<Vec<Loaded>> = Mutex::new(Vec::new());
 
 /// (command, module) for every module command, for `help`.
 pub fn commands() -> Vec<(String, String)> {
@@ -71,11 +41,6 @@ pub fn commands() -> Vec<(String, String)> {
             (command, module.to_string())
         })
         .collect()
-}
-
-/// The name of the module loaded at `base`, if one is.
-pub fn name_of(base: u64) -> Option<String> {
-    MODULES.lock().iter().find(|m| m.base == base).map(|m| m.name.clone())
 }
 
 fn initrd_file(initrd: Option<PhysRange>, name: &str) -> Result<&'static [u8], String> {
@@ -273,7 +238,7 @@ impl CallError {
 pub fn running_on(cpu: usize) -> Option<String> {
     match RUNNING.get(cpu)?.load(Ordering::SeqCst) {
         0 => None,
-        base => Some(name_of(base).unwrap_or_else(|| alloc::format!("{base:#x}"))),
+        base => Some(loaded::name_of(base).unwrap_or_else(|| alloc::format!("{base:#x}"))),
     }
 }
 
@@ -295,7 +260,7 @@ pub unsafe fn call(base: u64, target: u64, args: [u64; 2]) -> Result<u64, CallEr
     let outer = RUNNING[me].swap(base, Ordering::SeqCst);
     if GOING.load(Ordering::SeqCst) == base && REMOVER.load(Ordering::SeqCst) != me as u64 {
         RUNNING[me].store(outer, Ordering::SeqCst);
-        let name = name_of(base).unwrap_or_default();
+        let name = loaded::name_of(base).unwrap_or_default();
         crate::println!("error: {name} is being removed (rmmod on another CPU); its code was not entered");
         return Err(CallError::Removing);
     }
@@ -631,7 +596,7 @@ pub fn contain(fault: &crate::arch::recovery::Fault, leaked: u64) -> String {
     let Some(m) = modules.iter_mut().find(|m| m.base == fault.owner) else {
         return alloc::format!("module fault at {:#x}: no module is loaded there", fault.owner);
     };
-    let at = symbolize_in(m, fault.elr)
+    let at = loaded::symbolize_in(m, fault.elr)
         .or_else(|| crate::debug::backtrace::symbol(fault.elr))
         .map_or_else(|| alloc::format!("{:#x}", fault.elr), |s| s.to_string());
     let what = match fault.kind {
@@ -652,48 +617,4 @@ pub fn contain(fault: &crate::arch::recovery::Fault, leaked: u64) -> String {
     );
     m.faulted = Some(what);
     line
-}
-
-/// The function of `m` that `addr` is in.
-fn symbolize_in(m: &Loaded, addr: u64) -> Option<Symbol> {
-    let offset = addr.checked_sub(m.base)?;
-    let f = m
-        .functions
-        .iter()
-        .find(|f| (f.offset..f.offset + f.size.max(1)).contains(&offset))?;
-    Some(Symbol {
-        name: f.name(),
-        offset: offset - f.offset,
-        section: m
-            .sections
-            .get(f.section)
-            .map_or_else(|| "?".into(), |(name, ..)| name.clone()),
-        module: Some(m.name.clone()),
-    })
-}
-
-/// The module function an address is in. Never waits: the exception
-/// handler calls it (`None` if the list is busy).
-pub fn symbolize(addr: u64) -> Option<Symbol> {
-    let modules = MODULES.try_lock()?;
-    let m = modules.iter().find(|m| (m.base..m.base + m.size).contains(&addr))?;
-    symbolize_in(m, addr)
-}
-
-/// Where module function `name` starts, in the first loaded module that has it.
-pub fn find_function(name: &str) -> Option<u64> {
-    MODULES
-        .lock()
-        .iter()
-        .find_map(|m| m.functions.iter().find(|f| f.name() == name).map(|f| m.base + f.offset))
-}
-
-/// The virtual address of `pa` in each loaded module whose frames hold it.
-pub fn aliases_of(pa: PhysAddr) -> Vec<u64> {
-    MODULES
-        .lock()
-        .iter()
-        .filter(|m| (m.frames.raw()..m.frames.raw() + m.pages * PAGE_SIZE).contains(&pa.raw()))
-        .map(|m| m.base + (pa.raw() - m.frames.raw()))
-        .collect()
 }

@@ -3,7 +3,8 @@
 //! (`region`), the export table and what modules register (`exports`), the
 //! module name rule (`name`), how a module's log line is printed
 //! (`logline`) — is tested and fuzzed on the host. On the machine, `insmod` takes frames,
-//! maps and runs modules and `abi` is the kernel's side of their calls.
+//! maps and runs modules, `loaded` lists what is loaded where, and `abi` is
+//! the kernel's side of their calls.
 
 #[cfg(with_alloc)]
 pub mod check;
@@ -20,3 +21,5 @@ pub mod scan;
 pub mod abi;
 #[cfg(kernel_proper)]
 pub mod insmod;
+#[cfg(kernel_proper)]
+pub mod loaded;

@@ -17,7 +17,7 @@ use crate::arch::{peek, sections};
 use crate::debug::{backtrace, ksyms};
 use crate::mm::ranges::{RangeList, Span};
 use crate::mm::{linear, ptdump, rodata, tables};
-use crate::module::insmod;
+use crate::module::loaded;
 use crate::println;
 
 /// A region of the kernel's address space.
@@ -190,7 +190,7 @@ pub fn pa2va(cx: &Context, pa: u64) {
             (start..end).contains(&pa).then(|| r.va.start + (pa - start))
         })
         .collect();
-    candidates.extend(insmod::aliases_of(PhysAddr::new(pa)));
+    candidates.extend(loaded::aliases_of(PhysAddr::new(pa)));
     let mut found = 0;
     for va in candidates {
         if let Some(t) = tables::walk(va).translation.filter(|t| t.pa.raw() == pa) {
@@ -330,7 +330,7 @@ pub fn sym_named(name: &str) {
         sym_at(text + offset);
         return;
     }
-    match insmod::find_function(name) {
+    match loaded::find_function(name) {
         Some(addr) => sym_at(addr),
         None => println!("error: no function named {name} in the kernel or a loaded module"),
     }
