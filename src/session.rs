@@ -70,7 +70,7 @@ impl Outcome {
             Outcome::PoweredOff => "kernel powered off".into(),
             Outcome::Panic => "kernel panic".into(),
             Outcome::PanicHalted => {
-                "kernel panic; then the kernel halted: PSCI cannot reset it here, so QEMU was stopped".into()
+                "kernel panic; then the kernel halted: it cannot reset this machine (its last line says why), so QEMU was stopped".into()
             }
             Outcome::LoaderRefused(why) => format!("the stage-0 loader refused: {why}"),
             Outcome::EndedEarly { typed, of } => {
@@ -80,7 +80,7 @@ impl Outcome {
             }
             Outcome::Timeout(t) => format!("timeout after {} s", t.as_secs()),
             Outcome::CannotPowerOff => {
-                "the kernel halted: PSCI cannot power it off here, so QEMU was stopped (interactively, Ctrl-A X leaves QEMU)"
+                "the kernel halted: it cannot power this machine off (its last line says why), so QEMU was stopped (interactively, Ctrl-A X leaves QEMU)"
                     .into()
             }
             Outcome::QemuShutDown(reason) => {
