@@ -107,19 +107,27 @@ pub fn reserve_efi(
     efi_map: Option<PhysRange>,
     kept: &RangeList,
 ) -> Result<(), ReserveError> {
-    let found = [(image, "image"), (dtb, "dtb")]
-        .into_iter()
-        .chain(dt.initrd.map(|r| (r, "initrd")))
-        .chain(efi_map.map(|r| (r, "efi-mmap")))
-        .chain(dt.reserved.iter().map(|&r| (r, "memreserve")));
-    // The last slot is the heap's; the tree's reservations are capped so
-    // that the others always fit.
-    for (slot, (range, what)) in out.list[..MAX_RESERVATIONS - 1].iter_mut().zip(found) {
-        *slot = Some(Reservation { range, what });
+    // One slot each, in this order, the heap's last; the tree's
+    // reservations are capped so that all always fit.
+    let mut taken = 0;
+    let mut take = |range, what| {
+        out.list[taken] = Some(Reservation { range, what });
+        taken += 1;
+    };
+    take(image, "image");
+    take(dtb, "dtb");
+    if let Some(initrd) = dt.initrd {
+        take(initrd, "initrd");
+    }
+    if let Some(map) = efi_map {
+        take(map, "efi-mmap");
+    }
+    for &r in dt.reserved.iter() {
+        take(r, "memreserve");
     }
 
     let mut holes = RangeList::new();
-    for r in out.list.iter().flatten() {
+    for r in out.list[..taken].iter().flatten() {
         holes
             .insert(r.range.expand_to_pages(PAGE_SIZE))
             .map_err(|_| ReserveError::TooManyRanges)?;
@@ -143,12 +151,10 @@ pub fn reserve_efi(
         start: PhysAddr::new(top.raw() - heap_size),
         end: top,
     };
-    if let Some(slot) = out.list.iter_mut().find(|r| r.is_none()) {
-        *slot = Some(Reservation {
-            range: heap,
-            what: "heap",
-        });
-    }
+    out.list[taken] = Some(Reservation {
+        range: heap,
+        what: "heap",
+    });
     // What the heap takes is no longer free (as if it had been a hole).
     free.remove(heap).map_err(|_| ReserveError::TooManyRanges)?;
     out.heap = heap;
