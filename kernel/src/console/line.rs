@@ -63,23 +63,25 @@ mod tests {
     /// What `out` was handed, write by write.
     fn gathered(pieces: &[&str]) -> Vec<String> {
         let mut writes = Vec::new();
-        let mut g = Gathered::new(|b: &[u8]| writes.push(String::from_utf8(b.to_vec()).expect("whole UTF-8")));
-        for piece in pieces {
-            g.write_str(piece).unwrap();
+        {
+            let mut g = Gathered::new(|b: &[u8]| writes.push(String::from_utf8(b.to_vec()).expect("whole UTF-8")));
+            for piece in pieces {
+                g.write_str(piece).unwrap();
+            }
+            g.flush();
         }
-        g.flush();
-        drop(g);
         writes
     }
 
     #[test]
     fn a_line_in_pieces_is_one_write() {
         let mut writes = Vec::new();
-        let mut g = Gathered::new(|b: &[u8]| writes.push(b.to_vec()));
-        write!(g, "[{:<5}] {} MiB RAM, {:#x}\n", "INFO", 1024, 0x4020_0000).unwrap();
-        g.flush();
-        g.flush();
-        drop(g);
+        {
+            let mut g = Gathered::new(|b: &[u8]| writes.push(b.to_vec()));
+            writeln!(g, "[{:<5}] {} MiB RAM, {:#x}", "INFO", 1024, 0x4020_0000).unwrap();
+            g.flush();
+            g.flush();
+        }
         assert_eq!(writes, [b"[INFO ] 1024 MiB RAM, 0x40200000\n".to_vec()]);
     }
 

@@ -8,7 +8,7 @@ use core::fmt::{self, Write};
 use crate::arch::lock::Mutex;
 
 use super::bootlog::BootLog;
-use super::line::{self, Gathered};
+use super::line::Gathered;
 use super::pl011::Pl011;
 
 /// The console and the boot log, under one lock: every line printed during
@@ -77,7 +77,7 @@ impl Write for Console {
     }
 }
 
-/// Prints `args`, a line (or [`line::SIZE`] bytes) at a time: see
+/// Prints `args`, a line (or [`super::line::SIZE`] bytes) at a time: see
 /// `console::line`. Text gathered is lost if formatting it panics; the
 /// panic's own lines still print.
 pub fn print_fmt(args: fmt::Arguments<'_>) {

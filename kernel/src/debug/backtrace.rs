@@ -34,7 +34,10 @@ impl fmt::Display for Symbol {
 
 /// Names for addresses in loaded modules, lent by the module loader (a layer
 /// above this one) once the shell starts: before then no module is loaded.
-static MODULE_SYMBOLS: WriteOnce<Option<fn(u64) -> Option<Symbol>>> = WriteOnce::new(None);
+static MODULE_SYMBOLS: WriteOnce<Option<Symbolize>> = WriteOnce::new(None);
+
+/// The module loader's name for an address.
+type Symbolize = fn(u64) -> Option<Symbol>;
 
 /// Lends backtraces and `sym` the loaded modules' names.
 pub fn name_modules_with(symbolize: fn(u64) -> Option<Symbol>) {

@@ -63,11 +63,11 @@ impl fmt::Display for Leaves {
         let Leaves(m, sep) = self;
         // Pieces written one by one: this line is printed during boot, whose
         // every instruction `phases` counts.
-        for level in GRANULE.first_block_level()..=pgtable::LAST_LEVEL {
+        for (level, name) in LEVEL_NAMES.iter().enumerate().skip(GRANULE.first_block_level()) {
             if level != GRANULE.first_block_level() {
                 f.write_str(sep)?;
             }
-            f.write_str(LEVEL_NAMES[level])?;
+            f.write_str(name)?;
             f.write_str(":")?;
             fmt::Display::fmt(&m.at_level(level), f)?;
         }
