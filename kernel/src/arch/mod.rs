@@ -1,6 +1,6 @@
 //! The CPU: system registers, barriers and cache/TLB maintenance, exception
 //! entry and its decoding, the exception table, fault-tolerant loads,
-//! device registers (`mmio`), the kernel's lock, recovery points for untrusted code, PSCI, the PMU and the
+//! device registers (`mmio`), the kernel's lock and write-once cell, recovery points for untrusted code, PSCI, the PMU and the
 //! counter, and the linker-script symbols. Everything else the kernel does
 //! lives with its subsystem.
 
@@ -10,6 +10,7 @@ pub mod extable;
 pub mod idregs;
 pub mod lock;
 pub mod mmio;
+pub mod once;
 pub mod percpu;
 
 #[cfg(kernel_proper)]

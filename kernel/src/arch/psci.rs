@@ -11,6 +11,7 @@
 use spin::Once;
 
 use super::conduit::PsciConduit;
+use super::once::WriteOnce;
 
 /// PSCI_VERSION: the firmware's PSCI version, major in bits 31:16.
 const PSCI_VERSION: u64 = 0x8400_0000;
@@ -37,12 +38,12 @@ unsafe extern "C" {
 }
 
 /// The conduit the device tree names, once boot has read it.
-static CONDUIT: Once<Option<PsciConduit>> = Once::new();
+static CONDUIT: WriteOnce<Option<PsciConduit>> = WriteOnce::new(None);
 
 /// Uses `conduit` (what the device tree's `/psci` says) from now on; `None`
 /// (a tree without `/psci`, as the Raspberry Pi's) means no PSCI call at all.
 pub fn use_conduit(conduit: Option<PsciConduit>) {
-    CONDUIT.call_once(|| conduit);
+    CONDUIT.set(conduit);
 }
 
 /// The conduit in use: the tree's, none if it names none, or — before the

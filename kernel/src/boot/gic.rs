@@ -8,10 +8,10 @@ use alloc::string::{String, ToString};
 
 use pi::kmap::{self, FixedWindow};
 use pi::layout::PAGE_SIZE;
-use spin::Once;
 
 use super::dtb::intc::{Gic, GicVersion, Interrupts};
 use crate::arch::gic::{self, Regs};
+use crate::arch::once::WriteOnce;
 use crate::arch::{cpu, irq};
 use crate::mm::ranges::PhysRange;
 use crate::mm::tables;
@@ -47,33 +47,39 @@ pub struct Frame {
 }
 
 /// What boot made of the interrupt controller: set up, or why not.
-static STATE: Once<Result<Mapped, String>> = Once::new();
+static STATE: WriteOnce<Result<Mapped, String>> = WriteOnce::new(Err(String::new()));
 
 /// Maps and enables the GIC the tree named (`found`, read with the rest of
 /// the tree at boot), and starts the watchdog with `watchdog_ms`; what came
 /// of it (also kept for [`state`]).
+///
+/// # Panics
+/// On a second call: boot starts interrupts once.
 pub fn start(found: &Interrupts, watchdog_ms: u64) -> &'static Result<Mapped, String> {
-    STATE.call_once(|| {
-        let gic = found.gic.map_err(|e| e.to_string())?;
-        let timer = found
-            .virtual_timer
-            .ok_or_else(|| "the device tree names no arm,armv8-timer interrupt for the virtual timer".to_string())?;
-        let mapped = map(gic, timer)?;
-        let regs = match gic.version {
-            GicVersion::V2 => Regs::V2 {
-                dist: mapped.dist.regs_va,
-                cpu: mapped.cpu.regs_va,
-            },
-            GicVersion::V3 => Regs::V3 {
-                dist: mapped.dist.regs_va,
-                redist: mapped.cpu.regs_va,
-            },
-        };
-        // SAFETY: `map` mapped these registers as Device memory for good.
-        unsafe { gic::init(regs, timer) }.map_err(|e| e.to_string())?;
-        irq::start(timer, watchdog_ms);
-        Ok(mapped)
-    })
+    STATE.set(set_up(found, watchdog_ms))
+}
+
+/// [`start`]'s work: the GIC mapped and enabled, the watchdog started.
+fn set_up(found: &Interrupts, watchdog_ms: u64) -> Result<Mapped, String> {
+    let gic = found.gic.map_err(|e| e.to_string())?;
+    let timer = found
+        .virtual_timer
+        .ok_or_else(|| "the device tree names no arm,armv8-timer interrupt for the virtual timer".to_string())?;
+    let mapped = map(gic, timer)?;
+    let regs = match gic.version {
+        GicVersion::V2 => Regs::V2 {
+            dist: mapped.dist.regs_va,
+            cpu: mapped.cpu.regs_va,
+        },
+        GicVersion::V3 => Regs::V3 {
+            dist: mapped.dist.regs_va,
+            redist: mapped.cpu.regs_va,
+        },
+    };
+    // SAFETY: `map` mapped these registers as Device memory for good.
+    unsafe { gic::init(regs, timer) }.map_err(|e| e.to_string())?;
+    irq::start(timer, watchdog_ms);
+    Ok(mapped)
 }
 
 /// What [`start`] made of it (`None` before it ran).

@@ -7,9 +7,6 @@
 //! its strings point into the DTB window (which the move leaves alone) and
 //! its problems are enums and numbers, never messages from rodata.
 
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU8, Ordering};
-
 use pi::addr::PhysAddr;
 
 use super::bootargs::{self, BootArgIssue, BootArgs};
@@ -47,68 +44,6 @@ impl BootInfo<'_> {
     /// The board the tree describes.
     pub fn board(&self) -> &'static pi::board::Board {
         pi::board::board(self.board)
-    }
-}
-
-/// The boot's [`BootInfo`], in a static: filled in place once, then only
-/// read. A `spin::Once` takes its value by return, and the boot's 4 KiB
-/// value was copied three times on its way in (out of the function that
-/// read it, then twice in `Once`): 6,300 instructions of a 50,000
-/// instruction `devicetree` phase, measured under `--icount`.
-pub struct BootInfoCell {
-    /// [`EMPTY`], [`FILLING`] or [`FILLED`]; only ever goes up.
-    state: AtomicU8,
-    info: UnsafeCell<BootInfo<'static>>,
-}
-
-const EMPTY: u8 = 0;
-const FILLING: u8 = 1;
-const FILLED: u8 = 2;
-
-// SAFETY: the value is written only by the one `fill` that moved `state`
-// from EMPTY to FILLING, before any reference to it is handed out (`get`
-// hands out none until FILLED, published with Release and seen with
-// Acquire); after that it is only read. `BootInfo` holds shared references
-// and plain data: it is Sync and Send.
-unsafe impl Sync for BootInfoCell {}
-
-impl BootInfoCell {
-    /// Nothing read yet.
-    pub const fn new() -> Self {
-        BootInfoCell {
-            state: AtomicU8::new(EMPTY),
-            info: UnsafeCell::new(BootInfo::EMPTY),
-        }
-    }
-
-    /// Fills the value in place with `fill`, which starts from
-    /// [`BootInfo::EMPTY`], and hands it out for reading.
-    ///
-    /// # Panics
-    /// On a second call: the boot reads its inputs once.
-    pub fn fill(&self, fill: impl FnOnce(&mut BootInfo<'static>)) -> &BootInfo<'static> {
-        let first = self
-            .state
-            .compare_exchange(EMPTY, FILLING, Ordering::Acquire, Ordering::Relaxed);
-        assert!(first.is_ok(), "the boot info is read once");
-        // SAFETY: this call alone moved `state` off EMPTY, and no reference
-        // to the value exists before FILLED (see `Sync` above).
-        fill(unsafe { &mut *self.info.get() });
-        self.state.store(FILLED, Ordering::Release);
-        // SAFETY: filled; nothing writes it again.
-        unsafe { &*self.info.get() }
-    }
-
-    /// The value, once [`BootInfoCell::fill`] has filled it.
-    pub fn get(&self) -> Option<&BootInfo<'static>> {
-        // SAFETY: filled (seen with Acquire); nothing writes it again.
-        (self.state.load(Ordering::Acquire) == FILLED).then(|| unsafe { &*self.info.get() })
-    }
-}
-
-impl Default for BootInfoCell {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -308,21 +243,6 @@ mod tests {
         let copy = Aligned::new(&blob);
         let info = BootInfo::read(copy.bytes(), 0x3000_0000, 48, 0).unwrap();
         assert!(!info.dtb_in_ram(), "RAM starts at 1 GiB");
-    }
-
-    #[test]
-    fn the_cell_is_filled_in_place_once() {
-        let cell = BootInfoCell::new();
-        assert!(cell.get().is_none(), "nothing before it is filled");
-        let filled = cell.fill(|info| {
-            assert_eq!(info.args, BootArgs::DEFAULT, "filled from empty");
-            info.boot_regs = 7;
-        });
-        assert_eq!(filled.boot_regs, 7);
-        assert_eq!(cell.get().map(|info| info.boot_regs), Some(7));
-        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cell.fill(|_| {})));
-        assert!(again.is_err(), "a second fill is refused");
-        assert_eq!(cell.get().map(|info| info.boot_regs), Some(7), "and changes nothing");
     }
 
     #[test]

@@ -57,6 +57,19 @@ impl core::fmt::Display for ReserveError {
     }
 }
 
+impl Reserved {
+    /// Nothing reserved yet: what [`reserve_efi`] fills in place. A
+    /// constant, so the boot's static starts as it.
+    pub const EMPTY: Reserved = Reserved {
+        list: [None; MAX_RESERVATIONS],
+        heap: PhysRange {
+            start: PhysAddr::new(0),
+            end: PhysAddr::new(0),
+        },
+        free: RangeList::new(),
+    };
+}
+
 /// Reserves the `image`, the DTB at `dtb`, what the tree `dt` names, and a
 /// heap of `heap_size` bytes; the rest of RAM is free, in whole pages (a frame
 /// never shares a page with anything reserved).
@@ -69,39 +82,52 @@ pub fn reserve(
     dtb: PhysRange,
     heap_size: u64,
 ) -> Result<Reserved, ReserveError> {
-    reserve_efi(dt, image, dtb, heap_size, None, &RangeList::new())
+    let mut reserved = Reserved::EMPTY;
+    reserve_efi(&mut reserved, dt, image, dtb, heap_size, None, &RangeList::new())?;
+    Ok(reserved)
 }
 
-/// [`reserve`] under UEFI: also the memory map the EFI stub handed over
-/// (`efi_map`, kept for the `efi` command) and every region of it the
-/// firmware or the hardware still owns (`kept`: runtime services code and
-/// data, reserved, ACPI, MMIO; `boot::efi::kept_ranges`), none of which may
-/// ever reach the frame allocator or the heap.
+/// [`reserve`] under UEFI, into `out`, which must be [`Reserved::EMPTY`]:
+/// also the memory map the EFI stub handed over (`efi_map`, kept for the
+/// `efi` command) and every region of it the firmware or the hardware still
+/// owns (`kept`: runtime services code and data, reserved, ACPI, MMIO;
+/// `boot::efi::kept_ranges`), none of which may ever reach the frame
+/// allocator or the heap. Boot fills its static in place: the value is two
+/// kilobytes, and returned it was copied three times on its way there
+/// (4,000 instructions, measured under `--icount`).
 ///
 /// # Errors
-/// As [`reserve`].
+/// As [`reserve`]; `out` is then half-filled, to be thrown away.
 pub fn reserve_efi(
+    out: &mut Reserved,
     dt: &DeviceTree<'_>,
     image: PhysRange,
     dtb: PhysRange,
     heap_size: u64,
     efi_map: Option<PhysRange>,
     kept: &RangeList,
-) -> Result<Reserved, ReserveError> {
-    let mut list = [None; MAX_RESERVATIONS];
-    let found = [(image, "image"), (dtb, "dtb")]
-        .into_iter()
-        .chain(dt.initrd.map(|r| (r, "initrd")))
-        .chain(efi_map.map(|r| (r, "efi-mmap")))
-        .chain(dt.reserved.iter().map(|&r| (r, "memreserve")));
-    // The last slot is the heap's; the tree's reservations are capped so
-    // that the others always fit.
-    for (slot, (range, what)) in list[..MAX_RESERVATIONS - 1].iter_mut().zip(found) {
-        *slot = Some(Reservation { range, what });
+) -> Result<(), ReserveError> {
+    // One slot each, in this order, the heap's last; the tree's
+    // reservations are capped so that all always fit.
+    let mut taken = 0;
+    let mut take = |range, what| {
+        out.list[taken] = Some(Reservation { range, what });
+        taken += 1;
+    };
+    take(image, "image");
+    take(dtb, "dtb");
+    if let Some(initrd) = dt.initrd {
+        take(initrd, "initrd");
+    }
+    if let Some(map) = efi_map {
+        take(map, "efi-mmap");
+    }
+    for &r in dt.reserved.iter() {
+        take(r, "memreserve");
     }
 
     let mut holes = RangeList::new();
-    for r in list.iter().flatten() {
+    for r in out.list[..taken].iter().flatten() {
         holes
             .insert(r.range.expand_to_pages(PAGE_SIZE))
             .map_err(|_| ReserveError::TooManyRanges)?;
@@ -111,7 +137,8 @@ pub fn reserve_efi(
             .insert(r.expand_to_pages(PAGE_SIZE))
             .map_err(|_| ReserveError::TooManyRanges)?;
     }
-    let mut free = dt.memory;
+    let free = &mut out.free;
+    *free = dt.memory;
     free.remove_all(&holes).map_err(|_| ReserveError::TooManyRanges)?;
     let top = free
         .iter()
@@ -124,15 +151,14 @@ pub fn reserve_efi(
         start: PhysAddr::new(top.raw() - heap_size),
         end: top,
     };
-    if let Some(slot) = list.iter_mut().find(|r| r.is_none()) {
-        *slot = Some(Reservation {
-            range: heap,
-            what: "heap",
-        });
-    }
+    out.list[taken] = Some(Reservation {
+        range: heap,
+        what: "heap",
+    });
     // What the heap takes is no longer free (as if it had been a hole).
     free.remove(heap).map_err(|_| ReserveError::TooManyRanges)?;
-    Ok(Reserved { list, heap, free })
+    out.heap = heap;
+    Ok(())
 }
 
 /// Whole frames of `free` that lie below `limit`.
@@ -177,7 +203,17 @@ mod tests {
         kept.insert(range(0x4400_1000, 0x1000)).unwrap();
         let map = range(0x4500_0000, 0x1200);
         let image = range(0x4020_0000, 0x88000);
-        let r = reserve_efi(&dt, image, range(0x4820_0000, 0x1000), 4 * MIB, Some(map), &kept).unwrap();
+        let mut r = Reserved::EMPTY;
+        reserve_efi(
+            &mut r,
+            &dt,
+            image,
+            range(0x4820_0000, 0x1000),
+            4 * MIB,
+            Some(map),
+            &kept,
+        )
+        .unwrap();
         let names: Vec<_> = r.list.iter().flatten().map(|r| r.what).collect();
         assert_eq!(names, ["image", "dtb", "initrd", "efi-mmap", "heap"]);
         for taken in kept.iter().copied().chain([map.expand_to_pages(PAGE_SIZE)]) {

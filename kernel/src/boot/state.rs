@@ -3,9 +3,9 @@
 //! (`shell::context`), which passes it to each command.
 
 use pi::pgtable::MapCounts;
-use spin::Once;
 
 use super::info::BootInfo;
+use crate::arch::once::WriteOnce;
 use crate::boot::reserve::Reserved;
 use crate::mm::ranges::PhysRange;
 
@@ -24,11 +24,14 @@ pub struct Kernel {
     pub reserved: &'static Reserved,
 }
 
-static KERNEL: Once<Kernel> = Once::new();
+static KERNEL: WriteOnce<Option<Kernel>> = WriteOnce::new(None);
 
-/// Records the boot state (first call wins).
-pub fn set(kernel: Kernel) -> &'static Kernel {
-    KERNEL.call_once(|| kernel)
+/// Records the boot state.
+///
+/// # Panics
+/// On a second call: boot ends once.
+pub fn set(kernel: Kernel) {
+    KERNEL.set(Some(kernel));
 }
 
 /// The boot state, for the boot sequence to hand on.
@@ -36,5 +39,8 @@ pub fn set(kernel: Kernel) -> &'static Kernel {
 /// # Panics
 /// Before boot has finished.
 pub fn get() -> &'static Kernel {
-    KERNEL.get().expect("boot state read before boot finished")
+    KERNEL
+        .get()
+        .and_then(Option::as_ref)
+        .expect("boot state read before boot finished")
 }

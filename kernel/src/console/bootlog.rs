@@ -30,21 +30,24 @@ impl BootLog {
         }
     }
 
-    /// Adds `text`, as much of it as fits (whole characters only).
-    pub fn push(&mut self, text: &str) {
+    /// Adds `text` (whole UTF-8 text: a `&str`, or several end to end), as
+    /// much of it as fits (whole characters only).
+    pub fn push(&mut self, text: &[u8]) {
         let room = SIZE - self.len;
         let mut take = text.len().min(room);
-        while !text.is_char_boundary(take) {
+        // Back to a character's first byte (never a continuation byte,
+        // 0b10xx_xxxx), as `str::is_char_boundary` does.
+        while take < text.len() && text[take] & 0xc0 == 0x80 {
             take -= 1;
         }
-        self.bytes[self.len..self.len + take].copy_from_slice(&text.as_bytes()[..take]);
+        self.bytes[self.len..self.len + take].copy_from_slice(&text[..take]);
         self.len += take;
         self.dropped += text.len() - take;
     }
 
     /// What was kept.
     pub fn as_str(&self) -> &str {
-        // Only whole characters of `&str`s were copied in.
+        // Only whole characters of UTF-8 text were copied in.
         core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
     }
 
@@ -61,12 +64,12 @@ mod tests {
     #[test]
     fn keeps_the_start_and_counts_the_rest() {
         let mut log = Box::new(BootLog::new());
-        log.push("x");
+        log.push(b"x");
         assert_eq!(log.as_str(), "x");
         // Two-byte characters into an odd number of free bytes: the last
         // byte stays free rather than hold half a character.
         let long = "é".repeat(SIZE);
-        log.push(&long);
+        log.push(long.as_bytes());
         assert_eq!(log.as_str().len(), SIZE - 1);
         assert!(log.as_str().ends_with('é'));
         assert_eq!(log.dropped(), long.len() - (SIZE - 2));

@@ -8,10 +8,10 @@ use core::fmt;
 use pi::board::Board;
 use pi::kmap::{self, FixedWindow};
 use pi::layout::PAGE_SIZE;
-use spin::Once;
 
 use super::pl011::Pl011;
 use super::probe::{self, Refusal};
+use crate::arch::once::WriteOnce;
 use crate::arch::{cpu, peek, psci};
 use crate::mm::ranges::{PhysRange, RangeList};
 use crate::mm::tables;
@@ -113,14 +113,12 @@ fn mmio_pages(regs: PhysRange) -> Result<PhysRange, Unmappable> {
 /// The board's UART, one page: `None` where RAM (by the device tree's
 /// `/memory`) holds that address, so it cannot be a UART. Until the tree
 /// is read, the default board's.
-static BOARD_UART: Once<Option<PhysRange>> = Once::new();
+static BOARD_UART: WriteOnce<Option<PhysRange>> = WriteOnce::new(None);
 
 /// Settles which UART is the fallback, once the tree is read.
 pub fn know_board(board: &Board, ram: &RangeList) {
-    BOARD_UART.call_once(|| {
-        let page = PhysRange::saturating(board.early_uart, PAGE_SIZE);
-        (!ram.iter().any(|r| r.start < page.end && page.start < r.end)).then_some(page)
-    });
+    let page = PhysRange::saturating(board.early_uart, PAGE_SIZE);
+    BOARD_UART.set((!ram.iter().any(|r| r.start < page.end && page.start < r.end)).then_some(page));
 }
 
 fn board_uart() -> Option<PhysRange> {

@@ -6,6 +6,7 @@
 
 pub mod bootlog;
 pub mod escape;
+pub mod line;
 pub mod pl011;
 pub mod probe;
 

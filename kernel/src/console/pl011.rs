@@ -61,15 +61,22 @@ impl Pl011 {
     }
 }
 
-/// Text on the UART, as a terminal wants it: each `\n` goes out as `\r\n`.
-impl fmt::Write for Pl011 {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
+impl Pl011 {
+    /// Sends UTF-8 text as a terminal wants it: each `\n` goes out as `\r\n`.
+    pub fn write_text(&mut self, text: &[u8]) {
+        for &b in text {
             if b == b'\n' {
                 self.put(b'\r');
             }
             self.put(b);
         }
+    }
+}
+
+/// Text on the UART, as a terminal wants it ([`Pl011::write_text`]).
+impl fmt::Write for Pl011 {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.write_text(s.as_bytes());
         Ok(())
     }
 }

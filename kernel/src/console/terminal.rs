@@ -4,44 +4,62 @@
 //! exists is shown as soon as it does.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::lock::Mutex;
 
 use super::bootlog::BootLog;
+use super::line::Gathered;
 use super::pl011::Pl011;
 
-static CONSOLE: Mutex<Option<Pl011>> = Mutex::new(None);
+/// The console and the boot log, under one lock: every line printed during
+/// boot goes to both, and one lock taken is half the code two were.
+static TERMINAL: Mutex<Terminal> = Mutex::new(Terminal {
+    uart: None,
+    log: BootLog::new(),
+    booted: false,
+});
 
-/// What boot printed, until the shell starts.
-static BOOT_LOG: Mutex<BootLog> = Mutex::new(BootLog::new());
-static BOOTING: AtomicBool = AtomicBool::new(true);
+struct Terminal {
+    /// The console, once there is one.
+    uart: Option<Pl011>,
+    /// What boot printed, until the shell starts.
+    log: BootLog,
+    /// The shell has started: what is printed no longer goes to `log`.
+    /// False at first, so that the static is all zeros and stays in .bss
+    /// (in .data, its 16 KiB would be in the Image file).
+    booted: bool,
+}
 
 /// Installs the UART as the console, and shows what was printed before it.
 pub fn init(uart: Pl011) {
-    let mut console = CONSOLE.lock();
-    let uart = console.insert(uart);
-    let _ = uart.write_str(BOOT_LOG.lock().as_str());
+    let mut terminal = TERMINAL.lock();
+    let Terminal { uart: console, log, .. } = &mut *terminal;
+    console.insert(uart).write_text(log.as_str().as_bytes());
 }
 
 /// Boot is over: the boot log keeps what it has, for `dmesg`.
 pub fn end_boot_log() {
-    BOOTING.store(false, Ordering::SeqCst);
+    TERMINAL.lock().booted = true;
 }
 
 /// Prints the boot log again (`dmesg`).
 pub fn print_boot_log() {
-    let log = BOOT_LOG.lock();
-    let mut console = Console;
-    let _ = console.write_str(log.as_str());
-    if log.dropped() > 0 {
-        let _ = writeln!(console, "# {} more bytes of boot output were not kept", log.dropped());
+    let dropped = {
+        let mut terminal = TERMINAL.lock();
+        let Terminal { uart, log, .. } = &mut *terminal;
+        if let Some(uart) = uart {
+            uart.write_text(log.as_str().as_bytes());
+        }
+        log.dropped()
+    };
+    if dropped > 0 {
+        crate::println!("# {dropped} more bytes of boot output were not kept");
     }
 }
 
 /// Whether a console exists yet.
 pub fn ready() -> bool {
-    CONSOLE.lock().is_some()
+    TERMINAL.lock().uart.is_some()
 }
 
 /// A `fmt::Write` on the console, turning `\n` into `\r\n`.
@@ -49,24 +67,50 @@ pub struct Console;
 
 impl Write for Console {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        if BOOTING.load(Ordering::SeqCst) {
-            BOOT_LOG.lock().push(s);
+        write_text(s.as_bytes());
+        Ok(())
+    }
+
+    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> fmt::Result {
+        print_fmt(args);
+        Ok(())
+    }
+}
+
+/// Prints `args`, a line (or [`super::line::SIZE`] bytes) at a time: see
+/// `console::line`. Text gathered is lost if formatting it panics; the
+/// panic's own lines still print.
+pub fn print_fmt(args: fmt::Arguments<'_>) {
+    match args.as_str() {
+        Some(text) => write_text(text.as_bytes()),
+        None => {
+            let mut gathered = Gathered::new(write_text);
+            let _ = gathered.write_fmt(args);
+            gathered.flush();
         }
-        match CONSOLE.lock().as_mut() {
-            Some(uart) => uart.write_str(s),
-            None => Ok(()),
-        }
+    }
+}
+
+/// Puts whole UTF-8 `text` in the boot log while boot lasts, and on the
+/// console if there is one.
+fn write_text(text: &[u8]) {
+    let mut terminal = TERMINAL.lock();
+    if !terminal.booted {
+        terminal.log.push(text);
+    }
+    if let Some(uart) = terminal.uart.as_mut() {
+        uart.write_text(text);
     }
 }
 
 /// Reads a byte if one is waiting.
 pub fn try_read() -> Option<u8> {
-    CONSOLE.lock().as_mut().and_then(Pl011::get)
+    TERMINAL.lock().uart.as_mut().and_then(Pl011::get)
 }
 
 /// Writes raw bytes (echo, bell), no newline translation.
 pub fn put_bytes(bytes: &[u8]) {
-    if let Some(uart) = CONSOLE.lock().as_mut() {
+    if let Some(uart) = TERMINAL.lock().uart.as_mut() {
         bytes.iter().for_each(|&b| uart.put(b));
     }
 }
@@ -77,17 +121,14 @@ pub fn put_bytes(bytes: &[u8]) {
 pub fn force_unlock() {
     // SAFETY: only called on the way to stopping the machine, with
     // interrupts masked and one CPU: the interrupted holder never runs again.
-    unsafe {
-        CONSOLE.force_unlock();
-        BOOT_LOG.force_unlock();
-    }
+    unsafe { TERMINAL.force_unlock() }
 }
 
 /// Prints to the console.
 #[macro_export]
 macro_rules! print {
     ($($arg:tt)*) => {{
-        let _ = core::fmt::Write::write_fmt(&mut $crate::console::Console, format_args!($($arg)*));
+        $crate::console::print_fmt(format_args!($($arg)*));
     }};
 }
 
@@ -96,7 +137,7 @@ macro_rules! print {
 macro_rules! println {
     () => { $crate::print!("\n") };
     ($($arg:tt)*) => {{
-        let _ = core::fmt::Write::write_fmt(&mut $crate::console::Console, format_args!("{}\n", format_args!($($arg)*)));
+        $crate::console::print_fmt(format_args!("{}\n", format_args!($($arg)*)));
     }};
 }
 
@@ -109,7 +150,16 @@ impl log::Log for Logger {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            crate::println!("[{:<5}] {}", record.level(), record.args());
+            // `[{:<5}]` spelled out: padding is formatting code of its own,
+            // run by no other line before the first prompt.
+            let level = match record.level() {
+                log::Level::Error => "[ERROR]",
+                log::Level::Warn => "[WARN ]",
+                log::Level::Info => "[INFO ]",
+                log::Level::Debug => "[DEBUG]",
+                log::Level::Trace => "[TRACE]",
+            };
+            crate::println!("{level} {}", record.args());
         }
     }
 

@@ -4,6 +4,7 @@ use alloc::string::String;
 use core::fmt;
 
 use super::ksyms;
+use crate::arch::once::WriteOnce;
 use crate::arch::sections;
 use crate::kaslr::relocate;
 use crate::mm::stack;
@@ -33,15 +34,22 @@ impl fmt::Display for Symbol {
 
 /// Names for addresses in loaded modules, lent by the module loader (a layer
 /// above this one) once the shell starts: before then no module is loaded.
-static MODULE_SYMBOLS: spin::Once<fn(u64) -> Option<Symbol>> = spin::Once::new();
+static MODULE_SYMBOLS: WriteOnce<Option<Symbolize>> = WriteOnce::new(None);
+
+/// The module loader's name for an address.
+type Symbolize = fn(u64) -> Option<Symbol>;
 
 /// Lends backtraces and `sym` the loaded modules' names.
 pub fn name_modules_with(symbolize: fn(u64) -> Option<Symbol>) {
-    MODULE_SYMBOLS.call_once(|| symbolize);
+    MODULE_SYMBOLS.set(Some(symbolize));
 }
 
 fn module_symbol(addr: u64) -> Option<Symbol> {
-    MODULE_SYMBOLS.get().and_then(|symbolize| symbolize(addr))
+    MODULE_SYMBOLS
+        .get()
+        .copied()
+        .flatten()
+        .and_then(|symbolize| symbolize(addr))
 }
 
 /// The function `addr` is in: the kernel's, or a loaded module's.

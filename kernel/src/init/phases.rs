@@ -26,12 +26,12 @@ use pi::addr::{self, KimgVirt, PhysAddr};
 use pi::boot::EarlyPool;
 use pi::layout::PAGE_SIZE;
 use pi::pgtable::{self, MapError};
-use spin::Once;
 
+use crate::arch::once::WriteOnce;
 use crate::arch::{counter, cpu, exceptions, pmu, psci, sections};
 use crate::boot::cost::{self, Phase};
 use crate::boot::dtb::DtbError;
-use crate::boot::info::{BootInfo, BootInfoCell};
+use crate::boot::info::BootInfo;
 use crate::boot::state::{self, Kernel};
 use crate::boot::{reserve, tree};
 use crate::console::{self, bringup::Fallback};
@@ -46,14 +46,20 @@ use crate::shell::report::Leaves;
 const HEAP_SIZE: u64 = 4 << 20;
 
 /// The boot's inputs, read once before the move and used after it.
-static BOOT_INFO: BootInfoCell = BootInfoCell::new();
+static BOOT_INFO: WriteOnce<BootInfo<'static>> = WriteOnce::new(BootInfo::EMPTY);
 
 /// What boot set aside, and the RAM left for frames: kilobytes, built in
 /// place and kept there for the shell.
-static RESERVED: Once<reserve::Reserved> = Once::new();
+static RESERVED: WriteOnce<reserve::Reserved> = WriteOnce::new(reserve::Reserved::EMPTY);
 
 /// Descriptors the linear map was built with (before any move).
-static LINEAR_COUNTS: Once<pgtable::MapCounts> = Once::new();
+static LINEAR_COUNTS: WriteOnce<pgtable::MapCounts> = WriteOnce::new(pgtable::MapCounts {
+    blocks_l1: 0,
+    blocks_l2: 0,
+    pages: 0,
+    tables: 0,
+    contiguous: 0,
+});
 
 /// Entered from `__pi_enable_mmu` (kernel/pi/src/boot.rs) at the link address.
 ///
@@ -139,7 +145,7 @@ pub unsafe extern "C" fn splitmap_kernel_main(
         let dtb_seed = info.dt.kaslr_seed.map(|(seed, _)| seed);
         let seed = seed::choose_seed(info.args.kaslr_seed, dtb_seed, cpu::rndr);
         let k = decide::decide(&info.args, seed, image.size(), &info.dt.memory);
-        let counts = *LINEAR_COUNTS.call_once(|| map_linear(&info.dt.memory, k.linear.phys_offset));
+        let counts = *LINEAR_COUNTS.set(map_linear(&info.dt.memory, k.linear.phys_offset));
         mark(Phase::Linear);
         debug!(
             "linear map built: PHYS_OFFSET={:#x}{}, {} in {} table pages",
@@ -238,8 +244,8 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         })
         .unwrap_or_default();
     let map_range = efi.filter(|_| efi_map.is_some()).and_then(|h| h.map_range());
-    let reserved = RESERVED.call_once(|| {
-        reserve::reserve_efi(&info.dt, image, info.dtb, HEAP_SIZE, map_range, &kept)
+    let reserved = RESERVED.fill(|reserved| {
+        reserve::reserve_efi(reserved, &info.dt, image, info.dtb, HEAP_SIZE, map_range, &kept)
             .unwrap_or_else(|e| panic!("cannot set RAM aside for the kernel: {e}"))
     });
     // SAFETY: the heap is free RAM (inside a /memory range, so linear-mapped,

@@ -25,10 +25,10 @@
 
 use pi::addr::{self, PhysAddr};
 use pi::layout::{KIMAGE_VADDR, PAGE_SIZE};
-use spin::Once;
 
 use super::decide::Kaslr;
 use super::relr;
+use crate::arch::once::WriteOnce;
 use crate::arch::{cpu, pmu, sections};
 use crate::mm::ranges::PhysRange;
 use crate::mm::tables;
@@ -42,20 +42,20 @@ pub struct Moved {
     pub instructions: Option<u64>,
 }
 
-static DECISION: Once<(Kaslr<'static>, Moved)> = Once::new();
+static DECISION: WriteOnce<Option<(Kaslr<'static>, Moved)>> = WriteOnce::new(None);
 
 /// The boot's decision and what carrying it out cost.
 ///
 /// # Panics
 /// Before [`apply`], which nothing after boot can observe.
 pub fn get() -> (Kaslr<'static>, Moved) {
-    *DECISION.get().expect("KASLR decided at boot")
+    DECISION.get().copied().flatten().expect("KASLR decided at boot")
 }
 
 /// The image's offset from its link address: 0 until the decision is made
 /// (so a fault that early is still symbolised).
 pub fn offset() -> u64 {
-    DECISION.get().map_or(0, |(k, _)| k.offset)
+    DECISION.get().copied().flatten().map_or(0, |(k, _)| k.offset)
 }
 
 /// Records `k`, and if it moves the image, moves it and continues in
@@ -66,7 +66,7 @@ pub fn offset() -> u64 {
 /// is built and before anything stores an image address at run time.
 pub unsafe fn apply(k: Kaslr<'static>, image: PhysRange, next: extern "C" fn(u64, u64, u64) -> !, args: [u64; 3]) {
     if !k.moves() {
-        DECISION.call_once(|| (k, Moved::default()));
+        DECISION.set(Some((k, Moved::default())));
         return;
     }
     let offset = k.offset;
@@ -93,7 +93,7 @@ pub unsafe fn apply(k: Kaslr<'static>, image: PhysRange, next: extern "C" fn(u64
     cpu::invalidate_icache();
     moved.instructions = counter.map(pmu::Instructions::stop);
 
-    DECISION.call_once(|| (k, moved));
+    DECISION.set(Some((k, moved)));
     let voffset = addr::kimage_voffset() + offset;
     addr::set_kimage(image.start, image.end, voffset);
     tables::locked(|tables, _| tables.rebase(voffset));

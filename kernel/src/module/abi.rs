@@ -12,6 +12,7 @@ use alloc::vec::Vec;
 use core::alloc::Layout;
 
 use crate::arch::lock::Mutex;
+use crate::arch::once::WriteOnce;
 
 use super::exports::{self, Export, Refused, Registry};
 use crate::arch::recovery;
@@ -127,23 +128,26 @@ pub struct ReservedNames {
     pub test: fn(&str) -> bool,
 }
 
-static RESERVED: spin::Once<ReservedNames> = spin::Once::new();
+static RESERVED: WriteOnce<Option<ReservedNames>> = WriteOnce::new(None);
 
 /// Tells the module registries which names the kernel keeps (once, before
 /// any module loads).
 pub fn reserve_names(names: ReservedNames) {
-    RESERVED.call_once(|| names);
+    RESERVED.set(Some(names));
 }
 
 /// Whether the kernel keeps command `name`; every name, until the shell said
 /// which (no module can load before it does).
 fn reserved_command(name: &str) -> bool {
-    RESERVED.get().is_none_or(|r| (r.command)(name))
+    RESERVED
+        .get()
+        .and_then(Option::as_ref)
+        .is_none_or(|r| (r.command)(name))
 }
 
 /// As [`reserved_command`], for tests.
 fn reserved_test(name: &str) -> bool {
-    RESERVED.get().is_none_or(|r| (r.test)(name))
+    RESERVED.get().and_then(Option::as_ref).is_none_or(|r| (r.test)(name))
 }
 
 /// Says why a module's registration was refused, and gives the export's

@@ -45,16 +45,29 @@ impl fmt::Display for LayoutRow<'_> {
 /// `+cont:N` if N runs of them carry the contiguous bit.
 pub struct Leaves(pub MapCounts, pub &'static str);
 
+/// [`size_name`] of each level's entries in this kernel's granule, worked
+/// out when the kernel is built: looked up at each print, the sizes were
+/// a tree of compares, 9 of the 32 translated blocks `Leaves` ran at boot.
+const LEVEL_NAMES: [&str; pgtable::LAST_LEVEL + 1] = {
+    let mut names = ["?"; pgtable::LAST_LEVEL + 1];
+    let mut level = GRANULE.first_block_level();
+    while level <= pgtable::LAST_LEVEL {
+        names[level] = size_name(GRANULE.level_size(level));
+        level += 1;
+    }
+    names
+};
+
 impl fmt::Display for Leaves {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Leaves(m, sep) = self;
         // Pieces written one by one: this line is printed during boot, whose
         // every instruction `phases` counts.
-        for level in GRANULE.first_block_level()..=pgtable::LAST_LEVEL {
+        for (level, name) in LEVEL_NAMES.iter().enumerate().skip(GRANULE.first_block_level()) {
             if level != GRANULE.first_block_level() {
                 f.write_str(sep)?;
             }
-            f.write_str(size_name(GRANULE.level_size(level)))?;
+            f.write_str(name)?;
             f.write_str(":")?;
             fmt::Display::fmt(&m.at_level(level), f)?;
         }
@@ -199,7 +212,7 @@ impl fmt::Display for WalkRefusal {
 
 /// A block or page size by name: `1G`, `512M`, `32M`, `2M`, `64K`, `16K`
 /// or `4K` (the ones the granules use), else `?`.
-pub fn size_name(size: u64) -> &'static str {
+pub const fn size_name(size: u64) -> &'static str {
     match size {
         0x4000_0000 => "1G",
         0x2000_0000 => "512M",
