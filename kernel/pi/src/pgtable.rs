@@ -1025,6 +1025,50 @@ fn visit_level<A: TableAccess + ?Sized>(
     }
 }
 
+/// Calls `f(table, first, n)` for every table below and including `root`
+/// whose entries `first..first + n` a descent for `[va, va + len)` reads:
+/// the entries [`map`] writes for that range, and no others.
+pub fn entry_runs<A: TableAccess + ?Sized>(
+    mem: &A,
+    root: PhysAddr,
+    va: u64,
+    len: u64,
+    f: &mut impl FnMut(PhysAddr, usize, usize),
+) {
+    if len > 0 {
+        runs_level(mem, root, mem.granule().first_level(), va, len, f);
+    }
+}
+
+fn runs_level<A: TableAccess + ?Sized>(
+    mem: &A,
+    table: PhysAddr,
+    level: usize,
+    va: u64,
+    len: u64,
+    f: &mut impl FnMut(PhysAddr, usize, usize),
+) {
+    let g = mem.granule();
+    let size = g.level_size(level);
+    let first = g.index(va, level);
+    let last = g.index(va.wrapping_add(len - 1), level);
+    f(table, first, last - first + 1);
+    if level == LAST_LEVEL {
+        return;
+    }
+    let page = TableView::of(mem, table);
+    let (mut va, mut len) = (va, len);
+    while len > 0 {
+        let span_left = size - (va & (size - 1));
+        let chunk = if len < span_left { len } else { span_left };
+        if let Entry::Table(next) = Entry::decode(page.get(g.index(va, level)), level) {
+            runs_level(mem, next, level + 1, va, chunk, f);
+        }
+        va = va.wrapping_add(chunk);
+        len -= chunk;
+    }
+}
+
 /// Descriptors of each size, and table pages below the root, that map any of
 /// `[va, va + len)`.
 pub fn count<A: TableAccess + ?Sized>(mem: &A, root: PhysAddr, va: u64, len: u64) -> MapCounts {
