@@ -223,6 +223,36 @@ fn early_code_breaks_at_its_physical_address_then_at_its_link_address() {
     }
 }
 
+/// The code that runs with the MMU off stays in the top of the boot stack
+/// that `__pi_primary_entry` cleans and invalidates (`__early_stack_start`
+/// on, kernel/linker.ld.in): a watchpoint on the 512 bytes below it does not
+/// fire before `__pi_enable_mmu`. TCG has no caches, so a store there would
+/// corrupt nothing under QEMU; on hardware an eviction of a dirty line could
+/// overwrite it. Only this sees it.
+#[test]
+fn the_mmu_off_code_stays_in_the_cleaned_top_of_the_boot_stack() {
+    let port = free_port();
+    let run = run_waiting_for_gdb(port, &["--nokaslr", "--cmd", "poweroff"]);
+    let port = port.to_string();
+    let mut args = vec!["gdb", "--gdb-port", &port, "--early", "--batch"];
+    for ex in [
+        "watch -l *(char(*)[512])((char *)&__early_stack_start - 512)",
+        "break __pi_enable_mmu",
+        "continue",
+        "detach",
+    ] {
+        args.extend(["--ex", ex]);
+    }
+    let gdb = splitmap(&args);
+    both_succeeded(run, &gdb);
+    // A watchpoint that fires stops with its old and new values instead.
+    assert!(
+        gdb.stdout.contains("Breakpoint 2, ") && !gdb.stdout.contains("Old value"),
+        "the MMU-off code wrote below __early_stack_start:\n{}",
+        gdb.stdout
+    );
+}
+
 /// gdb's own walk and layout read the granule from the live TCR_EL1: in a
 /// 64 KiB kernel they agree with the kernel's `walk`, level by level.
 #[test]

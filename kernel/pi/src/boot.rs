@@ -7,7 +7,8 @@
 //! 1. `__pi_primary_entry` (assembly): note the boot registers, put
 //!    SCTLR_EL1 at a known MMU-off value, start counting instructions (for
 //!    `phases`), enable FP/SIMD (compiled Rust may use it), clean and
-//!    invalidate the boot stack from the data cache and set it up.
+//!    invalidate the top of the boot stack, which the MMU-off code uses, from
+//!    the data cache and set it up.
 //! 2. [`create_boot_tables`]: map what must exist before the MMU is on:
 //!    the image at VA = PA in TTBR0, each segment with its row's
 //!    permissions, and an empty root for TTBR1. Table pages come from the
@@ -239,10 +240,20 @@ impl EarlyPool {
     /// `dmb sy` first: with the MMU off nothing else orders the
     /// non-cacheable stores before the invalidation; `dsb sy` last, so it
     /// is done before the MMU is on.
-    fn invalidate_taken(&self) {
+    ///
+    /// Of the loaded pages, only the entries the identity map of
+    /// `[start, end)` below `ttbr0` wrote: every other line of them holds in
+    /// memory what the file held, and any cached copy is clean and the same
+    /// (with 64 KiB pages the two pages whole were 2,048 lines, 8 k
+    /// instructions).
+    fn invalidate_taken(&self, ttbr0: PhysAddr, start: u64, end: u64) {
         // SAFETY: barriers only.
         unsafe { core::arch::asm!("dmb sy", options(nostack, preserves_flags)) };
-        dcache::invalidate(self.start, self.loaded_next - self.start);
+        pgtable::entry_runs(self, ttbr0, start, end - start, &mut |table, first, n| {
+            if (self.start..self.loaded_next).contains(&table.raw()) {
+                dcache::invalidate(table.raw() + first as u64 * 8, n as u64 * 8);
+            }
+        });
         let roots = self.loaded_end;
         for root in 0..2.min((self.next - roots) / PAGE_SIZE) {
             dcache::invalidate(roots + root * PAGE_SIZE, ROOT_BYTES);
@@ -567,7 +578,7 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     #[cfg(feature = "relacheck-bss-canary")]
     bss_canary::BSS_CANARY.store(1, core::sync::atomic::Ordering::Relaxed);
 
-    pool.invalidate_taken();
+    pool.invalidate_taken(ttbr0, here!(_text), here!(_end));
     Ok(BootTables {
         ttbr1: ttbr1.raw(),
         ttbr0: ttbr0.raw(),
@@ -808,18 +819,21 @@ crate::asm_function!(
     // the caches hold there, dirty ones too. The stores below go straight
     // to memory (MMU off: Device-nGnRnE), and an eviction of such a line
     // would overwrite them, under the code that reads them back. So clean
-    // and invalidate the stack first. Nothing reads what is stored there
-    // now once the MMU is on, so no invalidation is needed afterwards.
+    // and invalidate first the part of the stack the MMU-off code uses,
+    // [__early_stack_start, __boot_stack_end) (kernel/linker.ld.in: all
+    // 64 KiB of the stack were 1,024 lines, 4 k instructions). Nothing
+    // reads what is stored there now once the MMU is on, so no
+    // invalidation is needed afterwards.
     // The table pool is maintained page by page as the tables take it
     // (`EarlyPool::mmu_off`); `.bss` is zeroed only once the MMU is on,
     // through the cache (`__pi_enable_mmu`), and the early code never
     // touches it before (the build's relacheck refuses a reference to
     // `.bss` from here). Nothing else is written with the MMU off.
-    adrp    x0, __boot_stack_start
-    add     x0, x0, :lo12:__boot_stack_start
     adrp    x1, __boot_stack_end
     add     x1, x1, :lo12:__boot_stack_end
     mov     sp, x1
+    adrp    x0, __early_stack_start
+    add     x0, x0, :lo12:__early_stack_start
     mrs     x2, ctr_el0                 // clean and invalidate [x0, x1)
     ubfx    x2, x2, #16, #4             // to PoC by line. DminLine:
     mov     x3, #4                      // log2(words) of the smallest

@@ -66,6 +66,15 @@ impl PhysRange {
             end: PhysAddr::new(end.max(start)),
         }
     }
+
+    /// The start of a block of `bytes` (a power of two) at the top of the
+    /// range and aligned to its size, as a buddy allocator hands one out,
+    /// if the range ends on such a boundary and holds it; else `None`.
+    pub fn top_block(&self, bytes: u64) -> Option<PhysAddr> {
+        let start = self.end.raw().checked_sub(bytes)?;
+        (bytes.is_power_of_two() && start.is_multiple_of(bytes) && start >= self.start.raw())
+            .then(|| PhysAddr::new(start))
+    }
 }
 
 impl fmt::Debug for PhysRange {
@@ -266,6 +275,25 @@ impl RangeList {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_top_block_is_aligned_to_its_size_and_inside_the_range() {
+        let r = PhysRange {
+            start: PhysAddr::new(0x4000_0000),
+            end: PhysAddr::new(0x8000_0000),
+        };
+        assert_eq!(r.top_block(0x4000), Some(PhysAddr::new(0x7fff_c000)));
+        assert_eq!(r.top_block(0x4000_0000), Some(PhysAddr::new(0x4000_0000)));
+        // Larger than the range, not a power of two, or an end off its boundary.
+        assert_eq!(r.top_block(0x8000_0000), None);
+        assert_eq!(r.top_block(0x3000), None);
+        let unaligned = PhysRange {
+            end: PhysAddr::new(0x7fff_f000),
+            ..r
+        };
+        assert_eq!(unaligned.top_block(0x4000), None);
+        assert_eq!(unaligned.top_block(0x1000), Some(PhysAddr::new(0x7fff_e000)));
+    }
+
     use super::*;
 
     fn r(start: u64, end: u64) -> PhysRange {

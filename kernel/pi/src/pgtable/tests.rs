@@ -737,3 +737,32 @@ fn pages_are_written_a_table_at_a_time_each_table_whole_or_not_at_all() {
         Some(PhysAddr::new(0))
     );
 }
+
+/// `entry_runs` reports, table by table, exactly the entries `map` wrote:
+/// every valid entry the range reaches lies in a run, and every entry of a
+/// run is valid (an image at any page-aligned PA, straddling a 2 MiB
+/// boundary, in pages below its segments' tables).
+#[test]
+fn entry_runs_are_the_entries_map_wrote() {
+    let (mut tables, root) = HostTables::new(16);
+    let (va, len) = (0x4_01ff_4000u64, 0x3_5000u64);
+    map_data(&mut tables, root, va, PhysAddr::new(va), len);
+    let mut runs = Vec::new();
+    entry_runs(&tables, root, va, len, &mut |table, first, n| {
+        runs.push((table, first, n))
+    });
+    let in_runs: usize = runs.iter().map(|&(_, _, n)| n).sum();
+    for &(table, first, n) in &runs {
+        for i in first..first + n {
+            assert_ne!(
+                entry(&tables, table, i) & 1,
+                0,
+                "{table:?}[{i}] is in a run but invalid"
+            );
+        }
+    }
+    // Root, level 1, two level-2 entries in one table, two level-3 tables.
+    let pages = (len / 0x1000) as usize;
+    assert_eq!(runs.len(), 5, "{runs:x?}");
+    assert_eq!(in_runs, 1 + 1 + 2 + pages, "{runs:x?}");
+}
