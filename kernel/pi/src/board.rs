@@ -39,10 +39,11 @@ impl Board {
         self.granule_hint.iter().copied().take_while(|&b| b != 0)
     }
 
-    /// Whether `entry` (one string of a `compatible` list) names this board.
+    /// Whether `entry` (one string of a `compatible` list) names this board:
+    /// its bytes, and the row's padding right after them (no count of the
+    /// row's length first: for each entry of the list, each board).
     fn is(&self, entry: &[u8]) -> bool {
-        let len = self.compatible.iter().take_while(|&&b| b != 0).count();
-        entry.len() == len && starts_with(&self.compatible, entry)
+        self.compatible.get(entry.len()) == Some(&0) && starts_with(&self.compatible, entry)
     }
 }
 

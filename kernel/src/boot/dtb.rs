@@ -11,6 +11,7 @@ use core::fmt;
 
 use crate::mm::ranges::{PhysRange, RangeList, TooManyRanges};
 use walk::Blocks;
+use words::Word;
 
 /// Deepest node nesting we follow (QEMU's trees are 4 deep).
 const MAX_DEPTH: usize = 16;
@@ -387,13 +388,7 @@ impl Compatible {
         let mut rest = value;
         while !rest.is_empty() {
             let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-            let entry = &rest[..end];
-            // Only two vendors' devices are known, `arm,` and `brcm,`: an
-            // entry that starts with neither letter (QEMU's 32
-            // `virtio,mmio`) is not looked up.
-            if matches!(entry.first(), Some(b'a' | b'b'))
-                && let Some(known) = named(&COMPATIBLE, entry)
-            {
+            if let Some(Word::Compatible(known)) = words::lookup(&rest[..end]) {
                 return Some(known);
             }
             rest = rest.get(end + 1..).unwrap_or_default();
@@ -401,17 +396,6 @@ impl Compatible {
         None
     }
 }
-
-const COMPATIBLE: [(&[u8], Compatible); 8] = [
-    (b"arm,pl011", Compatible::Pl011),
-    (b"brcm,bcm2835-pm-wdt", Compatible::PowerManagement),
-    (b"arm,cortex-a15-gic", Compatible::Gic(intc::GicVersion::V2)),
-    (b"arm,gic-400", Compatible::Gic(intc::GicVersion::V2)),
-    (b"arm,cortex-a7-gic", Compatible::Gic(intc::GicVersion::V2)),
-    (b"arm,gic-v3", Compatible::Gic(intc::GicVersion::V3)),
-    (b"arm,armv8-timer", Compatible::Timer),
-    (b"arm,armv7-timer", Compatible::Timer),
-];
 
 /// Parses `blob`, which must start with an FDT header.
 ///
@@ -927,16 +911,11 @@ enum Kind {
 }
 
 impl Kind {
-    const NAMED: [(&[u8], Kind); 5] = [
-        (b"chosen", Kind::Chosen),
-        (b"aliases", Kind::Aliases),
-        (b"psci", Kind::Psci),
-        (b"reserved-memory", Kind::ReservedMemory),
-        (b"cpus", Kind::Cpus),
-    ];
-
     fn of(name: &[u8]) -> Kind {
-        named(&Self::NAMED, name).unwrap_or(Kind::Other)
+        match words::lookup(name) {
+            Some(Word::Kind(kind)) => kind,
+            _ => Kind::Other,
+        }
     }
 
     /// How deep the nodes are, in a child of the root of this kind, whose
@@ -972,53 +951,18 @@ enum Name {
     InterruptCells,
     EnableMethod,
     CpuReleaseAddr,
-    /// One the EFI stub sets ([`super::efi::Field`]).
-    Efi,
+    /// One the EFI stub sets.
+    Efi(super::efi::Field),
     Other,
 }
 
 impl Name {
-    const NAMED: [(&[u8], Name); 17] = [
-        (b"#address-cells", Name::AddressCells),
-        (b"#size-cells", Name::SizeCells),
-        (b"reg", Name::Reg),
-        (b"device_type", Name::DeviceType),
-        (b"compatible", Name::Compatible),
-        (b"stdout-path", Name::StdoutPath),
-        (b"bootargs", Name::Bootargs),
-        (b"kaslr-seed", Name::KaslrSeed),
-        (b"rng-seed", Name::RngSeed),
-        (b"linux,initrd-start", Name::InitrdStart),
-        (b"linux,initrd-end", Name::InitrdEnd),
-        (b"method", Name::Method),
-        (b"ranges", Name::Ranges),
-        (b"interrupts", Name::Interrupts),
-        (b"#interrupt-cells", Name::InterruptCells),
-        (b"enable-method", Name::EnableMethod),
-        (b"cpu-release-addr", Name::CpuReleaseAddr),
-    ];
-
     fn of(name: &[u8]) -> Name {
-        named(&Self::NAMED, name)
-            .or_else(|| super::efi::Field::of(name).map(|_| Name::Efi))
-            .unwrap_or(Name::Other)
+        match words::lookup(name) {
+            Some(Word::Name(name)) => name,
+            _ => Name::Other,
+        }
     }
-}
-
-/// What `table` says `key` is. A search of a table rather than a `match` on
-/// byte strings, which compiles to a tree of a hundred-odd branches: under
-/// QEMU's TCG every block of code run for the first time costs microseconds
-/// to translate, so boot's wall time follows its code size (docs/bench.md).
-/// Never inlined, and over a slice: one loop for each kind of table,
-/// instead of a search unrolled into each caller. Length and first byte
-/// before the bytes: most keys are in no table, and a comparison of the
-/// bytes is a call to `memcmp`.
-#[inline(never)]
-fn named<T: Copy>(table: &[(&[u8], T)], key: &[u8]) -> Option<T> {
-    table
-        .iter()
-        .find(|(name, _)| name.len() == key.len() && name.first() == key.first() && *name == key)
-        .map(|&(_, value)| value)
 }
 
 /// Property names by their offset in the strings block: a tree names a few
@@ -1171,13 +1115,7 @@ fn prop<'dt>(
             reader.info.compatible = Some(value.strip_suffix(&[0]).unwrap_or(value));
         }
         (2, Kind::Aliases, _) => reader.alias(blocks.name(offset).unwrap_or_default(), value),
-        (2, Kind::Chosen, Name::Efi) => {
-            // Which field, found again from the name: one of a handful of
-            // properties, where the name table keeps one byte a name.
-            if let Some(field) = blocks.name(offset).ok().and_then(super::efi::Field::of) {
-                reader.efi(field, value);
-            }
-        }
+        (2, Kind::Chosen, Name::Efi(field)) => reader.efi(field, value),
         (2, Kind::Chosen | Kind::Psci, _) => reader.prop(kind, name, value),
         (3, Kind::Cpus, Name::EnableMethod) => reader.cpu.method = Some(cbytes(value)),
         (3, Kind::Cpus, Name::CpuReleaseAddr) => reader.cpu.release = Some(value),
@@ -1192,3 +1130,4 @@ pub mod source;
 #[cfg(test)]
 mod tests;
 pub mod walk;
+mod words;

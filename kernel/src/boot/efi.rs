@@ -6,7 +6,8 @@
 
 use crate::mm::ranges::{PhysRange, RangeList, TooManyRanges};
 
-/// The `/chosen` properties the stub sets.
+/// The `/chosen` properties the stub sets (the device-tree reader knows
+/// them by name: `dtb::words`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Field {
     /// `linux,uefi-mmap-start`.
@@ -25,23 +26,6 @@ pub enum Field {
     Slot,
     /// `splitmap,efi-slots`: how many there were.
     Slots,
-}
-
-impl Field {
-    /// The field a `/chosen` property name is, if any.
-    pub fn of(name: &[u8]) -> Option<Field> {
-        Some(match name {
-            b"linux,uefi-mmap-start" => Field::MmapStart,
-            b"linux,uefi-mmap-size" => Field::MmapSize,
-            b"linux,uefi-mmap-desc-size" => Field::DescSize,
-            b"linux,uefi-mmap-desc-ver" => Field::DescVer,
-            b"splitmap,efi-seed" => Field::Seed,
-            b"splitmap,efi-seed-source" => Field::SeedSource,
-            b"splitmap,efi-slot" => Field::Slot,
-            b"splitmap,efi-slots" => Field::Slots,
-            _ => return None,
-        })
-    }
 }
 
 /// The stub's handover, as the tree holds it.
@@ -231,13 +215,12 @@ mod tests {
         );
         let mut h = EfiHandover::default();
         assert_eq!(h.map_range(), None);
-        h.set(Field::of(b"linux,uefi-mmap-start").unwrap(), &start);
+        h.set(Field::MmapStart, &start);
         h.set(Field::MmapSize, &size);
         h.set(Field::DescSize, &desc);
         h.set(Field::SeedSource, b"rng\0");
         assert_eq!(h.map_range(), PhysRange::new(0x4500_0000, 0x900));
         assert_eq!(h.source, "rng");
-        assert_eq!(Field::of(b"bootargs"), None);
     }
 }
 
