@@ -41,6 +41,9 @@ pub struct KernelTables {
     recycled_count: u64,
     /// Table pages given back since boot.
     freed: u64,
+    /// While the linear map is built: the pool's last pages are not handed
+    /// out (see [`KEPT_FOR_THE_CONSOLE`]).
+    building_linear: bool,
 }
 
 /// The one writer of the live kernel tables.
@@ -72,6 +75,7 @@ impl KernelTables {
             recycled: None,
             recycled_count: 0,
             freed: 0,
+            building_linear: false,
         }
     }
 
@@ -136,6 +140,9 @@ impl TableAlloc for KernelTables {
     /// `EarlyPool::alloc_table`, which issues no barrier (with the MMU off
     /// it needs none): this one covers both sources.
     fn alloc_table(&mut self) -> Option<PhysAddr> {
+        if self.building_linear && self.pool.capacity() - self.pool.used() <= KEPT_FOR_THE_CONSOLE {
+            return None;
+        }
         let pa = match self.reuse_recycled().or_else(|| self.pool.alloc_table()) {
             Some(pa) => pa,
             // Before `init_frames` there are none, and the pool is all there is.
@@ -199,34 +206,14 @@ pub const FIRST_FREEABLE_LEVEL: usize = LAST_LEVEL - 1;
 /// Table pages the linear map leaves in the pool: the console's mapping,
 /// which comes after it, takes at most one (the MMIO window shares its upper
 /// tables with the device tree's, which the early code mapped); kept so that
-/// a linear map that runs out can still be reported.
+/// a linear map that runs out can still be reported. Frames do not exist
+/// yet when the linear map is built, so the pool is all there is.
+///
+/// A flag of [`KernelTables`], not a wrapper type around it: one type of
+/// tables means one copy of `pgtable::map` and what it calls, and both the
+/// device tree's window and the linear map are mapped at boot (a second
+/// copy was 27 more blocks for QEMU to translate).
 const KEPT_FOR_THE_CONSOLE: u64 = 1;
-
-/// The live tables, as the linear map allocates from them: short of the
-/// pool's last pages (see [`KEPT_FOR_THE_CONSOLE`]). Frames do not exist yet
-/// when the linear map is built, so the pool is all there is.
-struct KeepingForTheConsole<'a>(&'a mut KernelTables);
-
-// SAFETY: the same tables as `KernelTables`', reached the same way, and only
-// through the `&mut` it lends: still the one writer.
-unsafe impl TableAccess for KeepingForTheConsole<'_> {
-    fn table_ptr(&self, pa: PhysAddr) -> *const u64 {
-        self.0.table_ptr(pa)
-    }
-
-    fn table_ptr_mut(&mut self, pa: PhysAddr) -> *mut u64 {
-        self.0.table_ptr_mut(pa)
-    }
-}
-
-impl TableAlloc for KeepingForTheConsole<'_> {
-    fn alloc_table(&mut self) -> Option<PhysAddr> {
-        let pool = &self.0.pool;
-        (pool.capacity() - pool.used() > KEPT_FOR_THE_CONSOLE)
-            .then(|| self.0.alloc_table())
-            .flatten()
-    }
-}
 
 /// Runs `f` on the live tables and their root, under the tables' lock. Only
 /// one `KernelTables` exists, so the `&mut` it gets is the lock's.
@@ -331,8 +318,10 @@ pub fn unmap_free(va: u64, len: u64) -> Result<Unmapped, MapError> {
 /// What `linear::build` refused; ranges mapped before it stay mapped.
 pub fn build_linear(ram: &RangeList, phys_offset: PhysAddr) -> Result<MapCounts, LinearError> {
     let built = locked(|tables, root| {
-        let mut keeping = KeepingForTheConsole(tables);
-        linear::build(&mut keeping, root, ram, phys_offset)
+        tables.building_linear = true;
+        let built = linear::build(tables, root, ram, phys_offset);
+        tables.building_linear = false;
+        built
     });
     cpu::publish_tables();
     built
