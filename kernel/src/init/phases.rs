@@ -389,7 +389,9 @@ fn report(info: &BootInfo<'_>, fallback: Option<Fallback>, image: PhysRange) {
             source.name()
         );
     }
-    for problem in info.dt.problems.iter().flatten() {
+    // Filled from the first slot on: stop at the first empty one, which
+    // is the first slot in most boots.
+    for problem in info.dt.problems.iter().map_while(Option::as_ref) {
         warn!("{problem}; {}", problem.consequence());
     }
     if info.ram_cut {
