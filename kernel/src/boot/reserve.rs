@@ -138,7 +138,7 @@ pub fn reserve_efi(
             .map_err(|_| ReserveError::TooManyRanges)?;
     }
     let free = &mut out.free;
-    *free = dt.memory;
+    free.copy_from(&dt.memory);
     free.remove_all(&holes).map_err(|_| ReserveError::TooManyRanges)?;
     let top = free
         .iter()

@@ -38,7 +38,7 @@ use crate::console::{self, bringup::Fallback};
 use crate::kaslr::decide::{self, Kaslr, Placement};
 use crate::kaslr::{relocate, seed};
 use crate::mm::linear::LinearError;
-use crate::mm::ranges::PhysRange;
+use crate::mm::ranges::{PhysRange, RangeList};
 use crate::mm::{frames, rodata, stack, tables};
 use crate::shell::report::Leaves;
 
@@ -241,11 +241,14 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         .transpose()
         .unwrap_or_else(|_| {
             panic!("cannot set RAM aside for the kernel: the UEFI memory map has too many kept regions")
-        })
-        .unwrap_or_default();
+        });
+    // Without UEFI, a list in rodata: an empty one built here was a
+    // kilobyte zeroed (480 instructions).
+    const NONE_KEPT: RangeList = RangeList::new();
+    let kept = kept.as_ref().unwrap_or(&NONE_KEPT);
     let map_range = efi.filter(|_| efi_map.is_some()).and_then(|h| h.map_range());
     let reserved = RESERVED.fill(|reserved| {
-        reserve::reserve_efi(reserved, &info.dt, image, info.dtb, HEAP_SIZE, map_range, &kept)
+        reserve::reserve_efi(reserved, &info.dt, image, info.dtb, HEAP_SIZE, map_range, kept)
             .unwrap_or_else(|e| panic!("cannot set RAM aside for the kernel: {e}"))
     });
     // SAFETY: the heap is free RAM (inside a /memory range, so linear-mapped,
@@ -460,7 +463,7 @@ fn mark(phase: Phase) {
 
 /// A device tree the kernel cannot read: say why on the early console, stop.
 fn unusable_device_tree(dtb_pa: u64, e: DtbError) -> ! {
-    let _ = console::bringup::start(Err(Fallback::NoStdoutPath), &crate::mm::ranges::RangeList::new());
+    let _ = console::bringup::start(Err(Fallback::NoStdoutPath), &RangeList::new());
     panic!("the device tree at {dtb_pa:#x} is unusable: {e}")
 }
 
@@ -482,7 +485,7 @@ fn map_dtb(dtb_pa: u64, len: u64) {
 }
 
 /// Builds the linear map of all RAM for `phys_offset`.
-fn map_linear(ram: &crate::mm::ranges::RangeList, phys_offset: PhysAddr) -> pgtable::MapCounts {
+fn map_linear(ram: &RangeList, phys_offset: PhysAddr) -> pgtable::MapCounts {
     addr::set_phys_offset(phys_offset);
     tables::build_linear(ram, phys_offset).unwrap_or_else(|e| match e {
         LinearError::Map(MapError::OutOfTables) => panic!(
