@@ -438,6 +438,20 @@ mod tests {
         assert_eq!(r(0x1001, 0x3fff).shrink_to_pages(0x1000), r(0x2000, 0x3000));
         assert_eq!(r(0x1001, 0x1fff).shrink_to_pages(0x1000).size(), 0);
     }
+    #[test]
+    fn a_copy_has_the_ranges_of_the_list_copied_and_no_others() {
+        let mut from = RangeList::new();
+        from.insert(r(0x1000, 0x2000)).unwrap();
+        let mut to = RangeList::new();
+        for i in 0..4 {
+            to.insert(r(0x10_0000 * (i + 1), 0x10_0000 * (i + 1) + 0x1000)).unwrap();
+        }
+        to.copy_from(&from);
+        assert_eq!(to.iter().copied().collect::<Vec<_>>(), [r(0x1000, 0x2000)]);
+        to.copy_from(&RangeList::new());
+        assert!(to.is_empty());
+    }
+
 }
 
 impl RangeList {
@@ -477,19 +491,5 @@ mod pa_tests {
         let pairs: Vec<_> = kept.iter().map(|r| (r.start.raw(), r.end.raw())).collect();
         assert_eq!(pairs, [(0x4000_0000, 0x8000_0000), (0xff_c000_0000, 0x100_0000_0000)]);
         assert_eq!(ram.below_pa_bits(48), (ram, false));
-    }
-
-    #[test]
-    fn a_copy_has_the_ranges_of_the_list_copied_and_no_others() {
-        let mut from = RangeList::new();
-        from.insert(r(0x1000, 0x2000)).unwrap();
-        let mut to = RangeList::new();
-        for i in 0..4 {
-            to.insert(r(0x10_0000 * (i + 1), 0x10_0000 * (i + 1) + 0x1000)).unwrap();
-        }
-        to.copy_from(&from);
-        assert_eq!(to.iter().copied().collect::<Vec<_>>(), [r(0x1000, 0x2000)]);
-        to.copy_from(&RangeList::new());
-        assert!(to.is_empty());
     }
 }
