@@ -165,15 +165,23 @@ pub struct StackSlot {
 /// and CPU 0's own; CPU N's (`guard.N`, `stack.N`) are the same rows
 /// `N * STACK_SLOT` higher, mapped as the `stack` row says.
 pub const fn stack_slot(cpu: usize) -> StackSlot {
-    let (Some(guard), Some(stack)) = (row("guard").window(), row("stack").window()) else {
-        panic!("the stack rows have fixed windows")
-    };
+    let StackSlot { guard, stack } = FIRST_STACK_SLOT;
     let up = cpu as u64 * STACK_SLOT;
     StackSlot {
         guard: (guard.0 + up, guard.1 + up),
         stack: (stack.0 + up, stack.1 + up),
     }
 }
+
+/// CPU 0's slot, worked out when the kernel is built: looking the rows up
+/// by name at run time compared strings row by row, 29 blocks for QEMU to
+/// translate at boot.
+const FIRST_STACK_SLOT: StackSlot = {
+    let (Some(guard), Some(stack)) = (row("guard").window(), row("stack").window()) else {
+        panic!("the stack rows have fixed windows")
+    };
+    StackSlot { guard, stack }
+};
 
 // Every CPU's slot fits the stack area.
 const _: () = assert!(crate::layout::STACK_SLOT * 8 <= crate::layout::STACKS_SIZE);
