@@ -204,7 +204,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         (None, false) => Err(Fallback::NoSuchNode),
     };
     let (console, fallback) = console::bringup::start(named, &info.dt.memory);
-    report(info, fallback, image);
+    report(info, &k, fallback, image);
     // No `/psci`: the board's own power control, if the tree names one.
     if info.dt.psci.is_none() {
         match info.dt.power.map(crate::boot::power::start) {
@@ -354,7 +354,7 @@ fn start_interrupts(info: &BootInfo<'_>) {
 
 /// Says, once there is a console, what boot made of its inputs: problems in
 /// the command line and the tree, and where the image went.
-fn report(info: &BootInfo<'_>, fallback: Option<Fallback>, image: PhysRange) {
+fn report(info: &BootInfo<'_>, k: &Kaslr<'_>, fallback: Option<Fallback>, image: PhysRange) {
     for issue in info.arg_issues() {
         warn!("{issue}");
     }
@@ -364,7 +364,6 @@ fn report(info: &BootInfo<'_>, fallback: Option<Fallback>, image: PhysRange) {
     if let Some(fallback) = fallback {
         warn!("{}", fallback.instead(info.board(), info.dt.uart_node));
     }
-    let (k, _) = relocate::get();
     crate::println!(
         "splitmap: image pa={:#x} va={:#x} kaslr={:#x} ({})",
         image.start.raw(),
@@ -383,7 +382,7 @@ fn report(info: &BootInfo<'_>, fallback: Option<Fallback>, image: PhysRange) {
             info!("EFI placement seed {seed:#x}: efistub.seed={seed:#x} replays it under --uefi");
         }
     }
-    report_kaslr_off(&k);
+    report_kaslr_off(k);
     if let (Some(seed), Some(source)) = (k.seed, k.source())
         && source != crate::kaslr::seed::SeedSource::Bootarg
     {
