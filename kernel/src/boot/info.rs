@@ -123,7 +123,9 @@ impl<'dt> BootInfo<'dt> {
         // Only the slots filled are looked at: a boot without problems runs
         // one test, not one a slot (the loop over all eight was unrolled
         // into eight blocks QEMU translated at every boot).
-        self.arg_issues[..self.arg_issue_count.min(MAX_ARG_ISSUES)].iter().flatten()
+        self.arg_issues[..self.arg_issue_count.min(MAX_ARG_ISSUES)]
+            .iter()
+            .flatten()
     }
 
     /// Whether the DTB blob itself lies in RAM (and so in the linear map):

@@ -451,7 +451,6 @@ mod tests {
         to.copy_from(&RangeList::new());
         assert!(to.is_empty());
     }
-
 }
 
 impl RangeList {
