@@ -225,8 +225,9 @@ fn early_code_breaks_at_its_physical_address_then_at_its_link_address() {
 
 /// The code that runs with the MMU off stays in the top of the boot stack
 /// that `__pi_primary_entry` cleans and invalidates (`__early_stack_start`
-/// on, kernel/linker.ld.in): a watchpoint on the 512 bytes below it does not
-/// fire before `__pi_enable_mmu`. TCG has no caches, so a store there would
+/// on, kernel/linker.ld.in): a watchpoint on the whole stack below it
+/// (from `__boot_stack_start` up to it) does not fire before
+/// `__pi_enable_mmu`. TCG has no caches, so a store there would
 /// corrupt nothing under QEMU; on hardware an eviction of a dirty line could
 /// overwrite it. Only this sees it.
 #[test]
@@ -234,13 +235,20 @@ fn the_mmu_off_code_stays_in_the_cleaned_top_of_the_boot_stack() {
     let port = free_port();
     let run = run_waiting_for_gdb(port, &["--nokaslr", "--cmd", "poweroff"]);
     let port = port.to_string();
+    // The sizes as the linker script sets them (`N;` or `NK;`), in bytes.
+    let script = std::fs::read_to_string("kernel/linker.ld.in").unwrap();
+    let size = |name: &str| -> u64 {
+        let line = script.lines().find(|l| l.starts_with(&format!("{name} = "))).unwrap();
+        let value = line[name.len() + 3..].trim_end_matches(';');
+        match value.strip_suffix('K') {
+            Some(kib) => kib.parse::<u64>().unwrap() * 1024,
+            None => value.parse().unwrap(),
+        }
+    };
+    let below = size("BOOT_STACK_SIZE") - size("EARLY_STACK_SIZE");
+    let watch = format!("watch -l *(char(*)[{below}])&__boot_stack_start");
     let mut args = vec!["gdb", "--gdb-port", &port, "--early", "--batch"];
-    for ex in [
-        "watch -l *(char(*)[512])((char *)&__early_stack_start - 512)",
-        "break __pi_enable_mmu",
-        "continue",
-        "detach",
-    ] {
+    for ex in [watch.as_str(), "break __pi_enable_mmu", "continue", "detach"] {
         args.extend(["--ex", ex]);
     }
     let gdb = splitmap(&args);

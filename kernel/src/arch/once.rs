@@ -34,6 +34,13 @@ unsafe impl<T: Send + Sync> Sync for WriteOnce<T> {}
 
 impl<T> WriteOnce<T> {
     /// Not filled yet; `empty` is what [`WriteOnce::fill`] starts from.
+    ///
+    /// A cell filled before the KASLR move must have an `empty` that holds
+    /// no address in the image: the move adds its offset to every word that
+    /// held one at link time (the RELR list), and would add it to whatever
+    /// boot wrote over that word (a pointer into the device tree, say).
+    /// `spin::Once` had no such words, being uninitialised until filled.
+    /// Today's `empty` values hold none (an empty `&str` points nowhere).
     pub const fn new(empty: T) -> Self {
         WriteOnce {
             state: AtomicU8::new(EMPTY),

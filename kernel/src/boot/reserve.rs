@@ -13,11 +13,13 @@ use crate::mm::ranges::{PhysRange, RangeList};
 pub struct Reservation {
     /// The range.
     pub range: PhysRange,
-    /// `image`, `dtb`, `initrd`, `memreserve`, `heap`.
+    /// `image`, `dtb`, `initrd`, `efi-mmap`, `memreserve`, `heap`.
     pub what: &'static str,
 }
 
-/// Room for every reservation: the tree's, and the kernel's own five.
+/// Room for every reservation: the tree's (at most `MAX_RESERVED_RANGES`,
+/// which the reader enforces), and the kernel's own five: image, dtb,
+/// initrd, efi-mmap, heap. [`reserve_efi`] fills the slots in order.
 pub const MAX_RESERVATIONS: usize = MAX_RESERVED_RANGES + 5;
 
 /// RAM split between what is taken and what is free.

@@ -140,7 +140,11 @@ pub fn publish(boot: &Boot) {
         // All of it, magic 0 first: the page is not zeroed at boot, and a
         // watchpoint on the magic must see it change to MAGIC only once the
         // rest is in place. Written where it lies, not built on the stack
-        // and copied (a kilobyte twice: 0.8 k instructions).
+        // and copied (a kilobyte twice: 0.8 k instructions). The magic's
+        // 0 is a store of its own, volatile like the rest: a plain `memset`
+        // over it, followed by the magic's store below, is one the compiler
+        // may trim to start past the magic.
+        (&raw mut (*r).magic).write_volatile(0);
         r.write_bytes(0, 1);
         (&raw mut (*r).version).write_volatile(VERSION);
         (&raw mut (*r).kaslr_offset).write_volatile(boot.kaslr_offset);

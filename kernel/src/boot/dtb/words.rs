@@ -76,6 +76,8 @@ const WORDS: [(&[u8], Word); 38] = [
 const SLOTS: usize = 128;
 /// Ends a chain.
 const END: u8 = u8::MAX;
+// A word's index is a byte, and none may be taken for END.
+const _: () = assert!(WORDS.len() < END as usize);
 
 /// Which chain a string is in: by its length and first byte, which tell
 /// most strings apart, and most of the tree's own from every word here
