@@ -40,7 +40,8 @@ impl<T> WriteOnce<T> {
     /// held one at link time (the RELR list), and would add it to whatever
     /// boot wrote over that word (a pointer into the device tree, say).
     /// `spin::Once` had no such words, being uninitialised until filled.
-    /// Today's `empty` values hold none (an empty `&str` points nowhere).
+    /// No cell's `empty` holds one (an empty `&str` points nowhere):
+    /// `tests/write_once.rs` reads each cell's words against the RELR list.
     pub const fn new(empty: T) -> Self {
         WriteOnce {
             state: AtomicU8::new(EMPTY),
