@@ -26,7 +26,9 @@ fn cells(dir: &Path, module: &str, found: &mut Vec<String>) {
                 _ => format!("{module}::{stem}"),
             };
             for line in std::fs::read_to_string(&path).unwrap().lines() {
-                let Some(rest) = line.trim_start().strip_prefix("static ") else { continue };
+                let Some(rest) = line.trim_start().strip_prefix("static ") else {
+                    continue;
+                };
                 if let Some((name, ty)) = rest.split_once(':')
                     && ty.trim_start().starts_with("WriteOnce<")
                 {
@@ -58,7 +60,10 @@ fn no_write_once_cell_starts_with_an_image_address() {
     for name in &names {
         let symbol = elf
             .symbols()
-            .find(|s| s.name().is_ok_and(|n| format!("{:#}", rustc_demangle::demangle(n)) == *name))
+            .find(|s| {
+                s.name()
+                    .is_ok_and(|n| format!("{:#}", rustc_demangle::demangle(n)) == *name)
+            })
             .unwrap_or_else(|| panic!("{name} is not in the kernel's ELF"));
         let cell = symbol.address()..symbol.address() + symbol.size();
         let inside: Vec<String> = sites
