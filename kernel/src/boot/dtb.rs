@@ -341,14 +341,6 @@ impl<'dt> Frame<'dt> {
         self.known = None;
     }
 
-    fn bus(&self) -> ranges::Bus<'dt> {
-        ranges::Bus {
-            address_cells: self.address_cells,
-            size_cells: self.size_cells,
-            ranges: self.ranges,
-        }
-    }
-
     /// Notes a property of this node that some reader needs.
     #[inline]
     fn set(&mut self, name: Name, value: &'dt [u8]) {
@@ -367,6 +359,16 @@ impl<'dt> Frame<'dt> {
             Name::Interrupts => self.interrupts = Some(value),
             Name::InterruptCells => self.interrupt_cells = number(),
             _ => {}
+        }
+    }
+}
+
+impl ranges::AsBus for Frame<'_> {
+    fn bus(&self) -> ranges::Bus<'_> {
+        ranges::Bus {
+            address_cells: self.address_cells,
+            size_cells: self.size_cells,
+            ranges: self.ranges,
         }
     }
 }
@@ -633,17 +635,18 @@ impl<'dt> Reader<'_, 'dt> {
     /// reserved RAM out.
     #[inline(never)]
     fn reserved(&mut self, reg: &[u8], parent: &Frame<'dt>) -> Result<(), DtbError> {
-        let info = &mut self.info;
-        match for_each_reg(reg, parent, Node::ReservedMemory, |r| {
-            info.reserved
-                .insert_up_to(r, MAX_RESERVED_RANGES)
-                .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::ReservedMemory))
-        }) {
-            Err(e @ DtbError::TooManyRanges(_)) => return Err(e),
+        match Regs::of(reg, parent, Node::ReservedMemory) {
             // A malformed `reg` names no range to honour: reported and
             // skipped, as Linux does.
-            Err(e) => info.problem(e),
-            Ok(()) => {}
+            Err(e) => self.info.problem(e),
+            Ok(regs) => {
+                for r in regs {
+                    self.info
+                        .reserved
+                        .insert_up_to(r, MAX_RESERVED_RANGES)
+                        .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::ReservedMemory))?;
+                }
+            }
         }
         Ok(())
     }
@@ -701,12 +704,16 @@ impl<'dt> Reader<'_, 'dt> {
         let info = &mut self.info;
         let mut notes: [Option<DtbError>; 3] = [None; 3];
         // Straight into RAM, not through a list of the node's own (a
-        // kilobyte to clear): `for_each_reg` refuses a `reg` before its
-        // first range, so a node ignored adds nothing.
-        let read = for_each_reg(reg, parent, Node::Memory, |r| {
+        // kilobyte to clear): `Regs::of` refuses a `reg` before its first
+        // range, so a node ignored adds nothing.
+        let regs = match Regs::of(reg, parent, Node::Memory) {
+            Ok(regs) => regs,
+            Err(e) => return info.problem(e),
+        };
+        for r in regs {
             if r.size() == 0 {
                 notes[0].get_or_insert(DtbError::EmptyRange(r.start.raw()));
-                return Ok(());
+                continue;
             }
             if let Some(o) = info.memory.iter().find(|m| m.start < r.end && r.start < m.end) {
                 let (start, end) = (o.start.max(r.start), o.end.min(r.end));
@@ -715,10 +722,6 @@ impl<'dt> Reader<'_, 'dt> {
             if info.memory.insert_up_to(r, MAX_MEMORY_RANGES).is_err() {
                 notes[2].get_or_insert(DtbError::TooManyRanges(Node::Memory));
             }
-            Ok(())
-        });
-        if let Err(e) = read {
-            info.problem(e);
         }
         notes.into_iter().flatten().for_each(|n| info.problem(n));
     }
@@ -747,27 +750,21 @@ fn uart_of(frames: &[Frame<'_>]) -> Result<Option<Uart>, DtbError> {
 /// The first non-empty range of `reg`, the property of the last of `frames`,
 /// translated through every ancestor's `ranges` to a CPU physical address.
 fn first_translated(reg: &[u8], frames: &[Frame<'_>], what: Node) -> Result<Option<PhysRange>, DtbError> {
-    let parent = &frames[frames.len() - 2];
-    let mut first = None;
-    for_each_reg(reg, parent, what, |r| {
-        if r.size() > 0 {
-            first.get_or_insert(r);
-        }
-        Ok(())
-    })?;
-    let Some(r) = first else { return Ok(None) };
-    let mut buses = [ranges::Bus {
-        address_cells: 0,
-        size_cells: 0,
-        ranges: None,
-    }; MAX_DEPTH];
     let ancestors = &frames[..frames.len() - 1];
-    for (bus, frame) in buses.iter_mut().zip(ancestors) {
-        *bus = frame.bus();
-    }
-    let start = ranges::translate(r.start.raw(), r.size(), &buses[..ancestors.len()])
-        .map_err(|why| DtbError::Untranslatable(what, why))?;
-    Ok(Some(PhysRange::saturating(start, r.size())))
+    let parent = &ancestors[ancestors.len() - 1];
+    let Some(r) = Regs::of(reg, parent, what)?.find(|r| r.size() > 0) else {
+        return Ok(None);
+    };
+    let r = to_cpu(r, ancestors).map_err(|why| DtbError::Untranslatable(what, why))?;
+    Ok(Some(r))
+}
+
+/// `r`, in the address space of the last of `ancestors`, as the CPU sees
+/// it: translated through every ancestor's `ranges`.
+#[inline(never)]
+fn to_cpu(r: PhysRange, ancestors: &[Frame<'_>]) -> Result<PhysRange, ranges::Untranslatable> {
+    let start = ranges::translate(r.start.raw(), r.size(), ancestors)?;
+    Ok(PhysRange::saturating(start, r.size()))
 }
 
 /// Whether the node at `path` (components, root first as "") is `wanted`, a
@@ -820,41 +817,63 @@ impl<'dt> Target<'dt> {
     }
 }
 
-/// Calls `f` for each `(address, size)` entry of a `reg` property, sized by the
-/// parent's cells. A `reg` it refuses is refused before the first call.
-fn for_each_reg(
-    reg: &[u8],
-    parent: &Frame<'_>,
-    what: Node,
-    mut f: impl FnMut(PhysRange) -> Result<(), DtbError>,
-) -> Result<(), DtbError> {
-    let (ac, sc) = (parent.address_cells as usize, parent.size_cells as usize);
-    if !(1..=2).contains(&ac) || !(0..=2).contains(&sc) {
-        return Err(DtbError::BadCells(what));
-    }
-    let entry = 4 * (ac + sc);
-    if reg.is_empty() || !reg.len().is_multiple_of(entry) {
-        return Err(DtbError::BadReg(what));
-    }
-    for chunk in reg.chunks_exact(entry) {
-        let (addr, size) = chunk.split_at(4 * ac);
-        let addr = be_number(addr).ok_or(DtbError::BadReg(what))?;
-        let size = if sc == 0 {
-            0
-        } else {
-            be_number(size).ok_or(DtbError::BadReg(what))?
-        };
-        // Empty ranges too: the caller decides whether they matter.
-        f(PhysRange::saturating(addr, size))?;
-    }
-    Ok(())
+/// The `(address, size)` entries of a `reg` property, sized by the
+/// parent's cells; empty ranges too: the caller decides whether they
+/// matter. One reader, not generic, for every caller: a function taking
+/// each caller's closure was a copy per caller, a dozen translated blocks
+/// each.
+struct Regs<'a> {
+    /// Whole entries ([`Regs::of`] checks).
+    rest: &'a [u8],
+    /// Bytes of an entry, and of its address (4 or 8; the size is 0, 4 or 8).
+    entry: usize,
+    address: usize,
 }
 
-/// A big-endian number of one or two cells.
+impl<'a> Regs<'a> {
+    /// The entries of `reg`, or why it is refused (before any is read).
+    #[inline(never)]
+    fn of(reg: &'a [u8], parent: &Frame<'_>, what: Node) -> Result<Self, DtbError> {
+        let (ac, sc) = (parent.address_cells as usize, parent.size_cells as usize);
+        if !(1..=2).contains(&ac) || !(0..=2).contains(&sc) {
+            return Err(DtbError::BadCells(what));
+        }
+        let entry = 4 * (ac + sc);
+        if reg.is_empty() || !reg.len().is_multiple_of(entry) {
+            return Err(DtbError::BadReg(what));
+        }
+        Ok(Regs {
+            rest: reg,
+            entry,
+            address: 4 * ac,
+        })
+    }
+}
+
+impl Iterator for Regs<'_> {
+    type Item = PhysRange;
+
+    #[inline(never)]
+    fn next(&mut self) -> Option<PhysRange> {
+        let (entry, rest) = self.rest.split_at_checked(self.entry)?;
+        self.rest = rest;
+        let (addr, size) = entry.split_at(self.address);
+        // Both sizes `of` allows read; no size cells is size 0.
+        Some(PhysRange::saturating(
+            be_number(addr).unwrap_or(0),
+            be_number(size).unwrap_or(0),
+        ))
+    }
+}
+
+/// A big-endian number of one or two cells. Out of line: inlined, each of
+/// its dozen callers was a copy of its own, about four translated blocks
+/// each (`splitmap bench`).
+#[inline(never)]
 fn be_number(bytes: &[u8]) -> Option<u64> {
-    match bytes.len() {
-        4 => Some(u64::from(u32::from_be_bytes(bytes.try_into().ok()?))),
-        8 => Some(u64::from_be_bytes(bytes.try_into().ok()?)),
+    match *bytes {
+        [a, b, c, d] => Some(u64::from(u32::from_be_bytes([a, b, c, d]))),
+        [a, b, c, d, e, f, g, h] => Some(u64::from_be_bytes([a, b, c, d, e, f, g, h])),
         _ => None,
     }
 }
@@ -876,7 +895,9 @@ fn cstr(value: &[u8]) -> &str {
     core::str::from_utf8(cbytes(value)).unwrap_or("")
 }
 
-/// The bytes up to the first NUL.
+/// The bytes up to the first NUL. Out of line, for the same reason as
+/// [`be_number`].
+#[inline(never)]
 fn cbytes(value: &[u8]) -> &[u8] {
     let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
     &value[..end]
