@@ -436,6 +436,7 @@ pub fn parse_into<'dt>(blob: &'dt [u8], info: &mut DeviceTree<'dt>) -> Result<()
         pl011s: [None; MAX_KEPT_UARTS],
         interrupts: intc::Found::new(),
         cpu: cpus::Seen::default(),
+        initrd: [None; 2],
     };
     for entry in memreserve(blocks.memreserve) {
         reader
@@ -462,9 +463,11 @@ pub fn parse_into<'dt>(blob: &'dt [u8], info: &mut DeviceTree<'dt>) -> Result<()
     }
     reader.info.uart_node = reader.stdout().unwrap_or("");
     reader.info.uart_node_found = reader.uart_found;
-    if reader.info.initrd.is_some_and(|r| r.size() == 0) {
-        reader.info.initrd = None;
-    }
+    // Without a start, from 0 (as it always has been read); without an
+    // end, or one before the start, none.
+    let start = reader.initrd[0].unwrap_or(0);
+    let end = reader.initrd[1].unwrap_or(start);
+    reader.info.initrd = PhysRange::new(start, end.saturating_sub(start)).filter(|r| r.size() > 0);
     // No RAM is not a parse error: the kernel reports it on the console
     // (which the tree may still describe) and stops.
     Ok(())
@@ -488,6 +491,9 @@ struct Reader<'r, 'dt> {
     pl011s: [Option<KeptNode<'dt>>; MAX_KEPT_UARTS],
     /// The GIC and the timer's `interrupts`, as found so far.
     interrupts: intc::Found<'dt>,
+    /// `/chosen/linux,initrd-start` and `-end`, as read (`None` for one
+    /// absent or not one or two cells).
+    initrd: [Option<u64>; 2],
     /// The `/cpus` child being read (its `enable-method` and
     /// `cpu-release-addr`, which no other node needs).
     cpu: cpus::Seen<'dt>,
@@ -531,42 +537,30 @@ impl<'dt> Reader<'_, 'dt> {
         efi.set(field, value);
     }
 
-    /// A property of a child of the root, of that `kind`.
-    fn prop(&mut self, kind: Kind, name: Name, value: &'dt [u8]) {
+    /// A property of `/chosen`.
+    fn chosen(&mut self, name: Name, value: &'dt [u8]) {
         let info = &mut self.info;
-        match (kind, name) {
-            (Kind::Chosen, Name::StdoutPath) => {
+        match name {
+            Name::StdoutPath => {
                 self.stdout_path = Some(cstr(value));
                 // A full path can be looked for from here on; an alias waits
                 // for the second walk, when every alias is known.
                 self.target = self.stdout().filter(|p| p.starts_with('/')).map(Target::of);
             }
-            (Kind::Chosen, Name::Bootargs) => info.bootargs = cstr(value),
-            (Kind::Chosen, Name::KaslrSeed) => {
+            Name::Bootargs => info.bootargs = cstr(value),
+            Name::KaslrSeed => {
                 let offset = value.as_ptr() as usize - info.blob.as_ptr() as usize;
-                info.kaslr_seed = value.try_into().ok().map(|b| (u64::from_be_bytes(b), offset));
+                // Eight bytes fold to themselves.
+                info.kaslr_seed = fold_seed(value).filter(|_| value.len() == 8).map(|seed| (seed, offset));
                 if info.kaslr_seed.is_none() {
                     info.problem(DtbError::BadKaslrSeed(value.len()));
                 }
             }
-            (Kind::Chosen, Name::RngSeed) => info.rng_seed = fold_seed(value),
-            (Kind::Chosen, Name::InitrdStart) => {
-                let start = be_number(value).unwrap_or(0);
-                let end = info.initrd.map_or(start, |r| r.end.raw());
-                info.initrd = PhysRange::new(start, end.saturating_sub(start));
-            }
-            (Kind::Chosen, Name::InitrdEnd) => {
-                let start = info.initrd.map_or(0, |r| r.start.raw());
-                let end = be_number(value).unwrap_or(0);
-                info.initrd = PhysRange::new(start, end.saturating_sub(start));
-            }
-            (Kind::Psci, Name::Method) => {
-                info.psci = match cbytes(value) {
-                    b"hvc" => Some(PsciConduit::Hvc),
-                    b"smc" => Some(PsciConduit::Smc),
-                    _ => None,
-                }
-            }
+            Name::RngSeed => info.rng_seed = fold_seed(value),
+            // Made a range once the walk is over, whichever came first.
+            Name::InitrdStart => self.initrd[0] = be_number(value),
+            Name::InitrdEnd => self.initrd[1] = be_number(value),
+            Name::Efi(field) => self.efi(field, value),
             _ => {}
         }
     }
@@ -803,6 +797,7 @@ struct Target<'dt> {
 }
 
 impl<'dt> Target<'dt> {
+    #[inline(never)]
     fn of(path: &'dt str) -> Self {
         let mut target = Target {
             path,
@@ -880,6 +875,7 @@ fn be_number(bytes: &[u8]) -> Option<u64> {
 
 /// Folds seed bytes into 64 bits (XOR of big-endian 8-byte chunks), or `None`
 /// for an empty property.
+#[inline(never)]
 fn fold_seed(bytes: &[u8]) -> Option<u64> {
     (!bytes.is_empty()).then(|| {
         bytes.chunks(8).fold(0, |acc, chunk| {
@@ -890,7 +886,9 @@ fn fold_seed(bytes: &[u8]) -> Option<u64> {
     })
 }
 
-/// A property value as a string, up to its first NUL.
+/// A property value as a string, up to its first NUL. Out of line, for
+/// the same reason as [`be_number`].
+#[inline(never)]
 fn cstr(value: &[u8]) -> &str {
     core::str::from_utf8(cbytes(value)).unwrap_or("")
 }
@@ -1131,15 +1129,30 @@ fn prop<'dt>(
     if reader.only_uart {
         return;
     }
-    match (depth, kind, name) {
-        (1, _, Name::Compatible) => {
+    // `depth` is the root's, 1, or else the one `kind` is read at
+    // ([`Kind::reader_depth`]): one `match` on each, not one on the three
+    // together, whose tree of tests was a dozen translated blocks more.
+    if depth == 1 {
+        if name == Name::Compatible {
             reader.info.compatible = Some(value.strip_suffix(&[0]).unwrap_or(value));
         }
-        (2, Kind::Aliases, _) => reader.alias(blocks.name(offset).unwrap_or_default(), value),
-        (2, Kind::Chosen, Name::Efi(field)) => reader.efi(field, value),
-        (2, Kind::Chosen | Kind::Psci, _) => reader.prop(kind, name, value),
-        (3, Kind::Cpus, Name::EnableMethod) => reader.cpu.method = Some(cbytes(value)),
-        (3, Kind::Cpus, Name::CpuReleaseAddr) => reader.cpu.release = Some(value),
+        return;
+    }
+    match kind {
+        Kind::Chosen => reader.chosen(name, value),
+        Kind::Aliases => reader.alias(blocks.name(offset).unwrap_or_default(), value),
+        Kind::Psci if name == Name::Method => {
+            reader.info.psci = match cbytes(value) {
+                b"hvc" => Some(PsciConduit::Hvc),
+                b"smc" => Some(PsciConduit::Smc),
+                _ => None,
+            }
+        }
+        Kind::Cpus => match name {
+            Name::EnableMethod => reader.cpu.method = Some(cbytes(value)),
+            Name::CpuReleaseAddr => reader.cpu.release = Some(value),
+            _ => {}
+        },
         _ => {}
     }
 }
