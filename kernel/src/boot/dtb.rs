@@ -344,10 +344,16 @@ impl<'dt> Frame<'dt> {
     /// Notes a property of this node that some reader needs.
     #[inline]
     fn set(&mut self, name: Name, value: &'dt [u8]) {
-        let number = || be_number(value).map(|n| n as u32);
         match name {
-            Name::AddressCells => self.address_cells = number().unwrap_or(0),
-            Name::SizeCells => self.size_cells = number().unwrap_or(u32::MAX),
+            // One read for the three.
+            Name::AddressCells | Name::SizeCells | Name::InterruptCells => {
+                let number = be_number(value).map(|n| n as u32);
+                match name {
+                    Name::AddressCells => self.address_cells = number.unwrap_or(0),
+                    Name::SizeCells => self.size_cells = number.unwrap_or(u32::MAX),
+                    _ => self.interrupt_cells = number,
+                }
+            }
             Name::Reg => self.reg = Some(value),
             Name::Ranges => self.ranges = Some(value),
             Name::DeviceType => {
@@ -357,7 +363,6 @@ impl<'dt> Frame<'dt> {
             }
             Name::Compatible => self.known = Compatible::first_in(value),
             Name::Interrupts => self.interrupts = Some(value),
-            Name::InterruptCells => self.interrupt_cells = number(),
             _ => {}
         }
     }
@@ -579,10 +584,22 @@ impl<'dt> Reader<'_, 'dt> {
                 Some(Compatible::Gic(_) | Compatible::Timer) => self.interrupts.node_end(frames),
                 _ => {}
             }
-            match (path.len(), kind, frame.reg) {
-                (2, _, Some(reg)) if frame.is_memory => self.memory(reg, parent),
-                (3, Kind::Cpus, _) if frame.is_cpu => self.cpu_node(path[2], frame, parent),
-                (3, Kind::ReservedMemory, Some(reg)) => self.reserved(reg, parent)?,
+            // By depth, then kind.
+            match path.len() {
+                2 if frame.is_memory => {
+                    if let Some(reg) = frame.reg {
+                        self.memory(reg, parent);
+                    }
+                }
+                3 => match kind {
+                    Kind::Cpus if frame.is_cpu => self.cpu_node(path[2], frame, parent),
+                    Kind::ReservedMemory => {
+                        if let Some(reg) = frame.reg {
+                            self.reserved(reg, parent)?;
+                        }
+                    }
+                    _ => {}
+                },
                 _ => {}
             }
         }
