@@ -341,21 +341,19 @@ impl<'dt> Frame<'dt> {
         self.known = None;
     }
 
-    fn bus(&self) -> ranges::Bus<'dt> {
-        ranges::Bus {
-            address_cells: self.address_cells,
-            size_cells: self.size_cells,
-            ranges: self.ranges,
-        }
-    }
-
     /// Notes a property of this node that some reader needs.
     #[inline]
     fn set(&mut self, name: Name, value: &'dt [u8]) {
-        let number = || be_number(value).map(|n| n as u32);
         match name {
-            Name::AddressCells => self.address_cells = number().unwrap_or(0),
-            Name::SizeCells => self.size_cells = number().unwrap_or(u32::MAX),
+            // One read for the three.
+            Name::AddressCells | Name::SizeCells | Name::InterruptCells => {
+                let number = be_number(value).map(|n| n as u32);
+                match name {
+                    Name::AddressCells => self.address_cells = number.unwrap_or(0),
+                    Name::SizeCells => self.size_cells = number.unwrap_or(u32::MAX),
+                    _ => self.interrupt_cells = number,
+                }
+            }
             Name::Reg => self.reg = Some(value),
             Name::Ranges => self.ranges = Some(value),
             Name::DeviceType => {
@@ -365,8 +363,17 @@ impl<'dt> Frame<'dt> {
             }
             Name::Compatible => self.known = Compatible::first_in(value),
             Name::Interrupts => self.interrupts = Some(value),
-            Name::InterruptCells => self.interrupt_cells = number(),
             _ => {}
+        }
+    }
+}
+
+impl ranges::AsBus for Frame<'_> {
+    fn bus(&self) -> ranges::Bus<'_> {
+        ranges::Bus {
+            address_cells: self.address_cells,
+            size_cells: self.size_cells,
+            ranges: self.ranges,
         }
     }
 }
@@ -434,6 +441,7 @@ pub fn parse_into<'dt>(blob: &'dt [u8], info: &mut DeviceTree<'dt>) -> Result<()
         pl011s: [None; MAX_KEPT_UARTS],
         interrupts: intc::Found::new(),
         cpu: cpus::Seen::default(),
+        initrd: [None; 2],
     };
     for entry in memreserve(blocks.memreserve) {
         reader
@@ -460,9 +468,11 @@ pub fn parse_into<'dt>(blob: &'dt [u8], info: &mut DeviceTree<'dt>) -> Result<()
     }
     reader.info.uart_node = reader.stdout().unwrap_or("");
     reader.info.uart_node_found = reader.uart_found;
-    if reader.info.initrd.is_some_and(|r| r.size() == 0) {
-        reader.info.initrd = None;
-    }
+    // Without a start, from 0 (as it always has been read); without an
+    // end, or one before the start, none.
+    let start = reader.initrd[0].unwrap_or(0);
+    let end = reader.initrd[1].unwrap_or(start);
+    reader.info.initrd = PhysRange::new(start, end.saturating_sub(start)).filter(|r| r.size() > 0);
     // No RAM is not a parse error: the kernel reports it on the console
     // (which the tree may still describe) and stops.
     Ok(())
@@ -486,6 +496,9 @@ struct Reader<'r, 'dt> {
     pl011s: [Option<KeptNode<'dt>>; MAX_KEPT_UARTS],
     /// The GIC and the timer's `interrupts`, as found so far.
     interrupts: intc::Found<'dt>,
+    /// `/chosen/linux,initrd-start` and `-end`, as read (`None` for one
+    /// absent or not one or two cells).
+    initrd: [Option<u64>; 2],
     /// The `/cpus` child being read (its `enable-method` and
     /// `cpu-release-addr`, which no other node needs).
     cpu: cpus::Seen<'dt>,
@@ -529,42 +542,30 @@ impl<'dt> Reader<'_, 'dt> {
         efi.set(field, value);
     }
 
-    /// A property of a child of the root, of that `kind`.
-    fn prop(&mut self, kind: Kind, name: Name, value: &'dt [u8]) {
+    /// A property of `/chosen`.
+    fn chosen(&mut self, name: Name, value: &'dt [u8]) {
         let info = &mut self.info;
-        match (kind, name) {
-            (Kind::Chosen, Name::StdoutPath) => {
+        match name {
+            Name::StdoutPath => {
                 self.stdout_path = Some(cstr(value));
                 // A full path can be looked for from here on; an alias waits
                 // for the second walk, when every alias is known.
                 self.target = self.stdout().filter(|p| p.starts_with('/')).map(Target::of);
             }
-            (Kind::Chosen, Name::Bootargs) => info.bootargs = cstr(value),
-            (Kind::Chosen, Name::KaslrSeed) => {
+            Name::Bootargs => info.bootargs = cstr(value),
+            Name::KaslrSeed => {
                 let offset = value.as_ptr() as usize - info.blob.as_ptr() as usize;
-                info.kaslr_seed = value.try_into().ok().map(|b| (u64::from_be_bytes(b), offset));
+                // Eight bytes fold to themselves.
+                info.kaslr_seed = fold_seed(value).filter(|_| value.len() == 8).map(|seed| (seed, offset));
                 if info.kaslr_seed.is_none() {
                     info.problem(DtbError::BadKaslrSeed(value.len()));
                 }
             }
-            (Kind::Chosen, Name::RngSeed) => info.rng_seed = fold_seed(value),
-            (Kind::Chosen, Name::InitrdStart) => {
-                let start = be_number(value).unwrap_or(0);
-                let end = info.initrd.map_or(start, |r| r.end.raw());
-                info.initrd = PhysRange::new(start, end.saturating_sub(start));
-            }
-            (Kind::Chosen, Name::InitrdEnd) => {
-                let start = info.initrd.map_or(0, |r| r.start.raw());
-                let end = be_number(value).unwrap_or(0);
-                info.initrd = PhysRange::new(start, end.saturating_sub(start));
-            }
-            (Kind::Psci, Name::Method) => {
-                info.psci = match cbytes(value) {
-                    b"hvc" => Some(PsciConduit::Hvc),
-                    b"smc" => Some(PsciConduit::Smc),
-                    _ => None,
-                }
-            }
+            Name::RngSeed => info.rng_seed = fold_seed(value),
+            // Made a range once the walk is over, whichever came first.
+            Name::InitrdStart => self.initrd[0] = be_number(value),
+            Name::InitrdEnd => self.initrd[1] = be_number(value),
+            Name::Efi(field) => self.efi(field, value),
             _ => {}
         }
     }
@@ -583,10 +584,22 @@ impl<'dt> Reader<'_, 'dt> {
                 Some(Compatible::Gic(_) | Compatible::Timer) => self.interrupts.node_end(frames),
                 _ => {}
             }
-            match (path.len(), kind, frame.reg) {
-                (2, _, Some(reg)) if frame.is_memory => self.memory(reg, parent),
-                (3, Kind::Cpus, _) if frame.is_cpu => self.cpu_node(path[2], frame, parent),
-                (3, Kind::ReservedMemory, Some(reg)) => self.reserved(reg, parent)?,
+            // By depth, then kind.
+            match path.len() {
+                2 if frame.is_memory => {
+                    if let Some(reg) = frame.reg {
+                        self.memory(reg, parent);
+                    }
+                }
+                3 => match kind {
+                    Kind::Cpus if frame.is_cpu => self.cpu_node(path[2], frame, parent),
+                    Kind::ReservedMemory => {
+                        if let Some(reg) = frame.reg {
+                            self.reserved(reg, parent)?;
+                        }
+                    }
+                    _ => {}
+                },
                 _ => {}
             }
         }
@@ -633,17 +646,18 @@ impl<'dt> Reader<'_, 'dt> {
     /// reserved RAM out.
     #[inline(never)]
     fn reserved(&mut self, reg: &[u8], parent: &Frame<'dt>) -> Result<(), DtbError> {
-        let info = &mut self.info;
-        match for_each_reg(reg, parent, Node::ReservedMemory, |r| {
-            info.reserved
-                .insert_up_to(r, MAX_RESERVED_RANGES)
-                .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::ReservedMemory))
-        }) {
-            Err(e @ DtbError::TooManyRanges(_)) => return Err(e),
+        match Regs::of(reg, parent, Node::ReservedMemory) {
             // A malformed `reg` names no range to honour: reported and
             // skipped, as Linux does.
-            Err(e) => info.problem(e),
-            Ok(()) => {}
+            Err(e) => self.info.problem(e),
+            Ok(regs) => {
+                for r in regs {
+                    self.info
+                        .reserved
+                        .insert_up_to(r, MAX_RESERVED_RANGES)
+                        .map_err(|TooManyRanges| DtbError::TooManyRanges(Node::ReservedMemory))?;
+                }
+            }
         }
         Ok(())
     }
@@ -701,12 +715,16 @@ impl<'dt> Reader<'_, 'dt> {
         let info = &mut self.info;
         let mut notes: [Option<DtbError>; 3] = [None; 3];
         // Straight into RAM, not through a list of the node's own (a
-        // kilobyte to clear): `for_each_reg` refuses a `reg` before its
-        // first range, so a node ignored adds nothing.
-        let read = for_each_reg(reg, parent, Node::Memory, |r| {
+        // kilobyte to clear): `Regs::of` refuses a `reg` before its first
+        // range, so a node ignored adds nothing.
+        let regs = match Regs::of(reg, parent, Node::Memory) {
+            Ok(regs) => regs,
+            Err(e) => return info.problem(e),
+        };
+        for r in regs {
             if r.size() == 0 {
                 notes[0].get_or_insert(DtbError::EmptyRange(r.start.raw()));
-                return Ok(());
+                continue;
             }
             if let Some(o) = info.memory.iter().find(|m| m.start < r.end && r.start < m.end) {
                 let (start, end) = (o.start.max(r.start), o.end.min(r.end));
@@ -715,10 +733,6 @@ impl<'dt> Reader<'_, 'dt> {
             if info.memory.insert_up_to(r, MAX_MEMORY_RANGES).is_err() {
                 notes[2].get_or_insert(DtbError::TooManyRanges(Node::Memory));
             }
-            Ok(())
-        });
-        if let Err(e) = read {
-            info.problem(e);
         }
         notes.into_iter().flatten().for_each(|n| info.problem(n));
     }
@@ -747,27 +761,21 @@ fn uart_of(frames: &[Frame<'_>]) -> Result<Option<Uart>, DtbError> {
 /// The first non-empty range of `reg`, the property of the last of `frames`,
 /// translated through every ancestor's `ranges` to a CPU physical address.
 fn first_translated(reg: &[u8], frames: &[Frame<'_>], what: Node) -> Result<Option<PhysRange>, DtbError> {
-    let parent = &frames[frames.len() - 2];
-    let mut first = None;
-    for_each_reg(reg, parent, what, |r| {
-        if r.size() > 0 {
-            first.get_or_insert(r);
-        }
-        Ok(())
-    })?;
-    let Some(r) = first else { return Ok(None) };
-    let mut buses = [ranges::Bus {
-        address_cells: 0,
-        size_cells: 0,
-        ranges: None,
-    }; MAX_DEPTH];
     let ancestors = &frames[..frames.len() - 1];
-    for (bus, frame) in buses.iter_mut().zip(ancestors) {
-        *bus = frame.bus();
-    }
-    let start = ranges::translate(r.start.raw(), r.size(), &buses[..ancestors.len()])
-        .map_err(|why| DtbError::Untranslatable(what, why))?;
-    Ok(Some(PhysRange::saturating(start, r.size())))
+    let parent = &ancestors[ancestors.len() - 1];
+    let Some(r) = Regs::of(reg, parent, what)?.find(|r| r.size() > 0) else {
+        return Ok(None);
+    };
+    let r = to_cpu(r, ancestors).map_err(|why| DtbError::Untranslatable(what, why))?;
+    Ok(Some(r))
+}
+
+/// `r`, in the address space of the last of `ancestors`, as the CPU sees
+/// it: translated through every ancestor's `ranges`.
+#[inline(never)]
+fn to_cpu(r: PhysRange, ancestors: &[Frame<'_>]) -> Result<PhysRange, ranges::Untranslatable> {
+    let start = ranges::translate(r.start.raw(), r.size(), ancestors)?;
+    Ok(PhysRange::saturating(start, r.size()))
 }
 
 /// Whether the node at `path` (components, root first as "") is `wanted`, a
@@ -806,6 +814,7 @@ struct Target<'dt> {
 }
 
 impl<'dt> Target<'dt> {
+    #[inline(never)]
     fn of(path: &'dt str) -> Self {
         let mut target = Target {
             path,
@@ -820,47 +829,70 @@ impl<'dt> Target<'dt> {
     }
 }
 
-/// Calls `f` for each `(address, size)` entry of a `reg` property, sized by the
-/// parent's cells. A `reg` it refuses is refused before the first call.
-fn for_each_reg(
-    reg: &[u8],
-    parent: &Frame<'_>,
-    what: Node,
-    mut f: impl FnMut(PhysRange) -> Result<(), DtbError>,
-) -> Result<(), DtbError> {
-    let (ac, sc) = (parent.address_cells as usize, parent.size_cells as usize);
-    if !(1..=2).contains(&ac) || !(0..=2).contains(&sc) {
-        return Err(DtbError::BadCells(what));
-    }
-    let entry = 4 * (ac + sc);
-    if reg.is_empty() || !reg.len().is_multiple_of(entry) {
-        return Err(DtbError::BadReg(what));
-    }
-    for chunk in reg.chunks_exact(entry) {
-        let (addr, size) = chunk.split_at(4 * ac);
-        let addr = be_number(addr).ok_or(DtbError::BadReg(what))?;
-        let size = if sc == 0 {
-            0
-        } else {
-            be_number(size).ok_or(DtbError::BadReg(what))?
-        };
-        // Empty ranges too: the caller decides whether they matter.
-        f(PhysRange::saturating(addr, size))?;
-    }
-    Ok(())
+/// The `(address, size)` entries of a `reg` property, sized by the
+/// parent's cells; empty ranges too: the caller decides whether they
+/// matter. One reader, not generic, for every caller: a function taking
+/// each caller's closure was a copy per caller, a dozen translated blocks
+/// each.
+struct Regs<'a> {
+    /// Whole entries ([`Regs::of`] checks).
+    rest: &'a [u8],
+    /// Bytes of an entry, and of its address (4 or 8; the size is 0, 4 or 8).
+    entry: usize,
+    address: usize,
 }
 
-/// A big-endian number of one or two cells.
+impl<'a> Regs<'a> {
+    /// The entries of `reg`, or why it is refused (before any is read).
+    #[inline(never)]
+    fn of(reg: &'a [u8], parent: &Frame<'_>, what: Node) -> Result<Self, DtbError> {
+        let (ac, sc) = (parent.address_cells as usize, parent.size_cells as usize);
+        if !(1..=2).contains(&ac) || !(0..=2).contains(&sc) {
+            return Err(DtbError::BadCells(what));
+        }
+        let entry = 4 * (ac + sc);
+        if reg.is_empty() || !reg.len().is_multiple_of(entry) {
+            return Err(DtbError::BadReg(what));
+        }
+        Ok(Regs {
+            rest: reg,
+            entry,
+            address: 4 * ac,
+        })
+    }
+}
+
+impl Iterator for Regs<'_> {
+    type Item = PhysRange;
+
+    #[inline(never)]
+    fn next(&mut self) -> Option<PhysRange> {
+        let (entry, rest) = self.rest.split_at_checked(self.entry)?;
+        self.rest = rest;
+        let (addr, size) = entry.split_at(self.address);
+        // Both sizes `of` allows read; no size cells is size 0.
+        Some(PhysRange::saturating(
+            be_number(addr).unwrap_or(0),
+            be_number(size).unwrap_or(0),
+        ))
+    }
+}
+
+/// A big-endian number of one or two cells. Out of line: inlined, each of
+/// its dozen callers was a copy of its own, about four translated blocks
+/// each (`splitmap bench`).
+#[inline(never)]
 fn be_number(bytes: &[u8]) -> Option<u64> {
-    match bytes.len() {
-        4 => Some(u64::from(u32::from_be_bytes(bytes.try_into().ok()?))),
-        8 => Some(u64::from_be_bytes(bytes.try_into().ok()?)),
+    match *bytes {
+        [a, b, c, d] => Some(u64::from(u32::from_be_bytes([a, b, c, d]))),
+        [a, b, c, d, e, f, g, h] => Some(u64::from_be_bytes([a, b, c, d, e, f, g, h])),
         _ => None,
     }
 }
 
 /// Folds seed bytes into 64 bits (XOR of big-endian 8-byte chunks), or `None`
 /// for an empty property.
+#[inline(never)]
 fn fold_seed(bytes: &[u8]) -> Option<u64> {
     (!bytes.is_empty()).then(|| {
         bytes.chunks(8).fold(0, |acc, chunk| {
@@ -871,12 +903,16 @@ fn fold_seed(bytes: &[u8]) -> Option<u64> {
     })
 }
 
-/// A property value as a string, up to its first NUL.
+/// A property value as a string, up to its first NUL. Out of line, for
+/// the same reason as [`be_number`].
+#[inline(never)]
 fn cstr(value: &[u8]) -> &str {
     core::str::from_utf8(cbytes(value)).unwrap_or("")
 }
 
-/// The bytes up to the first NUL.
+/// The bytes up to the first NUL. Out of line, for the same reason as
+/// [`be_number`].
+#[inline(never)]
 fn cbytes(value: &[u8]) -> &[u8] {
     let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
     &value[..end]
@@ -1110,15 +1146,30 @@ fn prop<'dt>(
     if reader.only_uart {
         return;
     }
-    match (depth, kind, name) {
-        (1, _, Name::Compatible) => {
+    // `depth` is the root's, 1, or else the one `kind` is read at
+    // ([`Kind::reader_depth`]): one `match` on each, not one on the three
+    // together, whose tree of tests was a dozen translated blocks more.
+    if depth == 1 {
+        if name == Name::Compatible {
             reader.info.compatible = Some(value.strip_suffix(&[0]).unwrap_or(value));
         }
-        (2, Kind::Aliases, _) => reader.alias(blocks.name(offset).unwrap_or_default(), value),
-        (2, Kind::Chosen, Name::Efi(field)) => reader.efi(field, value),
-        (2, Kind::Chosen | Kind::Psci, _) => reader.prop(kind, name, value),
-        (3, Kind::Cpus, Name::EnableMethod) => reader.cpu.method = Some(cbytes(value)),
-        (3, Kind::Cpus, Name::CpuReleaseAddr) => reader.cpu.release = Some(value),
+        return;
+    }
+    match kind {
+        Kind::Chosen => reader.chosen(name, value),
+        Kind::Aliases => reader.alias(blocks.name(offset).unwrap_or_default(), value),
+        Kind::Psci if name == Name::Method => {
+            reader.info.psci = match cbytes(value) {
+                b"hvc" => Some(PsciConduit::Hvc),
+                b"smc" => Some(PsciConduit::Smc),
+                _ => None,
+            }
+        }
+        Kind::Cpus => match name {
+            Name::EnableMethod => reader.cpu.method = Some(cbytes(value)),
+            Name::CpuReleaseAddr => reader.cpu.release = Some(value),
+            _ => {}
+        },
         _ => {}
     }
 }

@@ -8,8 +8,7 @@
 //! ancestor's `ranges`, as the console's is (a GIC under `/soc` sits at a
 //! bus address, as on the Raspberry Pi 4).
 
-use super::ranges::{self, Bus};
-use super::{Compatible, Frame, MAX_DEPTH, Node, for_each_reg};
+use super::{Compatible, Frame, Node, Regs, to_cpu};
 use crate::mm::ranges::PhysRange;
 
 /// The GIC architectures the kernel drives.
@@ -126,35 +125,14 @@ impl<'dt> Found<'dt> {
 /// ancestor's `ranges`.
 fn gic_regs(version: GicVersion, reg: Option<&[u8]>, ancestors: &[Frame<'_>]) -> Result<Gic, NoGic> {
     let parent = &ancestors[ancestors.len() - 1];
-    let mut found = [None; 2];
-    let mut n = 0;
-    for_each_reg(reg.ok_or(NoGic::BadReg)?, parent, Node::InterruptController, |r| {
-        if let Some(slot) = found.get_mut(n) {
-            *slot = Some(r);
-        }
-        n += 1;
-        Ok(())
-    })
-    .map_err(|_| NoGic::BadReg)?;
-    let [Some(dist), Some(cpu)] = found else {
+    let mut regs = Regs::of(reg.ok_or(NoGic::BadReg)?, parent, Node::InterruptController).map_err(|_| NoGic::BadReg)?;
+    let (Some(dist), Some(cpu)) = (regs.next(), regs.next()) else {
         return Err(NoGic::BadReg);
     };
     if dist.size() == 0 || cpu.size() == 0 {
         return Err(NoGic::BadReg);
     }
-    let mut buses = [Bus {
-        address_cells: 0,
-        size_cells: 0,
-        ranges: None,
-    }; MAX_DEPTH];
-    for (bus, frame) in buses.iter_mut().zip(ancestors) {
-        *bus = frame.bus();
-    }
-    let cpu_side = |r: PhysRange| {
-        ranges::translate(r.start.raw(), r.size(), &buses[..ancestors.len()])
-            .map(|start| PhysRange::saturating(start, r.size()))
-            .map_err(|_| NoGic::Untranslatable)
-    };
+    let cpu_side = |r| to_cpu(r, ancestors).map_err(|_| NoGic::Untranslatable);
     Ok(Gic {
         version,
         dist: cpu_side(dist)?,

@@ -18,6 +18,20 @@ pub struct Bus<'dt> {
     pub ranges: Option<&'dt [u8]>,
 }
 
+/// What [`translate`] reads of an ancestor: a [`Bus`], or the walk's own
+/// record of an open node, read where it is (a copy of every ancestor's
+/// into an array of `Bus` was a 16-entry array filled per look-up).
+pub trait AsBus {
+    /// The ancestor's cells and `ranges`.
+    fn bus(&self) -> Bus<'_>;
+}
+
+impl AsBus for Bus<'_> {
+    fn bus(&self) -> Bus<'_> {
+        *self
+    }
+}
+
 /// Why an address cannot be translated to the CPU's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Untranslatable {
@@ -33,9 +47,9 @@ pub enum Untranslatable {
 /// `buses`' last element (the node's parent), through every ancestor's
 /// `ranges` up to the root (`buses[0]`, whose space is the CPU's, and whose
 /// own `ranges` is never used). The whole range must fall inside one entry.
-pub fn translate(mut addr: u64, size: u64, buses: &[Bus<'_>]) -> Result<u64, Untranslatable> {
+pub fn translate(mut addr: u64, size: u64, buses: &[impl AsBus]) -> Result<u64, Untranslatable> {
     for depth in (1..buses.len()).rev() {
-        let (bus, parent) = (buses[depth], buses[depth - 1]);
+        let (bus, parent) = (buses[depth].bus(), buses[depth - 1].bus());
         let ranges = bus.ranges.ok_or(Untranslatable::NoRanges(depth))?;
         if ranges.is_empty() {
             continue;
@@ -69,8 +83,10 @@ pub fn translate(mut addr: u64, size: u64, buses: &[Bus<'_>]) -> Result<u64, Unt
 /// alias) and the options after the first `:` (`serial0:115200n8` →
 /// (`serial0`, `115200n8`)), as the devicetree specification writes them.
 pub fn split_options(stdout_path: &str) -> (&str, Option<&str>) {
-    match stdout_path.split_once(':') {
-        Some((path, options)) => (path, Some(options)),
+    // By bytes: `split_once` sets up a string searcher, a hundred-odd
+    // instructions for one character.
+    match stdout_path.bytes().position(|b| b == b':') {
+        Some(at) => (&stdout_path[..at], Some(&stdout_path[at + 1..])),
         None => (stdout_path, None),
     }
 }

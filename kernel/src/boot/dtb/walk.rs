@@ -179,12 +179,21 @@ pub fn walk<'dt, V: Visit<'dt>>(structure: &'dt [u8], visit: &mut V) -> Result<u
                     return Err(DtbError::TooDeep.into());
                 }
                 // The name and its NUL fill whole words: look for the NUL a
-                // word at a time.
-                let len = words[at..]
-                    .iter()
-                    .enumerate()
-                    .find_map(|(i, word)| Some(4 * i + word.to_ne_bytes().iter().position(|&b| b == 0)?))
-                    .ok_or(DtbError::Malformed)?;
+                // word at a time, in one test a word (a byte is 0 where
+                // taking 1 from it borrows and its top bit was clear; the
+                // lowest such byte is the first 0, as bytes above a 0 may
+                // look like one). Byte by byte, the four bytes' tests were
+                // a dozen translated blocks more.
+                let mut end = at;
+                let len = loop {
+                    // The first byte in memory lowest.
+                    let w = u32::from_le(*words.get(end).ok_or(DtbError::Malformed)?);
+                    let zeros = w.wrapping_sub(0x0101_0101) & !w & 0x8080_8080;
+                    if zeros != 0 {
+                        break 4 * (end - at) + zeros.trailing_zeros() as usize / 8;
+                    }
+                    end += 1;
+                };
                 let name = &bytes[4 * at..4 * at + len];
                 at += len / 4 + 1;
                 depth += 1;
