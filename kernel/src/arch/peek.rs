@@ -55,6 +55,18 @@ pub fn peek(va: u64, width: u8) -> Result<u64, Syndrome> {
     })
 }
 
+/// Reads consecutive 32-bit registers from `va` into `words`, or says why
+/// the first that faulted did. Out of line, over a slice: the console
+/// probe's eight ID registers read by an inlined fixed-count loop were
+/// unrolled into 17 of the boot's translated blocks.
+#[inline(never)]
+pub fn peek_words(va: u64, words: &mut [u32]) -> Result<(), Syndrome> {
+    for (i, word) in words.iter_mut().enumerate() {
+        *word = peek(va + 4 * i as u64, 32)? as u32;
+    }
+    Ok(())
+}
+
 /// Reads 64 bits at `va`, or says why it faulted.
 pub fn peek64(va: u64) -> Result<u64, Syndrome> {
     peek(va, 64)

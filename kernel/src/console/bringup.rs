@@ -174,17 +174,9 @@ fn probed(regs: PhysRange, pages: PhysRange, ram: &RangeList) -> Result<u64, Ref
     probe::before_mapping(regs, pages, ram)?;
     let va = map_mmio(pages) + (regs.start.raw() - pages.start.raw());
     let mut ids = [0; probe::ID_REGS];
-    let mut read = Ok(());
-    for (i, id) in ids.iter_mut().enumerate() {
-        match peek::peek(va + probe::ID_OFFSET + 4 * i as u64, 32) {
-            Ok(value) => *id = value as u8,
-            Err(syndrome) => {
-                read = Err(Refusal::NoDevice(syndrome));
-                break;
-            }
-        }
-    }
-    let verdict = read.and_then(|()| probe::identify(ids));
+    let verdict = peek::peek_words(va + probe::ID_OFFSET, &mut ids)
+        .map_err(Refusal::NoDevice)
+        .and_then(|()| probe::identify(ids.map(|id| id as u8)));
     if verdict.is_err() {
         // Nothing else is in the window: clearing it cannot fail, and the
         // board's UART goes where this was.
