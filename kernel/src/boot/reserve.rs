@@ -110,29 +110,27 @@ pub fn reserve_efi(
     kept: &RangeList,
 ) -> Result<(), ReserveError> {
     // One slot each, in this order, the heap's last; the tree's
-    // reservations are capped so that all always fit.
+    // reservations are capped so that all always fit. Each one's whole
+    // pages are a hole in what is free, inserted as it is taken.
+    let mut holes = RangeList::new();
     let mut taken = 0;
-    let mut take = |range, what| {
+    let mut take = |range: PhysRange, what| {
         out.list[taken] = Some(Reservation { range, what });
         taken += 1;
+        holes
+            .insert(range.expand_to_pages(PAGE_SIZE))
+            .map_err(|_| ReserveError::TooManyRanges)
     };
-    take(image, "image");
-    take(dtb, "dtb");
+    take(image, "image")?;
+    take(dtb, "dtb")?;
     if let Some(initrd) = dt.initrd {
-        take(initrd, "initrd");
+        take(initrd, "initrd")?;
     }
     if let Some(map) = efi_map {
-        take(map, "efi-mmap");
+        take(map, "efi-mmap")?;
     }
     for &r in dt.reserved.iter() {
-        take(r, "memreserve");
-    }
-
-    let mut holes = RangeList::new();
-    for r in out.list[..taken].iter().flatten() {
-        holes
-            .insert(r.range.expand_to_pages(PAGE_SIZE))
-            .map_err(|_| ReserveError::TooManyRanges)?;
+        take(r, "memreserve")?;
     }
     for r in kept.iter() {
         holes
