@@ -56,10 +56,7 @@ impl<T> WriteOnce<T> {
     /// On a second call: what boot writes once, it writes once. If `fill`
     /// panics, the value is never handed out.
     pub fn fill(&self, fill: impl FnOnce(&mut T)) -> &T {
-        let first = self
-            .state
-            .compare_exchange(EMPTY, FILLING, Ordering::Acquire, Ordering::Relaxed);
-        assert!(first.is_ok(), "a write-once value is written once");
+        claim(&self.state);
         // SAFETY: this call alone moved `state` off EMPTY, and no reference
         // to the value exists before FILLED (see `Sync` above).
         fill(unsafe { &mut *self.value.get() });
@@ -85,6 +82,16 @@ impl<T> WriteOnce<T> {
         // SAFETY: filled (seen with Acquire); nothing writes it again.
         (self.state.load(Ordering::Acquire) == FILLED).then(|| unsafe { &*self.value.get() })
     }
+}
+
+/// Moves a cell's `state` from EMPTY to FILLING, or panics. Out of line
+/// and not generic: one copy of the exclusive-load/store loop serves every
+/// cell, where inlined into each `fill` it split each cell's filling into
+/// blocks of its own (translated blocks, boot to poweroff: 1,464 -> 1,461).
+#[inline(never)]
+fn claim(state: &AtomicU8) {
+    let first = state.compare_exchange(EMPTY, FILLING, Ordering::Acquire, Ordering::Relaxed);
+    assert!(first.is_ok(), "a write-once value is written once");
 }
 
 #[cfg(test)]
