@@ -274,7 +274,10 @@ impl RangeList {
         self.len = other.len;
     }
 
-    /// Whether some range covers `[start, end)` entirely.
+    /// Whether some range covers `[start, end)` entirely. Out of line: boot
+    /// asks at three places, and each inlined copy of the loop was blocks
+    /// QEMU translated of its own (boot to poweroff: 1,461 -> 1,455).
+    #[inline(never)]
     pub fn covers(&self, range: PhysRange) -> bool {
         self.iter().any(|r| r.start <= range.start && range.end <= r.end)
     }
