@@ -126,9 +126,6 @@ pub fn mark_failed(n: usize, why: Why) {
 pub fn start_secondaries(tree: &Cpus<'_>, maxcpus: Option<usize>, idle: extern "C" fn(u64, u64, u64) -> !) {
     IDLE.store(idle as usize as u64, Ordering::SeqCst);
     let me = smp::mpidr();
-    if tree.usable().any(|c| c.mpidr != me) {
-        counter::enable_event_stream();
-    }
     let zero = kmap::stack_slot(0).stack;
     CPUS.lock()[0] = Some(CpuInfo {
         mpidr: me,
@@ -151,6 +148,12 @@ pub fn start_secondaries(tree: &Cpus<'_>, maxcpus: Option<usize>, idle: extern "
     let mut n = 0;
     for c in tree.usable().filter(|c| c.mpidr != me) {
         n += 1;
+        // Before the first secondary is waited for; a machine without one
+        // never waits (found in this loop, not by a pass of its own: one
+        // loop fewer over the tree at every boot).
+        if n == 1 {
+            counter::enable_event_stream();
+        }
         if n >= MAX_CPUS {
             warn!(
                 "cpu node {}: the kernel starts at most {MAX_CPUS} CPUs; skipped",
