@@ -438,7 +438,8 @@ pub fn parse_into<'dt>(blob: &'dt [u8], info: &mut DeviceTree<'dt>) -> Result<()
         target: None,
         uart_found: false,
         only_uart: false,
-        pl011s: [None; MAX_KEPT_UARTS],
+        pl011s: [([&b""[..]; MAX_KEPT_DEPTH], 0, Ok(None)); MAX_KEPT_UARTS],
+        kept: 0,
         interrupts: intc::Found::new(),
         cpu: cpus::Seen::default(),
         initrd: [None; 2],
@@ -492,8 +493,9 @@ struct Reader<'r, 'dt> {
     /// The second walk, for the UART alone.
     only_uart: bool,
     /// PL011 nodes with a `reg`, shallow enough to keep, in case `stdout-path`
-    /// comes after them: (path below the root, its length, node, parent).
-    pl011s: [Option<KeptNode<'dt>>; MAX_KEPT_UARTS],
+    /// comes after them; the first `kept` are.
+    pl011s: [KeptNode<'dt>; MAX_KEPT_UARTS],
+    kept: usize,
     /// The GIC and the timer's `interrupts`, as found so far.
     interrupts: intc::Found<'dt>,
     /// `/chosen/linux,initrd-start` and `-end`, as read (`None` for one
@@ -506,11 +508,12 @@ struct Reader<'r, 'dt> {
 
 /// How many PL011 nodes the first walk keeps (QEMU's `virt` has one).
 const MAX_KEPT_UARTS: usize = 4;
-/// How deep a kept node may be, below the root.
-const MAX_KEPT_DEPTH: usize = 4;
+/// How deep a kept node may be, the root included.
+const MAX_KEPT_DEPTH: usize = 5;
 
-/// A node kept for later: its path below the root, the path's length, and
-/// what it says as the console (read while its ancestors were known).
+/// A node kept for later: its path (the root first, as `""`), the path's
+/// length, and what it says as the console (read while its ancestors were
+/// known).
 type KeptNode<'dt> = ([&'dt [u8]; MAX_KEPT_DEPTH], usize, Result<Option<Uart>, DtbError>);
 
 impl<'dt> Reader<'_, 'dt> {
@@ -681,12 +684,13 @@ impl<'dt> Reader<'_, 'dt> {
     #[inline(never)]
     fn keep_pl011(&mut self, path: &[&'dt [u8]], frames: &[Frame<'dt>]) {
         if frames[frames.len() - 1].reg.is_some()
-            && path.len() <= MAX_KEPT_DEPTH + 1
-            && let Some(slot) = self.pl011s.iter_mut().find(|k| k.is_none())
+            && path.len() <= MAX_KEPT_DEPTH
+            && let Some(slot) = self.pl011s.get_mut(self.kept)
         {
-            let mut below_root = [&b""[..]; MAX_KEPT_DEPTH];
-            below_root[..path.len() - 1].copy_from_slice(&path[1..]);
-            *slot = Some((below_root, path.len() - 1, uart_of(frames)));
+            slot.0[..path.len()].copy_from_slice(path);
+            slot.1 = path.len();
+            slot.2 = uart_of(frames);
+            self.kept += 1;
         }
     }
 
@@ -698,14 +702,11 @@ impl<'dt> Reader<'_, 'dt> {
         else {
             return;
         };
-        let kept = self.pl011s.iter().flatten().find(|(below, len, _)| {
-            let mut path = [&b""[..]; MAX_KEPT_DEPTH + 1];
-            path[1..=*len].copy_from_slice(&below[..*len]);
-            len + 1 == depth && path_matches(&path[..=*len], stdout)
-        });
-        if let Some(&(_, _, found)) = kept {
-            self.uart_found = true;
-            self.uart(found);
+        for &(path, len, found) in &self.pl011s[..self.kept] {
+            if len == depth && path_matches(&path[..len], stdout) {
+                self.uart_found = true;
+                return self.uart(found);
+            }
         }
     }
 
@@ -781,19 +782,17 @@ fn to_cpu(r: PhysRange, ancestors: &[Frame<'_>]) -> Result<PhysRange, ranges::Un
 /// Whether the node at `path` (components, root first as "") is `wanted`, a
 /// full path whose components may omit the unit address.
 ///
-/// From the node itself up: its own name is what tells apart the nodes as
-/// deep as the one wanted (a board's dozens of devices under `/soc`). Split
-/// as bytes: `str::split` on a `char` sets up a `memchr` each time, which
-/// cost the Raspberry Pi's tree 1,000 instructions (`--icount`).
+/// Root first: callers have already matched the depth and the node's own
+/// name (what tells apart the dozens of devices under a board's `/soc`).
+/// Split as bytes: `str::split` on a `char` sets up a `memchr` each time,
+/// which cost the Raspberry Pi's tree 1,000 instructions (`--icount`).
 fn path_matches<N: AsRef<[u8]>>(path: &[N], wanted: &str) -> bool {
-    let mut parts = wanted.as_bytes().rsplit(|&b| b == b'/').filter(|p| !p.is_empty());
-    for node in path.iter().skip(1).rev().map(AsRef::as_ref) {
-        match parts.next() {
-            Some(p) if component_matches(node, p) => {}
-            _ => return false,
-        }
-    }
-    parts.next().is_none() && path.len() > 1
+    let mut parts = wanted.as_bytes().split(|&b| b == b'/').filter(|p| !p.is_empty());
+    path.len() > 1
+        && path[1..]
+            .iter()
+            .all(|node| parts.next().is_some_and(|p| component_matches(node.as_ref(), p)))
+        && parts.next().is_none()
 }
 
 /// Whether the node named `node` is the path component `part`, which may
