@@ -920,17 +920,15 @@ fn cbytes(value: &[u8]) -> &[u8] {
 /// The `/memreserve/` block: (address, size) pairs of big-endian u64, ended by
 /// a pair of zeros; an error if the blob ends first.
 fn memreserve(block: &[u8]) -> impl Iterator<Item = Result<PhysRange, DtbError>> + '_ {
-    let mut entries = block.chunks(16);
-    core::iter::from_fn(move || match entries.next() {
-        Some(entry) if entry.len() == 16 => {
-            let (addr, size) = (be_number(&entry[..8])?, be_number(&entry[8..])?);
-            (addr != 0 || size != 0).then(|| Ok(PhysRange::saturating(addr, size)))
-        }
-        _ => Some(Err(DtbError::Malformed)),
-    })
-    .scan(false, |failed, entry| {
-        // Nothing after the first error.
-        (!core::mem::replace(failed, entry.is_err())).then_some(entry)
+    // `None` once the list has ended, well or not: nothing after an error.
+    let mut rest = Some(block);
+    core::iter::from_fn(move || {
+        let Some((entry, after)) = rest.take()?.split_first_chunk::<16>() else {
+            return Some(Err(DtbError::Malformed));
+        };
+        let (addr, size) = (be_number(&entry[..8])?, be_number(&entry[8..])?);
+        rest = Some(after).filter(|_| addr != 0 || size != 0);
+        rest.map(|_| Ok(PhysRange::saturating(addr, size)))
     })
 }
 
