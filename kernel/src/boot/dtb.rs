@@ -460,7 +460,10 @@ pub fn parse_into<'dt>(blob: &'dt [u8], info: &mut DeviceTree<'dt>) -> Result<()
     if reader.stdout_path.is_some() && !reader.uart_found {
         // `stdout-path` came after its node (or named an alias): look among
         // the PL011s the walk kept, and walk again only if it is not one.
-        reader.target = reader.stdout().map(Target::of);
+        // A full path's target is set already; an alias's, now.
+        if reader.target.is_none() {
+            reader.target = reader.stdout().map(Target::of);
+        }
         reader.uart_from_kept();
         if !reader.uart_found {
             reader.only_uart = true;
