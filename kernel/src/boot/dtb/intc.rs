@@ -147,10 +147,12 @@ fn intid(interrupts: &[u8], cells: u32, index: usize) -> Option<u32> {
         return None;
     }
     let stride = 4 * cells as usize;
-    let entry = interrupts.get(index * stride..(index + 1) * stride)?;
-    let cell = |i: usize| Some(u32::from_be_bytes(entry.get(4 * i..4 * i + 4)?.try_into().ok()?));
-    let number = cell(1)?;
-    match cell(0)? {
+    // At least two cells: the type and the number.
+    let &[t0, t1, t2, t3, n0, n1, n2, n3, ..] = interrupts.get(index * stride..(index + 1) * stride)? else {
+        return None;
+    };
+    let number = u32::from_be_bytes([n0, n1, n2, n3]);
+    match u32::from_be_bytes([t0, t1, t2, t3]) {
         // PPIs are INTIDs 16-31, SPIs from 32 (below 1020).
         1 if number < 16 => Some(16 + number),
         0 if number < 988 => Some(32 + number),
