@@ -438,7 +438,8 @@ pub fn parse_into<'dt>(blob: &'dt [u8], info: &mut DeviceTree<'dt>) -> Result<()
         target: None,
         uart_found: false,
         only_uart: false,
-        pl011s: [None; MAX_KEPT_UARTS],
+        pl011s: [([&b""[..]; MAX_KEPT_DEPTH], 0, Ok(None)); MAX_KEPT_UARTS],
+        kept: 0,
         interrupts: intc::Found::new(),
         cpu: cpus::Seen::default(),
         initrd: [None; 2],
@@ -459,7 +460,10 @@ pub fn parse_into<'dt>(blob: &'dt [u8], info: &mut DeviceTree<'dt>) -> Result<()
     if reader.stdout_path.is_some() && !reader.uart_found {
         // `stdout-path` came after its node (or named an alias): look among
         // the PL011s the walk kept, and walk again only if it is not one.
-        reader.target = reader.stdout().map(Target::of);
+        // A full path's target is set already; an alias's, now.
+        if reader.target.is_none() {
+            reader.target = reader.stdout().map(Target::of);
+        }
         reader.uart_from_kept();
         if !reader.uart_found {
             reader.only_uart = true;
@@ -492,8 +496,9 @@ struct Reader<'r, 'dt> {
     /// The second walk, for the UART alone.
     only_uart: bool,
     /// PL011 nodes with a `reg`, shallow enough to keep, in case `stdout-path`
-    /// comes after them: (path below the root, its length, node, parent).
-    pl011s: [Option<KeptNode<'dt>>; MAX_KEPT_UARTS],
+    /// comes after them; the first `kept` are.
+    pl011s: [KeptNode<'dt>; MAX_KEPT_UARTS],
+    kept: usize,
     /// The GIC and the timer's `interrupts`, as found so far.
     interrupts: intc::Found<'dt>,
     /// `/chosen/linux,initrd-start` and `-end`, as read (`None` for one
@@ -506,11 +511,12 @@ struct Reader<'r, 'dt> {
 
 /// How many PL011 nodes the first walk keeps (QEMU's `virt` has one).
 const MAX_KEPT_UARTS: usize = 4;
-/// How deep a kept node may be, below the root.
-const MAX_KEPT_DEPTH: usize = 4;
+/// How deep a kept node may be, the root included.
+const MAX_KEPT_DEPTH: usize = 5;
 
-/// A node kept for later: its path below the root, the path's length, and
-/// what it says as the console (read while its ancestors were known).
+/// A node kept for later: its path (the root first, as `""`), the path's
+/// length, and what it says as the console (read while its ancestors were
+/// known).
 type KeptNode<'dt> = ([&'dt [u8]; MAX_KEPT_DEPTH], usize, Result<Option<Uart>, DtbError>);
 
 impl<'dt> Reader<'_, 'dt> {
@@ -681,12 +687,13 @@ impl<'dt> Reader<'_, 'dt> {
     #[inline(never)]
     fn keep_pl011(&mut self, path: &[&'dt [u8]], frames: &[Frame<'dt>]) {
         if frames[frames.len() - 1].reg.is_some()
-            && path.len() <= MAX_KEPT_DEPTH + 1
-            && let Some(slot) = self.pl011s.iter_mut().find(|k| k.is_none())
+            && path.len() <= MAX_KEPT_DEPTH
+            && let Some(slot) = self.pl011s.get_mut(self.kept)
         {
-            let mut below_root = [&b""[..]; MAX_KEPT_DEPTH];
-            below_root[..path.len() - 1].copy_from_slice(&path[1..]);
-            *slot = Some((below_root, path.len() - 1, uart_of(frames)));
+            slot.0[..path.len()].copy_from_slice(path);
+            slot.1 = path.len();
+            slot.2 = uart_of(frames);
+            self.kept += 1;
         }
     }
 
@@ -698,14 +705,11 @@ impl<'dt> Reader<'_, 'dt> {
         else {
             return;
         };
-        let kept = self.pl011s.iter().flatten().find(|(below, len, _)| {
-            let mut path = [&b""[..]; MAX_KEPT_DEPTH + 1];
-            path[1..=*len].copy_from_slice(&below[..*len]);
-            len + 1 == depth && path_matches(&path[..=*len], stdout)
-        });
-        if let Some(&(_, _, found)) = kept {
-            self.uart_found = true;
-            self.uart(found);
+        for &(path, len, found) in &self.pl011s[..self.kept] {
+            if len == depth && path_matches(&path[..len], stdout) {
+                self.uart_found = true;
+                return self.uart(found);
+            }
         }
     }
 
@@ -781,19 +785,17 @@ fn to_cpu(r: PhysRange, ancestors: &[Frame<'_>]) -> Result<PhysRange, ranges::Un
 /// Whether the node at `path` (components, root first as "") is `wanted`, a
 /// full path whose components may omit the unit address.
 ///
-/// From the node itself up: its own name is what tells apart the nodes as
-/// deep as the one wanted (a board's dozens of devices under `/soc`). Split
-/// as bytes: `str::split` on a `char` sets up a `memchr` each time, which
-/// cost the Raspberry Pi's tree 1,000 instructions (`--icount`).
+/// Root first: callers have already matched the depth and the node's own
+/// name (what tells apart the dozens of devices under a board's `/soc`).
+/// Split as bytes: `str::split` on a `char` sets up a `memchr` each time,
+/// which cost the Raspberry Pi's tree 1,000 instructions (`--icount`).
 fn path_matches<N: AsRef<[u8]>>(path: &[N], wanted: &str) -> bool {
-    let mut parts = wanted.as_bytes().rsplit(|&b| b == b'/').filter(|p| !p.is_empty());
-    for node in path.iter().skip(1).rev().map(AsRef::as_ref) {
-        match parts.next() {
-            Some(p) if component_matches(node, p) => {}
-            _ => return false,
-        }
-    }
-    parts.next().is_none() && path.len() > 1
+    let mut parts = wanted.as_bytes().split(|&b| b == b'/').filter(|p| !p.is_empty());
+    path.len() > 1
+        && path[1..]
+            .iter()
+            .all(|node| parts.next().is_some_and(|p| component_matches(node.as_ref(), p)))
+        && parts.next().is_none()
 }
 
 /// Whether the node named `node` is the path component `part`, which may
@@ -921,17 +923,15 @@ fn cbytes(value: &[u8]) -> &[u8] {
 /// The `/memreserve/` block: (address, size) pairs of big-endian u64, ended by
 /// a pair of zeros; an error if the blob ends first.
 fn memreserve(block: &[u8]) -> impl Iterator<Item = Result<PhysRange, DtbError>> + '_ {
-    let mut entries = block.chunks(16);
-    core::iter::from_fn(move || match entries.next() {
-        Some(entry) if entry.len() == 16 => {
-            let (addr, size) = (be_number(&entry[..8])?, be_number(&entry[8..])?);
-            (addr != 0 || size != 0).then(|| Ok(PhysRange::saturating(addr, size)))
-        }
-        _ => Some(Err(DtbError::Malformed)),
-    })
-    .scan(false, |failed, entry| {
-        // Nothing after the first error.
-        (!core::mem::replace(failed, entry.is_err())).then_some(entry)
+    // `None` once the list has ended, well or not: nothing after an error.
+    let mut rest = Some(block);
+    core::iter::from_fn(move || {
+        let Some((entry, after)) = rest.take()?.split_first_chunk::<16>() else {
+            return Some(Err(DtbError::Malformed));
+        };
+        let (addr, size) = (be_number(&entry[..8])?, be_number(&entry[8..])?);
+        rest = Some(after).filter(|_| addr != 0 || size != 0);
+        rest.map(|_| Ok(PhysRange::saturating(addr, size)))
     })
 }
 

@@ -125,19 +125,19 @@ impl<'dt> Found<'dt> {
 /// ancestor's `ranges`.
 fn gic_regs(version: GicVersion, reg: Option<&[u8]>, ancestors: &[Frame<'_>]) -> Result<Gic, NoGic> {
     let parent = &ancestors[ancestors.len() - 1];
-    let mut regs = Regs::of(reg.ok_or(NoGic::BadReg)?, parent, Node::InterruptController).map_err(|_| NoGic::BadReg)?;
-    let (Some(dist), Some(cpu)) = (regs.next(), regs.next()) else {
+    let Some(Ok(mut regs)) = reg.map(|reg| Regs::of(reg, parent, Node::InterruptController)) else {
         return Err(NoGic::BadReg);
     };
-    if dist.size() == 0 || cpu.size() == 0 {
-        return Err(NoGic::BadReg);
+    let mut pair = match (regs.next(), regs.next()) {
+        (Some(dist), Some(cpu)) if dist.size() > 0 && cpu.size() > 0 => [dist, cpu],
+        _ => return Err(NoGic::BadReg),
+    };
+    // Both checked before either is translated; one call site for the two.
+    for r in &mut pair {
+        *r = to_cpu(*r, ancestors).map_err(|_| NoGic::Untranslatable)?;
     }
-    let cpu_side = |r| to_cpu(r, ancestors).map_err(|_| NoGic::Untranslatable);
-    Ok(Gic {
-        version,
-        dist: cpu_side(dist)?,
-        cpu: cpu_side(cpu)?,
-    })
+    let [dist, cpu] = pair;
+    Ok(Gic { version, dist, cpu })
 }
 
 /// The INTID entry `index` of an `interrupts` property names, with the GIC
@@ -147,10 +147,12 @@ fn intid(interrupts: &[u8], cells: u32, index: usize) -> Option<u32> {
         return None;
     }
     let stride = 4 * cells as usize;
-    let entry = interrupts.get(index * stride..(index + 1) * stride)?;
-    let cell = |i: usize| Some(u32::from_be_bytes(entry.get(4 * i..4 * i + 4)?.try_into().ok()?));
-    let number = cell(1)?;
-    match cell(0)? {
+    // At least two cells: the type and the number.
+    let &[t0, t1, t2, t3, n0, n1, n2, n3, ..] = interrupts.get(index * stride..(index + 1) * stride)? else {
+        return None;
+    };
+    let number = u32::from_be_bytes([n0, n1, n2, n3]);
+    match u32::from_be_bytes([t0, t1, t2, t3]) {
         // PPIs are INTIDs 16-31, SPIs from 32 (below 1020).
         1 if number < 16 => Some(16 + number),
         0 if number < 988 => Some(32 + number),

@@ -25,12 +25,6 @@ const FDT_PROP: u32 = 3;
 const FDT_NOP: u32 = 4;
 const FDT_END: u32 = 9;
 
-/// The big-endian word at `at`, if `bytes` holds all of it.
-fn be32(bytes: &[u8], at: usize) -> Option<u32> {
-    let word = bytes.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([word[0], word[1], word[2], word[3]]))
-}
-
 /// The tree's blocks, each bounded by what the header says of it.
 #[derive(Clone, Copy, Debug)]
 pub struct Blocks<'dt> {
@@ -52,11 +46,11 @@ pub struct Blocks<'dt> {
 /// inside the blob.
 pub fn blocks(blob: &[u8]) -> Result<Blocks<'_>, DtbError> {
     let blob = &blob[..super::totalsize(blob)? as usize];
-    if !(blob.as_ptr() as usize).is_multiple_of(4) {
-        return Err(DtbError::Malformed);
-    }
-    // `totalsize` is at least the 40 bytes of the header.
-    let word = |at: usize| be32(blob, at).unwrap_or(0) as usize;
+    // `totalsize` is at least the header's ten words, read as words: one
+    // load each, no bounds checks (five inlined byte reads were a dozen
+    // translated blocks). Misaligned, the blob is refused here.
+    let header: &[u32; 10] = bytemuck::try_from_bytes(&blob[..40]).map_err(|_| DtbError::Malformed)?;
+    let word = |at: usize| u32::from_be(header[at / 4]) as usize;
     let version = word(20) as u32;
     if !(16..=17).contains(&version) {
         return Err(DtbError::BadVersion(version));
