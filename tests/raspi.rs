@@ -314,13 +314,18 @@ fn ram_above_the_image(source: String) -> String {
     source.replace("reg = <0x00000000 0x3c000000>;", "reg = <0x10000000 0x10000000>;")
 }
 
+/// The tree's `/chosen/stdout-path` (`serial0:115200n8`) replaced by
+/// `path`, as written into the source.
+fn with_stdout_path(source: String, path: &str) -> String {
+    let pi = "stdout-path = \"serial0:115200n8\"";
+    assert!(source.contains(pi), "the Pi's stdout-path");
+    source.replace(pi, &format!("stdout-path = \"{path}\""))
+}
+
 /// A `stdout-path` to a node the tree lacks, with options, and a byte the
 /// warning must escape (an ESC that would start a terminal sequence).
 fn stdout_nowhere(source: String) -> String {
-    source.replace(
-        "stdout-path = \"serial0:115200n8\"",
-        "stdout-path = \"/soc/serial@7e999000\\x1b[2J:115200n8\"",
-    )
+    with_stdout_path(source, "/soc/serial@7e999000\\x1b[2J:115200n8")
 }
 
 /// `--raw-dtb` on the Pi: the tree reaches the kernel as written (through
@@ -392,21 +397,15 @@ fn a_stdout_path_to_nowhere_falls_back_to_the_pis_uart_by_name() {
 }
 
 fn stdout_to_the_watchdog(source: String) -> String {
-    source.replace(
-        "stdout-path = \"serial0:115200n8\"",
-        "stdout-path = \"/soc/watchdog@7e100000\"",
-    )
+    with_stdout_path(source, "/soc/watchdog@7e100000")
 }
 
 fn stdout_to_soc(source: String) -> String {
-    source.replace("stdout-path = \"serial0:115200n8\"", "stdout-path = \"/soc:115200n8\"")
+    with_stdout_path(source, "/soc:115200n8")
 }
 
 fn stdout_to_a_missing_alias(source: String) -> String {
-    source.replace(
-        "stdout-path = \"serial0:115200n8\"",
-        "stdout-path = \"serial1:115200n8\"",
-    )
+    with_stdout_path(source, "serial1:115200n8")
 }
 
 /// Each way `stdout-path` can fail to name a PL011 is its own warning, naming
