@@ -84,6 +84,15 @@ impl<T> WriteOnce<T> {
     }
 }
 
+impl<T> WriteOnce<Option<T>> {
+    /// What a cell that starts as `None` was set to: `None` before it is,
+    /// as after it was set to `None`. (A cell whose "not yet" and "set to
+    /// nothing" differ reads [`WriteOnce::get`].)
+    pub fn some(&self) -> Option<&T> {
+        self.get().and_then(Option::as_ref)
+    }
+}
+
 /// Moves a cell's `state` from EMPTY to FILLING, or panics. Out of line
 /// and not generic: one copy of the exclusive-load/store loop serves every
 /// cell, where inlined into each `fill` it split each cell's filling into
@@ -111,6 +120,18 @@ mod tests {
         let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cell.set([0; 4])));
         assert!(again.is_err(), "a second fill is refused");
         assert_eq!(cell.get(), Some(&[1, 1, 1, 7]), "and changes nothing");
+    }
+
+    #[test]
+    fn an_optional_cell_reads_some_only_once_set_to_some() {
+        let unset: WriteOnce<Option<u8>> = WriteOnce::new(None);
+        assert_eq!(unset.some(), None);
+        let none = WriteOnce::new(Some(1u8));
+        none.set(None);
+        assert_eq!((none.get(), none.some()), (Some(&None), None));
+        let set = WriteOnce::new(None);
+        set.set(Some(3u8));
+        assert_eq!(set.some(), Some(&3));
     }
 
     #[test]

@@ -39,8 +39,5 @@ pub fn set(kernel: Kernel) {
 /// # Panics
 /// Before boot has finished.
 pub fn get() -> &'static Kernel {
-    KERNEL
-        .get()
-        .and_then(Option::as_ref)
-        .expect("boot state read before boot finished")
+    KERNEL.some().expect("boot state read before boot finished")
 }

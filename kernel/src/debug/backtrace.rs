@@ -45,11 +45,7 @@ pub fn name_modules_with(symbolize: fn(u64) -> Option<Symbol>) {
 }
 
 fn module_symbol(addr: u64) -> Option<Symbol> {
-    MODULE_SYMBOLS
-        .get()
-        .copied()
-        .flatten()
-        .and_then(|symbolize| symbolize(addr))
+    MODULE_SYMBOLS.some().and_then(|symbolize| symbolize(addr))
 }
 
 /// The function `addr` is in: the kernel's, or a loaded module's.

@@ -49,13 +49,13 @@ static DECISION: WriteOnce<Option<(Kaslr<'static>, Moved)>> = WriteOnce::new(Non
 /// # Panics
 /// Before [`apply`], which nothing after boot can observe.
 pub fn get() -> (Kaslr<'static>, Moved) {
-    DECISION.get().copied().flatten().expect("KASLR decided at boot")
+    *DECISION.some().expect("KASLR decided at boot")
 }
 
 /// The image's offset from its link address: 0 until the decision is made
 /// (so a fault that early is still symbolised).
 pub fn offset() -> u64 {
-    DECISION.get().copied().flatten().map_or(0, |(k, _)| k.offset)
+    DECISION.some().map_or(0, |(k, _)| k.offset)
 }
 
 /// Records `k`, and if it moves the image, moves it and continues in

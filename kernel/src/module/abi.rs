@@ -139,15 +139,12 @@ pub fn reserve_names(names: ReservedNames) {
 /// Whether the kernel keeps command `name`; every name, until the shell said
 /// which (no module can load before it does).
 fn reserved_command(name: &str) -> bool {
-    RESERVED
-        .get()
-        .and_then(Option::as_ref)
-        .is_none_or(|r| (r.command)(name))
+    RESERVED.some().is_none_or(|r| (r.command)(name))
 }
 
 /// As [`reserved_command`], for tests.
 fn reserved_test(name: &str) -> bool {
-    RESERVED.get().and_then(Option::as_ref).is_none_or(|r| (r.test)(name))
+    RESERVED.some().is_none_or(|r| (r.test)(name))
 }
 
 /// Says why a module's registration was refused, and gives the export's
