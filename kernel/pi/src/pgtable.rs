@@ -562,6 +562,16 @@ pub fn map<A: TableAlloc + ?Sized>(
     Ok(counts)
 }
 
+/// How much of `[va, va + len)` the entry of `size` bytes (a power of
+/// two) that holds `va` covers: the bytes from `va` to the end of that
+/// entry's span, or `len` if less. Every walk of a range level by level
+/// steps by it. Always inlined, as the four walks had it written out.
+#[inline(always)]
+fn in_entry(va: u64, len: u64, size: u64) -> u64 {
+    let span_left = size - (va & (size - 1));
+    if len < span_left { len } else { span_left }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn map_level<A: TableAlloc + ?Sized>(
     mem: &mut A,
@@ -578,9 +588,7 @@ fn map_level<A: TableAlloc + ?Sized>(
     let size = g.level_size(level);
     while len > 0 {
         let index = g.index(va, level);
-        // Bytes from `va` to the end of this entry's span.
-        let span_left = size - (va & (size - 1));
-        let chunk = if len < span_left { len } else { span_left };
+        let chunk = in_entry(va, len, size);
         let blocks_allowed = g.block_allowed(level) && granularity.blocks();
         let whole_entry = chunk == size && pa.is_aligned(size);
         let done = if level == LAST_LEVEL || (blocks_allowed && whole_entry) {
@@ -767,8 +775,7 @@ fn unmap_level<A: TableAccess + ?Sized>(
     };
     let mut page = TablePage::of(mem, table);
     while len > 0 {
-        let span_left = size - (va & (size - 1));
-        let chunk = if len < span_left { len } else { span_left };
+        let chunk = in_entry(va, len, size);
         let index = g.index(va, level);
         let raw = page.get(index);
         match Entry::decode(raw, level) {
@@ -1004,8 +1011,7 @@ fn visit_level<A: TableAccess + ?Sized>(
     let size = g.level_size(level);
     let page = TableView::of(mem, table);
     while len > 0 {
-        let span_left = size - (va & (size - 1));
-        let chunk = if len < span_left { len } else { span_left };
+        let chunk = in_entry(va, len, size);
         let raw = page.get(g.index(va, level));
         match Entry::decode(raw, level) {
             Entry::Invalid => {}
@@ -1059,8 +1065,7 @@ fn runs_level<A: TableAccess + ?Sized>(
     let page = TableView::of(mem, table);
     let (mut va, mut len) = (va, len);
     while len > 0 {
-        let span_left = size - (va & (size - 1));
-        let chunk = if len < span_left { len } else { span_left };
+        let chunk = in_entry(va, len, size);
         if let Entry::Table(next) = Entry::decode(page.get(g.index(va, level)), level) {
             runs_level(mem, next, level + 1, va, chunk, f);
         }
