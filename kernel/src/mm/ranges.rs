@@ -285,6 +285,8 @@ impl RangeList {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_top_block_is_aligned_to_its_size_and_inside_the_range() {
         let r = PhysRange {
@@ -303,8 +305,6 @@ mod tests {
         assert_eq!(unaligned.top_block(0x4000), None);
         assert_eq!(unaligned.top_block(0x1000), Some(PhysAddr::new(0x7fff_e000)));
     }
-
-    use super::*;
 
     fn r(start: u64, end: u64) -> PhysRange {
         PhysRange {
@@ -441,6 +441,7 @@ mod tests {
         assert_eq!(r(0x1001, 0x3fff).shrink_to_pages(0x1000), r(0x2000, 0x3000));
         assert_eq!(r(0x1001, 0x1fff).shrink_to_pages(0x1000).size(), 0);
     }
+
     #[test]
     fn a_copy_has_the_ranges_of_the_list_copied_and_no_others() {
         let mut from = RangeList::new();
