@@ -370,9 +370,8 @@ pub struct Pie {
 
 /// Blocks and guest instructions in a QEMU `-d in_asm` log.
 pub fn translated(log: &str) -> (u64, u64) {
-    let blocks = log.lines().filter(|l| l.starts_with("IN:")).count() as u64;
-    let instructions = log.lines().filter(|l| l.starts_with("0x")).count() as u64;
-    (blocks, instructions)
+    let blocks = blocks::blocks(log);
+    (blocks.len() as u64, blocks.iter().map(|b| b.instructions).sum())
 }
 
 /// Bytes of the named section in an ELF file.
@@ -614,14 +613,15 @@ impl Results {
             b.functions.len(),
             if b.total <= target { "met" } else { "not met" }
         );
-        out.push_str("| function | blocks translated to the prompt |\n|---|---:|\n");
-        for (name, n) in b.functions.iter().take(TOP_FUNCTIONS) {
-            let _ = writeln!(out, "| `{name}` | {n} |");
+        out.push_str("| function | blocks translated to the prompt | instructions in them |\n|---|---:|---:|\n");
+        for t in b.functions.iter().take(TOP_FUNCTIONS) {
+            let _ = writeln!(out, "| `{}` | {} | {} |", t.function, t.blocks, t.instructions);
         }
         let rest = b.functions.iter().skip(TOP_FUNCTIONS);
-        let (functions, blocks) = rest.fold((0, 0), |(f, n), (_, b)| (f + 1, n + b));
+        let (functions, blocks, instructions) =
+            rest.fold((0, 0, 0), |(f, n, i), t| (f + 1, n + t.blocks, i + t.instructions));
         if functions > 0 {
-            let _ = writeln!(out, "| {functions} other functions | {blocks} |");
+            let _ = writeln!(out, "| {functions} other functions | {blocks} | {instructions} |");
         }
         out.push_str("\nEach block by its first address in QEMU's `-d in_asm` log, named by the kernel's ELF symbols (the early code ran at the image's physical address, the rest at its virtual one). A block QEMU translated twice counts twice.\n\n");
     }
@@ -763,7 +763,9 @@ impl Results {
             })),
             "prompt_blocks": self.prompt_blocks.as_ref().map(|b| json!({
                 "total": b.total, "instructions": b.instructions, "target": blocks::TARGET,
-                "functions": b.functions.iter().map(|(f, n)| json!({"function": f, "blocks": n})).collect::<Vec<_>>(),
+                "functions": b.functions.iter().map(|t| json!({
+                    "function": t.function, "blocks": t.blocks, "instructions": t.instructions,
+                })).collect::<Vec<_>>(),
             })),
             "qemu_cpu_s_median": self.cpu.as_ref().map(|(null, kernel)| json!({
                 "null_kernel": {"user": (null.user), "system": (null.system)},
@@ -871,11 +873,20 @@ mod tests {
         }
     }
 
+    /// A function's blocks, two instructions each.
+    fn translated(function: String, blocks: u64) -> blocks::Translated {
+        blocks::Translated {
+            function,
+            blocks,
+            instructions: 2 * blocks,
+        }
+    }
+
     #[test]
     fn the_tables_state_the_targets_and_the_spread() {
         let s = |min, median, max| Spread { min, median, max };
-        let mut blocks: Vec<(String, u64)> = (0..20).map(|i| (format!("f{i:02}"), 40 - i)).collect();
-        blocks[0].0 = "walk_tokens".into();
+        let mut blocks: Vec<_> = (0..20).map(|i| translated(format!("f{i:02}"), 40 - i)).collect();
+        blocks[0].function = "walk_tokens".into();
         let results = Results {
             boots: vec![
                 row("virt", Some(300), Vec::new()),
@@ -934,13 +945,13 @@ mod tests {
             md.contains("**701** (4000 instructions) in 20 functions; target ≤ 700 (not met)"),
             "{md}"
         );
-        assert!(md.contains("| `walk_tokens` | 40 |"), "{md}");
+        assert!(md.contains("| `walk_tokens` | 40 | 80 |"), "{md}");
         assert!(
             md.contains("| `f14` | 26 |") && !md.contains("`f15`"),
             "the top 15 only:\n{md}"
         );
         assert!(
-            md.contains("| 5 other functions | 115 |"),
+            md.contains("| 5 other functions | 115 | 230 |"),
             "25 + 24 + 23 + 22 + 21:\n{md}"
         );
         let json = results.json();

@@ -305,11 +305,11 @@ fn prompt_blocks(out_dir: &Path) -> Result<bench::blocks::PromptBlocks, String> 
     let at = splitmap::boot_line::placement(&t.output).ok_or_else(|| format!("no boot line in:\n{}", t.output))?;
     let elf = Artifacts::built().elf;
     let symbols = blocks::Symbols::of_elf(&std::fs::read(&elf).map_err(|e| format!("{}: {e}", elf.display()))?)?;
-    let starts = blocks::block_starts(&text);
+    let translated = blocks::blocks(&text);
     Ok(blocks::PromptBlocks {
-        total: starts.len() as u64,
-        instructions: bench::translated(&text).1,
-        functions: blocks::per_function(&starts, &symbols, at),
+        total: translated.len() as u64,
+        instructions: translated.iter().map(|b| b.instructions).sum(),
+        functions: blocks::per_function(&translated, &symbols, at),
     })
 }
 

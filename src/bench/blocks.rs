@@ -13,24 +13,37 @@ use std::collections::BTreeMap;
 
 use crate::boot_line::Placement;
 
-/// The first address of each block in a QEMU `-d in_asm` log, in the order
-/// QEMU translated them (a block translated twice, after a TLB flush or at
-/// a second address, counts twice: QEMU paid for it twice).
-pub fn block_starts(log: &str) -> Vec<u64> {
-    let mut starts = Vec::new();
+/// One block QEMU translated: its first address and how many guest
+/// instructions it holds (QEMU pays per block and per instruction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub start: u64,
+    pub instructions: u64,
+}
+
+/// Each block in a QEMU `-d in_asm` log, in the order QEMU translated them
+/// (a block translated twice, after a TLB flush or at a second address,
+/// counts twice: QEMU paid for it twice).
+pub fn blocks(log: &str) -> Vec<Block> {
+    let mut blocks: Vec<Block> = Vec::new();
     let mut in_block = false;
     for line in log.lines() {
         if line.starts_with("IN:") {
             in_block = true;
-        } else if in_block
-            && let Some(addr) = line.strip_prefix("0x").and_then(|l| l.split(':').next())
+        } else if let Some(addr) = line.strip_prefix("0x").and_then(|l| l.split(':').next())
             && let Ok(addr) = u64::from_str_radix(addr, 16)
         {
-            starts.push(addr);
+            match blocks.last_mut() {
+                Some(block) if !in_block => block.instructions += 1,
+                _ => blocks.push(Block {
+                    start: addr,
+                    instructions: 1,
+                }),
+            }
             in_block = false;
         }
     }
-    starts
+    blocks
 }
 
 /// The kernel's function symbols at their link addresses.
@@ -94,15 +107,30 @@ impl Symbols {
     }
 }
 
-/// Blocks per function: (function, blocks), most blocks first, then by
-/// name.
-pub fn per_function(starts: &[u64], symbols: &Symbols, at: Placement) -> Vec<(String, u64)> {
-    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    for &addr in starts {
-        *counts.entry(symbols.name(addr, at)).or_default() += 1;
+/// What QEMU translated of one function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Translated {
+    pub function: String,
+    pub blocks: u64,
+    pub instructions: u64,
+}
+
+/// Blocks and instructions per function, most blocks first, then by name.
+pub fn per_function(blocks: &[Block], symbols: &Symbols, at: Placement) -> Vec<Translated> {
+    let mut counts: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for block in blocks {
+        let count = counts.entry(symbols.name(block.start, at)).or_default();
+        *count = (count.0 + 1, count.1 + block.instructions);
     }
-    let mut counts: Vec<(String, u64)> = counts.into_iter().map(|(f, n)| (f.to_string(), n)).collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut counts: Vec<Translated> = counts
+        .into_iter()
+        .map(|(f, (blocks, instructions))| Translated {
+            function: f.to_string(),
+            blocks,
+            instructions,
+        })
+        .collect();
+    counts.sort_by(|a, b| b.blocks.cmp(&a.blocks).then_with(|| a.function.cmp(&b.function)));
     counts
 }
 
@@ -113,8 +141,8 @@ pub struct PromptBlocks {
     pub total: u64,
     /// Guest instructions in them.
     pub instructions: u64,
-    /// (function, blocks), most first: every function.
-    pub functions: Vec<(String, u64)>,
+    /// Every function, most blocks first.
+    pub functions: Vec<Translated>,
 }
 
 /// The target for blocks to the prompt (4 KiB pages, 1 GiB, KASLR off).
@@ -129,15 +157,16 @@ mod tests {
 
     #[test]
     fn a_block_is_named_by_its_first_address_wherever_it_ran() {
-        let starts = block_starts(LOG);
+        let blocks = blocks(LOG);
+        let starts: Vec<(u64, u64)> = blocks.iter().map(|b| (b.start, b.instructions)).collect();
         assert_eq!(
             starts,
             [
-                0x4000_0000,
-                0x4020_0000,
-                0x4020_1004,
-                0xffff_8000_8000_1008,
-                0xffff_8000_8000_2000
+                (0x4000_0000, 2),
+                (0x4020_0000, 1),
+                (0x4020_1004, 1),
+                (0xffff_8000_8000_1008, 1),
+                (0xffff_8000_8000_2000, 1)
             ]
         );
         let link = 0xffff_8000_8000_0000;
@@ -165,14 +194,17 @@ mod tests {
         assert_eq!(symbols.name(link + 0x1008, at), "__pi_primary_entry");
         assert_eq!(symbols.name(0x4000_0000, at), OUTSIDE);
         assert_eq!(symbols.name(link + 0x20_0000, at), OUTSIDE, "past the image");
-        let per = per_function(&starts, &symbols, at);
+        let per: Vec<(String, u64, u64)> = per_function(&blocks, &symbols, at)
+            .into_iter()
+            .map(|t| (t.function, t.blocks, t.instructions))
+            .collect();
         assert_eq!(
             per,
             [
-                ("__pi_primary_entry".to_string(), 2),
-                (OUTSIDE.to_string(), 1),
-                ("_text".to_string(), 1),
-                ("later".to_string(), 1)
+                ("__pi_primary_entry".to_string(), 2, 2),
+                (OUTSIDE.to_string(), 1, 2),
+                ("_text".to_string(), 1, 1),
+                ("later".to_string(), 1, 1)
             ]
         );
     }
