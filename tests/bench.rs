@@ -63,7 +63,11 @@ fn the_quick_bench_fills_every_table_with_numbers() {
     let named: u64 = functions.iter().map(|f| f["blocks"].as_u64().unwrap()).sum();
     assert_eq!(named, blocks["total"].as_u64().unwrap(), "every block named once");
     let instructions: u64 = functions.iter().map(|f| f["instructions"].as_u64().unwrap()).sum();
-    assert_eq!(instructions, blocks["instructions"].as_u64().unwrap(), "and each instruction");
+    assert_eq!(
+        instructions,
+        blocks["instructions"].as_u64().unwrap(),
+        "and each instruction"
+    );
     assert!(
         functions.iter().any(|f| f["function"] == "splitmap_kernel_main"),
         "blocks at the kernel's addresses are named by its symbols: {functions:?}"
