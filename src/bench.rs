@@ -163,17 +163,76 @@ pub struct CpuTime {
 /// machine off through PSCI (SYSTEM_OFF over HVC, QEMU `virt`'s conduit), the
 /// floor any kernel's boot is measured against.
 pub fn null_kernel() -> Vec<u8> {
-    let mut image = vec![0u8; 4096];
-    let mut put = |offset: usize, word: u32| image[offset..offset + 4].copy_from_slice(&word.to_le_bytes());
-    put(0, 0x1400_0010); // code0: b +0x40, past the header
-    put(0x40, 0x5280_0100); // movz w0, #0x0008
-    put(0x44, 0x72b0_8000); // movk w0, #0x8400, lsl #16: SYSTEM_OFF = 0x84000008
-    put(0x48, 0xd400_0002); // hvc #0
-    put(0x4c, 0x1400_0000); // b . (if the call returns)
-    image[16..24].copy_from_slice(&4096u64.to_le_bytes()); // image_size
+    null_kernel_running(&[])
+}
+
+/// A null kernel that first runs `code` (A64 instruction words, entered as
+/// booting.rst says: x0 holds the device tree's address), once, straight
+/// through.
+pub fn null_kernel_running(code: &[u32]) -> Vec<u8> {
+    const OFF: [u32; 4] = [
+        0x5280_0100, // movz w0, #0x0008
+        0x72b0_8000, // movk w0, #0x8400, lsl #16: SYSTEM_OFF = 0x84000008
+        0xd400_0002, // hvc #0
+        0x1400_0000, // b . (if the call returns)
+    ];
+    let words = [0x1400_0010].into_iter().chain(code.iter().copied()).chain(OFF); // code0: b +0x40
+    let size = (0x40 + 4 * (code.len() + OFF.len())).next_multiple_of(4096);
+    let mut image = vec![0u8; size];
+    for (i, word) in words.enumerate() {
+        let at = if i == 0 { 0 } else { 0x40 + 4 * (i - 1) };
+        image[at..at + 4].copy_from_slice(&word.to_le_bytes());
+    }
+    image[16..24].copy_from_slice(&(size as u64).to_le_bytes()); // image_size
     image[24..32].copy_from_slice(&((1u64 << 1) | (1 << 3)).to_le_bytes()); // 4 KiB pages, anywhere
     image[56..60].copy_from_slice(b"ARM\x64");
     image
+}
+
+/// A kind of code a null kernel runs more of, to price what QEMU charges
+/// for code run once: `units` of it in `code`.
+pub struct TcgProbe {
+    pub what: &'static str,
+    pub units: u64,
+    pub code: Vec<u32>,
+}
+
+/// The probes: blocks of one branch each; loads and store pairs (to the
+/// device tree QEMU loaded, x0), straight through, so in blocks as long as
+/// QEMU makes them.
+pub fn tcg_probes() -> Vec<TcgProbe> {
+    const BRANCH_TO_NEXT: u32 = 0x1400_0001; // b .+4
+    const LOAD: u32 = 0xf940_0001; // ldr x1, [x0]
+    const STORE_PAIR: u32 = 0xa900_0401; // stp x1, x1, [x0]
+    vec![
+        TcgProbe {
+            what: "a block (a branch to the next instruction)",
+            units: 1000,
+            code: vec![BRANCH_TO_NEXT; 1000],
+        },
+        TcgProbe {
+            what: "a load (`ldr`) in a long block",
+            units: 8000,
+            code: vec![LOAD; 8000],
+        },
+        TcgProbe {
+            what: "a store pair (`stp`) in a long block",
+            units: 8000,
+            code: vec![STORE_PAIR; 8000],
+        },
+    ]
+}
+
+/// What one probe cost over the null kernel, per unit of its code.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TcgCost {
+    pub what: String,
+    pub units: u64,
+    pub boots: usize,
+    /// Medians over the null kernel's, per unit, in µs: wall time, and
+    /// QEMU's user time.
+    pub wall_us: f64,
+    pub user_us: f64,
 }
 
 /// RAM ranges and reservations in [`ranges_tree`].
@@ -420,6 +479,8 @@ pub struct Results {
     pub cpu: Option<(CpuTime, CpuTime)>,
     /// Blocks and instructions QEMU translated for each: (null, splitmap).
     pub translated: Option<((u64, u64), (u64, u64))>,
+    /// What QEMU charges for code run once, by kind of code.
+    pub tcg_costs: Vec<TcgCost>,
     /// Blocks translated to the prompt (4K, 1 GiB, KASLR off), by function.
     pub prompt_blocks: Option<blocks::PromptBlocks>,
     /// Where a boot's time goes, KASLR off then on: instructions per phase
@@ -465,6 +526,7 @@ impl Results {
         self.wall_table(&mut out);
         self.cpu_table(&mut out);
         self.translated_note(&mut out);
+        self.tcg_costs_table(&mut out);
         self.prompt_blocks_table(&mut out);
         self.wall_phases_table(&mut out);
         self.linear_table(&mut out);
@@ -596,6 +658,22 @@ impl Results {
             }
             out.push('\n');
         }
+    }
+
+    /// What QEMU charged the probes, per unit of code run once.
+    fn tcg_costs_table(&self, out: &mut String) {
+        if self.tcg_costs.is_empty() {
+            return;
+        }
+        out.push_str("| what QEMU charges for code run once: the null kernel running more of it | units | boots | wall µs per unit | QEMU user µs per unit |\n|---|---:|---:|---:|---:|\n");
+        for c in &self.tcg_costs {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.2} | {:.2} |",
+                c.what, c.units, c.boots, c.wall_us, c.user_us
+            );
+        }
+        out.push_str("\nEach probe boots interleaved with the pairs above; its cost is the difference of its median and the null kernel's, over its units.\n\n");
     }
 
     /// Blocks translated to the prompt, against the target, and the
@@ -778,6 +856,9 @@ impl Results {
                 })).collect::<Vec<_>>(),
                 "total": {"instructions": instructions.total, "wall_us_median": micros.total},
                 "devicetree_again": {"instructions": instructions.again, "wall_us_median": micros.again},
+            })).collect::<Vec<_>>(),
+            "tcg_costs": self.tcg_costs.iter().map(|c| json!({
+                "what": c.what, "units": c.units, "boots": c.boots, "wall_us_per_unit": c.wall_us, "user_us_per_unit": c.user_us,
             })).collect::<Vec<_>>(),
             "translated": self.translated.map(|((nb, ni), (kb, ki))| json!({
                 "null_kernel": {"blocks": nb, "instructions": ni},
@@ -1013,6 +1094,23 @@ mod tests {
             0b000101,
             "code0 is a branch"
         );
+    }
+
+    #[test]
+    fn a_probe_runs_its_code_between_the_header_and_the_power_off() {
+        let word = |image: &[u8], at: usize| u32::from_le_bytes(image[at..at + 4].try_into().unwrap());
+        for probe in tcg_probes() {
+            let image = null_kernel_running(&probe.code);
+            let size = u64::from_le_bytes(image[16..24].try_into().unwrap());
+            assert_eq!(size, image.len() as u64, "{}: image_size covers the code", probe.what);
+            assert_eq!(size % 4096, 0);
+            assert_eq!(word(&image, 0x40), probe.code[0]);
+            let end = 0x40 + 4 * probe.code.len();
+            assert_eq!(word(&image, end - 4), *probe.code.last().unwrap());
+            assert_eq!(word(&image, end + 8), 0xd400_0002, "{}: then hvc #0", probe.what);
+        }
+        assert_eq!(null_kernel_running(&[]), null_kernel());
+        assert_eq!(word(&null_kernel(), 0x48), 0xd400_0002);
     }
 
     #[test]

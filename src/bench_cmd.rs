@@ -228,11 +228,23 @@ fn wall_against_null(quick: bool, out_dir: &Path, results: &mut Results) -> Resu
     run.icount = false;
     let (_, kernel_args) = boot_of(&run, Console::Piped)?;
     let null_args = with_image(&run, &null)?;
+    let probes = bench::tcg_probes();
+    let mut probe_args = Vec::new();
+    for (i, probe) in probes.iter().enumerate() {
+        let image = out_dir.join(format!("probe-{i}-Image"));
+        std::fs::write(&image, bench::null_kernel_running(&probe.code))
+            .map_err(|e| format!("{}: {e}", image.display()))?;
+        probe_args.push(with_image(&run, &image)?);
+    }
     let out = out_dir.join("wall-boot.txt");
     // At least 15 pairs for the spread of the ratio the issue asks for.
     let pairs = if quick { 3 } else { 20 };
     let (mut null_boots, mut kernel_boots) = (Vec::new(), Vec::new());
+    let mut probe_boots: Vec<Vec<TimedBoot>> = probes.iter().map(|_| Vec::new()).collect();
     for _ in 0..pairs {
+        for (args, boots) in probe_args.iter().zip(&mut probe_boots) {
+            boots.push(timed_boot(args, &out)?);
+        }
         null_boots.push(timed_boot(&null_args, &out)?);
         let boot = timed_boot(&kernel_args, &out)?;
         if !boot.printed.contains(session::PROMPT) || !boot.printed.contains("powering off") {
@@ -260,6 +272,18 @@ fn wall_against_null(quick: bool, out_dir: &Path, results: &mut Results) -> Resu
         ratio: bench::spread_of(&ratios),
     });
     results.cpu = Some((cpu(&null_boots), cpu(&kernel_boots)));
+    let null_cpu = cpu(&null_boots);
+    results.tcg_costs = probes
+        .iter()
+        .zip(&probe_boots)
+        .map(|(probe, boots)| bench::TcgCost {
+            what: probe.what.into(),
+            units: probe.units,
+            boots: boots.len(),
+            wall_us: (wall(boots).median - wall(&null_boots).median) * 1e6 / probe.units as f64,
+            user_us: (cpu(boots).user - null_cpu.user) * 1e6 / probe.units as f64,
+        })
+        .collect();
     // Where the time goes under TCG: translating code run for the first time.
     let log = out_dir.join("in_asm.log");
     let with_log = |args: &[String]| {

@@ -58,6 +58,17 @@ fn the_quick_bench_fills_every_table_with_numbers() {
         assert!(x.is_finite() && x > 0.0, "ratio_by_pair.{stat} = {x}");
     }
     assert!(run.stdout.contains("Target: ≤ 1.20"), "{}", run.stdout);
+    let costs = v["tcg_costs"].as_array().unwrap();
+    assert_eq!(costs.len(), 3, "a block, a load, a store pair: {costs:?}");
+    for c in costs {
+        assert!(c["user_us_per_unit"].as_f64().unwrap().is_finite(), "{c}");
+        assert!(c["wall_us_per_unit"].as_f64().unwrap().is_finite(), "{c}");
+    }
+    assert!(
+        run.stdout.contains("what QEMU charges for code run once"),
+        "{}",
+        run.stdout
+    );
     let blocks = &v["prompt_blocks"];
     let functions = blocks["functions"].as_array().unwrap();
     let named: u64 = functions.iter().map(|f| f["blocks"].as_u64().unwrap()).sum();
