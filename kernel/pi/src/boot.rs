@@ -209,6 +209,11 @@ impl EarlyPool {
 
     /// Hands out the next page with its first `bytes` zeroed (a multiple of
     /// 64, at most a page).
+    ///
+    /// Never inlined: the two roots and `alloc_table` each had their own
+    /// copy of the maintenance and zeroing loops, blocks QEMU translated
+    /// three times over (boot to poweroff: see the commit that made it so).
+    #[inline(never)]
     fn take(&mut self, bytes: u64) -> Option<PhysAddr> {
         if self.end - self.next < PAGE_SIZE {
             return None;
@@ -474,9 +479,7 @@ fn create_boot_tables(dtb_pa: u64) -> Result<BootTables, EarlyError> {
     // maintenance (with 64 KiB pages, 14 k instructions a page with the
     // MMU off, and the image at its link address takes two more pages).
     // This is also where the secondaries turn their MMU on.
-    for segment in image_segments() {
-        map_segment(&mut pool, ttbr0, segment, 0)?;
-    }
+    map_image(&mut pool, ttbr0, 0)?;
 
     /// The one thing the early code ever prints, before the device tree is read:
     /// on the board's PL011 (`crate::board`; elsewhere nothing shows, and the
@@ -626,21 +629,32 @@ pub unsafe extern "C" fn __pi_map_kernel(ttbr1: u64, pool_used: u64, used: *mut 
 /// Walks are cacheable (TCR_EL1's IRGN1/ORGN1), so the tables written
 /// through the cache need no cleaning.
 fn map_kernel(pool: &mut EarlyPool, ttbr1: PhysAddr) -> Result<(), EarlyError> {
-    let voffset = KIMAGE_VADDR.wrapping_sub(here!(_text));
-    for segment in image_segments() {
-        map_segment(pool, ttbr1, segment, voffset)?;
-    }
+    map_image(pool, ttbr1, KIMAGE_VADDR.wrapping_sub(here!(_text)))?;
     // SAFETY: a barrier only.
     unsafe { core::arch::asm!("dsb ishst", options(nostack, preserves_flags)) };
+    Ok(())
+}
+
+/// Maps each segment of the image, where it runs, `voffset` above its
+/// address, below `root`: the identity map (`voffset` 0) and the link
+/// address. Both run at the image's physical address.
+///
+/// Never inlined: its loop is unrolled, and the two callers each had a
+/// copy of the three calls, blocks QEMU translated twice.
+#[inline(never)]
+fn map_image(pool: &mut EarlyPool, root: PhysAddr, voffset: u64) -> Result<(), EarlyError> {
+    for segment in image_segments() {
+        map_segment(pool, root, segment, voffset)?;
+    }
     Ok(())
 }
 
 /// Maps `segment` of the image, where it runs, `voffset` above its
 /// address, below `root`.
 ///
-/// Never inlined: the loops over the three segments are unrolled, and
+/// Never inlined: the loop over the three segments is unrolled, and
 /// `pgtable::map`'s argument checks inlined in each turn were 7 blocks a
-/// segment for QEMU to translate, in each of the two loops.
+/// segment for QEMU to translate.
 #[inline(never)]
 fn map_segment(pool: &mut EarlyPool, root: PhysAddr, segment: Segment, voffset: u64) -> Result<(), EarlyError> {
     let Segment { start, end, mapping } = segment;
