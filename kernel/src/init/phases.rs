@@ -320,7 +320,12 @@ fn lend_to_lower_layers() {
 /// Sets RAM aside for the kernel in [`RESERVED`], built in place: also
 /// the UEFI memory map (`efi_map`) and the regions the firmware keeps
 /// (`kept`).
-fn reserve(info: &BootInfo<'_>, image: PhysRange, efi_map: Option<PhysRange>, kept: &RangeList) -> &'static reserve::Reserved {
+fn reserve(
+    info: &BootInfo<'_>,
+    image: PhysRange,
+    efi_map: Option<PhysRange>,
+    kept: &RangeList,
+) -> &'static reserve::Reserved {
     RESERVED.fill(|reserved| {
         reserve::reserve_efi(reserved, &info.dt, image, info.dtb, HEAP_SIZE, efi_map, kept)
             .unwrap_or_else(|e| panic!("cannot set RAM aside for the kernel: {e}"))
