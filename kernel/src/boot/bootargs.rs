@@ -158,8 +158,15 @@ impl fmt::Display for BootArgIssue<'_> {
 const LOADER_KEYS: &[&str] = &["splitmap.load", "splitmap.dtb"];
 
 /// Parses `line`, calling `issue` for every word it cannot use.
-pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> BootArgs<'a> {
+pub fn parse<'a>(line: &'a str, issue: impl FnMut(BootArgIssue<'a>)) -> BootArgs<'a> {
     let mut args = BootArgs::default();
+    parse_into(&mut args, line, issue);
+    args
+}
+
+/// [`parse`], into `args`, which holds the defaults (boot's `BootInfo` is
+/// read in place: returned, the value was copied twice on its way there).
+pub fn parse_into<'a>(args: &mut BootArgs<'a>, line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) {
     for word in line.split_ascii_whitespace() {
         let (key, value) = match word.split_once('=') {
             Some((k, v)) => (k, Some(v)),
@@ -200,7 +207,6 @@ pub fn parse<'a>(line: &'a str, mut issue: impl FnMut(BootArgIssue<'a>)) -> Boot
             _ => issue(BootArgIssue::Unknown(word)),
         }
     }
-    args
 }
 
 fn parse_level(value: &str) -> Option<LevelFilter> {

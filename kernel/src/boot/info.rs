@@ -101,7 +101,7 @@ impl<'dt> BootInfo<'dt> {
             dt.initrd = None;
         }
         let (issues, count) = (&mut self.arg_issues, &mut self.arg_issue_count);
-        self.args = bootargs::parse(dt.bootargs, |issue| {
+        bootargs::parse_into(&mut self.args, dt.bootargs, |issue| {
             if let Some(slot) = issues.get_mut(*count) {
                 *slot = Some(issue);
             }

@@ -15,7 +15,7 @@ use log::{debug, warn};
 use pi::kmap::{self, FixedWindow};
 use pi::layout::{KERNEL_STACK_SIZE, PAGE_SIZE};
 
-use super::dtb::cpus::{Cpus, EnableMethod, Skip, Text};
+use super::dtb::cpus::{Cpu, Cpus, EnableMethod, Skip, Text};
 use crate::arch::lock::Mutex;
 use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::{counter, cpu, exceptions, pmu, psci, smp};
@@ -154,38 +154,47 @@ pub fn start_secondaries(tree: &Cpus<'_>, maxcpus: Option<usize>, idle: extern "
         if n == 1 {
             counter::enable_event_stream();
         }
-        if n >= MAX_CPUS {
-            warn!(
-                "cpu node {}: the kernel starts at most {MAX_CPUS} CPUs; skipped",
-                Text(c.name)
-            );
-            continue;
-        }
-        let stack = kmap::stack_slot(n).stack;
-        let mut info = CpuInfo {
-            mpidr: c.mpidr,
-            state: State::Offline,
-            stack,
-            why: None,
-        };
-        if n >= limit {
-            info.why = Some(Why::MaxCpus(limit));
-        } else {
-            match start(n, c.mpidr, c.method) {
-                Ok(()) => info.state = State::Online,
-                Err(why) => {
-                    warn!(
-                        "cpu {n} ({}, mpidr {:#x}): {why}; going on without it",
-                        Text(c.name),
-                        c.mpidr
-                    );
-                    info.state = State::Failed;
-                    info.why = Some(why);
-                }
+        start_one(n, c, limit);
+    }
+}
+
+/// Secondary `n`, listed as `c`: started unless past [`MAX_CPUS`] or
+/// `limit`, and recorded. Out of line: a machine with one CPU never gets
+/// here, and inlined, its constants were loaded (and translated by QEMU) at
+/// every boot all the same.
+#[inline(never)]
+fn start_one(n: usize, c: Cpu<'_>, limit: usize) {
+    if n >= MAX_CPUS {
+        warn!(
+            "cpu node {}: the kernel starts at most {MAX_CPUS} CPUs; skipped",
+            Text(c.name)
+        );
+        return;
+    }
+    let stack = kmap::stack_slot(n).stack;
+    let mut info = CpuInfo {
+        mpidr: c.mpidr,
+        state: State::Offline,
+        stack,
+        why: None,
+    };
+    if n >= limit {
+        info.why = Some(Why::MaxCpus(limit));
+    } else {
+        match start(n, c.mpidr, c.method) {
+            Ok(()) => info.state = State::Online,
+            Err(why) => {
+                warn!(
+                    "cpu {n} ({}, mpidr {:#x}): {why}; going on without it",
+                    Text(c.name),
+                    c.mpidr
+                );
+                info.state = State::Failed;
+                info.why = Some(why);
             }
         }
-        CPUS.lock()[n] = Some(info);
     }
+    CPUS.lock()[n] = Some(info);
 }
 
 /// Maps CPU `n`'s stacks, starts it, waits for it to report in.

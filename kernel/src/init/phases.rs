@@ -140,18 +140,18 @@ pub unsafe extern "C" fn splitmap_kernel_main(
     if info.dt.memory.is_empty() {
         // Nothing to map or move; `after_move` reports it once there is a console.
         // SAFETY: no move: `apply` only records the decision.
-        unsafe { relocate::apply(decide::without_ram(), image, after_move, [image_pa, 0, 0]) };
+        unsafe { relocate::apply(&decide::without_ram(), image, after_move, [image_pa, 0, 0]) };
     } else {
         let dtb_seed = info.dt.kaslr_seed.map(|(seed, _)| seed);
         let seed = seed::choose_seed(info.args.kaslr_seed, dtb_seed, cpu::rndr);
         let k = decide::decide(&info.args, seed, image.size(), &info.dt.memory);
-        let counts = *LINEAR_COUNTS.set(map_linear(&info.dt.memory, k.linear.phys_offset));
+        let counts = LINEAR_COUNTS.set(map_linear(&info.dt.memory, k.linear.phys_offset));
         mark(Phase::Linear);
         debug!(
             "linear map built: PHYS_OFFSET={:#x}{}, {} in {} table pages",
             k.linear.phys_offset.raw(),
             if k.linear.random { " (random)" } else { "" },
-            Leaves(counts, " "),
+            Leaves(*counts, " "),
             counts.tables
         );
         tree::zero_kaslr_seed(info);
@@ -160,7 +160,7 @@ pub unsafe extern "C" fn splitmap_kernel_main(
         }
         // SAFETY: the linear map is built and nothing stored so far holds an
         // image address; `after_move` takes only plain numbers.
-        unsafe { relocate::apply(k, image, after_move, [image_pa, 0, 0]) };
+        unsafe { relocate::apply(&k, image, after_move, [image_pa, 0, 0]) };
     }
     after_move(image_pa, 0, 0)
 }
@@ -177,7 +177,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     };
     let info = BOOT_INFO.get().expect("boot info read before the move");
     mark(Phase::Kaslr);
-    let (k, moved) = relocate::get();
+    let (k, moved) = relocate::decision();
     // Where the image runs from now on, before anything but the exception
     // vectors, unmapping the old address and a phase mark: a debugger follows
     // from here (sm-boot stops on this).
@@ -204,7 +204,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         (None, false) => Err(Fallback::NoSuchNode),
     };
     let (console, fallback) = console::bringup::start(named, &info.dt.memory);
-    report(info, &k, fallback, image);
+    report(info, k, fallback, image);
     // No `/psci`: the board's own power control, if the tree names one.
     if info.dt.psci.is_none() {
         match info.dt.power.map(crate::boot::power::start) {
@@ -221,36 +221,24 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     if info.args.rodata_full {
         rodata::protect_image_alias();
     }
-    let linear_counts = *LINEAR_COUNTS.get().expect("linear map built");
+    let linear_counts = LINEAR_COUNTS.get().expect("linear map built");
     // What the tables hold now. Only `rodata=full` changes the linear map
     // after it is built (it splits the blocks over the image's alias), so
     // only then is it walked again: with 16 KiB pages, walking 8 GiB of
     // 32 MiB blocks cost 9 k instructions, 14 % of an 8 GiB boot.
+    let walked;
     let linear_now = if info.args.rodata_full {
-        tables::linear_now(&info.dt.memory)
+        walked = tables::linear_now(&info.dt.memory);
+        &walked
     } else {
         linear_counts
     };
-    // Under UEFI, what the firmware keeps (runtime services, reserved, ACPI)
-    // never reaches the frame allocator, nor does the map itself.
-    let efi = info.dt.efi.as_ref();
-    let efi_map = efi.and_then(|h| crate::boot::efi::map_bytes(h, &info.dt.memory));
-    let kept = efi
-        .zip(efi_map)
-        .map(|(h, map)| crate::boot::efi::kept_ranges(map, h.desc_size))
-        .transpose()
-        .unwrap_or_else(|_| {
-            panic!("cannot set RAM aside for the kernel: the UEFI memory map has too many kept regions")
-        });
-    // Without UEFI, a list in rodata: an empty one built here was a
-    // kilobyte zeroed (480 instructions).
-    const NONE_KEPT: RangeList = RangeList::new();
-    let kept = kept.as_ref().unwrap_or(&NONE_KEPT);
-    let map_range = efi.filter(|_| efi_map.is_some()).and_then(|h| h.map_range());
-    let reserved = RESERVED.fill(|reserved| {
-        reserve::reserve_efi(reserved, &info.dt, image, info.dtb, HEAP_SIZE, map_range, kept)
-            .unwrap_or_else(|e| panic!("cannot set RAM aside for the kernel: {e}"))
-    });
+    let reserved = match &info.dt.efi {
+        // Without UEFI, nothing the firmware keeps: a list in rodata (an
+        // empty one built here was a kilobyte zeroed, 480 instructions).
+        None => reserve(info, image, None, &const { RangeList::new() }),
+        Some(efi) => reserve_under_uefi(info, image, efi),
+    };
     // SAFETY: the heap is free RAM (inside a /memory range, so linear-mapped,
     // and reserved so the frame allocator never hands it out).
     unsafe { frames::init_heap(reserved.heap) };
@@ -269,14 +257,14 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         "{} MiB RAM, {} MiB free, linear map {} in {} table pages",
         info.dt.memory.total() >> 20,
         (frames::free_frames() * PAGE_SIZE) >> 20,
-        Leaves(linear_now, " "),
+        Leaves(*linear_now, " "),
         linear_now.tables
     );
     start_interrupts(info);
     state::set(Kernel {
         image,
         boot: info,
-        linear: linear_counts,
+        linear: *linear_counts,
         console,
         reserved,
     });
@@ -327,6 +315,41 @@ fn lend_to_lower_layers() {
         backtrace: crate::debug::backtrace::print,
         take_console: console::force_unlock,
     });
+}
+
+/// Sets RAM aside for the kernel in [`RESERVED`], built in place: also
+/// the UEFI memory map (`efi_map`) and the regions the firmware keeps
+/// (`kept`).
+fn reserve(
+    info: &BootInfo<'_>,
+    image: PhysRange,
+    efi_map: Option<PhysRange>,
+    kept: &RangeList,
+) -> &'static reserve::Reserved {
+    RESERVED.fill(|reserved| {
+        reserve::reserve_efi(reserved, &info.dt, image, info.dtb, HEAP_SIZE, efi_map, kept)
+            .unwrap_or_else(|e| panic!("cannot set RAM aside for the kernel: {e}"))
+    })
+}
+
+/// [`reserve`] under UEFI: what the firmware keeps (runtime services,
+/// reserved, ACPI) never reaches the frame allocator, nor does the map
+/// itself. Out of line and cold: inlined, a boot without UEFI ran (and QEMU
+/// translated) its plumbing, a kilobyte's `Option<RangeList>` moved.
+#[cold]
+#[inline(never)]
+fn reserve_under_uefi(
+    info: &BootInfo<'_>,
+    image: PhysRange,
+    efi: &crate::boot::efi::EfiHandover<'_>,
+) -> &'static reserve::Reserved {
+    let Some(map) = crate::boot::efi::map_bytes(efi, &info.dt.memory) else {
+        return reserve(info, image, None, &const { RangeList::new() });
+    };
+    let kept = crate::boot::efi::kept_ranges(map, efi.desc_size).unwrap_or_else(|_| {
+        panic!("cannot set RAM aside for the kernel: the UEFI memory map has too many kept regions")
+    });
+    reserve(info, image, efi.map_range(), &kept)
 }
 
 /// The GIC and the watchdog over module calls, or why a boot has neither.

@@ -49,7 +49,15 @@ static DECISION: WriteOnce<Option<(Kaslr<'static>, Moved)>> = WriteOnce::new(Non
 /// # Panics
 /// Before [`apply`], which nothing after boot can observe.
 pub fn get() -> (Kaslr<'static>, Moved) {
-    *DECISION.some().expect("KASLR decided at boot")
+    *decision()
+}
+
+/// [`get`], in place: boot reads it without copying its 150 bytes.
+///
+/// # Panics
+/// As [`get`].
+pub fn decision() -> &'static (Kaslr<'static>, Moved) {
+    DECISION.some().expect("KASLR decided at boot")
 }
 
 /// The image's offset from its link address: 0 until the decision is made
@@ -64,9 +72,9 @@ pub fn offset() -> u64 {
 /// # Safety
 /// Called once, from the boot path at the link address, after the linear map
 /// is built and before anything stores an image address at run time.
-pub unsafe fn apply(k: Kaslr<'static>, image: PhysRange, next: extern "C" fn(u64, u64, u64) -> !, args: [u64; 3]) {
+pub unsafe fn apply(k: &Kaslr<'static>, image: PhysRange, next: extern "C" fn(u64, u64, u64) -> !, args: [u64; 3]) {
     if !k.moves() {
-        DECISION.set(Some((k, Moved::default())));
+        DECISION.set(Some((*k, Moved::default())));
         return;
     }
     let offset = k.offset;
@@ -93,7 +101,7 @@ pub unsafe fn apply(k: Kaslr<'static>, image: PhysRange, next: extern "C" fn(u64
     cpu::invalidate_icache();
     moved.instructions = counter.map(pmu::Instructions::stop);
 
-    DECISION.set(Some((k, moved)));
+    DECISION.set(Some((*k, moved)));
     let voffset = addr::kimage_voffset() + offset;
     addr::set_kimage(image.start, image.end, voffset);
     tables::locked(|tables, _| tables.rebase(voffset));
@@ -109,7 +117,7 @@ pub unsafe fn apply(k: Kaslr<'static>, image: PhysRange, next: extern "C" fn(u64
 
 /// After a move, removes the image's mapping at its link address.
 pub fn unmap_link_address() {
-    let (k, _) = get();
+    let (k, _) = decision();
     if !k.moves() {
         return;
     }
