@@ -34,7 +34,7 @@ struct Terminal {
 pub fn init(uart: Pl011) {
     let mut terminal = TERMINAL.lock();
     let Terminal { uart: console, log, .. } = &mut *terminal;
-    console.insert(uart).write_text(log.as_str().as_bytes());
+    console.insert(uart).write_text(log.as_bytes());
 }
 
 /// Boot is over: the boot log keeps what it has, for `dmesg`.
@@ -48,7 +48,7 @@ pub fn print_boot_log() {
         let mut terminal = TERMINAL.lock();
         let Terminal { uart, log, .. } = &mut *terminal;
         if let Some(uart) = uart {
-            uart.write_text(log.as_str().as_bytes());
+            uart.write_text(log.as_bytes());
         }
         log.dropped()
     };
@@ -91,8 +91,16 @@ pub fn print_fmt(args: fmt::Arguments<'_>) {
     }
 }
 
+/// Prints `text` as it is: what `print!` of a literal does, for a `&str`
+/// that is not one.
+pub fn print_str(text: &str) {
+    write_text(text.as_bytes());
+}
+
 /// Puts whole UTF-8 `text` in the boot log while boot lasts, and on the
-/// console if there is one.
+/// console if there is one. Not inlined: its callers are all on the boot
+/// path, and each inlined copy was more code for QEMU to translate.
+#[inline(never)]
 fn write_text(text: &[u8]) {
     let mut terminal = TERMINAL.lock();
     if !terminal.booted {
