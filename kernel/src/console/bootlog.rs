@@ -45,6 +45,12 @@ impl BootLog {
         self.dropped += text.len() - take;
     }
 
+    /// What was kept, whole UTF-8 text, as the bytes the UART takes (no
+    /// `from_utf8` check on the way to it).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
     /// What was kept.
     pub fn as_str(&self) -> &str {
         // Only whole characters of UTF-8 text were copied in.

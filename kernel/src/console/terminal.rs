@@ -34,7 +34,7 @@ struct Terminal {
 pub fn init(uart: Pl011) {
     let mut terminal = TERMINAL.lock();
     let Terminal { uart: console, log, .. } = &mut *terminal;
-    console.insert(uart).write_text(log.as_str().as_bytes());
+    console.insert(uart).write_text(log.as_bytes());
 }
 
 /// Boot is over: the boot log keeps what it has, for `dmesg`.
@@ -48,7 +48,7 @@ pub fn print_boot_log() {
         let mut terminal = TERMINAL.lock();
         let Terminal { uart, log, .. } = &mut *terminal;
         if let Some(uart) = uart {
-            uart.write_text(log.as_str().as_bytes());
+            uart.write_text(log.as_bytes());
         }
         log.dropped()
     };
@@ -84,15 +84,56 @@ pub fn print_fmt(args: fmt::Arguments<'_>) {
     match args.as_str() {
         Some(text) => write_text(text.as_bytes()),
         None => {
-            let mut gathered = Gathered::new(write_text);
-            let _ = gathered.write_fmt(args);
-            gathered.flush();
+            let mut line: Line = Gathered::new(write_text);
+            let _ = line.write_fmt(args);
+            line.flush();
         }
     }
 }
 
+/// A line on its way to the console: see [`print_line`].
+pub type Line = Gathered<fn(&[u8])>;
+
+/// Prints the line `build` writes into a [`Line`], then a newline. A line of
+/// text and numbers written so takes no `core::fmt`, which the boot's own
+/// lines then never run (see `console::line`).
+pub fn print_line(build: impl FnOnce(&mut Line)) {
+    let mut line: Line = Gathered::new(write_text);
+    build(&mut line);
+    line.text("\n").flush();
+}
+
+/// [`print_line`] for a message `log` would print at `level`: only at the
+/// levels it prints, and as it prints them.
+pub fn log_line(level: log::Level, build: impl FnOnce(&mut Line)) {
+    if level <= log::STATIC_MAX_LEVEL && level <= log::max_level() {
+        print_line(|line| build(line.text(tag(level)).text(" ")));
+    }
+}
+
+/// A log line's start: `[{:<5}]` of the level, spelled out (padding is
+/// formatting code of its own, which no other line before the first prompt
+/// needs).
+fn tag(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Error => "[ERROR]",
+        log::Level::Warn => "[WARN ]",
+        log::Level::Info => "[INFO ]",
+        log::Level::Debug => "[DEBUG]",
+        log::Level::Trace => "[TRACE]",
+    }
+}
+
+/// Prints `text` as it is: what `print!` of a literal does, for a `&str`
+/// that is not one.
+pub fn print_str(text: &str) {
+    write_text(text.as_bytes());
+}
+
 /// Puts whole UTF-8 `text` in the boot log while boot lasts, and on the
-/// console if there is one.
+/// console if there is one. Not inlined: its callers are all on the boot
+/// path, and each inlined copy was more code for QEMU to translate.
+#[inline(never)]
 fn write_text(text: &[u8]) {
     let mut terminal = TERMINAL.lock();
     if !terminal.booted {
@@ -150,16 +191,7 @@ impl log::Log for Logger {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            // `[{:<5}]` spelled out: padding is formatting code of its own,
-            // run by no other line before the first prompt.
-            let level = match record.level() {
-                log::Level::Error => "[ERROR]",
-                log::Level::Warn => "[WARN ]",
-                log::Level::Info => "[INFO ]",
-                log::Level::Debug => "[DEBUG]",
-                log::Level::Trace => "[TRACE]",
-            };
-            crate::println!("{level} {}", record.args());
+            crate::println!("{} {}", tag(record.level()), record.args());
         }
     }
 

@@ -253,13 +253,15 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     if let Some(initrd) = info.dt.initrd {
         debug!("initrd at {:#x}-{:#x}", initrd.start.raw(), initrd.end.raw());
     }
-    info!(
-        "{} MiB RAM, {} MiB free, linear map {} in {} table pages",
-        info.dt.memory.total() >> 20,
-        (frames::free_frames() * PAGE_SIZE) >> 20,
-        Leaves(*linear_now, " "),
-        linear_now.tables
-    );
+    // Like every line of a normal boot, written without `core::fmt`
+    // (`console::line` says why).
+    console::log_line(log::Level::Info, |l| {
+        l.dec(info.dt.memory.total() >> 20).text(" MiB RAM, ");
+        l.dec((frames::free_frames() * PAGE_SIZE) >> 20).text(" MiB free, ");
+        l.text("linear map ");
+        Leaves(*linear_now, " ").write_to(l);
+        l.text(" in ").dec(linear_now.tables).text(" table pages");
+    });
     start_interrupts(info);
     state::set(Kernel {
         image,
@@ -387,13 +389,13 @@ fn report(info: &BootInfo<'_>, k: &Kaslr<'_>, fallback: Option<Fallback>, image:
     if let Some(fallback) = fallback {
         warn!("{}", fallback.instead(info.board(), info.dt.uart_node));
     }
-    crate::println!(
-        "splitmap: image pa={:#x} va={:#x} kaslr={:#x} ({})",
-        image.start.raw(),
-        sections::text().start,
-        k.offset,
-        k.source().map_or("disabled", |s| s.name())
-    );
+    // Without `core::fmt`, as the `[INFO ]` line in `after_move`.
+    console::print_line(|l| {
+        l.text("splitmap: image pa=").hex(image.start.raw());
+        l.text(" va=").hex(sections::text().start);
+        l.text(" kaslr=").hex(k.offset);
+        l.text(" (").text(k.source().map_or("disabled", |s| s.name())).text(")");
+    });
     if let Some(efi) = &info.dt.efi {
         crate::println!(
             "splitmap: efi placed the image at pa={:#x} ({}), --load-addr {:#x} replays it",

@@ -19,13 +19,15 @@ use crate::mm::{frames, linear, rodata};
 use crate::module::{self, abi, insmod};
 use crate::println;
 
-/// Prompt, at the start of a line.
+/// Prompt, at the start of a line. Printed as it is (`print_str`): through
+/// `print!("{PROMPT}")` it was `core::fmt`'s work, translated before the
+/// first prompt for nothing.
 const PROMPT: &str = "splitmap> ";
 
 /// Reads lines and runs them, forever.
 pub fn run(cx: Context) -> ! {
     let mut editor = LineEditor::new();
-    crate::print!("{PROMPT}");
+    console::print_str(PROMPT);
     loop {
         let Some(byte) = console::try_read() else {
             core::hint::spin_loop();
@@ -58,7 +60,7 @@ pub fn run(cx: Context) -> ! {
             }
             Echo::Cancel => {
                 println!("^C");
-                crate::print!("{PROMPT}");
+                console::print_str(PROMPT);
             }
             Echo::Enter => {
                 println!();
@@ -66,7 +68,7 @@ pub fn run(cx: Context) -> ! {
                     Ok(line) => execute(&cx, line.as_str()),
                     Err(e) => println!("error: {e}"),
                 }
-                crate::print!("{PROMPT}");
+                console::print_str(PROMPT);
             }
         }
     }

@@ -226,8 +226,8 @@ impl LineEditor {
 
     /// Keeps `line` unless it is blank or repeats the newest one.
     fn remember(&mut self, line: &LineBuf) {
-        let newest = self.kept.checked_sub(1).map(|i| self.history[i].as_str());
-        if line.as_str().trim().is_empty() || newest == Some(line.as_str()) {
+        let newest = self.kept.checked_sub(1).map(|i| self.history[i].bytes());
+        if line.is_blank() || newest == Some(line.bytes()) {
             return;
         }
         if self.kept == HISTORY_MAX {
@@ -347,7 +347,18 @@ impl LineBuf {
 
     /// The text (printable ASCII by construction).
     pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+        core::str::from_utf8(self.bytes()).unwrap_or("")
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Whether there is nothing but spaces: the only blank a line of
+    /// printable ASCII can hold. (Not `as_str().trim()`: `str`'s Unicode
+    /// whitespace search was 13 blocks QEMU translated at the first Enter.)
+    fn is_blank(&self) -> bool {
+        self.bytes().iter().all(|&b| b == b' ')
     }
 
     /// Appends `bytes` if they fit; whether they did.

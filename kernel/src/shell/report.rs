@@ -7,6 +7,7 @@ use core::fmt::{self, Write};
 use pi::layout::{GRANULE, KIMAGE_VADDR, PAGE_OFFSET};
 use pi::pgtable::{self, Entry, MapCounts, Walk};
 
+use crate::console::line::Gathered;
 use crate::kaslr::decide::{Kaslr, Placement};
 use crate::kaslr::module_windows;
 use crate::kaslr::window::entropy_tenths;
@@ -58,22 +59,34 @@ const LEVEL_NAMES: [&str; pgtable::LAST_LEVEL + 1] = {
     names
 };
 
-impl fmt::Display for Leaves {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Leaves {
+    /// Writes the counts into `line` without `core::fmt`: boot prints them
+    /// (its `[INFO ]` line), and no other line before the first prompt
+    /// needs `core::fmt` (see `console::line`).
+    pub fn write_to<F: FnMut(&[u8])>(&self, line: &mut Gathered<F>) {
         let Leaves(m, sep) = self;
-        // One `write!` a level: this line is printed during boot, and the
-        // loop is unrolled, so each call and its error test in a turn is
-        // code QEMU translates (written piece by piece, 4 calls a level,
-        // it was 25 blocks).
         for (level, name) in LEVEL_NAMES.iter().enumerate().skip(GRANULE.first_block_level()) {
-            let sep = if level == GRANULE.first_block_level() { "" } else { sep };
-            write!(f, "{sep}{name}:{}", m.at_level(level))?;
+            if level != GRANULE.first_block_level() {
+                line.text(sep);
+            }
+            line.text(name).text(":").dec(m.at_level(level));
         }
         if m.contiguous > 0 {
-            f.write_str("+cont:")?;
-            fmt::Display::fmt(&m.contiguous, f)?;
+            line.text("+cont:").dec(m.contiguous);
         }
-        Ok(())
+    }
+}
+
+impl fmt::Display for Leaves {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut written = Ok(());
+        let mut line = Gathered::new(|text: &[u8]| {
+            // Whole UTF-8 text, as `Gathered` hands it on.
+            written = written.and_then(|()| f.write_str(core::str::from_utf8(text).unwrap_or("")));
+        });
+        self.write_to(&mut line);
+        line.flush();
+        written
     }
 }
 
