@@ -315,10 +315,10 @@ struct Frame<'dt> {
     /// `interrupts` and `#interrupt-cells`, for the GIC and the timer.
     interrupts: Option<&'dt [u8]>,
     interrupt_cells: Option<u32>,
-    /// `device_type = "memory"`.
-    is_memory: bool,
-    /// `device_type = "cpu"`.
-    is_cpu: bool,
+    /// `device_type`, if it is a word the kernel knows: [`Word::Memory`]
+    /// or [`Word::Cpu`]. The word itself, stored as looked up: two flags
+    /// set from it were a test each, four translated blocks of the walk.
+    device_type: Option<Word>,
     /// The first entry of its `compatible` that the kernel knows: a node
     /// is one device.
     known: Option<Compatible>,
@@ -336,8 +336,7 @@ impl<'dt> Frame<'dt> {
         self.ranges = None;
         self.interrupts = None;
         self.interrupt_cells = None;
-        self.is_memory = false;
-        self.is_cpu = false;
+        self.device_type = None;
         self.known = None;
     }
 
@@ -356,11 +355,7 @@ impl<'dt> Frame<'dt> {
             }
             Name::Reg => self.reg = Some(value),
             Name::Ranges => self.ranges = Some(value),
-            Name::DeviceType => {
-                let kind = cbytes(value);
-                self.is_memory = kind == b"memory";
-                self.is_cpu = kind == b"cpu";
-            }
+            Name::DeviceType => self.device_type = words::lookup(cbytes(value)),
             Name::Compatible => self.known = Compatible::first_in(value),
             Name::Interrupts => self.interrupts = Some(value),
             _ => {}
@@ -593,13 +588,13 @@ impl<'dt> Reader<'_, 'dt> {
             }
             // By depth, then kind.
             match path.len() {
-                2 if frame.is_memory => {
+                2 if frame.device_type == Some(Word::Memory) => {
                     if let Some(reg) = frame.reg {
                         self.memory(reg, parent);
                     }
                 }
                 3 => match kind {
-                    Kind::Cpus if frame.is_cpu => self.cpu_node(path[2], frame, parent),
+                    Kind::Cpus if frame.device_type == Some(Word::Cpu) => self.cpu_node(path[2], frame, parent),
                     Kind::ReservedMemory => {
                         if let Some(reg) = frame.reg {
                             self.reserved(reg, parent)?;
@@ -1171,9 +1166,8 @@ fn prop<'dt>(
         Kind::Chosen => reader.chosen(name, value),
         Kind::Aliases => reader.alias(blocks.name(offset).unwrap_or_default(), value),
         Kind::Psci if name == Name::Method => {
-            reader.info.psci = match cbytes(value) {
-                b"hvc" => Some(PsciConduit::Hvc),
-                b"smc" => Some(PsciConduit::Smc),
+            reader.info.psci = match words::lookup(cbytes(value)) {
+                Some(Word::Conduit(conduit)) => Some(conduit),
                 _ => None,
             }
         }
