@@ -700,8 +700,8 @@ impl<'dt> Reader<'_, 'dt> {
             return;
         };
         // By reference: a node copied out is a `memcpy`.
-        let kept = (self.pl011s.iter().flatten())
-            .find(|(path, len, _)| *len == depth && path_matches(&path[..*len], stdout));
+        let kept =
+            (self.pl011s.iter().flatten()).find(|(path, len, _)| *len == depth && path_matches(&path[..*len], stdout));
         if let Some(&(_, _, found)) = kept {
             self.uart_found = true;
             self.uart(found);
