@@ -315,10 +315,10 @@ struct Frame<'dt> {
     /// `interrupts` and `#interrupt-cells`, for the GIC and the timer.
     interrupts: Option<&'dt [u8]>,
     interrupt_cells: Option<u32>,
-    /// `device_type = "memory"`.
-    is_memory: bool,
-    /// `device_type = "cpu"`.
-    is_cpu: bool,
+    /// `device_type`, if it is a word the kernel knows: [`Word::Memory`]
+    /// or [`Word::Cpu`]. The word itself, stored as looked up: two flags
+    /// set from it were a test each, four translated blocks of the walk.
+    device_type: Option<Word>,
     /// The first entry of its `compatible` that the kernel knows: a node
     /// is one device.
     known: Option<Compatible>,
@@ -336,8 +336,7 @@ impl<'dt> Frame<'dt> {
         self.ranges = None;
         self.interrupts = None;
         self.interrupt_cells = None;
-        self.is_memory = false;
-        self.is_cpu = false;
+        self.device_type = None;
         self.known = None;
     }
 
@@ -356,11 +355,7 @@ impl<'dt> Frame<'dt> {
             }
             Name::Reg => self.reg = Some(value),
             Name::Ranges => self.ranges = Some(value),
-            Name::DeviceType => {
-                let kind = cbytes(value);
-                self.is_memory = kind == b"memory";
-                self.is_cpu = kind == b"cpu";
-            }
+            Name::DeviceType => self.device_type = words::lookup(cbytes(value)),
             Name::Compatible => self.known = Compatible::first_in(value),
             Name::Interrupts => self.interrupts = Some(value),
             _ => {}
@@ -434,12 +429,11 @@ pub fn parse_into<'dt>(blob: &'dt [u8], info: &mut DeviceTree<'dt>) -> Result<()
     let mut reader = Reader {
         info,
         stdout_path: None,
-        aliases: [(b"", ""); 8],
+        aliases: [None; 8],
         target: None,
         uart_found: false,
         only_uart: false,
-        pl011s: [([&b""[..]; MAX_KEPT_DEPTH], 0, Ok(None)); MAX_KEPT_UARTS],
-        kept: 0,
+        pl011s: [None; MAX_KEPT_UARTS],
         interrupts: intc::Found::new(),
         cpu: cpus::Seen::default(),
         initrd: [None; 2],
@@ -456,7 +450,7 @@ pub fn parse_into<'dt>(blob: &'dt [u8], info: &mut DeviceTree<'dt>) -> Result<()
         tokens: tokens as u64,
         bytes: blocks.structure.len() as u64,
     };
-    reader.info.interrupts = reader.interrupts.finish();
+    reader.interrupts.finish(&mut reader.info.interrupts);
     if reader.stdout_path.is_some() && !reader.uart_found {
         // `stdout-path` came after its node (or named an alias): look among
         // the PL011s the walk kept, and walk again only if it is not one.
@@ -487,8 +481,9 @@ struct Reader<'r, 'dt> {
     info: &'r mut DeviceTree<'dt>,
     /// `/chosen/stdout-path`, as written.
     stdout_path: Option<&'dt str>,
-    /// `/aliases`: (name, path).
-    aliases: [(&'dt [u8], &'dt str); 8],
+    /// `/aliases`: (name, path), the first in use. Options, whose `None`
+    /// is one zero word each to start from, where an empty pair was two.
+    aliases: [Option<(&'dt [u8], &'dt str)>; 8],
     /// The console's node, once its path is known.
     target: Option<Target<'dt>>,
     /// The node `stdout-path` names was seen (with or without a `reg`).
@@ -496,9 +491,9 @@ struct Reader<'r, 'dt> {
     /// The second walk, for the UART alone.
     only_uart: bool,
     /// PL011 nodes with a `reg`, shallow enough to keep, in case `stdout-path`
-    /// comes after them; the first `kept` are.
-    pl011s: [KeptNode<'dt>; MAX_KEPT_UARTS],
-    kept: usize,
+    /// comes after them, the first in use (`None` is a byte to start from,
+    /// where an empty node was a dozen words).
+    pl011s: [Option<KeptNode<'dt>>; MAX_KEPT_UARTS],
     /// The GIC and the timer's `interrupts`, as found so far.
     interrupts: intc::Found<'dt>,
     /// `/chosen/linux,initrd-start` and `-end`, as read (`None` for one
@@ -530,6 +525,7 @@ impl<'dt> Reader<'_, 'dt> {
         Some(
             self.aliases
                 .iter()
+                .flatten()
                 .find(|a| a.0 == path.as_bytes())
                 .map_or(path, |a| a.1),
         )
@@ -537,8 +533,8 @@ impl<'dt> Reader<'_, 'dt> {
 
     /// An `/aliases` entry.
     fn alias(&mut self, name: &'dt [u8], value: &'dt [u8]) {
-        if let Some(slot) = self.aliases.iter_mut().find(|a| a.0.is_empty()) {
-            *slot = (name, cstr(value));
+        if let Some(slot) = self.aliases.iter_mut().find(|a| a.is_none()) {
+            *slot = Some((name, cstr(value)));
         }
     }
 
@@ -561,8 +557,8 @@ impl<'dt> Reader<'_, 'dt> {
             Name::Bootargs => info.bootargs = cstr(value),
             Name::KaslrSeed => {
                 let offset = value.as_ptr() as usize - info.blob.as_ptr() as usize;
-                // Eight bytes fold to themselves.
-                info.kaslr_seed = fold_seed(value).filter(|_| value.len() == 8).map(|seed| (seed, offset));
+                // Exactly eight bytes: one big-endian number.
+                info.kaslr_seed = be_number(value).filter(|_| value.len() == 8).map(|seed| (seed, offset));
                 if info.kaslr_seed.is_none() {
                     info.problem(DtbError::BadKaslrSeed(value.len()));
                 }
@@ -592,13 +588,13 @@ impl<'dt> Reader<'_, 'dt> {
             }
             // By depth, then kind.
             match path.len() {
-                2 if frame.is_memory => {
+                2 if frame.device_type == Some(Word::Memory) => {
                     if let Some(reg) = frame.reg {
                         self.memory(reg, parent);
                     }
                 }
                 3 => match kind {
-                    Kind::Cpus if frame.is_cpu => self.cpu_node(path[2], frame, parent),
+                    Kind::Cpus if frame.device_type == Some(Word::Cpu) => self.cpu_node(path[2], frame, parent),
                     Kind::ReservedMemory => {
                         if let Some(reg) = frame.reg {
                             self.reserved(reg, parent)?;
@@ -688,12 +684,10 @@ impl<'dt> Reader<'_, 'dt> {
     fn keep_pl011(&mut self, path: &[&'dt [u8]], frames: &[Frame<'dt>]) {
         if frames[frames.len() - 1].reg.is_some()
             && path.len() <= MAX_KEPT_DEPTH
-            && let Some(slot) = self.pl011s.get_mut(self.kept)
+            && let Some(slot) = self.pl011s.iter_mut().find(|s| s.is_none())
         {
-            slot.0[..path.len()].copy_from_slice(path);
-            slot.1 = path.len();
-            slot.2 = uart_of(frames);
-            self.kept += 1;
+            let kept = slot.insert(([&b""[..]; MAX_KEPT_DEPTH], path.len(), uart_of(frames)));
+            kept.0[..path.len()].copy_from_slice(path);
         }
     }
 
@@ -705,11 +699,12 @@ impl<'dt> Reader<'_, 'dt> {
         else {
             return;
         };
-        for &(path, len, found) in &self.pl011s[..self.kept] {
-            if len == depth && path_matches(&path[..len], stdout) {
-                self.uart_found = true;
-                return self.uart(found);
-            }
+        // By reference: a node copied out is a `memcpy`.
+        let kept =
+            (self.pl011s.iter().flatten()).find(|(path, len, _)| *len == depth && path_matches(&path[..*len], stdout));
+        if let Some(&(_, _, found)) = kept {
+            self.uart_found = true;
+            self.uart(found);
         }
     }
 
@@ -892,17 +887,29 @@ fn be_number(bytes: &[u8]) -> Option<u64> {
     }
 }
 
-/// Folds seed bytes into 64 bits (XOR of big-endian 8-byte chunks), or `None`
-/// for an empty property.
+/// Folds seed bytes into 64 bits (XOR of big-endian 8-byte chunks, the last
+/// padded with zeros), or `None` for an empty property. Whole chunks read
+/// by [`be_number`]: each copied into a word was a call to `memcpy`, and
+/// read in line the compiler unrolled and vectorised the loop, a hundred
+/// instructions more to translate.
 #[inline(never)]
 fn fold_seed(bytes: &[u8]) -> Option<u64> {
-    (!bytes.is_empty()).then(|| {
-        bytes.chunks(8).fold(0, |acc, chunk| {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            acc ^ u64::from_be_bytes(word)
-        })
-    })
+    if bytes.is_empty() {
+        return None;
+    }
+    let whole = bytes.chunks_exact(8);
+    let tail = whole.remainder();
+    let folded = whole.fold(0, |acc, chunk| acc ^ be_number(chunk).unwrap_or(0));
+    Some(if tail.is_empty() { folded } else { folded ^ padded(tail) })
+}
+
+/// The last, partial chunk of a seed, padded with zeros to 8 bytes. Out of
+/// line: QEMU's seeds are whole chunks.
+#[cold]
+fn padded(tail: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word[..tail.len()].copy_from_slice(tail);
+    u64::from_be_bytes(word)
 }
 
 /// A property value as a string, up to its first NUL. Out of line, for
@@ -1159,9 +1166,8 @@ fn prop<'dt>(
         Kind::Chosen => reader.chosen(name, value),
         Kind::Aliases => reader.alias(blocks.name(offset).unwrap_or_default(), value),
         Kind::Psci if name == Name::Method => {
-            reader.info.psci = match cbytes(value) {
-                b"hvc" => Some(PsciConduit::Hvc),
-                b"smc" => Some(PsciConduit::Smc),
+            reader.info.psci = match words::lookup(cbytes(value)) {
+                Some(Word::Conduit(conduit)) => Some(conduit),
                 _ => None,
             }
         }

@@ -111,12 +111,12 @@ impl<'dt> Found<'dt> {
         }
     }
 
-    /// What the whole tree said.
-    pub(super) fn finish(&self) -> Interrupts {
-        Interrupts {
-            gic: self.gic,
-            virtual_timer: self.timer.and_then(|t| intid(t, self.gic_cells, VIRTUAL_TIMER_ENTRY)),
-        }
+    /// What the whole tree said, into `into` (where it is kept: an
+    /// `Interrupts` returned was built on the stack and copied, two calls to
+    /// `memcpy`).
+    pub(super) fn finish(&self, into: &mut Interrupts) {
+        into.gic = self.gic;
+        into.virtual_timer = self.timer.and_then(|t| intid(t, self.gic_cells, VIRTUAL_TIMER_ENTRY));
     }
 }
 

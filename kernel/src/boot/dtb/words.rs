@@ -1,7 +1,7 @@
 //! The strings the kernel looks for in a device tree, in one table: the
 //! property names it reads ([`Name`], the EFI stub's among them), the
-//! children of the root it reads ([`Kind`]) and the `compatible` entries it
-//! drives ([`Compatible`]). One table and one search, so a name is looked
+//! children of the root it reads ([`Kind`]), the `compatible` entries it
+//! drives ([`Compatible`]) and the few values it tells apart. One table and one search, so a name is looked
 //! up once whatever it turns out to be, and one small loop is all the code
 //! that runs for it.
 //!
@@ -15,7 +15,7 @@
 //! table, each unrolled.
 
 use super::intc::GicVersion;
-use super::{Compatible, Kind, Name};
+use super::{Compatible, Kind, Name, PsciConduit};
 use crate::boot::efi::Field;
 
 /// What a string in the tree is to the kernel.
@@ -27,10 +27,17 @@ pub(super) enum Word {
     Kind(Kind),
     /// A `compatible` entry.
     Compatible(Compatible),
+    /// A `device_type` of RAM (`memory`) or of a CPU (`cpu`): values, looked
+    /// up here as the rest are (compared in line, the two were six
+    /// translated blocks of the walk).
+    Memory,
+    Cpu,
+    /// A `/psci` `method`.
+    Conduit(PsciConduit),
 }
 
 /// Every word, in no order (the search goes by [`CHAINS`]).
-const WORDS: [(&[u8], Word); 38] = [
+const WORDS: [(&[u8], Word); 42] = [
     (b"#address-cells", Word::Name(Name::AddressCells)),
     (b"#size-cells", Word::Name(Name::SizeCells)),
     (b"reg", Word::Name(Name::Reg)),
@@ -70,6 +77,10 @@ const WORDS: [(&[u8], Word); 38] = [
     (b"arm,gic-v3", Word::Compatible(Compatible::Gic(GicVersion::V3))),
     (b"arm,armv8-timer", Word::Compatible(Compatible::Timer)),
     (b"arm,armv7-timer", Word::Compatible(Compatible::Timer)),
+    (b"memory", Word::Memory),
+    (b"cpu", Word::Cpu),
+    (b"hvc", Word::Conduit(PsciConduit::Hvc)),
+    (b"smc", Word::Conduit(PsciConduit::Smc)),
 ];
 
 /// How many chains [`Chains`] has.
