@@ -37,7 +37,7 @@ pub struct Reserved {
 /// Why RAM could not be split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReserveError {
-    /// More holes or free ranges than a [`RangeList`] holds.
+    /// The reservations split RAM into more ranges than a [`RangeList`] holds.
     TooManyRanges,
     /// No free range can hold the heap.
     NoRoomForHeap,
@@ -110,36 +110,37 @@ pub fn reserve_efi(
     kept: &RangeList,
 ) -> Result<(), ReserveError> {
     // One slot each, in this order, the heap's last; the tree's
-    // reservations are capped so that all always fit. Each one's whole
-    // pages are a hole in what is free, inserted as it is taken.
-    let mut holes = RangeList::new();
+    // reservations are capped so that all always fit.
     let mut taken = 0;
     let mut take = |range: PhysRange, what| {
         out.list[taken] = Some(Reservation { range, what });
         taken += 1;
-        holes
-            .insert(range.expand_to_pages(PAGE_SIZE))
-            .map_err(|_| ReserveError::TooManyRanges)
     };
-    take(image, "image")?;
-    take(dtb, "dtb")?;
+    take(image, "image");
+    take(dtb, "dtb");
     if let Some(initrd) = dt.initrd {
-        take(initrd, "initrd")?;
+        take(initrd, "initrd");
     }
     if let Some(map) = efi_map {
-        take(map, "efi-mmap")?;
+        take(map, "efi-mmap");
     }
     for &r in dt.reserved.iter() {
-        take(r, "memreserve")?;
+        take(r, "memreserve");
     }
-    for r in kept.iter() {
-        holes
-            .insert(r.expand_to_pages(PAGE_SIZE))
-            .map_err(|_| ReserveError::TooManyRanges)?;
-    }
+    // Free is RAM without the whole pages of what the firmware keeps and of
+    // each reservation, taken out one at a time. Each removal splits at most
+    // one range in two, so without UEFI all fit (`boot::dtb` caps RAM and
+    // the tree's reservations for it). Merging the holes into a list first
+    // was a kilobyte zeroed and a sorted insert each, and taking each out
+    // as it was listed a call site each (frames phase: 84 -> 73 translated
+    // blocks).
     let free = &mut out.free;
     free.copy_from(&dt.memory);
-    free.remove_all(&holes).map_err(|_| ReserveError::TooManyRanges)?;
+    let taken_out = out.list[..taken].iter().flatten().map(|r| r.range);
+    for hole in kept.iter().copied().chain(taken_out) {
+        free.remove(hole.expand_to_pages(PAGE_SIZE))
+            .map_err(|_| ReserveError::TooManyRanges)?;
+    }
     let top = free
         .iter()
         .rev()
@@ -257,6 +258,24 @@ mod tests {
         assert_eq!(frames_below(&r.free, image.start), 2 * MIB / PAGE_SIZE);
         let total: u64 = r.free.iter().map(|f| f.size()).sum();
         assert_eq!(total, (1 << 30) - 0x88000 - 0x100000 - 0xc000 - 4 * MIB);
+    }
+
+    #[test]
+    fn reservations_sharing_pages_or_touching_come_out_once() {
+        // The initrd starts in the DTB's last page, the DTB right after the
+        // image, a tree reservation inside the initrd: each taken out on its
+        // own, what is left is RAM without their union, in whole pages.
+        let mut dt = machine();
+        dt.initrd = Some(range(0x402f_f800, 0x2000));
+        dt.reserved.insert(range(0x4030_0000, 0x10)).unwrap();
+        let image = range(0x4020_0000, 0x88000);
+        let dtb = range(0x4028_8000, 0x77c00);
+        let r = reserve(&dt, image, dtb, 4 * MIB).unwrap();
+        let pairs: Vec<_> = r.free.iter().map(|f| (f.start.raw(), f.end.raw())).collect();
+        assert_eq!(
+            pairs,
+            [(0x4000_0000, 0x4020_0000), (0x4030_2000, 0x8000_0000 - 4 * MIB)]
+        );
     }
 
     #[test]

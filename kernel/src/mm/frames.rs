@@ -93,7 +93,7 @@ struct Pending {
 
 impl Pending {
     /// The ranges, in pages, without what was carved off.
-    fn ranges(&self) -> impl Iterator<Item = PhysRange> + '_ {
+    fn ranges(&self) -> impl DoubleEndedIterator<Item = PhysRange> + '_ {
         self.free.iter().map(|r| {
             let r = r.shrink_to_pages(PAGE_SIZE);
             PhysRange {
@@ -120,7 +120,7 @@ impl Frames {
     /// the top does not hold such a block.
     fn carve(&mut self, count: u64) -> Option<PhysAddr> {
         let pending = self.pending.as_mut()?;
-        let top = pending.ranges().filter(|r| r.size() > 0).last()?;
+        let top = pending.ranges().rev().find(|r| r.size() > 0)?;
         let pa = top.top_block(count.next_power_of_two() * PAGE_SIZE)?;
         pending.top = pa;
         Some(pa)
