@@ -230,15 +230,19 @@ impl LineEditor {
     /// # Errors
     /// [`LineTooLong`]: running what fits would run a different command.
     pub fn take_line(&mut self) -> Result<LineBuf, LineTooLong> {
-        let line = core::mem::replace(&mut self.line, LineBuf::EMPTY);
         self.cursor = 0;
         self.escape = Escape::None;
         self.shown = None;
-        if core::mem::take(&mut self.overflowed) {
-            return Err(LineTooLong);
+        let overflowed = core::mem::take(&mut self.overflowed);
+        if !overflowed {
+            self.remember();
         }
-        self.remember(&line);
-        Ok(line)
+        let line = self.line;
+        // Emptied by its length alone: no byte past it is ever read (and a
+        // whole `LineBuf::EMPTY` put in its place was a copy and a fill of
+        // the buffer QEMU translated at the first Enter).
+        self.line.len = 0;
+        if overflowed { Err(LineTooLong) } else { Ok(line) }
     }
 
     /// Ctrl-C: drops the line being typed (not kept in the history), and a
@@ -251,8 +255,9 @@ impl LineEditor {
         Echo::Cancel
     }
 
-    /// Keeps `line` unless it is blank or repeats the newest one.
-    fn remember(&mut self, line: &LineBuf) {
+    /// Keeps the line unless it is blank or repeats the newest one.
+    fn remember(&mut self) {
+        let line = &self.line;
         let newest = self.kept.checked_sub(1).map(|i| self.history[i].bytes());
         if line.is_blank() || newest == Some(line.bytes()) {
             return;
@@ -261,7 +266,7 @@ impl LineEditor {
             self.history.rotate_left(1);
             self.kept -= 1;
         }
-        self.history[self.kept] = *line;
+        self.history[self.kept] = self.line;
         self.kept += 1;
     }
 
