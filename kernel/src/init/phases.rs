@@ -279,7 +279,12 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
 
 extern "C" fn run_shell() -> ! {
     let kernel = state::get();
-    crate::boot::smp::start_secondaries(&kernel.boot.cpus(), kernel.boot.args.maxcpus, serve_mailbox);
+    crate::boot::smp::start_secondaries(
+        || kernel.boot.cpus(),
+        kernel.boot.dt.cpus.dropped(),
+        kernel.boot.args.maxcpus,
+        serve_mailbox,
+    );
     mark(Phase::Shell);
     console::end_boot_log();
     // Modules load only from the shell: what they need to know of it and
