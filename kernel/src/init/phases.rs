@@ -266,7 +266,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     state::set(Kernel {
         image,
         boot: info,
-        linear: *linear_counts,
+        linear: linear_counts,
         console,
         reserved,
     });
