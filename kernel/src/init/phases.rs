@@ -196,12 +196,9 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
             moved.relocations
         );
     }
-    let named = match (info.dt.uart, info.dt.uart_node_found) {
-        (Some(uart), _) if uart.pl011 => Ok(uart.regs),
-        (Some(_), _) => Err(Fallback::NotCompatible),
-        (None, true) => Err(Fallback::NoRegs),
-        (None, false) if info.dt.uart_node.is_empty() => Err(Fallback::NoStdoutPath),
-        (None, false) => Err(Fallback::NoSuchNode),
+    let named = match info.dt.uart {
+        Some(uart) if uart.pl011 => Ok(uart.regs),
+        _ => Err(no_named_console(info)),
     };
     let (console, fallback) = console::bringup::start(named, &info.dt.memory);
     report(info, k, fallback, image);
@@ -357,6 +354,19 @@ fn reserve_under_uefi(
         panic!("cannot set RAM aside for the kernel: the UEFI memory map has too many kept regions")
     });
     reserve(info, image, efi.map_range(), &kept)
+}
+
+/// Why the tree names no PL011 console. Out of line and cold: a boot with
+/// one tested one case, not four.
+#[cold]
+#[inline(never)]
+fn no_named_console(info: &BootInfo<'_>) -> Fallback {
+    match (info.dt.uart, info.dt.uart_node_found) {
+        (Some(_), _) => Fallback::NotCompatible,
+        (None, true) => Fallback::NoRegs,
+        (None, false) if info.dt.uart_node.is_empty() => Fallback::NoStdoutPath,
+        (None, false) => Fallback::NoSuchNode,
+    }
 }
 
 /// The GIC and the watchdog over module calls, or why a boot has neither.
