@@ -200,8 +200,10 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         Some(uart) if uart.pl011 => Ok(uart.regs),
         _ => Err(no_named_console(info)),
     };
-    let (console, fallback) = console::bringup::start(named, &info.dt.memory);
-    report(info, k, fallback, image);
+    // Kept whole, read in place: split, its fallback was copied out with
+    // a call to `memcpy`.
+    let started = console::bringup::start(named, &info.dt.memory);
+    report(info, k, started.1.as_ref(), image);
     // No `/psci`: the board's own power control, if the tree names one.
     if info.dt.psci.is_none() {
         match info.dt.power.map(crate::boot::power::start) {
@@ -264,7 +266,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
         image,
         boot: info,
         linear: linear_counts,
-        console,
+        console: started.0,
         reserved,
     });
     debug!(
@@ -394,7 +396,7 @@ fn start_interrupts(info: &BootInfo<'_>) {
 
 /// Says, once there is a console, what boot made of its inputs: problems in
 /// the command line and the tree, and where the image went.
-fn report(info: &BootInfo<'_>, k: &Kaslr<'_>, fallback: Option<Fallback>, image: PhysRange) {
+fn report(info: &BootInfo<'_>, k: &Kaslr<'_>, fallback: Option<&Fallback>, image: PhysRange) {
     for issue in info.arg_issues() {
         warn!("{issue}");
     }
