@@ -319,7 +319,7 @@ mod tests {
                 (b"cpu@2", 2, EnableMethod::Psci)
             ]
         );
-        assert_eq!(cpus.iter().count(), 3, "cpu-map is no CPU");
+        assert_eq!(cpus.len(), 3, "cpu-map is no CPU");
     }
 
     #[test]
@@ -378,6 +378,18 @@ mod tests {
             Skip::UnknownMethod(b"magic\nwand").to_string(),
             "enable-method \"magic\\x0awand\" is neither psci nor spin-table"
         );
+    }
+
+    #[test]
+    fn reg_is_one_or_two_cells_only() {
+        // Three cells: the reg matches `#address-cells` but is no MPIDR.
+        let t = tree(3, &[("cpu@0", &[0, 0, 1], Some("psci"), None)]);
+        let cpus = read(bytes(&t), &ram());
+        assert_eq!(cpus[0].cpu, Err(Skip::NoReg));
+        // No cells, no reg bytes.
+        let t = tree(0, &[("cpu@0", &[], Some("psci"), None)]);
+        let cpus = read(bytes(&t), &ram());
+        assert_eq!(cpus[0].cpu, Err(Skip::NoReg));
     }
 
     #[test]
