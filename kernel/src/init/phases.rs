@@ -241,11 +241,10 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     // SAFETY: the heap is free RAM (inside a /memory range, so linear-mapped,
     // and reserved so the frame allocator never hands it out).
     unsafe { frames::init_heap(reserved.heap) };
-    frames::init_frames(&reserved.free);
+    let free_frames = frames::init_frames(&reserved.free);
     mark(Phase::Frames);
     debug!(
-        "frames: {} free; heap at {:#x}-{:#x}",
-        frames::free_frames(),
+        "frames: {free_frames} free; heap at {:#x}-{:#x}",
         reserved.heap.start.raw(),
         reserved.heap.end.raw()
     );
@@ -256,8 +255,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     // (`console::line` says why).
     console::log_line(log::Level::Info, |l| {
         l.dec(info.dt.memory.total() >> 20).text(" MiB RAM, ");
-        l.dec((frames::free_frames() * PAGE_SIZE) >> 20).text(" MiB free, ");
-        l.text("linear map ");
+        l.dec((free_frames * PAGE_SIZE) >> 20).text(" MiB free, linear map ");
         Leaves(*linear_now, " ").write_to(l);
         l.text(" in ").dec(linear_now.tables).text(" table pages");
     });
