@@ -10,7 +10,7 @@
 use pi::addr::PhysAddr;
 
 use super::bootargs::{self, BootArgIssue, BootArgs};
-use super::dtb::cpus::Cpus;
+use super::dtb::cpus::Judged;
 use super::dtb::{self, DeviceTree, DtbError};
 use crate::mm::ranges::PhysRange;
 
@@ -114,7 +114,7 @@ impl<'dt> BootInfo<'dt> {
 
     /// The CPUs `/cpus` lists, each judged against RAM as the CPU can
     /// address it (a spin-table release word must be in it).
-    pub fn cpus(&self) -> Cpus<'dt> {
+    pub fn cpus(&self) -> Judged<'_, 'dt> {
         self.dt.cpus.judge(&self.dt.memory)
     }
 

@@ -15,7 +15,7 @@ use log::{debug, warn};
 use pi::kmap::{self, FixedWindow};
 use pi::layout::{KERNEL_STACK_SIZE, PAGE_SIZE};
 
-use super::dtb::cpus::{Cpu, Cpus, EnableMethod, Skip, Text};
+use super::dtb::cpus::{Cpu, EnableMethod, Listed, Skip, Text};
 use crate::arch::lock::Mutex;
 use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::{counter, cpu, exceptions, pmu, psci, smp};
@@ -120,10 +120,17 @@ pub fn mark_failed(n: usize, why: Why) {
     }
 }
 
-/// Numbers the CPUs of `tree` (the boot CPU 0), reports the nodes left
-/// off, and starts every secondary up to `maxcpus` (all, if `None`); each
-/// continues in `idle(cpu, 0, 0)` on its own stacks once it reported in.
-pub fn start_secondaries(tree: &Cpus<'_>, maxcpus: Option<usize>, idle: extern "C" fn(u64, u64, u64) -> !) {
+/// Numbers the CPUs the tree lists (`judged`, in tree order; `dropped`
+/// more not read; the boot CPU 0), reports the nodes left off, and starts
+/// every secondary up to `maxcpus` (all, if `None`); each continues in
+/// `idle(cpu, 0, 0)` on its own stacks once it reported in. `judged` is
+/// called once per pass over the nodes: each judging is a new iterator.
+pub fn start_secondaries<'dt, I: Iterator<Item = Listed<'dt>>>(
+    judged: impl Fn() -> I,
+    dropped: usize,
+    maxcpus: Option<usize>,
+    idle: extern "C" fn(u64, u64, u64) -> !,
+) {
     IDLE.store(idle as usize as u64, Ordering::SeqCst);
     let me = smp::mpidr();
     let zero = kmap::stack_slot(0).stack;
@@ -133,28 +140,33 @@ pub fn start_secondaries(tree: &Cpus<'_>, maxcpus: Option<usize>, idle: extern "
         stack: zero,
         why: None,
     });
-    for listed in tree.iter() {
+    let mut secondaries = false;
+    for listed in judged() {
         match listed.cpu {
             // The boot CPU is running already: it needs no way to start.
             Err(Skip::NoMethod(mpidr)) if mpidr == me => {}
             Err(why) => warn!("cpu node {}: {why}; skipped", Text(listed.name)),
-            Ok(_) => {}
+            Ok(c) => secondaries |= c.mpidr != me,
         }
     }
-    if tree.dropped > 0 {
-        warn!("{} more cpu nodes not read", tree.dropped);
+    if dropped > 0 {
+        warn!("{dropped} more cpu nodes not read");
     }
-    let limit = maxcpus.unwrap_or(MAX_CPUS);
-    let mut n = 0;
-    for c in tree.usable().filter(|c| c.mpidr != me) {
-        n += 1;
-        // Before the first secondary is waited for; a machine without one
-        // never waits (found in this loop, not by a pass of its own: one
-        // loop fewer over the tree at every boot).
-        if n == 1 {
-            counter::enable_event_stream();
-        }
-        start_one(n, c, limit);
+    // Only once every node left off is named; a machine with one CPU never
+    // gets here (found in the loop above, not by a pass of its own).
+    if secondaries {
+        start_all(judged().filter_map(|l| l.cpu.ok()), me, maxcpus.unwrap_or(MAX_CPUS));
+    }
+}
+
+/// Starts each of the `usable` CPUs but the boot CPU (`me`), in turn, up
+/// to `limit`. Out of line: a machine with one CPU never runs it.
+#[inline(never)]
+fn start_all<'dt>(usable: impl Iterator<Item = Cpu<'dt>>, me: u64, limit: usize) {
+    // Before the first secondary is waited for.
+    counter::enable_event_stream();
+    for (i, c) in usable.filter(|c| c.mpidr != me).enumerate() {
+        start_one(i + 1, c, limit);
     }
 }
 

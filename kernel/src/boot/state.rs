@@ -16,8 +16,9 @@ pub struct Kernel {
     /// The device tree and command line, as read at boot (kilobytes, kept
     /// where boot read them).
     pub boot: &'static BootInfo<'static>,
-    /// Descriptors the linear map was built with.
-    pub linear: MapCounts,
+    /// Descriptors the linear map was built with (where boot keeps them: a
+    /// copy was two calls to `memcpy` at the end of every boot).
+    pub linear: &'static MapCounts,
     /// The console UART.
     pub console: crate::console::bringup::Console,
     /// What boot reserved, and the RAM it gave the frame allocator.

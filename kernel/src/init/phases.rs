@@ -196,15 +196,14 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
             moved.relocations
         );
     }
-    let named = match (info.dt.uart, info.dt.uart_node_found) {
-        (Some(uart), _) if uart.pl011 => Ok(uart.regs),
-        (Some(_), _) => Err(Fallback::NotCompatible),
-        (None, true) => Err(Fallback::NoRegs),
-        (None, false) if info.dt.uart_node.is_empty() => Err(Fallback::NoStdoutPath),
-        (None, false) => Err(Fallback::NoSuchNode),
+    let named = match info.dt.uart {
+        Some(uart) if uart.pl011 => Ok(uart.regs),
+        _ => Err(no_named_console(info)),
     };
-    let (console, fallback) = console::bringup::start(named, &info.dt.memory);
-    report(info, k, fallback, image);
+    // Kept whole, read in place: split, its fallback was copied out with
+    // a call to `memcpy`.
+    let started = console::bringup::start(named, &info.dt.memory);
+    report(info, k, started.1.as_ref(), image);
     // No `/psci`: the board's own power control, if the tree names one.
     if info.dt.psci.is_none() {
         match info.dt.power.map(crate::boot::power::start) {
@@ -242,11 +241,10 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     // SAFETY: the heap is free RAM (inside a /memory range, so linear-mapped,
     // and reserved so the frame allocator never hands it out).
     unsafe { frames::init_heap(reserved.heap) };
-    frames::init_frames(&reserved.free);
+    let free_frames = frames::init_frames(&reserved.free);
     mark(Phase::Frames);
     debug!(
-        "frames: {} free; heap at {:#x}-{:#x}",
-        frames::free_frames(),
+        "frames: {free_frames} free; heap at {:#x}-{:#x}",
         reserved.heap.start.raw(),
         reserved.heap.end.raw()
     );
@@ -257,8 +255,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     // (`console::line` says why).
     console::log_line(log::Level::Info, |l| {
         l.dec(info.dt.memory.total() >> 20).text(" MiB RAM, ");
-        l.dec((frames::free_frames() * PAGE_SIZE) >> 20).text(" MiB free, ");
-        l.text("linear map ");
+        l.dec((free_frames * PAGE_SIZE) >> 20).text(" MiB free, linear map ");
         Leaves(*linear_now, " ").write_to(l);
         l.text(" in ").dec(linear_now.tables).text(" table pages");
     });
@@ -266,8 +263,8 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     state::set(Kernel {
         image,
         boot: info,
-        linear: *linear_counts,
-        console,
+        linear: linear_counts,
+        console: started.0,
         reserved,
     });
     debug!(
@@ -279,7 +276,12 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
 
 extern "C" fn run_shell() -> ! {
     let kernel = state::get();
-    crate::boot::smp::start_secondaries(&kernel.boot.cpus(), kernel.boot.args.maxcpus, serve_mailbox);
+    crate::boot::smp::start_secondaries(
+        || kernel.boot.cpus(),
+        kernel.boot.dt.cpus.dropped(),
+        kernel.boot.args.maxcpus,
+        serve_mailbox,
+    );
     mark(Phase::Shell);
     console::end_boot_log();
     // Modules load only from the shell: what they need to know of it and
@@ -354,6 +356,19 @@ fn reserve_under_uefi(
     reserve(info, image, efi.map_range(), &kept)
 }
 
+/// Why the tree names no PL011 console. Out of line and cold: a boot with
+/// one tested one case, not four.
+#[cold]
+#[inline(never)]
+fn no_named_console(info: &BootInfo<'_>) -> Fallback {
+    match (info.dt.uart, info.dt.uart_node_found) {
+        (Some(_), _) => Fallback::NotCompatible,
+        (None, true) => Fallback::NoRegs,
+        (None, false) if info.dt.uart_node.is_empty() => Fallback::NoStdoutPath,
+        (None, false) => Fallback::NoSuchNode,
+    }
+}
+
 /// The GIC and the watchdog over module calls, or why a boot has neither.
 fn start_interrupts(info: &BootInfo<'_>) {
     let watchdog = info.args.module_watchdog_ms;
@@ -379,7 +394,7 @@ fn start_interrupts(info: &BootInfo<'_>) {
 
 /// Says, once there is a console, what boot made of its inputs: problems in
 /// the command line and the tree, and where the image went.
-fn report(info: &BootInfo<'_>, k: &Kaslr<'_>, fallback: Option<Fallback>, image: PhysRange) {
+fn report(info: &BootInfo<'_>, k: &Kaslr<'_>, fallback: Option<&Fallback>, image: PhysRange) {
     for issue in info.arg_issues() {
         warn!("{issue}");
     }

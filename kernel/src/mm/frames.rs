@@ -147,8 +147,9 @@ pub fn heap_in_use() -> usize {
 }
 
 /// Gives every page of `free` to the frame allocator (which takes them
-/// in when first asked for a frame it must find).
-pub fn init_frames(free: &'static RangeList) {
+/// in when first asked for a frame it must find); the frames free now
+/// (as [`free_frames`] says, without taking the lock again).
+pub fn init_frames(free: &'static RangeList) -> u64 {
     let mut frames = FRAMES.lock();
     let pending = Pending {
         free,
@@ -156,6 +157,7 @@ pub fn init_frames(free: &'static RangeList) {
     };
     frames.free += pending.ranges().map(|r| r.size() / PAGE_SIZE).sum::<u64>();
     frames.pending = Some(pending);
+    frames.free
 }
 
 fn frame_number(pa: PhysAddr) -> usize {

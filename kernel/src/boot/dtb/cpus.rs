@@ -98,42 +98,30 @@ pub struct Listed<'dt> {
 /// Most nodes kept, usable and not (the rest are counted).
 pub const MAX_LISTED: usize = 2 * MAX_CPUS;
 
-/// The `/cpus` nodes in tree order.
-#[derive(Clone, Copy, Debug)]
-pub struct Cpus<'dt> {
-    listed: [Option<Listed<'dt>>; MAX_LISTED],
-    len: usize,
-    /// Nodes past [`MAX_LISTED`], not kept.
-    pub dropped: usize,
+/// The `/cpus` nodes judged one by one in tree order ([`CpuNodes::judge`]),
+/// each against the CPUs found usable before it. An iterator, not a list:
+/// a list of [`MAX_LISTED`] slots was set to `None` slot by slot and copied
+/// out whole (912 bytes) at every boot, for the one node of a machine with
+/// one CPU.
+pub struct Judged<'a, 'dt> {
+    nodes: core::slice::Iter<'a, Seen<'dt>>,
+    ram: &'a RangeList,
+    /// The MPIDRs of the usable CPUs so far: the first `usable` slots.
+    mpidrs: [u64; MAX_CPUS],
+    usable: usize,
 }
 
-impl<'dt> Cpus<'dt> {
-    const fn empty() -> Self {
-        Cpus {
-            listed: [None; MAX_LISTED],
-            len: 0,
-            dropped: 0,
+impl<'dt> Iterator for Judged<'_, 'dt> {
+    type Item = Listed<'dt>;
+
+    fn next(&mut self) -> Option<Listed<'dt>> {
+        let node = self.nodes.next()?;
+        let cpu = judge(node, self.ram, &self.mpidrs[..self.usable]);
+        if let (Ok(c), Some(slot)) = (cpu, self.mpidrs.get_mut(self.usable)) {
+            *slot = c.mpidr;
+            self.usable += 1;
         }
-    }
-
-    /// Every kept node, in tree order.
-    pub fn iter(&self) -> impl Iterator<Item = &Listed<'dt>> {
-        self.listed[..self.len].iter().flatten()
-    }
-
-    /// The usable CPUs, in tree order.
-    pub fn usable(&self) -> impl Iterator<Item = Cpu<'dt>> + '_ {
-        self.iter().filter_map(|l| l.cpu.ok())
-    }
-
-    fn push(&mut self, listed: Listed<'dt>) {
-        match self.listed.get_mut(self.len) {
-            Some(slot) => {
-                *slot = Some(listed);
-                self.len += 1;
-            }
-            None => self.dropped += 1,
-        }
+        Some(Listed { name: node.name, cpu })
     }
 }
 
@@ -192,26 +180,34 @@ impl<'dt> CpuNodes<'dt> {
 
     /// Each node judged in tree order: a `cpu-release-addr` must lie in
     /// `ram`.
-    pub fn judge(&self, ram: &RangeList) -> Cpus<'dt> {
-        let mut out = Cpus::empty();
-        for node in &self.nodes[..self.len] {
-            let cpu = judge(node, ram, &out);
-            out.push(Listed { name: node.name, cpu });
+    pub fn judge<'a>(&'a self, ram: &'a RangeList) -> Judged<'a, 'dt> {
+        Judged {
+            nodes: self.nodes[..self.len].iter(),
+            ram,
+            mpidrs: [0; MAX_CPUS],
+            usable: 0,
         }
-        out.dropped = self.dropped;
-        out
+    }
+
+    /// Nodes past [`MAX_LISTED`], not kept (nor judged).
+    pub fn dropped(&self) -> usize {
+        self.dropped
     }
 }
 
-/// Whether the node names a CPU the kernel can start, and how.
-fn judge<'dt>(node: &Seen<'dt>, ram: &RangeList, so_far: &Cpus<'dt>) -> Result<Cpu<'dt>, Skip<'dt>> {
-    let address_cells = node.address_cells;
-    let reg = node.reg.ok_or(Skip::NoReg)?;
-    if !(1..=2).contains(&address_cells) || reg.len() != 4 * address_cells as usize {
-        return Err(Skip::NoReg);
-    }
-    let mpidr = be_number(reg).ok_or(Skip::NoReg)? & MPIDR_AFFINITY;
-    if so_far.usable().any(|c| c.mpidr == mpidr) {
+/// Whether the node names a CPU the kernel can start, and how, after the
+/// usable CPUs whose MPIDRs are `so_far`.
+fn judge<'dt>(node: &Seen<'dt>, ram: &RangeList, so_far: &[u64]) -> Result<Cpu<'dt>, Skip<'dt>> {
+    // `#address-cells` cells, read as one number: `be_number` reads 4 or 8
+    // bytes only, so this is one or two cells (one test of each kind fewer
+    // than checking the cell count first).
+    let mpidr = node
+        .reg
+        .filter(|reg| reg.len() == 4 * node.address_cells as usize)
+        .and_then(be_number)
+        .ok_or(Skip::NoReg)?
+        & MPIDR_AFFINITY;
+    if so_far.contains(&mpidr) {
         return Err(Skip::RepeatedReg(mpidr));
     }
     let method = match node.method.ok_or(Skip::NoMethod(mpidr))? {
@@ -234,7 +230,7 @@ fn judge<'dt>(node: &Seen<'dt>, ram: &RangeList, so_far: &Cpus<'dt>) -> Result<C
         }
         other => return Err(Skip::UnknownMethod(other)),
     };
-    if so_far.usable().count() >= MAX_CPUS {
+    if so_far.len() >= MAX_CPUS {
         return Err(Skip::TooMany);
     }
     Ok(Cpu {
@@ -251,8 +247,12 @@ mod tests {
     use vm_fdt::FdtWriter;
 
     /// The `/cpus` of `blob` as `dtb::parse` reads them, judged against `ram`.
-    fn read<'dt>(blob: &'dt [u8], ram: &RangeList) -> Cpus<'dt> {
-        crate::boot::dtb::parse(blob).unwrap().cpus.judge(ram)
+    fn read<'dt>(blob: &'dt [u8], ram: &RangeList) -> Vec<Listed<'dt>> {
+        crate::boot::dtb::parse(blob).unwrap().cpus.judge(ram).collect()
+    }
+
+    fn usable<'a, 'dt>(cpus: &'a [Listed<'dt>]) -> impl Iterator<Item = Cpu<'dt>> + 'a {
+        cpus.iter().filter_map(|l| l.cpu.ok())
     }
 
     /// One `cpu` node: name, reg cells, enable-method, cpu-release-addr.
@@ -310,7 +310,7 @@ mod tests {
             ],
         );
         let cpus = read(bytes(&t), &ram());
-        let usable: Vec<_> = cpus.usable().map(|c| (c.name, c.mpidr, c.method)).collect();
+        let usable: Vec<_> = usable(&cpus).map(|c| (c.name, c.mpidr, c.method)).collect();
         assert_eq!(
             usable,
             [
@@ -319,7 +319,7 @@ mod tests {
                 (b"cpu@2", 2, EnableMethod::Psci)
             ]
         );
-        assert_eq!(cpus.iter().count(), 3, "cpu-map is no CPU");
+        assert_eq!(cpus.len(), 3, "cpu-map is no CPU");
     }
 
     #[test]
@@ -333,7 +333,7 @@ mod tests {
             ],
         );
         let cpus = read(bytes(&t), &ram());
-        let usable: Vec<_> = cpus.usable().map(|c| (c.mpidr, c.method)).collect();
+        let usable: Vec<_> = usable(&cpus).map(|c| (c.mpidr, c.method)).collect();
         assert_eq!(
             usable,
             [
@@ -381,6 +381,18 @@ mod tests {
     }
 
     #[test]
+    fn reg_is_one_or_two_cells_only() {
+        // Three cells: the reg matches `#address-cells` but is no MPIDR.
+        let t = tree(3, &[("cpu@0", &[0, 0, 1], Some("psci"), None)]);
+        let cpus = read(bytes(&t), &ram());
+        assert_eq!(cpus[0].cpu, Err(Skip::NoReg));
+        // No cells, no reg bytes.
+        let t = tree(0, &[("cpu@0", &[], Some("psci"), None)]);
+        let cpus = read(bytes(&t), &ram());
+        assert_eq!(cpus[0].cpu, Err(Skip::NoReg));
+    }
+
+    #[test]
     fn more_cpus_than_the_kernel_keeps_are_skipped() {
         let regs: Vec<[u32; 1]> = (0..10).map(|i| [i]).collect();
         let names: Vec<String> = (0..10).map(|i| format!("cpu@{i}")).collect();
@@ -389,7 +401,7 @@ mod tests {
             .collect();
         let t = tree(1, &nodes);
         let cpus = read(bytes(&t), &ram());
-        assert_eq!(cpus.usable().count(), MAX_CPUS);
+        assert_eq!(usable(&cpus).count(), MAX_CPUS);
         assert!(cpus.iter().skip(MAX_CPUS).all(|l| l.cpu == Err(Skip::TooMany)));
     }
 }
