@@ -204,21 +204,26 @@ pub fn tcg_probes() -> Vec<TcgProbe> {
     const BRANCH_TO_NEXT: u32 = 0x1400_0001; // b .+4
     const LOAD: u32 = 0xf940_0001; // ldr x1, [x0]
     const STORE_PAIR: u32 = 0xa900_0401; // stp x1, x1, [x0]
+    // Enough that each probe costs QEMU tens of milliseconds: the CPU time
+    // the host reports comes in scheduler ticks, and a few milliseconds
+    // drown in them (1,000 blocks came out between -0.2 and 1.1 µs each).
+    const BLOCKS: u64 = 10_000;
+    const STRAIGHT: u64 = 80_000;
     vec![
         TcgProbe {
             what: "a block (a branch to the next instruction)",
-            units: 1000,
-            code: vec![BRANCH_TO_NEXT; 1000],
+            units: BLOCKS,
+            code: vec![BRANCH_TO_NEXT; BLOCKS as usize],
         },
         TcgProbe {
             what: "a load (`ldr`) in a long block",
-            units: 8000,
-            code: vec![LOAD; 8000],
+            units: STRAIGHT,
+            code: vec![LOAD; STRAIGHT as usize],
         },
         TcgProbe {
             what: "a store pair (`stp`) in a long block",
-            units: 8000,
-            code: vec![STORE_PAIR; 8000],
+            units: STRAIGHT,
+            code: vec![STORE_PAIR; STRAIGHT as usize],
         },
     ]
 }
