@@ -278,25 +278,32 @@ fn help_names_usage_and_an_example_that_works_for_every_command() {
     assert!(names.len() >= 19, "{names:?}");
     let asks: Vec<String> = names.iter().map(|n| format!("help {n}")).collect();
     let refs: Vec<&str> = asks.iter().map(String::as_str).collect();
-    let out = session(&["--nokaslr"], &refs);
-    let examples: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("example: ")).collect();
-    assert_eq!(examples.len(), names.len(), "{out}");
-    for name in &names {
-        assert!(
-            out.lines().any(|l| l.starts_with(&format!("usage: {name}"))),
-            "{name}:\n{out}"
-        );
+    // The examples name addresses as the boot placed them: the same on
+    // every boot of one layout, and mapped with the linear map moved too.
+    for layout in [
+        &["--nokaslr"][..],
+        &["--kaslr-seed", "0x9", "--append", "kaslr.linear=on"],
+    ] {
+        let out = session(layout, &refs);
+        let examples: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("example: ")).collect();
+        assert_eq!(examples.len(), names.len(), "{out}");
+        for name in &names {
+            assert!(
+                out.lines().any(|l| l.starts_with(&format!("usage: {name}"))),
+                "{name}:\n{out}"
+            );
+        }
+        // Every example runs (all but those that end the session, and `efi`,
+        // which needs a boot through the EFI stub: tests/uefi.rs runs it), in
+        // order, on two CPUs so `on`'s has another to run on.
+        let runnable: Vec<&str> = examples
+            .iter()
+            .copied()
+            .filter(|e| !e.starts_with("crash") && *e != "poweroff" && *e != "efi")
+            .collect();
+        let out = session(&[layout, &["--smp", "2"][..]].concat(), &runnable);
+        assert!(!out.contains("error:"), "{layout:?}:\n{out}");
     }
-    // Every example runs (all but those that end the session, and `efi`,
-    // which needs a boot through the EFI stub: tests/uefi.rs runs it), in
-    // order, on two CPUs so `on`'s has another to run on.
-    let runnable: Vec<&str> = examples
-        .iter()
-        .copied()
-        .filter(|e| !e.starts_with("crash") && *e != "poweroff" && *e != "efi")
-        .collect();
-    let out = session(&["--nokaslr", "--smp", "2"], &runnable);
-    assert!(!out.contains("error:"), "{out}");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use pi::pgtable::MapCounts;
 
 use super::context::Context;
 use super::editor::{Echo, LineEditor};
-use super::parse::{COMMANDS, Command, ParseError, Symbol, help_for, parse};
+use super::parse::{COMMANDS, Command, Filled, ParseError, Symbol, help_for, parse};
 use super::report::{KaslrReport, LayoutRow, ProtList, WalkRefusal, write_walk};
 use super::{crash, explore, selftest};
 use crate::arch::{pmu, psci};
@@ -79,7 +79,7 @@ pub fn execute(cx: &Context, line: &str) {
     match parse(line) {
         Ok(Command::Empty) => {}
         Ok(Command::Help(None)) => help(),
-        Ok(Command::Help(Some(name))) => help_command(name),
+        Ok(Command::Help(Some(name))) => help_command(cx, name),
         Ok(Command::Layout) => layout(cx),
         Ok(Command::Walk(va)) => walk(cx, va),
         Ok(Command::Mem) => mem(cx),
@@ -153,12 +153,18 @@ fn modules_at(cx: &Context) -> insmod::Where {
     }
 }
 
-fn help_command(name: &str) {
+fn help_command(cx: &Context, name: &str) {
     match help_for(name) {
         Some(help) => {
+            let image = cx.kernel.image.start;
+            let example = Filled {
+                example: help.example,
+                image_pa: image.raw(),
+                image_linear: image.to_linear().raw(),
+            };
             println!("{}", usage_line(help.usage.0, help.usage.1));
             println!("  {}", help.what);
-            println!("example: {}", help.example);
+            println!("example: {example}");
         }
         None => match insmod::commands().into_iter().find(|(n, _)| n == name) {
             Some((_, module)) => match abi::usage(name) {

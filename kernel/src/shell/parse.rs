@@ -2,6 +2,7 @@
 //! a user can get from a typo. The commands run in `shell::commands`.
 
 use crate::num::parse_u64;
+use core::fmt;
 
 /// A parsed command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,11 +319,14 @@ pub fn is_builtin(name: &str) -> bool {
     COMMANDS.iter().any(|(n, _, _)| *n == name)
 }
 
-/// An example of each command, for `help COMMAND`.
+/// An example of each command, for `help COMMAND`. `{image-pa}` stands for
+/// the image's physical address and `{image-linear}` for its alias in the
+/// linear map, as this boot placed them ([`filled`]): a fixed number would
+/// name unmapped space with `kaslr.linear=on`, or RAM another board lacks.
 pub const EXAMPLES: &[(&str, &str)] = &[
     ("help", "help walk"),
     ("layout", "layout"),
-    ("walk", "walk 0xffff000000001234"),
+    ("walk", "walk {image-linear}"),
     ("mem", "mem"),
     ("efi", "efi"),
     ("bootargs", "bootargs"),
@@ -338,15 +342,45 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("rmmod", "rmmod hello"),
     ("lsmod", "lsmod -v"),
     ("crash", "crash null"),
-    ("va2pa", "va2pa 0xffff000000001000"),
-    ("pa2va", "pa2va 0x40200000"),
+    ("va2pa", "va2pa {image-linear}"),
+    ("pa2va", "pa2va {image-pa}"),
     ("sym", "sym kernel::shell::commands::run"),
     ("x", "x 0xfffffffffe000000 16 8"),
     ("ptdump", "ptdump image"),
     ("cpus", "cpus"),
-    ("on", "on 1 va2pa 0xffff000000001000"),
+    ("on", "on 1 va2pa {image-linear}"),
     ("poweroff", "poweroff"),
 ];
+
+/// An example with its placeholders filled in ([`EXAMPLES`]) for an image
+/// at `image_pa` whose linear-map alias is `image_linear`. (A `Display`,
+/// not a `String`: this file builds without a heap, for stage 0 too.)
+pub struct Filled<'a> {
+    pub example: &'a str,
+    pub image_pa: u64,
+    pub image_linear: u64,
+}
+
+impl fmt::Display for Filled<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.example;
+        while let Some(at) = rest.find('{') {
+            f.write_str(&rest[..at])?;
+            rest = &rest[at..];
+            if let Some(after) = rest.strip_prefix("{image-pa}") {
+                write!(f, "{:#x}", self.image_pa)?;
+                rest = after;
+            } else if let Some(after) = rest.strip_prefix("{image-linear}") {
+                write!(f, "{:#x}", self.image_linear)?;
+                rest = after;
+            } else {
+                f.write_str("{")?;
+                rest = &rest[1..];
+            }
+        }
+        f.write_str(rest)
+    }
+}
 
 /// What `help COMMAND` says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -355,7 +389,7 @@ pub struct Help {
     pub usage: (&'static str, &'static str),
     /// What it does.
     pub what: &'static str,
-    /// A line that runs it.
+    /// A line that runs it, once [`Filled`].
     pub example: &'static str,
 }
 
@@ -661,11 +695,37 @@ mod tests {
                 .iter()
                 .find(|(n, _)| n == name)
                 .unwrap_or_else(|| panic!("no example for {name}"));
-            assert!(example.split(' ').next() == Some(name), "{example}");
-            assert!(!matches!(parse(example), Err(_) | Ok(Command::Empty)), "{example}");
+            let example = Filled {
+                example,
+                image_pa: 0x4020_0000,
+                image_linear: 0xffff_0000_0020_0000,
+            }
+            .to_string();
+            assert!(example.split(' ').next() == Some(*name), "{example}");
+            assert!(!example.contains('{'), "every placeholder filled: {example}");
+            assert!(!matches!(parse(&example), Err(_) | Ok(Command::Empty)), "{example}");
         }
         assert_eq!(EXAMPLES.len(), COMMANDS.len());
         assert!(help_for("walk").is_some() && help_for("frobnicate").is_none());
+    }
+
+    #[test]
+    fn an_example_names_this_boots_addresses() {
+        let filled = |example| {
+            Filled {
+                example,
+                image_pa: 0x20_0000,
+                image_linear: 0xffff_1234_0020_0000,
+            }
+            .to_string()
+        };
+        assert_eq!(filled("walk {image-linear}"), "walk 0xffff123400200000");
+        assert_eq!(filled("pa2va {image-pa} {image-pa}"), "pa2va 0x200000 0x200000");
+        assert_eq!(
+            filled("dtb {/chosen} {"),
+            "dtb {/chosen} {",
+            "no placeholder: as written"
+        );
     }
 
     #[test]
