@@ -211,7 +211,7 @@ impl fmt::Display for WalkRefusal {
         match *self {
             WalkRefusal::LowerHalf(va) => write!(
                 f,
-                "{va:#x} is in the lower half (TTBR0), which is disabled after boot; try a kernel address such as {PAGE_OFFSET:#x}"
+                "{va:#x} is in the lower half (TTBR0), which is disabled after boot; try a kernel address, such as one `layout` lists (where the linear map starts moves with kaslr.linear=on)"
             ),
             WalkRefusal::NonCanonical(va) => write!(
                 f,
