@@ -212,7 +212,7 @@ impl EarlyPool {
     ///
     /// Never inlined: the two roots and `alloc_table` each had their own
     /// copy of the maintenance and zeroing loops, blocks QEMU translated
-    /// three times over (boot to poweroff: see the commit that made it so).
+    /// three times over.
     #[inline(never)]
     fn take(&mut self, bytes: u64) -> Option<PhysAddr> {
         if self.end - self.next < PAGE_SIZE {

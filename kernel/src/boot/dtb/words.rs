@@ -1,9 +1,9 @@
 //! The strings the kernel looks for in a device tree, in one table: the
 //! property names it reads ([`Name`], the EFI stub's among them), the
 //! children of the root it reads ([`Kind`]), the `compatible` entries it
-//! drives ([`Compatible`]) and the few values it tells apart. One table and one search, so a name is looked
-//! up once whatever it turns out to be, and one small loop is all the code
-//! that runs for it.
+//! drives ([`Compatible`]) and the few values it tells apart. One table
+//! and one search, so a name is looked up once whatever it turns out to
+//! be, and one small loop is all the code that runs for it.
 //!
 //! Searched as a hash table, by length and first byte: a string's length is
 //! known before its bytes are compared (the walk finds it looking for the
