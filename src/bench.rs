@@ -176,11 +176,11 @@ pub fn null_kernel_running(code: &[u32]) -> Vec<u8> {
         0xd400_0002, // hvc #0
         0x1400_0000, // b . (if the call returns)
     ];
-    let words = [0x1400_0010].into_iter().chain(code.iter().copied()).chain(OFF); // code0: b +0x40
     let size = (0x40 + 4 * (code.len() + OFF.len())).next_multiple_of(4096);
     let mut image = vec![0u8; size];
-    for (i, word) in words.enumerate() {
-        let at = if i == 0 { 0 } else { 0x40 + 4 * (i - 1) };
+    image[0..4].copy_from_slice(&0x1400_0010u32.to_le_bytes()); // code0: b +0x40, past the header
+    for (i, word) in code.iter().chain(&OFF).enumerate() {
+        let at = 0x40 + 4 * i;
         image[at..at + 4].copy_from_slice(&word.to_le_bytes());
     }
     image[16..24].copy_from_slice(&(size as u64).to_le_bytes()); // image_size
@@ -190,10 +190,9 @@ pub fn null_kernel_running(code: &[u32]) -> Vec<u8> {
 }
 
 /// A kind of code a null kernel runs more of, to price what QEMU charges
-/// for code run once: `units` of it in `code`.
+/// for code run once: one unit an instruction of `code`.
 pub struct TcgProbe {
     pub what: &'static str,
-    pub units: u64,
     pub code: Vec<u32>,
 }
 
@@ -207,23 +206,20 @@ pub fn tcg_probes() -> Vec<TcgProbe> {
     // Enough that each probe costs QEMU tens of milliseconds: the CPU time
     // the host reports comes in scheduler ticks, and a few milliseconds
     // drown in them (1,000 blocks came out between -0.2 and 1.1 µs each).
-    const BLOCKS: u64 = 10_000;
-    const STRAIGHT: u64 = 80_000;
+    const BLOCKS: usize = 10_000;
+    const STRAIGHT: usize = 80_000;
     vec![
         TcgProbe {
             what: "a block (a branch to the next instruction)",
-            units: BLOCKS,
-            code: vec![BRANCH_TO_NEXT; BLOCKS as usize],
+            code: vec![BRANCH_TO_NEXT; BLOCKS],
         },
         TcgProbe {
             what: "a load (`ldr`) in a long block",
-            units: STRAIGHT,
-            code: vec![LOAD; STRAIGHT as usize],
+            code: vec![LOAD; STRAIGHT],
         },
         TcgProbe {
             what: "a store pair (`stp`) in a long block",
-            units: STRAIGHT,
-            code: vec![STORE_PAIR; STRAIGHT as usize],
+            code: vec![STORE_PAIR; STRAIGHT],
         },
     ]
 }

@@ -265,23 +265,26 @@ fn wall_against_null(quick: bool, out_dir: &Path, results: &mut Results) -> Resu
         .zip(&kernel_boots)
         .map(|(n, k)| k.wall.as_secs_f64() / n.wall.as_secs_f64().max(1e-9))
         .collect();
+    let (null_wall, null_cpu) = (wall(&null_boots), cpu(&null_boots));
     results.wall = Some(bench::Wall {
-        null: wall(&null_boots),
+        null: null_wall,
         kernel: wall(&kernel_boots),
         pairs,
         ratio: bench::spread_of(&ratios),
     });
-    results.cpu = Some((cpu(&null_boots), cpu(&kernel_boots)));
-    let null_cpu = cpu(&null_boots);
+    results.cpu = Some((null_cpu, cpu(&kernel_boots)));
     results.tcg_costs = probes
         .iter()
         .zip(&probe_boots)
-        .map(|(probe, boots)| bench::TcgCost {
-            what: probe.what.into(),
-            units: probe.units,
-            boots: boots.len(),
-            wall_us: (wall(boots).median - wall(&null_boots).median) * 1e6 / probe.units as f64,
-            user_us: (cpu(boots).user - null_cpu.user) * 1e6 / probe.units as f64,
+        .map(|(probe, boots)| {
+            let units = probe.code.len() as u64;
+            bench::TcgCost {
+                what: probe.what.into(),
+                units,
+                boots: boots.len(),
+                wall_us: (wall(boots).median - null_wall.median) * 1e6 / units as f64,
+                user_us: (cpu(boots).user - null_cpu.user) * 1e6 / units as f64,
+            }
         })
         .collect();
     // Where the time goes under TCG: translating code run for the first time.
