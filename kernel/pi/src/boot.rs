@@ -756,17 +756,14 @@ mod bss_canary {
 // low 32 bits only.
 const _: () = assert!(MAIR_VALUE >> 32 == 0 && TCR_VALUE >> 32 == 0 && SCTLR_MMU_ON >> 32 == 0);
 
+// Leaves EL2 for EL1, for the boot CPU's entry and every secondary's (one
+// sequence, so a CPU entered at EL2 is set up the same whichever it is):
+// called with `bl` at EL2, MMU off, it returns at EL1 to the instruction
+// after the call, with interrupts masked; x0 and x1 are clobbered.
 crate::asm_function!(
     section = ".text.pi.entry",
-    "__pi_primary_entry",
+    "__pi_el2_to_el1",
     r#"
-    mov     x19, x0                     // DTB physical address
-    orr     x20, x1, x2                 // booting.rst: x1-x3 must be zero;
-    orr     x20, x20, x3                // the kernel warns if they are not
-
-    mrs     x0, CurrentEL               // booting.rst allows EL2 entry: this
-    cmp     x0, #(2 << 2)               // kernel runs at EL1, so drop there
-    b.ne    2f
     mov     x0, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64;
     orr     x0, x0, #(1 << 29)          // .HCD: `hvc` is undefined at EL1,
     msr     hcr_el2, x0                 // not a call into an EL2 with no
@@ -789,21 +786,36 @@ crate::asm_function!(
     msr     cntvoff_el2, xzr
     mrs     x0, id_aa64pfr0_el1         // With a GICv3 CPU interface (the
     ubfx    x0, x0, #24, #4             // GIC field nonzero), ICC_SRE_EL2:
-    cbz     x0, 4f                      // SRE, and Enable so that EL1's
+    cbz     x0, 2f                      // SRE, and Enable so that EL1's
     mrs     x0, S3_4_C12_C9_5           // ICC_SRE_EL1 does not trap to EL2
     mov     x1, #0x9                    // (its reset value is UNKNOWN on
     orr     x0, x0, x1                  // hardware; QEMU's reads as set)
     msr     S3_4_C12_C9_5, x0
     isb
-4:
+2:
     movz    x0, #({sctlr_off} & 0xffff) // SCTLR_EL1: MMU and caches off,
     movk    x0, #(({sctlr_off} >> 16) & 0xffff), lsl #16 // RES1 bits set
     msr     sctlr_el1, x0
     mov     x0, #0x3c5                  // SPSR_EL2: EL1h, interrupts masked
     msr     spsr_el2, x0
-    adr     x0, 2f
-    msr     elr_el2, x0
+    msr     elr_el2, x30                // back to the caller, at EL1
     eret
+"#,
+    sctlr_off = const SCTLR_RES1,
+);
+
+crate::asm_function!(
+    section = ".text.pi.entry",
+    "__pi_primary_entry",
+    r#"
+    mov     x19, x0                     // DTB physical address
+    orr     x20, x1, x2                 // booting.rst: x1-x3 must be zero;
+    orr     x20, x20, x3                // the kernel warns if they are not
+
+    mrs     x0, CurrentEL               // booting.rst allows EL2 entry: this
+    cmp     x0, #(2 << 2)               // kernel runs at EL1, so drop there
+    b.ne    2f
+    bl      __pi_el2_to_el1             // returns at EL1, to 2:
 2:
     isb                                 // x25 = the virtual count at the
     mrs     x25, cntvct_el0             // first instruction at EL1

@@ -1,5 +1,5 @@
-//! The GIC, version 2 or 3, as far as one CPU taking one private interrupt
-//! (the timer's PPI) needs it: enabling, acknowledging and ending
+//! The GIC, version 2 or 3, as far as each CPU taking one private interrupt
+//! (its own timer's PPI) needs it: enabling, acknowledging and ending
 //! interrupts. Where its registers are comes from above (the device tree,
 //! mapped by `boot::gic`); until `init` has run, nothing here touches the
 //! hardware and [`version`] is `None`.
@@ -8,7 +8,7 @@
 //! keep program order within one peripheral only: the distributor and the
 //! CPU interface (or redistributor) are different ones, so nothing orders
 //! a write to one against a write to the other but a barrier. The `dsb` at
-//! the end of `init` makes every configuration write reach the GIC before
+//! the end of `init_this_cpu` makes every configuration write reach the GIC before
 //! any interrupt is unmasked (TCG would not notice if it did not).
 
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -22,30 +22,40 @@ pub enum Regs {
     V2 {
         /// `GICD_*`.
         dist: u64,
-        /// `GICC_*`.
+        /// `GICC_*` (banked: every CPU sees its own at this address).
         cpu: u64,
     },
-    /// GICv3: the distributor's and this CPU's redistributor's mappings
-    /// (two 64 KiB frames: RD_base, then SGI_base).
+    /// GICv3: the distributor's mapping and the redistributors': `len`
+    /// bytes from `redist`, each CPU's [`REDISTRIBUTOR`] bytes somewhere in
+    /// them (RD_base, then SGI_base), found by its affinity.
     V3 {
         /// `GICD_*`.
         dist: u64,
-        /// `GICR_*`.
+        /// The first `GICR_*` frame.
         redist: u64,
+        /// Bytes mapped from `redist`.
+        len: u64,
     },
 }
 
-/// Why the GIC could not be set up.
+/// One GICv3 redistributor without virtual LPIs: RD_base and SGI_base,
+/// 64 KiB each (GICR_TYPER.VLPIS set adds two more frames).
+pub const REDISTRIBUTOR: u64 = 0x2_0000;
+
+/// Why the GIC could not be set up at a CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GicError {
     /// GICv3: the system register interface stays off (at EL2 nobody set
     /// ICC_SRE_EL2.Enable, or the CPU has none).
     NoSystemRegisters,
-    /// GICv3: the first redistributor is not this CPU's.
-    NotOurRedistributor,
+    /// GICv3: no redistributor in the mapped region names this CPU's
+    /// affinity.
+    NoRedistributor(u64),
     /// GICv3: the redistributor did not wake, or the distributor did not
     /// finish a write, in time.
     Timeout(&'static str),
+    /// [`init`] has not succeeded: there is no distributor to use.
+    NotSetUp,
 }
 
 impl core::fmt::Display for GicError {
@@ -55,16 +65,24 @@ impl core::fmt::Display for GicError {
                 f,
                 "the GICv3 system register interface cannot be enabled (ICC_SRE_EL1.SRE stays 0)"
             ),
-            GicError::NotOurRedistributor => write!(f, "the first GICv3 redistributor belongs to another CPU"),
+            GicError::NoRedistributor(affinity) => write!(
+                f,
+                "no GICv3 redistributor in the mapped region belongs to this CPU (affinity {affinity:#x})"
+            ),
             GicError::Timeout(what) => write!(f, "the GIC did not answer: {what}"),
+            GicError::NotSetUp => write!(f, "the GIC's distributor is not set up"),
         }
     }
 }
 
 /// 0 until `init` succeeds, then 2 or 3.
 static VERSION: AtomicU8 = AtomicU8::new(0);
-/// GICv2's CPU interface mapping (acknowledge and EOI go through it).
+/// The mappings `init` was given, for every CPU's [`init_this_cpu`]:
+/// the distributor; GICv2's CPU interface (acknowledge and EOI go through
+/// it) or GICv3's first redistributor; the bytes of redistributors mapped.
+static GICD: AtomicU64 = AtomicU64::new(0);
 static GICC: AtomicU64 = AtomicU64::new(0);
+static GICR_LEN: AtomicU64 = AtomicU64::new(0);
 
 // GICD (both versions).
 const GICD_CTLR: u64 = 0x000;
@@ -112,28 +130,59 @@ fn wait(what: &'static str, mut done: impl FnMut() -> bool) -> Result<(), GicErr
     (0..POLLS).any(|_| done()).then_some(()).ok_or(GicError::Timeout(what))
 }
 
-/// Enables the GIC and private interrupt `intid` (16-31) at this CPU,
-/// with interrupts still masked at the CPU (PSTATE.I): unmasking is the
-/// caller's choice.
+/// Enables the GIC's distributor, and private interrupt `intid` (16-31)
+/// at this CPU, the boot CPU ([`init_this_cpu`] for the others), with
+/// interrupts still masked at the CPU (PSTATE.I): unmasking is the caller's
+/// choice.
 ///
 /// # Safety
 /// `regs` are mappings of this machine's GIC registers, as Device memory,
 /// that stay for good.
 pub unsafe fn init(regs: Regs, intid: u32) -> Result<(), GicError> {
+    let (dist, cpu, len, version) = match regs {
+        Regs::V2 { dist, cpu } => (dist, cpu, 0, 2),
+        Regs::V3 { dist, redist, len } => (dist, redist, len, 3),
+    };
+    GICD.store(dist, Ordering::SeqCst);
+    GICC.store(cpu, Ordering::SeqCst);
+    GICR_LEN.store(len, Ordering::SeqCst);
+    // SAFETY: the caller's contract; GICD_CTLR is both versions' (for v3:
+    // affinity routing and both groups, ARE_NS | EnableGrp1A | EnableGrp1,
+    // or with security off ARE | EnableGrp1 | EnableGrp0, then the wait for
+    // the write to take, RWP).
+    unsafe {
+        if version == 2 {
+            write32(dist + GICD_CTLR, 1);
+        } else {
+            write32(dist + GICD_CTLR, (1 << 4) | (1 << 1) | 1);
+            wait("GICD_CTLR.RWP stays set", || read32(dist + GICD_CTLR) & (1 << 31) == 0)?;
+        }
+    }
+    VERSION.store(version, Ordering::SeqCst);
+    init_this_cpu(intid).inspect_err(|_| VERSION.store(0, Ordering::SeqCst))
+}
+
+/// Enables private interrupt `intid` (16-31) at this CPU, its interrupts
+/// still masked (PSTATE.I): every CPU's own CPU interface (GICv2: the
+/// banked registers at the one address; GICv3: its redistributor and
+/// system registers). After [`init`] on the boot CPU; nothing before.
+pub fn init_this_cpu(intid: u32) -> Result<(), GicError> {
     let bit = 1u32 << (intid % 32);
-    match regs {
-        Regs::V2 { dist, cpu } => {
-            // SAFETY: the caller's contract; the offsets are GICv2's.
+    let (dist, cpu) = (GICD.load(Ordering::SeqCst), GICC.load(Ordering::SeqCst));
+    match version() {
+        None => return Err(GicError::NotSetUp),
+        Some(2) => {
+            // SAFETY: `init`'s caller vouched for these mappings; the
+            // priority and enable bits of INTIDs below 32 and the whole
+            // GICC are banked per CPU.
             unsafe {
                 write8(dist + GICD_IPRIORITYR + u64::from(intid), PRIORITY);
                 write32(dist + GICD_ISENABLER, bit);
-                write32(dist + GICD_CTLR, 1);
                 write32(cpu + GICC_PMR, PRIORITY_MASK);
                 write32(cpu + GICC_CTLR, 1);
             }
-            GICC.store(cpu, Ordering::SeqCst);
         }
-        Regs::V3 { dist, redist } => {
+        Some(_) => {
             // The system register interface first: without it the CPU
             // interface's registers do not exist.
             // SAFETY: ICC_SRE_EL1 (S3_0_C12_C12_5): setting SRE only selects
@@ -150,24 +199,21 @@ pub unsafe fn init(regs: Regs, intid: u32) -> Result<(), GicError> {
             // SAFETY: reads this CPU's affinity.
             unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
             let affinity = (mpidr & 0xff_ffff) | ((mpidr >> 32) & 0xff) << 24;
-            // SAFETY: the caller's contract (Device mappings of this GIC's
-            // frames); the offsets are GICv3's.
+            let len = GICR_LEN.load(Ordering::SeqCst);
+            // SAFETY: inside the mapped redistributors (`find` reads below
+            // `len` only).
+            let typer = |at: u64| unsafe {
+                u64::from(read32(cpu + at + GICR_TYPER)) | u64::from(read32(cpu + at + GICR_TYPER + 4)) << 32
+            };
+            let redist = cpu + find_redistributor(len, affinity, typer).ok_or(GicError::NoRedistributor(affinity))?;
+            // SAFETY: this CPU's redistributor, mapped; the offsets are GICv3's.
             unsafe {
-                let typer = u64::from(read32(redist + GICR_TYPER + 4));
-                if typer != affinity {
-                    return Err(GicError::NotOurRedistributor);
-                }
                 // Wake the redistributor: ProcessorSleep off, until its
                 // ChildrenAsleep says the interface is awake.
                 write32(redist + GICR_WAKER, read32(redist + GICR_WAKER) & !(1 << 1));
                 wait("GICR_WAKER.ChildrenAsleep stays set", || {
                     read32(redist + GICR_WAKER) & (1 << 2) == 0
                 })?;
-                // Affinity routing, both groups (ARE_NS | EnableGrp1A |
-                // EnableGrp1, or with security off ARE | EnableGrp1 |
-                // EnableGrp0), then wait for the write to take (RWP).
-                write32(dist + GICD_CTLR, (1 << 4) | (1 << 1) | 1);
-                wait("GICD_CTLR.RWP stays set", || read32(dist + GICD_CTLR) & (1 << 31) == 0)?;
                 write32(redist + GICR_IGROUPR0, read32(redist + GICR_IGROUPR0) | bit);
                 write8(redist + GICR_IPRIORITYR + u64::from(intid), PRIORITY);
                 write32(redist + GICR_ISENABLER0, bit);
@@ -195,9 +241,35 @@ pub unsafe fn init(regs: Regs, intid: u32) -> Result<(), GicError> {
             }
         }
     }
+    // Every configuration write reaches the GIC before this CPU unmasks
+    // an interrupt.
     barrier::dsb(barrier::SY);
-    VERSION.store(if matches!(regs, Regs::V2 { .. }) { 2 } else { 3 }, Ordering::SeqCst);
     Ok(())
+}
+
+/// Where the redistributor of the CPU with `affinity` (GICR_TYPER's
+/// bits 63:32) is, from the first of `len` bytes of them, given each one's
+/// GICR_TYPER by `typer(offset)`. The frames come in order, each two or
+/// (with virtual LPIs, GICR_TYPER.VLPIS) four 64 KiB frames long, the last
+/// with GICR_TYPER.Last set; which CPU a frame serves is only in its
+/// TYPER, not in its place (firmware numbers CPUs as it likes).
+pub fn find_redistributor(len: u64, affinity: u64, typer: impl Fn(u64) -> u64) -> Option<u64> {
+    let mut at = 0;
+    while at + REDISTRIBUTOR <= len {
+        let t = typer(at);
+        if t >> 32 == affinity {
+            return Some(at);
+        }
+        if t & (1 << 4) != 0 {
+            return None;
+        }
+        at += if t & (1 << 1) != 0 {
+            2 * REDISTRIBUTOR
+        } else {
+            REDISTRIBUTOR
+        };
+    }
+    None
 }
 
 /// 2 or 3 once `init` succeeded.
@@ -243,5 +315,54 @@ pub fn end(iar: u32) {
             unsafe { core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) u64::from(iar), options(nostack)) }
         }
         None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GICR_TYPER of a redistributor for `affinity`, the last one or not,
+    /// with virtual LPIs or not.
+    fn typer(affinity: u64, last: bool, vlpis: bool) -> u64 {
+        affinity << 32 | u64::from(last) << 4 | u64::from(vlpis) << 1
+    }
+
+    #[test]
+    fn a_cpus_redistributor_is_found_by_affinity_not_by_place() {
+        // Three CPUs whose firmware listed them 0x100, 0, 1.
+        let frames = [
+            typer(0x100, false, false),
+            typer(0, false, false),
+            typer(1, true, false),
+        ];
+        let read = |at: u64| frames[(at / REDISTRIBUTOR) as usize];
+        let len = 3 * REDISTRIBUTOR;
+        assert_eq!(find_redistributor(len, 0x100, read), Some(0));
+        assert_eq!(find_redistributor(len, 0, read), Some(REDISTRIBUTOR));
+        assert_eq!(find_redistributor(len, 1, read), Some(2 * REDISTRIBUTOR));
+        assert_eq!(find_redistributor(len, 2, read), None, "past the last");
+        // Fewer bytes mapped than frames listed: never read past them.
+        assert_eq!(find_redistributor(2 * REDISTRIBUTOR, 1, read), None);
+        assert_eq!(find_redistributor(REDISTRIBUTOR - 1, 0x100, read), None);
+    }
+
+    #[test]
+    fn redistributors_with_virtual_lpis_are_four_frames_long() {
+        let read = |at: u64| match at {
+            0 => typer(0, false, true),
+            x if x == 2 * REDISTRIBUTOR => typer(1, true, true),
+            _ => panic!("read at {at:#x}, inside a redistributor"),
+        };
+        assert_eq!(find_redistributor(4 * REDISTRIBUTOR, 1, read), Some(2 * REDISTRIBUTOR));
+    }
+
+    #[test]
+    fn the_last_flag_ends_the_search() {
+        let read = |at: u64| {
+            assert_eq!(at, 0, "read past the last");
+            typer(0, true, false)
+        };
+        assert_eq!(find_redistributor(8 * REDISTRIBUTOR, 5, read), None);
     }
 }

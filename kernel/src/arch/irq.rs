@@ -13,10 +13,13 @@
 //! - The handler acknowledges, counts, stops or moves the timer so its
 //!   level-triggered line drops, and only then ends the interrupt (EOI); a
 //!   spurious INTID (1023) is counted and never ended.
-//! - Only the boot CPU takes interrupts: the GIC's CPU interface and the
-//!   timer's PPI are set up on CPU 0 alone. Module code that another CPU
-//!   runs (`on N CMD`) runs unwatched there, IRQs masked; [`watch`] arms
-//!   nothing off CPU 0, so no CPU's timer line is left raised unheard.
+//! - Every CPU takes its own timer's interrupt: each has its own CPU
+//!   interface (GICv2's banked registers, GICv3's redistributor and system
+//!   registers), its own timer and PPI, its own deadline and counts. The
+//!   boot CPU sets the GIC up ([`start`]); each secondary its own interface
+//!   as it comes up ([`start_this_cpu`]). A CPU whose interface could not
+//!   be set up runs module code unwatched, IRQs masked: [`watch`] arms
+//!   nothing there, so no timer line is left raised unheard.
 //! - A watchdog that expires is returned to the exception handler, which
 //!   ends the module's call as a contained fault when it interrupted the
 //!   module's own code with no kernel lock held, and otherwise calls
@@ -32,37 +35,71 @@ use super::{counter, gic, timer};
 static TIMER_INTID: AtomicU32 = AtomicU32::new(0);
 /// `module.watchdog=` in milliseconds (0: off).
 static WATCHDOG_MS: AtomicU64 = AtomicU64::new(0);
-/// Interrupts taken, per source.
-static TIMER_COUNT: AtomicU64 = AtomicU64::new(0);
-static SPURIOUS_COUNT: AtomicU64 = AtomicU64::new(0);
-static OTHER_COUNT: AtomicU64 = AtomicU64::new(0);
-/// The virtual count at which CPU 0's running module call's watchdog
-/// expires (0: none is running).
-static DEADLINE: AtomicU64 = AtomicU64::new(0);
-/// Nested module calls under way on each CPU (the outermost one on CPU 0
-/// is watched).
-static DEPTH: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+/// Set once the GIC is up at the boot CPU: the others may set up theirs.
+static GIC_UP: AtomicBool = AtomicBool::new(false);
 
-fn depth() -> &'static AtomicU32 {
-    &DEPTH[percpu::id()]
+/// One CPU's part.
+struct PerCpu {
+    /// Its CPU interface is up: it can take interrupts.
+    up: AtomicBool,
+    /// Interrupts taken: the timer's, spurious ones, any other.
+    timer: AtomicU64,
+    spurious: AtomicU64,
+    other: AtomicU64,
+    /// The virtual count at which its running module call's watchdog
+    /// expires (0: none is running).
+    deadline: AtomicU64,
+    /// Nested module calls under way (the outermost one is watched).
+    depth: AtomicU32,
 }
-/// Set once the GIC is up: interrupts can be taken.
-static READY: AtomicBool = AtomicBool::new(false);
+
+static CPUS: [PerCpu; MAX_CPUS] = [const {
+    PerCpu {
+        up: AtomicBool::new(false),
+        timer: AtomicU64::new(0),
+        spurious: AtomicU64::new(0),
+        other: AtomicU64::new(0),
+        deadline: AtomicU64::new(0),
+        depth: AtomicU32::new(0),
+    }
+}; MAX_CPUS];
+
+/// This CPU's part.
+fn this_cpu() -> &'static PerCpu {
+    &CPUS[percpu::id()]
+}
 
 /// How long after a watchdog found kernel code running (an export) it looks again.
 const RECHECK_MS: u64 = 10;
 
 /// Makes the timer's interrupt `intid` the watchdog's, over module calls
-/// `watchdog_ms` long at most (0: unwatched). The GIC must be up with it.
+/// `watchdog_ms` long at most (0: unwatched). On the boot CPU, the GIC up
+/// with it there.
 pub fn start(intid: u32, watchdog_ms: u64) {
     TIMER_INTID.store(intid, Ordering::SeqCst);
     WATCHDOG_MS.store(watchdog_ms, Ordering::SeqCst);
-    READY.store(true, Ordering::SeqCst);
+    this_cpu().up.store(true, Ordering::SeqCst);
+    GIC_UP.store(true, Ordering::SeqCst);
 }
 
-/// Whether interrupts can be taken (a GIC and the timer were found and set up).
+/// Sets up this CPU's own interface for the timer's interrupt, as the boot
+/// CPU's was: on a secondary, as it comes up. Nothing without a GIC.
+///
+/// # Errors
+/// Why the GIC refused: the CPU then runs module code unwatched.
+pub fn start_this_cpu() -> Result<(), gic::GicError> {
+    if !GIC_UP.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    gic::init_this_cpu(TIMER_INTID.load(Ordering::SeqCst))?;
+    this_cpu().up.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Whether this CPU can take interrupts (a GIC and the timer were found,
+/// and its interface is set up).
 pub fn ready() -> bool {
-    READY.load(Ordering::SeqCst)
+    this_cpu().up.load(Ordering::SeqCst)
 }
 
 /// The watchdog's period in milliseconds (0: off).
@@ -70,7 +107,7 @@ pub fn watchdog_ms() -> u64 {
     WATCHDOG_MS.load(Ordering::SeqCst)
 }
 
-/// One interrupt source for `irqs`.
+/// One interrupt source at one CPU, for `irqs`.
 pub struct Source {
     /// Its INTID.
     pub intid: u32,
@@ -78,31 +115,37 @@ pub struct Source {
     pub name: &'static str,
     /// How many times it was taken.
     pub count: u64,
+    /// The CPU that took them.
+    pub cpu: usize,
 }
 
-/// Every source, with its count (`other` only once one was taken).
+/// Every source at every CPU that takes interrupts, CPU by CPU, with its
+/// count (`other` only once one was taken).
 pub fn sources() -> impl Iterator<Item = Source> {
-    let timer = Source {
-        intid: TIMER_INTID.load(Ordering::SeqCst),
-        name: "timer",
-        count: TIMER_COUNT.load(Ordering::SeqCst),
-    };
-    let spurious = Source {
-        intid: gic::SPURIOUS,
-        name: "spurious",
-        count: SPURIOUS_COUNT.load(Ordering::SeqCst),
-    };
-    let other = Source {
-        intid: 0,
-        name: "other",
-        count: OTHER_COUNT.load(Ordering::SeqCst),
-    };
-    [timer, spurious].into_iter().chain((other.count > 0).then_some(other))
+    let intid = TIMER_INTID.load(Ordering::SeqCst);
+    (0..MAX_CPUS)
+        .filter(|&n| CPUS[n].up.load(Ordering::SeqCst))
+        .flat_map(move |cpu| {
+            let c = &CPUS[cpu];
+            let source = |intid, name, count: &AtomicU64| Source {
+                intid,
+                name,
+                count: count.load(Ordering::SeqCst),
+                cpu,
+            };
+            let other = source(0, "other", &c.other);
+            [
+                source(intid, "timer", &c.timer),
+                source(gic::SPURIOUS, "spurious", &c.spurious),
+            ]
+            .into_iter()
+            .chain((other.count > 0).then_some(other))
+        })
 }
 
-/// The timer interrupts taken so far.
+/// The timer interrupts this CPU took so far.
 pub fn timer_count() -> u64 {
-    TIMER_COUNT.load(Ordering::SeqCst)
+    this_cpu().timer.load(Ordering::SeqCst)
 }
 
 /// Masks IRQs at this CPU.
@@ -131,11 +174,11 @@ pub struct Watch {
 /// watchdog is off (the call runs unwatched, IRQs masked); an inner call
 /// leaves the outer one's watch as it is.
 pub fn watch() -> Watch {
-    let outermost = depth().fetch_add(1, Ordering::SeqCst) == 0 && percpu::id() == 0;
+    let outermost = this_cpu().depth.fetch_add(1, Ordering::SeqCst) == 0;
     let ms = watchdog_ms();
     if outermost && ready() && ms > 0 {
         let deadline = timer::after_ms(ms);
-        DEADLINE.store(deadline, Ordering::SeqCst);
+        this_cpu().deadline.store(deadline, Ordering::SeqCst);
         timer::fire_at(deadline);
         unmask();
     }
@@ -148,12 +191,12 @@ impl Drop for Watch {
     fn drop(&mut self) {
         if self.outermost {
             mask();
-            DEADLINE.store(0, Ordering::SeqCst);
+            this_cpu().deadline.store(0, Ordering::SeqCst);
             if ready() {
                 timer::stop();
             }
         }
-        depth().fetch_sub(1, Ordering::SeqCst);
+        this_cpu().depth.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -169,15 +212,16 @@ pub enum Event {
 /// Takes one interrupt (IRQs masked, as exception entry leaves them).
 pub fn handle() -> Event {
     let (iar, intid) = gic::acknowledge();
+    let me = this_cpu();
     if intid >= 1020 {
-        SPURIOUS_COUNT.fetch_add(1, Ordering::SeqCst);
+        me.spurious.fetch_add(1, Ordering::SeqCst);
         return Event::Handled;
     }
     let event = if intid == TIMER_INTID.load(Ordering::SeqCst) {
-        TIMER_COUNT.fetch_add(1, Ordering::SeqCst);
+        me.timer.fetch_add(1, Ordering::SeqCst);
         timer_fired()
     } else {
-        OTHER_COUNT.fetch_add(1, Ordering::SeqCst);
+        me.other.fetch_add(1, Ordering::SeqCst);
         Event::Handled
     };
     // The timer is stopped or moved on, so its level-triggered line drops;
@@ -189,7 +233,7 @@ pub fn handle() -> Event {
 
 /// The timer's interrupt: the watchdog's deadline passed, or a test's tick.
 fn timer_fired() -> Event {
-    match DEADLINE.load(Ordering::SeqCst) {
+    match this_cpu().deadline.load(Ordering::SeqCst) {
         0 => {
             timer::stop();
             Event::Handled
@@ -206,10 +250,10 @@ fn timer_fired() -> Event {
     }
 }
 
-/// How long past its deadline the running module call is, in milliseconds
-/// (0 if none runs or it is not yet due).
+/// How long past its deadline this CPU's running module call is, in
+/// milliseconds (0 if none runs or it is not yet due).
 pub fn overdue_ms() -> u64 {
-    let deadline = DEADLINE.load(Ordering::SeqCst);
+    let deadline = this_cpu().deadline.load(Ordering::SeqCst);
     let now = counter::now();
     if deadline == 0 || now < deadline {
         return 0;
@@ -227,7 +271,7 @@ pub fn look_again_soon() {
 /// `limit_ms` until a tick is taken; masks them again. Whether one came.
 /// For the in-kernel test, outside any module call.
 pub fn tick_within(micros: u64, limit_ms: u64) -> bool {
-    if !ready() || percpu::id() != 0 || depth().load(Ordering::SeqCst) != 0 {
+    if !ready() || this_cpu().depth.load(Ordering::SeqCst) != 0 {
         return false;
     }
     let before = timer_count();

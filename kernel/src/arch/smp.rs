@@ -329,7 +329,7 @@ pub fn serve(cpu: usize, mut run: impl FnMut(&str)) -> ! {
 // VA = PA, so the instruction after the MMU switch is still there. It reads
 // the whole record first (with the MMU off, non-cacheable: the boot CPU
 // cleaned it to PoC), drops from EL2 if it entered there (spin-table
-// firmware may leave it there) as the boot CPU's entry does, turns the MMU
+// firmware may leave it there) by the boot CPU's own sequence, turns the MMU
 // on exactly as `__pi_enable_mmu` does, and jumps to its kernel entry on
 // its exception stack with TPIDR_EL1 = its number.
 pi::asm_function!(
@@ -346,23 +346,7 @@ pi::asm_function!(
     mrs     x1, CurrentEL
     cmp     x1, #(2 << 2)
     b.ne    2f
-    mov     x1, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64;
-    orr     x1, x1, #(1 << 29)          // .HCD: `hvc` is undefined at EL1
-    msr     hcr_el2, x1
-    isb
-    mov     x1, #0x33ff                 // CPTR_EL2: no FP/SIMD traps
-    msr     cptr_el2, x1
-    mov     x1, #3                      // CNTHCTL_EL2: EL1 may use the
-    msr     cnthctl_el2, x1             // physical counter and timer
-    msr     cntvoff_el2, xzr
-    movz    x1, #({sctlr_off} & 0xffff)
-    movk    x1, #(({sctlr_off} >> 16) & 0xffff), lsl #16
-    msr     sctlr_el1, x1
-    mov     x1, #0x3c5                  // SPSR_EL2: EL1h, interrupts masked
-    msr     spsr_el2, x1
-    adr     x1, 2f
-    msr     elr_el2, x1
-    eret
+    bl      __pi_el2_to_el1             // as the boot CPU: back at EL1, at 2:
 2:
     movz    x1, #({sctlr_off} & 0xffff) // SCTLR_EL1: MMU and caches off
     movk    x1, #(({sctlr_off} >> 16) & 0xffff), lsl #16

@@ -12,6 +12,7 @@ use pi::layout::PAGE_SIZE;
 use super::dtb::intc::{Gic, GicVersion, Interrupts};
 use crate::arch::gic::{self, Regs};
 use crate::arch::once::WriteOnce;
+use crate::arch::percpu::MAX_CPUS;
 use crate::arch::{cpu, irq};
 use crate::mm::ranges::PhysRange;
 use crate::mm::tables;
@@ -19,8 +20,10 @@ use crate::mm::tables;
 /// The rows' windows: the distributor's, then the other frame's.
 const WINDOWS: [FixedWindow; 2] = [kmap::fixed("gic-dist"), kmap::fixed("gic-cpu")];
 
-/// One GICv3 redistributor: RD_base and SGI_base, 64 KiB each.
-const REDISTRIBUTOR: u64 = 0x2_0000;
+/// The GICv3 redistributors mapped: enough for every CPU the kernel runs,
+/// in the usual two 64 KiB frames each (with virtual LPIs each takes four,
+/// and CPUs past the first half find none: they run unwatched, and say so).
+const REDISTRIBUTORS: u64 = MAX_CPUS as u64 * gic::REDISTRIBUTOR;
 
 /// The GIC as boot set it up: what `layout` and `irqs` show.
 #[derive(Clone, Copy, Debug)]
@@ -29,7 +32,7 @@ pub struct Mapped {
     pub version: GicVersion,
     /// The distributor.
     pub dist: Frame,
-    /// The CPU interface (v2) or the boot CPU's redistributor (v3).
+    /// The CPU interface (v2) or the redistributors (v3).
     pub cpu: Frame,
     /// The timer's INTID.
     pub timer: u32,
@@ -74,6 +77,7 @@ fn set_up(found: &Interrupts, watchdog_ms: u64) -> Result<Mapped, String> {
         GicVersion::V3 => Regs::V3 {
             dist: mapped.dist.regs_va,
             redist: mapped.cpu.regs_va,
+            len: gic.cpu.size().min(REDISTRIBUTORS),
         },
     };
     // SAFETY: `map` mapped these registers as Device memory for good.
@@ -88,7 +92,7 @@ pub fn state() -> Option<&'static Result<Mapped, String>> {
 }
 
 /// Maps the distributor and the second frame, each at its row's start:
-/// for GICv3, the region's first redistributor only.
+/// for GICv3, the region's first [`REDISTRIBUTORS`] bytes.
 fn map(gic: Gic, timer: u32) -> Result<Mapped, String> {
     if !(16..32).contains(&timer) {
         return Err(alloc::format!(
@@ -118,7 +122,7 @@ fn map(gic: Gic, timer: u32) -> Result<Mapped, String> {
     }
     let cpu = match gic.version {
         GicVersion::V2 => gic.cpu,
-        GicVersion::V3 => PhysRange::saturating(gic.cpu.start.raw(), gic.cpu.size().min(REDISTRIBUTOR)),
+        GicVersion::V3 => PhysRange::saturating(gic.cpu.start.raw(), gic.cpu.size().min(REDISTRIBUTORS)),
     };
     let one = |regs: PhysRange, window: FixedWindow| -> Result<Frame, String> {
         let pages = regs.expand_to_pages(PAGE_SIZE);

@@ -18,7 +18,7 @@ use pi::layout::{KERNEL_STACK_SIZE, PAGE_SIZE};
 use super::dtb::cpus::{Cpu, EnableMethod, Listed, Skip, Text};
 use crate::arch::lock::Mutex;
 use crate::arch::percpu::{self, MAX_CPUS};
-use crate::arch::{counter, cpu, exceptions, pmu, psci, smp};
+use crate::arch::{counter, cpu, exceptions, irq, pmu, psci, smp};
 use crate::mm::{frames, tables};
 
 /// How long a started CPU has to report in, in milliseconds of the counter.
@@ -299,6 +299,10 @@ extern "C" fn secondary_main(cpu_n: u64) -> ! {
     counter::enable_event_stream();
     let n = cpu_n as usize;
     debug_assert_eq!(percpu::id(), n);
+    // Its own timer's interrupt, for the watchdog over module code it runs.
+    if let Err(e) = irq::start_this_cpu() {
+        warn!("cpu {n} takes no interrupts ({e}): module code it runs is unwatched");
+    }
     REPORTED[n].store(true, Ordering::Release);
     smp::wake_all();
     let stacks = cpu::Stacks {

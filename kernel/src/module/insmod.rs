@@ -290,11 +290,13 @@ fn cpus_in(base: u64) -> Vec<usize> {
 }
 
 /// Claims module `base` for removal, then waits (in `wfe`) until no other
-/// CPU runs its code, at most the module watchdog's period
-/// (`module.watchdog=`; its default where the watchdog is off): a CPU still
-/// in it then is running code no watchdog will end (interrupts are CPU
-/// 0's), and freeing that code under it would be the worst answer. How
-/// long it waited, in milliseconds, if another CPU was in it.
+/// CPU runs its code: at most the module watchdog's period and its grace
+/// for kernel code (`module.watchdog=`; the default period where the
+/// watchdog is off), by when every CPU's watchdog has ended a call it was
+/// in. A CPU still in it then runs code no watchdog ends (it takes no
+/// interrupts, or the watchdog is off), and freeing that code under it
+/// would be the worst answer. How long it waited, in milliseconds, if
+/// another CPU was in it.
 ///
 /// # Errors
 /// The line to print: the CPUs still in it, and the module left loaded.
@@ -310,7 +312,7 @@ fn quiesce(name: &str, base: u64) -> Result<Option<u64>, String> {
     REMOVER.store(percpu::id() as u64, Ordering::SeqCst);
     let limit_ms = match crate::arch::irq::watchdog_ms() {
         0 => crate::boot::bootargs::DEFAULT_WATCHDOG_MS,
-        ms => ms,
+        ms => ms + crate::arch::exceptions::KERNEL_CODE_GRACE_MS,
     };
     let frequency = counter::frequency().max(1);
     let start = counter::now();

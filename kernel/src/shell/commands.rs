@@ -364,13 +364,14 @@ fn mem(cx: &Context) {
     println!("heap     in-use={}", frames::heap_in_use());
 }
 
-/// `irqs`: `irq=N name=NAME count=N cpu=0`, one line per source; without a
-/// GIC, why not, and that module calls run unwatched.
+/// `irqs`: `irq=N name=NAME count=N cpu=N`, one line per source at each
+/// CPU that takes interrupts; without a GIC, why not, and that module
+/// calls run unwatched.
 fn irqs() {
     match crate::boot::gic::state() {
         Some(Ok(_)) => {
             for s in crate::arch::irq::sources() {
-                println!("irq={} name={} count={} cpu=0", s.intid, s.name, s.count);
+                println!("irq={} name={} count={} cpu={}", s.intid, s.name, s.count, s.cpu);
             }
         }
         Some(Err(why)) => println!(
