@@ -111,8 +111,62 @@ fn a_module_that_never_returns_is_ended_by_the_watchdog_under_gicv2() {
 
 #[test]
 fn a_module_that_never_returns_is_ended_by_the_watchdog_under_gicv3() {
-    // Its first redistributor, RD_base and SGI_base: 128 KiB of the region.
-    assert_eq!(spin_is_ended(&["--gic", "3"]), (0x080a_0000, 0x080c_0000));
+    // The redistributors of as many CPUs as the kernel runs (8), RD_base
+    // and SGI_base each: 1 MiB of the region.
+    assert_eq!(spin_is_ended(&["--gic", "3"]), (0x080a_0000, 0x081a_0000));
+}
+
+/// Module code another CPU runs (`on 1 spin`) is under the watchdog too:
+/// each CPU takes its own timer's interrupt through its own CPU interface
+/// (GICv2's banked registers; GICv3's redistributor, found by affinity),
+/// the call there ends as a contained fault, and the CPU goes on serving
+/// `on`. Under GICv3 entered at EL2 as well, where a secondary leaves EL2
+/// by the boot CPU's own sequence.
+#[test]
+fn module_code_on_another_cpu_is_ended_by_that_cpus_watchdog() {
+    let el2 = ["--gic", "3", "--qemu-arg=-machine", "--qemu-arg=virt,virtualization=on"];
+    let cases: [&[&str]; 3] = [&["--gic", "2"], &["--gic", "3"], &el2];
+    in_parallel(&cases, |options| {
+        let mut options = options.to_vec();
+        options.extend(["--smp", "2", "--append", "module.watchdog=300"]);
+        let out = session(
+            &options,
+            &[
+                "insmod spin",
+                "on 1 spin",
+                "irqs",
+                "cpus",
+                "on 1 test timer_tick_arrives",
+                "on 1 spin",
+            ],
+        );
+        assert!(
+            out.lines()
+                .any(|l| l
+                    .starts_with("module spin faulted: watchdog: no return after 300 ms at spin_forever+0x4 [spin]")),
+            "{options:?}:\n{out}"
+        );
+        // CPU 1's own timer ended it; CPU 0's never fired.
+        let lines = irqs(&out, 0);
+        assert_eq!(timer_count(&lines), 0, "{options:?}:\n{out}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| (l.0, l.1.as_str(), l.3) == (27, "timer", 1) && l.2 >= 1),
+            "{options:?}:\n{out}"
+        );
+        let cpus = output(&out, "cpus");
+        assert!(
+            cpus.lines()
+                .any(|l| l.starts_with("cpu=1 mpidr=0x1 state=online ") && l.ends_with(" doing=idle")),
+            "{options:?}:\n{out}"
+        );
+        assert!(out.contains("ok 1 timer_tick_arrives\n"), "{options:?}:\n{out}");
+        // The command was taken away; CPU 1 still answers.
+        let last = out.rsplit("splitmap> on 1 spin\n").next().unwrap();
+        assert!(last.starts_with("error: unknown command 'spin'"), "{options:?}:\n{out}");
+        assert!(!out.contains("takes no interrupts"), "{options:?}:\n{out}");
+    });
 }
 
 /// Entered at EL2, the early code hands EL1 the GICv3 system register

@@ -40,15 +40,6 @@ fn cpus(out: &str) -> Vec<Cpu> {
         .collect()
 }
 
-/// What `cmd` printed, up to the next prompt.
-fn output<'a>(out: &'a str, cmd: &str) -> &'a str {
-    let after = out
-        .split(&format!("splitmap> {cmd}\n"))
-        .nth(1)
-        .unwrap_or_else(|| panic!("no `{cmd}` in\n{out}"));
-    &after[..after.find("splitmap> ").unwrap_or(after.len())]
-}
-
 const LINEAR_VA: &str = "0xffff000000201000";
 
 fn four_online(out: &str) {
@@ -442,10 +433,11 @@ fn a_stack_overflow_on_a_secondary_hits_its_own_guard() {
 }
 
 /// `rmmod` on CPU 0 while CPU 1 runs the module's code: it waits until
-/// CPU 1 has left it (the code ends before the module goes), or, past the
-/// module watchdog's period, refuses and leaves the module loaded; never
-/// frees code another CPU runs. `on N CMD &` returns once CPU N is in the
-/// module's code, and `cpus` says so.
+/// CPU 1 has left it (the code ends, or CPU 1's watchdog ends it, before
+/// the module goes), or, where no watchdog will end it, past the module
+/// watchdog's period refuses and leaves the module loaded; never frees code
+/// another CPU runs. `on N CMD &` returns once CPU N is in the module's
+/// code, and `cpus` says so.
 #[test]
 fn rmmod_waits_for_other_cpus_to_leave_the_modules_code() {
     let out = session(
@@ -460,14 +452,14 @@ fn rmmod_waits_for_other_cpus_to_leave_the_modules_code() {
             "on 1 spin &",
             "rmmod spin",
             "lsmod",
-            "cpus",
         ],
     );
     assert!(
         output(&out, "on 1 spin 2500 &").contains("cpu=1 background=spin 2500"),
         "{out}"
     );
-    let during = output(&out, "cpus");
+    // `cpus` answers while CPU 1 prints, which may come before its echo.
+    let during = &out[out.find("cpu=1 background=spin 2500").unwrap()..out.find("splitmap> rmmod spin\n").unwrap()];
     assert!(during.contains("cpu=1 mpidr=0x1 state=online"), "{out}");
     assert!(
         during
@@ -485,19 +477,40 @@ fn rmmod_waits_for_other_cpus_to_leave_the_modules_code() {
     assert!(waited.contains(" ms for another CPU to leave spin's code"), "{out}");
     assert!(!waited.contains("error"), "{out}");
     assert_eq!(output(&out, "lsmod"), "", "{out}");
-    // The second: CPU 1 never leaves (no watchdog there), so rmmod gives up
-    // after module.watchdog= and the module stays.
+    // The second: CPU 1 never leaves by itself; its watchdog ends the call
+    // (as a fault), and then the module goes.
     let second = &out[out.rfind("splitmap> rmmod spin\n").unwrap()..];
+    let fault = second
+        .find("module spin faulted: watchdog: no return after 5000 ms")
+        .unwrap_or_else(|| panic!("{out}"));
+    let note = second
+        .find("rmmod: waited ")
+        .unwrap_or_else(|| panic!("rmmod did not wait\n{out}"));
+    assert!(fault < note, "the module went before CPU 1 left it\n{out}");
+    assert!(!second.contains("error"), "{out}");
+    let lsmod = out.rsplit("splitmap> lsmod\n").next().unwrap();
+    assert!(lsmod.starts_with("splitmap> poweroff"), "the module is gone:\n{out}");
+}
+
+/// Where no watchdog ends module code (`module.watchdog=0`), `rmmod`
+/// gives up after the default period (2000 ms) and leaves the module
+/// loaded, its code untouched, while CPU 1 still runs it.
+#[test]
+fn rmmod_refuses_while_unwatched_module_code_runs_on_another_cpu() {
+    let out = session(
+        &["--smp", "2", "--append", "module.watchdog=0"],
+        &["insmod spin", "on 1 spin &", "rmmod spin", "lsmod", "cpus"],
+    );
+    // (CPU 1's "looping forever" may come before `rmmod`'s echo.)
     assert!(
-        second.contains(
-            "error: rmmod spin: cpu 1 still runs its code after 5000 ms (module.watchdog=); spin stays loaded"
+        out.contains(
+            "\nerror: rmmod spin: cpu 1 still runs its code after 2000 ms (module.watchdog=); spin stays loaded"
         ),
         "{out}"
     );
-    let lsmod = &second[second.find("splitmap> lsmod\n").unwrap()..];
-    assert!(lsmod.contains("\nspin base="), "{out}");
+    assert!(output(&out, "lsmod").contains("spin base="), "{out}");
     assert!(
-        lsmod
+        output(&out, "cpus")
             .lines()
             .any(|l| l.starts_with("cpu=1 ") && l.ends_with(" doing=module:spin")),
         "{out}"

@@ -56,6 +56,15 @@ pub fn session(options: &[&str], cmds: &[&str]) -> String {
     run.stdout
 }
 
+/// What `cmd` printed, up to the next prompt.
+pub fn output<'a>(out: &'a str, cmd: &str) -> &'a str {
+    let after = out
+        .split(&format!("splitmap> {cmd}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `{cmd}` in\n{out}"));
+    &after[..after.find("splitmap> ").unwrap_or(after.len())]
+}
+
 pub fn hex(text: &str) -> u64 {
     u64::from_str_radix(text.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("not hex: {text}"))
 }
