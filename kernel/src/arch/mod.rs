@@ -7,6 +7,7 @@
 pub mod conduit;
 pub mod esr;
 pub mod extable;
+pub mod gicr;
 pub mod idregs;
 pub mod lock;
 pub mod mmio;
