@@ -119,7 +119,7 @@ pub const SPURIOUS: u32 = 1023;
 /// How many times to poll a GIC status bit before giving up.
 const POLLS: u32 = 1_000_000;
 
-use super::gicr::{REDISTRIBUTOR, find_redistributor};
+use super::gicr::find_redistributor;
 use super::mmio::{read32, write8, write32};
 
 /// Polls until `done` holds, `POLLS` times at most.
