@@ -1,8 +1,8 @@
 //! Interrupts and the module watchdog, on the machine: a module command
 //! that never returns (`spin`, a branch to itself) is ended by the timer's
 //! interrupt as a contained fault naming the module and the PC, under
-//! GICv2 and GICv3 (entered at EL1, and at EL2 for GICv3), and the shell
-//! goes on; `irqs` counts the ticks; the GIC's registers are mapped as
+//! GICv2 and GICv3 (entered at EL1, and at EL2 for GICv3), on the boot CPU
+//! and on another (`on 1 spin`), and the shell goes on; `irqs` counts the ticks; the GIC's registers are mapped as
 //! device memory in their own `layout` row; bad settings are refused.
 
 mod common;
