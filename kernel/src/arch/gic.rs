@@ -8,8 +8,8 @@
 //! keep program order within one peripheral only: the distributor and the
 //! CPU interface (or redistributor) are different ones, so nothing orders
 //! a write to one against a write to the other but a barrier. The `dsb` at
-//! the end of `init_this_cpu` makes every configuration write reach the GIC before
-//! any interrupt is unmasked (TCG would not notice if it did not).
+//! the end of `init_this_cpu` makes every configuration write reach the GIC
+//! before the CPU unmasks an interrupt (TCG would not notice if it did not).
 
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
@@ -73,11 +73,12 @@ impl core::fmt::Display for GicError {
 
 /// 0 until `init` succeeds, then 2 or 3.
 static VERSION: AtomicU8 = AtomicU8::new(0);
-/// The mappings `init` was given, for every CPU's [`init_this_cpu`]:
-/// the distributor; GICv2's CPU interface (acknowledge and EOI go through
-/// it) or GICv3's first redistributor; the bytes of redistributors mapped.
+/// The mappings `init` was given, for every CPU's [`init_this_cpu`]: the
+/// distributor; the second frame, GICv2's CPU interface (acknowledge and
+/// EOI go through it) or GICv3's first redistributor; the bytes of
+/// redistributors mapped.
 static GICD: AtomicU64 = AtomicU64::new(0);
-static GICC: AtomicU64 = AtomicU64::new(0);
+static CPU_FRAME: AtomicU64 = AtomicU64::new(0);
 static GICR_LEN: AtomicU64 = AtomicU64::new(0);
 
 // GICD (both versions).
@@ -141,7 +142,7 @@ pub unsafe fn init(regs: Regs, intid: u32) -> Result<(), GicError> {
         Regs::V3 { dist, redist, len } => (dist, redist, len, 3),
     };
     GICD.store(dist, Ordering::SeqCst);
-    GICC.store(cpu, Ordering::SeqCst);
+    CPU_FRAME.store(cpu, Ordering::SeqCst);
     GICR_LEN.store(len, Ordering::SeqCst);
     // SAFETY: the caller's contract; GICD_CTLR is both versions' (for v3:
     // affinity routing and both groups, ARE_NS | EnableGrp1A | EnableGrp1,
@@ -165,7 +166,7 @@ pub unsafe fn init(regs: Regs, intid: u32) -> Result<(), GicError> {
 /// system registers). After [`init`] on the boot CPU; nothing before.
 pub fn init_this_cpu(intid: u32) -> Result<(), GicError> {
     let bit = 1u32 << (intid % 32);
-    let (dist, cpu) = (GICD.load(Ordering::SeqCst), GICC.load(Ordering::SeqCst));
+    let (dist, cpu) = (GICD.load(Ordering::SeqCst), CPU_FRAME.load(Ordering::SeqCst));
     match version() {
         None => return Err(GicError::NotSetUp),
         Some(2) => {
@@ -258,7 +259,7 @@ pub fn acknowledge() -> (u32, u32) {
     match version() {
         Some(2) => {
             // SAFETY: `init` stored the CPU interface's mapping.
-            let iar = unsafe { read32(GICC.load(Ordering::SeqCst) + GICC_IAR) };
+            let iar = unsafe { read32(CPU_FRAME.load(Ordering::SeqCst) + GICC_IAR) };
             (iar, iar & 0x3ff)
         }
         Some(_) => {
@@ -280,7 +281,7 @@ pub fn end(iar: u32) {
     match version() {
         Some(2) => {
             // SAFETY: as in `acknowledge`.
-            unsafe { write32(GICC.load(Ordering::SeqCst) + GICC_EOIR, iar) }
+            unsafe { write32(CPU_FRAME.load(Ordering::SeqCst) + GICC_EOIR, iar) }
         }
         Some(_) => {
             // SAFETY: ICC_EOIR1_EL1 (S3_0_C12_C12_1), for the INTID just acknowledged.
