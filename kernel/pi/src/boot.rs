@@ -4,8 +4,9 @@
 //! chose. Every address is computed PC-relatively (`adrp`/`adr`), never loaded
 //! from memory, so the code works wherever it sits. The steps:
 //!
-//! 1. `__pi_primary_entry` (assembly): note the boot registers, put
-//!    SCTLR_EL1 at a known MMU-off value, start counting instructions (for
+//! 1. `__pi_primary_entry` (assembly): note the boot registers, leave EL2
+//!    if entered there (`__pi_el2_to_el1`), put SCTLR_EL1 at a known
+//!    MMU-off value, start counting instructions (for
 //!    `phases`), enable FP/SIMD (compiled Rust may use it), clean and
 //!    invalidate the top of the boot stack, which the MMU-off code uses, from
 //!    the data cache and set it up.
@@ -19,7 +20,8 @@
 //!    a page with the MMU off): the image at its link address
 //!    ([`map_kernel`], step 3) and the DTB's window (the kernel's; only the
 //!    DTB's size is read here, [`dtb_size`], and handed on).
-//! 3. `__pi_enable_mmu` (assembly, identity-mapped): turn the MMU on, map
+//! 3. `__pi_enable_mmu` (assembly, identity-mapped): turn the MMU on
+//!    (`__pi_mmu_on`; the secondaries share this and the EL2 exit), map
 //!    the image at its link address ([`map_kernel`], still at VA = PA), zero
 //!    `.bss` through the cache (what is written with the MMU off is only
 //!    the stack and the tables: see `EarlyPool::mmu_off`), and jump to
@@ -895,31 +897,7 @@ crate::asm_function!(
     section = ".idmap.text",
     "__pi_enable_mmu",
     r#"
-    movz    x0, #({mair} & 0xffff)
-    movk    x0, #(({mair} >> 16) & 0xffff), lsl #16
-    msr     mair_el1, x0
-    movz    x0, #({tcr} & 0xffff)
-    movk    x0, #(({tcr} >> 16) & 0xffff), lsl #16
-    mrs     x1, id_aa64mmfr0_el1        // IPS = min(PARange, {ips_max}):
-    ubfx    x1, x1, #0, #4              // output addresses as wide as the
-    mov     x2, #{ips_max}              // CPU supports, but no wider than
-    cmp     x1, x2                      // 48 bits (see IPS_MAX), as
-    csel    x1, x2, x1, hi              // Linux's tcr_compute_pa_size
-    bfi     x0, x1, #{ips_shift}, #3
-    msr     tcr_el1, x0
-    msr     ttbr0_el1, x22
-    msr     ttbr1_el1, x21
-    isb
-    tlbi    vmalle1
-    dsb     nsh
-    isb
-    movz    x0, #({sctlr} & 0xffff)
-    movk    x0, #(({sctlr} >> 16) & 0xffff), lsl #16
-    msr     sctlr_el1, x0
-    isb
-    ic      iallu                       // discard instructions fetched
-    dsb     nsh                         // before the MMU was on
-    isb
+    bl      __pi_mmu_on
 
     // Still at VA = PA, through TTBR0's identity map of the image: map
     // the image at its link address in TTBR1 (empty until now), with the
@@ -978,10 +956,49 @@ crate::asm_function!(
 9:  wfe                                 // no console yet: park, code in x0
     b       9b
 "#,
+    kimage = const KIMAGE_VADDR,
+);
+
+// Turns the MMU on with TTBR1 = x21 and TTBR0 = x22, for the boot CPU
+// (`__pi_enable_mmu`) and every secondary (`arch::smp`): called with `bl`
+// from the identity-mapped page, MMU off, it returns there with the MMU
+// and caches on; x0-x2 are clobbered. Whatever the TLB holds from before
+// (firmware's translations) is invalidated before SCTLR_EL1.M is set, and
+// the instructions fetched with the MMU off after.
+crate::asm_function!(
+    section = ".idmap.text",
+    "__pi_mmu_on",
+    r#"
+    movz    x0, #({mair} & 0xffff)
+    movk    x0, #(({mair} >> 16) & 0xffff), lsl #16
+    msr     mair_el1, x0
+    movz    x0, #({tcr} & 0xffff)
+    movk    x0, #(({tcr} >> 16) & 0xffff), lsl #16
+    mrs     x1, id_aa64mmfr0_el1        // IPS = min(PARange, {ips_max}):
+    ubfx    x1, x1, #0, #4              // output addresses as wide as the
+    mov     x2, #{ips_max}              // CPU supports, but no wider than
+    cmp     x1, x2                      // 48 bits (see IPS_MAX), as
+    csel    x1, x2, x1, hi              // Linux's tcr_compute_pa_size
+    bfi     x0, x1, #{ips_shift}, #3
+    msr     tcr_el1, x0
+    msr     ttbr0_el1, x22
+    msr     ttbr1_el1, x21
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    movz    x0, #({sctlr} & 0xffff)
+    movk    x0, #(({sctlr} >> 16) & 0xffff), lsl #16
+    msr     sctlr_el1, x0
+    isb
+    ic      iallu                       // discard instructions fetched
+    dsb     nsh                         // before the MMU was on
+    isb
+    ret
+"#,
     mair = const MAIR_VALUE,
     tcr = const TCR_VALUE,
     sctlr = const SCTLR_MMU_ON,
-    kimage = const KIMAGE_VADDR,
     ips_max = const IPS_MAX,
     ips_shift = const TCR_IPS_SHIFT,
 );

@@ -329,9 +329,9 @@ pub fn serve(cpu: usize, mut run: impl FnMut(&str)) -> ! {
 // VA = PA, so the instruction after the MMU switch is still there. It reads
 // the whole record first (with the MMU off, non-cacheable: the boot CPU
 // cleaned it to PoC), drops from EL2 if it entered there (spin-table
-// firmware may leave it there) by the boot CPU's own sequence, turns the MMU
-// on exactly as `__pi_enable_mmu` does, and jumps to its kernel entry on
-// its exception stack with TPIDR_EL1 = its number.
+// firmware may leave it there) and turns the MMU on, each by the boot CPU's
+// own sequence, and jumps to its kernel entry on its exception stack with
+// TPIDR_EL1 = its number.
 pi::asm_function!(
     section = ".idmap.text",
     "__pi_secondary_entry",
@@ -355,41 +355,12 @@ pi::asm_function!(
     mov     x1, #(3 << 20)              // CPACR_EL1.FPEN: no FP/SIMD traps
     msr     cpacr_el1, x1
     msr     tpidr_el1, x24
-    movz    x1, #({mair} & 0xffff)
-    movk    x1, #(({mair} >> 16) & 0xffff), lsl #16
-    msr     mair_el1, x1
-    movz    x1, #({tcr} & 0xffff)
-    movk    x1, #(({tcr} >> 16) & 0xffff), lsl #16
-    mrs     x2, id_aa64mmfr0_el1        // IPS = min(PARange, {ips_max}),
-    ubfx    x2, x2, #0, #4              // as the boot CPU's
-    mov     x3, #{ips_max}
-    cmp     x2, x3
-    csel    x2, x3, x2, hi
-    bfi     x1, x2, #{ips_shift}, #3
-    msr     tcr_el1, x1
-    msr     ttbr0_el1, x22
-    msr     ttbr1_el1, x21
-    isb
-    tlbi    vmalle1                     // whatever this CPU's TLB held
-    dsb     nsh
-    isb
-    movz    x1, #({sctlr} & 0xffff)
-    movk    x1, #(({sctlr} >> 16) & 0xffff), lsl #16
-    msr     sctlr_el1, x1
-    isb
-    ic      iallu                       // instructions fetched MMU-off
-    dsb     nsh
-    isb
+    bl      __pi_mmu_on                 // as the boot CPU, with its tables
     mov     sp, x23
     mov     x0, x24
     mov     x29, xzr
     br      x17
 "#,
-    mair = const pi::pgtable::MAIR_VALUE,
-    tcr = const pi::boot::TCR_VALUE,
-    sctlr = const pi::boot::SCTLR_MMU_ON,
     sctlr_off = const pi::boot::SCTLR_RES1,
-    ips_max = const pi::boot::IPS_MAX,
-    ips_shift = const pi::boot::TCR_IPS_SHIFT,
     spin = sym SPIN_TABLE_RECORD,
 );
