@@ -121,11 +121,12 @@ fn a_module_that_never_returns_is_ended_by_the_watchdog_under_gicv3() {
 /// (GICv2's banked registers; GICv3's redistributor, found by affinity),
 /// the call there ends as a contained fault, and the CPU goes on serving
 /// `on`. Under GICv3 entered at EL2 as well, where a secondary leaves EL2
-/// by the boot CPU's own sequence.
+/// by the boot CPU's own sequence, and under UEFI, after firmware used the
+/// GIC.
 #[test]
 fn module_code_on_another_cpu_is_ended_by_that_cpus_watchdog() {
     let el2 = ["--gic", "3", "--qemu-arg=-machine", "--qemu-arg=virt,virtualization=on"];
-    let cases: [&[&str]; 3] = [&["--gic", "2"], &["--gic", "3"], &el2];
+    let cases: [&[&str]; 4] = [&["--gic", "2"], &["--gic", "3"], &el2, &["--uefi", "--gic", "3"]];
     in_parallel(&cases, |options| {
         let mut options = options.to_vec();
         options.extend(["--smp", "2", "--append", "module.watchdog=300"]);
