@@ -1,9 +1,10 @@
 //! Interrupts and the module watchdog, on the machine: a module command
 //! that never returns (`spin`, a branch to itself) is ended by the timer's
 //! interrupt as a contained fault naming the module and the PC, under
-//! GICv2 and GICv3 (entered at EL1, and at EL2 for GICv3), on the boot CPU
-//! and on another (`on 1 spin`), and the shell goes on; `irqs` counts the ticks; the GIC's registers are mapped as
-//! device memory in their own `layout` row; bad settings are refused.
+//! GICv2 and GICv3 (entered at EL1, and at EL2 for GICv3), on the boot
+//! CPU and on another (`on 1 spin`), and the shell goes on; `irqs` counts
+//! the ticks; the GIC's registers are mapped as device memory in their own
+//! `layout` row; bad settings are refused.
 
 mod common;
 use common::*;
@@ -111,9 +112,9 @@ fn a_module_that_never_returns_is_ended_by_the_watchdog_under_gicv2() {
 
 #[test]
 fn a_module_that_never_returns_is_ended_by_the_watchdog_under_gicv3() {
-    // The redistributors of as many CPUs as the kernel runs (8), RD_base
-    // and SGI_base each: 1 MiB of the region.
-    assert_eq!(spin_is_ended(&["--gic", "3"]), (0x080a_0000, 0x081a_0000));
+    // Room for the redistributors of as many CPUs as the kernel runs (8),
+    // four 64 KiB frames each as with virtual LPIs: 2 MiB of the region.
+    assert_eq!(spin_is_ended(&["--gic", "3"]), (0x080a_0000, 0x082a_0000));
 }
 
 /// Module code another CPU runs (`on 1 spin`) is under the watchdog too:

@@ -760,8 +760,9 @@ const _: () = assert!(MAIR_VALUE >> 32 == 0 && TCR_VALUE >> 32 == 0 && SCTLR_MMU
 
 // Leaves EL2 for EL1, for the boot CPU's entry and every secondary's (one
 // sequence, so a CPU entered at EL2 is set up the same whichever it is):
-// called with `bl` at EL2, MMU off, it returns at EL1 to the instruction
-// after the call, with interrupts masked; x0 and x1 are clobbered.
+// called with `bl` at EL2, MMU off, it "returns" by `eret` to x30, at EL1,
+// interrupts masked; x0 and x1 are clobbered, so callers keep nothing
+// there. Outside `.idmap.text`: it only ever runs with the MMU off.
 crate::asm_function!(
     section = ".text.pi.entry",
     "__pi_el2_to_el1",
@@ -774,6 +775,11 @@ crate::asm_function!(
     isb                                 // CPTR_EL2's layout follows HCR_EL2.E2H
     mov     x0, #0x33ff                 // CPTR_EL2: no FP/SIMD traps to EL2
     msr     cptr_el2, x0
+    mrs     x0, midr_el1                // EL1 reads MIDR_EL1 and MPIDR_EL1
+    msr     vpidr_el2, x0               // from VPIDR_EL2 and VMPIDR_EL2,
+    mrs     x0, mpidr_el1               // whose reset values are UNKNOWN
+    msr     vmpidr_el2, x0              // (QEMU's are the real ones): the
+                                        // GIC and `cpus` go by the affinity
     mrs     x1, id_aa64dfr0_el1         // MDCR_EL2: no PMU or debug traps
     ubfx    x1, x1, #8, #4              // to EL2, and every PMU counter
     mov     x0, xzr                     // EL1's (HPMN = PMCR_EL0.N), whatever
@@ -794,6 +800,7 @@ crate::asm_function!(
     orr     x0, x0, x1                  // hardware; QEMU's reads as set)
     msr     S3_4_C12_C9_5, x0
     isb
+    msr     S3_4_C12_C11_0, xzr         // ICH_HCR_EL2: no virtual interface
 2:
     movz    x0, #({sctlr_off} & 0xffff) // SCTLR_EL1: MMU and caches off,
     movk    x0, #(({sctlr_off} >> 16) & 0xffff), lsl #16 // RES1 bits set

@@ -136,7 +136,7 @@ pub static KERNEL_MAP: &[KernelRegion] = &[
     region("gic-dist", Fixed { start: GIC_VADDR, end: GIC_VADDR + GIC_CPU_OFFSET }, mapped(Attrs::DEVICE, PagesOnly),
         "the interrupt controller's distributor (GICD)"),
     region("gic-cpu", Fixed { start: GIC_VADDR + GIC_CPU_OFFSET, end: MMIO_END }, mapped(Attrs::DEVICE, PagesOnly),
-        "the interrupt controller's CPU interface (GICv2 GICC) or this CPU's redistributor (GICv3 GICR)"),
+        "the interrupt controller's CPU interface (GICv2 GICC) or the CPUs' redistributors (GICv3 GICR)"),
     // Read-only: parsed before the linear map exists; the KASLR seed in it is
     // zeroed through the linear map.
     region("dtb", Fixed { start: FIXMAP_DTB, end: FIXMAP_DTB + FIXMAP_DTB_SIZE }, mapped(Attrs::RODATA, PagesOnly),

@@ -56,8 +56,8 @@ pub const MMIO_BASE: u64 = 0xffff_ffff_f000_0000;
 /// End (exclusive) of the MMIO window.
 pub const MMIO_END: u64 = FIXMAP_DTB;
 /// The interrupt controller's part of the MMIO window, its upper half:
-/// the distributor at its start, the CPU interface (GICv2) or this CPU's
-/// redistributor (GICv3) at [`GIC_CPU_OFFSET`] from it.
+/// the distributor at its start, the CPU interface (GICv2) or the CPUs'
+/// redistributors (GICv3) at [`GIC_CPU_OFFSET`] from it.
 pub const GIC_VADDR: u64 = MMIO_BASE + 0x0800_0000;
 /// Where the GIC's second register frame is mapped, from [`GIC_VADDR`]:
 /// past any distributor, a multiple of every granule.

@@ -15,6 +15,10 @@ use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use aarch64_cpu::asm::barrier;
 
+use super::gicr::find_redistributor;
+use super::mmio::{read32, write8, write32};
+use super::{counter, smp};
+
 /// Where the registers are mapped.
 #[derive(Clone, Copy, Debug)]
 pub enum Regs {
@@ -73,12 +77,13 @@ impl core::fmt::Display for GicError {
 
 /// 0 until `init` succeeds, then 2 or 3.
 static VERSION: AtomicU8 = AtomicU8::new(0);
-/// The mappings `init` was given, for every CPU's [`init_this_cpu`]: the
-/// distributor; the second frame, GICv2's CPU interface (acknowledge and
-/// EOI go through it) or GICv3's first redistributor; the bytes of
-/// redistributors mapped.
+// The mappings `init` was given, for every CPU's `init_this_cpu`.
+/// The distributor.
 static GICD: AtomicU64 = AtomicU64::new(0);
+/// The second frame: GICv2's CPU interface (acknowledge and EOI go through
+/// it) or GICv3's first redistributor.
 static CPU_FRAME: AtomicU64 = AtomicU64::new(0);
+/// GICv3: the bytes of redistributors mapped from [`CPU_FRAME`].
 static GICR_LEN: AtomicU64 = AtomicU64::new(0);
 
 // GICD (both versions).
@@ -117,15 +122,22 @@ const PRIORITY_MASK: u32 = 0xf0;
 /// INTIDs 1020-1023 are special: 1023 is "nothing pending" (spurious).
 pub const SPURIOUS: u32 = 1023;
 
-/// How many times to poll a GIC status bit before giving up.
-const POLLS: u32 = 1_000_000;
+/// How long to poll a GIC status bit before giving up, in milliseconds of
+/// the counter: a time, not a count of polls, so a secondary that gives up
+/// still reports in within `boot::smp::REPORT_MS` on any CPU.
+const POLL_MS: u64 = 10;
 
-use super::gicr::find_redistributor;
-use super::mmio::{read32, write8, write32};
-
-/// Polls until `done` holds, `POLLS` times at most.
+/// Polls until `done` holds, [`POLL_MS`] at most.
 fn wait(what: &'static str, mut done: impl FnMut() -> bool) -> Result<(), GicError> {
-    (0..POLLS).any(|_| done()).then_some(()).ok_or(GicError::Timeout(what))
+    let give_up = counter::now() + counter::frequency() * POLL_MS / 1000;
+    loop {
+        if done() {
+            return Ok(());
+        }
+        if counter::now() > give_up {
+            return Err(GicError::Timeout(what));
+        }
+    }
 }
 
 /// Enables the GIC's distributor, and private interrupt `intid` (16-31)
@@ -193,13 +205,12 @@ pub fn init_this_cpu(intid: u32) -> Result<(), GicError> {
             if sre & 1 == 0 {
                 return Err(GicError::NoSystemRegisters);
             }
-            let mpidr: u64;
-            // SAFETY: reads this CPU's affinity.
-            unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
+            // GICR_TYPER's affinity: Aff3 above Aff2-Aff0.
+            let mpidr = smp::mpidr();
             let affinity = (mpidr & 0xff_ffff) | ((mpidr >> 32) & 0xff) << 24;
             let len = GICR_LEN.load(Ordering::SeqCst);
-            // SAFETY: inside the mapped redistributors (`find` reads below
-            // `len` only).
+            // SAFETY: inside the mapped redistributors (`find_redistributor`
+            // reads whole frames below `len` only).
             let typer = |at: u64| unsafe {
                 u64::from(read32(cpu + at + GICR_TYPER)) | u64::from(read32(cpu + at + GICR_TYPER + 4)) << 32
             };

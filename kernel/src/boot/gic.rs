@@ -21,9 +21,9 @@ use crate::mm::tables;
 const WINDOWS: [FixedWindow; 2] = [kmap::fixed("gic-dist"), kmap::fixed("gic-cpu")];
 
 /// The GICv3 redistributors mapped: enough for every CPU the kernel runs,
-/// in the usual two 64 KiB frames each (with virtual LPIs each takes four,
-/// and CPUs past the first half find none: they run unwatched, and say so).
-const REDISTRIBUTORS: u64 = MAX_CPUS as u64 * crate::arch::gicr::REDISTRIBUTOR;
+/// each four 64 KiB frames long as with virtual LPIs (GICv4; without them
+/// two, and the first half of this holds all of them).
+const REDISTRIBUTORS: u64 = MAX_CPUS as u64 * 2 * crate::arch::gicr::REDISTRIBUTOR;
 
 /// The GIC as boot set it up: what `layout` and `irqs` show.
 #[derive(Clone, Copy, Debug)]

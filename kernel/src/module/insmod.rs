@@ -290,13 +290,14 @@ fn cpus_in(base: u64) -> Vec<usize> {
 }
 
 /// Claims module `base` for removal, then waits (in `wfe`) until no other
-/// CPU runs its code: at most the module watchdog's period and its grace
-/// for kernel code (`module.watchdog=`; the default period where the
-/// watchdog is off), by when every CPU's watchdog has ended a call it was
-/// in. A CPU still in it then runs code no watchdog ends (it takes no
-/// interrupts, or the watchdog is off), and freeing that code under it
-/// would be the worst answer. How long it waited, in milliseconds, if
-/// another CPU was in it.
+/// CPU runs its code: at most the module watchdog's period, its grace for
+/// kernel code and [`REPORT_SLACK_MS`] (`module.watchdog=`; the default
+/// period where the watchdog is off), by when a CPU's watchdog has
+/// normally ended a call it was in (a call that started before `rmmod`
+/// did). A CPU still in it then runs code no watchdog ends (it takes no
+/// interrupts, the watchdog is off, or kernel code there holds a lock),
+/// and freeing that code under it would be the worst answer. How long it
+/// waited, in milliseconds, if another CPU was in it.
 ///
 /// # Errors
 /// The line to print: the CPUs still in it, and the module left loaded.
@@ -312,7 +313,7 @@ fn quiesce(name: &str, base: u64) -> Result<Option<u64>, String> {
     REMOVER.store(percpu::id() as u64, Ordering::SeqCst);
     let limit_ms = match crate::arch::irq::watchdog_ms() {
         0 => crate::boot::bootargs::DEFAULT_WATCHDOG_MS,
-        ms => ms + crate::arch::exceptions::KERNEL_CODE_GRACE_MS,
+        ms => ms + crate::arch::exceptions::KERNEL_CODE_GRACE_MS + REPORT_SLACK_MS,
     };
     let frequency = counter::frequency().max(1);
     let start = counter::now();
@@ -335,6 +336,11 @@ fn quiesce(name: &str, base: u64) -> Result<Option<u64>, String> {
         crate::arch::smp::wait_for_event();
     }
 }
+
+/// What ending a call takes past its watchdog's deadline and grace: the
+/// handler's next look (every 10 ms), then the report it prints before
+/// the CPU leaves the module's code.
+const REPORT_SLACK_MS: u64 = 100;
 
 /// Ends `rmmod`'s claim: the module's code may be entered again (or it is gone).
 fn release_going() {
@@ -408,12 +414,21 @@ fn unload(m: &Loaded) -> Option<String> {
 /// that outlives `rmmod`, however many there are.
 pub fn rmmod(name: &str) -> Result<Vec<String>, String> {
     let name = module_name(name)?;
+    let not_loaded = || alloc::format!("{name} is not loaded");
+    let base = (MODULES.lock().iter().find(|m| m.name == name).map(|m| m.base)).ok_or_else(not_loaded)?;
+    // No other CPU may be in its code when it goes, nor enter it after.
+    let waited = quiesce(name, base)?;
+    // What it is now, not before the wait: a fault on another CPU (its
+    // watchdog, say) may have marked it meanwhile, or another CPU's
+    // `rmmod` removed it before this one's claim. From here on its claim
+    // keeps every CPU out of its code, so nothing changes it.
     let list = MODULES.lock();
-    let m = list
-        .iter()
-        .find(|m| m.name == name)
-        .ok_or_else(|| alloc::format!("{name} is not loaded"))?;
-    let (base, exit) = (m.base, m.exit);
+    let Some(m) = list.iter().find(|m| m.base == base) else {
+        drop(list);
+        release_going();
+        return Err(not_loaded());
+    };
+    let exit = m.exit;
     let faulted = m.faulted.as_ref().map(|fault| {
         alloc::format!(
             "rmmod: {name} had faulted ({fault}): exit_module not run, since its code is not trusted to run again; its {} pages, tables, {} veneer(s) and records freed",
@@ -421,8 +436,6 @@ pub fn rmmod(name: &str) -> Result<Vec<String>, String> {
         )
     });
     drop(list);
-    // No other CPU may be in its code when it goes, nor enter it after.
-    let waited = quiesce(name, base)?;
     let removed = remove_quiesced(name, base, exit, faulted.is_some());
     release_going();
     let waited = waited.map(|ms| alloc::format!("rmmod: waited {ms} ms for another CPU to leave {name}'s code"));
