@@ -156,16 +156,21 @@ pub unsafe fn init(regs: Regs, intid: u32) -> Result<(), GicError> {
     GICD.store(dist, Ordering::SeqCst);
     CPU_FRAME.store(cpu, Ordering::SeqCst);
     GICR_LEN.store(len, Ordering::SeqCst);
-    // SAFETY: the caller's contract; GICD_CTLR is both versions' (for v3:
-    // affinity routing and both groups, ARE_NS | EnableGrp1A | EnableGrp1,
-    // or with security off ARE | EnableGrp1 | EnableGrp0, then the wait for
-    // the write to take, RWP).
+    // SAFETY: the caller's contract; GICD_CTLR is both versions'. For v3:
+    // affinity routing and both groups (ARE_NS | EnableGrp1A | EnableGrp1,
+    // or with security off ARE | EnableGrp1 | EnableGrp0), each write
+    // waited for (RWP). Disabled first, as Linux's `gic_dist_init` does:
+    // ARE may be set only while the groups are off, and firmware that used
+    // the GIC may leave them on.
     unsafe {
         if version == 2 {
             write32(dist + GICD_CTLR, 1);
         } else {
+            let written = || wait("GICD_CTLR.RWP stays set", || read32(dist + GICD_CTLR) & (1 << 31) == 0);
+            write32(dist + GICD_CTLR, 0);
+            written()?;
             write32(dist + GICD_CTLR, (1 << 4) | (1 << 1) | 1);
-            wait("GICD_CTLR.RWP stays set", || read32(dist + GICD_CTLR) & (1 << 31) == 0)?;
+            written()?;
         }
     }
     VERSION.store(version, Ordering::SeqCst);
