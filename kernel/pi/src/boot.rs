@@ -792,7 +792,23 @@ crate::asm_function!(
     mov     x0, #3                      // CNTHCTL_EL2: EL1 may use the
     msr     cnthctl_el2, x0             // physical counter and timer
     msr     cntvoff_el2, xzr
-    mrs     x0, id_aa64pfr0_el1         // With a GICv3 CPU interface (the
+    msr     vttbr_el2, xzr              // VMID 0: EL1's TLB entries carry
+                                        // the VMID even with stage 2 off,
+                                        // and `tlbi vmalle1is` reaches only
+                                        // the issuer's; its reset is UNKNOWN
+    mrs     x0, id_aa64mmfr0_el1        // With fine-grained traps (FEAT_FGT:
+    ubfx    x0, x0, #56, #4             // their reset is UNKNOWN where EL3
+    cbz     x0, 3f                      // exists), none: HFGRTR, HFGWTR,
+    msr     S3_4_C1_C1_4, xzr           // HFGITR, HDFGRTR, HDFGWTR_EL2 (the
+    msr     S3_4_C1_C1_5, xzr           // inverted-sense bits trap only
+    msr     S3_4_C1_C1_6, xzr           // registers the kernel never uses)
+    msr     S3_4_C3_C1_4, xzr
+    msr     S3_4_C3_C1_5, xzr
+3:  mrs     x0, id_aa64mmfr1_el1        // With FEAT_HCX, HCRX_EL2 0: no
+    ubfx    x0, x0, #40, #4             // extension enabled for EL1
+    cbz     x0, 4f
+    msr     S3_4_C1_C2_2, xzr
+4:  mrs     x0, id_aa64pfr0_el1         // With a GICv3 CPU interface (the
     ubfx    x0, x0, #24, #4             // GIC field nonzero), ICC_SRE_EL2:
     cbz     x0, 2f                      // SRE, and Enable so that EL1's
     mrs     x0, S3_4_C12_C9_5           // ICC_SRE_EL1 does not trap to EL2
@@ -800,6 +816,8 @@ crate::asm_function!(
     orr     x0, x0, x1                  // hardware; QEMU's reads as set)
     msr     S3_4_C12_C9_5, x0
     isb
+    mrs     x0, S3_4_C12_C9_5           // only if SRE stuck: the virtual
+    tbz     x0, #0, 2f                  // interface's registers need it
     msr     S3_4_C12_C11_0, xzr         // ICH_HCR_EL2: no virtual interface
 2:
     movz    x0, #({sctlr_off} & 0xffff) // SCTLR_EL1: MMU and caches off,
@@ -828,6 +846,8 @@ crate::asm_function!(
 2:
     isb                                 // x25 = the virtual count at the
     mrs     x25, cntvct_el0             // first instruction at EL1
+    msr     spsel, #1                   // SP is SP_EL1 (EL1h), whatever a
+                                        // loader entering at EL1 left
     movz    x0, #({sctlr_off} & 0xffff) // SCTLR_EL1: MMU and caches off on
     movk    x0, #(({sctlr_off} >> 16) & 0xffff), lsl #16 // the EL1 path too
     msr     sctlr_el1, x0               // (after EL2 it is already), so no

@@ -326,28 +326,28 @@ pub fn serve(cpu: usize, mut run: impl FnMut(&str)) -> ! {
 // A secondary's first instructions, MMU off, at the physical address PSCI
 // `CPU_ON` (or the spin-table's release word) gave: x0 = its record's
 // physical address. In `.idmap.text`, the page the early code mapped at
-// VA = PA, so the instruction after the MMU switch is still there. It reads
-// the whole record first (with the MMU off, non-cacheable: the boot CPU
-// cleaned it to PoC), drops from EL2 if it entered there (spin-table
-// firmware may leave it there) and turns the MMU on, each by the boot CPU's
-// own sequence, and jumps to its kernel entry on its exception stack with
-// TPIDR_EL1 = its number.
+// VA = PA, so the instruction after the MMU switch is still there. It drops
+// from EL2 if it entered there (spin-table firmware may leave it there),
+// reads its whole record (with the MMU off, non-cacheable: the boot CPU
+// cleaned it to PoC), turns the MMU on, the EL2 exit and the MMU switch
+// each by the boot CPU's own sequence, and jumps to its kernel entry on its
+// exception stack with TPIDR_EL1 = its number.
 pi::asm_function!(
     section = ".idmap.text",
     "__pi_secondary_entry",
     r#"
-    cbnz    x0, 1f                      // spin-table: x0 = 0, the record's
-    adrp    x0, {spin}                  // address is in SPIN_TABLE_RECORD
-    ldr     x0, [x0, :lo12:{spin}]
-1:  ldp     x21, x22, [x0, #0]          // TTBR1, TTBR0
-    ldp     x16, x17, [x0, #16]         // entry, first frame
-    ldp     x23, x24, [x0, #32]         // SP, CPU number
-
+    mov     x25, x0                     // kept across the EL2 exit
     mrs     x1, CurrentEL
     cmp     x1, #(2 << 2)
     b.ne    2f
     bl      __pi_el2_to_el1             // as the boot CPU: back at EL1, at 2:
-2:
+2:  msr     spsel, #1                   // SP is SP_EL1, as on the boot CPU
+    cbnz    x25, 1f                     // spin-table: x0 = 0, the record's
+    adrp    x25, {spin}                 // address is in SPIN_TABLE_RECORD
+    ldr     x25, [x25, :lo12:{spin}]    // (read at EL1, not at EL2, whose
+1:  ldp     x21, x22, [x25, #0]         // data endianness, SCTLR_EL2.EE,
+    ldp     x16, x17, [x25, #16]        // nobody set): TTBR1, TTBR0; entry,
+    ldp     x23, x24, [x25, #32]        // first frame; SP, CPU number
     movz    x1, #({sctlr_off} & 0xffff) // SCTLR_EL1: MMU and caches off
     movk    x1, #(({sctlr_off} >> 16) & 0xffff), lsl #16
     msr     sctlr_el1, x1
