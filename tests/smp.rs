@@ -524,3 +524,28 @@ fn rmmod_refuses_while_unwatched_module_code_runs_on_another_cpu() {
         "{out}"
     );
 }
+
+/// One CPU at a time loads or removes modules: while CPU 2's `rmmod`
+/// waits for CPU 1 to leave the module's code, an `insmod` on CPU 0 is
+/// refused by name and changes nothing (two at once could pick the same
+/// address, or map one before the other's TLB entries for it are gone).
+#[test]
+fn one_cpu_at_a_time_loads_or_removes_modules() {
+    let out = session(
+        &["--smp", "3", "--append", "module.watchdog=3000"],
+        &[
+            "insmod spin",
+            "on 1 spin &",
+            "on 2 rmmod spin &",
+            "cpus",
+            "insmod hello",
+            "lsmod",
+        ],
+    );
+    assert!(
+        out.contains("\nerror: insmod hello: another CPU is loading or removing a module; try again when it is done\n"),
+        "{out}"
+    );
+    let lsmod = &out[out.rfind("splitmap> lsmod\n").unwrap()..];
+    assert!(!lsmod.contains("\nhello base="), "{out}");
+}

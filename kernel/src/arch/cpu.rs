@@ -15,6 +15,12 @@ pub fn publish_tables() {
     barrier::isb(barrier::SY);
 }
 
+/// A context synchronization event: the instructions after it are fetched
+/// after it, so code another CPU wrote and made visible is what runs.
+pub fn isb() {
+    barrier::isb(barrier::SY);
+}
+
 /// Stops all walks through TTBR0: after the jump to the high half, the
 /// identity page is never used again.
 pub fn disable_ttbr0() {

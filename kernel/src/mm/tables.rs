@@ -296,9 +296,14 @@ pub fn try_map(va: u64, pa: PhysAddr, len: u64, attrs: Attrs, granularity: Granu
 /// Removes the kernel mappings of `[va, va + len)` (page-aligned), under the
 /// tables' lock, and flushes the TLB. Returns the entries cleared.
 pub fn unmap(va: u64, len: u64) -> Result<u64, MapError> {
-    let cleared = locked(|tables, root| pgtable::unmap(tables, root, va, len));
-    cpu::flush_tlb();
-    cleared
+    // Flushed under the lock: no other CPU maps anything at these addresses
+    // before every CPU's TLB has let go of the old entries (break before
+    // make across CPUs).
+    locked(|tables, root| {
+        let cleared = pgtable::unmap(tables, root, va, len);
+        cpu::flush_tlb();
+        cleared
+    })
 }
 
 /// [`unmap`], and gives back the table pages the range leaves empty, from
@@ -306,9 +311,12 @@ pub fn unmap(va: u64, len: u64) -> Result<u64, MapError> {
 /// [`KernelTables::free_table`]): `rmmod`'s, so that loading and unloading
 /// modules all over the module windows leaves no table pages behind.
 pub fn unmap_free(va: u64, len: u64) -> Result<Unmapped, MapError> {
-    let done = locked(|tables, root| pgtable::unmap_free(tables, root, va, len, FIRST_FREEABLE_LEVEL));
-    cpu::flush_tlb();
-    done
+    // Flushed under the lock, as in [`unmap`].
+    locked(|tables, root| {
+        let done = pgtable::unmap_free(tables, root, va, len, FIRST_FREEABLE_LEVEL);
+        cpu::flush_tlb();
+        done
+    })
 }
 
 /// Builds the linear map of all `ram` for `phys_offset` in the live tables,

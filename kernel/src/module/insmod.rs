@@ -18,7 +18,7 @@ use pi::pgtable::{Attrs, Granularity};
 use super::load::{self, Area, Module};
 use super::loaded::{self, Loaded, MODULES};
 use super::{abi, plt};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::recovery::{self, Fault, Kind};
@@ -86,6 +86,35 @@ pub struct Inserted {
     pub loader_instructions: Option<u64>,
 }
 
+/// Set while a CPU loads or removes a module: one at a time, so an
+/// address `place_va` picks is not picked again before it is listed, one
+/// `rmmod` frees is not reused before its mappings and their TLB entries
+/// are gone on every CPU, and an `init_module` that fails takes its own
+/// module off the list. A flag, not a lock: the holder calls module code
+/// (`init_module`, `exit_module`), which no kernel lock may be held across
+/// (`arch::lock`), and another CPU is refused rather than kept waiting.
+static LOADER_BUSY: AtomicBool = AtomicBool::new(false);
+
+/// This CPU's turn at loading or removing a module, until dropped.
+struct LoaderTurn;
+
+impl LoaderTurn {
+    fn take(name: &str) -> Result<Self, String> {
+        LOADER_BUSY
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .map(|_| LoaderTurn)
+            .map_err(|_| {
+                alloc::format!("{name}: another CPU is loading or removing a module; try again when it is done")
+            })
+    }
+}
+
+impl Drop for LoaderTurn {
+    fn drop(&mut self) {
+        LOADER_BUSY.store(false, Ordering::SeqCst);
+    }
+}
+
 /// Loads module `name` from the initrd and runs its `init_module`.
 pub fn insmod(name: &str, at: &Where) -> Result<Inserted, String> {
     // Counter 1 runs from the first instruction and is never stopped: the
@@ -93,6 +122,7 @@ pub fn insmod(name: &str, at: &Where) -> Result<Inserted, String> {
     // the whole of `insmod` with counter 0 at the same time.
     let started = pmu::boot_clock();
     let name = module_name(name)?;
+    let _turn = LoaderTurn::take(name)?;
     if MODULES.lock().iter().any(|m| m.name == name) {
         return Err(alloc::format!("{name} is already loaded"));
     }
@@ -266,6 +296,11 @@ pub unsafe fn call(base: u64, target: u64, args: [u64; 2]) -> Result<u64, CallEr
     }
     let heap = frames::heap_in_use();
     let modules_heap = abi::allocations_total();
+    // The code may have been written by another CPU (`insmod` there, its
+    // `ic ialluis; dsb ish` done): this CPU must not run instructions it
+    // fetched before, which only a context synchronization rules out (ARM
+    // ARM B2.2.5). TCG has no instruction cache to show it.
+    cpu::isb();
     // SAFETY: the caller's contract.
     let result = unsafe { recovery::run_untrusted(base, target, args) }.inspect_err(|fault| {
         // What the heap grew by that no module owns: the abandoned export
@@ -302,15 +337,11 @@ fn cpus_in(base: u64) -> Vec<usize> {
 /// # Errors
 /// The line to print: the CPUs still in it, and the module left loaded.
 fn quiesce(name: &str, base: u64) -> Result<Option<u64>, String> {
-    if GOING
-        .compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst)
-        .is_err()
-    {
-        return Err(alloc::format!(
-            "{name}: another CPU is removing a module; try again when it is done"
-        ));
-    }
+    // The loader's turn (`LoaderTurn`) makes this the only remover. Who
+    // removes is known before what: the remover's own `exit_module` call
+    // is never refused.
     REMOVER.store(percpu::id() as u64, Ordering::SeqCst);
+    GOING.store(base, Ordering::SeqCst);
     let limit_ms = match crate::arch::irq::watchdog_ms() {
         0 => crate::boot::bootargs::DEFAULT_WATCHDOG_MS,
         ms => ms + crate::arch::exceptions::KERNEL_CODE_GRACE_MS + REPORT_SLACK_MS,
@@ -414,6 +445,7 @@ fn unload(m: &Loaded) -> Option<String> {
 /// that outlives `rmmod`, however many there are.
 pub fn rmmod(name: &str) -> Result<Vec<String>, String> {
     let name = module_name(name)?;
+    let _turn = LoaderTurn::take(name)?;
     let not_loaded = || alloc::format!("{name} is not loaded");
     let base = (MODULES.lock().iter().find(|m| m.name == name).map(|m| m.base)).ok_or_else(not_loaded)?;
     // No other CPU may be in its code when it goes, nor enter it after.
