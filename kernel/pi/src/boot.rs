@@ -760,14 +760,20 @@ const _: () = assert!(MAIR_VALUE >> 32 == 0 && TCR_VALUE >> 32 == 0 && SCTLR_MMU
 
 // Leaves EL2 for EL1, for the boot CPU's entry and every secondary's (one
 // sequence, so a CPU entered at EL2 is set up the same whichever it is):
-// called with `bl` at EL2, MMU off, it "returns" by `eret` to x30, at EL1,
-// interrupts masked; x0 and x1 are clobbered, so callers keep nothing
-// there. Outside `.idmap.text`: it only ever runs with the MMU off.
+// called with `bl`, MMU off, it returns at EL1 to x30: by `eret`, with
+// interrupts masked, if called at EL2 (booting.rst allows EL2 entry; this
+// kernel runs at EL1), and at once if called at EL1. x0 and x1 are
+// clobbered, so callers keep nothing there. Outside `.idmap.text`: it only
+// ever runs with the MMU off.
 crate::asm_function!(
     section = ".text.pi.entry",
     "__pi_el2_to_el1",
     r#"
-    mov     x0, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64;
+    mrs     x0, CurrentEL
+    cmp     x0, #(2 << 2)
+    b.eq    0f
+    ret
+0:  mov     x0, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64;
     orr     x0, x0, #(1 << 29)          // .HCD: `hvc` is undefined at EL1,
     msr     hcr_el2, x0                 // not a call into an EL2 with no
                                         // vectors (a PSCI probe on a board
@@ -839,11 +845,7 @@ crate::asm_function!(
     orr     x20, x1, x2                 // booting.rst: x1-x3 must be zero;
     orr     x20, x20, x3                // the kernel warns if they are not
 
-    mrs     x0, CurrentEL               // booting.rst allows EL2 entry: this
-    cmp     x0, #(2 << 2)               // kernel runs at EL1, so drop there
-    b.ne    2f
-    bl      __pi_el2_to_el1             // returns at EL1, to 2:
-2:
+    bl      __pi_el2_to_el1             // at EL1 from here on
     isb                                 // x25 = the virtual count at the
     mrs     x25, cntvct_el0             // first instruction at EL1
     msr     spsel, #1                   // SP is SP_EL1 (EL1h), whatever a

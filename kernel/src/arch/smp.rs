@@ -337,11 +337,8 @@ pi::asm_function!(
     "__pi_secondary_entry",
     r#"
     mov     x25, x0                     // kept across the EL2 exit
-    mrs     x1, CurrentEL
-    cmp     x1, #(2 << 2)
-    b.ne    2f
-    bl      __pi_el2_to_el1             // as the boot CPU: back at EL1, at 2:
-2:  msr     spsel, #1                   // SP is SP_EL1, as on the boot CPU
+    bl      __pi_el2_to_el1             // at EL1 from here on, as the boot CPU
+    msr     spsel, #1                   // SP is SP_EL1, as on the boot CPU
     cbnz    x25, 1f                     // spin-table: x0 = 0, the record's
     adrp    x25, {spin}                 // address is in SPIN_TABLE_RECORD
     ldr     x25, [x25, :lo12:{spin}]    // (read at EL1, not at EL2, whose
