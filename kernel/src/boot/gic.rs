@@ -77,7 +77,7 @@ fn set_up(found: &Interrupts, watchdog_ms: u64) -> Result<Mapped, String> {
         GicVersion::V3 => Regs::V3 {
             dist: mapped.dist.regs_va,
             redist: mapped.cpu.regs_va,
-            len: gic.cpu.size().min(REDISTRIBUTORS),
+            len: second_frame(&gic).size(),
         },
     };
     // SAFETY: `map` mapped these registers as Device memory for good.
@@ -91,8 +91,16 @@ pub fn state() -> Option<&'static Result<Mapped, String>> {
     STATE.get()
 }
 
-/// Maps the distributor and the second frame, each at its row's start:
-/// for GICv3, the region's first [`REDISTRIBUTORS`] bytes.
+/// The second register frame as mapped: GICv2's CPU interface, or the
+/// first [`REDISTRIBUTORS`] bytes of GICv3's redistributor region.
+fn second_frame(gic: &Gic) -> PhysRange {
+    match gic.version {
+        GicVersion::V2 => gic.cpu,
+        GicVersion::V3 => PhysRange::saturating(gic.cpu.start.raw(), gic.cpu.size().min(REDISTRIBUTORS)),
+    }
+}
+
+/// Maps the distributor and the [`second_frame`], each at its row's start.
 fn map(gic: Gic, timer: u32) -> Result<Mapped, String> {
     if !(16..32).contains(&timer) {
         return Err(alloc::format!(
@@ -120,10 +128,7 @@ fn map(gic: Gic, timer: u32) -> Result<Mapped, String> {
             ));
         }
     }
-    let cpu = match gic.version {
-        GicVersion::V2 => gic.cpu,
-        GicVersion::V3 => PhysRange::saturating(gic.cpu.start.raw(), gic.cpu.size().min(REDISTRIBUTORS)),
-    };
+    let cpu = second_frame(&gic);
     let one = |regs: PhysRange, window: FixedWindow| -> Result<Frame, String> {
         let pages = regs.expand_to_pages(PAGE_SIZE);
         let bits = cpu::pa_bits();

@@ -446,20 +446,19 @@ fn unload(m: &Loaded) -> Option<String> {
 pub fn rmmod(name: &str) -> Result<Vec<String>, String> {
     let name = module_name(name)?;
     let _turn = LoaderTurn::take(name)?;
-    let not_loaded = || alloc::format!("{name} is not loaded");
-    let base = (MODULES.lock().iter().find(|m| m.name == name).map(|m| m.base)).ok_or_else(not_loaded)?;
+    let base = (MODULES.lock().iter().find(|m| m.name == name).map(|m| m.base))
+        .ok_or_else(|| alloc::format!("{name} is not loaded"))?;
     // No other CPU may be in its code when it goes, nor enter it after.
     let waited = quiesce(name, base)?;
     // What it is now, not before the wait: a fault on another CPU (its
-    // watchdog, say) may have marked it meanwhile, or another CPU's
-    // `rmmod` removed it before this one's claim. From here on its claim
-    // keeps every CPU out of its code, so nothing changes it.
+    // watchdog, say) may have marked it meanwhile. It is still listed:
+    // only the holder of the loader's turn takes modules off the list. From
+    // here on the claim keeps every CPU out of its code, so nothing changes.
     let list = MODULES.lock();
-    let Some(m) = list.iter().find(|m| m.base == base) else {
-        drop(list);
-        release_going();
-        return Err(not_loaded());
-    };
+    let m = list
+        .iter()
+        .find(|m| m.base == base)
+        .expect("listed: only the loader's turn removes modules");
     let exit = m.exit;
     let faulted = m.faulted.as_ref().map(|fault| {
         alloc::format!(
@@ -493,7 +492,7 @@ fn remove_quiesced(name: &str, base: u64, exit: Option<u64>, faulted: bool) -> R
     let i = list
         .iter()
         .position(|m| m.base == base)
-        .expect("listed above; only the shell changes the list");
+        .expect("listed above; only the loader's turn removes modules");
     let m = list.remove(i);
     drop(list);
     let note = unload(&m);
