@@ -452,7 +452,7 @@ fn ctrl_c_stops_the_kernel_in_gdb_and_gdb_ends_with_the_tool() {
             .unwrap(),
     );
     let console = collect(run.0.stdout.take().unwrap());
-    wait_until_listening(port);
+    wait_until_listening(port, &mut run.0);
     // In a process group of its own, as a shell puts a command.
     let mut tool = Reaped(
         Command::new(env!("CARGO_BIN_EXE_splitmap"))

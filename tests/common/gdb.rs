@@ -2,34 +2,56 @@
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Run, splitmap};
 
-/// A TCP port nothing listens on right now.
+/// A TCP port nothing listens on right now, and no other call in this
+/// process returned: below Linux's ephemeral ports (32768 and up, where
+/// `bind` to port 0 and every outgoing connection, gdb's own among them,
+/// take theirs), so no client socket can hold it by the time QEMU binds it.
+/// Test binaries run one at a time; the tests in one run in parallel, each
+/// with a port of its own.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 1000) as u16 * 10;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 2_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
-/// Waits until QEMU listens on `port`.
-pub fn wait_until_listening(port: u16) {
+/// Waits until QEMU listens on `port`; `run` is the process that starts it,
+/// whose early end (a port taken after all, a QEMU that would not start) is
+/// reported with its status and what it said.
+pub fn wait_until_listening(port: u16, run: &mut std::process::Child) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !splitmap::qemu::listening(port) {
-        assert!(Instant::now() < deadline, "QEMU never listened on {port}");
+        if let Some(status) = run.try_wait().unwrap() {
+            let mut said = String::new();
+            if let Some(mut err) = run.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut err, &mut said);
+            }
+            panic!("the run ended ({status}) before QEMU listened on {port}: {said}");
+        }
+        assert!(Instant::now() < deadline, "QEMU never listened on {port} in 30 s");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// `splitmap run --gdb` on `port` with `args`, once QEMU listens there.
 pub fn run_waiting_for_gdb(port: u16, args: &[&str]) -> std::process::Child {
-    let run = Command::new(env!("CARGO_BIN_EXE_splitmap"))
+    let mut run = Command::new(env!("CARGO_BIN_EXE_splitmap"))
         .args(["run", "--gdb", "--gdb-port", &port.to_string()])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until_listening(port);
+    wait_until_listening(port, &mut run);
     run
 }
 
