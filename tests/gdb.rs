@@ -695,3 +695,88 @@ fn gdb_early_stops_in_the_early_code_where_a_replayed_efi_seed_puts_it() {
         "{said}"
     );
 }
+
+/// A CPU whose HCR_EL2.E2H cannot be cleared (one without FEAT_E2H0:
+/// Apple's, or a nested guest's) renames EL1's registers at EL2 and lays
+/// out CPTR_EL2 and CNTHCTL_EL2 differently; the EL2 exit tells by a probe
+/// (`__pi_el2_e2h_probed`) and takes a path of its own. QEMU's `max` CPU
+/// can clear E2H, so the probe finds the usual layout; with gdb making it
+/// find E2H stuck, on both CPUs, the exit sets E2H itself and must still
+/// reach the shell with FP/SIMD, the timer and the second CPU working. On
+/// a CPU without VHE (`cortex-a72`) that path hangs: the test fails.
+#[test]
+fn a_cpu_whose_e2h_cannot_be_cleared_leaves_el2_by_its_own_layout() {
+    const E2H: u64 = 1 << 34;
+    // A breakpoint that fakes the probe's answer and goes on, placed at
+    // the physical address (sm-link would move a breakpoint by name).
+    let stuck = r#"python exec("class Stuck(gdb.Breakpoint):\n def stop(self):\n  gdb.execute('set $x1 = 2')\n  print('splitmap-test: E2H stuck')\n  return False\nStuck('*%d' % int(gdb.parse_and_eval('(long)&__pi_el2_e2h_probed')))")"#;
+    for force in [false, true] {
+        let port = free_port();
+        let run = run_waiting_for_gdb(
+            port,
+            &[
+                "--cpu",
+                "max",
+                "--smp",
+                "2",
+                "--nokaslr",
+                "--timeout",
+                "60",
+                "--qemu-arg=-machine",
+                "--qemu-arg=virt,virtualization=on",
+                "--cmd",
+                "irqs",
+                "--cmd",
+                "test",
+            ],
+        );
+        let mut exs = vec![];
+        if force {
+            exs.push(stuck);
+        }
+        exs.extend([
+            "sm-link",
+            "break kernel::shell::commands::irqs",
+            "continue",
+            "thread 2",
+            "p/x $HCR_EL2",
+            "p/x $CPTR_EL2",
+            "p/x $CNTHCTL_EL2",
+            "thread 1",
+            "p/x $HCR_EL2",
+            "detach",
+        ]);
+        let port = port.to_string();
+        let mut args = vec!["gdb", "--early", "--gdb-port", &port, "--batch"];
+        for ex in exs {
+            args.extend(["--ex", ex]);
+        }
+        let gdb = splitmap(&args);
+        let console = both_succeeded(run, &gdb);
+        let printed: Vec<u64> = (1..=4)
+            .map(|n| {
+                let prefix = format!("${n} = ");
+                let line = gdb.stdout.lines().find_map(|l| l.strip_prefix(&prefix));
+                hex(line.unwrap_or_else(|| panic!("no ${n}: {}", gdb.stdout)))
+            })
+            .collect();
+        let [hcr1, cptr, cnthctl, hcr0] = printed[..] else {
+            unreachable!()
+        };
+        let forced = gdb.stdout.matches("splitmap-test: E2H stuck").count();
+        assert_eq!(forced, if force { 2 } else { 0 }, "{}", gdb.stdout);
+        // CPTR_EL2's FP/SIMD trap and CNTHCTL_EL2's EL1 timer bits, in the
+        // layout E2H selects (bits 21:20 and 11:10 with it, 10 and 1:0
+        // without).
+        let want = if force {
+            (E2H, 0x30_0000, 0xc00)
+        } else {
+            (0, 0x33ff, 0x3)
+        };
+        assert_eq!((hcr1 & E2H, cptr, cnthctl), want, "{}", gdb.stdout);
+        assert_eq!(hcr0 & E2H, want.0, "both CPUs: {}", gdb.stdout);
+        let (passed, failed) = ktap_totals(&console);
+        assert!(passed > 0 && failed == 0, "{console}");
+        assert!(console.contains("cpu=1"), "{console}");
+    }
+}

@@ -778,10 +778,41 @@ crate::asm_function!(
     msr     hcr_el2, x0                 // not a call into an EL2 with no
                                         // vectors (a PSCI probe on a board
                                         // without PSCI traps, and is caught)
-    isb                                 // CPTR_EL2's layout follows HCR_EL2.E2H
-    mov     x0, #0x33ff                 // CPTR_EL2: no FP/SIMD traps to EL2
+    isb
+    // Whether HCR_EL2.E2H stays 1 whatever is written (a CPU without
+    // FEAT_E2H0: Apple's, or a nested guest's, which may even read 0): it
+    // renames EL1 registers at EL2, `far_el1` to FAR_EL2, and changes the
+    // layout of CPTR_EL2 and CNTHCTL_EL2. Tested as Linux does: with E2H
+    // 0, FAR_EL1 keeps the 1 written to it.
+    mov     x1, #1
+    msr     far_el1, x1
+    isb
+    mov     x1, #2
+    msr     far_el2, x1
+    isb
+    mrs     x1, far_el1
+__pi_el2_e2h_probed:                    // (tests/gdb.rs makes it read 2 here)
+    cmp     x1, #2
+    b.ne    5f
+    orr     x0, x0, #(1 << 34)          // E2H-only: say so in HCR_EL2, as
+    msr     hcr_el2, x0                 // it behaves
+    isb
+    mov     x0, #(3 << 20)              // CPTR_EL2, laid out as CPACR_EL1:
+    msr     cptr_el2, x0                // FPEN, no FP/SIMD traps to EL2
+    mov     x0, #(3 << 10)              // CNTHCTL_EL2, laid out as with
+    msr     cnthctl_el2, x0             // E2H: EL1PCTEN, EL1PCEN
+    movz    x0, #({sctlr_off} & 0xffff) // SCTLR_EL1, named SCTLR_EL12 here
+    movk    x0, #(({sctlr_off} >> 16) & 0xffff), lsl #16 // (`sctlr_el1` is
+    msr     S3_5_C1_C0_0, x0            // SCTLR_EL2): MMU and caches off
+    b       6f
+5:  mov     x0, #0x33ff                 // CPTR_EL2: no FP/SIMD traps to EL2
     msr     cptr_el2, x0
-    mrs     x0, midr_el1                // EL1 reads MIDR_EL1 and MPIDR_EL1
+    mov     x0, #3                      // CNTHCTL_EL2: EL1 may use the
+    msr     cnthctl_el2, x0             // physical counter and timer
+    movz    x0, #({sctlr_off} & 0xffff) // SCTLR_EL1: MMU and caches off,
+    movk    x0, #(({sctlr_off} >> 16) & 0xffff), lsl #16 // RES1 bits set
+    msr     sctlr_el1, x0
+6:  mrs     x0, midr_el1                // EL1 reads MIDR_EL1 and MPIDR_EL1
     msr     vpidr_el2, x0               // from VPIDR_EL2 and VMPIDR_EL2,
     mrs     x0, mpidr_el1               // whose reset values are UNKNOWN
     msr     vmpidr_el2, x0              // (QEMU's are the real ones): the
@@ -795,8 +826,6 @@ crate::asm_function!(
     mrs     x0, pmcr_el0
     ubfx    x0, x0, #11, #5
 1:  msr     mdcr_el2, x0
-    mov     x0, #3                      // CNTHCTL_EL2: EL1 may use the
-    msr     cnthctl_el2, x0             // physical counter and timer
     msr     cntvoff_el2, xzr
     msr     vttbr_el2, xzr              // VMID 0: EL1's TLB entries carry
                                         // the VMID even with stage 2 off,
@@ -825,11 +854,7 @@ crate::asm_function!(
     mrs     x0, S3_4_C12_C9_5           // only if SRE stuck: the virtual
     tbz     x0, #0, 2f                  // interface's registers need it
     msr     S3_4_C12_C11_0, xzr         // ICH_HCR_EL2: no virtual interface
-2:
-    movz    x0, #({sctlr_off} & 0xffff) // SCTLR_EL1: MMU and caches off,
-    movk    x0, #(({sctlr_off} >> 16) & 0xffff), lsl #16 // RES1 bits set
-    msr     sctlr_el1, x0
-    mov     x0, #0x3c5                  // SPSR_EL2: EL1h, interrupts masked
+2:  mov     x0, #0x3c5                  // SPSR_EL2: EL1h, interrupts masked
     msr     spsr_el2, x0
     msr     elr_el2, x30                // back to the caller, at EL1
     eret
