@@ -696,6 +696,36 @@ fn gdb_early_stops_in_the_early_code_where_a_replayed_efi_seed_puts_it() {
     );
 }
 
+/// gdb breakpoints, placed at physical addresses (before the MMU is on;
+/// sm-link would move one set by name), that change what EL2's exit does
+/// (`__pi_el2_to_el1`, kernel/pi/src/boot.rs): the probe finds HCR_EL2.E2H
+/// stuck, as on a CPU without FEAT_E2H0 (QEMU's `max` CPU can clear it).
+const E2H_STUCK: &str = r#"python exec("class Stuck(gdb.Breakpoint):\n def stop(self):\n  gdb.execute('set $x1 = 2')\n  print('splitmap-test: E2H stuck')\n  return False\nStuck('*%d' % int(gdb.parse_and_eval('(long)&__pi_el2_e2h_probed')))")"#;
+/// And HCR_EL2 traps EL1's `smc` (TSC), a trap the exit leaves off.
+const SMC_TRAPPED: &str = r#"python exec("class Tsc(gdb.Breakpoint):\n def stop(self):\n  gdb.execute('set $x0 = $x0 | (1 << 19)')\n  return False\nTsc('*%d' % int(gdb.parse_and_eval('(long)&__pi_el2_hcr')))")"#;
+
+/// Options for a boot entered at EL2 on QEMU's `max` CPU, waiting for gdb.
+const AT_EL2: [&str; 8] = [
+    "--cpu",
+    "max",
+    "--nokaslr",
+    "--timeout",
+    "60",
+    "--qemu-arg=-machine",
+    "--qemu-arg=virt,virtualization=on",
+    "--cmd",
+];
+
+/// `splitmap gdb --early --batch` on `port`, running `exs`.
+fn early_gdb(port: u16, exs: &[&str]) -> Run {
+    let port = port.to_string();
+    let mut args = vec!["gdb", "--early", "--gdb-port", &port, "--batch"];
+    for ex in exs {
+        args.extend(["--ex", ex]);
+    }
+    splitmap(&args)
+}
+
 /// A CPU whose HCR_EL2.E2H cannot be cleared (one without FEAT_E2H0:
 /// Apple's, or a nested guest's) renames EL1's registers at EL2 and lays
 /// out CPTR_EL2 and CNTHCTL_EL2 differently; the EL2 exit tells by a probe
@@ -707,32 +737,12 @@ fn gdb_early_stops_in_the_early_code_where_a_replayed_efi_seed_puts_it() {
 #[test]
 fn a_cpu_whose_e2h_cannot_be_cleared_leaves_el2_by_its_own_layout() {
     const E2H: u64 = 1 << 34;
-    // A breakpoint that fakes the probe's answer and goes on, placed at
-    // the physical address (sm-link would move a breakpoint by name).
-    let stuck = r#"python exec("class Stuck(gdb.Breakpoint):\n def stop(self):\n  gdb.execute('set $x1 = 2')\n  print('splitmap-test: E2H stuck')\n  return False\nStuck('*%d' % int(gdb.parse_and_eval('(long)&__pi_el2_e2h_probed')))")"#;
-    for force in [false, true] {
+    for stuck in [false, true] {
         let port = free_port();
-        let run = run_waiting_for_gdb(
-            port,
-            &[
-                "--cpu",
-                "max",
-                "--smp",
-                "2",
-                "--nokaslr",
-                "--timeout",
-                "60",
-                "--qemu-arg=-machine",
-                "--qemu-arg=virt,virtualization=on",
-                "--cmd",
-                "irqs",
-                "--cmd",
-                "test",
-            ],
-        );
+        let run = run_waiting_for_gdb(port, &[&AT_EL2[..], &["irqs", "--cmd", "test", "--smp", "2"]].concat());
         let mut exs = vec![];
-        if force {
-            exs.push(stuck);
+        if stuck {
+            exs.push(E2H_STUCK);
         }
         exs.extend([
             "sm-link",
@@ -746,12 +756,7 @@ fn a_cpu_whose_e2h_cannot_be_cleared_leaves_el2_by_its_own_layout() {
             "p/x $HCR_EL2",
             "detach",
         ]);
-        let port = port.to_string();
-        let mut args = vec!["gdb", "--early", "--gdb-port", &port, "--batch"];
-        for ex in exs {
-            args.extend(["--ex", ex]);
-        }
-        let gdb = splitmap(&args);
+        let gdb = early_gdb(port, &exs);
         let console = both_succeeded(run, &gdb);
         let printed: Vec<u64> = (1..=4)
             .map(|n| {
@@ -764,11 +769,11 @@ fn a_cpu_whose_e2h_cannot_be_cleared_leaves_el2_by_its_own_layout() {
             unreachable!()
         };
         let forced = gdb.stdout.matches("splitmap-test: E2H stuck").count();
-        assert_eq!(forced, if force { 2 } else { 0 }, "{}", gdb.stdout);
+        assert_eq!(forced, if stuck { 2 } else { 0 }, "{}", gdb.stdout);
         // CPTR_EL2's FP/SIMD trap and CNTHCTL_EL2's EL1 timer bits, in the
         // layout E2H selects (bits 21:20 and 11:10 with it, 10 and 1:0
         // without).
-        let want = if force {
+        let want = if stuck {
             (E2H, 0x30_0000, 0xc00)
         } else {
             (0, 0x33ff, 0x3)
@@ -778,5 +783,44 @@ fn a_cpu_whose_e2h_cannot_be_cleared_leaves_el2_by_its_own_layout() {
         let (passed, failed) = ktap_totals(&console);
         assert!(passed > 0 && failed == 0, "{console}");
         assert!(console.contains("cpu=1"), "{console}");
+    }
+}
+
+/// A trap EL2 takes from EL1 after the exit (one firmware left on that the
+/// exit does not clear) reaches EL2's vectors (`__pi_el2_vectors`), which
+/// hand it down to EL1: the kernel reports it decoded, says EL2 trapped it,
+/// and stops; with no vectors at EL2 the CPU would hang without a word.
+/// Here gdb adds HCR_EL2.TSC, so the kernel's first PSCI call (an `smc`
+/// under `virtualization=on`) traps, in both of the exit's layouts. Its
+/// panic's reset is an `smc` too, trapped again: the CPU parks.
+#[test]
+fn a_trap_el2_takes_is_handed_down_to_the_kernel_and_reported() {
+    for stuck in [false, true] {
+        let port = free_port();
+        let run = run_waiting_for_gdb(port, &[&AT_EL2[..], &["poweroff"]].concat());
+        let mut exs = vec![SMC_TRAPPED];
+        if stuck {
+            exs.push(E2H_STUCK);
+        }
+        exs.extend(["sm-link", "break kernel::arch::cpu::park", "continue", "bt", "kill"]);
+        let gdb = early_gdb(port, &exs);
+        let out = run.wait_with_output().unwrap();
+        let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        assert!(
+            gdb.stdout.contains("#0  kernel::arch::cpu::park"),
+            "the CPU parked: {}{}\n{console}",
+            gdb.stdout,
+            gdb.stderr
+        );
+        for line in [
+            "SMC trapped (EC 0x17)",
+            "EL2 trapped this and handed it down",
+            "splitmap_psci_smc",
+            "kernel panic: unhandled exception: SMC trapped",
+        ] {
+            assert!(console.contains(line), "{line:?} in:\n{console}");
+        }
+        let forced = gdb.stdout.contains("splitmap-test: E2H stuck");
+        assert_eq!(forced, stuck, "{}", gdb.stdout);
     }
 }

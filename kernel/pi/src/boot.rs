@@ -775,9 +775,11 @@ crate::asm_function!(
     ret
 0:  mov     x0, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64;
     orr     x0, x0, #(1 << 29)          // .HCD: `hvc` is undefined at EL1,
-    msr     hcr_el2, x0                 // not a call into an EL2 with no
-                                        // vectors (a PSCI probe on a board
-                                        // without PSCI traps, and is caught)
+__pi_el2_hcr:                           // not a call into an EL2 that has
+    msr     hcr_el2, x0                 // no hypervisor (a PSCI probe on a
+                                        // board without PSCI traps, and is
+                                        // caught). tests/gdb.rs adds a trap
+                                        // at this write
     isb
     // Whether HCR_EL2.E2H stays 1 whatever is written (a CPU without
     // FEAT_E2H0: Apple's, or a nested guest's, which may even read 0): it
@@ -854,12 +856,94 @@ __pi_el2_e2h_probed:                    // (tests/gdb.rs makes it read 2 here)
     mrs     x0, S3_4_C12_C9_5           // only if SRE stuck: the virtual
     tbz     x0, #0, 2f                  // interface's registers need it
     msr     S3_4_C12_C11_0, xzr         // ICH_HCR_EL2: no virtual interface
-2:  mov     x0, #0x3c5                  // SPSR_EL2: EL1h, interrupts masked
+2:  adrp    x0, __pi_el2_vectors        // EL2's vectors from here on: a
+    add     x0, x0, :lo12:__pi_el2_vectors // trap left on is handed to EL1
+    msr     vbar_el2, x0
+    mov     x0, #0x3c5                  // SPSR_EL2: EL1h, interrupts masked
     msr     spsr_el2, x0
     msr     elr_el2, x30                // back to the caller, at EL1
     eret
 "#,
     sctlr_off = const SCTLR_RES1,
+);
+
+// EL2's vectors once the kernel runs at EL1 (VBAR_EL2, set as EL2 is left).
+// An exception EL2 takes from EL1 is a trap the exit did not turn off (one
+// firmware or a newer CPU left on: a fine-grained trap of a later
+// extension, MPAM's); with no vectors EL2 would run whatever VBAR_EL2's
+// UNKNOWN reset names, and the kernel would hang without a word. Here each
+// is handed down to EL1's vector of the same kind, with EL1's ESR, FAR,
+// ELR and SPSR as EL2's: the kernel reports it decoded, as any exception
+// (`esr::Syndrome::hint` says where it came from). From EL2 itself (only
+// the exit runs there, before this is set) and from AArch32 (HCR_EL2.RW)
+// nothing comes: those entries wait forever.
+crate::asm_function!(
+    section = ".text.pi.el2_vectors",
+    "__pi_el2_vectors",
+    r#"
+    .balign 0x800
+    .rept 8                             // from EL2, SP_EL0 and SP_EL2
+    .balign 0x80
+0:  wfe
+    b       0b
+    .endr
+    .irp kind, 0, 1, 2, 3               // from EL1 (or EL0), AArch64: sync,
+    .balign 0x80                        // IRQ, FIQ, SError
+    msr     tpidr_el2, x0               // x0 kept in TPIDR_EL2, x1 in SP_EL2
+    mov     sp, x1                      // (nothing here uses a stack)
+    mov     x1, #(\kind * 0x80)
+    b       __pi_el2_hand_down
+    .endr
+    .rept 4                             // from AArch32
+    .balign 0x80
+0:  wfe
+    b       0b
+    .endr
+"#
+);
+
+// The exception EL2 just took, as EL1 would have taken it: x1 is its kind's
+// offset in a group of vectors (x0 and x1 kept as the vectors left them).
+crate::asm_function!(
+    section = ".text.pi.el2_vectors",
+    "__pi_el2_hand_down",
+    r#"
+    mrs     x0, spsr_el2                // Which of EL1's four groups: from
+    tst     x0, #0xc                    // EL0, "lower EL" (0x400); from EL1,
+    b.ne    0f                          // "current EL" with SP_EL1 (0x200,
+    add     x1, x1, #0x400              // the kernel's) or SP_EL0 (0)
+    b       1f
+0:  tbz     x0, #0, 1f
+    add     x1, x1, #0x200
+1:  mrs     x0, hcr_el2                 // With E2H (`__pi_el2_to_el1`),
+    tbnz    x0, #34, 2f                 // EL1's registers are *_EL12 here
+    mrs     x0, esr_el2
+    msr     esr_el1, x0
+    mrs     x0, far_el2
+    msr     far_el1, x0
+    mrs     x0, elr_el2
+    msr     elr_el1, x0
+    mrs     x0, spsr_el2
+    msr     spsr_el1, x0
+    mrs     x0, vbar_el1
+    b       3f
+2:  mrs     x0, esr_el2
+    msr     S3_5_C5_C2_0, x0            // ESR_EL12
+    mrs     x0, far_el2
+    msr     S3_5_C6_C0_0, x0            // FAR_EL12
+    mrs     x0, elr_el2
+    msr     S3_5_C4_C0_1, x0            // ELR_EL12
+    mrs     x0, spsr_el2
+    msr     S3_5_C4_C0_0, x0            // SPSR_EL12
+    mrs     x0, S3_5_C12_C0_0           // VBAR_EL12
+3:  add     x0, x0, x1
+    msr     elr_el2, x0                 // into EL1's vector, at EL1h with
+    mov     x0, #0x3c5                  // interrupts masked, as EL1 takes
+    msr     spsr_el2, x0                // an exception
+    mov     x1, sp
+    mrs     x0, tpidr_el2
+    eret
+"#
 );
 
 crate::asm_function!(

@@ -33,6 +33,8 @@ pub fn class_name(ec: u64) -> &'static str {
         0x07 => "FP/SIMD access trapped",
         0x0e => "illegal execution state",
         0x15 => "SVC",
+        0x16 => "HVC",
+        0x17 => "SMC trapped",
         0x18 => "MSR/MRS trapped",
         0x20 => "instruction abort from EL0",
         0x21 => "instruction abort",
@@ -101,13 +103,21 @@ impl Syndrome {
         matches!(self.class(), 0x20 | 0x21 | 0x24 | 0x25)
     }
 
-    /// What a learner should know beyond the reason, for the aborts whose
-    /// cause is not in the tables: an external abort means the tables were
-    /// fine and nothing answered at the physical address.
+    /// What a learner should know beyond the reason: an external abort
+    /// means the tables were fine and nothing answered at the physical
+    /// address; a class EL1 takes only from EL0 (which this kernel never
+    /// runs), or never, was trapped by EL2 and handed down by its vectors
+    /// (`__pi_el2_vectors`, kernel/pi/src/boot.rs).
     pub fn hint(self) -> Option<&'static str> {
-        (self.is_abort() && self.fault_status() == 0x10).then_some(
-            "nothing answered at this address: no RAM or device is behind it (a device tree can name RAM the machine does not have)",
-        )
+        match self.class() {
+            _ if self.is_abort() && self.fault_status() == 0x10 => Some(
+                "nothing answered at this address: no RAM or device is behind it (a device tree can name RAM the machine does not have)",
+            ),
+            0x01 | 0x16..=0x18 => Some(
+                "EL2 trapped this and handed it down: EL1 code never raises this class at EL1 (a trap in HCR_EL2 or a fine-grained trap register that firmware left on, and the EL2 exit did not clear)",
+            ),
+            _ => None,
+        }
     }
 
     /// What went wrong in an abort, e.g. `permission fault at level 3 on write`;
@@ -180,6 +190,16 @@ mod tests {
             Syndrome(0x9600_0061).abort_reason().unwrap().to_string(),
             "alignment fault on write"
         );
+    }
+
+    /// The classes EL1 never raises at EL1 are said to come from EL2; the
+    /// rest (an undefined instruction, an FP trap EL1's own CPACR_EL1 can
+    /// cause, a BRK) are not.
+    #[test]
+    fn only_classes_el1_never_raises_are_said_to_come_from_el2() {
+        let from_el2 = |ec: u64| Syndrome(ec << 26).hint().is_some_and(|h| h.starts_with("EL2 trapped"));
+        assert!([0x01, 0x16, 0x17, 0x18].into_iter().all(from_el2));
+        assert!(![0x00, 0x07, 0x15, 0x25, 0x3c].into_iter().any(from_el2));
     }
 
     /// A level is printed only where the fault status code encodes one.

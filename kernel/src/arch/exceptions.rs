@@ -260,13 +260,16 @@ static STOPPING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS]
 /// held it (the code that faulted may have been printing). An exception
 /// taken inside such a report must not report again, and again, down the
 /// boot stack: the second says so in a line and panics, a third resets the
-/// machine (a failure, as a panic's end is) without a word.
+/// machine (a failure, as a panic's end is) without a word, and if the
+/// reset itself faults (a trapped `smc`, handed down by EL2's vectors) the
+/// CPU stops where it is, its reports printed.
 fn stopping(frame: &Frame) {
     take_console();
     match STOPPING[percpu::id()].fetch_add(1, Ordering::SeqCst) {
         0 => {}
         1 => panic!("an exception at {:#x} while reporting an exception", frame.elr),
-        _ => super::psci::system_reset(),
+        2 => super::psci::system_reset(),
+        _ => super::cpu::park(),
     }
 }
 
