@@ -19,7 +19,15 @@ fn main() {
     fs::write(&path, script).expect("write stage0.ld");
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
         println!("cargo:rustc-link-arg-bins=-T{}", path.display());
-        for arg in ["-pie", "--no-dynamic-linker", "-znotext", "-zpack-relative-relocs"] {
+        // As the kernel's link: Cortex-A53 erratum 843419 (kernel/build.rs).
+        let args = [
+            "-pie",
+            "--no-dynamic-linker",
+            "-znotext",
+            "-zpack-relative-relocs",
+            "--fix-cortex-a53-843419",
+        ];
+        for arg in args {
             println!("cargo:rustc-link-arg-bins={arg}");
         }
     }

@@ -52,6 +52,12 @@ fn main() {
     if on_machine {
         println!("cargo:rustc-link-arg-bins=-T{}", path.display());
         println!("cargo:rustc-link-arg-bins=--gc-sections");
+        // Cortex-A53 erratum 843419 (the Raspberry Pi 3's A53 is r0p4, an
+        // affected revision): an `adrp` in a page's last two words, then a
+        // load or store, then one based on its register, may compute a wrong
+        // address. The linker moves such a last load or store out to a
+        // patch and branches there, as Linux links arm64 kernels.
+        println!("cargo:rustc-link-arg-bins=--fix-cortex-a53-843419");
         let pie_flags = ["-pie", "--no-dynamic-linker", "-znotext", "-zpack-relative-relocs"];
         for arg in pie_flags.iter().filter(|_| pie) {
             println!("cargo:rustc-link-arg-bins={arg}");

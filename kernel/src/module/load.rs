@@ -22,6 +22,7 @@ use object::{
     SymbolIndex, SymbolSection,
 };
 
+use super::a53;
 use super::check::Malformed;
 use super::plt::{self, Branch, Plt, PltError};
 use super::reloc::{self, RelocError, types};
@@ -119,6 +120,16 @@ pub enum LoadError {
         /// What it is.
         what: Privileged,
     },
+    /// Cortex-A53 erratum 843419's sequence (`module::a53`), starting at
+    /// this offset in this code section: an `adrp` in a page's last two
+    /// words whose page `adr` cannot reach (the loader makes the others
+    /// `adr`s).
+    A53Erratum {
+        /// The code section.
+        section: String,
+        /// The `adrp`'s offset in it.
+        offset: u64,
+    },
     /// A branch (CALL26, JUMP26) to a kernel export with an addend: it
     /// would land inside the export, not at its start.
     BranchAddend {
@@ -183,6 +194,10 @@ impl fmt::Display for LoadError {
             Relocation { error, section, symbol } => write!(f, "{error} in {section} (against {symbol})"),
             Veneer { error, section, symbol } => write!(f, "{error} in {section} (against {symbol})"),
             Privileged { section, offset, what } => write!(f, "{section}+{offset:#x}: {what}"),
+            A53Erratum { section, offset } => write!(
+                f,
+                "{section}+{offset:#x}: an adrp in a page's last two words starts Cortex-A53 erratum 843419's sequence, and its page is beyond adr's 1 MiB"
+            ),
             BranchAddend {
                 section,
                 offset,
@@ -698,7 +713,14 @@ impl<'d> Module<'d> {
             let section = self.file.section_by_index(p.index)?;
             if section.elf_section_header().sh_flags(LittleEndian) & u64::from(elf::SHF_EXECINSTR) != 0 {
                 let at = p.offset as usize;
-                scan_code(|| section.name().unwrap_or("?"), &image[at..at + p.size as usize])?;
+                let code = &image[at..at + p.size as usize];
+                scan_code(|| section.name().unwrap_or("?"), code)?;
+                if let Some(start) = a53::find(base.wrapping_add(p.offset), code) {
+                    return Err(LoadError::A53Erratum {
+                        section: section.name().unwrap_or("?").into(),
+                        offset: start.wrapping_sub(base.wrapping_add(p.offset)),
+                    });
+                }
             }
         }
         let [init, exit] = self.entries.map(|entry| self.address(entry?, base));

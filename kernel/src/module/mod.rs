@@ -6,6 +6,7 @@
 //! maps and runs modules, `loaded` lists what is loaded where, and `abi` is
 //! the kernel's side of their calls.
 
+pub mod a53;
 #[cfg(with_alloc)]
 pub mod check;
 pub mod exports;

@@ -244,6 +244,14 @@ pub fn apply(r_type: u32, place: &mut [u8], p: u64, s_plus_a: u64) -> Result<(),
                 return Err(RelocError::Overflow(r_type));
             }
             let insn = word(place)?;
+            // In a page's last two words an `adrp` may start Cortex-A53
+            // erratum 843419's sequence (`module::a53`): where the page
+            // is within `adr`'s reach, an `adr` of the page's address
+            // computes the same value, and no sequence starts.
+            let delta = page(s_plus_a).wrapping_sub(p) as i64;
+            if p % 4096 >= 0xff8 && (-(1 << 20)..(1 << 20)).contains(&delta) {
+                return put32(place, with_adrp_imm(insn & !(1 << 31), delta));
+            }
             put32(place, with_adrp_imm(insn, pages))
         }
         ADD_ABS_LO12_NC | LDST8_ABS_LO12_NC | LDST16_ABS_LO12_NC | LDST32_ABS_LO12_NC | LDST64_ABS_LO12_NC
@@ -294,6 +302,13 @@ mod tests {
             (ADR_PREL_PG_HI21, 0x9000_0000, p, p + 0x1234, 0xb000_0000),
             // adrp x1, 5 pages down: imm = -5 = 0x1ffffb: immlo 3, immhi 0x7fffe.
             (ADR_PREL_PG_HI21, 0x9000_0001, p, p - 0x5000, 0xf0ff_ffc1),
+            // In a page's last two words an adrp becomes an adr of the
+            // page's address (Cortex-A53 erratum 843419): adr x0, +8 ...
+            (ADR_PREL_PG_HI21, 0x9000_0000, p + 0xff8, p + 0x1234, 0x1000_0040),
+            // ... adr x1, -0x5ffc (to p - 0x5000) ...
+            (ADR_PREL_PG_HI21_NC, 0x9000_0001, p + 0xffc, p - 0x5000, 0x10fd_0021),
+            // ... unless adr cannot reach it: adrp x0, 0x200 pages up.
+            (ADR_PREL_PG_HI21, 0x9000_0000, p + 0xff8, p + 0x20_0010, 0x9000_1000),
             // add x0, x0, #0x234.
             (ADD_ABS_LO12_NC, 0x9100_0000, p, 0x1234, 0x9108_d000),
             // ldr x2, [x3, #0x238]: imm12 = 0x238 >> 3 = 0x47.
