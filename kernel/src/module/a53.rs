@@ -6,7 +6,7 @@
 //! ARM-EPM-048406, "sequence 1"; the linkers' workarounds detect the same).
 //!
 //! The kernel itself is linked with `--fix-cortex-a53-843419`, and
-//! `tests/relacheck.rs` checks that no sequence is left in it or in stage 0.
+//! `tests/errata.rs` checks that no sequence is left in it.
 //! A module's code gets its page offsets where `insmod` places it, so the
 //! loader makes every `adrp` it relocates in those two words an `adr` of
 //! the same page address (`reloc::apply`), and refuses a module in which a
