@@ -619,6 +619,53 @@ fn a_sweep_runs_on_the_pi() {
     assert!(refused.stderr.contains("no 16 KiB granule"), "{}", refused.stderr);
 }
 
+/// The Pi's A53s have EL3, so HCR_EL2.HCD (which makes `hvc` undefined at
+/// EL1) is RES0 there, and an `hvc` goes to EL2. EL2's vectors hand it down
+/// as HCD would have made it, undefined at the `hvc` itself, so the PSCI
+/// guess a panic makes before the device tree is read (a tree whose first
+/// token is no token) is caught by the exception table and the panic's
+/// reset ends in `system_reset`'s own halt, as on `virt`. Handed down as
+/// the `hvc` it was, it would be one more unhandled exception, reported
+/// (to no console: the tree named none) down the nested-panic ladder.
+#[test]
+fn a_psci_guess_over_hvc_is_caught_on_the_pi_too() {
+    let good = std::fs::read(pi_tree("bad-token", without_memory)).unwrap();
+    let mut bad = good.clone();
+    let structure = u32::from_be_bytes(bad[8..12].try_into().unwrap()) as usize;
+    bad[structure..structure + 4].copy_from_slice(&7u32.to_be_bytes());
+    let dtb = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pi-bad-token.dtb");
+    std::fs::write(&dtb, bad).unwrap();
+    let port = common::gdb::free_port();
+    let dtb = dtb.display().to_string();
+    let options = [
+        "--machine",
+        "raspi3b",
+        "--raw-dtb",
+        &dtb,
+        "--timeout",
+        "60",
+        "--cmd",
+        "help",
+    ];
+    let run = common::gdb::run_waiting_for_gdb(port, &options);
+    let port = port.to_string();
+    let mut args = vec!["gdb", "--gdb-port", &port, "--early", "--batch"];
+    for ex in ["sm-link", "break kernel::arch::cpu::park", "continue", "bt 2", "kill"] {
+        args.extend(["--ex", ex]);
+    }
+    let gdb = splitmap(&args);
+    let _ = run.wait_with_output();
+    let frames: Vec<&str> = gdb.stdout.lines().filter(|l| l.starts_with('#')).collect();
+    assert!(
+        frames.len() == 2
+            && frames[0].contains("kernel::arch::cpu::park")
+            && frames[1].contains("kernel::arch::psci::system_reset"),
+        "{}{}",
+        gdb.stdout,
+        gdb.stderr
+    );
+}
+
 /// `gdb --early` on the Pi: the symbols go where QEMU loaded the Image
 /// (0x200000, found by gdb itself), and the early code stops there.
 #[test]

@@ -778,8 +778,10 @@ crate::asm_function!(
 __pi_el2_hcr:                           // not a call into an EL2 that has
     msr     hcr_el2, x0                 // no hypervisor (a PSCI probe on a
                                         // board without PSCI traps, and is
-                                        // caught). tests/gdb.rs adds a trap
-                                        // at this write
+                                        // caught); where EL3 exists HCD is
+                                        // RES0, and EL2's vectors make it
+                                        // so. tests/gdb.rs adds a trap at
+                                        // this write
     isb
     // Whether HCR_EL2.E2H stays 1 whatever is written (a CPU without
     // FEAT_E2H0: Apple's, or a nested guest's, which may even read 0): it
@@ -904,11 +906,25 @@ crate::asm_function!(
 
 // The exception EL2 just took, as EL1 would have taken it: x1 is its kind's
 // offset in a group of vectors (x0 and x1 kept as the vectors left them).
+// An `hvc` is handed down as HCR_EL2.HCD would have made it, where the CPU
+// has EL3 and HCD is RES0 (the Raspberry Pi's A53s): undefined, at the
+// `hvc` itself, so the exception table that covers the kernel's PSCI calls
+// catches a guess over it as on any other board.
 crate::asm_function!(
     section = ".text.pi.el2_vectors",
     "__pi_el2_hand_down",
     r#"
-    mrs     x0, spsr_el2                // Which of EL1's four groups: from
+    cbnz    x1, 4f                      // synchronous: an `hvc` (EC 0x16)?
+    mrs     x0, esr_el2
+    lsr     x0, x0, #26
+    cmp     x0, #0x16
+    b.ne    4f
+    mrs     x0, elr_el2                 // ELR_EL2 is the instruction after
+    sub     x0, x0, #4                  // it
+    msr     elr_el2, x0
+    mov     x0, #(1 << 25)              // ESR: EC 0 (unknown reason), IL
+    msr     esr_el2, x0
+4:  mrs     x0, spsr_el2                // Which of EL1's four groups: from
     tst     x0, #0xc                    // EL0, "lower EL" (0x400); from EL1,
     b.ne    0f                          // "current EL" with SP_EL1 (0x200,
     add     x1, x1, #0x400              // the kernel's) or SP_EL0 (0)

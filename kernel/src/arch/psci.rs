@@ -48,8 +48,9 @@ pub fn use_conduit(conduit: Option<PsciConduit>) {
 
 /// The conduit in use: the tree's, none if it names none, or — before the
 /// tree is read — HVC, which QEMU `virt` without EL2/EL3 firmware answers
-/// (and which, on a board entered at EL2, the early code made undefined, so
-/// the guess traps and is caught rather than hanging).
+/// (and which, on a board entered at EL2, the early code made undefined,
+/// or on a CPU with EL3 EL2's vectors hand down as undefined, so the guess
+/// traps and is caught rather than hanging).
 fn conduit() -> Option<PsciConduit> {
     CONDUIT.get().map_or(Some(PsciConduit::Hvc), |c| *c)
 }
