@@ -37,23 +37,32 @@ pub fn starts_sequence(at: u64, code: &[u32]) -> bool {
 
 /// Where in `code` (little-endian instructions, the first at address
 /// `start`, 4-byte aligned) a sequence starts, if one does. Only each
-/// page's last two words are looked at: a module's text is read once per
-/// load, at two words a page.
+/// page's last two words are looked at: `insmod` runs this on each of a
+/// module's code sections (a sequence is one function's, so it lies in
+/// one), at a few instructions a page.
 pub fn find(start: u64, code: &[u8]) -> Option<u64> {
-    let first = (0xff8u64.wrapping_sub(start) % 4096) as usize;
-    (first..code.len())
-        .step_by(4096)
-        .flat_map(|at| [at, at + 4])
-        .find(|&at| {
-            let mut words = [0u32; 4];
-            let available = code.get(at..).unwrap_or_default().chunks_exact(4);
-            let n = available.len().min(4);
-            for (word, bytes) in words.iter_mut().zip(available) {
-                *word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    // Past the end reads as 0, `udf #0`: no part of any sequence.
+    let word = |at: usize| {
+        code.get(at..at + 4)
+            .map_or(0, |w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+    };
+    let mut at = (0xff8u64.wrapping_sub(start) % 4096) as usize;
+    while at < code.len() {
+        for at in [at, at + 4] {
+            // Most such words are no `adrp`: the rest is read only for one.
+            let adrp = word(at);
+            if adrp & 0x9f00_0000 == 0x9000_0000
+                && starts_sequence(
+                    start.wrapping_add(at as u64),
+                    &[adrp, word(at + 4), word(at + 8), word(at + 12)],
+                )
+            {
+                return Some(start.wrapping_add(at as u64));
             }
-            starts_sequence(start.wrapping_add(at as u64), &words[..n])
-        })
-        .map(|at| start.wrapping_add(at as u64))
+        }
+        at += 4096;
+    }
+    None
 }
 
 /// The erratum's second instruction: a load or store of one register (any
