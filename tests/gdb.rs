@@ -704,6 +704,11 @@ const E2H_STUCK: &str = r#"python exec("class Stuck(gdb.Breakpoint):\n def stop(
 /// And HCR_EL2 traps EL1's `smc` (TSC), a trap the exit leaves off.
 const SMC_TRAPPED: &str = r#"python exec("class Tsc(gdb.Breakpoint):\n def stop(self):\n  gdb.execute('set $x0 = $x0 | (1 << 19)')\n  return False\nTsc('*%d' % int(gdb.parse_and_eval('(long)&__pi_el2_hcr')))")"#;
 
+/// And HCR_EL2 holds a virtual SError pending for EL1 (VSE, with AMO),
+/// which EL1 takes once it unmasks SErrors: on the CPU that passes here
+/// in the `{}`th place (1, the boot CPU; 2, the first secondary).
+const SERROR_PENDING: &str = r#"python exec("class Vse(gdb.Breakpoint):\n hits = 0\n def stop(self):\n  Vse.hits += 1\n  if Vse.hits == {}:\n   gdb.execute('set $x0 = $x0 | (1 << 8) | (1 << 5)')\n  return False\nVse('*%d' % int(gdb.parse_and_eval('(long)&__pi_el2_hcr')))")"#;
+
 /// Options for a boot entered at EL2 on QEMU's `max` CPU, waiting for gdb.
 const AT_EL2: [&str; 8] = [
     "--cpu",
@@ -822,5 +827,29 @@ fn a_trap_el2_takes_is_handed_down_to_the_kernel_and_reported() {
         }
         let forced = gdb.stdout.contains("splitmap-test: E2H stuck");
         assert_eq!(forced, stuck, "{}", gdb.stdout);
+    }
+}
+
+/// An SError (on hardware, often what an access nothing answers comes back
+/// as) is taken as soon as the kernel's vectors are in place, reported
+/// decoded, and ends the kernel; masked, as from reset, it would stay
+/// pending for good. TCG raises none of its own: gdb has EL2 hold a
+/// virtual one pending for EL1 (HCR_EL2.VSE).
+#[test]
+fn a_pending_serror_is_taken_and_reported() {
+    for (nth, panic) in [(1, "kernel panic: "), (2, "kernel panic: cpu=1 ")] {
+        let port = free_port();
+        let run = run_waiting_for_gdb(port, &[&AT_EL2[..], &["help", "--smp", "2"]].concat());
+        let gdb = early_gdb(port, &[&SERROR_PENDING.replace("{}", &nth.to_string()), "continue"]);
+        let out = run.wait_with_output().unwrap();
+        let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        assert!(!out.status.success(), "{console}");
+        let said = format!("{panic}unhandled exception: SError");
+        for line in ["SError (EC 0x2f)", &said] {
+            assert!(console.contains(line), "{line:?} in:\n{console}\n{}", gdb.stderr);
+        }
+        if nth == 1 {
+            assert!(!console.contains("splitmap> "), "{console}");
+        }
     }
 }

@@ -123,6 +123,21 @@ pub fn install() {
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
+/// Takes SErrors on this CPU from now on: on hardware an access nothing
+/// answers (a register past a device's block, a bus error) often comes
+/// back as an asynchronous SError, not as a synchronous abort, and masked
+/// (PSTATE.A, set from reset) it would stay pending for good, unreported.
+/// Taken, it is reported decoded and ends the kernel, as Linux treats one.
+/// Called once the vectors are in place and a console can print the report
+/// (the boot CPU's is up; a secondary's is the boot CPU's). TCG raises none
+/// of its own; a virtual SError (HCR_EL2.VSE) shows it (`tests/gdb.rs`).
+pub fn take_serrors() {
+    // SAFETY: clears PSTATE.A with the kernel's vectors installed, so an
+    // SError is taken by its handler; every exception entry masks it
+    // again, and the panic path masks everything.
+    unsafe { core::arch::asm!("msr daifclr, #4", options(nomem, nostack)) };
+}
+
 /// Called by the vector stub. Returns only if an exception-table fixup
 /// applies or a module fault is contained: the stub then restores the
 /// registers (with the new ELR, and for a contained fault the recovery

@@ -294,6 +294,7 @@ fn spin_table_release(release: pi::addr::PhysAddr, entry: u64, record_pa: u64) {
 /// MMU on, TPIDR_EL1 = `cpu`.
 extern "C" fn secondary_main(cpu_n: u64) -> ! {
     exceptions::install();
+    exceptions::take_serrors();
     // Only the MMU switch needed the identity page.
     cpu::disable_ttbr0();
     counter::enable_event_stream();

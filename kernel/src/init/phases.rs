@@ -203,6 +203,7 @@ extern "C" fn after_move(image_pa: u64, _: u64, _: u64) -> ! {
     // Kept whole, read in place: split, its fallback was copied out with
     // a call to `memcpy`.
     let started = console::bringup::start(named, &info.dt.memory);
+    exceptions::take_serrors();
     report(info, k, started.1.as_ref(), image);
     // No `/psci`: the board's own power control, if the tree names one.
     if info.dt.psci.is_none() {
