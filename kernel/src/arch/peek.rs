@@ -85,7 +85,10 @@ pub fn peek_on_sp_el1(va: u64) -> Result<u64, Syndrome> {
 fn probe(load: impl FnOnce() -> Peeked) -> Result<u64, Syndrome> {
     // Mask every exception that can be masked for the load (a peek may run
     // inside a module's call, where IRQs are unmasked), so nothing else can
-    // fault in between and overwrite the record.
+    // fault in between and overwrite the record. An SError the load itself
+    // raises (hardware's answer to some accesses nothing answers) is no
+    // fault the table covers: taken once SErrors are unmasked again, it is
+    // reported and ends the kernel (`exceptions::take_serrors`).
     let daif = DAIF.get();
     DAIF.set(daif | (0b1111 << 6));
     let r = load();
