@@ -47,8 +47,14 @@ pub enum Outcome {
         /// Lines in the script, `poweroff` included.
         of: usize,
     },
-    /// No power-off within the time limit; QEMU was killed.
-    Timeout(Duration),
+    /// No power-off within the time limit; QEMU was killed. `silent`: the
+    /// kernel never printed its boot line.
+    Timeout {
+        /// The limit.
+        after: Duration,
+        /// No boot line in the output.
+        silent: bool,
+    },
     /// The kernel halted because it cannot power off; QEMU was stopped.
     CannotPowerOff,
     /// QEMU shut down for a reason other than the guest's (a signal,
@@ -78,7 +84,14 @@ impl Outcome {
                     "the kernel powered off after {typed} of {of} script lines, before the rest was typed"
                 )
             }
-            Outcome::Timeout(t) => format!("timeout after {} s", t.as_secs()),
+            Outcome::Timeout { after, silent: false } => format!("timeout after {} s", after.as_secs()),
+            // Nothing on the console may be no hang at all: the kernel
+            // prints its panic too on the UART it knows, and with no tree
+            // to read (on `raspi3b`, whose UART is not `virt`'s) it knows none.
+            Outcome::Timeout { after, silent: true } => format!(
+                "timeout after {} s, and the kernel never printed its boot line: it stopped before its console started, or found none to start (a device tree it cannot read names none)",
+                after.as_secs()
+            ),
             Outcome::CannotPowerOff => {
                 "the kernel halted: it cannot power this machine off (its last line says why), so QEMU was stopped (interactively, Ctrl-A X leaves QEMU)"
                     .into()
@@ -328,7 +341,10 @@ pub fn judge(output: &str, ending: Ending, timeout: Duration) -> Outcome {
         (None, None) => {}
     }
     let Some(status) = ending.status else {
-        return Outcome::Timeout(timeout);
+        return Outcome::Timeout {
+            after: timeout,
+            silent: crate::boot_line::placement(output).is_none(),
+        };
     };
     let refusal = output
         .lines()
@@ -415,7 +431,12 @@ mod tests {
         ));
         assert!(matches!(
             judge("hello", ending(None, None, None), t),
-            Outcome::Timeout(_)
+            Outcome::Timeout { silent: true, .. }
+        ));
+        let booted = "splitmap: image pa=0x40200000 va=0xffff800080000000 kaslr=0x0 (disabled)\r\n";
+        assert!(matches!(
+            judge(booted, ending(None, None, None), t),
+            Outcome::Timeout { silent: false, .. }
         ));
         // Exiting without an event, even with status 0, is no power-off.
         assert!(matches!(judge("", ending(None, None, ok), t), Outcome::QemuFailed(_)));

@@ -619,6 +619,45 @@ fn a_sweep_runs_on_the_pi() {
     assert!(refused.stderr.contains("no 16 KiB granule"), "{}", refused.stderr);
 }
 
+/// The Pi's tree with its first token made one the format does not have:
+/// the kernel can read nothing of it, not even where its console is. Under
+/// `name`: tests run in parallel, each with files of its own.
+fn unreadable_pi_tree(name: &str) -> String {
+    let mut bad = std::fs::read(pi_tree(name, without_memory)).unwrap();
+    let structure = u32::from_be_bytes(bad[8..12].try_into().unwrap()) as usize;
+    bad[structure..structure + 4].copy_from_slice(&7u32.to_be_bytes());
+    let dtb = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.dtb"));
+    std::fs::write(&dtb, bad).unwrap();
+    dtb.display().to_string()
+}
+
+/// With a tree it cannot read, the kernel on the Pi knows no console (its
+/// panic goes to `virt`'s UART, which is RAM here): the tool's timeout
+/// says the kernel never printed its boot line, and why that may be.
+#[test]
+fn a_silent_kernel_is_named_silent_when_the_run_times_out() {
+    let dtb = unreadable_pi_tree("bad-token-silent");
+    let run = splitmap(&[
+        "run",
+        "--machine",
+        "raspi3b",
+        "--raw-dtb",
+        &dtb,
+        "--timeout",
+        "5",
+        "--cmd",
+        "help",
+    ]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("timeout after 5 s, and the kernel never printed its boot line")
+            && run.stderr.contains("a device tree it cannot read names none"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// The Pi's A53s have EL3, so HCR_EL2.HCD (which makes `hvc` undefined at
 /// EL1) is RES0 there, and an `hvc` goes to EL2. EL2's vectors hand it down
 /// as HCD would have made it, undefined at the `hvc` itself, so the PSCI
@@ -629,14 +668,8 @@ fn a_sweep_runs_on_the_pi() {
 /// (to no console: the tree named none) down the nested-panic ladder.
 #[test]
 fn a_psci_guess_over_hvc_is_caught_on_the_pi_too() {
-    let good = std::fs::read(pi_tree("bad-token", without_memory)).unwrap();
-    let mut bad = good.clone();
-    let structure = u32::from_be_bytes(bad[8..12].try_into().unwrap()) as usize;
-    bad[structure..structure + 4].copy_from_slice(&7u32.to_be_bytes());
-    let dtb = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pi-bad-token.dtb");
-    std::fs::write(&dtb, bad).unwrap();
+    let dtb = unreadable_pi_tree("bad-token-hvc");
     let port = common::gdb::free_port();
-    let dtb = dtb.display().to_string();
     let options = [
         "--machine",
         "raspi3b",
