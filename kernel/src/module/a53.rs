@@ -40,27 +40,37 @@ pub fn starts_sequence(at: u64, code: &[u32]) -> bool {
 /// page's last two words are looked at: `insmod` runs this on each of a
 /// module's code sections (a sequence is one function's, so it lies in
 /// one), at a few instructions a page.
+#[inline]
 pub fn find(start: u64, code: &[u8]) -> Option<u64> {
+    // The first such word: the first page's 0xff8, or its 0xffc where the
+    // code starts on that word itself. In line: most of a module's code
+    // sections end before theirs.
+    let to_ff8 = (0xff8u64.wrapping_sub(start) % 4096) as usize;
+    let first = if to_ff8 == 4092 { 0 } else { to_ff8 };
+    if first >= code.len() {
+        return None;
+    }
+    find_from(start, code, first)
+}
+
+/// [`find`], from the word `at` on, one of a page's last two.
+fn find_from(start: u64, code: &[u8], mut at: usize) -> Option<u64> {
     // Past the end reads as 0, `udf #0`: no part of any sequence.
     let word = |at: usize| {
         code.get(at..at + 4)
             .map_or(0, |w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
     };
-    let mut at = (0xff8u64.wrapping_sub(start) % 4096) as usize;
     while at < code.len() {
-        for at in [at, at + 4] {
-            // Most such words are no `adrp`: the rest is read only for one.
-            let adrp = word(at);
-            if adrp & 0x9f00_0000 == 0x9000_0000
-                && starts_sequence(
-                    start.wrapping_add(at as u64),
-                    &[adrp, word(at + 4), word(at + 8), word(at + 12)],
-                )
-            {
-                return Some(start.wrapping_add(at as u64));
-            }
+        // Most such words are no `adrp`: the rest is read only for one.
+        let adrp = word(at);
+        let here = start.wrapping_add(at as u64);
+        if adrp & 0x9f00_0000 == 0x9000_0000
+            && starts_sequence(here, &[adrp, word(at + 4), word(at + 8), word(at + 12)])
+        {
+            return Some(here);
         }
-        at += 4096;
+        // 0xff8 is followed by 0xffc, 0xffc by the next page's 0xff8.
+        at += if here % 4096 == 0xff8 { 4 } else { 4092 };
     }
     None
 }
@@ -176,6 +186,11 @@ mod tests {
         assert_eq!(find(0x1fff_1ff4, &code), Some(0x1fff_1ffc));
         assert_eq!(find(0xfec, &code), None);
         assert_eq!(find(0xff0, &code[..16]), None, "cut short before its last access");
+        // Code that starts on a page's last word: its first word is looked at.
+        let at_ffc = bytes(&[ADRP_X0, LDR_X1_X1, LDR_X0_X0]);
+        assert_eq!(find(0x2ffc, &at_ffc), Some(0x2ffc));
+        assert_eq!(find(0x2ff8, &at_ffc), Some(0x2ff8));
+        assert_eq!(find(0x3000, &at_ffc), None);
         // Pages further on are looked at too.
         let mut long = bytes(&[NOP; 4096]);
         long[0x1ff8..0x2004].copy_from_slice(&bytes(&[ADRP_X0, LDR_X1_X1, LDR_X0_X0]));
