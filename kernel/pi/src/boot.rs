@@ -797,6 +797,8 @@ __pi_el2_hcr:                           // not a call into an EL2 that has
     mrs     x1, far_el1
 __pi_el2_e2h_probed:                    // (tests/gdb.rs makes it read 2 here)
     cmp     x1, #2
+    movz    x1, #({sctlr_off} & 0xffff) // SCTLR_EL1: MMU and caches off,
+    movk    x1, #(({sctlr_off} >> 16) & 0xffff), lsl #16 // RES1 bits set
     b.ne    5f
     orr     x0, x0, #(1 << 34)          // E2H-only: say so in HCR_EL2, as
     msr     hcr_el2, x0                 // it behaves
@@ -805,17 +807,13 @@ __pi_el2_e2h_probed:                    // (tests/gdb.rs makes it read 2 here)
     msr     cptr_el2, x0                // FPEN, no FP/SIMD traps to EL2
     mov     x0, #(3 << 10)              // CNTHCTL_EL2, laid out as with
     msr     cnthctl_el2, x0             // E2H: EL1PCTEN, EL1PCEN
-    movz    x0, #({sctlr_off} & 0xffff) // SCTLR_EL1, named SCTLR_EL12 here
-    movk    x0, #(({sctlr_off} >> 16) & 0xffff), lsl #16 // (`sctlr_el1` is
-    msr     S3_5_C1_C0_0, x0            // SCTLR_EL2): MMU and caches off
-    b       6f
+    msr     S3_5_C1_C0_0, x1            // SCTLR_EL1, named SCTLR_EL12 here
+    b       6f                          // (`sctlr_el1` is SCTLR_EL2)
 5:  mov     x0, #0x33ff                 // CPTR_EL2: no FP/SIMD traps to EL2
     msr     cptr_el2, x0
     mov     x0, #3                      // CNTHCTL_EL2: EL1 may use the
     msr     cnthctl_el2, x0             // physical counter and timer
-    movz    x0, #({sctlr_off} & 0xffff) // SCTLR_EL1: MMU and caches off,
-    movk    x0, #(({sctlr_off} >> 16) & 0xffff), lsl #16 // RES1 bits set
-    msr     sctlr_el1, x0
+    msr     sctlr_el1, x1
 6:  mrs     x0, midr_el1                // EL1 reads MIDR_EL1 and MPIDR_EL1
     msr     vpidr_el2, x0               // from VPIDR_EL2 and VMPIDR_EL2,
     mrs     x0, mpidr_el1               // whose reset values are UNKNOWN

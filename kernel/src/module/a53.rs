@@ -25,13 +25,14 @@ pub fn starts_sequence(at: u64, code: &[u32]) -> bool {
         [adrp, access, third, ..] => (adrp, access, third),
         _ => return false,
     };
-    if adrp & 0x9f00_0000 != 0x9000_0000 || !may_be_second(access, adrp & 0x1f) {
+    let reg = adrp & 0x1f;
+    if !is_adrp(adrp) || !may_be_second(access, reg) {
         return false;
     }
     // The instruction between may be anything but a branch: the notice
     // also requires that it not write the register, which the linkers do
     // not check either (a few more sequences found, none missed).
-    let last_uses = |insn: u32| unsigned_offset(insn) && base(insn) == adrp & 0x1f;
+    let last_uses = |insn: u32| unsigned_offset(insn) && base(insn) == reg;
     last_uses(then) || (!is_branch(then) && code.get(3).is_some_and(|&fourth| last_uses(fourth)))
 }
 
@@ -64,9 +65,7 @@ fn find_from(start: u64, code: &[u8], mut at: usize) -> Option<u64> {
         // Most such words are no `adrp`: the rest is read only for one.
         let adrp = word(at);
         let here = start.wrapping_add(at as u64);
-        if adrp & 0x9f00_0000 == 0x9000_0000
-            && starts_sequence(here, &[adrp, word(at + 4), word(at + 8), word(at + 12)])
-        {
+        if is_adrp(adrp) && starts_sequence(here, &[adrp, word(at + 4), word(at + 8), word(at + 12)]) {
             return Some(here);
         }
         // 0xff8 is followed by 0xffc, 0xffc by the next page's 0xff8.
@@ -81,6 +80,10 @@ fn find_from(start: u64, code: &[u8], mut at: usize) -> Option<u64> {
 fn may_be_second(insn: u32, reg: u32) -> bool {
     let class = exclusive(insn) || literal_load(insn) || single(insn) || store_pair(insn) || st1(insn);
     class && !(loads_into(insn) && insn & 0x1f == reg) && !(writes_back(insn) && base(insn) == reg)
+}
+
+fn is_adrp(insn: u32) -> bool {
+    insn & 0x9f00_0000 == 0x9000_0000
 }
 
 fn base(insn: u32) -> u32 {
@@ -105,9 +108,14 @@ fn unsigned_offset(insn: u32) -> bool {
 /// Load/store of one register: unscaled, post-indexed, unprivileged,
 /// pre-indexed, register offset, unsigned immediate.
 fn single(insn: u32) -> bool {
-    let imm9_forms = insn & 0x3b20_0000 == 0x3800_0000; // bits 11:10 tell them apart
     let register_offset = insn & 0x3b20_0c00 == 0x3820_0800;
-    imm9_forms || register_offset || unsigned_offset(insn)
+    imm9_form(insn) || register_offset || unsigned_offset(insn)
+}
+
+/// Load/store register with a 9-bit immediate: unscaled, post-indexed,
+/// unprivileged or pre-indexed, told apart by bits 11:10.
+fn imm9_form(insn: u32) -> bool {
+    insn & 0x3b20_0000 == 0x3800_0000
 }
 
 /// STP (post-indexed, offset, pre-indexed) and STNP, integer or FP/SIMD.
@@ -130,7 +138,7 @@ fn st1(insn: u32) -> bool {
 /// Pre- or post-indexed single-register forms, STP's and ST1's: they write
 /// the base register back.
 fn writes_back(insn: u32) -> bool {
-    let single = insn & 0x3b20_0000 == 0x3800_0000 && matches!(insn & 0xc00, 0x400 | 0xc00);
+    let single = imm9_form(insn) && matches!(insn & 0xc00, 0x400 | 0xc00);
     let pair = matches!(insn & 0x3bc0_0000, 0x2880_0000 | 0x2980_0000);
     let st1_post = st1(insn) && insn & 0x0080_0000 != 0;
     single || pair || st1_post
