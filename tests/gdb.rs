@@ -153,13 +153,12 @@ fn early_code_breaks_at_its_physical_address_then_at_its_link_address() {
         let mut options = vec!["--kaslr-seed", &seed, "--cmd", "kaslr"];
         options.extend(load.map(|pa| ["--load-addr", pa]).into_iter().flatten());
         let run = run_waiting_for_gdb(port, &options);
-        let port = port.to_string();
         let given = format!("sm-early {at:#x}");
-        let mut args = vec!["gdb", "--gdb-port", &port, "--early", "--batch"];
+        let mut exs = vec![];
         if load.is_some() {
-            args.extend(["--ex", &given]);
+            exs.push(given.as_str());
         }
-        for ex in [
+        exs.extend([
             "break pi::boot::create_boot_tables",
             "continue",
             "bt 1",
@@ -171,10 +170,8 @@ fn early_code_breaks_at_its_physical_address_then_at_its_link_address() {
             "sm-boot",
             "sm-kaslr",
             "detach",
-        ] {
-            args.extend(["--ex", ex]);
-        }
-        let gdb = splitmap(&args);
+        ]);
+        let gdb = early_gdb_batch(port, &exs);
         let console = both_succeeded(run, &gdb);
         let pc = gdb
             .stdout
@@ -234,7 +231,6 @@ fn early_code_breaks_at_its_physical_address_then_at_its_link_address() {
 fn the_mmu_off_code_stays_in_the_cleaned_top_of_the_boot_stack() {
     let port = free_port();
     let run = run_waiting_for_gdb(port, &["--nokaslr", "--cmd", "poweroff"]);
-    let port = port.to_string();
     // The sizes as the linker script sets them (`N;` or `NK;`), in bytes.
     let script = std::fs::read_to_string("kernel/linker.ld.in").unwrap();
     let size = |name: &str| -> u64 {
@@ -247,11 +243,7 @@ fn the_mmu_off_code_stays_in_the_cleaned_top_of_the_boot_stack() {
     };
     let below = size("BOOT_STACK_SIZE") - size("EARLY_STACK_SIZE");
     let watch = format!("watch -l *(char(*)[{below}])&__boot_stack_start");
-    let mut args = vec!["gdb", "--gdb-port", &port, "--early", "--batch"];
-    for ex in [watch.as_str(), "break __pi_enable_mmu", "continue", "detach"] {
-        args.extend(["--ex", ex]);
-    }
-    let gdb = splitmap(&args);
+    let gdb = early_gdb_batch(port, &[&watch, "break __pi_enable_mmu", "continue", "detach"]);
     both_succeeded(run, &gdb);
     // A watchpoint that fires stops with its old and new values instead.
     assert!(
@@ -672,19 +664,17 @@ fn gdb_early_stops_in_the_early_code_where_a_replayed_efi_seed_puts_it() {
     let port = free_port();
     let run = run_waiting_for_gdb(port, &[&seed[..], &["--cmd", "poweroff"]].concat());
     let early = format!("sm-early {pa:#x}");
-    let port = port.to_string();
-    let mut args = vec!["gdb", "--early", "--gdb-port", &port, "--batch"];
-    for ex in [
-        "sm-early",
-        &early,
-        "break pi::boot::create_boot_tables",
-        "continue",
-        "bt 1",
-        "detach",
-    ] {
-        args.extend(["--ex", ex]);
-    }
-    let gdb = splitmap(&args);
+    let gdb = early_gdb_batch(
+        port,
+        &[
+            "sm-early",
+            &early,
+            "break pi::boot::create_boot_tables",
+            "continue",
+            "bt 1",
+            "detach",
+        ],
+    );
     let console = both_succeeded(run, &gdb);
     assert_eq!(boot_line(&console).0, pa, "the seed replays the placement:\n{console}");
     let said = format!("{}{}", gdb.stdout, gdb.stderr);
@@ -721,16 +711,6 @@ const AT_EL2: [&str; 8] = [
     "--cmd",
 ];
 
-/// `splitmap gdb --early --batch` on `port`, running `exs`.
-fn early_gdb(port: u16, exs: &[&str]) -> Run {
-    let port = port.to_string();
-    let mut args = vec!["gdb", "--early", "--gdb-port", &port, "--batch"];
-    for ex in exs {
-        args.extend(["--ex", ex]);
-    }
-    splitmap(&args)
-}
-
 /// A CPU whose HCR_EL2.E2H cannot be cleared (one without FEAT_E2H0:
 /// Apple's, or a nested guest's) renames EL1's registers at EL2 and lays
 /// out CPTR_EL2 and CNTHCTL_EL2 differently; the EL2 exit tells by a probe
@@ -761,7 +741,7 @@ fn a_cpu_whose_e2h_cannot_be_cleared_leaves_el2_by_its_own_layout() {
             "p/x $HCR_EL2",
             "detach",
         ]);
-        let gdb = early_gdb(port, &exs);
+        let gdb = early_gdb_batch(port, &exs);
         let console = both_succeeded(run, &gdb);
         let printed: Vec<u64> = (1..=4)
             .map(|n| {
@@ -808,7 +788,7 @@ fn a_trap_el2_takes_is_handed_down_to_the_kernel_and_reported() {
             exs.push(E2H_STUCK);
         }
         exs.extend(["sm-link", "break kernel::arch::cpu::park", "continue", "bt", "kill"]);
-        let gdb = early_gdb(port, &exs);
+        let gdb = early_gdb_batch(port, &exs);
         let out = run.wait_with_output().unwrap();
         let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
         assert!(
@@ -840,7 +820,7 @@ fn a_pending_serror_is_taken_and_reported() {
     for (nth, panic) in [(1, "kernel panic: "), (2, "kernel panic: cpu=1 ")] {
         let port = free_port();
         let run = run_waiting_for_gdb(port, &[&AT_EL2[..], &["help", "--smp", "2"]].concat());
-        let gdb = early_gdb(port, &[&SERROR_PENDING.replace("{}", &nth.to_string()), "continue"]);
+        let gdb = early_gdb_batch(port, &[&SERROR_PENDING.replace("{}", &nth.to_string()), "continue"]);
         let out = run.wait_with_output().unwrap();
         let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
         assert!(!out.status.success(), "{console}");

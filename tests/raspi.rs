@@ -681,12 +681,8 @@ fn a_psci_guess_over_hvc_is_caught_on_the_pi_too() {
         "help",
     ];
     let run = common::gdb::run_waiting_for_gdb(port, &options);
-    let port = port.to_string();
-    let mut args = vec!["gdb", "--gdb-port", &port, "--early", "--batch"];
-    for ex in ["sm-link", "break kernel::arch::cpu::park", "continue", "bt 2", "kill"] {
-        args.extend(["--ex", ex]);
-    }
-    let gdb = splitmap(&args);
+    let exs = ["sm-link", "break kernel::arch::cpu::park", "continue", "bt 2", "kill"];
+    let gdb = common::gdb::early_gdb_batch(port, &exs);
     let _ = run.wait_with_output();
     let frames: Vec<&str> = gdb.stdout.lines().filter(|l| l.starts_with('#')).collect();
     assert!(
@@ -708,22 +704,10 @@ fn gdb_early_finds_the_image_on_the_pi() {
         port,
         &["--machine", "raspi3b", "--nokaslr", "--timeout", "120", "--cmd", "help"],
     );
-    let port = port.to_string();
-    let gdb = splitmap(&[
-        "gdb",
-        "--gdb-port",
-        &port,
-        "--early",
-        "--batch",
-        "--ex",
-        "break pi::boot::create_boot_tables",
-        "--ex",
-        "continue",
-        "--ex",
-        "p/x $pc",
-        "--ex",
-        "detach",
-    ]);
+    let gdb = common::gdb::early_gdb_batch(
+        port,
+        &["break pi::boot::create_boot_tables", "continue", "p/x $pc", "detach"],
+    );
     common::gdb::both_succeeded(run, &gdb);
     assert!(
         gdb.stdout.contains("splitmap: early symbols at pa=0x200000"),

@@ -57,8 +57,19 @@ pub fn run_waiting_for_gdb(port: u16, args: &[&str]) -> std::process::Child {
 
 /// `splitmap gdb --batch` on `port`, running each of `exs` (`--ex`).
 pub fn gdb_batch(port: u16, exs: &[&str]) -> Run {
+    gdb_batch_with(port, &[], exs)
+}
+
+/// [`gdb_batch`] with `--early`: the symbols at the physical address the
+/// code runs at before the MMU is on.
+pub fn early_gdb_batch(port: u16, exs: &[&str]) -> Run {
+    gdb_batch_with(port, &["--early"], exs)
+}
+
+fn gdb_batch_with(port: u16, options: &[&str], exs: &[&str]) -> Run {
     let port = port.to_string();
     let mut args = vec!["gdb", "--gdb-port", &port, "--batch"];
+    args.extend(options);
     for ex in exs {
         args.extend(["--ex", ex]);
     }
