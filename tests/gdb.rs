@@ -659,7 +659,7 @@ fn gdb_early_stops_in_the_early_code_where_a_replayed_efi_seed_puts_it() {
     }
     let seed = ["--uefi", "--append", "efistub.seed=0x5eed0000c0ffee"];
     let first = splitmap(&[&["run", "--cmd", "poweroff"][..], &seed].concat());
-    assert!(first.success, "{}", first.stdout);
+    assert!(first.success, "{}{}", first.stdout, first.stderr);
     let (pa, _) = boot_line(&first.stdout);
     let port = free_port();
     let run = run_waiting_for_gdb(port, &[&seed[..], &["--cmd", "poweroff"]].concat());
@@ -826,7 +826,12 @@ fn a_pending_serror_is_taken_and_reported() {
         assert!(!out.status.success(), "{console}");
         let said = format!("{panic}unhandled exception: SError");
         for line in ["SError (EC 0x2f)", &said] {
-            assert!(console.contains(line), "{line:?} in:\n{console}\n{}", gdb.stderr);
+            assert!(
+                console.contains(line),
+                "{line:?} in:\n{console}\n{}\nrun: {}",
+                gdb.stderr,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         if nth == 1 {
             assert!(!console.contains("splitmap> "), "{console}");

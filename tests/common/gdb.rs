@@ -1,6 +1,5 @@
 //! Helpers for the tests that run `splitmap run --gdb` beside `splitmap gdb`.
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
@@ -13,12 +12,18 @@ use super::{Run, splitmap};
 /// take theirs), so no client socket can hold it by the time QEMU binds it.
 /// Test binaries run one at a time; the tests in one run in parallel, each
 /// with a port of its own.
+///
+/// Looked up in the socket table, never tried with a bind: a test's
+/// listening socket, however briefly held, is copied into any child another
+/// test forks in that moment, and stays open there until the child execs.
+/// It then listens in the test's name: the wait below would take it for
+/// QEMU, and QEMU itself could not bind the port.
 pub fn free_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let base = 20_000 + (std::process::id() % 1000) as u16 * 10;
     loop {
         let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 2_000;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !splitmap::qemu::listening(port) {
             return port;
         }
     }
@@ -43,9 +48,17 @@ pub fn wait_until_listening(port: u16, run: &mut std::process::Child) {
 }
 
 /// `splitmap run --gdb` on `port` with `args`, once QEMU listens there.
+/// Without a `--timeout` in `args` it gets one: waiting for a debugger,
+/// `run` would otherwise wait for good on a gdb that failed to attach.
 pub fn run_waiting_for_gdb(port: u16, args: &[&str]) -> std::process::Child {
+    let limit: &[&str] = if args.contains(&"--timeout") {
+        &[]
+    } else {
+        &["--timeout", "120"]
+    };
     let mut run = Command::new(env!("CARGO_BIN_EXE_splitmap"))
         .args(["run", "--gdb", "--gdb-port", &port.to_string()])
+        .args(limit)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -83,9 +96,10 @@ pub fn both_succeeded(run: std::process::Child, gdb: &Run) -> String {
     let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert!(
         gdb.success && out.status.success(),
-        "gdb: {}\n{}\nrun: {console}",
+        "gdb: {}\n{}\nrun: {console}\n{}",
         gdb.stdout,
-        gdb.stderr
+        gdb.stderr,
+        String::from_utf8_lossy(&out.stderr)
     );
     console
 }
