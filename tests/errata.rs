@@ -1,48 +1,130 @@
-//! Cortex-A53 erratum 843419 (the Raspberry Pi 3's cores have it; QEMU does
-//! not model it): no sequence that triggers it may be left in the kernel's
-//! code in any granule's build, which the kernel's link asks `rust-lld` to
-//! patch (`--fix-cortex-a53-843419`); and a module holding one is mended
-//! or refused by the loader, which places it. The sequence finder is the
-//! one the loader uses on every module it links (`kernel::module::a53`,
+//! Cortex-A53 errata (the Raspberry Pi 3's cores are r0p4 and have both;
+//! QEMU models neither), checked on the code as built.
+//!
+//! 843419: no sequence that triggers it may be left in the kernel's code in
+//! any granule's build, which the kernel's link asks `rust-lld` to patch
+//! (`--fix-cortex-a53-843419`); and a module holding one is mended or
+//! refused by the loader, which places it. The sequence finder is the one
+//! the loader uses on every module it links (`kernel::module::a53`,
 //! unit-tested on sequences from the erratum notice).
+//!
+//! 835769: no 64-bit multiply-accumulate may follow a load or store in any
+//! code built for the kernel's target (the kernel, stage 0, the modules),
+//! which LLVM keeps apart with a `nop` (`+fix-cortex-a53-835769`, in
+//! .cargo/config.toml).
 
 mod common;
-use common::splitmap;
+use common::{MODULES, module_file, splitmap};
 
 use object::{Object, ObjectSection, SectionFlags};
+
+/// What `splitmap build --granule GRANULE` says it built: `what` is `elf`,
+/// `boot` or `initrd`; the file's bytes.
+fn built(granule: &str, what: &str) -> Vec<u8> {
+    let build = splitmap(&["build", "--granule", granule]);
+    assert!(build.success, "{}", build.stderr);
+    let prefix = format!("{what}: ");
+    let path = build
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {what} line in {}", build.stdout));
+    std::fs::read(path).unwrap()
+}
+
+/// The executable sections of the ELF file `elf`: name, address, bytes.
+fn code_sections(elf: &[u8]) -> Vec<(String, u64, Vec<u8>)> {
+    let file = object::File::parse(elf).unwrap();
+    file.sections()
+        .filter(|section| {
+            let SectionFlags::Elf { sh_flags } = section.flags() else {
+                return false;
+            };
+            sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0
+        })
+        .map(|section| {
+            let name = section.name().unwrap_or("?").to_string();
+            (name, section.address(), section.data().unwrap().to_vec())
+        })
+        .collect()
+}
 
 #[test]
 fn no_kernel_code_holds_the_a53_843419_sequence() {
     for granule in ["4k", "16k", "64k"] {
-        let build = splitmap(&["build", "--granule", granule]);
-        assert!(build.success, "{}", build.stderr);
-        let elf_path = build
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("elf: "))
-            .expect("an elf line");
-        let elf = std::fs::read(elf_path).unwrap();
-        let file = object::File::parse(&*elf).unwrap();
         let mut code_bytes = 0;
-        for section in file.sections() {
-            let SectionFlags::Elf { sh_flags } = section.flags() else {
-                continue;
-            };
-            if sh_flags & u64::from(object::elf::SHF_EXECINSTR) == 0 {
-                continue;
-            }
-            let code = section.data().unwrap();
+        for (name, address, code) in code_sections(&built(granule, "elf")) {
             code_bytes += code.len();
-            let found = kernel::module::a53::find(section.address(), code);
-            assert_eq!(
-                found,
-                None,
-                "{granule}: {} holds the sequence at {found:#x?}",
-                section.name().unwrap_or("?")
-            );
+            let found = kernel::module::a53::find(address, &code);
+            assert_eq!(found, None, "{granule}: {name} holds the sequence at {found:#x?}");
         }
         assert!(code_bytes > 100_000, "{granule}: only {code_bytes} bytes of code found");
     }
+}
+
+/// Where in `code` (at `address`) a 64-bit multiply-accumulate comes
+/// right after a load, store or prefetch: erratum 835769's sequence. The
+/// accumulates are `madd`/`msub` on X registers, `smaddl`/`smsubl` and
+/// `umaddl`/`umsubl`, each with an accumulator other than `xzr` (with
+/// `xzr` they are `mul`, `mneg`, `smull`, `umull`, which LLVM leaves
+/// alone, as does the erratum); the accesses are the A64 "loads and
+/// stores" encoding group (op0 = x1x0).
+fn mac_after_memory_access(address: u64, code: &[u8]) -> Vec<u64> {
+    let words: Vec<u32> = code
+        .chunks_exact(4)
+        .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
+        .collect();
+    let accumulates = |w: u32| matches!(w >> 21, 0x4d8 | 0x4d9 | 0x4dd) && (w >> 10) & 31 != 31;
+    let accesses = |w: u32| (w >> 25) & 0b0101 == 0b0100;
+    (1..words.len())
+        .filter(|&i| accumulates(words[i]) && accesses(words[i - 1]))
+        .map(|i| address + 4 * i as u64)
+        .collect()
+}
+
+#[test]
+fn mac_after_memory_access_finds_the_sequence_and_only_it() {
+    let code = |words: &[u32]| words.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
+    const LDR: u32 = 0xf940_0021; // ldr x1, [x1]
+    const STP: u32 = 0xa900_7bfd; // stp x29, x30, [sp]
+    const MADD: u32 = 0x9b02_0c20; // madd x0, x1, x2, x3
+    const UMADDL: u32 = 0x9ba2_0c20; // umaddl x0, w1, w2, x3
+    const MUL: u32 = 0x9b02_7c20; // mul x0, x1, x2 (madd with xzr)
+    const MADD_W: u32 = 0x1b02_0c20; // madd w0, w1, w2, w3
+    const NOP: u32 = 0xd503_201f;
+    assert_eq!(mac_after_memory_access(0x1000, &code(&[LDR, MADD])), [0x1004]);
+    assert_eq!(mac_after_memory_access(0, &code(&[STP, UMADDL])), [4]);
+    for harmless in [[LDR, NOP, MADD], [LDR, MUL, NOP], [LDR, MADD_W, NOP], [MADD, LDR, NOP]] {
+        assert_eq!(
+            mac_after_memory_access(0, &code(&harmless)),
+            [0u64; 0],
+            "{harmless:#x?}"
+        );
+    }
+}
+
+/// Before LLVM's fix was turned on, the 4K kernel held 45 such sequences.
+#[test]
+fn no_code_built_for_the_kernel_holds_the_a53_835769_sequence() {
+    let mut code = Vec::new();
+    for granule in ["4k", "16k", "64k"] {
+        for (name, address, bytes) in code_sections(&built(granule, "elf")) {
+            code.push((format!("{granule} kernel {name}"), address, bytes));
+        }
+    }
+    for module in MODULES {
+        for (name, address, bytes) in code_sections(&module_file(module)) {
+            code.push((format!("{module}.ko {name}"), address, bytes));
+        }
+    }
+    // Stage 0 is a flat binary: its data read as code too, which can only
+    // find more.
+    code.push(("stage 0 (boot.bin)".into(), 0, built("4k", "boot")));
+    for (what, address, bytes) in &code {
+        let found = mac_after_memory_access(*address, bytes);
+        assert!(found.is_empty(), "{what}: at {found:#x?}");
+    }
+    assert!(code.len() > 10, "only {} code sections found", code.len());
 }
 
 /// A module object holding the sequence at `.text`'s offset 0xff8 (where
