@@ -238,12 +238,9 @@ fn a_panic_on_a_secondary_names_its_cpu() {
 /// that nothing watches.
 const UNWATCHED_RELEASE: u64 = 0x7000_0000;
 
-/// A device tree whose CPU nodes are wrong: each bad one is named and
-/// skipped, the rest come up; a CPU that PSCI cannot start is failed by
-/// name, and so is one that never reports in (CPU 3 waits for PSCI, not on
-/// the spin-table word its node names), after a bounded wait, boot going on.
-#[test]
-fn bad_cpu_nodes_are_named_and_skipped() {
+/// A device tree whose CPU nodes are wrong (see below), with or without
+/// the one whose mpidr PSCI refuses.
+fn bad_cpus_tree(with_refused: bool) -> std::path::PathBuf {
     let reserved = vm_fdt::FdtReserveEntry::new(UNWATCHED_RELEASE, 0x1000).unwrap();
     let mut w = FdtWriter::new_with_mem_reserv(&[reserved]).unwrap();
     let root = w.begin_node("").unwrap();
@@ -275,7 +272,10 @@ fn bad_cpu_nodes_are_named_and_skipped() {
         ("cpu@4", 4, "spin-table", Some(0x1_0000_0000u64)),
         ("cpu@5", 5, "psci", None),
         ("cpu@6", 3, "spin-table", Some(UNWATCHED_RELEASE)),
-    ] {
+    ]
+    .into_iter()
+    .filter(|&(_, reg, ..)| with_refused || reg != 5)
+    {
         let n = w.begin_node(name).unwrap();
         w.property_string("device_type", "cpu").unwrap();
         w.property_string("compatible", "arm,cortex-a57").unwrap();
@@ -289,12 +289,26 @@ fn bad_cpu_nodes_are_named_and_skipped() {
     w.end_node(cpus_node).unwrap();
     w.end_node(root).unwrap();
     let blob = w.finish().unwrap();
-    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("smp-bad-cpus.dtb");
+    let name = format!("smp-bad-cpus-{with_refused}.dtb");
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::write(&path, blob).unwrap();
+    path
+}
+
+/// A device tree whose CPU nodes are wrong: each bad one is named and
+/// skipped, the rest come up; a CPU that PSCI cannot start is failed by
+/// name, and so is one that never reports in (CPU 3 waits for PSCI, not on
+/// the spin-table word its node names), after a bounded wait, boot going on.
+/// The CPU PSCI refused never ran, so its stacks are given back (its stack
+/// slot unmapped, as many frames free as without its node); the one that
+/// did not report in may yet run, late, and keeps them.
+#[test]
+fn bad_cpu_nodes_are_named_and_skipped() {
     // QEMU has CPUs 0-3: mpidr 5 is nobody PSCI can start.
+    let path = bad_cpus_tree(true);
     let out = session(
         &["--smp", "4", "--dtb", path.to_str().unwrap()],
-        &["cpus", "on 1 va2pa 0xffff000000201000"],
+        &["cpus", "on 1 va2pa 0xffff000000201000", "mem"],
     );
     for want in [
         "cpu node cpu@1: enable-method \"magic-wand\" is neither psci nor spin-table; skipped",
@@ -330,6 +344,23 @@ fn bad_cpu_nodes_are_named_and_skipped() {
         output(&out, "on 1 va2pa 0xffff000000201000").contains("region=linear"),
         "{out}"
     );
+    let (refused, late) = (cpus[2].stack.0, cpus[3].stack.0);
+    let stacks = [format!("va2pa {refused:#x}"), format!("va2pa {late:#x}")];
+    let again = session(
+        &["--smp", "4", "--dtb", path.to_str().unwrap()],
+        &[&stacks[0], &stacks[1]],
+    );
+    assert!(output(&again, &stacks[0]).contains("is not mapped"), "{again}");
+    assert!(output(&again, &stacks[1]).contains("pa="), "{again}");
+    let free = |out: &str| {
+        let frames = out.lines().find_map(|l| l.strip_prefix("free     frames=")).unwrap();
+        frames.split(' ').next().unwrap().to_string()
+    };
+    let without = session(
+        &["--smp", "4", "--dtb", bad_cpus_tree(false).to_str().unwrap()],
+        &["mem"],
+    );
+    assert_eq!(free(&out), free(&without), "{out}\n{without}");
 }
 
 /// The unmap test can fail: a kernel built with the test-only feature

@@ -12,6 +12,7 @@
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use log::{debug, warn};
+use pi::addr::PhysAddr;
 use pi::kmap::{self, FixedWindow};
 use pi::layout::{KERNEL_STACK_SIZE, PAGE_SIZE};
 
@@ -209,19 +210,64 @@ fn start_one(n: usize, c: Cpu<'_>, limit: usize) {
     CPUS.lock()[n] = Some(info);
 }
 
-/// Maps CPU `n`'s stacks, starts it, waits for it to report in.
+/// A secondary's two stacks: its kernel stack, mapped in its stack slot,
+/// and its exception stack, reached through the linear map.
+struct Stacks {
+    window: FixedWindow,
+    kernel: PhysAddr,
+    exception: PhysAddr,
+}
+
+impl Stacks {
+    /// CPU `n`'s stacks, or none of them: what was taken before a step
+    /// failed is given back.
+    fn take(n: usize) -> Result<Stacks, Why> {
+        let slot = kmap::stack_slot(n);
+        let window = FixedWindow {
+            start: slot.stack.0,
+            end: slot.stack.1,
+            mapping: kmap::mapping("stack"),
+        };
+        let kernel = frames::alloc_frames(KERNEL_STACK_PAGES).ok_or(Why::NoStack)?;
+        if tables::map_fixed(window, kernel, KERNEL_STACK_SIZE).is_err() {
+            frames::free_frames_at(kernel, KERNEL_STACK_PAGES);
+            return Err(Why::NoStack);
+        }
+        let Some(exception) = frames::alloc_frames(EXCEPTION_PAGES) else {
+            Self::unmap(window);
+            frames::free_frames_at(kernel, KERNEL_STACK_PAGES);
+            return Err(Why::NoStack);
+        };
+        Ok(Stacks {
+            window,
+            kernel,
+            exception,
+        })
+    }
+
+    /// Gives both back: only for a CPU that never ran on them.
+    fn give_back(self) {
+        Self::unmap(self.window);
+        frames::free_frames_at(self.kernel, KERNEL_STACK_PAGES);
+        frames::free_frames_at(self.exception, EXCEPTION_PAGES);
+    }
+
+    fn unmap(window: FixedWindow) {
+        // Mapped just now by `take`, so there is something to clear.
+        let _ = tables::unmap(window.start, KERNEL_STACK_SIZE);
+    }
+}
+
+const KERNEL_STACK_PAGES: u64 = KERNEL_STACK_SIZE / PAGE_SIZE;
+const EXCEPTION_PAGES: u64 = EXCEPTION_STACK / PAGE_SIZE;
+
+/// Maps CPU `n`'s stacks, starts it, waits for it to report in. A CPU that
+/// certainly never ran (PSCI refused it) gives its stacks back; one that
+/// did not report in keeps them, since it may yet run on them, late.
 fn start(n: usize, mpidr: u64, method: EnableMethod) -> Result<(), Why> {
     let preparing = pmu::boot_clock();
-    let slot = kmap::stack_slot(n);
-    let window = FixedWindow {
-        start: slot.stack.0,
-        end: slot.stack.1,
-        mapping: kmap::mapping("stack"),
-    };
-    let pa = frames::alloc_frames(KERNEL_STACK_SIZE / PAGE_SIZE).ok_or(Why::NoStack)?;
-    tables::map_fixed(window, pa, KERNEL_STACK_SIZE).map_err(|_| Why::NoStack)?;
-    let exception = frames::alloc_frames(EXCEPTION_STACK / PAGE_SIZE).ok_or(Why::NoStack)?;
-    let exception_top = exception.to_linear().raw() + EXCEPTION_STACK;
+    let stacks = Stacks::take(n)?;
+    let exception_top = stacks.exception.to_linear().raw() + EXCEPTION_STACK;
 
     let record = &smp::RECORDS[n];
     record.ttbr1.store(cpu::ttbr1_raw(), Ordering::SeqCst);
@@ -237,13 +283,18 @@ fn start(n: usize, mpidr: u64, method: EnableMethod) -> Result<(), Why> {
     let entry = smp::entry_pa();
     debug!(
         "cpu {n}: mpidr {mpidr:#x}, entry pa={entry:#x}, record pa={record_pa:#x}, stack {:#x}-{:#x}",
-        slot.stack.0, slot.stack.1
+        stacks.window.start, stacks.window.end
     );
     // What bringing it up costs, from the request to its report (`phases`).
     let asked = counter::now();
     let asked_at = pmu::boot_clock();
     match method {
-        EnableMethod::Psci => psci::cpu_on(mpidr, entry, record_pa).map_err(Why::CpuOn)?,
+        EnableMethod::Psci => {
+            if let Err(refused) = psci::cpu_on(mpidr, entry, record_pa) {
+                stacks.give_back();
+                return Err(Why::CpuOn(refused));
+            }
+        }
         EnableMethod::SpinTable(release) => {
             // The firmware's loop reads the word with its MMU off, and jumps
             // with x0 = 0: the record's address goes where the entry finds it.
@@ -278,7 +329,7 @@ fn start(n: usize, mpidr: u64, method: EnableMethod) -> Result<(), Why> {
 /// One at a time: a spin-table CPU that reported in too late to count
 /// could read the next one's record (the boot CPU starts CPUs in turn and
 /// gives each `REPORT_MS`; not guarded further).
-fn spin_table_release(release: pi::addr::PhysAddr, entry: u64, record_pa: u64) {
+fn spin_table_release(release: PhysAddr, entry: u64, record_pa: u64) {
     smp::SPIN_TABLE_RECORD.store(record_pa, Ordering::SeqCst);
     let word = smp::spin_record_va();
     smp::clean_to_poc(word, 8);
