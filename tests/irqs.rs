@@ -266,3 +266,76 @@ fn bad_watchdog_settings_are_refused_with_what_would_do() {
         run.stderr
     );
 }
+
+/// QEMU's own GICv3 tree for `virt` with two CPUs (as `-machine dumpdtb=`
+/// writes it), its redistributor region cut from `from` bytes to `to`.
+fn gicv3_tree_with_redistributors(name: &str, from: u32, to: u32) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let dumped = dir.join(format!("{name}-dumped.dtb"));
+    let out = std::process::Command::new("qemu-system-aarch64")
+        .arg("-machine")
+        .arg(format!("virt,gic-version=3,dumpdtb={}", dumped.display()))
+        .args([
+            "-cpu",
+            "cortex-a72",
+            "-smp",
+            "2",
+            "-m",
+            "1024M",
+            "-nic",
+            "none",
+            "-display",
+            "none",
+        ])
+        .output()
+        .expect("run qemu-system-aarch64");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut blob = std::fs::read(&dumped).unwrap();
+    // The GIC's reg: distributor, then the redistributors.
+    let reg: Vec<u8> = [0, 0x0800_0000, 0, 0x1_0000, 0, 0x080a_0000, 0, from]
+        .iter()
+        .flat_map(|w: &u32| w.to_be_bytes())
+        .collect();
+    let at = blob
+        .windows(reg.len())
+        .position(|w| w == reg)
+        .expect("QEMU's GICv3 reg");
+    blob[at + 28..at + 32].copy_from_slice(&to.to_be_bytes());
+    // Packed, as `dtc` would: QEMU dumps a MiB, mostly free space after the
+    // strings block, which `--dtb` refuses.
+    let word = |at: usize| u32::from_be_bytes(blob[at..at + 4].try_into().unwrap());
+    let end = word(12) + word(32);
+    blob.truncate(end as usize);
+    blob[4..8].copy_from_slice(&end.to_be_bytes());
+    let path = dir.join(format!("{name}.dtb"));
+    std::fs::write(&path, blob).unwrap();
+    path
+}
+
+/// A CPU whose redistributor the tree leaves out takes no interrupts: boot
+/// warns, and `irqs` says so in an `error:` line for that CPU, not by
+/// leaving it out; CPU 0 still counts its ticks.
+#[test]
+fn irqs_names_a_cpu_the_gic_refused() {
+    let tree = gicv3_tree_with_redistributors("one-redistributor", 0xf6_0000, 0x2_0000);
+    let out = session(
+        &["--gic", "3", "--smp", "2", "--dtb", tree.to_str().unwrap()],
+        &["test timer_tick_arrives", "irqs"],
+    );
+    let why = "no GICv3 redistributor in the mapped region belongs to this CPU (affinity 0x1)";
+    assert!(
+        out.contains(&format!(
+            "cpu 1 takes no interrupts ({why}): module code it runs is unwatched"
+        )),
+        "{out}"
+    );
+    assert!(timer_count(&irqs(&out, 0)) >= 1, "{out}");
+    assert!(irqs(&out, 0).iter().all(|l| l.3 == 0), "{out}");
+    let answer = output(&out, "irqs");
+    assert!(
+        answer.contains(&format!(
+            "error: cpu=1 takes no interrupts ({why}): module code it runs is unwatched"
+        )),
+        "{answer}"
+    );
+}

@@ -28,6 +28,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use super::lock::Mutex;
 use super::percpu::{self, MAX_CPUS};
 use super::{counter, gic, timer};
 
@@ -82,18 +83,31 @@ pub fn start(intid: u32, watchdog_ms: u64) {
     GIC_UP.store(true, Ordering::SeqCst);
 }
 
+/// Why each CPU whose interface the GIC refused has none, for `irqs`.
+static REFUSED: Mutex<[Option<gic::GicError>; MAX_CPUS]> = Mutex::new([None; MAX_CPUS]);
+
 /// Sets up this CPU's own interface for the timer's interrupt, as the boot
 /// CPU's was: on a secondary, as it comes up. Nothing without a GIC.
 ///
 /// # Errors
-/// Why the GIC refused: the CPU then runs module code unwatched.
+/// Why the GIC refused (kept for [`refused`]): the CPU then runs module
+/// code unwatched.
 pub fn start_this_cpu() -> Result<(), gic::GicError> {
     if !GIC_UP.load(Ordering::SeqCst) {
         return Ok(());
     }
-    gic::init_this_cpu(TIMER_INTID.load(Ordering::SeqCst))?;
+    if let Err(why) = gic::init_this_cpu(TIMER_INTID.load(Ordering::SeqCst)) {
+        REFUSED.lock()[percpu::id()] = Some(why);
+        return Err(why);
+    }
     this_cpu().up.store(true, Ordering::SeqCst);
     Ok(())
+}
+
+/// Each CPU whose interface the GIC refused, and why.
+pub fn refused() -> impl Iterator<Item = (usize, gic::GicError)> {
+    let refused = *REFUSED.lock();
+    (0..MAX_CPUS).filter_map(move |cpu| Some((cpu, refused[cpu]?)))
 }
 
 /// Whether this CPU can take interrupts (a GIC and the timer were found,

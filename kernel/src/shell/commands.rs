@@ -373,6 +373,9 @@ fn irqs() {
             for s in crate::arch::irq::sources() {
                 println!("irq={} name={} count={} cpu={}", s.intid, s.name, s.count, s.cpu);
             }
+            for (cpu, why) in crate::arch::irq::refused() {
+                println!("error: cpu={cpu} takes no interrupts ({why}): module code it runs is unwatched");
+            }
         }
         Some(Err(why)) => println!(
             "error: no interrupts on this machine ({}): the module watchdog is unavailable and module calls run unwatched; boot a machine with a GICv2 or GICv3 to have it",
