@@ -268,8 +268,10 @@ fn bad_watchdog_settings_are_refused_with_what_would_do() {
 }
 
 /// QEMU's own GICv3 tree for `virt` with two CPUs (as `-machine dumpdtb=`
-/// writes it), its redistributor region cut from `from` bytes to `to`.
-fn gicv3_tree_with_redistributors(name: &str, from: u32, to: u32) -> std::path::PathBuf {
+/// writes it), its source text edited by `edit` (through `dtc`, which
+/// also packs it: QEMU dumps a MiB, mostly free space, which `--dtb`
+/// refuses).
+fn gicv3_tree(name: &str, edit: impl Fn(&str) -> String) -> std::path::PathBuf {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let dumped = dir.join(format!("{name}-dumped.dtb"));
     let out = std::process::Command::new("qemu-system-aarch64")
@@ -290,39 +292,45 @@ fn gicv3_tree_with_redistributors(name: &str, from: u32, to: u32) -> std::path::
         .output()
         .expect("run qemu-system-aarch64");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut blob = std::fs::read(&dumped).unwrap();
-    // The GIC's reg: distributor, then the redistributors.
-    let reg: Vec<u8> = [0, 0x0800_0000, 0, 0x1_0000, 0, 0x080a_0000, 0, from]
-        .iter()
-        .flat_map(|w: &u32| w.to_be_bytes())
-        .collect();
-    let at = blob
-        .windows(reg.len())
-        .position(|w| w == reg)
-        .expect("QEMU's GICv3 reg");
-    blob[at + 28..at + 32].copy_from_slice(&to.to_be_bytes());
-    // Packed, as `dtc` would: QEMU dumps a MiB, mostly free space after the
-    // strings block, which `--dtb` refuses.
-    let word = |at: usize| u32::from_be_bytes(blob[at..at + 4].try_into().unwrap());
-    let end = word(12) + word(32);
-    blob.truncate(end as usize);
-    blob[4..8].copy_from_slice(&end.to_be_bytes());
+    let dtc = |args: &[&str], input: &[u8]| {
+        let mut child = std::process::Command::new("dtc")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("dtc (scripts/setup.sh installs device-tree-compiler)");
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let source = dtc(&["-q", "-I", "dtb", "-O", "dts"], &std::fs::read(&dumped).unwrap());
+    let source = String::from_utf8(source).unwrap();
+    let edited = edit(&source);
+    assert_ne!(edited, source, "the edit changed nothing");
     let path = dir.join(format!("{name}.dtb"));
-    std::fs::write(&path, blob).unwrap();
+    std::fs::write(&path, dtc(&["-q", "-I", "dts", "-O", "dtb"], edited.as_bytes())).unwrap();
     path
 }
+
+/// The GIC's reg in QEMU's GICv3 tree: the distributor, then one region of
+/// redistributors (123 CPUs' worth).
+const QEMU_GICV3_REG: &str = "reg = <0x00 0x8000000 0x00 0x10000 0x00 0x80a0000 0x00 0xf60000>;";
 
 /// A CPU whose redistributor the tree leaves out takes no interrupts: boot
 /// warns, and `irqs` says so in an `error:` line for that CPU, not by
 /// leaving it out; CPU 0 still counts its ticks.
 #[test]
 fn irqs_names_a_cpu_the_gic_refused() {
-    let tree = gicv3_tree_with_redistributors("one-redistributor", 0xf6_0000, 0x2_0000);
+    let tree = gicv3_tree("one-redistributor", |dts| {
+        dts.replace(QEMU_GICV3_REG, &QEMU_GICV3_REG.replace("0xf60000", "0x20000"))
+    });
     let out = session(
         &["--gic", "3", "--smp", "2", "--dtb", tree.to_str().unwrap()],
         &["test timer_tick_arrives", "irqs"],
     );
-    let why = "no GICv3 redistributor in the mapped region belongs to this CPU (affinity 0x1)";
+    let why = "no GICv3 redistributor in the mapped regions belongs to this CPU (affinity 0x1)";
     assert!(
         out.contains(&format!(
             "cpu 1 takes no interrupts ({why}): module code it runs is unwatched"
@@ -338,4 +346,29 @@ fn irqs_names_a_cpu_the_gic_refused() {
         )),
         "{answer}"
     );
+}
+
+/// A GICv3 whose redistributors come in two regions
+/// (`#redistributor-regions`, as QEMU's past 123 CPUs and large servers'):
+/// CPU 1's, in the second, is found there, and both CPUs take their
+/// timer's interrupts; `redistributor-stride` (here the natural 128 KiB)
+/// is read and followed.
+#[test]
+fn gicv3_redistributors_in_two_regions_serve_both_cpus() {
+    let tree = gicv3_tree("two-regions", |dts| {
+        dts.replace(
+            QEMU_GICV3_REG,
+            "reg = <0x00 0x8000000 0x00 0x10000 0x00 0x80a0000 0x00 0x20000 0x00 0x80c0000 0x00 0xf40000>;\nredistributor-stride = <0x00 0x20000>;",
+        )
+        .replace("#redistributor-regions = <0x01>;", "#redistributor-regions = <0x02>;")
+    });
+    let out = session(
+        &["--gic", "3", "--smp", "2", "--dtb", tree.to_str().unwrap()],
+        &["on 1 test timer_tick_arrives", "irqs"],
+    );
+    assert!(!out.contains("takes no interrupts"), "{out}");
+    let lines = irqs(&out, 0);
+    let timer_at = |cpu| lines.iter().find(|l| l.1 == "timer" && l.3 == cpu).map(|l| l.2);
+    assert!(timer_at(0).is_some(), "{out}");
+    assert!(timer_at(1).is_some_and(|n| n >= 1), "CPU 1 took its tick: {out}");
 }

@@ -15,7 +15,8 @@ use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use aarch64_cpu::asm::barrier;
 
-use super::gicr::find_redistributor;
+use super::gicr::Redistributors;
+use super::lock::Mutex;
 use super::mmio::{read32, write8, write32};
 use super::{counter, smp};
 
@@ -29,16 +30,14 @@ pub enum Regs {
         /// `GICC_*` (banked: every CPU sees its own at this address).
         cpu: u64,
     },
-    /// GICv3: the distributor's mapping and the redistributors': `len`
-    /// bytes from `redist`, each CPU's somewhere in them (RD_base, then
-    /// SGI_base), found by its affinity (`gicr`).
+    /// GICv3: the distributor's mapping and the redistributors' regions,
+    /// each CPU's somewhere in them (RD_base, then SGI_base), found by its
+    /// affinity (`gicr`).
     V3 {
         /// `GICD_*`.
         dist: u64,
-        /// The first `GICR_*` frame.
-        redist: u64,
-        /// Bytes mapped from `redist`.
-        len: u64,
+        /// The `GICR_*` regions.
+        redist: Redistributors,
     },
 }
 
@@ -48,7 +47,7 @@ pub enum GicError {
     /// GICv3: the system register interface stays off (at EL2 nobody set
     /// ICC_SRE_EL2.Enable, or the CPU has none).
     NoSystemRegisters,
-    /// GICv3: no redistributor in the mapped region names this CPU's
+    /// GICv3: no redistributor in the mapped regions names this CPU's
     /// affinity.
     NoRedistributor(u64),
     /// GICv3: the redistributor did not wake, or the distributor did not
@@ -67,7 +66,7 @@ impl core::fmt::Display for GicError {
             ),
             GicError::NoRedistributor(affinity) => write!(
                 f,
-                "no GICv3 redistributor in the mapped region belongs to this CPU (affinity {affinity:#x})"
+                "no GICv3 redistributor in the mapped regions belongs to this CPU (affinity {affinity:#x})"
             ),
             GicError::Timeout(what) => write!(f, "the GIC did not answer: {what}"),
             GicError::NotSetUp => write!(f, "the GIC's distributor is not set up"),
@@ -80,11 +79,10 @@ static VERSION: AtomicU8 = AtomicU8::new(0);
 // The mappings `init` was given, for every CPU's `init_this_cpu`.
 /// The distributor.
 static GICD: AtomicU64 = AtomicU64::new(0);
-/// The second frame: GICv2's CPU interface (acknowledge and EOI go through
-/// it) or GICv3's first redistributor.
+/// GICv2's CPU interface (acknowledge and EOI go through it).
 static CPU_FRAME: AtomicU64 = AtomicU64::new(0);
-/// GICv3: the bytes of redistributors mapped from [`CPU_FRAME`].
-static GICR_LEN: AtomicU64 = AtomicU64::new(0);
+/// GICv3's redistributor regions.
+static GICR: Mutex<Redistributors> = Mutex::new(Redistributors::NONE);
 
 // GICD (both versions).
 const GICD_CTLR: u64 = 0x000;
@@ -149,13 +147,17 @@ fn wait(what: &'static str, mut done: impl FnMut() -> bool) -> Result<(), GicErr
 /// `regs` are mappings of this machine's GIC registers, as Device memory,
 /// that stay for good.
 pub unsafe fn init(regs: Regs, intid: u32) -> Result<(), GicError> {
-    let (dist, cpu, len, version) = match regs {
-        Regs::V2 { dist, cpu } => (dist, cpu, 0, 2),
-        Regs::V3 { dist, redist, len } => (dist, redist, len, 3),
+    let (dist, version) = match regs {
+        Regs::V2 { dist, cpu } => {
+            CPU_FRAME.store(cpu, Ordering::SeqCst);
+            (dist, 2)
+        }
+        Regs::V3 { dist, redist } => {
+            *GICR.lock() = redist;
+            (dist, 3)
+        }
     };
     GICD.store(dist, Ordering::SeqCst);
-    CPU_FRAME.store(cpu, Ordering::SeqCst);
-    GICR_LEN.store(len, Ordering::SeqCst);
     // SAFETY: the caller's contract; GICD_CTLR is both versions'. For v3:
     // affinity routing and both groups (ARE_NS | EnableGrp1A | EnableGrp1,
     // or with security off ARE | EnableGrp1 | EnableGrp0), each write
@@ -213,13 +215,14 @@ pub fn init_this_cpu(intid: u32) -> Result<(), GicError> {
             // GICR_TYPER's affinity: Aff3 above Aff2-Aff0.
             let mpidr = smp::mpidr();
             let affinity = (mpidr & 0xff_ffff) | ((mpidr >> 32) & 0xff) << 24;
-            let len = GICR_LEN.load(Ordering::SeqCst);
-            // SAFETY: inside the mapped redistributors (`find_redistributor`
-            // reads whole frames below `len` only).
-            let typer = |at: u64| unsafe {
-                u64::from(read32(cpu + at + GICR_TYPER)) | u64::from(read32(cpu + at + GICR_TYPER + 4)) << 32
-            };
-            let redist = cpu + find_redistributor(len, affinity, typer).ok_or(GicError::NoRedistributor(affinity))?;
+            // SAFETY: inside the mapped redistributors (`find` reads whole
+            // frames inside each region's mapping only).
+            let typer =
+                |va: u64| unsafe { u64::from(read32(va + GICR_TYPER)) | u64::from(read32(va + GICR_TYPER + 4)) << 32 };
+            let redist = GICR
+                .lock()
+                .find(affinity, typer)
+                .ok_or(GicError::NoRedistributor(affinity))?;
             // SAFETY: this CPU's redistributor, mapped; the offsets are GICv3's.
             unsafe {
                 // Wake the redistributor: ProcessorSleep off, until its

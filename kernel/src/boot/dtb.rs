@@ -322,6 +322,11 @@ struct Frame<'dt> {
     /// The first entry of its `compatible` that the kernel knows: a node
     /// is one device.
     known: Option<Compatible>,
+    /// A GICv3's `#redistributor-regions` and `redistributor-stride`, 0
+    /// where absent (neither may be 0): plain numbers, one store each to
+    /// open a frame.
+    redistributor_regions: u32,
+    redistributor_stride: u64,
 }
 
 impl<'dt> Frame<'dt> {
@@ -338,6 +343,8 @@ impl<'dt> Frame<'dt> {
         self.interrupt_cells = None;
         self.device_type = None;
         self.known = None;
+        self.redistributor_regions = 0;
+        self.redistributor_stride = 0;
     }
 
     /// Notes a property of this node that some reader needs.
@@ -358,6 +365,8 @@ impl<'dt> Frame<'dt> {
             Name::DeviceType => self.device_type = words::lookup(cbytes(value)),
             Name::Compatible => self.known = Compatible::first_in(value),
             Name::Interrupts => self.interrupts = Some(value),
+            Name::RedistributorRegions => self.redistributor_regions = be_number(value).unwrap_or(0) as u32,
+            Name::RedistributorStride => self.redistributor_stride = be_number(value).unwrap_or(0),
             _ => {}
         }
     }
@@ -831,6 +840,7 @@ impl<'dt> Target<'dt> {
 /// matter. One reader, not generic, for every caller: a function taking
 /// each caller's closure was a copy per caller, a dozen translated blocks
 /// each.
+#[derive(Clone)]
 struct Regs<'a> {
     /// Whole entries ([`Regs::of`] checks).
     rest: &'a [u8],
@@ -992,6 +1002,8 @@ enum Name {
     Ranges,
     Interrupts,
     InterruptCells,
+    RedistributorRegions,
+    RedistributorStride,
     EnableMethod,
     CpuReleaseAddr,
     /// One the EFI stub sets.

@@ -11,6 +11,7 @@ use pi::layout::PAGE_SIZE;
 
 use super::dtb::intc::{Gic, GicVersion, Interrupts};
 use crate::arch::gic::{self, Regs};
+use crate::arch::gicr::Redistributors;
 use crate::arch::once::WriteOnce;
 use crate::arch::percpu::MAX_CPUS;
 use crate::arch::{cpu, irq};
@@ -32,7 +33,9 @@ pub struct Mapped {
     pub version: GicVersion,
     /// The distributor.
     pub dist: Frame,
-    /// The CPU interface (v2) or the redistributors (v3).
+    /// The CPU interface (v2) or the first redistributor region (v3; any
+    /// others are mapped one after another above it in the same row, and
+    /// `layout` shows this one).
     pub cpu: Frame,
     /// The timer's INTID.
     pub timer: u32,
@@ -68,18 +71,7 @@ fn set_up(found: &Interrupts, watchdog_ms: u64) -> Result<Mapped, String> {
     let timer = found
         .virtual_timer
         .ok_or_else(|| "the device tree names no arm,armv8-timer interrupt for the virtual timer".to_string())?;
-    let mapped = map(gic, timer)?;
-    let regs = match gic.version {
-        GicVersion::V2 => Regs::V2 {
-            dist: mapped.dist.regs_va,
-            cpu: mapped.cpu.regs_va,
-        },
-        GicVersion::V3 => Regs::V3 {
-            dist: mapped.dist.regs_va,
-            redist: mapped.cpu.regs_va,
-            len: second_frame(&gic).size(),
-        },
-    };
+    let (mapped, regs) = map(gic, timer)?;
     // SAFETY: `map` mapped these registers as Device memory for good.
     unsafe { gic::init(regs, timer) }.map_err(|e| e.to_string())?;
     irq::start(timer, watchdog_ms);
@@ -91,17 +83,20 @@ pub fn state() -> Option<&'static Result<Mapped, String>> {
     STATE.get()
 }
 
-/// The second register frame as mapped: GICv2's CPU interface, or the
-/// first [`REDISTRIBUTORS`] bytes of GICv3's redistributor region.
-fn second_frame(gic: &Gic) -> PhysRange {
-    match gic.version {
-        GicVersion::V2 => gic.cpu,
-        GicVersion::V3 => PhysRange::saturating(gic.cpu.start.raw(), gic.cpu.size().min(REDISTRIBUTORS)),
+/// What is mapped of a second register frame: GICv2's CPU interface, or
+/// the first [`REDISTRIBUTORS`] bytes of a GICv3 redistributor region.
+fn mapped_part(version: GicVersion, regs: PhysRange) -> PhysRange {
+    match version {
+        GicVersion::V2 => regs,
+        GicVersion::V3 => PhysRange::saturating(regs.start.raw(), regs.size().min(REDISTRIBUTORS)),
     }
 }
 
-/// Maps the distributor and the [`second_frame`], each at its row's start.
-fn map(gic: Gic, timer: u32) -> Result<Mapped, String> {
+/// Maps the distributor at its row's start, and in the second row GICv2's
+/// CPU interface or each of GICv3's redistributor regions (its
+/// [`mapped_part`]), one after another; with the mappings, as the GIC
+/// driver takes them.
+fn map(gic: Gic, timer: u32) -> Result<(Mapped, Regs), String> {
     if !(16..32).contains(&timer) {
         return Err(alloc::format!(
             "the timer's interrupt {timer} is not a private one (16-31)"
@@ -128,18 +123,19 @@ fn map(gic: Gic, timer: u32) -> Result<Mapped, String> {
             ));
         }
     }
-    let cpu = second_frame(&gic);
-    let one = |regs: PhysRange, window: FixedWindow| -> Result<Frame, String> {
+    // `regs` mapped from `at` in `window`, if its pages fit there.
+    let one = |regs: PhysRange, window: FixedWindow, at: u64| -> Result<Frame, String> {
         let pages = regs.expand_to_pages(PAGE_SIZE);
         let bits = cpu::pa_bits();
-        if pages.end.raw() > 1 << bits || pages.size() > window.end - window.start {
+        if pages.end.raw() > 1 << bits || pages.size() > window.end - at {
             return Err(alloc::format!(
                 "the GIC's registers at {:#x} ({:#x} bytes) cannot be mapped",
                 regs.start.raw(),
                 regs.size()
             ));
         }
-        let base = tables::map_fixed(window, pages.start, pages.size())
+        let part = FixedWindow { start: at, ..window };
+        let base = tables::map_fixed(part, pages.start, pages.size())
             .map_err(|e| alloc::format!("mapping the GIC's registers: {e:?}"))?;
         Ok(Frame {
             pages,
@@ -147,12 +143,36 @@ fn map(gic: Gic, timer: u32) -> Result<Mapped, String> {
             regs_va: base + (regs.start.raw() - pages.start.raw()),
         })
     };
-    let dist = one(gic.dist, WINDOWS[0])?;
-    let cpu = one(cpu, WINDOWS[1])?;
-    Ok(Mapped {
+    let [dist_window, cpu_window] = WINDOWS;
+    let dist = one(gic.dist, dist_window, dist_window.start)?;
+    let mapped = |cpu| Mapped {
         version: gic.version,
         dist,
         cpu,
         timer,
-    })
+    };
+    if gic.version == GicVersion::V2 {
+        let cpu = one(gic.cpu, cpu_window, cpu_window.start)?;
+        let regs = Regs::V2 {
+            dist: dist.regs_va,
+            cpu: cpu.regs_va,
+        };
+        return Ok((mapped(cpu), regs));
+    }
+    let mut redist = Redistributors::NONE;
+    let mut at = cpu_window.start;
+    let mut first = None;
+    for (slot, regs) in redist.regions.iter_mut().zip(gic.redistributors()) {
+        let part = mapped_part(gic.version, regs);
+        let frame = one(part, cpu_window, at)?;
+        at += frame.pages.size();
+        *slot = (frame.regs_va, part.size());
+        first.get_or_insert(frame);
+    }
+    redist.stride = gic.redistributor_stride;
+    let regs = Regs::V3 {
+        dist: dist.regs_va,
+        redist,
+    };
+    Ok((mapped(first.expect("a first region")), regs))
 }

@@ -21,8 +21,11 @@ pub enum GicVersion {
     V3,
 }
 
-/// A GIC the kernel can drive: its version and its first two register
-/// frames, as `reg` lists them.
+/// How many GICv3 redistributor regions the kernel reads.
+pub use crate::arch::gicr::MAX_REGIONS as MAX_REDISTRIBUTOR_REGIONS;
+
+/// A GIC the kernel can drive: its version and its register frames, as
+/// `reg` lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gic {
     /// v2 or v3.
@@ -32,6 +35,21 @@ pub struct Gic {
     /// GICv2: the CPU interface (`GICC_*`); GICv3: the first redistributor
     /// region (`GICR_*`, 128 KiB a CPU, the boot CPU's usually first).
     pub cpu: PhysRange,
+    /// GICv3: the redistributor regions after the first, as many as
+    /// `#redistributor-regions` says (up to [`MAX_REDISTRIBUTOR_REGIONS`]
+    /// in all; the ones after are not read).
+    pub more_redistributors: [Option<PhysRange>; MAX_REDISTRIBUTOR_REGIONS - 1],
+    /// GICv3: `redistributor-stride`, the bytes from one redistributor to
+    /// the next where firmware pads them; without it, each redistributor's
+    /// GICR_TYPER says its length.
+    pub redistributor_stride: Option<u64>,
+}
+
+impl Gic {
+    /// GICv3's redistributor regions, the first one first.
+    pub fn redistributors(&self) -> impl Iterator<Item = PhysRange> + '_ {
+        core::iter::once(self.cpu).chain(self.more_redistributors.iter().flatten().copied())
+    }
 }
 
 /// Why there is no GIC to drive.
@@ -40,7 +58,8 @@ pub enum NoGic {
     /// The tree has no node with a GIC's `compatible` (another kind of
     /// interrupt controller, or none).
     Absent,
-    /// The GIC node's `reg` does not give two register frames.
+    /// The GIC node's `reg` does not give two register frames (or, for a
+    /// GICv3, the redistributor regions `#redistributor-regions` counts).
     BadReg,
     /// The GIC's `reg` does not reach the CPU through its ancestors'
     /// `ranges`.
@@ -51,7 +70,7 @@ impl core::fmt::Display for NoGic {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             NoGic::Absent => "the device tree names no GICv2 or GICv3 interrupt controller",
-            NoGic::BadReg => "the device tree's GIC node has no distributor and CPU interface/redistributor in its reg",
+            NoGic::BadReg => "the device tree's GIC node's reg lacks its distributor, its CPU interface or a redistributor region (#redistributor-regions counts them)",
             NoGic::Untranslatable => "the device tree's GIC registers do not reach the CPU through its parents' ranges",
         })
     }
@@ -103,7 +122,7 @@ impl<'dt> Found<'dt> {
         let (node, ancestors) = frames.split_last().expect("a node below the root");
         match node.known {
             Some(Compatible::Gic(version)) if self.gic == Err(NoGic::Absent) => {
-                self.gic = gic_regs(version, node.reg, ancestors);
+                self.gic = gic_regs(version, node, ancestors);
                 self.gic_cells = node.interrupt_cells.unwrap_or(3);
             }
             Some(Compatible::Timer) if self.timer.is_none() => self.timer = node.interrupts,
@@ -120,24 +139,44 @@ impl<'dt> Found<'dt> {
     }
 }
 
-/// The GIC's first two `reg` ranges, by its parent's cells (the last of
+/// The GIC's `reg` ranges (the distributor, then GICv2's CPU interface or
+/// GICv3's redistributor regions), by its parent's cells (the last of
 /// `ancestors`), translated to CPU physical addresses through every
 /// ancestor's `ranges`.
-fn gic_regs(version: GicVersion, reg: Option<&[u8]>, ancestors: &[Frame<'_>]) -> Result<Gic, NoGic> {
+fn gic_regs(version: GicVersion, node: &Frame<'_>, ancestors: &[Frame<'_>]) -> Result<Gic, NoGic> {
     let parent = &ancestors[ancestors.len() - 1];
-    let Some(Ok(mut regs)) = reg.map(|reg| Regs::of(reg, parent, Node::InterruptController)) else {
+    let Some(Ok(mut regs)) = node.reg.map(|reg| Regs::of(reg, parent, Node::InterruptController)) else {
         return Err(NoGic::BadReg);
     };
-    let mut pair = match (regs.next(), regs.next()) {
-        (Some(dist), Some(cpu)) if dist.size() > 0 && cpu.size() > 0 => [dist, cpu],
+    let translated = |r: PhysRange| to_cpu(r, ancestors).map_err(|_| NoGic::Untranslatable);
+    let (dist, cpu) = match (regs.next(), regs.next()) {
+        (Some(dist), Some(cpu)) if dist.size() > 0 && cpu.size() > 0 => (dist, cpu),
         _ => return Err(NoGic::BadReg),
     };
-    // Both checked before either is translated; one call site for the two.
-    for r in &mut pair {
-        *r = to_cpu(*r, ancestors).map_err(|_| NoGic::Untranslatable)?;
+    let mut gic = Gic {
+        version,
+        dist: translated(dist)?,
+        cpu: translated(cpu)?,
+        more_redistributors: [None; MAX_REDISTRIBUTOR_REGIONS - 1],
+        redistributor_stride: None,
+    };
+    if version == GicVersion::V3 {
+        // After the redistributor regions come GICC, GICH and GICV, which
+        // the kernel does not use: only `#redistributor-regions` tells
+        // them apart.
+        let more = node.redistributor_regions.saturating_sub(1) as usize;
+        if regs.clone().count() < more {
+            return Err(NoGic::BadReg);
+        }
+        for slot in gic.more_redistributors.iter_mut().take(more) {
+            match regs.next() {
+                Some(r) if r.size() > 0 => *slot = Some(translated(r)?),
+                _ => return Err(NoGic::BadReg),
+            }
+        }
+        gic.redistributor_stride = Some(node.redistributor_stride).filter(|&s| s > 0);
     }
-    let [dist, cpu] = pair;
-    Ok(Gic { version, dist, cpu })
+    Ok(gic)
 }
 
 /// The INTID entry `index` of an `interrupts` property names, with the GIC
@@ -233,6 +272,8 @@ mod tests {
                 version: GicVersion::V2,
                 dist: range(0x0800_0000, 0x10000),
                 cpu: range(0x0801_0000, 0x10000),
+                more_redistributors: [None; MAX_REDISTRIBUTOR_REGIONS - 1],
+                redistributor_stride: None,
             })
         );
         // PPI 11, the third entry: INTID 27.
@@ -249,6 +290,8 @@ mod tests {
                 version: GicVersion::V3,
                 dist: range(0x0800_0000, 0x10000),
                 cpu: range(0x080a_0000, 0xf6_0000),
+                more_redistributors: [None; MAX_REDISTRIBUTOR_REGIONS - 1],
+                redistributor_stride: None,
             })
         );
         assert_eq!(irqs.virtual_timer, Some(27));
@@ -263,6 +306,62 @@ mod tests {
             Ok((GicVersion::V2, 1 << 32))
         );
         assert_eq!(irqs.virtual_timer, None, "no timer node");
+    }
+
+    /// A GICv3 with `regions` redistributor regions (`#redistributor-regions`
+    /// if not `None`), then GICC, GICH and GICV, and `stride` if given.
+    fn gicv3(regions: Option<u32>, stride: Option<u64>) -> Vec<u32> {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let n = w.begin_node("intc@8000000").unwrap();
+        w.property_string("compatible", "arm,gic-v3").unwrap();
+        let regs = [
+            (0x0800_0000u64, 0x1_0000u64),
+            (0x080a_0000, 0x2_0000),
+            (0x1000_0000, 0x40_0000),
+            (0x0801_0000, 0x1_0000),
+            (0x0803_0000, 0x1_0000),
+            (0x0804_0000, 0x1_0000),
+        ];
+        let cells: Vec<u64> = regs.iter().flat_map(|&(a, s)| [a, s]).collect();
+        w.property_array_u64("reg", &cells).unwrap();
+        if let Some(n) = regions {
+            w.property_u32("#redistributor-regions", n).unwrap();
+        }
+        if let Some(stride) = stride {
+            w.property_u64("redistributor-stride", stride).unwrap();
+        }
+        w.end_node(n).unwrap();
+        w.end_node(root).unwrap();
+        crate::boot::dtb::tests::aligned(&w.finish().unwrap())
+    }
+
+    #[test]
+    fn gicv3_redistributor_regions_and_stride() {
+        let gic = |regions, stride| read(bytes(&gicv3(regions, stride))).gic;
+        let two = gic(Some(2), Some(0x4_0000)).unwrap();
+        assert_eq!(two.cpu, range(0x080a_0000, 0x2_0000));
+        assert_eq!(
+            two.more_redistributors,
+            [Some(range(0x1000_0000, 0x40_0000)), None, None]
+        );
+        assert_eq!(two.redistributor_stride, Some(0x4_0000));
+        assert_eq!(
+            two.redistributors().collect::<Vec<_>>(),
+            [range(0x080a_0000, 0x2_0000), range(0x1000_0000, 0x40_0000)]
+        );
+        // Without the count, one region: what follows is GICC and the rest.
+        for one in [gic(None, None).unwrap(), gic(Some(1), None).unwrap()] {
+            assert_eq!(one.more_redistributors, [None; MAX_REDISTRIBUTOR_REGIONS - 1]);
+            assert_eq!(one.redistributor_stride, None);
+        }
+        // More regions than `reg` holds: refused, not read past its end.
+        assert_eq!(gic(Some(7), None), Err(NoGic::BadReg));
+        // Past the kernel's four, the rest are not read.
+        let four = gic(Some(5), None).unwrap();
+        assert_eq!(four.redistributors().count(), MAX_REDISTRIBUTOR_REGIONS);
     }
 
     /// A GIC under a bus whose `ranges` moves its children (as the
@@ -299,6 +398,8 @@ mod tests {
                 version: GicVersion::V2,
                 dist: range(0xff84_1000, 0x1000),
                 cpu: range(0xff84_2000, 0x2000),
+                more_redistributors: [None; MAX_REDISTRIBUTOR_REGIONS - 1],
+                redistributor_stride: None,
             })
         );
         assert_eq!(read(bytes(&gic_on_a_bus(None))).gic, Err(NoGic::Untranslatable));

@@ -37,7 +37,7 @@ pub(super) enum Word {
 }
 
 /// Every word, in no order (the search goes by [`CHAINS`]).
-const WORDS: [(&[u8], Word); 42] = [
+const WORDS: [(&[u8], Word); 44] = [
     (b"#address-cells", Word::Name(Name::AddressCells)),
     (b"#size-cells", Word::Name(Name::SizeCells)),
     (b"reg", Word::Name(Name::Reg)),
@@ -53,6 +53,8 @@ const WORDS: [(&[u8], Word); 42] = [
     (b"ranges", Word::Name(Name::Ranges)),
     (b"interrupts", Word::Name(Name::Interrupts)),
     (b"#interrupt-cells", Word::Name(Name::InterruptCells)),
+    (b"#redistributor-regions", Word::Name(Name::RedistributorRegions)),
+    (b"redistributor-stride", Word::Name(Name::RedistributorStride)),
     (b"enable-method", Word::Name(Name::EnableMethod)),
     (b"cpu-release-addr", Word::Name(Name::CpuReleaseAddr)),
     // What the EFI stub sets in `/chosen` (kernel/efistub).
