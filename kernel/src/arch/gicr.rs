@@ -51,8 +51,9 @@ impl Redistributors {
 /// serves is only in its TYPER, not in its place (firmware numbers CPUs as
 /// it likes).
 pub fn find_redistributor(len: u64, affinity: u64, stride: Option<u64>, typer: impl Fn(u64) -> u64) -> Option<u64> {
-    let mut at = 0;
-    while at + REDISTRIBUTOR <= len {
+    let mut at: u64 = 0;
+    // Checked: a stride from a tree could carry `at` past the top.
+    while at.checked_add(REDISTRIBUTOR)? <= len {
         let t = typer(at);
         if t >> 32 == affinity {
             return Some(at);
@@ -60,12 +61,13 @@ pub fn find_redistributor(len: u64, affinity: u64, stride: Option<u64>, typer: i
         if t & (1 << 4) != 0 {
             return None;
         }
-        at += match stride {
+        let step = match stride {
             // A stride shorter than a redistributor would read inside one.
             Some(stride) => stride.max(REDISTRIBUTOR),
             None if t & (1 << 1) != 0 => 2 * REDISTRIBUTOR,
             None => REDISTRIBUTOR,
         };
+        at = at.checked_add(step)?;
     }
     None
 }
@@ -134,6 +136,12 @@ mod tests {
         };
         assert_eq!(find_redistributor(3 * stride, 2, Some(stride), read), Some(2 * stride));
         assert_eq!(find_redistributor(3 * stride, 3, Some(stride), read), None);
+        // A stride near the top of the address space ends the search.
+        let first = |at: u64| {
+            assert_eq!(at, 0, "read at {at:#x}");
+            typer(0, false, false)
+        };
+        assert_eq!(find_redistributor(u64::MAX, 1, Some(u64::MAX - 0xffff), first), None);
     }
 
     #[test]

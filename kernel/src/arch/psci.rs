@@ -114,6 +114,19 @@ impl core::fmt::Display for CpuOnError {
     }
 }
 
+impl CpuOnError {
+    /// Whether the CPU certainly never runs from this request: no call was
+    /// made, or PSCI answered with an error it defines as a refusal.
+    /// ON_PENDING (a start under way) and codes PSCI does not define are
+    /// not.
+    pub fn never_started(self) -> bool {
+        match self {
+            CpuOnError::NoPsci => true,
+            CpuOnError::Refused(code) => matches!(code, -1 | -2 | -3 | -4 | -6 | -9),
+        }
+    }
+}
+
 /// Asks the firmware to start the CPU whose MPIDR affinity is `mpidr` at
 /// physical address `entry`, with `context` in its x0.
 ///

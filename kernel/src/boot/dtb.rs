@@ -365,7 +365,10 @@ impl<'dt> Frame<'dt> {
             Name::DeviceType => self.device_type = words::lookup(cbytes(value)),
             Name::Compatible => self.known = Compatible::first_in(value),
             Name::Interrupts => self.interrupts = Some(value),
-            Name::RedistributorRegions => self.redistributor_regions = be_number(value).unwrap_or(0) as u32,
+            // A count no `reg` can hold is refused with the GIC's `reg`.
+            Name::RedistributorRegions => {
+                self.redistributor_regions = be_number(value).map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+            }
             Name::RedistributorStride => self.redistributor_stride = be_number(value).unwrap_or(0),
             _ => {}
         }

@@ -21,10 +21,20 @@ use crate::mm::tables;
 /// The rows' windows: the distributor's, then the other frame's.
 const WINDOWS: [FixedWindow; 2] = [kmap::fixed("gic-dist"), kmap::fixed("gic-cpu")];
 
-/// The GICv3 redistributors mapped: enough for every CPU the kernel runs,
-/// each four 64 KiB frames long as with virtual LPIs (GICv4; without them
-/// two, and the first half of this holds all of them).
-const REDISTRIBUTORS: u64 = MAX_CPUS as u64 * 2 * crate::arch::gicr::REDISTRIBUTOR;
+/// The GICv3 redistributors mapped of each region: enough for every CPU
+/// the kernel runs, each four 64 KiB frames long as with virtual LPIs
+/// (GICv4; without them two, and the first half of this holds all of
+/// them), or `redistributor-stride` apart where that is longer.
+fn redistributors_mapped(stride: Option<u64>) -> u64 {
+    MAX_CPUS as u64 * stride.unwrap_or(0).max(2 * crate::arch::gicr::REDISTRIBUTOR)
+}
+
+// Without a stride, every region fits the `gic-cpu` row, each rounded out
+// to whole pages (a longer stride may not: then mapping says so).
+const _: () = assert!(
+    crate::arch::gicr::MAX_REGIONS as u64 * (MAX_CPUS as u64 * 2 * crate::arch::gicr::REDISTRIBUTOR + 2 * PAGE_SIZE)
+        <= pi::layout::MMIO_END - (pi::layout::GIC_VADDR + pi::layout::GIC_CPU_OFFSET)
+);
 
 /// The GIC as boot set it up: what `layout` and `irqs` show.
 #[derive(Clone, Copy, Debug)]
@@ -84,11 +94,15 @@ pub fn state() -> Option<&'static Result<Mapped, String>> {
 }
 
 /// What is mapped of a second register frame: GICv2's CPU interface, or
-/// the first [`REDISTRIBUTORS`] bytes of a GICv3 redistributor region.
-fn mapped_part(version: GicVersion, regs: PhysRange) -> PhysRange {
-    match version {
+/// the first [`redistributors_mapped`] bytes of a GICv3 redistributor
+/// region.
+fn mapped_part(gic: &Gic, regs: PhysRange) -> PhysRange {
+    match gic.version {
         GicVersion::V2 => regs,
-        GicVersion::V3 => PhysRange::saturating(regs.start.raw(), regs.size().min(REDISTRIBUTORS)),
+        GicVersion::V3 => PhysRange::saturating(
+            regs.start.raw(),
+            regs.size().min(redistributors_mapped(gic.redistributor_stride)),
+        ),
     }
 }
 
@@ -163,7 +177,7 @@ fn map(gic: Gic, timer: u32) -> Result<(Mapped, Regs), String> {
     let mut at = cpu_window.start;
     let mut first = None;
     for (slot, regs) in redist.regions.iter_mut().zip(gic.redistributors()) {
-        let part = mapped_part(gic.version, regs);
+        let part = mapped_part(&gic, regs);
         let frame = one(part, cpu_window, at)?;
         at += frame.pages.size();
         *slot = (frame.regs_va, part.size());

@@ -262,8 +262,9 @@ const KERNEL_STACK_PAGES: u64 = KERNEL_STACK_SIZE / PAGE_SIZE;
 const EXCEPTION_PAGES: u64 = EXCEPTION_STACK / PAGE_SIZE;
 
 /// Maps CPU `n`'s stacks, starts it, waits for it to report in. A CPU that
-/// certainly never ran (PSCI refused it) gives its stacks back; one that
-/// did not report in keeps them, since it may yet run on them, late.
+/// certainly never runs (PSCI refused it, by an error it defines) gives its
+/// stacks back; one that did not report in, or whose refusal PSCI does not
+/// define, keeps them, since it may yet run on them, late.
 fn start(n: usize, mpidr: u64, method: EnableMethod) -> Result<(), Why> {
     let preparing = pmu::boot_clock();
     let stacks = Stacks::take(n)?;
@@ -291,7 +292,9 @@ fn start(n: usize, mpidr: u64, method: EnableMethod) -> Result<(), Why> {
     match method {
         EnableMethod::Psci => {
             if let Err(refused) = psci::cpu_on(mpidr, entry, record_pa) {
-                stacks.give_back();
+                if refused.never_started() {
+                    stacks.give_back();
+                }
                 return Err(Why::CpuOn(refused));
             }
         }

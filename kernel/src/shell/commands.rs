@@ -374,7 +374,9 @@ fn irqs() {
                 println!("irq={} name={} count={} cpu={}", s.intid, s.name, s.count, s.cpu);
             }
             for (cpu, why) in crate::arch::irq::refused() {
-                println!("error: cpu={cpu} takes no interrupts ({why}): module code it runs is unwatched");
+                println!(
+                    "error: cpu={cpu} takes no interrupts ({why}): module code it runs is unwatched; run modules on a CPU listed above (`on N`) to have the watchdog"
+                );
             }
         }
         Some(Err(why)) => println!(

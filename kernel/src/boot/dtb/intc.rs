@@ -64,6 +64,9 @@ pub enum NoGic {
     /// The GIC's `reg` does not reach the CPU through its ancestors'
     /// `ranges`.
     Untranslatable,
+    /// A GICv3's `redistributor-stride` is not a whole number of 64 KiB
+    /// frames of at least one redistributor's two.
+    BadStride(u64),
 }
 
 impl core::fmt::Display for NoGic {
@@ -72,6 +75,12 @@ impl core::fmt::Display for NoGic {
             NoGic::Absent => "the device tree names no GICv2 or GICv3 interrupt controller",
             NoGic::BadReg => "the device tree's GIC node's reg lacks its distributor, its CPU interface or a redistributor region (#redistributor-regions counts them)",
             NoGic::Untranslatable => "the device tree's GIC registers do not reach the CPU through its parents' ranges",
+            NoGic::BadStride(stride) => {
+                return write!(
+                    f,
+                    "the device tree's GIC redistributor-stride {stride:#x} is not a multiple of 64 KiB of at least 128 KiB"
+                );
+            }
         })
     }
 }
@@ -174,7 +183,13 @@ fn gic_regs(version: GicVersion, node: &Frame<'_>, ancestors: &[Frame<'_>]) -> R
                 _ => return Err(NoGic::BadReg),
             }
         }
-        gic.redistributor_stride = Some(node.redistributor_stride).filter(|&s| s > 0);
+        gic.redistributor_stride = match node.redistributor_stride {
+            0 => None,
+            // Each step lands on a redistributor's first frame, and never
+            // inside the one before.
+            s if s.is_multiple_of(0x1_0000) && s >= 0x2_0000 => Some(s),
+            s => return Err(NoGic::BadStride(s)),
+        };
     }
     Ok(gic)
 }
@@ -359,6 +374,13 @@ mod tests {
         }
         // More regions than `reg` holds: refused, not read past its end.
         assert_eq!(gic(Some(7), None), Err(NoGic::BadReg));
+        // A stride that would land inside a redistributor, or nowhere.
+        for bad in [0x1_0000, 0x2_8000, 0x3] {
+            assert_eq!(gic(Some(2), Some(bad)).map(|_| ()), Err(NoGic::BadStride(bad)));
+        }
+        // A huge one is a stride all the same: the search stops at the
+        // region's end without wrapping (`gicr`'s tests).
+        assert!(gic(Some(2), Some(0xffff_ffff_ffff_0000)).is_ok());
         // Past the kernel's four, the rest are not read.
         let four = gic(Some(5), None).unwrap();
         assert_eq!(four.redistributors().count(), MAX_REDISTRIBUTOR_REGIONS);
