@@ -25,15 +25,20 @@ const WINDOWS: [FixedWindow; 2] = [kmap::fixed("gic-dist"), kmap::fixed("gic-cpu
 /// the kernel runs, each four 64 KiB frames long as with virtual LPIs
 /// (GICv4; without them two, and the first half of this holds all of
 /// them), or `redistributor-stride` apart where that is longer.
-fn redistributors_mapped(stride: Option<u64>) -> u64 {
-    MAX_CPUS as u64 * stride.unwrap_or(0).max(2 * crate::arch::gicr::REDISTRIBUTOR)
+const fn redistributors_mapped(stride: Option<u64>) -> u64 {
+    let least = 2 * crate::arch::gicr::REDISTRIBUTOR;
+    let step = match stride {
+        Some(stride) if stride > least => stride,
+        _ => least,
+    };
+    MAX_CPUS as u64 * step
 }
 
 // Without a stride, every region fits the `gic-cpu` row, each rounded out
 // to whole pages (a longer stride may not: then mapping says so).
 const _: () = assert!(
-    crate::arch::gicr::MAX_REGIONS as u64 * (MAX_CPUS as u64 * 2 * crate::arch::gicr::REDISTRIBUTOR + 2 * PAGE_SIZE)
-        <= pi::layout::MMIO_END - (pi::layout::GIC_VADDR + pi::layout::GIC_CPU_OFFSET)
+    crate::arch::gicr::MAX_REGIONS as u64 * (redistributors_mapped(None) + 2 * PAGE_SIZE)
+        <= WINDOWS[1].end - WINDOWS[1].start
 );
 
 /// The GIC as boot set it up: what `layout` and `irqs` show.
