@@ -14,23 +14,9 @@
 //! .cargo/config.toml).
 
 mod common;
-use common::{MODULES, module_file, splitmap};
+use common::{MODULES, artifact, granule_artifact, module_file};
 
 use object::{Object, ObjectSection, SectionFlags};
-
-/// What `splitmap build --granule GRANULE` says it built: `what` is `elf`,
-/// `boot` or `initrd`; the file's bytes.
-fn built(granule: &str, what: &str) -> Vec<u8> {
-    let build = splitmap(&["build", "--granule", granule]);
-    assert!(build.success, "{}", build.stderr);
-    let prefix = format!("{what}: ");
-    let path = build
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no {what} line in {}", build.stdout));
-    std::fs::read(path).unwrap()
-}
 
 /// The executable sections of the ELF file `elf`: name, address, bytes.
 fn code_sections(elf: &[u8]) -> Vec<(String, u64, Vec<u8>)> {
@@ -53,7 +39,7 @@ fn code_sections(elf: &[u8]) -> Vec<(String, u64, Vec<u8>)> {
 fn no_kernel_code_holds_the_a53_843419_sequence() {
     for granule in ["4k", "16k", "64k"] {
         let mut code_bytes = 0;
-        for (name, address, code) in code_sections(&built(granule, "elf")) {
+        for (name, address, code) in code_sections(&granule_artifact(granule, "elf")) {
             code_bytes += code.len();
             let found = kernel::module::a53::find(address, &code);
             assert_eq!(found, None, "{granule}: {name} holds the sequence at {found:#x?}");
@@ -108,8 +94,8 @@ fn mac_after_memory_access_finds_the_sequence_and_only_it() {
 /// from there would be no instructions): stage 0's own code, and its data
 /// read as code too, which can only find more.
 fn stage0_own_bytes() -> Vec<u8> {
-    let mut boot = built("4k", "boot");
-    let image = built("4k", "image");
+    let mut boot = artifact("boot");
+    let image = artifact("image");
     let head = &image[..4096];
     let at = boot
         .windows(head.len())
@@ -125,7 +111,7 @@ fn stage0_own_bytes() -> Vec<u8> {
 fn no_code_built_for_the_kernel_holds_the_a53_835769_sequence() {
     let mut code = Vec::new();
     for granule in ["4k", "16k", "64k"] {
-        for (name, address, bytes) in code_sections(&built(granule, "elf")) {
+        for (name, address, bytes) in code_sections(&granule_artifact(granule, "elf")) {
             code.push((format!("{granule} kernel {name}"), address, bytes));
         }
     }

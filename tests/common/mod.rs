@@ -171,12 +171,19 @@ pub fn expected_linear_descriptors(start: u64, size: u64) -> (u64, u64, u64) {
 
 /// The contents of an artifact `splitmap build` lists (`image`, `elf`, …).
 pub fn artifact(key: &str) -> Vec<u8> {
+    granule_artifact("4k", key)
+}
+
+/// [`artifact`], of the build for `granule` (`4k`, `16k`, `64k`).
+pub fn granule_artifact(granule: &str, key: &str) -> Vec<u8> {
+    let build = splitmap(&["build", "--granule", granule]);
+    assert!(build.success, "{}", build.stderr);
     let prefix = format!("{key}: ");
-    let path = splitmap(&["build"])
+    let path = build
         .stdout
         .lines()
         .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
-        .unwrap();
+        .unwrap_or_else(|| panic!("no {key} line in {}", build.stdout));
     std::fs::read(path).unwrap()
 }
 
