@@ -278,22 +278,9 @@ fn odd_memory_ranges_are_reported_and_the_rest_used() {
     assert_eq!(ktap_totals(&run.stdout).1, 0, "{}", run.stdout);
 }
 
-/// QEMU's own device tree for `virt` with 1 GiB, as `-machine dumpdtb=` writes it.
-fn qemu_dtb() -> Vec<u8> {
-    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-virt.dtb");
-    let out = std::process::Command::new("qemu-system-aarch64")
-        .arg("-machine")
-        .arg(format!("virt,dumpdtb={}", path.display()))
-        .args(["-cpu", "cortex-a72", "-m", "1024M", "-nic", "none", "-display", "none"])
-        .output()
-        .expect("run qemu-system-aarch64");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    std::fs::read(&path).unwrap()
-}
-
 #[test]
 fn qemus_own_tree_boots_raw_and_fails_clearly_once_mutated() {
-    let dtb = qemu_dtb();
+    let dtb = qemu_tree("qemu-virt", "virt", &[]);
     let run = raw("qemu-virt.dtb", &dtb, &["mem"]);
     assert!(run.success, "QEMU's tree as it is boots:\n{}{}", run.stdout, run.stderr);
     assert!(
@@ -688,7 +675,7 @@ fn dtb_mutant(dtb: &[u8], seed: u64, i: u64) -> (String, Vec<u8>) {
 
 #[test]
 fn mutated_trees_reach_the_prompt_or_stop_with_a_named_error() {
-    let dtb = qemu_dtb();
+    let dtb = qemu_tree("qemu-virt", "virt", &[]);
     let cases: Vec<(String, String, Vec<u8>)> = (0..40)
         .map(|i| {
             let (what, blob) = dtb_mutant(&dtb, 0xd7b, i);

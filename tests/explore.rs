@@ -495,13 +495,9 @@ fn dtb_prints_the_tree_qemu_made_as_dtc_decodes_it() {
         "--cmd",
         "poweroff",
     ]);
-    let dtc = std::process::Command::new("dtc")
-        .args(["-q", "-I", "dtb", "-O", "dts"])
-        .arg(&dumped)
-        .output()
-        .expect("dtc (device-tree-compiler) is missing: run scripts/setup.sh");
+    let decoded = common::dtc("dtb", "dts", &std::fs::read(&dumped).unwrap());
     let _ = std::fs::remove_file(&dumped);
-    let expected = String::from_utf8(dtc.stdout).unwrap();
+    let expected = String::from_utf8(decoded).unwrap();
     assert!(expected.contains("memory@40000000"), "dtc printed:\n{expected}");
 
     let out = common::session(&["--nokaslr"], &["dtb", "dtb /memory", "dtb /nothing", "dtb memory"]);

@@ -272,45 +272,12 @@ fn bad_watchdog_settings_are_refused_with_what_would_do() {
 /// also packs it: QEMU dumps a MiB, mostly free space, which `--dtb`
 /// refuses).
 fn gicv3_tree(name: &str, edit: impl Fn(&str) -> String) -> std::path::PathBuf {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let dumped = dir.join(format!("{name}-dumped.dtb"));
-    let out = std::process::Command::new("qemu-system-aarch64")
-        .arg("-machine")
-        .arg(format!("virt,gic-version=3,dumpdtb={}", dumped.display()))
-        .args([
-            "-cpu",
-            "cortex-a72",
-            "-smp",
-            "2",
-            "-m",
-            "1024M",
-            "-nic",
-            "none",
-            "-display",
-            "none",
-        ])
-        .output()
-        .expect("run qemu-system-aarch64");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let dtc = |args: &[&str], input: &[u8]| {
-        let mut child = std::process::Command::new("dtc")
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("dtc (scripts/setup.sh installs device-tree-compiler)");
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
-    };
-    let source = dtc(&["-q", "-I", "dtb", "-O", "dts"], &std::fs::read(&dumped).unwrap());
-    let source = String::from_utf8(source).unwrap();
+    let dumped = qemu_tree(&format!("{name}-dumped"), "virt,gic-version=3", &["-smp", "2"]);
+    let source = String::from_utf8(dtc("dtb", "dts", &dumped)).unwrap();
     let edited = edit(&source);
     assert_ne!(edited, source, "the edit changed nothing");
-    let path = dir.join(format!("{name}.dtb"));
-    std::fs::write(&path, dtc(&["-q", "-I", "dts", "-O", "dtb"], edited.as_bytes())).unwrap();
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.dtb"));
+    std::fs::write(&path, dtc("dts", "dtb", edited.as_bytes())).unwrap();
     path
 }
 

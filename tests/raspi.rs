@@ -29,14 +29,9 @@ fn field(out: &str, prefix: &str, key: &str) -> u64 {
 #[test]
 fn the_committed_tree_is_its_source_compiled() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("boot/boards");
-    let out = std::process::Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb"])
-        .arg(dir.join("raspi3b.dts"))
-        .output()
-        .expect("dtc (device-tree-compiler, scripts/setup.sh installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let compiled = dtc("dts", "dtb", &std::fs::read(dir.join("raspi3b.dts")).unwrap());
     assert!(
-        out.stdout == std::fs::read(dir.join("raspi3b.dtb")).unwrap(),
+        compiled == std::fs::read(dir.join("raspi3b.dtb")).unwrap(),
         "boot/boards/raspi3b.dtb is stale: run dtc -q -I dts -O dtb -o boot/boards/raspi3b.dtb boot/boards/raspi3b.dts"
     );
 }
@@ -289,14 +284,8 @@ fn pi_tree(name: &str, edit: Edit) -> String {
     assert_ne!(edited, source, "{name}: the edit changed nothing");
     let dir = root.join("target/raspi-trees");
     std::fs::create_dir_all(&dir).unwrap();
-    let (dts, dtb) = (dir.join(format!("{name}.dts")), dir.join(format!("{name}.dtb")));
-    std::fs::write(&dts, edited).unwrap();
-    let out = std::process::Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
-        .args([&dtb, &dts])
-        .output()
-        .expect("dtc (device-tree-compiler, scripts/setup.sh installs it)");
-    assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    let dtb = dir.join(format!("{name}.dtb"));
+    std::fs::write(&dtb, dtc("dts", "dtb", edited.as_bytes())).unwrap();
     dtb.display().to_string()
 }
 

@@ -187,6 +187,39 @@ pub fn granule_artifact(granule: &str, key: &str) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
+/// The tree QEMU makes for `machine` (`virt`, `virt,gic-version=3`, …)
+/// with a cortex-a72, 1 GiB and `args`, as `-machine …,dumpdtb=` writes it
+/// (into the tests' temporary directory as NAME.dtb).
+pub fn qemu_tree(name: &str, machine: &str, args: &[&str]) -> Vec<u8> {
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.dtb"));
+    let out = Command::new("qemu-system-aarch64")
+        .arg("-machine")
+        .arg(format!("{machine},dumpdtb={}", path.display()))
+        .args(["-cpu", "cortex-a72", "-m", "1024M", "-nic", "none", "-display", "none"])
+        .args(args)
+        .output()
+        .expect("run qemu-system-aarch64");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(&path).unwrap()
+}
+
+/// `dtc` turning `input` from `from` into `to` (each `dtb` or `dts`): a
+/// blob it writes packed.
+pub fn dtc(from: &str, to: &str, input: &[u8]) -> Vec<u8> {
+    use std::process::Stdio;
+    let mut child = Command::new("dtc")
+        .args(["-q", "-I", from, "-O", to])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dtc (device-tree-compiler, scripts/setup.sh installs it)");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "dtc: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
 /// The kernel Image's `image_size` header field: bytes it needs in RAM.
 pub fn image_size() -> u64 {
     u64::from_le_bytes(artifact("image")[16..24].try_into().unwrap())
