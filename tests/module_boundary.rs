@@ -134,14 +134,6 @@ fn heap_in_use(out: &str) -> Vec<u64> {
         .collect()
 }
 
-/// The `free     frames=N` values `mem` printed, in order.
-fn free_frames(out: &str) -> Vec<u64> {
-    out.lines()
-        .filter_map(|l| l.strip_prefix("free     frames="))
-        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
-        .collect()
-}
-
 /// Contained faults cost nothing that outlives `rmmod`, however many there
 /// are: `rmmod` removes a faulted module without running its code and frees
 /// all it held, so one module can be loaded, faulted and removed again and

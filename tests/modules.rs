@@ -66,14 +66,6 @@ fn module_line(out: &str, name: &str) -> Line {
     }
 }
 
-/// `free frames=N` from `mem`, each time it appears.
-fn free_frames(out: &str) -> Vec<u64> {
-    out.lines()
-        .filter_map(|l| l.strip_prefix("free     frames="))
-        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
-        .collect()
-}
-
 #[test]
 fn near_modules_call_the_kernel_directly() {
     let out = session(&[], &["mem", "insmod hello", "lsmod", "rmmod hello", "lsmod", "mem"]);

@@ -187,6 +187,14 @@ pub fn granule_artifact(granule: &str, key: &str) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
+/// The `free     frames=N` values `mem` printed, in order.
+pub fn free_frames(out: &str) -> Vec<u64> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("free     frames="))
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect()
+}
+
 /// The tree QEMU makes for `machine` (`virt`, `virt,gic-version=3`, …)
 /// with a cortex-a72, 1 GiB and `args`, as `-machine …,dumpdtb=` writes it
 /// (into the tests' temporary directory as NAME.dtb).
